@@ -1,0 +1,197 @@
+//! Typed errors, one enum per kind of failure.
+//!
+//! Each function returns its narrowest enum; [`Error`] gathers them for callers that do not
+//! care which step failed. No variant carries a key, token, code or address.
+
+use thiserror::Error;
+
+use crate::time::{DayNumber, IntervalNumber};
+
+/// Outside bytes could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The input was empty or shorter than the frame header.
+    #[error("input is truncated: {got} bytes, at least {min} needed")]
+    Truncated {
+        /// Bytes received.
+        got: usize,
+        /// Bytes needed at least.
+        min: usize,
+    },
+    /// The input exceeds the size cap of its message kind.
+    #[error("input is too large: {got} bytes, at most {max} allowed")]
+    TooLarge {
+        /// Bytes received.
+        got: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// The version byte is not one this implementation speaks.
+    #[error("unsupported wire version {got} (this build speaks {supported})")]
+    UnsupportedVersion {
+        /// Version received.
+        got: u8,
+        /// Version supported.
+        supported: u8,
+    },
+    /// The frame holds a different message kind than the one expected.
+    #[error("wrong message kind {got:#04x}, expected {expected:#04x}")]
+    WrongKind {
+        /// Kind byte received.
+        got: u8,
+        /// Kind byte expected.
+        expected: u8,
+    },
+    /// The body is not a valid encoding of the message.
+    #[error("malformed message body")]
+    Malformed,
+    /// Valid message followed by extra bytes.
+    #[error("{extra} trailing bytes after the message")]
+    TrailingBytes {
+        /// Number of extra bytes.
+        extra: usize,
+    },
+    /// A field holds a value outside its domain (an unknown enum tag, say).
+    #[error("invalid field `{field}`")]
+    InvalidField {
+        /// The field's name.
+        field: &'static str,
+    },
+}
+
+/// Report contents break a protocol rule.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ValidationError {
+    /// The report holds no key or token.
+    #[error("report is empty")]
+    Empty,
+    /// More keys than allowed in one report.
+    #[error("too many keys: {got}, at most {max}")]
+    TooManyKeys {
+        /// Keys received.
+        got: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// More tokens than allowed in one report.
+    #[error("too many tokens: {got}, at most {max}")]
+    TooManyTokens {
+        /// Tokens received.
+        got: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A rolling period outside 1..=144.
+    #[error("rolling period {got} is outside 1..=144")]
+    BadRollingPeriod {
+        /// Period received.
+        got: u8,
+    },
+    /// A key whose window starts after now.
+    #[error("key starts in the future (interval {rolling_start:?}, now {now:?})")]
+    FutureKey {
+        /// The key's first interval.
+        rolling_start: IntervalNumber,
+        /// The current interval.
+        now: IntervalNumber,
+    },
+    /// A key or token older than the retention period.
+    #[error("entry from day {day:?} is older than the retention period (oldest kept: {oldest:?})")]
+    TooOld {
+        /// The entry's day.
+        day: DayNumber,
+        /// The oldest day kept.
+        oldest: DayNumber,
+    },
+    /// A token dated in the future.
+    #[error("token dated in the future (day {day:?}, today {today:?})")]
+    FutureToken {
+        /// The token's day.
+        day: DayNumber,
+        /// Today.
+        today: DayNumber,
+    },
+    /// The same key or token twice, or two keys whose windows overlap.
+    #[error("duplicate or overlapping entry")]
+    Duplicate,
+    /// A days-since-onset value outside -14..=14.
+    #[error("days since onset {got} is outside -14..=14")]
+    BadDaysSinceOnset {
+        /// Value received.
+        got: i8,
+    },
+    /// The report's scheme is not the one the certificate or node expects.
+    #[error("report scheme does not match")]
+    WrongScheme,
+}
+
+/// An authority certificate failed verification.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum CertificateError {
+    /// The certificate names an authority this verifier does not trust.
+    #[error("certificate is signed by an untrusted authority")]
+    UntrustedAuthority,
+    /// The Ed25519 signature does not verify.
+    #[error("certificate signature is invalid")]
+    BadSignature,
+    /// The certificate expired before `now`.
+    #[error("certificate expired at {expired_at} (now {now})")]
+    Expired {
+        /// Expiry, unix seconds.
+        expired_at: u64,
+        /// Verification time, unix seconds.
+        now: u64,
+    },
+    /// The certificate was issued after `now` (clock skew or forgery).
+    #[error("certificate is not valid yet")]
+    NotYetValid,
+    /// The HMAC recomputed from the report and its key differs from the certified one.
+    #[error("report does not match the certified HMAC")]
+    HmacMismatch,
+    /// The report's type differs from the certified test type.
+    #[error("report type does not match the certificate")]
+    ReportTypeMismatch,
+}
+
+/// Everything that can go wrong in `proto`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// See [`DecodeError`].
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// See [`ValidationError`].
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// See [`CertificateError`].
+    #[error(transparent)]
+    Certificate(#[from] CertificateError),
+    /// See [`PetError`].
+    #[error(transparent)]
+    Pet(#[from] PetError),
+}
+
+/// A `pet` operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum PetError {
+    /// The peer's public key is a low-order point: the shared secret would be all zeros
+    /// (or otherwise not contributory), so no token is derived.
+    #[error("peer key is a low-order point; shared secret is not contributory")]
+    NonContributory,
+    /// A slice's index is outside 0..=3.
+    #[error("slice index {got} is outside 0..=3")]
+    BadSliceIndex {
+        /// Index received.
+        got: u8,
+    },
+    /// A slice's encoding is malformed (wrong length or version).
+    #[error("malformed key slice")]
+    MalformedSlice,
+    /// Slices with the same tag did not rebuild a key whose tag matches.
+    #[error("slices do not rebuild a consistent key")]
+    InconsistentSlices,
+}

@@ -195,3 +195,18 @@ pub enum PetError {
     #[error("slices do not rebuild a consistent key")]
     InconsistentSlices,
 }
+
+/// A typed upload code is not well formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum CodeError {
+    /// Not 16 code characters (dashes and spaces aside).
+    #[error("a code has 16 characters, got {got}")]
+    BadLength {
+        /// Characters received.
+        got: usize,
+    },
+    /// A character outside Crockford base32.
+    #[error("a code holds only digits and the letters A-Z without U")]
+    BadCharacter,
+}

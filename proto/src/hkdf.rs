@@ -22,7 +22,8 @@ pub(crate) fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[&[u8]], out: &mut [u8
     let okm = prk
         .expand(info, OutputLength(out.len()))
         .expect("HKDF output length is within 255 * HashLen");
-    okm.fill(out).expect("HKDF output length matches the buffer");
+    okm.fill(out)
+        .expect("HKDF output length matches the buffer");
 }
 
 #[cfg(test)]

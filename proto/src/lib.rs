@@ -1,13 +1,16 @@
 //! The Ephemera contact-tracing protocol.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod error;
 pub mod gaen;
 mod hkdf;
 pub mod pet;
 pub mod report;
+pub mod signing;
 pub mod time;
+pub mod wire;
 
-pub use error::{CertificateError, DecodeError, Error, PetError, ValidationError};
-pub use report::ReportType;
+pub use error::{CertificateError, CodeError, DecodeError, Error, PetError, ValidationError};
+pub use report::{PublishedToken, ReportContents, ReportLimits, ReportType, SchemeKind};
 pub use time::{DayNumber, INTERVALS_PER_DAY, IntervalNumber, UnixTime};

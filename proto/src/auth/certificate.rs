@@ -1,0 +1,397 @@
+//! Authority certificates: an Ed25519 signature over a report's HMAC and test facts.
+//!
+//! A certificate names no one. It holds the report HMAC, test type, optional symptom onset,
+//! validity times, the authority's key id and a random unique id that nodes remember so the
+//! certificate is used once.
+
+use std::collections::BTreeMap;
+
+use rand_core::CryptoRng;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::hmac::{ReportHmac, ReportHmacKey};
+use crate::error::CertificateError;
+use crate::report::{ReportContents, ReportType};
+use crate::signing::{Ed25519PublicKey, Ed25519SigningKey, KeyId, Signature};
+use crate::time::{DayNumber, UnixTime};
+use crate::wire::{self, WireMessage};
+
+/// Domain label of certificate signatures.
+const CERTIFICATE_LABEL: &[u8] = b"ephemera/certificate/v1";
+/// Version of the certificate layout.
+const CERTIFICATE_VERSION: u8 = 1;
+/// Clock skew tolerated between an authority and a verifier, in seconds.
+const MAX_CLOCK_SKEW_SECONDS: u64 = 300;
+
+/// The random unique id of a certificate; nodes accept each id once.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CertificateId(pub [u8; 16]);
+
+/// What an authority certifies: the phone's report HMAC and what the code says of the test.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateRequest {
+    /// HMAC the phone computed over its report.
+    pub report_hmac: ReportHmac,
+    /// Test type recorded with the code.
+    pub test_type: ReportType,
+    /// Symptom onset recorded with the code, if any.
+    pub symptom_onset: Option<DayNumber>,
+}
+
+/// The signed facts of a certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    /// Layout version (1).
+    pub version: u8,
+    /// Unique id, for single use.
+    pub id: CertificateId,
+    /// Key id of the signing authority.
+    pub authority: KeyId,
+    /// HMAC of the certified report.
+    pub report_hmac: ReportHmac,
+    /// How the positive was established.
+    pub test_type: ReportType,
+    /// Day symptoms began, if known.
+    pub symptom_onset: Option<DayNumber>,
+    /// When it was signed.
+    pub issued_at: UnixTime,
+    /// The last moment a node accepts it for a first upload.
+    pub expires_at: UnixTime,
+}
+
+/// A certificate with its authority's Ed25519 signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedCertificate {
+    /// The signed facts.
+    pub certificate: Certificate,
+    /// Signature over `"ephemera/certificate/v1" ‖ postcard(certificate)`.
+    pub signature: Signature,
+}
+
+impl WireMessage for SignedCertificate {
+    const KIND: u8 = wire::kind::SIGNED_CERTIFICATE;
+    const MAX_SIZE: usize = 512;
+}
+
+/// How expiry is judged when a certificate is verified.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ExpiryPolicy {
+    /// A phone's upload to a node: the certificate must not have expired.
+    FirstUpload,
+    /// A report relayed by another node: the first node already checked expiry, which
+    /// cannot be re-proved later, so only the retention period bounds the certificate's
+    /// age (plus single use, which every node enforces itself).
+    Relayed {
+        /// Days a node keeps reports.
+        retention_days: u32,
+    },
+}
+
+impl Certificate {
+    fn signing_input(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("postcard encoding into a Vec")
+    }
+}
+
+impl SignedCertificate {
+    /// Verifies the signature against `trusted` and the validity times at `now`.
+    ///
+    /// # Errors
+    /// [`CertificateError::UntrustedAuthority`], [`CertificateError::BadSignature`],
+    /// [`CertificateError::Expired`] or [`CertificateError::NotYetValid`].
+    pub fn verify(
+        &self,
+        trusted: &TrustedAuthorities,
+        now: UnixTime,
+        policy: ExpiryPolicy,
+    ) -> Result<&Certificate, CertificateError> {
+        let cert = &self.certificate;
+        let key = trusted
+            .get(&cert.authority)
+            .ok_or(CertificateError::UntrustedAuthority)?;
+        if cert.version != CERTIFICATE_VERSION
+            || !key.verify(CERTIFICATE_LABEL, &cert.signing_input(), &self.signature)
+        {
+            return Err(CertificateError::BadSignature);
+        }
+        if cert.issued_at > now.plus_seconds(MAX_CLOCK_SKEW_SECONDS) {
+            return Err(CertificateError::NotYetValid);
+        }
+        let deadline = match policy {
+            ExpiryPolicy::FirstUpload => cert.expires_at,
+            ExpiryPolicy::Relayed { retention_days } => cert
+                .issued_at
+                .plus_seconds(u64::from(retention_days) * crate::time::SECONDS_PER_DAY),
+        };
+        if now > deadline {
+            return Err(CertificateError::Expired {
+                expired_at: deadline.0,
+                now: now.0,
+            });
+        }
+        Ok(cert)
+    }
+
+    /// Checks that `contents`, authenticated with `hmac_key`, is the certified report.
+    ///
+    /// # Errors
+    /// [`CertificateError::HmacMismatch`].
+    pub fn check_report(
+        &self,
+        contents: &ReportContents,
+        hmac_key: &ReportHmacKey,
+    ) -> Result<(), CertificateError> {
+        if hmac_key.authenticate(contents) == self.certificate.report_hmac {
+            Ok(())
+        } else {
+            Err(CertificateError::HmacMismatch)
+        }
+    }
+}
+
+/// A health authority's Ed25519 certificate-signing key.
+#[derive(Debug)]
+pub struct AuthoritySigningKey(Ed25519SigningKey);
+
+impl AuthoritySigningKey {
+    /// Draws a new key.
+    pub fn generate(rng: &mut impl CryptoRng) -> Self {
+        AuthoritySigningKey(Ed25519SigningKey::generate(rng))
+    }
+
+    /// Rebuilds a stored key from its seed.
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        AuthoritySigningKey(Ed25519SigningKey::from_seed(seed))
+    }
+
+    /// The seed, for storage. A secret.
+    pub fn seed(&self) -> &[u8; 32] {
+        self.0.seed()
+    }
+
+    /// The public key other nodes configure as trusted.
+    pub fn public_key(&self) -> Ed25519PublicKey {
+        self.0.public_key()
+    }
+
+    /// Signs a certificate for `request`, valid from `now` for `lifetime_seconds`.
+    pub fn issue(
+        &self,
+        request: &CertificateRequest,
+        now: UnixTime,
+        lifetime_seconds: u64,
+        rng: &mut impl CryptoRng,
+    ) -> SignedCertificate {
+        let mut id = [0u8; 16];
+        rng.fill_bytes(&mut id);
+        let certificate = Certificate {
+            version: CERTIFICATE_VERSION,
+            id: CertificateId(id),
+            authority: self.public_key().key_id(),
+            report_hmac: request.report_hmac,
+            test_type: request.test_type,
+            symptom_onset: request.symptom_onset,
+            issued_at: now,
+            expires_at: now.plus_seconds(lifetime_seconds),
+        };
+        let signature = self.0.sign(CERTIFICATE_LABEL, &certificate.signing_input());
+        SignedCertificate {
+            certificate,
+            signature,
+        }
+    }
+}
+
+/// The authority keys a verifier trusts, by key id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedAuthorities {
+    keys: BTreeMap<KeyId, Ed25519PublicKey>,
+}
+
+impl TrustedAuthorities {
+    /// An empty set: nothing verifies.
+    pub fn new() -> Self {
+        TrustedAuthorities::default()
+    }
+
+    /// Adds a trusted key; returns `self` for chaining.
+    pub fn with(mut self, key: Ed25519PublicKey) -> Self {
+        self.insert(key);
+        self
+    }
+
+    /// Adds a trusted key.
+    pub fn insert(&mut self, key: Ed25519PublicKey) {
+        self.keys.insert(key.key_id(), key);
+    }
+
+    /// The key with this id, if trusted.
+    pub fn get(&self, id: &KeyId) -> Option<&Ed25519PublicKey> {
+        self.keys.get(id)
+    }
+
+    /// Every trusted key.
+    pub fn iter(&self) -> impl Iterator<Item = &Ed25519PublicKey> {
+        self.keys.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::pet::EncounterToken;
+    use crate::report::PublishedToken;
+
+    const NOW: UnixTime = UnixTime(1_700_000_000);
+
+    fn setup() -> (
+        AuthoritySigningKey,
+        TrustedAuthorities,
+        ReportContents,
+        ReportHmacKey,
+        SignedCertificate,
+    ) {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let authority = AuthoritySigningKey::generate(&mut rng);
+        let trusted = TrustedAuthorities::new().with(authority.public_key());
+        let contents = ReportContents::Pet(vec![PublishedToken {
+            day: NOW.day(),
+            token: EncounterToken([5; 16]),
+        }]);
+        let hmac_key = ReportHmacKey::generate(&mut rng);
+        let request = CertificateRequest {
+            report_hmac: hmac_key.authenticate(&contents),
+            test_type: ReportType::ConfirmedTest,
+            symptom_onset: Some(NOW.day().minus(2)),
+        };
+        let cert = authority.issue(&request, NOW, 3600, &mut rng);
+        (authority, trusted, contents, hmac_key, cert)
+    }
+
+    #[test]
+    fn a_fresh_certificate_verifies_and_binds_the_report() {
+        let (_, trusted, contents, hmac_key, cert) = setup();
+        assert!(
+            cert.verify(&trusted, NOW.plus_seconds(10), ExpiryPolicy::FirstUpload)
+                .is_ok()
+        );
+        assert_eq!(cert.check_report(&contents, &hmac_key), Ok(()));
+        let other = ReportContents::Pet(vec![PublishedToken {
+            day: NOW.day(),
+            token: EncounterToken([6; 16]),
+        }]);
+        assert_eq!(
+            cert.check_report(&other, &hmac_key),
+            Err(CertificateError::HmacMismatch)
+        );
+        assert_eq!(
+            cert.check_report(&contents, &ReportHmacKey([0; 32])),
+            Err(CertificateError::HmacMismatch)
+        );
+    }
+
+    #[test]
+    fn expiry_untrusted_and_forgery_are_refused() {
+        let (authority, trusted, _, _, cert) = setup();
+        assert_eq!(
+            cert.verify(&trusted, NOW.plus_seconds(3601), ExpiryPolicy::FirstUpload),
+            Err(CertificateError::Expired {
+                expired_at: NOW.0 + 3600,
+                now: NOW.0 + 3601
+            })
+        );
+        // A relayed report is judged by retention, not by the short upload deadline.
+        assert!(
+            cert.verify(
+                &trusted,
+                NOW.plus_seconds(86_400),
+                ExpiryPolicy::Relayed { retention_days: 14 }
+            )
+            .is_ok()
+        );
+        assert!(matches!(
+            cert.verify(
+                &trusted,
+                NOW.plus_seconds(15 * 86_400),
+                ExpiryPolicy::Relayed { retention_days: 14 }
+            ),
+            Err(CertificateError::Expired { .. })
+        ));
+        assert_eq!(
+            cert.verify(&trusted, NOW.minus_seconds(3600), ExpiryPolicy::FirstUpload),
+            Err(CertificateError::NotYetValid)
+        );
+        assert_eq!(
+            cert.verify(&TrustedAuthorities::new(), NOW, ExpiryPolicy::FirstUpload),
+            Err(CertificateError::UntrustedAuthority)
+        );
+
+        let mut forged = cert.clone();
+        forged.certificate.test_type = ReportType::SelfReport;
+        assert_eq!(
+            forged.verify(&trusted, NOW, ExpiryPolicy::FirstUpload),
+            Err(CertificateError::BadSignature)
+        );
+        let mut extended = cert.clone();
+        extended.certificate.expires_at = NOW.plus_seconds(1_000_000);
+        assert_eq!(
+            extended.verify(&trusted, NOW, ExpiryPolicy::FirstUpload),
+            Err(CertificateError::BadSignature)
+        );
+
+        // A rogue key claiming the trusted authority's id fails on the signature.
+        let rogue = AuthoritySigningKey::generate(&mut ChaCha20Rng::seed_from_u64(99));
+        let mut stolen_id = rogue.issue(
+            &CertificateRequest {
+                report_hmac: cert.certificate.report_hmac,
+                test_type: ReportType::ConfirmedTest,
+                symptom_onset: None,
+            },
+            NOW,
+            3600,
+            &mut ChaCha20Rng::seed_from_u64(100),
+        );
+        stolen_id.certificate.authority = authority.public_key().key_id();
+        assert_eq!(
+            stolen_id.verify(&trusted, NOW, ExpiryPolicy::FirstUpload),
+            Err(CertificateError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn certificates_have_unique_ids_and_survive_the_wire() {
+        let (authority, trusted, _, _, cert) = setup();
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let again = authority.issue(
+            &CertificateRequest {
+                report_hmac: cert.certificate.report_hmac,
+                test_type: ReportType::ConfirmedTest,
+                symptom_onset: None,
+            },
+            NOW,
+            60,
+            &mut rng,
+        );
+        assert_ne!(again.certificate.id, cert.certificate.id);
+        let bytes = wire::encode(&cert);
+        let decoded: SignedCertificate = wire::decode(&bytes).unwrap();
+        assert!(
+            decoded
+                .verify(&trusted, NOW, ExpiryPolicy::FirstUpload)
+                .is_ok()
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let mut framed = vec![wire::WIRE_VERSION, wire::kind::SIGNED_CERTIFICATE];
+            framed.extend_from_slice(&bytes);
+            let _ = wire::decode::<SignedCertificate>(&framed);
+            let _ = wire::decode::<SignedCertificate>(&bytes);
+        }
+    }
+}

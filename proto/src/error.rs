@@ -210,3 +210,15 @@ pub enum CodeError {
     #[error("a code holds only digits and the letters A-Z without U")]
     BadCharacter,
 }
+
+/// An upload failed verification.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum UploadError {
+    /// The certificate or its binding to the report failed.
+    #[error(transparent)]
+    Certificate(#[from] CertificateError),
+    /// The report breaks a protocol rule.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+}

@@ -9,8 +9,11 @@ pub mod pet;
 pub mod report;
 pub mod signing;
 pub mod time;
+pub mod upload;
 pub mod wire;
 
-pub use error::{CertificateError, CodeError, DecodeError, Error, PetError, ValidationError};
+pub use error::{
+    CertificateError, CodeError, DecodeError, Error, PetError, UploadError, ValidationError,
+};
 pub use report::{PublishedToken, ReportContents, ReportLimits, ReportType, SchemeKind};
 pub use time::{DayNumber, INTERVALS_PER_DAY, IntervalNumber, UnixTime};

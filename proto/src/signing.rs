@@ -3,6 +3,7 @@
 //! Every signed message is prefixed with its own domain label, so a signature made for one
 //! purpose never verifies for another.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use rand_core::CryptoRng;
@@ -165,6 +166,50 @@ impl<'de> Deserialize<'de> for Signature {
             }
         }
         deserializer.deserialize_bytes(Visitor)
+    }
+}
+
+/// A set of trusted public keys, by key id (authorities for certificates, nodes for batches).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedKeys {
+    keys: BTreeMap<KeyId, Ed25519PublicKey>,
+}
+
+impl TrustedKeys {
+    /// An empty set: nothing verifies.
+    pub fn new() -> Self {
+        TrustedKeys::default()
+    }
+
+    /// Adds a trusted key; returns `self` for chaining.
+    pub fn with(mut self, key: Ed25519PublicKey) -> Self {
+        self.insert(key);
+        self
+    }
+
+    /// Adds a trusted key.
+    pub fn insert(&mut self, key: Ed25519PublicKey) {
+        self.keys.insert(key.key_id(), key);
+    }
+
+    /// The key with this id, if trusted.
+    pub fn get(&self, id: &KeyId) -> Option<&Ed25519PublicKey> {
+        self.keys.get(id)
+    }
+
+    /// Every trusted key.
+    pub fn iter(&self) -> impl Iterator<Item = &Ed25519PublicKey> {
+        self.keys.values()
+    }
+
+    /// Number of trusted keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no key is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
     }
 }
 

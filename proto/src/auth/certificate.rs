@@ -4,15 +4,13 @@
 //! validity times, the authority's key id and a random unique id that nodes remember so the
 //! certificate is used once.
 
-use std::collections::BTreeMap;
-
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::hmac::{ReportHmac, ReportHmacKey};
 use crate::error::CertificateError;
 use crate::report::{ReportContents, ReportType};
-use crate::signing::{Ed25519PublicKey, Ed25519SigningKey, KeyId, Signature};
+use crate::signing::{Ed25519PublicKey, Ed25519SigningKey, KeyId, Signature, TrustedKeys};
 use crate::time::{DayNumber, UnixTime};
 use crate::wire::{self, WireMessage};
 
@@ -203,38 +201,7 @@ impl AuthoritySigningKey {
 }
 
 /// The authority keys a verifier trusts, by key id.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TrustedAuthorities {
-    keys: BTreeMap<KeyId, Ed25519PublicKey>,
-}
-
-impl TrustedAuthorities {
-    /// An empty set: nothing verifies.
-    pub fn new() -> Self {
-        TrustedAuthorities::default()
-    }
-
-    /// Adds a trusted key; returns `self` for chaining.
-    pub fn with(mut self, key: Ed25519PublicKey) -> Self {
-        self.insert(key);
-        self
-    }
-
-    /// Adds a trusted key.
-    pub fn insert(&mut self, key: Ed25519PublicKey) {
-        self.keys.insert(key.key_id(), key);
-    }
-
-    /// The key with this id, if trusted.
-    pub fn get(&self, id: &KeyId) -> Option<&Ed25519PublicKey> {
-        self.keys.get(id)
-    }
-
-    /// Every trusted key.
-    pub fn iter(&self) -> impl Iterator<Item = &Ed25519PublicKey> {
-        self.keys.values()
-    }
-}
+pub type TrustedAuthorities = TrustedKeys;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,384 @@
+//! Uploads: what a phone sends a node, and what a node accepts, stores and relays.
+
+use rand_core::CryptoRng;
+use ring::digest;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{ExpiryPolicy, ReportHmacKey, SignedCertificate, TrustedAuthorities};
+use crate::error::UploadError;
+use crate::gaen::DiagnosisKey;
+use crate::report::{ReportContents, ReportLimits};
+use crate::time::UnixTime;
+use crate::wire::{self, WireMessage};
+
+/// GAEN's matching tolerance around a key's validity window: 2 hours, in intervals.
+pub const KEY_TOLERANCE_INTERVALS: u32 = 12;
+/// Smallest padded upload request, in bytes; sizes above it are rounded up to a power of two.
+pub const MIN_UPLOAD_REQUEST_SIZE: usize = 4096;
+
+/// A report with the certificate that authorises it and the HMAC key that binds them.
+///
+/// This is what a phone uploads (inside an [`UploadRequest`]) and what nodes gossip to each
+/// other: every receiver re-verifies it with [`SignedUpload::verify`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedUpload {
+    /// The keys or tokens.
+    pub contents: ReportContents,
+    /// The authority's certificate over the report HMAC.
+    pub certificate: SignedCertificate,
+    /// The key the HMAC was made with, revealed only now.
+    pub hmac_key: ReportHmacKey,
+}
+
+impl WireMessage for SignedUpload {
+    const KIND: u8 = wire::kind::SIGNED_UPLOAD;
+    const MAX_SIZE: usize = 1 << 20;
+}
+
+/// An upload that passed every check; the only form a node stores or relays.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedUpload {
+    upload: SignedUpload,
+    id: UploadId,
+}
+
+/// SHA-256 of an upload's canonical wire bytes: its content address for deduplication.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct UploadId(pub [u8; 32]);
+
+impl SignedUpload {
+    /// Verifies certificate, HMAC binding and report rules at `now`, and returns the upload
+    /// in canonical form with the certificate's facts applied to `gaen` keys (report type,
+    /// days since onset), as the GAEN reference server does.
+    ///
+    /// Single use of the certificate id is the caller's to enforce (it needs state).
+    ///
+    /// # Errors
+    /// The first failed check, as [`UploadError`].
+    pub fn verify(
+        mut self,
+        trusted: &TrustedAuthorities,
+        now: UnixTime,
+        policy: ExpiryPolicy,
+        limits: &ReportLimits,
+    ) -> Result<VerifiedUpload, UploadError> {
+        let certificate = self.certificate.verify(trusted, now, policy)?.clone();
+        self.certificate
+            .check_report(&self.contents, &self.hmac_key)?;
+        self.contents.validate(now, limits)?;
+        if let ReportContents::Gaen(keys) = &mut self.contents {
+            for key in keys.iter_mut() {
+                key.report_type = certificate.test_type;
+                key.days_since_onset = certificate.symptom_onset.and_then(|onset| {
+                    let days = i64::from(key.rolling_start.day().0) - i64::from(onset.0);
+                    i8::try_from(days).ok().filter(|d| (-14..=14).contains(d))
+                });
+            }
+        }
+        self.contents.canonicalize();
+        let id = upload_id(&self);
+        Ok(VerifiedUpload { upload: self, id })
+    }
+}
+
+fn upload_id(upload: &SignedUpload) -> UploadId {
+    let mut id = [0u8; 32];
+    id.copy_from_slice(digest::digest(&digest::SHA256, &wire::encode(upload)).as_ref());
+    UploadId(id)
+}
+
+impl VerifiedUpload {
+    /// The content address.
+    pub fn id(&self) -> UploadId {
+        self.id
+    }
+
+    /// The verified upload.
+    pub fn upload(&self) -> &SignedUpload {
+        &self.upload
+    }
+
+    /// The canonical contents.
+    pub fn contents(&self) -> &ReportContents {
+        &self.upload.contents
+    }
+
+    /// Gives back the inner upload, e.g. to relay it.
+    pub fn into_inner(self) -> SignedUpload {
+        self.upload
+    }
+}
+
+/// The first moment a diagnosis key may be published: the end of its validity window plus
+/// the 2-hour tolerance, so a key is never released while phones still broadcast with it.
+pub fn key_publishable_at(key: &DiagnosisKey) -> UnixTime {
+    key.rolling_end().plus(KEY_TOLERANCE_INTERVALS).start()
+}
+
+/// The body of an upload request: a real upload or a decoy the node discards.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UploadBody {
+    /// A real upload.
+    Real(SignedUpload),
+    /// A decoy, sent on a random schedule so real uploads do not stand out.
+    Decoy,
+}
+
+/// What a phone POSTs to `/v1/uploads`: a body padded to a fixed size bucket, so that a
+/// network observer cannot tell real uploads from decoys, or guess the report's size
+/// closer than a power of two.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRequest {
+    /// Real or decoy.
+    pub body: UploadBody,
+    /// Zero bytes up to the bucket size.
+    pub padding: Vec<u8>,
+}
+
+impl WireMessage for UploadRequest {
+    const KIND: u8 = wire::kind::UPLOAD_REQUEST;
+    const MAX_SIZE: usize = 2 << 20;
+}
+
+/// The bucket an encoded request of `len` bytes is padded to.
+pub fn padded_request_size(len: usize) -> usize {
+    len.max(MIN_UPLOAD_REQUEST_SIZE).next_power_of_two()
+}
+
+impl UploadRequest {
+    /// Wraps `upload`, padded to its size bucket.
+    pub fn real(upload: SignedUpload) -> Self {
+        let mut request = UploadRequest {
+            body: UploadBody::Real(upload),
+            padding: Vec::new(),
+        };
+        let target = padded_request_size(wire::encode(&request).len());
+        request.pad_to(target);
+        request
+    }
+
+    /// A decoy padded to the bucket of `size`: pick `size` from the sizes real uploads of
+    /// this phone would have (e.g. [`padded_request_size`] of a typical report).
+    pub fn decoy(size: usize) -> Self {
+        let mut request = UploadRequest {
+            body: UploadBody::Decoy,
+            padding: Vec::new(),
+        };
+        request.pad_to(padded_request_size(size));
+        request
+    }
+
+    /// Draws the size of a decoy that mimics `typical_real_len`, occasionally one bucket up,
+    /// so decoy sizes follow real ones.
+    pub fn decoy_like(typical_real_len: usize, rng: &mut impl CryptoRng) -> Self {
+        let bucket = padded_request_size(typical_real_len);
+        let size = if rng.next_u32() % 4 == 0 {
+            bucket * 2
+        } else {
+            bucket
+        };
+        UploadRequest::decoy(size)
+    }
+
+    /// Sets the padding so the encoded frame is exactly `target` bytes (or the nearest
+    /// larger reachable size, at a varint boundary).
+    fn pad_to(&mut self, target: usize) {
+        self.padding.clear();
+        let base = wire::encode(self).len();
+        if base >= target {
+            return;
+        }
+        // The padding's length prefix is a varint of 1..=5 bytes; the empty padding already
+        // counted one.
+        for extra in 0..5usize {
+            let Some(len) = (target - base).checked_sub(extra) else {
+                break;
+            };
+            if varint_len(len) == extra + 1 {
+                self.padding = vec![0; len];
+                return;
+            }
+        }
+        self.padding = vec![0; target - base];
+    }
+}
+
+fn varint_len(value: usize) -> usize {
+    let bits = usize::BITS - value.leading_zeros();
+    (bits.max(1)).div_ceil(7) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::auth::{AuthoritySigningKey, CertificateRequest};
+    use crate::error::{CertificateError, ValidationError};
+    use crate::gaen::TemporaryExposureKey;
+    use crate::pet::EncounterToken;
+    use crate::report::{PublishedToken, ReportType};
+    use crate::time::{DayNumber, IntervalNumber};
+
+    const NOW: UnixTime = UnixTime(1_700_000_000);
+
+    fn signed_upload(
+        contents: ReportContents,
+        onset: Option<DayNumber>,
+    ) -> (SignedUpload, TrustedAuthorities) {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let authority = AuthoritySigningKey::generate(&mut rng);
+        let hmac_key = ReportHmacKey::generate(&mut rng);
+        let request = CertificateRequest {
+            report_hmac: hmac_key.authenticate(&contents),
+            test_type: ReportType::ConfirmedClinicalDiagnosis,
+            symptom_onset: onset,
+        };
+        let certificate = authority.issue(&request, NOW, 3600, &mut rng);
+        (
+            SignedUpload {
+                contents,
+                certificate,
+                hmac_key,
+            },
+            TrustedAuthorities::new().with(authority.public_key()),
+        )
+    }
+
+    fn gaen_key(byte: u8, day: DayNumber) -> DiagnosisKey {
+        DiagnosisKey {
+            key: TemporaryExposureKey([byte; 16]),
+            rolling_start: day.first_interval(),
+            rolling_period: 144,
+            report_type: ReportType::SelfReport,
+            days_since_onset: None,
+        }
+    }
+
+    #[test]
+    fn verification_applies_certificate_facts_and_canonical_order() {
+        let today = NOW.day();
+        let contents = ReportContents::Gaen(vec![
+            gaen_key(9, today.minus(1)),
+            gaen_key(1, today.minus(3)),
+        ]);
+        let (upload, trusted) = signed_upload(contents, Some(today.minus(2)));
+        let verified = upload
+            .clone()
+            .verify(
+                &trusted,
+                NOW,
+                ExpiryPolicy::FirstUpload,
+                &ReportLimits::default(),
+            )
+            .unwrap();
+        let ReportContents::Gaen(keys) = verified.contents() else {
+            panic!("scheme changed")
+        };
+        assert_eq!(keys[0].key.as_bytes(), &[1; 16], "sorted");
+        assert!(
+            keys.iter()
+                .all(|k| k.report_type == ReportType::ConfirmedClinicalDiagnosis)
+        );
+        assert_eq!(keys[0].days_since_onset, Some(-1));
+        assert_eq!(keys[1].days_since_onset, Some(1));
+
+        // A relaying node re-verifies the canonical form and gets the same id.
+        let relayed = verified
+            .clone()
+            .into_inner()
+            .verify(
+                &trusted,
+                NOW.plus_seconds(7200),
+                ExpiryPolicy::Relayed { retention_days: 14 },
+                &ReportLimits::default(),
+            )
+            .unwrap();
+        assert_eq!(relayed.id(), verified.id());
+    }
+
+    #[test]
+    fn tampering_is_caught() {
+        let token = |b| PublishedToken {
+            day: NOW.day(),
+            token: EncounterToken([b; 16]),
+        };
+        let (upload, trusted) = signed_upload(ReportContents::Pet(vec![token(1), token(2)]), None);
+        let limits = ReportLimits::default();
+        let mut swapped = upload.clone();
+        swapped.contents = ReportContents::Pet(vec![token(1), token(3)]);
+        assert_eq!(
+            swapped.verify(&trusted, NOW, ExpiryPolicy::FirstUpload, &limits),
+            Err(UploadError::Certificate(CertificateError::HmacMismatch))
+        );
+        assert_eq!(
+            upload.clone().verify(
+                &TrustedAuthorities::new(),
+                NOW,
+                ExpiryPolicy::FirstUpload,
+                &limits
+            ),
+            Err(UploadError::Certificate(
+                CertificateError::UntrustedAuthority
+            ))
+        );
+        let (dup, trusted) = signed_upload(ReportContents::Pet(vec![token(1), token(1)]), None);
+        assert_eq!(
+            dup.verify(&trusted, NOW, ExpiryPolicy::FirstUpload, &limits),
+            Err(UploadError::Validation(ValidationError::Duplicate))
+        );
+    }
+
+    #[test]
+    fn keys_are_embargoed_until_two_hours_after_their_window() {
+        let key = gaen_key(1, DayNumber(19_000));
+        let end = DayNumber(19_001).start();
+        assert_eq!(key_publishable_at(&key), end.plus_seconds(7200));
+        let mut short = key.clone();
+        short.rolling_period = 6;
+        assert_eq!(
+            key_publishable_at(&short),
+            IntervalNumber(19_000 * 144 + 6 + 12).start()
+        );
+    }
+
+    #[test]
+    fn real_and_decoy_requests_have_the_same_sizes() {
+        let token = |b| PublishedToken {
+            day: NOW.day(),
+            token: EncounterToken([b; 16]),
+        };
+        for n in [1usize, 14, 200, 300, 5000] {
+            let tokens = (0..n).map(|i| token((i % 251) as u8)).collect::<Vec<_>>();
+            let (upload, _) = signed_upload(ReportContents::Pet(tokens), None);
+            let real = wire::encode(&UploadRequest::real(upload));
+            assert!(
+                real.len().is_power_of_two() && real.len() >= MIN_UPLOAD_REQUEST_SIZE,
+                "{n}: {}",
+                real.len()
+            );
+            let decoy = wire::encode(&UploadRequest::decoy(real.len()));
+            assert_eq!(decoy.len(), real.len(), "{n} tokens");
+            let back: UploadRequest = wire::decode(&real).unwrap();
+            assert!(matches!(back.body, UploadBody::Real(_)));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_arbitrary_upload_bytes_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let mut framed = vec![wire::WIRE_VERSION, wire::kind::UPLOAD_REQUEST];
+            framed.extend_from_slice(&bytes);
+            let _ = wire::decode::<UploadRequest>(&framed);
+            framed[1] = wire::kind::SIGNED_UPLOAD;
+            let _ = wire::decode::<SignedUpload>(&framed);
+        }
+
+        #[test]
+        fn padding_hits_every_bucket(size in 0usize..200_000) {
+            let request = UploadRequest::decoy(size);
+            proptest::prop_assert_eq!(wire::encode(&request).len(), padded_request_size(size));
+        }
+    }
+}

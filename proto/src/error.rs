@@ -222,3 +222,26 @@ pub enum UploadError {
     #[error(transparent)]
     Validation(#[from] ValidationError),
 }
+
+/// A signed batch failed to decode or verify.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// The bytes are not a well-formed batch.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// Signed by a node key this phone or node does not trust.
+    #[error("batch is signed by an untrusted node key")]
+    UntrustedNode,
+    /// The signature does not verify over the batch id.
+    #[error("batch signature is invalid")]
+    BadSignature,
+    /// The body is shorter or longer than its counts say.
+    #[error("batch body is {got} bytes, its header announces {expected}")]
+    LengthMismatch {
+        /// Bytes announced by the counts.
+        expected: u64,
+        /// Bytes received.
+        got: u64,
+    },
+}

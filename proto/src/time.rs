@@ -14,7 +14,9 @@ pub const INTERVALS_PER_DAY: u32 = 144;
 pub const SECONDS_PER_DAY: u64 = 86_400;
 
 /// A point in time as whole seconds since the unix epoch (UTC).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct UnixTime(pub u64);
 
 impl UnixTime {

@@ -1,0 +1,741 @@
+//! Signed batches: what a node publishes and every phone downloads.
+//!
+//! A batch is immutable and content-addressed: its [`BatchId`] is SHA-256 of the body, and
+//! the node signs `"ephemera/batch/v1" ‖ id` with Ed25519. The layout is fixed-size records
+//! so a phone can verify and match a batch of any size while streaming it, in bounded
+//! memory ([`BatchStream`]):
+//!
+//! ```text
+//! frame  = version (1) ‖ kind 0x04 (1) ‖ node key id (8) ‖ signature (64) ‖ body
+//! body   = sequence (u64 LE) ‖ created_at (u64 LE) ‖ key count (u32 LE) ‖ token count (u32 LE)
+//!          ‖ key record × key count ‖ token record × token count
+//! key    = TEK (16) ‖ rolling start (u32 LE) ‖ rolling period (u8) ‖ report type (u8)
+//!          ‖ days since onset (i8, -128 = unknown) ‖ reserved 0 (u8)          = 24 bytes
+//! token  = day (u32 LE) ‖ token (16)                                        = 20 bytes
+//! ```
+//!
+//! Records are sorted, and real entries are mixed with random decoys up to a minimum
+//! count, so a batch reveals neither who uploaded nor how many did.
+
+use std::fmt;
+
+use rand_core::CryptoRng;
+use ring::digest;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{BatchError, DecodeError};
+use crate::gaen::{DiagnosisKey, TemporaryExposureKey};
+use crate::pet::EncounterToken;
+use crate::report::{PublishedToken, ReportType};
+use crate::signing::{Ed25519PublicKey, Ed25519SigningKey, KeyId, Signature, TrustedKeys};
+use crate::time::{DayNumber, IntervalNumber, UnixTime};
+use crate::wire::{self, WIRE_VERSION};
+
+/// Domain label of batch signatures.
+const BATCH_LABEL: &[u8] = b"ephemera/batch/v1";
+/// Bytes before the body: version, kind, node key id, signature.
+pub const FRAME_HEADER_LEN: usize = 2 + 8 + 64;
+/// Bytes of the body header: sequence, created_at, key count, token count.
+pub const BODY_HEADER_LEN: usize = 8 + 8 + 4 + 4;
+/// Bytes of one diagnosis-key record.
+pub const KEY_RECORD_LEN: usize = 24;
+/// Bytes of one token record.
+pub const TOKEN_RECORD_LEN: usize = 20;
+/// The `days since onset` byte meaning "unknown".
+const UNKNOWN_ONSET: i8 = i8::MIN;
+
+/// The node keys a phone trusts to sign batches.
+pub type TrustedNodes = TrustedKeys;
+
+/// SHA-256 of a batch body: its name in URLs and its HTTP `ETag`.
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BatchId(pub [u8; 32]);
+
+impl BatchId {
+    /// Lower-case hex, as used in URLs.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses 64 hex characters.
+    pub fn from_hex(text: &str) -> Option<BatchId> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(BatchId(bytes))
+    }
+}
+
+impl fmt::Debug for BatchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BatchId({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for BatchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for BatchId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&self.to_hex())
+        } else {
+            self.0.serialize(serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BatchId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            BatchId::from_hex(&text)
+                .ok_or_else(|| serde::de::Error::custom("a batch id is 64 hex characters"))
+        } else {
+            Ok(BatchId(<[u8; 32]>::deserialize(deserializer)?))
+        }
+    }
+}
+
+/// A node's Ed25519 batch-signing key.
+#[derive(Debug)]
+pub struct NodeSigningKey(Ed25519SigningKey);
+
+impl NodeSigningKey {
+    /// Draws a new key.
+    pub fn generate(rng: &mut impl CryptoRng) -> Self {
+        NodeSigningKey(Ed25519SigningKey::generate(rng))
+    }
+
+    /// Rebuilds a stored key from its seed.
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        NodeSigningKey(Ed25519SigningKey::from_seed(seed))
+    }
+
+    /// The seed, for storage. A secret.
+    pub fn seed(&self) -> &[u8; 32] {
+        self.0.seed()
+    }
+
+    /// The public key phones configure as trusted.
+    pub fn public_key(&self) -> Ed25519PublicKey {
+        self.0.public_key()
+    }
+}
+
+/// The entries of a batch before signing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchContents {
+    /// Position in the node's publication order, from 1.
+    pub sequence: u64,
+    /// When the node cut the batch.
+    pub created_at: UnixTime,
+    /// `gaen` diagnosis keys.
+    pub diagnosis_keys: Vec<DiagnosisKey>,
+    /// `pet` tokens.
+    pub tokens: Vec<PublishedToken>,
+}
+
+/// One record of a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchEntry {
+    /// A diagnosis key.
+    Key(DiagnosisKey),
+    /// A published token.
+    Token(PublishedToken),
+}
+
+impl BatchContents {
+    /// Number of keys and tokens together.
+    pub fn len(&self) -> usize {
+        self.diagnosis_keys.len() + self.tokens.len()
+    }
+
+    /// Whether the batch holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds random decoys until each non-empty scheme section (and the token section when
+    /// both are empty) holds at least `min_entries` entries.
+    ///
+    /// Decoy keys copy the metadata (window, report type, onset) of a random real key and
+    /// decoy tokens the day of a random real token, so their distribution matches the real
+    /// one; with no real entry, days are drawn uniformly from the retention period ending at
+    /// `now`. Nobody can tell decoys from real entries without the matching phone.
+    pub fn pad_with_decoys(
+        &mut self,
+        min_entries: usize,
+        now: UnixTime,
+        retention_days: u32,
+        rng: &mut impl CryptoRng,
+    ) {
+        let random_day =
+            |rng: &mut dyn FnMut() -> u32| now.day().minus(rng() % retention_days.max(1));
+        let real_keys = self.diagnosis_keys.len();
+        if real_keys > 0 {
+            while self.diagnosis_keys.len() < min_entries {
+                let template = self.diagnosis_keys[rng.next_u32() as usize % real_keys].clone();
+                self.diagnosis_keys.push(DiagnosisKey {
+                    key: TemporaryExposureKey::generate(rng),
+                    ..template
+                });
+            }
+        }
+        if real_keys == 0 || !self.tokens.is_empty() {
+            let real_tokens = self.tokens.len();
+            while self.tokens.len() < min_entries {
+                let day = if real_tokens > 0 {
+                    self.tokens[rng.next_u32() as usize % real_tokens].day
+                } else {
+                    random_day(&mut || rng.next_u32())
+                };
+                let mut token = [0u8; 16];
+                rng.fill_bytes(&mut token);
+                self.tokens.push(PublishedToken {
+                    day,
+                    token: EncounterToken(token),
+                });
+            }
+        }
+    }
+
+    /// Sorts the records and signs the batch with `key`.
+    pub fn sign(mut self, key: &NodeSigningKey) -> SignedBatch {
+        self.diagnosis_keys.sort_unstable();
+        self.tokens.sort_unstable();
+        let body_len = BODY_HEADER_LEN
+            + self.diagnosis_keys.len() * KEY_RECORD_LEN
+            + self.tokens.len() * TOKEN_RECORD_LEN;
+        let mut bytes = Vec::with_capacity(FRAME_HEADER_LEN + body_len);
+        bytes.extend_from_slice(&[WIRE_VERSION, wire::kind::SIGNED_BATCH]);
+        bytes.extend_from_slice(&key.public_key().key_id().0);
+        bytes.extend_from_slice(&[0; 64]);
+        bytes.extend_from_slice(&self.sequence.to_le_bytes());
+        bytes.extend_from_slice(&self.created_at.0.to_le_bytes());
+        bytes.extend_from_slice(&(self.diagnosis_keys.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&(self.tokens.len() as u32).to_le_bytes());
+        for k in &self.diagnosis_keys {
+            bytes.extend_from_slice(k.key.as_bytes());
+            bytes.extend_from_slice(&k.rolling_start.0.to_le_bytes());
+            bytes.push(k.rolling_period);
+            bytes.push(k.report_type.code());
+            bytes.push(k.days_since_onset.unwrap_or(UNKNOWN_ONSET) as u8);
+            bytes.push(0);
+        }
+        for t in &self.tokens {
+            bytes.extend_from_slice(&t.day.0.to_le_bytes());
+            bytes.extend_from_slice(&t.token.0);
+        }
+        let id = body_id(&bytes[FRAME_HEADER_LEN..]);
+        let signature = key.0.sign(BATCH_LABEL, &id.0);
+        bytes[10..FRAME_HEADER_LEN].copy_from_slice(&signature.0);
+        SignedBatch { bytes, id }
+    }
+}
+
+fn body_id(body: &[u8]) -> BatchId {
+    let mut id = [0u8; 32];
+    id.copy_from_slice(digest::digest(&digest::SHA256, body).as_ref());
+    BatchId(id)
+}
+
+/// A signed batch as served: its bytes and content id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedBatch {
+    bytes: Vec<u8>,
+    id: BatchId,
+}
+
+impl SignedBatch {
+    /// The content id (SHA-256 of the body).
+    pub fn id(&self) -> BatchId {
+        self.id
+    }
+
+    /// The bytes to serve.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Takes the bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    /// Verifies and decodes a whole batch held in memory.
+    ///
+    /// # Errors
+    /// [`BatchError`] for bad framing, an untrusted node, a bad signature or bad records.
+    pub fn verify(
+        bytes: &[u8],
+        trusted: &TrustedNodes,
+    ) -> Result<(BatchSummary, BatchContents), BatchError> {
+        let mut contents = BatchContents::default();
+        let mut stream = BatchStream::new(trusted);
+        stream.push(bytes, &mut |entry| match entry {
+            BatchEntry::Key(k) => contents.diagnosis_keys.push(k),
+            BatchEntry::Token(t) => contents.tokens.push(t),
+        })?;
+        let summary = stream.finish()?;
+        contents.sequence = summary.sequence;
+        contents.created_at = summary.created_at;
+        Ok((summary, contents))
+    }
+}
+
+/// What a verified batch announced about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchSummary {
+    /// Content id.
+    pub id: BatchId,
+    /// The signing node's key id.
+    pub node: KeyId,
+    /// Publication sequence number.
+    pub sequence: u64,
+    /// Cut time.
+    pub created_at: UnixTime,
+    /// Diagnosis keys in the batch (decoys included).
+    pub keys: u32,
+    /// Tokens in the batch (decoys included).
+    pub tokens: u32,
+}
+
+/// A push parser that verifies and decodes a batch chunk by chunk in bounded memory.
+///
+/// Entries are handed out as they arrive, before the signature can be checked: treat what
+/// you derive from them as tentative until [`BatchStream::finish`] returns `Ok`.
+pub struct BatchStream<'a> {
+    trusted: &'a TrustedNodes,
+    /// Bytes of a header or record split across chunks.
+    pending: Vec<u8>,
+    hasher: digest::Context,
+    node: Option<(KeyId, Signature)>,
+    header: Option<BodyHeader>,
+    keys_left: u64,
+    tokens_left: u64,
+    failed: bool,
+}
+
+#[derive(Copy, Clone, Debug)]
+struct BodyHeader {
+    sequence: u64,
+    created_at: UnixTime,
+    keys: u32,
+    tokens: u32,
+}
+
+impl<'a> BatchStream<'a> {
+    /// A parser that accepts batches signed by `trusted` node keys.
+    pub fn new(trusted: &'a TrustedNodes) -> Self {
+        BatchStream {
+            trusted,
+            pending: Vec::with_capacity(FRAME_HEADER_LEN),
+            hasher: digest::Context::new(&digest::SHA256),
+            node: None,
+            header: None,
+            keys_left: 0,
+            tokens_left: 0,
+            failed: false,
+        }
+    }
+
+    /// Feeds the next chunk; calls `on_entry` for each complete record.
+    ///
+    /// # Errors
+    /// Framing errors and an untrusted node are reported as soon as they are seen; after an
+    /// error the stream refuses further input.
+    pub fn push(
+        &mut self,
+        mut chunk: &[u8],
+        on_entry: &mut impl FnMut(BatchEntry),
+    ) -> Result<(), BatchError> {
+        if self.failed {
+            return Err(BatchError::Decode(DecodeError::Malformed));
+        }
+        let result = self.push_inner(&mut chunk, on_entry);
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    fn push_inner(
+        &mut self,
+        chunk: &mut &[u8],
+        on_entry: &mut impl FnMut(BatchEntry),
+    ) -> Result<(), BatchError> {
+        if self.node.is_none() {
+            if !self.fill_pending(chunk, FRAME_HEADER_LEN) {
+                return Ok(());
+            }
+            let frame = std::mem::take(&mut self.pending);
+            wire::check_header(&frame, wire::kind::SIGNED_BATCH, usize::MAX)?;
+            let node = KeyId(frame[2..10].try_into().expect("8 bytes"));
+            if self.trusted.get(&node).is_none() {
+                return Err(BatchError::UntrustedNode);
+            }
+            let signature = Signature(frame[10..FRAME_HEADER_LEN].try_into().expect("64 bytes"));
+            self.node = Some((node, signature));
+        }
+        if self.header.is_none() {
+            if !self.fill_pending(chunk, BODY_HEADER_LEN) {
+                return Ok(());
+            }
+            let h = std::mem::take(&mut self.pending);
+            self.hasher.update(&h);
+            let header = BodyHeader {
+                sequence: u64::from_le_bytes(h[0..8].try_into().expect("8 bytes")),
+                created_at: UnixTime(u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"))),
+                keys: u32::from_le_bytes(h[16..20].try_into().expect("4 bytes")),
+                tokens: u32::from_le_bytes(h[20..24].try_into().expect("4 bytes")),
+            };
+            self.keys_left = u64::from(header.keys);
+            self.tokens_left = u64::from(header.tokens);
+            self.header = Some(header);
+        }
+        while self.keys_left > 0 {
+            let Some(record) = self.next_record(chunk, KEY_RECORD_LEN) else {
+                return Ok(());
+            };
+            let key = decode_key_record(&record)?;
+            self.keys_left -= 1;
+            on_entry(BatchEntry::Key(key));
+        }
+        // Tokens are the hot path: parse whole records straight from the chunk.
+        while self.tokens_left > 0 {
+            if self.pending.is_empty() && chunk.len() >= TOKEN_RECORD_LEN {
+                let whole = (chunk.len() / TOKEN_RECORD_LEN)
+                    .min(self.tokens_left.min(usize::MAX as u64) as usize);
+                let (records, rest) = chunk.split_at(whole * TOKEN_RECORD_LEN);
+                self.hasher.update(records);
+                for record in records.chunks_exact(TOKEN_RECORD_LEN) {
+                    on_entry(BatchEntry::Token(decode_token_record(record)));
+                }
+                self.tokens_left -= whole as u64;
+                *chunk = rest;
+                continue;
+            }
+            let Some(record) = self.next_record(chunk, TOKEN_RECORD_LEN) else {
+                return Ok(());
+            };
+            self.tokens_left -= 1;
+            on_entry(BatchEntry::Token(decode_token_record(&record)));
+        }
+        if !chunk.is_empty() {
+            let header = self.header.expect("header parsed above");
+            let expected = BODY_HEADER_LEN as u64
+                + u64::from(header.keys) * KEY_RECORD_LEN as u64
+                + u64::from(header.tokens) * TOKEN_RECORD_LEN as u64;
+            return Err(BatchError::LengthMismatch {
+                expected,
+                got: expected + chunk.len() as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// Moves bytes from `chunk` into `pending` until it holds `len`; true when it does.
+    fn fill_pending(&mut self, chunk: &mut &[u8], len: usize) -> bool {
+        let take = (len - self.pending.len()).min(chunk.len());
+        self.pending.extend_from_slice(&chunk[..take]);
+        *chunk = &chunk[take..];
+        self.pending.len() == len
+    }
+
+    /// The next record of `len` bytes, hashed, if complete.
+    fn next_record(&mut self, chunk: &mut &[u8], len: usize) -> Option<Vec<u8>> {
+        if !self.fill_pending(chunk, len) {
+            return None;
+        }
+        let record = std::mem::take(&mut self.pending);
+        self.hasher.update(&record);
+        Some(record)
+    }
+
+    /// Checks that the batch was complete and its signature verifies.
+    ///
+    /// # Errors
+    /// [`BatchError::LengthMismatch`] for a truncated batch, [`BatchError::BadSignature`].
+    pub fn finish(self) -> Result<BatchSummary, BatchError> {
+        if self.failed {
+            return Err(BatchError::Decode(DecodeError::Malformed));
+        }
+        let Some((node, signature)) = self.node else {
+            return Err(DecodeError::Truncated {
+                got: self.pending.len(),
+                min: FRAME_HEADER_LEN,
+            }
+            .into());
+        };
+        let Some(header) = self.header else {
+            return Err(DecodeError::Truncated {
+                got: self.pending.len(),
+                min: BODY_HEADER_LEN,
+            }
+            .into());
+        };
+        if self.keys_left > 0 || self.tokens_left > 0 {
+            let expected = BODY_HEADER_LEN as u64
+                + u64::from(header.keys) * KEY_RECORD_LEN as u64
+                + u64::from(header.tokens) * TOKEN_RECORD_LEN as u64;
+            let missing = self.keys_left * KEY_RECORD_LEN as u64
+                + self.tokens_left * TOKEN_RECORD_LEN as u64
+                - self.pending.len() as u64;
+            return Err(BatchError::LengthMismatch {
+                expected,
+                got: expected - missing,
+            });
+        }
+        let mut id = [0u8; 32];
+        id.copy_from_slice(self.hasher.finish().as_ref());
+        let id = BatchId(id);
+        let key = self.trusted.get(&node).ok_or(BatchError::UntrustedNode)?;
+        if !key.verify(BATCH_LABEL, &id.0, &signature) {
+            return Err(BatchError::BadSignature);
+        }
+        Ok(BatchSummary {
+            id,
+            node,
+            sequence: header.sequence,
+            created_at: header.created_at,
+            keys: header.keys,
+            tokens: header.tokens,
+        })
+    }
+}
+
+fn decode_key_record(r: &[u8]) -> Result<DiagnosisKey, DecodeError> {
+    let key = TemporaryExposureKey(r[0..16].try_into().expect("16 bytes"));
+    let rolling_start = IntervalNumber(u32::from_le_bytes(r[16..20].try_into().expect("4 bytes")));
+    let rolling_period = r[20];
+    if rolling_period == 0 || u32::from(rolling_period) > crate::time::INTERVALS_PER_DAY {
+        return Err(DecodeError::InvalidField {
+            field: "rolling_period",
+        });
+    }
+    let report_type = ReportType::from_code(r[21]).ok_or(DecodeError::InvalidField {
+        field: "report_type",
+    })?;
+    let dso = r[22] as i8;
+    if r[23] != 0 {
+        return Err(DecodeError::InvalidField { field: "reserved" });
+    }
+    Ok(DiagnosisKey {
+        key,
+        rolling_start,
+        rolling_period,
+        report_type,
+        days_since_onset: (dso != UNKNOWN_ONSET).then_some(dso),
+    })
+}
+
+fn decode_token_record(r: &[u8]) -> PublishedToken {
+    PublishedToken {
+        day: DayNumber(u32::from_le_bytes(r[0..4].try_into().expect("4 bytes"))),
+        token: EncounterToken(r[4..20].try_into().expect("16 bytes")),
+    }
+}
+
+/// One published batch as listed in a node's index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchIndexEntry {
+    /// Content id; fetch it at `/v1/batches/{id}`.
+    pub id: BatchId,
+    /// Publication sequence number; the index cursor.
+    pub sequence: u64,
+    /// Cut time, unix seconds.
+    pub created_at: UnixTime,
+    /// Size in bytes.
+    pub size: u64,
+    /// Diagnosis keys in it (decoys included).
+    pub keys: u32,
+    /// Tokens in it (decoys included).
+    pub tokens: u32,
+}
+
+/// A page of a node's batch index, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchIndex {
+    /// The batches after the requested cursor.
+    pub batches: Vec<BatchIndexEntry>,
+    /// Pass as `after` to get the next page; equal to the request's when nothing is new.
+    pub next_cursor: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+
+    const NOW: UnixTime = UnixTime(1_700_000_000);
+
+    fn sample(rng: &mut ChaCha20Rng) -> BatchContents {
+        let mut contents = BatchContents {
+            sequence: 7,
+            created_at: NOW,
+            ..Default::default()
+        };
+        for i in 0..5u8 {
+            contents.diagnosis_keys.push(DiagnosisKey {
+                key: TemporaryExposureKey::generate(rng),
+                rolling_start: NOW.day().minus(u32::from(i) + 1).first_interval(),
+                rolling_period: 144,
+                report_type: ReportType::ConfirmedTest,
+                days_since_onset: if i % 2 == 0 { Some(i as i8 - 2) } else { None },
+            });
+        }
+        for i in 0..40u32 {
+            let mut t = [0u8; 16];
+            rng.fill_bytes(&mut t);
+            contents.tokens.push(PublishedToken {
+                day: NOW.day().minus(i % 14),
+                token: EncounterToken(t),
+            });
+        }
+        contents
+    }
+
+    fn setup() -> (NodeSigningKey, TrustedNodes, BatchContents) {
+        let mut rng = ChaCha20Rng::seed_from_u64(21);
+        let key = NodeSigningKey::generate(&mut rng);
+        let trusted = TrustedNodes::new().with(key.public_key());
+        (key, trusted, sample(&mut rng))
+    }
+
+    #[test]
+    fn sign_then_verify_round_trips_in_canonical_order() {
+        let (key, trusted, contents) = setup();
+        let signed = contents.clone().sign(&key);
+        let (summary, decoded) = SignedBatch::verify(signed.bytes(), &trusted).unwrap();
+        assert_eq!(summary.id, signed.id());
+        assert_eq!((summary.sequence, summary.keys, summary.tokens), (7, 5, 40));
+        let mut expected = contents;
+        expected.diagnosis_keys.sort();
+        expected.tokens.sort();
+        assert_eq!(decoded, expected);
+    }
+
+    #[test]
+    fn input_order_does_not_change_the_bytes() {
+        let (key, _, contents) = setup();
+        let mut shuffled = contents.clone();
+        shuffled.diagnosis_keys.reverse();
+        shuffled.tokens.rotate_left(13);
+        assert_eq!(contents.sign(&key), shuffled.sign(&key));
+    }
+
+    #[test]
+    fn streaming_in_any_chunking_gives_the_same_result() {
+        let (key, trusted, contents) = setup();
+        let signed = contents.sign(&key);
+        let (_, whole) = SignedBatch::verify(signed.bytes(), &trusted).unwrap();
+        for chunk_size in [1, 7, 20, 23, 64, 1000] {
+            let mut stream = BatchStream::new(&trusted);
+            let mut got = BatchContents::default();
+            for chunk in signed.bytes().chunks(chunk_size) {
+                stream
+                    .push(chunk, &mut |e| match e {
+                        BatchEntry::Key(k) => got.diagnosis_keys.push(k),
+                        BatchEntry::Token(t) => got.tokens.push(t),
+                    })
+                    .unwrap();
+            }
+            let summary = stream.finish().unwrap();
+            assert_eq!(summary.id, signed.id());
+            assert_eq!(got.diagnosis_keys, whole.diagnosis_keys);
+            assert_eq!(got.tokens, whole.tokens);
+        }
+    }
+
+    #[test]
+    fn tampering_truncation_and_strangers_are_refused() {
+        let (key, trusted, contents) = setup();
+        let bytes = contents.sign(&key).into_bytes();
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert_eq!(
+            SignedBatch::verify(&flipped, &trusted).unwrap_err(),
+            BatchError::BadSignature
+        );
+        assert!(matches!(
+            SignedBatch::verify(&bytes[..bytes.len() - 3], &trusted).unwrap_err(),
+            BatchError::LengthMismatch { .. }
+        ));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(
+            SignedBatch::verify(&longer, &trusted).unwrap_err(),
+            BatchError::LengthMismatch { .. }
+        ));
+        assert_eq!(
+            SignedBatch::verify(&bytes, &TrustedNodes::new()).unwrap_err(),
+            BatchError::UntrustedNode
+        );
+        assert!(matches!(
+            SignedBatch::verify(&bytes[..10], &trusted).unwrap_err(),
+            BatchError::Decode(DecodeError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn decoys_pad_to_the_minimum_and_follow_real_days() {
+        let (_, _, mut contents) = setup();
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let real_days: std::collections::BTreeSet<_> =
+            contents.tokens.iter().map(|t| t.day).collect();
+        contents.pad_with_decoys(100, NOW, 14, &mut rng);
+        assert_eq!(contents.tokens.len(), 100);
+        assert_eq!(contents.diagnosis_keys.len(), 100);
+        assert!(contents.tokens.iter().all(|t| real_days.contains(&t.day)));
+        let mut empty = BatchContents::default();
+        empty.pad_with_decoys(50, NOW, 14, &mut rng);
+        assert_eq!((empty.tokens.len(), empty.diagnosis_keys.len()), (50, 0));
+        assert!(
+            empty
+                .tokens
+                .iter()
+                .all(|t| t.day <= NOW.day() && t.day > NOW.day().minus(14))
+        );
+    }
+
+    #[test]
+    fn batch_ids_are_hex_in_json() {
+        let id = BatchId([0xab; 32]);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{}\"", "ab".repeat(32)));
+        assert_eq!(serde_json::from_str::<BatchId>(&json).unwrap(), id);
+        assert!(serde_json::from_str::<BatchId>("\"zz\"").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400), split in 0usize..400) {
+            let (_, trusted, _) = setup();
+            let _ = SignedBatch::verify(&bytes, &trusted);
+            let mut framed = vec![WIRE_VERSION, wire::kind::SIGNED_BATCH];
+            framed.extend_from_slice(&bytes);
+            let mut stream = BatchStream::new(&trusted);
+            let split = split.min(framed.len());
+            let _ = stream.push(&framed[..split], &mut |_| {});
+            let _ = stream.push(&framed[split..], &mut |_| {});
+            let _ = stream.finish();
+        }
+
+        #[test]
+        fn mutated_batches_never_verify_with_changed_content(index in 0usize..2000, bit in 0u8..8) {
+            let (key, trusted, contents) = setup();
+            let bytes = contents.sign(&key).into_bytes();
+            let mut mutated = bytes.clone();
+            let i = index % mutated.len();
+            mutated[i] ^= 1 << bit;
+            prop_assert!(SignedBatch::verify(&mutated, &trusted).is_err());
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! The Ephemera contact-tracing protocol.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod auth;
 pub mod batch;
 pub mod error;

@@ -120,6 +120,15 @@ pub fn key_publishable_at(key: &DiagnosisKey) -> UnixTime {
 pub enum UploadBody {
     /// A real upload.
     Real(SignedUpload),
+    /// A revision of an earlier upload by the same phone (likely → confirmed, or revoked):
+    /// the same keys or tokens under a new certificate, with the opaque token the node
+    /// handed back at the first upload.
+    Revision {
+        /// The report under its new certificate.
+        upload: SignedUpload,
+        /// The node's revision token from the first upload's response.
+        revision_token: Vec<u8>,
+    },
     /// A decoy, sent on a random schedule so real uploads do not stand out.
     Decoy,
 }

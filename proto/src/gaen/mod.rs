@@ -7,6 +7,15 @@
 //! [`DiagnosisKey`]s; other phones re-derive the identifiers and look for them in what they
 //! heard.
 
+mod aem;
+mod rpi;
 mod tek;
 
-pub use tek::{DiagnosisKey, TemporaryExposureKey};
+pub use aem::{
+    AEM_LEN, AEMK_INFO, AssociatedEncryptedMetadata, AssociatedEncryptedMetadataKey, Metadata,
+};
+pub use rpi::{
+    RPI_LEN, RPI_PADDING, RPIK_INFO, RollingProximityIdentifier, RollingProximityIdentifierKey,
+    Rpis,
+};
+pub use tek::{DiagnosisKey, MATCH_TOLERANCE_INTERVALS, TemporaryExposureKey};

@@ -194,6 +194,15 @@ pub enum PetError {
     /// Slices with the same tag did not rebuild a key whose tag matches.
     #[error("slices do not rebuild a consistent key")]
     InconsistentSlices,
+    /// Fewer than 3 distinct slices of one key were given; any 3 of the 4 are needed.
+    #[error("{got} distinct slices given, 3 needed to rebuild a key")]
+    NotEnoughSlices {
+        /// Distinct slice indices given.
+        got: usize,
+    },
+    /// The peer broadcast our own public key (a replay of our broadcast): no encounter.
+    #[error("peer key equals our own key")]
+    SameKey,
 }
 
 /// A typed upload code is not well formed.

@@ -9,6 +9,7 @@ pub mod gaen;
 mod hkdf;
 pub mod pet;
 pub mod report;
+pub mod scheme;
 pub mod signing;
 pub mod time;
 pub mod upload;

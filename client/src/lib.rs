@@ -53,6 +53,9 @@ pub mod risk;
 pub mod signal;
 pub mod store;
 
+#[cfg(test)]
+mod tests;
+
 pub use config::{ClientConfig, DecoyConfig, EncounterConfig, ReportConfig, SyncConfig};
 pub use error::{ClientError, ConfigError, ReportError, StoreError};
 pub use phone::{Advertisement, BatchIngest, IngestSummary, Phone, ReportPreview, Sighting};

@@ -430,6 +430,3 @@ impl<S: Store> Phone<S> {
         self.open.len()
     }
 }
-
-#[cfg(test)]
-pub(crate) mod tests;

@@ -41,11 +41,17 @@
 //! bob.handle_timeout(start.plus_seconds(3600)).unwrap();
 //! assert!(bob.store().encounter_count() >= 1);
 //! ```
-#![forbid(unsafe_code)]
+// Unsafe code is forbidden everywhere; with the `ffi` feature only `client::ffi` (UniFFI's
+// generated `extern "C"` scaffolding) is allowed it, so the crate-wide level is `deny`.
+#![cfg_attr(not(feature = "ffi"), forbid(unsafe_code))]
+#![cfg_attr(feature = "ffi", deny(unsafe_code))]
 
 pub mod config;
 pub mod decoy;
 pub mod error;
+#[cfg(feature = "ffi")]
+#[allow(unsafe_code)]
+pub mod ffi;
 pub mod matching;
 mod phone;
 pub mod request;
@@ -62,3 +68,8 @@ pub use phone::{Advertisement, BatchIngest, IngestSummary, Phone, ReportPreview,
 pub use request::{Method, PhoneEvent, Purpose, Request, RequestId, Response};
 pub use risk::{DailyExposure, ExposureWindow, Infectiousness, RiskConfig};
 pub use signal::Signal;
+
+// UniFFI's derives name `crate::UniFfiTag`; the scaffolding lives in `ffi`.
+#[cfg(feature = "ffi")]
+#[doc(hidden)]
+pub use ffi::UniFfiTag;

@@ -29,11 +29,29 @@ fn a_million_token_batch_streams_in_bounded_memory() {
     let start = UnixTime(1_700_006_400);
     for step in 0..=40u64 {
         let now = start.plus_seconds(step * 15);
-        let signal = Signal::Rssi { rssi: -55, tx_power: None };
+        let signal = Signal::Rssi {
+            rssi: -55,
+            tx_power: None,
+        };
         let ad = alice.advertisement(now).unwrap();
-        bob.handle_sighting(now, &Sighting { payload: &ad.full, signal }).unwrap();
+        bob.handle_sighting(
+            now,
+            &Sighting {
+                payload: &ad.full,
+                signal,
+            },
+        )
+        .unwrap();
         let ad = bob.advertisement(now).unwrap();
-        alice.handle_sighting(now, &Sighting { payload: &ad.full, signal }).unwrap();
+        alice
+            .handle_sighting(
+                now,
+                &Sighting {
+                    payload: &ad.full,
+                    signal,
+                },
+            )
+            .unwrap();
     }
     alice.close_all_encounters().unwrap();
     bob.close_all_encounters().unwrap();
@@ -42,7 +60,10 @@ fn a_million_token_batch_streams_in_bounded_memory() {
         .store()
         .for_each_encounter(&mut |r| {
             if let Evidence::Pet { own, .. } = r.evidence {
-                alice_tokens.push(PublishedToken { day: r.day(), token: own });
+                alice_tokens.push(PublishedToken {
+                    day: r.day(),
+                    token: own,
+                });
             }
         })
         .unwrap();

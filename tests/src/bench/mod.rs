@@ -30,7 +30,13 @@ impl Figure {
     /// A figure compared with `limit`.
     pub fn new(bench: &str, value: f64, unit: &str, limit: f64) -> Figure {
         let ratio = if limit > 0.0 { value / limit } else { 0.0 };
-        Figure { bench: bench.to_owned(), value: round(value), unit: unit.to_owned(), limit: round(limit), ratio: round(ratio) }
+        Figure {
+            bench: bench.to_owned(),
+            value: round(value),
+            unit: unit.to_owned(),
+            limit: round(limit),
+            ratio: round(ratio),
+        }
     }
 
     /// The JSON line.
@@ -40,7 +46,11 @@ impl Figure {
 }
 
 fn round(x: f64) -> f64 {
-    if x.abs() >= 100.0 { x.round() } else { (x * 1000.0).round() / 1000.0 }
+    if x.abs() >= 100.0 {
+        x.round()
+    } else {
+        (x * 1000.0).round() / 1000.0
+    }
 }
 
 /// Runs `op` (which performs `ops_per_call` operations) repeatedly for about `budget` and

@@ -117,6 +117,9 @@ pub struct ClientConfig {
     pub decoy: DecoyConfig,
     /// Sync.
     pub sync: SyncConfig,
+    /// `gaen`: P-256 public keys (raw 65-byte points or DER SubjectPublicKeyInfo) of GAEN
+    /// key servers whose `export.sig` this phone accepts. Default: none.
+    pub gaen_export_keys: Vec<Vec<u8>>,
 }
 
 impl Default for ClientConfig {
@@ -131,6 +134,7 @@ impl Default for ClientConfig {
             report: ReportConfig::default(),
             decoy: DecoyConfig::default(),
             sync: SyncConfig::default(),
+            gaen_export_keys: Vec::new(),
         }
     }
 }
@@ -147,6 +151,12 @@ impl ClientConfig {
     /// Trusts `key` to sign batches.
     pub fn with_trusted_node(mut self, key: Ed25519PublicKey) -> Self {
         self.trusted_nodes.insert(key);
+        self
+    }
+
+    /// Accepts GAEN export files signed by this P-256 public key (raw point or DER SPKI).
+    pub fn with_gaen_export_key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.gaen_export_keys.push(key.into());
         self
     }
 

@@ -1,6 +1,7 @@
 //! Typed errors of the client. No variant carries a key, token, code or address.
 
 use ephemera_proto::error::{BatchError, DecodeError, ValidationError};
+use ephemera_proto::gaen::ExportError;
 use thiserror::Error;
 
 /// A configuration breaks a rule.
@@ -97,6 +98,12 @@ pub enum ClientError {
     /// A batch failed to decode or verify.
     #[error(transparent)]
     Batch(#[from] BatchError),
+    /// A GAEN export file failed to decode or verify against every configured key.
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    /// GAEN export files need the `gaen` scheme and at least one configured export key.
+    #[error("this phone accepts no GAEN export files (scheme or keys)")]
+    NoExportKey,
     /// A response body or payload did not decode.
     #[error(transparent)]
     Decode(#[from] DecodeError),

@@ -64,7 +64,9 @@ mod tests;
 
 pub use config::{ClientConfig, DecoyConfig, EncounterConfig, ReportConfig, SyncConfig};
 pub use error::{ClientError, ConfigError, ReportError, StoreError};
-pub use phone::{Advertisement, BatchIngest, IngestSummary, Phone, ReportPreview, Sighting};
+pub use phone::{
+    Advertisement, BatchIngest, ExportSummary, IngestSummary, Phone, ReportPreview, Sighting,
+};
 pub use request::{Method, PhoneEvent, Purpose, Request, RequestId, Response};
 pub use risk::{DailyExposure, ExposureWindow, Infectiousness, RiskConfig};
 pub use signal::Signal;

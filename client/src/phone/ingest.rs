@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use ephemera_proto::batch::{BatchEntry, BatchIndexEntry, BatchStream, BatchSummary, TrustedNodes};
+use ephemera_proto::gaen::decode_export_zip;
 use ephemera_proto::{DayNumber, SchemeKind, UnixTime};
 
 use super::Phone;
@@ -112,6 +113,15 @@ impl BatchIngest<'_> {
             Index::Pet(ix) => ix.len(),
         }
     }
+}
+
+/// What matching one GAEN export file did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportSummary {
+    /// Keys in the file.
+    pub keys: usize,
+    /// Exposure windows newly found.
+    pub new_windows: usize,
 }
 
 /// What ingesting one batch did.
@@ -255,6 +265,57 @@ impl<S: Store> Phone<S> {
         Ok(IngestSummary {
             batch,
             entries,
+            new_windows,
+        })
+    }
+
+    /// Matches a GAEN export archive (`export.bin` + `export.sig` in a zip) from any GAEN
+    /// key server: its signature must verify against one of the configured
+    /// `gaen_export_keys` (proto's decoder). First-release keys are matched like batch keys;
+    /// revised keys are not (a revision changes metadata, not identifiers).
+    ///
+    /// # Errors
+    /// [`ClientError::NoExportKey`] unless the phone is `gaen` with an export key;
+    /// [`ClientError::Export`] with the last key's error when no key verifies it.
+    pub fn handle_gaen_export(
+        &mut self,
+        now: UnixTime,
+        zip: &[u8],
+    ) -> Result<ExportSummary, ClientError> {
+        self.tick(now)?;
+        if self.config.scheme != SchemeKind::Gaen || self.config.gaen_export_keys.is_empty() {
+            return Err(ClientError::NoExportKey);
+        }
+        let mut last = None;
+        let mut file = None;
+        for key in &self.config.gaen_export_keys {
+            match decode_export_zip(zip, key) {
+                Ok(f) => {
+                    file = Some(f);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let Some(file) = file else {
+            return Err(ClientError::Export(last.expect("at least one key tried")));
+        };
+        let mut records: Vec<EncounterRecord> = Vec::new();
+        self.store
+            .for_each_encounter(&mut |r| records.push(r.clone()))?;
+        let index = GaenIndex::build(records);
+        let mut found = Vec::new();
+        let mut ids = HashSet::new();
+        for key in &file.keys {
+            index.match_key(key, &self.config.risk, &mut |w: FoundWindow| {
+                if ids.insert(w.id) {
+                    found.push(w);
+                }
+            });
+        }
+        let new_windows = self.commit_windows(now, found)?;
+        Ok(ExportSummary {
+            keys: file.keys.len(),
             new_windows,
         })
     }

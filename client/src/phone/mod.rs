@@ -15,7 +15,7 @@ use ephemera_proto::{DayNumber, IntervalNumber, SchemeKind, UnixTime};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
-pub use ingest::{BatchIngest, IngestSummary};
+pub use ingest::{BatchIngest, ExportSummary, IngestSummary};
 pub use report::ReportPreview;
 pub use sighting::Sighting;
 

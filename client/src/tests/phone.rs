@@ -503,3 +503,60 @@ fn refused_codes_are_reported_as_events() {
     ));
     let _ = DailyKey::generate(SchemeKind::Pet, &mut ChaCha20Rng::seed_from_u64(1));
 }
+
+#[test]
+fn gaen_export_files_from_a_key_server_match_when_signed_by_a_configured_key() {
+    use ephemera_proto::gaen::{ExportFile, ExportSigner, SignatureInfo, encode_export_zip};
+    use ring::rand::SystemRandom;
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+
+    let rng = SystemRandom::new();
+    let signer = |rng: &SystemRandom| {
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, rng).unwrap();
+        ExportSigner::from_pkcs8(pkcs8.as_ref(), SignatureInfo::new("v1", "310"), rng).unwrap()
+    };
+    let server = signer(&rng);
+    let stranger = signer(&rng);
+    let tek = TemporaryExposureKey::generate(&mut ChaCha20Rng::seed_from_u64(77));
+    let day = start().day();
+    let key = DiagnosisKey {
+        key: tek.clone(),
+        rolling_start: day.first_interval(),
+        rolling_period: 144,
+        report_type: ReportType::ConfirmedTest,
+        days_since_onset: Some(1),
+    };
+    let mut file = ExportFile::new(
+        day.plus(1).start(),
+        day.plus(1).start().plus_seconds(3600),
+        "DE",
+    );
+    file.keys.push(key);
+    let zip = encode_export_zip(&file, &server, &rng).unwrap();
+    let forged = encode_export_zip(&file, &stranger, &rng).unwrap();
+
+    let heard = start().interval();
+    let mut phone = gaen_sighting_of(&tek, heard, heard.start());
+    // Not configured: refused.
+    assert_eq!(
+        phone.handle_gaen_export(start(), &zip),
+        Err(ClientError::NoExportKey)
+    );
+    let config = FakeNode::new(9)
+        .config(SchemeKind::Gaen)
+        .with_gaen_export_key(server.public_key().to_vec());
+    let store = phone.into_store();
+    let mut phone = Phone::new(config, store, [14; 32]).unwrap();
+    let now = day.plus(2).start();
+    assert!(matches!(
+        phone.handle_gaen_export(now, &forged),
+        Err(ClientError::Export(_))
+    ));
+    let summary = phone.handle_gaen_export(now, &zip).unwrap();
+    assert_eq!((summary.keys, summary.new_windows), (1, 1));
+    let Some(PhoneEvent::ExposureFound(daily)) = phone.poll_event() else {
+        panic!("no exposure")
+    };
+    // Attenuation 60 → near bucket; 19 credited 30-second steps.
+    assert_eq!(daily.seconds_per_bucket, [0, 570, 0, 0]);
+}

@@ -52,6 +52,8 @@ pub mod error;
 #[cfg(feature = "ffi")]
 #[allow(unsafe_code)]
 pub mod ffi;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod matching;
 mod phone;
 pub mod request;

@@ -290,6 +290,60 @@ impl<S: Store> Phone<S> {
         }
     }
 
+    /// Hands back the answer to request `id` as a status and a body reader. A batch body is
+    /// streamed through the verifier and matcher in 64 KiB chunks (bounded memory however
+    /// large the batch); other bodies are small and read whole (at most 4 MiB).
+    ///
+    /// # Errors
+    /// As [`handle_response`](Phone::handle_response); a read error counts as a failure.
+    pub fn handle_response_reader(
+        &mut self,
+        now: UnixTime,
+        id: RequestId,
+        status: u16,
+        reader: &mut impl std::io::Read,
+    ) -> Result<(), ClientError> {
+        let is_batch = self
+            .inflight
+            .iter()
+            .any(|(i, p)| *i == id && matches!(p, Pending::FetchBatch(_)));
+        if !is_batch || status != 200 {
+            let mut body = Vec::new();
+            if std::io::Read::read_to_end(
+                &mut std::io::Read::take(&mut *reader, 4 << 20),
+                &mut body,
+            )
+            .is_err()
+            {
+                return self.handle_failure(now, id);
+            }
+            return self.handle_response(now, id, Response { status, body });
+        }
+        self.tick(now)?;
+        let Pending::FetchBatch(entry) = self.take_inflight(id)? else {
+            unreachable!("checked above")
+        };
+        let config = Arc::clone(&self.config);
+        let mut ingest = self.begin_batch(&config.trusted_nodes)?;
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let n = match reader.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.sync_failed();
+                    return Ok(());
+                }
+            };
+            if let Err(e) = ingest.push(&buffer[..n]) {
+                self.batch_failed(&e);
+                return Err(e);
+            }
+        }
+        self.finish_fetched(now, ingest, entry).map(|_| ())
+    }
+
     /// Request `id` could not be delivered (no network, timeout).
     ///
     /// # Errors

@@ -560,3 +560,44 @@ fn gaen_export_files_from_a_key_server_match_when_signed_by_a_configured_key() {
     // Attenuation 60 → near bucket; 19 credited 30-second steps.
     assert_eq!(daily.seconds_per_bucket, [0, 570, 0, 0]);
 }
+
+#[test]
+fn fetched_batches_stream_from_a_reader() {
+    let mut node = FakeNode::new(7);
+    let (mut pair, _) = meet_report_match(SchemeKind::Pet, Air::Full);
+    let now = pair.now;
+    let phone = &mut pair.b;
+    let batch = node.batch(now, &[]);
+    phone.start_sync(now).unwrap();
+    let r = phone.poll_request().unwrap();
+    let index = BatchIndex {
+        batches: vec![ephemera_proto::batch::BatchIndexEntry {
+            id: batch.id(),
+            sequence: 5,
+            created_at: now,
+            size: batch.bytes().len() as u64,
+            keys: 0,
+            tokens: 200,
+        }],
+        next_cursor: 5,
+    };
+    let json = serde_json::to_vec(&index).unwrap();
+    phone
+        .handle_response_reader(now, r.id, 200, &mut json.as_slice())
+        .unwrap();
+    let r = phone.poll_request().unwrap();
+    // A reader that hands out 7 bytes at a time.
+    struct Trickle<'a>(&'a [u8]);
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.len().min(7).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    phone
+        .handle_response_reader(now, r.id, 200, &mut Trickle(batch.bytes()))
+        .unwrap();
+    assert_eq!(phone.sync_cursor(), 5);
+}

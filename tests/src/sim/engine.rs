@@ -1,0 +1,563 @@
+//! The run: days of contact episodes, infection, phones broadcasting and hearing each other
+//! interval by interval, uploads through the authority and node, batches, syncs, sniffers.
+//!
+//! Every interval has three phases: serial uploads and batch cuts; every active phone
+//! advertises (in parallel); every receiver hears its peers' scans in time order (in
+//! parallel, one receiver per task). Once an hour every phone runs its timers (syncs
+//! included) in parallel against the node's published batches. Each phase's results are
+//! merged in a fixed order and every draw is keyed by what it is for, so the thread count
+//! changes nothing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ephemera_proto::{DayNumber, UnixTime};
+use rayon::prelude::*;
+
+use super::contacts::{self, Episode};
+use super::epidemic::Epidemic;
+use super::error::SimError;
+use super::phone::{ClientPhone, Payloads, PhoneAdapter, client_config};
+use super::population::Population;
+use super::radio::{Environment, RadioModel};
+use super::rng::{Domain, Stream, seed32};
+use super::scenario::{PetPayload, Scenario, SchemeName, SnifferPlacement};
+use super::server::Server;
+
+/// Seconds in a day.
+pub(crate) const DAY: u32 = 86_400;
+/// Seconds in an interval.
+pub(crate) const INTERVAL: u32 = 600;
+/// Sentinel for "no phone".
+const NO_PHONE: u32 = u32::MAX;
+
+/// The radio side of scans, shared by the run and the threshold sweep so both see the
+/// very same samples.
+#[derive(Copy, Clone)]
+pub(crate) struct Air<'a> {
+    pub(crate) scenario: &'a Scenario,
+    pub(crate) pop: &'a Population,
+    pub(crate) model: RadioModel<'a>,
+}
+
+/// One scan of one sender by one receiver.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Scan {
+    /// Attenuation (dB).
+    pub(crate) attenuation: f64,
+    /// Whether anything was received.
+    pub(crate) received: bool,
+    /// `pet` slices: indices received, in order of first reception.
+    pub(crate) slices: [u8; 4],
+    /// How many of `slices` are set.
+    pub(crate) slice_count: u8,
+}
+
+impl Air<'_> {
+    /// The receiver's scan period and phase on `day` (seconds).
+    pub(crate) fn schedule(&self, day: u32, receiver: u32) -> (u32, u32) {
+        let s = &self.scenario.scanning;
+        let mut rng = Stream::new(
+            self.scenario.seed,
+            Domain::Schedule,
+            &[u64::from(day), u64::from(receiver)],
+        );
+        let period =
+            s.period_min_s + rng.below(u64::from(s.period_max_s - s.period_min_s + 1)) as u32;
+        (period, rng.below(u64::from(period)) as u32)
+    }
+
+    /// Scan times of `receiver` in `[from, to)` (seconds after midnight).
+    pub(crate) fn scan_times(
+        &self,
+        day: u32,
+        receiver: u32,
+        from: u32,
+        to: u32,
+    ) -> impl Iterator<Item = u32> {
+        let (period, phase) = self.schedule(day, receiver);
+        let first = if from <= phase {
+            phase
+        } else {
+            phase + (from - phase).div_ceil(period) * period
+        };
+        (0..)
+            .map(move |k| first + k * period)
+            .take_while(move |t| *t < to)
+    }
+
+    /// One scan at `t` of episode `index` of `day`, in direction `dir` (0: `a` hears `b`,
+    /// 1: `b` hears `a`).
+    pub(crate) fn scan(&self, day: u32, index: u32, ep: &Episode, dir: u8, t: u32) -> Scan {
+        let (receiver, sender) = if dir == 0 { (ep.a, ep.b) } else { (ep.b, ep.a) };
+        let seed = self.scenario.seed;
+        let key = [u64::from(day), u64::from(index), u64::from(dir)];
+        let episode_term = self
+            .model
+            .episode_term(ep.env, &mut Stream::new(seed, Domain::EpisodeRadio, &key));
+        let mut rng = Stream::new(seed, Domain::Scan, &[key[0], key[1], key[2], u64::from(t)]);
+        let attenuation = self
+            .model
+            .mean_attenuation(f64::from(ep.distance_m), ep.env)
+            + f64::from(self.pop.agents[sender as usize].tx_offset_db)
+            + f64::from(self.pop.agents[receiver as usize].rx_offset_db)
+            + episode_term
+            + self.model.scan_term(rng.normal());
+        let p = self.model.advert_probability(attenuation);
+        let n = self.scenario.scanning.adverts_per_scan;
+        let mut scan = Scan {
+            attenuation,
+            received: false,
+            slices: [0; 4],
+            slice_count: 0,
+        };
+        let slices = self.scenario.scheme == SchemeName::Pet
+            && self.scenario.scanning.pet_payload == PetPayload::Slices;
+        if slices {
+            let first = rng.below(4) as u32;
+            for k in 0..n {
+                if rng.chance(p) {
+                    let index = ((first + k) % 4) as u8;
+                    if !scan.slices[..usize::from(scan.slice_count)].contains(&index) {
+                        scan.slices[usize::from(scan.slice_count)] = index;
+                        scan.slice_count += 1;
+                    }
+                }
+            }
+            scan.received = scan.slice_count > 0;
+        } else {
+            scan.received = rng.uniform() >= (1.0 - p).powi(n as i32);
+        }
+        scan
+    }
+}
+
+/// What one sniffer logged: a broadcast heard at its place.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SniffRecord {
+    /// The sniffer's place.
+    pub place: u32,
+    /// The interval number.
+    pub interval: u32,
+    /// The payload's identity: the RPI (gaen, first 16 bytes) or the whole key (`pet`).
+    pub id: [u8; 32],
+    /// Whose phone it was (ground truth for scoring; the attack never reads it).
+    pub agent: u32,
+}
+
+/// Per app-user pair and day: time together and close.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PairDay {
+    /// One person (lower index).
+    pub a: u32,
+    /// The other.
+    pub b: u32,
+    /// Seconds within the close-contact distance.
+    pub close_s: u32,
+    /// Seconds together at any distance.
+    pub total_s: u32,
+    /// Environment of the longest episode.
+    pub env: Environment,
+}
+
+/// One day's counts.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct DayStats {
+    /// Day index.
+    pub day: u32,
+    /// Contact episodes.
+    pub episodes: u64,
+    /// Episodes between two app users.
+    pub app_episodes: u64,
+    /// New infections.
+    pub new_infections: u64,
+    /// Infected so far.
+    pub cumulative_infected: u64,
+    /// Positive results.
+    pub positives: u64,
+    /// Uploads accepted.
+    pub uploads: u64,
+    /// New (person, exposure day) notifications.
+    pub notifications: u64,
+    /// Sightings handed to phones.
+    pub sightings: u64,
+    /// Advertisements computed.
+    pub advertisements: u64,
+    /// Sniffer records.
+    pub sniffed: u64,
+}
+
+/// Everything a run produced, for metrics and output.
+pub struct RawRun {
+    /// The population.
+    pub pop: Population,
+    /// The epidemic.
+    pub epidemic: Epidemic,
+    /// The authority and node.
+    pub server: Server,
+    /// Agent → phone index.
+    pub phone_of: Vec<u32>,
+    /// The phones.
+    pub phones: Vec<ClientPhone>,
+    /// Per day: app-user pairs.
+    pub pairs: Vec<Vec<PairDay>>,
+    /// Per day: all episodes (for the sweep).
+    pub episodes: Vec<Vec<Episode>>,
+    /// Sniffer places.
+    pub sniffers: Vec<u32>,
+    /// Sniffer log.
+    pub sniffed: Vec<SniffRecord>,
+    /// Daily counts.
+    pub daily: Vec<DayStats>,
+    /// Unix time of the first midnight.
+    pub t0: u64,
+}
+
+fn phone_err(agent: u32) -> impl Fn(String) -> SimError {
+    move |message| SimError::Phone { agent, message }
+}
+
+/// Runs `scenario`, calling `tick` after each interval.
+pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<RawRun, SimError> {
+    let pop = Population::build(scenario);
+    let mut epidemic = Epidemic::seed(&pop, scenario);
+    let mut server = Server::new(scenario.seed, scenario.node.min_batch_entries);
+    let config = Arc::new(client_config(scenario, &server));
+    let seed = scenario.seed;
+
+    let mut phone_of = vec![NO_PHONE; pop.agents.len()];
+    let mut phones = Vec::new();
+    for (i, agent) in pop.agents.iter().enumerate() {
+        if agent.app {
+            phone_of[i] = phones.len() as u32;
+            let phone = ClientPhone::new(
+                Arc::clone(&config),
+                seed32(seed, Domain::Phone, &[i as u64]),
+            )
+            .map_err(phone_err(i as u32))?;
+            phones.push(Mutex::new(phone));
+        }
+    }
+
+    let sniffers = place_sniffers(&pop, scenario);
+    let sniffer_set: HashMap<u32, ()> = sniffers.iter().map(|p| (*p, ())).collect();
+    let air = Air {
+        scenario,
+        pop: &pop,
+        model: RadioModel::new(&scenario.radio),
+    };
+    let t0 = u64::from(scenario.first_day) * u64::from(DAY);
+    let batch_every = scenario.node.batch_hours * 3600;
+
+    let mut pairs_by_day = Vec::new();
+    let mut episodes_by_day = Vec::new();
+    let mut sniffed = Vec::new();
+    let mut daily = Vec::new();
+    let mut reported: HashMap<u32, ()> = HashMap::new();
+
+    for day in 0..scenario.days {
+        let episodes = contacts::generate(&pop, scenario, day);
+        let new_infections = epidemic.transmit(&pop, scenario, day, &episodes);
+        let is_app = |a: u32| phone_of[a as usize] != NO_PHONE;
+        let mut stats = DayStats {
+            day,
+            episodes: episodes.len() as u64,
+            new_infections: new_infections as u64,
+            ..DayStats::default()
+        };
+
+        // Ground truth between app users.
+        let gt = &scenario.ground_truth;
+        let mut pair_map: HashMap<(u32, u32), (PairDay, u32)> = HashMap::new();
+        for ep in episodes.iter().filter(|e| is_app(e.a) && is_app(e.b)) {
+            stats.app_episodes += 1;
+            let entry = pair_map.entry((ep.a, ep.b)).or_insert((
+                PairDay {
+                    a: ep.a,
+                    b: ep.b,
+                    close_s: 0,
+                    total_s: 0,
+                    env: ep.env,
+                },
+                0,
+            ));
+            if f64::from(ep.distance_m) <= gt.distance_m {
+                entry.0.close_s += ep.duration;
+            }
+            entry.0.total_s += ep.duration;
+            if ep.duration > entry.1 {
+                entry.1 = ep.duration;
+                entry.0.env = ep.env;
+            }
+        }
+        let mut pairs: Vec<PairDay> = pair_map.into_values().map(|(p, _)| p).collect();
+        pairs.sort_by_key(|p| (p.a, p.b));
+
+        // Which episodes each interval needs: between two phones, or at a sniffer's place.
+        let mut radio_at: Vec<Vec<u32>> = vec![Vec::new(); 144];
+        let mut sniff_at: Vec<Vec<u32>> = vec![Vec::new(); 144];
+        for (k, ep) in episodes.iter().enumerate() {
+            let both = is_app(ep.a) && is_app(ep.b);
+            let sniffed_here =
+                sniffer_set.contains_key(&ep.place) && (is_app(ep.a) || is_app(ep.b));
+            if !both && !sniffed_here {
+                continue;
+            }
+            for i in ep.start / INTERVAL..=(ep.end() - 1) / INTERVAL {
+                if both {
+                    radio_at[i as usize].push(k as u32);
+                }
+                if sniffed_here {
+                    sniff_at[i as usize].push(k as u32);
+                }
+            }
+        }
+
+        // Uploads due today, in time order.
+        let day_start = i64::from(day) * i64::from(DAY);
+        let mut due: Vec<(i64, u32)> = epidemic
+            .courses
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().and_then(|c| c.upload_at).map(|t| (t, i as u32)))
+            .filter(|(t, _)| (day_start..day_start + i64::from(DAY)).contains(t))
+            .collect();
+        due.sort();
+        stats.positives = epidemic
+            .courses
+            .iter()
+            .filter_map(|c| c.as_ref().and_then(|c| c.result_at))
+            .filter(|t| (day_start..day_start + i64::from(DAY)).contains(t))
+            .count() as u64;
+        let notified_before: usize = phones
+            .iter()
+            .map(|p| p.lock().expect("not poisoned").notified.len())
+            .sum();
+
+        for i in 0..144u32 {
+            let start = i * INTERVAL;
+            let now = UnixTime(t0 + u64::from(day) * u64::from(DAY) + u64::from(start));
+
+            // Serial: uploads in this interval, then the batch cut at a boundary.
+            for (t, agent) in due
+                .iter()
+                .filter(|(t, _)| (*t - day_start) / i64::from(INTERVAL) == i64::from(i))
+            {
+                let _ = t;
+                if reported.contains_key(agent) {
+                    continue;
+                }
+                reported.insert(*agent, ());
+                let course = epidemic.courses[*agent as usize]
+                    .as_ref()
+                    .expect("infected");
+                let onset = course.onset_at.map(|o| {
+                    DayNumber((t0 as i64 / i64::from(DAY) + o.div_euclid(i64::from(DAY))) as u32)
+                });
+                let code = server.issue_code(onset);
+                let test_day = now.day();
+                let phone = &phones[phone_of[*agent as usize] as usize];
+                let outcome = phone
+                    .lock()
+                    .expect("not poisoned")
+                    .report(now, &code, onset, test_day, &mut server)
+                    .map_err(phone_err(*agent))?;
+                if let Some(r) = outcome {
+                    stats.uploads += 1;
+                    server.uploads.push(super::server::UploadRecord {
+                        agent: *agent,
+                        at: now,
+                        first_day: r.preview.first_day,
+                        contents: r.contents,
+                    });
+                }
+            }
+            if (day * DAY + start) % batch_every == 0 && (day, i) != (0, 0) {
+                server.cut_batch(now);
+            }
+
+            // Phase A: every phone in an episode now advertises.
+            let mut senders: Vec<u32> = radio_at[i as usize]
+                .iter()
+                .chain(&sniff_at[i as usize])
+                .flat_map(|k| [episodes[*k as usize].a, episodes[*k as usize].b])
+                .filter(|a| is_app(*a))
+                .collect();
+            senders.sort_unstable();
+            senders.dedup();
+            let payloads: Vec<Payloads> = senders
+                .par_iter()
+                .map(|a| {
+                    phones[phone_of[*a as usize] as usize]
+                        .lock()
+                        .expect("not poisoned")
+                        .advertise(now)
+                        .map_err(phone_err(*a))
+                })
+                .collect::<Result<_, _>>()?;
+            stats.advertisements += senders.len() as u64;
+            let payload_of =
+                |a: u32| &payloads[senders.binary_search(&a).expect("sender advertised")];
+
+            // Sniffers at their places.
+            let mut heard: Vec<SniffRecord> = Vec::new();
+            for k in &sniff_at[i as usize] {
+                let ep = &episodes[*k as usize];
+                for agent in [ep.a, ep.b].into_iter().filter(|a| is_app(*a)) {
+                    let mut rng = Stream::new(
+                        seed,
+                        Domain::Sniffer,
+                        &[
+                            u64::from(day),
+                            u64::from(*k),
+                            u64::from(agent),
+                            u64::from(i),
+                        ],
+                    );
+                    let d = rng.range_f(1.0, scenario.attack.range_m.max(1.0));
+                    let a = air.model.mean_attenuation(d, ep.env)
+                        + f64::from(pop.agents[agent as usize].tx_offset_db)
+                        + air.model.episode_term(ep.env, &mut rng);
+                    if a > air.model.floor_db() {
+                        continue;
+                    }
+                    let mut id = [0u8; 32];
+                    let full = &payload_of(agent).full;
+                    let n = full.len().min(32);
+                    id[..n].copy_from_slice(&full[..n]);
+                    heard.push(SniffRecord {
+                        place: ep.place,
+                        interval: now.interval().0,
+                        id,
+                        agent,
+                    });
+                }
+            }
+            heard.sort();
+            heard.dedup_by(|x, y| {
+                x.place == y.place && x.agent == y.agent && x.interval == y.interval
+            });
+            stats.sniffed += heard.len() as u64;
+            sniffed.extend(heard);
+
+            // Phase B: each receiver hears its peers' scans in time order.
+            let mut entries: Vec<(u32, u32, u8)> = Vec::new();
+            for k in &radio_at[i as usize] {
+                let ep = &episodes[*k as usize];
+                entries.push((ep.a, *k, 0));
+                entries.push((ep.b, *k, 1));
+            }
+            entries.sort_unstable();
+            let groups: Vec<&[(u32, u32, u8)]> = entries.chunk_by(|x, y| x.0 == y.0).collect();
+            let interval_end = start + INTERVAL;
+            let sightings: u64 = groups
+                .par_iter()
+                .map(|group| -> Result<u64, SimError> {
+                    let receiver = group[0].0;
+                    let mut heard: Vec<(u32, u32, u8, u8)> = Vec::new();
+                    for (_, k, dir) in group.iter() {
+                        let ep = &episodes[*k as usize];
+                        let sender = if *dir == 0 { ep.b } else { ep.a };
+                        let from = ep.start.max(start);
+                        let to = ep.end().min(interval_end);
+                        for t in air.scan_times(day, receiver, from, to) {
+                            let scan = air.scan(day, *k, ep, *dir, t);
+                            if !scan.received {
+                                continue;
+                            }
+                            let rssi = air.model.rssi(scan.attenuation) as u8;
+                            if scan.slice_count == 0 {
+                                heard.push((t, sender, 4, rssi));
+                            }
+                            for s in &scan.slices[..usize::from(scan.slice_count)] {
+                                heard.push((t, sender, *s, rssi));
+                            }
+                        }
+                    }
+                    // Stable: slices of one scan keep their reception order.
+                    heard.sort_by_key(|h| (h.0, h.1));
+                    let mut phone = phones[phone_of[receiver as usize] as usize]
+                        .lock()
+                        .expect("not poisoned");
+                    for (t, sender, slice, rssi) in &heard {
+                        let p = payload_of(*sender);
+                        let payload = if *slice == 4 {
+                            &p.full
+                        } else {
+                            &p.slices[usize::from(*slice)]
+                        };
+                        let at = UnixTime(t0 + u64::from(day) * u64::from(DAY) + u64::from(*t));
+                        phone
+                            .hear(at, payload, *rssi as i8)
+                            .map_err(phone_err(receiver))?;
+                    }
+                    Ok(heard.len() as u64)
+                })
+                .try_reduce(|| 0, |a, b| Ok(a + b))?;
+            stats.sightings += sightings;
+
+            // Hourly: every phone's timers (encounter closing, decoys, syncs).
+            if (i + 1) % 6 == 0 {
+                let at = UnixTime(now.0 + u64::from(INTERVAL));
+                let server = &server;
+                phones.par_iter().enumerate().try_for_each(|(p, phone)| {
+                    phone
+                        .lock()
+                        .expect("not poisoned")
+                        .timers(at, server)
+                        .map_err(|m| SimError::Phone {
+                            agent: p as u32,
+                            message: m,
+                        })
+                })?;
+            }
+            tick();
+        }
+        let notified_after: usize = phones
+            .iter()
+            .map(|p| p.lock().expect("not poisoned").notified.len())
+            .sum();
+        stats.notifications = (notified_after - notified_before) as u64;
+        stats.cumulative_infected = epidemic.total_infected() as u64;
+        daily.push(stats);
+        pairs_by_day.push(pairs);
+        episodes_by_day.push(episodes);
+    }
+
+    let phones = phones
+        .into_iter()
+        .map(|p| p.into_inner().expect("not poisoned"))
+        .collect();
+    Ok(RawRun {
+        pop,
+        epidemic,
+        server,
+        phone_of,
+        phones,
+        pairs: pairs_by_day,
+        episodes: episodes_by_day,
+        sniffers,
+        sniffed,
+        daily,
+        t0,
+    })
+}
+
+/// The sniffers' places: the busiest venues, or venues at random.
+fn place_sniffers(pop: &Population, scenario: &Scenario) -> Vec<u32> {
+    let mut venues = pop.venues.clone();
+    match scenario.attack.placement {
+        SnifferPlacement::Popular => venues.sort_by(|a, b| {
+            pop.places[*b as usize]
+                .popularity
+                .total_cmp(&pop.places[*a as usize].popularity)
+                .then(a.cmp(b))
+        }),
+        SnifferPlacement::Random => {
+            Stream::new(scenario.seed, Domain::Sniffer, &[u64::MAX]).shuffle(&mut venues)
+        }
+    }
+    venues.truncate(scenario.attack.sniffers as usize);
+    venues.sort_unstable();
+    venues
+}

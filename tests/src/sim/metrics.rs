@@ -1,0 +1,418 @@
+//! Scoring a run: notifications against the close-contact ground truth, delays, bytes, and
+//! the attenuation-threshold sweep.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::attack::{AttackResult, round4};
+use super::engine::{Air, DayStats, INTERVAL, RawRun};
+use super::radio::{Environment, RadioModel};
+use super::scenario::Scenario;
+
+/// Precision, recall and F1 of one group.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Scores {
+    /// (person, day) close contacts with an uploading positive (on a reported day).
+    pub truth: u64,
+    /// (person, day) notifications.
+    pub notified: u64,
+    /// Notifications that are true close contacts.
+    pub true_positives: u64,
+    /// `true_positives / notified`.
+    pub precision: f64,
+    /// `true_positives / truth`.
+    pub recall: f64,
+    /// Harmonic mean of precision and recall.
+    pub f1: f64,
+}
+
+impl Scores {
+    fn new(truth: u64, notified: u64, true_positives: u64) -> Scores {
+        let precision = if notified > 0 {
+            true_positives as f64 / notified as f64
+        } else {
+            0.0
+        };
+        let recall = if truth > 0 {
+            true_positives as f64 / truth as f64
+        } else {
+            0.0
+        };
+        let f1 = if precision + recall > 0.0 {
+            2.0 * precision * recall / (precision + recall)
+        } else {
+            0.0
+        };
+        Scores {
+            truth,
+            notified,
+            true_positives,
+            precision: round4(precision),
+            recall: round4(recall),
+            f1: round4(f1),
+        }
+    }
+}
+
+/// Upload-to-notification delays (hours).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Delays {
+    /// Notifications with a delay.
+    pub count: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub median: f64,
+    /// 90th percentile.
+    pub p90: f64,
+}
+
+/// One point of the threshold sweep.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SweepPoint {
+    /// Attenuation threshold (dB).
+    pub threshold_db: u8,
+    /// Precision.
+    pub precision: f64,
+    /// Recall.
+    pub recall: f64,
+    /// F1.
+    pub f1: f64,
+    /// (person, day) pairs the idealised detector would notify.
+    pub notified: u64,
+}
+
+/// What a run cost.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Cost {
+    /// Contact episodes.
+    pub episodes: u64,
+    /// Episodes between two app users.
+    pub app_episodes: u64,
+    /// Advertisements (one per active phone and interval).
+    pub advertisements: u64,
+    /// Payloads handed to phones.
+    pub sightings: u64,
+    /// Encounters the phones kept at the end. For `pet`, each cost one X25519 key agreement
+    /// on that phone (plus one ephemeral key derivation).
+    pub encounters_kept: u64,
+    /// Kept encounters per phone and day.
+    pub encounters_per_phone_day: f64,
+    /// Batches published.
+    pub batches: u64,
+    /// Bytes of all published batches.
+    pub batch_bytes: u64,
+}
+
+/// The summary of a run (`summary.json`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    /// People.
+    pub agents: u32,
+    /// Days.
+    pub days: u32,
+    /// Scheme.
+    pub scheme: &'static str,
+    /// Seed.
+    pub seed: u64,
+    /// App users.
+    pub app_users: u64,
+    /// People infected by the end (initial cases included).
+    pub infected: u64,
+    /// Positive results within the run.
+    pub positives: u64,
+    /// Positives whose phone uploaded.
+    pub uploads: u64,
+    /// (person, day) close contacts between app users and uploading positives on reported
+    /// days: the ground truth.
+    pub close_contacts_true: u64,
+    /// (person, day) notifications (days the phone scored high risk).
+    pub notified: u64,
+    /// Notifications that are true close contacts.
+    pub true_positives: u64,
+    /// Precision.
+    pub precision: f64,
+    /// Recall.
+    pub recall: f64,
+    /// F1.
+    pub f1: f64,
+    /// Scores by the environment of the contact (truth) or of the longest episode with an
+    /// uploader that day (notifications).
+    pub per_environment: BTreeMap<&'static str, Scores>,
+    /// Notifications per uploading positive.
+    pub notifications_per_uploader: f64,
+    /// Share of notified people who were infected by the end of the run.
+    pub notified_infected_share: f64,
+    /// Hours from the upload to the notification it caused.
+    pub upload_to_notification_hours: Delays,
+    /// Batch index and batch bytes each phone downloaded per day, on average.
+    pub bytes_downloaded_per_phone_per_day: f64,
+    /// Batches a phone rejected (must be 0).
+    pub batches_rejected: u64,
+    /// The best threshold of the sweep by F1.
+    pub best_sweep_threshold_db: u8,
+    /// The attack.
+    pub attack: AttackResult,
+    /// Work done.
+    pub cost: Cost,
+    /// Seconds the run took (measured by the runner; not part of the model).
+    pub wall_seconds: f64,
+}
+
+/// Everything scored.
+pub struct Scored {
+    /// The summary.
+    pub summary: Summary,
+    /// The threshold sweep.
+    pub sweep: Vec<SweepPoint>,
+    /// Daily counts.
+    pub daily: Vec<DayStats>,
+}
+
+/// Scores `run`.
+pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored {
+    let days = scenario.days;
+    let first_day = scenario.first_day;
+    let minutes = (scenario.ground_truth.minutes * 60.0).ceil() as u32;
+    // Uploaders and the sim days their reports cover.
+    let mut windows: HashMap<u32, (u32, u32, u64)> = HashMap::new();
+    for u in &run.server.uploads {
+        let from = u.first_day.0.saturating_sub(first_day);
+        let to = u.at.day().0.saturating_sub(first_day);
+        windows.insert(u.agent, (from, to.min(days - 1), u.at.0));
+    }
+    let covers = |agent: u32, day: u32| {
+        windows
+            .get(&agent)
+            .is_some_and(|(a, b, _)| (*a..=*b).contains(&day))
+    };
+
+    // Truth and, per (person, day), the uploaders met and the environment.
+    let mut truth: HashMap<(u32, u32), Environment> = HashMap::new();
+    let mut met: HashMap<(u32, u32), Vec<(u32, u32, Environment)>> = HashMap::new();
+    for (day, pairs) in run.pairs.iter().enumerate() {
+        let day = day as u32;
+        for p in pairs {
+            for (u, v) in [(p.a, p.b), (p.b, p.a)] {
+                if !covers(u, day) {
+                    continue;
+                }
+                met.entry((v, day)).or_default().push((u, p.total_s, p.env));
+                if p.close_s >= minutes {
+                    truth.entry((v, day)).or_insert(p.env);
+                }
+            }
+        }
+    }
+
+    let mut notified: Vec<(u32, u32, u64)> = Vec::new();
+    for (agent, phone) in run.phone_of.iter().enumerate() {
+        if *phone == u32::MAX {
+            continue;
+        }
+        for (day, at) in &run.phones[*phone as usize].notified {
+            if let Some(d) = day.0.checked_sub(first_day).filter(|d| *d < days) {
+                notified.push((agent as u32, d, at.0));
+            }
+        }
+    }
+    notified.sort_unstable();
+
+    let mut per_env: BTreeMap<&'static str, (u64, u64, u64)> = BTreeMap::new();
+    for env in truth.values() {
+        per_env.entry(env.name()).or_default().0 += 1;
+    }
+    let mut true_positives = 0u64;
+    let mut delays = Vec::new();
+    for (v, day, at) in &notified {
+        let contacts = met.get(&(*v, *day));
+        let env = contacts
+            .and_then(|c| {
+                c.iter()
+                    .max_by_key(|(u, s, _)| (*s, *u))
+                    .map(|(_, _, e)| e.name())
+            })
+            .unwrap_or("none");
+        let e = per_env.entry(env).or_default();
+        e.1 += 1;
+        if let Some(truth_env) = truth.get(&(*v, *day)) {
+            true_positives += 1;
+            per_env.entry(truth_env.name()).or_default().2 += 1;
+        }
+        let upload = contacts
+            .into_iter()
+            .flatten()
+            .filter_map(|(u, _, _)| windows.get(u).map(|w| w.2))
+            .filter(|t| t <= at)
+            .max();
+        if let Some(t) = upload {
+            delays.push((at - t) as f64 / 3600.0);
+        }
+    }
+    delays.sort_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        delays
+            .get(((delays.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let overall = Scores::new(truth.len() as u64, notified.len() as u64, true_positives);
+
+    let notified_people: HashSet<u32> = notified.iter().map(|n| n.0).collect();
+    let infected_notified = notified_people
+        .iter()
+        .filter(|v| run.epidemic.courses[**v as usize].is_some())
+        .count();
+    let phones = run.phones.len().max(1) as f64;
+    let bytes: u64 = run.phones.iter().map(|p| p.bytes_down).sum();
+    let encounters: u64 = run.phones.iter().map(|p| p.encounters() as u64).sum();
+    let sum = |f: fn(&DayStats) -> u64| run.daily.iter().map(f).sum::<u64>();
+    let sweep = sweep(scenario, run, &truth, &windows);
+    let best = sweep
+        .iter()
+        .max_by(|a, b| {
+            a.f1.total_cmp(&b.f1)
+                .then(b.threshold_db.cmp(&a.threshold_db))
+        })
+        .map_or(0, |p| p.threshold_db);
+    let summary = Summary {
+        agents: scenario.agents,
+        days,
+        scheme: scenario.scheme.as_str(),
+        seed: scenario.seed,
+        app_users: run.phones.len() as u64,
+        infected: run.epidemic.total_infected() as u64,
+        positives: sum(|d| d.positives),
+        uploads: run.server.uploads.len() as u64,
+        close_contacts_true: overall.truth,
+        notified: overall.notified,
+        true_positives: overall.true_positives,
+        precision: overall.precision,
+        recall: overall.recall,
+        f1: overall.f1,
+        per_environment: per_env
+            .into_iter()
+            .map(|(k, (t, n, tp))| (k, Scores::new(t, n, tp)))
+            .collect(),
+        notifications_per_uploader: if windows.is_empty() {
+            0.0
+        } else {
+            round4(notified.len() as f64 / windows.len() as f64)
+        },
+        notified_infected_share: if notified_people.is_empty() {
+            0.0
+        } else {
+            round4(infected_notified as f64 / notified_people.len() as f64)
+        },
+        upload_to_notification_hours: Delays {
+            count: delays.len() as u64,
+            mean: round4(delays.iter().sum::<f64>() / delays.len().max(1) as f64),
+            median: round4(quantile(0.5)),
+            p90: round4(quantile(0.9)),
+        },
+        bytes_downloaded_per_phone_per_day: round4(bytes as f64 / phones / f64::from(days)),
+        batches_rejected: run.phones.iter().map(|p| u64::from(p.rejected)).sum(),
+        best_sweep_threshold_db: best,
+        attack,
+        cost: Cost {
+            episodes: sum(|d| d.episodes),
+            app_episodes: sum(|d| d.app_episodes),
+            advertisements: sum(|d| d.advertisements),
+            sightings: sum(|d| d.sightings),
+            encounters_kept: encounters,
+            encounters_per_phone_day: round4(encounters as f64 / phones / f64::from(days)),
+            batches: run.server.batches().len() as u64,
+            batch_bytes: run
+                .server
+                .batches()
+                .iter()
+                .map(|b| b.bytes.len() as u64)
+                .sum(),
+        },
+        wall_seconds: 0.0,
+    };
+    Scored {
+        summary,
+        sweep,
+        daily: run.daily.clone(),
+    }
+}
+
+/// The idealised single-threshold detector, swept: a (person, day) is notified at
+/// threshold T when the scans of uploaders' broadcasts it received at attenuation ≤ T
+/// credit at least the ground truth's minutes, with the client's crediting (time since the
+/// previous sighting of the same peer within one interval, at most 300 s). It replays the
+/// very scans the run drew.
+fn sweep(
+    scenario: &Scenario,
+    run: &RawRun,
+    truth: &HashMap<(u32, u32), Environment>,
+    windows: &HashMap<u32, (u32, u32, u64)>,
+) -> Vec<SweepPoint> {
+    let air = Air {
+        scenario,
+        pop: &run.pop,
+        model: RadioModel::new(&scenario.radio),
+    };
+    let is_app = |a: u32| run.phone_of[a as usize] != u32::MAX;
+    let mut credit: HashMap<(u32, u32), [u32; 128]> = HashMap::new();
+    for (day, episodes) in run.episodes.iter().enumerate() {
+        let day = day as u32;
+        for (k, ep) in episodes.iter().enumerate() {
+            if !(is_app(ep.a) && is_app(ep.b)) {
+                continue;
+            }
+            for dir in 0..2u8 {
+                let (receiver, sender) = if dir == 0 { (ep.a, ep.b) } else { (ep.b, ep.a) };
+                if !windows
+                    .get(&sender)
+                    .is_some_and(|(a, b, _)| (*a..=*b).contains(&day))
+                {
+                    continue;
+                }
+                let hist = credit.entry((receiver, day)).or_insert([0; 128]);
+                let mut previous: Option<u32> = None;
+                for t in air.scan_times(day, receiver, ep.start, ep.end()) {
+                    let scan = air.scan(day, k as u32, ep, dir, t);
+                    if !scan.received {
+                        continue;
+                    }
+                    if let Some(p) = previous.filter(|p| p / INTERVAL == t / INTERVAL) {
+                        let bin = scan.attenuation.round().clamp(0.0, 127.0) as usize;
+                        hist[bin] += (t - p).min(300);
+                    }
+                    previous = Some(t);
+                }
+            }
+        }
+    }
+    let need = (scenario.ground_truth.minutes * 60.0).ceil() as u32;
+    let [from, to, step] = scenario.detection.sweep_db;
+    let mut keys: Vec<&(u32, u32)> = credit.keys().collect();
+    keys.sort_unstable();
+    (from..=to)
+        .step_by(usize::from(step))
+        .map(|threshold| {
+            let (mut notified, mut tp) = (0u64, 0u64);
+            for key in &keys {
+                let hist = &credit[*key];
+                let total: u32 = hist[..=usize::from(threshold.min(127))].iter().sum();
+                if total >= need {
+                    notified += 1;
+                    if truth.contains_key(*key) {
+                        tp += 1;
+                    }
+                }
+            }
+            let s = Scores::new(truth.len() as u64, notified, tp);
+            SweepPoint {
+                threshold_db: threshold,
+                precision: s.precision,
+                recall: s.recall,
+                f1: s.f1,
+                notified,
+            }
+        })
+        .collect()
+}

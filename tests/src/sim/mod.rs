@@ -1,0 +1,107 @@
+//! `ephemera-sim`: a population-scale simulation of Ephemera in which every app user runs
+//! the real phone core (`ephemera_client::Phone` over a memory store).
+//!
+//! A run builds a population (households, small-world occupation networks and random
+//! community contacts in the style of OpenABM-Covid19, places on a grid), then for each day
+//! draws the contact episodes (who, where, when, how long, how close), runs the infection
+//! process, and moves the radio: every 10-minute interval each phone in an episode
+//! advertises, every receiver's scans (every 2.5–5 min) draw an attenuation from the
+//! [`radio`] model and hand what was received to the phone. Positives go through the real
+//! authorisation flow (one-time code → HMAC → certificate → verified upload) with an
+//! in-process authority and node ([`server`]), which publishes signed, padded batches that
+//! the phones' own sync loops fetch and match. Sniffers at venues log every broadcast they
+//! hear, and after publication the [`attack`] links what it can.
+//!
+//! The model never reads a clock: time is simulated, and every random draw is keyed by
+//! `(seed, purpose, agent or episode, day, …)`, so a seed gives the same summary whatever
+//! the thread count. `wall_seconds` is measured by [`run_with`], outside the model.
+//!
+//! ```no_run
+//! use ephemera_tests::sim::{RunOptions, Scenario, SchemeName, run_with, write_outputs};
+//! let scenario = Scenario::tiny(2_000, 7, 42, SchemeName::Gaen);
+//! let scored = run_with(&scenario, &RunOptions::default()).unwrap();
+//! println!("precision {} recall {}", scored.summary.precision, scored.summary.recall);
+//! write_outputs(std::path::Path::new("out"), &scored, &[]).unwrap();
+//! ```
+
+pub mod attack;
+pub mod contacts;
+pub mod engine;
+pub mod epidemic;
+pub mod error;
+pub mod metrics;
+pub mod output;
+pub mod phone;
+pub mod population;
+pub mod radio;
+pub(crate) mod rng;
+pub mod scenario;
+pub mod server;
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+pub use error::SimError;
+pub use metrics::{Scored, Summary};
+pub use output::write_outputs;
+pub use radio::radio_stats;
+pub use scenario::{Scenario, SchemeName};
+
+/// How to run (none of it changes the results).
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Worker threads; `None` uses every core.
+    pub threads: Option<usize>,
+    /// Show a progress bar on stderr when it is a terminal.
+    pub progress: bool,
+}
+
+/// Runs `scenario` on every core without a progress bar.
+///
+/// # Errors
+/// As [`run_with`].
+pub fn run(scenario: &Scenario) -> Result<Scored, SimError> {
+    run_with(scenario, &RunOptions::default())
+}
+
+/// Runs `scenario` and scores it; `wall_seconds` is the time the run took.
+///
+/// # Errors
+/// [`SimError::Scenario`] for an invalid scenario; [`SimError::Phone`] or
+/// [`SimError::Node`] if a phone or the node refuses what it should accept.
+pub fn run_with(scenario: &Scenario, options: &RunOptions) -> Result<Scored, SimError> {
+    scenario.validate()?;
+    let started = Instant::now();
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = options.threads {
+        builder = builder.num_threads(n.max(1));
+    }
+    let pool = builder
+        .build()
+        .map_err(|e| SimError::Scenario(format!("thread pool: {e}")))?;
+    let bar = if options.progress && std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(u64::from(scenario.days) * 144);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] day {msg} {pos}/{len} intervals, eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let tick = || {
+        bar.inc(1);
+        bar.set_message(format!("{}", bar.position() / 144 + 1));
+    };
+    let mut scored = pool.install(|| -> Result<Scored, SimError> {
+        let raw = engine::simulate(scenario, &tick)?;
+        let attack = attack::attack(scenario, &raw);
+        Ok(metrics::score(scenario, &raw, attack))
+    })?;
+    bar.finish_and_clear();
+    scored.summary.wall_seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
+    Ok(scored)
+}

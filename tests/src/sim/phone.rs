@@ -1,0 +1,212 @@
+//! The phone adapter: what the simulator asks of a phone, implemented over the real
+//! `ephemera_client::Phone<MemoryStore>` sans-IO core.
+//!
+//! The simulator moves the bytes (advertisements to the receivers that hear them, requests
+//! to the in-process [`Server`]) and never looks inside the phone except through its
+//! public API and its events.
+
+use std::sync::Arc;
+
+use ephemera_client::store::MemoryStore;
+use ephemera_client::{
+    ClientConfig, Phone, PhoneEvent, Purpose, ReportPreview, RiskConfig, Sighting, Signal,
+};
+use ephemera_proto::auth::UploadCode;
+use ephemera_proto::{DayNumber, ReportContents, UnixTime};
+
+use super::scenario::Scenario;
+use super::server::Server;
+
+/// What one phone broadcasts in an interval.
+#[derive(Clone, Debug, Default)]
+pub struct Payloads {
+    /// The whole payload (GAEN: RPI ‖ AEM; `pet`: the 32-byte key).
+    pub full: Vec<u8>,
+    /// `pet` only: the four legacy slices, by slice index.
+    pub slices: [Vec<u8>; 4],
+}
+
+/// A finished report.
+#[derive(Clone, Debug)]
+pub struct Reported {
+    /// What the phone said it would report.
+    pub preview: ReportPreview,
+    /// What the node accepted.
+    pub contents: ReportContents,
+}
+
+/// What the simulator needs from a phone.
+pub(crate) trait PhoneAdapter: Send {
+    /// What to broadcast at `now` (the start of an interval).
+    fn advertise(&mut self, now: UnixTime) -> Result<Payloads, String>;
+    /// A payload heard at `now` with `rssi`.
+    fn hear(&mut self, now: UnixTime, payload: &[u8], rssi: i8) -> Result<(), String>;
+    /// Runs the phone's timers at `now`; syncs against `server` when they say so.
+    fn timers(&mut self, now: UnixTime, server: &Server) -> Result<(), String>;
+    /// Reports a positive test with `code` through the authority and node.
+    fn report(
+        &mut self,
+        now: UnixTime,
+        code: &UploadCode,
+        onset: Option<DayNumber>,
+        test_day: DayNumber,
+        server: &mut Server,
+    ) -> Result<Option<Reported>, String>;
+}
+
+/// The client's risk configuration for a scenario.
+pub fn risk_config(scenario: &Scenario) -> RiskConfig {
+    let d = &scenario.detection;
+    RiskConfig {
+        attenuation_thresholds_db: d.attenuation_thresholds_db,
+        attenuation_weights: d.attenuation_weights,
+        minimum_window_score: d.minimum_window_score,
+        minimum_daily_score: d.minimum_daily_score,
+        ..RiskConfig::default()
+    }
+}
+
+/// The client configuration every phone of a scenario shares.
+pub fn client_config(scenario: &Scenario, server: &Server) -> ClientConfig {
+    let mut config = ClientConfig::new(scenario.scheme.kind())
+        .with_trusted_node(server.node_key())
+        .with_decoy_rate(scenario.node.decoys_per_day)
+        .with_risk(risk_config(scenario));
+    config.sync.interval_seconds = u64::from(scenario.node.sync_hours) * 3600;
+    config.tx_power = scenario.radio.tx_power_dbm;
+    config.encounter.assumed_tx_power = scenario.radio.tx_power_dbm;
+    config
+}
+
+/// One app user's phone: the real client core over a memory store.
+#[derive(Debug)]
+pub struct ClientPhone {
+    phone: Phone<MemoryStore>,
+    pet: bool,
+    /// Per exposure day, when the phone first scored it high risk.
+    pub notified: Vec<(DayNumber, UnixTime)>,
+    /// Bytes of batch index pages and batches received.
+    pub bytes_down: u64,
+    /// Batches the phone rejected.
+    pub rejected: u32,
+}
+
+impl ClientPhone {
+    /// A phone with `config` and a seed of its own.
+    pub fn new(config: Arc<ClientConfig>, seed: [u8; 32]) -> Result<ClientPhone, String> {
+        let pet = config.scheme == ephemera_proto::SchemeKind::Pet;
+        let phone = Phone::new(config, MemoryStore::new(), seed).map_err(|e| e.to_string())?;
+        Ok(ClientPhone {
+            phone,
+            pet,
+            notified: Vec::new(),
+            bytes_down: 0,
+            rejected: 0,
+        })
+    }
+
+    /// Encounters the phone keeps.
+    pub fn encounters(&self) -> usize {
+        self.phone.store().encounter_count()
+    }
+
+    fn drain_events(&mut self, now: UnixTime) {
+        while let Some(event) = self.phone.poll_event() {
+            match event {
+                PhoneEvent::ExposureFound(daily) if daily.high_risk => {
+                    if !self.notified.iter().any(|(d, _)| *d == daily.day) {
+                        self.notified.push((daily.day, now));
+                    }
+                }
+                PhoneEvent::BatchRejected(_) => self.rejected += 1,
+                _ => {}
+            }
+        }
+    }
+}
+
+impl PhoneAdapter for ClientPhone {
+    fn advertise(&mut self, now: UnixTime) -> Result<Payloads, String> {
+        let first = self.phone.advertisement(now).map_err(|e| e.to_string())?;
+        let mut payloads = Payloads {
+            full: first.full,
+            slices: Default::default(),
+        };
+        if self.pet {
+            // Each call advances the carousel: four calls give the four slices.
+            let mut legacy = first.legacy;
+            for _ in 0..4 {
+                if let Ok(slice) = ephemera_proto::pet::KeySlice::decode(&legacy) {
+                    payloads.slices[usize::from(slice.index()) % 4] = legacy.clone();
+                }
+                legacy = self
+                    .phone
+                    .advertisement(now)
+                    .map_err(|e| e.to_string())?
+                    .legacy;
+            }
+        }
+        Ok(payloads)
+    }
+
+    fn hear(&mut self, now: UnixTime, payload: &[u8], rssi: i8) -> Result<(), String> {
+        let sighting = Sighting {
+            payload,
+            signal: Signal::Rssi {
+                rssi,
+                tx_power: None,
+            },
+        };
+        self.phone
+            .handle_sighting(now, &sighting)
+            .map_err(|e| e.to_string())
+    }
+
+    fn timers(&mut self, now: UnixTime, server: &Server) -> Result<(), String> {
+        self.phone.handle_timeout(now).map_err(|e| e.to_string())?;
+        // Requests may chain (index → batches → next page); serve until quiet.
+        while let Some(request) = self.phone.poll_request() {
+            let response = server.serve(&request).map_err(|e| e.to_string())?;
+            if matches!(
+                request.purpose,
+                Purpose::FetchIndex | Purpose::FetchBatch(_)
+            ) {
+                self.bytes_down += response.body.len() as u64;
+            }
+            // A batch the phone rejects comes back as an event, not a failure of the run.
+            let _ = self.phone.handle_response(now, request.id, response);
+            self.drain_events(now);
+        }
+        self.drain_events(now);
+        Ok(())
+    }
+
+    fn report(
+        &mut self,
+        now: UnixTime,
+        code: &UploadCode,
+        onset: Option<DayNumber>,
+        test_day: DayNumber,
+        server: &mut Server,
+    ) -> Result<Option<Reported>, String> {
+        let preview = match self.phone.start_report(now, code, onset, Some(test_day)) {
+            Ok(p) => p,
+            // A phone with nothing to report (no keys or encounters in the window) uploads
+            // nothing; not an error of the run.
+            Err(ephemera_client::ClientError::Report(_)) => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
+        let mut accepted = None;
+        while let Some(request) = self.phone.poll_request() {
+            let (response, contents) = server.serve_mut(now, &request);
+            if contents.is_some() {
+                accepted = contents;
+            }
+            self.phone
+                .handle_response(now, request.id, response)
+                .map_err(|e| e.to_string())?;
+        }
+        self.drain_events(now);
+        Ok(accepted.map(|contents| Reported { preview, contents }))
+    }
+}

@@ -1,0 +1,723 @@
+//! The scenario: every knob of a run, with documented defaults, read from TOML and
+//! overridden by command-line flags.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::SimError;
+
+/// Which token scheme the phones run.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchemeName {
+    /// GAEN v1.2 keys and RPIs.
+    Gaen,
+    /// Private encounter tokens.
+    Pet,
+}
+
+impl SchemeName {
+    /// The protocol's scheme.
+    pub fn kind(self) -> ephemera_proto::SchemeKind {
+        match self {
+            SchemeName::Gaen => ephemera_proto::SchemeKind::Gaen,
+            SchemeName::Pet => ephemera_proto::SchemeKind::Pet,
+        }
+    }
+
+    /// `"gaen"` or `"pet"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchemeName::Gaen => "gaen",
+            SchemeName::Pet => "pet",
+        }
+    }
+}
+
+impl std::str::FromStr for SchemeName {
+    type Err = SimError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gaen" => Ok(SchemeName::Gaen),
+            "pet" => Ok(SchemeName::Pet),
+            _ => Err(SimError::Scenario(format!("unknown scheme {s:?}"))),
+        }
+    }
+}
+
+/// How a `pet` phone's key goes over the air.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PetPayload {
+    /// Four 16-byte slices in a carousel (legacy advertising): a receiver needs any 3 of
+    /// the 4 in a scan, so the per-advertisement reception probability matters.
+    Slices,
+    /// The whole 32-byte key (extended advertising or GATT).
+    Whole,
+}
+
+/// A whole run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scenario {
+    /// People in the population.
+    pub agents: u32,
+    /// Simulated days.
+    pub days: u32,
+    /// The seed every random draw derives from.
+    pub seed: u64,
+    /// The scheme every app runs.
+    pub scheme: SchemeName,
+    /// The UTC day number (days since 1970-01-01) of the first simulated day.
+    pub first_day: u32,
+    /// Households, places and app uptake.
+    pub population: PopulationConfig,
+    /// Contact layers.
+    pub contacts: ContactConfig,
+    /// Bluetooth attenuation and reception.
+    pub radio: RadioConfig,
+    /// Scanning and advertising.
+    pub scanning: ScanConfig,
+    /// Infection.
+    pub epidemic: EpidemicConfig,
+    /// Testing and consent to upload.
+    pub testing: TestingConfig,
+    /// What counts as a close contact.
+    pub ground_truth: GroundTruthConfig,
+    /// The phones' exposure scoring.
+    pub detection: DetectionConfig,
+    /// The in-process authority and node.
+    pub node: NodeConfig,
+    /// The broadcast-sniffing adversary.
+    pub attack: AttackConfig,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            agents: 10_000,
+            days: 14,
+            seed: 1,
+            scheme: SchemeName::Pet,
+            // 2024-01-01.
+            first_day: 19_723,
+            population: PopulationConfig::default(),
+            contacts: ContactConfig::default(),
+            radio: RadioConfig::default(),
+            scanning: ScanConfig::default(),
+            epidemic: EpidemicConfig::default(),
+            testing: TestingConfig::default(),
+            ground_truth: GroundTruthConfig::default(),
+            detection: DetectionConfig::default(),
+            node: NodeConfig::default(),
+            attack: AttackConfig::default(),
+        }
+    }
+}
+
+/// Households, places and app uptake.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PopulationConfig {
+    /// Shares of households of 1..=6 people. Default: UK 2011 census, as OpenABM-Covid19's
+    /// `household_size_*` parameters (0.30, 0.35, 0.15, 0.13, 0.05, 0.02).
+    pub household_sizes: [f64; 6],
+    /// Share of the population under 20 (children: schools). Default 0.23 (UK).
+    pub child_share: f64,
+    /// Share aged 70 and over (elderly: day-time groups). Default 0.13 (UK).
+    pub elderly_share: f64,
+    /// Share of adults with a workplace. Default 0.75.
+    pub employed_share: f64,
+    /// Mean workplace size (log-normal, σ 1.0). Default 20.
+    pub workplace_mean_size: f64,
+    /// School size. Default 200.
+    pub school_size: u32,
+    /// Size of an elderly day-time group. Default 20.
+    pub elderly_group_size: u32,
+    /// Share of people who run the app. Default 0.6.
+    pub app_uptake: f64,
+    /// People per km² of the square grid that places sit on. Default 4,000 (a town).
+    pub density_per_km2: f64,
+    /// Community venues (shops, transit, bars, parks) per 1,000 people. Default 10.
+    pub venues_per_1000: f64,
+}
+
+impl Default for PopulationConfig {
+    fn default() -> Self {
+        PopulationConfig {
+            household_sizes: [0.30, 0.35, 0.15, 0.13, 0.05, 0.02],
+            child_share: 0.23,
+            elderly_share: 0.13,
+            employed_share: 0.75,
+            workplace_mean_size: 20.0,
+            school_size: 200,
+            elderly_group_size: 20,
+            app_uptake: 0.6,
+            density_per_km2: 4_000.0,
+            venues_per_1000: 10.0,
+        }
+    }
+}
+
+/// One contact layer's episodes: how long and how close.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EpisodeShape {
+    /// Median duration in minutes (log-normal).
+    pub median_minutes: f64,
+    /// Log-space σ of the duration.
+    pub sigma: f64,
+    /// Longest duration in minutes.
+    pub max_minutes: f64,
+    /// Median distance in metres (log-normal).
+    pub median_distance_m: f64,
+    /// Log-space σ of the distance.
+    pub distance_sigma: f64,
+}
+
+impl Default for EpisodeShape {
+    fn default() -> Self {
+        EpisodeShape {
+            median_minutes: 15.0,
+            sigma: 0.8,
+            max_minutes: 240.0,
+            median_distance_m: 2.0,
+            distance_sigma: 0.6,
+        }
+    }
+}
+
+/// Contact layers in the style of OpenABM-Covid19 (Hinch et al. 2021): household, a
+/// small-world occupation network and random community contacts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContactConfig {
+    /// Household members together in the evening, within radio range. Default median 90
+    /// min (log-normal σ 0.5, at most 5 h), 1.5 m median distance. Time in separate rooms
+    /// and overnight is left out: it would dominate the count of interval pairs without
+    /// changing who is a close contact.
+    pub household: EpisodeShape,
+    /// Daily occupation interactions per person: children, adults, elderly. Default
+    /// OpenABM's `mean_work_interactions_*` (10, 7, 3).
+    pub occupation_interactions: [f64; 3],
+    /// Share of occupation-network edges active on a given day. Default OpenABM's
+    /// `daily_fraction_work` (0.5).
+    pub occupation_daily_fraction: f64,
+    /// Watts–Strogatz rewiring probability. Default OpenABM's `work_network_rewire` (0.1).
+    pub occupation_rewire: f64,
+    /// Whether occupation contacts stop at weekends. Default true.
+    pub weekends_off: bool,
+    /// Work and elderly-group episodes. Default median 30 min, 1.5 m.
+    pub work: EpisodeShape,
+    /// School episodes. Default median 45 min, 1.2 m.
+    pub school: EpisodeShape,
+    /// Mean random community contacts a day: children, adults, elderly. Default OpenABM's
+    /// `mean_random_interactions_*` (2, 4, 3).
+    pub random_interactions: [f64; 3],
+    /// Gamma shape of each person's sociability (over-dispersion of random contacts).
+    /// Default 2.
+    pub random_dispersion: f64,
+    /// Random contacts in shops. Default median 8 min, 2 m.
+    pub shop: EpisodeShape,
+    /// Random contacts on buses and trains. Default median 20 min, 1.2 m.
+    pub transit: EpisodeShape,
+    /// Random contacts in bars, restaurants, gatherings. Default median 45 min, 1.5 m.
+    pub social: EpisodeShape,
+    /// Random contacts outdoors. Default median 10 min, 2.5 m.
+    pub outdoor: EpisodeShape,
+    /// Shares of venues that are shops, transit, social and outdoor. Default 0.4, 0.2, 0.25,
+    /// 0.15.
+    pub venue_kinds: [f64; 4],
+}
+
+impl Default for ContactConfig {
+    fn default() -> Self {
+        let shape =
+            |median_minutes, sigma, max_minutes, median_distance_m, distance_sigma| EpisodeShape {
+                median_minutes,
+                sigma,
+                max_minutes,
+                median_distance_m,
+                distance_sigma,
+            };
+        ContactConfig {
+            household: shape(90.0, 0.5, 300.0, 1.5, 0.5),
+            occupation_interactions: [10.0, 7.0, 3.0],
+            occupation_daily_fraction: 0.5,
+            occupation_rewire: 0.1,
+            weekends_off: true,
+            work: shape(30.0, 0.8, 240.0, 1.5, 0.5),
+            school: shape(45.0, 0.6, 240.0, 1.2, 0.5),
+            random_interactions: [2.0, 4.0, 3.0],
+            random_dispersion: 2.0,
+            shop: shape(8.0, 0.7, 60.0, 2.0, 0.6),
+            transit: shape(20.0, 0.6, 90.0, 1.2, 0.5),
+            social: shape(45.0, 0.6, 180.0, 1.5, 0.5),
+            outdoor: shape(10.0, 0.8, 120.0, 2.5, 0.6),
+            venue_kinds: [0.4, 0.2, 0.25, 0.15],
+        }
+    }
+}
+
+/// The radio term of one environment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnvironmentRadio {
+    /// Path-loss exponent.
+    pub exponent: f64,
+    /// Extra attenuation in dB.
+    pub offset_db: f64,
+    /// Extra per-episode spread in dB (σ).
+    pub extra_sd_db: f64,
+}
+
+impl Default for EnvironmentRadio {
+    fn default() -> Self {
+        EnvironmentRadio {
+            exponent: 2.5,
+            offset_db: 0.0,
+            extra_sd_db: 0.0,
+        }
+    }
+}
+
+/// Attenuation = reference + 10·n·log10(d) + environment + device offsets + noise.
+///
+/// Defaults and where they come from (see `docs/SIMULATION.md` for the full citations):
+/// - 51 dB at 1 m with exponent 2.5 indoors gives 55 dB at 1.5 m, 63 dB at 3 m and 73 dB
+///   at 8 m: the mapping the Corona-Warn-App documentation gives for its thresholds
+///   (github.com/corona-warn-app/cwa-documentation: "73 dB ≈ 8 m free space"; 55 and 63 dB
+///   as the near/medium bounds around 1.5 m and 3 m).
+/// - Per-episode σ 6 dB for orientation, pockets and bodies: Leith & Farrell (ACM SIGCOMM
+///   CCR 50(4), 2020) saw 10 dB and more from handset orientation and body absorption.
+/// - Vehicles: Leith & Farrell's GAEN measurements on a Dublin commuter bus (PLOS ONE
+///   16(4) e0250826, 2021) found attenuation that need not grow with distance and ±10 dB
+///   from changing the people in a pair of seats; hence exponent 1.0 (almost flat), +6 dB
+///   and an extra 5 dB σ. Their light-rail tram study (PLOS ONE 15(9) e0239943, 2020)
+///   showed the same.
+/// - Device calibration residual σ 3 dB per phone for transmit and for receive, after
+///   GAEN's per-model calibration table.
+/// - Reception floor 88 dB (about −96 dBm at −8 dBm transmit power, the sensitivity of
+///   phone BLE receivers).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RadioConfig {
+    /// Attenuation at 1 m (dB).
+    pub reference_db: f64,
+    /// σ of each phone's transmit calibration residual (dB).
+    pub device_tx_sd_db: f64,
+    /// σ of each phone's receive calibration residual (dB).
+    pub device_rx_sd_db: f64,
+    /// σ of the per-episode, per-direction term: orientation, pocket, bodies (dB).
+    pub episode_sd_db: f64,
+    /// σ of the per-scan term: fading (dB).
+    pub scan_sd_db: f64,
+    /// Nothing above this attenuation is received (dB).
+    pub floor_db: f64,
+    /// Chance that one advertisement in a scan window is received well above the floor.
+    pub advert_reception: f64,
+    /// The reception chance falls linearly to 0 over this many dB below the floor.
+    pub fade_band_db: f64,
+    /// Transmit power every phone announces (dBm); RSSI = this − attenuation.
+    pub tx_power_dbm: i8,
+    /// Homes.
+    pub home: EnvironmentRadio,
+    /// Offices and elderly groups.
+    pub work: EnvironmentRadio,
+    /// Schools.
+    pub school: EnvironmentRadio,
+    /// Shops.
+    pub shop: EnvironmentRadio,
+    /// Buses and trains.
+    pub transit: EnvironmentRadio,
+    /// Bars, restaurants and gatherings.
+    pub social: EnvironmentRadio,
+    /// Outdoors.
+    pub outdoor: EnvironmentRadio,
+}
+
+impl Default for RadioConfig {
+    fn default() -> Self {
+        let env = |exponent, offset_db, extra_sd_db| EnvironmentRadio {
+            exponent,
+            offset_db,
+            extra_sd_db,
+        };
+        RadioConfig {
+            reference_db: 51.0,
+            device_tx_sd_db: 3.0,
+            device_rx_sd_db: 3.0,
+            episode_sd_db: 6.0,
+            scan_sd_db: 3.0,
+            floor_db: 88.0,
+            advert_reception: 0.7,
+            fade_band_db: 8.0,
+            tx_power_dbm: -8,
+            home: env(2.5, 0.0, 0.0),
+            work: env(2.5, 0.0, 0.0),
+            school: env(2.5, 0.0, 0.0),
+            shop: env(2.5, 2.0, 1.0),
+            transit: env(1.0, 6.0, 5.0),
+            social: env(2.5, 0.0, 1.0),
+            outdoor: env(2.0, 0.0, 0.0),
+        }
+    }
+}
+
+impl RadioConfig {
+    /// No noise and no loss anywhere: the same attenuation for every scan at a distance,
+    /// every advertisement received (for tests).
+    pub fn noiseless(mut self) -> Self {
+        self.device_tx_sd_db = 0.0;
+        self.device_rx_sd_db = 0.0;
+        self.episode_sd_db = 0.0;
+        self.scan_sd_db = 0.0;
+        self.advert_reception = 1.0;
+        self.fade_band_db = 0.0;
+        for env in [
+            &mut self.home,
+            &mut self.work,
+            &mut self.school,
+            &mut self.shop,
+            &mut self.transit,
+            &mut self.social,
+            &mut self.outdoor,
+        ] {
+            env.extra_sd_db = 0.0;
+            env.offset_db = 0.0;
+            env.exponent = 2.5;
+        }
+        self
+    }
+}
+
+/// Scanning and advertising.
+///
+/// GAEN phones scan for a few seconds every 2.5–5 minutes (Android's Exposure Notification
+/// scans about every 5 minutes; iOS "opportunistically", every few minutes) and advertise
+/// every 200–270 ms (Exposure Notification Bluetooth Specification v1.2).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScanConfig {
+    /// Shortest scan period (s). Default 150.
+    pub period_min_s: u32,
+    /// Longest scan period (s). Default 300. Each phone draws its period for the day.
+    pub period_max_s: u32,
+    /// Advertisements a scan window can catch from one peer: 4 s at 250 ms. Default 16.
+    pub adverts_per_scan: u32,
+    /// How a `pet` key goes over the air. Default slices (legacy advertising).
+    pub pet_payload: PetPayload,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            period_min_s: 150,
+            period_max_s: 300,
+            adverts_per_scan: 16,
+            pet_payload: PetPayload::Slices,
+        }
+    }
+}
+
+/// Infection from proximity and duration.
+///
+/// Hazard of one episode = `beta` × layer weight × environment weight × distance weight ×
+/// minutes × infectiousness(days since infection); infectiousness is a gamma density
+/// (OpenABM's `mean_infectious_period` 5.5 d, σ 2.14 d); asymptomatic cases are
+/// `asymptomatic_infectiousness` as infectious (OpenABM 0.33). Symptom onset follows a
+/// log-normal incubation with median 5.1 days (Lauer et al., Ann. Intern. Med. 2020).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EpidemicConfig {
+    /// Share infected before the first day. Default 0.002.
+    pub initial_infected: f64,
+    /// Infection hazard per close-minute at peak-normalised infectiousness. Default 0.0028.
+    pub beta: f64,
+    /// Household weight. Default 2 (OpenABM's `relative_transmission_household`).
+    pub household_weight: f64,
+    /// Outdoor weight. Default 0.2.
+    pub outdoor_weight: f64,
+    /// Distance weight: 1 within this distance (m), then falling as (d0/d)². Default 1.
+    pub near_distance_m: f64,
+    /// Mean of the infectiousness profile (days). Default 5.5.
+    pub infectious_mean_days: f64,
+    /// σ of the infectiousness profile (days). Default 2.14.
+    pub infectious_sd_days: f64,
+    /// Share of infections without symptoms. Default 0.33.
+    pub asymptomatic_share: f64,
+    /// Relative infectiousness without symptoms. Default 0.33.
+    pub asymptomatic_infectiousness: f64,
+    /// Median incubation (days). Default 5.1.
+    pub incubation_median_days: f64,
+    /// Log-space σ of the incubation. Default 0.418 (97.5 % within 11.5 days).
+    pub incubation_sigma: f64,
+}
+
+impl Default for EpidemicConfig {
+    fn default() -> Self {
+        EpidemicConfig {
+            initial_infected: 0.002,
+            beta: 0.0028,
+            household_weight: 2.0,
+            outdoor_weight: 0.2,
+            near_distance_m: 1.0,
+            infectious_mean_days: 5.5,
+            infectious_sd_days: 2.14,
+            asymptomatic_share: 0.33,
+            asymptomatic_infectiousness: 0.33,
+            incubation_median_days: 5.1,
+            incubation_sigma: 0.418,
+        }
+    }
+}
+
+/// Testing and consent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TestingConfig {
+    /// Chance that a symptomatic case is tested. Default 0.6.
+    pub symptomatic_tested: f64,
+    /// Chance that an asymptomatic case is tested (screening). Default 0.1.
+    pub asymptomatic_tested: f64,
+    /// Days from symptom onset (or, asymptomatic, from day 3 after infection) to the
+    /// result: uniform between these. Default 1–3.
+    pub delay_days: [f64; 2],
+    /// Chance that a positive app user consents to upload. Default 0.7.
+    pub upload_consent: f64,
+    /// Hours from the result to the upload: uniform up to this. Default 6.
+    pub upload_within_hours: f64,
+}
+
+impl Default for TestingConfig {
+    fn default() -> Self {
+        TestingConfig {
+            symptomatic_tested: 0.6,
+            asymptomatic_tested: 0.1,
+            delay_days: [1.0, 3.0],
+            upload_consent: 0.7,
+            upload_within_hours: 6.0,
+        }
+    }
+}
+
+/// What counts as a close contact (the ground truth).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroundTruthConfig {
+    /// Within this distance (m). Default 2.
+    pub distance_m: f64,
+    /// For at least this many cumulative minutes in one UTC day. Default 15.
+    pub minutes: f64,
+}
+
+impl Default for GroundTruthConfig {
+    fn default() -> Self {
+        GroundTruthConfig {
+            distance_m: 2.0,
+            minutes: 15.0,
+        }
+    }
+}
+
+/// The phones' exposure scoring (the client's `RiskConfig`); a notification is a day the
+/// phone scores as high risk.
+///
+/// Defaults: the client's own, the Dutch CoronaMelder v3 configuration (thresholds 56, 62,
+/// 73 dB; weights 1.5, 1.0, 0.4, 0; 300 weighted seconds a window, 900 a day).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectionConfig {
+    /// Upper bounds of the immediate, near and medium buckets (dB).
+    pub attenuation_thresholds_db: [u8; 3],
+    /// Weights of immediate, near, medium, other.
+    pub attenuation_weights: [f64; 4],
+    /// Weighted seconds a window needs to count.
+    pub minimum_window_score: f64,
+    /// Weighted seconds a day needs to notify.
+    pub minimum_daily_score: f64,
+    /// Thresholds swept for the precision/recall plot: from, to, step (dB).
+    pub sweep_db: [u8; 3],
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        DetectionConfig {
+            attenuation_thresholds_db: [56, 62, 73],
+            attenuation_weights: [1.5, 1.0, 0.4, 0.0],
+            minimum_window_score: 300.0,
+            minimum_daily_score: 900.0,
+            sweep_db: [45, 90, 1],
+        }
+    }
+}
+
+impl DetectionConfig {
+    /// Notifies on any match at all (for tests of the matching path).
+    pub fn any_match() -> Self {
+        DetectionConfig {
+            attenuation_thresholds_db: [120, 121, 122],
+            attenuation_weights: [1.0, 1.0, 1.0, 1.0],
+            minimum_window_score: 0.0,
+            minimum_daily_score: 1.0,
+            ..DetectionConfig::default()
+        }
+    }
+}
+
+/// The in-process authority and node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Hours between batches (cut at UTC multiples). Default 6.
+    pub batch_hours: u32,
+    /// Entries a non-empty batch section is padded to. Default 64.
+    pub min_batch_entries: usize,
+    /// Hours between a phone's syncs (the client's own schedule, ±10 %). Default 4.
+    pub sync_hours: u32,
+    /// Mean decoy verify/upload pairs per phone per day. Default 0.1 (the client's).
+    pub decoys_per_day: f64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            batch_hours: 6,
+            min_batch_entries: 64,
+            sync_hours: 4,
+            decoys_per_day: 0.1,
+        }
+    }
+}
+
+/// Where sniffers sit.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnifferPlacement {
+    /// The busiest venues.
+    Popular,
+    /// Venues drawn at random.
+    Random,
+}
+
+/// The broadcast-sniffing adversary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttackConfig {
+    /// Sniffers, each at one venue. Default 20.
+    pub sniffers: u32,
+    /// Where. Default the busiest venues.
+    pub placement: SnifferPlacement,
+    /// A sniffer hears people up to this far (m), at a uniform distance. Default 15.
+    pub range_m: f64,
+}
+
+impl Default for AttackConfig {
+    fn default() -> Self {
+        AttackConfig {
+            sniffers: 20,
+            placement: SnifferPlacement::Popular,
+            range_m: 15.0,
+        }
+    }
+}
+
+impl Scenario {
+    /// Reads a TOML scenario; missing fields take their defaults.
+    ///
+    /// # Errors
+    /// [`SimError::Scenario`] for bad TOML or unknown fields.
+    pub fn from_toml(text: &str) -> Result<Scenario, SimError> {
+        toml::from_str(text).map_err(|e| SimError::Scenario(e.to_string()))
+    }
+
+    /// A tiny scenario for tests: a few hundred people, a few days.
+    pub fn tiny(agents: u32, days: u32, seed: u64, scheme: SchemeName) -> Scenario {
+        Scenario {
+            agents,
+            days,
+            seed,
+            scheme,
+            ..Scenario::default()
+        }
+    }
+
+    /// Checks the rules that span fields.
+    ///
+    /// # Errors
+    /// [`SimError::Scenario`] naming the first broken rule.
+    pub fn validate(&self) -> Result<(), SimError> {
+        let bad = |what: &str| Err(SimError::Scenario(what.to_owned()));
+        if self.agents < 2 {
+            return bad("agents must be at least 2");
+        }
+        if self.days == 0 || self.days > 28 {
+            return bad("days must be 1..=28");
+        }
+        let p = &self.population;
+        if !(0.0..=1.0).contains(&p.app_uptake) {
+            return bad("population.app_uptake must be in 0..=1");
+        }
+        if p.household_sizes.iter().any(|s| *s < 0.0)
+            || p.household_sizes.iter().sum::<f64>() <= 0.0
+        {
+            return bad("population.household_sizes must be non-negative and not all 0");
+        }
+        if p.child_share + p.elderly_share > 1.0 {
+            return bad("population child + elderly shares exceed 1");
+        }
+        let s = &self.scanning;
+        if s.period_min_s == 0 || s.period_min_s > s.period_max_s || s.period_max_s > 600 {
+            return bad("scanning periods must satisfy 0 < min <= max <= 600");
+        }
+        if s.adverts_per_scan == 0 {
+            return bad("scanning.adverts_per_scan must be positive");
+        }
+        if self.node.batch_hours == 0 || 24 % self.node.batch_hours != 0 {
+            return bad("node.batch_hours must divide 24");
+        }
+        if self.node.sync_hours == 0 {
+            return bad("node.sync_hours must be positive");
+        }
+        let d = &self.detection;
+        if d.sweep_db[2] == 0 || d.sweep_db[0] > d.sweep_db[1] {
+            return bad("detection.sweep_db must be [from, to, step>0]");
+        }
+        if !(d.attenuation_thresholds_db[0] <= d.attenuation_thresholds_db[1]
+            && d.attenuation_thresholds_db[1] <= d.attenuation_thresholds_db[2])
+        {
+            return bad("detection thresholds must ascend");
+        }
+        if self.ground_truth.distance_m <= 0.0 || self.ground_truth.minutes <= 0.0 {
+            return bad("ground_truth values must be positive");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round_trips_and_fills_defaults() {
+        let s = Scenario::from_toml("agents = 500\nscheme = \"gaen\"\n[attack]\nsniffers = 3\n")
+            .unwrap();
+        assert_eq!(s.agents, 500);
+        assert_eq!(s.scheme, SchemeName::Gaen);
+        assert_eq!(s.attack.sniffers, 3);
+        assert_eq!(s.radio, RadioConfig::default());
+        let text = toml::to_string(&s).unwrap();
+        assert_eq!(Scenario::from_toml(&text).unwrap(), s);
+        assert!(Scenario::from_toml("agentz = 5").is_err());
+        s.validate().unwrap();
+        assert!(
+            Scenario {
+                days: 0,
+                ..s.clone()
+            }
+            .validate()
+            .is_err()
+        );
+    }
+}

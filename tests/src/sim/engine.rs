@@ -19,7 +19,7 @@ use super::epidemic::Epidemic;
 use super::error::SimError;
 use super::phone::{ClientPhone, Payloads, PhoneAdapter, client_config};
 use super::population::Population;
-use super::radio::{Environment, RadioModel};
+use super::radio::RadioModel;
 use super::rng::{Domain, Stream, seed32};
 use super::scenario::{PetPayload, Scenario, SchemeName, SnifferPlacement};
 use super::server::Server;
@@ -145,21 +145,6 @@ pub struct SniffRecord {
     pub agent: u32,
 }
 
-/// Per app-user pair and day: time together and close.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PairDay {
-    /// One person (lower index).
-    pub a: u32,
-    /// The other.
-    pub b: u32,
-    /// Seconds within the close-contact distance.
-    pub close_s: u32,
-    /// Seconds together at any distance.
-    pub total_s: u32,
-    /// Environment of the longest episode.
-    pub env: Environment,
-}
-
 /// One day's counts.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct DayStats {
@@ -199,8 +184,6 @@ pub struct RawRun {
     pub phone_of: Vec<u32>,
     /// The phones.
     pub phones: Vec<ClientPhone>,
-    /// Per day: app-user pairs.
-    pub pairs: Vec<Vec<PairDay>>,
     /// Per day: all episodes (for the sweep).
     pub episodes: Vec<Vec<Episode>>,
     /// Sniffer places.
@@ -249,7 +232,6 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
     let t0 = u64::from(scenario.first_day) * u64::from(DAY);
     let batch_every = scenario.node.batch_hours * 3600;
 
-    let mut pairs_by_day = Vec::new();
     let mut episodes_by_day = Vec::new();
     let mut sniffed = Vec::new();
     let mut daily = Vec::new();
@@ -266,32 +248,10 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
             ..DayStats::default()
         };
 
-        // Ground truth between app users.
-        let gt = &scenario.ground_truth;
-        let mut pair_map: HashMap<(u32, u32), (PairDay, u32)> = HashMap::new();
-        for ep in episodes.iter().filter(|e| is_app(e.a) && is_app(e.b)) {
-            stats.app_episodes += 1;
-            let entry = pair_map.entry((ep.a, ep.b)).or_insert((
-                PairDay {
-                    a: ep.a,
-                    b: ep.b,
-                    close_s: 0,
-                    total_s: 0,
-                    env: ep.env,
-                },
-                0,
-            ));
-            if f64::from(ep.distance_m) <= gt.distance_m {
-                entry.0.close_s += ep.duration;
-            }
-            entry.0.total_s += ep.duration;
-            if ep.duration > entry.1 {
-                entry.1 = ep.duration;
-                entry.0.env = ep.env;
-            }
-        }
-        let mut pairs: Vec<PairDay> = pair_map.into_values().map(|(p, _)| p).collect();
-        pairs.sort_by_key(|p| (p.a, p.b));
+        stats.app_episodes = episodes
+            .iter()
+            .filter(|e| is_app(e.a) && is_app(e.b))
+            .count() as u64;
 
         // Which episodes each interval needs: between two phones, or at a sniffer's place.
         let mut radio_at: Vec<Vec<u32>> = vec![Vec::new(); 144];
@@ -520,9 +480,24 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
         stats.notifications = (notified_after - notified_before) as u64;
         stats.cumulative_infected = epidemic.total_infected() as u64;
         daily.push(stats);
-        pairs_by_day.push(pairs);
         episodes_by_day.push(episodes);
     }
+
+    // After the last day: a last batch, and every phone syncs once more, so uploads of the
+    // last hours count like the others.
+    let end = UnixTime(t0 + u64::from(scenario.days) * u64::from(DAY));
+    server.cut_batch(end);
+    let server_ref = &server;
+    phones.par_iter().enumerate().try_for_each(|(p, phone)| {
+        phone
+            .lock()
+            .expect("not poisoned")
+            .sync_now(end, server_ref)
+            .map_err(|m| SimError::Phone {
+                agent: p as u32,
+                message: m,
+            })
+    })?;
 
     let phones = phones
         .into_iter()
@@ -534,7 +509,6 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
         server,
         phone_of,
         phones,
-        pairs: pairs_by_day,
         episodes: episodes_by_day,
         sniffers,
         sniffed,

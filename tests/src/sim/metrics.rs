@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use super::attack::{AttackResult, round4};
-use super::engine::{Air, DayStats, INTERVAL, RawRun};
+use ephemera_proto::ReportContents;
+
+use super::engine::{Air, DAY, DayStats, INTERVAL, RawRun};
 use super::radio::{Environment, RadioModel};
 use super::scenario::Scenario;
 
@@ -170,39 +172,91 @@ pub struct Scored {
     pub daily: Vec<DayStats>,
 }
 
+/// What each upload covers.
+struct Windows {
+    /// Agent → (sim days covered, upload time as seconds since the first midnight).
+    by_agent: HashMap<u32, (Vec<u32>, u64)>,
+    t0: u64,
+}
+
+impl Windows {
+    fn new(scenario: &Scenario, run: &RawRun) -> Windows {
+        let first = scenario.first_day;
+        let mut by_agent = HashMap::new();
+        for u in &run.server.uploads {
+            let days: Vec<u32> = match &u.contents {
+                // GAEN: the days of the keys uploaded (today's key is not yet publishable).
+                ReportContents::Gaen(keys) => {
+                    keys.iter().map(|k| k.rolling_start.day().0).collect()
+                }
+                // pet: every day of the window, up to the upload.
+                ReportContents::Pet(_) => (u.first_day.0..=u.at.day().0).collect(),
+            };
+            let days = days
+                .into_iter()
+                .filter_map(|d| d.checked_sub(first))
+                .collect();
+            by_agent.insert(u.agent, (days, u.at.0 - run.t0));
+        }
+        Windows {
+            by_agent,
+            t0: run.t0,
+        }
+    }
+
+    /// Whether `agent`'s upload covers contact on sim day `day` that ended at `end`
+    /// (seconds after that midnight).
+    fn covers(&self, agent: u32, day: u32, end: u32) -> bool {
+        self.by_agent.get(&agent).is_some_and(|(days, at)| {
+            days.contains(&day) && u64::from(day) * u64::from(DAY) + u64::from(end) <= *at
+        })
+    }
+
+    fn upload_time(&self, agent: u32) -> Option<u64> {
+        self.by_agent.get(&agent).map(|(_, at)| at + self.t0)
+    }
+}
+
 /// Scores `run`.
 pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored {
     let days = scenario.days;
     let first_day = scenario.first_day;
     let minutes = (scenario.ground_truth.minutes * 60.0).ceil() as u32;
-    // Uploaders and the sim days their reports cover.
-    let mut windows: HashMap<u32, (u32, u32, u64)> = HashMap::new();
-    for u in &run.server.uploads {
-        let from = u.first_day.0.saturating_sub(first_day);
-        let to = u.at.day().0.saturating_sub(first_day);
-        windows.insert(u.agent, (from, to.min(days - 1), u.at.0));
-    }
-    let covers = |agent: u32, day: u32| {
-        windows
-            .get(&agent)
-            .is_some_and(|(a, b, _)| (*a..=*b).contains(&day))
-    };
+    let windows = Windows::new(scenario, run);
 
-    // Truth and, per (person, day), the uploaders met and the environment.
-    let mut truth: HashMap<(u32, u32), Environment> = HashMap::new();
-    let mut met: HashMap<(u32, u32), Vec<(u32, u32, Environment)>> = HashMap::new();
-    for (day, pairs) in run.pairs.iter().enumerate() {
+    // Truth and, per (person, day), the uploaders met and the environment: only contact a
+    // report covers counts (its days; on the upload day, before the upload).
+    let mut together: HashMap<(u32, u32, u32), (u32, u32, Environment, u32)> = HashMap::new();
+    let is_app = |a: u32| run.phone_of[a as usize] != u32::MAX;
+    for (day, episodes) in run.episodes.iter().enumerate() {
         let day = day as u32;
-        for p in pairs {
-            for (u, v) in [(p.a, p.b), (p.b, p.a)] {
-                if !covers(u, day) {
+        for ep in episodes.iter().filter(|e| is_app(e.a) && is_app(e.b)) {
+            for (u, v) in [(ep.a, ep.b), (ep.b, ep.a)] {
+                if !windows.covers(u, day, ep.end()) {
                     continue;
                 }
-                met.entry((v, day)).or_default().push((u, p.total_s, p.env));
-                if p.close_s >= minutes {
-                    truth.entry((v, day)).or_insert(p.env);
+                let entry = together.entry((v, day, u)).or_insert((0, 0, ep.env, 0));
+                if f64::from(ep.distance_m) <= scenario.ground_truth.distance_m {
+                    entry.0 += ep.duration;
+                }
+                entry.1 += ep.duration;
+                if ep.duration > entry.3 {
+                    entry.3 = ep.duration;
+                    entry.2 = ep.env;
                 }
             }
+        }
+    }
+    let mut keys: Vec<&(u32, u32, u32)> = together.keys().collect();
+    keys.sort_unstable();
+    let mut truth: HashMap<(u32, u32), Environment> = HashMap::new();
+    let mut met: HashMap<(u32, u32), Vec<(u32, u32, Environment)>> = HashMap::new();
+    for key in keys {
+        let (close, total, env, _) = together[key];
+        let (v, day, u) = *key;
+        met.entry((v, day)).or_default().push((u, total, env));
+        if close >= minutes {
+            truth.entry((v, day)).or_insert(env);
         }
     }
 
@@ -243,7 +297,7 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
         let upload = contacts
             .into_iter()
             .flatten()
-            .filter_map(|(u, _, _)| windows.get(u).map(|w| w.2))
+            .filter_map(|(u, _, _)| windows.upload_time(*u))
             .filter(|t| t <= at)
             .max();
         if let Some(t) = upload {
@@ -295,10 +349,10 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
             .into_iter()
             .map(|(k, (t, n, tp))| (k, Scores::new(t, n, tp)))
             .collect(),
-        notifications_per_uploader: if windows.is_empty() {
+        notifications_per_uploader: if run.server.uploads.is_empty() {
             0.0
         } else {
-            round4(notified.len() as f64 / windows.len() as f64)
+            round4(notified.len() as f64 / run.server.uploads.len() as f64)
         },
         notified_infected_share: if notified_people.is_empty() {
             0.0
@@ -348,7 +402,7 @@ fn sweep(
     scenario: &Scenario,
     run: &RawRun,
     truth: &HashMap<(u32, u32), Environment>,
-    windows: &HashMap<u32, (u32, u32, u64)>,
+    windows: &Windows,
 ) -> Vec<SweepPoint> {
     let air = Air {
         scenario,
@@ -365,10 +419,7 @@ fn sweep(
             }
             for dir in 0..2u8 {
                 let (receiver, sender) = if dir == 0 { (ep.a, ep.b) } else { (ep.b, ep.a) };
-                if !windows
-                    .get(&sender)
-                    .is_some_and(|(a, b, _)| (*a..=*b).contains(&day))
-                {
+                if !windows.covers(sender, day, ep.end()) {
                     continue;
                 }
                 let hist = credit.entry((receiver, day)).or_insert([0; 128]);

@@ -43,6 +43,8 @@ pub(crate) trait PhoneAdapter: Send {
     fn hear(&mut self, now: UnixTime, payload: &[u8], rssi: i8) -> Result<(), String>;
     /// Runs the phone's timers at `now`; syncs against `server` when they say so.
     fn timers(&mut self, now: UnixTime, server: &Server) -> Result<(), String>;
+    /// Syncs now, whatever the schedule says (after the run).
+    fn sync_now(&mut self, now: UnixTime, server: &Server) -> Result<(), String>;
     /// Reports a positive test with `code` through the authority and node.
     fn report(
         &mut self,
@@ -93,6 +95,9 @@ pub struct ClientPhone {
 
 impl ClientPhone {
     /// A phone with `config` and a seed of its own.
+    ///
+    /// # Errors
+    /// The client's error, as text, for a config it refuses.
     pub fn new(config: Arc<ClientConfig>, seed: [u8; 32]) -> Result<ClientPhone, String> {
         let pet = config.scheme == ephemera_proto::SchemeKind::Pet;
         let phone = Phone::new(config, MemoryStore::new(), seed).map_err(|e| e.to_string())?;
@@ -108,6 +113,24 @@ impl ClientPhone {
     /// Encounters the phone keeps.
     pub fn encounters(&self) -> usize {
         self.phone.store().encounter_count()
+    }
+
+    /// Serves the phone's requests until quiet (index → batches → next page).
+    fn serve(&mut self, now: UnixTime, server: &Server) -> Result<(), String> {
+        while let Some(request) = self.phone.poll_request() {
+            let response = server.serve(&request).map_err(|e| e.to_string())?;
+            if matches!(
+                request.purpose,
+                Purpose::FetchIndex | Purpose::FetchBatch(_)
+            ) {
+                self.bytes_down += response.body.len() as u64;
+            }
+            // A batch the phone rejects comes back as an event, not a failure of the run.
+            let _ = self.phone.handle_response(now, request.id, response);
+            self.drain_events(now);
+        }
+        self.drain_events(now);
+        Ok(())
     }
 
     fn drain_events(&mut self, now: UnixTime) {
@@ -135,15 +158,17 @@ impl PhoneAdapter for ClientPhone {
         if self.pet {
             // Each call advances the carousel: four calls give the four slices.
             let mut legacy = first.legacy;
-            for _ in 0..4 {
+            for i in 0..4 {
                 if let Ok(slice) = ephemera_proto::pet::KeySlice::decode(&legacy) {
                     payloads.slices[usize::from(slice.index()) % 4] = legacy.clone();
                 }
-                legacy = self
-                    .phone
-                    .advertisement(now)
-                    .map_err(|e| e.to_string())?
-                    .legacy;
+                if i < 3 {
+                    legacy = self
+                        .phone
+                        .advertisement(now)
+                        .map_err(|e| e.to_string())?
+                        .legacy;
+                }
             }
         }
         Ok(payloads)
@@ -164,21 +189,12 @@ impl PhoneAdapter for ClientPhone {
 
     fn timers(&mut self, now: UnixTime, server: &Server) -> Result<(), String> {
         self.phone.handle_timeout(now).map_err(|e| e.to_string())?;
-        // Requests may chain (index → batches → next page); serve until quiet.
-        while let Some(request) = self.phone.poll_request() {
-            let response = server.serve(&request).map_err(|e| e.to_string())?;
-            if matches!(
-                request.purpose,
-                Purpose::FetchIndex | Purpose::FetchBatch(_)
-            ) {
-                self.bytes_down += response.body.len() as u64;
-            }
-            // A batch the phone rejects comes back as an event, not a failure of the run.
-            let _ = self.phone.handle_response(now, request.id, response);
-            self.drain_events(now);
-        }
-        self.drain_events(now);
-        Ok(())
+        self.serve(now, server)
+    }
+
+    fn sync_now(&mut self, now: UnixTime, server: &Server) -> Result<(), String> {
+        self.phone.start_sync(now).map_err(|e| e.to_string())?;
+        self.serve(now, server)
     }
 
     fn report(

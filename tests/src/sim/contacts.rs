@@ -66,15 +66,15 @@ fn shape_draw(shape: &EpisodeShape, rng: &mut Stream, start: u32) -> (u32, f32) 
     (duration, distance)
 }
 
+/// Where and in which layer an episode happens.
+type Setting = (Environment, u32, Layer);
+
 fn push(
     out: &mut Vec<Episode>,
-    a: u32,
-    b: u32,
+    (a, b): (u32, u32),
     start: u32,
     drawn: (u32, f32),
-    env: Environment,
-    place: u32,
-    layer: Layer,
+    (env, place, layer): Setting,
 ) {
     let start = start.min(DAY - 60);
     out.push(Episode {
@@ -114,13 +114,10 @@ pub fn generate(pop: &Population, scenario: &Scenario, day_index: u32) -> Vec<Ep
                 let drawn = shape_draw(&c.household, &mut rng, start);
                 push(
                     &mut out,
-                    a,
-                    b,
+                    (a, b),
                     start,
                     drawn,
-                    Environment::Home,
-                    HOME,
-                    Layer::Household,
+                    (Environment::Home, HOME, Layer::Household),
                 );
             }
         }
@@ -141,13 +138,10 @@ pub fn generate(pop: &Population, scenario: &Scenario, day_index: u32) -> Vec<Ep
             let drawn = shape_draw(shape, &mut rng, start);
             push(
                 &mut out,
-                edge.a,
-                edge.b,
+                (edge.a, edge.b),
                 start,
                 drawn,
-                env,
-                edge.place,
-                Layer::Occupation,
+                (env, edge.place, Layer::Occupation),
             );
         }
     }
@@ -180,10 +174,10 @@ pub fn generate(pop: &Population, scenario: &Scenario, day_index: u32) -> Vec<Ep
         };
         let start = rng.range_f(7.0 * 3600.0, 21.0 * 3600.0) as u32;
         let drawn = shape_draw(shape, &mut rng, start);
-        push(&mut out, a, b, start, drawn, env, venue, Layer::Random);
+        push(&mut out, (a, b), start, drawn, (env, venue, Layer::Random));
     }
 
-    out.sort_by(|x, y| (x.start, x.a, x.b, x.layer as u8).cmp(&(y.start, y.a, y.b, y.layer as u8)));
+    out.sort_by_key(|x| (x.start, x.a, x.b, x.layer as u8));
     out
 }
 

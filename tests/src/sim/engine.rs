@@ -332,7 +332,7 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
                     });
                 }
             }
-            if (day * DAY + start) % batch_every == 0 && (day, i) != (0, 0) {
+            if (day * DAY + start).is_multiple_of(batch_every) && (day, i) != (0, 0) {
                 server.cut_batch(now);
             }
 

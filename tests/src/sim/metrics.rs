@@ -172,6 +172,11 @@ pub struct Scored {
     pub daily: Vec<DayStats>,
 }
 
+/// Close seconds, seconds, environment of the longest episode and its length.
+type Together = (u32, u32, Environment, u32);
+/// An uploader met: who, seconds together, environment of the longest episode.
+type Met = (u32, u32, Environment);
+
 /// What each upload covers.
 struct Windows {
     /// Agent → (sim days covered, upload time as seconds since the first midnight).
@@ -226,7 +231,8 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
 
     // Truth and, per (person, day), the uploaders met and the environment: only contact a
     // report covers counts (its days; on the upload day, before the upload).
-    let mut together: HashMap<(u32, u32, u32), (u32, u32, Environment, u32)> = HashMap::new();
+    // (person, day, uploader) → (close seconds, seconds, environment of the longest, its length).
+    let mut together: HashMap<(u32, u32, u32), Together> = HashMap::new();
     let is_app = |a: u32| run.phone_of[a as usize] != u32::MAX;
     for (day, episodes) in run.episodes.iter().enumerate() {
         let day = day as u32;
@@ -250,7 +256,7 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
     let mut keys: Vec<&(u32, u32, u32)> = together.keys().collect();
     keys.sort_unstable();
     let mut truth: HashMap<(u32, u32), Environment> = HashMap::new();
-    let mut met: HashMap<(u32, u32), Vec<(u32, u32, Environment)>> = HashMap::new();
+    let mut met: HashMap<(u32, u32), Vec<Met>> = HashMap::new();
     for key in keys {
         let (close, total, env, _) = together[key];
         let (v, day, u) = *key;

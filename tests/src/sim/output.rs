@@ -8,6 +8,16 @@ use plotters::prelude::*;
 use super::error::SimError;
 use super::metrics::Scored;
 
+/// A named, coloured line drawn from each row.
+type Series<T, V> = (&'static str, RGBColor, fn(&T) -> V);
+/// One bar panel: where, title, fixed top (0: automatic), value.
+type Panel<'a, 'b> = (
+    &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    &'static str,
+    f64,
+    fn(&Scored) -> f64,
+);
+
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SimError + '_ {
     move |e| SimError::Output {
         path: path.display().to_string(),
@@ -130,7 +140,7 @@ fn plot_epidemic(path: &Path, scored: &Scored) -> Result<(), SimError> {
         .y_desc("people per day")
         .draw()
         .map_err(plot_error(path))?;
-    let series: [(&str, RGBColor, fn(&super::engine::DayStats) -> u64); 4] = [
+    let series: [Series<super::engine::DayStats, u64>; 4] = [
         ("new infections", RED, |d| d.new_infections),
         ("positive tests", BLUE, |d| d.positives),
         ("uploads", GREEN, |d| d.uploads),
@@ -187,7 +197,7 @@ fn plot_sweep(path: &Path, scored: &Scored) -> Result<(), SimError> {
         .y_desc("share")
         .draw()
         .map_err(plot_error(path))?;
-    let series: [(&str, RGBColor, fn(&super::metrics::SweepPoint) -> f64); 3] = [
+    let series: [Series<super::metrics::SweepPoint, f64>; 3] = [
         ("precision", BLUE, |p| p.precision),
         ("recall", RED, |p| p.recall),
         ("F1", BLACK, |p| p.f1),
@@ -223,12 +233,7 @@ fn plot_attack(path: &Path, runs: &[&Scored]) -> Result<(), SimError> {
     let (left, right) = root.split_horizontally(400);
     let n = runs.len() as u32;
     let names: Vec<&str> = runs.iter().map(|r| r.summary.scheme).collect();
-    let panels: [(
-        &DrawingArea<SVGBackend, plotters::coord::Shift>,
-        &str,
-        f64,
-        fn(&Scored) -> f64,
-    ); 2] = [
+    let panels: [Panel<'_, '_>; 2] = [
         (&left, "uploading positives linked", 1.05, |r| {
             r.summary.attack.linked_fraction
         }),

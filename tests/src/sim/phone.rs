@@ -136,10 +136,10 @@ impl ClientPhone {
     fn drain_events(&mut self, now: UnixTime) {
         while let Some(event) = self.phone.poll_event() {
             match event {
-                PhoneEvent::ExposureFound(daily) if daily.high_risk => {
-                    if !self.notified.iter().any(|(d, _)| *d == daily.day) {
-                        self.notified.push((daily.day, now));
-                    }
+                PhoneEvent::ExposureFound(daily)
+                    if daily.high_risk && !self.notified.iter().any(|(d, _)| *d == daily.day) =>
+                {
+                    self.notified.push((daily.day, now));
                 }
                 PhoneEvent::BatchRejected(_) => self.rejected += 1,
                 _ => {}

@@ -432,7 +432,8 @@ impl Default for ScanConfig {
 pub struct EpidemicConfig {
     /// Share infected before the first day. Default 0.002.
     pub initial_infected: f64,
-    /// Infection hazard per close-minute at peak-normalised infectiousness. Default 0.0028.
+    /// Infection hazard per close-minute, per unit of infectiousness (1/day). Default 0.008
+    /// (about 1.4 secondary cases per case with the default contacts).
     pub beta: f64,
     /// Household weight. Default 2 (OpenABM's `relative_transmission_household`).
     pub household_weight: f64,
@@ -458,7 +459,7 @@ impl Default for EpidemicConfig {
     fn default() -> Self {
         EpidemicConfig {
             initial_infected: 0.002,
-            beta: 0.0028,
+            beta: 0.008,
             household_weight: 2.0,
             outdoor_weight: 0.2,
             near_distance_m: 1.0,

@@ -222,6 +222,9 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
         }
     }
 
+    let agent_of: Vec<u32> = (0..pop.agents.len() as u32)
+        .filter(|a| phone_of[*a as usize] != NO_PHONE)
+        .collect();
     let sniffers = place_sniffers(&pop, scenario);
     let sniffer_set: HashMap<u32, ()> = sniffers.iter().map(|p| (*p, ())).collect();
     let air = Air {
@@ -466,7 +469,7 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
                         .expect("not poisoned")
                         .timers(at, server)
                         .map_err(|m| SimError::Phone {
-                            agent: p as u32,
+                            agent: agent_of[p],
                             message: m,
                         })
                 })?;
@@ -494,7 +497,7 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
             .expect("not poisoned")
             .sync_now(end, server_ref)
             .map_err(|m| SimError::Phone {
-                agent: p as u32,
+                agent: agent_of[p],
                 message: m,
             })
     })?;

@@ -20,6 +20,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Prints the scenario (defaults, or the file given) as TOML, to start a scenario file.
+    ShowScenario {
+        /// Scenario file to read.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
     /// Prints the radio model's attenuation statistics per distance bin as JSON.
     Radio {
         /// Samples per bin and environment.
@@ -78,6 +84,10 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<Scenario> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::ShowScenario { scenario }) = &cli.command {
+        print!("{}", load(scenario.as_ref())?.to_toml());
+        return Ok(());
+    }
     if let Some(Command::Radio {
         samples,
         seed,

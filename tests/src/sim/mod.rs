@@ -79,7 +79,8 @@ pub fn run_with(scenario: &Scenario, options: &RunOptions) -> Result<Scored, Sim
     let pool = builder
         .build()
         .map_err(|e| SimError::Scenario(format!("thread pool: {e}")))?;
-    let bar = if options.progress && std::io::stderr().is_terminal() {
+    let terminal = std::io::stderr().is_terminal();
+    let bar = if options.progress && terminal {
         let bar = indicatif::ProgressBar::new(u64::from(scenario.days) * 144);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -92,9 +93,21 @@ pub fn run_with(scenario: &Scenario, options: &RunOptions) -> Result<Scored, Sim
     } else {
         indicatif::ProgressBar::hidden()
     };
+    // Without a terminal, one line per simulated day (for logs), unless progress is off.
+    let log_days = options.progress && !terminal;
+    let intervals = std::sync::atomic::AtomicU64::new(0);
     let tick = || {
+        let done = intervals.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         bar.inc(1);
-        bar.set_message(format!("{}", bar.position() / 144 + 1));
+        bar.set_message(format!("{}", done / 144 + 1));
+        if log_days && done.is_multiple_of(144) {
+            eprintln!(
+                "ephemera-sim: day {}/{} done at {:.0} s",
+                done / 144,
+                scenario.days,
+                started.elapsed().as_secs_f64()
+            );
+        }
     };
     let mut scored = pool.install(|| -> Result<Scored, SimError> {
         let raw = engine::simulate(scenario, &tick)?;

@@ -632,6 +632,11 @@ impl Scenario {
         toml::from_str(text).map_err(|e| SimError::Scenario(e.to_string()))
     }
 
+    /// The scenario as TOML (every field).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a scenario serialises")
+    }
+
     /// A tiny scenario for tests: a few hundred people, a few days.
     pub fn tiny(agents: u32, days: u32, seed: u64, scheme: SchemeName) -> Scenario {
         Scenario {

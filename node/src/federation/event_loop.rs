@@ -122,7 +122,13 @@ pub(crate) struct Shared {
     pub(crate) page_size: usize,
     pub(crate) fetch_batch: usize,
     pub(crate) republish_synced: bool,
+    /// Ids fetched by catch-up and not stored (too old here, certificate already used,
+    /// invalid), so later rounds do not fetch them again. Cleared when full.
+    pub(crate) refused: std::sync::Mutex<HashSet<ephemera_proto::upload::UploadId>>,
 }
+
+/// Most ids remembered in [`Shared::refused`].
+pub(crate) const MAX_REFUSED: usize = 65_536;
 
 /// A cloneable handle to a running federation. Dropping every handle stops the loop.
 #[derive(Clone, Debug)]
@@ -206,7 +212,11 @@ impl FederationHandle {
     ///
     /// # Errors
     /// [`FederationError::Stopped`] if the event loop has ended.
-    pub async fn ban(&self, peer: PeerId, duration: Option<Duration>) -> Result<(), FederationError> {
+    pub async fn ban(
+        &self,
+        peer: PeerId,
+        duration: Option<Duration>,
+    ) -> Result<(), FederationError> {
         self.send(Command::Ban(peer, duration)).await
     }
 
@@ -288,6 +298,7 @@ pub(crate) fn spawn(
         page_size: config.page_size(),
         fetch_batch: config.fetch_batch(),
         republish_synced: config.republish_synced,
+        refused: std::sync::Mutex::new(HashSet::new()),
     });
     let peer_id = *swarm.local_peer_id();
     tracing::info!(%peer_id, topic = %topic, "federation starting");
@@ -588,11 +599,7 @@ impl EventLoop {
                     let _ = reply.send(Err(SyncFailure::Outbound("not connected".into())));
                     return;
                 }
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .sync
-                    .send_request(&peer, request);
+                let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
                 self.pending_requests.insert(id, reply);
             }
             Internal::Respond { channel, response } => {
@@ -670,24 +677,20 @@ impl EventLoop {
                 peer_id,
                 num_established,
                 ..
-            } => {
-                if num_established.get() == 1 {
-                    metrics::connection("established");
-                    metrics::peers_connected(self.swarm.connected_peers().count());
-                    tracing::info!(peer = %peer_id, "peer connected");
-                    self.start_session(peer_id);
-                }
+            } if num_established.get() == 1 => {
+                metrics::connection("established");
+                metrics::peers_connected(self.swarm.connected_peers().count());
+                tracing::info!(peer = %peer_id, "peer connected");
+                self.start_session(peer_id);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established,
+                num_established: 0,
                 ..
             } => {
-                if num_established == 0 {
-                    metrics::connection("closed");
-                    metrics::peers_connected(self.swarm.connected_peers().count());
-                    tracing::info!(peer = %peer_id, "peer disconnected");
-                }
+                metrics::connection("closed");
+                metrics::peers_connected(self.swarm.connected_peers().count());
+                tracing::info!(peer = %peer_id, "peer disconnected");
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(peer = ?peer_id, %error, "outgoing connection failed");

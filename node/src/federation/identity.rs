@@ -7,7 +7,7 @@
 use std::fmt;
 
 use libp2p::PeerId;
-use libp2p::identity::{Keypair, KeyType};
+use libp2p::identity::{KeyType, Keypair};
 use zeroize::Zeroizing;
 
 /// The stored identity could not be read.

@@ -11,7 +11,7 @@
 //! * **Transport**: TCP (Noise, Yamux) and QUIC; listeners on 127.0.0.1 by default.
 //! * **Gossip**: one gossipsub topic per protocol version ([`TOPIC_PREFIX`], optionally
 //!   with a region suffix), in anonymous mode with a content-hash message id, so messages do
-//!   not say where a report entered (see [`behaviour`](self) docs in the source). Every
+//!   not say where a report entered (the reasoning is in `behaviour.rs`). Every
 //!   message is validated manually: decoded, re-verified against this node's trusted
 //!   authorities with the relayed expiry policy, deduplicated by [`UploadId`], stored, and
 //!   only then forwarded. Forgeries are rejected and cost the sender its peer score; a peer

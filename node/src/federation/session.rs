@@ -2,7 +2,7 @@
 //! protocol). The task talks to the swarm only through the event loop's internal channel.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use ephemera_proto::DayNumber;
 use ephemera_proto::upload::{SignedUpload, UploadId, VerifiedUpload};
@@ -11,7 +11,7 @@ use libp2p::PeerId;
 use ring::digest;
 use tokio::sync::{mpsc, oneshot};
 
-use super::event_loop::{Internal, Shared};
+use super::event_loop::{Internal, MAX_REFUSED, Shared};
 use super::metrics;
 use super::store::DayDigest;
 use super::sync::{SyncRequest, SyncResponse, ids_page_is_valid, window};
@@ -95,6 +95,19 @@ impl Session {
             })
             .map_err(|_| SyncFailure::Stopped)?;
         response.await.map_err(|_| SyncFailure::Stopped)?
+    }
+
+    /// Remembers an id not to fetch again.
+    fn refuse(&self, id: UploadId) {
+        let mut refused = self
+            .shared
+            .refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if refused.len() >= MAX_REFUSED {
+            refused.clear();
+        }
+        refused.insert(id);
     }
 
     /// Penalises the peer and ends the round.
@@ -199,6 +212,17 @@ impl Session {
                     .collect()
             })
             .await?;
+            let missing: Vec<UploadId> = {
+                let refused = self
+                    .shared
+                    .refused
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                missing
+                    .into_iter()
+                    .filter(|id| !refused.contains(id))
+                    .collect()
+            };
             self.report.missing += missing.len();
             for chunk in missing.chunks(self.shared.fetch_batch) {
                 self.fetch(chunk).await?;
@@ -261,9 +285,16 @@ impl Session {
                 metrics::sync_fetched(verdict);
                 if let Some(id) = id {
                     progress |= wanted.remove(&id);
+                    if !matches!(verdict, Verdict::Accept | Verdict::Ignore("store-error")) {
+                        self.refuse(id);
+                    }
                 }
                 match verdict {
                     Verdict::Accept => self.report.stored += 1,
+                    // A peer serves what its own trust set accepts: a report of an authority
+                    // only it trusts is a difference of configuration, not a forgery (gossip
+                    // still rejects it, as the peer should not have forwarded it).
+                    Verdict::Reject("untrusted-authority") => {}
                     Verdict::Reject(reason) => {
                         rejected = true;
                         tracing::info!(peer = %self.peer, reason, "rejected an upload received by catch-up");

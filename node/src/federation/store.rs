@@ -126,6 +126,7 @@ pub struct MemoryFederationStore {
 struct MemoryInner {
     uploads: HashMap<UploadId, SignedUpload>,
     by_day: BTreeMap<DayNumber, BTreeSet<UploadId>>,
+    digests: BTreeMap<DayNumber, DayDigest>,
     certificates: HashSet<CertificateId>,
 }
 
@@ -151,7 +152,13 @@ impl MemoryFederationStore {
         if !inner.certificates.insert(signed.certificate.certificate.id) {
             return StoreOutcome::CertificateUsed;
         }
-        inner.by_day.entry(sync_day(&signed)).or_default().insert(id);
+        let day = sync_day(&signed);
+        inner.by_day.entry(day).or_default().insert(id);
+        inner
+            .digests
+            .entry(day)
+            .or_insert_with(|| DayDigest::empty(day))
+            .add(&id);
         inner.uploads.insert(id, signed);
         StoreOutcome::Stored
     }
@@ -176,8 +183,14 @@ impl MemoryFederationStore {
         let mut inner = self.lock();
         let keep = inner.by_day.split_off(&oldest);
         let old = std::mem::replace(&mut inner.by_day, keep);
+        let keep = inner.digests.split_off(&oldest);
+        inner.digests = keep;
         for id in old.into_values().flatten() {
-            inner.uploads.remove(&id);
+            if let Some(upload) = inner.uploads.remove(&id) {
+                inner
+                    .certificates
+                    .remove(&upload.certificate.certificate.id);
+            }
         }
     }
 }
@@ -208,5 +221,13 @@ impl FederationStore for MemoryFederationStore {
 
     fn get(&self, id: &UploadId) -> Option<SignedUpload> {
         self.lock().uploads.get(id).cloned()
+    }
+
+    fn day_digest(&self, day: DayNumber) -> DayDigest {
+        self.lock()
+            .digests
+            .get(&day)
+            .copied()
+            .unwrap_or_else(|| DayDigest::empty(day))
     }
 }

@@ -267,11 +267,7 @@ impl request_response::Codec for SyncCodec {
         decode(&read_frame(io, SyncRequest::MAX_SIZE).await?)
     }
 
-    async fn read_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<SyncResponse>
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
     where
         T: AsyncRead + Unpin + Send,
     {

@@ -210,8 +210,12 @@ impl LocalNode {
     ) -> Result<LocalNode, FederationError> {
         config.mdns = false;
         config.bootstrap_peers.extend(bootstrap);
-        let (handle, join) =
-            Federation::spawn(config, identity.clone(), store.clone(), Arc::new(SystemClock))?;
+        let (handle, join) = Federation::spawn(
+            config,
+            identity.clone(),
+            store.clone(),
+            Arc::new(SystemClock),
+        )?;
         let peer_id = handle.peer_id();
         let addrs = handle
             .listen_addrs()

@@ -726,7 +726,8 @@ impl EventLoop {
         }
     }
 
-    /// Dials a discovered peer unless connected, banned, or at the connection cap.
+    /// Dials a discovered peer unless connected, banned, or holding half the connection cap
+    /// already (the other half is left for inbound connections).
     fn maybe_dial(&mut self, peer: PeerId) {
         let connected = self.swarm.connected_peers().count();
         if peer == *self.swarm.local_peer_id()

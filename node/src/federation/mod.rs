@@ -26,6 +26,32 @@
 //! [`FederationHandle`] (what the node calls): [`Federation::spawn`] starts one event-loop
 //! task that owns the swarm.
 //!
+//! # Plugging into the node
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use ephemera_node::federation::*;
+//! # async fn demo(
+//! #     store: Arc<dyn FederationStore>,
+//! #     identity_bytes: Vec<u8>,
+//! #     trusted: ephemera_proto::auth::TrustedAuthorities,
+//! #     upload: ephemera_proto::upload::VerifiedUpload,
+//! # ) -> Result<(), Box<dyn std::error::Error>> {
+//! // First start: NodeIdentity::generate(), then persist `identity.to_bytes()`.
+//! let identity = NodeIdentity::from_bytes(&identity_bytes)?;
+//! let config = FederationConfig::default().with_trusted_authorities(trusted);
+//! let (federation, task) = Federation::spawn(config, identity, store, Arc::new(SystemClock))?;
+//! println!("libp2p peer id {}", federation.peer_id());
+//! // After a phone's upload is verified and durably stored:
+//! federation.publish(upload).await?;
+//! // Graceful shutdown:
+//! federation.shutdown().await?;
+//! task.await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The node's store must file every upload it holds (phone uploads and relayed ones) under
+//! [`sync_day`], so that catch-up serves both.
+//!
 //! # Privacy
 //! Logs name peers by peer id only; addresses are logged at `debug` level at most, and no
 //! upload, token, certificate or key is ever logged.

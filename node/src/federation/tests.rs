@@ -760,3 +760,47 @@ fn forged_uploads_fail_verification_for_the_expected_reason() {
         assert_eq!(validate::classify(&err), Verdict::Reject(reason));
     }
 }
+
+/// A burst of uploads published at random nodes of a 10-node cluster: time until every
+/// node holds every upload. `cargo test -p ephemera-node -- --ignored --nocapture burst`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: prints burst convergence time over 10 nodes"]
+async fn burst_convergence_10_nodes() {
+    const NODES: usize = 10;
+    const UPLOADS: usize = 500;
+    let factory = UploadFactory::new();
+    let cluster = LocalCluster::start(NODES, |_| test_config(&factory))
+        .await
+        .unwrap();
+    assert!(cluster.wait_for_mesh(Duration::from_secs(30)).await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let uploads: Vec<_> = (0..UPLOADS).map(|_| factory.upload(10)).collect();
+    let ids: Vec<UploadId> = uploads.iter().map(|u| u.id()).collect();
+    let start = Instant::now();
+    for (i, upload) in uploads.into_iter().enumerate() {
+        let origin = &cluster.nodes[i % NODES];
+        origin.store.store_local(upload.clone());
+        origin.handle.publish(upload).await.unwrap();
+    }
+    let published = start.elapsed();
+    let stores: Vec<Arc<RecordingStore>> = cluster.nodes.iter().map(|n| n.store.clone()).collect();
+    let converged = wait_until(Duration::from_secs(60), || {
+        stores.iter().all(|s| ids.iter().all(|id| s.contains(id)))
+    })
+    .await;
+    let mut latest = Duration::ZERO;
+    for store in &stores {
+        for id in &ids {
+            if let Some(t) = store.arrival(id) {
+                latest = latest.max(t.saturating_duration_since(start));
+            }
+        }
+    }
+    println!(
+        "burst of {UPLOADS} uploads over {NODES} nodes: published in {published:?}, \
+         all stored everywhere after {latest:?} (converged: {converged})"
+    );
+    assert!(converged);
+    cluster.stop().await;
+}

@@ -804,3 +804,133 @@ async fn burst_convergence_10_nodes() {
     assert!(converged);
     cluster.stop().await;
 }
+
+/// A global `metrics` recorder that keeps counters, keyed `name{k=v,...}`.
+#[derive(Default)]
+struct CountingRecorder {
+    counters: std::sync::Mutex<std::collections::HashMap<String, Arc<CountingCounter>>>,
+}
+
+#[derive(Default)]
+struct CountingCounter(std::sync::atomic::AtomicU64);
+
+impl ::metrics::CounterFn for CountingCounter {
+    fn increment(&self, value: u64) {
+        self.0
+            .fetch_add(value, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn absolute(&self, value: u64) {
+        self.0
+            .fetch_max(value, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+struct SharedRecorder(Arc<CountingRecorder>);
+
+impl ::metrics::Recorder for SharedRecorder {
+    fn describe_counter(
+        &self,
+        _: ::metrics::KeyName,
+        _: Option<::metrics::Unit>,
+        _: ::metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: ::metrics::KeyName,
+        _: Option<::metrics::Unit>,
+        _: ::metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: ::metrics::KeyName,
+        _: Option<::metrics::Unit>,
+        _: ::metrics::SharedString,
+    ) {
+    }
+
+    fn register_counter(
+        &self,
+        key: &::metrics::Key,
+        _: &::metrics::Metadata<'_>,
+    ) -> ::metrics::Counter {
+        let mut labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        labels.sort();
+        let name = format!("{}{{{}}}", key.name(), labels.join(","));
+        let counter = self
+            .0
+            .counters
+            .lock()
+            .unwrap()
+            .entry(name)
+            .or_default()
+            .clone();
+        ::metrics::Counter::from_arc(counter)
+    }
+
+    fn register_gauge(&self, _: &::metrics::Key, _: &::metrics::Metadata<'_>) -> ::metrics::Gauge {
+        ::metrics::Gauge::noop()
+    }
+
+    fn register_histogram(
+        &self,
+        _: &::metrics::Key,
+        _: &::metrics::Metadata<'_>,
+    ) -> ::metrics::Histogram {
+        ::metrics::Histogram::noop()
+    }
+}
+
+impl CountingRecorder {
+    fn get(&self, name: &str) -> u64 {
+        self.counters
+            .lock()
+            .unwrap()
+            .get(name)
+            .map_or(0, |c| c.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_connections_verdicts_and_sync() {
+    let recorder = Arc::new(CountingRecorder::default());
+    // Only this test installs a recorder; other tests running at the same time only add to
+    // the counts, so every check below is a lower bound.
+    ::metrics::set_global_recorder(SharedRecorder(recorder.clone())).expect("one recorder");
+
+    let factory = UploadFactory::new();
+    let cluster = LocalCluster::start(2, |_| test_config(&factory))
+        .await
+        .unwrap();
+    assert!(cluster.wait_for_mesh(PROPAGATION).await);
+    let (honest, forger) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let (_, bad_signature) = forgeries(&factory).swap_remove(0);
+    forger.handle.publish_raw(bad_signature).await.unwrap();
+    let upload = factory.upload(1);
+    honest.store.store_local(upload.clone());
+    honest.handle.publish(upload).await.unwrap();
+    let rejected = "ephemera_federation_gossip_total{reason=bad-signature,verdict=rejected}";
+    let accepted = "ephemera_federation_gossip_total{reason=ok,verdict=accepted}";
+    assert!(
+        wait_until(PROPAGATION, || recorder.get(rejected) >= 1
+            && recorder.get(accepted) >= 1)
+        .await
+    );
+    assert!(recorder.get("ephemera_federation_connections_total{event=established}") >= 2);
+    assert!(recorder.get("ephemera_federation_published_total{result=ok}") >= 1);
+    assert!(
+        recorder.get("ephemera_federation_sync_requests_total{direction=outbound,kind=digests}")
+            >= 2
+    );
+    assert!(
+        recorder.get("ephemera_federation_sync_requests_total{direction=inbound,kind=digests}")
+            >= 2
+    );
+    assert!(recorder.get("ephemera_federation_sync_rounds_total{result=ok}") >= 2);
+    cluster.stop().await;
+}

@@ -167,8 +167,9 @@ impl FederationHandle {
 
     /// Gossips an upload the node has verified and durably stored (a phone's upload).
     ///
-    /// Returns once the event loop has queued it. If no peer is connected the upload is not
-    /// lost: peers fetch it by catch-up when they connect.
+    /// Returns once the command is queued for the event loop (waiting if 1024 commands are
+    /// already queued). If no peer is connected the upload is not lost: peers fetch it by
+    /// catch-up when they connect.
     ///
     /// # Errors
     /// [`FederationError::Stopped`] if the event loop has ended.
@@ -670,8 +671,15 @@ impl EventLoop {
                     addrs.retain(|a| *a != address);
                 }
             }
-            SwarmEvent::ListenerClosed { reason, .. } => {
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => {
                 tracing::warn!(?reason, "listener closed");
+                // Do not keep `listen_addrs` callers waiting for a listener that is gone.
+                self.listeners.remove(&listener_id);
+                self.answer_addr_waiters();
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,

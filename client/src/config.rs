@@ -1,0 +1,262 @@
+//! Client configuration: defaults with their reasons, chained setters and one `validate`.
+
+use ephemera_proto::batch::TrustedNodes;
+use ephemera_proto::signing::Ed25519PublicKey;
+use ephemera_proto::{ReportLimits, SchemeKind};
+
+use crate::error::ConfigError;
+use crate::risk::RiskConfig;
+
+/// How sightings become encounters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncounterConfig {
+    /// Seconds between two sightings of the same peer that still count as continuous
+    /// contact. Default 300: GAEN phones scan about every 5 minutes, so a peer heard in two
+    /// consecutive scans was near the whole time in between.
+    pub max_gap_seconds: u32,
+    /// `pet`: seconds a peer key must be heard (with one of our keys) before the phone
+    /// derives and keeps the encounter's tokens. Default 120: a passer-by costs no key
+    /// agreement and no storage, and 2 minutes is well below the shortest window the default
+    /// risk score counts (300 weighted seconds).
+    pub min_pet_encounter_seconds: u32,
+    /// Most peers tracked at once; the stalest is closed first when more are heard.
+    /// Default 256.
+    pub max_open_encounters: usize,
+    /// `pet`: most partial key slice groups held by the reassembler. Default 64.
+    pub slice_groups: usize,
+    /// `pet`: transmit power assumed when a sighting gives RSSI without a TX power (dBm).
+    /// Default −8, a typical phone's calibrated BLE transmit power.
+    pub assumed_tx_power: i8,
+}
+
+impl Default for EncounterConfig {
+    fn default() -> Self {
+        EncounterConfig {
+            max_gap_seconds: 300,
+            min_pet_encounter_seconds: 120,
+            max_open_encounters: 256,
+            slice_groups: 64,
+            assumed_tx_power: -8,
+        }
+    }
+}
+
+/// What a report holds and how it is sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportConfig {
+    /// Days before symptom onset that belong to the infectious window. Default 2: the
+    /// ECDC/WHO definition of the infectious period of COVID-19 starts 2 days before onset.
+    pub days_before_onset: u32,
+    /// Days before the test when no onset is known (asymptomatic). Default 2, by the same
+    /// definition.
+    pub days_before_test: u32,
+    /// Protocol limits the report must respect (counts, retention).
+    pub limits: ReportLimits,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        ReportConfig {
+            days_before_onset: 2,
+            days_before_test: 2,
+            limits: ReportLimits::default(),
+        }
+    }
+}
+
+/// Decoy verify and upload requests, sent on a Poisson schedule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecoyConfig {
+    /// Mean decoys per day; 0 turns decoys off. Default 0.1 (one every ten days on
+    /// average): with a few positives per thousand people, decoys still outnumber real
+    /// reports by an order of magnitude, at about one 4–8 KiB upload per phone per ten days.
+    pub rate_per_day: f64,
+}
+
+impl Default for DecoyConfig {
+    fn default() -> Self {
+        DecoyConfig { rate_per_day: 0.1 }
+    }
+}
+
+/// Batch synchronisation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncConfig {
+    /// Seconds between two syncs (±10 % jitter). Default 4 hours: batches are cut hourly,
+    /// and a few checks a day keep notifications timely without waking the radio often.
+    pub interval_seconds: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            interval_seconds: 4 * 3600,
+        }
+    }
+}
+
+/// Everything a phone is configured with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientConfig {
+    /// The token scheme this phone broadcasts and matches. Default `pet`.
+    pub scheme: SchemeKind,
+    /// Days of keys, secrets-derived tokens, encounters and exposures kept. Default 14.
+    pub retention_days: u32,
+    /// Node keys whose batch signatures this phone accepts. Default: none (nothing
+    /// verifies until the app configures its nodes).
+    pub trusted_nodes: TrustedNodes,
+    /// `gaen`: the transmit power (dBm) announced in the encrypted metadata. Default −8.
+    pub tx_power: i8,
+    /// Encounter aggregation.
+    pub encounter: EncounterConfig,
+    /// Risk scoring.
+    pub risk: RiskConfig,
+    /// Reports.
+    pub report: ReportConfig,
+    /// Decoys.
+    pub decoy: DecoyConfig,
+    /// Sync.
+    pub sync: SyncConfig,
+    /// `gaen`: P-256 public keys (raw 65-byte points or DER SubjectPublicKeyInfo) of GAEN
+    /// key servers whose `export.sig` this phone accepts. Default: none.
+    pub gaen_export_keys: Vec<Vec<u8>>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            scheme: SchemeKind::Pet,
+            retention_days: 14,
+            trusted_nodes: TrustedNodes::new(),
+            tx_power: -8,
+            encounter: EncounterConfig::default(),
+            risk: RiskConfig::default(),
+            report: ReportConfig::default(),
+            decoy: DecoyConfig::default(),
+            sync: SyncConfig::default(),
+            gaen_export_keys: Vec::new(),
+        }
+    }
+}
+
+impl ClientConfig {
+    /// The default configuration for `scheme`.
+    pub fn new(scheme: SchemeKind) -> Self {
+        ClientConfig {
+            scheme,
+            ..ClientConfig::default()
+        }
+    }
+
+    /// Trusts `key` to sign batches.
+    pub fn with_trusted_node(mut self, key: Ed25519PublicKey) -> Self {
+        self.trusted_nodes.insert(key);
+        self
+    }
+
+    /// Accepts GAEN export files signed by this P-256 public key (raw point or DER SPKI).
+    pub fn with_gaen_export_key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.gaen_export_keys.push(key.into());
+        self
+    }
+
+    /// Sets the retention period in days.
+    pub fn with_retention_days(mut self, days: u32) -> Self {
+        self.retention_days = days;
+        self
+    }
+
+    /// Sets the risk configuration.
+    pub fn with_risk(mut self, risk: RiskConfig) -> Self {
+        self.risk = risk;
+        self
+    }
+
+    /// Sets the decoy rate (per day; 0 turns decoys off).
+    pub fn with_decoy_rate(mut self, rate_per_day: f64) -> Self {
+        self.decoy.rate_per_day = rate_per_day;
+        self
+    }
+
+    /// Sets the encounter configuration.
+    pub fn with_encounter(mut self, encounter: EncounterConfig) -> Self {
+        self.encounter = encounter;
+        self
+    }
+
+    /// Checks the rules that span fields.
+    ///
+    /// # Errors
+    /// The first broken rule as a [`ConfigError`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let max = self.report.limits.retention_days.max(1);
+        if self.retention_days == 0 || self.retention_days > max {
+            return Err(ConfigError::Retention {
+                got: self.retention_days,
+                max,
+            });
+        }
+        self.risk.validate()?;
+        let e = &self.encounter;
+        if e.max_gap_seconds == 0 {
+            return Err(ConfigError::Field {
+                field: "encounter.max_gap_seconds",
+            });
+        }
+        if e.max_open_encounters == 0 || e.slice_groups == 0 {
+            return Err(ConfigError::Field {
+                field: "encounter capacities",
+            });
+        }
+        if !(self.decoy.rate_per_day.is_finite() && self.decoy.rate_per_day >= 0.0) {
+            return Err(ConfigError::Field {
+                field: "decoy.rate_per_day",
+            });
+        }
+        if self.sync.interval_seconds < 60 {
+            return Err(ConfigError::Field {
+                field: "sync.interval_seconds",
+            });
+        }
+        if self.report.days_before_onset > self.retention_days
+            || self.report.days_before_test > self.retention_days
+        {
+            return Err(ConfigError::Field {
+                field: "report.days_before_*",
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_validates_and_setters_chain() {
+        let config = ClientConfig::new(SchemeKind::Gaen)
+            .with_retention_days(10)
+            .with_decoy_rate(0.0);
+        config.validate().unwrap();
+        assert_eq!(config.scheme, SchemeKind::Gaen);
+        assert!(
+            ClientConfig::default()
+                .with_retention_days(0)
+                .validate()
+                .is_err()
+        );
+        assert!(
+            ClientConfig::default()
+                .with_retention_days(15)
+                .validate()
+                .is_err()
+        );
+        assert!(
+            ClientConfig::default()
+                .with_decoy_rate(f64::INFINITY)
+                .validate()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,486 @@
+//! [`Phone`]: the sans-IO state machine a mobile app drives.
+
+mod ingest;
+mod report;
+mod sighting;
+mod sync;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use ephemera_proto::gaen::Metadata;
+use ephemera_proto::pet::SliceAssembler;
+use ephemera_proto::scheme::{Broadcast, DailyKey};
+use ephemera_proto::{DayNumber, IntervalNumber, SchemeKind, UnixTime};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+
+pub use ingest::{BatchIngest, ExportSummary, IngestSummary};
+pub use report::ReportPreview;
+pub use sighting::Sighting;
+
+use crate::config::ClientConfig;
+use crate::decoy::next_decoy;
+use crate::error::ClientError;
+use crate::request::{Method, PhoneEvent, Purpose, Request, RequestId, Response};
+use crate::store::{OwnKey, Store};
+
+use self::report::ReportFlow;
+use self::sighting::OpenEncounter;
+use self::sync::SyncState;
+
+/// What to broadcast now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Advertisement {
+    /// The interval this payload belongs to; rotate (payload and, on the OS side, the
+    /// Bluetooth address) when it ends.
+    pub interval: IntervalNumber,
+    /// The payload for a legacy advertisement: the 20-byte GAEN payload (RPI ‖ AEM), or the
+    /// next 16-byte `pet` key slice of the carousel (each call advances it).
+    pub legacy: Vec<u8>,
+    /// The payload for extended advertising or a GATT read: the GAEN payload, or the whole
+    /// 32-byte `pet` key.
+    pub full: Vec<u8>,
+    /// The first instant of the next interval.
+    pub valid_until: UnixTime,
+}
+
+/// The broadcast of the current interval.
+#[derive(Debug)]
+struct CurrentBroadcast {
+    interval: IntervalNumber,
+    broadcast: Broadcast,
+    counter: u64,
+}
+
+/// Why a request is in flight.
+#[derive(Debug)]
+enum Pending {
+    FetchIndex,
+    FetchBatch(ephemera_proto::batch::BatchIndexEntry),
+    Verify,
+    Upload,
+    DecoyVerify,
+    DecoyUpload,
+}
+
+/// The phone side of Ephemera as a sans-IO state machine, driven by `(time, event)`.
+///
+/// It never reads a clock, touches the network or draws from a global RNG: time is an
+/// argument of every input, randomness comes from the seed given to [`Phone::new`], and
+/// everything it wants sent comes out of [`poll_request`](Phone::poll_request).
+///
+/// # Call order
+/// 1. [`Phone::new`] with a config, a [`Store`] and a fresh 32-byte seed from the OS.
+/// 2. Inputs, in any order, each with the current time:
+///    [`advertisement`](Phone::advertisement) (whenever the app (re)starts or rotates its
+///    advertisement), [`handle_sighting`](Phone::handle_sighting) (each payload heard),
+///    [`handle_timeout`](Phone::handle_timeout) (when the timer from `poll_timeout` fires),
+///    [`handle_response`](Phone::handle_response) /
+///    [`handle_failure`](Phone::handle_failure) (answers to requests),
+///    [`handle_batch`](Phone::handle_batch) or [`begin_batch`](Phone::begin_batch) +
+///    [`finish_batch`](Phone::finish_batch) (batches the app fetched itself, streamed),
+///    [`start_report`](Phone::start_report) and [`start_sync`](Phone::start_sync) (user or
+///    app actions).
+/// 3. After every input, drain the outputs: [`poll_request`](Phone::poll_request) until
+///    `None` (send each, hand the answer back with its id), then
+///    [`poll_event`](Phone::poll_event) until `None`, then re-arm one timer at
+///    [`poll_timeout`](Phone::poll_timeout) (interval boundaries, encounter closing, decoys,
+///    sync). At an interval boundary call `advertisement` again.
+#[derive(Debug)]
+pub struct Phone<S: Store> {
+    config: Arc<ClientConfig>,
+    store: S,
+    rng: ChaCha20Rng,
+    /// Own daily keys in use (today and yesterday at most).
+    keys: Vec<(DayNumber, DailyKey)>,
+    current: Option<CurrentBroadcast>,
+    open: Vec<OpenEncounter>,
+    assembler: Option<SliceAssembler>,
+    requests: VecDeque<Request>,
+    events: VecDeque<PhoneEvent>,
+    inflight: Vec<(RequestId, Pending)>,
+    next_id: u64,
+    sync: SyncState,
+    report: Option<ReportFlow>,
+    next_decoy: Option<UnixTime>,
+    next_sync: Option<UnixTime>,
+    maintained_day: Option<DayNumber>,
+    now: UnixTime,
+}
+
+impl<S: Store> Phone<S> {
+    /// A phone with `config`, keeping its state in `store`, drawing randomness from a
+    /// ChaCha20 generator seeded with `seed`.
+    ///
+    /// `seed` must be fresh for every `Phone` ever made (take it from the OS, as
+    /// `client::ffi` does); tests pass fixed seeds to replay runs.
+    ///
+    /// # Errors
+    /// [`ClientError::Config`] for an invalid config, [`ClientError::Store`] if the stored
+    /// sync cursor cannot be read.
+    pub fn new(
+        config: impl Into<Arc<ClientConfig>>,
+        store: S,
+        seed: [u8; 32],
+    ) -> Result<Self, ClientError> {
+        let config = config.into();
+        config.validate()?;
+        let sync = SyncState::load(&store)?;
+        Ok(Phone {
+            config,
+            store,
+            rng: ChaCha20Rng::from_seed(seed),
+            keys: Vec::new(),
+            current: None,
+            open: Vec::new(),
+            assembler: None,
+            requests: VecDeque::new(),
+            events: VecDeque::new(),
+            inflight: Vec::new(),
+            next_id: 0,
+            sync,
+            report: None,
+            next_decoy: None,
+            next_sync: None,
+            maintained_day: None,
+            now: UnixTime(0),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The shared configuration (e.g. to borrow its trusted nodes for
+    /// [`begin_batch`](Phone::begin_batch)).
+    pub fn shared_config(&self) -> Arc<ClientConfig> {
+        Arc::clone(&self.config)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Gives back the store (e.g. to reopen a phone after a simulated restart).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// What to broadcast at `now`. Rotates at interval boundaries (and makes the day's key
+    /// first, keeping it durably before it is ever broadcast). For `pet`, each call
+    /// advances the legacy slice carousel.
+    ///
+    /// # Errors
+    /// [`ClientError::Store`] if the new daily key cannot be kept.
+    pub fn advertisement(&mut self, now: UnixTime) -> Result<Advertisement, ClientError> {
+        self.tick(now)?;
+        let interval = now.interval();
+        if self.current.as_ref().map(|c| c.interval) != Some(interval) {
+            let metadata = Metadata::v1_0(self.config.tx_power);
+            let broadcast = self
+                .daily_key(interval.day())?
+                .broadcast(interval, &metadata);
+            self.current = Some(CurrentBroadcast {
+                interval,
+                broadcast,
+                counter: 0,
+            });
+        }
+        let current = self.current.as_mut().expect("set above");
+        let legacy = current.broadcast.legacy_payload(current.counter);
+        current.counter = current.counter.wrapping_add(1);
+        Ok(Advertisement {
+            interval,
+            legacy,
+            full: current.broadcast.full_payload(),
+            valid_until: interval.plus(1).start(),
+        })
+    }
+
+    /// Runs timers due at `now`: encounter closing, the daily retention purge, decoys and
+    /// sync.
+    ///
+    /// # Errors
+    /// [`ClientError::Store`] when the store fails.
+    pub fn handle_timeout(&mut self, now: UnixTime) -> Result<(), ClientError> {
+        self.tick(now)?;
+        if self.next_decoy.is_some_and(|t| t <= now) {
+            self.send_decoy_verify();
+            self.next_decoy = next_decoy(now, self.config.decoy.rate_per_day, &mut self.rng);
+        }
+        if self.next_sync.is_some_and(|t| t <= now) {
+            self.start_sync(now)?;
+            self.next_sync = Some(self.sync_after(now));
+        }
+        Ok(())
+    }
+
+    /// The next request to send, if any. Drain after every input.
+    #[must_use]
+    pub fn poll_request(&mut self) -> Option<Request> {
+        self.requests.pop_front()
+    }
+
+    /// The next event for the app, if any. Drain after every input.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<PhoneEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Phone::handle_timeout) must next be called: the next interval
+    /// boundary, an open encounter going stale, a decoy or a sync, whichever is first.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<UnixTime> {
+        let gap = u64::from(self.config.encounter.max_gap_seconds);
+        let boundary = self.now.interval().plus(1).start();
+        self.open
+            .iter()
+            .map(|o| o.last_seen.plus_seconds(gap + 1))
+            .chain(self.next_decoy)
+            .chain(self.next_sync)
+            .chain(std::iter::once(boundary))
+            .min()
+    }
+
+    /// Hands back the answer to request `id`.
+    ///
+    /// # Errors
+    /// [`ClientError::UnknownRequest`] for an id not in flight; batch, decode and store
+    /// errors of what the answer triggers (report failures also come as
+    /// [`PhoneEvent::ReportFailed`]).
+    pub fn handle_response(
+        &mut self,
+        now: UnixTime,
+        id: RequestId,
+        response: Response,
+    ) -> Result<(), ClientError> {
+        self.tick(now)?;
+        let pending = self.take_inflight(id)?;
+        match pending {
+            Pending::FetchIndex => self.on_index(now, &response),
+            Pending::FetchBatch(entry) => {
+                if response.status != 200 {
+                    self.sync_failed();
+                    return Ok(());
+                }
+                let config = Arc::clone(&self.config);
+                let mut ingest = self.begin_batch(&config.trusted_nodes)?;
+                let pushed = ingest.push(&response.body);
+                match pushed {
+                    Ok(()) => self.finish_fetched(now, ingest, entry).map(|_| ()),
+                    Err(e) => {
+                        self.batch_failed(&e);
+                        Err(e)
+                    }
+                }
+            }
+            Pending::Verify => self.on_verify_response(now, &response),
+            Pending::Upload => {
+                self.on_upload_response(&response);
+                Ok(())
+            }
+            Pending::DecoyVerify => {
+                self.send_decoy_upload()?;
+                Ok(())
+            }
+            Pending::DecoyUpload => Ok(()),
+        }
+    }
+
+    /// Hands back the answer to request `id` as a status and a body reader. A batch body is
+    /// streamed through the verifier and matcher in 64 KiB chunks (bounded memory however
+    /// large the batch); other bodies are small and read whole (at most 4 MiB).
+    ///
+    /// # Errors
+    /// As [`handle_response`](Phone::handle_response); a read error counts as a failure.
+    pub fn handle_response_reader(
+        &mut self,
+        now: UnixTime,
+        id: RequestId,
+        status: u16,
+        reader: &mut impl std::io::Read,
+    ) -> Result<(), ClientError> {
+        let is_batch = self
+            .inflight
+            .iter()
+            .any(|(i, p)| *i == id && matches!(p, Pending::FetchBatch(_)));
+        if !is_batch || status != 200 {
+            let mut body = Vec::new();
+            if std::io::Read::read_to_end(
+                &mut std::io::Read::take(&mut *reader, 4 << 20),
+                &mut body,
+            )
+            .is_err()
+            {
+                return self.handle_failure(now, id);
+            }
+            return self.handle_response(now, id, Response { status, body });
+        }
+        self.tick(now)?;
+        let Pending::FetchBatch(entry) = self.take_inflight(id)? else {
+            unreachable!("checked above")
+        };
+        let config = Arc::clone(&self.config);
+        let mut ingest = self.begin_batch(&config.trusted_nodes)?;
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let n = match reader.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.sync_failed();
+                    return Ok(());
+                }
+            };
+            if let Err(e) = ingest.push(&buffer[..n]) {
+                self.batch_failed(&e);
+                return Err(e);
+            }
+        }
+        self.finish_fetched(now, ingest, entry).map(|_| ())
+    }
+
+    /// Request `id` could not be delivered (no network, timeout).
+    ///
+    /// # Errors
+    /// [`ClientError::UnknownRequest`] for an id not in flight.
+    pub fn handle_failure(&mut self, now: UnixTime, id: RequestId) -> Result<(), ClientError> {
+        self.tick(now)?;
+        match self.take_inflight(id)? {
+            Pending::FetchIndex | Pending::FetchBatch(_) => self.sync_failed(),
+            Pending::Verify | Pending::Upload => {
+                self.report = None;
+                self.events.push_back(PhoneEvent::ReportFailed(
+                    crate::error::ReportError::Transport,
+                ));
+            }
+            Pending::DecoyVerify | Pending::DecoyUpload => {}
+        }
+        Ok(())
+    }
+
+    fn take_inflight(&mut self, id: RequestId) -> Result<Pending, ClientError> {
+        let position = self
+            .inflight
+            .iter()
+            .position(|(i, _)| *i == id)
+            .ok_or(ClientError::UnknownRequest)?;
+        Ok(self.inflight.swap_remove(position).1)
+    }
+
+    fn push_request(
+        &mut self,
+        pending: Pending,
+        method: Method,
+        path: String,
+        content_type: Option<&'static str>,
+        body: Vec<u8>,
+    ) -> RequestId {
+        let id = RequestId(self.next_id);
+        self.next_id += 1;
+        let purpose = match &pending {
+            Pending::FetchIndex => Purpose::FetchIndex,
+            Pending::FetchBatch(entry) => Purpose::FetchBatch(entry.id),
+            Pending::Verify => Purpose::Verify,
+            Pending::Upload => Purpose::Upload,
+            Pending::DecoyVerify => Purpose::DecoyVerify,
+            Pending::DecoyUpload => Purpose::DecoyUpload,
+        };
+        self.requests.push_back(Request {
+            id,
+            purpose,
+            method,
+            path,
+            content_type,
+            body,
+        });
+        self.inflight.push((id, pending));
+        id
+    }
+
+    /// The own daily key of `day`: from memory, from the store, or made now and kept
+    /// durably before use.
+    fn daily_key(&mut self, day: DayNumber) -> Result<&DailyKey, ClientError> {
+        if let Some(i) = self.keys.iter().position(|(d, _)| *d == day) {
+            return Ok(&self.keys[i].1);
+        }
+        let key = match self.store.own_key(day)? {
+            Some(stored) if stored.scheme() == self.config.scheme => stored.daily_key(),
+            _ => {
+                let key = DailyKey::generate(self.config.scheme, &mut self.rng);
+                self.store.put_own_key(day, &OwnKey::from_daily_key(&key))?;
+                self.store.flush()?;
+                key
+            }
+        };
+        // Keep today's and yesterday's keys in memory at most.
+        self.keys
+            .retain(|(d, _)| d.0 + 1 >= day.0 && d.0 <= day.0 + 1);
+        self.keys.push((day, key));
+        Ok(&self.keys.last().expect("pushed").1)
+    }
+
+    /// The own key of `day` if it exists, without making one.
+    fn existing_daily_key(&mut self, day: DayNumber) -> Result<Option<DailyKey>, ClientError> {
+        if let Some((_, k)) = self.keys.iter().find(|(d, _)| *d == day) {
+            return Ok(Some(k.clone()));
+        }
+        Ok(self.store.own_key(day)?.map(|k| k.daily_key()))
+    }
+
+    /// Housekeeping before every input: the daily purge, closing stale encounters and
+    /// scheduling the first decoy and sync.
+    fn tick(&mut self, now: UnixTime) -> Result<(), ClientError> {
+        self.now = self.now.max(now);
+        let today = now.day();
+        if self.maintained_day.is_none_or(|d| d < today) {
+            self.maintained_day = Some(today);
+            self.purge(today)?;
+        }
+        self.close_stale(now)?;
+        if self.next_decoy.is_none() {
+            self.next_decoy = next_decoy(now, self.config.decoy.rate_per_day, &mut self.rng);
+        }
+        if self.next_sync.is_none() {
+            let first = self.rng.next_u64() % self.config.sync.interval_seconds;
+            self.next_sync = Some(now.plus_seconds(first));
+        }
+        Ok(())
+    }
+
+    /// Retention: forget everything older than the retention period; for `pet`, also forget
+    /// daily secrets older than yesterday (encounters keep tokens, not keys, so old secrets
+    /// serve nothing).
+    fn purge(&mut self, today: DayNumber) -> Result<(), ClientError> {
+        let oldest_kept = today.minus(self.config.retention_days);
+        self.store.purge_before(oldest_kept)?;
+        if self.config.scheme == SchemeKind::Pet {
+            let yesterday = today.minus(1);
+            for day in self.store.own_key_days()? {
+                if day < yesterday {
+                    self.store.remove_own_key(day)?;
+                }
+            }
+            self.keys.retain(|(d, _)| *d >= yesterday);
+        } else {
+            self.keys.retain(|(d, _)| *d >= oldest_kept);
+        }
+        self.store.flush()?;
+        Ok(())
+    }
+
+    fn sync_after(&mut self, now: UnixTime) -> UnixTime {
+        let interval = self.config.sync.interval_seconds;
+        let jitter = self.rng.next_u64() % (interval / 5 + 1);
+        now.plus_seconds(interval - interval / 10 + jitter)
+    }
+
+    /// Number of peers currently being heard (open encounters).
+    pub fn open_encounters(&self) -> usize {
+        self.open.len()
+    }
+}

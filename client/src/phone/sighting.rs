@@ -1,0 +1,243 @@
+//! Sightings → open encounters → stored encounter records.
+
+use ephemera_proto::pet::{EphemeralPublicKey, SliceAssembler, encounter_tokens, slice_tag};
+use ephemera_proto::scheme::{DailyKey, HeardPayload};
+use ephemera_proto::{IntervalNumber, SchemeKind, UnixTime};
+
+use super::Phone;
+use crate::error::ClientError;
+use crate::signal::{LevelKind, Signal, SignalHistogram};
+use crate::store::{EncounterRecord, Evidence, Store};
+
+/// One advertisement heard: its service-data payload and its signal.
+///
+/// # Privacy
+/// Nothing about place: the app passes only bytes and signal strength.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Sighting<'a> {
+    /// The payload: 20 bytes (`gaen`), 32 bytes (`pet` key) or 16 bytes (`pet` slice).
+    pub payload: &'a [u8],
+    /// Signal strength.
+    pub signal: Signal,
+}
+
+/// Who was heard.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) enum Peer {
+    Gaen {
+        rpi: [u8; 16],
+        aem: [u8; 4],
+    },
+    Pet {
+        key: EphemeralPublicKey,
+        tag: [u8; 4],
+    },
+}
+
+/// A peer being heard now.
+#[derive(Clone, Debug)]
+pub(super) struct OpenEncounter {
+    peer: Peer,
+    /// `pet`: the interval of our key while we heard it; `gaen`: first interval heard.
+    interval: IntervalNumber,
+    first_seen: UnixTime,
+    pub(super) last_seen: UnixTime,
+    level_kind: LevelKind,
+    signal: SignalHistogram,
+}
+
+impl<S: Store> Phone<S> {
+    /// Records a payload heard at `now`.
+    ///
+    /// Sightings of one peer (`gaen`: one RPI; `pet`: one peer key while we broadcast one
+    /// key) are aggregated into an encounter; each sighting credits the time since the
+    /// previous one, up to `max_gap_seconds`, to its signal level. A `pet` slice is matched
+    /// to a peer already heard by its tag, or fed to the reassembler.
+    ///
+    /// # Errors
+    /// [`ClientError::ForeignPayload`] for a payload of another scheme or length;
+    /// [`ClientError::Store`] when closing encounters fails.
+    pub fn handle_sighting(
+        &mut self,
+        now: UnixTime,
+        sighting: &Sighting<'_>,
+    ) -> Result<(), ClientError> {
+        self.tick(now)?;
+        let scheme = self.config.scheme;
+        let parsed = HeardPayload::parse(scheme, sighting.payload)
+            .map_err(|_| ClientError::ForeignPayload)?;
+        let peer = match parsed {
+            HeardPayload::Gaen { rpi, aem } => Peer::Gaen {
+                rpi: rpi.0,
+                aem: aem.0,
+            },
+            HeardPayload::PetKey(key) => Peer::Pet {
+                key,
+                tag: slice_tag(&key),
+            },
+            HeardPayload::PetSlice(slice) => {
+                let known = self.open.iter().find_map(|o| match o.peer {
+                    Peer::Pet { key, tag } if tag == slice.tag() => Some((key, tag)),
+                    _ => None,
+                });
+                match known {
+                    Some((key, tag)) => Peer::Pet { key, tag },
+                    None => {
+                        let capacity = self.config.encounter.slice_groups;
+                        let assembler = self.assembler.get_or_insert_with(|| {
+                            SliceAssembler::new(capacity, SliceAssembler::DEFAULT_MAX_AGE_SECONDS)
+                        });
+                        match assembler.handle_slice(now, slice) {
+                            Some(key) => Peer::Pet {
+                                key,
+                                tag: slice.tag(),
+                            },
+                            None => return Ok(()),
+                        }
+                    }
+                }
+            }
+        };
+        let interval = now.interval();
+        if let Peer::Pet { key, .. } = &peer {
+            if self.is_own_current_key(interval, key) {
+                // Our own broadcast echoed back: no encounter.
+                return Ok(());
+            }
+            // The encounter's tokens need our key of this interval: make sure it exists.
+            self.daily_key(interval.day())?;
+        }
+        let (level_kind, level) = match (scheme, sighting.signal) {
+            // `pet` payloads carry no transmit power: use the advertised one or the assumed.
+            (SchemeKind::Pet, Signal::Rssi { rssi, tx_power }) => {
+                let tx = tx_power.unwrap_or(self.config.encounter.assumed_tx_power);
+                let attenuation = (i16::from(tx) - i16::from(rssi)).clamp(0, 255) as u8;
+                (LevelKind::Attenuation, attenuation)
+            }
+            // `gaen` takes the transmit power from the sender's metadata once matched.
+            (_, signal) => signal.level(),
+        };
+        self.record(now, peer, interval, level_kind, level)
+    }
+
+    fn is_own_current_key(&mut self, interval: IntervalNumber, key: &EphemeralPublicKey) -> bool {
+        match self.current.as_ref() {
+            Some(c) if c.interval == interval => {
+                matches!(&c.broadcast, ephemera_proto::scheme::Broadcast::Pet { key: own, .. } if own == key)
+            }
+            _ => false,
+        }
+    }
+
+    fn record(
+        &mut self,
+        now: UnixTime,
+        peer: Peer,
+        interval: IntervalNumber,
+        level_kind: LevelKind,
+        level: u8,
+    ) -> Result<(), ClientError> {
+        let gap = self.config.encounter.max_gap_seconds;
+        let found = self.open.iter_mut().find(|o| {
+            o.peer == peer && (matches!(peer, Peer::Gaen { .. }) || o.interval == interval)
+        });
+        if let Some(open) = found {
+            let credit = now.0.saturating_sub(open.last_seen.0).min(u64::from(gap)) as u32;
+            open.signal.add(level, credit);
+            open.last_seen = open.last_seen.max(now);
+            return Ok(());
+        }
+        if self.open.len() >= self.config.encounter.max_open_encounters
+            && let Some(stalest) = self
+                .open
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, o)| o.last_seen)
+                .map(|(i, _)| i)
+        {
+            let open = self.open.swap_remove(stalest);
+            self.close(open)?;
+            self.store.flush()?;
+        }
+        self.open.push(OpenEncounter {
+            peer,
+            interval,
+            first_seen: now,
+            last_seen: now,
+            level_kind,
+            signal: SignalHistogram::default(),
+        });
+        Ok(())
+    }
+
+    /// Closes encounters not heard for more than `max_gap_seconds`.
+    pub(super) fn close_stale(&mut self, now: UnixTime) -> Result<(), ClientError> {
+        let gap = u64::from(self.config.encounter.max_gap_seconds);
+        if !self.open.iter().any(|o| now.0 > o.last_seen.0 + gap) {
+            return Ok(());
+        }
+        let mut i = 0;
+        while i < self.open.len() {
+            if now.0 > self.open[i].last_seen.0 + gap {
+                let open = self.open.swap_remove(i);
+                self.close(open)?;
+            } else {
+                i += 1;
+            }
+        }
+        self.store.flush()?;
+        Ok(())
+    }
+
+    /// Closes every open encounter now (e.g. before the app is suspended for long).
+    ///
+    /// # Errors
+    /// [`ClientError::Store`] when the store fails.
+    pub fn close_all_encounters(&mut self) -> Result<(), ClientError> {
+        for open in std::mem::take(&mut self.open) {
+            self.close(open)?;
+        }
+        self.store.flush()?;
+        Ok(())
+    }
+
+    /// Turns an open encounter into a stored record, or drops it: `gaen` keeps any peer
+    /// heard for some time; `pet` keeps one heard at least `min_pet_encounter_seconds`, and
+    /// keeps its tokens, never a private key.
+    fn close(&mut self, open: OpenEncounter) -> Result<(), ClientError> {
+        let total = open.signal.total_seconds();
+        if total == 0 {
+            return Ok(());
+        }
+        let evidence = match open.peer {
+            Peer::Gaen { rpi, aem } => Evidence::Gaen { rpi, aem },
+            Peer::Pet { key, .. } => {
+                if total < self.config.encounter.min_pet_encounter_seconds {
+                    return Ok(());
+                }
+                let Some(DailyKey::Pet(secret)) = self.existing_daily_key(open.interval.day())?
+                else {
+                    return Ok(());
+                };
+                let pair = secret.ephemeral_key_pair(open.interval);
+                match encounter_tokens(&pair, &key) {
+                    Ok(tokens) => Evidence::Pet {
+                        own: tokens.own,
+                        peer: tokens.peer,
+                    },
+                    // Our own key echoed, or a low-order point: nothing to keep.
+                    Err(_) => return Ok(()),
+                }
+            }
+        };
+        self.store.put_encounter(&EncounterRecord {
+            interval: open.interval,
+            first_seen: open.first_seen,
+            last_seen: open.last_seen,
+            level_kind: open.level_kind,
+            signal: open.signal,
+            evidence,
+        })?;
+        Ok(())
+    }
+}

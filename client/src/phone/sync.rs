@@ -1,0 +1,152 @@
+//! The sync loop: a cursor over the node's batch index, one batch at a time.
+
+use std::collections::VecDeque;
+
+use ephemera_proto::UnixTime;
+use ephemera_proto::batch::{BatchIndex, BatchIndexEntry};
+
+use super::{Pending, Phone};
+use crate::error::ClientError;
+use crate::request::{Method, PhoneEvent, Response};
+use crate::store::{MetaKey, Store};
+
+/// Where the sync loop stands.
+#[derive(Debug)]
+pub(super) struct SyncState {
+    /// Sequence of the last batch ingested (persisted).
+    cursor: u64,
+    phase: Phase,
+    /// Batches ingested in this round.
+    ingested: u32,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Idle,
+    AwaitingIndex,
+    Fetching(VecDeque<BatchIndexEntry>),
+}
+
+impl SyncState {
+    pub(super) fn load(store: &impl Store) -> Result<Self, ClientError> {
+        let cursor = store
+            .meta(MetaKey::SyncCursor)?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map_or(0, u64::from_le_bytes);
+        Ok(SyncState {
+            cursor,
+            phase: Phase::Idle,
+            ingested: 0,
+        })
+    }
+}
+
+impl<S: Store> Phone<S> {
+    /// The batch index cursor: the sequence of the last batch ingested.
+    pub fn sync_cursor(&self) -> u64 {
+        self.sync.cursor
+    }
+
+    /// Starts a sync round now unless one is running: asks for the batch index after the
+    /// cursor. (Also started by [`handle_timeout`](Phone::handle_timeout) on schedule.)
+    ///
+    /// # Errors
+    /// [`ClientError::Store`].
+    pub fn start_sync(&mut self, now: UnixTime) -> Result<(), ClientError> {
+        self.tick(now)?;
+        if matches!(self.sync.phase, Phase::Idle) {
+            self.sync.ingested = 0;
+            self.request_index();
+        }
+        Ok(())
+    }
+
+    fn request_index(&mut self) {
+        self.sync.phase = Phase::AwaitingIndex;
+        let path = format!("/v1/batches?after={}", self.sync.cursor);
+        self.push_request(Pending::FetchIndex, Method::Get, path, None, Vec::new());
+    }
+
+    pub(super) fn on_index(
+        &mut self,
+        _now: UnixTime,
+        response: &Response,
+    ) -> Result<(), ClientError> {
+        if response.status != 200 {
+            self.sync_failed();
+            return Ok(());
+        }
+        let Ok(index) = serde_json::from_slice::<BatchIndex>(&response.body) else {
+            self.sync_failed();
+            return Err(ClientError::Decode(ephemera_proto::DecodeError::Malformed));
+        };
+        let mut batches: Vec<BatchIndexEntry> = index
+            .batches
+            .into_iter()
+            .filter(|b| b.sequence > self.sync.cursor)
+            .collect();
+        batches.sort_by_key(|b| b.sequence);
+        if batches.is_empty() {
+            self.sync_complete();
+        } else {
+            self.sync.phase = Phase::Fetching(batches.into());
+            self.fetch_next();
+        }
+        Ok(())
+    }
+
+    fn fetch_next(&mut self) {
+        let Phase::Fetching(queue) = &mut self.sync.phase else {
+            return;
+        };
+        match queue.pop_front() {
+            Some(entry) => {
+                let path = format!("/v1/batches/{}", entry.id.to_hex());
+                self.push_request(
+                    Pending::FetchBatch(entry),
+                    Method::Get,
+                    path,
+                    None,
+                    Vec::new(),
+                );
+            }
+            // The page is done: ask for the next one; an empty page ends the round.
+            None => self.request_index(),
+        }
+    }
+
+    /// A fetched batch was ingested: move and persist the cursor, fetch the next.
+    pub(super) fn batch_done(&mut self, _now: UnixTime, sequence: u64) -> Result<(), ClientError> {
+        if sequence > self.sync.cursor {
+            self.sync.cursor = sequence;
+            self.store
+                .set_meta(MetaKey::SyncCursor, &sequence.to_le_bytes())?;
+            self.store.flush()?;
+        }
+        self.sync.ingested += 1;
+        self.fetch_next();
+        Ok(())
+    }
+
+    fn sync_complete(&mut self) {
+        self.sync.phase = Phase::Idle;
+        self.events.push_back(PhoneEvent::SyncCompleted {
+            cursor: self.sync.cursor,
+            batches: self.sync.ingested,
+        });
+    }
+
+    /// The round stops; the next one retries from the cursor.
+    pub(super) fn sync_failed(&mut self) {
+        self.sync.phase = Phase::Idle;
+    }
+
+    /// A batch failed verification: tell the app, stop the round (the cursor stays, so the
+    /// next round retries it).
+    pub(super) fn batch_failed(&mut self, error: &ClientError) {
+        if let ClientError::Batch(e) = error {
+            self.events.push_back(PhoneEvent::BatchRejected(e.clone()));
+        }
+        self.sync_failed();
+    }
+}

@@ -1,0 +1,123 @@
+//! What the phone asks the app to send, and what the app hands back.
+
+use ephemera_proto::batch::BatchId;
+
+use crate::risk::DailyExposure;
+
+/// Names one request so its answer can be handed back.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
+
+/// HTTP method.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// GET.
+    Get,
+    /// POST.
+    Post,
+}
+
+impl Method {
+    /// The method's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// Why a request is sent. The app needs it only for logging or scheduling; on the wire a
+/// decoy is indistinguishable from the real request of the same kind.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// `GET /v1/batches?after=<cursor>`: the batch index.
+    FetchIndex,
+    /// `GET /v1/batches/{id}`: one signed batch.
+    FetchBatch(BatchId),
+    /// `POST /v1/verify`: exchange the code and report HMAC for a certificate.
+    Verify,
+    /// `POST /v1/uploads`: the report with its certificate.
+    Upload,
+    /// A decoy verify request.
+    DecoyVerify,
+    /// A decoy upload.
+    DecoyUpload,
+}
+
+/// Content type of JSON bodies.
+pub const CONTENT_TYPE_JSON: &str = "application/json";
+/// Content type of postcard frames.
+pub const CONTENT_TYPE_OCTETS: &str = "application/octet-stream";
+
+/// One HTTP request for the app (or the `http` transport) to send to the node.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Hand this back with the answer.
+    pub id: RequestId,
+    /// Why it is sent.
+    pub purpose: Purpose,
+    /// HTTP method.
+    pub method: Method,
+    /// Path and query below the node's base URL, e.g. `/v1/batches?after=3`.
+    pub path: String,
+    /// Content type of `body`, for POSTs.
+    pub content_type: Option<&'static str>,
+    /// The body (empty for GETs). Verify and upload bodies are padded by `proto`.
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The body may hold an upload code: never print it.
+        f.debug_struct("Request")
+            .field("id", &self.id)
+            .field("purpose", &self.purpose)
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// The answer to a [`Request`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// Something the app should know about.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum PhoneEvent {
+    /// Matching found (more) exposure on a day; the summary covers the whole day.
+    ExposureFound(DailyExposure),
+    /// The report was accepted by the node.
+    ReportUploaded {
+        /// The node's opaque token for a later revision (hex).
+        revision_token: String,
+    },
+    /// The report could not be sent; the reason names the step.
+    ReportFailed(crate::error::ReportError),
+    /// A sync round finished.
+    SyncCompleted {
+        /// The cursor now stored.
+        cursor: u64,
+        /// Batches ingested in the round.
+        batches: u32,
+    },
+    /// A batch failed verification and was not used; the next sync retries it.
+    BatchRejected(ephemera_proto::error::BatchError),
+}

@@ -1,0 +1,123 @@
+//! An in-memory store: compact vectors, nothing durable.
+
+use ephemera_proto::DayNumber;
+
+use super::{EncounterRecord, MetaKey, OwnKey, PurgeCounts, Store, WindowId};
+use crate::error::StoreError;
+use crate::risk::ExposureWindow;
+
+/// A [`Store`] in memory, for tests and the simulator. Nothing survives a drop.
+///
+/// Kept small: plain vectors with no per-entry allocation, so 100,000 phones fit.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    keys: Vec<(DayNumber, OwnKey)>,
+    encounters: Vec<EncounterRecord>,
+    windows: Vec<(WindowId, ExposureWindow)>,
+    cursor: Option<Vec<u8>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    /// Number of kept encounters.
+    pub fn encounter_count(&self) -> usize {
+        self.encounters.len()
+    }
+}
+
+impl Store for MemoryStore {
+    fn own_key(&self, day: DayNumber) -> Result<Option<OwnKey>, StoreError> {
+        Ok(self
+            .keys
+            .iter()
+            .find(|(d, _)| *d == day)
+            .map(|(_, k)| k.clone()))
+    }
+
+    fn put_own_key(&mut self, day: DayNumber, key: &OwnKey) -> Result<(), StoreError> {
+        self.keys.retain(|(d, _)| *d != day);
+        self.keys.push((day, key.clone()));
+        self.keys.sort_by_key(|(d, _)| *d);
+        Ok(())
+    }
+
+    fn own_key_days(&self) -> Result<Vec<DayNumber>, StoreError> {
+        Ok(self.keys.iter().map(|(d, _)| *d).collect())
+    }
+
+    fn remove_own_key(&mut self, day: DayNumber) -> Result<(), StoreError> {
+        self.keys.retain(|(d, _)| *d != day);
+        Ok(())
+    }
+
+    fn put_encounter(&mut self, record: &EncounterRecord) -> Result<(), StoreError> {
+        self.encounters.push(record.clone());
+        Ok(())
+    }
+
+    fn for_each_encounter(
+        &self,
+        visit: &mut dyn FnMut(&EncounterRecord),
+    ) -> Result<(), StoreError> {
+        self.encounters.iter().for_each(visit);
+        Ok(())
+    }
+
+    fn put_window(&mut self, id: &WindowId, window: &ExposureWindow) -> Result<bool, StoreError> {
+        if self.windows.iter().any(|(i, _)| i == id) {
+            return Ok(false);
+        }
+        self.windows.push((*id, window.clone()));
+        Ok(true)
+    }
+
+    fn windows_of(&self, day: DayNumber) -> Result<Vec<ExposureWindow>, StoreError> {
+        Ok(self
+            .windows
+            .iter()
+            .filter(|(i, _)| i.day == day)
+            .map(|(_, w)| w.clone())
+            .collect())
+    }
+
+    fn window_days(&self) -> Result<Vec<DayNumber>, StoreError> {
+        let mut days: Vec<DayNumber> = self.windows.iter().map(|(i, _)| i.day).collect();
+        days.sort_unstable();
+        days.dedup();
+        Ok(days)
+    }
+
+    fn set_meta(&mut self, key: MetaKey, value: &[u8]) -> Result<(), StoreError> {
+        match key {
+            MetaKey::SyncCursor => self.cursor = Some(value.to_vec()),
+        }
+        Ok(())
+    }
+
+    fn meta(&self, key: MetaKey) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(match key {
+            MetaKey::SyncCursor => self.cursor.clone(),
+        })
+    }
+
+    fn purge_before(&mut self, oldest_kept: DayNumber) -> Result<PurgeCounts, StoreError> {
+        let before = (self.keys.len(), self.encounters.len(), self.windows.len());
+        self.keys.retain(|(d, _)| *d >= oldest_kept);
+        self.encounters.retain(|r| r.day() >= oldest_kept);
+        self.windows.retain(|(i, _)| i.day >= oldest_kept);
+        self.encounters.shrink_to_fit();
+        Ok(PurgeCounts {
+            own_keys: before.0 - self.keys.len(),
+            encounters: before.1 - self.encounters.len(),
+            windows: before.2 - self.windows.len(),
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,111 @@
+//! Storage behind a small trait: [`SledStore`] (default, durable) and [`MemoryStore`]
+//! (tests and the simulator).
+//!
+//! The core keeps only its working set in memory (today's key, the peers in range, queued
+//! requests); everything that must outlive a restart goes through [`Store`]. sled types stay
+//! inside this module so another engine can replace it.
+
+mod memory;
+mod records;
+mod sled_store;
+
+pub use memory::MemoryStore;
+pub use records::{
+    EncounterKey, EncounterRecord, Evidence, MetaKey, OwnKey, PurgeCounts, WindowId,
+};
+pub use sled_store::SledStore;
+
+use ephemera_proto::DayNumber;
+
+use crate::error::StoreError;
+use crate::risk::ExposureWindow;
+
+/// What a phone keeps across restarts.
+///
+/// Writes become durable at [`Store::flush`]; the phone flushes after creating a daily key
+/// (before broadcasting it), after closing encounters, after matching and after moving the
+/// sync cursor.
+pub trait Store {
+    /// The own daily key of `day`, if one was made.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn own_key(&self, day: DayNumber) -> Result<Option<OwnKey>, StoreError>;
+
+    /// Keeps the own daily key of `day`.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn put_own_key(&mut self, day: DayNumber, key: &OwnKey) -> Result<(), StoreError>;
+
+    /// Days that have an own key, ascending.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn own_key_days(&self) -> Result<Vec<DayNumber>, StoreError>;
+
+    /// Forgets the own key of `day`.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn remove_own_key(&mut self, day: DayNumber) -> Result<(), StoreError>;
+
+    /// Keeps a closed encounter.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn put_encounter(&mut self, record: &EncounterRecord) -> Result<(), StoreError>;
+
+    /// Visits every kept encounter, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn for_each_encounter(&self, visit: &mut dyn FnMut(&EncounterRecord))
+    -> Result<(), StoreError>;
+
+    /// Keeps a matched exposure window under `id`; returns false if `id` was already kept
+    /// (the same batch ingested twice).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn put_window(&mut self, id: &WindowId, window: &ExposureWindow) -> Result<bool, StoreError>;
+
+    /// The kept exposure windows of `day`.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn windows_of(&self, day: DayNumber) -> Result<Vec<ExposureWindow>, StoreError>;
+
+    /// Days that have exposure windows, ascending.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn window_days(&self) -> Result<Vec<DayNumber>, StoreError>;
+
+    /// Sets a small piece of state.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn set_meta(&mut self, key: MetaKey, value: &[u8]) -> Result<(), StoreError>;
+
+    /// Reads a small piece of state.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn meta(&self, key: MetaKey) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Deletes own keys, encounters and windows of days before `oldest_kept`.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn purge_before(&mut self, oldest_kept: DayNumber) -> Result<PurgeCounts, StoreError>;
+
+    /// Makes every write so far durable.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn flush(&mut self) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests;

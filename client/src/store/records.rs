@@ -1,0 +1,189 @@
+//! The records a [`Store`](super::Store) keeps.
+
+use std::fmt;
+
+use ephemera_proto::gaen::TemporaryExposureKey;
+use ephemera_proto::pet::DailySecret;
+use ephemera_proto::pet::EncounterToken;
+use ephemera_proto::scheme::DailyKey;
+use ephemera_proto::{DayNumber, IntervalNumber, SchemeKind, UnixTime};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
+
+use crate::signal::{LevelKind, SignalHistogram};
+
+/// An own daily key as stored: a GAEN TEK (16 bytes) or a `pet` daily secret (32 bytes).
+///
+/// # Privacy
+/// `Debug` does not print it, equality is constant-time, and it is zeroed on drop.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct OwnKey {
+    scheme: SchemeKind,
+    bytes: [u8; 32],
+}
+
+impl OwnKey {
+    /// Wraps a proto daily key.
+    pub fn from_daily_key(key: &DailyKey) -> Self {
+        let mut bytes = [0u8; 32];
+        match key {
+            DailyKey::Gaen(tek) => bytes[..16].copy_from_slice(tek.as_bytes()),
+            DailyKey::Pet(secret) => bytes.copy_from_slice(secret.as_bytes()),
+        }
+        OwnKey {
+            scheme: key.scheme(),
+            bytes,
+        }
+    }
+
+    /// The proto daily key.
+    pub fn daily_key(&self) -> DailyKey {
+        match self.scheme {
+            SchemeKind::Gaen => {
+                let mut tek = [0u8; 16];
+                tek.copy_from_slice(&self.bytes[..16]);
+                DailyKey::Gaen(TemporaryExposureKey(tek))
+            }
+            SchemeKind::Pet => DailyKey::Pet(DailySecret::from_bytes(self.bytes)),
+        }
+    }
+
+    /// The scheme.
+    pub fn scheme(&self) -> SchemeKind {
+        self.scheme
+    }
+}
+
+impl PartialEq for OwnKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.scheme == other.scheme && bool::from(self.bytes.ct_eq(&other.bytes))
+    }
+}
+
+impl Eq for OwnKey {}
+
+impl fmt::Debug for OwnKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OwnKey({:?}, <redacted>)", self.scheme)
+    }
+}
+
+impl Drop for OwnKey {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
+/// What links an encounter to a published key or token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Evidence {
+    /// `gaen`: the identifier heard and its encrypted metadata.
+    Gaen {
+        /// The Rolling Proximity Identifier.
+        rpi: [u8; 16],
+        /// The Associated Encrypted Metadata.
+        aem: [u8; 4],
+    },
+    /// `pet`: the encounter's two tokens (the private keys are never stored).
+    Pet {
+        /// Our token: published if we test positive.
+        own: EncounterToken,
+        /// The peer's token: looked for in batches.
+        peer: EncounterToken,
+    },
+}
+
+impl fmt::Debug for Evidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Evidence::Gaen { .. } => f.write_str("Evidence::Gaen(<redacted>)"),
+            Evidence::Pet { .. } => f.write_str("Evidence::Pet(<redacted>)"),
+        }
+    }
+}
+
+/// The 16 bytes an encounter is looked up by: the RPI (`gaen`) or the peer token (`pet`).
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EncounterKey(pub [u8; 16]);
+
+impl fmt::Debug for EncounterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EncounterKey(<redacted>)")
+    }
+}
+
+/// A closed encounter: a peer heard for a while, summarised.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncounterRecord {
+    /// The interval our key belonged to (`pet`) or the peer was first heard (`gaen`).
+    pub interval: IntervalNumber,
+    /// First sighting.
+    pub first_seen: UnixTime,
+    /// Last sighting.
+    pub last_seen: UnixTime,
+    /// What the levels in `signal` are.
+    pub level_kind: LevelKind,
+    /// Seconds heard per signal level.
+    pub signal: SignalHistogram,
+    /// The link to published keys or tokens.
+    pub evidence: Evidence,
+}
+
+impl EncounterRecord {
+    /// The day the encounter belongs to (for retention and reports).
+    pub fn day(&self) -> DayNumber {
+        self.interval.day()
+    }
+
+    /// The lookup key.
+    pub fn key(&self) -> EncounterKey {
+        match &self.evidence {
+            Evidence::Gaen { rpi, .. } => EncounterKey(*rpi),
+            Evidence::Pet { peer, .. } => EncounterKey(peer.0),
+        }
+    }
+}
+
+/// Identifies a matched exposure window so that ingesting a batch twice counts it once.
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct WindowId {
+    /// The exposure's day.
+    pub day: DayNumber,
+    /// A digest of what matched (the diagnosis key, or the peer token and first sighting).
+    pub id: [u8; 16],
+}
+
+impl fmt::Debug for WindowId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WindowId({:?}, <redacted>)", self.day)
+    }
+}
+
+/// Small pieces of state kept by name.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MetaKey {
+    /// The batch index cursor (u64 little-endian).
+    SyncCursor,
+}
+
+impl MetaKey {
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            MetaKey::SyncCursor => "sync-cursor",
+        }
+    }
+}
+
+/// How much a purge deleted.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct PurgeCounts {
+    /// Own daily keys.
+    pub own_keys: usize,
+    /// Encounters.
+    pub encounters: usize,
+    /// Exposure windows.
+    pub windows: usize,
+}

@@ -1,0 +1,603 @@
+use ephemera_proto::batch::BatchIndex;
+use ephemera_proto::gaen::{DiagnosisKey, Metadata, TemporaryExposureKey};
+use ephemera_proto::scheme::DailyKey;
+use ephemera_proto::{DayNumber, IntervalNumber, ReportContents, ReportType, SchemeKind, UnixTime};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use super::util::{Air, FakeNode, PhonePair, T0};
+use crate::store::{MemoryStore, SledStore, Store};
+use crate::{ClientError, Phone, PhoneEvent, Purpose, Response, Sighting, Signal};
+
+fn start() -> UnixTime {
+    // A few intervals into a day, so a 15-minute meeting stays on one day.
+    T0.day().plus(1).first_interval().plus(40).start()
+}
+
+#[test]
+fn advertisements_rotate_exactly_at_interval_boundaries() {
+    for scheme in [SchemeKind::Gaen, SchemeKind::Pet] {
+        let node = FakeNode::new(1);
+        let mut phone = Phone::new(node.config(scheme), MemoryStore::new(), [3; 32]).unwrap();
+        let boundary = start().interval().plus(1).start();
+        let before = phone.advertisement(boundary.minus_seconds(1)).unwrap();
+        let early = phone.advertisement(boundary.minus_seconds(599)).unwrap();
+        let at = phone.advertisement(boundary).unwrap();
+        assert_eq!(
+            before.full, early.full,
+            "{scheme:?}: stable within an interval"
+        );
+        assert_ne!(before.full, at.full, "{scheme:?}: rotates at the boundary");
+        assert_eq!(before.valid_until, boundary);
+        assert_eq!(at.interval, boundary.interval());
+        assert!(phone.poll_timeout().unwrap() <= at.valid_until);
+        let len = if scheme == SchemeKind::Gaen { 20 } else { 32 };
+        assert_eq!(at.full.len(), len);
+        // A new day brings a new daily key, kept before use.
+        let midnight = boundary.day().plus(1).start();
+        phone.advertisement(midnight).unwrap();
+        assert_eq!(phone.store().own_key_days().unwrap().len(), 2);
+    }
+}
+
+#[test]
+fn pet_legacy_advertisements_cycle_through_four_slices() {
+    let mut phone = Phone::new(
+        FakeNode::new(1).config(SchemeKind::Pet),
+        MemoryStore::new(),
+        [4; 32],
+    )
+    .unwrap();
+    let now = start();
+    let slices: Vec<Vec<u8>> = (0..5)
+        .map(|_| phone.advertisement(now).unwrap().legacy)
+        .collect();
+    assert!(slices.iter().all(|s| s.len() == 16));
+    assert_eq!(slices[0], slices[4]);
+    assert_ne!(slices[0], slices[1]);
+}
+
+#[test]
+fn daily_key_survives_a_restart_with_sled() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = FakeNode::new(1).config(SchemeKind::Gaen);
+    let first = {
+        let mut phone = Phone::new(
+            config.clone(),
+            SledStore::open(dir.path()).unwrap(),
+            [5; 32],
+        )
+        .unwrap();
+        phone.advertisement(start()).unwrap()
+        // Dropped as if killed: no shutdown call.
+    };
+    let mut phone = Phone::new(config, SledStore::open(dir.path()).unwrap(), [6; 32]).unwrap();
+    assert_eq!(phone.advertisement(start()).unwrap().full, first.full);
+}
+
+/// Both phones meet for 15 minutes; a reports; b ingests the batch and finds the exposure.
+fn meet_report_match(scheme: SchemeKind, air: Air) -> (PhonePair, crate::DailyExposure) {
+    let mut node = FakeNode::new(7);
+    let mut pair = PhonePair::new(node.config(scheme), start(), air);
+    pair.together(15 * 60, 10);
+    // Apart until the keys of the day may be published (gaen: day end + 2 h).
+    pair.apart(24 * 3600);
+    let now = pair.now;
+    let published = node.report(now, &mut pair.a, None);
+    assert!(!published.is_empty());
+    let batch = node.batch(now, &[published]);
+    let summary = pair.b.handle_batch(now, batch.bytes()).unwrap();
+    // gaen: one window per diagnosis key and day; pet: one per key pair heard.
+    assert!(summary.new_windows >= 1, "{scheme:?}");
+    if scheme == SchemeKind::Gaen {
+        assert_eq!(summary.new_windows, 1);
+    }
+    let Some(PhoneEvent::ExposureFound(daily)) = pair.b.poll_event() else {
+        panic!("{scheme:?}: no exposure event")
+    };
+    assert_eq!(daily.day, start().day());
+    // Ingesting the same batch again finds nothing new.
+    let again = pair.b.handle_batch(now, batch.bytes()).unwrap();
+    assert_eq!(again.new_windows, 0);
+    assert_eq!(pair.b.poll_event(), None);
+    (pair, daily)
+}
+
+#[test]
+fn gaen_phones_meet_report_and_match_without_a_node() {
+    let (pair, daily) = meet_report_match(SchemeKind::Gaen, Air::Full);
+    // RSSI -60 with the sender's -8 dBm tx power: attenuation ~52 → immediate bucket.
+    assert!(daily.seconds_per_bucket[0] >= 14 * 60, "{daily:?}");
+    assert!(daily.high_risk, "{daily:?}");
+    assert_eq!(pair.b.exposures(pair.now).unwrap(), vec![daily]);
+}
+
+#[test]
+fn pet_phones_meet_report_and_match_without_a_node() {
+    let (_, daily) = meet_report_match(SchemeKind::Pet, Air::Full);
+    // Two key pairs (the meeting spans an interval boundary), minus the first credit.
+    assert!(daily.seconds_per_bucket[0] >= 14 * 60, "{daily:?}");
+    assert!(daily.windows >= 2, "{daily:?}");
+    assert!(daily.high_risk);
+}
+
+#[test]
+fn pet_slices_from_a_lossy_carousel_are_reassembled() {
+    let (_, daily) = meet_report_match(SchemeKind::Pet, Air::LossySlices(0.3));
+    assert!(daily.seconds_per_bucket[0] >= 12 * 60, "{daily:?}");
+}
+
+#[test]
+fn pet_publication_matches_only_the_peer() {
+    let mut node = FakeNode::new(8);
+    let mut pair = PhonePair::new(node.config(SchemeKind::Pet), start(), Air::Full);
+    pair.together(15 * 60, 10);
+    pair.apart(3600);
+    let now = pair.now;
+    let published = node.report(now, &mut pair.a, None);
+    // a's own report matches nothing on a itself: it holds peer-role tokens only.
+    let batch = node.batch(now, &[published]);
+    assert_eq!(
+        pair.a.handle_batch(now, batch.bytes()).unwrap().new_windows,
+        0
+    );
+    // A third phone that never met a finds nothing either.
+    let mut stranger =
+        Phone::new(node.config(SchemeKind::Pet), MemoryStore::new(), [9; 32]).unwrap();
+    assert_eq!(
+        stranger
+            .handle_batch(now, batch.bytes())
+            .unwrap()
+            .new_windows,
+        0
+    );
+}
+
+/// A GAEN key and a phone that heard its RPI (interval `heard`) at `when`.
+fn gaen_sighting_of(
+    tek: &TemporaryExposureKey,
+    heard: IntervalNumber,
+    when: UnixTime,
+) -> Phone<MemoryStore> {
+    let node = FakeNode::new(9);
+    let mut phone =
+        Phone::new(node.config(SchemeKind::Gaen), MemoryStore::new(), [10; 32]).unwrap();
+    let (rpi, aem) = tek.advertisement(heard, &Metadata::v1_0(-8));
+    let mut payload = rpi.0.to_vec();
+    payload.extend_from_slice(&aem.0);
+    for step in 0..20u64 {
+        let signal = Signal::Attenuation(60);
+        phone
+            .handle_sighting(
+                when.plus_seconds(step * 30),
+                &Sighting {
+                    payload: &payload,
+                    signal,
+                },
+            )
+            .unwrap();
+    }
+    phone.close_all_encounters().unwrap();
+    phone
+}
+
+#[test]
+fn gaen_matches_only_within_the_key_window_plus_minus_two_hours() {
+    let mut node = FakeNode::new(9);
+    let tek = TemporaryExposureKey::generate(&mut ChaCha20Rng::seed_from_u64(5));
+    let day = start().day();
+    let key = DiagnosisKey {
+        key: tek.clone(),
+        rolling_start: day.first_interval(),
+        rolling_period: 144,
+        report_type: ReportType::ConfirmedTest,
+        days_since_onset: Some(0),
+    };
+    let end = key.rolling_end();
+    let now = day.plus(2).start();
+    let batch = node.batch(now, &[ReportContents::Gaen(vec![key])]);
+    // The last RPI of the day, heard 1 h 50 min after the window: a match (a clock off by
+    // up to 2 h, as GAEN allows).
+    let mut late = gaen_sighting_of(&tek, end.minus(1), end.plus(11).start());
+    assert_eq!(
+        late.handle_batch(now, batch.bytes()).unwrap().new_windows,
+        1
+    );
+    // The same RPI replayed 3 h after the window: no match.
+    let mut replayed = gaen_sighting_of(&tek, end.minus(1), end.plus(18).start());
+    assert_eq!(
+        replayed
+            .handle_batch(now, batch.bytes())
+            .unwrap()
+            .new_windows,
+        0
+    );
+    // The first RPI heard 1 h 50 min early: a match; 2 h 10 min early: none.
+    let start_interval = key_start(&day);
+    let mut early = gaen_sighting_of(&tek, start_interval, start_interval.minus(11).start());
+    assert_eq!(
+        early.handle_batch(now, batch.bytes()).unwrap().new_windows,
+        1
+    );
+    let mut too_early = gaen_sighting_of(&tek, start_interval, start_interval.minus(13).start());
+    assert_eq!(
+        too_early
+            .handle_batch(now, batch.bytes())
+            .unwrap()
+            .new_windows,
+        0
+    );
+}
+
+fn key_start(day: &DayNumber) -> IntervalNumber {
+    day.first_interval()
+}
+
+#[test]
+fn retention_purges_keys_secrets_encounters_and_exposures() {
+    for scheme in [SchemeKind::Gaen, SchemeKind::Pet] {
+        let (mut pair, _) = meet_report_match(scheme, Air::Full);
+        let met = start().day();
+        let count = |p: &Phone<MemoryStore>| {
+            let mut n = 0;
+            p.store().for_each_encounter(&mut |_| n += 1).unwrap();
+            n
+        };
+        assert!(count(&pair.b) > 0);
+        assert!(!pair.b.exposures(pair.now).unwrap().is_empty());
+        match scheme {
+            // GAEN keys stay for the retention period: they are what a report publishes.
+            SchemeKind::Gaen => assert!(pair.a.store().own_key(met).unwrap().is_some()),
+            // pet secrets go once the day after is over: encounters keep tokens, never keys.
+            SchemeKind::Pet => {
+                assert!(pair.a.store().own_key(met).unwrap().is_some());
+                pair.a.handle_timeout(met.plus(2).start()).unwrap();
+                assert!(pair.a.store().own_key(met).unwrap().is_none());
+            }
+        }
+        // 14 days after the meeting everything is still there; on day 15 it is gone.
+        let day14 = met.plus(14).start().plus_seconds(60);
+        pair.b.handle_timeout(day14).unwrap();
+        assert!(count(&pair.b) > 0, "{scheme:?} day 14");
+        let day15 = met.plus(15).start().plus_seconds(60);
+        pair.a.handle_timeout(day15).unwrap();
+        pair.b.handle_timeout(day15).unwrap();
+        assert_eq!(count(&pair.b), 0, "{scheme:?}");
+        assert_eq!(count(&pair.a), 0, "{scheme:?}");
+        assert!(pair.b.exposures(day15).unwrap().is_empty());
+        assert!(pair.a.store().own_key(met).unwrap().is_none());
+        let days = pair.a.store().own_key_days().unwrap();
+        assert!(days.iter().all(|d| *d > met), "{scheme:?} {days:?}");
+    }
+}
+
+#[test]
+fn batches_from_untrusted_nodes_or_tampered_are_refused_and_keep_nothing() {
+    let (mut pair, _) = meet_report_match(SchemeKind::Pet, Air::Full);
+    let mut other = FakeNode::new(1234);
+    let now = pair.now;
+    let forged = other.batch(now, &[]);
+    assert!(matches!(
+        pair.b.handle_batch(now, forged.bytes()),
+        Err(ClientError::Batch(
+            ephemera_proto::error::BatchError::UntrustedNode
+        ))
+    ));
+    let mut node = FakeNode::new(7);
+    let mut bytes = node.batch(now, &[]).into_bytes();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    assert!(pair.b.handle_batch(now, &bytes).is_err());
+}
+
+#[test]
+fn sync_walks_the_index_and_persists_the_cursor() {
+    let mut node = FakeNode::new(7);
+    let (mut pair, _) = meet_report_match(SchemeKind::Pet, Air::Full);
+    let now = pair.now;
+    let phone = &mut pair.b;
+    let b1 = node.batch(now, &[]);
+    let b2 = node.batch(now, &[]);
+    phone.start_sync(now).unwrap();
+    let index_request = phone.poll_request().unwrap();
+    assert_eq!(index_request.purpose, Purpose::FetchIndex);
+    assert_eq!(index_request.path, "/v1/batches?after=0");
+    let entry =
+        |b: &ephemera_proto::batch::SignedBatch, seq| ephemera_proto::batch::BatchIndexEntry {
+            id: b.id(),
+            sequence: seq,
+            created_at: now,
+            size: b.bytes().len() as u64,
+            keys: 0,
+            tokens: 200,
+        };
+    let index = BatchIndex {
+        batches: vec![entry(&b1, 1), entry(&b2, 2)],
+        next_cursor: 2,
+    };
+    phone
+        .handle_response(
+            now,
+            index_request.id,
+            Response {
+                status: 200,
+                body: serde_json::to_vec(&index).unwrap(),
+            },
+        )
+        .unwrap();
+    for (batch, seq) in [(&b1, 1), (&b2, 2)] {
+        let request = phone.poll_request().unwrap();
+        assert_eq!(request.purpose, Purpose::FetchBatch(batch.id()));
+        assert_eq!(request.path, format!("/v1/batches/{}", batch.id().to_hex()));
+        phone
+            .handle_response(
+                now,
+                request.id,
+                Response {
+                    status: 200,
+                    body: batch.bytes().to_vec(),
+                },
+            )
+            .unwrap();
+        assert_eq!(phone.sync_cursor(), seq);
+    }
+    let next_page = phone.poll_request().unwrap();
+    assert_eq!(next_page.path, "/v1/batches?after=2");
+    let empty = BatchIndex {
+        batches: vec![],
+        next_cursor: 2,
+    };
+    phone
+        .handle_response(
+            now,
+            next_page.id,
+            Response {
+                status: 200,
+                body: serde_json::to_vec(&empty).unwrap(),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        phone.poll_event(),
+        Some(PhoneEvent::SyncCompleted {
+            cursor: 2,
+            batches: 2
+        })
+    );
+    // A batch whose bytes are not the announced id is refused and the cursor stays.
+    phone.start_sync(now).unwrap();
+    let r = phone.poll_request().unwrap();
+    let b3 = node.batch(now, &[]);
+    let index = BatchIndex {
+        batches: vec![entry(&b2, 3)],
+        next_cursor: 3,
+    };
+    phone
+        .handle_response(
+            now,
+            r.id,
+            Response {
+                status: 200,
+                body: serde_json::to_vec(&index).unwrap(),
+            },
+        )
+        .unwrap();
+    let r = phone.poll_request().unwrap();
+    assert_eq!(
+        phone.handle_response(
+            now,
+            r.id,
+            Response {
+                status: 200,
+                body: b3.bytes().to_vec()
+            }
+        ),
+        Err(ClientError::BatchIdMismatch)
+    );
+    assert_eq!(phone.sync_cursor(), 2);
+}
+
+#[test]
+fn decoys_follow_a_poisson_schedule_and_look_like_real_requests() {
+    let mut node = FakeNode::new(7);
+    let config = node.config(SchemeKind::Gaen).with_decoy_rate(24.0);
+    let mut phone = Phone::new(config, MemoryStore::new(), [12; 32]).unwrap();
+    let mut now = start();
+    phone.advertisement(now).unwrap();
+    let mut verifies = Vec::new();
+    let mut uploads = Vec::new();
+    let end = now.plus_seconds(3 * 86_400);
+    while now < end {
+        now = phone.poll_timeout().unwrap().max(now.plus_seconds(1));
+        phone.handle_timeout(now).unwrap();
+        phone.advertisement(now).unwrap();
+        while let Some(r) = phone.poll_request() {
+            match r.purpose {
+                Purpose::DecoyVerify => {
+                    verifies.push(r.body.len());
+                    phone
+                        .handle_response(
+                            now,
+                            r.id,
+                            Response {
+                                status: 200,
+                                body: vec![],
+                            },
+                        )
+                        .unwrap();
+                }
+                Purpose::DecoyUpload => {
+                    uploads.push(r.body.len());
+                    phone
+                        .handle_response(
+                            now,
+                            r.id,
+                            Response {
+                                status: 200,
+                                body: vec![],
+                            },
+                        )
+                        .unwrap();
+                }
+                _ => phone.handle_failure(now, r.id).unwrap(),
+            }
+        }
+    }
+    // 24 a day for 3 days: about 72.
+    assert!((50..100).contains(&verifies.len()), "{}", verifies.len());
+    assert_eq!(verifies.len(), uploads.len());
+    assert!(
+        verifies
+            .iter()
+            .all(|l| *l == ephemera_proto::api::VERIFY_REQUEST_SIZE)
+    );
+    // A real gaen report from this phone lands in the same size bucket as most decoys.
+    let code = node.code();
+    phone.start_report(now, &code, None, None).unwrap();
+    let real_verify = phone.poll_request().unwrap();
+    assert_eq!(
+        real_verify.body.len(),
+        ephemera_proto::api::VERIFY_REQUEST_SIZE
+    );
+    let answer = node.answer_verify(now, &real_verify);
+    phone.handle_response(now, real_verify.id, answer).unwrap();
+    let real_upload = phone.poll_request().unwrap();
+    assert!(uploads.iter().all(|l| l.is_power_of_two()));
+    assert!(
+        uploads.contains(&real_upload.body.len()),
+        "{} vs {uploads:?}",
+        real_upload.body.len()
+    );
+}
+
+#[test]
+fn refused_codes_are_reported_as_events() {
+    let mut node = FakeNode::new(7);
+    let (mut pair, _) = meet_report_match(SchemeKind::Pet, Air::Full);
+    let now = pair.now;
+    let code = node.code();
+    pair.b.start_report(now, &code, None, None).unwrap();
+    assert!(matches!(
+        pair.b.start_report(now, &code, None, None),
+        Err(ClientError::Report(crate::ReportError::InProgress))
+    ));
+    let r = pair.b.poll_request().unwrap();
+    let body = br#"{"error":"code-used","message":"used"}"#.to_vec();
+    pair.b
+        .handle_response(now, r.id, Response { status: 409, body })
+        .unwrap();
+    assert_eq!(
+        pair.b.poll_event(),
+        Some(PhoneEvent::ReportFailed(crate::ReportError::Refused {
+            status: 409,
+            code: "code-used".into()
+        }))
+    );
+    assert!(!pair.b.report_in_progress());
+    // A phone that heard no one has nothing to report (pet).
+    let mut lonely =
+        Phone::new(node.config(SchemeKind::Pet), MemoryStore::new(), [13; 32]).unwrap();
+    assert!(matches!(
+        lonely.start_report(now, &code, None, None),
+        Err(ClientError::Report(crate::ReportError::NothingToReport))
+    ));
+    let _ = DailyKey::generate(SchemeKind::Pet, &mut ChaCha20Rng::seed_from_u64(1));
+}
+
+#[test]
+fn gaen_export_files_from_a_key_server_match_when_signed_by_a_configured_key() {
+    use ephemera_proto::gaen::{ExportFile, ExportSigner, SignatureInfo, encode_export_zip};
+    use ring::rand::SystemRandom;
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+
+    let rng = SystemRandom::new();
+    let signer = |rng: &SystemRandom| {
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, rng).unwrap();
+        ExportSigner::from_pkcs8(pkcs8.as_ref(), SignatureInfo::new("v1", "310"), rng).unwrap()
+    };
+    let server = signer(&rng);
+    let stranger = signer(&rng);
+    let tek = TemporaryExposureKey::generate(&mut ChaCha20Rng::seed_from_u64(77));
+    let day = start().day();
+    let key = DiagnosisKey {
+        key: tek.clone(),
+        rolling_start: day.first_interval(),
+        rolling_period: 144,
+        report_type: ReportType::ConfirmedTest,
+        days_since_onset: Some(1),
+    };
+    let mut file = ExportFile::new(
+        day.plus(1).start(),
+        day.plus(1).start().plus_seconds(3600),
+        "DE",
+    );
+    file.keys.push(key);
+    let zip = encode_export_zip(&file, &server, &rng).unwrap();
+    let forged = encode_export_zip(&file, &stranger, &rng).unwrap();
+
+    let heard = start().interval();
+    let mut phone = gaen_sighting_of(&tek, heard, heard.start());
+    // Not configured: refused.
+    assert_eq!(
+        phone.handle_gaen_export(start(), &zip),
+        Err(ClientError::NoExportKey)
+    );
+    let config = FakeNode::new(9)
+        .config(SchemeKind::Gaen)
+        .with_gaen_export_key(server.public_key().to_vec());
+    let store = phone.into_store();
+    let mut phone = Phone::new(config, store, [14; 32]).unwrap();
+    let now = day.plus(2).start();
+    assert!(matches!(
+        phone.handle_gaen_export(now, &forged),
+        Err(ClientError::Export(_))
+    ));
+    let summary = phone.handle_gaen_export(now, &zip).unwrap();
+    assert_eq!((summary.keys, summary.new_windows), (1, 1));
+    let Some(PhoneEvent::ExposureFound(daily)) = phone.poll_event() else {
+        panic!("no exposure")
+    };
+    // Attenuation 60 → near bucket; 19 credited 30-second steps.
+    assert_eq!(daily.seconds_per_bucket, [0, 570, 0, 0]);
+}
+
+#[test]
+fn fetched_batches_stream_from_a_reader() {
+    let mut node = FakeNode::new(7);
+    let (mut pair, _) = meet_report_match(SchemeKind::Pet, Air::Full);
+    let now = pair.now;
+    let phone = &mut pair.b;
+    let batch = node.batch(now, &[]);
+    phone.start_sync(now).unwrap();
+    let r = phone.poll_request().unwrap();
+    let index = BatchIndex {
+        batches: vec![ephemera_proto::batch::BatchIndexEntry {
+            id: batch.id(),
+            sequence: 5,
+            created_at: now,
+            size: batch.bytes().len() as u64,
+            keys: 0,
+            tokens: 200,
+        }],
+        next_cursor: 5,
+    };
+    let json = serde_json::to_vec(&index).unwrap();
+    phone
+        .handle_response_reader(now, r.id, 200, &mut json.as_slice())
+        .unwrap();
+    let r = phone.poll_request().unwrap();
+    // A reader that hands out 7 bytes at a time.
+    struct Trickle<'a>(&'a [u8]);
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.len().min(7).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    phone
+        .handle_response_reader(now, r.id, 200, &mut Trickle(batch.bytes()))
+        .unwrap();
+    assert_eq!(phone.sync_cursor(), 5);
+}

@@ -1,0 +1,268 @@
+//! Test utilities: a fake node and authority, and [`PhonePair`], two phones in range of
+//! each other stepped by a fake clock.
+
+use ephemera_proto::api::{VerifyRequest, VerifyResponse};
+use ephemera_proto::auth::{
+    AuthoritySigningKey, CertificateRequest, ExpiryPolicy, TrustedAuthorities, UploadCode,
+};
+use ephemera_proto::batch::{BatchContents, NodeSigningKey, SignedBatch};
+use ephemera_proto::upload::{UploadBody, UploadRequest};
+use ephemera_proto::{
+    DayNumber, ReportContents, ReportLimits, ReportType, SchemeKind, UnixTime, wire,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+
+use crate::store::MemoryStore;
+use crate::{ClientConfig, Phone, PhoneEvent, Purpose, Request, Response, Sighting, Signal};
+
+/// 2023-11-14T22:13:20Z; tests start a few intervals after it.
+pub(crate) const T0: UnixTime = UnixTime(1_700_000_000);
+
+/// An authority and a node in one, in process: certifies codes, verifies uploads, signs
+/// batches.
+pub(crate) struct FakeNode {
+    pub(crate) authority: AuthoritySigningKey,
+    pub(crate) node: NodeSigningKey,
+    pub(crate) rng: ChaCha20Rng,
+    pub(crate) sequence: u64,
+}
+
+impl FakeNode {
+    pub(crate) fn new(seed: u64) -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        FakeNode {
+            authority: AuthoritySigningKey::generate(&mut rng),
+            node: NodeSigningKey::generate(&mut rng),
+            rng,
+            sequence: 0,
+        }
+    }
+
+    /// A config trusting this node.
+    pub(crate) fn config(&self, scheme: SchemeKind) -> ClientConfig {
+        ClientConfig::new(scheme)
+            .with_trusted_node(self.node.public_key())
+            .with_decoy_rate(0.0)
+    }
+
+    pub(crate) fn code(&mut self) -> UploadCode {
+        UploadCode::generate(&mut self.rng)
+    }
+
+    /// Answers a verify request like the authority.
+    pub(crate) fn answer_verify(&mut self, now: UnixTime, request: &Request) -> Response {
+        assert_eq!(request.path, "/v1/verify");
+        let body: VerifyRequest = serde_json::from_slice(&request.body).unwrap();
+        let certificate = self.authority.issue(
+            &CertificateRequest {
+                report_hmac: body.parsed_hmac().unwrap(),
+                test_type: ReportType::ConfirmedTest,
+                symptom_onset: None,
+            },
+            now,
+            3600,
+            &mut self.rng,
+        );
+        Response {
+            status: 200,
+            body: VerifyResponse::new(&certificate).to_padded_json(),
+        }
+    }
+
+    /// Verifies an upload request like a node and returns its contents.
+    pub(crate) fn accept_upload(&mut self, now: UnixTime, request: &Request) -> ReportContents {
+        assert_eq!(request.path, "/v1/uploads");
+        let upload: UploadRequest = wire::decode(&request.body).unwrap();
+        let UploadBody::Real(upload) = upload.body else {
+            panic!("not a real upload")
+        };
+        let trusted = TrustedAuthorities::new().with(self.authority.public_key());
+        upload
+            .verify(
+                &trusted,
+                now,
+                ExpiryPolicy::FirstUpload,
+                &ReportLimits::default(),
+            )
+            .unwrap()
+            .contents()
+            .clone()
+    }
+
+    /// A signed batch of `contents`, padded with decoys.
+    pub(crate) fn batch(&mut self, now: UnixTime, contents: &[ReportContents]) -> SignedBatch {
+        self.sequence += 1;
+        let mut batch = BatchContents {
+            sequence: self.sequence,
+            created_at: now,
+            ..Default::default()
+        };
+        for c in contents {
+            match c {
+                ReportContents::Gaen(keys) => batch.diagnosis_keys.extend(keys.iter().cloned()),
+                ReportContents::Pet(tokens) => batch.tokens.extend(tokens.iter().copied()),
+            }
+        }
+        batch.pad_with_decoys(200, now, 14, &mut self.rng);
+        batch.sign(&self.node)
+    }
+
+    /// Runs `phone`'s whole report flow against this fake; returns what was published.
+    pub(crate) fn report(
+        &mut self,
+        now: UnixTime,
+        phone: &mut Phone<MemoryStore>,
+        onset: Option<DayNumber>,
+    ) -> ReportContents {
+        let code = self.code();
+        phone.start_report(now, &code, onset, None).unwrap();
+        let verify = phone.poll_request().expect("verify request");
+        assert_eq!(verify.purpose, Purpose::Verify);
+        let answer = self.answer_verify(now, &verify);
+        phone.handle_response(now, verify.id, answer).unwrap();
+        let upload = phone.poll_request().expect("upload request");
+        assert_eq!(upload.purpose, Purpose::Upload);
+        let contents = self.accept_upload(now, &upload);
+        let ok = ephemera_proto::api::UploadResponse {
+            revision_token: "00".into(),
+            padding: String::new(),
+        };
+        phone
+            .handle_response(
+                now,
+                upload.id,
+                Response {
+                    status: 200,
+                    body: ok.to_padded_json(),
+                },
+            )
+            .unwrap();
+        assert!(matches!(
+            phone.poll_event(),
+            Some(PhoneEvent::ReportUploaded { .. })
+        ));
+        contents
+    }
+}
+
+/// How advertisements travel between the two phones.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub(crate) enum Air {
+    /// Whole payloads (extended advertising, GATT; GAEN's 20 bytes).
+    Full,
+    /// Legacy `pet` slices, each lost with this probability.
+    LossySlices(f64),
+}
+
+/// Two phones in range of each other, stepped by a fake clock: every step each phone's
+/// advertisement is fed to the other as a sighting.
+pub(crate) struct PhonePair {
+    pub(crate) a: Phone<MemoryStore>,
+    pub(crate) b: Phone<MemoryStore>,
+    pub(crate) now: UnixTime,
+    pub(crate) air: Air,
+    pub(crate) rssi: i8,
+    loss: ChaCha20Rng,
+}
+
+impl PhonePair {
+    pub(crate) fn new(config: ClientConfig, start: UnixTime, air: Air) -> Self {
+        PhonePair {
+            a: Phone::new(config.clone(), MemoryStore::new(), [0xa; 32]).unwrap(),
+            b: Phone::new(config, MemoryStore::new(), [0xb; 32]).unwrap(),
+            now: start,
+            air,
+            rssi: -60,
+            loss: ChaCha20Rng::seed_from_u64(99),
+        }
+    }
+
+    fn deliver(
+        from: &mut Phone<MemoryStore>,
+        to: &mut Phone<MemoryStore>,
+        now: UnixTime,
+        air: Air,
+        rssi: i8,
+        loss: &mut ChaCha20Rng,
+    ) {
+        let ad = from.advertisement(now).unwrap();
+        let payload = match air {
+            Air::Full => ad.full,
+            Air::LossySlices(p) => {
+                let draw = (loss.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                if draw < p {
+                    return;
+                }
+                ad.legacy
+            }
+        };
+        let signal = Signal::Rssi {
+            rssi,
+            tx_power: None,
+        };
+        to.handle_sighting(
+            now,
+            &Sighting {
+                payload: &payload,
+                signal,
+            },
+        )
+        .unwrap();
+    }
+
+    /// Keeps the phones together for `seconds`, one exchange every `every` seconds.
+    pub(crate) fn together(&mut self, seconds: u64, every: u64) {
+        let end = self.now.plus_seconds(seconds);
+        while self.now <= end {
+            let now = self.now;
+            Self::deliver(
+                &mut self.a,
+                &mut self.b,
+                now,
+                self.air,
+                self.rssi,
+                &mut self.loss,
+            );
+            Self::deliver(
+                &mut self.b,
+                &mut self.a,
+                now,
+                self.air,
+                self.rssi,
+                &mut self.loss,
+            );
+            self.a.handle_timeout(now).unwrap();
+            self.b.handle_timeout(now).unwrap();
+            self.drain();
+            self.now = now.plus_seconds(every);
+        }
+    }
+
+    /// Moves the clock on by `seconds` with the phones apart, firing their timers.
+    pub(crate) fn apart(&mut self, seconds: u64) {
+        let end = self.now.plus_seconds(seconds);
+        while self.now < end {
+            let next = [self.a.poll_timeout(), self.b.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(end)
+                .min(end)
+                .max(self.now.plus_seconds(1));
+            self.now = next;
+            self.a.handle_timeout(next).unwrap();
+            self.b.handle_timeout(next).unwrap();
+            self.drain();
+        }
+    }
+
+    /// Drops requests and events the test does not look at (sync, decoys).
+    fn drain(&mut self) {
+        for phone in [&mut self.a, &mut self.b] {
+            while let Some(r) = phone.poll_request() {
+                let _ = phone.handle_failure(self.now, r.id);
+            }
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Typed errors, one enum per kind of failure.
 //!
-//! Each function returns its narrowest enum; [`Error`] gathers them for callers that do not
+//! Each function returns its narrowest enum; [`Error`](enum@Error) gathers them for callers that do not
 //! care which step failed. No variant carries a key, token, code or address.
 
 use thiserror::Error;

@@ -181,7 +181,7 @@ impl UploadRequest {
     /// so decoy sizes follow real ones.
     pub fn decoy_like(typical_real_len: usize, rng: &mut impl CryptoRng) -> Self {
         let bucket = padded_request_size(typical_real_len);
-        let size = if rng.next_u32() % 4 == 0 {
+        let size = if rng.next_u32().is_multiple_of(4) {
             bucket * 2
         } else {
             bucket

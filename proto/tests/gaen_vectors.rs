@@ -124,3 +124,56 @@ fn raw_key_constructors_agree_with_derivation() {
         tek.aemk()
     );
 }
+
+/// The export API from outside the crate: sign, zip, verify, unzip, and match a published key.
+#[test]
+fn export_round_trip_and_match() {
+    use ephemera_proto::ReportType;
+    use ephemera_proto::UnixTime;
+    use ephemera_proto::gaen::{
+        DiagnosisKey, ExportError, ExportFile, ExportSigner, MATCH_TOLERANCE_INTERVALS,
+        SignatureInfo, decode_export_zip, encode_export_zip,
+    };
+    use ring::rand::SystemRandom;
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+
+    let v = vectors();
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).expect("key");
+    let signer = ExportSigner::from_pkcs8(pkcs8.as_ref(), SignatureInfo::new("v1", "310"), &rng)
+        .expect("signer");
+
+    let published = DiagnosisKey {
+        key: TemporaryExposureKey(bytes(&v.tek)),
+        rolling_start: IntervalNumber(v.rolling_start_interval),
+        rolling_period: 144,
+        report_type: ReportType::ConfirmedTest,
+        days_since_onset: Some(1),
+    };
+    let mut file = ExportFile::new(UnixTime(1_585_872_000), UnixTime(1_585_875_600), "310");
+    file.keys.push(published.clone());
+    let zip = encode_export_zip(&file, &signer, &rng).expect("encode");
+    let decoded = decode_export_zip(&zip, signer.public_key()).expect("decode");
+    assert_eq!(decoded.keys, [published]);
+
+    // A phone that heard RPI 100 at interval start + 100 finds it in the published key.
+    let heard = RollingProximityIdentifier(bytes(&v.advertised[100].rpi));
+    let heard_at = IntervalNumber(v.rolling_start_interval + 100);
+    let dk = &decoded.keys[0];
+    assert!(dk.window_contains(heard_at, MATCH_TOLERANCE_INTERVALS));
+    let found = dk
+        .key
+        .rpik()
+        .rpis(dk.rolling_start, u32::from(dk.rolling_period))
+        .position(|rpi| rpi == heard);
+    assert_eq!(found, Some(100));
+
+    let mut tampered = zip.clone();
+    let end = tampered.len() - 1;
+    tampered.truncate(end);
+    assert!(decode_export_zip(&tampered, signer.public_key()).is_err());
+    assert_eq!(
+        decode_export_zip(b"PK\x03\x04 not really", signer.public_key()),
+        Err(ExportError::BadArchive)
+    );
+}

@@ -1,1 +1,4 @@
-//! placeholder
+//! Cross-crate tests, the population simulator and the benchmarks of Ephemera.
+#![forbid(unsafe_code)]
+
+pub mod bench;

@@ -114,7 +114,7 @@ impl fmt::Debug for CodePepper {
 }
 
 /// HMAC-SHA256(pepper, label ‖ code): what a node stores for an issued code.
-#[derive(Copy, Clone, Eq, Hash, Serialize, Deserialize)]
+#[derive(Copy, Clone, Eq, Serialize, Deserialize)]
 pub struct CodeHash(pub [u8; 32]);
 
 impl PartialEq for CodeHash {

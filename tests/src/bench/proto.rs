@@ -1,0 +1,118 @@
+//! Protocol primitives: RPI derivation per key, `pet` tokens per encounter, certificate
+//! verification.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use aes::Aes128;
+use aes::cipher::{BlockCipherEncrypt, KeyInit};
+use ephemera_proto::auth::{
+    AuthoritySigningKey, CertificateRequest, ExpiryPolicy, ReportHmac, TrustedAuthorities,
+};
+use ephemera_proto::gaen::{RollingProximityIdentifier, TemporaryExposureKey};
+use ephemera_proto::pet::{DailySecret, encounter_tokens};
+use ephemera_proto::{IntervalNumber, ReportType, UnixTime};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use ring::signature::{self, KeyPair};
+
+use super::{Figure, rate};
+
+/// Runs the protocol benchmarks, each for about `budget`.
+pub fn run(budget: Duration) -> Vec<Figure> {
+    vec![
+        rpi_derivation(budget),
+        pet_tokens(budget),
+        certificate_verification(budget),
+    ]
+}
+
+/// Keys per second turned into their 144 RPIs (HKDF for the RPIK + 144 AES blocks), against
+/// the raw AES-128 throughput of the same `aes` code over 144 blocks (the bound without
+/// HKDF).
+fn rpi_derivation(budget: Duration) -> Figure {
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let keys: Vec<TemporaryExposureKey> = (0..1024)
+        .map(|_| TemporaryExposureKey::generate(&mut rng))
+        .collect();
+    let mut out = [RollingProximityIdentifier([0; 16]); 144];
+    let mut i = 0;
+    let value = rate(budget, 1, || {
+        let rpik = keys[i % keys.len()].rpik();
+        rpik.rpis_into(IntervalNumber(2_800_000), &mut out);
+        black_box(&out);
+        i += 1;
+    });
+    let cipher = Aes128::new(&[7u8; 16].into());
+    let mut blocks = [aes::Block::default(); 144];
+    let aes_blocks_per_s = rate(budget, 144, || {
+        cipher.encrypt_blocks(&mut blocks);
+        black_box(&blocks);
+    });
+    Figure::new(
+        "gaen-rpi-derivation",
+        value,
+        "keys/s",
+        aes_blocks_per_s / 144.0,
+    )
+}
+
+/// Encounters per second turned into their two tokens (X25519 + HKDF), against raw X25519
+/// Diffie–Hellman per second with the same library.
+fn pet_tokens(budget: Duration) -> Figure {
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let own = DailySecret::generate(&mut rng).ephemeral_key_pair(IntervalNumber(2_800_000));
+    let peers: Vec<_> = (0..256)
+        .map(|_| {
+            DailySecret::generate(&mut rng)
+                .ephemeral_key_pair(IntervalNumber(2_800_000))
+                .public()
+        })
+        .collect();
+    let mut i = 0;
+    let value = rate(budget, 1, || {
+        black_box(encounter_tokens(&own, &peers[i % peers.len()]).ok());
+        i += 1;
+    });
+    let secret = x25519_dalek::StaticSecret::from([9u8; 32]);
+    let peer_keys: Vec<x25519_dalek::PublicKey> = peers
+        .iter()
+        .map(|p| x25519_dalek::PublicKey::from(p.0))
+        .collect();
+    let mut j = 0;
+    let dh_per_s = rate(budget, 1, || {
+        black_box(secret.diffie_hellman(&peer_keys[j % peer_keys.len()]));
+        j += 1;
+    });
+    Figure::new("pet-token-derivation", value, "encounters/s", dh_per_s)
+}
+
+/// Certificates verified per second, against raw Ed25519 verifications per second (ring).
+fn certificate_verification(budget: Duration) -> Figure {
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let authority = AuthoritySigningKey::generate(&mut rng);
+    let trusted = TrustedAuthorities::new().with(authority.public_key());
+    let now = UnixTime(1_700_000_000);
+    let request = CertificateRequest {
+        report_hmac: ReportHmac([1; 32]),
+        test_type: ReportType::ConfirmedTest,
+        symptom_onset: None,
+    };
+    let certificate = authority.issue(&request, now, 3600, &mut rng);
+    let value = rate(budget, 1, || {
+        black_box(
+            certificate
+                .verify(&trusted, now, ExpiryPolicy::FirstUpload)
+                .is_ok(),
+        );
+    });
+    let pair = signature::Ed25519KeyPair::from_seed_unchecked(&[5; 32]).expect("seed");
+    let message = [0u8; 120];
+    let sig = pair.sign(&message);
+    let public =
+        signature::UnparsedPublicKey::new(&signature::ED25519, pair.public_key().as_ref().to_vec());
+    let raw = rate(budget, 1, || {
+        black_box(public.verify(&message, sig.as_ref()).is_ok());
+    });
+    Figure::new("certificate-verification", value, "certificates/s", raw)
+}

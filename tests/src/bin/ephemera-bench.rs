@@ -1,0 +1,34 @@
+//! `ephemera-bench`: prints one JSON line per figure (see `ephemera_tests::bench`).
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// Ephemera benchmarks: figures with their physical bound or peer, as JSON lines.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Seconds to spend on each figure.
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Protocol primitives: RPI derivation, `pet` tokens, certificate verification.
+    Proto,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let budget = Duration::from_secs_f64(cli.seconds);
+    let figures = match cli.command {
+        Command::Proto => ephemera_tests::bench::proto::run(budget),
+    };
+    for figure in figures {
+        println!("{}", figure.to_json_line());
+    }
+    Ok(())
+}

@@ -7,9 +7,12 @@
 //! A boundary with no upload still gets a batch (all decoys). A node that was down does not
 //! back-fill missed boundaries: its next cut takes everything released by then.
 
-use ephemera_proto::UnixTime;
 use ephemera_proto::batch::BatchContents;
+use ephemera_proto::gaen::{DiagnosisKey, TemporaryExposureKey};
+use ephemera_proto::pet::EncounterToken;
+use ephemera_proto::report::{PublishedToken, ReportType};
 use ephemera_proto::time::SECONDS_PER_DAY;
+use ephemera_proto::{SchemeKind, UnixTime};
 use rand_core::CryptoRng;
 
 use crate::config::NodeConfig;
@@ -26,6 +29,21 @@ pub struct BatchCutter {
     pub max_entries: usize,
     /// Days of retention: older entries are dropped, decoy days are drawn from it.
     pub retention_days: u32,
+    /// Give an empty key section decoy keys (the node accepts `gaen`), so a batch does
+    /// not tell whether anyone uploaded keys.
+    pub pad_keys: bool,
+    /// Give an empty token section decoy tokens (the node accepts `pet`).
+    pub pad_tokens: bool,
+}
+
+/// One batch of a cut, before signing.
+#[derive(Clone, Debug)]
+pub struct CutBatch {
+    /// Everything the batch publishes (revised keys included), padded.
+    pub contents: BatchContents,
+    /// Keys among `contents.diagnosis_keys` published before with another report type
+    /// (for GAEN export files' `revised_keys`).
+    pub revised_keys: Vec<DiagnosisKey>,
 }
 
 /// The outcome of one cut.
@@ -34,7 +52,7 @@ pub struct Cut {
     /// The boundary cut.
     pub boundary: UnixTime,
     /// Batches to sign, in sequence order, padded.
-    pub batches: Vec<BatchContents>,
+    pub batches: Vec<CutBatch>,
     /// Queue groups consumed (published or dropped).
     pub dequeue: Vec<QueueKey>,
     /// State after the cut.
@@ -53,6 +71,8 @@ impl BatchCutter {
             min_entries: config.batch_min_entries,
             max_entries: config.batch_max_entries,
             retention_days: config.retention_days,
+            pad_keys: config.accept_schemes.contains(&SchemeKind::Gaen),
+            pad_tokens: config.accept_schemes.contains(&SchemeKind::Pet),
         }
     }
 
@@ -98,7 +118,9 @@ impl BatchCutter {
             dequeue.push(key);
             for entry in group {
                 let day = match &entry {
-                    QueuedEntry::Key(k) => k.rolling_end().minus(1).day(),
+                    QueuedEntry::Key(k) | QueuedEntry::RevisedKey(k) => {
+                        k.rolling_end().minus(1).day()
+                    }
                     QueuedEntry::Token(t) => t.day,
                 };
                 if day < oldest_day {
@@ -139,20 +161,54 @@ impl BatchCutter {
         boundary: UnixTime,
         entries: &[QueuedEntry],
         rng: &mut impl CryptoRng,
-    ) -> BatchContents {
+    ) -> CutBatch {
         let mut contents = BatchContents {
             sequence,
             created_at: boundary,
             ..Default::default()
         };
+        let mut revised_keys = Vec::new();
         for entry in entries {
             match entry {
                 QueuedEntry::Key(k) => contents.diagnosis_keys.push(k.clone()),
+                QueuedEntry::RevisedKey(k) => {
+                    contents.diagnosis_keys.push(k.clone());
+                    revised_keys.push(k.clone());
+                }
                 QueuedEntry::Token(t) => contents.tokens.push(*t),
             }
         }
+        // Sections with real entries get decoys shaped like them (proto); empty sections
+        // of accepted schemes get decoys drawn over the retention period.
+        let retention = self.retention_days.max(1);
+        if self.pad_keys && contents.diagnosis_keys.is_empty() {
+            for _ in 0..self.min_entries {
+                let day = boundary.day().minus(rng.next_u32() % retention);
+                contents.diagnosis_keys.push(DiagnosisKey {
+                    key: TemporaryExposureKey::generate(rng),
+                    rolling_start: day.first_interval(),
+                    rolling_period: 144,
+                    report_type: ReportType::ConfirmedTest,
+                    days_since_onset: None,
+                });
+            }
+        }
+        if self.pad_tokens && contents.tokens.is_empty() {
+            for _ in 0..self.min_entries {
+                let day = boundary.day().minus(rng.next_u32() % retention);
+                let mut token = [0u8; 16];
+                rng.fill_bytes(&mut token);
+                contents.tokens.push(PublishedToken {
+                    day,
+                    token: EncounterToken(token),
+                });
+            }
+        }
         contents.pad_with_decoys(self.min_entries, boundary, self.retention_days, rng);
-        contents
+        CutBatch {
+            contents,
+            revised_keys,
+        }
     }
 
     /// When a batch cut at `created_at` is deleted.
@@ -163,9 +219,6 @@ impl BatchCutter {
 
 #[cfg(test)]
 mod tests {
-    use ephemera_proto::gaen::{DiagnosisKey, TemporaryExposureKey};
-    use ephemera_proto::pet::EncounterToken;
-    use ephemera_proto::report::{PublishedToken, ReportType};
     use ephemera_proto::upload::UploadId;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
@@ -180,6 +233,8 @@ mod tests {
             min_entries: 10,
             max_entries: 4,
             retention_days: 14,
+            pad_keys: false,
+            pad_tokens: true,
         }
     }
 
@@ -246,8 +301,8 @@ mod tests {
         assert_eq!(cut.dropped, 2, "older than retention");
         assert_eq!(cut.dequeue.len(), 3, "the later group stays queued");
         assert_eq!(cut.batches.len(), 2, "6 entries at most 4 per batch");
-        assert_eq!(cut.batches[0].sequence, 7);
-        assert_eq!(cut.batches[1].sequence, 8);
+        assert_eq!(cut.batches[0].contents.sequence, 7);
+        assert_eq!(cut.batches[1].contents.sequence, 8);
         assert_eq!(
             cut.state,
             CutterState {
@@ -257,10 +312,10 @@ mod tests {
         );
         for batch in &cut.batches {
             assert_eq!(
-                batch.created_at, boundary,
+                batch.contents.created_at, boundary,
                 "dated at the boundary, not at `now`"
             );
-            assert_eq!(batch.tokens.len(), 10, "padded to the minimum");
+            assert_eq!(batch.contents.tokens.len(), 10, "padded to the minimum");
         }
         assert!(
             c.cut(&cut.state, vec![], NOW, &mut rng).is_none(),
@@ -269,15 +324,19 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_boundary_still_gets_a_decoy_batch_and_keys_keep_their_section() {
+    fn empty_sections_of_accepted_schemes_are_padded_and_revised_keys_are_named() {
         let c = cutter();
         let mut rng = ChaCha20Rng::seed_from_u64(2);
         let cut = c
             .cut(&CutterState::default(), vec![], NOW, &mut rng)
             .unwrap();
         assert_eq!(cut.batches.len(), 1);
-        assert_eq!(cut.batches[0].sequence, 1);
-        assert_eq!(cut.batches[0].tokens.len(), 10);
+        assert_eq!(cut.batches[0].contents.sequence, 1);
+        assert_eq!(cut.batches[0].contents.tokens.len(), 10);
+        assert!(
+            cut.batches[0].contents.diagnosis_keys.is_empty(),
+            "gaen not accepted here"
+        );
         assert_eq!(cut.published, 0);
 
         let key = DiagnosisKey {
@@ -287,17 +346,42 @@ mod tests {
             report_type: ReportType::ConfirmedTest,
             days_since_onset: None,
         };
+        let revised = DiagnosisKey {
+            key: TemporaryExposureKey([8; 16]),
+            ..key.clone()
+        };
         let queued = vec![(
             QueueKey {
                 release_at: NOW,
                 upload: UploadId([1; 32]),
             },
-            vec![QueuedEntry::Key(key.clone())],
+            vec![
+                QueuedEntry::Key(key.clone()),
+                QueuedEntry::RevisedKey(revised.clone()),
+            ],
         )];
         let later = c.next_boundary(NOW);
-        let cut = c.cut(&cut.state, queued, later, &mut rng).unwrap();
-        assert_eq!(cut.batches[0].diagnosis_keys.len(), 10);
-        assert!(cut.batches[0].diagnosis_keys.contains(&key));
-        assert!(cut.batches[0].tokens.is_empty());
+        let both = BatchCutter {
+            pad_keys: true,
+            ..c
+        };
+        let cut = both.cut(&cut.state, queued, later, &mut rng).unwrap();
+        let batch = &cut.batches[0];
+        assert_eq!(batch.contents.diagnosis_keys.len(), 10);
+        assert!(batch.contents.diagnosis_keys.contains(&key));
+        assert!(batch.contents.diagnosis_keys.contains(&revised));
+        assert_eq!(batch.revised_keys, vec![revised]);
+        assert_eq!(
+            batch.contents.tokens.len(),
+            10,
+            "an empty token section is padded too"
+        );
+
+        // With both schemes accepted, a quiet boundary shows both sections at the minimum.
+        let quiet = both
+            .cut(&cut.state, vec![], both.next_boundary(later), &mut rng)
+            .unwrap();
+        assert_eq!(quiet.batches[0].contents.diagnosis_keys.len(), 10);
+        assert_eq!(quiet.batches[0].contents.tokens.len(), 10);
     }
 }

@@ -104,6 +104,12 @@ raw_config! {
     trusted_authorities: Vec<String>, list = true;
     /// Token schemes accepted in uploads: "pet", "gaen".
     accept_schemes: Vec<String>, list = true;
+    /// Region written in GAEN export files.
+    export_region: String, list = false;
+    /// Verification key id written in GAEN export signatures (apps match it).
+    export_key_id: String, list = false;
+    /// Verification key version written in GAEN export signatures.
+    export_key_version: String, list = false;
     /// Log format: "text" or "json".
     log_format: String, list = false;
     /// Log filter in `tracing` syntax, e.g. "info" or "ephemera_node=debug".
@@ -248,6 +254,13 @@ pub struct NodeConfig {
     pub trusted_authorities: Vec<Ed25519PublicKey>,
     /// Schemes accepted in uploads. Default both.
     pub accept_schemes: Vec<SchemeKind>,
+    /// Region of GAEN export files. Default "ZZ" (ISO 3166 user-assigned: set yours).
+    pub export_region: String,
+    /// Verification key id of GAEN export signatures (Google's apps use the MCC, e.g.
+    /// "310"). Default "ephemera".
+    pub export_key_id: String,
+    /// Verification key version of GAEN export signatures. Default "v1".
+    pub export_key_version: String,
     /// Log format. Default text.
     pub log_format: LogFormat,
     /// Log filter. Default "info".
@@ -273,6 +286,9 @@ impl Default for NodeConfig {
             max_codes_per_request: 1000,
             trusted_authorities: Vec::new(),
             accept_schemes: vec![SchemeKind::Pet, SchemeKind::Gaen],
+            export_region: "ZZ".to_owned(),
+            export_key_id: "ephemera".to_owned(),
+            export_key_version: "v1".to_owned(),
             log_format: LogFormat::Text,
             log_filter: "info".to_owned(),
         }
@@ -437,6 +453,9 @@ impl TryFrom<RawConfig> for NodeConfig {
             )?,
             trusted_authorities,
             accept_schemes,
+            export_region: raw.export_region.unwrap_or(d.export_region),
+            export_key_id: raw.export_key_id.unwrap_or(d.export_key_id),
+            export_key_version: raw.export_key_version.unwrap_or(d.export_key_version),
             log_format,
             log_filter: raw.log_filter.unwrap_or(d.log_filter),
         })
@@ -494,6 +513,12 @@ pub fn config_template() -> String {
 # Token schemes accepted in uploads.
 # accept_schemes = ["pet", "gaen"]
 
+# GAEN export files (for Google's and Apple's tooling): region, and the verification key
+# id and version written beside each signature (apps are configured with these).
+# export_region = "{region}"
+# export_key_id = "{key_id}"
+# export_key_version = "{key_version}"
+
 # Logs go to stderr: "text" or "json", filtered with tracing's syntax. Logs never contain
 # codes, tokens, keys or client addresses.
 # log_format = "text"
@@ -514,6 +539,9 @@ pub fn config_template() -> String {
         codes = d.max_codes_per_request,
         upload = d.max_upload_bytes,
         filter = d.log_filter,
+        region = d.export_region,
+        key_id = d.export_key_id,
+        key_version = d.export_key_version,
     )
 }
 

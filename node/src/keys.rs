@@ -61,6 +61,7 @@ pub enum KeyError {
 /// The ECDSA P-256 key that signs GAEN export files.
 pub struct ExportSigningKey {
     pair: EcdsaKeyPair,
+    pkcs8: Zeroizing<Vec<u8>>,
 }
 
 impl ExportSigningKey {
@@ -68,7 +69,18 @@ impl ExportSigningKey {
     pub fn from_pkcs8(pkcs8: &[u8]) -> Option<Self> {
         EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8, &SystemRandom::new())
             .ok()
-            .map(|pair| ExportSigningKey { pair })
+            .map(|pair| ExportSigningKey {
+                pair,
+                pkcs8: Zeroizing::new(pkcs8.to_vec()),
+            })
+    }
+
+    /// The signer of GAEN export files, naming itself with `info`.
+    pub fn export_signer(
+        &self,
+        info: ephemera_proto::gaen::SignatureInfo,
+    ) -> Result<ephemera_proto::gaen::ExportSigner, ephemera_proto::gaen::ExportError> {
+        ephemera_proto::gaen::ExportSigner::from_pkcs8(&self.pkcs8, info, &SystemRandom::new())
     }
 
     /// Signs `message` with ECDSA P-256 SHA-256; the signature is DER (as GAEN wants).
@@ -303,5 +315,12 @@ mod tests {
             keys.export.public_point(),
         );
         assert!(public.verify(message, &sig).is_ok());
+        // proto's PEM reader takes what we publish.
+        assert_eq!(
+            ephemera_proto::gaen::p256_public_key_from_pem(&pem)
+                .unwrap()
+                .as_slice(),
+            keys.export.public_point()
+        );
     }
 }

@@ -16,11 +16,13 @@ use ephemera_proto::auth::{
     CertificateRequest, ExpiryPolicy, SignedCertificate, TrustedAuthorities, UploadCode,
 };
 use ephemera_proto::batch::{BatchId, BatchIndex, BatchIndexEntry};
+use ephemera_proto::gaen::{ExportFile, ExportSigner, SignatureInfo, encode_export_zip};
 use ephemera_proto::report::{ReportContents, ReportLimits, ReportType};
 use ephemera_proto::time::SECONDS_PER_DAY;
 use ephemera_proto::upload::{self, SignedUpload, UploadBody, UploadRequest};
 use ephemera_proto::{SchemeKind, UnixTime, wire};
 use ring::digest;
+use ring::rand::SystemRandom;
 use thiserror::Error;
 use tokio::sync::Mutex as AsyncMutex;
 
@@ -28,7 +30,7 @@ use crate::api::error::ApiError;
 use crate::api::types::{
     AuthorityInfo, IssueCodesRequest, IssueCodesResponse, IssuedCode, LoginResponse, TestType,
 };
-use crate::batch::BatchCutter;
+use crate::batch::{BatchCutter, CutBatch};
 use crate::caseworker::{
     self, AttemptBudget, FIRST_CASE_WORKER, PBKDF2_ITERATIONS, Password, Sessions,
 };
@@ -38,8 +40,8 @@ use crate::keys::{KeyError, NodeKeys};
 use crate::metrics::Metrics;
 use crate::store::{
     CodeRecord, CommitOutcome, CutCommit, PurgeCounts, QueueKey, QueuedEntry, QueuedGroup,
-    ReportStore, RevisionRecord, SledReportStore, StoreError, StoredBatch, StoredUpload,
-    UploadCommit,
+    ReportStore, RevisionRecord, SledReportStore, StoreError, StoredBatch, StoredExport,
+    StoredUpload, UploadCommit,
 };
 
 /// Folder of the sled database inside the data folder.
@@ -72,6 +74,9 @@ pub enum NodeError {
     /// A blocking task panicked or was cancelled.
     #[error("background task failed")]
     Task,
+    /// A GAEN export file could not be signed or written.
+    #[error("GAEN export: {0}")]
+    Export(ephemera_proto::gaen::ExportError),
 }
 
 /// Coalesces concurrent flushes: a caller returns once a flush that began after its write
@@ -741,7 +746,7 @@ impl Node {
                 .iter()
                 .position(|(id, _)| id == entry_id)
                 .ok_or(ApiError::RevisionMismatch)?;
-            let release = match original.releases[index] {
+            let (release, queued_entry) = match original.releases[index] {
                 Some(release_at) => {
                     let key = QueueKey {
                         release_at,
@@ -757,7 +762,10 @@ impl Node {
                             group.retain(|e| entry_key(e) != *entry_id);
                             regroups.insert(key, group);
                             original.releases[index] = None;
-                            (to != ReportType::Revoked).then_some(release_at)
+                            (
+                                (to != ReportType::Revoked).then_some(release_at),
+                                entry.clone(),
+                            )
                         }
                         None => published_again(entry, now),
                     }
@@ -765,7 +773,7 @@ impl Node {
                 None => published_again(entry, now),
             };
             releases.push(release);
-            revised_entries.push(entry.clone());
+            revised_entries.push(queued_entry);
         }
         let mut enqueue: Vec<(QueueKey, QueuedGroup)> = Vec::new();
         for (key, group) in regroups {
@@ -832,7 +840,44 @@ impl Node {
             return Ok(Vec::new());
         };
         let mut stored = Vec::with_capacity(cut.batches.len());
-        for contents in cut.batches {
+        let mut exports = Vec::new();
+        let batch_count = cut.batches.len();
+        let period = self.inner.config.batch_period_seconds;
+        for (
+            position,
+            CutBatch {
+                contents,
+                revised_keys,
+            },
+        ) in cut.batches.into_iter().enumerate()
+        {
+            if !contents.diagnosis_keys.is_empty() {
+                let mut file = ExportFile::new(
+                    cut.boundary.minus_seconds(period),
+                    cut.boundary,
+                    self.inner.config.export_region.clone(),
+                );
+                file.batch_num = position as u32 + 1;
+                file.batch_size = batch_count as u32;
+                file.keys = contents
+                    .diagnosis_keys
+                    .iter()
+                    .filter(|k| !revised_keys.contains(k))
+                    .cloned()
+                    .collect();
+                file.revised_keys = revised_keys;
+                let name = format!(
+                    "{}-{}-{:05}.zip",
+                    file.start_timestamp.0, file.end_timestamp.0, file.batch_num
+                );
+                let bytes = encode_export_zip(&file, &self.export_signer()?, &SystemRandom::new())
+                    .map_err(NodeError::Export)?;
+                exports.push(StoredExport {
+                    name,
+                    bytes,
+                    purge_at: self.inner.cutter.batch_purge_at(cut.boundary),
+                });
+            }
             let keys = contents.diagnosis_keys.len() as u32;
             let tokens = contents.tokens.len() as u32;
             let sequence = contents.sequence;
@@ -855,6 +900,7 @@ impl Node {
         }
         let commit = CutCommit {
             batches: stored,
+            exports,
             dequeue: cut.dequeue,
             state: cut.state,
         };
@@ -910,6 +956,42 @@ impl Node {
             .unwrap_or_else(|e| e.into_inner())
             .insert(*id, bytes.clone());
         Ok(Some(bytes))
+    }
+
+    fn export_signer(&self) -> Result<ExportSigner, NodeError> {
+        let config = &self.inner.config;
+        self.inner
+            .keys
+            .export
+            .export_signer(SignatureInfo::new(
+                config.export_key_version.clone(),
+                config.export_key_id.clone(),
+            ))
+            .map_err(NodeError::Export)
+    }
+
+    /// A GAEN export zip by file name.
+    ///
+    /// # Errors
+    /// [`ApiError::Store`].
+    pub fn export(&self, name: &str) -> Result<Option<Bytes>, ApiError> {
+        Ok(self.inner.store.export(name)?.map(Bytes::from))
+    }
+
+    /// GAEN's `index.txt`: one `v1/exports/<file>` path per line, oldest first.
+    ///
+    /// # Errors
+    /// [`ApiError::Store`].
+    pub fn export_index(&self) -> Result<String, ApiError> {
+        let mut names = self.inner.store.export_names()?;
+        // `<start>-<end>-<num>.zip`: order by the numbers, not as text.
+        names.sort_by_key(|n| {
+            n.split(['-', '.'])
+                .take(3)
+                .map(|p| p.parse::<u64>().unwrap_or(0))
+                .collect::<Vec<_>>()
+        });
+        Ok(names.iter().map(|n| format!("v1/exports/{n}\n")).collect())
     }
 
     /// A page of the batch index after `after`.
@@ -978,6 +1060,7 @@ impl Node {
         metrics.purged("upload", counts.uploads);
         metrics.purged("certificate", counts.certificates);
         metrics.purged("batch", counts.batches);
+        metrics.purged("export", counts.exports);
         metrics.purged("code", counts.codes);
         metrics.purged("queued", counts.queued);
         self.update_storage_metrics()?;
@@ -986,6 +1069,7 @@ impl Node {
                 uploads = counts.uploads,
                 certificates = counts.certificates,
                 batches = counts.batches,
+                exports = counts.exports,
                 codes = counts.codes,
                 queued = counts.queued,
                 "retention purge"
@@ -1039,7 +1123,7 @@ impl Node {
 /// How an entry is told apart from others of its report: the TEK or the token bytes.
 fn entry_key(entry: &QueuedEntry) -> [u8; 16] {
     match entry {
-        QueuedEntry::Key(k) => *k.key.as_bytes(),
+        QueuedEntry::Key(k) | QueuedEntry::RevisedKey(k) => *k.key.as_bytes(),
         QueuedEntry::Token(t) => t.token.0,
     }
 }
@@ -1057,10 +1141,15 @@ fn entries_of(contents: &ReportContents) -> Vec<([u8; 16], QueuedEntry)> {
     }
 }
 
-/// A revised entry that was published already: `gaen` keys go out again with the new
-/// type; `pet` tokens have no type to change.
-fn published_again(entry: &QueuedEntry, now: UnixTime) -> Option<UnixTime> {
-    matches!(entry, QueuedEntry::Key(_)).then_some(now)
+/// A revised entry that was published already: `gaen` keys go out again, now, as revised
+/// keys with the new type; `pet` tokens have no type to change.
+fn published_again(entry: &QueuedEntry, now: UnixTime) -> (Option<UnixTime>, QueuedEntry) {
+    match entry {
+        QueuedEntry::Key(k) | QueuedEntry::RevisedKey(k) => {
+            (Some(now), QueuedEntry::RevisedKey(k.clone()))
+        }
+        QueuedEntry::Token(_) => (None, entry.clone()),
+    }
 }
 
 /// Groups an upload's entries by release time into queue groups.

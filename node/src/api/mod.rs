@@ -11,6 +11,8 @@
 //! | `POST /v1/uploads` | `proto::upload::UploadRequest` (framed postcard) | `UploadResponse`, padded |
 //! | `GET /v1/batches?after=<seq>` | | `proto::batch::BatchIndex` (JSON) |
 //! | `GET /v1/batches/{id}` | | signed batch bytes, immutable |
+//! | `GET /v1/exports/index.txt` | | GAEN index: `v1/exports/<file>` per line |
+//! | `GET /v1/exports/{file}` | | GAEN export zip (`export.bin` + `export.sig`), immutable |
 //! | `POST /v1/session` | [`types::LoginRequest`] | [`types::LoginResponse`] |
 //! | `DELETE /v1/session` | bearer | 204 |
 //! | `POST /v1/codes` | bearer, [`types::IssueCodesRequest`] | [`types::IssueCodesResponse`] or CSV |
@@ -64,6 +66,8 @@ pub fn router(node: Node) -> Router {
         )
         .route("/v1/batches", get(batch_index))
         .route("/v1/batches/{id}", get(batch))
+        .route("/v1/exports/index.txt", get(export_index))
+        .route("/v1/exports/{file}", get(export_file))
         .route(
             "/v1/session",
             post(login)
@@ -286,6 +290,71 @@ async fn batch(
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/octet-stream"),
+        )],
+        bytes,
+    )
+        .into_response())
+}
+
+/// GAEN's index of export files, one `v1/exports/<file>` path per line, oldest first.
+#[utoipa::path(get, path = "/v1/exports/index.txt",
+    responses((status = 200, description = "One path per line", content_type = "text/plain")))]
+async fn export_index(State(node): State<Node>) -> Result<Response, ApiError> {
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=60"),
+        ],
+        node.export_index()?,
+    )
+        .into_response())
+}
+
+/// One GAEN export zip, byte-compatible with Google's key server; verify it with
+/// `GET /v1/authority/export-key.pem`.
+#[utoipa::path(get, path = "/v1/exports/{file}",
+    params(("file" = String, Path, description = "`<start>-<end>-<num>.zip`")),
+    responses(
+        (status = 200, description = "Export zip", content_type = "application/zip"),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 404, body = openapi::ErrorBodyDoc)))]
+async fn export_file(
+    State(node): State<Node>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let valid = file.len() <= 64
+        && file.ends_with(".zip")
+        && file
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'-' || b == b'.' || b.is_ascii_lowercase());
+    if !valid {
+        return Err(ApiError::NotFound);
+    }
+    let bytes = node.export(&file)?.ok_or(ApiError::NotFound)?;
+    // The zip is immutable once written; its hash is a strong validator.
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    let etag = format!("\"{}\"", hex::encode(digest.as_ref()));
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
+    let etag = HeaderValue::from_str(&etag).map_err(|_| ApiError::Internal)?;
+    let common = [
+        (header::ETAG, etag),
+        (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
+    ];
+    if matches {
+        return Ok((StatusCode::NOT_MODIFIED, common).into_response());
+    }
+    Ok((
+        common,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/zip"),
         )],
         bytes,
     )

@@ -103,6 +103,7 @@ impl Modify for BearerAuth {
     paths(
         super::healthz, super::metrics, super::openapi, super::authority, super::export_key,
         super::verify, super::upload, super::batch_index, super::batch,
+        super::export_index, super::export_file,
         super::login, super::logout, super::issue_codes,
     ),
     components(schemas(

@@ -14,7 +14,7 @@ use crate::config::ConfigError;
 use crate::node::NodeError;
 
 pub use derive::{DeriveArgs, derive};
-pub use export::export_verify;
+pub use export::{export_verify, write_verified_keys};
 pub use serve::{ServeArgs, init, init_logging, load_config, serve};
 
 /// `ephemera-node`: the Ephemera server a health authority runs.

@@ -23,6 +23,7 @@ struct Inner {
     queue: BTreeMap<QueueKey, QueuedGroup>,
     batches: HashMap<BatchId, Vec<u8>>,
     batch_index: BTreeMap<u64, BatchIndexEntry>,
+    exports: BTreeMap<String, Vec<u8>>,
     credentials: BTreeMap<String, CredentialRecord>,
     state: Option<CutterState>,
     expiry: BTreeSet<Vec<u8>>,
@@ -155,6 +156,16 @@ impl ReportStore for MemoryReportStore {
                 .expiry
                 .insert(expiry_key(batch.purge_at, ExpiryKind::Batch, &reference));
         }
+        for export in &cut.exports {
+            inner
+                .exports
+                .insert(export.name.clone(), export.bytes.clone());
+            inner.expiry.insert(expiry_key(
+                export.purge_at,
+                ExpiryKind::Export,
+                export.name.as_bytes(),
+            ));
+        }
         for key in &cut.dequeue {
             inner.queue.remove(key);
         }
@@ -177,6 +188,14 @@ impl ReportStore for MemoryReportStore {
             .take(limit)
             .map(|(_, e)| e.clone())
             .collect())
+    }
+
+    fn export(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().exports.get(name).cloned())
+    }
+
+    fn export_names(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.lock().exports.keys().cloned().collect())
     }
 
     fn credential(&self, name: &str) -> Result<Option<CredentialRecord>, StoreError> {
@@ -238,6 +257,12 @@ impl ReportStore for MemoryReportStore {
                         && inner.codes.remove(&hash).is_some()
                     {
                         counts.codes += 1;
+                    }
+                }
+                ExpiryKind::Export => {
+                    let name = String::from_utf8_lossy(reference).into_owned();
+                    if inner.exports.remove(&name).is_some() {
+                        counts.exports += 1;
                     }
                 }
             }

@@ -74,6 +74,9 @@ pub enum QueuedEntry {
     Key(DiagnosisKey),
     /// A `pet` token.
     Token(PublishedToken),
+    /// A `gaen` key published before, out again with a revised report type (GAEN export
+    /// files list these as `revised_keys`).
+    RevisedKey(DiagnosisKey),
 }
 
 /// A group of entries of one upload that share a release time: the unit of the
@@ -185,11 +188,24 @@ pub struct StoredBatch {
     pub purge_at: UnixTime,
 }
 
+/// A signed GAEN export zip ready to store.
+#[derive(Clone, Debug)]
+pub struct StoredExport {
+    /// File name, `<start>-<end>-<batch num:05>.zip`.
+    pub name: String,
+    /// The zip.
+    pub bytes: Vec<u8>,
+    /// When it is purged.
+    pub purge_at: UnixTime,
+}
+
 /// Everything one cut writes, applied atomically.
 #[derive(Clone, Debug)]
 pub struct CutCommit {
     /// New batches.
     pub batches: Vec<StoredBatch>,
+    /// New GAEN export files.
+    pub exports: Vec<StoredExport>,
     /// Queue groups now published (or dropped as too old).
     pub dequeue: Vec<QueueKey>,
     /// The state after the cut.
@@ -205,6 +221,8 @@ pub struct PurgeCounts {
     pub certificates: u64,
     /// Batches.
     pub batches: u64,
+    /// GAEN export files.
+    pub exports: u64,
     /// Expired upload codes.
     pub codes: u64,
     /// Queue groups left unpublished past retention.
@@ -214,7 +232,7 @@ pub struct PurgeCounts {
 impl PurgeCounts {
     /// Total records removed.
     pub fn total(&self) -> u64 {
-        self.uploads + self.certificates + self.batches + self.codes + self.queued
+        self.uploads + self.certificates + self.batches + self.exports + self.codes + self.queued
     }
 }
 
@@ -293,6 +311,18 @@ pub trait ReportStore: Send + Sync + 'static {
     /// [`StoreError`].
     fn batch_index(&self, after: u64, limit: usize) -> Result<Vec<BatchIndexEntry>, StoreError>;
 
+    /// A GAEN export file by name.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn export(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Names of the stored export files, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn export_names(&self) -> Result<Vec<String>, StoreError>;
+
     /// A case worker's credential.
     ///
     /// # Errors
@@ -339,6 +369,7 @@ pub(crate) enum ExpiryKind {
     Certificate = 2,
     Batch = 3,
     Code = 4,
+    Export = 5,
 }
 
 impl ExpiryKind {
@@ -348,6 +379,7 @@ impl ExpiryKind {
             2 => ExpiryKind::Certificate,
             3 => ExpiryKind::Batch,
             4 => ExpiryKind::Code,
+            5 => ExpiryKind::Export,
             _ => return None,
         })
     }

@@ -28,6 +28,7 @@ pub struct SledReportStore {
     queue: Tree,
     batches: Tree,
     batch_index: Tree,
+    exports: Tree,
     credentials: Tree,
     meta: Tree,
     expiry: Tree,
@@ -70,6 +71,7 @@ impl SledReportStore {
             queue: tree("queue")?,
             batches: tree("batches")?,
             batch_index: tree("batch-index")?,
+            exports: tree("exports")?,
             credentials: tree("credentials")?,
             meta: tree("meta")?,
             expiry: tree("expiry")?,
@@ -226,8 +228,16 @@ impl ReportStore for SledReportStore {
             &self.queue,
             &self.meta,
             &self.expiry,
+            &self.exports,
         )
-            .transaction(|(batches, index, queue, meta, expiry)| {
+            .transaction(|(batches, index, queue, meta, expiry, exports)| {
+                for export in &cut.exports {
+                    exports.insert(export.name.as_bytes(), export.bytes.as_slice())?;
+                    expiry.insert(
+                        expiry_key(export.purge_at, ExpiryKind::Export, export.name.as_bytes()),
+                        &[],
+                    )?;
+                }
                 for batch in &cut.batches {
                     let id = batch.entry.id.0;
                     let seq = batch.entry.sequence.to_be_bytes();
@@ -263,6 +273,25 @@ impl ReportStore for SledReportStore {
             out.push(decode(&value, "batch-index")?);
         }
         Ok(out)
+    }
+
+    fn export(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .exports
+            .get(name.as_bytes())
+            .map_err(engine)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn export_names(&self) -> Result<Vec<String>, StoreError> {
+        self.exports
+            .iter()
+            .keys()
+            .map(|k| {
+                let k = k.map_err(engine)?;
+                String::from_utf8(k.to_vec()).map_err(|_| StoreError::Corrupt { tree: "exports" })
+            })
+            .collect()
     }
 
     fn credential(&self, name: &str) -> Result<Option<CredentialRecord>, StoreError> {
@@ -328,6 +357,11 @@ impl ReportStore for SledReportStore {
                 ExpiryKind::Code => {
                     if self.codes.remove(reference).map_err(engine)?.is_some() {
                         counts.codes += 1;
+                    }
+                }
+                ExpiryKind::Export => {
+                    if self.exports.remove(reference).map_err(engine)?.is_some() {
+                        counts.exports += 1;
                     }
                 }
             }

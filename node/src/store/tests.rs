@@ -172,6 +172,11 @@ fn cuts_store_batches_and_advance_state() {
                     purge_at: T0.plus_seconds(20),
                 },
             ],
+            exports: vec![StoredExport {
+                name: "1-2-00001.zip".into(),
+                bytes: vec![9; 4],
+                purge_at: T0.plus_seconds(10),
+            }],
             dequeue: queued.iter().map(|(k, _)| *k).collect(),
             state: CutterState {
                 next_sequence: 3,
@@ -186,7 +191,14 @@ fn cuts_store_batches_and_advance_state() {
         assert_eq!(store.batch_index(1, 10).unwrap(), vec![entry(2)]);
         assert_eq!(store.batch_index(0, 1).unwrap(), vec![entry(1)]);
         assert_eq!(store.batch_index(u64::MAX, 1).unwrap(), vec![]);
-        assert_eq!(store.purge(T0.plus_seconds(10), T0).unwrap().batches, 1);
+        assert_eq!(store.export("1-2-00001.zip").unwrap(), Some(vec![9; 4]));
+        assert_eq!(
+            store.export_names().unwrap(),
+            vec!["1-2-00001.zip".to_owned()]
+        );
+        let counts = store.purge(T0.plus_seconds(10), T0).unwrap();
+        assert_eq!((counts.batches, counts.exports), (1, 1));
+        assert_eq!(store.export("1-2-00001.zip").unwrap(), None);
         assert_eq!(store.batch(&BatchId([1; 32])).unwrap(), None);
         assert_eq!(store.batch_index(0, 10).unwrap(), vec![entry(2)]);
     });

@@ -124,6 +124,44 @@ async fn gaen_keys_are_embargoed_until_two_hours_after_their_window() {
         "today's key is held back"
     );
 
+    // The same keys as a GAEN export zip, verified with the published PEM key.
+    let index = String::from_utf8(node.get("/v1/exports/index.txt").await.body).unwrap();
+    let path = index.lines().last().expect("an export file").to_owned();
+    assert!(
+        path.starts_with("v1/exports/") && path.ends_with("-00001.zip"),
+        "{path}"
+    );
+    let zip = node.get(&format!("/{path}")).await;
+    assert_eq!(zip.status, 200);
+    assert_eq!(zip.header("content-type"), Some("application/zip"));
+    assert_eq!(
+        zip.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let pem = String::from_utf8(node.get("/v1/authority/export-key.pem").await.body).unwrap();
+    let point = ephemera_proto::gaen::p256_public_key_from_pem(&pem).unwrap();
+    let file = ephemera_proto::gaen::decode_export_zip(&zip.body, &point).unwrap();
+    assert!(
+        file.keys
+            .iter()
+            .any(|k| k.key == yesterday.key && k.report_type == ReportType::ConfirmedTest)
+    );
+    assert_eq!(file.keys.len(), 16, "padded like the batch");
+    assert_eq!(file.region, "ZZ");
+    let mut listed = Vec::new();
+    ephemera_node::cli::write_verified_keys(&pem, &zip.body, &mut listed).unwrap();
+    let expected = format!(
+        "{} {} 144",
+        hex::encode([1u8; 16]),
+        yesterday.rolling_start.0
+    );
+    assert!(
+        String::from_utf8(listed)
+            .unwrap()
+            .lines()
+            .any(|l| l == expected)
+    );
+
     // Tomorrow 02:00 plus a boundary: today's key is released.
     node.clock.set(ephemera_proto::UnixTime(
         noon.day().plus(1).start().0 + 2 * 3600,

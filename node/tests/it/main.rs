@@ -5,4 +5,5 @@ mod errors;
 mod flow;
 mod lifecycle;
 mod privacy;
+mod throughput;
 mod util;

@@ -200,6 +200,11 @@ impl TestNode {
 
     pub(crate) async fn start_with(config: NodeConfig, clock: ManualClock) -> TestNode {
         capture_logs();
+        TestNode::start_uncaptured(config, clock).await
+    }
+
+    /// Without the TRACE log capture (for measurements: sled logs a lot at TRACE).
+    pub(crate) async fn start_uncaptured(config: NodeConfig, clock: ManualClock) -> TestNode {
         let listen = config.listen;
         assert!(listen.ip().is_loopback());
         let opened = Node::open(config, Arc::new(clock.clone())).unwrap();

@@ -19,20 +19,26 @@ pub(crate) fn prefix_of(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(word)
 }
 
-/// Prefilter bits per held value (rounded up to a power of two): the prefilter answers
-/// "maybe" for an absent value with probability between 1/`BITS_PER_VALUE` and half that.
+/// Prefilter bits per held value, before rounding the word count up to a power of two.
+///
+/// Each value sets two bits of one 64-bit word, so an absent value passes with probability
+/// about `(2 / BITS_PER_VALUE)²` to `(1 / BITS_PER_VALUE)²` (rounding): 0.1 % to 0.03 %.
 pub(crate) const BITS_PER_VALUE: usize = 64;
 
-/// A one-bit-per-hash prefilter plus an open-addressing table from distinct prefixes to the
-/// first of their entries in a slice sorted by prefix (owned by the caller).
+/// The fewest prefilter words (a 512-byte prefilter), so the word shift stays below 64.
+const MIN_WORDS: usize = 64;
+
+/// A register-blocked Bloom filter (two bits in one word per value) plus an
+/// open-addressing table from distinct prefixes to the first of their entries in a slice
+/// sorted by prefix (owned by the caller).
 ///
-/// A lookup of an absent value costs one load and a well-predicted branch when the
-/// prefilter says no; the table is only visited for real hits and rare false positives.
+/// A lookup of an absent value costs one load, a mask test and a well-predicted branch;
+/// the table is only visited for real hits and rare false positives.
 /// Values sharing a prefix form one group, so crafted collisions cannot build probe
 /// clusters: a lookup walks at most one group, and the caller compares all 16 bytes.
 #[derive(Clone, Debug)]
 pub(crate) struct PrefixIndex {
-    /// Bit `prefix >> shift` is set when some entry has that prefix.
+    /// Word `prefix >> shift` holds the two bits of [`filter_mask`] for every entry's prefix.
     bitmap: Box<[u64]>,
     shift: u32,
     /// Open addressing, linear probing: 0 for empty, else the group's first entry + 1.
@@ -48,10 +54,11 @@ impl PrefixIndex {
             "at most u32::MAX - 1 entries"
         );
         debug_assert!(entries.is_sorted_by_key(Prefixed::prefix));
-        // At least one word of bitmap; `bits` is a power of two from 64 up.
-        let bits = (entries.len().max(1) * BITS_PER_VALUE).next_power_of_two();
-        let shift = 64 - bits.trailing_zeros();
-        let mut bitmap = vec![0u64; bits / 64].into_boxed_slice();
+        let words = (entries.len() * BITS_PER_VALUE / 64)
+            .next_power_of_two()
+            .max(MIN_WORDS);
+        let shift = 64 - words.trailing_zeros();
+        let mut bitmap = vec![0u64; words].into_boxed_slice();
 
         let groups = entries
             .iter()
@@ -64,8 +71,7 @@ impl PrefixIndex {
         let mut slots = vec![0u32; slot_count].into_boxed_slice();
         for (i, entry) in groups {
             let prefix = entry.prefix();
-            let bit = (prefix >> shift) as usize;
-            bitmap[bit / 64] |= 1 << (bit % 64);
+            bitmap[(prefix >> shift) as usize] |= filter_mask(prefix);
             let mut slot = prefix as usize & slot_mask;
             while slots[slot] != 0 {
                 slot = (slot + 1) & slot_mask;
@@ -84,8 +90,8 @@ impl PrefixIndex {
     /// 1 when some entry may have `prefix`, 0 when none has: no false negatives.
     #[inline(always)]
     pub(crate) fn maybe(&self, prefix: u64) -> u64 {
-        let bit = (prefix >> self.shift) as usize;
-        (self.bitmap[bit / 64] >> (bit % 64)) & 1
+        let mask = filter_mask(prefix);
+        u64::from(self.bitmap[(prefix >> self.shift) as usize] & mask == mask)
     }
 
     /// The index in `entries` (the slice this was built from) of the first entry with
@@ -125,6 +131,13 @@ impl PrefixIndex {
     pub(crate) fn memory_bytes(&self) -> usize {
         std::mem::size_of_val(&*self.bitmap) + std::mem::size_of_val(&*self.slots)
     }
+}
+
+/// The two filter bits of `prefix` within its word, from bits 32..44: independent of the
+/// word index (the top bits) for up to 2^20 words, and of the slot (the low bits).
+#[inline(always)]
+fn filter_mask(prefix: u64) -> u64 {
+    (1 << ((prefix >> 32) & 63)) | (1 << ((prefix >> 38) & 63))
 }
 
 #[cfg(test)]

@@ -93,7 +93,12 @@ fn pad_final(block: &mut [u8; 64], len: usize) {
 /// One key's compressions form a dependent chain, so a single derivation waits on the
 /// SHA-256 unit's latency; the steps of `N` independent keys are interleaved so that the
 /// processor overlaps their chains.
-fn rpik_hkdf<const N: usize>(teks: [&[u8; 16]; N]) -> [[u8; 16]; N] {
+///
+/// With `WIPE` the intermediate values are zeroized afterwards (a device's own TEKs pass
+/// through here). Matching derives the RPIKs of *published* keys, whose every intermediate
+/// value anyone can recompute; it skips the wipe, which costs as much as a compression
+/// (volatile byte writes).
+fn rpik_hkdf<const N: usize, const WIPE: bool>(teks: [&[u8; 16]; N]) -> [[u8; 16]; N] {
     use sha2::block_api::compress256;
 
     // Extract, inner: H(ipad(0) ‖ TEK).
@@ -131,7 +136,9 @@ fn rpik_hkdf<const N: usize>(teks: [&[u8; 16]; N]) -> [[u8; 16]; N] {
         inner[k] = SHA256_IV;
         compress256(&mut inner[k], &blocks[k]);
         compress256(&mut outer[k], &[opad]);
-        opad.zeroize();
+        if WIPE {
+            opad.zeroize();
+        }
     }
     // Expand, outer: H(opad(PRK) ‖ inner).
     let mut rpiks = [[0u8; 16]; N];
@@ -143,13 +150,16 @@ fn rpik_hkdf<const N: usize>(teks: [&[u8; 16]; N]) -> [[u8; 16]; N] {
         let mut digest = [0u8; 32];
         put_state(&outer[k], &mut digest);
         rpiks[k].copy_from_slice(&digest[..16]);
-        digest.zeroize();
+        if WIPE {
+            digest.zeroize();
+        }
     }
-    // Intermediate secrets: a device's own TEKs pass through here too.
-    blocks.zeroize();
-    inner.zeroize();
-    prk.zeroize();
-    outer.zeroize();
+    if WIPE {
+        blocks.zeroize();
+        inner.zeroize();
+        prk.zeroize();
+        outer.zeroize();
+    }
     rpiks
 }
 
@@ -174,14 +184,15 @@ pub struct RollingProximityIdentifierKey {
 impl RollingProximityIdentifierKey {
     /// Derives the RPIK of `tek`: HKDF-SHA256(TEK, no salt, "EN-RPIK", 16).
     pub fn derive(tek: &TemporaryExposureKey) -> Self {
-        let [bytes] = rpik_hkdf([tek.as_bytes()]);
+        let [bytes] = rpik_hkdf::<1, true>([tek.as_bytes()]);
         Self::from_bytes(bytes)
     }
 
-    /// Derives the RPIKs of `N` keys together, faster per key than one at a time (their
-    /// hash chains overlap); for matching, which derives one RPIK per published key.
-    pub(crate) fn derive_many<const N: usize>(teks: [&TemporaryExposureKey; N]) -> [Self; N] {
-        rpik_hkdf(teks.map(TemporaryExposureKey::as_bytes)).map(Self::from_bytes)
+    /// Derives the RPIKs of `N` *published* keys together, faster per key than one at a
+    /// time (their hash chains overlap, and intermediate values are not wiped: they are
+    /// public). For matching; a device's own keys go through [`Self::derive`].
+    pub(crate) fn derive_published<const N: usize>(teks: [&TemporaryExposureKey; N]) -> [Self; N] {
+        rpik_hkdf::<N, false>(teks.map(TemporaryExposureKey::as_bytes)).map(Self::from_bytes)
     }
 
     /// Wraps raw RPIK bytes (for test vectors and stored keys).
@@ -351,12 +362,12 @@ mod tests {
                 std::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8 * 17));
             let mut expected = [0u8; 16];
             crate::hkdf::hkdf_sha256(&[], &tek, &[RPIK_INFO], &mut expected);
-            assert_eq!(rpik_hkdf([&tek]), [expected], "seed {seed}");
+            assert_eq!(rpik_hkdf::<1, true>([&tek]), [expected], "seed {seed}");
             let other = [seed; 16];
             let mut expected_other = [0u8; 16];
             crate::hkdf::hkdf_sha256(&[], &other, &[RPIK_INFO], &mut expected_other);
             assert_eq!(
-                rpik_hkdf([&tek, &other, &tek]),
+                rpik_hkdf::<3, false>([&tek, &other, &tek]),
                 [expected, expected_other, expected],
                 "seed {seed}"
             );

@@ -13,7 +13,8 @@ use crate::time::{INTERVALS_PER_DAY, IntervalNumber};
 /// `rolling_period` above 144 breaks GAEN, but the type allows it) take several calls.
 const WINDOW: usize = INTERVALS_PER_DAY as usize;
 
-/// Keys whose RPIKs are derived together (see `RollingProximityIdentifierKey::derive_many`).
+/// Keys whose RPIKs are derived together (see
+/// `RollingProximityIdentifierKey::derive_published`).
 const LANES: usize = 4;
 
 /// The widest span of sighting intervals indexed by a table of counts (8 bytes each); a
@@ -262,7 +263,7 @@ impl GaenMatcher {
             lanes[filled] = key;
             filled += 1;
             if filled == LANES {
-                let rpiks = RollingProximityIdentifierKey::derive_many(lanes.map(|k| &k.key));
+                let rpiks = RollingProximityIdentifierKey::derive_published(lanes.map(|k| &k.key));
                 for (key, rpik) in lanes.iter().zip(&rpiks) {
                     self.match_derived(key, rpik, &mut scratch, &mut on_match);
                 }

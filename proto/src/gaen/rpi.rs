@@ -164,11 +164,13 @@ fn rpik_hkdf<const N: usize, const WIPE: bool>(teks: [&[u8; 16]; N]) -> [[u8; 16
 }
 
 /// The padded plaintext block `"EN-RPI" ‖ 0 × 6 ‖ interval (u32 LE)`.
+///
+/// Computed as one 128-bit value and stored whole: filling a block on the stack with
+/// byte-range writes and reading it back (as the AES backends do) stalls on store
+/// forwarding, which cost `rpis_into` several times the AES work itself.
 fn padded_data(interval: u32) -> aes::Block {
-    let mut block = aes::Block::default();
-    block[..6].copy_from_slice(RPI_PADDING);
-    block[12..].copy_from_slice(&interval.to_le_bytes());
-    block
+    const PADDING: u128 = u128::from_le_bytes(*b"EN-RPI\0\0\0\0\0\0\0\0\0\0");
+    aes::Block::from((PADDING | (u128::from(interval) << 96)).to_le_bytes())
 }
 
 /// A Rolling Proximity Identifier Key: 16 bytes derived from one [`TemporaryExposureKey`].

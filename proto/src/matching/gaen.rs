@@ -439,6 +439,25 @@ mod tests {
     }
 
     #[test]
+    fn windows_longer_than_a_day_are_derived_in_full() {
+        // GAEN caps `rolling_period` at 144, the type at 255: derived in two AES calls.
+        let key = diagnosis_key([8; 16], DAY, 255);
+        let rpik = key.key.rpik();
+        let sightings: Vec<_> = [0u32, 143, 144, 200, 254, 255]
+            .iter()
+            .map(|&k| (rpik.rpi(IntervalNumber(DAY + k)), IntervalNumber(DAY + k)))
+            .collect();
+        let matcher = GaenMatcher::new(sightings.clone());
+        let found = fast(&matcher, &key);
+        assert_eq!(found, naive(&sightings, &key));
+        assert_eq!(
+            found.len(),
+            5,
+            "every interval but the one after the window"
+        );
+    }
+
+    #[test]
     fn random_keys_match_nothing() {
         let mut rng = ChaCha20Rng::seed_from_u64(11);
         let matcher = GaenMatcher::new(random_sightings(&mut rng, 28_000));

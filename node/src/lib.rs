@@ -1,1 +1,45 @@
-//! placeholder
+//! The Ephemera node: the server a health authority runs.
+//!
+//! - **Authority role.** Case workers sign in ([`caseworker`]) and issue one-time upload
+//!   codes (stored only as peppered hashes); phones exchange a code and a report HMAC for
+//!   a signed certificate at `POST /v1/verify`.
+//! - **Uploads.** `POST /v1/uploads` takes a padded postcard `UploadRequest`, verifies it
+//!   with `ephemera_proto`, enforces single use of the certificate id, stores it durably
+//!   (flushed before the answer) and returns a revision token. Decoys get the same answer.
+//! - **Publication.** A pure [`batch::BatchCutter`], driven by a background task, cuts
+//!   signed, decoy-padded, content-addressed batches at fixed boundaries, served immutable
+//!   at `GET /v1/batches/{id}`.
+//! - **Retention.** Everything about reports is purged continuously after
+//!   `retention_days`; codes after their lifetime.
+//! - **Privacy.** The node never reads client addresses, and logs no code, token or key.
+//!
+//! Storage sits behind [`store::ReportStore`] (sled by default); time behind
+//! [`clock::Clock`]. Federation (libp2p) is not built yet; its identity seed is reserved
+//! in `keys/`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use ephemera_node::{clock::SystemClock, config::NodeConfig, node::Node, server};
+//!
+//! let opened = Node::open(NodeConfig::default(), Arc::new(SystemClock))?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! server::serve(opened.node, listener, server::Background::Run, server::shutdown_signal()).await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod batch;
+pub mod caseworker;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod federation;
+pub mod keys;
+pub mod metrics;
+pub mod node;
+pub mod server;
+pub mod store;
+
+pub use node::{Node, NodeError, Opened};

@@ -77,6 +77,7 @@ pub mod batch;
 pub mod error;
 pub mod gaen;
 mod hkdf;
+pub mod matching;
 pub mod pet;
 pub mod report;
 pub mod scheme;

@@ -190,11 +190,28 @@ impl ReportContents {
     /// # Errors
     /// The first rule broken, as a [`ValidationError`].
     pub fn validate(&self, now: UnixTime, limits: &ReportLimits) -> Result<(), ValidationError> {
+        self.validate_between(now, now, limits)
+    }
+
+    /// [`Self::validate`] for a report first accepted at an unknown moment in
+    /// `[earliest, latest]`: age is judged at `earliest` and "not in the future" at
+    /// `latest`, so a report that was valid when a node accepted it stays valid when other
+    /// nodes re-verify it later (a relayed report: its certificate's issue time and expiry).
+    ///
+    /// # Errors
+    /// The first rule broken, as a [`ValidationError`].
+    pub fn validate_between(
+        &self,
+        earliest: UnixTime,
+        latest: UnixTime,
+        limits: &ReportLimits,
+    ) -> Result<(), ValidationError> {
         if self.is_empty() {
             return Err(ValidationError::Empty);
         }
-        let today = now.day();
-        let oldest = today.minus(limits.retention_days);
+        let now = latest;
+        let today = latest.day();
+        let oldest = earliest.min(latest).day().minus(limits.retention_days);
         match self {
             ReportContents::Gaen(keys) => {
                 if keys.len() > limits.max_keys {

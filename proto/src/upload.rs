@@ -65,7 +65,16 @@ impl SignedUpload {
         let certificate = self.certificate.verify(trusted, now, policy)?.clone();
         self.certificate
             .check_report(&self.contents, &self.hmac_key)?;
-        self.contents.validate(now, limits)?;
+        match policy {
+            ExpiryPolicy::FirstUpload => self.contents.validate(now, limits)?,
+            // Judge the entries as of when the first node could have accepted them; the
+            // certificate's age is already bounded by retention above.
+            ExpiryPolicy::Relayed { .. } => self.contents.validate_between(
+                certificate.issued_at,
+                now.min(certificate.expires_at),
+                limits,
+            )?,
+        }
         if let ReportContents::Gaen(keys) = &mut self.contents {
             for key in keys.iter_mut() {
                 key.report_type = certificate.test_type;
@@ -305,6 +314,39 @@ mod tests {
             )
             .unwrap();
         assert_eq!(relayed.id(), verified.id());
+    }
+
+    #[test]
+    fn relayed_reports_are_judged_as_of_their_first_acceptance() {
+        let today = NOW.day();
+        // Valid on upload day with an entry at the very edge of retention...
+        let edge = PublishedToken {
+            day: today.minus(14),
+            token: EncounterToken([4; 16]),
+        };
+        let (upload, trusted) = signed_upload(ReportContents::Pet(vec![edge]), None);
+        let limits = ReportLimits::default();
+        assert!(
+            upload
+                .clone()
+                .verify(&trusted, NOW, ExpiryPolicy::FirstUpload, &limits)
+                .is_ok()
+        );
+        // ...a node that receives it three days later still accepts it as relayed.
+        let later = NOW.plus_seconds(3 * 86_400);
+        let relayed = ExpiryPolicy::Relayed { retention_days: 14 };
+        assert!(
+            upload
+                .clone()
+                .verify(&trusted, later, relayed, &limits)
+                .is_ok()
+        );
+        // A phone's own late upload is still refused (certificate expired).
+        assert!(
+            upload
+                .verify(&trusted, later, ExpiryPolicy::FirstUpload, &limits)
+                .is_err()
+        );
     }
 
     #[test]

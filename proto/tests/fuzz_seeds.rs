@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use ephemera_proto::api::VerifyRequest;
 use ephemera_proto::auth::{AuthoritySigningKey, CertificateRequest, ReportHmacKey, UploadCode};
 use ephemera_proto::batch::{BatchContents, NodeSigningKey};
-use ephemera_proto::gaen::{DiagnosisKey, ExportFile, ExportSigner, Metadata, SignatureInfo, TemporaryExposureKey, encode_export_zip};
+use ephemera_proto::gaen::{
+    DiagnosisKey, ExportFile, ExportSigner, Metadata, SignatureInfo, TemporaryExposureKey,
+    encode_export_zip,
+};
 use ephemera_proto::pet::{DailySecret, slices};
 use ephemera_proto::upload::{SignedUpload, UploadRequest};
 use ephemera_proto::{PublishedToken, ReportContents, ReportType, UnixTime, wire};
@@ -15,7 +18,9 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(name), bytes).unwrap();
 }
@@ -39,10 +44,16 @@ fn write_fuzz_seeds() {
         .map(|i| {
             let mut t = [0u8; 16];
             rand_core::Rng::fill_bytes(&mut rng, &mut t);
-            PublishedToken { day: now.day().minus(i), token: ephemera_proto::pet::EncounterToken(t) }
+            PublishedToken {
+                day: now.day().minus(i),
+                token: ephemera_proto::pet::EncounterToken(t),
+            }
         })
         .collect();
-    for (name, contents) in [("gaen", ReportContents::Gaen(keys.clone())), ("pet", ReportContents::Pet(tokens.clone()))] {
+    for (name, contents) in [
+        ("gaen", ReportContents::Gaen(keys.clone())),
+        ("pet", ReportContents::Pet(tokens.clone())),
+    ] {
         let hmac_key = ReportHmacKey::generate(&mut rng);
         let request = CertificateRequest {
             report_hmac: hmac_key.authenticate(&contents),
@@ -51,21 +62,40 @@ fn write_fuzz_seeds() {
         };
         let certificate = authority.issue(&request, now, 3600, &mut rng);
         write("wire_certificate", name, &wire::encode(&certificate));
-        let upload = SignedUpload { contents, certificate, hmac_key };
+        let upload = SignedUpload {
+            contents,
+            certificate,
+            hmac_key,
+        };
         write("wire_signed_upload", name, &wire::encode(&upload));
-        write("wire_upload_request", name, &wire::encode(&UploadRequest::real(upload)));
+        write(
+            "wire_upload_request",
+            name,
+            &wire::encode(&UploadRequest::real(upload)),
+        );
     }
-    write("wire_upload_request", "decoy", &wire::encode(&UploadRequest::decoy(4096)));
+    write(
+        "wire_upload_request",
+        "decoy",
+        &wire::encode(&UploadRequest::decoy(4096)),
+    );
 
     let node = NodeSigningKey::from_seed(&[7; 32]);
-    let batch = BatchContents { sequence: 3, created_at: now, diagnosis_keys: keys.clone(), tokens };
+    let batch = BatchContents {
+        sequence: 3,
+        created_at: now,
+        diagnosis_keys: keys.clone(),
+        tokens,
+    };
     write("batch_stream", "small", batch.sign(&node).bytes());
 
     let secret = DailySecret::generate(&mut rng);
     let public = secret.ephemeral_key_pair(now.interval()).public();
     let mut heard: Vec<u8> = slices(&public).iter().flat_map(|s| s.encode()).collect();
     write("heard_payload", "slices", &heard);
-    let (rpi, aem) = keys[0].key.advertisement(now.interval(), &Metadata::v1_0(-10));
+    let (rpi, aem) = keys[0]
+        .key
+        .advertisement(now.interval(), &Metadata::v1_0(-10));
     heard = [rpi.as_bytes().as_slice(), aem.as_bytes().as_slice()].concat();
     write("heard_payload", "gaen", &heard);
 
@@ -74,12 +104,25 @@ fn write_fuzz_seeds() {
         &ring::rand::SystemRandom::new(),
     )
     .unwrap();
-    let signer = ExportSigner::from_pkcs8(pkcs8.as_ref(), SignatureInfo::new("v1", "999"), &ring::rand::SystemRandom::new()).unwrap();
+    let signer = ExportSigner::from_pkcs8(
+        pkcs8.as_ref(),
+        SignatureInfo::new("v1", "999"),
+        &ring::rand::SystemRandom::new(),
+    )
+    .unwrap();
     let mut file = ExportFile::new(now.minus_seconds(86_400), now, "XX");
     file.keys = keys;
-    write("gaen_export", "export", &encode_export_zip(&file, &signer, &ring::rand::SystemRandom::new()).unwrap());
+    write(
+        "gaen_export",
+        "export",
+        &encode_export_zip(&file, &signer, &ring::rand::SystemRandom::new()).unwrap(),
+    );
 
     let code = UploadCode::generate(&mut rng);
-    write("json_bodies", "verify", &VerifyRequest::real(&code, &ephemera_proto::auth::ReportHmac([3; 32])).to_padded_json());
+    write(
+        "json_bodies",
+        "verify",
+        &VerifyRequest::real(&code, &ephemera_proto::auth::ReportHmac([3; 32])).to_padded_json(),
+    );
     write("json_bodies", "index", br#"{"batches":[{"id":"0000000000000000000000000000000000000000000000000000000000000000","sequence":1,"created_at":1700000000,"size":98,"keys":0,"tokens":1}],"next_cursor":1}"#);
 }

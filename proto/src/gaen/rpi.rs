@@ -13,7 +13,6 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::tek::TemporaryExposureKey;
-use crate::hkdf::hkdf_sha256;
 use crate::time::IntervalNumber;
 
 /// HKDF info string of the Rolling Proximity Identifier Key.
@@ -25,16 +24,153 @@ pub const RPI_LEN: usize = 16;
 
 /// How many blocks one AES call encrypts at once when deriving a run of identifiers.
 ///
-/// Large enough for the AES backends to pipeline (AES-NI works on 8 blocks at a time),
-/// small enough to live on the stack.
-const BATCH: usize = 16;
+/// A multiple of every `aes` backend's parallel width (AES-NI: 8 blocks, VAES-512: 64
+/// blocks; blocks beyond the last full group are encrypted one at a time, so a batch
+/// smaller than the width gives up the pipelining), and 1 KiB, small enough for the stack.
+const BATCH: usize = 64;
+
+/// SHA-256's initial state.
+const SHA256_IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+/// SHA-256 state after the HMAC inner pad of an all-zero key (`0x36 × 64`): HKDF's extract
+/// step with no salt always starts here (checked against the hash in a test).
+const ZERO_SALT_INNER: [u32; 8] = [
+    0xf454_dead,
+    0x9725_214f,
+    0x90da_f2a0,
+    0xdf12_28ea,
+    0x64e5_750f,
+    0xa392_4181,
+    0x824a_932b,
+    0xf8e0_4e32,
+];
+
+/// SHA-256 state after the HMAC outer pad of an all-zero key (`0x5c × 64`).
+const ZERO_SALT_OUTER: [u32; 8] = [
+    0xd385_480f,
+    0x7abb_6477,
+    0x37c9_c538,
+    0x5dd8_2467,
+    0x8e04_3a72,
+    0x7534_34b0,
+    0xdeb8_2818,
+    0x361d_45a6,
+];
+
+/// Writes a SHA-256 state as its big-endian digest bytes into `out[..32]`.
+fn put_state(state: &[u32; 8], out: &mut [u8]) {
+    for (bytes, word) in out.chunks_exact_mut(4).zip(state) {
+        bytes.copy_from_slice(&word.to_be_bytes());
+    }
+}
+
+/// Ends a final SHA-256 block whose message part is `len` bytes after one 64-byte block
+/// already hashed (the HMAC pad): the `0x80` marker and the big-endian bit length.
+fn pad_final(block: &mut [u8; 64], len: usize) {
+    block[len] = 0x80;
+    block[56..].copy_from_slice(&(((64 + len) as u64) * 8).to_be_bytes());
+}
+
+/// `HKDF-SHA256(ikm = tek, salt = none, info = "EN-RPIK", L = 16)` of `N` keys at once,
+/// hand-rolled on the raw SHA-256 compression function: six compressions a key, no
+/// allocation.
+///
+/// RFC 5869 with an empty salt uses a zero key of hash length for extract, whose HMAC pad
+/// states are the constants above; everything else fits one block: extract hashes
+/// `ipad ‖ TEK` and `opad ‖ inner`, expand (one output block, `T(1)`) hashes
+/// `ipad(PRK) ‖ "EN-RPIK" ‖ 0x01` and `opad(PRK) ‖ inner`. Equal to `ring`'s HKDF (tested)
+/// at a fraction of its per-call cost.
+///
+/// One key's compressions form a dependent chain, so a single derivation waits on the
+/// SHA-256 unit's latency; the steps of `N` independent keys are interleaved so that the
+/// processor overlaps their chains.
+///
+/// With `WIPE` the intermediate values are zeroized afterwards (a device's own TEKs pass
+/// through here). Matching derives the RPIKs of *published* keys, whose every intermediate
+/// value anyone can recompute; it skips the wipe, which costs as much as a compression
+/// (volatile byte writes).
+fn rpik_hkdf<const N: usize, const WIPE: bool>(teks: [&[u8; 16]; N]) -> [[u8; 16]; N] {
+    use sha2::block_api::compress256;
+
+    // Extract, inner: H(ipad(0) ‖ TEK).
+    let mut blocks = [[[0u8; 64]; 2]; N];
+    let mut inner = [ZERO_SALT_INNER; N];
+    for k in 0..N {
+        blocks[k][0][..16].copy_from_slice(teks[k]);
+        pad_final(&mut blocks[k][0], 16);
+        compress256(&mut inner[k], &blocks[k][..1]);
+    }
+    // Extract, outer: PRK = H(opad(0) ‖ inner).
+    let mut prk = [ZERO_SALT_OUTER; N];
+    for k in 0..N {
+        blocks[k][0] = [0u8; 64];
+        put_state(&inner[k], &mut blocks[k][0]);
+        pad_final(&mut blocks[k][0], 32);
+        compress256(&mut prk[k], &blocks[k][..1]);
+    }
+    // Expand: T(1) = HMAC(PRK, "EN-RPIK" ‖ 0x01); the inner hash is two blocks,
+    // `ipad(PRK)` and the padded message, the outer pad block goes alongside.
+    let mut outer = [SHA256_IV; N];
+    for k in 0..N {
+        let [ipad, message] = &mut blocks[k];
+        *ipad = [0u8; 64];
+        put_state(&prk[k], ipad);
+        let mut opad = [0x5cu8; 64];
+        for (i, o) in ipad.iter_mut().zip(opad.iter_mut()) {
+            *o ^= *i;
+            *i ^= 0x36;
+        }
+        *message = [0u8; 64];
+        message[..RPIK_INFO.len()].copy_from_slice(RPIK_INFO);
+        message[RPIK_INFO.len()] = 0x01;
+        pad_final(message, RPIK_INFO.len() + 1);
+        inner[k] = SHA256_IV;
+        compress256(&mut inner[k], &blocks[k]);
+        compress256(&mut outer[k], &[opad]);
+        if WIPE {
+            opad.zeroize();
+        }
+    }
+    // Expand, outer: H(opad(PRK) ‖ inner).
+    let mut rpiks = [[0u8; 16]; N];
+    for k in 0..N {
+        blocks[k][0] = [0u8; 64];
+        put_state(&inner[k], &mut blocks[k][0]);
+        pad_final(&mut blocks[k][0], 32);
+        compress256(&mut outer[k], &blocks[k][..1]);
+        let mut digest = [0u8; 32];
+        put_state(&outer[k], &mut digest);
+        rpiks[k].copy_from_slice(&digest[..16]);
+        if WIPE {
+            digest.zeroize();
+        }
+    }
+    if WIPE {
+        blocks.zeroize();
+        inner.zeroize();
+        prk.zeroize();
+        outer.zeroize();
+    }
+    rpiks
+}
 
 /// The padded plaintext block `"EN-RPI" ‖ 0 × 6 ‖ interval (u32 LE)`.
+///
+/// Computed as one 128-bit value and stored whole: filling a block on the stack with
+/// byte-range writes and reading it back (as the AES backends do) stalls on store
+/// forwarding, which cost `rpis_into` several times the AES work itself.
 fn padded_data(interval: u32) -> aes::Block {
-    let mut block = aes::Block::default();
-    block[..6].copy_from_slice(RPI_PADDING);
-    block[12..].copy_from_slice(&interval.to_le_bytes());
-    block
+    const PADDING: u128 = u128::from_le_bytes(*b"EN-RPI\0\0\0\0\0\0\0\0\0\0");
+    aes::Block::from((PADDING | (u128::from(interval) << 96)).to_le_bytes())
 }
 
 /// A Rolling Proximity Identifier Key: 16 bytes derived from one [`TemporaryExposureKey`].
@@ -50,9 +186,15 @@ pub struct RollingProximityIdentifierKey {
 impl RollingProximityIdentifierKey {
     /// Derives the RPIK of `tek`: HKDF-SHA256(TEK, no salt, "EN-RPIK", 16).
     pub fn derive(tek: &TemporaryExposureKey) -> Self {
-        let mut bytes = [0u8; 16];
-        hkdf_sha256(&[], tek.as_bytes(), &[RPIK_INFO], &mut bytes);
+        let [bytes] = rpik_hkdf::<1, true>([tek.as_bytes()]);
         Self::from_bytes(bytes)
+    }
+
+    /// Derives the RPIKs of `N` *published* keys together, faster per key than one at a
+    /// time (their hash chains overlap, and intermediate values are not wiped: they are
+    /// public). For matching; a device's own keys go through [`Self::derive`].
+    pub(crate) fn derive_published<const N: usize>(teks: [&TemporaryExposureKey; N]) -> [Self; N] {
+        rpik_hkdf::<N, false>(teks.map(TemporaryExposureKey::as_bytes)).map(Self::from_bytes)
     }
 
     /// Wraps raw RPIK bytes (for test vectors and stored keys).
@@ -64,6 +206,11 @@ impl RollingProximityIdentifierKey {
     /// The raw key bytes.
     pub fn as_bytes(&self) -> &[u8; 16] {
         &self.bytes
+    }
+
+    /// The expanded AES key, for matching code that encrypts blocks it laid out itself.
+    pub(crate) fn cipher(&self) -> &Aes128Enc {
+        &self.cipher
     }
 
     /// The identifier broadcast during `interval`.
@@ -197,6 +344,36 @@ mod tests {
 
     fn key() -> RollingProximityIdentifierKey {
         RollingProximityIdentifierKey::derive(&TemporaryExposureKey([7; 16]))
+    }
+
+    #[test]
+    fn zero_salt_pad_states_are_the_hash_of_the_pads() {
+        use sha2::block_api::compress256;
+        for (pad, expected) in [(0x36u8, ZERO_SALT_INNER), (0x5c, ZERO_SALT_OUTER)] {
+            let mut state = SHA256_IV;
+            compress256(&mut state, &[[pad; 64]]);
+            assert_eq!(state, expected, "pad {pad:#x}");
+        }
+    }
+
+    #[test]
+    fn hand_rolled_hkdf_equals_ring() {
+        // Deterministic but varied TEKs: every byte value appears in some position.
+        for seed in 0u8..=255 {
+            let tek: [u8; 16] =
+                std::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8 * 17));
+            let mut expected = [0u8; 16];
+            crate::hkdf::hkdf_sha256(&[], &tek, &[RPIK_INFO], &mut expected);
+            assert_eq!(rpik_hkdf::<1, true>([&tek]), [expected], "seed {seed}");
+            let other = [seed; 16];
+            let mut expected_other = [0u8; 16];
+            crate::hkdf::hkdf_sha256(&[], &other, &[RPIK_INFO], &mut expected_other);
+            assert_eq!(
+                rpik_hkdf::<3, false>([&tek, &other, &tek]),
+                [expected, expected_other, expected],
+                "seed {seed}"
+            );
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+pub mod matching;
 pub mod proto;
 
 /// One measured figure.

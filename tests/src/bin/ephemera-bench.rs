@@ -19,6 +19,10 @@ struct Cli {
 enum Command {
     /// Protocol primitives: RPI derivation, `pet` tokens, certificate verification.
     Proto,
+    /// GAEN matching: diagnosis keys/s against 14 days of sightings, memory while streaming.
+    GaenMatch,
+    /// `pet` matching: published token records/s against held tokens.
+    PetMatch,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -26,6 +30,8 @@ fn main() -> anyhow::Result<()> {
     let budget = Duration::from_secs_f64(cli.seconds);
     let figures = match cli.command {
         Command::Proto => ephemera_tests::bench::proto::run(budget),
+        Command::GaenMatch => ephemera_tests::bench::matching::gaen(budget),
+        Command::PetMatch => ephemera_tests::bench::matching::pet(budget),
     };
     for figure in figures {
         println!("{}", figure.to_json_line());

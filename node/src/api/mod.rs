@@ -1,0 +1,418 @@
+//! The HTTP API: routes, handlers and the OpenAPI document.
+//!
+//! | route | body in | body out |
+//! | --- | --- | --- |
+//! | `GET /healthz` | | `{"status":"ok"}` |
+//! | `GET /metrics` | | Prometheus text |
+//! | `GET /v1/openapi.json` | | OpenAPI 3.1 |
+//! | `GET /v1/authority` | | [`types::AuthorityInfo`] |
+//! | `GET /v1/authority/export-key.pem` | | PEM public key of GAEN exports |
+//! | `POST /v1/verify` | `proto::api::VerifyRequest` (JSON) | `VerifyResponse`, padded |
+//! | `POST /v1/uploads` | `proto::upload::UploadRequest` (framed postcard) | `UploadResponse`, padded |
+//! | `GET /v1/batches?after=<seq>` | | `proto::batch::BatchIndex` (JSON) |
+//! | `GET /v1/batches/{id}` | | signed batch bytes, immutable |
+//! | `GET /v1/exports/index.txt` | | GAEN index: `v1/exports/<file>` per line |
+//! | `GET /v1/exports/{file}` | | GAEN export zip (`export.bin` + `export.sig`), immutable |
+//! | `POST /v1/session` | [`types::LoginRequest`] | [`types::LoginResponse`] |
+//! | `DELETE /v1/session` | bearer | 204 |
+//! | `POST /v1/codes` | bearer, [`types::IssueCodesRequest`] | [`types::IssueCodesResponse`] or CSV |
+//! | `GET /case-worker` | | the case-worker page |
+//!
+//! No layer logs requests or peers: the node never reads client addresses.
+
+pub mod error;
+mod openapi;
+mod page;
+pub mod types;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ephemera_proto::api::VerifyRequest;
+use ephemera_proto::batch::BatchId;
+use serde::Deserialize;
+
+use crate::node::Node;
+use error::ApiError;
+use types::{Health, IssueCodesRequest, LoginRequest};
+
+pub use openapi::openapi_json;
+
+/// Largest JSON control body (verify, sign-in, code requests).
+pub const MAX_JSON_BODY: usize = 16 * 1024;
+/// `Cache-Control` of immutable batches.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// Builds the router over `node`.
+pub fn router(node: Node) -> Router {
+    let upload_limit = node.config().max_upload_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/authority", get(authority))
+        .route("/v1/authority/export-key.pem", get(export_key))
+        .route(
+            "/v1/verify",
+            post(verify).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .route(
+            "/v1/uploads",
+            post(upload).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/v1/batches", get(batch_index))
+        .route("/v1/batches/{id}", get(batch))
+        .route("/v1/exports/index.txt", get(export_index))
+        .route("/v1/exports/{file}", get(export_file))
+        .route(
+            "/v1/session",
+            post(login)
+                .delete(logout)
+                .layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .route(
+            "/v1/codes",
+            post(issue_codes).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .merge(page::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(node)
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge { max: limit }
+        } else {
+            ApiError::MalformedJson("the body could not be read".to_owned())
+        }
+    })
+}
+
+fn json_body<T: for<'de> Deserialize<'de>>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let bytes = body_bytes(body, MAX_JSON_BODY)?;
+    // serde_json's message names the position and expected type, never the values.
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))
+}
+
+fn padded_json(bytes: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized)
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+async fn healthz() -> impl IntoResponse {
+    axum::Json(Health {
+        status: "ok".to_owned(),
+    })
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+async fn metrics(State(node): State<Node>) -> Result<Response, ApiError> {
+    node.update_storage_metrics()
+        .map_err(|_| ApiError::Internal)?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        node.metrics().render(),
+    )
+        .into_response())
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "OpenAPI document", content_type = "application/json")))]
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], openapi_json()).into_response()
+}
+
+/// The node's public keys and settings.
+#[utoipa::path(get, path = "/v1/authority", responses((status = 200, body = types::AuthorityInfo)))]
+async fn authority(State(node): State<Node>) -> impl IntoResponse {
+    axum::Json(node.authority_info())
+}
+
+/// The public key that verifies GAEN `export.sig`, as PEM.
+#[utoipa::path(get, path = "/v1/authority/export-key.pem", responses((status = 200, description = "PEM SubjectPublicKeyInfo", content_type = "application/x-pem-file")))]
+async fn export_key(State(node): State<Node>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        node.keys().export.public_key_pem(),
+    )
+}
+
+/// Exchanges a one-time code and a report HMAC for a signed certificate.
+#[utoipa::path(post, path = "/v1/verify",
+    request_body(content = openapi::VerifyRequestDoc, description = "Padded to 512 bytes"),
+    responses(
+        (status = 200, body = openapi::VerifyResponseDoc, description = "Padded to 1024 bytes; random for a decoy"),
+        (status = 400, body = openapi::ErrorBodyDoc, description = "malformed-json, malformed-code, malformed-hmac, invalid-code"),
+        (status = 429, body = openapi::ErrorBodyDoc, description = "too-many-attempts"),
+    ))]
+async fn verify(
+    State(node): State<Node>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: VerifyRequest = json_body(body)?;
+    let response = node.verify(&request).await?;
+    Ok(padded_json(response.to_padded_json()))
+}
+
+/// Uploads a report with its certificate (or a revision, or a decoy).
+#[utoipa::path(post, path = "/v1/uploads",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "A framed postcard `UploadRequest` (wire kind 0x02), padded to a power of two"),
+    responses(
+        (status = 200, body = openapi::UploadResponseDoc, description = "Stored durably (or a decoy); padded to 512 bytes"),
+        (status = 400, body = openapi::ErrorBodyDoc, description = "malformed-body, certificate-expired, hmac-mismatch, report validation codes, revision errors"),
+        (status = 403, body = openapi::ErrorBodyDoc, description = "certificate-untrusted, certificate-invalid"),
+        (status = 409, body = openapi::ErrorBodyDoc, description = "certificate-used"),
+        (status = 413, body = openapi::ErrorBodyDoc, description = "payload-too-large"),
+    ))]
+async fn upload(
+    State(node): State<Node>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let limit = node.config().max_upload_bytes;
+    let bytes = match body_bytes(body, limit) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            node.metrics().upload_rejected(e.code());
+            return Err(e);
+        }
+    };
+    let response = node.upload(&bytes).await?;
+    Ok(padded_json(response.to_padded_json()))
+}
+
+/// Query of the batch index.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct IndexQuery {
+    /// Sequence number of the last batch already seen (0 for all).
+    #[serde(default)]
+    after: u64,
+}
+
+/// Lists published batches after a cursor, oldest first.
+#[utoipa::path(get, path = "/v1/batches", params(IndexQuery),
+    responses((status = 200, body = openapi::BatchIndexDoc), (status = 400, body = openapi::ErrorBodyDoc)))]
+async fn batch_index(
+    State(node): State<Node>,
+    query: Result<Query<IndexQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|_| ApiError::InvalidParameter {
+        name: "after",
+        reason: "must be a sequence number",
+    })?;
+    let index = node.batch_index(query.after)?;
+    Ok((
+        [(header::CACHE_CONTROL, "public, max-age=60")],
+        axum::Json(index),
+    )
+        .into_response())
+}
+
+/// One signed batch: immutable and content-addressed (the id is SHA-256 of its body).
+#[utoipa::path(get, path = "/v1/batches/{id}",
+    params(("id" = String, Path, description = "64 hex characters")),
+    responses(
+        (status = 200, description = "Signed batch bytes", content_type = "application/octet-stream"),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 400, body = openapi::ErrorBodyDoc), (status = 404, body = openapi::ErrorBodyDoc)))]
+async fn batch(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = BatchId::from_hex(&id).ok_or(ApiError::InvalidParameter {
+        name: "id",
+        reason: "must be 64 hex characters",
+    })?;
+    let etag = format!("\"{}\"", id.to_hex());
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
+    let bytes = node.batch(&id)?.ok_or(ApiError::NotFound)?;
+    let etag = HeaderValue::from_str(&etag).map_err(|_| ApiError::Internal)?;
+    let common = [
+        (header::ETAG, etag),
+        (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
+    ];
+    if matches {
+        return Ok((StatusCode::NOT_MODIFIED, common).into_response());
+    }
+    Ok((
+        common,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        )],
+        bytes,
+    )
+        .into_response())
+}
+
+/// GAEN's index of export files, one `v1/exports/<file>` path per line, oldest first.
+#[utoipa::path(get, path = "/v1/exports/index.txt",
+    responses((status = 200, description = "One path per line", content_type = "text/plain")))]
+async fn export_index(State(node): State<Node>) -> Result<Response, ApiError> {
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=60"),
+        ],
+        node.export_index()?,
+    )
+        .into_response())
+}
+
+/// One GAEN export zip, byte-compatible with Google's key server; verify it with
+/// `GET /v1/authority/export-key.pem`.
+#[utoipa::path(get, path = "/v1/exports/{file}",
+    params(("file" = String, Path, description = "`<start>-<end>-<num>.zip`")),
+    responses(
+        (status = 200, description = "Export zip", content_type = "application/zip"),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 404, body = openapi::ErrorBodyDoc)))]
+async fn export_file(
+    State(node): State<Node>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let valid = file.len() <= 64
+        && file.ends_with(".zip")
+        && file
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'-' || b == b'.' || b.is_ascii_lowercase());
+    if !valid {
+        return Err(ApiError::NotFound);
+    }
+    let bytes = node.export(&file)?.ok_or(ApiError::NotFound)?;
+    // The zip is immutable once written; its hash is a strong validator.
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    let etag = format!("\"{}\"", hex::encode(digest.as_ref()));
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
+    let etag = HeaderValue::from_str(&etag).map_err(|_| ApiError::Internal)?;
+    let common = [
+        (header::ETAG, etag),
+        (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
+    ];
+    if matches {
+        return Ok((StatusCode::NOT_MODIFIED, common).into_response());
+    }
+    Ok((
+        common,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/zip"),
+        )],
+        bytes,
+    )
+        .into_response())
+}
+
+/// Signs a case worker in.
+#[utoipa::path(post, path = "/v1/session", request_body = LoginRequest,
+    responses((status = 200, body = types::LoginResponse), (status = 401, body = openapi::ErrorBodyDoc), (status = 429, body = openapi::ErrorBodyDoc)))]
+async fn login(
+    State(node): State<Node>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: LoginRequest = json_body(body)?;
+    let response = node.login(&request.name, &request.password).await?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(response)).into_response())
+}
+
+/// Signs out.
+#[utoipa::path(delete, path = "/v1/session", responses((status = 204), (status = 401, body = openapi::ErrorBodyDoc)), security(("bearer" = [])))]
+async fn logout(State(node): State<Node>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+    let token = bearer(&headers)?;
+    node.session(token)?;
+    node.logout(token);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Issues upload codes; `Accept: text/csv` returns CSV for bulk issuing.
+#[utoipa::path(post, path = "/v1/codes", request_body = IssueCodesRequest,
+    responses(
+        (status = 200, body = types::IssueCodesResponse, description = "JSON, or text/csv when asked"),
+        (status = 400, body = openapi::ErrorBodyDoc), (status = 401, body = openapi::ErrorBodyDoc)),
+    security(("bearer" = [])))]
+async fn issue_codes(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    node.session(bearer(&headers)?)?;
+    let request: IssueCodesRequest = json_body(body)?;
+    let response = node.issue_codes(&request).await?;
+    let wants_csv = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"));
+    if wants_csv {
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"upload-codes.csv\"",
+                ),
+            ],
+            response.to_csv(),
+        )
+            .into_response());
+    }
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(response)).into_response())
+}

@@ -1,0 +1,152 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+//!
+//! The phone-facing bodies are defined in `ephemera_proto` (which does not depend on
+//! utoipa); the `*Doc` structs here describe their JSON shapes for the document only.
+
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use super::types;
+
+/// `proto::api::VerifyRequest`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = VerifyRequest)]
+pub(crate) struct VerifyRequestDoc {
+    /// The upload code as typed (dashes, spaces and case ignored).
+    code: String,
+    /// HMAC-SHA256 of the report, 64 hex characters.
+    report_hmac: String,
+    /// True for a decoy: answered with random bytes and forgotten.
+    decoy: bool,
+    /// Spaces up to 512 bytes.
+    padding: String,
+}
+
+/// `proto::api::VerifyResponse`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = VerifyResponse)]
+pub(crate) struct VerifyResponseDoc {
+    /// Hex of the certificate's wire frame (kind 0x01).
+    certificate: String,
+    /// Spaces up to 1024 bytes.
+    padding: String,
+}
+
+/// `proto::api::UploadResponse`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = UploadResponse)]
+pub(crate) struct UploadResponseDoc {
+    /// Hex of the opaque token that lets the phone revise this upload.
+    revision_token: String,
+    /// Spaces up to 512 bytes.
+    padding: String,
+}
+
+/// `proto::api::ErrorBody`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ErrorBody)]
+pub(crate) struct ErrorBodyDoc {
+    /// Stable kebab-case code, e.g. `certificate-expired`.
+    error: String,
+    /// A sentence for people.
+    message: String,
+}
+
+/// `proto::batch::BatchIndexEntry`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = BatchIndexEntry)]
+pub(crate) struct BatchIndexEntryDoc {
+    /// Content id, 64 hex characters.
+    id: String,
+    /// Publication sequence number.
+    sequence: u64,
+    /// Cut time (the batch boundary), unix seconds.
+    created_at: u64,
+    /// Size in bytes.
+    size: u64,
+    /// Diagnosis keys, decoys included.
+    keys: u32,
+    /// Tokens, decoys included.
+    tokens: u32,
+}
+
+/// `proto::batch::BatchIndex`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = BatchIndex)]
+pub(crate) struct BatchIndexDoc {
+    /// Batches after the cursor, oldest first.
+    batches: Vec<BatchIndexEntryDoc>,
+    /// Pass as `after` for the next page.
+    next_cursor: u64,
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Ephemera node", description = "Privacy-preserving contact tracing: authority, uploads, signed batches. Errors are `{\"error\", \"message\"}`."),
+    paths(
+        super::healthz, super::metrics, super::openapi, super::authority, super::export_key,
+        super::verify, super::upload, super::batch_index, super::batch,
+        super::export_index, super::export_file,
+        super::login, super::logout, super::issue_codes,
+    ),
+    components(schemas(
+        VerifyRequestDoc, VerifyResponseDoc, UploadResponseDoc, ErrorBodyDoc, BatchIndexEntryDoc,
+        BatchIndexDoc, types::LoginRequest, types::LoginResponse, types::TestType,
+        types::IssueCodesRequest, types::IssuedCode, types::IssueCodesResponse,
+        types::AuthorityInfo, types::Health,
+    )),
+    modifiers(&BearerAuth),
+)]
+struct ApiDoc;
+
+/// The OpenAPI document as JSON (built once).
+pub fn openapi_json() -> String {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_pretty_json()
+            .expect("OpenAPI serializes")
+    })
+    .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_document_lists_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(&super::openapi_json()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        for path in [
+            "/healthz",
+            "/metrics",
+            "/v1/openapi.json",
+            "/v1/authority",
+            "/v1/verify",
+            "/v1/uploads",
+            "/v1/batches",
+            "/v1/batches/{id}",
+            "/v1/session",
+            "/v1/codes",
+        ] {
+            assert!(paths.contains_key(path), "{path} missing");
+        }
+        assert!(doc["components"]["schemas"]["VerifyRequest"].is_object());
+    }
+}

@@ -1,0 +1,164 @@
+//! JSON bodies of the case-worker and information endpoints (the phone-facing bodies are
+//! `ephemera_proto::api`'s).
+
+use std::fmt;
+
+use ephemera_proto::report::ReportType;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `POST /v1/session`: a case worker signs in.
+#[derive(Clone, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// Case-worker name.
+    pub name: String,
+    /// Password.
+    pub password: String,
+}
+
+impl fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginRequest").finish_non_exhaustive()
+    }
+}
+
+/// The answer to a sign-in: a bearer token for `Authorization: Bearer <token>`.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct LoginResponse {
+    /// The session's bearer token.
+    pub token: String,
+    /// When the session ends, unix seconds.
+    pub expires_at: u64,
+}
+
+impl fmt::Debug for LoginResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginResponse")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a code certifies, as a case worker picks it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TestType {
+    /// A laboratory test confirmed the infection (GAEN `CONFIRMED_TEST`).
+    Confirmed,
+    /// A clinician diagnosed it without a test (GAEN `CONFIRMED_CLINICAL_DIAGNOSIS`).
+    Likely,
+    /// A later test was negative: only for revising a `likely` upload (GAEN `REVOKED`).
+    Negative,
+}
+
+impl TestType {
+    /// The report type certificates carry.
+    pub fn report_type(self) -> ReportType {
+        match self {
+            TestType::Confirmed => ReportType::ConfirmedTest,
+            TestType::Likely => ReportType::ConfirmedClinicalDiagnosis,
+            TestType::Negative => ReportType::Revoked,
+        }
+    }
+
+    /// The name used in JSON and CSV.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestType::Confirmed => "confirmed",
+            TestType::Likely => "likely",
+            TestType::Negative => "negative",
+        }
+    }
+}
+
+/// `POST /v1/codes`: issue one or more upload codes.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct IssueCodesRequest {
+    /// The test type the codes certify.
+    pub test_type: TestType,
+    /// Symptom onset, `YYYY-MM-DD`, if known.
+    #[serde(default)]
+    pub symptom_onset: Option<String>,
+    /// How many codes (default 1).
+    #[serde(default)]
+    pub count: Option<u32>,
+}
+
+/// One issued code: shown once, never stored in clear.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct IssuedCode {
+    /// The code, `XXXX-XXXX-XXXX-XXXX`.
+    pub code: String,
+    /// When it stops working, unix seconds.
+    pub expires_at: u64,
+    /// The same, RFC 3339 UTC.
+    pub expires_at_utc: String,
+}
+
+impl fmt::Debug for IssuedCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedCode")
+            .field("code", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// The answer to [`IssueCodesRequest`] (as JSON; `Accept: text/csv` gives CSV).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct IssueCodesResponse {
+    /// The test type.
+    pub test_type: TestType,
+    /// Symptom onset, `YYYY-MM-DD`.
+    pub symptom_onset: Option<String>,
+    /// The codes.
+    pub codes: Vec<IssuedCode>,
+}
+
+impl IssueCodesResponse {
+    /// The CSV form: a header line, then `code,expires_at,expires_at_utc,test_type,symptom_onset`.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("code,expires_at,expires_at_utc,test_type,symptom_onset\n");
+        for code in &self.codes {
+            out.push_str(&format!(
+                "{},{},{},{},{}\n",
+                code.code,
+                code.expires_at,
+                code.expires_at_utc,
+                self.test_type.as_str(),
+                self.symptom_onset.as_deref().unwrap_or("")
+            ));
+        }
+        out
+    }
+}
+
+/// `GET /v1/authority`: the public keys phones and other nodes configure.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuthorityInfo {
+    /// Ed25519 key that signs certificates (hex).
+    pub authority_public_key: String,
+    /// Its 8-byte key id (hex), as in certificates.
+    pub authority_key_id: String,
+    /// Ed25519 key that signs batches (hex).
+    pub batch_public_key: String,
+    /// Its key id (hex), as in batch frames.
+    pub batch_key_id: String,
+    /// ECDSA P-256 key that signs GAEN export files (PEM SubjectPublicKeyInfo).
+    pub export_public_key_pem: String,
+    /// Every authority key (hex) whose certificates this node accepts.
+    pub trusted_authorities: Vec<String>,
+    /// Schemes accepted in uploads.
+    pub accepted_schemes: Vec<String>,
+    /// Seconds between batch boundaries.
+    pub batch_period_seconds: u64,
+    /// Days of retention.
+    pub retention_days: u32,
+}
+
+/// `GET /healthz`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// "ok".
+    pub status: String,
+}

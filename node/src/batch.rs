@@ -1,0 +1,387 @@
+//! The batch cutter: a pure function from (state, queued entries, now) to the batches to
+//! publish. A tokio task in [`crate::node`] drives it; tests step it with a fake clock.
+//!
+//! Batches are cut at fixed boundaries (multiples of the period since the epoch), dated at
+//! the boundary rather than at the moment the task ran, and padded with random decoys up to
+//! a minimum size, so neither their timing nor their size says how many people uploaded.
+//! A boundary with no upload still gets a batch (all decoys). A node that was down does not
+//! back-fill missed boundaries: its next cut takes everything released by then.
+
+use ephemera_proto::batch::BatchContents;
+use ephemera_proto::gaen::{DiagnosisKey, TemporaryExposureKey};
+use ephemera_proto::pet::EncounterToken;
+use ephemera_proto::report::{PublishedToken, ReportType};
+use ephemera_proto::time::SECONDS_PER_DAY;
+use ephemera_proto::{SchemeKind, UnixTime};
+use rand_core::CryptoRng;
+
+use crate::config::NodeConfig;
+use crate::store::{CutterState, QueueKey, QueuedEntry, QueuedGroup};
+
+/// Cuts batches at fixed boundaries.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct BatchCutter {
+    /// Seconds between boundaries.
+    pub period_seconds: u64,
+    /// Minimum entries per non-empty section (decoys fill up).
+    pub min_entries: usize,
+    /// Most real entries per batch.
+    pub max_entries: usize,
+    /// Days of retention: older entries are dropped, decoy days are drawn from it.
+    pub retention_days: u32,
+    /// Give an empty key section decoy keys (the node accepts `gaen`), so a batch does
+    /// not tell whether anyone uploaded keys.
+    pub pad_keys: bool,
+    /// Give an empty token section decoy tokens (the node accepts `pet`).
+    pub pad_tokens: bool,
+}
+
+/// One batch of a cut, before signing.
+#[derive(Clone, Debug)]
+pub struct CutBatch {
+    /// Everything the batch publishes (revised keys included), padded.
+    pub contents: BatchContents,
+    /// Keys among `contents.diagnosis_keys` published before with another report type
+    /// (for GAEN export files' `revised_keys`).
+    pub revised_keys: Vec<DiagnosisKey>,
+}
+
+/// The outcome of one cut.
+#[derive(Clone, Debug)]
+pub struct Cut {
+    /// The boundary cut.
+    pub boundary: UnixTime,
+    /// Batches to sign, in sequence order, padded.
+    pub batches: Vec<CutBatch>,
+    /// Queue groups consumed (published or dropped).
+    pub dequeue: Vec<QueueKey>,
+    /// State after the cut.
+    pub state: CutterState,
+    /// Real entries published.
+    pub published: usize,
+    /// Entries dropped because they were older than retention.
+    pub dropped: usize,
+}
+
+impl BatchCutter {
+    /// The cutter a config describes.
+    pub fn from_config(config: &NodeConfig) -> Self {
+        BatchCutter {
+            period_seconds: config.batch_period_seconds,
+            min_entries: config.batch_min_entries,
+            max_entries: config.batch_max_entries,
+            retention_days: config.retention_days,
+            pad_keys: config.accept_schemes.contains(&SchemeKind::Gaen),
+            pad_tokens: config.accept_schemes.contains(&SchemeKind::Pet),
+        }
+    }
+
+    /// The latest boundary at or before `now`.
+    pub fn boundary_at(&self, now: UnixTime) -> UnixTime {
+        let period = self.period_seconds.max(1);
+        UnixTime(now.0 / period * period)
+    }
+
+    /// The first boundary after `now`.
+    pub fn next_boundary(&self, now: UnixTime) -> UnixTime {
+        self.boundary_at(now)
+            .plus_seconds(self.period_seconds.max(1))
+    }
+
+    /// The boundary to cut at `now`, if it has not been cut yet.
+    pub fn due(&self, state: &CutterState, now: UnixTime) -> Option<UnixTime> {
+        let boundary = self.boundary_at(now);
+        match state.last_boundary {
+            Some(last) if last >= boundary => None,
+            _ => Some(boundary),
+        }
+    }
+
+    /// Cuts the boundary due at `now` from `queued` (groups released by then; later ones
+    /// are left alone). Returns `None` when no boundary is due.
+    pub fn cut(
+        &self,
+        state: &CutterState,
+        queued: Vec<(QueueKey, QueuedGroup)>,
+        now: UnixTime,
+        rng: &mut impl CryptoRng,
+    ) -> Option<Cut> {
+        let boundary = self.due(state, now)?;
+        let oldest_day = boundary.day().minus(self.retention_days);
+        let mut dequeue = Vec::new();
+        let mut entries = Vec::new();
+        let mut dropped = 0;
+        for (key, group) in queued {
+            if key.release_at > boundary {
+                continue;
+            }
+            dequeue.push(key);
+            for entry in group {
+                let day = match &entry {
+                    QueuedEntry::Key(k) | QueuedEntry::RevisedKey(k) => {
+                        k.rolling_end().minus(1).day()
+                    }
+                    QueuedEntry::Token(t) => t.day,
+                };
+                if day < oldest_day {
+                    dropped += 1;
+                } else {
+                    entries.push(entry);
+                }
+            }
+        }
+        let published = entries.len();
+        let mut next_sequence = state.next_sequence.max(1);
+        let mut batches = Vec::new();
+        let mut chunks = entries.chunks(self.max_entries.max(1)).peekable();
+        if chunks.peek().is_none() {
+            batches.push(self.batch(next_sequence, boundary, &[], rng));
+            next_sequence += 1;
+        }
+        for chunk in chunks {
+            batches.push(self.batch(next_sequence, boundary, chunk, rng));
+            next_sequence += 1;
+        }
+        Some(Cut {
+            boundary,
+            batches,
+            dequeue,
+            state: CutterState {
+                next_sequence,
+                last_boundary: Some(boundary),
+            },
+            published,
+            dropped,
+        })
+    }
+
+    fn batch(
+        &self,
+        sequence: u64,
+        boundary: UnixTime,
+        entries: &[QueuedEntry],
+        rng: &mut impl CryptoRng,
+    ) -> CutBatch {
+        let mut contents = BatchContents {
+            sequence,
+            created_at: boundary,
+            ..Default::default()
+        };
+        let mut revised_keys = Vec::new();
+        for entry in entries {
+            match entry {
+                QueuedEntry::Key(k) => contents.diagnosis_keys.push(k.clone()),
+                QueuedEntry::RevisedKey(k) => {
+                    contents.diagnosis_keys.push(k.clone());
+                    revised_keys.push(k.clone());
+                }
+                QueuedEntry::Token(t) => contents.tokens.push(*t),
+            }
+        }
+        // Sections with real entries get decoys shaped like them (proto); empty sections
+        // of accepted schemes get decoys drawn over the retention period.
+        let retention = self.retention_days.max(1);
+        if self.pad_keys && contents.diagnosis_keys.is_empty() {
+            for _ in 0..self.min_entries {
+                let day = boundary.day().minus(rng.next_u32() % retention);
+                contents.diagnosis_keys.push(DiagnosisKey {
+                    key: TemporaryExposureKey::generate(rng),
+                    rolling_start: day.first_interval(),
+                    rolling_period: 144,
+                    report_type: ReportType::ConfirmedTest,
+                    days_since_onset: None,
+                });
+            }
+        }
+        if self.pad_tokens && contents.tokens.is_empty() {
+            for _ in 0..self.min_entries {
+                let day = boundary.day().minus(rng.next_u32() % retention);
+                let mut token = [0u8; 16];
+                rng.fill_bytes(&mut token);
+                contents.tokens.push(PublishedToken {
+                    day,
+                    token: EncounterToken(token),
+                });
+            }
+        }
+        contents.pad_with_decoys(self.min_entries, boundary, self.retention_days, rng);
+        CutBatch {
+            contents,
+            revised_keys,
+        }
+    }
+
+    /// When a batch cut at `created_at` is deleted.
+    pub fn batch_purge_at(&self, created_at: UnixTime) -> UnixTime {
+        created_at.plus_seconds(u64::from(self.retention_days) * SECONDS_PER_DAY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ephemera_proto::upload::UploadId;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+
+    const NOW: UnixTime = UnixTime(1_700_000_000);
+
+    fn cutter() -> BatchCutter {
+        BatchCutter {
+            period_seconds: 3600,
+            min_entries: 10,
+            max_entries: 4,
+            retention_days: 14,
+            pad_keys: false,
+            pad_tokens: true,
+        }
+    }
+
+    fn token_group(
+        release_at: UnixTime,
+        upload: u8,
+        days_ago: u32,
+        n: u8,
+    ) -> (QueueKey, QueuedGroup) {
+        (
+            QueueKey {
+                release_at,
+                upload: UploadId([upload; 32]),
+            },
+            (0..n)
+                .map(|i| {
+                    QueuedEntry::Token(PublishedToken {
+                        day: release_at.day().minus(days_ago),
+                        token: EncounterToken([upload.wrapping_mul(16).wrapping_add(i); 16]),
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn boundaries_are_fixed_multiples_of_the_period() {
+        let c = cutter();
+        assert_eq!(c.boundary_at(NOW).0 % 3600, 0);
+        assert!(c.boundary_at(NOW) <= NOW && NOW < c.next_boundary(NOW));
+        let state = CutterState {
+            next_sequence: 5,
+            last_boundary: Some(c.boundary_at(NOW)),
+        };
+        assert_eq!(c.due(&state, NOW), None);
+        assert_eq!(
+            c.due(&state, c.next_boundary(NOW)),
+            Some(c.next_boundary(NOW))
+        );
+        assert_eq!(
+            c.due(&CutterState::default(), NOW),
+            Some(c.boundary_at(NOW))
+        );
+    }
+
+    #[test]
+    fn a_cut_takes_what_is_released_pads_and_splits() {
+        let c = cutter();
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let boundary = c.boundary_at(NOW);
+        let queued = vec![
+            token_group(boundary.minus_seconds(10), 1, 1, 3),
+            token_group(boundary, 2, 0, 3),
+            token_group(boundary.plus_seconds(1), 3, 0, 3),
+            token_group(boundary.minus_seconds(20), 4, 20, 2),
+        ];
+        let state = CutterState {
+            next_sequence: 7,
+            last_boundary: None,
+        };
+        let cut = c.cut(&state, queued, NOW, &mut rng).unwrap();
+        assert_eq!(cut.boundary, boundary);
+        assert_eq!(cut.published, 6);
+        assert_eq!(cut.dropped, 2, "older than retention");
+        assert_eq!(cut.dequeue.len(), 3, "the later group stays queued");
+        assert_eq!(cut.batches.len(), 2, "6 entries at most 4 per batch");
+        assert_eq!(cut.batches[0].contents.sequence, 7);
+        assert_eq!(cut.batches[1].contents.sequence, 8);
+        assert_eq!(
+            cut.state,
+            CutterState {
+                next_sequence: 9,
+                last_boundary: Some(boundary)
+            }
+        );
+        for batch in &cut.batches {
+            assert_eq!(
+                batch.contents.created_at, boundary,
+                "dated at the boundary, not at `now`"
+            );
+            assert_eq!(batch.contents.tokens.len(), 10, "padded to the minimum");
+        }
+        assert!(
+            c.cut(&cut.state, vec![], NOW, &mut rng).is_none(),
+            "cut once"
+        );
+    }
+
+    #[test]
+    fn empty_sections_of_accepted_schemes_are_padded_and_revised_keys_are_named() {
+        let c = cutter();
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let cut = c
+            .cut(&CutterState::default(), vec![], NOW, &mut rng)
+            .unwrap();
+        assert_eq!(cut.batches.len(), 1);
+        assert_eq!(cut.batches[0].contents.sequence, 1);
+        assert_eq!(cut.batches[0].contents.tokens.len(), 10);
+        assert!(
+            cut.batches[0].contents.diagnosis_keys.is_empty(),
+            "gaen not accepted here"
+        );
+        assert_eq!(cut.published, 0);
+
+        let key = DiagnosisKey {
+            key: TemporaryExposureKey([9; 16]),
+            rolling_start: NOW.day().minus(2).first_interval(),
+            rolling_period: 144,
+            report_type: ReportType::ConfirmedTest,
+            days_since_onset: None,
+        };
+        let revised = DiagnosisKey {
+            key: TemporaryExposureKey([8; 16]),
+            ..key.clone()
+        };
+        let queued = vec![(
+            QueueKey {
+                release_at: NOW,
+                upload: UploadId([1; 32]),
+            },
+            vec![
+                QueuedEntry::Key(key.clone()),
+                QueuedEntry::RevisedKey(revised.clone()),
+            ],
+        )];
+        let later = c.next_boundary(NOW);
+        let both = BatchCutter {
+            pad_keys: true,
+            ..c
+        };
+        let cut = both.cut(&cut.state, queued, later, &mut rng).unwrap();
+        let batch = &cut.batches[0];
+        assert_eq!(batch.contents.diagnosis_keys.len(), 10);
+        assert!(batch.contents.diagnosis_keys.contains(&key));
+        assert!(batch.contents.diagnosis_keys.contains(&revised));
+        assert_eq!(batch.revised_keys, vec![revised]);
+        assert_eq!(
+            batch.contents.tokens.len(),
+            10,
+            "an empty token section is padded too"
+        );
+
+        // With both schemes accepted, a quiet boundary shows both sections at the minimum.
+        let quiet = both
+            .cut(&cut.state, vec![], both.next_boundary(later), &mut rng)
+            .unwrap();
+        assert_eq!(quiet.batches[0].contents.diagnosis_keys.len(), 10);
+        assert_eq!(quiet.batches[0].contents.tokens.len(), 10);
+    }
+}

@@ -1,0 +1,106 @@
+//! The command line: one library function per `ephemera-node` command, so `main` stays
+//! thin and tests call the commands in-process.
+
+pub mod derive;
+mod export;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use thiserror::Error;
+
+use crate::config::ConfigError;
+use crate::node::NodeError;
+
+pub use derive::{DeriveArgs, derive};
+pub use export::{export_verify, write_verified_keys};
+pub use serve::{ServeArgs, init, init_logging, load_config, serve};
+
+/// `ephemera-node`: the Ephemera server a health authority runs.
+#[derive(Debug, Parser)]
+#[command(name = "ephemera-node", version, about)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the node (HTTP API, batches, retention). With no arguments: data in
+    /// ./ephemera-data, HTTP on 127.0.0.1:8080, ./ephemera.toml read if present.
+    Serve(ServeArgs),
+    /// Write a commented config file and create the data folder, keys and first
+    /// case-worker credentials (printed once).
+    Init(InitArgs),
+    /// Print derived identifiers for test vectors and outside tools.
+    Derive(DeriveArgs),
+    /// Work with GAEN export files.
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+/// `init` arguments.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write the config file.
+    #[arg(long, default_value = crate::config::DEFAULT_CONFIG_FILE)]
+    pub config: PathBuf,
+    /// Data folder to create (keys, database, first credentials).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Overwrite an existing config file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `export` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Verify an export zip's signature and print `<key hex> <rolling start> <rolling
+    /// period>` per key.
+    Verify(ExportVerifyArgs),
+}
+
+/// `export verify` arguments.
+#[derive(Debug, Args)]
+pub struct ExportVerifyArgs {
+    /// PEM file with the ECDSA P-256 public key (as `GET /v1/authority/export-key.pem`).
+    #[arg(long)]
+    pub public_key: PathBuf,
+    /// The export zip.
+    pub zip: PathBuf,
+}
+
+/// A command failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The node could not start.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// A file could not be read or written, or the listener could not bind.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// An argument is not valid.
+    #[error("invalid argument {name}: {reason}")]
+    Argument {
+        /// The argument.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A GAEN export file did not verify or decode.
+    #[error("export file rejected: {0}")]
+    Export(String),
+}

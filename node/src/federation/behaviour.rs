@@ -1,0 +1,177 @@
+//! The composed libp2p behaviour and the swarm it runs in.
+//!
+//! # Why anonymous gossip
+//! Gossipsub's default signed mode stamps the publishing node's peer id and a sequence
+//! number on every message, so every node in the federation would learn at which node each
+//! report entered, and could line that up with the phone traffic of that node. Federation
+//! needs no such stamp: an upload authenticates itself (authority certificate + HMAC) and
+//! every receiver re-verifies it. So messages are published with
+//! [`gossipsub::MessageAuthenticity::Anonymous`] (no author, sequence number or signature;
+//! [`gossipsub::ValidationMode::Anonymous`] rejects any message that carries them), and the
+//! message id is SHA-256 of the bytes, which for a canonical upload is its `UploadId`: the
+//! same report has the same id wherever it enters, and duplicates die at the first hop.
+//! `flood_publish` is off, so a node hands its own uploads to its mesh peers only, like any
+//! forwarded message, rather than to every peer at once. A direct neighbour can still guess
+//! the origin from timing; the optional publish delay blurs that.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{
+    StreamProtocol, allow_block_list, connection_limits, gossipsub, identify, kad, mdns,
+    request_response,
+};
+use ring::digest;
+
+use super::config::FederationConfig;
+use super::sync::{SYNC_PROTOCOL, SyncCodec};
+
+/// Kademlia protocol name of the Ephemera federation (kept apart from the public IPFS DHT).
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ephemera/kad/1");
+/// Identify protocol version string.
+pub const IDENTIFY_PROTOCOL: &str = "/ephemera/id/1";
+
+/// Most bytes of one gossip message: a `SignedUpload` frame (1 MiB) plus protobuf overhead.
+const MAX_GOSSIP_SIZE: usize = (1 << 20) + (16 << 10);
+
+/// Score thresholds: below `graylist` a peer is ignored by gossipsub and banned by us.
+pub(crate) fn score_thresholds() -> gossipsub::PeerScoreThresholds {
+    gossipsub::PeerScoreThresholds {
+        gossip_threshold: -10.0,
+        publish_threshold: -50.0,
+        graylist_threshold: -80.0,
+        accept_px_threshold: 10.0,
+        opportunistic_graft_threshold: 5.0,
+    }
+}
+
+/// Peer scoring tuned for a low-traffic topic where every message is checkable: one invalid
+/// message costs -50 (the score drops below zero and below the gossip threshold), two cost
+/// -200 (below graylist: the peer is ignored and banned). Positive scores are small, so a
+/// long honest history cannot buy a forger many free messages. Mesh delivery-rate penalties
+/// are off: reports are rare, and a quiet peer is not a faulty one.
+pub(crate) fn score_params(topic: &gossipsub::TopicHash) -> gossipsub::PeerScoreParams {
+    let topic_params = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.01,
+        time_in_mesh_quantum: Duration::from_secs(1),
+        time_in_mesh_cap: 100.0,
+        first_message_deliveries_weight: 1.0,
+        first_message_deliveries_decay: 0.9,
+        first_message_deliveries_cap: 10.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -50.0,
+        // Per decay interval (1 s): about half the penalty is gone after 5 minutes.
+        invalid_message_deliveries_decay: 0.998,
+        ..gossipsub::TopicScoreParams::default()
+    };
+    let mut params = gossipsub::PeerScoreParams {
+        topic_score_cap: 20.0,
+        // Loopback peers are co-located by nature (tests, several nodes on one host).
+        ip_colocation_factor_whitelist: HashSet::from([
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ]),
+        ..gossipsub::PeerScoreParams::default()
+    };
+    params.topics.insert(topic.clone(), topic_params);
+    params
+}
+
+/// Every protocol a federating node speaks.
+#[derive(NetworkBehaviour)]
+pub(crate) struct FederationBehaviour {
+    /// Banned peers (forgers, and partitions made on purpose).
+    pub(crate) block_list: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    /// Caps on connections.
+    pub(crate) limits: connection_limits::Behaviour,
+    /// Uploads, as anonymous gossip.
+    pub(crate) gossipsub: gossipsub::Behaviour,
+    /// Catch-up.
+    pub(crate) sync: request_response::Behaviour<SyncCodec>,
+    /// Peer discovery beyond the bootstrap list.
+    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Listen addresses and protocols of peers.
+    pub(crate) identify: identify::Behaviour,
+    /// Local-network discovery; off unless configured.
+    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+/// The behaviour could not be built.
+pub(crate) type BuildError = Box<dyn std::error::Error + Send + Sync>;
+
+impl FederationBehaviour {
+    pub(crate) fn new(
+        key: &Keypair,
+        config: &FederationConfig,
+        topic: &gossipsub::IdentTopic,
+    ) -> Result<Self, BuildError> {
+        let peer_id = key.public().to_peer_id();
+
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .validation_mode(gossipsub::ValidationMode::Anonymous)
+            .validate_messages()
+            .message_id_fn(|message: &gossipsub::Message| {
+                gossipsub::MessageId::new(digest::digest(&digest::SHA256, &message.data).as_ref())
+            })
+            .max_transmit_size(MAX_GOSSIP_SIZE)
+            .flood_publish(false)
+            .heartbeat_interval(Duration::from_millis(500))
+            .build()?;
+        let mut gossipsub =
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config)?;
+        gossipsub.with_peer_score(score_params(&topic.hash()), score_thresholds())?;
+        gossipsub.subscribe(topic)?;
+
+        let sync = request_response::Behaviour::new(
+            [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(config.request_timeout)
+                .with_max_concurrent_streams(32),
+        );
+
+        let mut kad = kad::Behaviour::with_config(
+            peer_id,
+            kad::store::MemoryStore::new(peer_id),
+            kad::Config::new(KAD_PROTOCOL),
+        );
+        // Federation nodes are servers: answer DHT queries even without a confirmed
+        // external address (on loopback there is none).
+        kad.set_mode(Some(kad::Mode::Server));
+
+        let identify = identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
+                .with_agent_version(format!("ephemera-node/{}", env!("CARGO_PKG_VERSION"))),
+        );
+
+        let mdns = if config.mdns {
+            Some(mdns::tokio::Behaviour::new(
+                mdns::Config::default(),
+                peer_id,
+            )?)
+        } else {
+            None
+        };
+
+        let limits = connection_limits::Behaviour::new(
+            connection_limits::ConnectionLimits::default()
+                .with_max_established(Some(config.max_connections))
+                .with_max_established_per_peer(Some(2)),
+        );
+
+        Ok(FederationBehaviour {
+            block_list: allow_block_list::Behaviour::default(),
+            limits,
+            gossipsub,
+            sync,
+            kad,
+            identify,
+            mdns: Toggle::from(mdns),
+        })
+    }
+}

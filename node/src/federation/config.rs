@@ -1,0 +1,269 @@
+//! Federation settings, with safe defaults: loopback only, no bootstrap peers, mDNS off.
+
+use std::time::Duration;
+
+use ephemera_proto::ReportLimits;
+use ephemera_proto::auth::TrustedAuthorities;
+use libp2p::Multiaddr;
+use libp2p::multiaddr::Protocol;
+
+use super::sync::{MAX_FETCH_IDS, MAX_IDS_PER_PAGE};
+
+/// Prefix of the gossipsub topic; the protocol version follows it.
+pub const TOPIC_PREFIX: &str = "ephemera/uploads/v1";
+
+/// Longest region suffix accepted in a topic name.
+const MAX_REGION_LEN: usize = 32;
+
+/// How a node federates: where it listens, whom it knows, what it trusts.
+///
+/// The defaults send nothing off the machine: listeners on 127.0.0.1 (TCP and QUIC, port
+/// chosen by the OS), no bootstrap peers, mDNS off. Retention is `limits.retention_days`.
+#[derive(Clone, Debug)]
+pub struct FederationConfig {
+    /// Addresses to listen on. Default: `/ip4/127.0.0.1/tcp/0` and
+    /// `/ip4/127.0.0.1/udp/0/quic-v1`.
+    pub listen_addrs: Vec<Multiaddr>,
+    /// Peers to dial at start and re-dial while disconnected; each ends in `/p2p/<peer id>`.
+    pub bootstrap_peers: Vec<Multiaddr>,
+    /// Discover peers on the local network with mDNS. Off by default: it sends multicast off
+    /// the machine. Never enable it in tests.
+    pub mdns: bool,
+    /// Optional region appended to the topic (`ephemera/uploads/v1/<region>`), for
+    /// federations whose nodes trust different authority sets. Lower-case letters, digits
+    /// and `-`, at most 32 characters.
+    pub region: Option<String>,
+    /// Authority keys whose certificates this node accepts. Reports of any other authority
+    /// are neither stored nor forwarded, and their sender is penalised.
+    pub trusted_authorities: TrustedAuthorities,
+    /// Report rules, including the retention period (`retention_days`): nothing older is
+    /// accepted, synced or served.
+    pub limits: ReportLimits,
+    /// Upload ids per catch-up page (clamped to [`MAX_IDS_PER_PAGE`]). Default 1024.
+    pub sync_page_size: usize,
+    /// Uploads asked for in one catch-up fetch (clamped to [`MAX_FETCH_IDS`]). Default 64.
+    pub sync_fetch_batch: usize,
+    /// How often the node reconciles with every connected peer, besides once on each new
+    /// connection. Default 60 s.
+    pub sync_interval: Duration,
+    /// How often disconnected bootstrap peers are dialled again. Default 30 s.
+    pub redial_interval: Duration,
+    /// Re-gossip uploads learnt through catch-up, so peers behind this node converge without
+    /// waiting for their own sync round. Default true.
+    pub republish_synced: bool,
+    /// Upper bound of a uniform random delay before an upload is published, to blur the
+    /// timing link between a phone's request and the gossip it causes. Default zero (the
+    /// node's batch schedule, not gossip, is what hides upload times from phones).
+    pub publish_delay_max: Duration,
+    /// Most established connections. Default 128.
+    pub max_connections: u32,
+    /// How long a peer whose score fell below the graylist threshold stays banned.
+    /// Default 10 min.
+    pub ban_duration: Duration,
+    /// How long an idle connection is kept. Default 1 h (libp2p's default is 10 s).
+    pub idle_connection_timeout: Duration,
+    /// Time a catch-up request may take. Default 30 s.
+    pub request_timeout: Duration,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        FederationConfig {
+            listen_addrs: vec![
+                "/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr"),
+                "/ip4/127.0.0.1/udp/0/quic-v1"
+                    .parse()
+                    .expect("valid multiaddr"),
+            ],
+            bootstrap_peers: Vec::new(),
+            mdns: false,
+            region: None,
+            trusted_authorities: TrustedAuthorities::new(),
+            limits: ReportLimits::default(),
+            sync_page_size: 1024,
+            sync_fetch_batch: 64,
+            sync_interval: Duration::from_secs(60),
+            redial_interval: Duration::from_secs(30),
+            republish_synced: true,
+            publish_delay_max: Duration::ZERO,
+            max_connections: 128,
+            ban_duration: Duration::from_secs(600),
+            idle_connection_timeout: Duration::from_secs(3600),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A federation setting is out of its domain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No listen address.
+    #[error("at least one listen address is needed")]
+    NoListenAddress,
+    /// A bootstrap address does not end in `/p2p/<peer id>`.
+    #[error("bootstrap peer {index} has no /p2p/<peer id> component")]
+    BootstrapWithoutPeerId {
+        /// Position in `bootstrap_peers`.
+        index: usize,
+    },
+    /// The region is empty, too long or has characters outside `a-z0-9-`.
+    #[error("region must be 1..=32 characters of a-z, 0-9 and '-'")]
+    BadRegion,
+    /// Retention must be 1..=365 days.
+    #[error("retention of {got} days is outside 1..=365")]
+    BadRetention {
+        /// Days configured.
+        got: u32,
+    },
+    /// A page or batch size of zero.
+    #[error("sync page size and fetch batch must be at least 1")]
+    ZeroSyncSize,
+    /// A zero interval would spin.
+    #[error("sync and redial intervals must be non-zero")]
+    ZeroInterval,
+}
+
+impl FederationConfig {
+    /// Sets the bootstrap peers.
+    pub fn with_bootstrap_peers(mut self, peers: Vec<Multiaddr>) -> Self {
+        self.bootstrap_peers = peers;
+        self
+    }
+
+    /// Sets the trusted authorities.
+    pub fn with_trusted_authorities(mut self, trusted: TrustedAuthorities) -> Self {
+        self.trusted_authorities = trusted;
+        self
+    }
+
+    /// Sets the region suffix of the topic.
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Sets how often the node reconciles with its peers.
+    pub fn with_sync_interval(mut self, interval: Duration) -> Self {
+        self.sync_interval = interval;
+        self
+    }
+
+    /// The gossipsub topic: [`TOPIC_PREFIX`], then `/<region>` if one is set.
+    pub fn topic(&self) -> String {
+        match &self.region {
+            Some(region) => format!("{TOPIC_PREFIX}/{region}"),
+            None => TOPIC_PREFIX.to_owned(),
+        }
+    }
+
+    /// Days kept (`limits.retention_days`).
+    pub fn retention_days(&self) -> u32 {
+        self.limits.retention_days
+    }
+
+    /// Ids per catch-up page after clamping.
+    pub(crate) fn page_size(&self) -> usize {
+        self.sync_page_size.clamp(1, MAX_IDS_PER_PAGE)
+    }
+
+    /// Uploads per catch-up fetch after clamping.
+    pub(crate) fn fetch_batch(&self) -> usize {
+        self.sync_fetch_batch.clamp(1, MAX_FETCH_IDS)
+    }
+
+    /// Checks the rules that span fields.
+    ///
+    /// # Errors
+    /// The first broken rule, as a [`ConfigError`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen_addrs.is_empty() {
+            return Err(ConfigError::NoListenAddress);
+        }
+        for (index, addr) in self.bootstrap_peers.iter().enumerate() {
+            if peer_id_of(addr).is_none() {
+                return Err(ConfigError::BootstrapWithoutPeerId { index });
+            }
+        }
+        if let Some(region) = &self.region
+            && (region.is_empty()
+                || region.len() > MAX_REGION_LEN
+                || !region
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+        {
+            return Err(ConfigError::BadRegion);
+        }
+        let retention = self.limits.retention_days;
+        if !(1..=365).contains(&retention) {
+            return Err(ConfigError::BadRetention { got: retention });
+        }
+        if self.sync_page_size == 0 || self.sync_fetch_batch == 0 {
+            return Err(ConfigError::ZeroSyncSize);
+        }
+        if self.sync_interval.is_zero() || self.redial_interval.is_zero() {
+            return Err(ConfigError::ZeroInterval);
+        }
+        Ok(())
+    }
+}
+
+/// The peer id in the last `/p2p/` component of `addr`, if any.
+pub(crate) fn peer_id_of(addr: &Multiaddr) -> Option<libp2p::PeerId> {
+    addr.iter().find_map(|p| match p {
+        Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_loopback_only_and_valid() {
+        let config = FederationConfig::default();
+        assert_eq!(config.validate(), Ok(()));
+        assert!(!config.mdns);
+        assert!(config.bootstrap_peers.is_empty());
+        for addr in &config.listen_addrs {
+            assert!(
+                addr.iter()
+                    .any(|p| matches!(p, Protocol::Ip4(ip) if ip.is_loopback())),
+                "{addr}"
+            );
+        }
+        assert_eq!(config.topic(), "ephemera/uploads/v1");
+        assert_eq!(config.retention_days(), 14);
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let no_peer_id = FederationConfig::default()
+            .with_bootstrap_peers(vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()]);
+        assert_eq!(
+            no_peer_id.validate(),
+            Err(ConfigError::BootstrapWithoutPeerId { index: 0 })
+        );
+        assert_eq!(
+            FederationConfig::default().with_region("EU").validate(),
+            Err(ConfigError::BadRegion)
+        );
+        let regional = FederationConfig::default().with_region("eu-west");
+        assert_eq!(regional.validate(), Ok(()));
+        assert_eq!(regional.topic(), "ephemera/uploads/v1/eu-west");
+        let mut forever = FederationConfig::default();
+        forever.limits.retention_days = 0;
+        assert_eq!(
+            forever.validate(),
+            Err(ConfigError::BadRetention { got: 0 })
+        );
+        let mut huge = FederationConfig {
+            sync_page_size: 1_000_000,
+            ..FederationConfig::default()
+        };
+        assert_eq!(huge.page_size(), MAX_IDS_PER_PAGE);
+        huge.sync_fetch_batch = 0;
+        assert_eq!(huge.validate(), Err(ConfigError::ZeroSyncSize));
+    }
+}

@@ -1,0 +1,156 @@
+//! Federation: nodes exchange verified uploads over libp2p.
+//!
+//! ```text
+//!  phone ──upload──▶ node A ──store──▶ FederationHandle::publish ──gossip──▶ B, C, …
+//!                                                                    │
+//!            each receiver: wire::decode → SignedUpload::verify (Relayed) → store → forward
+//!
+//!  node restarted / partitioned ── on connect and every sync_interval ──▶ catch-up (sync)
+//! ```
+//!
+//! * **Transport**: TCP (Noise, Yamux) and QUIC; listeners on 127.0.0.1 by default.
+//! * **Gossip**: one gossipsub topic per protocol version ([`TOPIC_PREFIX`], optionally
+//!   with a region suffix), in anonymous mode with a content-hash message id, so messages do
+//!   not say where a report entered (the reasoning is in `behaviour.rs`). Every
+//!   message is validated manually: decoded, re-verified against this node's trusted
+//!   authorities with the relayed expiry policy, deduplicated by [`UploadId`], stored, and
+//!   only then forwarded. Forgeries are rejected and cost the sender its peer score; a peer
+//!   below the graylist threshold is banned for [`FederationConfig::ban_duration`].
+//! * **Catch-up**: the [`sync`] protocol reconciles per-day digests and id pages over the
+//!   retention window, with every range clamped.
+//! * **Discovery**: bootstrap peers from config (re-dialled while disconnected), Kademlia,
+//!   and mDNS only when [`FederationConfig::mdns`] is set (off by default: it sends
+//!   multicast off the machine).
+//!
+//! The node plugs in through [`FederationStore`] (what federation reads and writes) and
+//! [`FederationHandle`] (what the node calls): [`Federation::spawn`] starts one event-loop
+//! task that owns the swarm.
+//!
+//! # Plugging into the node
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use ephemera_node::federation::*;
+//! # async fn demo(
+//! #     store: Arc<dyn FederationStore>,
+//! #     identity_bytes: Vec<u8>,
+//! #     trusted: ephemera_proto::auth::TrustedAuthorities,
+//! #     upload: ephemera_proto::upload::VerifiedUpload,
+//! # ) -> Result<(), Box<dyn std::error::Error>> {
+//! // First start: NodeIdentity::generate(), then persist `identity.to_bytes()`.
+//! let identity = NodeIdentity::from_bytes(&identity_bytes)?;
+//! let config = FederationConfig::default().with_trusted_authorities(trusted);
+//! let (federation, task) = Federation::spawn(config, identity, store, Arc::new(SystemClock))?;
+//! println!("libp2p peer id {}", federation.peer_id());
+//! // After a phone's upload is verified and durably stored:
+//! federation.publish(upload).await?;
+//! // Graceful shutdown:
+//! federation.shutdown().await?;
+//! task.await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The node's store must file every upload it holds (phone uploads and relayed ones) under
+//! [`sync_day`], so that catch-up serves both.
+//!
+//! # Privacy
+//! Logs name peers by peer id only; addresses are logged at `debug` level at most, and no
+//! upload, token, certificate or key is ever logged.
+//!
+//! [`UploadId`]: ephemera_proto::upload::UploadId
+
+mod behaviour;
+mod config;
+mod event_loop;
+mod identity;
+mod metrics;
+mod session;
+mod store;
+pub mod sync;
+pub mod testing;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ephemera_proto::UnixTime;
+pub use libp2p::{Multiaddr, PeerId};
+use tokio::task::JoinHandle;
+
+pub use behaviour::{IDENTIFY_PROTOCOL, KAD_PROTOCOL};
+pub use config::{ConfigError, FederationConfig, TOPIC_PREFIX};
+pub use event_loop::{FederationHandle, FederationStatus};
+pub use identity::{IdentityError, NodeIdentity};
+pub use store::{
+    DayDigest, FederationStore, MemoryFederationStore, StoreError, StoreOutcome, sync_day,
+};
+pub use sync::SYNC_PROTOCOL;
+
+/// The time source federation verifies against (certificate ages, retention).
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> UnixTime;
+}
+
+/// The operating system's clock.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> UnixTime {
+        UnixTime(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        )
+    }
+}
+
+/// Federation failed to start, or its event loop is gone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FederationError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The transports, behaviour or listeners could not be set up.
+    #[error("federation transport setup failed: {0}")]
+    Transport(String),
+    /// A dial could not start.
+    #[error("dial failed: {0}")]
+    Dial(String),
+    /// The event loop has ended.
+    #[error("federation has stopped")]
+    Stopped,
+}
+
+/// Entry point: starts federation.
+#[derive(Debug)]
+pub struct Federation;
+
+impl Federation {
+    /// Builds the swarm from `config` and `identity`, starts listening, and spawns the
+    /// event loop on the current tokio runtime. `store` is the node's storage; `clock` the
+    /// time uploads are verified at.
+    ///
+    /// The returned `JoinHandle` ends after [`FederationHandle::shutdown`] or when every
+    /// handle is dropped.
+    ///
+    /// # Errors
+    /// [`FederationError::Config`] for an invalid config, [`FederationError::Transport`] if
+    /// a transport or listener could not be set up.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn spawn(
+        config: FederationConfig,
+        identity: NodeIdentity,
+        store: Arc<dyn FederationStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(FederationHandle, JoinHandle<()>), FederationError> {
+        event_loop::spawn(config, identity, store, clock)
+    }
+}

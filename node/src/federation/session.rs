@@ -1,0 +1,317 @@
+//! One catch-up round with one peer, run as its own task (see [`super::sync`] for the
+//! protocol). The task talks to the swarm only through the event loop's internal channel.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, PoisonError};
+
+use ephemera_proto::DayNumber;
+use ephemera_proto::upload::{SignedUpload, UploadId, VerifiedUpload};
+use ephemera_proto::wire;
+use libp2p::PeerId;
+use ring::digest;
+use tokio::sync::{mpsc, oneshot};
+
+use super::event_loop::{Internal, MAX_REFUSED, Shared};
+use super::metrics;
+use super::store::DayDigest;
+use super::sync::{SyncRequest, SyncResponse, ids_page_is_valid, window};
+use super::validate::{Verdict, store_verdict};
+
+/// Most digest requests in one round (each covers up to `MAX_DIGEST_DAYS` days).
+const MAX_DIGEST_REQUESTS: usize = 16;
+
+/// Why a round stopped early.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SyncFailure {
+    /// The request failed on the network (timeout, connection closed, unsupported).
+    #[error("request failed: {0}")]
+    Outbound(String),
+    /// The peer answered something it should not have; it has been penalised.
+    #[error("peer broke the sync protocol: {0}")]
+    Protocol(&'static str),
+    /// The event loop is gone.
+    #[error("federation stopped")]
+    Stopped,
+}
+
+/// What a round found and did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct SessionReport {
+    /// Days whose digests differed.
+    pub(crate) days_differing: usize,
+    /// Uploads the peer had and this node lacked.
+    pub(crate) missing: usize,
+    /// Uploads fetched, verified and newly stored.
+    pub(crate) stored: usize,
+}
+
+struct Session {
+    peer: PeerId,
+    shared: Arc<Shared>,
+    tx: mpsc::UnboundedSender<Internal>,
+    report: SessionReport,
+}
+
+/// Reconciles this node's store with `peer`'s over the retention window.
+pub(crate) async fn run(
+    peer: PeerId,
+    shared: Arc<Shared>,
+    tx: mpsc::UnboundedSender<Internal>,
+) -> Result<SessionReport, SyncFailure> {
+    let mut session = Session {
+        peer,
+        shared,
+        tx,
+        report: SessionReport::default(),
+    };
+    session.round().await?;
+    Ok(session.report)
+}
+
+/// SHA-256 of an upload's encoding: its [`UploadId`] if the encoding is canonical.
+fn content_id(upload: &SignedUpload) -> UploadId {
+    let mut id = [0u8; 32];
+    id.copy_from_slice(digest::digest(&digest::SHA256, &wire::encode(upload)).as_ref());
+    UploadId(id)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, SyncFailure> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| SyncFailure::Stopped)
+}
+
+impl Session {
+    async fn request(&self, request: SyncRequest) -> Result<SyncResponse, SyncFailure> {
+        metrics::sync_request("outbound", request.kind());
+        let (reply, response) = oneshot::channel();
+        self.tx
+            .send(Internal::SyncRequest {
+                peer: self.peer,
+                request,
+                reply,
+            })
+            .map_err(|_| SyncFailure::Stopped)?;
+        response.await.map_err(|_| SyncFailure::Stopped)?
+    }
+
+    /// Remembers an id not to fetch again.
+    fn refuse(&self, id: UploadId) {
+        let mut refused = self
+            .shared
+            .refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if refused.len() >= MAX_REFUSED {
+            refused.clear();
+        }
+        refused.insert(id);
+    }
+
+    /// Penalises the peer and ends the round.
+    fn misbehaved(&self, reason: &'static str) -> SyncFailure {
+        let _ = self.tx.send(Internal::Penalize {
+            peer: self.peer,
+            reason,
+        });
+        SyncFailure::Protocol(reason)
+    }
+
+    async fn round(&mut self) -> Result<(), SyncFailure> {
+        let retention = self.shared.verifier.limits.retention_days;
+        let today = self.shared.clock.now().day();
+        let (oldest, newest) = window(today, retention);
+
+        let theirs = self.their_digests(oldest, newest).await?;
+        let store = self.shared.store.clone();
+        let days: Vec<DayNumber> = theirs.keys().copied().collect();
+        let ours: Vec<DayDigest> =
+            blocking(move || days.iter().map(|d| store.day_digest(*d)).collect()).await?;
+        let differing: Vec<DayNumber> = ours
+            .iter()
+            .filter(|ours| theirs.get(&ours.day) != Some(ours))
+            .map(|ours| ours.day)
+            .collect();
+        self.report.days_differing = differing.len();
+        for day in differing {
+            self.reconcile_day(day).await?;
+        }
+        Ok(())
+    }
+
+    /// The peer's non-empty days in `oldest..=newest`, paging when it clamps the range.
+    async fn their_digests(
+        &self,
+        oldest: DayNumber,
+        newest: DayNumber,
+    ) -> Result<BTreeMap<DayNumber, DayDigest>, SyncFailure> {
+        let mut theirs = BTreeMap::new();
+        let mut from = oldest;
+        for _ in 0..MAX_DIGEST_REQUESTS {
+            let response = self
+                .request(SyncRequest::Digests { from, to: newest })
+                .await?;
+            let SyncResponse::Digests {
+                from: got_from,
+                to: got_to,
+                days,
+            } = response
+            else {
+                return Err(self.misbehaved("unexpected-response"));
+            };
+            let ascending = days.windows(2).all(|w| w[0].day < w[1].day);
+            let in_range = days
+                .iter()
+                .all(|d| d.day >= got_from && d.day <= got_to && d.count > 0);
+            if !ascending || !in_range {
+                return Err(self.misbehaved("bad-digests"));
+            }
+            for digest in days {
+                if digest.day >= oldest && digest.day <= newest {
+                    theirs.insert(digest.day, digest);
+                }
+            }
+            if got_to >= newest || got_to < from {
+                break;
+            }
+            from = got_to.plus(1);
+        }
+        Ok(theirs)
+    }
+
+    async fn reconcile_day(&mut self, day: DayNumber) -> Result<(), SyncFailure> {
+        let page = self.shared.page_size;
+        let mut after = None;
+        loop {
+            let response = self
+                .request(SyncRequest::Ids {
+                    day,
+                    after,
+                    limit: page as u32,
+                })
+                .await?;
+            let SyncResponse::Ids {
+                day: got_day,
+                ids,
+                more,
+            } = response
+            else {
+                return Err(self.misbehaved("unexpected-response"));
+            };
+            if got_day != day || !ids_page_is_valid(&ids, after, page) {
+                return Err(self.misbehaved("bad-ids-page"));
+            }
+            let store = self.shared.store.clone();
+            let page_ids = ids.clone();
+            let missing: Vec<UploadId> = blocking(move || {
+                page_ids
+                    .into_iter()
+                    .filter(|id| !store.contains(id))
+                    .collect()
+            })
+            .await?;
+            let missing: Vec<UploadId> = {
+                let refused = self
+                    .shared
+                    .refused
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                missing
+                    .into_iter()
+                    .filter(|id| !refused.contains(id))
+                    .collect()
+            };
+            self.report.missing += missing.len();
+            for chunk in missing.chunks(self.shared.fetch_batch) {
+                self.fetch(chunk).await?;
+            }
+            match ids.last() {
+                Some(last) if more => after = Some(*last),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Fetches, verifies and stores the uploads `ids`, asking again for what a size-capped
+    /// response left out.
+    async fn fetch(&mut self, ids: &[UploadId]) -> Result<(), SyncFailure> {
+        let mut wanted: BTreeSet<UploadId> = ids.iter().copied().collect();
+        while !wanted.is_empty() {
+            let response = self
+                .request(SyncRequest::Fetch {
+                    ids: wanted.iter().copied().collect(),
+                })
+                .await?;
+            let SyncResponse::Uploads { uploads } = response else {
+                return Err(self.misbehaved("unexpected-response"));
+            };
+            if uploads.is_empty() {
+                // The peer no longer holds them (purged since it listed them).
+                return Ok(());
+            }
+            let shared = self.shared.clone();
+            let asked = wanted.clone();
+            let results: Vec<(Option<UploadId>, Verdict, Option<VerifiedUpload>)> =
+                blocking(move || {
+                    let now = shared.clock.now();
+                    uploads
+                        .into_iter()
+                        .map(|upload| {
+                            let raw = content_id(&upload);
+                            if !asked.contains(&raw) {
+                                return (None, Verdict::Reject("not-requested"), None);
+                            }
+                            match shared.verifier.verify(upload, now) {
+                                Err(verdict) => (Some(raw), verdict, None),
+                                Ok(verified) if verified.id() != raw => {
+                                    (Some(raw), Verdict::Reject("non-canonical"), None)
+                                }
+                                Ok(verified) => {
+                                    let copy = shared.republish_synced.then(|| verified.clone());
+                                    let verdict = store_verdict(&*shared.store, verified);
+                                    let copy = copy.filter(|_| verdict == Verdict::Accept);
+                                    (Some(raw), verdict, copy)
+                                }
+                            }
+                        })
+                        .collect()
+                })
+                .await?;
+            let mut progress = false;
+            let mut rejected = false;
+            for (id, verdict, republish) in results {
+                metrics::sync_fetched(verdict);
+                if let Some(id) = id {
+                    progress |= wanted.remove(&id);
+                    if !matches!(verdict, Verdict::Accept | Verdict::Ignore("store-error")) {
+                        self.refuse(id);
+                    }
+                }
+                match verdict {
+                    Verdict::Accept => self.report.stored += 1,
+                    // A peer serves what its own trust set accepts: a report of an authority
+                    // only it trusts is a difference of configuration, not a forgery (gossip
+                    // still rejects it, as the peer should not have forwarded it).
+                    Verdict::Reject("untrusted-authority") => {}
+                    Verdict::Reject(reason) => {
+                        rejected = true;
+                        tracing::info!(peer = %self.peer, reason, "rejected an upload received by catch-up");
+                    }
+                    Verdict::Ignore(_) => {}
+                }
+                if let Some(upload) = republish {
+                    let _ = self.tx.send(Internal::Republish(upload));
+                }
+            }
+            if rejected {
+                return Err(self.misbehaved("invalid-upload"));
+            }
+            if !progress {
+                return Err(self.misbehaved("no-progress"));
+            }
+        }
+        Ok(())
+    }
+}

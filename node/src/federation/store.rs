@@ -1,0 +1,233 @@
+//! What federation needs from the node's storage: a small trait and an in-memory version.
+//!
+//! The node's own store (sled) implements [`FederationStore`]; federation never sees how.
+//! Uploads are grouped by their *sync day* ([`sync_day`]: the UTC day their certificate was
+//! issued), which every node computes the same way from the upload itself, so two nodes can
+//! compare what they hold day by day (see [`super::sync`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
+
+use ephemera_proto::DayNumber;
+use ephemera_proto::auth::CertificateId;
+use ephemera_proto::upload::{SignedUpload, UploadId, VerifiedUpload};
+use serde::{Deserialize, Serialize};
+
+/// The day an upload is filed under for catch-up: the UTC day its certificate was issued.
+///
+/// Relayed verification bounds a certificate's age by the retention period from this same
+/// instant, so a day older than retention holds nothing any node would accept.
+pub fn sync_day(upload: &SignedUpload) -> DayNumber {
+    upload.certificate.certificate.issued_at.day()
+}
+
+/// What happened to a relayed upload handed to [`FederationStore::store_relayed`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreOutcome {
+    /// Newly and durably stored: federation forwards it.
+    Stored,
+    /// An upload with this id is already stored: nothing changed.
+    AlreadyStored,
+    /// The upload is valid but its certificate id was already used by another upload (single
+    /// use is the store's to enforce): not stored, not forwarded.
+    CertificateUsed,
+}
+
+/// The store failed (I/O, corruption). Federation neither accepts nor forwards the upload.
+#[derive(Debug, thiserror::Error)]
+#[error("federation store failed: {0}")]
+pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+/// A summary of one day's uploads: count and XOR of their ids.
+///
+/// Two nodes holding the same set of ids for a day have equal digests; XOR makes the digest
+/// independent of order and cheap to maintain incrementally (XOR the id in on insert, out on
+/// purge).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayDigest {
+    /// The sync day.
+    pub day: DayNumber,
+    /// Number of uploads filed under that day.
+    pub count: u32,
+    /// XOR of their [`UploadId`]s.
+    pub xor: [u8; 32],
+}
+
+impl DayDigest {
+    /// The digest of a day with nothing in it.
+    pub fn empty(day: DayNumber) -> Self {
+        DayDigest {
+            day,
+            count: 0,
+            xor: [0; 32],
+        }
+    }
+
+    /// Adds `id` to the digest.
+    pub fn add(&mut self, id: &UploadId) {
+        self.count = self.count.saturating_add(1);
+        for (x, b) in self.xor.iter_mut().zip(id.0) {
+            *x ^= b;
+        }
+    }
+}
+
+/// The node storage federation reads and writes.
+///
+/// Methods are synchronous and may block briefly (federation calls them from blocking
+/// tasks, never from the swarm's event loop). Implementations must be cheap to share: the
+/// federation holds an `Arc`.
+pub trait FederationStore: Send + Sync + 'static {
+    /// Whether an upload with this id is stored.
+    fn contains(&self, id: &UploadId) -> bool;
+
+    /// Stores an upload that a peer relayed and federation verified (signature, HMAC,
+    /// trusted authority, relayed expiry, report rules). The store enforces single use of
+    /// the certificate id and files the upload under [`sync_day`].
+    ///
+    /// # Errors
+    /// [`StoreError`] if the backend failed; the upload then counts as not stored.
+    fn store_relayed(&self, upload: VerifiedUpload) -> Result<StoreOutcome, StoreError>;
+
+    /// Up to `limit` ids filed under `day`, in ascending order, strictly greater than
+    /// `after` when given: one page of a day's id set.
+    fn ids_for_day(&self, day: DayNumber, after: Option<UploadId>, limit: usize) -> Vec<UploadId>;
+
+    /// The stored upload with this id, in the canonical form whose encoding hashes to `id`.
+    fn get(&self, id: &UploadId) -> Option<SignedUpload>;
+
+    /// The digest of `day`. The default pages through [`Self::ids_for_day`]; a store that
+    /// keeps digests up to date should override it.
+    fn day_digest(&self, day: DayNumber) -> DayDigest {
+        const PAGE: usize = 4096;
+        let mut digest = DayDigest::empty(day);
+        let mut after = None;
+        loop {
+            let ids = self.ids_for_day(day, after, PAGE);
+            for id in &ids {
+                digest.add(id);
+            }
+            match ids.last() {
+                Some(last) if ids.len() == PAGE => after = Some(*last),
+                _ => return digest,
+            }
+        }
+    }
+}
+
+/// An in-memory [`FederationStore`] for tests, benchmarks and the simulator.
+#[derive(Debug, Default)]
+pub struct MemoryFederationStore {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    uploads: HashMap<UploadId, SignedUpload>,
+    by_day: BTreeMap<DayNumber, BTreeSet<UploadId>>,
+    digests: BTreeMap<DayNumber, DayDigest>,
+    certificates: HashSet<CertificateId>,
+}
+
+impl MemoryFederationStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryFederationStore::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stores an upload the node accepted itself (a phone's upload); same rules as
+    /// [`FederationStore::store_relayed`].
+    pub fn store_local(&self, upload: VerifiedUpload) -> StoreOutcome {
+        let mut inner = self.lock();
+        let id = upload.id();
+        if inner.uploads.contains_key(&id) {
+            return StoreOutcome::AlreadyStored;
+        }
+        let signed = upload.into_inner();
+        if !inner.certificates.insert(signed.certificate.certificate.id) {
+            return StoreOutcome::CertificateUsed;
+        }
+        let day = sync_day(&signed);
+        inner.by_day.entry(day).or_default().insert(id);
+        inner
+            .digests
+            .entry(day)
+            .or_insert_with(|| DayDigest::empty(day))
+            .add(&id);
+        inner.uploads.insert(id, signed);
+        StoreOutcome::Stored
+    }
+
+    /// Number of stored uploads.
+    pub fn len(&self) -> usize {
+        self.lock().uploads.len()
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every stored id, sorted.
+    pub fn ids(&self) -> BTreeSet<UploadId> {
+        self.lock().uploads.keys().copied().collect()
+    }
+
+    /// Forgets every upload filed under a day before `oldest` (retention purge).
+    pub fn purge_before(&self, oldest: DayNumber) {
+        let mut inner = self.lock();
+        let keep = inner.by_day.split_off(&oldest);
+        let old = std::mem::replace(&mut inner.by_day, keep);
+        let keep = inner.digests.split_off(&oldest);
+        inner.digests = keep;
+        for id in old.into_values().flatten() {
+            if let Some(upload) = inner.uploads.remove(&id) {
+                inner
+                    .certificates
+                    .remove(&upload.certificate.certificate.id);
+            }
+        }
+    }
+}
+
+impl FederationStore for MemoryFederationStore {
+    fn contains(&self, id: &UploadId) -> bool {
+        self.lock().uploads.contains_key(id)
+    }
+
+    fn store_relayed(&self, upload: VerifiedUpload) -> Result<StoreOutcome, StoreError> {
+        Ok(self.store_local(upload))
+    }
+
+    fn ids_for_day(&self, day: DayNumber, after: Option<UploadId>, limit: usize) -> Vec<UploadId> {
+        let inner = self.lock();
+        let Some(ids) = inner.by_day.get(&day) else {
+            return Vec::new();
+        };
+        match after {
+            Some(after) => ids
+                .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+                .take(limit)
+                .copied()
+                .collect(),
+            None => ids.iter().take(limit).copied().collect(),
+        }
+    }
+
+    fn get(&self, id: &UploadId) -> Option<SignedUpload> {
+        self.lock().uploads.get(id).cloned()
+    }
+
+    fn day_digest(&self, day: DayNumber) -> DayDigest {
+        self.lock()
+            .digests
+            .get(&day)
+            .copied()
+            .unwrap_or_else(|| DayDigest::empty(day))
+    }
+}

@@ -1,0 +1,300 @@
+//! Catch-up: the `SYNC_PROTOCOL` request-response protocol and its messages.
+//!
+//! A node reconciles with a peer day by day over the retention window, in three steps, each
+//! bounded:
+//!
+//! 1. [`SyncRequest::Digests`]: the peer's [`DayDigest`] (count and XOR of ids) for each day
+//!    of the window. Days whose digests match are done.
+//! 2. [`SyncRequest::Ids`]: for a day that differs, the peer's ids of that day in ascending
+//!    pages after a cursor. The node keeps those it lacks.
+//! 3. [`SyncRequest::Fetch`]: those uploads, a batch at a time, each re-verified exactly like
+//!    gossip before it is stored.
+//!
+//! Both sides start a round on every new connection and every `sync_interval`, so after a
+//! restart or a partition each side pulls what it missed and the two converge. The
+//! responder clamps every range: never a day outside the retention window, never more than
+//! [`MAX_DIGEST_DAYS`] digests, [`MAX_IDS_PER_PAGE`] ids or [`MAX_FETCH_IDS`] uploads, and
+//! never more than [`MAX_UPLOAD_BYTES`] of uploads in one response.
+//!
+//! On the stream a message is a 4-byte big-endian length, then a [`proto::wire`] frame
+//! (`SYNC_REQUEST` or `SYNC_RESPONSE` kind); the length is checked against the kind's cap
+//! before anything is read.
+//!
+//! [`proto::wire`]: ephemera_proto::wire
+
+use std::io;
+
+use ephemera_proto::DayNumber;
+use ephemera_proto::upload::{SignedUpload, UploadId};
+use ephemera_proto::wire::{self, WireMessage};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
+use libp2p::request_response;
+use serde::{Deserialize, Serialize};
+
+use super::store::{DayDigest, FederationStore, sync_day};
+
+/// The catch-up protocol's name.
+pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/ephemera/sync/1");
+
+/// Most days one digest response covers (a retention window of up to 31 days, plus one
+/// day of clock skew).
+pub const MAX_DIGEST_DAYS: u32 = 32;
+/// Most ids in one page.
+pub const MAX_IDS_PER_PAGE: usize = 4096;
+/// Most ids in one fetch request.
+pub const MAX_FETCH_IDS: usize = 256;
+/// Uploads in one fetch response stop once this many encoded bytes are reached (one upload,
+/// up to 1 MiB, is always allowed).
+pub const MAX_UPLOAD_BYTES: usize = 4 << 20;
+
+/// A catch-up request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncRequest {
+    /// Digests of the days `from..=to` (clamped by the responder to its retention window
+    /// and [`MAX_DIGEST_DAYS`]).
+    Digests {
+        /// First day wanted.
+        from: DayNumber,
+        /// Last day wanted.
+        to: DayNumber,
+    },
+    /// One page of the ids filed under `day`, ascending, strictly after `after`.
+    Ids {
+        /// The sync day.
+        day: DayNumber,
+        /// Cursor: the last id of the previous page.
+        after: Option<UploadId>,
+        /// Page size wanted (clamped to [`MAX_IDS_PER_PAGE`]).
+        limit: u32,
+    },
+    /// The uploads with these ids (only the first [`MAX_FETCH_IDS`] are considered).
+    Fetch {
+        /// Ids wanted.
+        ids: Vec<UploadId>,
+    },
+}
+
+impl WireMessage for SyncRequest {
+    const KIND: u8 = wire::kind::SYNC_REQUEST;
+    // A fetch of MAX_FETCH_IDS ids is about 8 KiB.
+    const MAX_SIZE: usize = 64 << 10;
+}
+
+impl SyncRequest {
+    /// A short name for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SyncRequest::Digests { .. } => "digests",
+            SyncRequest::Ids { .. } => "ids",
+            SyncRequest::Fetch { .. } => "fetch",
+        }
+    }
+}
+
+/// A catch-up response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncResponse {
+    /// Digests of the non-empty days in the clamped range; a day left out is empty.
+    Digests {
+        /// First day actually covered.
+        from: DayNumber,
+        /// Last day actually covered.
+        to: DayNumber,
+        /// One digest per non-empty day, ascending.
+        days: Vec<DayDigest>,
+    },
+    /// One page of a day's ids.
+    Ids {
+        /// The day asked for.
+        day: DayNumber,
+        /// Ascending ids after the cursor.
+        ids: Vec<UploadId>,
+        /// Whether more ids follow the last one.
+        more: bool,
+    },
+    /// Uploads asked for, in canonical form; ids the responder lacks (or that fell out of
+    /// retention) are left out, and the list stops at [`MAX_UPLOAD_BYTES`].
+    Uploads {
+        /// The uploads.
+        uploads: Vec<SignedUpload>,
+    },
+}
+
+impl WireMessage for SyncResponse {
+    const KIND: u8 = wire::kind::SYNC_RESPONSE;
+    // MAX_UPLOAD_BYTES plus one more upload of up to 1 MiB, plus framing.
+    const MAX_SIZE: usize = MAX_UPLOAD_BYTES + (1 << 20) + (64 << 10);
+}
+
+/// The retention window at `today`: the oldest day still kept, and the newest day accepted
+/// (tomorrow, for clock skew).
+pub(crate) fn window(today: DayNumber, retention_days: u32) -> (DayNumber, DayNumber) {
+    (today.minus(retention_days), today.plus(1))
+}
+
+/// Answers `request` from `store` at `today`. Pure apart from reading the store.
+pub(crate) fn answer(
+    store: &dyn FederationStore,
+    request: SyncRequest,
+    today: DayNumber,
+    retention_days: u32,
+) -> SyncResponse {
+    let (oldest, newest) = window(today, retention_days);
+    let in_window = |day: DayNumber| day >= oldest && day <= newest;
+    match request {
+        SyncRequest::Digests { from, to } => {
+            let from = from.max(oldest);
+            let to = to.min(newest).min(from.plus(MAX_DIGEST_DAYS - 1));
+            let mut days = Vec::new();
+            let mut day = from;
+            while day <= to {
+                let digest = store.day_digest(day);
+                if digest.count > 0 {
+                    days.push(digest);
+                }
+                if day == to {
+                    break;
+                }
+                day = day.plus(1);
+            }
+            SyncResponse::Digests { from, to, days }
+        }
+        SyncRequest::Ids { day, after, limit } => {
+            if !in_window(day) {
+                return SyncResponse::Ids {
+                    day,
+                    ids: Vec::new(),
+                    more: false,
+                };
+            }
+            let limit = (limit as usize).clamp(1, MAX_IDS_PER_PAGE);
+            let mut ids = store.ids_for_day(day, after, limit + 1);
+            let more = ids.len() > limit;
+            ids.truncate(limit);
+            SyncResponse::Ids { day, ids, more }
+        }
+        SyncRequest::Fetch { ids } => {
+            let mut uploads = Vec::new();
+            let mut bytes = 0usize;
+            for id in ids.iter().take(MAX_FETCH_IDS) {
+                let Some(upload) = store.get(id) else {
+                    continue;
+                };
+                if !in_window(sync_day(&upload)) {
+                    continue;
+                }
+                let size = wire::encode(&upload).len();
+                if !uploads.is_empty() && bytes + size > MAX_UPLOAD_BYTES {
+                    break;
+                }
+                bytes += size;
+                uploads.push(upload);
+            }
+            SyncResponse::Uploads { uploads }
+        }
+    }
+}
+
+/// Checks that an ids page is what was asked for: ascending, after the cursor, no longer
+/// than the limit.
+pub(crate) fn ids_page_is_valid(ids: &[UploadId], after: Option<UploadId>, limit: usize) -> bool {
+    ids.len() <= limit
+        && ids.windows(2).all(|w| w[0] < w[1])
+        && match (after, ids.first()) {
+            (Some(after), Some(first)) => *first > after,
+            _ => true,
+        }
+}
+
+/// The `request_response` codec of [`SYNC_PROTOCOL`]: a length prefix with a cap, then a
+/// `proto::wire` frame.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SyncCodec;
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::Result<Vec<u8>> {
+    let mut prefix = [0u8; 4];
+    io.read_exact(&mut prefix).await?;
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("sync frame of {len} bytes exceeds {max}"),
+        ));
+    }
+    // Read through `take` so memory grows with the bytes that really arrive, not with the
+    // announced length.
+    let mut buf = Vec::new();
+    io.take(len as u64).read_to_end(&mut buf).await?;
+    if buf.len() != len {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(buf)
+}
+
+async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, frame: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(frame.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+    io.write_all(&len.to_be_bytes()).await?;
+    io.write_all(frame).await?;
+    io.flush().await
+}
+
+fn decode<M: WireMessage>(bytes: &[u8]) -> io::Result<M> {
+    wire::decode(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+fn encode_capped<M: WireMessage>(message: &M) -> io::Result<Vec<u8>> {
+    let frame = wire::encode(message);
+    if frame.len() > M::MAX_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "sync message exceeds its cap",
+        ));
+    }
+    Ok(frame)
+}
+
+impl request_response::Codec for SyncCodec {
+    type Protocol = StreamProtocol;
+    type Request = SyncRequest;
+    type Response = SyncResponse;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncRequest>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        decode(&read_frame(io, SyncRequest::MAX_SIZE).await?)
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        decode(&read_frame(io, SyncResponse::MAX_SIZE).await?)
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        request: SyncRequest,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &encode_capped(&request)?).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        response: SyncResponse,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &encode_capped(&response)?).await
+    }
+}

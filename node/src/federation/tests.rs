@@ -1,0 +1,936 @@
+//! Federation tests: pure pieces first, then whole nodes over 127.0.0.1 (real sockets, mDNS
+//! off).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ephemera_proto::auth::ExpiryPolicy;
+use ephemera_proto::upload::{SignedUpload, UploadId};
+use ephemera_proto::{DayNumber, ReportContents, ReportLimits, wire};
+use futures::io::Cursor;
+use libp2p::request_response::Codec;
+use ring::digest;
+
+use super::sync::{
+    MAX_DIGEST_DAYS, MAX_FETCH_IDS, SYNC_PROTOCOL, SyncCodec, SyncRequest, SyncResponse, answer,
+};
+use super::testing::{LocalCluster, LocalNode, RecordingStore, UploadFactory, wait_until};
+use super::validate::{Verdict, Verifier};
+use super::*;
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+fn message_id(bytes: &[u8]) -> Vec<u8> {
+    digest::digest(&digest::SHA256, bytes).as_ref().to_vec()
+}
+
+fn verifier(factory: &UploadFactory) -> Verifier {
+    Verifier {
+        trusted: factory.trusted(),
+        limits: ReportLimits::default(),
+    }
+}
+
+/// The three forgeries the brief names, plus garbage.
+fn forgeries(honest: &UploadFactory) -> Vec<(&'static str, Vec<u8>)> {
+    let mut bad_signature = honest.signed(2);
+    bad_signature.certificate.signature.0[0] ^= 1;
+    let untrusted = UploadFactory::new().signed(2);
+    let mut wrong_hmac = honest.signed(2);
+    if let ReportContents::Pet(tokens) = &mut wrong_hmac.contents {
+        tokens[0].token.0[0] ^= 1;
+    }
+    vec![
+        ("bad-signature", wire::encode(&bad_signature)),
+        ("untrusted-authority", wire::encode(&untrusted)),
+        ("hmac-mismatch", wire::encode(&wrong_hmac)),
+        (
+            "malformed",
+            vec![wire::WIRE_VERSION, wire::kind::SIGNED_UPLOAD, 0xff],
+        ),
+    ]
+}
+
+#[test]
+fn gossip_verdicts_follow_the_checks() {
+    let factory = UploadFactory::new();
+    let verifier = verifier(&factory);
+    let store = MemoryFederationStore::new();
+    let now = SystemClock.now();
+
+    for (reason, bytes) in forgeries(&factory) {
+        assert_eq!(
+            verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
+            Verdict::Reject(reason)
+        );
+    }
+
+    let upload = factory.upload(3);
+    let bytes = wire::encode(upload.upload());
+    assert_eq!(
+        message_id(&bytes),
+        upload.id().0,
+        "message id is the upload id"
+    );
+    assert_eq!(
+        verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
+        Verdict::Accept
+    );
+    assert!(store.contains(&upload.id()));
+    assert_eq!(
+        verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
+        Verdict::Ignore("duplicate")
+    );
+
+    // The same report in a non-canonical order verifies but is refused as gossip.
+    let mut shuffled = factory.upload(3).into_inner();
+    if let ReportContents::Pet(tokens) = &mut shuffled.contents {
+        tokens.reverse();
+    }
+    let bytes = wire::encode(&shuffled);
+    assert_eq!(
+        verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
+        Verdict::Reject("non-canonical")
+    );
+
+    // Clock edges are ignored, not punished: a certificate from 20 days ago.
+    let old = factory.signed(1);
+    let bytes = wire::encode(&old);
+    let later = now.plus_seconds(20 * 86_400);
+    assert!(matches!(
+        verifier.check_gossip(&store, &message_id(&bytes), &bytes, later),
+        Verdict::Ignore(_)
+    ));
+}
+
+#[test]
+fn sync_answers_are_clamped_to_retention_and_caps() {
+    let factory = UploadFactory::new();
+    let store = MemoryFederationStore::new();
+    let mut ids = BTreeSet::new();
+    for _ in 0..5 {
+        let upload = factory.upload(1);
+        ids.insert(upload.id());
+        store.store_local(upload);
+    }
+    let today = SystemClock.now().day();
+
+    // A huge range is clamped to the window and the digest cap.
+    let SyncResponse::Digests { from, to, days } = answer(
+        &store,
+        SyncRequest::Digests {
+            from: DayNumber(0),
+            to: DayNumber(u32::MAX),
+        },
+        today,
+        14,
+    ) else {
+        panic!("wrong response kind")
+    };
+    assert_eq!(from, today.minus(14));
+    assert_eq!(to, today.plus(1));
+    assert!(to.0 - from.0 < MAX_DIGEST_DAYS);
+    assert_eq!(days.len(), 1);
+    assert_eq!(days[0].count, 5);
+    assert_eq!(days[0], store.day_digest(today));
+
+    // Pages are ascending and resume after the cursor.
+    let SyncResponse::Ids {
+        ids: first, more, ..
+    } = answer(
+        &store,
+        SyncRequest::Ids {
+            day: today,
+            after: None,
+            limit: 2,
+        },
+        today,
+        14,
+    )
+    else {
+        panic!("wrong response kind")
+    };
+    assert!(more);
+    assert_eq!(first, ids.iter().copied().take(2).collect::<Vec<_>>());
+    let SyncResponse::Ids {
+        ids: rest, more, ..
+    } = answer(
+        &store,
+        SyncRequest::Ids {
+            day: today,
+            after: first.last().copied(),
+            limit: 10,
+        },
+        today,
+        14,
+    )
+    else {
+        panic!("wrong response kind")
+    };
+    assert!(!more);
+    assert_eq!(rest.len(), 3);
+
+    // Nothing older than retention is ever served: seen from 20 days later, the day is out.
+    let later = today.plus(20);
+    let SyncResponse::Ids { ids: none, .. } = answer(
+        &store,
+        SyncRequest::Ids {
+            day: today,
+            after: None,
+            limit: 10,
+        },
+        later,
+        14,
+    ) else {
+        panic!("wrong response kind")
+    };
+    assert!(none.is_empty());
+    let wanted: Vec<UploadId> = ids.iter().copied().collect();
+    let SyncResponse::Uploads { uploads } = answer(
+        &store,
+        SyncRequest::Fetch {
+            ids: wanted.clone(),
+        },
+        later,
+        14,
+    ) else {
+        panic!("wrong response kind")
+    };
+    assert!(uploads.is_empty());
+
+    // A fetch returns what it has, and considers at most MAX_FETCH_IDS ids.
+    let mut many = vec![UploadId([0; 32]); MAX_FETCH_IDS];
+    many.extend(wanted.iter().copied());
+    let SyncResponse::Uploads { uploads } =
+        answer(&store, SyncRequest::Fetch { ids: many }, today, 14)
+    else {
+        panic!("wrong response kind")
+    };
+    assert!(uploads.is_empty(), "ids past the cap are not looked at");
+    let SyncResponse::Uploads { uploads } =
+        answer(&store, SyncRequest::Fetch { ids: wanted }, today, 14)
+    else {
+        panic!("wrong response kind")
+    };
+    assert_eq!(uploads.len(), 5);
+}
+
+#[tokio::test]
+async fn sync_codec_round_trips_and_refuses_oversized_frames() {
+    let mut codec = SyncCodec;
+    let request = SyncRequest::Ids {
+        day: DayNumber(20_000),
+        after: Some(UploadId([7; 32])),
+        limit: 100,
+    };
+    let mut buf = Cursor::new(Vec::new());
+    codec
+        .write_request(&SYNC_PROTOCOL, &mut buf, request.clone())
+        .await
+        .unwrap();
+    let mut read = Cursor::new(buf.into_inner());
+    assert_eq!(
+        codec.read_request(&SYNC_PROTOCOL, &mut read).await.unwrap(),
+        request
+    );
+
+    let factory = UploadFactory::new();
+    let response = SyncResponse::Uploads {
+        uploads: vec![factory.upload(2).into_inner()],
+    };
+    let mut buf = Cursor::new(Vec::new());
+    codec
+        .write_response(&SYNC_PROTOCOL, &mut buf, response.clone())
+        .await
+        .unwrap();
+    let mut read = Cursor::new(buf.into_inner());
+    assert_eq!(
+        codec
+            .read_response(&SYNC_PROTOCOL, &mut read)
+            .await
+            .unwrap(),
+        response
+    );
+
+    // A length prefix over the request cap is refused before anything is read.
+    let mut huge = Cursor::new(u32::MAX.to_be_bytes().to_vec());
+    let err = codec
+        .read_request(&SYNC_PROTOCOL, &mut huge)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    // A truncated frame is an error, not a hang or a panic.
+    let mut short = Cursor::new(vec![0, 0, 0, 10, 1, 6]);
+    assert!(
+        codec
+            .read_request(&SYNC_PROTOCOL, &mut short)
+            .await
+            .is_err()
+    );
+    // A frame of the wrong kind is refused.
+    let mut frame = 2u32.to_be_bytes().to_vec();
+    frame.extend_from_slice(&[wire::WIRE_VERSION, wire::kind::SIGNED_UPLOAD]);
+    assert!(
+        codec
+            .read_request(&SYNC_PROTOCOL, &mut Cursor::new(frame))
+            .await
+            .is_err()
+    );
+}
+
+#[test]
+fn memory_store_enforces_single_use_and_purges() {
+    let factory = UploadFactory::new();
+    let store = MemoryFederationStore::new();
+    let upload = factory.upload(2);
+    assert_eq!(store.store_local(upload.clone()), StoreOutcome::Stored);
+    assert_eq!(
+        store.store_local(upload.clone()),
+        StoreOutcome::AlreadyStored
+    );
+    assert_eq!(store.store_local(factory.upload(2)), StoreOutcome::Stored);
+    let day = sync_day(upload.upload());
+    assert_eq!(store.day_digest(day).count, 2);
+    // The maintained digest equals one computed from the ids.
+    let mut paged = DayDigest::empty(day);
+    for id in store.ids_for_day(day, None, 10) {
+        paged.add(&id);
+    }
+    assert_eq!(store.day_digest(day), paged);
+    store.purge_before(day.plus(1));
+    assert!(store.is_empty());
+    assert_eq!(store.day_digest(day), DayDigest::empty(day));
+}
+
+// ---- whole nodes over loopback ----------------------------------------------------------
+
+fn test_config(factory: &UploadFactory) -> FederationConfig {
+    let mut config = FederationConfig::default()
+        .with_trusted_authorities(factory.trusted())
+        .with_sync_interval(Duration::from_secs(2));
+    config.redial_interval = Duration::from_secs(1);
+    config
+}
+
+const PROPAGATION: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_published_at_a_reaches_c() {
+    init_tracing();
+    let factory = UploadFactory::new();
+    let cluster = LocalCluster::start(3, |_| test_config(&factory))
+        .await
+        .unwrap();
+    assert!(cluster.wait_for_mesh(PROPAGATION).await, "mesh formed");
+
+    let upload = factory.upload(5);
+    let id = upload.id();
+    let a = &cluster.nodes[0];
+    assert_eq!(a.store.store_local(upload.clone()), StoreOutcome::Stored);
+    a.handle.publish(upload).await.unwrap();
+    assert!(
+        cluster.wait_for(&id, PROPAGATION).await,
+        "every node stores it"
+    );
+    let c = &cluster.nodes[2];
+    assert_eq!(
+        c.store.get(&id).map(|u| wire::encode(&u)),
+        a.store.get(&id).map(|u| wire::encode(&u))
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_catches_up() {
+    init_tracing();
+    let factory = UploadFactory::new();
+    let mut cluster = LocalCluster::start(3, |_| test_config(&factory))
+        .await
+        .unwrap();
+    assert!(cluster.wait_for_mesh(PROPAGATION).await);
+
+    // C goes down; A publishes while it is away.
+    cluster.nodes[2].stop().await;
+    let mut ids = Vec::new();
+    for _ in 0..9 {
+        let upload = factory.upload(3);
+        ids.push(upload.id());
+        cluster.nodes[0].store.store_local(upload.clone());
+        cluster.nodes[0].handle.publish(upload).await.unwrap();
+    }
+    let b = cluster.nodes[1].store.clone();
+    assert!(wait_until(PROPAGATION, || ids.iter().all(|id| b.contains(id))).await);
+    let c_store = cluster.nodes[2].store.clone();
+    assert!(ids.iter().all(|id| !c_store.contains(id)), "C was down");
+
+    // C restarts: a new event loop over the same store and identity, on a new port; small
+    // pages and fetch batches make it page through what it missed.
+    let c_identity = cluster.nodes[2].identity.clone();
+    let mut config = test_config(&factory);
+    config.sync_page_size = 2;
+    config.sync_fetch_batch = 3;
+    let restarted = LocalNode::start(
+        config,
+        c_identity,
+        c_store.clone(),
+        vec![cluster.nodes[0].tcp_addr()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        restarted.handle.peer_id(),
+        cluster.nodes[2].handle.peer_id()
+    );
+    cluster.nodes[2] = restarted;
+    assert!(
+        wait_until(PROPAGATION, || ids.iter().all(|id| c_store.contains(id))).await,
+        "C caught up"
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_heals_and_everyone_converges() {
+    init_tracing();
+    let factory = UploadFactory::new();
+    let cluster = LocalCluster::start(4, |_| test_config(&factory))
+        .await
+        .unwrap();
+    assert!(cluster.wait_for_mesh(PROPAGATION).await);
+    let nodes = &cluster.nodes;
+    let (left, right) = nodes.split_at(2);
+
+    // Partition {0, 1} | {2, 3}: each side bans the other.
+    for l in left {
+        for r in right {
+            l.handle.ban(r.handle.peer_id(), None).await.unwrap();
+            r.handle.ban(l.handle.peer_id(), None).await.unwrap();
+        }
+    }
+    let mut separated = false;
+    let deadline = Instant::now() + PROPAGATION;
+    while !separated && Instant::now() < deadline {
+        separated = true;
+        for l in left {
+            let status = l.handle.status().await.unwrap();
+            separated &= right
+                .iter()
+                .all(|r| !status.connected_peers.contains(&r.handle.peer_id()));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(separated, "partition in place");
+
+    // Each side gets uploads the other misses.
+    let mut all = Vec::new();
+    for (origin, witness) in [(0, 1), (2, 3)] {
+        let mut ids = Vec::new();
+        for _ in 0..4 {
+            let upload = factory.upload(2);
+            ids.push(upload.id());
+            nodes[origin].store.store_local(upload.clone());
+            nodes[origin].handle.publish(upload).await.unwrap();
+        }
+        let store = nodes[witness].store.clone();
+        assert!(wait_until(PROPAGATION, || ids.iter().all(|id| store.contains(id))).await);
+        all.extend(ids);
+    }
+    assert!(!nodes[2].store.contains(&all[0]));
+    assert!(!nodes[0].store.contains(&all[4]));
+
+    // Heal: lift the bans and reconnect one pair; catch-up and re-gossip do the rest.
+    for l in left {
+        for r in right {
+            l.handle.unban(r.handle.peer_id()).await.unwrap();
+            r.handle.unban(l.handle.peer_id()).await.unwrap();
+        }
+    }
+    nodes[1].handle.dial(nodes[2].tcp_addr()).await.unwrap();
+    let stores: Vec<Arc<RecordingStore>> = nodes.iter().map(|n| n.store.clone()).collect();
+    assert!(
+        wait_until(Duration::from_secs(20), || stores
+            .iter()
+            .all(|s| all.iter().all(|id| s.contains(id))))
+        .await,
+        "all converge"
+    );
+    let expected: BTreeSet<UploadId> = all.iter().copied().collect();
+    for store in &stores {
+        assert_eq!(
+            store.memory().ids(),
+            expected,
+            "nothing missing, nothing extra"
+        );
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forger_is_rejected_and_penalised_while_honest_traffic_flows() {
+    init_tracing();
+    let factory = UploadFactory::new();
+    let mut cluster = LocalCluster::start(3, |_| test_config(&factory))
+        .await
+        .unwrap();
+    assert!(cluster.wait_for_mesh(PROPAGATION).await);
+
+    // The forger runs the same software but publishes raw bytes, bypassing verification.
+    let forger = LocalNode::start(
+        test_config(&factory),
+        NodeIdentity::generate(),
+        Arc::new(RecordingStore::new()),
+        vec![cluster.nodes[0].tcp_addr()],
+    )
+    .await
+    .unwrap();
+    let forger_id = forger.handle.peer_id();
+    let deadline = Instant::now() + PROPAGATION;
+    while forger.handle.status().await.unwrap().topic_peers == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Give gossipsub one heartbeat to graft the forger into a mesh.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let forged = forgeries(&factory);
+    let forged_ids: Vec<UploadId> = forged
+        .iter()
+        .map(|(_, bytes)| UploadId(message_id(bytes).try_into().unwrap()))
+        .collect();
+    for (_, bytes) in forged {
+        forger.handle.publish_raw(bytes).await.unwrap();
+    }
+
+    // Every honest node that heard the forger penalised it: score below zero, or banned.
+    let a = &cluster.nodes[0];
+    let deadline = Instant::now() + PROPAGATION;
+    let mut punished = false;
+    while !punished && Instant::now() < deadline {
+        let status = a.handle.status().await.unwrap();
+        punished = status.banned_peers.contains(&forger_id)
+            || status.score_of(&forger_id).is_some_and(|s| s < 0.0);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(punished, "forger penalised at A");
+    // Four invalid messages cost far more than the graylist threshold: A bans it.
+    let mut banned = false;
+    let deadline = Instant::now() + PROPAGATION;
+    while !banned && Instant::now() < deadline {
+        let status = a.handle.status().await.unwrap();
+        banned = status.banned_peers.contains(&forger_id)
+            && !status.connected_peers.contains(&forger_id);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(banned, "forger banned and disconnected at A");
+
+    // Honest traffic still flows, and no forgery was stored anywhere honest.
+    let upload = factory.upload(4);
+    let id = upload.id();
+    cluster.nodes[1].store.store_local(upload.clone());
+    cluster.nodes[1].handle.publish(upload).await.unwrap();
+    assert!(cluster.wait_for(&id, PROPAGATION).await);
+    for node in &cluster.nodes {
+        for forged in &forged_ids {
+            assert!(!node.store.contains(forged));
+        }
+    }
+    let mut forger = forger;
+    forger.stop().await;
+    cluster.nodes.push(forger);
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_alone_carries_gossip_and_catch_up() {
+    init_tracing();
+    let factory = UploadFactory::new();
+    let quic_only = || {
+        let mut config = test_config(&factory);
+        config.listen_addrs = vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()];
+        config
+    };
+    let a = LocalNode::start(
+        quic_only(),
+        NodeIdentity::generate(),
+        Arc::new(RecordingStore::new()),
+        vec![],
+    )
+    .await
+    .unwrap();
+    // Stored before B exists: B gets it by catch-up; the second by gossip.
+    let early = factory.upload(2);
+    a.store.store_local(early.clone());
+    let quic = a.quic_addr().expect("A listens on QUIC");
+    let b = LocalNode::start(
+        quic_only(),
+        NodeIdentity::generate(),
+        Arc::new(RecordingStore::new()),
+        vec![quic],
+    )
+    .await
+    .unwrap();
+    let mut cluster = LocalCluster { nodes: vec![a, b] };
+    assert!(cluster.wait_for_mesh(PROPAGATION).await);
+    assert!(
+        cluster.wait_for(&early.id(), PROPAGATION).await,
+        "caught up over QUIC"
+    );
+    let late = factory.upload(2);
+    cluster.nodes[0].store.store_local(late.clone());
+    cluster.nodes[0].handle.publish(late.clone()).await.unwrap();
+    assert!(
+        cluster.wait_for(&late.id(), PROPAGATION).await,
+        "gossip over QUIC"
+    );
+    for node in &mut cluster.nodes {
+        node.stop().await;
+    }
+}
+
+/// A store that also serves forged uploads, to test catch-up validation.
+struct ForgingStore {
+    honest: RecordingStore,
+    forged: Vec<(UploadId, SignedUpload)>,
+}
+
+impl FederationStore for ForgingStore {
+    fn contains(&self, id: &UploadId) -> bool {
+        self.honest.contains(id)
+    }
+
+    fn store_relayed(
+        &self,
+        upload: ephemera_proto::upload::VerifiedUpload,
+    ) -> Result<StoreOutcome, StoreError> {
+        self.honest.store_relayed(upload)
+    }
+
+    fn ids_for_day(&self, day: DayNumber, after: Option<UploadId>, limit: usize) -> Vec<UploadId> {
+        let mut ids: BTreeSet<UploadId> = self
+            .honest
+            .ids_for_day(day, None, usize::MAX)
+            .into_iter()
+            .collect();
+        ids.extend(
+            self.forged
+                .iter()
+                .filter(|(_, u)| sync_day(u) == day)
+                .map(|(id, _)| *id),
+        );
+        ids.into_iter()
+            .filter(|id| after.is_none_or(|a| *id > a))
+            .take(limit)
+            .collect()
+    }
+
+    fn get(&self, id: &UploadId) -> Option<SignedUpload> {
+        self.honest.get(id).or_else(|| {
+            self.forged
+                .iter()
+                .find(|(f, _)| f == id)
+                .map(|(_, u)| u.clone())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_rejects_forged_uploads_and_penalises_the_server() {
+    init_tracing();
+    let factory = UploadFactory::new();
+    let forged: Vec<(UploadId, SignedUpload)> = forgeries(&factory)
+        .into_iter()
+        .filter_map(|(_, bytes)| {
+            let upload = wire::decode::<SignedUpload>(&bytes).ok()?;
+            Some((UploadId(message_id(&bytes).try_into().unwrap()), upload))
+        })
+        .collect();
+    assert_eq!(forged.len(), 3);
+    let forged_ids: Vec<UploadId> = forged.iter().map(|(id, _)| *id).collect();
+    let honest_upload = factory.upload(2);
+    let server_store = Arc::new(ForgingStore {
+        honest: RecordingStore::new(),
+        forged,
+    });
+    server_store.honest.store_local(honest_upload.clone());
+    let (server, server_join) = Federation::spawn(
+        test_config(&factory),
+        NodeIdentity::generate(),
+        server_store.clone(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let server_addr = server.listen_addrs().await.unwrap()[0]
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(server.peer_id()));
+
+    let client = LocalNode::start(
+        test_config(&factory),
+        NodeIdentity::generate(),
+        Arc::new(RecordingStore::new()),
+        vec![server_addr],
+    )
+    .await
+    .unwrap();
+    let server_id = server.peer_id();
+    let mut penalised = false;
+    let deadline = Instant::now() + PROPAGATION;
+    while !penalised && Instant::now() < deadline {
+        let status = client.handle.status().await.unwrap();
+        penalised = status.score_of(&server_id).is_some_and(|s| s < 0.0)
+            || status.banned_peers.contains(&server_id);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(penalised, "the forging server lost score");
+    for id in &forged_ids {
+        assert!(!client.store.contains(id), "no forgery stored");
+    }
+    let mut client = client;
+    client.stop().await;
+    server.shutdown().await.unwrap();
+    server_join.await.unwrap();
+}
+
+/// Propagation latency across 10 nodes on loopback: `cargo test -p ephemera-node --
+/// --ignored --nocapture propagation_latency`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: prints p50/p99 propagation latency over 10 nodes"]
+async fn propagation_latency_10_nodes() {
+    const NODES: usize = 10;
+    const UPLOADS: usize = 100;
+    let factory = UploadFactory::new();
+    let cluster = LocalCluster::start(NODES, |_| test_config(&factory))
+        .await
+        .unwrap();
+    assert!(cluster.wait_for_mesh(Duration::from_secs(30)).await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let mut latencies = Vec::new();
+    for i in 0..UPLOADS {
+        let origin = &cluster.nodes[i % NODES];
+        let upload = factory.upload(10);
+        let id = upload.id();
+        let sent = Instant::now();
+        origin.store.store_local(upload.clone());
+        origin.handle.publish(upload).await.unwrap();
+        assert!(cluster.wait_for(&id, Duration::from_secs(10)).await);
+        for node in &cluster.nodes {
+            if node.handle.peer_id() != origin.handle.peer_id() {
+                let arrival = node.store.arrival(&id).unwrap();
+                latencies.push(arrival.saturating_duration_since(sent));
+            }
+        }
+        // Per-report "reached all" latency is the max over nodes; collected via the above.
+    }
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    println!(
+        "federation propagation over {NODES} nodes, {UPLOADS} uploads, {} deliveries: p50 {:?}, p99 {:?}, max {:?}",
+        latencies.len(),
+        pct(0.50),
+        pct(0.99),
+        latencies.last().unwrap()
+    );
+    assert!(pct(0.99) < Duration::from_secs(1), "p99 under one second");
+    cluster.stop().await;
+}
+
+#[test]
+fn forged_uploads_fail_verification_for_the_expected_reason() {
+    // Guard for the test fixtures themselves: each forgery fails the intended check.
+    let factory = UploadFactory::new();
+    let now = SystemClock.now();
+    for (reason, bytes) in forgeries(&factory) {
+        let Ok(upload) = wire::decode::<SignedUpload>(&bytes) else {
+            assert_eq!(reason, "malformed");
+            continue;
+        };
+        let err = upload
+            .verify(
+                &factory.trusted(),
+                now,
+                ExpiryPolicy::Relayed { retention_days: 14 },
+                &ReportLimits::default(),
+            )
+            .unwrap_err();
+        assert_eq!(validate::classify(&err), Verdict::Reject(reason));
+    }
+}
+
+/// A burst of uploads published at random nodes of a 10-node cluster: time until every
+/// node holds every upload. `cargo test -p ephemera-node -- --ignored --nocapture burst`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: prints burst convergence time over 10 nodes"]
+async fn burst_convergence_10_nodes() {
+    const NODES: usize = 10;
+    const UPLOADS: usize = 500;
+    let factory = UploadFactory::new();
+    let cluster = LocalCluster::start(NODES, |_| test_config(&factory))
+        .await
+        .unwrap();
+    assert!(cluster.wait_for_mesh(Duration::from_secs(30)).await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let uploads: Vec<_> = (0..UPLOADS).map(|_| factory.upload(10)).collect();
+    let ids: Vec<UploadId> = uploads.iter().map(|u| u.id()).collect();
+    let start = Instant::now();
+    for (i, upload) in uploads.into_iter().enumerate() {
+        let origin = &cluster.nodes[i % NODES];
+        origin.store.store_local(upload.clone());
+        origin.handle.publish(upload).await.unwrap();
+    }
+    let published = start.elapsed();
+    let stores: Vec<Arc<RecordingStore>> = cluster.nodes.iter().map(|n| n.store.clone()).collect();
+    let converged = wait_until(Duration::from_secs(60), || {
+        stores.iter().all(|s| ids.iter().all(|id| s.contains(id)))
+    })
+    .await;
+    let mut latest = Duration::ZERO;
+    for store in &stores {
+        for id in &ids {
+            if let Some(t) = store.arrival(id) {
+                latest = latest.max(t.saturating_duration_since(start));
+            }
+        }
+    }
+    println!(
+        "burst of {UPLOADS} uploads over {NODES} nodes: published in {published:?}, \
+         all stored everywhere after {latest:?} (converged: {converged})"
+    );
+    assert!(converged);
+    cluster.stop().await;
+}
+
+/// A global `metrics` recorder that keeps counters, keyed `name{k=v,...}`.
+#[derive(Default)]
+struct CountingRecorder {
+    counters: std::sync::Mutex<std::collections::HashMap<String, Arc<CountingCounter>>>,
+}
+
+#[derive(Default)]
+struct CountingCounter(std::sync::atomic::AtomicU64);
+
+impl ::metrics::CounterFn for CountingCounter {
+    fn increment(&self, value: u64) {
+        self.0
+            .fetch_add(value, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn absolute(&self, value: u64) {
+        self.0
+            .fetch_max(value, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+struct SharedRecorder(Arc<CountingRecorder>);
+
+impl ::metrics::Recorder for SharedRecorder {
+    fn describe_counter(
+        &self,
+        _: ::metrics::KeyName,
+        _: Option<::metrics::Unit>,
+        _: ::metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: ::metrics::KeyName,
+        _: Option<::metrics::Unit>,
+        _: ::metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: ::metrics::KeyName,
+        _: Option<::metrics::Unit>,
+        _: ::metrics::SharedString,
+    ) {
+    }
+
+    fn register_counter(
+        &self,
+        key: &::metrics::Key,
+        _: &::metrics::Metadata<'_>,
+    ) -> ::metrics::Counter {
+        let mut labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        labels.sort();
+        let name = format!("{}{{{}}}", key.name(), labels.join(","));
+        let counter = self
+            .0
+            .counters
+            .lock()
+            .unwrap()
+            .entry(name)
+            .or_default()
+            .clone();
+        ::metrics::Counter::from_arc(counter)
+    }
+
+    fn register_gauge(&self, _: &::metrics::Key, _: &::metrics::Metadata<'_>) -> ::metrics::Gauge {
+        ::metrics::Gauge::noop()
+    }
+
+    fn register_histogram(
+        &self,
+        _: &::metrics::Key,
+        _: &::metrics::Metadata<'_>,
+    ) -> ::metrics::Histogram {
+        ::metrics::Histogram::noop()
+    }
+}
+
+impl CountingRecorder {
+    fn get(&self, name: &str) -> u64 {
+        self.counters
+            .lock()
+            .unwrap()
+            .get(name)
+            .map_or(0, |c| c.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_connections_verdicts_and_sync() {
+    let recorder = Arc::new(CountingRecorder::default());
+    // Only this test installs a recorder; other tests running at the same time only add to
+    // the counts, so every check below is a lower bound.
+    ::metrics::set_global_recorder(SharedRecorder(recorder.clone())).expect("one recorder");
+
+    let factory = UploadFactory::new();
+    let cluster = LocalCluster::start(2, |_| test_config(&factory))
+        .await
+        .unwrap();
+    assert!(cluster.wait_for_mesh(PROPAGATION).await);
+    let (honest, forger) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let (_, bad_signature) = forgeries(&factory).swap_remove(0);
+    forger.handle.publish_raw(bad_signature).await.unwrap();
+    let upload = factory.upload(1);
+    honest.store.store_local(upload.clone());
+    honest.handle.publish(upload).await.unwrap();
+    let rejected = "ephemera_federation_gossip_total{reason=bad-signature,verdict=rejected}";
+    let accepted = "ephemera_federation_gossip_total{reason=ok,verdict=accepted}";
+    assert!(
+        wait_until(PROPAGATION, || recorder.get(rejected) >= 1
+            && recorder.get(accepted) >= 1)
+        .await
+    );
+    assert!(recorder.get("ephemera_federation_connections_total{event=established}") >= 2);
+    assert!(recorder.get("ephemera_federation_published_total{result=ok}") >= 1);
+    assert!(
+        recorder.get("ephemera_federation_sync_requests_total{direction=outbound,kind=digests}")
+            >= 2
+    );
+    assert!(
+        recorder.get("ephemera_federation_sync_requests_total{direction=inbound,kind=digests}")
+            >= 2
+    );
+    assert!(recorder.get("ephemera_federation_sync_rounds_total{result=ok}") >= 2);
+    cluster.stop().await;
+}

@@ -1,0 +1,326 @@
+//! The node's long-lived keys, created on first start and kept in `<data_dir>/keys/`.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `authority.seed` | Ed25519 seed of the health authority's certificate key (hex) |
+//! | `batch.seed` | Ed25519 seed of the node's batch-signing key (hex) |
+//! | `gaen-export.pk8` | ECDSA P-256 PKCS#8 (DER) signing GAEN `export.sig` |
+//! | `code-pepper` | HMAC key for stored upload-code hashes (hex) |
+//! | `libp2p-identity.seed` | Ed25519 seed reserved for the federation identity (hex) |
+//!
+//! Files are created with mode 0600 in a 0700 folder and never rewritten.
+
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ephemera_proto::auth::{AuthoritySigningKey, CodePepper};
+use ephemera_proto::batch::NodeSigningKey;
+use rand_core::CryptoRng;
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+/// Sub-folder of the data folder that holds the keys.
+pub const KEYS_DIR: &str = "keys";
+const AUTHORITY_FILE: &str = "authority.seed";
+const BATCH_FILE: &str = "batch.seed";
+const EXPORT_FILE: &str = "gaen-export.pk8";
+const PEPPER_FILE: &str = "code-pepper";
+/// The federation identity's seed; libp2p will read it as an Ed25519 secret key.
+pub const LIBP2P_IDENTITY_FILE: &str = "libp2p-identity.seed";
+
+/// DER prefix of a P-256 SubjectPublicKeyInfo, before the 65-byte uncompressed point.
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+/// A key file could not be read, written or parsed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Reading or writing a key file failed.
+    #[error("key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A key file exists but does not hold a valid key.
+    #[error("key file {path} is corrupt")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// The ECDSA P-256 key that signs GAEN export files.
+pub struct ExportSigningKey {
+    pair: EcdsaKeyPair,
+    pkcs8: Zeroizing<Vec<u8>>,
+}
+
+impl ExportSigningKey {
+    /// Loads a PKCS#8 (DER) document.
+    pub fn from_pkcs8(pkcs8: &[u8]) -> Option<Self> {
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8, &SystemRandom::new())
+            .ok()
+            .map(|pair| ExportSigningKey {
+                pair,
+                pkcs8: Zeroizing::new(pkcs8.to_vec()),
+            })
+    }
+
+    /// The signer of GAEN export files, naming itself with `info`.
+    pub fn export_signer(
+        &self,
+        info: ephemera_proto::gaen::SignatureInfo,
+    ) -> Result<ephemera_proto::gaen::ExportSigner, ephemera_proto::gaen::ExportError> {
+        ephemera_proto::gaen::ExportSigner::from_pkcs8(&self.pkcs8, info, &SystemRandom::new())
+    }
+
+    /// Signs `message` with ECDSA P-256 SHA-256; the signature is DER (as GAEN wants).
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        self.pair
+            .sign(&SystemRandom::new(), message)
+            .map(|s| s.as_ref().to_vec())
+            // ring only fails here when the system RNG fails; nothing sane can go on then.
+            .expect("system random number generator")
+    }
+
+    /// The 65-byte uncompressed public point.
+    pub fn public_point(&self) -> &[u8] {
+        self.pair.public_key().as_ref()
+    }
+
+    /// The public key as a PEM `PUBLIC KEY` (SubjectPublicKeyInfo), as Google's tooling
+    /// and app configuration take it.
+    pub fn public_key_pem(&self) -> String {
+        let mut der = P256_SPKI_PREFIX.to_vec();
+        der.extend_from_slice(self.public_point());
+        let b64 = base64(&der);
+        let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+            pem.push('\n');
+        }
+        pem.push_str("-----END PUBLIC KEY-----\n");
+        pem
+    }
+}
+
+impl fmt::Debug for ExportSigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ExportSigningKey(<redacted>)")
+    }
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Every long-lived key of a node. `Debug` shows public parts only.
+pub struct NodeKeys {
+    /// Signs certificates (authority role).
+    pub authority: AuthoritySigningKey,
+    /// Signs batches.
+    pub batch: NodeSigningKey,
+    /// Signs GAEN export files.
+    pub export: ExportSigningKey,
+    /// Keys the hashes of stored upload codes.
+    pub pepper: CodePepper,
+    /// Seed of the future libp2p identity (reserved; federation is not built yet).
+    pub libp2p_seed: Zeroizing<[u8; 32]>,
+}
+
+impl fmt::Debug for NodeKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeKeys")
+            .field("authority", &self.authority.public_key())
+            .field("batch", &self.batch.public_key())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeKeys {
+    /// Loads the keys from `data_dir/keys`, creating any that are missing with `rng`.
+    /// Returns the keys and whether any was created.
+    ///
+    /// # Errors
+    /// [`KeyError`] when a file cannot be read or written, or is corrupt.
+    pub fn load_or_create(
+        data_dir: &Path,
+        rng: &mut impl CryptoRng,
+    ) -> Result<(NodeKeys, bool), KeyError> {
+        let dir = data_dir.join(KEYS_DIR);
+        create_private_dir(&dir)?;
+        let mut created = false;
+        let mut seed_file =
+            |name: &str, created: &mut bool| -> Result<Zeroizing<[u8; 32]>, KeyError> {
+                let path = dir.join(name);
+                let text = read_or_create(&path, created, || {
+                    let mut seed = Zeroizing::new([0u8; 32]);
+                    rng.fill_bytes(seed.as_mut());
+                    Zeroizing::new(hex::encode(seed.as_ref()).into_bytes())
+                })?;
+                let mut seed = Zeroizing::new([0u8; 32]);
+                let trimmed = std::str::from_utf8(&text).map(str::trim).unwrap_or("");
+                hex::decode_to_slice(trimmed, seed.as_mut())
+                    .map_err(|_| KeyError::Corrupt { path: path.clone() })?;
+                Ok(seed)
+            };
+        let authority = AuthoritySigningKey::from_seed(&*seed_file(AUTHORITY_FILE, &mut created)?);
+        let batch = NodeSigningKey::from_seed(&*seed_file(BATCH_FILE, &mut created)?);
+        let pepper = CodePepper(seed_file(PEPPER_FILE, &mut created)?);
+        let libp2p_seed = seed_file(LIBP2P_IDENTITY_FILE, &mut created)?;
+        let export_path = dir.join(EXPORT_FILE);
+        let pkcs8 = read_or_create(&export_path, &mut created, || {
+            let doc =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
+                    .expect("system random number generator");
+            Zeroizing::new(doc.as_ref().to_vec())
+        })?;
+        let export =
+            ExportSigningKey::from_pkcs8(&pkcs8).ok_or(KeyError::Corrupt { path: export_path })?;
+        Ok((
+            NodeKeys {
+                authority,
+                batch,
+                export,
+                pepper,
+                libp2p_seed,
+            },
+            created,
+        ))
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
+    let io = |source| KeyError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(io)
+}
+
+fn read_or_create(
+    path: &Path,
+    created: &mut bool,
+    make: impl FnOnce() -> Zeroizing<Vec<u8>>,
+) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    let io = |source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    match fs::read(path) {
+        Ok(bytes) => return Ok(Zeroizing::new(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let bytes = make();
+    // Write to a temporary name, sync, then rename: a crash never leaves half a key.
+    let tmp = path.with_extension("tmp");
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp).map_err(io)?;
+    file.write_all(&bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    fs::rename(&tmp, path).map_err(io)?;
+    *created = true;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_created_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = rand::rng();
+        let (first, created) = NodeKeys::load_or_create(dir.path(), &mut rng).unwrap();
+        assert!(created);
+        let (again, created) = NodeKeys::load_or_create(dir.path(), &mut rng).unwrap();
+        assert!(!created);
+        assert_eq!(first.authority.public_key(), again.authority.public_key());
+        assert_eq!(first.batch.public_key(), again.batch.public_key());
+        assert_eq!(first.export.public_point(), again.export.public_point());
+        assert_eq!(*first.libp2p_seed, *again.libp2p_seed);
+        assert_ne!(first.authority.public_key(), first.batch.public_key());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.path().join(KEYS_DIR).join(BATCH_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "key files are private");
+        }
+        let shown = format!("{first:?}");
+        assert!(!shown.contains(&hex::encode(first.batch.seed())));
+    }
+
+    #[test]
+    fn corrupt_files_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join(KEYS_DIR)).unwrap();
+        fs::write(dir.path().join(KEYS_DIR).join(AUTHORITY_FILE), "not hex").unwrap();
+        assert!(matches!(
+            NodeKeys::load_or_create(dir.path(), &mut rand::rng()),
+            Err(KeyError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn pem_is_a_p256_subject_public_key_info() {
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        let dir = tempfile::tempdir().unwrap();
+        let (keys, _) = NodeKeys::load_or_create(dir.path(), &mut rand::rng()).unwrap();
+        let pem = keys.export.public_key_pem();
+        assert!(
+            pem.starts_with("-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE")
+        );
+        assert!(pem.ends_with("-----END PUBLIC KEY-----\n"));
+        let message = b"export.bin bytes";
+        let sig = keys.export.sign(message);
+        let public = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_ASN1,
+            keys.export.public_point(),
+        );
+        assert!(public.verify(message, &sig).is_ok());
+        // proto's PEM reader takes what we publish.
+        assert_eq!(
+            ephemera_proto::gaen::p256_public_key_from_pem(&pem)
+                .unwrap()
+                .as_slice(),
+            keys.export.public_point()
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! [`ReportStore`] in memory: for tests and tools; nothing survives the process.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use ephemera_proto::UnixTime;
+use ephemera_proto::auth::CodeHash;
+use ephemera_proto::batch::{BatchId, BatchIndexEntry};
+use ephemera_proto::upload::UploadId;
+
+use super::{
+    CodeRecord, CommitOutcome, CredentialRecord, CutCommit, CutterState, ExpiryKind, PurgeCounts,
+    QueueKey, QueuedGroup, ReportStore, RevisionHash, RevisionRecord, StoreError, StoredUpload,
+    UploadCommit, expiry_key, parse_expiry_key,
+};
+
+#[derive(Default)]
+struct Inner {
+    codes: HashMap<[u8; 32], CodeRecord>,
+    certificates: HashMap<[u8; 16], UploadId>,
+    uploads: HashMap<UploadId, StoredUpload>,
+    revisions: HashMap<RevisionHash, RevisionRecord>,
+    queue: BTreeMap<QueueKey, QueuedGroup>,
+    batches: HashMap<BatchId, Vec<u8>>,
+    batch_index: BTreeMap<u64, BatchIndexEntry>,
+    exports: BTreeMap<String, Vec<u8>>,
+    credentials: BTreeMap<String, CredentialRecord>,
+    state: Option<CutterState>,
+    expiry: BTreeSet<Vec<u8>>,
+}
+
+/// In-memory storage with the same semantics as [`super::SledReportStore`].
+#[derive(Default)]
+pub struct MemoryReportStore {
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for MemoryReportStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryReportStore").finish_non_exhaustive()
+    }
+}
+
+impl MemoryReportStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryReportStore::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent maps (every method mutates only
+        // after all checks), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ReportStore for MemoryReportStore {
+    fn insert_codes(&self, codes: &[(CodeHash, CodeRecord)]) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        for (hash, record) in codes {
+            inner.codes.insert(hash.0, record.clone());
+            inner
+                .expiry
+                .insert(expiry_key(record.expires_at, ExpiryKind::Code, &hash.0));
+        }
+        Ok(())
+    }
+
+    fn take_code(&self, hash: &CodeHash) -> Result<Option<CodeRecord>, StoreError> {
+        Ok(self.lock().codes.remove(&hash.0))
+    }
+
+    fn commit_upload(&self, commit: &UploadCommit) -> Result<CommitOutcome, StoreError> {
+        let mut inner = self.lock();
+        let (certificate, certificate_purge_at) = commit.certificate;
+        if inner.certificates.contains_key(&certificate.0) {
+            return Ok(CommitOutcome::CertificateUsed);
+        }
+        if let Some(hash) = &commit.consume_revision
+            && inner.revisions.remove(hash).is_none()
+        {
+            return Ok(CommitOutcome::RevisionTokenUnknown);
+        }
+        let (upload_id, record, upload_purge_at) = &commit.upload;
+        inner.certificates.insert(certificate.0, *upload_id);
+        inner.expiry.insert(expiry_key(
+            certificate_purge_at,
+            ExpiryKind::Certificate,
+            &certificate.0,
+        ));
+        inner.uploads.insert(*upload_id, record.clone());
+        let mut reference = upload_id.0.to_vec();
+        reference.extend_from_slice(&commit.revision.0);
+        inner
+            .expiry
+            .insert(expiry_key(*upload_purge_at, ExpiryKind::Upload, &reference));
+        if let Some((id, record)) = &commit.update_original {
+            inner.uploads.insert(*id, record.clone());
+        }
+        inner.revisions.insert(commit.revision.0, commit.revision.1);
+        for key in &commit.dequeue {
+            inner.queue.remove(key);
+        }
+        for (key, group) in &commit.enqueue {
+            inner.queue.insert(*key, group.clone());
+        }
+        Ok(CommitOutcome::Committed)
+    }
+
+    fn revision(&self, hash: &RevisionHash) -> Result<Option<RevisionRecord>, StoreError> {
+        Ok(self.lock().revisions.get(hash).copied())
+    }
+
+    fn upload(&self, id: &UploadId) -> Result<Option<StoredUpload>, StoreError> {
+        Ok(self.lock().uploads.get(id).cloned())
+    }
+
+    fn upload_count(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().uploads.len() as u64)
+    }
+
+    fn queued_until(&self, until: UnixTime) -> Result<Vec<(QueueKey, QueuedGroup)>, StoreError> {
+        let end = QueueKey {
+            release_at: until,
+            upload: UploadId([0xff; 32]),
+        };
+        Ok(self
+            .lock()
+            .queue
+            .range(..=end)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect())
+    }
+
+    fn queued(&self, key: &QueueKey) -> Result<Option<QueuedGroup>, StoreError> {
+        Ok(self.lock().queue.get(key).cloned())
+    }
+
+    fn cutter_state(&self) -> Result<CutterState, StoreError> {
+        Ok(self.lock().state.unwrap_or(CutterState {
+            next_sequence: 1,
+            last_boundary: None,
+        }))
+    }
+
+    fn commit_cut(&self, cut: &CutCommit) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        for batch in &cut.batches {
+            inner.batches.insert(batch.entry.id, batch.bytes.clone());
+            inner
+                .batch_index
+                .insert(batch.entry.sequence, batch.entry.clone());
+            let mut reference = batch.entry.sequence.to_be_bytes().to_vec();
+            reference.extend_from_slice(&batch.entry.id.0);
+            inner
+                .expiry
+                .insert(expiry_key(batch.purge_at, ExpiryKind::Batch, &reference));
+        }
+        for export in &cut.exports {
+            inner
+                .exports
+                .insert(export.name.clone(), export.bytes.clone());
+            inner.expiry.insert(expiry_key(
+                export.purge_at,
+                ExpiryKind::Export,
+                export.name.as_bytes(),
+            ));
+        }
+        for key in &cut.dequeue {
+            inner.queue.remove(key);
+        }
+        inner.state = Some(cut.state);
+        Ok(())
+    }
+
+    fn batch(&self, id: &BatchId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().batches.get(id).cloned())
+    }
+
+    fn batch_index(&self, after: u64, limit: usize) -> Result<Vec<BatchIndexEntry>, StoreError> {
+        let Some(start) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .lock()
+            .batch_index
+            .range(start..)
+            .take(limit)
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+
+    fn export(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().exports.get(name).cloned())
+    }
+
+    fn export_names(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.lock().exports.keys().cloned().collect())
+    }
+
+    fn credential(&self, name: &str) -> Result<Option<CredentialRecord>, StoreError> {
+        Ok(self.lock().credentials.get(name).cloned())
+    }
+
+    fn put_credential(&self, name: &str, record: &CredentialRecord) -> Result<(), StoreError> {
+        self.lock()
+            .credentials
+            .insert(name.to_owned(), record.clone());
+        Ok(())
+    }
+
+    fn credential_names(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.lock().credentials.keys().cloned().collect())
+    }
+
+    fn purge(&self, now: UnixTime, stale_before: UnixTime) -> Result<PurgeCounts, StoreError> {
+        let mut inner = self.lock();
+        let mut counts = PurgeCounts::default();
+        let end = now.0.saturating_add(1).to_be_bytes().to_vec();
+        let due: Vec<Vec<u8>> = inner.expiry.range(..end).cloned().collect();
+        for key in due {
+            inner.expiry.remove(&key);
+            let Some((_, kind, reference)) = parse_expiry_key(&key) else {
+                return Err(StoreError::Corrupt { tree: "expiry" });
+            };
+            match kind {
+                ExpiryKind::Upload => {
+                    let (id, revision) = reference.split_at(32);
+                    let id = UploadId(id.try_into().expect("32 bytes"));
+                    if inner.uploads.remove(&id).is_some() {
+                        counts.uploads += 1;
+                    }
+                    if let Ok(hash) = <[u8; 32]>::try_from(revision) {
+                        inner.revisions.remove(&hash);
+                    }
+                }
+                ExpiryKind::Certificate => {
+                    if let Ok(id) = <[u8; 16]>::try_from(reference)
+                        && inner.certificates.remove(&id).is_some()
+                    {
+                        counts.certificates += 1;
+                    }
+                }
+                ExpiryKind::Batch => {
+                    let (seq, id) = reference.split_at(8);
+                    inner
+                        .batch_index
+                        .remove(&u64::from_be_bytes(seq.try_into().expect("8 bytes")));
+                    if let Ok(id) = <[u8; 32]>::try_from(id)
+                        && inner.batches.remove(&BatchId(id)).is_some()
+                    {
+                        counts.batches += 1;
+                    }
+                }
+                ExpiryKind::Code => {
+                    if let Ok(hash) = <[u8; 32]>::try_from(reference)
+                        && inner.codes.remove(&hash).is_some()
+                    {
+                        counts.codes += 1;
+                    }
+                }
+                ExpiryKind::Export => {
+                    let name = String::from_utf8_lossy(reference).into_owned();
+                    if inner.exports.remove(&name).is_some() {
+                        counts.exports += 1;
+                    }
+                }
+            }
+        }
+        let stale: Vec<QueueKey> = inner
+            .queue
+            .keys()
+            .take_while(|k| k.release_at < stale_before)
+            .copied()
+            .collect();
+        for key in stale {
+            inner.queue.remove(&key);
+            counts.queued += 1;
+        }
+        Ok(counts)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}

@@ -1,0 +1,420 @@
+//! What the node keeps, behind a small trait so another engine could replace sled.
+//!
+//! [`ReportStore`] speaks in node records ([`StoredUpload`], [`CodeRecord`], batches ...);
+//! sled types never leave this module. Each mutating call is atomic, and
+//! [`ReportStore::flush`] makes everything before it durable: the node calls it before it
+//! acknowledges an upload or hands out a certificate.
+//!
+//! Every record that must be forgotten is registered in an expiry index at the moment it
+//! is written, so [`ReportStore::purge`] only walks what is due.
+
+mod memory;
+mod sled_store;
+
+use ephemera_proto::DayNumber;
+use ephemera_proto::UnixTime;
+use ephemera_proto::auth::{CertificateId, CodeHash};
+use ephemera_proto::batch::{BatchId, BatchIndexEntry};
+use ephemera_proto::gaen::DiagnosisKey;
+use ephemera_proto::report::{PublishedToken, ReportType};
+use ephemera_proto::upload::{SignedUpload, UploadId};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use memory::MemoryReportStore;
+pub use sled_store::SledReportStore;
+
+/// The storage engine failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The engine reported an error (disk, corruption).
+    #[error("storage engine: {0}")]
+    Engine(String),
+    /// A stored record could not be decoded.
+    #[error("corrupt record in `{tree}`")]
+    Corrupt {
+        /// Which collection.
+        tree: &'static str,
+    },
+}
+
+/// An issued upload code, stored under its [`CodeHash`] until used or expired.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeRecord {
+    /// Test type the certificate will carry.
+    pub test_type: ReportType,
+    /// Symptom onset the certificate will carry.
+    pub symptom_onset: Option<DayNumber>,
+    /// When the code stops working.
+    pub expires_at: UnixTime,
+}
+
+/// A case worker's sign-in credential: a salted PBKDF2 hash, never the password.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CredentialRecord {
+    /// Random salt.
+    pub salt: [u8; 16],
+    /// PBKDF2-HMAC-SHA256 iterations.
+    pub iterations: u32,
+    /// The derived hash.
+    pub hash: [u8; 32],
+}
+
+impl std::fmt::Debug for CredentialRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CredentialRecord(<redacted>)")
+    }
+}
+
+/// One key or token waiting for publication.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QueuedEntry {
+    /// A `gaen` diagnosis key.
+    Key(DiagnosisKey),
+    /// A `pet` token.
+    Token(PublishedToken),
+    /// A `gaen` key published before, out again with a revised report type (GAEN export
+    /// files list these as `revised_keys`).
+    RevisedKey(DiagnosisKey),
+}
+
+/// A group of entries of one upload that share a release time: the unit of the
+/// publication queue, ordered by release time.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QueueKey {
+    /// The first moment the entries may be published.
+    pub release_at: UnixTime,
+    /// The upload they came from.
+    pub upload: UploadId,
+}
+
+impl QueueKey {
+    /// Byte length of the encoded key.
+    pub const LEN: usize = 8 + 32;
+
+    /// Big-endian encoding that sorts like the key.
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        out[..8].copy_from_slice(&self.release_at.0.to_be_bytes());
+        out[8..].copy_from_slice(&self.upload.0);
+        out
+    }
+
+    /// Decodes [`QueueKey::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Option<QueueKey> {
+        if bytes.len() != Self::LEN {
+            return None;
+        }
+        Some(QueueKey {
+            release_at: UnixTime(u64::from_be_bytes(bytes[..8].try_into().ok()?)),
+            upload: UploadId(bytes[8..].try_into().ok()?),
+        })
+    }
+}
+
+/// Entries of one queue group.
+pub type QueuedGroup = Vec<QueuedEntry>;
+
+/// An accepted upload as kept until retention ends (for revisions and, later, federation).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredUpload {
+    /// When the node accepted it.
+    pub received_at: UnixTime,
+    /// The verified upload in canonical form.
+    pub upload: SignedUpload,
+    /// Release time of each entry (same order as the contents); `None` once the entry has
+    /// been dropped by a revision.
+    pub releases: Vec<Option<UnixTime>>,
+}
+
+/// A revision token's record: which upload it may revise.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevisionRecord {
+    /// The upload it revises.
+    pub upload: UploadId,
+}
+
+/// SHA-256 of a revision token, the only form stored.
+pub type RevisionHash = [u8; 32];
+
+/// Everything one accepted upload (or revision) writes, applied atomically.
+#[derive(Clone, Debug)]
+pub struct UploadCommit {
+    /// The certificate id to mark used, and when that mark may be forgotten.
+    pub certificate: (CertificateId, UnixTime),
+    /// For a revision: the token hash that must still exist and is consumed.
+    pub consume_revision: Option<RevisionHash>,
+    /// The upload record, its id and when it is purged.
+    pub upload: (UploadId, StoredUpload, UnixTime),
+    /// For a revision: the original upload's record, updated.
+    pub update_original: Option<(UploadId, StoredUpload)>,
+    /// The new revision token's hash and record, purged with the upload.
+    pub revision: (RevisionHash, RevisionRecord),
+    /// Queue groups to remove (revised before publication).
+    pub dequeue: Vec<QueueKey>,
+    /// Queue groups to add (or replace).
+    pub enqueue: Vec<(QueueKey, QueuedGroup)>,
+}
+
+/// What happened to an [`UploadCommit`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Written.
+    Committed,
+    /// Nothing written: the certificate id was used before.
+    CertificateUsed,
+    /// Nothing written: the revision token is unknown or was used meanwhile.
+    RevisionTokenUnknown,
+}
+
+/// Where publication stands: the next sequence number and the last boundary cut.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CutterState {
+    /// Sequence number of the next batch (the first batch is 1).
+    pub next_sequence: u64,
+    /// The last batch boundary that was cut.
+    pub last_boundary: Option<UnixTime>,
+}
+
+/// A signed batch ready to store.
+#[derive(Clone, Debug)]
+pub struct StoredBatch {
+    /// Its index entry (id, sequence, size ...).
+    pub entry: BatchIndexEntry,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// When it is purged.
+    pub purge_at: UnixTime,
+}
+
+/// A signed GAEN export zip ready to store.
+#[derive(Clone, Debug)]
+pub struct StoredExport {
+    /// File name, `<start>-<end>-<batch num:05>.zip`.
+    pub name: String,
+    /// The zip.
+    pub bytes: Vec<u8>,
+    /// When it is purged.
+    pub purge_at: UnixTime,
+}
+
+/// Everything one cut writes, applied atomically.
+#[derive(Clone, Debug)]
+pub struct CutCommit {
+    /// New batches.
+    pub batches: Vec<StoredBatch>,
+    /// New GAEN export files.
+    pub exports: Vec<StoredExport>,
+    /// Queue groups now published (or dropped as too old).
+    pub dequeue: Vec<QueueKey>,
+    /// The state after the cut.
+    pub state: CutterState,
+}
+
+/// How many records a purge removed, by kind.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct PurgeCounts {
+    /// Upload records (with their revision tokens).
+    pub uploads: u64,
+    /// Used certificate ids.
+    pub certificates: u64,
+    /// Batches.
+    pub batches: u64,
+    /// GAEN export files.
+    pub exports: u64,
+    /// Expired upload codes.
+    pub codes: u64,
+    /// Queue groups left unpublished past retention.
+    pub queued: u64,
+}
+
+impl PurgeCounts {
+    /// Total records removed.
+    pub fn total(&self) -> u64 {
+        self.uploads + self.certificates + self.batches + self.exports + self.codes + self.queued
+    }
+}
+
+/// Durable state of a node. Implementations must make each call atomic.
+pub trait ReportStore: Send + Sync + 'static {
+    /// Stores issued codes.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the engine (the same for every method).
+    fn insert_codes(&self, codes: &[(CodeHash, CodeRecord)]) -> Result<(), StoreError>;
+
+    /// Removes and returns the code with this hash, if any: a code is taken once.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn take_code(&self, hash: &CodeHash) -> Result<Option<CodeRecord>, StoreError>;
+
+    /// Applies an accepted upload or revision, unless its certificate id was used before
+    /// (or, for a revision, the token is gone).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn commit_upload(&self, commit: &UploadCommit) -> Result<CommitOutcome, StoreError>;
+
+    /// The revision record of a token hash.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn revision(&self, hash: &RevisionHash) -> Result<Option<RevisionRecord>, StoreError>;
+
+    /// An upload record.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn upload(&self, id: &UploadId) -> Result<Option<StoredUpload>, StoreError>;
+
+    /// Number of upload records kept.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn upload_count(&self) -> Result<u64, StoreError>;
+
+    /// Queue groups released at or before `until`, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn queued_until(&self, until: UnixTime) -> Result<Vec<(QueueKey, QueuedGroup)>, StoreError>;
+
+    /// The queue group under `key`, if still queued.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn queued(&self, key: &QueueKey) -> Result<Option<QueuedGroup>, StoreError>;
+
+    /// The publication state.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn cutter_state(&self) -> Result<CutterState, StoreError>;
+
+    /// Stores the batches of a cut, removes what they published and saves the state.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn commit_cut(&self, cut: &CutCommit) -> Result<(), StoreError>;
+
+    /// A batch's bytes.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn batch(&self, id: &BatchId) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Up to `limit` index entries with a sequence above `after`, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn batch_index(&self, after: u64, limit: usize) -> Result<Vec<BatchIndexEntry>, StoreError>;
+
+    /// A GAEN export file by name.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn export(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Names of the stored export files, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn export_names(&self) -> Result<Vec<String>, StoreError>;
+
+    /// A case worker's credential.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn credential(&self, name: &str) -> Result<Option<CredentialRecord>, StoreError>;
+
+    /// Adds or replaces a case worker's credential.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn put_credential(&self, name: &str, record: &CredentialRecord) -> Result<(), StoreError>;
+
+    /// Names of the case workers.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn credential_names(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Removes everything whose retention or lifetime ended at or before `now`, and queue
+    /// groups released before `stale_before`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn purge(&self, now: UnixTime, stale_before: UnixTime) -> Result<PurgeCounts, StoreError>;
+
+    /// Makes every write so far durable (fsync).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn flush(&self) -> Result<(), StoreError>;
+
+    /// Bytes used on disk (0 for memory).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn size_on_disk(&self) -> Result<u64, StoreError>;
+}
+
+/// Kinds of records in the expiry index.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum ExpiryKind {
+    Upload = 1,
+    Certificate = 2,
+    Batch = 3,
+    Code = 4,
+    Export = 5,
+}
+
+impl ExpiryKind {
+    pub(crate) fn from_byte(b: u8) -> Option<ExpiryKind> {
+        Some(match b {
+            1 => ExpiryKind::Upload,
+            2 => ExpiryKind::Certificate,
+            3 => ExpiryKind::Batch,
+            4 => ExpiryKind::Code,
+            5 => ExpiryKind::Export,
+            _ => return None,
+        })
+    }
+}
+
+/// `purge_at (u64 BE) ‖ kind ‖ reference`: sorts by time, so a purge reads a prefix.
+pub(crate) fn expiry_key(at: UnixTime, kind: ExpiryKind, reference: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9 + reference.len());
+    key.extend_from_slice(&at.0.to_be_bytes());
+    key.push(kind as u8);
+    key.extend_from_slice(reference);
+    key
+}
+
+/// Splits an expiry key.
+pub(crate) fn parse_expiry_key(key: &[u8]) -> Option<(UnixTime, ExpiryKind, &[u8])> {
+    if key.len() < 9 {
+        return None;
+    }
+    let at = UnixTime(u64::from_be_bytes(key[..8].try_into().ok()?));
+    Some((at, ExpiryKind::from_byte(key[8])?, &key[9..]))
+}
+
+/// postcard encoding of a record.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).expect("postcard encoding into a Vec")
+}
+
+/// postcard decoding of a record from `tree`.
+pub(crate) fn decode<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+    tree: &'static str,
+) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|_| StoreError::Corrupt { tree })
+}
+
+#[cfg(test)]
+mod tests;

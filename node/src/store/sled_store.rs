@@ -1,0 +1,387 @@
+//! [`ReportStore`] on sled 0.34: one tree per collection, multi-tree transactions for
+//! atomic commits, `flush` for durability.
+
+use std::path::Path;
+
+use ephemera_proto::UnixTime;
+use ephemera_proto::auth::CodeHash;
+use ephemera_proto::batch::{BatchId, BatchIndexEntry};
+use ephemera_proto::upload::UploadId;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{Db, Transactional, Tree};
+
+use super::{
+    CodeRecord, CommitOutcome, CredentialRecord, CutCommit, CutterState, ExpiryKind, PurgeCounts,
+    QueueKey, QueuedGroup, ReportStore, RevisionHash, RevisionRecord, StoreError, StoredUpload,
+    UploadCommit, decode, encode, expiry_key, parse_expiry_key,
+};
+
+const CUTTER_STATE_KEY: &[u8] = b"cutter-state";
+
+/// sled-backed storage in one folder.
+pub struct SledReportStore {
+    db: Db,
+    codes: Tree,
+    certificates: Tree,
+    uploads: Tree,
+    revisions: Tree,
+    queue: Tree,
+    batches: Tree,
+    batch_index: Tree,
+    exports: Tree,
+    credentials: Tree,
+    meta: Tree,
+    expiry: Tree,
+}
+
+impl std::fmt::Debug for SledReportStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledReportStore").finish_non_exhaustive()
+    }
+}
+
+fn engine(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Engine(e.to_string())
+}
+
+fn tx_error(e: TransactionError<()>) -> StoreError {
+    match e {
+        TransactionError::Abort(()) => StoreError::Engine("transaction aborted".to_owned()),
+        TransactionError::Storage(e) => engine(e),
+    }
+}
+
+impl SledReportStore {
+    /// Opens (or creates) the database in `path`.
+    ///
+    /// # Errors
+    /// [`StoreError::Engine`] when sled cannot open it (e.g. another process holds it).
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(engine)?;
+        let tree = |name: &str| db.open_tree(name).map_err(engine);
+        Ok(SledReportStore {
+            codes: tree("codes")?,
+            certificates: tree("certificates")?,
+            uploads: tree("uploads")?,
+            revisions: tree("revisions")?,
+            queue: tree("queue")?,
+            batches: tree("batches")?,
+            batch_index: tree("batch-index")?,
+            exports: tree("exports")?,
+            credentials: tree("credentials")?,
+            meta: tree("meta")?,
+            expiry: tree("expiry")?,
+            db,
+        })
+    }
+}
+
+impl ReportStore for SledReportStore {
+    fn insert_codes(&self, codes: &[(CodeHash, CodeRecord)]) -> Result<(), StoreError> {
+        (&self.codes, &self.expiry)
+            .transaction(|(tree, expiry)| {
+                for (hash, record) in codes {
+                    tree.insert(&hash.0, encode(record))?;
+                    expiry.insert(
+                        expiry_key(record.expires_at, ExpiryKind::Code, &hash.0),
+                        &[],
+                    )?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_error)
+    }
+
+    fn take_code(&self, hash: &CodeHash) -> Result<Option<CodeRecord>, StoreError> {
+        match self.codes.remove(hash.0).map_err(engine)? {
+            Some(bytes) => Ok(Some(decode(&bytes, "codes")?)),
+            None => Ok(None),
+        }
+    }
+
+    fn commit_upload(&self, commit: &UploadCommit) -> Result<CommitOutcome, StoreError> {
+        let (certificate, certificate_purge_at) = commit.certificate;
+        let (upload_id, ref record, upload_purge_at) = commit.upload;
+        let record_bytes = encode(record);
+        let original = commit
+            .update_original
+            .as_ref()
+            .map(|(id, record)| (id.0, encode(record)));
+        let enqueue: Vec<([u8; QueueKey::LEN], Vec<u8>)> = commit
+            .enqueue
+            .iter()
+            .map(|(k, group)| (k.to_bytes(), encode(group)))
+            .collect();
+        let mut upload_ref = upload_id.0.to_vec();
+        upload_ref.extend_from_slice(&commit.revision.0);
+        let result = (
+            &self.certificates,
+            &self.revisions,
+            &self.uploads,
+            &self.queue,
+            &self.expiry,
+        )
+            .transaction(|(certificates, revisions, uploads, queue, expiry)| {
+                if certificates.get(certificate.0)?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(
+                        CommitOutcome::CertificateUsed,
+                    ));
+                }
+                if let Some(hash) = &commit.consume_revision
+                    && revisions.remove(hash)?.is_none()
+                {
+                    return Err(ConflictableTransactionError::Abort(
+                        CommitOutcome::RevisionTokenUnknown,
+                    ));
+                }
+                certificates.insert(&certificate.0, &upload_id.0)?;
+                expiry.insert(
+                    expiry_key(
+                        certificate_purge_at,
+                        ExpiryKind::Certificate,
+                        &certificate.0,
+                    ),
+                    &[],
+                )?;
+                uploads.insert(&upload_id.0, record_bytes.as_slice())?;
+                expiry.insert(
+                    expiry_key(upload_purge_at, ExpiryKind::Upload, &upload_ref),
+                    &[],
+                )?;
+                if let Some((id, bytes)) = &original {
+                    uploads.insert(id, bytes.as_slice())?;
+                }
+                revisions.insert(&commit.revision.0, encode(&commit.revision.1))?;
+                for key in &commit.dequeue {
+                    queue.remove(key.to_bytes().as_slice())?;
+                }
+                for (key, group) in &enqueue {
+                    queue.insert(key.as_slice(), group.as_slice())?;
+                }
+                Ok(CommitOutcome::Committed)
+            });
+        match result {
+            Ok(outcome) | Err(TransactionError::Abort(outcome)) => Ok(outcome),
+            Err(TransactionError::Storage(e)) => Err(engine(e)),
+        }
+    }
+
+    fn revision(&self, hash: &RevisionHash) -> Result<Option<RevisionRecord>, StoreError> {
+        match self.revisions.get(hash).map_err(engine)? {
+            Some(bytes) => Ok(Some(decode(&bytes, "revisions")?)),
+            None => Ok(None),
+        }
+    }
+
+    fn upload(&self, id: &UploadId) -> Result<Option<StoredUpload>, StoreError> {
+        match self.uploads.get(id.0).map_err(engine)? {
+            Some(bytes) => Ok(Some(decode(&bytes, "uploads")?)),
+            None => Ok(None),
+        }
+    }
+
+    fn upload_count(&self) -> Result<u64, StoreError> {
+        Ok(self.uploads.len() as u64)
+    }
+
+    fn queued_until(&self, until: UnixTime) -> Result<Vec<(QueueKey, QueuedGroup)>, StoreError> {
+        let end = QueueKey {
+            release_at: until,
+            upload: UploadId([0xff; 32]),
+        }
+        .to_bytes();
+        let mut out = Vec::new();
+        for item in self.queue.range(..=end.as_slice()) {
+            let (key, value) = item.map_err(engine)?;
+            let key = QueueKey::from_bytes(&key).ok_or(StoreError::Corrupt { tree: "queue" })?;
+            out.push((key, decode(&value, "queue")?));
+        }
+        Ok(out)
+    }
+
+    fn queued(&self, key: &QueueKey) -> Result<Option<QueuedGroup>, StoreError> {
+        match self.queue.get(key.to_bytes()).map_err(engine)? {
+            Some(bytes) => Ok(Some(decode(&bytes, "queue")?)),
+            None => Ok(None),
+        }
+    }
+
+    fn cutter_state(&self) -> Result<CutterState, StoreError> {
+        match self.meta.get(CUTTER_STATE_KEY).map_err(engine)? {
+            Some(bytes) => decode(&bytes, "meta"),
+            None => Ok(CutterState {
+                next_sequence: 1,
+                last_boundary: None,
+            }),
+        }
+    }
+
+    fn commit_cut(&self, cut: &CutCommit) -> Result<(), StoreError> {
+        let state = encode(&cut.state);
+        (
+            &self.batches,
+            &self.batch_index,
+            &self.queue,
+            &self.meta,
+            &self.expiry,
+            &self.exports,
+        )
+            .transaction(|(batches, index, queue, meta, expiry, exports)| {
+                for export in &cut.exports {
+                    exports.insert(export.name.as_bytes(), export.bytes.as_slice())?;
+                    expiry.insert(
+                        expiry_key(export.purge_at, ExpiryKind::Export, export.name.as_bytes()),
+                        &[],
+                    )?;
+                }
+                for batch in &cut.batches {
+                    let id = batch.entry.id.0;
+                    let seq = batch.entry.sequence.to_be_bytes();
+                    batches.insert(&id, batch.bytes.as_slice())?;
+                    index.insert(&seq, encode(&batch.entry))?;
+                    let mut reference = seq.to_vec();
+                    reference.extend_from_slice(&id);
+                    expiry.insert(
+                        expiry_key(batch.purge_at, ExpiryKind::Batch, &reference),
+                        &[],
+                    )?;
+                }
+                for key in &cut.dequeue {
+                    queue.remove(key.to_bytes().as_slice())?;
+                }
+                meta.insert(CUTTER_STATE_KEY, state.as_slice())?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_error)
+    }
+
+    fn batch(&self, id: &BatchId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.batches.get(id.0).map_err(engine)?.map(|v| v.to_vec()))
+    }
+
+    fn batch_index(&self, after: u64, limit: usize) -> Result<Vec<BatchIndexEntry>, StoreError> {
+        let Some(start) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for item in self.batch_index.range(start.to_be_bytes()..).take(limit) {
+            let (_, value) = item.map_err(engine)?;
+            out.push(decode(&value, "batch-index")?);
+        }
+        Ok(out)
+    }
+
+    fn export(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .exports
+            .get(name.as_bytes())
+            .map_err(engine)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn export_names(&self) -> Result<Vec<String>, StoreError> {
+        self.exports
+            .iter()
+            .keys()
+            .map(|k| {
+                let k = k.map_err(engine)?;
+                String::from_utf8(k.to_vec()).map_err(|_| StoreError::Corrupt { tree: "exports" })
+            })
+            .collect()
+    }
+
+    fn credential(&self, name: &str) -> Result<Option<CredentialRecord>, StoreError> {
+        match self.credentials.get(name.as_bytes()).map_err(engine)? {
+            Some(bytes) => Ok(Some(decode(&bytes, "credentials")?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_credential(&self, name: &str, record: &CredentialRecord) -> Result<(), StoreError> {
+        self.credentials
+            .insert(name.as_bytes(), encode(record))
+            .map_err(engine)?;
+        Ok(())
+    }
+
+    fn credential_names(&self) -> Result<Vec<String>, StoreError> {
+        self.credentials
+            .iter()
+            .keys()
+            .map(|k| {
+                let k = k.map_err(engine)?;
+                String::from_utf8(k.to_vec()).map_err(|_| StoreError::Corrupt {
+                    tree: "credentials",
+                })
+            })
+            .collect()
+    }
+
+    fn purge(&self, now: UnixTime, stale_before: UnixTime) -> Result<PurgeCounts, StoreError> {
+        let mut counts = PurgeCounts::default();
+        let end = (now.0.saturating_add(1)).to_be_bytes();
+        for item in self.expiry.range(..end.as_slice()) {
+            let (key, _) = item.map_err(engine)?;
+            let Some((_, kind, reference)) = parse_expiry_key(&key) else {
+                return Err(StoreError::Corrupt { tree: "expiry" });
+            };
+            match kind {
+                ExpiryKind::Upload => {
+                    let (id, revision) = reference.split_at(32.min(reference.len()));
+                    if self.uploads.remove(id).map_err(engine)?.is_some() {
+                        counts.uploads += 1;
+                    }
+                    self.revisions.remove(revision).map_err(engine)?;
+                }
+                ExpiryKind::Certificate => {
+                    if self
+                        .certificates
+                        .remove(reference)
+                        .map_err(engine)?
+                        .is_some()
+                    {
+                        counts.certificates += 1;
+                    }
+                }
+                ExpiryKind::Batch => {
+                    let (seq, id) = reference.split_at(8.min(reference.len()));
+                    self.batch_index.remove(seq).map_err(engine)?;
+                    if self.batches.remove(id).map_err(engine)?.is_some() {
+                        counts.batches += 1;
+                    }
+                }
+                ExpiryKind::Code => {
+                    if self.codes.remove(reference).map_err(engine)?.is_some() {
+                        counts.codes += 1;
+                    }
+                }
+                ExpiryKind::Export => {
+                    if self.exports.remove(reference).map_err(engine)?.is_some() {
+                        counts.exports += 1;
+                    }
+                }
+            }
+            self.expiry.remove(&key).map_err(engine)?;
+        }
+        let stale_end = stale_before.0.to_be_bytes();
+        for item in self.queue.range(..stale_end.as_slice()) {
+            let (key, _) = item.map_err(engine)?;
+            self.queue.remove(&key).map_err(engine)?;
+            counts.queued += 1;
+        }
+        Ok(counts)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(engine)?;
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.db.size_on_disk().map_err(engine)
+    }
+}

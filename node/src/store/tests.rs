@@ -1,0 +1,237 @@
+//! One behaviour suite run against every [`ReportStore`].
+
+use ephemera_proto::auth::{CertificateId, CodeHash};
+use ephemera_proto::batch::{BatchId, BatchIndexEntry};
+use ephemera_proto::pet::EncounterToken;
+use ephemera_proto::report::{PublishedToken, ReportContents, ReportType};
+use ephemera_proto::upload::UploadId;
+use ephemera_proto::{DayNumber, UnixTime};
+
+use super::*;
+
+const T0: UnixTime = UnixTime(1_700_000_000);
+
+fn both(test: impl Fn(&dyn ReportStore)) {
+    test(&MemoryReportStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    test(&SledReportStore::open(dir.path()).unwrap());
+}
+
+fn dummy_upload() -> StoredUpload {
+    use ephemera_proto::auth::{AuthoritySigningKey, CertificateRequest, ReportHmacKey};
+    let authority = AuthoritySigningKey::from_seed(&[1; 32]);
+    let contents = ReportContents::Pet(vec![PublishedToken {
+        day: T0.day(),
+        token: EncounterToken([3; 16]),
+    }]);
+    let hmac_key = ReportHmacKey([2; 32]);
+    let mut rng = rand::rng();
+    let certificate = authority.issue(
+        &CertificateRequest {
+            report_hmac: hmac_key.authenticate(&contents),
+            test_type: ReportType::ConfirmedTest,
+            symptom_onset: None,
+        },
+        T0,
+        900,
+        &mut rng,
+    );
+    StoredUpload {
+        received_at: T0,
+        upload: ephemera_proto::upload::SignedUpload {
+            contents,
+            certificate,
+            hmac_key,
+        },
+        releases: vec![Some(T0)],
+    }
+}
+
+fn commit(cert: u8, upload: u8, revision: u8, consume: Option<u8>) -> UploadCommit {
+    let key = QueueKey {
+        release_at: T0,
+        upload: UploadId([upload; 32]),
+    };
+    UploadCommit {
+        certificate: (CertificateId([cert; 16]), T0.plus_seconds(1000)),
+        consume_revision: consume.map(|b| [b; 32]),
+        upload: (UploadId([upload; 32]), dummy_upload(), T0.plus_seconds(500)),
+        update_original: None,
+        revision: (
+            [revision; 32],
+            RevisionRecord {
+                upload: UploadId([upload; 32]),
+            },
+        ),
+        dequeue: vec![],
+        enqueue: vec![(
+            key,
+            vec![QueuedEntry::Token(PublishedToken {
+                day: DayNumber(1),
+                token: EncounterToken([upload; 16]),
+            })],
+        )],
+    }
+}
+
+#[test]
+fn codes_are_taken_once_and_expire() {
+    both(|store| {
+        let record = CodeRecord {
+            test_type: ReportType::ConfirmedTest,
+            symptom_onset: Some(DayNumber(5)),
+            expires_at: T0.plus_seconds(60),
+        };
+        store
+            .insert_codes(&[
+                (CodeHash([1; 32]), record.clone()),
+                (CodeHash([2; 32]), record.clone()),
+            ])
+            .unwrap();
+        assert_eq!(store.take_code(&CodeHash([1; 32])).unwrap(), Some(record));
+        assert_eq!(store.take_code(&CodeHash([1; 32])).unwrap(), None);
+        assert_eq!(store.purge(T0, T0).unwrap().codes, 0);
+        assert_eq!(store.purge(T0.plus_seconds(60), T0).unwrap().codes, 1);
+        assert_eq!(store.take_code(&CodeHash([2; 32])).unwrap(), None);
+    });
+}
+
+#[test]
+fn certificates_are_single_use_and_commits_atomic() {
+    both(|store| {
+        assert_eq!(
+            store.commit_upload(&commit(1, 1, 1, None)).unwrap(),
+            CommitOutcome::Committed
+        );
+        assert_eq!(
+            store.commit_upload(&commit(1, 2, 2, None)).unwrap(),
+            CommitOutcome::CertificateUsed
+        );
+        assert_eq!(
+            store.upload(&UploadId([2; 32])).unwrap(),
+            None,
+            "nothing written"
+        );
+        assert_eq!(
+            store.commit_upload(&commit(3, 3, 3, Some(9))).unwrap(),
+            CommitOutcome::RevisionTokenUnknown
+        );
+        assert_eq!(
+            store.revision(&[1; 32]).unwrap().unwrap().upload,
+            UploadId([1; 32])
+        );
+        assert_eq!(
+            store.commit_upload(&commit(4, 4, 4, Some(1))).unwrap(),
+            CommitOutcome::Committed
+        );
+        assert_eq!(store.revision(&[1; 32]).unwrap(), None, "consumed");
+        assert_eq!(store.upload_count().unwrap(), 2);
+        assert_eq!(store.queued_until(T0).unwrap().len(), 2);
+        assert_eq!(store.queued_until(T0.minus_seconds(1)).unwrap().len(), 0);
+
+        let counts = store.purge(T0.plus_seconds(500), T0).unwrap();
+        assert_eq!(counts.uploads, 2);
+        assert_eq!(counts.certificates, 0);
+        assert_eq!(store.revision(&[4; 32]).unwrap(), None);
+        let counts = store
+            .purge(T0.plus_seconds(1000), T0.plus_seconds(1))
+            .unwrap();
+        assert_eq!(counts.certificates, 2);
+        assert_eq!(counts.queued, 2);
+        assert_eq!(
+            store.commit_upload(&commit(1, 5, 5, None)).unwrap(),
+            CommitOutcome::Committed
+        );
+    });
+}
+
+#[test]
+fn cuts_store_batches_and_advance_state() {
+    both(|store| {
+        store.commit_upload(&commit(1, 1, 1, None)).unwrap();
+        assert_eq!(store.cutter_state().unwrap().next_sequence, 1);
+        let queued = store.queued_until(T0).unwrap();
+        let entry = |seq: u64| BatchIndexEntry {
+            id: BatchId([seq as u8; 32]),
+            sequence: seq,
+            created_at: T0,
+            size: 3,
+            keys: 0,
+            tokens: 1,
+        };
+        let cut = CutCommit {
+            batches: vec![
+                StoredBatch {
+                    entry: entry(1),
+                    bytes: vec![1, 2, 3],
+                    purge_at: T0.plus_seconds(10),
+                },
+                StoredBatch {
+                    entry: entry(2),
+                    bytes: vec![4, 5, 6],
+                    purge_at: T0.plus_seconds(20),
+                },
+            ],
+            exports: vec![StoredExport {
+                name: "1-2-00001.zip".into(),
+                bytes: vec![9; 4],
+                purge_at: T0.plus_seconds(10),
+            }],
+            dequeue: queued.iter().map(|(k, _)| *k).collect(),
+            state: CutterState {
+                next_sequence: 3,
+                last_boundary: Some(T0),
+            },
+        };
+        store.commit_cut(&cut).unwrap();
+        assert!(store.queued_until(T0).unwrap().is_empty());
+        assert_eq!(store.cutter_state().unwrap(), cut.state);
+        assert_eq!(store.batch(&BatchId([2; 32])).unwrap(), Some(vec![4, 5, 6]));
+        assert_eq!(store.batch_index(0, 10).unwrap(), vec![entry(1), entry(2)]);
+        assert_eq!(store.batch_index(1, 10).unwrap(), vec![entry(2)]);
+        assert_eq!(store.batch_index(0, 1).unwrap(), vec![entry(1)]);
+        assert_eq!(store.batch_index(u64::MAX, 1).unwrap(), vec![]);
+        assert_eq!(store.export("1-2-00001.zip").unwrap(), Some(vec![9; 4]));
+        assert_eq!(
+            store.export_names().unwrap(),
+            vec!["1-2-00001.zip".to_owned()]
+        );
+        let counts = store.purge(T0.plus_seconds(10), T0).unwrap();
+        assert_eq!((counts.batches, counts.exports), (1, 1));
+        assert_eq!(store.export("1-2-00001.zip").unwrap(), None);
+        assert_eq!(store.batch(&BatchId([1; 32])).unwrap(), None);
+        assert_eq!(store.batch_index(0, 10).unwrap(), vec![entry(2)]);
+    });
+}
+
+#[test]
+fn credentials_round_trip() {
+    both(|store| {
+        assert_eq!(store.credential("alice").unwrap(), None);
+        let record = CredentialRecord {
+            salt: [1; 16],
+            iterations: 2,
+            hash: [3; 32],
+        };
+        store.put_credential("alice", &record).unwrap();
+        assert_eq!(store.credential("alice").unwrap(), Some(record));
+        assert_eq!(store.credential_names().unwrap(), vec!["alice".to_owned()]);
+        assert!(!format!("{:?}", store.credential("alice").unwrap()).contains("3, 3"));
+    });
+}
+
+#[test]
+fn sled_data_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SledReportStore::open(dir.path()).unwrap();
+        store.commit_upload(&commit(1, 1, 1, None)).unwrap();
+        store.flush().unwrap();
+    }
+    let store = SledReportStore::open(dir.path()).unwrap();
+    assert!(store.upload(&UploadId([1; 32])).unwrap().is_some());
+    assert_eq!(
+        store.commit_upload(&commit(1, 2, 2, None)).unwrap(),
+        CommitOutcome::CertificateUsed
+    );
+}

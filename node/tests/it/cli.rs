@@ -1,0 +1,108 @@
+//! The binary's contracts: `derive` output and `export verify` exit codes.
+
+use std::process::Command;
+
+use ephemera_node::clock::ManualClock;
+
+use crate::util::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ephemera-node");
+
+#[test]
+fn derive_gaen_prints_only_the_contract_lines() {
+    let output = Command::new(BIN)
+        .args([
+            "derive",
+            "gaen",
+            "--tek",
+            "75c734c6dd1a782de7a965da5eb93125",
+            "--interval",
+            "2642976",
+            "--count",
+            "2",
+            "--metadata",
+            "40080000",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "2642976 8be6cd371c5c891604bfbe49df845096 72033874\n2642977 3c9a1de5dd6b02afa7fded7b570b3e56 c29211b1\n"
+    );
+    let bad = Command::new(BIN)
+        .args(["derive", "gaen", "--tek", "zz", "--interval", "1"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(bad.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--tek"));
+}
+
+#[tokio::test]
+async fn export_verify_accepts_the_nodes_export_and_refuses_a_wrong_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let noon = ephemera_proto::UnixTime(T0.day().start().0 + 12 * 3600);
+    let node = TestNode::start(dir.path(), ManualClock::new(noon)).await;
+    let session = node.login().await;
+    let key = ephemera_proto::gaen::DiagnosisKey {
+        key: ephemera_proto::gaen::TemporaryExposureKey([7; 16]),
+        rolling_start: noon.day().minus(2).first_interval(),
+        rolling_period: 144,
+        report_type: ephemera_proto::report::ReportType::SelfReport,
+        days_since_onset: None,
+    };
+    node.report(
+        &session,
+        "confirmed",
+        ephemera_proto::report::ReportContents::Gaen(vec![key.clone()]),
+    )
+    .await;
+    node.next_batches().await;
+    let index = String::from_utf8(node.get("/v1/exports/index.txt").await.body).unwrap();
+    let zip = node
+        .get(&format!("/{}", index.lines().next().unwrap()))
+        .await
+        .body;
+    let pem = node.get("/v1/authority/export-key.pem").await.body;
+    node.stop().await;
+
+    let files = tempfile::tempdir().unwrap();
+    let zip_path = files.path().join("export.zip");
+    let pem_path = files.path().join("key.pem");
+    std::fs::write(&zip_path, &zip).unwrap();
+    std::fs::write(&pem_path, &pem).unwrap();
+    let output = Command::new(BIN)
+        .args(["export", "verify", "--public-key"])
+        .arg(&pem_path)
+        .arg(&zip_path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 16, "{stdout}");
+    assert!(stdout.contains(&format!(
+        "{} {} 144\n",
+        "07".repeat(16),
+        key.rolling_start.0
+    )));
+
+    // Another node's key: non-zero exit, a clear message, nothing on stdout.
+    let other_dir = tempfile::tempdir().unwrap();
+    let (other, _) =
+        ephemera_node::keys::NodeKeys::load_or_create(other_dir.path(), &mut rand::rng()).unwrap();
+    std::fs::write(&pem_path, other.export.public_key_pem()).unwrap();
+    let output = Command::new(BIN)
+        .args(["export", "verify", "--public-key"])
+        .arg(&pem_path)
+        .arg(&zip_path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("signature does not verify"));
+}

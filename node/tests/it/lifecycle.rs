@@ -1,0 +1,128 @@
+//! Restarts keep everything; retention forgets everything on time (fake clock, no sleep).
+
+use ephemera_node::clock::ManualClock;
+use ephemera_proto::report::ReportContents;
+use ephemera_proto::upload::UploadBody;
+
+use crate::util::*;
+
+#[tokio::test]
+async fn a_restart_keeps_keys_acknowledged_uploads_batches_and_single_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let node = TestNode::start(dir.path(), clock.clone()).await;
+    let (name, password) = node.case_worker.clone().unwrap();
+    let authority_before = node.get("/v1/authority").await.json();
+    let session = node.login().await;
+    let first = pet_contents(4, T0.day());
+    node.report(&session, "confirmed", first.clone()).await;
+    node.next_batches().await;
+    // Acknowledged but not yet published when the node stops.
+    let second = pet_contents(4, T0.day());
+    let (_, upload) = node.report(&session, "confirmed", second.clone()).await;
+    let unused_code = node
+        .issue(&session, "confirmed", None, 1)
+        .await
+        .codes
+        .remove(0)
+        .code;
+    node.stop().await;
+
+    let node = TestNode::start(dir.path(), clock.clone()).await;
+    assert!(node.case_worker.is_none(), "credentials are created once");
+    assert_eq!(
+        node.get("/v1/authority").await.json(),
+        authority_before,
+        "same keys"
+    );
+    let session = node.login_as(&name, &password).await;
+    node.upload_body(UploadBody::Real(upload))
+        .await
+        .assert_error(409, "certificate-used");
+    let hmac_key = ephemera_proto::auth::ReportHmacKey::generate(&mut rand::rng());
+    assert!(
+        node.certify(&unused_code, &pet_contents(1, T0.day()), &hmac_key)
+            .await
+            .is_ok(),
+        "codes survive"
+    );
+    assert_eq!(node.index(0).await.batches.len(), 1, "batches survive");
+    node.next_batches().await;
+    let published = node.all_published().await;
+    for contents in [first, second] {
+        let ReportContents::Pet(tokens) = contents else {
+            unreachable!()
+        };
+        assert!(tokens.iter().all(|t| published.tokens.contains(t)));
+    }
+    drop(session);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn retention_purges_reports_batches_certificates_and_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let node = TestNode::start(dir.path(), clock.clone()).await;
+    let session = node.login().await;
+    let (token, _) = node
+        .report(&session, "likely", pet_contents(3, T0.day()))
+        .await;
+    node.issue(&session, "confirmed", None, 3).await;
+    let batches = node.next_batches().await;
+    let id = batches[0].id;
+    let store = node.node.store().clone();
+    assert_eq!(store.upload_count().unwrap(), 1);
+
+    // Codes go after their lifetime; nothing else yet.
+    clock.advance(node.node.config().code_lifetime_seconds);
+    let counts = node.node.purge().unwrap();
+    assert_eq!(counts.codes, 3);
+    assert_eq!(
+        (counts.uploads, counts.batches, counts.certificates),
+        (0, 0, 0)
+    );
+    assert_eq!(node.get(&format!("/v1/batches/{id}")).await.status, 200);
+
+    // Just before 14 days: still there. At 14 days: gone.
+    clock.set(ephemera_proto::UnixTime(T0.0 + 14 * 86_400 - 7200));
+    let counts = node.node.purge().unwrap();
+    assert_eq!(counts.uploads + counts.batches, 0);
+    clock.set(ephemera_proto::UnixTime(T0.0 + 14 * 86_400 + 3600));
+    let counts = node.node.purge().unwrap();
+    assert_eq!(counts.uploads, 1);
+    assert_eq!(counts.batches, 1);
+    assert_eq!(counts.certificates, 1);
+    assert_eq!(store.upload_count().unwrap(), 0);
+    node.get(&format!("/v1/batches/{id}"))
+        .await
+        .assert_error(404, "not-found");
+    assert!(node.index(0).await.batches.is_empty());
+    assert!(
+        store
+            .queued_until(ephemera_proto::UnixTime(u64::MAX))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .revision(&sha256(&hex::decode(token).unwrap()))
+            .unwrap(),
+        None
+    );
+    // Every expiry entry was consumed: a later purge finds nothing.
+    clock.advance(400 * 86_400);
+    assert_eq!(node.node.purge().unwrap().total(), 0);
+    let metrics = String::from_utf8(node.get("/metrics").await.body).unwrap();
+    assert!(
+        metrics.contains("ephemera_purged_records_total{kind=\"upload\"} 1"),
+        "{metrics}"
+    );
+    node.stop().await;
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
+    out
+}

@@ -1,0 +1,472 @@
+//! Test harness: a node on 127.0.0.1:0 with a fake clock, a tiny HTTP/1.1 client, a phone
+//! that builds real uploads with `ephemera_proto`, and a tracing capture.
+
+#![allow(dead_code)]
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use ephemera_node::Node;
+use ephemera_node::api::types::{IssueCodesResponse, LoginResponse};
+use ephemera_node::clock::ManualClock;
+use ephemera_node::config::NodeConfig;
+use ephemera_node::server::{Background, serve};
+use ephemera_proto::api::{UploadResponse, VerifyRequest, VerifyResponse};
+use ephemera_proto::auth::{ReportHmacKey, SignedCertificate};
+use ephemera_proto::batch::{BatchContents, BatchIndex, SignedBatch, TrustedNodes};
+use ephemera_proto::pet::EncounterToken;
+use ephemera_proto::report::{PublishedToken, ReportContents};
+use ephemera_proto::upload::{SignedUpload, UploadBody, UploadRequest};
+use ephemera_proto::{UnixTime, wire};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+/// 2023-11-14 22:13:20 UTC.
+pub(crate) const T0: UnixTime = UnixTime(1_700_000_000);
+
+// ---- log capture ------------------------------------------------------------------------
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs a process-wide subscriber that records every event at TRACE level.
+pub(crate) fn capture_logs() {
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = Capture(buffer.clone());
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        buffer
+    });
+}
+
+/// Everything logged so far by every test in this process.
+pub(crate) fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.get().expect("capture_logs first").lock().unwrap()).into_owned()
+}
+
+// ---- HTTP -------------------------------------------------------------------------------
+
+/// A response.
+#[derive(Debug)]
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Response {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// Asserts an error answer: status, code, JSON shape.
+    pub(crate) fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(self.header("content-type"), Some("application/json"));
+        let body = self.json();
+        assert_eq!(body["error"], code, "{body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+pub(crate) async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    assert!(addr.ip().is_loopback(), "tests talk to loopback only");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // A server may answer (413) before reading everything; ignore a reset then.
+    let _ = stream.write_all(body).await;
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a full head");
+    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v == "chunked")
+    {
+        body = dechunk(&body);
+    }
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).unwrap().trim(), 16)
+            .unwrap();
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
+}
+
+// ---- node -------------------------------------------------------------------------------
+
+/// A node serving on an ephemeral loopback port, with a fake clock.
+pub(crate) struct TestNode {
+    pub(crate) node: Node,
+    pub(crate) addr: SocketAddr,
+    pub(crate) clock: ManualClock,
+    pub(crate) case_worker: Option<(String, String)>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// The config tests use: loopback, small batches.
+pub(crate) fn test_config(dir: &Path) -> NodeConfig {
+    NodeConfig {
+        data_dir: dir.to_owned(),
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        batch_min_entries: 16,
+        ..NodeConfig::default()
+    }
+}
+
+impl TestNode {
+    pub(crate) async fn start(dir: &Path, clock: ManualClock) -> TestNode {
+        TestNode::start_with(test_config(dir), clock).await
+    }
+
+    pub(crate) async fn start_with(config: NodeConfig, clock: ManualClock) -> TestNode {
+        capture_logs();
+        TestNode::start_uncaptured(config, clock).await
+    }
+
+    /// Without the TRACE log capture (for measurements: sled logs a lot at TRACE).
+    pub(crate) async fn start_uncaptured(config: NodeConfig, clock: ManualClock) -> TestNode {
+        let listen = config.listen;
+        assert!(listen.ip().is_loopback());
+        let opened = Node::open(config, Arc::new(clock.clone())).unwrap();
+        let case_worker = opened
+            .new_case_worker
+            .map(|(name, password)| (name, password.reveal().to_owned()));
+        let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let node = opened.node.clone();
+        let task = tokio::spawn(serve(node, listener, Background::Off, async move {
+            let _ = stopped.await;
+        }));
+        TestNode {
+            node: opened.node,
+            addr,
+            clock,
+            case_worker,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Graceful shutdown; waits until the database is closed.
+    pub(crate) async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap().unwrap();
+        // Drop every handle to the store so sled releases its lock.
+        let TestNode { node, .. } = self;
+        drop(node);
+        // The router's state clone goes away with the server task; give the runtime a beat.
+        tokio::task::yield_now().await;
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> Response {
+        request(self.addr, "GET", path, &[], b"").await
+    }
+
+    pub(crate) async fn post_json(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &serde_json::Value,
+    ) -> Response {
+        let mut all = vec![("Content-Type", "application/json")];
+        all.extend_from_slice(headers);
+        request(self.addr, "POST", path, &all, body.to_string().as_bytes()).await
+    }
+
+    pub(crate) async fn login(&self) -> String {
+        let (name, password) = self.case_worker.clone().expect("first start");
+        self.login_as(&name, &password).await
+    }
+
+    pub(crate) async fn login_as(&self, name: &str, password: &str) -> String {
+        let response = self
+            .post_json(
+                "/v1/session",
+                &[],
+                &serde_json::json!({"name": name, "password": password}),
+            )
+            .await;
+        assert_eq!(
+            response.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&response.body)
+        );
+        let login: LoginResponse = serde_json::from_slice(&response.body).unwrap();
+        login.token
+    }
+
+    /// Issues `count` codes of `test_type` with a session token.
+    pub(crate) async fn issue(
+        &self,
+        session: &str,
+        test_type: &str,
+        onset: Option<&str>,
+        count: u32,
+    ) -> IssueCodesResponse {
+        let auth = format!("Bearer {session}");
+        let mut body = serde_json::json!({"test_type": test_type, "count": count});
+        if let Some(onset) = onset {
+            body["symptom_onset"] = onset.into();
+        }
+        let response = self
+            .post_json("/v1/codes", &[("Authorization", &auth)], &body)
+            .await;
+        assert_eq!(
+            response.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&response.body)
+        );
+        serde_json::from_slice(&response.body).unwrap()
+    }
+
+    /// Exchanges a code for a certificate over HMAC(contents).
+    pub(crate) async fn certify(
+        &self,
+        code: &str,
+        contents: &ReportContents,
+        hmac_key: &ReportHmacKey,
+    ) -> Result<SignedCertificate, Response> {
+        let request = VerifyRequest {
+            code: code.to_owned(),
+            report_hmac: hex::encode(hmac_key.authenticate(contents).0),
+            decoy: false,
+            padding: String::new(),
+        };
+        let response = self
+            .post_raw("/v1/verify", "application/json", &request.to_padded_json())
+            .await;
+        if response.status != 200 {
+            return Err(response);
+        }
+        let parsed: VerifyResponse = serde_json::from_slice(&response.body).unwrap();
+        Ok(parsed.certificate().unwrap())
+    }
+
+    pub(crate) async fn post_raw(&self, path: &str, content_type: &str, body: &[u8]) -> Response {
+        request(
+            self.addr,
+            "POST",
+            path,
+            &[("Content-Type", content_type)],
+            body,
+        )
+        .await
+    }
+
+    pub(crate) async fn upload_body(&self, body: UploadBody) -> Response {
+        let request = match body {
+            UploadBody::Real(upload) => UploadRequest::real(upload),
+            other => {
+                let mut r = UploadRequest {
+                    body: other,
+                    padding: Vec::new(),
+                };
+                let len = wire::encode(&r).len();
+                r.padding = vec![0; ephemera_proto::upload::padded_request_size(len) - len];
+                r
+            }
+        };
+        self.post_raw(
+            "/v1/uploads",
+            "application/octet-stream",
+            &wire::encode(&request),
+        )
+        .await
+    }
+
+    /// Issue, certify and upload `contents`; returns the revision token.
+    pub(crate) async fn report(
+        &self,
+        session: &str,
+        test_type: &str,
+        contents: ReportContents,
+    ) -> (String, SignedUpload) {
+        let code = self
+            .issue(session, test_type, None, 1)
+            .await
+            .codes
+            .remove(0)
+            .code;
+        let hmac_key = ReportHmacKey::generate(&mut rand::rng());
+        let certificate = self.certify(&code, &contents, &hmac_key).await.unwrap();
+        let upload = SignedUpload {
+            contents,
+            certificate,
+            hmac_key,
+        };
+        let response = self.upload_body(UploadBody::Real(upload.clone())).await;
+        assert_eq!(
+            response.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&response.body)
+        );
+        assert_eq!(
+            response.body.len(),
+            ephemera_proto::api::UPLOAD_RESPONSE_SIZE
+        );
+        let parsed: UploadResponse = serde_json::from_slice(&response.body).unwrap();
+        (parsed.revision_token, upload)
+    }
+
+    /// Moves the clock to the next boundary and cuts.
+    pub(crate) async fn next_batches(&self) -> Vec<ephemera_proto::batch::BatchIndexEntry> {
+        let period = self.node.config().batch_period_seconds;
+        let now = self.clock.now_secs();
+        self.clock.set(UnixTime((now / period + 1) * period + 1));
+        self.node.cut_due().await.unwrap()
+    }
+
+    pub(crate) async fn index(&self, after: u64) -> BatchIndex {
+        let response = self.get(&format!("/v1/batches?after={after}")).await;
+        assert_eq!(response.status, 200);
+        serde_json::from_slice(&response.body).unwrap()
+    }
+
+    /// Fetches and verifies every published batch, merged.
+    pub(crate) async fn all_published(&self) -> BatchContents {
+        let trusted = TrustedNodes::new().with(self.node.keys().batch.public_key());
+        let mut all = BatchContents::default();
+        for entry in self.index(0).await.batches {
+            let response = self.get(&format!("/v1/batches/{}", entry.id)).await;
+            assert_eq!(response.status, 200);
+            let (summary, contents) = SignedBatch::verify(&response.body, &trusted).unwrap();
+            assert_eq!(summary.id, entry.id);
+            all.diagnosis_keys.extend(contents.diagnosis_keys);
+            all.tokens.extend(contents.tokens);
+        }
+        all
+    }
+}
+
+pub(crate) trait ClockExt {
+    fn now_secs(&self) -> u64;
+}
+
+impl ClockExt for ManualClock {
+    fn now_secs(&self) -> u64 {
+        use ephemera_node::clock::Clock;
+        self.now().0
+    }
+}
+
+/// `n` random pet tokens dated `days_ago`.
+pub(crate) fn pet_contents(n: usize, day: ephemera_proto::DayNumber) -> ReportContents {
+    ReportContents::Pet(
+        (0..n)
+            .map(|_| {
+                let mut t = [0u8; 16];
+                rand_core::Rng::fill_bytes(&mut rand::rng(), &mut t);
+                PublishedToken {
+                    day,
+                    token: EncounterToken(t),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Every file under `dir`, concatenated.
+pub(crate) fn read_tree(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(read_tree(&path));
+        } else {
+            out.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    out
+}
+
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+pub(crate) fn _flush_stdout() {
+    let _ = std::io::stdout().flush();
+}

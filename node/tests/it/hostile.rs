@@ -193,7 +193,9 @@ async fn slowloris(node: &TestNode, seconds: usize) -> (bool, Duration) {
             }
             let mut buf = [0u8; 256];
             // EOF, an error, or an answer (408) all mean the node dealt with it.
-            if let Ok(_) = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await
+            if tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf))
+                .await
+                .is_ok()
             {
                 return (true, started.elapsed());
             }

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 pub mod matching;
 pub mod proto;
+pub mod serve;
 
 /// One measured figure.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -23,6 +23,8 @@ enum Command {
     GaenMatch,
     /// `pet` matching: published token records/s against held tokens.
     PetMatch,
+    /// Serving a cached batch over HTTP: requests/s of a release node vs nginx (wrk).
+    Serve,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,6 +34,7 @@ fn main() -> anyhow::Result<()> {
         Command::Proto => ephemera_tests::bench::proto::run(budget),
         Command::GaenMatch => ephemera_tests::bench::matching::gaen(budget),
         Command::PetMatch => ephemera_tests::bench::matching::pet(budget),
+        Command::Serve => ephemera_tests::bench::serve::run(budget)?,
     };
     for figure in figures {
         println!("{}", figure.to_json_line());

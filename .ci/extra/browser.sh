@@ -18,7 +18,8 @@ command -v node >/dev/null || fail "Node.js is not installed"
 (cd node/tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
   || fail "npm ci (playwright-core) failed"
 
-cargo build --quiet -p ephemera-node || fail "building ephemera-node failed"
+# --workspace keeps the feature resolution of `cargo test --workspace`, so nothing rebuilds.
+cargo build --quiet --workspace --bins || fail "building ephemera-node failed"
 bin="$root/target/debug/ephemera-node"
 artifacts="${BROWSER_ARTIFACTS:-$root/target/browser}"
 mkdir -p "$artifacts"

@@ -13,7 +13,6 @@ use ephemera_proto::signing::Ed25519PublicKey;
 
 // A test binary of its own (see Cargo.toml): libp2p's trace spans name loopback
 // addresses, and must not reach the process-wide log capture of the `it` privacy test.
-#[allow(dead_code)]
 #[path = "util.rs"]
 mod util;
 

@@ -16,7 +16,8 @@ pub enum Background {
 }
 
 /// Serves `node` on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish and stops the background loops.
+/// finish and stops the background loops and federation (if [`Node::start_federation`] was
+/// called).
 ///
 /// # Errors
 /// The listener's I/O error.
@@ -39,6 +40,8 @@ pub async fn serve(
     if let Some(task) = task {
         let _ = task.await;
     }
+    // Federation last: uploads in flight above may still have gossiped.
+    node.stop_federation().await;
     if let Err(e) = node.store().flush() {
         tracing::error!(error = %e, "final flush failed");
     }

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+pub mod federation;
+pub mod ingest;
 pub mod matching;
 pub mod proto;
 pub mod serve;

@@ -25,6 +25,11 @@ enum Command {
     PetMatch,
     /// Serving a cached batch over HTTP: requests/s of a release node vs nginx (wrk).
     Serve,
+    /// Node ingest: durable verified uploads/s over HTTP on loopback (limit: in-memory
+    /// verification of the same uploads).
+    Ingest,
+    /// Federation: 10 nodes on loopback, p50/p99 propagation latency and reports/s.
+    Federation,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +40,8 @@ fn main() -> anyhow::Result<()> {
         Command::GaenMatch => ephemera_tests::bench::matching::gaen(budget),
         Command::PetMatch => ephemera_tests::bench::matching::pet(budget),
         Command::Serve => ephemera_tests::bench::serve::run(budget)?,
+        Command::Ingest => ephemera_tests::bench::ingest::run(budget),
+        Command::Federation => ephemera_tests::bench::federation::run(budget),
     };
     for figure in figures {
         println!("{}", figure.to_json_line());

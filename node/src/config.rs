@@ -114,6 +114,20 @@ raw_config! {
     log_format: String, list = false;
     /// Log filter in `tracing` syntax, e.g. "info" or "ephemera_node=debug".
     log_filter: String, list = false;
+    /// Run federation (libp2p) beside the HTTP API.
+    federation: bool, list = false;
+    /// Federation TCP listen address (`ip:port`; port 0 lets the OS choose).
+    federation_listen: SocketAddr, list = false;
+    /// Peers to dial at start, as multiaddrs ending in `/p2p/<peer id>`.
+    bootstrap_peers: Vec<String>, list = true;
+    /// Discover peers on the local network with mDNS (sends multicast off the machine).
+    mdns: bool, list = false;
+    /// Optional region suffix of the gossip topic ("" for none).
+    federation_region: String, list = false;
+    /// Upper bound, in milliseconds, of the random delay before a phone's upload is gossiped.
+    federation_publish_delay_ms: u64, list = false;
+    /// Seconds between catch-up rounds with every connected peer.
+    federation_sync_interval_seconds: u64, list = false;
 }
 
 impl RawConfig {
@@ -265,6 +279,20 @@ pub struct NodeConfig {
     pub log_format: LogFormat,
     /// Log filter. Default "info".
     pub log_filter: String,
+    /// Run federation. Default true (on loopback, with no peers: nothing leaves the machine).
+    pub federation: bool,
+    /// Federation TCP listen address. Default 127.0.0.1:0 (the OS picks a port).
+    pub federation_listen: SocketAddr,
+    /// Bootstrap peers (each ends in `/p2p/<peer id>`). Default none.
+    pub bootstrap_peers: Vec<libp2p::Multiaddr>,
+    /// mDNS discovery. Default off.
+    pub mdns: bool,
+    /// Topic region suffix. Default none.
+    pub federation_region: Option<String>,
+    /// Most random delay before a phone's upload is gossiped, ms. Default 2000.
+    pub federation_publish_delay_ms: u64,
+    /// Seconds between catch-up rounds. Default 60.
+    pub federation_sync_interval_seconds: u64,
 }
 
 impl Default for NodeConfig {
@@ -291,6 +319,13 @@ impl Default for NodeConfig {
             export_key_version: "v1".to_owned(),
             log_format: LogFormat::Text,
             log_filter: "info".to_owned(),
+            federation: true,
+            federation_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            bootstrap_peers: Vec::new(),
+            mdns: false,
+            federation_region: None,
+            federation_publish_delay_ms: 2000,
+            federation_sync_interval_seconds: 60,
         }
     }
 }
@@ -392,7 +427,58 @@ impl TryFrom<RawConfig> for NodeConfig {
             60,
             7 * 86_400,
         )?;
+        let bootstrap_peers = raw
+            .bootstrap_peers
+            .unwrap_or_default()
+            .iter()
+            .map(|text| {
+                let addr: libp2p::Multiaddr = text.parse().map_err(|_| {
+                    invalid("bootstrap_peers", format!("`{text}` is not a multiaddr"))
+                })?;
+                if !matches!(
+                    addr.iter().last(),
+                    Some(libp2p::multiaddr::Protocol::P2p(_))
+                ) {
+                    return Err(invalid(
+                        "bootstrap_peers",
+                        format!("`{text}` does not end in /p2p/<peer id>"),
+                    ));
+                }
+                Ok(addr)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let federation_region = raw.federation_region.filter(|r| !r.is_empty());
+        if let Some(region) = &federation_region
+            && (region.len() > 32
+                || !region
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+        {
+            return Err(invalid(
+                "federation_region",
+                "must be at most 32 characters of a-z, 0-9 and '-'",
+            ));
+        }
         Ok(NodeConfig {
+            federation: raw.federation.unwrap_or(d.federation),
+            federation_listen: raw.federation_listen.unwrap_or(d.federation_listen),
+            bootstrap_peers,
+            mdns: raw.mdns.unwrap_or(d.mdns),
+            federation_region,
+            federation_publish_delay_ms: in_range(
+                "federation_publish_delay_ms",
+                raw.federation_publish_delay_ms
+                    .unwrap_or(d.federation_publish_delay_ms),
+                0,
+                3_600_000,
+            )?,
+            federation_sync_interval_seconds: in_range(
+                "federation_sync_interval_seconds",
+                raw.federation_sync_interval_seconds
+                    .unwrap_or(d.federation_sync_interval_seconds),
+                1,
+                86_400,
+            )?,
             data_dir: raw.data_dir.unwrap_or(d.data_dir),
             listen: raw.listen.unwrap_or(d.listen),
             batch_period_seconds: in_range(
@@ -523,7 +609,28 @@ pub fn config_template() -> String {
 # codes, tokens, keys or client addresses.
 # log_format = "text"
 # log_filter = "{filter}"
+
+# Federation (libp2p): nodes exchange verified uploads by gossip and catch up after
+# downtime. By default it listens on loopback only, knows no peers and sends nothing off
+# the machine. Peers must trust the same authorities to accept each other's reports.
+# federation = true
+# TCP listen address (port 0: the OS picks one; `serve` prints the address and peer id).
+# federation_listen = "{fed_listen}"
+# Peers to dial, e.g. ["/ip4/10.0.0.2/tcp/4001/p2p/12D3Koo..."].
+# bootstrap_peers = []
+# mDNS discovery on the local network (sends multicast off the machine).
+# mdns = false
+# Topic suffix for federations whose nodes trust different authority sets (empty: none).
+# federation_region = ""
+# A phone's upload is gossiped after a random delay up to this many milliseconds, so
+# gossip timing does not mirror the phone's request.
+# federation_publish_delay_ms = {fed_delay}
+# Seconds between catch-up rounds with connected peers.
+# federation_sync_interval_seconds = {fed_sync}
 "#,
+        fed_listen = d.federation_listen,
+        fed_delay = d.federation_publish_delay_ms,
+        fed_sync = d.federation_sync_interval_seconds,
         data_dir = d.data_dir.display(),
         listen = d.listen,
         period = d.batch_period_seconds,

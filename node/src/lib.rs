@@ -13,9 +13,15 @@
 //!   `retention_days`; codes after their lifetime.
 //! - **Privacy.** The node never reads client addresses, and logs no code, token or key.
 //!
+//! - **Federation.** [`Node::start_federation`] runs [`federation`] (libp2p) with the
+//!   node's persistent identity: accepted phone uploads are gossiped once durable, relayed
+//!   ones are stored through the same single-use check and published in this node's own
+//!   batches; the node's store serves catch-up by sync day.
+//!
 //! Storage sits behind [`store::ReportStore`] (sled by default); time behind
-//! [`clock::Clock`]. Federation (libp2p) is not built yet; its identity seed is reserved
-//! in `keys/`.
+//! [`clock::Clock`], shared with federation. Uploads are group-committed: one store
+//! transaction and one flush per group of concurrent uploads, each acknowledged only after
+//! its group is on disk.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -19,7 +19,9 @@ use ephemera_proto::batch::{BatchId, BatchIndex, BatchIndexEntry};
 use ephemera_proto::gaen::{ExportFile, ExportSigner, SignatureInfo, encode_export_zip};
 use ephemera_proto::report::{ReportContents, ReportLimits, ReportType};
 use ephemera_proto::time::SECONDS_PER_DAY;
-use ephemera_proto::upload::{self, SignedUpload, UploadBody, UploadRequest};
+use ephemera_proto::upload::{
+    self, SignedUpload, UploadBody, UploadId, UploadRequest, VerifiedUpload,
+};
 use ephemera_proto::{SchemeKind, UnixTime, wire};
 use ring::digest;
 use ring::rand::SystemRandom;
@@ -36,6 +38,10 @@ use crate::caseworker::{
 };
 use crate::clock::{Clock, civil};
 use crate::config::NodeConfig;
+use crate::federation::{
+    DayDigest, Federation, FederationConfig, FederationError, FederationHandle, FederationStore,
+    NodeIdentity, StoreOutcome,
+};
 use crate::keys::{KeyError, NodeKeys};
 use crate::metrics::Metrics;
 use crate::store::{
@@ -74,6 +80,9 @@ pub enum NodeError {
     /// A blocking task panicked or was cancelled.
     #[error("background task failed")]
     Task,
+    /// Federation could not start.
+    #[error(transparent)]
+    Federation(#[from] FederationError),
     /// A GAEN export file could not be signed or written.
     #[error("GAEN export: {0}")]
     Export(ephemera_proto::gaen::ExportError),
@@ -105,7 +114,94 @@ impl Flusher {
     }
 }
 
+/// One upload waiting in the group-commit queue, with where to send its outcome.
+type PendingCommit = (
+    UploadCommit,
+    tokio::sync::oneshot::Sender<Result<CommitOutcome, StoreError>>,
+);
+
+/// Most uploads written by one group commit.
+const MAX_GROUP: usize = 4096;
+
+/// Group commit for uploads: one thread takes every upload queued while the previous group
+/// was being written, writes them in one store transaction, flushes once, and only then
+/// answers each. Nothing is acknowledged before it is on disk.
+struct Committer {
+    queue: std::sync::mpsc::Sender<PendingCommit>,
+}
+
+impl Committer {
+    fn start(store: &Arc<dyn ReportStore>) -> Committer {
+        let (queue, rx) = std::sync::mpsc::channel::<PendingCommit>();
+        // A weak reference: the node owns the store; the thread ends when the node is
+        // dropped (its sender with it), and never keeps the database open after that.
+        let store = Arc::downgrade(store);
+        std::thread::Builder::new()
+            .name("ephemera-commit".to_owned())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut group = vec![first];
+                    while group.len() < MAX_GROUP {
+                        match rx.try_recv() {
+                            Ok(next) => group.push(next),
+                            Err(_) => break,
+                        }
+                    }
+                    let (commits, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+                    let result = match store.upgrade() {
+                        Some(store) => store
+                            .commit_uploads(&commits)
+                            .and_then(|outcomes| store.flush().map(|()| outcomes)),
+                        None => Err(StoreError::Engine("store closed".to_owned())),
+                    };
+                    match result {
+                        Ok(outcomes) => {
+                            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                                let _ = reply.send(Ok(outcome));
+                            }
+                        }
+                        Err(e) => {
+                            for reply in replies {
+                                let _ = reply.send(Err(StoreError::Engine(e.to_string())));
+                            }
+                        }
+                    }
+                }
+            })
+            .expect("spawning the commit thread");
+        Committer { queue }
+    }
+
+    /// Writes `commit` with whatever else is queued and returns once it is durable.
+    async fn commit(&self, commit: UploadCommit) -> Result<CommitOutcome, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.queue
+            .send((commit, tx))
+            .map_err(|_| StoreError::Engine("commit thread stopped".to_owned()))?;
+        rx.await
+            .map_err(|_| StoreError::Engine("commit thread stopped".to_owned()))?
+    }
+
+    /// As [`Self::commit`], from a blocking context (federation's store calls).
+    fn commit_blocking(&self, commit: UploadCommit) -> Result<CommitOutcome, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.queue
+            .send((commit, tx))
+            .map_err(|_| StoreError::Engine("commit thread stopped".to_owned()))?;
+        rx.blocking_recv()
+            .map_err(|_| StoreError::Engine("commit thread stopped".to_owned()))?
+    }
+}
+
+/// The running federation, once [`Node::start_federation`] was called.
+struct FederationSlot {
+    handle: FederationHandle,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
 struct Inner {
+    committer: Committer,
+    federation: Mutex<Option<FederationSlot>>,
     config: NodeConfig,
     clock: Arc<dyn Clock>,
     store: Arc<dyn ReportStore>,
@@ -223,6 +319,8 @@ impl Node {
         );
         Node {
             inner: Arc::new(Inner {
+                committer: Committer::start(&store),
+                federation: Mutex::new(None),
                 cutter: BatchCutter::from_config(&config),
                 flusher: Flusher {
                     store: store.clone(),
@@ -626,6 +724,7 @@ impl Node {
         if !self.inner.config.accept_schemes.contains(&scheme) {
             return Err(ApiError::SchemeNotAccepted);
         }
+        let gossip = self.federation_handle().map(|h| (h, verified.clone()));
         let upload_id = verified.id();
         let upload = verified.into_inner();
         let certificate = upload.certificate.certificate.clone();
@@ -684,17 +783,24 @@ impl Node {
             }
         };
         commit.dequeue.clear();
-        self.commit(commit, new_token).await
+        let token = self.commit(commit, new_token).await?;
+        // Gossip only what is durably stored. The federation adds its own random delay
+        // (`federation_publish_delay_ms`), so gossip timing does not mirror the request.
+        if let Some((handle, verified)) = gossip
+            && let Err(e) = handle.publish(verified).await
+        {
+            tracing::warn!(error = %e, "upload not gossiped (peers fetch it by catch-up)");
+        }
+        Ok(token)
     }
 
     async fn commit(&self, commit: UploadCommit, token: [u8; 32]) -> Result<[u8; 32], ApiError> {
-        match self.inner.store.commit_upload(&commit)? {
+        // Group commit: returns once this upload's group is flushed to disk.
+        match self.inner.committer.commit(commit).await? {
             CommitOutcome::Committed => {}
             CommitOutcome::CertificateUsed => return Err(ApiError::CertificateUsed),
             CommitOutcome::RevisionTokenUnknown => return Err(ApiError::InvalidRevisionToken),
         }
-        // Acknowledge only what is on disk.
-        self.inner.flusher.flush().await?;
         Ok(token)
     }
 
@@ -1177,5 +1283,202 @@ impl TestType {
             ReportType::Revoked => Some(TestType::Negative),
             _ => None,
         }
+    }
+}
+
+// ---- federation ---------------------------------------------------------------------
+
+impl Node {
+    /// The federation handle, when federation runs.
+    pub fn federation_handle(&self) -> Option<FederationHandle> {
+        self.inner
+            .federation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|slot| slot.handle.clone())
+    }
+
+    /// The federation settings this node's config asks for: TCP on `federation_listen`, the
+    /// node's trusted authorities and report rules, the persistent libp2p identity.
+    pub fn federation_config(&self) -> FederationConfig {
+        let config = &self.inner.config;
+        let ip = match config.federation_listen.ip() {
+            std::net::IpAddr::V4(ip) => libp2p::multiaddr::Protocol::Ip4(ip),
+            std::net::IpAddr::V6(ip) => libp2p::multiaddr::Protocol::Ip6(ip),
+        };
+        let listen = libp2p::Multiaddr::empty()
+            .with(ip)
+            .with(libp2p::multiaddr::Protocol::Tcp(
+                config.federation_listen.port(),
+            ));
+        let mut federation = FederationConfig::default()
+            .with_trusted_authorities(self.inner.trusted.clone())
+            .with_bootstrap_peers(config.bootstrap_peers.clone())
+            .with_sync_interval(Duration::from_secs(config.federation_sync_interval_seconds));
+        federation.listen_addrs = vec![listen];
+        federation.mdns = config.mdns;
+        federation.region = config.federation_region.clone();
+        federation.limits = self.inner.limits.clone();
+        federation.publish_delay_max = Duration::from_millis(config.federation_publish_delay_ms);
+        federation
+    }
+
+    /// Starts federation with `config` (see [`Self::federation_config`]) and the node's
+    /// persistent identity; accepted phone uploads are gossiped from now on, and relayed
+    /// ones are stored and published in this node's batches. Returns the handle.
+    ///
+    /// # Errors
+    /// [`NodeError::Federation`] if the swarm cannot start (e.g. the port is taken).
+    pub fn start_federation(
+        &self,
+        config: FederationConfig,
+    ) -> Result<FederationHandle, NodeError> {
+        let identity = NodeIdentity::from_ed25519_seed(&self.inner.keys.libp2p_seed);
+        let store: Arc<dyn FederationStore> = Arc::new(NodeFederationStore {
+            inner: Arc::downgrade(&self.inner),
+        });
+        let (handle, task) = Federation::spawn(config, identity, store, self.inner.clock.clone())?;
+        *self
+            .inner
+            .federation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(FederationSlot {
+            handle: handle.clone(),
+            task: Some(task),
+        });
+        Ok(handle)
+    }
+
+    /// Stops federation (if it runs) and waits for its event loop to end.
+    pub async fn stop_federation(&self) {
+        let slot = self
+            .inner
+            .federation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(mut slot) = slot {
+            let _ = slot.handle.shutdown().await;
+            if let Some(task) = slot.task.take() {
+                let _ = task.await;
+            }
+        }
+    }
+
+    /// Stores an upload a peer relayed (already verified by federation): same single-use
+    /// rule and sync-day filing as a phone's upload, and its entries join this node's
+    /// publication queue. Blocks until durable.
+    fn store_relayed(&self, upload: VerifiedUpload) -> Result<StoreOutcome, StoreError> {
+        let id = upload.id();
+        if self.inner.store.upload(&id)?.is_some() {
+            return Ok(StoreOutcome::AlreadyStored);
+        }
+        let now = self.now();
+        let scheme = upload.contents().scheme();
+        let upload = upload.into_inner();
+        let certificate = upload.certificate.certificate.clone();
+        let (certificate_purge_at, _) = self.purge_times(&certificate, now);
+        let retention = u64::from(self.inner.config.retention_days) * SECONDS_PER_DAY;
+        // Purged with the certificate's day, as every other node does.
+        let upload_purge_at = certificate.issued_at.plus_seconds(retention).max(now);
+        let publish = certificate.test_type != ReportType::Revoked
+            && self.inner.config.accept_schemes.contains(&scheme);
+        let releases: Vec<UnixTime> = match &upload.contents {
+            ReportContents::Gaen(keys) => keys
+                .iter()
+                .map(|k| upload::key_publishable_at(k).max(now))
+                .collect(),
+            ReportContents::Pet(tokens) => vec![now; tokens.len()],
+        };
+        let enqueue = if publish {
+            group_entries(id, &upload.contents, &releases)
+        } else {
+            Vec::new()
+        };
+        // Nobody holds a revision token for a relayed upload: store an unguessable one.
+        let revision_hash = sha256(&random_bytes::<32>());
+        let commit = UploadCommit {
+            certificate: (certificate.id, certificate_purge_at),
+            consume_revision: None,
+            upload: (
+                id,
+                StoredUpload {
+                    received_at: now,
+                    upload,
+                    releases: releases.into_iter().map(|r| publish.then_some(r)).collect(),
+                },
+                upload_purge_at,
+            ),
+            update_original: None,
+            revision: (revision_hash, RevisionRecord { upload: id }),
+            dequeue: Vec::new(),
+            enqueue,
+        };
+        Ok(match self.inner.committer.commit_blocking(commit)? {
+            CommitOutcome::Committed => {
+                self.inner.metrics.upload_accepted("relayed");
+                StoreOutcome::Stored
+            }
+            _ if self.inner.store.upload(&id)?.is_some() => StoreOutcome::AlreadyStored,
+            _ => StoreOutcome::CertificateUsed,
+        })
+    }
+}
+
+/// The node's store as federation sees it. Holds the node weakly, so a running federation
+/// does not keep a stopped node alive.
+struct NodeFederationStore {
+    inner: std::sync::Weak<Inner>,
+}
+
+impl NodeFederationStore {
+    fn node(&self) -> Option<Node> {
+        self.inner.upgrade().map(|inner| Node { inner })
+    }
+}
+
+fn federation_error(e: StoreError) -> crate::federation::StoreError {
+    crate::federation::StoreError(Box::new(e))
+}
+
+impl FederationStore for NodeFederationStore {
+    fn contains(&self, id: &UploadId) -> bool {
+        self.node()
+            .and_then(|n| n.inner.store.upload(id).ok().flatten())
+            .is_some()
+    }
+
+    fn store_relayed(
+        &self,
+        upload: VerifiedUpload,
+    ) -> Result<StoreOutcome, crate::federation::StoreError> {
+        let node = self
+            .node()
+            .ok_or_else(|| federation_error(StoreError::Engine("node stopped".to_owned())))?;
+        node.store_relayed(upload).map_err(federation_error)
+    }
+
+    fn ids_for_day(
+        &self,
+        day: ephemera_proto::DayNumber,
+        after: Option<UploadId>,
+        limit: usize,
+    ) -> Vec<UploadId> {
+        self.node()
+            .and_then(|n| n.inner.store.sync_ids(day, after, limit).ok())
+            .unwrap_or_default()
+    }
+
+    fn get(&self, id: &UploadId) -> Option<SignedUpload> {
+        self.node()
+            .and_then(|n| n.inner.store.upload(id).ok().flatten())
+            .map(|record| record.upload)
+    }
+
+    fn day_digest(&self, day: ephemera_proto::DayNumber) -> DayDigest {
+        self.node()
+            .and_then(|n| n.inner.store.day_digest(day).ok())
+            .unwrap_or_else(|| DayDigest::empty(day))
     }
 }

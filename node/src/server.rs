@@ -1,10 +1,21 @@
 //! Serving a node over HTTP with graceful shutdown.
 
 use std::future::Future;
+use std::time::Duration;
 
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use crate::node::Node;
+
+/// How long a client may take to send a request's headers (also the idle limit between
+/// keep-alive requests): slow clients ("slowloris") are cut off after it.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long in-flight requests may take to finish once shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Whether to run the batch and purge loops beside the HTTP server.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -16,7 +27,8 @@ pub enum Background {
 }
 
 /// Serves `node` on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish and stops the background loops.
+/// finish and stops the background loops and federation (if [`Node::start_federation`] was
+/// called).
 ///
 /// # Errors
 /// The listener's I/O error.
@@ -32,17 +44,59 @@ pub async fn serve(
         tokio::spawn(async move { node.run_background(stop_rx).await })
     });
     let app = crate::api::router(node.clone());
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = accept_loop(listener, app, shutdown).await;
     let _ = stop_tx.send(true);
     if let Some(task) = task {
         let _ = task.await;
     }
+    // Federation last: uploads in flight above may still have gossiped.
+    node.stop_federation().await;
     if let Err(e) = node.store().flush() {
         tracing::error!(error = %e, "final flush failed");
     }
     result
+}
+
+/// Accepts connections until `shutdown`, serving each with HTTP/1.1 and a header-read
+/// timeout, then waits (bounded) for open connections to finish. The peer address that
+/// `accept` returns is dropped unread: the node never looks at client addresses.
+async fn accept_loop(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = TowerToHyperService::new(app.clone());
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+    Ok(())
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -62,7 +62,12 @@ pub fn router(node: Node) -> Router {
         )
         .route(
             "/v1/uploads",
-            post(upload).layer(DefaultBodyLimit::max(upload_limit)),
+            post(upload)
+                .layer(DefaultBodyLimit::max(upload_limit))
+                .layer(axum::middleware::from_fn_with_state(
+                    upload_limit,
+                    refuse_announced_oversize,
+                )),
         )
         .route("/v1/batches", get(batch_index))
         .route("/v1/batches/{id}", get(batch))
@@ -83,6 +88,24 @@ pub fn router(node: Node) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(node)
+}
+
+/// Answers 413 at once when `Content-Length` announces more than `limit`, instead of
+/// reading the body first (a client could otherwise hold a request open announcing 1 GiB).
+async fn refuse_announced_oversize(
+    State(limit): State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|len| len > limit as u64) {
+        return ApiError::PayloadTooLarge { max: limit }.into_response();
+    }
+    next.run(request).await
 }
 
 async fn security_headers(mut response: Response) -> Response {

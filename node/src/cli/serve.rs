@@ -72,8 +72,35 @@ pub fn load_config(
     Ok(NodeConfig::try_from(file.merge(env).merge(flags))?)
 }
 
+/// Crates under libp2p whose debug output names IP addresses.
+const LIBP2P_CRATES: &[&str] = &[
+    "libp2p",
+    "libp2p_swarm",
+    "libp2p_tcp",
+    "libp2p_quic",
+    "libp2p_mdns",
+    "libp2p_kad",
+    "libp2p_gossipsub",
+    "libp2p_identify",
+    "libp2p_noise",
+    "libp2p_request_response",
+    "libp2p_core",
+    "multistream_select",
+    "yamux",
+    "quinn",
+    "quinn_proto",
+];
+
 /// Sets up structured logs on stderr. Safe to call twice (the second call does nothing).
 pub fn init_logging(format: LogFormat, filter: &str) {
+    // libp2p's own crates put peer addresses in their debug and trace spans: keep them at
+    // `warn` unless the filter names them itself.
+    let mut filter = filter.to_owned();
+    for noisy in LIBP2P_CRATES {
+        if !filter.contains(noisy) {
+            filter.push_str(&format!(",{noisy}=warn"));
+        }
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -134,10 +161,19 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let _ = writeln!(stdout, "  authority key:    {}", info.authority_public_key);
     let _ = writeln!(stdout, "  batch key:        {}", info.batch_public_key);
     let _ = writeln!(stdout, "  case-worker page: http://{local}/case-worker");
-    let _ = writeln!(
-        stdout,
-        "  federation:       not built yet (identity seed reserved in keys/)"
-    );
+    if opened.node.config().federation {
+        let handle = opened
+            .node
+            .start_federation(opened.node.federation_config())?;
+        let peer_id = handle.peer_id();
+        let _ = writeln!(stdout, "  libp2p peer id:   {peer_id}");
+        let addrs = handle.listen_addrs().await.unwrap_or_default();
+        for addr in addrs {
+            let _ = writeln!(stdout, "  libp2p listening: {addr}/p2p/{peer_id}");
+        }
+    } else {
+        let _ = writeln!(stdout, "  federation:       off (config key `federation`)");
+    }
     let _ = stdout.flush();
     tracing::info!(data_dir = %opened.node.config().data_dir.display(), "node started");
     serve_node(opened.node, listener, Background::Run, shutdown_signal())

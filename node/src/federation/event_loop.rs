@@ -535,7 +535,9 @@ impl EventLoop {
                 continue;
             }
             if let Err(e) = self.swarm.dial(addr) {
-                tracing::debug!(%peer, error = %e, "bootstrap dial failed");
+                // A dial error names addresses: log only the peer id.
+                let _ = e;
+                tracing::debug!(%peer, "bootstrap dial failed");
             }
         }
     }
@@ -657,7 +659,7 @@ impl EventLoop {
                 listener_id,
                 address,
             } => {
-                tracing::debug!(%address, "listening");
+                tracing::debug!("listening"); // the address is for the operator (stdout), not logs
                 if let Some(addrs) = self.listeners.get_mut(&listener_id) {
                     addrs.push(address);
                 }
@@ -746,7 +748,8 @@ impl EventLoop {
             return;
         }
         if let Err(e) = self.swarm.dial(peer) {
-            tracing::debug!(%peer, error = %e, "dial of discovered peer failed");
+            let _ = e;
+            tracing::debug!(%peer, "dial of discovered peer failed");
         }
     }
 

@@ -39,6 +39,15 @@ impl NodeIdentity {
         }
     }
 
+    /// The identity whose Ed25519 secret key is `seed` (the node keeps it in
+    /// `keys/libp2p-identity.seed`).
+    pub fn from_ed25519_seed(seed: &[u8; 32]) -> Self {
+        let mut bytes = *seed;
+        let keypair = Keypair::ed25519_from_bytes(&mut bytes).expect("32 bytes is a valid seed");
+        zeroize::Zeroize::zeroize(&mut bytes);
+        NodeIdentity { keypair }
+    }
+
     /// Reads an identity stored with [`Self::to_bytes`].
     ///
     /// # Errors

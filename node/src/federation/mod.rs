@@ -72,11 +72,8 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use ephemera_proto::UnixTime;
 pub use libp2p::{Multiaddr, PeerId};
+use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 pub use behaviour::{IDENTIFY_PROTOCOL, KAD_PROTOCOL};
@@ -88,26 +85,9 @@ pub use store::{
 };
 pub use sync::SYNC_PROTOCOL;
 
-/// The time source federation verifies against (certificate ages, retention).
-pub trait Clock: Send + Sync + 'static {
-    /// The current time.
-    fn now(&self) -> UnixTime;
-}
-
-/// The operating system's clock.
-#[derive(Copy, Clone, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> UnixTime {
-        UnixTime(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-        )
-    }
-}
+/// The time source federation verifies against (certificate ages, retention): the node's
+/// own [`crate::clock::Clock`], so one clock drives both.
+pub use crate::clock::{Clock, SystemClock};
 
 /// Federation failed to start, or its event loop is gone.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

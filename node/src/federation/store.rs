@@ -64,6 +64,14 @@ impl DayDigest {
         }
     }
 
+    /// Takes `id` out of the digest (retention purge).
+    pub fn remove(&mut self, id: &UploadId) {
+        self.count = self.count.saturating_sub(1);
+        for (x, b) in self.xor.iter_mut().zip(id.0) {
+            *x ^= b;
+        }
+    }
+
     /// Adds `id` to the digest.
     pub fn add(&mut self, id: &UploadId) {
         self.count = self.count.saturating_add(1);

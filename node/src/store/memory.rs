@@ -107,6 +107,38 @@ impl ReportStore for MemoryReportStore {
         Ok(CommitOutcome::Committed)
     }
 
+    fn sync_ids(
+        &self,
+        day: ephemera_proto::DayNumber,
+        after: Option<UploadId>,
+        limit: usize,
+    ) -> Result<Vec<UploadId>, StoreError> {
+        let inner = self.lock();
+        let mut ids: Vec<UploadId> = inner
+            .uploads
+            .iter()
+            .filter(|(id, record)| {
+                crate::federation::sync_day(&record.upload) == day
+                    && after.is_none_or(|after| **id > after)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort();
+        ids.truncate(limit);
+        Ok(ids)
+    }
+
+    fn day_digest(
+        &self,
+        day: ephemera_proto::DayNumber,
+    ) -> Result<crate::federation::DayDigest, StoreError> {
+        let mut digest = crate::federation::DayDigest::empty(day);
+        for id in self.sync_ids(day, None, usize::MAX)? {
+            digest.add(&id);
+        }
+        Ok(digest)
+    }
+
     fn revision(&self, hash: &RevisionHash) -> Result<Option<RevisionRecord>, StoreError> {
         Ok(self.lock().revisions.get(hash).copied())
     }

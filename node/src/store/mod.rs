@@ -257,6 +257,34 @@ pub trait ReportStore: Send + Sync + 'static {
     /// [`StoreError`].
     fn commit_upload(&self, commit: &UploadCommit) -> Result<CommitOutcome, StoreError>;
 
+    /// Applies a group of commits in one atomic write, in order; each gets its own outcome
+    /// (a later commit sees the earlier ones, so two commits of one certificate in a group
+    /// give `Committed` then `CertificateUsed`). Nothing is durable before [`Self::flush`].
+    ///
+    /// # Errors
+    /// [`StoreError`]: then none of the group is written.
+    fn commit_uploads(&self, commits: &[UploadCommit]) -> Result<Vec<CommitOutcome>, StoreError> {
+        commits.iter().map(|c| self.commit_upload(c)).collect()
+    }
+
+    /// Up to `limit` ids of uploads filed under sync day `day` (the day their certificate
+    /// was issued, [`crate::federation::sync_day`]), ascending, strictly after `after`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn sync_ids(
+        &self,
+        day: DayNumber,
+        after: Option<UploadId>,
+        limit: usize,
+    ) -> Result<Vec<UploadId>, StoreError>;
+
+    /// Count and XOR of the ids filed under sync day `day`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn day_digest(&self, day: DayNumber) -> Result<crate::federation::DayDigest, StoreError>;
+
     /// The revision record of a token hash.
     ///
     /// # Errors

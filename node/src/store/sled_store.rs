@@ -3,11 +3,13 @@
 
 use std::path::Path;
 
-use ephemera_proto::UnixTime;
 use ephemera_proto::auth::CodeHash;
 use ephemera_proto::batch::{BatchId, BatchIndexEntry};
 use ephemera_proto::upload::UploadId;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use ephemera_proto::{DayNumber, UnixTime};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, UnabortableTransactionError,
+};
 use sled::{Db, Transactional, Tree};
 
 use super::{
@@ -15,6 +17,7 @@ use super::{
     QueueKey, QueuedGroup, ReportStore, RevisionHash, RevisionRecord, StoreError, StoredUpload,
     UploadCommit, decode, encode, expiry_key, parse_expiry_key,
 };
+use crate::federation::{DayDigest, sync_day};
 
 const CUTTER_STATE_KEY: &[u8] = b"cutter-state";
 
@@ -32,6 +35,17 @@ pub struct SledReportStore {
     credentials: Tree,
     meta: Tree,
     expiry: Tree,
+    /// `sync day (u32 BE) ‖ upload id` → empty: every upload filed under its sync day.
+    sync_index: Tree,
+    /// `sync day (u32 BE)` → postcard [`DayDigest`], kept up to date on insert and purge.
+    day_digests: Tree,
+}
+
+fn sync_key(day: DayNumber, id: &UploadId) -> [u8; 36] {
+    let mut key = [0u8; 36];
+    key[..4].copy_from_slice(&day.0.to_be_bytes());
+    key[4..].copy_from_slice(&id.0);
+    key
 }
 
 impl std::fmt::Debug for SledReportStore {
@@ -75,9 +89,85 @@ impl SledReportStore {
             credentials: tree("credentials")?,
             meta: tree("meta")?,
             expiry: tree("expiry")?,
+            sync_index: tree("sync-index")?,
+            day_digests: tree("day-digests")?,
             db,
         })
     }
+}
+
+impl SledReportStore {
+    /// Takes a purged upload out of the sync index and its day's digest.
+    fn forget_synced(&self, day: DayNumber, id: &UploadId) -> Result<(), StoreError> {
+        if self
+            .sync_index
+            .remove(sync_key(day, id))
+            .map_err(engine)?
+            .is_none()
+        {
+            return Ok(());
+        }
+        let key = day.0.to_be_bytes();
+        let mut digest = self.day_digest(day)?;
+        digest.remove(id);
+        if digest.count == 0 {
+            self.day_digests.remove(key).map_err(engine)?;
+        } else {
+            self.day_digests
+                .insert(key, encode(&digest))
+                .map_err(engine)?;
+        }
+        Ok(())
+    }
+}
+
+/// An [`UploadCommit`]'s encoded parts.
+struct Prepared {
+    record: Vec<u8>,
+    original: Option<([u8; 32], Vec<u8>)>,
+    enqueue: Vec<([u8; QueueKey::LEN], Vec<u8>)>,
+    upload_ref: Vec<u8>,
+    day: DayNumber,
+    sync_key: [u8; 36],
+}
+
+impl Prepared {
+    fn new(commit: &UploadCommit) -> Prepared {
+        let (upload_id, ref record, _) = commit.upload;
+        let mut upload_ref = upload_id.0.to_vec();
+        upload_ref.extend_from_slice(&commit.revision.0);
+        let day = sync_day(&record.upload);
+        Prepared {
+            record: encode(record),
+            original: commit
+                .update_original
+                .as_ref()
+                .map(|(id, record)| (id.0, encode(record))),
+            enqueue: commit
+                .enqueue
+                .iter()
+                .map(|(k, group)| (k.to_bytes(), encode(group)))
+                .collect(),
+            upload_ref,
+            day,
+            sync_key: sync_key(day, &upload_id),
+        }
+    }
+}
+
+fn add_to_digest(
+    digests: &sled::transaction::TransactionalTree,
+    day: DayNumber,
+    id: &UploadId,
+) -> Result<(), UnabortableTransactionError> {
+    let key = day.0.to_be_bytes();
+    let mut digest = match digests.get(key)? {
+        Some(bytes) => postcard::from_bytes(&bytes).unwrap_or(DayDigest::empty(day)),
+        None => DayDigest::empty(day),
+    };
+    digest.add(id);
+    digests.insert(&key, encode(&digest))?;
+    Ok(())
 }
 
 impl ReportStore for SledReportStore {
@@ -104,69 +194,112 @@ impl ReportStore for SledReportStore {
     }
 
     fn commit_upload(&self, commit: &UploadCommit) -> Result<CommitOutcome, StoreError> {
-        let (certificate, certificate_purge_at) = commit.certificate;
-        let (upload_id, ref record, upload_purge_at) = commit.upload;
-        let record_bytes = encode(record);
-        let original = commit
-            .update_original
-            .as_ref()
-            .map(|(id, record)| (id.0, encode(record)));
-        let enqueue: Vec<([u8; QueueKey::LEN], Vec<u8>)> = commit
-            .enqueue
-            .iter()
-            .map(|(k, group)| (k.to_bytes(), encode(group)))
-            .collect();
-        let mut upload_ref = upload_id.0.to_vec();
-        upload_ref.extend_from_slice(&commit.revision.0);
+        Ok(self
+            .commit_uploads(std::slice::from_ref(commit))?
+            .pop()
+            .unwrap_or(CommitOutcome::Committed))
+    }
+
+    fn commit_uploads(&self, commits: &[UploadCommit]) -> Result<Vec<CommitOutcome>, StoreError> {
+        // Encode everything outside the transaction (its closure may run more than once).
+        let prepared: Vec<Prepared> = commits.iter().map(Prepared::new).collect();
         let result = (
             &self.certificates,
             &self.revisions,
             &self.uploads,
             &self.queue,
             &self.expiry,
+            &self.sync_index,
+            &self.day_digests,
         )
-            .transaction(|(certificates, revisions, uploads, queue, expiry)| {
-                if certificates.get(certificate.0)?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(
-                        CommitOutcome::CertificateUsed,
-                    ));
-                }
-                if let Some(hash) = &commit.consume_revision
-                    && revisions.remove(hash)?.is_none()
-                {
-                    return Err(ConflictableTransactionError::Abort(
-                        CommitOutcome::RevisionTokenUnknown,
-                    ));
-                }
-                certificates.insert(&certificate.0, &upload_id.0)?;
-                expiry.insert(
-                    expiry_key(
-                        certificate_purge_at,
-                        ExpiryKind::Certificate,
-                        &certificate.0,
-                    ),
-                    &[],
-                )?;
-                uploads.insert(&upload_id.0, record_bytes.as_slice())?;
-                expiry.insert(
-                    expiry_key(upload_purge_at, ExpiryKind::Upload, &upload_ref),
-                    &[],
-                )?;
-                if let Some((id, bytes)) = &original {
-                    uploads.insert(id, bytes.as_slice())?;
-                }
-                revisions.insert(&commit.revision.0, encode(&commit.revision.1))?;
-                for key in &commit.dequeue {
-                    queue.remove(key.to_bytes().as_slice())?;
-                }
-                for (key, group) in &enqueue {
-                    queue.insert(key.as_slice(), group.as_slice())?;
-                }
-                Ok(CommitOutcome::Committed)
-            });
-        match result {
-            Ok(outcome) | Err(TransactionError::Abort(outcome)) => Ok(outcome),
-            Err(TransactionError::Storage(e)) => Err(engine(e)),
+            .transaction(
+                |(certificates, revisions, uploads, queue, expiry, sync_index, digests)| {
+                    let mut outcomes = Vec::with_capacity(prepared.len());
+                    for (commit, p) in commits.iter().zip(&prepared) {
+                        let (certificate, certificate_purge_at) = commit.certificate;
+                        let upload_id = commit.upload.0;
+                        if certificates.get(certificate.0)?.is_some() {
+                            outcomes.push(CommitOutcome::CertificateUsed);
+                            continue;
+                        }
+                        if let Some(hash) = &commit.consume_revision
+                            && revisions.remove(hash)?.is_none()
+                        {
+                            outcomes.push(CommitOutcome::RevisionTokenUnknown);
+                            continue;
+                        }
+                        certificates.insert(&certificate.0, &upload_id.0)?;
+                        expiry.insert(
+                            expiry_key(
+                                certificate_purge_at,
+                                ExpiryKind::Certificate,
+                                &certificate.0,
+                            ),
+                            &[],
+                        )?;
+                        let fresh = uploads.insert(&upload_id.0, p.record.as_slice())?.is_none();
+                        expiry.insert(
+                            expiry_key(commit.upload.2, ExpiryKind::Upload, &p.upload_ref),
+                            &[],
+                        )?;
+                        if fresh {
+                            sync_index.insert(p.sync_key.as_slice(), &[])?;
+                            add_to_digest(digests, p.day, &upload_id)?;
+                        }
+                        if let Some((id, bytes)) = &p.original {
+                            uploads.insert(id, bytes.as_slice())?;
+                        }
+                        revisions.insert(&commit.revision.0, encode(&commit.revision.1))?;
+                        for key in &commit.dequeue {
+                            queue.remove(key.to_bytes().as_slice())?;
+                        }
+                        for (key, group) in &p.enqueue {
+                            queue.insert(key.as_slice(), group.as_slice())?;
+                        }
+                        outcomes.push(CommitOutcome::Committed);
+                    }
+                    Ok::<_, ConflictableTransactionError<()>>(outcomes)
+                },
+            );
+        result.map_err(tx_error)
+    }
+
+    fn sync_ids(
+        &self,
+        day: DayNumber,
+        after: Option<UploadId>,
+        limit: usize,
+    ) -> Result<Vec<UploadId>, StoreError> {
+        let prefix = day.0.to_be_bytes();
+        let start = match after {
+            Some(after) => {
+                let mut key = sync_key(day, &after).to_vec();
+                key.push(0);
+                key
+            }
+            None => prefix.to_vec(),
+        };
+        let mut out = Vec::new();
+        for item in self.sync_index.range(start..) {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, _) = item.map_err(engine)?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let id: [u8; 32] = key[4..]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt { tree: "sync-index" })?;
+            out.push(UploadId(id));
+        }
+        Ok(out)
+    }
+
+    fn day_digest(&self, day: DayNumber) -> Result<DayDigest, StoreError> {
+        match self.day_digests.get(day.0.to_be_bytes()).map_err(engine)? {
+            Some(bytes) => decode(&bytes, "day-digests"),
+            None => Ok(DayDigest::empty(day)),
         }
     }
 
@@ -332,8 +465,14 @@ impl ReportStore for SledReportStore {
             match kind {
                 ExpiryKind::Upload => {
                     let (id, revision) = reference.split_at(32.min(reference.len()));
-                    if self.uploads.remove(id).map_err(engine)?.is_some() {
+                    if let Some(bytes) = self.uploads.remove(id).map_err(engine)? {
                         counts.uploads += 1;
+                        let record: StoredUpload = decode(&bytes, "uploads")?;
+                        let id = UploadId(
+                            id.try_into()
+                                .map_err(|_| StoreError::Corrupt { tree: "expiry" })?,
+                        );
+                        self.forget_synced(sync_day(&record.upload), &id)?;
                     }
                     self.revisions.remove(revision).map_err(engine)?;
                 }

@@ -1,8 +1,10 @@
 //! Integration tests over real HTTP on 127.0.0.1 with ephemeral ports, one module per area.
 
 mod cli;
+mod crash;
 mod errors;
 mod flow;
+mod hostile;
 mod lifecycle;
 mod privacy;
 mod throughput;

@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+pub mod federation;
+pub mod ingest;
 pub mod matching;
 pub mod proto;
+pub mod serve;
 
 /// One measured figure.
 #[derive(Debug, Clone, PartialEq, Serialize)]

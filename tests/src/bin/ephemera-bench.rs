@@ -23,6 +23,13 @@ enum Command {
     GaenMatch,
     /// `pet` matching: published token records/s against held tokens.
     PetMatch,
+    /// Serving a cached batch over HTTP: requests/s of a release node vs nginx (wrk).
+    Serve,
+    /// Node ingest: durable verified uploads/s over HTTP on loopback (limit: in-memory
+    /// verification of the same uploads).
+    Ingest,
+    /// Federation: 10 nodes on loopback, p50/p99 propagation latency and reports/s.
+    Federation,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,6 +39,9 @@ fn main() -> anyhow::Result<()> {
         Command::Proto => ephemera_tests::bench::proto::run(budget),
         Command::GaenMatch => ephemera_tests::bench::matching::gaen(budget),
         Command::PetMatch => ephemera_tests::bench::matching::pet(budget),
+        Command::Serve => ephemera_tests::bench::serve::run(budget)?,
+        Command::Ingest => ephemera_tests::bench::ingest::run(budget),
+        Command::Federation => ephemera_tests::bench::federation::run(budget),
     };
     for figure in figures {
         println!("{}", figure.to_json_line());

@@ -1,0 +1,261 @@
+//! Crash safety (`#[ignore]`d: run by `scripts/crash-safety.sh`): uploads against the real
+//! `ephemera-node` binary, SIGKILLed at a random moment, restarted on the same data folder;
+//! every upload the node acknowledged (200) before the kill must still be there, so that
+//! replaying it answers 409 `certificate-used`, and the store must open cleanly.
+//!
+//! `CRASH_ROUNDS` (default 20), `CRASH_WRITERS` (default 8), `EPHEMERA_NODE_BIN` (default
+//! the binary Cargo built with this test).
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use ephemera_proto::UnixTime;
+use ephemera_proto::api::{VerifyRequest, VerifyResponse};
+use ephemera_proto::auth::ReportHmacKey;
+use ephemera_proto::upload::{SignedUpload, UploadRequest};
+use ephemera_proto::wire;
+
+use crate::util::{Response, pet_contents, request};
+
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+}
+
+/// Starts the binary on 127.0.0.1:0; returns it and the first case worker, if created.
+fn start(bin: &str, dir: &Path) -> (Running, Option<(String, String)>) {
+    let mut child = Command::new(bin)
+        .current_dir(dir)
+        .args(["serve", "--data-dir"])
+        .arg(dir.join("data"))
+        .args(["--listen", "127.0.0.1:0", "--set", "log_filter=warn"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start ephemera-node");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut name, mut password) = (None, None);
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the node exited before listening (store did not open?)")
+            .unwrap();
+        if let Some(rest) = line.trim().strip_prefix("name:") {
+            name = Some(rest.trim().to_owned());
+        } else if let Some(rest) = line.trim().strip_prefix("password:") {
+            password = Some(rest.trim().to_owned());
+        } else if let Some(rest) = line.strip_prefix("ephemera-node listening on http://") {
+            break rest.trim().parse::<SocketAddr>().unwrap();
+        }
+    };
+    // Keep draining stdout so the node never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    assert!(addr.ip().is_loopback());
+    (Running { child, addr }, name.zip(password))
+}
+
+/// One request in its own task, so a connection the kill cuts (the harness panics on a
+/// short answer) reads as `None` instead of failing the test.
+async fn send(
+    addr: SocketAddr,
+    path: &'static str,
+    content_type: &'static str,
+    auth: Option<&str>,
+    body: Vec<u8>,
+) -> Option<Response> {
+    let bearer = auth.map(|t| format!("Bearer {t}"));
+    tokio::spawn(async move {
+        let mut headers = vec![("Content-Type", content_type)];
+        if let Some(b) = &bearer {
+            headers.push(("Authorization", b.as_str()));
+        }
+        request(addr, "POST", path, &headers, &body).await
+    })
+    .await
+    .ok()
+}
+
+async fn login(addr: SocketAddr, name: &str, password: &str) -> String {
+    let body = serde_json::json!({"name": name, "password": password}).to_string();
+    let r = send(
+        addr,
+        "/v1/session",
+        "application/json",
+        None,
+        body.into_bytes(),
+    )
+    .await
+    .expect("sign-in");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()["token"].as_str().unwrap().to_owned()
+}
+
+fn today() -> UnixTime {
+    UnixTime(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+}
+
+/// One upload built and sent; `Ok(Some)` when acknowledged, `Ok(None)` when the node
+/// went away mid-way (expected around the kill).
+async fn one_upload(addr: SocketAddr, session: &str) -> Option<Vec<u8>> {
+    let body = serde_json::json!({"test_type": "confirmed", "count": 1}).to_string();
+    let r = send(
+        addr,
+        "/v1/codes",
+        "application/json",
+        Some(session),
+        body.into_bytes(),
+    )
+    .await?;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let code = r.json()["codes"][0]["code"].as_str().unwrap().to_owned();
+    let contents = pet_contents(4, today().day());
+    let hmac_key = ReportHmacKey::generate(&mut rand::rng());
+    let verify = VerifyRequest {
+        code,
+        report_hmac: hex::encode(hmac_key.authenticate(&contents).0),
+        decoy: false,
+        padding: String::new(),
+    };
+    let r = send(
+        addr,
+        "/v1/verify",
+        "application/json",
+        None,
+        verify.to_padded_json(),
+    )
+    .await?;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let certificate = serde_json::from_slice::<VerifyResponse>(&r.body)
+        .unwrap()
+        .certificate()
+        .unwrap();
+    let upload = wire::encode(&UploadRequest::real(SignedUpload {
+        contents,
+        certificate,
+        hmac_key,
+    }));
+    let r = send(
+        addr,
+        "/v1/uploads",
+        "application/octet-stream",
+        None,
+        upload.clone(),
+    )
+    .await?;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    Some(upload)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "minutes long; run by scripts/crash-safety.sh"]
+async fn sigkill_loses_no_acknowledged_upload() {
+    let env = |k: &str, d: usize| std::env::var(k).ok().map_or(d, |v| v.parse().unwrap());
+    let rounds = env("CRASH_ROUNDS", 20);
+    let writers = env("CRASH_WRITERS", 8);
+    let bin = std::env::var("EPHEMERA_NODE_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ephemera-node").to_owned());
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, credentials) = start(&bin, dir.path());
+    let (name, password) = credentials.expect("first start prints the case worker");
+    let mut all_acked: Vec<Vec<u8>> = Vec::new();
+    let started = Instant::now();
+    for round in 0..rounds {
+        let session = login(node.addr, &name, &password).await;
+        // Uploads from the previous round survived the kill: replay answers 409.
+        let fresh = all_acked.len();
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let stop_at = Instant::now() + Duration::from_millis(rand::random_range(100..1500));
+        let mut tasks = Vec::new();
+        for _ in 0..writers {
+            let (addr, session, acked) = (node.addr, session.clone(), acked.clone());
+            tasks.push(tokio::spawn(async move {
+                // Bounded: at most 10 000 uploads per writer per round.
+                for _ in 0..10_000 {
+                    match one_upload(addr, &session).await {
+                        Some(upload) => acked.lock().unwrap().push(upload),
+                        None => return,
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep_until(stop_at.into()).await;
+        // SIGKILL while writers are mid-request.
+        node.child.kill().unwrap();
+        node.child.wait().unwrap();
+        for task in tasks {
+            // A writer panics only on a wrong answer from a live node.
+            if let Err(e) = task.await
+                && e.is_panic()
+            {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+        let acked = std::mem::take(&mut *acked.lock().unwrap());
+        all_acked.extend(acked);
+        let (restarted, again) = start(&bin, dir.path());
+        assert!(
+            again.is_none(),
+            "a restart must not create a new case worker"
+        );
+        node = restarted;
+        let health = request(node.addr, "GET", "/healthz", &[], b"").await;
+        assert_eq!(health.status, 200, "the store did not open cleanly");
+        for (i, upload) in all_acked[fresh..].iter().enumerate() {
+            let r = request(
+                node.addr,
+                "POST",
+                "/v1/uploads",
+                &[("Content-Type", "application/octet-stream")],
+                upload,
+            )
+            .await;
+            assert_eq!(
+                r.status,
+                409,
+                "round {round}: acknowledged upload {i} of {} was lost: {}",
+                all_acked.len() - fresh,
+                String::from_utf8_lossy(&r.body)
+            );
+            r.assert_error(409, "certificate-used");
+        }
+        println!(
+            "round {:>2}: killed after {} acknowledged uploads; all {} replay as certificate-used",
+            round + 1,
+            all_acked.len() - fresh,
+            all_acked.len() - fresh
+        );
+    }
+    // Finally every upload of every round, once more.
+    for upload in &all_acked {
+        let r = request(
+            node.addr,
+            "POST",
+            "/v1/uploads",
+            &[("Content-Type", "application/octet-stream")],
+            upload,
+        )
+        .await;
+        r.assert_error(409, "certificate-used");
+    }
+    node.child.kill().unwrap();
+    node.child.wait().unwrap();
+    println!(
+        "crash safety: {rounds} SIGKILLs, {} acknowledged uploads, 0 lost ({:.1} s)",
+        all_acked.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        all_acked.len() >= rounds,
+        "too few uploads to mean anything"
+    );
+}

@@ -1,0 +1,189 @@
+//! Durable upload ingest: a release-built node in this process on 127.0.0.1 (sled in a
+//! temporary folder, group commit, HTTP/1.1 keep-alive), fed real verified uploads by a
+//! bounded set of concurrent raw-TCP clients. Every upload is acknowledged only after it is
+//! flushed to disk. `limit` is the rate of the same requests decoded and verified in memory
+//! (Ed25519 + HMAC + report rules) on the same two threads, without storage or HTTP.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ephemera_node::clock::{Clock, SystemClock};
+use ephemera_node::config::NodeConfig;
+use ephemera_node::node::Node;
+use ephemera_node::server::{Background, serve};
+use ephemera_proto::auth::{CertificateRequest, ExpiryPolicy, ReportHmacKey, TrustedAuthorities};
+use ephemera_proto::pet::EncounterToken;
+use ephemera_proto::report::{PublishedToken, ReportContents, ReportLimits, ReportType};
+use ephemera_proto::upload::{SignedUpload, UploadBody, UploadRequest};
+use ephemera_proto::wire;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::Figure;
+
+/// Concurrent client connections.
+const CONNECTIONS: usize = 128;
+/// Tokens per upload (a typical `pet` report of a few days).
+const TOKENS: usize = 10;
+
+/// Runs the ingest benchmark for about `budget` (at least 20 000 uploads).
+pub fn run(budget: Duration) -> Vec<Figure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(ingest(budget))
+}
+
+fn bodies(node: &Node, n: usize) -> Vec<Vec<u8>> {
+    let mut rng = ChaCha20Rng::from_seed([7; 32]);
+    let now = SystemClock.now();
+    (0..n)
+        .map(|_| {
+            let contents = ReportContents::Pet(
+                (0..TOKENS)
+                    .map(|_| {
+                        let mut t = [0u8; 16];
+                        rng.fill_bytes(&mut t);
+                        PublishedToken {
+                            day: now.day(),
+                            token: EncounterToken(t),
+                        }
+                    })
+                    .collect(),
+            );
+            let hmac_key = ReportHmacKey::generate(&mut rng);
+            let request = CertificateRequest {
+                report_hmac: hmac_key.authenticate(&contents),
+                test_type: ReportType::ConfirmedTest,
+                symptom_onset: None,
+            };
+            let certificate = node.keys().authority.issue(&request, now, 3600, &mut rng);
+            wire::encode(&UploadRequest::real(SignedUpload {
+                contents,
+                certificate,
+                hmac_key,
+            }))
+        })
+        .collect()
+}
+
+/// Decode + full verification of every body on two threads: the in-memory bound.
+fn verify_rate(bodies: &[Vec<u8>], trusted: &TrustedAuthorities) -> f64 {
+    let limits = ReportLimits::default();
+    let now = SystemClock.now();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for half in bodies.chunks(bodies.len().div_ceil(2)) {
+            let limits = &limits;
+            s.spawn(move || {
+                for body in half {
+                    let request: UploadRequest = wire::decode(body).expect("valid body");
+                    let UploadBody::Real(upload) = request.body else {
+                        panic!("real upload expected");
+                    };
+                    let verified = upload
+                        .verify(trusted, now, ExpiryPolicy::FirstUpload, limits)
+                        .expect("valid upload");
+                    std::hint::black_box(verified);
+                }
+            });
+        }
+    });
+    bodies.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn client(addr: std::net::SocketAddr, bodies: Arc<Vec<Vec<u8>>>, first: usize) -> usize {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let mut buf = Vec::with_capacity(4096);
+    let mut ok = 0;
+    for body in bodies.iter().skip(first).step_by(CONNECTIONS) {
+        let head = format!(
+            "POST /v1/uploads HTTP/1.1\r\nHost: bench\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.expect("write");
+        stream.write_all(body).await.expect("write");
+        // Read one response: headers, then Content-Length bytes.
+        buf.clear();
+        let (status, body_start, length) = loop {
+            let mut chunk = [0u8; 2048];
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "server closed the connection");
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let status: u16 = head[9..12].parse().expect("status");
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().expect("length"));
+                break (status, end + 4, length);
+            }
+        };
+        while buf.len() < body_start + length {
+            let mut chunk = [0u8; 2048];
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "server closed the connection");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        assert_eq!(
+            status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&buf[body_start..])
+        );
+        ok += 1;
+    }
+    ok
+}
+
+async fn ingest(budget: Duration) -> Vec<Figure> {
+    let dir = std::env::temp_dir().join(format!("ephemera-ingest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = NodeConfig {
+        data_dir: dir.clone(),
+        federation: false,
+        ..NodeConfig::default()
+    };
+    let opened = Node::open(config, Arc::new(SystemClock)).expect("open node");
+    let node = opened.node;
+    // Enough uploads for about `budget` at the target rate, at least 20 000.
+    let n = ((budget.as_secs_f64() * 12_000.0) as usize).max(20_000);
+    let bodies = Arc::new(bodies(&node, n));
+    let trusted = TrustedAuthorities::new().with(node.keys().authority.public_key());
+    let limit = verify_rate(&bodies, &trusted);
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    let addr = listener.local_addr().expect("local addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(node.clone(), listener, Background::Off, async move {
+        let _ = stopped.await;
+    }));
+    let start = Instant::now();
+    let clients: Vec<_> = (0..CONNECTIONS)
+        .map(|i| tokio::spawn(client(addr, bodies.clone(), i)))
+        .collect();
+    let mut done = 0;
+    for c in clients {
+        done += c.await.expect("client");
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    assert_eq!(done, n);
+    assert_eq!(node.store().upload_count().expect("count"), n as u64);
+    let _ = stop.send(());
+    let _ = server.await;
+    drop(node);
+    let _ = std::fs::remove_dir_all(&dir);
+    vec![Figure::new(
+        "ingest",
+        n as f64 / seconds,
+        "uploads/s",
+        limit,
+    )]
+}

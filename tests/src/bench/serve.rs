@@ -1,0 +1,250 @@
+//! Serving one cached, signed batch over HTTP: requests/s of a release `ephemera-node`
+//! against nginx serving the same bytes from a temporary root, both measured in this run
+//! with the same load generator (`wrk`, from Debian: one thread, 32 connections, keep-alive)
+//! on 127.0.0.1. `limit` is nginx's rate; the design target is `ratio >= 0.8`.
+//!
+//! Needs `target/release/ephemera-node` beside this binary (`cargo build --release
+//! -p ephemera-node -p ephemera-tests`), and installs Debian's `nginx` and `wrk` with
+//! apt-get when they are missing and this runs as root.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use super::Figure;
+
+/// Kills its child on drop.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the serve benchmark for about `budget` per server.
+///
+/// # Errors
+/// When the node, nginx or wrk cannot be found, installed or started.
+pub fn run(budget: Duration) -> anyhow::Result<Vec<Figure>> {
+    ensure_installed("nginx", "/usr/sbin/nginx")?;
+    ensure_installed("wrk", "/usr/bin/wrk")?;
+    let node_bin = std::env::current_exe()?
+        .parent()
+        .context("exe folder")?
+        .join("ephemera-node");
+    if !node_bin.exists() {
+        bail!(
+            "{} is missing: cargo build --release -p ephemera-node",
+            node_bin.display()
+        );
+    }
+    let work = TempDir::new()?;
+    let (_node, node_addr) = start_node(&node_bin, work.path())?;
+    let (path, bytes) = first_batch(node_addr)?;
+    let (_nginx, nginx_addr) = start_nginx(work.path(), &path, &bytes)?;
+    // Same bytes from both.
+    let from_nginx = get(nginx_addr, &path)?;
+    if from_nginx != bytes {
+        bail!("nginx serves different bytes");
+    }
+    let seconds = budget.as_secs_f64().max(1.0).round() as u64;
+    // Warm both, then alternate twice and keep each server's best run.
+    wrk(node_addr, &path, 1)?;
+    wrk(nginx_addr, &path, 1)?;
+    let mut node_rate: f64 = 0.0;
+    let mut nginx_rate: f64 = 0.0;
+    for _ in 0..2 {
+        node_rate = node_rate.max(wrk(node_addr, &path, seconds)?);
+        nginx_rate = nginx_rate.max(wrk(nginx_addr, &path, seconds)?);
+    }
+    Ok(vec![Figure::new(
+        &format!("serve-cached-batch-{}B", bytes.len()),
+        node_rate,
+        "requests/s",
+        nginx_rate,
+    )])
+}
+
+fn ensure_installed(package: &str, path: &str) -> anyhow::Result<()> {
+    if Path::new(path).exists() {
+        return Ok(());
+    }
+    eprintln!("installing Debian {package}");
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "-qq", package])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdout(Stdio::null())
+        .status()
+        .with_context(|| format!("apt-get install {package}"))?;
+    if !status.success() || !Path::new(path).exists() {
+        bail!("could not install {package} (apt-get update first, as root)");
+    }
+    Ok(())
+}
+
+/// A temporary folder removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> anyhow::Result<TempDir> {
+        let path = std::env::temp_dir().join(format!(
+            "ephemera-bench-serve-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        ));
+        std::fs::create_dir_all(&path)?;
+        Ok(TempDir(path))
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn start_node(bin: &Path, work: &Path) -> anyhow::Result<(Guard, SocketAddr)> {
+    let mut child = Command::new(bin)
+        .current_dir(work)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(work.join("node-data"))
+        .args(["--listen", "127.0.0.1:0", "--batch-period-seconds", "2"])
+        .args(["--set", "log_filter=warn"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting ephemera-node")?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let guard = Guard(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines.next().context("the node exited at start")??;
+        if let Some(rest) = line.strip_prefix("ephemera-node listening on http://") {
+            break rest.trim().parse::<SocketAddr>()?;
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Ok((guard, addr))
+}
+
+/// Waits (up to 30 s) for the first batch the node cuts; returns its path and bytes.
+fn first_batch(addr: SocketAddr) -> anyhow::Result<(String, Vec<u8>)> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let index: serde_json::Value = serde_json::from_slice(&get(addr, "/v1/batches?after=0")?)?;
+        if let Some(id) = index["batches"][0]["id"].as_str() {
+            let path = format!("/v1/batches/{id}");
+            let bytes = get(addr, &path)?;
+            return Ok((path, bytes));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bail!("the node cut no batch within 30 s")
+}
+
+fn start_nginx(work: &Path, path: &str, bytes: &[u8]) -> anyhow::Result<(Guard, SocketAddr)> {
+    let root = work.join("nginx-root");
+    let file = root.join(path.trim_start_matches('/'));
+    std::fs::create_dir_all(file.parent().context("parent")?)?;
+    std::fs::write(&file, bytes)?;
+    // A free loopback port (there is a small race between closing it and nginx binding it).
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let conf = work.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "worker_processes auto;\npid {work}/nginx.pid;\nerror_log {work}/nginx-error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  keepalive_requests 1000000;\n\
+               types {{ }}\n  default_type application/octet-stream;\n\
+               client_body_temp_path {work}/tmp;\n  proxy_temp_path {work}/tmp;\n\
+               fastcgi_temp_path {work}/tmp;\n  uwsgi_temp_path {work}/tmp;\n  scgi_temp_path {work}/tmp;\n\
+               server {{\n    listen 127.0.0.1:{port};\n    root {root};\n\
+                 add_header Cache-Control \"public, max-age=31536000, immutable\";\n  }}\n}}\n",
+            work = work.display(),
+            root = root.display(),
+        ),
+    )?;
+    std::fs::create_dir_all(work.join("tmp"))?;
+    let child = Command::new("/usr/sbin/nginx")
+        .arg("-p")
+        .arg(work)
+        .arg("-c")
+        .arg(&conf)
+        .args(["-g", "daemon off;"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting nginx")?;
+    let guard = Guard(child);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        if Instant::now() > deadline {
+            bail!("nginx did not start (see its error log)");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((guard, addr))
+}
+
+/// A plain HTTP/1.1 GET; the body (Content-Length framing only).
+fn get(addr: SocketAddr, path: &str) -> anyhow::Result<Vec<u8>> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no HTTP head")?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("GET {path}: {}", head.lines().next().unwrap_or(""));
+    }
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        bail!("GET {path}: chunked answers are not handled here");
+    }
+    Ok(raw[split + 4..].to_vec())
+}
+
+/// Requests/s from `wrk -t1 -c32 -d<seconds>s`; fails on any non-2xx answer or socket error.
+fn wrk(addr: SocketAddr, path: &str, seconds: u64) -> anyhow::Result<f64> {
+    let output = Command::new("/usr/bin/wrk")
+        .args(["-t1", "-c32", &format!("-d{seconds}s")])
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .context("running wrk")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("wrk failed: {text}");
+    }
+    if text.contains("Non-2xx") || text.contains("Socket errors") {
+        bail!("wrk saw errors: {text}");
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .context("no Requests/sec line from wrk")?
+        .trim()
+        .parse()
+        .context("parsing wrk's rate")
+}

@@ -837,7 +837,7 @@ mod tests {
                     keys.extend(run.iter().cloned().map(BatchEntry::Key));
                 },
                 &mut |slab: &[u8]| {
-                    assert!(!slab.is_empty() && slab.len() % TOKEN_RECORD_LEN == 0);
+                    assert!(!slab.is_empty() && slab.len().is_multiple_of(TOKEN_RECORD_LEN));
                     tokens.extend(
                         slab.chunks_exact(TOKEN_RECORD_LEN)
                             .map(|r| BatchEntry::Token(decode_token_record(r))),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+pub mod client;
 pub mod matching;
 pub mod proto;
 

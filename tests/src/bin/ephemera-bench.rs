@@ -23,6 +23,11 @@ enum Command {
     GaenMatch,
     /// `pet` matching: published token records/s against held tokens.
     PetMatch,
+    /// GAEN matching through the phone's ingest path: keys/s against 14 days of sightings,
+    /// memory while a 1,000,000-key batch streams in.
+    ClientGaenMatch,
+    /// `pet` matching through the phone's ingest path: tokens/s against 50,000 held tokens.
+    ClientPetMatch,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,6 +37,8 @@ fn main() -> anyhow::Result<()> {
         Command::Proto => ephemera_tests::bench::proto::run(budget),
         Command::GaenMatch => ephemera_tests::bench::matching::gaen(budget),
         Command::PetMatch => ephemera_tests::bench::matching::pet(budget),
+        Command::ClientGaenMatch => ephemera_tests::bench::client::gaen(budget),
+        Command::ClientPetMatch => ephemera_tests::bench::client::pet(budget),
     };
     for figure in figures {
         println!("{}", figure.to_json_line());

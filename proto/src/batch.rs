@@ -41,6 +41,8 @@ pub const BODY_HEADER_LEN: usize = 8 + 8 + 4 + 4;
 pub const KEY_RECORD_LEN: usize = 24;
 /// Bytes of one token record.
 pub const TOKEN_RECORD_LEN: usize = 20;
+/// Most diagnosis keys [`BatchStream::push_records`] hands over at once.
+pub const KEY_RUN: usize = 64;
 /// The `days since onset` byte meaning "unknown".
 const UNKNOWN_ONSET: i8 = i8::MIN;
 
@@ -316,6 +318,8 @@ pub struct BatchStream<'a> {
     header: Option<BodyHeader>,
     keys_left: u64,
     tokens_left: u64,
+    /// Keys decoded by [`BatchStream::push_records`] and not yet handed over.
+    key_run: Vec<DiagnosisKey>,
     failed: bool,
 }
 
@@ -338,6 +342,7 @@ impl<'a> BatchStream<'a> {
             header: None,
             keys_left: 0,
             tokens_left: 0,
+            key_run: Vec::new(),
             failed: false,
         }
     }
@@ -362,14 +367,86 @@ impl<'a> BatchStream<'a> {
         result
     }
 
-    fn push_inner(
+    /// Feeds the next chunk, handing records over in bulk: diagnosis keys decoded, a run of
+    /// at most [`KEY_RUN`] at a time (the size [`GaenMatcher::match_keys`] wants), and token
+    /// records raw, as whole contiguous slabs of 20-byte records
+    /// (`day (u32 LE) ‖ token (16)`) borrowed straight from `chunk` (a record split across
+    /// chunks comes as a slab of one) — what [`PetMatcher::match_records`] takes.
+    ///
+    /// Hashing, framing and length checks are those of [`BatchStream::push`], and so is the
+    /// caveat: treat what you derive as tentative until [`BatchStream::finish`] returns
+    /// `Ok`. Keys are buffered in the stream (at most [`KEY_RUN`]) and handed over when the
+    /// run is full or the key section ends. Use one of `push` and `push_records` per
+    /// stream; if mixed, keys buffered by `push_records` are handed to `push`'s callback
+    /// first.
+    ///
+    /// [`GaenMatcher::match_keys`]: crate::matching::GaenMatcher::match_keys
+    /// [`PetMatcher::match_records`]: crate::matching::PetMatcher::match_records
+    ///
+    /// # Errors
+    /// As [`BatchStream::push`].
+    pub fn push_records(
+        &mut self,
+        mut chunk: &[u8],
+        on_keys: &mut impl FnMut(&[DiagnosisKey]),
+        on_token_records: &mut impl FnMut(&[u8]),
+    ) -> Result<(), BatchError> {
+        if self.failed {
+            return Err(BatchError::Decode(DecodeError::Malformed));
+        }
+        let result = self.push_records_inner(&mut chunk, on_keys, on_token_records);
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    fn push_records_inner(
         &mut self,
         chunk: &mut &[u8],
-        on_entry: &mut impl FnMut(BatchEntry),
+        on_keys: &mut impl FnMut(&[DiagnosisKey]),
+        on_token_records: &mut impl FnMut(&[u8]),
     ) -> Result<(), BatchError> {
+        if !self.parse_headers(chunk)? {
+            return Ok(());
+        }
+        while self.keys_left > 0 {
+            let Some(record) = self.next_record(chunk, KEY_RECORD_LEN) else {
+                return Ok(());
+            };
+            let key = decode_key_record(&record)?;
+            self.keys_left -= 1;
+            self.key_run.push(key);
+            if self.key_run.len() == KEY_RUN || self.keys_left == 0 {
+                on_keys(&self.key_run);
+                self.key_run.clear();
+            }
+        }
+        while self.tokens_left > 0 {
+            if self.pending.is_empty() && chunk.len() >= TOKEN_RECORD_LEN {
+                let whole = (chunk.len() / TOKEN_RECORD_LEN)
+                    .min(self.tokens_left.min(usize::MAX as u64) as usize);
+                let (records, rest) = chunk.split_at(whole * TOKEN_RECORD_LEN);
+                self.hasher.update(records);
+                on_token_records(records);
+                self.tokens_left -= whole as u64;
+                *chunk = rest;
+                continue;
+            }
+            let Some(record) = self.next_record(chunk, TOKEN_RECORD_LEN) else {
+                return Ok(());
+            };
+            self.tokens_left -= 1;
+            on_token_records(&record);
+        }
+        self.check_trailing(chunk)
+    }
+
+    /// Parses the frame and body headers as far as `chunk` allows; true once both are in.
+    fn parse_headers(&mut self, chunk: &mut &[u8]) -> Result<bool, BatchError> {
         if self.node.is_none() {
             if !self.fill_pending(chunk, FRAME_HEADER_LEN) {
-                return Ok(());
+                return Ok(false);
             }
             let frame = std::mem::take(&mut self.pending);
             wire::check_header(&frame, wire::kind::SIGNED_BATCH, usize::MAX)?;
@@ -382,7 +459,7 @@ impl<'a> BatchStream<'a> {
         }
         if self.header.is_none() {
             if !self.fill_pending(chunk, BODY_HEADER_LEN) {
-                return Ok(());
+                return Ok(false);
             }
             let h = std::mem::take(&mut self.pending);
             self.hasher.update(&h);
@@ -395,6 +472,35 @@ impl<'a> BatchStream<'a> {
             self.keys_left = u64::from(header.keys);
             self.tokens_left = u64::from(header.tokens);
             self.header = Some(header);
+        }
+        Ok(true)
+    }
+
+    /// Refuses bytes after the last record.
+    fn check_trailing(&self, chunk: &[u8]) -> Result<(), BatchError> {
+        if !chunk.is_empty() {
+            let header = self.header.expect("header parsed before records");
+            let expected = BODY_HEADER_LEN as u64
+                + u64::from(header.keys) * KEY_RECORD_LEN as u64
+                + u64::from(header.tokens) * TOKEN_RECORD_LEN as u64;
+            return Err(BatchError::LengthMismatch {
+                expected,
+                got: expected + chunk.len() as u64,
+            });
+        }
+        Ok(())
+    }
+
+    fn push_inner(
+        &mut self,
+        chunk: &mut &[u8],
+        on_entry: &mut impl FnMut(BatchEntry),
+    ) -> Result<(), BatchError> {
+        if !self.parse_headers(chunk)? {
+            return Ok(());
+        }
+        for key in self.key_run.drain(..) {
+            on_entry(BatchEntry::Key(key));
         }
         while self.keys_left > 0 {
             let Some(record) = self.next_record(chunk, KEY_RECORD_LEN) else {
@@ -424,17 +530,7 @@ impl<'a> BatchStream<'a> {
             self.tokens_left -= 1;
             on_entry(BatchEntry::Token(decode_token_record(&record)));
         }
-        if !chunk.is_empty() {
-            let header = self.header.expect("header parsed above");
-            let expected = BODY_HEADER_LEN as u64
-                + u64::from(header.keys) * KEY_RECORD_LEN as u64
-                + u64::from(header.tokens) * TOKEN_RECORD_LEN as u64;
-            return Err(BatchError::LengthMismatch {
-                expected,
-                got: expected + chunk.len() as u64,
-            });
-        }
-        Ok(())
+        self.check_trailing(chunk)
     }
 
     /// Moves bytes from `chunk` into `pending` until it holds `len`; true when it does.
@@ -714,7 +810,146 @@ mod tests {
         assert!(serde_json::from_str::<BatchId>("\"zz\"").is_err());
     }
 
+    /// What a stream yields, as entries: via `push` or via `push_records`.
+    type Outcome = (Vec<BatchEntry>, Result<BatchSummary, BatchError>);
+
+    fn via_entries(trusted: &TrustedNodes, bytes: &[u8], cuts: &[usize]) -> Outcome {
+        let mut stream = BatchStream::new(trusted);
+        let mut got = Vec::new();
+        for chunk in split_at_cuts(bytes, cuts) {
+            if let Err(e) = stream.push(chunk, &mut |e| got.push(e)) {
+                return (got, Err(e));
+            }
+        }
+        (got, stream.finish())
+    }
+
+    fn via_records(trusted: &TrustedNodes, bytes: &[u8], cuts: &[usize]) -> Outcome {
+        let mut stream = BatchStream::new(trusted);
+        let mut got = Vec::new();
+        for chunk in split_at_cuts(bytes, cuts) {
+            let mut keys = Vec::new();
+            let mut tokens = Vec::new();
+            let result = stream.push_records(
+                chunk,
+                &mut |run: &[DiagnosisKey]| {
+                    assert!(!run.is_empty() && run.len() <= KEY_RUN);
+                    keys.extend(run.iter().cloned().map(BatchEntry::Key));
+                },
+                &mut |slab: &[u8]| {
+                    assert!(!slab.is_empty() && slab.len().is_multiple_of(TOKEN_RECORD_LEN));
+                    tokens.extend(
+                        slab.chunks_exact(TOKEN_RECORD_LEN)
+                            .map(|r| BatchEntry::Token(decode_token_record(r))),
+                    );
+                },
+            );
+            // Keys all come before tokens in a batch; one chunk can end the first section
+            // and start the second.
+            got.extend(keys);
+            got.extend(tokens);
+            if let Err(e) = result {
+                return (got, Err(e));
+            }
+        }
+        (got, stream.finish())
+    }
+
+    /// `bytes` cut at the (sorted, clamped) positions in `cuts`.
+    fn split_at_cuts<'b>(bytes: &'b [u8], cuts: &[usize]) -> Vec<&'b [u8]> {
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut out = Vec::new();
+        let mut at = 0;
+        for c in cuts {
+            out.push(&bytes[at..c]);
+            at = c;
+        }
+        out.push(&bytes[at..]);
+        out
+    }
+
+    fn sized(seed: u64, keys: usize, tokens: usize) -> (TrustedNodes, SignedBatch) {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let key = NodeSigningKey::generate(&mut rng);
+        let trusted = TrustedNodes::new().with(key.public_key());
+        let mut contents = sample(&mut rng);
+        contents.diagnosis_keys.truncate(keys);
+        contents.tokens.truncate(tokens);
+        while contents.diagnosis_keys.len() < keys {
+            let template = contents
+                .diagnosis_keys
+                .first()
+                .cloned()
+                .unwrap_or(DiagnosisKey {
+                    key: TemporaryExposureKey([0; 16]),
+                    rolling_start: NOW.day().minus(1).first_interval(),
+                    rolling_period: 144,
+                    report_type: ReportType::ConfirmedTest,
+                    days_since_onset: None,
+                });
+            contents.diagnosis_keys.push(DiagnosisKey {
+                key: TemporaryExposureKey::generate(&mut rng),
+                ..template
+            });
+        }
+        while contents.tokens.len() < tokens {
+            let mut token = [0u8; 16];
+            rng.fill_bytes(&mut token);
+            contents.tokens.push(PublishedToken {
+                day: NOW.day().minus(rng.next_u32() % 14),
+                token: EncounterToken(token),
+            });
+        }
+        (trusted, contents.sign(&key))
+    }
+
+    #[test]
+    fn record_runs_hand_over_keys_in_runs_and_tokens_in_slabs() {
+        let (trusted, signed) = sized(3, 150, 1000);
+        let mut runs = Vec::new();
+        let mut slabs = 0;
+        let mut stream = BatchStream::new(&trusted);
+        stream
+            .push_records(
+                signed.bytes(),
+                &mut |run: &[DiagnosisKey]| runs.push(run.len()),
+                &mut |slab: &[u8]| slabs += slab.len() / TOKEN_RECORD_LEN,
+            )
+            .unwrap();
+        assert_eq!(stream.finish().unwrap().id, signed.id());
+        assert_eq!(runs, [64, 64, 22]);
+        assert_eq!(slabs, 1000);
+    }
+
     proptest! {
+        #[test]
+        fn both_paths_agree_under_any_chunking(
+            keys in 0usize..140,
+            tokens in 0usize..300,
+            seed in any::<u64>(),
+            cuts in proptest::collection::vec(any::<usize>(), 0..12),
+            flip in proptest::option::of((any::<usize>(), 0u8..8)),
+            cut_short in proptest::option::of(any::<usize>()),
+        ) {
+            let (trusted, signed) = sized(seed, keys, tokens);
+            let mut bytes = signed.into_bytes();
+            if let Some((i, bit)) = flip {
+                let i = i % bytes.len();
+                bytes[i] ^= 1 << bit;
+            }
+            if let Some(n) = cut_short {
+                bytes.truncate(n % (bytes.len() + 1));
+            }
+            let a = via_entries(&trusted, &bytes, &cuts);
+            let b = via_records(&trusted, &bytes, &cuts);
+            prop_assert_eq!(&a.1, &b.1);
+            if a.1.is_ok() {
+                prop_assert_eq!(&a.0, &b.0);
+                prop_assert_eq!(a.0.len(), keys + tokens);
+            }
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400), split in 0usize..400) {
             let (_, trusted, _) = setup();

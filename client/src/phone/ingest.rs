@@ -11,8 +11,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use ephemera_proto::batch::{BatchEntry, BatchIndexEntry, BatchStream, BatchSummary, TrustedNodes};
-use ephemera_proto::gaen::decode_export_zip;
+use ephemera_proto::batch::{
+    BatchIndexEntry, BatchStream, BatchSummary, KEY_RUN, TOKEN_RECORD_LEN, TrustedNodes,
+};
+use ephemera_proto::gaen::{DiagnosisKey, decode_export_zip};
 use ephemera_proto::{DayNumber, SchemeKind, UnixTime};
 
 use super::Phone;
@@ -33,8 +35,13 @@ enum Index {
 /// One batch being streamed in: feed chunks with [`push`](BatchIngest::push), then give it
 /// to [`Phone::finish_batch`].
 ///
-/// It holds the phone's matching index (sized by the phone's own history) and the windows
-/// found so far (at most one per own encounter); nothing grows with the batch.
+/// It holds the phone's matching index (proto's [`GaenMatcher`] or [`PetMatcher`] with what
+/// the phone stored beside each sighting, sized by the phone's own history), a run of at
+/// most 64 keys in the batch stream, and the windows found so far (at most one per own
+/// encounter); nothing grows with the batch.
+///
+/// [`GaenMatcher`]: ephemera_proto::matching::GaenMatcher
+/// [`PetMatcher`]: ephemera_proto::matching::PetMatcher
 pub struct BatchIngest<'c> {
     stream: BatchStream<'c>,
     index: Index,
@@ -75,17 +82,30 @@ impl BatchIngest<'_> {
                 found.push(window);
             }
         };
-        stream.push(chunk, &mut |entry| {
-            *entries += 1;
-            match (entry, &*index) {
-                (BatchEntry::Key(key), Index::Gaen(ix)) => ix.match_key(&key, risk, &mut keep),
-                (BatchEntry::Token(token), Index::Pet(ix)) => {
-                    ix.match_token(&token, risk, &mut keep)
-                }
-                // Entries of the other scheme are not ours to match.
-                _ => {}
-            }
-        })?;
+        // Records come in bulk: keys in runs of up to 64 (what the GAEN kernel wants), token
+        // records as raw slabs straight from the chunk. Entries of the other scheme are not
+        // ours to match, only counted.
+        let (mut keys_seen, mut tokens_seen) = (0u64, 0u64);
+        let result = match &*index {
+            Index::Gaen(ix) => stream.push_records(
+                chunk,
+                &mut |keys: &[DiagnosisKey]| {
+                    keys_seen += keys.len() as u64;
+                    ix.match_keys(keys, risk, &mut keep);
+                },
+                &mut |records: &[u8]| tokens_seen += (records.len() / TOKEN_RECORD_LEN) as u64,
+            ),
+            Index::Pet(ix) => stream.push_records(
+                chunk,
+                &mut |keys: &[DiagnosisKey]| keys_seen += keys.len() as u64,
+                &mut |records: &[u8]| {
+                    tokens_seen += (records.len() / TOKEN_RECORD_LEN) as u64;
+                    ix.match_records(records, risk, &mut keep);
+                },
+            ),
+        };
+        *entries += keys_seen + tokens_seen;
+        result?;
         Ok(())
     }
 
@@ -104,6 +124,15 @@ impl BatchIngest<'_> {
     pub fn retained_bytes(&self) -> usize {
         self.found.capacity() * std::mem::size_of::<FoundWindow>()
             + self.found_ids.capacity() * std::mem::size_of::<WindowId>()
+    }
+
+    /// Heap bytes of the matching index: fixed for the ingest, sized by the phone's own
+    /// history.
+    pub fn index_bytes(&self) -> usize {
+        match &self.index {
+            Index::Gaen(ix) => ix.memory_bytes(),
+            Index::Pet(ix) => ix.memory_bytes(),
+        }
     }
 
     /// Indexed own keys or tokens.
@@ -306,8 +335,8 @@ impl<S: Store> Phone<S> {
         let index = GaenIndex::build(records);
         let mut found = Vec::new();
         let mut ids = HashSet::new();
-        for key in &file.keys {
-            index.match_key(key, &self.config.risk, &mut |w: FoundWindow| {
+        for keys in file.keys.chunks(KEY_RUN) {
+            index.match_keys(keys, &self.config.risk, &mut |w: FoundWindow| {
                 if ids.insert(w.id) {
                     found.push(w);
                 }

@@ -44,6 +44,8 @@ pub struct PetMatcher {
     /// Sorted by prefix, then token, day and index.
     held: Box<[Held]>,
     index: PrefixIndex,
+    /// Largest difference of days that still matches.
+    day_tolerance: u32,
 }
 
 impl PetMatcher {
@@ -53,6 +55,20 @@ impl PetMatcher {
     /// # Panics
     /// With `u32::MAX` or more tokens.
     pub fn new(tokens: impl IntoIterator<Item = PublishedToken>) -> PetMatcher {
+        PetMatcher::with_day_tolerance(tokens, 0)
+    }
+
+    /// Like [`PetMatcher::new`], but a published token also matches a held one whose day
+    /// differs by at most `days` (the two phones of an encounter each record the day of
+    /// their own key, which can differ across midnight). The 16 token bytes must still be
+    /// equal.
+    ///
+    /// # Panics
+    /// With `u32::MAX` or more tokens.
+    pub fn with_day_tolerance(
+        tokens: impl IntoIterator<Item = PublishedToken>,
+        days: u32,
+    ) -> PetMatcher {
         let mut held: Vec<Held> = tokens
             .into_iter()
             .enumerate()
@@ -67,6 +83,7 @@ impl PetMatcher {
         PetMatcher {
             held: held.into_boxed_slice(),
             index,
+            day_tolerance: days,
         }
     }
 
@@ -93,7 +110,7 @@ impl PetMatcher {
                 .index
                 .group(&self.held, prefix)
                 .iter()
-                .any(|h| h.token == token.token.0 && h.day == token.day.0)
+                .any(|h| h.token == token.token.0 && self.day_matches(h.day, token.day.0))
     }
 
     /// Calls `on_match` for every record of `records` that holds a held token, in order.
@@ -138,6 +155,11 @@ impl PetMatcher {
         }
     }
 
+    #[inline]
+    fn day_matches(&self, held: u32, published: u32) -> bool {
+        held.abs_diff(published) <= self.day_tolerance
+    }
+
     /// The exact check of one record that passed the prefilter.
     fn check(&self, record: &[u8], on_match: &mut impl FnMut(PetMatch)) {
         let mut day = [0u8; 4];
@@ -146,7 +168,7 @@ impl PetMatcher {
         let mut token = [0u8; 16];
         token.copy_from_slice(&record[4..TOKEN_RECORD_LEN]);
         for held in self.index.group(&self.held, prefix_of(&token)) {
-            if held.token == token && held.day == day {
+            if held.token == token && self.day_matches(held.day, day) {
                 on_match(PetMatch {
                     token: PublishedToken {
                         day: DayNumber(day),
@@ -212,6 +234,35 @@ mod tests {
         let mut found = Vec::new();
         matcher.match_records(&records(published), |m| found.push((m.token, m.held)));
         found
+    }
+
+    #[test]
+    fn a_day_tolerance_widens_only_the_day() {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let held = random_tokens(&mut rng, 100, 1);
+        let shifted = |t: &PublishedToken, by: i64| PublishedToken {
+            day: DayNumber((i64::from(t.day.0) + by) as u32),
+            token: t.token,
+        };
+        let strict = PetMatcher::new(held.clone());
+        let loose = PetMatcher::with_day_tolerance(held.clone(), 1);
+        for by in [-2i64, -1, 0, 1, 2] {
+            let published: Vec<_> = held.iter().map(|t| shifted(t, by)).collect();
+            assert_eq!(
+                fast(&strict, &published).len(),
+                if by == 0 { 100 } else { 0 }
+            );
+            let expected = if by.abs() <= 1 { 100 } else { 0 };
+            assert_eq!(fast(&loose, &published).len(), expected);
+            assert!(
+                published
+                    .iter()
+                    .all(|t| loose.contains(t) == (expected > 0))
+            );
+        }
+        let mut other = held[0];
+        other.token.0[15] ^= 1;
+        assert!(!loose.contains(&other));
     }
 
     #[test]

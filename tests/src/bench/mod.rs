@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+pub mod client;
 pub mod federation;
 pub mod ingest;
 pub mod matching;

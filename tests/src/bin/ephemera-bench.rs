@@ -30,6 +30,11 @@ enum Command {
     Ingest,
     /// Federation: 10 nodes on loopback, p50/p99 propagation latency and reports/s.
     Federation,
+    /// GAEN matching through the phone's ingest path: keys/s against 14 days of sightings,
+    /// memory while a 1,000,000-key batch streams in.
+    ClientGaenMatch,
+    /// `pet` matching through the phone's ingest path: tokens/s against 50,000 held tokens.
+    ClientPetMatch,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,6 +47,8 @@ fn main() -> anyhow::Result<()> {
         Command::Serve => ephemera_tests::bench::serve::run(budget)?,
         Command::Ingest => ephemera_tests::bench::ingest::run(budget),
         Command::Federation => ephemera_tests::bench::federation::run(budget),
+        Command::ClientGaenMatch => ephemera_tests::bench::client::gaen(budget),
+        Command::ClientPetMatch => ephemera_tests::bench::client::pet(budget),
     };
     for figure in figures {
         println!("{}", figure.to_json_line());

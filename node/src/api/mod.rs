@@ -65,7 +65,7 @@ pub fn router(node: Node) -> Router {
             post(upload)
                 .layer(DefaultBodyLimit::max(upload_limit))
                 .layer(axum::middleware::from_fn_with_state(
-                    upload_limit,
+                    node.clone(),
                     refuse_announced_oversize,
                 )),
         )
@@ -93,7 +93,7 @@ pub fn router(node: Node) -> Router {
 /// Answers 413 at once when `Content-Length` announces more than `limit`, instead of
 /// reading the body first (a client could otherwise hold a request open announcing 1 GiB).
 async fn refuse_announced_oversize(
-    State(limit): State<usize>,
+    State(node): State<Node>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -102,8 +102,11 @@ async fn refuse_announced_oversize(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let limit = node.config().max_upload_bytes;
     if announced.is_some_and(|len| len > limit as u64) {
-        return ApiError::PayloadTooLarge { max: limit }.into_response();
+        let error = ApiError::PayloadTooLarge { max: limit };
+        node.metrics().upload_rejected(error.code());
+        return error.into_response();
     }
     next.run(request).await
 }

@@ -1299,7 +1299,7 @@ impl Node {
             .map(|slot| slot.handle.clone())
     }
 
-    /// The federation settings this node's config asks for: TCP on `federation_listen`, the
+    /// The federation settings this node's config asks for: TCP and QUIC on `federation_listen`, the
     /// node's trusted authorities and report rules, the persistent libp2p identity.
     pub fn federation_config(&self) -> FederationConfig {
         let config = &self.inner.config;
@@ -1307,16 +1307,20 @@ impl Node {
             std::net::IpAddr::V4(ip) => libp2p::multiaddr::Protocol::Ip4(ip),
             std::net::IpAddr::V6(ip) => libp2p::multiaddr::Protocol::Ip6(ip),
         };
-        let listen = libp2p::Multiaddr::empty()
+        let port = config.federation_listen.port();
+        let tcp = libp2p::Multiaddr::empty()
+            .with(ip.clone())
+            .with(libp2p::multiaddr::Protocol::Tcp(port));
+        // QUIC on the same address and (UDP) port.
+        let quic = libp2p::Multiaddr::empty()
             .with(ip)
-            .with(libp2p::multiaddr::Protocol::Tcp(
-                config.federation_listen.port(),
-            ));
+            .with(libp2p::multiaddr::Protocol::Udp(port))
+            .with(libp2p::multiaddr::Protocol::QuicV1);
         let mut federation = FederationConfig::default()
             .with_trusted_authorities(self.inner.trusted.clone())
             .with_bootstrap_peers(config.bootstrap_peers.clone())
             .with_sync_interval(Duration::from_secs(config.federation_sync_interval_seconds));
-        federation.listen_addrs = vec![listen];
+        federation.listen_addrs = vec![tcp, quic];
         federation.mdns = config.mdns;
         federation.region = config.federation_region.clone();
         federation.limits = self.inner.limits.clone();

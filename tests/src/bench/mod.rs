@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod matching;
 pub mod proto;
 pub mod serve;
+pub mod sim;
 
 /// One measured figure.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -35,6 +35,15 @@ enum Command {
     ClientGaenMatch,
     /// `pet` matching through the phone's ingest path: tokens/s against 50,000 held tokens.
     ClientPetMatch,
+    /// The simulator: agent-days/s per scheme and the projected 100,000 × 14 wall time.
+    Sim {
+        /// Phones to simulate.
+        #[arg(long, default_value_t = 10_000)]
+        agents: u32,
+        /// Days to simulate.
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         Command::Federation => ephemera_tests::bench::federation::run(budget),
         Command::ClientGaenMatch => ephemera_tests::bench::client::gaen(budget),
         Command::ClientPetMatch => ephemera_tests::bench::client::pet(budget),
+        Command::Sim { agents, days } => ephemera_tests::bench::sim::run(agents, days)?,
     };
     for figure in figures {
         println!("{}", figure.to_json_line());

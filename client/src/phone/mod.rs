@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ephemera_proto::gaen::Metadata;
-use ephemera_proto::pet::SliceAssembler;
+use ephemera_proto::pet::{EphemeralKeyPair, SliceAssembler};
 use ephemera_proto::scheme::{Broadcast, DailyKey};
 use ephemera_proto::{DayNumber, IntervalNumber, SchemeKind, UnixTime};
 use rand_chacha::ChaCha20Rng;
@@ -97,6 +97,9 @@ pub struct Phone<S: Store> {
     current: Option<CurrentBroadcast>,
     open: Vec<OpenEncounter>,
     assembler: Option<SliceAssembler>,
+    /// The `pet` key pair of the interval whose encounters were closed last, so closing many
+    /// encounters of one interval derives it once (it is re-derivable from the daily secret).
+    pet_pair: Option<EphemeralKeyPair>,
     requests: VecDeque<Request>,
     events: VecDeque<PhoneEvent>,
     inflight: Vec<(RequestId, Pending)>,
@@ -135,6 +138,7 @@ impl<S: Store> Phone<S> {
             current: None,
             open: Vec::new(),
             assembler: None,
+            pet_pair: None,
             requests: VecDeque::new(),
             events: VecDeque::new(),
             inflight: Vec::new(),

@@ -219,8 +219,11 @@ impl<S: Store> Phone<S> {
                 else {
                     return Ok(());
                 };
-                let pair = secret.ephemeral_key_pair(open.interval);
-                match encounter_tokens(&pair, &key) {
+                if self.pet_pair.as_ref().is_none_or(|p| p.interval() != open.interval) {
+                    self.pet_pair = Some(secret.ephemeral_key_pair(open.interval));
+                }
+                let pair = self.pet_pair.as_ref().expect("set just above");
+                match encounter_tokens(pair, &key) {
                     Ok(tokens) => Evidence::Pet {
                         own: tokens.own,
                         peer: tokens.peer,

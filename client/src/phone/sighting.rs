@@ -219,7 +219,11 @@ impl<S: Store> Phone<S> {
                 else {
                     return Ok(());
                 };
-                if self.pet_pair.as_ref().is_none_or(|p| p.interval() != open.interval) {
+                if self
+                    .pet_pair
+                    .as_ref()
+                    .is_none_or(|p| p.interval() != open.interval)
+                {
                     self.pet_pair = Some(secret.ephemeral_key_pair(open.interval));
                 }
                 let pair = self.pet_pair.as_ref().expect("set just above");

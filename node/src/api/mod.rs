@@ -294,7 +294,23 @@ async fn batch(
         name: "id",
         reason: "must be 64 hex characters",
     })?;
-    let etag = format!("\"{}\"", id.to_hex());
+    let bytes = node.batch(&id)?.ok_or(ApiError::NotFound)?;
+    immutable(
+        &headers,
+        &format!("\"{}\"", id.to_hex()),
+        "application/octet-stream",
+        bytes,
+    )
+}
+
+/// An immutable, content-addressed body: a strong `etag`, a year-long immutable cache
+/// lifetime, and 304 when the request's `If-None-Match` names the tag (or `*`).
+fn immutable(
+    headers: &HeaderMap,
+    etag: &str,
+    content_type: &'static str,
+    body: impl IntoResponse,
+) -> Result<Response, ApiError> {
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -302,8 +318,7 @@ async fn batch(
             v.split(',')
                 .any(|tag| tag.trim() == etag || tag.trim() == "*")
         });
-    let bytes = node.batch(&id)?.ok_or(ApiError::NotFound)?;
-    let etag = HeaderValue::from_str(&etag).map_err(|_| ApiError::Internal)?;
+    let etag = HeaderValue::from_str(etag).map_err(|_| ApiError::Internal)?;
     let common = [
         (header::ETAG, etag),
         (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
@@ -313,11 +328,8 @@ async fn batch(
     }
     Ok((
         common,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        )],
-        bytes,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
     )
         .into_response())
 }
@@ -361,30 +373,7 @@ async fn export_file(
     // The zip is immutable once written; its hash is a strong validator.
     let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
     let etag = format!("\"{}\"", hex::encode(digest.as_ref()));
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|tag| tag.trim() == etag || tag.trim() == "*")
-        });
-    let etag = HeaderValue::from_str(&etag).map_err(|_| ApiError::Internal)?;
-    let common = [
-        (header::ETAG, etag),
-        (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
-    ];
-    if matches {
-        return Ok((StatusCode::NOT_MODIFIED, common).into_response());
-    }
-    Ok((
-        common,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/zip"),
-        )],
-        bytes,
-    )
-        .into_response())
+    immutable(&headers, &etag, "application/zip", bytes)
 }
 
 /// Signs a case worker in.

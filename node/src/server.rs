@@ -72,6 +72,8 @@ async fn accept_loop(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true);
     let mut shutdown = std::pin::pin!(shutdown);
+    // Connection tasks are owned here, so none outlives the server (or its runtime).
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -87,15 +89,19 @@ async fn accept_loop(
                 let service = TowerToHyperService::new(app.clone());
                 let connection = builder.serve_connection(TokioIo::new(stream), service);
                 let connection = graceful.watch(connection);
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let _ = connection.await;
                 });
             }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             () = &mut shutdown => break,
         }
     }
     drop(listener);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+    // Whatever is still open after the grace period (a slow client, say) is cut off.
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
     Ok(())
 }
 

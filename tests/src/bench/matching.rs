@@ -167,7 +167,7 @@ fn stream_keys(matcher: &GaenMatcher, rng: &mut ChaCha20Rng) -> (f64, u64) {
         tokens: vec![],
     }
     .sign(&node);
-    let before = resident_bytes();
+    let before = super::resident_bytes();
     let mut peak = before;
     let mut keys = 0usize;
     let mut matches = 0usize;
@@ -184,7 +184,7 @@ fn stream_keys(matcher: &GaenMatcher, rng: &mut ChaCha20Rng) -> (f64, u64) {
                         keys += buffer.len();
                         buffer.clear();
                         if keys.is_multiple_of(65_536) {
-                            peak = peak.max(resident_bytes());
+                            peak = peak.max(super::resident_bytes());
                         }
                     }
                 }
@@ -195,23 +195,10 @@ fn stream_keys(matcher: &GaenMatcher, rng: &mut ChaCha20Rng) -> (f64, u64) {
     keys += buffer.len();
     stream.finish().expect("batch verifies");
     let elapsed = started.elapsed().as_secs_f64();
-    peak = peak.max(resident_bytes());
+    peak = peak.max(super::resident_bytes());
     black_box(matches);
     assert_eq!(keys, STREAMED_KEYS);
     (keys as f64 / elapsed, peak.saturating_sub(before))
-}
-
-/// The process's resident set in bytes (Linux `/proc/self/status`), 0 where unknown.
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib * 1024)
 }
 
 /// Held peer-role tokens (14 days × a few thousand encounters).

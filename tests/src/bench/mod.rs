@@ -11,7 +11,9 @@ use serde::Serialize;
 
 pub mod client;
 pub mod federation;
+pub mod http;
 pub mod ingest;
+pub mod load;
 pub mod matching;
 pub mod proto;
 pub mod serve;
@@ -76,6 +78,19 @@ pub fn rate(budget: Duration, ops_per_call: u64, mut op: impl FnMut()) -> f64 {
     }
     black_box(&mut op);
     (calls * ops_per_call) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The process's resident set in bytes (Linux `/proc/self/status`), 0 where unknown.
+pub fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
 }
 
 #[cfg(test)]

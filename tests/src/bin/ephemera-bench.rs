@@ -28,6 +28,23 @@ enum Command {
     /// Node ingest: durable verified uploads/s over HTTP on loopback (limit: in-memory
     /// verification of the same uploads).
     Ingest,
+    /// A bounded load test: codes, verifies, uploads, decoys and syncs at fixed offered rates
+    /// against a node with batching and retention running on a fast clock; sustained rates
+    /// and memory/disk flatness.
+    Load {
+        /// Length of the run in seconds (the retention period passes in its first third).
+        #[arg(long, default_value_t = 180)]
+        duration_seconds: u64,
+        /// Real uploads offered per second.
+        #[arg(long, default_value_t = 500.0)]
+        upload_rate: f64,
+        /// Decoy verify + upload pairs offered per second.
+        #[arg(long, default_value_t = 500.0)]
+        decoy_rate: f64,
+        /// Phone syncs (index + new batches) offered per second.
+        #[arg(long, default_value_t = 500.0)]
+        sync_rate: f64,
+    },
     /// Federation: 10 nodes on loopback, p50/p99 propagation latency and reports/s.
     Federation,
     /// GAEN matching through the phone's ingest path: keys/s against 14 days of sightings,
@@ -55,6 +72,17 @@ fn main() -> anyhow::Result<()> {
         Command::PetMatch => ephemera_tests::bench::matching::pet(budget),
         Command::Serve => ephemera_tests::bench::serve::run(budget)?,
         Command::Ingest => ephemera_tests::bench::ingest::run(budget),
+        Command::Load {
+            duration_seconds,
+            upload_rate,
+            decoy_rate,
+            sync_rate,
+        } => ephemera_tests::bench::load::run(ephemera_tests::bench::load::LoadOptions {
+            duration: Duration::from_secs(duration_seconds),
+            upload_rate,
+            decoy_rate,
+            sync_rate,
+        })?,
         Command::Federation => ephemera_tests::bench::federation::run(budget),
         Command::ClientGaenMatch => ephemera_tests::bench::client::gaen(budget),
         Command::ClientPetMatch => ephemera_tests::bench::client::pet(budget),

@@ -82,6 +82,7 @@ pub mod pet;
 pub mod report;
 pub mod scheme;
 pub mod signing;
+pub mod sync;
 pub mod time;
 pub mod upload;
 pub mod wire;

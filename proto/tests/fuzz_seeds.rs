@@ -12,6 +12,7 @@ use ephemera_proto::gaen::{
     encode_export_zip,
 };
 use ephemera_proto::pet::{DailySecret, slices};
+use ephemera_proto::sync::{DayDigest, SyncRequest, SyncResponse};
 use ephemera_proto::upload::{SignedUpload, UploadRequest};
 use ephemera_proto::{PublishedToken, ReportContents, ReportType, UnixTime, wire};
 use rand_chacha::ChaCha20Rng;
@@ -68,6 +69,38 @@ fn write_fuzz_seeds() {
             hmac_key,
         };
         write("wire_signed_upload", name, &wire::encode(&upload));
+        // Any 32 bytes serve as an id in these messages.
+        let id = ephemera_proto::upload::UploadId([9; 32]);
+        let mut digest = DayDigest::empty(now.day());
+        digest.add(&id);
+        let catch_up = [
+            wire::encode(&SyncRequest::Digests {
+                from: now.day().minus(14),
+                to: now.day(),
+            }),
+            wire::encode(&SyncRequest::Ids {
+                day: now.day(),
+                after: Some(id),
+                limit: 100,
+            }),
+            wire::encode(&SyncRequest::Fetch { ids: vec![id] }),
+            wire::encode(&SyncResponse::Digests {
+                from: now.day().minus(14),
+                to: now.day(),
+                days: vec![digest],
+            }),
+            wire::encode(&SyncResponse::Ids {
+                day: now.day(),
+                ids: vec![id],
+                more: true,
+            }),
+            wire::encode(&SyncResponse::Uploads {
+                uploads: vec![upload.clone()],
+            }),
+        ];
+        for (i, message) in catch_up.iter().enumerate() {
+            write("sync_messages", &format!("{name}-{i}"), message);
+        }
         write(
             "wire_upload_request",
             name,

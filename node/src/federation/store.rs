@@ -11,15 +11,8 @@ use std::sync::{Mutex, PoisonError};
 use ephemera_proto::DayNumber;
 use ephemera_proto::auth::CertificateId;
 use ephemera_proto::upload::{SignedUpload, UploadId, VerifiedUpload};
-use serde::{Deserialize, Serialize};
 
-/// The day an upload is filed under for catch-up: the UTC day its certificate was issued.
-///
-/// Relayed verification bounds a certificate's age by the retention period from this same
-/// instant, so a day older than retention holds nothing any node would accept.
-pub fn sync_day(upload: &SignedUpload) -> DayNumber {
-    upload.certificate.certificate.issued_at.day()
-}
+pub use ephemera_proto::sync::{DayDigest, sync_day};
 
 /// What happened to a relayed upload handed to [`FederationStore::store_relayed`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -38,48 +31,6 @@ pub enum StoreOutcome {
 #[derive(Debug, thiserror::Error)]
 #[error("federation store failed: {0}")]
 pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
-
-/// A summary of one day's uploads: count and XOR of their ids.
-///
-/// Two nodes holding the same set of ids for a day have equal digests; XOR makes the digest
-/// independent of order and cheap to maintain incrementally (XOR the id in on insert, out on
-/// purge).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DayDigest {
-    /// The sync day.
-    pub day: DayNumber,
-    /// Number of uploads filed under that day.
-    pub count: u32,
-    /// XOR of their [`UploadId`]s.
-    pub xor: [u8; 32],
-}
-
-impl DayDigest {
-    /// The digest of a day with nothing in it.
-    pub fn empty(day: DayNumber) -> Self {
-        DayDigest {
-            day,
-            count: 0,
-            xor: [0; 32],
-        }
-    }
-
-    /// Takes `id` out of the digest (retention purge).
-    pub fn remove(&mut self, id: &UploadId) {
-        self.count = self.count.saturating_sub(1);
-        for (x, b) in self.xor.iter_mut().zip(id.0) {
-            *x ^= b;
-        }
-    }
-
-    /// Adds `id` to the digest.
-    pub fn add(&mut self, id: &UploadId) {
-        self.count = self.count.saturating_add(1);
-        for (x, b) in self.xor.iter_mut().zip(id.0) {
-            *x ^= b;
-        }
-    }
-}
 
 /// The node storage federation reads and writes.
 ///

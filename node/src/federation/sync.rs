@@ -25,107 +25,19 @@
 use std::io;
 
 use ephemera_proto::DayNumber;
-use ephemera_proto::upload::{SignedUpload, UploadId};
+pub use ephemera_proto::sync::{
+    MAX_DIGEST_DAYS, MAX_FETCH_IDS, MAX_IDS_PER_PAGE, MAX_UPLOAD_BYTES, SyncRequest, SyncResponse,
+};
+use ephemera_proto::upload::UploadId;
 use ephemera_proto::wire::{self, WireMessage};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response;
-use serde::{Deserialize, Serialize};
 
-use super::store::{DayDigest, FederationStore, sync_day};
+use super::store::{FederationStore, sync_day};
 
 /// The catch-up protocol's name.
 pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/ephemera/sync/1");
-
-/// Most days one digest response covers (a retention window of up to 31 days, plus one
-/// day of clock skew).
-pub const MAX_DIGEST_DAYS: u32 = 32;
-/// Most ids in one page.
-pub const MAX_IDS_PER_PAGE: usize = 4096;
-/// Most ids in one fetch request.
-pub const MAX_FETCH_IDS: usize = 256;
-/// Uploads in one fetch response stop once this many encoded bytes are reached (one upload,
-/// up to 1 MiB, is always allowed).
-pub const MAX_UPLOAD_BYTES: usize = 4 << 20;
-
-/// A catch-up request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SyncRequest {
-    /// Digests of the days `from..=to` (clamped by the responder to its retention window
-    /// and [`MAX_DIGEST_DAYS`]).
-    Digests {
-        /// First day wanted.
-        from: DayNumber,
-        /// Last day wanted.
-        to: DayNumber,
-    },
-    /// One page of the ids filed under `day`, ascending, strictly after `after`.
-    Ids {
-        /// The sync day.
-        day: DayNumber,
-        /// Cursor: the last id of the previous page.
-        after: Option<UploadId>,
-        /// Page size wanted (clamped to [`MAX_IDS_PER_PAGE`]).
-        limit: u32,
-    },
-    /// The uploads with these ids (only the first [`MAX_FETCH_IDS`] are considered).
-    Fetch {
-        /// Ids wanted.
-        ids: Vec<UploadId>,
-    },
-}
-
-impl WireMessage for SyncRequest {
-    const KIND: u8 = wire::kind::SYNC_REQUEST;
-    // A fetch of MAX_FETCH_IDS ids is about 8 KiB.
-    const MAX_SIZE: usize = 64 << 10;
-}
-
-impl SyncRequest {
-    /// A short name for metrics and logs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SyncRequest::Digests { .. } => "digests",
-            SyncRequest::Ids { .. } => "ids",
-            SyncRequest::Fetch { .. } => "fetch",
-        }
-    }
-}
-
-/// A catch-up response.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SyncResponse {
-    /// Digests of the non-empty days in the clamped range; a day left out is empty.
-    Digests {
-        /// First day actually covered.
-        from: DayNumber,
-        /// Last day actually covered.
-        to: DayNumber,
-        /// One digest per non-empty day, ascending.
-        days: Vec<DayDigest>,
-    },
-    /// One page of a day's ids.
-    Ids {
-        /// The day asked for.
-        day: DayNumber,
-        /// Ascending ids after the cursor.
-        ids: Vec<UploadId>,
-        /// Whether more ids follow the last one.
-        more: bool,
-    },
-    /// Uploads asked for, in canonical form; ids the responder lacks (or that fell out of
-    /// retention) are left out, and the list stops at [`MAX_UPLOAD_BYTES`].
-    Uploads {
-        /// The uploads.
-        uploads: Vec<SignedUpload>,
-    },
-}
-
-impl WireMessage for SyncResponse {
-    const KIND: u8 = wire::kind::SYNC_RESPONSE;
-    // MAX_UPLOAD_BYTES plus one more upload of up to 1 MiB, plus framing.
-    const MAX_SIZE: usize = MAX_UPLOAD_BYTES + (1 << 20) + (64 << 10);
-}
 
 /// The retention window at `today`: the oldest day still kept, and the newest day accepted
 /// (tomorrow, for clock skew).

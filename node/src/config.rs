@@ -128,6 +128,78 @@ raw_config! {
     federation_publish_delay_ms: u64, list = false;
     /// Seconds between catch-up rounds with every connected peer.
     federation_sync_interval_seconds: u64, list = false;
+    /// Bearer token `GET /metrics` requires ("" or absent: none, the endpoint is open).
+    metrics_token: MetricsToken, list = false;
+}
+
+/// The bearer token that guards `GET /metrics`. Its `Debug` never shows it, it is wiped
+/// from memory when dropped, and [`MetricsToken::matches`] compares in constant time.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MetricsToken(String);
+
+impl MetricsToken {
+    /// Shortest accepted token: 16 characters (with `openssl rand -hex 32`, 64).
+    pub const MIN_LEN: usize = 16;
+    /// Longest accepted token.
+    pub const MAX_LEN: usize = 256;
+
+    /// Wraps a token; [`NodeConfig::try_from`] checks its length and characters.
+    pub fn new(token: impl Into<String>) -> MetricsToken {
+        MetricsToken(token.into())
+    }
+
+    /// Whether `presented` (the text after `Bearer `) is this token. Compares SHA-256
+    /// digests in constant time, so neither the token's bytes nor its length leak through
+    /// timing.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        use subtle::ConstantTimeEq as _;
+        let expected = ring::digest::digest(&ring::digest::SHA256, self.0.as_bytes());
+        let presented = ring::digest::digest(&ring::digest::SHA256, presented);
+        expected.as_ref().ct_eq(presented.as_ref()).into()
+    }
+
+    fn check(self) -> Result<Option<MetricsToken>, ConfigError> {
+        if self.0.is_empty() {
+            return Ok(None);
+        }
+        let len = self.0.chars().count();
+        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) {
+            return Err(invalid(
+                "metrics_token",
+                format!(
+                    "must be {}..={} characters long",
+                    Self::MIN_LEN,
+                    Self::MAX_LEN
+                ),
+            ));
+        }
+        if !self.0.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                "metrics_token",
+                "must be visible ASCII without spaces (it travels in a header)",
+            ));
+        }
+        Ok(Some(self))
+    }
+}
+
+impl PartialEq for MetricsToken {
+    fn eq(&self, other: &MetricsToken) -> bool {
+        self.matches(other.0.as_bytes())
+    }
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(<redacted>)")
+    }
+}
+
+impl Drop for MetricsToken {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
 }
 
 impl RawConfig {
@@ -293,6 +365,11 @@ pub struct NodeConfig {
     pub federation_publish_delay_ms: u64,
     /// Seconds between catch-up rounds. Default 60.
     pub federation_sync_interval_seconds: u64,
+    /// Bearer token `GET /metrics` requires. Default none (open): the default listen
+    /// address is loopback, so only the machine itself (or a proxy that should not forward
+    /// `/metrics`) can reach it, and a scraper works without setup; set one whenever the
+    /// node listens beyond loopback.
+    pub metrics_token: Option<MetricsToken>,
 }
 
 impl Default for NodeConfig {
@@ -326,6 +403,7 @@ impl Default for NodeConfig {
             federation_region: None,
             federation_publish_delay_ms: 2000,
             federation_sync_interval_seconds: 60,
+            metrics_token: None,
         }
     }
 }
@@ -459,7 +537,12 @@ impl TryFrom<RawConfig> for NodeConfig {
                 "must be at most 32 characters of a-z, 0-9 and '-'",
             ));
         }
+        let metrics_token = match raw.metrics_token {
+            Some(token) => token.check()?,
+            None => d.metrics_token,
+        };
         Ok(NodeConfig {
+            metrics_token,
             federation: raw.federation.unwrap_or(d.federation),
             federation_listen: raw.federation_listen.unwrap_or(d.federation_listen),
             bootstrap_peers,
@@ -627,6 +710,12 @@ pub fn config_template() -> String {
 # federation_publish_delay_ms = {fed_delay}
 # Seconds between catch-up rounds with connected peers.
 # federation_sync_interval_seconds = {fed_sync}
+
+# Bearer token that GET /metrics requires (Authorization: Bearer <token>); 16 to 256
+# visible ASCII characters, e.g. from `openssl rand -hex 32`. Empty: /metrics is open, which
+# is only safe while the node listens on loopback. Prefer this file (mode 0600) or
+# EPHEMERA_METRICS_TOKEN over `--set metrics_token=...`, which other users can see in `ps`.
+# metrics_token = ""
 "#,
         fed_listen = d.federation_listen,
         fed_delay = d.federation_publish_delay_ms,
@@ -719,6 +808,58 @@ mod tests {
             ..Default::default()
         };
         assert!(NodeConfig::try_from(raw).is_err());
+    }
+
+    #[test]
+    fn metrics_token_is_optional_checked_and_never_shown() {
+        let none = RawConfig::from_toml("metrics_token = \"\"", "f").unwrap();
+        assert_eq!(NodeConfig::try_from(none).unwrap().metrics_token, None);
+
+        let secret = "s3cret-Token_0123456789";
+        let file = RawConfig::from_toml("metrics_token = \"from-the-file-0123\"", "f").unwrap();
+        let env = RawConfig::from_env([("EPHEMERA_METRICS_TOKEN".to_owned(), secret.to_owned())])
+            .unwrap();
+        let config = NodeConfig::try_from(file.clone().merge(env)).unwrap();
+        let token = config.metrics_token.clone().unwrap();
+        assert!(
+            token.matches(secret.as_bytes()),
+            "the environment wins over the file"
+        );
+        assert!(!token.matches(b"from-the-file-0123"));
+        assert!(!token.matches(&secret.as_bytes()[1..]));
+        assert!(!token.matches(b""));
+        assert!(!format!("{config:?}").contains(secret));
+        assert!(!format!("{token:?}").contains(secret));
+
+        let flags = RawConfig::from_pairs(
+            [("metrics_token".to_owned(), "from-a-flag-0123456".to_owned())],
+            "flags",
+        )
+        .unwrap();
+        let config = NodeConfig::try_from(file.merge(flags)).unwrap();
+        assert!(
+            config
+                .metrics_token
+                .unwrap()
+                .matches(b"from-a-flag-0123456")
+        );
+
+        for bad in ["short", "has a space in it 0123", &"x".repeat(257)] {
+            let raw = RawConfig {
+                metrics_token: Some(MetricsToken::new(bad)),
+                ..Default::default()
+            };
+            assert!(
+                matches!(
+                    NodeConfig::try_from(raw),
+                    Err(ConfigError::Invalid {
+                        key: "metrics_token",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

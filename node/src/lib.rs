@@ -37,6 +37,7 @@
 
 pub mod api;
 pub mod batch;
+pub mod batch_cache;
 pub mod caseworker;
 pub mod cli;
 pub mod clock;

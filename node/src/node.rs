@@ -4,10 +4,10 @@
 //! also drive [`Node::cut_due`] and [`Node::purge`] themselves with a
 //! [`ManualClock`](crate::clock::ManualClock) instead of waiting for the background tasks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -33,6 +33,7 @@ use crate::api::types::{
     AuthorityInfo, IssueCodesRequest, IssueCodesResponse, IssuedCode, LoginResponse, TestType,
 };
 use crate::batch::{BatchCutter, CutBatch};
+use crate::batch_cache::{BatchCache, CachedBatch, DEFAULT_BATCH_CACHE_BYTES};
 use crate::caseworker::{
     self, AttemptBudget, FIRST_CASE_WORKER, PBKDF2_ITERATIONS, Password, Sessions,
 };
@@ -214,7 +215,7 @@ struct Inner {
     sessions: Mutex<Sessions>,
     verify_budget: Mutex<AttemptBudget>,
     login_budget: Mutex<(AttemptBudget, AttemptBudget)>,
-    batch_cache: RwLock<HashMap<BatchId, Bytes>>,
+    batch_cache: BatchCache,
     /// Serialises cuts and revisions, which both move queue groups.
     publication: AsyncMutex<()>,
     /// A certificate verified on decoy uploads, so they cost what real ones do.
@@ -338,7 +339,7 @@ impl Node {
                 sessions: Mutex::new(Sessions::default()),
                 verify_budget: Mutex::new(verify_budget),
                 login_budget: Mutex::new(login_budget),
-                batch_cache: RwLock::new(HashMap::new()),
+                batch_cache: BatchCache::new(DEFAULT_BATCH_CACHE_BYTES),
                 publication: AsyncMutex::new(()),
                 decoy_certificate,
                 certificate_len,
@@ -1016,19 +1017,14 @@ impl Node {
             .await
             .map_err(|_| NodeError::Task)??;
         let mut entries = Vec::with_capacity(commit.batches.len());
-        {
-            let mut cache = self
-                .inner
+        for batch in commit.batches {
+            self.inner
+                .metrics
+                .batch_published(u64::from(batch.entry.keys + batch.entry.tokens));
+            self.inner
                 .batch_cache
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
-            for batch in commit.batches {
-                self.inner
-                    .metrics
-                    .batch_published(u64::from(batch.entry.keys + batch.entry.tokens));
-                cache.insert(batch.entry.id, Bytes::from(batch.bytes));
-                entries.push(batch.entry);
-            }
+                .insert(batch.entry.id, Bytes::from(batch.bytes));
+            entries.push(batch.entry);
         }
         tracing::info!(
             batches = entries.len(),
@@ -1038,30 +1034,23 @@ impl Node {
         Ok(entries)
     }
 
-    /// A batch's bytes, from memory when cached.
+    /// A batch ready to serve: from memory when cached, else read from storage and cached.
     ///
     /// # Errors
     /// [`ApiError::Store`].
-    pub fn batch(&self, id: &BatchId) -> Result<Option<Bytes>, ApiError> {
-        if let Some(bytes) = self
-            .inner
-            .batch_cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-        {
-            return Ok(Some(bytes.clone()));
+    pub fn batch(&self, id: &BatchId) -> Result<Option<CachedBatch>, ApiError> {
+        if let Some(batch) = self.inner.batch_cache.get(id) {
+            return Ok(Some(batch));
         }
         let Some(bytes) = self.inner.store.batch(id)? else {
             return Ok(None);
         };
-        let bytes = Bytes::from(bytes);
-        self.inner
-            .batch_cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(*id, bytes.clone());
-        Ok(Some(bytes))
+        Ok(Some(self.inner.batch_cache.insert(*id, Bytes::from(bytes))))
+    }
+
+    /// The in-memory batch cache (the HTTP fast path reads it without touching storage).
+    pub fn batch_cache(&self) -> &BatchCache {
+        &self.inner.batch_cache
     }
 
     fn export_signer(&self) -> Result<ExportSigner, NodeError> {
@@ -1149,18 +1138,14 @@ impl Node {
         let retention = u64::from(self.inner.config.retention_days) * SECONDS_PER_DAY;
         let counts = self.inner.store.purge(now, now.minus_seconds(retention))?;
         if counts.batches > 0 {
-            let live: Vec<BatchId> = self
+            let live: std::collections::HashSet<BatchId> = self
                 .inner
                 .store
                 .batch_index(0, usize::MAX)?
                 .into_iter()
                 .map(|e| e.id)
                 .collect();
-            self.inner
-                .batch_cache
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|id, _| live.contains(id));
+            self.inner.batch_cache.retain(|id| live.contains(id));
         }
         let metrics = &self.inner.metrics;
         metrics.purged("upload", counts.uploads);

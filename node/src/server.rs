@@ -3,10 +3,14 @@
 use std::future::Future;
 use std::time::Duration;
 
+use axum::http::Request;
+use axum::response::Response;
+use futures::future::Either;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
+use hyper_util::service::{TowerToHyperService, TowerToHyperServiceFuture};
 use tokio::net::TcpListener;
 
 use crate::node::Node;
@@ -38,13 +42,26 @@ pub async fn serve(
     background: Background,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if node.config().metrics_token.is_none()
+        && listener
+            .local_addr()
+            .is_ok_and(|addr| !addr.ip().is_loopback())
+    {
+        tracing::warn!(
+            "the HTTP listener is not on loopback and /metrics is open: set metrics_token, \
+             or keep /metrics off the public proxy"
+        );
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task = (background == Background::Run).then(|| {
         let node = node.clone();
         tokio::spawn(async move { node.run_background(stop_rx).await })
     });
-    let app = crate::api::router(node.clone());
-    let result = accept_loop(listener, app, shutdown).await;
+    let service = NodeService {
+        node: node.clone(),
+        router: TowerToHyperService::new(crate::api::router(node.clone())),
+    };
+    let result = accept_loop(listener, service, shutdown).await;
     let _ = stop_tx.send(true);
     if let Some(task) = task {
         let _ = task.await;
@@ -57,12 +74,36 @@ pub async fn serve(
     result
 }
 
+/// The per-connection service: cached batch GETs answered straight from memory (the
+/// hottest route, see [`crate::api::cached_batch`]), everything else by the router.
+#[derive(Clone)]
+struct NodeService {
+    node: Node,
+    router: TowerToHyperService<axum::Router>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for NodeService {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = Either<
+        std::future::Ready<Result<Response, Self::Error>>,
+        TowerToHyperServiceFuture<axum::Router, Request<Incoming>>,
+    >;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        match crate::api::cached_batch(&self.node, &request) {
+            Some(response) => Either::Left(std::future::ready(Ok(response))),
+            None => Either::Right(self.router.call(request)),
+        }
+    }
+}
+
 /// Accepts connections until `shutdown`, serving each with HTTP/1.1 and a header-read
 /// timeout, then waits (bounded) for open connections to finish. The peer address that
 /// `accept` returns is dropped unread: the node never looks at client addresses.
 async fn accept_loop(
     listener: TcpListener,
-    app: axum::Router,
+    service: NodeService,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
@@ -70,7 +111,9 @@ async fn accept_loop(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
+        .keep_alive(true)
+        // Head and body go out in one writev: a batch body is never copied into a buffer.
+        .writev(true);
     let mut shutdown = std::pin::pin!(shutdown);
     // Connection tasks are owned here, so none outlives the server (or its runtime).
     let mut connections = tokio::task::JoinSet::new();
@@ -86,8 +129,7 @@ async fn accept_loop(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                let connection = builder.serve_connection(TokioIo::new(stream), service.clone());
                 let connection = graceful.watch(connection);
                 connections.spawn(async move {
                     let _ = connection.await;

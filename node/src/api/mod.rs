@@ -3,7 +3,7 @@
 //! | route | body in | body out |
 //! | --- | --- | --- |
 //! | `GET /healthz` | | `{"status":"ok"}` |
-//! | `GET /metrics` | | Prometheus text |
+//! | `GET /metrics` | bearer when `metrics_token` is set | Prometheus text |
 //! | `GET /v1/openapi.json` | | OpenAPI 3.1 |
 //! | `GET /v1/authority` | | [`types::AuthorityInfo`] |
 //! | `GET /v1/authority/export-key.pem` | | PEM public key of GAEN exports |
@@ -21,6 +21,7 @@
 //! No layer logs requests or peers: the node never reads client addresses.
 
 pub mod error;
+mod immutable;
 mod openapi;
 mod page;
 pub mod types;
@@ -40,6 +41,7 @@ use crate::node::Node;
 use error::ApiError;
 use types::{Health, IssueCodesRequest, LoginRequest};
 
+pub use immutable::cached_batch;
 pub use openapi::openapi_json;
 
 /// Largest JSON control body (verify, sign-in, code requests).
@@ -112,13 +114,21 @@ async fn refuse_announced_oversize(
 }
 
 async fn security_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
+    add_security_headers(response.headers_mut());
+    response
+}
+
+/// The headers every answer carries (the batch fast path, which skips the router's
+/// layers, adds them itself).
+fn add_security_headers(headers: &mut HeaderMap) {
     headers.insert(
-        "x-content-type-options",
+        header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    response
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
 }
 
 async fn not_found() -> ApiError {
@@ -175,9 +185,19 @@ async fn healthz() -> impl IntoResponse {
     })
 }
 
-/// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-async fn metrics(State(node): State<Node>) -> Result<Response, ApiError> {
+/// Prometheus metrics; with `metrics_token` configured, only for `Authorization: Bearer
+/// <token>`.
+#[utoipa::path(get, path = "/metrics",
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 401, body = openapi::ErrorBodyDoc, description = "unauthorized: a metrics token is configured and was not presented")),
+    security((), ("bearer" = [])))]
+async fn metrics(State(node): State<Node>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(token) = &node.config().metrics_token
+        && !token.matches(bearer(&headers)?.as_bytes())
+    {
+        return Err(ApiError::Unauthorized);
+    }
     node.update_storage_metrics()
         .map_err(|_| ApiError::Internal)?;
     Ok((
@@ -294,44 +314,8 @@ async fn batch(
         name: "id",
         reason: "must be 64 hex characters",
     })?;
-    let bytes = node.batch(&id)?.ok_or(ApiError::NotFound)?;
-    immutable(
-        &headers,
-        &format!("\"{}\"", id.to_hex()),
-        "application/octet-stream",
-        bytes,
-    )
-}
-
-/// An immutable, content-addressed body: a strong `etag`, a year-long immutable cache
-/// lifetime, and 304 when the request's `If-None-Match` names the tag (or `*`).
-fn immutable(
-    headers: &HeaderMap,
-    etag: &str,
-    content_type: &'static str,
-    body: impl IntoResponse,
-) -> Result<Response, ApiError> {
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|tag| tag.trim() == etag || tag.trim() == "*")
-        });
-    let etag = HeaderValue::from_str(etag).map_err(|_| ApiError::Internal)?;
-    let common = [
-        (header::ETAG, etag),
-        (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
-    ];
-    if matches {
-        return Ok((StatusCode::NOT_MODIFIED, common).into_response());
-    }
-    Ok((
-        common,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        body,
-    )
-        .into_response())
+    let batch = node.batch(&id)?.ok_or(ApiError::NotFound)?;
+    Ok(immutable::batch_response(&headers, &batch))
 }
 
 /// GAEN's index of export files, one `v1/exports/<file>` path per line, oldest first.
@@ -372,8 +356,15 @@ async fn export_file(
     let bytes = node.export(&file)?.ok_or(ApiError::NotFound)?;
     // The zip is immutable once written; its hash is a strong validator.
     let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
-    let etag = format!("\"{}\"", hex::encode(digest.as_ref()));
-    immutable(&headers, &etag, "application/zip", bytes)
+    let etag = HeaderValue::from_str(&format!("\"{}\"", hex::encode(digest.as_ref())))
+        .map_err(|_| ApiError::Internal)?;
+    Ok(immutable::immutable(
+        &headers,
+        etag,
+        "application/zip",
+        bytes.into(),
+        None,
+    ))
 }
 
 /// Signs a case worker in.

@@ -7,5 +7,6 @@ mod flow;
 mod hostile;
 mod lifecycle;
 mod privacy;
+mod serving;
 mod throughput;
 mod util;

@@ -45,6 +45,7 @@ pub mod federation;
 pub mod keys;
 pub mod metrics;
 pub mod node;
+pub mod revision_token;
 pub mod server;
 pub mod store;
 

@@ -23,7 +23,6 @@ use ephemera_proto::upload::{
     self, SignedUpload, UploadBody, UploadId, UploadRequest, VerifiedUpload,
 };
 use ephemera_proto::{SchemeKind, UnixTime, wire};
-use ring::digest;
 use ring::rand::SystemRandom;
 use thiserror::Error;
 use tokio::sync::Mutex as AsyncMutex;
@@ -44,10 +43,11 @@ use crate::federation::{
 };
 use crate::keys::{KeyError, NodeKeys};
 use crate::metrics::Metrics;
+use crate::revision_token::RevisionTokens;
 use crate::store::{
-    CodeRecord, CommitOutcome, CutCommit, PurgeCounts, QueueKey, QueuedEntry, QueuedGroup,
-    ReportStore, RevisionRecord, SledReportStore, StoreError, StoredBatch, StoredExport,
-    StoredUpload, UploadCommit,
+    CertificateState, CodeRecord, CommitOutcome, CutCommit, PurgeCounts, QueueKey, QueuedEntry,
+    QueuedGroup, ReportStore, SledReportStore, StoreError, StoredBatch, StoredExport, StoredUpload,
+    UploadCommit,
 };
 
 /// Folder of the sled database inside the data folder.
@@ -221,6 +221,8 @@ struct Inner {
     decoy_certificate: SignedCertificate,
     /// Length of a certificate's wire form, for decoy verify answers.
     certificate_len: usize,
+    /// Derives and checks revision tokens (none is stored).
+    revision_tokens: RevisionTokens,
 }
 
 /// A running node's shared state; clone freely.
@@ -246,12 +248,6 @@ pub struct Opened {
     pub new_case_worker: Option<(String, Password)>,
     /// Whether keys were created now (first start).
     pub keys_created: bool,
-}
-
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref());
-    out
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -309,6 +305,7 @@ impl Node {
             &mut rng,
         );
         let certificate_len = wire::encode(&decoy_certificate).len();
+        let revision_tokens = RevisionTokens::new(&keys.pepper);
         let verify_budget = AttemptBudget::new(config.verify_failures_per_minute, 60);
         let login_budget = (
             AttemptBudget::new(config.login_failures_per_user, LOGIN_WINDOW_SECONDS),
@@ -342,6 +339,7 @@ impl Node {
                 publication: AsyncMutex::new(()),
                 decoy_certificate,
                 certificate_len,
+                revision_tokens,
             }),
         }
     }
@@ -729,8 +727,7 @@ impl Node {
         let upload = verified.into_inner();
         let certificate = upload.certificate.certificate.clone();
         let (certificate_purge_at, upload_purge_at) = self.purge_times(&certificate, now);
-        let new_token = random_bytes::<32>();
-        let new_hash = sha256(&new_token);
+        let token = self.inner.revision_tokens.token(&certificate.id);
         let mut commit = match revision_token {
             None => {
                 if !matches!(
@@ -751,6 +748,7 @@ impl Node {
                 let enqueue = group_entries(upload_id, &upload.contents, &releases);
                 UploadCommit {
                     certificate: (certificate.id, certificate_purge_at),
+                    relayed: false,
                     consume_revision: None,
                     upload: (
                         upload_id,
@@ -762,28 +760,37 @@ impl Node {
                         upload_purge_at,
                     ),
                     update_original: None,
-                    revision: (new_hash, RevisionRecord { upload: upload_id }),
                     dequeue: Vec::new(),
                     enqueue,
                 }
             }
-            Some(token) => {
+            Some(old_token) => {
                 // Hold publication still while queue groups are rewritten.
                 let _publication = self.inner.publication.lock().await;
-                let commit = self.plan_revision(
+                let planned = self.plan_revision(
                     upload,
                     upload_id,
-                    &token,
+                    &old_token,
                     now,
-                    new_hash,
                     certificate_purge_at,
                     upload_purge_at,
-                )?;
-                return self.commit(commit, new_token).await;
+                );
+                let commit = match planned {
+                    Ok(commit) => commit,
+                    // The revision may have gone through already, its answer lost.
+                    Err(ApiError::InvalidRevisionToken) => {
+                        return self
+                            .replayed(&certificate.id, upload_id)
+                            .await?
+                            .ok_or(ApiError::InvalidRevisionToken);
+                    }
+                    Err(e) => return Err(e),
+                };
+                return self.commit(commit, token).await;
             }
         };
         commit.dequeue.clear();
-        let token = self.commit(commit, new_token).await?;
+        let token = self.commit(commit, token).await?;
         // Gossip only what is durably stored. The federation adds its own random delay
         // (`federation_publish_delay_ms`), so gossip timing does not mirror the request.
         if let Some((handle, verified)) = gossip
@@ -795,13 +802,36 @@ impl Node {
     }
 
     async fn commit(&self, commit: UploadCommit, token: [u8; 32]) -> Result<[u8; 32], ApiError> {
+        let (certificate, upload_id) = (commit.certificate.0, commit.upload.0);
         // Group commit: returns once this upload's group is flushed to disk.
         match self.inner.committer.commit(commit).await? {
-            CommitOutcome::Committed => {}
-            CommitOutcome::CertificateUsed => return Err(ApiError::CertificateUsed),
-            CommitOutcome::RevisionTokenUnknown => return Err(ApiError::InvalidRevisionToken),
+            CommitOutcome::Committed => Ok(token),
+            CommitOutcome::CertificateUsed => self
+                .replayed(&certificate, upload_id)
+                .await?
+                .ok_or(ApiError::CertificateUsed),
+            CommitOutcome::RevisionTokenUnknown => Err(ApiError::InvalidRevisionToken),
         }
-        Ok(token)
+    }
+
+    /// A retried request whose first answer was lost: if `certificate` was used by this
+    /// very upload (byte for byte: the id is its content address), accepted here from a
+    /// phone, the original answer's token once that use is durable. `None` otherwise.
+    async fn replayed(
+        &self,
+        certificate: &ephemera_proto::auth::CertificateId,
+        upload_id: ephemera_proto::upload::UploadId,
+    ) -> Result<Option<[u8; 32]>, ApiError> {
+        let mark = self.inner.store.certificate_use(certificate)?;
+        let Some(mark) =
+            mark.filter(|m| m.upload == upload_id && m.state != CertificateState::Relayed)
+        else {
+            return Ok(None);
+        };
+        // The first request may still be in its group: answer only what is on disk.
+        self.inner.flusher.flush().await?;
+        tracing::debug!(state = ?mark.state, "retried upload answered again");
+        Ok(Some(self.inner.revision_tokens.token(certificate)))
     }
 
     /// Plans a revision as the GAEN reference server allows it: a `likely` upload becomes
@@ -816,15 +846,19 @@ impl Node {
         upload_id: ephemera_proto::upload::UploadId,
         token: &[u8],
         now: UnixTime,
-        new_hash: [u8; 32],
         certificate_purge_at: UnixTime,
         upload_purge_at: UnixTime,
     ) -> Result<UploadCommit, ApiError> {
-        let old_hash = sha256(token);
+        let original_certificate = self
+            .inner
+            .revision_tokens
+            .open(token)
+            .ok_or(ApiError::InvalidRevisionToken)?;
         let record = self
             .inner
             .store
-            .revision(&old_hash)?
+            .certificate_use(&original_certificate)?
+            .filter(|mark| mark.state == CertificateState::Accepted)
             .ok_or(ApiError::InvalidRevisionToken)?;
         let mut original = self
             .inner
@@ -906,7 +940,8 @@ impl Node {
         let certificate = upload.certificate.certificate.clone();
         Ok(UploadCommit {
             certificate: (certificate.id, certificate_purge_at),
-            consume_revision: Some(old_hash),
+            relayed: false,
+            consume_revision: Some(original_certificate),
             upload: (
                 upload_id,
                 StoredUpload {
@@ -917,7 +952,6 @@ impl Node {
                 upload_purge_at,
             ),
             update_original: Some((record.upload, original)),
-            revision: (new_hash, RevisionRecord { upload: upload_id }),
             dequeue,
             enqueue,
         })
@@ -1400,10 +1434,10 @@ impl Node {
         } else {
             Vec::new()
         };
-        // Nobody holds a revision token for a relayed upload: store an unguessable one.
-        let revision_hash = sha256(&random_bytes::<32>());
+        // Nobody holds a revision token for a relayed upload: its mark says so.
         let commit = UploadCommit {
             certificate: (certificate.id, certificate_purge_at),
+            relayed: true,
             consume_revision: None,
             upload: (
                 id,
@@ -1415,7 +1449,6 @@ impl Node {
                 upload_purge_at,
             ),
             update_original: None,
-            revision: (revision_hash, RevisionRecord { upload: id }),
             dequeue: Vec::new(),
             enqueue,
         };

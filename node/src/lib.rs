@@ -42,6 +42,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod federation;
+mod group_commit;
 pub mod keys;
 pub mod metrics;
 pub mod node;

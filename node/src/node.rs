@@ -41,6 +41,7 @@ use crate::federation::{
     DayDigest, Federation, FederationConfig, FederationError, FederationHandle, FederationStore,
     NodeIdentity, StoreOutcome,
 };
+use crate::group_commit::Committer;
 use crate::keys::{KeyError, NodeKeys};
 use crate::metrics::Metrics;
 use crate::revision_token::RevisionTokens;
@@ -111,85 +112,6 @@ impl Flusher {
             .map_err(|_| ApiError::Internal)??;
         self.flushed.store(target, Ordering::SeqCst);
         Ok(())
-    }
-}
-
-/// One upload waiting in the group-commit queue, with where to send its outcome.
-type PendingCommit = (
-    UploadCommit,
-    tokio::sync::oneshot::Sender<Result<CommitOutcome, StoreError>>,
-);
-
-/// Most uploads written by one group commit.
-const MAX_GROUP: usize = 4096;
-
-/// Group commit for uploads: one thread takes every upload queued while the previous group
-/// was being written, writes them in one store transaction, flushes once, and only then
-/// answers each. Nothing is acknowledged before it is on disk.
-struct Committer {
-    queue: std::sync::mpsc::Sender<PendingCommit>,
-}
-
-impl Committer {
-    fn start(store: &Arc<dyn ReportStore>) -> Committer {
-        let (queue, rx) = std::sync::mpsc::channel::<PendingCommit>();
-        // A weak reference: the node owns the store; the thread ends when the node is
-        // dropped (its sender with it), and never keeps the database open after that.
-        let store = Arc::downgrade(store);
-        std::thread::Builder::new()
-            .name("ephemera-commit".to_owned())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut group = vec![first];
-                    while group.len() < MAX_GROUP {
-                        match rx.try_recv() {
-                            Ok(next) => group.push(next),
-                            Err(_) => break,
-                        }
-                    }
-                    let (commits, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-                    let result = match store.upgrade() {
-                        Some(store) => store
-                            .commit_uploads(&commits)
-                            .and_then(|outcomes| store.flush().map(|()| outcomes)),
-                        None => Err(StoreError::Engine("store closed".to_owned())),
-                    };
-                    match result {
-                        Ok(outcomes) => {
-                            for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                                let _ = reply.send(Ok(outcome));
-                            }
-                        }
-                        Err(e) => {
-                            for reply in replies {
-                                let _ = reply.send(Err(StoreError::Engine(e.to_string())));
-                            }
-                        }
-                    }
-                }
-            })
-            .expect("spawning the commit thread");
-        Committer { queue }
-    }
-
-    /// Writes `commit` with whatever else is queued and returns once it is durable.
-    async fn commit(&self, commit: UploadCommit) -> Result<CommitOutcome, StoreError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.queue
-            .send((commit, tx))
-            .map_err(|_| StoreError::Engine("commit thread stopped".to_owned()))?;
-        rx.await
-            .map_err(|_| StoreError::Engine("commit thread stopped".to_owned()))?
-    }
-
-    /// As [`Self::commit`], from a blocking context (federation's store calls).
-    fn commit_blocking(&self, commit: UploadCommit) -> Result<CommitOutcome, StoreError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.queue
-            .send((commit, tx))
-            .map_err(|_| StoreError::Engine("commit thread stopped".to_owned()))?;
-        rx.blocking_recv()
-            .map_err(|_| StoreError::Engine("commit thread stopped".to_owned()))?
     }
 }
 

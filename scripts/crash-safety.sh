@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Crash safety: uploads against the real ephemera-node binary, SIGKILL at random moments,
 # restart on the same data folder, and check that every acknowledged upload survived
-# (its replay answers 409 certificate-used) and the store opens cleanly.
+# (found in the killed node's store; after restart its replay answers 200 with the first
+# answer's revision token) and the store opens cleanly.
 # Usage: scripts/crash-safety.sh [ROUNDS] [WRITERS]   (defaults 20 and 8)
 set -euo pipefail
 cd "$(dirname "$0")/.."

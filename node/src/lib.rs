@@ -43,9 +43,11 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod federation;
+mod group_commit;
 pub mod keys;
 pub mod metrics;
 pub mod node;
+pub mod revision_token;
 pub mod server;
 pub mod store;
 

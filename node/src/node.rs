@@ -23,7 +23,6 @@ use ephemera_proto::upload::{
     self, SignedUpload, UploadBody, UploadId, UploadRequest, VerifiedUpload,
 };
 use ephemera_proto::{SchemeKind, UnixTime, wire};
-use ring::digest;
 use ring::rand::SystemRandom;
 use thiserror::Error;
 use tokio::sync::Mutex as AsyncMutex;
@@ -43,12 +42,14 @@ use crate::federation::{
     DayDigest, Federation, FederationConfig, FederationError, FederationHandle, FederationStore,
     NodeIdentity, StoreOutcome,
 };
+use crate::group_commit::Committer;
 use crate::keys::{KeyError, NodeKeys};
 use crate::metrics::Metrics;
+use crate::revision_token::RevisionTokens;
 use crate::store::{
-    CodeRecord, CommitOutcome, CutCommit, PurgeCounts, QueueKey, QueuedEntry, QueuedGroup,
-    ReportStore, RevisionRecord, SledReportStore, StoreError, StoredBatch, StoredExport,
-    StoredUpload, UploadCommit,
+    CertificateState, CodeRecord, CommitOutcome, CutCommit, PurgeCounts, QueueKey, QueuedEntry,
+    QueuedGroup, ReportStore, SledReportStore, StoreError, StoredBatch, StoredExport, StoredUpload,
+    UploadCommit,
 };
 
 /// Folder of the sled database inside the data folder.
@@ -115,85 +116,6 @@ impl Flusher {
     }
 }
 
-/// One upload waiting in the group-commit queue, with where to send its outcome.
-type PendingCommit = (
-    UploadCommit,
-    tokio::sync::oneshot::Sender<Result<CommitOutcome, StoreError>>,
-);
-
-/// Most uploads written by one group commit.
-const MAX_GROUP: usize = 4096;
-
-/// Group commit for uploads: one thread takes every upload queued while the previous group
-/// was being written, writes them in one store transaction, flushes once, and only then
-/// answers each. Nothing is acknowledged before it is on disk.
-struct Committer {
-    queue: std::sync::mpsc::Sender<PendingCommit>,
-}
-
-impl Committer {
-    fn start(store: &Arc<dyn ReportStore>) -> Committer {
-        let (queue, rx) = std::sync::mpsc::channel::<PendingCommit>();
-        // A weak reference: the node owns the store; the thread ends when the node is
-        // dropped (its sender with it), and never keeps the database open after that.
-        let store = Arc::downgrade(store);
-        std::thread::Builder::new()
-            .name("ephemera-commit".to_owned())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut group = vec![first];
-                    while group.len() < MAX_GROUP {
-                        match rx.try_recv() {
-                            Ok(next) => group.push(next),
-                            Err(_) => break,
-                        }
-                    }
-                    let (commits, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-                    let result = match store.upgrade() {
-                        Some(store) => store
-                            .commit_uploads(&commits)
-                            .and_then(|outcomes| store.flush().map(|()| outcomes)),
-                        None => Err(StoreError::Engine("store closed".to_owned())),
-                    };
-                    match result {
-                        Ok(outcomes) => {
-                            for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                                let _ = reply.send(Ok(outcome));
-                            }
-                        }
-                        Err(e) => {
-                            for reply in replies {
-                                let _ = reply.send(Err(StoreError::Engine(e.to_string())));
-                            }
-                        }
-                    }
-                }
-            })
-            .expect("spawning the commit thread");
-        Committer { queue }
-    }
-
-    /// Writes `commit` with whatever else is queued and returns once it is durable.
-    async fn commit(&self, commit: UploadCommit) -> Result<CommitOutcome, StoreError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.queue
-            .send((commit, tx))
-            .map_err(|_| StoreError::Engine("commit thread stopped".to_owned()))?;
-        rx.await
-            .map_err(|_| StoreError::Engine("commit thread stopped".to_owned()))?
-    }
-
-    /// As [`Self::commit`], from a blocking context (federation's store calls).
-    fn commit_blocking(&self, commit: UploadCommit) -> Result<CommitOutcome, StoreError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.queue
-            .send((commit, tx))
-            .map_err(|_| StoreError::Engine("commit thread stopped".to_owned()))?;
-        rx.blocking_recv()
-            .map_err(|_| StoreError::Engine("commit thread stopped".to_owned()))?
-    }
-}
-
 /// The running federation, once [`Node::start_federation`] was called.
 struct FederationSlot {
     handle: FederationHandle,
@@ -222,6 +144,8 @@ struct Inner {
     decoy_certificate: SignedCertificate,
     /// Length of a certificate's wire form, for decoy verify answers.
     certificate_len: usize,
+    /// Derives and checks revision tokens (none is stored).
+    revision_tokens: RevisionTokens,
 }
 
 /// A running node's shared state; clone freely.
@@ -247,12 +171,6 @@ pub struct Opened {
     pub new_case_worker: Option<(String, Password)>,
     /// Whether keys were created now (first start).
     pub keys_created: bool,
-}
-
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref());
-    out
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -310,6 +228,7 @@ impl Node {
             &mut rng,
         );
         let certificate_len = wire::encode(&decoy_certificate).len();
+        let revision_tokens = RevisionTokens::new(&keys.pepper);
         let verify_budget = AttemptBudget::new(config.verify_failures_per_minute, 60);
         let login_budget = (
             AttemptBudget::new(config.login_failures_per_user, LOGIN_WINDOW_SECONDS),
@@ -343,6 +262,7 @@ impl Node {
                 publication: AsyncMutex::new(()),
                 decoy_certificate,
                 certificate_len,
+                revision_tokens,
             }),
         }
     }
@@ -730,8 +650,7 @@ impl Node {
         let upload = verified.into_inner();
         let certificate = upload.certificate.certificate.clone();
         let (certificate_purge_at, upload_purge_at) = self.purge_times(&certificate, now);
-        let new_token = random_bytes::<32>();
-        let new_hash = sha256(&new_token);
+        let token = self.inner.revision_tokens.token(&certificate.id);
         let mut commit = match revision_token {
             None => {
                 if !matches!(
@@ -752,6 +671,7 @@ impl Node {
                 let enqueue = group_entries(upload_id, &upload.contents, &releases);
                 UploadCommit {
                     certificate: (certificate.id, certificate_purge_at),
+                    relayed: false,
                     consume_revision: None,
                     upload: (
                         upload_id,
@@ -763,28 +683,37 @@ impl Node {
                         upload_purge_at,
                     ),
                     update_original: None,
-                    revision: (new_hash, RevisionRecord { upload: upload_id }),
                     dequeue: Vec::new(),
                     enqueue,
                 }
             }
-            Some(token) => {
+            Some(old_token) => {
                 // Hold publication still while queue groups are rewritten.
                 let _publication = self.inner.publication.lock().await;
-                let commit = self.plan_revision(
+                let planned = self.plan_revision(
                     upload,
                     upload_id,
-                    &token,
+                    &old_token,
                     now,
-                    new_hash,
                     certificate_purge_at,
                     upload_purge_at,
-                )?;
-                return self.commit(commit, new_token).await;
+                );
+                let commit = match planned {
+                    Ok(commit) => commit,
+                    // The revision may have gone through already, its answer lost.
+                    Err(ApiError::InvalidRevisionToken) => {
+                        return self
+                            .replayed(&certificate.id, upload_id)
+                            .await?
+                            .ok_or(ApiError::InvalidRevisionToken);
+                    }
+                    Err(e) => return Err(e),
+                };
+                return self.commit(commit, token).await;
             }
         };
         commit.dequeue.clear();
-        let token = self.commit(commit, new_token).await?;
+        let token = self.commit(commit, token).await?;
         // Gossip only what is durably stored. The federation adds its own random delay
         // (`federation_publish_delay_ms`), so gossip timing does not mirror the request.
         if let Some((handle, verified)) = gossip
@@ -796,13 +725,36 @@ impl Node {
     }
 
     async fn commit(&self, commit: UploadCommit, token: [u8; 32]) -> Result<[u8; 32], ApiError> {
+        let (certificate, upload_id) = (commit.certificate.0, commit.upload.0);
         // Group commit: returns once this upload's group is flushed to disk.
         match self.inner.committer.commit(commit).await? {
-            CommitOutcome::Committed => {}
-            CommitOutcome::CertificateUsed => return Err(ApiError::CertificateUsed),
-            CommitOutcome::RevisionTokenUnknown => return Err(ApiError::InvalidRevisionToken),
+            CommitOutcome::Committed => Ok(token),
+            CommitOutcome::CertificateUsed => self
+                .replayed(&certificate, upload_id)
+                .await?
+                .ok_or(ApiError::CertificateUsed),
+            CommitOutcome::RevisionTokenUnknown => Err(ApiError::InvalidRevisionToken),
         }
-        Ok(token)
+    }
+
+    /// A retried request whose first answer was lost: if `certificate` was used by this
+    /// very upload (byte for byte: the id is its content address), accepted here from a
+    /// phone, the original answer's token once that use is durable. `None` otherwise.
+    async fn replayed(
+        &self,
+        certificate: &ephemera_proto::auth::CertificateId,
+        upload_id: ephemera_proto::upload::UploadId,
+    ) -> Result<Option<[u8; 32]>, ApiError> {
+        let mark = self.inner.store.certificate_use(certificate)?;
+        let Some(mark) =
+            mark.filter(|m| m.upload == upload_id && m.state != CertificateState::Relayed)
+        else {
+            return Ok(None);
+        };
+        // The first request may still be in its group: answer only what is on disk.
+        self.inner.flusher.flush().await?;
+        tracing::debug!(state = ?mark.state, "retried upload answered again");
+        Ok(Some(self.inner.revision_tokens.token(certificate)))
     }
 
     /// Plans a revision as the GAEN reference server allows it: a `likely` upload becomes
@@ -817,15 +769,19 @@ impl Node {
         upload_id: ephemera_proto::upload::UploadId,
         token: &[u8],
         now: UnixTime,
-        new_hash: [u8; 32],
         certificate_purge_at: UnixTime,
         upload_purge_at: UnixTime,
     ) -> Result<UploadCommit, ApiError> {
-        let old_hash = sha256(token);
+        let original_certificate = self
+            .inner
+            .revision_tokens
+            .open(token)
+            .ok_or(ApiError::InvalidRevisionToken)?;
         let record = self
             .inner
             .store
-            .revision(&old_hash)?
+            .certificate_use(&original_certificate)?
+            .filter(|mark| mark.state == CertificateState::Accepted)
             .ok_or(ApiError::InvalidRevisionToken)?;
         let mut original = self
             .inner
@@ -907,7 +863,8 @@ impl Node {
         let certificate = upload.certificate.certificate.clone();
         Ok(UploadCommit {
             certificate: (certificate.id, certificate_purge_at),
-            consume_revision: Some(old_hash),
+            relayed: false,
+            consume_revision: Some(original_certificate),
             upload: (
                 upload_id,
                 StoredUpload {
@@ -918,7 +875,6 @@ impl Node {
                 upload_purge_at,
             ),
             update_original: Some((record.upload, original)),
-            revision: (new_hash, RevisionRecord { upload: upload_id }),
             dequeue,
             enqueue,
         })
@@ -1385,10 +1341,10 @@ impl Node {
         } else {
             Vec::new()
         };
-        // Nobody holds a revision token for a relayed upload: store an unguessable one.
-        let revision_hash = sha256(&random_bytes::<32>());
+        // Nobody holds a revision token for a relayed upload: its mark says so.
         let commit = UploadCommit {
             certificate: (certificate.id, certificate_purge_at),
+            relayed: true,
             consume_revision: None,
             upload: (
                 id,
@@ -1400,7 +1356,6 @@ impl Node {
                 upload_purge_at,
             ),
             update_original: None,
-            revision: (revision_hash, RevisionRecord { upload: id }),
             dequeue: Vec::new(),
             enqueue,
         };

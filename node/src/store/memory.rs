@@ -4,22 +4,21 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use ephemera_proto::UnixTime;
-use ephemera_proto::auth::CodeHash;
+use ephemera_proto::auth::{CertificateId, CodeHash};
 use ephemera_proto::batch::{BatchId, BatchIndexEntry};
 use ephemera_proto::upload::UploadId;
 
 use super::{
-    CodeRecord, CommitOutcome, CredentialRecord, CutCommit, CutterState, ExpiryKind, PurgeCounts,
-    QueueKey, QueuedGroup, ReportStore, RevisionHash, RevisionRecord, StoreError, StoredUpload,
-    UploadCommit, expiry_key, parse_expiry_key,
+    CertificateState, CertificateUse, CodeRecord, CommitOutcome, CredentialRecord, CutCommit,
+    CutterState, ExpiryKind, PurgeCounts, QueueKey, QueuedGroup, ReportStore, StoreError,
+    StoredUpload, UploadCommit, expiry_key, parse_expiry_key, parse_upload_expiry_reference,
 };
 
 #[derive(Default)]
 struct Inner {
     codes: HashMap<[u8; 32], CodeRecord>,
-    certificates: HashMap<[u8; 16], UploadId>,
+    certificates: HashMap<[u8; 16], CertificateUse>,
     uploads: HashMap<UploadId, StoredUpload>,
-    revisions: HashMap<RevisionHash, RevisionRecord>,
     queue: BTreeMap<QueueKey, QueuedGroup>,
     batches: HashMap<BatchId, Vec<u8>>,
     batch_index: BTreeMap<u64, BatchIndexEntry>,
@@ -72,32 +71,31 @@ impl ReportStore for MemoryReportStore {
 
     fn commit_upload(&self, commit: &UploadCommit) -> Result<CommitOutcome, StoreError> {
         let mut inner = self.lock();
-        let (certificate, certificate_purge_at) = commit.certificate;
+        let (certificate, _) = commit.certificate;
         if inner.certificates.contains_key(&certificate.0) {
             return Ok(CommitOutcome::CertificateUsed);
         }
-        if let Some(hash) = &commit.consume_revision
-            && inner.revisions.remove(hash).is_none()
-        {
-            return Ok(CommitOutcome::RevisionTokenUnknown);
+        if let Some(original) = &commit.consume_revision {
+            match inner.certificates.get_mut(&original.0) {
+                Some(mark) if mark.state == CertificateState::Accepted => {
+                    mark.state = CertificateState::Revised;
+                }
+                _ => return Ok(CommitOutcome::RevisionTokenUnknown),
+            }
         }
         let (upload_id, record, upload_purge_at) = &commit.upload;
-        inner.certificates.insert(certificate.0, *upload_id);
-        inner.expiry.insert(expiry_key(
-            certificate_purge_at,
-            ExpiryKind::Certificate,
-            &certificate.0,
-        ));
-        inner.uploads.insert(*upload_id, record.clone());
-        let mut reference = upload_id.0.to_vec();
-        reference.extend_from_slice(&commit.revision.0);
         inner
-            .expiry
-            .insert(expiry_key(*upload_purge_at, ExpiryKind::Upload, &reference));
+            .certificates
+            .insert(certificate.0, commit.certificate_use());
+        inner.uploads.insert(*upload_id, record.clone());
+        inner.expiry.insert(expiry_key(
+            *upload_purge_at,
+            ExpiryKind::Upload,
+            &commit.upload_expiry_reference(),
+        ));
         if let Some((id, record)) = &commit.update_original {
             inner.uploads.insert(*id, record.clone());
         }
-        inner.revisions.insert(commit.revision.0, commit.revision.1);
         for key in &commit.dequeue {
             inner.queue.remove(key);
         }
@@ -139,8 +137,8 @@ impl ReportStore for MemoryReportStore {
         Ok(digest)
     }
 
-    fn revision(&self, hash: &RevisionHash) -> Result<Option<RevisionRecord>, StoreError> {
-        Ok(self.lock().revisions.get(hash).copied())
+    fn certificate_use(&self, id: &CertificateId) -> Result<Option<CertificateUse>, StoreError> {
+        Ok(self.lock().certificates.get(&id.0).copied())
     }
 
     fn upload(&self, id: &UploadId) -> Result<Option<StoredUpload>, StoreError> {
@@ -257,13 +255,22 @@ impl ReportStore for MemoryReportStore {
             };
             match kind {
                 ExpiryKind::Upload => {
-                    let (id, revision) = reference.split_at(32);
-                    let id = UploadId(id.try_into().expect("32 bytes"));
+                    let (id, certificate, certificate_purge_at) =
+                        parse_upload_expiry_reference(reference)
+                            .ok_or(StoreError::Corrupt { tree: "expiry" })?;
                     if inner.uploads.remove(&id).is_some() {
                         counts.uploads += 1;
                     }
-                    if let Ok(hash) = <[u8; 32]>::try_from(revision) {
-                        inner.revisions.remove(&hash);
+                    if certificate_purge_at <= now {
+                        if inner.certificates.remove(&certificate.0).is_some() {
+                            counts.certificates += 1;
+                        }
+                    } else {
+                        inner.expiry.insert(expiry_key(
+                            certificate_purge_at,
+                            ExpiryKind::Certificate,
+                            &certificate.0,
+                        ));
                     }
                 }
                 ExpiryKind::Certificate => {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use memory::MemoryReportStore;
-pub use sled_store::SledReportStore;
+pub use sled_store::{STORE_FORMAT, SledReportStore};
 
 /// The storage engine failed.
 #[derive(Debug, Error)]
@@ -36,6 +36,19 @@ pub enum StoreError {
     Corrupt {
         /// Which collection.
         tree: &'static str,
+    },
+    /// The data folder was written with another storage layout; this node does not read it
+    /// (nothing is converted: move the folder aside or use the node version that wrote it).
+    #[error(
+        "the data folder holds storage format {}, this node reads format {expected} only; \
+         move the folder aside or run the node version that wrote it",
+        found.map_or_else(|| "1 (unversioned)".to_owned(), |f| f.to_string())
+    )]
+    Format {
+        /// The format found (`None`: written before formats were numbered).
+        found: Option<u32>,
+        /// The format this node reads.
+        expected: u32,
     },
 }
 
@@ -128,33 +141,129 @@ pub struct StoredUpload {
     pub releases: Vec<Option<UnixTime>>,
 }
 
-/// A revision token's record: which upload it may revise.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RevisionRecord {
-    /// The upload it revises.
-    pub upload: UploadId,
+/// Where an upload whose certificate id is marked used came from, and whether it was
+/// revised: the value of the single-use mark.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CertificateState {
+    /// A phone uploaded it to this node; it may still be revised.
+    Accepted = 0,
+    /// A phone uploaded it to this node and it was revised since (its revision token is
+    /// spent).
+    Revised = 1,
+    /// A peer relayed it; nobody holds a revision token for it here.
+    Relayed = 2,
 }
 
-/// SHA-256 of a revision token, the only form stored.
-pub type RevisionHash = [u8; 32];
+impl CertificateState {
+    /// Decodes the state byte.
+    pub fn from_byte(b: u8) -> Option<CertificateState> {
+        Some(match b {
+            0 => CertificateState::Accepted,
+            1 => CertificateState::Revised,
+            2 => CertificateState::Relayed,
+            _ => return None,
+        })
+    }
+}
+
+/// A used certificate id's mark: the upload it was used for and its state.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct CertificateUse {
+    /// The upload the certificate was used for.
+    pub upload: UploadId,
+    /// Accepted here, revised, or relayed.
+    pub state: CertificateState,
+}
+
+impl CertificateUse {
+    /// Byte length of the encoded mark.
+    pub const LEN: usize = 33;
+
+    /// `upload id ‖ state`.
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        out[..32].copy_from_slice(&self.upload.0);
+        out[32] = self.state as u8;
+        out
+    }
+
+    /// Decodes [`CertificateUse::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Option<CertificateUse> {
+        if bytes.len() != Self::LEN {
+            return None;
+        }
+        Some(CertificateUse {
+            upload: UploadId(bytes[..32].try_into().ok()?),
+            state: CertificateState::from_byte(bytes[32])?,
+        })
+    }
+}
 
 /// Everything one accepted upload (or revision) writes, applied atomically.
+///
+/// One upload is a handful of records: the certificate's single-use mark, the upload, its
+/// sync-day entry, one expiry entry (which also retires the certificate mark) and its queue
+/// groups. Revision tokens are derived from the certificate id, so none is stored.
 #[derive(Clone, Debug)]
 pub struct UploadCommit {
     /// The certificate id to mark used, and when that mark may be forgotten.
     pub certificate: (CertificateId, UnixTime),
-    /// For a revision: the token hash that must still exist and is consumed.
-    pub consume_revision: Option<RevisionHash>,
+    /// Whether a peer relayed the upload (no revision token exists for it here).
+    pub relayed: bool,
+    /// For a revision: the certificate id of the upload it revises, whose mark must still
+    /// say [`CertificateState::Accepted`]; it becomes [`CertificateState::Revised`].
+    pub consume_revision: Option<CertificateId>,
     /// The upload record, its id and when it is purged.
     pub upload: (UploadId, StoredUpload, UnixTime),
     /// For a revision: the original upload's record, updated.
     pub update_original: Option<(UploadId, StoredUpload)>,
-    /// The new revision token's hash and record, purged with the upload.
-    pub revision: (RevisionHash, RevisionRecord),
     /// Queue groups to remove (revised before publication).
     pub dequeue: Vec<QueueKey>,
     /// Queue groups to add (or replace).
     pub enqueue: Vec<(QueueKey, QueuedGroup)>,
+}
+
+impl UploadCommit {
+    /// The mark its certificate id gets.
+    pub fn certificate_use(&self) -> CertificateUse {
+        CertificateUse {
+            upload: self.upload.0,
+            state: if self.relayed {
+                CertificateState::Relayed
+            } else {
+                CertificateState::Accepted
+            },
+        }
+    }
+
+    /// The expiry reference of its upload: `upload id ‖ certificate id ‖ certificate purge
+    /// time`, so purging the upload also retires the certificate mark (at once when due,
+    /// else by filing it under its own time).
+    pub(crate) fn upload_expiry_reference(&self) -> [u8; UPLOAD_EXPIRY_REFERENCE_LEN] {
+        let mut out = [0u8; UPLOAD_EXPIRY_REFERENCE_LEN];
+        out[..32].copy_from_slice(&self.upload.0.0);
+        out[32..48].copy_from_slice(&self.certificate.0.0);
+        out[48..].copy_from_slice(&self.certificate.1.0.to_be_bytes());
+        out
+    }
+}
+
+/// Length of an upload's expiry reference.
+pub(crate) const UPLOAD_EXPIRY_REFERENCE_LEN: usize = 32 + 16 + 8;
+
+/// Splits an upload's expiry reference.
+pub(crate) fn parse_upload_expiry_reference(
+    reference: &[u8],
+) -> Option<(UploadId, CertificateId, UnixTime)> {
+    if reference.len() != UPLOAD_EXPIRY_REFERENCE_LEN {
+        return None;
+    }
+    Some((
+        UploadId(reference[..32].try_into().ok()?),
+        CertificateId(reference[32..48].try_into().ok()?),
+        UnixTime(u64::from_be_bytes(reference[48..].try_into().ok()?)),
+    ))
 }
 
 /// What happened to an [`UploadCommit`].
@@ -164,7 +273,7 @@ pub enum CommitOutcome {
     Committed,
     /// Nothing written: the certificate id was used before.
     CertificateUsed,
-    /// Nothing written: the revision token is unknown or was used meanwhile.
+    /// Nothing written: the upload to revise is gone, was relayed, or was revised meanwhile.
     RevisionTokenUnknown,
 }
 
@@ -215,7 +324,7 @@ pub struct CutCommit {
 /// How many records a purge removed, by kind.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct PurgeCounts {
-    /// Upload records (with their revision tokens).
+    /// Upload records.
     pub uploads: u64,
     /// Used certificate ids.
     pub certificates: u64,
@@ -285,11 +394,11 @@ pub trait ReportStore: Send + Sync + 'static {
     /// [`StoreError`].
     fn day_digest(&self, day: DayNumber) -> Result<crate::federation::DayDigest, StoreError>;
 
-    /// The revision record of a token hash.
+    /// The mark of a used certificate id, if it is marked.
     ///
     /// # Errors
     /// [`StoreError`].
-    fn revision(&self, hash: &RevisionHash) -> Result<Option<RevisionRecord>, StoreError>;
+    fn certificate_use(&self, id: &CertificateId) -> Result<Option<CertificateUse>, StoreError>;
 
     /// An upload record.
     ///

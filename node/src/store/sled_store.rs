@@ -1,9 +1,14 @@
 //! [`ReportStore`] on sled 0.34: one tree per collection, multi-tree transactions for
 //! atomic commits, `flush` for durability.
+//!
+//! An upload writes as few records as it can, because each sled insert into a large tree
+//! costs a leaf copy and log space: its certificate mark (which also serves revisions), the
+//! upload, its sync-day entry, one expiry entry and its queue groups. The layout carries a
+//! format number in `meta`; a folder written with another layout is refused at open.
 
 use std::path::Path;
 
-use ephemera_proto::auth::CodeHash;
+use ephemera_proto::auth::{CertificateId, CodeHash};
 use ephemera_proto::batch::{BatchId, BatchIndexEntry};
 use ephemera_proto::upload::UploadId;
 use ephemera_proto::{DayNumber, UnixTime};
@@ -13,21 +18,26 @@ use sled::transaction::{
 use sled::{Db, Transactional, Tree};
 
 use super::{
-    CodeRecord, CommitOutcome, CredentialRecord, CutCommit, CutterState, ExpiryKind, PurgeCounts,
-    QueueKey, QueuedGroup, ReportStore, RevisionHash, RevisionRecord, StoreError, StoredUpload,
-    UploadCommit, decode, encode, expiry_key, parse_expiry_key,
+    CertificateState, CertificateUse, CodeRecord, CommitOutcome, CredentialRecord, CutCommit,
+    CutterState, ExpiryKind, PurgeCounts, QueueKey, QueuedGroup, ReportStore, StoreError,
+    StoredUpload, UploadCommit, decode, encode, expiry_key, parse_expiry_key,
+    parse_upload_expiry_reference,
 };
 use crate::federation::{DayDigest, sync_day};
 
 const CUTTER_STATE_KEY: &[u8] = b"cutter-state";
+const FORMAT_KEY: &[u8] = b"format";
+/// The on-disk layout this code reads and writes. Format 1 (no `format` key) kept revision
+/// token hashes and a certificate expiry entry per upload.
+pub const STORE_FORMAT: u32 = 2;
 
 /// sled-backed storage in one folder.
 pub struct SledReportStore {
     db: Db,
     codes: Tree,
+    /// `certificate id` → [`CertificateUse`]: the single-use mark.
     certificates: Tree,
     uploads: Tree,
-    revisions: Tree,
     queue: Tree,
     batches: Tree,
     batch_index: Tree,
@@ -39,6 +49,9 @@ pub struct SledReportStore {
     sync_index: Tree,
     /// `sync day (u32 BE)` → postcard [`DayDigest`], kept up to date on insert and purge.
     day_digests: Tree,
+    /// Serializes upload commits with the purge of upload records and certificate marks,
+    /// so a purge never interleaves with a commit's check-then-write.
+    uploads_lock: std::sync::Mutex<()>,
 }
 
 fn sync_key(day: DayNumber, id: &UploadId) -> [u8; 36] {
@@ -76,12 +89,12 @@ impl SledReportStore {
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(engine)?;
+        check_format(&db)?;
         let tree = |name: &str| db.open_tree(name).map_err(engine);
         Ok(SledReportStore {
             codes: tree("codes")?,
             certificates: tree("certificates")?,
             uploads: tree("uploads")?,
-            revisions: tree("revisions")?,
             queue: tree("queue")?,
             batches: tree("batches")?,
             batch_index: tree("batch-index")?,
@@ -91,9 +104,48 @@ impl SledReportStore {
             expiry: tree("expiry")?,
             sync_index: tree("sync-index")?,
             day_digests: tree("day-digests")?,
+            uploads_lock: std::sync::Mutex::new(()),
             db,
         })
     }
+
+    fn lock_uploads(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guarded data is `()`: a panic elsewhere leaves nothing inconsistent.
+        self.uploads_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Accepts a folder in [`STORE_FORMAT`] or an empty one (which it stamps); refuses one
+/// written with another layout rather than misreading it.
+fn check_format(db: &Db) -> Result<(), StoreError> {
+    let meta = db.open_tree("meta").map_err(engine)?;
+    if let Some(bytes) = meta.get(FORMAT_KEY).map_err(engine)? {
+        let found = <[u8; 4]>::try_from(bytes.as_ref())
+            .map(u32::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt { tree: "meta" })?;
+        if found != STORE_FORMAT {
+            return Err(StoreError::Format {
+                found: Some(found),
+                expected: STORE_FORMAT,
+            });
+        }
+        return Ok(());
+    }
+    for name in db.tree_names() {
+        let tree = db.open_tree(&name).map_err(engine)?;
+        if !tree.is_empty() {
+            return Err(StoreError::Format {
+                found: None,
+                expected: STORE_FORMAT,
+            });
+        }
+    }
+    meta.insert(FORMAT_KEY, &STORE_FORMAT.to_be_bytes())
+        .map_err(engine)?;
+    db.flush().map_err(engine)?;
+    Ok(())
 }
 
 impl SledReportStore {
@@ -126,16 +178,15 @@ struct Prepared {
     record: Vec<u8>,
     original: Option<([u8; 32], Vec<u8>)>,
     enqueue: Vec<([u8; QueueKey::LEN], Vec<u8>)>,
-    upload_ref: Vec<u8>,
+    mark: [u8; CertificateUse::LEN],
+    expiry: Vec<u8>,
     day: DayNumber,
     sync_key: [u8; 36],
 }
 
 impl Prepared {
     fn new(commit: &UploadCommit) -> Prepared {
-        let (upload_id, ref record, _) = commit.upload;
-        let mut upload_ref = upload_id.0.to_vec();
-        upload_ref.extend_from_slice(&commit.revision.0);
+        let (upload_id, ref record, purge_at) = commit.upload;
         let day = sync_day(&record.upload);
         Prepared {
             record: encode(record),
@@ -148,7 +199,12 @@ impl Prepared {
                 .iter()
                 .map(|(k, group)| (k.to_bytes(), encode(group)))
                 .collect(),
-            upload_ref,
+            mark: commit.certificate_use().to_bytes(),
+            expiry: expiry_key(
+                purge_at,
+                ExpiryKind::Upload,
+                &commit.upload_expiry_reference(),
+            ),
             day,
             sync_key: sync_key(day, &upload_id),
         }
@@ -203,9 +259,9 @@ impl ReportStore for SledReportStore {
     fn commit_uploads(&self, commits: &[UploadCommit]) -> Result<Vec<CommitOutcome>, StoreError> {
         // Encode everything outside the transaction (its closure may run more than once).
         let prepared: Vec<Prepared> = commits.iter().map(Prepared::new).collect();
+        let _guard = self.lock_uploads();
         let result = (
             &self.certificates,
-            &self.revisions,
             &self.uploads,
             &self.queue,
             &self.expiry,
@@ -213,35 +269,33 @@ impl ReportStore for SledReportStore {
             &self.day_digests,
         )
             .transaction(
-                |(certificates, revisions, uploads, queue, expiry, sync_index, digests)| {
+                |(certificates, uploads, queue, expiry, sync_index, digests)| {
                     let mut outcomes = Vec::with_capacity(prepared.len());
                     for (commit, p) in commits.iter().zip(&prepared) {
-                        let (certificate, certificate_purge_at) = commit.certificate;
+                        let certificate = commit.certificate.0;
                         let upload_id = commit.upload.0;
                         if certificates.get(certificate.0)?.is_some() {
                             outcomes.push(CommitOutcome::CertificateUsed);
                             continue;
                         }
-                        if let Some(hash) = &commit.consume_revision
-                            && revisions.remove(hash)?.is_none()
-                        {
-                            outcomes.push(CommitOutcome::RevisionTokenUnknown);
-                            continue;
+                        if let Some(original) = &commit.consume_revision {
+                            let mark = certificates
+                                .get(original.0)?
+                                .and_then(|bytes| CertificateUse::from_bytes(&bytes));
+                            match mark {
+                                Some(mut mark) if mark.state == CertificateState::Accepted => {
+                                    mark.state = CertificateState::Revised;
+                                    certificates.insert(&original.0, &mark.to_bytes()[..])?;
+                                }
+                                _ => {
+                                    outcomes.push(CommitOutcome::RevisionTokenUnknown);
+                                    continue;
+                                }
+                            }
                         }
-                        certificates.insert(&certificate.0, &upload_id.0)?;
-                        expiry.insert(
-                            expiry_key(
-                                certificate_purge_at,
-                                ExpiryKind::Certificate,
-                                &certificate.0,
-                            ),
-                            &[],
-                        )?;
+                        certificates.insert(&certificate.0, &p.mark[..])?;
                         let fresh = uploads.insert(&upload_id.0, p.record.as_slice())?.is_none();
-                        expiry.insert(
-                            expiry_key(commit.upload.2, ExpiryKind::Upload, &p.upload_ref),
-                            &[],
-                        )?;
+                        expiry.insert(p.expiry.as_slice(), &[])?;
                         if fresh {
                             sync_index.insert(p.sync_key.as_slice(), &[])?;
                             add_to_digest(digests, p.day, &upload_id)?;
@@ -249,7 +303,6 @@ impl ReportStore for SledReportStore {
                         if let Some((id, bytes)) = &p.original {
                             uploads.insert(id, bytes.as_slice())?;
                         }
-                        revisions.insert(&commit.revision.0, encode(&commit.revision.1))?;
                         for key in &commit.dequeue {
                             queue.remove(key.to_bytes().as_slice())?;
                         }
@@ -303,9 +356,13 @@ impl ReportStore for SledReportStore {
         }
     }
 
-    fn revision(&self, hash: &RevisionHash) -> Result<Option<RevisionRecord>, StoreError> {
-        match self.revisions.get(hash).map_err(engine)? {
-            Some(bytes) => Ok(Some(decode(&bytes, "revisions")?)),
+    fn certificate_use(&self, id: &CertificateId) -> Result<Option<CertificateUse>, StoreError> {
+        match self.certificates.get(id.0).map_err(engine)? {
+            Some(bytes) => Ok(Some(CertificateUse::from_bytes(&bytes).ok_or(
+                StoreError::Corrupt {
+                    tree: "certificates",
+                },
+            )?)),
             None => Ok(None),
         }
     }
@@ -464,19 +521,40 @@ impl ReportStore for SledReportStore {
             };
             match kind {
                 ExpiryKind::Upload => {
-                    let (id, revision) = reference.split_at(32.min(reference.len()));
-                    if let Some(bytes) = self.uploads.remove(id).map_err(engine)? {
+                    let (id, certificate, certificate_purge_at) =
+                        parse_upload_expiry_reference(reference)
+                            .ok_or(StoreError::Corrupt { tree: "expiry" })?;
+                    let _guard = self.lock_uploads();
+                    if let Some(bytes) = self.uploads.remove(id.0).map_err(engine)? {
                         counts.uploads += 1;
                         let record: StoredUpload = decode(&bytes, "uploads")?;
-                        let id = UploadId(
-                            id.try_into()
-                                .map_err(|_| StoreError::Corrupt { tree: "expiry" })?,
-                        );
                         self.forget_synced(sync_day(&record.upload), &id)?;
                     }
-                    self.revisions.remove(revision).map_err(engine)?;
+                    if certificate_purge_at <= now {
+                        if self
+                            .certificates
+                            .remove(certificate.0)
+                            .map_err(engine)?
+                            .is_some()
+                        {
+                            counts.certificates += 1;
+                        }
+                    } else {
+                        // The mark outlives the upload: file it under its own time.
+                        self.expiry
+                            .insert(
+                                expiry_key(
+                                    certificate_purge_at,
+                                    ExpiryKind::Certificate,
+                                    &certificate.0,
+                                ),
+                                &[],
+                            )
+                            .map_err(engine)?;
+                    }
                 }
                 ExpiryKind::Certificate => {
+                    let _guard = self.lock_uploads();
                     if self
                         .certificates
                         .remove(reference)

@@ -47,22 +47,17 @@ fn dummy_upload() -> StoredUpload {
     }
 }
 
-fn commit(cert: u8, upload: u8, revision: u8, consume: Option<u8>) -> UploadCommit {
+fn commit(cert: u8, upload: u8, consume: Option<u8>) -> UploadCommit {
     let key = QueueKey {
         release_at: T0,
         upload: UploadId([upload; 32]),
     };
     UploadCommit {
         certificate: (CertificateId([cert; 16]), T0.plus_seconds(1000)),
-        consume_revision: consume.map(|b| [b; 32]),
+        relayed: false,
+        consume_revision: consume.map(|b| CertificateId([b; 16])),
         upload: (UploadId([upload; 32]), dummy_upload(), T0.plus_seconds(500)),
         update_original: None,
-        revision: (
-            [revision; 32],
-            RevisionRecord {
-                upload: UploadId([upload; 32]),
-            },
-        ),
         dequeue: vec![],
         enqueue: vec![(
             key,
@@ -96,15 +91,27 @@ fn codes_are_taken_once_and_expire() {
     });
 }
 
+fn mark(store: &dyn ReportStore, cert: u8) -> Option<CertificateUse> {
+    store.certificate_use(&CertificateId([cert; 16])).unwrap()
+}
+
+fn accepted(upload: u8) -> Option<CertificateUse> {
+    Some(CertificateUse {
+        upload: UploadId([upload; 32]),
+        state: CertificateState::Accepted,
+    })
+}
+
 #[test]
 fn certificates_are_single_use_and_commits_atomic() {
     both(|store| {
         assert_eq!(
-            store.commit_upload(&commit(1, 1, 1, None)).unwrap(),
+            store.commit_upload(&commit(1, 1, None)).unwrap(),
             CommitOutcome::Committed
         );
+        assert_eq!(mark(store, 1), accepted(1));
         assert_eq!(
-            store.commit_upload(&commit(1, 2, 2, None)).unwrap(),
+            store.commit_upload(&commit(1, 2, None)).unwrap(),
             CommitOutcome::CertificateUsed
         );
         assert_eq!(
@@ -112,43 +119,105 @@ fn certificates_are_single_use_and_commits_atomic() {
             None,
             "nothing written"
         );
+        assert_eq!(mark(store, 1), accepted(1), "the mark is unchanged");
         assert_eq!(
-            store.commit_upload(&commit(3, 3, 3, Some(9))).unwrap(),
+            store.commit_upload(&commit(3, 3, Some(9))).unwrap(),
             CommitOutcome::RevisionTokenUnknown
         );
+        assert_eq!(mark(store, 3), None, "nothing written");
         assert_eq!(
-            store.revision(&[1; 32]).unwrap().unwrap().upload,
-            UploadId([1; 32])
-        );
-        assert_eq!(
-            store.commit_upload(&commit(4, 4, 4, Some(1))).unwrap(),
+            store.commit_upload(&commit(4, 4, Some(1))).unwrap(),
             CommitOutcome::Committed
         );
-        assert_eq!(store.revision(&[1; 32]).unwrap(), None, "consumed");
+        assert_eq!(
+            mark(store, 1).unwrap().state,
+            CertificateState::Revised,
+            "the revision spent the original's token"
+        );
+        assert_eq!(
+            store.commit_upload(&commit(5, 5, Some(1))).unwrap(),
+            CommitOutcome::RevisionTokenUnknown,
+            "a token revises once"
+        );
         assert_eq!(store.upload_count().unwrap(), 2);
         assert_eq!(store.queued_until(T0).unwrap().len(), 2);
         assert_eq!(store.queued_until(T0.minus_seconds(1)).unwrap().len(), 0);
 
+        // Uploads go at 500; their certificate marks are due only at 1000.
         let counts = store.purge(T0.plus_seconds(500), T0).unwrap();
         assert_eq!(counts.uploads, 2);
         assert_eq!(counts.certificates, 0);
-        assert_eq!(store.revision(&[4; 32]).unwrap(), None);
+        assert!(mark(store, 4).is_some(), "kept until its own time");
         let counts = store
             .purge(T0.plus_seconds(1000), T0.plus_seconds(1))
             .unwrap();
         assert_eq!(counts.certificates, 2);
         assert_eq!(counts.queued, 2);
+        assert_eq!((mark(store, 1), mark(store, 4)), (None, None));
         assert_eq!(
-            store.commit_upload(&commit(1, 5, 5, None)).unwrap(),
+            store.commit_upload(&commit(1, 5, None)).unwrap(),
             CommitOutcome::Committed
         );
+        assert_eq!(store.purge(T0.plus_seconds(2000), T0).unwrap().total(), 2);
+        assert_eq!(store.purge(T0.plus_seconds(3000), T0).unwrap().total(), 0);
+    });
+}
+
+#[test]
+fn a_certificate_mark_due_before_its_upload_goes_with_it() {
+    both(|store| {
+        let mut early = commit(1, 1, None);
+        early.certificate.1 = T0.plus_seconds(100);
+        store.commit_upload(&early).unwrap();
+        assert_eq!(store.purge(T0.plus_seconds(200), T0).unwrap().total(), 0);
+        let counts = store.purge(T0.plus_seconds(500), T0).unwrap();
+        assert_eq!((counts.uploads, counts.certificates), (1, 1));
+        assert_eq!(mark(store, 1), None);
+    });
+}
+
+#[test]
+fn relayed_uploads_are_marked_so() {
+    both(|store| {
+        let mut relayed = commit(1, 1, None);
+        relayed.relayed = true;
+        store.commit_upload(&relayed).unwrap();
+        assert_eq!(mark(store, 1).unwrap().state, CertificateState::Relayed);
+        assert_eq!(
+            store.commit_upload(&commit(2, 2, Some(1))).unwrap(),
+            CommitOutcome::RevisionTokenUnknown,
+            "nobody revises a relayed upload here"
+        );
+    });
+}
+
+#[test]
+fn a_group_sees_its_own_earlier_commits() {
+    both(|store| {
+        let outcomes = store
+            .commit_uploads(&[
+                commit(1, 1, None),
+                commit(1, 2, None),
+                commit(2, 3, Some(1)),
+            ])
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            vec![
+                CommitOutcome::Committed,
+                CommitOutcome::CertificateUsed,
+                CommitOutcome::Committed
+            ]
+        );
+        assert_eq!(mark(store, 1).unwrap().state, CertificateState::Revised);
+        assert_eq!(store.upload_count().unwrap(), 2);
     });
 }
 
 #[test]
 fn cuts_store_batches_and_advance_state() {
     both(|store| {
-        store.commit_upload(&commit(1, 1, 1, None)).unwrap();
+        store.commit_upload(&commit(1, 1, None)).unwrap();
         assert_eq!(store.cutter_state().unwrap().next_sequence, 1);
         let queued = store.queued_until(T0).unwrap();
         let entry = |seq: u64| BatchIndexEntry {
@@ -225,13 +294,57 @@ fn sled_data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = SledReportStore::open(dir.path()).unwrap();
-        store.commit_upload(&commit(1, 1, 1, None)).unwrap();
+        store.commit_upload(&commit(1, 1, None)).unwrap();
         store.flush().unwrap();
     }
     let store = SledReportStore::open(dir.path()).unwrap();
     assert!(store.upload(&UploadId([1; 32])).unwrap().is_some());
     assert_eq!(
-        store.commit_upload(&commit(1, 2, 2, None)).unwrap(),
+        store.commit_upload(&commit(1, 2, None)).unwrap(),
         CommitOutcome::CertificateUsed
     );
+}
+
+#[test]
+fn sled_refuses_a_folder_of_another_format() {
+    // Written before formats were numbered: data, no format key.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("revisions")
+            .unwrap()
+            .insert([1u8; 32], &[2u8; 32])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let error = SledReportStore::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(error, StoreError::Format { found: None, .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("move the folder aside"),
+        "{error}"
+    );
+
+    // A later format.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert(b"format", &(STORE_FORMAT + 1).to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let error = SledReportStore::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(error, StoreError::Format { found: Some(f), .. } if f == STORE_FORMAT + 1),
+        "{error}"
+    );
+
+    // A fresh folder is stamped and opens again.
+    let dir = tempfile::tempdir().unwrap();
+    drop(SledReportStore::open(dir.path()).unwrap());
+    SledReportStore::open(dir.path()).unwrap();
 }

@@ -198,6 +198,73 @@ async fn case_worker_errors() {
     node.stop().await;
 }
 
+/// An upload for `contents` whose certificate the node's own authority issues with the id
+/// drawn from `seed`: two calls with one seed share a certificate id.
+fn upload_with_certificate_seed(
+    node: &TestNode,
+    seed: u8,
+    contents: ReportContents,
+) -> SignedUpload {
+    use rand_chacha::rand_core::SeedableRng as _;
+    let hmac_key = ReportHmacKey::generate(&mut rand::rng());
+    let request = CertificateRequest {
+        report_hmac: hmac_key.authenticate(&contents),
+        test_type: ReportType::ConfirmedTest,
+        symptom_onset: None,
+    };
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed([seed; 32]);
+    let certificate = node
+        .node
+        .keys()
+        .authority
+        .issue(&request, T0, 3600, &mut rng);
+    SignedUpload {
+        contents,
+        certificate,
+        hmac_key,
+    }
+}
+
+#[tokio::test]
+async fn retried_uploads_get_their_first_answer_and_other_uploads_409() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), ManualClock::new(T0)).await;
+    let first = upload_with_certificate_seed(&node, 5, pet_contents(3, T0.day()));
+    let other = upload_with_certificate_seed(&node, 5, pet_contents(2, T0.day()));
+    assert_eq!(
+        first.certificate.certificate.id,
+        other.certificate.certificate.id
+    );
+    let answer = node.upload_body(UploadBody::Real(first.clone())).await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let token = answer.json()["revision_token"].clone();
+    for _ in 0..2 {
+        let again = node.upload_body(UploadBody::Real(first.clone())).await;
+        assert_eq!(again.status, 200);
+        assert_eq!(again.json()["revision_token"], token, "the same answer");
+    }
+    node.upload_body(UploadBody::Real(other.clone()))
+        .await
+        .assert_error(409, "certificate-used");
+    assert_eq!(node.node.store().upload_count().unwrap(), 1);
+    node.stop().await;
+
+    // Still so after a restart: the answer is derived, not kept in memory.
+    let node = TestNode::start(dir.path(), ManualClock::new(T0)).await;
+    let again = node.upload_body(UploadBody::Real(first)).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json()["revision_token"], token);
+    node.upload_body(UploadBody::Real(other))
+        .await
+        .assert_error(409, "certificate-used");
+    node.stop().await;
+}
+
 #[tokio::test]
 async fn upload_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -226,11 +293,23 @@ async fn upload_errors() {
         .await
         .assert_error(413, "payload-too-large");
 
-    // A genuine upload, then its replay.
-    let (_, upload) = node
+    // A genuine upload, then its replay (an answer lost on the way): the first answer again.
+    let (token, upload) = node
         .report(&session, "confirmed", pet_contents(3, T0.day()))
         .await;
-    node.upload_body(UploadBody::Real(upload.clone()))
+    let replay = node.upload_body(UploadBody::Real(upload.clone())).await;
+    assert_eq!(
+        replay.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&replay.body)
+    );
+    assert_eq!(replay.json()["revision_token"], token.as_str());
+    // Another upload under a used certificate id.
+    let first = upload_with_certificate_seed(&node, 6, pet_contents(3, T0.day()));
+    let other = upload_with_certificate_seed(&node, 6, pet_contents(2, T0.day()));
+    assert_eq!(node.upload_body(UploadBody::Real(first)).await.status, 200);
+    node.upload_body(UploadBody::Real(other))
         .await
         .assert_error(409, "certificate-used");
 

@@ -28,10 +28,14 @@ async fn logs_and_storage_hold_no_codes_tokens_or_addresses() {
         .as_str()
         .unwrap()
         .to_owned();
-    // Failures log too; make sure they stay clean.
-    node.upload_body(UploadBody::Real(upload))
+    // A retry answers the same token again; failures log too: make sure both stay clean.
+    let replay = node.upload_body(UploadBody::Real(upload.clone())).await;
+    assert_eq!(replay.json()["revision_token"], revision_token.as_str());
+    let mut forged = upload;
+    forged.hmac_key.0[0] ^= 1;
+    node.upload_body(UploadBody::Real(forged))
         .await
-        .assert_error(409, "certificate-used");
+        .assert_error(400, "hmac-mismatch");
     node.post_json(
         "/v1/session",
         &[],

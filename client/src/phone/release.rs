@@ -6,7 +6,8 @@
 //!
 //! A day can so have several keys: the released ones, kept in the store (meta
 //! [`MetaKey::ReleasedKeys`]) so a later report includes them again, and the current one
-//! (the day's own key), which starts where the last released one ended.
+//! (the day's own key), which starts in the interval of the last release (the
+//! fresh key is broadcast from then on, so both keys cover that interval).
 
 use ephemera_proto::gaen::{DiagnosisKey, TemporaryExposureKey};
 use ephemera_proto::scheme::DailyKey;
@@ -88,12 +89,14 @@ fn save(store: &mut impl Store, released: &[Released]) -> Result<(), ClientError
     Ok(())
 }
 
-/// Where the current own key of `day` starts: after the last key of `day` released.
+/// Where the current own key of `day` starts: in the interval the last key of `day` was
+/// released (the fresh key is broadcast from then on, so both cover that interval), or at
+/// the start of the day.
 fn current_start(released: &[Released], day: DayNumber) -> IntervalNumber {
     released
         .iter()
         .filter(|r| r.start.day() == day)
-        .map(Released::end)
+        .map(|r| IntervalNumber(r.end().0 - 1))
         .max()
         .unwrap_or(day.first_interval())
 }
@@ -131,8 +134,7 @@ impl<S: Store> Phone<S> {
             } else {
                 day.first_interval().plus(INTERVALS_PER_DAY)
             };
-            // 1..=144: `start` is at most the current interval (a key is released at the
-            // earliest in the interval it started).
+            // 1..=144: `start` is at most the current interval.
             let Some(period) = end.0.checked_sub(start.0).filter(|p| *p > 0) else {
                 continue;
             };
@@ -145,9 +147,11 @@ impl<S: Store> Phone<S> {
         Ok(keys)
     }
 
-    /// After a report that included today's key (cut at `now`): remembers it as released and
-    /// rolls to a fresh key for the rest of today, kept durably before it is broadcast. The
-    /// next [`advertisement`](Phone::advertisement) broadcasts the new key's identifier.
+    /// After a report that included today's key (cut at `now`, the current interval
+    /// included): remembers it as released and rolls to a fresh key for the rest of today,
+    /// kept durably before it is broadcast, whose rolling period starts in the current
+    /// interval. The next [`advertisement`](Phone::advertisement) broadcasts the new key's
+    /// identifier.
     pub(super) fn release_todays_key(&mut self, now: UnixTime) -> Result<(), ClientError> {
         let today = now.day();
         let Some(DailyKey::Gaen(tek)) = self.store.own_key(today)?.map(|k| k.daily_key()) else {
@@ -213,17 +217,19 @@ mod tests {
         let day = DayNumber(20_000).first_interval().0;
         save(
             &mut store,
-            &[released(day, 40, 1), released(day + 40, 3, 2)],
+            // Released in interval 39 of the day, then again two intervals later.
+            &[released(day, 40, 1), released(day + 39, 3, 2)],
         )
         .unwrap();
         let back = load(&store).unwrap();
         assert_eq!(back.len(), 2);
-        assert_eq!(back[1].start, IntervalNumber(day + 40));
+        assert_eq!(back[1].start, IntervalNumber(day + 39));
         assert_eq!(back[1].period, 3);
         assert_eq!(back[1].key.as_bytes(), &[2; 16]);
+        // The fresh key started in the interval of the last release.
         assert_eq!(
             current_start(&back, DayNumber(20_000)),
-            IntervalNumber(day + 43)
+            IntervalNumber(day + 41)
         );
         assert_eq!(
             current_start(&back, DayNumber(20_001)),

@@ -26,6 +26,24 @@ pub(crate) fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[&[u8]], out: &mut [u8
         .expect("HKDF output length matches the buffer");
 }
 
+/// HKDF-SHA256 with one Extract and several Expands: fills each `out` with
+/// HKDF-SHA256(salt, ikm, info), as [`hkdf_sha256`] would, extracting the PRK once.
+pub(crate) fn hkdf_sha256_expand_each<const N: usize>(
+    salt: &[u8],
+    ikm: &[u8],
+    outputs: [(&[u8], &mut [u8]); N],
+) {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(ikm);
+    for (info, out) in outputs {
+        let info = [info];
+        let okm = prk
+            .expand(&info, OutputLength(out.len()))
+            .expect("HKDF output length is within 255 * HashLen");
+        okm.fill(out)
+            .expect("HKDF output length matches the buffer");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,6 +60,21 @@ mod tests {
             hex::encode(okm),
             "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
         );
+    }
+
+    #[test]
+    fn expand_each_equals_separate_derivations() {
+        let (mut a, mut b) = ([0u8; 16], [0u8; 42]);
+        hkdf_sha256_expand_each(
+            b"salt",
+            b"ikm",
+            [(b"one", &mut a[..]), (b"two", &mut b[..])],
+        );
+        let (mut a2, mut b2) = ([0u8; 16], [0u8; 42]);
+        hkdf_sha256(b"salt", b"ikm", &[b"one"], &mut a2);
+        hkdf_sha256(b"salt", b"ikm", &[b"two"], &mut b2);
+        assert_eq!((a, b), (a2, b2));
+        assert_ne!(a[..], b[..16]);
     }
 
     /// RFC 5869 appendix A.3: no salt, no info.

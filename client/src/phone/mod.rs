@@ -1,6 +1,7 @@
 //! [`Phone`]: the sans-IO state machine a mobile app drives.
 
 mod ingest;
+mod release;
 mod report;
 mod sighting;
 mod sync;
@@ -9,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ephemera_proto::gaen::Metadata;
-use ephemera_proto::pet::{EphemeralKeyPair, SliceAssembler};
+use ephemera_proto::pet::{EphemeralKeyPair, SliceAssembler, SliceCarousel};
 use ephemera_proto::scheme::{Broadcast, DailyKey};
 use ephemera_proto::{DayNumber, IntervalNumber, SchemeKind, UnixTime};
 use rand_chacha::ChaCha20Rng;
@@ -28,6 +29,11 @@ use crate::store::{OwnKey, Store};
 use self::report::ReportFlow;
 use self::sighting::OpenEncounter;
 use self::sync::SyncState;
+
+/// How many intervals' `pet` key pairs a phone keeps in memory: encounters close at most
+/// `max_gap_seconds` after the interval they belong to, so the current and previous one
+/// suffice; one more for slack.
+const PET_PAIRS_KEPT: usize = 3;
 
 /// What to broadcast now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,9 +103,11 @@ pub struct Phone<S: Store> {
     current: Option<CurrentBroadcast>,
     open: Vec<OpenEncounter>,
     assembler: Option<SliceAssembler>,
-    /// The `pet` key pair of the interval whose encounters were closed last, so closing many
-    /// encounters of one interval derives it once (it is re-derivable from the daily secret).
-    pet_pair: Option<EphemeralKeyPair>,
+    /// The `pet` key pairs of the last few intervals (newest last, at most
+    /// [`PET_PAIRS_KEPT`]): the one made to broadcast an interval also serves to close that
+    /// interval's encounters, so each is derived once (all are re-derivable from the daily
+    /// secret, which is kept anyway).
+    pet_pairs: Vec<EphemeralKeyPair>,
     requests: VecDeque<Request>,
     events: VecDeque<PhoneEvent>,
     inflight: Vec<(RequestId, Pending)>,
@@ -138,7 +146,7 @@ impl<S: Store> Phone<S> {
             current: None,
             open: Vec::new(),
             assembler: None,
-            pet_pair: None,
+            pet_pairs: Vec::new(),
             requests: VecDeque::new(),
             events: VecDeque::new(),
             inflight: Vec::new(),
@@ -184,9 +192,17 @@ impl<S: Store> Phone<S> {
         let interval = now.interval();
         if self.current.as_ref().map(|c| c.interval) != Some(interval) {
             let metadata = Metadata::v1_0(self.config.tx_power);
-            let broadcast = self
-                .daily_key(interval.day())?
-                .broadcast(interval, &metadata);
+            let broadcast = match self.daily_key(interval.day())? {
+                DailyKey::Pet(secret) => {
+                    let secret = secret.clone();
+                    let key = self.pet_pair(&secret, interval).public();
+                    Broadcast::Pet {
+                        key,
+                        carousel: SliceCarousel::new(&key),
+                    }
+                }
+                gaen => gaen.broadcast(interval, &metadata),
+            };
             self.current = Some(CurrentBroadcast {
                 interval,
                 broadcast,
@@ -428,6 +444,33 @@ impl<S: Store> Phone<S> {
         Ok(&self.keys.last().expect("pushed").1)
     }
 
+    /// Our `pet` key pair of `interval` (derived from `secret`, that interval's daily secret),
+    /// from the pairs kept or derived now and kept.
+    fn pet_pair(
+        &mut self,
+        secret: &ephemera_proto::pet::DailySecret,
+        interval: IntervalNumber,
+    ) -> &EphemeralKeyPair {
+        let position = match self.pet_pairs.iter().position(|p| p.interval() == interval) {
+            Some(i) => i,
+            None => {
+                if self.pet_pairs.len() >= PET_PAIRS_KEPT {
+                    // Forget the oldest interval's pair.
+                    let oldest = self
+                        .pet_pairs
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, p)| p.interval())
+                        .map_or(0, |(i, _)| i);
+                    self.pet_pairs.swap_remove(oldest);
+                }
+                self.pet_pairs.push(secret.ephemeral_key_pair(interval));
+                self.pet_pairs.len() - 1
+            }
+        };
+        &self.pet_pairs[position]
+    }
+
     /// The own key of `day` if it exists, without making one.
     fn existing_daily_key(&mut self, day: DayNumber) -> Result<Option<DailyKey>, ClientError> {
         if let Some((_, k)) = self.keys.iter().find(|(d, _)| *d == day) {
@@ -470,8 +513,10 @@ impl<S: Store> Phone<S> {
                 }
             }
             self.keys.retain(|(d, _)| *d >= yesterday);
+            self.pet_pairs.retain(|p| p.interval().day() >= yesterday);
         } else {
             self.keys.retain(|(d, _)| *d >= oldest_kept);
+            self.purge_released(oldest_kept)?;
         }
         self.store.flush()?;
         Ok(())

@@ -2,13 +2,9 @@
 
 use ephemera_proto::api::{ErrorBody, UploadResponse, VerifyRequest, VerifyResponse};
 use ephemera_proto::auth::{ReportHmac, ReportHmacKey, UploadCode};
-use ephemera_proto::gaen::DiagnosisKey;
-use ephemera_proto::scheme::DailyKey;
-use ephemera_proto::upload::{SignedUpload, UploadRequest, key_publishable_at};
+use ephemera_proto::upload::{SignedUpload, UploadRequest};
 use ephemera_proto::wire;
-use ephemera_proto::{
-    DayNumber, INTERVALS_PER_DAY, PublishedToken, ReportContents, ReportType, SchemeKind, UnixTime,
-};
+use ephemera_proto::{DayNumber, PublishedToken, ReportContents, SchemeKind, UnixTime};
 
 use super::{Pending, Phone};
 use crate::error::{ClientError, ReportError};
@@ -48,8 +44,13 @@ impl<S: Store> Phone<S> {
     ///
     /// The window starts `days_before_onset` days before `symptom_onset`, or, without one,
     /// `days_before_test` days before `test_day` (today when `None`). `gaen` reports the
-    /// daily keys whose 2-hour embargo after their day has passed; `pet` reports the own
+    /// own keys of the window (see below); `pet` reports the own
     /// tokens of the encounters in the window.
+    ///
+    /// `gaen` reports every own key of the window, today's included with its rolling period
+    /// cut to the intervals elapsed so far (same-day release); the phone then rolls to a
+    /// fresh key at once, so the reported key never covers an identifier broadcast after
+    /// the report. The node holds each key until its (cut) period has ended plus 2 hours.
     ///
     /// # Errors
     /// [`ReportError::InProgress`], [`ReportError::NothingToReport`],
@@ -84,6 +85,10 @@ impl<S: Store> Phone<S> {
             Some(CONTENT_TYPE_JSON),
             body,
         );
+        if matches!(contents, ReportContents::Gaen(_)) {
+            // Today's key went into the report cut at `now`: never broadcast it again.
+            self.release_todays_key(now)?;
+        }
         let preview = ReportPreview {
             scheme: contents.scheme(),
             first_day,
@@ -117,32 +122,7 @@ impl<S: Store> Phone<S> {
         first_day: DayNumber,
     ) -> Result<ReportContents, ClientError> {
         match self.config.scheme {
-            SchemeKind::Gaen => {
-                let mut keys = Vec::new();
-                for day in self.store.own_key_days()? {
-                    if day < first_day {
-                        continue;
-                    }
-                    let Some(stored) = self.store.own_key(day)? else {
-                        continue;
-                    };
-                    let DailyKey::Gaen(tek) = stored.daily_key() else {
-                        continue;
-                    };
-                    let key = DiagnosisKey {
-                        key: tek,
-                        rolling_start: day.first_interval(),
-                        rolling_period: INTERVALS_PER_DAY as u8,
-                        // The node applies the certificate's test type and onset.
-                        report_type: ReportType::ConfirmedTest,
-                        days_since_onset: None,
-                    };
-                    if key_publishable_at(&key) <= now {
-                        keys.push(key);
-                    }
-                }
-                Ok(ReportContents::Gaen(keys))
-            }
+            SchemeKind::Gaen => Ok(ReportContents::Gaen(self.gaen_report_keys(now, first_day)?)),
             SchemeKind::Pet => {
                 let mut tokens = Vec::new();
                 self.store.for_each_encounter(&mut |r| {

@@ -219,14 +219,7 @@ impl<S: Store> Phone<S> {
                 else {
                     return Ok(());
                 };
-                if self
-                    .pet_pair
-                    .as_ref()
-                    .is_none_or(|p| p.interval() != open.interval)
-                {
-                    self.pet_pair = Some(secret.ephemeral_key_pair(open.interval));
-                }
-                let pair = self.pet_pair.as_ref().expect("set just above");
+                let pair = self.pet_pair(&secret, open.interval);
                 match encounter_tokens(pair, &key) {
                     Ok(tokens) => Evidence::Pet {
                         own: tokens.own,

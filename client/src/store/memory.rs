@@ -15,6 +15,23 @@ pub struct MemoryStore {
     encounters: Vec<EncounterRecord>,
     windows: Vec<(WindowId, ExposureWindow)>,
     cursor: Option<Vec<u8>>,
+    released: Option<SecretBytes>,
+}
+
+/// Bytes that hold keys: not printed, zeroed on drop.
+#[derive(Default)]
+struct SecretBytes(Vec<u8>);
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Drop for SecretBytes {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
 }
 
 impl MemoryStore {
@@ -94,6 +111,7 @@ impl Store for MemoryStore {
     fn set_meta(&mut self, key: MetaKey, value: &[u8]) -> Result<(), StoreError> {
         match key {
             MetaKey::SyncCursor => self.cursor = Some(value.to_vec()),
+            MetaKey::ReleasedKeys => self.released = Some(SecretBytes(value.to_vec())),
         }
         Ok(())
     }
@@ -101,6 +119,7 @@ impl Store for MemoryStore {
     fn meta(&self, key: MetaKey) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(match key {
             MetaKey::SyncCursor => self.cursor.clone(),
+            MetaKey::ReleasedKeys => self.released.as_ref().map(|b| b.0.clone()),
         })
     }
 

@@ -166,6 +166,10 @@ impl fmt::Debug for WindowId {
 pub enum MetaKey {
     /// The batch index cursor (u64 little-endian).
     SyncCursor,
+    /// `gaen`: own keys released before their day ended (same-day release), each 21 bytes:
+    /// rolling start (u32 little-endian), rolling period, the 16-byte key. Secret like the
+    /// own keys.
+    ReleasedKeys,
 }
 
 impl MetaKey {
@@ -173,6 +177,7 @@ impl MetaKey {
     pub fn name(self) -> &'static str {
         match self {
             MetaKey::SyncCursor => "sync-cursor",
+            MetaKey::ReleasedKeys => "released-keys",
         }
     }
 }

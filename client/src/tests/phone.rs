@@ -601,3 +601,111 @@ fn fetched_batches_stream_from_a_reader() {
         .unwrap();
     assert_eq!(phone.sync_cursor(), 5);
 }
+
+/// The RPI `phone` broadcasts at `now`.
+fn rpi_now(phone: &mut Phone<MemoryStore>, now: UnixTime) -> Vec<u8> {
+    phone.advertisement(now).unwrap().full[..16].to_vec()
+}
+
+/// The RPI of own key `key` in `interval`.
+fn rpi_of(key: &DailyKey, interval: IntervalNumber) -> Vec<u8> {
+    key.broadcast(interval, &Metadata::v1_0(-8)).full_payload()[..16].to_vec()
+}
+
+#[test]
+fn gaen_same_day_release_reports_todays_key_cut_and_rolls_to_a_fresh_one() {
+    let mut node = FakeNode::new(31);
+    let mut pair = PhonePair::new(node.config(SchemeKind::Gaen), start(), Air::Full);
+    let today = start().day();
+    pair.together(15 * 60, 10);
+    pair.apart(45 * 60);
+    let now = pair.now;
+    assert_eq!(now.day(), today);
+    let old = pair.a.store().own_key(today).unwrap().unwrap().daily_key();
+    assert_eq!(rpi_now(&mut pair.a, now), rpi_of(&old, now.interval()));
+
+    let ReportContents::Gaen(keys) = node.report(now, &mut pair.a, None) else {
+        panic!("a gaen report")
+    };
+    // Today's key is in the report, cut to the intervals elapsed (the current included).
+    let DailyKey::Gaen(old_tek) = &old else {
+        panic!("a gaen key")
+    };
+    let todays: Vec<&DiagnosisKey> = keys
+        .iter()
+        .filter(|k| k.rolling_start.day() == today)
+        .collect();
+    assert_eq!(todays.len(), 1, "{keys:?}");
+    let cut = todays[0];
+    assert_eq!(cut.key, *old_tek);
+    assert_eq!(cut.rolling_start, today.first_interval());
+    assert_eq!(
+        u32::from(cut.rolling_period),
+        now.interval().0 - today.first_interval().0 + 1
+    );
+    assert!(cut.rolling_period < 144);
+    // The embargo runs from the cut end, not from the end of the day.
+    let publishable = ephemera_proto::upload::key_publishable_at(cut);
+    assert_eq!(publishable, now.interval().plus(1 + 12).start());
+    assert!(publishable < today.plus(1).first_interval().start());
+
+    // From now on the phone broadcasts a fresh key's identifiers, which the report does not
+    // cover, in this interval and the following ones.
+    let own_key = |phone: &Phone<MemoryStore>| phone.store().own_key(today).unwrap().unwrap();
+    let fresh = own_key(&pair.a).daily_key();
+    assert!(own_key(&pair.a) != crate::store::OwnKey::from_daily_key(&old));
+    for later in [now, now.plus_seconds(600), now.plus_seconds(3 * 600)] {
+        let rpi = rpi_now(&mut pair.a, later);
+        assert_eq!(rpi, rpi_of(&fresh, later.interval()));
+        assert_ne!(rpi, rpi_of(&old, later.interval()));
+    }
+
+    // A second report the same day reports the released key again and the fresh one, cut
+    // where it started, and rolls again.
+    let second_at = now.plus_seconds(4 * 600);
+    let ReportContents::Gaen(again) = node.report(second_at, &mut pair.a, None) else {
+        panic!("a gaen report")
+    };
+    let DailyKey::Gaen(fresh_tek) = &fresh else {
+        panic!("a gaen key")
+    };
+    assert!(again.contains(cut), "{again:?}");
+    let second = again
+        .iter()
+        .find(|k| k.key == *fresh_tek)
+        .expect("the fresh key reported");
+    // The fresh key was broadcast from the interval of the first report on.
+    assert_eq!(second.rolling_start, now.interval());
+    assert_eq!(second.rolling_end(), second_at.interval().plus(1));
+    assert!(own_key(&pair.a) != crate::store::OwnKey::from_daily_key(&fresh));
+}
+
+#[test]
+fn gaen_contact_on_the_upload_day_before_the_upload_is_matched_once_published() {
+    let mut node = FakeNode::new(32);
+    let mut pair = PhonePair::new(node.config(SchemeKind::Gaen), start(), Air::Full);
+    let today = start().day();
+    pair.together(15 * 60, 10);
+    pair.apart(30 * 60);
+    let now = pair.now;
+    let published = node.report(now, &mut pair.a, None);
+    let ReportContents::Gaen(keys) = &published else {
+        panic!("a gaen report")
+    };
+    let cut = keys
+        .iter()
+        .find(|k| k.rolling_start.day() == today)
+        .expect("today's key reported");
+    // The node publishes it once its cut period has ended plus 2 hours: the same day.
+    let at = ephemera_proto::upload::key_publishable_at(cut);
+    assert_eq!(at.day(), today);
+    pair.apart(at.0 - pair.now.0);
+    let batch = node.batch(at, std::slice::from_ref(&published));
+    let summary = pair.b.handle_batch(at, batch.bytes()).unwrap();
+    assert_eq!(summary.new_windows, 1);
+    let Some(PhoneEvent::ExposureFound(daily)) = pair.b.poll_event() else {
+        panic!("no exposure event")
+    };
+    assert_eq!(daily.day, today);
+    assert!(daily.seconds_per_bucket[0] >= 14 * 60, "{daily:?}");
+}

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::PetError;
-use crate::hkdf::hkdf_sha256;
+use crate::hkdf::hkdf_sha256_expand_each;
 
 use super::ephemeral::EphemeralKeyPair;
 use super::types::{EncounterToken, EphemeralPublicKey};
@@ -91,23 +91,21 @@ pub fn encounter_tokens(
         Ordering::Greater => (Role::High, *peer, own_public),
         Ordering::Equal => return Err(PetError::SameKey),
     };
-    let shared = own.diffie_hellman(peer);
-    if !shared.was_contributory() {
-        return Err(PetError::NonContributory);
-    }
+    let shared = own.diffie_hellman(peer)?;
     let mut ikm = Zeroizing::new([0u8; 96]);
-    ikm[..32].copy_from_slice(shared.as_bytes());
+    ikm[..32].copy_from_slice(&shared[..]);
     ikm[32..64].copy_from_slice(&low.0);
     ikm[64..].copy_from_slice(&high.0);
-    // Each call is HKDF-Extract then -Expand; both extract the same PRK.
+    // One HKDF-Extract, two HKDF-Expands.
     let mut token_low = [0u8; 16];
     let mut token_high = [0u8; 16];
-    hkdf_sha256(ENCOUNTER_SALT, &ikm[..], &[TOKEN_LOW_INFO], &mut token_low);
-    hkdf_sha256(
+    hkdf_sha256_expand_each(
         ENCOUNTER_SALT,
         &ikm[..],
-        &[TOKEN_HIGH_INFO],
-        &mut token_high,
+        [
+            (TOKEN_LOW_INFO, &mut token_low),
+            (TOKEN_HIGH_INFO, &mut token_high),
+        ],
     );
     let (own_token, peer_token) = match role {
         Role::Low => (token_low, token_high),
@@ -264,7 +262,7 @@ mod tests {
     fn tokens_follow_the_documented_derivation() {
         let a = pair(20, 300);
         let b = pair(21, 300);
-        let shared = a.diffie_hellman(&b.public()).to_bytes();
+        let shared = *a.diffie_hellman(&b.public()).expect("honest keys");
         let (low, high) = if a.public() < b.public() {
             (a.public(), b.public())
         } else {

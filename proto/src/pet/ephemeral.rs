@@ -2,8 +2,10 @@
 
 use std::fmt;
 
-use x25519_dalek::{PublicKey, SharedSecret, StaticSecret};
+use x25519_dalek::StaticSecret;
+use zeroize::Zeroizing;
 
+use crate::error::PetError;
 use crate::time::IntervalNumber;
 
 use super::types::EphemeralPublicKey;
@@ -13,20 +15,51 @@ use super::types::EphemeralPublicKey;
 /// Made by [`DailySecret::ephemeral_key_pair`](super::DailySecret::ephemeral_key_pair). The
 /// private key is zeroed on drop (x25519-dalek `zeroize`) and never printed: `Debug` shows
 /// only the interval and the public key, which is broadcast anyway.
+///
+/// With the `aws-lc-x25519` feature the X25519 operations run in AWS-LC (the same function,
+/// byte for byte); the pair then also holds AWS-LC's copy of the private key, which AWS-LC
+/// zeroes when it frees it.
 pub struct EphemeralKeyPair {
     interval: IntervalNumber,
+    /// With AWS-LC only AWS-LC's copy is needed (tests keep this one to cross-check).
+    #[cfg(any(test, not(feature = "aws-lc-x25519")))]
     secret: StaticSecret,
     public: EphemeralPublicKey,
+    #[cfg(feature = "aws-lc-x25519")]
+    lc: aws_lc_rs::agreement::PrivateKey,
 }
 
 impl EphemeralKeyPair {
     /// Wraps a private key, computing its public key (`X25519(secret, 9)`).
+    #[cfg(not(feature = "aws-lc-x25519"))]
     pub(crate) fn new(interval: IntervalNumber, secret: StaticSecret) -> Self {
-        let public = EphemeralPublicKey(PublicKey::from(&secret).to_bytes());
+        let public = EphemeralPublicKey(x25519_dalek::PublicKey::from(&secret).to_bytes());
         EphemeralKeyPair {
             interval,
             secret,
             public,
+        }
+    }
+
+    /// Wraps a private key, computing its public key (`X25519(secret, 9)`) in AWS-LC.
+    #[cfg(feature = "aws-lc-x25519")]
+    pub(crate) fn new(interval: IntervalNumber, secret: StaticSecret) -> Self {
+        use aws_lc_rs::agreement::{PrivateKey, X25519};
+        // A 32-byte X25519 private key is always accepted (AWS-LC clamps it when used), and
+        // computing the public key of a valid private key cannot fail.
+        let lc = PrivateKey::from_private_key(&X25519, secret.as_bytes())
+            .expect("any 32 bytes are an X25519 private key");
+        let computed = lc
+            .compute_public_key()
+            .expect("X25519 public key of a valid private key");
+        let mut public = [0u8; 32];
+        public.copy_from_slice(computed.as_ref());
+        EphemeralKeyPair {
+            interval,
+            #[cfg(test)]
+            secret,
+            public: EphemeralPublicKey(public),
+            lc,
         }
     }
 
@@ -40,9 +73,48 @@ impl EphemeralKeyPair {
         self.interval
     }
 
-    /// Raw X25519 with `peer`; callers must check `was_contributory` before using the result.
-    pub(crate) fn diffie_hellman(&self, peer: &EphemeralPublicKey) -> SharedSecret {
-        self.secret.diffie_hellman(&PublicKey::from(peer.0))
+    /// X25519 with `peer` (RFC 7748: the high bit of `peer` ignored, non-canonical values
+    /// reduced).
+    ///
+    /// # Errors
+    /// [`PetError::NonContributory`] when the result is all zeros (a low-order `peer`).
+    #[cfg(not(feature = "aws-lc-x25519"))]
+    pub(crate) fn diffie_hellman(
+        &self,
+        peer: &EphemeralPublicKey,
+    ) -> Result<Zeroizing<[u8; 32]>, PetError> {
+        let shared = self
+            .secret
+            .diffie_hellman(&x25519_dalek::PublicKey::from(peer.0));
+        if !shared.was_contributory() {
+            return Err(PetError::NonContributory);
+        }
+        Ok(Zeroizing::new(shared.to_bytes()))
+    }
+
+    /// X25519 with `peer` in AWS-LC (RFC 7748: the high bit of `peer` ignored,
+    /// non-canonical values reduced).
+    ///
+    /// # Errors
+    /// [`PetError::NonContributory`] when the result is all zeros (a low-order `peer`; AWS-LC
+    /// refuses to return it).
+    #[cfg(feature = "aws-lc-x25519")]
+    pub(crate) fn diffie_hellman(
+        &self,
+        peer: &EphemeralPublicKey,
+    ) -> Result<Zeroizing<[u8; 32]>, PetError> {
+        use aws_lc_rs::agreement::{UnparsedPublicKey, X25519, agree};
+        let mut shared = Zeroizing::new([0u8; 32]);
+        agree(
+            &self.lc,
+            UnparsedPublicKey::new(&X25519, &peer.0),
+            PetError::NonContributory,
+            |bytes| {
+                shared.copy_from_slice(bytes);
+                Ok(())
+            },
+        )?;
+        Ok(shared)
     }
 }
 
@@ -85,6 +157,49 @@ mod tests {
         assert!(!shown.contains(&secret_dec[1..secret_dec.len() - 1]));
         let shown_alt = format!("{pair:#?}");
         assert!(!shown_alt.contains(&secret_hex));
+    }
+
+    /// Whichever backend is built, the pair's X25519 is RFC 7748's, as x25519-dalek computes
+    /// it: random keys, keys with the ignored high bit set, non-canonical values, low-order
+    /// points.
+    #[test]
+    fn diffie_hellman_is_rfc7748_x25519() {
+        use rand_chacha::ChaCha20Rng;
+        use rand_core::{Rng, SeedableRng};
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let mut peers: Vec<[u8; 32]> = Vec::new();
+        for _ in 0..32 {
+            let mut k = [0u8; 32];
+            rng.fill_bytes(&mut k);
+            peers.push(k);
+            let mut on_curve = x25519_dalek::x25519(k, x25519_dalek::X25519_BASEPOINT_BYTES);
+            peers.push(on_curve);
+            on_curve[31] |= 0x80;
+            peers.push(on_curve);
+        }
+        // p, p + 1, 2^255 - 1: non-canonical encodings.
+        let mut p = [0xff; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        peers.push(p);
+        p[0] = 0xee;
+        peers.push(p);
+        peers.push([0xff; 32]);
+        peers.push([0; 32]);
+        let mut one = [0; 32];
+        one[0] = 1;
+        peers.push(one);
+        for (i, peer) in peers.iter().enumerate() {
+            let pair = DailySecret::from_bytes([i as u8; 32]).ephemeral_key_pair(IntervalNumber(9));
+            let expected = x25519_dalek::x25519(pair.secret.to_bytes(), *peer);
+            match pair.diffie_hellman(&EphemeralPublicKey(*peer)) {
+                Ok(shared) => assert_eq!(*shared, expected, "peer {}", hex::encode(peer)),
+                Err(e) => {
+                    assert_eq!(e, PetError::NonContributory);
+                    assert_eq!(expected, [0; 32], "peer {}", hex::encode(peer));
+                }
+            }
+        }
     }
 
     #[test]

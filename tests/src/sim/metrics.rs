@@ -190,7 +190,8 @@ impl Windows {
         let mut by_agent = HashMap::new();
         for u in &run.server.uploads {
             let days: Vec<u32> = match &u.contents {
-                // GAEN: the days of the keys uploaded (today's key is not yet publishable).
+                // GAEN: the days of the keys uploaded (today's too, cut at the upload: same-day
+                // release; `covers` keeps only contact before the upload).
                 ReportContents::Gaen(keys) => {
                     keys.iter().map(|k| k.rolling_start.day().0).collect()
                 }

@@ -1,0 +1,180 @@
+//! GAEN same-day key release end to end: a real phone core reports to a real node (in
+//! process, sled in a temporary folder, a manual clock) on the day it met someone; the node
+//! accepts today's key with its cut rolling period, holds it until that cut end plus 2 hours
+//! (not the end of the day), then publishes it, and the other phone matches the contact.
+
+use std::sync::Arc;
+
+use ephemera_client::store::MemoryStore;
+use ephemera_client::{ClientConfig, Phone, PhoneEvent, Purpose, Response, Sighting, Signal};
+use ephemera_node::Node;
+use ephemera_node::api::types::{IssueCodesRequest, TestType};
+use ephemera_node::clock::ManualClock;
+use ephemera_node::config::NodeConfig;
+use ephemera_proto::api::VerifyRequest;
+use ephemera_proto::auth::UploadCode;
+use ephemera_proto::gaen::DiagnosisKey;
+use ephemera_proto::{ReportContents, SchemeKind, UnixTime};
+
+/// 2023-11-15 07:00 UTC: a morning, so the meeting and the report are on one day.
+const MORNING: UnixTime = UnixTime(1_700_006_400 + 7 * 3600);
+
+fn phone(config: &Arc<ClientConfig>, seed: u8) -> Phone<MemoryStore> {
+    Phone::new(Arc::clone(config), MemoryStore::new(), [seed; 32]).unwrap()
+}
+
+/// `from`'s current advertisement, heard by `to` at `now`.
+fn hear(from: &mut Phone<MemoryStore>, to: &mut Phone<MemoryStore>, now: UnixTime) {
+    let ad = from.advertisement(now).unwrap();
+    let sighting = Sighting {
+        payload: &ad.full,
+        signal: Signal::Rssi {
+            rssi: -60,
+            tx_power: None,
+        },
+    };
+    to.handle_sighting(now, &sighting).unwrap();
+}
+
+/// Cuts the batches due at `at`, and hands every published batch to `phone`; returns the
+/// keys published so far.
+async fn published_until(
+    node: &Node,
+    clock: &ManualClock,
+    at: UnixTime,
+    phone: &mut Phone<MemoryStore>,
+) -> Vec<DiagnosisKey> {
+    clock.set(at);
+    node.cut_due().await.unwrap();
+    let trusted = phone.config().trusted_nodes.clone();
+    let mut keys = Vec::new();
+    for entry in node.batch_index(0).unwrap().batches {
+        let bytes = node.batch(&entry.id).unwrap().unwrap();
+        let (_, contents) = ephemera_proto::batch::SignedBatch::verify(&bytes, &trusted).unwrap();
+        keys.extend(contents.diagnosis_keys);
+        phone.handle_batch(at, &bytes).unwrap();
+    }
+    keys
+}
+
+#[tokio::test]
+async fn a_contact_on_the_upload_day_is_matched_once_the_cut_key_is_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(MORNING);
+    let config = NodeConfig {
+        data_dir: dir.path().to_owned(),
+        batch_min_entries: 16,
+        ..NodeConfig::default()
+    };
+    let opened = Node::open(config, Arc::new(clock.clone())).unwrap();
+    let node = opened.node;
+    let (name, password) = opened.new_case_worker.expect("a first case worker");
+    node.login(&name, password.reveal()).await.unwrap();
+
+    let config = Arc::new(
+        ClientConfig::new(SchemeKind::Gaen)
+            .with_trusted_node(node.keys().batch.public_key())
+            .with_decoy_rate(0.0),
+    );
+    let (mut a, mut b) = (phone(&config, 1), phone(&config, 2));
+
+    // Twenty minutes together, a sighting every 10 s each way.
+    let mut now = MORNING;
+    while now.0 <= MORNING.0 + 20 * 60 {
+        hear(&mut a, &mut b, now);
+        hear(&mut b, &mut a, now);
+        now = now.plus_seconds(10);
+    }
+    // Apart for an hour, then a tests positive and reports, the same day.
+    now = now.plus_seconds(3600);
+    for p in [&mut a, &mut b] {
+        p.handle_timeout(now).unwrap();
+        while p.poll_request().is_some() {}
+    }
+    clock.set(now);
+    let issued = node
+        .issue_codes(&IssueCodesRequest {
+            test_type: TestType::Confirmed,
+            symptom_onset: None,
+            count: Some(1),
+        })
+        .await
+        .unwrap();
+    let code = UploadCode::parse(&issued.codes[0].code).unwrap();
+    a.start_report(now, &code, None, None).unwrap();
+    let verify = a.poll_request().unwrap();
+    assert_eq!(verify.purpose, Purpose::Verify);
+    let request: VerifyRequest = serde_json::from_slice(&verify.body).unwrap();
+    let answer = node.verify(&request).await.unwrap();
+    a.handle_response(
+        now,
+        verify.id,
+        Response {
+            status: 200,
+            body: answer.to_padded_json(),
+        },
+    )
+    .unwrap();
+    let upload = a.poll_request().unwrap();
+    assert_eq!(upload.purpose, Purpose::Upload);
+    let sent: ephemera_proto::upload::UploadRequest =
+        ephemera_proto::wire::decode(&upload.body).unwrap();
+    let ephemera_proto::upload::UploadBody::Real(sent) = sent.body else {
+        panic!("a real upload")
+    };
+    let ReportContents::Gaen(sent_keys) = sent.contents else {
+        panic!("gaen keys")
+    };
+    let accepted = node.upload(&upload.body).await.unwrap();
+    a.handle_response(
+        now,
+        upload.id,
+        Response {
+            status: 200,
+            body: accepted.to_padded_json(),
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        a.poll_event(),
+        Some(PhoneEvent::ReportUploaded { .. })
+    ));
+
+    // The cut key: published 2 hours after the interval of the report ends, and not before.
+    let report_end = now.interval().plus(1);
+    let embargo_end = report_end.plus(12).start();
+    let day_start = MORNING.day().first_interval();
+    let cut = sent_keys
+        .iter()
+        .find(|k| k.rolling_start == day_start)
+        .expect("today's key in the upload");
+    assert_eq!(cut.rolling_end(), report_end);
+    assert!(cut.rolling_period < 144);
+    let is_cut_key = |k: &DiagnosisKey| k.key == cut.key;
+    let before = published_until(&node, &clock, UnixTime(embargo_end.0 - 1), &mut b).await;
+    assert!(
+        !before.iter().any(is_cut_key),
+        "held until the embargo ends"
+    );
+    assert!(
+        !std::iter::from_fn(|| b.poll_event()).any(|e| matches!(e, PhoneEvent::ExposureFound(_))),
+        "nothing matches before the embargo ends"
+    );
+    let period = node.config().batch_period_seconds;
+    let after = UnixTime((embargo_end.0 / period + 1) * period + 1);
+    assert_eq!(after.day(), MORNING.day(), "published the same day");
+    let published = published_until(&node, &clock, after, &mut b).await;
+    assert_eq!(published.iter().filter(|k| is_cut_key(k)).count(), 1);
+    let mut found = None;
+    while let Some(event) = b.poll_event() {
+        if let PhoneEvent::ExposureFound(daily) = event {
+            found = Some(daily);
+        }
+    }
+    let daily = found.expect("the contact of the upload day is matched");
+    assert_eq!(daily.day, MORNING.day());
+    assert!(
+        daily.seconds_per_bucket.iter().sum::<u32>() >= 15 * 60,
+        "{daily:?}"
+    );
+}

@@ -253,7 +253,7 @@ async fn load(options: LoadOptions) -> anyhow::Result<Vec<Figure>> {
         // Lifetimes long in node time, so that fast time does not expire codes waiting in
         // the case worker's stock or certificates in flight.
         code_lifetime_seconds: options.duration.as_secs() * factor * 2,
-        certificate_lifetime_seconds: 30 * 86_400,
+        certificate_lifetime_seconds: 86_400,
         session_lifetime_seconds: 365 * 86_400,
         ..NodeConfig::default()
     };

@@ -49,10 +49,11 @@ async fn published_until(
     let trusted = phone.config().trusted_nodes.clone();
     let mut keys = Vec::new();
     for entry in node.batch_index(0).unwrap().batches {
-        let bytes = node.batch(&entry.id).unwrap().unwrap();
-        let (_, contents) = ephemera_proto::batch::SignedBatch::verify(&bytes, &trusted).unwrap();
+        let batch = node.batch(&entry.id).unwrap().unwrap();
+        let bytes = batch.body();
+        let (_, contents) = ephemera_proto::batch::SignedBatch::verify(bytes, &trusted).unwrap();
         keys.extend(contents.diagnosis_keys);
-        phone.handle_batch(at, &bytes).unwrap();
+        phone.handle_batch(at, bytes).unwrap();
     }
     keys
 }

@@ -383,21 +383,9 @@ async fn upload_errors() {
             "duplicate-entry",
         ),
     ] {
-        let code = node
-            .issue(&session, "confirmed", None, 1)
+        node.upload_certified(&session, contents)
             .await
-            .codes
-            .remove(0)
-            .code;
-        let hmac_key = ReportHmacKey::generate(&mut rand::rng());
-        let certificate = node.certify(&code, &contents, &hmac_key).await.unwrap();
-        node.upload_body(UploadBody::Real(SignedUpload {
-            contents,
-            certificate,
-            hmac_key,
-        }))
-        .await
-        .assert_error(400, code_expected);
+            .assert_error(400, code_expected);
     }
 
     // A negative result only revises; it cannot start a report.
@@ -476,22 +464,10 @@ async fn scheme_not_accepted() {
     config.accept_schemes = vec![ephemera_proto::SchemeKind::Gaen];
     let node = TestNode::start_with(config, ManualClock::new(T0)).await;
     let session = node.login().await;
-    let code = node
-        .issue(&session, "confirmed", None, 1)
-        .await
-        .codes
-        .remove(0)
-        .code;
     let contents = pet_contents(1, T0.day());
-    let hmac_key = ReportHmacKey::generate(&mut rand::rng());
-    let certificate = node.certify(&code, &contents, &hmac_key).await.unwrap();
-    node.upload_body(UploadBody::Real(SignedUpload {
-        contents,
-        certificate,
-        hmac_key,
-    }))
-    .await
-    .assert_error(400, "scheme-not-accepted");
+    node.upload_certified(&session, contents)
+        .await
+        .assert_error(400, "scheme-not-accepted");
     node.stop().await;
 }
 

@@ -357,6 +357,29 @@ impl TestNode {
         .await
     }
 
+    /// A fresh `confirmed` code from `session`, certified for `contents`, then the upload:
+    /// the node's answer, whatever it is.
+    pub(crate) async fn upload_certified(
+        &self,
+        session: &str,
+        contents: ReportContents,
+    ) -> Response {
+        let code = self
+            .issue(session, "confirmed", None, 1)
+            .await
+            .codes
+            .remove(0)
+            .code;
+        let hmac_key = ReportHmacKey::generate(&mut rand::rng());
+        let certificate = self.certify(&code, &contents, &hmac_key).await.unwrap();
+        self.upload_body(UploadBody::Real(SignedUpload {
+            contents,
+            certificate,
+            hmac_key,
+        }))
+        .await
+    }
+
     /// Issue, certify and upload `contents`; returns the revision token.
     pub(crate) async fn report(
         &self,

@@ -21,11 +21,7 @@ const NODES: usize = 10;
 
 /// Runs the federation benchmark; `budget` bounds the latency phase.
 pub fn run(budget: Duration) -> Vec<Figure> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = super::two_core_runtime();
     runtime.block_on(federation(budget))
 }
 

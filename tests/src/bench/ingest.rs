@@ -17,10 +17,10 @@ use ephemera_node::clock::{Clock, SystemClock};
 use ephemera_node::config::NodeConfig;
 use ephemera_node::node::Node;
 use ephemera_node::server::{Background, serve};
-use ephemera_proto::auth::{CertificateRequest, ExpiryPolicy, ReportHmacKey, TrustedAuthorities};
+use ephemera_proto::auth::{ExpiryPolicy, TrustedAuthorities};
 use ephemera_proto::pet::EncounterToken;
-use ephemera_proto::report::{PublishedToken, ReportContents, ReportLimits, ReportType};
-use ephemera_proto::upload::{SignedUpload, UploadBody, UploadRequest};
+use ephemera_proto::report::{PublishedToken, ReportContents, ReportLimits};
+use ephemera_proto::upload::{UploadBody, UploadRequest};
 use ephemera_proto::wire;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
@@ -35,11 +35,7 @@ const TOKENS: usize = 10;
 
 /// Runs the ingest benchmark for about `budget` (at least 20 000 uploads).
 pub fn run(budget: Duration) -> Vec<Figure> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = super::two_core_runtime();
     runtime.block_on(ingest(budget))
 }
 
@@ -60,18 +56,7 @@ fn bodies(node: &Node, n: usize) -> Vec<Vec<u8>> {
                     })
                     .collect(),
             );
-            let hmac_key = ReportHmacKey::generate(&mut rng);
-            let request = CertificateRequest {
-                report_hmac: hmac_key.authenticate(&contents),
-                test_type: ReportType::ConfirmedTest,
-                symptom_onset: None,
-            };
-            let certificate = node.keys().authority.issue(&request, now, 3600, &mut rng);
-            wire::encode(&UploadRequest::real(SignedUpload {
-                contents,
-                certificate,
-                hmac_key,
-            }))
+            super::certified_upload_body(&node.keys().authority, contents, now, &mut rng)
         })
         .collect()
 }

@@ -27,10 +27,10 @@ use ephemera_node::node::Node;
 use ephemera_node::server::{Background, serve};
 use ephemera_proto::UnixTime;
 use ephemera_proto::api::{VerifyRequest, VerifyResponse};
-use ephemera_proto::auth::{CertificateRequest, ReportHmacKey, UploadCode};
+use ephemera_proto::auth::{ReportHmacKey, UploadCode};
 use ephemera_proto::batch::BatchIndex;
 use ephemera_proto::pet::EncounterToken;
-use ephemera_proto::report::{PublishedToken, ReportContents, ReportType};
+use ephemera_proto::report::{PublishedToken, ReportContents};
 use ephemera_proto::upload::{SignedUpload, UploadRequest};
 use ephemera_proto::wire;
 use rand_chacha::ChaCha20Rng;
@@ -221,10 +221,7 @@ pub fn run(options: LoadOptions) -> anyhow::Result<Vec<Figure>> {
     if options.duration < Duration::from_secs(15) {
         bail!("the load test needs at least 15 s: a third of it is the retention period");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = super::two_core_runtime();
     runtime.block_on(load(options))
 }
 
@@ -329,22 +326,7 @@ async fn load(options: LoadOptions) -> anyhow::Result<Vec<Figure>> {
     let typical_upload_len = {
         let mut rng = ChaCha20Rng::from_seed([0; 32]);
         let contents = pet_contents(&node, &mut rng);
-        let hmac_key = ReportHmacKey::generate(&mut rng);
-        let request = CertificateRequest {
-            report_hmac: hmac_key.authenticate(&contents),
-            test_type: ReportType::ConfirmedTest,
-            symptom_onset: None,
-        };
-        let certificate = node
-            .keys()
-            .authority
-            .issue(&request, node.now(), 3600, &mut rng);
-        wire::encode(&UploadRequest::real(SignedUpload {
-            contents,
-            certificate,
-            hmac_key,
-        }))
-        .len()
+        super::certified_upload_body(&node.keys().authority, contents, node.now(), &mut rng).len()
     };
     for worker in 0..CONNECTIONS {
         let rng = ChaCha20Rng::seed_from_u64(worker as u64);
@@ -403,6 +385,9 @@ async fn load(options: LoadOptions) -> anyhow::Result<Vec<Figure>> {
         bail!("requests failed under load: {}", errors.join(", "));
     }
     let (warm, end) = (third as usize, samples.len());
+    // Rates over whole seconds of offered load only (sampling starts with an immediate tick,
+    // so there is one sample more than there are seconds of load).
+    let load_end = options.duration.as_secs() as usize;
     for traffic in [&uploads, &decoys, &syncs] {
         eprintln!(
             "{}: latency from slot p50 {} ms, p99 {} ms",
@@ -424,19 +409,19 @@ async fn load(options: LoadOptions) -> anyhow::Result<Vec<Figure>> {
     Ok(vec![
         Figure::new(
             "load-uploads-sustained",
-            uploads.done.rate(warm, end),
+            uploads.done.rate(warm, load_end),
             "uploads/s",
             options.upload_rate,
         ),
         Figure::new(
             "load-decoys-sustained",
-            decoys.done.rate(warm, end),
+            decoys.done.rate(warm, load_end),
             "decoys/s",
             options.decoy_rate,
         ),
         Figure::new(
             "load-syncs-sustained",
-            syncs.done.rate(warm, end),
+            syncs.done.rate(warm, load_end),
             "syncs/s",
             options.sync_rate,
         ),

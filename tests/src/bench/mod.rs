@@ -93,6 +93,39 @@ pub fn resident_bytes() -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
+/// The runtime the HTTP benches run on: two workers, the brief's two cores.
+pub fn two_core_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// A phone's upload of `contents`, certified at `now` for an hour by `authority`, as the
+/// encoded request body of `POST /v1/uploads`.
+pub fn certified_upload_body(
+    authority: &ephemera_proto::auth::AuthoritySigningKey,
+    contents: ephemera_proto::report::ReportContents,
+    now: ephemera_proto::UnixTime,
+    rng: &mut rand_chacha::ChaCha20Rng,
+) -> Vec<u8> {
+    use ephemera_proto::auth::{CertificateRequest, ReportHmacKey};
+    use ephemera_proto::upload::{SignedUpload, UploadRequest};
+    let hmac_key = ReportHmacKey::generate(rng);
+    let request = CertificateRequest {
+        report_hmac: hmac_key.authenticate(&contents),
+        test_type: ephemera_proto::report::ReportType::ConfirmedTest,
+        symptom_onset: None,
+    };
+    let certificate = authority.issue(&request, now, 3600, rng);
+    ephemera_proto::wire::encode(&UploadRequest::real(SignedUpload {
+        contents,
+        certificate,
+        hmac_key,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

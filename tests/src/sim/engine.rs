@@ -1,9 +1,10 @@
 //! The run: days of contact episodes, infection, phones broadcasting and hearing each other
 //! interval by interval, uploads through the authority and node, batches, syncs, sniffers.
 //!
-//! Every interval has three phases: serial uploads and batch cuts; every active phone
-//! advertises (in parallel); every receiver hears its peers' scans in time order (in
-//! parallel, one receiver per task). Once an hour every phone runs its timers (syncs
+//! Every interval has four phases: serial uploads and batch cuts; every receiver's scans of
+//! its peers (in parallel; radio draws only, no phone state); every phone that was heard (by
+//! a phone or a sniffer) advertises (in parallel); every receiver hears what its scans
+//! caught, in time order (in parallel, one receiver per task). Once an hour every phone runs its timers (syncs
 //! included) in parallel against the node's published batches. Each phase's results are
 //! merged in a fixed order and every draw is keyed by what it is for, so the thread count
 //! changes nothing.
@@ -30,6 +31,10 @@ pub(crate) const DAY: u32 = 86_400;
 pub(crate) const INTERVAL: u32 = 600;
 /// Sentinel for "no phone".
 const NO_PHONE: u32 = u32::MAX;
+
+/// One reception by a receiver: scan time (seconds after midnight), sender, `pet` slice
+/// index (4: the whole payload) and RSSI (as `u8`).
+type Heard = (u32, u32, u8, u8);
 
 /// The radio side of scans, shared by the run and the threshold sweep so both see the
 /// very same samples.
@@ -339,31 +344,8 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
                 server.cut_batch(now);
             }
 
-            // Phase A: every phone in an episode now advertises.
-            let mut senders: Vec<u32> = radio_at[i as usize]
-                .iter()
-                .chain(&sniff_at[i as usize])
-                .flat_map(|k| [episodes[*k as usize].a, episodes[*k as usize].b])
-                .filter(|a| is_app(*a))
-                .collect();
-            senders.sort_unstable();
-            senders.dedup();
-            let payloads: Vec<Payloads> = senders
-                .par_iter()
-                .map(|a| {
-                    phones[phone_of[*a as usize] as usize]
-                        .lock()
-                        .expect("not poisoned")
-                        .advertise(now)
-                        .map_err(phone_err(*a))
-                })
-                .collect::<Result<_, _>>()?;
-            stats.advertisements += senders.len() as u64;
-            let payload_of =
-                |a: u32| &payloads[senders.binary_search(&a).expect("sender advertised")];
-
-            // Sniffers at their places.
-            let mut heard: Vec<SniffRecord> = Vec::new();
+            // Sniffers at their places: who is in range (the payloads come below).
+            let mut in_range: Vec<(u32, u32)> = Vec::new();
             for k in &sniff_at[i as usize] {
                 let ep = &episodes[*k as usize];
                 for agent in [ep.a, ep.b].into_iter().filter(|a| is_app(*a)) {
@@ -381,29 +363,16 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
                     let a = air.model.mean_attenuation(d, ep.env)
                         + f64::from(pop.agents[agent as usize].tx_offset_db)
                         + air.model.episode_term(ep.env, &mut rng);
-                    if a > air.model.floor_db() {
-                        continue;
+                    if a <= air.model.floor_db() {
+                        in_range.push((ep.place, agent));
                     }
-                    let mut id = [0u8; 32];
-                    let full = &payload_of(agent).full;
-                    let n = full.len().min(32);
-                    id[..n].copy_from_slice(&full[..n]);
-                    heard.push(SniffRecord {
-                        place: ep.place,
-                        interval: now.interval().0,
-                        id,
-                        agent,
-                    });
                 }
             }
-            heard.sort();
-            heard.dedup_by(|x, y| {
-                x.place == y.place && x.agent == y.agent && x.interval == y.interval
-            });
-            stats.sniffed += heard.len() as u64;
-            sniffed.extend(heard);
+            in_range.sort_unstable();
+            in_range.dedup();
 
-            // Phase B: each receiver hears its peers' scans in time order.
+            // Phase A: each receiver's scans of its peers, in time order (scans depend only
+            // on the episode and time, never on what a phone holds).
             let mut entries: Vec<(u32, u32, u8)> = Vec::new();
             for k in &radio_at[i as usize] {
                 let ep = &episodes[*k as usize];
@@ -413,11 +382,11 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
             entries.sort_unstable();
             let groups: Vec<&[(u32, u32, u8)]> = entries.chunk_by(|x, y| x.0 == y.0).collect();
             let interval_end = start + INTERVAL;
-            let sightings: u64 = groups
+            let heard: Vec<(u32, Vec<Heard>)> = groups
                 .par_iter()
-                .map(|group| -> Result<u64, SimError> {
+                .map(|group| {
                     let receiver = group[0].0;
-                    let mut heard: Vec<(u32, u32, u8, u8)> = Vec::new();
+                    let mut heard: Vec<Heard> = Vec::new();
                     for (_, k, dir) in group.iter() {
                         let ep = &episodes[*k as usize];
                         let sender = if *dir == 0 { ep.b } else { ep.a };
@@ -439,10 +408,58 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
                     }
                     // Stable: slices of one scan keep their reception order.
                     heard.sort_by_key(|h| (h.0, h.1));
-                    let mut phone = phones[phone_of[receiver as usize] as usize]
+                    (receiver, heard)
+                })
+                .filter(|(_, heard)| !heard.is_empty())
+                .collect();
+
+            // Phase B: every phone that someone hears now advertises. Phones in range of no
+            // receiver skip the call: what they would broadcast reaches no one, and their
+            // key of the interval is derived when they need it.
+            let mut senders: Vec<u32> = heard
+                .iter()
+                .flat_map(|(_, h)| h.iter().map(|x| x.1))
+                .chain(in_range.iter().map(|(_, agent)| *agent))
+                .collect();
+            senders.sort_unstable();
+            senders.dedup();
+            let payloads: Vec<Payloads> = senders
+                .par_iter()
+                .map(|a| {
+                    phones[phone_of[*a as usize] as usize]
+                        .lock()
+                        .expect("not poisoned")
+                        .advertise(now)
+                        .map_err(phone_err(*a))
+                })
+                .collect::<Result<_, _>>()?;
+            stats.advertisements += senders.len() as u64;
+            let payload_of =
+                |a: u32| &payloads[senders.binary_search(&a).expect("sender advertised")];
+
+            // What the sniffers logged.
+            for (place, agent) in in_range {
+                let mut id = [0u8; 32];
+                let full = &payload_of(agent).full;
+                let n = full.len().min(32);
+                id[..n].copy_from_slice(&full[..n]);
+                sniffed.push(SniffRecord {
+                    place,
+                    interval: now.interval().0,
+                    id,
+                    agent,
+                });
+                stats.sniffed += 1;
+            }
+
+            // Phase C: each receiver hears what its scans caught.
+            let sightings: u64 = heard
+                .par_iter()
+                .map(|(receiver, heard)| -> Result<u64, SimError> {
+                    let mut phone = phones[phone_of[*receiver as usize] as usize]
                         .lock()
                         .expect("not poisoned");
-                    for (t, sender, slice, rssi) in &heard {
+                    for (t, sender, slice, rssi) in heard {
                         let p = payload_of(*sender);
                         let payload = if *slice == 4 {
                             &p.full
@@ -452,7 +469,7 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
                         let at = UnixTime(t0 + u64::from(day) * u64::from(DAY) + u64::from(*t));
                         phone
                             .hear(at, payload, *rssi as i8)
-                            .map_err(phone_err(receiver))?;
+                            .map_err(phone_err(*receiver))?;
                     }
                     Ok(heard.len() as u64)
                 })

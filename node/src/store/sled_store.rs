@@ -351,10 +351,20 @@ impl ReportStore for SledReportStore {
     }
 
     fn take_code(&self, hash: &CodeHash) -> Result<Option<CodeRecord>, StoreError> {
-        match self.codes.remove(hash.0).map_err(engine)? {
-            Some(bytes) => Ok(Some(decode(&bytes, "codes")?)),
-            None => Ok(None),
-        }
+        // The remove alone decides who takes the code (atomic, no transaction: decoy
+        // verifications call this too, and a transaction would take sled's global lock).
+        let Some(bytes) = self.codes.remove(hash.0).map_err(engine)? else {
+            return Ok(None);
+        };
+        let record: CodeRecord = decode(&bytes, "codes")?;
+        // Its expiry entry has nothing left to expire: drop it now rather than at the code's
+        // expiry, so the expiry index holds only unused codes. (Long-lived entries piling up
+        // at its end made sled's file grow far faster than they did: docs/BENCHMARKS.md,
+        // `load`.) A crash in between leaves the entry to the purge, which skips it.
+        self.expiry
+            .remove(expiry_key(record.expires_at, ExpiryKind::Code, &hash.0))
+            .map_err(engine)?;
+        Ok(Some(record))
     }
 
     fn commit_upload(&self, commit: &UploadCommit) -> Result<CommitOutcome, StoreError> {
@@ -747,5 +757,37 @@ impl ReportStore for SledReportStore {
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         let files = self.blobs.size().map_err(|e| blob_io("size", e))?;
         Ok(self.db.size_on_disk().map_err(engine)? + files)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taking_a_code_drops_its_expiry_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SledReportStore::open(&dir.path().join("db"), &dir.path().join("blobs")).unwrap();
+        let record = CodeRecord {
+            test_type: ephemera_proto::report::ReportType::ConfirmedTest,
+            symptom_onset: None,
+            expires_at: UnixTime(2_000_000_000),
+        };
+        store
+            .insert_codes(&[
+                (CodeHash([1; 32]), record.clone()),
+                (CodeHash([2; 32]), record.clone()),
+            ])
+            .unwrap();
+        assert_eq!(store.expiry.len(), 2);
+        assert_eq!(store.take_code(&CodeHash([1; 32])).unwrap(), Some(record));
+        assert_eq!(store.take_code(&CodeHash([1; 32])).unwrap(), None);
+        assert_eq!(store.take_code(&CodeHash([3; 32])).unwrap(), None);
+        // Only the unused code's entry is left, and the purge still expires that code.
+        assert_eq!(store.expiry.len(), 1);
+        let counts = store.purge(UnixTime(2_000_000_000), UnixTime(0)).unwrap();
+        assert_eq!(counts.codes, 1);
+        assert!(store.expiry.is_empty());
     }
 }

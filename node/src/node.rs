@@ -54,6 +54,9 @@ use crate::store::{
 
 /// Folder of the sled database inside the data folder.
 pub const DB_DIR: &str = "db";
+/// Folder of batch bodies and GAEN export zips inside the data folder (files beside the
+/// database: sled 0.34 does not reclaim the space of large values it deleted).
+pub const BLOB_DIR: &str = "blobs";
 /// Most index entries per `GET /v1/batches` page.
 pub const INDEX_PAGE: usize = 1000;
 /// Clock skew allowed by certificate checks; single-use marks outlive it.
@@ -191,7 +194,10 @@ impl Node {
             source,
         })?;
         let (keys, keys_created) = NodeKeys::load_or_create(&config.data_dir, &mut rand::rng())?;
-        let store = Arc::new(SledReportStore::open(&config.data_dir.join(DB_DIR))?);
+        let store = Arc::new(SledReportStore::open(
+            &config.data_dir.join(DB_DIR),
+            &config.data_dir.join(BLOB_DIR),
+        )?);
         let node = Node::with_store(config, clock, store, keys);
         let new_case_worker = node.ensure_case_worker()?;
         Ok(Opened {

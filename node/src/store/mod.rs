@@ -8,6 +8,7 @@
 //! Every record that must be forgotten is registered in an expiry index at the moment it
 //! is written, so [`ReportStore::purge`] only walks what is due.
 
+mod blobs;
 mod memory;
 mod sled_store;
 
@@ -36,6 +37,21 @@ pub enum StoreError {
     Corrupt {
         /// Which collection.
         tree: &'static str,
+    },
+    /// The file of a batch body or GAEN export zip that an index entry refers to is
+    /// missing, has another length than the entry says, or bytes that do not hash to its
+    /// name. `file` is the content hash the entry names (nothing identifying).
+    #[error(
+        "the {kind} file `{file}` is {problem}: the blobs folder beside the database is \
+         damaged, or was not restored together with the database"
+    )]
+    Blob {
+        /// `batch` or `export`.
+        kind: &'static str,
+        /// The file's name (hex SHA-256 of its expected bytes).
+        file: String,
+        /// What is wrong with it.
+        problem: &'static str,
     },
     /// The data folder was written with another storage layout; this node does not read it
     /// (nothing is converted: move the folder aside or use the node version that wrote it).

@@ -5,7 +5,16 @@
 //! costs a leaf copy and log space: its certificate mark (which also serves revisions), the
 //! upload, its sync-day entry, one expiry entry and its queue groups. The layout carries a
 //! format number in `meta`; a folder written with another layout is refused at open.
+//!
+//! Batch bodies and GAEN export zips are not sled values: sled 0.34 does not reclaim the
+//! segments of large values, so a node that publishes and purges batches would grow its
+//! database file without bound. They are files in a folder beside the database
+//! ([`super::blobs`]), and the `batches` and `exports` trees keep a [`BlobRef`] (content
+//! hash and length). Files are written and synced before the transaction that makes their
+//! index entry visible, and deleted only once the purge's removal of that entry is durable;
+//! files no entry refers to (left by a crash) are removed at open.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use ephemera_proto::auth::{CertificateId, CodeHash};
@@ -17,6 +26,7 @@ use sled::transaction::{
 };
 use sled::{Db, Transactional, Tree};
 
+use super::blobs::{BlobDir, BlobReadError, BlobRef};
 use super::{
     CertificateState, CertificateUse, CodeRecord, CommitOutcome, CredentialRecord, CutCommit,
     CutterState, ExpiryKind, PurgeCounts, QueueKey, QueuedGroup, ReportStore, StoreError,
@@ -28,8 +38,9 @@ use crate::federation::{DayDigest, sync_day};
 const CUTTER_STATE_KEY: &[u8] = b"cutter-state";
 const FORMAT_KEY: &[u8] = b"format";
 /// The on-disk layout this code reads and writes. Format 1 (no `format` key) kept revision
-/// token hashes and a certificate expiry entry per upload.
-pub const STORE_FORMAT: u32 = 2;
+/// token hashes and a certificate expiry entry per upload; format 2 kept batch bodies and
+/// export zips as sled values (format 3: files in the blobs folder).
+pub const STORE_FORMAT: u32 = 3;
 /// Bound of sled's page cache. sled's default is 1 GiB, which a busy node fills over hours
 /// and then keeps resident; with this bound (plus the 64 MiB batch cache) the node's memory
 /// levels off (`ephemera-bench load`). Reads that miss it go to the OS page cache.
@@ -43,9 +54,13 @@ pub struct SledReportStore {
     certificates: Tree,
     uploads: Tree,
     queue: Tree,
+    /// `batch id` → postcard [`BlobRef`] of its body's file.
     batches: Tree,
     batch_index: Tree,
+    /// `export name` → postcard [`BlobRef`] of its zip's file.
     exports: Tree,
+    /// Files of batch bodies and export zips.
+    blobs: BlobDir,
     credentials: Tree,
     meta: Tree,
     expiry: Tree,
@@ -56,6 +71,10 @@ pub struct SledReportStore {
     /// Serializes upload commits with the purge of upload records and certificate marks,
     /// so a purge never interleaves with a commit's check-then-write.
     uploads_lock: std::sync::Mutex<()>,
+    /// Held by a cut from its first file write until its index entries are in, and by a
+    /// purge while it deletes files, so a purge never deletes a file a cut is about to (or
+    /// just did) refer to.
+    blobs_lock: std::sync::Mutex<()>,
 }
 
 fn sync_key(day: DayNumber, id: &UploadId) -> [u8; 36] {
@@ -75,6 +94,11 @@ fn engine(e: impl std::fmt::Display) -> StoreError {
     StoreError::Engine(e.to_string())
 }
 
+/// An I/O error of the blobs folder (the message names no path).
+fn blob_io(what: &str, e: std::io::Error) -> StoreError {
+    StoreError::Engine(format!("blobs folder: {what}: {e}"))
+}
+
 fn tx_error(e: TransactionError<()>) -> StoreError {
     match e {
         TransactionError::Abort(()) => StoreError::Engine("transaction aborted".to_owned()),
@@ -83,11 +107,14 @@ fn tx_error(e: TransactionError<()>) -> StoreError {
 }
 
 impl SledReportStore {
-    /// Opens (or creates) the database in `path`.
+    /// Opens (or creates) the database in `path` and its batch and export files in
+    /// `blobs_path` (a folder of its own, outside `path`: sled owns that one). Removes files
+    /// that no index entry refers to and leftover temporary files (a crash leaves them).
     ///
     /// # Errors
-    /// [`StoreError::Engine`] when sled cannot open it (e.g. another process holds it).
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    /// [`StoreError::Engine`] when sled cannot open it (e.g. another process holds it) or
+    /// the blobs folder cannot be read; [`StoreError::Format`] for another layout.
+    pub fn open(path: &Path, blobs_path: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
@@ -96,7 +123,7 @@ impl SledReportStore {
             .map_err(engine)?;
         check_format(&db)?;
         let tree = |name: &str| db.open_tree(name).map_err(engine);
-        Ok(SledReportStore {
+        SledReportStore {
             codes: tree("codes")?,
             certificates: tree("certificates")?,
             uploads: tree("uploads")?,
@@ -109,9 +136,85 @@ impl SledReportStore {
             expiry: tree("expiry")?,
             sync_index: tree("sync-index")?,
             day_digests: tree("day-digests")?,
+            blobs: BlobDir::open(blobs_path).map_err(|e| blob_io("open", e))?,
             uploads_lock: std::sync::Mutex::new(()),
+            blobs_lock: std::sync::Mutex::new(()),
             db,
-        })
+        }
+        .cleaned_up()
+    }
+
+    /// Removes orphaned and temporary files; warns (counts only) about index entries whose
+    /// file is missing or has the wrong length: reading those answers [`StoreError::Blob`].
+    fn cleaned_up(self) -> Result<Self, StoreError> {
+        let refs = self.blob_refs()?;
+        let live: HashSet<[u8; 32]> = refs.iter().map(|r| r.hash).collect();
+        let swept = self
+            .blobs
+            .sweep(&live)
+            .map_err(|e| blob_io("clean up", e))?;
+        if swept.orphans + swept.temps > 0 {
+            tracing::info!(
+                orphans = swept.orphans,
+                temporary = swept.temps,
+                "removed batch/export files no index entry refers to (left by a crash)"
+            );
+        }
+        let damaged = refs
+            .iter()
+            .filter(|r| !self.blobs.looks_complete(r))
+            .count();
+        if damaged > 0 {
+            tracing::warn!(
+                damaged,
+                "batch/export files missing or of the wrong length; reading them fails \
+                 (was the blobs folder restored together with the database?)"
+            );
+        }
+        Ok(self)
+    }
+
+    /// Every [`BlobRef`] the `batches` and `exports` trees hold.
+    fn blob_refs(&self) -> Result<Vec<BlobRef>, StoreError> {
+        let mut out = Vec::with_capacity(self.batches.len() + self.exports.len());
+        for (tree, name) in [(&self.batches, "batches"), (&self.exports, "exports")] {
+            for item in tree.iter().values() {
+                out.push(decode(&item.map_err(engine)?, name)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn lock_blobs(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guarded data is `()`: a panic elsewhere leaves nothing inconsistent.
+        self.blobs_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Reads the body an index entry of `tree` refers to. A file missing or wrong for an
+    /// entry that is still there is [`StoreError::Blob`]; one whose entry a purge removed
+    /// meanwhile reads as gone (`None`).
+    fn read_blob(
+        &self,
+        (tree, tree_name): (&Tree, &'static str),
+        key: &[u8],
+        kind: &'static str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(value) = tree.get(key).map_err(engine)? else {
+            return Ok(None);
+        };
+        let blob: BlobRef = decode(&value, tree_name)?;
+        match self.blobs.read(&blob) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(_) if tree.get(key).map_err(engine)?.as_deref() != Some(&value[..]) => Ok(None),
+            Err(BlobReadError::Damaged(problem)) => Err(StoreError::Blob {
+                kind,
+                file: blob.file_name(),
+                problem,
+            }),
+            Err(BlobReadError::Io(e)) => Err(blob_io("read", e)),
+        }
     }
 
     fn lock_uploads(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -248,10 +351,20 @@ impl ReportStore for SledReportStore {
     }
 
     fn take_code(&self, hash: &CodeHash) -> Result<Option<CodeRecord>, StoreError> {
-        match self.codes.remove(hash.0).map_err(engine)? {
-            Some(bytes) => Ok(Some(decode(&bytes, "codes")?)),
-            None => Ok(None),
-        }
+        // The remove alone decides who takes the code (atomic, no transaction: decoy
+        // verifications call this too, and a transaction would take sled's global lock).
+        let Some(bytes) = self.codes.remove(hash.0).map_err(engine)? else {
+            return Ok(None);
+        };
+        let record: CodeRecord = decode(&bytes, "codes")?;
+        // Its expiry entry has nothing left to expire: drop it now rather than at the code's
+        // expiry, so the expiry index holds only unused codes. (Long-lived entries piling up
+        // at its end made sled's file grow far faster than they did: docs/BENCHMARKS.md,
+        // `load`.) A crash in between leaves the entry to the purge, which skips it.
+        self.expiry
+            .remove(expiry_key(record.expires_at, ExpiryKind::Code, &hash.0))
+            .map_err(engine)?;
+        Ok(Some(record))
     }
 
     fn commit_upload(&self, commit: &UploadCommit) -> Result<CommitOutcome, StoreError> {
@@ -417,6 +530,28 @@ impl ReportStore for SledReportStore {
 
     fn commit_cut(&self, cut: &CutCommit) -> Result<(), StoreError> {
         let state = encode(&cut.state);
+        let _guard = self.lock_blobs();
+        // Files first, synced (file, rename, folder) before the index entries exist: a crash
+        // leaves either no entry (the file is an orphan, removed at open) or a whole file.
+        let write = |bytes: &[u8]| {
+            self.blobs
+                .write(bytes)
+                .map(|blob| encode(&blob))
+                .map_err(|e| blob_io("write", e))
+        };
+        let export_refs = cut
+            .exports
+            .iter()
+            .map(|e| write(&e.bytes))
+            .collect::<Result<Vec<_>, _>>()?;
+        let batch_refs = cut
+            .batches
+            .iter()
+            .map(|b| write(&b.bytes))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !export_refs.is_empty() || !batch_refs.is_empty() {
+            self.blobs.sync().map_err(|e| blob_io("sync", e))?;
+        }
         (
             &self.batches,
             &self.batch_index,
@@ -426,17 +561,17 @@ impl ReportStore for SledReportStore {
             &self.exports,
         )
             .transaction(|(batches, index, queue, meta, expiry, exports)| {
-                for export in &cut.exports {
-                    exports.insert(export.name.as_bytes(), export.bytes.as_slice())?;
+                for (export, blob) in cut.exports.iter().zip(&export_refs) {
+                    exports.insert(export.name.as_bytes(), blob.as_slice())?;
                     expiry.insert(
                         expiry_key(export.purge_at, ExpiryKind::Export, export.name.as_bytes()),
                         &[],
                     )?;
                 }
-                for batch in &cut.batches {
+                for (batch, blob) in cut.batches.iter().zip(&batch_refs) {
                     let id = batch.entry.id.0;
                     let seq = batch.entry.sequence.to_be_bytes();
-                    batches.insert(&id, batch.bytes.as_slice())?;
+                    batches.insert(&id, blob.as_slice())?;
                     index.insert(&seq, encode(&batch.entry))?;
                     let mut reference = seq.to_vec();
                     reference.extend_from_slice(&id);
@@ -455,7 +590,7 @@ impl ReportStore for SledReportStore {
     }
 
     fn batch(&self, id: &BatchId) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.batches.get(id.0).map_err(engine)?.map(|v| v.to_vec()))
+        self.read_blob((&self.batches, "batches"), &id.0, "batch")
     }
 
     fn batch_index(&self, after: u64, limit: usize) -> Result<Vec<BatchIndexEntry>, StoreError> {
@@ -471,11 +606,7 @@ impl ReportStore for SledReportStore {
     }
 
     fn export(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .exports
-            .get(name.as_bytes())
-            .map_err(engine)?
-            .map(|v| v.to_vec()))
+        self.read_blob((&self.exports, "exports"), name.as_bytes(), "export")
     }
 
     fn export_names(&self) -> Result<Vec<String>, StoreError> {
@@ -518,6 +649,8 @@ impl ReportStore for SledReportStore {
 
     fn purge(&self, now: UnixTime, stale_before: UnixTime) -> Result<PurgeCounts, StoreError> {
         let mut counts = PurgeCounts::default();
+        // Files of the batches and exports removed here, deleted at the end.
+        let mut doomed: Vec<[u8; 32]> = Vec::new();
         let end = (now.0.saturating_add(1)).to_be_bytes();
         for item in self.expiry.range(..end.as_slice()) {
             let (key, _) = item.map_err(engine)?;
@@ -572,8 +705,12 @@ impl ReportStore for SledReportStore {
                 ExpiryKind::Batch => {
                     let (seq, id) = reference.split_at(8.min(reference.len()));
                     self.batch_index.remove(seq).map_err(engine)?;
-                    if self.batches.remove(id).map_err(engine)?.is_some() {
+                    if let Some(value) = self.batches.remove(id).map_err(engine)? {
                         counts.batches += 1;
+                        // An undecodable entry's file is an orphan: removed at open.
+                        if let Ok(blob) = decode::<BlobRef>(&value, "batches") {
+                            doomed.push(blob.hash);
+                        }
                     }
                 }
                 ExpiryKind::Code => {
@@ -582,8 +719,11 @@ impl ReportStore for SledReportStore {
                     }
                 }
                 ExpiryKind::Export => {
-                    if self.exports.remove(reference).map_err(engine)?.is_some() {
+                    if let Some(value) = self.exports.remove(reference).map_err(engine)? {
                         counts.exports += 1;
+                        if let Ok(blob) = decode::<BlobRef>(&value, "exports") {
+                            doomed.push(blob.hash);
+                        }
                     }
                 }
             }
@@ -595,6 +735,17 @@ impl ReportStore for SledReportStore {
             self.queue.remove(&key).map_err(engine)?;
             counts.queued += 1;
         }
+        if !doomed.is_empty() {
+            // The index entries' removal must be durable before their files go: a crash
+            // must never bring back an entry whose file is gone.
+            self.db.flush().map_err(engine)?;
+            let _guard = self.lock_blobs();
+            // A file is shared only by entries with identical bytes; keep any still named.
+            let live: HashSet<[u8; 32]> = self.blob_refs()?.iter().map(|r| r.hash).collect();
+            self.blobs
+                .remove(doomed.iter().filter(|hash| !live.contains(*hash)))
+                .map_err(|e| blob_io("remove", e))?;
+        }
         Ok(counts)
     }
 
@@ -604,6 +755,39 @@ impl ReportStore for SledReportStore {
     }
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {
-        self.db.size_on_disk().map_err(engine)
+        let files = self.blobs.size().map_err(|e| blob_io("size", e))?;
+        Ok(self.db.size_on_disk().map_err(engine)? + files)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taking_a_code_drops_its_expiry_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SledReportStore::open(&dir.path().join("db"), &dir.path().join("blobs")).unwrap();
+        let record = CodeRecord {
+            test_type: ephemera_proto::report::ReportType::ConfirmedTest,
+            symptom_onset: None,
+            expires_at: UnixTime(2_000_000_000),
+        };
+        store
+            .insert_codes(&[
+                (CodeHash([1; 32]), record.clone()),
+                (CodeHash([2; 32]), record.clone()),
+            ])
+            .unwrap();
+        assert_eq!(store.expiry.len(), 2);
+        assert_eq!(store.take_code(&CodeHash([1; 32])).unwrap(), Some(record));
+        assert_eq!(store.take_code(&CodeHash([1; 32])).unwrap(), None);
+        assert_eq!(store.take_code(&CodeHash([3; 32])).unwrap(), None);
+        // Only the unused code's entry is left, and the purge still expires that code.
+        assert_eq!(store.expiry.len(), 1);
+        let counts = store.purge(UnixTime(2_000_000_000), UnixTime(0)).unwrap();
+        assert_eq!(counts.codes, 1);
+        assert!(store.expiry.is_empty());
     }
 }

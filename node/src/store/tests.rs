@@ -14,7 +14,12 @@ const T0: UnixTime = UnixTime(1_700_000_000);
 fn both(test: impl Fn(&dyn ReportStore)) {
     test(&MemoryReportStore::new());
     let dir = tempfile::tempdir().unwrap();
-    test(&SledReportStore::open(dir.path()).unwrap());
+    test(&open_sled(dir.path()).unwrap());
+}
+
+/// A sled store laid out as the node does: `db/` and `blobs/` in `dir`.
+fn open_sled(dir: &std::path::Path) -> Result<SledReportStore, StoreError> {
+    SledReportStore::open(&dir.join("db"), &dir.join("blobs"))
 }
 
 fn dummy_upload() -> StoredUpload {
@@ -293,11 +298,11 @@ fn credentials_round_trip() {
 fn sled_data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = SledReportStore::open(dir.path()).unwrap();
+        let store = open_sled(dir.path()).unwrap();
         store.commit_upload(&commit(1, 1, None)).unwrap();
         store.flush().unwrap();
     }
-    let store = SledReportStore::open(dir.path()).unwrap();
+    let store = open_sled(dir.path()).unwrap();
     assert!(store.upload(&UploadId([1; 32])).unwrap().is_some());
     assert_eq!(
         store.commit_upload(&commit(1, 2, None)).unwrap(),
@@ -310,14 +315,14 @@ fn sled_refuses_a_folder_of_another_format() {
     // Written before formats were numbered: data, no format key.
     let dir = tempfile::tempdir().unwrap();
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = sled::open(dir.path().join("db")).unwrap();
         db.open_tree("revisions")
             .unwrap()
             .insert([1u8; 32], &[2u8; 32])
             .unwrap();
         db.flush().unwrap();
     }
-    let error = SledReportStore::open(dir.path()).unwrap_err();
+    let error = open_sled(dir.path()).unwrap_err();
     assert!(
         matches!(error, StoreError::Format { found: None, .. }),
         "{error}"
@@ -327,24 +332,237 @@ fn sled_refuses_a_folder_of_another_format() {
         "{error}"
     );
 
-    // A later format.
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let db = sled::open(dir.path()).unwrap();
-        db.open_tree("meta")
-            .unwrap()
-            .insert(b"format", &(STORE_FORMAT + 1).to_be_bytes())
-            .unwrap();
-        db.flush().unwrap();
+    // Format 2 (batch bodies as sled values) and a later format.
+    assert_eq!(STORE_FORMAT, 3);
+    for format in [2, STORE_FORMAT + 1] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path().join("db")).unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .insert(b"format", &format.to_be_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let error = open_sled(dir.path()).unwrap_err();
+        assert!(
+            matches!(error, StoreError::Format { found: Some(f), expected: 3 } if f == format),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("move the folder aside"),
+            "{error}"
+        );
     }
-    let error = SledReportStore::open(dir.path()).unwrap_err();
-    assert!(
-        matches!(error, StoreError::Format { found: Some(f), .. } if f == STORE_FORMAT + 1),
-        "{error}"
-    );
 
     // A fresh folder is stamped and opens again.
     let dir = tempfile::tempdir().unwrap();
-    drop(SledReportStore::open(dir.path()).unwrap());
-    SledReportStore::open(dir.path()).unwrap();
+    drop(open_sled(dir.path()).unwrap());
+    open_sled(dir.path()).unwrap();
+}
+
+/// A cut of one batch (sequence `seq`, id from `seq`) and one export named after `seq`,
+/// both purged at `T0 + seq` seconds.
+fn blob_cut(seq: u64, batch: Vec<u8>, export: Vec<u8>) -> CutCommit {
+    CutCommit {
+        batches: vec![StoredBatch {
+            entry: BatchIndexEntry {
+                id: BatchId([seq as u8; 32]),
+                sequence: seq,
+                created_at: T0,
+                size: batch.len() as u64,
+                keys: 0,
+                tokens: 1,
+            },
+            bytes: batch,
+            purge_at: T0.plus_seconds(seq),
+        }],
+        exports: vec![StoredExport {
+            name: format!("{seq}-{seq}-00001.zip"),
+            bytes: export,
+            purge_at: T0.plus_seconds(seq),
+        }],
+        dequeue: Vec::new(),
+        state: CutterState {
+            next_sequence: seq + 1,
+            last_boundary: Some(T0),
+        },
+    }
+}
+
+/// Deterministic filler bytes.
+fn filler(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// Names of the files in the blobs folder, sorted.
+fn blob_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("blobs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
+}
+
+#[test]
+fn sled_keeps_bodies_as_files_and_serves_identical_bytes_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = filler(1, 300_000);
+    let export = filler(2, 50_000);
+    {
+        let store = open_sled(dir.path()).unwrap();
+        let before = store.size_on_disk().unwrap();
+        store
+            .commit_cut(&blob_cut(1, batch.clone(), export.clone()))
+            .unwrap();
+        store.flush().unwrap();
+        // Named by content hash only, and counted in the size on disk.
+        let mut expected = vec![sha256_hex(&batch), sha256_hex(&export)];
+        expected.sort();
+        assert_eq!(blob_files(dir.path()), expected);
+        assert!(store.size_on_disk().unwrap() >= before + 350_000);
+    }
+    let store = open_sled(dir.path()).unwrap();
+    assert_eq!(store.batch(&BatchId([1; 32])).unwrap(), Some(batch));
+    assert_eq!(store.export("1-1-00001.zip").unwrap(), Some(export));
+    assert_eq!(store.batch(&BatchId([9; 32])).unwrap(), None);
+    assert_eq!(store.export("9-9-00001.zip").unwrap(), None);
+}
+
+#[test]
+fn sled_open_removes_orphan_and_temporary_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = filler(3, 1000);
+    let export = filler(4, 100);
+    {
+        let store = open_sled(dir.path()).unwrap();
+        store
+            .commit_cut(&blob_cut(1, batch.clone(), export.clone()))
+            .unwrap();
+        store.flush().unwrap();
+    }
+    // What a crash leaves: a file written (even renamed) whose cut never committed, and a
+    // temporary file cut short. Files of other names are not the store's: left alone.
+    let blobs = dir.path().join("blobs");
+    let orphan = sha256_hex(b"never indexed");
+    std::fs::write(blobs.join(&orphan), b"never indexed").unwrap();
+    let temp = format!("{}.tmp", sha256_hex(b"half"));
+    std::fs::write(blobs.join(&temp), b"ha").unwrap();
+    std::fs::write(blobs.join("notes.txt"), b"operator's").unwrap();
+    assert_eq!(blob_files(dir.path()).len(), 5);
+
+    let store = open_sled(dir.path()).unwrap();
+    let mut expected = vec![
+        sha256_hex(&batch),
+        sha256_hex(&export),
+        "notes.txt".to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(blob_files(dir.path()), expected);
+    assert_eq!(store.batch(&BatchId([1; 32])).unwrap(), Some(batch));
+    assert_eq!(store.export("1-1-00001.zip").unwrap(), Some(export));
+}
+
+#[test]
+fn sled_purge_removes_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_sled(dir.path()).unwrap();
+    store
+        .commit_cut(&blob_cut(1, filler(5, 2000), filler(6, 200)))
+        .unwrap();
+    store
+        .commit_cut(&blob_cut(2, filler(7, 2000), filler(8, 200)))
+        .unwrap();
+    assert_eq!(blob_files(dir.path()).len(), 4);
+    let size = store.size_on_disk().unwrap();
+
+    let counts = store.purge(T0.plus_seconds(1), T0).unwrap();
+    assert_eq!((counts.batches, counts.exports), (1, 1));
+    let mut expected = vec![sha256_hex(&filler(7, 2000)), sha256_hex(&filler(8, 200))];
+    expected.sort();
+    assert_eq!(blob_files(dir.path()), expected);
+    assert!(store.size_on_disk().unwrap() < size);
+
+    store.purge(T0.plus_seconds(2), T0).unwrap();
+    assert!(blob_files(dir.path()).is_empty());
+    assert_eq!(store.batch(&BatchId([2; 32])).unwrap(), None);
+    drop(store);
+    // Nothing is missing at the next open either.
+    let store = open_sled(dir.path()).unwrap();
+    assert_eq!(store.batch_index(0, 10).unwrap(), vec![]);
+    assert!(store.export_names().unwrap().is_empty());
+}
+
+#[test]
+fn sled_a_purge_keeps_a_file_another_entry_still_names() {
+    // Two exports with identical bytes share one file; purging one keeps it for the other.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_sled(dir.path()).unwrap();
+    let shared = filler(9, 500);
+    store
+        .commit_cut(&blob_cut(1, filler(10, 100), shared.clone()))
+        .unwrap();
+    store
+        .commit_cut(&blob_cut(2, filler(11, 100), shared.clone()))
+        .unwrap();
+    store.purge(T0.plus_seconds(1), T0).unwrap();
+    assert_eq!(store.export("2-2-00001.zip").unwrap(), Some(shared));
+}
+
+#[test]
+fn sled_a_missing_short_or_altered_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = filler(12, 4096);
+    let export = filler(13, 512);
+    {
+        let store = open_sled(dir.path()).unwrap();
+        store
+            .commit_cut(&blob_cut(1, batch.clone(), export.clone()))
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let blobs = dir.path().join("blobs");
+    let batch_file = blobs.join(sha256_hex(&batch));
+    // Truncated (a disk that lost the tail).
+    std::fs::write(&batch_file, &batch[..1000]).unwrap();
+    // Missing (restored without the blobs folder).
+    std::fs::remove_file(blobs.join(sha256_hex(&export))).unwrap();
+
+    // The store still opens (the rest stays readable) and says what is wrong on read.
+    let store = open_sled(dir.path()).unwrap();
+    let problem = |r: Result<Option<Vec<u8>>, StoreError>| match r {
+        Err(StoreError::Blob { problem, file, .. }) => {
+            assert_eq!(file.len(), 64, "the file is named by its hash");
+            problem
+        }
+        other => panic!("expected a blob error, got {other:?}"),
+    };
+    let e = store.batch(&BatchId([1; 32]));
+    assert!(e.as_ref().unwrap_err().to_string().contains("blobs folder"));
+    assert!(problem(e).contains("shorter"));
+    assert_eq!(problem(store.export("1-1-00001.zip")), "missing");
+
+    // Longer, and the right length with other bytes.
+    let mut longer = batch.clone();
+    longer.push(0);
+    std::fs::write(&batch_file, &longer).unwrap();
+    assert!(problem(store.batch(&BatchId([1; 32]))).contains("longer"));
+    let mut altered = batch.clone();
+    altered[17] ^= 1;
+    std::fs::write(&batch_file, &altered).unwrap();
+    assert!(problem(store.batch(&BatchId([1; 32]))).contains("altered"));
+
+    // Put back, it reads again; the index is unaffected throughout.
+    std::fs::write(&batch_file, &batch).unwrap();
+    assert_eq!(store.batch(&BatchId([1; 32])).unwrap(), Some(batch));
+    assert_eq!(store.batch_index(0, 10).unwrap().len(), 1);
+    // A purge of an entry whose file is gone is fine.
+    assert_eq!(store.purge(T0.plus_seconds(1), T0).unwrap().exports, 1);
 }

@@ -3,7 +3,10 @@
 //! every upload the node acknowledged (200) before the kill must still be there: read from
 //! the dead node's store (its certificate's single-use mark and the upload it points at),
 //! then, after a restart that must open cleanly, replaying it answers 200 with the very
-//! revision token of the first answer (retries are idempotent).
+//! revision token of the first answer (retries are idempotent). Batches are cut every
+//! second meanwhile, so kills also land in the middle of cuts: every batch and export the
+//! killed node's index lists must read back whole, and its blobs folder must hold exactly
+//! their files once the store has opened (crash leftovers removed).
 //!
 //! `CRASH_ROUNDS` (default 20), `CRASH_WRITERS` (default 8), `EPHEMERA_NODE_BIN` (default
 //! the binary Cargo built with this test).
@@ -36,6 +39,7 @@ fn start(bin: &str, dir: &Path) -> (Running, Option<(String, String)>) {
         .args(["serve", "--data-dir"])
         .arg(dir.join("data"))
         .args(["--listen", "127.0.0.1:0", "--set", "log_filter=warn"])
+        .args(["--set", "batch_period_seconds=1"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -115,10 +119,22 @@ struct Acked {
 }
 
 /// Reads the killed node's store: every acknowledged upload's certificate is marked used
-/// by an upload record that carries that certificate.
-fn assert_stored(dir: &Path, acked: &[Acked], round: usize) {
-    let store = SledReportStore::open(&dir.join("data").join(ephemera_node::node::DB_DIR))
-        .expect("the killed node's store opens");
+/// by an upload record that carries that certificate; every indexed batch and export reads
+/// back whole, and the blobs folder holds their files and nothing else once the store has
+/// opened. Returns the number of batches and of files the open removed (crash leftovers).
+fn assert_stored(dir: &Path, acked: &[Acked], round: usize) -> (usize, usize) {
+    let data = dir.join("data");
+    let blob_files = || {
+        std::fs::read_dir(data.join(ephemera_node::node::BLOB_DIR))
+            .unwrap()
+            .count()
+    };
+    let files_before = blob_files();
+    let store = SledReportStore::open(
+        &data.join(ephemera_node::node::DB_DIR),
+        &data.join(ephemera_node::node::BLOB_DIR),
+    )
+    .expect("the killed node's store opens");
     for (i, a) in acked.iter().enumerate() {
         let mark = store.certificate_use(&a.certificate).unwrap();
         let upload = mark.and_then(|m| store.upload(&m.upload).unwrap());
@@ -128,6 +144,35 @@ fn assert_stored(dir: &Path, acked: &[Acked], round: usize) {
             acked.len()
         );
     }
+    let batches = store.batch_index(0, usize::MAX).unwrap();
+    for entry in &batches {
+        let bytes = store
+            .batch(&entry.id)
+            .unwrap_or_else(|e| panic!("round {round}: batch {} unreadable: {e}", entry.sequence));
+        assert_eq!(
+            bytes.map(|b| b.len() as u64),
+            Some(entry.size),
+            "round {round}: batch {} is not whole",
+            entry.sequence
+        );
+    }
+    let exports = store.export_names().unwrap();
+    for name in &exports {
+        let bytes = store
+            .export(name)
+            .unwrap_or_else(|e| panic!("round {round}: export {name} unreadable: {e}"));
+        assert!(
+            bytes.is_some_and(|b| !b.is_empty()),
+            "round {round}: {name}"
+        );
+    }
+    let files = blob_files();
+    assert_eq!(
+        files,
+        batches.len() + exports.len(),
+        "round {round}: the blobs folder holds exactly the indexed files after open"
+    );
+    (batches.len(), files_before - files)
 }
 
 /// Replays an acknowledged upload: the first answer again.
@@ -213,6 +258,7 @@ async fn sigkill_loses_no_acknowledged_upload() {
     let (mut node, credentials) = start(&bin, dir.path());
     let (name, password) = credentials.expect("first start prints the case worker");
     let mut all_acked: Vec<Acked> = Vec::new();
+    let mut crash_leftovers = 0;
     let started = Instant::now();
     for round in 0..rounds {
         let session = login(node.addr, &name, &password).await;
@@ -246,7 +292,8 @@ async fn sigkill_loses_no_acknowledged_upload() {
         }
         let acked = std::mem::take(&mut *acked.lock().unwrap());
         all_acked.extend(acked);
-        assert_stored(dir.path(), &all_acked[fresh..], round);
+        let (batches, leftovers) = assert_stored(dir.path(), &all_acked[fresh..], round);
+        crash_leftovers += leftovers;
         let (restarted, again) = start(&bin, dir.path());
         assert!(
             again.is_none(),
@@ -260,7 +307,8 @@ async fn sigkill_loses_no_acknowledged_upload() {
         }
         println!(
             "round {:>2}: killed after {} acknowledged uploads; all {} found in the store and \
-             replay with their first answer",
+             replay with their first answer; {batches} batches, all whole; {leftovers} \
+             unindexed files removed at open",
             round + 1,
             all_acked.len() - fresh,
             all_acked.len() - fresh
@@ -273,7 +321,8 @@ async fn sigkill_loses_no_acknowledged_upload() {
     node.child.kill().unwrap();
     node.child.wait().unwrap();
     println!(
-        "crash safety: {rounds} SIGKILLs, {} acknowledged uploads, 0 lost ({:.1} s)",
+        "crash safety: {rounds} SIGKILLs, {} acknowledged uploads, 0 lost; {crash_leftovers} \
+         batch/export files of interrupted cuts removed at open ({:.1} s)",
         all_acked.len(),
         started.elapsed().as_secs_f64()
     );

@@ -143,12 +143,25 @@ struct Inner {
     batch_cache: BatchCache,
     /// Serialises cuts and revisions, which both move queue groups.
     publication: AsyncMutex<()>,
+    /// What a cut in progress has written but not yet flushed: never listed, so no phone or
+    /// key server sees a batch that a crash could take back (and whose sequence number the
+    /// next cut would then reuse).
+    unflushed: Mutex<Unflushed>,
     /// A certificate verified on decoy uploads, so they cost what real ones do.
     decoy_certificate: SignedCertificate,
     /// Length of a certificate's wire form, for decoy verify answers.
     certificate_len: usize,
     /// Derives and checks revision tokens (none is stored).
     revision_tokens: RevisionTokens,
+}
+
+/// Batches and exports of a cut that are in the store but not yet durable.
+#[derive(Debug, Default)]
+struct Unflushed {
+    /// Sequence of the cut's first batch: it and later ones are not listed.
+    from_sequence: Option<u64>,
+    /// File names of the cut's exports.
+    exports: Vec<String>,
 }
 
 /// A running node's shared state; clone freely.
@@ -266,6 +279,7 @@ impl Node {
                 login_budget: Mutex::new(login_budget),
                 batch_cache: BatchCache::new(DEFAULT_BATCH_CACHE_BYTES),
                 publication: AsyncMutex::new(()),
+                unflushed: Mutex::new(Unflushed::default()),
                 decoy_certificate,
                 certificate_len,
                 revision_tokens,
@@ -973,11 +987,22 @@ impl Node {
             dequeue: cut.dequeue,
             state: cut.state,
         };
+        // Hidden until flushed. When the commit or the flush fails they stay hidden (with
+        // any earlier ones still hidden) until a later cut's flush makes them durable too.
+        {
+            let mut unflushed = self.inner.unflushed.lock().expect("not poisoned");
+            let first = commit.batches.first().map(|b| b.entry.sequence);
+            unflushed.from_sequence = unflushed.from_sequence.or(first);
+            unflushed
+                .exports
+                .extend(commit.exports.iter().map(|e| e.name.clone()));
+        }
         store.commit_cut(&commit)?;
         let flush_store = store.clone();
         tokio::task::spawn_blocking(move || flush_store.flush())
             .await
             .map_err(|_| NodeError::Task)??;
+        *self.inner.unflushed.lock().expect("not poisoned") = Unflushed::default();
         let mut entries = Vec::with_capacity(commit.batches.len());
         for batch in commit.batches {
             self.inner
@@ -1041,6 +1066,10 @@ impl Node {
     /// [`ApiError::Store`].
     pub fn export_index(&self) -> Result<String, ApiError> {
         let mut names = self.inner.store.export_names()?;
+        {
+            let unflushed = self.inner.unflushed.lock().expect("not poisoned");
+            names.retain(|n| !unflushed.exports.contains(n));
+        }
         // `<start>-<end>-<num>.zip`: order by the numbers, not as text.
         names.sort_by_key(|n| {
             n.split(['-', '.'])
@@ -1051,12 +1080,22 @@ impl Node {
         Ok(names.iter().map(|n| format!("v1/exports/{n}\n")).collect())
     }
 
-    /// A page of the batch index after `after`.
+    /// A page of the batch index after `after`: batches whose cut is durable (a cut's
+    /// batches are listed only once its flush returned).
     ///
     /// # Errors
     /// [`ApiError::Store`].
     pub fn batch_index(&self, after: u64) -> Result<BatchIndex, ApiError> {
-        let batches = self.inner.store.batch_index(after, INDEX_PAGE)?;
+        let mut batches = self.inner.store.batch_index(after, INDEX_PAGE)?;
+        if let Some(hidden) = self
+            .inner
+            .unflushed
+            .lock()
+            .expect("not poisoned")
+            .from_sequence
+        {
+            batches.retain(|b| b.sequence < hidden);
+        }
         let next_cursor = batches.last().map_or(after, |b| b.sequence);
         Ok(BatchIndex {
             batches,
@@ -1430,5 +1469,59 @@ impl FederationStore for NodeFederationStore {
         self.node()
             .and_then(|n| n.inner.store.day_digest(day).ok())
             .unwrap_or_else(|| DayDigest::empty(day))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::MemoryReportStore;
+
+    /// A cut whose flush fails is not listed (a crash could still take it back, and the
+    /// next cut would reuse its sequence numbers); the next cut that flushes lists both.
+    #[tokio::test]
+    async fn batches_are_listed_only_once_their_cut_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (keys, _) = NodeKeys::load_or_create(dir.path(), &mut rand::rng()).unwrap();
+        let config = NodeConfig {
+            data_dir: dir.path().to_owned(),
+            ..NodeConfig::default()
+        };
+        let period = config.batch_period_seconds;
+        let clock = ManualClock::new(UnixTime(1_700_000_000 / period * period + 1));
+        let store = Arc::new(MemoryReportStore::new());
+        let node = Node::with_store(config, Arc::new(clock.clone()), store.clone(), keys);
+        let next_boundary = || clock.advance(period);
+
+        next_boundary();
+        let first = node.cut_due().await.unwrap();
+        assert_eq!(
+            first.len(),
+            1,
+            "an empty boundary still gets a padded batch"
+        );
+        assert_eq!(node.batch_index(0).unwrap().batches, first);
+
+        store.failing_flush.store(true, Ordering::SeqCst);
+        next_boundary();
+        assert!(node.cut_due().await.is_err());
+        // In the store, not durable: not listed.
+        assert_eq!(store.batch_index(0, usize::MAX).unwrap().len(), 2);
+        assert_eq!(node.batch_index(0).unwrap().batches, first);
+        assert_eq!(node.batch_index(0).unwrap().next_cursor, first[0].sequence);
+
+        store.failing_flush.store(false, Ordering::SeqCst);
+        next_boundary();
+        let third = node.cut_due().await.unwrap();
+        let listed = node.batch_index(0).unwrap().batches;
+        assert_eq!(listed.len(), 3);
+        assert_eq!(listed.last(), third.last());
+        assert_eq!(
+            listed.iter().map(|b| b.sequence).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
     }
 }

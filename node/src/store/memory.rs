@@ -32,6 +32,9 @@ struct Inner {
 #[derive(Default)]
 pub struct MemoryReportStore {
     inner: Mutex<Inner>,
+    /// Unit tests: `flush` fails while set, as on a full disk.
+    #[cfg(test)]
+    pub(crate) failing_flush: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for MemoryReportStore {
@@ -320,6 +323,10 @@ impl ReportStore for MemoryReportStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        #[cfg(test)]
+        if self.failing_flush.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Engine("flush failed (test)".into()));
+        }
         Ok(())
     }
 

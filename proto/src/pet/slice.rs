@@ -27,7 +27,7 @@
 //! bytes 5..16 data (11 bytes)
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use crate::error::PetError;
 use crate::hkdf::hkdf_sha256;
@@ -266,7 +266,11 @@ struct Group {
 /// differ, the latest wins; when all four indices are present, a bad one is outvoted.
 #[derive(Clone, Debug)]
 pub struct SliceAssembler {
-    groups: BTreeMap<[u8; SLICE_TAG_LEN], Group>,
+    /// By tag. A hash map: lookups and the eviction scan touch contiguous memory (a tree
+    /// chased pointers for both), and std's keyed hashing keeps radio-chosen tags from
+    /// colliding on purpose. Iteration order never shows: eviction picks the unique least
+    /// `touched`.
+    groups: HashMap<[u8; SLICE_TAG_LEN], Group>,
     capacity: usize,
     max_age_seconds: u64,
     events: u64,
@@ -282,7 +286,7 @@ impl SliceAssembler {
     /// `max_age_seconds`.
     pub fn new(capacity: usize, max_age_seconds: u64) -> Self {
         SliceAssembler {
-            groups: BTreeMap::new(),
+            groups: HashMap::new(),
             capacity: capacity.max(1),
             max_age_seconds,
             events: 0,

@@ -16,6 +16,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ephemera_proto::auth::{CertificateId, CodeHash};
 use ephemera_proto::batch::{BatchId, BatchIndexEntry};
@@ -71,6 +72,10 @@ pub struct SledReportStore {
     /// Serializes upload commits with the purge of upload records and certificate marks,
     /// so a purge never interleaves with a commit's check-then-write.
     uploads_lock: std::sync::Mutex<()>,
+    /// Records in `uploads`: counted once at open, then moved by commits and purges (both
+    /// under `uploads_lock`), because sled's `Tree::len` reads the whole tree and the count
+    /// is asked for by every purge and metrics scrape.
+    upload_count: AtomicU64,
     /// Held by a cut from its first file write until its index entries are in, and by a
     /// purge while it deletes files, so a purge never deletes a file a cut is about to (or
     /// just did) refer to.
@@ -138,6 +143,7 @@ impl SledReportStore {
             day_digests: tree("day-digests")?,
             blobs: BlobDir::open(blobs_path).map_err(|e| blob_io("open", e))?,
             uploads_lock: std::sync::Mutex::new(()),
+            upload_count: AtomicU64::new(0),
             blobs_lock: std::sync::Mutex::new(()),
             db,
         }
@@ -147,6 +153,8 @@ impl SledReportStore {
     /// Removes orphaned and temporary files; warns (counts only) about index entries whose
     /// file is missing or has the wrong length: reading those answers [`StoreError::Blob`].
     fn cleaned_up(self) -> Result<Self, StoreError> {
+        self.upload_count
+            .store(self.uploads.len() as u64, Ordering::Relaxed);
         let refs = self.blob_refs()?;
         let live: HashSet<[u8; 32]> = refs.iter().map(|r| r.hash).collect();
         let swept = self
@@ -215,6 +223,12 @@ impl SledReportStore {
             }),
             Err(BlobReadError::Io(e)) => Err(blob_io("read", e)),
         }
+    }
+
+    /// The upload records counted by reading them all (what the counter stands in for).
+    #[cfg(test)]
+    pub(crate) fn uploads_by_scan(&self) -> u64 {
+        self.uploads.len() as u64
     }
 
     fn lock_uploads(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -389,6 +403,7 @@ impl ReportStore for SledReportStore {
             .transaction(
                 |(certificates, uploads, queue, expiry, sync_index, digests)| {
                     let mut outcomes = Vec::with_capacity(prepared.len());
+                    let mut added = 0u64;
                     for (commit, p) in commits.iter().zip(&prepared) {
                         let certificate = commit.certificate.0;
                         let upload_id = commit.upload.0;
@@ -415,11 +430,15 @@ impl ReportStore for SledReportStore {
                         let fresh = uploads.insert(&upload_id.0, p.record.as_slice())?.is_none();
                         expiry.insert(p.expiry.as_slice(), &[])?;
                         if fresh {
+                            added += 1;
                             sync_index.insert(p.sync_key.as_slice(), &[])?;
                             add_to_digest(digests, p.day, &upload_id)?;
                         }
-                        if let Some((id, bytes)) = &p.original {
-                            uploads.insert(id, bytes.as_slice())?;
+                        if let Some((id, bytes)) = &p.original
+                            && uploads.insert(id, bytes.as_slice())?.is_none()
+                        {
+                            // A purge removed the original after the node read it: it is back.
+                            added += 1;
                         }
                         for key in &commit.dequeue {
                             queue.remove(key.to_bytes().as_slice())?;
@@ -429,10 +448,13 @@ impl ReportStore for SledReportStore {
                         }
                         outcomes.push(CommitOutcome::Committed);
                     }
-                    Ok::<_, ConflictableTransactionError<()>>(outcomes)
+                    Ok::<_, ConflictableTransactionError<()>>((outcomes, added))
                 },
             );
-        result.map_err(tx_error)
+        let (outcomes, added) = result.map_err(tx_error)?;
+        // Still under `uploads_lock`: no purge moves the count in between.
+        self.upload_count.fetch_add(added, Ordering::Relaxed);
+        Ok(outcomes)
     }
 
     fn sync_ids(
@@ -493,7 +515,7 @@ impl ReportStore for SledReportStore {
     }
 
     fn upload_count(&self) -> Result<u64, StoreError> {
-        Ok(self.uploads.len() as u64)
+        Ok(self.upload_count.load(Ordering::Relaxed))
     }
 
     fn queued_until(&self, until: UnixTime) -> Result<Vec<(QueueKey, QueuedGroup)>, StoreError> {
@@ -664,6 +686,7 @@ impl ReportStore for SledReportStore {
                             .ok_or(StoreError::Corrupt { tree: "expiry" })?;
                     let _guard = self.lock_uploads();
                     if let Some(bytes) = self.uploads.remove(id.0).map_err(engine)? {
+                        self.upload_count.fetch_sub(1, Ordering::Relaxed);
                         counts.uploads += 1;
                         let record: StoredUpload = decode(&bytes, "uploads")?;
                         self.forget_synced(sync_day(&record.upload), &id)?;

@@ -311,6 +311,39 @@ fn sled_data_survives_reopening() {
 }
 
 #[test]
+fn sled_keeps_its_upload_count_through_commits_purges_and_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open_sled(dir.path()).unwrap();
+        let outcomes = store
+            .commit_uploads(&[
+                commit(1, 1, None),
+                commit(2, 2, None),
+                commit(2, 3, None),
+                commit(4, 4, Some(1)),
+            ])
+            .unwrap();
+        assert_eq!(outcomes[2], CommitOutcome::CertificateUsed);
+        assert_eq!(store.upload_count().unwrap(), 3);
+        // The same upload under another certificate rewrites its record: still three.
+        assert_eq!(
+            store.commit_upload(&commit(5, 2, None)).unwrap(),
+            CommitOutcome::Committed
+        );
+        assert_eq!(store.upload_count().unwrap(), 3);
+        assert_eq!(store.uploads_by_scan(), 3);
+        store.flush().unwrap();
+    }
+    let store = open_sled(dir.path()).unwrap();
+    assert_eq!(store.upload_count().unwrap(), 3, "counted again at open");
+    store.commit_upload(&commit(6, 6, None)).unwrap();
+    assert_eq!(store.upload_count().unwrap(), 4);
+    assert_eq!(store.purge(T0.plus_seconds(500), T0).unwrap().uploads, 4);
+    assert_eq!(store.upload_count().unwrap(), 0);
+    assert_eq!(store.uploads_by_scan(), 0);
+}
+
+#[test]
 fn sled_refuses_a_folder_of_another_format() {
     // Written before formats were numbered: data, no format key.
     let dir = tempfile::tempdir().unwrap();

@@ -128,10 +128,13 @@ impl SledReportStore {
             .map_err(engine)?;
         check_format(&db)?;
         let tree = |name: &str| db.open_tree(name).map_err(engine);
+        let uploads = tree("uploads")?;
+        // Read once here; commits and purges keep it up to date from then on.
+        let upload_count = AtomicU64::new(uploads.len() as u64);
         SledReportStore {
             codes: tree("codes")?,
             certificates: tree("certificates")?,
-            uploads: tree("uploads")?,
+            uploads,
             queue: tree("queue")?,
             batches: tree("batches")?,
             batch_index: tree("batch-index")?,
@@ -143,7 +146,7 @@ impl SledReportStore {
             day_digests: tree("day-digests")?,
             blobs: BlobDir::open(blobs_path).map_err(|e| blob_io("open", e))?,
             uploads_lock: std::sync::Mutex::new(()),
-            upload_count: AtomicU64::new(0),
+            upload_count,
             blobs_lock: std::sync::Mutex::new(()),
             db,
         }
@@ -153,8 +156,6 @@ impl SledReportStore {
     /// Removes orphaned and temporary files; warns (counts only) about index entries whose
     /// file is missing or has the wrong length: reading those answers [`StoreError::Blob`].
     fn cleaned_up(self) -> Result<Self, StoreError> {
-        self.upload_count
-            .store(self.uploads.len() as u64, Ordering::Relaxed);
         let refs = self.blob_refs()?;
         let live: HashSet<[u8; 32]> = refs.iter().map(|r| r.hash).collect();
         let swept = self

@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use ephemera_node_core::Policy;
 use ephemera_proto::SchemeKind;
 use ephemera_proto::signing::Ed25519PublicKey;
 use serde::{Deserialize, Serialize};
@@ -374,26 +375,28 @@ pub struct NodeConfig {
 
 impl Default for NodeConfig {
     fn default() -> Self {
+        // The policy keys' defaults are the core's, declared once in `Policy::default`.
+        let policy = Policy::default();
         NodeConfig {
             data_dir: PathBuf::from("./ephemera-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            batch_period_seconds: 3600,
-            batch_min_entries: 1000,
-            batch_max_entries: 100_000,
-            retention_days: 14,
+            batch_period_seconds: policy.batch_period_seconds,
+            batch_min_entries: policy.batch_min_entries,
+            batch_max_entries: policy.batch_max_entries,
+            retention_days: policy.retention_days,
             purge_period_seconds: 300,
-            code_lifetime_seconds: 3600,
-            certificate_lifetime_seconds: 900,
+            code_lifetime_seconds: policy.code_lifetime_seconds,
+            certificate_lifetime_seconds: policy.certificate_lifetime_seconds,
             session_lifetime_seconds: 8 * 3600,
             verify_failures_per_minute: 600,
             login_failures_per_user: 5,
-            max_upload_bytes: 2 << 20,
-            max_codes_per_request: 1000,
-            trusted_authorities: Vec::new(),
-            accept_schemes: vec![SchemeKind::Pet, SchemeKind::Gaen],
-            export_region: "ZZ".to_owned(),
-            export_key_id: "ephemera".to_owned(),
-            export_key_version: "v1".to_owned(),
+            max_upload_bytes: policy.max_upload_bytes,
+            max_codes_per_request: policy.max_codes_per_request,
+            trusted_authorities: policy.trusted_authorities,
+            accept_schemes: policy.accept_schemes,
+            export_region: policy.export_region,
+            export_key_id: policy.export_key_id,
+            export_key_version: policy.export_key_version,
             log_format: LogFormat::Text,
             log_filter: "info".to_owned(),
             federation: true,
@@ -404,6 +407,27 @@ impl Default for NodeConfig {
             federation_publish_delay_ms: 2000,
             federation_sync_interval_seconds: 60,
             metrics_token: None,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// The policy these settings give the node's core.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            retention_days: self.retention_days,
+            code_lifetime_seconds: self.code_lifetime_seconds,
+            certificate_lifetime_seconds: self.certificate_lifetime_seconds,
+            max_codes_per_request: self.max_codes_per_request,
+            max_upload_bytes: self.max_upload_bytes,
+            accept_schemes: self.accept_schemes.clone(),
+            trusted_authorities: self.trusted_authorities.clone(),
+            batch_period_seconds: self.batch_period_seconds,
+            batch_min_entries: self.batch_min_entries,
+            batch_max_entries: self.batch_max_entries,
+            export_region: self.export_region.clone(),
+            export_key_id: self.export_key_id.clone(),
+            export_key_version: self.export_key_version.clone(),
         }
     }
 }

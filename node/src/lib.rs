@@ -6,7 +6,7 @@
 //! - **Uploads.** `POST /v1/uploads` takes a padded postcard `UploadRequest`, verifies it
 //!   with `ephemera_proto`, enforces single use of the certificate id, stores it durably
 //!   (flushed before the answer) and returns a revision token. Decoys get the same answer.
-//! - **Publication.** A pure [`batch::BatchCutter`], driven by a background task, cuts
+//! - **Publication.** The core's [`core::publication`], driven by a background task, cuts
 //!   signed, decoy-padded, content-addressed batches at fixed boundaries, served immutable
 //!   at `GET /v1/batches/{id}`.
 //! - **Retention.** Everything about reports is purged continuously after
@@ -36,7 +36,6 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
-pub mod batch;
 pub mod batch_cache;
 pub mod caseworker;
 pub mod cli;
@@ -44,11 +43,11 @@ pub mod clock;
 pub mod config;
 pub mod federation;
 mod group_commit;
-pub mod keys;
 pub mod metrics;
 pub mod node;
-pub mod revision_token;
 pub mod server;
-pub mod store;
+
+/// The policy core this node drives, and its store and keys (re-exported).
+pub use ephemera_node_core::{self as core, keys, store};
 
 pub use node::{Node, NodeError, Opened};

@@ -4,34 +4,30 @@
 //! also drive [`Node::cut_due`] and [`Node::purge`] themselves with a
 //! [`ManualClock`](crate::clock::ManualClock) instead of waiting for the background tasks.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
+use ephemera_node_core::NodeCore;
+use ephemera_node_core::authority::CodeGrant;
+use ephemera_node_core::federation_intake::{RelayAdmission, RelayOutcome};
+use ephemera_node_core::intake::{Admission, Settled, UploadKind};
+use ephemera_node_core::keys::{KeyError, NodeKeys};
+use ephemera_node_core::publication::{PublicationError, sort_export_names};
+use ephemera_node_core::store::{PurgeCounts, ReportStore, SledReportStore, StoreError};
 use ephemera_proto::api::{UploadResponse, VerifyRequest, VerifyResponse};
-use ephemera_proto::auth::{
-    CertificateRequest, ExpiryPolicy, SignedCertificate, TrustedAuthorities, UploadCode,
-};
 use ephemera_proto::batch::{BatchId, BatchIndex, BatchIndexEntry};
-use ephemera_proto::gaen::{ExportFile, ExportSigner, SignatureInfo, encode_export_zip};
-use ephemera_proto::report::{ReportContents, ReportLimits, ReportType};
-use ephemera_proto::time::SECONDS_PER_DAY;
-use ephemera_proto::upload::{
-    self, SignedUpload, UploadBody, UploadId, UploadRequest, VerifiedUpload,
-};
-use ephemera_proto::{SchemeKind, UnixTime, wire};
-use ring::rand::SystemRandom;
+use ephemera_proto::upload::{SignedUpload, UploadBody, UploadId, VerifiedUpload};
+use ephemera_proto::{SchemeKind, UnixTime};
 use thiserror::Error;
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::api::error::ApiError;
 use crate::api::types::{
-    AuthorityInfo, IssueCodesRequest, IssueCodesResponse, IssuedCode, LoginResponse, TestType,
+    AuthorityInfo, IssueCodesRequest, IssueCodesResponse, IssuedCode, LoginResponse,
 };
-use crate::batch::{BatchCutter, CutBatch};
 use crate::batch_cache::{BatchCache, CachedBatch, DEFAULT_BATCH_CACHE_BYTES};
 use crate::caseworker::{
     self, AttemptBudget, FIRST_CASE_WORKER, PBKDF2_ITERATIONS, Password, Sessions,
@@ -43,14 +39,7 @@ use crate::federation::{
     NodeIdentity, StoreOutcome,
 };
 use crate::group_commit::Committer;
-use crate::keys::{KeyError, NodeKeys};
 use crate::metrics::Metrics;
-use crate::revision_token::RevisionTokens;
-use crate::store::{
-    CertificateState, CodeRecord, CommitOutcome, CutCommit, PurgeCounts, QueueKey, QueuedEntry,
-    QueuedGroup, ReportStore, SledReportStore, StoreError, StoredBatch, StoredExport, StoredUpload,
-    UploadCommit,
-};
 
 /// Folder of the sled database inside the data folder.
 pub const DB_DIR: &str = "db";
@@ -59,8 +48,6 @@ pub const DB_DIR: &str = "db";
 pub const BLOB_DIR: &str = "blobs";
 /// Most index entries per `GET /v1/batches` page.
 pub const INDEX_PAGE: usize = 1000;
-/// Clock skew allowed by certificate checks; single-use marks outlive it.
-const SKEW_SECONDS: u64 = 300;
 /// Window of the global failed-sign-in budget, and of the per-name one.
 const LOGIN_WINDOW_SECONDS: u64 = 15 * 60;
 
@@ -88,9 +75,9 @@ pub enum NodeError {
     /// Federation could not start.
     #[error(transparent)]
     Federation(#[from] FederationError),
-    /// A GAEN export file could not be signed or written.
-    #[error("GAEN export: {0}")]
-    Export(ephemera_proto::gaen::ExportError),
+    /// A cut could not be planned (storage, or a GAEN export file that could not be signed).
+    #[error(transparent)]
+    Publication(#[from] PublicationError),
 }
 
 /// Coalesces concurrent flushes: a caller returns once a flush that began after its write
@@ -131,10 +118,8 @@ struct Inner {
     config: NodeConfig,
     clock: Arc<dyn Clock>,
     store: Arc<dyn ReportStore>,
-    keys: NodeKeys,
-    trusted: TrustedAuthorities,
-    limits: ReportLimits,
-    cutter: BatchCutter,
+    /// Every rule the node applies: authority, intake, publication, retention.
+    core: NodeCore,
     metrics: Metrics,
     flusher: Flusher,
     sessions: Mutex<Sessions>,
@@ -147,12 +132,6 @@ struct Inner {
     /// key server sees a batch that a crash could take back (and whose sequence number the
     /// next cut would then reuse).
     unflushed: Mutex<Unflushed>,
-    /// A certificate verified on decoy uploads, so they cost what real ones do.
-    decoy_certificate: SignedCertificate,
-    /// Length of a certificate's wire form, for decoy verify answers.
-    certificate_len: usize,
-    /// Derives and checks revision tokens (none is stored).
-    revision_tokens: RevisionTokens,
 }
 
 /// Batches and exports of a cut that are in the store but not yet durable.
@@ -189,6 +168,7 @@ pub struct Opened {
     pub keys_created: bool,
 }
 
+/// OS randomness (the answer of a decoy upload).
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
     rand_core::Rng::fill_bytes(&mut rand::rng(), &mut out);
@@ -227,27 +207,6 @@ impl Node {
         store: Arc<dyn ReportStore>,
         keys: NodeKeys,
     ) -> Node {
-        let mut trusted = TrustedAuthorities::new().with(keys.authority.public_key());
-        for key in &config.trusted_authorities {
-            trusted.insert(*key);
-        }
-        let limits = ReportLimits {
-            retention_days: config.retention_days,
-            ..ReportLimits::default()
-        };
-        let mut rng = rand::rng();
-        let decoy_certificate = keys.authority.issue(
-            &CertificateRequest {
-                report_hmac: ephemera_proto::auth::ReportHmac([0; 32]),
-                test_type: ReportType::ConfirmedTest,
-                symptom_onset: None,
-            },
-            UnixTime(0),
-            u64::MAX / 2,
-            &mut rng,
-        );
-        let certificate_len = wire::encode(&decoy_certificate).len();
-        let revision_tokens = RevisionTokens::new(&keys.pepper);
         let verify_budget = AttemptBudget::new(config.verify_failures_per_minute, 60);
         let login_budget = (
             AttemptBudget::new(config.login_failures_per_user, LOGIN_WINDOW_SECONDS),
@@ -260,7 +219,7 @@ impl Node {
             inner: Arc::new(Inner {
                 committer: Committer::start(&store),
                 federation: Mutex::new(None),
-                cutter: BatchCutter::from_config(&config),
+                core: NodeCore::new(config.policy(), keys, &mut rand::rng()),
                 flusher: Flusher {
                     store: store.clone(),
                     written: AtomicU64::new(0),
@@ -270,9 +229,6 @@ impl Node {
                 config,
                 clock,
                 store,
-                keys,
-                trusted,
-                limits,
                 metrics: Metrics::new(),
                 sessions: Mutex::new(Sessions::default()),
                 verify_budget: Mutex::new(verify_budget),
@@ -280,9 +236,6 @@ impl Node {
                 batch_cache: BatchCache::new(DEFAULT_BATCH_CACHE_BYTES),
                 publication: AsyncMutex::new(()),
                 unflushed: Mutex::new(Unflushed::default()),
-                decoy_certificate,
-                certificate_len,
-                revision_tokens,
             }),
         }
     }
@@ -294,7 +247,12 @@ impl Node {
 
     /// The keys.
     pub fn keys(&self) -> &NodeKeys {
-        &self.inner.keys
+        self.inner.core.keys()
+    }
+
+    /// The policy core every request goes through.
+    pub fn core(&self) -> &NodeCore {
+        &self.inner.core
     }
 
     /// The metrics.
@@ -428,51 +386,25 @@ impl Node {
         &self,
         request: &IssueCodesRequest,
     ) -> Result<IssueCodesResponse, ApiError> {
-        let count = request.count.unwrap_or(1);
-        if count == 0 || count > self.inner.config.max_codes_per_request {
-            return Err(ApiError::InvalidParameter {
-                name: "count",
-                reason: "must be between 1 and max_codes_per_request",
-            });
-        }
-        let now = self.now();
         let symptom_onset = match request.symptom_onset.as_deref().filter(|s| !s.is_empty()) {
             None => None,
-            Some(text) => {
-                let day = civil::parse_date(text).ok_or(ApiError::InvalidParameter {
-                    name: "symptom_onset",
-                    reason: "must be a date YYYY-MM-DD",
-                })?;
-                if day > now.day() || day < now.day().minus(self.inner.config.retention_days + 14) {
-                    return Err(ApiError::InvalidParameter {
-                        name: "symptom_onset",
-                        reason: "must not be in the future or long past",
-                    });
-                }
-                Some(day)
-            }
+            Some(text) => Some(civil::parse_date(text).ok_or(ApiError::InvalidParameter {
+                name: "symptom_onset",
+                reason: "must be a date YYYY-MM-DD",
+            })?),
         };
-        let expires_at = now.plus_seconds(self.inner.config.code_lifetime_seconds);
-        let record = CodeRecord {
+        let grant = CodeGrant {
             test_type: request.test_type.report_type(),
             symptom_onset,
-            expires_at,
         };
-        let mut codes = Vec::with_capacity(count as usize);
-        let mut hashes = Vec::with_capacity(count as usize);
-        {
-            let mut rng = rand::rng();
-            for _ in 0..count {
-                let code = UploadCode::generate(&mut rng);
-                hashes.push((code.hash(&self.inner.keys.pepper), record.clone()));
-                codes.push(IssuedCode {
-                    code: code.reveal(),
-                    expires_at: expires_at.0,
-                    expires_at_utc: civil::format_time(expires_at),
-                });
-            }
-        }
-        self.inner.store.insert_codes(&hashes)?;
+        let count = request.count.unwrap_or(1);
+        let issued = self.inner.core.issue_codes(
+            self.inner.store.as_ref(),
+            grant,
+            count,
+            self.now(),
+            &mut rand::rng(),
+        )?;
         self.inner.flusher.flush().await?;
         self.inner.metrics.codes_issued(u64::from(count));
         tracing::info!(
@@ -483,12 +415,20 @@ impl Node {
         Ok(IssueCodesResponse {
             test_type: request.test_type,
             symptom_onset: symptom_onset.map(civil::format_date),
-            codes,
+            codes: issued
+                .codes
+                .iter()
+                .map(|code| IssuedCode {
+                    code: code.reveal(),
+                    expires_at: issued.expires_at.0,
+                    expires_at_utc: civil::format_time(issued.expires_at),
+                })
+                .collect(),
         })
     }
 
     /// Exchanges a code and report HMAC for a signed certificate (`POST /v1/verify`).
-    /// Decoys get a random answer of the same size after the same kind of work.
+    /// Decoys get a random answer of the same size after the same work.
     ///
     /// # Errors
     /// [`ApiError::MalformedCode`], [`ApiError::MalformedHmac`], [`ApiError::InvalidCode`],
@@ -508,77 +448,37 @@ impl Node {
         let now = self.now();
         if request.decoy {
             self.inner.metrics.decoy("verify");
-            // Same work as a real exchange: a lookup, a flush, a signature.
-            let _ = self
-                .inner
-                .store
-                .take_code(&ephemera_proto::auth::CodeHash(random_bytes()))?;
-            self.inner.flusher.flush().await?;
-            let mut rng = rand::rng();
-            let _ = self.sign_certificate(ReportType::ConfirmedTest, None, [0; 32], now, &mut rng);
-            return Ok(VerifyResponse::decoy(self.inner.certificate_len, &mut rng));
-        }
-        {
-            let mut budget = self
-                .inner
-                .verify_budget
-                .lock()
-                .map_err(|_| ApiError::Internal)?;
-            if !budget.allows("", now) {
-                return Err(ApiError::TooManyAttempts);
-            }
-        }
-        let failed = |e: ApiError| -> ApiError {
-            if let Ok(mut budget) = self.inner.verify_budget.lock() {
-                budget.record_failure("", now);
-            }
-            e
-        };
-        let code = UploadCode::parse(&request.code).map_err(|e| failed(e.into()))?;
-        let hmac = request
-            .parsed_hmac()
-            .ok_or_else(|| failed(ApiError::MalformedHmac))?;
-        let record = self
+        } else if !self
             .inner
-            .store
-            .take_code(&code.hash(&self.inner.keys.pepper))?
-            .filter(|r| r.expires_at > now)
-            .ok_or_else(|| failed(ApiError::InvalidCode))?;
-        // The code is gone from the store; make that durable before handing out a
-        // certificate, so a crash cannot let the same code be used twice.
-        self.inner.flusher.flush().await?;
-        let certificate = {
-            let mut rng = rand::rng();
-            self.sign_certificate(
-                record.test_type,
-                record.symptom_onset,
-                hmac.0,
-                now,
-                &mut rng,
-            )
+            .verify_budget
+            .lock()
+            .map_err(|_| ApiError::Internal)?
+            .allows("", now)
+        {
+            return Err(ApiError::TooManyAttempts);
+        }
+        let redeemed =
+            self.inner
+                .core
+                .redeem_code(self.inner.store.as_ref(), request, now, &mut rand::rng());
+        let response = match redeemed {
+            Ok(response) => response,
+            Err(e) => {
+                if e.is_failed_guess()
+                    && let Ok(mut budget) = self.inner.verify_budget.lock()
+                {
+                    budget.record_failure("", now);
+                }
+                return Err(e.into());
+            }
         };
-        tracing::info!("certificate issued");
-        Ok(VerifyResponse::new(&certificate))
-    }
-
-    fn sign_certificate(
-        &self,
-        test_type: ReportType,
-        symptom_onset: Option<ephemera_proto::DayNumber>,
-        hmac: [u8; 32],
-        now: UnixTime,
-        rng: &mut impl rand_core::CryptoRng,
-    ) -> SignedCertificate {
-        self.inner.keys.authority.issue(
-            &CertificateRequest {
-                report_hmac: ephemera_proto::auth::ReportHmac(hmac),
-                test_type,
-                symptom_onset,
-            },
-            now,
-            self.inner.config.certificate_lifetime_seconds,
-            rng,
-        )
+        // The code is gone from the store; make that durable before handing out a
+        // certificate, so a crash cannot let the same code be used twice. Decoys flush too.
+        self.inner.flusher.flush().await?;
+        if !request.decoy {
+            tracing::info!("certificate issued");
+        }
+        Ok(response)
     }
 
     // ---- uploads --------------------------------------------------------------------
@@ -597,307 +497,55 @@ impl Node {
     }
 
     async fn upload_inner(&self, body: &[u8]) -> Result<UploadResponse, ApiError> {
-        if body.len() > self.inner.config.max_upload_bytes {
-            return Err(ApiError::PayloadTooLarge {
-                max: self.inner.config.max_upload_bytes,
-            });
-        }
-        let request: UploadRequest = wire::decode(body)?;
-        let now = self.now();
-        let token = match request.body {
-            UploadBody::Decoy => {
+        let core = &self.inner.core;
+        let store = self.inner.store.as_ref();
+        let request = core.decode_upload(body)?;
+        // A revision rewrites queue groups: hold publication still until it is applied.
+        let _publication = match request.body {
+            UploadBody::Revision { .. } => Some(self.inner.publication.lock().await),
+            _ => None,
+        };
+        let admission = core.admit_upload(store, request, self.now())?;
+        let token = match admission {
+            Admission::Decoy => {
                 self.inner.metrics.decoy("upload");
-                // Cost what a real upload costs: a signature check and a durable write.
-                let _ = self.inner.decoy_certificate.verify(
-                    &self.inner.trusted,
-                    now,
-                    ExpiryPolicy::FirstUpload,
-                );
+                // A durable write's cost, as for a real upload.
                 self.inner.flusher.flush().await?;
                 random_bytes::<32>()
             }
-            UploadBody::Real(upload) => {
-                let token = self.accept(upload, None, now).await?;
-                self.inner.metrics.upload_accepted("real");
+            Admission::Replayed(token) => {
+                // The first request may still be in its group: answer only what is on disk.
+                self.inner.flusher.flush().await?;
+                tracing::debug!("retried upload answered again");
                 token
             }
-            UploadBody::Revision {
-                upload,
-                revision_token,
-            } => {
-                let token = self.accept(upload, Some(revision_token), now).await?;
-                self.inner.metrics.upload_accepted("revision");
+            Admission::Commit(planned) => {
+                // Group commit: returns once this upload's group is flushed to disk.
+                let outcome = self.inner.committer.commit(planned.commit.clone()).await?;
+                let token = match core.settle_upload(store, &planned, outcome)? {
+                    Settled::Accepted(token) => token,
+                    Settled::Replayed(token) => {
+                        self.inner.flusher.flush().await?;
+                        tracing::debug!("retried upload answered again");
+                        return Ok(upload_response(token));
+                    }
+                };
+                self.inner.metrics.upload_accepted(match planned.kind {
+                    UploadKind::First => "real",
+                    UploadKind::Revision => "revision",
+                });
+                // Gossip only what is durably stored. The federation adds its own random
+                // delay (`federation_publish_delay_ms`), so gossip timing does not mirror
+                // the request.
+                if let (Some(verified), Some(handle)) = (planned.gossip, self.federation_handle())
+                    && let Err(e) = handle.publish(verified).await
+                {
+                    tracing::warn!(error = %e, "upload not gossiped (peers fetch it by catch-up)");
+                }
                 token
             }
         };
-        Ok(UploadResponse {
-            revision_token: hex::encode(token),
-            padding: String::new(),
-        })
-    }
-
-    fn purge_times(
-        &self,
-        certificate: &ephemera_proto::auth::Certificate,
-        now: UnixTime,
-    ) -> (UnixTime, UnixTime) {
-        let retention = u64::from(self.inner.config.retention_days) * SECONDS_PER_DAY;
-        let certificate_purge = certificate
-            .expires_at
-            .max(certificate.issued_at.plus_seconds(retention))
-            .plus_seconds(SKEW_SECONDS);
-        (certificate_purge, now.plus_seconds(retention))
-    }
-
-    async fn accept(
-        &self,
-        upload: SignedUpload,
-        revision_token: Option<Vec<u8>>,
-        now: UnixTime,
-    ) -> Result<[u8; 32], ApiError> {
-        let verified = upload.verify(
-            &self.inner.trusted,
-            now,
-            ExpiryPolicy::FirstUpload,
-            &self.inner.limits,
-        )?;
-        let scheme = verified.contents().scheme();
-        if !self.inner.config.accept_schemes.contains(&scheme) {
-            return Err(ApiError::SchemeNotAccepted);
-        }
-        let gossip = self.federation_handle().map(|h| (h, verified.clone()));
-        let upload_id = verified.id();
-        let upload = verified.into_inner();
-        let certificate = upload.certificate.certificate.clone();
-        let (certificate_purge_at, upload_purge_at) = self.purge_times(&certificate, now);
-        let token = self.inner.revision_tokens.token(&certificate.id);
-        let mut commit = match revision_token {
-            None => {
-                if !matches!(
-                    certificate.test_type,
-                    ReportType::ConfirmedTest
-                        | ReportType::ConfirmedClinicalDiagnosis
-                        | ReportType::SelfReport
-                ) {
-                    return Err(ApiError::ReportTypeNotAllowed(certificate.test_type));
-                }
-                let releases: Vec<UnixTime> = match &upload.contents {
-                    ReportContents::Gaen(keys) => keys
-                        .iter()
-                        .map(|k| upload::key_publishable_at(k).max(now))
-                        .collect(),
-                    ReportContents::Pet(tokens) => vec![now; tokens.len()],
-                };
-                let enqueue = group_entries(upload_id, &upload.contents, &releases);
-                UploadCommit {
-                    certificate: (certificate.id, certificate_purge_at),
-                    relayed: false,
-                    consume_revision: None,
-                    upload: (
-                        upload_id,
-                        StoredUpload {
-                            received_at: now,
-                            upload,
-                            releases: releases.into_iter().map(Some).collect(),
-                        },
-                        upload_purge_at,
-                    ),
-                    update_original: None,
-                    dequeue: Vec::new(),
-                    enqueue,
-                }
-            }
-            Some(old_token) => {
-                // Hold publication still while queue groups are rewritten.
-                let _publication = self.inner.publication.lock().await;
-                let planned = self.plan_revision(
-                    upload,
-                    upload_id,
-                    &old_token,
-                    now,
-                    certificate_purge_at,
-                    upload_purge_at,
-                );
-                let commit = match planned {
-                    Ok(commit) => commit,
-                    // The revision may have gone through already, its answer lost.
-                    Err(ApiError::InvalidRevisionToken) => {
-                        return self
-                            .replayed(&certificate.id, upload_id)
-                            .await?
-                            .ok_or(ApiError::InvalidRevisionToken);
-                    }
-                    Err(e) => return Err(e),
-                };
-                return self.commit(commit, token).await;
-            }
-        };
-        commit.dequeue.clear();
-        let token = self.commit(commit, token).await?;
-        // Gossip only what is durably stored. The federation adds its own random delay
-        // (`federation_publish_delay_ms`), so gossip timing does not mirror the request.
-        if let Some((handle, verified)) = gossip
-            && let Err(e) = handle.publish(verified).await
-        {
-            tracing::warn!(error = %e, "upload not gossiped (peers fetch it by catch-up)");
-        }
-        Ok(token)
-    }
-
-    async fn commit(&self, commit: UploadCommit, token: [u8; 32]) -> Result<[u8; 32], ApiError> {
-        let (certificate, upload_id) = (commit.certificate.0, commit.upload.0);
-        // Group commit: returns once this upload's group is flushed to disk.
-        match self.inner.committer.commit(commit).await? {
-            CommitOutcome::Committed => Ok(token),
-            CommitOutcome::CertificateUsed => self
-                .replayed(&certificate, upload_id)
-                .await?
-                .ok_or(ApiError::CertificateUsed),
-            CommitOutcome::RevisionTokenUnknown => Err(ApiError::InvalidRevisionToken),
-        }
-    }
-
-    /// A retried request whose first answer was lost: if `certificate` was used by this
-    /// very upload (byte for byte: the id is its content address), accepted here from a
-    /// phone, the original answer's token once that use is durable. `None` otherwise.
-    async fn replayed(
-        &self,
-        certificate: &ephemera_proto::auth::CertificateId,
-        upload_id: ephemera_proto::upload::UploadId,
-    ) -> Result<Option<[u8; 32]>, ApiError> {
-        let mark = self.inner.store.certificate_use(certificate)?;
-        let Some(mark) =
-            mark.filter(|m| m.upload == upload_id && m.state != CertificateState::Relayed)
-        else {
-            return Ok(None);
-        };
-        // The first request may still be in its group: answer only what is on disk.
-        self.inner.flusher.flush().await?;
-        tracing::debug!(state = ?mark.state, "retried upload answered again");
-        Ok(Some(self.inner.revision_tokens.token(certificate)))
-    }
-
-    /// Plans a revision as the GAEN reference server allows it: a `likely` upload becomes
-    /// `confirmed` or is revoked. Entries not yet published move to the revised upload with
-    /// the new type (revoked ones are dropped); `gaen` keys already published are published
-    /// again with the new type, so phones learn of the change. (`pet` tokens carry no type:
-    /// published ones cannot be withdrawn.)
-    #[allow(clippy::too_many_arguments)]
-    fn plan_revision(
-        &self,
-        upload: SignedUpload,
-        upload_id: ephemera_proto::upload::UploadId,
-        token: &[u8],
-        now: UnixTime,
-        certificate_purge_at: UnixTime,
-        upload_purge_at: UnixTime,
-    ) -> Result<UploadCommit, ApiError> {
-        let original_certificate = self
-            .inner
-            .revision_tokens
-            .open(token)
-            .ok_or(ApiError::InvalidRevisionToken)?;
-        let record = self
-            .inner
-            .store
-            .certificate_use(&original_certificate)?
-            .filter(|mark| mark.state == CertificateState::Accepted)
-            .ok_or(ApiError::InvalidRevisionToken)?;
-        let mut original = self
-            .inner
-            .store
-            .upload(&record.upload)?
-            .ok_or(ApiError::InvalidRevisionToken)?;
-        let from = original.upload.certificate.certificate.test_type;
-        let to = upload.certificate.certificate.test_type;
-        let allowed = from == ReportType::ConfirmedClinicalDiagnosis
-            && matches!(to, ReportType::ConfirmedTest | ReportType::Revoked);
-        if !allowed {
-            return Err(ApiError::RevisionNotAllowed { from, to });
-        }
-        let originals = entries_of(&original.upload.contents);
-        let revised = entries_of(&upload.contents);
-        if original.upload.contents.scheme() != upload.contents.scheme() {
-            return Err(ApiError::RevisionMismatch);
-        }
-        let mut dequeue = Vec::new();
-        let mut regroups: BTreeMap<QueueKey, QueuedGroup> = BTreeMap::new();
-        let mut releases = Vec::with_capacity(revised.len());
-        let mut revised_entries = Vec::with_capacity(revised.len());
-        for (entry_id, entry) in &revised {
-            let index = originals
-                .iter()
-                .position(|(id, _)| id == entry_id)
-                .ok_or(ApiError::RevisionMismatch)?;
-            let (release, queued_entry) = match original.releases[index] {
-                Some(release_at) => {
-                    let key = QueueKey {
-                        release_at,
-                        upload: record.upload,
-                    };
-                    let group = match regroups.get(&key) {
-                        Some(g) => Some(g.clone()),
-                        None => self.inner.store.queued(&key)?,
-                    };
-                    match group {
-                        Some(mut group) => {
-                            // Not published yet: take it out of the original's group.
-                            group.retain(|e| entry_key(e) != *entry_id);
-                            regroups.insert(key, group);
-                            original.releases[index] = None;
-                            (
-                                (to != ReportType::Revoked).then_some(release_at),
-                                entry.clone(),
-                            )
-                        }
-                        None => published_again(entry, now),
-                    }
-                }
-                None => published_again(entry, now),
-            };
-            releases.push(release);
-            revised_entries.push(queued_entry);
-        }
-        let mut enqueue: Vec<(QueueKey, QueuedGroup)> = Vec::new();
-        for (key, group) in regroups {
-            dequeue.push(key);
-            if !group.is_empty() {
-                enqueue.push((key, group));
-            }
-        }
-        let mut new_groups: BTreeMap<UnixTime, QueuedGroup> = BTreeMap::new();
-        for (entry, release) in revised_entries.into_iter().zip(&releases) {
-            if let Some(at) = release {
-                new_groups.entry(*at).or_default().push(entry);
-            }
-        }
-        enqueue.extend(new_groups.into_iter().map(|(release_at, group)| {
-            (
-                QueueKey {
-                    release_at,
-                    upload: upload_id,
-                },
-                group,
-            )
-        }));
-        let certificate = upload.certificate.certificate.clone();
-        Ok(UploadCommit {
-            certificate: (certificate.id, certificate_purge_at),
-            relayed: false,
-            consume_revision: Some(original_certificate),
-            upload: (
-                upload_id,
-                StoredUpload {
-                    received_at: now,
-                    upload,
-                    releases,
-                },
-                upload_purge_at,
-            ),
-            update_original: Some((record.upload, original)),
-            dequeue,
-            enqueue,
-        })
+        Ok(upload_response(token))
     }
 
     // ---- publication ----------------------------------------------------------------
@@ -908,85 +556,15 @@ impl Node {
     /// [`NodeError::Store`].
     pub async fn cut_due(&self) -> Result<Vec<BatchIndexEntry>, NodeError> {
         let _publication = self.inner.publication.lock().await;
-        let now = self.now();
         let store = &self.inner.store;
-        let state = store.cutter_state()?;
-        let Some(boundary) = self.inner.cutter.due(&state, now) else {
+        let planned = self
+            .inner
+            .core
+            .plan_cut(store.as_ref(), self.now(), &mut rand::rng())?;
+        let Some(cut) = planned else {
             return Ok(Vec::new());
         };
-        let queued = store.queued_until(boundary)?;
-        let cut = {
-            let mut rng = rand::rng();
-            self.inner.cutter.cut(&state, queued, now, &mut rng)
-        };
-        let Some(cut) = cut else {
-            return Ok(Vec::new());
-        };
-        let mut stored = Vec::with_capacity(cut.batches.len());
-        let mut exports = Vec::new();
-        let batch_count = cut.batches.len();
-        let period = self.inner.config.batch_period_seconds;
-        for (
-            position,
-            CutBatch {
-                contents,
-                revised_keys,
-            },
-        ) in cut.batches.into_iter().enumerate()
-        {
-            if !contents.diagnosis_keys.is_empty() {
-                let mut file = ExportFile::new(
-                    cut.boundary.minus_seconds(period),
-                    cut.boundary,
-                    self.inner.config.export_region.clone(),
-                );
-                file.batch_num = position as u32 + 1;
-                file.batch_size = batch_count as u32;
-                file.keys = contents
-                    .diagnosis_keys
-                    .iter()
-                    .filter(|k| !revised_keys.contains(k))
-                    .cloned()
-                    .collect();
-                file.revised_keys = revised_keys;
-                let name = format!(
-                    "{}-{}-{:05}.zip",
-                    file.start_timestamp.0, file.end_timestamp.0, file.batch_num
-                );
-                let bytes = encode_export_zip(&file, &self.export_signer()?, &SystemRandom::new())
-                    .map_err(NodeError::Export)?;
-                exports.push(StoredExport {
-                    name,
-                    bytes,
-                    purge_at: self.inner.cutter.batch_purge_at(cut.boundary),
-                });
-            }
-            let keys = contents.diagnosis_keys.len() as u32;
-            let tokens = contents.tokens.len() as u32;
-            let sequence = contents.sequence;
-            let created_at = contents.created_at;
-            let signed = contents.sign(&self.inner.keys.batch);
-            let id = signed.id();
-            let bytes = signed.into_bytes();
-            stored.push(StoredBatch {
-                entry: BatchIndexEntry {
-                    id,
-                    sequence,
-                    created_at,
-                    size: bytes.len() as u64,
-                    keys,
-                    tokens,
-                },
-                purge_at: self.inner.cutter.batch_purge_at(created_at),
-                bytes,
-            });
-        }
-        let commit = CutCommit {
-            batches: stored,
-            exports,
-            dequeue: cut.dequeue,
-            state: cut.state,
-        };
+        let commit = cut.commit;
         // Hidden until flushed. When the commit or the flush fails they stay hidden (with
         // any earlier ones still hidden) until a later cut's flush makes them durable too.
         {
@@ -1040,18 +618,6 @@ impl Node {
         &self.inner.batch_cache
     }
 
-    fn export_signer(&self) -> Result<ExportSigner, NodeError> {
-        let config = &self.inner.config;
-        self.inner
-            .keys
-            .export
-            .export_signer(SignatureInfo::new(
-                config.export_key_version.clone(),
-                config.export_key_id.clone(),
-            ))
-            .map_err(NodeError::Export)
-    }
-
     /// A GAEN export zip by file name.
     ///
     /// # Errors
@@ -1070,13 +636,7 @@ impl Node {
             let unflushed = self.inner.unflushed.lock().expect("not poisoned");
             names.retain(|n| !unflushed.exports.contains(n));
         }
-        // `<start>-<end>-<num>.zip`: order by the numbers, not as text.
-        names.sort_by_key(|n| {
-            n.split(['-', '.'])
-                .take(3)
-                .map(|p| p.parse::<u64>().unwrap_or(0))
-                .collect::<Vec<_>>()
-        });
+        sort_export_names(&mut names);
         Ok(names.iter().map(|n| format!("v1/exports/{n}\n")).collect())
     }
 
@@ -1105,14 +665,20 @@ impl Node {
 
     /// The public keys and settings phones and peers need.
     pub fn authority_info(&self) -> AuthorityInfo {
-        let keys = &self.inner.keys;
+        let keys = self.inner.core.keys();
         AuthorityInfo {
             authority_public_key: keys.authority.public_key().to_hex(),
             authority_key_id: keys.authority.public_key().key_id().to_string(),
             batch_public_key: keys.batch.public_key().to_hex(),
             batch_key_id: keys.batch.public_key().key_id().to_string(),
             export_public_key_pem: keys.export.public_key_pem(),
-            trusted_authorities: self.inner.trusted.iter().map(|k| k.to_hex()).collect(),
+            trusted_authorities: self
+                .inner
+                .core
+                .trusted()
+                .iter()
+                .map(|k| k.to_hex())
+                .collect(),
             accepted_schemes: self
                 .inner
                 .config
@@ -1135,9 +701,10 @@ impl Node {
     /// # Errors
     /// [`NodeError::Store`].
     pub fn purge(&self) -> Result<PurgeCounts, NodeError> {
-        let now = self.now();
-        let retention = u64::from(self.inner.config.retention_days) * SECONDS_PER_DAY;
-        let counts = self.inner.store.purge(now, now.minus_seconds(retention))?;
+        let counts = self
+            .inner
+            .core
+            .purge(self.inner.store.as_ref(), self.now())?;
         if counts.batches > 0 {
             let live: std::collections::HashSet<BatchId> = self
                 .inner
@@ -1197,7 +764,13 @@ impl Node {
                 next_purge = tokio::time::Instant::now() + purge_every;
             }
             let now = self.now();
-            let to_boundary = self.inner.cutter.next_boundary(now).0.saturating_sub(now.0);
+            let to_boundary = self
+                .inner
+                .core
+                .cutter()
+                .next_boundary(now)
+                .0
+                .saturating_sub(now.0);
             let wait = Duration::from_secs(to_boundary.clamp(1, 60))
                 .min(next_purge.saturating_duration_since(tokio::time::Instant::now()))
                 .max(Duration::from_millis(200));
@@ -1212,63 +785,11 @@ impl Node {
     }
 }
 
-/// How an entry is told apart from others of its report: the TEK or the token bytes.
-fn entry_key(entry: &QueuedEntry) -> [u8; 16] {
-    match entry {
-        QueuedEntry::Key(k) | QueuedEntry::RevisedKey(k) => *k.key.as_bytes(),
-        QueuedEntry::Token(t) => t.token.0,
-    }
-}
-
-fn entries_of(contents: &ReportContents) -> Vec<([u8; 16], QueuedEntry)> {
-    match contents {
-        ReportContents::Gaen(keys) => keys
-            .iter()
-            .map(|k| (*k.key.as_bytes(), QueuedEntry::Key(k.clone())))
-            .collect(),
-        ReportContents::Pet(tokens) => tokens
-            .iter()
-            .map(|t| (t.token.0, QueuedEntry::Token(*t)))
-            .collect(),
-    }
-}
-
-/// A revised entry that was published already: `gaen` keys go out again, now, as revised
-/// keys with the new type; `pet` tokens have no type to change.
-fn published_again(entry: &QueuedEntry, now: UnixTime) -> (Option<UnixTime>, QueuedEntry) {
-    match entry {
-        QueuedEntry::Key(k) | QueuedEntry::RevisedKey(k) => {
-            (Some(now), QueuedEntry::RevisedKey(k.clone()))
-        }
-        QueuedEntry::Token(_) => (None, entry.clone()),
-    }
-}
-
-/// Groups an upload's entries by release time into queue groups.
-fn group_entries(
-    upload: ephemera_proto::upload::UploadId,
-    contents: &ReportContents,
-    releases: &[UnixTime],
-) -> Vec<(QueueKey, QueuedGroup)> {
-    let mut groups: BTreeMap<UnixTime, QueuedGroup> = BTreeMap::new();
-    for ((_, entry), release_at) in entries_of(contents).into_iter().zip(releases) {
-        groups.entry(*release_at).or_default().push(entry);
-    }
-    groups
-        .into_iter()
-        .map(|(release_at, group)| (QueueKey { release_at, upload }, group))
-        .collect()
-}
-
-impl TestType {
-    /// The test type a report type came from, if a case worker can issue it.
-    pub fn from_report_type(t: ReportType) -> Option<TestType> {
-        match t {
-            ReportType::ConfirmedTest => Some(TestType::Confirmed),
-            ReportType::ConfirmedClinicalDiagnosis => Some(TestType::Likely),
-            ReportType::Revoked => Some(TestType::Negative),
-            _ => None,
-        }
+/// The answer to an upload: its revision token, in hex.
+fn upload_response(token: [u8; 32]) -> UploadResponse {
+    UploadResponse {
+        revision_token: hex::encode(token),
+        padding: String::new(),
     }
 }
 
@@ -1303,13 +824,13 @@ impl Node {
             .with(libp2p::multiaddr::Protocol::Udp(port))
             .with(libp2p::multiaddr::Protocol::QuicV1);
         let mut federation = FederationConfig::default()
-            .with_trusted_authorities(self.inner.trusted.clone())
+            .with_trusted_authorities(self.inner.core.trusted().clone())
             .with_bootstrap_peers(config.bootstrap_peers.clone())
             .with_sync_interval(Duration::from_secs(config.federation_sync_interval_seconds));
         federation.listen_addrs = vec![tcp, quic];
         federation.mdns = config.mdns;
         federation.region = config.federation_region.clone();
-        federation.limits = self.inner.limits.clone();
+        federation.limits = self.inner.core.limits().clone();
         federation.publish_delay_max = Duration::from_millis(config.federation_publish_delay_ms);
         federation
     }
@@ -1324,7 +845,7 @@ impl Node {
         &self,
         config: FederationConfig,
     ) -> Result<FederationHandle, NodeError> {
-        let identity = NodeIdentity::from_ed25519_seed(&self.inner.keys.libp2p_seed);
+        let identity = NodeIdentity::from_ed25519_seed(&self.keys().libp2p_seed);
         let store: Arc<dyn FederationStore> = Arc::new(NodeFederationStore {
             inner: Arc::downgrade(&self.inner),
         });
@@ -1360,57 +881,20 @@ impl Node {
     /// rule and sync-day filing as a phone's upload, and its entries join this node's
     /// publication queue. Blocks until durable.
     fn store_relayed(&self, upload: VerifiedUpload) -> Result<StoreOutcome, StoreError> {
+        let (core, store) = (&self.inner.core, self.inner.store.as_ref());
         let id = upload.id();
-        if self.inner.store.upload(&id)?.is_some() {
-            return Ok(StoreOutcome::AlreadyStored);
-        }
-        let now = self.now();
-        let scheme = upload.contents().scheme();
-        let upload = upload.into_inner();
-        let certificate = upload.certificate.certificate.clone();
-        let (certificate_purge_at, _) = self.purge_times(&certificate, now);
-        let retention = u64::from(self.inner.config.retention_days) * SECONDS_PER_DAY;
-        // Purged with the certificate's day, as every other node does.
-        let upload_purge_at = certificate.issued_at.plus_seconds(retention).max(now);
-        let publish = certificate.test_type != ReportType::Revoked
-            && self.inner.config.accept_schemes.contains(&scheme);
-        let releases: Vec<UnixTime> = match &upload.contents {
-            ReportContents::Gaen(keys) => keys
-                .iter()
-                .map(|k| upload::key_publishable_at(k).max(now))
-                .collect(),
-            ReportContents::Pet(tokens) => vec![now; tokens.len()],
+        let commit = match core.admit_relayed(store, upload, self.now())? {
+            RelayAdmission::AlreadyStored => return Ok(StoreOutcome::AlreadyStored),
+            RelayAdmission::Commit(commit) => commit,
         };
-        let enqueue = if publish {
-            group_entries(id, &upload.contents, &releases)
-        } else {
-            Vec::new()
-        };
-        // Nobody holds a revision token for a relayed upload: its mark says so.
-        let commit = UploadCommit {
-            certificate: (certificate.id, certificate_purge_at),
-            relayed: true,
-            consume_revision: None,
-            upload: (
-                id,
-                StoredUpload {
-                    received_at: now,
-                    upload,
-                    releases: releases.into_iter().map(|r| publish.then_some(r)).collect(),
-                },
-                upload_purge_at,
-            ),
-            update_original: None,
-            dequeue: Vec::new(),
-            enqueue,
-        };
-        Ok(match self.inner.committer.commit_blocking(commit)? {
-            CommitOutcome::Committed => {
+        let outcome = self.inner.committer.commit_blocking(*commit)?;
+        Ok(match core.settle_relayed(store, &id, outcome)? {
+            RelayOutcome::Stored => {
                 self.inner.metrics.upload_accepted("relayed");
                 StoreOutcome::Stored
             }
-            _ if self.inner.store.upload(&id)?.is_some() => StoreOutcome::AlreadyStored,
-            _ => StoreOutcome::CertificateUsed,
+            RelayOutcome::AlreadyStored => StoreOutcome::AlreadyStored,
+            RelayOutcome::CertificateUsed => StoreOutcome::CertificateUsed,
         })
     }
 }
@@ -1474,11 +958,10 @@ impl FederationStore for NodeFederationStore {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering;
+    use ephemera_node_core::store::MemoryReportStore;
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::store::MemoryReportStore;
 
     /// A cut whose flush fails is not listed (a crash could still take it back, and the
     /// next cut would reuse its sequence numbers); the next cut that flushes lists both.
@@ -1505,7 +988,7 @@ mod tests {
         );
         assert_eq!(node.batch_index(0).unwrap().batches, first);
 
-        store.failing_flush.store(true, Ordering::SeqCst);
+        store.fail_flushes(true);
         next_boundary();
         assert!(node.cut_due().await.is_err());
         // In the store, not durable: not listed.
@@ -1513,7 +996,7 @@ mod tests {
         assert_eq!(node.batch_index(0).unwrap().batches, first);
         assert_eq!(node.batch_index(0).unwrap().next_cursor, first[0].sequence);
 
-        store.failing_flush.store(false, Ordering::SeqCst);
+        store.fail_flushes(false);
         next_boundary();
         let third = node.cut_due().await.unwrap();
         let listed = node.batch_index(0).unwrap().batches;

@@ -1,5 +1,5 @@
 //! Every error the HTTP API can answer, mapped to its status and kebab-case code in one
-//! place. Handlers return `Result<_, ApiError>` and use `?`; [`IntoResponse`] writes
+//! place, and the core's domain errors ([`AuthorityError`], [`IntakeError`]) mapped to it. Handlers return `Result<_, ApiError>` and use `?`; [`IntoResponse`] writes
 //! `{"error": "<code>", "message": "<sentence>"}`.
 //!
 //! Messages never contain codes, tokens, keys or addresses: variants carry only facts
@@ -7,6 +7,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use ephemera_node_core::{AuthorityError, IntakeError};
 use ephemera_proto::api::ErrorBody;
 use ephemera_proto::report::ReportType;
 use ephemera_proto::{CertificateError, CodeError, DecodeError, UploadError, ValidationError};
@@ -200,6 +201,46 @@ impl From<UploadError> for ApiError {
         match e {
             UploadError::Certificate(e) => ApiError::Certificate(e),
             UploadError::Validation(e) => ApiError::Validation(e),
+            _ => ApiError::Internal,
+        }
+    }
+}
+
+impl From<AuthorityError> for ApiError {
+    fn from(e: AuthorityError) -> Self {
+        match e {
+            AuthorityError::CodeCountOutOfRange { .. } => ApiError::InvalidParameter {
+                name: "count",
+                reason: "must be between 1 and max_codes_per_request",
+            },
+            AuthorityError::OnsetOutOfRange => ApiError::InvalidParameter {
+                name: "symptom_onset",
+                reason: "must not be in the future or long past",
+            },
+            AuthorityError::MalformedCode(e) => ApiError::MalformedCode(e),
+            AuthorityError::MalformedHmac => ApiError::MalformedHmac,
+            AuthorityError::CodeUnknownOrExpired => ApiError::InvalidCode,
+            AuthorityError::Store(e) => ApiError::Store(e),
+            _ => ApiError::Internal,
+        }
+    }
+}
+
+impl From<IntakeError> for ApiError {
+    fn from(e: IntakeError) -> Self {
+        match e {
+            IntakeError::TooLarge { max } => ApiError::PayloadTooLarge { max },
+            IntakeError::Decode(e) => ApiError::Decode(e),
+            IntakeError::Rejected(e) => e.into(),
+            IntakeError::SchemeNotAccepted(_) => ApiError::SchemeNotAccepted,
+            IntakeError::ReportTypeNotAllowed(t) => ApiError::ReportTypeNotAllowed(t),
+            IntakeError::CertificateUsed => ApiError::CertificateUsed,
+            IntakeError::InvalidRevisionToken => ApiError::InvalidRevisionToken,
+            IntakeError::RevisionNotAllowed { from, to } => {
+                ApiError::RevisionNotAllowed { from, to }
+            }
+            IntakeError::RevisionMismatch => ApiError::RevisionMismatch,
+            IntakeError::Store(e) => ApiError::Store(e),
             _ => ApiError::Internal,
         }
     }

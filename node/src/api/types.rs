@@ -162,3 +162,17 @@ pub struct Health {
     /// "ok".
     pub status: String,
 }
+
+impl TestType {
+    /// The test type a report type came from, if a case worker can issue it.
+    pub fn from_report_type(t: ephemera_proto::report::ReportType) -> Option<TestType> {
+        match t {
+            ephemera_proto::report::ReportType::ConfirmedTest => Some(TestType::Confirmed),
+            ephemera_proto::report::ReportType::ConfirmedClinicalDiagnosis => {
+                Some(TestType::Likely)
+            }
+            ephemera_proto::report::ReportType::Revoked => Some(TestType::Negative),
+            _ => None,
+        }
+    }
+}

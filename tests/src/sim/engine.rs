@@ -209,7 +209,13 @@ fn phone_err(agent: u32) -> impl Fn(String) -> SimError {
 pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<RawRun, SimError> {
     let pop = Population::build(scenario);
     let mut epidemic = Epidemic::seed(&pop, scenario);
-    let mut server = Server::new(scenario.seed, scenario.node.min_batch_entries);
+    let batch_every = scenario.node.batch_hours * 3600;
+    let mut server = Server::new(
+        scenario.seed,
+        scenario.scheme.kind(),
+        u64::from(batch_every),
+        scenario.node.min_batch_entries,
+    );
     let config = Arc::new(client_config(scenario, &server));
     let seed = scenario.seed;
 
@@ -238,7 +244,6 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
         model: RadioModel::new(&scenario.radio),
     };
     let t0 = u64::from(scenario.first_day) * u64::from(DAY);
-    let batch_every = scenario.node.batch_hours * 3600;
 
     let mut episodes_by_day = Vec::new();
     let mut sniffed = Vec::new();
@@ -322,7 +327,7 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
                 let onset = course.onset_at.map(|o| {
                     DayNumber((t0 as i64 / i64::from(DAY) + o.div_euclid(i64::from(DAY))) as u32)
                 });
-                let code = server.issue_code(onset);
+                let code = server.issue_code(now, onset)?;
                 let test_day = now.day();
                 let phone = &phones[phone_of[*agent as usize] as usize];
                 let outcome = phone
@@ -340,9 +345,8 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
                     });
                 }
             }
-            if (day * DAY + start).is_multiple_of(batch_every) && (day, i) != (0, 0) {
-                server.cut_batch(now);
-            }
+            // The core cuts at its own boundaries (every `batch_hours`).
+            server.cut_due(now)?;
 
             // Sniffers at their places: who is in range (the payloads come below).
             let mut in_range: Vec<(u32, u32)> = Vec::new();
@@ -506,7 +510,7 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
     // After the last day: a last batch, and every phone syncs once more, so uploads of the
     // last hours count like the others.
     let end = UnixTime(t0 + u64::from(scenario.days) * u64::from(DAY));
-    server.cut_batch(end);
+    server.cut_due(end)?;
     let server_ref = &server;
     phones.par_iter().enumerate().try_for_each(|(p, phone)| {
         phone
@@ -554,4 +558,67 @@ fn place_sniffers(pop: &Population, scenario: &Scenario) -> Vec<u32> {
     venues.truncate(scenario.attack.sniffers as usize);
     venues.sort_unstable();
     venues
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use ephemera_proto::batch::{SignedBatch, TrustedNodes};
+    use ephemera_proto::upload::key_publishable_at;
+    use ephemera_proto::{ReportContents, UnixTime};
+
+    use super::simulate;
+    use crate::sim::{Scenario, SchemeName};
+
+    /// The simulated node is the real core: a positive's GAEN keys are published only once
+    /// their embargo (validity end + 2 h) has passed, never at the next boundary after
+    /// the upload, and every accepted key is published by the end of the run.
+    #[test]
+    fn an_embargoed_key_is_not_published_early() {
+        let mut scenario = Scenario::tiny(400, 4, 11, SchemeName::Gaen);
+        scenario.epidemic.initial_infected = 0.06;
+        scenario.testing.symptomatic_tested = 1.0;
+        scenario.testing.asymptomatic_tested = 1.0;
+        scenario.testing.upload_consent = 1.0;
+        scenario.testing.delay_days = [0.2, 0.5];
+        scenario.node.batch_hours = 1;
+        let run = simulate(&scenario, &|| {}).unwrap();
+        let trusted = TrustedNodes::new().with(run.server.node_key());
+        let mut first_published: HashMap<[u8; 16], UnixTime> = HashMap::new();
+        for batch in run.server.batches() {
+            let (_, contents) = SignedBatch::verify(&batch.bytes, &trusted).unwrap();
+            for key in contents.diagnosis_keys {
+                first_published
+                    .entry(*key.key.as_bytes())
+                    .or_insert(contents.created_at);
+            }
+        }
+        let mut embargoed_past_upload = 0;
+        let mut checked = 0;
+        for upload in &run.server.uploads {
+            let ReportContents::Gaen(keys) = &upload.contents else {
+                panic!("a gaen run uploads keys");
+            };
+            for key in keys {
+                let publishable = key_publishable_at(key);
+                match first_published.get(key.key.as_bytes()) {
+                    Some(at) => assert!(*at >= publishable, "published {at:?} < {publishable:?}"),
+                    // Released after the last cut of the run.
+                    None => {
+                        assert!(publishable > run.server.batches().last().unwrap().entry.created_at)
+                    }
+                }
+                checked += 1;
+                if publishable > upload.at {
+                    embargoed_past_upload += 1;
+                }
+            }
+        }
+        assert!(checked > 0, "the scenario must upload keys");
+        assert!(
+            embargoed_past_upload > 0,
+            "some uploaded key (today's, released same-day) must still be under embargo"
+        );
+    }
 }

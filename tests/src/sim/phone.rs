@@ -118,7 +118,7 @@ impl ClientPhone {
     /// Serves the phone's requests until quiet (index → batches → next page).
     fn serve(&mut self, now: UnixTime, server: &Server) -> Result<(), String> {
         while let Some(request) = self.phone.poll_request() {
-            let response = server.serve(&request).map_err(|e| e.to_string())?;
+            let response = server.serve(now, &request).map_err(|e| e.to_string())?;
             if matches!(
                 request.purpose,
                 Purpose::FetchIndex | Purpose::FetchBatch(_)

@@ -1,31 +1,26 @@
-//! The health authority and one node, in process: codes, certificates, verified uploads and
-//! signed, padded batches, answering the phones' requests as the HTTP API would.
-//!
-//! Only proto's checked paths are used: [`AuthoritySigningKey::issue`] for certificates,
-//! [`SignedUpload::verify`] plus single use of each certificate for uploads, and
-//! [`BatchContents::sign`] for batches.
-
-use std::collections::{HashMap, HashSet};
+//! The health authority and one node, in process: the real node core
+//! ([`ephemera_node_core::NodeCore`]) over an in-memory store, in simulated time. Every
+//! rule (codes, certificates, verification, single use, the GAEN embargo, batch cutting,
+//! padding, signing, retention) is the core's; this module only moves the phones'
+//! requests to it and keeps, beside it, what the scoring needs (whose upload was whose).
 
 use ephemera_client::{Method, Purpose, Request, Response};
-use ephemera_proto::api::{UploadResponse, VerifyRequest, VerifyResponse};
-use ephemera_proto::auth::{
-    AuthoritySigningKey, CertificateRequest, CodePepper, ExpiryPolicy, TrustedAuthorities,
-    UploadCode,
-};
-use ephemera_proto::batch::{
-    BatchContents, BatchId, BatchIndex, BatchIndexEntry, NodeSigningKey, SignedBatch,
-};
+use ephemera_node_core::authority::CodeGrant;
+use ephemera_node_core::intake::{Admission, Settled};
+use ephemera_node_core::store::{MemoryReportStore, ReportStore};
+use ephemera_node_core::{NodeCore, NodeKeys, Policy};
+use ephemera_proto::api::{ErrorBody, UploadResponse, VerifyRequest};
+use ephemera_proto::auth::UploadCode;
+use ephemera_proto::batch::{BatchId, BatchIndex, BatchIndexEntry};
 use ephemera_proto::signing::Ed25519PublicKey;
-use ephemera_proto::upload::{UploadBody, UploadRequest};
-use ephemera_proto::{DayNumber, ReportContents, ReportLimits, ReportType, UnixTime, wire};
+use ephemera_proto::{DayNumber, ReportContents, ReportType, SchemeKind, UnixTime};
 use rand_chacha::ChaCha20Rng;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use super::error::SimError;
 use super::rng::{Domain, crypto_rng};
 
-/// Seconds a certificate is valid for its first upload.
-const CERTIFICATE_LIFETIME: u64 = 3600;
 /// Batches listed per index page.
 const INDEX_PAGE: usize = 100;
 
@@ -53,158 +48,109 @@ pub struct Published {
 }
 
 /// The authority and the node.
-#[derive(Debug)]
 pub struct Server {
-    authority: AuthoritySigningKey,
-    trusted: TrustedAuthorities,
-    node: NodeSigningKey,
-    pepper: CodePepper,
+    core: NodeCore,
+    store: MemoryReportStore,
     rng: ChaCha20Rng,
-    codes: HashMap<[u8; 32], Option<DayNumber>>,
-    used_certificates: HashSet<[u8; 16]>,
-    pending: BatchContents,
+    /// Draws the work of decoy requests, answered in the parallel phase.
+    decoy_rng: Mutex<ChaCha20Rng>,
+    /// Published batches, as the node's batch cache holds them (read by the phones in
+    /// parallel without touching the store).
     batches: Vec<Published>,
     by_id: HashMap<BatchId, usize>,
-    min_entries: usize,
-    retention_days: u32,
-    limits: ReportLimits,
-    decoy_verify: Vec<u8>,
-    decoy_upload: Vec<u8>,
     /// Every accepted upload.
     pub uploads: Vec<UploadRecord>,
-    /// Decoy requests answered.
-    pub decoys: u64,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("core", &self.core)
+            .field("batches", &self.batches.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Server {
-    /// A fresh authority and node with keys drawn from `seed`.
-    pub fn new(seed: u64, min_entries: usize) -> Server {
+    /// A fresh authority and node with keys drawn from `seed`, publishing `scheme` every
+    /// `batch_period_seconds`, each section padded to `min_entries`.
+    pub fn new(
+        seed: u64,
+        scheme: SchemeKind,
+        batch_period_seconds: u64,
+        min_entries: usize,
+    ) -> Server {
         let mut rng = crypto_rng(seed, Domain::Authority, &[]);
-        let authority = AuthoritySigningKey::generate(&mut rng);
-        let node = NodeSigningKey::generate(&mut rng);
-        let pepper = CodePepper::generate(&mut rng);
-        let trusted = TrustedAuthorities::new().with(authority.public_key());
-        let decoy_verify = VerifyResponse::decoy(120, &mut rng).to_padded_json();
-        let decoy_upload = UploadResponse {
-            revision_token: "00".repeat(16),
-            padding: String::new(),
-        }
-        .to_padded_json();
+        let keys = NodeKeys::generate(&mut rng);
+        let policy = Policy {
+            accept_schemes: vec![scheme],
+            batch_period_seconds,
+            batch_min_entries: min_entries,
+            ..Policy::default()
+        };
+        let core = NodeCore::new(policy, keys, &mut rng);
         Server {
-            authority,
-            trusted,
-            node,
-            pepper,
+            core,
+            store: MemoryReportStore::new(),
+            decoy_rng: Mutex::new(crypto_rng(seed, Domain::Authority, &[1])),
             rng,
-            codes: HashMap::new(),
-            used_certificates: HashSet::new(),
-            pending: BatchContents::default(),
             batches: Vec::new(),
             by_id: HashMap::new(),
-            min_entries,
-            retention_days: 14,
-            limits: ReportLimits::default(),
-            decoy_verify,
-            decoy_upload,
             uploads: Vec::new(),
-            decoys: 0,
         }
     }
 
     /// The key phones trust for batches.
     pub fn node_key(&self) -> Ed25519PublicKey {
-        self.node.public_key()
+        self.core.keys().batch.public_key()
     }
 
     /// A case worker issues a one-time code for a positive test (stored only as a hash).
-    pub fn issue_code(&mut self, onset: Option<DayNumber>) -> UploadCode {
-        let code = UploadCode::generate(&mut self.rng);
-        self.codes.insert(code.hash(&self.pepper).0, onset);
-        code
+    ///
+    /// # Errors
+    /// [`SimError::Node`] when the core refuses the grant (an onset out of range).
+    pub fn issue_code(
+        &mut self,
+        now: UnixTime,
+        onset: Option<DayNumber>,
+    ) -> Result<UploadCode, SimError> {
+        let grant = CodeGrant {
+            test_type: ReportType::ConfirmedTest,
+            symptom_onset: onset,
+        };
+        let mut issued = self
+            .core
+            .issue_codes(&self.store, grant, 1, now, &mut self.rng)
+            .map_err(|e| SimError::Node(e.to_string()))?;
+        Ok(issued.codes.remove(0))
     }
 
-    /// `POST /v1/verify`: marks the code used and certifies the HMAC.
-    fn verify(&mut self, now: UnixTime, body: &[u8]) -> Response {
-        let Ok(request) = serde_json::from_slice::<VerifyRequest>(body) else {
-            return error(400, "malformed");
-        };
-        if request.decoy {
-            self.decoys += 1;
-            return ok(self.decoy_verify.clone());
-        }
-        let (Ok(code), Some(hmac)) = (UploadCode::parse(&request.code), request.parsed_hmac())
-        else {
-            return error(400, "malformed");
-        };
-        let Some(onset) = self.codes.remove(&code.hash(&self.pepper).0) else {
-            return error(403, "code-invalid");
-        };
-        let certificate = self.authority.issue(
-            &CertificateRequest {
-                report_hmac: hmac,
-                test_type: ReportType::ConfirmedTest,
-                symptom_onset: onset,
-            },
-            now,
-            CERTIFICATE_LIFETIME,
-            &mut self.rng,
-        );
-        ok(VerifyResponse::new(&certificate).to_padded_json())
-    }
-
-    /// `POST /v1/uploads`: verifies and queues a real upload for the next batch.
-    fn upload(&mut self, now: UnixTime, body: &[u8]) -> (Response, Option<ReportContents>) {
-        let Ok(request) = wire::decode::<UploadRequest>(body) else {
-            return (error(400, "malformed"), None);
-        };
-        let upload = match request.body {
-            UploadBody::Real(upload) => upload,
-            UploadBody::Decoy => {
-                self.decoys += 1;
-                return (ok(self.decoy_upload.clone()), None);
+    /// Cuts the boundary due at `now` (if any) and purges what retention ends.
+    ///
+    /// # Errors
+    /// [`SimError::Node`] if the core cannot cut (a store or export failure).
+    pub fn cut_due(&mut self, now: UnixTime) -> Result<(), SimError> {
+        let node_error = |e: &dyn std::fmt::Display| SimError::Node(e.to_string());
+        if let Some(cut) = self
+            .core
+            .plan_cut(&self.store, now, &mut self.rng)
+            .map_err(|e| node_error(&e))?
+        {
+            self.store
+                .commit_cut(&cut.commit)
+                .map_err(|e| node_error(&e))?;
+            for batch in cut.commit.batches {
+                self.by_id.insert(batch.entry.id, self.batches.len());
+                self.batches.push(Published {
+                    entry: batch.entry,
+                    bytes: batch.bytes,
+                });
             }
-            UploadBody::Revision { .. } => return (error(400, "revision-unsupported"), None),
-        };
-        let verified =
-            match upload.verify(&self.trusted, now, ExpiryPolicy::FirstUpload, &self.limits) {
-                Ok(v) => v,
-                Err(_) => return (error(403, "upload-refused"), None),
-            };
-        let id = verified.upload().certificate.certificate.id.0;
-        if !self.used_certificates.insert(id) {
-            return (error(409, "certificate-used"), None);
         }
-        let contents = verified.contents().clone();
-        match &contents {
-            ReportContents::Gaen(keys) => self.pending.diagnosis_keys.extend(keys.iter().cloned()),
-            ReportContents::Pet(tokens) => self.pending.tokens.extend(tokens.iter().copied()),
-        }
-        (ok(self.decoy_upload.clone()), Some(contents))
-    }
-
-    /// Cuts and signs the batch of everything accepted since the last one, padded with
-    /// decoys to the minimum size.
-    pub fn cut_batch(&mut self, now: UnixTime) {
-        let mut contents = std::mem::take(&mut self.pending);
-        contents.sequence = self.batches.len() as u64 + 1;
-        contents.created_at = now;
-        contents.pad_with_decoys(self.min_entries, now, self.retention_days, &mut self.rng);
-        let (keys, tokens) = (contents.diagnosis_keys.len(), contents.tokens.len());
-        let sequence = contents.sequence;
-        let signed: SignedBatch = contents.sign(&self.node);
-        let entry = BatchIndexEntry {
-            id: signed.id(),
-            sequence,
-            created_at: now,
-            size: signed.bytes().len() as u64,
-            keys: keys as u32,
-            tokens: tokens as u32,
-        };
-        self.by_id.insert(entry.id, self.batches.len());
-        self.batches.push(Published {
-            entry,
-            bytes: signed.into_bytes(),
-        });
+        self.core
+            .purge(&self.store, now)
+            .map_err(|e| node_error(&e))?;
+        Ok(())
     }
 
     /// Every batch published so far.
@@ -213,7 +159,7 @@ impl Server {
     }
 
     fn index_after(&self, cursor: u64) -> Response {
-        let start = (cursor as usize).min(self.batches.len());
+        let start = self.batches.partition_point(|p| p.entry.sequence <= cursor);
         let page: Vec<BatchIndexEntry> = self.batches[start..]
             .iter()
             .take(INDEX_PAGE)
@@ -227,12 +173,13 @@ impl Server {
         ok(serde_json::to_vec(&index).expect("index serialises"))
     }
 
-    /// Answers a request that changes nothing: the batch index, a batch, or a decoy. Real
-    /// verify and upload requests need [`Server::serve_mut`].
+    /// Answers a request that changes no state the phones can observe: the batch index, a
+    /// batch, or a decoy (which the core handles as it would on a node). Real verify and
+    /// upload requests need [`Server::serve_mut`].
     ///
     /// # Errors
     /// [`SimError::Node`] for a real verify or upload (they must go through `serve_mut`).
-    pub fn serve(&self, request: &Request) -> Result<Response, SimError> {
+    pub fn serve(&self, now: UnixTime, request: &Request) -> Result<Response, SimError> {
         match (request.method, request.purpose) {
             (Method::Get, _) => {
                 let path = request.path.as_str();
@@ -248,8 +195,8 @@ impl Server {
                 }
                 Ok(error(404, "not-found"))
             }
-            (Method::Post, Purpose::DecoyVerify) => Ok(ok(self.decoy_verify.clone())),
-            (Method::Post, Purpose::DecoyUpload) => Ok(ok(self.decoy_upload.clone())),
+            (Method::Post, Purpose::DecoyVerify) => Ok(self.verify(now, &request.body)),
+            (Method::Post, Purpose::DecoyUpload) => Ok(self.upload(now, &request.body).0),
             (Method::Post, _) => Err(SimError::Node(format!(
                 "{} needs the serial phase",
                 request.path
@@ -268,10 +215,57 @@ impl Server {
             (Method::Post, "/v1/verify") => (self.verify(now, &request.body), None),
             (Method::Post, "/v1/uploads") => self.upload(now, &request.body),
             _ => (
-                self.serve(request)
+                self.serve(now, request)
                     .unwrap_or_else(|_| error(404, "not-found")),
                 None,
             ),
+        }
+    }
+
+    /// `POST /v1/verify`: the core takes the code and certifies the HMAC.
+    fn verify(&self, now: UnixTime, body: &[u8]) -> Response {
+        let Ok(request) = serde_json::from_slice::<VerifyRequest>(body) else {
+            return error(400, "malformed-json");
+        };
+        let mut rng = self.decoy_rng.lock().unwrap_or_else(|e| e.into_inner());
+        match self.core.redeem_code(&self.store, &request, now, &mut *rng) {
+            Ok(response) => ok(response.to_padded_json()),
+            Err(e) => refused(&e),
+        }
+    }
+
+    /// `POST /v1/uploads`: the core verifies and plans it; the in-memory store applies it
+    /// (durable at once). Returns the contents of an accepted real upload.
+    fn upload(&self, now: UnixTime, body: &[u8]) -> (Response, Option<ReportContents>) {
+        let store: &dyn ReportStore = &self.store;
+        let admitted = self
+            .core
+            .decode_upload(body)
+            .and_then(|request| self.core.admit_upload(store, request, now));
+        let planned = match admitted {
+            Ok(Admission::Commit(planned)) => planned,
+            Ok(Admission::Decoy) => {
+                let mut token = [0u8; 32];
+                rand_core::Rng::fill_bytes(
+                    &mut *self.decoy_rng.lock().unwrap_or_else(|e| e.into_inner()),
+                    &mut token,
+                );
+                return (upload_answer(token), None);
+            }
+            Ok(Admission::Replayed(token)) => return (upload_answer(token), None),
+            Err(e) => return (refused(&e), None),
+        };
+        let settled = store
+            .commit_upload(&planned.commit)
+            .map_err(ephemera_node_core::IntakeError::from)
+            .and_then(|outcome| self.core.settle_upload(store, &planned, outcome));
+        match settled {
+            Ok(Settled::Accepted(token)) => (
+                upload_answer(token),
+                Some(planned.commit.upload.1.upload.contents.clone()),
+            ),
+            Ok(Settled::Replayed(token)) => (upload_answer(token), None),
+            Err(e) => (refused(&e), None),
         }
     }
 }
@@ -280,10 +274,34 @@ fn ok(body: Vec<u8>) -> Response {
     Response { status: 200, body }
 }
 
+fn upload_answer(token: [u8; 32]) -> Response {
+    let answer = UploadResponse {
+        revision_token: hex::encode(token),
+        padding: String::new(),
+    };
+    ok(answer.to_padded_json())
+}
+
+/// A refusal by the core. The phones only tell success from failure, so every refusal is
+/// a 400 carrying the core's own message (the node's HTTP layer maps each to its status).
+fn refused(e: &dyn std::fmt::Display) -> Response {
+    let body = ErrorBody {
+        error: "refused".to_owned(),
+        message: e.to_string(),
+    };
+    Response {
+        status: 400,
+        body: serde_json::to_vec(&body).expect("plain JSON"),
+    }
+}
+
 fn error(status: u16, code: &str) -> Response {
-    let body = serde_json::json!({ "error": code, "message": code }).to_string();
+    let body = ErrorBody {
+        error: code.to_owned(),
+        message: code.to_owned(),
+    };
     Response {
         status,
-        body: body.into_bytes(),
+        body: serde_json::to_vec(&body).expect("plain JSON"),
     }
 }

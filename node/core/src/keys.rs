@@ -148,7 +148,7 @@ pub struct NodeKeys {
     pub export: ExportSigningKey,
     /// Keys the hashes of stored upload codes.
     pub pepper: CodePepper,
-    /// Seed of the future libp2p identity (reserved; federation is not built yet).
+    /// Seed of the node's libp2p identity (federation).
     pub libp2p_seed: Zeroizing<[u8; 32]>,
 }
 
@@ -162,6 +162,31 @@ impl fmt::Debug for NodeKeys {
 }
 
 impl NodeKeys {
+    /// Fresh keys that live in memory only (the simulator, tests): seeds drawn from `rng`;
+    /// the export key's from the OS, as ring generates P-256 keys only that way.
+    pub fn generate(rng: &mut impl CryptoRng) -> NodeKeys {
+        let mut seed = || {
+            let mut seed = Zeroizing::new([0u8; 32]);
+            rng.fill_bytes(seed.as_mut());
+            seed
+        };
+        let authority = AuthoritySigningKey::from_seed(&seed());
+        let batch = NodeSigningKey::from_seed(&seed());
+        let pepper = CodePepper(seed());
+        let libp2p_seed = seed();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
+                .expect("system random number generator");
+        NodeKeys {
+            authority,
+            batch,
+            export: ExportSigningKey::from_pkcs8(pkcs8.as_ref())
+                .expect("ring parses the PKCS#8 document it generated"),
+            pepper,
+            libp2p_seed,
+        }
+    }
+
     /// Loads the keys from `data_dir/keys`, creating any that are missing with `rng`.
     /// Returns the keys and whether any was created.
     ///

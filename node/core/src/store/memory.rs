@@ -32,9 +32,8 @@ struct Inner {
 #[derive(Default)]
 pub struct MemoryReportStore {
     inner: Mutex<Inner>,
-    /// Unit tests: `flush` fails while set, as on a full disk.
-    #[cfg(test)]
-    pub(crate) failing_flush: std::sync::atomic::AtomicBool,
+    /// `flush` fails while set, as on a full disk ([`MemoryReportStore::fail_flushes`]).
+    failing_flush: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for MemoryReportStore {
@@ -47,6 +46,13 @@ impl MemoryReportStore {
     /// An empty store.
     pub fn new() -> Self {
         MemoryReportStore::default()
+    }
+
+    /// Makes every later [`ReportStore::flush`] fail (`true`), as on a full disk, or work
+    /// again (`false`): how tests show that nothing undurable is acknowledged or listed.
+    pub fn fail_flushes(&self, fail: bool) {
+        self.failing_flush
+            .store(fail, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -119,7 +125,7 @@ impl ReportStore for MemoryReportStore {
             .uploads
             .iter()
             .filter(|(id, record)| {
-                crate::federation::sync_day(&record.upload) == day
+                ephemera_proto::sync::sync_day(&record.upload) == day
                     && after.is_none_or(|after| **id > after)
             })
             .map(|(id, _)| *id)
@@ -132,8 +138,8 @@ impl ReportStore for MemoryReportStore {
     fn day_digest(
         &self,
         day: ephemera_proto::DayNumber,
-    ) -> Result<crate::federation::DayDigest, StoreError> {
-        let mut digest = crate::federation::DayDigest::empty(day);
+    ) -> Result<ephemera_proto::sync::DayDigest, StoreError> {
+        let mut digest = ephemera_proto::sync::DayDigest::empty(day);
         for id in self.sync_ids(day, None, usize::MAX)? {
             digest.add(&id);
         }
@@ -323,9 +329,10 @@ impl ReportStore for MemoryReportStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        #[cfg(test)]
         if self.failing_flush.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(StoreError::Engine("flush failed (test)".into()));
+            return Err(StoreError::Engine(
+                "flush failed (fail_flushes is set)".into(),
+            ));
         }
         Ok(())
     }

@@ -393,7 +393,7 @@ pub trait ReportStore: Send + Sync + 'static {
     }
 
     /// Up to `limit` ids of uploads filed under sync day `day` (the day their certificate
-    /// was issued, [`crate::federation::sync_day`]), ascending, strictly after `after`.
+    /// was issued, [`ephemera_proto::sync::sync_day`]), ascending, strictly after `after`.
     ///
     /// # Errors
     /// [`StoreError`].
@@ -408,7 +408,7 @@ pub trait ReportStore: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`StoreError`].
-    fn day_digest(&self, day: DayNumber) -> Result<crate::federation::DayDigest, StoreError>;
+    fn day_digest(&self, day: DayNumber) -> Result<ephemera_proto::sync::DayDigest, StoreError>;
 
     /// The mark of a used certificate id, if it is marked.
     ///

@@ -34,7 +34,7 @@ use super::{
     StoredUpload, UploadCommit, decode, encode, expiry_key, parse_expiry_key,
     parse_upload_expiry_reference,
 };
-use crate::federation::{DayDigest, sync_day};
+use ephemera_proto::sync::{DayDigest, sync_day};
 
 const CUTTER_STATE_KEY: &[u8] = b"cutter-state";
 const FORMAT_KEY: &[u8] = b"format";

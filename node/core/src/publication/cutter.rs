@@ -1,5 +1,5 @@
 //! The batch cutter: a pure function from (state, queued entries, now) to the batches to
-//! publish. A tokio task in [`crate::node`] drives it; tests step it with a fake clock.
+//! publish. [`crate::NodeCore::plan_cut`] runs it and signs what it cut.
 //!
 //! Batches are cut at fixed boundaries (multiples of the period since the epoch), dated at
 //! the boundary rather than at the moment the task ran, and padded with random decoys up to
@@ -12,10 +12,11 @@ use ephemera_proto::gaen::{DiagnosisKey, TemporaryExposureKey};
 use ephemera_proto::pet::EncounterToken;
 use ephemera_proto::report::{PublishedToken, ReportType};
 use ephemera_proto::time::SECONDS_PER_DAY;
+use ephemera_proto::upload::key_publishable_at;
 use ephemera_proto::{SchemeKind, UnixTime};
 use rand_core::CryptoRng;
 
-use crate::config::NodeConfig;
+use crate::policy::Policy;
 use crate::store::{CutterState, QueueKey, QueuedEntry, QueuedGroup};
 
 /// Cuts batches at fixed boundaries.
@@ -64,15 +65,15 @@ pub struct Cut {
 }
 
 impl BatchCutter {
-    /// The cutter a config describes.
-    pub fn from_config(config: &NodeConfig) -> Self {
+    /// The cutter a policy describes.
+    pub fn from_policy(policy: &Policy) -> Self {
         BatchCutter {
-            period_seconds: config.batch_period_seconds,
-            min_entries: config.batch_min_entries,
-            max_entries: config.batch_max_entries,
-            retention_days: config.retention_days,
-            pad_keys: config.accept_schemes.contains(&SchemeKind::Gaen),
-            pad_tokens: config.accept_schemes.contains(&SchemeKind::Pet),
+            period_seconds: policy.batch_period_seconds,
+            min_entries: policy.batch_min_entries,
+            max_entries: policy.batch_max_entries,
+            retention_days: policy.retention_days,
+            pad_keys: policy.accepts(SchemeKind::Gaen),
+            pad_tokens: policy.accepts(SchemeKind::Pet),
         }
     }
 
@@ -182,15 +183,19 @@ impl BatchCutter {
         // of accepted schemes get decoys drawn over the retention period.
         let retention = self.retention_days.max(1);
         if self.pad_keys && contents.diagnosis_keys.is_empty() {
+            // Only days whose whole-day key is past its embargo at this boundary: a decoy a
+            // real key could never be (today's, say) would mark the batch as all decoys.
+            let newest = if key_publishable_at(&whole_day_key(boundary.day().minus(1))) <= boundary
+            {
+                boundary.day().minus(1)
+            } else {
+                boundary.day().minus(2)
+            };
+            let span = retention.saturating_sub(boundary.day().0 - newest.0).max(1);
             for _ in 0..self.min_entries {
-                let day = boundary.day().minus(rng.next_u32() % retention);
-                contents.diagnosis_keys.push(DiagnosisKey {
-                    key: TemporaryExposureKey::generate(rng),
-                    rolling_start: day.first_interval(),
-                    rolling_period: 144,
-                    report_type: ReportType::ConfirmedTest,
-                    days_since_onset: None,
-                });
+                let mut key = whole_day_key(newest.minus(rng.next_u32() % span));
+                key.key = TemporaryExposureKey::generate(rng);
+                contents.diagnosis_keys.push(key);
             }
         }
         if self.pad_tokens && contents.tokens.is_empty() {
@@ -214,6 +219,17 @@ impl BatchCutter {
     /// When a batch cut at `created_at` is deleted.
     pub fn batch_purge_at(&self, created_at: UnixTime) -> UnixTime {
         created_at.plus_seconds(u64::from(self.retention_days) * SECONDS_PER_DAY)
+    }
+}
+
+/// A confirmed whole-day key of `day` (its key bytes to be drawn).
+fn whole_day_key(day: ephemera_proto::DayNumber) -> DiagnosisKey {
+    DiagnosisKey {
+        key: TemporaryExposureKey([0; 16]),
+        rolling_start: day.first_interval(),
+        rolling_period: 144,
+        report_type: ReportType::ConfirmedTest,
+        days_since_onset: None,
     }
 }
 
@@ -383,5 +399,34 @@ mod tests {
             .unwrap();
         assert_eq!(quiet.batches[0].contents.diagnosis_keys.len(), 10);
         assert_eq!(quiet.batches[0].contents.tokens.len(), 10);
+    }
+
+    #[test]
+    fn decoy_keys_of_an_empty_section_are_ones_a_real_key_could_be() {
+        let c = BatchCutter {
+            pad_keys: true,
+            min_entries: 200,
+            ..cutter()
+        };
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let day = NOW.day();
+        // Just after midnight yesterday's keys are still under embargo; later they are not.
+        for boundary in [
+            day.first_interval().start(),
+            day.first_interval().start().plus_seconds(3 * 3600),
+        ] {
+            let state = CutterState::default();
+            let cut = c.cut(&state, vec![], boundary, &mut rng).unwrap();
+            let keys = &cut.batches[0].contents.diagnosis_keys;
+            assert_eq!(keys.len(), 200);
+            for key in keys {
+                assert!(
+                    key_publishable_at(key) <= boundary,
+                    "a decoy key of day {:?} at boundary {boundary:?}",
+                    key.rolling_start.day()
+                );
+                assert!(key.rolling_start.day() >= boundary.day().minus(c.retention_days));
+            }
+        }
     }
 }

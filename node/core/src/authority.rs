@@ -1,0 +1,283 @@
+//! The health authority's role (`docs/PROTOCOL.md` §4): one-time upload
+//! codes for positive tests, and their exchange for a signed certificate over a report
+//! HMAC. Codes are stored only as peppered hashes; a certificate names no one.
+//!
+//! Durability is the caller's: a redeemed code is gone from the store at once, but the
+//! driver must flush before it hands out the certificate, so a crash cannot let one code
+//! be used twice; issued codes likewise before they are shown.
+
+use ephemera_proto::api::{VerifyRequest, VerifyResponse};
+use ephemera_proto::auth::{CertificateRequest, CodeHash, ReportHmac, UploadCode};
+use ephemera_proto::report::ReportType;
+use ephemera_proto::{CodeError, DayNumber, UnixTime};
+use rand_core::CryptoRng;
+use thiserror::Error;
+
+use crate::NodeCore;
+use crate::store::{CodeRecord, StoreError};
+
+/// Days before today a symptom onset may lie, beyond the retention period.
+const ONSET_DAYS_BEFORE_RETENTION: u32 = 14;
+
+/// What the authority refused, or why it could not answer.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum AuthorityError {
+    /// An issue request asked for no code or more than the policy allows.
+    #[error("between 1 and {max} codes may be issued at once, not {requested}")]
+    CodeCountOutOfRange {
+        /// Codes asked for.
+        requested: u32,
+        /// The policy's maximum.
+        max: u32,
+    },
+    /// The symptom onset is after today or long before the retention period.
+    #[error("the symptom onset must not be in the future or long past")]
+    OnsetOutOfRange,
+    /// The code is not well formed.
+    #[error("malformed upload code: {0}")]
+    MalformedCode(CodeError),
+    /// The report HMAC is not 64 hex characters.
+    #[error("report_hmac must be 64 hex characters")]
+    MalformedHmac,
+    /// The code is unknown, used or expired (deliberately not told apart).
+    #[error("the upload code is unknown, already used or expired")]
+    CodeUnknownOrExpired,
+    /// Storage failed.
+    #[error("storage failure")]
+    Store(#[from] StoreError),
+}
+
+impl AuthorityError {
+    /// Whether the failure spends a guess of the code-guessing budget: a wrong, malformed
+    /// or spent code does, a storage failure does not.
+    pub fn is_failed_guess(&self) -> bool {
+        matches!(
+            self,
+            AuthorityError::MalformedCode(_)
+                | AuthorityError::MalformedHmac
+                | AuthorityError::CodeUnknownOrExpired
+        )
+    }
+}
+
+/// What a case worker asks for: the report type and symptom onset the codes will certify.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct CodeGrant {
+    /// The report type of the certificates the codes will be exchanged for.
+    pub test_type: ReportType,
+    /// The symptom onset they will carry, if known.
+    pub symptom_onset: Option<DayNumber>,
+}
+
+/// Codes just issued, to show once: the store holds only their hashes.
+#[derive(Debug)]
+pub struct IssuedCodes {
+    /// The codes.
+    pub codes: Vec<UploadCode>,
+    /// When they stop working.
+    pub expires_at: UnixTime,
+}
+
+impl NodeCore {
+    /// Issues `count` codes for `grant`, storing only their peppered hashes.
+    ///
+    /// # Errors
+    /// [`AuthorityError::CodeCountOutOfRange`], [`AuthorityError::OnsetOutOfRange`],
+    /// [`AuthorityError::Store`].
+    pub fn issue_codes(
+        &self,
+        store: &dyn crate::store::ReportStore,
+        grant: CodeGrant,
+        count: u32,
+        now: UnixTime,
+        rng: &mut impl CryptoRng,
+    ) -> Result<IssuedCodes, AuthorityError> {
+        let max = self.policy.max_codes_per_request;
+        if count == 0 || count > max {
+            return Err(AuthorityError::CodeCountOutOfRange {
+                requested: count,
+                max,
+            });
+        }
+        if let Some(day) = grant.symptom_onset {
+            let oldest = now
+                .day()
+                .minus(self.policy.retention_days + ONSET_DAYS_BEFORE_RETENTION);
+            if day > now.day() || day < oldest {
+                return Err(AuthorityError::OnsetOutOfRange);
+            }
+        }
+        let expires_at = now.plus_seconds(self.policy.code_lifetime_seconds);
+        let record = CodeRecord {
+            test_type: grant.test_type,
+            symptom_onset: grant.symptom_onset,
+            expires_at,
+        };
+        let codes: Vec<UploadCode> = (0..count).map(|_| UploadCode::generate(rng)).collect();
+        let hashes: Vec<(CodeHash, CodeRecord)> = codes
+            .iter()
+            .map(|code| (code.hash(&self.keys.pepper), record.clone()))
+            .collect();
+        store.insert_codes(&hashes)?;
+        Ok(IssuedCodes { codes, expires_at })
+    }
+
+    /// `POST /v1/verify`: takes the code (single use) and certifies the report HMAC. A decoy
+    /// request does the same work (a code lookup, a signature) and gets a random answer of
+    /// the same length.
+    ///
+    /// # Errors
+    /// [`AuthorityError::MalformedCode`], [`AuthorityError::MalformedHmac`],
+    /// [`AuthorityError::CodeUnknownOrExpired`], [`AuthorityError::Store`].
+    pub fn redeem_code(
+        &self,
+        store: &dyn crate::store::ReportStore,
+        request: &VerifyRequest,
+        now: UnixTime,
+        rng: &mut impl CryptoRng,
+    ) -> Result<VerifyResponse, AuthorityError> {
+        if request.decoy {
+            let mut unknown = [0u8; 32];
+            rng.fill_bytes(&mut unknown);
+            let _ = store.take_code(&CodeHash(unknown))?;
+            let _ = self.certify(
+                ReportType::ConfirmedTest,
+                None,
+                ReportHmac([0; 32]),
+                now,
+                rng,
+            );
+            return Ok(VerifyResponse::decoy(self.certificate_len, rng));
+        }
+        let code = UploadCode::parse(&request.code).map_err(AuthorityError::MalformedCode)?;
+        let hmac = request.parsed_hmac().ok_or(AuthorityError::MalformedHmac)?;
+        let record = store
+            .take_code(&code.hash(&self.keys.pepper))?
+            .filter(|r| r.expires_at > now)
+            .ok_or(AuthorityError::CodeUnknownOrExpired)?;
+        let certificate = self.certify(record.test_type, record.symptom_onset, hmac, now, rng);
+        Ok(VerifyResponse::new(&certificate))
+    }
+
+    fn certify(
+        &self,
+        test_type: ReportType,
+        symptom_onset: Option<DayNumber>,
+        report_hmac: ReportHmac,
+        now: UnixTime,
+        rng: &mut impl CryptoRng,
+    ) -> ephemera_proto::auth::SignedCertificate {
+        self.keys.authority.issue(
+            &CertificateRequest {
+                report_hmac,
+                test_type,
+                symptom_onset,
+            },
+            now,
+            self.policy.certificate_lifetime_seconds,
+            rng,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ephemera_proto::auth::ExpiryPolicy;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::store::MemoryReportStore;
+    use crate::tests::core;
+
+    const NOW: UnixTime = UnixTime(1_700_000_000);
+
+    fn request(code: &str) -> VerifyRequest {
+        VerifyRequest {
+            code: code.to_owned(),
+            report_hmac: "ab".repeat(32),
+            decoy: false,
+            padding: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_code_is_redeemed_once_and_certifies_its_grant() {
+        let (core, mut rng) = (core(), ChaCha20Rng::seed_from_u64(1));
+        let store = MemoryReportStore::new();
+        let grant = CodeGrant {
+            test_type: ReportType::ConfirmedClinicalDiagnosis,
+            symptom_onset: Some(NOW.day().minus(2)),
+        };
+        let issued = core.issue_codes(&store, grant, 1, NOW, &mut rng).unwrap();
+        let code = issued.codes[0].reveal();
+        let answer = core
+            .redeem_code(&store, &request(&code), NOW, &mut rng)
+            .unwrap();
+        let certificate = answer.certificate().unwrap();
+        let checked = certificate
+            .verify(core.trusted(), NOW, ExpiryPolicy::FirstUpload)
+            .unwrap();
+        assert_eq!(checked.test_type, grant.test_type);
+        assert_eq!(checked.symptom_onset, grant.symptom_onset);
+        assert!(matches!(
+            core.redeem_code(&store, &request(&code), NOW, &mut rng),
+            Err(AuthorityError::CodeUnknownOrExpired)
+        ));
+    }
+
+    #[test]
+    fn expired_malformed_and_out_of_range_requests_say_what_is_wrong() {
+        let (core, mut rng) = (core(), ChaCha20Rng::seed_from_u64(2));
+        let store = MemoryReportStore::new();
+        let grant = CodeGrant {
+            test_type: ReportType::ConfirmedTest,
+            symptom_onset: None,
+        };
+        let issued = core.issue_codes(&store, grant, 1, NOW, &mut rng).unwrap();
+        let late = issued.expires_at;
+        let error = core
+            .redeem_code(&store, &request(&issued.codes[0].reveal()), late, &mut rng)
+            .unwrap_err();
+        assert!(matches!(error, AuthorityError::CodeUnknownOrExpired));
+        assert!(error.is_failed_guess());
+        assert!(matches!(
+            core.redeem_code(&store, &request("not a code"), NOW, &mut rng),
+            Err(AuthorityError::MalformedCode(_))
+        ));
+        let max = core.policy().max_codes_per_request;
+        assert!(matches!(
+            core.issue_codes(&store, grant, max + 1, NOW, &mut rng),
+            Err(AuthorityError::CodeCountOutOfRange { .. })
+        ));
+        let tomorrow = CodeGrant {
+            symptom_onset: Some(NOW.day().plus(1)),
+            ..grant
+        };
+        assert!(matches!(
+            core.issue_codes(&store, tomorrow, 1, NOW, &mut rng),
+            Err(AuthorityError::OnsetOutOfRange)
+        ));
+    }
+
+    #[test]
+    fn a_decoy_gets_an_answer_as_long_as_a_real_one_and_takes_no_code() {
+        let (core, mut rng) = (core(), ChaCha20Rng::seed_from_u64(3));
+        let store = MemoryReportStore::new();
+        let grant = CodeGrant {
+            test_type: ReportType::ConfirmedTest,
+            symptom_onset: None,
+        };
+        let issued = core.issue_codes(&store, grant, 1, NOW, &mut rng).unwrap();
+        let decoy = VerifyRequest {
+            decoy: true,
+            ..request("")
+        };
+        let fake = core.redeem_code(&store, &decoy, NOW, &mut rng).unwrap();
+        let real = core
+            .redeem_code(&store, &request(&issued.codes[0].reveal()), NOW, &mut rng)
+            .unwrap();
+        assert_eq!(fake.to_padded_json().len(), real.to_padded_json().len());
+    }
+}

@@ -1,0 +1,410 @@
+//! Intake: what an upload from a phone must pass to be stored (`docs/PROTOCOL.md` §4.3 and
+//! §5), and revisions of an upload (`likely` → `confirmed` or
+//! revoked), as the GAEN reference server allows them.
+//!
+//! The flow, in the driver: [`NodeCore::decode_upload`] → [`NodeCore::admit_upload`] →
+//! apply [`PlannedUpload::commit`] durably → [`NodeCore::settle_upload`] → answer. A
+//! revision rewrites publication queue groups, so the driver must not cut batches between
+//! admitting a revision and applying its commit: it holds its publication lock for a
+//! request whose body is an [`UploadBody::Revision`].
+
+use std::collections::BTreeMap;
+
+use ephemera_proto::auth::{CertificateId, ExpiryPolicy};
+use ephemera_proto::report::ReportType;
+use ephemera_proto::upload::{SignedUpload, UploadBody, UploadId, UploadRequest, VerifiedUpload};
+use ephemera_proto::{DecodeError, SchemeKind, UnixTime, UploadError, wire};
+use thiserror::Error;
+
+use crate::NodeCore;
+use crate::publication::{entries_of, group_entries, release_times};
+use crate::store::{
+    CertificateState, CommitOutcome, QueueKey, QueuedEntry, QueuedGroup, ReportStore, StoreError,
+    StoredUpload, UploadCommit,
+};
+
+/// A revision token as the phone receives it (hex in the JSON answer).
+pub type RevisionToken = [u8; crate::revision_token::TOKEN_LEN];
+
+/// Why an upload was refused, or could not be handled.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum IntakeError {
+    /// The body is larger than the policy's `max_upload_bytes`.
+    #[error("upload body is larger than {max} bytes")]
+    TooLarge {
+        /// The limit.
+        max: usize,
+    },
+    /// The body is not a well-formed upload request.
+    #[error("malformed upload: {0}")]
+    Decode(DecodeError),
+    /// The certificate, its binding to the report, or a report rule failed.
+    #[error(transparent)]
+    Rejected(UploadError),
+    /// The report's scheme is not one this node accepts.
+    #[error("this node does not accept {0:?} reports")]
+    SchemeNotAccepted(SchemeKind),
+    /// A first upload certified with a type only revisions may carry.
+    #[error("report type {0:?} is not accepted for a first upload")]
+    ReportTypeNotAllowed(ReportType),
+    /// The certificate was used for another upload before.
+    #[error("this certificate was already used for an upload")]
+    CertificateUsed,
+    /// The revision token is unknown, spent, or its upload gone.
+    #[error("the revision token is unknown, already used or expired")]
+    InvalidRevisionToken,
+    /// The report-type change is not one a revision may make.
+    #[error("a report of type {from:?} cannot be revised to {to:?}")]
+    RevisionNotAllowed {
+        /// The current type.
+        from: ReportType,
+        /// The requested type.
+        to: ReportType,
+    },
+    /// The revision holds entries the original upload did not, or another scheme.
+    #[error("a revision may only hold entries of the upload it revises")]
+    RevisionMismatch,
+    /// Storage failed.
+    #[error("storage failure")]
+    Store(#[from] StoreError),
+}
+
+/// Whether an upload is a phone's first one or a revision of it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum UploadKind {
+    /// A first upload.
+    First,
+    /// A revision of an earlier upload.
+    Revision,
+}
+
+/// What to do with an upload request that passed every check.
+#[derive(Debug)]
+pub enum Admission {
+    /// A decoy: nothing is stored. It is answered as a real upload is, after a flush, with
+    /// a random token.
+    Decoy,
+    /// A real upload or revision: apply the commit durably, then [`NodeCore::settle_upload`].
+    Commit(Box<PlannedUpload>),
+    /// A retried revision whose first request went through: answer this token once the
+    /// store is flushed.
+    Replayed(RevisionToken),
+}
+
+/// An accepted upload, planned: what to write, and what to answer once written.
+#[derive(Debug)]
+pub struct PlannedUpload {
+    /// Everything the upload writes, atomically.
+    pub commit: UploadCommit,
+    /// First upload or revision.
+    pub kind: UploadKind,
+    /// For a first upload: the verified upload, to gossip to peers once durable.
+    pub gossip: Option<VerifiedUpload>,
+    token: RevisionToken,
+}
+
+/// The answer to an applied upload.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// Stored now: answer the token.
+    Accepted(RevisionToken),
+    /// This very upload was stored by an earlier request whose answer was lost: answer the
+    /// token once the store is flushed (the first request may still be in flight).
+    Replayed(RevisionToken),
+}
+
+impl NodeCore {
+    /// Decodes an upload request body, refusing it first if it is larger than the policy
+    /// allows.
+    ///
+    /// # Errors
+    /// [`IntakeError::TooLarge`], [`IntakeError::Decode`].
+    pub fn decode_upload(&self, body: &[u8]) -> Result<UploadRequest, IntakeError> {
+        let max = self.policy.max_upload_bytes;
+        if body.len() > max {
+            return Err(IntakeError::TooLarge { max });
+        }
+        wire::decode(body).map_err(IntakeError::Decode)
+    }
+
+    /// Checks a decoded upload request and plans what it writes. A decoy costs what a real
+    /// upload costs here: one certificate verification.
+    ///
+    /// # Errors
+    /// The first failed check as an [`IntakeError`].
+    pub fn admit_upload(
+        &self,
+        store: &dyn ReportStore,
+        request: UploadRequest,
+        now: UnixTime,
+    ) -> Result<Admission, IntakeError> {
+        match request.body {
+            UploadBody::Decoy => {
+                let _ =
+                    self.decoy_certificate
+                        .verify(&self.trusted, now, ExpiryPolicy::FirstUpload);
+                Ok(Admission::Decoy)
+            }
+            UploadBody::Real(upload) => self.admit_first(upload, now),
+            UploadBody::Revision {
+                upload,
+                revision_token,
+            } => self.admit_revision(store, upload, &revision_token, now),
+        }
+    }
+
+    /// Answers an upload once its commit was applied with `outcome`.
+    ///
+    /// # Errors
+    /// [`IntakeError::CertificateUsed`] when another upload used the certificate,
+    /// [`IntakeError::InvalidRevisionToken`] when the revised upload changed meanwhile,
+    /// [`IntakeError::Store`].
+    pub fn settle_upload(
+        &self,
+        store: &dyn ReportStore,
+        planned: &PlannedUpload,
+        outcome: CommitOutcome,
+    ) -> Result<Settled, IntakeError> {
+        match outcome {
+            CommitOutcome::Committed => Ok(Settled::Accepted(planned.token)),
+            CommitOutcome::CertificateUsed => {
+                let (certificate, upload) = (planned.commit.certificate.0, planned.commit.upload.0);
+                self.replayed(store, &certificate, upload)?
+                    .map(Settled::Replayed)
+                    .ok_or(IntakeError::CertificateUsed)
+            }
+            CommitOutcome::RevisionTokenUnknown => Err(IntakeError::InvalidRevisionToken),
+        }
+    }
+
+    fn verify(&self, upload: SignedUpload, now: UnixTime) -> Result<VerifiedUpload, IntakeError> {
+        let verified = upload
+            .verify(&self.trusted, now, ExpiryPolicy::FirstUpload, &self.limits)
+            .map_err(IntakeError::Rejected)?;
+        let scheme = verified.contents().scheme();
+        if !self.policy.accepts(scheme) {
+            return Err(IntakeError::SchemeNotAccepted(scheme));
+        }
+        Ok(verified)
+    }
+
+    fn admit_first(&self, upload: SignedUpload, now: UnixTime) -> Result<Admission, IntakeError> {
+        let verified = self.verify(upload, now)?;
+        let test_type = verified.upload().certificate.certificate.test_type;
+        if !matches!(
+            test_type,
+            ReportType::ConfirmedTest
+                | ReportType::ConfirmedClinicalDiagnosis
+                | ReportType::SelfReport
+        ) {
+            return Err(IntakeError::ReportTypeNotAllowed(test_type));
+        }
+        let upload_id = verified.id();
+        let gossip = Some(verified.clone());
+        let upload = verified.into_inner();
+        let certificate = upload.certificate.certificate.clone();
+        let releases = release_times(&upload.contents, now);
+        let enqueue = group_entries(upload_id, &upload.contents, &releases);
+        let commit = UploadCommit {
+            certificate: (certificate.id, self.certificate_purge_at(&certificate)),
+            relayed: false,
+            consume_revision: None,
+            upload: (
+                upload_id,
+                StoredUpload {
+                    received_at: now,
+                    upload,
+                    releases: releases.into_iter().map(Some).collect(),
+                },
+                self.upload_purge_at(now),
+            ),
+            update_original: None,
+            dequeue: Vec::new(),
+            enqueue,
+        };
+        Ok(Admission::Commit(Box::new(PlannedUpload {
+            commit,
+            kind: UploadKind::First,
+            gossip,
+            token: self.revision_tokens.token(&certificate.id),
+        })))
+    }
+
+    fn admit_revision(
+        &self,
+        store: &dyn ReportStore,
+        upload: SignedUpload,
+        token: &[u8],
+        now: UnixTime,
+    ) -> Result<Admission, IntakeError> {
+        let verified = self.verify(upload, now)?;
+        let upload_id = verified.id();
+        let upload = verified.into_inner();
+        let certificate_id = upload.certificate.certificate.id;
+        match self.plan_revision(store, upload, upload_id, token, now) {
+            Ok(commit) => Ok(Admission::Commit(Box::new(PlannedUpload {
+                commit,
+                kind: UploadKind::Revision,
+                gossip: None,
+                token: self.revision_tokens.token(&certificate_id),
+            }))),
+            // The revision may have gone through already, its answer lost.
+            Err(IntakeError::InvalidRevisionToken) => self
+                .replayed(store, &certificate_id, upload_id)?
+                .map(Admission::Replayed)
+                .ok_or(IntakeError::InvalidRevisionToken),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A retried request whose first answer was lost: if `certificate` was used by this
+    /// very upload (byte for byte: the id is its content address), accepted here from a
+    /// phone, the original answer's token. `None` otherwise.
+    fn replayed(
+        &self,
+        store: &dyn ReportStore,
+        certificate: &CertificateId,
+        upload: UploadId,
+    ) -> Result<Option<RevisionToken>, StoreError> {
+        let mark = store.certificate_use(certificate)?;
+        Ok(mark
+            .filter(|m| m.upload == upload && m.state != CertificateState::Relayed)
+            .map(|_| self.revision_tokens.token(certificate)))
+    }
+
+    /// Plans a revision: entries not yet published move to the revised upload with the new
+    /// type (revoked ones are dropped); `gaen` keys already published are published again
+    /// with the new type, so phones learn of the change. (`pet` tokens carry no type:
+    /// published ones cannot be withdrawn.)
+    fn plan_revision(
+        &self,
+        store: &dyn ReportStore,
+        upload: SignedUpload,
+        upload_id: UploadId,
+        token: &[u8],
+        now: UnixTime,
+    ) -> Result<UploadCommit, IntakeError> {
+        let original_certificate = self
+            .revision_tokens
+            .open(token)
+            .ok_or(IntakeError::InvalidRevisionToken)?;
+        let record = store
+            .certificate_use(&original_certificate)?
+            .filter(|mark| mark.state == CertificateState::Accepted)
+            .ok_or(IntakeError::InvalidRevisionToken)?;
+        let mut original = store
+            .upload(&record.upload)?
+            .ok_or(IntakeError::InvalidRevisionToken)?;
+        let from = original.upload.certificate.certificate.test_type;
+        let to = upload.certificate.certificate.test_type;
+        let allowed = from == ReportType::ConfirmedClinicalDiagnosis
+            && matches!(to, ReportType::ConfirmedTest | ReportType::Revoked);
+        if !allowed {
+            return Err(IntakeError::RevisionNotAllowed { from, to });
+        }
+        if original.upload.contents.scheme() != upload.contents.scheme() {
+            return Err(IntakeError::RevisionMismatch);
+        }
+        let originals = entries_of(&original.upload.contents);
+        let revised = entries_of(&upload.contents);
+        let mut regroups: BTreeMap<QueueKey, QueuedGroup> = BTreeMap::new();
+        let mut releases = Vec::with_capacity(revised.len());
+        let mut revised_entries = Vec::with_capacity(revised.len());
+        for (entry_id, entry) in &revised {
+            let index = originals
+                .iter()
+                .position(|(id, _)| id == entry_id)
+                .ok_or(IntakeError::RevisionMismatch)?;
+            let queued = match original.releases[index] {
+                Some(release_at) => {
+                    let key = QueueKey {
+                        release_at,
+                        upload: record.upload,
+                    };
+                    match regroups.get(&key) {
+                        Some(group) => Some(group.clone()),
+                        None => store.queued(&key)?,
+                    }
+                    .map(|group| (key, group))
+                }
+                None => None,
+            };
+            let (release, queued_entry) = match queued {
+                Some((key, mut group)) => {
+                    // Not published yet: take it out of the original's group.
+                    group.retain(|e| entry_key(e) != *entry_id);
+                    regroups.insert(key, group);
+                    original.releases[index] = None;
+                    (
+                        (to != ReportType::Revoked).then_some(key.release_at),
+                        entry.clone(),
+                    )
+                }
+                None => published_again(entry, now),
+            };
+            releases.push(release);
+            revised_entries.push(queued_entry);
+        }
+        let mut dequeue = Vec::new();
+        let mut enqueue: Vec<(QueueKey, QueuedGroup)> = Vec::new();
+        for (key, group) in regroups {
+            dequeue.push(key);
+            if !group.is_empty() {
+                enqueue.push((key, group));
+            }
+        }
+        let mut new_groups: BTreeMap<UnixTime, QueuedGroup> = BTreeMap::new();
+        for (entry, release) in revised_entries.into_iter().zip(&releases) {
+            if let Some(at) = release {
+                new_groups.entry(*at).or_default().push(entry);
+            }
+        }
+        enqueue.extend(new_groups.into_iter().map(|(release_at, group)| {
+            (
+                QueueKey {
+                    release_at,
+                    upload: upload_id,
+                },
+                group,
+            )
+        }));
+        let certificate = upload.certificate.certificate.clone();
+        Ok(UploadCommit {
+            certificate: (certificate.id, self.certificate_purge_at(&certificate)),
+            relayed: false,
+            consume_revision: Some(original_certificate),
+            upload: (
+                upload_id,
+                StoredUpload {
+                    received_at: now,
+                    upload,
+                    releases,
+                },
+                self.upload_purge_at(now),
+            ),
+            update_original: Some((record.upload, original)),
+            dequeue,
+            enqueue,
+        })
+    }
+}
+
+/// How an entry is told apart from others of its report: the TEK or the token bytes.
+fn entry_key(entry: &QueuedEntry) -> [u8; 16] {
+    match entry {
+        QueuedEntry::Key(k) | QueuedEntry::RevisedKey(k) => *k.key.as_bytes(),
+        QueuedEntry::Token(t) => t.token.0,
+    }
+}
+
+/// A revised entry that was published already: `gaen` keys go out again, now, as revised
+/// keys with the new type; `pet` tokens have no type to change.
+fn published_again(entry: &QueuedEntry, now: UnixTime) -> (Option<UnixTime>, QueuedEntry) {
+    match entry {
+        QueuedEntry::Key(k) | QueuedEntry::RevisedKey(k) => {
+            (Some(now), QueuedEntry::RevisedKey(k.clone()))
+        }
+        QueuedEntry::Token(_) => (None, entry.clone()),
+    }
+}

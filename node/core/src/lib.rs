@@ -1,0 +1,142 @@
+//! The Ephemera node's policy, without I/O: every rule a health authority's node applies,
+//! in one crate that the server (`ephemera-node`), the simulator and the tests all run.
+//!
+//! Like `quinn-proto` under `quinn`, [`NodeCore`] owns no socket, clock, thread or async
+//! runtime. Each call takes the store (the node's state), its input and the time, and
+//! returns an outcome; the driver does the I/O around it:
+//!
+//! | concept | module | what it decides |
+//! | --- | --- | --- |
+//! | authority | [`authority`] | issuing upload codes, redeeming one for a signed certificate |
+//! | intake | [`intake`] | verifying an upload, single use of its certificate, revisions, decoys |
+//! | publication | [`publication`] | the GAEN embargo, batch boundaries, splitting, padding, signing, GAEN export files |
+//! | retention | [`retention`] | when each record is forgotten, and the purge |
+//! | federation intake | [`federation_intake`] | what a report relayed by a peer must pass to be stored and published |
+//!
+//! Writes follow one rule: the core decides and the driver makes it durable. Uploads and
+//! cuts come back as commits ([`store::UploadCommit`], [`store::CutCommit`]) that the
+//! driver applies (grouped, flushed) before it acknowledges anything; the authority's two
+//! single-record writes (codes in, a code taken) go to the store directly and are durable
+//! after the driver's next [`store::ReportStore::flush`], which it calls before answering.
+//!
+//! Storage sits behind [`store::ReportStore`]: [`store::SledReportStore`] on disk (the
+//! embedded default) and [`store::MemoryReportStore`] for tests and the simulator.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod authority;
+pub mod federation_intake;
+pub mod intake;
+pub mod keys;
+pub mod policy;
+pub mod publication;
+pub mod retention;
+pub mod revision_token;
+pub mod store;
+
+use ephemera_proto::auth::{CertificateRequest, ReportHmac, SignedCertificate, TrustedAuthorities};
+use ephemera_proto::report::{ReportLimits, ReportType};
+use ephemera_proto::{UnixTime, wire};
+use rand_core::CryptoRng;
+
+pub use authority::AuthorityError;
+pub use intake::IntakeError;
+pub use keys::NodeKeys;
+pub use policy::Policy;
+pub use publication::PublicationError;
+
+use publication::BatchCutter;
+use revision_token::RevisionTokens;
+
+/// One node's policy and keys: the state every rule needs besides the store.
+pub struct NodeCore {
+    policy: Policy,
+    keys: NodeKeys,
+    trusted: TrustedAuthorities,
+    limits: ReportLimits,
+    cutter: BatchCutter,
+    revision_tokens: RevisionTokens,
+    /// A certificate verified on decoy uploads, so they cost what real ones do.
+    decoy_certificate: SignedCertificate,
+    /// Length of a certificate's wire form, for decoy verify answers.
+    certificate_len: usize,
+}
+
+impl std::fmt::Debug for NodeCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeCore")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeCore {
+    /// A node applying `policy` with `keys`. It trusts its own authority key and those the
+    /// policy lists. `rng` draws the decoy certificate.
+    pub fn new(policy: Policy, keys: NodeKeys, rng: &mut impl CryptoRng) -> NodeCore {
+        let mut trusted = TrustedAuthorities::new().with(keys.authority.public_key());
+        for key in &policy.trusted_authorities {
+            trusted.insert(*key);
+        }
+        let limits = ReportLimits {
+            retention_days: policy.retention_days,
+            ..ReportLimits::default()
+        };
+        let decoy_certificate = keys.authority.issue(
+            &CertificateRequest {
+                report_hmac: ReportHmac([0; 32]),
+                test_type: ReportType::ConfirmedTest,
+                symptom_onset: None,
+            },
+            UnixTime(0),
+            u64::MAX / 2,
+            rng,
+        );
+        let certificate_len = wire::encode(&decoy_certificate).len();
+        NodeCore {
+            cutter: BatchCutter::from_policy(&policy),
+            revision_tokens: RevisionTokens::new(&keys.pepper),
+            policy,
+            keys,
+            trusted,
+            limits,
+            decoy_certificate,
+            certificate_len,
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The keys.
+    pub fn keys(&self) -> &NodeKeys {
+        &self.keys
+    }
+
+    /// The authority keys this node trusts: its own and the policy's.
+    pub fn trusted(&self) -> &TrustedAuthorities {
+        &self.trusted
+    }
+
+    /// The report rules uploads are checked against.
+    pub fn limits(&self) -> &ReportLimits {
+        &self.limits
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+
+    /// A core with the default policy and keys drawn from a fixed seed.
+    pub(crate) fn core() -> NodeCore {
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let keys = NodeKeys::generate(&mut rng);
+        NodeCore::new(Policy::default(), keys, &mut rng)
+    }
+}

@@ -1,0 +1,69 @@
+//! The rules a node applies, as numbers: the part of a node's configuration that decides
+//! what is accepted, published and forgotten. The driver builds one from its config file;
+//! the simulator builds one directly. Nothing here is about sockets, logs or threads.
+
+use ephemera_proto::SchemeKind;
+use ephemera_proto::signing::Ed25519PublicKey;
+
+/// Every policy setting of a node. [`Policy::default`] is the documented default of each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Days everything about a report is kept (14 by default).
+    pub retention_days: u32,
+    /// Seconds an issued upload code stays redeemable.
+    pub code_lifetime_seconds: u64,
+    /// Seconds a certificate stays valid for its first upload.
+    pub certificate_lifetime_seconds: u64,
+    /// Most codes one issue request may ask for.
+    pub max_codes_per_request: u32,
+    /// Largest upload body accepted, in bytes.
+    pub max_upload_bytes: usize,
+    /// Schemes whose reports this node accepts and publishes.
+    pub accept_schemes: Vec<SchemeKind>,
+    /// Authority keys trusted besides this node's own.
+    pub trusted_authorities: Vec<Ed25519PublicKey>,
+    /// Seconds between batch boundaries.
+    pub batch_period_seconds: u64,
+    /// Entries each published section is padded up to with decoys.
+    pub batch_min_entries: usize,
+    /// Most real entries in one batch; a boundary with more is split.
+    pub batch_max_entries: usize,
+    /// `region` of GAEN export files.
+    pub export_region: String,
+    /// `verification_key_id` of GAEN export signatures.
+    pub export_key_id: String,
+    /// `verification_key_version` of GAEN export signatures.
+    pub export_key_version: String,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            retention_days: 14,
+            code_lifetime_seconds: 3600,
+            certificate_lifetime_seconds: 900,
+            max_codes_per_request: 1000,
+            max_upload_bytes: 2 << 20,
+            accept_schemes: vec![SchemeKind::Pet, SchemeKind::Gaen],
+            trusted_authorities: Vec::new(),
+            batch_period_seconds: 3600,
+            batch_min_entries: 1000,
+            batch_max_entries: 100_000,
+            export_region: "ZZ".to_owned(),
+            export_key_id: "ephemera".to_owned(),
+            export_key_version: "v1".to_owned(),
+        }
+    }
+}
+
+impl Policy {
+    /// Whether reports of `scheme` are accepted.
+    pub fn accepts(&self, scheme: SchemeKind) -> bool {
+        self.accept_schemes.contains(&scheme)
+    }
+
+    /// The retention period in seconds.
+    pub fn retention_seconds(&self) -> u64 {
+        u64::from(self.retention_days) * ephemera_proto::time::SECONDS_PER_DAY
+    }
+}

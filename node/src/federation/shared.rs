@@ -18,7 +18,7 @@ use super::sync::{SyncRequest, SyncResponse};
 use super::validate::{Verdict, Verifier};
 
 /// Most ids remembered in [`Shared::refused`].
-pub(crate) const MAX_REFUSED: usize = 65_536;
+const MAX_REFUSED: usize = 65_536;
 
 /// What the loop's tasks share.
 pub(crate) struct Shared {

@@ -3,8 +3,8 @@
 //! A node reconciles with a peer day by day over the retention window, in three steps, each
 //! bounded:
 //!
-//! 1. [`SyncRequest::Digests`]: the peer's [`DayDigest`] (count and XOR of ids) for each day
-//!    of the window. Days whose digests match are done.
+//! 1. [`SyncRequest::Digests`]: the peer's [`DayDigest`](super::DayDigest) (count and XOR
+//!    of ids) for each day of the window. Days whose digests match are done.
 //! 2. [`SyncRequest::Ids`]: for a day that differs, the peer's ids of that day in ascending
 //!    pages after a cursor. The node keeps those it lacks.
 //! 3. [`SyncRequest::Fetch`]: those uploads, a batch at a time, each re-verified exactly like

@@ -6,11 +6,11 @@
 #   1. every workspace member's Cargo.toml says `rust-version.workspace = true`;
 #   2. every package in the locked graph (all targets, all platforms) declares a
 #      `rust-version` no newer than ours; the highest one is printed as the floor;
-#   3. ours is at least 1.85, the first release with edition 2024.
-# Together with clippy's `incompatible_msrv` lint (on by default, and `.ci/run` runs clippy
-# with -D warnings), which flags every standard-library API of our code stabilised after the
-# declared version, this is as close to "the declared version is the real minimum" as this
-# machine allows.
+#   3. ours is at least 1.85, the first release with edition 2024;
+#   4. nothing turns off clippy's `incompatible_msrv` lint, which (on by default, and
+#      `.ci/run` runs clippy with -D warnings) flags every standard-library API of our code
+#      stabilised after the declared version (checked: `Duration::from_mins`, 1.91, fails).
+# That is as close to "the declared version is the real minimum" as this machine allows.
 #
 # Limits: only stable (1.95) and nightly are installed and no toolchain can be downloaded, so
 # nothing is compiled with the declared version itself. Language features newer than it (a
@@ -19,6 +19,11 @@
 # its own, built on nightly, and is not checked.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+
+if grep -rn --include='*.rs' --include='*.toml' incompatible_msrv Cargo.toml proto client node tests; then
+  echo "msrv.sh: FAIL: clippy::incompatible_msrv must stay on" >&2
+  exit 1
+fi
 
 metadata="$(mktemp)"
 trap 'rm -f "$metadata"' EXIT

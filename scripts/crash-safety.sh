@@ -13,5 +13,5 @@ export CRASH_WRITERS="${2:-${CRASH_WRITERS:-8}}"
 echo "crash safety: $CRASH_ROUNDS rounds, $CRASH_WRITERS concurrent writers"
 # --workspace keeps the feature resolution of `cargo test --workspace` (the README's test
 # command), so after it nothing rebuilds; only ephemera-node has an `it` test target.
-cargo test --quiet --workspace --test it -- --ignored --exact \
+cargo test --locked --quiet --workspace --test it -- --ignored --exact \
   crash::sigkill_loses_no_acknowledged_upload --nocapture

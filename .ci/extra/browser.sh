@@ -19,7 +19,7 @@ command -v node >/dev/null || fail "Node.js is not installed"
   || fail "npm ci (playwright-core) failed"
 
 # --workspace keeps the feature resolution of `cargo test --workspace`, so nothing rebuilds.
-cargo build --quiet --workspace --bins || fail "building ephemera-node failed"
+cargo build --locked --quiet --workspace --bins || fail "building ephemera-node failed"
 bin="$root/target/debug/ephemera-node"
 artifacts="${BROWSER_ARTIFACTS:-$root/target/browser}"
 mkdir -p "$artifacts"

@@ -7,14 +7,14 @@
 //! with each sighting (metadata, signal histogram) and turns matches into exposure windows.
 //!
 //! - `gaen` ([`GaenIndex`]): a [`GaenMatcher`] over the heard RPIs, each with the interval
-//!   it was first heard in; keys come in runs ([`GaenIndex::match_keys`], a few dozen at a
+//!   it was first heard in; keys come in runs (`GaenIndex::match_keys`, a few dozen at a
 //!   time). The matcher skips keys whose validity window ± 2 h
 //!   ([`MATCH_TOLERANCE_INTERVALS`]) holds no sighting and derives one RPIK and
 //!   `rolling_period` RPIs for the rest. A hit (exact on all 16 bytes) counts only when the
 //!   sighting's last interval is in that widened window too; only then is the AEM
 //!   decrypted for the sender's transmit power. All of one key's hits make one window.
 //! - `pet` ([`PetIndex`]): a [`PetMatcher`] over the peer-role tokens, each with its day,
-//!   scanning raw 20-byte token records ([`PetIndex::match_records`]). A published token
+//!   scanning raw 20-byte token records (`PetIndex::match_records`). A published token
 //!   matches on all 16 token bytes with its day within ±[`PET_DAY_TOLERANCE`] of the
 //!   held encounter's (each phone records the day of its own key).
 

@@ -301,7 +301,8 @@ pub enum LogFormat {
 /// The checked configuration of a node.
 ///
 /// `Default` is the documented safe choice: loopback only, data in `./ephemera-data`,
-/// hourly batches, 14 days of retention (brief §1), short-lived codes and certificates.
+/// hourly batches, 14 days of retention (`docs/PROTOCOL.md` §5.2), short-lived codes and
+/// certificates.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeConfig {
     /// Folder for the database and keys. Default `./ephemera-data`.
@@ -309,14 +310,15 @@ pub struct NodeConfig {
     /// HTTP listen address. Default 127.0.0.1:8080: nothing is reachable off the machine
     /// unless an operator says so.
     pub listen: SocketAddr,
-    /// Seconds between batch boundaries. Default 3600 (brief §5: "e.g. hourly").
+    /// Seconds between batch boundaries. Default 3600 (hourly).
     pub batch_period_seconds: u64,
     /// Entries per non-empty batch section, decoys included. Default 1000, so a batch does
     /// not reveal a small number of uploads.
     pub batch_min_entries: usize,
     /// Most real entries per batch. Default 100 000 (2 MB of tokens).
     pub batch_max_entries: usize,
-    /// Days everything about reports is kept. Default 14 (brief §1).
+    /// Days everything about reports is kept. Default 14, the retention period of
+    /// `docs/PROTOCOL.md` §5.2.
     pub retention_days: u32,
     /// Seconds between purges. Default 300.
     pub purge_period_seconds: u64,

@@ -906,8 +906,13 @@ struct NodeFederationStore {
 }
 
 impl NodeFederationStore {
-    fn node(&self) -> Option<Node> {
-        self.inner.upgrade().map(|inner| Node { inner })
+    /// The node, or a store error once it has stopped (its store is closed, so nothing can
+    /// be said about what it holds).
+    fn node(&self) -> Result<Node, crate::federation::StoreError> {
+        self.inner
+            .upgrade()
+            .map(|inner| Node { inner })
+            .ok_or_else(|| federation_error(StoreError::Engine("node stopped".to_owned())))
     }
 }
 
@@ -916,20 +921,17 @@ fn federation_error(e: StoreError) -> crate::federation::StoreError {
 }
 
 impl FederationStore for NodeFederationStore {
-    fn contains(&self, id: &UploadId) -> bool {
-        self.node()
-            .and_then(|n| n.inner.store.upload(id).ok().flatten())
-            .is_some()
+    fn contains(&self, id: &UploadId) -> Result<bool, crate::federation::StoreError> {
+        let node = self.node()?;
+        let record = node.inner.store.upload(id).map_err(federation_error)?;
+        Ok(record.is_some())
     }
 
     fn store_relayed(
         &self,
         upload: VerifiedUpload,
     ) -> Result<StoreOutcome, crate::federation::StoreError> {
-        let node = self
-            .node()
-            .ok_or_else(|| federation_error(StoreError::Engine("node stopped".to_owned())))?;
-        node.store_relayed(upload).map_err(federation_error)
+        self.node()?.store_relayed(upload).map_err(federation_error)
     }
 
     fn ids_for_day(
@@ -937,22 +939,26 @@ impl FederationStore for NodeFederationStore {
         day: ephemera_proto::DayNumber,
         after: Option<UploadId>,
         limit: usize,
-    ) -> Vec<UploadId> {
-        self.node()
-            .and_then(|n| n.inner.store.sync_ids(day, after, limit).ok())
-            .unwrap_or_default()
+    ) -> Result<Vec<UploadId>, crate::federation::StoreError> {
+        let node = self.node()?;
+        node.inner
+            .store
+            .sync_ids(day, after, limit)
+            .map_err(federation_error)
     }
 
-    fn get(&self, id: &UploadId) -> Option<SignedUpload> {
-        self.node()
-            .and_then(|n| n.inner.store.upload(id).ok().flatten())
-            .map(|record| record.upload)
+    fn get(&self, id: &UploadId) -> Result<Option<SignedUpload>, crate::federation::StoreError> {
+        let node = self.node()?;
+        let record = node.inner.store.upload(id).map_err(federation_error)?;
+        Ok(record.map(|record| record.upload))
     }
 
-    fn day_digest(&self, day: ephemera_proto::DayNumber) -> DayDigest {
-        self.node()
-            .and_then(|n| n.inner.store.day_digest(day).ok())
-            .unwrap_or_else(|| DayDigest::empty(day))
+    fn day_digest(
+        &self,
+        day: ephemera_proto::DayNumber,
+    ) -> Result<DayDigest, crate::federation::StoreError> {
+        let node = self.node()?;
+        node.inner.store.day_digest(day).map_err(federation_error)
     }
 }
 

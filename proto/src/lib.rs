@@ -70,6 +70,7 @@
 //! assert!(published.tokens.iter().any(|t| t.token == at_bob.peer));
 //! ```
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod api;
 pub mod auth;

@@ -96,7 +96,7 @@ pub struct ReportLimits {
     pub max_same_start_keys: usize,
     /// Most `pet` tokens in one report.
     pub max_tokens: usize,
-    /// Days kept; anything older is refused (brief: 14).
+    /// Days kept; anything older is refused (14: `docs/PROTOCOL.md` §5.2).
     pub retention_days: u32,
 }
 

@@ -22,12 +22,14 @@ use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, allow_block_list, connection_limits, gossipsub, identify, kad, mdns,
-    request_response,
+    StreamProtocol, Swarm, allow_block_list, connection_limits, gossipsub, identify, kad, mdns,
+    noise, request_response, tcp, yamux,
 };
 use ring::digest;
 
+use super::FederationError;
 use super::config::FederationConfig;
+use super::identity::NodeIdentity;
 use super::sync::{SYNC_PROTOCOL, SyncCodec};
 
 /// Kademlia protocol name of the Ephemera federation (kept apart from the public IPFS DHT).
@@ -174,4 +176,28 @@ impl FederationBehaviour {
             mdns: Toggle::from(mdns),
         })
     }
+}
+
+/// The swarm: TCP (Noise, Yamux) and QUIC transports around [`FederationBehaviour`], with
+/// the configured idle-connection timeout. Nothing listens yet.
+pub(crate) fn build_swarm(
+    identity: &NodeIdentity,
+    config: &FederationConfig,
+    topic: &gossipsub::IdentTopic,
+) -> Result<Swarm<FederationBehaviour>, FederationError> {
+    Ok(
+        libp2p::SwarmBuilder::with_existing_identity(identity.keypair().clone())
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| FederationError::Transport(e.to_string()))?
+            .with_quic()
+            .with_behaviour(|key| FederationBehaviour::new(key, config, topic))
+            .map_err(|e| FederationError::Transport(e.to_string()))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_connection_timeout))
+            .build(),
+    )
 }

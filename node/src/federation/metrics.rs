@@ -9,11 +9,12 @@
 //! | `ephemera_federation_gossip_total` | counter | `verdict` = `accepted` / `rejected` / `ignored`, `reason` |
 //! | `ephemera_federation_published_total` | counter | `result` = `ok` / `no-peers` / `duplicate` / `error` |
 //! | `ephemera_federation_sync_requests_total` | counter | `direction` = `inbound` / `outbound`, `kind` |
-//! | `ephemera_federation_sync_rounds_total` | counter | `result` = `ok` / `failed` |
+//! | `ephemera_federation_sync_rounds_total` | counter | `result` = `ok` / `failed` / `store-error` |
 //! | `ephemera_federation_sync_fetched_total` | counter | `verdict`, `reason` (uploads received by catch-up) |
 //! | `ephemera_federation_sync_lag_days` | gauge | days that differed from the peer at the last round |
 //! | `ephemera_federation_sync_lag_uploads` | gauge | uploads missing here at the last round |
 //! | `ephemera_federation_peers_banned_total` | counter | |
+//! | `ephemera_federation_store_errors_total` | counter | `path` = `gossip` / `catch-up` / `serve` (this node's store failed) |
 //!
 //! No label ever holds a peer id, address, key or token.
 
@@ -69,4 +70,8 @@ pub(crate) fn sync_lag(days: usize, uploads: usize) {
 
 pub(crate) fn banned() {
     metrics::counter!("ephemera_federation_peers_banned_total").increment(1);
+}
+
+pub(crate) fn store_error(path: &'static str) {
+    metrics::counter!("ephemera_federation_store_errors_total", "path" => path).increment(1);
 }

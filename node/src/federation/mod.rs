@@ -22,6 +22,11 @@
 //!   and mDNS only when [`FederationConfig::mdns`] is set (off by default: it sends
 //!   multicast off the machine).
 //!
+//! What a received upload costs its sender (gossipsub acceptance, peer penalty) is decided in
+//! one place, `validate::judge`. A failure of the node's store is never read as "not held":
+//! the message is ignored without penalty, the catch-up round stops, and a peer's request
+//! goes unanswered.
+//!
 //! The node plugs in through [`FederationStore`] (what federation reads and writes) and
 //! [`FederationHandle`] (what the node calls): [`Federation::spawn`] starts one event-loop
 //! task that owns the swarm.
@@ -52,6 +57,9 @@
 //! The node's store must file every upload it holds (phone uploads and relayed ones) under
 //! [`sync_day`], so that catch-up serves both.
 //!
+//! Loopback clusters and upload factories for tests and benches are in `testing`, built
+//! only with the `test-util` feature.
+//!
 //! # Privacy
 //! Logs name peers by peer id only; addresses are logged at `debug` level at most, and no
 //! upload, token, certificate or key is ever logged.
@@ -61,11 +69,14 @@
 mod behaviour;
 mod config;
 mod event_loop;
+mod handle;
 mod identity;
 mod metrics;
 mod session;
+mod shared;
 mod store;
 pub mod sync;
+#[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 mod validate;
 
@@ -78,7 +89,7 @@ use tokio::task::JoinHandle;
 
 pub use behaviour::{IDENTIFY_PROTOCOL, KAD_PROTOCOL};
 pub use config::{ConfigError, FederationConfig, TOPIC_PREFIX};
-pub use event_loop::{FederationHandle, FederationStatus};
+pub use handle::{FederationHandle, FederationStatus};
 pub use identity::{IdentityError, NodeIdentity};
 pub use store::{
     DayDigest, FederationStore, MemoryFederationStore, StoreError, StoreOutcome, sync_day,

@@ -1,8 +1,9 @@
 //! One catch-up round with one peer, run as its own task (see [`super::sync`] for the
-//! protocol). The task talks to the swarm only through the event loop's internal channel.
+//! protocol). The task talks to the swarm only through the event loop's internal channel
+//! ([`Internal`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use ephemera_proto::DayNumber;
 use ephemera_proto::upload::{SignedUpload, UploadId, VerifiedUpload};
@@ -11,39 +12,14 @@ use libp2p::PeerId;
 use ring::digest;
 use tokio::sync::{mpsc, oneshot};
 
-use super::event_loop::{Internal, MAX_REFUSED, Shared};
 use super::metrics;
-use super::store::DayDigest;
+use super::shared::{Internal, SessionReport, Shared, SyncFailure};
+use super::store::{DayDigest, StoreError};
 use super::sync::{SyncRequest, SyncResponse, ids_page_is_valid, window};
-use super::validate::{Verdict, store_verdict};
+use super::validate::{Route, Verdict, judge, store_verdict};
 
 /// Most digest requests in one round (each covers up to `MAX_DIGEST_DAYS` days).
 const MAX_DIGEST_REQUESTS: usize = 16;
-
-/// Why a round stopped early.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum SyncFailure {
-    /// The request failed on the network (timeout, connection closed, unsupported).
-    #[error("request failed: {0}")]
-    Outbound(String),
-    /// The peer answered something it should not have; it has been penalised.
-    #[error("peer broke the sync protocol: {0}")]
-    Protocol(&'static str),
-    /// The event loop is gone.
-    #[error("federation stopped")]
-    Stopped,
-}
-
-/// What a round found and did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct SessionReport {
-    /// Days whose digests differed.
-    pub(crate) days_differing: usize,
-    /// Uploads the peer had and this node lacked.
-    pub(crate) missing: usize,
-    /// Uploads fetched, verified and newly stored.
-    pub(crate) stored: usize,
-}
 
 struct Session {
     peer: PeerId,
@@ -97,19 +73,6 @@ impl Session {
         response.await.map_err(|_| SyncFailure::Stopped)?
     }
 
-    /// Remembers an id not to fetch again.
-    fn refuse(&self, id: UploadId) {
-        let mut refused = self
-            .shared
-            .refused
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if refused.len() >= MAX_REFUSED {
-            refused.clear();
-        }
-        refused.insert(id);
-    }
-
     /// Penalises the peer and ends the round.
     fn misbehaved(&self, reason: &'static str) -> SyncFailure {
         let _ = self.tx.send(Internal::Penalize {
@@ -127,8 +90,12 @@ impl Session {
         let theirs = self.their_digests(oldest, newest).await?;
         let store = self.shared.store.clone();
         let days: Vec<DayNumber> = theirs.keys().copied().collect();
-        let ours: Vec<DayDigest> =
-            blocking(move || days.iter().map(|d| store.day_digest(*d)).collect()).await?;
+        let ours: Vec<DayDigest> = blocking(move || {
+            days.iter()
+                .map(|d| store.day_digest(*d))
+                .collect::<Result<_, StoreError>>()
+        })
+        .await??;
         let differing: Vec<DayNumber> = ours
             .iter()
             .filter(|ours| theirs.get(&ours.day) != Some(ours))
@@ -205,24 +172,18 @@ impl Session {
             }
             let store = self.shared.store.clone();
             let page_ids = ids.clone();
+            // A failed read ends the round: an id this node cannot check is not "missing".
             let missing: Vec<UploadId> = blocking(move || {
-                page_ids
-                    .into_iter()
-                    .filter(|id| !store.contains(id))
-                    .collect()
+                let mut missing = Vec::new();
+                for id in page_ids {
+                    if !store.contains(&id)? {
+                        missing.push(id);
+                    }
+                }
+                Ok::<_, StoreError>(missing)
             })
-            .await?;
-            let missing: Vec<UploadId> = {
-                let refused = self
-                    .shared
-                    .refused
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                missing
-                    .into_iter()
-                    .filter(|id| !refused.contains(id))
-                    .collect()
-            };
+            .await??;
+            let missing = self.shared.not_refused(missing);
             self.report.missing += missing.len();
             for chunk in missing.chunks(self.shared.fetch_batch) {
                 self.fetch(chunk).await?;
@@ -281,32 +242,35 @@ impl Session {
                 .await?;
             let mut progress = false;
             let mut rejected = false;
+            let mut store_failed = false;
             for (id, verdict, republish) in results {
                 metrics::sync_fetched(verdict);
+                let judgement = judge(Route::CatchUp, verdict);
                 if let Some(id) = id {
                     progress |= wanted.remove(&id);
-                    if !matches!(verdict, Verdict::Accept | Verdict::Ignore("store-error")) {
-                        self.refuse(id);
+                    if judgement.refuse {
+                        self.shared.refuse(id);
                     }
                 }
-                match verdict {
-                    Verdict::Accept => self.report.stored += 1,
-                    // A peer serves what its own trust set accepts: a report of an authority
-                    // only it trusts is a difference of configuration, not a forgery (gossip
-                    // still rejects it, as the peer should not have forwarded it).
-                    Verdict::Reject("untrusted-authority") => {}
-                    Verdict::Reject(reason) => {
-                        rejected = true;
-                        tracing::info!(peer = %self.peer, reason, "rejected an upload received by catch-up");
-                    }
-                    Verdict::Ignore(_) => {}
+                if verdict == Verdict::Accept {
+                    self.report.stored += 1;
                 }
+                if judgement.penalise {
+                    rejected = true;
+                    tracing::info!(peer = %self.peer, reason = verdict.reason(), "rejected an upload received by catch-up");
+                }
+                store_failed |= judgement.abort;
                 if let Some(upload) = republish {
                     let _ = self.tx.send(Internal::Republish(upload));
                 }
             }
             if rejected {
                 return Err(self.misbehaved("invalid-upload"));
+            }
+            if store_failed {
+                return Err(SyncFailure::Store(StoreError(
+                    "storing an upload received by catch-up failed".into(),
+                )));
             }
             if !progress {
                 return Err(self.misbehaved("no-progress"));

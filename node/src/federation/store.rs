@@ -37,9 +37,17 @@ pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 /// Methods are synchronous and may block briefly (federation calls them from blocking
 /// tasks, never from the swarm's event loop). Implementations must be cheap to share: the
 /// federation holds an `Arc`.
+///
+/// Every method returns the store's failures as [`StoreError`], never as "absent" or
+/// "empty": federation then ignores the gossip message (no penalty, not forwarded), ends the
+/// catch-up round, or leaves a peer's catch-up request unanswered, so a disk fault here is
+/// neither blamed on a peer nor taken to mean that this node holds nothing.
 pub trait FederationStore: Send + Sync + 'static {
     /// Whether an upload with this id is stored.
-    fn contains(&self, id: &UploadId) -> bool;
+    ///
+    /// # Errors
+    /// [`StoreError`] if the backend failed.
+    fn contains(&self, id: &UploadId) -> Result<bool, StoreError>;
 
     /// Stores an upload that a peer relayed and federation verified (signature, HMAC,
     /// trusted authority, relayed expiry, report rules). The store enforces single use of
@@ -51,25 +59,39 @@ pub trait FederationStore: Send + Sync + 'static {
 
     /// Up to `limit` ids filed under `day`, in ascending order, strictly greater than
     /// `after` when given: one page of a day's id set.
-    fn ids_for_day(&self, day: DayNumber, after: Option<UploadId>, limit: usize) -> Vec<UploadId>;
+    ///
+    /// # Errors
+    /// [`StoreError`] if the backend failed.
+    fn ids_for_day(
+        &self,
+        day: DayNumber,
+        after: Option<UploadId>,
+        limit: usize,
+    ) -> Result<Vec<UploadId>, StoreError>;
 
     /// The stored upload with this id, in the canonical form whose encoding hashes to `id`.
-    fn get(&self, id: &UploadId) -> Option<SignedUpload>;
+    ///
+    /// # Errors
+    /// [`StoreError`] if the backend failed.
+    fn get(&self, id: &UploadId) -> Result<Option<SignedUpload>, StoreError>;
 
     /// The digest of `day`. The default pages through [`Self::ids_for_day`]; a store that
     /// keeps digests up to date should override it.
-    fn day_digest(&self, day: DayNumber) -> DayDigest {
+    ///
+    /// # Errors
+    /// [`StoreError`] if the backend failed.
+    fn day_digest(&self, day: DayNumber) -> Result<DayDigest, StoreError> {
         const PAGE: usize = 4096;
         let mut digest = DayDigest::empty(day);
         let mut after = None;
         loop {
-            let ids = self.ids_for_day(day, after, PAGE);
+            let ids = self.ids_for_day(day, after, PAGE)?;
             for id in &ids {
                 digest.add(id);
             }
             match ids.last() {
                 Some(last) if ids.len() == PAGE => after = Some(*last),
-                _ => return digest,
+                _ => return Ok(digest),
             }
         }
     }
@@ -132,6 +154,11 @@ impl MemoryFederationStore {
         self.len() == 0
     }
 
+    /// Whether an upload with this id is stored (this store cannot fail).
+    pub fn holds(&self, id: &UploadId) -> bool {
+        self.lock().uploads.contains_key(id)
+    }
+
     /// Every stored id, sorted.
     pub fn ids(&self) -> BTreeSet<UploadId> {
         self.lock().uploads.keys().copied().collect()
@@ -155,38 +182,44 @@ impl MemoryFederationStore {
 }
 
 impl FederationStore for MemoryFederationStore {
-    fn contains(&self, id: &UploadId) -> bool {
-        self.lock().uploads.contains_key(id)
+    fn contains(&self, id: &UploadId) -> Result<bool, StoreError> {
+        Ok(self.lock().uploads.contains_key(id))
     }
 
     fn store_relayed(&self, upload: VerifiedUpload) -> Result<StoreOutcome, StoreError> {
         Ok(self.store_local(upload))
     }
 
-    fn ids_for_day(&self, day: DayNumber, after: Option<UploadId>, limit: usize) -> Vec<UploadId> {
+    fn ids_for_day(
+        &self,
+        day: DayNumber,
+        after: Option<UploadId>,
+        limit: usize,
+    ) -> Result<Vec<UploadId>, StoreError> {
         let inner = self.lock();
         let Some(ids) = inner.by_day.get(&day) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
-        match after {
+        Ok(match after {
             Some(after) => ids
                 .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
                 .take(limit)
                 .copied()
                 .collect(),
             None => ids.iter().take(limit).copied().collect(),
-        }
+        })
     }
 
-    fn get(&self, id: &UploadId) -> Option<SignedUpload> {
-        self.lock().uploads.get(id).cloned()
+    fn get(&self, id: &UploadId) -> Result<Option<SignedUpload>, StoreError> {
+        Ok(self.lock().uploads.get(id).cloned())
     }
 
-    fn day_digest(&self, day: DayNumber) -> DayDigest {
-        self.lock()
+    fn day_digest(&self, day: DayNumber) -> Result<DayDigest, StoreError> {
+        Ok(self
+            .lock()
             .digests
             .get(&day)
             .copied()
-            .unwrap_or_else(|| DayDigest::empty(day))
+            .unwrap_or_else(|| DayDigest::empty(day)))
     }
 }

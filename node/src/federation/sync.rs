@@ -3,8 +3,8 @@
 //! A node reconciles with a peer day by day over the retention window, in three steps, each
 //! bounded:
 //!
-//! 1. [`SyncRequest::Digests`]: the peer's [`DayDigest`] (count and XOR of ids) for each day
-//!    of the window. Days whose digests match are done.
+//! 1. [`SyncRequest::Digests`]: the peer's [`DayDigest`](super::DayDigest) (count and XOR
+//!    of ids) for each day of the window. Days whose digests match are done.
 //! 2. [`SyncRequest::Ids`]: for a day that differs, the peer's ids of that day in ascending
 //!    pages after a cursor. The node keeps those it lacks.
 //! 3. [`SyncRequest::Fetch`]: those uploads, a batch at a time, each re-verified exactly like
@@ -34,7 +34,7 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response;
 
-use super::store::{FederationStore, sync_day};
+use super::store::{FederationStore, StoreError, sync_day};
 
 /// The catch-up protocol's name.
 pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/ephemera/sync/1");
@@ -46,12 +46,16 @@ pub(crate) fn window(today: DayNumber, retention_days: u32) -> (DayNumber, DayNu
 }
 
 /// Answers `request` from `store` at `today`. Pure apart from reading the store.
+///
+/// # Errors
+/// [`StoreError`] if a read failed: the caller sends no answer rather than a partial or
+/// empty one, which the peer would take for what this node holds.
 pub(crate) fn answer(
     store: &dyn FederationStore,
     request: SyncRequest,
     today: DayNumber,
     retention_days: u32,
-) -> SyncResponse {
+) -> Result<SyncResponse, StoreError> {
     let (oldest, newest) = window(today, retention_days);
     let in_window = |day: DayNumber| day >= oldest && day <= newest;
     match request {
@@ -61,7 +65,7 @@ pub(crate) fn answer(
             let mut days = Vec::new();
             let mut day = from;
             while day <= to {
-                let digest = store.day_digest(day);
+                let digest = store.day_digest(day)?;
                 if digest.count > 0 {
                     days.push(digest);
                 }
@@ -70,27 +74,27 @@ pub(crate) fn answer(
                 }
                 day = day.plus(1);
             }
-            SyncResponse::Digests { from, to, days }
+            Ok(SyncResponse::Digests { from, to, days })
         }
         SyncRequest::Ids { day, after, limit } => {
             if !in_window(day) {
-                return SyncResponse::Ids {
+                return Ok(SyncResponse::Ids {
                     day,
                     ids: Vec::new(),
                     more: false,
-                };
+                });
             }
             let limit = (limit as usize).clamp(1, MAX_IDS_PER_PAGE);
-            let mut ids = store.ids_for_day(day, after, limit + 1);
+            let mut ids = store.ids_for_day(day, after, limit + 1)?;
             let more = ids.len() > limit;
             ids.truncate(limit);
-            SyncResponse::Ids { day, ids, more }
+            Ok(SyncResponse::Ids { day, ids, more })
         }
         SyncRequest::Fetch { ids } => {
             let mut uploads = Vec::new();
             let mut bytes = 0usize;
             for id in ids.iter().take(MAX_FETCH_IDS) {
-                let Some(upload) = store.get(id) else {
+                let Some(upload) = store.get(id)? else {
                     continue;
                 };
                 if !in_window(sync_day(&upload)) {
@@ -103,7 +107,7 @@ pub(crate) fn answer(
                 bytes += size;
                 uploads.push(upload);
             }
-            SyncResponse::Uploads { uploads }
+            Ok(SyncResponse::Uploads { uploads })
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Helpers to run several federating nodes on loopback: for tests, the simulator and the
 //! propagation benchmark. Nothing here leaves 127.0.0.1 (mDNS stays off).
 //!
+//! Built only with the `test-util` feature of `ephemera-node` (and in its own unit tests), so
+//! the production library does not ship it.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), ephemera_node::federation::FederationError> {
 //! use std::time::Duration;
@@ -85,10 +88,15 @@ impl RecordingStore {
     pub fn memory(&self) -> &MemoryFederationStore {
         &self.inner
     }
+
+    /// Whether an upload with this id is stored (this store cannot fail).
+    pub fn holds(&self, id: &UploadId) -> bool {
+        self.inner.holds(id)
+    }
 }
 
 impl FederationStore for RecordingStore {
-    fn contains(&self, id: &UploadId) -> bool {
+    fn contains(&self, id: &UploadId) -> Result<bool, StoreError> {
         self.inner.contains(id)
     }
 
@@ -99,15 +107,20 @@ impl FederationStore for RecordingStore {
         Ok(outcome)
     }
 
-    fn ids_for_day(&self, day: DayNumber, after: Option<UploadId>, limit: usize) -> Vec<UploadId> {
+    fn ids_for_day(
+        &self,
+        day: DayNumber,
+        after: Option<UploadId>,
+        limit: usize,
+    ) -> Result<Vec<UploadId>, StoreError> {
         self.inner.ids_for_day(day, after, limit)
     }
 
-    fn get(&self, id: &UploadId) -> Option<SignedUpload> {
+    fn get(&self, id: &UploadId) -> Result<Option<SignedUpload>, StoreError> {
         self.inner.get(id)
     }
 
-    fn day_digest(&self, day: DayNumber) -> DayDigest {
+    fn day_digest(&self, day: DayNumber) -> Result<DayDigest, StoreError> {
         self.inner.day_digest(day)
     }
 }
@@ -319,7 +332,7 @@ impl LocalCluster {
     /// Waits until every node stores `id`; returns whether that happened within `timeout`.
     pub async fn wait_for(&self, id: &UploadId, timeout: Duration) -> bool {
         let stores: Vec<&RecordingStore> = self.nodes.iter().map(|n| &*n.store).collect();
-        wait_until(timeout, || stores.iter().all(|s| s.contains(id))).await
+        wait_until(timeout, || stores.iter().all(|s| s.holds(id))).await
     }
 
     /// Stops every node.

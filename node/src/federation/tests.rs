@@ -16,7 +16,7 @@ use super::sync::{
     MAX_DIGEST_DAYS, MAX_FETCH_IDS, SYNC_PROTOCOL, SyncCodec, SyncRequest, SyncResponse, answer,
 };
 use super::testing::{LocalCluster, LocalNode, RecordingStore, UploadFactory, wait_until};
-use super::validate::{Verdict, Verifier};
+use super::validate::{Route, Verdict, Verifier, judge};
 use super::*;
 
 fn init_tracing() {
@@ -37,7 +37,8 @@ fn verifier(factory: &UploadFactory) -> Verifier {
     }
 }
 
-/// The three forgeries the brief names, plus garbage.
+/// The three forgeries gossip must reject (bad signature, untrusted authority, wrong HMAC:
+/// `docs/PROTOCOL.md` §4.2–§4.3), plus garbage.
 fn forgeries(honest: &UploadFactory) -> Vec<(&'static str, Vec<u8>)> {
     let mut bad_signature = honest.signed(2);
     bad_signature.certificate.signature.0[0] ^= 1;
@@ -82,7 +83,7 @@ fn gossip_verdicts_follow_the_checks() {
         verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
         Verdict::Accept
     );
-    assert!(store.contains(&upload.id()));
+    assert!(store.holds(&upload.id()));
     assert_eq!(
         verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
         Verdict::Ignore("duplicate")
@@ -130,7 +131,8 @@ fn sync_answers_are_clamped_to_retention_and_caps() {
         },
         today,
         14,
-    ) else {
+    )
+    .unwrap() else {
         panic!("wrong response kind")
     };
     assert_eq!(from, today.minus(14));
@@ -138,7 +140,7 @@ fn sync_answers_are_clamped_to_retention_and_caps() {
     assert!(to.0 - from.0 < MAX_DIGEST_DAYS);
     assert_eq!(days.len(), 1);
     assert_eq!(days[0].count, 5);
-    assert_eq!(days[0], store.day_digest(today));
+    assert_eq!(days[0], store.day_digest(today).unwrap());
 
     // Pages are ascending and resume after the cursor.
     let SyncResponse::Ids {
@@ -153,6 +155,7 @@ fn sync_answers_are_clamped_to_retention_and_caps() {
         today,
         14,
     )
+    .unwrap()
     else {
         panic!("wrong response kind")
     };
@@ -170,6 +173,7 @@ fn sync_answers_are_clamped_to_retention_and_caps() {
         today,
         14,
     )
+    .unwrap()
     else {
         panic!("wrong response kind")
     };
@@ -187,7 +191,8 @@ fn sync_answers_are_clamped_to_retention_and_caps() {
         },
         later,
         14,
-    ) else {
+    )
+    .unwrap() else {
         panic!("wrong response kind")
     };
     assert!(none.is_empty());
@@ -199,7 +204,8 @@ fn sync_answers_are_clamped_to_retention_and_caps() {
         },
         later,
         14,
-    ) else {
+    )
+    .unwrap() else {
         panic!("wrong response kind")
     };
     assert!(uploads.is_empty());
@@ -208,13 +214,13 @@ fn sync_answers_are_clamped_to_retention_and_caps() {
     let mut many = vec![UploadId([0; 32]); MAX_FETCH_IDS];
     many.extend(wanted.iter().copied());
     let SyncResponse::Uploads { uploads } =
-        answer(&store, SyncRequest::Fetch { ids: many }, today, 14)
+        answer(&store, SyncRequest::Fetch { ids: many }, today, 14).unwrap()
     else {
         panic!("wrong response kind")
     };
     assert!(uploads.is_empty(), "ids past the cap are not looked at");
     let SyncResponse::Uploads { uploads } =
-        answer(&store, SyncRequest::Fetch { ids: wanted }, today, 14)
+        answer(&store, SyncRequest::Fetch { ids: wanted }, today, 14).unwrap()
     else {
         panic!("wrong response kind")
     };
@@ -296,16 +302,16 @@ fn memory_store_enforces_single_use_and_purges() {
     );
     assert_eq!(store.store_local(factory.upload(2)), StoreOutcome::Stored);
     let day = sync_day(upload.upload());
-    assert_eq!(store.day_digest(day).count, 2);
+    assert_eq!(store.day_digest(day).unwrap().count, 2);
     // The maintained digest equals one computed from the ids.
     let mut paged = DayDigest::empty(day);
-    for id in store.ids_for_day(day, None, 10) {
+    for id in store.ids_for_day(day, None, 10).unwrap() {
         paged.add(&id);
     }
-    assert_eq!(store.day_digest(day), paged);
+    assert_eq!(store.day_digest(day).unwrap(), paged);
     store.purge_before(day.plus(1));
     assert!(store.is_empty());
-    assert_eq!(store.day_digest(day), DayDigest::empty(day));
+    assert_eq!(store.day_digest(day).unwrap(), DayDigest::empty(day));
 }
 
 // ---- whole nodes over loopback ----------------------------------------------------------
@@ -319,6 +325,18 @@ fn test_config(factory: &UploadFactory) -> FederationConfig {
 }
 
 const PROPAGATION: Duration = Duration::from_secs(10);
+
+/// Starts a node with a fresh identity and an empty recording store.
+async fn start_node(config: FederationConfig, bootstrap: Vec<Multiaddr>) -> LocalNode {
+    LocalNode::start(
+        config,
+        NodeIdentity::generate(),
+        Arc::new(RecordingStore::new()),
+        bootstrap,
+    )
+    .await
+    .unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_published_at_a_reaches_c() {
@@ -340,8 +358,8 @@ async fn an_upload_published_at_a_reaches_c() {
     );
     let c = &cluster.nodes[2];
     assert_eq!(
-        c.store.get(&id).map(|u| wire::encode(&u)),
-        a.store.get(&id).map(|u| wire::encode(&u))
+        c.store.get(&id).unwrap().map(|u| wire::encode(&u)),
+        a.store.get(&id).unwrap().map(|u| wire::encode(&u))
     );
     cluster.stop().await;
 }
@@ -365,9 +383,9 @@ async fn a_restarted_node_catches_up() {
         cluster.nodes[0].handle.publish(upload).await.unwrap();
     }
     let b = cluster.nodes[1].store.clone();
-    assert!(wait_until(PROPAGATION, || ids.iter().all(|id| b.contains(id))).await);
+    assert!(wait_until(PROPAGATION, || ids.iter().all(|id| b.holds(id))).await);
     let c_store = cluster.nodes[2].store.clone();
-    assert!(ids.iter().all(|id| !c_store.contains(id)), "C was down");
+    assert!(ids.iter().all(|id| !c_store.holds(id)), "C was down");
 
     // C restarts: a new event loop over the same store and identity, on a new port; small
     // pages and fetch batches make it page through what it missed.
@@ -389,7 +407,7 @@ async fn a_restarted_node_catches_up() {
     );
     cluster.nodes[2] = restarted;
     assert!(
-        wait_until(PROPAGATION, || ids.iter().all(|id| c_store.contains(id))).await,
+        wait_until(PROPAGATION, || ids.iter().all(|id| c_store.holds(id))).await,
         "C caught up"
     );
     cluster.stop().await;
@@ -438,11 +456,11 @@ async fn a_partition_heals_and_everyone_converges() {
             nodes[origin].handle.publish(upload).await.unwrap();
         }
         let store = nodes[witness].store.clone();
-        assert!(wait_until(PROPAGATION, || ids.iter().all(|id| store.contains(id))).await);
+        assert!(wait_until(PROPAGATION, || ids.iter().all(|id| store.holds(id))).await);
         all.extend(ids);
     }
-    assert!(!nodes[2].store.contains(&all[0]));
-    assert!(!nodes[0].store.contains(&all[4]));
+    assert!(!nodes[2].store.holds(&all[0]));
+    assert!(!nodes[0].store.holds(&all[4]));
 
     // Heal: lift the bans and reconnect one pair; catch-up and re-gossip do the rest.
     for l in left {
@@ -456,7 +474,7 @@ async fn a_partition_heals_and_everyone_converges() {
     assert!(
         wait_until(Duration::from_secs(20), || stores
             .iter()
-            .all(|s| all.iter().all(|id| s.contains(id))))
+            .all(|s| all.iter().all(|id| s.holds(id))))
         .await,
         "all converge"
     );
@@ -481,14 +499,7 @@ async fn a_forger_is_rejected_and_penalised_while_honest_traffic_flows() {
     assert!(cluster.wait_for_mesh(PROPAGATION).await);
 
     // The forger runs the same software but publishes raw bytes, bypassing verification.
-    let forger = LocalNode::start(
-        test_config(&factory),
-        NodeIdentity::generate(),
-        Arc::new(RecordingStore::new()),
-        vec![cluster.nodes[0].tcp_addr()],
-    )
-    .await
-    .unwrap();
+    let forger = start_node(test_config(&factory), vec![cluster.nodes[0].tcp_addr()]).await;
     let forger_id = forger.handle.peer_id();
     let deadline = Instant::now() + PROPAGATION;
     while forger.handle.status().await.unwrap().topic_peers == 0 && Instant::now() < deadline {
@@ -536,7 +547,7 @@ async fn a_forger_is_rejected_and_penalised_while_honest_traffic_flows() {
     assert!(cluster.wait_for(&id, PROPAGATION).await);
     for node in &cluster.nodes {
         for forged in &forged_ids {
-            assert!(!node.store.contains(forged));
+            assert!(!node.store.holds(forged));
         }
     }
     let mut forger = forger;
@@ -554,26 +565,12 @@ async fn quic_alone_carries_gossip_and_catch_up() {
         config.listen_addrs = vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()];
         config
     };
-    let a = LocalNode::start(
-        quic_only(),
-        NodeIdentity::generate(),
-        Arc::new(RecordingStore::new()),
-        vec![],
-    )
-    .await
-    .unwrap();
+    let a = start_node(quic_only(), vec![]).await;
     // Stored before B exists: B gets it by catch-up; the second by gossip.
     let early = factory.upload(2);
     a.store.store_local(early.clone());
     let quic = a.quic_addr().expect("A listens on QUIC");
-    let b = LocalNode::start(
-        quic_only(),
-        NodeIdentity::generate(),
-        Arc::new(RecordingStore::new()),
-        vec![quic],
-    )
-    .await
-    .unwrap();
+    let b = start_node(quic_only(), vec![quic]).await;
     let mut cluster = LocalCluster { nodes: vec![a, b] };
     assert!(cluster.wait_for_mesh(PROPAGATION).await);
     assert!(
@@ -592,14 +589,40 @@ async fn quic_alone_carries_gossip_and_catch_up() {
     }
 }
 
-/// A store that also serves forged uploads, to test catch-up validation.
-struct ForgingStore {
+/// A recording store that can also serve forged uploads (to test catch-up validation) and
+/// fail its reads while `failing_reads` is set. Writes always work, so a node that took a
+/// failed read for "not held" would visibly fetch and store what it could not check.
+#[derive(Default)]
+struct TestStore {
     honest: RecordingStore,
     forged: Vec<(UploadId, SignedUpload)>,
+    failing_reads: std::sync::atomic::AtomicBool,
 }
 
-impl FederationStore for ForgingStore {
-    fn contains(&self, id: &UploadId) -> bool {
+impl TestStore {
+    fn failing() -> Self {
+        let store = TestStore::default();
+        store.set_failing(true);
+        store
+    }
+
+    fn set_failing(&self, failing: bool) {
+        self.failing_reads
+            .store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn read(&self) -> Result<(), StoreError> {
+        if self.failing_reads.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(StoreError("read failed (test)".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl FederationStore for TestStore {
+    fn contains(&self, id: &UploadId) -> Result<bool, StoreError> {
+        self.read()?;
         self.honest.contains(id)
     }
 
@@ -610,10 +633,16 @@ impl FederationStore for ForgingStore {
         self.honest.store_relayed(upload)
     }
 
-    fn ids_for_day(&self, day: DayNumber, after: Option<UploadId>, limit: usize) -> Vec<UploadId> {
+    fn ids_for_day(
+        &self,
+        day: DayNumber,
+        after: Option<UploadId>,
+        limit: usize,
+    ) -> Result<Vec<UploadId>, StoreError> {
+        self.read()?;
         let mut ids: BTreeSet<UploadId> = self
             .honest
-            .ids_for_day(day, None, usize::MAX)
+            .ids_for_day(day, None, usize::MAX)?
             .into_iter()
             .collect();
         ids.extend(
@@ -622,19 +651,21 @@ impl FederationStore for ForgingStore {
                 .filter(|(_, u)| sync_day(u) == day)
                 .map(|(id, _)| *id),
         );
-        ids.into_iter()
+        Ok(ids
+            .into_iter()
             .filter(|id| after.is_none_or(|a| *id > a))
             .take(limit)
-            .collect()
+            .collect())
     }
 
-    fn get(&self, id: &UploadId) -> Option<SignedUpload> {
-        self.honest.get(id).or_else(|| {
+    fn get(&self, id: &UploadId) -> Result<Option<SignedUpload>, StoreError> {
+        self.read()?;
+        Ok(self.honest.get(id)?.or_else(|| {
             self.forged
                 .iter()
                 .find(|(f, _)| f == id)
                 .map(|(_, u)| u.clone())
-        })
+        }))
     }
 }
 
@@ -652,9 +683,9 @@ async fn catch_up_rejects_forged_uploads_and_penalises_the_server() {
     assert_eq!(forged.len(), 3);
     let forged_ids: Vec<UploadId> = forged.iter().map(|(id, _)| *id).collect();
     let honest_upload = factory.upload(2);
-    let server_store = Arc::new(ForgingStore {
-        honest: RecordingStore::new(),
+    let server_store = Arc::new(TestStore {
         forged,
+        ..TestStore::default()
     });
     server_store.honest.store_local(honest_upload.clone());
     let (server, server_join) = Federation::spawn(
@@ -668,14 +699,7 @@ async fn catch_up_rejects_forged_uploads_and_penalises_the_server() {
         .clone()
         .with(libp2p::multiaddr::Protocol::P2p(server.peer_id()));
 
-    let client = LocalNode::start(
-        test_config(&factory),
-        NodeIdentity::generate(),
-        Arc::new(RecordingStore::new()),
-        vec![server_addr],
-    )
-    .await
-    .unwrap();
+    let client = start_node(test_config(&factory), vec![server_addr]).await;
     let server_id = server.peer_id();
     let mut penalised = false;
     let deadline = Instant::now() + PROPAGATION;
@@ -687,7 +711,7 @@ async fn catch_up_rejects_forged_uploads_and_penalises_the_server() {
     }
     assert!(penalised, "the forging server lost score");
     for id in &forged_ids {
-        assert!(!client.store.contains(id), "no forgery stored");
+        assert!(!client.store.holds(id), "no forgery stored");
     }
     let mut client = client;
     client.stop().await;
@@ -786,7 +810,7 @@ async fn burst_convergence_10_nodes() {
     let published = start.elapsed();
     let stores: Vec<Arc<RecordingStore>> = cluster.nodes.iter().map(|n| n.store.clone()).collect();
     let converged = wait_until(Duration::from_secs(60), || {
-        stores.iter().all(|s| ids.iter().all(|id| s.contains(id)))
+        stores.iter().all(|s| ids.iter().all(|id| s.holds(id)))
     })
     .await;
     let mut latest = Duration::ZERO;
@@ -896,12 +920,23 @@ impl CountingRecorder {
     }
 }
 
+/// The process-wide counting recorder, installed by the first test that asks. Tests running
+/// at the same time only add to the counts, so every check on it is a lower bound.
+fn recorder() -> Arc<CountingRecorder> {
+    static RECORDER: std::sync::OnceLock<Arc<CountingRecorder>> = std::sync::OnceLock::new();
+    RECORDER
+        .get_or_init(|| {
+            let recorder = Arc::new(CountingRecorder::default());
+            ::metrics::set_global_recorder(SharedRecorder(recorder.clone()))
+                .expect("only this function installs a recorder");
+            recorder
+        })
+        .clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_connections_verdicts_and_sync() {
-    let recorder = Arc::new(CountingRecorder::default());
-    // Only this test installs a recorder; other tests running at the same time only add to
-    // the counts, so every check below is a lower bound.
-    ::metrics::set_global_recorder(SharedRecorder(recorder.clone())).expect("one recorder");
+    let recorder = recorder();
 
     let factory = UploadFactory::new();
     let cluster = LocalCluster::start(2, |_| test_config(&factory))
@@ -933,4 +968,216 @@ async fn metrics_count_connections_verdicts_and_sync() {
     );
     assert!(recorder.get("ephemera_federation_sync_rounds_total{result=ok}") >= 2);
     cluster.stop().await;
+}
+
+// ---- store failures ---------------------------------------------------------------------
+
+#[test]
+fn verdicts_map_to_gossip_acceptance_and_penalties() {
+    use libp2p::gossipsub::MessageAcceptance::{Accept, Ignore, Reject};
+    // (verdict, route, acceptance, penalise, refuse, abort)
+    let table = [
+        (Verdict::Accept, Route::Gossip, Accept, false, false, false),
+        (Verdict::Accept, Route::CatchUp, Accept, false, false, false),
+        (
+            Verdict::Reject("bad-signature"),
+            Route::Gossip,
+            Reject,
+            true,
+            true,
+            false,
+        ),
+        (
+            Verdict::Reject("bad-signature"),
+            Route::CatchUp,
+            Reject,
+            true,
+            true,
+            false,
+        ),
+        (
+            Verdict::Reject("untrusted-authority"),
+            Route::Gossip,
+            Reject,
+            true,
+            true,
+            false,
+        ),
+        // A peer serves what its own trust set accepts: a difference of configuration.
+        (
+            Verdict::Reject("untrusted-authority"),
+            Route::CatchUp,
+            Reject,
+            false,
+            true,
+            false,
+        ),
+        (
+            Verdict::Ignore("too-old"),
+            Route::Gossip,
+            Ignore,
+            false,
+            true,
+            false,
+        ),
+        (
+            Verdict::Ignore("duplicate"),
+            Route::CatchUp,
+            Ignore,
+            false,
+            true,
+            false,
+        ),
+        // A store failure: no penalty, not remembered as refused, the round stops.
+        (
+            Verdict::StoreFailed,
+            Route::Gossip,
+            Ignore,
+            false,
+            false,
+            true,
+        ),
+        (
+            Verdict::StoreFailed,
+            Route::CatchUp,
+            Ignore,
+            false,
+            false,
+            true,
+        ),
+    ];
+    for (verdict, route, acceptance, penalise, refuse, abort) in table {
+        let judgement = judge(route, verdict);
+        assert_eq!(judgement.acceptance, acceptance, "{verdict:?} {route:?}");
+        assert_eq!(judgement.penalise, penalise, "{verdict:?} {route:?}");
+        assert_eq!(judgement.refuse, refuse, "{verdict:?} {route:?}");
+        assert_eq!(judgement.abort, abort, "{verdict:?} {route:?}");
+    }
+}
+
+#[test]
+fn store_failures_are_neither_blamed_nor_taken_as_absent() {
+    let factory = UploadFactory::new();
+    let verifier = verifier(&factory);
+    let store = TestStore::failing();
+    let now = SystemClock.now();
+
+    // Gossip: a valid upload the store cannot check is ignored, not stored, not rejected.
+    let upload = factory.upload(2);
+    let bytes = wire::encode(upload.upload());
+    assert_eq!(
+        verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
+        Verdict::StoreFailed
+    );
+    assert!(!store.honest.holds(&upload.id()), "not stored blind");
+
+    // Catch-up answers: an error, never an empty answer.
+    store.honest.store_local(upload.clone());
+    let today = now.day();
+    let requests = [
+        SyncRequest::Digests {
+            from: today,
+            to: today,
+        },
+        SyncRequest::Ids {
+            day: today,
+            after: None,
+            limit: 10,
+        },
+        SyncRequest::Fetch {
+            ids: vec![upload.id()],
+        },
+    ];
+    for request in requests {
+        let kind = request.kind();
+        assert!(answer(&store, request, today, 14).is_err(), "{kind}");
+    }
+    store.set_failing(false);
+    assert!(matches!(
+        answer(&store, SyncRequest::Fetch { ids: vec![upload.id()] }, today, 14),
+        Ok(SyncResponse::Uploads { uploads }) if uploads.len() == 1
+    ));
+}
+
+/// Node B's store cannot be read: gossip and catch-up from A are ignored and counted, B
+/// stores nothing it could not check, neither side bans or penalises the other, and once the
+/// store reads again B catches up with everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_store_fails_bans_no_one_and_catches_up_after() {
+    init_tracing();
+    let recorder = recorder();
+    let factory = UploadFactory::new();
+    let a = start_node(test_config(&factory), vec![]).await;
+    let early = factory.upload(2);
+    a.store.store_local(early.clone());
+
+    let b_store = Arc::new(TestStore::failing());
+    let (b, b_join) = Federation::spawn(
+        test_config(&factory),
+        NodeIdentity::generate(),
+        b_store.clone(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    b.dial(a.tcp_addr()).await.unwrap();
+    let mut meshed = false;
+    let deadline = Instant::now() + PROPAGATION;
+    while !meshed && Instant::now() < deadline {
+        meshed = a.handle.status().await.unwrap().mesh_peers > 0
+            && b.status().await.unwrap().mesh_peers > 0;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(meshed, "A and B meshed");
+    let late = factory.upload(2);
+    a.store.store_local(late.clone());
+    a.handle.publish(late.clone()).await.unwrap();
+
+    let counted = |path: &str| {
+        recorder.get(&format!(
+            "ephemera_federation_store_errors_total{{path={path}}}"
+        ))
+    };
+    assert!(
+        wait_until(PROPAGATION, || counted("gossip") >= 1
+            && counted("catch-up") >= 1
+            && counted("serve") >= 1)
+        .await,
+        "every failure path counted"
+    );
+    assert!(recorder.get("ephemera_federation_sync_rounds_total{result=store-error}") >= 1);
+    assert!(
+        recorder.get("ephemera_federation_gossip_total{reason=store-error,verdict=ignored}") >= 1
+    );
+    // Let a few more catch-up rounds (every 2 s) fail before looking.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Nothing taken as missing and fetched, nothing stored from gossip unchecked.
+    assert!(b_store.honest.memory().is_empty(), "B stored nothing blind");
+    let (a_id, b_id) = (a.handle.peer_id(), b.peer_id());
+    let a_status = a.handle.status().await.unwrap();
+    let b_status = b.status().await.unwrap();
+    assert!(a_status.connected_peers.contains(&b_id), "still connected");
+    assert!(!a_status.banned_peers.contains(&b_id), "A did not ban B");
+    assert!(!b_status.banned_peers.contains(&a_id), "B did not ban A");
+    assert!(
+        a_status.score_of(&b_id).is_none_or(|s| s >= 0.0),
+        "A did not penalise B"
+    );
+    assert!(
+        b_status.score_of(&a_id).is_none_or(|s| s >= 0.0),
+        "B did not penalise A"
+    );
+
+    // The disk recovers: the next round brings both uploads.
+    b_store.set_failing(false);
+    assert!(
+        wait_until(PROPAGATION, || b_store.honest.holds(&early.id())
+            && b_store.honest.holds(&late.id()))
+        .await,
+        "B caught up once its store read again"
+    );
+    let mut a = a;
+    a.stop().await;
+    b.shutdown().await.unwrap();
+    b_join.await.unwrap();
 }

@@ -1,4 +1,6 @@
-//! Re-verification of every upload a peer sends, and what gossipsub is told about it.
+//! Re-verification of every upload a peer sends, and what it costs the peer: [`judge`] is the
+//! one place where a [`Verdict`] becomes a gossipsub acceptance, a peer penalty, a refusal
+//! to fetch again, or the end of a catch-up round.
 
 use ephemera_proto::auth::{ExpiryPolicy, TrustedAuthorities};
 use ephemera_proto::upload::{SignedUpload, UploadId, VerifiedUpload};
@@ -6,7 +8,9 @@ use ephemera_proto::{
     CertificateError, DecodeError, ReportLimits, UnixTime, UploadError, ValidationError, wire,
 };
 
-use super::store::{FederationStore, StoreOutcome};
+use libp2p::gossipsub::MessageAcceptance;
+
+use super::store::{FederationStore, StoreError, StoreOutcome};
 
 /// What federation does with a received upload, and why (a metric label).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -16,8 +20,12 @@ pub(crate) enum Verdict {
     /// Invalid in a way no honest node produces: drop it and penalise the sender.
     Reject(&'static str),
     /// Not stored or forwarded, but no fault of the sender (duplicate, clock skew at a
-    /// validity edge, store failure).
+    /// validity edge).
     Ignore(&'static str),
+    /// This node's store failed while checking or storing it: nothing is known about the
+    /// upload, so it is neither stored, forwarded, held against the sender, nor taken as
+    /// absent.
+    StoreFailed,
 }
 
 impl Verdict {
@@ -26,7 +34,7 @@ impl Verdict {
         match self {
             Verdict::Accept => "accepted",
             Verdict::Reject(_) => "rejected",
-            Verdict::Ignore(_) => "ignored",
+            Verdict::Ignore(_) | Verdict::StoreFailed => "ignored",
         }
     }
 
@@ -35,7 +43,62 @@ impl Verdict {
         match self {
             Verdict::Accept => "ok",
             Verdict::Reject(reason) | Verdict::Ignore(reason) => reason,
+            Verdict::StoreFailed => "store-error",
         }
+    }
+
+    /// The verdict on an upload whose check or storage hit a store failure (logged here).
+    fn store_failed(error: &StoreError) -> Verdict {
+        tracing::warn!(%error, "federation store failed");
+        Verdict::StoreFailed
+    }
+}
+
+/// How an upload reached this node.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// A gossipsub message from a mesh peer.
+    Gossip,
+    /// A `Fetch` answer of a catch-up round.
+    CatchUp,
+}
+
+/// What this node does about one received upload.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Judgement {
+    /// What gossipsub is told (it forwards only `Accept`, and scores `Reject` against the
+    /// peer that sent the message).
+    pub(crate) acceptance: MessageAcceptance,
+    /// Whether the sender is penalised: on gossip by gossipsub's invalid-message score (the
+    /// loop then checks for a ban), in catch-up by ending the round as a protocol fault.
+    pub(crate) penalise: bool,
+    /// Whether catch-up remembers the id, so later rounds do not fetch it again.
+    pub(crate) refuse: bool,
+    /// Whether a catch-up round stops here, without blaming the peer.
+    pub(crate) abort: bool,
+}
+
+/// Maps a verdict to gossip acceptance and peer penalties: the only place that does.
+///
+/// A peer serves catch-up from what its own trust set accepts, so an upload of an authority
+/// only it trusts is a difference of configuration there, not a forgery; as gossip it is
+/// still rejected, since the peer should not have forwarded it.
+pub(crate) fn judge(route: Route, verdict: Verdict) -> Judgement {
+    let acceptance = match verdict {
+        Verdict::Accept => MessageAcceptance::Accept,
+        Verdict::Reject(_) => MessageAcceptance::Reject,
+        Verdict::Ignore(_) | Verdict::StoreFailed => MessageAcceptance::Ignore,
+    };
+    let penalise = match (route, verdict) {
+        (Route::CatchUp, Verdict::Reject("untrusted-authority")) => false,
+        (_, Verdict::Reject(_)) => true,
+        (_, Verdict::Accept | Verdict::Ignore(_) | Verdict::StoreFailed) => false,
+    };
+    Judgement {
+        acceptance,
+        penalise,
+        refuse: matches!(verdict, Verdict::Reject(_) | Verdict::Ignore(_)),
+        abort: verdict == Verdict::StoreFailed,
     }
 }
 
@@ -80,8 +143,10 @@ impl Verifier {
             Ok(id) => UploadId(id),
             Err(_) => return Verdict::Ignore("bad-message-id"),
         };
-        if store.contains(&claimed) {
-            return Verdict::Ignore("duplicate");
+        match store.contains(&claimed) {
+            Ok(true) => return Verdict::Ignore("duplicate"),
+            Ok(false) => {}
+            Err(e) => return Verdict::store_failed(&e),
         }
         let upload = match wire::decode::<SignedUpload>(data) {
             Ok(upload) => upload,
@@ -104,10 +169,7 @@ pub(crate) fn store_verdict(store: &dyn FederationStore, verified: VerifiedUploa
         Ok(StoreOutcome::Stored) => Verdict::Accept,
         Ok(StoreOutcome::AlreadyStored) => Verdict::Ignore("duplicate"),
         Ok(StoreOutcome::CertificateUsed) => Verdict::Ignore("certificate-used"),
-        Err(e) => {
-            tracing::warn!(error = %e, "federation store failed");
-            Verdict::Ignore("store-error")
-        }
+        Err(e) => Verdict::store_failed(&e),
     }
 }
 

@@ -12,7 +12,7 @@ use crate::error::CodeError;
 
 /// Characters of a code: Crockford base32 (no I, L, O, U), 5 bits each.
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-/// Characters in a code: 16 × 5 = 80 bits of entropy (brief: at least 64).
+/// Characters in a code: 16 × 5 = 80 bits of entropy (`docs/PROTOCOL.md` §4.1).
 pub const CODE_LENGTH: usize = 16;
 /// Domain label of the code hash.
 const CODE_HASH_LABEL: &[u8] = b"ephemera/upload-code/v1";

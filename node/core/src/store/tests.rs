@@ -17,9 +17,21 @@ fn both(test: impl Fn(&dyn ReportStore)) {
     test(&open_sled(dir.path()).unwrap());
 }
 
-/// A sled store laid out as the node does: `db/` and `blobs/` in `dir`.
+/// A sled store laid out as the node does: `db/` and `blobs/` in `dir`. A store dropped
+/// just before may still hold the folder's lock for a moment (sled's background threads
+/// let go of it after the handle): reopening waits up to 5 s for it.
 fn open_sled(dir: &std::path::Path) -> Result<SledReportStore, StoreError> {
-    SledReportStore::open(&dir.join("db"), &dir.join("blobs"))
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match SledReportStore::open(&dir.join("db"), &dir.join("blobs")) {
+            Err(StoreError::Engine(e))
+                if e.contains("could not acquire lock") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => return opened,
+        }
+    }
 }
 
 fn dummy_upload() -> StoredUpload {

@@ -1,0 +1,169 @@
+//! Catch-up, the event loop's side: starting a round per peer (run by
+//! [`crate::federation::session`] in its own task), carrying its requests, finishing it, and
+//! answering peers' requests from the store in blocking tasks.
+
+use libp2p::{PeerId, request_response};
+use tokio::sync::oneshot;
+
+use super::EventLoop;
+use crate::federation::metrics;
+use crate::federation::session;
+use crate::federation::shared::{Internal, SessionReport, SyncFailure};
+use crate::federation::sync::{SyncRequest, SyncResponse, answer};
+
+impl EventLoop {
+    /// Starts a round with every connected peer.
+    pub(super) fn sync_all(&mut self) {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in peers {
+            self.start_session(peer);
+        }
+    }
+
+    /// Starts a round with `peer`, or another one after the round already running.
+    pub(super) fn start_session(&mut self, peer: PeerId) {
+        if self.is_banned(&peer) {
+            return;
+        }
+        if !self.sessions.insert(peer) {
+            self.resync.insert(peer);
+            return;
+        }
+        let shared = self.shared.clone();
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let result = session::run(peer, shared, tx.clone()).await;
+            let _ = tx.send(Internal::SessionDone { peer, result });
+        });
+    }
+
+    pub(super) fn session_done(
+        &mut self,
+        peer: PeerId,
+        result: Result<SessionReport, SyncFailure>,
+    ) {
+        self.sessions.remove(&peer);
+        match result {
+            Ok(report) => {
+                metrics::sync_round("ok");
+                metrics::sync_lag(report.days_differing, report.missing);
+                if report.stored > 0 {
+                    tracing::info!(%peer, stored = report.stored, missing = report.missing, "caught up from peer");
+                } else {
+                    tracing::debug!(%peer, days = report.days_differing, "sync round done");
+                }
+            }
+            Err(SyncFailure::Store(e)) => {
+                metrics::sync_round("store-error");
+                metrics::store_error("catch-up");
+                tracing::warn!(%peer, error = %e, "sync round stopped: this node's store failed");
+            }
+            Err(e) => {
+                metrics::sync_round(e.label());
+                tracing::debug!(%peer, error = %e, "sync round failed");
+            }
+        }
+        if self.resync.remove(&peer) && self.swarm.is_connected(&peer) {
+            self.start_session(peer);
+        }
+    }
+
+    /// Sends a round's request to its peer; the response goes to `reply`.
+    pub(super) fn send_sync_request(
+        &mut self,
+        peer: PeerId,
+        request: SyncRequest,
+        reply: oneshot::Sender<Result<SyncResponse, SyncFailure>>,
+    ) {
+        if !self.swarm.is_connected(&peer) {
+            let _ = reply.send(Err(SyncFailure::Outbound("not connected".into())));
+            return;
+        }
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+        self.pending_requests.insert(id, reply);
+    }
+
+    pub(super) fn respond(
+        &mut self,
+        channel: request_response::ResponseChannel<SyncResponse>,
+        response: SyncResponse,
+    ) {
+        if self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_response(channel, response)
+            .is_err()
+        {
+            tracing::debug!("sync response dropped: connection closed");
+        }
+    }
+
+    pub(super) fn on_sync(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => self.answer_request(peer, request, channel),
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.pending_requests.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(reply) = self.pending_requests.remove(&request_id) {
+                    let _ = reply.send(Err(SyncFailure::Outbound(error.to_string())));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound sync request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Answers a peer's request from the store in a blocking task. If the store fails, the
+    /// request goes unanswered (the peer sees a failed request, not an empty store).
+    fn answer_request(
+        &mut self,
+        peer: PeerId,
+        request: SyncRequest,
+        channel: request_response::ResponseChannel<SyncResponse>,
+    ) {
+        metrics::sync_request("inbound", request.kind());
+        tracing::debug!(%peer, kind = request.kind(), "sync request");
+        let shared = self.shared.clone();
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let retention = shared.verifier.limits.retention_days;
+            let today = shared.clock.now().day();
+            let response = tokio::task::spawn_blocking(move || {
+                answer(&*shared.store, request, today, retention)
+            })
+            .await;
+            match response {
+                Ok(Ok(response)) => {
+                    let _ = tx.send(Internal::Respond { channel, response });
+                }
+                Ok(Err(e)) => {
+                    metrics::store_error("serve");
+                    tracing::warn!(%peer, error = %e, "sync request unanswered: this node's store failed");
+                }
+                Err(_) => {}
+            }
+        });
+    }
+}

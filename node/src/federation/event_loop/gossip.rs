@@ -1,0 +1,143 @@
+//! Gossip: publishing this node's uploads, verifying received messages in blocking tasks,
+//! and telling gossipsub what became of each.
+
+use std::time::Duration;
+
+use ephemera_proto::UnixTime;
+use ephemera_proto::upload::VerifiedUpload;
+use ephemera_proto::wire;
+use libp2p::{PeerId, gossipsub};
+
+use super::EventLoop;
+use crate::federation::metrics;
+use crate::federation::shared::Internal;
+use crate::federation::validate::{Route, Verdict, judge};
+
+impl EventLoop {
+    /// Publishes a phone's upload now, or after a random delay of up to
+    /// `publish_delay_max` (which blurs, for a direct neighbour, where the report entered).
+    pub(super) fn publish_later(&mut self, upload: VerifiedUpload) {
+        let max = self.config.publish_delay_max;
+        if max.is_zero() {
+            self.publish(&upload);
+            return;
+        }
+        let delay = Duration::from_millis(rand::random_range(
+            0..=max.as_millis().min(u128::from(u64::MAX)) as u64,
+        ));
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = tx.send(Internal::PublishNow(upload));
+        });
+    }
+
+    pub(super) fn publish(&mut self, upload: &VerifiedUpload) {
+        let data = wire::encode(upload.upload());
+        let result = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.topic.clone(), data);
+        let label = match result {
+            Ok(_) => "ok",
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => "no-peers",
+            Err(gossipsub::PublishError::Duplicate) => "duplicate",
+            Err(e) => {
+                tracing::warn!(error = %e, "gossip publish failed");
+                "error"
+            }
+        };
+        tracing::debug!(result = label, "upload published");
+        metrics::published(label);
+    }
+
+    /// Publishes raw bytes, bypassing verification: only for tests of forged traffic.
+    #[cfg(test)]
+    pub(super) fn publish_raw(&mut self, bytes: Vec<u8>) {
+        let result = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.topic.clone(), bytes);
+        tracing::debug!(ok = result.is_ok(), "published raw test bytes");
+    }
+
+    /// Verifies a received message in a blocking task, which reports an
+    /// [`Internal::Verdict`]; a message on another topic, or one beyond the verification
+    /// slots, is ignored at once.
+    pub(super) fn on_gossip(&mut self, event: gossipsub::Event) {
+        let gossipsub::Event::Message {
+            propagation_source,
+            message_id,
+            message,
+        } = event
+        else {
+            return;
+        };
+        let verdict_now = if message.topic != self.topic.hash() {
+            Some(Verdict::Ignore("wrong-topic"))
+        } else {
+            None
+        };
+        let permit = match (verdict_now, self.verify_slots.clone().try_acquire_owned()) {
+            (None, Ok(permit)) => permit,
+            (verdict, _) => {
+                let verdict = verdict.unwrap_or(Verdict::Ignore("overloaded"));
+                self.report_verdict(message_id, propagation_source, verdict);
+                return;
+            }
+        };
+        let shared = self.shared.clone();
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let id = message_id.clone();
+            let verdict = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let now: UnixTime = shared.clock.now();
+                shared
+                    .verifier
+                    .check_gossip(&*shared.store, &id.0, &message.data, now)
+            })
+            .await
+            .unwrap_or(Verdict::Ignore("internal"));
+            let _ = tx.send(Internal::Verdict {
+                message_id,
+                source: propagation_source,
+                verdict,
+            });
+        });
+    }
+
+    /// Tells gossipsub what became of a message (it forwards only accepted ones and scores
+    /// rejected ones against `source`), then bans `source` if its score fell too low.
+    pub(super) fn report_verdict(
+        &mut self,
+        message_id: gossipsub::MessageId,
+        source: PeerId,
+        verdict: Verdict,
+    ) {
+        let judgement = judge(Route::Gossip, verdict);
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&message_id, &source, judgement.acceptance);
+        metrics::gossip(verdict);
+        if verdict == Verdict::StoreFailed {
+            metrics::store_error("gossip");
+        }
+        let reason = verdict.reason();
+        match verdict {
+            Verdict::Accept => tracing::debug!(peer = %source, "gossiped upload stored"),
+            Verdict::Reject(_) => {
+                tracing::info!(peer = %source, reason, "gossiped upload rejected")
+            }
+            Verdict::Ignore(_) | Verdict::StoreFailed => {
+                tracing::debug!(peer = %source, reason, "gossiped upload ignored");
+            }
+        }
+        if judgement.penalise {
+            self.check_score(&source);
+        }
+    }
+}

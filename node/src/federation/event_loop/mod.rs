@@ -1,0 +1,259 @@
+//! The task that owns the swarm: a small dispatcher over the concerns in its submodules.
+//!
+//! Pattern of libp2p's file-sharing example: one event loop owns the [`Swarm`]; the
+//! [`FederationHandle`] sends it commands over a channel. Work that may block (verifying
+//! and storing uploads, answering catch-up requests, catch-up rounds) runs in other tasks,
+//! which report back over an internal channel ([`Internal`]), so the swarm is always polled
+//! promptly.
+//!
+//! | module | concern |
+//! | --- | --- |
+//! | [`gossip`] | publishing, verifying received messages, telling gossipsub the verdict |
+//! | [`catch_up`] | starting and finishing catch-up rounds, answering peers' requests |
+//! | [`connections`] | listen addresses, connections opened and closed |
+//! | [`discovery`] | bootstrap redial, Kademlia, identify, mDNS |
+//! | [`scoring`] | catch-up penalties, score checks and bans |
+//!
+//! What a verdict costs a peer is decided in [`super::validate::judge`], not here.
+
+mod catch_up;
+mod connections;
+mod discovery;
+mod gossip;
+mod scoring;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::core::transport::ListenerId;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, request_response};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::behaviour::{FederationBehaviour, FederationBehaviourEvent, build_swarm};
+use super::config::{FederationConfig, peer_id_of};
+use super::handle::{Command, FederationHandle, FederationStatus};
+use super::identity::NodeIdentity;
+use super::metrics;
+use super::shared::{Internal, Shared, SyncFailure};
+use super::store::FederationStore;
+use super::sync::SyncResponse;
+use super::validate::Verifier;
+use super::{Clock, FederationError};
+
+/// Most gossip messages verified at once; beyond that, messages are ignored (not
+/// forwarded, no penalty) until a slot frees.
+const MAX_CONCURRENT_VERIFICATIONS: usize = 256;
+/// How often bans expire and scores are checked.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
+/// Commands queued before `publish` waits.
+const COMMAND_QUEUE: usize = 1024;
+
+/// Builds the swarm and starts the event loop on the current tokio runtime.
+pub(crate) fn spawn(
+    config: FederationConfig,
+    identity: NodeIdentity,
+    store: Arc<dyn FederationStore>,
+    clock: Arc<dyn Clock>,
+) -> Result<(FederationHandle, JoinHandle<()>), FederationError> {
+    config.validate()?;
+    let topic = gossipsub::IdentTopic::new(config.topic());
+    let mut swarm = build_swarm(&identity, &config, &topic)?;
+
+    let mut listeners = HashMap::new();
+    for addr in &config.listen_addrs {
+        let id = swarm
+            .listen_on(addr.clone())
+            .map_err(|e| FederationError::Transport(e.to_string()))?;
+        listeners.insert(id, Vec::new());
+    }
+    let mut bootstrap = Vec::new();
+    for addr in &config.bootstrap_peers {
+        if let Some(peer) = peer_id_of(addr) {
+            swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            bootstrap.push((peer, addr.clone()));
+        }
+    }
+
+    let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared::new(
+        store,
+        clock,
+        Verifier {
+            trusted: config.trusted_authorities.clone(),
+            limits: config.limits.clone(),
+        },
+        config.page_size(),
+        config.fetch_batch(),
+        config.republish_synced,
+    ));
+    let peer_id = *swarm.local_peer_id();
+    tracing::info!(%peer_id, topic = %topic, "federation starting");
+    let event_loop = EventLoop {
+        swarm,
+        commands: commands_rx,
+        internal_rx,
+        internal_tx,
+        shared,
+        topic,
+        listeners,
+        addr_waiters: Vec::new(),
+        pending_requests: HashMap::new(),
+        sessions: HashSet::new(),
+        resync: HashSet::new(),
+        bans: HashMap::new(),
+        app_scores: HashMap::new(),
+        bootstrap,
+        verify_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_VERIFICATIONS)),
+        config,
+    };
+    let join = tokio::spawn(event_loop.run());
+    Ok((FederationHandle::new(commands_tx, peer_id), join))
+}
+
+struct EventLoop {
+    swarm: Swarm<FederationBehaviour>,
+    commands: mpsc::Receiver<Command>,
+    internal_rx: mpsc::UnboundedReceiver<Internal>,
+    internal_tx: mpsc::UnboundedSender<Internal>,
+    shared: Arc<Shared>,
+    topic: gossipsub::IdentTopic,
+    listeners: HashMap<ListenerId, Vec<Multiaddr>>,
+    addr_waiters: Vec<oneshot::Sender<Vec<Multiaddr>>>,
+    /// Catch-up requests sent for a round, by request id.
+    pending_requests: HashMap<
+        request_response::OutboundRequestId,
+        oneshot::Sender<Result<SyncResponse, SyncFailure>>,
+    >,
+    /// Peers with a catch-up round running.
+    sessions: HashSet<PeerId>,
+    /// Peers to start another round with when the running one ends.
+    resync: HashSet<PeerId>,
+    /// Banned peers, until when (`None`: until unbanned).
+    bans: HashMap<PeerId, Option<Instant>>,
+    /// Application score (catch-up faults) of each peer.
+    app_scores: HashMap<PeerId, f64>,
+    bootstrap: Vec<(PeerId, Multiaddr)>,
+    verify_slots: Arc<Semaphore>,
+    config: FederationConfig,
+}
+
+impl EventLoop {
+    async fn run(mut self) {
+        let start = Instant::now();
+        let mut sync_tick =
+            tokio::time::interval_at(start + self.config.sync_interval, self.config.sync_interval);
+        sync_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut redial_tick = tokio::time::interval(self.config.redial_interval);
+        redial_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
+        maintenance.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.commands.recv() => match command {
+                    None | Some(Command::Shutdown) => break,
+                    Some(command) => self.on_command(command),
+                },
+                Some(message) = self.internal_rx.recv() => self.on_internal(message),
+                _ = sync_tick.tick() => self.sync_all(),
+                _ = redial_tick.tick() => self.redial(),
+                _ = maintenance.tick() => self.maintain(),
+            }
+        }
+        tracing::info!(peer_id = %self.swarm.local_peer_id(), "federation stopped");
+        metrics::peers_connected(0);
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish(upload) => self.publish_later(upload),
+            #[cfg(test)]
+            Command::PublishRaw(bytes) => self.publish_raw(bytes),
+            Command::ListenAddrs(reply) => {
+                self.addr_waiters.push(reply);
+                self.answer_addr_waiters();
+            }
+            Command::Dial(addr, reply) => {
+                let result = self
+                    .swarm
+                    .dial(addr)
+                    .map_err(|e| FederationError::Dial(e.to_string()));
+                let _ = reply.send(result);
+            }
+            Command::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Command::Ban(peer, duration) => self.ban(peer, duration.map(|d| Instant::now() + d)),
+            Command::Unban(peer) => self.unban(peer),
+            Command::SyncNow => self.sync_all(),
+            Command::Shutdown => {}
+        }
+    }
+
+    fn on_internal(&mut self, message: Internal) {
+        match message {
+            Internal::Verdict {
+                message_id,
+                source,
+                verdict,
+            } => self.report_verdict(message_id, source, verdict),
+            Internal::SyncRequest {
+                peer,
+                request,
+                reply,
+            } => self.send_sync_request(peer, request, reply),
+            Internal::Respond { channel, response } => self.respond(channel, response),
+            Internal::SessionDone { peer, result } => self.session_done(peer, result),
+            Internal::Penalize { peer, reason } => self.penalize(peer, reason),
+            Internal::Republish(upload) | Internal::PublishNow(upload) => self.publish(&upload),
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<FederationBehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            event => self.on_connection_event(event),
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: FederationBehaviourEvent) {
+        match event {
+            FederationBehaviourEvent::Gossipsub(event) => self.on_gossip(event),
+            FederationBehaviourEvent::Sync(event) => self.on_sync(event),
+            FederationBehaviourEvent::Identify(event) => self.on_identify(event),
+            FederationBehaviourEvent::Kad(event) => self.on_kad(event),
+            FederationBehaviourEvent::Mdns(event) => self.on_mdns(event),
+            _ => {}
+        }
+    }
+
+    fn status(&mut self) -> FederationStatus {
+        let hash = self.topic.hash();
+        let connected_peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        let gossipsub = &self.swarm.behaviour().gossipsub;
+        let topic_peers = gossipsub
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&&hash))
+            .count();
+        let mesh_peers = gossipsub.mesh_peers(&hash).count();
+        let peer_scores = connected_peers
+            .iter()
+            .filter_map(|p| gossipsub.peer_score(p).map(|s| (*p, s)))
+            .collect();
+        FederationStatus {
+            peer_id: *self.swarm.local_peer_id(),
+            connected_peers,
+            topic_peers,
+            mesh_peers,
+            banned_peers: self.bans.keys().copied().collect(),
+            peer_scores,
+            sync_rounds_running: self.sessions.len(),
+        }
+    }
+}

@@ -1,5 +1,4 @@
-//! Cross-crate tests, the population simulator and the benchmarks of Ephemera.
+//! Cross-crate tests of Ephemera live in `tests/tests/`: the real phone core
+//! (`ephemera-client`) against the real node (`ephemera-node`). The simulator is the
+//! `ephemera-sim` crate (`tests/sim/`) and the benchmarks `ephemera-bench` (`tests/bench/`).
 #![forbid(unsafe_code)]
-
-pub mod bench;
-pub mod sim;

@@ -1,4 +1,4 @@
-//! `ephemera-bench`: prints one JSON line per figure (see `ephemera_tests::bench`).
+//! `ephemera-bench`: prints one JSON line per figure (see `ephemera_bench`).
 
 use std::time::Duration;
 
@@ -67,26 +67,26 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let budget = Duration::from_secs_f64(cli.seconds);
     let figures = match cli.command {
-        Command::Proto => ephemera_tests::bench::proto::run(budget),
-        Command::GaenMatch => ephemera_tests::bench::matching::gaen(budget),
-        Command::PetMatch => ephemera_tests::bench::matching::pet(budget),
-        Command::Serve => ephemera_tests::bench::serve::run(budget)?,
-        Command::Ingest => ephemera_tests::bench::ingest::run(budget),
+        Command::Proto => ephemera_bench::proto::run(budget),
+        Command::GaenMatch => ephemera_bench::matching::gaen(budget),
+        Command::PetMatch => ephemera_bench::matching::pet(budget),
+        Command::Serve => ephemera_bench::serve::run(budget)?,
+        Command::Ingest => ephemera_bench::ingest::run(budget),
         Command::Load {
             duration_seconds,
             upload_rate,
             decoy_rate,
             sync_rate,
-        } => ephemera_tests::bench::load::run(ephemera_tests::bench::load::LoadOptions {
+        } => ephemera_bench::load::run(ephemera_bench::load::LoadOptions {
             duration: Duration::from_secs(duration_seconds),
             upload_rate,
             decoy_rate,
             sync_rate,
         })?,
-        Command::Federation => ephemera_tests::bench::federation::run(budget),
-        Command::ClientGaenMatch => ephemera_tests::bench::client::gaen(budget),
-        Command::ClientPetMatch => ephemera_tests::bench::client::pet(budget),
-        Command::Sim { agents, days } => ephemera_tests::bench::sim::run(agents, days)?,
+        Command::Federation => ephemera_bench::federation::run(budget),
+        Command::ClientGaenMatch => ephemera_bench::client::gaen(budget),
+        Command::ClientPetMatch => ephemera_bench::client::pet(budget),
+        Command::Sim { agents, days } => ephemera_bench::sim::run(agents, days)?,
     };
     for figure in figures {
         println!("{}", figure.to_json_line());

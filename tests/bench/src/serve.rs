@@ -5,7 +5,7 @@
 //! worker thread per core. `limit` is nginx's rate; the design target is `ratio >= 0.8`.
 //!
 //! Needs `target/release/ephemera-node` beside this binary (`cargo build --release
-//! -p ephemera-node -p ephemera-tests`), and installs Debian's `nginx` and `wrk` with
+//! -p ephemera-node -p ephemera-bench`), and installs Debian's `nginx` and `wrk` with
 //! apt-get when they are missing and this runs as root.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};

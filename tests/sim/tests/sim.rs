@@ -1,8 +1,8 @@
 //! The simulator on tiny scenarios: determinism, end-to-end matching, and the sniffer
 //! attack on both schemes. Each run is a few hundred people for a few days.
 
-use ephemera_tests::sim::scenario::{DetectionConfig, RadioConfig};
-use ephemera_tests::sim::{RunOptions, Scenario, SchemeName, Summary, run_with};
+use ephemera_sim::scenario::{DetectionConfig, RadioConfig};
+use ephemera_sim::{RunOptions, Scenario, SchemeName, Summary, run_with};
 
 /// A few hundred people with many early positives who all upload.
 fn tiny(scheme: SchemeName) -> Scenario {

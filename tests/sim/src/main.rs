@@ -1,11 +1,11 @@
-//! `ephemera-sim`: the population simulator (see `ephemera_tests::sim` and
+//! `ephemera-sim`: the population simulator (see `ephemera_sim` and
 //! `docs/SIMULATION.md`).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use ephemera_tests::sim::{self, RunOptions, Scenario};
+use ephemera_sim::{self as sim, RunOptions, Scenario};
 
 /// mimalloc instead of glibc's allocator: a 100,000-phone run holds millions of small,
 /// long-lived allocations (phone stores, open encounters) while it churns through many

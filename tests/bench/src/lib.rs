@@ -93,7 +93,7 @@ pub fn resident_bytes() -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
-/// The runtime the HTTP benches run on: two workers, the brief's two cores.
+/// The runtime the HTTP benches run on: two workers, the reference machine's two cores.
 pub fn two_core_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -17,7 +17,7 @@
 //! the thread count. `wall_seconds` is measured by [`run_with`], outside the model.
 //!
 //! ```no_run
-//! use ephemera_tests::sim::{RunOptions, Scenario, SchemeName, run_with, write_outputs};
+//! use ephemera_sim::{RunOptions, Scenario, SchemeName, run_with, write_outputs};
 //! let scenario = Scenario::tiny(2_000, 7, 42, SchemeName::Gaen);
 //! let scored = run_with(&scenario, &RunOptions::default()).unwrap();
 //! println!("precision {} recall {}", scored.summary.precision, scored.summary.recall);

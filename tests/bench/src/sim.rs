@@ -1,11 +1,11 @@
 //! The simulator's speed: simulated phone-days per second for each scheme, against the rate
-//! the brief asks for (100,000 phones × 14 days in 10 minutes on this 2-core machine).
+//! the design target (100,000 phones × 14 days in 10 minutes on this 2-core machine).
 
-use crate::sim::{self, Scenario, SchemeName, SimError};
+use ephemera_sim::{self as sim, Scenario, SchemeName, SimError};
 
 use super::Figure;
 
-/// Phone-days per second the brief's scale bar needs: 100,000 × 14 in 600 s.
+/// Phone-days per second the scale target needs: 100,000 × 14 in 600 s.
 pub const TARGET_AGENT_DAYS_PER_SECOND: f64 = 100_000.0 * 14.0 / 600.0;
 
 /// Runs `agents` phones for `days` days once per scheme (seed 1, every core) and reports

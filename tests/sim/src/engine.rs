@@ -569,7 +569,7 @@ mod tests {
     use ephemera_proto::{ReportContents, UnixTime};
 
     use super::simulate;
-    use crate::sim::{Scenario, SchemeName};
+    use crate::{Scenario, SchemeName};
 
     /// The simulated node is the real core: a positive's GAEN keys are published only once
     /// their embargo (validity end + 2 h) has passed, never at the next boundary after

@@ -1,8 +1,8 @@
 //! Federation on loopback: 10 nodes (`LocalCluster`, 127.0.0.1 only, mDNS off), each
 //! upload published at one node (round robin) and timed until every node has stored it.
 //!
-//! Figures: p50 and p99 propagation latency to the last node (limit: the 1 s target of the
-//! design brief) and sustained reports/s through the mesh (a burst published as fast as the
+//! Figures: p50 and p99 propagation latency to the last node (limit: the 1 s target in
+//! `docs/BENCHMARKS.md`) and sustained reports/s through the mesh (a burst published as fast as the
 //! publishing nodes accept it, until every node holds all of it; limit: what this machine's
 //! two cores could verify if they did nothing else, divided by the 10 nodes, since every
 //! node re-verifies every report: 2 × (single-thread in-memory verify rate) / 10).

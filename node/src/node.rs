@@ -431,7 +431,7 @@ impl Node {
     /// Decoys get a random answer of the same size after the same work.
     ///
     /// # Errors
-    /// [`ApiError::MalformedCode`], [`ApiError::MalformedHmac`], [`ApiError::InvalidCode`],
+    /// [`ApiError::Authority`] for a malformed, unknown, used or expired code,
     /// [`ApiError::TooManyAttempts`], [`ApiError::Store`].
     pub async fn verify(&self, request: &VerifyRequest) -> Result<VerifyResponse, ApiError> {
         let result = self.verify_inner(request).await;

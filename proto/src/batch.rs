@@ -422,6 +422,17 @@ impl<'a> BatchStream<'a> {
                 self.key_run.clear();
             }
         }
+        self.push_token_records(chunk, on_token_records)
+    }
+
+    /// Hands the token records in `chunk` to `on_token_records` (raw, a whole number of
+    /// records each time), then checks that nothing trails them. Tokens are the hot path:
+    /// whole records go straight from the chunk.
+    fn push_token_records(
+        &mut self,
+        chunk: &mut &[u8],
+        on_token_records: &mut impl FnMut(&[u8]),
+    ) -> Result<(), BatchError> {
         while self.tokens_left > 0 {
             if self.pending.is_empty() && chunk.len() >= TOKEN_RECORD_LEN {
                 let whole = (chunk.len() / TOKEN_RECORD_LEN)
@@ -510,27 +521,11 @@ impl<'a> BatchStream<'a> {
             self.keys_left -= 1;
             on_entry(BatchEntry::Key(key));
         }
-        // Tokens are the hot path: parse whole records straight from the chunk.
-        while self.tokens_left > 0 {
-            if self.pending.is_empty() && chunk.len() >= TOKEN_RECORD_LEN {
-                let whole = (chunk.len() / TOKEN_RECORD_LEN)
-                    .min(self.tokens_left.min(usize::MAX as u64) as usize);
-                let (records, rest) = chunk.split_at(whole * TOKEN_RECORD_LEN);
-                self.hasher.update(records);
-                for record in records.chunks_exact(TOKEN_RECORD_LEN) {
-                    on_entry(BatchEntry::Token(decode_token_record(record)));
-                }
-                self.tokens_left -= whole as u64;
-                *chunk = rest;
-                continue;
+        self.push_token_records(chunk, &mut |records| {
+            for record in records.chunks_exact(TOKEN_RECORD_LEN) {
+                on_entry(BatchEntry::Token(decode_token_record(record)));
             }
-            let Some(record) = self.next_record(chunk, TOKEN_RECORD_LEN) else {
-                return Ok(());
-            };
-            self.tokens_left -= 1;
-            on_entry(BatchEntry::Token(decode_token_record(&record)));
-        }
-        self.check_trailing(chunk)
+        })
     }
 
     /// Moves bytes from `chunk` into `pending` until it holds `len`; true when it does.

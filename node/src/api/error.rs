@@ -9,8 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ephemera_node_core::{AuthorityError, IntakeError};
 use ephemera_proto::api::ErrorBody;
-use ephemera_proto::report::ReportType;
-use ephemera_proto::{CertificateError, CodeError, DecodeError, UploadError, ValidationError};
+use ephemera_proto::{CertificateError, DecodeError, UploadError, ValidationError};
 use thiserror::Error;
 
 use crate::store::StoreError;
@@ -19,15 +18,12 @@ use crate::store::StoreError;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ApiError {
-    /// The body is larger than the endpoint accepts.
+    /// A JSON body is larger than the endpoint accepts.
     #[error("request body is larger than {max} bytes")]
     PayloadTooLarge {
         /// The limit.
         max: usize,
     },
-    /// A framed (postcard) body could not be decoded.
-    #[error("malformed request body: {0}")]
-    Decode(DecodeError),
     /// A JSON body could not be parsed.
     #[error("malformed JSON body: {0}")]
     MalformedJson(String),
@@ -39,15 +35,6 @@ pub enum ApiError {
         /// What is wrong.
         reason: &'static str,
     },
-    /// An upload code is not well formed.
-    #[error("malformed upload code: {0}")]
-    MalformedCode(CodeError),
-    /// An upload code is unknown, used or expired (deliberately not told apart).
-    #[error("the upload code is unknown, already used or expired")]
-    InvalidCode,
-    /// The report HMAC is not 64 hex characters.
-    #[error("report_hmac must be 64 hex characters")]
-    MalformedHmac,
     /// The guessing budget is spent.
     #[error("too many failed attempts; try again later")]
     TooManyAttempts,
@@ -57,35 +44,12 @@ pub enum ApiError {
     /// Wrong name or password.
     #[error("unknown name or wrong password")]
     InvalidCredentials,
-    /// The certificate or its binding to the report failed.
+    /// The authority refused to issue codes or to redeem one.
     #[error(transparent)]
-    Certificate(CertificateError),
-    /// The report breaks a protocol rule.
+    Authority(AuthorityError),
+    /// Intake refused an upload.
     #[error(transparent)]
-    Validation(ValidationError),
-    /// The certificate was used for an upload before.
-    #[error("this certificate was already used for an upload")]
-    CertificateUsed,
-    /// The report's scheme is not accepted by this node.
-    #[error("this node does not accept reports of this scheme")]
-    SchemeNotAccepted,
-    /// A first upload certified with a type that only revisions may carry.
-    #[error("report type {0:?} is not accepted for a first upload")]
-    ReportTypeNotAllowed(ReportType),
-    /// The revision token is unknown, used or expired.
-    #[error("the revision token is unknown, already used or expired")]
-    InvalidRevisionToken,
-    /// The report-type change is not one a revision may make.
-    #[error("a report of type {from:?} cannot be revised to {to:?}")]
-    RevisionNotAllowed {
-        /// The current type.
-        from: ReportType,
-        /// The requested type.
-        to: ReportType,
-    },
-    /// The revision holds entries the original upload did not.
-    #[error("a revision may only hold entries of the upload it revises")]
-    RevisionMismatch,
+    Intake(IntakeError),
     /// No such resource.
     #[error("not found")]
     NotFound,
@@ -105,24 +69,19 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Decode(DecodeError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
-            Decode(_)
-            | MalformedJson(_)
-            | InvalidParameter { .. }
-            | MalformedCode(_)
-            | MalformedHmac
-            | Validation(_)
-            | SchemeNotAccepted
-            | ReportTypeNotAllowed(_)
-            | RevisionNotAllowed { .. }
-            | RevisionMismatch => StatusCode::BAD_REQUEST,
-            InvalidCode | InvalidRevisionToken => StatusCode::BAD_REQUEST,
-            Certificate(CertificateError::UntrustedAuthority | CertificateError::BadSignature) => {
-                StatusCode::FORBIDDEN
+            PayloadTooLarge { .. } | Intake(IntakeError::TooLarge { .. }) => {
+                StatusCode::PAYLOAD_TOO_LARGE
             }
-            Certificate(_) => StatusCode::BAD_REQUEST,
-            CertificateUsed => StatusCode::CONFLICT,
+            Intake(IntakeError::Decode(DecodeError::TooLarge { .. })) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Intake(IntakeError::Rejected(UploadError::Certificate(
+                CertificateError::UntrustedAuthority | CertificateError::BadSignature,
+            ))) => StatusCode::FORBIDDEN,
+            Intake(IntakeError::CertificateUsed) => StatusCode::CONFLICT,
+            MalformedJson(_) | InvalidParameter { .. } | Authority(_) | Intake(_) => {
+                StatusCode::BAD_REQUEST
+            }
             TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Unauthorized | InvalidCredentials => StatusCode::UNAUTHORIZED,
             NotFound => StatusCode::NOT_FOUND,
@@ -135,45 +94,22 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         use ApiError::*;
         match self {
-            PayloadTooLarge { .. } | Decode(DecodeError::TooLarge { .. }) => "payload-too-large",
-            Decode(DecodeError::UnsupportedVersion { .. }) => "unsupported-version",
-            Decode(_) => "malformed-body",
+            PayloadTooLarge { .. } => "payload-too-large",
             MalformedJson(_) => "malformed-json",
             InvalidParameter { .. } => "invalid-parameter",
-            MalformedCode(_) => "malformed-code",
-            InvalidCode => "invalid-code",
-            MalformedHmac => "malformed-hmac",
             TooManyAttempts => "too-many-attempts",
             Unauthorized => "unauthorized",
             InvalidCredentials => "invalid-credentials",
-            Certificate(e) => match e {
-                CertificateError::UntrustedAuthority => "certificate-untrusted",
-                CertificateError::BadSignature => "certificate-invalid",
-                CertificateError::Expired { .. } => "certificate-expired",
-                CertificateError::NotYetValid => "certificate-not-yet-valid",
-                CertificateError::HmacMismatch => "hmac-mismatch",
-                CertificateError::ReportTypeMismatch => "report-type-mismatch",
-                _ => "certificate-invalid",
+            Authority(e) => match e {
+                AuthorityError::CodeCountOutOfRange { .. } | AuthorityError::OnsetOutOfRange => {
+                    "invalid-parameter"
+                }
+                AuthorityError::MalformedCode(_) => "malformed-code",
+                AuthorityError::MalformedHmac => "malformed-hmac",
+                AuthorityError::CodeUnknownOrExpired => "invalid-code",
+                _ => "internal-error",
             },
-            Validation(e) => match e {
-                ValidationError::Empty => "report-empty",
-                ValidationError::TooManyKeys { .. } => "too-many-keys",
-                ValidationError::TooManyTokens { .. } => "too-many-tokens",
-                ValidationError::BadRollingPeriod { .. } => "bad-rolling-period",
-                ValidationError::FutureKey { .. } => "key-in-future",
-                ValidationError::TooOld { .. } => "entry-too-old",
-                ValidationError::FutureToken { .. } => "token-in-future",
-                ValidationError::Duplicate => "duplicate-entry",
-                ValidationError::BadDaysSinceOnset { .. } => "bad-days-since-onset",
-                ValidationError::WrongScheme => "wrong-scheme",
-                _ => "report-invalid",
-            },
-            CertificateUsed => "certificate-used",
-            SchemeNotAccepted => "scheme-not-accepted",
-            ReportTypeNotAllowed(_) => "report-type-not-allowed",
-            InvalidRevisionToken => "invalid-revision-token",
-            RevisionNotAllowed { .. } => "revision-not-allowed",
-            RevisionMismatch => "revision-mismatch",
+            Intake(e) => intake_code(e),
             NotFound => "not-found",
             MethodNotAllowed => "method-not-allowed",
             Store(_) => "storage-error",
@@ -190,38 +126,52 @@ impl ApiError {
     }
 }
 
-impl From<DecodeError> for ApiError {
-    fn from(e: DecodeError) -> Self {
-        ApiError::Decode(e)
-    }
-}
-
-impl From<UploadError> for ApiError {
-    fn from(e: UploadError) -> Self {
-        match e {
-            UploadError::Certificate(e) => ApiError::Certificate(e),
-            UploadError::Validation(e) => ApiError::Validation(e),
-            _ => ApiError::Internal,
+/// The code of an upload's refusal.
+fn intake_code(e: &IntakeError) -> &'static str {
+    match e {
+        IntakeError::TooLarge { .. } | IntakeError::Decode(DecodeError::TooLarge { .. }) => {
+            "payload-too-large"
         }
+        IntakeError::Decode(DecodeError::UnsupportedVersion { .. }) => "unsupported-version",
+        IntakeError::Decode(_) => "malformed-body",
+        IntakeError::Rejected(UploadError::Certificate(e)) => match e {
+            CertificateError::UntrustedAuthority => "certificate-untrusted",
+            CertificateError::BadSignature => "certificate-invalid",
+            CertificateError::Expired { .. } => "certificate-expired",
+            CertificateError::NotYetValid => "certificate-not-yet-valid",
+            CertificateError::HmacMismatch => "hmac-mismatch",
+            CertificateError::ReportTypeMismatch => "report-type-mismatch",
+            _ => "certificate-invalid",
+        },
+        IntakeError::Rejected(UploadError::Validation(e)) => match e {
+            ValidationError::Empty => "report-empty",
+            ValidationError::TooManyKeys { .. } => "too-many-keys",
+            ValidationError::TooManyTokens { .. } => "too-many-tokens",
+            ValidationError::BadRollingPeriod { .. } => "bad-rolling-period",
+            ValidationError::FutureKey { .. } => "key-in-future",
+            ValidationError::TooOld { .. } => "entry-too-old",
+            ValidationError::FutureToken { .. } => "token-in-future",
+            ValidationError::Duplicate => "duplicate-entry",
+            ValidationError::BadDaysSinceOnset { .. } => "bad-days-since-onset",
+            ValidationError::WrongScheme => "wrong-scheme",
+            _ => "report-invalid",
+        },
+        IntakeError::Rejected(_) => "report-invalid",
+        IntakeError::SchemeNotAccepted(_) => "scheme-not-accepted",
+        IntakeError::ReportTypeNotAllowed(_) => "report-type-not-allowed",
+        IntakeError::CertificateUsed => "certificate-used",
+        IntakeError::InvalidRevisionToken => "invalid-revision-token",
+        IntakeError::RevisionNotAllowed { .. } => "revision-not-allowed",
+        IntakeError::RevisionMismatch => "revision-mismatch",
+        _ => "internal-error",
     }
 }
 
 impl From<AuthorityError> for ApiError {
     fn from(e: AuthorityError) -> Self {
         match e {
-            AuthorityError::CodeCountOutOfRange { .. } => ApiError::InvalidParameter {
-                name: "count",
-                reason: "must be between 1 and max_codes_per_request",
-            },
-            AuthorityError::OnsetOutOfRange => ApiError::InvalidParameter {
-                name: "symptom_onset",
-                reason: "must not be in the future or long past",
-            },
-            AuthorityError::MalformedCode(e) => ApiError::MalformedCode(e),
-            AuthorityError::MalformedHmac => ApiError::MalformedHmac,
-            AuthorityError::CodeUnknownOrExpired => ApiError::InvalidCode,
             AuthorityError::Store(e) => ApiError::Store(e),
-            _ => ApiError::Internal,
+            e => ApiError::Authority(e),
         }
     }
 }
@@ -229,26 +179,9 @@ impl From<AuthorityError> for ApiError {
 impl From<IntakeError> for ApiError {
     fn from(e: IntakeError) -> Self {
         match e {
-            IntakeError::TooLarge { max } => ApiError::PayloadTooLarge { max },
-            IntakeError::Decode(e) => ApiError::Decode(e),
-            IntakeError::Rejected(e) => e.into(),
-            IntakeError::SchemeNotAccepted(_) => ApiError::SchemeNotAccepted,
-            IntakeError::ReportTypeNotAllowed(t) => ApiError::ReportTypeNotAllowed(t),
-            IntakeError::CertificateUsed => ApiError::CertificateUsed,
-            IntakeError::InvalidRevisionToken => ApiError::InvalidRevisionToken,
-            IntakeError::RevisionNotAllowed { from, to } => {
-                ApiError::RevisionNotAllowed { from, to }
-            }
-            IntakeError::RevisionMismatch => ApiError::RevisionMismatch,
             IntakeError::Store(e) => ApiError::Store(e),
-            _ => ApiError::Internal,
+            e => ApiError::Intake(e),
         }
-    }
-}
-
-impl From<CodeError> for ApiError {
-    fn from(e: CodeError) -> Self {
-        ApiError::MalformedCode(e)
     }
 }
 
@@ -287,32 +220,46 @@ mod tests {
                 "payload-too-large",
             ),
             (
-                ApiError::Decode(DecodeError::TooLarge { got: 2, max: 1 }),
+                IntakeError::Decode(DecodeError::TooLarge { got: 2, max: 1 }).into(),
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
             ),
             (
-                ApiError::Decode(DecodeError::Malformed),
+                IntakeError::Decode(DecodeError::Malformed).into(),
                 StatusCode::BAD_REQUEST,
                 "malformed-body",
             ),
             (
-                ApiError::Certificate(CertificateError::Expired {
+                IntakeError::Rejected(UploadError::Certificate(CertificateError::Expired {
                     expired_at: 1,
                     now: 2,
-                }),
+                }))
+                .into(),
                 StatusCode::BAD_REQUEST,
                 "certificate-expired",
             ),
             (
-                ApiError::Certificate(CertificateError::UntrustedAuthority),
+                IntakeError::Rejected(UploadError::Certificate(
+                    CertificateError::UntrustedAuthority,
+                ))
+                .into(),
                 StatusCode::FORBIDDEN,
                 "certificate-untrusted",
             ),
             (
-                ApiError::CertificateUsed,
+                IntakeError::CertificateUsed.into(),
                 StatusCode::CONFLICT,
                 "certificate-used",
+            ),
+            (
+                AuthorityError::CodeUnknownOrExpired.into(),
+                StatusCode::BAD_REQUEST,
+                "invalid-code",
+            ),
+            (
+                AuthorityError::OnsetOutOfRange.into(),
+                StatusCode::BAD_REQUEST,
+                "invalid-parameter",
             ),
             (
                 ApiError::TooManyAttempts,
@@ -330,12 +277,14 @@ mod tests {
             assert_eq!(error.code(), code);
             assert!(code.chars().all(|c| c.is_ascii_lowercase() || c == '-'));
         }
-        // Storage details stay in the logs, not in the answer.
-        assert_eq!(
-            ApiError::Store(StoreError::Engine("disk at /x".into()))
-                .body()
-                .message,
-            "storage failure"
-        );
+        // Storage details stay in the logs, not in the answer, whichever layer failed.
+        for error in [
+            ApiError::Store(StoreError::Engine("disk at /x".into())),
+            IntakeError::Store(StoreError::Engine("disk at /x".into())).into(),
+            AuthorityError::Store(StoreError::Engine("disk at /x".into())).into(),
+        ] {
+            assert_eq!(error.code(), "storage-error");
+            assert_eq!(error.body().message, "storage failure");
+        }
     }
 }

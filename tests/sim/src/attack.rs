@@ -19,7 +19,7 @@ use ephemera_proto::pet::{DailySecret, EphemeralPublicKey, encounter_tokens};
 use ephemera_proto::{IntervalNumber, ReportContents};
 use serde::Serialize;
 
-use super::engine::RawRun;
+use super::engine::{RawRun, SniffRecord};
 use super::rng::{Domain, crypto_rng};
 use super::scenario::{Scenario, SchemeName};
 
@@ -73,23 +73,10 @@ pub fn attack(scenario: &Scenario, run: &RawRun) -> AttackResult {
         .iter()
         .map(|u| u64::from(u.at.day().0.saturating_sub(u.first_day.0)) + 1)
         .sum();
-    // (uploader, day) → places, from links.
-    let mut places: HashMap<(u32, u32), HashSet<u32>> = HashMap::new();
-    let mut sightings_linked = 0u64;
-    let mut wrong_links = 0u64;
+    let owner = owners(run);
+    let mut links = Links::default();
     let (published_examined, candidates_tried, method) = match scenario.scheme {
         SchemeName::Gaen => {
-            let owner: HashMap<[u8; 16], u32> = run
-                .server
-                .uploads
-                .iter()
-                .flat_map(|u| match &u.contents {
-                    ReportContents::Gaen(keys) => {
-                        keys.iter().map(|k| (*k.key.as_bytes(), u.agent)).collect()
-                    }
-                    ReportContents::Pet(_) => Vec::new(),
-                })
-                .collect();
             let mut logged: HashMap<[u8; 16], Vec<usize>> = HashMap::new();
             for (i, r) in run.sniffed.iter().enumerate() {
                 let mut rpi = [0u8; 16];
@@ -109,18 +96,7 @@ pub fn attack(scenario: &Scenario, run: &RawRun) -> AttackResult {
                         continue;
                     };
                     for i in hits {
-                        let record = &run.sniffed[*i];
-                        sightings_linked += 1;
-                        // Scoring only: whose key was it?
-                        match owner.get(key.key.as_bytes()) {
-                            Some(agent) if *agent == record.agent => {
-                                places
-                                    .entry((*agent, IntervalNumber(record.interval).day().0))
-                                    .or_default()
-                                    .insert(record.place);
-                            }
-                            _ => wrong_links += 1,
-                        }
+                        links.add(&run.sniffed[*i], owner.get(key.key.as_bytes()));
                     }
                 }
             }
@@ -132,30 +108,10 @@ pub fn attack(scenario: &Scenario, run: &RawRun) -> AttackResult {
         }
         SchemeName::Pet => {
             let published: HashSet<[u8; 16]> = tokens.iter().map(|t| t.token.0).collect();
-            let owner: HashMap<[u8; 16], u32> = run
-                .server
-                .uploads
-                .iter()
-                .flat_map(|u| match &u.contents {
-                    ReportContents::Pet(tokens) => {
-                        tokens.iter().map(|t| (t.token.0, u.agent)).collect()
-                    }
-                    ReportContents::Gaen(_) => Vec::new(),
-                })
-                .collect();
             let mut tried = 0u64;
-            let mut link = |record: &super::engine::SniffRecord, token: &[u8; 16]| {
+            let mut link = |record: &SniffRecord, token: &[u8; 16]| {
                 if published.contains(token) {
-                    sightings_linked += 1;
-                    match owner.get(token) {
-                        Some(agent) if *agent == record.agent => {
-                            places
-                                .entry((*agent, IntervalNumber(record.interval).day().0))
-                                .or_default()
-                                .insert(record.place);
-                        }
-                        _ => wrong_links += 1,
-                    }
+                    links.add(record, owner.get(token));
                 }
             };
             // (1) Token bytes inside logged payloads.
@@ -185,6 +141,11 @@ pub fn attack(scenario: &Scenario, run: &RawRun) -> AttackResult {
             )
         }
     };
+    let Links {
+        places,
+        sightings: sightings_linked,
+        wrong: wrong_links,
+    } = links;
     let linked: HashSet<u32> = places.keys().map(|(a, _)| *a).collect();
     let place_days: usize = places.values().map(HashSet::len).sum();
     let ratio = |a: f64, b: f64| if b > 0.0 { round4(a / b) } else { 0.0 };
@@ -202,6 +163,47 @@ pub fn attack(scenario: &Scenario, run: &RawRun) -> AttackResult {
         candidates_tried,
         method,
     }
+}
+
+/// What the attack linked: (uploader, day) → places, and the sightings behind them.
+#[derive(Default)]
+struct Links {
+    places: HashMap<(u32, u32), HashSet<u32>>,
+    sightings: u64,
+    wrong: u64,
+}
+
+impl Links {
+    /// A logged sighting matched something published whose uploader (scoring only: the
+    /// attack never reads it) is `owner`.
+    fn add(&mut self, record: &SniffRecord, owner: Option<&u32>) {
+        self.sightings += 1;
+        match owner {
+            Some(agent) if *agent == record.agent => {
+                self.places
+                    .entry((*agent, IntervalNumber(record.interval).day().0))
+                    .or_default()
+                    .insert(record.place);
+            }
+            _ => self.wrong += 1,
+        }
+    }
+}
+
+/// Scoring only: the agent who uploaded each key or token.
+fn owners(run: &RawRun) -> HashMap<[u8; 16], u32> {
+    let mut owner = HashMap::new();
+    for upload in &run.server.uploads {
+        match &upload.contents {
+            ReportContents::Gaen(keys) => {
+                owner.extend(keys.iter().map(|k| (*k.key.as_bytes(), upload.agent)));
+            }
+            ReportContents::Pet(tokens) => {
+                owner.extend(tokens.iter().map(|t| (t.token.0, upload.agent)));
+            }
+        }
+    }
+    owner
 }
 
 /// Rounds to 4 decimals (summaries stay readable and compare exactly).

@@ -146,12 +146,31 @@ fn plot_epidemic(path: &Path, scored: &Scored) -> Result<(), SimError> {
         ("uploads", GREEN, |d| d.uploads),
         ("new notifications", MAGENTA, |d| d.notifications),
     ];
-    for (name, color, f) in series {
+    let lines = series.map(|(name, color, f)| {
+        let points = scored.daily.iter().map(|d| (d.day, f(d) as f64)).collect();
+        (name, color, points)
+    });
+    draw_lines(&mut chart, lines, SeriesLabelPosition::UpperLeft, path)?;
+    root.present().map_err(plot_error(path))
+}
+
+/// A line chart over days or dB (x) and a count or share (y).
+type LineChart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordu32, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// Draws one labelled line per `(name, colour, points)`, then the legend at `position`.
+fn draw_lines<'a, const N: usize>(
+    chart: &mut LineChart<'a, 'a>,
+    lines: [(&'static str, RGBColor, Vec<(u32, f64)>); N],
+    position: SeriesLabelPosition,
+    path: &Path,
+) -> Result<(), SimError> {
+    for (name, color, points) in lines {
         chart
-            .draw_series(LineSeries::new(
-                scored.daily.iter().map(|d| (d.day, f(d) as f64)),
-                color.stroke_width(2),
-            ))
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
             .map_err(plot_error(path))?
             .label(name)
             .legend(move |(x, y)| {
@@ -162,10 +181,9 @@ fn plot_epidemic(path: &Path, scored: &Scored) -> Result<(), SimError> {
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(position)
         .draw()
-        .map_err(plot_error(path))?;
-    root.present().map_err(plot_error(path))
+        .map_err(plot_error(path))
 }
 
 fn plot_sweep(path: &Path, scored: &Scored) -> Result<(), SimError> {
@@ -202,28 +220,15 @@ fn plot_sweep(path: &Path, scored: &Scored) -> Result<(), SimError> {
         ("recall", RED, |p| p.recall),
         ("F1", BLACK, |p| p.f1),
     ];
-    for (name, color, f) in series {
-        chart
-            .draw_series(LineSeries::new(
-                scored
-                    .sweep
-                    .iter()
-                    .map(|p| (u32::from(p.threshold_db), f(p))),
-                color.stroke_width(2),
-            ))
-            .map_err(plot_error(path))?
-            .label(name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-            });
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(plot_error(path))?;
+    let lines = series.map(|(name, color, f)| {
+        let points = scored
+            .sweep
+            .iter()
+            .map(|p| (u32::from(p.threshold_db), f(p)))
+            .collect();
+        (name, color, points)
+    });
+    draw_lines(&mut chart, lines, SeriesLabelPosition::LowerRight, path)?;
     root.present().map_err(plot_error(path))
 }
 

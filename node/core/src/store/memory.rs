@@ -10,8 +10,8 @@ use ephemera_proto::upload::UploadId;
 
 use super::{
     CertificateState, CertificateUse, CodeRecord, CommitOutcome, CredentialRecord, CutCommit,
-    CutterState, ExpiryKind, PurgeCounts, QueueKey, QueuedGroup, ReportStore, StoreError,
-    StoredUpload, UploadCommit, expiry_key, parse_expiry_key, parse_upload_expiry_reference,
+    CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey, QueuedGroup, ReportStore, StoreError,
+    StoredUpload, UploadCommit, expiry_key, parse_expiring,
 };
 
 #[derive(Default)]
@@ -259,14 +259,12 @@ impl ReportStore for MemoryReportStore {
         let due: Vec<Vec<u8>> = inner.expiry.range(..end).cloned().collect();
         for key in due {
             inner.expiry.remove(&key);
-            let Some((_, kind, reference)) = parse_expiry_key(&key) else {
-                return Err(StoreError::Corrupt { tree: "expiry" });
-            };
-            match kind {
-                ExpiryKind::Upload => {
-                    let (id, certificate, certificate_purge_at) =
-                        parse_upload_expiry_reference(reference)
-                            .ok_or(StoreError::Corrupt { tree: "expiry" })?;
+            match parse_expiring(&key)? {
+                Expiring::Upload {
+                    id,
+                    certificate,
+                    certificate_purge_at,
+                } => {
                     if inner.uploads.remove(&id).is_some() {
                         counts.uploads += 1;
                     }
@@ -282,34 +280,28 @@ impl ReportStore for MemoryReportStore {
                         ));
                     }
                 }
-                ExpiryKind::Certificate => {
-                    if let Ok(id) = <[u8; 16]>::try_from(reference)
-                        && inner.certificates.remove(&id).is_some()
-                    {
+                Expiring::Certificate(id) => {
+                    if inner.certificates.remove(&id.0).is_some() {
                         counts.certificates += 1;
                     }
                 }
-                ExpiryKind::Batch => {
-                    let (seq, id) = reference.split_at(8);
-                    inner
-                        .batch_index
-                        .remove(&u64::from_be_bytes(seq.try_into().expect("8 bytes")));
-                    if let Ok(id) = <[u8; 32]>::try_from(id)
-                        && inner.batches.remove(&BatchId(id)).is_some()
-                    {
+                Expiring::Batch { sequence, id } => {
+                    inner.batch_index.remove(&sequence);
+                    if inner.batches.remove(&id).is_some() {
                         counts.batches += 1;
                     }
                 }
-                ExpiryKind::Code => {
-                    if let Ok(hash) = <[u8; 32]>::try_from(reference)
-                        && inner.codes.remove(&hash).is_some()
-                    {
+                Expiring::Code(hash) => {
+                    if inner.codes.remove(&hash).is_some() {
                         counts.codes += 1;
                     }
                 }
-                ExpiryKind::Export => {
-                    let name = String::from_utf8_lossy(reference).into_owned();
-                    if inner.exports.remove(&name).is_some() {
+                Expiring::Export(name) => {
+                    if inner
+                        .exports
+                        .remove(&*String::from_utf8_lossy(name))
+                        .is_some()
+                    {
                         counts.exports += 1;
                     }
                 }

@@ -268,18 +268,69 @@ impl UploadCommit {
 /// Length of an upload's expiry reference.
 pub(crate) const UPLOAD_EXPIRY_REFERENCE_LEN: usize = 32 + 16 + 8;
 
-/// Splits an upload's expiry reference.
-pub(crate) fn parse_upload_expiry_reference(
-    reference: &[u8],
-) -> Option<(UploadId, CertificateId, UnixTime)> {
-    if reference.len() != UPLOAD_EXPIRY_REFERENCE_LEN {
-        return None;
-    }
-    Some((
-        UploadId(reference[..32].try_into().ok()?),
-        CertificateId(reference[32..48].try_into().ok()?),
-        UnixTime(u64::from_be_bytes(reference[48..].try_into().ok()?)),
-    ))
+/// A due entry of the expiry index, decoded: what to forget.
+#[derive(Debug)]
+pub(crate) enum Expiring<'a> {
+    /// An upload, and its certificate's single-use mark (at once when due, else filed
+    /// under its own time).
+    Upload {
+        /// The upload.
+        id: UploadId,
+        /// Its certificate.
+        certificate: CertificateId,
+        /// When the certificate's mark may go.
+        certificate_purge_at: UnixTime,
+    },
+    /// A certificate's single-use mark.
+    Certificate(CertificateId),
+    /// A batch and its index entry.
+    Batch {
+        /// Its sequence number.
+        sequence: u64,
+        /// Its id.
+        id: BatchId,
+    },
+    /// An upload code, by hash.
+    Code([u8; 32]),
+    /// A GAEN export file, by name.
+    Export(&'a [u8]),
+}
+
+/// `bytes` as an array of exactly `N` bytes, or a corrupt expiry index.
+fn array<const N: usize>(bytes: &[u8]) -> Result<[u8; N], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt { tree: "expiry" })
+}
+
+/// Decodes an expiry index key; a key that does not decode is a corrupt index.
+pub(crate) fn parse_expiring(key: &[u8]) -> Result<Expiring<'_>, StoreError> {
+    let corrupt = || StoreError::Corrupt { tree: "expiry" };
+    let (_, kind, reference) = parse_expiry_key(key).ok_or_else(corrupt)?;
+    Ok(match kind {
+        ExpiryKind::Upload => {
+            if reference.len() != UPLOAD_EXPIRY_REFERENCE_LEN {
+                return Err(corrupt());
+            }
+            Expiring::Upload {
+                id: UploadId(array(&reference[..32])?),
+                certificate: CertificateId(array(&reference[32..48])?),
+                certificate_purge_at: UnixTime(u64::from_be_bytes(array(&reference[48..])?)),
+            }
+        }
+        ExpiryKind::Certificate => Expiring::Certificate(CertificateId(array(reference)?)),
+        ExpiryKind::Batch => {
+            if reference.len() != 8 + 32 {
+                return Err(corrupt());
+            }
+            Expiring::Batch {
+                sequence: u64::from_be_bytes(array(&reference[..8])?),
+                id: BatchId(array(&reference[8..])?),
+            }
+        }
+        ExpiryKind::Code => Expiring::Code(array(reference)?),
+        ExpiryKind::Export => Expiring::Export(reference),
+    })
 }
 
 /// What happened to an [`UploadCommit`].

@@ -30,9 +30,8 @@ use sled::{Db, Transactional, Tree};
 use super::blobs::{BlobDir, BlobReadError, BlobRef};
 use super::{
     CertificateState, CertificateUse, CodeRecord, CommitOutcome, CredentialRecord, CutCommit,
-    CutterState, ExpiryKind, PurgeCounts, QueueKey, QueuedGroup, ReportStore, StoreError,
-    StoredUpload, UploadCommit, decode, encode, expiry_key, parse_expiry_key,
-    parse_upload_expiry_reference,
+    CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey, QueuedGroup, ReportStore, StoreError,
+    StoredUpload, UploadCommit, decode, encode, expiry_key, parse_expiring,
 };
 use ephemera_proto::sync::{DayDigest, sync_day};
 
@@ -677,14 +676,12 @@ impl ReportStore for SledReportStore {
         let end = (now.0.saturating_add(1)).to_be_bytes();
         for item in self.expiry.range(..end.as_slice()) {
             let (key, _) = item.map_err(engine)?;
-            let Some((_, kind, reference)) = parse_expiry_key(&key) else {
-                return Err(StoreError::Corrupt { tree: "expiry" });
-            };
-            match kind {
-                ExpiryKind::Upload => {
-                    let (id, certificate, certificate_purge_at) =
-                        parse_upload_expiry_reference(reference)
-                            .ok_or(StoreError::Corrupt { tree: "expiry" })?;
+            match parse_expiring(&key)? {
+                Expiring::Upload {
+                    id,
+                    certificate,
+                    certificate_purge_at,
+                } => {
                     let _guard = self.lock_uploads();
                     if let Some(bytes) = self.uploads.remove(id.0).map_err(engine)? {
                         self.upload_count.fetch_sub(1, Ordering::Relaxed);
@@ -715,21 +712,17 @@ impl ReportStore for SledReportStore {
                             .map_err(engine)?;
                     }
                 }
-                ExpiryKind::Certificate => {
+                Expiring::Certificate(id) => {
                     let _guard = self.lock_uploads();
-                    if self
-                        .certificates
-                        .remove(reference)
-                        .map_err(engine)?
-                        .is_some()
-                    {
+                    if self.certificates.remove(id.0).map_err(engine)?.is_some() {
                         counts.certificates += 1;
                     }
                 }
-                ExpiryKind::Batch => {
-                    let (seq, id) = reference.split_at(8.min(reference.len()));
-                    self.batch_index.remove(seq).map_err(engine)?;
-                    if let Some(value) = self.batches.remove(id).map_err(engine)? {
+                Expiring::Batch { sequence, id } => {
+                    self.batch_index
+                        .remove(sequence.to_be_bytes())
+                        .map_err(engine)?;
+                    if let Some(value) = self.batches.remove(id.0).map_err(engine)? {
                         counts.batches += 1;
                         // An undecodable entry's file is an orphan: removed at open.
                         if let Ok(blob) = decode::<BlobRef>(&value, "batches") {
@@ -737,13 +730,13 @@ impl ReportStore for SledReportStore {
                         }
                     }
                 }
-                ExpiryKind::Code => {
-                    if self.codes.remove(reference).map_err(engine)?.is_some() {
+                Expiring::Code(hash) => {
+                    if self.codes.remove(hash).map_err(engine)?.is_some() {
                         counts.codes += 1;
                     }
                 }
-                ExpiryKind::Export => {
-                    if let Some(value) = self.exports.remove(reference).map_err(engine)? {
+                Expiring::Export(name) => {
+                    if let Some(value) = self.exports.remove(name).map_err(engine)? {
                         counts.exports += 1;
                         if let Ok(blob) = decode::<BlobRef>(&value, "exports") {
                             doomed.push(blob.hash);

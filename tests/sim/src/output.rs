@@ -154,6 +154,9 @@ fn plot_epidemic(path: &Path, scored: &Scored) -> Result<(), SimError> {
     root.present().map_err(plot_error(path))
 }
 
+/// One line to draw: its name, colour and points.
+type Line = (&'static str, RGBColor, Vec<(u32, f64)>);
+
 /// A line chart over days or dB (x) and a count or share (y).
 type LineChart<'a, 'b> = ChartContext<
     'a,
@@ -164,7 +167,7 @@ type LineChart<'a, 'b> = ChartContext<
 /// Draws one labelled line per `(name, colour, points)`, then the legend at `position`.
 fn draw_lines<'a, const N: usize>(
     chart: &mut LineChart<'a, 'a>,
-    lines: [(&'static str, RGBColor, Vec<(u32, f64)>); N],
+    lines: [Line; N],
     position: SeriesLabelPosition,
     path: &Path,
 ) -> Result<(), SimError> {

@@ -16,7 +16,7 @@ use ephemera_proto::batch::BatchId;
 
 /// Default bound of the cache: 64 MiB of batch bodies. Fourteen days of hourly batches at
 /// the default minimum size (about 45 KB each) take about 15 MB of it.
-pub const DEFAULT_BATCH_CACHE_BYTES: usize = 64 << 20;
+pub(crate) const DEFAULT_BATCH_CACHE_BYTES: usize = 64 << 20;
 
 /// One batch with its pre-built response header values. Cloning it shares, never copies.
 #[derive(Clone, Debug)]

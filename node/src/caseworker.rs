@@ -18,9 +18,9 @@ use zeroize::Zeroizing;
 use crate::store::CredentialRecord;
 
 /// PBKDF2 iterations for new credentials (OWASP 2023 figure for PBKDF2-HMAC-SHA256).
-pub const PBKDF2_ITERATIONS: u32 = 600_000;
+pub(crate) const PBKDF2_ITERATIONS: u32 = 600_000;
 /// The name of the case worker created on first start.
-pub const FIRST_CASE_WORKER: &str = "caseworker";
+pub(crate) const FIRST_CASE_WORKER: &str = "caseworker";
 /// Characters of a generated password (Crockford base32, 5 bits each: 120 bits).
 const PASSWORD_LENGTH: usize = 24;
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -51,7 +51,7 @@ impl Password {
 }
 
 /// Hashes `password` into a new credential record.
-pub fn hash_password(
+pub(crate) fn hash_password(
     password: &str,
     rng: &mut impl CryptoRng,
     iterations: u32,
@@ -74,7 +74,7 @@ pub fn hash_password(
 }
 
 /// Checks `password` against `record` in constant time.
-pub fn check_password(record: &CredentialRecord, password: &str) -> bool {
+pub(crate) fn check_password(record: &CredentialRecord, password: &str) -> bool {
     let Some(iterations) = NonZeroU32::new(record.iterations) else {
         return false;
     };
@@ -90,7 +90,7 @@ pub fn check_password(record: &CredentialRecord, password: &str) -> bool {
 
 /// A signed-in case worker's bearer token. `Debug` hides it.
 #[derive(Clone)]
-pub struct SessionToken(pub Zeroizing<String>);
+pub(crate) struct SessionToken(pub Zeroizing<String>);
 
 impl fmt::Debug for SessionToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -100,7 +100,7 @@ impl fmt::Debug for SessionToken {
 
 /// Live sessions by token hash.
 #[derive(Debug, Default)]
-pub struct Sessions {
+pub(crate) struct Sessions {
     by_hash: HashMap<[u8; 32], (String, UnixTime)>,
 }
 
@@ -112,7 +112,7 @@ fn token_hash(token: &str) -> [u8; 32] {
 
 impl Sessions {
     /// Opens a session for `name` until `expires_at`.
-    pub fn open(
+    pub(crate) fn open(
         &mut self,
         name: &str,
         expires_at: UnixTime,
@@ -127,7 +127,7 @@ impl Sessions {
     }
 
     /// The case worker a token belongs to, if the session is live at `now`.
-    pub fn check(&mut self, token: &str, now: UnixTime) -> Option<String> {
+    pub(crate) fn check(&mut self, token: &str, now: UnixTime) -> Option<String> {
         self.by_hash.retain(|_, (_, expires)| *expires > now);
         let hash = token_hash(token);
         // The map lookup hashes the token hash, so timing reveals nothing about the token.
@@ -138,14 +138,14 @@ impl Sessions {
     }
 
     /// Ends a session.
-    pub fn close(&mut self, token: &str) {
+    pub(crate) fn close(&mut self, token: &str) {
         self.by_hash.remove(&token_hash(token));
     }
 }
 
 /// A fixed-window budget of failed attempts per key (a name, or "" for global).
 #[derive(Debug)]
-pub struct AttemptBudget {
+pub(crate) struct AttemptBudget {
     capacity: u32,
     window_seconds: u64,
     windows: HashMap<String, (UnixTime, u32)>,
@@ -157,7 +157,7 @@ const OVERFLOW_KEY: &str = "\u{0}overflow";
 
 impl AttemptBudget {
     /// `capacity` failures per `window_seconds`.
-    pub fn new(capacity: u32, window_seconds: u64) -> Self {
+    pub(crate) fn new(capacity: u32, window_seconds: u64) -> Self {
         AttemptBudget {
             capacity,
             window_seconds: window_seconds.max(1),
@@ -184,13 +184,13 @@ impl AttemptBudget {
     }
 
     /// Whether another attempt for `key` is allowed at `now`.
-    pub fn allows(&mut self, key: &str, now: UnixTime) -> bool {
+    pub(crate) fn allows(&mut self, key: &str, now: UnixTime) -> bool {
         let capacity = self.capacity;
         self.window(key, now).1 < capacity
     }
 
     /// Records a failed attempt for `key`.
-    pub fn record_failure(&mut self, key: &str, now: UnixTime) {
+    pub(crate) fn record_failure(&mut self, key: &str, now: UnixTime) {
         let window = self.window(key, now);
         window.1 = window.1.saturating_add(1);
     }

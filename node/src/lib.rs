@@ -1,6 +1,6 @@
 //! The Ephemera node: the server a health authority runs.
 //!
-//! - **Authority role.** Case workers sign in ([`caseworker`]) and issue one-time upload
+//! - **Authority role.** Case workers sign in (see [`Password`]) and issue one-time upload
 //!   codes (stored only as peppered hashes); phones exchange a code and a report HMAC for
 //!   a signed certificate at `POST /v1/verify`.
 //! - **Uploads.** `POST /v1/uploads` takes a padded postcard `UploadRequest`, verifies it
@@ -36,18 +36,20 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
-pub mod batch_cache;
-pub mod caseworker;
+mod batch_cache;
+mod caseworker;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod federation;
 mod group_commit;
-pub mod metrics;
+mod metrics;
 pub mod node;
 pub mod server;
 
 /// The policy core this node drives, and its store and keys (re-exported).
 pub use ephemera_node_core::{self as core, keys, store};
 
+pub use batch_cache::CachedBatch;
+pub use caseworker::Password;
 pub use node::{Node, NodeError, Opened};

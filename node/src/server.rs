@@ -42,7 +42,7 @@ pub async fn serve(
     background: Background,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    if node.config().metrics_token.is_none()
+    if node.config().http.metrics_token.is_none()
         && listener
             .local_addr()
             .is_ok_and(|addr| !addr.ip().is_loopback())

@@ -1218,8 +1218,6 @@ pub fn documented_defaults() -> String {
         let mut facts = vec![format!("env {}", key.env())];
         if let Some(flag) = key.flag {
             facts.push(format!("flag --{flag}"));
-        } else {
-            facts.push(format!("--set {}=...", key.path));
         }
         if let Some(range) = key.range() {
             facts.push(format!("range {range}"));

@@ -48,7 +48,7 @@ pub async fn serve(
             .is_ok_and(|addr| !addr.ip().is_loopback())
     {
         tracing::warn!(
-            "the HTTP listener is not on loopback and /metrics is open: set metrics_token, \
+            "the HTTP listener is not on loopback and /metrics is open: set [http] metrics_token, \
              or keep /metrics off the public proxy"
         );
     }

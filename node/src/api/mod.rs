@@ -3,7 +3,7 @@
 //! | route | body in | body out |
 //! | --- | --- | --- |
 //! | `GET /healthz` | | `{"status":"ok"}` |
-//! | `GET /metrics` | bearer when `metrics_token` is set | Prometheus text |
+//! | `GET /metrics` | bearer when `[http] metrics_token` is set | Prometheus text |
 //! | `GET /v1/openapi.json` | | OpenAPI 3.1 |
 //! | `GET /v1/authority` | | [`types::AuthorityInfo`] |
 //! | `GET /v1/authority/export-key.pem` | | PEM public key of GAEN exports |
@@ -185,7 +185,7 @@ async fn healthz() -> impl IntoResponse {
     })
 }
 
-/// Prometheus metrics; with `metrics_token` configured, only for `Authorization: Bearer
+/// Prometheus metrics; with `[http] metrics_token` configured, only for `Authorization: Bearer
 /// <token>`.
 #[utoipa::path(get, path = "/metrics",
     responses(

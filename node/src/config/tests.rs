@@ -479,3 +479,39 @@ fn the_metrics_token_is_optional_checked_and_never_shown() {
         assert!(!format!("{err:?}").contains(&bad), "{err:?}");
     }
 }
+
+#[test]
+fn the_operations_guide_lists_every_key_in_its_section() {
+    let guide = include_str!("../../docs/OPERATIONS.md");
+    let table: Vec<&str> = guide
+        .split("## Configuration")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .filter(|line| line.starts_with('|'))
+        .collect();
+    let mut section = "(top)".to_owned();
+    let mut listed = Vec::new();
+    for row in table.iter().take_while(|row| !row.contains("| old key |")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        if cells.len() < 3 || cells[2].starts_with("---") || cells[2] == "key" {
+            continue;
+        }
+        if !cells[1].is_empty() {
+            section = cells[1]
+                .trim_matches(|c| c == '`' || c == '[' || c == ']')
+                .to_owned();
+        }
+        for name in cells[2].split(", ") {
+            listed.push(format!("{section}.{}", name.trim_matches('`')));
+        }
+    }
+    let expected: Vec<String> = KEYS
+        .iter()
+        .map(|key| match key.section {
+            "" => format!("(top).{}", key.name),
+            _ => key.path.to_owned(),
+        })
+        .collect();
+    assert_eq!(listed, expected);
+}

@@ -276,12 +276,14 @@ impl TryFrom<RawConfig> for NodeConfig {
 
     /// Reads every value as its key's type and checks it, then the rules that span keys.
     fn try_from(raw: RawConfig) -> Result<NodeConfig, ConfigError> {
-        let origin_of = |path: &str| {
-            raw.settings
-                .get(path)
-                .map_or(Origin::Default, |s| s.origin.clone())
-        };
-        let min_origin = origin_of("publication.batch_min_entries");
+        // The place to blame: the minimum if it was set, else the maximum.
+        let min_origin = [
+            "publication.batch_min_entries",
+            "publication.batch_max_entries",
+        ]
+        .iter()
+        .find_map(|path| raw.settings.get(path))
+        .map_or(Origin::Default, |s| s.origin.clone());
         let config = NodeConfig::from_raw(raw)?;
         if config.publication.batch_min_entries > config.publication.batch_max_entries {
             return Err(ConfigError::Invalid {

@@ -106,73 +106,72 @@ impl RawConfig {
             origin: origin.to_owned(),
             message: e.to_string(),
         };
-        // Spans for line numbers, and plain values to read.
-        let spanned = toml::de::DeTable::parse(text).map_err(syntax)?;
+        // Plain values to read, and spans for the line of each key.
         let values: toml::Table = toml::from_str(text).map_err(syntax)?;
-        let at = |span: std::ops::Range<usize>| Origin::File {
-            path: origin.to_owned(),
-            line: text[..span.start.min(text.len())].matches('\n').count() + 1,
+        let spanned = toml::de::DeTable::parse(text).map_err(syntax)?;
+        let at = |section: Option<&str>, key: &str| {
+            let top = spanned.get_ref();
+            let table = match section {
+                None => Some(top),
+                Some(section) => top.get(section).and_then(|t| t.get_ref().as_table()),
+            };
+            let start = table
+                .and_then(|table| table.get_key_value(key))
+                .map_or(0, |(key, _)| key.span().start);
+            Origin::File {
+                path: origin.to_owned(),
+                line: text[..start.min(text.len())].matches('\n').count() + 1,
+            }
         };
         let mut raw = RawConfig::default();
-        for (name, item) in spanned.get_ref() {
-            let name_str: &str = name.get_ref();
-            let value = values
-                .get(name_str)
-                .cloned()
-                .unwrap_or(toml::Value::Boolean(false));
-            let is_section = SECTIONS.iter().any(|(section, _)| *section == name_str);
-            if let (true, toml::de::DeValue::Table(items), toml::Value::Table(mut table)) =
-                (is_section, item.get_ref(), value.clone())
-            {
-                for (key_name, _) in items {
-                    let key_str: &str = key_name.get_ref();
-                    let path = format!("{name_str}.{key_str}");
-                    let Some(key) = Key::find(&path) else {
-                        return Err(ConfigError::UnknownKey {
-                            origin: at(key_name.span()),
-                            key: key_str.to_owned(),
-                            section: Some(name_str.to_owned()),
-                        });
-                    };
-                    let value = table.remove(key_str).unwrap_or(toml::Value::Boolean(false));
-                    raw.set(key, RawValue::Toml(value), at(key_name.span()), false)?;
+        for (name, value) in values {
+            let section = SECTIONS.iter().map(|(s, _)| *s).find(|s| *s == name);
+            match (section, value) {
+                (Some(section), toml::Value::Table(table)) => {
+                    for (key_name, value) in table {
+                        let here = at(Some(section), &key_name);
+                        let Some(key) = Key::find(&format!("{section}.{key_name}")) else {
+                            return Err(ConfigError::UnknownKey {
+                                origin: here,
+                                key: key_name,
+                                section: Some(section.to_owned()),
+                            });
+                        };
+                        raw.set(key, RawValue::Toml(value), here, false)?;
+                    }
                 }
-                continue;
-            }
-            let here = at(name.span());
-            if let Some(key) = KEYS
-                .iter()
-                .find(|key| key.section.is_empty() && key.name == name_str)
-            {
-                raw.set(key, RawValue::Toml(value), here, false)?;
-            } else if let Some(key) = KEYS.iter().find(|key| key.was == Some(name_str)) {
-                raw.set(key, RawValue::Toml(value), here.clone(), false)?;
-                raw.warnings.push(ConfigWarning::Renamed {
-                    origin: here,
-                    old: name_str.to_owned(),
-                    key,
-                });
-            } else if value.is_table() {
-                return Err(ConfigError::UnknownSection {
-                    origin: here,
-                    section: name_str.to_owned(),
-                });
-            } else if is_section {
-                return Err(ConfigError::Invalid {
-                    origin: here,
-                    key: SECTIONS
-                        .iter()
-                        .map(|(section, _)| *section)
-                        .find(|section| *section == name_str)
-                        .unwrap_or_default(),
-                    reason: format!("must be a section ([{name_str}])"),
-                });
-            } else {
-                return Err(ConfigError::UnknownKey {
-                    origin: here,
-                    key: name_str.to_owned(),
-                    section: None,
-                });
+                (_, value) => {
+                    let here = at(None, &name);
+                    let top = KEYS.iter().find(|k| k.section.is_empty() && k.name == name);
+                    if let Some(key) = top {
+                        raw.set(key, RawValue::Toml(value), here, false)?;
+                    } else if let Some(key) = KEYS.iter().find(|k| k.was == Some(&name)) {
+                        // A flat key from before sections (`federation = true` included).
+                        raw.set(key, RawValue::Toml(value), here.clone(), false)?;
+                        raw.warnings.push(ConfigWarning::Renamed {
+                            origin: here,
+                            old: name,
+                            key,
+                        });
+                    } else if let Some(section) = section {
+                        return Err(ConfigError::Invalid {
+                            origin: here,
+                            key: section,
+                            reason: format!("must be a section, [{section}]"),
+                        });
+                    } else if value.is_table() {
+                        return Err(ConfigError::UnknownSection {
+                            origin: here,
+                            section: name,
+                        });
+                    } else {
+                        return Err(ConfigError::UnknownKey {
+                            origin: here,
+                            key: name,
+                            section: None,
+                        });
+                    }
+                }
             }
         }
         Ok(raw)

@@ -349,7 +349,18 @@ fn malformed_values_name_their_key_and_where_they_came_from() {
             "{text}: {err}"
         );
     }
-    assert!(RawConfig::from_toml("http = 1\n", "e.toml").is_err());
+    assert_eq!(
+        RawConfig::from_toml("http = 1\n", "e.toml")
+            .unwrap_err()
+            .to_string(),
+        "e.toml line 1: invalid value for http: must be a section, [http]"
+    );
+
+    assert_eq!(
+        bad("[publication]\n\nbatch_max_entries = 500").to_string(),
+        "e.toml line 3: invalid value for [publication] batch_min_entries: \
+         must not exceed [publication] batch_max_entries"
+    );
 
     let env = RawConfig::from_env([("EPHEMERA_RETENTION_DAYS".to_owned(), "ten".to_owned())]);
     assert_eq!(

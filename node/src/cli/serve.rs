@@ -299,6 +299,10 @@ mod tests {
             "http.listen=127.0.0.1:2",
             "--listen",
             "127.0.0.1:3",
+            "--data-dir",
+            "/srv/ephemera",
+            "--batch-period-seconds",
+            "300",
         ]);
         let env = [
             ("EPHEMERA_RETENTION_DAYS".to_owned(), "7".to_owned()),
@@ -306,12 +310,18 @@ mod tests {
                 "EPHEMERA_PUBLICATION_BATCH_PERIOD_SECONDS".to_owned(),
                 "200".to_owned(),
             ),
+            (
+                "EPHEMERA_AUTHORITY_MAX_CODES_PER_REQUEST".to_owned(),
+                "9".to_owned(),
+            ),
         ];
         let (config, warnings) = load_config(&args, env).unwrap();
         assert_eq!(warnings, []);
         assert_eq!(config.retention.days, 3, "flag");
-        assert_eq!(config.publication.batch_period_seconds, 200, "environment");
+        assert_eq!(config.publication.batch_period_seconds, 300, "flag");
+        assert_eq!(config.data_dir, PathBuf::from("/srv/ephemera"), "flag");
         assert_eq!(config.log.filter, "warn", "file");
+        assert_eq!(config.authority.max_codes_per_request, 9, "environment");
         assert_eq!(config.publication.batch_min_entries, 5, "--set");
         assert_eq!(config.http.listen.port(), 3, "a named flag beats --set");
         let bad = ServeArgs {

@@ -17,8 +17,11 @@ impl ConfigFlags {
     /// Flags as if given on the command line: `(key path, value)` pairs.
     ///
     /// # Panics
-    /// When a path is not a key with a flag (a bug in the caller).
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> ConfigFlags {
+    /// When a path is not a key with a flag (a bug in the test).
+    #[cfg(test)]
+    pub(super) fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> ConfigFlags {
         let values = pairs
             .into_iter()
             .map(|(path, value)| {

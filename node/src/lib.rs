@@ -10,7 +10,7 @@
 //!   signed, decoy-padded, content-addressed batches at fixed boundaries, served immutable
 //!   at `GET /v1/batches/{id}`.
 //! - **Retention.** Everything about reports is purged continuously after
-//!   `retention_days`; codes after their lifetime.
+//!   `[retention] days`; codes after their lifetime.
 //! - **Privacy.** The node never reads client addresses, and logs no code, token or key.
 //!
 //! - **Federation.** [`Node::start_federation`] runs [`federation`] (libp2p) with the

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use ephemera_node::cli::{self, Cli, Command, ExportCommand};
+use ephemera_node::cli::{self, Cli, Command, ConfigCommand, ExportCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,6 +29,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(cli::serve(args))?;
         }
         Command::Init(args) => cli::init(&args, &mut stdout)?,
+        Command::Config(ConfigCommand::Defaults) => cli::config_defaults(&mut stdout)?,
         Command::Derive(args) => cli::derive(&args, &mut stdout)?,
         Command::Export(ExportCommand::Verify(args)) => cli::export_verify(&args, &mut stdout)?,
     }

@@ -152,7 +152,7 @@ pub struct Node {
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
-            .field("listen", &self.inner.config.listen)
+            .field("listen", &self.inner.config.http.listen)
             .finish_non_exhaustive()
     }
 }
@@ -207,11 +207,14 @@ impl Node {
         store: Arc<dyn ReportStore>,
         keys: NodeKeys,
     ) -> Node {
-        let verify_budget = AttemptBudget::new(config.verify_failures_per_minute, 60);
+        let verify_budget = AttemptBudget::new(config.authority.verify_failures_per_minute, 60);
         let login_budget = (
-            AttemptBudget::new(config.login_failures_per_user, LOGIN_WINDOW_SECONDS),
             AttemptBudget::new(
-                config.login_failures_per_user.saturating_mul(20),
+                config.authority.login_failures_per_user,
+                LOGIN_WINDOW_SECONDS,
+            ),
+            AttemptBudget::new(
+                config.authority.login_failures_per_user.saturating_mul(20),
                 LOGIN_WINDOW_SECONDS,
             ),
         );
@@ -344,7 +347,7 @@ impl Node {
             tracing::info!("case-worker sign-in failed");
             return Err(ApiError::InvalidCredentials);
         }
-        let expires_at = now.plus_seconds(self.inner.config.session_lifetime_seconds);
+        let expires_at = now.plus_seconds(self.inner.config.authority.session_lifetime_seconds);
         let token = self
             .inner
             .sessions
@@ -535,7 +538,7 @@ impl Node {
                     UploadKind::Revision => "revision",
                 });
                 // Gossip only what is durably stored. The federation adds its own random
-                // delay (`federation_publish_delay_ms`), so gossip timing does not mirror
+                // delay (`[federation] publish_delay_ms`), so gossip timing does not mirror
                 // the request.
                 if let (Some(verified), Some(handle)) = (planned.gossip, self.federation_handle())
                     && let Err(e) = handle.publish(verified).await
@@ -682,6 +685,7 @@ impl Node {
             accepted_schemes: self
                 .inner
                 .config
+                .publication
                 .accept_schemes
                 .iter()
                 .map(|s| match s {
@@ -689,8 +693,8 @@ impl Node {
                     SchemeKind::Pet => "pet".to_owned(),
                 })
                 .collect(),
-            batch_period_seconds: self.inner.config.batch_period_seconds,
-            retention_days: self.inner.config.retention_days,
+            batch_period_seconds: self.inner.config.publication.batch_period_seconds,
+            retention_days: self.inner.config.retention.days,
         }
     }
 
@@ -751,7 +755,7 @@ impl Node {
 
     /// Runs the batch and purge loops until `stop` turns true.
     pub async fn run_background(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let purge_every = Duration::from_secs(self.inner.config.purge_period_seconds);
+        let purge_every = Duration::from_secs(self.inner.config.retention.purge_period_seconds);
         let mut next_purge = tokio::time::Instant::now();
         loop {
             if let Err(e) = self.cut_due().await {
@@ -806,15 +810,15 @@ impl Node {
             .map(|slot| slot.handle.clone())
     }
 
-    /// The federation settings this node's config asks for: TCP and QUIC on `federation_listen`, the
+    /// The federation settings this node's config asks for: TCP and QUIC on `[federation] listen`, the
     /// node's trusted authorities and report rules, the persistent libp2p identity.
     pub fn federation_config(&self) -> FederationConfig {
         let config = &self.inner.config;
-        let ip = match config.federation_listen.ip() {
+        let ip = match config.federation.listen.ip() {
             std::net::IpAddr::V4(ip) => libp2p::multiaddr::Protocol::Ip4(ip),
             std::net::IpAddr::V6(ip) => libp2p::multiaddr::Protocol::Ip6(ip),
         };
-        let port = config.federation_listen.port();
+        let port = config.federation.listen.port();
         let tcp = libp2p::Multiaddr::empty()
             .with(ip.clone())
             .with(libp2p::multiaddr::Protocol::Tcp(port));
@@ -825,13 +829,13 @@ impl Node {
             .with(libp2p::multiaddr::Protocol::QuicV1);
         let mut federation = FederationConfig::default()
             .with_trusted_authorities(self.inner.core.trusted().clone())
-            .with_bootstrap_peers(config.bootstrap_peers.clone())
-            .with_sync_interval(Duration::from_secs(config.federation_sync_interval_seconds));
+            .with_bootstrap_peers(config.federation.bootstrap_peers.clone())
+            .with_sync_interval(Duration::from_secs(config.federation.sync_interval_seconds));
         federation.listen_addrs = vec![tcp, quic];
-        federation.mdns = config.mdns;
-        federation.region = config.federation_region.clone();
+        federation.mdns = config.federation.mdns;
+        federation.region = config.federation.region.clone();
         federation.limits = self.inner.core.limits().clone();
-        federation.publish_delay_max = Duration::from_millis(config.federation_publish_delay_ms);
+        federation.publish_delay_max = Duration::from_millis(config.federation.publish_delay_ms);
         federation
     }
 
@@ -979,7 +983,7 @@ mod tests {
             data_dir: dir.path().to_owned(),
             ..NodeConfig::default()
         };
-        let period = config.batch_period_seconds;
+        let period = config.publication.batch_period_seconds;
         let clock = ManualClock::new(UnixTime(1_700_000_000 / period * period + 1));
         let store = Arc::new(MemoryReportStore::new());
         let node = Node::with_store(config, Arc::new(clock.clone()), store.clone(), keys);

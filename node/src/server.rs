@@ -42,13 +42,13 @@ pub async fn serve(
     background: Background,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    if node.config().metrics_token.is_none()
+    if node.config().http.metrics_token.is_none()
         && listener
             .local_addr()
             .is_ok_and(|addr| !addr.ip().is_loopback())
     {
         tracing::warn!(
-            "the HTTP listener is not on loopback and /metrics is open: set metrics_token, \
+            "the HTTP listener is not on loopback and /metrics is open: set [http] metrics_token, \
              or keep /metrics off the public proxy"
         );
     }

@@ -62,11 +62,11 @@ async fn published_until(
 async fn a_contact_on_the_upload_day_is_matched_once_the_cut_key_is_published() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(MORNING);
-    let config = NodeConfig {
+    let mut config = NodeConfig {
         data_dir: dir.path().to_owned(),
-        batch_min_entries: 16,
         ..NodeConfig::default()
     };
+    config.publication.batch_min_entries = 16;
     let opened = Node::open(config, Arc::new(clock.clone())).unwrap();
     let node = opened.node;
     let (name, password) = opened.new_case_worker.expect("a first case worker");
@@ -161,7 +161,7 @@ async fn a_contact_on_the_upload_day_is_matched_once_the_cut_key_is_published() 
         !std::iter::from_fn(|| b.poll_event()).any(|e| matches!(e, PhoneEvent::ExposureFound(_))),
         "nothing matches before the embargo ends"
     );
-    let period = node.config().batch_period_seconds;
+    let period = node.config().publication.batch_period_seconds;
     let after = UnixTime((embargo_end.0 / period + 1) * period + 1);
     assert_eq!(after.day(), MORNING.day(), "published the same day");
     let published = published_until(&node, &clock, after, &mut b).await;

@@ -3,7 +3,7 @@
 //! | route | body in | body out |
 //! | --- | --- | --- |
 //! | `GET /healthz` | | `{"status":"ok"}` |
-//! | `GET /metrics` | bearer when `metrics_token` is set | Prometheus text |
+//! | `GET /metrics` | bearer when `[http] metrics_token` is set | Prometheus text |
 //! | `GET /v1/openapi.json` | | OpenAPI 3.1 |
 //! | `GET /v1/authority` | | [`types::AuthorityInfo`] |
 //! | `GET /v1/authority/export-key.pem` | | PEM public key of GAEN exports |
@@ -51,7 +51,7 @@ pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// Builds the router over `node`.
 pub fn router(node: Node) -> Router {
-    let upload_limit = node.config().max_upload_bytes;
+    let upload_limit = node.config().http.max_upload_bytes;
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -104,7 +104,7 @@ async fn refuse_announced_oversize(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let limit = node.config().max_upload_bytes;
+    let limit = node.config().http.max_upload_bytes;
     if announced.is_some_and(|len| len > limit as u64) {
         let error = ApiError::PayloadTooLarge { max: limit };
         node.metrics().upload_rejected(error.code());
@@ -185,7 +185,7 @@ async fn healthz() -> impl IntoResponse {
     })
 }
 
-/// Prometheus metrics; with `metrics_token` configured, only for `Authorization: Bearer
+/// Prometheus metrics; with `[http] metrics_token` configured, only for `Authorization: Bearer
 /// <token>`.
 #[utoipa::path(get, path = "/metrics",
     responses(
@@ -193,7 +193,7 @@ async fn healthz() -> impl IntoResponse {
         (status = 401, body = openapi::ErrorBodyDoc, description = "unauthorized: a metrics token is configured and was not presented")),
     security((), ("bearer" = [])))]
 async fn metrics(State(node): State<Node>, headers: HeaderMap) -> Result<Response, ApiError> {
-    if let Some(token) = &node.config().metrics_token
+    if let Some(token) = &node.config().http.metrics_token
         && !token.matches(bearer(&headers)?.as_bytes())
     {
         return Err(ApiError::Unauthorized);
@@ -259,7 +259,7 @@ async fn upload(
     State(node): State<Node>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let limit = node.config().max_upload_bytes;
+    let limit = node.config().http.max_upload_bytes;
     let bytes = match body_bytes(body, limit) {
         Ok(bytes) => bytes,
         Err(e) => {

@@ -15,7 +15,7 @@ use crate::node::NodeError;
 
 pub use derive::{DeriveArgs, derive};
 pub use export::{export_verify, write_verified_keys};
-pub use serve::{ServeArgs, init, init_logging, load_config, serve};
+pub use serve::{ServeArgs, config_defaults, init, init_logging, load_config, serve};
 
 /// `ephemera-node`: the Ephemera server a health authority runs.
 #[derive(Debug, Parser)]
@@ -35,6 +35,9 @@ pub enum Command {
     /// Write a commented config file and create the data folder, keys and first
     /// case-worker credentials (printed once).
     Init(InitArgs),
+    /// Work with the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print derived identifiers for test vectors and outside tools.
     Derive(DeriveArgs),
     /// Work with GAEN export files.
@@ -54,6 +57,13 @@ pub struct InitArgs {
     /// Overwrite an existing config file.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the documented default config file: every key, commented, at its default.
+    Defaults,
 }
 
 /// `export` subcommands.

@@ -1,4 +1,4 @@
-//! `serve` and `init`.
+//! `serve`, `init` and `config defaults`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,42 +8,53 @@ use clap::Args;
 
 use super::{CliError, InitArgs};
 use crate::clock::SystemClock;
-use crate::config::{DEFAULT_CONFIG_FILE, LogFormat, NodeConfig, RawConfig, config_template};
+use crate::config::{
+    ConfigFlags, ConfigWarning, DEFAULT_CONFIG_FILE, LogFormat, NodeConfig, RawConfig,
+    documented_defaults,
+};
 use crate::node::Node;
 use crate::server::{Background, serve as serve_node, shutdown_signal};
 
 /// `serve` arguments: each flag overrides the config file and the environment.
-#[derive(Debug, Default, Args)]
+#[derive(Default, Args)]
 pub struct ServeArgs {
     /// Config file (default: ./ephemera.toml when it exists). Also `EPHEMERA_CONFIG`.
     #[arg(long, env = "EPHEMERA_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Data folder (config key `data_dir`).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// HTTP listen address (config key `listen`).
-    #[arg(long)]
-    pub listen: Option<std::net::SocketAddr>,
-    /// Seconds between batches (config key `batch_period_seconds`).
-    #[arg(long)]
-    pub batch_period_seconds: Option<u64>,
-    /// Days of retention (config key `retention_days`).
-    #[arg(long)]
-    pub retention_days: Option<u32>,
-    /// Any config key, as `key=value` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
+    /// The named flags of config keys (`--data-dir`, `--listen`, ...), from the key table.
+    #[command(flatten)]
+    pub flags: ConfigFlags,
+    /// Any config key, as `section.key=value` (repeatable), e.g. `retention.days=7`.
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     pub set: Vec<String>,
 }
 
+/// Shows which flags are given, never their values (`--set http.metrics_token=...`).
+impl std::fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set: Vec<&str> = self
+            .set
+            .iter()
+            .map(|item| item.split('=').next().unwrap_or_default())
+            .collect();
+        f.debug_struct("ServeArgs")
+            .field("config", &self.config)
+            .field("flags", &self.flags)
+            .field("set", &set)
+            .finish()
+    }
+}
+
 /// Reads the config file, the environment (`vars`) and the flags, in that order of
-/// precedence (flags win), into a checked [`NodeConfig`].
+/// precedence (flags win), into a checked [`NodeConfig`], with the warnings the sources
+/// gave (old key names, unknown `EPHEMERA_*` variables).
 ///
 /// # Errors
 /// [`CliError::Config`] naming the bad key and where it came from.
 pub fn load_config(
     args: &ServeArgs,
     vars: impl IntoIterator<Item = (String, String)>,
-) -> Result<NodeConfig, CliError> {
+) -> Result<(NodeConfig, Vec<ConfigWarning>), CliError> {
     let file = match &args.config {
         Some(path) => RawConfig::from_file(path)?,
         None => {
@@ -56,20 +67,10 @@ pub fn load_config(
         }
     };
     let env = RawConfig::from_env(vars)?;
-    let mut pairs = Vec::with_capacity(args.set.len());
-    for item in &args.set {
-        let (key, value) = item.split_once('=').ok_or(CliError::Argument {
-            name: "--set",
-            reason: format!("`{item}` is not KEY=VALUE"),
-        })?;
-        pairs.push((key.trim().to_owned(), value.trim().to_owned()));
-    }
-    let mut flags = RawConfig::from_pairs(pairs, "--set flags")?;
-    flags.data_dir = args.data_dir.clone().or(flags.data_dir);
-    flags.listen = args.listen.or(flags.listen);
-    flags.batch_period_seconds = args.batch_period_seconds.or(flags.batch_period_seconds);
-    flags.retention_days = args.retention_days.or(flags.retention_days);
-    Ok(NodeConfig::try_from(file.merge(env).merge(flags))?)
+    let flags = RawConfig::from_flags(&args.set, &args.flags)?;
+    let raw = file.merge(env).merge(flags);
+    let warnings = raw.warnings().to_vec();
+    Ok((NodeConfig::try_from(raw)?, warnings))
 }
 
 /// Crates under libp2p whose debug output names IP addresses.
@@ -133,9 +134,12 @@ fn print_case_worker(out: &mut impl Write, name: &str, password: &str) -> Result
 /// # Errors
 /// [`CliError`] for bad configuration, an unusable data folder or a port in use.
 pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
-    let config = load_config(&args, std::env::vars())?;
-    init_logging(config.log_format, &config.log_filter);
-    let listen = config.listen;
+    let (config, warnings) = load_config(&args, std::env::vars())?;
+    init_logging(config.log.format, &config.log.filter);
+    for warning in &warnings {
+        tracing::warn!("config: {warning}");
+    }
+    let listen = config.http.listen;
     let opened = Node::open(config, Arc::new(SystemClock))?;
     let mut stdout = std::io::stdout();
     if let Some((name, password)) = &opened.new_case_worker {
@@ -161,7 +165,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let _ = writeln!(stdout, "  authority key:    {}", info.authority_public_key);
     let _ = writeln!(stdout, "  batch key:        {}", info.batch_public_key);
     let _ = writeln!(stdout, "  case-worker page: http://{local}/case-worker");
-    if opened.node.config().federation {
+    if opened.node.config().federation.enabled {
         let handle = opened
             .node
             .start_federation(opened.node.federation_config())?;
@@ -172,7 +176,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
             let _ = writeln!(stdout, "  libp2p listening: {addr}/p2p/{peer_id}");
         }
     } else {
-        let _ = writeln!(stdout, "  federation:       off (config key `federation`)");
+        let _ = writeln!(
+            stdout,
+            "  federation:       off (config key [federation] enabled)"
+        );
     }
     let _ = stdout.flush();
     tracing::info!(data_dir = %opened.node.config().data_dir.display(), "node started");
@@ -180,6 +187,19 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .await
         .map_err(|source| CliError::Io {
             what: "serving HTTP".to_owned(),
+            source,
+        })
+}
+
+/// `ephemera-node config defaults`: prints the documented default file (every key with its
+/// doc, variable, flag and range, commented out at its default).
+///
+/// # Errors
+/// [`CliError::Io`] when `out` cannot be written.
+pub fn config_defaults(out: &mut impl Write) -> Result<(), CliError> {
+    out.write_all(documented_defaults().as_bytes())
+        .map_err(|source| CliError::Io {
+            what: "writing to stdout".to_owned(),
             source,
         })
 }
@@ -199,9 +219,18 @@ pub fn init(args: &InitArgs, out: &mut impl Write) -> Result<(), CliError> {
             ),
         });
     }
-    let mut template = config_template();
+    let mut template = documented_defaults();
     if let Some(dir) = &args.data_dir {
-        template.push_str(&format!("\ndata_dir = {:?}\n", dir.display().to_string()));
+        // `data_dir` is a top-level key: it goes before the first section.
+        let line = format!(
+            "data_dir = {}\n",
+            toml::Value::String(dir.display().to_string())
+        );
+        let at = template
+            .find("\n# data_dir = ")
+            .and_then(|at| template[at + 1..].find('\n').map(|end| at + end + 2))
+            .unwrap_or(0);
+        template.insert_str(at, &line);
     }
     std::fs::write(&args.config, template).map_err(|source| CliError::Io {
         what: format!("writing {}", args.config.display()),
@@ -236,7 +265,18 @@ pub fn init(args: &InitArgs, out: &mut impl Write) -> Result<(), CliError> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser as _;
+
     use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn serve_args(argv: &[&str]) -> ServeArgs {
+        let cli = Cli::try_parse_from(["ephemera-node", "serve"].iter().chain(argv)).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        args
+    }
 
     #[test]
     fn flags_beat_environment_beat_file() {
@@ -244,29 +284,78 @@ mod tests {
         let file = dir.path().join("node.toml");
         std::fs::write(
             &file,
-            "retention_days = 10\nbatch_period_seconds = 100\nlog_filter = \"warn\"\n",
+            "[retention]\ndays = 10\n[publication]\nbatch_period_seconds = 100\n\
+             [log]\nfilter = \"warn\"\n[http]\nlisten = \"127.0.0.1:1\"\n",
         )
         .unwrap();
-        let args = ServeArgs {
-            config: Some(file),
-            retention_days: Some(3),
-            set: vec!["batch_min_entries=5".into()],
-            ..Default::default()
-        };
+        let args = serve_args(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--retention-days",
+            "3",
+            "--set",
+            "publication.batch_min_entries=5",
+            "--set",
+            "http.listen=127.0.0.1:2",
+            "--listen",
+            "127.0.0.1:3",
+            "--data-dir",
+            "/srv/ephemera",
+            "--batch-period-seconds",
+            "300",
+        ]);
         let env = [
             ("EPHEMERA_RETENTION_DAYS".to_owned(), "7".to_owned()),
-            ("EPHEMERA_BATCH_PERIOD_SECONDS".to_owned(), "200".to_owned()),
+            (
+                "EPHEMERA_PUBLICATION_BATCH_PERIOD_SECONDS".to_owned(),
+                "200".to_owned(),
+            ),
+            (
+                "EPHEMERA_AUTHORITY_MAX_CODES_PER_REQUEST".to_owned(),
+                "9".to_owned(),
+            ),
         ];
-        let config = load_config(&args, env).unwrap();
-        assert_eq!(config.retention_days, 3, "flag");
-        assert_eq!(config.batch_period_seconds, 200, "environment");
-        assert_eq!(config.log_filter, "warn", "file");
-        assert_eq!(config.batch_min_entries, 5, "--set");
+        let (config, warnings) = load_config(&args, env).unwrap();
+        assert_eq!(warnings, []);
+        assert_eq!(config.retention.days, 3, "flag");
+        assert_eq!(config.publication.batch_period_seconds, 300, "flag");
+        assert_eq!(config.data_dir, PathBuf::from("/srv/ephemera"), "flag");
+        assert_eq!(config.log.filter, "warn", "file");
+        assert_eq!(config.authority.max_codes_per_request, 9, "environment");
+        assert_eq!(config.publication.batch_min_entries, 5, "--set");
+        assert_eq!(config.http.listen.port(), 3, "a named flag beats --set");
         let bad = ServeArgs {
             set: vec!["nonsense".into()],
             ..Default::default()
         };
         assert!(load_config(&bad, []).is_err());
+    }
+
+    #[test]
+    fn serve_args_debug_never_shows_values() {
+        let secret = "s3cret-Token_0123456789";
+        let args = serve_args(&[
+            "--set",
+            &format!("http.metrics_token={secret}"),
+            "--data-dir",
+            "/srv/x",
+        ]);
+        let shown = format!("{args:?}");
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(shown.contains("http.metrics_token"), "{shown}");
+    }
+
+    #[test]
+    fn config_defaults_prints_the_documented_file() {
+        let mut out = Vec::new();
+        config_defaults(&mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), documented_defaults());
+        assert!(matches!(
+            Cli::try_parse_from(["ephemera-node", "config", "defaults"])
+                .unwrap()
+                .command,
+            Command::Config(crate::cli::ConfigCommand::Defaults)
+        ));
     }
 
     #[test]
@@ -283,7 +372,16 @@ mod tests {
         assert!(text.contains("password: "), "{text}");
         let written = std::fs::read_to_string(&args.config).unwrap();
         let raw = RawConfig::from_toml(&written, "written").unwrap();
-        assert_eq!(raw.data_dir, args.data_dir);
+        assert_eq!(raw.warnings(), []);
+        let config = NodeConfig::try_from(raw).unwrap();
+        assert_eq!(Some(config.data_dir.clone()), args.data_dir);
+        assert_eq!(
+            config,
+            NodeConfig {
+                data_dir: config.data_dir.clone(),
+                ..NodeConfig::default()
+            }
+        );
         assert!(init(&args, &mut Vec::new()).is_err(), "no silent overwrite");
         let mut again = Vec::new();
         init(

@@ -106,3 +106,84 @@ async fn export_verify_accepts_the_nodes_export_and_refuses_a_wrong_key() {
     assert!(output.stdout.is_empty());
     assert!(String::from_utf8_lossy(&output.stderr).contains("signature does not verify"));
 }
+
+/// A config file with a typo stops `serve` before it opens anything, naming the key and line.
+#[test]
+fn serve_refuses_an_unknown_config_key_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ephemera.toml");
+    std::fs::write(&config, "[publication]\n\nbatch_perod_seconds = 60\n").unwrap();
+    let output = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ephemera.toml line 3: unknown key 'batch_perod_seconds' in [publication]"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("ephemera-data").exists(), "nothing opened");
+}
+
+/// `config defaults` prints a file that loads as the defaults; the flat file an earlier
+/// `init` wrote, with a key set, starts the node with a warning that names the new key.
+#[test]
+fn config_defaults_loads_back_and_a_flat_file_starts_with_a_warning() {
+    use std::io::{BufRead as _, BufReader};
+
+    let output = Command::new(BIN)
+        .args(["config", "defaults"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    let raw = ephemera_node::config::RawConfig::from_toml(&text, "defaults").unwrap();
+    assert_eq!(
+        ephemera_node::config::NodeConfig::try_from(raw).unwrap(),
+        ephemera_node::config::NodeConfig::default()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ephemera.toml");
+    let flat = include_str!("../fixtures/flat-init-0.1.toml")
+        .replace("# retention_days = 14", "retention_days = 7")
+        .replace(
+            "/var/lib/ephemera",
+            &dir.path().join("data").display().to_string(),
+        );
+    std::fs::write(&config, flat).unwrap();
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("EPHEMERA_FEDERATION_ENABLED", "false")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = Vec::new();
+    let found = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("retention_days is now [retention] days") => break true,
+            Ok(line) => seen.push(line),
+            Err(_) => break false,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(found, "no warning in {seen:#?}");
+}

@@ -68,7 +68,8 @@ async fn verify_errors() {
         .codes
         .remove(0)
         .code;
-    node.clock.advance(node.node.config().code_lifetime_seconds);
+    node.clock
+        .advance(node.node.config().authority.code_lifetime_seconds);
     node.post_raw("/v1/verify", "application/json", &verify_body(&code, &hmac))
         .await
         .assert_error(400, "invalid-code");
@@ -84,8 +85,8 @@ async fn verify_errors() {
 async fn guessing_is_throttled_globally_not_per_address() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
-    config.verify_failures_per_minute = 3;
-    config.login_failures_per_user = 2;
+    config.authority.verify_failures_per_minute = 3;
+    config.authority.login_failures_per_user = 2;
     let node = TestNode::start_with(config, ManualClock::new(T0)).await;
     let hmac = "ab".repeat(32);
     for _ in 0..3 {
@@ -191,7 +192,7 @@ async fn case_worker_errors() {
     .assert_error(401, "invalid-credentials");
     // Sessions end.
     node.clock
-        .advance(node.node.config().session_lifetime_seconds);
+        .advance(node.node.config().authority.session_lifetime_seconds);
     node.post_json("/v1/codes", &auth, &body)
         .await
         .assert_error(401, "unauthorized");
@@ -354,7 +355,7 @@ async fn upload_errors() {
     let hmac_key = ReportHmacKey::generate(&mut rand::rng());
     let certificate = node.certify(&code, &contents, &hmac_key).await.unwrap();
     node.clock
-        .advance(node.node.config().certificate_lifetime_seconds + 1);
+        .advance(node.node.config().authority.certificate_lifetime_seconds + 1);
     node.upload_body(UploadBody::Real(SignedUpload {
         contents,
         certificate,
@@ -461,7 +462,7 @@ async fn upload_errors() {
 async fn scheme_not_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
-    config.accept_schemes = vec![ephemera_proto::SchemeKind::Gaen];
+    config.publication.accept_schemes = vec![ephemera_proto::SchemeKind::Gaen];
     let node = TestNode::start_with(config, ManualClock::new(T0)).await;
     let session = node.login().await;
     let contents = pet_contents(1, T0.day());

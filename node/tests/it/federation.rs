@@ -21,13 +21,12 @@ use util::*;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn fed_config(dir: &Path, trusted: Vec<Ed25519PublicKey>) -> NodeConfig {
-    NodeConfig {
-        trusted_authorities: trusted,
-        federation_publish_delay_ms: 0,
-        federation_sync_interval_seconds: 1,
-        mdns: false,
-        ..test_config(dir)
-    }
+    let mut config = test_config(dir);
+    config.authority.trusted_authorities = trusted;
+    config.federation.publish_delay_ms = 0;
+    config.federation.sync_interval_seconds = 1;
+    config.federation.mdns = false;
+    config
 }
 
 /// Starts a node and its federation, bootstrapping from `bootstrap`; returns the node and
@@ -109,7 +108,7 @@ async fn upload_at_a_reaches_c_batches_and_restarted_c_catches_up() {
         );
     }
 
-    let c_period = c.node.config().batch_period_seconds;
+    let c_period = c.node.config().publication.batch_period_seconds;
     // C stops; A takes another upload; C restarts on the same data dir and catches up.
     c.stop().await;
     let (_, second) = a

@@ -126,7 +126,7 @@ async fn retention_purges_reports_batches_certificates_and_codes() {
     assert_eq!(store.upload_count().unwrap(), 1);
 
     // Codes go after their lifetime; nothing else yet.
-    clock.advance(node.node.config().code_lifetime_seconds);
+    clock.advance(node.node.config().authority.code_lifetime_seconds);
     let counts = node.node.purge().unwrap();
     assert_eq!(counts.codes, 3);
     assert_eq!(

@@ -118,7 +118,7 @@ async fn metrics_need_the_configured_bearer_token() {
     let secret = "metrics-token-0123456789abcdef";
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
-    config.metrics_token = Some(MetricsToken::new(secret));
+    config.http.metrics_token = Some(MetricsToken::new(secret));
     let node = TestNode::start_with(config, ManualClock::new(T0)).await;
     let right = format!("Bearer {secret}");
     let wrong = format!("Bearer {}x", &secret[..secret.len() - 1]);
@@ -162,7 +162,7 @@ async fn metrics_need_the_configured_bearer_token() {
     // No token configured (the default): open.
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::start(dir.path(), ManualClock::new(T0)).await;
-    assert_eq!(node.node.config().metrics_token, None);
+    assert_eq!(node.node.config().http.metrics_token, None);
     let open = node.get("/metrics").await;
     assert_eq!(open.status, 200);
     assert!(

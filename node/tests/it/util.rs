@@ -185,12 +185,13 @@ pub(crate) struct TestNode {
 
 /// The config tests use: loopback, small batches.
 pub(crate) fn test_config(dir: &Path) -> NodeConfig {
-    NodeConfig {
+    let mut config = NodeConfig {
         data_dir: dir.to_owned(),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        batch_min_entries: 16,
         ..NodeConfig::default()
-    }
+    };
+    config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.publication.batch_min_entries = 16;
+    config
 }
 
 impl TestNode {
@@ -205,7 +206,7 @@ impl TestNode {
 
     /// Without the TRACE log capture (for measurements: sled logs a lot at TRACE).
     pub(crate) async fn start_uncaptured(config: NodeConfig, clock: ManualClock) -> TestNode {
-        let listen = config.listen;
+        let listen = config.http.listen;
         assert!(listen.ip().is_loopback());
         let opened = Node::open(config, Arc::new(clock.clone())).unwrap();
         let case_worker = opened
@@ -417,7 +418,7 @@ impl TestNode {
 
     /// Moves the clock to the next boundary and cuts.
     pub(crate) async fn next_batches(&self) -> Vec<ephemera_proto::batch::BatchIndexEntry> {
-        let period = self.node.config().batch_period_seconds;
+        let period = self.node.config().publication.batch_period_seconds;
         let now = self.clock.now_secs();
         self.clock.set(UnixTime((now / period + 1) * period + 1));
         self.node.cut_due().await.unwrap()

@@ -159,11 +159,11 @@ async fn client(addr: std::net::SocketAddr, bodies: Arc<Vec<Vec<u8>>>, first: us
 async fn ingest(budget: Duration) -> Vec<Figure> {
     let dir = std::env::temp_dir().join(format!("ephemera-ingest-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let config = NodeConfig {
+    let mut config = NodeConfig {
         data_dir: dir.clone(),
-        federation: false,
         ..NodeConfig::default()
     };
+    config.federation.enabled = false;
     let opened = Node::open(config, Arc::new(SystemClock)).expect("open node");
     let node = opened.node;
     // Enough uploads for about `budget` at the target rate, at least 20 000.

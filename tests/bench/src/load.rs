@@ -240,20 +240,20 @@ async fn load(options: LoadOptions) -> anyhow::Result<Vec<Figure>> {
     // The retention period passes in the first third of the run.
     let third = options.duration.as_secs_f64() / 3.0;
     let factor = (f64::from(retention_days) * 86_400.0 / third).ceil() as u64;
-    let config = NodeConfig {
+    let mut config = NodeConfig {
         data_dir: dir.clone(),
-        federation: false,
-        retention_days,
-        // One batch and one purge per wall-clock second.
-        batch_period_seconds: factor,
-        purge_period_seconds: 1,
-        // Lifetimes long in node time, so that fast time does not expire codes waiting in
-        // the case worker's stock or certificates in flight.
-        code_lifetime_seconds: options.duration.as_secs() * factor * 2,
-        certificate_lifetime_seconds: 86_400,
-        session_lifetime_seconds: 365 * 86_400,
         ..NodeConfig::default()
     };
+    config.federation.enabled = false;
+    config.retention.days = retention_days;
+    // One batch and one purge per wall-clock second.
+    config.publication.batch_period_seconds = factor;
+    config.retention.purge_period_seconds = 1;
+    // Lifetimes long in node time, so that fast time does not expire codes waiting in
+    // the case worker's stock or certificates in flight.
+    config.authority.code_lifetime_seconds = options.duration.as_secs() * factor * 2;
+    config.authority.certificate_lifetime_seconds = 86_400;
+    config.authority.session_lifetime_seconds = 365 * 86_400;
     let clock = Arc::new(FastClock {
         origin: SystemClock.now(),
         started: Instant::now(),

@@ -64,10 +64,13 @@ pub mod store;
 #[cfg(test)]
 mod tests;
 
-pub use config::{ClientConfig, DecoyConfig, EncounterConfig, ReportConfig, SyncConfig};
+pub use config::{
+    ClientConfig, ClockConfig, DecoyConfig, EncounterConfig, ReportConfig, SyncConfig,
+};
 pub use error::{ClientError, ConfigError, ReportError, StoreError};
 pub use phone::{
-    Advertisement, BatchIngest, ExportSummary, IngestSummary, Phone, ReportPreview, Sighting,
+    Advertisement, BatchIngest, EventRecord, ExportSummary, IngestSummary, MAX_KEPT_EVENTS, Phone,
+    PhoneStatus, ReportPreview, Sighting,
 };
 pub use request::{Method, PhoneEvent, Purpose, Request, RequestId, Response};
 pub use risk::{DailyExposure, ExposureWindow, Infectiousness, RiskConfig};

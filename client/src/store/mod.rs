@@ -63,8 +63,10 @@ pub trait Store {
     fn for_each_encounter(&self, visit: &mut dyn FnMut(&EncounterRecord))
     -> Result<(), StoreError>;
 
-    /// Keeps a matched exposure window under `id`; returns false if `id` was already kept
-    /// (the same batch ingested twice).
+    /// Keeps a matched exposure window under `id`; returns false if the same window was
+    /// already kept under `id` (the same batch ingested twice). A different window under a
+    /// kept `id` replaces it and returns true: a revision republished the key with another
+    /// report type (`likely` → `confirmed`, or revoked), and the newer publication holds.
     ///
     /// # Errors
     /// [`StoreError`] from the backend.
@@ -93,6 +95,22 @@ pub trait Store {
     /// # Errors
     /// [`StoreError`] from the backend.
     fn meta(&self, key: MetaKey) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Forgets a small piece of state.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn remove_meta(&mut self, key: MetaKey) -> Result<(), StoreError>;
+
+    /// Forgets everything this store holds (the user's "delete my data"), durably.
+    ///
+    /// A folder-backed store may keep old bytes in its files until they are rewritten: to
+    /// erase them from the disk too, close the store and delete its folder (what
+    /// `client::ffi`'s `delete_all_data` does).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn erase_all(&mut self) -> Result<(), StoreError>;
 
     /// Deletes own keys, encounters and windows of days before `oldest_kept`.
     ///

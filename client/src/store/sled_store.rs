@@ -57,7 +57,14 @@ impl SledStore {
     /// # Errors
     /// [`StoreError::Backend`] when sled cannot open it.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let db = sled::open(path).map_err(backend)?;
+        let db = sled::open(path).map_err(|e| match &e {
+            // sled takes an exclusive lock on the folder: a second phone object (in this
+            // process or another) gets a typed error, not a backend message.
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                StoreError::InUse
+            }
+            _ => backend(e),
+        })?;
         Self::from_db(db)
     }
 
@@ -149,11 +156,12 @@ impl Store for SledStore {
         let mut key = [0u8; 20];
         key[..4].copy_from_slice(&day_key(id.day));
         key[4..].copy_from_slice(&id.id);
+        let value = encode(window);
         let previous = self
             .windows
-            .compare_and_swap(key, None as Option<&[u8]>, Some(encode(window)))
+            .insert(key, value.as_slice())
             .map_err(backend)?;
-        Ok(previous.is_ok())
+        Ok(previous.is_none_or(|p| p.as_ref() != value.as_slice()))
     }
 
     fn windows_of(&self, day: DayNumber) -> Result<Vec<ExposureWindow>, StoreError> {
@@ -186,6 +194,19 @@ impl Store for SledStore {
             .get(key.name())
             .map_err(backend)?
             .map(|v| v.to_vec()))
+    }
+
+    fn remove_meta(&mut self, key: MetaKey) -> Result<(), StoreError> {
+        self.meta.remove(key.name()).map_err(backend)?;
+        Ok(())
+    }
+
+    fn erase_all(&mut self) -> Result<(), StoreError> {
+        for tree in [&self.own_keys, &self.encounters, &self.windows, &self.meta] {
+            tree.clear().map_err(backend)?;
+        }
+        self.db.flush().map_err(backend)?;
+        Ok(())
     }
 
     fn purge_before(&mut self, oldest_kept: DayNumber) -> Result<PurgeCounts, StoreError> {

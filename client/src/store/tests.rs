@@ -56,6 +56,16 @@ fn exercise(store: &mut impl Store) {
     assert!(store.put_window(&id(90, 1), &window(90)).unwrap());
     assert!(!store.put_window(&id(90, 1), &window(90)).unwrap());
     assert!(store.put_window(&id(100, 2), &window(100)).unwrap());
+    // A revision republishes a key with another report type: the newer window holds.
+    let mut revised = window(100);
+    revised.report_type = ephemera_proto::ReportType::ConfirmedClinicalDiagnosis;
+    assert!(store.put_window(&id(100, 2), &revised).unwrap());
+    assert_eq!(
+        store.windows_of(DayNumber(100)).unwrap(),
+        vec![revised.clone()]
+    );
+    assert!(!store.put_window(&id(100, 2), &revised).unwrap());
+    assert!(store.put_window(&id(100, 2), &window(100)).unwrap());
     assert_eq!(store.windows_of(DayNumber(90)).unwrap(), vec![window(90)]);
     assert_eq!(
         store.window_days().unwrap(),

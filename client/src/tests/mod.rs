@@ -1,4 +1,7 @@
 //! Tests of the phone core, stepped by a fake clock.
 
+mod clock;
+mod durable;
+mod duration;
 mod phone;
 mod util;

@@ -583,6 +583,9 @@ impl Store for AnyStore {
     fn purge_before(&mut self, oldest_kept: DayNumber) -> Result<PurgeCounts, StoreError> {
         delegate!(self, s => s.purge_before(oldest_kept))
     }
+    fn set_today(&mut self, today: DayNumber) {
+        delegate!(self, s => s.set_today(today))
+    }
     fn flush(&mut self) -> Result<(), StoreError> {
         delegate!(self, s => s.flush())
     }

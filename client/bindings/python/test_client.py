@@ -282,6 +282,13 @@ def folder_bytes(folder):
     return data
 
 
+def day_keys(folder):
+    """The day keys in a store folder's `day-keys` file: {day: key bytes}."""
+    data = open(os.path.join(folder, "day-keys"), "rb").read()
+    slots = [data[i:i + 37] for i in range(0, len(data), 37)]
+    return {int.from_bytes(s[1:5], "big"): s[5:] for s in slots if s[0] == 1}
+
+
 def test_delete_all_data_erases_the_folder(node):
     with tempfile.TemporaryDirectory() as data:
         config = pet_config(node)
@@ -292,12 +299,37 @@ def test_delete_all_data_erases_the_folder(node):
         for i in range(5):
             bob.handle_sighting(now + 60 * i, alice.advertisement(now + 60 * i).full, -60, None)
         assert bob.status().open_encounters == 1
-        assert heard in folder_bytes(folder), "the checkpoint holds the key heard"
+        keys = day_keys(folder)
+        assert keys and heard not in folder_bytes(folder), "sealed at rest"
         bob.delete_all_data()
-        assert heard not in folder_bytes(folder), "erased from the disk"
+        disk = folder_bytes(folder)
+        assert not any(k in disk for k in keys.values()), "the keys are gone from the disk"
         status = bob.status()
         assert status.open_encounters == 0 and status.sync_cursor == 0
         bob.advertisement(now + 400)  # it goes on as a new phone
+
+
+def test_forgetting_on_disk_after_retention(node):
+    """What a phone heard on day 1 is sealed under day 1's key; 15 days later that key
+    is gone from the folder, so no copy sled kept of those records can be read."""
+    with tempfile.TemporaryDirectory() as data:
+        config = e.default_config(e.FfiScheme.GAEN)
+        config.decoy_rate_per_day = 0.0
+        folder = os.path.join(data, "phone")
+        phone, peer = e.EphemeraPhone(config, folder), e.EphemeraPhone(config, None)
+        day1 = (int(time.time()) // DAY - 20) * DAY + 9 * 3600
+        heard = peer.advertisement(day1).full[:16]
+        for i in range(10):
+            phone.handle_sighting(day1 + 120 * i, peer.advertisement(day1 + 120 * i).full, -60, None)
+        phone.close_all_encounters()
+        key1 = day_keys(folder)[day1 // DAY]
+        assert heard not in folder_bytes(folder) and key1 in folder_bytes(folder)
+        for d in range(1, 16):  # one day at a time: no unexplained jump
+            phone.handle_timeout(day1 + d * DAY)
+        disk = folder_bytes(folder)
+        assert key1 not in disk and heard not in disk
+        assert day1 // DAY not in day_keys(folder)
+        assert phone.status().stored_encounters == 0
 
 
 def test_one_phone_per_folder_and_typed_errors(node):

@@ -105,6 +105,7 @@ impl<S: Store> Phone<S> {
 
     /// Keeps the clock state (durable at the next flush; key changes flush).
     fn save_clock(&mut self) -> Result<(), ClientError> {
+        self.store.set_today(UnixTime(self.clock.trusted).day());
         // Stored at interval granularity: after a restart, any time in an earlier interval
         // than the last one seen is refused.
         let mut stored = self.clock;

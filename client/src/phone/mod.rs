@@ -575,6 +575,7 @@ impl<S: Store> Phone<S> {
         // Retention acts only on a confirmed time: an unexplained forward jump purges
         // nothing until the time is confirmed.
         let today = self.trusted_now().day();
+        self.store.set_today(today);
         if self.maintained_day.is_none_or(|d| d < today) {
             self.maintained_day = Some(today);
             self.purge(today)?;

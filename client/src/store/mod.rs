@@ -5,6 +5,7 @@
 //! requests); everything that must outlive a restart goes through [`Store`]. sled types stay
 //! inside this module so another engine can replace it.
 
+pub mod day_keys;
 mod memory;
 mod records;
 mod sled_store;
@@ -117,6 +118,13 @@ pub trait Store {
     /// # Errors
     /// [`StoreError`] from the backend.
     fn purge_before(&mut self, oldest_kept: DayNumber) -> Result<PurgeCounts, StoreError>;
+
+    /// The phone's current (confirmed) day: a store that seals records by day seals
+    /// state that is not history (meta records) under it. The phone calls it before every
+    /// input's work. Default: ignored.
+    fn set_today(&mut self, today: DayNumber) {
+        let _ = today;
+    }
 
     /// Makes every write so far durable.
     ///

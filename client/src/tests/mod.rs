@@ -3,5 +3,6 @@
 mod clock;
 mod durable;
 mod duration;
+mod forgetting;
 mod phone;
 mod util;

@@ -100,6 +100,15 @@ def test_example_app_runs_against_a_real_node(node):
         print("   " + out.stdout.strip().replace("\n", "\n   "))
 
 
+def test_mobile_md_quotes_the_example_driver(node):
+    """docs/MOBILE.md shows the example's I/O loop; the two must not drift apart."""
+    source = open(os.path.join(HERE, "example_app.py")).read()
+    start = source.index("class AppDriver:")
+    driver = source[start:source.index("\ndef meet(", start)].strip()
+    doc = open(os.path.join(HERE, "..", "..", "..", "docs", "MOBILE.md")).read()
+    assert driver in doc, "docs/MOBILE.md no longer quotes example_app.py's AppDriver"
+
+
 # --- Nothing acknowledged or heard is lost --------------------------------------------
 
 

@@ -570,3 +570,77 @@ fn error_code(body: &[u8]) -> String {
         .map(|e| e.error)
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{decode_hex, revision_request};
+
+    proptest! {
+        /// The node's revision token is outside bytes: any string decodes or is refused.
+        #[test]
+        fn any_revision_token_text_is_decoded_or_refused(text in ".{0,80}") {
+            if let Some(bytes) = decode_hex(&text) {
+                prop_assert_eq!(bytes.len() * 2, text.len());
+            }
+        }
+
+        /// Lower-case hex round-trips.
+        #[test]
+        fn hex_round_trips(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            prop_assert_eq!(decode_hex(&text), Some(bytes));
+        }
+    }
+
+    #[test]
+    fn revision_requests_are_padded_to_their_bucket() {
+        use ephemera_proto::upload::padded_request_size;
+        use ephemera_proto::wire;
+        // The padding reaches the bucket of the unpadded request exactly.
+        for len in [0usize, 1, 100, 5000] {
+            let request = revision_request_for_test(len);
+            let encoded = wire::encode(&request);
+            let target = padded_request_size(encoded.len() - request.padding.len());
+            assert!(
+                encoded.len() == target || encoded.len() == target + 1,
+                "{len}"
+            );
+        }
+    }
+
+    fn revision_request_for_test(token_len: usize) -> ephemera_proto::upload::UploadRequest {
+        use ephemera_proto::auth::{AuthoritySigningKey, CertificateRequest, ReportHmacKey};
+        use ephemera_proto::upload::SignedUpload;
+        use ephemera_proto::{PublishedToken, ReportContents, ReportType, UnixTime};
+        use rand_chacha::ChaCha20Rng;
+        use rand_core::SeedableRng;
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let authority = AuthoritySigningKey::generate(&mut rng);
+        let now = UnixTime(1_700_000_000);
+        let contents = ReportContents::Pet(vec![PublishedToken {
+            day: now.day(),
+            token: ephemera_proto::pet::EncounterToken([7; 16]),
+        }]);
+        let hmac_key = ReportHmacKey::generate(&mut rng);
+        let certificate = authority.issue(
+            &CertificateRequest {
+                report_hmac: hmac_key.authenticate(&contents),
+                test_type: ReportType::ConfirmedTest,
+                symptom_onset: None,
+            },
+            now,
+            3600,
+            &mut rng,
+        );
+        revision_request(
+            SignedUpload {
+                contents,
+                certificate,
+                hmac_key,
+            },
+            vec![1; token_len],
+        )
+    }
+}

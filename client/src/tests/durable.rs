@@ -437,3 +437,31 @@ fn checkpoint_write_cost_per_day() {
     assert!(status.checkpoint_bytes < 1024 * 1024, "{status:?}");
     assert!(store.flushes < 2 * 1440, "{}", store.flushes);
 }
+
+proptest::proptest! {
+    /// Whatever bytes a damaged folder holds in the kept state (report, checkpoint,
+    /// events, clock, revision basis), making a phone on it gives a phone or a typed
+    /// error, never a panic.
+    #[test]
+    fn damaged_kept_state_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+                                       which in 0usize..6) {
+        use crate::store::MetaKey;
+        let key = [
+            MetaKey::PendingReport,
+            MetaKey::OpenEncounters,
+            MetaKey::Events,
+            MetaKey::Clock,
+            MetaKey::Revision,
+            MetaKey::Paused,
+        ][which];
+        let mut store = MemoryStore::new();
+        store.set_meta(key, &bytes).unwrap();
+        let config = ClientConfig::new(SchemeKind::Pet).with_decoy_rate(0.0);
+        if let Ok(mut phone) = Phone::new(config, store, [1; 32]) {
+            let _ = phone.handle_timeout(start());
+            let _ = phone.status();
+            let _ = phone.can_revise();
+            let _ = phone.retry_report(start());
+        }
+    }
+}

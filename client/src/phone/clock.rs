@@ -145,3 +145,121 @@ impl<S: Store> Phone<S> {
         UnixTime(self.clock.trusted)
     }
 }
+
+/// The unix time of an HTTP `Date` header in the IMF-fixdate form every server sends
+/// (RFC 9110 §5.6.7: `Sun, 06 Nov 1994 08:49:37 GMT`), for
+/// [`Phone::confirm_time`]. `None` for anything else (the obsolete forms included).
+pub fn http_date(value: &str) -> Option<UnixTime> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let b = value.as_bytes();
+    if b.len() != 29 || &b[3..5] != b", " || &b[25..] != b" GMT" {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u64> {
+        let digits = value.get(range)?;
+        if !digits.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    };
+    let day = num(5..7)?;
+    let month = MONTHS.iter().position(|m| value.get(8..11) == Some(*m))? as u64 + 1;
+    let year = num(12..16)?;
+    let (hour, minute, second) = (num(17..19)?, num(20..22)?, num(23..25)?);
+    if b[7] != b' ' || b[11] != b' ' || b[16] != b' ' || b[19] != b':' || b[22] != b':' {
+        return None;
+    }
+    if !(1970..=9999).contains(&year)
+        || day == 0
+        || day > 31
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm), for years from 1970.
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    Some(UnixTime(days * 86_400 + hour * 3600 + minute * 60 + second))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::http_date;
+    use ephemera_proto::UnixTime;
+
+    #[test]
+    fn imf_fixdates_parse() {
+        assert_eq!(
+            http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(UnixTime(784_111_777))
+        );
+        assert_eq!(
+            http_date("Thu, 01 Jan 1970 00:00:00 GMT"),
+            Some(UnixTime(0))
+        );
+        assert_eq!(
+            http_date("Sat, 05 Dec 2026 18:25:41 GMT"),
+            Some(UnixTime(1_796_495_141))
+        );
+        assert_eq!(
+            http_date("Tue, 29 Feb 2028 12:00:00 GMT"),
+            Some(UnixTime(1_835_438_400))
+        );
+        for bad in [
+            "",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 06 Xyz 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 25:49:37 GMT",
+            "Sun, +6 Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(http_date(bad), None, "{bad}");
+        }
+    }
+
+    proptest! {
+        /// A `Date` header is outside bytes: any text parses or is refused, never panics.
+        #[test]
+        fn any_text_is_parsed_or_refused(text in ".{0,40}") {
+            let _ = http_date(&text);
+        }
+
+        /// Every second from 1970 to 2100 round-trips through its IMF-fixdate.
+        #[test]
+        fn round_trips(t in 0u64..4_102_444_800) {
+            let days = t / 86_400;
+            // Civil date from days (Hinnant), to format the header independently.
+            let z = days + 719_468;
+            let era = z / 146_097;
+            let doe = z - era * 146_097;
+            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+            let mp = (5 * doy + 2) / 153;
+            let d = doy - (153 * mp + 2) / 5 + 1;
+            let m = if mp < 10 { mp + 3 } else { mp - 9 };
+            let y = yoe + era * 400 + u64::from(m <= 2);
+            let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+            let s = t % 86_400;
+            let header = format!(
+                "Mon, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+                months[(m - 1) as usize], s / 3600, s / 60 % 60, s % 60
+            );
+            prop_assert_eq!(http_date(&header), Some(UnixTime(t)));
+        }
+    }
+}

@@ -19,6 +19,7 @@ use ephemera_proto::{DayNumber, IntervalNumber, SchemeKind, UnixTime};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
+pub use clock::http_date;
 pub use events::{EventRecord, MAX_KEPT_EVENTS};
 pub use ingest::{BatchIngest, ExportSummary, IngestSummary};
 pub use report::ReportPreview;

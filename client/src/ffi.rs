@@ -311,7 +311,10 @@ pub struct FfiAdvertisement {
 }
 
 /// A request to send to the node.
-#[derive(Clone, Debug, uniffi::Record)]
+///
+/// # Privacy
+/// A verify body holds the user's code: `Debug` prints its length only. Never log bodies.
+#[derive(Clone, uniffi::Record)]
 pub struct FfiRequest {
     /// Hand back with the answer.
     pub id: i64,
@@ -323,6 +326,17 @@ pub struct FfiRequest {
     pub content_type: Option<String>,
     /// Body bytes.
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for FfiRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FfiRequest")
+            .field("id", &self.id)
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 /// One day's exposure.
@@ -389,7 +403,10 @@ impl From<ReportError> for FfiReportFailure {
 }
 
 /// An event for the app.
-#[derive(Clone, Debug, uniffi::Enum)]
+///
+/// # Privacy
+/// `Debug` does not print the revision token (it lets its holder revise the report).
+#[derive(Clone, uniffi::Enum)]
 pub enum FfiEvent {
     /// Exposure found on a day (the summary covers the whole day).
     ExposureFound {
@@ -427,6 +444,40 @@ pub enum FfiEvent {
         /// English, for logs.
         message: String,
     },
+}
+
+impl std::fmt::Debug for FfiEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FfiEvent::ExposureFound { exposure } => f
+                .debug_struct("ExposureFound")
+                .field("exposure", exposure)
+                .finish(),
+            FfiEvent::ReportPending => f.write_str("ReportPending"),
+            FfiEvent::ReportRetrying {
+                attempt,
+                next_attempt,
+            } => f
+                .debug_struct("ReportRetrying")
+                .field("attempt", attempt)
+                .field("next_attempt", next_attempt)
+                .finish(),
+            FfiEvent::ReportUploaded { .. } => f.write_str("ReportUploaded { <redacted> }"),
+            FfiEvent::ReportFailed { reason } => f
+                .debug_struct("ReportFailed")
+                .field("reason", reason)
+                .finish(),
+            FfiEvent::SyncCompleted { cursor, batches } => f
+                .debug_struct("SyncCompleted")
+                .field("cursor", cursor)
+                .field("batches", batches)
+                .finish(),
+            FfiEvent::BatchRejected { message } => f
+                .debug_struct("BatchRejected")
+                .field("message", message)
+                .finish(),
+        }
+    }
 }
 
 impl From<PhoneEvent> for FfiEvent {
@@ -920,5 +971,42 @@ impl EphemeraPhone {
     /// as finished encounters).
     pub fn close_all_encounters(&self) -> Result<(), FfiError> {
         self.with(|p| p.close_all_encounters())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_bodies_or_revision_tokens() {
+        let request = FfiRequest {
+            id: 1,
+            method: "POST".into(),
+            path: "/v1/verify".into(),
+            content_type: None,
+            body: b"{\"code\":\"SECRET-CODE\"}".to_vec(),
+        };
+        assert!(!format!("{request:?}").contains("SECRET"));
+        let event = FfiEvent::ReportUploaded {
+            revision_token: "cafe1234".into(),
+        };
+        assert!(!format!("{event:?}").contains("cafe1234"));
+    }
+
+    #[test]
+    fn negative_and_out_of_range_values_are_typed_errors() {
+        assert!(matches!(time(-1), Err(FfiError::InvalidInput { .. })));
+        assert!(matches!(day(-5), Err(FfiError::InvalidInput { .. })));
+        let mut config = default_config(FfiScheme::Pet);
+        config.attenuation_weights = vec![1.0];
+        assert!(matches!(config.into_config(), Err(FfiError::Config { .. })));
+        let mut config = default_config(FfiScheme::Pet);
+        config.retention_days = -1;
+        assert!(matches!(config.into_config(), Err(FfiError::Config { .. })));
+        let mut config = default_config(FfiScheme::Gaen);
+        config.trusted_node_keys = vec!["zz".into()];
+        assert!(matches!(config.into_config(), Err(FfiError::Config { .. })));
+        assert!(default_config(FfiScheme::Gaen).into_config().is_ok());
     }
 }

@@ -72,11 +72,14 @@ fn day_of(key: &[u8]) -> Result<DayNumber, StoreError> {
 }
 
 /// Where a folder-backed store lives: `day-keys`, `generation` (the number of the current
-/// database, replaced atomically) and `db-<generation>/` (sled).
+/// database and the oldest day kept when it was made, `"<n> <day>"`, replaced atomically)
+/// and `db-<generation>/` (sled).
 #[derive(Debug, Clone)]
 struct Folder {
     path: PathBuf,
     generation: u64,
+    /// The oldest day kept when the current database was made by a compaction.
+    compacted: DayNumber,
 }
 
 const GENERATION_FILE: &str = "generation";
@@ -91,6 +94,17 @@ fn io_error(e: std::io::Error) -> StoreError {
     StoreError::Backend {
         message: e.to_string(),
     }
+}
+
+/// `"<generation> <oldest day kept>"` (or, as first written, `"<generation>"`).
+fn parse_generation(text: &str) -> Option<(u64, DayNumber)> {
+    let mut parts = text.split_ascii_whitespace();
+    let generation = parts.next()?.parse().ok()?;
+    let day = match parts.next() {
+        Some(day) => DayNumber(day.parse().ok()?),
+        None => DayNumber(0),
+    };
+    parts.next().is_none().then_some((generation, day))
 }
 
 fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
@@ -114,14 +128,18 @@ impl SledStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_owned();
         std::fs::create_dir_all(&path).map_err(io_error)?;
-        let generation = match std::fs::read_to_string(path.join(GENERATION_FILE)) {
-            Ok(text) => text.trim().parse().map_err(|_| StoreError::Corrupt {
+        let (generation, compacted) = match std::fs::read_to_string(path.join(GENERATION_FILE)) {
+            Ok(text) => parse_generation(&text).ok_or(StoreError::Corrupt {
                 what: "generation file",
             })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (0, DayNumber(0)),
             Err(e) => return Err(io_error(e)),
         };
-        let folder = Folder { path, generation };
+        let folder = Folder {
+            path,
+            generation,
+            compacted,
+        };
         let db = open_sled(&folder.db_path(generation))?;
         // Holding the current database's lock: any other `db-*` is what an interrupted
         // compaction left (a newer copy never made current, or an older one not removed).
@@ -167,10 +185,14 @@ impl SledStore {
     /// after each (daily) purge, so disk use levels off at the retention period. Crash-safe: the
     /// new database becomes current by an atomic rename of the generation file, and
     /// whichever copy is not current is removed at the next open.
-    fn compact(&mut self) -> Result<(), StoreError> {
+    fn compact(&mut self, oldest_kept: DayNumber) -> Result<(), StoreError> {
         let Some(folder) = self.folder.clone() else {
             return Ok(());
         };
+        if oldest_kept <= folder.compacted {
+            // Already compacted today (the phone purges at every start).
+            return Ok(());
+        }
         let next = folder.generation + 1;
         let next_path = folder.db_path(next);
         if next_path.exists() {
@@ -193,7 +215,8 @@ impl SledStore {
         let tmp = folder.path.join("generation.tmp");
         {
             let mut file = std::fs::File::create(&tmp).map_err(io_error)?;
-            std::io::Write::write_all(&mut file, next.to_string().as_bytes()).map_err(io_error)?;
+            let text = format!("{next} {}", oldest_kept.0);
+            std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io_error)?;
             file.sync_all().map_err(io_error)?;
         }
         std::fs::rename(&tmp, folder.path.join(GENERATION_FILE)).map_err(io_error)?;
@@ -211,6 +234,7 @@ impl SledStore {
         self.folder = Some(Folder {
             path: folder.path,
             generation: next,
+            compacted: oldest_kept,
         });
         std::fs::remove_dir_all(old_path).map_err(io_error)?;
         Ok(())
@@ -401,8 +425,8 @@ impl Store for SledStore {
         // The new seals are durable before the old keys are destroyed.
         self.db.flush().map_err(backend)?;
         self.keys().forget_before(oldest_kept)?;
-        // The phone purges once a day: the day's deleted and overwritten values go too.
-        self.compact()?;
+        // Once a day: the day's deleted and overwritten values go too.
+        self.compact(oldest_kept)?;
         Ok(counts)
     }
 

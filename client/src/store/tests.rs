@@ -146,3 +146,33 @@ fn own_key_debug_is_redacted() {
         "{shown}"
     );
 }
+
+#[test]
+fn a_folder_store_compacts_once_a_day_and_reopens_after_an_interrupted_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SledStore::open(dir.path()).unwrap();
+    store.put_encounter(&record(100, 1)).unwrap();
+    store.purge_before(DayNumber(90)).unwrap();
+    let generation = std::fs::read_to_string(dir.path().join("generation")).unwrap();
+    assert_eq!(generation, "1 90");
+    // The same day again (a restart): no second copy.
+    store.purge_before(DayNumber(90)).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("generation")).unwrap(),
+        "1 90"
+    );
+    drop(store);
+    // A compaction killed half-way left a newer copy that never became current.
+    std::fs::create_dir(dir.path().join("db-2")).unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    assert!(!dir.path().join("db-2").exists());
+    let mut n = 0;
+    store.for_each_encounter(&mut |_| n += 1).unwrap();
+    assert_eq!(n, 1);
+    drop(store);
+    std::fs::write(dir.path().join("generation"), "x").unwrap();
+    assert!(matches!(
+        SledStore::open(dir.path()),
+        Err(StoreError::Corrupt { .. })
+    ));
+}

@@ -535,7 +535,7 @@ pub struct FfiStatus {
     pub clock_jump_pending: bool,
     /// Inputs refused because the time went back.
     pub clock_refusals: i64,
-    /// When a sync round last completed (this phone object).
+    /// When a sync round last completed.
     pub last_sync: Option<i64>,
     /// The batch cursor.
     pub sync_cursor: i64,

@@ -30,7 +30,7 @@ use crate::config::ClientConfig;
 use crate::decoy::next_decoy;
 use crate::error::ClientError;
 use crate::request::{Method, Purpose, Request, RequestId, Response};
-use crate::store::{OwnKey, Store};
+use crate::store::{MetaKey, OwnKey, Store};
 
 use self::clock::{ClockState, Strictness};
 use self::events::EventQueue;
@@ -173,6 +173,10 @@ impl<S: Store> Phone<S> {
         let clock = ClockState::load(&store)?;
         let (open, scan) = sighting::load_checkpoint(&store)?;
         let paused = Self::load_paused(&store)?;
+        let last_sync = store
+            .meta(MetaKey::LastSync)?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(|b| UnixTime(u64::from_le_bytes(b)));
         Ok(Phone {
             config,
             store,
@@ -199,7 +203,7 @@ impl<S: Store> Phone<S> {
             checkpoint_dirty: false,
             checkpoints_written: 0,
             checkpoint_bytes: 0,
-            last_sync: None,
+            last_sync,
             last_error: None,
             paused,
         })

@@ -24,7 +24,7 @@ pub struct PhoneStatus {
     pub clock_refusals: u64,
     /// Node times that disagreed with the app's time since this phone object was made.
     pub clock_disagreements: u64,
-    /// When a sync round last completed (since this phone object was made).
+    /// When a sync round last completed (kept across restarts).
     pub last_sync: Option<UnixTime>,
     /// The batch cursor.
     pub sync_cursor: u64,

@@ -131,6 +131,8 @@ impl<S: Store> Phone<S> {
     fn sync_complete(&mut self, now: UnixTime) -> Result<(), ClientError> {
         self.sync.phase = Phase::Idle;
         self.last_sync = Some(now);
+        self.store
+            .set_meta(MetaKey::LastSync, &now.0.to_le_bytes())?;
         self.push_event(PhoneEvent::SyncCompleted {
             cursor: self.sync.cursor,
             batches: self.sync.ingested,

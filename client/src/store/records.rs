@@ -185,6 +185,8 @@ pub enum MetaKey {
     Revision,
     /// Tracing paused by the user (one byte, 1 = paused).
     Paused,
+    /// When the last sync round completed (u64 little-endian unix seconds).
+    LastSync,
 }
 
 impl MetaKey {
@@ -199,6 +201,7 @@ impl MetaKey {
             MetaKey::Clock => "clock",
             MetaKey::Revision => "revision",
             MetaKey::Paused => "paused",
+            MetaKey::LastSync => "last-sync",
         }
     }
 }

@@ -121,6 +121,10 @@ fn answers_are_not_lost_to_a_clock_going_back() {
         phone.poll_event(),
         Some(crate::PhoneEvent::SyncCompleted { .. })
     ));
+    // Taken at the latest time seen, and kept across a restart.
+    assert_eq!(phone.status().last_sync, Some(now));
+    let phone = Phone::new(config(SchemeKind::Pet), phone.into_store(), [2; 32]).unwrap();
+    assert_eq!(phone.status().last_sync, Some(now));
 }
 
 #[test]

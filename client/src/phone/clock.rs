@@ -72,9 +72,14 @@ impl<S: Store> Phone<S> {
             self.save_clock()?;
             return Ok(now);
         }
+        let max_jump = self.config.clock.max_forward_jump_seconds;
         if now.0 < clock.latest {
-            if clock.jump_pending && now.0 + tolerance >= clock.trusted {
-                // Back to the confirmed timeline: the jump was a mistake, now undone.
+            // Back near the confirmed timeline while a jump waits: the jump was a mistake,
+            // now undone (a small step back inside the jumped time undoes nothing).
+            if clock.jump_pending
+                && now.0 + tolerance >= clock.trusted
+                && now.0.saturating_sub(clock.trusted) <= max_jump
+            {
                 clock.latest = now.0.max(clock.trusted);
                 clock.jump_pending = false;
                 clock.trusted = clock.latest;
@@ -89,15 +94,16 @@ impl<S: Store> Phone<S> {
             return Ok(UnixTime(clock.latest));
         }
         let old_interval = UnixTime(clock.latest).interval();
+        let was_pending = clock.jump_pending;
         clock.latest = now.0;
         if !clock.jump_pending {
-            if now.0.saturating_sub(clock.trusted) > self.config.clock.max_forward_jump_seconds {
+            if now.0.saturating_sub(clock.trusted) > max_jump {
                 clock.jump_pending = true;
             } else {
                 clock.trusted = now.0;
             }
         }
-        if now.interval() != old_interval || clock.jump_pending {
+        if now.interval() != old_interval || clock.jump_pending != was_pending {
             self.save_clock()?;
         }
         Ok(now)

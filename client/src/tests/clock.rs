@@ -140,6 +140,9 @@ fn a_forward_jump_purges_nothing_until_confirmed() {
         phone.advertisement(jumped).unwrap();
         assert!(phone.status().clock_jump_pending);
         assert_eq!(encounters(phone.store()), met, "{scheme:?}: kept");
+        // A thread racing a few seconds back inside the jumped time confirms nothing.
+        phone.handle_timeout(jumped.minus_seconds(5)).unwrap();
+        assert!(phone.status().clock_jump_pending);
         // A node that disagrees does not confirm it.
         assert!(
             !phone

@@ -343,7 +343,7 @@ impl<S: Store> Phone<S> {
     /// # Errors
     /// [`ClientError::UnknownRequest`] for an id not in flight; batch, decode and store
     /// errors of what the answer triggers (report failures also come as
-    /// [`PhoneEvent::ReportFailed`]).
+    /// [`PhoneEvent::ReportFailed`](crate::PhoneEvent::ReportFailed)).
     pub fn handle_response(
         &mut self,
         now: UnixTime,
@@ -439,7 +439,7 @@ impl<S: Store> Phone<S> {
     /// # Errors
     /// [`ClientError::UnknownRequest`] for an id not in flight.
     /// A report step is not failed by this: it is retried with backoff
-    /// ([`PhoneEvent::ReportRetrying`]).
+    /// ([`PhoneEvent::ReportRetrying`](crate::PhoneEvent::ReportRetrying)).
     pub fn handle_failure(&mut self, now: UnixTime, id: RequestId) -> Result<(), ClientError> {
         let now = self.tick_lenient(now)?;
         match self.take_inflight(id)? {

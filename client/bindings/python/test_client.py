@@ -303,7 +303,7 @@ def test_delete_all_data_erases_the_folder(node):
         config = pet_config(node)
         folder = os.path.join(data, "bob")
         alice, bob = e.EphemeraPhone(config, None), e.EphemeraPhone(config, folder)
-        now = int(time.time())
+        now = (int(time.time()) // 600) * 600 + 5  # five minutes within one interval
         heard = alice.advertisement(now).full
         for i in range(5):
             bob.handle_sighting(now + 60 * i, alice.advertisement(now + 60 * i).full, -60, None)

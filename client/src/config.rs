@@ -27,6 +27,20 @@ pub struct EncounterConfig {
     /// `pet`: transmit power assumed when a sighting gives RSSI without a TX power (dBm).
     /// Default −8, a typical phone's calibrated BLE transmit power.
     pub assumed_tx_power: i8,
+    /// Sightings less than this many seconds after the first sighting of a scan belong to
+    /// the same scan instance. Default 20: a duty-cycled scan (GAEN: about 4 s every 3–5
+    /// min) delivers its results in one burst well within it.
+    pub scan_window_seconds: u32,
+    /// The app's own scan period (seconds between the starts of two scans): set it to
+    /// the cadence the app scans at. Each peer heard in a scan instance is credited the
+    /// time since the phone's previous scan instance, at most this (as GAEN's scan
+    /// instances are), so a contact is credited its duration at any cadence. Default 240,
+    /// GAEN's duty cycle (a 4 s scan about every 4 minutes); recommended 60–300.
+    pub scan_period_seconds: u32,
+    /// Seconds between two checkpoints of the open encounters to the store; a kill loses
+    /// at most this much contact time. Default 60, the shortest recommended scan period,
+    /// so a kill loses at most one scan period at any recommended cadence.
+    pub checkpoint_seconds: u32,
 }
 
 impl Default for EncounterConfig {
@@ -37,6 +51,9 @@ impl Default for EncounterConfig {
             max_open_encounters: 256,
             slice_groups: 64,
             assumed_tx_power: -8,
+            scan_window_seconds: 20,
+            scan_period_seconds: 240,
+            checkpoint_seconds: 60,
         }
     }
 }
@@ -52,6 +69,13 @@ pub struct ReportConfig {
     pub days_before_test: u32,
     /// Protocol limits the report must respect (counts, retention).
     pub limits: ReportLimits,
+    /// Seconds before the first retry of a verify or upload that got no definitive answer
+    /// (no network, a 5xx, a 429). Default 30; each further retry waits twice as long.
+    pub retry_initial_seconds: u64,
+    /// Longest wait between two retries. Default 3600: a phone that was offline for
+    /// hours still uploads within the hour it is back, well inside the certificate's
+    /// lifetime.
+    pub retry_max_seconds: u64,
 }
 
 impl Default for ReportConfig {
@@ -60,6 +84,33 @@ impl Default for ReportConfig {
             days_before_onset: 2,
             days_before_test: 2,
             limits: ReportLimits::default(),
+            retry_initial_seconds: 30,
+            retry_max_seconds: 3600,
+        }
+    }
+}
+
+/// The clock contract: how far times may go back or jump ahead. See the crate docs,
+/// "Time".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClockConfig {
+    /// A time earlier than the latest seen by at most this many seconds is taken as the
+    /// latest (threads racing to the lock); earlier than that is refused with
+    /// [`ClientError::ClockWentBack`](crate::ClientError::ClockWentBack). Default 60.
+    pub tolerance_seconds: u64,
+    /// A forward jump larger than this (seconds since the last confirmed time) is not
+    /// trusted for retention until confirmed (by a node's `Date` in
+    /// [`Phone::confirm_time`](crate::Phone::confirm_time)), or undone by the clock going
+    /// back to the confirmed timeline: nothing is purged on it meanwhile. Default 2 days: a phone off over a weekend
+    /// purges on its next sync, a clock set 20 days ahead purges nothing.
+    pub max_forward_jump_seconds: u64,
+}
+
+impl Default for ClockConfig {
+    fn default() -> Self {
+        ClockConfig {
+            tolerance_seconds: 60,
+            max_forward_jump_seconds: 2 * 86_400,
         }
     }
 }
@@ -117,6 +168,8 @@ pub struct ClientConfig {
     pub decoy: DecoyConfig,
     /// Sync.
     pub sync: SyncConfig,
+    /// The clock contract.
+    pub clock: ClockConfig,
     /// `gaen`: P-256 public keys (raw 65-byte points or DER SubjectPublicKeyInfo) of GAEN
     /// key servers whose `export.sig` this phone accepts. Default: none.
     pub gaen_export_keys: Vec<Vec<u8>>,
@@ -134,6 +187,7 @@ impl Default for ClientConfig {
             report: ReportConfig::default(),
             decoy: DecoyConfig::default(),
             sync: SyncConfig::default(),
+            clock: ClockConfig::default(),
             gaen_export_keys: Vec::new(),
         }
     }
@@ -211,6 +265,32 @@ impl ClientConfig {
         if !(self.decoy.rate_per_day.is_finite() && self.decoy.rate_per_day >= 0.0) {
             return Err(ConfigError::Field {
                 field: "decoy.rate_per_day",
+            });
+        }
+        if e.scan_window_seconds == 0 || e.scan_window_seconds >= e.scan_period_seconds {
+            return Err(ConfigError::Field {
+                field: "encounter.scan_window_seconds",
+            });
+        }
+        if e.scan_period_seconds > e.max_gap_seconds {
+            return Err(ConfigError::Field {
+                field: "encounter.scan_period_seconds",
+            });
+        }
+        if e.checkpoint_seconds == 0 {
+            return Err(ConfigError::Field {
+                field: "encounter.checkpoint_seconds",
+            });
+        }
+        let r = &self.report;
+        if r.retry_initial_seconds == 0 || r.retry_max_seconds < r.retry_initial_seconds {
+            return Err(ConfigError::Field {
+                field: "report.retry_*_seconds",
+            });
+        }
+        if self.clock.max_forward_jump_seconds < 3600 {
+            return Err(ConfigError::Field {
+                field: "clock.max_forward_jump_seconds",
             });
         }
         if self.sync.interval_seconds < 60 {

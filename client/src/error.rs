@@ -46,6 +46,11 @@ pub enum StoreError {
         /// What kind of value.
         what: &'static str,
     },
+    /// Another phone object (in this or another process) has the folder open. One folder
+    /// holds one phone: keep one phone object per folder for the life of the process, and
+    /// drop it before opening the folder again.
+    #[error("the data folder is in use by another phone object")]
+    InUse,
 }
 
 /// Why a report could not be built or sent.
@@ -80,9 +85,33 @@ pub enum ReportError {
     /// The certificate did not decode or does not certify this report.
     #[error("the certificate received does not certify this report")]
     BadCertificate,
-    /// The request could not be delivered.
+    /// The request could not be delivered. Not final: the phone retries with backoff.
     #[error("the request could not be delivered")]
     Transport,
+    /// The certificate expired before the node accepted the upload (it was retried for
+    /// longer than the certificate lives): the user needs a new code.
+    #[error("the certificate expired before the upload was accepted")]
+    CertificateExpired,
+    /// There is no report to retry or revise.
+    #[error("no report to retry or revise")]
+    NoReport,
+}
+
+impl ReportError {
+    /// A stable kebab-case code for apps (never English to parse): one per variant.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReportError::NothingToReport => "nothing-to-report",
+            ReportError::InProgress => "report-in-progress",
+            ReportError::Invalid(_) => "report-invalid",
+            ReportError::Refused { .. } => "code-refused",
+            ReportError::UploadRefused { .. } => "upload-refused",
+            ReportError::BadCertificate => "bad-certificate",
+            ReportError::Transport => "transport",
+            ReportError::CertificateExpired => "certificate-expired",
+            ReportError::NoReport => "no-report",
+        }
+    }
 }
 
 /// Anything the client core can fail with.
@@ -119,4 +148,40 @@ pub enum ClientError {
     /// A heard payload is not one of the configured scheme's payloads.
     #[error("heard payload is not a payload of this phone's scheme")]
     ForeignPayload,
+    /// The time given is earlier than a time already seen (by more than the tolerance), or
+    /// earlier than the interval of the last broadcast after a restart. Nothing was done:
+    /// the phone never acts on a past time (it would re-broadcast a past key). Fix the
+    /// clock, or call again with the current time.
+    #[error("the time went back by {seconds} s")]
+    ClockWentBack {
+        /// How far back (seconds).
+        seconds: u64,
+    },
+    /// Tracing is paused ([`Phone::set_paused`](crate::Phone::set_paused)): nothing to
+    /// broadcast.
+    #[error("tracing is paused")]
+    Paused,
+}
+
+impl ClientError {
+    /// A stable kebab-case code for apps, one per kind of failure (the bindings expose it
+    /// as an enum): apps branch on it, never on the English message.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ClientError::Config(_) => "config",
+            ClientError::Store(StoreError::InUse) => "folder-in-use",
+            ClientError::Store(StoreError::Corrupt { .. }) => "store-corrupt",
+            ClientError::Store(_) => "store",
+            ClientError::Batch(_) => "batch-rejected",
+            ClientError::Export(_) => "export-rejected",
+            ClientError::NoExportKey => "no-export-key",
+            ClientError::Decode(_) => "malformed-response",
+            ClientError::Report(e) => e.code(),
+            ClientError::UnknownRequest => "unknown-request",
+            ClientError::BatchIdMismatch => "batch-id-mismatch",
+            ClientError::ForeignPayload => "foreign-payload",
+            ClientError::ClockWentBack { .. } => "clock-went-back",
+            ClientError::Paused => "paused",
+        }
+    }
 }

@@ -8,17 +8,29 @@
 //!
 //! # Time and randomness
 //! Every method takes the current time as unix seconds from the app, so apps and tests
-//! control it. Each phone's RNG seed comes from the OS (`getrandom`), which is the only
-//! place production randomness enters.
+//! control it (see the clock contract in `docs/MOBILE.md`). Each phone's RNG seed comes
+//! from the OS (`getrandom`), which is the only place production randomness enters.
+//!
+//! # Integer types
+//! Signed types throughout (`Long`/`Int` in Kotlin, `Int64`/`Int32` in Swift): times,
+//! ids, days and counts are far from the signed limits, and a negative value where none
+//! makes sense is refused with [`FfiError::InvalidInput`].
+//!
+//! # Threads and lifetime
+//! An [`EphemeraPhone`] is `Send + Sync` (one mutex inside): call it from any thread.
+//! One folder holds one phone: make one `EphemeraPhone` per folder for the life of the
+//! process (a second one on the same folder, here or in another process, gets
+//! [`FfiError::FolderInUse`]); [`EphemeraPhone::close`] releases the folder at once.
 #![allow(missing_docs, unreachable_pub)]
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ephemera_proto::auth::UploadCode;
 use ephemera_proto::signing::Ed25519PublicKey;
 use ephemera_proto::{DayNumber, SchemeKind, UnixTime};
 
-use crate::error::StoreError;
+use crate::error::{ReportError, StoreError};
 use crate::risk::{DailyExposure, ExposureWindow};
 use crate::store::{
     EncounterRecord, MemoryStore, MetaKey, OwnKey, PurgeCounts, SledStore, Store, WindowId,
@@ -27,29 +39,105 @@ use crate::{ClientConfig, ClientError, Phone, PhoneEvent, RequestId, Response, S
 
 uniffi::setup_scaffolding!("ephemera");
 
-/// Errors across the boundary, flattened to a message.
+/// Errors across the boundary: one variant per kind an app acts on; `message` is English
+/// for logs only (never parse it).
 #[derive(Debug, thiserror::Error, uniffi::Error)]
-#[uniffi(flat_error)]
 pub enum FfiError {
-    /// The configuration is invalid (bad key hex, bad value).
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    /// An argument is malformed (a code, a payload).
-    #[error("invalid input: {0}")]
-    InvalidInput(String),
-    /// The core refused or failed.
-    #[error("{0}")]
-    Client(String),
+    /// The configuration is invalid (bad key hex, value out of range, another scheme).
+    #[error("invalid configuration: {message}")]
+    Config { message: String },
+    /// An argument is malformed (a code, a payload of another scheme, a negative time).
+    #[error("invalid input: {message}")]
+    InvalidInput { message: String },
+    /// The time given is earlier than one already seen: nothing was done. Call again
+    /// with the current time once the clock is right.
+    #[error("the time went back by {seconds} s")]
+    ClockWentBack { seconds: i64 },
+    /// Another phone object has this folder open (in this or another process).
+    #[error("the data folder is in use by another phone object")]
+    FolderInUse,
+    /// The phone was closed (`close` or `delete_all_data` failed half-way): make a new one.
+    #[error("this phone object is closed")]
+    Closed,
+    /// Tracing is paused: nothing to broadcast.
+    #[error("tracing is paused")]
+    Paused,
+    /// A report is already on its way.
+    #[error("a report is already in progress")]
+    ReportInProgress,
+    /// Nothing to report in the infectious window.
+    #[error("nothing to report in the infectious window")]
+    NothingToReport,
+    /// No report to retry or revise.
+    #[error("no report to retry or revise")]
+    NoReport,
+    /// A batch or export file failed to decode or verify (untrusted node, tampered).
+    #[error("rejected: {message}")]
+    Rejected { message: String },
+    /// The answer names a request this phone is not waiting for.
+    #[error("no request with this id is in flight")]
+    UnknownRequest,
+    /// The data folder failed (I/O, corruption).
+    #[error("storage: {message}")]
+    Storage { message: String },
+    /// Anything else, with its stable kebab-case code.
+    #[error("{code}: {message}")]
+    Other { code: String, message: String },
 }
 
 impl From<ClientError> for FfiError {
     fn from(e: ClientError) -> Self {
+        let message = e.to_string();
         match e {
-            ClientError::ForeignPayload => FfiError::InvalidInput(e.to_string()),
-            ClientError::Config(_) => FfiError::Config(e.to_string()),
-            other => FfiError::Client(other.to_string()),
+            ClientError::Config(_) => FfiError::Config { message },
+            ClientError::ForeignPayload => FfiError::InvalidInput { message },
+            ClientError::ClockWentBack { seconds } => FfiError::ClockWentBack {
+                seconds: i64::try_from(seconds).unwrap_or(i64::MAX),
+            },
+            ClientError::Store(StoreError::InUse) => FfiError::FolderInUse,
+            ClientError::Store(_) => FfiError::Storage { message },
+            ClientError::Paused => FfiError::Paused,
+            ClientError::Report(ReportError::InProgress) => FfiError::ReportInProgress,
+            ClientError::Report(ReportError::NothingToReport) => FfiError::NothingToReport,
+            ClientError::Report(ReportError::NoReport) => FfiError::NoReport,
+            ClientError::Batch(_)
+            | ClientError::Export(_)
+            | ClientError::NoExportKey
+            | ClientError::BatchIdMismatch => FfiError::Rejected { message },
+            ClientError::UnknownRequest => FfiError::UnknownRequest,
+            other => FfiError::Other {
+                code: other.code().to_owned(),
+                message,
+            },
         }
     }
+}
+
+fn invalid(message: &str) -> FfiError {
+    FfiError::InvalidInput {
+        message: message.to_owned(),
+    }
+}
+
+/// Unix seconds from the app: never negative.
+fn time(now: i64) -> Result<UnixTime, FfiError> {
+    u64::try_from(now)
+        .map(UnixTime)
+        .map_err(|_| invalid("a time is unix seconds, never negative"))
+}
+
+fn day(d: i32) -> Result<DayNumber, FfiError> {
+    u32::try_from(d)
+        .map(DayNumber)
+        .map_err(|_| invalid("a day number is never negative"))
+}
+
+fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn int(v: impl TryInto<i32>) -> i32 {
+    v.try_into().unwrap_or(i32::MAX)
 }
 
 /// The token scheme.
@@ -61,39 +149,116 @@ pub enum FfiScheme {
     Pet,
 }
 
-/// What the app configures; everything else keeps [`ClientConfig::default`].
+/// What the app configures. Start from [`default_config`]; an authority may publish new
+/// risk and cadence values that the app applies with [`EphemeraPhone::update_config`],
+/// without an app release.
 #[derive(Clone, Debug, uniffi::Record)]
 pub struct FfiConfig {
-    /// The scheme.
+    /// The scheme (fixed for a phone's life).
     pub scheme: FfiScheme,
-    /// Hex Ed25519 public keys of the nodes whose batches are trusted.
+    /// Hex Ed25519 public keys of the nodes whose batches are trusted: the node's
+    /// `batch_public_key` from `GET /v1/authority` (not the authority key).
     pub trusted_node_keys: Vec<String>,
+    /// `gaen`: P-256 public keys (raw point or DER SPKI) of key servers whose GAEN export
+    /// files are accepted (`GET /v1/authority/export-key.pem`, base64 body decoded).
+    pub gaen_export_keys: Vec<Vec<u8>>,
     /// Retention in days (14).
-    pub retention_days: u32,
+    pub retention_days: i32,
     /// Mean decoys a day (0.1); 0 turns them off.
     pub decoy_rate_per_day: f64,
     /// GAEN transmit power announced in the metadata (dBm).
     pub tx_power: i8,
+    /// Seconds between scheduled syncs (14,400).
+    pub sync_interval_seconds: i64,
+    /// Sightings within this many seconds of a scan's first one form one scan (20).
+    pub scan_window_seconds: i32,
+    /// The app's scan period: each scan credits at most this (240; set your cadence).
+    pub scan_period_seconds: i32,
+    /// Longest time credited between two scans (300).
+    pub max_gap_seconds: i32,
+    /// Open encounters are checkpointed at most this often (60).
+    pub checkpoint_seconds: i32,
+    /// `pet`: least credited seconds for an encounter to be kept (120).
+    pub min_pet_encounter_seconds: i32,
+    /// First report retry after this many seconds, doubling (30).
+    pub retry_initial_seconds: i64,
+    /// Longest wait between report retries (3,600).
+    pub retry_max_seconds: i64,
+    /// A forward clock jump beyond this is not trusted for retention until confirmed
+    /// (172,800).
+    pub max_forward_jump_seconds: i64,
+    /// Risk: upper bounds (dB) of the immediate, near and medium buckets (56, 62, 73).
+    pub attenuation_thresholds_db: Vec<i32>,
+    /// Risk: weights of the immediate, near, medium and other buckets (1.5, 1.0, 0.4, 0).
+    pub attenuation_weights: Vec<f64>,
+    /// Risk: weight of a `confirmed` report (1.0).
+    pub confirmed_test_weight: f64,
+    /// Risk: weight of a `likely` (clinical diagnosis) report (0: only `confirmed`
+    /// reports produce risk by default).
+    pub clinical_diagnosis_weight: f64,
+    /// Risk: a window counts from this many weighted seconds (300).
+    pub minimum_window_score: f64,
+    /// Risk: a day is high risk from this many weighted seconds (900).
+    pub minimum_daily_score: f64,
 }
 
 impl FfiConfig {
     fn into_config(self) -> Result<ClientConfig, FfiError> {
+        let bad = |field: &str| FfiError::Config {
+            message: format!("bad `{field}`"),
+        };
         let scheme = match self.scheme {
             FfiScheme::Gaen => SchemeKind::Gaen,
             FfiScheme::Pet => SchemeKind::Pet,
         };
+        let u32_of = |v: i32, field: &str| u32::try_from(v).map_err(|_| bad(field));
+        let u64_of = |v: i64, field: &str| u64::try_from(v).map_err(|_| bad(field));
         let mut config = ClientConfig::new(scheme)
-            .with_retention_days(self.retention_days)
+            .with_retention_days(u32_of(self.retention_days, "retention_days")?)
             .with_decoy_rate(self.decoy_rate_per_day);
         config.tx_power = self.tx_power;
         for hex in &self.trusted_node_keys {
-            let key = Ed25519PublicKey::from_hex(hex)
-                .ok_or_else(|| FfiError::Config("a node key is 64 hex characters".into()))?;
+            let key = Ed25519PublicKey::from_hex(hex).ok_or_else(|| FfiError::Config {
+                message: "a node key is 64 hex characters".into(),
+            })?;
             config.trusted_nodes.insert(key);
         }
-        config
-            .validate()
-            .map_err(|e| FfiError::Config(e.to_string()))?;
+        config.gaen_export_keys = self.gaen_export_keys;
+        config.sync.interval_seconds = u64_of(self.sync_interval_seconds, "sync_interval_seconds")?;
+        config.encounter.scan_window_seconds =
+            u32_of(self.scan_window_seconds, "scan_window_seconds")?;
+        config.encounter.scan_period_seconds =
+            u32_of(self.scan_period_seconds, "scan_period_seconds")?;
+        config.encounter.max_gap_seconds = u32_of(self.max_gap_seconds, "max_gap_seconds")?;
+        config.encounter.checkpoint_seconds =
+            u32_of(self.checkpoint_seconds, "checkpoint_seconds")?;
+        config.encounter.min_pet_encounter_seconds =
+            u32_of(self.min_pet_encounter_seconds, "min_pet_encounter_seconds")?;
+        config.report.retry_initial_seconds =
+            u64_of(self.retry_initial_seconds, "retry_initial_seconds")?;
+        config.report.retry_max_seconds = u64_of(self.retry_max_seconds, "retry_max_seconds")?;
+        config.clock.max_forward_jump_seconds =
+            u64_of(self.max_forward_jump_seconds, "max_forward_jump_seconds")?;
+        let thresholds: Vec<u8> = self
+            .attenuation_thresholds_db
+            .iter()
+            .map(|t| u8::try_from(*t).map_err(|_| bad("attenuation_thresholds_db")))
+            .collect::<Result<_, _>>()?;
+        config.risk.attenuation_thresholds_db = thresholds
+            .try_into()
+            .map_err(|_| bad("attenuation_thresholds_db (3 values)"))?;
+        config.risk.attenuation_weights = self
+            .attenuation_weights
+            .try_into()
+            .map_err(|_| bad("attenuation_weights (4 values)"))?;
+        config.risk.report_type_weights.confirmed_test = self.confirmed_test_weight;
+        config.risk.report_type_weights.confirmed_clinical_diagnosis =
+            self.clinical_diagnosis_weight;
+        config.risk.minimum_window_score = self.minimum_window_score;
+        config.risk.minimum_daily_score = self.minimum_daily_score;
+        config.validate().map_err(|e| FfiError::Config {
+            message: e.to_string(),
+        })?;
         Ok(config)
     }
 }
@@ -101,13 +266,34 @@ impl FfiConfig {
 /// The default configuration for `scheme`, with no trusted node.
 #[uniffi::export]
 pub fn default_config(scheme: FfiScheme) -> FfiConfig {
-    let defaults = ClientConfig::default();
+    let d = ClientConfig::default();
     FfiConfig {
         scheme,
         trusted_node_keys: Vec::new(),
-        retention_days: defaults.retention_days,
-        decoy_rate_per_day: defaults.decoy.rate_per_day,
-        tx_power: defaults.tx_power,
+        gaen_export_keys: Vec::new(),
+        retention_days: int(d.retention_days),
+        decoy_rate_per_day: d.decoy.rate_per_day,
+        tx_power: d.tx_power,
+        sync_interval_seconds: signed(d.sync.interval_seconds),
+        scan_window_seconds: int(d.encounter.scan_window_seconds),
+        scan_period_seconds: int(d.encounter.scan_period_seconds),
+        max_gap_seconds: int(d.encounter.max_gap_seconds),
+        checkpoint_seconds: int(d.encounter.checkpoint_seconds),
+        min_pet_encounter_seconds: int(d.encounter.min_pet_encounter_seconds),
+        retry_initial_seconds: signed(d.report.retry_initial_seconds),
+        retry_max_seconds: signed(d.report.retry_max_seconds),
+        max_forward_jump_seconds: signed(d.clock.max_forward_jump_seconds),
+        attenuation_thresholds_db: d
+            .risk
+            .attenuation_thresholds_db
+            .iter()
+            .map(|t| i32::from(*t))
+            .collect(),
+        attenuation_weights: d.risk.attenuation_weights.to_vec(),
+        confirmed_test_weight: d.risk.report_type_weights.confirmed_test,
+        clinical_diagnosis_weight: d.risk.report_type_weights.confirmed_clinical_diagnosis,
+        minimum_window_score: d.risk.minimum_window_score,
+        minimum_daily_score: d.risk.minimum_daily_score,
     }
 }
 
@@ -115,20 +301,23 @@ pub fn default_config(scheme: FfiScheme) -> FfiConfig {
 #[derive(Clone, Debug, uniffi::Record)]
 pub struct FfiAdvertisement {
     /// The interval number.
-    pub interval: u32,
+    pub interval: i64,
     /// Legacy advertisement payload (GAEN 20 bytes or the next 16-byte `pet` slice).
     pub legacy: Vec<u8>,
     /// Extended advertising / GATT payload (GAEN 20 bytes or the 32-byte `pet` key).
     pub full: Vec<u8>,
     /// Unix seconds when it must rotate.
-    pub valid_until: u64,
+    pub valid_until: i64,
 }
 
 /// A request to send to the node.
-#[derive(Clone, Debug, uniffi::Record)]
+///
+/// # Privacy
+/// A verify body holds the user's code: `Debug` prints its length only. Never log bodies.
+#[derive(Clone, uniffi::Record)]
 pub struct FfiRequest {
     /// Hand back with the answer.
-    pub id: u64,
+    pub id: i64,
     /// `GET` or `POST`.
     pub method: String,
     /// Path and query below the node's base URL.
@@ -139,15 +328,26 @@ pub struct FfiRequest {
     pub body: Vec<u8>,
 }
 
+impl std::fmt::Debug for FfiRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FfiRequest")
+            .field("id", &self.id)
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
 /// One day's exposure.
 #[derive(Clone, Debug, uniffi::Record)]
 pub struct FfiExposure {
     /// UTC day number (unix seconds / 86400).
-    pub day: u32,
+    pub day: i32,
     /// Seconds per attenuation bucket: immediate, near, medium, other.
-    pub seconds_per_bucket: Vec<u32>,
+    pub seconds_per_bucket: Vec<i32>,
     /// Minutes per bucket, rounded down.
-    pub minutes_per_bucket: Vec<u32>,
+    pub minutes_per_bucket: Vec<i32>,
     /// Weighted seconds.
     pub score: f64,
     /// Whether the day reached the risk threshold.
@@ -157,45 +357,219 @@ pub struct FfiExposure {
 impl From<DailyExposure> for FfiExposure {
     fn from(d: DailyExposure) -> Self {
         FfiExposure {
-            day: d.day.0,
-            seconds_per_bucket: d.seconds_per_bucket.to_vec(),
-            minutes_per_bucket: d.minutes_per_bucket().to_vec(),
+            day: int(d.day.0),
+            seconds_per_bucket: d.seconds_per_bucket.iter().map(|s| int(*s)).collect(),
+            minutes_per_bucket: d.minutes_per_bucket().iter().map(|m| int(*m)).collect(),
             score: d.score,
             high_risk: d.high_risk,
         }
     }
 }
 
+/// Why a report failed for good.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum FfiReportFailure {
+    /// The authority refused the code (`http_status`, the node's error code such as
+    /// `invalid-code`): the user needs a new code.
+    CodeRefused { http_status: i32, node_code: String },
+    /// The node refused the upload (`http_status`, the node's error code).
+    UploadRefused { http_status: i32, node_code: String },
+    /// The certificate received does not certify this report.
+    BadCertificate,
+    /// The certificate expired before the upload was accepted: a new code is needed.
+    CertificateExpired,
+    /// Another reason, by its stable code.
+    Other { code: String },
+}
+
+impl From<ReportError> for FfiReportFailure {
+    fn from(e: ReportError) -> Self {
+        match e {
+            ReportError::Refused { status, code } => FfiReportFailure::CodeRefused {
+                http_status: i32::from(status),
+                node_code: code,
+            },
+            ReportError::UploadRefused { status, code } => FfiReportFailure::UploadRefused {
+                http_status: i32::from(status),
+                node_code: code,
+            },
+            ReportError::BadCertificate => FfiReportFailure::BadCertificate,
+            ReportError::CertificateExpired => FfiReportFailure::CertificateExpired,
+            other => FfiReportFailure::Other {
+                code: other.code().to_owned(),
+            },
+        }
+    }
+}
+
 /// An event for the app.
-#[derive(Clone, Debug, uniffi::Enum)]
+///
+/// # Privacy
+/// `Debug` does not print the revision token (it lets its holder revise the report).
+#[derive(Clone, uniffi::Enum)]
 pub enum FfiEvent {
-    /// Exposure found on a day.
+    /// Exposure found on a day (the summary covers the whole day).
     ExposureFound {
         /// The day's exposure.
         exposure: FfiExposure,
     },
-    /// The report was uploaded.
+    /// The report is kept on the phone and on its way.
+    ReportPending,
+    /// A report step got no definitive answer; it is sent again at `next_attempt`.
+    ReportRetrying {
+        /// Sends of the step so far.
+        attempt: i32,
+        /// Unix seconds of the next send.
+        next_attempt: i64,
+    },
+    /// The node acknowledged the report.
     ReportUploaded {
-        /// Revision token (hex).
+        /// Revision token (hex), kept by the phone for `start_revision`.
         revision_token: String,
     },
-    /// The report failed.
+    /// The report failed for good.
     ReportFailed {
         /// Why.
-        reason: String,
+        reason: FfiReportFailure,
     },
     /// A sync round ended.
     SyncCompleted {
         /// Cursor now.
-        cursor: u64,
+        cursor: i64,
         /// Batches ingested.
-        batches: u32,
+        batches: i32,
     },
-    /// A batch was refused.
+    /// A batch was refused (the next sync retries it).
     BatchRejected {
-        /// Why.
-        reason: String,
+        /// English, for logs.
+        message: String,
     },
+}
+
+impl std::fmt::Debug for FfiEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FfiEvent::ExposureFound { exposure } => f
+                .debug_struct("ExposureFound")
+                .field("exposure", exposure)
+                .finish(),
+            FfiEvent::ReportPending => f.write_str("ReportPending"),
+            FfiEvent::ReportRetrying {
+                attempt,
+                next_attempt,
+            } => f
+                .debug_struct("ReportRetrying")
+                .field("attempt", attempt)
+                .field("next_attempt", next_attempt)
+                .finish(),
+            FfiEvent::ReportUploaded { .. } => f.write_str("ReportUploaded { <redacted> }"),
+            FfiEvent::ReportFailed { reason } => f
+                .debug_struct("ReportFailed")
+                .field("reason", reason)
+                .finish(),
+            FfiEvent::SyncCompleted { cursor, batches } => f
+                .debug_struct("SyncCompleted")
+                .field("cursor", cursor)
+                .field("batches", batches)
+                .finish(),
+            FfiEvent::BatchRejected { message } => f
+                .debug_struct("BatchRejected")
+                .field("message", message)
+                .finish(),
+        }
+    }
+}
+
+impl From<PhoneEvent> for FfiEvent {
+    fn from(e: PhoneEvent) -> Self {
+        match e {
+            PhoneEvent::ExposureFound(d) => FfiEvent::ExposureFound { exposure: d.into() },
+            PhoneEvent::ReportPending => FfiEvent::ReportPending,
+            PhoneEvent::ReportRetrying {
+                attempt,
+                next_attempt,
+            } => FfiEvent::ReportRetrying {
+                attempt: int(attempt),
+                next_attempt: signed(next_attempt.0),
+            },
+            PhoneEvent::ReportUploaded { revision_token } => {
+                FfiEvent::ReportUploaded { revision_token }
+            }
+            PhoneEvent::ReportFailed(reason) => FfiEvent::ReportFailed {
+                reason: reason.into(),
+            },
+            PhoneEvent::SyncCompleted { cursor, batches } => FfiEvent::SyncCompleted {
+                cursor: signed(cursor),
+                batches: int(batches),
+            },
+            PhoneEvent::BatchRejected(e) => FfiEvent::BatchRejected {
+                message: e.to_string(),
+            },
+            // `PhoneEvent` is non-exhaustive; a future kind shows as a rejected batch's
+            // neighbour rather than vanishing.
+            #[allow(unreachable_patterns)]
+            other => FfiEvent::BatchRejected {
+                message: format!("{other:?}"),
+            },
+        }
+    }
+}
+
+/// An event with the id to acknowledge it by.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct FfiEventRecord {
+    /// Pass to `acknowledge_event` once acted on.
+    pub id: i64,
+    /// The event.
+    pub event: FfiEvent,
+}
+
+/// Where the phone stands.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct FfiStatus {
+    /// Tracing on (not paused).
+    pub tracing: bool,
+    /// The latest time given (unix seconds), if any.
+    pub latest_time: Option<i64>,
+    /// A forward clock jump waits for confirmation (nothing is purged meanwhile).
+    pub clock_jump_pending: bool,
+    /// Inputs refused because the time went back.
+    pub clock_refusals: i64,
+    /// When a sync round last completed.
+    pub last_sync: Option<i64>,
+    /// The batch cursor.
+    pub sync_cursor: i64,
+    /// A report is on its way.
+    pub report_pending: bool,
+    /// The pending report has its certificate (the code is spent).
+    pub report_certified: bool,
+    /// Sends of the pending report's current step.
+    pub report_attempts: i32,
+    /// When the pending report is sent next, if it waits.
+    pub report_next_attempt: Option<i64>,
+    /// The last accepted upload can be revised.
+    pub can_revise: bool,
+    /// Peers heard now.
+    pub open_encounters: i32,
+    /// Encounters kept (closed).
+    pub stored_encounters: i32,
+    /// Events kept until acknowledged.
+    pub unacknowledged_events: i32,
+    /// Stable code of the last error (`transport`, `clock-went-back`, …).
+    pub last_error: Option<String>,
+    /// Open-encounter checkpoints written by this phone object.
+    pub checkpoints_written: i64,
+    /// Their bytes.
+    pub checkpoint_bytes: i64,
+}
+
+/// What importing one GAEN export file did.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct FfiExportSummary {
+    /// Keys in the file.
+    pub keys: i32,
+    /// Exposure windows newly found.
+    pub new_windows: i32,
 }
 
 /// A store chosen at run time: sled in a folder, or memory.
@@ -251,8 +625,17 @@ impl Store for AnyStore {
     fn meta(&self, key: MetaKey) -> Result<Option<Vec<u8>>, StoreError> {
         delegate!(self, s => s.meta(key))
     }
+    fn remove_meta(&mut self, key: MetaKey) -> Result<(), StoreError> {
+        delegate!(self, s => s.remove_meta(key))
+    }
+    fn erase_all(&mut self) -> Result<(), StoreError> {
+        delegate!(self, s => s.erase_all())
+    }
     fn purge_before(&mut self, oldest_kept: DayNumber) -> Result<PurgeCounts, StoreError> {
         delegate!(self, s => s.purge_before(oldest_kept))
+    }
+    fn set_today(&mut self, today: DayNumber) {
+        delegate!(self, s => s.set_today(today))
     }
     fn flush(&mut self) -> Result<(), StoreError> {
         delegate!(self, s => s.flush())
@@ -262,314 +645,368 @@ impl Store for AnyStore {
 /// A phone for the app: every method takes `now` as unix seconds.
 #[derive(Debug, uniffi::Object)]
 pub struct EphemeraPhone {
-    inner: Mutex<Phone<AnyStore>>,
+    inner: Mutex<Option<Phone<AnyStore>>>,
+    config: Mutex<ClientConfig>,
+    data_dir: Option<PathBuf>,
+}
+
+fn open_store(data_dir: Option<&PathBuf>) -> Result<AnyStore, FfiError> {
+    Ok(match data_dir {
+        Some(dir) => AnyStore::Sled(SledStore::open(dir).map_err(ClientError::from)?),
+        None => AnyStore::Memory(MemoryStore::new()),
+    })
+}
+
+fn new_phone(config: ClientConfig, store: AnyStore) -> Result<Phone<AnyStore>, FfiError> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|_| FfiError::Other {
+        code: "no-randomness".into(),
+        message: "the OS gave no randomness".into(),
+    })?;
+    Ok(Phone::new(config, store, seed)?)
 }
 
 impl EphemeraPhone {
-    fn phone(&self) -> MutexGuard<'_, Phone<AnyStore>> {
+    fn lock(&self) -> MutexGuard<'_, Option<Phone<AnyStore>>> {
         // A panic while holding the lock leaves the phone as it was at the last input.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the phone, unless it is closed.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Phone<AnyStore>) -> Result<T, ClientError>,
+    ) -> Result<T, FfiError> {
+        let mut guard = self.lock();
+        let phone = guard.as_mut().ok_or(FfiError::Closed)?;
+        Ok(f(phone)?)
     }
 }
 
 #[uniffi::export]
 impl EphemeraPhone {
-    /// A phone keeping its state in sled under `data_dir`, or in memory when `None`.
+    /// A phone keeping its state in `data_dir` (created if missing), or in memory when
+    /// `None`. A phone made again on the same folder resumes everything: keys, open
+    /// encounters, the report on its way (retried), unacknowledged events.
     #[uniffi::constructor]
     pub fn new(config: FfiConfig, data_dir: Option<String>) -> Result<Arc<Self>, FfiError> {
         let config = config.into_config()?;
-        let store = match data_dir {
-            Some(dir) => {
-                AnyStore::Sled(SledStore::open(dir).map_err(|e| FfiError::Client(e.to_string()))?)
-            }
-            None => AnyStore::Memory(MemoryStore::new()),
-        };
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed)
-            .map_err(|_| FfiError::Client("the OS gave no randomness".into()))?;
-        let phone = Phone::new(config, store, seed)?;
+        let data_dir = data_dir.map(PathBuf::from);
+        let store = open_store(data_dir.as_ref())?;
+        let phone = new_phone(config.clone(), store)?;
         Ok(Arc::new(EphemeraPhone {
-            inner: Mutex::new(phone),
+            inner: Mutex::new(Some(phone)),
+            config: Mutex::new(config),
+            data_dir,
         }))
     }
 
+    /// Releases the data folder now (every later call gets `Closed`). Dropping the object
+    /// does the same, when the runtime collects it.
+    pub fn close(&self) {
+        self.lock().take();
+    }
+
+    /// Forgets everything and erases it from the disk: the store is emptied, closed, its
+    /// folder deleted and made again empty, and the phone goes on as a new one.
+    pub fn delete_all_data(&self) -> Result<(), FfiError> {
+        let mut guard = self.lock();
+        let mut phone = guard.take().ok_or(FfiError::Closed)?;
+        phone.erase_all_data()?;
+        drop(phone);
+        if let Some(dir) = &self.data_dir {
+            std::fs::remove_dir_all(dir).map_err(|e| FfiError::Storage {
+                message: e.to_string(),
+            })?;
+        }
+        let config = self
+            .config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let store = open_store(self.data_dir.as_ref())?;
+        *guard = Some(new_phone(config, store)?);
+        Ok(())
+    }
+
+    /// Applies a new configuration (risk parameters and cadences an authority published,
+    /// new trusted keys); the scheme cannot change.
+    pub fn update_config(&self, config: FfiConfig) -> Result<(), FfiError> {
+        let config = config.into_config()?;
+        self.with(|p| p.update_config(config.clone()))?;
+        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = config;
+        Ok(())
+    }
+
+    /// Where the phone stands.
+    pub fn status(&self) -> Result<FfiStatus, FfiError> {
+        self.with(|p| {
+            let s = p.status();
+            Ok(FfiStatus {
+                tracing: s.tracing,
+                latest_time: s.latest_time.map(|t| signed(t.0)),
+                clock_jump_pending: s.clock_jump_pending,
+                clock_refusals: signed(s.clock_refusals),
+                last_sync: s.last_sync.map(|t| signed(t.0)),
+                sync_cursor: signed(s.sync_cursor),
+                report_pending: s.report_pending,
+                report_certified: s.report_certified,
+                report_attempts: int(s.report_attempts),
+                report_next_attempt: s.report_next_attempt.map(|t| signed(t.0)),
+                can_revise: s.can_revise,
+                open_encounters: int(s.open_encounters),
+                stored_encounters: int(p.stored_encounters()?),
+                unacknowledged_events: int(s.unacknowledged_events),
+                last_error: s.last_error.map(str::to_owned),
+                checkpoints_written: signed(s.checkpoints_written),
+                checkpoint_bytes: signed(s.checkpoint_bytes),
+            })
+        })
+    }
+
+    /// Pauses or resumes tracing (kept across restarts).
+    pub fn set_paused(&self, paused: bool) -> Result<(), FfiError> {
+        self.with(|p| p.set_paused(paused))
+    }
+
     /// What to broadcast now.
-    pub fn advertisement(&self, now: u64) -> Result<FfiAdvertisement, FfiError> {
-        let ad = self.phone().advertisement(UnixTime(now))?;
-        Ok(FfiAdvertisement {
-            interval: ad.interval.0,
-            legacy: ad.legacy,
-            full: ad.full,
-            valid_until: ad.valid_until.0,
+    pub fn advertisement(&self, now: i64) -> Result<FfiAdvertisement, FfiError> {
+        let now = time(now)?;
+        self.with(|p| {
+            let ad = p.advertisement(now)?;
+            Ok(FfiAdvertisement {
+                interval: i64::from(ad.interval.0),
+                legacy: ad.legacy,
+                full: ad.full,
+                valid_until: signed(ad.valid_until.0),
+            })
         })
     }
 
     /// A payload heard with its RSSI (dBm) and the advertised TX power, if any.
     pub fn handle_sighting(
         &self,
-        now: u64,
+        now: i64,
         payload: Vec<u8>,
         rssi: i8,
         tx_power: Option<i8>,
     ) -> Result<(), FfiError> {
+        let now = time(now)?;
         let sighting = Sighting {
             payload: &payload,
             signal: Signal::Rssi { rssi, tx_power },
         };
-        Ok(self.phone().handle_sighting(UnixTime(now), &sighting)?)
+        self.with(|p| p.handle_sighting(now, &sighting))
     }
 
-    /// A payload heard with an attenuation (dB) the platform computed.
+    /// A payload heard with an attenuation (dB, 0..=255) the platform computed.
     pub fn handle_sighting_attenuation(
         &self,
-        now: u64,
+        now: i64,
         payload: Vec<u8>,
-        attenuation: u8,
+        attenuation: i32,
     ) -> Result<(), FfiError> {
+        let now = time(now)?;
+        let attenuation =
+            u8::try_from(attenuation).map_err(|_| invalid("attenuation is 0..=255 dB"))?;
         let sighting = Sighting {
             payload: &payload,
             signal: Signal::Attenuation(attenuation),
         };
-        Ok(self.phone().handle_sighting(UnixTime(now), &sighting)?)
+        self.with(|p| p.handle_sighting(now, &sighting))
     }
 
     /// The timer from `poll_timeout` fired.
-    pub fn handle_timeout(&self, now: u64) -> Result<(), FfiError> {
-        Ok(self.phone().handle_timeout(UnixTime(now))?)
+    pub fn handle_timeout(&self, now: i64) -> Result<(), FfiError> {
+        let now = time(now)?;
+        self.with(|p| p.handle_timeout(now))
     }
 
-    /// When to call `handle_timeout` next (unix seconds).
-    pub fn poll_timeout(&self) -> Option<u64> {
-        self.phone().poll_timeout().map(|t| t.0)
+    /// When to call `handle_timeout` next (unix seconds); `None` until the phone has been
+    /// given a time.
+    pub fn poll_timeout(&self) -> Result<Option<i64>, FfiError> {
+        self.with(|p| Ok(p.poll_timeout().map(|t| signed(t.0))))
     }
 
     /// The next request to send, if any.
-    pub fn poll_request(&self) -> Option<FfiRequest> {
-        self.phone().poll_request().map(|r| FfiRequest {
-            id: r.id.0,
-            method: r.method.as_str().to_owned(),
-            path: r.path,
-            content_type: r.content_type.map(str::to_owned),
-            body: r.body,
+    pub fn poll_request(&self) -> Result<Option<FfiRequest>, FfiError> {
+        self.with(|p| {
+            Ok(p.poll_request().map(|r| FfiRequest {
+                id: signed(r.id.0),
+                method: r.method.as_str().to_owned(),
+                path: r.path,
+                content_type: r.content_type.map(str::to_owned),
+                body: r.body,
+            }))
         })
     }
 
-    /// The answer to request `id`.
+    /// The answer to request `id`: its HTTP status and body.
     pub fn handle_response(
         &self,
-        now: u64,
-        id: u64,
-        status: u16,
+        now: i64,
+        id: i64,
+        status: i32,
         body: Vec<u8>,
     ) -> Result<(), FfiError> {
-        Ok(self
-            .phone()
-            .handle_response(UnixTime(now), RequestId(id), Response { status, body })?)
+        let now = time(now)?;
+        let id = u64::try_from(id).map_err(|_| FfiError::UnknownRequest)?;
+        let status = u16::try_from(status).map_err(|_| invalid("an HTTP status is 0..=65535"))?;
+        self.with(|p| p.handle_response(now, RequestId(id), Response { status, body }))
     }
 
-    /// Request `id` could not be delivered.
-    pub fn handle_failure(&self, now: u64, id: u64) -> Result<(), FfiError> {
-        Ok(self.phone().handle_failure(UnixTime(now), RequestId(id))?)
+    /// Request `id` could not be delivered (no network, timeout).
+    pub fn handle_failure(&self, now: i64, id: i64) -> Result<(), FfiError> {
+        let now = time(now)?;
+        let id = u64::try_from(id).map_err(|_| FfiError::UnknownRequest)?;
+        self.with(|p| p.handle_failure(now, RequestId(id)))
+    }
+
+    /// The node's `Date` (unix seconds) of an answer received at `now`: confirms a forward
+    /// clock jump so retention may act on it. Returns whether the times agree.
+    pub fn confirm_time(&self, now: i64, node_date: i64) -> Result<bool, FfiError> {
+        let (now, date) = (time(now)?, time(node_date)?);
+        self.with(|p| p.confirm_time(now, date))
     }
 
     /// Verifies and matches a batch the app fetched itself; returns new exposure windows.
-    pub fn handle_batch(&self, now: u64, batch: Vec<u8>) -> Result<u32, FfiError> {
-        let summary = self.phone().handle_batch(UnixTime(now), &batch)?;
-        Ok(summary.new_windows as u32)
+    pub fn handle_batch(&self, now: i64, batch: Vec<u8>) -> Result<i32, FfiError> {
+        let now = time(now)?;
+        self.with(|p| Ok(int(p.handle_batch(now, &batch)?.new_windows)))
     }
 
-    /// The next event, if any.
-    pub fn poll_event(&self) -> Option<FfiEvent> {
-        self.phone().poll_event().map(|e| match e {
-            PhoneEvent::ExposureFound(d) => FfiEvent::ExposureFound { exposure: d.into() },
-            PhoneEvent::ReportUploaded { revision_token } => {
-                FfiEvent::ReportUploaded { revision_token }
-            }
-            PhoneEvent::ReportFailed(reason) => FfiEvent::ReportFailed {
-                reason: reason.to_string(),
-            },
-            PhoneEvent::SyncCompleted { cursor, batches } => {
-                FfiEvent::SyncCompleted { cursor, batches }
-            }
-            PhoneEvent::BatchRejected(e) => FfiEvent::BatchRejected {
-                reason: e.to_string(),
-            },
+    /// `gaen`: verifies (against `gaen_export_keys`) and matches a GAEN export zip
+    /// (`export.bin` + `export.sig`) from a key server.
+    pub fn handle_gaen_export(&self, now: i64, zip: Vec<u8>) -> Result<FfiExportSummary, FfiError> {
+        let now = time(now)?;
+        self.with(|p| {
+            let summary = p.handle_gaen_export(now, &zip)?;
+            Ok(FfiExportSummary {
+                keys: int(summary.keys),
+                new_windows: int(summary.new_windows),
+            })
+        })
+    }
+
+    /// The next event with its id, if any. It is kept (and comes again after a restart)
+    /// until `acknowledge_event(id)`.
+    pub fn poll_event(&self) -> Result<Option<FfiEventRecord>, FfiError> {
+        self.with(|p| {
+            Ok(p.poll_event_record().map(|r| FfiEventRecord {
+                id: signed(r.id),
+                event: r.event.into(),
+            }))
+        })
+    }
+
+    /// The app has acted on event `id`: forget it.
+    pub fn acknowledge_event(&self, id: i64) -> Result<(), FfiError> {
+        let id = u64::try_from(id).map_err(|_| invalid("an event id is never negative"))?;
+        self.with(|p| p.acknowledge_event(id))
+    }
+
+    /// Every event not yet acknowledged, oldest first.
+    pub fn unacknowledged_events(&self) -> Result<Vec<FfiEventRecord>, FfiError> {
+        self.with(|p| {
+            Ok(p.unacknowledged_events()
+                .into_iter()
+                .map(|r| FfiEventRecord {
+                    id: signed(r.id),
+                    event: r.event.into(),
+                })
+                .collect())
         })
     }
 
     /// Starts a report with the code the case worker gave; returns the entries reported.
-    /// Days are UTC day numbers (unix seconds / 86400).
+    /// Days are UTC day numbers (unix seconds / 86400). The report is kept and retried
+    /// until the node acknowledges it (`ReportUploaded`) or definitively refuses it
+    /// (`ReportFailed`).
     pub fn start_report(
         &self,
-        now: u64,
+        now: i64,
         code: String,
-        symptom_onset_day: Option<u32>,
-        test_day: Option<u32>,
-    ) -> Result<u32, FfiError> {
-        let code = UploadCode::parse(&code).map_err(|e| FfiError::InvalidInput(e.to_string()))?;
-        let preview = self.phone().start_report(
-            UnixTime(now),
-            &code,
-            symptom_onset_day.map(DayNumber),
-            test_day.map(DayNumber),
-        )?;
-        Ok(preview.entries as u32)
+        symptom_onset_day: Option<i32>,
+        test_day: Option<i32>,
+    ) -> Result<i32, FfiError> {
+        let now = time(now)?;
+        let code = UploadCode::parse(&code).map_err(|e| invalid(&e.to_string()))?;
+        let onset = symptom_onset_day.map(day).transpose()?;
+        let test = test_day.map(day).transpose()?;
+        self.with(|p| Ok(int(p.start_report(now, &code, onset, test)?.entries)))
+    }
+
+    /// Revises the last accepted upload with a new code (a `likely` report becoming
+    /// `confirmed`): kept and retried like a report.
+    pub fn start_revision(&self, now: i64, code: String) -> Result<(), FfiError> {
+        let now = time(now)?;
+        let code = UploadCode::parse(&code).map_err(|e| invalid(&e.to_string()))?;
+        self.with(|p| p.start_revision(now, &code))
+    }
+
+    /// Sends the report on its way now instead of at its next retry time.
+    pub fn retry_report(&self, now: i64) -> Result<(), FfiError> {
+        let now = time(now)?;
+        self.with(|p| p.retry_report(now))
     }
 
     /// Starts a sync round now.
-    pub fn start_sync(&self, now: u64) -> Result<(), FfiError> {
-        Ok(self.phone().start_sync(UnixTime(now))?)
+    pub fn start_sync(&self, now: i64) -> Result<(), FfiError> {
+        let now = time(now)?;
+        self.with(|p| p.start_sync(now))
     }
 
     /// Every day with exposure.
-    pub fn exposures(&self, now: u64) -> Result<Vec<FfiExposure>, FfiError> {
-        Ok(self
-            .phone()
-            .exposures(UnixTime(now))?
-            .into_iter()
-            .map(FfiExposure::from)
-            .collect())
+    pub fn exposures(&self, now: i64) -> Result<Vec<FfiExposure>, FfiError> {
+        let now = time(now)?;
+        self.with(|p| {
+            Ok(p.exposures(now)?
+                .into_iter()
+                .map(FfiExposure::from)
+                .collect())
+        })
     }
 
-    /// Closes every open encounter (call before a long suspension).
+    /// Closes every open encounter now (they are checkpointed anyway; this records them
+    /// as finished encounters).
     pub fn close_all_encounters(&self) -> Result<(), FfiError> {
-        Ok(self.phone().close_all_encounters()?)
+        self.with(|p| p.close_all_encounters())
     }
 }
 
-#[cfg(feature = "test-node")]
-pub use test_node::TestNode;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// An in-process authority and node for binding tests: it certifies any code, verifies
-/// uploads and cuts signed batches. Never ship it: its keys come from a seed.
-#[cfg(feature = "test-node")]
-mod test_node {
-    use std::sync::Mutex;
-
-    use ephemera_proto::api::{UploadResponse, VerifyRequest, VerifyResponse};
-    use ephemera_proto::auth::{
-        AuthoritySigningKey, CertificateRequest, ExpiryPolicy, TrustedAuthorities, UploadCode,
-    };
-    use ephemera_proto::batch::{BatchContents, NodeSigningKey};
-    use ephemera_proto::upload::{UploadBody, UploadRequest};
-    use ephemera_proto::{ReportLimits, ReportType, UnixTime, wire};
-    use rand_chacha::ChaCha20Rng;
-    use rand_core::SeedableRng;
-
-    use super::FfiError;
-
-    struct State {
-        authority: AuthoritySigningKey,
-        node: NodeSigningKey,
-        rng: ChaCha20Rng,
-        pending: BatchContents,
+    #[test]
+    fn debug_never_shows_bodies_or_revision_tokens() {
+        let request = FfiRequest {
+            id: 1,
+            method: "POST".into(),
+            path: "/v1/verify".into(),
+            content_type: None,
+            body: b"{\"code\":\"SECRET-CODE\"}".to_vec(),
+        };
+        assert!(!format!("{request:?}").contains("SECRET"));
+        let event = FfiEvent::ReportUploaded {
+            revision_token: "cafe1234".into(),
+        };
+        assert!(!format!("{event:?}").contains("cafe1234"));
     }
 
-    /// See the module docs.
-    #[derive(uniffi::Object)]
-    pub struct TestNode {
-        state: Mutex<State>,
-    }
-
-    impl std::fmt::Debug for TestNode {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("TestNode")
-        }
-    }
-
-    fn bad(e: impl std::fmt::Display) -> FfiError {
-        FfiError::InvalidInput(e.to_string())
-    }
-
-    #[uniffi::export]
-    impl TestNode {
-        /// A node and authority whose keys derive from `seed`.
-        #[uniffi::constructor]
-        pub fn new(seed: u64) -> std::sync::Arc<Self> {
-            let mut rng = ChaCha20Rng::seed_from_u64(seed);
-            std::sync::Arc::new(TestNode {
-                state: Mutex::new(State {
-                    authority: AuthoritySigningKey::generate(&mut rng),
-                    node: NodeSigningKey::generate(&mut rng),
-                    rng,
-                    pending: BatchContents::default(),
-                }),
-            })
-        }
-
-        /// The node's batch key, hex, for the phone's config.
-        pub fn node_key(&self) -> String {
-            self.state.lock().expect("lock").node.public_key().to_hex()
-        }
-
-        /// A fresh upload code.
-        pub fn issue_code(&self) -> String {
-            let mut s = self.state.lock().expect("lock");
-            UploadCode::generate(&mut s.rng).reveal()
-        }
-
-        /// Answers a `POST /v1/verify` body with a certificate (JSON body).
-        pub fn answer_verify(&self, now: u64, body: Vec<u8>) -> Result<Vec<u8>, FfiError> {
-            let mut s = self.state.lock().expect("lock");
-            let request: VerifyRequest = serde_json::from_slice(&body).map_err(bad)?;
-            let hmac = request.parsed_hmac().ok_or_else(|| bad("bad hmac"))?;
-            let State { authority, rng, .. } = &mut *s;
-            let certificate = authority.issue(
-                &CertificateRequest {
-                    report_hmac: hmac,
-                    test_type: ReportType::ConfirmedTest,
-                    symptom_onset: None,
-                },
-                UnixTime(now),
-                3600,
-                rng,
-            );
-            Ok(VerifyResponse::new(&certificate).to_padded_json())
-        }
-
-        /// Verifies a `POST /v1/uploads` body and queues its entries for the next batch;
-        /// returns the JSON answer.
-        pub fn accept_upload(&self, now: u64, body: Vec<u8>) -> Result<Vec<u8>, FfiError> {
-            let mut s = self.state.lock().expect("lock");
-            let request: UploadRequest = wire::decode(&body).map_err(bad)?;
-            let UploadBody::Real(upload) = request.body else {
-                return Err(bad("not a real upload"));
-            };
-            let trusted = TrustedAuthorities::new().with(s.authority.public_key());
-            let verified = upload
-                .verify(
-                    &trusted,
-                    UnixTime(now),
-                    ExpiryPolicy::FirstUpload,
-                    &ReportLimits::default(),
-                )
-                .map_err(bad)?;
-            match verified.contents() {
-                ephemera_proto::ReportContents::Gaen(keys) => {
-                    s.pending.diagnosis_keys.extend(keys.iter().cloned())
-                }
-                ephemera_proto::ReportContents::Pet(tokens) => {
-                    s.pending.tokens.extend(tokens.iter().copied())
-                }
-            }
-            Ok(UploadResponse {
-                revision_token: "00".into(),
-                padding: String::new(),
-            }
-            .to_padded_json())
-        }
-
-        /// Cuts a signed batch of everything accepted so far, padded with decoys.
-        pub fn cut_batch(&self, now: u64) -> Vec<u8> {
-            let mut s = self.state.lock().expect("lock");
-            let State {
-                node, rng, pending, ..
-            } = &mut *s;
-            let mut batch = std::mem::take(pending);
-            batch.sequence = 1;
-            batch.created_at = UnixTime(now);
-            batch.pad_with_decoys(100, UnixTime(now), 14, rng);
-            batch.sign(node).into_bytes()
-        }
+    #[test]
+    fn negative_and_out_of_range_values_are_typed_errors() {
+        assert!(matches!(time(-1), Err(FfiError::InvalidInput { .. })));
+        assert!(matches!(day(-5), Err(FfiError::InvalidInput { .. })));
+        let mut config = default_config(FfiScheme::Pet);
+        config.attenuation_weights = vec![1.0];
+        assert!(matches!(config.into_config(), Err(FfiError::Config { .. })));
+        let mut config = default_config(FfiScheme::Pet);
+        config.retention_days = -1;
+        assert!(matches!(config.into_config(), Err(FfiError::Config { .. })));
+        let mut config = default_config(FfiScheme::Gaen);
+        config.trusted_node_keys = vec!["zz".into()];
+        assert!(matches!(config.into_config(), Err(FfiError::Config { .. })));
+        assert!(default_config(FfiScheme::Gaen).into_config().is_ok());
     }
 }

@@ -64,12 +64,22 @@ impl HttpTransport {
         match sent {
             Ok(response) => {
                 let status = response.status().as_u16();
+                // The node's clock confirms a forward jump of the phone's (retention).
+                let date = response
+                    .headers()
+                    .get("date")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(crate::phone::http_date);
                 let mut reader = response
                     .into_body()
                     .into_with_config()
                     .limit(u64::MAX)
                     .reader();
-                phone.handle_response_reader(now, request.id, status, &mut reader)
+                phone.handle_response_reader(now, request.id, status, &mut reader)?;
+                if let Some(date) = date {
+                    phone.confirm_time(now, date)?;
+                }
+                Ok(())
             }
             Err(_) => phone.handle_failure(now, request.id),
         }

@@ -10,17 +10,31 @@
 //!
 //! # Call order
 //! ```text
-//! Phone::new(config, store, seed)
+//! Phone::new(config, store, seed)          // resumes keys, open encounters, a pending
+//!                                          // report and unacknowledged events
 //! loop {
 //!     input:  advertisement(now) | handle_sighting(now, s) | handle_timeout(now)
-//!           | handle_response(now, id, r) | handle_failure(now, id)
+//!           | handle_response(now, id, r) | handle_failure(now, id) | confirm_time(now, date)
 //!           | handle_batch(now, bytes) | begin_batch → push… → finish_batch(now, ingest)
-//!           | start_report(now, code, onset, test_day) | start_sync(now)
-//!     output: while let Some(req) = poll_request() { send; later handle_response }
-//!             while let Some(ev)  = poll_event()   { show }
-//!             arm timer at poll_timeout()
+//!           | start_report(now, code, onset, test_day) | start_revision(now, code)
+//!           | retry_report(now) | start_sync(now) | set_paused(bool) | erase_all_data()
+//!     output: while let Some(req) = poll_request()      { send; later handle_response }
+//!             while let Some(ev)  = poll_event_record() { act; acknowledge_event(ev.id) }
+//!             arm timer at poll_timeout()               // None until a time is known
+//!     query:  status() | exposures(now) | unacknowledged_events()
 //! }
 //! ```
+//!
+//! # Guarantees
+//! - **Kills lose nothing acknowledged**: a report is kept (and its certificate) before
+//!   anything is sent and retried with backoff until a definitive answer; open encounters
+//!   are checkpointed every `encounter.checkpoint_seconds`; events stay until acknowledged.
+//! - **The clock is distrusted** (see `ClockConfig`): a past time is refused with
+//!   [`ClientError::ClockWentBack`], a large forward jump purges nothing until confirmed.
+//! - **Contact time follows the phone's own scan cadence**
+//!   (`encounter.scan_period_seconds`), across the peer's key rotations.
+//! - **Forgetting on disk**: [`store::SledStore`] seals each record under its day's key
+//!   and destroys the key after retention.
 //!
 //! # Example
 //! Two phones meet for 15 minutes; no node is involved yet.
@@ -64,10 +78,13 @@ pub mod store;
 #[cfg(test)]
 mod tests;
 
-pub use config::{ClientConfig, DecoyConfig, EncounterConfig, ReportConfig, SyncConfig};
+pub use config::{
+    ClientConfig, ClockConfig, DecoyConfig, EncounterConfig, ReportConfig, SyncConfig,
+};
 pub use error::{ClientError, ConfigError, ReportError, StoreError};
 pub use phone::{
-    Advertisement, BatchIngest, ExportSummary, IngestSummary, Phone, ReportPreview, Sighting,
+    Advertisement, BatchIngest, EventRecord, ExportSummary, IngestSummary, MAX_KEPT_EVENTS, Phone,
+    PhoneStatus, ReportPreview, Sighting, http_date,
 };
 pub use request::{Method, PhoneEvent, Purpose, Request, RequestId, Response};
 pub use risk::{DailyExposure, ExposureWindow, Infectiousness, RiskConfig};

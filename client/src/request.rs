@@ -109,7 +109,21 @@ pub enum PhoneEvent {
         /// The node's opaque token for a later revision (hex).
         revision_token: String,
     },
-    /// The report could not be sent; the reason names the step.
+    /// The report is kept on the phone and on its way (sent at once, retried until the
+    /// node acknowledges it or definitively refuses it).
+    ReportPending,
+    /// A verify or upload got no definitive answer (no network, a 5xx, a 429): the phone
+    /// retries at `next_attempt` (or at once on [`Phone::retry_report`]), across restarts.
+    ///
+    /// [`Phone::retry_report`]: crate::Phone::retry_report
+    ReportRetrying {
+        /// Sends of the current step so far.
+        attempt: u32,
+        /// When the phone sends again.
+        next_attempt: ephemera_proto::UnixTime,
+    },
+    /// The report failed for good (a definitive answer); the reason names the step and
+    /// has a stable [`code`](crate::ReportError::code).
     ReportFailed(crate::error::ReportError),
     /// A sync round finished.
     SyncCompleted {

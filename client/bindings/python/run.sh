@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# Builds the client cdylib with the UniFFI bindings, generates the Python bindings with the
-# uniffi-bindgen of client/uniffi-bindgen, and runs test_client.py against them.
+# Builds the node and the client cdylib (UniFFI bindings are on by default), generates the
+# Python bindings with client/uniffi-bindgen into a temporary folder outside the tree, and
+# runs test_client.py against a real `ephemera-node serve` on loopback (harness.py).
+# Honours CARGO_TARGET_DIR. Extra arguments select tests by name.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
 cd "$root"
+target="${CARGO_TARGET_DIR:-$root/target}"
 
-cargo build -p ephemera-client --features test-node
+# --workspace keeps the feature resolution of `cargo test --workspace`: nothing rebuilds.
+cargo build --quiet --workspace --lib --bins
 case "$(uname -s)" in
-  Darwin) lib="target/debug/libephemera_client.dylib" ;;
-  *) lib="target/debug/libephemera_client.so" ;;
+  Darwin) lib="$target/debug/libephemera_client.dylib" ;;
+  *) lib="$target/debug/libephemera_client.so" ;;
 esac
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 cargo run --quiet --manifest-path client/uniffi-bindgen/Cargo.toml \
-  --target-dir target/uniffi-bindgen -- \
+  --target-dir "$target/uniffi-bindgen" -- \
   generate --library "$lib" --language python --out-dir "$out"
 cp "$lib" "$out/"
-PYTHONPATH="$out" python3 "$here/test_client.py"
+export EPHEMERA_NODE_BIN="$target/debug/ephemera-node"
+PYTHONPATH="$out:$here" python3 "$here/test_client.py" "$@"

@@ -206,7 +206,7 @@ impl<S: Store> Phone<S> {
         now: UnixTime,
         ingest: BatchIngest<'_>,
     ) -> Result<IngestSummary, ClientError> {
-        self.tick(now)?;
+        let now = self.tick_lenient(now)?;
         let BatchIngest {
             stream,
             found,
@@ -311,7 +311,7 @@ impl<S: Store> Phone<S> {
         now: UnixTime,
         zip: &[u8],
     ) -> Result<ExportSummary, ClientError> {
-        self.tick(now)?;
+        let now = self.tick_lenient(now)?;
         if self.config.scheme != SchemeKind::Gaen || self.config.gaen_export_keys.is_empty() {
             return Err(ClientError::NoExportKey);
         }
@@ -371,15 +371,16 @@ impl<S: Store> Phone<S> {
                 }
             }
         }
-        self.store.flush()?;
         days.sort_unstable();
         for day in days {
             let windows = self.store.windows_of(day)?;
             let daily = self.config.risk.daily(day, now.day(), &windows);
             if daily.windows > 0 {
-                self.events.push_back(PhoneEvent::ExposureFound(daily));
+                self.push_event(PhoneEvent::ExposureFound(daily))?;
             }
         }
+        // Windows and their events become durable together.
+        self.store.flush()?;
         Ok(new_windows)
     }
 

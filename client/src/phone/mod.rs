@@ -1,9 +1,12 @@
 //! [`Phone`]: the sans-IO state machine a mobile app drives.
 
+mod clock;
+mod events;
 mod ingest;
 mod release;
 mod report;
 mod sighting;
+mod status;
 mod sync;
 
 use std::collections::VecDeque;
@@ -16,18 +19,23 @@ use ephemera_proto::{DayNumber, IntervalNumber, SchemeKind, UnixTime};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
+pub use clock::http_date;
+pub use events::{EventRecord, MAX_KEPT_EVENTS};
 pub use ingest::{BatchIngest, ExportSummary, IngestSummary};
 pub use report::ReportPreview;
 pub use sighting::Sighting;
+pub use status::PhoneStatus;
 
 use crate::config::ClientConfig;
 use crate::decoy::next_decoy;
 use crate::error::ClientError;
-use crate::request::{Method, PhoneEvent, Purpose, Request, RequestId, Response};
-use crate::store::{OwnKey, Store};
+use crate::request::{Method, Purpose, Request, RequestId, Response};
+use crate::store::{MetaKey, OwnKey, Store};
 
+use self::clock::{ClockState, Strictness};
+use self::events::EventQueue;
 use self::report::ReportFlow;
-use self::sighting::OpenEncounter;
+use self::sighting::{OpenEncounter, ScanClock};
 use self::sync::SyncState;
 
 /// How many intervals' `pet` key pairs a phone keeps in memory: encounters close at most
@@ -109,15 +117,37 @@ pub struct Phone<S: Store> {
     /// secret, which is kept anyway).
     pet_pairs: Vec<EphemeralKeyPair>,
     requests: VecDeque<Request>,
-    events: VecDeque<PhoneEvent>,
+    events: EventQueue,
     inflight: Vec<(RequestId, Pending)>,
     next_id: u64,
     sync: SyncState,
+    /// The report on its way (kept in the store until acknowledged or refused).
     report: Option<ReportFlow>,
+    /// Whether the report's current request is in flight.
+    report_in_flight: bool,
     next_decoy: Option<UnixTime>,
     next_sync: Option<UnixTime>,
     maintained_day: Option<DayNumber>,
-    now: UnixTime,
+    /// The clock contract's state (see `clock.rs`).
+    clock: ClockState,
+    /// Node times given to `confirm_time` that disagreed with the app's time.
+    clock_disagreements: u64,
+    /// This phone's own scan instances (see `sighting.rs`).
+    scan: ScanClock,
+    /// When the open encounters were last checkpointed to the store.
+    last_checkpoint: Option<UnixTime>,
+    /// The open encounters changed since the last checkpoint.
+    checkpoint_dirty: bool,
+    /// Checkpoints written by this phone object (for the write-cost figure in status).
+    checkpoints_written: u64,
+    /// Bytes of those checkpoints.
+    checkpoint_bytes: u64,
+    /// When the last sync round completed.
+    last_sync: Option<UnixTime>,
+    /// The stable code of the last error an input returned or a round met.
+    last_error: Option<&'static str>,
+    /// Tracing paused by the user (kept in the store).
+    paused: bool,
 }
 
 impl<S: Store> Phone<S> {
@@ -138,31 +168,66 @@ impl<S: Store> Phone<S> {
         let config = config.into();
         config.validate()?;
         let sync = SyncState::load(&store)?;
+        let report = ReportFlow::load(&store)?;
+        let events = EventQueue::load(&store)?;
+        let clock = ClockState::load(&store)?;
+        let (open, scan) = sighting::load_checkpoint(&store)?;
+        let paused = Self::load_paused(&store)?;
+        let last_sync = store
+            .meta(MetaKey::LastSync)?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(|b| UnixTime(u64::from_le_bytes(b)));
         Ok(Phone {
             config,
             store,
             rng: ChaCha20Rng::from_seed(seed),
             keys: Vec::new(),
             current: None,
-            open: Vec::new(),
+            open,
             assembler: None,
             pet_pairs: Vec::new(),
             requests: VecDeque::new(),
-            events: VecDeque::new(),
+            events,
             inflight: Vec::new(),
             next_id: 0,
             sync,
-            report: None,
+            report,
+            report_in_flight: false,
             next_decoy: None,
             next_sync: None,
             maintained_day: None,
-            now: UnixTime(0),
+            clock,
+            clock_disagreements: 0,
+            scan,
+            last_checkpoint: None,
+            checkpoint_dirty: false,
+            checkpoints_written: 0,
+            checkpoint_bytes: 0,
+            last_sync,
+            last_error: None,
+            paused,
         })
     }
 
     /// The configuration.
     pub fn config(&self) -> &ClientConfig {
         &self.config
+    }
+
+    /// Replaces the configuration (new risk thresholds and weights, cadences, trusted
+    /// keys an authority published) without making a new phone. Open encounters and the
+    /// report on its way carry on; the next matching uses the new risk parameters.
+    ///
+    /// # Errors
+    /// [`ClientError::Config`] for an invalid config or a different scheme (a phone keeps
+    /// its scheme for life: its keys and encounters belong to it).
+    pub fn update_config(&mut self, config: ClientConfig) -> Result<(), ClientError> {
+        config.validate()?;
+        if config.scheme != self.config.scheme {
+            return Err(crate::error::ConfigError::Field { field: "scheme" }.into());
+        }
+        self.config = Arc::new(config);
+        Ok(())
     }
 
     /// The shared configuration (e.g. to borrow its trusted nodes for
@@ -188,7 +253,10 @@ impl<S: Store> Phone<S> {
     /// # Errors
     /// [`ClientError::Store`] if the new daily key cannot be kept.
     pub fn advertisement(&mut self, now: UnixTime) -> Result<Advertisement, ClientError> {
-        self.tick(now)?;
+        let now = self.tick(now)?;
+        if self.paused {
+            return Err(ClientError::Paused);
+        }
         let interval = now.interval();
         if self.current.as_ref().map(|c| c.interval) != Some(interval) {
             let metadata = Metadata::v1_0(self.config.tx_power);
@@ -226,7 +294,7 @@ impl<S: Store> Phone<S> {
     /// # Errors
     /// [`ClientError::Store`] when the store fails.
     pub fn handle_timeout(&mut self, now: UnixTime) -> Result<(), ClientError> {
-        self.tick(now)?;
+        let now = self.tick(now)?;
         if self.next_decoy.is_some_and(|t| t <= now) {
             self.send_decoy_verify();
             self.next_decoy = next_decoy(now, self.config.decoy.rate_per_day, &mut self.rng);
@@ -244,23 +312,28 @@ impl<S: Store> Phone<S> {
         self.requests.pop_front()
     }
 
-    /// The next event for the app, if any. Drain after every input.
-    #[must_use]
-    pub fn poll_event(&mut self) -> Option<PhoneEvent> {
-        self.events.pop_front()
-    }
-
     /// When [`handle_timeout`](Phone::handle_timeout) must next be called: the next interval
-    /// boundary, an open encounter going stale, a decoy or a sync, whichever is first.
+    /// boundary, an open encounter going stale, a decoy, a sync or a report retry,
+    /// whichever is first. `None` until the phone has been given a time (any input): a
+    /// phone never schedules from a time it does not know.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<UnixTime> {
+        if self.clock.latest == 0 {
+            return None;
+        }
         let gap = u64::from(self.config.encounter.max_gap_seconds);
-        let boundary = self.now.interval().plus(1).start();
+        let boundary = UnixTime(self.clock.latest).interval().plus(1).start();
+        let retry = self
+            .report
+            .as_ref()
+            .filter(|_| !self.report_in_flight)
+            .map(|r| r.next_attempt());
         self.open
             .iter()
             .map(|o| o.last_seen.plus_seconds(gap + 1))
             .chain(self.next_decoy)
             .chain(self.next_sync)
+            .chain(retry)
             .chain(std::iter::once(boundary))
             .min()
     }
@@ -270,14 +343,14 @@ impl<S: Store> Phone<S> {
     /// # Errors
     /// [`ClientError::UnknownRequest`] for an id not in flight; batch, decode and store
     /// errors of what the answer triggers (report failures also come as
-    /// [`PhoneEvent::ReportFailed`]).
+    /// [`PhoneEvent::ReportFailed`](crate::PhoneEvent::ReportFailed)).
     pub fn handle_response(
         &mut self,
         now: UnixTime,
         id: RequestId,
         response: Response,
     ) -> Result<(), ClientError> {
-        self.tick(now)?;
+        let now = self.tick_lenient(now)?;
         let pending = self.take_inflight(id)?;
         match pending {
             Pending::FetchIndex => self.on_index(now, &response),
@@ -298,10 +371,7 @@ impl<S: Store> Phone<S> {
                 }
             }
             Pending::Verify => self.on_verify_response(now, &response),
-            Pending::Upload => {
-                self.on_upload_response(&response);
-                Ok(())
-            }
+            Pending::Upload => self.on_upload_response(now, &response),
             Pending::DecoyVerify => {
                 self.send_decoy_upload()?;
                 Ok(())
@@ -339,7 +409,7 @@ impl<S: Store> Phone<S> {
             }
             return self.handle_response(now, id, Response { status, body });
         }
-        self.tick(now)?;
+        let now = self.tick_lenient(now)?;
         let Pending::FetchBatch(entry) = self.take_inflight(id)? else {
             unreachable!("checked above")
         };
@@ -368,15 +438,18 @@ impl<S: Store> Phone<S> {
     ///
     /// # Errors
     /// [`ClientError::UnknownRequest`] for an id not in flight.
+    /// A report step is not failed by this: it is retried with backoff
+    /// ([`PhoneEvent::ReportRetrying`](crate::PhoneEvent::ReportRetrying)).
     pub fn handle_failure(&mut self, now: UnixTime, id: RequestId) -> Result<(), ClientError> {
-        self.tick(now)?;
+        let now = self.tick_lenient(now)?;
         match self.take_inflight(id)? {
-            Pending::FetchIndex | Pending::FetchBatch(_) => self.sync_failed(),
+            Pending::FetchIndex | Pending::FetchBatch(_) => {
+                self.last_error = Some("transport");
+                self.sync_failed();
+            }
             Pending::Verify | Pending::Upload => {
-                self.report = None;
-                self.events.push_back(PhoneEvent::ReportFailed(
-                    crate::error::ReportError::Transport,
-                ));
+                self.last_error = Some("transport");
+                self.report_retry_later(now)?;
             }
             Pending::DecoyVerify | Pending::DecoyUpload => {}
         }
@@ -479,16 +552,41 @@ impl<S: Store> Phone<S> {
         Ok(self.store.own_key(day)?.map(|k| k.daily_key()))
     }
 
-    /// Housekeeping before every input: the daily purge, closing stale encounters and
-    /// scheduling the first decoy and sync.
-    fn tick(&mut self, now: UnixTime) -> Result<(), ClientError> {
-        self.now = self.now.max(now);
-        let today = now.day();
+    /// Housekeeping before every input that acts on time (keys, sightings, purges): checks
+    /// the clock contract (a past time is refused), then runs the daily purge on the
+    /// confirmed time, closes stale encounters, schedules the first decoy and sync, and
+    /// sends a report step that is due. Gives the time to act on.
+    fn tick(&mut self, now: UnixTime) -> Result<UnixTime, ClientError> {
+        let now = match self.observe_time(now, Strictness::Strict) {
+            Ok(now) => now,
+            Err(e) => {
+                self.last_error = Some(e.code());
+                return Err(e);
+            }
+        };
+        self.housekeeping(now)?;
+        Ok(now)
+    }
+
+    /// [`tick`](Phone::tick) for answers to requests: a past time is taken as the latest
+    /// seen, so no answer is lost to a clock change.
+    fn tick_lenient(&mut self, now: UnixTime) -> Result<UnixTime, ClientError> {
+        let now = self.observe_time(now, Strictness::Lenient)?;
+        self.housekeeping(now)?;
+        Ok(now)
+    }
+
+    fn housekeeping(&mut self, now: UnixTime) -> Result<(), ClientError> {
+        // Retention acts only on a confirmed time: an unexplained forward jump purges
+        // nothing until the time is confirmed.
+        let today = self.trusted_now().day();
+        self.store.set_today(today);
         if self.maintained_day.is_none_or(|d| d < today) {
             self.maintained_day = Some(today);
             self.purge(today)?;
         }
         self.close_stale(now)?;
+        self.checkpoint_if_due(now)?;
         if self.next_decoy.is_none() {
             self.next_decoy = next_decoy(now, self.config.decoy.rate_per_day, &mut self.rng);
         }
@@ -496,6 +594,7 @@ impl<S: Store> Phone<S> {
             let first = self.rng.next_u64() % self.config.sync.interval_seconds;
             self.next_sync = Some(now.plus_seconds(first));
         }
+        self.drive_report(now)?;
         Ok(())
     }
 
@@ -526,6 +625,45 @@ impl<S: Store> Phone<S> {
         let interval = self.config.sync.interval_seconds;
         let jitter = self.rng.next_u64() % (interval / 5 + 1);
         now.plus_seconds(interval - interval / 10 + jitter)
+    }
+
+    /// Forgets everything: keys, encounters, exposures, the report on its way, events,
+    /// checkpoints and the sync cursor, in the store and in memory. The phone goes on as
+    /// a new one (a fresh key at the next advertisement).
+    ///
+    /// The store's [`erase_all`](Store::erase_all) deletes every record; a folder-backed
+    /// store may keep old bytes in its files until they are rewritten, so the bindings'
+    /// `delete_all_data` also closes the store and deletes its folder.
+    ///
+    /// # Errors
+    /// [`ClientError::Store`].
+    pub fn erase_all_data(&mut self) -> Result<(), ClientError> {
+        self.store.erase_all()?;
+        self.keys.clear();
+        self.current = None;
+        self.open.clear();
+        self.assembler = None;
+        self.pet_pairs.clear();
+        self.requests.clear();
+        self.events = EventQueue::default();
+        self.inflight.clear();
+        self.sync = SyncState::load(&self.store)?;
+        self.report = None;
+        self.report_in_flight = false;
+        self.scan = ScanClock::default();
+        self.checkpoint_dirty = false;
+        self.last_sync = None;
+        self.last_error = None;
+        self.paused = false;
+        // The clock's latest time stays (in memory and on disk): a past key must not come
+        // back after an erase either.
+        let latest = self.clock.latest;
+        self.clock = ClockState::default();
+        if latest != 0 {
+            self.observe_time(UnixTime(latest), Strictness::Lenient)?;
+        }
+        self.store.flush()?;
+        Ok(())
     }
 
     /// Number of peers currently being heard (open encounters).

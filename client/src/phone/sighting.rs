@@ -1,13 +1,33 @@
 //! Sightings → open encounters → stored encounter records.
+//!
+//! # Contact time from the phone's own scan cadence
+//! Sightings that arrive within `scan_window_seconds` of the first one of a burst form one
+//! *scan instance* of this phone (as GAEN's scan instances). Every peer heard in a scan
+//! instance is credited the time since the phone's previous scan instance, at most the
+//! app's declared `scan_period_seconds`, once per scan instance. So a peer heard in every
+//! scan of a contact is credited the contact's duration (to within one scan period),
+//! whatever the period, and a peer whose key rotated is credited from its first sighting
+//! under the new key without linking the two keys: the credit comes from this phone's
+//! cadence, not from the peer's history. Scans that heard no one are not seen by the core;
+//! the cap is what keeps the first scan after a silence from claiming the whole silence.
+//!
+//! # Surviving a kill
+//! The open encounters and the scan clock are checkpointed to the store (meta
+//! [`MetaKey::OpenEncounters`]) at most every `checkpoint_seconds` while they change, and
+//! whenever encounters close; a phone made again on the store resumes them. A kill loses
+//! at most the contact time since the last checkpoint.
 
 use ephemera_proto::pet::{EphemeralPublicKey, SliceAssembler, encounter_tokens, slice_tag};
 use ephemera_proto::scheme::{DailyKey, HeardPayload};
 use ephemera_proto::{IntervalNumber, SchemeKind, UnixTime};
 
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
 use super::Phone;
-use crate::error::ClientError;
+use crate::error::{ClientError, StoreError};
 use crate::signal::{LevelKind, Signal, SignalHistogram};
-use crate::store::{EncounterRecord, Evidence, Store};
+use crate::store::{EncounterRecord, Evidence, MetaKey, Store};
 
 /// One advertisement heard: its service-data payload and its signal.
 ///
@@ -22,7 +42,7 @@ pub struct Sighting<'a> {
 }
 
 /// Who was heard.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum Peer {
     Gaen {
         rpi: [u8; 16],
@@ -35,15 +55,66 @@ pub(super) enum Peer {
 }
 
 /// A peer being heard now.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct OpenEncounter {
     peer: Peer,
+    /// The start of the last scan instance that credited this encounter.
+    credited_scan: UnixTime,
     /// `pet`: the interval of our key while we heard it; `gaen`: first interval heard.
     interval: IntervalNumber,
     first_seen: UnixTime,
     pub(super) last_seen: UnixTime,
     level_kind: LevelKind,
     signal: SignalHistogram,
+}
+
+/// This phone's own scan instances.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct ScanClock {
+    /// The first sighting of the current scan instance.
+    current: Option<UnixTime>,
+    /// The first sighting of the scan instance before it.
+    previous: Option<UnixTime>,
+}
+
+impl ScanClock {
+    /// Files a sighting at `now` under a scan instance: gives the instance's start and the
+    /// seconds it credits (time since the previous instance, at most `period`).
+    fn observe(&mut self, now: UnixTime, window: u32, period: u32) -> (UnixTime, u32) {
+        let start = match self.current {
+            Some(current) if now.0 < current.0 + u64::from(window) && now >= current => current,
+            _ => {
+                self.previous = self.current;
+                self.current = Some(now);
+                now
+            }
+        };
+        let credit = self.previous.map_or(period, |p| {
+            start.0.saturating_sub(p.0).min(u64::from(period)) as u32
+        });
+        (start, credit)
+    }
+}
+
+/// The checkpoint of open encounters (postcard).
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    open: Vec<OpenEncounter>,
+    scan: ScanClock,
+}
+
+/// The open encounters and scan clock checkpointed in `store` (none if never written).
+pub(super) fn load_checkpoint(
+    store: &impl Store,
+) -> Result<(Vec<OpenEncounter>, ScanClock), ClientError> {
+    let Some(bytes) = store.meta(MetaKey::OpenEncounters)? else {
+        return Ok((Vec::new(), ScanClock::default()));
+    };
+    let bytes = Zeroizing::new(bytes);
+    let checkpoint: Checkpoint = postcard::from_bytes(&bytes).map_err(|_| StoreError::Corrupt {
+        what: "open encounters",
+    })?;
+    Ok((checkpoint.open, checkpoint.scan))
 }
 
 impl<S: Store> Phone<S> {
@@ -62,7 +133,10 @@ impl<S: Store> Phone<S> {
         now: UnixTime,
         sighting: &Sighting<'_>,
     ) -> Result<(), ClientError> {
-        self.tick(now)?;
+        let now = self.tick(now)?;
+        if self.paused {
+            return Ok(());
+        }
         let scheme = self.config.scheme;
         let parsed = HeardPayload::parse(scheme, sighting.payload)
             .map_err(|_| ClientError::ForeignPayload)?;
@@ -117,7 +191,40 @@ impl<S: Store> Phone<S> {
             // `gaen` takes the transmit power from the sender's metadata once matched.
             (_, signal) => signal.level(),
         };
-        self.record(now, peer, interval, level_kind, level)
+        self.record(now, peer, interval, level_kind, level)?;
+        self.checkpoint_dirty = true;
+        self.checkpoint_if_due(now)
+    }
+
+    /// Writes the open encounters checkpoint if it changed and `checkpoint_seconds` have
+    /// passed since the last one.
+    pub(super) fn checkpoint_if_due(&mut self, now: UnixTime) -> Result<(), ClientError> {
+        let every = u64::from(self.config.encounter.checkpoint_seconds);
+        if self.checkpoint_dirty
+            && self
+                .last_checkpoint
+                .is_none_or(|last| now.0 >= last.0 + every || now < last)
+        {
+            self.write_checkpoint()?;
+            self.store.flush()?;
+            self.last_checkpoint = Some(now);
+        }
+        Ok(())
+    }
+
+    /// Keeps the open encounters and scan clock in the store (not flushed).
+    pub(super) fn write_checkpoint(&mut self) -> Result<(), ClientError> {
+        let checkpoint = Checkpoint {
+            open: self.open.clone(),
+            scan: self.scan,
+        };
+        let bytes =
+            Zeroizing::new(postcard::to_allocvec(&checkpoint).expect("postcard into a Vec"));
+        self.store.set_meta(MetaKey::OpenEncounters, &bytes)?;
+        self.checkpoint_dirty = false;
+        self.checkpoints_written += 1;
+        self.checkpoint_bytes += bytes.len() as u64;
+        Ok(())
     }
 
     fn is_own_current_key(&mut self, interval: IntervalNumber, key: &EphemeralPublicKey) -> bool {
@@ -137,13 +244,20 @@ impl<S: Store> Phone<S> {
         level_kind: LevelKind,
         level: u8,
     ) -> Result<(), ClientError> {
-        let gap = self.config.encounter.max_gap_seconds;
+        let encounter = &self.config.encounter;
+        let (scan, credit) = self.scan.observe(
+            now,
+            encounter.scan_window_seconds,
+            encounter.scan_period_seconds,
+        );
         let found = self.open.iter_mut().find(|o| {
             o.peer == peer && (matches!(peer, Peer::Gaen { .. }) || o.interval == interval)
         });
         if let Some(open) = found {
-            let credit = now.0.saturating_sub(open.last_seen.0).min(u64::from(gap)) as u32;
-            open.signal.add(level, credit);
+            if open.credited_scan != scan {
+                open.credited_scan = scan;
+                open.signal.add(level, credit);
+            }
             open.last_seen = open.last_seen.max(now);
             return Ok(());
         }
@@ -157,15 +271,19 @@ impl<S: Store> Phone<S> {
         {
             let open = self.open.swap_remove(stalest);
             self.close(open)?;
+            self.write_checkpoint()?;
             self.store.flush()?;
         }
+        let mut signal = SignalHistogram::default();
+        signal.add(level, credit);
         self.open.push(OpenEncounter {
             peer,
+            credited_scan: scan,
             interval,
             first_seen: now,
             last_seen: now,
             level_kind,
-            signal: SignalHistogram::default(),
+            signal,
         });
         Ok(())
     }
@@ -185,6 +303,9 @@ impl<S: Store> Phone<S> {
                 i += 1;
             }
         }
+        // The closed encounters leave the checkpoint in the same flush, so a restart never
+        // counts them twice.
+        self.write_checkpoint()?;
         self.store.flush()?;
         Ok(())
     }
@@ -197,6 +318,7 @@ impl<S: Store> Phone<S> {
         for open in std::mem::take(&mut self.open) {
             self.close(open)?;
         }
+        self.write_checkpoint()?;
         self.store.flush()?;
         Ok(())
     }

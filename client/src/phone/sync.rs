@@ -69,7 +69,7 @@ impl<S: Store> Phone<S> {
 
     pub(super) fn on_index(
         &mut self,
-        _now: UnixTime,
+        now: UnixTime,
         response: &Response,
     ) -> Result<(), ClientError> {
         if response.status != 200 {
@@ -87,7 +87,7 @@ impl<S: Store> Phone<S> {
             .collect();
         batches.sort_by_key(|b| b.sequence);
         if batches.is_empty() {
-            self.sync_complete();
+            self.sync_complete(now)?;
         } else {
             self.sync.phase = Phase::Fetching(batches.into());
             self.fetch_next();
@@ -128,12 +128,17 @@ impl<S: Store> Phone<S> {
         Ok(())
     }
 
-    fn sync_complete(&mut self) {
+    fn sync_complete(&mut self, now: UnixTime) -> Result<(), ClientError> {
         self.sync.phase = Phase::Idle;
-        self.events.push_back(PhoneEvent::SyncCompleted {
+        self.last_sync = Some(now);
+        self.store
+            .set_meta(MetaKey::LastSync, &now.0.to_le_bytes())?;
+        self.push_event(PhoneEvent::SyncCompleted {
             cursor: self.sync.cursor,
             batches: self.sync.ingested,
-        });
+        })?;
+        self.store.flush()?;
+        Ok(())
     }
 
     /// The round stops; the next one retries from the cursor.
@@ -144,8 +149,10 @@ impl<S: Store> Phone<S> {
     /// A batch failed verification: tell the app, stop the round (the cursor stays, so the
     /// next round retries it).
     pub(super) fn batch_failed(&mut self, error: &ClientError) {
+        self.last_error = Some(error.code());
         if let ClientError::Batch(e) = error {
-            self.events.push_back(PhoneEvent::BatchRejected(e.clone()));
+            // Never kept (see `events.rs`), so this cannot fail.
+            let _ = self.push_event(PhoneEvent::BatchRejected(e.clone()));
         }
         self.sync_failed();
     }

@@ -16,6 +16,8 @@ pub struct MemoryStore {
     windows: Vec<(WindowId, ExposureWindow)>,
     cursor: Option<Vec<u8>>,
     released: Option<SecretBytes>,
+    /// The other meta records (reports, checkpoints, events, clock): few and small.
+    other: Vec<(MetaKey, SecretBytes)>,
 }
 
 /// Bytes that hold keys: not printed, zeroed on drop.
@@ -85,11 +87,17 @@ impl Store for MemoryStore {
     }
 
     fn put_window(&mut self, id: &WindowId, window: &ExposureWindow) -> Result<bool, StoreError> {
-        if self.windows.iter().any(|(i, _)| i == id) {
-            return Ok(false);
+        match self.windows.iter_mut().find(|(i, _)| i == id) {
+            Some((_, kept)) if kept == window => Ok(false),
+            Some((_, kept)) => {
+                *kept = window.clone();
+                Ok(true)
+            }
+            None => {
+                self.windows.push((*id, window.clone()));
+                Ok(true)
+            }
         }
-        self.windows.push((*id, window.clone()));
-        Ok(true)
     }
 
     fn windows_of(&self, day: DayNumber) -> Result<Vec<ExposureWindow>, StoreError> {
@@ -112,6 +120,10 @@ impl Store for MemoryStore {
         match key {
             MetaKey::SyncCursor => self.cursor = Some(value.to_vec()),
             MetaKey::ReleasedKeys => self.released = Some(SecretBytes(value.to_vec())),
+            other => {
+                self.other.retain(|(k, _)| *k != other);
+                self.other.push((other, SecretBytes(value.to_vec())));
+            }
         }
         Ok(())
     }
@@ -120,7 +132,26 @@ impl Store for MemoryStore {
         Ok(match key {
             MetaKey::SyncCursor => self.cursor.clone(),
             MetaKey::ReleasedKeys => self.released.as_ref().map(|b| b.0.clone()),
+            other => self
+                .other
+                .iter()
+                .find(|(k, _)| *k == other)
+                .map(|(_, b)| b.0.clone()),
         })
+    }
+
+    fn remove_meta(&mut self, key: MetaKey) -> Result<(), StoreError> {
+        match key {
+            MetaKey::SyncCursor => self.cursor = None,
+            MetaKey::ReleasedKeys => self.released = None,
+            other => self.other.retain(|(k, _)| *k != other),
+        }
+        Ok(())
+    }
+
+    fn erase_all(&mut self) -> Result<(), StoreError> {
+        *self = MemoryStore::default();
+        Ok(())
     }
 
     fn purge_before(&mut self, oldest_kept: DayNumber) -> Result<PurgeCounts, StoreError> {

@@ -5,6 +5,7 @@
 //! requests); everything that must outlive a restart goes through [`Store`]. sled types stay
 //! inside this module so another engine can replace it.
 
+pub mod day_keys;
 mod memory;
 mod records;
 mod sled_store;
@@ -63,8 +64,10 @@ pub trait Store {
     fn for_each_encounter(&self, visit: &mut dyn FnMut(&EncounterRecord))
     -> Result<(), StoreError>;
 
-    /// Keeps a matched exposure window under `id`; returns false if `id` was already kept
-    /// (the same batch ingested twice).
+    /// Keeps a matched exposure window under `id`; returns false if the same window was
+    /// already kept under `id` (the same batch ingested twice). A different window under a
+    /// kept `id` replaces it and returns true: a revision republished the key with another
+    /// report type (`likely` → `confirmed`, or revoked), and the newer publication holds.
     ///
     /// # Errors
     /// [`StoreError`] from the backend.
@@ -94,11 +97,34 @@ pub trait Store {
     /// [`StoreError`] from the backend.
     fn meta(&self, key: MetaKey) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// Forgets a small piece of state.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn remove_meta(&mut self, key: MetaKey) -> Result<(), StoreError>;
+
+    /// Forgets everything this store holds (the user's "delete my data"), durably.
+    ///
+    /// A folder-backed store may keep old bytes in its files until they are rewritten: to
+    /// erase them from the disk too, close the store and delete its folder (what
+    /// `client::ffi`'s `delete_all_data` does).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn erase_all(&mut self) -> Result<(), StoreError>;
+
     /// Deletes own keys, encounters and windows of days before `oldest_kept`.
     ///
     /// # Errors
     /// [`StoreError`] from the backend.
     fn purge_before(&mut self, oldest_kept: DayNumber) -> Result<PurgeCounts, StoreError>;
+
+    /// The phone's current (confirmed) day: a store that seals records by day seals
+    /// state that is not history (meta records) under it. The phone calls it before every
+    /// input's work. Default: ignored.
+    fn set_today(&mut self, today: DayNumber) {
+        let _ = today;
+    }
 
     /// Makes every write so far durable.
     ///

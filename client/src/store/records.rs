@@ -170,6 +170,23 @@ pub enum MetaKey {
     /// rolling start (u32 little-endian), rolling period, the 16-byte key. Secret like the
     /// own keys.
     ReleasedKeys,
+    /// The report on its way (postcard): the stage, the report, its HMAC key and, once
+    /// certified, the upload. Secret like the own keys; deleted once the node acknowledged
+    /// the upload or definitively refused it.
+    PendingReport,
+    /// The open encounters checkpoint (postcard), rewritten at most once per
+    /// `encounter.checkpoint_seconds`, so a kill loses at most that much contact time.
+    OpenEncounters,
+    /// Events not yet acknowledged by the app (postcard).
+    Events,
+    /// The clock state (postcard): the latest time seen, the latest time confirmed.
+    Clock,
+    /// The revision token of the last upload (postcard), for a later revision.
+    Revision,
+    /// Tracing paused by the user (one byte, 1 = paused).
+    Paused,
+    /// When the last sync round completed (u64 little-endian unix seconds).
+    LastSync,
 }
 
 impl MetaKey {
@@ -178,6 +195,13 @@ impl MetaKey {
         match self {
             MetaKey::SyncCursor => "sync-cursor",
             MetaKey::ReleasedKeys => "released-keys",
+            MetaKey::PendingReport => "pending-report",
+            MetaKey::OpenEncounters => "open-encounters",
+            MetaKey::Events => "events",
+            MetaKey::Clock => "clock",
+            MetaKey::Revision => "revision",
+            MetaKey::Paused => "paused",
+            MetaKey::LastSync => "last-sync",
         }
     }
 }

@@ -56,6 +56,16 @@ fn exercise(store: &mut impl Store) {
     assert!(store.put_window(&id(90, 1), &window(90)).unwrap());
     assert!(!store.put_window(&id(90, 1), &window(90)).unwrap());
     assert!(store.put_window(&id(100, 2), &window(100)).unwrap());
+    // A revision republishes a key with another report type: the newer window holds.
+    let mut revised = window(100);
+    revised.report_type = ephemera_proto::ReportType::ConfirmedClinicalDiagnosis;
+    assert!(store.put_window(&id(100, 2), &revised).unwrap());
+    assert_eq!(
+        store.windows_of(DayNumber(100)).unwrap(),
+        vec![revised.clone()]
+    );
+    assert!(!store.put_window(&id(100, 2), &revised).unwrap());
+    assert!(store.put_window(&id(100, 2), &window(100)).unwrap());
     assert_eq!(store.windows_of(DayNumber(90)).unwrap(), vec![window(90)]);
     assert_eq!(
         store.window_days().unwrap(),
@@ -135,4 +145,34 @@ fn own_key_debug_is_redacted() {
         shown.contains("redacted") && !shown.contains("ab"),
         "{shown}"
     );
+}
+
+#[test]
+fn a_folder_store_compacts_once_a_day_and_reopens_after_an_interrupted_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SledStore::open(dir.path()).unwrap();
+    store.put_encounter(&record(100, 1)).unwrap();
+    store.purge_before(DayNumber(90)).unwrap();
+    let generation = std::fs::read_to_string(dir.path().join("generation")).unwrap();
+    assert_eq!(generation, "1 90");
+    // The same day again (a restart): no second copy.
+    store.purge_before(DayNumber(90)).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("generation")).unwrap(),
+        "1 90"
+    );
+    drop(store);
+    // A compaction killed half-way left a newer copy that never became current.
+    std::fs::create_dir(dir.path().join("db-2")).unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    assert!(!dir.path().join("db-2").exists());
+    let mut n = 0;
+    store.for_each_encounter(&mut |_| n += 1).unwrap();
+    assert_eq!(n, 1);
+    drop(store);
+    std::fs::write(dir.path().join("generation"), "x").unwrap();
+    assert!(matches!(
+        SledStore::open(dir.path()),
+        Err(StoreError::Corrupt { .. })
+    ));
 }

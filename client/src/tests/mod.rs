@@ -1,4 +1,8 @@
 //! Tests of the phone core, stepped by a fake clock.
 
+mod clock;
+mod durable;
+mod duration;
+mod forgetting;
 mod phone;
 mod util;

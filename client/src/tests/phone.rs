@@ -20,8 +20,8 @@ fn advertisements_rotate_exactly_at_interval_boundaries() {
         let node = FakeNode::new(1);
         let mut phone = Phone::new(node.config(scheme), MemoryStore::new(), [3; 32]).unwrap();
         let boundary = start().interval().plus(1).start();
-        let before = phone.advertisement(boundary.minus_seconds(1)).unwrap();
         let early = phone.advertisement(boundary.minus_seconds(599)).unwrap();
+        let before = phone.advertisement(boundary.minus_seconds(1)).unwrap();
         let at = phone.advertisement(boundary).unwrap();
         assert_eq!(
             before.full, early.full,
@@ -160,8 +160,10 @@ fn gaen_sighting_of(
     when: UnixTime,
 ) -> Phone<MemoryStore> {
     let node = FakeNode::new(9);
-    let mut phone =
-        Phone::new(node.config(SchemeKind::Gaen), MemoryStore::new(), [10; 32]).unwrap();
+    // The phone scans every 30 s, and says so.
+    let mut config = node.config(SchemeKind::Gaen);
+    config.encounter.scan_period_seconds = 30;
+    let mut phone = Phone::new(config, MemoryStore::new(), [10; 32]).unwrap();
     let (rpi, aem) = tek.advertisement(heard, &Metadata::v1_0(-8));
     let mut payload = rpi.0.to_vec();
     payload.extend_from_slice(&aem.0);
@@ -255,13 +257,19 @@ fn retention_purges_keys_secrets_encounters_and_exposures() {
                 assert!(pair.a.store().own_key(met).unwrap().is_none());
             }
         }
-        // 14 days after the meeting everything is still there; on day 15 it is gone.
+        // 14 days after the meeting everything is still there; on day 15 it is gone, once
+        // the node's time confirms the jump (the phones slept in between).
         let day14 = met.plus(14).start().plus_seconds(60);
+        pair.b.handle_timeout(day14).unwrap();
+        assert!(pair.b.confirm_time(day14, day14).unwrap());
         pair.b.handle_timeout(day14).unwrap();
         assert!(count(&pair.b) > 0, "{scheme:?} day 14");
         let day15 = met.plus(15).start().plus_seconds(60);
-        pair.a.handle_timeout(day15).unwrap();
-        pair.b.handle_timeout(day15).unwrap();
+        for phone in [&mut pair.a, &mut pair.b] {
+            phone.handle_timeout(day15).unwrap();
+            assert!(phone.confirm_time(day15, day15).unwrap());
+            phone.handle_timeout(day15).unwrap();
+        }
         assert_eq!(count(&pair.b), 0, "{scheme:?}");
         assert_eq!(count(&pair.a), 0, "{scheme:?}");
         assert!(pair.b.exposures(day15).unwrap().is_empty());
@@ -542,9 +550,10 @@ fn gaen_export_files_from_a_key_server_match_when_signed_by_a_configured_key() {
         phone.handle_gaen_export(start(), &zip),
         Err(ClientError::NoExportKey)
     );
-    let config = FakeNode::new(9)
+    let mut config = FakeNode::new(9)
         .config(SchemeKind::Gaen)
         .with_gaen_export_key(server.public_key().to_vec());
+    config.encounter.scan_period_seconds = 30;
     let store = phone.into_store();
     let mut phone = Phone::new(config, store, [14; 32]).unwrap();
     let now = day.plus(2).start();
@@ -557,8 +566,8 @@ fn gaen_export_files_from_a_key_server_match_when_signed_by_a_configured_key() {
     let Some(PhoneEvent::ExposureFound(daily)) = phone.poll_event() else {
         panic!("no exposure")
     };
-    // Attenuation 60 → near bucket; 19 credited 30-second steps.
-    assert_eq!(daily.seconds_per_bucket, [0, 570, 0, 0]);
+    // Attenuation 60 → near bucket; 20 scans 30 s apart, each credited 30 s.
+    assert_eq!(daily.seconds_per_bucket, [0, 600, 0, 0]);
 }
 
 #[test]

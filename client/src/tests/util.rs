@@ -146,6 +146,34 @@ impl FakeNode {
     }
 }
 
+/// `phone` hears `peer`'s whole advertisement of `now` with `signal`.
+pub(crate) fn hear<S: crate::store::Store>(
+    phone: &mut Phone<S>,
+    peer: &mut Phone<MemoryStore>,
+    now: UnixTime,
+    signal: Signal,
+) {
+    let ad = peer.advertisement(now).unwrap();
+    phone
+        .handle_sighting(
+            now,
+            &Sighting {
+                payload: &ad.full,
+                signal,
+            },
+        )
+        .unwrap();
+}
+
+/// The seconds credited to every encounter kept in `store`.
+pub(crate) fn credited_seconds(store: &impl crate::store::Store) -> u64 {
+    let mut total = 0u64;
+    store
+        .for_each_encounter(&mut |r| total += u64::from(r.signal.total_seconds()))
+        .unwrap();
+    total
+}
+
 /// How advertisements travel between the two phones.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub(crate) enum Air {

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Size of what an app ships: builds the client library (UniFFI bindings included) with the
+# `mobile` profile as a shared library (Android .so, loaded by JNA) and a static library
+# (iOS XCFramework), prints their sizes per target, and fails when the stripped x86_64
+# shared library (the proxy here for arm64: same code, similar density) passes 2 MiB.
+# Other targets are built when their Rust target and linker are installed, and reported
+# as skipped otherwise. Honours CARGO_TARGET_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root="$(pwd)"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+limit=$((2 * 1024 * 1024))
+fail() { echo "client-size.sh: FAIL: $*" >&2; exit 1; }
+
+build() { # build TARGET (empty: host) -> prints the output folder
+  local triple="$1" args=()
+  [ -n "$triple" ] && args=(--target "$triple")
+  cargo rustc --quiet -p ephemera-client --lib --profile mobile "${args[@]}" \
+    --crate-type cdylib,staticlib >&2
+  if [ -n "$triple" ]; then echo "$target_dir/$triple/mobile"; else echo "$target_dir/mobile"; fi
+}
+
+human() { awk -v b="$1" 'BEGIN { printf "%.2f MiB (%d bytes)", b / 1048576, b }'; }
+
+report() { # report LABEL DIR
+  local label="$1" dir="$2" so="$2/libephemera_client.so" a="$2/libephemera_client.a"
+  local stripped gz
+  stripped="$(mktemp)"
+  cp "$so" "$stripped"
+  strip --strip-all "$stripped" 2>/dev/null || true
+  gz="$(gzip -9 -c "$stripped" | wc -c)"
+  echo "$label shared library, stripped: $(human "$(stat -c %s "$stripped")"), gzipped $(human "$gz")"
+  echo "$label static library (unstripped archive, what Xcode links and strips): $(human "$(stat -c %s "$a")")"
+  stat -c %s "$stripped"
+  rm -f "$stripped"
+}
+
+host_dir="$(build "")"
+out="$(report "x86_64-unknown-linux-gnu" "$host_dir")"
+echo "$out" | head -n 2
+size="$(echo "$out" | tail -n 1)"
+
+installed="$(rustup target list --installed 2>/dev/null || true)"
+for triple in aarch64-linux-android armv7-linux-androideabi x86_64-linux-android \
+  aarch64-apple-ios aarch64-apple-ios-sim; do
+  if echo "$installed" | grep -qx "$triple"; then
+    if dir="$(build "$triple" 2>/dev/null)"; then
+      report "$triple" "$dir" | head -n 2
+    else
+      echo "$triple: installed, but no linker for it here (skipped)"
+    fi
+  else
+    echo "$triple: Rust target not installed here (skipped; see docs/MOBILE.md)"
+  fi
+done
+
+[ "$size" -le "$limit" ] || fail "the stripped x86_64 library is $(human "$size"), over $(human "$limit")"
+echo "client-size.sh: ok (stripped x86_64 library $(human "$size") <= 2 MiB)"

@@ -1,0 +1,124 @@
+"""Test harness: a real `ephemera-node serve` on loopback, and a case worker on it.
+
+Starts the node binary from a temporary folder (so no ./ephemera.toml of a checkout is
+read) with `--listen 127.0.0.1:0` and a short batch period, reads where it listens and the
+first case worker's credentials from its stdout, signs in and issues codes over HTTP, as a
+case worker's tools do. Loopback only.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+from example_app import http
+
+LISTEN_RE = re.compile(r"^ephemera-node listening on (http://127\.0\.0\.1:\d+)\s*$")
+
+
+def node_binary():
+    """The node binary built by `cargo build --workspace`."""
+    explicit = os.environ.get("EPHEMERA_NODE_BIN")
+    if explicit:
+        return explicit
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
+    return os.path.join(target, "debug", "ephemera-node")
+
+
+class Node:
+    """A real node on loopback with a short batch period."""
+
+    def __init__(self, batch_period_seconds=1):
+        self.work = tempfile.mkdtemp(prefix="ephemera-node-")
+        self.stdout_path = os.path.join(self.work, "stdout")
+        self.stderr_path = os.path.join(self.work, "stderr")
+        env = dict(os.environ)
+        env["EPHEMERA_BATCH_PERIOD_SECONDS"] = str(batch_period_seconds)
+        env["EPHEMERA_BATCH_MIN_ENTRIES"] = "16"
+        env["EPHEMERA_LOG_FILTER"] = "warn"
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.process = subprocess.Popen(
+                [
+                    node_binary(),
+                    "serve",
+                    "--data-dir",
+                    os.path.join(self.work, "data"),
+                    "--listen",
+                    "127.0.0.1:0",
+                ],
+                cwd=self.work,
+                stdout=out,
+                stderr=err,
+                env=env,
+            )
+        self.url = None
+        name = password = None
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            text = open(self.stdout_path).read()
+            for line in text.splitlines():
+                match = LISTEN_RE.match(line)
+                if match:
+                    self.url = match.group(1)
+                if line.startswith("  name:"):
+                    name = line.split(":", 1)[1].strip()
+                if line.startswith("  password:"):
+                    password = line.split(":", 1)[1].strip()
+            if self.url and name and password:
+                break
+            if self.process.poll() is not None:
+                raise RuntimeError("the node exited at start: " + open(self.stderr_path).read())
+            time.sleep(0.1)
+        if not (self.url and name and password):
+            self.stop()
+            raise RuntimeError("the node did not say where it listens within 60 s")
+        self.token = self._login(name, password)
+        status, body, _ = http(self.url, "GET", "/v1/authority")
+        assert status == 200, status
+        self.authority = json.loads(body)
+
+    def _login(self, name, password):
+        body = json.dumps({"name": name, "password": password}).encode()
+        status, answer, _ = http(self.url, "POST", "/v1/session", body, "application/json")
+        assert status == 200, (status, answer)
+        return json.loads(answer)["token"]
+
+    def issue_code(self, test_type="confirmed", symptom_onset=None):
+        """One upload code, as the case-worker page issues it."""
+        request = {"test_type": test_type, "count": 1}
+        if symptom_onset:
+            request["symptom_onset"] = symptom_onset
+        status, answer, _ = http(
+            self.url,
+            "POST",
+            "/v1/codes",
+            json.dumps(request).encode(),
+            "application/json",
+            {"Authorization": "Bearer " + self.token},
+        )
+        assert status == 200, (status, answer)
+        return json.loads(answer)["codes"][0]["code"]
+
+    def metric(self, name):
+        """The value of an unlabelled metric."""
+        status, body, _ = http(self.url, "GET", "/metrics")
+        assert status == 200, status
+        for line in body.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.work, ignore_errors=True)

@@ -15,7 +15,7 @@ fail() { echo "client-size.sh: FAIL: $*" >&2; exit 1; }
 build() { # build TARGET (empty: host) -> prints the output folder
   local triple="$1" args=()
   [ -n "$triple" ] && args=(--target "$triple")
-  cargo rustc --quiet -p ephemera-client --lib --profile mobile "${args[@]}" \
+  cargo rustc --locked --quiet -p ephemera-client --lib --profile mobile "${args[@]}" \
     --crate-type cdylib,staticlib >&2
   if [ -n "$triple" ]; then echo "$target_dir/$triple/mobile"; else echo "$target_dir/mobile"; fi
 }

@@ -10,7 +10,7 @@ cd "$root"
 target="${CARGO_TARGET_DIR:-$root/target}"
 
 # --workspace keeps the feature resolution of `cargo test --workspace`: nothing rebuilds.
-cargo build --quiet --workspace --lib --bins
+cargo build --locked --quiet --workspace --lib --bins
 case "$(uname -s)" in
   Darwin) lib="$target/debug/libephemera_client.dylib" ;;
   *) lib="$target/debug/libephemera_client.so" ;;
@@ -18,7 +18,7 @@ esac
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-cargo run --quiet --manifest-path client/uniffi-bindgen/Cargo.toml \
+cargo run --locked --quiet --manifest-path client/uniffi-bindgen/Cargo.toml \
   --target-dir "$target/uniffi-bindgen" -- \
   generate --library "$lib" --language python --out-dir "$out"
 cp "$lib" "$out/"

@@ -77,6 +77,13 @@ pub fn client_config(scenario: &Scenario, server: &Server) -> ClientConfig {
     config.sync.interval_seconds = u64::from(scenario.node.sync_hours) * 3600;
     config.tx_power = scenario.radio.tx_power_dbm;
     config.encounter.assumed_tx_power = scenario.radio.tx_power_dbm;
+    // Contact time is credited per scan, up to the declared scan period: each phone draws
+    // its own period between the scenario's bounds, so declare the longest.
+    config.encounter.scan_period_seconds = scenario.scanning.period_max_s;
+    config.encounter.max_gap_seconds = config
+        .encounter
+        .max_gap_seconds
+        .max(scenario.scanning.period_max_s);
     config
 }
 

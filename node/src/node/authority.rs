@@ -1,0 +1,198 @@
+//! The authority role, driven: case workers sign in and issue codes; phones redeem them
+//! (`NodeCore::issue_codes`, `NodeCore::redeem_code`), flushed before the answer.
+
+use ephemera_node_core::authority::CodeGrant;
+use ephemera_proto::api::{VerifyRequest, VerifyResponse};
+
+use crate::api::error::ApiError;
+use crate::api::types::{IssueCodesRequest, IssueCodesResponse, IssuedCode, LoginResponse};
+use crate::caseworker::{self, PBKDF2_ITERATIONS};
+use crate::clock::civil;
+
+use super::Node;
+
+impl Node {
+    /// Signs a case worker in.
+    ///
+    /// # Errors
+    /// [`ApiError::TooManyAttempts`] when the name's or the global budget is spent,
+    /// [`ApiError::InvalidCredentials`] otherwise on a wrong name or password.
+    pub async fn login(&self, name: &str, password: &str) -> Result<LoginResponse, ApiError> {
+        let now = self.now();
+        {
+            let mut budgets = self
+                .inner
+                .login_budget
+                .lock()
+                .map_err(|_| ApiError::Internal)?;
+            let (per_name, global) = &mut *budgets;
+            if !per_name.allows(name, now) || !global.allows("", now) {
+                return Err(ApiError::TooManyAttempts);
+            }
+        }
+        let record = self.inner.store.credential(name)?;
+        let password = zeroize::Zeroizing::new(password.to_owned());
+        // PBKDF2 takes a while on purpose: keep it off the async workers.
+        let ok = tokio::task::spawn_blocking(move || match record {
+            Some(record) => caseworker::check_password(&record, &password),
+            None => {
+                // Spend the same time on unknown names, so timing does not list names.
+                let dummy = crate::store::CredentialRecord {
+                    salt: [0; 16],
+                    iterations: PBKDF2_ITERATIONS,
+                    hash: [0; 32],
+                };
+                caseworker::check_password(&dummy, &password);
+                false
+            }
+        })
+        .await
+        .map_err(|_| ApiError::Internal)?;
+        if !ok {
+            let mut budgets = self
+                .inner
+                .login_budget
+                .lock()
+                .map_err(|_| ApiError::Internal)?;
+            budgets.0.record_failure(name, now);
+            budgets.1.record_failure("", now);
+            tracing::info!("case-worker sign-in failed");
+            return Err(ApiError::InvalidCredentials);
+        }
+        let expires_at = now.plus_seconds(self.inner.config.authority.session_lifetime_seconds);
+        let token = self
+            .inner
+            .sessions
+            .lock()
+            .map_err(|_| ApiError::Internal)?
+            .open(name, expires_at, &mut rand::rng());
+        tracing::info!("case worker signed in");
+        Ok(LoginResponse {
+            token: token.0.to_string(),
+            expires_at: expires_at.0,
+        })
+    }
+
+    /// The case worker a bearer token belongs to.
+    ///
+    /// # Errors
+    /// [`ApiError::Unauthorized`].
+    pub fn session(&self, token: &str) -> Result<String, ApiError> {
+        self.inner
+            .sessions
+            .lock()
+            .map_err(|_| ApiError::Internal)?
+            .check(token, self.now())
+            .ok_or(ApiError::Unauthorized)
+    }
+
+    /// Ends a session.
+    pub fn logout(&self, token: &str) {
+        if let Ok(mut sessions) = self.inner.sessions.lock() {
+            sessions.close(token);
+        }
+    }
+
+    /// Issues codes for a signed-in case worker; they are stored only as hashes.
+    ///
+    /// # Errors
+    /// [`ApiError::InvalidParameter`] for a bad count or onset date, [`ApiError::Store`].
+    pub async fn issue_codes(
+        &self,
+        request: &IssueCodesRequest,
+    ) -> Result<IssueCodesResponse, ApiError> {
+        let symptom_onset = match request.symptom_onset.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(text) => Some(civil::parse_date(text).ok_or(ApiError::InvalidParameter {
+                name: "symptom_onset",
+                reason: "must be a date YYYY-MM-DD",
+            })?),
+        };
+        let grant = CodeGrant {
+            test_type: request.test_type.report_type(),
+            symptom_onset,
+        };
+        let count = request.count.unwrap_or(1);
+        let issued = self.inner.core.issue_codes(
+            self.inner.store.as_ref(),
+            grant,
+            count,
+            self.now(),
+            &mut rand::rng(),
+        )?;
+        self.inner.flusher.flush().await?;
+        self.inner.metrics.codes_issued(u64::from(count));
+        tracing::info!(
+            count,
+            test_type = request.test_type.as_str(),
+            "upload codes issued"
+        );
+        Ok(IssueCodesResponse {
+            test_type: request.test_type,
+            symptom_onset: symptom_onset.map(civil::format_date),
+            codes: issued
+                .codes
+                .iter()
+                .map(|code| IssuedCode {
+                    code: code.reveal(),
+                    expires_at: issued.expires_at.0,
+                    expires_at_utc: civil::format_time(issued.expires_at),
+                })
+                .collect(),
+        })
+    }
+
+    /// Exchanges a code and report HMAC for a signed certificate (`POST /v1/verify`).
+    /// Decoys get a random answer of the same size after the same work.
+    ///
+    /// # Errors
+    /// [`ApiError::Authority`] for a malformed, unknown, used or expired code,
+    /// [`ApiError::TooManyAttempts`], [`ApiError::Store`].
+    pub async fn verify(&self, request: &VerifyRequest) -> Result<VerifyResponse, ApiError> {
+        let result = self.verify_inner(request).await;
+        let outcome = match &result {
+            Ok(_) if request.decoy => "decoy",
+            Ok(_) => "certified",
+            Err(e) => e.code(),
+        };
+        self.inner.metrics.verification(outcome);
+        result
+    }
+
+    async fn verify_inner(&self, request: &VerifyRequest) -> Result<VerifyResponse, ApiError> {
+        let now = self.now();
+        if request.decoy {
+            self.inner.metrics.decoy("verify");
+        } else if !self
+            .inner
+            .verify_budget
+            .lock()
+            .map_err(|_| ApiError::Internal)?
+            .allows("", now)
+        {
+            return Err(ApiError::TooManyAttempts);
+        }
+        let redeemed =
+            self.inner
+                .core
+                .redeem_code(self.inner.store.as_ref(), request, now, &mut rand::rng());
+        let response = match redeemed {
+            Ok(response) => response,
+            Err(e) => {
+                if e.is_failed_guess()
+                    && let Ok(mut budget) = self.inner.verify_budget.lock()
+                {
+                    budget.record_failure("", now);
+                }
+                return Err(e.into());
+            }
+        };
+        // The code is gone from the store; make that durable before handing out a
+        // certificate, so a crash cannot let the same code be used twice. Decoys flush too.
+        self.inner.flusher.flush().await?;
+        if !request.decoy {
+            tracing::info!("certificate issued");
+        }
+        Ok(response)
+    }
+}

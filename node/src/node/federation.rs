@@ -1,0 +1,184 @@
+//! The federation bridge: starting libp2p with the node's identity, and the node's store
+//! as federation reads and writes it (relayed uploads go through the core's federation
+//! intake).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ephemera_node_core::federation_intake::{RelayAdmission, RelayOutcome};
+use ephemera_node_core::store::StoreError;
+use ephemera_proto::upload::{SignedUpload, UploadId, VerifiedUpload};
+
+use crate::federation::{
+    DayDigest, Federation, FederationConfig, FederationHandle, FederationStore, NodeIdentity,
+    StoreOutcome,
+};
+
+use super::{FederationSlot, Inner, Node, NodeError};
+
+impl Node {
+    /// The federation handle, when federation runs.
+    pub fn federation_handle(&self) -> Option<FederationHandle> {
+        self.inner
+            .federation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|slot| slot.handle.clone())
+    }
+
+    /// The federation settings this node's config asks for: TCP and QUIC on `[federation] listen`, the
+    /// node's trusted authorities and report rules, the persistent libp2p identity.
+    pub fn federation_config(&self) -> FederationConfig {
+        let config = &self.inner.config;
+        let ip = match config.federation.listen.ip() {
+            std::net::IpAddr::V4(ip) => libp2p::multiaddr::Protocol::Ip4(ip),
+            std::net::IpAddr::V6(ip) => libp2p::multiaddr::Protocol::Ip6(ip),
+        };
+        let port = config.federation.listen.port();
+        let tcp = libp2p::Multiaddr::empty()
+            .with(ip.clone())
+            .with(libp2p::multiaddr::Protocol::Tcp(port));
+        // QUIC on the same address and (UDP) port.
+        let quic = libp2p::Multiaddr::empty()
+            .with(ip)
+            .with(libp2p::multiaddr::Protocol::Udp(port))
+            .with(libp2p::multiaddr::Protocol::QuicV1);
+        let mut federation = FederationConfig::default()
+            .with_trusted_authorities(self.inner.core.trusted().clone())
+            .with_bootstrap_peers(config.federation.bootstrap_peers.clone())
+            .with_sync_interval(Duration::from_secs(config.federation.sync_interval_seconds));
+        federation.listen_addrs = vec![tcp, quic];
+        federation.mdns = config.federation.mdns;
+        federation.region = config.federation.region.clone();
+        federation.limits = self.inner.core.limits().clone();
+        federation.publish_delay_max = Duration::from_millis(config.federation.publish_delay_ms);
+        federation
+    }
+
+    /// Starts federation with `config` (see [`Self::federation_config`]) and the node's
+    /// persistent identity; accepted phone uploads are gossiped from now on, and relayed
+    /// ones are stored and published in this node's batches. Returns the handle.
+    ///
+    /// # Errors
+    /// [`NodeError::Federation`] if the swarm cannot start (e.g. the port is taken).
+    pub fn start_federation(
+        &self,
+        config: FederationConfig,
+    ) -> Result<FederationHandle, NodeError> {
+        let identity = NodeIdentity::from_ed25519_seed(&self.keys().libp2p_seed);
+        let store: Arc<dyn FederationStore> = Arc::new(NodeFederationStore {
+            inner: Arc::downgrade(&self.inner),
+        });
+        let (handle, task) = Federation::spawn(config, identity, store, self.inner.clock.clone())?;
+        *self
+            .inner
+            .federation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(FederationSlot {
+            handle: handle.clone(),
+            task: Some(task),
+        });
+        Ok(handle)
+    }
+
+    /// Stops federation (if it runs) and waits for its event loop to end.
+    pub async fn stop_federation(&self) {
+        let slot = self
+            .inner
+            .federation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(mut slot) = slot {
+            let _ = slot.handle.shutdown().await;
+            if let Some(task) = slot.task.take() {
+                let _ = task.await;
+            }
+        }
+    }
+
+    /// Stores an upload a peer relayed (already verified by federation): same single-use
+    /// rule and sync-day filing as a phone's upload, and its entries join this node's
+    /// publication queue. Blocks until durable.
+    fn store_relayed(&self, upload: VerifiedUpload) -> Result<StoreOutcome, StoreError> {
+        let (core, store) = (&self.inner.core, self.inner.store.as_ref());
+        let id = upload.id();
+        let commit = match core.admit_relayed(store, upload, self.now())? {
+            RelayAdmission::AlreadyStored => return Ok(StoreOutcome::AlreadyStored),
+            RelayAdmission::Commit(commit) => commit,
+        };
+        let outcome = self.inner.committer.commit_blocking(*commit)?;
+        Ok(match core.settle_relayed(store, &id, outcome)? {
+            RelayOutcome::Stored => {
+                self.inner.metrics.upload_accepted("relayed");
+                StoreOutcome::Stored
+            }
+            RelayOutcome::AlreadyStored => StoreOutcome::AlreadyStored,
+            RelayOutcome::CertificateUsed => StoreOutcome::CertificateUsed,
+        })
+    }
+}
+
+/// The node's store as federation sees it. Holds the node weakly, so a running federation
+/// does not keep a stopped node alive.
+struct NodeFederationStore {
+    inner: std::sync::Weak<Inner>,
+}
+
+impl NodeFederationStore {
+    /// The node, or a store error once it has stopped (its store is closed, so nothing can
+    /// be said about what it holds).
+    fn node(&self) -> Result<Node, crate::federation::StoreError> {
+        self.inner
+            .upgrade()
+            .map(|inner| Node { inner })
+            .ok_or_else(|| federation_error(StoreError::Engine("node stopped".to_owned())))
+    }
+}
+
+fn federation_error(e: StoreError) -> crate::federation::StoreError {
+    crate::federation::StoreError(Box::new(e))
+}
+
+impl FederationStore for NodeFederationStore {
+    fn contains(&self, id: &UploadId) -> Result<bool, crate::federation::StoreError> {
+        let node = self.node()?;
+        let record = node.inner.store.upload(id).map_err(federation_error)?;
+        Ok(record.is_some())
+    }
+
+    fn store_relayed(
+        &self,
+        upload: VerifiedUpload,
+    ) -> Result<StoreOutcome, crate::federation::StoreError> {
+        self.node()?.store_relayed(upload).map_err(federation_error)
+    }
+
+    fn ids_for_day(
+        &self,
+        day: ephemera_proto::DayNumber,
+        after: Option<UploadId>,
+        limit: usize,
+    ) -> Result<Vec<UploadId>, crate::federation::StoreError> {
+        let node = self.node()?;
+        node.inner
+            .store
+            .sync_ids(day, after, limit)
+            .map_err(federation_error)
+    }
+
+    fn get(&self, id: &UploadId) -> Result<Option<SignedUpload>, crate::federation::StoreError> {
+        let node = self.node()?;
+        let record = node.inner.store.upload(id).map_err(federation_error)?;
+        Ok(record.map(|record| record.upload))
+    }
+
+    fn day_digest(
+        &self,
+        day: ephemera_proto::DayNumber,
+    ) -> Result<DayDigest, crate::federation::StoreError> {
+        let node = self.node()?;
+        node.inner.store.day_digest(day).map_err(federation_error)
+    }
+}

@@ -1,0 +1,294 @@
+//! The node: the driver of the core ([`NodeCore`]) over a [`ReportStore`], one file per
+//! concept: `authority.rs` (case workers, codes, certificates), `uploads.rs`,
+//! `publication.rs` (cuts, serving, retention, the background loop) and `federation.rs`
+//! (the libp2p bridge).
+//!
+//! [`Node`] is a cheap cloneable handle. HTTP handlers call its methods; so do tests, which
+//! also drive [`Node::cut_due`] and [`Node::purge`] themselves with a
+//! [`ManualClock`](crate::clock::ManualClock) instead of waiting for the background tasks.
+
+mod authority;
+mod federation;
+mod publication;
+mod uploads;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ephemera_node_core::NodeCore;
+use ephemera_node_core::keys::{KeyError, NodeKeys};
+use ephemera_node_core::publication::PublicationError;
+use ephemera_node_core::store::{ReportStore, SledReportStore, StoreError};
+use ephemera_proto::UnixTime;
+use thiserror::Error;
+use tokio::sync::Mutex as AsyncMutex;
+
+use crate::api::error::ApiError;
+use crate::batch_cache::{BatchCache, DEFAULT_BATCH_CACHE_BYTES};
+use crate::caseworker::{
+    self, AttemptBudget, FIRST_CASE_WORKER, PBKDF2_ITERATIONS, Password, Sessions,
+};
+use crate::clock::Clock;
+use crate::config::NodeConfig;
+use crate::federation::{FederationError, FederationHandle};
+use crate::group_commit::Committer;
+use crate::metrics::Metrics;
+
+/// Folder of the sled database inside the data folder.
+pub const DB_DIR: &str = "db";
+/// Folder of batch bodies and GAEN export zips inside the data folder (files beside the
+/// database: sled 0.34 does not reclaim the space of large values it deleted).
+pub const BLOB_DIR: &str = "blobs";
+/// Most index entries per `GET /v1/batches` page.
+pub const INDEX_PAGE: usize = 1000;
+/// Window of the global failed-sign-in budget, and of the per-name one.
+const LOGIN_WINDOW_SECONDS: u64 = 15 * 60;
+
+/// The node could not start or run a background step.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The data folder could not be created.
+    #[error("cannot create data folder {path}: {source}")]
+    DataDir {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Keys could not be loaded or created.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A blocking task panicked or was cancelled.
+    #[error("background task failed")]
+    Task,
+    /// Federation could not start.
+    #[error(transparent)]
+    Federation(#[from] FederationError),
+    /// A cut could not be planned (storage, or a GAEN export file that could not be signed).
+    #[error(transparent)]
+    Publication(#[from] PublicationError),
+}
+
+/// Coalesces concurrent flushes: a caller returns once a flush that began after its write
+/// has finished, so one fsync acknowledges many uploads (group commit).
+struct Flusher {
+    store: Arc<dyn ReportStore>,
+    written: AtomicU64,
+    flushed: AtomicU64,
+    lock: AsyncMutex<()>,
+}
+
+impl Flusher {
+    async fn flush(&self) -> Result<(), ApiError> {
+        let mine = self.written.fetch_add(1, Ordering::SeqCst) + 1;
+        let _guard = self.lock.lock().await;
+        if self.flushed.load(Ordering::SeqCst) >= mine {
+            return Ok(());
+        }
+        let target = self.written.load(Ordering::SeqCst);
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .map_err(|_| ApiError::Internal)??;
+        self.flushed.store(target, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// The running federation, once [`Node::start_federation`] was called.
+struct FederationSlot {
+    handle: FederationHandle,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+struct Inner {
+    committer: Committer,
+    federation: Mutex<Option<FederationSlot>>,
+    config: NodeConfig,
+    clock: Arc<dyn Clock>,
+    store: Arc<dyn ReportStore>,
+    /// Every rule the node applies: authority, intake, publication, retention.
+    core: NodeCore,
+    metrics: Metrics,
+    flusher: Flusher,
+    sessions: Mutex<Sessions>,
+    verify_budget: Mutex<AttemptBudget>,
+    login_budget: Mutex<(AttemptBudget, AttemptBudget)>,
+    batch_cache: BatchCache,
+    /// Serialises cuts and revisions, which both move queue groups.
+    publication: AsyncMutex<()>,
+    /// What a cut in progress has written but not yet flushed: never listed, so no phone or
+    /// key server sees a batch that a crash could take back (and whose sequence number the
+    /// next cut would then reuse).
+    unflushed: Mutex<Unflushed>,
+}
+
+/// Batches and exports of a cut that are in the store but not yet durable.
+#[derive(Debug, Default)]
+struct Unflushed {
+    /// Sequence of the cut's first batch: it and later ones are not listed.
+    from_sequence: Option<u64>,
+    /// File names of the cut's exports.
+    exports: Vec<String>,
+}
+
+/// A running node's shared state; clone freely.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("listen", &self.inner.config.http.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A node just opened, with the credentials created on this start (to show once).
+#[derive(Debug)]
+pub struct Opened {
+    /// The node.
+    pub node: Node,
+    /// Name and password of a case worker created now, if there was none.
+    pub new_case_worker: Option<(String, Password)>,
+    /// Whether keys were created now (first start).
+    pub keys_created: bool,
+}
+
+/// OS randomness (the answer of a decoy upload).
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    rand_core::Rng::fill_bytes(&mut rand::rng(), &mut out);
+    out
+}
+
+impl Node {
+    /// Opens the node's data folder (sled database and keys), creating what is missing,
+    /// and a first case worker if there is none.
+    ///
+    /// # Errors
+    /// [`NodeError`] when the folder, keys or database cannot be opened.
+    pub fn open(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Opened, NodeError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let (keys, keys_created) = NodeKeys::load_or_create(&config.data_dir, &mut rand::rng())?;
+        let store = Arc::new(SledReportStore::open(
+            &config.data_dir.join(DB_DIR),
+            &config.data_dir.join(BLOB_DIR),
+        )?);
+        let node = Node::with_store(config, clock, store, keys);
+        let new_case_worker = node.ensure_case_worker()?;
+        Ok(Opened {
+            node,
+            new_case_worker,
+            keys_created,
+        })
+    }
+
+    /// A node over any store and keys (tests, other engines).
+    pub fn with_store(
+        config: NodeConfig,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn ReportStore>,
+        keys: NodeKeys,
+    ) -> Node {
+        let verify_budget = AttemptBudget::new(config.authority.verify_failures_per_minute, 60);
+        let login_budget = (
+            AttemptBudget::new(
+                config.authority.login_failures_per_user,
+                LOGIN_WINDOW_SECONDS,
+            ),
+            AttemptBudget::new(
+                config.authority.login_failures_per_user.saturating_mul(20),
+                LOGIN_WINDOW_SECONDS,
+            ),
+        );
+        Node {
+            inner: Arc::new(Inner {
+                committer: Committer::start(&store),
+                federation: Mutex::new(None),
+                core: NodeCore::new(config.policy(), keys, &mut rand::rng()),
+                flusher: Flusher {
+                    store: store.clone(),
+                    written: AtomicU64::new(0),
+                    flushed: AtomicU64::new(0),
+                    lock: AsyncMutex::new(()),
+                },
+                config,
+                clock,
+                store,
+                metrics: Metrics::new(),
+                sessions: Mutex::new(Sessions::default()),
+                verify_budget: Mutex::new(verify_budget),
+                login_budget: Mutex::new(login_budget),
+                batch_cache: BatchCache::new(DEFAULT_BATCH_CACHE_BYTES),
+                publication: AsyncMutex::new(()),
+                unflushed: Mutex::new(Unflushed::default()),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    /// The keys.
+    pub fn keys(&self) -> &NodeKeys {
+        self.inner.core.keys()
+    }
+
+    /// The policy core every request goes through.
+    pub fn core(&self) -> &NodeCore {
+        &self.inner.core
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn ReportStore> {
+        &self.inner.store
+    }
+
+    /// The current time by the node's clock.
+    pub fn now(&self) -> UnixTime {
+        self.inner.clock.now()
+    }
+
+    /// Creates the first case worker if there is none; returns its name and password.
+    ///
+    /// # Errors
+    /// [`NodeError::Store`].
+    pub fn ensure_case_worker(&self) -> Result<Option<(String, Password)>, NodeError> {
+        if !self.inner.store.credential_names()?.is_empty() {
+            return Ok(None);
+        }
+        let password = self.add_case_worker(FIRST_CASE_WORKER)?;
+        Ok(Some((FIRST_CASE_WORKER.to_owned(), password)))
+    }
+
+    /// Creates (or resets) a case worker and returns the new password, to show once.
+    ///
+    /// # Errors
+    /// [`NodeError::Store`].
+    pub fn add_case_worker(&self, name: &str) -> Result<Password, NodeError> {
+        let mut rng = rand::rng();
+        let password = Password::generate(&mut rng);
+        let record = caseworker::hash_password(password.reveal(), &mut rng, PBKDF2_ITERATIONS);
+        self.inner.store.put_credential(name, &record)?;
+        self.inner.store.flush()?;
+        Ok(password)
+    }
+}

@@ -1,0 +1,311 @@
+//! Publication and retention, driven: cuts planned by the core are written, flushed,
+//! listed and cached; the purge and the background loop.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use ephemera_node_core::publication::sort_export_names;
+use ephemera_node_core::store::PurgeCounts;
+use ephemera_proto::SchemeKind;
+use ephemera_proto::batch::{BatchId, BatchIndex, BatchIndexEntry};
+
+use crate::api::error::ApiError;
+use crate::api::types::AuthorityInfo;
+use crate::batch_cache::{BatchCache, CachedBatch};
+
+use super::{INDEX_PAGE, Node, NodeError, Unflushed};
+
+impl Node {
+    /// Cuts the batch boundary due now, if any: signs, stores and caches the batches.
+    ///
+    /// # Errors
+    /// [`NodeError::Store`].
+    pub async fn cut_due(&self) -> Result<Vec<BatchIndexEntry>, NodeError> {
+        let _publication = self.inner.publication.lock().await;
+        let store = &self.inner.store;
+        let planned = self
+            .inner
+            .core
+            .plan_cut(store.as_ref(), self.now(), &mut rand::rng())?;
+        let Some(cut) = planned else {
+            return Ok(Vec::new());
+        };
+        let commit = cut.commit;
+        // Hidden until flushed. When the commit or the flush fails they stay hidden (with
+        // any earlier ones still hidden) until a later cut's flush makes them durable too.
+        {
+            let mut unflushed = self.inner.unflushed.lock().expect("not poisoned");
+            let first = commit.batches.first().map(|b| b.entry.sequence);
+            unflushed.from_sequence = unflushed.from_sequence.or(first);
+            unflushed
+                .exports
+                .extend(commit.exports.iter().map(|e| e.name.clone()));
+        }
+        store.commit_cut(&commit)?;
+        let flush_store = store.clone();
+        tokio::task::spawn_blocking(move || flush_store.flush())
+            .await
+            .map_err(|_| NodeError::Task)??;
+        *self.inner.unflushed.lock().expect("not poisoned") = Unflushed::default();
+        let mut entries = Vec::with_capacity(commit.batches.len());
+        for batch in commit.batches {
+            self.inner
+                .metrics
+                .batch_published(u64::from(batch.entry.keys + batch.entry.tokens));
+            self.inner
+                .batch_cache
+                .insert(batch.entry.id, Bytes::from(batch.bytes));
+            entries.push(batch.entry);
+        }
+        tracing::info!(
+            batches = entries.len(),
+            boundary = cut.boundary.0,
+            "batches published"
+        );
+        Ok(entries)
+    }
+
+    /// A batch ready to serve: from memory when cached, else read from storage and cached.
+    ///
+    /// # Errors
+    /// [`ApiError::Store`].
+    pub fn batch(&self, id: &BatchId) -> Result<Option<CachedBatch>, ApiError> {
+        if let Some(batch) = self.inner.batch_cache.get(id) {
+            return Ok(Some(batch));
+        }
+        let Some(bytes) = self.inner.store.batch(id)? else {
+            return Ok(None);
+        };
+        Ok(Some(self.inner.batch_cache.insert(*id, Bytes::from(bytes))))
+    }
+
+    /// The in-memory batch cache (the HTTP fast path reads it without touching storage).
+    pub fn batch_cache(&self) -> &BatchCache {
+        &self.inner.batch_cache
+    }
+
+    /// A GAEN export zip by file name.
+    ///
+    /// # Errors
+    /// [`ApiError::Store`].
+    pub fn export(&self, name: &str) -> Result<Option<Bytes>, ApiError> {
+        Ok(self.inner.store.export(name)?.map(Bytes::from))
+    }
+
+    /// GAEN's `index.txt`: one `v1/exports/<file>` path per line, oldest first.
+    ///
+    /// # Errors
+    /// [`ApiError::Store`].
+    pub fn export_index(&self) -> Result<String, ApiError> {
+        let mut names = self.inner.store.export_names()?;
+        {
+            let unflushed = self.inner.unflushed.lock().expect("not poisoned");
+            names.retain(|n| !unflushed.exports.contains(n));
+        }
+        sort_export_names(&mut names);
+        Ok(names.iter().map(|n| format!("v1/exports/{n}\n")).collect())
+    }
+
+    /// A page of the batch index after `after`: batches whose cut is durable (a cut's
+    /// batches are listed only once its flush returned).
+    ///
+    /// # Errors
+    /// [`ApiError::Store`].
+    pub fn batch_index(&self, after: u64) -> Result<BatchIndex, ApiError> {
+        let mut batches = self.inner.store.batch_index(after, INDEX_PAGE)?;
+        if let Some(hidden) = self
+            .inner
+            .unflushed
+            .lock()
+            .expect("not poisoned")
+            .from_sequence
+        {
+            batches.retain(|b| b.sequence < hidden);
+        }
+        let next_cursor = batches.last().map_or(after, |b| b.sequence);
+        Ok(BatchIndex {
+            batches,
+            next_cursor,
+        })
+    }
+
+    /// The public keys and settings phones and peers need.
+    pub fn authority_info(&self) -> AuthorityInfo {
+        let keys = self.inner.core.keys();
+        AuthorityInfo {
+            authority_public_key: keys.authority.public_key().to_hex(),
+            authority_key_id: keys.authority.public_key().key_id().to_string(),
+            batch_public_key: keys.batch.public_key().to_hex(),
+            batch_key_id: keys.batch.public_key().key_id().to_string(),
+            export_public_key_pem: keys.export.public_key_pem(),
+            trusted_authorities: self
+                .inner
+                .core
+                .trusted()
+                .iter()
+                .map(|k| k.to_hex())
+                .collect(),
+            accepted_schemes: self
+                .inner
+                .config
+                .publication
+                .accept_schemes
+                .iter()
+                .map(|s| match s {
+                    SchemeKind::Gaen => "gaen".to_owned(),
+                    SchemeKind::Pet => "pet".to_owned(),
+                })
+                .collect(),
+            batch_period_seconds: self.inner.config.publication.batch_period_seconds,
+            retention_days: self.inner.config.retention.days,
+        }
+    }
+
+    // ---- retention ------------------------------------------------------------------
+
+    /// Deletes everything past its retention or lifetime, and updates storage metrics.
+    ///
+    /// # Errors
+    /// [`NodeError::Store`].
+    pub fn purge(&self) -> Result<PurgeCounts, NodeError> {
+        let counts = self
+            .inner
+            .core
+            .purge(self.inner.store.as_ref(), self.now())?;
+        if counts.batches > 0 {
+            let live: std::collections::HashSet<BatchId> = self
+                .inner
+                .store
+                .batch_index(0, usize::MAX)?
+                .into_iter()
+                .map(|e| e.id)
+                .collect();
+            self.inner.batch_cache.retain(|id| live.contains(id));
+        }
+        let metrics = &self.inner.metrics;
+        metrics.purged("upload", counts.uploads);
+        metrics.purged("certificate", counts.certificates);
+        metrics.purged("batch", counts.batches);
+        metrics.purged("export", counts.exports);
+        metrics.purged("code", counts.codes);
+        metrics.purged("queued", counts.queued);
+        self.update_storage_metrics()?;
+        if counts.total() > 0 {
+            tracing::info!(
+                uploads = counts.uploads,
+                certificates = counts.certificates,
+                batches = counts.batches,
+                exports = counts.exports,
+                codes = counts.codes,
+                queued = counts.queued,
+                "retention purge"
+            );
+        }
+        Ok(counts)
+    }
+
+    /// Refreshes the storage gauges.
+    ///
+    /// # Errors
+    /// [`NodeError::Store`].
+    pub fn update_storage_metrics(&self) -> Result<(), NodeError> {
+        let store = &self.inner.store;
+        self.inner
+            .metrics
+            .storage(store.size_on_disk()?, store.upload_count()?);
+        Ok(())
+    }
+
+    /// Runs the batch and purge loops until `stop` turns true.
+    pub async fn run_background(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let purge_every = Duration::from_secs(self.inner.config.retention.purge_period_seconds);
+        let mut next_purge = tokio::time::Instant::now();
+        loop {
+            if let Err(e) = self.cut_due().await {
+                tracing::error!(error = %e, "batch cut failed");
+            }
+            if tokio::time::Instant::now() >= next_purge {
+                if let Err(e) = self.purge() {
+                    tracing::error!(error = %e, "retention purge failed");
+                }
+                next_purge = tokio::time::Instant::now() + purge_every;
+            }
+            let now = self.now();
+            let to_boundary = self
+                .inner
+                .core
+                .cutter()
+                .next_boundary(now)
+                .0
+                .saturating_sub(now.0);
+            let wait = Duration::from_secs(to_boundary.clamp(1, 60))
+                .min(next_purge.saturating_duration_since(tokio::time::Instant::now()))
+                .max(Duration::from_millis(200));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ephemera_node_core::keys::NodeKeys;
+    use ephemera_node_core::store::{MemoryReportStore, ReportStore as _};
+    use ephemera_proto::UnixTime;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::NodeConfig;
+
+    /// A cut whose flush fails is not listed (a crash could still take it back, and the
+    /// next cut would reuse its sequence numbers); the next cut that flushes lists both.
+    #[tokio::test]
+    async fn batches_are_listed_only_once_their_cut_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (keys, _) = NodeKeys::load_or_create(dir.path(), &mut rand::rng()).unwrap();
+        let config = NodeConfig {
+            data_dir: dir.path().to_owned(),
+            ..NodeConfig::default()
+        };
+        let period = config.publication.batch_period_seconds;
+        let clock = ManualClock::new(UnixTime(1_700_000_000 / period * period + 1));
+        let store = Arc::new(MemoryReportStore::new());
+        let node = Node::with_store(config, Arc::new(clock.clone()), store.clone(), keys);
+        let next_boundary = || clock.advance(period);
+
+        next_boundary();
+        let first = node.cut_due().await.unwrap();
+        assert_eq!(
+            first.len(),
+            1,
+            "an empty boundary still gets a padded batch"
+        );
+        assert_eq!(node.batch_index(0).unwrap().batches, first);
+
+        store.fail_flushes(true);
+        next_boundary();
+        assert!(node.cut_due().await.is_err());
+        // In the store, not durable: not listed.
+        assert_eq!(store.batch_index(0, usize::MAX).unwrap().len(), 2);
+        assert_eq!(node.batch_index(0).unwrap().batches, first);
+        assert_eq!(node.batch_index(0).unwrap().next_cursor, first[0].sequence);
+
+        store.fail_flushes(false);
+        next_boundary();
+        let third = node.cut_due().await.unwrap();
+        let listed = node.batch_index(0).unwrap().batches;
+        assert_eq!(listed.len(), 3);
+        assert_eq!(listed.last(), third.last());
+        assert_eq!(
+            listed.iter().map(|b| b.sequence).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+    }
+}

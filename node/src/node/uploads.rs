@@ -1,0 +1,85 @@
+//! Uploads, driven: the core admits and settles them; group commit makes them durable
+//! before the answer; accepted first uploads are gossiped.
+
+use ephemera_node_core::intake::{Admission, Settled, UploadKind};
+use ephemera_proto::api::UploadResponse;
+use ephemera_proto::upload::UploadBody;
+
+use crate::api::error::ApiError;
+
+use super::{Node, random_bytes};
+
+impl Node {
+    /// Handles a `POST /v1/uploads` body: verifies, stores durably, then answers.
+    ///
+    /// # Errors
+    /// The [`ApiError`] of the first failed check; rejections are counted by code.
+    pub async fn upload(&self, body: &[u8]) -> Result<UploadResponse, ApiError> {
+        let result = self.upload_inner(body).await;
+        if let Err(e) = &result {
+            self.inner.metrics.upload_rejected(e.code());
+            tracing::info!(reason = e.code(), "upload rejected");
+        }
+        result
+    }
+
+    async fn upload_inner(&self, body: &[u8]) -> Result<UploadResponse, ApiError> {
+        let core = &self.inner.core;
+        let store = self.inner.store.as_ref();
+        let request = core.decode_upload(body)?;
+        // A revision rewrites queue groups: hold publication still until it is applied.
+        let _publication = match request.body {
+            UploadBody::Revision { .. } => Some(self.inner.publication.lock().await),
+            _ => None,
+        };
+        let admission = core.admit_upload(store, request, self.now())?;
+        let token = match admission {
+            Admission::Decoy => {
+                self.inner.metrics.decoy("upload");
+                // A durable write's cost, as for a real upload.
+                self.inner.flusher.flush().await?;
+                random_bytes::<32>()
+            }
+            Admission::Replayed(token) => {
+                // The first request may still be in its group: answer only what is on disk.
+                self.inner.flusher.flush().await?;
+                tracing::debug!("retried upload answered again");
+                token
+            }
+            Admission::Commit(planned) => {
+                // Group commit: returns once this upload's group is flushed to disk.
+                let outcome = self.inner.committer.commit(planned.commit.clone()).await?;
+                let token = match core.settle_upload(store, &planned, outcome)? {
+                    Settled::Accepted(token) => token,
+                    Settled::Replayed(token) => {
+                        self.inner.flusher.flush().await?;
+                        tracing::debug!("retried upload answered again");
+                        return Ok(upload_response(token));
+                    }
+                };
+                self.inner.metrics.upload_accepted(match planned.kind {
+                    UploadKind::First => "real",
+                    UploadKind::Revision => "revision",
+                });
+                // Gossip only what is durably stored. The federation adds its own random
+                // delay (`[federation] publish_delay_ms`), so gossip timing does not mirror
+                // the request.
+                if let (Some(verified), Some(handle)) = (planned.gossip, self.federation_handle())
+                    && let Err(e) = handle.publish(verified).await
+                {
+                    tracing::warn!(error = %e, "upload not gossiped (peers fetch it by catch-up)");
+                }
+                token
+            }
+        };
+        Ok(upload_response(token))
+    }
+}
+
+/// The answer to an upload: its revision token, in hex.
+fn upload_response(token: [u8; 32]) -> UploadResponse {
+    UploadResponse {
+        revision_token: hex::encode(token),
+        padding: String::new(),
+    }
+}

@@ -21,7 +21,7 @@
 //! One folder holds one phone: make one `EphemeraPhone` per folder for the life of the
 //! process (a second one on the same folder, here or in another process, gets
 //! [`FfiError::FolderInUse`]); [`EphemeraPhone::close`] releases the folder at once.
-#![allow(missing_docs, unreachable_pub)]
+#![allow(unreachable_pub)]
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,14 +45,23 @@ uniffi::setup_scaffolding!("ephemera");
 pub enum FfiError {
     /// The configuration is invalid (bad key hex, value out of range, another scheme).
     #[error("invalid configuration: {message}")]
-    Config { message: String },
+    Config {
+        /// English, for logs only.
+        message: String,
+    },
     /// An argument is malformed (a code, a payload of another scheme, a negative time).
     #[error("invalid input: {message}")]
-    InvalidInput { message: String },
+    InvalidInput {
+        /// English, for logs only.
+        message: String,
+    },
     /// The time given is earlier than one already seen: nothing was done. Call again
     /// with the current time once the clock is right.
     #[error("the time went back by {seconds} s")]
-    ClockWentBack { seconds: i64 },
+    ClockWentBack {
+        /// How far back, in seconds.
+        seconds: i64,
+    },
     /// Another phone object has this folder open (in this or another process).
     #[error("the data folder is in use by another phone object")]
     FolderInUse,
@@ -73,16 +82,27 @@ pub enum FfiError {
     NoReport,
     /// A batch or export file failed to decode or verify (untrusted node, tampered).
     #[error("rejected: {message}")]
-    Rejected { message: String },
+    Rejected {
+        /// English, for logs only.
+        message: String,
+    },
     /// The answer names a request this phone is not waiting for.
     #[error("no request with this id is in flight")]
     UnknownRequest,
     /// The data folder failed (I/O, corruption).
     #[error("storage: {message}")]
-    Storage { message: String },
+    Storage {
+        /// English, for logs only.
+        message: String,
+    },
     /// Anything else, with its stable kebab-case code.
     #[error("{code}: {message}")]
-    Other { code: String, message: String },
+    Other {
+        /// The stable kebab-case code.
+        code: String,
+        /// English, for logs only.
+        message: String,
+    },
 }
 
 impl From<ClientError> for FfiError {
@@ -371,15 +391,28 @@ impl From<DailyExposure> for FfiExposure {
 pub enum FfiReportFailure {
     /// The authority refused the code (`http_status`, the node's error code such as
     /// `invalid-code`): the user needs a new code.
-    CodeRefused { http_status: i32, node_code: String },
+    CodeRefused {
+        /// The node's HTTP status.
+        http_status: i32,
+        /// The node's error code (`{"error": …}`).
+        node_code: String,
+    },
     /// The node refused the upload (`http_status`, the node's error code).
-    UploadRefused { http_status: i32, node_code: String },
+    UploadRefused {
+        /// The node's HTTP status.
+        http_status: i32,
+        /// The node's error code (`{"error": …}`).
+        node_code: String,
+    },
     /// The certificate received does not certify this report.
     BadCertificate,
     /// The certificate expired before the upload was accepted: a new code is needed.
     CertificateExpired,
     /// Another reason, by its stable code.
-    Other { code: String },
+    Other {
+        /// The stable kebab-case code.
+        code: String,
+    },
 }
 
 impl From<ReportError> for FfiReportFailure {

@@ -59,6 +59,7 @@
 // generated `extern "C"` scaffolding) is allowed it, so the crate-wide level is `deny`.
 #![cfg_attr(not(feature = "ffi"), forbid(unsafe_code))]
 #![cfg_attr(feature = "ffi", deny(unsafe_code))]
+#![deny(missing_docs)]
 
 pub mod config;
 pub mod decoy;

@@ -95,12 +95,23 @@ pub enum Admission {
 /// An accepted upload, planned: what to write, and what to answer once written.
 #[derive(Debug)]
 pub struct PlannedUpload {
-    /// Everything the upload writes, atomically.
+    /// Everything the upload writes, atomically: the driver moves it to the store.
     pub commit: UploadCommit,
+    /// What [`NodeCore::settle_upload`] needs once the commit is applied.
+    pub receipt: UploadReceipt,
+    /// For a first upload admitted with `keep_for_gossip`: the verified upload, to gossip
+    /// to peers once durable.
+    pub gossip: Option<VerifiedUpload>,
+}
+
+/// What an applied upload is answered from (a few ids: the commit itself has gone to the
+/// store).
+#[derive(Copy, Clone, Debug)]
+pub struct UploadReceipt {
     /// First upload or revision.
     pub kind: UploadKind,
-    /// For a first upload: the verified upload, to gossip to peers once durable.
-    pub gossip: Option<VerifiedUpload>,
+    certificate: CertificateId,
+    upload: UploadId,
     token: RevisionToken,
 }
 
@@ -129,7 +140,8 @@ impl NodeCore {
     }
 
     /// Checks a decoded upload request and plans what it writes. A decoy costs what a real
-    /// upload costs here: one certificate verification.
+    /// upload costs here: one certificate verification. With `keep_for_gossip`, a first
+    /// upload also comes back verified for federation (a copy only a federating node pays).
     ///
     /// # Errors
     /// The first failed check as an [`IntakeError`].
@@ -138,6 +150,7 @@ impl NodeCore {
         store: &dyn ReportStore,
         request: UploadRequest,
         now: UnixTime,
+        keep_for_gossip: bool,
     ) -> Result<Admission, IntakeError> {
         match request.body {
             UploadBody::Decoy => {
@@ -146,7 +159,7 @@ impl NodeCore {
                         .verify(&self.trusted, now, ExpiryPolicy::FirstUpload);
                 Ok(Admission::Decoy)
             }
-            UploadBody::Real(upload) => self.admit_first(upload, now),
+            UploadBody::Real(upload) => self.admit_first(upload, now, keep_for_gossip),
             UploadBody::Revision {
                 upload,
                 revision_token,
@@ -163,17 +176,15 @@ impl NodeCore {
     pub fn settle_upload(
         &self,
         store: &dyn ReportStore,
-        planned: &PlannedUpload,
+        receipt: &UploadReceipt,
         outcome: CommitOutcome,
     ) -> Result<Settled, IntakeError> {
         match outcome {
-            CommitOutcome::Committed => Ok(Settled::Accepted(planned.token)),
-            CommitOutcome::CertificateUsed => {
-                let (certificate, upload) = (planned.commit.certificate.0, planned.commit.upload.0);
-                self.replayed(store, &certificate, upload)?
-                    .map(Settled::Replayed)
-                    .ok_or(IntakeError::CertificateUsed)
-            }
+            CommitOutcome::Committed => Ok(Settled::Accepted(receipt.token)),
+            CommitOutcome::CertificateUsed => self
+                .replayed(store, &receipt.certificate, receipt.upload)?
+                .map(Settled::Replayed)
+                .ok_or(IntakeError::CertificateUsed),
             CommitOutcome::RevisionTokenUnknown => Err(IntakeError::InvalidRevisionToken),
         }
     }
@@ -189,7 +200,12 @@ impl NodeCore {
         Ok(verified)
     }
 
-    fn admit_first(&self, upload: SignedUpload, now: UnixTime) -> Result<Admission, IntakeError> {
+    fn admit_first(
+        &self,
+        upload: SignedUpload,
+        now: UnixTime,
+        keep_for_gossip: bool,
+    ) -> Result<Admission, IntakeError> {
         let verified = self.verify(upload, now)?;
         let test_type = verified.upload().certificate.certificate.test_type;
         if !matches!(
@@ -201,7 +217,7 @@ impl NodeCore {
             return Err(IntakeError::ReportTypeNotAllowed(test_type));
         }
         let upload_id = verified.id();
-        let gossip = Some(verified.clone());
+        let gossip = keep_for_gossip.then(|| verified.clone());
         let upload = verified.into_inner();
         let certificate = upload.certificate.certificate.clone();
         let releases = release_times(&upload.contents, now);
@@ -223,11 +239,16 @@ impl NodeCore {
             dequeue: Vec::new(),
             enqueue,
         };
+        let receipt = UploadReceipt {
+            kind: UploadKind::First,
+            certificate: certificate.id,
+            upload: upload_id,
+            token: self.revision_tokens.token(&certificate.id),
+        };
         Ok(Admission::Commit(Box::new(PlannedUpload {
             commit,
-            kind: UploadKind::First,
+            receipt,
             gossip,
-            token: self.revision_tokens.token(&certificate.id),
         })))
     }
 
@@ -245,9 +266,13 @@ impl NodeCore {
         match self.plan_revision(store, upload, upload_id, token, now) {
             Ok(commit) => Ok(Admission::Commit(Box::new(PlannedUpload {
                 commit,
-                kind: UploadKind::Revision,
+                receipt: UploadReceipt {
+                    kind: UploadKind::Revision,
+                    certificate: certificate_id,
+                    upload: upload_id,
+                    token: self.revision_tokens.token(&certificate_id),
+                },
                 gossip: None,
-                token: self.revision_tokens.token(&certificate_id),
             }))),
             // The revision may have gone through already, its answer lost.
             Err(IntakeError::InvalidRevisionToken) => self

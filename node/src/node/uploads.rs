@@ -1,7 +1,7 @@
 //! Uploads, driven: the core admits and settles them; group commit makes them durable
 //! before the answer; accepted first uploads are gossiped.
 
-use ephemera_node_core::intake::{Admission, Settled, UploadKind};
+use ephemera_node_core::intake::{Admission, PlannedUpload, Settled, UploadKind};
 use ephemera_proto::api::UploadResponse;
 use ephemera_proto::upload::UploadBody;
 
@@ -32,7 +32,8 @@ impl Node {
             UploadBody::Revision { .. } => Some(self.inner.publication.lock().await),
             _ => None,
         };
-        let admission = core.admit_upload(store, request, self.now())?;
+        let federation = self.federation_handle();
+        let admission = core.admit_upload(store, request, self.now(), federation.is_some())?;
         let token = match admission {
             Admission::Decoy => {
                 self.inner.metrics.decoy("upload");
@@ -47,9 +48,14 @@ impl Node {
                 token
             }
             Admission::Commit(planned) => {
+                let PlannedUpload {
+                    commit,
+                    receipt,
+                    gossip,
+                } = *planned;
                 // Group commit: returns once this upload's group is flushed to disk.
-                let outcome = self.inner.committer.commit(planned.commit.clone()).await?;
-                let token = match core.settle_upload(store, &planned, outcome)? {
+                let outcome = self.inner.committer.commit(commit).await?;
+                let token = match core.settle_upload(store, &receipt, outcome)? {
                     Settled::Accepted(token) => token,
                     Settled::Replayed(token) => {
                         self.inner.flusher.flush().await?;
@@ -57,14 +63,14 @@ impl Node {
                         return Ok(upload_response(token));
                     }
                 };
-                self.inner.metrics.upload_accepted(match planned.kind {
+                self.inner.metrics.upload_accepted(match receipt.kind {
                     UploadKind::First => "real",
                     UploadKind::Revision => "revision",
                 });
                 // Gossip only what is durably stored. The federation adds its own random
                 // delay (`[federation] publish_delay_ms`), so gossip timing does not mirror
                 // the request.
-                if let (Some(verified), Some(handle)) = (planned.gossip, self.federation_handle())
+                if let (Some(verified), Some(handle)) = (gossip, federation)
                     && let Err(e) = handle.publish(verified).await
                 {
                     tracing::warn!(error = %e, "upload not gossiped (peers fetch it by catch-up)");

@@ -241,7 +241,7 @@ impl Server {
         let admitted = self
             .core
             .decode_upload(body)
-            .and_then(|request| self.core.admit_upload(store, request, now));
+            .and_then(|request| self.core.admit_upload(store, request, now, false));
         let planned = match admitted {
             Ok(Admission::Commit(planned)) => planned,
             Ok(Admission::Decoy) => {
@@ -258,7 +258,7 @@ impl Server {
         let settled = store
             .commit_upload(&planned.commit)
             .map_err(ephemera_node_core::IntakeError::from)
-            .and_then(|outcome| self.core.settle_upload(store, &planned, outcome));
+            .and_then(|outcome| self.core.settle_upload(store, &planned.receipt, outcome));
         match settled {
             Ok(Settled::Accepted(token)) => (
                 upload_answer(token),

@@ -43,6 +43,7 @@ pub mod clock;
 pub mod config;
 pub mod federation;
 mod group_commit;
+pub mod logging;
 mod metrics;
 pub mod node;
 pub mod server;

@@ -53,7 +53,7 @@ impl NodeCore {
         let upload = upload.into_inner();
         let certificate = upload.certificate.certificate.clone();
         let publish = certificate.test_type != ReportType::Revoked && self.policy.accepts(scheme);
-        let releases = release_times(&upload.contents, now);
+        let releases = release_times(&upload.contents, self.release_floor(now));
         let enqueue = if publish {
             group_entries(id, &upload.contents, &releases)
         } else {
@@ -66,7 +66,7 @@ impl NodeCore {
             upload: (
                 id,
                 StoredUpload {
-                    received_at: now,
+                    received_at: self.arrival_period(now),
                     upload,
                     releases: releases.into_iter().map(|r| publish.then_some(r)).collect(),
                 },

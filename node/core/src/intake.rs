@@ -220,7 +220,7 @@ impl NodeCore {
         let gossip = keep_for_gossip.then(|| verified.clone());
         let upload = verified.into_inner();
         let certificate = upload.certificate.certificate.clone();
-        let releases = release_times(&upload.contents, now);
+        let releases = release_times(&upload.contents, self.release_floor(now));
         let enqueue = group_entries(upload_id, &upload.contents, &releases);
         let commit = UploadCommit {
             certificate: (certificate.id, self.certificate_purge_at(&certificate)),
@@ -229,7 +229,7 @@ impl NodeCore {
             upload: (
                 upload_id,
                 StoredUpload {
-                    received_at: now,
+                    received_at: self.arrival_period(now),
                     upload,
                     releases: releases.into_iter().map(Some).collect(),
                 },
@@ -366,7 +366,7 @@ impl NodeCore {
                         entry.clone(),
                     )
                 }
-                None => published_again(entry, now),
+                None => published_again(entry, self.release_floor(now)),
             };
             releases.push(release);
             revised_entries.push(queued_entry);
@@ -402,7 +402,7 @@ impl NodeCore {
             upload: (
                 upload_id,
                 StoredUpload {
-                    received_at: now,
+                    received_at: self.arrival_period(now),
                     upload,
                     releases,
                 },

@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod arrival;
 pub mod authority;
 pub mod federation_intake;
 pub mod intake;

@@ -26,9 +26,11 @@ impl NodeCore {
             .plus_seconds(SKEW_SECONDS)
     }
 
-    /// When an upload accepted from a phone at `now` is purged.
+    /// When an upload accepted from a phone at `now` is purged: a retention period after
+    /// the start of its arrival's batch period (the only arrival time kept).
     pub fn upload_purge_at(&self, now: UnixTime) -> UnixTime {
-        now.plus_seconds(self.policy.retention_seconds())
+        self.arrival_period(now)
+            .plus_seconds(self.policy.retention_seconds())
     }
 
     /// When an upload relayed by a peer is purged: with its certificate's day, as on every
@@ -37,7 +39,7 @@ impl NodeCore {
         certificate
             .issued_at
             .plus_seconds(self.policy.retention_seconds())
-            .max(now)
+            .max(self.arrival_period(now))
     }
 
     /// Deletes everything whose retention or lifetime ended by `now`, and queue groups

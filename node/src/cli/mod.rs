@@ -15,7 +15,7 @@ use crate::node::NodeError;
 
 pub use derive::{DeriveArgs, derive};
 pub use export::{export_verify, write_verified_keys};
-pub use serve::{ServeArgs, config_defaults, init, init_logging, load_config, serve};
+pub use serve::{ServeArgs, config_defaults, init, load_config, serve};
 
 /// `ephemera-node`: the Ephemera server a health authority runs.
 #[derive(Debug, Parser)]

@@ -9,8 +9,7 @@ use clap::Args;
 use super::{CliError, InitArgs};
 use crate::clock::SystemClock;
 use crate::config::{
-    ConfigFlags, ConfigWarning, DEFAULT_CONFIG_FILE, LogFormat, NodeConfig, RawConfig,
-    documented_defaults,
+    ConfigFlags, ConfigWarning, DEFAULT_CONFIG_FILE, NodeConfig, RawConfig, documented_defaults,
 };
 use crate::node::Node;
 use crate::server::{Background, serve as serve_node, shutdown_signal};
@@ -73,46 +72,6 @@ pub fn load_config(
     Ok((NodeConfig::try_from(raw)?, warnings))
 }
 
-/// Crates under libp2p whose debug output names IP addresses.
-const LIBP2P_CRATES: &[&str] = &[
-    "libp2p",
-    "libp2p_swarm",
-    "libp2p_tcp",
-    "libp2p_quic",
-    "libp2p_mdns",
-    "libp2p_kad",
-    "libp2p_gossipsub",
-    "libp2p_identify",
-    "libp2p_noise",
-    "libp2p_request_response",
-    "libp2p_core",
-    "multistream_select",
-    "yamux",
-    "quinn",
-    "quinn_proto",
-];
-
-/// Sets up structured logs on stderr. Safe to call twice (the second call does nothing).
-pub fn init_logging(format: LogFormat, filter: &str) {
-    // libp2p's own crates put peer addresses in their debug and trace spans: keep them at
-    // `warn` unless the filter names them itself.
-    let mut filter = filter.to_owned();
-    for noisy in LIBP2P_CRATES {
-        if !filter.contains(noisy) {
-            filter.push_str(&format!(",{noisy}=warn"));
-        }
-    }
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-}
-
 fn print_case_worker(out: &mut impl Write, name: &str, password: &str) -> Result<(), CliError> {
     let io = |source| CliError::Io {
         what: "writing to stdout".to_owned(),
@@ -135,7 +94,7 @@ fn print_case_worker(out: &mut impl Write, name: &str, password: &str) -> Result
 /// [`CliError`] for bad configuration, an unusable data folder or a port in use.
 pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let (config, warnings) = load_config(&args, std::env::vars())?;
-    init_logging(config.log.format, &config.log.filter);
+    crate::logging::init(config.log.format, &config.log.filter);
     for warning in &warnings {
         tracing::warn!("config: {warning}");
     }

@@ -184,6 +184,10 @@ impl Node {
         let store = Arc::new(SledReportStore::open(
             &config.data_dir.join(DB_DIR),
             &config.data_dir.join(BLOB_DIR),
+            &config
+                .data_dir
+                .join(ephemera_node_core::keys::KEYS_DIR)
+                .join(ephemera_node_core::store::DATA_KEYS_DIR),
         )?);
         let node = Node::with_store(config, clock, store, keys);
         let new_case_worker = node.ensure_case_worker()?;

@@ -133,6 +133,9 @@ fn assert_stored(dir: &Path, acked: &[Acked], round: usize) -> (usize, usize) {
     let store = SledReportStore::open(
         &data.join(ephemera_node::node::DB_DIR),
         &data.join(ephemera_node::node::BLOB_DIR),
+        &data
+            .join(ephemera_node::keys::KEYS_DIR)
+            .join(ephemera_node::store::DATA_KEYS_DIR),
     )
     .expect("the killed node's store opens");
     for (i, a) in acked.iter().enumerate() {

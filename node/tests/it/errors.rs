@@ -354,8 +354,10 @@ async fn upload_errors() {
     let contents = pet_contents(2, T0.day());
     let hmac_key = ReportHmacKey::generate(&mut rand::rng());
     let certificate = node.certify(&code, &contents, &hmac_key).await.unwrap();
+    // Its expiry is a whole hour (`docs/PROTOCOL.md`): one second past it.
+    let now = ephemera_node::clock::Clock::now(&node.clock);
     node.clock
-        .advance(node.node.config().authority.certificate_lifetime_seconds + 1);
+        .advance(certificate.certificate.expires_at.0 - now.0 + 1);
     node.upload_body(UploadBody::Real(SignedUpload {
         contents,
         certificate,

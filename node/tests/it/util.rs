@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use ephemera_node::Node;
 use ephemera_node::api::types::{IssueCodesResponse, LoginResponse};
 use ephemera_node::clock::ManualClock;
-use ephemera_node::config::NodeConfig;
+use ephemera_node::config::{LogFormat, NodeConfig};
 use ephemera_node::server::{Background, serve};
 use ephemera_proto::api::{UploadResponse, VerifyRequest, VerifyResponse};
 use ephemera_proto::auth::{ReportHmacKey, SignedCertificate};
@@ -43,16 +43,13 @@ impl std::io::Write for Capture {
     }
 }
 
-/// Installs a process-wide subscriber that records every event at TRACE level.
+/// Installs the node's own log pipeline, as an operator debugging at `log.filter = "trace"`
+/// would run it (dependencies capped: `ephemera_node::logging`), recording every line.
 pub(crate) fn capture_logs() {
     LOGS.get_or_init(|| {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let writer = Capture(buffer.clone());
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
+        ephemera_node::logging::init_with_writer(LogFormat::Text, "trace", move || writer.clone());
         buffer
     });
 }

@@ -20,6 +20,9 @@ const CERTIFICATE_LABEL: &[u8] = b"ephemera/certificate/v1";
 const CERTIFICATE_VERSION: u8 = 1;
 /// Clock skew tolerated between an authority and a verifier, in seconds.
 const MAX_CLOCK_SKEW_SECONDS: u64 = 300;
+/// Certificates carry whole hours: the verify second, kept in every stored and relayed
+/// upload, would date a phone's verify request to whoever also logs (address, time).
+const CERTIFICATE_TIME_UNIT_SECONDS: u64 = 3600;
 
 /// The random unique id of a certificate; nodes accept each id once.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -51,9 +54,10 @@ pub struct Certificate {
     pub test_type: ReportType,
     /// Day symptoms began, if known.
     pub symptom_onset: Option<DayNumber>,
-    /// When it was signed.
+    /// The start of the hour it was signed in (certificates carry whole hours).
     pub issued_at: UnixTime,
-    /// The last moment a node accepts it for a first upload.
+    /// The last moment a node accepts it for a first upload: the signing time plus the
+    /// lifetime, rounded up to a whole hour.
     pub expires_at: UnixTime,
 }
 
@@ -147,6 +151,19 @@ impl SignedCertificate {
     }
 }
 
+fn whole_hour_down(t: UnixTime) -> UnixTime {
+    UnixTime(t.0 - t.0 % CERTIFICATE_TIME_UNIT_SECONDS)
+}
+
+fn whole_hour_up(t: UnixTime) -> UnixTime {
+    let down = whole_hour_down(t);
+    if down == t {
+        t
+    } else {
+        down.plus_seconds(CERTIFICATE_TIME_UNIT_SECONDS)
+    }
+}
+
 /// A health authority's Ed25519 certificate-signing key.
 #[derive(Debug)]
 pub struct AuthoritySigningKey(Ed25519SigningKey);
@@ -172,7 +189,8 @@ impl AuthoritySigningKey {
         self.0.public_key()
     }
 
-    /// Signs a certificate for `request`, valid from `now` for `lifetime_seconds`.
+    /// Signs a certificate for `request`, valid from `now` for at least `lifetime_seconds`
+    /// (times in whole hours: `issued_at` rounded down, `expires_at` up).
     pub fn issue(
         &self,
         request: &CertificateRequest,
@@ -189,8 +207,8 @@ impl AuthoritySigningKey {
             report_hmac: request.report_hmac,
             test_type: request.test_type,
             symptom_onset: request.symptom_onset,
-            issued_at: now,
-            expires_at: now.plus_seconds(lifetime_seconds),
+            issued_at: whole_hour_down(now),
+            expires_at: whole_hour_up(now.plus_seconds(lifetime_seconds)),
         };
         let signature = self.0.sign(CERTIFICATE_LABEL, &certificate.signing_input());
         SignedCertificate {
@@ -239,6 +257,31 @@ mod tests {
     }
 
     #[test]
+    fn certificate_times_are_whole_hours_and_never_shorten_the_lifetime() {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let (authority, trusted, _, _, _) = setup();
+        let request = CertificateRequest {
+            report_hmac: ReportHmac([1; 32]),
+            test_type: ReportType::ConfirmedTest,
+            symptom_onset: None,
+        };
+        let hour = NOW.0 - NOW.0 % 3600;
+        for offset in [0, 1, 800, 3599] {
+            let now = UnixTime(hour + offset);
+            let cert = authority.issue(&request, now, 900, &mut rng);
+            let facts = &cert.certificate;
+            assert_eq!(facts.issued_at, UnixTime(hour), "signed at +{offset}");
+            assert!(facts.expires_at.0.is_multiple_of(3600));
+            assert!(facts.expires_at >= now.plus_seconds(900));
+            assert!(facts.expires_at < now.plus_seconds(900 + 3600));
+            assert!(
+                cert.verify(&trusted, now, ExpiryPolicy::FirstUpload)
+                    .is_ok()
+            );
+        }
+    }
+
+    #[test]
     fn a_fresh_certificate_verifies_and_binds_the_report() {
         let (_, trusted, contents, hmac_key, cert) = setup();
         assert!(
@@ -263,11 +306,17 @@ mod tests {
     #[test]
     fn expiry_untrusted_and_forgery_are_refused() {
         let (authority, trusted, _, _, cert) = setup();
+        // Issued 800 s into an hour for 3,600 s: it expires at the end of the next hour.
+        let deadline = NOW.0 - 800 + 2 * 3600;
+        assert!(
+            cert.verify(&trusted, UnixTime(deadline), ExpiryPolicy::FirstUpload)
+                .is_ok()
+        );
         assert_eq!(
-            cert.verify(&trusted, NOW.plus_seconds(3601), ExpiryPolicy::FirstUpload),
+            cert.verify(&trusted, UnixTime(deadline + 1), ExpiryPolicy::FirstUpload),
             Err(CertificateError::Expired {
-                expired_at: NOW.0 + 3600,
-                now: NOW.0 + 3601
+                expired_at: deadline,
+                now: deadline + 1
             })
         );
         // A relayed report is judged by retention, not by the short upload deadline.

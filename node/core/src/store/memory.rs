@@ -11,7 +11,7 @@ use ephemera_proto::upload::UploadId;
 use super::{
     CertificateState, CertificateUse, CodeRecord, CommitOutcome, CredentialRecord, CutCommit,
     CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey, QueuedGroup, ReportStore, StoreError,
-    StoredUpload, UploadCommit, expiry_key, parse_expiring,
+    StoredUpload, UploadCommit, code_purge_at, expiry_key, parse_expiring,
 };
 
 #[derive(Default)]
@@ -67,9 +67,11 @@ impl ReportStore for MemoryReportStore {
         let mut inner = self.lock();
         for (hash, record) in codes {
             inner.codes.insert(hash.0, record.clone());
-            inner
-                .expiry
-                .insert(expiry_key(record.expires_at, ExpiryKind::Code, &hash.0));
+            inner.expiry.insert(expiry_key(
+                code_purge_at(record.expires_at),
+                ExpiryKind::Code,
+                &hash.0,
+            ));
         }
         Ok(())
     }

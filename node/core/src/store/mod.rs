@@ -10,6 +10,7 @@
 
 mod blobs;
 mod memory;
+mod sealing;
 mod sled_store;
 
 use ephemera_proto::DayNumber;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use memory::MemoryReportStore;
+pub use sealing::DATA_KEYS_DIR;
 pub use sled_store::{STORE_FORMAT, SledReportStore};
 
 /// The storage engine failed.
@@ -68,7 +70,10 @@ pub enum StoreError {
     },
 }
 
-/// An issued upload code, stored under its [`CodeHash`] until used or expired.
+/// An issued upload code, kept until used or expired. The sled store files it under a
+/// one-way hash of its [`CodeHash`] and seals it under a key derived from the `CodeHash`, so
+/// its exact expiry is readable only to whoever presents the code; the clear expiry index
+/// knows only its day.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodeRecord {
     /// Test type the certificate will carry.
@@ -403,6 +408,9 @@ pub struct PurgeCounts {
     pub codes: u64,
     /// Queue groups left unpublished past retention.
     pub queued: u64,
+    /// Data keys destroyed, each a day of sealed reports shredded (not records: not in
+    /// [`PurgeCounts::total`]).
+    pub data_keys: u64,
 }
 
 impl PurgeCounts {
@@ -587,6 +595,12 @@ impl ExpiryKind {
             _ => return None,
         })
     }
+}
+
+/// When an expired code's record goes: the start of the UTC day after its expiry, so the
+/// expiry index stores no time of a code finer than its day.
+pub(crate) fn code_purge_at(expires_at: UnixTime) -> UnixTime {
+    expires_at.day().plus(1).start()
 }
 
 /// `purge_at (u64 BE) ‖ kind ‖ reference`: sorts by time, so a purge reads a prefix.

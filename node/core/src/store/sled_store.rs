@@ -28,10 +28,11 @@ use sled::transaction::{
 use sled::{Db, Transactional, Tree};
 
 use super::blobs::{BlobDir, BlobReadError, BlobRef};
+use super::sealing::{DataKeys, Unsealed, code_lookup, open_code, seal_code};
 use super::{
     CertificateState, CertificateUse, CodeRecord, CommitOutcome, CredentialRecord, CutCommit,
     CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey, QueuedGroup, ReportStore, StoreError,
-    StoredUpload, UploadCommit, decode, encode, expiry_key, parse_expiring,
+    StoredUpload, UploadCommit, code_purge_at, decode, encode, expiry_key, parse_expiring,
 };
 use ephemera_proto::sync::{DayDigest, sync_day};
 
@@ -39,8 +40,9 @@ const CUTTER_STATE_KEY: &[u8] = b"cutter-state";
 const FORMAT_KEY: &[u8] = b"format";
 /// The on-disk layout this code reads and writes. Format 1 (no `format` key) kept revision
 /// token hashes and a certificate expiry entry per upload; format 2 kept batch bodies and
-/// export zips as sled values (format 3: files in the blobs folder).
-pub const STORE_FORMAT: u32 = 3;
+/// export zips as sled values; format 3 kept them as files but reports and codes in clear
+/// (format 4: sealed; `docs/SECURITY.md`, "The data folder").
+pub const STORE_FORMAT: u32 = 4;
 /// Bound of sled's page cache. sled's default is 1 GiB, which a busy node fills over hours
 /// and then keeps resident; with this bound (plus the 64 MiB batch cache) the node's memory
 /// levels off (`ephemera-bench load`). Reads that miss it go to the OS page cache.
@@ -49,10 +51,13 @@ const PAGE_CACHE_BYTES: u64 = 128 << 20;
 /// sled-backed storage in one folder.
 pub struct SledReportStore {
     db: Db,
+    /// `code lookup` → code record sealed under its code hash ([`super::sealing`]).
     codes: Tree,
     /// `certificate id` → [`CertificateUse`]: the single-use mark.
     certificates: Tree,
+    /// `upload id` → [`StoredUpload`] sealed under its arrival day's data key.
     uploads: Tree,
+    /// [`QueueKey`] → [`QueuedGroup`] sealed under its upload's arrival day's data key.
     queue: Tree,
     /// `batch id` → postcard [`BlobRef`] of its body's file.
     batches: Tree,
@@ -79,6 +84,10 @@ pub struct SledReportStore {
     /// purge while it deletes files, so a purge never deletes a file a cut is about to (or
     /// just did) refer to.
     blobs_lock: std::sync::Mutex<()>,
+    /// Per-day keys of sealed reports (`keys/data/`).
+    data_keys: DataKeys,
+    /// Nonces of sealed code records.
+    rng: ring::rand::SystemRandom,
 }
 
 fn sync_key(day: DayNumber, id: &UploadId) -> [u8; 36] {
@@ -111,14 +120,17 @@ fn tx_error(e: TransactionError<()>) -> StoreError {
 }
 
 impl SledReportStore {
-    /// Opens (or creates) the database in `path` and its batch and export files in
-    /// `blobs_path` (a folder of its own, outside `path`: sled owns that one). Removes files
-    /// that no index entry refers to and leftover temporary files (a crash leaves them).
+    /// Opens (or creates) the database in `path`, its batch and export files in
+    /// `blobs_path` (a folder of its own, outside `path`: sled owns that one) and the data
+    /// keys reports are sealed with in `data_keys_path` (normally `keys/data/`). Removes
+    /// files that no index entry refers to and leftover temporary files (a crash leaves
+    /// them).
     ///
     /// # Errors
     /// [`StoreError::Engine`] when sled cannot open it (e.g. another process holds it) or
-    /// the blobs folder cannot be read; [`StoreError::Format`] for another layout.
-    pub fn open(path: &Path, blobs_path: &Path) -> Result<Self, StoreError> {
+    /// the blobs or data-keys folder cannot be read; [`StoreError::Format`] for another
+    /// layout.
+    pub fn open(path: &Path, blobs_path: &Path, data_keys_path: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
@@ -147,6 +159,8 @@ impl SledReportStore {
             uploads_lock: std::sync::Mutex::new(()),
             upload_count,
             blobs_lock: std::sync::Mutex::new(()),
+            data_keys: DataKeys::open(data_keys_path)?,
+            rng: ring::rand::SystemRandom::new(),
             db,
         }
         .cleaned_up()
@@ -270,7 +284,30 @@ fn check_format(db: &Db) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The last arrival day whose data key may go when queue groups released before
+/// `stale_before` (now minus retention) are stale: a day is shredded once it ended a
+/// retention period plus an hour ago (relayed uploads may be kept up to the certificate
+/// skew past their arrival's retention).
+fn shreddable_through(stale_before: UnixTime) -> Option<DayNumber> {
+    let ended_by = stale_before.0.checked_sub(3600)?;
+    let day = ended_by / ephemera_proto::time::SECONDS_PER_DAY;
+    Some(DayNumber(u32::try_from(day.checked_sub(1)?).ok()?))
+}
+
 impl SledReportStore {
+    /// [`Self::forget_synced`] for an upload whose record can no longer be read: its sync
+    /// index entry is found by id.
+    fn forget_synced_by_id(&self, id: &UploadId) -> Result<(), StoreError> {
+        for item in self.sync_index.iter().keys() {
+            let key = item.map_err(engine)?;
+            if key.len() == 36 && key[4..] == id.0 {
+                let day = u32::from_be_bytes(key[..4].try_into().expect("4 bytes"));
+                return self.forget_synced(DayNumber(day), id);
+            }
+        }
+        Ok(())
+    }
+
     /// Takes a purged upload out of the sync index and its day's digest.
     fn forget_synced(&self, day: DayNumber, id: &UploadId) -> Result<(), StoreError> {
         if self
@@ -306,21 +343,32 @@ struct Prepared {
     sync_key: [u8; 36],
 }
 
-impl Prepared {
-    fn new(commit: &UploadCommit) -> Prepared {
+impl SledReportStore {
+    /// Encodes and seals an [`UploadCommit`]'s records (the upload's and its queue groups
+    /// under the data key of the day it arrived; a revised original under its own).
+    fn prepare(&self, commit: &UploadCommit) -> Result<Prepared, StoreError> {
         let (upload_id, ref record, purge_at) = commit.upload;
         let day = sync_day(&record.upload);
-        Prepared {
-            record: encode(record),
-            original: commit
-                .update_original
-                .as_ref()
-                .map(|(id, record)| (id.0, encode(record))),
-            enqueue: commit
-                .enqueue
-                .iter()
-                .map(|(k, group)| (k.to_bytes(), encode(group)))
-                .collect(),
+        let arrival_day = record.received_at.day();
+        let original = match &commit.update_original {
+            Some((id, original)) => Some((id.0, self.seal_upload(id, original)?)),
+            None => None,
+        };
+        let enqueue = commit
+            .enqueue
+            .iter()
+            .map(|(k, group)| {
+                let key = k.to_bytes();
+                let sealed = self
+                    .data_keys
+                    .seal(arrival_day, &[b"queue", &key], &encode(group))?;
+                Ok((key, sealed))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Prepared {
+            record: self.seal_upload(&upload_id, record)?,
+            original,
+            enqueue,
             mark: commit.certificate_use().to_bytes(),
             expiry: expiry_key(
                 purge_at,
@@ -329,6 +377,40 @@ impl Prepared {
             ),
             day,
             sync_key: sync_key(day, &upload_id),
+        })
+    }
+
+    fn seal_upload(&self, id: &UploadId, record: &StoredUpload) -> Result<Vec<u8>, StoreError> {
+        self.data_keys.seal(
+            record.received_at.day(),
+            &[b"uploads", &id.0],
+            &encode(record),
+        )
+    }
+
+    /// An upload record, opened; `None` once its day's key is destroyed.
+    fn open_upload(
+        &self,
+        id: &UploadId,
+        sealed: &[u8],
+    ) -> Result<Option<StoredUpload>, StoreError> {
+        match self
+            .data_keys
+            .open_sealed("uploads", &[b"uploads", &id.0], sealed)?
+        {
+            Unsealed::Plain(bytes) => Ok(Some(decode(&bytes, "uploads")?)),
+            Unsealed::Shredded => Ok(None),
+        }
+    }
+
+    /// A queue group, opened; `None` once its day's key is destroyed.
+    fn open_group(&self, key: &[u8], sealed: &[u8]) -> Result<Option<QueuedGroup>, StoreError> {
+        match self
+            .data_keys
+            .open_sealed("queue", &[b"queue", key], sealed)?
+        {
+            Unsealed::Plain(bytes) => Ok(Some(decode(&bytes, "queue")?)),
+            Unsealed::Shredded => Ok(None),
         }
     }
 }
@@ -350,14 +432,21 @@ fn add_to_digest(
 
 impl ReportStore for SledReportStore {
     fn insert_codes(&self, codes: &[(CodeHash, CodeRecord)]) -> Result<(), StoreError> {
+        // Sealed outside the transaction (its closure may run more than once).
+        let sealed = codes
+            .iter()
+            .map(|(hash, record)| {
+                let lookup = code_lookup(hash);
+                let expiry =
+                    expiry_key(code_purge_at(record.expires_at), ExpiryKind::Code, &lookup);
+                Ok((lookup, seal_code(&self.rng, hash, &encode(record))?, expiry))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         (&self.codes, &self.expiry)
             .transaction(|(tree, expiry)| {
-                for (hash, record) in codes {
-                    tree.insert(&hash.0, encode(record))?;
-                    expiry.insert(
-                        expiry_key(record.expires_at, ExpiryKind::Code, &hash.0),
-                        &[],
-                    )?;
+                for (lookup, value, expiry_entry) in &sealed {
+                    tree.insert(lookup, value.as_slice())?;
+                    expiry.insert(expiry_entry.as_slice(), &[])?;
                 }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
@@ -367,16 +456,21 @@ impl ReportStore for SledReportStore {
     fn take_code(&self, hash: &CodeHash) -> Result<Option<CodeRecord>, StoreError> {
         // The remove alone decides who takes the code (atomic, no transaction: decoy
         // verifications call this too, and a transaction would take sled's global lock).
-        let Some(bytes) = self.codes.remove(hash.0).map_err(engine)? else {
+        let lookup = code_lookup(hash);
+        let Some(bytes) = self.codes.remove(lookup).map_err(engine)? else {
             return Ok(None);
         };
-        let record: CodeRecord = decode(&bytes, "codes")?;
+        let record: CodeRecord = decode(&open_code(hash, &bytes)?, "codes")?;
         // Its expiry entry has nothing left to expire: drop it now rather than at the code's
         // expiry, so the expiry index holds only unused codes. (Long-lived entries piling up
         // at its end made sled's file grow far faster than they did: docs/BENCHMARKS.md,
         // `load`.) A crash in between leaves the entry to the purge, which skips it.
         self.expiry
-            .remove(expiry_key(record.expires_at, ExpiryKind::Code, &hash.0))
+            .remove(expiry_key(
+                code_purge_at(record.expires_at),
+                ExpiryKind::Code,
+                &lookup,
+            ))
             .map_err(engine)?;
         Ok(Some(record))
     }
@@ -390,7 +484,10 @@ impl ReportStore for SledReportStore {
 
     fn commit_uploads(&self, commits: &[UploadCommit]) -> Result<Vec<CommitOutcome>, StoreError> {
         // Encode everything outside the transaction (its closure may run more than once).
-        let prepared: Vec<Prepared> = commits.iter().map(Prepared::new).collect();
+        let prepared = commits
+            .iter()
+            .map(|c| self.prepare(c))
+            .collect::<Result<Vec<Prepared>, StoreError>>()?;
         let _guard = self.lock_uploads();
         let result = (
             &self.certificates,
@@ -509,7 +606,7 @@ impl ReportStore for SledReportStore {
 
     fn upload(&self, id: &UploadId) -> Result<Option<StoredUpload>, StoreError> {
         match self.uploads.get(id.0).map_err(engine)? {
-            Some(bytes) => Ok(Some(decode(&bytes, "uploads")?)),
+            Some(bytes) => self.open_upload(id, &bytes),
             None => Ok(None),
         }
     }
@@ -527,15 +624,18 @@ impl ReportStore for SledReportStore {
         let mut out = Vec::new();
         for item in self.queue.range(..=end.as_slice()) {
             let (key, value) = item.map_err(engine)?;
+            let group = self.open_group(&key, &value)?;
             let key = QueueKey::from_bytes(&key).ok_or(StoreError::Corrupt { tree: "queue" })?;
-            out.push((key, decode(&value, "queue")?));
+            // A group whose day's key is gone is past retention: the purge removes it.
+            out.extend(group.map(|group| (key, group)));
         }
         Ok(out)
     }
 
     fn queued(&self, key: &QueueKey) -> Result<Option<QueuedGroup>, StoreError> {
-        match self.queue.get(key.to_bytes()).map_err(engine)? {
-            Some(bytes) => Ok(Some(decode(&bytes, "queue")?)),
+        let key = key.to_bytes();
+        match self.queue.get(key).map_err(engine)? {
+            Some(bytes) => self.open_group(&key, &bytes),
             None => Ok(None),
         }
     }
@@ -686,8 +786,11 @@ impl ReportStore for SledReportStore {
                     if let Some(bytes) = self.uploads.remove(id.0).map_err(engine)? {
                         self.upload_count.fetch_sub(1, Ordering::Relaxed);
                         counts.uploads += 1;
-                        let record: StoredUpload = decode(&bytes, "uploads")?;
-                        self.forget_synced(sync_day(&record.upload), &id)?;
+                        match self.open_upload(&id, &bytes)? {
+                            Some(record) => self.forget_synced(sync_day(&record.upload), &id)?,
+                            // Its key went first (a clock step back): find its day by id.
+                            None => self.forget_synced_by_id(&id)?,
+                        }
                     }
                     if certificate_purge_at <= now {
                         if self
@@ -730,8 +833,8 @@ impl ReportStore for SledReportStore {
                         }
                     }
                 }
-                Expiring::Code(hash) => {
-                    if self.codes.remove(hash).map_err(engine)?.is_some() {
+                Expiring::Code(lookup) => {
+                    if self.codes.remove(lookup).map_err(engine)?.is_some() {
                         counts.codes += 1;
                     }
                 }
@@ -751,6 +854,15 @@ impl ReportStore for SledReportStore {
             let (key, _) = item.map_err(engine)?;
             self.queue.remove(&key).map_err(engine)?;
             counts.queued += 1;
+        }
+        if let Some(last) = shreddable_through(stale_before) {
+            // Every record sealed under these days' keys is past retention and removed
+            // above; make that durable, then destroy the keys so the bytes sled keeps
+            // until it rewrites their segments are noise.
+            if self.data_keys.days().first().is_some_and(|d| *d <= last.0) {
+                self.db.flush().map_err(engine)?;
+                counts.data_keys += self.data_keys.destroy_through(last)? as u64;
+            }
         }
         if !doomed.is_empty() {
             // The index entries' removal must be durable before their files go: a crash
@@ -778,14 +890,21 @@ impl ReportStore for SledReportStore {
 }
 
 #[cfg(test)]
+mod at_rest_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn taking_a_code_drops_its_expiry_entry() {
         let dir = tempfile::tempdir().unwrap();
-        let store =
-            SledReportStore::open(&dir.path().join("db"), &dir.path().join("blobs")).unwrap();
+        let store = SledReportStore::open(
+            &dir.path().join("db"),
+            &dir.path().join("blobs"),
+            &dir.path().join("keys"),
+        )
+        .unwrap();
         let record = CodeRecord {
             test_type: ephemera_proto::report::ReportType::ConfirmedTest,
             symptom_onset: None,
@@ -803,7 +922,9 @@ mod tests {
         assert_eq!(store.take_code(&CodeHash([3; 32])).unwrap(), None);
         // Only the unused code's entry is left, and the purge still expires that code.
         assert_eq!(store.expiry.len(), 1);
-        let counts = store.purge(UnixTime(2_000_000_000), UnixTime(0)).unwrap();
+        let counts = store
+            .purge(code_purge_at(UnixTime(2_000_000_000)), UnixTime(0))
+            .unwrap();
         assert_eq!(counts.codes, 1);
         assert!(store.expiry.is_empty());
     }

@@ -23,7 +23,7 @@ fn both(test: impl Fn(&dyn ReportStore)) {
 fn open_sled(dir: &std::path::Path) -> Result<SledReportStore, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        match SledReportStore::open(&dir.join("db"), &dir.join("blobs")) {
+        match SledReportStore::open(&dir.join("db"), &dir.join("blobs"), &dir.join("keys")) {
             Err(StoreError::Engine(e))
                 if e.contains("could not acquire lock") && std::time::Instant::now() < deadline =>
             {
@@ -100,10 +100,18 @@ fn codes_are_taken_once_and_expire() {
                 (CodeHash([2; 32]), record.clone()),
             ])
             .unwrap();
-        assert_eq!(store.take_code(&CodeHash([1; 32])).unwrap(), Some(record));
+        assert_eq!(
+            store.take_code(&CodeHash([1; 32])).unwrap(),
+            Some(record.clone())
+        );
         assert_eq!(store.take_code(&CodeHash([1; 32])).unwrap(), None);
         assert_eq!(store.purge(T0, T0).unwrap().codes, 0);
-        assert_eq!(store.purge(T0.plus_seconds(60), T0).unwrap().codes, 1);
+        // The expiry index knows only the code's day: the record goes when it ends (an
+        // expired code is refused before that by its sealed exact expiry).
+        let purge_at = super::code_purge_at(record.expires_at);
+        assert_eq!(purge_at, record.expires_at.day().plus(1).start());
+        assert_eq!(store.purge(purge_at.minus_seconds(1), T0).unwrap().codes, 0);
+        assert_eq!(store.purge(purge_at, T0).unwrap().codes, 1);
         assert_eq!(store.take_code(&CodeHash([2; 32])).unwrap(), None);
     });
 }
@@ -377,9 +385,9 @@ fn sled_refuses_a_folder_of_another_format() {
         "{error}"
     );
 
-    // Format 2 (batch bodies as sled values) and a later format.
-    assert_eq!(STORE_FORMAT, 3);
-    for format in [2, STORE_FORMAT + 1] {
+    // Format 2 (batch bodies as sled values), 3 (reports in clear) and a later format.
+    assert_eq!(STORE_FORMAT, 4);
+    for format in [2, 3, STORE_FORMAT + 1] {
         let dir = tempfile::tempdir().unwrap();
         {
             let db = sled::open(dir.path().join("db")).unwrap();
@@ -391,7 +399,7 @@ fn sled_refuses_a_folder_of_another_format() {
         }
         let error = open_sled(dir.path()).unwrap_err();
         assert!(
-            matches!(error, StoreError::Format { found: Some(f), expected: 3 } if f == format),
+            matches!(error, StoreError::Format { found: Some(f), expected: 4 } if f == format),
             "{error}"
         );
         assert!(
@@ -610,4 +618,18 @@ fn sled_a_missing_short_or_altered_file_is_an_error() {
     assert_eq!(store.batch_index(0, 10).unwrap().len(), 1);
     // A purge of an entry whose file is gone is fine.
     assert_eq!(store.purge(T0.plus_seconds(1), T0).unwrap().exports, 1);
+}
+
+/// Every file under `dir`, concatenated (what an attacker holding the disk reads).
+pub(crate) fn read_files(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(read_files(&path));
+        } else {
+            out.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    out
 }

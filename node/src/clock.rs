@@ -1,8 +1,8 @@
 //! The node's source of time, injected so tests can step a fake clock instead of sleeping.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, OnceLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ephemera_proto::UnixTime;
 
@@ -10,6 +10,10 @@ use ephemera_proto::UnixTime;
 pub trait Clock: Send + Sync + 'static {
     /// The current time, whole seconds since the unix epoch.
     fn now(&self) -> UnixTime;
+
+    /// Seconds of a clock that never steps (from an arbitrary start): what the wall clock
+    /// is judged against before the node purges or cuts.
+    fn monotonic_seconds(&self) -> u64;
 }
 
 /// The operating system's wall clock.
@@ -26,32 +30,55 @@ impl Clock for SystemClock {
                 .unwrap_or(0),
         )
     }
+
+    fn monotonic_seconds(&self) -> u64 {
+        static START: OnceLock<Instant> = OnceLock::new();
+        START.get_or_init(Instant::now).elapsed().as_secs()
+    }
 }
 
 /// A clock that only moves when told to; clones share the same time.
 #[derive(Clone, Debug)]
-pub struct ManualClock(Arc<AtomicU64>);
+pub struct ManualClock {
+    wall: Arc<AtomicU64>,
+    monotonic: Arc<AtomicU64>,
+}
 
 impl ManualClock {
     /// A clock stopped at `start`.
     pub fn new(start: UnixTime) -> Self {
-        ManualClock(Arc::new(AtomicU64::new(start.0)))
+        ManualClock {
+            wall: Arc::new(AtomicU64::new(start.0)),
+            monotonic: Arc::new(AtomicU64::new(0)),
+        }
     }
 
-    /// Moves the clock forward by `seconds`.
+    /// Lets `seconds` pass (both clocks move).
     pub fn advance(&self, seconds: u64) {
-        self.0.fetch_add(seconds, Ordering::SeqCst);
+        self.wall.fetch_add(seconds, Ordering::SeqCst);
+        self.monotonic.fetch_add(seconds, Ordering::SeqCst);
     }
 
-    /// Sets the clock to `time`.
+    /// Lets time pass until `time`; a `time` in the past is a step back of the wall clock.
     pub fn set(&self, time: UnixTime) {
-        self.0.store(time.0, Ordering::SeqCst);
+        let before = self.wall.swap(time.0, Ordering::SeqCst);
+        self.monotonic
+            .fetch_add(time.0.saturating_sub(before), Ordering::SeqCst);
+    }
+
+    /// Steps the wall clock to `time` without time passing (an operator or NTP step).
+    pub fn step(&self, time: UnixTime) {
+        self.wall.store(time.0, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> UnixTime {
-        UnixTime(self.0.load(Ordering::SeqCst))
+        UnixTime(self.wall.load(Ordering::SeqCst))
+    }
+
+    fn monotonic_seconds(&self) -> u64 {
+        self.monotonic.load(Ordering::SeqCst)
     }
 }
 

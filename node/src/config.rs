@@ -128,6 +128,14 @@ config_keys! {
         /// Verification key version written beside GAEN export signatures.
         export_key_version: String = Policy::default().export_key_version,
             was = "export_key_version";
+        /// Seconds the wall clock may run ahead of the node's monotonic clock before it is
+        /// taken as a step: purging and cutting then stop until it is back in step
+        /// (`node/docs/OPERATIONS.md`, "Clock").
+        clock_step_tolerance_seconds: u64 = 300, range(1, 86_400);
+        /// Seconds past the last cut a node may start at before its clock is taken as
+        /// stepped forward (a longer outage looks the same): purging and cutting wait until
+        /// the operator starts it with `serve --accept-clock`.
+        clock_max_start_gap_seconds: u64 = 2 * 86_400, range(3_600, 365 * 86_400);
     }
 
     /// What is kept, and for how long.
@@ -174,8 +182,9 @@ config_keys! {
     [log] LogSection {
         /// Log format: "text" or "json".
         format: LogFormat = LogFormat::Text, was = "log_format";
-        /// Log filter in `tracing` syntax, e.g. "info" or "ephemera_node=debug" (libp2p's
-        /// crates stay at `warn` unless named: their debug output names addresses).
+        /// Log filter in `tracing` syntax, e.g. "info" or "ephemera_node=debug". It reaches
+        /// the node's own crates; other crates are capped at `info` (libp2p at `warn`)
+        /// whatever it says, because their detailed lines print records and addresses.
         filter: String = "info".to_owned(), was = "log_filter";
     }
 }

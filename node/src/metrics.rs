@@ -56,6 +56,17 @@ impl Metrics {
         );
     }
 
+    /// The node's view of the wall clock: its time, the boundary of the last cut, and
+    /// whether purging or cutting is suspended for a clock anomaly
+    /// (`ephemera_node_core::clock_guard`).
+    pub fn clock(&self, node_time: u64, last_cut: Option<u64>, anomaly: bool) {
+        self.gauge("ephemera_node_time_seconds", node_time as f64);
+        if let Some(last_cut) = last_cut {
+            self.gauge("ephemera_last_cut_boundary_seconds", last_cut as f64);
+        }
+        self.gauge("ephemera_clock_anomaly", if anomaly { 1.0 } else { 0.0 });
+    }
+
     /// An upload was refused; `reason` is the API error code.
     pub fn upload_rejected(&self, reason: &'static str) {
         self.counter(

@@ -26,6 +26,7 @@
 
 pub mod arrival;
 pub mod authority;
+pub mod clock_guard;
 pub mod federation_intake;
 pub mod intake;
 pub mod keys;

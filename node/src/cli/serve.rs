@@ -26,6 +26,10 @@ pub struct ServeArgs {
     /// Any config key, as `section.key=value` (repeatable), e.g. `retention.days=7`.
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     pub set: Vec<String>,
+    /// Take the wall clock as right even though it is far past the last batch cut (after a
+    /// long outage, or a clock corrected forward): check the time first.
+    #[arg(long)]
+    pub accept_clock: bool,
 }
 
 /// Shows which flags are given, never their values (`--set http.metrics_token=...`).
@@ -40,6 +44,7 @@ impl std::fmt::Debug for ServeArgs {
             .field("config", &self.config)
             .field("flags", &self.flags)
             .field("set", &set)
+            .field("accept_clock", &self.accept_clock)
             .finish()
     }
 }
@@ -100,6 +105,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     }
     let listen = config.http.listen;
     let opened = Node::open(config, Arc::new(SystemClock))?;
+    if args.accept_clock {
+        tracing::warn!("the wall clock is taken as right at start (--accept-clock)");
+        opened.node.accept_clock();
+    }
     let mut stdout = std::io::stdout();
     if let Some((name, password)) = &opened.new_case_worker {
         print_case_worker(&mut stdout, name, password.reveal())?;

@@ -8,6 +8,7 @@
 //! [`ManualClock`](crate::clock::ManualClock) instead of waiting for the background tasks.
 
 mod authority;
+mod clock_watch;
 mod federation;
 mod publication;
 mod uploads;
@@ -126,6 +127,8 @@ struct Inner {
     /// key server sees a batch that a crash could take back (and whose sequence number the
     /// next cut would then reuse).
     unflushed: Mutex<Unflushed>,
+    /// Judges the wall clock before purges and cuts.
+    clock_watch: Mutex<clock_watch::ClockWatch>,
 }
 
 /// Batches and exports of a cut that are in the store but not yet durable.
@@ -227,6 +230,7 @@ impl Node {
                     flushed: AtomicU64::new(0),
                     lock: AsyncMutex::new(()),
                 },
+                clock_watch: Mutex::new(clock_watch::ClockWatch::new(&config)),
                 config,
                 clock,
                 store,

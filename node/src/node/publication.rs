@@ -22,11 +22,15 @@ impl Node {
     /// [`NodeError::Store`].
     pub async fn cut_due(&self) -> Result<Vec<BatchIndexEntry>, NodeError> {
         let _publication = self.inner.publication.lock().await;
+        let (now, clock) = self.judge_clock()?;
+        if !clock.may_cut() {
+            return Ok(Vec::new());
+        }
         let store = &self.inner.store;
         let planned = self
             .inner
             .core
-            .plan_cut(store.as_ref(), self.now(), &mut rand::rng())?;
+            .plan_cut(store.as_ref(), now, &mut rand::rng())?;
         let Some(cut) = planned else {
             return Ok(Vec::new());
         };
@@ -164,14 +168,16 @@ impl Node {
     // ---- retention ------------------------------------------------------------------
 
     /// Deletes everything past its retention or lifetime, and updates storage metrics.
+    /// Deletes nothing while the wall clock is stepped forward (`judge_clock`).
     ///
     /// # Errors
     /// [`NodeError::Store`].
     pub fn purge(&self) -> Result<PurgeCounts, NodeError> {
-        let counts = self
-            .inner
-            .core
-            .purge(self.inner.store.as_ref(), self.now())?;
+        let (now, clock) = self.judge_clock()?;
+        if !clock.may_purge() {
+            return Ok(PurgeCounts::default());
+        }
+        let counts = self.inner.core.purge(self.inner.store.as_ref(), now)?;
         if counts.batches > 0 {
             let live: std::collections::HashSet<BatchId> = self
                 .inner

@@ -56,6 +56,20 @@ pub enum KeyError {
         /// The file.
         path: PathBuf,
     },
+    /// Key files are missing from a data folder that has history: new keys would orphan
+    /// every phone and peer that pinned the old ones, so none are made.
+    #[error(
+        "{dir} lacks {}, but the data folder has a database: phones and peers know this \
+         node's keys. Restore keys/ from your backup (node/docs/OPERATIONS.md, \"Keys and \
+         backups\"), or move the whole data folder aside to start over as a new node",
+        files.join(", ")
+    )]
+    Missing {
+        /// The keys folder.
+        dir: PathBuf,
+        /// The missing files.
+        files: Vec<&'static str>,
+    },
 }
 
 /// The ECDSA P-256 key that signs GAEN export files.
@@ -187,8 +201,32 @@ impl NodeKeys {
         }
     }
 
-    /// Loads the keys from `data_dir/keys`, creating any that are missing with `rng`.
-    /// Returns the keys and whether any was created.
+    /// Loads the keys of a data folder that has history (a database): every key file must
+    /// be there.
+    ///
+    /// # Errors
+    /// [`KeyError::Missing`] naming the missing files; [`KeyError`] when a file cannot be
+    /// read or is corrupt.
+    pub fn load(data_dir: &Path) -> Result<NodeKeys, KeyError> {
+        let dir = data_dir.join(KEYS_DIR);
+        let files: Vec<&'static str> = [
+            AUTHORITY_FILE,
+            BATCH_FILE,
+            EXPORT_FILE,
+            PEPPER_FILE,
+            LIBP2P_IDENTITY_FILE,
+        ]
+        .into_iter()
+        .filter(|f| !dir.join(f).exists())
+        .collect();
+        if !files.is_empty() {
+            return Err(KeyError::Missing { dir, files });
+        }
+        Ok(NodeKeys::open(data_dir, None)?.0)
+    }
+
+    /// Loads the keys from `data_dir/keys`, creating any that are missing with `rng` (a new
+    /// node's first start). Returns the keys and whether any was created.
     ///
     /// # Errors
     /// [`KeyError`] when a file cannot be read or written, or is corrupt.
@@ -196,17 +234,33 @@ impl NodeKeys {
         data_dir: &Path,
         rng: &mut impl CryptoRng,
     ) -> Result<(NodeKeys, bool), KeyError> {
+        let mut new_seed = || {
+            let mut seed = Zeroizing::new([0u8; 32]);
+            rng.fill_bytes(seed.as_mut());
+            seed
+        };
+        NodeKeys::open(data_dir, Some(&mut new_seed))
+    }
+
+    /// Reads the keys; a missing one is created with `new_seed` when given, else
+    /// [`KeyError::Missing`].
+    fn open(
+        data_dir: &Path,
+        mut new_seed: Option<&mut dyn FnMut() -> Zeroizing<[u8; 32]>>,
+    ) -> Result<(NodeKeys, bool), KeyError> {
         let dir = data_dir.join(KEYS_DIR);
-        create_private_dir(&dir)?;
+        let may_create = new_seed.is_some();
+        if may_create {
+            create_private_dir(&dir)?;
+        }
         let mut created = false;
         let mut seed_file =
-            |name: &str, created: &mut bool| -> Result<Zeroizing<[u8; 32]>, KeyError> {
+            |name: &'static str, created: &mut bool| -> Result<Zeroizing<[u8; 32]>, KeyError> {
                 let path = dir.join(name);
-                let text = read_or_create(&path, created, || {
-                    let mut seed = Zeroizing::new([0u8; 32]);
-                    rng.fill_bytes(seed.as_mut());
-                    Zeroizing::new(hex::encode(seed.as_ref()).into_bytes())
-                })?;
+                let make = new_seed.as_mut().map(|new_seed| {
+                    move || Zeroizing::new(hex::encode(new_seed().as_ref()).into_bytes())
+                });
+                let text = read_or_create(&path, name, created, make)?;
                 let mut seed = Zeroizing::new([0u8; 32]);
                 let trimmed = std::str::from_utf8(&text).map(str::trim).unwrap_or("");
                 hex::decode_to_slice(trimmed, seed.as_mut())
@@ -218,12 +272,13 @@ impl NodeKeys {
         let pepper = CodePepper(seed_file(PEPPER_FILE, &mut created)?);
         let libp2p_seed = seed_file(LIBP2P_IDENTITY_FILE, &mut created)?;
         let export_path = dir.join(EXPORT_FILE);
-        let pkcs8 = read_or_create(&export_path, &mut created, || {
+        let make_export = may_create.then_some(|| {
             let doc =
                 EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
                     .expect("system random number generator");
             Zeroizing::new(doc.as_ref().to_vec())
-        })?;
+        });
+        let pkcs8 = read_or_create(&export_path, EXPORT_FILE, &mut created, make_export)?;
         let export =
             ExportSigningKey::from_pkcs8(&pkcs8).ok_or(KeyError::Corrupt { path: export_path })?;
         Ok((
@@ -251,10 +306,13 @@ fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
     builder.create(dir).map_err(io)
 }
 
+/// Reads the key file `path` (named `name`); when it is missing, writes what `make` gives,
+/// or without `make` answers [`KeyError::Missing`].
 fn read_or_create(
     path: &Path,
+    name: &'static str,
     created: &mut bool,
-    make: impl FnOnce() -> Zeroizing<Vec<u8>>,
+    make: Option<impl FnOnce() -> Zeroizing<Vec<u8>>>,
 ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let io = |source| KeyError::Io {
         path: path.to_owned(),
@@ -265,6 +323,12 @@ fn read_or_create(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
     }
+    let Some(make) = make else {
+        return Err(KeyError::Missing {
+            dir: path.parent().unwrap_or(path).to_owned(),
+            files: vec![name],
+        });
+    };
     let bytes = make();
     // Write to a temporary name, sync, then rename: a crash never leaves half a key.
     let tmp = path.with_extension("tmp");
@@ -308,6 +372,33 @@ mod tests {
         }
         let shown = format!("{first:?}");
         assert!(!shown.contains(&hex::encode(first.batch.seed())));
+    }
+
+    #[test]
+    fn loading_a_folder_with_history_needs_every_key_and_creates_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let (created, _) = NodeKeys::load_or_create(dir.path(), &mut rand::rng()).unwrap();
+        let loaded = NodeKeys::load(dir.path()).unwrap();
+        assert_eq!(loaded.batch.public_key(), created.batch.public_key());
+        let keys = dir.path().join(KEYS_DIR);
+        fs::remove_file(keys.join(BATCH_FILE)).unwrap();
+        fs::remove_file(keys.join(EXPORT_FILE)).unwrap();
+        let error = NodeKeys::load(dir.path()).unwrap_err();
+        assert!(
+            matches!(&error, KeyError::Missing { files, .. } if *files == [BATCH_FILE, EXPORT_FILE]),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(message.contains("batch.seed, gaen-export.pk8"), "{message}");
+        assert!(message.contains("Restore keys/"), "{message}");
+        assert!(!keys.join(BATCH_FILE).exists(), "nothing was created");
+        // An empty folder (no keys folder at all) is refused the same way.
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            NodeKeys::load(empty.path()),
+            Err(KeyError::Missing { files, .. }) if files.len() == 5
+        ));
+        assert!(!empty.path().join(KEYS_DIR).exists());
     }
 
     #[test]

@@ -183,7 +183,13 @@ impl Node {
             path: config.data_dir.clone(),
             source,
         })?;
-        let (keys, keys_created) = NodeKeys::load_or_create(&config.data_dir, &mut rand::rng())?;
+        // Keys are made on a new node's first start only: a folder with a database has
+        // announced its keys to phones and peers, and must never silently get new ones.
+        let (keys, keys_created) = if config.data_dir.join(DB_DIR).exists() {
+            (NodeKeys::load(&config.data_dir)?, false)
+        } else {
+            NodeKeys::load_or_create(&config.data_dir, &mut rand::rng())?
+        };
         let store = Arc::new(SledReportStore::open(
             &config.data_dir.join(DB_DIR),
             &config.data_dir.join(BLOB_DIR),

@@ -174,3 +174,52 @@ async fn retention_purges_reports_batches_certificates_and_codes() {
     );
     node.stop().await;
 }
+
+/// The error a refused open gives.
+fn refusal<T>(opened: Result<T, ephemera_node::NodeError>) -> String {
+    match opened {
+        Ok(_) => panic!("the node opened"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_folder_with_history_never_gets_new_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), ManualClock::new(T0)).await;
+    let session = node.login().await;
+    node.report(&session, "confirmed", pet_contents(2, T0.day()))
+        .await;
+    node.stop().await;
+    let keys = dir.path().join(ephemera_node::keys::KEYS_DIR);
+    let open = || {
+        ephemera_node::Node::open(
+            test_config(dir.path()),
+            std::sync::Arc::new(ManualClock::new(T0)),
+        )
+    };
+
+    // A rotation attempt or a mis-mounted volume: the batch key is gone.
+    let batch_seed = keys.join("batch.seed");
+    let saved = std::fs::read(&batch_seed).unwrap();
+    std::fs::remove_file(&batch_seed).unwrap();
+    let error = refusal(open());
+    assert!(error.contains("batch.seed"), "{error}");
+    assert!(error.contains("Restore keys/"), "{error}");
+    assert!(!batch_seed.exists(), "no new key was made");
+    std::fs::write(&batch_seed, &saved).unwrap();
+
+    // The data keys restored without the database's days: refused, not read as empty.
+    let data_keys = keys.join(ephemera_node::store::DATA_KEYS_DIR);
+    let aside = dir.path().join("data-keys-aside");
+    std::fs::rename(&data_keys, &aside).unwrap();
+    let error = refusal(open());
+    assert!(error.contains("holds no data key"), "{error}");
+    std::fs::remove_dir_all(&data_keys).unwrap();
+    std::fs::rename(&aside, &data_keys).unwrap();
+
+    // Everything back: it opens with its old keys.
+    let opened = open().unwrap();
+    assert_eq!(opened.node.store().upload_count().unwrap(), 1);
+    assert!(!opened.keys_created);
+}

@@ -55,6 +55,19 @@ pub enum StoreError {
         /// What is wrong with it.
         problem: &'static str,
     },
+    /// The database holds sealed reports but the data keys folder holds no key: it was not
+    /// restored together with the database (or was deleted).
+    #[error(
+        "the database holds {uploads} sealed upload records but {dir} holds no data key: \
+         restore keys/data/ together with the database (node/docs/OPERATIONS.md, \"Keys and \
+         backups\")"
+    )]
+    DataKeysMissing {
+        /// Upload records in the database.
+        uploads: u64,
+        /// The data keys folder.
+        dir: std::path::PathBuf,
+    },
     /// The data folder was written with another storage layout; this node does not read it
     /// (nothing is converted: move the folder aside or use the node version that wrote it).
     #[error(

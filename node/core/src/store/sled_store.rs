@@ -163,7 +163,21 @@ impl SledReportStore {
             rng: ring::rand::SystemRandom::new(),
             db,
         }
+        .with_data_keys(data_keys_path)?
         .cleaned_up()
+    }
+
+    /// Refuses a database with upload records whose data keys folder holds no key at all
+    /// (restored without it): every read would find the records gone.
+    fn with_data_keys(self, dir: &Path) -> Result<Self, StoreError> {
+        let uploads = self.upload_count.load(Ordering::Relaxed);
+        if uploads > 0 && self.data_keys.days().is_empty() {
+            return Err(StoreError::DataKeysMissing {
+                uploads,
+                dir: dir.to_owned(),
+            });
+        }
+        Ok(self)
     }
 
     /// Removes orphaned and temporary files; warns (counts only) about index entries whose

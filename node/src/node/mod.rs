@@ -129,6 +129,9 @@ struct Inner {
     unflushed: Mutex<Unflushed>,
     /// Judges the wall clock before purges and cuts.
     clock_watch: Mutex<clock_watch::ClockWatch>,
+    /// The first boundary this process may cut: the one after its start
+    /// (`BatchCutter::first_boundary_after_start`).
+    first_cut: UnixTime,
 }
 
 /// Batches and exports of a cut that are in the store but not yet durable.
@@ -225,11 +228,14 @@ impl Node {
                 LOGIN_WINDOW_SECONDS,
             ),
         );
+        let core = NodeCore::new(config.policy(), keys, &mut rand::rng());
+        let first_cut = core.cutter().first_boundary_after_start(clock.now());
         Node {
             inner: Arc::new(Inner {
+                first_cut,
                 committer: Committer::start(&store),
                 federation: Mutex::new(None),
-                core: NodeCore::new(config.policy(), keys, &mut rand::rng()),
+                core,
                 flusher: Flusher {
                     store: store.clone(),
                     written: AtomicU64::new(0),

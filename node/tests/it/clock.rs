@@ -102,6 +102,8 @@ async fn a_start_far_past_the_last_cut_waits_for_the_operator() {
     // The operator checked the clock and restarted with `--accept-clock`.
     node.node.accept_clock();
     assert_eq!(node.node.purge().unwrap().uploads, 1);
-    assert_eq!(node.node.cut_due().await.unwrap().len(), 1);
+    // The boundary it started in may have been cut before: the next one is cut.
+    assert!(node.node.cut_due().await.unwrap().is_empty());
+    assert_eq!(node.next_batches().await.len(), 1);
     node.stop().await;
 }

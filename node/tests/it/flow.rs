@@ -65,7 +65,8 @@ async fn pet_upload_reaches_a_signed_batch() {
     // A boundary with no upload still gets a batch (all decoys).
     let quiet = node.next_batches().await;
     assert_eq!(quiet.len(), 1);
-    assert_eq!(quiet[0].sequence, cut[0].sequence + 1);
+    // Numbered by its boundary: the next hour's first batch (`docs/PROTOCOL.md` §6).
+    assert_eq!(quiet[0].sequence, cut[0].sequence + 3600 * 1000);
     assert_eq!(quiet[0].tokens, 16);
     node.stop().await;
 }

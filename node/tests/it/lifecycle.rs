@@ -223,3 +223,75 @@ async fn a_folder_with_history_never_gets_new_keys() {
     assert_eq!(opened.node.store().upload_count().unwrap(), 1);
     assert!(!opened.keys_created);
 }
+
+/// Every file under `from`, copied to `to` (a backup of a stopped node).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_phone_synced_before_a_restore_finds_reports_published_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let backup = dir.path().join("backup");
+    let clock = ManualClock::new(T0);
+    let node = TestNode::start(&data, clock.clone()).await;
+    let (name, password) = node.case_worker.clone().unwrap();
+    let session = node.login().await;
+    node.report(&session, "confirmed", pet_contents(3, T0.day()))
+        .await;
+    node.next_batches().await;
+    node.stop().await;
+    // The nightly backup.
+    copy_tree(&data, &backup);
+
+    // The node keeps publishing after the backup, and a phone syncs all of it.
+    let node = TestNode::start(&data, clock.clone()).await;
+    let session = node.login_as(&name, &password).await;
+    node.report(&session, "confirmed", pet_contents(3, T0.day()))
+        .await;
+    node.next_batches().await;
+    node.next_batches().await;
+    let phone_cursor = node.index(0).await.next_cursor;
+    node.stop().await;
+
+    // The disk is lost; the older backup is restored and started ten minutes later.
+    std::fs::remove_dir_all(&data).unwrap();
+    copy_tree(&backup, &data);
+    clock.advance(600);
+    let node = TestNode::start(&data, clock.clone()).await;
+    let session = node.login_as(&name, &password).await;
+    let (_, upload) = node
+        .report(&session, "confirmed", pet_contents(3, T0.day()))
+        .await;
+    node.next_batches().await;
+
+    // The phone asks for what is new after its cursor: the report is there.
+    let new = node.index(phone_cursor).await;
+    assert!(!new.batches.is_empty(), "no batch after the phone's cursor");
+    assert!(new.batches.iter().all(|b| b.sequence > phone_cursor));
+    let published = node.all_published().await;
+    let ReportContents::Pet(tokens) = &upload.contents else {
+        unreachable!()
+    };
+    assert!(tokens.iter().all(|t| published.tokens.contains(t)));
+    let fetched: Vec<_> = new.batches.iter().map(|b| b.id).collect();
+    assert!(
+        node.index(0)
+            .await
+            .batches
+            .iter()
+            .filter(|b| b.sequence > phone_cursor)
+            .all(|b| fetched.contains(&b.id))
+    );
+    node.stop().await;
+}

@@ -64,6 +64,15 @@ pub struct Cut {
     pub dropped: usize,
 }
 
+/// Sequence numbers per second of boundary time: the first batch of the boundary at `t`
+/// seconds is numbered `t × 1000`, later ones of the same cut follow.
+pub const SEQUENCES_PER_SECOND: u64 = 1000;
+
+/// The lowest sequence number a batch of `boundary` gets (`docs/PROTOCOL.md` §6).
+pub fn first_sequence_of(boundary: UnixTime) -> u64 {
+    boundary.0.saturating_mul(SEQUENCES_PER_SECOND)
+}
+
 impl BatchCutter {
     /// The cutter a policy describes.
     pub fn from_policy(policy: &Policy) -> Self {
@@ -75,6 +84,14 @@ impl BatchCutter {
             pad_keys: policy.accepts(SchemeKind::Gaen),
             pad_tokens: policy.accepts(SchemeKind::Pet),
         }
+    }
+
+    /// The first boundary after `started`: the earliest a node that started at `started` may
+    /// cut. A boundary that began before the start may have been cut by this node's former
+    /// life (a restored backup does not know), so it is left to the next one, which publishes
+    /// what it held.
+    pub fn first_boundary_after_start(&self, started: UnixTime) -> UnixTime {
+        self.next_boundary(started)
     }
 
     /// The latest boundary at or before `now`.
@@ -132,7 +149,10 @@ impl BatchCutter {
             }
         }
         let published = entries.len();
-        let mut next_sequence = state.next_sequence.max(1);
+        // Never below the boundary's own position: a node restored from an older backup (or
+        // upgraded over a moved-aside folder) numbers on from where time is, not from
+        // where its database stopped, so no phone's cursor is already past its batches.
+        let mut next_sequence = state.next_sequence.max(first_sequence_of(boundary)).max(1);
         let mut batches = Vec::new();
         let mut chunks = entries.chunks(self.max_entries.max(1)).peekable();
         if chunks.peek().is_none() {
@@ -297,6 +317,32 @@ mod tests {
     }
 
     #[test]
+    fn sequences_never_go_back_even_from_an_older_state() {
+        let c = cutter();
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let boundary = c.boundary_at(NOW);
+        // The state of a restored backup: an old counter and an old boundary.
+        let restored = CutterState {
+            next_sequence: 6,
+            last_boundary: Some(boundary.minus_seconds(7200)),
+        };
+        let cut = c.cut(&restored, vec![], NOW, &mut rng).unwrap();
+        assert_eq!(
+            cut.batches[0].contents.sequence,
+            first_sequence_of(boundary)
+        );
+        // A counter already ahead of the boundary's position (many batches in one cut)
+        // goes on from itself.
+        let ahead = CutterState {
+            next_sequence: first_sequence_of(boundary) + 5000,
+            last_boundary: Some(boundary.minus_seconds(3600)),
+        };
+        let cut = c.cut(&ahead, vec![], NOW, &mut rng).unwrap();
+        assert_eq!(cut.batches[0].contents.sequence, ahead.next_sequence);
+        assert_eq!(c.first_boundary_after_start(NOW), c.next_boundary(NOW));
+    }
+
+    #[test]
     fn a_cut_takes_what_is_released_pads_and_splits() {
         let c = cutter();
         let mut rng = ChaCha20Rng::seed_from_u64(1);
@@ -317,12 +363,15 @@ mod tests {
         assert_eq!(cut.dropped, 2, "older than retention");
         assert_eq!(cut.dequeue.len(), 3, "the later group stays queued");
         assert_eq!(cut.batches.len(), 2, "6 entries at most 4 per batch");
-        assert_eq!(cut.batches[0].contents.sequence, 7);
-        assert_eq!(cut.batches[1].contents.sequence, 8);
+        // Numbered from the boundary's position (the stored counter is lower).
+        let first = first_sequence_of(boundary);
+        assert_eq!(first, boundary.0 * 1000);
+        assert_eq!(cut.batches[0].contents.sequence, first);
+        assert_eq!(cut.batches[1].contents.sequence, first + 1);
         assert_eq!(
             cut.state,
             CutterState {
-                next_sequence: 9,
+                next_sequence: first + 2,
                 last_boundary: Some(boundary)
             }
         );
@@ -347,7 +396,10 @@ mod tests {
             .cut(&CutterState::default(), vec![], NOW, &mut rng)
             .unwrap();
         assert_eq!(cut.batches.len(), 1);
-        assert_eq!(cut.batches[0].contents.sequence, 1);
+        assert_eq!(
+            cut.batches[0].contents.sequence,
+            first_sequence_of(c.boundary_at(NOW))
+        );
         assert_eq!(cut.batches[0].contents.tokens.len(), 10);
         assert!(
             cut.batches[0].contents.diagnosis_keys.is_empty(),

@@ -20,7 +20,7 @@ use rand_core::CryptoRng;
 use ring::rand::SystemRandom;
 use thiserror::Error;
 
-pub use cutter::{BatchCutter, Cut, CutBatch};
+pub use cutter::{BatchCutter, Cut, CutBatch, SEQUENCES_PER_SECOND, first_sequence_of};
 
 use crate::NodeCore;
 use crate::store::{

@@ -41,6 +41,7 @@ mod caseworker;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod federation;
 mod group_commit;
 pub mod logging;

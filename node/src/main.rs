@@ -32,6 +32,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Defaults) => cli::config_defaults(&mut stdout)?,
         Command::Derive(args) => cli::derive(&args, &mut stdout)?,
         Command::Export(ExportCommand::Verify(args)) => cli::export_verify(&args, &mut stdout)?,
+        Command::Backup(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(cli::backup(&args, &mut stdout))?;
+        }
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The command line: one library function per `ephemera-node` command, so `main` stays
 //! thin and tests call the commands in-process.
 
+mod backup;
 pub mod derive;
 mod export;
 mod serve;
@@ -13,6 +14,7 @@ use thiserror::Error;
 use crate::config::ConfigError;
 use crate::node::NodeError;
 
+pub use backup::backup;
 pub use derive::{DeriveArgs, derive};
 pub use export::{export_verify, write_verified_keys};
 pub use serve::{ServeArgs, config_defaults, init, load_config, serve};
@@ -43,6 +45,23 @@ pub enum Command {
     /// Work with GAEN export files.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Write a consistent copy of the data (`db/`, `blobs/`, `keys/data/`) into a new
+    /// folder: through the running node (it keeps serving), or directly when none runs.
+    Backup(BackupArgs),
+}
+
+/// `backup` arguments.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Config file naming the data folder (default: ./ephemera.toml when it exists).
+    #[arg(long, env = "EPHEMERA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The data folder (overrides the config file).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The folder to write: new, or empty.
+    #[arg(long)]
+    pub to: PathBuf,
 }
 
 /// `init` arguments.

@@ -11,6 +11,7 @@ use crate::clock::SystemClock;
 use crate::config::{
     ConfigFlags, ConfigWarning, DEFAULT_CONFIG_FILE, NodeConfig, RawConfig, documented_defaults,
 };
+use crate::control::{self, CONTROL_SOCKET};
 use crate::node::Node;
 use crate::server::{Background, serve as serve_node, shutdown_signal};
 
@@ -109,6 +110,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         tracing::warn!("the wall clock is taken as right at start (--accept-clock)");
         opened.node.accept_clock();
     }
+    let socket = opened.node.config().data_dir.join(CONTROL_SOCKET);
+    let control = control::listen(opened.node.clone(), &socket).map_err(|source| CliError::Io {
+        what: format!("cannot listen on {}", socket.display()),
+        source,
+    })?;
     let mut stdout = std::io::stdout();
     if let Some((name, password)) = &opened.new_case_worker {
         print_case_worker(&mut stdout, name, password.reveal())?;
@@ -151,12 +157,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     }
     let _ = stdout.flush();
     tracing::info!(data_dir = %opened.node.config().data_dir.display(), "node started");
-    serve_node(opened.node, listener, Background::Run, shutdown_signal())
-        .await
-        .map_err(|source| CliError::Io {
-            what: "serving HTTP".to_owned(),
-            source,
-        })
+    let served = serve_node(opened.node, listener, Background::Run, shutdown_signal()).await;
+    control.abort();
+    let _ = std::fs::remove_file(&socket);
+    served.map_err(|source| CliError::Io {
+        what: "serving HTTP".to_owned(),
+        source,
+    })
 }
 
 /// `ephemera-node config defaults`: prints the documented default file (every key with its

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use ephemera_node_core::NodeCore;
 use ephemera_node_core::keys::{KeyError, NodeKeys};
 use ephemera_node_core::publication::PublicationError;
-use ephemera_node_core::store::{ReportStore, SledReportStore, StoreError};
+use ephemera_node_core::store::{BackupSummary, ReportStore, SledReportStore, StoreError};
 use ephemera_proto::UnixTime;
 use thiserror::Error;
 use tokio::sync::Mutex as AsyncMutex;
@@ -280,6 +280,18 @@ impl Node {
     /// The store.
     pub fn store(&self) -> &Arc<dyn ReportStore> {
         &self.inner.store
+    }
+
+    /// Writes a consistent copy of the node's data (`db/`, `blobs/`, `keys/data/`) into `to`,
+    /// a new or empty folder, while it serves: writers wait for the copy, readers do not.
+    ///
+    /// # Errors
+    /// [`NodeError::Store`] when `to` is not empty or a copy fails.
+    pub async fn backup(&self, to: PathBuf) -> Result<BackupSummary, NodeError> {
+        let store = self.inner.store.clone();
+        Ok(tokio::task::spawn_blocking(move || store.backup(&to))
+            .await
+            .map_err(|_| NodeError::Task)??)
     }
 
     /// The current time by the node's clock.

@@ -187,3 +187,88 @@ fn config_defaults_loads_back_and_a_flat_file_starts_with_a_warning() {
     let _ = child.wait();
     assert!(found, "no warning in {seen:#?}");
 }
+
+/// `ephemera-node backup` asks a running `serve` through its control socket, and copies the
+/// folder itself once no node runs; both copies hold a complete data folder.
+#[test]
+fn backup_works_through_a_running_node_and_without_one() {
+    use std::io::{BufRead as _, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("EPHEMERA_FEDERATION_ENABLED", "false")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The start banner comes after the control socket is bound.
+    let stdout = child.stdout.take().unwrap();
+    let started = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("case-worker page"));
+    assert!(started);
+    let socket = data.join(ephemera_node::control::CONTROL_SOCKET);
+    assert!(socket.exists());
+    let backup = |to: &std::path::Path| {
+        Command::new(BIN)
+            .args(["backup", "--data-dir"])
+            .arg(&data)
+            .arg("--to")
+            .arg(to)
+            .output()
+            .unwrap()
+    };
+    let online = backup(&dir.path().join("online"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        online.status.success(),
+        "{}",
+        String::from_utf8_lossy(&online.stderr)
+    );
+    let said = String::from_utf8_lossy(&online.stdout);
+    assert!(
+        said.contains("backup written to") && said.contains("writers waited"),
+        "{said}"
+    );
+
+    // Killed: the socket file is left behind, nobody listens; the copy is made directly.
+    let offline = backup(&dir.path().join("offline"));
+    assert!(
+        offline.status.success(),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
+    for copy in ["online", "offline"] {
+        let copy = dir.path().join(copy);
+        for part in ["db", "blobs", "keys/data"] {
+            assert!(copy.join(part).is_dir(), "{copy:?} lacks {part}");
+        }
+        // A folder with the copy's parts and the node's keys starts as the node.
+        let restored = dir.path().join(format!("{}-restored", copy.display()));
+        std::fs::rename(&copy, &restored).unwrap();
+        for key in [
+            "authority.seed",
+            "batch.seed",
+            "gaen-export.pk8",
+            "code-pepper",
+            "libp2p-identity.seed",
+        ] {
+            std::fs::copy(data.join("keys").join(key), restored.join("keys").join(key)).unwrap();
+        }
+        let opened = ephemera_node::Node::open(
+            ephemera_node::config::NodeConfig {
+                data_dir: restored,
+                ..Default::default()
+            },
+            std::sync::Arc::new(ephemera_node::clock::ManualClock::new(
+                ephemera_proto::UnixTime(1_800_000_000),
+            )),
+        );
+        assert!(opened.is_ok(), "the restored folder opens");
+    }
+}

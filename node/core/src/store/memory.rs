@@ -331,6 +331,12 @@ impl ReportStore for MemoryReportStore {
         Ok(())
     }
 
+    fn backup(&self, _to: &std::path::Path) -> Result<super::BackupSummary, StoreError> {
+        Err(StoreError::Engine(
+            "the memory store keeps nothing on disk to back up".to_owned(),
+        ))
+    }
+
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(0)
     }

@@ -8,6 +8,7 @@
 //! Every record that must be forgotten is registered in an expiry index at the moment it
 //! is written, so [`ReportStore::purge`] only walks what is due.
 
+mod backup;
 mod blobs;
 mod memory;
 mod sealing;
@@ -23,6 +24,7 @@ use ephemera_proto::upload::{SignedUpload, UploadId};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use backup::BackupSummary;
 pub use memory::MemoryReportStore;
 pub use sealing::DATA_KEYS_DIR;
 pub use sled_store::{STORE_FORMAT, SledReportStore};
@@ -578,6 +580,15 @@ pub trait ReportStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`].
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Writes a consistent copy of everything stored into `to` (a new or empty folder),
+    /// laid out as a data folder (`db/`, `blobs/`, `keys/data/`): the state after the last
+    /// flush, taken while writers wait (readers do not).
+    ///
+    /// # Errors
+    /// [`StoreError::Engine`] when `to` is not empty or a copy fails; a store that keeps
+    /// nothing on disk has nothing to copy.
+    fn backup(&self, to: &std::path::Path) -> Result<BackupSummary, StoreError>;
 
     /// Bytes used on disk (0 for memory).
     ///

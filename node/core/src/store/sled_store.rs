@@ -27,6 +27,7 @@ use sled::transaction::{
 };
 use sled::{Db, Transactional, Tree};
 
+use super::backup::{BackupSummary, StorePaths, prepare_target};
 use super::blobs::{BlobDir, BlobReadError, BlobRef};
 use super::sealing::{DataKeys, Unsealed, code_lookup, open_code, seal_code};
 use super::{
@@ -86,6 +87,11 @@ pub struct SledReportStore {
     blobs_lock: std::sync::Mutex<()>,
     /// Per-day keys of sealed reports (`keys/data/`).
     data_keys: DataKeys,
+    /// Held shared by every method that writes, and exclusively by a backup while it copies
+    /// the files: a copy taken under it is the state after the last flush.
+    writing: std::sync::RwLock<()>,
+    /// The three folders, for backups.
+    paths: StorePaths,
     /// Nonces of sealed code records.
     rng: ring::rand::SystemRandom,
 }
@@ -160,6 +166,12 @@ impl SledReportStore {
             upload_count,
             blobs_lock: std::sync::Mutex::new(()),
             data_keys: DataKeys::open(data_keys_path)?,
+            writing: std::sync::RwLock::new(()),
+            paths: StorePaths {
+                db: path.to_owned(),
+                blobs: blobs_path.to_owned(),
+                data_keys: data_keys_path.to_owned(),
+            },
             rng: ring::rand::SystemRandom::new(),
             db,
         }
@@ -257,6 +269,14 @@ impl SledReportStore {
     #[cfg(test)]
     pub(crate) fn uploads_by_scan(&self) -> u64 {
         self.uploads.len() as u64
+    }
+
+    /// A shared hold on writing: a backup waits for it to end, and it for a backup.
+    fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        // The guarded data is `()`: a panic elsewhere leaves nothing inconsistent.
+        self.writing
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock_uploads(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -446,6 +466,7 @@ fn add_to_digest(
 
 impl ReportStore for SledReportStore {
     fn insert_codes(&self, codes: &[(CodeHash, CodeRecord)]) -> Result<(), StoreError> {
+        let _writing = self.writing();
         // Sealed outside the transaction (its closure may run more than once).
         let sealed = codes
             .iter()
@@ -468,6 +489,7 @@ impl ReportStore for SledReportStore {
     }
 
     fn take_code(&self, hash: &CodeHash) -> Result<Option<CodeRecord>, StoreError> {
+        let _writing = self.writing();
         // The remove alone decides who takes the code (atomic, no transaction: decoy
         // verifications call this too, and a transaction would take sled's global lock).
         let lookup = code_lookup(hash);
@@ -497,6 +519,7 @@ impl ReportStore for SledReportStore {
     }
 
     fn commit_uploads(&self, commits: &[UploadCommit]) -> Result<Vec<CommitOutcome>, StoreError> {
+        let _writing = self.writing();
         // Encode everything outside the transaction (its closure may run more than once).
         let prepared = commits
             .iter()
@@ -665,6 +688,7 @@ impl ReportStore for SledReportStore {
     }
 
     fn commit_cut(&self, cut: &CutCommit) -> Result<(), StoreError> {
+        let _writing = self.writing();
         let state = encode(&cut.state);
         let _guard = self.lock_blobs();
         // Files first, synced (file, rename, folder) before the index entries exist: a crash
@@ -764,6 +788,7 @@ impl ReportStore for SledReportStore {
     }
 
     fn put_credential(&self, name: &str, record: &CredentialRecord) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.credentials
             .insert(name.as_bytes(), encode(record))
             .map_err(engine)?;
@@ -784,6 +809,7 @@ impl ReportStore for SledReportStore {
     }
 
     fn purge(&self, now: UnixTime, stale_before: UnixTime) -> Result<PurgeCounts, StoreError> {
+        let _writing = self.writing();
         let mut counts = PurgeCounts::default();
         // Files of the batches and exports removed here, deleted at the end.
         let mut doomed: Vec<[u8; 32]> = Vec::new();
@@ -895,6 +921,18 @@ impl ReportStore for SledReportStore {
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map_err(engine)?;
         Ok(())
+    }
+
+    fn backup(&self, to: &Path) -> Result<BackupSummary, StoreError> {
+        prepare_target(to)?;
+        let writers_held = std::time::Instant::now();
+        let _paused = self
+            .writing
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Nothing writes now: once flushed, sled's files hold exactly the current state.
+        self.db.flush().map_err(engine)?;
+        self.paths.copy_to(to, writers_held)
     }
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {

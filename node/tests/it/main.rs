@@ -4,6 +4,7 @@ mod backup;
 mod cli;
 mod clock;
 mod crash;
+mod disk_full;
 mod errors;
 mod flow;
 mod hostile;

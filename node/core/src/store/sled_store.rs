@@ -137,6 +137,7 @@ impl SledReportStore {
     /// the blobs or data-keys folder cannot be read; [`StoreError::Format`] for another
     /// layout.
     pub fn open(path: &Path, blobs_path: &Path, data_keys_path: &Path) -> Result<Self, StoreError> {
+        remove_unfinished_snapshots(path)?;
         let db = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
@@ -285,6 +286,36 @@ impl SledReportStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Removes the `snap.*.generating` files sled leaves when it dies while writing a snapshot
+/// (a start on a full disk leaves an empty one). sled reads the newest `snap.*` file at
+/// open, unfinished ones included, and then fails with "Read corrupted data" at every start,
+/// even after space is freed. A snapshot only shortens recovery: without it sled replays its
+/// log from the last complete snapshot, so removing an unfinished one loses nothing.
+fn remove_unfinished_snapshots(path: &Path) -> Result<(), StoreError> {
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(engine(e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(engine)?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(entry.path()).map_err(engine)?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::warn!(
+            removed,
+            "removed unfinished sled snapshots (a start or crash while the disk was full)"
+        );
+    }
+    Ok(())
 }
 
 /// Accepts a folder in [`STORE_FORMAT`] or an empty one (which it stamps); refuses one

@@ -633,3 +633,24 @@ pub(crate) fn read_files(dir: &std::path::Path) -> Vec<u8> {
     }
     out
 }
+
+#[test]
+fn sled_opens_after_a_start_on_a_full_disk_left_an_unfinished_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open_sled(dir.path()).unwrap();
+        store.commit_upload(&commit(1, 1, None)).unwrap();
+        store.flush().unwrap();
+    }
+    // What a start on a full disk leaves: an empty snapshot that was never finished, named
+    // above every real one.
+    let db = dir.path().join("db");
+    std::fs::write(db.join("snap.7FFFFFFFFFFFFFFF.generating"), b"").unwrap();
+    assert!(
+        sled::open(&db).is_err(),
+        "sled alone refuses the folder at every start"
+    );
+    let store = open_sled(dir.path()).expect("the store opens");
+    assert_eq!(store.upload_count().unwrap(), 1);
+    assert!(!db.join("snap.7FFFFFFFFFFFFFFF.generating").exists());
+}

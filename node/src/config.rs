@@ -105,8 +105,8 @@ config_keys! {
         /// does not fit is answered 503 `overloaded` before it is read.
         in_flight_body_bytes: usize = 64 << 20, range(64 << 10, 1 << 40);
         /// Header that the reverse proxy in front sets to the client's address (e.g.
-        /// "X-Forwarded-For", last value used), so that in-flight caps are per client and not
-        /// per proxy. Set it only behind a proxy that writes this header. Empty: the TCP peer address. Addresses are only held in memory, as
+        /// "X-Forwarded-For", last value used), so that sign-in budgets and in-flight caps are
+        /// per client and not per proxy. Set it only behind a proxy that writes this header. Empty: the TCP peer address. Addresses are only held in memory, as
         /// keyed hashes, and never stored or logged.
         source_header: Option<String> = None;
         // ---- end of issue 24 limits
@@ -188,13 +188,13 @@ config_keys! {
         /// Seconds a case-worker session lasts (default: a working day).
         session_lifetime_seconds: u64 = 8 * 3600, range(60, 7 * 86_400),
             was = "session_lifetime_seconds";
-        /// Failed code verifications per minute, over all phones (never per IP address),
-        /// before `/v1/verify` answers 429. Guessing an 80-bit code at 600 a minute takes
-        /// longer than the universe's age.
+        /// Ignored (kept so that older files still load): `/v1/verify` has no guessing
+        /// budget any more. A global one let any client lock every phone out, and 80-bit
+        /// codes need none (`docs/SECURITY.md`, "Guessing codes").
         verify_failures_per_minute: u32 = 600, range(1, 1_000_000),
             was = "verify_failures_per_minute";
-        /// Failed sign-ins per case-worker name per 15 minutes (20 times that over all
-        /// names).
+        /// Failed sign-ins per case-worker name per client source per 15 minutes (20 times
+        /// that per source over all names). No source can lock out another.
         login_failures_per_user: u32 = 5, range(1, 1000), was = "login_failures_per_user";
         /// Most codes one bulk request issues.
         max_codes_per_request: u32 = Policy::default().max_codes_per_request,

@@ -20,7 +20,7 @@ use ephemera_proto::upload::{SignedUpload, UploadRequest};
 use ephemera_proto::wire;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use util::{Response, T0, TestNode, pet_contents, test_config};
+use util::{Response, T0, TestNode, pet_contents, request, test_config};
 
 /// The suite's node: small caps so that floods stay small, short timeouts.
 fn hostile_config(dir: &std::path::Path) -> NodeConfig {
@@ -183,6 +183,17 @@ fn assert_json_error(
     let body: serde_json::Value = serde_json::from_slice(body).unwrap();
     assert_eq!(body["error"], code, "{body}");
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+}
+
+/// A verify body with a well-formed but wrong code.
+fn wrong_code_body() -> Vec<u8> {
+    VerifyRequest {
+        code: "0000-0000-0000-0000".to_owned(),
+        report_hmac: "ab".repeat(32),
+        decoy: false,
+        padding: String::new(),
+    }
+    .to_padded_json()
 }
 
 /// A head for `path` from attacker `source`, announcing `length` body bytes.
@@ -362,5 +373,234 @@ async fn connection_flood_up_to_the_cap_leaves_honest_clients_served() {
     let closed = answer(&mut flood[0], Duration::from_millis(500)).await;
     assert_eq!(closed, "");
     assert!(util::captured_logs().contains("shedding load"));
+    node.stop().await;
+}
+
+/// 600 wrong codes from four sources: no budget exists to spend, so the phone with a valid
+/// code verifies and uploads, and every wrong one gets 400 invalid-code (or 503 while its
+/// source is at its in-flight cap), never 429.
+#[tokio::test]
+async fn wrong_code_flood_does_not_lock_out_a_phone_with_a_valid_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(hostile_config(dir.path())).await;
+    let code = fresh_code(&node).await;
+    let addr = node.addr;
+    let wrong = wrong_code_body();
+    let mut attackers = tokio::task::JoinSet::new();
+    for source in 0..4u8 {
+        let wrong = wrong.clone();
+        attackers.spawn(async move {
+            let mut statuses = Vec::new();
+            let xff = format!("10.6.6.{source}");
+            for _ in 0..150 {
+                let response = request(
+                    addr,
+                    "POST",
+                    "/v1/verify",
+                    &[
+                        ("Content-Type", "application/json"),
+                        ("X-Forwarded-For", &xff),
+                    ],
+                    &wrong,
+                )
+                .await;
+                statuses.push(response.status);
+            }
+            statuses
+        });
+    }
+    honest_phone_verifies_and_uploads(&node, &code).await;
+    healthz_within_1s(&node).await;
+    let mut bad = 0;
+    while let Some(statuses) = attackers.join_next().await {
+        for status in statuses.unwrap() {
+            assert!(status == 400 || status == 503, "{status}");
+            bad += usize::from(status == 400);
+        }
+    }
+    assert!(bad > 0);
+    node.stop().await;
+}
+
+/// 150 guesses at the case worker's password released together from one source: the
+/// attempt is charged before the hash, so at most the budget (5) is hashed and the rest get
+/// 429 at once (or 503 at the console's cap); the hashing pool leaves the node answering,
+/// and the case worker, from elsewhere, signs in.
+#[tokio::test]
+async fn concurrent_sign_in_burst_cannot_overrun_the_budget_or_lock_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(hostile_config(dir.path())).await;
+    let addr = node.addr;
+    let (name, _) = node.case_worker.clone().unwrap();
+    let wrong = serde_json::json!({"name": name, "password": "WRONGWRONGWRONGWRONGWRON"})
+        .to_string()
+        .into_bytes();
+    let gate = std::sync::Arc::new(tokio::sync::Barrier::new(151));
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..150 {
+        let gate = gate.clone();
+        let wrong = wrong.clone();
+        burst.spawn(async move {
+            gate.wait().await;
+            request(
+                addr,
+                "POST",
+                "/v1/session",
+                &[
+                    ("Content-Type", "application/json"),
+                    ("X-Forwarded-For", "10.6.6.6"),
+                ],
+                &wrong,
+            )
+            .await
+            .status
+        });
+    }
+    gate.wait().await;
+    healthz_within_1s(&node).await;
+    case_worker_signs_in(&node).await;
+    // Invented names from another source cannot lock out the real one either.
+    for i in 0..120 {
+        let body = serde_json::json!({"name": format!("nobody{i}"), "password": "x"});
+        let response = request(
+            addr,
+            "POST",
+            "/v1/session",
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Forwarded-For", "10.6.6.7"),
+            ],
+            body.to_string().as_bytes(),
+        )
+        .await;
+        assert!(
+            matches!(response.status, 401 | 429 | 503),
+            "{}",
+            response.status
+        );
+    }
+    case_worker_signs_in(&node).await;
+    let mut counts = std::collections::BTreeMap::new();
+    while let Some(status) = burst.join_next().await {
+        *counts.entry(status.unwrap()).or_insert(0) += 1;
+    }
+    let hashed = counts.get(&401).copied().unwrap_or(0);
+    assert!(
+        hashed <= 5,
+        "{counts:?}: more guesses hashed than the budget"
+    );
+    assert!(
+        counts.keys().all(|s| matches!(s, 401 | 429 | 503)),
+        "{counts:?}"
+    );
+    node.stop().await;
+}
+
+/// Status, size and header set of an answer (the `date` value aside).
+fn shape(response: &Response) -> (u16, usize, Vec<String>) {
+    let mut names: Vec<String> = response
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            if k == "date" {
+                k.clone()
+            } else {
+                format!("{k}: {v}")
+            }
+        })
+        .collect();
+    names.sort();
+    (response.status, response.body.len(), names)
+}
+
+/// Posts a real body and then a decoy body to `path`; both answers.
+async fn real_and_decoy(
+    node: &TestNode,
+    path: &str,
+    real: &[u8],
+    decoy: &[u8],
+) -> (Response, Response) {
+    let content_type = if path == "/v1/uploads" {
+        "application/octet-stream"
+    } else {
+        "application/json"
+    };
+    let a = node.post_raw(path, content_type, real).await;
+    let b = node.post_raw(path, content_type, decoy).await;
+    (a, b)
+}
+
+/// Decoys get exactly what real requests get: through a wrong-code flood (the state that
+/// used to be a lockout: there is none now) and through load shedding, for verify and
+/// upload alike.
+#[tokio::test]
+async fn decoys_answer_like_real_requests_through_a_flood_and_shedding() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(hostile_config(dir.path())).await;
+    let session = node.login().await;
+    let codes = node.issue(&session, "confirmed", None, 2).await.codes;
+    // A wrong-code flood first.
+    let wrong = wrong_code_body();
+    for _ in 0..100 {
+        node.post_raw("/v1/verify", "application/json", &wrong)
+            .await
+            .assert_error(400, "invalid-code");
+    }
+    let contents = pet_contents(3, T0.day());
+    let hmac_key = ReportHmacKey::generate(&mut rand::rng());
+    let real = VerifyRequest {
+        code: codes[0].code.clone(),
+        report_hmac: hex::encode(hmac_key.authenticate(&contents).0),
+        decoy: false,
+        padding: String::new(),
+    }
+    .to_padded_json();
+    let decoy = VerifyRequest::decoy().to_padded_json();
+    assert_eq!(real.len(), decoy.len());
+    let real_answer = node.post_raw("/v1/verify", "application/json", &real).await;
+    let decoy_answer = node
+        .post_raw("/v1/verify", "application/json", &decoy)
+        .await;
+    assert_eq!(real_answer.status, 200);
+    assert_eq!(shape(&real_answer), shape(&decoy_answer));
+    let parsed: ephemera_proto::api::VerifyResponse =
+        serde_json::from_slice(&real_answer.body).unwrap();
+    let upload = UploadRequest::real(SignedUpload {
+        contents,
+        certificate: parsed.certificate().unwrap(),
+        hmac_key,
+    });
+    let real_upload = wire::encode(&upload);
+    let decoy_upload = wire::encode(&UploadRequest::decoy(real_upload.len()));
+    assert_eq!(real_upload.len(), decoy_upload.len());
+    let (a, b) = real_and_decoy(&node, "/v1/uploads", &real_upload, &decoy_upload).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(shape(&a), shape(&b));
+
+    // Now shedding: stalled bodies fill the phone class.
+    let mut stalled = Vec::new();
+    for source in 0..4 {
+        for _ in 0..4 {
+            let mut bytes = head("POST", "/v1/uploads", source, 100_000);
+            bytes.push(1);
+            stalled.push(stall(node.addr, &bytes).await);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let real = VerifyRequest {
+        code: codes[1].code.clone(),
+        report_hmac: "cd".repeat(32),
+        decoy: false,
+        padding: String::new(),
+    }
+    .to_padded_json();
+    let (a, b) = real_and_decoy(&node, "/v1/verify", &real, &decoy).await;
+    a.assert_error(503, "overloaded");
+    assert_eq!(shape(&a), shape(&b));
+    let (a, b) = real_and_decoy(&node, "/v1/uploads", &real_upload, &decoy_upload).await;
+    a.assert_error(503, "overloaded");
+    assert_eq!(shape(&a), shape(&b));
+    healthz_within_1s(&node).await;
+    drop(stalled);
     node.stop().await;
 }

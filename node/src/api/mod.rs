@@ -21,7 +21,8 @@
 //! No layer logs requests or peers. Bodies arrive here already read: `crate::server` reads
 //! them within the body timeout and memory budget, and refuses an announced oversize body
 //! with 413 before any route (or credential check) runs. Client addresses are used only by
-//! the per-source in-flight caps, as keyed hashes held in memory ([`crate::server::Source`]).
+//! the per-source in-flight caps and the sign-in budget, as keyed hashes held in memory
+//! ([`crate::server::Source`]).
 
 pub mod error;
 mod immutable;
@@ -213,7 +214,6 @@ async fn export_key(State(node): State<Node>) -> impl IntoResponse {
     responses(
         (status = 200, body = openapi::VerifyResponseDoc, description = "Padded to 1024 bytes; random for a decoy"),
         (status = 400, body = openapi::ErrorBodyDoc, description = "malformed-json, malformed-code, malformed-hmac, invalid-code"),
-        (status = 429, body = openapi::ErrorBodyDoc, description = "too-many-attempts"),
     ))]
 async fn verify(
     State(node): State<Node>,
@@ -351,10 +351,12 @@ async fn export_file(
     responses((status = 200, body = types::LoginResponse), (status = 401, body = openapi::ErrorBodyDoc), (status = 429, body = openapi::ErrorBodyDoc)))]
 async fn login(
     State(node): State<Node>,
+    source: Option<axum::Extension<crate::server::Source>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let request: LoginRequest = json_body(body)?;
-    let response = node.login(&request.name, &request.password).await?;
+    let source = source.map_or(crate::server::Source(0), |s| s.0);
+    let response = node.login(&request.name, &request.password, source).await?;
     Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(response)).into_response())
 }
 

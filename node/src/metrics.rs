@@ -47,13 +47,20 @@ impl Metrics {
             .set(value);
     }
 
-    /// An upload (`kind`: "real" or "revision") was stored.
+    /// An upload (`kind`: "real" or "revision") was stored: counted once, at its first
+    /// acceptance (a replay of the same bytes is [`Metrics::upload_replayed`]).
     pub fn upload_accepted(&self, kind: &'static str) {
         self.counter(
             "ephemera_uploads_accepted_total",
             vec![Label::new("kind", kind)],
             1,
         );
+    }
+
+    /// An upload or revision already stored arrived again (a retry, or anyone replaying its
+    /// bytes) and was answered as the first time; nothing was stored.
+    pub fn upload_replayed(&self) {
+        self.counter("ephemera_uploads_replayed_total", vec![], 1);
     }
 
     /// An upload was refused; `reason` is the API error code.

@@ -604,3 +604,70 @@ async fn decoys_answer_like_real_requests_through_a_flood_and_shedding() {
     drop(stalled);
     node.stop().await;
 }
+
+/// The value of a counter line in `/metrics` (0 when absent).
+async fn counter(node: &TestNode, line: &str) -> u64 {
+    let text = String::from_utf8(node.get("/metrics").await.body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Replaying an upload's bytes (one after another, and all at once) gets the first answer
+/// again and stores nothing; the accepted count counts the first acceptance only, replays
+/// are counted apart.
+#[tokio::test]
+async fn replayed_uploads_are_counted_apart_from_first_acceptances() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(hostile_config(dir.path())).await;
+    let session = node.login().await;
+    let code = node
+        .issue(&session, "confirmed", None, 1)
+        .await
+        .codes
+        .remove(0)
+        .code;
+    let contents = pet_contents(3, T0.day());
+    let hmac_key = ReportHmacKey::generate(&mut rand::rng());
+    let certificate = node.certify(&code, &contents, &hmac_key).await.unwrap();
+    let bytes = wire::encode(&UploadRequest::real(SignedUpload {
+        contents,
+        certificate,
+        hmac_key,
+    }));
+    let first = node
+        .post_raw("/v1/uploads", "application/octet-stream", &bytes)
+        .await;
+    assert_eq!(first.status, 200);
+    for _ in 0..3 {
+        let again = node
+            .post_raw("/v1/uploads", "application/octet-stream", &bytes)
+            .await;
+        assert_eq!((again.status, &again.body), (200, &first.body));
+    }
+    let mut together = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let addr = node.addr;
+        let bytes = bytes.clone();
+        together.spawn(async move {
+            request(
+                addr,
+                "POST",
+                "/v1/uploads",
+                &[("Content-Type", "application/octet-stream")],
+                &bytes,
+            )
+            .await
+        });
+    }
+    while let Some(again) = together.join_next().await {
+        let again = again.unwrap();
+        assert_eq!((again.status, &again.body), (200, &first.body));
+    }
+    assert_eq!(
+        counter(&node, "ephemera_uploads_accepted_total{kind=\"real\"}").await,
+        1
+    );
+    assert_eq!(counter(&node, "ephemera_uploads_replayed_total").await, 7);
+    node.stop().await;
+}

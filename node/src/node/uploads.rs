@@ -44,6 +44,7 @@ impl Node {
             Admission::Replayed(token) => {
                 // The first request may still be in its group: answer only what is on disk.
                 self.inner.flusher.flush().await?;
+                self.inner.metrics.upload_replayed();
                 tracing::debug!("retried upload answered again");
                 token
             }
@@ -59,6 +60,7 @@ impl Node {
                     Settled::Accepted(token) => token,
                     Settled::Replayed(token) => {
                         self.inner.flusher.flush().await?;
+                        self.inner.metrics.upload_replayed();
                         tracing::debug!("retried upload answered again");
                         return Ok(upload_response(token));
                     }

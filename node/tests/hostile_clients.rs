@@ -621,24 +621,15 @@ async fn replayed_uploads_are_counted_apart_from_first_acceptances() {
     let dir = tempfile::tempdir().unwrap();
     let node = start(hostile_config(dir.path())).await;
     let session = node.login().await;
-    let code = node
-        .issue(&session, "confirmed", None, 1)
-        .await
-        .codes
-        .remove(0)
-        .code;
-    let contents = pet_contents(3, T0.day());
-    let hmac_key = ReportHmacKey::generate(&mut rand::rng());
-    let certificate = node.certify(&code, &contents, &hmac_key).await.unwrap();
-    let bytes = wire::encode(&UploadRequest::real(SignedUpload {
-        contents,
-        certificate,
-        hmac_key,
-    }));
+    let (token, upload) = node
+        .report(&session, "confirmed", pet_contents(3, T0.day()))
+        .await;
+    let bytes = wire::encode(&UploadRequest::real(upload));
     let first = node
         .post_raw("/v1/uploads", "application/octet-stream", &bytes)
         .await;
-    assert_eq!(first.status, 200);
+    let parsed: UploadResponse = serde_json::from_slice(&first.body).unwrap();
+    assert_eq!((first.status, parsed.revision_token), (200, token));
     for _ in 0..3 {
         let again = node
             .post_raw("/v1/uploads", "application/octet-stream", &bytes)
@@ -668,6 +659,6 @@ async fn replayed_uploads_are_counted_apart_from_first_acceptances() {
         counter(&node, "ephemera_uploads_accepted_total{kind=\"real\"}").await,
         1
     );
-    assert_eq!(counter(&node, "ephemera_uploads_replayed_total").await, 7);
+    assert_eq!(counter(&node, "ephemera_uploads_replayed_total").await, 8);
     node.stop().await;
 }

@@ -216,6 +216,7 @@ fn intake_code(e: &IntakeError) -> &'static str {
         IntakeError::InvalidRevisionToken => "invalid-revision-token",
         IntakeError::RevisionNotAllowed { .. } => "revision-not-allowed",
         IntakeError::RevisionMismatch => "revision-mismatch",
+        IntakeError::RevisionAuthorityMismatch => "revision-authority-mismatch",
         _ => "internal-error",
     }
 }

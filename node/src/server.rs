@@ -55,6 +55,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const EVICTABLE_AGE: Duration = Duration::from_secs(1);
 /// At most one WARN line about shedding per this period (with the count since the last).
 pub const SHED_LOG_PERIOD: Duration = Duration::from_secs(10);
+/// Largest read buffer of one connection, and so the largest request head (target and
+/// headers) the node reads: a larger one is answered 431 `headers-too-large`.
+pub const READ_BUFFER_BYTES: usize = 16 * 1024;
 /// Unit of the body memory budget (a semaphore permit per KiB).
 const BUDGET_UNIT: u64 = 1024;
 /// Most connections being answered 503 at the connection cap at once; past it a new
@@ -245,7 +248,20 @@ struct Limits {
 impl Limits {
     fn new(node: &Node) -> Limits {
         let http = &node.config().http;
-        let budget_units = (http.in_flight_body_bytes as u64 / BUDGET_UNIT).max(1);
+        // The budget covers every connection's read buffer (each may fill while its head
+        // is read) and the bodies: bodies get what the buffers leave.
+        let buffers = (http.max_connections as u64).saturating_mul(READ_BUFFER_BYTES as u64);
+        let total = http.in_flight_body_bytes as u64;
+        let for_bodies = total.saturating_sub(buffers);
+        if for_bodies < http.max_upload_bytes as u64 {
+            tracing::warn!(
+                in_flight_body_bytes = total,
+                read_buffers = buffers,
+                "[http] in_flight_body_bytes leaves less than one upload beside the connections' \
+                 read buffers (max_connections x 16 KiB): raise it or lower max_connections"
+            );
+        }
+        let budget_units = (for_bodies / BUDGET_UNIT).max(1);
         Limits {
             header_read_timeout: Duration::from_millis(http.header_read_timeout_ms),
             body_read_timeout: Duration::from_millis(http.body_read_timeout_ms),
@@ -594,10 +610,15 @@ async fn read_body(
 }
 
 /// An error answered before (or instead of) the router, with the headers every answer
-/// carries.
+/// carries. The connection is closed after it: the request's body (if any) is left unread,
+/// and a client that was shed or refused should not hold a connection and its buffers.
 fn error_response(error: ApiError) -> Response {
     let mut response = error.into_response();
     crate::api::add_security_headers(response.headers_mut());
+    response.headers_mut().insert(
+        header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
     response
 }
 
@@ -630,6 +651,10 @@ async fn accept_loop(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        // Each connection's read buffer grows to at most this (hyper's default is ~408 KiB):
+        // it bounds the request head (a larger one is 431), and a body passes through it in
+        // chunks. The body budget reserves it for every connection (`Limits::new`).
+        .max_buf_size(READ_BUFFER_BYTES)
         .keep_alive(true)
         // Head and body go out in one writev: a batch body is never copied into a buffer.
         .writev(true);

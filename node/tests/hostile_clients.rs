@@ -321,10 +321,12 @@ async fn malformed_heads_get_json_errors() {
             400,
             "malformed-request",
         ),
+        // A target longer than the head the node reads (16 KiB) is 431 like a large header
+        // block (hyper's 414 needs a 64 KiB target, more than the node's read buffer).
         (
-            format!("GET /{} HTTP/1.1\r\nHost: node\r\n\r\n", "a".repeat(70_000)).into_bytes(),
-            414,
-            "uri-too-long",
+            format!("GET /{} HTTP/1.1\r\nHost: node\r\n\r\n", "a".repeat(20_000)).into_bytes(),
+            431,
+            "headers-too-large",
         ),
         (
             {

@@ -80,8 +80,9 @@ pub enum ApiError {
     /// The request target is longer than the node reads (answered before the router).
     #[error("the request target is too long")]
     UriTooLong,
-    /// The request head is larger than the node reads (answered before the router).
-    #[error("the request headers are too large")]
+    /// The request head (target and headers) is larger than the node reads (answered
+    /// before the router).
+    #[error("the request head (target and headers) is too large")]
     HeadersTooLarge,
 }
 

@@ -356,7 +356,9 @@ async fn login(
 ) -> Result<Response, ApiError> {
     let request: LoginRequest = json_body(body)?;
     let source = source.map_or(crate::server::Source(0), |s| s.0);
-    let response = node.login(&request.name, &request.password, source).await?;
+    let response = node
+        .login_from(&request.name, &request.password, source)
+        .await?;
     Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(response)).into_response())
 }
 

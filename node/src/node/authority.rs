@@ -12,7 +12,17 @@ use crate::clock::civil;
 use super::Node;
 
 impl Node {
-    /// Signs a case worker in. The attempt is charged to `source`'s budgets before the
+    /// Signs a case worker in from within the process (tools, tests): as
+    /// [`Node::login_from`] with one source shared by every such caller.
+    ///
+    /// # Errors
+    /// As [`Node::login_from`].
+    pub async fn login(&self, name: &str, password: &str) -> Result<LoginResponse, ApiError> {
+        self.login_from(name, password, crate::server::Source(0))
+            .await
+    }
+
+    /// Signs a case worker in from `source`. The attempt is charged to `source`'s budgets before the
     /// password is hashed (and given back on success), and the hash runs on the node's
     /// bounded hashing pool, so a burst of guesses neither overruns the budget nor starves
     /// the store's flushes on the blocking pool.
@@ -20,7 +30,7 @@ impl Node {
     /// # Errors
     /// [`ApiError::TooManyAttempts`] when the source's budget for the name or over all
     /// names is spent, [`ApiError::InvalidCredentials`] on a wrong name or password.
-    pub async fn login(
+    pub async fn login_from(
         &self,
         name: &str,
         password: &str,

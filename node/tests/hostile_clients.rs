@@ -280,7 +280,15 @@ async fn stalled_heads_and_bodies_shed_phones_but_not_health_or_serving() {
 async fn announced_oversize_is_refused_at_once_on_every_endpoint() {
     let dir = tempfile::tempdir().unwrap();
     let node = start(hostile_config(dir.path())).await;
+    // A published batch, so that its path is served from the in-memory cache.
+    let session = node.login().await;
+    node.report(&session, "confirmed", pet_contents(3, T0.day()))
+        .await;
+    let batch = node.next_batches().await.remove(0);
+    let batch_path = format!("/v1/batches/{}", batch.id);
+    assert_eq!(node.get(&batch_path).await.status, 200);
     for (method, path) in [
+        ("GET", batch_path.as_str()),
         ("POST", "/v1/uploads"),
         ("POST", "/v1/verify"),
         ("POST", "/v1/session"),

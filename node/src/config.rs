@@ -75,6 +75,41 @@ config_keys! {
         /// open, which is only safe while the node listens on loopback. Prefer this file
         /// (mode 0600) or the environment over `--set`, which other users can see in `ps`.
         metrics_token: Option<MetricsToken> = None, was = "metrics_token";
+        // ---- limits against hostile clients (issue 24; node/docs/OPERATIONS.md "Limits")
+        /// Milliseconds a client may take to send a request's head (also the idle limit
+        /// between keep-alive requests).
+        header_read_timeout_ms: u64 = 10_000, range(100, 600_000);
+        /// Milliseconds a client may take to send a whole request body once its head
+        /// arrived; a slower body is answered 408 `body-timeout`.
+        body_read_timeout_ms: u64 = 10_000, range(100, 600_000);
+        /// Milliseconds from a request's head to its answer, body included; past it the
+        /// answer is 503 `deadline-exceeded`.
+        request_deadline_ms: u64 = 30_000, range(100, 600_000);
+        /// Most open connections. At the cap a new connection replaces the oldest one that
+        /// is at least a second old, or is answered 503 `overloaded` when there is none.
+        /// Keep it well below the process's open-file limit.
+        max_connections: usize = 768, range(1, 1_000_000);
+        /// Most phone requests (`/v1/verify`, `/v1/uploads`) in flight at once; past it, 503
+        /// `overloaded` with `Retry-After`.
+        phone_in_flight: usize = 256, range(1, 1_000_000);
+        /// Most console requests (sign-in, codes, the case-worker page, `/metrics`) in flight.
+        console_in_flight: usize = 32, range(1, 1_000_000);
+        /// Most phone or console requests one client source has in flight at once (each class
+        /// on its own), so that one client cannot take a whole class's cap. Sources are only
+        /// told apart when `source_header` is set or clients connect from off the machine.
+        per_source_in_flight: usize = 16, range(1, 1_000_000);
+        /// Most serving requests (batches, exports, authority, OpenAPI) in flight that miss
+        /// the in-memory batch cache (`/healthz` and cached batches are never capped).
+        serving_in_flight: usize = 512, range(1, 1_000_000);
+        /// Bytes that all request bodies being read or handled may hold together; a body that
+        /// does not fit is answered 503 `overloaded` before it is read.
+        in_flight_body_bytes: usize = 64 << 20, range(64 << 10, 1 << 40);
+        /// Header that the reverse proxy in front sets to the client's address (e.g.
+        /// "X-Forwarded-For", last value used), so that sign-in budgets and in-flight caps are
+        /// per client and not per proxy. Set it only behind a proxy that writes this header. Empty: the TCP peer address. Addresses are only held in memory, as
+        /// keyed hashes, and never stored or logged.
+        source_header: Option<String> = None;
+        // ---- end of issue 24 limits
     }
 
     /// Federation (libp2p): nodes exchange verified uploads by gossip and catch up after
@@ -161,13 +196,13 @@ config_keys! {
         /// Seconds a case-worker session lasts (default: a working day).
         session_lifetime_seconds: u64 = 8 * 3600, range(60, 7 * 86_400),
             was = "session_lifetime_seconds";
-        /// Failed code verifications per minute, over all phones (never per IP address),
-        /// before `/v1/verify` answers 429. Guessing an 80-bit code at 600 a minute takes
-        /// longer than the universe's age.
+        /// Ignored (kept so that older files still load): `/v1/verify` has no guessing
+        /// budget any more. A global one let any client lock every phone out, and 80-bit
+        /// codes need none (`docs/SECURITY.md`, "Guessing codes").
         verify_failures_per_minute: u32 = 600, range(1, 1_000_000),
             was = "verify_failures_per_minute";
-        /// Failed sign-ins per case-worker name per 15 minutes (20 times that over all
-        /// names).
+        /// Failed sign-ins per case-worker name per client source per 15 minutes (20 times
+        /// that per source over all names). No source can lock out another.
         login_failures_per_user: u32 = 5, range(1, 1000), was = "login_failures_per_user";
         /// Most codes one bulk request issues.
         max_codes_per_request: u32 = Policy::default().max_codes_per_request,

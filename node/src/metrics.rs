@@ -47,7 +47,8 @@ impl Metrics {
             .set(value);
     }
 
-    /// An upload (`kind`: "real" or "revision") was stored.
+    /// An upload (`kind`: "real" or "revision") was stored: counted once, at its first
+    /// acceptance (a replay of the same bytes is [`Metrics::upload_replayed`]).
     pub fn upload_accepted(&self, kind: &'static str) {
         self.counter(
             "ephemera_uploads_accepted_total",
@@ -65,6 +66,12 @@ impl Metrics {
             self.gauge("ephemera_last_cut_boundary_seconds", last_cut as f64);
         }
         self.gauge("ephemera_clock_anomaly", if anomaly { 1.0 } else { 0.0 });
+    }
+
+    /// An upload or revision already stored arrived again (a retry, or anyone replaying its
+    /// bytes) and was answered as the first time; nothing was stored.
+    pub fn upload_replayed(&self) {
+        self.counter("ephemera_uploads_replayed_total", vec![], 1);
     }
 
     /// An upload was refused; `reason` is the API error code.

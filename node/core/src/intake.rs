@@ -65,6 +65,10 @@ pub enum IntakeError {
     /// The revision holds entries the original upload did not, or another scheme.
     #[error("a revision may only hold entries of the upload it revises")]
     RevisionMismatch,
+    /// The revision's certificate is signed by another authority than the original's:
+    /// only the authority that certified a report may change or revoke it.
+    #[error("a revision must be certified by the authority that certified the original")]
+    RevisionAuthorityMismatch,
     /// Storage failed.
     #[error("storage failure")]
     Store(#[from] StoreError),
@@ -321,6 +325,11 @@ impl NodeCore {
         let mut original = store
             .upload(&record.upload)?
             .ok_or(IntakeError::InvalidRevisionToken)?;
+        if original.upload.certificate.certificate.authority
+            != upload.certificate.certificate.authority
+        {
+            return Err(IntakeError::RevisionAuthorityMismatch);
+        }
         let from = original.upload.certificate.certificate.test_type;
         let to = upload.certificate.certificate.test_type;
         let allowed = from == ReportType::ConfirmedClinicalDiagnosis

@@ -62,6 +62,28 @@ pub enum ApiError {
     /// Something that should not happen did.
     #[error("internal error")]
     Internal,
+    /// A request body could not be read (a broken chunked encoding, a reset).
+    #[error("the request body could not be read")]
+    UnreadableBody,
+    /// The body did not arrive within `[http] body_read_timeout_ms`.
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
+    /// The request was not answered within `[http] request_deadline_ms`.
+    #[error("the request took too long; try again later")]
+    DeadlineExceeded,
+    /// A cap (connections, requests in flight, body memory) is reached: try again later.
+    #[error("the node is busy; try again later")]
+    Overloaded,
+    /// The request head could not be parsed (answered before the router).
+    #[error("the request head is malformed (request line, a header or Content-Length)")]
+    MalformedRequest,
+    /// The request target is longer than the node reads (answered before the router).
+    #[error("the request target is too long")]
+    UriTooLong,
+    /// The request head (target and headers) is larger than the node reads (answered
+    /// before the router).
+    #[error("the request head (target and headers) is too large")]
+    HeadersTooLarge,
 }
 
 impl ApiError {
@@ -87,6 +109,11 @@ impl ApiError {
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Store(_) | Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            UnreadableBody | MalformedRequest => StatusCode::BAD_REQUEST,
+            BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            DeadlineExceeded | Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            UriTooLong => StatusCode::URI_TOO_LONG,
+            HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
     }
 
@@ -114,6 +141,33 @@ impl ApiError {
             MethodNotAllowed => "method-not-allowed",
             Store(_) => "storage-error",
             Internal => "internal-error",
+            UnreadableBody => "unreadable-body",
+            BodyTimeout => "body-timeout",
+            DeadlineExceeded => "deadline-exceeded",
+            Overloaded => "overloaded",
+            MalformedRequest => "malformed-request",
+            UriTooLong => "uri-too-long",
+            HeadersTooLarge => "headers-too-large",
+        }
+    }
+
+    /// Every code this type can answer, for the OpenAPI document and its test.
+    pub const PRE_ROUTER_CODES: &'static [&'static str] = &[
+        "malformed-request",
+        "uri-too-long",
+        "headers-too-large",
+        "payload-too-large",
+        "body-timeout",
+        "unreadable-body",
+        "deadline-exceeded",
+        "overloaded",
+    ];
+
+    /// Seconds a client should wait before retrying, for answers that ask for it.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            ApiError::Overloaded | ApiError::DeadlineExceeded => Some(1),
+            _ => None,
         }
     }
 
@@ -163,6 +217,7 @@ fn intake_code(e: &IntakeError) -> &'static str {
         IntakeError::InvalidRevisionToken => "invalid-revision-token",
         IntakeError::RevisionNotAllowed { .. } => "revision-not-allowed",
         IntakeError::RevisionMismatch => "revision-mismatch",
+        IntakeError::RevisionAuthorityMismatch => "revision-authority-mismatch",
         _ => "internal-error",
     }
 }
@@ -202,6 +257,13 @@ impl IntoResponse for ApiError {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The body was left half read: the connection cannot carry another request.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -18,7 +18,11 @@
 //! | `POST /v1/codes` | bearer, [`types::IssueCodesRequest`] | [`types::IssueCodesResponse`] or CSV |
 //! | `GET /case-worker` | | the case-worker page |
 //!
-//! No layer logs requests or peers: the node never reads client addresses.
+//! No layer logs requests or peers. Bodies arrive here already read: `crate::server` reads
+//! them within the body timeout and memory budget, and refuses an announced oversize body
+//! with 413 before any route (or credential check) runs. Client addresses are used only by
+//! the per-source in-flight caps and the sign-in budget, as keyed hashes held in memory
+//! ([`crate::server::Source`]).
 
 pub mod error;
 mod immutable;
@@ -64,12 +68,7 @@ pub fn router(node: Node) -> Router {
         )
         .route(
             "/v1/uploads",
-            post(upload)
-                .layer(DefaultBodyLimit::max(upload_limit))
-                .layer(axum::middleware::from_fn_with_state(
-                    node.clone(),
-                    refuse_announced_oversize,
-                )),
+            post(upload).layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route("/v1/batches", get(batch_index))
         .route("/v1/batches/{id}", get(batch))
@@ -92,27 +91,6 @@ pub fn router(node: Node) -> Router {
         .with_state(node)
 }
 
-/// Answers 413 at once when `Content-Length` announces more than `limit`, instead of
-/// reading the body first (a client could otherwise hold a request open announcing 1 GiB).
-async fn refuse_announced_oversize(
-    State(node): State<Node>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let announced = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let limit = node.config().http.max_upload_bytes;
-    if announced.is_some_and(|len| len > limit as u64) {
-        let error = ApiError::PayloadTooLarge { max: limit };
-        node.metrics().upload_rejected(error.code());
-        return error.into_response();
-    }
-    next.run(request).await
-}
-
 async fn security_headers(mut response: Response) -> Response {
     add_security_headers(response.headers_mut());
     response
@@ -120,7 +98,7 @@ async fn security_headers(mut response: Response) -> Response {
 
 /// The headers every answer carries (the batch fast path, which skips the router's
 /// layers, adds them itself).
-fn add_security_headers(headers: &mut HeaderMap) {
+pub(crate) fn add_security_headers(headers: &mut HeaderMap) {
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -144,7 +122,7 @@ fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge { max: limit }
         } else {
-            ApiError::MalformedJson("the body could not be read".to_owned())
+            ApiError::UnreadableBody
         }
     })
 }
@@ -153,7 +131,9 @@ fn json_body<T: for<'de> Deserialize<'de>>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
     let bytes = body_bytes(body, MAX_JSON_BODY)?;
-    // serde_json's message names the position and expected type, never the values.
+    // serde_json's message names the position and expected type, and may quote part of
+    // what was sent (an unknown field or variant, say): it goes back only to the sender and
+    // is never logged.
     serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))
 }
 
@@ -234,7 +214,6 @@ async fn export_key(State(node): State<Node>) -> impl IntoResponse {
     responses(
         (status = 200, body = openapi::VerifyResponseDoc, description = "Padded to 1024 bytes; random for a decoy"),
         (status = 400, body = openapi::ErrorBodyDoc, description = "malformed-json, malformed-code, malformed-hmac, invalid-code"),
-        (status = 429, body = openapi::ErrorBodyDoc, description = "too-many-attempts"),
     ))]
 async fn verify(
     State(node): State<Node>,
@@ -250,7 +229,7 @@ async fn verify(
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "A framed postcard `UploadRequest` (wire kind 0x02), padded to a power of two"),
     responses(
         (status = 200, body = openapi::UploadResponseDoc, description = "Stored durably (or a decoy); padded to 512 bytes"),
-        (status = 400, body = openapi::ErrorBodyDoc, description = "malformed-body, certificate-expired, hmac-mismatch, report validation codes, revision errors"),
+        (status = 400, body = openapi::ErrorBodyDoc, description = "malformed-body, unreadable-body, certificate-expired, hmac-mismatch, report validation codes, revision errors (invalid-revision-token, revision-not-allowed, revision-mismatch, revision-authority-mismatch)"),
         (status = 403, body = openapi::ErrorBodyDoc, description = "certificate-untrusted, certificate-invalid"),
         (status = 409, body = openapi::ErrorBodyDoc, description = "certificate-used"),
         (status = 413, body = openapi::ErrorBodyDoc, description = "payload-too-large"),
@@ -372,10 +351,14 @@ async fn export_file(
     responses((status = 200, body = types::LoginResponse), (status = 401, body = openapi::ErrorBodyDoc), (status = 429, body = openapi::ErrorBodyDoc)))]
 async fn login(
     State(node): State<Node>,
+    source: Option<axum::Extension<crate::server::Source>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let request: LoginRequest = json_body(body)?;
-    let response = node.login(&request.name, &request.password).await?;
+    let source = source.map_or(crate::server::Source(0), |s| s.0);
+    let response = node
+        .login_from(&request.name, &request.password, source)
+        .await?;
     Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(response)).into_response())
 }
 

@@ -87,6 +87,73 @@ pub(crate) struct BatchIndexDoc {
 
 struct BearerAuth;
 
+/// The answers any route may give before its handler runs (`crate::server`): a head hyper
+/// could not parse, an oversize or late body, a cap reached, the deadline passed.
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let common: [(&str, &str); 7] = [
+            (
+                "400",
+                "malformed-request (the head, a header or Content-Length), unreadable-body",
+            ),
+            (
+                "408",
+                "body-timeout: the body did not arrive within [http] body_read_timeout_ms",
+            ),
+            (
+                "413",
+                "payload-too-large: announced or sent body larger than the endpoint takes",
+            ),
+            ("414", "uri-too-long"),
+            ("431", "headers-too-large"),
+            (
+                "503",
+                "overloaded (a connection, in-flight or body-memory cap; with Retry-After), deadline-exceeded",
+            ),
+            ("default", "Every error is `{\"error\", \"message\"}` JSON"),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.put,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                for (status, description) in common {
+                    let response = ResponseBuilder::new()
+                        .description(description)
+                        .content(
+                            "application/json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                .build(),
+                        )
+                        .build();
+                    match operation.responses.responses.get_mut(status) {
+                        Some(utoipa::openapi::RefOr::T(existing)) => {
+                            existing.description =
+                                format!("{}; {description}", existing.description);
+                        }
+                        Some(_) => {}
+                        None => {
+                            operation
+                                .responses
+                                .responses
+                                .insert(status.to_owned(), response.into());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
@@ -112,7 +179,7 @@ impl Modify for BearerAuth {
         types::IssueCodesRequest, types::IssuedCode, types::IssueCodesResponse,
         types::AuthorityInfo, types::Health,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonErrors),
 )]
 struct ApiDoc;
 
@@ -148,5 +215,16 @@ mod tests {
             assert!(paths.contains_key(path), "{path} missing");
         }
         assert!(doc["components"]["schemas"]["VerifyRequest"].is_object());
+        // The codes answered before any handler are documented on every route.
+        let text = doc.to_string();
+        for code in crate::api::error::ApiError::PRE_ROUTER_CODES {
+            assert!(text.contains(code), "{code} missing");
+        }
+        for status in ["408", "413", "414", "431", "503"] {
+            assert!(
+                doc["paths"]["/healthz"]["get"]["responses"][status].is_object(),
+                "{status} on /healthz"
+            );
+        }
     }
 }

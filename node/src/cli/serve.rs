@@ -101,6 +101,7 @@ fn print_case_worker(out: &mut impl Write, name: &str, password: &str) -> Result
 pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let (config, warnings) = load_config(&args, std::env::vars())?;
     crate::logging::init(config.log.format, &config.log.filter);
+    crate::server::prepare_process();
     for warning in &warnings {
         tracing::warn!("config: {warning}");
     }

@@ -12,26 +12,51 @@ use crate::clock::civil;
 use super::Node;
 
 impl Node {
-    /// Signs a case worker in.
+    /// Signs a case worker in from within the process (tools, tests): as
+    /// [`Node::login_from`] with one source shared by every such caller.
     ///
     /// # Errors
-    /// [`ApiError::TooManyAttempts`] when the name's or the global budget is spent,
-    /// [`ApiError::InvalidCredentials`] otherwise on a wrong name or password.
+    /// As [`Node::login_from`].
     pub async fn login(&self, name: &str, password: &str) -> Result<LoginResponse, ApiError> {
+        self.login_from(name, password, crate::server::Source(0))
+            .await
+    }
+
+    /// Signs a case worker in from `source`. The attempt is charged to `source`'s budgets before the
+    /// password is hashed (and given back on success), and the hash runs on the node's
+    /// bounded hashing pool, so a burst of guesses neither overruns the budget nor starves
+    /// the store's flushes on the blocking pool.
+    ///
+    /// # Errors
+    /// [`ApiError::TooManyAttempts`] when the source's budget for the name or over all
+    /// names is spent, [`ApiError::InvalidCredentials`] on a wrong name or password.
+    pub async fn login_from(
+        &self,
+        name: &str,
+        password: &str,
+        source: crate::server::Source,
+    ) -> Result<LoginResponse, ApiError> {
         let now = self.now();
-        {
-            let mut budgets = self
-                .inner
-                .login_budget
-                .lock()
-                .map_err(|_| ApiError::Internal)?;
-            let (per_name, global) = &mut *budgets;
-            if !per_name.allows(name, now) || !global.allows("", now) {
-                return Err(ApiError::TooManyAttempts);
-            }
+        let charged = self
+            .inner
+            .login_budget
+            .lock()
+            .map_err(|_| ApiError::Internal)?
+            .charge(source.0, name, now);
+        if !charged {
+            return Err(ApiError::TooManyAttempts);
         }
         let record = self.inner.store.credential(name)?;
         let password = zeroize::Zeroizing::new(password.to_owned());
+        // One of the pool's permits per hash: at most that many PBKDF2s run at once, and
+        // the rest of the blocking pool (store flushes) stays free.
+        let _permit = self
+            .inner
+            .hashing
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::Internal)?;
         // PBKDF2 takes a while on purpose: keep it off the async workers.
         let ok = tokio::task::spawn_blocking(move || match record {
             Some(record) => caseworker::check_password(&record, &password),
@@ -49,15 +74,11 @@ impl Node {
         .await
         .map_err(|_| ApiError::Internal)?;
         if !ok {
-            let mut budgets = self
-                .inner
-                .login_budget
-                .lock()
-                .map_err(|_| ApiError::Internal)?;
-            budgets.0.record_failure(name, now);
-            budgets.1.record_failure("", now);
             tracing::info!("case-worker sign-in failed");
             return Err(ApiError::InvalidCredentials);
+        }
+        if let Ok(mut budget) = self.inner.login_budget.lock() {
+            budget.refund(source.0, name, now);
         }
         let expires_at = now.plus_seconds(self.inner.config.authority.session_lifetime_seconds);
         let token = self
@@ -145,9 +166,13 @@ impl Node {
     /// Exchanges a code and report HMAC for a signed certificate (`POST /v1/verify`).
     /// Decoys get a random answer of the same size after the same work.
     ///
+    /// There is no guessing budget: with 80-bit codes none is needed, and a global one let
+    /// any client lock every phone out (and made decoys stand out while it did), see
+    /// `docs/SECURITY.md` "Guessing codes".
+    ///
     /// # Errors
     /// [`ApiError::Authority`] for a malformed, unknown, used or expired code,
-    /// [`ApiError::TooManyAttempts`], [`ApiError::Store`].
+    /// [`ApiError::Store`].
     pub async fn verify(&self, request: &VerifyRequest) -> Result<VerifyResponse, ApiError> {
         let result = self.verify_inner(request).await;
         let outcome = match &result {
@@ -163,30 +188,13 @@ impl Node {
         let now = self.now();
         if request.decoy {
             self.inner.metrics.decoy("verify");
-        } else if !self
-            .inner
-            .verify_budget
-            .lock()
-            .map_err(|_| ApiError::Internal)?
-            .allows("", now)
-        {
-            return Err(ApiError::TooManyAttempts);
         }
-        let redeemed =
-            self.inner
-                .core
-                .redeem_code(self.inner.store.as_ref(), request, now, &mut rand::rng());
-        let response = match redeemed {
-            Ok(response) => response,
-            Err(e) => {
-                if e.is_failed_guess()
-                    && let Ok(mut budget) = self.inner.verify_budget.lock()
-                {
-                    budget.record_failure("", now);
-                }
-                return Err(e.into());
-            }
-        };
+        let response = self.inner.core.redeem_code(
+            self.inner.store.as_ref(),
+            request,
+            now,
+            &mut rand::rng(),
+        )?;
         // The code is gone from the store; make that durable before handing out a
         // certificate, so a crash cannot let the same code be used twice. Decoys flush too.
         self.inner.flusher.flush().await?;

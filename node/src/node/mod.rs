@@ -28,7 +28,7 @@ use tokio::sync::Mutex as AsyncMutex;
 use crate::api::error::ApiError;
 use crate::batch_cache::{BatchCache, DEFAULT_BATCH_CACHE_BYTES};
 use crate::caseworker::{
-    self, AttemptBudget, FIRST_CASE_WORKER, PBKDF2_ITERATIONS, Password, Sessions,
+    self, FIRST_CASE_WORKER, LoginBudget, PBKDF2_ITERATIONS, Password, Sessions,
 };
 use crate::clock::Clock;
 use crate::config::NodeConfig;
@@ -118,8 +118,10 @@ struct Inner {
     metrics: Metrics,
     flusher: Flusher,
     sessions: Mutex<Sessions>,
-    verify_budget: Mutex<AttemptBudget>,
-    login_budget: Mutex<(AttemptBudget, AttemptBudget)>,
+    /// Sign-in budgets per client source (issue 24): in memory only.
+    login_budget: Mutex<LoginBudget>,
+    /// Permits for password hashing: PBKDF2 runs on at most this many blocking threads.
+    hashing: Arc<tokio::sync::Semaphore>,
     batch_cache: BatchCache,
     /// Serialises cuts and revisions, which both move queue groups.
     publication: AsyncMutex<()>,
@@ -217,19 +219,19 @@ impl Node {
         store: Arc<dyn ReportStore>,
         keys: NodeKeys,
     ) -> Node {
-        let verify_budget = AttemptBudget::new(config.authority.verify_failures_per_minute, 60);
-        let login_budget = (
-            AttemptBudget::new(
-                config.authority.login_failures_per_user,
-                LOGIN_WINDOW_SECONDS,
-            ),
-            AttemptBudget::new(
-                config.authority.login_failures_per_user.saturating_mul(20),
-                LOGIN_WINDOW_SECONDS,
-            ),
+        let login_budget = LoginBudget::new(
+            config.authority.login_failures_per_user,
+            config.authority.login_failures_per_user.saturating_mul(20),
+            LOGIN_WINDOW_SECONDS,
         );
         let core = NodeCore::new(config.policy(), keys, &mut rand::rng());
         let first_cut = core.cutter().first_boundary_after_start(clock.now());
+        // Hashing leaves a core to the rest of the node (flushes, serving) where there are two
+        // or more.
+        let hashing_threads = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .saturating_sub(1)
+            .max(1);
         Node {
             inner: Arc::new(Inner {
                 first_cut,
@@ -248,8 +250,8 @@ impl Node {
                 store,
                 metrics: Metrics::new(),
                 sessions: Mutex::new(Sessions::default()),
-                verify_budget: Mutex::new(verify_budget),
                 login_budget: Mutex::new(login_budget),
+                hashing: Arc::new(tokio::sync::Semaphore::new(hashing_threads)),
                 batch_cache: BatchCache::new(DEFAULT_BATCH_CACHE_BYTES),
                 publication: AsyncMutex::new(()),
                 unflushed: Mutex::new(Unflushed::default()),

@@ -309,9 +309,8 @@ mod tests {
         let listed = node.batch_index(0).unwrap().batches;
         assert_eq!(listed.len(), 3);
         assert_eq!(listed.last(), third.last());
-        assert_eq!(
-            listed.iter().map(|b| b.sequence).collect::<Vec<_>>(),
-            vec![1, 2, 3]
-        );
+        // Three boundaries an hour apart, numbered by their boundary (none lost or reused).
+        let sequences: Vec<u64> = listed.iter().map(|b| b.sequence).collect();
+        assert!(sequences.windows(2).all(|w| w[1] == w[0] + 3600 * 1000));
     }
 }

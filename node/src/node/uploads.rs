@@ -44,6 +44,7 @@ impl Node {
             Admission::Replayed(token) => {
                 // The first request may still be in its group: answer only what is on disk.
                 self.inner.flusher.flush().await?;
+                self.inner.metrics.upload_replayed();
                 token
             }
             Admission::Commit(planned) => {
@@ -58,6 +59,7 @@ impl Node {
                     Settled::Accepted(token) => token,
                     Settled::Replayed(token) => {
                         self.inner.flusher.flush().await?;
+                        self.inner.metrics.upload_replayed();
                         return Ok(upload_response(token));
                     }
                 };

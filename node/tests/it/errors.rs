@@ -82,14 +82,15 @@ async fn verify_errors() {
 }
 
 #[tokio::test]
-async fn guessing_is_throttled_globally_not_per_address() {
+async fn verify_has_no_guessing_budget_and_sign_in_is_budgeted_per_source() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
-    config.authority.verify_failures_per_minute = 3;
     config.authority.login_failures_per_user = 2;
     let node = TestNode::start_with(config, ManualClock::new(T0)).await;
     let hmac = "ab".repeat(32);
-    for _ in 0..3 {
+    // 80-bit codes need no budget (docs/SECURITY.md): wrong codes never turn into a 429
+    // that would lock out phones with good ones.
+    for _ in 0..20 {
         node.post_raw(
             "/v1/verify",
             "application/json",
@@ -98,21 +99,6 @@ async fn guessing_is_throttled_globally_not_per_address() {
         .await
         .assert_error(400, "invalid-code");
     }
-    node.post_raw(
-        "/v1/verify",
-        "application/json",
-        &verify_body("0000-0000-0000-0000", &hmac),
-    )
-    .await
-    .assert_error(429, "too-many-attempts");
-    node.clock.advance(60);
-    node.post_raw(
-        "/v1/verify",
-        "application/json",
-        &verify_body("0000-0000-0000-0000", &hmac),
-    )
-    .await
-    .assert_error(400, "invalid-code");
 
     let wrong = serde_json::json!({"name": "caseworker", "password": "wrong"});
     node.post_json("/v1/session", &[], &wrong)

@@ -121,10 +121,15 @@ pub(crate) async fn request(
     let _ = stream.write_all(body).await;
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw).await;
+    parse_response(&raw)
+}
+
+/// Parses a whole HTTP/1.1 answer (head and body, chunked or not).
+pub(crate) fn parse_response(raw: &[u8]) -> Response {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .expect("a full head");
+        .unwrap_or_else(|| panic!("a full head: {}", String::from_utf8_lossy(raw)));
     let head = String::from_utf8(raw[..split].to_vec()).unwrap();
     let mut lines = head.split("\r\n");
     let status = lines

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 pub mod client;
 pub mod federation;
+pub mod flood;
 pub mod http;
 pub mod ingest;
 pub mod load;

@@ -45,6 +45,29 @@ enum Command {
         #[arg(long, default_value_t = 500.0)]
         sync_rate: f64,
     },
+    /// Memory under a flood of stalled upload bodies: RSS before, at the peak and after,
+    /// against the in-flight body budget (issue 24). Runs with glibc's mmap threshold fixed
+    /// as the shipped systemd unit sets it (`--as-is` keeps the environment unchanged).
+    Flood {
+        /// Stalled connections per round.
+        #[arg(long, default_value_t = 300)]
+        connections: usize,
+        /// Announced body size in bytes (all but one byte is sent).
+        #[arg(long, default_value_t = 2 << 20)]
+        body_bytes: usize,
+        /// Rounds.
+        #[arg(long, default_value_t = 4)]
+        rounds: usize,
+        /// Seconds after the last round before the last sample.
+        #[arg(long, default_value_t = 60)]
+        after_seconds: u64,
+        /// The node's `[http] in_flight_body_bytes` (default: the node's default).
+        #[arg(long)]
+        budget_bytes: Option<usize>,
+        /// Do not set `MALLOC_MMAP_THRESHOLD_` as the systemd unit does.
+        #[arg(long)]
+        as_is: bool,
+    },
     /// Federation: 10 nodes on loopback, p50/p99 propagation latency and reports/s.
     Federation,
     /// GAEN matching through the phone's ingest path: keys/s against 14 days of sightings,
@@ -83,6 +106,31 @@ fn main() -> anyhow::Result<()> {
             decoy_rate,
             sync_rate,
         })?,
+        Command::Flood {
+            connections,
+            body_bytes,
+            rounds,
+            after_seconds,
+            budget_bytes,
+            as_is,
+        } => {
+            let env = ephemera_bench::flood::MMAP_THRESHOLD_ENV;
+            if !as_is && std::env::var_os(env).is_none() {
+                // The tunable is read at process start: run again with it, as systemd would.
+                let status = std::process::Command::new(std::env::current_exe()?)
+                    .args(std::env::args_os().skip(1))
+                    .env(env, "131072")
+                    .status()?;
+                std::process::exit(status.code().unwrap_or(1));
+            }
+            ephemera_bench::flood::run(ephemera_bench::flood::FloodOptions {
+                connections,
+                body_bytes,
+                rounds,
+                after: Duration::from_secs(after_seconds),
+                budget: budget_bytes,
+            })?
+        }
         Command::Federation => ephemera_bench::federation::run(budget),
         Command::ClientGaenMatch => ephemera_bench::client::gaen(budget),
         Command::ClientPetMatch => ephemera_bench::client::pet(budget),

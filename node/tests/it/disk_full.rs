@@ -4,7 +4,6 @@
 //! mounts one and names it in `EPHEMERA_FULL_DISK_DIR`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use ephemera_node::clock::ManualClock;
 use ephemera_proto::auth::{CertificateId, ReportHmacKey};
@@ -68,7 +67,7 @@ async fn a_full_disk_loses_no_acknowledged_upload_and_the_node_starts_once_space
     fill(&last);
     assert_eq!(free_bytes(&mount), 0);
     for attempt in 1..=3 {
-        let opened = ephemera_node::Node::open(test_config(&data), Arc::new(clock.clone()));
+        let opened = open_node(test_config(&data), &clock).await;
         println!(
             "start {attempt} on the full disk: {}; sled snapshots: {:?}",
             opened

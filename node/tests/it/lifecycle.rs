@@ -192,18 +192,14 @@ async fn a_folder_with_history_never_gets_new_keys() {
         .await;
     node.stop().await;
     let keys = dir.path().join(ephemera_node::keys::KEYS_DIR);
-    let open = || {
-        ephemera_node::Node::open(
-            test_config(dir.path()),
-            std::sync::Arc::new(ManualClock::new(T0)),
-        )
-    };
+    let clock = ManualClock::new(T0);
+    let open = || open_node(test_config(dir.path()), &clock);
 
     // A rotation attempt or a mis-mounted volume: the batch key is gone.
     let batch_seed = keys.join("batch.seed");
     let saved = std::fs::read(&batch_seed).unwrap();
     std::fs::remove_file(&batch_seed).unwrap();
-    let error = refusal(open());
+    let error = refusal(open().await);
     assert!(error.contains("batch.seed"), "{error}");
     assert!(error.contains("Restore keys/"), "{error}");
     assert!(!batch_seed.exists(), "no new key was made");
@@ -213,13 +209,13 @@ async fn a_folder_with_history_never_gets_new_keys() {
     let data_keys = keys.join(ephemera_node::store::DATA_KEYS_DIR);
     let aside = dir.path().join("data-keys-aside");
     std::fs::rename(&data_keys, &aside).unwrap();
-    let error = refusal(open());
+    let error = refusal(open().await);
     assert!(error.contains("holds no data key"), "{error}");
     std::fs::remove_dir_all(&data_keys).unwrap();
     std::fs::rename(&aside, &data_keys).unwrap();
 
     // Everything back: it opens with its old keys.
-    let opened = open().unwrap();
+    let opened = open().await.unwrap();
     assert_eq!(opened.node.store().upload_count().unwrap(), 1);
     assert!(!opened.keys_created);
 }

@@ -196,6 +196,27 @@ pub(crate) fn test_config(dir: &Path) -> NodeConfig {
     config
 }
 
+/// `Node::open`, waiting up to 5 s for a node stopped just before to let go of the folder:
+/// sled's background threads release its lock a moment after the last handle is dropped.
+/// Any other error comes back at once.
+pub(crate) async fn open_node(
+    config: NodeConfig,
+    clock: &ManualClock,
+) -> Result<ephemera_node::Opened, ephemera_node::NodeError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Node::open(config.clone(), Arc::new(clock.clone())) {
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            opened => return opened,
+        }
+    }
+}
+
 impl TestNode {
     pub(crate) async fn start(dir: &Path, clock: ManualClock) -> TestNode {
         TestNode::start_with(test_config(dir), clock).await
@@ -210,7 +231,7 @@ impl TestNode {
     pub(crate) async fn start_uncaptured(config: NodeConfig, clock: ManualClock) -> TestNode {
         let listen = config.http.listen;
         assert!(listen.ip().is_loopback());
-        let opened = Node::open(config, Arc::new(clock.clone())).unwrap();
+        let opened = open_node(config, &clock).await.unwrap();
         let case_worker = opened
             .new_case_worker
             .map(|(name, password)| (name, password.reveal().to_owned()));

@@ -30,6 +30,7 @@ mod key;
 mod source;
 mod value;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -366,6 +367,13 @@ impl NodeConfig {
 /// `ephemera-node init` writes it: every key with its doc, variable, flag, range and
 /// default, commented out. It parses back to the defaults.
 pub fn documented_defaults() -> String {
+    documented_file(&BTreeMap::new())
+}
+
+/// The documented file with `settings` (by key path, as [`settings_of`] reads them) set and
+/// every other key commented out at its default: what `init --force` writes over an existing
+/// file, so the operator's settings survive.
+pub fn documented_file(settings: &BTreeMap<&'static str, toml::Value>) -> String {
     let mut out = String::from(
         "# Ephemera node configuration (TOML), as `ephemera-node config defaults` prints it.\n\
          # Every key is optional; each is shown commented out at its default. Precedence:\n\
@@ -385,7 +393,10 @@ pub fn documented_defaults() -> String {
             facts.push(format!("range {range}"));
         }
         out.push_str(&format!("# ({})\n", facts.join(", ")));
-        out.push_str(&format!("# {} = {}\n", key.name, key.default_value()));
+        match settings.get(key.path) {
+            Some(value) => out.push_str(&format!("{} = {value}\n", key.name)),
+            None => out.push_str(&format!("# {} = {}\n", key.name, key.default_value())),
+        }
     };
     for key in KEYS.iter().filter(|key| key.section.is_empty()) {
         write_key(&mut out, key);
@@ -401,6 +412,42 @@ pub fn documented_defaults() -> String {
         }
     }
     out
+}
+
+/// The keys a config file sets, by key path, with their values as written; keys under their
+/// flat names from before sections are filed under their new path.
+///
+/// # Errors
+/// [`ConfigError`] as for loading the file (syntax, unknown keys, bad values).
+pub fn settings_of(
+    text: &str,
+    origin: &str,
+) -> Result<BTreeMap<&'static str, toml::Value>, ConfigError> {
+    NodeConfig::try_from(RawConfig::from_toml(text, origin)?)?;
+    let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        origin: origin.to_owned(),
+        message: e.to_string(),
+    })?;
+    let mut settings = BTreeMap::new();
+    for (name, value) in table {
+        match value {
+            toml::Value::Table(keys) if SECTIONS.iter().any(|(s, _)| *s == name) => {
+                for (key_name, value) in keys {
+                    if let Some(key) = Key::find(&format!("{name}.{key_name}")) {
+                        settings.insert(key.path, value);
+                    }
+                }
+            }
+            value => {
+                let key =
+                    Key::find(&name).or_else(|| KEYS.iter().find(|k| k.was == Some(name.as_str())));
+                if let Some(key) = key {
+                    settings.insert(key.path, value);
+                }
+            }
+        }
+    }
+    Ok(settings)
 }
 
 #[cfg(test)]

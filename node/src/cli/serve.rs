@@ -1,5 +1,6 @@
 //! `serve`, `init` and `config defaults`.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use super::{CliError, InitArgs};
 use crate::clock::SystemClock;
 use crate::config::{
     ConfigFlags, ConfigWarning, DEFAULT_CONFIG_FILE, NodeConfig, RawConfig, documented_defaults,
+    documented_file, settings_of,
 };
 use crate::control::{self, CONTROL_SOCKET};
 use crate::node::Node;
@@ -184,7 +186,8 @@ pub fn config_defaults(out: &mut impl Write) -> Result<(), CliError> {
 /// keys, and prints the first case worker's credentials once.
 ///
 /// # Errors
-/// [`CliError`] when the config file exists (without `--force`) or files cannot be written.
+/// [`CliError`] when the config file exists (without `--force`), does not load (with
+/// `--force`: its settings are kept, so it must be valid), or files cannot be written.
 pub fn init(args: &InitArgs, out: &mut impl Write) -> Result<(), CliError> {
     if args.config.exists() && !args.force {
         return Err(CliError::Argument {
@@ -195,28 +198,30 @@ pub fn init(args: &InitArgs, out: &mut impl Write) -> Result<(), CliError> {
             ),
         });
     }
-    let mut template = documented_defaults();
+    // `--force` rewrites the file in the current layout and keeps every setting it had.
+    let mut settings = if args.config.exists() {
+        let text = std::fs::read_to_string(&args.config).map_err(|source| CliError::Io {
+            what: format!("reading {}", args.config.display()),
+            source,
+        })?;
+        settings_of(&text, &args.config.display().to_string())?
+    } else {
+        BTreeMap::new()
+    };
     if let Some(dir) = &args.data_dir {
-        // `data_dir` is a top-level key: it goes before the first section.
-        let line = format!(
-            "data_dir = {}\n",
-            toml::Value::String(dir.display().to_string())
-        );
-        let at = template
-            .find("\n# data_dir = ")
-            .and_then(|at| template[at + 1..].find('\n').map(|end| at + end + 2))
-            .unwrap_or(0);
-        template.insert_str(at, &line);
+        settings.insert("data_dir", toml::Value::String(dir.display().to_string()));
     }
+    let data_dir = match settings.get("data_dir") {
+        Some(toml::Value::String(dir)) => PathBuf::from(dir),
+        _ => NodeConfig::default().data_dir,
+    };
+    let template = documented_file(&settings);
     std::fs::write(&args.config, template).map_err(|source| CliError::Io {
         what: format!("writing {}", args.config.display()),
         source,
     })?;
     let config = NodeConfig {
-        data_dir: args
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| NodeConfig::default().data_dir),
+        data_dir,
         ..NodeConfig::default()
     };
     let opened = Node::open(config, Arc::new(SystemClock))?;
@@ -369,5 +374,45 @@ mod tests {
         )
         .unwrap();
         assert!(!String::from_utf8(again).unwrap().contains("password: "));
+    }
+
+    #[test]
+    fn init_force_rewrites_the_file_and_keeps_every_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("ephemera.toml");
+        let data = dir.path().join("data");
+        // An operator's file: one key under its flat name from before sections.
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = {:?}\nretention_days = 7\n[publication]\nbatch_period_seconds = 600\n\
+                 accept_schemes = [\"gaen\"]\n",
+                data.display().to_string()
+            ),
+        )
+        .unwrap();
+        let before = NodeConfig::try_from(
+            RawConfig::from_toml(&std::fs::read_to_string(&config).unwrap(), "f").unwrap(),
+        )
+        .unwrap();
+        let args = InitArgs {
+            config: config.clone(),
+            data_dir: None,
+            force: true,
+        };
+        init(&args, &mut Vec::new()).unwrap();
+        let written = std::fs::read_to_string(&config).unwrap();
+        let raw = RawConfig::from_toml(&written, "written").unwrap();
+        assert_eq!(raw.warnings(), [], "rewritten in the current layout");
+        assert_eq!(NodeConfig::try_from(raw).unwrap(), before, "{written}");
+        assert!(written.contains("[retention]\n") && written.contains("\ndays = 7\n"));
+        // A file that does not load is not overwritten.
+        std::fs::write(&config, "[publication]\nbatch_perod_seconds = 1\n").unwrap();
+        assert!(init(&args, &mut Vec::new()).is_err());
+        assert!(
+            std::fs::read_to_string(&config)
+                .unwrap()
+                .contains("batch_perod_seconds")
+        );
     }
 }

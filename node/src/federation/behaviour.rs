@@ -134,7 +134,7 @@ impl FederationBehaviour {
             [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
             request_response::Config::default()
                 .with_request_timeout(config.request_timeout)
-                .with_max_concurrent_streams(32),
+                .with_max_concurrent_streams(config.max_inbound_streams),
         );
 
         let mut kad = kad::Behaviour::with_config(

@@ -26,6 +26,10 @@ pub struct FederationConfig {
     pub listen_addrs: Vec<Multiaddr>,
     /// Peers to dial at start and re-dial while disconnected; each ends in `/p2p/<peer id>`.
     pub bootstrap_peers: Vec<Multiaddr>,
+    /// Peers of other authorities this node federates with by agreement, besides the
+    /// bootstrap peers (whose ids count too): they get reserved connection slots and their
+    /// own catch-up response budget, so strangers cannot crowd them out.
+    pub reserved_peers: Vec<libp2p::PeerId>,
     /// Discover peers on the local network with mDNS. Off by default: it sends multicast off
     /// the machine. Never enable it in tests.
     pub mdns: bool,
@@ -64,7 +68,28 @@ pub struct FederationConfig {
     pub idle_connection_timeout: Duration,
     /// Time a catch-up request may take. Default 30 s.
     pub request_timeout: Duration,
+    /// Most catch-up streams open at once on one connection, inbound and outbound. Default 8
+    /// (a round uses one at a time).
+    pub max_inbound_streams: usize,
+    /// Most bytes of uploads in one `Fetch` answer this node builds (the requester asks
+    /// again for the rest). Default 1 MiB; at most the protocol's `MAX_UPLOAD_BYTES`.
+    pub max_fetch_response_bytes: usize,
+    /// Most bytes of catch-up answers built for one peer and not yet written. Default 4 MiB;
+    /// at least [`MIN_PEER_RESPONSE_BYTES`], so one upload of the largest size is always
+    /// servable.
+    pub response_bytes_per_peer: usize,
+    /// Most bytes of catch-up answers built for all peers and not yet written. Default
+    /// 32 MiB; at least `response_bytes_per_peer`.
+    pub response_bytes_total: usize,
+    /// How long an answer waits for budget before the request is refused. Default 5 s.
+    pub response_budget_wait: Duration,
+    /// Where federation's metrics go: the node's own recorder. `None`: the global one.
+    pub metrics: Option<super::MetricsSink>,
 }
+
+/// The smallest per-peer response budget: one answer holding one upload of the largest
+/// size (a 1 MiB frame) and its framing.
+pub const MIN_PEER_RESPONSE_BYTES: usize = (1 << 20) + (64 << 10);
 
 impl Default for FederationConfig {
     fn default() -> Self {
@@ -76,6 +101,7 @@ impl Default for FederationConfig {
                     .expect("valid multiaddr"),
             ],
             bootstrap_peers: Vec::new(),
+            reserved_peers: Vec::new(),
             mdns: false,
             region: None,
             trusted_authorities: TrustedAuthorities::new(),
@@ -90,6 +116,12 @@ impl Default for FederationConfig {
             ban_duration: Duration::from_secs(600),
             idle_connection_timeout: Duration::from_secs(3600),
             request_timeout: Duration::from_secs(30),
+            max_inbound_streams: 8,
+            max_fetch_response_bytes: 1 << 20,
+            response_bytes_per_peer: 4 << 20,
+            response_bytes_total: 32 << 20,
+            response_budget_wait: Duration::from_secs(5),
+            metrics: None,
         }
     }
 }
@@ -122,6 +154,12 @@ pub enum ConfigError {
     /// A zero interval would spin.
     #[error("sync and redial intervals must be non-zero")]
     ZeroInterval,
+    /// Response budgets too small to serve one upload, or a total below the per-peer share,
+    /// or no stream per connection.
+    #[error(
+        "response budgets must be at least {MIN_PEER_RESPONSE_BYTES} bytes per peer, the total at least the per-peer budget, and streams per connection at least 1"
+    )]
+    BadResponseBudget,
 }
 
 impl FederationConfig {
@@ -149,6 +187,15 @@ impl FederationConfig {
         self
     }
 
+    /// The configured peers: bootstrap peers and reserved peers.
+    pub(crate) fn configured_peers(&self) -> std::collections::HashSet<libp2p::PeerId> {
+        self.bootstrap_peers
+            .iter()
+            .filter_map(peer_id_of)
+            .chain(self.reserved_peers.iter().copied())
+            .collect()
+    }
+
     /// The gossipsub topic: [`TOPIC_PREFIX`], then `/<region>` if one is set.
     pub fn topic(&self) -> String {
         match &self.region {
@@ -165,6 +212,13 @@ impl FederationConfig {
     /// Ids per catch-up page after clamping.
     pub(crate) fn page_size(&self) -> usize {
         self.sync_page_size.clamp(1, MAX_IDS_PER_PAGE)
+    }
+
+    /// Bytes of uploads in one `Fetch` answer after clamping.
+    pub(crate) fn fetch_response_bytes(&self) -> usize {
+        self.max_fetch_response_bytes
+            .clamp(1, super::sync::MAX_UPLOAD_BYTES)
+            .min(self.response_bytes_per_peer)
     }
 
     /// Uploads per catch-up fetch after clamping.
@@ -203,6 +257,13 @@ impl FederationConfig {
         }
         if self.sync_interval.is_zero() || self.redial_interval.is_zero() {
             return Err(ConfigError::ZeroInterval);
+        }
+        if self.response_bytes_per_peer < MIN_PEER_RESPONSE_BYTES
+            || self.response_bytes_total < self.response_bytes_per_peer
+            || self.max_inbound_streams == 0
+            || self.max_fetch_response_bytes == 0
+        {
+            return Err(ConfigError::BadResponseBudget);
         }
         Ok(())
     }
@@ -265,5 +326,28 @@ mod tests {
         assert_eq!(huge.page_size(), MAX_IDS_PER_PAGE);
         huge.sync_fetch_batch = 0;
         assert_eq!(huge.validate(), Err(ConfigError::ZeroSyncSize));
+        for bad in [
+            FederationConfig {
+                response_bytes_per_peer: MIN_PEER_RESPONSE_BYTES - 1,
+                ..FederationConfig::default()
+            },
+            FederationConfig {
+                response_bytes_total: (4 << 20) - 1,
+                ..FederationConfig::default()
+            },
+            FederationConfig {
+                max_inbound_streams: 0,
+                ..FederationConfig::default()
+            },
+        ] {
+            assert_eq!(bad.validate(), Err(ConfigError::BadResponseBudget));
+        }
+        // A page larger than a peer's budget is clamped to it.
+        let small = FederationConfig {
+            response_bytes_per_peer: MIN_PEER_RESPONSE_BYTES,
+            max_fetch_response_bytes: 8 << 20,
+            ..FederationConfig::default()
+        };
+        assert_eq!(small.fetch_response_bytes(), MIN_PEER_RESPONSE_BYTES);
     }
 }

@@ -67,6 +67,7 @@
 //! [`UploadId`]: ephemera_proto::upload::UploadId
 
 mod behaviour;
+mod budget;
 mod config;
 mod event_loop;
 mod handle;
@@ -88,9 +89,10 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 pub use behaviour::{IDENTIFY_PROTOCOL, KAD_PROTOCOL};
-pub use config::{ConfigError, FederationConfig, TOPIC_PREFIX};
+pub use config::{ConfigError, FederationConfig, MIN_PEER_RESPONSE_BYTES, TOPIC_PREFIX};
 pub use handle::{FederationHandle, FederationStatus};
 pub use identity::{IdentityError, NodeIdentity};
+pub use metrics::MetricsSink;
 pub use store::{
     DayDigest, FederationStore, MemoryFederationStore, StoreError, StoreOutcome, sync_day,
 };

@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 
 use super::Clock;
 use super::store::{FederationStore, StoreError};
-use super::sync::{SyncRequest, SyncResponse};
+use super::sync::{SyncReply, SyncRequest, SyncResponse};
 use super::validate::{Verdict, Verifier};
 
 /// Most ids remembered in [`Shared::refused`].
@@ -85,8 +85,8 @@ pub(crate) enum Internal {
     },
     /// The answer to a peer's catch-up request is ready.
     Respond {
-        channel: request_response::ResponseChannel<SyncResponse>,
-        response: SyncResponse,
+        channel: request_response::ResponseChannel<SyncReply>,
+        response: SyncReply,
     },
     /// A catch-up round ended.
     SessionDone {

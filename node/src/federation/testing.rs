@@ -145,6 +145,11 @@ impl UploadFactory {
         }
     }
 
+    /// This factory's authority key.
+    pub fn public_key(&self) -> ephemera_proto::signing::Ed25519PublicKey {
+        self.authority.public_key()
+    }
+
     /// The trusted set holding this factory's authority.
     pub fn trusted(&self) -> TrustedAuthorities {
         TrustedAuthorities::new().with(self.authority.public_key())

@@ -13,7 +13,8 @@ use libp2p::request_response::Codec;
 use ring::digest;
 
 use super::sync::{
-    MAX_DIGEST_DAYS, MAX_FETCH_IDS, SYNC_PROTOCOL, SyncCodec, SyncRequest, SyncResponse, answer,
+    MAX_DIGEST_DAYS, MAX_FETCH_IDS, OutgoingReply, SYNC_PROTOCOL, SyncCodec, SyncReply,
+    SyncRequest, SyncResponse, answer, answer_within,
 };
 use super::testing::{LocalCluster, LocalNode, RecordingStore, UploadFactory, wait_until};
 use super::validate::{Route, Verdict, Verifier, judge};
@@ -227,6 +228,49 @@ fn sync_answers_are_clamped_to_retention_and_caps() {
     assert_eq!(uploads.len(), 5);
 }
 
+/// Issue #32, attack 1: one id repeated 256 times is answered once, and an answer stops at
+/// the node's page size (the requester asks again for the rest).
+#[test]
+fn fetch_answers_are_deduplicated_and_paged_by_bytes() {
+    let factory = UploadFactory::new();
+    let store = MemoryFederationStore::new();
+    let big: Vec<_> = (0..4).map(|_| factory.upload(5_000)).collect();
+    for upload in &big {
+        store.store_local(upload.clone());
+    }
+    let today = SystemClock.now().day();
+    let one = big[0].id();
+    let size = wire::encode(big[0].upload()).len();
+    let SyncResponse::Uploads { uploads } = answer(
+        &store,
+        SyncRequest::Fetch {
+            ids: vec![one; MAX_FETCH_IDS],
+        },
+        today,
+        14,
+    )
+    .unwrap() else {
+        panic!("wrong response kind")
+    };
+    assert_eq!(uploads.len(), 1, "a repeated id is served once");
+
+    // A page of 2.5 uploads holds 2; a page smaller than one upload still holds one.
+    let all: Vec<UploadId> = big.iter().map(|u| u.id()).collect();
+    for (page, want) in [(size * 5 / 2, 2), (size / 2, 1), (size * 10, 4)] {
+        let SyncResponse::Uploads { uploads } = answer_within(
+            &store,
+            SyncRequest::Fetch { ids: all.clone() },
+            today,
+            14,
+            page,
+        )
+        .unwrap() else {
+            panic!("wrong response kind")
+        };
+        assert_eq!(uploads.len(), want, "page of {page} bytes");
+    }
+}
+
 #[tokio::test]
 async fn sync_codec_round_trips_and_refuses_oversized_frames() {
     let mut codec = SyncCodec;
@@ -252,17 +296,28 @@ async fn sync_codec_round_trips_and_refuses_oversized_frames() {
     };
     let mut buf = Cursor::new(Vec::new());
     codec
-        .write_response(&SYNC_PROTOCOL, &mut buf, response.clone())
+        .write_response(&SYNC_PROTOCOL, &mut buf, response.clone().into())
         .await
         .unwrap();
-    let mut read = Cursor::new(buf.into_inner());
+    let received = buf.into_inner();
+    let mut read = Cursor::new(received.clone());
     assert_eq!(
         codec
             .read_response(&SYNC_PROTOCOL, &mut read)
             .await
+            .unwrap()
+            .into_response()
             .unwrap(),
         response
     );
+    // A pre-encoded answer (how this node answers) puts the same bytes on the stream.
+    let mut buf = Cursor::new(Vec::new());
+    let outgoing = OutgoingReply::encode(&response, Vec::new()).unwrap();
+    codec
+        .write_response(&SYNC_PROTOCOL, &mut buf, SyncReply::Outgoing(outgoing))
+        .await
+        .unwrap();
+    assert_eq!(buf.into_inner(), received);
 
     // A length prefix over the request cap is refused before anything is read.
     let mut huge = Cursor::new(u32::MAX.to_be_bytes().to_vec());

@@ -10,11 +10,68 @@ use ephemera_node_core::store::StoreError;
 use ephemera_proto::upload::{SignedUpload, UploadId, VerifiedUpload};
 
 use crate::federation::{
-    DayDigest, Federation, FederationConfig, FederationHandle, FederationStore, NodeIdentity,
-    StoreOutcome,
+    DayDigest, Federation, FederationConfig, FederationHandle, FederationStore, MetricsSink,
+    NodeIdentity, StoreOutcome,
 };
 
 use super::{FederationSlot, Inner, Node, NodeError};
+
+/// Federation's metrics, recorded into the node's own recorder (so `/metrics` shows them).
+/// Holds the node weakly: federation must not keep a stopped node alive.
+struct NodeRecorder(std::sync::Weak<Inner>);
+
+impl metrics::Recorder for NodeRecorder {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+
+    fn register_counter(
+        &self,
+        key: &metrics::Key,
+        meta: &metrics::Metadata<'_>,
+    ) -> metrics::Counter {
+        match self.0.upgrade() {
+            Some(inner) => inner.metrics.recorder().register_counter(key, meta),
+            None => metrics::Counter::noop(),
+        }
+    }
+
+    fn register_gauge(&self, key: &metrics::Key, meta: &metrics::Metadata<'_>) -> metrics::Gauge {
+        match self.0.upgrade() {
+            Some(inner) => inner.metrics.recorder().register_gauge(key, meta),
+            None => metrics::Gauge::noop(),
+        }
+    }
+
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        meta: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        match self.0.upgrade() {
+            Some(inner) => inner.metrics.recorder().register_histogram(key, meta),
+            None => metrics::Histogram::noop(),
+        }
+    }
+}
 
 impl Node {
     /// The federation handle, when federation runs.
@@ -53,6 +110,9 @@ impl Node {
         federation.region = config.federation.region.clone();
         federation.limits = self.inner.core.limits().clone();
         federation.publish_delay_max = Duration::from_millis(config.federation.publish_delay_ms);
+        federation.metrics = Some(MetricsSink(Arc::new(NodeRecorder(Arc::downgrade(
+            &self.inner,
+        )))));
         federation
     }
 

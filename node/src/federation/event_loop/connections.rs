@@ -57,6 +57,7 @@ impl EventLoop {
             } => {
                 metrics::connection("closed");
                 metrics::peers_connected(self.swarm.connected_peers().count());
+                self.budget.forget(&peer_id);
                 tracing::info!(peer = %peer_id, "peer disconnected");
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {

@@ -26,7 +26,7 @@ impl EventLoop {
             0..=max.as_millis().min(u128::from(u64::MAX)) as u64,
         ));
         let tx = self.internal_tx.clone();
-        tokio::spawn(async move {
+        metrics::spawn(async move {
             tokio::time::sleep(delay).await;
             let _ = tx.send(Internal::PublishNow(upload));
         });
@@ -90,7 +90,7 @@ impl EventLoop {
         };
         let shared = self.shared.clone();
         let tx = self.internal_tx.clone();
-        tokio::spawn(async move {
+        metrics::spawn(async move {
             let id = message_id.clone();
             let verdict = tokio::task::spawn_blocking(move || {
                 let _permit = permit;

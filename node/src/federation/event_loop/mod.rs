@@ -35,6 +35,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::behaviour::{FederationBehaviour, FederationBehaviourEvent, build_swarm};
+use super::budget::ResponseBudget;
 use super::config::{FederationConfig, peer_id_of};
 use super::handle::{Command, FederationHandle, FederationStatus};
 use super::identity::NodeIdentity;
@@ -110,9 +111,16 @@ pub(crate) fn spawn(
         app_scores: HashMap::new(),
         bootstrap,
         verify_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_VERIFICATIONS)),
+        configured: config.configured_peers(),
+        budget: ResponseBudget::new(
+            config.response_bytes_total,
+            config.response_bytes_per_peer,
+            config.response_budget_wait,
+        ),
         config,
     };
-    let join = tokio::spawn(event_loop.run());
+    let sink = event_loop.config.metrics.clone();
+    let join = tokio::spawn(metrics::scope(sink, event_loop.run()));
     Ok((FederationHandle::new(commands_tx, peer_id), join))
 }
 
@@ -140,6 +148,10 @@ struct EventLoop {
     app_scores: HashMap<PeerId, f64>,
     bootstrap: Vec<(PeerId, Multiaddr)>,
     verify_slots: Arc<Semaphore>,
+    /// Bootstrap and reserved peers (see `FederationConfig::reserved_peers`).
+    configured: HashSet<PeerId>,
+    /// Bytes of catch-up answers in flight, per peer and in total.
+    budget: ResponseBudget,
     config: FederationConfig,
 }
 
@@ -254,6 +266,8 @@ impl EventLoop {
             banned_peers: self.bans.keys().copied().collect(),
             peer_scores,
             sync_rounds_running: self.sessions.len(),
+            response_bytes_in_flight: self.budget.in_flight(),
+            response_bytes_peak: self.budget.peak(),
         }
     }
 }

@@ -79,5 +79,8 @@ impl EventLoop {
         for peer in peers {
             self.check_score(&peer);
         }
+        let swarm = &self.swarm;
+        self.budget.prune(|p| swarm.is_connected(p));
+        metrics::response_bytes(self.budget.in_flight(), self.budget.peak());
     }
 }

@@ -1,0 +1,368 @@
+//! The hostile-peer suite (issue #32): each attack of the federation audit replayed, bounded,
+//! on 127.0.0.1, against a real node, by an attacker built on libp2p in this crate
+//! (`hostile/attacker.rs`). Each test asserts what the honest peer still gets and that
+//! `/healthz` answers within 1 s throughout.
+//!
+//! The target is the `ephemera-node` binary itself, in a process of its own: its resident
+//! memory is read from `/proc/<pid>/status` and is the node's alone (the attackers, the
+//! honest peer and the measurements live in this process). mDNS stays off; nothing but
+//! 127.0.0.1 is bound or dialled.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ephemera_node::federation::sync::{SyncRequest, SyncResponse};
+use ephemera_node::federation::testing::{LocalNode, RecordingStore, UploadFactory};
+use ephemera_node::federation::{
+    Clock, FederationConfig, Multiaddr, NodeIdentity, PeerId, SystemClock,
+};
+use ephemera_proto::upload::UploadId;
+use libp2p::request_response;
+use libp2p::swarm::SwarmEvent;
+
+#[path = "hostile/attacker.rs"]
+mod attacker;
+#[path = "it/util.rs"]
+#[allow(unused_imports, unreachable_pub)]
+mod util;
+
+use attacker::{AttackBehaviourEvent, Reading, Speaks};
+
+/// `/healthz` must answer within this, throughout every attack.
+const HEALTHZ_LIMIT: Duration = Duration::from_secs(1);
+
+/// The node under attack: `ephemera-node serve` in a child process.
+struct Target {
+    child: Child,
+    http: SocketAddr,
+    p2p: Multiaddr,
+    peer: PeerId,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Target {
+    /// Starts a node trusting `trusted` (hex Ed25519 keys), with `federation` lines added to
+    /// its `[federation]` section.
+    fn start(trusted: &[String], federation: &str) -> Target {
+        let dir = tempfile::tempdir().unwrap();
+        let trusted = trusted
+            .iter()
+            .map(|k| format!("\"{k}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let config = format!(
+            "data_dir = \"{data}\"\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n\
+             [federation]\nlisten = \"127.0.0.1:0\"\npublish_delay_ms = 0\n{federation}\n\
+             [authority]\ntrusted_authorities = [{trusted}]\n\
+             [log]\nfilter = \"warn,libp2p_request_response=error\"\n",
+            data = dir.path().join("data").display(),
+        );
+        let path = dir.path().join("ephemera.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ephemera-node"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ephemera-node");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (mut http, mut p2p) = (None, None);
+        for line in stdout.lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.strip_prefix("ephemera-node listening on http://") {
+                http = Some(rest.trim().parse::<SocketAddr>().unwrap());
+            }
+            if let Some(rest) = line.trim().strip_prefix("libp2p listening:") {
+                let addr: Multiaddr = rest.trim().parse().unwrap();
+                if addr.to_string().contains("/tcp/") {
+                    p2p = Some(addr);
+                }
+            }
+            if http.is_some() && p2p.is_some() {
+                break;
+            }
+        }
+        let p2p = p2p.expect("the node prints its libp2p address");
+        let peer = attacker::peer_of(&p2p);
+        Target {
+            child,
+            http: http.expect("the node prints its HTTP address"),
+            p2p,
+            peer,
+            _dir: dir,
+        }
+    }
+
+    /// Resident memory now (`VmRSS`), in bytes.
+    fn rss(&self) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+            .expect("VmRSS")
+            * 1024
+    }
+
+    /// `GET /healthz`: its status and how long it took.
+    async fn healthz(&self) -> (u16, Duration) {
+        let start = Instant::now();
+        let response = tokio::time::timeout(
+            Duration::from_secs(10),
+            util::request(self.http, "GET", "/healthz", &[], b""),
+        )
+        .await
+        .map(|r| r.status)
+        .unwrap_or(0);
+        (response, start.elapsed())
+    }
+
+    /// The value of an unlabelled metric, or the sum of a labelled one's series whose
+    /// labels contain `labels`.
+    async fn metric(&self, name: &str, labels: &str) -> f64 {
+        let response = util::request(self.http, "GET", "/metrics", &[], b"").await;
+        String::from_utf8_lossy(&response.body)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.split(['{', ' ']).next().is_some_and(|n| n == name) && l.contains(labels))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+/// Samples `/healthz` every 200 ms until `stop`; returns the slowest answer, and whether
+/// every answer was a 200.
+fn watch_healthz(
+    target: Arc<Target>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<(Duration, bool)>,
+) {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let (mut worst, mut all_ok) = (Duration::ZERO, true);
+        loop {
+            let (status, took) = target.healthz().await;
+            worst = worst.max(took);
+            all_ok &= status == 200;
+            tokio::select! {
+                _ = &mut stopped => return (worst, all_ok),
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    });
+    (stop, task)
+}
+
+/// An honest node (in this process) whose uploads are certified by `factory`'s authority.
+async fn honest_node(factory: &UploadFactory, bootstrap: Vec<Multiaddr>) -> LocalNode {
+    let mut config = FederationConfig::default().with_trusted_authorities(factory.trusted());
+    config.sync_interval = Duration::from_secs(2);
+    LocalNode::start(
+        config,
+        NodeIdentity::generate(),
+        Arc::new(RecordingStore::new()),
+        bootstrap,
+    )
+    .await
+    .unwrap()
+}
+
+/// Asks `target` for its ids of today with a fresh identity that reads answers normally.
+async fn ids_at(target: &Target, day: ephemera_proto::DayNumber) -> Option<Vec<UploadId>> {
+    let mut swarm = attacker::swarm(&Speaks::default());
+    swarm.dial(target.p2p.clone()).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut result = None;
+    let peer = target.peer;
+    attacker::drive_until(&mut swarm, deadline, |swarm, event| match event {
+        SwarmEvent::ConnectionEstablished { .. } => {
+            swarm.behaviour_mut().sync.send_request(
+                &peer,
+                SyncRequest::Ids {
+                    day,
+                    after: None,
+                    limit: 4096,
+                },
+            );
+            false
+        }
+        SwarmEvent::Behaviour(AttackBehaviourEvent::Sync(request_response::Event::Message {
+            message: request_response::Message::Response { response, .. },
+            ..
+        })) => {
+            if let SyncResponse::Ids { ids, .. } = response {
+                result = Some(ids);
+            }
+            true
+        }
+        SwarmEvent::Behaviour(AttackBehaviourEvent::Sync(
+            request_response::Event::OutboundFailure { .. },
+        )) => true,
+        _ => false,
+    })
+    .await;
+    result
+}
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+/// Attack 1 (amplification): 16 fresh identities each open as many catch-up streams as the
+/// node allows, asking for one id 256 times and for every large upload the node holds, and
+/// never read the answers. Before #32 one such request was a 4 MiB answer held for 30 s,
+/// and 16 identities took a node to 4.3 GiB. Now: ids are deduplicated, answers are pages
+/// of at most 1 MiB, and answers not yet written stay within the configured in-flight
+/// budget (default 32 MiB for strangers). The node's RSS must stay under that budget
+/// (twice, for the decoded and encoded copies while an answer is built) plus 64 MiB, the
+/// honest peer's gossip must still arrive, and `/healthz` must answer within 1 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amplification_by_fetch_stays_within_the_response_budget() {
+    const IDENTITIES: usize = 16;
+    const REQUESTS_PER_IDENTITY: usize = 24;
+    const BUDGET: usize = 32 << 20; // FederationConfig::default().response_bytes_total
+    assert_eq!(FederationConfig::default().response_bytes_total, BUDGET);
+
+    let factory = UploadFactory::new();
+    let honest = honest_node(&factory, vec![]).await;
+    // 24 large uploads (about 300 KB each): 7 MB the node will hold and serve.
+    for _ in 0..24 {
+        honest.store.store_local(factory.upload(16_000));
+    }
+    let target = Target::start(
+        &[factory_key(&factory)],
+        &format!(
+            "sync_interval_seconds = 2\nbootstrap_peers = [\"{}\"]",
+            honest.tcp_addr()
+        ),
+    );
+    let day = SystemClock.now().day();
+    // The target catches up with the honest node.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ids = loop {
+        if let Some(ids) = ids_at(&target, day).await
+            && ids.len() >= 24
+        {
+            break ids;
+        }
+        assert!(Instant::now() < deadline, "the target never caught up");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let baseline = target.rss();
+    let target = Arc::new(target);
+    let (stop_watch, watch) = watch_healthz(target.clone());
+
+    // The attack.
+    let attack_for = Duration::from_secs(8);
+    let mut attackers = Vec::new();
+    for i in 0..IDENTITIES {
+        let addr = target.p2p.clone();
+        let peer = target.peer;
+        let ids = ids.clone();
+        attackers.push(tokio::spawn(async move {
+            let mut swarm = attacker::swarm(&Speaks {
+                reading: Reading::Never,
+                ..Speaks::default()
+            });
+            swarm.dial(addr).unwrap();
+            let deadline = tokio::time::Instant::now() + attack_for;
+            attacker::drive_until(&mut swarm, deadline, |swarm, event| {
+                if let SwarmEvent::ConnectionEstablished { .. } = event {
+                    for r in 0..REQUESTS_PER_IDENTITY {
+                        let ids = if (r + i) % 2 == 0 {
+                            vec![ids[r % ids.len()]; 256]
+                        } else {
+                            ids.clone()
+                        };
+                        swarm
+                            .behaviour_mut()
+                            .sync
+                            .send_request(&peer, SyncRequest::Fetch { ids });
+                    }
+                }
+                false
+            })
+            .await;
+        }));
+    }
+    // Meanwhile the honest node gossips a new upload, and memory is sampled.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let fresh = factory.upload(10);
+    honest.store.store_local(fresh.clone());
+    honest.handle.publish(fresh).await.unwrap();
+    let mut peak = baseline;
+    let mut peak_accounted = 0.0f64;
+    let until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < until {
+        peak = peak.max(target.rss());
+        peak_accounted = peak_accounted.max(
+            target
+                .metric("ephemera_federation_sync_response_bytes_in_flight", "")
+                .await,
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for a in attackers {
+        a.await.unwrap();
+    }
+    let accepted = target
+        .metric("ephemera_federation_gossip_total", "verdict=\"accepted\"")
+        .await;
+    let refused = target
+        .metric("ephemera_federation_sync_refused_total", "")
+        .await;
+    let reported_peak = target
+        .metric("ephemera_federation_sync_response_bytes_peak", "")
+        .await;
+    let _ = stop_watch.send(());
+    let (worst_healthz, healthz_ok) = watch.await.unwrap();
+    println!(
+        "amplification: {IDENTITIES} identities x {REQUESTS_PER_IDENTITY} fetches; RSS {:.1} MiB before, peak {:.1} MiB (+{:.1} MiB); \
+         response bytes in flight peak {:.1} MiB (sampled {:.1} MiB) of a {:.0} MiB budget; {refused} requests refused; \
+         worst /healthz {:?}",
+        mib(baseline),
+        mib(peak),
+        mib(peak.saturating_sub(baseline)),
+        reported_peak / (1 << 20) as f64,
+        peak_accounted / (1 << 20) as f64,
+        mib(BUDGET),
+        worst_healthz,
+    );
+    assert!(
+        reported_peak as usize <= BUDGET,
+        "accounted bytes over budget"
+    );
+    assert!(
+        reported_peak > 0.0,
+        "the attack never got an answer built: it did not test anything"
+    );
+    assert!(
+        peak.saturating_sub(baseline) <= 2 * BUDGET + (64 << 20),
+        "RSS grew by {:.1} MiB",
+        mib(peak.saturating_sub(baseline))
+    );
+    assert!(accepted >= 1.0, "the honest peer's gossip did not arrive");
+    assert!(
+        healthz_ok && worst_healthz <= HEALTHZ_LIMIT,
+        "{worst_healthz:?}"
+    );
+}
+
+/// The hex Ed25519 key of `factory`'s authority, as the node's config takes it.
+fn factory_key(factory: &UploadFactory) -> String {
+    factory.public_key().to_hex()
+}

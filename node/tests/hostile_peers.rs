@@ -366,3 +366,197 @@ async fn amplification_by_fetch_stays_within_the_response_budget() {
 fn factory_key(factory: &UploadFactory) -> String {
     factory.public_key().to_hex()
 }
+
+/// Waits until `done` holds (polled every 100 ms), up to `timeout`.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    timeout: Duration,
+    mut done: impl FnMut() -> F,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Publishes `messages` on the uploads topic from a fresh identity connected to `to`, once
+/// `to` has subscribed; returns when they are sent (or after 15 s).
+async fn gossip_from_attacker(to: Multiaddr, messages: Vec<Vec<u8>>) {
+    let mut swarm = attacker::swarm(&Speaks {
+        gossip: true,
+        ..Speaks::default()
+    });
+    swarm.dial(to).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut messages = Some(messages);
+    attacker::drive_until(&mut swarm, deadline, |swarm, event| {
+        if let SwarmEvent::Behaviour(AttackBehaviourEvent::Gossipsub(
+            libp2p::gossipsub::Event::Subscribed { .. },
+        )) = event
+            && let Some(messages) = messages.take()
+        {
+            let gossip = swarm.behaviour_mut().gossipsub.as_mut().unwrap();
+            for m in messages {
+                gossip.publish(attacker::topic(), m).unwrap();
+            }
+            return true;
+        }
+        false
+    })
+    .await;
+    // Keep the connection a moment so the messages leave.
+    let flush = tokio::time::Instant::now() + Duration::from_millis(1500);
+    attacker::drive_until(&mut swarm, flush, |_, _| false).await;
+}
+
+/// Attack 2 (partial trust): the target trusts authority A; its honest peer trusts A and X.
+/// An attacker holding certificates of X gossips them to the honest peer, which accepts
+/// and relays them to the target, and offers them in catch-up. Before #32 the target
+/// scored each relayed upload as a forgery and banned the honest peer after two, cutting
+/// the two off for 10 minutes. Now the target ignores them on both paths without penalty:
+/// no ban, and A's next report still arrives by gossip. Forgeries still cost their sender:
+/// the same attacker, sending bad signatures of A straight to the target, is banned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_trust_never_bans_the_honest_relay() {
+    let (a, x) = (UploadFactory::new(), UploadFactory::new());
+    let mut config =
+        FederationConfig::default().with_trusted_authorities(a.trusted().with(x.public_key()));
+    config.sync_interval = Duration::from_secs(2);
+    let honest = LocalNode::start(
+        config,
+        NodeIdentity::generate(),
+        Arc::new(RecordingStore::new()),
+        vec![],
+    )
+    .await
+    .unwrap();
+    let target = Arc::new(Target::start(
+        &[factory_key(&a)],
+        &format!(
+            "sync_interval_seconds = 1\nbootstrap_peers = [\"{}\"]",
+            honest.tcp_addr()
+        ),
+    ));
+    let (stop_watch, watch) = watch_healthz(target.clone());
+    let connected = eventually(Duration::from_secs(20), || async {
+        target
+            .metric("ephemera_federation_peers_connected", "")
+            .await
+            >= 1.0
+    })
+    .await;
+    assert!(connected, "the target never connected to its honest peer");
+    // A heartbeat or two for the mesh.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The attacker's X-certified uploads enter the honest node by gossip.
+    let foreign: Vec<_> = (0..4).map(|_| x.upload(3)).collect();
+    let foreign_ids: Vec<UploadId> = foreign.iter().map(|u| u.id()).collect();
+    gossip_from_attacker(
+        honest.tcp_addr(),
+        foreign
+            .iter()
+            .map(|u| ephemera_proto::wire::encode(u.upload()))
+            .collect(),
+    )
+    .await;
+    assert!(
+        foreign_ids.iter().all(|id| honest.store.holds(id)),
+        "the honest node (which trusts X) did not take the attacker's uploads"
+    );
+    // The honest node relays them by gossip, and offers them in catch-up rounds (one a
+    // second): both paths reach the target.
+    let seen_both = eventually(Duration::from_secs(20), || async {
+        target
+            .metric(
+                "ephemera_federation_gossip_total",
+                "reason=\"untrusted-authority\"",
+            )
+            .await
+            >= 1.0
+            && target
+                .metric(
+                    "ephemera_federation_sync_fetched_total",
+                    "reason=\"untrusted-authority\"",
+                )
+                .await
+                >= 1.0
+    })
+    .await;
+    assert!(
+        seen_both,
+        "the relayed uploads never reached the target by gossip and catch-up"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        target
+            .metric("ephemera_federation_peers_banned_total", "")
+            .await,
+        0.0,
+        "the honest relay was banned"
+    );
+    let rejected = target
+        .metric("ephemera_federation_gossip_total", "verdict=\"rejected\"")
+        .await;
+    assert_eq!(rejected, 0.0, "a relayed upload was scored as a forgery");
+
+    // A's next report still reaches the target by gossip.
+    let before = target
+        .metric("ephemera_federation_gossip_total", "verdict=\"accepted\"")
+        .await;
+    let next = a.upload(5);
+    honest.store.store_local(next.clone());
+    honest.handle.publish(next).await.unwrap();
+    let delivered = eventually(Duration::from_secs(10), || async {
+        target
+            .metric("ephemera_federation_gossip_total", "verdict=\"accepted\"")
+            .await
+            > before
+    })
+    .await;
+    assert!(
+        delivered,
+        "A's report did not arrive by gossip after the attack"
+    );
+
+    // Forgeries still cost their sender: bad signatures of A, straight to the target.
+    let forged: Vec<Vec<u8>> = (0..3)
+        .map(|_| {
+            let mut bad = a.signed(2);
+            bad.certificate.signature.0[0] ^= 1;
+            ephemera_proto::wire::encode(&bad)
+        })
+        .collect();
+    tokio::spawn(gossip_from_attacker(target.p2p.clone(), forged));
+    let forger_banned = eventually(Duration::from_secs(20), || async {
+        target
+            .metric("ephemera_federation_peers_banned_total", "")
+            .await
+            >= 1.0
+    })
+    .await;
+    assert!(forger_banned, "the forger was not banned");
+    let honest_peer = honest.handle.peer_id();
+    assert!(
+        honest
+            .handle
+            .status()
+            .await
+            .unwrap()
+            .connected_peers
+            .contains(&target.peer),
+        "the honest peer {honest_peer} lost its link to the target"
+    );
+    let _ = stop_watch.send(());
+    let (worst_healthz, healthz_ok) = watch.await.unwrap();
+    println!("partial trust: no honest ban; forger banned; worst /healthz {worst_healthz:?}");
+    assert!(
+        healthz_ok && worst_healthz <= HEALTHZ_LIMIT,
+        "{worst_healthz:?}"
+    );
+}

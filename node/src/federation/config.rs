@@ -38,7 +38,8 @@ pub struct FederationConfig {
     /// and `-`, at most 32 characters.
     pub region: Option<String>,
     /// Authority keys whose certificates this node accepts. Reports of any other authority
-    /// are neither stored nor forwarded, and their sender is penalised.
+    /// are neither stored nor forwarded; their sender is not penalised (its own trust set may
+    /// hold that authority: partial trust is not misbehaviour).
     pub trusted_authorities: TrustedAuthorities,
     /// Report rules, including the retention period (`retention_days`): nothing older is
     /// accepted, synced or served.

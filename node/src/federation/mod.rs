@@ -15,7 +15,9 @@
 //!   message is validated manually: decoded, re-verified against this node's trusted
 //!   authorities with the relayed expiry policy, deduplicated by [`UploadId`], stored, and
 //!   only then forwarded. Forgeries are rejected and cost the sender its peer score; a peer
-//!   below the graylist threshold is banned for [`FederationConfig::ban_duration`].
+//!   below the graylist threshold is banned for [`FederationConfig::ban_duration`]. A report
+//!   under an authority this node does not trust is ignored without penalty, on gossip and
+//!   catch-up alike: its relay may trust that authority.
 //! * **Catch-up**: the [`sync`] protocol reconciles per-day digests and id pages over the
 //!   retention window, with every range clamped.
 //! * **Discovery**: bootstrap peers from config (re-dialled while disconnected), Kademlia,

@@ -16,7 +16,7 @@ use super::metrics;
 use super::shared::{Internal, SessionReport, Shared, SyncFailure};
 use super::store::{DayDigest, StoreError};
 use super::sync::{SyncRequest, SyncResponse, ids_page_is_valid, window};
-use super::validate::{Route, Verdict, judge, store_verdict};
+use super::validate::{Verdict, judge, store_verdict};
 
 /// Most digest requests in one round (each covers up to `MAX_DIGEST_DAYS` days).
 const MAX_DIGEST_REQUESTS: usize = 16;
@@ -245,7 +245,7 @@ impl Session {
             let mut store_failed = false;
             for (id, verdict, republish) in results {
                 metrics::sync_fetched(verdict);
-                let judgement = judge(Route::CatchUp, verdict);
+                let judgement = judge(verdict);
                 if let Some(id) = id {
                     progress |= wanted.remove(&id);
                     if judgement.refuse {

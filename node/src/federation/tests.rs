@@ -17,7 +17,7 @@ use super::sync::{
     SyncRequest, SyncResponse, answer, answer_within,
 };
 use super::testing::{LocalCluster, LocalNode, RecordingStore, UploadFactory, wait_until};
-use super::validate::{Route, Verdict, Verifier, judge};
+use super::validate::{Verdict, Verifier, judge};
 use super::*;
 
 fn init_tracing() {
@@ -38,19 +38,18 @@ fn verifier(factory: &UploadFactory) -> Verifier {
     }
 }
 
-/// The three forgeries gossip must reject (bad signature, untrusted authority, wrong HMAC:
-/// `docs/PROTOCOL.md` §4.2–§4.3), plus garbage.
+/// The two forgeries gossip must reject (bad signature, wrong HMAC: `docs/PROTOCOL.md`
+/// §4.2–§4.3), plus garbage. An upload of an authority this node does not trust is not
+/// among them: it is ignored (partial trust), see `gossip_verdicts_follow_the_checks`.
 fn forgeries(honest: &UploadFactory) -> Vec<(&'static str, Vec<u8>)> {
     let mut bad_signature = honest.signed(2);
     bad_signature.certificate.signature.0[0] ^= 1;
-    let untrusted = UploadFactory::new().signed(2);
     let mut wrong_hmac = honest.signed(2);
     if let ReportContents::Pet(tokens) = &mut wrong_hmac.contents {
         tokens[0].token.0[0] ^= 1;
     }
     vec![
         ("bad-signature", wire::encode(&bad_signature)),
-        ("untrusted-authority", wire::encode(&untrusted)),
         ("hmac-mismatch", wire::encode(&wrong_hmac)),
         (
             "malformed",
@@ -72,6 +71,13 @@ fn gossip_verdicts_follow_the_checks() {
             Verdict::Reject(reason)
         );
     }
+    // Another authority's valid upload: ignored, not a forgery; nothing stored.
+    let other = UploadFactory::new().signed(2);
+    let bytes = wire::encode(&other);
+    assert_eq!(
+        verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
+        Verdict::Ignore("untrusted-authority")
+    );
 
     let upload = factory.upload(3);
     let bytes = wire::encode(upload.upload());
@@ -583,7 +589,7 @@ async fn a_forger_is_rejected_and_penalised_while_honest_traffic_flows() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(punished, "forger penalised at A");
-    // Four invalid messages cost far more than the graylist threshold: A bans it.
+    // Three invalid messages cost far more than the graylist threshold: A bans it.
     let mut banned = false;
     let deadline = Instant::now() + PROPAGATION;
     while !banned && Instant::now() < deadline {
@@ -735,7 +741,7 @@ async fn catch_up_rejects_forged_uploads_and_penalises_the_server() {
             Some((UploadId(message_id(&bytes).try_into().unwrap()), upload))
         })
         .collect();
-    assert_eq!(forged.len(), 3);
+    assert_eq!(forged.len(), 2);
     let forged_ids: Vec<UploadId> = forged.iter().map(|(id, _)| *id).collect();
     let honest_upload = factory.upload(2);
     let server_store = Arc::new(TestStore {
@@ -1030,83 +1036,31 @@ async fn metrics_count_connections_verdicts_and_sync() {
 #[test]
 fn verdicts_map_to_gossip_acceptance_and_penalties() {
     use libp2p::gossipsub::MessageAcceptance::{Accept, Ignore, Reject};
-    // (verdict, route, acceptance, penalise, refuse, abort)
+    // (verdict, acceptance, penalise, refuse, abort): the same on gossip and catch-up.
     let table = [
-        (Verdict::Accept, Route::Gossip, Accept, false, false, false),
-        (Verdict::Accept, Route::CatchUp, Accept, false, false, false),
+        (Verdict::Accept, Accept, false, false, false),
+        (Verdict::Reject("bad-signature"), Reject, true, true, false),
+        (Verdict::Reject("malformed"), Reject, true, true, false),
+        // Partial trust (issue #32, attack 2): another authority's upload is valid where
+        // its relay trusts it. Not stored, not forwarded, and never held against the relay.
         (
-            Verdict::Reject("bad-signature"),
-            Route::Gossip,
-            Reject,
-            true,
-            true,
-            false,
-        ),
-        (
-            Verdict::Reject("bad-signature"),
-            Route::CatchUp,
-            Reject,
-            true,
-            true,
-            false,
-        ),
-        (
-            Verdict::Reject("untrusted-authority"),
-            Route::Gossip,
-            Reject,
-            true,
-            true,
-            false,
-        ),
-        // A peer serves what its own trust set accepts: a difference of configuration.
-        (
-            Verdict::Reject("untrusted-authority"),
-            Route::CatchUp,
-            Reject,
-            false,
-            true,
-            false,
-        ),
-        (
-            Verdict::Ignore("too-old"),
-            Route::Gossip,
+            Verdict::Ignore("untrusted-authority"),
             Ignore,
             false,
             true,
             false,
         ),
-        (
-            Verdict::Ignore("duplicate"),
-            Route::CatchUp,
-            Ignore,
-            false,
-            true,
-            false,
-        ),
+        (Verdict::Ignore("too-old"), Ignore, false, true, false),
+        (Verdict::Ignore("duplicate"), Ignore, false, true, false),
         // A store failure: no penalty, not remembered as refused, the round stops.
-        (
-            Verdict::StoreFailed,
-            Route::Gossip,
-            Ignore,
-            false,
-            false,
-            true,
-        ),
-        (
-            Verdict::StoreFailed,
-            Route::CatchUp,
-            Ignore,
-            false,
-            false,
-            true,
-        ),
+        (Verdict::StoreFailed, Ignore, false, false, true),
     ];
-    for (verdict, route, acceptance, penalise, refuse, abort) in table {
-        let judgement = judge(route, verdict);
-        assert_eq!(judgement.acceptance, acceptance, "{verdict:?} {route:?}");
-        assert_eq!(judgement.penalise, penalise, "{verdict:?} {route:?}");
-        assert_eq!(judgement.refuse, refuse, "{verdict:?} {route:?}");
-        assert_eq!(judgement.abort, abort, "{verdict:?} {route:?}");
+    for (verdict, acceptance, penalise, refuse, abort) in table {
+        let judgement = judge(verdict);
+        assert_eq!(judgement.acceptance, acceptance, "{verdict:?}");
+        assert_eq!(judgement.penalise, penalise, "{verdict:?}");
+        assert_eq!(judgement.refuse, refuse, "{verdict:?}");
+        assert_eq!(judgement.abort, abort, "{verdict:?}");
     }
 }
 

@@ -11,7 +11,7 @@ use libp2p::{PeerId, gossipsub};
 use super::EventLoop;
 use crate::federation::metrics;
 use crate::federation::shared::Internal;
-use crate::federation::validate::{Route, Verdict, judge};
+use crate::federation::validate::{Verdict, judge};
 
 impl EventLoop {
     /// Publishes a phone's upload now, or after a random delay of up to
@@ -117,7 +117,7 @@ impl EventLoop {
         source: PeerId,
         verdict: Verdict,
     ) {
-        let judgement = judge(Route::Gossip, verdict);
+        let judgement = judge(verdict);
         self.swarm
             .behaviour_mut()
             .gossipsub

@@ -443,14 +443,14 @@ async fn partial_trust_never_bans_the_honest_relay() {
         ),
     ));
     let (stop_watch, watch) = watch_healthz(target.clone());
-    let connected = eventually(Duration::from_secs(20), || async {
+    let linked = eventually(Duration::from_secs(20), || async {
         target
             .metric("ephemera_federation_peers_connected", "")
             .await
             >= 1.0
     })
     .await;
-    assert!(connected, "the target never connected to its honest peer");
+    assert!(linked, "the target never connected to its honest peer");
     // A heartbeat or two for the mesh.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -543,18 +543,249 @@ async fn partial_trust_never_bans_the_honest_relay() {
     assert!(forger_banned, "the forger was not banned");
     let honest_peer = honest.handle.peer_id();
     assert!(
-        honest
-            .handle
-            .status()
-            .await
-            .unwrap()
-            .connected_peers
-            .contains(&target.peer),
+        connected(&honest, target.peer, Duration::ZERO).await,
         "the honest peer {honest_peer} lost its link to the target"
     );
     let _ = stop_watch.send(());
     let (worst_healthz, healthz_ok) = watch.await.unwrap();
     println!("partial trust: no honest ban; forger banned; worst /healthz {worst_healthz:?}");
+    assert!(
+        healthz_ok && worst_healthz <= HEALTHZ_LIMIT,
+        "{worst_healthz:?}"
+    );
+}
+
+/// Waits until `node` is connected to `peer`, up to `timeout`.
+async fn connected(node: &LocalNode, peer: PeerId, timeout: Duration) -> bool {
+    eventually(timeout, || async {
+        node.handle
+            .status()
+            .await
+            .is_ok_and(|s| s.connected_peers.contains(&peer))
+    })
+    .await
+}
+
+/// Starts `n` fresh identities that dial `target` and then sit on their connections doing
+/// nothing; each reports whether its connection is open now.
+fn squatters(
+    target: &Target,
+    n: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<Arc<std::sync::atomic::AtomicBool>> {
+    (0..n)
+        .map(|_| {
+            let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = open.clone();
+            let addr = target.p2p.clone();
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                let mut swarm = attacker::swarm(&Speaks::default());
+                let _ = swarm.dial(addr);
+                loop {
+                    tokio::select! {
+                        event = futures::StreamExt::select_next_some(&mut swarm) => match event {
+                            SwarmEvent::ConnectionEstablished { .. } => {
+                                flag.store(true, std::sync::atomic::Ordering::SeqCst)
+                            }
+                            SwarmEvent::ConnectionClosed { num_established: 0, .. } => {
+                                flag.store(false, std::sync::atomic::Ordering::SeqCst)
+                            }
+                            _ => {}
+                        },
+                        _ = stop.changed() => return,
+                    }
+                }
+            });
+            open
+        })
+        .collect()
+}
+
+fn count_open(flags: &[Arc<std::sync::atomic::AtomicBool>]) -> usize {
+    flags
+        .iter()
+        .filter(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+        .count()
+}
+
+/// Attack 3 (eclipse by connection slots): 20 free identities try to take the 12 slots of
+/// a node and sit on them. Before #32 they held every slot for an hour (the idle timeout)
+/// and the honest peer was refused. Now: strangers get at most the slots, the reserved
+/// peer connects anyway with every slot taken and its gossip arrives, and once more than
+/// half the slots are taken, strangers that give nothing new are disconnected after
+/// `stranger_idle_seconds` (3 s here) while the reserved peer stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_peer_gets_in_with_every_slot_taken_by_strangers() {
+    const SLOTS: usize = 12;
+    let factory = UploadFactory::new();
+    let honest = honest_node(&factory, vec![]).await;
+    let honest_id = honest.handle.peer_id();
+    let target = Arc::new(Target::start(
+        &[factory_key(&factory)],
+        &format!(
+            "max_connections = {SLOTS}\nmax_connections_per_ip = 64\nmax_connections_per_subnet = 64\n\
+             stranger_idle_seconds = 3\nsync_interval_seconds = 1\nreserved_peers = [\"/p2p/{honest_id}\"]"
+        ),
+    ));
+    let (stop_watch, watch) = watch_healthz(target.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let strangers = squatters(&target, 20, stop_rx);
+    let filled = eventually(Duration::from_secs(15), || async {
+        target
+            .metric("ephemera_federation_peers_connected", "")
+            .await
+            >= SLOTS as f64
+    })
+    .await;
+    let held = count_open(&strangers);
+    assert!(filled, "the strangers never filled the slots ({held} open)");
+    assert!(
+        held <= SLOTS,
+        "{held} strangers hold more than {SLOTS} slots"
+    );
+
+    // Every slot is taken: the reserved peer dials in.
+    let dialled = Instant::now();
+    honest.handle.dial(target.p2p.clone()).await.unwrap();
+    let got_in = connected(&honest, target.peer, Duration::from_secs(5)).await;
+    assert!(got_in, "the reserved peer was refused with the slots full");
+    let took = dialled.elapsed();
+    // Its gossip arrives.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let upload = factory.upload(4);
+    honest.store.store_local(upload.clone());
+    honest.handle.publish(upload).await.unwrap();
+    let delivered = eventually(Duration::from_secs(10), || async {
+        target
+            .metric("ephemera_federation_gossip_total", "verdict=\"accepted\"")
+            .await
+            >= 1.0
+            || target
+                .metric(
+                    "ephemera_federation_sync_fetched_total",
+                    "verdict=\"accepted\"",
+                )
+                .await
+                >= 1.0
+    })
+    .await;
+    assert!(delivered, "the reserved peer's upload did not arrive");
+
+    // The squatters gave nothing: they are let go, the reserved peer stays.
+    let evicted = eventually(Duration::from_secs(15), || async {
+        count_open(&strangers) == 0
+    })
+    .await;
+    assert!(
+        evicted,
+        "{} strangers still hold slots",
+        count_open(&strangers)
+    );
+    assert!(
+        target
+            .metric("ephemera_federation_peers_evicted_total", "")
+            .await
+            >= 1.0
+    );
+    assert!(
+        connected(&honest, target.peer, Duration::ZERO).await,
+        "the reserved peer was evicted"
+    );
+    let _ = stop_tx.send(true);
+    let _ = stop_watch.send(());
+    let (worst_healthz, healthz_ok) = watch.await.unwrap();
+    println!(
+        "eclipse: {held} of 20 strangers took the {SLOTS} slots; reserved peer in after {took:?}; \
+         strangers evicted; worst /healthz {worst_healthz:?}"
+    );
+    assert!(
+        healthz_ok && worst_healthz <= HEALTHZ_LIMIT,
+        "{worst_healthz:?}"
+    );
+}
+
+/// Per-address limit: with `max_connections_per_ip = 4`, 8 identities from one address get
+/// 4 connections, and the reserved peer from the same address still gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_gets_at_most_its_share_of_slots() {
+    let factory = UploadFactory::new();
+    let honest = honest_node(&factory, vec![]).await;
+    let honest_id = honest.handle.peer_id();
+    let target = Target::start(
+        &[factory_key(&factory)],
+        &format!("max_connections_per_ip = 4\nreserved_peers = [\"/p2p/{honest_id}\"]"),
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let strangers = squatters(&target, 8, stop_rx);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let held = count_open(&strangers);
+    honest.handle.dial(target.p2p.clone()).await.unwrap();
+    let got_in = connected(&honest, target.peer, Duration::from_secs(5)).await;
+    let _ = stop_tx.send(true);
+    println!("per address: {held} of 8 identities from 127.0.0.1 connected (cap 4)");
+    assert_eq!(held, 4);
+    assert!(got_in, "the reserved peer was refused");
+}
+
+/// Attack 4 (handshake flood): 2,000 TCP connections that never start the handshake.
+/// Before #32 pending connections were not capped, and 20,000 of them exhausted the
+/// node's file descriptors. Now at most `max_pending_connections` (64) handshakes are held;
+/// the rest are closed at once: the node's open descriptors stay bounded, `/healthz`
+/// answers within 1 s, and after the flood the honest peer connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_flood_holds_at_most_the_pending_cap() {
+    let factory = UploadFactory::new();
+    let honest = honest_node(&factory, vec![]).await;
+    let target = Arc::new(Target::start(&[factory_key(&factory)], ""));
+    let fds = |t: &Target| {
+        std::fs::read_dir(format!("/proc/{}/fd", t.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let baseline = fds(&target);
+    let (stop_watch, watch) = watch_healthz(target.clone());
+    let addr: SocketAddr = {
+        let mut ip = None;
+        let mut port = None;
+        for p in target.p2p.iter() {
+            match p {
+                libp2p::multiaddr::Protocol::Ip4(v) => ip = Some(v),
+                libp2p::multiaddr::Protocol::Tcp(v) => port = Some(v),
+                _ => {}
+            }
+        }
+        SocketAddr::from((ip.unwrap(), port.unwrap()))
+    };
+    let mut stalled = Vec::new();
+    let mut peak = baseline;
+    for i in 0..2_000 {
+        if let Ok(stream) = tokio::net::TcpStream::connect(addr).await {
+            stalled.push(stream);
+        }
+        if i % 100 == 0 {
+            peak = peak.max(fds(&target));
+        }
+    }
+    for _ in 0..10 {
+        peak = peak.max(fds(&target));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(stalled);
+    honest.handle.dial(target.p2p.clone()).await.unwrap();
+    let got_in = connected(&honest, target.peer, Duration::from_secs(10)).await;
+    let _ = stop_watch.send(());
+    let (worst_healthz, healthz_ok) = watch.await.unwrap();
+    println!(
+        "handshake flood: 2000 stalled connections; node descriptors {baseline} before, peak {peak}; \
+         worst /healthz {worst_healthz:?}"
+    );
+    assert!(
+        peak <= baseline + 64 + 64,
+        "the node held {} more descriptors",
+        peak - baseline
+    );
+    assert!(got_in, "the honest peer could not connect after the flood");
     assert!(
         healthz_ok && worst_healthz <= HEALTHZ_LIMIT,
         "{worst_healthz:?}"

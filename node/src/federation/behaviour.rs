@@ -28,6 +28,7 @@ use libp2p::{
 use ring::digest;
 
 use super::FederationError;
+use super::admission::{AddressCaps, AddressLimits};
 use super::config::FederationConfig;
 use super::identity::NodeIdentity;
 use super::sync::{SYNC_PROTOCOL, SyncCodec};
@@ -90,8 +91,11 @@ pub(crate) fn score_params(topic: &gossipsub::TopicHash) -> gossipsub::PeerScore
 pub(crate) struct FederationBehaviour {
     /// Banned peers (forgers, and partitions made on purpose).
     pub(crate) block_list: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
-    /// Caps on connections.
+    /// Caps on connections: in total, per peer, and handshakes in progress; configured
+    /// peers bypass them (their reserved slots).
     pub(crate) limits: connection_limits::Behaviour,
+    /// Caps on strangers' connections per IP address and subnet.
+    pub(crate) addresses: AddressLimits,
     /// Uploads, as anonymous gossip.
     pub(crate) gossipsub: gossipsub::Behaviour,
     /// Catch-up.
@@ -160,15 +164,29 @@ impl FederationBehaviour {
             None
         };
 
-        let limits = connection_limits::Behaviour::new(
+        let mut limits = connection_limits::Behaviour::new(
             connection_limits::ConnectionLimits::default()
                 .with_max_established(Some(config.max_connections))
-                .with_max_established_per_peer(Some(2)),
+                .with_max_established_per_peer(Some(2))
+                .with_max_pending_incoming(Some(config.max_pending_incoming)),
+        );
+        let configured = config.configured_peers();
+        for peer in &configured {
+            limits.bypass_peer_id(peer);
+        }
+        let addresses = AddressLimits::new(
+            AddressCaps {
+                per_ip: config.max_connections_per_ip,
+                per_subnet: config.max_connections_per_subnet,
+                pending_per_ip: (config.max_pending_incoming as usize / 4).max(1),
+            },
+            configured,
         );
 
         Ok(FederationBehaviour {
             block_list: allow_block_list::Behaviour::default(),
             limits,
+            addresses,
             gossipsub,
             sync,
             kad,

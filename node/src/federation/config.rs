@@ -60,7 +60,9 @@ pub struct FederationConfig {
     /// timing link between a phone's request and the gossip it causes. Default zero (the
     /// node's batch schedule, not gossip, is what hides upload times from phones).
     pub publish_delay_max: Duration,
-    /// Most established connections. Default 128.
+    /// Most established connections. Default 128. Configured peers (bootstrap and reserved)
+    /// always get in: their connections are never refused for this cap, so strangers
+    /// filling every slot cannot shut them out.
     pub max_connections: u32,
     /// How long a peer whose score fell below the graylist threshold stays banned.
     /// Default 10 min.
@@ -84,6 +86,19 @@ pub struct FederationConfig {
     pub response_bytes_total: usize,
     /// How long an answer waits for budget before the request is refused. Default 5 s.
     pub response_budget_wait: Duration,
+    /// Most inbound connections still in their handshake, in total. Default 64: a flood of
+    /// stalled handshakes is refused before it exhausts file descriptors.
+    pub max_pending_incoming: u32,
+    /// Most established connections of peers that are not configured from one IP address.
+    /// Default 8 (several nodes on one host: make them reserved peers, or raise this).
+    pub max_connections_per_ip: usize,
+    /// Most established connections of peers that are not configured from one subnet (/24
+    /// for IPv4, /48 for IPv6). Default 32.
+    pub max_connections_per_subnet: usize,
+    /// A peer that is not configured and gave this node nothing new (no upload stored from
+    /// its gossip or catch-up) for this long is disconnected while more than half the
+    /// connection slots are taken. Default 120 s.
+    pub stranger_idle_timeout: Duration,
     /// Where federation's metrics go: the node's own recorder. `None`: the global one.
     pub metrics: Option<super::MetricsSink>,
 }
@@ -122,6 +137,10 @@ impl Default for FederationConfig {
             response_bytes_per_peer: 4 << 20,
             response_bytes_total: 32 << 20,
             response_budget_wait: Duration::from_secs(5),
+            max_pending_incoming: 64,
+            max_connections_per_ip: 8,
+            max_connections_per_subnet: 32,
+            stranger_idle_timeout: Duration::from_secs(120),
             metrics: None,
         }
     }
@@ -161,6 +180,9 @@ pub enum ConfigError {
         "response budgets must be at least {MIN_PEER_RESPONSE_BYTES} bytes per peer, the total at least the per-peer budget, and streams per connection at least 1"
     )]
     BadResponseBudget,
+    /// A connection limit of zero.
+    #[error("connection limits and the stranger idle timeout must be non-zero")]
+    ZeroConnectionLimit,
 }
 
 impl FederationConfig {
@@ -266,6 +288,14 @@ impl FederationConfig {
         {
             return Err(ConfigError::BadResponseBudget);
         }
+        if self.max_connections == 0
+            || self.max_pending_incoming == 0
+            || self.max_connections_per_ip == 0
+            || self.max_connections_per_subnet == 0
+            || self.stranger_idle_timeout.is_zero()
+        {
+            return Err(ConfigError::ZeroConnectionLimit);
+        }
         Ok(())
     }
 }
@@ -343,6 +373,11 @@ mod tests {
         ] {
             assert_eq!(bad.validate(), Err(ConfigError::BadResponseBudget));
         }
+        let no_ip = FederationConfig {
+            max_connections_per_ip: 0,
+            ..FederationConfig::default()
+        };
+        assert_eq!(no_ip.validate(), Err(ConfigError::ZeroConnectionLimit));
         // A page larger than a peer's budget is clamped to it.
         let small = FederationConfig {
             response_bytes_per_peer: MIN_PEER_RESPONSE_BYTES,

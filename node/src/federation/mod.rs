@@ -68,6 +68,7 @@
 //!
 //! [`UploadId`]: ephemera_proto::upload::UploadId
 
+mod admission;
 mod behaviour;
 mod budget;
 mod config;

@@ -227,6 +227,9 @@ impl LocalNode {
         bootstrap: Vec<Multiaddr>,
     ) -> Result<LocalNode, FederationError> {
         config.mdns = false;
+        // Every node of a local cluster shares 127.0.0.1: no per-address cap among them.
+        config.max_connections_per_ip = config.max_connections as usize * 2;
+        config.max_connections_per_subnet = config.max_connections as usize * 2;
         config.bootstrap_peers.extend(bootstrap);
         let (handle, join) = Federation::spawn(
             config,

@@ -110,6 +110,24 @@ impl Node {
         federation.region = config.federation.region.clone();
         federation.limits = self.inner.core.limits().clone();
         federation.publish_delay_max = Duration::from_millis(config.federation.publish_delay_ms);
+        let f = &config.federation;
+        federation.reserved_peers = f
+            .reserved_peers
+            .iter()
+            .filter_map(|addr| {
+                addr.iter().find_map(|p| match p {
+                    libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
+                    _ => None,
+                })
+            })
+            .collect();
+        federation.max_connections = f.max_connections;
+        federation.max_connections_per_ip = f.max_connections_per_ip as usize;
+        federation.max_connections_per_subnet = f.max_connections_per_subnet as usize;
+        federation.max_pending_incoming = f.max_pending_connections;
+        federation.stranger_idle_timeout = Duration::from_secs(f.stranger_idle_seconds);
+        federation.response_bytes_total = f.response_bytes_total as usize;
+        federation.response_bytes_per_peer = f.response_bytes_per_peer as usize;
         federation.metrics = Some(MetricsSink(Arc::new(NodeRecorder(Arc::downgrade(
             &self.inner,
         )))));

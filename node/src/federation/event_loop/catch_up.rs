@@ -55,6 +55,7 @@ impl EventLoop {
                 metrics::sync_round("ok");
                 metrics::sync_lag(report.days_differing, report.missing);
                 if report.stored > 0 {
+                    self.useful(peer);
                     tracing::info!(%peer, stored = report.stored, missing = report.missing, "caught up from peer");
                 } else {
                     tracing::debug!(%peer, days = report.days_differing, "sync round done");

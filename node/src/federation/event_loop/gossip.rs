@@ -128,7 +128,10 @@ impl EventLoop {
         }
         let reason = verdict.reason();
         match verdict {
-            Verdict::Accept => tracing::debug!(peer = %source, "gossiped upload stored"),
+            Verdict::Accept => {
+                self.useful(source);
+                tracing::debug!(peer = %source, "gossiped upload stored");
+            }
             Verdict::Reject(_) => {
                 tracing::info!(peer = %source, reason, "gossiped upload rejected")
             }

@@ -112,6 +112,7 @@ pub(crate) fn spawn(
         bootstrap,
         verify_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_VERIFICATIONS)),
         configured: config.configured_peers(),
+        last_useful: HashMap::new(),
         budget: ResponseBudget::new(
             config.response_bytes_total,
             config.response_bytes_per_peer,
@@ -150,6 +151,8 @@ struct EventLoop {
     verify_slots: Arc<Semaphore>,
     /// Bootstrap and reserved peers (see `FederationConfig::reserved_peers`).
     configured: HashSet<PeerId>,
+    /// When each connected peer last gave this node something new (or connected).
+    last_useful: HashMap<PeerId, Instant>,
     /// Bytes of catch-up answers in flight, per peer and in total.
     budget: ResponseBudget,
     config: FederationConfig,

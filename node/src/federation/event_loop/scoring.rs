@@ -81,6 +81,7 @@ impl EventLoop {
         }
         let swarm = &self.swarm;
         self.budget.prune(|p| swarm.is_connected(p));
+        self.evict_idle_strangers();
         metrics::response_bytes(self.budget.in_flight(), self.budget.peak());
     }
 }

@@ -152,7 +152,8 @@ impl FederationBehaviour {
 
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
-                .with_agent_version(format!("ephemera-node/{}", env!("CARGO_PKG_VERSION"))),
+                // No exact version: it would tell an attacker which known bugs to try.
+                .with_agent_version("ephemera-node".to_owned()),
         );
 
         let mdns = if config.mdns {

@@ -99,6 +99,10 @@ pub struct FederationConfig {
     /// its gossip or catch-up) for this long is disconnected while more than half the
     /// connection slots are taken. Default 120 s.
     pub stranger_idle_timeout: Duration,
+    /// Penalties (application score for catch-up faults, timeouts, malformed answers) halve
+    /// this often, and are forgotten once near zero. Default 5 min: two faults, enough for a
+    /// ban, have decayed below the ban threshold when a 10-minute ban ends.
+    pub penalty_half_life: Duration,
     /// Where federation's metrics go: the node's own recorder. `None`: the global one.
     pub metrics: Option<super::MetricsSink>,
 }
@@ -141,6 +145,7 @@ impl Default for FederationConfig {
             max_connections_per_ip: 8,
             max_connections_per_subnet: 32,
             stranger_idle_timeout: Duration::from_secs(120),
+            penalty_half_life: Duration::from_secs(300),
             metrics: None,
         }
     }
@@ -181,7 +186,9 @@ pub enum ConfigError {
     )]
     BadResponseBudget,
     /// A connection limit of zero.
-    #[error("connection limits and the stranger idle timeout must be non-zero")]
+    #[error(
+        "connection limits, the stranger idle timeout and the penalty half-life must be non-zero"
+    )]
     ZeroConnectionLimit,
 }
 
@@ -293,6 +300,7 @@ impl FederationConfig {
             || self.max_connections_per_ip == 0
             || self.max_connections_per_subnet == 0
             || self.stranger_idle_timeout.is_zero()
+            || self.penalty_half_life.is_zero()
         {
             return Err(ConfigError::ZeroConnectionLimit);
         }

@@ -387,6 +387,21 @@ fn test_config(factory: &UploadFactory) -> FederationConfig {
 
 const PROPAGATION: Duration = Duration::from_secs(10);
 
+/// Polls `done` every 50 ms until it holds or `timeout` passes.
+async fn wait_until_async<F: std::future::Future<Output = bool>>(
+    timeout: Duration,
+    mut done: impl FnMut() -> F,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// Starts a node with a fresh identity and an empty recording store.
 async fn start_node(config: FederationConfig, bootstrap: Vec<Multiaddr>) -> LocalNode {
     LocalNode::start(
@@ -760,13 +775,16 @@ async fn catch_up_rejects_forged_uploads_and_penalises_the_server() {
         .clone()
         .with(libp2p::multiaddr::Protocol::P2p(server.peer_id()));
 
-    let client = start_node(test_config(&factory), vec![server_addr]).await;
+    // Penalties halve every second here (5 minutes by default), to watch them decay.
+    let mut client_config = test_config(&factory);
+    client_config.penalty_half_life = Duration::from_secs(1);
+    let client = start_node(client_config, vec![server_addr]).await;
     let server_id = server.peer_id();
     let mut penalised = false;
     let deadline = Instant::now() + PROPAGATION;
     while !penalised && Instant::now() < deadline {
         let status = client.handle.status().await.unwrap();
-        penalised = status.score_of(&server_id).is_some_and(|s| s < 0.0)
+        penalised = status.score_of(&server_id).is_some_and(|s| s < -10.0)
             || status.banned_peers.contains(&server_id);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -774,6 +792,20 @@ async fn catch_up_rejects_forged_uploads_and_penalises_the_server() {
     for id in &forged_ids {
         assert!(!client.store.holds(id), "no forgery stored");
     }
+    // The forgeries are refused from now on, so no new fault: the penalty decays (issue
+    // #32, attack 7: penalties never decayed, and a peer was banned again the moment its
+    // ban ended).
+    let recovered = wait_until_async(PROPAGATION, || async {
+        client
+            .handle
+            .status()
+            .await
+            .unwrap()
+            .score_of(&server_id)
+            .is_some_and(|s| s > -2.0)
+    })
+    .await;
+    assert!(recovered, "the penalty did not decay");
     let mut client = client;
     client.stop().await;
     server.shutdown().await.unwrap();

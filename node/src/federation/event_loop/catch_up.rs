@@ -6,6 +6,7 @@ use libp2p::{PeerId, request_response};
 use tokio::sync::oneshot;
 
 use super::EventLoop;
+use super::scoring::{SYNC_FAULT_PENALTY, TIMEOUT_PENALTY};
 use crate::federation::metrics;
 use crate::federation::session;
 use crate::federation::shared::{Internal, SessionReport, SyncFailure};
@@ -133,14 +134,46 @@ impl EventLoop {
                 }
             }
             request_response::Event::OutboundFailure {
-                request_id, error, ..
+                peer,
+                request_id,
+                error,
+                ..
             } => {
+                let cost = match &error {
+                    request_response::OutboundFailure::Timeout => {
+                        Some((TIMEOUT_PENALTY, "timeout"))
+                    }
+                    // Over the size cap, or not a valid frame: the answer cost this node a
+                    // read for nothing. (A stream closed early is how an honest peer refuses
+                    // when its budget is full: no cost.)
+                    request_response::OutboundFailure::Io(e)
+                        if e.kind() == std::io::ErrorKind::InvalidData =>
+                    {
+                        Some((SYNC_FAULT_PENALTY, "malformed-response"))
+                    }
+                    _ => None,
+                };
                 if let Some(reply) = self.pending_requests.remove(&request_id) {
                     let _ = reply.send(Err(SyncFailure::Outbound(error.to_string())));
+                }
+                if let Some((penalty, reason)) = cost {
+                    self.charge(peer, penalty, reason);
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "inbound sync request failed");
+                match &error {
+                    request_response::InboundFailure::Io(e)
+                        if e.kind() == std::io::ErrorKind::InvalidData =>
+                    {
+                        self.charge(peer, SYNC_FAULT_PENALTY, "malformed-request");
+                    }
+                    // It did not read this node's answer in time.
+                    request_response::InboundFailure::Timeout => {
+                        self.charge(peer, TIMEOUT_PENALTY, "slow-reader");
+                    }
+                    _ => {}
+                }
             }
             request_response::Event::ResponseSent { .. } => {}
         }

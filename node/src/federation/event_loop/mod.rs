@@ -145,8 +145,8 @@ struct EventLoop {
     resync: HashSet<PeerId>,
     /// Banned peers, until when (`None`: until unbanned).
     bans: HashMap<PeerId, Option<Instant>>,
-    /// Application score (catch-up faults) of each peer.
-    app_scores: HashMap<PeerId, f64>,
+    /// Application score (catch-up faults, costly answers) of each penalised peer, decaying.
+    app_scores: HashMap<PeerId, scoring::Penalty>,
     bootstrap: Vec<(PeerId, Multiaddr)>,
     verify_slots: Arc<Semaphore>,
     /// Bootstrap and reserved peers (see `FederationConfig::reserved_peers`).

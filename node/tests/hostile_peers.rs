@@ -384,6 +384,24 @@ async fn eventually<F: std::future::Future<Output = bool>>(
     }
 }
 
+/// Publishes a new upload at `honest` and waits (up to 10 s) until `target` accepts one
+/// more gossiped upload.
+async fn honest_gossip_arrives(
+    honest: &LocalNode,
+    factory: &UploadFactory,
+    target: &Target,
+) -> bool {
+    let accepted = || target.metric("ephemera_federation_gossip_total", "verdict=\"accepted\"");
+    let before = accepted().await;
+    let upload = factory.upload(4);
+    honest.store.store_local(upload.clone());
+    honest.handle.publish(upload).await.unwrap();
+    eventually(Duration::from_secs(10), || async {
+        accepted().await > before
+    })
+    .await
+}
+
 /// Publishes `messages` on the uploads topic from a fresh identity connected to `to`, once
 /// `to` has subscribed; returns when they are sent (or after 15 s).
 async fn gossip_from_attacker(to: Multiaddr, messages: Vec<Vec<u8>>) {
@@ -506,19 +524,7 @@ async fn partial_trust_never_bans_the_honest_relay() {
     assert_eq!(rejected, 0.0, "a relayed upload was scored as a forgery");
 
     // A's next report still reaches the target by gossip.
-    let before = target
-        .metric("ephemera_federation_gossip_total", "verdict=\"accepted\"")
-        .await;
-    let next = a.upload(5);
-    honest.store.store_local(next.clone());
-    honest.handle.publish(next).await.unwrap();
-    let delivered = eventually(Duration::from_secs(10), || async {
-        target
-            .metric("ephemera_federation_gossip_total", "verdict=\"accepted\"")
-            .await
-            > before
-    })
-    .await;
+    let delivered = honest_gossip_arrives(&honest, &a, &target).await;
     assert!(
         delivered,
         "A's report did not arrive by gossip after the attack"
@@ -786,6 +792,123 @@ async fn handshake_flood_holds_at_most_the_pending_cap() {
         peak - baseline
     );
     assert!(got_in, "the honest peer could not connect after the flood");
+    assert!(
+        healthz_ok && worst_healthz <= HEALTHZ_LIMIT,
+        "{worst_healthz:?}"
+    );
+}
+
+/// `n` ascending ids after `after`: a counter in the first 8 bytes.
+fn ids_after(after: Option<UploadId>, n: usize) -> Vec<UploadId> {
+    let start = after.map_or(0, |a| u64::from_be_bytes(a.0[..8].try_into().unwrap())) + 1;
+    (0..n as u64)
+        .map(|i| {
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&(start + i).to_be_bytes());
+            UploadId(id)
+        })
+        .collect()
+}
+
+/// Attack 6 (endless catch-up round): the attacker advertises 5 uploads for today, then
+/// answers every id page with a full page of fresh ids and `more = true`. Before #32 one
+/// round went on for the whole test (4,488 pages, 71,804 fetches in 40 s) with no penalty.
+/// Now a round stops once the peer lists more than it advertised (plus slack for uploads
+/// that arrive meanwhile): at most 2 pages a round, the peer is penalised each time
+/// (`past-advertised-range`) and banned after two rounds; the honest peer's gossip still
+/// arrives and `/healthz` answers within 1 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_catch_up_round_ends_within_its_budget() {
+    let factory = UploadFactory::new();
+    let honest = honest_node(&factory, vec![]).await;
+    let target = Arc::new(Target::start(
+        &[factory_key(&factory)],
+        &format!(
+            "sync_interval_seconds = 1\nbootstrap_peers = [\"{}\"]",
+            honest.tcp_addr()
+        ),
+    ));
+    let (stop_watch, watch) = watch_healthz(target.clone());
+    let today = SystemClock.now().day();
+    let mut swarm = attacker::swarm(&Speaks::default());
+    swarm.dial(target.p2p.clone()).unwrap();
+    let (mut rounds, mut pages, mut fetches, mut worst_round) = (0usize, 0usize, 0usize, 0usize);
+    let mut this_round = 0usize;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    attacker::drive_until(&mut swarm, deadline, |swarm, event| {
+        if let SwarmEvent::Behaviour(AttackBehaviourEvent::Sync(
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            },
+        )) = event
+        {
+            let response = match request {
+                SyncRequest::Digests { from, to } => {
+                    rounds += 1;
+                    this_round = 0;
+                    SyncResponse::Digests {
+                        from,
+                        to,
+                        days: vec![ephemera_node::federation::DayDigest {
+                            day: today,
+                            count: 5,
+                            xor: [7; 32],
+                        }],
+                    }
+                }
+                SyncRequest::Ids { day, after, limit } => {
+                    pages += 1;
+                    this_round += 1;
+                    worst_round = worst_round.max(this_round);
+                    SyncResponse::Ids {
+                        day,
+                        ids: ids_after(after, limit as usize),
+                        more: true,
+                    }
+                }
+                SyncRequest::Fetch { .. } => {
+                    fetches += 1;
+                    SyncResponse::Uploads {
+                        uploads: Vec::new(),
+                    }
+                }
+            };
+            let _ = swarm.behaviour_mut().sync.send_response(channel, response);
+        }
+        false
+    })
+    .await;
+    drop(swarm);
+    let penalised = target
+        .metric(
+            "ephemera_federation_peers_penalised_total",
+            "reason=\"past-advertised-range\"",
+        )
+        .await;
+    let banned = target
+        .metric("ephemera_federation_peers_banned_total", "")
+        .await;
+    // The honest peer still delivers by gossip.
+    let delivered = honest_gossip_arrives(&honest, &factory, &target).await;
+    let _ = stop_watch.send(());
+    let (worst_healthz, healthz_ok) = watch.await.unwrap();
+    println!(
+        "endless round: {rounds} rounds, {pages} id pages (at most {worst_round} in one round), \
+         {fetches} fetches in 8 s; penalised {penalised} times, banned {banned}; worst /healthz {worst_healthz:?}"
+    );
+    assert!(
+        rounds >= 1,
+        "the target never started a round with the attacker"
+    );
+    assert!(worst_round <= 2, "a round asked for {worst_round} pages");
+    assert!(penalised >= 1.0, "the endless round was not penalised");
+    assert!(banned >= 1.0, "the attacker was not banned");
+    assert!(pages <= 2 * rounds);
+    assert!(delivered, "the honest peer's gossip did not arrive");
     assert!(
         healthz_ok && worst_healthz <= HEALTHZ_LIMIT,
         "{worst_healthz:?}"

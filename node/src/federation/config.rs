@@ -86,6 +86,12 @@ pub struct FederationConfig {
     pub response_bytes_total: usize,
     /// How long an answer waits for budget before the request is refused. Default 5 s.
     pub response_budget_wait: Duration,
+    /// Most id pages one catch-up round asks a peer for, over all days. Default 1024 (about
+    /// a million ids at the default page size); a larger backlog takes several rounds.
+    pub sync_round_pages: usize,
+    /// Longest a catch-up round may run. Default 10 min; the next round goes on from what
+    /// is stored by then.
+    pub sync_round_timeout: Duration,
     /// Most inbound connections still in their handshake, in total. Default 64: a flood of
     /// stalled handshakes is refused before it exhausts file descriptors.
     pub max_pending_incoming: u32,
@@ -141,6 +147,8 @@ impl Default for FederationConfig {
             response_bytes_per_peer: 4 << 20,
             response_bytes_total: 32 << 20,
             response_budget_wait: Duration::from_secs(5),
+            sync_round_pages: 1024,
+            sync_round_timeout: Duration::from_secs(600),
             max_pending_incoming: 64,
             max_connections_per_ip: 8,
             max_connections_per_subnet: 32,
@@ -282,10 +290,13 @@ impl FederationConfig {
         if !(1..=365).contains(&retention) {
             return Err(ConfigError::BadRetention { got: retention });
         }
-        if self.sync_page_size == 0 || self.sync_fetch_batch == 0 {
+        if self.sync_page_size == 0 || self.sync_fetch_batch == 0 || self.sync_round_pages == 0 {
             return Err(ConfigError::ZeroSyncSize);
         }
-        if self.sync_interval.is_zero() || self.redial_interval.is_zero() {
+        if self.sync_interval.is_zero()
+            || self.redial_interval.is_zero()
+            || self.sync_round_timeout.is_zero()
+        {
             return Err(ConfigError::ZeroInterval);
         }
         if self.response_bytes_per_peer < MIN_PEER_RESPONSE_BYTES

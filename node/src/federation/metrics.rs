@@ -9,7 +9,7 @@
 //! | `ephemera_federation_gossip_total` | counter | `verdict` = `accepted` / `rejected` / `ignored`, `reason` |
 //! | `ephemera_federation_published_total` | counter | `result` = `ok` / `no-peers` / `duplicate` / `error` |
 //! | `ephemera_federation_sync_requests_total` | counter | `direction` = `inbound` / `outbound`, `kind` |
-//! | `ephemera_federation_sync_rounds_total` | counter | `result` = `ok` / `failed` / `store-error` |
+//! | `ephemera_federation_sync_rounds_total` | counter | `result` = `ok` / `failed` / `store-error` / `budget` |
 //! | `ephemera_federation_sync_fetched_total` | counter | `verdict`, `reason` (uploads received by catch-up) |
 //! | `ephemera_federation_sync_lag_days` | gauge | days that differed from the peer at the last round |
 //! | `ephemera_federation_sync_lag_uploads` | gauge | uploads missing here at the last round |

@@ -39,8 +39,11 @@ impl EventLoop {
         }
         let shared = self.shared.clone();
         let tx = self.internal_tx.clone();
+        let budget = self.config.sync_round_timeout;
         metrics::spawn(async move {
-            let result = session::run(peer, shared, tx.clone()).await;
+            let result = tokio::time::timeout(budget, session::run(peer, shared, tx.clone()))
+                .await
+                .unwrap_or(Err(SyncFailure::Budget("time")));
             let _ = tx.send(Internal::SessionDone { peer, result });
         });
     }
@@ -66,6 +69,10 @@ impl EventLoop {
                 metrics::sync_round("store-error");
                 metrics::store_error("catch-up");
                 tracing::warn!(%peer, error = %e, "sync round stopped: this node's store failed");
+            }
+            Err(SyncFailure::Budget(what)) => {
+                metrics::sync_round("budget");
+                tracing::info!(%peer, budget = what, "sync round stopped at its budget");
             }
             Err(e) => {
                 metrics::sync_round(e.label());

@@ -92,6 +92,7 @@ pub(crate) fn spawn(
         config.page_size(),
         config.fetch_batch(),
         config.republish_synced,
+        config.sync_round_pages,
     ));
     let peer_id = *swarm.local_peer_id();
     tracing::info!(%peer_id, topic = %topic, "federation starting");

@@ -123,6 +123,14 @@ config_keys! {
         response_bytes_total: u64 = 32 << 20, range(4 << 20, 1 << 32);
         /// Most bytes of catch-up answers built for one peer and not yet read.
         response_bytes_per_peer: u64 = 4 << 20, range(1_114_112, 1 << 30);
+        /// Find peers beyond the configured ones with Kademlia. An authority that federates
+        /// with known authorities only should turn this off (OPERATIONS.md, "Hostile peers").
+        discovery: bool = true;
+        /// Dial addresses learned from peers even in loopback, private or link-local ranges
+        /// (configured peers are always dialled). For a federation on one LAN.
+        dial_private_addresses: bool = false;
+        /// Dials to addresses learned from peers, per minute.
+        dials_per_minute: u32 = 30, range(1, 100_000);
     }
 
     /// Signed batches and GAEN export files.

@@ -139,7 +139,8 @@ impl Target {
             .filter(|l| !l.starts_with('#'))
             .filter(|l| l.split(['{', ' ']).next().is_some_and(|n| n == name) && l.contains(labels))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+            .sum::<f64>()
+            + 0.0 // an empty sum is -0.0
     }
 }
 
@@ -913,4 +914,171 @@ async fn an_endless_catch_up_round_ends_within_its_budget() {
         healthz_ok && worst_healthz <= HEALTHZ_LIMIT,
         "{worst_healthz:?}"
     );
+}
+
+/// A plain TCP listener on 127.0.0.1 that counts the connections it accepts: the address
+/// the attacker wants the node to dial.
+async fn trap() -> (Multiaddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap(), hits)
+}
+
+/// Runs a Kademlia peer that listens on 127.0.0.1 and hands out 20 made-up peers at `trap`
+/// (and announces `trap` as its own address) to whoever asks, for `duration`. Returns its
+/// address once listening, through `ready`.
+async fn poisoner(
+    trap: Multiaddr,
+    ready: tokio::sync::oneshot::Sender<Multiaddr>,
+    duration: Duration,
+) {
+    let mut swarm = attacker::swarm(&Speaks {
+        kad: true,
+        announce: Some(vec![trap.clone()]),
+        no_dials: true,
+        ..Speaks::default()
+    });
+    attacker::announce(&mut swarm, std::slice::from_ref(&trap));
+    for _ in 0..20 {
+        let fake = PeerId::random();
+        swarm
+            .behaviour_mut()
+            .kad
+            .as_mut()
+            .unwrap()
+            .add_address(&fake, trap.clone());
+    }
+    swarm
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    let peer = *swarm.local_peer_id();
+    let mut ready = Some(ready);
+    let deadline = tokio::time::Instant::now() + duration;
+    attacker::drive_until(&mut swarm, deadline, |_, event| {
+        if let SwarmEvent::NewListenAddr { address, .. } = event
+            && let Some(ready) = ready.take()
+        {
+            let _ = ready.send(address.with(libp2p::multiaddr::Protocol::P2p(peer)));
+        }
+        false
+    })
+    .await;
+}
+
+/// Attack 5 (dialing for strangers): a peer the node knows (a bootstrap peer turned
+/// hostile) answers its Kademlia queries with 20 made-up peers at an address of the
+/// attacker's choice, and announces that address by identify. Before #32 the node dialled
+/// it without limit (175 connections in 40 s). Now, with the defaults, no dial goes to it:
+/// it is a loopback address, and learned addresses must be public (the refusals are
+/// counted, which shows the attack ran); and where private addresses are allowed (a LAN
+/// federation), dials to learned addresses stay within `dials_per_minute`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learned_addresses_are_dialled_only_as_policy_allows() {
+    let factory = UploadFactory::new();
+    let mut figures = Vec::new();
+    for (private, budget) in [(false, 30u32), (true, 3)] {
+        let (trap_addr, hits) = trap().await;
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        tokio::spawn(poisoner(trap_addr, ready_tx, Duration::from_secs(12)));
+        let poisoner_addr = ready.await.unwrap();
+        let target = Arc::new(Target::start(
+            &[factory_key(&factory)],
+            &format!(
+                "bootstrap_peers = [\"{poisoner_addr}\"]\ndial_private_addresses = {private}\n\
+                 dials_per_minute = {budget}"
+            ),
+        ));
+        let (stop_watch, watch) = watch_healthz(target.clone());
+        let refused = |reason: &'static str| {
+            let target = target.clone();
+            async move {
+                target
+                    .metric(
+                        "ephemera_federation_dials_refused_total",
+                        &format!("reason=\"{reason}\""),
+                    )
+                    .await
+            }
+        };
+        let attacked = eventually(Duration::from_secs(10), || async {
+            refused("filtered-address").await + refused("dial-budget").await >= 1.0
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let dials = hits.load(std::sync::atomic::Ordering::SeqCst);
+        let (filtered, over_budget) = (
+            refused("filtered-address").await,
+            refused("dial-budget").await,
+        );
+        let _ = stop_watch.send(());
+        let (worst_healthz, healthz_ok) = watch.await.unwrap();
+        figures.push(format!(
+            "private {private}, budget {budget}/min: {dials} dials to the trap, {filtered} refused as filtered, \
+             {over_budget} over budget, worst /healthz {worst_healthz:?}"
+        ));
+        assert!(
+            attacked,
+            "the node never tried a poisoned address: the attack did not run"
+        );
+        if private {
+            assert!(
+                dials as u32 <= budget,
+                "{dials} dials over a budget of {budget}"
+            );
+            assert!(over_budget >= 1.0, "the budget was never reached");
+        } else {
+            assert_eq!(dials, 0, "the node dialled a filtered address");
+        }
+        assert!(
+            healthz_ok && worst_healthz <= HEALTHZ_LIMIT,
+            "{worst_healthz:?}"
+        );
+    }
+    println!("dial policy: {}", figures.join("; "));
+}
+
+/// Discovery off: the node runs Kademlia not at all and federates with its configured peers
+/// only. The same poisoning peer, configured as a bootstrap peer, gets no query and steers
+/// no dial (not even a refused one), while the honest bootstrap peer's gossip arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_off_federates_with_configured_peers_only() {
+    let factory = UploadFactory::new();
+    let honest = honest_node(&factory, vec![]).await;
+    let (trap_addr, hits) = trap().await;
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    tokio::spawn(poisoner(trap_addr, ready_tx, Duration::from_secs(10)));
+    let poisoner_addr = ready.await.unwrap();
+    let target = Target::start(
+        &[factory_key(&factory)],
+        &format!(
+            "discovery = false
+dial_private_addresses = true
+bootstrap_peers = [\"{poisoner_addr}\", \"{}\"]",
+            honest.tcp_addr()
+        ),
+    );
+    assert!(
+        connected(&honest, target.peer, Duration::from_secs(10)).await,
+        "the target did not dial its bootstrap peer"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let delivered = honest_gossip_arrives(&honest, &factory, &target).await;
+    let refused = target
+        .metric("ephemera_federation_dials_refused_total", "")
+        .await;
+    let dials = hits.load(std::sync::atomic::Ordering::SeqCst);
+    println!(
+        "discovery off: {dials} dials to the trap, {refused} refused dials; honest gossip delivered: {delivered}"
+    );
+    assert_eq!(dials, 0, "a learned address was dialled with discovery off");
+    assert_eq!(refused, 0.0, "discovery off still tried learned addresses");
+    assert!(delivered, "the configured peer's gossip did not arrive");
 }

@@ -30,6 +30,16 @@ pub struct FederationConfig {
     /// bootstrap peers (whose ids count too): they get reserved connection slots and their
     /// own catch-up response budget, so strangers cannot crowd them out.
     pub reserved_peers: Vec<libp2p::PeerId>,
+    /// Find peers beyond the configured ones with Kademlia (and identify's addresses).
+    /// Default true. Off: federation with configured peers only (bootstrap and reserved
+    /// peers, and peers that dial in); `node/docs/OPERATIONS.md` says which to choose.
+    pub discovery: bool,
+    /// Dial addresses learned from peers (Kademlia, identify, mDNS) even in loopback,
+    /// private, link-local and other non-public ranges. Default false; configured peers'
+    /// addresses are always dialled. For a federation on one LAN, and tests on loopback.
+    pub dial_private_addrs: bool,
+    /// Dials to learned addresses allowed per minute (a token bucket). Default 30.
+    pub dials_per_minute: u32,
     /// Discover peers on the local network with mDNS. Off by default: it sends multicast off
     /// the machine. Never enable it in tests.
     pub mdns: bool,
@@ -128,6 +138,9 @@ impl Default for FederationConfig {
             ],
             bootstrap_peers: Vec::new(),
             reserved_peers: Vec::new(),
+            discovery: true,
+            dial_private_addrs: false,
+            dials_per_minute: 30,
             mdns: false,
             region: None,
             trusted_authorities: TrustedAuthorities::new(),
@@ -308,6 +321,7 @@ impl FederationConfig {
         }
         if self.max_connections == 0
             || self.max_pending_incoming == 0
+            || self.dials_per_minute == 0
             || self.max_connections_per_ip == 0
             || self.max_connections_per_subnet == 0
             || self.stranger_idle_timeout.is_zero()

@@ -17,6 +17,7 @@
 //! | `ephemera_federation_sync_response_bytes_in_flight` | gauge | catch-up answers built for unconfigured peers and not yet written |
 //! | `ephemera_federation_sync_response_bytes_peak` | gauge | the most of those at once since start |
 //! | `ephemera_federation_peers_banned_total` | counter | |
+//! | `ephemera_federation_dials_refused_total` | counter | `reason` = `filtered-address` / `dial-budget` |
 //! | `ephemera_federation_peers_penalised_total` | counter | `reason` (a catch-up fault, `timeout`, `malformed-response`, `malformed-request`, ...) |
 //! | `ephemera_federation_peers_evicted_total` | counter | `reason` = `idle` (a stranger that gave nothing new while slots were scarce) |
 //! | `ephemera_federation_store_errors_total` | counter | `path` = `gossip` / `catch-up` / `serve` (this node's store failed) |
@@ -172,6 +173,13 @@ pub(crate) fn evicted(reason: &'static str) {
 pub(crate) fn penalised(reason: &'static str) {
     record(|| {
         metrics::counter!("ephemera_federation_peers_penalised_total", "reason" => reason)
+            .increment(1);
+    });
+}
+
+pub(crate) fn dial_refused(reason: &'static str) {
+    record(|| {
+        metrics::counter!("ephemera_federation_dials_refused_total", "reason" => reason)
             .increment(1);
     });
 }

@@ -72,6 +72,7 @@ mod admission;
 mod behaviour;
 mod budget;
 mod config;
+mod dial;
 mod event_loop;
 mod handle;
 mod identity;

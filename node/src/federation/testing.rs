@@ -227,6 +227,8 @@ impl LocalNode {
         bootstrap: Vec<Multiaddr>,
     ) -> Result<LocalNode, FederationError> {
         config.mdns = false;
+        // A local cluster lives on 127.0.0.1: its nodes find each other there.
+        config.dial_private_addrs = true;
         // Every node of a local cluster shares 127.0.0.1: no per-address cap among them.
         config.max_connections_per_ip = config.max_connections as usize * 2;
         config.max_connections_per_subnet = config.max_connections as usize * 2;

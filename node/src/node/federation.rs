@@ -128,6 +128,9 @@ impl Node {
         federation.stranger_idle_timeout = Duration::from_secs(f.stranger_idle_seconds);
         federation.response_bytes_total = f.response_bytes_total as usize;
         federation.response_bytes_per_peer = f.response_bytes_per_peer as usize;
+        federation.discovery = f.discovery;
+        federation.dial_private_addrs = f.dial_private_addresses;
+        federation.dials_per_minute = f.dials_per_minute;
         federation.metrics = Some(MetricsSink(Arc::new(NodeRecorder(Arc::downgrade(
             &self.inner,
         )))));

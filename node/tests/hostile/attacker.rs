@@ -14,8 +14,8 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    StreamProtocol, Swarm, gossipsub, identify, identity::Keypair, kad, noise, request_response,
-    tcp, yamux,
+    StreamProtocol, Swarm, connection_limits, gossipsub, identify, identity::Keypair, kad, noise,
+    request_response, tcp, yamux,
 };
 use ring::digest;
 
@@ -111,6 +111,9 @@ impl request_response::Codec for AttackCodec {
 /// Every protocol the attacker may speak.
 #[derive(NetworkBehaviour)]
 pub(crate) struct AttackBehaviour {
+    /// Refuses every outbound dial when `Speaks::no_dials` (a poisoner must not dial its
+    /// own made-up peers: only the node's dials count).
+    pub(crate) no_dials: Toggle<connection_limits::Behaviour>,
     pub(crate) sync: request_response::Behaviour<AttackCodec>,
     pub(crate) gossipsub: Toggle<gossipsub::Behaviour>,
     pub(crate) identify: Toggle<identify::Behaviour>,
@@ -128,6 +131,8 @@ pub(crate) struct Speaks {
     pub(crate) announce: Option<Vec<Multiaddr>>,
     /// Run Kademlia in server mode (answers the node's queries from its routing table).
     pub(crate) kad: bool,
+    /// Dial nothing (peers dial it).
+    pub(crate) no_dials: bool,
 }
 
 /// The uploads topic of a node without a region.
@@ -189,7 +194,14 @@ pub(crate) fn swarm(speaks: &Speaks) -> Swarm<AttackBehaviour> {
                 kad.set_mode(Some(kad::Mode::Server));
                 kad
             });
+            let no_dials = speaks.no_dials.then(|| {
+                connection_limits::Behaviour::new(
+                    connection_limits::ConnectionLimits::default()
+                        .with_max_pending_outgoing(Some(0)),
+                )
+            });
             AttackBehaviour {
+                no_dials: Toggle::from(no_dials),
                 sync,
                 gossipsub: Toggle::from(gossipsub),
                 identify: Toggle::from(identify),

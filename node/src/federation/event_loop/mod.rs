@@ -37,6 +37,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::behaviour::{FederationBehaviour, FederationBehaviourEvent, build_swarm};
 use super::budget::ResponseBudget;
 use super::config::{FederationConfig, peer_id_of};
+use super::dial::{DialPolicy, SharedPolicy};
 use super::handle::{Command, FederationHandle, FederationStatus};
 use super::identity::NodeIdentity;
 use super::metrics;
@@ -63,7 +64,13 @@ pub(crate) fn spawn(
 ) -> Result<(FederationHandle, JoinHandle<()>), FederationError> {
     config.validate()?;
     let topic = gossipsub::IdentTopic::new(config.topic());
-    let mut swarm = build_swarm(&identity, &config, &topic)?;
+    let policy: SharedPolicy = Arc::new(std::sync::Mutex::new(DialPolicy::new(
+        config.dial_private_addrs,
+        &config.bootstrap_peers,
+        config.dials_per_minute,
+        std::time::Instant::now(),
+    )));
+    let mut swarm = build_swarm(&identity, &config, &topic, policy.clone())?;
 
     let mut listeners = HashMap::new();
     for addr in &config.listen_addrs {
@@ -75,7 +82,9 @@ pub(crate) fn spawn(
     let mut bootstrap = Vec::new();
     for addr in &config.bootstrap_peers {
         if let Some(peer) = peer_id_of(addr) {
-            swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            if let Some(kad) = swarm.behaviour_mut().kad.as_mut() {
+                kad.add_address(&peer, addr.clone());
+            }
             bootstrap.push((peer, addr.clone()));
         }
     }
@@ -113,6 +122,7 @@ pub(crate) fn spawn(
         bootstrap,
         verify_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_VERIFICATIONS)),
         configured: config.configured_peers(),
+        policy,
         last_useful: HashMap::new(),
         budget: ResponseBudget::new(
             config.response_bytes_total,
@@ -150,6 +160,8 @@ struct EventLoop {
     app_scores: HashMap<PeerId, scoring::Penalty>,
     bootstrap: Vec<(PeerId, Multiaddr)>,
     verify_slots: Arc<Semaphore>,
+    /// What may be dialled (shared with the transport).
+    policy: SharedPolicy,
     /// Bootstrap and reserved peers (see `FederationConfig::reserved_peers`).
     configured: HashSet<PeerId>,
     /// When each connected peer last gave this node something new (or connected).
@@ -196,6 +208,11 @@ impl EventLoop {
                 self.answer_addr_waiters();
             }
             Command::Dial(addr, reply) => {
+                // Dialled on purpose: allowed whatever its range.
+                self.policy
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .allow(&addr);
                 let result = self
                     .swarm
                     .dial(addr)

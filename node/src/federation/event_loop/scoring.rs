@@ -25,8 +25,11 @@ use crate::federation::metrics;
 /// 10): one fault costs as much as one invalid gossip message.
 pub(super) const SYNC_FAULT_PENALTY: f64 = -5.0;
 /// Penalty for a request that timed out: the peer kept a stream and this node waiting.
-/// Small, since an honest peer under load can be slow.
-pub(super) const TIMEOUT_PENALTY: f64 = -1.0;
+/// Small (-0.5 after weight), since an honest peer under load can be slow, and any negative
+/// score takes a peer out of the gossip mesh: a long-connected quiet peer has about +1 from
+/// its time in the mesh, so one or two timeouts leave its gossip alone (see
+/// `node/src/federation/mod.rs` on why a negative score silences gossip).
+pub(super) const TIMEOUT_PENALTY: f64 = -0.05;
 /// A score this close to zero is forgotten.
 const FORGET_BELOW: f64 = 0.05;
 /// Most peers remembered with a penalty; past it the mildest are forgotten first.

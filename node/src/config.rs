@@ -138,6 +138,35 @@ config_keys! {
         /// every new connection).
         sync_interval_seconds: u64 = 60, range(1, 86_400),
             was = "federation_sync_interval_seconds";
+        /// Peers of other authorities that always get a connection slot and their own
+        /// catch-up budget, however many strangers connect, as multiaddrs ending in
+        /// `/p2p/<peer id>` ("/p2p/12D3Koo..." alone is enough). Bootstrap peers count too.
+        reserved_peers: Vec<libp2p::Multiaddr> = Vec::new();
+        /// Most federation connections; reserved and bootstrap peers always get in.
+        max_connections: u32 = 128, range(1, 65_536);
+        /// Most connections of other peers from one IP address (several nodes on one host:
+        /// make them reserved peers, or raise this).
+        max_connections_per_ip: u32 = 8, range(1, 65_536);
+        /// Most connections of other peers from one /24 (IPv4) or /48 (IPv6) subnet.
+        max_connections_per_subnet: u32 = 32, range(1, 65_536);
+        /// Most inbound connections still in their handshake.
+        max_pending_connections: u32 = 64, range(1, 65_536);
+        /// While more than half the connections are taken, a peer that is not reserved and
+        /// gave this node nothing new for this many seconds is disconnected.
+        stranger_idle_seconds: u64 = 120, range(1, 86_400);
+        /// Most bytes of catch-up answers built for peers that are not reserved and not yet
+        /// read by them; past it, requests wait, then are refused.
+        response_bytes_total: u64 = 32 << 20, range(4 << 20, 1 << 32);
+        /// Most bytes of catch-up answers built for one peer and not yet read.
+        response_bytes_per_peer: u64 = 4 << 20, range(1_114_112, 1 << 30);
+        /// Find peers beyond the configured ones with Kademlia. An authority that federates
+        /// with known authorities only should turn this off (OPERATIONS.md, "Hostile peers").
+        discovery: bool = true;
+        /// Dial addresses learned from peers even in loopback, private or link-local ranges
+        /// (configured peers are always dialled). For a federation on one LAN.
+        dial_private_addresses: bool = false;
+        /// Dials to addresses learned from peers, per minute.
+        dials_per_minute: u32 = 30, range(1, 100_000);
     }
 
     /// Signed batches and GAEN export files.

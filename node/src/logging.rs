@@ -25,6 +25,9 @@ pub const DEPENDENCY_CAP: Level = Level::INFO;
 pub const LIBP2P_CAP: Level = Level::WARN;
 /// Targets (crate prefixes) held at [`LIBP2P_CAP`].
 const ADDRESS_NAMING_CRATES: &[&str] = &["libp2p", "multistream_select", "yamux", "quinn"];
+/// Targets held at `error`: libp2p's request-response warns once per refused inbound
+/// stream, so a hostile peer could fill the log at `warn` (the node counts refusals itself).
+const PEER_DRIVEN_WARNINGS: &[&str] = &["libp2p_request_response"];
 
 /// Whether a line from `metadata` may be written at all, before the operator's filter.
 pub fn passes_cap(metadata: &Metadata<'_>) -> bool {
@@ -32,7 +35,9 @@ pub fn passes_cap(metadata: &Metadata<'_>) -> bool {
     if is_own(target) {
         return true;
     }
-    let cap = if ADDRESS_NAMING_CRATES.iter().any(|c| target.starts_with(c)) {
+    let cap = if PEER_DRIVEN_WARNINGS.iter().any(|c| target.starts_with(c)) {
+        Level::ERROR
+    } else if ADDRESS_NAMING_CRATES.iter().any(|c| target.starts_with(c)) {
         LIBP2P_CAP
     } else {
         DEPENDENCY_CAP
@@ -113,6 +118,11 @@ mod tests {
         assert!(!passes_cap(&meta("libp2p_tcp", Level::INFO)));
         assert!(!passes_cap(&meta("quinn_proto::connection", Level::INFO)));
         assert!(passes_cap(&meta("libp2p_swarm", Level::WARN)));
+        assert!(!passes_cap(&meta(
+            "libp2p_request_response::handler",
+            Level::WARN
+        )));
+        assert!(passes_cap(&meta("libp2p_request_response", Level::ERROR)));
         assert!(passes_cap(&meta("rustls", Level::ERROR)));
         // A crate whose name merely starts like ours is a dependency.
         assert!(!passes_cap(&meta("ephemeral_cache", Level::DEBUG)));

@@ -35,6 +35,11 @@ impl Metrics {
         Metrics { recorder, handle }
     }
 
+    /// The recorder itself (federation records its metrics into it).
+    pub fn recorder(&self) -> &PrometheusRecorder {
+        &self.recorder
+    }
+
     fn counter(&self, name: &'static str, labels: Vec<Label>, n: u64) {
         self.recorder
             .register_counter(&Key::from_parts(name, labels), &METADATA)

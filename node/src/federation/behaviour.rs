@@ -18,17 +18,21 @@ use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
+use libp2p::Transport;
+use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
     StreamProtocol, Swarm, allow_block_list, connection_limits, gossipsub, identify, kad, mdns,
-    noise, request_response, tcp, yamux,
+    noise, quic, request_response, tcp, yamux,
 };
 use ring::digest;
 
 use super::FederationError;
+use super::admission::{AddressCaps, AddressLimits};
 use super::config::FederationConfig;
+use super::dial::{PolicyTransport, SharedPolicy};
 use super::identity::NodeIdentity;
 use super::sync::{SYNC_PROTOCOL, SyncCodec};
 
@@ -90,14 +94,17 @@ pub(crate) fn score_params(topic: &gossipsub::TopicHash) -> gossipsub::PeerScore
 pub(crate) struct FederationBehaviour {
     /// Banned peers (forgers, and partitions made on purpose).
     pub(crate) block_list: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
-    /// Caps on connections.
+    /// Caps on connections: in total, per peer, and handshakes in progress; configured
+    /// peers bypass them (their reserved slots).
     pub(crate) limits: connection_limits::Behaviour,
+    /// Caps on strangers' connections per IP address and subnet.
+    pub(crate) addresses: AddressLimits,
     /// Uploads, as anonymous gossip.
     pub(crate) gossipsub: gossipsub::Behaviour,
     /// Catch-up.
     pub(crate) sync: request_response::Behaviour<SyncCodec>,
-    /// Peer discovery beyond the bootstrap list.
-    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Peer discovery beyond the bootstrap list; off when `discovery` is off.
+    pub(crate) kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     /// Listen addresses and protocols of peers.
     pub(crate) identify: identify::Behaviour,
     /// Local-network discovery; off unless configured.
@@ -134,21 +141,25 @@ impl FederationBehaviour {
             [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
             request_response::Config::default()
                 .with_request_timeout(config.request_timeout)
-                .with_max_concurrent_streams(32),
+                .with_max_concurrent_streams(config.max_inbound_streams),
         );
 
-        let mut kad = kad::Behaviour::with_config(
-            peer_id,
-            kad::store::MemoryStore::new(peer_id),
-            kad::Config::new(KAD_PROTOCOL),
-        );
-        // Federation nodes are servers: answer DHT queries even without a confirmed
-        // external address (on loopback there is none).
-        kad.set_mode(Some(kad::Mode::Server));
+        let kad = config.discovery.then(|| {
+            let mut kad = kad::Behaviour::with_config(
+                peer_id,
+                kad::store::MemoryStore::new(peer_id),
+                kad::Config::new(KAD_PROTOCOL),
+            );
+            // Federation nodes are servers: answer DHT queries even without a confirmed
+            // external address (on loopback there is none).
+            kad.set_mode(Some(kad::Mode::Server));
+            kad
+        });
 
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
-                .with_agent_version(format!("ephemera-node/{}", env!("CARGO_PKG_VERSION"))),
+                // No exact version: it would tell an attacker which known bugs to try.
+                .with_agent_version("ephemera-node".to_owned()),
         );
 
         let mdns = if config.mdns {
@@ -160,43 +171,66 @@ impl FederationBehaviour {
             None
         };
 
-        let limits = connection_limits::Behaviour::new(
+        let mut limits = connection_limits::Behaviour::new(
             connection_limits::ConnectionLimits::default()
                 .with_max_established(Some(config.max_connections))
-                .with_max_established_per_peer(Some(2)),
+                .with_max_established_per_peer(Some(2))
+                .with_max_pending_incoming(Some(config.max_pending_incoming)),
+        );
+        let configured = config.configured_peers();
+        for peer in &configured {
+            limits.bypass_peer_id(peer);
+        }
+        let addresses = AddressLimits::new(
+            AddressCaps {
+                per_ip: config.max_connections_per_ip,
+                per_subnet: config.max_connections_per_subnet,
+                pending_per_ip: (config.max_pending_incoming as usize / 4).max(1),
+            },
+            configured,
         );
 
         Ok(FederationBehaviour {
             block_list: allow_block_list::Behaviour::default(),
             limits,
+            addresses,
             gossipsub,
             sync,
-            kad,
+            kad: Toggle::from(kad),
             identify,
             mdns: Toggle::from(mdns),
         })
     }
 }
 
-/// The swarm: TCP (Noise, Yamux) and QUIC transports around [`FederationBehaviour`], with
-/// the configured idle-connection timeout. Nothing listens yet.
+/// The swarm: TCP (Noise, Yamux) and QUIC transports, behind [`PolicyTransport`] so that
+/// every dial obeys `policy`, around [`FederationBehaviour`], with the configured
+/// idle-connection timeout. Nothing listens yet.
 pub(crate) fn build_swarm(
     identity: &NodeIdentity,
     config: &FederationConfig,
     topic: &gossipsub::IdentTopic,
+    policy: SharedPolicy,
 ) -> Result<Swarm<FederationBehaviour>, FederationError> {
+    let transport_error = |e: &dyn std::fmt::Display| FederationError::Transport(e.to_string());
     Ok(
         libp2p::SwarmBuilder::with_existing_identity(identity.keypair().clone())
             .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .map_err(|e| FederationError::Transport(e.to_string()))?
-            .with_quic()
+            .with_other_transport(|key| -> Result<_, BuildError> {
+                // What `with_tcp` and `with_quic` build, in one transport.
+                let tcp = tcp::tokio::Transport::new(tcp::Config::default())
+                    .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default())
+                    .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+                let quic = quic::tokio::Transport::new(quic::Config::new(key))
+                    .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+                let both = tcp.or_transport(quic).map(|either, _| either.into_inner());
+                Ok(PolicyTransport::new(both, policy))
+            })
+            .map_err(|e| transport_error(&e))?
             .with_behaviour(|key| FederationBehaviour::new(key, config, topic))
-            .map_err(|e| FederationError::Transport(e.to_string()))?
+            .map_err(|e| transport_error(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_connection_timeout))
             .build(),
     )

@@ -26,6 +26,20 @@ pub struct FederationConfig {
     pub listen_addrs: Vec<Multiaddr>,
     /// Peers to dial at start and re-dial while disconnected; each ends in `/p2p/<peer id>`.
     pub bootstrap_peers: Vec<Multiaddr>,
+    /// Peers of other authorities this node federates with by agreement, besides the
+    /// bootstrap peers (whose ids count too): they get reserved connection slots and their
+    /// own catch-up response budget, so strangers cannot crowd them out.
+    pub reserved_peers: Vec<libp2p::PeerId>,
+    /// Find peers beyond the configured ones with Kademlia (and identify's addresses).
+    /// Default true. Off: federation with configured peers only (bootstrap and reserved
+    /// peers, and peers that dial in); `node/docs/OPERATIONS.md` says which to choose.
+    pub discovery: bool,
+    /// Dial addresses learned from peers (Kademlia, identify, mDNS) even in loopback,
+    /// private, link-local and other non-public ranges. Default false; configured peers'
+    /// addresses are always dialled. For a federation on one LAN, and tests on loopback.
+    pub dial_private_addrs: bool,
+    /// Dials to learned addresses allowed per minute (a token bucket). Default 30.
+    pub dials_per_minute: u32,
     /// Discover peers on the local network with mDNS. Off by default: it sends multicast off
     /// the machine. Never enable it in tests.
     pub mdns: bool,
@@ -34,7 +48,8 @@ pub struct FederationConfig {
     /// and `-`, at most 32 characters.
     pub region: Option<String>,
     /// Authority keys whose certificates this node accepts. Reports of any other authority
-    /// are neither stored nor forwarded, and their sender is penalised.
+    /// are neither stored nor forwarded; their sender is not penalised (its own trust set may
+    /// hold that authority: partial trust is not misbehaviour).
     pub trusted_authorities: TrustedAuthorities,
     /// Report rules, including the retention period (`retention_days`): nothing older is
     /// accepted, synced or served.
@@ -55,7 +70,9 @@ pub struct FederationConfig {
     /// timing link between a phone's request and the gossip it causes. Default zero (the
     /// node's batch schedule, not gossip, is what hides upload times from phones).
     pub publish_delay_max: Duration,
-    /// Most established connections. Default 128.
+    /// Most established connections. Default 128. Configured peers (bootstrap and reserved)
+    /// always get in: their connections are never refused for this cap, so strangers
+    /// filling every slot cannot shut them out.
     pub max_connections: u32,
     /// How long a peer whose score fell below the graylist threshold stays banned.
     /// Default 10 min.
@@ -64,7 +81,51 @@ pub struct FederationConfig {
     pub idle_connection_timeout: Duration,
     /// Time a catch-up request may take. Default 30 s.
     pub request_timeout: Duration,
+    /// Most catch-up streams open at once on one connection, inbound and outbound. Default 8
+    /// (a round uses one at a time).
+    pub max_inbound_streams: usize,
+    /// Most bytes of uploads in one `Fetch` answer this node builds (the requester asks
+    /// again for the rest). Default 1 MiB; at most the protocol's `MAX_UPLOAD_BYTES`.
+    pub max_fetch_response_bytes: usize,
+    /// Most bytes of catch-up answers built for one peer and not yet written. Default 4 MiB;
+    /// at least [`MIN_PEER_RESPONSE_BYTES`], so one upload of the largest size is always
+    /// servable.
+    pub response_bytes_per_peer: usize,
+    /// Most bytes of catch-up answers built for all peers and not yet written. Default
+    /// 32 MiB; at least `response_bytes_per_peer`.
+    pub response_bytes_total: usize,
+    /// How long an answer waits for budget before the request is refused. Default 5 s.
+    pub response_budget_wait: Duration,
+    /// Most id pages one catch-up round asks a peer for, over all days. Default 1024 (about
+    /// a million ids at the default page size); a larger backlog takes several rounds.
+    pub sync_round_pages: usize,
+    /// Longest a catch-up round may run. Default 10 min; the next round goes on from what
+    /// is stored by then.
+    pub sync_round_timeout: Duration,
+    /// Most inbound connections still in their handshake, in total. Default 64: a flood of
+    /// stalled handshakes is refused before it exhausts file descriptors.
+    pub max_pending_incoming: u32,
+    /// Most established connections of peers that are not configured from one IP address.
+    /// Default 8 (several nodes on one host: make them reserved peers, or raise this).
+    pub max_connections_per_ip: usize,
+    /// Most established connections of peers that are not configured from one subnet (/24
+    /// for IPv4, /48 for IPv6). Default 32.
+    pub max_connections_per_subnet: usize,
+    /// A peer that is not configured and gave this node nothing new (no upload stored from
+    /// its gossip or catch-up) for this long is disconnected while more than half the
+    /// connection slots are taken. Default 120 s.
+    pub stranger_idle_timeout: Duration,
+    /// Penalties (application score for catch-up faults, timeouts, malformed answers) halve
+    /// this often, and are forgotten once near zero. Default 5 min: two faults, enough for a
+    /// ban, have decayed below the ban threshold when a 10-minute ban ends.
+    pub penalty_half_life: Duration,
+    /// Where federation's metrics go: the node's own recorder. `None`: the global one.
+    pub metrics: Option<super::MetricsSink>,
 }
+
+/// The smallest per-peer response budget: one answer holding one upload of the largest
+/// size (a 1 MiB frame) and its framing.
+pub const MIN_PEER_RESPONSE_BYTES: usize = (1 << 20) + (64 << 10);
 
 impl Default for FederationConfig {
     fn default() -> Self {
@@ -76,6 +137,10 @@ impl Default for FederationConfig {
                     .expect("valid multiaddr"),
             ],
             bootstrap_peers: Vec::new(),
+            reserved_peers: Vec::new(),
+            discovery: true,
+            dial_private_addrs: false,
+            dials_per_minute: 30,
             mdns: false,
             region: None,
             trusted_authorities: TrustedAuthorities::new(),
@@ -90,6 +155,19 @@ impl Default for FederationConfig {
             ban_duration: Duration::from_secs(600),
             idle_connection_timeout: Duration::from_secs(3600),
             request_timeout: Duration::from_secs(30),
+            max_inbound_streams: 8,
+            max_fetch_response_bytes: 1 << 20,
+            response_bytes_per_peer: 4 << 20,
+            response_bytes_total: 32 << 20,
+            response_budget_wait: Duration::from_secs(5),
+            sync_round_pages: 1024,
+            sync_round_timeout: Duration::from_secs(600),
+            max_pending_incoming: 64,
+            max_connections_per_ip: 8,
+            max_connections_per_subnet: 32,
+            stranger_idle_timeout: Duration::from_secs(120),
+            penalty_half_life: Duration::from_secs(300),
+            metrics: None,
         }
     }
 }
@@ -122,6 +200,17 @@ pub enum ConfigError {
     /// A zero interval would spin.
     #[error("sync and redial intervals must be non-zero")]
     ZeroInterval,
+    /// Response budgets too small to serve one upload, or a total below the per-peer share,
+    /// or no stream per connection.
+    #[error(
+        "response budgets must be at least {MIN_PEER_RESPONSE_BYTES} bytes per peer, the total at least the per-peer budget, and streams per connection at least 1"
+    )]
+    BadResponseBudget,
+    /// A connection limit of zero.
+    #[error(
+        "connection limits, the stranger idle timeout and the penalty half-life must be non-zero"
+    )]
+    ZeroConnectionLimit,
 }
 
 impl FederationConfig {
@@ -149,6 +238,15 @@ impl FederationConfig {
         self
     }
 
+    /// The configured peers: bootstrap peers and reserved peers.
+    pub(crate) fn configured_peers(&self) -> std::collections::HashSet<libp2p::PeerId> {
+        self.bootstrap_peers
+            .iter()
+            .filter_map(peer_id_of)
+            .chain(self.reserved_peers.iter().copied())
+            .collect()
+    }
+
     /// The gossipsub topic: [`TOPIC_PREFIX`], then `/<region>` if one is set.
     pub fn topic(&self) -> String {
         match &self.region {
@@ -165,6 +263,13 @@ impl FederationConfig {
     /// Ids per catch-up page after clamping.
     pub(crate) fn page_size(&self) -> usize {
         self.sync_page_size.clamp(1, MAX_IDS_PER_PAGE)
+    }
+
+    /// Bytes of uploads in one `Fetch` answer after clamping.
+    pub(crate) fn fetch_response_bytes(&self) -> usize {
+        self.max_fetch_response_bytes
+            .clamp(1, super::sync::MAX_UPLOAD_BYTES)
+            .min(self.response_bytes_per_peer)
     }
 
     /// Uploads per catch-up fetch after clamping.
@@ -198,11 +303,31 @@ impl FederationConfig {
         if !(1..=365).contains(&retention) {
             return Err(ConfigError::BadRetention { got: retention });
         }
-        if self.sync_page_size == 0 || self.sync_fetch_batch == 0 {
+        if self.sync_page_size == 0 || self.sync_fetch_batch == 0 || self.sync_round_pages == 0 {
             return Err(ConfigError::ZeroSyncSize);
         }
-        if self.sync_interval.is_zero() || self.redial_interval.is_zero() {
+        if self.sync_interval.is_zero()
+            || self.redial_interval.is_zero()
+            || self.sync_round_timeout.is_zero()
+        {
             return Err(ConfigError::ZeroInterval);
+        }
+        if self.response_bytes_per_peer < MIN_PEER_RESPONSE_BYTES
+            || self.response_bytes_total < self.response_bytes_per_peer
+            || self.max_inbound_streams == 0
+            || self.max_fetch_response_bytes == 0
+        {
+            return Err(ConfigError::BadResponseBudget);
+        }
+        if self.max_connections == 0
+            || self.max_pending_incoming == 0
+            || self.dials_per_minute == 0
+            || self.max_connections_per_ip == 0
+            || self.max_connections_per_subnet == 0
+            || self.stranger_idle_timeout.is_zero()
+            || self.penalty_half_life.is_zero()
+        {
+            return Err(ConfigError::ZeroConnectionLimit);
         }
         Ok(())
     }
@@ -265,5 +390,33 @@ mod tests {
         assert_eq!(huge.page_size(), MAX_IDS_PER_PAGE);
         huge.sync_fetch_batch = 0;
         assert_eq!(huge.validate(), Err(ConfigError::ZeroSyncSize));
+        for bad in [
+            FederationConfig {
+                response_bytes_per_peer: MIN_PEER_RESPONSE_BYTES - 1,
+                ..FederationConfig::default()
+            },
+            FederationConfig {
+                response_bytes_total: (4 << 20) - 1,
+                ..FederationConfig::default()
+            },
+            FederationConfig {
+                max_inbound_streams: 0,
+                ..FederationConfig::default()
+            },
+        ] {
+            assert_eq!(bad.validate(), Err(ConfigError::BadResponseBudget));
+        }
+        let no_ip = FederationConfig {
+            max_connections_per_ip: 0,
+            ..FederationConfig::default()
+        };
+        assert_eq!(no_ip.validate(), Err(ConfigError::ZeroConnectionLimit));
+        // A page larger than a peer's budget is clamped to it.
+        let small = FederationConfig {
+            response_bytes_per_peer: MIN_PEER_RESPONSE_BYTES,
+            max_fetch_response_bytes: 8 << 20,
+            ..FederationConfig::default()
+        };
+        assert_eq!(small.fetch_response_bytes(), MIN_PEER_RESPONSE_BYTES);
     }
 }

@@ -26,6 +26,10 @@ pub struct FederationStatus {
     pub peer_scores: Vec<(PeerId, f64)>,
     /// Catch-up rounds currently running.
     pub sync_rounds_running: usize,
+    /// Bytes of catch-up answers built for peers and not yet written, now.
+    pub response_bytes_in_flight: usize,
+    /// The most bytes of catch-up answers ever in flight at once since start.
+    pub response_bytes_peak: usize,
 }
 
 impl FederationStatus {

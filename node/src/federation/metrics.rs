@@ -9,69 +9,177 @@
 //! | `ephemera_federation_gossip_total` | counter | `verdict` = `accepted` / `rejected` / `ignored`, `reason` |
 //! | `ephemera_federation_published_total` | counter | `result` = `ok` / `no-peers` / `duplicate` / `error` |
 //! | `ephemera_federation_sync_requests_total` | counter | `direction` = `inbound` / `outbound`, `kind` |
-//! | `ephemera_federation_sync_rounds_total` | counter | `result` = `ok` / `failed` / `store-error` |
+//! | `ephemera_federation_sync_rounds_total` | counter | `result` = `ok` / `failed` / `store-error` / `budget` |
 //! | `ephemera_federation_sync_fetched_total` | counter | `verdict`, `reason` (uploads received by catch-up) |
 //! | `ephemera_federation_sync_lag_days` | gauge | days that differed from the peer at the last round |
 //! | `ephemera_federation_sync_lag_uploads` | gauge | uploads missing here at the last round |
+//! | `ephemera_federation_sync_refused_total` | counter | `reason` = `budget` (a peer's catch-up request left unanswered) |
+//! | `ephemera_federation_sync_response_bytes_in_flight` | gauge | catch-up answers built for unconfigured peers and not yet written |
+//! | `ephemera_federation_sync_response_bytes_peak` | gauge | the most of those at once since start |
 //! | `ephemera_federation_peers_banned_total` | counter | |
+//! | `ephemera_federation_dials_refused_total` | counter | `reason` = `filtered-address` / `dial-budget` |
+//! | `ephemera_federation_peers_penalised_total` | counter | `reason` (a catch-up fault, `timeout`, `malformed-response`, `malformed-request`, ...) |
+//! | `ephemera_federation_peers_evicted_total` | counter | `reason` = `idle` (a stranger that gave nothing new while slots were scarce) |
 //! | `ephemera_federation_store_errors_total` | counter | `path` = `gossip` / `catch-up` / `serve` (this node's store failed) |
 //!
 //! No label ever holds a peer id, address, key or token.
+//!
+//! Where they go: a node owns its recorder (no global one, so several nodes share a
+//! process), and hands it to federation as [`MetricsSink`] in
+//! `FederationConfig::metrics`. The event loop and every task it spawns run inside
+//! [`scope`], and each metric is recorded into the sink of the task it happens in; without
+//! a sink, into the global recorder (if any).
+
+use std::future::Future;
+use std::sync::Arc;
 
 use super::validate::Verdict;
 
+/// The recorder federation's metrics go to.
+#[derive(Clone)]
+pub struct MetricsSink(pub Arc<dyn ::metrics::Recorder + Send + Sync>);
+
+impl std::fmt::Debug for MetricsSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsSink")
+    }
+}
+
+tokio::task_local! {
+    static SINK: Option<MetricsSink>;
+}
+
+/// Runs `future` with `sink` as the recorder of the metrics it records.
+pub(crate) async fn scope<F: Future>(sink: Option<MetricsSink>, future: F) -> F::Output {
+    SINK.scope(sink, future).await
+}
+
+/// Spawns `future` on the runtime inside the current task's sink.
+pub(crate) fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let sink = SINK.try_with(Clone::clone).ok().flatten();
+    tokio::spawn(scope(sink, future))
+}
+
+/// Records through the current task's sink, or the global recorder.
+fn record(f: impl FnOnce()) {
+    let sink = SINK.try_with(Clone::clone).ok().flatten();
+    match sink {
+        Some(MetricsSink(recorder)) => ::metrics::with_local_recorder(&*recorder, f),
+        None => f(),
+    }
+}
+
 pub(crate) fn peers_connected(count: usize) {
-    metrics::gauge!("ephemera_federation_peers_connected").set(count as f64);
+    record(|| {
+        metrics::gauge!("ephemera_federation_peers_connected").set(count as f64);
+    });
 }
 
 pub(crate) fn connection(event: &'static str) {
-    metrics::counter!("ephemera_federation_connections_total", "event" => event).increment(1);
+    record(|| {
+        metrics::counter!("ephemera_federation_connections_total", "event" => event).increment(1);
+    });
 }
 
 pub(crate) fn gossip(verdict: Verdict) {
-    metrics::counter!(
-        "ephemera_federation_gossip_total",
-        "verdict" => verdict.label(),
-        "reason" => verdict.reason()
-    )
-    .increment(1);
+    record(|| {
+        metrics::counter!(
+            "ephemera_federation_gossip_total",
+            "verdict" => verdict.label(),
+            "reason" => verdict.reason()
+        )
+        .increment(1);
+    });
 }
 
 pub(crate) fn published(result: &'static str) {
-    metrics::counter!("ephemera_federation_published_total", "result" => result).increment(1);
+    record(|| {
+        metrics::counter!("ephemera_federation_published_total", "result" => result).increment(1);
+    });
 }
 
 pub(crate) fn sync_request(direction: &'static str, kind: &'static str) {
-    metrics::counter!(
-        "ephemera_federation_sync_requests_total",
-        "direction" => direction,
-        "kind" => kind
-    )
-    .increment(1);
+    record(|| {
+        metrics::counter!(
+            "ephemera_federation_sync_requests_total",
+            "direction" => direction,
+            "kind" => kind
+        )
+        .increment(1);
+    });
 }
 
 pub(crate) fn sync_round(result: &'static str) {
-    metrics::counter!("ephemera_federation_sync_rounds_total", "result" => result).increment(1);
+    record(|| {
+        metrics::counter!("ephemera_federation_sync_rounds_total", "result" => result).increment(1);
+    });
 }
 
 pub(crate) fn sync_fetched(verdict: Verdict) {
-    metrics::counter!(
-        "ephemera_federation_sync_fetched_total",
-        "verdict" => verdict.label(),
-        "reason" => verdict.reason()
-    )
-    .increment(1);
+    record(|| {
+        metrics::counter!(
+            "ephemera_federation_sync_fetched_total",
+            "verdict" => verdict.label(),
+            "reason" => verdict.reason()
+        )
+        .increment(1);
+    });
 }
 
 pub(crate) fn sync_lag(days: usize, uploads: usize) {
-    metrics::gauge!("ephemera_federation_sync_lag_days").set(days as f64);
-    metrics::gauge!("ephemera_federation_sync_lag_uploads").set(uploads as f64);
+    record(|| {
+        metrics::gauge!("ephemera_federation_sync_lag_days").set(days as f64);
+        metrics::gauge!("ephemera_federation_sync_lag_uploads").set(uploads as f64);
+    });
 }
 
 pub(crate) fn banned() {
-    metrics::counter!("ephemera_federation_peers_banned_total").increment(1);
+    record(|| {
+        metrics::counter!("ephemera_federation_peers_banned_total").increment(1);
+    });
 }
 
 pub(crate) fn store_error(path: &'static str) {
-    metrics::counter!("ephemera_federation_store_errors_total", "path" => path).increment(1);
+    record(|| {
+        metrics::counter!("ephemera_federation_store_errors_total", "path" => path).increment(1);
+    });
+}
+
+pub(crate) fn sync_refused(reason: &'static str) {
+    record(|| {
+        metrics::counter!("ephemera_federation_sync_refused_total", "reason" => reason)
+            .increment(1);
+    });
+}
+
+pub(crate) fn response_bytes(in_flight: usize, peak: usize) {
+    record(|| {
+        metrics::gauge!("ephemera_federation_sync_response_bytes_in_flight").set(in_flight as f64);
+        metrics::gauge!("ephemera_federation_sync_response_bytes_peak").set(peak as f64);
+    });
+}
+
+pub(crate) fn evicted(reason: &'static str) {
+    record(|| {
+        metrics::counter!("ephemera_federation_peers_evicted_total", "reason" => reason)
+            .increment(1);
+    });
+}
+
+pub(crate) fn penalised(reason: &'static str) {
+    record(|| {
+        metrics::counter!("ephemera_federation_peers_penalised_total", "reason" => reason)
+            .increment(1);
+    });
+}
+
+pub(crate) fn dial_refused(reason: &'static str) {
+    record(|| {
+        metrics::counter!("ephemera_federation_dials_refused_total", "reason" => reason)
+            .increment(1);
+    });
 }

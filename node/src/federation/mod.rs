@@ -15,12 +15,33 @@
 //!   message is validated manually: decoded, re-verified against this node's trusted
 //!   authorities with the relayed expiry policy, deduplicated by [`UploadId`], stored, and
 //!   only then forwarded. Forgeries are rejected and cost the sender its peer score; a peer
-//!   below the graylist threshold is banned for [`FederationConfig::ban_duration`].
+//!   below the graylist threshold is banned for [`FederationConfig::ban_duration`]. A report
+//!   under an authority this node does not trust is ignored without penalty, on gossip and
+//!   catch-up alike: its relay may trust that authority.
 //! * **Catch-up**: the [`sync`] protocol reconciles per-day digests and id pages over the
 //!   retention window, with every range clamped.
 //! * **Discovery**: bootstrap peers from config (re-dialled while disconnected), Kademlia,
 //!   and mDNS only when [`FederationConfig::mdns`] is set (off by default: it sends
-//!   multicast off the machine).
+//!   multicast off the machine). Every dial passes the dial policy (`dial.rs`): addresses
+//!   learned from peers must be public unless [`FederationConfig::dial_private_addrs`], and
+//!   spend a per-minute budget; [`FederationConfig::discovery`] off runs no Kademlia.
+//! * **Hostile peers** (issue #32): answers to catch-up requests are deduplicated, paged
+//!   and held within an in-flight byte budget per peer and in total (`budget.rs`);
+//!   configured peers (bootstrap and [`FederationConfig::reserved_peers`]) bypass the
+//!   connection caps, strangers are capped per address and subnet and while handshaking
+//!   (`admission.rs`) and let go when idle while slots are scarce; a catch-up round stops
+//!   past the range its peer advertised, or at its page and time budget; penalties decay
+//!   (`event_loop/scoring.rs`).
+//!
+//! A negative gossipsub score silences gossip with that peer: the heartbeat prunes it from
+//! the mesh and refuses its grafts, received messages are forwarded to mesh peers only, and
+//! below the gossip threshold it gets no IHAVE either; catch-up (request-response) is not
+//! scored and still delivers. Scores outlive reconnections (gossipsub keeps them an hour)
+//! and only a restart clears them. That is the likely cause (read from the code, not
+//! reproduced) of gossip between two honest nodes stopping until a restart in the #32
+//! audit, while catch-up still delivered: a penalty on an honest peer (a relayed report of
+//! an authority this node does not trust, or a catch-up penalty, which never decayed).
+//! Penalties now hit only what no honest node sends, small ones stay small, and all decay.
 //!
 //! What a received upload costs its sender (gossipsub acceptance, peer penalty) is decided in
 //! one place, `validate::judge`. A failure of the node's store is never read as "not held":
@@ -66,8 +87,11 @@
 //!
 //! [`UploadId`]: ephemera_proto::upload::UploadId
 
+mod admission;
 mod behaviour;
+mod budget;
 mod config;
+mod dial;
 mod event_loop;
 mod handle;
 mod identity;
@@ -88,9 +112,10 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 pub use behaviour::{IDENTIFY_PROTOCOL, KAD_PROTOCOL};
-pub use config::{ConfigError, FederationConfig, TOPIC_PREFIX};
+pub use config::{ConfigError, FederationConfig, MIN_PEER_RESPONSE_BYTES, TOPIC_PREFIX};
 pub use handle::{FederationHandle, FederationStatus};
 pub use identity::{IdentityError, NodeIdentity};
+pub use metrics::MetricsSink;
 pub use store::{
     DayDigest, FederationStore, MemoryFederationStore, StoreError, StoreOutcome, sync_day,
 };

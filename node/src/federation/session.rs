@@ -16,7 +16,7 @@ use super::metrics;
 use super::shared::{Internal, SessionReport, Shared, SyncFailure};
 use super::store::{DayDigest, StoreError};
 use super::sync::{SyncRequest, SyncResponse, ids_page_is_valid, window};
-use super::validate::{Route, Verdict, judge, store_verdict};
+use super::validate::{Verdict, judge, store_verdict};
 
 /// Most digest requests in one round (each covers up to `MAX_DIGEST_DAYS` days).
 const MAX_DIGEST_REQUESTS: usize = 16;
@@ -103,7 +103,8 @@ impl Session {
             .collect();
         self.report.days_differing = differing.len();
         for day in differing {
-            self.reconcile_day(day).await?;
+            let advertised = theirs.get(&day).map_or(0, |d| u64::from(d.count));
+            self.reconcile_day(day, advertised).await?;
         }
         Ok(())
     }
@@ -148,10 +149,23 @@ impl Session {
         Ok(theirs)
     }
 
-    async fn reconcile_day(&mut self, day: DayNumber) -> Result<(), SyncFailure> {
+    /// Lists `day`'s ids at the peer page by page and fetches those missing here. The peer
+    /// advertised `advertised` uploads for the day in its digest: listing more than that
+    /// (with slack for uploads that arrive during the round) keeps a round going past the
+    /// peer's own range, which no honest node does, and is penalised. Every page counts
+    /// against the round's page budget.
+    async fn reconcile_day(&mut self, day: DayNumber, advertised: u64) -> Result<(), SyncFailure> {
         let page = self.shared.page_size;
+        let allowed = advertised
+            .saturating_add(advertised / 4)
+            .saturating_add(page as u64);
+        let mut listed = 0u64;
         let mut after = None;
         loop {
+            if self.report.pages >= self.shared.round_pages {
+                return Err(SyncFailure::Budget("pages"));
+            }
+            self.report.pages += 1;
             let response = self
                 .request(SyncRequest::Ids {
                     day,
@@ -169,6 +183,10 @@ impl Session {
             };
             if got_day != day || !ids_page_is_valid(&ids, after, page) {
                 return Err(self.misbehaved("bad-ids-page"));
+            }
+            listed = listed.saturating_add(ids.len() as u64);
+            if listed > allowed || (more && listed >= allowed) {
+                return Err(self.misbehaved("past-advertised-range"));
             }
             let store = self.shared.store.clone();
             let page_ids = ids.clone();
@@ -245,7 +263,7 @@ impl Session {
             let mut store_failed = false;
             for (id, verdict, republish) in results {
                 metrics::sync_fetched(verdict);
-                let judgement = judge(Route::CatchUp, verdict);
+                let judgement = judge(verdict);
                 if let Some(id) = id {
                     progress |= wanted.remove(&id);
                     if judgement.refuse {

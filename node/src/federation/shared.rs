@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 
 use super::Clock;
 use super::store::{FederationStore, StoreError};
-use super::sync::{SyncRequest, SyncResponse};
+use super::sync::{SyncReply, SyncRequest, SyncResponse};
 use super::validate::{Verdict, Verifier};
 
 /// Most ids remembered in [`Shared::refused`].
@@ -28,6 +28,8 @@ pub(crate) struct Shared {
     pub(crate) page_size: usize,
     pub(crate) fetch_batch: usize,
     pub(crate) republish_synced: bool,
+    /// Most id pages one catch-up round asks for.
+    pub(crate) round_pages: usize,
     /// Ids fetched by catch-up and not stored (too old here, certificate already used,
     /// invalid), so later rounds do not fetch them again. Cleared when full.
     refused: Mutex<HashSet<UploadId>>,
@@ -41,6 +43,7 @@ impl Shared {
         page_size: usize,
         fetch_batch: usize,
         republish_synced: bool,
+        round_pages: usize,
     ) -> Self {
         Shared {
             store,
@@ -49,6 +52,7 @@ impl Shared {
             page_size,
             fetch_batch,
             republish_synced,
+            round_pages,
             refused: Mutex::new(HashSet::new()),
         }
     }
@@ -85,8 +89,8 @@ pub(crate) enum Internal {
     },
     /// The answer to a peer's catch-up request is ready.
     Respond {
-        channel: request_response::ResponseChannel<SyncResponse>,
-        response: SyncResponse,
+        channel: request_response::ResponseChannel<SyncReply>,
+        response: SyncReply,
     },
     /// A catch-up round ended.
     SessionDone {
@@ -115,6 +119,11 @@ pub(crate) enum SyncFailure {
     /// taken as missing here.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The round used up its budget (`"pages"` or `"time"`) and stopped; the next round
+    /// goes on from what is stored by then. Not the peer's fault by itself: a long backlog
+    /// can need several rounds.
+    #[error("round budget used up: {0}")]
+    Budget(&'static str),
     /// The event loop is gone.
     #[error("federation stopped")]
     Stopped,
@@ -125,6 +134,7 @@ impl SyncFailure {
     pub(crate) fn label(&self) -> &'static str {
         match self {
             SyncFailure::Store(_) => "store-error",
+            SyncFailure::Budget(_) => "budget",
             _ => "failed",
         }
     }
@@ -139,4 +149,6 @@ pub(crate) struct SessionReport {
     pub(crate) missing: usize,
     /// Uploads fetched, verified and newly stored.
     pub(crate) stored: usize,
+    /// Id pages asked for.
+    pub(crate) pages: usize,
 }

@@ -14,7 +14,16 @@
 //! restart or a partition each side pulls what it missed and the two converge. The
 //! responder clamps every range: never a day outside the retention window, never more than
 //! [`MAX_DIGEST_DAYS`] digests, [`MAX_IDS_PER_PAGE`] ids or [`MAX_FETCH_IDS`] uploads, and
-//! never more than [`MAX_UPLOAD_BYTES`] of uploads in one response.
+//! never more than [`MAX_UPLOAD_BYTES`] (or the node's smaller page,
+//! `FederationConfig::max_fetch_response_bytes`) of uploads in one response. A `Fetch` that
+//! names one id many times is answered once per id: the ids are deduplicated before
+//! anything is read.
+//!
+//! An answer is encoded as soon as it is built and travels to the stream as a
+//! [`SyncReply`]: its frame bytes, and the share of the node's in-flight response budget
+//! (per peer and in total) that it holds until the frame is written or dropped (the
+//! request timed out, the connection closed). So what slow readers can pin in memory is the
+//! budget, not the number of streams times the largest answer.
 //!
 //! On the stream a message is a 4-byte big-endian length, then a [`proto::wire`] frame
 //! (`SYNC_REQUEST` or `SYNC_RESPONSE` kind); the length is checked against the kind's cap
@@ -22,6 +31,7 @@
 //!
 //! [`proto::wire`]: ephemera_proto::wire
 
+use std::collections::HashSet;
 use std::io;
 
 use ephemera_proto::DayNumber;
@@ -33,6 +43,7 @@ use ephemera_proto::wire::{self, WireMessage};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::store::{FederationStore, StoreError, sync_day};
 
@@ -45,17 +56,37 @@ pub(crate) fn window(today: DayNumber, retention_days: u32) -> (DayNumber, DayNu
     (today.minus(retention_days), today.plus(1))
 }
 
-/// Answers `request` from `store` at `today`. Pure apart from reading the store.
+/// Answers `request` from `store` at `today`, with uploads up to [`MAX_UPLOAD_BYTES`] in one
+/// response. Pure apart from reading the store.
 ///
 /// # Errors
 /// [`StoreError`] if a read failed: the caller sends no answer rather than a partial or
 /// empty one, which the peer would take for what this node holds.
+#[cfg(test)]
 pub(crate) fn answer(
     store: &dyn FederationStore,
     request: SyncRequest,
     today: DayNumber,
     retention_days: u32,
 ) -> Result<SyncResponse, StoreError> {
+    answer_within(store, request, today, retention_days, MAX_UPLOAD_BYTES)
+}
+
+/// Answers `request` from `store` at `today`; a `Fetch` answer stops before
+/// `max_upload_bytes` of uploads (but always holds one upload if any is found, so a single
+/// large upload can still be fetched). Duplicate ids in a `Fetch` are looked up once.
+///
+/// # Errors
+/// [`StoreError`] if a read failed: the caller sends no answer rather than a partial or
+/// empty one, which the peer would take for what this node holds.
+pub(crate) fn answer_within(
+    store: &dyn FederationStore,
+    request: SyncRequest,
+    today: DayNumber,
+    retention_days: u32,
+    max_upload_bytes: usize,
+) -> Result<SyncResponse, StoreError> {
+    let max_upload_bytes = max_upload_bytes.min(MAX_UPLOAD_BYTES);
     let (oldest, newest) = window(today, retention_days);
     let in_window = |day: DayNumber| day >= oldest && day <= newest;
     match request {
@@ -93,7 +124,11 @@ pub(crate) fn answer(
         SyncRequest::Fetch { ids } => {
             let mut uploads = Vec::new();
             let mut bytes = 0usize;
+            let mut seen = HashSet::new();
             for id in ids.iter().take(MAX_FETCH_IDS) {
+                if !seen.insert(*id) {
+                    continue;
+                }
                 let Some(upload) = store.get(id)? else {
                     continue;
                 };
@@ -101,7 +136,7 @@ pub(crate) fn answer(
                     continue;
                 }
                 let size = wire::encode(&upload).len();
-                if !uploads.is_empty() && bytes + size > MAX_UPLOAD_BYTES {
+                if !uploads.is_empty() && bytes + size > max_upload_bytes {
                     break;
                 }
                 bytes += size;
@@ -121,6 +156,81 @@ pub(crate) fn ids_page_is_valid(ids: &[UploadId], after: Option<UploadId>, limit
             (Some(after), Some(first)) => *first > after,
             _ => true,
         }
+}
+
+/// A catch-up response as the codec carries it: decoded when read from a peer, already
+/// encoded (with the budget it holds) when this node answers.
+#[derive(Debug)]
+pub enum SyncReply {
+    /// A response read from a peer.
+    Received(SyncResponse),
+    /// A response this node built: its `proto::wire` frame, written as is.
+    Outgoing(OutgoingReply),
+}
+
+/// An encoded answer and the in-flight budget it holds; the budget returns when the frame
+/// has been written or the reply is dropped.
+pub struct OutgoingReply {
+    frame: Vec<u8>,
+    held: Vec<OwnedSemaphorePermit>,
+}
+
+impl std::fmt::Debug for OutgoingReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutgoingReply")
+            .field("bytes", &self.frame.len())
+            .finish()
+    }
+}
+
+impl OutgoingReply {
+    /// Encodes `response` (refusing one over its cap) and attaches `held`.
+    ///
+    /// # Errors
+    /// If the encoding exceeds `SyncResponse::MAX_SIZE`.
+    pub(crate) fn encode(
+        response: &SyncResponse,
+        held: Vec<OwnedSemaphorePermit>,
+    ) -> io::Result<Self> {
+        Ok(OutgoingReply {
+            frame: encode_capped(response)?,
+            held,
+        })
+    }
+
+    /// Bytes of the frame.
+    pub(crate) fn len(&self) -> usize {
+        self.frame.len()
+    }
+
+    /// Takes the budget held, to resize it.
+    pub(crate) fn take_held(&mut self) -> Vec<OwnedSemaphorePermit> {
+        std::mem::take(&mut self.held)
+    }
+
+    /// Replaces the budget held (after the exact size is known).
+    pub(crate) fn hold(&mut self, held: Vec<OwnedSemaphorePermit>) {
+        self.held = held;
+    }
+}
+
+impl From<SyncResponse> for SyncReply {
+    fn from(response: SyncResponse) -> Self {
+        SyncReply::Received(response)
+    }
+}
+
+impl SyncReply {
+    /// The response, decoding an outgoing frame if need be.
+    ///
+    /// # Errors
+    /// If an outgoing frame does not decode (it was encoded here, so only on a bug).
+    pub fn into_response(self) -> io::Result<SyncResponse> {
+        match self {
+            SyncReply::Received(response) => Ok(response),
+            SyncReply::Outgoing(reply) => decode(&reply.frame),
+        }
+    }
 }
 
 /// The `request_response` codec of [`SYNC_PROTOCOL`]: a length prefix with a cap, then a
@@ -174,7 +284,7 @@ fn encode_capped<M: WireMessage>(message: &M) -> io::Result<Vec<u8>> {
 impl request_response::Codec for SyncCodec {
     type Protocol = StreamProtocol;
     type Request = SyncRequest;
-    type Response = SyncResponse;
+    type Response = SyncReply;
 
     async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncRequest>
     where
@@ -183,11 +293,13 @@ impl request_response::Codec for SyncCodec {
         decode(&read_frame(io, SyncRequest::MAX_SIZE).await?)
     }
 
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncReply>
     where
         T: AsyncRead + Unpin + Send,
     {
-        decode(&read_frame(io, SyncResponse::MAX_SIZE).await?)
+        Ok(SyncReply::Received(decode(
+            &read_frame(io, SyncResponse::MAX_SIZE).await?,
+        )?))
     }
 
     async fn write_request<T>(
@@ -206,11 +318,15 @@ impl request_response::Codec for SyncCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        response: SyncResponse,
+        response: SyncReply,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &encode_capped(&response)?).await
+        match response {
+            SyncReply::Received(response) => write_frame(io, &encode_capped(&response)?).await,
+            // The reply, and the budget it holds, is dropped once written.
+            SyncReply::Outgoing(reply) => write_frame(io, &reply.frame).await,
+        }
     }
 }

@@ -145,6 +145,11 @@ impl UploadFactory {
         }
     }
 
+    /// This factory's authority key.
+    pub fn public_key(&self) -> ephemera_proto::signing::Ed25519PublicKey {
+        self.authority.public_key()
+    }
+
     /// The trusted set holding this factory's authority.
     pub fn trusted(&self) -> TrustedAuthorities {
         TrustedAuthorities::new().with(self.authority.public_key())
@@ -222,6 +227,11 @@ impl LocalNode {
         bootstrap: Vec<Multiaddr>,
     ) -> Result<LocalNode, FederationError> {
         config.mdns = false;
+        // A local cluster lives on 127.0.0.1: its nodes find each other there.
+        config.dial_private_addrs = true;
+        // Every node of a local cluster shares 127.0.0.1: no per-address cap among them.
+        config.max_connections_per_ip = config.max_connections as usize * 2;
+        config.max_connections_per_subnet = config.max_connections as usize * 2;
         config.bootstrap_peers.extend(bootstrap);
         let (handle, join) = Federation::spawn(
             config,

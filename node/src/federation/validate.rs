@@ -54,15 +54,6 @@ impl Verdict {
     }
 }
 
-/// How an upload reached this node.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Route {
-    /// A gossipsub message from a mesh peer.
-    Gossip,
-    /// A `Fetch` answer of a catch-up round.
-    CatchUp,
-}
-
 /// What this node does about one received upload.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Judgement {
@@ -78,22 +69,22 @@ pub(crate) struct Judgement {
     pub(crate) abort: bool,
 }
 
-/// Maps a verdict to gossip acceptance and peer penalties: the only place that does.
+/// Maps a verdict to gossip acceptance and peer penalties: the only place that does, and
+/// alike for gossip and catch-up.
 ///
-/// A peer serves catch-up from what its own trust set accepts, so an upload of an authority
-/// only it trusts is a difference of configuration there, not a forgery; as gossip it is
-/// still rejected, since the peer should not have forwarded it.
-pub(crate) fn judge(route: Route, verdict: Verdict) -> Judgement {
+/// Partial trust is never misbehaviour: an upload under an authority this node does not
+/// trust is valid where its sender trusts that authority (authorities choose whom they
+/// accept), so it is ignored — neither stored, forwarded nor held against the relay — on
+/// both paths ([`classify`] makes it an `Ignore`). Only what no honest node sends costs
+/// score: a bad signature of a trusted authority, a wrong HMAC, a malformed or
+/// non-canonical message.
+pub(crate) fn judge(verdict: Verdict) -> Judgement {
     let acceptance = match verdict {
         Verdict::Accept => MessageAcceptance::Accept,
         Verdict::Reject(_) => MessageAcceptance::Reject,
         Verdict::Ignore(_) | Verdict::StoreFailed => MessageAcceptance::Ignore,
     };
-    let penalise = match (route, verdict) {
-        (Route::CatchUp, Verdict::Reject("untrusted-authority")) => false,
-        (_, Verdict::Reject(_)) => true,
-        (_, Verdict::Accept | Verdict::Ignore(_) | Verdict::StoreFailed) => false,
-    };
+    let penalise = matches!(verdict, Verdict::Reject(_));
     Judgement {
         acceptance,
         penalise,
@@ -181,12 +172,13 @@ fn decode_verdict(error: &DecodeError) -> Verdict {
 }
 
 /// Forgery and rule breaking are rejected; failures that depend on the verifier's clock
-/// (a certificate at the edge of its validity, an entry at the edge of retention) are
-/// ignored, since honest nodes with slightly different clocks produce them.
+/// (a certificate at the edge of its validity, an entry at the edge of retention) or on its
+/// trust set (an authority this node does not trust) are ignored, since honest nodes with
+/// slightly different clocks or trust sets produce them.
 pub(crate) fn classify(error: &UploadError) -> Verdict {
     match error {
         UploadError::Certificate(e) => match e {
-            CertificateError::UntrustedAuthority => Verdict::Reject("untrusted-authority"),
+            CertificateError::UntrustedAuthority => Verdict::Ignore("untrusted-authority"),
             CertificateError::BadSignature => Verdict::Reject("bad-signature"),
             CertificateError::HmacMismatch => Verdict::Reject("hmac-mismatch"),
             CertificateError::ReportTypeMismatch => Verdict::Reject("report-type-mismatch"),

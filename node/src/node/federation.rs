@@ -10,11 +10,68 @@ use ephemera_node_core::store::StoreError;
 use ephemera_proto::upload::{SignedUpload, UploadId, VerifiedUpload};
 
 use crate::federation::{
-    DayDigest, Federation, FederationConfig, FederationHandle, FederationStore, NodeIdentity,
-    StoreOutcome,
+    DayDigest, Federation, FederationConfig, FederationHandle, FederationStore, MetricsSink,
+    NodeIdentity, StoreOutcome,
 };
 
 use super::{FederationSlot, Inner, Node, NodeError};
+
+/// Federation's metrics, recorded into the node's own recorder (so `/metrics` shows them).
+/// Holds the node weakly: federation must not keep a stopped node alive.
+struct NodeRecorder(std::sync::Weak<Inner>);
+
+impl metrics::Recorder for NodeRecorder {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+
+    fn register_counter(
+        &self,
+        key: &metrics::Key,
+        meta: &metrics::Metadata<'_>,
+    ) -> metrics::Counter {
+        match self.0.upgrade() {
+            Some(inner) => inner.metrics.recorder().register_counter(key, meta),
+            None => metrics::Counter::noop(),
+        }
+    }
+
+    fn register_gauge(&self, key: &metrics::Key, meta: &metrics::Metadata<'_>) -> metrics::Gauge {
+        match self.0.upgrade() {
+            Some(inner) => inner.metrics.recorder().register_gauge(key, meta),
+            None => metrics::Gauge::noop(),
+        }
+    }
+
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        meta: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        match self.0.upgrade() {
+            Some(inner) => inner.metrics.recorder().register_histogram(key, meta),
+            None => metrics::Histogram::noop(),
+        }
+    }
+}
 
 impl Node {
     /// The federation handle, when federation runs.
@@ -53,6 +110,30 @@ impl Node {
         federation.region = config.federation.region.clone();
         federation.limits = self.inner.core.limits().clone();
         federation.publish_delay_max = Duration::from_millis(config.federation.publish_delay_ms);
+        let f = &config.federation;
+        federation.reserved_peers = f
+            .reserved_peers
+            .iter()
+            .filter_map(|addr| {
+                addr.iter().find_map(|p| match p {
+                    libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
+                    _ => None,
+                })
+            })
+            .collect();
+        federation.max_connections = f.max_connections;
+        federation.max_connections_per_ip = f.max_connections_per_ip as usize;
+        federation.max_connections_per_subnet = f.max_connections_per_subnet as usize;
+        federation.max_pending_incoming = f.max_pending_connections;
+        federation.stranger_idle_timeout = Duration::from_secs(f.stranger_idle_seconds);
+        federation.response_bytes_total = f.response_bytes_total as usize;
+        federation.response_bytes_per_peer = f.response_bytes_per_peer as usize;
+        federation.discovery = f.discovery;
+        federation.dial_private_addrs = f.dial_private_addresses;
+        federation.dials_per_minute = f.dials_per_minute;
+        federation.metrics = Some(MetricsSink(Arc::new(NodeRecorder(Arc::downgrade(
+            &self.inner,
+        )))));
         federation
     }
 

@@ -6,10 +6,18 @@ use libp2p::{PeerId, request_response};
 use tokio::sync::oneshot;
 
 use super::EventLoop;
+use super::scoring::{SYNC_FAULT_PENALTY, TIMEOUT_PENALTY};
 use crate::federation::metrics;
 use crate::federation::session;
 use crate::federation::shared::{Internal, SessionReport, SyncFailure};
-use crate::federation::sync::{SyncRequest, SyncResponse, answer};
+use crate::federation::sync::{
+    MAX_DIGEST_DAYS, MAX_IDS_PER_PAGE, OutgoingReply, SyncReply, SyncRequest, SyncResponse,
+    answer_within,
+};
+
+/// Bytes an answer's frame adds around its contents (wire header, lengths), reserved on
+/// top of the estimate.
+const FRAME_OVERHEAD: usize = 256;
 
 impl EventLoop {
     /// Starts a round with every connected peer.
@@ -31,8 +39,11 @@ impl EventLoop {
         }
         let shared = self.shared.clone();
         let tx = self.internal_tx.clone();
-        tokio::spawn(async move {
-            let result = session::run(peer, shared, tx.clone()).await;
+        let budget = self.config.sync_round_timeout;
+        metrics::spawn(async move {
+            let result = tokio::time::timeout(budget, session::run(peer, shared, tx.clone()))
+                .await
+                .unwrap_or(Err(SyncFailure::Budget("time")));
             let _ = tx.send(Internal::SessionDone { peer, result });
         });
     }
@@ -48,6 +59,7 @@ impl EventLoop {
                 metrics::sync_round("ok");
                 metrics::sync_lag(report.days_differing, report.missing);
                 if report.stored > 0 {
+                    self.useful(peer);
                     tracing::info!(%peer, stored = report.stored, missing = report.missing, "caught up from peer");
                 } else {
                     tracing::debug!(%peer, days = report.days_differing, "sync round done");
@@ -57,6 +69,10 @@ impl EventLoop {
                 metrics::sync_round("store-error");
                 metrics::store_error("catch-up");
                 tracing::warn!(%peer, error = %e, "sync round stopped: this node's store failed");
+            }
+            Err(SyncFailure::Budget(what)) => {
+                metrics::sync_round("budget");
+                tracing::info!(%peer, budget = what, "sync round stopped at its budget");
             }
             Err(e) => {
                 metrics::sync_round(e.label());
@@ -85,8 +101,8 @@ impl EventLoop {
 
     pub(super) fn respond(
         &mut self,
-        channel: request_response::ResponseChannel<SyncResponse>,
-        response: SyncResponse,
+        channel: request_response::ResponseChannel<SyncReply>,
+        response: SyncReply,
     ) {
         if self
             .swarm
@@ -99,7 +115,7 @@ impl EventLoop {
         }
     }
 
-    pub(super) fn on_sync(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
+    pub(super) fn on_sync(&mut self, event: request_response::Event<SyncRequest, SyncReply>) {
         match event {
             request_response::Event::Message {
                 peer,
@@ -118,52 +134,119 @@ impl EventLoop {
                 ..
             } => {
                 if let Some(reply) = self.pending_requests.remove(&request_id) {
-                    let _ = reply.send(Ok(response));
+                    let response = response
+                        .into_response()
+                        .map_err(|e| SyncFailure::Outbound(e.to_string()));
+                    let _ = reply.send(response);
                 }
             }
             request_response::Event::OutboundFailure {
-                request_id, error, ..
+                peer,
+                request_id,
+                error,
+                ..
             } => {
+                let cost = match &error {
+                    request_response::OutboundFailure::Timeout => {
+                        Some((TIMEOUT_PENALTY, "timeout"))
+                    }
+                    // Over the size cap, or not a valid frame: the answer cost this node a
+                    // read for nothing. (A stream closed early is how an honest peer refuses
+                    // when its budget is full: no cost.)
+                    request_response::OutboundFailure::Io(e)
+                        if e.kind() == std::io::ErrorKind::InvalidData =>
+                    {
+                        Some((SYNC_FAULT_PENALTY, "malformed-response"))
+                    }
+                    _ => None,
+                };
                 if let Some(reply) = self.pending_requests.remove(&request_id) {
                     let _ = reply.send(Err(SyncFailure::Outbound(error.to_string())));
+                }
+                if let Some((penalty, reason)) = cost {
+                    self.charge(peer, penalty, reason);
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "inbound sync request failed");
+                match &error {
+                    request_response::InboundFailure::Io(e)
+                        if e.kind() == std::io::ErrorKind::InvalidData =>
+                    {
+                        self.charge(peer, SYNC_FAULT_PENALTY, "malformed-request");
+                    }
+                    // It did not read this node's answer in time.
+                    request_response::InboundFailure::Timeout => {
+                        self.charge(peer, TIMEOUT_PENALTY, "slow-reader");
+                    }
+                    _ => {}
+                }
             }
             request_response::Event::ResponseSent { .. } => {}
         }
     }
 
-    /// Answers a peer's request from the store in a blocking task. If the store fails, the
-    /// request goes unanswered (the peer sees a failed request, not an empty store).
+    /// Answers a peer's request from the store in a blocking task, within the in-flight
+    /// response budget (see `budget.rs`): the answer's largest size is reserved first
+    /// (waiting a bounded time, else the request is refused), and the encoded answer holds
+    /// its exact size until written. If the store fails, the request goes unanswered (the
+    /// peer sees a failed request, not an empty store).
     fn answer_request(
         &mut self,
         peer: PeerId,
         request: SyncRequest,
-        channel: request_response::ResponseChannel<SyncResponse>,
+        channel: request_response::ResponseChannel<SyncReply>,
     ) {
         metrics::sync_request("inbound", request.kind());
         tracing::debug!(%peer, kind = request.kind(), "sync request");
+        let page_bytes = self.config.fetch_response_bytes();
+        let estimate = match &request {
+            SyncRequest::Digests { .. } => MAX_DIGEST_DAYS as usize * 48,
+            SyncRequest::Ids { limit, .. } => (*limit as usize).clamp(1, MAX_IDS_PER_PAGE) * 32,
+            SyncRequest::Fetch { .. } => page_bytes,
+        } + FRAME_OVERHEAD;
+        let reserver = self.budget.reserver(peer, self.configured.contains(&peer));
         let shared = self.shared.clone();
         let tx = self.internal_tx.clone();
-        tokio::spawn(async move {
+        metrics::spawn(async move {
+            let Some(held) = reserver.reserve(estimate).await else {
+                metrics::sync_refused("budget");
+                tracing::debug!(%peer, "sync request refused: response budget full");
+                return;
+            };
             let retention = shared.verifier.limits.retention_days;
             let today = shared.clock.now().day();
-            let response = tokio::task::spawn_blocking(move || {
-                answer(&*shared.store, request, today, retention)
+            let built = tokio::task::spawn_blocking(move || {
+                let response =
+                    answer_within(&*shared.store, request, today, retention, page_bytes)?;
+                Ok::<_, crate::federation::StoreError>(OutgoingReply::encode(&response, held))
             })
             .await;
-            match response {
-                Ok(Ok(response)) => {
-                    let _ = tx.send(Internal::Respond { channel, response });
+            let mut reply = match built {
+                Ok(Ok(Ok(reply))) => reply,
+                Ok(Ok(Err(e))) => {
+                    tracing::warn!(%peer, error = %e, "sync answer not encodable");
+                    return;
                 }
                 Ok(Err(e)) => {
                     metrics::store_error("serve");
                     tracing::warn!(%peer, error = %e, "sync request unanswered: this node's store failed");
+                    return;
                 }
-                Err(_) => {}
-            }
+                Err(_) => return,
+            };
+            // Hold exactly the frame's size from now until it is written.
+            let held = reply.take_held();
+            let Some(held) = reserver.fit(held, reply.len()).await else {
+                metrics::sync_refused("budget");
+                tracing::debug!(%peer, "sync request refused: answer larger than the budget left");
+                return;
+            };
+            reply.hold(held);
+            let _ = tx.send(Internal::Respond {
+                channel,
+                response: SyncReply::Outgoing(reply),
+            });
         });
     }
 }

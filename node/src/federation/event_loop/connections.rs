@@ -1,8 +1,8 @@
 //! Listen addresses (and the callers waiting for them), and connections opened and closed:
 //! a new peer gets a catch-up round at once.
 
-use libp2p::Multiaddr;
 use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId};
 
 use super::EventLoop;
 use crate::federation::behaviour::FederationBehaviourEvent;
@@ -48,6 +48,8 @@ impl EventLoop {
                 metrics::connection("established");
                 metrics::peers_connected(self.swarm.connected_peers().count());
                 tracing::info!(peer = %peer_id, "peer connected");
+                self.last_useful
+                    .insert(peer_id, tokio::time::Instant::now());
                 self.start_session(peer_id);
             }
             SwarmEvent::ConnectionClosed {
@@ -57,12 +59,47 @@ impl EventLoop {
             } => {
                 metrics::connection("closed");
                 metrics::peers_connected(self.swarm.connected_peers().count());
+                self.budget.forget(&peer_id);
+                self.last_useful.remove(&peer_id);
                 tracing::info!(peer = %peer_id, "peer disconnected");
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(peer = ?peer_id, %error, "outgoing connection failed");
             }
             _ => {}
+        }
+    }
+
+    /// Notes that `peer` gave this node something new (an upload it stored).
+    pub(super) fn useful(&mut self, peer: PeerId) {
+        if let Some(at) = self.last_useful.get_mut(&peer) {
+            *at = tokio::time::Instant::now();
+        }
+    }
+
+    /// While more than half the connection slots are taken, disconnects every peer that is
+    /// not configured and gave nothing new for `stranger_idle_timeout`: slots held by
+    /// identities that only sit on them free up, and configured peers are never touched.
+    pub(super) fn evict_idle_strangers(&mut self) {
+        let connected = self.swarm.connected_peers().count();
+        if connected * 2 <= self.config.max_connections as usize {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        let idle: Vec<PeerId> = self
+            .last_useful
+            .iter()
+            .filter(|(peer, at)| {
+                !self.configured.contains(peer)
+                    && now.duration_since(**at) >= self.config.stranger_idle_timeout
+            })
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in idle {
+            tracing::info!(%peer, "disconnecting a peer that gave nothing new while slots are scarce");
+            metrics::evicted("idle");
+            self.last_useful.remove(&peer);
+            let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
 

@@ -20,12 +20,22 @@ impl EventLoop {
         }
     }
 
-    /// Adds the listen addresses a peer announces to Kademlia.
+    /// Adds the listen addresses a peer announces to Kademlia (when discovery is on), except
+    /// those the dial policy would refuse: a peer's word does not make a private address
+    /// dialable, nor is it handed on to other peers.
     pub(super) fn on_identify(&mut self, event: identify::Event) {
         if let identify::Event::Received { peer_id, info, .. } = event {
-            let kad = &mut self.swarm.behaviour_mut().kad;
+            let policy = self
+                .policy
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() else {
+                return;
+            };
             for addr in info.listen_addrs {
-                kad.add_address(&peer_id, addr);
+                if policy.may_learn(&addr) {
+                    kad.add_address(&peer_id, addr);
+                }
             }
         }
     }
@@ -46,7 +56,9 @@ impl EventLoop {
     pub(super) fn on_mdns(&mut self, event: mdns::Event) {
         if let mdns::Event::Discovered(found) = event {
             for (peer, addr) in found {
-                self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                    kad.add_address(&peer, addr);
+                }
                 self.maybe_dial(peer);
             }
         }

@@ -11,7 +11,7 @@ use libp2p::{PeerId, gossipsub};
 use super::EventLoop;
 use crate::federation::metrics;
 use crate::federation::shared::Internal;
-use crate::federation::validate::{Route, Verdict, judge};
+use crate::federation::validate::{Verdict, judge};
 
 impl EventLoop {
     /// Publishes a phone's upload now, or after a random delay of up to
@@ -26,7 +26,7 @@ impl EventLoop {
             0..=max.as_millis().min(u128::from(u64::MAX)) as u64,
         ));
         let tx = self.internal_tx.clone();
-        tokio::spawn(async move {
+        metrics::spawn(async move {
             tokio::time::sleep(delay).await;
             let _ = tx.send(Internal::PublishNow(upload));
         });
@@ -90,7 +90,7 @@ impl EventLoop {
         };
         let shared = self.shared.clone();
         let tx = self.internal_tx.clone();
-        tokio::spawn(async move {
+        metrics::spawn(async move {
             let id = message_id.clone();
             let verdict = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
@@ -117,7 +117,7 @@ impl EventLoop {
         source: PeerId,
         verdict: Verdict,
     ) {
-        let judgement = judge(Route::Gossip, verdict);
+        let judgement = judge(verdict);
         self.swarm
             .behaviour_mut()
             .gossipsub
@@ -128,7 +128,10 @@ impl EventLoop {
         }
         let reason = verdict.reason();
         match verdict {
-            Verdict::Accept => tracing::debug!(peer = %source, "gossiped upload stored"),
+            Verdict::Accept => {
+                self.useful(source);
+                tracing::debug!(peer = %source, "gossiped upload stored");
+            }
             Verdict::Reject(_) => {
                 tracing::info!(peer = %source, reason, "gossiped upload rejected")
             }

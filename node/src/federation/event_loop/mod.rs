@@ -35,7 +35,9 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::behaviour::{FederationBehaviour, FederationBehaviourEvent, build_swarm};
+use super::budget::ResponseBudget;
 use super::config::{FederationConfig, peer_id_of};
+use super::dial::{DialPolicy, SharedPolicy};
 use super::handle::{Command, FederationHandle, FederationStatus};
 use super::identity::NodeIdentity;
 use super::metrics;
@@ -62,7 +64,13 @@ pub(crate) fn spawn(
 ) -> Result<(FederationHandle, JoinHandle<()>), FederationError> {
     config.validate()?;
     let topic = gossipsub::IdentTopic::new(config.topic());
-    let mut swarm = build_swarm(&identity, &config, &topic)?;
+    let policy: SharedPolicy = Arc::new(std::sync::Mutex::new(DialPolicy::new(
+        config.dial_private_addrs,
+        &config.bootstrap_peers,
+        config.dials_per_minute,
+        std::time::Instant::now(),
+    )));
+    let mut swarm = build_swarm(&identity, &config, &topic, policy.clone())?;
 
     let mut listeners = HashMap::new();
     for addr in &config.listen_addrs {
@@ -74,7 +82,9 @@ pub(crate) fn spawn(
     let mut bootstrap = Vec::new();
     for addr in &config.bootstrap_peers {
         if let Some(peer) = peer_id_of(addr) {
-            swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            if let Some(kad) = swarm.behaviour_mut().kad.as_mut() {
+                kad.add_address(&peer, addr.clone());
+            }
             bootstrap.push((peer, addr.clone()));
         }
     }
@@ -91,6 +101,7 @@ pub(crate) fn spawn(
         config.page_size(),
         config.fetch_batch(),
         config.republish_synced,
+        config.sync_round_pages,
     ));
     let peer_id = *swarm.local_peer_id();
     tracing::info!(%peer_id, topic = %topic, "federation starting");
@@ -110,9 +121,18 @@ pub(crate) fn spawn(
         app_scores: HashMap::new(),
         bootstrap,
         verify_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_VERIFICATIONS)),
+        configured: config.configured_peers(),
+        policy,
+        last_useful: HashMap::new(),
+        budget: ResponseBudget::new(
+            config.response_bytes_total,
+            config.response_bytes_per_peer,
+            config.response_budget_wait,
+        ),
         config,
     };
-    let join = tokio::spawn(event_loop.run());
+    let sink = event_loop.config.metrics.clone();
+    let join = tokio::spawn(metrics::scope(sink, event_loop.run()));
     Ok((FederationHandle::new(commands_tx, peer_id), join))
 }
 
@@ -136,10 +156,18 @@ struct EventLoop {
     resync: HashSet<PeerId>,
     /// Banned peers, until when (`None`: until unbanned).
     bans: HashMap<PeerId, Option<Instant>>,
-    /// Application score (catch-up faults) of each peer.
-    app_scores: HashMap<PeerId, f64>,
+    /// Application score (catch-up faults, costly answers) of each penalised peer, decaying.
+    app_scores: HashMap<PeerId, scoring::Penalty>,
     bootstrap: Vec<(PeerId, Multiaddr)>,
     verify_slots: Arc<Semaphore>,
+    /// What may be dialled (shared with the transport).
+    policy: SharedPolicy,
+    /// Bootstrap and reserved peers (see `FederationConfig::reserved_peers`).
+    configured: HashSet<PeerId>,
+    /// When each connected peer last gave this node something new (or connected).
+    last_useful: HashMap<PeerId, Instant>,
+    /// Bytes of catch-up answers in flight, per peer and in total.
+    budget: ResponseBudget,
     config: FederationConfig,
 }
 
@@ -180,6 +208,11 @@ impl EventLoop {
                 self.answer_addr_waiters();
             }
             Command::Dial(addr, reply) => {
+                // Dialled on purpose: allowed whatever its range.
+                self.policy
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .allow(&addr);
                 let result = self
                     .swarm
                     .dial(addr)
@@ -254,6 +287,8 @@ impl EventLoop {
             banned_peers: self.bans.keys().copied().collect(),
             peer_scores,
             sync_rounds_running: self.sessions.len(),
+            response_bytes_in_flight: self.budget.in_flight(),
+            response_bytes_peak: self.budget.peak(),
         }
     }
 }

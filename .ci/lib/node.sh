@@ -18,7 +18,14 @@ need_apt() {
 }
 
 # Builds the node like `cargo test --workspace` does (same features: nothing rebuilds).
+# EPHEMERA_NODE_BIN names a binary built already (a local run), and skips the build.
 build_node() {
+  if [ -n "${EPHEMERA_NODE_BIN:-}" ]; then
+    node_bin="$EPHEMERA_NODE_BIN"
+    [ -x "$node_bin" ] || fail "EPHEMERA_NODE_BIN=$node_bin is not an executable"
+    echo "using the node binary $node_bin"
+    return 0
+  fi
   cargo build --locked --quiet --workspace --bins || fail "building ephemera-node failed"
   node_bin="${CARGO_TARGET_DIR:-$(pwd)/target}/debug/ephemera-node"
   [ -x "$node_bin" ] || fail "no binary at $node_bin"

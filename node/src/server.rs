@@ -61,6 +61,7 @@ pub async fn serve(
         node: node.clone(),
         router: TowerToHyperService::new(crate::api::router(node.clone())),
     };
+    let service = crate::metrics::Instrumented::new(node.clone(), service);
     let result = accept_loop(listener, service, shutdown).await;
     let _ = stop_tx.send(true);
     if let Some(task) = task {
@@ -103,7 +104,7 @@ impl hyper::service::Service<Request<Incoming>> for NodeService {
 /// `accept` returns is dropped unread: the node never looks at client addresses.
 async fn accept_loop(
     listener: TcpListener,
-    service: NodeService,
+    service: crate::metrics::Instrumented<NodeService>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();

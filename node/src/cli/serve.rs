@@ -100,6 +100,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     }
     let listen = config.http.listen;
     let opened = Node::open(config, Arc::new(SystemClock))?;
+    // The federation's metrics go through the `metrics` facade: into this node's /metrics.
+    if !opened.node.metrics().install_global() {
+        tracing::warn!("a metrics recorder was already installed: federation metrics go there");
+    }
     let mut stdout = std::io::stdout();
     if let Some((name, password)) = &opened.new_case_worker {
         print_case_worker(&mut stdout, name, password.reveal())?;
@@ -125,6 +129,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let _ = writeln!(stdout, "  batch key:        {}", info.batch_public_key);
     let _ = writeln!(stdout, "  case-worker page: http://{local}/case-worker");
     if opened.node.config().federation.enabled {
+        // Described and at zero in /metrics before the first peer shows up.
+        crate::federation::metrics::register();
         let handle = opened
             .node
             .start_federation(opened.node.federation_config())?;

@@ -71,7 +71,7 @@ mod config;
 mod event_loop;
 mod handle;
 mod identity;
-mod metrics;
+pub(crate) mod metrics;
 mod session;
 mod shared;
 mod store;

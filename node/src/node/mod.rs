@@ -216,7 +216,7 @@ impl Node {
                 LOGIN_WINDOW_SECONDS,
             ),
         );
-        Node {
+        let node = Node {
             inner: Arc::new(Inner {
                 committer: Committer::start(&store),
                 federation: Mutex::new(None),
@@ -238,7 +238,9 @@ impl Node {
                 publication: AsyncMutex::new(()),
                 unflushed: Mutex::new(Unflushed::default()),
             }),
-        }
+        };
+        node.init_metrics();
+        node
     }
 
     /// The configuration.

@@ -129,8 +129,9 @@ impl EventLoop {
         let reason = verdict.reason();
         match verdict {
             Verdict::Accept => tracing::debug!(peer = %source, "gossiped upload stored"),
+            // Gossipsub penalises the sender for it.
             Verdict::Reject(_) => {
-                tracing::info!(peer = %source, reason, "gossiped upload rejected")
+                tracing::warn!(peer = %source, reason, "gossiped upload rejected; peer penalised")
             }
             Verdict::Ignore(_) | Verdict::StoreFailed => {
                 tracing::debug!(peer = %source, reason, "gossiped upload ignored");

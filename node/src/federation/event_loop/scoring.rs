@@ -20,11 +20,11 @@ impl EventLoop {
     }
 
     /// Closes every connection to `peer` and refuses new ones until `until` (`None`: until
-    /// unbanned).
-    pub(super) fn ban(&mut self, peer: PeerId, until: Option<Instant>) {
+    /// unbanned); logged at WARN with `reason`.
+    pub(super) fn ban(&mut self, peer: PeerId, until: Option<Instant>, reason: &'static str) {
         self.bans.insert(peer, until);
         self.swarm.behaviour_mut().block_list.block_peer(peer);
-        tracing::info!(%peer, "peer banned");
+        tracing::warn!(%peer, reason, "peer banned");
     }
 
     pub(super) fn unban(&mut self, peer: PeerId) {
@@ -35,7 +35,7 @@ impl EventLoop {
 
     /// Charges `peer` one catch-up protocol fault.
     pub(super) fn penalize(&mut self, peer: PeerId, reason: &'static str) {
-        tracing::info!(%peer, reason, "peer broke the sync protocol");
+        tracing::warn!(%peer, reason, "peer penalised: it broke the sync protocol");
         let score = self.app_scores.entry(peer).or_default();
         *score += SYNC_FAULT_PENALTY;
         let score = *score;
@@ -55,9 +55,12 @@ impl EventLoop {
             return;
         };
         if score < score_thresholds().graylist_threshold {
-            tracing::info!(%peer, score, "banning peer for a low score");
             metrics::banned();
-            self.ban(*peer, Some(Instant::now() + self.config.ban_duration));
+            self.ban(
+                *peer,
+                Some(Instant::now() + self.config.ban_duration),
+                "score below the graylist threshold",
+            );
         }
     }
 

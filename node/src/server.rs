@@ -701,6 +701,7 @@ async fn accept_loop(
                 let _ = stream.set_nodelay(true);
                 let mut service = service.clone();
                 service.peer = limits.peer(peer.ip());
+                let service = crate::metrics::Instrumented::new(service.node.clone(), service);
                 let connection = builder.serve_connection(
                     TokioIo::new(JsonErrors::new(stream)),
                     service,

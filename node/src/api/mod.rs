@@ -2,7 +2,7 @@
 //!
 //! | route | body in | body out |
 //! | --- | --- | --- |
-//! | `GET /healthz` | | `{"status":"ok"}` |
+//! | `GET /healthz` | | `{"status":"ok","version":"…","storage_format":4}` |
 //! | `GET /metrics` | bearer when `[http] metrics_token` is set | Prometheus text |
 //! | `GET /v1/openapi.json` | | OpenAPI 3.1 |
 //! | `GET /v1/authority` | | [`types::AuthorityInfo`] |
@@ -162,6 +162,8 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
 async fn healthz() -> impl IntoResponse {
     axum::Json(Health {
         status: "ok".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        storage_format: crate::store::STORE_FORMAT,
     })
 }
 

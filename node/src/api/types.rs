@@ -161,6 +161,10 @@ pub struct AuthorityInfo {
 pub struct Health {
     /// "ok".
     pub status: String,
+    /// The node's build version (`ephemera-node` crate version).
+    pub version: String,
+    /// The storage format this build reads and writes (`store::STORE_FORMAT`).
+    pub storage_format: u32,
 }
 
 impl TestType {

@@ -143,6 +143,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let _ = writeln!(stdout, "  batch key:        {}", info.batch_public_key);
     let _ = writeln!(stdout, "  case-worker page: http://{local}/case-worker");
     if opened.node.config().federation.enabled {
+        // Described and at zero in /metrics before the first peer shows up.
+        ::metrics::with_local_recorder(
+            opened.node.metrics().recorder(),
+            crate::federation::metrics::register,
+        );
         let handle = opened
             .node
             .start_federation(opened.node.federation_config())?;

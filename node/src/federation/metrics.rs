@@ -103,13 +103,17 @@ pub(crate) fn published(result: &'static str) {
 }
 
 pub(crate) fn sync_request(direction: &'static str, kind: &'static str) {
+    sync_request_count(direction, kind, 1);
+}
+
+fn sync_request_count(direction: &'static str, kind: &'static str, n: u64) {
     record(|| {
         metrics::counter!(
             "ephemera_federation_sync_requests_total",
             "direction" => direction,
             "kind" => kind
         )
-        .increment(1);
+        .increment(n);
     });
 }
 
@@ -182,4 +186,111 @@ pub(crate) fn dial_refused(reason: &'static str) {
         metrics::counter!("ephemera_federation_dials_refused_total", "reason" => reason)
             .increment(1);
     });
+}
+
+/// Describes every federation metric (its `# HELP` line) and creates those with a closed
+/// label set at zero, in the recorder in force. `serve` calls it, after it installed the
+/// node's recorder, when federation is enabled.
+pub(crate) fn register() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_gauge!(
+        "ephemera_federation_peers_connected",
+        "Federation peers connected now."
+    );
+    describe_counter!(
+        "ephemera_federation_connections_total",
+        "Federation connections, by event (established, closed)."
+    );
+    describe_counter!(
+        "ephemera_federation_gossip_total",
+        "Gossiped uploads received, by verdict and reason."
+    );
+    describe_counter!(
+        "ephemera_federation_published_total",
+        "Uploads this node gossiped, by result (ok, no-peers, duplicate, error)."
+    );
+    describe_counter!(
+        "ephemera_federation_sync_requests_total",
+        "Catch-up requests, by direction (inbound, outbound) and kind."
+    );
+    describe_counter!(
+        "ephemera_federation_sync_rounds_total",
+        "Catch-up rounds, by result (ok, failed, store-error, budget)."
+    );
+    describe_counter!(
+        "ephemera_federation_sync_fetched_total",
+        "Uploads received by catch-up, by verdict and reason."
+    );
+    describe_gauge!(
+        "ephemera_federation_sync_lag_days",
+        "Days that differed from the peer at the last catch-up round."
+    );
+    describe_gauge!(
+        "ephemera_federation_sync_lag_uploads",
+        "Uploads missing here at the last catch-up round."
+    );
+    describe_counter!(
+        "ephemera_federation_peers_banned_total",
+        "Peers banned for a low score."
+    );
+    describe_counter!(
+        "ephemera_federation_sync_refused_total",
+        "Peers' catch-up requests left unanswered, by reason (budget)."
+    );
+    describe_gauge!(
+        "ephemera_federation_sync_response_bytes_in_flight",
+        "Bytes of catch-up answers built for unreserved peers and not yet written."
+    );
+    describe_gauge!(
+        "ephemera_federation_sync_response_bytes_peak",
+        "The most catch-up answer bytes in flight at once since start."
+    );
+    describe_counter!(
+        "ephemera_federation_dials_refused_total",
+        "Dials refused by the dial policy, by reason (filtered-address, dial-budget)."
+    );
+    describe_counter!(
+        "ephemera_federation_peers_penalised_total",
+        "Peer penalties, by reason (a catch-up fault, timeout, malformed-response ...)."
+    );
+    describe_counter!(
+        "ephemera_federation_peers_evicted_total",
+        "Peers disconnected to free a slot, by reason (idle)."
+    );
+    describe_counter!(
+        "ephemera_federation_store_errors_total",
+        "This node's store failures while checking gossip, catching up or serving a peer, by path."
+    );
+    peers_connected(0);
+    sync_lag(0, 0);
+    for event in ["established", "closed"] {
+        metrics::counter!("ephemera_federation_connections_total", "event" => event).increment(0);
+    }
+    for result in ["ok", "no-peers", "duplicate", "error"] {
+        metrics::counter!("ephemera_federation_published_total", "result" => result).increment(0);
+    }
+    for result in ["ok", "failed", "store-error", "budget"] {
+        metrics::counter!("ephemera_federation_sync_rounds_total", "result" => result).increment(0);
+    }
+    for path in ["gossip", "catch-up", "serve"] {
+        metrics::counter!("ephemera_federation_store_errors_total", "path" => path).increment(0);
+    }
+    metrics::counter!("ephemera_federation_peers_banned_total").increment(0);
+    for direction in ["inbound", "outbound"] {
+        for kind in ["digests", "ids", "fetch"] {
+            sync_request_count(direction, kind, 0);
+        }
+    }
+    metrics::counter!(
+        "ephemera_federation_sync_fetched_total",
+        "verdict" => Verdict::Accept.label(),
+        "reason" => Verdict::Accept.reason()
+    )
+    .increment(0);
+    metrics::counter!(
+        "ephemera_federation_gossip_total",
+        "verdict" => Verdict::Accept.label(),
+        "reason" => Verdict::Accept.reason()
+    )
+    .increment(0);
 }

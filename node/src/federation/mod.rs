@@ -95,7 +95,7 @@ mod dial;
 mod event_loop;
 mod handle;
 mod identity;
-mod metrics;
+pub(crate) mod metrics;
 mod session;
 mod shared;
 mod store;

@@ -35,8 +35,8 @@ fn guard(config: &NodeConfig, accept_start: bool) -> ClockGuard {
 
 impl Node {
     /// Reads the wall clock and judges it. Logs an ERROR when purging or cutting stops for
-    /// a clock anomaly, an INFO when it resumes, and exports the node's time, the last cut
-    /// and the anomaly flag.
+    /// a clock anomaly, an INFO when it resumes, and exports the node's time and the anomaly
+    /// flag.
     ///
     /// # Errors
     /// [`NodeError::Store`] when the last cut cannot be read.
@@ -48,11 +48,9 @@ impl Node {
         let verdict = watch
             .guard
             .observe(now, clock.monotonic_seconds(), last_cut);
-        self.inner.metrics.clock(
-            now.0,
-            last_cut.map(|c| c.0),
-            verdict != ClockVerdict::Trusted,
-        );
+        self.inner
+            .metrics
+            .clock(now.0, verdict != ClockVerdict::Trusted);
         if discriminant(&verdict) != discriminant(&watch.reported) {
             match verdict {
                 ClockVerdict::Trusted => {

@@ -131,8 +131,7 @@ struct Inner {
     unflushed: Mutex<Unflushed>,
     /// Judges the wall clock before purges and cuts.
     clock_watch: Mutex<clock_watch::ClockWatch>,
-    /// The first boundary this process may cut: the one after its start
-    /// (`BatchCutter::first_boundary_after_start`).
+    /// The first boundary this process may cut (`BatchCutter::first_boundary_after_start`).
     first_cut: UnixTime,
 }
 
@@ -225,14 +224,20 @@ impl Node {
             LOGIN_WINDOW_SECONDS,
         );
         let core = NodeCore::new(config.policy(), keys, &mut rand::rng());
-        let first_cut = core.cutter().first_boundary_after_start(clock.now());
+        // A store that cannot say whether it cut before is taken to have cut.
+        let last_cut = store
+            .cutter_state()
+            .map_or(Some(UnixTime(0)), |state| state.last_boundary);
+        let first_cut = core
+            .cutter()
+            .first_boundary_after_start(clock.now(), last_cut);
         // Hashing leaves a core to the rest of the node (flushes, serving) where there are two
         // or more.
         let hashing_threads = std::thread::available_parallelism()
             .map_or(1, std::num::NonZeroUsize::get)
             .saturating_sub(1)
             .max(1);
-        Node {
+        let node = Node {
             inner: Arc::new(Inner {
                 first_cut,
                 committer: Committer::start(&store),
@@ -256,7 +261,9 @@ impl Node {
                 publication: AsyncMutex::new(()),
                 unflushed: Mutex::new(Unflushed::default()),
             }),
-        }
+        };
+        node.init_metrics();
+        node
     }
 
     /// The configuration.

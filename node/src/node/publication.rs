@@ -17,10 +17,19 @@ use super::{INDEX_PAGE, Node, NodeError, Unflushed};
 
 impl Node {
     /// Cuts the batch boundary due now, if any: signs, stores and caches the batches.
+    /// A failure counts in `ephemera_cut_failures_total`.
     ///
     /// # Errors
     /// [`NodeError::Store`].
     pub async fn cut_due(&self) -> Result<Vec<BatchIndexEntry>, NodeError> {
+        let result = self.cut_due_unmetered().await;
+        if result.is_err() {
+            self.inner.metrics.cut_failed();
+        }
+        result
+    }
+
+    async fn cut_due_unmetered(&self) -> Result<Vec<BatchIndexEntry>, NodeError> {
         let _publication = self.inner.publication.lock().await;
         let (now, clock) = self.judge_clock()?;
         if !clock.may_cut() || self.inner.core.cutter().boundary_at(now) < self.inner.first_cut {
@@ -61,6 +70,7 @@ impl Node {
                 .insert(batch.entry.id, Bytes::from(batch.bytes));
             entries.push(batch.entry);
         }
+        self.inner.metrics.last_cut(cut.boundary.0);
         tracing::info!(
             batches = entries.len(),
             boundary = cut.boundary.0,
@@ -169,10 +179,17 @@ impl Node {
 
     /// Deletes everything past its retention or lifetime, and updates storage metrics.
     /// Deletes nothing while the wall clock is stepped forward (`judge_clock`).
+    /// Each run counts in `ephemera_purge_runs_total{result}`.
     ///
     /// # Errors
     /// [`NodeError::Store`].
     pub fn purge(&self) -> Result<PurgeCounts, NodeError> {
+        let result = self.purge_unmetered();
+        self.inner.metrics.purge_run(result.is_ok(), self.now().0);
+        result
+    }
+
+    fn purge_unmetered(&self) -> Result<PurgeCounts, NodeError> {
         let (now, clock) = self.judge_clock()?;
         if !clock.may_purge() {
             return Ok(PurgeCounts::default());
@@ -210,7 +227,7 @@ impl Node {
         Ok(counts)
     }
 
-    /// Refreshes the storage gauges.
+    /// Refreshes the storage gauges and the free space of the data folder.
     ///
     /// # Errors
     /// [`NodeError::Store`].
@@ -219,7 +236,43 @@ impl Node {
         self.inner
             .metrics
             .storage(store.size_on_disk()?, store.upload_count()?);
+        if let Err(e) = self.inner.metrics.disk(&self.inner.config.data_dir) {
+            tracing::warn!(error = %e, "cannot read the data folder's free space");
+        }
         Ok(())
+    }
+
+    /// Sets the metrics that describe the node rather than count events: build info,
+    /// settings, start time, the newest durable cut and free disk.
+    pub(super) fn init_metrics(&self) {
+        let config = &self.inner.config;
+        let schemes: Vec<&'static str> = config
+            .publication
+            .accept_schemes
+            .iter()
+            .map(|s| match s {
+                SchemeKind::Gaen => "gaen",
+                SchemeKind::Pet => "pet",
+            })
+            .collect();
+        let metrics = &self.inner.metrics;
+        metrics.node_info(
+            ephemera_node_core::store::STORE_FORMAT,
+            &schemes,
+            config.publication.batch_period_seconds,
+            self.now().0,
+        );
+        metrics.clock(self.now().0, false);
+        match self.inner.store.batch_index(0, usize::MAX) {
+            Ok(index) => {
+                if let Some(last) = index.last() {
+                    metrics.last_cut(last.created_at.0);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the batch index for metrics"),
+        }
+        // Nodes over a memory store may have no data folder: the first scrape says so.
+        let _ = metrics.disk(&config.data_dir);
     }
 
     /// Runs the batch and purge loops until `stop` turns true.
@@ -295,9 +348,22 @@ mod tests {
         );
         assert_eq!(node.batch_index(0).unwrap().batches, first);
 
+        let first_boundary = first[0].created_at.0;
+        let text = node.metrics().render();
+        assert!(text.contains("\nephemera_cut_failures_total 0\n"), "{text}");
+        assert!(text.contains(&format!(
+            "\nephemera_last_cut_timestamp_seconds {first_boundary}\n"
+        )));
+
         store.fail_flushes(true);
         next_boundary();
         assert!(node.cut_due().await.is_err());
+        // Counted, and the last durable cut is still the first.
+        let text = node.metrics().render();
+        assert!(text.contains("\nephemera_cut_failures_total 1\n"), "{text}");
+        assert!(text.contains(&format!(
+            "\nephemera_last_cut_timestamp_seconds {first_boundary}\n"
+        )));
         // In the store, not durable: not listed.
         assert_eq!(store.batch_index(0, usize::MAX).unwrap().len(), 2);
         assert_eq!(node.batch_index(0).unwrap().batches, first);

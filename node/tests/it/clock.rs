@@ -49,7 +49,7 @@ async fn a_forward_step_purges_and_cuts_nothing_until_the_clock_is_back() {
     assert_eq!(node.node.store().upload_count().unwrap(), 1);
     assert_eq!(gauge(&node, "ephemera_clock_anomaly").await, 1.0);
     assert_eq!(
-        gauge(&node, "ephemera_last_cut_boundary_seconds").await,
+        gauge(&node, "ephemera_last_cut_timestamp_seconds").await,
         boundary.0 as f64
     );
     assert!(

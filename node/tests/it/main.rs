@@ -9,6 +9,7 @@ mod errors;
 mod flow;
 mod hostile;
 mod lifecycle;
+mod monitoring;
 mod privacy;
 mod serving;
 mod throughput;

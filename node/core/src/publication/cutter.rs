@@ -86,12 +86,19 @@ impl BatchCutter {
         }
     }
 
-    /// The first boundary after `started`: the earliest a node that started at `started` may
-    /// cut. A boundary that began before the start may have been cut by this node's former
-    /// life (a restored backup does not know), so it is left to the next one, which publishes
-    /// what it held.
-    pub fn first_boundary_after_start(&self, started: UnixTime) -> UnixTime {
-        self.next_boundary(started)
+    /// The earliest boundary a node that started at `started` may cut. Once the node has cut
+    /// before (`last_cut`), a boundary that began before the start may have been cut by its
+    /// former life (a restored backup does not know), so it is left to the next one, which
+    /// publishes what it held. A node that never cut may cut the boundary it started in.
+    pub fn first_boundary_after_start(
+        &self,
+        started: UnixTime,
+        last_cut: Option<UnixTime>,
+    ) -> UnixTime {
+        match last_cut {
+            None => self.boundary_at(started),
+            Some(_) => self.next_boundary(started),
+        }
     }
 
     /// The latest boundary at or before `now`.
@@ -339,7 +346,12 @@ mod tests {
         };
         let cut = c.cut(&ahead, vec![], NOW, &mut rng).unwrap();
         assert_eq!(cut.batches[0].contents.sequence, ahead.next_sequence);
-        assert_eq!(c.first_boundary_after_start(NOW), c.next_boundary(NOW));
+        let last = Some(boundary.minus_seconds(3600));
+        assert_eq!(
+            c.first_boundary_after_start(NOW, last),
+            c.next_boundary(NOW)
+        );
+        assert_eq!(c.first_boundary_after_start(NOW, None), boundary);
     }
 
     #[test]

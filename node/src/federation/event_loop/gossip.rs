@@ -133,7 +133,7 @@ impl EventLoop {
                 tracing::debug!(peer = %source, "gossiped upload stored");
             }
             Verdict::Reject(_) => {
-                tracing::info!(peer = %source, reason, "gossiped upload rejected")
+                tracing::warn!(peer = %source, reason, "gossiped upload rejected; peer penalised")
             }
             Verdict::Ignore(_) | Verdict::StoreFailed => {
                 tracing::debug!(peer = %source, reason, "gossiped upload ignored");

@@ -222,7 +222,13 @@ impl EventLoop {
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
             }
-            Command::Ban(peer, duration) => self.ban(peer, duration.map(|d| Instant::now() + d)),
+            Command::Ban(peer, duration) => {
+                self.ban(
+                    peer,
+                    duration.map(|d| Instant::now() + d),
+                    "asked by the node",
+                );
+            }
             Command::Unban(peer) => self.unban(peer),
             Command::SyncNow => self.sync_all(),
             Command::Shutdown => {}

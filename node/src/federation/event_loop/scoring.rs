@@ -57,11 +57,11 @@ impl EventLoop {
     }
 
     /// Closes every connection to `peer` and refuses new ones until `until` (`None`: until
-    /// unbanned).
-    pub(super) fn ban(&mut self, peer: PeerId, until: Option<Instant>) {
+    /// unbanned); logged at WARN with `reason`.
+    pub(super) fn ban(&mut self, peer: PeerId, until: Option<Instant>, reason: &'static str) {
         self.bans.insert(peer, until);
         self.swarm.behaviour_mut().block_list.block_peer(peer);
-        tracing::info!(%peer, "peer banned");
+        tracing::warn!(%peer, reason, "peer banned");
     }
 
     pub(super) fn unban(&mut self, peer: PeerId) {
@@ -119,9 +119,9 @@ impl EventLoop {
                 .get(peer)
                 .map_or("invalid-gossip", |p| p.reason);
             let duration = self.config.ban_duration;
-            tracing::warn!(%peer, score, last_reason = reason, ?duration, "banning peer for a low score");
+            tracing::warn!(%peer, score, last_reason = reason, ?duration, "score below the graylist threshold");
             metrics::banned();
-            self.ban(*peer, Some(Instant::now() + duration));
+            self.ban(*peer, Some(Instant::now() + duration), reason);
         }
     }
 

@@ -188,6 +188,16 @@ fn config_defaults_loads_back_and_a_flat_file_starts_with_a_warning() {
     assert!(found, "no warning in {seen:#?}");
 }
 
+/// A child process killed when the test ends, failed assertions included.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `ephemera-node backup` asks a running `serve` through its control socket, and copies the
 /// folder itself once no node runs; both copies hold a complete data folder.
 #[test]
@@ -196,16 +206,18 @@ fn backup_works_through_a_running_node_and_without_one() {
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env("EPHEMERA_FEDERATION_ENABLED", "false")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("EPHEMERA_FEDERATION_ENABLED", "false")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     // The start banner comes after the control socket is bound.
-    let stdout = child.stdout.take().unwrap();
+    let stdout = child.0.stdout.take().unwrap();
     let started = BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)
@@ -223,8 +235,7 @@ fn backup_works_through_a_running_node_and_without_one() {
             .unwrap()
     };
     let online = backup(&dir.path().join("online"));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     assert!(
         online.status.success(),
         "{}",

@@ -122,10 +122,9 @@ async fn truncated_and_random_upload_bytes_get_clear_errors() {
     node.stop().await;
 }
 
-/// A Content-Length of 1 GiB is refused with 413 at once, before any body arrives.
-/// KNOWN BUG (node/src, see docs/SECURITY.md): the node waits for the body instead.
+/// A Content-Length of 1 GiB is refused with 413 at once, before any body arrives (every
+/// endpoint: `hostile_clients::announced_oversize_is_refused_at_once_on_every_endpoint`).
 #[tokio::test]
-
 async fn a_huge_content_length_is_refused_before_the_body() {
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::start(dir.path(), ManualClock::new(T0)).await;
@@ -212,10 +211,9 @@ async fn a_slow_client_does_not_block_others() {
     node.stop().await;
 }
 
-/// Slowloris, part 2: the node cuts such a client off (e.g. a 30 s header-read timeout).
-/// KNOWN BUG (node/src/server.rs, see docs/SECURITY.md): it is still connected after 45 s.
+/// Slowloris, part 2: the node cuts such a client off (the header-read timeout,
+/// `[http] header_read_timeout_ms`).
 #[tokio::test]
-
 async fn a_slow_client_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::start(dir.path(), ManualClock::new(T0)).await;

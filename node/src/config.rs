@@ -86,6 +86,11 @@ config_keys! {
         /// Milliseconds from a request's head to its answer, body included; past it the
         /// answer is 503 `deadline-exceeded`.
         request_deadline_ms: u64 = 30_000, range(100, 600_000);
+        /// Least milliseconds from opening a sealed verify or upload to its answer, for
+        /// every answer: real, decoy, refused. Raised to the recent real answers' p99 when
+        /// the disk is slower, so time at the node says nothing about a request
+        /// (`docs/SECURITY.md`, "Decoys"). 0 turns the floor off (benchmarks only).
+        phone_answer_floor_ms: u64 = 50, range(0, 5_000);
         /// Most open connections. At the cap a new connection replaces the oldest one that
         /// is at least a second old, or is answered 503 `overloaded` when there is none.
         /// Keep it well below the process's open-file limit.

@@ -121,6 +121,14 @@ impl NodeSigningKey {
         self.0.seed()
     }
 
+    /// Signs the node's sealing key, so phones that trust this key trust it too.
+    pub fn announce_sealing_key(
+        &self,
+        key: &crate::sealed::SealingPublicKey,
+    ) -> crate::sealed::SealingKeyAnnouncement {
+        crate::sealed::SealingKeyAnnouncement::sign(key, &self.0)
+    }
+
     /// The public key phones configure as trusted.
     pub fn public_key(&self) -> Ed25519PublicKey {
         self.0.public_key()

@@ -82,6 +82,7 @@ pub mod matching;
 pub mod pet;
 pub mod report;
 pub mod scheme;
+pub mod sealed;
 pub mod signing;
 pub mod sync;
 pub mod time;

@@ -37,8 +37,21 @@ class Node:
         self.work = tempfile.mkdtemp(prefix="ephemera-node-")
         self.stdout_path = os.path.join(self.work, "stdout")
         self.stderr_path = os.path.join(self.work, "stderr")
+        self.batch_period_seconds = batch_period_seconds
+        self._start()
+        status, body, _ = http(self.url, "GET", "/v1/authority")
+        assert status == 200, status
+        self.authority = json.loads(body)
+
+    def restart(self):
+        """Stops the node (SIGTERM) and starts it again on the same data folder; it
+        listens on a new port."""
+        self._terminate()
+        self._start()
+
+    def _start(self):
         env = dict(os.environ)
-        env["EPHEMERA_BATCH_PERIOD_SECONDS"] = str(batch_period_seconds)
+        env["EPHEMERA_BATCH_PERIOD_SECONDS"] = str(self.batch_period_seconds)
         env["EPHEMERA_BATCH_MIN_ENTRIES"] = "16"
         env["EPHEMERA_LOG_FILTER"] = "warn"
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
@@ -69,18 +82,17 @@ class Node:
                     name = line.split(":", 1)[1].strip()
                 if line.startswith("  password:"):
                     password = line.split(":", 1)[1].strip()
-            if self.url and name and password:
+            if self.url and ((name and password) or getattr(self, "credentials", None)):
                 break
             if self.process.poll() is not None:
                 raise RuntimeError("the node exited at start: " + open(self.stderr_path).read())
             time.sleep(0.1)
-        if not (self.url and name and password):
+        if not self.url:
             self.stop()
             raise RuntimeError("the node did not say where it listens within 60 s")
-        self.token = self._login(name, password)
-        status, body, _ = http(self.url, "GET", "/v1/authority")
-        assert status == 200, status
-        self.authority = json.loads(body)
+        if name and password:
+            self.credentials = (name, password)
+        self.token = self._login(*self.credentials)
 
     def _login(self, name, password):
         body = json.dumps({"name": name, "password": password}).encode()
@@ -114,6 +126,10 @@ class Node:
         return None
 
     def stop(self):
+        self._terminate()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def _terminate(self):
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -121,4 +137,3 @@ class Node:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        shutil.rmtree(self.work, ignore_errors=True)

@@ -53,12 +53,19 @@ impl<S: Store> Phone<S> {
     /// # Errors
     /// [`ClientError::Store`].
     pub fn start_sync(&mut self, now: UnixTime) -> Result<(), ClientError> {
-        self.tick(now)?;
+        let now = self.tick(now)?;
+        self.start_sync_round(now);
+        Ok(())
+    }
+
+    /// Starts a sync round unless one is running: the node's sealing key (for the verify
+    /// and upload bodies) and the batch index after the cursor, side by side.
+    pub(super) fn start_sync_round(&mut self, _now: UnixTime) {
         if matches!(self.sync.phase, Phase::Idle) {
             self.sync.ingested = 0;
+            self.request_sealing_key();
             self.request_index();
         }
-        Ok(())
     }
 
     fn request_index(&mut self) {

@@ -187,6 +187,8 @@ pub enum MetaKey {
     Paused,
     /// When the last sync round completed (u64 little-endian unix seconds).
     LastSync,
+    /// The decoy flow on its way (postcard): its step, attempts and next send time.
+    PendingDecoy,
 }
 
 impl MetaKey {
@@ -202,6 +204,7 @@ impl MetaKey {
             MetaKey::Revision => "revision",
             MetaKey::Paused => "paused",
             MetaKey::LastSync => "last-sync",
+            MetaKey::PendingDecoy => "pending-decoy",
         }
     }
 }

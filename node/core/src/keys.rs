@@ -7,8 +7,11 @@
 //! | `gaen-export.pk8` | ECDSA P-256 PKCS#8 (DER) signing GAEN `export.sig` |
 //! | `code-pepper` | HMAC key for stored upload-code hashes (hex) |
 //! | `libp2p-identity.seed` | Ed25519 seed reserved for the federation identity (hex) |
+//! | `sealing.seed` | X25519 (HPKE) seed of the key phones seal verify and upload bodies to (hex) |
 //!
-//! Files are created with mode 0600 in a 0700 folder and never rewritten.
+//! Files are created with mode 0600 in a 0700 folder and never rewritten. `sealing.seed` is
+//! the one key made whenever it is missing, history or not: phones fetch it signed by the
+//! batch key at every sync, so a new one orphans nobody (and folders from before it lack it).
 
 use std::fmt;
 use std::fs;
@@ -17,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use ephemera_proto::auth::{AuthoritySigningKey, CodePepper};
 use ephemera_proto::batch::NodeSigningKey;
+use ephemera_proto::sealed::SealingSecretKey;
 use rand_core::CryptoRng;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
@@ -29,6 +33,7 @@ const AUTHORITY_FILE: &str = "authority.seed";
 const BATCH_FILE: &str = "batch.seed";
 const EXPORT_FILE: &str = "gaen-export.pk8";
 const PEPPER_FILE: &str = "code-pepper";
+const SEALING_FILE: &str = "sealing.seed";
 /// The federation identity's seed; libp2p will read it as an Ed25519 secret key.
 pub const LIBP2P_IDENTITY_FILE: &str = "libp2p-identity.seed";
 
@@ -164,6 +169,8 @@ pub struct NodeKeys {
     pub pepper: CodePepper,
     /// Seed of the node's libp2p identity (federation).
     pub libp2p_seed: Zeroizing<[u8; 32]>,
+    /// Opens sealed phone requests (`proto::sealed`).
+    pub sealing: SealingSecretKey,
 }
 
 impl fmt::Debug for NodeKeys {
@@ -188,6 +195,7 @@ impl NodeKeys {
         let batch = NodeSigningKey::from_seed(&seed());
         let pepper = CodePepper(seed());
         let libp2p_seed = seed();
+        let sealing = SealingSecretKey::from_seed(&seed());
         let pkcs8 =
             EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
                 .expect("system random number generator");
@@ -198,6 +206,7 @@ impl NodeKeys {
                 .expect("ring parses the PKCS#8 document it generated"),
             pepper,
             libp2p_seed,
+            sealing,
         }
     }
 
@@ -271,6 +280,7 @@ impl NodeKeys {
         let batch = NodeSigningKey::from_seed(&*seed_file(BATCH_FILE, &mut created)?);
         let pepper = CodePepper(seed_file(PEPPER_FILE, &mut created)?);
         let libp2p_seed = seed_file(LIBP2P_IDENTITY_FILE, &mut created)?;
+        let sealing = SealingSecretKey::from_seed(&*sealing_seed(&dir)?);
         let export_path = dir.join(EXPORT_FILE);
         let make_export = may_create.then_some(|| {
             let doc =
@@ -288,10 +298,27 @@ impl NodeKeys {
                 export,
                 pepper,
                 libp2p_seed,
+                sealing,
             },
             created,
         ))
     }
+}
+
+/// The sealing key's seed, made from the OS when missing (see the module doc).
+fn sealing_seed(dir: &Path) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let path = dir.join(SEALING_FILE);
+    let make = || {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        ring::rand::SecureRandom::fill(&SystemRandom::new(), seed.as_mut())
+            .expect("system random number generator");
+        Zeroizing::new(hex::encode(seed.as_ref()).into_bytes())
+    };
+    let text = read_or_create(&path, SEALING_FILE, &mut false, Some(make))?;
+    let mut seed = Zeroizing::new([0u8; 32]);
+    let trimmed = std::str::from_utf8(&text).map(str::trim).unwrap_or("");
+    hex::decode_to_slice(trimmed, seed.as_mut()).map_err(|_| KeyError::Corrupt { path })?;
+    Ok(seed)
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), KeyError> {

@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ephemera_node_core::{AuthorityError, IntakeError};
 use ephemera_proto::api::ErrorBody;
+use ephemera_proto::sealed::SealError;
 use ephemera_proto::{CertificateError, DecodeError, UploadError, ValidationError};
 use thiserror::Error;
 
@@ -84,6 +85,9 @@ pub enum ApiError {
     /// before the router).
     #[error("the request head (target and headers) is too large")]
     HeadersTooLarge,
+    /// A sealed phone body could not be opened (`proto::sealed`).
+    #[error("{0}")]
+    Sealed(SealError),
 }
 
 impl ApiError {
@@ -109,7 +113,7 @@ impl ApiError {
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Store(_) | Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            UnreadableBody | MalformedRequest => StatusCode::BAD_REQUEST,
+            UnreadableBody | MalformedRequest | Sealed(_) => StatusCode::BAD_REQUEST,
             BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             DeadlineExceeded | Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             UriTooLong => StatusCode::URI_TOO_LONG,
@@ -148,6 +152,8 @@ impl ApiError {
             MalformedRequest => "malformed-request",
             UriTooLong => "uri-too-long",
             HeadersTooLarge => "headers-too-large",
+            Sealed(SealError::UnknownKey) => "unknown-sealing-key",
+            Sealed(_) => "unreadable-sealed-body",
         }
     }
 

@@ -7,8 +7,9 @@
 //! | `GET /v1/openapi.json` | | OpenAPI 3.1 |
 //! | `GET /v1/authority` | | [`types::AuthorityInfo`] |
 //! | `GET /v1/authority/export-key.pem` | | PEM public key of GAEN exports |
-//! | `POST /v1/verify` | `proto::api::VerifyRequest` (JSON) | `VerifyResponse`, padded |
-//! | `POST /v1/uploads` | `proto::upload::UploadRequest` (framed postcard) | `UploadResponse`, padded |
+//! | `GET /v1/sealing-key` | | `proto::sealed::SealingKeyAnnouncement` (JSON) |
+//! | `POST /v1/verify` | sealed `VerifyRequest` (`application/ephemera-sealed`), or JSON until the transition ends | sealed answer, one size; or `VerifyResponse`, padded |
+//! | `POST /v1/uploads` | sealed `UploadRequest`, or the framed postcard until the transition ends | sealed answer, one size; or `UploadResponse`, padded |
 //! | `GET /v1/batches?after=<seq>` | | `proto::batch::BatchIndex` (JSON) |
 //! | `GET /v1/batches/{id}` | | signed batch bytes, immutable |
 //! | `GET /v1/exports/index.txt` | | GAEN index: `v1/exports/<file>` per line |
@@ -39,6 +40,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ephemera_proto::api::VerifyRequest;
 use ephemera_proto::batch::BatchId;
+use ephemera_proto::sealed::{self, SealedRoute};
 use serde::Deserialize;
 
 use crate::node::Node;
@@ -62,13 +64,16 @@ pub fn router(node: Node) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/authority", get(authority))
         .route("/v1/authority/export-key.pem", get(export_key))
+        .route("/v1/sealing-key", get(sealing_key))
         .route(
             "/v1/verify",
             post(verify).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
         )
         .route(
             "/v1/uploads",
-            post(upload).layer(DefaultBodyLimit::max(upload_limit)),
+            post(upload).layer(DefaultBodyLimit::max(
+                upload_limit + ephemera_proto::sealed::REQUEST_OVERHEAD,
+            )),
         )
         .route("/v1/batches", get(batch_index))
         .route("/v1/batches/{id}", get(batch))
@@ -219,8 +224,13 @@ async fn export_key(State(node): State<Node>) -> impl IntoResponse {
     ))]
 async fn verify(
     State(node): State<Node>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    if is_sealed(&headers) {
+        let bytes = body_bytes(body, MAX_JSON_BODY)?;
+        return sealed_answer(node.sealed_exchange(SealedRoute::Verify, &bytes).await);
+    }
     let request: VerifyRequest = json_body(body)?;
     let response = node.verify(&request).await?;
     Ok(padded_json(response.to_padded_json()))
@@ -238,9 +248,16 @@ async fn verify(
     ))]
 async fn upload(
     State(node): State<Node>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let limit = node.config().http.max_upload_bytes;
+    let sealed = is_sealed(&headers);
+    let limit = node.config().http.max_upload_bytes
+        + if sealed {
+            ephemera_proto::sealed::REQUEST_OVERHEAD
+        } else {
+            0
+        };
     let bytes = match body_bytes(body, limit) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -248,8 +265,41 @@ async fn upload(
             return Err(e);
         }
     };
+    if sealed {
+        return sealed_answer(node.sealed_exchange(SealedRoute::Upload, &bytes).await);
+    }
     let response = node.upload(&bytes).await?;
     Ok(padded_json(response.to_padded_json()))
+}
+
+/// Whether a phone body is sealed (`proto::sealed`), by its content type.
+fn is_sealed(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(sealed::CONTENT_TYPE))
+}
+
+/// A sealed answer: `200` and one size per route, whatever the node answered inside.
+fn sealed_answer(answer: Result<Vec<u8>, ApiError>) -> Result<Response, ApiError> {
+    Ok((
+        [
+            (header::CONTENT_TYPE, sealed::CONTENT_TYPE),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        answer?,
+    )
+        .into_response())
+}
+
+/// The node's sealing key, signed by its batch key: phones seal verify and upload bodies
+/// to it.
+#[utoipa::path(get, path = "/v1/sealing-key", responses((status = 200, body = openapi::SealingKeyDoc, description = "Signed by the node's batch key; cacheable for an hour")))]
+async fn sealing_key(State(node): State<Node>) -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=3600")],
+        axum::Json(node.sealing_key_announcement()),
+    )
 }
 
 /// Query of the batch index.

@@ -27,6 +27,21 @@ pub(crate) struct VerifyRequestDoc {
     padding: String,
 }
 
+/// `proto::sealed::SealingKeyAnnouncement`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SealingKeyAnnouncement)]
+pub(crate) struct SealingKeyDoc {
+    /// The X25519 key phones seal to, 64 hex characters.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    public_key: String,
+    /// The batch key that signed it, 64 hex characters.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    signer: String,
+    /// Ed25519 over `ephemera/sealing-key/v1` ‖ key, 128 hex characters.
+    #[schema(pattern = "^[0-9a-f]{128}$")]
+    signature: String,
+}
+
 /// `proto::api::VerifyResponse`.
 #[derive(Serialize, ToSchema)]
 #[schema(as = VerifyResponse)]
@@ -169,12 +184,12 @@ impl Modify for BearerAuth {
     info(title = "Ephemera node", description = "Privacy-preserving contact tracing: authority, uploads, signed batches. Errors are `{\"error\", \"message\"}`."),
     paths(
         super::healthz, super::metrics, super::openapi, super::authority, super::export_key,
-        super::verify, super::upload, super::batch_index, super::batch,
+        super::sealing_key, super::verify, super::upload, super::batch_index, super::batch,
         super::export_index, super::export_file,
         super::login, super::logout, super::issue_codes,
     ),
     components(schemas(
-        VerifyRequestDoc, VerifyResponseDoc, UploadResponseDoc, ErrorBodyDoc, BatchIndexEntryDoc,
+        VerifyRequestDoc, VerifyResponseDoc, UploadResponseDoc, SealingKeyDoc, ErrorBodyDoc, BatchIndexEntryDoc,
         BatchIndexDoc, types::LoginRequest, types::LoginResponse, types::TestType,
         types::IssueCodesRequest, types::IssuedCode, types::IssueCodesResponse,
         types::AuthorityInfo, types::Health,

@@ -65,6 +65,7 @@ fn samples() -> Vec<(&'static str, String, String)> {
         s("http.header_read_timeout_ms", "2000", "2000"),
         s("http.body_read_timeout_ms", "3000", "3000"),
         s("http.request_deadline_ms", "4000", "4000"),
+        s("http.phone_answer_floor_ms", "20", "20"),
         s("http.max_connections", "100", "100"),
         s("http.phone_in_flight", "10", "10"),
         s("http.console_in_flight", "11", "11"),

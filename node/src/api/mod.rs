@@ -139,6 +139,23 @@ fn json_body<T: for<'de> Deserialize<'de>>(
     serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))
 }
 
+/// Refuses a body not sent as `Content-Type: application/json` (parameters such as
+/// `charset` aside), the one media type the document gives the console's bodies.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType {
+            expected: "application/json",
+        })
+    }
+}
+
 fn padded_json(bytes: Vec<u8>) -> Response {
     (
         [
@@ -358,8 +375,10 @@ async fn export_file(
 async fn login(
     State(node): State<Node>,
     source: Option<axum::Extension<crate::server::Source>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    require_json(&headers)?;
     let request: LoginRequest = json_body(body)?;
     // Checked before the guessing budget is charged: a malformed request guesses nothing.
     if !contract::length_fits(&request.name, contract::MAX_NAME_CHARS) {
@@ -404,6 +423,7 @@ async fn issue_codes(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     node.session(bearer(&headers)?)?;
+    require_json(&headers)?;
     let request: IssueCodesRequest = json_body(body)?;
     if request
         .symptom_onset

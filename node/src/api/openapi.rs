@@ -203,6 +203,7 @@ pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'stati
         ("post", "/v1/session") => vec![
             (400, &["malformed-json", "invalid-parameter"]),
             (401, &["invalid-credentials"]),
+            (415, &["unsupported-media-type"]),
             (429, &["too-many-attempts"]),
             (500, STORAGE),
         ],
@@ -210,6 +211,7 @@ pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'stati
         ("post", "/v1/codes") => vec![
             (400, &["malformed-json", "invalid-parameter"]),
             (401, &["unauthorized"]),
+            (415, &["unsupported-media-type"]),
             (500, STORAGE),
         ],
         _ => Vec::new(),
@@ -220,6 +222,7 @@ pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'stati
 pub fn document(config: &NodeConfig) -> String {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
     constrain(&mut doc, config);
+    immutable_headers(&mut doc);
     add_errors(&mut doc);
     serde_json::to_string_pretty(&doc).expect("plain JSON")
 }
@@ -334,6 +337,25 @@ fn constrain(doc: &mut Value, config: &NodeConfig) {
             if let Some(binary) = body.pointer_mut("/content/application~1octet-stream/schema") {
                 *binary = json!({"type": "string", "format": "binary", "maxLength": limit});
             }
+        }
+    }
+}
+
+/// The validators and cache lifetime of immutable bodies, on 200 and 304.
+fn immutable_headers(doc: &mut Value) {
+    for path in ["/v1/batches/{id}", "/v1/exports/{file}"] {
+        for status in ["200", "304"] {
+            at(doc, &["paths", path, "get", "responses", status])["headers"] = json!({
+                "ETag": {
+                    "required": true,
+                    "description": "Strong validator: the hex SHA-256 of the body, quoted",
+                    "schema": {"type": "string", "pattern": "^\"[0-9a-f]{64}\"$"},
+                },
+                "Cache-Control": {
+                    "required": true,
+                    "schema": {"type": "string", "enum": [super::IMMUTABLE]},
+                },
+            });
         }
     }
 }

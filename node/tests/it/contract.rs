@@ -200,6 +200,22 @@ async fn bodies_accept_exactly_what_the_document_says() {
         assert!(documented(&doc, "post", "/v1/session", &response), "{body}");
     }
 
+    // Only the documented media type.
+    let response = node
+        .post_raw(
+            "/v1/session",
+            "text/plain",
+            br#"{"name":"n","password":"x"}"#,
+        )
+        .await;
+    response.assert_error(415, "unsupported-media-type");
+    assert!(documented(&doc, "post", "/v1/session", &response));
+    assert!(
+        doc["paths"]["/v1/session"]["post"]["requestBody"]["content"]
+            .as_object()
+            .is_some_and(|c| c.len() == 1 && c.contains_key("application/json"))
+    );
+
     // Codes: the count's bounds are the config's; `3.0` is an integer to JSON Schema and
     // to the node; the onset is a `format: date`, nothing looser.
     let session = node.login().await;

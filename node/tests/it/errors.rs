@@ -193,6 +193,23 @@ async fn case_worker_errors() {
     )
     .await
     .assert_error(400, "malformed-json");
+    // JSON bodies come as JSON (charset or not), or not at all.
+    let login = br#"{"name":"n","password":"x"}"#;
+    node.post_raw("/v1/session", "text/plain", login)
+        .await
+        .assert_error(415, "unsupported-media-type");
+    node.post_raw("/v1/session", "application/json; charset=utf-8", login)
+        .await
+        .assert_error(401, "invalid-credentials");
+    request(
+        node.addr,
+        "POST",
+        "/v1/codes",
+        &[("Authorization", auth[0].1)],
+        br#"{"test_type":"confirmed"}"#,
+    )
+    .await
+    .assert_error(415, "unsupported-media-type");
     node.post_json(
         "/v1/codes",
         &auth,

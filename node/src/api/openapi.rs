@@ -424,6 +424,7 @@ fn error_response(status: u16, codes: &[&str]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::error::ApiError;
 
     fn doc() -> Value {
         serde_json::from_str(&document(&NodeConfig::default())).unwrap()
@@ -488,6 +489,169 @@ mod tests {
             .to_string();
         for code in ["malformed-json", "invalid-parameter", "malformed-request"] {
             assert!(codes.contains(code), "{code} in {codes}");
+        }
+    }
+
+    /// Whether `error` is documented for `method path`: its status, with its code in the
+    /// status's enum.
+    fn documents(doc: &Value, method: &str, path: &str, error: &ApiError) -> bool {
+        let status = error.status().as_u16().to_string();
+        doc["paths"][path][method]["responses"][&status]["content"]["application/json"]
+            ["schema"]["properties"]["error"]["enum"]
+            .as_array()
+            .is_some_and(|codes| codes.iter().any(|c| c == error.code()))
+    }
+
+    #[test]
+    fn every_refusal_of_the_handlers_is_documented() {
+        use ephemera_node_core::{AuthorityError as A, IntakeError as I};
+        use ephemera_proto::report::{ReportType, SchemeKind};
+        use ephemera_proto::{CertificateError as C, CodeError, DecodeError as D};
+        use ephemera_proto::{DayNumber, IntervalNumber, UploadError as U, ValidationError as V};
+
+        use crate::store::StoreError;
+
+        let doc = doc();
+        let day = DayNumber(1);
+        let certificate = [
+            C::UntrustedAuthority,
+            C::BadSignature,
+            C::Expired {
+                expired_at: 1,
+                now: 2,
+            },
+            C::NotYetValid,
+            C::HmacMismatch,
+            C::ReportTypeMismatch,
+        ]
+        .map(|e| I::Rejected(U::Certificate(e)));
+        let validation = [
+            V::Empty,
+            V::TooManyKeys { got: 2, max: 1 },
+            V::TooManyTokens { got: 2, max: 1 },
+            V::BadRollingPeriod { got: 0 },
+            V::FutureKey {
+                rolling_start: IntervalNumber(2),
+                now: IntervalNumber(1),
+            },
+            V::TooOld { day, oldest: day },
+            V::FutureToken { day, today: day },
+            V::Duplicate,
+            V::BadDaysSinceOnset { got: 20 },
+            V::WrongScheme,
+        ]
+        .map(|e| I::Rejected(U::Validation(e)));
+        let decode = [
+            D::Truncated { got: 0, min: 1 },
+            D::TooLarge { got: 2, max: 1 },
+            D::UnsupportedVersion {
+                got: 9,
+                supported: 1,
+            },
+            D::WrongKind {
+                got: 1,
+                expected: 2,
+            },
+            D::Malformed,
+            D::TrailingBytes { extra: 1 },
+        ]
+        .map(I::Decode);
+        let intake = [
+            I::TooLarge { max: 1 },
+            I::SchemeNotAccepted(SchemeKind::Gaen),
+            I::ReportTypeNotAllowed(ReportType::Revoked),
+            I::CertificateUsed,
+            I::InvalidRevisionToken,
+            I::RevisionNotAllowed {
+                from: ReportType::ConfirmedTest,
+                to: ReportType::Revoked,
+            },
+            I::RevisionMismatch,
+            I::RevisionAuthorityMismatch,
+            I::Store(StoreError::Engine("disk".into())),
+        ];
+        for error in certificate
+            .into_iter()
+            .chain(validation)
+            .chain(decode)
+            .chain(intake)
+            .map(ApiError::from)
+            .chain([
+                ApiError::UnreadableBody,
+                ApiError::PayloadTooLarge { max: 1 },
+            ])
+        {
+            assert!(documents(&doc, "post", "/v1/uploads", &error), "{error:?}");
+        }
+
+        let verify = [
+            A::MalformedCode(CodeError::BadCharacter),
+            A::MalformedHmac,
+            A::CodeUnknownOrExpired,
+            A::Store(StoreError::Engine("disk".into())),
+        ];
+        for error in verify
+            .into_iter()
+            .map(ApiError::from)
+            .chain([ApiError::MalformedJson("x".into())])
+        {
+            assert!(documents(&doc, "post", "/v1/verify", &error), "{error:?}");
+        }
+
+        let codes = [
+            A::CodeCountOutOfRange {
+                requested: 0,
+                max: 1,
+            },
+            A::OnsetOutOfRange,
+            A::Store(StoreError::Engine("disk".into())),
+        ];
+        let json = ApiError::UnsupportedMediaType {
+            expected: "application/json",
+        };
+        for error in codes.into_iter().map(ApiError::from).chain([
+            ApiError::Unauthorized,
+            ApiError::MalformedJson("x".into()),
+            ApiError::InvalidParameter {
+                name: "symptom_onset",
+                reason: "x",
+            },
+        ]) {
+            assert!(documents(&doc, "post", "/v1/codes", &error), "{error:?}");
+        }
+        for error in [
+            ApiError::InvalidCredentials,
+            ApiError::TooManyAttempts,
+            ApiError::MalformedJson("x".into()),
+            ApiError::InvalidParameter {
+                name: "name",
+                reason: "x",
+            },
+            ApiError::Internal,
+        ] {
+            assert!(documents(&doc, "post", "/v1/session", &error), "{error:?}");
+        }
+        assert!(documents(&doc, "post", "/v1/session", &json));
+        assert!(documents(&doc, "post", "/v1/codes", &json));
+        // Answered before any handler: documented on every operation.
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                for error in [
+                    ApiError::MalformedRequest,
+                    ApiError::UnreadableBody,
+                    ApiError::BodyTimeout,
+                    ApiError::PayloadTooLarge { max: 1 },
+                    ApiError::UriTooLong,
+                    ApiError::HeadersTooLarge,
+                    ApiError::Overloaded,
+                    ApiError::DeadlineExceeded,
+                ] {
+                    assert!(
+                        documents(&doc, method, path, &error),
+                        "{method} {path} {error:?}"
+                    );
+                }
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 //! The constraints of the HTTP contract, each defined once: the handlers enforce them with
-//! the checks here, and [`super::openapi`] writes the same figures and patterns into the
-//! document. `node/tests/it/contract.rs` evaluates the document's patterns against what
-//! the node accepts and refuses.
+//! the checks here, and the OpenAPI document ([`super::openapi_document`]) states the same
+//! figures and patterns. `node/tests/it/contract.rs` evaluates the document's patterns
+//! against what the node accepts and refuses.
 
 use ephemera_proto::batch::BatchId;
 

@@ -258,6 +258,7 @@ def run(args):
     restart_at = start + (end - start) * 0.5
     throttle = (start + (end - start) * 0.3, start + (end - start) * 0.3 + 1800)
     restarted = False
+    busy = set()  # phones whose person is reporting
     now = start
     while now < end:
         due = [p.poll_timeout() for p in phones.values()]
@@ -283,7 +284,8 @@ def run(args):
             actions.remove(action)
             at, kind, pid, code, typo = action
             if kind == "open":
-                pid = rng.choice(list(phones))
+                pid = rng.choice([p for p in phones if p not in busy])
+                busy.add(pid)
                 phones[pid].start_sync(now)
                 driver.pump(pid, phones[pid], now)
                 typing = 20 + rng.random() * 160
@@ -298,13 +300,19 @@ def run(args):
                 driver.pump(pid, phones[pid], now)
                 actions.append([now + 20 + rng.random() * 160, "code", pid, code, False])
             elif kind == "code":
-                phones[pid].start_report(int(now), code, None, None)
+                try:
+                    phones[pid].start_report(int(now), code, None, None)
+                except e.FfiError.ReportInProgress:
+                    # The mistyped attempt is still retrying (a 429 window): wait for it.
+                    actions.append([now + 60, "code", pid, code, False])
+                    continue
                 driver.pump(pid, phones[pid], now)
                 actions.append([now + 3600, "retire", pid, None, False])
             elif kind == "retire" and pid in phones:
                 # A person who reported; a new phone takes the place in the population.
                 if not phones[pid].status().report_pending:
                     del phones[pid]
+                    busy.discard(pid)
                     new_phone(int(now))
                 else:
                     actions.append([now + 3600, "retire", pid, None, False])

@@ -25,6 +25,12 @@ pub enum ApiError {
         /// The limit.
         max: usize,
     },
+    /// A body came without the media type its endpoint documents.
+    #[error("the body must be sent as Content-Type: {expected}")]
+    UnsupportedMediaType {
+        /// The media type the endpoint takes.
+        expected: &'static str,
+    },
     /// A JSON body could not be parsed.
     #[error("malformed JSON body: {0}")]
     MalformedJson(String),
@@ -108,6 +114,7 @@ impl ApiError {
             MalformedJson(_) | InvalidParameter { .. } | Authority(_) | Intake(_) => {
                 StatusCode::BAD_REQUEST
             }
+            UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Unauthorized | InvalidCredentials => StatusCode::UNAUTHORIZED,
             NotFound => StatusCode::NOT_FOUND,
@@ -127,6 +134,7 @@ impl ApiError {
         match self {
             PayloadTooLarge { .. } => "payload-too-large",
             MalformedJson(_) => "malformed-json",
+            UnsupportedMediaType { .. } => "unsupported-media-type",
             InvalidParameter { .. } => "invalid-parameter",
             TooManyAttempts => "too-many-attempts",
             Unauthorized => "unauthorized",
@@ -328,6 +336,13 @@ mod tests {
                 AuthorityError::OnsetOutOfRange.into(),
                 StatusCode::BAD_REQUEST,
                 "invalid-parameter",
+            ),
+            (
+                ApiError::UnsupportedMediaType {
+                    expected: "application/json",
+                },
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
             ),
             (
                 ApiError::TooManyAttempts,

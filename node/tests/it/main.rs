@@ -3,6 +3,7 @@
 mod backup;
 mod cli;
 mod clock;
+mod contract;
 mod crash;
 mod disk_full;
 mod errors;

@@ -187,6 +187,9 @@ pub enum MetaKey {
     Paused,
     /// When the last sync round completed (u64 little-endian unix seconds).
     LastSync,
+    /// Batch-key rollovers followed (each the old then the new Ed25519 key, 64 bytes),
+    /// verified when learned.
+    NodeKeyRollovers,
 }
 
 impl MetaKey {
@@ -202,6 +205,7 @@ impl MetaKey {
             MetaKey::Revision => "revision",
             MetaKey::Paused => "paused",
             MetaKey::LastSync => "last-sync",
+            MetaKey::NodeKeyRollovers => "node-key-rollovers",
         }
     }
 }

@@ -57,9 +57,6 @@ pub enum RotatedKey {
 }
 
 impl RotatedKey {
-    /// Every rotatable key.
-    pub const ALL: [RotatedKey; 3] = [RotatedKey::Batch, RotatedKey::Authority, RotatedKey::Export];
-
     /// The name on the command line.
     pub fn name(self) -> &'static str {
         match self {

@@ -245,8 +245,7 @@ config_keys! {
         /// Authority-key rollovers (hex frames, as `ephemera-node keys status` prints them
         /// on the authority's node): the successor of a trusted key is trusted too, beside
         /// it. See node/docs/OPERATIONS.md, "Rotating keys".
-        trusted_authority_rollovers: Vec<KeyRollover> = Policy::default().authority_rollovers,
-            was = "trusted_authority_rollovers";
+        trusted_authority_rollovers: Vec<KeyRollover> = Policy::default().authority_rollovers;
     }
 
     /// Logs, on stderr. They never contain codes, tokens, keys or client addresses.

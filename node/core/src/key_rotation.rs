@@ -222,30 +222,42 @@ pub fn begin(
     policy_version: &str,
     rng: &mut impl CryptoRng,
 ) -> Result<RotationStep, KeyError> {
-    let keys = NodeKeys::load(data_dir)?;
     let dir = data_dir.join(KEYS_DIR);
     let (_, next_file) = key.files();
     let mut created = false;
+    // A crash after the next export key and before its version: write the version now.
+    let completing = key == RotatedKey::Export
+        && dir.join(EXPORT_NEXT_FILE).exists()
+        && !dir.join(EXPORT_NEXT_VERSION_FILE).exists();
+    if completing {
+        let current = read_version(&dir.join(EXPORT_VERSION_FILE))?
+            .unwrap_or_else(|| policy_version.to_owned());
+        let version = next_version(version, &current)?;
+        write_file(
+            &dir.join(EXPORT_NEXT_VERSION_FILE),
+            version.as_bytes(),
+            &mut created,
+        )?;
+        sync_dir(&dir)?;
+    }
+    let keys = NodeKeys::load(data_dir)?;
     let step = match key {
         RotatedKey::Export => {
-            let current_version = keys.export_version.as_deref().unwrap_or(policy_version);
             if let Some((next, version)) = &keys.next.export {
+                if completing {
+                    return Ok(RotationStep {
+                        key,
+                        current: fingerprint(&keys.export),
+                        next: fingerprint(next),
+                    });
+                }
                 return Err(KeyError::RotationUnderWay {
                     key: key.name(),
                     next: format!("{} version {version}", fingerprint(next)),
                 });
             }
-            let version = match version {
-                Some(v) => v.to_owned(),
-                None => bumped(current_version)?,
-            };
-            check_version(&version, current_version)?;
-            // The version first: a crash after it leaves no next key, and begin reruns.
-            write_file(
-                &dir.join(EXPORT_NEXT_VERSION_FILE),
-                version.as_bytes(),
-                &mut created,
-            )?;
+            let current_version = keys.export_version.as_deref().unwrap_or(policy_version);
+            let version = next_version(version, current_version)?;
             let make = || {
                 let doc = EcdsaKeyPair::generate_pkcs8(
                     &ECDSA_P256_SHA256_ASN1_SIGNING,
@@ -263,6 +275,13 @@ pub fn begin(
             let next = ExportSigningKey::from_pkcs8(&pkcs8).ok_or_else(|| KeyError::Corrupt {
                 path: dir.join(next_file),
             })?;
+            // The key first, then its version: a crash between the two is completed above.
+            sync_dir(&dir)?;
+            write_file(
+                &dir.join(EXPORT_NEXT_VERSION_FILE),
+                version.as_bytes(),
+                &mut created,
+            )?;
             RotationStep {
                 key,
                 current: fingerprint(&keys.export),
@@ -490,6 +509,16 @@ fn interrupted(what: &str, key: RotatedKey, finishing: bool) -> KeyError {
             if finishing { " --finish" } else { "" }
         ),
     }
+}
+
+/// The next export key's version: `given`, else `current` counted up; checked.
+fn next_version(given: Option<&str>, current: &str) -> Result<String, KeyError> {
+    let version = match given {
+        Some(v) => v.to_owned(),
+        None => bumped(current)?,
+    };
+    check_version(&version, current)?;
+    Ok(version)
 }
 
 /// `v1` -> `v2`; a version with no trailing number gets `2`.

@@ -257,6 +257,39 @@ fn an_interrupted_step_is_named_and_completed_by_running_it_again() {
         Some("v2")
     );
 
+    // A crash in the export begin, after the next key and before its version.
+    let begun = begin(
+        dir.path(),
+        RotatedKey::Export,
+        NOW,
+        None,
+        "v1",
+        &mut rand::rng(),
+    )
+    .unwrap();
+    fs::remove_file(keys.join(EXPORT_NEXT_VERSION_FILE)).unwrap();
+    let error = NodeKeys::load(dir.path()).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("run `ephemera-node keys rotate export` again"),
+        "{error}"
+    );
+    let again = begin(
+        dir.path(),
+        RotatedKey::Export,
+        NOW,
+        None,
+        "v1",
+        &mut rand::rng(),
+    )
+    .unwrap();
+    assert_eq!(again, begun, "the same next key, now with its version");
+    assert_eq!(
+        NodeKeys::load(dir.path()).unwrap().next.export.unwrap().1,
+        "v3"
+    );
+
     // A corrupt rollover file is refused, never skipped.
     let frame = fs::read_dir(keys.join(ROLLOVERS_DIR))
         .unwrap()

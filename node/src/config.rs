@@ -37,6 +37,7 @@ use std::path::PathBuf;
 
 use ephemera_node_core::Policy;
 use ephemera_proto::SchemeKind;
+use ephemera_proto::rollover::KeyRollover;
 use ephemera_proto::signing::Ed25519PublicKey;
 
 pub use error::{ConfigError, ConfigWarning, Origin};
@@ -246,6 +247,10 @@ config_keys! {
         /// node accepts. Its own authority key is always trusted.
         trusted_authorities: Vec<Ed25519PublicKey> = Policy::default().trusted_authorities,
             was = "trusted_authorities";
+        /// Authority-key rollovers (hex frames, as `ephemera-node keys status` prints them
+        /// on the authority's node): the successor of a trusted key is trusted too, beside
+        /// it. See node/docs/OPERATIONS.md, "Rotating keys".
+        trusted_authority_rollovers: Vec<KeyRollover> = Policy::default().authority_rollovers;
     }
 
     /// Logs, on stderr. They never contain codes, tokens, keys or client addresses.
@@ -387,6 +392,7 @@ impl NodeConfig {
             max_upload_bytes: self.http.max_upload_bytes,
             accept_schemes: p.accept_schemes.clone(),
             trusted_authorities: a.trusted_authorities.clone(),
+            authority_rollovers: a.trusted_authority_rollovers.clone(),
             batch_period_seconds: p.batch_period_seconds,
             batch_min_entries: p.batch_min_entries,
             batch_max_entries: p.batch_max_entries,

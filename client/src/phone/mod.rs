@@ -245,8 +245,9 @@ impl<S: Store> Phone<S> {
         Ok(())
     }
 
-    /// The shared configuration (e.g. to borrow its trusted nodes for
-    /// [`begin_batch`](Phone::begin_batch)).
+    /// The shared configuration. (Batches are verified with
+    /// [`trusted_nodes`](Phone::trusted_nodes), which adds the keys followed through
+    /// rollovers to the configured ones.)
     pub fn shared_config(&self) -> Arc<ClientConfig> {
         Arc::clone(&self.config)
     }
@@ -376,8 +377,8 @@ impl<S: Store> Phone<S> {
                     self.sync_failed();
                     return Ok(());
                 }
-                let config = Arc::clone(&self.config);
-                let mut ingest = self.begin_batch(&config.trusted_nodes)?;
+                let trusted = self.trusted_nodes();
+                let mut ingest = self.begin_batch(&trusted)?;
                 let pushed = ingest.push(&response.body);
                 match pushed {
                     Ok(()) => self.finish_fetched(now, ingest, entry).map(|_| ()),
@@ -429,8 +430,8 @@ impl<S: Store> Phone<S> {
         let Pending::FetchBatch(entry) = self.take_inflight(id)? else {
             unreachable!("checked above")
         };
-        let config = Arc::clone(&self.config);
-        let mut ingest = self.begin_batch(&config.trusted_nodes)?;
+        let trusted = self.trusted_nodes();
+        let mut ingest = self.begin_batch(&trusted)?;
         let mut buffer = vec![0u8; 64 * 1024];
         loop {
             let n = match reader.read(&mut buffer) {

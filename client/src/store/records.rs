@@ -189,6 +189,9 @@ pub enum MetaKey {
     LastSync,
     /// The decoy flow on its way (postcard): its step, attempts and next send time.
     PendingDecoy,
+    /// Batch-key rollovers followed (each the old then the new Ed25519 key, 64 bytes),
+    /// verified when learned.
+    NodeKeyRollovers,
 }
 
 impl MetaKey {
@@ -205,6 +208,7 @@ impl MetaKey {
             MetaKey::Paused => "paused",
             MetaKey::LastSync => "last-sync",
             MetaKey::PendingDecoy => "pending-decoy",
+            MetaKey::NodeKeyRollovers => "node-key-rollovers",
         }
     }
 }

@@ -322,6 +322,7 @@ fn sync_walks_the_index_and_persists_the_cursor() {
     let index = BatchIndex {
         batches: vec![entry(&b1, 1), entry(&b2, 2)],
         next_cursor: 2,
+        key_rollovers: Vec::new(),
     };
     phone
         .handle_response(
@@ -354,6 +355,7 @@ fn sync_walks_the_index_and_persists_the_cursor() {
     let empty = BatchIndex {
         batches: vec![],
         next_cursor: 2,
+        key_rollovers: Vec::new(),
     };
     phone
         .handle_response(
@@ -379,6 +381,7 @@ fn sync_walks_the_index_and_persists_the_cursor() {
     let index = BatchIndex {
         batches: vec![entry(&b2, 3)],
         next_cursor: 3,
+        key_rollovers: Vec::new(),
     };
     phone
         .handle_response(
@@ -661,6 +664,7 @@ fn fetched_batches_stream_from_a_reader() {
             tokens: 200,
         }],
         next_cursor: 5,
+        key_rollovers: Vec::new(),
     };
     let json = serde_json::to_vec(&index).unwrap();
     phone

@@ -18,6 +18,15 @@ fn peer() -> String {
 fn samples() -> Vec<(&'static str, String, String)> {
     let peer = peer();
     let authority = "ab".repeat(32);
+    let rollover = hex::encode(
+        ephemera_proto::rollover::KeyRollover::announce(
+            ephemera_proto::rollover::KeyRole::Authority,
+            &ephemera_proto::signing::Ed25519SigningKey::from_seed(&[1; 32]),
+            &ephemera_proto::signing::Ed25519SigningKey::from_seed(&[2; 32]),
+            ephemera_proto::UnixTime(1_700_000_000),
+        )
+        .to_bytes(),
+    );
     let s = |path, toml: &str, text: &str| (path, toml.to_owned(), text.to_owned());
     vec![
         s("data_dir", "\"/srv/ephemera\"", "/srv/ephemera"),
@@ -83,6 +92,11 @@ fn samples() -> Vec<(&'static str, String, String)> {
             "authority.trusted_authorities",
             &format!("[\"{authority}\"]"),
             &authority,
+        ),
+        s(
+            "authority.trusted_authority_rollovers",
+            &format!("[\"{rollover}\"]"),
+            &rollover,
         ),
         s("log.format", "\"json\"", "json"),
         s("log.filter", "\"debug\"", "debug"),
@@ -359,6 +373,10 @@ fn malformed_values_name_their_key_and_where_they_came_from() {
         (
             "[authority]\ntrusted_authorities = [\"zz\"]",
             "authority.trusted_authorities",
+        ),
+        (
+            "[authority]\ntrusted_authority_rollovers = [\"0109\"]",
+            "authority.trusted_authority_rollovers",
         ),
         (
             "[publication]\nbatch_min_entries = 10\nbatch_max_entries = 5",

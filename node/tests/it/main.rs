@@ -9,6 +9,7 @@ mod disk_full;
 mod errors;
 mod flow;
 mod hostile;
+mod keys;
 mod lifecycle;
 mod monitoring;
 mod privacy;

@@ -170,6 +170,7 @@ impl Server {
         let index = BatchIndex {
             batches: page,
             next_cursor,
+            key_rollovers: Vec::new(),
         };
         ok(serde_json::to_vec(&index).expect("index serialises"))
     }

@@ -128,8 +128,11 @@ async fn a_contact_on_the_upload_day_is_matched_once_the_cut_key_is_published() 
         },
     )
     .unwrap();
-    let upload = a.poll_request().unwrap();
-    assert_eq!(upload.purpose, Purpose::Upload);
+    // The upload follows the verify's answer 1 to 3 s later, on the phone's timer.
+    a.handle_timeout(now.plus_seconds(3)).unwrap();
+    let upload = std::iter::from_fn(|| a.poll_request())
+        .find(|r| r.purpose == Purpose::Upload)
+        .unwrap();
     let (inner, _) = node
         .keys()
         .sealing

@@ -61,6 +61,7 @@ def upload(node, phone, code, onset=None, revision=False):
     deadline = time.time() + 30
     while time.time() < deadline:
         now = int(time.time())
+        driver.timers(now)  # the upload follows the verify's answer by 1-3 s
         for record in driver.pump(now):
             seen.append(record.event)
             phone.acknowledge_event(record.id)

@@ -41,7 +41,8 @@ POSTS = ("/v1/verify", "/v1/uploads")
 
 class RecordingProxy:
     """A store-and-forward HTTP/1.1 proxy (one request per connection, as the example
-    driver's urllib sends them) that records each exchange, keyed by the client's port."""
+    driver's urllib sends them) that records each exchange under the client's port, in
+    order (a port is used again once its connection is closed)."""
 
     def __init__(self, upstream_port):
         self.upstream_port = upstream_port
@@ -78,7 +79,7 @@ class RecordingProxy:
             if self.down:
                 client.close()
                 record["refused"] = True
-                self.records[port] = record
+                self.records.setdefault(port, []).append(record)
                 return
             if self.throttle and record["method"] == "POST" and record["path"] in POSTS:
                 answer = (b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n"
@@ -102,7 +103,7 @@ class RecordingProxy:
                 "latency": t_first - t_sent,
                 "t_out": t_out,
             })
-            self.records[port] = record
+            self.records.setdefault(port, []).append(record)
         except OSError:
             pass
         finally:
@@ -326,10 +327,15 @@ def flows(log, records):
     """Each verify the node answered, with the upload that followed it from the same
     phone, as the observer sees them; labelled from the driver's side."""
     by_phone = {}
+    used = {}
     for entry in log:
-        record = records.get(entry["port"])
-        if record is None:
+        # The k-th use of a port in the log is its k-th record.
+        k = used.get(entry["port"], 0)
+        used[entry["port"]] = k + 1
+        uses = records.get(entry["port"], [])
+        if k >= len(uses):
             continue
+        record = uses[k]
         by_phone.setdefault(entry["phone"], []).append({**entry, **record})
     out = []
     for events in by_phone.values():
@@ -423,14 +429,19 @@ def main():
     parser.add_argument("--min-decoys", type=int, default=300)
     parser.add_argument("--min-reals", type=int, default=50)
     parser.add_argument("--seed", type=int, default=30)
+    parser.add_argument("--dump", help="write the flows' features to this JSON file")
     args = parser.parse_args()
     began = time.time()
     log, records = run(args)
     samples = flows(log, records)
+    if args.dump:
+        with open(args.dump, "w") as out:
+            json.dump(samples, out)
     reals = sum(1 for s in samples if s["real"])
     decoys = len(samples) - reals
-    throttled = sum(1 for r in records.values() if r.get("status") == 429)
-    refused = sum(1 for r in records.values() if r.get("refused"))
+    every = [r for uses in records.values() for r in uses]
+    throttled = sum(1 for r in every if r.get("status") == 429)
+    refused = sum(1 for r in every if r.get("refused"))
     print(f"flows: {reals} real, {decoys} decoy; {throttled} answers 429 in the rate-limit window, "
           f"{refused} connections refused during the restart; {time.time() - began:.0f} s")
     failed = reals < args.min_reals or decoys < args.min_decoys

@@ -8,7 +8,8 @@
 //!
 //! - it starts with a sync round, as an app opening does, and sends its verify after a
 //!   delay drawn from `decoy.delay_seconds`;
-//! - every verify is followed by an upload, sized as this phone's real report would be now
+//! - every verify is followed by an upload 1–3 s later (`report::UPLOAD_DELAY_SECONDS`), sized
+//!   as this phone's real report would be now
 //!   ([`Phone::real_upload_size`]) — as a real verify that fails is followed by a decoy
 //!   upload of its report's size (`phone::report`);
 //! - `decoy.retry_fraction` of the flows send a second verify and upload after a drawn delay;
@@ -119,10 +120,11 @@ impl<S: Store> Phone<S> {
         now: UnixTime,
         size: usize,
     ) -> Result<(), ClientError> {
+        let delay = self.draw_upload_delay();
         self.decoy = Some(DecoyFlow {
             stage: DecoyStage::Upload,
             attempts: 0,
-            next_attempt: now,
+            next_attempt: now.plus_seconds(delay),
             retries_left: 0,
             in_flight: false,
             upload_size: Some(size),
@@ -191,6 +193,7 @@ impl<S: Store> Phone<S> {
             return self.decoy_retry_later(now);
         }
         let delay = self.draw_decoy_delay();
+        let upload_delay = self.draw_upload_delay();
         let Some(flow) = self.decoy.as_mut() else {
             return Ok(());
         };
@@ -198,9 +201,9 @@ impl<S: Store> Phone<S> {
         flow.attempts = 0;
         match flow.stage {
             DecoyStage::Verify => {
-                // Every verify is followed by an upload at once, as a real one is.
+                // Every verify is followed by an upload, as a real one is.
                 flow.stage = DecoyStage::Upload;
-                flow.next_attempt = now;
+                flow.next_attempt = now.plus_seconds(upload_delay);
             }
             DecoyStage::Upload if flow.retries_left > 0 => {
                 flow.retries_left -= 1;

@@ -18,6 +18,9 @@ use crate::error::{ClientError, ReportError, StoreError};
 use crate::request::{PhoneEvent, Response};
 use crate::store::{Evidence, MetaKey, Store};
 
+/// The range (seconds) an upload follows its verify's answer by.
+pub(super) const UPLOAD_DELAY_SECONDS: (u64, u64) = (1, 3);
+
 /// Where a report on its way stands.
 #[derive(Clone, Serialize, Deserialize)]
 enum Stage {
@@ -307,6 +310,15 @@ impl<S: Store> Phone<S> {
         Ok(())
     }
 
+    /// Seconds between a verify's answer and its upload, drawn alike for real and decoy
+    /// flows: [`UPLOAD_DELAY_SECONDS`]. Sent at once, the upload's gap showed what the phone
+    /// did in between (a certificate kept and flushed, or a decoy built), which an observer
+    /// on the path could time to the tenth of a millisecond.
+    pub(super) fn draw_upload_delay(&mut self) -> u64 {
+        let (low, high) = UPLOAD_DELAY_SECONDS;
+        low + self.rng.next_u64() % (high - low + 1)
+    }
+
     /// Seconds to wait before the next send after `attempts` sends without a definitive
     /// answer: doubling from `report.retry_initial_seconds` up to `retry_max_seconds`, plus
     /// up to a quarter more, so phones cut off together do not retry together. Real and
@@ -449,12 +461,13 @@ impl<S: Store> Phone<S> {
             None => UploadRequest::real(upload),
             Some(token) => revision_request(upload, token.clone()),
         };
+        let delay = self.draw_upload_delay();
         let flow = self.report.as_mut().expect("checked above");
         flow.stage = Stage::Upload {
             body: wire::encode(&request),
         };
         flow.attempts = 0;
-        flow.next_attempt = now.0;
+        flow.next_attempt = now.0 + delay;
         // The certificate is kept before the upload is sent: the code is spent now.
         self.save_report()?;
         self.store.flush()?;

@@ -106,9 +106,9 @@ fn a_code_whose_first_upload_failed_still_uploads_after_a_restart() {
     phone
         .handle_response(next_attempt, again.id, answer)
         .unwrap();
-    let upload = next(&node, &mut phone, next_attempt);
-    assert_eq!(upload.purpose, Purpose::Upload);
     assert!(phone.status().report_certified);
+    let upload = util::next_upload(&mut phone, next_attempt);
+    assert_eq!(upload.purpose, Purpose::Upload);
     // The node fails (503): retried, across another kill, byte for byte.
     phone
         .handle_response(

@@ -495,7 +495,7 @@ fn decoy_flows_follow_a_poisson_schedule_and_look_like_real_reports() {
     );
     let answer = node.answer_verify(now, &real_verify);
     phone.handle_response(now, real_verify.id, answer).unwrap();
-    let real_upload = phone.poll_request().unwrap();
+    let real_upload = super::util::next_upload(&mut phone, now);
     assert_eq!(real_upload.purpose, Purpose::Upload);
     assert!(
         trace.uploads.iter().all(|l| *l == real_upload.body.len()),
@@ -574,7 +574,7 @@ fn refused_codes_are_reported_as_events() {
     );
     assert!(!pair.b.report_in_progress());
     // The refused verify is followed by an upload, as every verify is (decoys' too).
-    let follow = pair.b.poll_request().unwrap();
+    let follow = super::util::next_upload(&mut pair.b, now);
     assert_eq!(follow.purpose, Purpose::DecoyUpload);
     assert_eq!(follow.path, "/v1/uploads");
     // A phone that heard no one has nothing to report (pet).

@@ -74,6 +74,7 @@ impl FakeNode {
                     body: serde_json::to_vec(&BatchIndex {
                         batches: vec![],
                         next_cursor: 0,
+                        key_rollovers: Vec::new(),
                     })
                     .unwrap(),
                 },
@@ -192,7 +193,7 @@ impl FakeNode {
         assert_eq!(verify.purpose, Purpose::Verify);
         let answer = self.answer_verify(now, &verify);
         phone.handle_response(now, verify.id, answer).unwrap();
-        let upload = phone.poll_request().expect("upload request");
+        let upload = next_upload(phone, now);
         assert_eq!(upload.purpose, Purpose::Upload);
         let contents = self.accept_upload(now, &upload);
         let ok = self.upload_ok(&upload);
@@ -203,6 +204,17 @@ impl FakeNode {
         ));
         contents
     }
+}
+
+/// The upload that follows a verify's answer at `now`, 1 to 3 s later (the phone's timer).
+pub(crate) fn next_upload<S: crate::store::Store>(phone: &mut Phone<S>, now: UnixTime) -> Request {
+    for later in 0..=3 {
+        phone.handle_timeout(now.plus_seconds(later)).unwrap();
+        if let Some(r) = phone.poll_request() {
+            return r;
+        }
+    }
+    panic!("no upload within 3 s of the verify's answer")
 }
 
 /// The next request that is not for the sealing key (those stay unanswered): what a sync

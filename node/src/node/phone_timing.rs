@@ -3,12 +3,15 @@
 //! A real verify or upload writes and flushes before it answers; a decoy, a wrong code or a
 //! refused upload does less. Next to the server (a proxy, a co-located observer) that
 //! difference told real from decoy with an AUC of 0.99 (issue 30). So every sealed answer
-//! (real, decoy, refused) leaves no earlier than a floor after the request was opened:
-//! `[http] phone_answer_floor_ms`, raised to the p99 of the recent real successes' own
-//! times when the disk is slower than that. Answers then leave at the floor, whatever the
-//! disk and the load; only a real answer slower than the floor (at most the 1 % above the
-//! p99) shows its own time. A floor, unlike holding decoys to drawn real times, needs no
-//! real traffic first, so a fresh or restarted node is covered at once.
+//! (real, decoy, refused) leaves a drawn time after the request was opened: the floor plus
+//! up to half of it more, uniformly. The floor is `[http] phone_answer_floor_ms`, raised to
+//! the p99 of the recent real successes' own times when the disk is slower than that.
+//! Answers then leave on one distribution, whatever the disk and the load; only a real
+//! answer slower than the floor (at most the 1 % above the p99) shows its own time. The
+//! drawn part hides what a fixed floor left: waking from the timer after a flush, or after
+//! none, differs by tenths of a millisecond, which a classifier next to the server still
+//! read (AUC 0.66 on loopback). A floor, unlike holding decoys to drawn real times, needs
+//! no real traffic first, so a fresh or restarted node is covered at once.
 //!
 //! Only durations are kept, in memory: no time of day, no source, nothing about a request.
 
@@ -17,6 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ephemera_proto::sealed::SealedRoute;
+use rand::RngExt;
 
 /// Recent real latencies kept per route.
 pub(crate) const SAMPLES: usize = 512;
@@ -93,13 +97,21 @@ impl PhoneTiming {
         self.configured.max(p99).min(MAX_FLOOR)
     }
 
-    /// Waits until the floor has passed since `started`; a real success's own time (to
+    /// How long after opening an answer on `route` leaves: the floor plus a uniform draw
+    /// of up to half of it.
+    pub(crate) fn hold(&self, route: SealedRoute) -> Duration {
+        let floor = self.floor(route);
+        let spread = u64::try_from(floor.as_micros() / 2).unwrap_or(u64::MAX);
+        floor + Duration::from_micros(rand::rng().random_range(0..=spread))
+    }
+
+    /// Waits until a drawn hold has passed since `started`; a real success's own time (to
     /// this point) joins the samples first.
     pub(crate) async fn settle(&self, route: SealedRoute, started: Instant, answered: Answered) {
         if answered == Answered::Real {
             self.record(route, started.elapsed());
         }
-        tokio::time::sleep_until((started + self.floor(route)).into()).await;
+        tokio::time::sleep_until((started + self.hold(route)).into()).await;
     }
 }
 
@@ -137,6 +149,31 @@ mod tests {
             timing.record(SealedRoute::Verify, Duration::from_secs(600));
         }
         assert_eq!(timing.floor(SealedRoute::Verify), MAX_FLOOR);
+    }
+
+    #[test]
+    fn holds_spread_over_half_the_floor_above_it() {
+        let timing = PhoneTiming::new(Duration::from_millis(50));
+        let holds: Vec<Duration> = (0..2000)
+            .map(|_| timing.hold(SealedRoute::Verify))
+            .collect();
+        assert!(
+            holds
+                .iter()
+                .all(|h| (Duration::from_millis(50)..=Duration::from_millis(75)).contains(h))
+        );
+        let low = holds
+            .iter()
+            .filter(|h| **h < Duration::from_micros(62_500))
+            .count();
+        assert!(
+            (800..1200).contains(&low),
+            "{low} of 2000 in the lower half"
+        );
+        assert_eq!(
+            PhoneTiming::new(Duration::ZERO).hold(SealedRoute::Upload),
+            Duration::ZERO
+        );
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@ mod cli;
 mod clock;
 mod contract;
 mod crash;
+mod decoys;
 mod disk_full;
 mod errors;
 mod flow;

@@ -220,14 +220,24 @@ impl PhoneAdapter for ClientPhone {
             Err(e) => return Err(e.to_string()),
         };
         let mut accepted = None;
-        while let Some(request) = self.phone.poll_request() {
-            let (response, contents) = server.serve_mut(now, &request);
-            if contents.is_some() {
-                accepted = contents;
+        // The upload follows the verify's answer 1 to 3 s later, on the phone's timer.
+        for later in 0..=3 {
+            let now = now.plus_seconds(later);
+            if later > 0 {
+                self.phone.handle_timeout(now).map_err(|e| e.to_string())?;
             }
-            self.phone
-                .handle_response(now, request.id, response)
-                .map_err(|e| e.to_string())?;
+            while let Some(request) = self.phone.poll_request() {
+                let (response, contents) = server.serve_mut(now, &request);
+                if contents.is_some() {
+                    accepted = contents;
+                }
+                self.phone
+                    .handle_response(now, request.id, response)
+                    .map_err(|e| e.to_string())?;
+            }
+            if !self.phone.report_in_progress() {
+                break;
+            }
         }
         self.drain_events(now);
         Ok(accepted.map(|contents| Reported { preview, contents }))

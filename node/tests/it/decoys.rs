@@ -1,0 +1,153 @@
+//! Sealed phone exchanges: a real report and a decoy look alike on the wire, to a proxy that
+//! reads HTTP in clear (issue 30; issue 16's decoy-equality test).
+
+use std::collections::BTreeSet;
+
+use ephemera_node::clock::ManualClock;
+use ephemera_proto::api::{VerifyRequest, VerifyResponse};
+use ephemera_proto::auth::ReportHmacKey;
+use ephemera_proto::sealed::{
+    self, ResponseOpener, SealedRoute, SealingKeyAnnouncement, SealingPublicKey,
+};
+use ephemera_proto::signing::TrustedKeys;
+use ephemera_proto::upload::{SignedUpload, UploadRequest};
+use ephemera_proto::wire;
+
+use crate::util::*;
+
+/// What a proxy sees of one exchange, and what the phone opens.
+struct Seen {
+    request_len: usize,
+    status: u16,
+    answer_len: usize,
+    header_names: BTreeSet<String>,
+    inner_status: u16,
+    inner_body: Vec<u8>,
+}
+
+async fn exchange(
+    node: &TestNode,
+    key: SealingPublicKey,
+    route: SealedRoute,
+    inner: &[u8],
+) -> Seen {
+    let (body, opener): (Vec<u8>, ResponseOpener) =
+        key.seal_request(route, inner, &mut rand::rng()).unwrap();
+    let path = match route {
+        SealedRoute::Verify => "/v1/verify",
+        SealedRoute::Upload => "/v1/uploads",
+    };
+    let response = node.post_raw(path, sealed::CONTENT_TYPE, &body).await;
+    let opened = opener.open(&response.body).unwrap();
+    Seen {
+        request_len: body.len(),
+        status: response.status,
+        answer_len: response.body.len(),
+        // Names only: `date` changes every second for real and decoy alike.
+        header_names: response
+            .headers
+            .iter()
+            .map(|(k, _)| k.to_lowercase())
+            .collect(),
+        inner_status: opened.status,
+        inner_body: opened.body,
+    }
+}
+
+/// One proxy-visible shape: request length, status, answer length, header set.
+fn shape(seen: &Seen) -> (usize, u16, usize, BTreeSet<String>) {
+    (
+        seen.request_len,
+        seen.status,
+        seen.answer_len,
+        seen.header_names.clone(),
+    )
+}
+
+#[tokio::test]
+async fn real_decoy_and_refused_exchanges_look_alike_and_only_the_real_one_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), ManualClock::new(T0)).await;
+    // The phone's view of the key: served signed by the batch key it trusts.
+    let announcement: SealingKeyAnnouncement =
+        serde_json::from_slice(&node.get("/v1/sealing-key").await.body).unwrap();
+    let trusted = TrustedKeys::new().with(node.node.keys().batch.public_key());
+    let key = announcement.verify(&trusted).unwrap();
+
+    let session = node.login().await;
+    let code = node
+        .issue(&session, "confirmed", None, 1)
+        .await
+        .codes
+        .remove(0)
+        .code;
+    let contents = pet_contents(3, T0.day());
+    let hmac_key = ReportHmacKey::generate(&mut rand::rng());
+    let real = VerifyRequest {
+        code,
+        report_hmac: hex::encode(hmac_key.authenticate(&contents).0),
+        decoy: false,
+        padding: String::new(),
+    };
+    let real_verify = exchange(&node, key, SealedRoute::Verify, &real.to_padded_json()).await;
+    let decoy_verify = exchange(
+        &node,
+        key,
+        SealedRoute::Verify,
+        &VerifyRequest::decoy(&mut rand::rng()).to_padded_json(),
+    )
+    .await;
+    // A mistyped code: refused inside the seal.
+    let mut wrong = real.clone();
+    wrong.code = "0000-0000-0000-0000".to_owned();
+    let wrong_verify = exchange(&node, key, SealedRoute::Verify, &wrong.to_padded_json()).await;
+    assert_eq!(real_verify.inner_status, 200);
+    assert_eq!(decoy_verify.inner_status, 200);
+    assert_eq!(wrong_verify.inner_status, 400);
+    assert_eq!(shape(&real_verify), shape(&decoy_verify));
+    assert_eq!(shape(&real_verify), shape(&wrong_verify));
+    assert_eq!(real_verify.status, 200);
+    assert_eq!(
+        real_verify.answer_len,
+        SealedRoute::Verify.sealed_response_size()
+    );
+
+    let certificate = serde_json::from_slice::<VerifyResponse>(&real_verify.inner_body)
+        .unwrap()
+        .certificate()
+        .unwrap();
+    let real_upload = wire::encode(&UploadRequest::real(SignedUpload {
+        contents,
+        certificate,
+        hmac_key,
+    }));
+    let decoy_upload = wire::encode(&UploadRequest::decoy(real_upload.len()));
+    assert_eq!(real_upload.len(), decoy_upload.len());
+    let real_upload = exchange(&node, key, SealedRoute::Upload, &real_upload).await;
+    let decoy_upload = exchange(&node, key, SealedRoute::Upload, &decoy_upload).await;
+    assert_eq!(real_upload.inner_status, 200);
+    assert_eq!(decoy_upload.inner_status, 200);
+    assert_eq!(shape(&real_upload), shape(&decoy_upload));
+    assert_eq!(
+        real_upload.answer_len,
+        SealedRoute::Upload.sealed_response_size()
+    );
+    // The real report is kept, the decoy is not.
+    assert_eq!(node.node.store().upload_count().unwrap(), 1);
+
+    // Before opening, a body sealed to another key gets a clear, documented error.
+    let stranger = sealed::SealingSecretKey::generate(&mut rand::rng()).public_key();
+    let (body, _) = stranger
+        .seal_request(SealedRoute::Upload, b"x", &mut rand::rng())
+        .unwrap();
+    let refused = node
+        .post_raw("/v1/uploads", sealed::CONTENT_TYPE, &body)
+        .await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        String::from_utf8_lossy(&refused.body).contains("unknown-sealing-key"),
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    node.stop().await;
+}

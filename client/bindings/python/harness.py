@@ -41,6 +41,8 @@ class Node:
         env["EPHEMERA_BATCH_PERIOD_SECONDS"] = str(batch_period_seconds)
         env["EPHEMERA_BATCH_MIN_ENTRIES"] = "16"
         env["EPHEMERA_LOG_FILTER"] = "warn"
+        # Not federation's fixed default port: harness nodes run side by side.
+        env["EPHEMERA_FEDERATION_LISTEN"] = "127.0.0.1:0"
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(
                 [

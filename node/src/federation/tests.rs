@@ -5,10 +5,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ephemera_proto::auth::ExpiryPolicy;
+use ephemera_proto::auth::{ExpiryPolicy, TrustedAuthorities};
+use ephemera_proto::signing::KeyId;
 use ephemera_proto::upload::{SignedUpload, UploadId};
 use ephemera_proto::{DayNumber, ReportContents, ReportLimits, wire};
 use futures::io::Cursor;
+use libp2p::gossipsub::MessageAcceptance;
 use libp2p::request_response::Codec;
 use ring::digest;
 
@@ -32,10 +34,16 @@ fn message_id(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn verifier(factory: &UploadFactory) -> Verifier {
-    Verifier {
-        trusted: factory.trusted(),
-        limits: ReportLimits::default(),
-    }
+    Verifier::new(
+        factory.trusted(),
+        TrustedAuthorities::new(),
+        ReportLimits::default(),
+    )
+}
+
+/// The key id of `factory`'s authority: the topic its reports travel on.
+fn topic_of(factory: &UploadFactory) -> KeyId {
+    factory.public_key().key_id()
 }
 
 /// The two forgeries gossip must reject (bad signature, wrong HMAC: `docs/PROTOCOL.md`
@@ -64,20 +72,35 @@ fn gossip_verdicts_follow_the_checks() {
     let verifier = verifier(&factory);
     let store = MemoryFederationStore::new();
     let now = SystemClock.now();
+    let topic = topic_of(&factory);
 
     for (reason, bytes) in forgeries(&factory) {
         assert_eq!(
-            verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
+            verifier.check_gossip(&store, &message_id(&bytes), &bytes, topic, now),
             Verdict::Reject(reason)
         );
     }
-    // Another authority's valid upload: ignored, not a forgery; nothing stored.
-    let other = UploadFactory::new().signed(2);
+    // Another authority's valid upload on its own topic: ignored, not a forgery; nothing
+    // stored. On this authority's topic it is a lie about its topic, which no honest node
+    // tells.
+    let other_factory = UploadFactory::new();
+    let other = other_factory.signed(2);
     let bytes = wire::encode(&other);
     assert_eq!(
-        verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
+        verifier.check_gossip(
+            &store,
+            &message_id(&bytes),
+            &bytes,
+            topic_of(&other_factory),
+            now
+        ),
         Verdict::Ignore("untrusted-authority")
     );
+    assert_eq!(
+        verifier.check_gossip(&store, &message_id(&bytes), &bytes, topic, now),
+        Verdict::Reject("wrong-topic")
+    );
+    assert!(store.is_empty());
 
     let upload = factory.upload(3);
     let bytes = wire::encode(upload.upload());
@@ -87,12 +110,12 @@ fn gossip_verdicts_follow_the_checks() {
         "message id is the upload id"
     );
     assert_eq!(
-        verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
+        verifier.check_gossip(&store, &message_id(&bytes), &bytes, topic, now),
         Verdict::Accept
     );
     assert!(store.holds(&upload.id()));
     assert_eq!(
-        verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
+        verifier.check_gossip(&store, &message_id(&bytes), &bytes, topic, now),
         Verdict::Ignore("duplicate")
     );
 
@@ -103,7 +126,7 @@ fn gossip_verdicts_follow_the_checks() {
     }
     let bytes = wire::encode(&shuffled);
     assert_eq!(
-        verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
+        verifier.check_gossip(&store, &message_id(&bytes), &bytes, topic, now),
         Verdict::Reject("non-canonical")
     );
 
@@ -112,9 +135,39 @@ fn gossip_verdicts_follow_the_checks() {
     let bytes = wire::encode(&old);
     let later = now.plus_seconds(20 * 86_400);
     assert!(matches!(
-        verifier.check_gossip(&store, &message_id(&bytes), &bytes, later),
+        verifier.check_gossip(&store, &message_id(&bytes), &bytes, topic, later),
         Verdict::Ignore(_)
     ));
+}
+
+/// A relay verifies a report of an authority it relays for exactly like one it trusts,
+/// forwards it once, and stores nothing; a forgery under that authority is provably bad and
+/// rejected.
+#[test]
+fn a_relay_verifies_forwards_once_and_keeps_nothing() {
+    let (own, relayed) = (UploadFactory::new(), UploadFactory::new());
+    let verifier = Verifier::new(own.trusted(), relayed.trusted(), ReportLimits::default());
+    let store = MemoryFederationStore::new();
+    let now = SystemClock.now();
+    let topic = topic_of(&relayed);
+
+    let upload = relayed.upload(3);
+    let bytes = wire::encode(upload.upload());
+    let check = |bytes: &[u8]| verifier.check_gossip(&store, &message_id(bytes), bytes, topic, now);
+    assert_eq!(check(&bytes), Verdict::Relay);
+    assert_eq!(check(&bytes), Verdict::Ignore("duplicate"));
+    assert!(store.is_empty(), "a relay keeps nothing");
+    assert_eq!(judge(Verdict::Relay).acceptance, MessageAcceptance::Accept);
+    assert!(!judge(Verdict::Relay).penalise);
+
+    for (reason, bytes) in forgeries(&relayed) {
+        assert_eq!(check(&bytes), Verdict::Reject(reason));
+    }
+    // Catch-up never takes a relayed authority's report.
+    assert_eq!(
+        verifier.verify(relayed.signed(2), now).map(|_| ()),
+        Err(Verdict::Ignore("untrusted-authority"))
+    );
 }
 
 #[test]
@@ -1071,6 +1124,8 @@ fn verdicts_map_to_gossip_acceptance_and_penalties() {
     // (verdict, acceptance, penalise, refuse, abort): the same on gossip and catch-up.
     let table = [
         (Verdict::Accept, Accept, false, false, false),
+        // A relay forwards without storing; nothing against the sender.
+        (Verdict::Relay, Accept, false, false, false),
         (Verdict::Reject("bad-signature"), Reject, true, true, false),
         (Verdict::Reject("malformed"), Reject, true, true, false),
         // Partial trust (issue #32, attack 2): another authority's upload is valid where
@@ -1102,12 +1157,13 @@ fn store_failures_are_neither_blamed_nor_taken_as_absent() {
     let verifier = verifier(&factory);
     let store = TestStore::failing();
     let now = SystemClock.now();
+    let topic = topic_of(&factory);
 
     // Gossip: a valid upload the store cannot check is ignored, not stored, not rejected.
     let upload = factory.upload(2);
     let bytes = wire::encode(upload.upload());
     assert_eq!(
-        verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
+        verifier.check_gossip(&store, &message_id(&bytes), &bytes, topic, now),
         Verdict::StoreFailed
     );
     assert!(!store.honest.holds(&upload.id()), "not stored blind");

@@ -1116,6 +1116,99 @@ async fn metrics_count_connections_verdicts_and_sync() {
     cluster.stop().await;
 }
 
+/// A store that takes a while for each relayed upload, one at a time (a slow disk).
+struct SlowStore {
+    inner: MemoryFederationStore,
+    disk: std::sync::Mutex<()>,
+}
+
+impl FederationStore for SlowStore {
+    fn contains(&self, id: &UploadId) -> Result<bool, StoreError> {
+        self.inner.contains(id)
+    }
+    fn store_relayed(
+        &self,
+        upload: ephemera_proto::upload::VerifiedUpload,
+    ) -> Result<StoreOutcome, StoreError> {
+        let _disk = self.disk.lock().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        self.inner.store_relayed(upload)
+    }
+    fn ids_for_day(
+        &self,
+        day: DayNumber,
+        after: Option<UploadId>,
+        limit: usize,
+    ) -> Result<Vec<UploadId>, StoreError> {
+        self.inner.ids_for_day(day, after, limit)
+    }
+    fn get(&self, id: &UploadId) -> Result<Option<SignedUpload>, StoreError> {
+        self.inner.get(id)
+    }
+    fn day_digest(&self, day: DayNumber) -> Result<DayDigest, StoreError> {
+        self.inner.day_digest(day)
+    }
+}
+
+/// A burst at one node (issue #16, item 3) reaches a peer whose store is slower than the
+/// burst by gossip alone. Before, past 256 messages in flight the rest were ignored, and
+/// a verdict given after gossipsub's 2.5 s validation window forwarded nothing; only the
+/// next catch-up round (a minute later by default) brought them. Now messages wait their
+/// turn, and catch-up, which runs here only on connect (before the burst), fetches nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_reaches_a_slow_peer_by_gossip_alone() {
+    const BURST: usize = 2_000; // 4 s of the slow store's time: past the old window
+    let factory = UploadFactory::new();
+    let config = || test_config(&factory).with_sync_interval(Duration::from_secs(3600));
+    let mut origin = LocalNode::start(
+        config(),
+        NodeIdentity::generate(),
+        Arc::new(RecordingStore::new()),
+        vec![],
+    )
+    .await
+    .unwrap();
+    let recorder = Arc::new(CountingRecorder::default());
+    let mut slow_config = config().with_bootstrap_peers(vec![origin.tcp_addr()]);
+    slow_config.metrics = Some(MetricsSink(Arc::new(SharedRecorder(recorder.clone()))));
+    let slow = Arc::new(SlowStore {
+        inner: MemoryFederationStore::new(),
+        disk: std::sync::Mutex::new(()),
+    });
+    let (peer, join) = Federation::spawn(
+        slow_config,
+        NodeIdentity::generate(),
+        slow.clone(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let meshed = wait_until_async(PROPAGATION, || async {
+        peer.status().await.is_ok_and(|s| s.mesh_peers > 0)
+    })
+    .await;
+    assert!(meshed);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for _ in 0..BURST {
+        let upload = factory.upload(3);
+        origin.store.store_local(upload.clone());
+        origin.handle.publish(upload).await.unwrap();
+    }
+    let all = wait_until(Duration::from_secs(60), || slow.inner.len() == BURST).await;
+    assert!(all, "the slow peer holds {} of {BURST}", slow.inner.len());
+    assert_eq!(
+        recorder.get("ephemera_federation_gossip_total{reason=overloaded,verdict=ignored}"),
+        0
+    );
+    assert_eq!(
+        recorder.get("ephemera_federation_sync_fetched_total{reason=ok,verdict=accepted}"),
+        0,
+        "catch-up filled a gap gossip left"
+    );
+    peer.shutdown().await.unwrap();
+    join.await.unwrap();
+    origin.stop().await;
+}
+
 // ---- store failures ---------------------------------------------------------------------
 
 #[test]

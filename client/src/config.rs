@@ -115,18 +115,33 @@ impl Default for ClockConfig {
     }
 }
 
-/// Decoy verify and upload requests, sent on a Poisson schedule.
+/// Decoy verify and upload flows, started on a Poisson schedule; each reproduces what a
+/// real report looks like from outside (see `phone::decoy_flow`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DecoyConfig {
-    /// Mean decoys per day; 0 turns decoys off. Default 0.1 (one every ten days on
+    /// Mean decoy flows per day; 0 turns decoys off. Default 0.1 (one every ten days on
     /// average): with a few positives per thousand people, decoys still outnumber real
-    /// reports by an order of magnitude, at about one 4–8 KiB upload per phone per ten days.
+    /// reports by an order of magnitude, at about one upload per phone per ten days.
     pub rate_per_day: f64,
+    /// Share of decoy flows that send a second verify and upload, as a person does after
+    /// mistyping a code. Default 0.1; an authority sets it to the share of its real
+    /// verifies that fail (its `ephemera_verifications_total` by outcome), so retries do
+    /// not mark real reports.
+    pub retry_fraction: f64,
+    /// A decoy's verify follows the sync that precedes it after a delay drawn uniformly
+    /// from this range (seconds), as a person types a code after opening the app (which
+    /// syncs); a decoy's retry follows its first attempt after a delay from the same range.
+    /// Default 20..=180.
+    pub delay_seconds: (u64, u64),
 }
 
 impl Default for DecoyConfig {
     fn default() -> Self {
-        DecoyConfig { rate_per_day: 0.1 }
+        DecoyConfig {
+            rate_per_day: 0.1,
+            retry_fraction: 0.1,
+            delay_seconds: (20, 180),
+        }
     }
 }
 
@@ -260,6 +275,16 @@ impl ClientConfig {
         if e.max_open_encounters == 0 || e.slice_groups == 0 {
             return Err(ConfigError::Field {
                 field: "encounter capacities",
+            });
+        }
+        if !(0.0..=1.0).contains(&self.decoy.retry_fraction) {
+            return Err(ConfigError::Field {
+                field: "decoy.retry_fraction",
+            });
+        }
+        if self.decoy.delay_seconds.0 > self.decoy.delay_seconds.1 {
+            return Err(ConfigError::Field {
+                field: "decoy.delay_seconds",
             });
         }
         if !(self.decoy.rate_per_day.is_finite() && self.decoy.rate_per_day >= 0.0) {

@@ -184,8 +184,16 @@ pub struct FfiConfig {
     pub gaen_export_keys: Vec<Vec<u8>>,
     /// Retention in days (14).
     pub retention_days: i32,
-    /// Mean decoys a day (0.1); 0 turns them off.
+    /// Mean decoy flows a day (0.1); 0 turns them off.
     pub decoy_rate_per_day: f64,
+    /// Share of decoy flows that retry once, like a mistyped code (0.1): set it to the
+    /// share of real verifies that fail.
+    pub decoy_retry_fraction: f64,
+    /// Least seconds between the sync before a decoy and its verify, and between a
+    /// decoy's two attempts (20).
+    pub decoy_delay_min_seconds: i64,
+    /// Most seconds for the same delays (180).
+    pub decoy_delay_max_seconds: i64,
     /// GAEN transmit power announced in the metadata (dBm).
     pub tx_power: i8,
     /// Seconds between scheduled syncs (14,400).
@@ -237,6 +245,11 @@ impl FfiConfig {
             .with_retention_days(u32_of(self.retention_days, "retention_days")?)
             .with_decoy_rate(self.decoy_rate_per_day);
         config.tx_power = self.tx_power;
+        config.decoy.retry_fraction = self.decoy_retry_fraction;
+        config.decoy.delay_seconds = (
+            u64_of(self.decoy_delay_min_seconds, "decoy_delay_min_seconds")?,
+            u64_of(self.decoy_delay_max_seconds, "decoy_delay_max_seconds")?,
+        );
         for hex in &self.trusted_node_keys {
             let key = Ed25519PublicKey::from_hex(hex).ok_or_else(|| FfiError::Config {
                 message: "a node key is 64 hex characters".into(),
@@ -293,6 +306,9 @@ pub fn default_config(scheme: FfiScheme) -> FfiConfig {
         gaen_export_keys: Vec::new(),
         retention_days: int(d.retention_days),
         decoy_rate_per_day: d.decoy.rate_per_day,
+        decoy_retry_fraction: d.decoy.retry_fraction,
+        decoy_delay_min_seconds: signed(d.decoy.delay_seconds.0),
+        decoy_delay_max_seconds: signed(d.decoy.delay_seconds.1),
         tx_power: d.tx_power,
         sync_interval_seconds: signed(d.sync.interval_seconds),
         scan_window_seconds: int(d.encounter.scan_window_seconds),

@@ -35,6 +35,8 @@ pub enum Purpose {
     FetchIndex,
     /// `GET /v1/batches/{id}`: one signed batch.
     FetchBatch(BatchId),
+    /// `GET /v1/sealing-key`: the key verify and upload bodies are sealed to.
+    FetchSealingKey,
     /// `POST /v1/verify`: exchange the code and report HMAC for a certificate.
     Verify,
     /// `POST /v1/uploads`: the report with its certificate.

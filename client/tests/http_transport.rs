@@ -34,10 +34,12 @@ fn the_transport_syncs_from_a_loopback_node() {
             tokens: 1000,
         }],
         next_cursor: 1,
+        key_rollovers: Vec::new(),
     };
     let empty = BatchIndex {
         batches: vec![],
         next_cursor: 1,
+        key_rollovers: Vec::new(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();

@@ -37,6 +37,7 @@ use std::path::PathBuf;
 
 use ephemera_node_core::Policy;
 use ephemera_proto::SchemeKind;
+use ephemera_proto::rollover::KeyRollover;
 use ephemera_proto::signing::Ed25519PublicKey;
 
 pub use error::{ConfigError, ConfigWarning, Origin};
@@ -89,6 +90,11 @@ config_keys! {
         /// Milliseconds from a request's head to its answer, body included; past it the
         /// answer is 503 `deadline-exceeded`.
         request_deadline_ms: u64 = 30_000, range(100, 600_000);
+        /// Least milliseconds from opening a sealed verify or upload to its answer, for
+        /// every answer: real, decoy, refused. Raised to the recent real answers' p99 when
+        /// the disk is slower, so time at the node says nothing about a request
+        /// (`docs/SECURITY.md`, "Decoys"). 0 turns the floor off (benchmarks only).
+        phone_answer_floor_ms: u64 = 50, range(0, 5_000);
         /// Most open connections. At the cap a new connection replaces the oldest one that
         /// is at least a second old, or is answered 503 `overloaded` when there is none.
         /// Keep it well below the process's open-file limit.
@@ -252,6 +258,10 @@ config_keys! {
         /// node accepts. Its own authority key is always trusted.
         trusted_authorities: Vec<Ed25519PublicKey> = Policy::default().trusted_authorities,
             was = "trusted_authorities";
+        /// Authority-key rollovers (hex frames, as `ephemera-node keys status` prints them
+        /// on the authority's node): the successor of a trusted key is trusted too, beside
+        /// it. See node/docs/OPERATIONS.md, "Rotating keys".
+        trusted_authority_rollovers: Vec<KeyRollover> = Policy::default().authority_rollovers;
     }
 
     /// Logs, on stderr. They never contain codes, tokens, keys or client addresses.
@@ -393,6 +403,7 @@ impl NodeConfig {
             max_upload_bytes: self.http.max_upload_bytes,
             accept_schemes: p.accept_schemes.clone(),
             trusted_authorities: a.trusted_authorities.clone(),
+            authority_rollovers: a.trusted_authority_rollovers.clone(),
             batch_period_seconds: p.batch_period_seconds,
             batch_min_entries: p.batch_min_entries,
             batch_max_entries: p.batch_max_entries,

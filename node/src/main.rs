@@ -39,6 +39,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("starting the async runtime")?;
             runtime.block_on(cli::backup(&args, &mut stdout))?;
         }
+        Command::Keys(command) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(cli::keys(&command, &mut stdout))?;
+        }
     }
     Ok(())
 }

@@ -288,7 +288,8 @@ impl Limits {
 
     fn body_limit(&self, path: &str) -> usize {
         if path == "/v1/uploads" {
-            self.max_upload_bytes
+            // A sealed upload carries the largest upload plus the seal.
+            self.max_upload_bytes + ephemera_proto::sealed::REQUEST_OVERHEAD
         } else {
             crate::api::MAX_JSON_BODY
         }

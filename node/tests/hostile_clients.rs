@@ -565,7 +565,7 @@ async fn decoys_answer_like_real_requests_through_a_flood_and_shedding() {
         padding: String::new(),
     }
     .to_padded_json();
-    let decoy = VerifyRequest::decoy().to_padded_json();
+    let decoy = VerifyRequest::decoy(&mut rand::rng()).to_padded_json();
     assert_eq!(real.len(), decoy.len());
     let real_answer = node.post_raw("/v1/verify", "application/json", &real).await;
     let decoy_answer = node

@@ -45,11 +45,14 @@ impl VerifyRequest {
         }
     }
 
-    /// A decoy with the same shape as a real request.
-    pub fn decoy() -> Self {
+    /// A decoy drawn like a real request, field by field: a random code of the code space
+    /// and a random HMAC (`decoy` is true; sealed, nobody but the node reads it).
+    pub fn decoy(rng: &mut impl CryptoRng) -> Self {
+        let mut hmac = [0u8; 32];
+        rng.fill_bytes(&mut hmac);
         VerifyRequest {
-            code: "0000-0000-0000-0000".to_owned(),
-            report_hmac: "0".repeat(64),
+            code: UploadCode::generate(rng).reveal(),
+            report_hmac: hex::encode(hmac),
             decoy: true,
             padding: String::new(),
         }
@@ -177,7 +180,15 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(1);
         let code = UploadCode::generate(&mut rng);
         let real = VerifyRequest::real(&code, &ReportHmac([7; 32])).to_padded_json();
-        let decoy = VerifyRequest::decoy().to_padded_json();
+        let decoy = VerifyRequest::decoy(&mut rng);
+        // Drawn like a real request: a parseable code and a random HMAC.
+        assert!(UploadCode::parse(&decoy.code).is_ok());
+        assert_ne!(decoy.parsed_hmac(), Some(ReportHmac([0; 32])));
+        assert_ne!(
+            VerifyRequest::decoy(&mut rng).report_hmac,
+            decoy.report_hmac
+        );
+        let decoy = decoy.to_padded_json();
         assert_eq!(real.len(), VERIFY_REQUEST_SIZE);
         assert_eq!(decoy.len(), VERIFY_REQUEST_SIZE);
         let back: VerifyRequest = serde_json::from_slice(&real).unwrap();

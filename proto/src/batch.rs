@@ -27,6 +27,7 @@ use crate::error::{BatchError, DecodeError};
 use crate::gaen::{DiagnosisKey, TemporaryExposureKey};
 use crate::pet::EncounterToken;
 use crate::report::{PublishedToken, ReportType};
+use crate::rollover::KeyRollover;
 use crate::signing::{Ed25519PublicKey, Ed25519SigningKey, KeyId, Signature, TrustedKeys};
 use crate::time::{DayNumber, IntervalNumber, UnixTime};
 use crate::wire::{self, WIRE_VERSION};
@@ -121,9 +122,22 @@ impl NodeSigningKey {
         self.0.seed()
     }
 
+    /// Signs the node's sealing key, so phones that trust this key trust it too.
+    pub fn announce_sealing_key(
+        &self,
+        key: &crate::sealed::SealingPublicKey,
+    ) -> crate::sealed::SealingKeyAnnouncement {
+        crate::sealed::SealingKeyAnnouncement::sign(key, &self.0)
+    }
+
     /// The public key phones configure as trusted.
     pub fn public_key(&self) -> Ed25519PublicKey {
         self.0.public_key()
+    }
+
+    /// The Ed25519 key, to sign a rollover with.
+    pub fn ed25519(&self) -> &Ed25519SigningKey {
+        &self.0
     }
 }
 
@@ -654,6 +668,15 @@ pub struct BatchIndex {
     pub batches: Vec<BatchIndexEntry>,
     /// Pass as `after` to get the next page; equal to the request's when nothing is new.
     pub next_cursor: u64,
+    /// Every batch-key rollover the node ever announced, as hex frames: a phone adds the
+    /// successors of the keys it trusts (`rollover`). Absent (older nodes) reads as none;
+    /// phones of before rollovers ignore the field.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "crate::rollover::as_hex_frames"
+    )]
+    pub key_rollovers: Vec<KeyRollover>,
 }
 
 #[cfg(test)]

@@ -1,6 +1,5 @@
 //! Uploads: what a phone sends a node, and what a node accepts, stores and relays.
 
-use rand_core::CryptoRng;
 use ring::digest;
 use serde::{Deserialize, Serialize};
 
@@ -175,8 +174,8 @@ impl UploadRequest {
         request
     }
 
-    /// A decoy padded to the bucket of `size`: pick `size` from the sizes real uploads of
-    /// this phone would have (e.g. [`padded_request_size`] of a typical report).
+    /// A decoy padded to the bucket of `size`: pass the length of the real upload this
+    /// phone would send now, so decoys and real uploads share one size distribution.
     pub fn decoy(size: usize) -> Self {
         let mut request = UploadRequest {
             body: UploadBody::Decoy,
@@ -184,18 +183,6 @@ impl UploadRequest {
         };
         request.pad_to(padded_request_size(size));
         request
-    }
-
-    /// Draws the size of a decoy that mimics `typical_real_len`, occasionally one bucket up,
-    /// so decoy sizes follow real ones.
-    pub fn decoy_like(typical_real_len: usize, rng: &mut impl CryptoRng) -> Self {
-        let bucket = padded_request_size(typical_real_len);
-        let size = if rng.next_u32().is_multiple_of(4) {
-            bucket * 2
-        } else {
-            bucket
-        };
-        UploadRequest::decoy(size)
     }
 
     /// Sets the padding so the encoded frame is exactly `target` bytes (or the nearest

@@ -94,6 +94,8 @@ pub mod kind {
     pub const SYNC_RESPONSE: u8 = 0x07;
     /// [`crate::report::ReportContents`], inside the HMAC input.
     pub const REPORT_CONTENTS: u8 = 0x08;
+    /// [`crate::rollover::KeyRollover`].
+    pub const KEY_ROLLOVER: u8 = 0x09;
 }
 
 #[cfg(test)]

@@ -11,9 +11,9 @@ use ephemera_node::Node;
 use ephemera_node::api::types::{IssueCodesRequest, TestType};
 use ephemera_node::clock::ManualClock;
 use ephemera_node::config::NodeConfig;
-use ephemera_proto::api::VerifyRequest;
 use ephemera_proto::auth::UploadCode;
 use ephemera_proto::gaen::DiagnosisKey;
+use ephemera_proto::sealed::SealedRoute;
 use ephemera_proto::{ReportContents, SchemeKind, UnixTime};
 
 /// 2023-11-15 07:00 UTC: a morning, so the meeting and the report are on one day.
@@ -102,37 +102,56 @@ async fn a_contact_on_the_upload_day_is_matched_once_the_cut_key_is_published() 
         .await
         .unwrap();
     let code = UploadCode::parse(&issued.codes[0].code).unwrap();
+    // The app's sync at opening brings the node's sealing key.
+    a.start_sync(now).unwrap();
+    while let Some(r) = a.poll_request() {
+        if r.purpose == Purpose::FetchSealingKey {
+            let body = serde_json::to_vec(&node.sealing_key_announcement()).unwrap();
+            a.handle_response(now, r.id, Response { status: 200, body })
+                .unwrap();
+        }
+    }
+    while a.poll_event().is_some() {}
     a.start_report(now, &code, None, None).unwrap();
     let verify = a.poll_request().unwrap();
     assert_eq!(verify.purpose, Purpose::Verify);
-    let request: VerifyRequest = serde_json::from_slice(&verify.body).unwrap();
-    let answer = node.verify(&request).await.unwrap();
+    let answer = node
+        .sealed_exchange(SealedRoute::Verify, &verify.body)
+        .await
+        .unwrap();
     a.handle_response(
         now,
         verify.id,
         Response {
             status: 200,
-            body: answer.to_padded_json(),
+            body: answer,
         },
     )
     .unwrap();
     let upload = a.poll_request().unwrap();
     assert_eq!(upload.purpose, Purpose::Upload);
-    let sent: ephemera_proto::upload::UploadRequest =
-        ephemera_proto::wire::decode(&upload.body).unwrap();
+    let (inner, _) = node
+        .keys()
+        .sealing
+        .open_request(SealedRoute::Upload, &upload.body)
+        .unwrap();
+    let sent: ephemera_proto::upload::UploadRequest = ephemera_proto::wire::decode(&inner).unwrap();
     let ephemera_proto::upload::UploadBody::Real(sent) = sent.body else {
         panic!("a real upload")
     };
     let ReportContents::Gaen(sent_keys) = sent.contents else {
         panic!("gaen keys")
     };
-    let accepted = node.upload(&upload.body).await.unwrap();
+    let accepted = node
+        .sealed_exchange(SealedRoute::Upload, &upload.body)
+        .await
+        .unwrap();
     a.handle_response(
         now,
         upload.id,
         Response {
             status: 200,
-            body: accepted.to_padded_json(),
+            body: accepted,
         },
     )
     .unwrap();

@@ -35,31 +35,31 @@ class Node:
 
     def __init__(self, batch_period_seconds=1):
         self.work = tempfile.mkdtemp(prefix="ephemera-node-")
+        self.data_dir = os.path.join(self.work, "data")
         self.stdout_path = os.path.join(self.work, "stdout")
         self.stderr_path = os.path.join(self.work, "stderr")
-        env = dict(os.environ)
-        env["EPHEMERA_BATCH_PERIOD_SECONDS"] = str(batch_period_seconds)
-        env["EPHEMERA_BATCH_MIN_ENTRIES"] = "16"
-        env["EPHEMERA_LOG_FILTER"] = "warn"
+        self.env = dict(os.environ)
+        self.env["EPHEMERA_BATCH_PERIOD_SECONDS"] = str(batch_period_seconds)
+        self.env["EPHEMERA_BATCH_MIN_ENTRIES"] = "16"
+        self.env["EPHEMERA_LOG_FILTER"] = "warn"
         # Not federation's fixed default port: harness nodes run side by side.
-        env["EPHEMERA_FEDERATION_LISTEN"] = "127.0.0.1:0"
+        self.env["EPHEMERA_FEDERATION_LISTEN"] = "127.0.0.1:0"
+        self.credentials = None
+        self._start()
+
+    def _start(self):
+        """Starts the node on its data folder; the first start prints the case worker's
+        credentials, later ones reuse them."""
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(
-                [
-                    node_binary(),
-                    "serve",
-                    "--data-dir",
-                    os.path.join(self.work, "data"),
-                    "--listen",
-                    "127.0.0.1:0",
-                ],
+                [node_binary(), "serve", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"],
                 cwd=self.work,
                 stdout=out,
                 stderr=err,
-                env=env,
+                env=self.env,
             )
         self.url = None
-        name = password = None
+        name, password = self.credentials or (None, None)
         deadline = time.time() + 60
         while time.time() < deadline:
             text = open(self.stdout_path).read()
@@ -79,10 +79,28 @@ class Node:
         if not (self.url and name and password):
             self.stop()
             raise RuntimeError("the node did not say where it listens within 60 s")
+        self.credentials = (name, password)
         self.token = self._login(name, password)
         status, body, _ = http(self.url, "GET", "/v1/authority")
         assert status == 200, status
         self.authority = json.loads(body)
+
+    def command(self, *args):
+        """Runs `ephemera-node <args> --data-dir <its folder>`; returns its stdout."""
+        out = subprocess.run(
+            [node_binary(), *args, "--data-dir", self.data_dir],
+            cwd=self.work, env=self.env, capture_output=True, text=True, timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    def restart(self, between=None):
+        """Stops the node, calls `between()` while it is stopped, and starts it again on
+        the same folder (on a new port: read `url` again)."""
+        self._halt()
+        if between:
+            between()
+        self._start()
 
     def _login(self, name, password):
         body = json.dumps({"name": name, "password": password}).encode()
@@ -116,6 +134,10 @@ class Node:
         return None
 
     def stop(self):
+        self._halt()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def _halt(self):
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -123,4 +145,3 @@ class Node:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        shutil.rmtree(self.work, ignore_errors=True)

@@ -459,6 +459,56 @@ def test_credited_duration_within_10_percent_for_scan_periods_1_to_5_minutes(nod
         assert abs(error) <= 0.10, (period, minutes)
 
 
+# --- Key rollover -----------------------------------------------------------------------
+
+
+def test_a_phone_follows_a_batch_key_rollover_announced_under_its_pinned_key(node):
+    """The operator rotates the batch key (`keys rotate batch`, then `--finish`) on a node
+    of its own; a phone that pinned the first key still finds the exposure published
+    under the second, across a restart of the phone."""
+    del node  # the rotation restarts its node: this test has one of its own
+    rotating = Node(batch_period_seconds=1)
+    try:
+        pinned = rotating.authority["batch_public_key"]
+        config = pet_config(rotating)
+        with tempfile.TemporaryDirectory() as folder:
+            alice = e.EphemeraPhone(config, None)
+            bob = e.EphemeraPhone(config, os.path.join(folder, "bob"))
+            meet(alice, bob, int(time.time()) - 3600, 20)
+            # Overlap: batches keep the pinned key, every index page announces the next.
+            rotating.restart(lambda: rotating.command("keys", "rotate", "batch"))
+            assert rotating.authority["batch_public_key"] == pinned
+            assert sync_until_exposed(rotating, bob, deadline_s=3) is None
+            # The phone restarts on its folder in the overlap.
+            del bob
+            bob = e.EphemeraPhone(config, os.path.join(folder, "bob"))
+            status, body, _ = http(rotating.url, "GET", "/v1/batches?after=0")
+            assert status == 200 and len(json.loads(body)["key_rollovers"]) == 1, body
+            # The switch: batches are signed by a key bob was never configured with.
+            rotating.restart(lambda: rotating.command("keys", "rotate", "batch", "--finish"))
+            assert rotating.authority["batch_public_key"] != pinned
+            events = upload(rotating, alice, rotating.issue_code())
+            assert isinstance(events[-1], e.FfiEvent.REPORT_UPLOADED), events
+            exposure = sync_until_exposed(rotating, bob)
+            assert exposure is not None and exposure.high_risk, exposure
+            # A phone that trusts only an unrelated key follows nothing.
+            stranger = e.default_config(e.FfiScheme.PET)
+            stranger.trusted_node_keys = ["ab" * 32]
+            stranger.decoy_rate_per_day = 0.0
+            carol = e.EphemeraPhone(stranger, None)
+            carol.start_sync(int(time.time()))
+            seen = drain_after_pump(rotating, carol)
+            assert any(isinstance(x, e.FfiEvent.BATCH_REJECTED) for x in seen), seen
+    finally:
+        rotating.stop()
+
+
+def drain_after_pump(node, phone):
+    """One round of the example driver; every event, acknowledged."""
+    seen = [record.event for record in AppDriver(phone, node.url).pump(int(time.time()))]
+    return seen + drain_events(phone)
+
+
 def main():
     node = Node(batch_period_seconds=1)
     passed = failed = 0

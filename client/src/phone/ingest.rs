@@ -166,7 +166,8 @@ pub struct IngestSummary {
 
 impl<S: Store> Phone<S> {
     /// Starts streaming a batch: builds the matching index from the stored encounters.
-    /// `trusted` is usually `&phone.shared_config().trusted_nodes`.
+    /// `trusted` is usually `&phone.trusted_nodes()` (the configured keys and those
+    /// followed through the node's rollovers).
     ///
     /// # Errors
     /// [`ClientError::Store`] when the encounters cannot be read.
@@ -232,8 +233,8 @@ impl<S: Store> Phone<S> {
         now: UnixTime,
         bytes: &[u8],
     ) -> Result<IngestSummary, ClientError> {
-        let config = Arc::clone(&self.config);
-        let mut ingest = self.begin_batch(&config.trusted_nodes)?;
+        let trusted = self.trusted_nodes();
+        let mut ingest = self.begin_batch(&trusted)?;
         for chunk in bytes.chunks(64 * 1024) {
             ingest.push(chunk)?;
         }

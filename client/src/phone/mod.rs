@@ -1,10 +1,12 @@
 //! [`Phone`]: the sans-IO state machine a mobile app drives.
 
 mod clock;
+mod decoy_flow;
 mod events;
 mod ingest;
 mod release;
 mod report;
+mod sealing;
 mod sighting;
 mod status;
 mod sync;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use ephemera_proto::gaen::Metadata;
 use ephemera_proto::pet::{EphemeralKeyPair, SliceAssembler, SliceCarousel};
 use ephemera_proto::scheme::{Broadcast, DailyKey};
+use ephemera_proto::sealed::{ResponseOpener, SealingPublicKey};
 use ephemera_proto::{DayNumber, IntervalNumber, SchemeKind, UnixTime};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
@@ -33,6 +36,7 @@ use crate::request::{Method, Purpose, Request, RequestId, Response};
 use crate::store::{MetaKey, OwnKey, Store};
 
 use self::clock::{ClockState, Strictness};
+use self::decoy_flow::DecoyFlow;
 use self::events::EventQueue;
 use self::report::ReportFlow;
 use self::sighting::{OpenEncounter, ScanClock};
@@ -72,10 +76,11 @@ struct CurrentBroadcast {
 enum Pending {
     FetchIndex,
     FetchBatch(ephemera_proto::batch::BatchIndexEntry),
-    Verify,
-    Upload,
-    DecoyVerify,
-    DecoyUpload,
+    FetchSealingKey,
+    Verify(ResponseOpener),
+    Upload(ResponseOpener),
+    DecoyVerify(ResponseOpener),
+    DecoyUpload(ResponseOpener),
 }
 
 /// The phone side of Ephemera as a sans-IO state machine, driven by `(time, event)`.
@@ -125,6 +130,12 @@ pub struct Phone<S: Store> {
     report: Option<ReportFlow>,
     /// Whether the report's current request is in flight.
     report_in_flight: bool,
+    /// The decoy flow on its way (memory only).
+    decoy: Option<DecoyFlow>,
+    /// The node's sealing key, fetched with every sync round (memory only).
+    sealing_key: Option<SealingPublicKey>,
+    /// A flow found no sealing key and waits for the next one.
+    flows_await_key: bool,
     next_decoy: Option<UnixTime>,
     next_sync: Option<UnixTime>,
     maintained_day: Option<DayNumber>,
@@ -169,6 +180,7 @@ impl<S: Store> Phone<S> {
         config.validate()?;
         let sync = SyncState::load(&store)?;
         let report = ReportFlow::load(&store)?;
+        let decoy = DecoyFlow::load(&store)?;
         let events = EventQueue::load(&store)?;
         let clock = ClockState::load(&store)?;
         let (open, scan) = sighting::load_checkpoint(&store)?;
@@ -193,6 +205,9 @@ impl<S: Store> Phone<S> {
             sync,
             report,
             report_in_flight: false,
+            decoy,
+            sealing_key: None,
+            flows_await_key: false,
             next_decoy: None,
             next_sync: None,
             maintained_day: None,
@@ -230,8 +245,9 @@ impl<S: Store> Phone<S> {
         Ok(())
     }
 
-    /// The shared configuration (e.g. to borrow its trusted nodes for
-    /// [`begin_batch`](Phone::begin_batch)).
+    /// The shared configuration. (Batches are verified with
+    /// [`trusted_nodes`](Phone::trusted_nodes), which adds the keys followed through
+    /// rollovers to the configured ones.)
     pub fn shared_config(&self) -> Arc<ClientConfig> {
         Arc::clone(&self.config)
     }
@@ -296,7 +312,7 @@ impl<S: Store> Phone<S> {
     pub fn handle_timeout(&mut self, now: UnixTime) -> Result<(), ClientError> {
         let now = self.tick(now)?;
         if self.next_decoy.is_some_and(|t| t <= now) {
-            self.send_decoy_verify();
+            self.start_decoy_flow(now)?;
             self.next_decoy = next_decoy(now, self.config.decoy.rate_per_day, &mut self.rng);
         }
         if self.next_sync.is_some_and(|t| t <= now) {
@@ -328,12 +344,14 @@ impl<S: Store> Phone<S> {
             .as_ref()
             .filter(|_| !self.report_in_flight)
             .map(|r| r.next_attempt());
+        let decoy = self.decoy.as_ref().and_then(DecoyFlow::due);
         self.open
             .iter()
             .map(|o| o.last_seen.plus_seconds(gap + 1))
             .chain(self.next_decoy)
             .chain(self.next_sync)
             .chain(retry)
+            .chain(decoy)
             .chain(std::iter::once(boundary))
             .min()
     }
@@ -359,8 +377,8 @@ impl<S: Store> Phone<S> {
                     self.sync_failed();
                     return Ok(());
                 }
-                let config = Arc::clone(&self.config);
-                let mut ingest = self.begin_batch(&config.trusted_nodes)?;
+                let trusted = self.trusted_nodes();
+                let mut ingest = self.begin_batch(&trusted)?;
                 let pushed = ingest.push(&response.body);
                 match pushed {
                     Ok(()) => self.finish_fetched(now, ingest, entry).map(|_| ()),
@@ -370,13 +388,12 @@ impl<S: Store> Phone<S> {
                     }
                 }
             }
-            Pending::Verify => self.on_verify_response(now, &response),
-            Pending::Upload => self.on_upload_response(now, &response),
-            Pending::DecoyVerify => {
-                self.send_decoy_upload()?;
-                Ok(())
+            Pending::FetchSealingKey => self.on_sealing_key(now, &response),
+            Pending::Verify(opener) => self.on_verify_response(now, &opener, &response),
+            Pending::Upload(opener) => self.on_upload_response(now, &opener, &response),
+            Pending::DecoyVerify(opener) | Pending::DecoyUpload(opener) => {
+                self.on_decoy_response(now, &opener, &response)
             }
-            Pending::DecoyUpload => Ok(()),
         }
     }
 
@@ -413,8 +430,8 @@ impl<S: Store> Phone<S> {
         let Pending::FetchBatch(entry) = self.take_inflight(id)? else {
             unreachable!("checked above")
         };
-        let config = Arc::clone(&self.config);
-        let mut ingest = self.begin_batch(&config.trusted_nodes)?;
+        let trusted = self.trusted_nodes();
+        let mut ingest = self.begin_batch(&trusted)?;
         let mut buffer = vec![0u8; 64 * 1024];
         loop {
             let n = match reader.read(&mut buffer) {
@@ -447,11 +464,12 @@ impl<S: Store> Phone<S> {
                 self.last_error = Some("transport");
                 self.sync_failed();
             }
-            Pending::Verify | Pending::Upload => {
+            Pending::FetchSealingKey => self.last_error = Some("transport"),
+            Pending::Verify(_) | Pending::Upload(_) => {
                 self.last_error = Some("transport");
                 self.report_retry_later(now)?;
             }
-            Pending::DecoyVerify | Pending::DecoyUpload => {}
+            Pending::DecoyVerify(_) | Pending::DecoyUpload(_) => self.decoy_retry_later(now)?,
         }
         Ok(())
     }
@@ -478,10 +496,11 @@ impl<S: Store> Phone<S> {
         let purpose = match &pending {
             Pending::FetchIndex => Purpose::FetchIndex,
             Pending::FetchBatch(entry) => Purpose::FetchBatch(entry.id),
-            Pending::Verify => Purpose::Verify,
-            Pending::Upload => Purpose::Upload,
-            Pending::DecoyVerify => Purpose::DecoyVerify,
-            Pending::DecoyUpload => Purpose::DecoyUpload,
+            Pending::FetchSealingKey => Purpose::FetchSealingKey,
+            Pending::Verify(_) => Purpose::Verify,
+            Pending::Upload(_) => Purpose::Upload,
+            Pending::DecoyVerify(_) => Purpose::DecoyVerify,
+            Pending::DecoyUpload(_) => Purpose::DecoyUpload,
         };
         self.requests.push_back(Request {
             id,
@@ -595,7 +614,23 @@ impl<S: Store> Phone<S> {
             self.next_sync = Some(now.plus_seconds(first));
         }
         self.drive_report(now)?;
+        self.drive_decoy(now)?;
         Ok(())
+    }
+
+    /// The sealing key arrived: flows that waited for it go on now.
+    fn resume_flows_awaiting_key(&mut self, now: UnixTime) -> Result<(), ClientError> {
+        if !std::mem::take(&mut self.flows_await_key) {
+            return Ok(());
+        }
+        if let Some(flow) = self.report.as_mut().filter(|_| !self.report_in_flight) {
+            flow.hurry(now);
+        }
+        if let Some(flow) = self.decoy.as_mut() {
+            flow.hurry(now);
+        }
+        self.drive_report(now)?;
+        self.drive_decoy(now)
     }
 
     /// Retention: forget everything older than the retention period; for `pet`, also forget
@@ -650,6 +685,9 @@ impl<S: Store> Phone<S> {
         self.sync = SyncState::load(&self.store)?;
         self.report = None;
         self.report_in_flight = false;
+        self.decoy = None;
+        self.sealing_key = None;
+        self.flows_await_key = false;
         self.scan = ScanClock::default();
         self.checkpoint_dirty = false;
         self.last_sync = None;

@@ -1,10 +1,13 @@
 //! Reporting: build the report, get it certified, upload it; and the decoys that hide it.
 
 use ephemera_proto::api::{ErrorBody, UploadResponse, VerifyRequest, VerifyResponse};
-use ephemera_proto::auth::{ReportHmac, ReportHmacKey, UploadCode};
+use ephemera_proto::auth::{
+    AuthoritySigningKey, CertificateRequest, ReportHmac, ReportHmacKey, UploadCode,
+};
+use ephemera_proto::sealed::{ResponseOpener, SealedRoute};
 use ephemera_proto::upload::{SignedUpload, UploadBody, UploadRequest, padded_request_size};
 use ephemera_proto::wire;
-use ephemera_proto::{DayNumber, PublishedToken, ReportContents, SchemeKind, UnixTime};
+use ephemera_proto::{DayNumber, PublishedToken, ReportContents, ReportType, SchemeKind, UnixTime};
 
 use rand_core::Rng;
 use serde::{Deserialize, Serialize};
@@ -12,14 +15,8 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::{Pending, Phone};
 use crate::error::{ClientError, ReportError, StoreError};
-use crate::request::{CONTENT_TYPE_JSON, CONTENT_TYPE_OCTETS, Method, PhoneEvent, Response};
+use crate::request::{PhoneEvent, Response};
 use crate::store::{Evidence, MetaKey, Store};
-
-/// Bytes a report costs beyond its entries (certificate, HMAC key, framing): used to size
-/// decoys like real uploads.
-const REPORT_OVERHEAD: usize = 400;
-/// Encoded bytes of one `gaen` diagnosis key or one `pet` token, roughly.
-const ENTRY_SIZE: usize = 24;
 
 /// Where a report on its way stands.
 #[derive(Clone, Serialize, Deserialize)]
@@ -101,6 +98,11 @@ impl ReportFlow {
     /// Sends of the current stage so far.
     pub(super) fn attempts(&self) -> u32 {
         self.attempts
+    }
+
+    /// Makes a waiting report due at `now` at the latest (the sealing key arrived).
+    pub(super) fn hurry(&mut self, now: UnixTime) {
+        self.next_attempt = self.next_attempt.min(now.0);
     }
 }
 
@@ -254,61 +256,80 @@ impl<S: Store> Phone<S> {
         Ok(())
     }
 
-    /// Sends the report's current step if it is due and not already in flight.
+    /// Sends the report's current step, sealed to the node, if it is due and not already
+    /// in flight. Without the node's sealing key it starts a sync round (which brings it)
+    /// and waits, with the retry backoff.
     pub(super) fn drive_report(&mut self, now: UnixTime) -> Result<(), ClientError> {
-        let Some(flow) = self.report.as_mut() else {
+        let Some(flow) = self.report.as_ref() else {
             return Ok(());
         };
         if self.report_in_flight || flow.next_attempt > now.0 {
             return Ok(());
         }
-        flow.attempts += 1;
-        let (pending, path, content_type, body) = match &flow.stage {
+        let attempts = flow.attempts;
+        let Some(key) = self.sealing_key_or_sync(now) else {
+            // Sent as soon as the sync round brings the key; should it fail, the backoff
+            // holds the next try (no event: nothing was sent).
+            self.flows_await_key = true;
+            let delay = self.retry_delay(attempts + 1);
+            if let Some(flow) = self.report.as_mut() {
+                flow.next_attempt = now.0 + delay;
+            }
+            return Ok(());
+        };
+        let flow = self.report.as_ref().expect("checked above");
+        let (route, inner) = match &flow.stage {
             Stage::Verify { code } => {
                 let code = UploadCode::parse(code).map_err(|_| StoreError::Corrupt {
                     what: "pending report code",
                 })?;
                 (
-                    Pending::Verify,
-                    "/v1/verify",
-                    CONTENT_TYPE_JSON,
-                    VerifyRequest::real(&code, &flow.hmac).to_padded_json(),
+                    SealedRoute::Verify,
+                    Zeroizing::new(VerifyRequest::real(&code, &flow.hmac).to_padded_json()),
                 )
             }
-            Stage::Upload { body } => (
-                Pending::Upload,
-                "/v1/uploads",
-                CONTENT_TYPE_OCTETS,
-                body.clone(),
-            ),
+            Stage::Upload { body } => (SealedRoute::Upload, Zeroizing::new(body.clone())),
         };
+        // Sealed afresh at every send: a proxy cannot link a retry to its first attempt.
+        let Some((body, opener)) = self.seal(key, route, &inner) else {
+            return self.report_retry_later(now);
+        };
+        let pending = match route {
+            SealedRoute::Verify => Pending::Verify(opener),
+            SealedRoute::Upload => Pending::Upload(opener),
+        };
+        if let Some(flow) = self.report.as_mut() {
+            flow.attempts += 1;
+        }
         self.report_in_flight = true;
         self.save_report()?;
-        self.push_request(
-            pending,
-            Method::Post,
-            path.to_owned(),
-            Some(content_type),
-            body,
-        );
+        self.push_sealed(pending, route, body);
         Ok(())
+    }
+
+    /// Seconds to wait before the next send after `attempts` sends without a definitive
+    /// answer: doubling from `report.retry_initial_seconds` up to `retry_max_seconds`, plus
+    /// up to a quarter more, so phones cut off together do not retry together. Real and
+    /// decoy steps share it.
+    pub(super) fn retry_delay(&mut self, attempts: u32) -> u64 {
+        let config = &self.config.report;
+        let doublings = attempts.saturating_sub(1).min(20);
+        let delay = config
+            .retry_initial_seconds
+            .saturating_mul(1 << doublings)
+            .min(config.retry_max_seconds);
+        delay + self.rng.next_u64() % (delay / 4 + 1)
     }
 
     /// No definitive answer (no network, 5xx, 429): try again later, with backoff.
     pub(super) fn report_retry_later(&mut self, now: UnixTime) -> Result<(), ClientError> {
         self.report_in_flight = false;
-        let config = &self.config.report;
-        let Some(flow) = self.report.as_mut() else {
+        let Some(attempts) = self.report.as_ref().map(|f| f.attempts) else {
             return Ok(());
         };
-        let doublings = flow.attempts.saturating_sub(1).min(20);
-        let delay = config
-            .retry_initial_seconds
-            .saturating_mul(1 << doublings)
-            .min(config.retry_max_seconds);
-        // Up to a quarter more, so phones cut off together do not retry together.
-        let jitter = self.rng.next_u64() % (delay / 4 + 1);
-        flow.next_attempt = now.0 + delay + jitter;
+        let delay = self.retry_delay(attempts);
+        let flow = self.report.as_mut().expect("checked above");
+        flow.next_attempt = now.0 + delay;
         let (attempt, next_attempt) = (flow.attempts, UnixTime(flow.next_attempt));
         self.save_report()?;
         self.push_event(PhoneEvent::ReportRetrying {
@@ -390,9 +411,11 @@ impl<S: Store> Phone<S> {
     pub(super) fn on_verify_response(
         &mut self,
         now: UnixTime,
+        opener: &ResponseOpener,
         response: &Response,
     ) -> Result<(), ClientError> {
         self.report_in_flight = false;
+        let response = &self.unseal(opener, response);
         let Some(flow) = self.report.as_ref() else {
             return Ok(());
         };
@@ -400,10 +423,15 @@ impl<S: Store> Phone<S> {
             return self.report_retry_later(now);
         }
         if response.status != 200 {
-            return self.report_failed(ReportError::Refused {
+            // Every verify is followed by an upload, as every decoy's is: a refused code
+            // (a typo, an expired code) sends a decoy upload of this report's size.
+            let size = upload_size_of(&flow.contents, &mut self.rng);
+            self.start_decoy_upload(now, size)?;
+            self.report_failed(ReportError::Refused {
                 status: response.status,
                 code: error_code(&response.body),
-            });
+            })?;
+            return self.drive_decoy(now);
         }
         let certificate = serde_json::from_slice::<VerifyResponse>(&response.body)
             .ok()
@@ -436,9 +464,11 @@ impl<S: Store> Phone<S> {
     pub(super) fn on_upload_response(
         &mut self,
         now: UnixTime,
+        opener: &ResponseOpener,
         response: &Response,
     ) -> Result<(), ClientError> {
         self.report_in_flight = false;
+        let response = &self.unseal(opener, response);
         if self.report.is_none() {
             return Ok(());
         }
@@ -479,48 +509,45 @@ impl<S: Store> Phone<S> {
         self.report.is_some()
     }
 
-    /// Queues a decoy verify request (same path, size and content type as a real one).
-    pub(super) fn send_decoy_verify(&mut self) {
-        self.push_request(
-            Pending::DecoyVerify,
-            Method::Post,
-            "/v1/verify".to_owned(),
-            Some(CONTENT_TYPE_JSON),
-            VerifyRequest::decoy().to_padded_json(),
-        );
+    /// The length of the upload request this phone's real report would have now (no
+    /// onset, tested today: the default window), for decoy uploads.
+    ///
+    /// # Errors
+    /// [`ClientError::Store`].
+    pub(super) fn real_upload_size(&mut self, now: UnixTime) -> Result<usize, ClientError> {
+        let first_day = self.infectious_window_start(now, None, None);
+        let mut contents = self.report_contents(now, first_day)?;
+        contents.canonicalize();
+        Ok(upload_size_of(&contents, &mut self.rng))
     }
+}
 
-    /// Queues the decoy upload that follows a decoy verify, sized like this phone's real
-    /// report would be now.
-    pub(super) fn send_decoy_upload(&mut self) -> Result<(), ClientError> {
-        let entries = match self.config.scheme {
-            SchemeKind::Gaen => self.config.report.days_before_test as usize + 1,
-            SchemeKind::Pet => {
-                let mut n = 0usize;
-                self.store.for_each_encounter(&mut |r| {
-                    if matches!(r.evidence, Evidence::Pet { .. }) {
-                        n += 1;
-                    }
-                })?;
-                n
-            }
-        };
-        let typical = REPORT_OVERHEAD + entries * ENTRY_SIZE;
-        let body = wire::encode(&UploadRequest::decoy_like(typical, &mut self.rng));
-        self.push_request(
-            Pending::DecoyUpload,
-            Method::Post,
-            "/v1/uploads".to_owned(),
-            Some(CONTENT_TYPE_OCTETS),
-            body,
-        );
-        Ok(())
-    }
+/// The encoded length of a first upload of `contents`: built with a stand-in certificate
+/// of the real shape, so decoys get the bucket the real upload would get.
+fn upload_size_of(contents: &ReportContents, rng: &mut impl rand_core::CryptoRng) -> usize {
+    let authority = AuthoritySigningKey::generate(rng);
+    let hmac_key = ReportHmacKey::generate(rng);
+    let certificate = authority.issue(
+        &CertificateRequest {
+            report_hmac: hmac_key.authenticate(contents),
+            test_type: ReportType::ConfirmedTest,
+            symptom_onset: None,
+        },
+        UnixTime(0),
+        3600,
+        rng,
+    );
+    wire::encode(&UploadRequest::real(SignedUpload {
+        contents: contents.clone(),
+        certificate,
+        hmac_key,
+    }))
+    .len()
 }
 
 /// `Some(status)` when an answer with `status` is definitive; `None` when the request may
 /// succeed if sent again (a 5xx, a 429, or a 408).
-fn definitive(status: u16) -> Option<u16> {
+pub(super) fn definitive(status: u16) -> Option<u16> {
     match status {
         408 | 429 | 500..=599 => None,
         _ => Some(status),

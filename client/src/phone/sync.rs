@@ -1,20 +1,34 @@
 //! The sync loop: a cursor over the node's batch index, one batch at a time.
+//!
+//! Each index page also carries the node's batch-key rollovers. The phone follows those
+//! announced under a key it trusts (configured, or followed before) and keeps them, so it
+//! verifies the batches of the next key after the node switches. A rollover is kept as
+//! the pair it links: when an app update drops a configured key (a stolen one), every key
+//! followed from it is dropped too.
 
 use std::collections::VecDeque;
 
 use ephemera_proto::UnixTime;
-use ephemera_proto::batch::{BatchIndex, BatchIndexEntry};
+use ephemera_proto::batch::{BatchIndex, BatchIndexEntry, TrustedNodes};
+use ephemera_proto::rollover::KeyRole;
+use ephemera_proto::signing::Ed25519PublicKey;
 
 use super::{Pending, Phone};
 use crate::error::ClientError;
 use crate::request::{Method, PhoneEvent, Response};
 use crate::store::{MetaKey, Store};
 
+/// Most rollovers of one index page looked at, and most kept: a node rotates its batch key
+/// a few times in its life, and a hostile page costs at most this many checks.
+const MAX_ROLLOVERS: usize = 64;
+
 /// Where the sync loop stands.
 #[derive(Debug)]
 pub(super) struct SyncState {
     /// Sequence of the last batch ingested (persisted).
     cursor: u64,
+    /// Batch-key rollovers followed, old key then new (persisted).
+    followed: Vec<(Ed25519PublicKey, Ed25519PublicKey)>,
     phase: Phase,
     /// Batches ingested in this round.
     ingested: u32,
@@ -33,8 +47,18 @@ impl SyncState {
             .meta(MetaKey::SyncCursor)?
             .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
             .map_or(0, u64::from_le_bytes);
+        let followed = store
+            .meta(MetaKey::NodeKeyRollovers)?
+            .unwrap_or_default()
+            .chunks_exact(64)
+            .map(|pair| {
+                let key = |b: &[u8]| Ed25519PublicKey(b.try_into().expect("32 bytes"));
+                (key(&pair[..32]), key(&pair[32..]))
+            })
+            .collect();
         Ok(SyncState {
             cursor,
+            followed,
             phase: Phase::Idle,
             ingested: 0,
         })
@@ -47,18 +71,66 @@ impl<S: Store> Phone<S> {
         self.sync.cursor
     }
 
+    /// The node keys batches are verified with: the configured ones, and those announced
+    /// by rollovers followed from them.
+    pub fn trusted_nodes(&self) -> TrustedNodes {
+        let mut trusted = self.config.trusted_nodes.clone();
+        // Follow the kept pairs from the configured keys, whatever order they were kept in.
+        while let Some((_, new)) = self.sync.followed.iter().find(|(old, new)| {
+            trusted.get(&old.key_id()) == Some(old) && trusted.get(&new.key_id()).is_none()
+        }) {
+            trusted.insert(*new);
+        }
+        trusted
+    }
+
+    /// Follows the batch-key rollovers of an index page announced under a trusted key and
+    /// keeps them (before any batch of the page is fetched).
+    fn follow_rollovers(&mut self, index: &BatchIndex) -> Result<(), ClientError> {
+        if index.key_rollovers.is_empty() {
+            return Ok(());
+        }
+        let offered = &index.key_rollovers[..index.key_rollovers.len().min(MAX_ROLLOVERS)];
+        let mut trusted = self.trusted_nodes();
+        let followed = trusted.follow(KeyRole::Batch, offered);
+        if followed.is_empty() {
+            return Ok(());
+        }
+        for rollover in followed {
+            if self.sync.followed.len() < MAX_ROLLOVERS {
+                self.sync.followed.push((rollover.old, rollover.new));
+            }
+        }
+        let bytes: Vec<u8> = self
+            .sync
+            .followed
+            .iter()
+            .flat_map(|(old, new)| old.0.into_iter().chain(new.0))
+            .collect();
+        self.store.set_meta(MetaKey::NodeKeyRollovers, &bytes)?;
+        self.store.flush()?;
+        Ok(())
+    }
+
     /// Starts a sync round now unless one is running: asks for the batch index after the
     /// cursor. (Also started by [`handle_timeout`](Phone::handle_timeout) on schedule.)
     ///
     /// # Errors
     /// [`ClientError::Store`].
     pub fn start_sync(&mut self, now: UnixTime) -> Result<(), ClientError> {
-        self.tick(now)?;
+        let now = self.tick(now)?;
+        self.start_sync_round(now);
+        Ok(())
+    }
+
+    /// Starts a sync round unless one is running: the node's sealing key (for the verify
+    /// and upload bodies) and the batch index after the cursor, side by side.
+    pub(super) fn start_sync_round(&mut self, _now: UnixTime) {
         if matches!(self.sync.phase, Phase::Idle) {
             self.sync.ingested = 0;
+            self.request_sealing_key();
             self.request_index();
         }
-        Ok(())
     }
 
     fn request_index(&mut self) {
@@ -80,6 +152,10 @@ impl<S: Store> Phone<S> {
             self.sync_failed();
             return Err(ClientError::Decode(ephemera_proto::DecodeError::Malformed));
         };
+        if let Err(e) = self.follow_rollovers(&index) {
+            self.sync_failed();
+            return Err(e);
+        }
         let mut batches: Vec<BatchIndexEntry> = index
             .batches
             .into_iter()
@@ -155,5 +231,142 @@ impl<S: Store> Phone<S> {
             let _ = self.push_event(PhoneEvent::BatchRejected(e.clone()));
         }
         self.sync_failed();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ephemera_proto::SchemeKind;
+    use ephemera_proto::batch::{BatchContents, NodeSigningKey, SignedBatch};
+    use ephemera_proto::rollover::KeyRollover;
+
+    use super::*;
+    use crate::config::ClientConfig;
+    use crate::error::ClientError;
+    use crate::request::Response;
+    use crate::store::MemoryStore;
+
+    const NOW: UnixTime = UnixTime(1_700_000_000);
+
+    fn key(byte: u8) -> NodeSigningKey {
+        NodeSigningKey::from_seed(&[byte; 32])
+    }
+
+    fn batch(key: &NodeSigningKey, sequence: u64) -> SignedBatch {
+        BatchContents {
+            sequence,
+            created_at: NOW,
+            ..Default::default()
+        }
+        .sign(key)
+    }
+
+    fn phone(store: MemoryStore, trusted: &NodeSigningKey) -> Phone<MemoryStore> {
+        let config = ClientConfig::new(SchemeKind::Pet)
+            .with_trusted_node(trusted.public_key())
+            .with_decoy_rate(0.0);
+        Phone::new(config, store, [9; 32]).unwrap()
+    }
+
+    /// One sync round over one index page holding `batch` and `rollovers`: what fetching
+    /// the batch answered.
+    fn sync(
+        phone: &mut Phone<MemoryStore>,
+        batch: &SignedBatch,
+        sequence: u64,
+        rollovers: &[KeyRollover],
+    ) -> Result<(), ClientError> {
+        phone.start_sync(NOW).unwrap();
+        let request = phone.poll_request().unwrap();
+        let index = BatchIndex {
+            batches: vec![BatchIndexEntry {
+                id: batch.id(),
+                sequence,
+                created_at: NOW,
+                size: batch.bytes().len() as u64,
+                keys: 0,
+                tokens: 0,
+            }],
+            next_cursor: sequence,
+            key_rollovers: rollovers.to_vec(),
+        };
+        let body = serde_json::to_vec(&index).unwrap();
+        phone.handle_response(NOW, request.id, Response { status: 200, body })?;
+        let request = phone.poll_request().unwrap();
+        let body = batch.bytes().to_vec();
+        let fetched = phone.handle_response(NOW, request.id, Response { status: 200, body });
+        while phone.poll_request().is_some() {}
+        phone.sync_failed();
+        fetched
+    }
+
+    #[test]
+    fn a_phone_follows_a_rollover_announced_under_its_pinned_key_across_restarts() {
+        let (k1, k2, k3) = (key(1), key(2), key(3));
+        let one_two = KeyRollover::announce(KeyRole::Batch, k1.ed25519(), k2.ed25519(), NOW);
+        let two_three = KeyRollover::announce(KeyRole::Batch, k2.ed25519(), k3.ed25519(), NOW);
+        let mut phone = phone(MemoryStore::new(), &k1);
+        // Overlap: the batch is signed by the pinned key, the page announces the next one.
+        sync(
+            &mut phone,
+            &batch(&k1, 1),
+            1,
+            std::slice::from_ref(&one_two),
+        )
+        .unwrap();
+        assert_eq!(phone.sync_cursor(), 1);
+        assert!(
+            phone
+                .trusted_nodes()
+                .get(&k2.public_key().key_id())
+                .is_some()
+        );
+
+        // The switch, after a restart: the phone verifies the next key's batches, and those
+        // of the key after it once that is announced (pages carry every rollover).
+        let mut phone = self::phone(phone.into_store(), &k1);
+        sync(
+            &mut phone,
+            &batch(&k2, 2),
+            2,
+            std::slice::from_ref(&one_two),
+        )
+        .unwrap();
+        sync(&mut phone, &batch(&k3, 3), 3, &[two_three, one_two.clone()]).unwrap();
+        assert_eq!(phone.sync_cursor(), 3);
+        assert_eq!(phone.trusted_nodes().len(), 3, "history stays verifiable");
+
+        // An app update that drops the pinned key (it was stolen) drops what it vouched for.
+        let k5 = key(5);
+        let mut updated = self::phone(phone.into_store(), &k5);
+        assert_eq!(updated.trusted_nodes().len(), 1);
+        assert!(matches!(
+            sync(&mut updated, &batch(&k3, 4), 4, &[]),
+            Err(ClientError::Batch(_))
+        ));
+    }
+
+    #[test]
+    fn rollovers_under_strangers_or_forged_are_not_followed() {
+        let (k1, k8, k9) = (key(1), key(8), key(9));
+        let stranger = KeyRollover::announce(KeyRole::Batch, k8.ed25519(), k9.ed25519(), NOW);
+        let mut forged = KeyRollover::announce(KeyRole::Batch, k1.ed25519(), k8.ed25519(), NOW);
+        forged.new = k9.public_key();
+        let authority = KeyRollover::announce(KeyRole::Authority, k1.ed25519(), k9.ed25519(), NOW);
+        let mut phone = phone(MemoryStore::new(), &k1);
+        let refused = sync(
+            &mut phone,
+            &batch(&k9, 1),
+            1,
+            &[stranger, forged, authority],
+        );
+        assert!(matches!(refused, Err(ClientError::Batch(_))), "{refused:?}");
+        assert_eq!(
+            phone.sync_cursor(),
+            0,
+            "the cursor stays: the next round retries"
+        );
+        assert_eq!(phone.trusted_nodes().len(), 1);
+        assert_eq!(phone.store().meta(MetaKey::NodeKeyRollovers).unwrap(), None);
     }
 }

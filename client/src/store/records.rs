@@ -187,6 +187,11 @@ pub enum MetaKey {
     Paused,
     /// When the last sync round completed (u64 little-endian unix seconds).
     LastSync,
+    /// The decoy flow on its way (postcard): its step, attempts and next send time.
+    PendingDecoy,
+    /// Batch-key rollovers followed (each the old then the new Ed25519 key, 64 bytes),
+    /// verified when learned.
+    NodeKeyRollovers,
 }
 
 impl MetaKey {
@@ -202,6 +207,8 @@ impl MetaKey {
             MetaKey::Revision => "revision",
             MetaKey::Paused => "paused",
             MetaKey::LastSync => "last-sync",
+            MetaKey::PendingDecoy => "pending-decoy",
+            MetaKey::NodeKeyRollovers => "node-key-rollovers",
         }
     }
 }

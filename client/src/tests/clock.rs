@@ -108,7 +108,7 @@ fn answers_are_not_lost_to_a_clock_going_back() {
     let mut phone = Phone::new(config(SchemeKind::Pet), MemoryStore::new(), [1; 32]).unwrap();
     let now = start();
     phone.start_sync(now).unwrap();
-    let index = phone.poll_request().unwrap();
+    let index = super::util::next_past_key(&mut phone);
     let body = br#"{"batches":[],"next_cursor":0}"#.to_vec();
     phone
         .handle_response(

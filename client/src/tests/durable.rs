@@ -33,12 +33,17 @@ fn hear<S: Store>(phone: &mut Phone<S>, peer: &mut Phone<MemoryStore>, now: Unix
     util::hear(phone, peer, now, signal);
 }
 
-/// The next report request (sync requests are dropped: the fake has no index).
-fn next<S: Store>(phone: &mut Phone<S>) -> Request {
+/// The next report request: the node's sealing key is handed over when asked for, other
+/// sync requests are dropped (the fake has no index).
+fn next<S: Store>(node: &FakeNode, phone: &mut Phone<S>, now: UnixTime) -> Request {
     loop {
         let r = phone.poll_request().expect("a request");
-        if matches!(r.purpose, Purpose::Verify | Purpose::Upload) {
-            return r;
+        match r.purpose {
+            Purpose::Verify | Purpose::Upload => return r,
+            Purpose::FetchSealingKey => phone
+                .handle_response(now, r.id, node.sealing_key_answer())
+                .unwrap(),
+            _ => {}
         }
     }
 }
@@ -56,7 +61,7 @@ fn a_code_whose_first_upload_failed_still_uploads_after_a_restart() {
     let (mut phone, now) = phone_with_encounter(&config, store);
     let code = node.code();
     phone.start_report(now, &code, None, None).unwrap();
-    let verify = next(&mut phone);
+    let verify = next(&node, &mut phone, now);
     assert_eq!(verify.purpose, Purpose::Verify);
     // The network is down: the verify is retried later, not failed.
     phone.handle_failure(now, verify.id).unwrap();
@@ -86,17 +91,22 @@ fn a_code_whose_first_upload_failed_still_uploads_after_a_restart() {
     assert!(std::iter::from_fn(|| phone.poll_request()).all(|r| r.purpose != Purpose::Verify));
     // ...then the same code and HMAC again.
     phone.handle_timeout(next_attempt).unwrap();
-    let again = next(&mut phone);
+    let again = next(&node, &mut phone, next_attempt);
     assert_eq!(again.purpose, Purpose::Verify);
     assert_eq!(
+        node.open(&again),
+        node.open(&verify),
+        "the same verify request, byte for byte, inside the seal"
+    );
+    assert_ne!(
         again.body, verify.body,
-        "the same verify request, byte for byte"
+        "sealed afresh: a retry is not linkable"
     );
     let answer = node.answer_verify(next_attempt, &again);
     phone
         .handle_response(next_attempt, again.id, answer)
         .unwrap();
-    let upload = next(&mut phone);
+    let upload = next(&node, &mut phone, next_attempt);
     assert_eq!(upload.purpose, Purpose::Upload);
     assert!(phone.status().report_certified);
     // The node fails (503): retried, across another kill, byte for byte.
@@ -119,25 +129,20 @@ fn a_code_whose_first_upload_failed_still_uploads_after_a_restart() {
     .unwrap();
     let later = next_attempt.plus_seconds(3600);
     phone.retry_report(later).unwrap();
-    let upload_again = next(&mut phone);
+    let upload_again = next(&node, &mut phone, later);
     assert_eq!(
-        upload_again.body, upload.body,
-        "the same upload, byte for byte"
+        node.open(&upload_again),
+        node.open(&upload),
+        "the same upload, byte for byte, inside the seal"
     );
     node.accept_upload(later, &upload_again);
     let ok = ephemera_proto::api::UploadResponse {
         revision_token: "ab01".into(),
         padding: String::new(),
     };
+    let answer = node.sealed_answer(&upload_again, 200, &ok.to_padded_json());
     phone
-        .handle_response(
-            later,
-            upload_again.id,
-            Response {
-                status: 200,
-                body: ok.to_padded_json(),
-            },
-        )
+        .handle_response(later, upload_again.id, answer)
         .unwrap();
     assert!(!phone.report_in_progress());
     assert!(phone.can_revise());
@@ -170,7 +175,7 @@ fn only_a_definitive_answer_fails_a_report_and_retries_back_off() {
     phone.start_report(now, &node.code(), None, None).unwrap();
     let mut waits = Vec::new();
     for status in [500, 502, 429, 503, 504, 500, 500, 500, 500] {
-        let r = next(&mut phone);
+        let r = next(&node, &mut phone, now);
         phone
             .handle_response(
                 now,
@@ -191,12 +196,10 @@ fn only_a_definitive_answer_fails_a_report_and_retries_back_off() {
     assert!(waits.windows(2).all(|w| w[1] + 8 >= w[0]), "{waits:?}");
     assert!(waits[7] >= 3600 && waits[8] <= 4500, "{waits:?}");
     assert!(phone.report_in_progress());
-    // A definitive refusal ends it.
-    let r = next(&mut phone);
-    let body = br#"{"error":"invalid-code","message":"no"}"#.to_vec();
-    phone
-        .handle_response(now, r.id, Response { status: 400, body })
-        .unwrap();
+    // A definitive refusal, sealed by the node, ends it.
+    let r = next(&node, &mut phone, now);
+    let answer = node.sealed_answer(&r, 400, br#"{"error":"invalid-code","message":"no"}"#);
+    phone.handle_response(now, r.id, answer).unwrap();
     assert!(!phone.report_in_progress());
     let failed: Vec<PhoneEvent> = events(&mut phone)
         .into_iter()
@@ -219,7 +222,7 @@ fn events_are_kept_until_acknowledged_across_restarts() {
     let config = node.config(SchemeKind::Pet);
     let (mut phone, now) = phone_with_encounter(&config, SledStore::open(dir.path()).unwrap());
     phone.start_report(now, &node.code(), None, None).unwrap();
-    let r = next(&mut phone);
+    let r = next(&node, &mut phone, now);
     phone.handle_failure(now, r.id).unwrap();
     let first = phone.poll_event_record().unwrap();
     assert_eq!(first.event, PhoneEvent::ReportPending);
@@ -440,11 +443,11 @@ fn checkpoint_write_cost_per_day() {
 
 proptest::proptest! {
     /// Whatever bytes a damaged folder holds in the kept state (report, checkpoint,
-    /// events, clock, revision basis), making a phone on it gives a phone or a typed
+    /// events, clock, revision basis, decoy flow), making a phone on it gives a phone or a typed
     /// error, never a panic.
     #[test]
     fn damaged_kept_state_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
-                                       which in 0usize..6) {
+                                       which in 0usize..7) {
         use crate::store::MetaKey;
         let key = [
             MetaKey::PendingReport,
@@ -453,6 +456,7 @@ proptest::proptest! {
             MetaKey::Clock,
             MetaKey::Revision,
             MetaKey::Paused,
+            MetaKey::PendingDecoy,
         ][which];
         let mut store = MemoryStore::new();
         store.set_meta(key, &bytes).unwrap();

@@ -5,7 +5,7 @@ use ephemera_proto::{DayNumber, IntervalNumber, ReportContents, ReportType, Sche
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-use super::util::{Air, FakeNode, PhonePair, T0};
+use super::util::{Air, FakeNode, PhonePair, T0, next_past_key};
 use crate::store::{MemoryStore, SledStore, Store};
 use crate::{ClientError, Phone, PhoneEvent, Purpose, Response, Sighting, Signal};
 
@@ -307,7 +307,7 @@ fn sync_walks_the_index_and_persists_the_cursor() {
     let b1 = node.batch(now, &[]);
     let b2 = node.batch(now, &[]);
     phone.start_sync(now).unwrap();
-    let index_request = phone.poll_request().unwrap();
+    let index_request = next_past_key(phone);
     assert_eq!(index_request.purpose, Purpose::FetchIndex);
     assert_eq!(index_request.path, "/v1/batches?after=0");
     let entry =
@@ -322,6 +322,7 @@ fn sync_walks_the_index_and_persists_the_cursor() {
     let index = BatchIndex {
         batches: vec![entry(&b1, 1), entry(&b2, 2)],
         next_cursor: 2,
+        key_rollovers: Vec::new(),
     };
     phone
         .handle_response(
@@ -354,6 +355,7 @@ fn sync_walks_the_index_and_persists_the_cursor() {
     let empty = BatchIndex {
         batches: vec![],
         next_cursor: 2,
+        key_rollovers: Vec::new(),
     };
     phone
         .handle_response(
@@ -374,11 +376,12 @@ fn sync_walks_the_index_and_persists_the_cursor() {
     );
     // A batch whose bytes are not the announced id is refused and the cursor stays.
     phone.start_sync(now).unwrap();
-    let r = phone.poll_request().unwrap();
+    let r = next_past_key(phone);
     let b3 = node.batch(now, &[]);
     let index = BatchIndex {
         batches: vec![entry(&b2, 3)],
         next_cursor: 3,
+        key_rollovers: Vec::new(),
     };
     phone
         .handle_response(
@@ -405,77 +408,146 @@ fn sync_walks_the_index_and_persists_the_cursor() {
     assert_eq!(phone.sync_cursor(), 2);
 }
 
+/// What a decoy flow sent, as an observer would see it.
+#[derive(Debug, Default)]
+struct DecoyTrace {
+    verifies: Vec<usize>,
+    uploads: Vec<usize>,
+    /// Seconds from the last completed sync to each verify.
+    since_sync: Vec<u64>,
+    /// Verifies in a row without an upload between them (must stay 0).
+    verify_without_upload: usize,
+}
+
 #[test]
-fn decoys_follow_a_poisson_schedule_and_look_like_real_requests() {
+fn decoy_flows_follow_a_poisson_schedule_and_look_like_real_reports() {
     let mut node = FakeNode::new(7);
-    let config = node.config(SchemeKind::Gaen).with_decoy_rate(24.0);
+    let mut config = node.config(SchemeKind::Gaen).with_decoy_rate(24.0);
+    config.decoy.retry_fraction = 0.25;
     let mut phone = Phone::new(config, MemoryStore::new(), [12; 32]).unwrap();
     let mut now = start();
     phone.advertisement(now).unwrap();
-    let mut verifies = Vec::new();
-    let mut uploads = Vec::new();
+    let mut trace = DecoyTrace::default();
+    let mut last_sync = None;
+    let mut awaiting_upload = false;
     let end = now.plus_seconds(3 * 86_400);
     while now < end {
         now = phone.poll_timeout().unwrap().max(now.plus_seconds(1));
         phone.handle_timeout(now).unwrap();
         phone.advertisement(now).unwrap();
         while let Some(r) = phone.poll_request() {
-            match r.purpose {
+            let answer = match r.purpose {
+                Purpose::FetchSealingKey => node.sealing_key_answer(),
+                Purpose::FetchIndex => {
+                    last_sync = Some(now);
+                    Response {
+                        status: 200,
+                        body: br#"{"batches":[],"next_cursor":0}"#.to_vec(),
+                    }
+                }
                 Purpose::DecoyVerify => {
-                    verifies.push(r.body.len());
-                    phone
-                        .handle_response(
-                            now,
-                            r.id,
-                            Response {
-                                status: 200,
-                                body: vec![],
-                            },
-                        )
-                        .unwrap();
+                    trace.verify_without_upload += usize::from(awaiting_upload);
+                    awaiting_upload = true;
+                    trace.verifies.push(r.body.len());
+                    trace.since_sync.push(now.0 - last_sync.unwrap().0);
+                    let fake = ephemera_proto::api::VerifyResponse::decoy(180, &mut node.rng);
+                    node.sealed_answer(&r, 200, &fake.to_padded_json())
                 }
                 Purpose::DecoyUpload => {
-                    uploads.push(r.body.len());
-                    phone
-                        .handle_response(
-                            now,
-                            r.id,
-                            Response {
-                                status: 200,
-                                body: vec![],
-                            },
-                        )
-                        .unwrap();
+                    awaiting_upload = false;
+                    trace.uploads.push(r.body.len());
+                    node.upload_ok(&r)
                 }
-                _ => phone.handle_failure(now, r.id).unwrap(),
-            }
+                other => panic!("unexpected {other:?}"),
+            };
+            phone.handle_response(now, r.id, answer).unwrap();
         }
     }
-    // 24 a day for 3 days: about 72.
-    assert!((50..100).contains(&verifies.len()), "{}", verifies.len());
-    assert_eq!(verifies.len(), uploads.len());
-    assert!(
-        verifies
-            .iter()
-            .all(|l| *l == ephemera_proto::api::VERIFY_REQUEST_SIZE)
+    // 24 flows a day for 3 days: about 72, a quarter of them with a second attempt.
+    let flows = trace.verifies.len();
+    assert!((60..130).contains(&flows), "{flows}");
+    assert_eq!(
+        trace.verify_without_upload, 0,
+        "every verify has its upload"
     );
-    // A real gaen report from this phone lands in the same size bucket as most decoys.
+    assert_eq!(trace.verifies.len(), trace.uploads.len());
+    // Every verify follows a sync by a person's typing time (or a retry's gap after it).
+    assert!(
+        trace
+            .since_sync
+            .iter()
+            .all(|s| (20..=2 * 180 + 300).contains(s)),
+        "{:?}",
+        trace.since_sync
+    );
+    // A real report from this phone is sealed to the same sizes as its decoys.
+    let sealed_verify =
+        ephemera_proto::api::VERIFY_REQUEST_SIZE + ephemera_proto::sealed::REQUEST_OVERHEAD;
+    assert!(trace.verifies.iter().all(|l| *l == sealed_verify));
     let code = node.code();
     phone.start_report(now, &code, None, None).unwrap();
     let real_verify = phone.poll_request().unwrap();
+    assert_eq!(real_verify.purpose, Purpose::Verify);
+    assert_eq!(real_verify.body.len(), sealed_verify);
     assert_eq!(
-        real_verify.body.len(),
-        ephemera_proto::api::VERIFY_REQUEST_SIZE
+        real_verify.content_type,
+        Some(ephemera_proto::sealed::CONTENT_TYPE)
     );
     let answer = node.answer_verify(now, &real_verify);
     phone.handle_response(now, real_verify.id, answer).unwrap();
     let real_upload = phone.poll_request().unwrap();
-    assert!(uploads.iter().all(|l| l.is_power_of_two()));
+    assert_eq!(real_upload.purpose, Purpose::Upload);
     assert!(
-        uploads.contains(&real_upload.body.len()),
-        "{} vs {uploads:?}",
-        real_upload.body.len()
+        trace.uploads.iter().all(|l| *l == real_upload.body.len()),
+        "{} vs {:?}",
+        real_upload.body.len(),
+        trace.uploads
     );
+}
+
+#[test]
+fn a_decoy_step_without_a_definitive_answer_is_retried_like_a_real_one() {
+    let node = FakeNode::new(8);
+    let config = node.config(SchemeKind::Gaen).with_decoy_rate(48.0);
+    let mut phone = Phone::new(config, MemoryStore::new(), [14; 32]).unwrap();
+    let mut now = start();
+    phone.advertisement(now).unwrap();
+    node.sync_key(now, &mut phone);
+    // Run until the first decoy verify.
+    let first = loop {
+        now = phone.poll_timeout().unwrap().max(now.plus_seconds(1));
+        phone.handle_timeout(now).unwrap();
+        let mut found = None;
+        while let Some(r) = phone.poll_request() {
+            match r.purpose {
+                Purpose::DecoyVerify => found = Some(r),
+                _ => phone.handle_failure(now, r.id).unwrap(),
+            }
+        }
+        if let Some(r) = found {
+            break r;
+        }
+    };
+    // A 429 (outside the seal, from a proxy or the node's limits): tried again after the
+    // report's backoff, sealed afresh, and not before.
+    phone
+        .handle_response(
+            now,
+            first.id,
+            Response {
+                status: 429,
+                body: Vec::new(),
+            },
+        )
+        .unwrap();
+    let due = phone.poll_timeout().unwrap();
+    assert!(due.0 >= now.0 + 30, "{} after {}", due.0, now.0);
+    phone.handle_timeout(due).unwrap();
+    let again = std::iter::from_fn(|| phone.poll_request())
+        .find(|r| r.purpose == Purpose::DecoyVerify)
+        .expect("the decoy verify again");
+    assert_ne!(again.body, first.body);
+    assert_eq!(again.body.len(), first.body.len());
 }
 
 #[test]
@@ -484,16 +556,15 @@ fn refused_codes_are_reported_as_events() {
     let (mut pair, _) = meet_report_match(SchemeKind::Pet, Air::Full);
     let now = pair.now;
     let code = node.code();
+    node.sync_key(now, &mut pair.b);
     pair.b.start_report(now, &code, None, None).unwrap();
     assert!(matches!(
         pair.b.start_report(now, &code, None, None),
         Err(ClientError::Report(crate::ReportError::InProgress))
     ));
     let r = pair.b.poll_request().unwrap();
-    let body = br#"{"error":"code-used","message":"used"}"#.to_vec();
-    pair.b
-        .handle_response(now, r.id, Response { status: 409, body })
-        .unwrap();
+    let answer = node.sealed_answer(&r, 409, br#"{"error":"code-used","message":"used"}"#);
+    pair.b.handle_response(now, r.id, answer).unwrap();
     assert_eq!(
         pair.b.poll_event(),
         Some(PhoneEvent::ReportFailed(crate::ReportError::Refused {
@@ -502,6 +573,10 @@ fn refused_codes_are_reported_as_events() {
         }))
     );
     assert!(!pair.b.report_in_progress());
+    // The refused verify is followed by an upload, as every verify is (decoys' too).
+    let follow = pair.b.poll_request().unwrap();
+    assert_eq!(follow.purpose, Purpose::DecoyUpload);
+    assert_eq!(follow.path, "/v1/uploads");
     // A phone that heard no one has nothing to report (pet).
     let mut lonely =
         Phone::new(node.config(SchemeKind::Pet), MemoryStore::new(), [13; 32]).unwrap();
@@ -578,7 +653,7 @@ fn fetched_batches_stream_from_a_reader() {
     let phone = &mut pair.b;
     let batch = node.batch(now, &[]);
     phone.start_sync(now).unwrap();
-    let r = phone.poll_request().unwrap();
+    let r = next_past_key(phone);
     let index = BatchIndex {
         batches: vec![ephemera_proto::batch::BatchIndexEntry {
             id: batch.id(),
@@ -589,6 +664,7 @@ fn fetched_batches_stream_from_a_reader() {
             tokens: 200,
         }],
         next_cursor: 5,
+        key_rollovers: Vec::new(),
     };
     let json = serde_json::to_vec(&index).unwrap();
     phone

@@ -5,7 +5,8 @@ use ephemera_proto::api::{VerifyRequest, VerifyResponse};
 use ephemera_proto::auth::{
     AuthoritySigningKey, CertificateRequest, ExpiryPolicy, TrustedAuthorities, UploadCode,
 };
-use ephemera_proto::batch::{BatchContents, NodeSigningKey, SignedBatch};
+use ephemera_proto::batch::{BatchContents, BatchIndex, NodeSigningKey, SignedBatch};
+use ephemera_proto::sealed::{SealedRoute, SealingSecretKey};
 use ephemera_proto::upload::{UploadBody, UploadRequest};
 use ephemera_proto::{
     DayNumber, ReportContents, ReportLimits, ReportType, SchemeKind, UnixTime, wire,
@@ -24,6 +25,7 @@ pub(crate) const T0: UnixTime = UnixTime(1_700_000_000);
 pub(crate) struct FakeNode {
     pub(crate) authority: AuthoritySigningKey,
     pub(crate) node: NodeSigningKey,
+    pub(crate) sealing: SealingSecretKey,
     pub(crate) rng: ChaCha20Rng,
     pub(crate) sequence: u64,
 }
@@ -34,6 +36,7 @@ impl FakeNode {
         FakeNode {
             authority: AuthoritySigningKey::generate(&mut rng),
             node: NodeSigningKey::generate(&mut rng),
+            sealing: SealingSecretKey::generate(&mut rng),
             rng,
             sequence: 0,
         }
@@ -50,10 +53,76 @@ impl FakeNode {
         UploadCode::generate(&mut self.rng)
     }
 
+    /// The answer to `GET /v1/sealing-key`.
+    pub(crate) fn sealing_key_answer(&self) -> Response {
+        let announcement = self.node.announce_sealing_key(&self.sealing.public_key());
+        Response {
+            status: 200,
+            body: serde_json::to_vec(&announcement).unwrap(),
+        }
+    }
+
+    /// Gives `phone` this node's sealing key by a sync round with an empty index, as an
+    /// app's sync at opening does. Events of the round are drained.
+    pub(crate) fn sync_key(&self, now: UnixTime, phone: &mut Phone<MemoryStore>) {
+        phone.start_sync(now).unwrap();
+        while let Some(r) = phone.poll_request() {
+            let answer = match r.purpose {
+                Purpose::FetchSealingKey => self.sealing_key_answer(),
+                Purpose::FetchIndex => Response {
+                    status: 200,
+                    body: serde_json::to_vec(&BatchIndex {
+                        batches: vec![],
+                        next_cursor: 0,
+                    })
+                    .unwrap(),
+                },
+                other => panic!("unexpected {other:?} during a sync"),
+            };
+            phone.handle_response(now, r.id, answer).unwrap();
+        }
+        while phone.poll_event().is_some() {}
+    }
+
+    /// The inner body of a sealed request.
+    pub(crate) fn open(&self, request: &Request) -> Vec<u8> {
+        self.sealing
+            .open_request(route_of(request), &request.body)
+            .expect("a request sealed to this node")
+            .0
+            .to_vec()
+    }
+
+    /// The sealed answer `status` with `body` to `request`.
+    pub(crate) fn sealed_answer(
+        &mut self,
+        request: &Request,
+        status: u16,
+        body: &[u8],
+    ) -> Response {
+        let (_, sealer) = self
+            .sealing
+            .open_request(route_of(request), &request.body)
+            .unwrap();
+        Response {
+            status: 200,
+            body: sealer.seal(status, body, &mut self.rng).unwrap(),
+        }
+    }
+
+    /// The sealed `200` a node answers an upload with.
+    pub(crate) fn upload_ok(&mut self, request: &Request) -> Response {
+        let ok = ephemera_proto::api::UploadResponse {
+            revision_token: "00".into(),
+            padding: String::new(),
+        };
+        self.sealed_answer(request, 200, &ok.to_padded_json())
+    }
+
     /// Answers a verify request like the authority.
     pub(crate) fn answer_verify(&mut self, now: UnixTime, request: &Request) -> Response {
         assert_eq!(request.path, "/v1/verify");
-        let body: VerifyRequest = serde_json::from_slice(&request.body).unwrap();
+        let body: VerifyRequest = serde_json::from_slice(&self.open(request)).unwrap();
         let certificate = self.authority.issue(
             &CertificateRequest {
                 report_hmac: body.parsed_hmac().unwrap(),
@@ -64,16 +133,17 @@ impl FakeNode {
             3600,
             &mut self.rng,
         );
-        Response {
-            status: 200,
-            body: VerifyResponse::new(&certificate).to_padded_json(),
-        }
+        self.sealed_answer(
+            request,
+            200,
+            &VerifyResponse::new(&certificate).to_padded_json(),
+        )
     }
 
     /// Verifies an upload request like a node and returns its contents.
     pub(crate) fn accept_upload(&mut self, now: UnixTime, request: &Request) -> ReportContents {
         assert_eq!(request.path, "/v1/uploads");
-        let upload: UploadRequest = wire::decode(&request.body).unwrap();
+        let upload: UploadRequest = wire::decode(&self.open(request)).unwrap();
         let UploadBody::Real(upload) = upload.body else {
             panic!("not a real upload")
         };
@@ -116,6 +186,7 @@ impl FakeNode {
         onset: Option<DayNumber>,
     ) -> ReportContents {
         let code = self.code();
+        self.sync_key(now, phone);
         phone.start_report(now, &code, onset, None).unwrap();
         let verify = phone.poll_request().expect("verify request");
         assert_eq!(verify.purpose, Purpose::Verify);
@@ -124,25 +195,33 @@ impl FakeNode {
         let upload = phone.poll_request().expect("upload request");
         assert_eq!(upload.purpose, Purpose::Upload);
         let contents = self.accept_upload(now, &upload);
-        let ok = ephemera_proto::api::UploadResponse {
-            revision_token: "00".into(),
-            padding: String::new(),
-        };
-        phone
-            .handle_response(
-                now,
-                upload.id,
-                Response {
-                    status: 200,
-                    body: ok.to_padded_json(),
-                },
-            )
-            .unwrap();
+        let ok = self.upload_ok(&upload);
+        phone.handle_response(now, upload.id, ok).unwrap();
         assert!(matches!(
             phone.poll_event(),
             Some(PhoneEvent::ReportUploaded { .. })
         ));
         contents
+    }
+}
+
+/// The next request that is not for the sealing key (those stay unanswered): what a sync
+/// round asks for besides it.
+pub(crate) fn next_past_key<S: crate::store::Store>(phone: &mut Phone<S>) -> Request {
+    loop {
+        let r = phone.poll_request().expect("a request");
+        if r.purpose != Purpose::FetchSealingKey {
+            return r;
+        }
+    }
+}
+
+/// The sealed route of a verify or upload request.
+fn route_of(request: &Request) -> SealedRoute {
+    match request.path.as_str() {
+        "/v1/verify" => SealedRoute::Verify,
+        "/v1/uploads" => SealedRoute::Upload,
+        other => panic!("{other} is not sealed"),
     }
 }
 

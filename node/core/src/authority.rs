@@ -17,7 +17,7 @@ use crate::NodeCore;
 use crate::store::{CodeRecord, StoreError};
 
 /// Days before today a symptom onset may lie, beyond the retention period.
-const ONSET_DAYS_BEFORE_RETENTION: u32 = 14;
+pub const ONSET_DAYS_BEFORE_RETENTION: u32 = 14;
 
 /// What the authority refused, or why it could not answer.
 #[derive(Debug, Error)]

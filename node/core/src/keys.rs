@@ -7,8 +7,15 @@
 //! | `gaen-export.pk8` | ECDSA P-256 PKCS#8 (DER) signing GAEN `export.sig` |
 //! | `code-pepper` | HMAC key for stored upload-code hashes (hex) |
 //! | `libp2p-identity.seed` | Ed25519 seed reserved for the federation identity (hex) |
+//! | `sealing.seed` | X25519 (HPKE) seed of the key phones seal verify and upload bodies to (hex) |
 //!
-//! Files are created with mode 0600 in a 0700 folder and never rewritten.
+//! Files are created with mode 0600 in a 0700 folder and never rewritten. A rotation
+//! (`key_rotation`) adds the next keys (`batch.next.seed`, `authority.next.seed`,
+//! `gaen-export.next.pk8` and `gaen-export.next.version`) during its overlap, the signed
+//! announcements under `rollovers/`, and at its switch moves the replaced key to
+//! `retired/` and the next one into place (with `gaen-export.version`). `sealing.seed` is
+//! the one key made whenever it is missing, history or not: phones fetch it signed by the
+//! batch key at every sync, so a new one orphans nobody (and folders from before it lack it).
 
 use std::fmt;
 use std::fs;
@@ -17,6 +24,8 @@ use std::path::{Path, PathBuf};
 
 use ephemera_proto::auth::{AuthoritySigningKey, CodePepper};
 use ephemera_proto::batch::NodeSigningKey;
+use ephemera_proto::rollover::KeyRollover;
+use ephemera_proto::sealed::SealingSecretKey;
 use rand_core::CryptoRng;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
@@ -25,10 +34,11 @@ use zeroize::Zeroizing;
 
 /// Sub-folder of the data folder that holds the keys.
 pub const KEYS_DIR: &str = "keys";
-const AUTHORITY_FILE: &str = "authority.seed";
-const BATCH_FILE: &str = "batch.seed";
-const EXPORT_FILE: &str = "gaen-export.pk8";
+pub(crate) const AUTHORITY_FILE: &str = "authority.seed";
+pub(crate) const BATCH_FILE: &str = "batch.seed";
+pub(crate) const EXPORT_FILE: &str = "gaen-export.pk8";
 const PEPPER_FILE: &str = "code-pepper";
+const SEALING_FILE: &str = "sealing.seed";
 /// The federation identity's seed; libp2p will read it as an Ed25519 secret key.
 pub const LIBP2P_IDENTITY_FILE: &str = "libp2p-identity.seed";
 
@@ -69,6 +79,41 @@ pub enum KeyError {
         dir: PathBuf,
         /// The missing files.
         files: Vec<&'static str>,
+    },
+    /// A rotation of this key is under way: finish it before starting another.
+    #[error(
+        "a rotation of the {key} key is under way (next key {next}): finish it with \
+         `ephemera-node keys rotate {key} --finish` before starting another"
+    )]
+    RotationUnderWay {
+        /// Which key.
+        key: &'static str,
+        /// The next key's id.
+        next: String,
+    },
+    /// No rotation of this key is under way, so there is nothing to finish.
+    #[error(
+        "no rotation of the {key} key is under way: start one with `ephemera-node keys rotate {key}`"
+    )]
+    NoRotation {
+        /// Which key.
+        key: &'static str,
+    },
+    /// A rotation was interrupted between two of its file operations.
+    #[error("{what}: run `{command}` again to complete it")]
+    Interrupted {
+        /// What is half done.
+        what: String,
+        /// The command that completes it.
+        command: String,
+    },
+    /// A GAEN key version is not valid.
+    #[error("GAEN key version {version:?}: {reason}")]
+    BadVersion {
+        /// The version given.
+        version: String,
+        /// What is wrong.
+        reason: &'static str,
     },
 }
 
@@ -164,6 +209,40 @@ pub struct NodeKeys {
     pub pepper: CodePepper,
     /// Seed of the node's libp2p identity (federation).
     pub libp2p_seed: Zeroizing<[u8; 32]>,
+    /// Opens sealed phone requests (`proto::sealed`).
+    pub sealing: SealingSecretKey,
+    /// Keys announced by a rotation and not switched to yet (its overlap).
+    pub next: NextKeys,
+    /// Every rollover this node announced (batch and authority), oldest first.
+    pub rollovers: Vec<KeyRollover>,
+    /// The GAEN key version of `export` when a rotation switched to it; else the policy's
+    /// `export_key_version` names it.
+    pub export_version: Option<String>,
+}
+
+/// The keys of rotations under way: each is announced, and used beside the current one,
+/// until the rotation switches to it.
+#[derive(Default)]
+pub struct NextKeys {
+    /// The next batch key (announced in the batch index; batches keep the current key).
+    pub batch: Option<NodeSigningKey>,
+    /// The next authority key (announced; certificates keep the current key).
+    pub authority: Option<AuthoritySigningKey>,
+    /// The next export key and its GAEN key version (exports carry both signatures).
+    pub export: Option<(ExportSigningKey, String)>,
+}
+
+impl fmt::Debug for NextKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NextKeys")
+            .field("batch", &self.batch.as_ref().map(|k| k.public_key()))
+            .field(
+                "authority",
+                &self.authority.as_ref().map(|k| k.public_key()),
+            )
+            .field("export", &self.export.as_ref().map(|(_, version)| version))
+            .finish()
+    }
 }
 
 impl fmt::Debug for NodeKeys {
@@ -171,6 +250,7 @@ impl fmt::Debug for NodeKeys {
         f.debug_struct("NodeKeys")
             .field("authority", &self.authority.public_key())
             .field("batch", &self.batch.public_key())
+            .field("next", &self.next)
             .finish_non_exhaustive()
     }
 }
@@ -188,6 +268,7 @@ impl NodeKeys {
         let batch = NodeSigningKey::from_seed(&seed());
         let pepper = CodePepper(seed());
         let libp2p_seed = seed();
+        let sealing = SealingSecretKey::from_seed(&seed());
         let pkcs8 =
             EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
                 .expect("system random number generator");
@@ -198,6 +279,10 @@ impl NodeKeys {
                 .expect("ring parses the PKCS#8 document it generated"),
             pepper,
             libp2p_seed,
+            sealing,
+            next: NextKeys::default(),
+            rollovers: Vec::new(),
+            export_version: None,
         }
     }
 
@@ -271,6 +356,7 @@ impl NodeKeys {
         let batch = NodeSigningKey::from_seed(&*seed_file(BATCH_FILE, &mut created)?);
         let pepper = CodePepper(seed_file(PEPPER_FILE, &mut created)?);
         let libp2p_seed = seed_file(LIBP2P_IDENTITY_FILE, &mut created)?;
+        let sealing = SealingSecretKey::from_seed(&*sealing_seed(&dir)?);
         let export_path = dir.join(EXPORT_FILE);
         let make_export = may_create.then_some(|| {
             let doc =
@@ -281,6 +367,7 @@ impl NodeKeys {
         let pkcs8 = read_or_create(&export_path, EXPORT_FILE, &mut created, make_export)?;
         let export =
             ExportSigningKey::from_pkcs8(&pkcs8).ok_or(KeyError::Corrupt { path: export_path })?;
+        let rotation = crate::key_rotation::load_rotation_state(&dir)?;
         Ok((
             NodeKeys {
                 authority,
@@ -288,13 +375,33 @@ impl NodeKeys {
                 export,
                 pepper,
                 libp2p_seed,
+                sealing,
+                next: rotation.next,
+                rollovers: rotation.rollovers,
+                export_version: rotation.export_version,
             },
             created,
         ))
     }
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
+/// The sealing key's seed, made from the OS when missing (see the module doc).
+fn sealing_seed(dir: &Path) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let path = dir.join(SEALING_FILE);
+    let make = || {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        ring::rand::SecureRandom::fill(&SystemRandom::new(), seed.as_mut())
+            .expect("system random number generator");
+        Zeroizing::new(hex::encode(seed.as_ref()).into_bytes())
+    };
+    let text = read_or_create(&path, SEALING_FILE, &mut false, Some(make))?;
+    let mut seed = Zeroizing::new([0u8; 32]);
+    let trimmed = std::str::from_utf8(&text).map(str::trim).unwrap_or("");
+    hex::decode_to_slice(trimmed, seed.as_mut()).map_err(|_| KeyError::Corrupt { path })?;
+    Ok(seed)
+}
+
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
     let io = |source| KeyError::Io {
         path: dir.to_owned(),
         source,
@@ -308,7 +415,7 @@ fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
 
 /// Reads the key file `path` (named `name`); when it is missing, writes what `make` gives,
 /// or without `make` answers [`KeyError::Missing`].
-fn read_or_create(
+pub(crate) fn read_or_create(
     path: &Path,
     name: &'static str,
     created: &mut bool,

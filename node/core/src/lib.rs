@@ -29,6 +29,7 @@ pub mod authority;
 pub mod clock_guard;
 pub mod federation_intake;
 pub mod intake;
+pub mod key_rotation;
 pub mod keys;
 pub mod policy;
 pub mod publication;
@@ -38,6 +39,7 @@ pub mod store;
 
 use ephemera_proto::auth::{CertificateRequest, ReportHmac, SignedCertificate, TrustedAuthorities};
 use ephemera_proto::report::{ReportLimits, ReportType};
+use ephemera_proto::rollover::KeyRole;
 use ephemera_proto::{UnixTime, wire};
 use rand_core::CryptoRng;
 
@@ -73,12 +75,25 @@ impl std::fmt::Debug for NodeCore {
 }
 
 impl NodeCore {
-    /// A node applying `policy` with `keys`. It trusts its own authority key and those the
-    /// policy lists. `rng` draws the decoy certificate.
+    /// A node applying `policy` with `keys`. It trusts its own authority key, the keys of
+    /// its own authority rollovers (the next key of an overlap, the keys it replaced, whose
+    /// certificates may still be in flight), those the policy lists, and their successors
+    /// announced by the rollovers the policy lists. `rng` draws the decoy certificate.
     pub fn new(policy: Policy, keys: NodeKeys, rng: &mut impl CryptoRng) -> NodeCore {
         let mut trusted = TrustedAuthorities::new().with(keys.authority.public_key());
         for key in &policy.trusted_authorities {
             trusted.insert(*key);
+        }
+        for own in keys
+            .rollovers
+            .iter()
+            .filter(|r| r.role == KeyRole::Authority)
+        {
+            trusted.insert(own.old);
+            trusted.insert(own.new);
+        }
+        for followed in trusted.follow(KeyRole::Authority, &policy.authority_rollovers) {
+            tracing::info!(rollover = %followed, "trusting an announced authority key");
         }
         let limits = ReportLimits {
             retention_days: policy.retention_days,

@@ -3,6 +3,7 @@
 //! the simulator builds one directly. Nothing here is about sockets, logs or threads.
 
 use ephemera_proto::SchemeKind;
+use ephemera_proto::rollover::KeyRollover;
 use ephemera_proto::signing::Ed25519PublicKey;
 
 /// Every policy setting of a node. [`Policy::default`] is the documented default of each.
@@ -22,6 +23,8 @@ pub struct Policy {
     pub accept_schemes: Vec<SchemeKind>,
     /// Authority keys trusted besides this node's own.
     pub trusted_authorities: Vec<Ed25519PublicKey>,
+    /// Authority-key rollovers: the successor of a trusted key is trusted too.
+    pub authority_rollovers: Vec<KeyRollover>,
     /// Seconds between batch boundaries.
     pub batch_period_seconds: u64,
     /// Entries each published section is padded up to with decoys.
@@ -46,6 +49,7 @@ impl Default for Policy {
             max_upload_bytes: 2 << 20,
             accept_schemes: vec![SchemeKind::Pet, SchemeKind::Gaen],
             trusted_authorities: Vec::new(),
+            authority_rollovers: Vec::new(),
             batch_period_seconds: 3600,
             batch_min_entries: 1000,
             batch_max_entries: 100_000,

@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ephemera_node_core::{AuthorityError, IntakeError};
 use ephemera_proto::api::ErrorBody;
+use ephemera_proto::sealed::SealError;
 use ephemera_proto::{CertificateError, DecodeError, UploadError, ValidationError};
 use thiserror::Error;
 
@@ -23,6 +24,12 @@ pub enum ApiError {
     PayloadTooLarge {
         /// The limit.
         max: usize,
+    },
+    /// A body came without the media type its endpoint documents.
+    #[error("the body must be sent as Content-Type: {expected}")]
+    UnsupportedMediaType {
+        /// The media type the endpoint takes.
+        expected: &'static str,
     },
     /// A JSON body could not be parsed.
     #[error("malformed JSON body: {0}")]
@@ -84,6 +91,9 @@ pub enum ApiError {
     /// before the router).
     #[error("the request head (target and headers) is too large")]
     HeadersTooLarge,
+    /// A sealed phone body could not be opened (`proto::sealed`).
+    #[error("{0}")]
+    Sealed(SealError),
 }
 
 impl ApiError {
@@ -104,12 +114,13 @@ impl ApiError {
             MalformedJson(_) | InvalidParameter { .. } | Authority(_) | Intake(_) => {
                 StatusCode::BAD_REQUEST
             }
+            UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Unauthorized | InvalidCredentials => StatusCode::UNAUTHORIZED,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Store(_) | Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            UnreadableBody | MalformedRequest => StatusCode::BAD_REQUEST,
+            UnreadableBody | MalformedRequest | Sealed(_) => StatusCode::BAD_REQUEST,
             BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             DeadlineExceeded | Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             UriTooLong => StatusCode::URI_TOO_LONG,
@@ -123,6 +134,7 @@ impl ApiError {
         match self {
             PayloadTooLarge { .. } => "payload-too-large",
             MalformedJson(_) => "malformed-json",
+            UnsupportedMediaType { .. } => "unsupported-media-type",
             InvalidParameter { .. } => "invalid-parameter",
             TooManyAttempts => "too-many-attempts",
             Unauthorized => "unauthorized",
@@ -148,6 +160,8 @@ impl ApiError {
             MalformedRequest => "malformed-request",
             UriTooLong => "uri-too-long",
             HeadersTooLarge => "headers-too-large",
+            Sealed(SealError::UnknownKey) => "unknown-sealing-key",
+            Sealed(_) => "unreadable-sealed-body",
         }
     }
 
@@ -322,6 +336,13 @@ mod tests {
                 AuthorityError::OnsetOutOfRange.into(),
                 StatusCode::BAD_REQUEST,
                 "invalid-parameter",
+            ),
+            (
+                ApiError::UnsupportedMediaType {
+                    expected: "application/json",
+                },
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
             ),
             (
                 ApiError::TooManyAttempts,

@@ -7,8 +7,9 @@
 //! | `GET /v1/openapi.json` | | OpenAPI 3.1 |
 //! | `GET /v1/authority` | | [`types::AuthorityInfo`] |
 //! | `GET /v1/authority/export-key.pem` | | PEM public key of GAEN exports |
-//! | `POST /v1/verify` | `proto::api::VerifyRequest` (JSON) | `VerifyResponse`, padded |
-//! | `POST /v1/uploads` | `proto::upload::UploadRequest` (framed postcard) | `UploadResponse`, padded |
+//! | `GET /v1/sealing-key` | | `proto::sealed::SealingKeyAnnouncement` (JSON) |
+//! | `POST /v1/verify` | sealed `VerifyRequest` (`application/ephemera-sealed`), or JSON until the transition ends | sealed answer, one size; or `VerifyResponse`, padded |
+//! | `POST /v1/uploads` | sealed `UploadRequest`, or the framed postcard until the transition ends | sealed answer, one size; or `UploadResponse`, padded |
 //! | `GET /v1/batches?after=<seq>` | | `proto::batch::BatchIndex` (JSON) |
 //! | `GET /v1/batches/{id}` | | signed batch bytes, immutable |
 //! | `GET /v1/exports/index.txt` | | GAEN index: `v1/exports/<file>` per line |
@@ -24,6 +25,7 @@
 //! the per-source in-flight caps and the sign-in budget, as keyed hashes held in memory
 //! ([`crate::server::Source`]).
 
+pub mod contract;
 pub mod error;
 mod immutable;
 mod openapi;
@@ -38,7 +40,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ephemera_proto::api::VerifyRequest;
-use ephemera_proto::batch::BatchId;
+use ephemera_proto::sealed::{self, SealedRoute};
 use serde::Deserialize;
 
 use crate::node::Node;
@@ -46,7 +48,7 @@ use error::ApiError;
 use types::{Health, IssueCodesRequest, LoginRequest};
 
 pub use immutable::cached_batch;
-pub use openapi::openapi_json;
+pub use openapi::document as openapi_document;
 
 /// Largest JSON control body (verify, sign-in, code requests).
 pub const MAX_JSON_BODY: usize = 16 * 1024;
@@ -56,19 +58,24 @@ pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Builds the router over `node`.
 pub fn router(node: Node) -> Router {
     let upload_limit = node.config().http.max_upload_bytes;
+    // Built once per node: it states this node's configured limits.
+    let document = Bytes::from(openapi::document(node.config()));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/openapi.json", get(move || openapi(document.clone())))
         .route("/v1/authority", get(authority))
         .route("/v1/authority/export-key.pem", get(export_key))
+        .route("/v1/sealing-key", get(sealing_key))
         .route(
             "/v1/verify",
             post(verify).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
         )
         .route(
             "/v1/uploads",
-            post(upload).layer(DefaultBodyLimit::max(upload_limit)),
+            post(upload).layer(DefaultBodyLimit::max(
+                upload_limit + ephemera_proto::sealed::REQUEST_OVERHEAD,
+            )),
         )
         .route("/v1/batches", get(batch_index))
         .route("/v1/batches/{id}", get(batch))
@@ -137,6 +144,23 @@ fn json_body<T: for<'de> Deserialize<'de>>(
     serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))
 }
 
+/// Refuses a body not sent as `Content-Type: application/json` (parameters such as
+/// `charset` aside), the one media type the document gives the console's bodies.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType {
+            expected: "application/json",
+        })
+    }
+}
+
 fn padded_json(bytes: Vec<u8>) -> Response {
     (
         [
@@ -171,8 +195,7 @@ async fn healthz() -> impl IntoResponse {
 /// <token>`.
 #[utoipa::path(get, path = "/metrics",
     responses(
-        (status = 200, description = "Prometheus text format", content_type = "text/plain"),
-        (status = 401, body = openapi::ErrorBodyDoc, description = "unauthorized: a metrics token is configured and was not presented")),
+        (status = 200, description = "Prometheus text format; with a metrics token configured, 401 without it", content_type = "text/plain")),
     security((), ("bearer" = [])))]
 async fn metrics(State(node): State<Node>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(token) = &node.config().http.metrics_token
@@ -189,10 +212,10 @@ async fn metrics(State(node): State<Node>, headers: HeaderMap) -> Result<Respons
         .into_response())
 }
 
-/// This document.
-#[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "OpenAPI document", content_type = "application/json")))]
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], openapi_json()).into_response()
+/// This document: the contract, with this node's configured limits.
+#[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
+async fn openapi(document: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], document).into_response()
 }
 
 /// The node's public keys and settings.
@@ -219,8 +242,13 @@ async fn export_key(State(node): State<Node>) -> impl IntoResponse {
     ))]
 async fn verify(
     State(node): State<Node>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    if is_sealed(&headers) {
+        let bytes = body_bytes(body, MAX_JSON_BODY)?;
+        return sealed_answer(node.sealed_exchange(SealedRoute::Verify, &bytes).await);
+    }
     let request: VerifyRequest = json_body(body)?;
     let response = node.verify(&request).await?;
     Ok(padded_json(response.to_padded_json()))
@@ -238,9 +266,16 @@ async fn verify(
     ))]
 async fn upload(
     State(node): State<Node>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let limit = node.config().http.max_upload_bytes;
+    let sealed = is_sealed(&headers);
+    let limit = node.config().http.max_upload_bytes
+        + if sealed {
+            ephemera_proto::sealed::REQUEST_OVERHEAD
+        } else {
+            0
+        };
     let bytes = match body_bytes(body, limit) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -248,29 +283,69 @@ async fn upload(
             return Err(e);
         }
     };
+    if sealed {
+        return sealed_answer(node.sealed_exchange(SealedRoute::Upload, &bytes).await);
+    }
     let response = node.upload(&bytes).await?;
     Ok(padded_json(response.to_padded_json()))
 }
 
+/// Whether a phone body is sealed (`proto::sealed`), by its content type.
+fn is_sealed(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(sealed::CONTENT_TYPE))
+}
+
+/// A sealed answer: `200` and one size per route, whatever the node answered inside.
+fn sealed_answer(answer: Result<Vec<u8>, ApiError>) -> Result<Response, ApiError> {
+    Ok((
+        [
+            (header::CONTENT_TYPE, sealed::CONTENT_TYPE),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        answer?,
+    )
+        .into_response())
+}
+
+/// The node's sealing key, signed by its batch key: phones seal verify and upload bodies
+/// to it.
+#[utoipa::path(get, path = "/v1/sealing-key", responses((status = 200, body = openapi::SealingKeyDoc, description = "Signed by the node's batch key; cacheable for an hour")))]
+async fn sealing_key(State(node): State<Node>) -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=3600")],
+        axum::Json(node.sealing_key_announcement()),
+    )
+}
+
 /// Query of the batch index.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct IndexQuery {
-    /// Sequence number of the last batch already seen (0 for all).
+    /// Sequence number of the last batch already seen (0 for all), at most `i64::MAX`.
     #[serde(default)]
     after: u64,
 }
 
 /// Lists published batches after a cursor, oldest first.
 #[utoipa::path(get, path = "/v1/batches", params(IndexQuery),
-    responses((status = 200, body = openapi::BatchIndexDoc), (status = 400, body = openapi::ErrorBodyDoc)))]
+    responses((status = 200, body = openapi::BatchIndexDoc)))]
 async fn batch_index(
     State(node): State<Node>,
     query: Result<Query<IndexQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|_| ApiError::InvalidParameter {
+    let invalid = ApiError::InvalidParameter {
         name: "after",
-        reason: "must be a sequence number",
-    })?;
+        reason: "must be a sequence number from 0 to 9223372036854775807",
+    };
+    let Ok(Query(query)) = query else {
+        return Err(invalid);
+    };
+    if query.after > contract::MAX_CURSOR {
+        return Err(invalid);
+    }
     let index = node.batch_index(query.after)?;
     Ok((
         [(header::CACHE_CONTROL, "public, max-age=60")],
@@ -284,14 +359,13 @@ async fn batch_index(
     params(("id" = String, Path, description = "64 hex characters")),
     responses(
         (status = 200, description = "Signed batch bytes", content_type = "application/octet-stream"),
-        (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 400, body = openapi::ErrorBodyDoc), (status = 404, body = openapi::ErrorBodyDoc)))]
+        (status = 304, description = "Not modified (If-None-Match)")))]
 async fn batch(
     State(node): State<Node>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = BatchId::from_hex(&id).ok_or(ApiError::InvalidParameter {
+    let id = contract::batch_id(&id).ok_or(ApiError::InvalidParameter {
         name: "id",
         reason: "must be 64 hex characters",
     })?;
@@ -316,23 +390,20 @@ async fn export_index(State(node): State<Node>) -> Result<Response, ApiError> {
 /// One GAEN export zip, byte-compatible with Google's key server; verify it with
 /// `GET /v1/authority/export-key.pem`.
 #[utoipa::path(get, path = "/v1/exports/{file}",
-    params(("file" = String, Path, description = "`<start>-<end>-<num>.zip`")),
+    params(("file" = String, Path, description = "`<start>-<end>-<number>.zip`, as listed in `index.txt`")),
     responses(
         (status = 200, description = "Export zip", content_type = "application/zip"),
-        (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 404, body = openapi::ErrorBodyDoc)))]
+        (status = 304, description = "Not modified (If-None-Match)")))]
 async fn export_file(
     State(node): State<Node>,
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let valid = file.len() <= 64
-        && file.ends_with(".zip")
-        && file
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b == b'-' || b == b'.' || b.is_ascii_lowercase());
-    if !valid {
-        return Err(ApiError::NotFound);
+    if !contract::is_export_file(&file) {
+        return Err(ApiError::InvalidParameter {
+            name: "file",
+            reason: "must be <start>-<end>-<number>.zip",
+        });
     }
     let bytes = node.export(&file)?.ok_or(ApiError::NotFound)?;
     // The zip is immutable once written; its hash is a strong validator.
@@ -350,13 +421,28 @@ async fn export_file(
 
 /// Signs a case worker in.
 #[utoipa::path(post, path = "/v1/session", request_body = LoginRequest,
-    responses((status = 200, body = types::LoginResponse), (status = 401, body = openapi::ErrorBodyDoc), (status = 429, body = openapi::ErrorBodyDoc)))]
+    responses((status = 200, body = types::LoginResponse)))]
 async fn login(
     State(node): State<Node>,
     source: Option<axum::Extension<crate::server::Source>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    require_json(&headers)?;
     let request: LoginRequest = json_body(body)?;
+    // Checked before the guessing budget is charged: a malformed request guesses nothing.
+    if !contract::length_fits(&request.name, contract::MAX_NAME_CHARS) {
+        return Err(ApiError::InvalidParameter {
+            name: "name",
+            reason: "must have 1 to 64 characters",
+        });
+    }
+    if !contract::length_fits(&request.password, contract::MAX_PASSWORD_CHARS) {
+        return Err(ApiError::InvalidParameter {
+            name: "password",
+            reason: "must have 1 to 256 characters",
+        });
+    }
     let source = source.map_or(crate::server::Source(0), |s| s.0);
     let response = node
         .login_from(&request.name, &request.password, source)
@@ -365,7 +451,7 @@ async fn login(
 }
 
 /// Signs out.
-#[utoipa::path(delete, path = "/v1/session", responses((status = 204), (status = 401, body = openapi::ErrorBodyDoc)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/v1/session", responses((status = 204, description = "Signed out")), security(("bearer" = [])))]
 async fn logout(State(node): State<Node>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
     let token = bearer(&headers)?;
     node.session(token)?;
@@ -376,8 +462,10 @@ async fn logout(State(node): State<Node>, headers: HeaderMap) -> Result<StatusCo
 /// Issues upload codes; `Accept: text/csv` returns CSV for bulk issuing.
 #[utoipa::path(post, path = "/v1/codes", request_body = IssueCodesRequest,
     responses(
-        (status = 200, body = types::IssueCodesResponse, description = "JSON, or text/csv when asked"),
-        (status = 400, body = openapi::ErrorBodyDoc), (status = 401, body = openapi::ErrorBodyDoc)),
+        (status = 200, description = "The codes: JSON, or CSV for `Accept: text/csv`", content(
+            (types::IssueCodesResponse = "application/json"),
+            (String = "text/csv", example = "code,expires_at,expires_at_utc,test_type,symptom_onset"),
+        ))),
     security(("bearer" = [])))]
 async fn issue_codes(
     State(node): State<Node>,
@@ -385,7 +473,18 @@ async fn issue_codes(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     node.session(bearer(&headers)?)?;
+    require_json(&headers)?;
     let request: IssueCodesRequest = json_body(body)?;
+    if request
+        .symptom_onset
+        .as_deref()
+        .is_some_and(|text| !contract::is_date_shaped(text))
+    {
+        return Err(ApiError::InvalidParameter {
+            name: "symptom_onset",
+            reason: "must be a date YYYY-MM-DD",
+        });
+    }
     let response = node.issue_codes(&request).await?;
     let wants_csv = headers
         .get(header::ACCEPT)

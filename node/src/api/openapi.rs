@@ -1,17 +1,31 @@
-//! The OpenAPI document, generated from the handlers' annotations.
+//! The OpenAPI document: the node's HTTP contract.
+//!
+//! utoipa builds the paths and body schemas from the handlers' annotations; then
+//! [`document`] writes in what the annotations cannot say, from the same definitions the
+//! handlers enforce ([`super::contract`], the node's config):
+//!
+//! - the constraints of parameters and bodies (patterns, lengths, minimum and maximum,
+//!   `additionalProperties: false`), the size limit of every body;
+//! - every error status each operation can answer, with the `{"error", "message"}` schema
+//!   narrowed to the list of its codes ([`errors_of`]), including the answers given before
+//!   any handler runs (`crate::server`: 400 on a malformed head, 408, 413, 414, 431, 503);
+//! - the headers of answers (`WWW-Authenticate` on 401, `Retry-After` on 503, the
+//!   validators of immutable bodies).
+//!
+//! Nothing is left to a `default` response: a status missing here is a contract failure.
 //!
 //! The phone-facing bodies are defined in `ephemera_proto` (which does not depend on
 //! utoipa); the `*Doc` structs here describe their JSON shapes for the document only.
 
 #![allow(dead_code)]
 
-use std::sync::OnceLock;
-
 use serde::Serialize;
+use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::types;
+use super::{contract, types};
+use crate::config::NodeConfig;
 
 /// `proto::api::VerifyRequest`.
 #[derive(Serialize, ToSchema)]
@@ -25,6 +39,21 @@ pub(crate) struct VerifyRequestDoc {
     decoy: bool,
     /// Spaces up to 512 bytes.
     padding: String,
+}
+
+/// `proto::sealed::SealingKeyAnnouncement`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SealingKeyAnnouncement)]
+pub(crate) struct SealingKeyDoc {
+    /// The X25519 key phones seal to, 64 hex characters.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    public_key: String,
+    /// The batch key that signed it, 64 hex characters.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    signer: String,
+    /// Ed25519 over `ephemera/sealing-key/v1` ‖ key, 128 hex characters.
+    #[schema(pattern = "^[0-9a-f]{128}$")]
+    signature: String,
 }
 
 /// `proto::api::VerifyResponse`.
@@ -51,7 +80,7 @@ pub(crate) struct UploadResponseDoc {
 #[derive(Serialize, ToSchema)]
 #[schema(as = ErrorBody)]
 pub(crate) struct ErrorBodyDoc {
-    /// Stable kebab-case code, e.g. `certificate-expired`.
+    /// Stable kebab-case code, e.g. `certificate-expired`; each response lists its codes.
     error: String,
     /// A sentence for people.
     message: String,
@@ -87,73 +116,6 @@ pub(crate) struct BatchIndexDoc {
 
 struct BearerAuth;
 
-/// The answers any route may give before its handler runs (`crate::server`): a head hyper
-/// could not parse, an oversize or late body, a cap reached, the deadline passed.
-struct CommonErrors;
-
-impl Modify for CommonErrors {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-        let common: [(&str, &str); 7] = [
-            (
-                "400",
-                "malformed-request (the head, a header or Content-Length), unreadable-body",
-            ),
-            (
-                "408",
-                "body-timeout: the body did not arrive within [http] body_read_timeout_ms",
-            ),
-            (
-                "413",
-                "payload-too-large: announced or sent body larger than the endpoint takes",
-            ),
-            ("414", "uri-too-long"),
-            ("431", "headers-too-large"),
-            (
-                "503",
-                "overloaded (a connection, in-flight or body-memory cap; with Retry-After), deadline-exceeded",
-            ),
-            ("default", "Every error is `{\"error\", \"message\"}` JSON"),
-        ];
-        for item in openapi.paths.paths.values_mut() {
-            for operation in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.put,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                for (status, description) in common {
-                    let response = ResponseBuilder::new()
-                        .description(description)
-                        .content(
-                            "application/json",
-                            ContentBuilder::new()
-                                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                                .build(),
-                        )
-                        .build();
-                    match operation.responses.responses.get_mut(status) {
-                        Some(utoipa::openapi::RefOr::T(existing)) => {
-                            existing.description =
-                                format!("{}; {description}", existing.description);
-                        }
-                        Some(_) => {}
-                        None => {
-                            operation
-                                .responses
-                                .responses
-                                .insert(status.to_owned(), response.into());
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
@@ -166,65 +128,607 @@ impl Modify for BearerAuth {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Ephemera node", description = "Privacy-preserving contact tracing: authority, uploads, signed batches. Errors are `{\"error\", \"message\"}`."),
+    info(title = "Ephemera node", description = "Privacy-preserving contact tracing: authority, uploads, signed batches. This document is the contract: the node accepts what it describes and refuses the rest. Every error is `{\"error\", \"message\"}` JSON, and each error response lists its codes."),
     paths(
         super::healthz, super::metrics, super::openapi, super::authority, super::export_key,
-        super::verify, super::upload, super::batch_index, super::batch,
+        super::sealing_key, super::verify, super::upload, super::batch_index, super::batch,
         super::export_index, super::export_file,
         super::login, super::logout, super::issue_codes,
+        super::page::root, super::page::page, super::page::script, super::page::style,
     ),
     components(schemas(
-        VerifyRequestDoc, VerifyResponseDoc, UploadResponseDoc, ErrorBodyDoc, BatchIndexEntryDoc,
+        VerifyRequestDoc, VerifyResponseDoc, UploadResponseDoc, SealingKeyDoc, ErrorBodyDoc, BatchIndexEntryDoc,
         BatchIndexDoc, types::LoginRequest, types::LoginResponse, types::TestType,
         types::IssueCodesRequest, types::IssuedCode, types::IssueCodesResponse,
         types::AuthorityInfo, types::Health,
     )),
-    modifiers(&BearerAuth, &CommonErrors),
+    modifiers(&BearerAuth),
 )]
 struct ApiDoc;
 
-/// The OpenAPI document as JSON (built once).
-pub fn openapi_json() -> String {
-    static DOC: OnceLock<String> = OnceLock::new();
-    DOC.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
-            .expect("OpenAPI serializes")
+/// The answers any operation may give before its handler runs (`crate::server`): a head
+/// hyper could not parse, an oversize or late body, a cap reached, the deadline passed.
+const PRE_HANDLER: &[(u16, &[&str])] = &[
+    (400, &["malformed-request", "unreadable-body"]),
+    (408, &["body-timeout"]),
+    (413, &["payload-too-large"]),
+    (414, &["uri-too-long"]),
+    (431, &["headers-too-large"]),
+    (503, &["overloaded", "deadline-exceeded"]),
+];
+
+/// The codes of an upload's refusal with 400 (`error::intake_code`).
+const UPLOAD_400: &[&str] = &[
+    "unreadable-sealed-body",
+    "unknown-sealing-key",
+    "malformed-body",
+    "unsupported-version",
+    "certificate-expired",
+    "certificate-not-yet-valid",
+    "hmac-mismatch",
+    "report-type-mismatch",
+    "report-empty",
+    "too-many-keys",
+    "too-many-tokens",
+    "bad-rolling-period",
+    "key-in-future",
+    "entry-too-old",
+    "token-in-future",
+    "duplicate-entry",
+    "bad-days-since-onset",
+    "wrong-scheme",
+    "report-invalid",
+    "scheme-not-accepted",
+    "report-type-not-allowed",
+    "invalid-revision-token",
+    "revision-not-allowed",
+    "revision-mismatch",
+    "revision-authority-mismatch",
+];
+
+/// The error statuses and codes an operation answers from its handler (beyond
+/// [`PRE_HANDLER`], merged in by status).
+pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'static str])> {
+    const STORAGE: &[&str] = &["storage-error", "internal-error"];
+    match (method, path) {
+        ("get", "/metrics") => vec![(401, &["unauthorized"]), (500, &["internal-error"])],
+        ("post", "/v1/verify") => vec![
+            (
+                400,
+                &[
+                    "unreadable-sealed-body",
+                    "unknown-sealing-key",
+                    "malformed-json",
+                    "malformed-code",
+                    "malformed-hmac",
+                    "invalid-code",
+                ],
+            ),
+            (500, STORAGE),
+        ],
+        ("post", "/v1/uploads") => vec![
+            (400, UPLOAD_400),
+            (403, &["certificate-untrusted", "certificate-invalid"]),
+            (409, &["certificate-used"]),
+            (500, STORAGE),
+        ],
+        ("get", "/v1/batches") => vec![(400, &["invalid-parameter"]), (500, STORAGE)],
+        ("get", "/v1/batches/{id}") | ("get", "/v1/exports/{file}") => vec![
+            (400, &["invalid-parameter"]),
+            (404, &["not-found"]),
+            (500, STORAGE),
+        ],
+        ("get", "/v1/exports/index.txt") => vec![(500, STORAGE)],
+        ("post", "/v1/session") => vec![
+            (400, &["malformed-json", "invalid-parameter"]),
+            (401, &["invalid-credentials"]),
+            (415, &["unsupported-media-type"]),
+            (429, &["too-many-attempts"]),
+            (500, STORAGE),
+        ],
+        ("delete", "/v1/session") => vec![(401, &["unauthorized"]), (500, &["internal-error"])],
+        ("post", "/v1/codes") => vec![
+            (400, &["malformed-json", "invalid-parameter"]),
+            (401, &["unauthorized"]),
+            (415, &["unsupported-media-type"]),
+            (500, STORAGE),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// The OpenAPI document of a node with `config`, as JSON.
+pub fn document(config: &NodeConfig) -> String {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
+    constrain(&mut doc, config);
+    immutable_headers(&mut doc);
+    add_errors(&mut doc);
+    serde_json::to_string_pretty(&doc).expect("plain JSON")
+}
+
+/// `doc[key1][key2]...`, created as objects where missing.
+fn at<'a>(doc: &'a mut Value, keys: &[&str]) -> &'a mut Value {
+    keys.iter().fold(doc, |value, key| {
+        if !value.is_object() {
+            *value = json!({});
+        }
+        value
+            .as_object_mut()
+            .expect("an object")
+            .entry(*key)
+            .or_insert_with(|| json!({}))
     })
-    .clone()
+}
+
+/// Merges the members of `patch` into the object `target`.
+fn merge(target: &mut Value, patch: Value) {
+    if let (Some(target), Value::Object(patch)) = (target.as_object_mut(), patch) {
+        target.extend(patch);
+    }
+}
+
+/// The parameter `name` of an operation.
+fn parameter<'a>(doc: &'a mut Value, path: &str, method: &str, name: &str) -> &'a mut Value {
+    let parameters = at(doc, &["paths", path, method, "parameters"]);
+    parameters
+        .as_array_mut()
+        .and_then(|list| list.iter_mut().find(|p| p["name"] == name))
+        .unwrap_or_else(|| panic!("{method} {path} has a parameter {name}"))
+}
+
+/// The constraints of parameters and bodies ([`contract`], `config`).
+fn constrain(doc: &mut Value, config: &NodeConfig) {
+    merge(
+        &mut parameter(doc, "/v1/batches", "get", "after")["schema"],
+        json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": contract::MAX_CURSOR}),
+    );
+    merge(
+        &mut parameter(doc, "/v1/batches/{id}", "get", "id")["schema"],
+        json!({"type": "string", "pattern": contract::BATCH_ID_PATTERN, "minLength": 64, "maxLength": 64}),
+    );
+    merge(
+        &mut parameter(doc, "/v1/exports/{file}", "get", "file")["schema"],
+        json!({"type": "string", "pattern": contract::EXPORT_FILE_PATTERN}),
+    );
+
+    let schemas = at(doc, &["components", "schemas"]);
+    let login = &mut schemas["LoginRequest"];
+    login["additionalProperties"] = json!(false);
+    merge(
+        at(login, &["properties", "name"]),
+        json!({"minLength": 1, "maxLength": contract::MAX_NAME_CHARS}),
+    );
+    merge(
+        at(login, &["properties", "password"]),
+        json!({"minLength": 1, "maxLength": contract::MAX_PASSWORD_CHARS}),
+    );
+    let issue = &mut schemas["IssueCodesRequest"];
+    issue["additionalProperties"] = json!(false);
+    merge(
+        at(issue, &["properties", "count"]),
+        json!({"minimum": 1, "maximum": config.authority.max_codes_per_request}),
+    );
+    let window = config.retention.days + ephemera_node_core::authority::ONSET_DAYS_BEFORE_RETENTION;
+    merge(
+        at(issue, &["properties", "symptom_onset"]),
+        json!({
+            // RFC 3339 `full-date`: exactly `contract::DATE_PATTERN` and a real day.
+            "format": "date",
+            "description": format!(
+                "Symptom onset, `YYYY-MM-DD` (UTC), if known: a calendar day not after today \
+                 and not more than {window} days before it (retention plus 14 days)."
+            ),
+        }),
+    );
+    merge(
+        at(schemas, &["IssuedCode", "properties", "code"]),
+        json!({"pattern": contract::ISSUED_CODE_PATTERN, "minLength": 19, "maxLength": 19}),
+    );
+    schemas["UploadCode"] = json!({
+        "type": "string",
+        "description": "An upload code as a person types it: 16 Crockford base32 symbols, either case, O read as 0 and I, L as 1, dashes and spaces ignored.",
+        "pattern": contract::TYPED_CODE_PATTERN,
+    });
+
+    // Every body's size limit (`crate::server` refuses a larger one with 413).
+    let paths = doc["paths"].as_object_mut().expect("paths");
+    for (path, item) in paths.iter_mut() {
+        let limit = if path == "/v1/uploads" {
+            config.http.max_upload_bytes
+        } else {
+            super::MAX_JSON_BODY
+        };
+        for operation in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|o| o.values_mut())
+        {
+            let Some(body) = operation.get_mut("requestBody") else {
+                continue;
+            };
+            body["required"] = json!(true);
+            let note = format!("At most {limit} bytes (larger: 413 `payload-too-large`).");
+            let description = match body["description"].as_str() {
+                Some(text) if !text.is_empty() => format!("{text}. {note}"),
+                _ => note,
+            };
+            body["description"] = json!(description);
+            if let Some(binary) = body.pointer_mut("/content/application~1octet-stream/schema") {
+                *binary = json!({"type": "string", "format": "binary", "maxLength": limit});
+            }
+        }
+    }
+    sealed_bodies(doc, config);
+}
+
+/// The sealed form of the phone bodies (`proto::sealed`, docs/PROTOCOL.md §5.3): what this
+/// library's phones send; the unsealed forms stay for earlier phones until the next
+/// protocol version.
+fn sealed_bodies(doc: &mut Value, config: &NodeConfig) {
+    use ephemera_proto::sealed::{CONTENT_TYPE, REQUEST_OVERHEAD, SealedRoute};
+    for (path, route, limit) in [
+        ("/v1/verify", SealedRoute::Verify, super::MAX_JSON_BODY),
+        (
+            "/v1/uploads",
+            SealedRoute::Upload,
+            config.http.max_upload_bytes + REQUEST_OVERHEAD,
+        ),
+    ] {
+        let operation = at(doc, &["paths", path, "post"]);
+        at(operation, &["requestBody", "content"])[CONTENT_TYPE] = json!({
+            "schema": {
+                "type": "string",
+                "format": "binary",
+                "minLength": REQUEST_OVERHEAD,
+                "maxLength": limit,
+                "description": "The unsealed body sealed to GET /v1/sealing-key: key id (8) ‖ HPKE enc (32) ‖ AEAD ciphertext.",
+            }
+        });
+        let size = route.sealed_response_size();
+        at(operation, &["responses", "200", "content"])[CONTENT_TYPE] = json!({
+            "schema": {
+                "type": "string",
+                "format": "binary",
+                "minLength": size,
+                "maxLength": size,
+                "description": "The node's answer sealed back: status, error or success inside, one size for every answer.",
+            }
+        });
+    }
+}
+
+/// The validators and cache lifetime of immutable bodies, on 200 and 304.
+fn immutable_headers(doc: &mut Value) {
+    for path in ["/v1/batches/{id}", "/v1/exports/{file}"] {
+        for status in ["200", "304"] {
+            at(doc, &["paths", path, "get", "responses", status])["headers"] = json!({
+                "ETag": {
+                    "required": true,
+                    "description": "Strong validator: the hex SHA-256 of the body, quoted",
+                    "schema": {"type": "string", "pattern": "^\"[0-9a-f]{64}\"$"},
+                },
+                "Cache-Control": {
+                    "required": true,
+                    "schema": {"type": "string", "enum": [super::IMMUTABLE]},
+                },
+            });
+        }
+    }
+}
+
+/// Every operation's error responses (its own and [`PRE_HANDLER`]'s), each with the
+/// `ErrorBody` schema narrowed to its codes, and the headers of answers.
+fn add_errors(doc: &mut Value) {
+    let paths = doc["paths"].as_object_mut().expect("paths");
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in item.iter_mut() {
+            let mut statuses: Vec<(u16, Vec<&str>)> = Vec::new();
+            for (status, codes) in errors_of(method, path)
+                .into_iter()
+                .chain(PRE_HANDLER.iter().copied())
+            {
+                match statuses.iter_mut().find(|(s, _)| *s == status) {
+                    Some((_, list)) => list.extend(codes.iter().copied()),
+                    None => statuses.push((status, codes.to_vec())),
+                }
+            }
+            operation
+                .as_object_mut()
+                .expect("an operation")
+                .remove("tags");
+            let responses = at(operation, &["responses"]);
+            for (status, codes) in statuses {
+                responses[status.to_string()] = error_response(status, &codes);
+            }
+        }
+    }
+}
+
+/// One error response: its codes in the description and as the schema's enum.
+fn error_response(status: u16, codes: &[&str]) -> Value {
+    let list: Vec<String> = codes.iter().map(|c| format!("`{c}`")).collect();
+    let mut response = json!({
+        "description": format!("Error codes: {}.", list.join(", ")),
+        "content": {"application/json": {"schema": {
+            "allOf": [{"$ref": "#/components/schemas/ErrorBody"}],
+            "properties": {"error": {"type": "string", "enum": codes}},
+        }}},
+    });
+    match status {
+        401 => {
+            response["headers"] = json!({"WWW-Authenticate": {
+                "required": true,
+                "description": "`Bearer`",
+                "schema": {"type": "string", "enum": ["Bearer"]},
+            }});
+        }
+        503 => {
+            response["headers"] = json!({"Retry-After": {
+                "required": true,
+                "description": "Seconds to wait before trying again",
+                "schema": {"type": "integer", "minimum": 1},
+            }});
+        }
+        _ => {}
+    }
+    response
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::api::error::ApiError;
+
+    fn doc() -> Value {
+        serde_json::from_str(&document(&NodeConfig::default())).unwrap()
+    }
+
     #[test]
     fn the_document_lists_every_route() {
-        let doc: serde_json::Value = serde_json::from_str(&super::openapi_json()).unwrap();
+        let doc = doc();
         let paths = doc["paths"].as_object().unwrap();
         for path in [
             "/healthz",
             "/metrics",
             "/v1/openapi.json",
             "/v1/authority",
+            "/v1/authority/export-key.pem",
             "/v1/verify",
             "/v1/uploads",
             "/v1/batches",
             "/v1/batches/{id}",
+            "/v1/exports/index.txt",
+            "/v1/exports/{file}",
             "/v1/session",
             "/v1/codes",
+            "/",
+            "/case-worker",
+            "/case-worker.js",
+            "/case-worker.css",
         ] {
             assert!(paths.contains_key(path), "{path} missing");
         }
         assert!(doc["components"]["schemas"]["VerifyRequest"].is_object());
-        // The codes answered before any handler are documented on every route.
+    }
+
+    #[test]
+    fn every_operation_lists_the_pre_handler_errors_and_no_default() {
+        let doc = doc();
         let text = doc.to_string();
         for code in crate::api::error::ApiError::PRE_ROUTER_CODES {
             assert!(text.contains(code), "{code} missing");
         }
-        for status in ["408", "413", "414", "431", "503"] {
-            assert!(
-                doc["paths"]["/healthz"]["get"]["responses"][status].is_object(),
-                "{status} on /healthz"
-            );
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let responses = operation["responses"].as_object().unwrap();
+                assert!(!responses.contains_key("default"), "{method} {path}");
+                for status in ["400", "408", "413", "414", "431", "503"] {
+                    let codes = &responses[status]["content"]["application/json"]["schema"]["properties"]
+                        ["error"]["enum"];
+                    assert!(
+                        codes.as_array().is_some_and(|c| !c.is_empty()),
+                        "{method} {path} {status}"
+                    );
+                }
+                assert_eq!(
+                    responses["503"]["headers"]["Retry-After"]["required"], true,
+                    "{method} {path}"
+                );
+            }
         }
+        let session = &doc["paths"]["/v1/session"]["post"]["responses"];
+        let codes = session["400"]["content"]["application/json"]["schema"]["properties"]["error"]
+            ["enum"]
+            .to_string();
+        for code in ["malformed-json", "invalid-parameter", "malformed-request"] {
+            assert!(codes.contains(code), "{code} in {codes}");
+        }
+    }
+
+    /// Whether `error` is documented for `method path`: its status, with its code in the
+    /// status's enum.
+    fn documents(doc: &Value, method: &str, path: &str, error: &ApiError) -> bool {
+        let status = error.status().as_u16().to_string();
+        doc["paths"][path][method]["responses"][&status]["content"]["application/json"]
+            ["schema"]["properties"]["error"]["enum"]
+            .as_array()
+            .is_some_and(|codes| codes.iter().any(|c| c == error.code()))
+    }
+
+    #[test]
+    fn every_refusal_of_the_handlers_is_documented() {
+        use ephemera_node_core::{AuthorityError as A, IntakeError as I};
+        use ephemera_proto::report::{ReportType, SchemeKind};
+        use ephemera_proto::{CertificateError as C, CodeError, DecodeError as D};
+        use ephemera_proto::{DayNumber, IntervalNumber, UploadError as U, ValidationError as V};
+
+        use crate::store::StoreError;
+
+        let doc = doc();
+        let day = DayNumber(1);
+        let certificate = [
+            C::UntrustedAuthority,
+            C::BadSignature,
+            C::Expired {
+                expired_at: 1,
+                now: 2,
+            },
+            C::NotYetValid,
+            C::HmacMismatch,
+            C::ReportTypeMismatch,
+        ]
+        .map(|e| I::Rejected(U::Certificate(e)));
+        let validation = [
+            V::Empty,
+            V::TooManyKeys { got: 2, max: 1 },
+            V::TooManyTokens { got: 2, max: 1 },
+            V::BadRollingPeriod { got: 0 },
+            V::FutureKey {
+                rolling_start: IntervalNumber(2),
+                now: IntervalNumber(1),
+            },
+            V::TooOld { day, oldest: day },
+            V::FutureToken { day, today: day },
+            V::Duplicate,
+            V::BadDaysSinceOnset { got: 20 },
+            V::WrongScheme,
+        ]
+        .map(|e| I::Rejected(U::Validation(e)));
+        let decode = [
+            D::Truncated { got: 0, min: 1 },
+            D::TooLarge { got: 2, max: 1 },
+            D::UnsupportedVersion {
+                got: 9,
+                supported: 1,
+            },
+            D::WrongKind {
+                got: 1,
+                expected: 2,
+            },
+            D::Malformed,
+            D::TrailingBytes { extra: 1 },
+        ]
+        .map(I::Decode);
+        let intake = [
+            I::TooLarge { max: 1 },
+            I::SchemeNotAccepted(SchemeKind::Gaen),
+            I::ReportTypeNotAllowed(ReportType::Revoked),
+            I::CertificateUsed,
+            I::InvalidRevisionToken,
+            I::RevisionNotAllowed {
+                from: ReportType::ConfirmedTest,
+                to: ReportType::Revoked,
+            },
+            I::RevisionMismatch,
+            I::RevisionAuthorityMismatch,
+            I::Store(StoreError::Engine("disk".into())),
+        ];
+        for error in certificate
+            .into_iter()
+            .chain(validation)
+            .chain(decode)
+            .chain(intake)
+            .map(ApiError::from)
+            .chain([
+                ApiError::UnreadableBody,
+                ApiError::PayloadTooLarge { max: 1 },
+            ])
+        {
+            assert!(documents(&doc, "post", "/v1/uploads", &error), "{error:?}");
+        }
+
+        let verify = [
+            A::MalformedCode(CodeError::BadCharacter),
+            A::MalformedHmac,
+            A::CodeUnknownOrExpired,
+            A::Store(StoreError::Engine("disk".into())),
+        ];
+        for error in verify
+            .into_iter()
+            .map(ApiError::from)
+            .chain([ApiError::MalformedJson("x".into())])
+        {
+            assert!(documents(&doc, "post", "/v1/verify", &error), "{error:?}");
+        }
+
+        let codes = [
+            A::CodeCountOutOfRange {
+                requested: 0,
+                max: 1,
+            },
+            A::OnsetOutOfRange,
+            A::Store(StoreError::Engine("disk".into())),
+        ];
+        let json = ApiError::UnsupportedMediaType {
+            expected: "application/json",
+        };
+        for error in codes.into_iter().map(ApiError::from).chain([
+            ApiError::Unauthorized,
+            ApiError::MalformedJson("x".into()),
+            ApiError::InvalidParameter {
+                name: "symptom_onset",
+                reason: "x",
+            },
+        ]) {
+            assert!(documents(&doc, "post", "/v1/codes", &error), "{error:?}");
+        }
+        for error in [
+            ApiError::InvalidCredentials,
+            ApiError::TooManyAttempts,
+            ApiError::MalformedJson("x".into()),
+            ApiError::InvalidParameter {
+                name: "name",
+                reason: "x",
+            },
+            ApiError::Internal,
+        ] {
+            assert!(documents(&doc, "post", "/v1/session", &error), "{error:?}");
+        }
+        assert!(documents(&doc, "post", "/v1/session", &json));
+        assert!(documents(&doc, "post", "/v1/codes", &json));
+        // Answered before any handler: documented on every operation.
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                for error in [
+                    ApiError::MalformedRequest,
+                    ApiError::UnreadableBody,
+                    ApiError::BodyTimeout,
+                    ApiError::PayloadTooLarge { max: 1 },
+                    ApiError::UriTooLong,
+                    ApiError::HeadersTooLarge,
+                    ApiError::Overloaded,
+                    ApiError::DeadlineExceeded,
+                ] {
+                    assert!(
+                        documents(&doc, method, path, &error),
+                        "{method} {path} {error:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_limits_come_from_the_config() {
+        let mut config = NodeConfig::default();
+        config.http.max_upload_bytes = 12_345;
+        config.authority.max_codes_per_request = 7;
+        let doc: Value = serde_json::from_str(&document(&config)).unwrap();
+        let upload = &doc["paths"]["/v1/uploads"]["post"]["requestBody"];
+        assert_eq!(
+            upload["content"]["application/octet-stream"]["schema"]["maxLength"],
+            12_345
+        );
+        assert_eq!(
+            doc["components"]["schemas"]["IssueCodesRequest"]["properties"]["count"]["maximum"],
+            7
+        );
+        assert_eq!(
+            doc["paths"]["/v1/batches"]["get"]["parameters"][0]["in"],
+            "query"
+        );
     }
 }

@@ -7,12 +7,13 @@ use ephemera_proto::report::ReportType;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// `POST /v1/session`: a case worker signs in.
+/// `POST /v1/session`: a case worker signs in. Unknown fields are refused.
 #[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    /// Case-worker name.
+    /// Case-worker name, 1 to 64 characters.
     pub name: String,
-    /// Password.
+    /// Password, 1 to 256 characters.
     pub password: String,
 }
 
@@ -71,17 +72,40 @@ impl TestType {
     }
 }
 
-/// `POST /v1/codes`: issue one or more upload codes.
+/// `POST /v1/codes`: issue one or more upload codes. Unknown fields are refused.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct IssueCodesRequest {
     /// The test type the codes certify.
     pub test_type: TestType,
     /// Symptom onset, `YYYY-MM-DD`, if known.
     #[serde(default)]
     pub symptom_onset: Option<String>,
-    /// How many codes (default 1).
-    #[serde(default)]
+    /// How many codes (default 1), at most `[authority] max_codes_per_request`.
+    #[serde(default, deserialize_with = "whole_number")]
     pub count: Option<u32>,
+}
+
+/// An optional whole number as JSON Schema counts one: `3` and `3.0` alike (the document
+/// says `integer`, which admits both). Anything else, or one past `u32::MAX`, is refused.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error;
+    let Some(number) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = match number.as_u64() {
+        Some(n) => Some(n),
+        // Exact: below 2^53 every whole f64 converts without loss, and larger ones are
+        // out of range anyway.
+        None => number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(f))
+            .map(|f| f as u64),
+    };
+    whole
+        .and_then(|n| u32::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom("expected a whole number from 0 to 4294967295"))
 }
 
 /// One issued code: shown once, never stored in clear.
@@ -178,5 +202,34 @@ impl TestType {
             ephemera_proto::report::ReportType::Revoked => Some(TestType::Negative),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_whole_numbers_in_either_spelling() {
+        let count = |json: &str| {
+            serde_json::from_str::<IssueCodesRequest>(&format!(
+                r#"{{"test_type":"confirmed","count":{json}}}"#
+            ))
+            .map(|r| r.count)
+        };
+        assert_eq!(count("3").unwrap(), Some(3));
+        assert_eq!(count("3.0").unwrap(), Some(3));
+        assert_eq!(count("4294967295").unwrap(), Some(u32::MAX));
+        assert_eq!(count("null").unwrap(), None);
+        for bad in ["3.5", "-1", "4294967296", "1e300", "\"3\"", "true"] {
+            assert!(count(bad).is_err(), "{bad}");
+        }
+        let absent: IssueCodesRequest = serde_json::from_str(r#"{"test_type":"likely"}"#).unwrap();
+        assert_eq!(absent.count, None);
+        assert!(
+            serde_json::from_str::<IssueCodesRequest>(r#"{"test_type":"likely","extra":1}"#)
+                .is_err(),
+            "unknown fields are refused"
+        );
     }
 }

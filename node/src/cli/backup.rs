@@ -7,7 +7,7 @@ use std::time::Duration;
 use ephemera_node_core::keys::KEYS_DIR;
 use ephemera_node_core::store::{DATA_KEYS_DIR, ReportStore, SledReportStore};
 
-use super::{BackupArgs, CliError, ServeArgs, load_config};
+use super::{BackupArgs, CliError, node_config};
 use crate::control::{CONTROL_SOCKET, ControlAnswer, ControlRequest, request};
 use crate::node::{BLOB_DIR, DB_DIR};
 
@@ -22,13 +22,7 @@ const BACKUP_TIMEOUT: Duration = Duration::from_secs(3600);
 pub async fn backup(args: &BackupArgs, out: &mut impl Write) -> Result<(), CliError> {
     let data_dir = match &args.data_dir {
         Some(dir) => dir.clone(),
-        None => {
-            let serve = ServeArgs {
-                config: args.config.clone(),
-                ..ServeArgs::default()
-            };
-            load_config(&serve, std::env::vars())?.0.data_dir
-        }
+        None => node_config(&args.config, &None)?.data_dir,
     };
     let to = absolute(&args.to)?;
     let socket = data_dir.join(CONTROL_SOCKET);

@@ -4,6 +4,7 @@
 mod backup;
 pub mod derive;
 mod export;
+mod keys;
 mod serve;
 
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use crate::node::NodeError;
 pub use backup::backup;
 pub use derive::{DeriveArgs, derive};
 pub use export::{export_verify, write_verified_keys};
+pub use keys::keys;
 pub use serve::{ServeArgs, config_defaults, init, load_config, serve};
 
 /// `ephemera-node`: the Ephemera server a health authority runs.
@@ -48,6 +50,60 @@ pub enum Command {
     /// Write a consistent copy of the data (`db/`, `blobs/`, `keys/data/`) into a new
     /// folder: through the running node (it keeps serving), or directly when none runs.
     Backup(BackupArgs),
+    /// The node's keys: their state, and rotation with overlap (run while the node is
+    /// stopped; node/docs/OPERATIONS.md, "Rotating keys").
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// Which data folder a command works on.
+#[derive(Debug, Args)]
+pub struct FolderArgs {
+    /// Config file naming the data folder (default: ./ephemera.toml when it exists).
+    #[arg(long, env = "EPHEMERA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The data folder (overrides the config file).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print each key's id, the next key during a rotation, the rollovers announced (with
+    /// their hex frames) and the retired keys.
+    Status(FolderArgs),
+    /// Begin a rotation (the next key is announced and used beside the current one), or
+    /// with --finish switch to the next key. The node must be stopped.
+    Rotate(RotateArgs),
+}
+
+/// A key that `keys rotate` rotates.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyName {
+    /// The batch-signing key phones pin.
+    Batch,
+    /// The authority's certificate key peers trust.
+    Authority,
+    /// The GAEN export key (ECDSA P-256).
+    Export,
+}
+
+/// `keys rotate` arguments.
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Which key.
+    #[arg(value_enum)]
+    pub key: KeyName,
+    /// Switch to the next key (ends the overlap).
+    #[arg(long)]
+    pub finish: bool,
+    /// The next export key's GAEN key version (default: the current one's number + 1).
+    #[arg(long, conflicts_with = "finish")]
+    pub version: Option<String>,
+    /// The data folder.
+    #[command(flatten)]
+    pub folder: FolderArgs,
 }
 
 /// `backup` arguments.
@@ -132,4 +188,34 @@ pub enum CliError {
     /// A GAEN export file did not verify or decode.
     #[error("export file rejected: {0}")]
     Export(String),
+    /// The command needs the node stopped.
+    #[error(
+        "a node is running on {}: stop it first (keys change only while the node is \
+         stopped, and take effect when it starts)",
+        data_dir.display()
+    )]
+    NodeRunning {
+        /// The data folder.
+        data_dir: PathBuf,
+    },
+}
+
+/// The configuration of the node on a data folder: the config file (`config`, else
+/// ./ephemera.toml when it exists) and the environment, `data_dir` overriding its folder.
+///
+/// # Errors
+/// [`CliError::Config`].
+pub(crate) fn node_config(
+    config: &Option<PathBuf>,
+    data_dir: &Option<PathBuf>,
+) -> Result<crate::config::NodeConfig, CliError> {
+    let serve = ServeArgs {
+        config: config.clone(),
+        ..ServeArgs::default()
+    };
+    let mut node = load_config(&serve, std::env::vars())?.0;
+    if let Some(dir) = data_dir {
+        node.data_dir = dir.clone();
+    }
+    Ok(node)
 }

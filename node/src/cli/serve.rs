@@ -142,6 +142,20 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let _ = writeln!(stdout, "  authority key:    {}", info.authority_public_key);
     let _ = writeln!(stdout, "  batch key:        {}", info.batch_public_key);
     let _ = writeln!(stdout, "  case-worker page: http://{local}/case-worker");
+    let next = &opened.node.keys().next;
+    for (key, under_way) in [
+        ("batch", next.batch.is_some()),
+        ("authority", next.authority.is_some()),
+        ("export", next.export.is_some()),
+    ] {
+        if under_way {
+            let _ = writeln!(
+                stdout,
+                "  key rotation:     {key} key in its overlap (`ephemera-node keys status`)"
+            );
+            tracing::info!(key, "key rotation in its overlap");
+        }
+    }
     if opened.node.config().federation.enabled {
         // Described and at zero in /metrics before the first peer shows up.
         ::metrics::with_local_recorder(

@@ -18,6 +18,15 @@ fn peer() -> String {
 fn samples() -> Vec<(&'static str, String, String)> {
     let peer = peer();
     let authority = "ab".repeat(32);
+    let rollover = hex::encode(
+        ephemera_proto::rollover::KeyRollover::announce(
+            ephemera_proto::rollover::KeyRole::Authority,
+            &ephemera_proto::signing::Ed25519SigningKey::from_seed(&[1; 32]),
+            &ephemera_proto::signing::Ed25519SigningKey::from_seed(&[2; 32]),
+            ephemera_proto::UnixTime(1_700_000_000),
+        )
+        .to_bytes(),
+    );
     let s = |path, toml: &str, text: &str| (path, toml.to_owned(), text.to_owned());
     vec![
         s("data_dir", "\"/srv/ephemera\"", "/srv/ephemera"),
@@ -70,6 +79,7 @@ fn samples() -> Vec<(&'static str, String, String)> {
         s("http.header_read_timeout_ms", "2000", "2000"),
         s("http.body_read_timeout_ms", "3000", "3000"),
         s("http.request_deadline_ms", "4000", "4000"),
+        s("http.phone_answer_floor_ms", "20", "20"),
         s("http.max_connections", "100", "100"),
         s("http.phone_in_flight", "10", "10"),
         s("http.console_in_flight", "11", "11"),
@@ -87,6 +97,11 @@ fn samples() -> Vec<(&'static str, String, String)> {
             "authority.trusted_authorities",
             &format!("[\"{authority}\"]"),
             &authority,
+        ),
+        s(
+            "authority.trusted_authority_rollovers",
+            &format!("[\"{rollover}\"]"),
+            &rollover,
         ),
         s("log.format", "\"json\"", "json"),
         s("log.filter", "\"debug\"", "debug"),
@@ -368,6 +383,10 @@ fn malformed_values_name_their_key_and_where_they_came_from() {
         (
             "[authority]\ntrusted_authorities = [\"zz\"]",
             "authority.trusted_authorities",
+        ),
+        (
+            "[authority]\ntrusted_authority_rollovers = [\"0109\"]",
+            "authority.trusted_authority_rollovers",
         ),
         (
             "[publication]\nbatch_min_entries = 10\nbatch_max_entries = 5",

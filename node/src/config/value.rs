@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use ephemera_proto::SchemeKind;
+use ephemera_proto::rollover::{KeyRole, KeyRollover};
 use ephemera_proto::signing::Ed25519PublicKey;
 
 use super::{LogFormat, MetricsToken};
@@ -149,6 +150,24 @@ string_value!(
     parse = |s: &str| Ed25519PublicKey::from_hex(s)
         .ok_or_else(|| format!("`{s}` is not 64 hex characters")),
     show = |v: &Ed25519PublicKey| v.to_hex()
+);
+string_value!(
+    KeyRollover,
+    secret = false,
+    parse = |s: &str| {
+        let rollover = hex::decode(s.trim())
+            .ok()
+            .and_then(|bytes| KeyRollover::from_bytes(&bytes).ok())
+            .ok_or_else(|| format!("`{s}` is not the hex of a key rollover"))?;
+        rollover
+            .verify()
+            .map_err(|e| format!("key rollover {rollover}: {e}"))?;
+        if rollover.role != KeyRole::Authority {
+            return Err(format!("{rollover} is not an authority-key rollover"));
+        }
+        Ok(rollover)
+    },
+    show = |v: &KeyRollover| hex::encode(v.to_bytes())
 );
 string_value!(
     libp2p::Multiaddr,

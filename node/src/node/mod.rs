@@ -10,8 +10,12 @@
 mod authority;
 mod clock_watch;
 mod federation;
+mod phone_timing;
 mod publication;
+mod sealed_exchange;
 mod uploads;
+
+pub use phone_timing::Answered;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -133,6 +137,8 @@ struct Inner {
     clock_watch: Mutex<clock_watch::ClockWatch>,
     /// The first boundary this process may cut (`BatchCutter::first_boundary_after_start`).
     first_cut: UnixTime,
+    /// Recent real latencies of the sealed phone routes, to hold other answers to.
+    phone_timing: phone_timing::PhoneTiming,
 }
 
 /// Batches and exports of a cut that are in the store but not yet durable.
@@ -240,6 +246,9 @@ impl Node {
         let node = Node {
             inner: Arc::new(Inner {
                 first_cut,
+                phone_timing: phone_timing::PhoneTiming::new(std::time::Duration::from_millis(
+                    config.http.phone_answer_floor_ms,
+                )),
                 committer: Committer::start(&store),
                 federation: Mutex::new(None),
                 core,

@@ -8,6 +8,7 @@ use ephemera_node_core::publication::sort_export_names;
 use ephemera_node_core::store::PurgeCounts;
 use ephemera_proto::SchemeKind;
 use ephemera_proto::batch::{BatchId, BatchIndex, BatchIndexEntry};
+use ephemera_proto::rollover::KeyRole;
 
 use crate::api::error::ApiError;
 use crate::api::types::AuthorityInfo;
@@ -121,7 +122,8 @@ impl Node {
     }
 
     /// A page of the batch index after `after`: batches whose cut is durable (a cut's
-    /// batches are listed only once its flush returned).
+    /// batches are listed only once its flush returned), and every batch-key rollover this
+    /// node announced, so a phone that pinned any of its batch keys follows to the next.
     ///
     /// # Errors
     /// [`ApiError::Store`].
@@ -137,9 +139,19 @@ impl Node {
             batches.retain(|b| b.sequence < hidden);
         }
         let next_cursor = batches.last().map_or(after, |b| b.sequence);
+        let key_rollovers = self
+            .inner
+            .core
+            .keys()
+            .rollovers
+            .iter()
+            .filter(|r| r.role == KeyRole::Batch)
+            .cloned()
+            .collect();
         Ok(BatchIndex {
             batches,
             next_cursor,
+            key_rollovers,
         })
     }
 

@@ -7,7 +7,7 @@ use ephemera_proto::upload::UploadBody;
 
 use crate::api::error::ApiError;
 
-use super::{Node, random_bytes};
+use super::{Answered, Node, random_bytes};
 
 impl Node {
     /// Handles a `POST /v1/uploads` body: verifies, stores durably, then answers.
@@ -15,6 +15,20 @@ impl Node {
     /// # Errors
     /// The [`ApiError`] of the first failed check; rejections are counted by code.
     pub async fn upload(&self, body: &[u8]) -> Result<UploadResponse, ApiError> {
+        self.upload_classified(body)
+            .await
+            .map(|(response, _)| response)
+    }
+
+    /// As [`Node::upload`], also saying whether the body was a decoy (for the sealed
+    /// route's timing, `crate::node::phone_timing`).
+    ///
+    /// # Errors
+    /// As [`Node::upload`].
+    pub async fn upload_classified(
+        &self,
+        body: &[u8],
+    ) -> Result<(UploadResponse, Answered), ApiError> {
         let result = self.upload_inner(body).await;
         if let Err(e) = &result {
             // Counted, never logged: a line per upload would date it (docs/SECURITY.md).
@@ -23,7 +37,7 @@ impl Node {
         result
     }
 
-    async fn upload_inner(&self, body: &[u8]) -> Result<UploadResponse, ApiError> {
+    async fn upload_inner(&self, body: &[u8]) -> Result<(UploadResponse, Answered), ApiError> {
         let core = &self.inner.core;
         let store = self.inner.store.as_ref();
         let request = core.decode_upload(body)?;
@@ -39,7 +53,7 @@ impl Node {
                 self.inner.metrics.decoy("upload");
                 // A durable write's cost, as for a real upload.
                 self.inner.flusher.flush().await?;
-                random_bytes::<32>()
+                return Ok((upload_response(random_bytes::<32>()), Answered::Decoy));
             }
             Admission::Replayed(token) => {
                 // The first request may still be in its group: answer only what is on disk.
@@ -60,7 +74,7 @@ impl Node {
                     Settled::Replayed(token) => {
                         self.inner.flusher.flush().await?;
                         self.inner.metrics.upload_replayed();
-                        return Ok(upload_response(token));
+                        return Ok((upload_response(token), Answered::Real));
                     }
                 };
                 self.inner.metrics.upload_accepted(match receipt.kind {
@@ -78,7 +92,7 @@ impl Node {
                 token
             }
         };
-        Ok(upload_response(token))
+        Ok((upload_response(token), Answered::Real))
     }
 }
 

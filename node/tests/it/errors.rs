@@ -176,6 +176,47 @@ async fn case_worker_errors() {
     )
     .await
     .assert_error(401, "invalid-credentials");
+    // Outside the documented lengths, or with a field the document does not have.
+    for body in [
+        serde_json::json!({"name": "", "password": "x"}),
+        serde_json::json!({"name": "n".repeat(65), "password": "x"}),
+        serde_json::json!({"name": "n", "password": "x".repeat(257)}),
+    ] {
+        node.post_json("/v1/session", &[], &body)
+            .await
+            .assert_error(400, "invalid-parameter");
+    }
+    node.post_json(
+        "/v1/session",
+        &[],
+        &serde_json::json!({"name": "n", "password": "x", "remember": true}),
+    )
+    .await
+    .assert_error(400, "malformed-json");
+    // JSON bodies come as JSON (charset or not), or not at all.
+    let login = br#"{"name":"n","password":"x"}"#;
+    node.post_raw("/v1/session", "text/plain", login)
+        .await
+        .assert_error(415, "unsupported-media-type");
+    node.post_raw("/v1/session", "application/json; charset=utf-8", login)
+        .await
+        .assert_error(401, "invalid-credentials");
+    request(
+        node.addr,
+        "POST",
+        "/v1/codes",
+        &[("Authorization", auth[0].1)],
+        br#"{"test_type":"confirmed"}"#,
+    )
+    .await
+    .assert_error(415, "unsupported-media-type");
+    node.post_json(
+        "/v1/codes",
+        &auth,
+        &serde_json::json!({"test_type": "likely", "symptom_onset": "2023-11-1"}),
+    )
+    .await
+    .assert_error(400, "invalid-parameter");
     // Sessions end.
     node.clock
         .advance(node.node.config().authority.session_lifetime_seconds);
@@ -474,6 +515,16 @@ async fn routing_errors() {
     node.get("/v1/batches?after=minus-one")
         .await
         .assert_error(400, "invalid-parameter");
+    // Past the documented maximum (i64::MAX), though it fits a u64.
+    node.get(&format!("/v1/batches?after={}", i64::MAX as u64 + 1))
+        .await
+        .assert_error(400, "invalid-parameter");
+    node.get("/v1/exports/not-an-export.zip")
+        .await
+        .assert_error(400, "invalid-parameter");
+    node.get("/v1/exports/1-2-00001.zip")
+        .await
+        .assert_error(404, "not-found");
     request(node.addr, "DELETE", "/v1/uploads", &[], b"")
         .await
         .assert_error(405, "method-not-allowed");

@@ -181,7 +181,7 @@ async fn decoys_get_same_size_answers_and_are_dropped() {
         .post_raw(
             "/v1/verify",
             "application/json",
-            &VerifyRequest::decoy().to_padded_json(),
+            &VerifyRequest::decoy(&mut rand::rng()).to_padded_json(),
         )
         .await;
     assert_eq!(decoy.status, 200);

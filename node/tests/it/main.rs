@@ -3,11 +3,13 @@
 mod backup;
 mod cli;
 mod clock;
+mod contract;
 mod crash;
 mod disk_full;
 mod errors;
 mod flow;
 mod hostile;
+mod keys;
 mod lifecycle;
 mod monitoring;
 mod privacy;

@@ -189,6 +189,11 @@ impl AuthoritySigningKey {
         self.0.public_key()
     }
 
+    /// The Ed25519 key, to sign a rollover with.
+    pub fn ed25519(&self) -> &Ed25519SigningKey {
+        &self.0
+    }
+
     /// Signs a certificate for `request`, valid from `now` for at least `lifetime_seconds`
     /// (times in whole hours: `issued_at` rounded down, `expires_at` up).
     pub fn issue(

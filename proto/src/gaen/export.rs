@@ -276,25 +276,38 @@ pub fn encode_export_zip(
     signer: &ExportSigner,
     rng: &dyn SecureRandom,
 ) -> Result<Vec<u8>, ExportError> {
-    if !(file.signature_infos.is_empty()
-        || file.signature_infos.as_slice() == std::slice::from_ref(&signer.info))
-    {
+    encode_export_zip_signed_by(file, &[signer], rng)
+}
+
+/// Writes `file` as an archive signed by every one of `signers`, in order: what a key
+/// rotation's overlap publishes, so phones configured with either key accept it (GAEN's
+/// `TEKSignatureList` holds one signature per key, and `export.bin` names every key).
+///
+/// `file.signature_infos` must be empty or exactly the signers' infos, in order.
+pub fn encode_export_zip_signed_by(
+    file: &ExportFile,
+    signers: &[&ExportSigner],
+    rng: &dyn SecureRandom,
+) -> Result<Vec<u8>, ExportError> {
+    let infos: Vec<SignatureInfo> = signers.iter().map(|s| s.info.clone()).collect();
+    if signers.is_empty() || !(file.signature_infos.is_empty() || file.signature_infos == infos) {
         return Err(ExportError::SignatureInfoMismatch);
     }
-    let export_bin = encode_export_bin(file, &signer.info)?;
-    let signature = signer
-        .key_pair
-        .sign(rng, &export_bin)
-        .map_err(|_| ExportError::Signing)?;
-    let export_sig = pb::TekSignatureList {
-        signatures: vec![pb::TekSignature {
+    let export_bin = encode_export_bin(file, &infos)?;
+    let mut signatures = Vec::with_capacity(signers.len());
+    for signer in signers {
+        let signature = signer
+            .key_pair
+            .sign(rng, &export_bin)
+            .map_err(|_| ExportError::Signing)?;
+        signatures.push(pb::TekSignature {
             signature_info: Some(signer.info.to_pb()),
             batch_num: Some(to_i32(file.batch_num, "batch_num")?),
             batch_size: Some(to_i32(file.batch_size, "batch_size")?),
             signature: Some(signature.as_ref().to_vec()),
-        }],
+        });
     }
-    .encode_to_vec();
+    let export_sig = pb::TekSignatureList { signatures }.encode_to_vec();
     zip_entries(&[
         (EXPORT_BIN_NAME, &export_bin),
         (EXPORT_SIG_NAME, &export_sig),
@@ -446,14 +459,14 @@ fn verify_signature(
     }
 }
 
-fn encode_export_bin(file: &ExportFile, info: &SignatureInfo) -> Result<Vec<u8>, ExportError> {
+fn encode_export_bin(file: &ExportFile, infos: &[SignatureInfo]) -> Result<Vec<u8>, ExportError> {
     let message = pb::TemporaryExposureKeyExport {
         start_timestamp: Some(file.start_timestamp.0),
         end_timestamp: Some(file.end_timestamp.0),
         region: Some(file.region.clone()),
         batch_num: Some(to_i32(file.batch_num, "batch_num")?),
         batch_size: Some(to_i32(file.batch_size, "batch_size")?),
-        signature_infos: vec![info.to_pb()],
+        signature_infos: infos.iter().map(SignatureInfo::to_pb).collect(),
         keys: keys_to_pb(&file.keys)?,
         revised_keys: keys_to_pb(&file.revised_keys)?,
     };

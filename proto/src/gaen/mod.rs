@@ -19,7 +19,8 @@ pub use export::{
     EXPORT_BIN_NAME, EXPORT_HEADER, EXPORT_SIG_NAME, ExportError, ExportFile, ExportSigner,
     MAX_EXPORT_ENTRIES, MAX_EXPORT_UNCOMPRESSED_BYTES, MAX_EXPORT_ZIP_BYTES,
     REPORT_TYPE_WHEN_MISSING, SIGNATURE_ALGORITHM_OID, SignatureInfo, decode_export_zip,
-    encode_export_zip, p256_public_key_from_pem, p256_public_key_from_spki_der,
+    encode_export_zip, encode_export_zip_signed_by, p256_public_key_from_pem,
+    p256_public_key_from_spki_der,
 };
 pub use rpi::{
     RPI_LEN, RPI_PADDING, RPIK_INFO, RollingProximityIdentifier, RollingProximityIdentifierKey,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub mod client;
+pub mod decoy_timing;
 pub mod federation;
 pub mod flood;
 pub mod http;

@@ -511,7 +511,12 @@ async fn decoy(connection: &mut Connection, typical_upload_len: usize) -> anyhow
         .post(
             "/v1/verify",
             "application/json",
-            &VerifyRequest::decoy().to_padded_json(),
+            &VerifyRequest::decoy(
+                &mut <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(
+                    typical_upload_len as u64,
+                ),
+            )
+            .to_padded_json(),
         )
         .await?;
     let body = wire::encode(&UploadRequest::decoy(typical_upload_len));

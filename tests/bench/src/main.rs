@@ -83,6 +83,9 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         timeout_seconds: u64,
     },
+    /// Real and decoy answer times of sealed verifies and uploads, side by side, with the
+    /// node's answer floor and without it: the AUC of telling them apart by time (issue 30).
+    DecoyTiming,
     /// GAEN matching through the phone's ingest path: keys/s against 14 days of sightings,
     /// memory while a 1,000,000-key batch streams in.
     ClientGaenMatch,
@@ -108,6 +111,7 @@ fn main() -> anyhow::Result<()> {
         Command::PetMatch => ephemera_bench::matching::pet(budget),
         Command::Serve => ephemera_bench::serve::run(budget)?,
         Command::Ingest => ephemera_bench::ingest::run(budget),
+        Command::DecoyTiming => ephemera_bench::decoy_timing::run(),
         Command::Load {
             duration_seconds,
             upload_rate,

@@ -12,6 +12,7 @@ use ephemera_node_core::{NodeCore, NodeKeys, Policy};
 use ephemera_proto::api::{ErrorBody, UploadResponse, VerifyRequest};
 use ephemera_proto::auth::UploadCode;
 use ephemera_proto::batch::{BatchId, BatchIndex, BatchIndexEntry};
+use ephemera_proto::sealed::SealedRoute;
 use ephemera_proto::signing::Ed25519PublicKey;
 use ephemera_proto::{DayNumber, ReportContents, ReportType, SchemeKind, UnixTime};
 use rand_chacha::ChaCha20Rng;
@@ -169,6 +170,7 @@ impl Server {
         let index = BatchIndex {
             batches: page,
             next_cursor,
+            key_rollovers: Vec::new(),
         };
         ok(serde_json::to_vec(&index).expect("index serialises"))
     }
@@ -183,6 +185,11 @@ impl Server {
         match (request.method, request.purpose) {
             (Method::Get, _) => {
                 let path = request.path.as_str();
+                if path == "/v1/sealing-key" {
+                    let keys = self.core.keys();
+                    let announcement = keys.batch.announce_sealing_key(&keys.sealing.public_key());
+                    return Ok(ok(serde_json::to_vec(&announcement).expect("plain JSON")));
+                }
                 if let Some(cursor) = path.strip_prefix("/v1/batches?after=") {
                     return Ok(self.index_after(cursor.parse().unwrap_or(0)));
                 }
@@ -195,8 +202,16 @@ impl Server {
                 }
                 Ok(error(404, "not-found"))
             }
-            (Method::Post, Purpose::DecoyVerify) => Ok(self.verify(now, &request.body)),
-            (Method::Post, Purpose::DecoyUpload) => Ok(self.upload(now, &request.body).0),
+            (Method::Post, Purpose::DecoyVerify) => Ok(self
+                .sealed(SealedRoute::Verify, request, |inner| {
+                    (self.verify(now, inner), None)
+                })
+                .0),
+            (Method::Post, Purpose::DecoyUpload) => Ok(self
+                .sealed(SealedRoute::Upload, request, |inner| {
+                    self.upload(now, inner)
+                })
+                .0),
             (Method::Post, _) => Err(SimError::Node(format!(
                 "{} needs the serial phase",
                 request.path
@@ -212,13 +227,37 @@ impl Server {
         request: &Request,
     ) -> (Response, Option<ReportContents>) {
         match (request.method, request.path.as_str()) {
-            (Method::Post, "/v1/verify") => (self.verify(now, &request.body), None),
-            (Method::Post, "/v1/uploads") => self.upload(now, &request.body),
+            (Method::Post, "/v1/verify") => self.sealed(SealedRoute::Verify, request, |inner| {
+                (self.verify(now, inner), None)
+            }),
+            (Method::Post, "/v1/uploads") => self.sealed(SealedRoute::Upload, request, |inner| {
+                self.upload(now, inner)
+            }),
             _ => (
                 self.serve(now, request)
                     .unwrap_or_else(|_| error(404, "not-found")),
                 None,
             ),
+        }
+    }
+
+    /// Opens a sealed phone request (`proto::sealed`), answers its inner body with
+    /// `handle`, and seals the answer back, as the node does.
+    fn sealed(
+        &self,
+        route: SealedRoute,
+        request: &Request,
+        handle: impl FnOnce(&[u8]) -> (Response, Option<ReportContents>),
+    ) -> (Response, Option<ReportContents>) {
+        let Ok((inner, sealer)) = self.core.keys().sealing.open_request(route, &request.body)
+        else {
+            return (error(400, "unreadable-sealed-body"), None);
+        };
+        let (answer, accepted) = handle(&inner);
+        let mut rng = self.decoy_rng.lock().unwrap_or_else(|e| e.into_inner());
+        match sealer.seal(answer.status, &answer.body, &mut *rng) {
+            Ok(body) => (ok(body), accepted),
+            Err(_) => (error(500, "internal-error"), None),
         }
     }
 

@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 
 use ephemera_proto::UnixTime;
 use ephemera_proto::batch::BatchIndexEntry;
-use ephemera_proto::gaen::{ExportError, ExportFile, SignatureInfo, encode_export_zip};
+use ephemera_proto::gaen::{
+    ExportError, ExportFile, ExportSigner, SignatureInfo, encode_export_zip_signed_by,
+};
 use ephemera_proto::report::ReportContents;
 use ephemera_proto::upload::{UploadId, key_publishable_at};
 use rand_core::CryptoRng;
@@ -198,15 +200,29 @@ impl NodeCore {
             "{}-{}-{:05}.zip",
             file.start_timestamp.0, file.end_timestamp.0, file.batch_num
         );
-        let signer = self
-            .keys
-            .export
-            .export_signer(SignatureInfo::new(
-                policy.export_key_version.clone(),
-                policy.export_key_id.clone(),
-            ))
-            .map_err(PublicationError::Export)?;
-        let bytes = encode_export_zip(&file, &signer, &SystemRandom::new())
+        // During an export key rotation's overlap the file carries both signatures, so
+        // apps configured with either key accept it.
+        let keys = &self.keys;
+        let version = keys
+            .export_version
+            .clone()
+            .unwrap_or_else(|| policy.export_key_version.clone());
+        let mut signers = vec![
+            keys.export
+                .export_signer(SignatureInfo::new(version, policy.export_key_id.clone()))
+                .map_err(PublicationError::Export)?,
+        ];
+        if let Some((next, next_version)) = &keys.next.export {
+            signers.push(
+                next.export_signer(SignatureInfo::new(
+                    next_version.clone(),
+                    policy.export_key_id.clone(),
+                ))
+                .map_err(PublicationError::Export)?,
+            );
+        }
+        let signers: Vec<&ExportSigner> = signers.iter().collect();
+        let bytes = encode_export_zip_signed_by(&file, &signers, &SystemRandom::new())
             .map_err(PublicationError::Export)?;
         Ok(StoredExport {
             name,

@@ -114,7 +114,7 @@ fn export_bin_bytes_follow_export_proto() {
         key(0x11, 2_655_936, 144, ReportType::ConfirmedTest, Some(-2)),
         key(0x01, 0, 72, ReportType::SelfReport, None),
     ];
-    let bin = encode_export_bin(&file, &SignatureInfo::new("v1", "310")).expect("encode");
+    let bin = encode_export_bin(&file, &[SignatureInfo::new("v1", "310")]).expect("encode");
     let expected = [
         "454b204578706f7274207631202020", // "EK Export v1"
         "20",                             // header padding, 16 bytes in all
@@ -167,6 +167,33 @@ fn export_sig_holds_a_der_signature_over_export_bin() {
     UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, public_point())
         .verify(&bin, der)
         .expect("verifies over the whole export.bin, header included");
+}
+
+#[test]
+fn an_overlap_archive_is_signed_by_both_keys_and_names_both() {
+    let (old, new) = (signer(), other_signer());
+    let zip = encode_export_zip_signed_by(&sample_file(), &[&old, &new], &SystemRandom::new())
+        .expect("encode");
+    let (_, sig) = unzip(&zip);
+    assert_eq!(
+        pb::TekSignatureList::decode(sig.as_slice())
+            .expect("sig list")
+            .signatures
+            .len(),
+        2
+    );
+    // A phone configured with either key accepts the file.
+    for key in [old.public_key(), new.public_key()] {
+        let file = decode_export_zip(&zip, key).expect("verifies");
+        assert_eq!(
+            file.signature_infos,
+            vec![old.info().clone(), new.info().clone()]
+        );
+    }
+    assert_eq!(
+        encode_export_zip_signed_by(&sample_file(), &[], &SystemRandom::new()),
+        Err(ExportError::SignatureInfoMismatch)
+    );
 }
 
 #[test]

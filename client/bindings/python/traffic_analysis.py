@@ -1,0 +1,451 @@
+"""Can an observer tell a real report from a decoy? (issue 30)
+
+Drives a real `ephemera-node serve` with phones through the Python bindings, real reports
+and decoy flows mixed, through a recording TCP proxy in the path. The proxy keeps what a
+TLS-terminating proxy reads (request line, header names, status, body lengths, times) and
+what a network observer sees (bytes each way per connection, times). Then a classifier per
+feature, and one on all features together, tries to tell real from decoy on held-out
+flows (5-fold cross-validation), and the script prints each AUC.
+
+The run includes what told them apart before: failed real attempts (a mistyped code and
+its retry), a rate-limit window (the proxy answers 429 to phone POSTs for a while, as
+nginx's `limit_req` does), and a node restart (connections refused meanwhile).
+
+Simulated users behave as docs/MOBILE.md tells an app to: the app syncs when it opens,
+the person types the code some tens of seconds later, and one in ten mistypes it first.
+Phone time is simulated (a day in a few minutes); node latencies and gaps between
+requests are real wall-clock times on loopback, which is the observer's best case.
+
+    PYTHONPATH=<bindings> python3 traffic_analysis.py [--reals 300] [--phones 60]
+
+Exits non-zero if any AUC exceeds --max-auc (0.55) or there are too few flows.
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+import ephemera as e
+from example_app import http
+from harness import Node
+
+POSTS = ("/v1/verify", "/v1/uploads")
+
+
+class RecordingProxy:
+    """A store-and-forward HTTP/1.1 proxy (one request per connection, as the example
+    driver's urllib sends them) that records each exchange, keyed by the client's port."""
+
+    def __init__(self, upstream_port):
+        self.upstream_port = upstream_port
+        self.records = {}
+        self.down = False  # connections are refused (the node restarts)
+        self.throttle = False  # phone POSTs get 429, as a proxy's rate limit answers
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self):
+        while True:
+            client, address = self.listener.accept()
+            threading.Thread(target=self._serve, args=(client, address[1]), daemon=True).start()
+
+    def _serve(self, client, port):
+        try:
+            request, t_in = read_message(client, is_request=True)
+            head = parse_head(request)
+            record = {
+                "port": port,
+                "method": head["start"].split(" ")[0],
+                "path": head["start"].split(" ")[1].split("?")[0],
+                "req_header_names": head["names"],
+                "req_body": head["body_len"],
+                "req_bytes": len(request),
+            }
+            if self.down:
+                client.close()
+                record["refused"] = True
+                self.records[port] = record
+                return
+            if self.throttle and record["method"] == "POST" and record["path"] in POSTS:
+                answer = (b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n"
+                          b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+                t_sent = t_first = time.perf_counter()
+            else:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+                t_sent = time.perf_counter()
+                upstream.sendall(request)
+                answer, t_first = read_message(upstream, is_request=False)
+                upstream.close()
+            client.sendall(answer)
+            t_out = time.perf_counter()
+            response = parse_head(answer)
+            record.update({
+                "status": int(response["start"].split(" ")[1]),
+                "resp_header_names": response["names"],
+                "resp_body": response["body_len"],
+                "resp_bytes": len(answer),
+                "t_in": t_in,
+                "latency": t_first - t_sent,
+                "t_out": t_out,
+            })
+            self.records[port] = record
+        except OSError:
+            pass
+        finally:
+            client.close()
+
+
+def read_message(sock, is_request):
+    """One whole HTTP/1.1 message (head and Content-Length body); the time its first byte
+    arrived."""
+    data = b""
+    first = None
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data, first or time.perf_counter()
+        first = first or time.perf_counter()
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body, first
+
+
+def parse_head(message):
+    head, _, body = message.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    names = sorted(line.split(":", 1)[0].strip().lower() for line in lines[1:] if ":" in line)
+    # Dates and lengths change per message; the observer keys on which headers exist.
+    return {"start": lines[0], "names": "|".join(names), "body_len": len(body)}
+
+
+class ProxiedDriver:
+    """The example app's I/O loop, sending through the proxy from a port it notes, so the
+    proxy's records can be joined to the phone and to the ground truth, which the observer
+    never sees: whether the node counted a POST as a decoy (its `ephemera_decoys_total`,
+    read directly after each one; requests are sent one at a time)."""
+
+    def __init__(self, proxy, log, node):
+        self.proxy = proxy
+        self.log = log
+        self.node = node
+        self.decoys_seen = decoys_counted(node)
+
+    def pump(self, phone_id, phone, now):
+        while (request := phone.poll_request()) is not None:
+            body = request.body if request.method == "POST" else None
+            sock = socket.create_connection(("127.0.0.1", self.proxy.port))
+            port = sock.getsockname()[1]
+            try:
+                status, answer = send(sock, request.method, request.path, body, request.content_type)
+            except OSError:
+                status = None
+            finally:
+                sock.close()
+            decoy = None
+            if request.method == "POST" and status is not None:
+                counted = decoys_counted(self.node)
+                decoy = self.decoys_seen is not None and counted > self.decoys_seen
+                self.decoys_seen = counted
+            self.log.append({"port": port, "phone": phone_id, "decoy": decoy, "now": now})
+            if status is None:
+                phone.handle_failure(now, request.id)
+            else:
+                try:
+                    phone.handle_response(now, request.id, status, answer)
+                except e.FfiError.Rejected:
+                    pass
+        while (record := phone.poll_event()) is not None:
+            phone.acknowledge_event(record.id)
+
+
+def send(sock, method, path, body, content_type):
+    """urllib's request shape, on a socket whose port we know."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Accept-Encoding: identity",
+             "User-Agent: Python-urllib/3", "Connection: close"]
+    if body is not None:
+        lines.append(f"Content-Type: {content_type}")
+        lines.append(f"Content-Length: {len(body)}")
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
+    answer, _ = read_message(sock, is_request=False)
+    if not answer:
+        raise OSError("connection closed")
+    head = parse_head(answer)
+    return int(head["start"].split(" ")[1]), answer.partition(b"\r\n\r\n")[2]
+
+
+def decoys_counted(node):
+    """The node's decoy counter, verify and upload together."""
+    status, body, _ = http(node.url, "GET", "/metrics")
+    assert status == 200, status
+    return sum(float(line.split()[-1]) for line in body.decode().splitlines()
+               if line.startswith("ephemera_decoys_total{"))
+
+
+def gaen_config(node, args):
+    config = e.default_config(e.FfiScheme.GAEN)
+    config.trusted_node_keys = [node.authority["batch_public_key"]]
+    config.decoy_rate_per_day = args.decoys_per_day
+    config.decoy_retry_fraction = args.typo_rate
+    config.decoy_delay_min_seconds = 20
+    config.decoy_delay_max_seconds = 180
+    return config
+
+
+def issue_codes(node, n):
+    codes = []
+    while len(codes) < n:
+        body = json.dumps({"test_type": "confirmed", "count": min(100, n - len(codes))}).encode()
+        status, answer, _ = http(node.url, "POST", "/v1/codes", body, "application/json",
+                                 {"Authorization": "Bearer " + node.token})
+        assert status == 200, (status, answer)
+        codes += [c["code"] for c in json.loads(answer)["codes"]]
+    return codes
+
+
+def run(args):
+    rng = random.Random(args.seed)
+    node = Node(batch_period_seconds=60)
+    proxy = RecordingProxy(int(node.url.rsplit(":", 1)[1]))
+    log = []
+    driver = ProxiedDriver(proxy, log, node)
+    work = tempfile.mkdtemp(prefix="ephemera-traffic-")
+    codes = issue_codes(node, args.reals)
+    config = gaen_config(node, args)
+    start = int(time.time()) - args.days * 86_400
+    end = start + args.days * 86_400
+    phones = {}
+    serial = [0]
+
+    def new_phone(now):
+        serial[0] += 1
+        pid = serial[0]
+        phone = e.EphemeraPhone(config, os.path.join(work, f"phone-{pid}"))
+        phone.advertisement(now)
+        phones[pid] = phone
+        return pid
+
+    for _ in range(args.phones):
+        new_phone(start)
+    # Users who test positive: when they open the app, whether they mistype first.
+    reports = sorted(start + 3600 + rng.random() * (end - start - 7200) for _ in range(args.reals))
+    actions = []  # (time, kind, phone id, code)
+    for at, code in zip(reports, codes):
+        actions.append([at, "open", None, code, rng.random() < args.typo_rate])
+    restart_at = start + (end - start) * 0.5
+    throttle = (start + (end - start) * 0.3, start + (end - start) * 0.3 + 1800)
+    restarted = False
+    busy = set()  # phones whose person is reporting
+    now = start
+    while now < end:
+        due = [p.poll_timeout() for p in phones.values()]
+        upcoming = [t for t in due if t is not None] + [a[0] for a in actions]
+        now = max(now + 1, int(min(upcoming))) if upcoming else now + 600
+        proxy.throttle = throttle[0] <= now < throttle[1]
+        if not restarted and now >= restart_at:
+            proxy.down = True
+            node.restart()
+            proxy.upstream_port = int(node.url.rsplit(":", 1)[1])
+            driver.decoys_seen = decoys_counted(node)
+            restarted = True
+            down_until = now + 600
+        if restarted and proxy.down and now >= down_until:
+            proxy.down = False
+        for pid, phone in list(phones.items()):
+            t = phone.poll_timeout()
+            if t is not None and t <= now:
+                phone.handle_timeout(now)
+                phone.advertisement(now)
+                driver.pump(pid, phone, now)
+        for action in [a for a in actions if a[0] <= now]:
+            actions.remove(action)
+            at, kind, pid, code, typo = action
+            if kind == "open":
+                pid = rng.choice([p for p in phones if p not in busy])
+                busy.add(pid)
+                phones[pid].start_sync(now)
+                driver.pump(pid, phones[pid], now)
+                typing = 20 + rng.random() * 160
+                actions.append([now + typing, "typo" if typo else "code", pid, code, False])
+            elif kind == "typo":
+                wrong = "-".join("".join(rng.choice("ABCDEFGHJKMNPQRSTVWXYZ23456789") for _ in range(4))
+                                 for _ in range(4))
+                try:
+                    phones[pid].start_report(int(now), wrong, None, None)
+                except e.FfiError:
+                    pass  # a code the phone itself refuses: the person retypes
+                driver.pump(pid, phones[pid], now)
+                actions.append([now + 20 + rng.random() * 160, "code", pid, code, False])
+            elif kind == "code":
+                try:
+                    phones[pid].start_report(int(now), code, None, None)
+                except e.FfiError.ReportInProgress:
+                    # The mistyped attempt is still retrying (a 429 window): wait for it.
+                    actions.append([now + 60, "code", pid, code, False])
+                    continue
+                driver.pump(pid, phones[pid], now)
+                actions.append([now + 3600, "retire", pid, None, False])
+            elif kind == "retire" and pid in phones:
+                # A person who reported; a new phone takes the place in the population.
+                if not phones[pid].status().report_pending:
+                    del phones[pid]
+                    busy.discard(pid)
+                    new_phone(int(now))
+                else:
+                    actions.append([now + 3600, "retire", pid, None, False])
+    time.sleep(0.5)
+    node.stop()
+    shutil.rmtree(work, ignore_errors=True)
+    return log, proxy.records
+
+
+def flows(log, records):
+    """Each verify the node answered, with the upload that followed it from the same
+    phone, as the observer sees them; labelled from the driver's side."""
+    by_phone = {}
+    for entry in log:
+        record = records.get(entry["port"])
+        if record is None:
+            continue
+        by_phone.setdefault(entry["phone"], []).append({**entry, **record})
+    out = []
+    for events in by_phone.values():
+        last_sync = None
+        posts = []
+        for ev in events:
+            if ev["method"] == "GET" and ev["path"] == "/v1/batches":
+                last_sync = ev["now"]
+            if ev["method"] == "POST":
+                posts.append((ev, last_sync))
+        for i, (ev, synced) in enumerate(posts):
+            if ev["path"] != "/v1/verify" or ev.get("status") in (None, 429) or ev.get("refused"):
+                continue
+            upload = next((u for u, _ in posts[i + 1:] if u["path"] == "/v1/uploads"
+                           and u.get("status") not in (None, 429) and not u.get("refused")), None)
+            if upload is None:
+                continue
+            attempts = sum(1 for p, _ in posts if abs(p["now"] - ev["now"]) <= 1800)
+            if ev["decoy"] is None:
+                continue
+            real = not ev["decoy"]
+            out.append({
+                "real": real,
+                "proxy": {
+                    "verify request bytes": ev["req_body"],
+                    "verify answer bytes": ev["resp_body"],
+                    "verify status": ev["status"],
+                    "upload request bytes": upload["req_body"],
+                    "upload answer bytes": upload["resp_body"],
+                    "upload status": upload["status"],
+                    "header names": hash(ev["req_header_names"] + ev["resp_header_names"]
+                                         + upload["req_header_names"] + upload["resp_header_names"]) % 9973,
+                    "verify latency": ev["latency"],
+                    "upload latency": upload["latency"],
+                    "verify-to-upload gap": upload["t_in"] - ev["t_out"],
+                    "phone POSTs within 30 min": attempts,
+                    "seconds since sync": ev["now"] - synced if synced is not None else -1,
+                },
+                "network": {
+                    "verify bytes up": ev["req_bytes"],
+                    "verify bytes down": ev["resp_bytes"],
+                    "upload bytes up": upload["req_bytes"],
+                    "upload bytes down": upload["resp_bytes"],
+                    "verify latency": ev["latency"],
+                    "upload latency": upload["latency"],
+                    "verify-to-upload gap": upload["t_in"] - ev["t_out"],
+                    "connections within 30 min": attempts,
+                    "seconds since sync": ev["now"] - synced if synced is not None else -1,
+                },
+            })
+    return out
+
+
+def aucs(samples, view):
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    names = list(samples[0][view])
+    x = np.array([[s[view][n] for n in names] for s in samples], dtype=float)
+    y = np.array([1 if s["real"] else 0 for s in samples])
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=1)
+
+    def score(columns):
+        best = 0.5
+        for model in (make_pipeline(StandardScaler(), LogisticRegression()),
+                      HistGradientBoostingClassifier(max_iter=100, random_state=1)):
+            p = cross_val_predict(model, x[:, columns], y, cv=folds, method="predict_proba")[:, 1]
+            auc = roc_auc_score(y, p)
+            # A classifier that ranks backwards tells them apart as well.
+            best = max(best, auc, 1 - auc)
+        return best
+
+    rows = [(n, score([i]), x[y == 1, i].mean(), x[y == 0, i].mean()) for i, n in enumerate(names)]
+    rows.append(("all features together", score(list(range(len(names)))), float("nan"), float("nan")))
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reals", type=int, default=300)
+    parser.add_argument("--phones", type=int, default=60)
+    parser.add_argument("--days", type=int, default=1)
+    parser.add_argument("--decoys-per-day", type=float, default=24.0)
+    parser.add_argument("--typo-rate", type=float, default=0.1)
+    parser.add_argument("--max-auc", type=float, default=0.55)
+    parser.add_argument("--min-decoys", type=int, default=300)
+    parser.add_argument("--min-reals", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=30)
+    args = parser.parse_args()
+    began = time.time()
+    log, records = run(args)
+    samples = flows(log, records)
+    reals = sum(1 for s in samples if s["real"])
+    decoys = len(samples) - reals
+    throttled = sum(1 for r in records.values() if r.get("status") == 429)
+    refused = sum(1 for r in records.values() if r.get("refused"))
+    print(f"flows: {reals} real, {decoys} decoy; {throttled} answers 429 in the rate-limit window, "
+          f"{refused} connections refused during the restart; {time.time() - began:.0f} s")
+    failed = reals < args.min_reals or decoys < args.min_decoys
+    for view in ("proxy", "network"):
+        print(f"\n{view} view: AUC (5-fold, best of logistic regression and gradient boosting),"
+              " then the mean of real and of decoy flows")
+        for name, auc, real_mean, decoy_mean in aucs(samples, view):
+            mark = "ok" if auc <= args.max_auc else "FAIL"
+            failed |= auc > args.max_auc
+            print(f"  {name:<28} {auc:.3f}  {mark:<4}  {real_mean:10.4g} {decoy_mean:10.4g}")
+    if failed:
+        sys.exit(f"traffic analysis failed (max AUC {args.max_auc}, at least {args.min_reals} real "
+                 f"and {args.min_decoys} decoy flows)")
+    print("\ntraffic analysis passed")
+
+
+if __name__ == "__main__":
+    main()

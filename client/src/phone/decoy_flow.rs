@@ -1,0 +1,239 @@
+//! Decoy flows: what a real report looks like from outside, with nothing inside.
+//!
+//! A network observer or a TLS-terminating proxy sees, of a real report: a sync when the
+//! app opens, a verify some tens of seconds later (the person types the code), an upload
+//! right after it, sometimes a second verify and upload (a mistyped code), retries with
+//! backoff when the network or the node fails. Sealed bodies (`phone::sealing`) hide the
+//! rest. A decoy flow reproduces each of these from the same code paths and distributions:
+//!
+//! - it starts with a sync round, as an app opening does, and sends its verify after a
+//!   delay drawn from `decoy.delay_seconds`;
+//! - every verify is followed by an upload, sized as this phone's real report would be now
+//!   ([`Phone::real_upload_size`]) — as a real verify that fails is followed by a decoy
+//!   upload of its report's size (`phone::report`);
+//! - `decoy.retry_fraction` of the flows send a second verify and upload after a drawn delay;
+//! - an answer that is not definitive (no network, 408, 429, 5xx) is retried with the
+//!   report's backoff ([`Phone::retry_delay`]);
+//! - it is kept in the store and flushed where a real report is (started, certified,
+//!   done), so the phone spends the same time between a verify's answer and the upload,
+//!   and a flow cut by the app being killed resumes after the restart, as a real one does.
+
+use ephemera_proto::UnixTime;
+use ephemera_proto::api::VerifyRequest;
+use ephemera_proto::sealed::{ResponseOpener, SealedRoute};
+use ephemera_proto::upload::UploadRequest;
+use ephemera_proto::wire;
+use rand_core::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::{Pending, Phone};
+use crate::error::{ClientError, StoreError};
+use crate::request::Response;
+use crate::store::{MetaKey, Store};
+
+/// The step a decoy flow sends next.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum DecoyStage {
+    Verify,
+    Upload,
+}
+
+/// A decoy flow on its way (kept in the store, meta [`MetaKey::PendingDecoy`]).
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct DecoyFlow {
+    stage: DecoyStage,
+    /// Sends of the current stage so far.
+    attempts: u32,
+    /// When the next send is due.
+    next_attempt: UnixTime,
+    /// Verify-and-upload pairs still to send after the current one.
+    retries_left: u8,
+    #[serde(skip)]
+    in_flight: bool,
+    /// The upload's length when it must match a given report (the upload that follows a
+    /// refused real verify); otherwise this phone's real report size at send time.
+    upload_size: Option<usize>,
+}
+
+impl DecoyFlow {
+    /// The flow kept in `store`, if any.
+    pub(super) fn load(store: &impl Store) -> Result<Option<Self>, ClientError> {
+        let Some(bytes) = store.meta(MetaKey::PendingDecoy)? else {
+            return Ok(None);
+        };
+        let flow = postcard::from_bytes(&bytes).map_err(|_| StoreError::Corrupt {
+            what: "pending decoy",
+        })?;
+        Ok(Some(flow))
+    }
+
+    /// When the next send is due, unless a send is in flight.
+    pub(super) fn due(&self) -> Option<UnixTime> {
+        (!self.in_flight).then_some(self.next_attempt)
+    }
+
+    /// Makes a waiting flow due at `now` at the latest (its key arrived).
+    pub(super) fn hurry(&mut self, now: UnixTime) {
+        self.next_attempt = self.next_attempt.min(now);
+    }
+}
+
+impl<S: Store> Phone<S> {
+    /// Starts a decoy flow now (the Poisson timer fired), unless one is running or a real
+    /// report is on its way (its requests already cover this phone).
+    pub(super) fn start_decoy_flow(&mut self, now: UnixTime) -> Result<(), ClientError> {
+        if self.decoy.is_some() || self.report.is_some() {
+            return Ok(());
+        }
+        self.start_sync_round(now);
+        let retries_left = u8::from(self.draw_unit() < self.config.decoy.retry_fraction);
+        self.decoy = Some(DecoyFlow {
+            stage: DecoyStage::Verify,
+            attempts: 0,
+            next_attempt: now.plus_seconds(self.draw_decoy_delay()),
+            retries_left,
+            in_flight: false,
+            upload_size: None,
+        });
+        self.save_decoy()
+    }
+
+    /// Keeps the decoy flow durably, as a real report is kept at the same steps.
+    fn save_decoy(&mut self) -> Result<(), ClientError> {
+        match &self.decoy {
+            Some(flow) => {
+                let bytes = postcard::to_allocvec(flow).expect("postcard into a Vec");
+                self.store.set_meta(MetaKey::PendingDecoy, &bytes)?;
+            }
+            None => self.store.remove_meta(MetaKey::PendingDecoy)?,
+        }
+        self.store.flush()?;
+        Ok(())
+    }
+
+    /// Sends a decoy upload of `size` bytes now: what follows a real verify the node
+    /// refused, so that every verify is followed by an upload. Replaces a decoy flow on its
+    /// way.
+    pub(super) fn start_decoy_upload(
+        &mut self,
+        now: UnixTime,
+        size: usize,
+    ) -> Result<(), ClientError> {
+        self.decoy = Some(DecoyFlow {
+            stage: DecoyStage::Upload,
+            attempts: 0,
+            next_attempt: now,
+            retries_left: 0,
+            in_flight: false,
+            upload_size: Some(size),
+        });
+        self.save_decoy()
+    }
+
+    /// Sends the decoy flow's next step if it is due.
+    pub(super) fn drive_decoy(&mut self, now: UnixTime) -> Result<(), ClientError> {
+        let Some((stage, upload_size)) = self
+            .decoy
+            .as_ref()
+            .filter(|f| f.due().is_some_and(|t| t <= now))
+            .map(|f| (f.stage, f.upload_size))
+        else {
+            return Ok(());
+        };
+        let Some(key) = self.sealing_key_or_sync(now) else {
+            // Sent once the sync round brings the key; meanwhile the backoff holds.
+            self.flows_await_key = true;
+            let attempts = self.decoy.as_ref().map_or(0, |f| f.attempts);
+            let delay = self.retry_delay(attempts + 1);
+            if let Some(flow) = self.decoy.as_mut() {
+                flow.next_attempt = now.plus_seconds(delay);
+            }
+            return Ok(());
+        };
+        let (route, inner) = match stage {
+            DecoyStage::Verify => (
+                SealedRoute::Verify,
+                VerifyRequest::decoy(&mut self.rng).to_padded_json(),
+            ),
+            DecoyStage::Upload => (
+                SealedRoute::Upload,
+                wire::encode(&UploadRequest::decoy(match upload_size {
+                    Some(size) => size,
+                    None => self.real_upload_size(now)?,
+                })),
+            ),
+        };
+        let Some((body, opener)) = self.seal(key, route, &inner) else {
+            return Ok(());
+        };
+        let pending = match stage {
+            DecoyStage::Verify => Pending::DecoyVerify(opener),
+            DecoyStage::Upload => Pending::DecoyUpload(opener),
+        };
+        if let Some(flow) = self.decoy.as_mut() {
+            flow.attempts += 1;
+            flow.in_flight = true;
+        }
+        self.push_sealed(pending, route, body);
+        Ok(())
+    }
+
+    /// The answer to a decoy step: on to the next step, done, or retried as a real step
+    /// would be.
+    pub(super) fn on_decoy_response(
+        &mut self,
+        now: UnixTime,
+        opener: &ResponseOpener,
+        response: &Response,
+    ) -> Result<(), ClientError> {
+        let inner = self.unseal(opener, response);
+        if super::report::definitive(inner.status).is_none() {
+            return self.decoy_retry_later(now);
+        }
+        let delay = self.draw_decoy_delay();
+        let Some(flow) = self.decoy.as_mut() else {
+            return Ok(());
+        };
+        flow.in_flight = false;
+        flow.attempts = 0;
+        match flow.stage {
+            DecoyStage::Verify => {
+                // Every verify is followed by an upload at once, as a real one is.
+                flow.stage = DecoyStage::Upload;
+                flow.next_attempt = now;
+            }
+            DecoyStage::Upload if flow.retries_left > 0 => {
+                flow.retries_left -= 1;
+                flow.stage = DecoyStage::Verify;
+                flow.next_attempt = now.plus_seconds(delay);
+            }
+            DecoyStage::Upload => self.decoy = None,
+        }
+        self.save_decoy()?;
+        self.drive_decoy(now)
+    }
+
+    /// No definitive answer (no network, 408, 429, 5xx): the same backoff as a real step.
+    pub(super) fn decoy_retry_later(&mut self, now: UnixTime) -> Result<(), ClientError> {
+        let Some(attempts) = self.decoy.as_ref().map(|f| f.attempts) else {
+            return Ok(());
+        };
+        let delay = self.retry_delay(attempts);
+        if let Some(flow) = self.decoy.as_mut() {
+            flow.in_flight = false;
+            flow.next_attempt = now.plus_seconds(delay);
+        }
+        Ok(())
+    }
+
+    /// A delay drawn uniformly from `decoy.delay_seconds`.
+    fn draw_decoy_delay(&mut self) -> u64 {
+        let (low, high) = self.config.decoy.delay_seconds;
+        low + self.rng.next_u64() % (high - low + 1)
+    }
+
+    /// A uniform draw in [0, 1).
+    fn draw_unit(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}

@@ -39,6 +39,7 @@ trap cleanup EXIT
 
 # Run from the temp folder so no ./ephemera.toml of the checkout is read; port 0 = any free.
 (cd "$work" && exec "$bin" serve --data-dir "$work/data" --listen 127.0.0.1:0 \
+  --set federation.listen=127.0.0.1:0 \
   >"$work/stdout" 2>"$work/stderr") &
 node_pid=$!
 url=""

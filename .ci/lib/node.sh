@@ -33,12 +33,13 @@ build_node() {
 
 node_pid=""
 node_work=""
-# start_node [serve flags...]: a fresh data folder in a temp dir, HTTP on a free loopback port.
+# start_node [serve flags...]: a fresh data folder in a temp dir, HTTP and federation on free
+# loopback ports (not federation's fixed default, so that runs side by side do not collide).
 start_node() {
   node_work="$(mktemp -d)"
   # Run from the temp folder so no ./ephemera.toml of the checkout is read.
   (cd "$node_work" && exec "$node_bin" serve --data-dir "$node_work/data" \
-     --listen 127.0.0.1:0 "$@" >"$node_work/stdout" 2>"$node_work/stderr") &
+     --listen 127.0.0.1:0 --set federation.listen=127.0.0.1:0 "$@" >"$node_work/stdout" 2>"$node_work/stderr") &
   node_pid=$!
   node_url=""
   for _ in $(seq 300); do

@@ -55,6 +55,9 @@ pub const DEFAULT_CONFIG_FILE: &str = "ephemera.toml";
 pub const ENV_PREFIX: &str = "EPHEMERA_";
 /// The environment variable that names the config file (not a key).
 pub const CONFIG_FILE_ENV: &str = "EPHEMERA_CONFIG";
+/// The default federation port, TCP and QUIC (UDP): fixed, so that peers' `bootstrap_peers`
+/// survive a restart.
+pub const DEFAULT_FEDERATION_PORT: u16 = 4001;
 
 config_keys! {
     top {
@@ -126,9 +129,12 @@ config_keys! {
     [federation] FederationSection {
         /// Run federation beside the HTTP API.
         enabled: bool = true, was = "federation";
-        /// Federation listen address, TCP and QUIC (UDP) on the same port (port 0: the OS
-        /// picks one; `serve` prints the addresses and the peer id).
-        listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0)), was = "federation_listen";
+        /// Federation listen address, TCP and QUIC (UDP) on the same port. The port is fixed
+        /// (4001) so that peers' `bootstrap_peers` stay valid across restarts; port 0 lets the
+        /// OS pick one (tests, several nodes on one host). `serve` prints the addresses and
+        /// the peer id.
+        listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], DEFAULT_FEDERATION_PORT)),
+            was = "federation_listen";
         /// Peers to dial at start and again while down, as multiaddrs ending in
         /// `/p2p/<peer id>`, e.g. "/ip4/10.0.0.2/tcp/4001/p2p/12D3Koo...".
         bootstrap_peers: Vec<libp2p::Multiaddr> = Vec::new(), was = "bootstrap_peers";
@@ -173,6 +179,11 @@ config_keys! {
         dial_private_addresses: bool = false;
         /// Dials to addresses learned from peers, per minute.
         dials_per_minute: u32 = 30, range(1, 100_000);
+        /// Authority keys (hex Ed25519) of the federation directory that this node does not
+        /// trust but relays for: their reports are verified in full and forwarded by gossip,
+        /// so peers that trust them are reached through this node, but they are never stored,
+        /// published or served here (OPERATIONS.md, "Partial trust").
+        relay_authorities: Vec<Ed25519PublicKey> = Vec::new();
     }
 
     /// Signed batches and GAEN export files.

@@ -8,9 +8,7 @@
 //! honest peer and the measurements live in this process). mDNS stays off; nothing but
 //! 127.0.0.1 is bound or dialled.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,124 +23,17 @@ use libp2p::swarm::SwarmEvent;
 
 #[path = "hostile/attacker.rs"]
 mod attacker;
+#[path = "hostile/target.rs"]
+mod target;
 #[path = "it/util.rs"]
 #[allow(unused_imports, unreachable_pub)]
 mod util;
 
 use attacker::{AttackBehaviourEvent, Reading, Speaks};
+use target::{Target, eventually, factory_key, ids_at};
 
 /// `/healthz` must answer within this, throughout every attack.
 const HEALTHZ_LIMIT: Duration = Duration::from_secs(1);
-
-/// The node under attack: `ephemera-node serve` in a child process.
-struct Target {
-    child: Child,
-    http: SocketAddr,
-    p2p: Multiaddr,
-    peer: PeerId,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Target {
-    /// Starts a node trusting `trusted` (hex Ed25519 keys), with `federation` lines added to
-    /// its `[federation]` section.
-    fn start(trusted: &[String], federation: &str) -> Target {
-        let dir = tempfile::tempdir().unwrap();
-        let trusted = trusted
-            .iter()
-            .map(|k| format!("\"{k}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let config = format!(
-            "data_dir = \"{data}\"\n\
-             [http]\nlisten = \"127.0.0.1:0\"\n\
-             [federation]\nlisten = \"127.0.0.1:0\"\npublish_delay_ms = 0\n{federation}\n\
-             [authority]\ntrusted_authorities = [{trusted}]\n\
-             [log]\nfilter = \"warn,libp2p_request_response=error\"\n",
-            data = dir.path().join("data").display(),
-        );
-        let path = dir.path().join("ephemera.toml");
-        std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ephemera-node"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start ephemera-node");
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (mut http, mut p2p) = (None, None);
-        for line in stdout.lines() {
-            let line = line.unwrap();
-            if let Some(rest) = line.strip_prefix("ephemera-node listening on http://") {
-                http = Some(rest.trim().parse::<SocketAddr>().unwrap());
-            }
-            if let Some(rest) = line.trim().strip_prefix("libp2p listening:") {
-                let addr: Multiaddr = rest.trim().parse().unwrap();
-                if addr.to_string().contains("/tcp/") {
-                    p2p = Some(addr);
-                }
-            }
-            if http.is_some() && p2p.is_some() {
-                break;
-            }
-        }
-        let p2p = p2p.expect("the node prints its libp2p address");
-        let peer = attacker::peer_of(&p2p);
-        Target {
-            child,
-            http: http.expect("the node prints its HTTP address"),
-            p2p,
-            peer,
-            _dir: dir,
-        }
-    }
-
-    /// Resident memory now (`VmRSS`), in bytes.
-    fn rss(&self) -> usize {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-            .expect("VmRSS")
-            * 1024
-    }
-
-    /// `GET /healthz`: its status and how long it took.
-    async fn healthz(&self) -> (u16, Duration) {
-        let start = Instant::now();
-        let response = tokio::time::timeout(
-            Duration::from_secs(10),
-            util::request(self.http, "GET", "/healthz", &[], b""),
-        )
-        .await
-        .map(|r| r.status)
-        .unwrap_or(0);
-        (response, start.elapsed())
-    }
-
-    /// The value of an unlabelled metric, or the sum of a labelled one's series whose
-    /// labels contain `labels`.
-    async fn metric(&self, name: &str, labels: &str) -> f64 {
-        let response = util::request(self.http, "GET", "/metrics", &[], b"").await;
-        String::from_utf8_lossy(&response.body)
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter(|l| l.split(['{', ' ']).next().is_some_and(|n| n == name) && l.contains(labels))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>()
-            + 0.0 // an empty sum is -0.0
-    }
-}
 
 /// Samples `/healthz` every 200 ms until `stop`; returns the slowest answer, and whether
 /// every answer was a 200.
@@ -180,43 +71,6 @@ async fn honest_node(factory: &UploadFactory, bootstrap: Vec<Multiaddr>) -> Loca
     )
     .await
     .unwrap()
-}
-
-/// Asks `target` for its ids of today with a fresh identity that reads answers normally.
-async fn ids_at(target: &Target, day: ephemera_proto::DayNumber) -> Option<Vec<UploadId>> {
-    let mut swarm = attacker::swarm(&Speaks::default());
-    swarm.dial(target.p2p.clone()).unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let mut result = None;
-    let peer = target.peer;
-    attacker::drive_until(&mut swarm, deadline, |swarm, event| match event {
-        SwarmEvent::ConnectionEstablished { .. } => {
-            swarm.behaviour_mut().sync.send_request(
-                &peer,
-                SyncRequest::Ids {
-                    day,
-                    after: None,
-                    limit: 4096,
-                },
-            );
-            false
-        }
-        SwarmEvent::Behaviour(AttackBehaviourEvent::Sync(request_response::Event::Message {
-            message: request_response::Message::Response { response, .. },
-            ..
-        })) => {
-            if let SyncResponse::Ids { ids, .. } = response {
-                result = Some(ids);
-            }
-            true
-        }
-        SwarmEvent::Behaviour(AttackBehaviourEvent::Sync(
-            request_response::Event::OutboundFailure { .. },
-        )) => true,
-        _ => false,
-    })
-    .await;
-    result
 }
 
 fn mib(bytes: usize) -> f64 {
@@ -363,28 +217,6 @@ async fn amplification_by_fetch_stays_within_the_response_budget() {
     );
 }
 
-/// The hex Ed25519 key of `factory`'s authority, as the node's config takes it.
-fn factory_key(factory: &UploadFactory) -> String {
-    factory.public_key().to_hex()
-}
-
-/// Waits until `done` holds (polled every 100 ms), up to `timeout`.
-async fn eventually<F: std::future::Future<Output = bool>>(
-    timeout: Duration,
-    mut done: impl FnMut() -> F,
-) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if done().await {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Publishes a new upload at `honest` and waits (up to 10 s) until `target` accepts one
 /// more gossiped upload.
 async fn honest_gossip_arrives(
@@ -421,7 +253,7 @@ async fn gossip_from_attacker(to: Multiaddr, messages: Vec<Vec<u8>>) {
         {
             let gossip = swarm.behaviour_mut().gossipsub.as_mut().unwrap();
             for m in messages {
-                gossip.publish(attacker::topic(), m).unwrap();
+                gossip.publish(attacker::topic_of(&m), m).unwrap();
             }
             return true;
         }
@@ -435,10 +267,10 @@ async fn gossip_from_attacker(to: Multiaddr, messages: Vec<Vec<u8>>) {
 
 /// Attack 2 (partial trust): the target trusts authority A; its honest peer trusts A and X.
 /// An attacker holding certificates of X gossips them to the honest peer, which accepts
-/// and relays them to the target, and offers them in catch-up. Before #32 the target
-/// scored each relayed upload as a forgery and banned the honest peer after two, cutting
-/// the two off for 10 minutes. Now the target ignores them on both paths without penalty:
-/// no ban, and A's next report still arrives by gossip. Forgeries still cost their sender:
+/// them and offers them in catch-up. Before #32 the target scored each relayed upload as a
+/// forgery and banned the honest peer after two, cutting the two off for 10 minutes. Now
+/// gossip never sends them to the target (it joined A's topic only), and catch-up's copies
+/// are ignored without penalty: no ban, and A's next report still arrives by gossip. Forgeries still cost their sender:
 /// the same attacker, sending bad signatures of A straight to the target, is banned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_trust_never_bans_the_honest_relay() {
@@ -488,28 +320,31 @@ async fn partial_trust_never_bans_the_honest_relay() {
         foreign_ids.iter().all(|id| honest.store.holds(id)),
         "the honest node (which trusts X) did not take the attacker's uploads"
     );
-    // The honest node relays them by gossip, and offers them in catch-up rounds (one a
-    // second): both paths reach the target.
-    let seen_both = eventually(Duration::from_secs(20), || async {
+    // The honest node offers them in catch-up rounds (one a second), which reach the
+    // target; gossip never sends them there: the target did not join X's topic.
+    let seen = eventually(Duration::from_secs(20), || async {
+        target
+            .metric(
+                "ephemera_federation_sync_fetched_total",
+                "reason=\"untrusted-authority\"",
+            )
+            .await
+            >= 1.0
+    })
+    .await;
+    assert!(
+        seen,
+        "the relayed uploads never reached the target by catch-up"
+    );
+    assert_eq!(
         target
             .metric(
                 "ephemera_federation_gossip_total",
                 "reason=\"untrusted-authority\"",
             )
-            .await
-            >= 1.0
-            && target
-                .metric(
-                    "ephemera_federation_sync_fetched_total",
-                    "reason=\"untrusted-authority\"",
-                )
-                .await
-                >= 1.0
-    })
-    .await;
-    assert!(
-        seen_both,
-        "the relayed uploads never reached the target by gossip and catch-up"
+            .await,
+        0.0,
+        "gossip sent X's uploads to a node that did not join X's topic"
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(

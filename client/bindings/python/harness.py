@@ -42,6 +42,8 @@ class Node:
         self.env["EPHEMERA_BATCH_PERIOD_SECONDS"] = str(batch_period_seconds)
         self.env["EPHEMERA_BATCH_MIN_ENTRIES"] = "16"
         self.env["EPHEMERA_LOG_FILTER"] = "warn"
+        # Not federation's fixed default port: harness nodes run side by side.
+        self.env["EPHEMERA_FEDERATION_LISTEN"] = "127.0.0.1:0"
         self.credentials = None
         self._start()
 

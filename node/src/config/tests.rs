@@ -34,7 +34,7 @@ fn samples() -> Vec<(&'static str, String, String)> {
         s("http.max_upload_bytes", "8192", "8192"),
         s("http.metrics_token", &format!("\"{SECRET}\""), SECRET),
         s("federation.enabled", "false", "false"),
-        s("federation.listen", "\"127.0.0.1:4001\"", "127.0.0.1:4001"),
+        s("federation.listen", "\"127.0.0.1:4002\"", "127.0.0.1:4002"),
         s(
             "federation.bootstrap_peers",
             &format!("[\"{peer}\"]"),
@@ -55,6 +55,11 @@ fn samples() -> Vec<(&'static str, String, String)> {
         s("federation.discovery", "false", "false"),
         s("federation.dial_private_addresses", "true", "true"),
         s("federation.dials_per_minute", "5", "5"),
+        s(
+            "federation.relay_authorities",
+            &format!("[\"{authority}\"]"),
+            &authority,
+        ),
         s("publication.batch_period_seconds", "600", "600"),
         s("publication.batch_min_entries", "10", "10"),
         s("publication.batch_max_entries", "5000", "5000"),
@@ -121,6 +126,8 @@ fn defaults_are_loopback_and_fourteen_days_and_the_cores_policy() {
     assert_eq!(config, NodeConfig::default());
     assert!(config.http.listen.ip().is_loopback());
     assert!(config.federation.listen.ip().is_loopback());
+    // A fixed federation port, so that peers' bootstrap addresses survive a restart.
+    assert_eq!(config.federation.listen.port(), 4001);
     assert_eq!(config.retention.days, 14);
     assert_eq!(config.data_dir, PathBuf::from("./ephemera-data"));
     assert_eq!(config.http.metrics_token, None);
@@ -277,7 +284,10 @@ fn the_flat_file_init_wrote_loads_with_a_warning_naming_each_new_key() {
                 .to_owned()
         )
     );
-    let config = load(raw);
+    let mut config = load(raw);
+    // That file's federation port (0, the old default) is kept: a written setting wins.
+    assert_eq!(config.federation.listen.port(), 0);
+    config.federation.listen = NodeConfig::default().federation.listen;
     assert_eq!(
         config,
         NodeConfig {

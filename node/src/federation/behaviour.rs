@@ -24,14 +24,15 @@ use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, Swarm, allow_block_list, connection_limits, gossipsub, identify, kad, mdns,
-    noise, quic, request_response, tcp, yamux,
+    StreamProtocol, Swarm, allow_block_list, connection_limits, gossipsub, identify, mdns, noise,
+    quic, request_response, tcp, yamux,
 };
 use ring::digest;
 
 use super::FederationError;
 use super::admission::{AddressCaps, AddressLimits};
 use super::config::FederationConfig;
+use super::dht::Dht;
 use super::dial::{PolicyTransport, SharedPolicy};
 use super::identity::NodeIdentity;
 use super::sync::{SYNC_PROTOCOL, SyncCodec};
@@ -43,6 +44,28 @@ pub const IDENTIFY_PROTOCOL: &str = "/ephemera/id/1";
 
 /// Most bytes of one gossip message: a `SignedUpload` frame (1 MiB) plus protobuf overhead.
 const MAX_GOSSIP_SIZE: usize = (1 << 20) + (16 << 10);
+
+/// Gossipsub heartbeat: mesh upkeep, IHAVE gossip, and the tick of the message cache.
+const HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// How long a received message may wait for its verdict, and a message to a peer may wait
+/// in that peer's send queue, before gossipsub drops it.
+///
+/// Gossipsub keeps an unvalidated message in its message cache for `history_length`
+/// heartbeats only (default 5, 2.5 s here): a verdict that comes later forwards nothing, and
+/// the duplicate cache then drops every later copy, so under a burst whose verification
+/// backlog is longer than that, the message went no further than this node, and only
+/// catch-up (a minute later) filled the gap. Likewise a forwarded message that waited more
+/// than 1 s (default) in a peer's send queue was dropped. Both windows now cover the
+/// verification backlog a burst builds up (the backlog itself is bounded: see
+/// `event_loop::MAX_PENDING_VERIFICATIONS`).
+pub(crate) const VALIDATION_WINDOW: Duration = Duration::from_secs(60);
+
+/// Messages queued for one peer before gossipsub drops more (default 5,000): room for a
+/// burst of 20,000 reports published at one node, spread over its mesh peers. Gossipsub
+/// bounds the queue by messages, not bytes: with uploads of a few KiB, a peer that reads
+/// nothing pins tens of MiB (uploads near the 1 MiB cap could pin more, as with the default).
+const SEND_QUEUE: usize = 16_384;
 
 /// Score thresholds: below `graylist` a peer is ignored by gossipsub and banned by us.
 pub(crate) fn score_thresholds() -> gossipsub::PeerScoreThresholds {
@@ -60,7 +83,7 @@ pub(crate) fn score_thresholds() -> gossipsub::PeerScoreThresholds {
 /// -200 (below graylist: the peer is ignored and banned). Positive scores are small, so a
 /// long honest history cannot buy a forger many free messages. Mesh delivery-rate penalties
 /// are off: reports are rare, and a quiet peer is not a faulty one.
-pub(crate) fn score_params(topic: &gossipsub::TopicHash) -> gossipsub::PeerScoreParams {
+pub(crate) fn score_params(topics: &[gossipsub::TopicHash]) -> gossipsub::PeerScoreParams {
     let topic_params = gossipsub::TopicScoreParams {
         topic_weight: 1.0,
         time_in_mesh_weight: 0.01,
@@ -85,7 +108,9 @@ pub(crate) fn score_params(topic: &gossipsub::TopicHash) -> gossipsub::PeerScore
         ]),
         ..gossipsub::PeerScoreParams::default()
     };
-    params.topics.insert(topic.clone(), topic_params);
+    for topic in topics {
+        params.topics.insert(topic.clone(), topic_params.clone());
+    }
     params
 }
 
@@ -104,7 +129,7 @@ pub(crate) struct FederationBehaviour {
     /// Catch-up.
     pub(crate) sync: request_response::Behaviour<SyncCodec>,
     /// Peer discovery beyond the bootstrap list; off when `discovery` is off.
-    pub(crate) kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
+    pub(crate) kad: Toggle<Dht>,
     /// Listen addresses and protocols of peers.
     pub(crate) identify: identify::Behaviour,
     /// Local-network discovery; off unless configured.
@@ -118,7 +143,7 @@ impl FederationBehaviour {
     pub(crate) fn new(
         key: &Keypair,
         config: &FederationConfig,
-        topic: &gossipsub::IdentTopic,
+        topics: &[gossipsub::IdentTopic],
     ) -> Result<Self, BuildError> {
         let peer_id = key.public().to_peer_id();
 
@@ -130,12 +155,20 @@ impl FederationBehaviour {
             })
             .max_transmit_size(MAX_GOSSIP_SIZE)
             .flood_publish(false)
-            .heartbeat_interval(Duration::from_millis(500))
+            .heartbeat_interval(HEARTBEAT)
+            // A burst must not outrun the flow (see `VALIDATION_WINDOW`).
+            .history_length(VALIDATION_WINDOW.div_duration_f64(HEARTBEAT).ceil() as usize)
+            .connection_handler_queue_len(SEND_QUEUE)
+            .publish_queue_duration(VALIDATION_WINDOW)
+            .forward_queue_duration(VALIDATION_WINDOW)
             .build()?;
         let mut gossipsub =
             gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config)?;
-        gossipsub.with_peer_score(score_params(&topic.hash()), score_thresholds())?;
-        gossipsub.subscribe(topic)?;
+        let hashes: Vec<gossipsub::TopicHash> = topics.iter().map(|t| t.hash()).collect();
+        gossipsub.with_peer_score(score_params(&hashes), score_thresholds())?;
+        for topic in topics {
+            gossipsub.subscribe(topic)?;
+        }
 
         let sync = request_response::Behaviour::new(
             [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
@@ -144,17 +177,7 @@ impl FederationBehaviour {
                 .with_max_concurrent_streams(config.max_inbound_streams),
         );
 
-        let kad = config.discovery.then(|| {
-            let mut kad = kad::Behaviour::with_config(
-                peer_id,
-                kad::store::MemoryStore::new(peer_id),
-                kad::Config::new(KAD_PROTOCOL),
-            );
-            // Federation nodes are servers: answer DHT queries even without a confirmed
-            // external address (on loopback there is none).
-            kad.set_mode(Some(kad::Mode::Server));
-            kad
-        });
+        let kad = config.discovery.then(|| Dht::new(peer_id));
 
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
@@ -209,7 +232,7 @@ impl FederationBehaviour {
 pub(crate) fn build_swarm(
     identity: &NodeIdentity,
     config: &FederationConfig,
-    topic: &gossipsub::IdentTopic,
+    topics: &[gossipsub::IdentTopic],
     policy: SharedPolicy,
 ) -> Result<Swarm<FederationBehaviour>, FederationError> {
     let transport_error = |e: &dyn std::fmt::Display| FederationError::Transport(e.to_string());
@@ -229,7 +252,7 @@ pub(crate) fn build_swarm(
                 Ok(PolicyTransport::new(both, policy))
             })
             .map_err(|e| transport_error(&e))?
-            .with_behaviour(|key| FederationBehaviour::new(key, config, topic))
+            .with_behaviour(|key| FederationBehaviour::new(key, config, topics))
             .map_err(|e| transport_error(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_connection_timeout))
             .build(),

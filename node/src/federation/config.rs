@@ -4,13 +4,15 @@ use std::time::Duration;
 
 use ephemera_proto::ReportLimits;
 use ephemera_proto::auth::TrustedAuthorities;
+use ephemera_proto::signing::KeyId;
 use libp2p::Multiaddr;
 use libp2p::multiaddr::Protocol;
 
 use super::sync::{MAX_FETCH_IDS, MAX_IDS_PER_PAGE};
 
-/// Prefix of the gossipsub topic; the protocol version follows it.
-pub const TOPIC_PREFIX: &str = "ephemera/uploads/v1";
+/// Prefix of the gossipsub topics; the protocol version follows it. Each authority has a
+/// topic of its own under it (see [`authority_topic`]).
+pub const TOPIC_PREFIX: &str = "ephemera/uploads/v2";
 
 /// Longest region suffix accepted in a topic name.
 const MAX_REGION_LEN: usize = 32;
@@ -43,14 +45,21 @@ pub struct FederationConfig {
     /// Discover peers on the local network with mDNS. Off by default: it sends multicast off
     /// the machine. Never enable it in tests.
     pub mdns: bool,
-    /// Optional region appended to the topic (`ephemera/uploads/v1/<region>`), for
+    /// Optional region inserted in the topics (`ephemera/uploads/v2/<region>/authority/…`), for
     /// federations whose nodes trust different authority sets. Lower-case letters, digits
     /// and `-`, at most 32 characters.
     pub region: Option<String>,
-    /// Authority keys whose certificates this node accepts. Reports of any other authority
-    /// are neither stored nor forwarded; their sender is not penalised (its own trust set may
-    /// hold that authority: partial trust is not misbehaviour).
+    /// Authority keys whose certificates this node accepts: it subscribes to their topics,
+    /// stores their reports, publishes them in its batches and serves them in catch-up.
+    /// Reports of any other authority are never stored; their sender is not penalised (its
+    /// own trust set may hold that authority: partial trust is not misbehaviour).
     pub trusted_authorities: TrustedAuthorities,
+    /// Authority keys of the federation directory that this node does not trust but relays
+    /// for: it subscribes to their topics, verifies each report in full (signature, HMAC,
+    /// report rules, relayed expiry, canonical encoding) and forwards it by gossip, but
+    /// never stores, publishes or serves it. A key also in `trusted_authorities` counts as
+    /// trusted. Default empty.
+    pub relay_authorities: TrustedAuthorities,
     /// Report rules, including the retention period (`retention_days`): nothing older is
     /// accepted, synced or served.
     pub limits: ReportLimits,
@@ -144,6 +153,7 @@ impl Default for FederationConfig {
             mdns: false,
             region: None,
             trusted_authorities: TrustedAuthorities::new(),
+            relay_authorities: TrustedAuthorities::new(),
             limits: ReportLimits::default(),
             sync_page_size: 1024,
             sync_fetch_batch: 64,
@@ -247,12 +257,28 @@ impl FederationConfig {
             .collect()
     }
 
-    /// The gossipsub topic: [`TOPIC_PREFIX`], then `/<region>` if one is set.
-    pub fn topic(&self) -> String {
-        match &self.region {
-            Some(region) => format!("{TOPIC_PREFIX}/{region}"),
-            None => TOPIC_PREFIX.to_owned(),
-        }
+    /// Sets the authorities this node relays for without trusting them.
+    pub fn with_relay_authorities(mut self, relay: TrustedAuthorities) -> Self {
+        self.relay_authorities = relay;
+        self
+    }
+
+    /// The gossipsub topic of the authority `key` in this node's region.
+    pub fn topic_for(&self, key: &KeyId) -> String {
+        authority_topic(self.region.as_deref(), key)
+    }
+
+    /// The authorities whose topics this node joins, with whether it trusts each (`false`:
+    /// it only relays): trusted ones first, then relay-only ones.
+    pub fn gossip_authorities(&self) -> Vec<(KeyId, bool)> {
+        let trusted = self.trusted_authorities.iter().map(|k| (k.key_id(), true));
+        let relayed = self
+            .relay_authorities
+            .iter()
+            .map(|k| k.key_id())
+            .filter(|id| self.trusted_authorities.get(id).is_none())
+            .map(|id| (id, false));
+        trusted.chain(relayed).collect()
     }
 
     /// Days kept (`limits.retention_days`).
@@ -333,6 +359,18 @@ impl FederationConfig {
     }
 }
 
+/// The gossipsub topic of the authority `key`: [`TOPIC_PREFIX`], `/<region>` if one is set,
+/// then `/authority/<key id in hex>`. A node subscribes to the topics of the authorities it
+/// trusts or relays for, so gossipsub's subscriptions are how peers advertise what they
+/// accept, and a report is never sent to a peer that neither trusts nor relays its
+/// authority.
+pub fn authority_topic(region: Option<&str>, key: &KeyId) -> String {
+    match region {
+        Some(region) => format!("{TOPIC_PREFIX}/{region}/authority/{key}"),
+        None => format!("{TOPIC_PREFIX}/authority/{key}"),
+    }
+}
+
 /// The peer id in the last `/p2p/` component of `addr`, if any.
 pub(crate) fn peer_id_of(addr: &Multiaddr) -> Option<libp2p::PeerId> {
     addr.iter().find_map(|p| match p {
@@ -358,7 +396,12 @@ mod tests {
                 "{addr}"
             );
         }
-        assert_eq!(config.topic(), "ephemera/uploads/v1");
+        assert!(config.gossip_authorities().is_empty());
+        let key = KeyId([0xab; 8]);
+        assert_eq!(
+            config.topic_for(&key),
+            "ephemera/uploads/v2/authority/abababababababab"
+        );
         assert_eq!(config.retention_days(), 14);
     }
 
@@ -376,12 +419,27 @@ mod tests {
         );
         let regional = FederationConfig::default().with_region("eu-west");
         assert_eq!(regional.validate(), Ok(()));
-        assert_eq!(regional.topic(), "ephemera/uploads/v1/eu-west");
+        assert_eq!(
+            regional.topic_for(&KeyId([1; 8])),
+            "ephemera/uploads/v2/eu-west/authority/0101010101010101"
+        );
         let mut forever = FederationConfig::default();
         forever.limits.retention_days = 0;
         assert_eq!(
             forever.validate(),
             Err(ConfigError::BadRetention { got: 0 })
+        );
+        // Relay-only authorities are those not trusted already.
+        let (a, b) = (
+            ephemera_proto::signing::Ed25519SigningKey::generate(&mut rand::rng()).public_key(),
+            ephemera_proto::signing::Ed25519SigningKey::generate(&mut rand::rng()).public_key(),
+        );
+        let both = FederationConfig::default()
+            .with_trusted_authorities(TrustedAuthorities::new().with(a))
+            .with_relay_authorities(TrustedAuthorities::new().with(a).with(b));
+        assert_eq!(
+            both.gossip_authorities(),
+            vec![(a.key_id(), true), (b.key_id(), false)]
         );
         let mut huge = FederationConfig {
             sync_page_size: 1_000_000,

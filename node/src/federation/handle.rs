@@ -16,9 +16,9 @@ pub struct FederationStatus {
     pub peer_id: PeerId,
     /// Peers with at least one open connection.
     pub connected_peers: Vec<PeerId>,
-    /// Connected peers subscribed to the uploads topic.
+    /// Connected peers subscribed to at least one of this node's authority topics.
     pub topic_peers: usize,
-    /// Peers in this node's gossipsub mesh for the topic.
+    /// Peers in this node's gossipsub mesh of at least one of its topics.
     pub mesh_peers: usize,
     /// Peers currently banned.
     pub banned_peers: Vec<PeerId>,

@@ -6,7 +6,7 @@
 //! | --- | --- | --- |
 //! | `ephemera_federation_peers_connected` | gauge | |
 //! | `ephemera_federation_connections_total` | counter | `event` = `established` / `closed` |
-//! | `ephemera_federation_gossip_total` | counter | `verdict` = `accepted` / `rejected` / `ignored`, `reason` |
+//! | `ephemera_federation_gossip_total` | counter | `verdict` = `accepted` / `relayed` / `rejected` / `ignored`, `reason` |
 //! | `ephemera_federation_published_total` | counter | `result` = `ok` / `no-peers` / `duplicate` / `error` |
 //! | `ephemera_federation_sync_requests_total` | counter | `direction` = `inbound` / `outbound`, `kind` |
 //! | `ephemera_federation_sync_rounds_total` | counter | `result` = `ok` / `failed` / `store-error` / `budget` |
@@ -287,10 +287,12 @@ pub(crate) fn register() {
         "reason" => Verdict::Accept.reason()
     )
     .increment(0);
-    metrics::counter!(
-        "ephemera_federation_gossip_total",
-        "verdict" => Verdict::Accept.label(),
-        "reason" => Verdict::Accept.reason()
-    )
-    .increment(0);
+    for verdict in [Verdict::Accept, Verdict::Relay] {
+        metrics::counter!(
+            "ephemera_federation_gossip_total",
+            "verdict" => verdict.label(),
+            "reason" => verdict.reason()
+        )
+        .increment(0);
+    }
 }

@@ -91,6 +91,7 @@ mod admission;
 mod behaviour;
 mod budget;
 mod config;
+mod dht;
 mod dial;
 mod event_loop;
 mod handle;
@@ -112,7 +113,9 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 pub use behaviour::{IDENTIFY_PROTOCOL, KAD_PROTOCOL};
-pub use config::{ConfigError, FederationConfig, MIN_PEER_RESPONSE_BYTES, TOPIC_PREFIX};
+pub use config::{
+    ConfigError, FederationConfig, MIN_PEER_RESPONSE_BYTES, TOPIC_PREFIX, authority_topic,
+};
 pub use handle::{FederationHandle, FederationStatus};
 pub use identity::{IdentityError, NodeIdentity};
 pub use metrics::MetricsSink;

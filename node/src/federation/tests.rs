@@ -5,10 +5,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ephemera_proto::auth::ExpiryPolicy;
+use ephemera_proto::auth::{ExpiryPolicy, TrustedAuthorities};
+use ephemera_proto::signing::KeyId;
 use ephemera_proto::upload::{SignedUpload, UploadId};
 use ephemera_proto::{DayNumber, ReportContents, ReportLimits, wire};
 use futures::io::Cursor;
+use libp2p::gossipsub::MessageAcceptance;
 use libp2p::request_response::Codec;
 use ring::digest;
 
@@ -32,10 +34,16 @@ fn message_id(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn verifier(factory: &UploadFactory) -> Verifier {
-    Verifier {
-        trusted: factory.trusted(),
-        limits: ReportLimits::default(),
-    }
+    Verifier::new(
+        factory.trusted(),
+        TrustedAuthorities::new(),
+        ReportLimits::default(),
+    )
+}
+
+/// The key id of `factory`'s authority: the topic its reports travel on.
+fn topic_of(factory: &UploadFactory) -> KeyId {
+    factory.public_key().key_id()
 }
 
 /// The two forgeries gossip must reject (bad signature, wrong HMAC: `docs/PROTOCOL.md`
@@ -64,20 +72,35 @@ fn gossip_verdicts_follow_the_checks() {
     let verifier = verifier(&factory);
     let store = MemoryFederationStore::new();
     let now = SystemClock.now();
+    let topic = topic_of(&factory);
 
     for (reason, bytes) in forgeries(&factory) {
         assert_eq!(
-            verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
+            verifier.check_gossip(&store, &message_id(&bytes), &bytes, topic, now),
             Verdict::Reject(reason)
         );
     }
-    // Another authority's valid upload: ignored, not a forgery; nothing stored.
-    let other = UploadFactory::new().signed(2);
+    // Another authority's valid upload on its own topic: ignored, not a forgery; nothing
+    // stored. On this authority's topic it is a lie about its topic, which no honest node
+    // tells.
+    let other_factory = UploadFactory::new();
+    let other = other_factory.signed(2);
     let bytes = wire::encode(&other);
     assert_eq!(
-        verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
+        verifier.check_gossip(
+            &store,
+            &message_id(&bytes),
+            &bytes,
+            topic_of(&other_factory),
+            now
+        ),
         Verdict::Ignore("untrusted-authority")
     );
+    assert_eq!(
+        verifier.check_gossip(&store, &message_id(&bytes), &bytes, topic, now),
+        Verdict::Reject("wrong-topic")
+    );
+    assert!(store.is_empty());
 
     let upload = factory.upload(3);
     let bytes = wire::encode(upload.upload());
@@ -87,12 +110,12 @@ fn gossip_verdicts_follow_the_checks() {
         "message id is the upload id"
     );
     assert_eq!(
-        verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
+        verifier.check_gossip(&store, &message_id(&bytes), &bytes, topic, now),
         Verdict::Accept
     );
     assert!(store.holds(&upload.id()));
     assert_eq!(
-        verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
+        verifier.check_gossip(&store, &message_id(&bytes), &bytes, topic, now),
         Verdict::Ignore("duplicate")
     );
 
@@ -103,7 +126,7 @@ fn gossip_verdicts_follow_the_checks() {
     }
     let bytes = wire::encode(&shuffled);
     assert_eq!(
-        verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
+        verifier.check_gossip(&store, &message_id(&bytes), &bytes, topic, now),
         Verdict::Reject("non-canonical")
     );
 
@@ -112,9 +135,39 @@ fn gossip_verdicts_follow_the_checks() {
     let bytes = wire::encode(&old);
     let later = now.plus_seconds(20 * 86_400);
     assert!(matches!(
-        verifier.check_gossip(&store, &message_id(&bytes), &bytes, later),
+        verifier.check_gossip(&store, &message_id(&bytes), &bytes, topic, later),
         Verdict::Ignore(_)
     ));
+}
+
+/// A relay verifies a report of an authority it relays for exactly like one it trusts,
+/// forwards it once, and stores nothing; a forgery under that authority is provably bad and
+/// rejected.
+#[test]
+fn a_relay_verifies_forwards_once_and_keeps_nothing() {
+    let (own, relayed) = (UploadFactory::new(), UploadFactory::new());
+    let verifier = Verifier::new(own.trusted(), relayed.trusted(), ReportLimits::default());
+    let store = MemoryFederationStore::new();
+    let now = SystemClock.now();
+    let topic = topic_of(&relayed);
+
+    let upload = relayed.upload(3);
+    let bytes = wire::encode(upload.upload());
+    let check = |bytes: &[u8]| verifier.check_gossip(&store, &message_id(bytes), bytes, topic, now);
+    assert_eq!(check(&bytes), Verdict::Relay);
+    assert_eq!(check(&bytes), Verdict::Ignore("duplicate"));
+    assert!(store.is_empty(), "a relay keeps nothing");
+    assert_eq!(judge(Verdict::Relay).acceptance, MessageAcceptance::Accept);
+    assert!(!judge(Verdict::Relay).penalise);
+
+    for (reason, bytes) in forgeries(&relayed) {
+        assert_eq!(check(&bytes), Verdict::Reject(reason));
+    }
+    // Catch-up never takes a relayed authority's report.
+    assert_eq!(
+        verifier.verify(relayed.signed(2), now).map(|_| ()),
+        Err(Verdict::Ignore("untrusted-authority"))
+    );
 }
 
 #[test]
@@ -1063,6 +1116,99 @@ async fn metrics_count_connections_verdicts_and_sync() {
     cluster.stop().await;
 }
 
+/// A store that takes a while for each relayed upload, one at a time (a slow disk).
+struct SlowStore {
+    inner: MemoryFederationStore,
+    disk: std::sync::Mutex<()>,
+}
+
+impl FederationStore for SlowStore {
+    fn contains(&self, id: &UploadId) -> Result<bool, StoreError> {
+        self.inner.contains(id)
+    }
+    fn store_relayed(
+        &self,
+        upload: ephemera_proto::upload::VerifiedUpload,
+    ) -> Result<StoreOutcome, StoreError> {
+        let _disk = self.disk.lock().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        self.inner.store_relayed(upload)
+    }
+    fn ids_for_day(
+        &self,
+        day: DayNumber,
+        after: Option<UploadId>,
+        limit: usize,
+    ) -> Result<Vec<UploadId>, StoreError> {
+        self.inner.ids_for_day(day, after, limit)
+    }
+    fn get(&self, id: &UploadId) -> Result<Option<SignedUpload>, StoreError> {
+        self.inner.get(id)
+    }
+    fn day_digest(&self, day: DayNumber) -> Result<DayDigest, StoreError> {
+        self.inner.day_digest(day)
+    }
+}
+
+/// A burst at one node (issue #16, item 3) reaches a peer whose store is slower than the
+/// burst by gossip alone. Before, past 256 messages in flight the rest were ignored, and
+/// a verdict given after gossipsub's 2.5 s validation window forwarded nothing; only the
+/// next catch-up round (a minute later by default) brought them. Now messages wait their
+/// turn, and catch-up, which runs here only on connect (before the burst), fetches nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_reaches_a_slow_peer_by_gossip_alone() {
+    const BURST: usize = 2_000; // 4 s of the slow store's time: past the old window
+    let factory = UploadFactory::new();
+    let config = || test_config(&factory).with_sync_interval(Duration::from_secs(3600));
+    let mut origin = LocalNode::start(
+        config(),
+        NodeIdentity::generate(),
+        Arc::new(RecordingStore::new()),
+        vec![],
+    )
+    .await
+    .unwrap();
+    let recorder = Arc::new(CountingRecorder::default());
+    let mut slow_config = config().with_bootstrap_peers(vec![origin.tcp_addr()]);
+    slow_config.metrics = Some(MetricsSink(Arc::new(SharedRecorder(recorder.clone()))));
+    let slow = Arc::new(SlowStore {
+        inner: MemoryFederationStore::new(),
+        disk: std::sync::Mutex::new(()),
+    });
+    let (peer, join) = Federation::spawn(
+        slow_config,
+        NodeIdentity::generate(),
+        slow.clone(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let meshed = wait_until_async(PROPAGATION, || async {
+        peer.status().await.is_ok_and(|s| s.mesh_peers > 0)
+    })
+    .await;
+    assert!(meshed);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for _ in 0..BURST {
+        let upload = factory.upload(3);
+        origin.store.store_local(upload.clone());
+        origin.handle.publish(upload).await.unwrap();
+    }
+    let all = wait_until(Duration::from_secs(60), || slow.inner.len() == BURST).await;
+    assert!(all, "the slow peer holds {} of {BURST}", slow.inner.len());
+    assert_eq!(
+        recorder.get("ephemera_federation_gossip_total{reason=overloaded,verdict=ignored}"),
+        0
+    );
+    assert_eq!(
+        recorder.get("ephemera_federation_sync_fetched_total{reason=ok,verdict=accepted}"),
+        0,
+        "catch-up filled a gap gossip left"
+    );
+    peer.shutdown().await.unwrap();
+    join.await.unwrap();
+    origin.stop().await;
+}
+
 // ---- store failures ---------------------------------------------------------------------
 
 #[test]
@@ -1071,6 +1217,8 @@ fn verdicts_map_to_gossip_acceptance_and_penalties() {
     // (verdict, acceptance, penalise, refuse, abort): the same on gossip and catch-up.
     let table = [
         (Verdict::Accept, Accept, false, false, false),
+        // A relay forwards without storing; nothing against the sender.
+        (Verdict::Relay, Accept, false, false, false),
         (Verdict::Reject("bad-signature"), Reject, true, true, false),
         (Verdict::Reject("malformed"), Reject, true, true, false),
         // Partial trust (issue #32, attack 2): another authority's upload is valid where
@@ -1102,12 +1250,13 @@ fn store_failures_are_neither_blamed_nor_taken_as_absent() {
     let verifier = verifier(&factory);
     let store = TestStore::failing();
     let now = SystemClock.now();
+    let topic = topic_of(&factory);
 
     // Gossip: a valid upload the store cannot check is ignored, not stored, not rejected.
     let upload = factory.upload(2);
     let bytes = wire::encode(upload.upload());
     assert_eq!(
-        verifier.check_gossip(&store, &message_id(&bytes), &bytes, now),
+        verifier.check_gossip(&store, &message_id(&bytes), &bytes, topic, now),
         Verdict::StoreFailed
     );
     assert!(!store.honest.holds(&upload.id()), "not stored blind");

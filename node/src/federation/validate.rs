@@ -2,7 +2,11 @@
 //! one place where a [`Verdict`] becomes a gossipsub acceptance, a peer penalty, a refusal
 //! to fetch again, or the end of a catch-up round.
 
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
+
 use ephemera_proto::auth::{ExpiryPolicy, TrustedAuthorities};
+use ephemera_proto::signing::KeyId;
 use ephemera_proto::upload::{SignedUpload, UploadId, VerifiedUpload};
 use ephemera_proto::{
     CertificateError, DecodeError, ReportLimits, UnixTime, UploadError, ValidationError, wire,
@@ -17,6 +21,9 @@ use super::store::{FederationStore, StoreError, StoreOutcome};
 pub(crate) enum Verdict {
     /// Valid and newly stored: forward it.
     Accept,
+    /// Valid under an authority this node relays for without trusting it, and not relayed
+    /// before: forward it, store nothing.
+    Relay,
     /// Invalid in a way no honest node produces: drop it and penalise the sender.
     Reject(&'static str),
     /// Not stored or forwarded, but no fault of the sender (duplicate, clock skew at a
@@ -33,6 +40,7 @@ impl Verdict {
     pub(crate) fn label(self) -> &'static str {
         match self {
             Verdict::Accept => "accepted",
+            Verdict::Relay => "relayed",
             Verdict::Reject(_) => "rejected",
             Verdict::Ignore(_) | Verdict::StoreFailed => "ignored",
         }
@@ -42,6 +50,7 @@ impl Verdict {
     pub(crate) fn reason(self) -> &'static str {
         match self {
             Verdict::Accept => "ok",
+            Verdict::Relay => "relay",
             Verdict::Reject(reason) | Verdict::Ignore(reason) => reason,
             Verdict::StoreFailed => "store-error",
         }
@@ -74,13 +83,14 @@ pub(crate) struct Judgement {
 ///
 /// Partial trust is never misbehaviour: an upload under an authority this node does not
 /// trust is valid where its sender trusts that authority (authorities choose whom they
-/// accept), so it is ignored — neither stored, forwarded nor held against the relay — on
-/// both paths ([`classify`] makes it an `Ignore`). Only what no honest node sends costs
-/// score: a bad signature of a trusted authority, a wrong HMAC, a malformed or
-/// non-canonical message.
+/// accept), so it is never stored nor held against the relay, on either path ([`classify`]
+/// makes it an `Ignore`); on gossip it is forwarded only by a node that relays for that
+/// authority, after full verification ([`Verdict::Relay`]). Only what no honest node sends
+/// costs score: a bad signature of an authority this node knows, a wrong HMAC, a malformed
+/// or non-canonical message, a report on another authority's topic.
 pub(crate) fn judge(verdict: Verdict) -> Judgement {
     let acceptance = match verdict {
-        Verdict::Accept => MessageAcceptance::Accept,
+        Verdict::Accept | Verdict::Relay => MessageAcceptance::Accept,
         Verdict::Reject(_) => MessageAcceptance::Reject,
         Verdict::Ignore(_) | Verdict::StoreFailed => MessageAcceptance::Ignore,
     };
@@ -93,22 +103,70 @@ pub(crate) fn judge(verdict: Verdict) -> Judgement {
     }
 }
 
+/// Most ids remembered in [`Verifier`]'s relayed set before it is cleared.
+const MAX_RELAYED: usize = 65_536;
+
 /// Everything a verifier needs, shared by the gossip and catch-up paths.
 pub(crate) struct Verifier {
     pub(crate) trusted: TrustedAuthorities,
+    /// Authorities relayed for without being trusted (gossip only; never stored).
+    relay: TrustedAuthorities,
     pub(crate) limits: ReportLimits,
+    /// Ids relayed lately, so a relay forwards each report once even after gossipsub's
+    /// duplicate cache forgot it (a relay has no store to ask). Cleared when full.
+    relayed: Mutex<HashSet<UploadId>>,
 }
 
 impl Verifier {
+    /// A verifier storing the reports of `trusted` and relaying those of `relay` (keys in
+    /// both count as trusted).
+    pub(crate) fn new(
+        trusted: TrustedAuthorities,
+        relay: TrustedAuthorities,
+        limits: ReportLimits,
+    ) -> Self {
+        Verifier {
+            trusted,
+            relay,
+            limits,
+            relayed: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Remembers `id` as relayed; false if it was already.
+    fn first_relay(&self, id: UploadId) -> bool {
+        let mut relayed = self.relayed.lock().unwrap_or_else(PoisonError::into_inner);
+        if relayed.len() >= MAX_RELAYED {
+            relayed.clear();
+        }
+        relayed.insert(id)
+    }
+
+    fn relayed_before(&self, id: &UploadId) -> bool {
+        self.relayed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(id)
+    }
+
     /// Verifies `upload` as a relayed report at `now`.
     pub(crate) fn verify(
         &self,
         upload: SignedUpload,
         now: UnixTime,
     ) -> Result<VerifiedUpload, Verdict> {
+        self.verify_under(&self.trusted, upload, now)
+    }
+
+    fn verify_under(
+        &self,
+        authorities: &TrustedAuthorities,
+        upload: SignedUpload,
+        now: UnixTime,
+    ) -> Result<VerifiedUpload, Verdict> {
         upload
             .verify(
-                &self.trusted,
+                authorities,
                 now,
                 ExpiryPolicy::Relayed {
                     retention_days: self.limits.retention_days,
@@ -118,39 +176,70 @@ impl Verifier {
             .map_err(|e| classify(&e))
     }
 
-    /// Decodes, verifies and stores gossiped bytes whose gossipsub message id (SHA-256 of
-    /// the bytes) is `message_id`.
+    /// Decodes, verifies and stores (or only relays) gossiped bytes whose gossipsub message
+    /// id (SHA-256 of the bytes) is `message_id`, received on the topic of the authority
+    /// `topic`.
     ///
     /// Honest nodes publish only canonical encodings, whose hash is the [`UploadId`]; a
-    /// valid upload in another encoding is rejected, so one report has one message id.
+    /// valid upload in another encoding is rejected, so one report has one message id. A
+    /// report under another authority than its topic's is rejected too: honest nodes
+    /// publish each report on its own authority's topic.
+    ///
+    /// A relayed report (authority in the relay set) gets every check a stored one gets
+    /// except single use of its certificate, which only a store can enforce: a relay
+    /// forwards each valid report once ([`Verdict::Relay`]), and the trusting nodes behind
+    /// it enforce single use. So what a relay forwards is always a report its authority
+    /// signed, never bytes it could not check.
     pub(crate) fn check_gossip(
         &self,
         store: &dyn FederationStore,
         message_id: &[u8],
         data: &[u8],
+        topic: KeyId,
         now: UnixTime,
     ) -> Verdict {
         let claimed = match <[u8; 32]>::try_from(message_id) {
             Ok(id) => UploadId(id),
             Err(_) => return Verdict::Ignore("bad-message-id"),
         };
-        match store.contains(&claimed) {
-            Ok(true) => return Verdict::Ignore("duplicate"),
-            Ok(false) => {}
-            Err(e) => return Verdict::store_failed(&e),
+        let trusted = self.trusted.get(&topic).is_some();
+        if trusted {
+            match store.contains(&claimed) {
+                Ok(true) => return Verdict::Ignore("duplicate"),
+                Ok(false) => {}
+                Err(e) => return Verdict::store_failed(&e),
+            }
+        } else if self.relayed_before(&claimed) {
+            return Verdict::Ignore("duplicate");
         }
         let upload = match wire::decode::<SignedUpload>(data) {
             Ok(upload) => upload,
             Err(e) => return decode_verdict(&e),
         };
-        let verified = match self.verify(upload, now) {
+        if upload.certificate.certificate.authority != topic {
+            return Verdict::Reject("wrong-topic");
+        }
+        let authorities = if trusted {
+            &self.trusted
+        } else if self.relay.get(&topic).is_some() {
+            &self.relay
+        } else {
+            return Verdict::Ignore("untrusted-authority");
+        };
+        let verified = match self.verify_under(authorities, upload, now) {
             Ok(verified) => verified,
             Err(verdict) => return verdict,
         };
         if verified.id() != claimed {
             return Verdict::Reject("non-canonical");
         }
-        store_verdict(store, verified)
+        if trusted {
+            store_verdict(store, verified)
+        } else if self.first_relay(claimed) {
+            Verdict::Relay
+        } else {
+            Verdict::Ignore("duplicate")
+        }
     }
 }
 

@@ -131,6 +131,9 @@ impl Node {
         federation.discovery = f.discovery;
         federation.dial_private_addrs = f.dial_private_addresses;
         federation.dials_per_minute = f.dials_per_minute;
+        for key in &f.relay_authorities {
+            federation.relay_authorities.insert(*key);
+        }
         federation.metrics = Some(MetricsSink(Arc::new(NodeRecorder(Arc::downgrade(
             &self.inner,
         )))));

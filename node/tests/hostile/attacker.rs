@@ -8,7 +8,9 @@ use std::io;
 use std::time::Duration;
 
 use ephemera_node::federation::sync::{SYNC_PROTOCOL, SyncRequest, SyncResponse};
-use ephemera_node::federation::{IDENTIFY_PROTOCOL, KAD_PROTOCOL, Multiaddr, PeerId, TOPIC_PREFIX};
+use ephemera_node::federation::{
+    IDENTIFY_PROTOCOL, KAD_PROTOCOL, Multiaddr, PeerId, authority_topic,
+};
 use ephemera_proto::wire;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::swarm::behaviour::toggle::Toggle;
@@ -125,7 +127,8 @@ pub(crate) struct AttackBehaviour {
 pub(crate) struct Speaks {
     /// How catch-up answers are read.
     pub(crate) reading: Reading,
-    /// Join the node's gossip topic (anonymous mode, content-hash ids, like the node).
+    /// Speak gossipsub (anonymous mode, content-hash ids, like the node), to publish on the
+    /// node's topics.
     pub(crate) gossip: bool,
     /// Run identify, announcing these listen addresses.
     pub(crate) announce: Option<Vec<Multiaddr>>,
@@ -135,9 +138,14 @@ pub(crate) struct Speaks {
     pub(crate) no_dials: bool,
 }
 
-/// The uploads topic of a node without a region.
-pub(crate) fn topic() -> gossipsub::IdentTopic {
-    gossipsub::IdentTopic::new(TOPIC_PREFIX)
+/// The topic an encoded upload travels on at a node without a region: its authority's.
+pub(crate) fn topic_of(encoded: &[u8]) -> gossipsub::IdentTopic {
+    let upload: ephemera_proto::upload::SignedUpload =
+        wire::decode(encoded).expect("an encoded upload");
+    gossipsub::IdentTopic::new(authority_topic(
+        None,
+        &upload.certificate.certificate.authority,
+    ))
 }
 
 /// A fresh identity's swarm (TCP, Noise, Yamux) speaking `speaks`; connections are kept for
@@ -173,11 +181,9 @@ pub(crate) fn swarm(speaks: &Speaks) -> Swarm<AttackBehaviour> {
                     .heartbeat_interval(Duration::from_millis(500))
                     .build()
                     .expect("gossipsub config");
-                let mut g =
-                    gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)
-                        .expect("gossipsub");
-                g.subscribe(&topic()).expect("subscribe");
-                g
+                // Subscribed to nothing: it publishes to the node's topics (fanout).
+                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)
+                    .expect("gossipsub")
             });
             let identify = speaks.announce.clone().map(|_| {
                 identify::Behaviour::new(identify::Config::new(

@@ -40,6 +40,7 @@ fn start(bin: &str, dir: &Path) -> (Running, Option<(String, String)>) {
         .arg(dir.join("data"))
         .args(["--listen", "127.0.0.1:0", "--set", "log.filter=warn"])
         .args(["--set", "publication.batch_period_seconds=1"])
+        .args(["--set", "federation.listen=127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

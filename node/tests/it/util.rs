@@ -192,6 +192,8 @@ pub(crate) fn test_config(dir: &Path) -> NodeConfig {
         ..NodeConfig::default()
     };
     config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    // Nodes run side by side: not the fixed default federation port.
+    config.federation.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.publication.batch_min_entries = 16;
     config
 }

@@ -70,6 +70,19 @@ enum Command {
     },
     /// Federation: 10 nodes on loopback, p50/p99 propagation latency and reports/s.
     Federation,
+    /// Federation under a burst at one node: 10 nodes on loopback, p99 delay from
+    /// acknowledgement (median and worst run) for each burst size. Long: not run in CI.
+    FederationBurst {
+        /// Burst sizes (reports at one node).
+        #[arg(long, value_delimiter = ',', default_values_t = [2_000, 20_000])]
+        sizes: Vec<usize>,
+        /// Runs per size, each on a fresh cluster.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Seconds one run may take before its missing reports are counted.
+        #[arg(long, default_value_t = 300)]
+        timeout_seconds: u64,
+    },
     /// Real and decoy answer times of sealed verifies and uploads, side by side, with the
     /// node's answer floor and without it: the AUC of telling them apart by time (issue 30).
     DecoyTiming,
@@ -136,6 +149,15 @@ fn main() -> anyhow::Result<()> {
             })?
         }
         Command::Federation => ephemera_bench::federation::run(budget),
+        Command::FederationBurst {
+            sizes,
+            runs,
+            timeout_seconds,
+        } => ephemera_bench::federation::burst(&ephemera_bench::federation::BurstOptions {
+            sizes,
+            runs: runs.max(1),
+            timeout: Duration::from_secs(timeout_seconds),
+        }),
         Command::ClientGaenMatch => ephemera_bench::client::gaen(budget),
         Command::ClientPetMatch => ephemera_bench::client::pet(budget),
         Command::Sim { agents, days } => ephemera_bench::sim::run(agents, days)?,

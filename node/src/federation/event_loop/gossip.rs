@@ -32,13 +32,17 @@ impl EventLoop {
         });
     }
 
+    /// Publishes an upload on its authority's topic.
     pub(super) fn publish(&mut self, upload: &VerifiedUpload) {
+        let authority = upload.upload().certificate.certificate.authority;
+        let Some(topic) = self.topics.by_authority.get(&authority).cloned() else {
+            // A verified upload is under a trusted authority, whose topic was joined.
+            tracing::warn!("upload of an authority without a topic not published");
+            metrics::published("error");
+            return;
+        };
         let data = wire::encode(upload.upload());
-        let result = self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(self.topic.clone(), data);
+        let result = self.swarm.behaviour_mut().gossipsub.publish(topic, data);
         let label = match result {
             Ok(_) => "ok",
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => "no-peers",
@@ -52,20 +56,29 @@ impl EventLoop {
         metrics::published(label);
     }
 
-    /// Publishes raw bytes, bypassing verification: only for tests of forged traffic.
+    /// Publishes raw bytes, bypassing verification, on the topic of the authority they
+    /// name (the first topic if they do not decode): only for tests of forged traffic.
     #[cfg(test)]
     pub(super) fn publish_raw(&mut self, bytes: Vec<u8>) {
-        let result = self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(self.topic.clone(), bytes);
+        let named = wire::decode::<ephemera_proto::upload::SignedUpload>(&bytes)
+            .ok()
+            .and_then(|u| {
+                let authority = u.certificate.certificate.authority;
+                self.topics.by_authority.get(&authority).cloned()
+            });
+        let Some(topic) = named.or_else(|| self.topics.by_authority.values().next().cloned())
+        else {
+            return;
+        };
+        let result = self.swarm.behaviour_mut().gossipsub.publish(topic, bytes);
         tracing::debug!(ok = result.is_ok(), "published raw test bytes");
     }
 
     /// Verifies a received message in a blocking task, which reports an
-    /// [`Internal::Verdict`]; a message on another topic, or one beyond the verification
-    /// slots, is ignored at once.
+    /// [`Internal::Verdict`]. Messages wait for a verification slot in arrival order
+    /// (backpressure, not loss); a message on a topic this node did not join is ignored at
+    /// once, and so is one past the pending-verification bound, which also starts a
+    /// catch-up round with its sender to fill the gap at once.
     pub(super) fn on_gossip(&mut self, event: gossipsub::Event) {
         let gossipsub::Event::Message {
             propagation_source,
@@ -75,29 +88,38 @@ impl EventLoop {
         else {
             return;
         };
-        let verdict_now = if message.topic != self.topic.hash() {
-            Some(Verdict::Ignore("wrong-topic"))
-        } else {
-            None
+        let Some(&authority) = self.topics.by_hash.get(&message.topic) else {
+            self.report_verdict(
+                message_id,
+                propagation_source,
+                Verdict::Ignore("wrong-topic"),
+            );
+            return;
         };
-        let permit = match (verdict_now, self.verify_slots.clone().try_acquire_owned()) {
-            (None, Ok(permit)) => permit,
-            (verdict, _) => {
-                let verdict = verdict.unwrap_or(Verdict::Ignore("overloaded"));
-                self.report_verdict(message_id, propagation_source, verdict);
-                return;
-            }
+        let kib = u32::try_from(message.data.len().div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+        let Ok(pending) = self.pending_kib.clone().try_acquire_many_owned(kib) else {
+            self.report_verdict(
+                message_id,
+                propagation_source,
+                Verdict::Ignore("overloaded"),
+            );
+            self.start_session(propagation_source);
+            return;
         };
+        let slots = self.verify_slots.clone();
         let shared = self.shared.clone();
         let tx = self.internal_tx.clone();
         metrics::spawn(async move {
             let id = message_id.clone();
+            let Ok(slot) = slots.acquire_owned().await else {
+                return;
+            };
             let verdict = tokio::task::spawn_blocking(move || {
-                let _permit = permit;
+                let _held = (slot, pending);
                 let now: UnixTime = shared.clock.now();
                 shared
                     .verifier
-                    .check_gossip(&*shared.store, &id.0, &message.data, now)
+                    .check_gossip(&*shared.store, &id.0, &message.data, authority, now)
             })
             .await
             .unwrap_or(Verdict::Ignore("internal"));
@@ -131,6 +153,10 @@ impl EventLoop {
             Verdict::Accept => {
                 self.useful(source);
                 tracing::debug!(peer = %source, "gossiped upload stored");
+            }
+            Verdict::Relay => {
+                self.useful(source);
+                tracing::debug!(peer = %source, "gossiped upload relayed");
             }
             Verdict::Reject(_) => {
                 tracing::warn!(peer = %source, reason, "gossiped upload rejected; peer penalised")

@@ -26,6 +26,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ephemera_proto::signing::KeyId;
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
 use libp2p::swarm::SwarmEvent;
@@ -37,6 +38,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::behaviour::{FederationBehaviour, FederationBehaviourEvent, build_swarm};
 use super::budget::ResponseBudget;
 use super::config::{FederationConfig, peer_id_of};
+use super::dht;
 use super::dial::{DialPolicy, SharedPolicy};
 use super::handle::{Command, FederationHandle, FederationStatus};
 use super::identity::NodeIdentity;
@@ -47,9 +49,15 @@ use super::sync::SyncResponse;
 use super::validate::Verifier;
 use super::{Clock, FederationError};
 
-/// Most gossip messages verified at once; beyond that, messages are ignored (not
-/// forwarded, no penalty) until a slot frees.
-const MAX_CONCURRENT_VERIFICATIONS: usize = 256;
+/// Most gossip messages verified at once (blocking tasks); the others wait their turn.
+const MAX_CONCURRENT_VERIFICATIONS: usize = 64;
+/// Most KiB of gossip messages waiting for or under verification (256 MiB). A burst queues
+/// here rather than being dropped; past it, a message is ignored (not forwarded, no
+/// penalty) and a catch-up round with its sender is started at once, so the gap is filled
+/// without waiting for the next `sync_interval`. Every waiting message gets its verdict
+/// within gossipsub's validation window (`behaviour::VALIDATION_WINDOW`) at the
+/// verification rates measured in `docs/BENCHMARKS.md`.
+const MAX_PENDING_VERIFICATION_KIB: usize = 256 << 10;
 /// How often bans expire and scores are checked.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 /// Commands queued before `publish` waits.
@@ -63,14 +71,14 @@ pub(crate) fn spawn(
     clock: Arc<dyn Clock>,
 ) -> Result<(FederationHandle, JoinHandle<()>), FederationError> {
     config.validate()?;
-    let topic = gossipsub::IdentTopic::new(config.topic());
+    let topics = Topics::new(&config);
     let policy: SharedPolicy = Arc::new(std::sync::Mutex::new(DialPolicy::new(
         config.dial_private_addrs,
         &config.bootstrap_peers,
         config.dials_per_minute,
         std::time::Instant::now(),
     )));
-    let mut swarm = build_swarm(&identity, &config, &topic, policy.clone())?;
+    let mut swarm = build_swarm(&identity, &config, &topics.all(), policy.clone())?;
 
     let mut listeners = HashMap::new();
     for addr in &config.listen_addrs {
@@ -94,24 +102,36 @@ pub(crate) fn spawn(
     let shared = Arc::new(Shared::new(
         store,
         clock,
-        Verifier {
-            trusted: config.trusted_authorities.clone(),
-            limits: config.limits.clone(),
-        },
+        Verifier::new(
+            config.trusted_authorities.clone(),
+            config.relay_authorities.clone(),
+            config.limits.clone(),
+        ),
         config.page_size(),
         config.fetch_batch(),
         config.republish_synced,
         config.sync_round_pages,
     ));
     let peer_id = *swarm.local_peer_id();
-    tracing::info!(%peer_id, topic = %topic, "federation starting");
+    if bootstrap.is_empty() {
+        tracing::info!(
+            "no bootstrap peers: this node runs alone until a peer dials it (the default; \
+             set [federation] bootstrap_peers to join a federation)"
+        );
+    }
+    tracing::info!(
+        %peer_id,
+        trusted = config.trusted_authorities.len(),
+        relayed = topics.by_authority.len() - config.trusted_authorities.len(),
+        "federation starting"
+    );
     let event_loop = EventLoop {
         swarm,
         commands: commands_rx,
         internal_rx,
         internal_tx,
         shared,
-        topic,
+        topics,
         listeners,
         addr_waiters: Vec::new(),
         pending_requests: HashMap::new(),
@@ -121,6 +141,7 @@ pub(crate) fn spawn(
         app_scores: HashMap::new(),
         bootstrap,
         verify_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_VERIFICATIONS)),
+        pending_kib: Arc::new(Semaphore::new(MAX_PENDING_VERIFICATION_KIB)),
         configured: config.configured_peers(),
         policy,
         last_useful: HashMap::new(),
@@ -136,13 +157,40 @@ pub(crate) fn spawn(
     Ok((FederationHandle::new(commands_tx, peer_id), join))
 }
 
+/// The gossip topics this node joined: one per authority it trusts or relays for.
+struct Topics {
+    /// Each topic's authority.
+    by_hash: HashMap<gossipsub::TopicHash, KeyId>,
+    /// Each authority's topic.
+    by_authority: HashMap<KeyId, gossipsub::IdentTopic>,
+}
+
+impl Topics {
+    fn new(config: &FederationConfig) -> Self {
+        let mut topics = Topics {
+            by_hash: HashMap::new(),
+            by_authority: HashMap::new(),
+        };
+        for (key, _) in config.gossip_authorities() {
+            let topic = gossipsub::IdentTopic::new(config.topic_for(&key));
+            topics.by_hash.insert(topic.hash(), key);
+            topics.by_authority.insert(key, topic);
+        }
+        topics
+    }
+
+    fn all(&self) -> Vec<gossipsub::IdentTopic> {
+        self.by_authority.values().cloned().collect()
+    }
+}
+
 struct EventLoop {
     swarm: Swarm<FederationBehaviour>,
     commands: mpsc::Receiver<Command>,
     internal_rx: mpsc::UnboundedReceiver<Internal>,
     internal_tx: mpsc::UnboundedSender<Internal>,
     shared: Arc<Shared>,
-    topic: gossipsub::IdentTopic,
+    topics: Topics,
     listeners: HashMap<ListenerId, Vec<Multiaddr>>,
     addr_waiters: Vec<oneshot::Sender<Vec<Multiaddr>>>,
     /// Catch-up requests sent for a round, by request id.
@@ -160,6 +208,8 @@ struct EventLoop {
     app_scores: HashMap<PeerId, scoring::Penalty>,
     bootstrap: Vec<(PeerId, Multiaddr)>,
     verify_slots: Arc<Semaphore>,
+    /// KiB of gossip messages waiting for or under verification.
+    pending_kib: Arc<Semaphore>,
     /// What may be dialled (shared with the transport).
     policy: SharedPolicy,
     /// Bootstrap and reserved peers (see `FederationConfig::reserved_peers`).
@@ -181,6 +231,9 @@ impl EventLoop {
         redial_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
         maintenance.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut dht_tick =
+            tokio::time::interval_at(start + dht::REFRESH_INTERVAL, dht::REFRESH_INTERVAL);
+        dht_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
@@ -192,6 +245,11 @@ impl EventLoop {
                 _ = sync_tick.tick() => self.sync_all(),
                 _ = redial_tick.tick() => self.redial(),
                 _ = maintenance.tick() => self.maintain(),
+                _ = dht_tick.tick() => {
+                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                        kad.refresh();
+                    }
+                }
             }
         }
         tracing::info!(peer_id = %self.swarm.local_peer_id(), "federation stopped");
@@ -273,14 +331,15 @@ impl EventLoop {
     }
 
     fn status(&mut self) -> FederationStatus {
-        let hash = self.topic.hash();
         let connected_peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         let gossipsub = &self.swarm.behaviour().gossipsub;
+        let ours = &self.topics.by_hash;
         let topic_peers = gossipsub
             .all_peers()
-            .filter(|(_, topics)| topics.contains(&&hash))
+            .filter(|(_, topics)| topics.iter().any(|t| ours.contains_key(t)))
             .count();
-        let mesh_peers = gossipsub.mesh_peers(&hash).count();
+        // Every topic joined is one of ours.
+        let mesh_peers = gossipsub.all_mesh_peers().count();
         let peer_scores = connected_peers
             .iter()
             .filter_map(|p| gossipsub.peer_score(p).map(|s| (*p, s)))

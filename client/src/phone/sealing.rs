@@ -40,8 +40,8 @@ impl<S: Store> Phone<S> {
         );
     }
 
-    /// Keeps the announced key if a trusted node key signed it; flows waiting for a key go
-    /// on at once.
+    /// Keeps the announced key if a node key this phone trusts signed it (a configured key,
+    /// or one it followed through a rollover); flows waiting for a key go on at once.
     pub(super) fn on_sealing_key(
         &mut self,
         now: UnixTime,
@@ -52,7 +52,7 @@ impl<S: Store> Phone<S> {
         }
         let announced = serde_json::from_slice::<SealingKeyAnnouncement>(&response.body)
             .ok()
-            .and_then(|a| a.verify(&self.config.trusted_nodes).ok());
+            .and_then(|a| a.verify(&self.trusted_nodes()).ok());
         let Some(key) = announced else {
             self.last_error = Some("sealing-key");
             return Ok(());

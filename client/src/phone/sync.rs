@@ -123,13 +123,15 @@ impl<S: Store> Phone<S> {
         Ok(())
     }
 
-    /// Starts a sync round unless one is running: the node's sealing key (for the verify
-    /// and upload bodies) and the batch index after the cursor, side by side.
+    /// Starts a sync round unless one is running: the batch index after the cursor and,
+    /// beside it, the node's sealing key (for the verify and upload bodies). The index goes
+    /// first: a page may announce a batch-key rollover, and the key is signed by the
+    /// current batch key.
     pub(super) fn start_sync_round(&mut self, _now: UnixTime) {
         if matches!(self.sync.phase, Phase::Idle) {
             self.sync.ingested = 0;
-            self.request_sealing_key();
             self.request_index();
+            self.request_sealing_key();
         }
     }
 
@@ -214,6 +216,10 @@ impl<S: Store> Phone<S> {
             batches: self.sync.ingested,
         })?;
         self.store.flush()?;
+        if self.sealing_key.is_none() && self.flows_await_key {
+            // The key answer came before a rollover this round followed: ask again.
+            self.request_sealing_key();
+        }
         Ok(())
     }
 
@@ -295,7 +301,9 @@ mod tests {
         };
         let body = serde_json::to_vec(&index).unwrap();
         phone.handle_response(NOW, request.id, Response { status: 200, body })?;
-        let request = phone.poll_request().unwrap();
+        let request = std::iter::from_fn(|| phone.poll_request())
+            .find(|r| r.purpose != crate::request::Purpose::FetchSealingKey)
+            .unwrap();
         let body = batch.bytes().to_vec();
         let fetched = phone.handle_response(NOW, request.id, Response { status: 200, body });
         while phone.poll_request().is_some() {}

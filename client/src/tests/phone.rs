@@ -335,7 +335,7 @@ fn sync_walks_the_index_and_persists_the_cursor() {
         )
         .unwrap();
     for (batch, seq) in [(&b1, 1), (&b2, 2)] {
-        let request = phone.poll_request().unwrap();
+        let request = next_past_key(phone);
         assert_eq!(request.purpose, Purpose::FetchBatch(batch.id()));
         assert_eq!(request.path, format!("/v1/batches/{}", batch.id().to_hex()));
         phone
@@ -350,7 +350,7 @@ fn sync_walks_the_index_and_persists_the_cursor() {
             .unwrap();
         assert_eq!(phone.sync_cursor(), seq);
     }
-    let next_page = phone.poll_request().unwrap();
+    let next_page = next_past_key(phone);
     assert_eq!(next_page.path, "/v1/batches?after=2");
     let empty = BatchIndex {
         batches: vec![],
@@ -393,7 +393,7 @@ fn sync_walks_the_index_and_persists_the_cursor() {
             },
         )
         .unwrap();
-    let r = phone.poll_request().unwrap();
+    let r = next_past_key(phone);
     assert_eq!(
         phone.handle_response(
             now,
@@ -670,7 +670,7 @@ fn fetched_batches_stream_from_a_reader() {
     phone
         .handle_response_reader(now, r.id, 200, &mut json.as_slice())
         .unwrap();
-    let r = phone.poll_request().unwrap();
+    let r = next_past_key(phone);
     // A reader that hands out 7 bytes at a time.
     struct Trickle<'a>(&'a [u8]);
     impl std::io::Read for Trickle<'_> {

@@ -112,6 +112,10 @@ pub(crate) struct BatchIndexDoc {
     batches: Vec<BatchIndexEntryDoc>,
     /// Pass as `after` for the next page.
     next_cursor: u64,
+    /// Batch-key rollovers this node announced (hex `KeyRollover` frames, wire kind 0x09;
+    /// docs/PROTOCOL.md §6.1): phones follow one signed under a key they trust. Absent when
+    /// there is none.
+    key_rollovers: Option<Vec<String>>,
 }
 
 struct BearerAuth;

@@ -3,8 +3,8 @@
 
 use ephemera_proto::{SchemeKind, UnixTime};
 
-use super::util::{T0, hear};
-use crate::store::{MemoryStore, SledStore, Store};
+use super::util::{self, T0, hear};
+use crate::store::{MemoryStore, Store};
 use crate::{ClientConfig, ClientError, Phone, Sighting, Signal};
 
 fn start() -> UnixTime {
@@ -49,12 +49,7 @@ fn poll_timeout_is_none_until_a_time_is_known() {
 fn a_time_going_back_is_refused_and_no_past_key_is_broadcast() {
     for scheme in [SchemeKind::Gaen, SchemeKind::Pet] {
         let dir = tempfile::tempdir().unwrap();
-        let mut phone = Phone::new(
-            config(scheme),
-            SledStore::open(dir.path()).unwrap(),
-            [1; 32],
-        )
-        .unwrap();
+        let mut phone = Phone::new(config(scheme), util::reopen(dir.path()), [1; 32]).unwrap();
         let now = start().plus_seconds(3600);
         let current = phone.advertisement(now).unwrap();
         // An hour back, or 1970: refused, with nothing done.
@@ -85,12 +80,7 @@ fn a_time_going_back_is_refused_and_no_past_key_is_broadcast() {
         assert_eq!(raced.full, current.full);
         // After a restart, an earlier interval than the last one seen is still refused.
         drop(phone);
-        let mut phone = Phone::new(
-            config(scheme),
-            SledStore::open(dir.path()).unwrap(),
-            [2; 32],
-        )
-        .unwrap();
+        let mut phone = Phone::new(config(scheme), util::reopen(dir.path()), [2; 32]).unwrap();
         assert!(matches!(
             phone.advertisement(now.minus_seconds(700)),
             Err(ClientError::ClockWentBack { .. })

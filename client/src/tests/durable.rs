@@ -4,7 +4,7 @@
 use ephemera_proto::{SchemeKind, UnixTime};
 
 use super::util::{self, FakeNode, T0};
-use crate::store::{EncounterRecord, MemoryStore, SledStore, Store};
+use crate::store::{EncounterRecord, MemoryStore, Store};
 use crate::{ClientConfig, Phone, PhoneEvent, Purpose, ReportError, Request, Response, Signal};
 
 fn start() -> UnixTime {
@@ -57,7 +57,7 @@ fn a_code_whose_first_upload_failed_still_uploads_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = FakeNode::new(21);
     let config = node.config(SchemeKind::Pet);
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = util::reopen(dir.path());
     let (mut phone, now) = phone_with_encounter(&config, store);
     let code = node.code();
     phone.start_report(now, &code, None, None).unwrap();
@@ -79,12 +79,7 @@ fn a_code_whose_first_upload_failed_still_uploads_after_a_restart() {
     assert!(phone.status().report_pending && !phone.status().report_certified);
     // Killed (dropped without any goodbye), then made again on the folder.
     drop(phone);
-    let mut phone = Phone::new(
-        config.clone(),
-        SledStore::open(dir.path()).unwrap(),
-        [7; 32],
-    )
-    .unwrap();
+    let mut phone = Phone::new(config.clone(), util::reopen(dir.path()), [7; 32]).unwrap();
     assert!(phone.report_in_progress());
     // Not before its time...
     phone.handle_timeout(now.plus_seconds(10)).unwrap();
@@ -121,12 +116,7 @@ fn a_code_whose_first_upload_failed_still_uploads_after_a_restart() {
         )
         .unwrap();
     drop(phone);
-    let mut phone = Phone::new(
-        config.clone(),
-        SledStore::open(dir.path()).unwrap(),
-        [8; 32],
-    )
-    .unwrap();
+    let mut phone = Phone::new(config.clone(), util::reopen(dir.path()), [8; 32]).unwrap();
     let later = next_attempt.plus_seconds(3600);
     phone.retry_report(later).unwrap();
     let upload_again = next(&node, &mut phone, later);
@@ -155,7 +145,7 @@ fn a_code_whose_first_upload_failed_still_uploads_after_a_restart() {
     );
     // After another restart nothing is sent again.
     drop(phone);
-    let mut phone = Phone::new(config, SledStore::open(dir.path()).unwrap(), [9; 32]).unwrap();
+    let mut phone = Phone::new(config, util::reopen(dir.path()), [9; 32]).unwrap();
     phone.handle_timeout(later.plus_seconds(7200)).unwrap();
     assert!(
         std::iter::from_fn(|| phone.poll_request())
@@ -220,7 +210,7 @@ fn events_are_kept_until_acknowledged_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = FakeNode::new(23);
     let config = node.config(SchemeKind::Pet);
-    let (mut phone, now) = phone_with_encounter(&config, SledStore::open(dir.path()).unwrap());
+    let (mut phone, now) = phone_with_encounter(&config, util::reopen(dir.path()));
     phone.start_report(now, &node.code(), None, None).unwrap();
     let r = next(&node, &mut phone, now);
     phone.handle_failure(now, r.id).unwrap();
@@ -229,12 +219,7 @@ fn events_are_kept_until_acknowledged_across_restarts() {
     phone.acknowledge_event(first.id).unwrap();
     // The retrying event was not polled, the pending one was acknowledged.
     drop(phone);
-    let mut phone = Phone::new(
-        config.clone(),
-        SledStore::open(dir.path()).unwrap(),
-        [1; 32],
-    )
-    .unwrap();
+    let mut phone = Phone::new(config.clone(), util::reopen(dir.path()), [1; 32]).unwrap();
     let kept = phone.unacknowledged_events();
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert!(matches!(kept[0].event, PhoneEvent::ReportRetrying { .. }));
@@ -243,18 +228,13 @@ fn events_are_kept_until_acknowledged_across_restarts() {
     assert!(phone.poll_event_record().is_none());
     // Polled but not acknowledged: still there after a restart.
     drop(phone);
-    let mut phone = Phone::new(
-        config.clone(),
-        SledStore::open(dir.path()).unwrap(),
-        [2; 32],
-    )
-    .unwrap();
+    let mut phone = Phone::new(config.clone(), util::reopen(dir.path()), [2; 32]).unwrap();
     let record = phone.poll_event_record().unwrap();
     assert_eq!(record.id, kept[0].id);
     phone.acknowledge_event(record.id).unwrap();
     phone.acknowledge_event(record.id).unwrap();
     drop(phone);
-    let phone = Phone::new(config, SledStore::open(dir.path()).unwrap(), [3; 32]).unwrap();
+    let phone = Phone::new(config, util::reopen(dir.path()), [3; 32]).unwrap();
     assert!(phone.unacknowledged_events().is_empty());
 }
 
@@ -268,12 +248,7 @@ fn a_kill_during_a_contact_loses_at_most_one_checkpoint_period() {
         let mut config = ClientConfig::new(scheme).with_decoy_rate(0.0);
         config.encounter.scan_period_seconds = 60;
         let dir = tempfile::tempdir().unwrap();
-        let mut phone = Phone::new(
-            config.clone(),
-            SledStore::open(dir.path()).unwrap(),
-            [1; 32],
-        )
-        .unwrap();
+        let mut phone = Phone::new(config.clone(), util::reopen(dir.path()), [1; 32]).unwrap();
         let mut peer = Phone::new(config.clone(), MemoryStore::new(), [2; 32]).unwrap();
         let t = start().plus_seconds(17);
         // 20 one-minute scans: a 20-minute contact; killed right after the 10th.
@@ -281,12 +256,7 @@ fn a_kill_during_a_contact_loses_at_most_one_checkpoint_period() {
             hear(&mut phone, &mut peer, t.plus_seconds(60 * i));
         }
         drop(phone);
-        let mut phone = Phone::new(
-            config.clone(),
-            SledStore::open(dir.path()).unwrap(),
-            [3; 32],
-        )
-        .unwrap();
+        let mut phone = Phone::new(config.clone(), util::reopen(dir.path()), [3; 32]).unwrap();
         assert!(phone.open_encounters() >= 1, "{scheme:?}: resumed");
         for i in 10..20 {
             hear(&mut phone, &mut peer, t.plus_seconds(60 * i));
@@ -300,7 +270,7 @@ fn a_kill_during_a_contact_loses_at_most_one_checkpoint_period() {
         );
         // A restart after closing counts nothing twice.
         drop(phone);
-        let mut phone = Phone::new(config, SledStore::open(dir.path()).unwrap(), [4; 32]).unwrap();
+        let mut phone = Phone::new(config, util::reopen(dir.path()), [4; 32]).unwrap();
         phone.close_all_encounters().unwrap();
         assert_eq!(credited(phone.store()), total, "{scheme:?}");
     }

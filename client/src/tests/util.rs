@@ -206,6 +206,21 @@ impl FakeNode {
     }
 }
 
+/// Opens the sled store in `dir` again after a phone on it was dropped. sled releases its
+/// folder lock when its background flusher lets go of the database, a moment after the
+/// last handle is dropped: a busy machine (CI) can still see it held.
+pub(crate) fn reopen(dir: &std::path::Path) -> crate::store::SledStore {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match crate::store::SledStore::open(dir) {
+            Err(crate::error::StoreError::InUse) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
 /// The upload that follows a verify's answer at `now`, 1 to 3 s later (the phone's timer).
 pub(crate) fn next_upload<S: crate::store::Store>(phone: &mut Phone<S>, now: UnixTime) -> Request {
     for later in 0..=3 {

@@ -447,7 +447,9 @@ def test_credited_duration_within_10_percent_for_scan_periods_1_to_5_minutes(nod
     # Each contact covers two whole 10-minute intervals (17 s after a boundary): what is
     # measured is the credited time, not the risk model's rule that a window under 300
     # weighted seconds (a few minutes of an interval) does not count.
-    start = (int(time.time()) // 600) * 600 - 6 * 3600
+    # All five on yesterday's morning (06:00-11:20 UTC): a contact across midnight would be
+    # two exposures, one per day, and the first one found would hold only part of it.
+    start = (int(time.time()) // 86_400) * 86_400 - 18 * 3600
     for k, period in enumerate(periods):
         bob = bobs[period]
         begin = start + k * 3600 + 17

@@ -78,13 +78,21 @@ impl ReleaseClock {
         let waiting = Arc::new(AtomicUsize::new(0));
         let wake = Arc::new(Notify::new());
         let (task_waiting, task_wake) = (Arc::clone(&waiting), Arc::clone(&wake));
+        // Ticks fall on one grid from the clock's start, whenever answers begin to wait:
+        // a grid restarted by the first waiter would put the ticks at a phase of its
+        // arrival, which differs by the work done before waiting.
+        let epoch = Instant::now();
+        let tick = RELEASE_TICK.as_nanos().max(1);
         tokio::spawn(async move {
             loop {
                 if task_waiting.load(Ordering::SeqCst) == 0 {
                     task_wake.notified().await;
                     continue;
                 }
-                tokio::time::sleep(RELEASE_TICK).await;
+                let next = (Instant::now() - epoch).as_nanos() / tick + 1;
+                let at =
+                    epoch + Duration::from_nanos(u64::try_from(next * tick).unwrap_or(u64::MAX));
+                tokio::time::sleep_until(at.into()).await;
                 if sender.send(Instant::now()).is_err() {
                     return;
                 }

@@ -7,7 +7,7 @@
 # exceeds 0.55 or there are fewer than 50 real and 300 decoy flows. About 4 minutes on 2
 # cores after the workspace build. TRAFFIC_ARGS passes options (e.g. "--reals 600").
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 . .ci/lib/node.sh
 
 version=1.6.1

@@ -27,20 +27,7 @@ max_examples="${OPENAPI_MAX_EXAMPLES:-100}"
 target="${CARGO_TARGET_DIR:-$(pwd)/target}"
 venv="$target/schemathesis-$version"
 
-need_apt python3 python3
-if [ ! -x "$venv/bin/st" ]; then
-  echo "installing schemathesis $version into $venv"
-  if ! python3 -m venv "$venv" 2>/dev/null; then
-    # Debian keeps ensurepip in a package of its own.
-    rm -rf "$venv"
-    export DEBIAN_FRONTEND=noninteractive
-    { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends python3-venv >/dev/null; } \
-      || fail "python3 -m venv failed and python3-venv could not be installed"
-    python3 -m venv "$venv" || fail "python3 -m venv failed"
-  fi
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version" \
-    || fail "pip install schemathesis==$version failed"
-fi
+pip_venv "$venv" "schemathesis==$version"
 "$venv/bin/st" --version
 
 build_node

@@ -1,6 +1,6 @@
 # Helpers for .ci/extra scripts that run a real `ephemera-node serve` on loopback.
 # Source it after `cd` to the repository root; defines: fail, need_apt, build_node,
-# start_node (sets node_pid, node_url, node_work), stop_node.
+# pip_venv, start_node (sets node_pid, node_url, node_work), stop_node.
 
 fail() { echo "${0##*/}: FAIL: $*" >&2; exit 1; }
 
@@ -15,6 +15,28 @@ need_apt() {
     exit 0
   fi
   command -v "$1" >/dev/null || fail "$2 installed but $1 is still missing"
+}
+
+# pip_venv DIR REQUIREMENT: a Python venv in DIR with REQUIREMENT (pinned, from pip)
+# installed, unless DIR has it already; Debian's python3-venv is installed if venv needs it.
+pip_venv() {
+  local venv="$1" requirement="$2"
+  need_apt python3 python3
+  if [ -x "$venv/bin/python" ] && "$venv/bin/pip" show --quiet "${requirement%%=*}" >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "installing $requirement into $venv"
+  rm -rf "$venv"
+  if ! python3 -m venv "$venv" 2>/dev/null; then
+    # Debian keeps ensurepip in a package of its own.
+    rm -rf "$venv"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends python3-venv >/dev/null; } \
+      || fail "python3 -m venv failed and python3-venv could not be installed"
+    python3 -m venv "$venv" || fail "python3 -m venv failed"
+  fi
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "$requirement" \
+    || fail "pip install $requirement failed"
 }
 
 # Builds the node like `cargo test --workspace` does (same features: nothing rebuilds).

@@ -33,7 +33,8 @@ def node_binary():
 class Node:
     """A real node on loopback with a short batch period."""
 
-    def __init__(self, batch_period_seconds=1):
+    def __init__(self, batch_period_seconds=1, settings=None):
+        """`settings` maps more `EPHEMERA_<SECTION>_<KEY>` variables to values."""
         self.work = tempfile.mkdtemp(prefix="ephemera-node-")
         self.data_dir = os.path.join(self.work, "data")
         self.stdout_path = os.path.join(self.work, "stdout")
@@ -44,6 +45,7 @@ class Node:
         self.env["EPHEMERA_LOG_FILTER"] = "warn"
         # Not federation's fixed default port: harness nodes run side by side.
         self.env["EPHEMERA_FEDERATION_LISTEN"] = "127.0.0.1:0"
+        self.env.update({name: str(value) for name, value in (settings or {}).items()})
         self.credentials = None
         self._start()
 

@@ -15,9 +15,12 @@
 //! - `decoy.retry_fraction` of the flows send a second verify and upload after a drawn delay;
 //! - an answer that is not definitive (no network, 408, 429, 5xx) is retried with the
 //!   report's backoff ([`Phone::retry_delay`]);
-//! - it is kept in the store and flushed where a real report is (started, certified,
-//!   done), so the phone spends the same time between a verify's answer and the upload,
-//!   and a flow cut by the app being killed resumes after the restart, as a real one does.
+//! - it is kept in the store and flushed where a real report is (started, certified, each
+//!   send, done), and its upload is sized when the verify's answer comes, as a real upload
+//!   is built then: the phone does the same work before each send, so the gap between a
+//!   verify's answer and the upload says nothing (a decoy sized at send time arrived
+//!   2.6 ms later on average, and a classifier read it through the 1–3 s draw), and a flow
+//!   cut by the app being killed resumes after the restart, as a real one does.
 
 use ephemera_proto::UnixTime;
 use ephemera_proto::api::VerifyRequest;
@@ -51,8 +54,8 @@ pub(super) struct DecoyFlow {
     retries_left: u8,
     #[serde(skip)]
     in_flight: bool,
-    /// The upload's length when it must match a given report (the upload that follows a
-    /// refused real verify); otherwise this phone's real report size at send time.
+    /// The upload's length: set when the verify's answer comes (this phone's real report
+    /// size then), or at the start for the upload that follows a refused real verify.
     upload_size: Option<usize>,
 }
 
@@ -161,6 +164,7 @@ impl<S: Store> Phone<S> {
                 SealedRoute::Upload,
                 wire::encode(&UploadRequest::decoy(match upload_size {
                     Some(size) => size,
+                    // A flow kept by a version that sized uploads at send time.
                     None => self.real_upload_size(now)?,
                 })),
             ),
@@ -176,6 +180,7 @@ impl<S: Store> Phone<S> {
             flow.attempts += 1;
             flow.in_flight = true;
         }
+        self.save_decoy()?;
         self.push_sealed(pending, route, body);
         Ok(())
     }
@@ -194,6 +199,12 @@ impl<S: Store> Phone<S> {
         }
         let delay = self.draw_decoy_delay();
         let upload_delay = self.draw_upload_delay();
+        let size_now = match self.decoy.as_ref() {
+            Some(flow) if flow.stage == DecoyStage::Verify && flow.upload_size.is_none() => {
+                Some(self.real_upload_size(now)?)
+            }
+            _ => None,
+        };
         let Some(flow) = self.decoy.as_mut() else {
             return Ok(());
         };
@@ -203,11 +214,13 @@ impl<S: Store> Phone<S> {
             DecoyStage::Verify => {
                 // Every verify is followed by an upload, as a real one is.
                 flow.stage = DecoyStage::Upload;
+                flow.upload_size = flow.upload_size.or(size_now);
                 flow.next_attempt = now.plus_seconds(upload_delay);
             }
             DecoyStage::Upload if flow.retries_left > 0 => {
                 flow.retries_left -= 1;
                 flow.stage = DecoyStage::Verify;
+                flow.upload_size = None;
                 flow.next_attempt = now.plus_seconds(delay);
             }
             DecoyStage::Upload => self.decoy = None,

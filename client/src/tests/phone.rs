@@ -551,6 +551,57 @@ fn a_decoy_step_without_a_definitive_answer_is_retried_like_a_real_one() {
 }
 
 #[test]
+fn a_decoy_flow_cut_by_a_kill_resumes_at_its_upload() {
+    let mut node = FakeNode::new(8);
+    let config = node.config(SchemeKind::Gaen).with_decoy_rate(48.0);
+    let mut phone = Phone::new(config.clone(), MemoryStore::new(), [15; 32]).unwrap();
+    let mut now = start();
+    phone.advertisement(now).unwrap();
+    node.sync_key(now, &mut phone);
+    let verify = loop {
+        now = phone.poll_timeout().unwrap().max(now.plus_seconds(1));
+        phone.handle_timeout(now).unwrap();
+        let requests: Vec<crate::Request> = std::iter::from_fn(|| phone.poll_request()).collect();
+        if let Some(r) = requests
+            .into_iter()
+            .find(|r| r.purpose == Purpose::DecoyVerify)
+        {
+            break r;
+        }
+    };
+    let fake = ephemera_proto::api::VerifyResponse::decoy(180, &mut node.rng);
+    let answer = node.sealed_answer(&verify, 200, &fake.to_padded_json());
+    phone.handle_response(now, verify.id, answer).unwrap();
+    let answered = now;
+    // The app is killed before the upload's delay is over, and opened again.
+    let store = phone.into_store();
+    let mut phone = Phone::new(config, store, [16; 32]).unwrap();
+    phone.advertisement(now).unwrap();
+    node.sync_key(now, &mut phone);
+    let upload = loop {
+        now = phone.poll_timeout().unwrap().max(now.plus_seconds(1));
+        phone.handle_timeout(now).unwrap();
+        let requests: Vec<crate::Request> = std::iter::from_fn(|| phone.poll_request()).collect();
+        assert!(
+            requests.iter().all(|r| r.purpose != Purpose::DecoyVerify),
+            "a second verify before the first one's upload"
+        );
+        if let Some(r) = requests
+            .into_iter()
+            .find(|r| r.purpose == Purpose::DecoyUpload)
+        {
+            break r;
+        }
+    };
+    // Sent after the drawn 1–3 s, in the size bucket of this phone's real report.
+    assert!(
+        (1..=3).contains(&(now.0 - answered.0)),
+        "{now:?} {answered:?}"
+    );
+    assert_eq!(node.open(&upload).len(), 4096);
+}
+
+#[test]
 fn refused_codes_are_reported_as_events() {
     let mut node = FakeNode::new(7);
     let (mut pair, _) = meet_report_match(SchemeKind::Pet, Air::Full);

@@ -5,10 +5,12 @@
 //! difference told real from decoy with an AUC of 0.99 (issue 30). So every sealed answer
 //! (real, decoy, refused) leaves a drawn time after the request was opened: the floor plus
 //! up to half of it more, uniformly. The floor is `[http] phone_answer_floor_ms`, raised to
-//! the p99 of the recent real successes' own times when the disk is slower than that.
-//! Answers then leave on one distribution, whatever the disk and the load; only a real
-//! answer slower than the floor (at most the 1 % above the p99) shows its own time. The
-//! drawn part hides what a fixed floor left. Held answers are released by one task that
+//! the p99 of the recent real successes' own times when the disk is slower than that. A
+//! real answer leaves at the later of its hold and its own time; every other answer at the
+//! later of its hold and the own time of a recent real success drawn at random, so the
+//! real answers slower than their hold (a loaded or slow disk) have their twins among the
+//! decoys too: a loaded node read 0.531 on verify latency without that draw. The drawn
+//! part of the hold hides what a fixed floor left. Held answers are released by one task that
 //! ticks every [`RELEASE_TICK`] while any answer waits, never by each request's own timer:
 //! a request's own timer woke a few tenths of a millisecond differently after a flush than
 //! after none, and a classifier next to the server read that from the fraction of the
@@ -150,6 +152,14 @@ impl PhoneTiming {
         }
     }
 
+    /// The own time of a recent real success on `route`, drawn at random; none before the
+    /// first.
+    fn draw_real_time(&self, route: SealedRoute) -> Option<Duration> {
+        let samples = self.samples(route).lock().ok()?;
+        let len = samples.recent.len();
+        (len > 0).then(|| samples.recent[rand::rng().random_range(0..len)])
+    }
+
     /// The floor on `route` now.
     pub(crate) fn floor(&self, route: SealedRoute) -> Duration {
         let p99 = self
@@ -169,13 +179,24 @@ impl PhoneTiming {
         floor + Duration::from_micros(rand::rng().random_range(0..=spread))
     }
 
-    /// Waits until a drawn hold has passed since `started`; a real success's own time (to
-    /// this point) joins the samples first.
-    pub(crate) async fn settle(&self, route: SealedRoute, started: Instant, answered: Answered) {
+    /// When an answer opened at `started` leaves: a drawn hold after it, and for anything
+    /// but a real success no earlier than a drawn real success's own time after it. A real
+    /// success's own time (to this point) joins the samples.
+    fn release(&self, route: SealedRoute, started: Instant, answered: Answered) -> Instant {
         if answered == Answered::Real {
             self.record(route, started.elapsed());
         }
-        let release = started + self.hold(route);
+        let hold = self.hold(route);
+        started
+            + match answered {
+                Answered::Real => hold,
+                Answered::Decoy => hold.max(self.draw_real_time(route).unwrap_or_default()),
+            }
+    }
+
+    /// Waits until the answer opened at `started` may leave (see [`PhoneTiming::release`]).
+    pub(crate) async fn settle(&self, route: SealedRoute, started: Instant, answered: Answered) {
+        let release = self.release(route, started, answered);
         self.clock
             .get_or_init(ReleaseClock::start)
             .release_at(release)
@@ -242,6 +263,27 @@ mod tests {
             PhoneTiming::new(Duration::ZERO).hold(SealedRoute::Upload),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn other_answers_wait_as_long_as_a_drawn_real_success_when_that_is_longer() {
+        let timing = PhoneTiming::new(Duration::from_millis(10));
+        let started = Instant::now();
+        // Before any real success, a decoy waits its hold only.
+        let release = timing.release(SealedRoute::Verify, started, Answered::Decoy);
+        assert!(release <= started + Duration::from_millis(15));
+        // Real successes that took 40 ms (longer than every hold, with too few samples to
+        // raise the floor): a decoy leaves as late as they did.
+        for _ in 0..MIN_SAMPLES - 1 {
+            timing.record(SealedRoute::Verify, Duration::from_millis(40));
+        }
+        for _ in 0..100 {
+            let release = timing.release(SealedRoute::Verify, started, Answered::Decoy);
+            assert_eq!(release, started + Duration::from_millis(40));
+        }
+        // Only on that route.
+        let release = timing.release(SealedRoute::Upload, started, Answered::Decoy);
+        assert!(release <= started + Duration::from_millis(15));
     }
 
     #[tokio::test]

@@ -2,7 +2,8 @@
 //! free_space_reserve_mb`), and the one place the node measures free disk.
 //!
 //! Below the reserve the node refuses new uploads, and the verifies that lead to one, with
-//! 503 `insufficient-storage`: the space left goes to what must not fail, the batch cuts of
+//! 503 `insufficient-storage`, and stores no upload relayed by a peer (federation sees a
+//! store failure: no penalty, and catch-up fetches it once there is room): the space left goes to what must not fail, the batch cuts of
 //! what was acknowledged, the purges that free space, and the next start (sled writes a
 //! snapshot when it opens a database). A verify is refused too because it spends the code
 //! and hands out a certificate that lives `[authority] certificate_lifetime_seconds`: a phone
@@ -46,6 +47,11 @@ pub(crate) fn filesystem_space(path: &Path) -> io::Result<Space> {
         size: stat.f_blocks.saturating_mul(stat.f_frsize),
     })
 }
+
+/// Free disk is below the reserve: a relayed upload is not stored (federation's view).
+#[derive(Debug, thiserror::Error)]
+#[error("free disk is below [storage] free_space_reserve_mb: relayed uploads wait for room")]
+pub(crate) struct BelowDiskReserve;
 
 /// Watches the free space of the data folder's filesystem against the reserve.
 #[derive(Debug)]

@@ -230,6 +230,15 @@ config_keys! {
         purge_period_seconds: u64 = 300, range(1, 86_400), was = "purge_period_seconds";
     }
 
+    /// The data folder's disk.
+    [storage] StorageSection {
+        /// Megabytes of free space on the data folder's filesystem kept for batch cuts,
+        /// purges and restarts: below it the node refuses new uploads and verifies with 503
+        /// `insufficient-storage` (`Retry-After`) and `/healthz` says `"ready": false`, until
+        /// space is freed (`node/docs/OPERATIONS.md`, "A full disk"). 0 turns the reserve off.
+        free_space_reserve_mb: u64 = 256, range(0, 1 << 30);
+    }
+
     /// The authority role: upload codes, certificates, case workers and trust.
     [authority] AuthoritySection {
         /// Seconds an issued upload code stays valid: long enough to type it in after a

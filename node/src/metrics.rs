@@ -10,7 +10,6 @@
 //! the node starts, so rates and alerts work before the first event. Counters whose label
 //! is an open set of error codes (`reason`) appear with their first occurrence.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +17,8 @@ use metrics::{Key, KeyName, Label, Level, Metadata, Recorder, SharedString, Unit
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
+
+use crate::node::disk_reserve::Space;
 
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
@@ -131,6 +132,16 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         "ephemera_data_dir_size_bytes",
         Kind::Gauge,
         "Size of the data folder's filesystem (statvfs).",
+    ),
+    (
+        "ephemera_disk_reserve_bytes",
+        Kind::Gauge,
+        "The free-space reserve ([storage] free_space_reserve_mb), in bytes; 0: off.",
+    ),
+    (
+        "ephemera_disk_reserve_active",
+        Kind::Gauge,
+        "1 while free space on the data folder's filesystem is below the reserve and new uploads and verifies are refused (503 insufficient-storage), else 0.",
     ),
     (
         "ephemera_http_requests_total",
@@ -337,6 +348,8 @@ impl Metrics {
         for name in [
             "ephemera_last_cut_timestamp_seconds",
             "ephemera_last_purge_timestamp_seconds",
+            "ephemera_disk_reserve_bytes",
+            "ephemera_disk_reserve_active",
         ] {
             self.gauge(name, 0.0);
         }
@@ -482,15 +495,21 @@ impl Metrics {
         self.gauge("ephemera_stored_uploads", uploads as f64);
     }
 
-    /// Free and total space of the filesystem holding `data_dir`.
-    ///
-    /// # Errors
-    /// The `statvfs` error (the gauges keep their last values).
-    pub fn disk(&self, data_dir: &Path) -> std::io::Result<()> {
-        let (free, size) = filesystem_space(data_dir)?;
-        self.gauge("ephemera_data_dir_free_bytes", free as f64);
-        self.gauge("ephemera_data_dir_size_bytes", size as f64);
-        Ok(())
+    /// Free and total space of the data folder's filesystem, as last sampled
+    /// (`crate::node::disk_reserve`).
+    pub(crate) fn disk(&self, space: Space) {
+        self.gauge("ephemera_data_dir_free_bytes", space.free as f64);
+        self.gauge("ephemera_data_dir_size_bytes", space.size as f64);
+    }
+
+    /// The free-space reserve in bytes (0: off), and whether free space is below it, so
+    /// that uploads and verifies are refused.
+    pub(crate) fn disk_reserve(&self, reserve_bytes: u64, below: bool) {
+        self.gauge("ephemera_disk_reserve_bytes", reserve_bytes as f64);
+        self.gauge(
+            "ephemera_disk_reserve_active",
+            if below { 1.0 } else { 0.0 },
+        );
     }
 
     /// An HTTP request of route `class` was answered with `status` after `elapsed`.
@@ -592,22 +611,12 @@ where
     }
 }
 
-/// Free (available to unprivileged users) and total bytes of the filesystem holding
-/// `path`. `rustix` gives a safe `statvfs` (this crate forbids `unsafe`, so not `libc`'s),
-/// and it is already built for `tempfile`.
-fn filesystem_space(path: &Path) -> std::io::Result<(u64, u64)> {
-    let stat = rustix::fs::statvfs(path)?;
-    let free = stat.f_bavail.saturating_mul(stat.f_frsize);
-    let size = stat.f_blocks.saturating_mul(stat.f_frsize);
-    Ok((free, size))
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The value of the sample `series` (name and labels exactly as rendered).
-    fn sample(text: &str, series: &str) -> Option<f64> {
+    pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
         text.lines().find_map(|line| {
             let (name, value) = line.rsplit_once(' ')?;
             (name == series).then(|| value.parse().ok())?
@@ -692,6 +701,7 @@ mod tests {
             "ephemera_purge_runs_total{result=\"ok\"}",
             "ephemera_purge_runs_total{result=\"failed\"}",
             "ephemera_last_cut_timestamp_seconds",
+            "ephemera_disk_reserve_active",
         ] {
             assert_eq!(sample(&text, series), Some(0.0), "{series}\n{text}");
         }
@@ -757,18 +767,6 @@ mod tests {
         ] {
             assert_eq!(route_class(path), class, "{path}");
         }
-    }
-
-    #[test]
-    fn disk_space_of_the_data_folder() {
-        let dir = tempfile::tempdir().unwrap();
-        let metrics = Metrics::new();
-        metrics.disk(dir.path()).unwrap();
-        let text = metrics.render();
-        let free = sample(&text, "ephemera_data_dir_free_bytes").unwrap();
-        let size = sample(&text, "ephemera_data_dir_size_bytes").unwrap();
-        assert!(size > 0.0 && free <= size, "{text}");
-        assert!(metrics.disk(&dir.path().join("missing")).is_err());
     }
 
     /// What the federation records through the facade lands in the node's exposition

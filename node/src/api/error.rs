@@ -15,6 +15,9 @@ use thiserror::Error;
 
 use crate::store::StoreError;
 
+/// `Retry-After` of 503 `insufficient-storage`, in seconds.
+pub const DISK_RESERVE_RETRY_AFTER_SECONDS: u32 = 60;
+
 /// An API request failed.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -94,6 +97,10 @@ pub enum ApiError {
     /// A sealed phone body could not be opened (`proto::sealed`).
     #[error("{0}")]
     Sealed(SealError),
+    /// Free disk is below `[storage] free_space_reserve_mb`: new uploads (and the verifies
+    /// before them) wait until space is freed.
+    #[error("the node is short of disk space; try again later")]
+    InsufficientStorage,
 }
 
 impl ApiError {
@@ -122,7 +129,7 @@ impl ApiError {
             Store(_) | Internal => StatusCode::INTERNAL_SERVER_ERROR,
             UnreadableBody | MalformedRequest | Sealed(_) => StatusCode::BAD_REQUEST,
             BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            DeadlineExceeded | Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            DeadlineExceeded | Overloaded | InsufficientStorage => StatusCode::SERVICE_UNAVAILABLE,
             UriTooLong => StatusCode::URI_TOO_LONG,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
@@ -157,6 +164,7 @@ impl ApiError {
             BodyTimeout => "body-timeout",
             DeadlineExceeded => "deadline-exceeded",
             Overloaded => "overloaded",
+            InsufficientStorage => "insufficient-storage",
             MalformedRequest => "malformed-request",
             UriTooLong => "uri-too-long",
             HeadersTooLarge => "headers-too-large",
@@ -181,8 +189,17 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u32> {
         match self {
             ApiError::Overloaded | ApiError::DeadlineExceeded => Some(1),
+            // Space comes back when an operator frees it or a purge runs: not within a second.
+            ApiError::InsufficientStorage => Some(DISK_RESERVE_RETRY_AFTER_SECONDS),
             _ => None,
         }
+    }
+
+    /// Whether the answer is a failure worth an ERROR line per request: a 5xx other than
+    /// the disk reserve's refusal, which is one state logged once when it begins
+    /// (`crate::node`), and whose per-request lines would date phones' attempts.
+    pub fn logged_per_request(&self) -> bool {
+        self.status().is_server_error() && !matches!(self, ApiError::InsufficientStorage)
     }
 
     /// The JSON body.
@@ -257,7 +274,7 @@ impl From<IntakeError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        if self.logged_per_request() {
             // The source chain names the failing engine call; it holds no request data.
             tracing::error!(error = %self, source = ?std::error::Error::source(&self), "request failed");
         }
@@ -353,6 +370,11 @@ mod tests {
                 ApiError::Store(StoreError::Engine("disk".into())),
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "storage-error",
+            ),
+            (
+                ApiError::InsufficientStorage,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "insufficient-storage",
             ),
         ];
         for (error, status, code) in cases {

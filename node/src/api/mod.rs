@@ -2,7 +2,7 @@
 //!
 //! | route | body in | body out |
 //! | --- | --- | --- |
-//! | `GET /healthz` | | `{"status":"ok","version":"…","storage_format":4}` |
+//! | `GET /healthz` | | `{"status":"ok","ready":true,"version":"…","storage_format":4}`; `"ready":false,"reason":"disk-reserve"` below the disk reserve |
 //! | `GET /metrics` | bearer when `[http] metrics_token` is set | Prometheus text |
 //! | `GET /v1/openapi.json` | | OpenAPI 3.1 |
 //! | `GET /v1/authority` | | [`types::AuthorityInfo`] |
@@ -181,11 +181,15 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
         .ok_or(ApiError::Unauthorized)
 }
 
-/// Liveness: the process answers.
+/// Liveness (the process answers: always 200) and readiness (`ready`: whether new uploads
+/// are taken, with the `reason` when not).
 #[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
-async fn healthz() -> impl IntoResponse {
+async fn healthz(State(node): State<Node>) -> impl IntoResponse {
+    let reason = node.not_ready();
     axum::Json(Health {
         status: "ok".to_owned(),
+        ready: reason.is_none(),
+        reason,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         storage_format: crate::store::STORE_FORMAT,
     })

@@ -144,7 +144,7 @@ impl Modify for BearerAuth {
         VerifyRequestDoc, VerifyResponseDoc, UploadResponseDoc, SealingKeyDoc, ErrorBodyDoc, BatchIndexEntryDoc,
         BatchIndexDoc, types::LoginRequest, types::LoginResponse, types::TestType,
         types::IssueCodesRequest, types::IssuedCode, types::IssueCodesResponse,
-        types::AuthorityInfo, types::Health,
+        types::AuthorityInfo, types::Health, types::NotReady,
     )),
     modifiers(&BearerAuth),
 )]
@@ -209,12 +209,14 @@ pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'stati
                 ],
             ),
             (500, STORAGE),
+            (503, &["insufficient-storage"]),
         ],
         ("post", "/v1/uploads") => vec![
             (400, UPLOAD_400),
             (403, &["certificate-untrusted", "certificate-invalid"]),
             (409, &["certificate-used"]),
             (500, STORAGE),
+            (503, &["insufficient-storage"]),
         ],
         ("get", "/v1/batches") => vec![(400, &["invalid-parameter"]), (500, STORAGE)],
         ("get", "/v1/batches/{id}") | ("get", "/v1/exports/{file}") => vec![
@@ -639,6 +641,7 @@ mod tests {
             .chain([
                 ApiError::UnreadableBody,
                 ApiError::PayloadTooLarge { max: 1 },
+                ApiError::InsufficientStorage,
             ])
         {
             assert!(documents(&doc, "post", "/v1/uploads", &error), "{error:?}");
@@ -650,11 +653,10 @@ mod tests {
             A::CodeUnknownOrExpired,
             A::Store(StoreError::Engine("disk".into())),
         ];
-        for error in verify
-            .into_iter()
-            .map(ApiError::from)
-            .chain([ApiError::MalformedJson("x".into())])
-        {
+        for error in verify.into_iter().map(ApiError::from).chain([
+            ApiError::MalformedJson("x".into()),
+            ApiError::InsufficientStorage,
+        ]) {
             assert!(documents(&doc, "post", "/v1/verify", &error), "{error:?}");
         }
 

@@ -180,15 +180,30 @@ pub struct AuthorityInfo {
     pub retention_days: u32,
 }
 
-/// `GET /healthz`.
+/// `GET /healthz`: liveness (any answer), and readiness to take new uploads.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct Health {
-    /// "ok".
+    /// "ok": the process answers (liveness).
     pub status: String,
+    /// Whether the node takes new uploads and verifies now (readiness). Batches, exports
+    /// and the console are served either way.
+    pub ready: bool,
+    /// Why it does not, when `ready` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<NotReady>,
     /// The node's build version (`ephemera-node` crate version).
     pub version: String,
     /// The storage format this build reads and writes (`store::STORE_FORMAT`).
     pub storage_format: u32,
+}
+
+/// Why a node is not ready for new uploads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotReady {
+    /// Free disk is below `[storage] free_space_reserve_mb`: uploads and verifies get 503
+    /// `insufficient-storage` until space is freed.
+    DiskReserve,
 }
 
 impl TestType {

@@ -172,6 +172,7 @@ impl Node {
     ///
     /// # Errors
     /// [`ApiError::Authority`] for a malformed, unknown, used or expired code,
+    /// [`ApiError::InsufficientStorage`] while free disk is below the reserve,
     /// [`ApiError::Store`].
     pub async fn verify(&self, request: &VerifyRequest) -> Result<VerifyResponse, ApiError> {
         let result = self.verify_inner(request).await;
@@ -185,6 +186,9 @@ impl Node {
     }
 
     async fn verify_inner(&self, request: &VerifyRequest) -> Result<VerifyResponse, ApiError> {
+        // Before the code is spent: a certificate could expire while uploads are refused.
+        // Decoys are refused alike.
+        self.refuse_below_disk_reserve()?;
         let now = self.now();
         if request.decoy {
             self.inner.metrics.decoy("verify");

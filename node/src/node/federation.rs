@@ -236,7 +236,16 @@ impl FederationStore for NodeFederationStore {
         &self,
         upload: VerifiedUpload,
     ) -> Result<StoreOutcome, crate::federation::StoreError> {
-        self.node()?.store_relayed(upload).map_err(federation_error)
+        let node = self.node()?;
+        // Below the disk reserve a peer's upload waits like a phone's: a store failure to
+        // federation (the gossip is ignored without penalty, the catch-up round ends and
+        // nothing is marked as fetched), so catch-up brings it once there is room.
+        if node.inner.disk_reserve.below(&node.inner.metrics) {
+            return Err(crate::federation::StoreError(Box::new(
+                super::disk_reserve::BelowDiskReserve,
+            )));
+        }
+        node.store_relayed(upload).map_err(federation_error)
     }
 
     fn ids_for_day(

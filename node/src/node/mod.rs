@@ -9,6 +9,7 @@
 
 mod authority;
 mod clock_watch;
+pub(crate) mod disk_reserve;
 mod federation;
 mod phone_timing;
 mod publication;
@@ -30,6 +31,7 @@ use thiserror::Error;
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::api::error::ApiError;
+use crate::api::types::NotReady;
 use crate::batch_cache::{BatchCache, DEFAULT_BATCH_CACHE_BYTES};
 use crate::caseworker::{
     self, FIRST_CASE_WORKER, LoginBudget, PBKDF2_ITERATIONS, Password, Sessions,
@@ -139,6 +141,8 @@ struct Inner {
     first_cut: UnixTime,
     /// Recent real latencies of the sealed phone routes, to hold other answers to.
     phone_timing: phone_timing::PhoneTiming,
+    /// Free disk against `[storage] free_space_reserve_mb`: uploads and verifies wait below it.
+    disk_reserve: disk_reserve::DiskReserve,
 }
 
 /// Batches and exports of a cut that are in the store but not yet durable.
@@ -259,6 +263,10 @@ impl Node {
                     lock: AsyncMutex::new(()),
                 },
                 clock_watch: Mutex::new(clock_watch::ClockWatch::new(&config)),
+                disk_reserve: disk_reserve::DiskReserve::new(
+                    config.data_dir.clone(),
+                    config.storage.free_space_reserve_mb,
+                ),
                 config,
                 clock,
                 store,
@@ -293,6 +301,28 @@ impl Node {
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Why the node does not take new uploads now, if it does not (`GET /healthz`): free
+    /// disk below `[storage] free_space_reserve_mb`. Samples the disk at most once a second.
+    pub fn not_ready(&self) -> Option<NotReady> {
+        self.inner
+            .disk_reserve
+            .below(&self.inner.metrics)
+            .then_some(NotReady::DiskReserve)
+    }
+
+    /// Refuses a request that would store a new upload (an upload, or the verify before one)
+    /// while free disk is below the reserve; real and decoy requests alike, before anything
+    /// in them is read.
+    ///
+    /// # Errors
+    /// [`ApiError::InsufficientStorage`].
+    fn refuse_below_disk_reserve(&self) -> Result<(), ApiError> {
+        match self.not_ready() {
+            Some(NotReady::DiskReserve) => Err(ApiError::InsufficientStorage),
+            None => Ok(()),
+        }
     }
 
     /// The store.

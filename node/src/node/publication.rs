@@ -248,9 +248,7 @@ impl Node {
         self.inner
             .metrics
             .storage(store.size_on_disk()?, store.upload_count()?);
-        if let Err(e) = self.inner.metrics.disk(&self.inner.config.data_dir) {
-            tracing::warn!(error = %e, "cannot read the data folder's free space");
-        }
+        self.inner.disk_reserve.below(&self.inner.metrics);
         Ok(())
     }
 
@@ -283,8 +281,9 @@ impl Node {
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the batch index for metrics"),
         }
-        // Nodes over a memory store may have no data folder: the first scrape says so.
-        let _ = metrics.disk(&config.data_dir);
+        // Free disk and the reserve's state from the start (a folder that cannot be measured
+        // is logged once, and the reserve then stays off).
+        self.inner.disk_reserve.below(metrics);
     }
 
     /// Runs the batch and purge loops until `stop` turns true.

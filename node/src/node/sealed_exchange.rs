@@ -24,7 +24,7 @@ struct InnerAnswer {
 impl InnerAnswer {
     /// A refusal: held like a decoy, so a wrong code does not answer faster than a right one.
     fn refused(error: &ApiError, max_body: usize) -> Self {
-        if error.status().is_server_error() {
+        if error.logged_per_request() {
             tracing::error!(error = %error, "sealed request failed");
         }
         InnerAnswer {

@@ -13,7 +13,8 @@ impl Node {
     /// Handles a `POST /v1/uploads` body: verifies, stores durably, then answers.
     ///
     /// # Errors
-    /// The [`ApiError`] of the first failed check; rejections are counted by code.
+    /// The [`ApiError`] of the first failed check ([`ApiError::InsufficientStorage`] first,
+    /// while free disk is below the reserve); rejections are counted by code.
     pub async fn upload(&self, body: &[u8]) -> Result<UploadResponse, ApiError> {
         self.upload_classified(body)
             .await
@@ -38,6 +39,8 @@ impl Node {
     }
 
     async fn upload_inner(&self, body: &[u8]) -> Result<(UploadResponse, Answered), ApiError> {
+        // Before the body is read: a decoy is refused exactly like a real upload.
+        self.refuse_below_disk_reserve()?;
         let core = &self.inner.core;
         let store = self.inner.store.as_ref();
         let request = core.decode_upload(body)?;

@@ -54,6 +54,31 @@ async fn exchange(
     }
 }
 
+/// The node's sealing key, as a phone that trusts its batch key takes it.
+async fn sealing_key(node: &TestNode) -> SealingPublicKey {
+    let announcement: SealingKeyAnnouncement =
+        serde_json::from_slice(&node.get("/v1/sealing-key").await.body).unwrap();
+    let trusted = TrustedKeys::new().with(node.node.keys().batch.public_key());
+    announcement.verify(&trusted).unwrap()
+}
+
+/// A sealed `real` verify, then a sealed decoy verify.
+async fn real_and_decoy_verify(
+    node: &TestNode,
+    key: SealingPublicKey,
+    real: &VerifyRequest,
+) -> (Seen, Seen) {
+    let real = exchange(node, key, SealedRoute::Verify, &real.to_padded_json()).await;
+    let decoy = exchange(
+        node,
+        key,
+        SealedRoute::Verify,
+        &VerifyRequest::decoy(&mut rand::rng()).to_padded_json(),
+    )
+    .await;
+    (real, decoy)
+}
+
 /// One proxy-visible shape: request length, status, answer length, header set.
 fn shape(seen: &Seen) -> (usize, u16, usize, BTreeSet<String>) {
     (
@@ -69,10 +94,7 @@ async fn real_decoy_and_refused_exchanges_look_alike_and_only_the_real_one_is_ke
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::start(dir.path(), ManualClock::new(T0)).await;
     // The phone's view of the key: served signed by the batch key it trusts.
-    let announcement: SealingKeyAnnouncement =
-        serde_json::from_slice(&node.get("/v1/sealing-key").await.body).unwrap();
-    let trusted = TrustedKeys::new().with(node.node.keys().batch.public_key());
-    let key = announcement.verify(&trusted).unwrap();
+    let key = sealing_key(&node).await;
 
     let session = node.login().await;
     let code = node
@@ -89,14 +111,7 @@ async fn real_decoy_and_refused_exchanges_look_alike_and_only_the_real_one_is_ke
         decoy: false,
         padding: String::new(),
     };
-    let real_verify = exchange(&node, key, SealedRoute::Verify, &real.to_padded_json()).await;
-    let decoy_verify = exchange(
-        &node,
-        key,
-        SealedRoute::Verify,
-        &VerifyRequest::decoy(&mut rand::rng()).to_padded_json(),
-    )
-    .await;
+    let (real_verify, decoy_verify) = real_and_decoy_verify(&node, key, &real).await;
     // A mistyped code: refused inside the seal.
     let mut wrong = real.clone();
     wrong.code = "0000-0000-0000-0000".to_owned();
@@ -149,5 +164,56 @@ async fn real_decoy_and_refused_exchanges_look_alike_and_only_the_real_one_is_ke
         "{}",
         String::from_utf8_lossy(&refused.body)
     );
+    node.stop().await;
+}
+
+/// Below the disk reserve a sealed real request and a sealed decoy get the same answer: 200
+/// outside, 503 `insufficient-storage` inside, byte for byte the same inner body; the phone
+/// reads the inner 503 as "retry later" (`client::phone::report::definitive`).
+#[tokio::test]
+async fn below_the_disk_reserve_sealed_decoys_are_refused_like_real_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let mut config = test_config(dir.path());
+    config.storage.free_space_reserve_mb = 0;
+    let node = TestNode::start_with(config.clone(), clock.clone()).await;
+    let session = node.login().await;
+    let mut codes = node.issue(&session, "confirmed", None, 2).await.codes;
+    let contents = pet_contents(3, T0.day());
+    let hmac_key = ReportHmacKey::generate(&mut rand::rng());
+    let certificate = node
+        .certify(&codes.remove(0).code, &contents, &hmac_key)
+        .await
+        .unwrap();
+    let real = VerifyRequest {
+        code: codes.remove(0).code,
+        report_hmac: hex::encode(hmac_key.authenticate(&contents).0),
+        decoy: false,
+        padding: String::new(),
+    };
+    node.stop().await;
+
+    config.storage.free_space_reserve_mb = 1 << 30;
+    let node = TestNode::start_with(config, clock).await;
+    let key = sealing_key(&node).await;
+    let (real_verify, decoy_verify) = real_and_decoy_verify(&node, key, &real).await;
+    let real_upload = wire::encode(&UploadRequest::real(SignedUpload {
+        contents,
+        certificate,
+        hmac_key,
+    }));
+    let decoy_upload = wire::encode(&UploadRequest::decoy(real_upload.len()));
+    let real_upload = exchange(&node, key, SealedRoute::Upload, &real_upload).await;
+    let decoy_upload = exchange(&node, key, SealedRoute::Upload, &decoy_upload).await;
+    for (real, decoy) in [(&real_verify, &decoy_verify), (&real_upload, &decoy_upload)] {
+        assert_eq!(real.status, 200);
+        assert_eq!(shape(real), shape(decoy));
+        assert_eq!(real.inner_status, 503);
+        assert_eq!(decoy.inner_status, 503);
+        assert_eq!(real.inner_body, decoy.inner_body);
+        let body: serde_json::Value = serde_json::from_slice(&real.inner_body).unwrap();
+        assert_eq!(body["error"], "insufficient-storage", "{body}");
+    }
+    assert_eq!(node.node.store().upload_count().unwrap(), 0);
     node.stop().await;
 }

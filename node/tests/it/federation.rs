@@ -159,3 +159,35 @@ async fn node_trusting_another_authority_keeps_nothing_of_it() {
     b.stop().await;
     a.stop().await;
 }
+
+/// A peer below its disk reserve stores nothing relayed (a store failure to federation: the
+/// gossip is ignored without penalty, catch-up rounds stop and mark nothing as fetched);
+/// restarted with room, it catches up what it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_below_its_disk_reserve_stores_nothing_and_catches_up_with_room() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, a_addr) = start(fed_config(da.path(), vec![]), vec![]).await;
+    let mut config = fed_config(db.path(), vec![authority(&a)]);
+    config.storage.free_space_reserve_mb = 1 << 30;
+    let (b, _) = start(config.clone(), vec![a_addr.clone()]).await;
+    let session = a.login().await;
+    a.report(&session, "confirmed", pet_contents(4, T0.day()))
+        .await;
+    // B received it (gossip or catch-up) and refused to store it.
+    let refused = || {
+        let text = b.node.metrics().render();
+        ["gossip", "catch-up"].iter().any(|path| {
+            let series = format!("ephemera_federation_store_errors_total{{path=\"{path}\"}}");
+            sample(&text, &series).is_some_and(|n| n >= 1.0)
+        })
+    };
+    assert!(wait_until(WAIT, refused).await, "B never saw the upload");
+    assert_eq!(b.node.store().upload_count().unwrap(), 0);
+    b.stop().await;
+
+    config.storage.free_space_reserve_mb = 0;
+    let (b, _) = start(config, vec![a_addr]).await;
+    assert!(has_uploads(&b, 1).await, "B caught up once it had room");
+    b.stop().await;
+    a.stop().await;
+}

@@ -7,6 +7,7 @@ mod contract;
 mod crash;
 mod decoys;
 mod disk_full;
+mod disk_reserve;
 mod errors;
 mod flow;
 mod hostile;

@@ -5,20 +5,6 @@ use ephemera_node::clock::ManualClock;
 
 use crate::util::*;
 
-/// The value of `series` (name and labels exactly as rendered) in the exposition `text`.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        let (name, value) = line.rsplit_once(' ')?;
-        (name == series).then(|| value.parse().ok())?
-    })
-}
-
-async fn scrape(node: &TestNode) -> String {
-    let response = node.get("/metrics").await;
-    assert_eq!(response.status, 200);
-    String::from_utf8(response.body).unwrap()
-}
-
 #[tokio::test]
 async fn metrics_are_described_zeroed_and_move_with_requests_cuts_and_purges() {
     let dir = tempfile::tempdir().unwrap();

@@ -173,6 +173,21 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     }
 }
 
+/// The value of `series` (name and labels exactly as rendered) in the exposition `text`.
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok())?
+    })
+}
+
+/// `GET /metrics` of `node`, as text.
+pub(crate) async fn scrape(node: &TestNode) -> String {
+    let response = node.get("/metrics").await;
+    assert_eq!(response.status, 200);
+    String::from_utf8(response.body).unwrap()
+}
+
 // ---- node -------------------------------------------------------------------------------
 
 /// A node serving on an ephemeral loopback port, with a fake clock.
@@ -326,6 +341,15 @@ impl TestNode {
             String::from_utf8_lossy(&response.body)
         );
         serde_json::from_slice(&response.body).unwrap()
+    }
+
+    /// One fresh `confirmed` code from `session`.
+    pub(crate) async fn one_code(&self, session: &str) -> String {
+        self.issue(session, "confirmed", None, 1)
+            .await
+            .codes
+            .remove(0)
+            .code
     }
 
     /// Exchanges a code for a certificate over HMAC(contents).

@@ -125,7 +125,7 @@ pub fn certified_upload_body(
         contents,
         certificate,
         hmac_key,
-    }))
+    }, ephemera_proto::revision::RevisionSecret::from_seed(&[7; 32]).key()))
 }
 
 #[cfg(test)]

@@ -491,7 +491,7 @@ async fn upload(
         contents,
         certificate,
         hmac_key,
-    }));
+    }, ephemera_proto::revision::RevisionSecret::from_seed(&[7; 32]).key()));
     let response = connection
         .post("/v1/uploads", "application/octet-stream", &body)
         .await?;

@@ -12,8 +12,8 @@ use ephemera_proto::gaen::{
     encode_export_zip,
 };
 use ephemera_proto::pet::{DailySecret, slices};
-use ephemera_proto::sync::{DayDigest, SyncRequest, SyncResponse};
 use ephemera_proto::revision::RevisionSecret;
+use ephemera_proto::sync::{DayDigest, SyncRequest, SyncResponse};
 use ephemera_proto::upload::{SignedUpload, UploadBody, UploadRequest};
 use ephemera_proto::{PublishedToken, ReportContents, ReportType, UnixTime, wire};
 use rand_chacha::ChaCha20Rng;

@@ -141,9 +141,9 @@ fn frozen_vectors_hold() {
         panic!("v2_revision is a revision")
     };
     assert_eq!(hex::encode(signature.0), frozen["revision_signature"]);
-    assert!(
-        RevisionSecret::from_seed(&[3; 32])
-            .key()
-            .verify(&revises, &upload.certificate, &signature)
-    );
+    assert!(RevisionSecret::from_seed(&[3; 32]).key().verify(
+        &revises,
+        &upload.certificate,
+        &signature
+    ));
 }

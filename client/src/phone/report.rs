@@ -263,11 +263,7 @@ impl<S: Store> Phone<S> {
             None => {
                 let basis = self.revision_basis_v1()?.ok_or(ReportError::NoReport)?;
                 let secret = RevisionSecret::generate(&mut self.rng);
-                (
-                    basis.contents,
-                    Revises::Token(basis.revision_token),
-                    secret,
-                )
+                (basis.contents, Revises::Token(basis.revision_token), secret)
             }
         };
         self.begin_flow(now, code, contents, Some(revises), secret)

@@ -550,7 +550,10 @@ fn a_report_kept_by_an_earlier_app_version_is_carried_on() {
     };
     let mut store = MemoryStore::new();
     store
-        .set_meta(MetaKey::PendingReport, &postcard::to_allocvec(&old).unwrap())
+        .set_meta(
+            MetaKey::PendingReport,
+            &postcard::to_allocvec(&old).unwrap(),
+        )
         .unwrap();
     let mut phone = Phone::new(config, store, [3; 32]).unwrap();
     assert!(phone.report_in_progress());
@@ -565,5 +568,11 @@ fn a_report_kept_by_an_earlier_app_version_is_carried_on() {
         UploadBody::Real { .. }
     ));
     assert_eq!(phone.store().meta(MetaKey::PendingReport).unwrap(), None);
-    assert!(phone.store().meta(MetaKey::PendingReport2).unwrap().is_some());
+    assert!(
+        phone
+            .store()
+            .meta(MetaKey::PendingReport2)
+            .unwrap()
+            .is_some()
+    );
 }

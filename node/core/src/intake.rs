@@ -27,8 +27,8 @@ use thiserror::Error;
 use crate::NodeCore;
 use crate::publication::{entries_of, group_entries, release_times};
 use crate::store::{
-    CertificateState, CertificateUse, CommitOutcome, QueueKey, QueuedEntry, QueuedGroup, ReportStore, StoreError,
-    StoredUpload, UploadCommit,
+    CertificateState, CertificateUse, CommitOutcome, QueueKey, QueuedEntry, QueuedGroup,
+    ReportStore, StoreError, StoredUpload, UploadCommit,
 };
 
 /// A revision token as the phone receives it (hex in the JSON answer).
@@ -505,9 +505,8 @@ impl NodeCore {
             Proof::Signed(id, signature) => {
                 let mark = accepted(&id)?
                     .filter(|mark| {
-                        mark.revision_key.is_some_and(|key| {
-                            key.verify(&id, &revision.certificate, &signature)
-                        })
+                        mark.revision_key
+                            .is_some_and(|key| key.verify(&id, &revision.certificate, &signature))
                     })
                     .ok_or(IntakeError::InvalidRevisionSignature)?;
                 Ok((id, mark))

@@ -336,7 +336,10 @@ async fn upload_errors() {
     // Another upload under a used certificate id.
     let first = upload_with_certificate_seed(&node, 6, pet_contents(3, T0.day()));
     let other = upload_with_certificate_seed(&node, 6, pet_contents(2, T0.day()));
-    assert_eq!(node.upload_body(UploadBody::RealV1(first)).await.status, 200);
+    assert_eq!(
+        node.upload_body(UploadBody::RealV1(first)).await.status,
+        200
+    );
     node.upload_body(UploadBody::RealV1(other))
         .await
         .assert_error(409, "certificate-used");

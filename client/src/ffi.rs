@@ -473,7 +473,8 @@ pub enum FfiEvent {
     },
     /// The node acknowledged the report.
     ReportUploaded {
-        /// Revision token (hex), kept by the phone for `start_revision`.
+        /// Revision token (hex) of a protocol version 1 upload; empty for version 2 (the
+        /// phone keeps its revision secret itself for `start_revision`).
         revision_token: String,
     },
     /// The report failed for good.

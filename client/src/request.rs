@@ -108,7 +108,9 @@ pub enum PhoneEvent {
     ExposureFound(DailyExposure),
     /// The report was accepted by the node.
     ReportUploaded {
-        /// The node's opaque token for a later revision (hex).
+        /// The node's opaque token for a later revision (hex) of an upload an earlier app
+        /// version certified (protocol version 1); empty for a version 2 upload, which the
+        /// phone revises with its own kept revision secret (`docs/PROTOCOL.md` §5.4).
         revision_token: String,
     },
     /// The report is kept on the phone and on its way (sent at once, retried until the

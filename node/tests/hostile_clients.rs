@@ -95,7 +95,7 @@ async fn honest_phone_verifies_and_uploads(node: &TestNode, code: &str) {
     let parsed: ephemera_proto::api::VerifyResponse =
         serde_json::from_slice(&response.body).unwrap();
     let certificate = parsed.certificate().unwrap();
-    let upload = UploadRequest::real(SignedUpload {
+    let upload = UploadRequest::real_v1(SignedUpload {
         contents,
         certificate,
         hmac_key,
@@ -575,7 +575,7 @@ async fn decoys_answer_like_real_requests_through_a_flood_and_shedding() {
     assert_eq!(shape(&real_answer), shape(&decoy_answer));
     let parsed: ephemera_proto::api::VerifyResponse =
         serde_json::from_slice(&real_answer.body).unwrap();
-    let upload = UploadRequest::real(SignedUpload {
+    let upload = UploadRequest::real_v1(SignedUpload {
         contents,
         certificate: parsed.certificate().unwrap(),
         hmac_key,
@@ -634,7 +634,7 @@ async fn replayed_uploads_are_counted_apart_from_first_acceptances() {
     let (token, upload) = node
         .report(&session, "confirmed", pet_contents(3, T0.day()))
         .await;
-    let bytes = wire::encode(&UploadRequest::real(upload));
+    let bytes = wire::encode(&UploadRequest::real_v1(upload));
     let first = node
         .post_raw("/v1/uploads", "application/octet-stream", &bytes)
         .await;
@@ -676,8 +676,10 @@ async fn replayed_uploads_are_counted_apart_from_first_acceptances() {
 /// A replayed upload followed by a revision under another (trusted) authority's
 /// certificate: the replay gets the first answer, the foreign revision is refused
 /// (`revision-authority-mismatch`) and the victim's own `likely` → `confirmed` revision
-/// still succeeds. (A revision under the same authority by whoever replayed the bytes is
-/// the part that needs the revision commitment of issue 24 item 4, not done here.)
+/// still succeeds. This runs on a version 1 upload of the transition, whose replay still
+/// hands out the token; for a version 2 upload the replay grants nothing and a revision
+/// under the same authority by whoever replayed it is refused too
+/// (`it::revision::a_replayed_upload_cannot_revise_and_the_victims_signed_revision_succeeds`).
 #[tokio::test]
 async fn replayed_upload_then_foreign_revision_is_refused_and_the_victims_succeeds() {
     use ephemera_proto::auth::{AuthoritySigningKey, CertificateRequest};
@@ -691,7 +693,7 @@ async fn replayed_upload_then_foreign_revision_is_refused_and_the_victims_succee
     let contents = pet_contents(3, T0.day());
     let (token, upload) = node.report(&session, "likely", contents.clone()).await;
     // Anyone holding the bytes replays them and gets the first answer.
-    let replay = node.upload_body(UploadBody::Real(upload.clone())).await;
+    let replay = node.upload_body(UploadBody::RealV1(upload.clone())).await;
     let replayed: UploadResponse = serde_json::from_slice(&replay.body).unwrap();
     assert_eq!(replayed.revision_token, token);
     // A revocation certified by another authority the node trusts is refused.
@@ -702,7 +704,7 @@ async fn replayed_upload_then_foreign_revision_is_refused_and_the_victims_succee
         symptom_onset: None,
     };
     let certificate = foreign.issue(&request, T0, 3600, &mut rand::rng());
-    node.upload_body(UploadBody::Revision {
+    node.upload_body(UploadBody::RevisionV1 {
         upload: SignedUpload {
             contents: contents.clone(),
             certificate,
@@ -717,7 +719,7 @@ async fn replayed_upload_then_foreign_revision_is_refused_and_the_victims_succee
     let hmac_key = ReportHmacKey::generate(&mut rand::rng());
     let certificate = node.certify(&code, &contents, &hmac_key).await.unwrap();
     let revised = node
-        .upload_body(UploadBody::Revision {
+        .upload_body(UploadBody::RevisionV1 {
             upload: SignedUpload {
                 contents,
                 certificate,

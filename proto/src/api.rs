@@ -126,8 +126,9 @@ impl VerifyResponse {
 /// The answer to an upload (real, revision or decoy: all look alike).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadResponse {
-    /// Hex of an opaque token that lets this phone revise the report later (random for a
-    /// decoy).
+    /// Hex of an opaque token that lets a version 1 phone revise the report later (random
+    /// for a version 1 decoy); empty for protocol version 2, whose revisions are signed
+    /// with the phone's revision key (`docs/PROTOCOL.md` §5.4).
     pub revision_token: String,
     /// Spaces up to [`UPLOAD_RESPONSE_SIZE`].
     pub padding: String,

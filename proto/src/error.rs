@@ -35,6 +35,13 @@ pub enum DecodeError {
         /// Version supported.
         supported: u8,
     },
+    /// The frame's version byte is one this message speaks, but the body holds a variant
+    /// of another version (a version 1 upload variant in a version 2 frame, say).
+    #[error("the message body does not belong to wire version {version}")]
+    NotInVersion {
+        /// The frame's version byte.
+        version: u8,
+    },
     /// The frame holds a different message kind than the one expected.
     #[error("wrong message kind {got:#04x}, expected {expected:#04x}")]
     WrongKind {

@@ -81,6 +81,7 @@ mod hkdf;
 pub mod matching;
 pub mod pet;
 pub mod report;
+pub mod revision;
 pub mod rollover;
 pub mod scheme;
 pub mod sealed;

@@ -3,10 +3,14 @@
 use ring::digest;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{ExpiryPolicy, ReportHmacKey, SignedCertificate, TrustedAuthorities};
+use crate::auth::{
+    CertificateId, ExpiryPolicy, ReportHmacKey, SignedCertificate, TrustedAuthorities,
+};
 use crate::error::UploadError;
 use crate::gaen::DiagnosisKey;
 use crate::report::{ReportContents, ReportLimits};
+use crate::revision::{RevisionKey, RevisionSecret};
+use crate::signing::Signature;
 use crate::time::UnixTime;
 use crate::wire::{self, WireMessage};
 
@@ -123,22 +127,67 @@ pub fn key_publishable_at(key: &DiagnosisKey) -> UnixTime {
     key.rolling_end().plus(KEY_TOLERANCE_INTERVALS).start()
 }
 
-/// The body of an upload request: a real upload or a decoy the node discards.
+/// The body of an upload request: a real upload, a revision, or a decoy the node discards.
+///
+/// Protocol version 2 (`docs/PROTOCOL.md` §5.4) binds revisions to a key only the uploading
+/// phone holds: [`UploadBody::Real`] and [`UploadBody::Revision`], framed with version byte
+/// 2. The version 1 variants stay decodable, framed with version byte 1, for the
+/// transition: a frame whose variant is of the other version is refused
+/// ([`crate::DecodeError::NotInVersion`]). Postcard numbers variants by position, so the
+/// version 1 variants keep their places (0, 1, 2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UploadBody {
-    /// A real upload.
-    Real(SignedUpload),
-    /// A revision of an earlier upload by the same phone (likely → confirmed, or revoked):
-    /// the same keys or tokens under a new certificate, with the opaque token the node
-    /// handed back at the first upload.
-    Revision {
+    /// Version 1 (transition): a first upload without a revision key; the node answers it
+    /// with a revision token that anyone who replays the bytes gets too.
+    RealV1(SignedUpload),
+    /// Version 1 (transition): a revision of a version 1 upload by the same phone, with
+    /// the opaque token the node handed back at the first upload.
+    RevisionV1 {
         /// The report under its new certificate.
         upload: SignedUpload,
         /// The node's revision token from the first upload's response.
         revision_token: Vec<u8>,
     },
-    /// A decoy, sent on a random schedule so real uploads do not stand out.
+    /// A decoy, sent on a random schedule so real uploads do not stand out (both versions;
+    /// this build frames it with version 2).
     Decoy,
+    /// A first upload, with the public key of the secret that alone may revise it.
+    Real {
+        /// The report and its certificate.
+        upload: SignedUpload,
+        /// The public half of the phone's [`crate::revision::RevisionSecret`].
+        revision_key: RevisionKey,
+    },
+    /// A revision (likely → confirmed, or revoked): the same keys or tokens under a new
+    /// certificate, signed with the secret whose key the original upload carried.
+    Revision {
+        /// The report under its new certificate.
+        upload: SignedUpload,
+        /// The certificate id of the upload it revises.
+        revises: CertificateId,
+        /// [`crate::revision::RevisionSecret::sign`] over `revises` and the new certificate.
+        signature: Signature,
+    },
+}
+
+impl UploadBody {
+    /// The wire version this body belongs to (a decoy: the newest).
+    pub fn version(&self) -> u8 {
+        match self {
+            UploadBody::RealV1(_) | UploadBody::RevisionV1 { .. } => wire::WIRE_VERSION,
+            UploadBody::Decoy | UploadBody::Real { .. } | UploadBody::Revision { .. } => {
+                wire::WIRE_VERSION_2
+            }
+        }
+    }
+
+    /// Whether this is a revision, of either version.
+    pub fn is_revision(&self) -> bool {
+        matches!(
+            self,
+            UploadBody::Revision { .. } | UploadBody::RevisionV1 { .. }
+        )
+    }
 }
 
 /// What a phone POSTs to `/v1/uploads`: a body padded to a fixed size bucket, so that a
@@ -146,7 +195,7 @@ pub enum UploadBody {
 /// closer than a power of two.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadRequest {
-    /// Real or decoy.
+    /// Real, revision or decoy.
     pub body: UploadBody,
     /// Zero bytes up to the bucket size.
     pub padding: Vec<u8>,
@@ -155,6 +204,19 @@ pub struct UploadRequest {
 impl WireMessage for UploadRequest {
     const KIND: u8 = wire::kind::UPLOAD_REQUEST;
     const MAX_SIZE: usize = 2 << 20;
+    const VERSIONS: &'static [u8] = &[wire::WIRE_VERSION, wire::WIRE_VERSION_2];
+
+    fn wire_version(&self) -> u8 {
+        self.body.version()
+    }
+
+    fn fits_version(&self, version: u8) -> bool {
+        match self.body {
+            // Decoys of phones of either version.
+            UploadBody::Decoy => Self::VERSIONS.contains(&version),
+            _ => version == self.body.version(),
+        }
+    }
 }
 
 /// The bucket an encoded request of `len` bytes is padded to.
@@ -163,15 +225,41 @@ pub fn padded_request_size(len: usize) -> usize {
 }
 
 impl UploadRequest {
-    /// Wraps `upload`, padded to its size bucket.
-    pub fn real(upload: SignedUpload) -> Self {
+    /// `body`, padded to its size bucket.
+    pub fn padded(body: UploadBody) -> Self {
         let mut request = UploadRequest {
-            body: UploadBody::Real(upload),
+            body,
             padding: Vec::new(),
         };
         let target = padded_request_size(wire::encode(&request).len());
         request.pad_to(target);
         request
+    }
+
+    /// A first upload of `upload` that only the holder of `revision_key`'s secret may
+    /// revise, padded to its size bucket.
+    pub fn real(upload: SignedUpload, revision_key: RevisionKey) -> Self {
+        Self::padded(UploadBody::Real {
+            upload,
+            revision_key,
+        })
+    }
+
+    /// A version 1 first upload, as phones before protocol version 2 send it (accepted
+    /// during the transition, §5.4; for tests and tools that speak version 1).
+    pub fn real_v1(upload: SignedUpload) -> Self {
+        Self::padded(UploadBody::RealV1(upload))
+    }
+
+    /// A revision of the upload made with certificate `revises`, signed with the secret
+    /// whose key that upload carried, padded to its size bucket.
+    pub fn revision(upload: SignedUpload, revises: CertificateId, secret: &RevisionSecret) -> Self {
+        let signature = secret.sign(&revises, &upload.certificate);
+        Self::padded(UploadBody::Revision {
+            upload,
+            revises,
+            signature,
+        })
     }
 
     /// A decoy padded to the bucket of `size`: pass the length of the real upload this
@@ -220,7 +308,7 @@ mod tests {
 
     use super::*;
     use crate::auth::{AuthoritySigningKey, CertificateRequest};
-    use crate::error::{CertificateError, ValidationError};
+    use crate::error::{CertificateError, DecodeError, ValidationError};
     use crate::gaen::TemporaryExposureKey;
     use crate::pet::EncounterToken;
     use crate::report::{PublishedToken, ReportType};
@@ -390,7 +478,8 @@ mod tests {
         for n in [1usize, 14, 200, 300, 5000] {
             let tokens = (0..n).map(|i| token((i % 251) as u8)).collect::<Vec<_>>();
             let (upload, _) = signed_upload(ReportContents::Pet(tokens), None);
-            let real = wire::encode(&UploadRequest::real(upload));
+            let key = RevisionSecret::from_seed(&[1; 32]).key();
+            let real = wire::encode(&UploadRequest::real(upload, key));
             assert!(
                 real.len().is_power_of_two() && real.len() >= MIN_UPLOAD_REQUEST_SIZE,
                 "{n}: {}",
@@ -399,18 +488,119 @@ mod tests {
             let decoy = wire::encode(&UploadRequest::decoy(real.len()));
             assert_eq!(decoy.len(), real.len(), "{n} tokens");
             let back: UploadRequest = wire::decode(&real).unwrap();
-            assert!(matches!(back.body, UploadBody::Real(_)));
+            assert!(matches!(back.body, UploadBody::Real { .. }));
         }
+    }
+
+    /// A request of every variant, with a certificate `revises` names.
+    fn every_variant() -> Vec<UploadRequest> {
+        let (upload, _) = signed_upload(
+            ReportContents::Pet(vec![PublishedToken {
+                day: NOW.day(),
+                token: EncounterToken([3; 16]),
+            }]),
+            None,
+        );
+        let secret = RevisionSecret::from_seed(&[2; 32]);
+        let original = upload.certificate.certificate.id;
+        vec![
+            UploadRequest::padded(UploadBody::RealV1(upload.clone())),
+            UploadRequest::padded(UploadBody::RevisionV1 {
+                upload: upload.clone(),
+                revision_token: vec![9; 32],
+            }),
+            UploadRequest::decoy(4096),
+            UploadRequest::real(upload.clone(), secret.key()),
+            UploadRequest::revision(upload, original, &secret),
+        ]
+    }
+
+    #[test]
+    fn each_variant_travels_in_its_own_version_only() {
+        for request in every_variant() {
+            let bytes = wire::encode(&request);
+            let version = request.body.version();
+            assert_eq!(bytes[0], version);
+            assert_eq!(wire::decode::<UploadRequest>(&bytes), Ok(request.clone()));
+            let mut other = bytes.clone();
+            other[0] = if version == 1 { 2 } else { 1 };
+            let refused = wire::decode::<UploadRequest>(&other);
+            if request.body == UploadBody::Decoy {
+                // Phones of either version send decoys.
+                assert_eq!(refused, Ok(request));
+            } else {
+                assert_eq!(
+                    refused,
+                    Err(DecodeError::NotInVersion { version: other[0] })
+                );
+            }
+            let mut future = bytes;
+            future[0] = 3;
+            assert_eq!(
+                wire::decode::<UploadRequest>(&future),
+                Err(DecodeError::UnsupportedVersion {
+                    got: 3,
+                    supported: 2
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn a_revision_is_signed_over_the_original_and_its_own_certificate() {
+        let requests = every_variant();
+        let UploadBody::Real { revision_key, .. } = &requests[3].body else {
+            panic!("variant order")
+        };
+        let UploadBody::Revision {
+            upload,
+            revises,
+            signature,
+        } = &requests[4].body
+        else {
+            panic!("variant order")
+        };
+        assert!(revision_key.verify(revises, &upload.certificate, signature));
+        assert!(!RevisionSecret::from_seed(&[3; 32]).key().verify(
+            revises,
+            &upload.certificate,
+            signature
+        ));
     }
 
     proptest::proptest! {
         #[test]
-        fn decoding_arbitrary_upload_bytes_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
-            let mut framed = vec![wire::WIRE_VERSION, wire::kind::UPLOAD_REQUEST];
+        fn decoding_arbitrary_upload_bytes_never_panics(
+            version in 0u8..4,
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+        ) {
+            let mut framed = vec![version, wire::kind::UPLOAD_REQUEST];
             framed.extend_from_slice(&bytes);
             let _ = wire::decode::<UploadRequest>(&framed);
             framed[1] = wire::kind::SIGNED_UPLOAD;
             let _ = wire::decode::<SignedUpload>(&framed);
+        }
+
+        /// Every variant's frame, cut or with one byte changed, decodes to a request of its
+        /// frame's version or is refused; it never panics.
+        #[test]
+        fn mutated_frames_of_every_variant_decode_or_are_refused(
+            which in 0usize..5,
+            at in proptest::num::usize::ANY,
+            xor in 1u8..=255,
+            cut in proptest::bool::ANY,
+        ) {
+            let mut bytes = wire::encode(&every_variant()[which]);
+            // Within the body proper (the zero padding changes nothing but its own bytes).
+            let at = at % 400.min(bytes.len());
+            if cut {
+                bytes.truncate(at);
+            } else {
+                bytes[at] ^= xor;
+            }
+            if let Ok(request) = wire::decode::<UploadRequest>(&bytes) {
+                proptest::prop_assert!(request.fits_version(bytes[0]));
+            }
         }
 
         #[test]

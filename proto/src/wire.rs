@@ -1,16 +1,23 @@
 //! Versioned framing for every message that crosses a wire.
 //!
-//! A frame is `[WIRE_VERSION][kind][postcard body]`. [`decode`] is the one entry point for
+//! A frame is `[version][kind][postcard body]`. [`decode`] is the one entry point for
 //! outside bytes: it checks the size cap, the version and the kind before it parses, and
 //! rejects trailing bytes, so every decoder shares the same checks.
+//!
+//! The version byte is per message: a message that protocol version 2 changed (the upload
+//! request, `docs/PROTOCOL.md` §5.1) is framed with `2` and still decodes from `1` during
+//! the transition; every other message is framed with [`WIRE_VERSION`] (1).
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::DecodeError;
 
-/// The wire version this build speaks.
+/// The wire version of the messages protocol version 2 left unchanged.
 pub const WIRE_VERSION: u8 = 1;
+
+/// The wire version of the messages protocol version 2 changed (the upload request).
+pub const WIRE_VERSION_2: u8 = 2;
 
 /// Bytes before the body: version and kind.
 pub const HEADER_LEN: usize = 2;
@@ -21,11 +28,24 @@ pub trait WireMessage: Serialize + DeserializeOwned {
     const KIND: u8;
     /// The largest frame accepted, header included.
     const MAX_SIZE: usize;
+    /// The version bytes a frame of this kind may carry, oldest first.
+    const VERSIONS: &'static [u8] = &[WIRE_VERSION];
+
+    /// The version byte this message is framed with.
+    fn wire_version(&self) -> u8 {
+        WIRE_VERSION
+    }
+
+    /// Whether this decoded message may travel in a frame of `version` (a message with
+    /// variants of several versions refuses a variant framed in the wrong one).
+    fn fits_version(&self, version: u8) -> bool {
+        version == self.wire_version()
+    }
 }
 
 /// Encodes `message` as a versioned frame.
 pub fn encode<T: WireMessage>(message: &T) -> Vec<u8> {
-    let mut out = vec![WIRE_VERSION, T::KIND];
+    let mut out = vec![message.wire_version(), T::KIND];
     // Serializing into a Vec cannot fail for our types (no maps with non-string keys,
     // no unsized sequences): postcard only errors on a full fixed buffer.
     let body = postcard::to_allocvec(message).expect("postcard encoding into a Vec");
@@ -38,17 +58,30 @@ pub fn encode<T: WireMessage>(message: &T) -> Vec<u8> {
 /// # Errors
 /// A [`DecodeError`] naming the first check that failed; it never panics on any input.
 pub fn decode<T: WireMessage>(bytes: &[u8]) -> Result<T, DecodeError> {
-    let body = check_header(bytes, T::KIND, T::MAX_SIZE)?;
+    let body = check_header_versions(bytes, T::KIND, T::MAX_SIZE, T::VERSIONS)?;
     let (message, rest) =
         postcard::take_from_bytes::<T>(body).map_err(|_| DecodeError::Malformed)?;
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes { extra: rest.len() });
     }
+    if !message.fits_version(bytes[0]) {
+        return Err(DecodeError::NotInVersion { version: bytes[0] });
+    }
     Ok(message)
 }
 
-/// Checks size, version and kind; returns the body after the header.
+/// Checks size, version ([`WIRE_VERSION`]) and kind; returns the body after the header.
 pub(crate) fn check_header(bytes: &[u8], kind: u8, max_size: usize) -> Result<&[u8], DecodeError> {
+    check_header_versions(bytes, kind, max_size, &[WIRE_VERSION])
+}
+
+/// Checks size, version (one of `versions`) and kind; returns the body after the header.
+fn check_header_versions<'a>(
+    bytes: &'a [u8],
+    kind: u8,
+    max_size: usize,
+    versions: &[u8],
+) -> Result<&'a [u8], DecodeError> {
     if bytes.len() > max_size {
         return Err(DecodeError::TooLarge {
             got: bytes.len(),
@@ -61,10 +94,10 @@ pub(crate) fn check_header(bytes: &[u8], kind: u8, max_size: usize) -> Result<&[
             min: HEADER_LEN,
         });
     }
-    if bytes[0] != WIRE_VERSION {
+    if !versions.contains(&bytes[0]) {
         return Err(DecodeError::UnsupportedVersion {
             got: bytes[0],
-            supported: WIRE_VERSION,
+            supported: versions.iter().copied().max().unwrap_or(WIRE_VERSION),
         });
     }
     if bytes[1] != kind {

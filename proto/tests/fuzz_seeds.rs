@@ -12,8 +12,9 @@ use ephemera_proto::gaen::{
     encode_export_zip,
 };
 use ephemera_proto::pet::{DailySecret, slices};
+use ephemera_proto::revision::RevisionSecret;
 use ephemera_proto::sync::{DayDigest, SyncRequest, SyncResponse};
-use ephemera_proto::upload::{SignedUpload, UploadRequest};
+use ephemera_proto::upload::{SignedUpload, UploadBody, UploadRequest};
 use ephemera_proto::{PublishedToken, ReportContents, ReportType, UnixTime, wire};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -101,11 +102,26 @@ fn write_fuzz_seeds() {
         for (i, message) in catch_up.iter().enumerate() {
             write("sync_messages", &format!("{name}-{i}"), message);
         }
-        write(
-            "wire_upload_request",
-            name,
-            &wire::encode(&UploadRequest::real(upload)),
-        );
+        // Every variant of both versions: a version 2 first upload and its signed revision,
+        // a version 1 first upload and its token revision.
+        let secret = RevisionSecret::from_seed(&[7; 32]);
+        let original = upload.certificate.certificate.id;
+        let variants = [
+            UploadRequest::real(upload.clone(), secret.key()),
+            UploadRequest::revision(upload.clone(), original, &secret),
+            UploadRequest::real_v1(upload.clone()),
+            UploadRequest::padded(UploadBody::RevisionV1 {
+                upload: upload.clone(),
+                revision_token: vec![9; 32],
+            }),
+        ];
+        for (i, request) in variants.iter().enumerate() {
+            write(
+                "wire_upload_request",
+                &format!("{name}-{i}"),
+                &wire::encode(request),
+            );
+        }
     }
     write(
         "wire_upload_request",

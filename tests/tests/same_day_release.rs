@@ -139,7 +139,7 @@ async fn a_contact_on_the_upload_day_is_matched_once_the_cut_key_is_published() 
         .open_request(SealedRoute::Upload, &upload.body)
         .unwrap();
     let sent: ephemera_proto::upload::UploadRequest = ephemera_proto::wire::decode(&inner).unwrap();
-    let ephemera_proto::upload::UploadBody::Real(sent) = sent.body else {
+    let ephemera_proto::upload::UploadBody::Real { upload: sent, .. } = sent.body else {
         panic!("a real upload")
     };
     let ReportContents::Gaen(sent_keys) = sent.contents else {

@@ -179,7 +179,8 @@ impl<S: Store> Phone<S> {
         let config = config.into();
         config.validate()?;
         let sync = SyncState::load(&store)?;
-        let report = ReportFlow::load(&store)?;
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let report = ReportFlow::load(&store, &mut rng)?;
         let decoy = DecoyFlow::load(&store)?;
         let events = EventQueue::load(&store)?;
         let clock = ClockState::load(&store)?;
@@ -192,7 +193,7 @@ impl<S: Store> Phone<S> {
         Ok(Phone {
             config,
             store,
-            rng: ChaCha20Rng::from_seed(seed),
+            rng,
             keys: Vec::new(),
             current: None,
             open,

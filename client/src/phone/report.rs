@@ -2,10 +2,11 @@
 
 use ephemera_proto::api::{ErrorBody, UploadResponse, VerifyRequest, VerifyResponse};
 use ephemera_proto::auth::{
-    AuthoritySigningKey, CertificateRequest, ReportHmac, ReportHmacKey, UploadCode,
+    AuthoritySigningKey, CertificateId, CertificateRequest, ReportHmac, ReportHmacKey, UploadCode,
 };
+use ephemera_proto::revision::RevisionSecret;
 use ephemera_proto::sealed::{ResponseOpener, SealedRoute};
-use ephemera_proto::upload::{SignedUpload, UploadBody, UploadRequest, padded_request_size};
+use ephemera_proto::upload::{SignedUpload, UploadBody, UploadRequest};
 use ephemera_proto::wire;
 use ephemera_proto::{DayNumber, PublishedToken, ReportContents, ReportType, SchemeKind, UnixTime};
 
@@ -37,8 +38,18 @@ enum Stage {
     },
 }
 
-/// A report on its way, kept in the store (meta [`MetaKey::PendingReport`]) from before the
-/// first request is sent until the node acknowledges or definitively refuses it.
+/// Which earlier upload a revision revises, and how it proves the right to.
+#[derive(Clone, Serialize, Deserialize)]
+enum Revises {
+    /// A version 1 upload (made before protocol version 2): the node's revision token.
+    Token(Vec<u8>),
+    /// A version 2 upload: its certificate id; the revision is signed with
+    /// [`ReportFlow::secret`], the secret whose key that upload carried.
+    Signed(CertificateId),
+}
+
+/// A report on its way, kept in the store (meta [`MetaKey::PendingReport2`]) from before
+/// the first request is sent until the node acknowledges or definitively refuses it.
 #[derive(Clone, Serialize, Deserialize)]
 pub(super) struct ReportFlow {
     stage: Stage,
@@ -46,7 +57,23 @@ pub(super) struct ReportFlow {
     attempts: u32,
     /// When the next send is due (unix seconds).
     next_attempt: u64,
-    /// The revision token of the report this one revises, if it is a revision.
+    /// The upload this one revises, if it is a revision.
+    revises: Option<Revises>,
+    /// A first report's revision secret (its key goes in the upload; kept once accepted, so
+    /// this phone alone can revise it), or, for a signed revision, the revised upload's.
+    secret: RevisionSecret,
+    contents: ReportContents,
+    hmac_key: ReportHmacKey,
+    hmac: ReportHmac,
+}
+
+/// A report on its way as phones before protocol version 2 kept it (meta
+/// [`MetaKey::PendingReport`]): read after an app update and carried on.
+#[derive(Deserialize)]
+struct ReportFlowV1 {
+    stage: Stage,
+    attempts: u32,
+    next_attempt: u64,
     revises: Option<Vec<u8>>,
     contents: ReportContents,
     hmac_key: ReportHmacKey,
@@ -77,15 +104,38 @@ impl Drop for ReportFlow {
 }
 
 impl ReportFlow {
-    pub(super) fn load(store: &impl Store) -> Result<Option<Self>, ClientError> {
+    /// The report on its way, if any. One kept by an app before protocol version 2 is
+    /// carried on: a certified one resends its version 1 upload byte for byte (a node
+    /// accepts version 1 during the transition), an uncertified one gets a revision secret
+    /// drawn from `rng` now (kept before any upload carrying its key is sent).
+    pub(super) fn load(
+        store: &impl Store,
+        rng: &mut impl rand_core::CryptoRng,
+    ) -> Result<Option<Self>, ClientError> {
+        if let Some(bytes) = store.meta(MetaKey::PendingReport2)? {
+            let bytes = Zeroizing::new(bytes);
+            let flow = postcard::from_bytes(&bytes).map_err(|_| StoreError::Corrupt {
+                what: "pending report",
+            })?;
+            return Ok(Some(flow));
+        }
         let Some(bytes) = store.meta(MetaKey::PendingReport)? else {
             return Ok(None);
         };
         let bytes = Zeroizing::new(bytes);
-        let flow = postcard::from_bytes(&bytes).map_err(|_| StoreError::Corrupt {
+        let old: ReportFlowV1 = postcard::from_bytes(&bytes).map_err(|_| StoreError::Corrupt {
             what: "pending report",
         })?;
-        Ok(Some(flow))
+        Ok(Some(ReportFlow {
+            stage: old.stage,
+            attempts: old.attempts,
+            next_attempt: old.next_attempt,
+            revises: old.revises.map(Revises::Token),
+            secret: RevisionSecret::generate(rng),
+            contents: old.contents,
+            hmac_key: old.hmac_key,
+            hmac: old.hmac,
+        }))
     }
 
     /// When the next send is due.
@@ -109,9 +159,20 @@ impl ReportFlow {
     }
 }
 
-/// What the last accepted upload needs for a revision (meta [`MetaKey::Revision`]).
+/// What the last accepted upload needs for a revision (meta [`MetaKey::RevisionKey`]).
 #[derive(Clone, Serialize, Deserialize)]
 struct RevisionBasis {
+    /// The upload's certificate id, which the revision names.
+    certificate: CertificateId,
+    /// The secret whose key the upload carried.
+    secret: RevisionSecret,
+    contents: ReportContents,
+}
+
+/// What a version 1 upload (made before protocol version 2) needs for a revision (meta
+/// [`MetaKey::Revision`]).
+#[derive(Clone, Serialize, Deserialize)]
+struct RevisionBasisV1 {
     revision_token: Vec<u8>,
     contents: ReportContents,
 }
@@ -175,7 +236,8 @@ impl<S: Store> Phone<S> {
             first_day,
             entries: contents.len(),
         };
-        self.begin_flow(now, code, contents, None)?;
+        let secret = RevisionSecret::generate(&mut self.rng);
+        self.begin_flow(now, code, contents, None, secret)?;
         Ok(preview)
     }
 
@@ -192,30 +254,33 @@ impl<S: Store> Phone<S> {
         if self.report.is_some() {
             return Err(ReportError::InProgress.into());
         }
-        let basis = self.revision_basis()?.ok_or(ReportError::NoReport)?;
-        self.begin_flow(
-            now,
-            code,
-            basis.contents.clone(),
-            Some(basis.revision_token.clone()),
-        )
+        let (contents, revises, secret) = match self.revision_basis()? {
+            Some(basis) => (
+                basis.contents,
+                Revises::Signed(basis.certificate),
+                basis.secret,
+            ),
+            None => {
+                let basis = self.revision_basis_v1()?.ok_or(ReportError::NoReport)?;
+                let secret = RevisionSecret::generate(&mut self.rng);
+                (basis.contents, Revises::Token(basis.revision_token), secret)
+            }
+        };
+        self.begin_flow(now, code, contents, Some(revises), secret)
     }
 
     /// Whether the last accepted upload can be revised.
     pub fn can_revise(&self) -> bool {
         matches!(self.revision_basis(), Ok(Some(_)))
+            || matches!(self.revision_basis_v1(), Ok(Some(_)))
     }
 
     fn revision_basis(&self) -> Result<Option<RevisionBasis>, ClientError> {
-        let Some(bytes) = self.store.meta(MetaKey::Revision)? else {
-            return Ok(None);
-        };
-        let bytes = Zeroizing::new(bytes);
-        Ok(Some(postcard::from_bytes(&bytes).map_err(|_| {
-            StoreError::Corrupt {
-                what: "revision basis",
-            }
-        })?))
+        read_meta(&self.store, MetaKey::RevisionKey, "revision basis")
+    }
+
+    fn revision_basis_v1(&self) -> Result<Option<RevisionBasisV1>, ClientError> {
+        read_meta(&self.store, MetaKey::Revision, "revision basis")
     }
 
     /// Keeps the new report durably, tells the app, and sends the verify request.
@@ -224,7 +289,8 @@ impl<S: Store> Phone<S> {
         now: UnixTime,
         code: &UploadCode,
         contents: ReportContents,
-        revises: Option<Vec<u8>>,
+        revises: Option<Revises>,
+        secret: RevisionSecret,
     ) -> Result<(), ClientError> {
         let hmac_key = ReportHmacKey::generate(&mut self.rng);
         let hmac = hmac_key.authenticate(&contents);
@@ -235,6 +301,7 @@ impl<S: Store> Phone<S> {
             attempts: 0,
             next_attempt: now.0,
             revises,
+            secret,
             contents,
             hmac_key,
             hmac,
@@ -252,10 +319,12 @@ impl<S: Store> Phone<S> {
             Some(flow) => {
                 let bytes =
                     Zeroizing::new(postcard::to_allocvec(flow).expect("postcard into a Vec"));
-                self.store.set_meta(MetaKey::PendingReport, &bytes)?;
+                self.store.set_meta(MetaKey::PendingReport2, &bytes)?;
             }
-            None => self.store.remove_meta(MetaKey::PendingReport)?,
+            None => self.store.remove_meta(MetaKey::PendingReport2)?,
         }
+        // Moved on (or finished): what an app before protocol version 2 kept is gone.
+        self.store.remove_meta(MetaKey::PendingReport)?;
         Ok(())
     }
 
@@ -458,8 +527,14 @@ impl<S: Store> Phone<S> {
             hmac_key: flow.hmac_key.clone(),
         };
         let request = match &flow.revises {
-            None => UploadRequest::real(upload),
-            Some(token) => revision_request(upload, token.clone()),
+            None => UploadRequest::real(upload, flow.secret.key()),
+            Some(Revises::Signed(original)) => {
+                UploadRequest::revision(upload, *original, &flow.secret)
+            }
+            Some(Revises::Token(token)) => UploadRequest::padded(UploadBody::RevisionV1 {
+                upload,
+                revision_token: token.clone(),
+            }),
         };
         let delay = self.draw_upload_delay();
         let flow = self.report.as_mut().expect("checked above");
@@ -505,15 +580,52 @@ impl<S: Store> Phone<S> {
             .unwrap_or_default();
         let flow = self.report.take().expect("checked above");
         self.report_in_flight = false;
-        let basis = RevisionBasis {
-            revision_token: decode_hex(&revision_token).unwrap_or_default(),
-            contents: flow.contents.clone(),
-        };
-        let bytes = Zeroizing::new(postcard::to_allocvec(&basis).expect("postcard into a Vec"));
-        self.store.set_meta(MetaKey::Revision, &bytes)?;
+        self.keep_revision_basis(flow, &revision_token)?;
         self.save_report()?;
         self.push_event(PhoneEvent::ReportUploaded { revision_token })?;
         self.store.flush()?;
+        Ok(())
+    }
+
+    /// Keeps what revising the upload `flow` just had accepted takes: its certificate id
+    /// and revision secret for a version 2 upload, the node's token for a version 1 upload
+    /// (one an app before protocol version 2 certified). An accepted revision is never
+    /// revised again (only `likely` reports are): nothing is kept for it.
+    fn keep_revision_basis(
+        &mut self,
+        flow: ReportFlow,
+        revision_token: &str,
+    ) -> Result<(), ClientError> {
+        let Stage::Upload { body } = &flow.stage else {
+            return Ok(());
+        };
+        let sent = wire::decode::<UploadRequest>(body).map_err(|_| StoreError::Corrupt {
+            what: "pending report upload",
+        })?;
+        self.store.remove_meta(MetaKey::RevisionKey)?;
+        self.store.remove_meta(MetaKey::Revision)?;
+        let (key, bytes) = match sent.body {
+            UploadBody::Real { upload, .. } => (
+                MetaKey::RevisionKey,
+                postcard::to_allocvec(&RevisionBasis {
+                    certificate: upload.certificate.certificate.id,
+                    secret: flow.secret.clone(),
+                    contents: flow.contents.clone(),
+                }),
+            ),
+            UploadBody::RealV1(_) => (
+                MetaKey::Revision,
+                postcard::to_allocvec(&RevisionBasisV1 {
+                    revision_token: decode_hex(revision_token).unwrap_or_default(),
+                    contents: flow.contents.clone(),
+                }),
+            ),
+            UploadBody::Decoy | UploadBody::Revision { .. } | UploadBody::RevisionV1 { .. } => {
+                return Ok(());
+            }
+        };
+        let bytes = Zeroizing::new(bytes.expect("postcard into a Vec"));
+        self.store.set_meta(key, &bytes)?;
         Ok(())
     }
 
@@ -550,12 +662,31 @@ fn upload_size_of(contents: &ReportContents, rng: &mut impl rand_core::CryptoRng
         3600,
         rng,
     );
-    wire::encode(&UploadRequest::real(SignedUpload {
-        contents: contents.clone(),
-        certificate,
-        hmac_key,
-    }))
+    let revision_key = RevisionSecret::generate(rng).key();
+    wire::encode(&UploadRequest::real(
+        SignedUpload {
+            contents: contents.clone(),
+            certificate,
+            hmac_key,
+        },
+        revision_key,
+    ))
     .len()
+}
+
+/// A small piece of kept state, decoded; a damaged one is [`StoreError::Corrupt`].
+fn read_meta<T: serde::de::DeserializeOwned>(
+    store: &impl Store,
+    key: MetaKey,
+    what: &'static str,
+) -> Result<Option<T>, ClientError> {
+    let Some(bytes) = store.meta(key)? else {
+        return Ok(None);
+    };
+    let bytes = Zeroizing::new(bytes);
+    Ok(Some(
+        postcard::from_bytes(&bytes).map_err(|_| StoreError::Corrupt { what })?,
+    ))
 }
 
 /// `Some(status)` when an answer with `status` is definitive; `None` when the request may
@@ -565,32 +696,6 @@ pub(super) fn definitive(status: u16) -> Option<u16> {
         408 | 429 | 500..=599 => None,
         _ => Some(status),
     }
-}
-
-/// A revision upload request, padded to its size bucket like a first upload
-/// (`proto` pads only first uploads and decoys itself).
-fn revision_request(upload: SignedUpload, revision_token: Vec<u8>) -> UploadRequest {
-    let mut request = UploadRequest {
-        body: UploadBody::Revision {
-            upload,
-            revision_token,
-        },
-        padding: Vec::new(),
-    };
-    let base = wire::encode(&request).len();
-    let target = padded_request_size(base);
-    // The padding's length prefix is a LEB128 varint; the empty padding counted 1 byte.
-    for extra in 0..5usize {
-        let Some(len) = (target - base).checked_sub(extra) else {
-            break;
-        };
-        let varint_len = (usize::BITS - len.max(1).leading_zeros()).div_ceil(7) as usize;
-        if varint_len == extra + 1 {
-            request.padding = vec![0; len];
-            break;
-        }
-    }
-    request
 }
 
 /// Lower-case hex to bytes.
@@ -615,7 +720,7 @@ fn error_code(body: &[u8]) -> String {
 mod tests {
     use proptest::prelude::*;
 
-    use super::{decode_hex, revision_request};
+    use super::decode_hex;
 
     proptest! {
         /// The node's revision token is outside bytes: any string decodes or is refused.
@@ -632,55 +737,5 @@ mod tests {
             let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
             prop_assert_eq!(decode_hex(&text), Some(bytes));
         }
-    }
-
-    #[test]
-    fn revision_requests_are_padded_to_their_bucket() {
-        use ephemera_proto::upload::padded_request_size;
-        use ephemera_proto::wire;
-        // The padding reaches the bucket of the unpadded request exactly.
-        for len in [0usize, 1, 100, 5000] {
-            let request = revision_request_for_test(len);
-            let encoded = wire::encode(&request);
-            let target = padded_request_size(encoded.len() - request.padding.len());
-            assert!(
-                encoded.len() == target || encoded.len() == target + 1,
-                "{len}"
-            );
-        }
-    }
-
-    fn revision_request_for_test(token_len: usize) -> ephemera_proto::upload::UploadRequest {
-        use ephemera_proto::auth::{AuthoritySigningKey, CertificateRequest, ReportHmacKey};
-        use ephemera_proto::upload::SignedUpload;
-        use ephemera_proto::{PublishedToken, ReportContents, ReportType, UnixTime};
-        use rand_chacha::ChaCha20Rng;
-        use rand_core::SeedableRng;
-        let mut rng = ChaCha20Rng::seed_from_u64(3);
-        let authority = AuthoritySigningKey::generate(&mut rng);
-        let now = UnixTime(1_700_000_000);
-        let contents = ReportContents::Pet(vec![PublishedToken {
-            day: now.day(),
-            token: ephemera_proto::pet::EncounterToken([7; 16]),
-        }]);
-        let hmac_key = ReportHmacKey::generate(&mut rng);
-        let certificate = authority.issue(
-            &CertificateRequest {
-                report_hmac: hmac_key.authenticate(&contents),
-                test_type: ReportType::ConfirmedTest,
-                symptom_onset: None,
-            },
-            now,
-            3600,
-            &mut rng,
-        );
-        revision_request(
-            SignedUpload {
-                contents,
-                certificate,
-                hmac_key,
-            },
-            vec![1; token_len],
-        )
     }
 }

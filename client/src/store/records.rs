@@ -170,9 +170,8 @@ pub enum MetaKey {
     /// rolling start (u32 little-endian), rolling period, the 16-byte key. Secret like the
     /// own keys.
     ReleasedKeys,
-    /// The report on its way (postcard): the stage, the report, its HMAC key and, once
-    /// certified, the upload. Secret like the own keys; deleted once the node acknowledged
-    /// the upload or definitively refused it.
+    /// The report on its way as phones before protocol version 2 kept it (postcard); read
+    /// once and moved to [`MetaKey::PendingReport2`].
     PendingReport,
     /// The open encounters checkpoint (postcard), rewritten at most once per
     /// `encounter.checkpoint_seconds`, so a kill loses at most that much contact time.
@@ -181,7 +180,8 @@ pub enum MetaKey {
     Events,
     /// The clock state (postcard): the latest time seen, the latest time confirmed.
     Clock,
-    /// The revision token of the last upload (postcard), for a later revision.
+    /// The revision token of the last upload, as phones before protocol version 2 kept it
+    /// (postcard), for a later revision of that version 1 upload.
     Revision,
     /// Tracing paused by the user (one byte, 1 = paused).
     Paused,
@@ -192,6 +192,13 @@ pub enum MetaKey {
     /// Batch-key rollovers followed (each the old then the new Ed25519 key, 64 bytes),
     /// verified when learned.
     NodeKeyRollovers,
+    /// The report on its way (postcard): the stage, the report, its HMAC key, its revision
+    /// secret and, once certified, the upload. Secret like the own keys; deleted once the
+    /// node acknowledged the upload or definitively refused it.
+    PendingReport2,
+    /// What revising the last upload takes (postcard): its certificate id, the revision
+    /// secret whose key it carried, its contents. Secret like the own keys.
+    RevisionKey,
 }
 
 impl MetaKey {
@@ -209,6 +216,8 @@ impl MetaKey {
             MetaKey::LastSync => "last-sync",
             MetaKey::PendingDecoy => "pending-decoy",
             MetaKey::NodeKeyRollovers => "node-key-rollovers",
+            MetaKey::PendingReport2 => "pending-report-2",
+            MetaKey::RevisionKey => "revision-key",
         }
     }
 }

@@ -183,7 +183,8 @@ fn only_a_definitive_answer_fails_a_report_and_retries_back_off() {
     }
     // 30 s doubling (plus up to a quarter of jitter), capped at an hour (plus jitter).
     assert!(waits[0] >= 30 && waits[0] <= 38, "{waits:?}");
-    assert!(waits.windows(2).all(|w| w[1] + 8 >= w[0]), "{waits:?}");
+    // Growing until the cap; past it, each wait is the hour plus its own jitter (up to 900 s).
+    assert!(waits[..8].windows(2).all(|w| w[1] + 8 >= w[0]), "{waits:?}");
     assert!(waits[7] >= 3600 && waits[8] <= 4500, "{waits:?}");
     assert!(phone.report_in_progress());
     // A definitive refusal, sealed by the node, ends it.
@@ -417,7 +418,7 @@ proptest::proptest! {
     /// error, never a panic.
     #[test]
     fn damaged_kept_state_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
-                                       which in 0usize..7) {
+                                       which in 0usize..9) {
         use crate::store::MetaKey;
         let key = [
             MetaKey::PendingReport,
@@ -427,6 +428,8 @@ proptest::proptest! {
             MetaKey::Revision,
             MetaKey::Paused,
             MetaKey::PendingDecoy,
+            MetaKey::PendingReport2,
+            MetaKey::RevisionKey,
         ][which];
         let mut store = MemoryStore::new();
         store.set_meta(key, &bytes).unwrap();
@@ -438,4 +441,138 @@ proptest::proptest! {
             let _ = phone.retry_report(start());
         }
     }
+}
+
+/// The revision secret drawn for a report is kept with it: after restarts (one after the
+/// upload, one between the revision's certificate and its upload) the phone's revision names
+/// its upload's certificate and is signed with the secret whose key that upload carried.
+#[test]
+fn a_revision_across_restarts_is_signed_with_the_secret_kept_at_upload() {
+    use ephemera_proto::upload::UploadBody;
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = FakeNode::new(23);
+    let config = node.config(SchemeKind::Pet);
+    let (mut phone, now) = phone_with_encounter(&config, util::reopen(dir.path()));
+    phone.start_report(now, &node.code(), None, None).unwrap();
+    let verify = next(&node, &mut phone, now);
+    let answer = node.answer_verify(now, &verify);
+    phone.handle_response(now, verify.id, answer).unwrap();
+    let upload = util::next_upload(&mut phone, now);
+    let UploadBody::Real {
+        upload: first,
+        revision_key,
+    } = node.upload_request(&upload).body
+    else {
+        panic!("not a version 2 upload")
+    };
+    let answer = node.upload_ok(&upload);
+    phone.handle_response(now, upload.id, answer).unwrap();
+    assert!(phone.can_revise());
+    drop(phone);
+    let mut phone = Phone::new(config.clone(), util::reopen(dir.path()), [7; 32]).unwrap();
+    assert!(phone.can_revise());
+    let later = now.plus_seconds(3600);
+    phone.start_revision(later, &node.code()).unwrap();
+    let verify = next(&node, &mut phone, later);
+    assert_eq!(verify.purpose, Purpose::Verify);
+    let answer = node.answer_verify(later, &verify);
+    phone.handle_response(later, verify.id, answer).unwrap();
+    drop(phone);
+    let mut phone = Phone::new(config, util::reopen(dir.path()), [8; 32]).unwrap();
+    let due = later.plus_seconds(3);
+    phone.handle_timeout(due).unwrap();
+    let upload = next(&node, &mut phone, due);
+    assert_eq!(upload.purpose, Purpose::Upload);
+    let UploadBody::Revision {
+        upload: revised,
+        revises,
+        signature,
+    } = node.upload_request(&upload).body
+    else {
+        panic!("not a version 2 revision")
+    };
+    assert_eq!(revises, first.certificate.certificate.id);
+    assert_eq!(revised.contents, first.contents);
+    assert!(revision_key.verify(&revises, &revised.certificate, &signature));
+    let answer = node.upload_ok(&upload);
+    phone.handle_response(due, upload.id, answer).unwrap();
+    assert!(!phone.report_in_progress());
+    // A revised report is not revised again (the node allows only `likely` → …).
+    assert!(!phone.can_revise());
+}
+
+/// A report that an app before protocol version 2 kept on its way (not yet certified) is
+/// carried on after the update: verified, then uploaded as version 2 with a revision key.
+#[test]
+fn a_report_kept_by_an_earlier_app_version_is_carried_on() {
+    use ephemera_proto::auth::{ReportHmac, ReportHmacKey};
+    use ephemera_proto::pet::EncounterToken;
+    use ephemera_proto::upload::UploadBody;
+    use ephemera_proto::{PublishedToken, ReportContents};
+    use serde::Serialize;
+
+    use crate::store::MetaKey;
+
+    /// The layout of `ReportFlow` before protocol version 2.
+    #[derive(Serialize)]
+    enum OldStage {
+        Verify { code: String },
+    }
+    #[derive(Serialize)]
+    struct OldFlow {
+        stage: OldStage,
+        attempts: u32,
+        next_attempt: u64,
+        revises: Option<Vec<u8>>,
+        contents: ReportContents,
+        hmac_key: ReportHmacKey,
+        hmac: ReportHmac,
+    }
+
+    let mut node = FakeNode::new(24);
+    let config = node.config(SchemeKind::Pet);
+    let now = start();
+    let contents = ReportContents::Pet(vec![PublishedToken {
+        day: now.day(),
+        token: EncounterToken([4; 16]),
+    }]);
+    let hmac_key = ReportHmacKey([2; 32]);
+    let old = OldFlow {
+        stage: OldStage::Verify {
+            code: node.code().reveal(),
+        },
+        attempts: 0,
+        next_attempt: now.0,
+        revises: None,
+        hmac: hmac_key.authenticate(&contents),
+        contents,
+        hmac_key,
+    };
+    let mut store = MemoryStore::new();
+    store
+        .set_meta(
+            MetaKey::PendingReport,
+            &postcard::to_allocvec(&old).unwrap(),
+        )
+        .unwrap();
+    let mut phone = Phone::new(config, store, [3; 32]).unwrap();
+    assert!(phone.report_in_progress());
+    phone.handle_timeout(now).unwrap();
+    let verify = next(&node, &mut phone, now);
+    assert_eq!(verify.purpose, Purpose::Verify);
+    let answer = node.answer_verify(now, &verify);
+    phone.handle_response(now, verify.id, answer).unwrap();
+    let upload = util::next_upload(&mut phone, now);
+    assert!(matches!(
+        node.upload_request(&upload).body,
+        UploadBody::Real { .. }
+    ));
+    assert_eq!(phone.store().meta(MetaKey::PendingReport).unwrap(), None);
+    assert!(
+        phone
+            .store()
+            .meta(MetaKey::PendingReport2)
+            .unwrap()
+            .is_some()
+    );
 }

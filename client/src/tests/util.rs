@@ -141,11 +141,15 @@ impl FakeNode {
         )
     }
 
-    /// Verifies an upload request like a node and returns its contents.
-    pub(crate) fn accept_upload(&mut self, now: UnixTime, request: &Request) -> ReportContents {
+    /// The upload request inside a sealed `/v1/uploads` request.
+    pub(crate) fn upload_request(&self, request: &Request) -> UploadRequest {
         assert_eq!(request.path, "/v1/uploads");
-        let upload: UploadRequest = wire::decode(&self.open(request)).unwrap();
-        let UploadBody::Real(upload) = upload.body else {
+        wire::decode(&self.open(request)).unwrap()
+    }
+
+    /// Verifies a (version 2) first upload like a node and returns its contents.
+    pub(crate) fn accept_upload(&mut self, now: UnixTime, request: &Request) -> ReportContents {
+        let UploadBody::Real { upload, .. } = self.upload_request(request).body else {
             panic!("not a real upload")
         };
         let trusted = TrustedAuthorities::new().with(self.authority.public_key());

@@ -62,6 +62,7 @@ impl NodeCore {
         Ok(RelayAdmission::Commit(Box::new(UploadCommit {
             certificate: (certificate.id, self.certificate_purge_at(&certificate)),
             relayed: true,
+            revision_key: None,
             consume_revision: None,
             upload: (
                 id,

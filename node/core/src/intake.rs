@@ -6,12 +6,20 @@
 //! apply [`PlannedUpload::commit`] durably → [`NodeCore::settle_upload`] → answer. A
 //! revision rewrites publication queue groups, so the driver must not cut batches between
 //! admitting a revision and applying its commit: it holds its publication lock for a
-//! request whose body is an [`UploadBody::Revision`].
+//! request whose body is a revision ([`UploadBody::is_revision`]).
+//!
+//! Who may revise (`docs/PROTOCOL.md` §5.4): a version 2 upload carries a revision key,
+//! kept in its certificate's mark, and only a revision signed with that key's secret
+//! passes; the answer to a version 2 upload carries no token, so replaying its bytes grants
+//! nothing. A version 1 upload (the transition) is revised by the token of §5.1, which is
+//! never handed out for, nor accepted against, a version 2 upload.
 
 use std::collections::BTreeMap;
 
 use ephemera_proto::auth::{CertificateId, ExpiryPolicy};
 use ephemera_proto::report::ReportType;
+use ephemera_proto::revision::RevisionKey;
+use ephemera_proto::signing::Signature;
 use ephemera_proto::upload::{SignedUpload, UploadBody, UploadId, UploadRequest, VerifiedUpload};
 use ephemera_proto::{DecodeError, SchemeKind, UnixTime, UploadError, wire};
 use thiserror::Error;
@@ -19,12 +27,16 @@ use thiserror::Error;
 use crate::NodeCore;
 use crate::publication::{entries_of, group_entries, release_times};
 use crate::store::{
-    CertificateState, CommitOutcome, QueueKey, QueuedEntry, QueuedGroup, ReportStore, StoreError,
-    StoredUpload, UploadCommit,
+    CertificateState, CertificateUse, CommitOutcome, QueueKey, QueuedEntry, QueuedGroup,
+    ReportStore, StoreError, StoredUpload, UploadCommit,
 };
 
 /// A revision token as the phone receives it (hex in the JSON answer).
 pub type RevisionToken = [u8; crate::revision_token::TOKEN_LEN];
+
+/// What an accepted upload is answered with: the revision token for a version 1 upload of
+/// a version 1 phone, nothing for anything else (empty in the JSON answer).
+pub type UploadAnswer = Option<RevisionToken>;
 
 /// Why an upload was refused, or could not be handled.
 #[derive(Debug, Error)]
@@ -51,9 +63,15 @@ pub enum IntakeError {
     /// The certificate was used for another upload before.
     #[error("this certificate was already used for an upload")]
     CertificateUsed,
-    /// The revision token is unknown, spent, or its upload gone.
+    /// The revision token is unknown, spent, or its upload gone (or made with a revision
+    /// key, which only a signed revision may revise).
     #[error("the revision token is unknown, already used or expired")]
     InvalidRevisionToken,
+    /// A version 2 revision whose signature does not verify under the revision key of the
+    /// upload it names: that upload is unknown, revised already, purged, uploaded without
+    /// a key, or the signer is not the phone that uploaded it.
+    #[error("the revision is not signed by the phone that uploaded the report it revises")]
+    InvalidRevisionSignature,
     /// The report-type change is not one a revision may make.
     #[error("a report of type {from:?} cannot be revised to {to:?}")]
     RevisionNotAllowed {
@@ -86,14 +104,14 @@ pub enum UploadKind {
 /// What to do with an upload request that passed every check.
 #[derive(Debug)]
 pub enum Admission {
-    /// A decoy: nothing is stored. It is answered as a real upload is, after a flush, with
-    /// a random token.
+    /// A decoy: nothing is stored. It is answered as a real upload of its version is, after
+    /// a flush (a version 1 decoy with a random token).
     Decoy,
     /// A real upload or revision: apply the commit durably, then [`NodeCore::settle_upload`].
     Commit(Box<PlannedUpload>),
-    /// A retried revision whose first request went through: answer this token once the
-    /// store is flushed.
-    Replayed(RevisionToken),
+    /// A retried revision whose first request went through: answer this once the store is
+    /// flushed.
+    Replayed(UploadAnswer),
 }
 
 /// An accepted upload, planned: what to write, and what to answer once written.
@@ -116,17 +134,19 @@ pub struct UploadReceipt {
     pub kind: UploadKind,
     certificate: CertificateId,
     upload: UploadId,
-    token: RevisionToken,
+    /// Whether the request was of version 1 (only those are answered with a token).
+    v1: bool,
+    answer: UploadAnswer,
 }
 
 /// The answer to an applied upload.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Settled {
-    /// Stored now: answer the token.
-    Accepted(RevisionToken),
-    /// This very upload was stored by an earlier request whose answer was lost: answer the
-    /// token once the store is flushed (the first request may still be in flight).
-    Replayed(RevisionToken),
+    /// Stored now: answer this.
+    Accepted(UploadAnswer),
+    /// This very upload was stored by an earlier request whose answer was lost: answer this
+    /// once the store is flushed (the first request may still be in flight).
+    Replayed(UploadAnswer),
 }
 
 impl NodeCore {
@@ -163,11 +183,20 @@ impl NodeCore {
                         .verify(&self.trusted, now, ExpiryPolicy::FirstUpload);
                 Ok(Admission::Decoy)
             }
-            UploadBody::Real(upload) => self.admit_first(upload, now, keep_for_gossip),
-            UploadBody::Revision {
+            UploadBody::RealV1(upload) => self.admit_first(upload, None, now, keep_for_gossip),
+            UploadBody::Real {
+                upload,
+                revision_key,
+            } => self.admit_first(upload, Some(revision_key), now, keep_for_gossip),
+            UploadBody::RevisionV1 {
                 upload,
                 revision_token,
-            } => self.admit_revision(store, upload, &revision_token, now),
+            } => self.admit_revision(store, upload, Proof::Token(&revision_token), now),
+            UploadBody::Revision {
+                upload,
+                revises,
+                signature,
+            } => self.admit_revision(store, upload, Proof::Signed(revises, signature), now),
         }
     }
 
@@ -184,12 +213,15 @@ impl NodeCore {
         outcome: CommitOutcome,
     ) -> Result<Settled, IntakeError> {
         match outcome {
-            CommitOutcome::Committed => Ok(Settled::Accepted(receipt.token)),
+            CommitOutcome::Committed => Ok(Settled::Accepted(receipt.answer)),
             CommitOutcome::CertificateUsed => self
-                .replayed(store, &receipt.certificate, receipt.upload)?
+                .replayed(store, &receipt.certificate, receipt.upload, receipt.v1)?
                 .map(Settled::Replayed)
                 .ok_or(IntakeError::CertificateUsed),
-            CommitOutcome::RevisionTokenUnknown => Err(IntakeError::InvalidRevisionToken),
+            CommitOutcome::RevisionTokenUnknown if receipt.v1 => {
+                Err(IntakeError::InvalidRevisionToken)
+            }
+            CommitOutcome::RevisionTokenUnknown => Err(IntakeError::InvalidRevisionSignature),
         }
     }
 
@@ -207,6 +239,7 @@ impl NodeCore {
     fn admit_first(
         &self,
         upload: SignedUpload,
+        revision_key: Option<RevisionKey>,
         now: UnixTime,
         keep_for_gossip: bool,
     ) -> Result<Admission, IntakeError> {
@@ -229,6 +262,7 @@ impl NodeCore {
         let commit = UploadCommit {
             certificate: (certificate.id, self.certificate_purge_at(&certificate)),
             relayed: false,
+            revision_key,
             consume_revision: None,
             upload: (
                 upload_id,
@@ -243,11 +277,13 @@ impl NodeCore {
             dequeue: Vec::new(),
             enqueue,
         };
+        let v1 = revision_key.is_none();
         let receipt = UploadReceipt {
             kind: UploadKind::First,
             certificate: certificate.id,
             upload: upload_id,
-            token: self.revision_tokens.token(&certificate.id),
+            v1,
+            answer: v1.then(|| self.revision_tokens.token(&certificate.id)),
         };
         Ok(Admission::Commit(Box::new(PlannedUpload {
             commit,
@@ -260,46 +296,57 @@ impl NodeCore {
         &self,
         store: &dyn ReportStore,
         upload: SignedUpload,
-        token: &[u8],
+        proof: Proof<'_>,
         now: UnixTime,
     ) -> Result<Admission, IntakeError> {
         let verified = self.verify(upload, now)?;
         let upload_id = verified.id();
         let upload = verified.into_inner();
         let certificate_id = upload.certificate.certificate.id;
-        match self.plan_revision(store, upload, upload_id, token, now) {
+        let v1 = matches!(proof, Proof::Token(_));
+        match self.plan_revision(store, upload, upload_id, proof, now) {
+            // A revision is never revised again (only `likely` is), so its token would
+            // grant nothing; a version 1 phone still gets one, as it always did.
             Ok(commit) => Ok(Admission::Commit(Box::new(PlannedUpload {
                 commit,
                 receipt: UploadReceipt {
                     kind: UploadKind::Revision,
                     certificate: certificate_id,
                     upload: upload_id,
-                    token: self.revision_tokens.token(&certificate_id),
+                    v1,
+                    answer: v1.then(|| self.revision_tokens.token(&certificate_id)),
                 },
                 gossip: None,
             }))),
             // The revision may have gone through already, its answer lost.
-            Err(IntakeError::InvalidRevisionToken) => self
-                .replayed(store, &certificate_id, upload_id)?
+            Err(
+                e @ (IntakeError::InvalidRevisionToken | IntakeError::InvalidRevisionSignature),
+            ) => self
+                .replayed(store, &certificate_id, upload_id, v1)?
                 .map(Admission::Replayed)
-                .ok_or(IntakeError::InvalidRevisionToken),
+                .ok_or(e),
             Err(e) => Err(e),
         }
     }
 
     /// A retried request whose first answer was lost: if `certificate` was used by this
     /// very upload (byte for byte: the id is its content address), accepted here from a
-    /// phone, the original answer's token. `None` otherwise.
+    /// phone, the original answer: the token only to a version 1 request (`v1`) for an
+    /// upload stored without a revision key, so that wrapping a version 2 upload's bytes in
+    /// a version 1 frame gains nothing. `None` when it is no replay.
     fn replayed(
         &self,
         store: &dyn ReportStore,
         certificate: &CertificateId,
         upload: UploadId,
-    ) -> Result<Option<RevisionToken>, StoreError> {
+        v1: bool,
+    ) -> Result<Option<UploadAnswer>, StoreError> {
         let mark = store.certificate_use(certificate)?;
         Ok(mark
             .filter(|m| m.upload == upload && m.state != CertificateState::Relayed)
-            .map(|_| self.revision_tokens.token(certificate)))
+            .map(|m| {
+                (v1 && m.revision_key.is_none()).then(|| self.revision_tokens.token(certificate))
+            }))
     }
 
     /// Plans a revision: entries not yet published move to the revised upload with the new
@@ -311,20 +358,14 @@ impl NodeCore {
         store: &dyn ReportStore,
         upload: SignedUpload,
         upload_id: UploadId,
-        token: &[u8],
+        proof: Proof<'_>,
         now: UnixTime,
     ) -> Result<UploadCommit, IntakeError> {
-        let original_certificate = self
-            .revision_tokens
-            .open(token)
-            .ok_or(IntakeError::InvalidRevisionToken)?;
-        let record = store
-            .certificate_use(&original_certificate)?
-            .filter(|mark| mark.state == CertificateState::Accepted)
-            .ok_or(IntakeError::InvalidRevisionToken)?;
-        let mut original = store
-            .upload(&record.upload)?
-            .ok_or(IntakeError::InvalidRevisionToken)?;
+        let (original_certificate, record) = self.check_proof(store, &upload, proof)?;
+        let mut original = store.upload(&record.upload)?.ok_or(match proof {
+            Proof::Token(_) => IntakeError::InvalidRevisionToken,
+            Proof::Signed(..) => IntakeError::InvalidRevisionSignature,
+        })?;
         if original.upload.certificate.certificate.authority
             != upload.certificate.certificate.authority
         {
@@ -407,6 +448,7 @@ impl NodeCore {
         Ok(UploadCommit {
             certificate: (certificate.id, self.certificate_purge_at(&certificate)),
             relayed: false,
+            revision_key: None,
             consume_revision: Some(original_certificate),
             upload: (
                 upload_id,
@@ -421,6 +463,55 @@ impl NodeCore {
             dequeue,
             enqueue,
         })
+    }
+}
+
+/// What authorises a revision.
+#[derive(Copy, Clone)]
+enum Proof<'a> {
+    /// Version 1: the node's token from the first upload's answer.
+    Token(&'a [u8]),
+    /// Version 2: the original certificate id and the revision key's signature.
+    Signed(CertificateId, Signature),
+}
+
+impl NodeCore {
+    /// The original upload's certificate id and mark, if `proof` authorises revising it:
+    /// a token opens only to an upload stored without a revision key, a signature verifies
+    /// only under the key stored with the upload it names; either way the upload must still
+    /// be accepted here, not revised nor relayed.
+    fn check_proof(
+        &self,
+        store: &dyn ReportStore,
+        revision: &SignedUpload,
+        proof: Proof<'_>,
+    ) -> Result<(CertificateId, CertificateUse), IntakeError> {
+        let accepted = |id: &CertificateId| -> Result<Option<CertificateUse>, StoreError> {
+            Ok(store
+                .certificate_use(id)?
+                .filter(|mark| mark.state == CertificateState::Accepted))
+        };
+        match proof {
+            Proof::Token(token) => {
+                let id = self
+                    .revision_tokens
+                    .open(token)
+                    .ok_or(IntakeError::InvalidRevisionToken)?;
+                let mark = accepted(&id)?
+                    .filter(|mark| mark.revision_key.is_none())
+                    .ok_or(IntakeError::InvalidRevisionToken)?;
+                Ok((id, mark))
+            }
+            Proof::Signed(id, signature) => {
+                let mark = accepted(&id)?
+                    .filter(|mark| {
+                        mark.revision_key
+                            .is_some_and(|key| key.verify(&id, &revision.certificate, &signature))
+                    })
+                    .ok_or(IntakeError::InvalidRevisionSignature)?;
+                Ok((id, mark))
+            }
+        }
     }
 }
 

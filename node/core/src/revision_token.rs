@@ -1,4 +1,6 @@
-//! Revision tokens, derived instead of stored.
+//! Revision tokens of protocol version 1 uploads (the transition, `docs/PROTOCOL.md`
+//! §5.4), derived instead of stored. Version 2 uploads are revised by a signature of the
+//! phone's revision key instead, and never get a token.
 //!
 //! The token a node hands back for an accepted upload is `certificate id ‖ tag`, where the
 //! tag is the first 16 bytes of HMAC-SHA256 over the certificate id under a key only this

@@ -246,6 +246,7 @@ fn intake_code(e: &IntakeError) -> &'static str {
         IntakeError::ReportTypeNotAllowed(_) => "report-type-not-allowed",
         IntakeError::CertificateUsed => "certificate-used",
         IntakeError::InvalidRevisionToken => "invalid-revision-token",
+        IntakeError::InvalidRevisionSignature => "invalid-revision-signature",
         IntakeError::RevisionNotAllowed { .. } => "revision-not-allowed",
         IntakeError::RevisionMismatch => "revision-mismatch",
         IntakeError::RevisionAuthorityMismatch => "revision-authority-mismatch",

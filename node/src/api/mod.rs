@@ -260,10 +260,10 @@ async fn verify(
 
 /// Uploads a report with its certificate (or a revision, or a decoy).
 #[utoipa::path(post, path = "/v1/uploads",
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "A framed postcard `UploadRequest` (wire kind 0x02), padded to a power of two"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "A framed postcard `UploadRequest` (wire kind 0x02, version 2, or version 1 during the transition), padded to a power of two"),
     responses(
         (status = 200, body = openapi::UploadResponseDoc, description = "Stored durably (or a decoy); padded to 512 bytes"),
-        (status = 400, body = openapi::ErrorBodyDoc, description = "malformed-body, unreadable-body, certificate-expired, hmac-mismatch, report validation codes, revision errors (invalid-revision-token, revision-not-allowed, revision-mismatch, revision-authority-mismatch)"),
+        (status = 400, body = openapi::ErrorBodyDoc, description = "malformed-body, unreadable-body, certificate-expired, hmac-mismatch, report validation codes, revision errors (invalid-revision-token, invalid-revision-signature, revision-not-allowed, revision-mismatch, revision-authority-mismatch)"),
         (status = 403, body = openapi::ErrorBodyDoc, description = "certificate-untrusted, certificate-invalid"),
         (status = 409, body = openapi::ErrorBodyDoc, description = "certificate-used"),
         (status = 413, body = openapi::ErrorBodyDoc, description = "payload-too-large"),

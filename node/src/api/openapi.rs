@@ -70,7 +70,8 @@ pub(crate) struct VerifyResponseDoc {
 #[derive(Serialize, ToSchema)]
 #[schema(as = UploadResponse)]
 pub(crate) struct UploadResponseDoc {
-    /// Hex of the opaque token that lets the phone revise this upload.
+    /// Hex of the opaque token that lets a version 1 phone revise this upload; empty for
+    /// protocol version 2 (revisions are signed with the phone's revision key).
     revision_token: String,
     /// Spaces up to 512 bytes.
     padding: String,
@@ -185,6 +186,7 @@ const UPLOAD_400: &[&str] = &[
     "scheme-not-accepted",
     "report-type-not-allowed",
     "invalid-revision-token",
+    "invalid-revision-signature",
     "revision-not-allowed",
     "revision-mismatch",
     "revision-authority-mismatch",
@@ -624,6 +626,7 @@ mod tests {
             I::ReportTypeNotAllowed(ReportType::Revoked),
             I::CertificateUsed,
             I::InvalidRevisionToken,
+            I::InvalidRevisionSignature,
             I::RevisionNotAllowed {
                 from: ReportType::ConfirmedTest,
                 to: ReportType::Revoked,

@@ -3,7 +3,7 @@
 
 use ephemera_node_core::intake::{Admission, PlannedUpload, Settled, UploadKind};
 use ephemera_proto::api::UploadResponse;
-use ephemera_proto::upload::UploadBody;
+use ephemera_proto::wire;
 
 use crate::api::error::ApiError;
 
@@ -45,10 +45,12 @@ impl Node {
         let store = self.inner.store.as_ref();
         let request = core.decode_upload(body)?;
         // A revision rewrites queue groups: hold publication still until it is applied.
-        let _publication = match request.body {
-            UploadBody::Revision { .. } => Some(self.inner.publication.lock().await),
-            _ => None,
+        let _publication = match request.body.is_revision() {
+            true => Some(self.inner.publication.lock().await),
+            false => None,
         };
+        // A decoy is answered as a real upload of its frame's version is.
+        let v1 = body.first() == Some(&wire::WIRE_VERSION);
         let federation = self.federation_handle();
         let admission = core.admit_upload(store, request, self.now(), federation.is_some())?;
         let token = match admission {
@@ -56,7 +58,8 @@ impl Node {
                 self.inner.metrics.decoy("upload");
                 // A durable write's cost, as for a real upload.
                 self.inner.flusher.flush().await?;
-                return Ok((upload_response(random_bytes::<32>()), Answered::Decoy));
+                let answer = v1.then(random_bytes::<32>);
+                return Ok((upload_response(answer), Answered::Decoy));
             }
             Admission::Replayed(token) => {
                 // The first request may still be in its group: answer only what is on disk.
@@ -99,10 +102,11 @@ impl Node {
     }
 }
 
-/// The answer to an upload: its revision token, in hex.
-fn upload_response(token: [u8; 32]) -> UploadResponse {
+/// The answer to an upload: its revision token in hex (version 1), or empty (version 2:
+/// nothing that grants a power, `docs/PROTOCOL.md` §5.4).
+fn upload_response(token: Option<[u8; 32]>) -> UploadResponse {
     UploadResponse {
-        revision_token: hex::encode(token),
+        revision_token: token.map(hex::encode).unwrap_or_default(),
         padding: String::new(),
     }
 }

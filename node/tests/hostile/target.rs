@@ -92,7 +92,7 @@ impl Target {
 
     /// Uploads `upload` as a phone would (`POST /v1/uploads`); returns the status.
     pub(crate) async fn upload(&self, upload: &SignedUpload) -> u16 {
-        let body = wire::encode(&UploadRequest::real(upload.clone()));
+        let body = wire::encode(&UploadRequest::real_v1(upload.clone()));
         super::util::request(
             self.http,
             "POST",

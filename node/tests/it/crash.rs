@@ -229,7 +229,7 @@ async fn one_upload(addr: SocketAddr, session: &str) -> Option<Acked> {
         .certificate()
         .unwrap();
     let certificate_id = certificate.certificate.id;
-    let upload = wire::encode(&UploadRequest::real(SignedUpload {
+    let upload = wire::encode(&UploadRequest::real_v1(SignedUpload {
         contents,
         certificate,
         hmac_key,

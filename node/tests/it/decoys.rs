@@ -131,7 +131,7 @@ async fn real_decoy_and_refused_exchanges_look_alike_and_only_the_real_one_is_ke
         .unwrap()
         .certificate()
         .unwrap();
-    let real_upload = wire::encode(&UploadRequest::real(SignedUpload {
+    let real_upload = wire::encode(&UploadRequest::real_v1(SignedUpload {
         contents,
         certificate,
         hmac_key,

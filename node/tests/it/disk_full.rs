@@ -39,7 +39,7 @@ async fn a_full_disk_loses_no_acknowledged_upload_and_the_node_starts_once_space
                     certificate,
                     hmac_key,
                 };
-                let response = node.upload_body(UploadBody::Real(upload)).await;
+                let response = node.upload_body(UploadBody::RealV1(upload)).await;
                 (response.status == 200).then_some(id)
             }
             Err(_) => None,

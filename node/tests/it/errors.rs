@@ -263,7 +263,7 @@ async fn retried_uploads_get_their_first_answer_and_other_uploads_409() {
         first.certificate.certificate.id,
         other.certificate.certificate.id
     );
-    let answer = node.upload_body(UploadBody::Real(first.clone())).await;
+    let answer = node.upload_body(UploadBody::RealV1(first.clone())).await;
     assert_eq!(
         answer.status,
         200,
@@ -272,11 +272,11 @@ async fn retried_uploads_get_their_first_answer_and_other_uploads_409() {
     );
     let token = answer.json()["revision_token"].clone();
     for _ in 0..2 {
-        let again = node.upload_body(UploadBody::Real(first.clone())).await;
+        let again = node.upload_body(UploadBody::RealV1(first.clone())).await;
         assert_eq!(again.status, 200);
         assert_eq!(again.json()["revision_token"], token, "the same answer");
     }
-    node.upload_body(UploadBody::Real(other.clone()))
+    node.upload_body(UploadBody::RealV1(other.clone()))
         .await
         .assert_error(409, "certificate-used");
     assert_eq!(node.node.store().upload_count().unwrap(), 1);
@@ -284,10 +284,10 @@ async fn retried_uploads_get_their_first_answer_and_other_uploads_409() {
 
     // Still so after a restart: the answer is derived, not kept in memory.
     let node = TestNode::start(dir.path(), ManualClock::new(T0)).await;
-    let again = node.upload_body(UploadBody::Real(first)).await;
+    let again = node.upload_body(UploadBody::RealV1(first)).await;
     assert_eq!(again.status, 200);
     assert_eq!(again.json()["revision_token"], token);
-    node.upload_body(UploadBody::Real(other))
+    node.upload_body(UploadBody::RealV1(other))
         .await
         .assert_error(409, "certificate-used");
     node.stop().await;
@@ -325,7 +325,7 @@ async fn upload_errors() {
     let (token, upload) = node
         .report(&session, "confirmed", pet_contents(3, T0.day()))
         .await;
-    let replay = node.upload_body(UploadBody::Real(upload.clone())).await;
+    let replay = node.upload_body(UploadBody::RealV1(upload.clone())).await;
     assert_eq!(
         replay.status,
         200,
@@ -336,22 +336,25 @@ async fn upload_errors() {
     // Another upload under a used certificate id.
     let first = upload_with_certificate_seed(&node, 6, pet_contents(3, T0.day()));
     let other = upload_with_certificate_seed(&node, 6, pet_contents(2, T0.day()));
-    assert_eq!(node.upload_body(UploadBody::Real(first)).await.status, 200);
-    node.upload_body(UploadBody::Real(other))
+    assert_eq!(
+        node.upload_body(UploadBody::RealV1(first)).await.status,
+        200
+    );
+    node.upload_body(UploadBody::RealV1(other))
         .await
         .assert_error(409, "certificate-used");
 
     // Changed contents no longer match the certified HMAC.
     let mut swapped = upload.clone();
     swapped.contents = pet_contents(3, T0.day());
-    node.upload_body(UploadBody::Real(swapped))
+    node.upload_body(UploadBody::RealV1(swapped))
         .await
         .assert_error(400, "hmac-mismatch");
 
     // A forged signature, and an authority this node does not trust.
     let mut forged = upload.clone();
     forged.certificate.certificate.test_type = ReportType::SelfReport;
-    node.upload_body(UploadBody::Real(forged))
+    node.upload_body(UploadBody::RealV1(forged))
         .await
         .assert_error(403, "certificate-invalid");
     let rogue = AuthoritySigningKey::generate(&mut rand::rng());
@@ -363,7 +366,7 @@ async fn upload_errors() {
         symptom_onset: None,
     };
     let certificate = rogue.issue(&request, T0, 900, &mut rand::rng());
-    node.upload_body(UploadBody::Real(SignedUpload {
+    node.upload_body(UploadBody::RealV1(SignedUpload {
         contents,
         certificate,
         hmac_key,
@@ -385,7 +388,7 @@ async fn upload_errors() {
     let now = ephemera_node::clock::Clock::now(&node.clock);
     node.clock
         .advance(certificate.certificate.expires_at.0 - now.0 + 1);
-    node.upload_body(UploadBody::Real(SignedUpload {
+    node.upload_body(UploadBody::RealV1(SignedUpload {
         contents,
         certificate,
         hmac_key,
@@ -428,7 +431,7 @@ async fn upload_errors() {
     let contents = pet_contents(1, now.day());
     let hmac_key = ReportHmacKey::generate(&mut rand::rng());
     let certificate = node.certify(&code, &contents, &hmac_key).await.unwrap();
-    node.upload_body(UploadBody::Real(SignedUpload {
+    node.upload_body(UploadBody::RealV1(SignedUpload {
         contents: contents.clone(),
         certificate: certificate.clone(),
         hmac_key: hmac_key.clone(),
@@ -436,7 +439,7 @@ async fn upload_errors() {
     .await
     .assert_error(400, "report-type-not-allowed");
     // Revisions with an unknown token, or with entries the original did not have.
-    node.upload_body(UploadBody::Revision {
+    node.upload_body(UploadBody::RevisionV1 {
         upload: SignedUpload {
             contents,
             certificate,
@@ -458,7 +461,7 @@ async fn upload_errors() {
     let other = pet_contents(2, now.day());
     let hmac_key = ReportHmacKey::generate(&mut rand::rng());
     let certificate = node.certify(&code, &other, &hmac_key).await.unwrap();
-    node.upload_body(UploadBody::Revision {
+    node.upload_body(UploadBody::RevisionV1 {
         upload: SignedUpload {
             contents: other,
             certificate,

@@ -98,7 +98,7 @@ async fn gaen_keys_are_embargoed_until_two_hours_after_their_window() {
     let hmac_key = ephemera_proto::auth::ReportHmacKey::generate(&mut rand::rng());
     let certificate = node.certify(&code, &contents, &hmac_key).await.unwrap();
     let response = node
-        .upload_body(UploadBody::Real(SignedUpload {
+        .upload_body(UploadBody::RealV1(SignedUpload {
             contents,
             certificate,
             hmac_key,
@@ -250,7 +250,7 @@ async fn likely_reports_are_revised_to_confirmed_or_revoked() {
         .code;
     let hmac_key = ephemera_proto::auth::ReportHmacKey::generate(&mut rand::rng());
     let certificate = node.certify(&code, &contents, &hmac_key).await.unwrap();
-    let revision = UploadBody::Revision {
+    let revision = UploadBody::RevisionV1 {
         upload: SignedUpload {
             contents: contents.clone(),
             certificate,
@@ -291,7 +291,7 @@ async fn likely_reports_are_revised_to_confirmed_or_revoked() {
         .code;
     let hmac_key = ephemera_proto::auth::ReportHmacKey::generate(&mut rand::rng());
     let certificate = node.certify(&code, &contents, &hmac_key).await.unwrap();
-    let revision = UploadBody::Revision {
+    let revision = UploadBody::RevisionV1 {
         upload: SignedUpload {
             contents: contents.clone(),
             certificate,
@@ -315,7 +315,7 @@ async fn likely_reports_are_revised_to_confirmed_or_revoked() {
         .code;
     let hmac_key = ephemera_proto::auth::ReportHmacKey::generate(&mut rand::rng());
     let certificate = node.certify(&code, &other, &hmac_key).await.unwrap();
-    let revision = UploadBody::Revision {
+    let revision = UploadBody::RevisionV1 {
         upload: SignedUpload {
             contents: other,
             certificate,

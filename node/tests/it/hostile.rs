@@ -90,7 +90,7 @@ async fn truncated_and_random_upload_bytes_get_clear_errors() {
     let contents = pet_contents(20, T0.day());
     let hmac_key = ReportHmacKey::generate(&mut rand::rng());
     let certificate = node.certify(&code, &contents, &hmac_key).await.unwrap();
-    let bytes = wire::encode(&UploadRequest::real(SignedUpload {
+    let bytes = wire::encode(&UploadRequest::real_v1(SignedUpload {
         contents,
         certificate,
         hmac_key,

@@ -228,7 +228,7 @@ async fn a_peer_that_trusts_an_authority_key_accepts_its_announced_successor() {
                 certificate,
                 hmac_key,
             };
-            let status = b.upload_body(UploadBody::Real(upload)).await.status;
+            let status = b.upload_body(UploadBody::RealV1(upload)).await.status;
             b.stop().await;
             status
         }

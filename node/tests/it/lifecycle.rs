@@ -38,7 +38,7 @@ async fn a_restart_keeps_keys_acknowledged_uploads_batches_and_single_use() {
     let session = node.login_as(&name, &password).await;
     let stored_before = node.node.store().upload_count().unwrap();
     // The upload survived: a retry finds it and gets the first answer, storing nothing new.
-    let replay = node.upload_body(UploadBody::Real(upload)).await;
+    let replay = node.upload_body(UploadBody::RealV1(upload)).await;
     assert_eq!(replay.status, 200);
     assert_eq!(replay.json()["revision_token"], second_token.as_str());
     assert_eq!(node.node.store().upload_count().unwrap(), stored_before);

@@ -15,6 +15,7 @@ mod keys;
 mod lifecycle;
 mod monitoring;
 mod privacy;
+mod revision;
 mod serving;
 mod throughput;
 mod util;

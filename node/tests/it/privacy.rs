@@ -117,7 +117,7 @@ async fn report(node: &TestNode, code: &str, contents: ReportContents) -> (Signe
         certificate,
         hmac_key,
     };
-    let response = node.upload_body(UploadBody::Real(upload.clone())).await;
+    let response = node.upload_body(UploadBody::RealV1(upload.clone())).await;
     assert_eq!(response.status, 200);
     let token = response.json()["revision_token"]
         .as_str()
@@ -146,11 +146,11 @@ async fn logs_and_storage_hold_no_codes_tokens_or_addresses() {
     let code = issued.codes[0].code.clone();
     let (upload, revision_token) = report(&node, &code, pet_contents(3, T0.day())).await;
     // A retry answers the same token again; failures log too: make sure both stay clean.
-    let replay = node.upload_body(UploadBody::Real(upload.clone())).await;
+    let replay = node.upload_body(UploadBody::RealV1(upload.clone())).await;
     assert_eq!(replay.json()["revision_token"], revision_token.as_str());
     let mut forged = upload.clone();
     forged.hmac_key.0[0] ^= 1;
-    node.upload_body(UploadBody::Real(forged))
+    node.upload_body(UploadBody::RealV1(forged))
         .await
         .assert_error(400, "hmac-mismatch");
     let (gaen, _) = report(&node, &issued.codes[1].code, gaen_contents(T0)).await;

@@ -35,7 +35,7 @@ async fn rough_upload_throughput() {
                 .keys()
                 .authority
                 .issue(&request, T0, 900, &mut rng);
-            wire::encode(&UploadRequest::real(SignedUpload {
+            wire::encode(&UploadRequest::real_v1(SignedUpload {
                 contents,
                 certificate,
                 hmac_key,

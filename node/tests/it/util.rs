@@ -388,7 +388,7 @@ impl TestNode {
 
     pub(crate) async fn upload_body(&self, body: UploadBody) -> Response {
         let request = match body {
-            UploadBody::Real(upload) => UploadRequest::real(upload),
+            UploadBody::RealV1(upload) => UploadRequest::real_v1(upload),
             other => {
                 let mut r = UploadRequest {
                     body: other,
@@ -422,7 +422,7 @@ impl TestNode {
             .code;
         let hmac_key = ReportHmacKey::generate(&mut rand::rng());
         let certificate = self.certify(&code, &contents, &hmac_key).await.unwrap();
-        self.upload_body(UploadBody::Real(SignedUpload {
+        self.upload_body(UploadBody::RealV1(SignedUpload {
             contents,
             certificate,
             hmac_key,
@@ -450,7 +450,7 @@ impl TestNode {
             certificate,
             hmac_key,
         };
-        let response = self.upload_body(UploadBody::Real(upload.clone())).await;
+        let response = self.upload_body(UploadBody::RealV1(upload.clone())).await;
         assert_eq!(
             response.status,
             200,

@@ -124,11 +124,14 @@ async fn measure(floor_ms: u64) -> Vec<Figure> {
         let upload = if real {
             let response: ephemera_proto::api::VerifyResponse =
                 serde_json::from_slice(&answer).expect("a certificate");
-            wire::encode(&UploadRequest::real(SignedUpload {
-                contents,
-                certificate: response.certificate().expect("certificate"),
-                hmac_key,
-            }))
+            wire::encode(&UploadRequest::real(
+                SignedUpload {
+                    contents,
+                    certificate: response.certificate().expect("certificate"),
+                    hmac_key,
+                },
+                ephemera_proto::revision::RevisionSecret::from_seed(&[7; 32]).key(),
+            ))
         } else {
             wire::encode(&UploadRequest::decoy(upload_len(&contents, &mut rng)))
         };

@@ -93,7 +93,7 @@ fn verify_rate(bodies: &[Vec<u8>], trusted: &TrustedAuthorities) -> (f64, f64) {
             s.spawn(move || {
                 for body in half {
                     let request: UploadRequest = wire::decode(body).expect("valid body");
-                    let UploadBody::Real(upload) = request.body else {
+                    let UploadBody::Real { upload, .. } = request.body else {
                         panic!("real upload expected");
                     };
                     let verified = upload

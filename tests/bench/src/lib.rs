@@ -121,11 +121,14 @@ pub fn certified_upload_body(
         symptom_onset: None,
     };
     let certificate = authority.issue(&request, now, 3600, rng);
-    ephemera_proto::wire::encode(&UploadRequest::real(SignedUpload {
-        contents,
-        certificate,
-        hmac_key,
-    }))
+    ephemera_proto::wire::encode(&UploadRequest::real(
+        SignedUpload {
+            contents,
+            certificate,
+            hmac_key,
+        },
+        ephemera_proto::revision::RevisionSecret::from_seed(&[7; 32]).key(),
+    ))
 }
 
 #[cfg(test)]

@@ -487,11 +487,14 @@ async fn upload(
     let certificate = serde_json::from_slice::<VerifyResponse>(&response.body)?
         .certificate()
         .map_err(|e| anyhow::anyhow!("certificate: {e}"))?;
-    let body = wire::encode(&UploadRequest::real(SignedUpload {
-        contents,
-        certificate,
-        hmac_key,
-    }));
+    let body = wire::encode(&UploadRequest::real(
+        SignedUpload {
+            contents,
+            certificate,
+            hmac_key,
+        },
+        ephemera_proto::revision::RevisionSecret::from_seed(&[7; 32]).key(),
+    ));
     let response = connection
         .post("/v1/uploads", "application/octet-stream", &body)
         .await?;

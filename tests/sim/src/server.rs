@@ -283,14 +283,17 @@ impl Server {
             .and_then(|request| self.core.admit_upload(store, request, now, false));
         let planned = match admitted {
             Ok(Admission::Commit(planned)) => planned,
-            Ok(Admission::Decoy) => {
+            // Answered as a real upload of its frame's version is: a random token for a
+            // version 1 decoy, none for version 2 (docs/PROTOCOL.md §5.4).
+            Ok(Admission::Decoy) if body.first() == Some(&ephemera_proto::wire::WIRE_VERSION) => {
                 let mut token = [0u8; 32];
                 rand_core::Rng::fill_bytes(
                     &mut *self.decoy_rng.lock().unwrap_or_else(|e| e.into_inner()),
                     &mut token,
                 );
-                return (upload_answer(token), None);
+                return (upload_answer(Some(token)), None);
             }
+            Ok(Admission::Decoy) => return (upload_answer(None), None),
             Ok(Admission::Replayed(token)) => return (upload_answer(token), None),
             Err(e) => return (refused(&e), None),
         };
@@ -313,9 +316,9 @@ fn ok(body: Vec<u8>) -> Response {
     Response { status: 200, body }
 }
 
-fn upload_answer(token: [u8; 32]) -> Response {
+fn upload_answer(token: Option<[u8; 32]>) -> Response {
     let answer = UploadResponse {
-        revision_token: hex::encode(token),
+        revision_token: token.map(hex::encode).unwrap_or_default(),
         padding: String::new(),
     };
     ok(answer.to_padded_json())

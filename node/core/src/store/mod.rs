@@ -20,6 +20,8 @@ use ephemera_proto::auth::{CertificateId, CodeHash};
 use ephemera_proto::batch::{BatchId, BatchIndexEntry};
 use ephemera_proto::gaen::DiagnosisKey;
 use ephemera_proto::report::{PublishedToken, ReportType};
+use ephemera_proto::revision::RevisionKey;
+use ephemera_proto::signing::Ed25519PublicKey;
 use ephemera_proto::upload::{SignedUpload, UploadId};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -203,35 +205,50 @@ impl CertificateState {
     }
 }
 
-/// A used certificate id's mark: the upload it was used for and its state.
+/// A used certificate id's mark: the upload it was used for, its state and, for an upload
+/// of protocol version 2, the revision key that alone may revise it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct CertificateUse {
     /// The upload the certificate was used for.
     pub upload: UploadId,
     /// Accepted here, revised, or relayed.
     pub state: CertificateState,
+    /// The key whose secret may revise the upload (`docs/PROTOCOL.md` §5.4); `None` for a
+    /// version 1 upload (revised by its token) and for a relayed one.
+    pub revision_key: Option<RevisionKey>,
 }
 
 impl CertificateUse {
-    /// Byte length of the encoded mark.
+    /// Byte length of an encoded mark without a revision key (the only length before
+    /// protocol version 2, still read as it is).
     pub const LEN: usize = 33;
+    /// Byte length of an encoded mark with a revision key.
+    pub const LEN_WITH_KEY: usize = Self::LEN + 32;
 
-    /// `upload id ‖ state`.
-    pub fn to_bytes(&self) -> [u8; Self::LEN] {
-        let mut out = [0u8; Self::LEN];
-        out[..32].copy_from_slice(&self.upload.0);
-        out[32] = self.state as u8;
+    /// `upload id ‖ state ‖ revision key (when there is one)`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::LEN_WITH_KEY);
+        out.extend_from_slice(&self.upload.0);
+        out.push(self.state as u8);
+        if let Some(key) = &self.revision_key {
+            out.extend_from_slice(&key.0.0);
+        }
         out
     }
 
     /// Decodes [`CertificateUse::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Option<CertificateUse> {
-        if bytes.len() != Self::LEN {
-            return None;
-        }
+        let revision_key = match bytes.len() {
+            Self::LEN => None,
+            Self::LEN_WITH_KEY => Some(RevisionKey(Ed25519PublicKey(
+                bytes[Self::LEN..].try_into().ok()?,
+            ))),
+            _ => return None,
+        };
         Some(CertificateUse {
             upload: UploadId(bytes[..32].try_into().ok()?),
             state: CertificateState::from_byte(bytes[32])?,
+            revision_key,
         })
     }
 }
@@ -247,6 +264,9 @@ pub struct UploadCommit {
     pub certificate: (CertificateId, UnixTime),
     /// Whether a peer relayed the upload (no revision token exists for it here).
     pub relayed: bool,
+    /// For a first upload of protocol version 2: the key its revisions must be signed
+    /// with, kept in the certificate's mark.
+    pub revision_key: Option<RevisionKey>,
     /// For a revision: the certificate id of the upload it revises, whose mark must still
     /// say [`CertificateState::Accepted`]; it becomes [`CertificateState::Revised`].
     pub consume_revision: Option<CertificateId>,
@@ -270,6 +290,7 @@ impl UploadCommit {
             } else {
                 CertificateState::Accepted
             },
+            revision_key: self.revision_key.filter(|_| !self.relayed),
         }
     }
 

@@ -402,7 +402,7 @@ struct Prepared {
     record: Vec<u8>,
     original: Option<([u8; 32], Vec<u8>)>,
     enqueue: Vec<([u8; QueueKey::LEN], Vec<u8>)>,
-    mark: [u8; CertificateUse::LEN],
+    mark: Vec<u8>,
     expiry: Vec<u8>,
     day: DayNumber,
     sync_key: [u8; 36],

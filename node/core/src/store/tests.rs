@@ -72,6 +72,7 @@ fn commit(cert: u8, upload: u8, consume: Option<u8>) -> UploadCommit {
     UploadCommit {
         certificate: (CertificateId([cert; 16]), T0.plus_seconds(1000)),
         relayed: false,
+        revision_key: None,
         consume_revision: consume.map(|b| CertificateId([b; 16])),
         upload: (UploadId([upload; 32]), dummy_upload(), T0.plus_seconds(500)),
         update_original: None,
@@ -124,7 +125,41 @@ fn accepted(upload: u8) -> Option<CertificateUse> {
     Some(CertificateUse {
         upload: UploadId([upload; 32]),
         state: CertificateState::Accepted,
+        revision_key: None,
     })
+}
+
+/// A version 2 upload's revision key is kept in its certificate mark (65 bytes; a mark
+/// without one keeps the 33 bytes of before) and stays through the revision that spends it.
+#[test]
+fn a_revision_key_is_kept_in_the_mark_through_its_revision() {
+    use ephemera_proto::revision::RevisionKey;
+    use ephemera_proto::signing::Ed25519PublicKey;
+    let key = RevisionKey(Ed25519PublicKey([9; 32]));
+    both(|store| {
+        let mut first = commit(1, 1, None);
+        first.revision_key = Some(key);
+        assert_eq!(first.certificate_use().to_bytes().len(), 65);
+        assert_eq!(commit(2, 2, None).certificate_use().to_bytes().len(), 33);
+        assert_eq!(
+            store.commit_upload(&first).unwrap(),
+            CommitOutcome::Committed
+        );
+        assert_eq!(mark(store, 1).unwrap().revision_key, Some(key));
+        assert_eq!(
+            store.commit_upload(&commit(2, 2, Some(1))).unwrap(),
+            CommitOutcome::Committed
+        );
+        let spent = mark(store, 1).unwrap();
+        assert_eq!(
+            (spent.state, spent.revision_key),
+            (CertificateState::Revised, Some(key))
+        );
+        assert_eq!(mark(store, 2), accepted(2), "a revision keeps no key");
+    });
+    for bytes in [&[0u8; 32][..], &[0; 34], &[0; 64], &[0; 66]] {
+        assert_eq!(CertificateUse::from_bytes(bytes), None, "{}", bytes.len());
+    }
 }
 
 #[test]

@@ -61,7 +61,7 @@ fn planned_upload(
         hmac_key,
     };
     match core
-        .admit_upload(store, UploadRequest::real(upload), now, false)
+        .admit_upload(store, UploadRequest::real_v1(upload), now, false)
         .unwrap()
     {
         Admission::Commit(planned) => planned.commit,

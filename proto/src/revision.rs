@@ -1,0 +1,173 @@
+//! Revision keys: only the phone that uploaded a report can revise or revoke it
+//! (`docs/PROTOCOL.md` §5.4).
+//!
+//! The phone draws a [`RevisionSecret`] for each first upload and keeps it with the report.
+//! The upload carries its public half, the [`RevisionKey`]; the node keeps the key beside
+//! the certificate's single-use mark and nothing else of it. A revision names the original
+//! certificate and carries the secret's Ed25519 signature over
+//!
+//! ```text
+//! "ephemera/revision/v2" ‖ original certificate id (16) ‖ SHA-256(wire frame of the revision's certificate)
+//! ```
+//!
+//! so holding the upload's bytes (a federation peer, a proxy) grants nothing, and a revision
+//! seen in passing cannot be turned into another one: the signature covers the revision's
+//! own certificate, which fixes its report type and, through the report HMAC, its entries.
+
+use std::fmt;
+
+use rand_core::CryptoRng;
+use ring::digest;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::auth::{CertificateId, SignedCertificate};
+use crate::signing::{Ed25519PublicKey, Ed25519SigningKey, Signature};
+use crate::wire;
+
+/// Domain label of the signed revision statement.
+const LABEL: &[u8] = b"ephemera/revision/v2";
+
+/// The secret a phone keeps to revise its upload: an Ed25519 key, stored as its seed.
+///
+/// `Debug` never shows it; serialized (for the phone's own store) as the 32-byte seed.
+pub struct RevisionSecret(Ed25519SigningKey);
+
+impl RevisionSecret {
+    /// Draws a fresh secret from `rng`.
+    pub fn generate(rng: &mut impl CryptoRng) -> Self {
+        RevisionSecret(Ed25519SigningKey::generate(rng))
+    }
+
+    /// Rebuilds a secret from its seed.
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        RevisionSecret(Ed25519SigningKey::from_seed(seed))
+    }
+
+    /// The seed, for storing the secret. Handle it as a secret.
+    pub fn seed(&self) -> &[u8; 32] {
+        self.0.seed()
+    }
+
+    /// The public half, carried in the upload.
+    pub fn key(&self) -> RevisionKey {
+        RevisionKey(self.0.public_key())
+    }
+
+    /// Signs the revision whose certificate is `revision` of the upload first made with
+    /// certificate `original`.
+    pub fn sign(&self, original: &CertificateId, revision: &SignedCertificate) -> Signature {
+        self.0.sign(LABEL, &statement(original, revision))
+    }
+}
+
+impl Clone for RevisionSecret {
+    fn clone(&self) -> Self {
+        RevisionSecret::from_seed(self.seed())
+    }
+}
+
+impl fmt::Debug for RevisionSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RevisionSecret(<redacted>)")
+    }
+}
+
+impl PartialEq for RevisionSecret {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for RevisionSecret {}
+
+impl Serialize for RevisionSecret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.seed().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RevisionSecret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let seed = zeroize::Zeroizing::new(<[u8; 32]>::deserialize(deserializer)?);
+        Ok(RevisionSecret::from_seed(&seed))
+    }
+}
+
+/// The public half of a [`RevisionSecret`]: what an upload commits to.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RevisionKey(pub Ed25519PublicKey);
+
+impl RevisionKey {
+    /// Whether `signature` is this key's over the revision with certificate `revision` of
+    /// the upload made with certificate `original`. (A public-key check: nothing secret is
+    /// compared, so no timing leaks a secret.)
+    pub fn verify(
+        &self,
+        original: &CertificateId,
+        revision: &SignedCertificate,
+        signature: &Signature,
+    ) -> bool {
+        self.0
+            .verify(LABEL, &statement(original, revision), signature)
+    }
+}
+
+/// `original certificate id ‖ SHA-256(wire frame of the revision's certificate)`.
+fn statement(original: &CertificateId, revision: &SignedCertificate) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + 32);
+    out.extend_from_slice(&original.0);
+    out.extend_from_slice(digest::digest(&digest::SHA256, &wire::encode(revision)).as_ref());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::auth::{AuthoritySigningKey, CertificateRequest, ReportHmac};
+    use crate::report::ReportType;
+    use crate::time::UnixTime;
+
+    fn certificate(rng: &mut ChaCha20Rng, test_type: ReportType) -> SignedCertificate {
+        let authority = AuthoritySigningKey::from_seed(&[3; 32]);
+        let request = CertificateRequest {
+            report_hmac: ReportHmac([5; 32]),
+            test_type,
+            symptom_onset: None,
+        };
+        authority.issue(&request, UnixTime(1_700_000_000), 3600, rng)
+    }
+
+    #[test]
+    fn a_signature_verifies_only_for_its_key_original_and_revision() {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let secret = RevisionSecret::generate(&mut rng);
+        let original = CertificateId([1; 16]);
+        let revision = certificate(&mut rng, ReportType::ConfirmedTest);
+        let signature = secret.sign(&original, &revision);
+        let key = secret.key();
+        assert!(key.verify(&original, &revision, &signature));
+        // Another original, another revision certificate, another key: refused.
+        assert!(!key.verify(&CertificateId([2; 16]), &revision, &signature));
+        let other = certificate(&mut rng, ReportType::Revoked);
+        assert!(!key.verify(&original, &other, &signature));
+        let stranger = RevisionSecret::generate(&mut rng).key();
+        assert!(!stranger.verify(&original, &revision, &signature));
+        let mut altered = signature;
+        altered.0[0] ^= 1;
+        assert!(!key.verify(&original, &revision, &altered));
+    }
+
+    #[test]
+    fn the_secret_round_trips_and_never_shows() {
+        let secret = RevisionSecret::from_seed(&[0x42; 32]);
+        let bytes = postcard::to_allocvec(&secret).unwrap();
+        assert_eq!(bytes, [0x42; 32]);
+        let back: RevisionSecret = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back.key(), secret.key());
+        assert_eq!(secret.clone(), secret);
+        assert!(!format!("{secret:?}").contains("42"));
+    }
+}

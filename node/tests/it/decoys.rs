@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use ephemera_node::clock::ManualClock;
 use ephemera_proto::api::{VerifyRequest, VerifyResponse};
 use ephemera_proto::auth::ReportHmacKey;
+use ephemera_proto::revision::RevisionSecret;
 use ephemera_proto::sealed::{
     self, ResponseOpener, SealedRoute, SealingKeyAnnouncement, SealingPublicKey,
 };
@@ -197,11 +198,14 @@ async fn below_the_disk_reserve_sealed_decoys_are_refused_like_real_requests() {
     let node = TestNode::start_with(config, clock).await;
     let key = sealing_key(&node).await;
     let (real_verify, decoy_verify) = real_and_decoy_verify(&node, key, &real).await;
-    let real_upload = wire::encode(&UploadRequest::real(SignedUpload {
-        contents,
-        certificate,
-        hmac_key,
-    }));
+    let real_upload = wire::encode(&UploadRequest::real(
+        SignedUpload {
+            contents,
+            certificate,
+            hmac_key,
+        },
+        RevisionSecret::generate(&mut rand::rng()).key(),
+    ));
     let decoy_upload = wire::encode(&UploadRequest::decoy(real_upload.len()));
     let real_upload = exchange(&node, key, SealedRoute::Upload, &real_upload).await;
     let decoy_upload = exchange(&node, key, SealedRoute::Upload, &decoy_upload).await;

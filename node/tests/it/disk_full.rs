@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use ephemera_node::clock::ManualClock;
 use ephemera_proto::auth::{CertificateId, ReportHmacKey};
+use ephemera_proto::revision::RevisionSecret;
 use ephemera_proto::upload::{SignedUpload, UploadBody};
 
 use crate::util::*;
@@ -137,7 +138,15 @@ async fn a_nearly_full_disk_refuses_uploads_below_the_reserve_until_space_is_fre
         certificate,
         hmac_key,
     };
-    assert_eq!(node.upload_body(UploadBody::Real(upload)).await.status, 200);
+    assert_eq!(
+        node.upload_body(UploadBody::Real {
+            upload,
+            revision_key: RevisionSecret::generate(&mut rand::rng()).key(),
+        })
+        .await
+        .status,
+        200
+    );
     assert_eq!(node.node.store().upload_count().unwrap(), 2);
     println!(
         "disk reserve: 503 insufficient-storage with {} KiB free under a 4 MiB reserve; \

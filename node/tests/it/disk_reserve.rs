@@ -9,6 +9,7 @@ use ephemera_node::clock::ManualClock;
 use ephemera_proto::api::VerifyRequest;
 use ephemera_proto::auth::ReportHmacKey;
 use ephemera_proto::report::ReportContents;
+use ephemera_proto::revision::RevisionSecret;
 use ephemera_proto::upload::{SignedUpload, UploadBody, UploadRequest};
 use ephemera_proto::wire;
 
@@ -79,7 +80,14 @@ async fn below_the_disk_reserve_uploads_and_verifies_wait_and_nothing_acknowledg
         .await
         .unwrap_err();
     assert_insufficient_storage(&refused);
-    assert_insufficient_storage(&node.upload_body(UploadBody::Real(held.clone())).await);
+    assert_insufficient_storage(
+        &node
+            .upload_body(UploadBody::Real {
+                upload: held.clone(),
+                revision_key: RevisionSecret::generate(&mut rand::rng()).key(),
+            })
+            .await,
+    );
     // Decoys get exactly the same answers.
     let decoy_verify = node
         .post_raw(
@@ -140,7 +148,12 @@ async fn below_the_disk_reserve_uploads_and_verifies_wait_and_nothing_acknowledg
             hmac_key: spare_key,
         },
     ] {
-        let response = node.upload_body(UploadBody::Real(upload)).await;
+        let response = node
+            .upload_body(UploadBody::Real {
+                upload,
+                revision_key: RevisionSecret::generate(&mut rand::rng()).key(),
+            })
+            .await;
         assert_eq!(
             response.status,
             200,

@@ -286,6 +286,7 @@ def run(args):
     throttle = (start + (end - start) * 0.3, start + (end - start) * 0.3 + 1800)
     restarted = False
     busy = set()  # phones whose person is reporting
+    mistyped_sent = [0]
     now = start
     while now < end:
         upcoming = [t for t in (timers[0][0] if timers else None,
@@ -327,6 +328,7 @@ def run(args):
                                  for _ in range(4))
                 try:
                     phones[pid].start_report(int(now), wrong, None, None)
+                    mistyped_sent[0] += 1  # the node refuses it; a decoy upload follows
                 except e.FfiError:
                     pass  # a code the phone itself refuses: the person retypes
                 driver.pump(pid, phones[pid], now)
@@ -353,7 +355,7 @@ def run(args):
     time.sleep(0.5)
     node.stop()
     shutil.rmtree(work, ignore_errors=True)
-    return log, proxy.records
+    return log, proxy.records, mistyped_sent[0]
 
 
 def flows(log, records):
@@ -499,7 +501,7 @@ def main():
     parser.add_argument("--dump", help="write the flows' features to this JSON file")
     args = parser.parse_args()
     began = time.time()
-    log, records = run(args)
+    log, records, mistyped = run(args)
     samples = flows(log, records)
     if args.dump:
         with open(args.dump, "w") as out:
@@ -509,8 +511,9 @@ def main():
     every = [r for uses in records.values() for r in uses]
     throttled = sum(1 for r in every if r.get("status") == 429)
     refused = sum(1 for r in every if r.get("refused"))
-    print(f"flows: {reals} real, {decoys} decoy; {throttled} answers 429 in the rate-limit window, "
-          f"{refused} connections refused during the restart; {time.time() - began:.0f} s")
+    print(f"flows: {reals} real, {decoys} decoy; {mistyped} mistyped codes reached the node (refused, "
+          f"then an upload); {throttled} answers 429 in the rate-limit window, {refused} connections refused during "
+          f"the restart; {time.time() - began:.0f} s")
     failed = reals < args.min_reals or decoys < args.min_decoys
     cache = {}  # features both views share are scored once
     for view in ("proxy", "network"):

@@ -141,7 +141,7 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
     (
         "ephemera_disk_reserve_active",
         Kind::Gauge,
-        "1 while free space on the data folder's filesystem is below the reserve and new uploads and verifies are refused (503 insufficient-storage), else 0.",
+        "1 while free space on the data folder's filesystem is below the reserve and no new reports are taken (503 insufficient-storage), else 0.",
     ),
     (
         "ephemera_http_requests_total",
@@ -503,7 +503,7 @@ impl Metrics {
     }
 
     /// The free-space reserve in bytes (0: off), and whether free space is below it, so
-    /// that uploads and verifies are refused.
+    /// that no new reports are taken.
     pub(crate) fn disk_reserve(&self, reserve_bytes: u64, below: bool) {
         self.gauge("ephemera_disk_reserve_bytes", reserve_bytes as f64);
         self.gauge(

@@ -10,10 +10,12 @@
 //! whose upload is then refused for longer would hold an expired certificate and a spent
 //! code, and its report would be lost. Refused, it keeps its code and retries.
 //!
-//! The filesystem is asked at most once a second ([`SAMPLE_EVERY`]); between samples the
-//! last answer stands, so a phone request costs a lock, not a system call. Every sample also
-//! sets the free-disk gauges and `ephemera_disk_reserve_active`, and each change of state is
-//! one log line (ERROR on entering the reserve, INFO on leaving it).
+//! The filesystem is asked at most once a second ([`SAMPLE_EVERY`]), by the node's
+//! background loop every second and by `/healthz` and scrapes; phone requests and peers'
+//! uploads only read the last answer ([`DiskReserve::holds`]), a lock and no system call.
+//! Every sample also sets the free-disk gauges and `ephemera_disk_reserve_active`, and each
+//! change of state is one log line (ERROR on entering the reserve, INFO on leaving it),
+//! never at a phone request's time: such a line would date one phone's attempt.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -83,6 +85,14 @@ impl DiskReserve {
         }
     }
 
+    /// Whether free space was below the reserve at the last sample; never samples.
+    pub(crate) fn holds(&self) -> bool {
+        self.sampled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .below
+    }
+
     /// Whether free space is below the reserve, sampling the filesystem when the last sample
     /// is a second old or more (the gauges in `metrics` follow each sample).
     pub(crate) fn below(&self, metrics: &Metrics) -> bool {
@@ -121,14 +131,14 @@ impl DiskReserve {
             tracing::error!(
                 free_mb,
                 reserve_mb,
-                "free disk space is below [storage] free_space_reserve_mb: new uploads and \
-                 verifies are refused (503 insufficient-storage) until space is freed"
+                "free disk space is below [storage] free_space_reserve_mb: no new reports \
+                 are taken (503 insufficient-storage) until space is freed"
             );
         } else if !below && sampled.below {
             tracing::info!(
                 free_mb,
                 reserve_mb,
-                "free disk space is above the reserve again: uploads and verifies are taken"
+                "free disk space is above the reserve again: new reports are taken"
             );
         }
         sampled.below = below;

@@ -240,7 +240,7 @@ impl FederationStore for NodeFederationStore {
         // Below the disk reserve a peer's upload waits like a phone's: a store failure to
         // federation (the gossip is ignored without penalty, the catch-up round ends and
         // nothing is marked as fetched), so catch-up brings it once there is room.
-        if node.inner.disk_reserve.below(&node.inner.metrics) {
+        if node.inner.disk_reserve.holds() {
             return Err(crate::federation::StoreError(Box::new(
                 super::disk_reserve::BelowDiskReserve,
             )));

@@ -319,9 +319,11 @@ impl Node {
     /// # Errors
     /// [`ApiError::InsufficientStorage`].
     fn refuse_below_disk_reserve(&self) -> Result<(), ApiError> {
-        match self.not_ready() {
-            Some(NotReady::DiskReserve) => Err(ApiError::InsufficientStorage),
-            None => Ok(()),
+        // The last sample, never a new one: see `disk_reserve`.
+        if self.inner.disk_reserve.holds() {
+            Err(ApiError::InsufficientStorage)
+        } else {
+            Ok(())
         }
     }
 

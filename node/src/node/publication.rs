@@ -290,6 +290,8 @@ impl Node {
     pub async fn run_background(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let purge_every = Duration::from_secs(self.inner.config.retention.purge_period_seconds);
         let mut next_purge = tokio::time::Instant::now();
+        let mut disk_ticks = tokio::time::interval(super::disk_reserve::SAMPLE_EVERY);
+        disk_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if let Err(e) = self.cut_due().await {
                 tracing::error!(error = %e, "batch cut failed");
@@ -311,9 +313,17 @@ impl Node {
             let wait = Duration::from_secs(to_boundary.clamp(1, 60))
                 .min(next_purge.saturating_duration_since(tokio::time::Instant::now()))
                 .max(Duration::from_millis(200));
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => return,
+            let until = tokio::time::Instant::now() + wait;
+            // Free disk is sampled here every second, so no phone request is what notices
+            // (and logs) a change of the reserve's state.
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep_until(until) => break,
+                    _ = disk_ticks.tick() => {
+                        self.inner.disk_reserve.below(&self.inner.metrics);
+                    }
+                    _ = stop.changed() => return,
+                }
             }
             if *stop.borrow() {
                 return;

@@ -12,8 +12,12 @@
 //! - [`TwinGuard`] is the node's side: it judges reported hellos. A report counts only if
 //!   it verifies under this node's own batch key (only a twin holds it), names another
 //!   instance, and was sent after this run started (a replay of this node's own earlier run
-//!   is older). Then the run that started later (ties: the larger instance) stops cutting
-//!   until it is restarted; the earlier one goes on. Both report the twin.
+//!   is older). A twin is taken as running once two such hellos of one instance with
+//!   different `sent_at` were reported: a run that stopped sends no new hellos, so the last
+//!   hello of this node's previous run (which could look newer than this start if the clock
+//!   was set back across the restart) never counts. Then the run that started later (ties:
+//!   the larger instance) stops cutting until it is restarted; the earlier one goes on.
+//!   Both report the twin.
 //!
 //! Both are pure state machines over (state, observation, now).
 
@@ -22,6 +26,9 @@ use std::collections::HashMap;
 use ephemera_proto::UnixTime;
 use ephemera_proto::instance::{Hello, HelloResponse, MAX_REPORTED, SignedHello};
 use ephemera_proto::signing::Ed25519PublicKey;
+
+/// Most other instances a [`TwinGuard`] keeps a first hello of, waiting for a second.
+const MAX_CANDIDATES: usize = 16;
 
 /// Most batch keys a [`HelloLog`] remembers at once; past it the key heard longest ago is
 /// forgotten first.
@@ -133,6 +140,8 @@ pub struct TwinGuard {
     own: Hello,
     key: Ed25519PublicKey,
     verdict: TwinVerdict,
+    /// Other instances reported once: the `sent_at` of that first hello.
+    candidates: HashMap<[u8; 16], UnixTime>,
 }
 
 impl TwinGuard {
@@ -147,6 +156,7 @@ impl TwinGuard {
             },
             key,
             verdict: TwinVerdict::Alone,
+            candidates: HashMap::new(),
         }
     }
 
@@ -168,7 +178,8 @@ impl TwinGuard {
         self.verdict.may_cut()
     }
 
-    /// Judges one hello a peer reported. Returns the new verdict when it changed (only ever
+    /// Judges one hello a peer reported (a twin counts at its second hello with another
+    /// `sent_at`). Returns the new verdict when it changed (only ever
     /// from `Alone`, or from `TwinStartedLater` to `TwinStartedEarlier`: once stopped, a run
     /// stays stopped until restarted).
     pub fn observe(&mut self, reported: &SignedHello) -> Option<TwinVerdict> {
@@ -179,6 +190,16 @@ impl TwinGuard {
             || !reported.verifies()
         {
             return None;
+        }
+        match self.candidates.get(&other.instance) {
+            Some(first) if *first != other.sent_at => {}
+            Some(_) => return None,
+            None => {
+                if self.candidates.len() < MAX_CANDIDATES {
+                    self.candidates.insert(other.instance, other.sent_at);
+                }
+                return None;
+            }
         }
         let this_later =
             (self.own.started_at, self.own.instance) > (other.started_at, other.instance);
@@ -296,8 +317,13 @@ mod tests {
         let mut earlier = TwinGuard::new([1; 16], T, k.public_key());
         let mut later = TwinGuard::new([2; 16], T.plus_seconds(30), k.public_key());
         assert!(earlier.may_cut() && later.may_cut());
-        let earlier_hello = SignedHello::sign(earlier.hello(T.plus_seconds(40)), &k);
-        let later_hello = SignedHello::sign(later.hello(T.plus_seconds(40)), &k);
+        // One hello of a twin is not yet proof that it runs.
+        let first_of_earlier = SignedHello::sign(earlier.hello(T.plus_seconds(40)), &k);
+        let first_of_later = SignedHello::sign(later.hello(T.plus_seconds(40)), &k);
+        assert_eq!(later.observe(&first_of_earlier), None);
+        assert_eq!(earlier.observe(&first_of_later), None);
+        let earlier_hello = SignedHello::sign(earlier.hello(T.plus_seconds(41)), &k);
+        let later_hello = SignedHello::sign(later.hello(T.plus_seconds(41)), &k);
         assert_eq!(
             later.observe(&earlier_hello),
             Some(TwinVerdict::TwinStartedEarlier)
@@ -318,8 +344,10 @@ mod tests {
         let k = key(1);
         let mut small = TwinGuard::new([1; 16], T, k.public_key());
         let mut large = TwinGuard::new([2; 16], T, k.public_key());
-        let from_small = SignedHello::sign(small.hello(T.plus_seconds(1)), &k);
-        let from_large = SignedHello::sign(large.hello(T.plus_seconds(1)), &k);
+        large.observe(&SignedHello::sign(small.hello(T.plus_seconds(1)), &k));
+        small.observe(&SignedHello::sign(large.hello(T.plus_seconds(1)), &k));
+        let from_small = SignedHello::sign(small.hello(T.plus_seconds(2)), &k);
+        let from_large = SignedHello::sign(large.hello(T.plus_seconds(2)), &k);
         assert_eq!(
             large.observe(&from_small),
             Some(TwinVerdict::TwinStartedEarlier)
@@ -344,7 +372,29 @@ mod tests {
         let mut forged = hello(&key(2), 7, 0, 200);
         forged.signer = k.public_key();
         assert_eq!(guard.observe(&forged), None);
+        // Each of these again, sent later: still nothing.
+        assert_eq!(guard.observe(&hello(&k, 7, 0, 99)), None);
+        assert_eq!(guard.observe(&hello(&key(2), 7, 0, 201)), None);
+        assert_eq!(guard.observe(&hello(&k, 1, 100, 201)), None);
         assert!(guard.may_cut());
         assert_eq!(guard.verdict(), TwinVerdict::Alone);
+    }
+
+    #[test]
+    fn the_last_hello_of_a_stopped_run_never_stops_the_next_one() {
+        // The previous run's last hello (sent at +150) looks newer than this start (+100,
+        // the clock was set back across the restart), and a peer reports it every round.
+        let k = key(1);
+        let mut guard = TwinGuard::new([1; 16], T.plus_seconds(100), k.public_key());
+        let last = hello(&k, 7, 0, 150);
+        for _ in 0..5 {
+            assert_eq!(guard.observe(&last), None);
+        }
+        assert!(guard.may_cut());
+        // A run that really goes on sends newer hellos: then it counts.
+        assert_eq!(
+            guard.observe(&hello(&k, 7, 0, 151)),
+            Some(TwinVerdict::TwinStartedEarlier)
+        );
     }
 }

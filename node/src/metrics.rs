@@ -144,6 +144,11 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         "1 while free space on the data folder's filesystem is below the reserve and no new reports are taken (503 insufficient-storage), else 0.",
     ),
     (
+        "ephemera_twin_detected",
+        Kind::Gauge,
+        "1 once peers reported another copy of this node (same keys and identity) running; the copy that started later cuts no batch until restarted. 0 otherwise.",
+    ),
+    (
         "ephemera_http_requests_total",
         Kind::Counter,
         "HTTP requests answered, by route class (phone, console, serving, health, other) and status class (2xx..5xx).",
@@ -350,6 +355,7 @@ impl Metrics {
             "ephemera_last_purge_timestamp_seconds",
             "ephemera_disk_reserve_bytes",
             "ephemera_disk_reserve_active",
+            "ephemera_twin_detected",
         ] {
             self.gauge(name, 0.0);
         }
@@ -510,6 +516,11 @@ impl Metrics {
             "ephemera_disk_reserve_active",
             if below { 1.0 } else { 0.0 },
         );
+    }
+
+    /// Peers reported another copy of this node running.
+    pub(crate) fn twin_detected(&self) {
+        self.gauge("ephemera_twin_detected", 1.0);
     }
 
     /// An HTTP request of route `class` was answered with `status` after `elapsed`.
@@ -702,6 +713,7 @@ pub(crate) mod tests {
             "ephemera_purge_runs_total{result=\"failed\"}",
             "ephemera_last_cut_timestamp_seconds",
             "ephemera_disk_reserve_active",
+            "ephemera_twin_detected",
         ] {
             assert_eq!(sample(&text, series), Some(0.0), "{series}\n{text}");
         }

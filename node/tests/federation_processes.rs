@@ -1,6 +1,7 @@
 //! Federation between real `ephemera-node serve` processes on 127.0.0.1 (issue #16, items 2
 //! and 6): partial, asymmetric trust across a chain whose every path crosses a node that
-//! does not trust some of what it relays; and what a node with no peers logs at start.
+//! does not trust some of what it relays; what a node with no peers logs at start; and two
+//! copies of one node facing the same peer (issue #29).
 //!
 //! Processes on loopback, not network namespaces: discovery is off, so the chain A–B–C of
 //! bootstrap peers is the only way between A and C, as separate namespaces joined through
@@ -171,6 +172,73 @@ async fn every_report_reaches_every_node_that_trusts_it_across_a_relay_that_does
             "{name} penalised an honest peer"
         );
     }
+}
+
+/// Two copies of one node (B started on a copy of A's keys: same batch key, same libp2p
+/// identity), both federating with a plain peer P, batches every second. Through P's
+/// answers to their hellos (`/ephemera/instance/1`) both learn of the other: both set
+/// `ephemera_twin_detected`, B (started later) cuts no batch although it holds reports,
+/// and A goes on cutting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_copy_of_a_node_is_detected_and_cuts_nothing_while_the_first_goes_on() {
+    let authority = UploadFactory::new();
+    let trusted = [factory_key(&authority)];
+    let settings = |bootstrap: &[&Target]| {
+        let bootstrap = bootstrap
+            .iter()
+            .map(|t| format!("\"{}\"", t.p2p))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "sync_interval_seconds = 1\ndiscovery = false\nbootstrap_peers = [{bootstrap}]\n\
+             [publication]\nbatch_period_seconds = 1"
+        )
+    };
+    let peer = Target::start(&trusted, &settings(&[]));
+    let first = Target::start(&trusted, &settings(&[&peer]));
+    upload_all(&first, &[authority.upload(3)]).await;
+    let cutting = eventually(Duration::from_secs(20), || async {
+        first.metric("ephemera_batches_published_total", "").await >= 1.0
+    })
+    .await;
+    assert!(cutting, "A cut no batch alone");
+    assert_eq!(first.metric("ephemera_twin_detected", "").await, 0.0);
+
+    // B starts in a later second than A (in the same second the larger instance stops).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let twin = first.start_twin(&trusted, &settings(&[&peer]));
+    assert_eq!(twin.peer, first.peer, "the same libp2p identity");
+    let detected = eventually(Duration::from_secs(20), || async {
+        twin.metric("ephemera_twin_detected", "").await == 1.0
+            && first.metric("ephemera_twin_detected", "").await == 1.0
+    })
+    .await;
+    assert!(detected, "the twins did not learn of each other through P");
+    assert_eq!(peer.metric("ephemera_twin_detected", "").await, 0.0);
+
+    // Both take reports (B its phone's, and A's by catch-up); only A publishes.
+    let twin_before = twin.metric("ephemera_batches_published_total", "").await;
+    let first_before = first.metric("ephemera_batches_published_total", "").await;
+    upload_all(&twin, &[authority.upload(3)]).await;
+    upload_all(&first, &[authority.upload(3)]).await;
+    let first_cut_again = eventually(Duration::from_secs(20), || async {
+        first.metric("ephemera_batches_published_total", "").await > first_before
+    })
+    .await;
+    assert!(
+        first_cut_again,
+        "A stopped cutting: {} batches, {} uploads accepted, clock anomaly {}",
+        first.metric("ephemera_batches_published_total", "").await,
+        first.metric("ephemera_uploads_accepted_total", "").await,
+        first.metric("ephemera_clock_anomaly", "").await,
+    );
+    // Several boundaries (one a second) later, B still cut nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        twin.metric("ephemera_batches_published_total", "").await,
+        twin_before,
+        "B cut a batch"
+    );
 }
 
 /// A default start (no bootstrap peers; only the ports are free ones, so that tests run side

@@ -78,6 +78,7 @@ pub mod batch;
 pub mod error;
 pub mod gaen;
 mod hkdf;
+pub mod instance;
 pub mod matching;
 pub mod pet;
 pub mod report;

@@ -129,6 +129,10 @@ pub mod kind {
     pub const REPORT_CONTENTS: u8 = 0x08;
     /// [`crate::rollover::KeyRollover`].
     pub const KEY_ROLLOVER: u8 = 0x09;
+    /// [`crate::instance::HelloRequest`], federation's twin check.
+    pub const INSTANCE_HELLO: u8 = 0x0a;
+    /// [`crate::instance::HelloResponse`], federation's twin check.
+    pub const INSTANCE_OTHERS: u8 = 0x0b;
 }
 
 #[cfg(test)]

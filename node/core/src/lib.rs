@@ -12,6 +12,7 @@
 //! | publication | [`publication`] | the GAEN embargo, batch boundaries, splitting, padding, signing, GAEN export files |
 //! | retention | [`retention`] | when each record is forgotten, and the purge |
 //! | federation intake | [`federation_intake`] | what a report relayed by a peer must pass to be stored and published |
+//! | twins | [`twin_guard`] | whether another copy of this node runs, and which copy may cut |
 //!
 //! Writes follow one rule: the core decides and the driver makes it durable. Uploads and
 //! cuts come back as commits ([`store::UploadCommit`], [`store::CutCommit`]) that the
@@ -36,6 +37,7 @@ pub mod publication;
 pub mod retention;
 pub mod revision_token;
 pub mod store;
+pub mod twin_guard;
 
 use ephemera_proto::auth::{CertificateRequest, ReportHmac, SignedCertificate, TrustedAuthorities};
 use ephemera_proto::report::{ReportLimits, ReportType};

@@ -35,6 +35,7 @@ use super::config::FederationConfig;
 use super::dht::Dht;
 use super::dial::{PolicyTransport, SharedPolicy};
 use super::identity::NodeIdentity;
+use super::instance::{INSTANCE_PROTOCOL, InstanceCodec};
 use super::sync::{SYNC_PROTOCOL, SyncCodec};
 
 /// Kademlia protocol name of the Ephemera federation (kept apart from the public IPFS DHT).
@@ -128,6 +129,8 @@ pub(crate) struct FederationBehaviour {
     pub(crate) gossipsub: gossipsub::Behaviour,
     /// Catch-up.
     pub(crate) sync: request_response::Behaviour<SyncCodec>,
+    /// Twin detection: hellos and the other instances peers heard.
+    pub(crate) instance: request_response::Behaviour<InstanceCodec>,
     /// Peer discovery beyond the bootstrap list; off when `discovery` is off.
     pub(crate) kad: Toggle<Dht>,
     /// Listen addresses and protocols of peers.
@@ -177,6 +180,13 @@ impl FederationBehaviour {
                 .with_max_concurrent_streams(config.max_inbound_streams),
         );
 
+        let instance = request_response::Behaviour::new(
+            [(INSTANCE_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(config.request_timeout)
+                .with_max_concurrent_streams(config.max_inbound_streams),
+        );
+
         let kad = config.discovery.then(|| Dht::new(peer_id));
 
         let identify = identify::Behaviour::new(
@@ -219,6 +229,7 @@ impl FederationBehaviour {
             addresses,
             gossipsub,
             sync,
+            instance,
             kad: Toggle::from(kad),
             identify,
             mdns: Toggle::from(mdns),

@@ -130,6 +130,9 @@ pub struct FederationConfig {
     pub penalty_half_life: Duration,
     /// Where federation's metrics go: the node's own recorder. `None`: the global one.
     pub metrics: Option<super::MetricsSink>,
+    /// Who signs this node's hellos and judges the twins peers report (the node). `None`:
+    /// no hellos are sent; peers' hellos are still answered.
+    pub twins: Option<super::TwinSink>,
 }
 
 /// The smallest per-peer response budget: one answer holding one upload of the largest
@@ -178,6 +181,7 @@ impl Default for FederationConfig {
             stranger_idle_timeout: Duration::from_secs(120),
             penalty_half_life: Duration::from_secs(300),
             metrics: None,
+            twins: None,
         }
     }
 }

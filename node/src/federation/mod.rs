@@ -18,6 +18,8 @@
 //!   below the graylist threshold is banned for [`FederationConfig::ban_duration`]. A report
 //!   under an authority this node does not trust is ignored without penalty, on gossip and
 //!   catch-up alike: its relay may trust that authority.
+//! * **Twins**: hellos on [`INSTANCE_PROTOCOL`] let two copies of one node learn of each
+//!   other through the peers they share (`instance.rs`).
 //! * **Catch-up**: the [`sync`] protocol reconciles per-day digests and id pages over the
 //!   retention window, with every range clamped.
 //! * **Discovery**: bootstrap peers from config (re-dialled while disconnected), Kademlia,
@@ -96,6 +98,7 @@ mod dial;
 mod event_loop;
 mod handle;
 mod identity;
+mod instance;
 pub(crate) mod metrics;
 mod session;
 mod shared;
@@ -118,6 +121,7 @@ pub use config::{
 };
 pub use handle::{FederationHandle, FederationStatus};
 pub use identity::{IdentityError, NodeIdentity};
+pub use instance::{INSTANCE_PROTOCOL, TwinSink, TwinWitness};
 pub use metrics::MetricsSink;
 pub use store::{
     DayDigest, FederationStore, MemoryFederationStore, StoreError, StoreOutcome, sync_day,

@@ -11,7 +11,7 @@ use ephemera_proto::upload::{SignedUpload, UploadId, VerifiedUpload};
 
 use crate::federation::{
     DayDigest, Federation, FederationConfig, FederationHandle, FederationStore, MetricsSink,
-    NodeIdentity, StoreOutcome,
+    NodeIdentity, StoreOutcome, TwinSink,
 };
 
 use super::{FederationSlot, Inner, Node, NodeError};
@@ -137,6 +137,9 @@ impl Node {
         federation.metrics = Some(MetricsSink(Arc::new(NodeRecorder(Arc::downgrade(
             &self.inner,
         )))));
+        federation.twins = Some(TwinSink(Arc::new(super::twin_watch::NodeTwins(
+            Arc::downgrade(&self.inner),
+        ))));
         federation
     }
 

@@ -14,6 +14,7 @@ mod federation;
 mod phone_timing;
 mod publication;
 mod sealed_exchange;
+mod twin_watch;
 mod uploads;
 
 pub use phone_timing::Answered;
@@ -137,6 +138,8 @@ struct Inner {
     unflushed: Mutex<Unflushed>,
     /// Judges the wall clock before purges and cuts.
     clock_watch: Mutex<clock_watch::ClockWatch>,
+    /// Whether another copy of this node runs (twin detection through federation).
+    twins: twin_watch::TwinWatch,
     /// The first boundary this process may cut (`BatchCutter::first_boundary_after_start`).
     first_cut: UnixTime,
     /// Recent real latencies of the sealed phone routes, to hold other answers to.
@@ -241,6 +244,7 @@ impl Node {
         let first_cut = core
             .cutter()
             .first_boundary_after_start(clock.now(), last_cut);
+        let twins = twin_watch::TwinWatch::new(clock.now(), core.keys().batch.public_key());
         // Hashing leaves a core to the rest of the node (flushes, serving) where there are two
         // or more.
         let hashing_threads = std::thread::available_parallelism()
@@ -263,6 +267,7 @@ impl Node {
                     lock: AsyncMutex::new(()),
                 },
                 clock_watch: Mutex::new(clock_watch::ClockWatch::new(&config)),
+                twins,
                 disk_reserve: disk_reserve::DiskReserve::new(
                     config.data_dir.clone(),
                     config.storage.free_space_reserve_mb,

@@ -33,7 +33,10 @@ impl Node {
     async fn cut_due_unmetered(&self) -> Result<Vec<BatchIndexEntry>, NodeError> {
         let _publication = self.inner.publication.lock().await;
         let (now, clock) = self.judge_clock()?;
-        if !clock.may_cut() || self.inner.core.cutter().boundary_at(now) < self.inner.first_cut {
+        if !clock.may_cut()
+            || !self.inner.twins.may_cut()
+            || self.inner.core.cutter().boundary_at(now) < self.inner.first_cut
+        {
             return Ok(Vec::new());
         }
         let store = &self.inner.store;

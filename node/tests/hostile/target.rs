@@ -38,7 +38,23 @@ impl Target {
     /// Starts a node trusting `trusted` (hex Ed25519 keys), with `federation` lines added to
     /// its `[federation]` section.
     pub(crate) fn start(trusted: &[String], federation: &str) -> Target {
+        Target::start_in(tempfile::tempdir().unwrap(), trusted, federation)
+    }
+
+    /// Starts a second copy of this node, as a restore drill or a stray container would:
+    /// a fresh data folder holding a copy of this node's keys (so the same batch key and
+    /// libp2p identity), with the given settings.
+    pub(crate) fn start_twin(&self, trusted: &[String], federation: &str) -> Target {
         let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (
+            self._dir.path().join("data").join("keys"),
+            dir.path().join("data").join("keys"),
+        );
+        copy_folder(&from, &to);
+        Target::start_in(dir, trusted, federation)
+    }
+
+    fn start_in(dir: tempfile::TempDir, trusted: &[String], federation: &str) -> Target {
         let trusted = trusted
             .iter()
             .map(|k| format!("\"{k}\""))
@@ -139,6 +155,20 @@ impl Target {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>()
             + 0.0 // an empty sum is -0.0
+    }
+}
+
+/// Copies the folder `from` (files and folders below it) to `to`.
+fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
     }
 }
 

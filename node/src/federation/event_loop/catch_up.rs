@@ -24,6 +24,7 @@ impl EventLoop {
     pub(super) fn sync_all(&mut self) {
         let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         for peer in peers {
+            self.say_hello(peer);
             self.start_session(peer);
         }
     }

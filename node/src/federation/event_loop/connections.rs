@@ -50,6 +50,7 @@ impl EventLoop {
                 tracing::info!(peer = %peer_id, "peer connected");
                 self.last_useful
                     .insert(peer_id, tokio::time::Instant::now());
+                self.say_hello(peer_id);
                 self.start_session(peer_id);
             }
             SwarmEvent::ConnectionClosed {

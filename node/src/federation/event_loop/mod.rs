@@ -13,6 +13,7 @@
 //! | [`connections`] | listen addresses, connections opened and closed |
 //! | [`discovery`] | bootstrap redial, Kademlia, identify, mDNS |
 //! | [`scoring`] | catch-up penalties, score checks and bans |
+//! | [`twins`] | hellos to peers, answering theirs, reports to the node's twin witness |
 //!
 //! What a verdict costs a peer is decided in [`super::validate::judge`], not here.
 
@@ -21,11 +22,13 @@ mod connections;
 mod discovery;
 mod gossip;
 mod scoring;
+mod twins;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ephemera_node_core::twin_guard::HelloLog;
 use ephemera_proto::signing::KeyId;
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
@@ -145,6 +148,7 @@ pub(crate) fn spawn(
         configured: config.configured_peers(),
         policy,
         last_useful: HashMap::new(),
+        hellos: HelloLog::new(),
         budget: ResponseBudget::new(
             config.response_bytes_total,
             config.response_bytes_per_peer,
@@ -218,6 +222,8 @@ struct EventLoop {
     last_useful: HashMap<PeerId, Instant>,
     /// Bytes of catch-up answers in flight, per peer and in total.
     budget: ResponseBudget,
+    /// Peers' hellos heard lately (twin detection).
+    hellos: HelloLog,
     config: FederationConfig,
 }
 
@@ -323,6 +329,7 @@ impl EventLoop {
         match event {
             FederationBehaviourEvent::Gossipsub(event) => self.on_gossip(event),
             FederationBehaviourEvent::Sync(event) => self.on_sync(event),
+            FederationBehaviourEvent::Instance(event) => self.on_instance(event),
             FederationBehaviourEvent::Identify(event) => self.on_identify(event),
             FederationBehaviourEvent::Kad(event) => self.on_kad(event),
             FederationBehaviourEvent::Mdns(event) => self.on_mdns(event),

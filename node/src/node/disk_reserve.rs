@@ -87,10 +87,7 @@ impl DiskReserve {
 
     /// Whether free space was below the reserve at the last sample; never samples.
     pub(crate) fn holds(&self) -> bool {
-        self.sampled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .below
+        self.sampled.lock().unwrap_or_else(|e| e.into_inner()).below
     }
 
     /// Whether free space is below the reserve, sampling the filesystem when the last sample

@@ -17,12 +17,15 @@ Phone time is simulated (a day in a few minutes): what a phone waits (typing, th
 before an upload, backoff) is phone time, and the observer's times add the real wall-clock
 work of the node and of the phone on loopback, without network jitter: the observer's
 best case. Phones are driven when their own timer is due (one heap), so a population of
-hundreds costs little. Most phones report at most once in a run (400 phones, 300
-reports a day), as in a deployment: with a few phones reporting again and again, a
+hundreds costs little. A phone reports at most once in a run (400 phones, 600 reports
+a day, a phone that reported replaced an hour later), as in a deployment: with a few phones reporting again and again, a
 decoy's neighbouring requests would include its phone's real reports while a real
-report's cannot, a signal of the simulation rather than of the protocol.
+report's cannot, a signal of the simulation rather than of the protocol. 600 real
+flows put the noise of one AUC at 0.013 (one standard error), so a bar of 0.55 is about
+four of them from a classifier that learns nothing: with 300 it was three, and a run
+without any signal could fail.
 
-    PYTHONPATH=<bindings> python3 traffic_analysis.py [--reals 300] [--phones 400]
+    PYTHONPATH=<bindings> python3 traffic_analysis.py [--reals 600] [--phones 400]
 
 Exits non-zero if any AUC exceeds --max-auc (0.55) or there are too few flows.
 """
@@ -154,7 +157,22 @@ class ProxiedDriver:
     """The example app's I/O loop, sending through the proxy from a port it notes, so the
     proxy's records can be joined to the phone and to the ground truth, which the observer
     never sees: whether the node counted a POST as a decoy (its `ephemera_decoys_total`,
-    read directly after each one; requests are sent one at a time)."""
+    read directly after each one; requests are sent one at a time).
+
+    A POST leaves `IDLE_BEFORE_POST` plus a uniform draw of up to `ARRIVAL_SPREAD` after
+    the driver's last exchange with the node. Sent one at a time, each request was chained
+    to the one before, which no observer of a node serving many phones sees:
+    - the node's idle time before a request was the phone's own work before it (a real
+      verify follows more work than a decoy's: 1.6 against 1.0 ms), and a node idle longer
+      answers a few tenths of a millisecond slower;
+    - the node releases answers on one clock's ticks, so an answer's time after its
+      request, to within a tick, is the request's arrival phase on that clock, and the
+      arrival phase was the previous answer's tick plus the phone's work.
+    The test read both as node latency (AUC 0.52-0.565). The wait is not counted in the
+    phone's work."""
+
+    IDLE_BEFORE_POST = 0.010
+    ARRIVAL_SPREAD = 0.004  # two of the node's release ticks
 
     def __init__(self, proxy, log, node):
         self.proxy = proxy
@@ -162,10 +180,18 @@ class ProxiedDriver:
         self.node = node
         self.decoys_seen = decoys_counted(node)
         self.step_began = time.perf_counter()
+        self.last_exchange = time.perf_counter()
+        self.arrival = random.Random(1)
 
     def pump(self, phone_id, phone, now):
         while (request := phone.poll_request()) is not None:
             body = request.body if request.method == "POST" else None
+            if body is not None:
+                wait = (self.last_exchange + self.IDLE_BEFORE_POST
+                        + self.arrival.uniform(0, self.ARRIVAL_SPREAD) - time.perf_counter())
+                if wait > 0:
+                    time.sleep(wait)
+                    self.step_began += wait
             sock = socket.create_connection(("127.0.0.1", self.proxy.port))
             port = sock.getsockname()[1]
             try:
@@ -179,6 +205,7 @@ class ProxiedDriver:
                 counted = decoys_counted(self.node)
                 decoy = self.decoys_seen is not None and counted > self.decoys_seen
                 self.decoys_seen = counted
+            self.last_exchange = time.perf_counter()
             self.log.append({"port": port, "phone": phone_id, "decoy": decoy, "now": now,
                              "t_step": self.step_began})
             if status is None:
@@ -373,6 +400,8 @@ def flows(log, records):
         record = uses[k]
         by_phone.setdefault(entry["phone"], []).append({**entry, **record})
     out = []
+    ends = sorted(r["t_out"] for uses in records.values() for r in uses if "t_out" in r)
+    import bisect
     for events in by_phone.values():
         last_sync = None
         posts = []
@@ -397,8 +426,13 @@ def flows(log, records):
             # to the upload's arrival. What the phone does when the verify's answer comes
             # is hidden in the delay, as with a real clock.
             gap = upload["now"] - ev["now"] + upload["t_in"] - upload["t_step"]
+            i_prev = bisect.bisect_left(ends, ev["t_in"]) - 1
             out.append({
                 "real": real,
+                # Not features: what the driver did around the verify, for --dump readers.
+                "diag": {"idle before verify": ev["t_in"] - ends[i_prev] if i_prev >= 0 else -1,
+                         "phone work before verify": ev["t_in"] - ev["t_step"],
+                         "upload work": upload["t_in"] - upload["t_step"]},
                 "proxy": {
                     "verify request bytes": ev["req_body"],
                     "verify answer bytes": ev["resp_body"],
@@ -484,7 +518,7 @@ def standard_error(auc, positives, negatives):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reals", type=int, default=300)
+    parser.add_argument("--reals", type=int, default=600)
     parser.add_argument("--phones", type=int, default=400)
     parser.add_argument("--days", type=int, default=1)
     parser.add_argument("--decoys-per-day", type=float, default=8.0)

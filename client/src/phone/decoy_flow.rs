@@ -15,12 +15,15 @@
 //! - `decoy.retry_fraction` of the flows send a second verify and upload after a drawn delay;
 //! - an answer that is not definitive (no network, 408, 429, 5xx) is retried with the
 //!   report's backoff ([`Phone::retry_delay`]);
-//! - it is kept in the store and flushed where a real report is (started, certified, each
-//!   send, done), and its upload is sized when the verify's answer comes, as a real upload
-//!   is built then: the phone does the same work before each send, so the gap between a
-//!   verify's answer and the upload says nothing (a decoy sized at send time arrived
-//!   2.6 ms later on average, and a classifier read it through the 1–3 s draw), and a flow
-//!   cut by the app being killed resumes after the restart, as a real one does.
+//! - it is kept in the store and flushed where a real report is (started, answered, done),
+//!   and its upload is built and sealed when the verify's answer comes, as a real upload
+//!   is: a send writes nothing and seals nothing, for either, so the gap between a verify's
+//!   answer and the upload says nothing (a decoy sized at send time arrived 2.6 ms later on
+//!   average, and a classifier read it through the 1–3 s draw), and a flow cut by the app
+//!   being killed resumes after the restart, as a real one does;
+//! - one phone's flows never interleave: a real report's verify waits for a decoy flow past
+//!   its verify to end, and ends one whose verify has not gone
+//!   ([`Phone::decoy_holds_report`]).
 
 use ephemera_proto::UnixTime;
 use ephemera_proto::api::VerifyRequest;
@@ -90,6 +93,7 @@ impl<S: Store> Phone<S> {
             return Ok(());
         }
         self.start_sync_round(now);
+        self.decoy_upload_sealed = None;
         let retries_left = u8::from(self.draw_unit() < self.config.decoy.retry_fraction);
         self.decoy = Some(DecoyFlow {
             stage: DecoyStage::Verify,
@@ -99,6 +103,27 @@ impl<S: Store> Phone<S> {
             in_flight: false,
             upload_size: None,
         });
+        self.save_decoy()
+    }
+
+    /// Whether the decoy flow has sent its verify and its upload is not answered yet: a real
+    /// report's verify waits for it. Sent between them, it would show the node one
+    /// phone's two verifies before an upload, which no flow produces, and pair the real
+    /// verify with the decoy's upload.
+    pub(super) fn decoy_holds_report(&self) -> bool {
+        self.decoy
+            .as_ref()
+            .is_some_and(|flow| flow.in_flight || flow.stage == DecoyStage::Upload)
+    }
+
+    /// Ends a decoy flow whose next verify has not gone: a real report's verify takes its
+    /// place.
+    pub(super) fn drop_unsent_decoy(&mut self) -> Result<(), ClientError> {
+        if self.decoy.is_none() {
+            return Ok(());
+        }
+        self.decoy = None;
+        self.decoy_upload_sealed = None;
         self.save_decoy()
     }
 
@@ -116,14 +141,17 @@ impl<S: Store> Phone<S> {
     }
 
     /// Sends a decoy upload of `size` bytes now: what follows a real verify the node
-    /// refused, so that every verify is followed by an upload. Replaces a decoy flow on its
-    /// way.
+    /// refused, so that every verify is followed by an upload (no decoy flow is on its way
+    /// then: a real verify waits for one to end).
     pub(super) fn start_decoy_upload(
         &mut self,
         now: UnixTime,
         size: usize,
     ) -> Result<(), ClientError> {
         let delay = self.draw_upload_delay();
+        // Built and sealed now, as the real upload it stands for would have been.
+        let body = wire::encode(&UploadRequest::decoy(size));
+        self.decoy_upload_sealed = self.seal_now(SealedRoute::Upload, &body);
         self.decoy = Some(DecoyFlow {
             stage: DecoyStage::Upload,
             attempts: 0,
@@ -145,17 +173,51 @@ impl<S: Store> Phone<S> {
         else {
             return Ok(());
         };
-        let Some(key) = self.sealing_key_or_sync(now) else {
-            // Sent once the sync round brings the key; meanwhile the backoff holds.
-            self.flows_await_key = true;
-            let attempts = self.decoy.as_ref().map_or(0, |f| f.attempts);
-            let delay = self.retry_delay(attempts + 1);
-            if let Some(flow) = self.decoy.as_mut() {
-                flow.next_attempt = now.plus_seconds(delay);
-            }
-            return Ok(());
+        let upload_sealed = match stage {
+            DecoyStage::Upload => self.decoy_upload_sealed.take(),
+            DecoyStage::Verify => None,
         };
-        let (route, inner) = match stage {
+        let (route, (body, opener)) = match upload_sealed {
+            // Sealed when the verify's answer came, as a real upload is.
+            Some(sealed) => (SealedRoute::Upload, sealed),
+            None => {
+                let Some(key) = self.sealing_key_or_sync(now) else {
+                    // Sent once the sync round brings the key; meanwhile the backoff holds.
+                    self.flows_await_key = true;
+                    let attempts = self.decoy.as_ref().map_or(0, |f| f.attempts);
+                    let delay = self.retry_delay(attempts + 1);
+                    if let Some(flow) = self.decoy.as_mut() {
+                        flow.next_attempt = now.plus_seconds(delay);
+                    }
+                    return Ok(());
+                };
+                let (route, inner) = self.decoy_step(now, stage, upload_size)?;
+                let Some(sealed) = self.seal(key, route, &inner) else {
+                    return Ok(());
+                };
+                (route, sealed)
+            }
+        };
+        let pending = match route {
+            SealedRoute::Verify => Pending::DecoyVerify(opener),
+            SealedRoute::Upload => Pending::DecoyUpload(opener),
+        };
+        if let Some(flow) = self.decoy.as_mut() {
+            flow.attempts += 1;
+            flow.in_flight = true;
+        }
+        self.push_sealed(pending, route, body);
+        Ok(())
+    }
+
+    /// The decoy step `stage`, unsealed: its route and inner body.
+    fn decoy_step(
+        &mut self,
+        now: UnixTime,
+        stage: DecoyStage,
+        upload_size: Option<usize>,
+    ) -> Result<(SealedRoute, Vec<u8>), ClientError> {
+        Ok(match stage {
             DecoyStage::Verify => (
                 SealedRoute::Verify,
                 VerifyRequest::decoy(&mut self.rng).to_padded_json(),
@@ -168,21 +230,7 @@ impl<S: Store> Phone<S> {
                     None => self.real_upload_size(now)?,
                 })),
             ),
-        };
-        let Some((body, opener)) = self.seal(key, route, &inner) else {
-            return Ok(());
-        };
-        let pending = match stage {
-            DecoyStage::Verify => Pending::DecoyVerify(opener),
-            DecoyStage::Upload => Pending::DecoyUpload(opener),
-        };
-        if let Some(flow) = self.decoy.as_mut() {
-            flow.attempts += 1;
-            flow.in_flight = true;
-        }
-        self.save_decoy()?;
-        self.push_sealed(pending, route, body);
-        Ok(())
+        })
     }
 
     /// The answer to a decoy step: on to the next step, done, or retried as a real step
@@ -212,10 +260,13 @@ impl<S: Store> Phone<S> {
         flow.attempts = 0;
         match flow.stage {
             DecoyStage::Verify => {
-                // Every verify is followed by an upload, as a real one is.
+                // Every verify is followed by an upload, as a real one is; built and
+                // sealed now, as a real one is.
                 flow.stage = DecoyStage::Upload;
                 flow.upload_size = flow.upload_size.or(size_now);
                 flow.next_attempt = now.plus_seconds(upload_delay);
+                let body = wire::encode(&UploadRequest::decoy(flow.upload_size.unwrap_or(0)));
+                self.decoy_upload_sealed = self.seal_now(SealedRoute::Upload, &body);
             }
             DecoyStage::Upload if flow.retries_left > 0 => {
                 flow.retries_left -= 1;
@@ -226,6 +277,8 @@ impl<S: Store> Phone<S> {
             DecoyStage::Upload => self.decoy = None,
         }
         self.save_decoy()?;
+        // A real report waiting for this flow goes on once it ends.
+        self.drive_report(now)?;
         self.drive_decoy(now)
     }
 

@@ -134,6 +134,10 @@ pub struct Phone<S: Store> {
     decoy: Option<DecoyFlow>,
     /// The node's sealing key, fetched with every sync round (memory only).
     sealing_key: Option<SealingPublicKey>,
+    /// The real report's upload, sealed when its verify's answer came (in memory only).
+    report_upload_sealed: Option<(Vec<u8>, ResponseOpener)>,
+    /// The decoy flow's upload, sealed when its verify's answer came (in memory only).
+    decoy_upload_sealed: Option<(Vec<u8>, ResponseOpener)>,
     /// A flow found no sealing key and waits for the next one.
     flows_await_key: bool,
     next_decoy: Option<UnixTime>,
@@ -208,6 +212,8 @@ impl<S: Store> Phone<S> {
             report_in_flight: false,
             decoy,
             sealing_key: None,
+            report_upload_sealed: None,
+            decoy_upload_sealed: None,
             flows_await_key: false,
             next_decoy: None,
             next_sync: None,
@@ -343,7 +349,7 @@ impl<S: Store> Phone<S> {
         let retry = self
             .report
             .as_ref()
-            .filter(|_| !self.report_in_flight)
+            .filter(|_| !self.report_in_flight && !self.decoy_holds_report())
             .map(|r| r.next_attempt());
         let decoy = self.decoy.as_ref().and_then(DecoyFlow::due);
         self.open

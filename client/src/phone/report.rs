@@ -294,6 +294,7 @@ impl<S: Store> Phone<S> {
     ) -> Result<(), ClientError> {
         let hmac_key = ReportHmacKey::generate(&mut self.rng);
         let hmac = hmac_key.authenticate(&contents);
+        self.report_upload_sealed = None;
         self.report = Some(ReportFlow {
             stage: Stage::Verify {
                 code: code.reveal(),
@@ -339,18 +340,65 @@ impl<S: Store> Phone<S> {
             return Ok(());
         }
         let attempts = flow.attempts;
-        let Some(key) = self.sealing_key_or_sync(now) else {
-            // Sent as soon as the sync round brings the key; should it fail, the backoff
-            // holds the next try (no event: nothing was sent).
-            self.flows_await_key = true;
-            let delay = self.retry_delay(attempts + 1);
-            if let Some(flow) = self.report.as_mut() {
-                flow.next_attempt = now.0 + delay;
+        let verifying = matches!(flow.stage, Stage::Verify { .. });
+        if verifying {
+            // One person's flows never interleave on the wire: a decoy flow past its
+            // verify ends first (its answer drives this report on), and one whose verify
+            // has not gone ends here.
+            if self.decoy_holds_report() {
+                return Ok(());
             }
-            return Ok(());
+            self.drop_unsent_decoy()?;
+        }
+        let upload_sealed = if verifying {
+            None
+        } else {
+            self.report_upload_sealed.take()
         };
-        let flow = self.report.as_ref().expect("checked above");
-        let (route, inner) = match &flow.stage {
+        let (route, (body, opener)) = match upload_sealed {
+            // Sealed when the verify's answer came, as a decoy's upload is: the send itself
+            // is the same work for both.
+            Some(sealed) => (SealedRoute::Upload, sealed),
+            None => {
+                let Some(key) = self.sealing_key_or_sync(now) else {
+                    // Sent as soon as the sync round brings the key; should it fail, the
+                    // backoff holds the next try (no event: nothing was sent).
+                    self.flows_await_key = true;
+                    let delay = self.retry_delay(attempts + 1);
+                    if let Some(flow) = self.report.as_mut() {
+                        flow.next_attempt = now.0 + delay;
+                    }
+                    return Ok(());
+                };
+                let (route, inner) = self.report_step()?;
+                // Sealed afresh at every send: a proxy cannot link a retry to its first
+                // attempt.
+                let Some(sealed) = self.seal(key, route, &inner) else {
+                    return self.report_retry_later(now);
+                };
+                (route, sealed)
+            }
+        };
+        let pending = match route {
+            SealedRoute::Verify => Pending::Verify(opener),
+            SealedRoute::Upload => Pending::Upload(opener),
+        };
+        if let Some(flow) = self.report.as_mut() {
+            flow.attempts += 1;
+        }
+        self.report_in_flight = true;
+        // Nothing is written at a send (a decoy's send writes nothing either): the attempt
+        // count is kept with the answer, or with the retry's backoff.
+        self.push_sealed(pending, route, body);
+        Ok(())
+    }
+
+    /// The report's current step, unsealed: its route and inner body.
+    fn report_step(&self) -> Result<(SealedRoute, Zeroizing<Vec<u8>>), ClientError> {
+        let flow = self.report.as_ref().ok_or(StoreError::Corrupt {
+            what: "pending report",
+        })?;
+        Ok(match &flow.stage {
             Stage::Verify { code } => {
                 let code = UploadCode::parse(code).map_err(|_| StoreError::Corrupt {
                     what: "pending report code",
@@ -361,22 +409,7 @@ impl<S: Store> Phone<S> {
                 )
             }
             Stage::Upload { body } => (SealedRoute::Upload, Zeroizing::new(body.clone())),
-        };
-        // Sealed afresh at every send: a proxy cannot link a retry to its first attempt.
-        let Some((body, opener)) = self.seal(key, route, &inner) else {
-            return self.report_retry_later(now);
-        };
-        let pending = match route {
-            SealedRoute::Verify => Pending::Verify(opener),
-            SealedRoute::Upload => Pending::Upload(opener),
-        };
-        if let Some(flow) = self.report.as_mut() {
-            flow.attempts += 1;
-        }
-        self.report_in_flight = true;
-        self.save_report()?;
-        self.push_sealed(pending, route, body);
-        Ok(())
+        })
     }
 
     /// Seconds between a verify's answer and its upload, drawn alike for real and decoy
@@ -537,10 +570,10 @@ impl<S: Store> Phone<S> {
             }),
         };
         let delay = self.draw_upload_delay();
+        let body = wire::encode(&request);
+        self.report_upload_sealed = self.seal_now(SealedRoute::Upload, &body);
         let flow = self.report.as_mut().expect("checked above");
-        flow.stage = Stage::Upload {
-            body: wire::encode(&request),
-        };
+        flow.stage = Stage::Upload { body };
         flow.attempts = 0;
         flow.next_attempt = now.0 + delay;
         // The certificate is kept before the upload is sent: the code is spent now.

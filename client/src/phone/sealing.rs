@@ -85,6 +85,16 @@ impl<S: Store> Phone<S> {
         );
     }
 
+    /// Seals `inner` for `route` to the key held now, if any (no sync is started).
+    pub(super) fn seal_now(
+        &mut self,
+        route: SealedRoute,
+        inner: &[u8],
+    ) -> Option<(Vec<u8>, ResponseOpener)> {
+        let key = self.sealing_key?;
+        self.seal(key, route, inner)
+    }
+
     /// Seals `inner` for `route` to `key`.
     pub(super) fn seal(
         &mut self,

@@ -53,6 +53,39 @@ fn events<S: Store>(phone: &mut Phone<S>) -> Vec<PhoneEvent> {
 }
 
 #[test]
+fn a_kill_between_an_uploads_send_and_its_answer_sends_the_same_upload_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = FakeNode::new(22);
+    let config = node.config(SchemeKind::Pet);
+    let (mut phone, now) = phone_with_encounter(&config, util::reopen(dir.path()));
+    phone.start_report(now, &node.code(), None, None).unwrap();
+    let verify = next(&node, &mut phone, now);
+    let answer = node.answer_verify(now, &verify);
+    phone.handle_response(now, verify.id, answer).unwrap();
+    // The upload was sealed at the verify's answer and goes out; a send writes nothing,
+    // and the app is killed before the answer comes.
+    let upload = util::next_upload(&mut phone, now);
+    assert_eq!(upload.purpose, Purpose::Upload);
+    drop(phone);
+    let mut phone = Phone::new(config, util::reopen(dir.path()), [9; 32]).unwrap();
+    assert!(phone.status().report_certified);
+    let later = now.plus_seconds(3);
+    phone.handle_timeout(later).unwrap();
+    let again = next(&node, &mut phone, later);
+    assert_eq!(again.purpose, Purpose::Upload);
+    assert_eq!(
+        node.open(&again),
+        node.open(&upload),
+        "the same upload inside the seal: the node answers it as the first"
+    );
+    assert_ne!(again.body, upload.body, "sealed afresh after the restart");
+    node.accept_upload(later, &again);
+    let answer = node.upload_ok(&again);
+    phone.handle_response(later, again.id, answer).unwrap();
+    assert!(!phone.report_in_progress());
+}
+
+#[test]
 fn a_code_whose_first_upload_failed_still_uploads_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = FakeNode::new(21);

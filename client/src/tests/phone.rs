@@ -601,6 +601,69 @@ fn a_decoy_flow_cut_by_a_kill_resumes_at_its_upload() {
     assert_eq!(node.open(&upload).len(), 4096);
 }
 
+/// Drives `phone` until it sends a decoy verify; other requests fail.
+fn until_decoy_verify(phone: &mut Phone<MemoryStore>, now: &mut UnixTime) -> crate::Request {
+    loop {
+        *now = phone.poll_timeout().unwrap().max(now.plus_seconds(1));
+        phone.handle_timeout(*now).unwrap();
+        let mut found = None;
+        while let Some(r) = phone.poll_request() {
+            match r.purpose {
+                Purpose::DecoyVerify => found = Some(r),
+                _ => phone.handle_failure(*now, r.id).unwrap(),
+            }
+        }
+        if let Some(r) = found {
+            return r;
+        }
+    }
+}
+
+#[test]
+fn a_real_report_never_interleaves_with_a_decoy_flow_of_its_phone() {
+    let mut node = FakeNode::new(9);
+    let mut config = node.config(SchemeKind::Gaen).with_decoy_rate(48.0);
+    // Every decoy flow sends a second verify and upload.
+    config.decoy.retry_fraction = 1.0;
+    let mut phone = Phone::new(config, MemoryStore::new(), [17; 32]).unwrap();
+    let mut now = start();
+    phone.advertisement(now).unwrap();
+    node.sync_key(now, &mut phone);
+    let decoy_verify = until_decoy_verify(&mut phone, &mut now);
+    // The person enters a code while the decoy verify is in flight: the real verify waits.
+    phone.start_report(now, &node.code(), None, None).unwrap();
+    assert_eq!(phone.poll_request().map(|r| r.purpose), None);
+    let fake = ephemera_proto::api::VerifyResponse::decoy(180, &mut node.rng);
+    let answer = node.sealed_answer(&decoy_verify, 200, &fake.to_padded_json());
+    phone.handle_response(now, decoy_verify.id, answer).unwrap();
+    assert_eq!(phone.poll_request().map(|r| r.purpose), None);
+    // ...until the decoy's upload is answered; the phone's timer is the upload's, not a
+    // report due in the past (an app would spin).
+    let due = phone.poll_timeout().unwrap();
+    assert!((now.0 + 1..=now.0 + 3).contains(&due.0), "{due:?} {now:?}");
+    now = due;
+    phone.handle_timeout(now).unwrap();
+    let decoy_upload = phone.poll_request().unwrap();
+    assert_eq!(decoy_upload.purpose, Purpose::DecoyUpload);
+    assert_eq!(phone.poll_request().map(|r| r.purpose), None);
+    let answer = node.upload_ok(&decoy_upload);
+    phone.handle_response(now, decoy_upload.id, answer).unwrap();
+    // The decoy flow's second verify had not gone: the real verify takes its place, and
+    // no decoy request comes until the report is uploaded.
+    let real_verify = phone.poll_request().unwrap();
+    assert_eq!(real_verify.purpose, Purpose::Verify);
+    let answer = node.answer_verify(now, &real_verify);
+    phone.handle_response(now, real_verify.id, answer).unwrap();
+    let real_upload = super::util::next_upload(&mut phone, now);
+    assert_eq!(real_upload.purpose, Purpose::Upload);
+    let answer = node.upload_ok(&real_upload);
+    phone.handle_response(now, real_upload.id, answer).unwrap();
+    assert!(!phone.report_in_progress());
+    // Decoy flows start again on their Poisson timer afterwards.
+    let later = until_decoy_verify(&mut phone, &mut now);
+    assert_eq!(later.purpose, Purpose::DecoyVerify);
+}
+
 #[test]
 fn refused_codes_are_reported_as_events() {
     let mut node = FakeNode::new(7);

@@ -509,6 +509,33 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_sealing_seed_is_made_again_and_every_other_key_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (created, _) = NodeKeys::load_or_create(dir.path(), &mut rand::rng()).unwrap();
+        let seed_file = dir.path().join(KEYS_DIR).join(SEALING_FILE);
+        fs::remove_file(&seed_file).unwrap();
+        // A folder with history still loads: phones fetch the new key, signed, at their
+        // next sync.
+        let loaded = NodeKeys::load(dir.path()).unwrap();
+        assert_ne!(loaded.sealing.public_key(), created.sealing.public_key());
+        assert_eq!(loaded.batch.public_key(), created.batch.public_key());
+        assert_eq!(
+            loaded.authority.public_key(),
+            created.authority.public_key()
+        );
+        assert_eq!(loaded.export.public_point(), created.export.public_point());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&seed_file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "the new seed is private");
+        }
+        // Made once: the next start reads the same one.
+        let again = NodeKeys::load(dir.path()).unwrap();
+        assert_eq!(again.sealing.public_key(), loaded.sealing.public_key());
+    }
+
+    #[test]
     fn corrupt_files_are_reported() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join(KEYS_DIR)).unwrap();

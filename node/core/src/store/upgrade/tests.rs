@@ -223,6 +223,9 @@ fn a_format3_database_converts_with_every_record_and_nothing_in_clear() {
             "the fixture holds it"
         );
     }
+    // A second name for sled's main file shows what became of its bytes.
+    let witness = dir.path().join("witness");
+    std::fs::hard_link(dir.path().join("db").join("db"), &witness).unwrap();
     let UpgradeOutcome::Converted(counts) = convert(dir.path()).unwrap() else {
         panic!("not converted");
     };
@@ -230,6 +233,8 @@ fn a_format3_database_converts_with_every_record_and_nothing_in_clear() {
     // Two uploads, the certificate mark, the batch and the unused code; not the used code's.
     assert_eq!(counts.expiry, 5);
     assert!(!dir.path().join("db.format3-old").exists());
+    let overwritten = std::fs::read(&witness).unwrap();
+    assert!(!overwritten.is_empty() && overwritten.iter().all(|b| *b == 0));
     assert!(!dir.path().join("db.format4-new").exists());
 
     let store = open(dir.path()).unwrap();

@@ -27,12 +27,13 @@ fn expiry(at: UnixTime, kind: u8, reference: &[u8]) -> Vec<u8> {
 
 /// Writes a format 3 database into `data`/db as 0.1.0 (`bdbdb92`) wrote it after one phone
 /// upload of `contents` (queued, not cut yet) that arrived at `arrived`, with one unused
-/// code `unused` and the node's case workers `credentials`.
+/// code `unused`, the expiry entry a crash left of the used code `used`, and the node's case
+/// workers `credentials`.
 async fn write_format3(
     data: &Path,
     contents: &ReportContents,
     arrived: UnixTime,
-    unused: &UploadCode,
+    [unused, used]: [&UploadCode; 2],
     credentials: &[(sled::IVec, sled::IVec)],
 ) {
     let keys = NodeKeys::load(data).unwrap();
@@ -123,9 +124,11 @@ async fn write_format3(
         expires_at: arrived.plus_seconds(86_400),
     };
     tree("codes").insert(hash.0, encode(&code)).unwrap();
-    tree("expiry")
-        .insert(expiry(code.expires_at, 4, &hash.0), &[])
-        .unwrap();
+    for hash in [hash, used.hash(&keys.pepper)] {
+        tree("expiry")
+            .insert(expiry(code.expires_at, 4, &hash.0), &[])
+            .unwrap();
+    }
     db.flush().unwrap();
 }
 
@@ -193,8 +196,9 @@ async fn a_format3_folder_upgrades_and_serves_every_report_and_code_it_held() {
     let arrived = clock.now();
     let contents = pet_contents(3, arrived.day());
     let unused = UploadCode::generate(&mut rand::rng());
+    let used = UploadCode::generate(&mut rand::rng());
     let pepper = NodeKeys::load(&data).unwrap().pepper;
-    write_format3(&data, &contents, arrived, &unused, &credentials).await;
+    write_format3(&data, &contents, arrived, [&unused, &used], &credentials).await;
     let Err(refused) = open_node(test_config(&data), &clock).await else {
         panic!("a format 3 folder opened");
     };
@@ -239,12 +243,15 @@ async fn a_format3_folder_upgrades_and_serves_every_report_and_code_it_held() {
         .unwrap();
     let again = node.certify(&unused.reveal(), &fresh, &hmac_key).await;
     assert!(again.is_err(), "a code works once");
+    // The used one stays used.
+    let used_again = node.certify(&used.reveal(), &fresh, &hmac_key).await;
+    assert!(used_again.is_err(), "a used code works again");
     node.stop().await;
 
     let files = read_tree(&data);
-    let hash = unused.hash(&pepper).0;
     for (what, clear) in [
-        ("code hash", hash.to_vec()),
+        ("code hash", unused.hash(&pepper).0.to_vec()),
+        ("used code's hash", used.hash(&pepper).0.to_vec()),
         ("code", unused.reveal().into_bytes()),
         ("arrival second", arrived.0.to_be_bytes().to_vec()),
     ] {

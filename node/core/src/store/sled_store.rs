@@ -47,7 +47,7 @@ pub const STORE_FORMAT: u32 = 4;
 /// Bound of sled's page cache. sled's default is 1 GiB, which a busy node fills over hours
 /// and then keeps resident; with this bound (plus the 64 MiB batch cache) the node's memory
 /// levels off (`ephemera-bench load`). Reads that miss it go to the OS page cache.
-const PAGE_CACHE_BYTES: u64 = 128 << 20;
+pub(super) const PAGE_CACHE_BYTES: u64 = 128 << 20;
 
 /// sled-backed storage in one folder.
 pub struct SledReportStore {

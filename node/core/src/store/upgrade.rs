@@ -46,7 +46,8 @@ use thiserror::Error;
 
 use super::sealing::{DataKeys, Unsealed, code_lookup, seal_code};
 use super::sled_store::{
-    FORMAT_KEY, STORE_FORMAT, remove_unfinished_snapshots, seal_group, seal_upload,
+    FORMAT_KEY, PAGE_CACHE_BYTES, STORE_FORMAT, remove_unfinished_snapshots, seal_group,
+    seal_upload,
 };
 use super::{
     CertificateState, CertificateUse, CodeRecord, ExpiryKind, QueueKey, QueuedGroup, StoreError,
@@ -307,6 +308,7 @@ fn checkpoint(stop: &dyn Fn(Step) -> bool, step: Step) -> Result<(), UpgradeErro
 fn open_db(path: &Path) -> Result<Db, UpgradeError> {
     sled::Config::new()
         .path(path)
+        .cache_capacity(PAGE_CACHE_BYTES)
         .open()
         .map_err(|e| {
             StoreError::Engine(format!(

@@ -144,6 +144,23 @@ pub enum UpgradeError {
         /// The old database.
         old: PathBuf,
     },
+    /// Beside the format 3 database an upgrade renamed aside lies a `db/` that is not the
+    /// converted one (put there by hand): only a person may decide which to keep.
+    #[error(
+        "{} holds storage format {} and {} the format 3 database an upgrade renamed aside: \
+         keep one (move the other away) and run `ephemera-node upgrade` again",
+        db.display(),
+        format_name(*found),
+        old.display()
+    )]
+    Ambiguous {
+        /// The database's place.
+        db: PathBuf,
+        /// The format `db/` holds.
+        found: Option<u32>,
+        /// The old database.
+        old: PathBuf,
+    },
     /// The database holds a tree format 3 never wrote.
     #[error(
         "the database holds a tree `{tree}` that storage format 3 never wrote: not converting \
@@ -222,6 +239,16 @@ pub(crate) fn run(
                 });
             }
             rename(&new, db)?;
+        } else {
+            // `db/` must be the converted database; anything else was put there by hand.
+            let found = stamped_format(&open_db(db)?)?;
+            if found != Some(STORE_FORMAT) {
+                return Err(UpgradeError::Ambiguous {
+                    db: db.to_owned(),
+                    found,
+                    old,
+                });
+            }
         }
         checkpoint(stop, Step::BeforeShred)?;
         shred(&old)?;

@@ -404,6 +404,14 @@ fn formats_it_does_not_convert_are_refused_with_what_to_do_and_left_alone() {
     let error = convert(dir.path()).unwrap_err();
     assert!(matches!(error, UpgradeError::Stranded { .. }), "{error}");
     assert!(dir.path().join("db.format3-old").exists());
+    // ... and when a format 3 `db/` was put back beside it.
+    write_format3(dir.path());
+    let error = convert(dir.path()).unwrap_err();
+    assert!(
+        matches!(error, UpgradeError::Ambiguous { found: Some(3), .. }),
+        "{error}"
+    );
+    assert!(dir.path().join("db.format3-old").exists());
 }
 
 #[test]

@@ -46,6 +46,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("starting the async runtime")?;
             runtime.block_on(cli::keys(&command, &mut stdout))?;
         }
+        Command::Upgrade(folder) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(cli::upgrade(&folder, &mut stdout))?;
+        }
     }
     Ok(())
 }

@@ -114,7 +114,7 @@ fn rotate(
 }
 
 /// Refuses when a node listens on the folder's control socket.
-async fn refuse_while_running(data_dir: &Path) -> Result<(), CliError> {
+pub(super) async fn refuse_while_running(data_dir: &Path) -> Result<(), CliError> {
     let socket = data_dir.join(CONTROL_SOCKET);
     match tokio::net::UnixStream::connect(&socket).await {
         Ok(_) => Err(CliError::NodeRunning {

@@ -6,6 +6,7 @@ pub mod derive;
 mod export;
 mod keys;
 mod serve;
+mod upgrade;
 
 use std::path::PathBuf;
 
@@ -20,6 +21,7 @@ pub use derive::{DeriveArgs, derive};
 pub use export::{export_verify, write_verified_keys};
 pub use keys::keys;
 pub use serve::{ServeArgs, config_defaults, init, load_config, serve};
+pub use upgrade::upgrade;
 
 /// `ephemera-node`: the Ephemera server a health authority runs.
 #[derive(Debug, Parser)]
@@ -54,6 +56,10 @@ pub enum Command {
     /// stopped; node/docs/OPERATIONS.md, "Rotating keys").
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Convert the data folder's database from storage format 3 (0.1.0) to the format this
+    /// build reads, in place: stop the node and back up the folder first; rerun it if it
+    /// was cut short (node/docs/OPERATIONS.md, "Upgrading").
+    Upgrade(FolderArgs),
 }
 
 /// Which data folder a command works on.
@@ -188,10 +194,13 @@ pub enum CliError {
     /// A GAEN export file did not verify or decode.
     #[error("export file rejected: {0}")]
     Export(String),
+    /// The database could not be converted (`upgrade`).
+    #[error(transparent)]
+    Upgrade(#[from] ephemera_node_core::store::UpgradeError),
     /// The command needs the node stopped.
     #[error(
-        "a node is running on {}: stop it first (keys change only while the node is \
-         stopped, and take effect when it starts)",
+        "a node is running on {}: stop it first (keys and the database change only while \
+         the node is stopped, and take effect when it starts)",
         data_dir.display()
     )]
     NodeRunning {

@@ -18,4 +18,5 @@ mod privacy;
 mod revision;
 mod serving;
 mod throughput;
+mod upgrade;
 mod util;

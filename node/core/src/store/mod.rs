@@ -13,6 +13,7 @@ mod blobs;
 mod memory;
 mod sealing;
 mod sled_store;
+mod upgrade;
 
 use ephemera_proto::DayNumber;
 use ephemera_proto::UnixTime;
@@ -30,6 +31,7 @@ pub use backup::BackupSummary;
 pub use memory::MemoryReportStore;
 pub use sealing::DATA_KEYS_DIR;
 pub use sled_store::{STORE_FORMAT, SledReportStore};
+pub use upgrade::{UpgradeCounts, UpgradeError, UpgradeOutcome, upgrade};
 
 /// The storage engine failed.
 #[derive(Debug, Error)]
@@ -72,12 +74,12 @@ pub enum StoreError {
         /// The data keys folder.
         dir: std::path::PathBuf,
     },
-    /// The data folder was written with another storage layout; this node does not read it
-    /// (nothing is converted: move the folder aside or use the node version that wrote it).
+    /// The data folder was written with another storage layout; this node does not read it.
+    /// Format 3 converts with `ephemera-node upgrade` ([`upgrade()`]); the others do not.
     #[error(
-        "the data folder holds storage format {}, this node reads format {expected} only; \
-         move the folder aside or run the node version that wrote it",
-        found.map_or_else(|| "1 (unversioned)".to_owned(), |f| f.to_string())
+        "the data folder holds storage format {}, this node reads format {expected} only; {}",
+        format_name(*found),
+        format_advice(*found)
     )]
     Format {
         /// The format found (`None`: written before formats were numbered).
@@ -85,6 +87,40 @@ pub enum StoreError {
         /// The format this node reads.
         expected: u32,
     },
+    /// A folder that [`upgrade()`] writes or leaves while it runs lies beside the database:
+    /// an upgrade was cut short, and which database is current is for it to settle.
+    #[error(
+        "{} is left by an upgrade that did not finish: run `ephemera-node upgrade` again to \
+         finish it (node/docs/OPERATIONS.md, \"Upgrading\")",
+        folder.display()
+    )]
+    UpgradeUnfinished {
+        /// The folder.
+        folder: std::path::PathBuf,
+    },
+}
+
+/// A storage format as an operator knows it (format 1 carried no number).
+pub(crate) fn format_name(found: Option<u32>) -> String {
+    found.map_or_else(|| "1 (unversioned)".to_owned(), |f| f.to_string())
+}
+
+/// What an operator does with a folder of storage format `found`.
+pub(crate) fn format_advice(found: Option<u32>) -> &'static str {
+    match found {
+        Some(3) => {
+            "stop the node, back up the data folder and convert it with `ephemera-node \
+             upgrade` (node/docs/OPERATIONS.md, \"Upgrading\")"
+        }
+        Some(f) if f > STORE_FORMAT => {
+            "a newer node wrote it: run that version, or restore a backup taken before it \
+             (node/docs/OPERATIONS.md, \"Upgrading\")"
+        }
+        _ => {
+            "formats 1 and 2 were never released and are not converted: move the folder \
+             aside and start on a new one (node/docs/OPERATIONS.md, \"Upgrading\")"
+        }
+    }
 }
 
 /// An issued upload code, kept until used or expired. The sled store files it under a

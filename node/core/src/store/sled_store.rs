@@ -38,7 +38,7 @@ use super::{
 use ephemera_proto::sync::{DayDigest, sync_day};
 
 const CUTTER_STATE_KEY: &[u8] = b"cutter-state";
-const FORMAT_KEY: &[u8] = b"format";
+pub(super) const FORMAT_KEY: &[u8] = b"format";
 /// The on-disk layout this code reads and writes. Format 1 (no `format` key) kept revision
 /// token hashes and a certificate expiry entry per upload; format 2 kept batch bodies and
 /// export zips as sled values; format 3 kept them as files but reports and codes in clear
@@ -47,7 +47,7 @@ pub const STORE_FORMAT: u32 = 4;
 /// Bound of sled's page cache. sled's default is 1 GiB, which a busy node fills over hours
 /// and then keeps resident; with this bound (plus the 64 MiB batch cache) the node's memory
 /// levels off (`ephemera-bench load`). Reads that miss it go to the OS page cache.
-const PAGE_CACHE_BYTES: u64 = 128 << 20;
+pub(super) const PAGE_CACHE_BYTES: u64 = 128 << 20;
 
 /// sled-backed storage in one folder.
 pub struct SledReportStore {
@@ -135,8 +135,12 @@ impl SledReportStore {
     /// # Errors
     /// [`StoreError::Engine`] when sled cannot open it (e.g. another process holds it) or
     /// the blobs or data-keys folder cannot be read; [`StoreError::Format`] for another
-    /// layout.
+    /// layout; [`StoreError::UpgradeUnfinished`] while a folder of an unfinished
+    /// [`super::upgrade()`] lies beside it.
     pub fn open(path: &Path, blobs_path: &Path, data_keys_path: &Path) -> Result<Self, StoreError> {
+        if let Some(folder) = super::upgrade::unfinished(path) {
+            return Err(StoreError::UpgradeUnfinished { folder });
+        }
         remove_unfinished_snapshots(path)?;
         let db = sled::Config::new()
             .path(path)
@@ -293,7 +297,7 @@ impl SledReportStore {
 /// open, unfinished ones included, and then fails with "Read corrupted data" at every start,
 /// even after space is freed. A snapshot only shortens recovery: without it sled replays its
 /// log from the last complete snapshot, so removing an unfinished one loses nothing.
-fn remove_unfinished_snapshots(path: &Path) -> Result<(), StoreError> {
+pub(super) fn remove_unfinished_snapshots(path: &Path) -> Result<(), StoreError> {
     let entries = match std::fs::read_dir(path) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -424,9 +428,7 @@ impl SledReportStore {
             .iter()
             .map(|(k, group)| {
                 let key = k.to_bytes();
-                let sealed = self
-                    .data_keys
-                    .seal(arrival_day, &[b"queue", &key], &encode(group))?;
+                let sealed = seal_group(&self.data_keys, arrival_day, &key, &encode(group))?;
                 Ok((key, sealed))
             })
             .collect::<Result<_, StoreError>>()?;
@@ -446,11 +448,7 @@ impl SledReportStore {
     }
 
     fn seal_upload(&self, id: &UploadId, record: &StoredUpload) -> Result<Vec<u8>, StoreError> {
-        self.data_keys.seal(
-            record.received_at.day(),
-            &[b"uploads", &id.0],
-            &encode(record),
-        )
+        seal_upload(&self.data_keys, id, record)
     }
 
     /// An upload record, opened; `None` once its day's key is destroyed.
@@ -478,6 +476,30 @@ impl SledReportStore {
             Unsealed::Shredded => Ok(None),
         }
     }
+}
+
+/// An upload record sealed under the data key of the day it arrived, bound to its id.
+pub(super) fn seal_upload(
+    keys: &DataKeys,
+    id: &UploadId,
+    record: &StoredUpload,
+) -> Result<Vec<u8>, StoreError> {
+    keys.seal(
+        record.received_at.day(),
+        &[b"uploads", &id.0],
+        &encode(record),
+    )
+}
+
+/// An encoded queue group sealed under the data key of its upload's arrival day, bound to
+/// its queue key.
+pub(super) fn seal_group(
+    keys: &DataKeys,
+    arrival_day: DayNumber,
+    key: &[u8; QueueKey::LEN],
+    group: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    keys.seal(arrival_day, &[b"queue", key], group)
 }
 
 fn add_to_digest(

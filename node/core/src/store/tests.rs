@@ -20,7 +20,7 @@ fn both(test: impl Fn(&dyn ReportStore)) {
 /// A sled store laid out as the node does: `db/` and `blobs/` in `dir`. A store dropped
 /// just before may still hold the folder's lock for a moment (sled's background threads
 /// let go of it after the handle): reopening waits up to 5 s for it.
-fn open_sled(dir: &std::path::Path) -> Result<SledReportStore, StoreError> {
+pub(crate) fn open_sled(dir: &std::path::Path) -> Result<SledReportStore, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         match SledReportStore::open(&dir.join("db"), &dir.join("blobs"), &dir.join("keys")) {
@@ -34,7 +34,7 @@ fn open_sled(dir: &std::path::Path) -> Result<SledReportStore, StoreError> {
     }
 }
 
-fn dummy_upload() -> StoredUpload {
+pub(crate) fn dummy_upload() -> StoredUpload {
     use ephemera_proto::auth::{AuthoritySigningKey, CertificateRequest, ReportHmacKey};
     let authority = AuthoritySigningKey::from_seed(&[1; 32]);
     let contents = ReportContents::Pet(vec![PublishedToken {
@@ -437,10 +437,12 @@ fn sled_refuses_a_folder_of_another_format() {
             matches!(error, StoreError::Format { found: Some(f), expected: 4 } if f == format),
             "{error}"
         );
-        assert!(
-            error.to_string().contains("move the folder aside"),
-            "{error}"
-        );
+        let advice = match format {
+            3 => "convert it with `ephemera-node upgrade`",
+            2 => "move the folder aside",
+            _ => "a newer node wrote it",
+        };
+        assert!(error.to_string().contains(advice), "{error}");
     }
 
     // A fresh folder is stamped and opens again.

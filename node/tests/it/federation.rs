@@ -73,6 +73,26 @@ fn tokens(contents: &ReportContents) -> Vec<[u8; 16]> {
     }
 }
 
+/// Nodes A, B and C in `a`, `b`, `c`: B bootstraps from A, C from B, and B and C trust A's
+/// authority. Returns them, B's address and that trust list.
+async fn chain(
+    a: &Path,
+    b: &Path,
+    c: &Path,
+) -> (
+    TestNode,
+    TestNode,
+    Multiaddr,
+    TestNode,
+    Vec<Ed25519PublicKey>,
+) {
+    let (a, a_addr) = start(fed_config(a, vec![]), vec![]).await;
+    let trust_a = vec![authority(&a)];
+    let (b, b_addr) = start(fed_config(b, trust_a.clone()), vec![a_addr]).await;
+    let (c, _) = start(fed_config(c, trust_a.clone()), vec![b_addr.clone()]).await;
+    (a, b, b_addr, c, trust_a)
+}
+
 async fn has_uploads(node: &TestNode, n: u64) -> bool {
     let store = node.node.store().clone();
     wait_until(WAIT, || store.upload_count().unwrap() >= n).await
@@ -85,10 +105,7 @@ async fn upload_at_a_reaches_c_batches_and_restarted_c_catches_up() {
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     );
-    let (a, a_addr) = start(fed_config(da.path(), vec![]), vec![]).await;
-    let trust_a = vec![authority(&a)];
-    let (b, b_addr) = start(fed_config(db.path(), trust_a.clone()), vec![a_addr]).await;
-    let (c, _) = start(fed_config(dc.path(), trust_a.clone()), vec![b_addr.clone()]).await;
+    let (a, b, b_addr, c, trust_a) = chain(da.path(), db.path(), dc.path()).await;
 
     // A phone uploads at A over HTTP.
     let session = a.login().await;
@@ -188,6 +205,154 @@ async fn a_peer_below_its_disk_reserve_stores_nothing_and_catches_up_with_room()
     config.storage.free_space_reserve_mb = 0;
     let (b, _) = start(config, vec![a_addr]).await;
     assert!(has_uploads(&b, 1).await, "B caught up once it had room");
+    b.stop().await;
+    a.stop().await;
+}
+
+/// How often each token of `contents` is in `published`.
+fn counts(
+    published: &ephemera_proto::batch::BatchContents,
+    contents: &ReportContents,
+) -> Vec<usize> {
+    tokens(contents)
+        .iter()
+        .map(|token| {
+            published
+                .tokens
+                .iter()
+                .filter(|t| t.token.0 == *token)
+                .count()
+        })
+        .collect()
+}
+
+/// Revisions federate (issue 31 item 4; `docs/PROTOCOL.md` §5.4, §9.1): a phone's version 2
+/// uploads reach B and C with their revision keys, its signed revisions at A reach them too,
+/// and every node publishes the final state once: each token of the confirmed report once,
+/// none of the revoked one. A hostile peer holding a gossiped report cannot upload it with
+/// its own key, nor as version 1, at a node that does not hold it yet (the certified HMAC
+/// covers the key), and cannot revise it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_at_a_reaches_b_and_c_and_each_publishes_the_final_state_once() {
+    use ephemera_proto::revision::{HmacBinding, RevisionSecret};
+    use ephemera_proto::upload::{UploadBody, UploadRequest};
+
+    let (da, db, dc, dd) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (a, b, _, c, trust_a) = chain(da.path(), db.path(), dc.path()).await;
+    let session = a.login().await;
+
+    // Two `likely` reports of two phones at A: one to confirm, one to revoke.
+    let mut reports = Vec::new();
+    for n in [4, 3] {
+        let phone = RevisionSecret::generate(&mut rand::rng());
+        let contents = pet_contents(n, T0.day());
+        let upload = a
+            .certified(
+                &session,
+                "likely",
+                &contents,
+                HmacBinding::Upload(phone.key()),
+            )
+            .await;
+        let sent = a
+            .post_raw(
+                "/v1/uploads",
+                "application/octet-stream",
+                &ephemera_proto::wire::encode(&UploadRequest::real(upload.clone(), phone.key())),
+            )
+            .await;
+        assert_eq!(sent.status, 200, "{}", String::from_utf8_lossy(&sent.body));
+        reports.push((phone, contents, upload));
+    }
+    assert!(has_uploads(&b, 2).await, "B never stored the uploads");
+    assert!(has_uploads(&c, 2).await, "C never stored the uploads");
+
+    // A hostile peer (it got the first report by gossip) races it to D, which trusts A's
+    // authority and has not received it: with its own key, or as version 1, it is refused;
+    // a revision of its own finds nothing it may revise.
+    let d = TestNode::start_uncaptured(fed_config(dd.path(), trust_a), ManualClock::new(T0)).await;
+    let (_, contents, first) = &reports[0];
+    let attacker = RevisionSecret::generate(&mut rand::rng());
+    d.upload_body(UploadBody::Real {
+        upload: first.clone(),
+        revision_key: attacker.key(),
+    })
+    .await
+    .assert_error(400, "hmac-mismatch");
+    d.upload_body(UploadBody::RealV1(first.clone()))
+        .await
+        .assert_error(400, "hmac-mismatch");
+    let original = first.certificate.certificate.id;
+    let own = a
+        .certified(
+            &session,
+            "negative",
+            contents,
+            HmacBinding::Revision(attacker.key()),
+        )
+        .await;
+    d.upload_body(UploadBody::Revision {
+        signature: attacker.sign(&original, &own.certificate),
+        upload: own,
+        revises: original,
+    })
+    .await
+    .assert_error(400, "invalid-revision-signature");
+    assert_eq!(d.node.store().upload_count().unwrap(), 0);
+    d.stop().await;
+
+    // The phones revise at A: confirmed, and revoked.
+    for ((phone_n, contents_n, upload_n), test_type) in
+        reports.iter().zip(["confirmed", "negative"])
+    {
+        let revision = a
+            .certified(
+                &session,
+                test_type,
+                contents_n,
+                HmacBinding::Revision(phone_n.key()),
+            )
+            .await;
+        let sent = a
+            .post_raw(
+                "/v1/uploads",
+                "application/octet-stream",
+                &ephemera_proto::wire::encode(&UploadRequest::revision(
+                    revision,
+                    upload_n.certificate.certificate.id,
+                    phone_n,
+                )),
+            )
+            .await;
+        assert_eq!(sent.status, 200, "{}", String::from_utf8_lossy(&sent.body));
+    }
+    assert!(has_uploads(&b, 4).await, "B never stored the revisions");
+    assert!(has_uploads(&c, 4).await, "C never stored the revisions");
+    // Catch-up rounds (every second) and gossip from both sides bring each revision again:
+    // it is applied once.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    for node in [&a, &b, &c] {
+        assert_eq!(node.node.store().upload_count().unwrap(), 4);
+        node.next_batches().await;
+        let published = node.all_published().await;
+        assert_eq!(
+            counts(&published, &reports[0].1),
+            vec![1; 4],
+            "confirmed: each token once"
+        );
+        assert_eq!(
+            counts(&published, &reports[1].1),
+            vec![0; 3],
+            "revoked: never"
+        );
+    }
+    c.stop().await;
     b.stop().await;
     a.stop().await;
 }

@@ -8,7 +8,7 @@
 //! A relayed upload keeps its [`Binding`] in its certificate's mark: a first upload's
 //! revision key, so a revision signed with it is accepted here too, whichever node the phone
 //! sent it to; a revision's key and signature, so catch-up serves it as it came. A relayed
-//! signed revision is applied as a phone's revision is ([`NodeCore::plan_revision`]), once:
+//! signed revision is applied as a phone's revision is (`NodeCore::plan_revision`), once:
 //! the original's mark becomes revised, and a second copy finds the revision stored.
 
 use ephemera_proto::UnixTime;

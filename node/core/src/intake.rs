@@ -490,6 +490,12 @@ impl NodeCore {
             )
         }));
         let certificate = upload.certificate.certificate.clone();
+        // Kept as long as a relayed upload or a phone's, whichever this is.
+        let purge_at = if relayed {
+            self.relayed_upload_purge_at(&certificate, now)
+        } else {
+            self.upload_purge_at(now)
+        };
         Ok(UploadCommit {
             certificate: (certificate.id, self.certificate_purge_at(&certificate)),
             relayed,
@@ -502,7 +508,7 @@ impl NodeCore {
                     upload,
                     releases,
                 },
-                self.upload_purge_at(now),
+                purge_at,
             ),
             update_original: Some((record.upload, original)),
             dequeue,

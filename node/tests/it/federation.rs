@@ -73,24 +73,37 @@ fn tokens(contents: &ReportContents) -> Vec<[u8; 16]> {
     }
 }
 
-/// Nodes A, B and C in `a`, `b`, `c`: B bootstraps from A, C from B, and B and C trust A's
-/// authority. Returns them, B's address and that trust list.
-async fn chain(
-    a: &Path,
-    b: &Path,
-    c: &Path,
-) -> (
-    TestNode,
-    TestNode,
-    Multiaddr,
-    TestNode,
-    Vec<Ed25519PublicKey>,
-) {
-    let (a, a_addr) = start(fed_config(a, vec![]), vec![]).await;
+/// Nodes A, B and C, each in a data folder of its own: B bootstraps from A, C from B, and
+/// B and C trust A's authority.
+struct Chain {
+    /// The data folders of A, B and C.
+    dirs: [tempfile::TempDir; 3],
+    a: TestNode,
+    b: TestNode,
+    b_addr: Multiaddr,
+    c: TestNode,
+    /// A's authority key.
+    trust_a: Vec<Ed25519PublicKey>,
+}
+
+async fn chain() -> Chain {
+    let dirs = [(); 3].map(|_| tempfile::tempdir().unwrap());
+    let (a, a_addr) = start(fed_config(dirs[0].path(), vec![]), vec![]).await;
     let trust_a = vec![authority(&a)];
-    let (b, b_addr) = start(fed_config(b, trust_a.clone()), vec![a_addr]).await;
-    let (c, _) = start(fed_config(c, trust_a.clone()), vec![b_addr.clone()]).await;
-    (a, b, b_addr, c, trust_a)
+    let (b, b_addr) = start(fed_config(dirs[1].path(), trust_a.clone()), vec![a_addr]).await;
+    let (c, _) = start(
+        fed_config(dirs[2].path(), trust_a.clone()),
+        vec![b_addr.clone()],
+    )
+    .await;
+    Chain {
+        dirs,
+        a,
+        b,
+        b_addr,
+        c,
+        trust_a,
+    }
 }
 
 async fn has_uploads(node: &TestNode, n: u64) -> bool {
@@ -100,12 +113,14 @@ async fn has_uploads(node: &TestNode, n: u64) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_at_a_reaches_c_batches_and_restarted_c_catches_up() {
-    let (da, db, dc) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let (a, b, b_addr, c, trust_a) = chain(da.path(), db.path(), dc.path()).await;
+    let Chain {
+        dirs,
+        a,
+        b,
+        b_addr,
+        c,
+        trust_a,
+    } = chain().await;
 
     // A phone uploads at A over HTTP.
     let session = a.login().await;
@@ -134,7 +149,7 @@ async fn upload_at_a_reaches_c_batches_and_restarted_c_catches_up() {
     assert!(has_uploads(&b, 2).await);
     // Its clock goes on from where the first run's batch cut left it.
     let later = ephemera_proto::UnixTime(T0.0 + 2 * c_period);
-    let (c, _) = start_at(fed_config(dc.path(), trust_a), vec![b_addr], later).await;
+    let (c, _) = start_at(fed_config(dirs[2].path(), trust_a), vec![b_addr], later).await;
     assert!(has_uploads(&c, 2).await, "restarted C did not catch up");
     c.next_batches().await;
     let published = c.all_published().await;
@@ -235,15 +250,18 @@ fn counts(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revision_at_a_reaches_b_and_c_and_each_publishes_the_final_state_once() {
     use ephemera_proto::revision::{HmacBinding, RevisionSecret};
-    use ephemera_proto::upload::{UploadBody, UploadRequest};
+    use ephemera_proto::upload::UploadBody;
 
-    let (da, db, dc, dd) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let (a, b, _, c, trust_a) = chain(da.path(), db.path(), dc.path()).await;
+    // The data folders live as long as `_dirs`.
+    let Chain {
+        dirs: _dirs,
+        a,
+        b,
+        c,
+        trust_a,
+        ..
+    } = chain().await;
+    let dd = tempfile::tempdir().unwrap();
     let session = a.login().await;
 
     // Two `likely` reports of two phones at A: one to confirm, one to revoke.
@@ -251,22 +269,7 @@ async fn a_revision_at_a_reaches_b_and_c_and_each_publishes_the_final_state_once
     for n in [4, 3] {
         let phone = RevisionSecret::generate(&mut rand::rng());
         let contents = pet_contents(n, T0.day());
-        let upload = a
-            .certified(
-                &session,
-                "likely",
-                &contents,
-                HmacBinding::Upload(phone.key()),
-            )
-            .await;
-        let sent = a
-            .post_raw(
-                "/v1/uploads",
-                "application/octet-stream",
-                &ephemera_proto::wire::encode(&UploadRequest::real(upload.clone(), phone.key())),
-            )
-            .await;
-        assert_eq!(sent.status, 200, "{}", String::from_utf8_lossy(&sent.body));
+        let upload = a.report_v2(&session, "likely", &contents, &phone).await;
         reports.push((phone, contents, upload));
     }
     assert!(has_uploads(&b, 2).await, "B never stored the uploads");
@@ -307,29 +310,8 @@ async fn a_revision_at_a_reaches_b_and_c_and_each_publishes_the_final_state_once
     d.stop().await;
 
     // The phones revise at A: confirmed, and revoked.
-    for ((phone_n, contents_n, upload_n), test_type) in
-        reports.iter().zip(["confirmed", "negative"])
-    {
-        let revision = a
-            .certified(
-                &session,
-                test_type,
-                contents_n,
-                HmacBinding::Revision(phone_n.key()),
-            )
-            .await;
-        let sent = a
-            .post_raw(
-                "/v1/uploads",
-                "application/octet-stream",
-                &ephemera_proto::wire::encode(&UploadRequest::revision(
-                    revision,
-                    upload_n.certificate.certificate.id,
-                    phone_n,
-                )),
-            )
-            .await;
-        assert_eq!(sent.status, 200, "{}", String::from_utf8_lossy(&sent.body));
+    for ((phone, _, upload), test_type) in reports.iter().zip(["confirmed", "negative"]) {
+        a.revise_v2(&session, test_type, upload, phone).await;
     }
     assert!(has_uploads(&b, 4).await, "B never stored the revisions");
     assert!(has_uploads(&c, 4).await, "C never stored the revisions");
@@ -351,6 +333,69 @@ async fn a_revision_at_a_reaches_b_and_c_and_each_publishes_the_final_state_once
             vec![0; 3],
             "revoked: never"
         );
+    }
+    c.stop().await;
+    b.stop().await;
+    a.stop().await;
+}
+
+/// A node that published the original publishes a relayed revision as the single-node path
+/// does: each `gaen` key goes out once as `likely` and, after the revision, once again as
+/// `confirmed` (a revised key), at A, where the phone revised, and at B and C alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_after_publication_is_published_again_once_at_every_node() {
+    use ephemera_proto::gaen::{DiagnosisKey, TemporaryExposureKey};
+    use ephemera_proto::report::ReportType;
+    use ephemera_proto::revision::RevisionSecret;
+
+    // The data folders live as long as `_dirs`.
+    let Chain {
+        dirs: _dirs,
+        a,
+        b,
+        c,
+        ..
+    } = chain().await;
+    let session = a.login().await;
+    // Keys of the two days before, publishable at once (their windows ended over 2 h ago).
+    let key = |byte: u8, days_ago: u32| DiagnosisKey {
+        key: TemporaryExposureKey([byte; 16]),
+        rolling_start: T0.day().minus(days_ago).first_interval(),
+        rolling_period: 144,
+        report_type: ReportType::SelfReport,
+        days_since_onset: None,
+    };
+    let contents = ReportContents::Gaen(vec![key(0xa1, 1), key(0xa2, 2)]);
+    let phone = RevisionSecret::generate(&mut rand::rng());
+    let upload = a.report_v2(&session, "likely", &contents, &phone).await;
+    assert!(has_uploads(&b, 1).await && has_uploads(&c, 1).await);
+    for node in [&a, &b, &c] {
+        node.next_batches().await;
+    }
+
+    a.revise_v2(&session, "confirmed", &upload, &phone).await;
+    assert!(has_uploads(&b, 2).await && has_uploads(&c, 2).await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for node in [&a, &b, &c] {
+        node.next_batches().await;
+        let published = node.all_published().await;
+        for byte in [0xa1, 0xa2] {
+            let mut types: Vec<ReportType> = published
+                .diagnosis_keys
+                .iter()
+                .filter(|k| k.key.0 == [byte; 16])
+                .map(|k| k.report_type)
+                .collect();
+            types.sort();
+            assert_eq!(
+                types,
+                [
+                    ReportType::ConfirmedTest,
+                    ReportType::ConfirmedClinicalDiagnosis
+                ],
+                "once likely, once revised to confirmed"
+            );
+        }
     }
     c.stop().await;
     b.stop().await;

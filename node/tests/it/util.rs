@@ -18,7 +18,7 @@ use ephemera_proto::auth::{ReportHmacKey, SignedCertificate};
 use ephemera_proto::batch::{BatchContents, BatchIndex, SignedBatch, TrustedNodes};
 use ephemera_proto::pet::EncounterToken;
 use ephemera_proto::report::{PublishedToken, ReportContents};
-use ephemera_proto::revision::HmacBinding;
+use ephemera_proto::revision::{HmacBinding, RevisionSecret};
 use ephemera_proto::upload::{SignedUpload, UploadBody, UploadRequest};
 use ephemera_proto::{UnixTime, wire};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -414,6 +414,62 @@ impl TestNode {
             certificate,
             hmac_key,
         }
+    }
+
+    /// A phone's version 2 report: a fresh code of `test_type` certified for `contents`
+    /// bound to `phone`'s key, uploaded with that key; asserts 200 and returns the upload.
+    pub(crate) async fn report_v2(
+        &self,
+        session: &str,
+        test_type: &str,
+        contents: &ReportContents,
+        phone: &RevisionSecret,
+    ) -> SignedUpload {
+        let upload = self
+            .certified(
+                session,
+                test_type,
+                contents,
+                HmacBinding::Upload(phone.key()),
+            )
+            .await;
+        self.post_ok(&UploadRequest::real(upload.clone(), phone.key()))
+            .await;
+        upload
+    }
+
+    /// The phone's signed revision to `test_type` of its version 2 upload `original`;
+    /// asserts 200.
+    pub(crate) async fn revise_v2(
+        &self,
+        session: &str,
+        test_type: &str,
+        original: &SignedUpload,
+        phone: &RevisionSecret,
+    ) {
+        let revision = self
+            .certified(
+                session,
+                test_type,
+                &original.contents,
+                HmacBinding::Revision(phone.key()),
+            )
+            .await;
+        let revises = original.certificate.certificate.id;
+        self.post_ok(&UploadRequest::revision(revision, revises, phone))
+            .await;
+    }
+
+    /// Posts `request` to `/v1/uploads` and asserts 200.
+    async fn post_ok(&self, request: &UploadRequest) {
+        let sent = self
+            .post_raw(
+                "/v1/uploads",
+                "application/octet-stream",
+                &wire::encode(request),
+            )
+            .await;
+        assert_eq!(sent.status, 200, "{}", String::from_utf8_lossy(&sent.body));
     }
 
     pub(crate) async fn post_raw(&self, path: &str, content_type: &str, body: &[u8]) -> Response {

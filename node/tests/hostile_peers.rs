@@ -712,6 +712,12 @@ async fn an_endless_catch_up_round_ends_within_its_budget() {
                         uploads: Vec::new(),
                     }
                 }
+                SyncRequest::FetchReports { .. } => {
+                    fetches += 1;
+                    SyncResponse::Reports {
+                        reports: Vec::new(),
+                    }
+                }
             };
             let _ = swarm.behaviour_mut().sync.send_response(channel, response);
         }

@@ -237,6 +237,10 @@ pub enum UploadError {
     /// The report breaks a protocol rule.
     #[error(transparent)]
     Validation(#[from] ValidationError),
+    /// A revision's signature does not verify under the revision key its certificate is
+    /// bound to.
+    #[error("the revision is not signed by the key its certificate is bound to")]
+    RevisionSignature,
 }
 
 /// A signed batch failed to decode or verify.

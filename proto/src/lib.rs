@@ -76,6 +76,7 @@ pub mod api;
 pub mod auth;
 pub mod batch;
 pub mod error;
+pub mod federated;
 pub mod gaen;
 mod hkdf;
 pub mod instance;

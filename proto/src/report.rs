@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ValidationError;
 use crate::gaen::DiagnosisKey;
 use crate::pet::EncounterToken;
+use crate::revision::HmacBinding;
 use crate::time::{DayNumber, INTERVALS_PER_DAY, IntervalNumber, UnixTime};
 
 /// How a positive was established (GAEN `ReportType` values).
@@ -84,8 +85,10 @@ pub enum ReportContents {
     Pet(Vec<PublishedToken>),
 }
 
-/// Domain label that starts every report HMAC input.
+/// Domain label that starts every version 1 report HMAC input.
 const REPORT_HMAC_LABEL: &[u8] = b"ephemera/report-hmac/v1";
+/// Domain label that starts every version 2 report HMAC input (one bound to a revision key).
+const REPORT_HMAC_LABEL_V2: &[u8] = b"ephemera/report-hmac/v2";
 
 /// Limits a report must respect; the defaults follow the GAEN reference key server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,11 +146,14 @@ impl ReportContents {
 
     /// The bytes the report HMAC covers, independent of entry order.
     ///
-    /// Layout: `"ephemera/report-hmac/v1" ‖ scheme (1 = gaen, 2 = pet) ‖ count (u32 LE) ‖
-    /// entries`, entries sorted by their bytes; a `gaen` entry is `key (16) ‖ rolling start
-    /// (u32 LE) ‖ rolling period (u8)`, a `pet` entry is `day (u32 LE) ‖ token (16)`. Report
-    /// type and days since onset are not covered: the node sets them from the certificate.
-    pub fn hmac_input(&self) -> Vec<u8> {
+    /// Layout: `label ‖ binding ‖ scheme (1 = gaen, 2 = pet) ‖ count (u32 LE) ‖ entries`,
+    /// entries sorted by their bytes; a `gaen` entry is `key (16) ‖ rolling start (u32 LE) ‖
+    /// rolling period (u8)`, a `pet` entry is `day (u32 LE) ‖ token (16)`. Version 1
+    /// ([`HmacBinding::Unbound`]): label `"ephemera/report-hmac/v1"`, no binding bytes.
+    /// Version 2: label `"ephemera/report-hmac/v2"`, binding `role (1 = first upload, 2 =
+    /// revision) ‖ revision key (32)`. Report type and days since onset are not covered:
+    /// the node sets them from the certificate.
+    pub fn hmac_input(&self, binding: HmacBinding) -> Vec<u8> {
         let mut entries: Vec<Vec<u8>> = match self {
             ReportContents::Gaen(keys) => keys
                 .iter()
@@ -170,8 +176,19 @@ impl ReportContents {
                 .collect(),
         };
         entries.sort_unstable();
-        let mut out = Vec::with_capacity(REPORT_HMAC_LABEL.len() + 5 + entries.len() * 21);
-        out.extend_from_slice(REPORT_HMAC_LABEL);
+        let mut out = Vec::with_capacity(REPORT_HMAC_LABEL_V2.len() + 38 + entries.len() * 21);
+        match binding {
+            HmacBinding::Unbound => out.extend_from_slice(REPORT_HMAC_LABEL),
+            HmacBinding::Upload(key) | HmacBinding::Revision(key) => {
+                out.extend_from_slice(REPORT_HMAC_LABEL_V2);
+                out.push(if matches!(binding, HmacBinding::Upload(_)) {
+                    1
+                } else {
+                    2
+                });
+                out.extend_from_slice(&key.0.0);
+            }
+        }
         out.push(self.scheme().tag());
         out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
         for entry in entries {
@@ -430,14 +447,14 @@ mod tests {
                 let j = (seed.wrapping_mul(i as u64 + 1).rotate_left(17) % n as u64) as usize;
                 shuffled.swap(i, j);
             }
-            let a = ReportContents::Pet(tokens).hmac_input();
-            let b = ReportContents::Pet(shuffled).hmac_input();
+            let a = ReportContents::Pet(tokens).hmac_input(HmacBinding::Unbound);
+            let b = ReportContents::Pet(shuffled).hmac_input(HmacBinding::Unbound);
             prop_assert_eq!(a, b);
             bytes.reverse();
             let keys: Vec<DiagnosisKey> = bytes.iter().map(|b| key(b[0], IntervalNumber(u32::from(b[1]) * 144), 144)).collect();
             let mut reversed = keys.clone();
             reversed.reverse();
-            prop_assert_eq!(ReportContents::Gaen(keys).hmac_input(), ReportContents::Gaen(reversed).hmac_input());
+            prop_assert_eq!(ReportContents::Gaen(keys).hmac_input(HmacBinding::Unbound), ReportContents::Gaen(reversed).hmac_input(HmacBinding::Unbound));
         }
     }
 }

@@ -13,6 +13,11 @@
 //! so holding the upload's bytes (a federation peer, a proxy) grants nothing, and a revision
 //! seen in passing cannot be turned into another one: the signature covers the revision's
 //! own certificate, which fixes its report type and, through the report HMAC, its entries.
+//!
+//! The report HMAC the authority certifies covers the key too ([`HmacBinding`],
+//! `docs/PROTOCOL.md` §4.2): a certificate binds the one key that may revise its report, so
+//! whoever relays or replays an upload cannot attach a key of their own, and every node that
+//! holds the report (nodes gossip the key with it, [`Binding`]) checks revisions alike.
 
 use std::fmt;
 
@@ -109,6 +114,71 @@ impl RevisionKey {
     ) -> bool {
         self.0
             .verify(LABEL, &statement(original, revision), signature)
+    }
+}
+
+/// What a report HMAC covers besides the entries (`docs/PROTOCOL.md` §4.2).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HmacBinding {
+    /// Version 1: the entries only.
+    Unbound,
+    /// A version 2 first upload that only the secret of this key may revise.
+    Upload(RevisionKey),
+    /// A version 2 revision, signed with the secret of this key (the key its original
+    /// upload carried).
+    Revision(RevisionKey),
+}
+
+/// How an upload is bound to a revision key, with the proof a revision carries: what a
+/// node keeps beside an upload and relays with it (`docs/PROTOCOL.md` §5.4, §9.1).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Binding {
+    /// A version 1 upload or revision: no key.
+    Unbound,
+    /// A first upload; its certificate's HMAC covers this key.
+    Upload(RevisionKey),
+    /// A revision of the upload made with certificate `revises`; its certificate's HMAC
+    /// covers `key`, and `signature` is `key`'s over `revises` and that certificate.
+    Revision {
+        /// The key of the original upload, whose secret signed this revision.
+        key: RevisionKey,
+        /// The certificate id of the upload it revises.
+        revises: CertificateId,
+        /// [`RevisionSecret::sign`] over `revises` and the revision's certificate.
+        signature: Signature,
+    },
+}
+
+impl Binding {
+    /// What the report HMAC of an upload so bound covers besides its entries.
+    pub fn hmac(&self) -> HmacBinding {
+        match self {
+            Binding::Unbound => HmacBinding::Unbound,
+            Binding::Upload(key) => HmacBinding::Upload(*key),
+            Binding::Revision { key, .. } => HmacBinding::Revision(*key),
+        }
+    }
+
+    /// The revision key: the one a first upload may be revised with, or the one that
+    /// signed a revision.
+    pub fn key(&self) -> Option<RevisionKey> {
+        match self {
+            Binding::Unbound => None,
+            Binding::Upload(key) | Binding::Revision { key, .. } => Some(*key),
+        }
+    }
+
+    /// Whether a revision's signature verifies over its certificate `certificate` (true
+    /// for anything that is not a revision: there is no signature to check).
+    pub fn signature_holds(&self, certificate: &SignedCertificate) -> bool {
+        match self {
+            Binding::Unbound | Binding::Upload(_) => true,
+            Binding::Revision {
+                key,
+                revises,
+                signature,
+            } => key.verify(revises, certificate, signature),
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::DayNumber;
+use crate::federated::FederatedReport;
 use crate::upload::{SignedUpload, UploadId};
 use crate::wire::{self, WireMessage};
 
@@ -93,8 +94,16 @@ pub enum SyncRequest {
         /// Page size wanted (clamped to [`MAX_IDS_PER_PAGE`]).
         limit: u32,
     },
-    /// The uploads with these ids (only the first [`MAX_FETCH_IDS`] are considered).
+    /// The uploads with these ids (only the first [`MAX_FETCH_IDS`] are considered), as a
+    /// node of version 1 asks: answered with the unbound ones only
+    /// ([`SyncResponse::Uploads`]).
     Fetch {
+        /// Ids wanted.
+        ids: Vec<UploadId>,
+    },
+    /// Version 2: the uploads with these ids with their bindings (revision keys, revision
+    /// signatures), answered with [`SyncResponse::Reports`].
+    FetchReports {
         /// Ids wanted.
         ids: Vec<UploadId>,
     },
@@ -104,6 +113,14 @@ impl WireMessage for SyncRequest {
     const KIND: u8 = wire::kind::SYNC_REQUEST;
     // A fetch of MAX_FETCH_IDS ids is about 8 KiB.
     const MAX_SIZE: usize = 64 << 10;
+    const VERSIONS: &'static [u8] = &[wire::WIRE_VERSION, wire::WIRE_VERSION_2];
+
+    fn wire_version(&self) -> u8 {
+        match self {
+            SyncRequest::FetchReports { .. } => wire::WIRE_VERSION_2,
+            _ => wire::WIRE_VERSION,
+        }
+    }
 }
 
 impl SyncRequest {
@@ -112,7 +129,7 @@ impl SyncRequest {
         match self {
             SyncRequest::Digests { .. } => "digests",
             SyncRequest::Ids { .. } => "ids",
-            SyncRequest::Fetch { .. } => "fetch",
+            SyncRequest::Fetch { .. } | SyncRequest::FetchReports { .. } => "fetch",
         }
     }
 }
@@ -144,12 +161,26 @@ pub enum SyncResponse {
         /// The uploads.
         uploads: Vec<SignedUpload>,
     },
+    /// Version 2: uploads asked for by [`SyncRequest::FetchReports`], each with its
+    /// binding, under the same rules as [`SyncResponse::Uploads`].
+    Reports {
+        /// The uploads and their bindings.
+        reports: Vec<FederatedReport>,
+    },
 }
 
 impl WireMessage for SyncResponse {
     const KIND: u8 = wire::kind::SYNC_RESPONSE;
     // MAX_UPLOAD_BYTES plus one more upload of up to 1 MiB, plus framing.
     const MAX_SIZE: usize = MAX_UPLOAD_BYTES + (1 << 20) + (64 << 10);
+    const VERSIONS: &'static [u8] = &[wire::WIRE_VERSION, wire::WIRE_VERSION_2];
+
+    fn wire_version(&self) -> u8 {
+        match self {
+            SyncResponse::Reports { .. } => wire::WIRE_VERSION_2,
+            _ => wire::WIRE_VERSION,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -172,6 +203,8 @@ mod tests {
             (day(), proptest::option::of(id()), any::<u32>())
                 .prop_map(|(day, after, limit)| SyncRequest::Ids { day, after, limit }),
             proptest::collection::vec(id(), 0..300).prop_map(|ids| SyncRequest::Fetch { ids }),
+            proptest::collection::vec(id(), 0..300)
+                .prop_map(|ids| SyncRequest::FetchReports { ids }),
         ]
     }
 
@@ -205,11 +238,23 @@ mod tests {
 
         #[test]
         fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
-            let mut framed = vec![wire::WIRE_VERSION, wire::kind::SYNC_REQUEST];
-            framed.extend_from_slice(&bytes);
-            let _ = wire::decode::<SyncRequest>(&framed);
-            framed[1] = wire::kind::SYNC_RESPONSE;
-            let _ = wire::decode::<SyncResponse>(&framed);
+            for version in [wire::WIRE_VERSION, wire::WIRE_VERSION_2] {
+                let mut framed = vec![version, wire::kind::SYNC_REQUEST];
+                framed.extend_from_slice(&bytes);
+                let _ = wire::decode::<SyncRequest>(&framed);
+                framed[1] = wire::kind::SYNC_RESPONSE;
+                let _ = wire::decode::<SyncResponse>(&framed);
+            }
+        }
+
+        /// Each variant travels in its own version only: a variant of the other version is
+        /// refused, so a node of version 1 never reads a binding it cannot check.
+        #[test]
+        fn a_variant_in_the_other_version_is_refused(request in request()) {
+            let mut bytes = wire::encode(&request);
+            bytes[0] = if bytes[0] == wire::WIRE_VERSION { wire::WIRE_VERSION_2 } else { wire::WIRE_VERSION };
+            let refused = matches!(wire::decode::<SyncRequest>(&bytes), Err(crate::DecodeError::NotInVersion { .. }));
+            prop_assert!(refused);
         }
 
         #[test]

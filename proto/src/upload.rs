@@ -9,7 +9,7 @@ use crate::auth::{
 use crate::error::UploadError;
 use crate::gaen::DiagnosisKey;
 use crate::report::{ReportContents, ReportLimits};
-use crate::revision::{RevisionKey, RevisionSecret};
+use crate::revision::{Binding, RevisionKey, RevisionSecret};
 use crate::signing::Signature;
 use crate::time::UnixTime;
 use crate::wire::{self, WireMessage};
@@ -43,6 +43,7 @@ impl WireMessage for SignedUpload {
 pub struct VerifiedUpload {
     upload: SignedUpload,
     id: UploadId,
+    binding: Binding,
 }
 
 /// SHA-256 of an upload's canonical wire bytes: its content address for deduplication.
@@ -54,12 +55,33 @@ impl SignedUpload {
     /// in canonical form with the certificate's facts applied to `gaen` keys (report type,
     /// days since onset), as the GAEN reference server does.
     ///
-    /// Single use of the certificate id is the caller's to enforce (it needs state).
+    /// Single use of the certificate id is the caller's to enforce (it needs state). This
+    /// is a version 1 upload's check: the HMAC covers the entries only
+    /// ([`Binding::Unbound`]); see [`Self::verify_bound`].
     ///
     /// # Errors
     /// The first failed check, as [`UploadError`].
     pub fn verify(
+        self,
+        trusted: &TrustedAuthorities,
+        now: UnixTime,
+        policy: ExpiryPolicy,
+        limits: &ReportLimits,
+    ) -> Result<VerifiedUpload, UploadError> {
+        self.verify_bound(Binding::Unbound, trusted, now, policy, limits)
+    }
+
+    /// [`Self::verify`] for an upload bound to a revision key (`docs/PROTOCOL.md` §4.2,
+    /// §5.4): the certified HMAC must cover `binding`'s key and role, and a revision's
+    /// signature must verify under its key. Whether that key is the one the revised upload
+    /// carried is the caller's to check (it needs state).
+    ///
+    /// # Errors
+    /// The first failed check, as [`UploadError`]; a revision's signature that does not
+    /// verify is [`UploadError::RevisionSignature`].
+    pub fn verify_bound(
         mut self,
+        binding: Binding,
         trusted: &TrustedAuthorities,
         now: UnixTime,
         policy: ExpiryPolicy,
@@ -67,7 +89,10 @@ impl SignedUpload {
     ) -> Result<VerifiedUpload, UploadError> {
         let certificate = self.certificate.verify(trusted, now, policy)?.clone();
         self.certificate
-            .check_report(&self.contents, &self.hmac_key)?;
+            .check_report(&self.contents, &self.hmac_key, binding.hmac())?;
+        if !binding.signature_holds(&self.certificate) {
+            return Err(UploadError::RevisionSignature);
+        }
         match policy {
             ExpiryPolicy::FirstUpload => self.contents.validate(now, limits)?,
             // Judge the entries as of when the first node could have accepted them; the
@@ -88,15 +113,23 @@ impl SignedUpload {
             }
         }
         self.contents.canonicalize();
-        let id = upload_id(&self);
-        Ok(VerifiedUpload { upload: self, id })
+        let id = self.content_id();
+        Ok(VerifiedUpload {
+            upload: self,
+            id,
+            binding,
+        })
     }
 }
 
-fn upload_id(upload: &SignedUpload) -> UploadId {
-    let mut id = [0u8; 32];
-    id.copy_from_slice(digest::digest(&digest::SHA256, &wire::encode(upload)).as_ref());
-    UploadId(id)
+impl SignedUpload {
+    /// SHA-256 of this upload's wire frame: its [`UploadId`] when the encoding is canonical
+    /// (as [`SignedUpload::verify`] leaves it).
+    pub fn content_id(&self) -> UploadId {
+        let mut id = [0u8; 32];
+        id.copy_from_slice(digest::digest(&digest::SHA256, &wire::encode(self)).as_ref());
+        UploadId(id)
+    }
 }
 
 impl VerifiedUpload {
@@ -108,6 +141,11 @@ impl VerifiedUpload {
     /// The verified upload.
     pub fn upload(&self) -> &SignedUpload {
         &self.upload
+    }
+
+    /// Its revision key and, for a revision, the proof (kept and relayed with it).
+    pub fn binding(&self) -> &Binding {
+        &self.binding
     }
 
     /// The canonical contents.

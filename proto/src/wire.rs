@@ -133,6 +133,9 @@ pub mod kind {
     pub const INSTANCE_HELLO: u8 = 0x0a;
     /// [`crate::instance::HelloResponse`], federation's twin check.
     pub const INSTANCE_OTHERS: u8 = 0x0b;
+    /// [`crate::federated::FederatedReport`]: an upload bound to a revision key, or a
+    /// revision, as nodes relay it (protocol version 2).
+    pub const FEDERATED_REPORT: u8 = 0x0c;
 }
 
 #[cfg(test)]

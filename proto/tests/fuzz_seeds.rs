@@ -7,12 +7,13 @@ use std::path::PathBuf;
 use ephemera_proto::api::VerifyRequest;
 use ephemera_proto::auth::{AuthoritySigningKey, CertificateRequest, ReportHmacKey, UploadCode};
 use ephemera_proto::batch::{BatchContents, NodeSigningKey};
+use ephemera_proto::federated::{self, FederatedReport};
 use ephemera_proto::gaen::{
     DiagnosisKey, ExportFile, ExportSigner, Metadata, SignatureInfo, TemporaryExposureKey,
     encode_export_zip,
 };
 use ephemera_proto::pet::{DailySecret, slices};
-use ephemera_proto::revision::RevisionSecret;
+use ephemera_proto::revision::{Binding, RevisionSecret};
 use ephemera_proto::sync::{DayDigest, SyncRequest, SyncResponse};
 use ephemera_proto::upload::{SignedUpload, UploadBody, UploadRequest};
 use ephemera_proto::{PublishedToken, ReportContents, ReportType, UnixTime, wire};
@@ -98,6 +99,13 @@ fn write_fuzz_seeds() {
             wire::encode(&SyncResponse::Uploads {
                 uploads: vec![upload.clone()],
             }),
+            wire::encode(&SyncRequest::FetchReports { ids: vec![id] }),
+            wire::encode(&SyncResponse::Reports {
+                reports: vec![FederatedReport {
+                    upload: upload.clone(),
+                    binding: Binding::Unbound,
+                }],
+            }),
         ];
         for (i, message) in catch_up.iter().enumerate() {
             write("sync_messages", &format!("{name}-{i}"), message);
@@ -106,6 +114,28 @@ fn write_fuzz_seeds() {
         // a version 1 first upload and its token revision.
         let secret = RevisionSecret::from_seed(&[7; 32]);
         let original = upload.certificate.certificate.id;
+        // The same upload as nodes relay a version 2 one and a signed revision (the seeds
+        // need not verify: they only lead the fuzzer into the frame).
+        for (suffix, binding) in [
+            ("upload", Binding::Upload(secret.key())),
+            (
+                "revision",
+                Binding::Revision {
+                    key: secret.key(),
+                    revises: original,
+                    signature: secret.sign(&original, &upload.certificate),
+                },
+            ),
+        ] {
+            write(
+                "wire_signed_upload",
+                &format!("{name}-{suffix}"),
+                &federated::encode(&FederatedReport {
+                    upload: upload.clone(),
+                    binding,
+                }),
+            );
+        }
         let variants = [
             UploadRequest::real(upload.clone(), secret.key()),
             UploadRequest::revision(upload.clone(), original, &secret),

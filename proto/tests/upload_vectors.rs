@@ -8,15 +8,20 @@
 //!
 //! Inputs: authority seed `01`×32, report HMAC key `02`×32, revision secret seed `03`×32,
 //! one `pet` token `04`×16 of day 19675, certificates issued at 1 700 000 000 for 3600 s
-//! with ids drawn from `ChaCha20Rng::seed_from_u64(24)` (`likely` first, then `confirmed`).
-//! Frames carry empty padding (a phone pads with zeros to its size bucket).
+//! with ids drawn from `ChaCha20Rng::seed_from_u64(24)`: version 1's `likely` first, then
+//! its `confirmed`, then version 2's (whose report HMACs cover the revision key, §4.2).
+//! Frames carry empty padding (a phone pads with zeros to its size bucket). The
+//! `federated_*` frames are the same version 2 upload and revision as nodes relay them
+//! (§9.1, kind 0x0c).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use ephemera_proto::auth::{AuthoritySigningKey, CertificateRequest, ReportHmacKey};
+use ephemera_proto::auth::{ExpiryPolicy, TrustedAuthorities};
+use ephemera_proto::federated::{self, FederatedReport};
 use ephemera_proto::pet::EncounterToken;
-use ephemera_proto::revision::RevisionSecret;
+use ephemera_proto::revision::{Binding, HmacBinding, RevisionSecret};
 use ephemera_proto::upload::{SignedUpload, UploadBody, UploadRequest};
 use ephemera_proto::{DayNumber, PublishedToken, ReportContents, ReportType, UnixTime, wire};
 use rand_chacha::ChaCha20Rng;
@@ -37,11 +42,11 @@ fn vectors() -> BTreeMap<&'static str, String> {
         token: EncounterToken([4; 16]),
     }]);
     let now = UnixTime(1_700_000_000);
-    let upload = |test_type, rng: &mut ChaCha20Rng| SignedUpload {
+    let upload = |test_type, binding, rng: &mut ChaCha20Rng| SignedUpload {
         contents: contents.clone(),
         certificate: authority.issue(
             &CertificateRequest {
-                report_hmac: hmac_key.authenticate(&contents),
+                report_hmac: hmac_key.authenticate_bound(&contents, binding),
                 test_type,
                 symptom_onset: None,
             },
@@ -51,10 +56,28 @@ fn vectors() -> BTreeMap<&'static str, String> {
         ),
         hmac_key: hmac_key.clone(),
     };
-    let first = upload(ReportType::ConfirmedClinicalDiagnosis, &mut rng);
-    let revised = upload(ReportType::ConfirmedTest, &mut rng);
+    let unbound = HmacBinding::Unbound;
+    let first_v1 = upload(ReportType::ConfirmedClinicalDiagnosis, unbound, &mut rng);
+    let revised_v1 = upload(ReportType::ConfirmedTest, unbound, &mut rng);
+    let key = secret.key();
+    let first = upload(
+        ReportType::ConfirmedClinicalDiagnosis,
+        HmacBinding::Upload(key),
+        &mut rng,
+    );
+    let revised = upload(
+        ReportType::ConfirmedTest,
+        HmacBinding::Revision(key),
+        &mut rng,
+    );
     let original = first.certificate.certificate.id;
     let signature = secret.sign(&original, &revised.certificate);
+    let relayed = |upload: &SignedUpload, binding| {
+        hex::encode(federated::encode(&FederatedReport {
+            upload: upload.clone(),
+            binding,
+        }))
+    };
     let frame = |body| {
         hex::encode(wire::encode(&UploadRequest {
             body,
@@ -62,13 +85,33 @@ fn vectors() -> BTreeMap<&'static str, String> {
         }))
     };
     BTreeMap::from([
-        ("revision_key", hex::encode(secret.key().0.0)),
+        ("revision_key", hex::encode(key.0.0)),
         ("revision_signature", hex::encode(signature.0)),
-        ("v1_real", frame(UploadBody::RealV1(first.clone()))),
+        (
+            "v2_report_hmac_upload",
+            hex::encode(first.certificate.certificate.report_hmac.0),
+        ),
+        (
+            "v2_report_hmac_revision",
+            hex::encode(revised.certificate.certificate.report_hmac.0),
+        ),
+        ("federated_upload", relayed(&first, Binding::Upload(key))),
+        (
+            "federated_revision",
+            relayed(
+                &revised,
+                Binding::Revision {
+                    key,
+                    revises: original,
+                    signature,
+                },
+            ),
+        ),
+        ("v1_real", frame(UploadBody::RealV1(first_v1))),
         (
             "v1_revision",
             frame(UploadBody::RevisionV1 {
-                upload: revised.clone(),
+                upload: revised_v1,
                 revision_token: vec![5; 32],
             }),
         ),
@@ -84,7 +127,7 @@ fn vectors() -> BTreeMap<&'static str, String> {
             "v2_real",
             frame(UploadBody::Real {
                 upload: first,
-                revision_key: secret.key(),
+                revision_key: key,
             }),
         ),
         (
@@ -141,9 +184,44 @@ fn frozen_vectors_hold() {
         panic!("v2_revision is a revision")
     };
     assert_eq!(hex::encode(signature.0), frozen["revision_signature"]);
-    assert!(RevisionSecret::from_seed(&[3; 32]).key().verify(
-        &revises,
-        &upload.certificate,
-        &signature
-    ));
+    let key = RevisionSecret::from_seed(&[3; 32]).key();
+    assert!(key.verify(&revises, &upload.certificate, &signature));
+    // Both version 2 frames verify as bound to the frozen key, and only so; the relayed
+    // frames decode to the same upload and revision.
+    let trusted =
+        TrustedAuthorities::new().with(AuthoritySigningKey::from_seed(&[1; 32]).public_key());
+    let check = |upload: SignedUpload, binding| {
+        upload.verify_bound(
+            binding,
+            &trusted,
+            UnixTime(1_700_000_000),
+            ExpiryPolicy::FirstUpload,
+            &ephemera_proto::ReportLimits::default(),
+        )
+    };
+    let revision = Binding::Revision {
+        key,
+        revises,
+        signature,
+    };
+    assert!(check(upload.clone(), revision).is_ok());
+    assert!(check(upload.clone(), Binding::Unbound).is_err());
+    let relayed = federated::decode(&hex::decode(&frozen["federated_revision"]).unwrap()).unwrap();
+    assert_eq!((relayed.upload, relayed.binding), (upload, revision));
+    let bytes = hex::decode(&frozen["v2_real"]).unwrap();
+    let UploadBody::Real {
+        upload,
+        revision_key,
+    } = wire::decode::<UploadRequest>(&bytes).unwrap().body
+    else {
+        panic!("v2_real is a first upload")
+    };
+    assert_eq!(revision_key, key);
+    assert!(check(upload.clone(), Binding::Upload(key)).is_ok());
+    assert!(check(upload.clone(), Binding::Unbound).is_err());
+    let relayed = federated::decode(&hex::decode(&frozen["federated_upload"]).unwrap()).unwrap();
+    assert_eq!(
+        (relayed.upload, relayed.binding),
+        (upload, Binding::Upload(key))
+    );
 }

@@ -4,7 +4,7 @@ use ephemera_proto::api::{ErrorBody, UploadResponse, VerifyRequest, VerifyRespon
 use ephemera_proto::auth::{
     AuthoritySigningKey, CertificateId, CertificateRequest, ReportHmac, ReportHmacKey, UploadCode,
 };
-use ephemera_proto::revision::RevisionSecret;
+use ephemera_proto::revision::{HmacBinding, RevisionSecret};
 use ephemera_proto::sealed::{ResponseOpener, SealedRoute};
 use ephemera_proto::upload::{SignedUpload, UploadBody, UploadRequest};
 use ephemera_proto::wire;
@@ -106,8 +106,10 @@ impl Drop for ReportFlow {
 impl ReportFlow {
     /// The report on its way, if any. One kept by an app before protocol version 2 is
     /// carried on: a certified one resends its version 1 upload byte for byte (a node
-    /// accepts version 1 during the transition), an uncertified one gets a revision secret
-    /// drawn from `rng` now (kept before any upload carrying its key is sent).
+    /// accepts version 1 during the transition); an uncertified one keeps the HMAC it may
+    /// have sent already (over the entries only), so once certified it is uploaded as
+    /// version 1 too. (It gets a revision secret drawn from `rng`, which such an upload
+    /// never uses.)
     pub(super) fn load(
         store: &impl Store,
         rng: &mut impl rand_core::CryptoRng,
@@ -293,7 +295,14 @@ impl<S: Store> Phone<S> {
         secret: RevisionSecret,
     ) -> Result<(), ClientError> {
         let hmac_key = ReportHmacKey::generate(&mut self.rng);
-        let hmac = hmac_key.authenticate(&contents);
+        // Version 2: the certified HMAC covers the revision key (`docs/PROTOCOL.md` §4.2), so
+        // nobody who relays or replays the upload can attach a key of their own.
+        let binding = match &revises {
+            None => HmacBinding::Upload(secret.key()),
+            Some(Revises::Signed(_)) => HmacBinding::Revision(secret.key()),
+            Some(Revises::Token(_)) => HmacBinding::Unbound,
+        };
+        let hmac = hmac_key.authenticate_bound(&contents, binding);
         self.report_upload_sealed = None;
         self.report = Some(ReportFlow {
             stage: Stage::Verify {
@@ -560,6 +569,11 @@ impl<S: Store> Phone<S> {
             hmac_key: flow.hmac_key.clone(),
         };
         let request = match &flow.revises {
+            // A report an earlier app certified over the entries only (carried on by
+            // `ReportFlow::load`) goes as the version 1 upload its certificate fits.
+            None if flow.hmac == flow.hmac_key.authenticate(&flow.contents) => {
+                UploadRequest::real_v1(upload)
+            }
             None => UploadRequest::real(upload, flow.secret.key()),
             Some(Revises::Signed(original)) => {
                 UploadRequest::revision(upload, *original, &flow.secret)

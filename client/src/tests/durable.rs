@@ -535,7 +535,8 @@ fn a_revision_across_restarts_is_signed_with_the_secret_kept_at_upload() {
 }
 
 /// A report that an app before protocol version 2 kept on its way (not yet certified) is
-/// carried on after the update: verified, then uploaded as version 2 with a revision key.
+/// carried on after the update: verified with the HMAC it kept (over the entries only), then
+/// uploaded as the version 1 upload its certificate fits.
 #[test]
 fn a_report_kept_by_an_earlier_app_version_is_carried_on() {
     use ephemera_proto::auth::{ReportHmac, ReportHmacKey};
@@ -595,10 +596,12 @@ fn a_report_kept_by_an_earlier_app_version_is_carried_on() {
     assert_eq!(verify.purpose, Purpose::Verify);
     let answer = node.answer_verify(now, &verify);
     phone.handle_response(now, verify.id, answer).unwrap();
+    // Its certificate covers the entries only (the HMAC the earlier app computed and sent),
+    // so it goes as the version 1 upload that certificate fits.
     let upload = util::next_upload(&mut phone, now);
     assert!(matches!(
         node.upload_request(&upload).body,
-        UploadBody::Real { .. }
+        UploadBody::RealV1(_)
     ));
     assert_eq!(phone.store().meta(MetaKey::PendingReport).unwrap(), None);
     assert!(

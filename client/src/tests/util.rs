@@ -149,12 +149,17 @@ impl FakeNode {
 
     /// Verifies a (version 2) first upload like a node and returns its contents.
     pub(crate) fn accept_upload(&mut self, now: UnixTime, request: &Request) -> ReportContents {
-        let UploadBody::Real { upload, .. } = self.upload_request(request).body else {
+        let UploadBody::Real {
+            upload,
+            revision_key,
+        } = self.upload_request(request).body
+        else {
             panic!("not a real upload")
         };
         let trusted = TrustedAuthorities::new().with(self.authority.public_key());
         upload
-            .verify(
+            .verify_bound(
+                ephemera_proto::revision::Binding::Upload(revision_key),
                 &trusted,
                 now,
                 ExpiryPolicy::FirstUpload,

@@ -9,17 +9,20 @@
 //! request whose body is a revision ([`UploadBody::is_revision`]).
 //!
 //! Who may revise (`docs/PROTOCOL.md` §5.4): a version 2 upload carries a revision key,
-//! kept in its certificate's mark, and only a revision signed with that key's secret
-//! passes; the answer to a version 2 upload carries no token, so replaying its bytes grants
-//! nothing. A version 1 upload (the transition) is revised by the token of §5.1, which is
-//! never handed out for, nor accepted against, a version 2 upload.
+//! which its certified HMAC covers and its certificate's mark keeps, and only a revision
+//! signed with that key's secret (and certified bound to that key) passes; the answer to a
+//! version 2 upload carries no token, so replaying its bytes grants nothing. A version 1
+//! upload (the transition) is revised by the token of §5.1, which is never handed out for,
+//! nor accepted against, a version 2 upload. A signed revision is accepted alike for an
+//! upload a phone sent here and one a peer relayed with its key, and is relayed in turn
+//! ([`PlannedUpload::gossip`]; peers take it through
+//! [`NodeCore::admit_relayed`](crate::NodeCore::admit_relayed)).
 
 use std::collections::BTreeMap;
 
 use ephemera_proto::auth::{CertificateId, ExpiryPolicy};
 use ephemera_proto::report::ReportType;
-use ephemera_proto::revision::RevisionKey;
-use ephemera_proto::signing::Signature;
+use ephemera_proto::revision::Binding;
 use ephemera_proto::upload::{SignedUpload, UploadBody, UploadId, UploadRequest, VerifiedUpload};
 use ephemera_proto::{DecodeError, SchemeKind, UnixTime, UploadError, wire};
 use thiserror::Error;
@@ -121,8 +124,8 @@ pub struct PlannedUpload {
     pub commit: UploadCommit,
     /// What [`NodeCore::settle_upload`] needs once the commit is applied.
     pub receipt: UploadReceipt,
-    /// For a first upload admitted with `keep_for_gossip`: the verified upload, to gossip
-    /// to peers once durable.
+    /// For a first upload or signed revision admitted with `keep_for_gossip`: the
+    /// verified upload with its binding, to gossip to peers once durable.
     pub gossip: Option<VerifiedUpload>,
 }
 
@@ -183,20 +186,46 @@ impl NodeCore {
                         .verify(&self.trusted, now, ExpiryPolicy::FirstUpload);
                 Ok(Admission::Decoy)
             }
-            UploadBody::RealV1(upload) => self.admit_first(upload, None, now, keep_for_gossip),
+            UploadBody::RealV1(upload) => {
+                self.admit_first(upload, Binding::Unbound, now, keep_for_gossip)
+            }
             UploadBody::Real {
                 upload,
                 revision_key,
-            } => self.admit_first(upload, Some(revision_key), now, keep_for_gossip),
+            } => self.admit_first(upload, Binding::Upload(revision_key), now, keep_for_gossip),
             UploadBody::RevisionV1 {
                 upload,
                 revision_token,
-            } => self.admit_revision(store, upload, Proof::Token(&revision_token), now),
+            } => {
+                let verified = self.verify(upload, Binding::Unbound, now)?;
+                self.admit_revision(store, verified, Proof::Token(&revision_token), now, false)
+            }
             UploadBody::Revision {
                 upload,
                 revises,
                 signature,
-            } => self.admit_revision(store, upload, Proof::Signed(revises, signature), now),
+            } => {
+                // The key is the one the revised upload carried: the revision's HMAC must
+                // cover it and its signature verify under it.
+                let key = match store.certificate_use(&revises)?.map(|mark| mark.binding) {
+                    Some(Binding::Upload(key)) => key,
+                    // Unknown, purged or keyless (a revision that went through keeps its
+                    // original's mark, so its retry is answered below as a replay).
+                    _ => return Err(IntakeError::InvalidRevisionSignature),
+                };
+                let binding = Binding::Revision {
+                    key,
+                    revises,
+                    signature,
+                };
+                let verified = match self.verify(upload, binding, now) {
+                    Err(IntakeError::Rejected(UploadError::RevisionSignature)) => {
+                        return Err(IntakeError::InvalidRevisionSignature);
+                    }
+                    other => other?,
+                };
+                self.admit_revision(store, verified, Proof::Signed, now, keep_for_gossip)
+            }
         }
     }
 
@@ -225,9 +254,20 @@ impl NodeCore {
         }
     }
 
-    fn verify(&self, upload: SignedUpload, now: UnixTime) -> Result<VerifiedUpload, IntakeError> {
+    fn verify(
+        &self,
+        upload: SignedUpload,
+        binding: Binding,
+        now: UnixTime,
+    ) -> Result<VerifiedUpload, IntakeError> {
         let verified = upload
-            .verify(&self.trusted, now, ExpiryPolicy::FirstUpload, &self.limits)
+            .verify_bound(
+                binding,
+                &self.trusted,
+                now,
+                ExpiryPolicy::FirstUpload,
+                &self.limits,
+            )
             .map_err(IntakeError::Rejected)?;
         let scheme = verified.contents().scheme();
         if !self.policy.accepts(scheme) {
@@ -239,11 +279,11 @@ impl NodeCore {
     fn admit_first(
         &self,
         upload: SignedUpload,
-        revision_key: Option<RevisionKey>,
+        binding: Binding,
         now: UnixTime,
         keep_for_gossip: bool,
     ) -> Result<Admission, IntakeError> {
-        let verified = self.verify(upload, now)?;
+        let verified = self.verify(upload, binding, now)?;
         let test_type = verified.upload().certificate.certificate.test_type;
         if !matches!(
             test_type,
@@ -262,7 +302,7 @@ impl NodeCore {
         let commit = UploadCommit {
             certificate: (certificate.id, self.certificate_purge_at(&certificate)),
             relayed: false,
-            revision_key,
+            binding,
             consume_revision: None,
             upload: (
                 upload_id,
@@ -277,7 +317,7 @@ impl NodeCore {
             dequeue: Vec::new(),
             enqueue,
         };
-        let v1 = revision_key.is_none();
+        let v1 = binding == Binding::Unbound;
         let receipt = UploadReceipt {
             kind: UploadKind::First,
             certificate: certificate.id,
@@ -295,16 +335,16 @@ impl NodeCore {
     fn admit_revision(
         &self,
         store: &dyn ReportStore,
-        upload: SignedUpload,
+        verified: VerifiedUpload,
         proof: Proof<'_>,
         now: UnixTime,
+        keep_for_gossip: bool,
     ) -> Result<Admission, IntakeError> {
-        let verified = self.verify(upload, now)?;
         let upload_id = verified.id();
-        let upload = verified.into_inner();
-        let certificate_id = upload.certificate.certificate.id;
+        let certificate_id = verified.upload().certificate.certificate.id;
         let v1 = matches!(proof, Proof::Token(_));
-        match self.plan_revision(store, upload, upload_id, proof, now) {
+        let gossip = keep_for_gossip.then(|| verified.clone());
+        match self.plan_revision(store, verified, proof, false, now) {
             // A revision is never revised again (only `likely` is), so its token would
             // grant nothing; a version 1 phone still gets one, as it always did.
             Ok(commit) => Ok(Admission::Commit(Box::new(PlannedUpload {
@@ -316,7 +356,7 @@ impl NodeCore {
                     v1,
                     answer: v1.then(|| self.revision_tokens.token(&certificate_id)),
                 },
-                gossip: None,
+                gossip,
             }))),
             // The revision may have gone through already, its answer lost.
             Err(
@@ -345,26 +385,31 @@ impl NodeCore {
         Ok(mark
             .filter(|m| m.upload == upload && m.state != CertificateState::Relayed)
             .map(|m| {
-                (v1 && m.revision_key.is_none()).then(|| self.revision_tokens.token(certificate))
+                (v1 && m.binding == Binding::Unbound)
+                    .then(|| self.revision_tokens.token(certificate))
             }))
     }
 
     /// Plans a revision: entries not yet published move to the revised upload with the new
     /// type (revoked ones are dropped); `gaen` keys already published are published again
     /// with the new type, so phones learn of the change. (`pet` tokens carry no type:
-    /// published ones cannot be withdrawn.)
-    fn plan_revision(
+    /// published ones cannot be withdrawn.) The same for a phone's revision and for one a
+    /// peer `relayed`, so every node that holds a report publishes its final state once.
+    pub(crate) fn plan_revision(
         &self,
         store: &dyn ReportStore,
-        upload: SignedUpload,
-        upload_id: UploadId,
+        verified: VerifiedUpload,
         proof: Proof<'_>,
+        relayed: bool,
         now: UnixTime,
     ) -> Result<UploadCommit, IntakeError> {
-        let (original_certificate, record) = self.check_proof(store, &upload, proof)?;
+        let (original_certificate, record) = self.check_proof(store, &verified, proof)?;
+        let upload_id = verified.id();
+        let binding = *verified.binding();
+        let upload = verified.into_inner();
         let mut original = store.upload(&record.upload)?.ok_or(match proof {
             Proof::Token(_) => IntakeError::InvalidRevisionToken,
-            Proof::Signed(..) => IntakeError::InvalidRevisionSignature,
+            Proof::Signed => IntakeError::InvalidRevisionSignature,
         })?;
         if original.upload.certificate.certificate.authority
             != upload.certificate.certificate.authority
@@ -445,10 +490,16 @@ impl NodeCore {
             )
         }));
         let certificate = upload.certificate.certificate.clone();
+        // Kept as long as a relayed upload or a phone's, whichever this is.
+        let purge_at = if relayed {
+            self.relayed_upload_purge_at(&certificate, now)
+        } else {
+            self.upload_purge_at(now)
+        };
         Ok(UploadCommit {
             certificate: (certificate.id, self.certificate_purge_at(&certificate)),
-            relayed: false,
-            revision_key: None,
+            relayed,
+            binding,
             consume_revision: Some(original_certificate),
             upload: (
                 upload_id,
@@ -457,7 +508,7 @@ impl NodeCore {
                     upload,
                     releases,
                 },
-                self.upload_purge_at(now),
+                purge_at,
             ),
             update_original: Some((record.upload, original)),
             dequeue,
@@ -468,49 +519,48 @@ impl NodeCore {
 
 /// What authorises a revision.
 #[derive(Copy, Clone)]
-enum Proof<'a> {
+pub(crate) enum Proof<'a> {
     /// Version 1: the node's token from the first upload's answer.
     Token(&'a [u8]),
-    /// Version 2: the original certificate id and the revision key's signature.
-    Signed(CertificateId, Signature),
+    /// Version 2: the verified upload's [`Binding::Revision`] (its HMAC covers the key, its
+    /// signature verified under it), which must name an upload stored with that key.
+    Signed,
 }
 
 impl NodeCore {
     /// The original upload's certificate id and mark, if `proof` authorises revising it:
-    /// a token opens only to an upload stored without a revision key, a signature verifies
-    /// only under the key stored with the upload it names; either way the upload must still
-    /// be accepted here, not revised nor relayed.
+    /// a token opens only to a version 1 upload accepted here; a signed revision (already
+    /// verified under its key) only to the upload it names, stored (from a phone or a peer)
+    /// with that same key, and not revised yet.
     fn check_proof(
         &self,
         store: &dyn ReportStore,
-        revision: &SignedUpload,
+        revision: &VerifiedUpload,
         proof: Proof<'_>,
     ) -> Result<(CertificateId, CertificateUse), IntakeError> {
-        let accepted = |id: &CertificateId| -> Result<Option<CertificateUse>, StoreError> {
-            Ok(store
-                .certificate_use(id)?
-                .filter(|mark| mark.state == CertificateState::Accepted))
-        };
-        match proof {
-            Proof::Token(token) => {
+        match (proof, *revision.binding()) {
+            (Proof::Token(token), Binding::Unbound) => {
                 let id = self
                     .revision_tokens
                     .open(token)
                     .ok_or(IntakeError::InvalidRevisionToken)?;
-                let mark = accepted(&id)?
-                    .filter(|mark| mark.revision_key.is_none())
+                let mark = store
+                    .certificate_use(&id)?
+                    .filter(|mark| {
+                        mark.state == CertificateState::Accepted && mark.binding == Binding::Unbound
+                    })
                     .ok_or(IntakeError::InvalidRevisionToken)?;
                 Ok((id, mark))
             }
-            Proof::Signed(id, signature) => {
-                let mark = accepted(&id)?
-                    .filter(|mark| {
-                        mark.revision_key
-                            .is_some_and(|key| key.verify(&id, &revision.certificate, &signature))
-                    })
+            (Proof::Signed, Binding::Revision { key, revises, .. }) => {
+                let mark = store
+                    .certificate_use(&revises)?
+                    .filter(|mark| mark.state.revisable() && mark.binding == Binding::Upload(key))
                     .ok_or(IntakeError::InvalidRevisionSignature)?;
-                Ok((id, mark))
+                Ok((revises, mark))
             }
+            (Proof::Token(_), _) => Err(IntakeError::InvalidRevisionToken),
+            (Proof::Signed, _) => Err(IntakeError::InvalidRevisionSignature),
         }
     }
 }

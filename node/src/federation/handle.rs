@@ -44,7 +44,7 @@ impl FederationStatus {
 
 /// Commands from handles.
 pub(crate) enum Command {
-    Publish(VerifiedUpload),
+    Publish(Box<VerifiedUpload>),
     #[cfg(test)]
     PublishRaw(Vec<u8>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
@@ -104,7 +104,7 @@ impl FederationHandle {
     /// # Errors
     /// [`FederationError::Stopped`] if the event loop has ended.
     pub async fn publish(&self, upload: VerifiedUpload) -> Result<(), FederationError> {
-        self.send(Command::Publish(upload)).await
+        self.send(Command::Publish(Box::new(upload))).await
     }
 
     /// Publishes raw bytes, bypassing verification: only for tests of forged traffic.

@@ -6,10 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use ephemera_proto::DayNumber;
-use ephemera_proto::upload::{SignedUpload, UploadId, VerifiedUpload};
-use ephemera_proto::wire;
+use ephemera_proto::upload::{UploadId, VerifiedUpload};
 use libp2p::PeerId;
-use ring::digest;
 use tokio::sync::{mpsc, oneshot};
 
 use super::metrics;
@@ -42,13 +40,6 @@ pub(crate) async fn run(
     };
     session.round().await?;
     Ok(session.report)
-}
-
-/// SHA-256 of an upload's encoding: its [`UploadId`] if the encoding is canonical.
-fn content_id(upload: &SignedUpload) -> UploadId {
-    let mut id = [0u8; 32];
-    id.copy_from_slice(digest::digest(&digest::SHA256, &wire::encode(upload)).as_ref());
-    UploadId(id)
 }
 
 async fn blocking<T: Send + 'static>(
@@ -219,14 +210,14 @@ impl Session {
         let mut wanted: BTreeSet<UploadId> = ids.iter().copied().collect();
         while !wanted.is_empty() {
             let response = self
-                .request(SyncRequest::Fetch {
+                .request(SyncRequest::FetchReports {
                     ids: wanted.iter().copied().collect(),
                 })
                 .await?;
-            let SyncResponse::Uploads { uploads } = response else {
+            let SyncResponse::Reports { reports } = response else {
                 return Err(self.misbehaved("unexpected-response"));
             };
-            if uploads.is_empty() {
+            if reports.is_empty() {
                 // The peer no longer holds them (purged since it listed them).
                 return Ok(());
             }
@@ -235,14 +226,14 @@ impl Session {
             let results: Vec<(Option<UploadId>, Verdict, Option<VerifiedUpload>)> =
                 blocking(move || {
                     let now = shared.clock.now();
-                    uploads
+                    reports
                         .into_iter()
-                        .map(|upload| {
-                            let raw = content_id(&upload);
+                        .map(|report| {
+                            let raw = report.upload.content_id();
                             if !asked.contains(&raw) {
                                 return (None, Verdict::Reject("not-requested"), None);
                             }
-                            match shared.verifier.verify(upload, now) {
+                            match shared.verifier.verify(report, now) {
                                 Err(verdict) => (Some(raw), verdict, None),
                                 Ok(verified) if verified.id() != raw => {
                                     (Some(raw), Verdict::Reject("non-canonical"), None)

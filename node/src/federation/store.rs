@@ -10,7 +10,8 @@ use std::sync::{Mutex, PoisonError};
 
 use ephemera_proto::DayNumber;
 use ephemera_proto::auth::CertificateId;
-use ephemera_proto::upload::{SignedUpload, UploadId, VerifiedUpload};
+use ephemera_proto::federated::FederatedReport;
+use ephemera_proto::upload::{UploadId, VerifiedUpload};
 
 pub use ephemera_proto::sync::{DayDigest, sync_day};
 
@@ -25,6 +26,12 @@ pub enum StoreOutcome {
     /// The upload is valid but its certificate id was already used by another upload (single
     /// use is the store's to enforce): not stored, not forwarded.
     CertificateUsed,
+    /// A valid signed revision of an upload this node does not hold (yet): not stored, not
+    /// forwarded; catch-up brings it again once the original is here.
+    OriginalMissing,
+    /// A valid signed revision this node cannot apply (its original was revised already,
+    /// is bound to another key, or the change is not allowed): not stored, not forwarded.
+    RevisionRefused,
 }
 
 /// The store failed (I/O, corruption). Federation neither accepts nor forwards the upload.
@@ -50,8 +57,9 @@ pub trait FederationStore: Send + Sync + 'static {
     fn contains(&self, id: &UploadId) -> Result<bool, StoreError>;
 
     /// Stores an upload that a peer relayed and federation verified (signature, HMAC,
-    /// trusted authority, relayed expiry, report rules). The store enforces single use of
-    /// the certificate id and files the upload under [`sync_day`].
+    /// trusted authority, relayed expiry, report rules, a revision's signature). The store
+    /// enforces single use of the certificate id, keeps the upload's binding and files the
+    /// upload under [`sync_day`]; a signed revision revises the upload it names (once).
     ///
     /// # Errors
     /// [`StoreError`] if the backend failed; the upload then counts as not stored.
@@ -69,11 +77,12 @@ pub trait FederationStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<UploadId>, StoreError>;
 
-    /// The stored upload with this id, in the canonical form whose encoding hashes to `id`.
+    /// The stored upload with this id, in the canonical form whose encoding hashes to `id`,
+    /// with its binding.
     ///
     /// # Errors
     /// [`StoreError`] if the backend failed.
-    fn get(&self, id: &UploadId) -> Result<Option<SignedUpload>, StoreError>;
+    fn get(&self, id: &UploadId) -> Result<Option<FederatedReport>, StoreError>;
 
     /// The digest of `day`. The default pages through [`Self::ids_for_day`]; a store that
     /// keeps digests up to date should override it.
@@ -105,7 +114,7 @@ pub struct MemoryFederationStore {
 
 #[derive(Debug, Default)]
 struct MemoryInner {
-    uploads: HashMap<UploadId, SignedUpload>,
+    uploads: HashMap<UploadId, FederatedReport>,
     by_day: BTreeMap<DayNumber, BTreeSet<UploadId>>,
     digests: BTreeMap<DayNumber, DayDigest>,
     certificates: HashSet<CertificateId>,
@@ -122,18 +131,28 @@ impl MemoryFederationStore {
     }
 
     /// Stores an upload the node accepted itself (a phone's upload); same rules as
-    /// [`FederationStore::store_relayed`].
+    /// [`FederationStore::store_relayed`], except that a revision is kept as an upload of
+    /// its own (this store holds no publication state to revise) once its original is
+    /// here.
     pub fn store_local(&self, upload: VerifiedUpload) -> StoreOutcome {
         let mut inner = self.lock();
         let id = upload.id();
         if inner.uploads.contains_key(&id) {
             return StoreOutcome::AlreadyStored;
         }
-        let signed = upload.into_inner();
-        if !inner.certificates.insert(signed.certificate.certificate.id) {
+        let signed = FederatedReport::from(upload);
+        if let ephemera_proto::revision::Binding::Revision { revises, .. } = signed.binding
+            && !inner.certificates.contains(&revises)
+        {
+            return StoreOutcome::OriginalMissing;
+        }
+        if !inner
+            .certificates
+            .insert(signed.upload.certificate.certificate.id)
+        {
             return StoreOutcome::CertificateUsed;
         }
-        let day = sync_day(&signed);
+        let day = sync_day(&signed.upload);
         inner.by_day.entry(day).or_default().insert(id);
         inner
             .digests
@@ -172,10 +191,10 @@ impl MemoryFederationStore {
         let keep = inner.digests.split_off(&oldest);
         inner.digests = keep;
         for id in old.into_values().flatten() {
-            if let Some(upload) = inner.uploads.remove(&id) {
+            if let Some(report) = inner.uploads.remove(&id) {
                 inner
                     .certificates
-                    .remove(&upload.certificate.certificate.id);
+                    .remove(&report.upload.certificate.certificate.id);
             }
         }
     }
@@ -210,7 +229,7 @@ impl FederationStore for MemoryFederationStore {
         })
     }
 
-    fn get(&self, id: &UploadId) -> Result<Option<SignedUpload>, StoreError> {
+    fn get(&self, id: &UploadId) -> Result<Option<FederatedReport>, StoreError> {
         Ok(self.lock().uploads.get(id).cloned())
     }
 

@@ -7,8 +7,10 @@
 //!    of ids) for each day of the window. Days whose digests match are done.
 //! 2. [`SyncRequest::Ids`]: for a day that differs, the peer's ids of that day in ascending
 //!    pages after a cursor. The node keeps those it lacks.
-//! 3. [`SyncRequest::Fetch`]: those uploads, a batch at a time, each re-verified exactly like
-//!    gossip before it is stored.
+//! 3. [`SyncRequest::FetchReports`]: those uploads with their bindings (revision keys,
+//!    revisions' signatures), a batch at a time, each re-verified exactly like gossip before
+//!    it is stored. (A node of version 1 asks [`SyncRequest::Fetch`] and gets the unbound
+//!    uploads only, which are all it can check.)
 //!
 //! Both sides start a round on every new connection and every `sync_interval`, so after a
 //! restart or a partition each side pulls what it missed and the two converge. The
@@ -35,6 +37,8 @@ use std::collections::HashSet;
 use std::io;
 
 use ephemera_proto::DayNumber;
+use ephemera_proto::federated::{self, FederatedReport};
+use ephemera_proto::revision::Binding;
 pub use ephemera_proto::sync::{
     MAX_DIGEST_DAYS, MAX_FETCH_IDS, MAX_IDS_PER_PAGE, MAX_UPLOAD_BYTES, SyncRequest, SyncResponse,
 };
@@ -122,29 +126,52 @@ pub(crate) fn answer_within(
             Ok(SyncResponse::Ids { day, ids, more })
         }
         SyncRequest::Fetch { ids } => {
-            let mut uploads = Vec::new();
-            let mut bytes = 0usize;
-            let mut seen = HashSet::new();
-            for id in ids.iter().take(MAX_FETCH_IDS) {
-                if !seen.insert(*id) {
-                    continue;
-                }
-                let Some(upload) = store.get(id)? else {
-                    continue;
-                };
-                if !in_window(sync_day(&upload)) {
-                    continue;
-                }
-                let size = wire::encode(&upload).len();
-                if !uploads.is_empty() && bytes + size > max_upload_bytes {
-                    break;
-                }
-                bytes += size;
-                uploads.push(upload);
-            }
-            Ok(SyncResponse::Uploads { uploads })
+            // A node of version 1 could not check a bound upload's HMAC: it gets only the
+            // unbound ones.
+            let reports = fetch(store, &ids, in_window, max_upload_bytes, true)?;
+            Ok(SyncResponse::Uploads {
+                uploads: reports.into_iter().map(|r| r.upload).collect(),
+            })
         }
+        SyncRequest::FetchReports { ids } => Ok(SyncResponse::Reports {
+            reports: fetch(store, &ids, in_window, max_upload_bytes, false)?,
+        }),
     }
+}
+
+/// The stored reports of `ids` (the first [`MAX_FETCH_IDS`], each once) filed in the
+/// window, up to `max_upload_bytes` (always one if any is found); only unbound ones when
+/// `unbound_only`.
+fn fetch(
+    store: &dyn FederationStore,
+    ids: &[UploadId],
+    in_window: impl Fn(DayNumber) -> bool,
+    max_upload_bytes: usize,
+    unbound_only: bool,
+) -> Result<Vec<FederatedReport>, StoreError> {
+    let mut reports = Vec::new();
+    let mut bytes = 0usize;
+    let mut seen = HashSet::new();
+    for id in ids.iter().take(MAX_FETCH_IDS) {
+        if !seen.insert(*id) {
+            continue;
+        }
+        let Some(report) = store.get(id)? else {
+            continue;
+        };
+        if !in_window(sync_day(&report.upload))
+            || (unbound_only && report.binding != Binding::Unbound)
+        {
+            continue;
+        }
+        let size = federated::encode(&report).len();
+        if !reports.is_empty() && bytes + size > max_upload_bytes {
+            break;
+        }
+        bytes += size;
+        reports.push(report);
+    }
+    Ok(reports)
 }
 
 /// Checks that an ids page is what was asked for: ascending, after the cursor, no longer

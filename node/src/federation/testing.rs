@@ -33,7 +33,9 @@ use std::time::{Duration, Instant};
 use ephemera_proto::auth::{
     AuthoritySigningKey, CertificateRequest, ExpiryPolicy, ReportHmacKey, TrustedAuthorities,
 };
+use ephemera_proto::federated::FederatedReport;
 use ephemera_proto::pet::EncounterToken;
+use ephemera_proto::revision::HmacBinding;
 use ephemera_proto::upload::{SignedUpload, UploadId, VerifiedUpload};
 use ephemera_proto::{DayNumber, PublishedToken, ReportContents, ReportLimits, ReportType};
 use libp2p::multiaddr::Protocol;
@@ -116,7 +118,7 @@ impl FederationStore for RecordingStore {
         self.inner.ids_for_day(day, after, limit)
     }
 
-    fn get(&self, id: &UploadId) -> Result<Option<SignedUpload>, StoreError> {
+    fn get(&self, id: &UploadId) -> Result<Option<FederatedReport>, StoreError> {
         self.inner.get(id)
     }
 
@@ -155,11 +157,21 @@ impl UploadFactory {
         TrustedAuthorities::new().with(self.authority.public_key())
     }
 
-    /// A signed, not yet verified upload of `tokens` random tokens of today, certified now.
+    /// A signed, not yet verified upload of `tokens` random tokens of today, certified now
+    /// (version 1: its HMAC covers the entries only).
     pub fn signed(&self, tokens: usize) -> SignedUpload {
+        self.certify(
+            Self::contents(tokens),
+            ReportType::ConfirmedTest,
+            HmacBinding::Unbound,
+        )
+    }
+
+    /// `tokens` random `pet` tokens of today.
+    pub fn contents(tokens: usize) -> ReportContents {
         let now = SystemClock.now();
         let mut rng = rand::rng();
-        let contents = ReportContents::Pet(
+        ReportContents::Pet(
             (0..tokens.max(1))
                 .map(|_| {
                     let mut token = [0u8; 16];
@@ -170,11 +182,23 @@ impl UploadFactory {
                     }
                 })
                 .collect(),
-        );
+        )
+    }
+
+    /// `contents` certified now as `test_type`, with a fresh HMAC key and the HMAC bound
+    /// to `binding` (a version 2 upload or revision; [`HmacBinding::Unbound`] for version 1).
+    pub fn certify(
+        &self,
+        contents: ReportContents,
+        test_type: ReportType,
+        binding: HmacBinding,
+    ) -> SignedUpload {
+        let now = SystemClock.now();
+        let mut rng = rand::rng();
         let hmac_key = ReportHmacKey::generate(&mut rng);
         let request = CertificateRequest {
-            report_hmac: hmac_key.authenticate(&contents),
-            test_type: ReportType::ConfirmedTest,
+            report_hmac: hmac_key.authenticate_bound(&contents, binding),
+            test_type,
             symptom_onset: None,
         };
         SignedUpload {

@@ -6,8 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ephemera_proto::auth::{ExpiryPolicy, TrustedAuthorities};
+use ephemera_proto::federated::{self, FederatedReport};
+use ephemera_proto::report::ReportType;
+use ephemera_proto::revision::{Binding, HmacBinding, RevisionSecret};
 use ephemera_proto::signing::KeyId;
-use ephemera_proto::upload::{SignedUpload, UploadId};
+use ephemera_proto::upload::UploadId;
 use ephemera_proto::{DayNumber, ReportContents, ReportLimits, wire};
 use futures::io::Cursor;
 use libp2p::gossipsub::MessageAcceptance;
@@ -46,9 +49,10 @@ fn topic_of(factory: &UploadFactory) -> KeyId {
     factory.public_key().key_id()
 }
 
-/// The two forgeries gossip must reject (bad signature, wrong HMAC: `docs/PROTOCOL.md`
-/// §4.2–§4.3), plus garbage. An upload of an authority this node does not trust is not
-/// among them: it is ignored (partial trust), see `gossip_verdicts_follow_the_checks`.
+/// The forgeries gossip must reject (bad signature, wrong HMAC: `docs/PROTOCOL.md`
+/// §4.2–§4.3; a revision not signed by the key its certificate binds, §5.4), plus garbage.
+/// An upload of an authority this node does not trust is not among them: it is ignored
+/// (partial trust), see `gossip_verdicts_follow_the_checks`.
 fn forgeries(honest: &UploadFactory) -> Vec<(&'static str, Vec<u8>)> {
     let mut bad_signature = honest.signed(2);
     bad_signature.certificate.signature.0[0] ^= 1;
@@ -60,10 +64,144 @@ fn forgeries(honest: &UploadFactory) -> Vec<(&'static str, Vec<u8>)> {
         ("bad-signature", wire::encode(&bad_signature)),
         ("hmac-mismatch", wire::encode(&wrong_hmac)),
         (
+            "bad-revision-signature",
+            federated::encode(&forged_revision(honest)),
+        ),
+        (
             "malformed",
             vec![wire::WIRE_VERSION, wire::kind::SIGNED_UPLOAD, 0xff],
         ),
     ]
+}
+
+/// A phone's version 2 upload (`likely`, bound to the key of `phone`) and its revision to
+/// `to`, signed by `phone`, as nodes relay them.
+fn bound_report(
+    factory: &UploadFactory,
+    phone: &RevisionSecret,
+    to: ReportType,
+) -> (FederatedReport, FederatedReport) {
+    let key = phone.key();
+    // In canonical order, as nodes relay uploads.
+    let mut contents = UploadFactory::contents(3);
+    contents.canonicalize();
+    let original = factory.certify(
+        contents,
+        ReportType::ConfirmedClinicalDiagnosis,
+        HmacBinding::Upload(key),
+    );
+    let revises = original.certificate.certificate.id;
+    let revision = factory.certify(original.contents.clone(), to, HmacBinding::Revision(key));
+    let signature = phone.sign(&revises, &revision.certificate);
+    (
+        FederatedReport {
+            upload: original,
+            binding: Binding::Upload(key),
+        },
+        FederatedReport {
+            upload: revision,
+            binding: Binding::Revision {
+                key,
+                revises,
+                signature,
+            },
+        },
+    )
+}
+
+/// A revocation of someone else's report, certified (with a code of the same authority)
+/// bound to the victim's key, which travels with the report, but signed by the forger.
+fn forged_revision(factory: &UploadFactory) -> FederatedReport {
+    let victim = RevisionSecret::generate(&mut rand::rng());
+    let (_, mut revision) = bound_report(factory, &victim, ReportType::Revoked);
+    let forger = RevisionSecret::generate(&mut rand::rng());
+    if let Binding::Revision {
+        revises, signature, ..
+    } = &mut revision.binding
+    {
+        *signature = forger.sign(revises, &revision.upload.certificate);
+    }
+    revision
+}
+
+/// Gossip carries a version 2 upload with its revision key and a signed revision with its
+/// proof; each is checked against its key. A peer that re-keys a report it received is
+/// refused (the certified HMAC covers the key) and penalised, and so is one that relays a
+/// revision it signed itself under the victim's key; a revision of a report not held here
+/// yet waits for catch-up, unpenalised; a duplicate revision is ignored.
+#[test]
+fn gossip_checks_revision_keys_and_signatures() {
+    let factory = UploadFactory::new();
+    let verifier = verifier(&factory);
+    let store = MemoryFederationStore::new();
+    let now = SystemClock.now();
+    let topic = topic_of(&factory);
+    let check = |bytes: &[u8]| verifier.check_gossip(&store, &message_id(bytes), bytes, topic, now);
+    let phone = RevisionSecret::generate(&mut rand::rng());
+    let (original, revision) = bound_report(&factory, &phone, ReportType::ConfirmedTest);
+
+    // The revision before its report: valid, not applicable yet, no fault of the sender.
+    let revision_bytes = federated::encode(&revision);
+    assert_eq!(
+        (revision_bytes[0], revision_bytes[1]),
+        (2, wire::kind::FEDERATED_REPORT)
+    );
+    assert_eq!(check(&revision_bytes), Verdict::Later("original-missing"));
+    assert!(!judge(Verdict::Later("original-missing")).penalise);
+    assert!(!judge(Verdict::Later("original-missing")).refuse);
+
+    // A hostile peer's copy of the report under its own key, or stripped of its key.
+    let attacker = RevisionSecret::generate(&mut rand::rng());
+    let rekeyed = FederatedReport {
+        upload: original.upload.clone(),
+        binding: Binding::Upload(attacker.key()),
+    };
+    assert_eq!(
+        check(&federated::encode(&rekeyed)),
+        Verdict::Reject("hmac-mismatch")
+    );
+    assert_eq!(
+        check(&wire::encode(&original.upload)),
+        Verdict::Reject("hmac-mismatch")
+    );
+    let bytes = federated::encode(&original);
+    assert_eq!(check(&bytes), Verdict::Accept);
+    assert_eq!(
+        store.get(&original.upload.content_id()).unwrap(),
+        Some(original.clone()),
+        "kept with its key, served so in catch-up"
+    );
+
+    // A revision signed by another key than its certificate binds: a forgery.
+    assert_eq!(
+        check(&federated::encode(&forged_revision(&factory))),
+        Verdict::Reject("bad-revision-signature")
+    );
+    // A revision the forger signed under the victim's key it claims: the signature fails.
+    let mut stolen = revision.clone();
+    if let Binding::Revision { signature, .. } = &mut stolen.binding {
+        *signature = attacker.sign(
+            &original.upload.certificate.certificate.id,
+            &stolen.upload.certificate,
+        );
+    }
+    assert_eq!(
+        check(&federated::encode(&stolen)),
+        Verdict::Reject("bad-revision-signature")
+    );
+
+    // The phone's revision: accepted once, then a duplicate.
+    assert_eq!(check(&revision_bytes), Verdict::Accept);
+    assert_eq!(check(&revision_bytes), Verdict::Ignore("duplicate"));
+    // A revision in a non-canonical encoding (entries reversed) is refused as gossip.
+    let (_, mut shuffled) = bound_report(&factory, &phone, ReportType::ConfirmedTest);
+    if let ReportContents::Pet(tokens) = &mut shuffled.upload.contents {
+        tokens.reverse();
+    }
+    assert_eq!(
+        check(&federated::encode(&shuffled)),
+        Verdict::Reject("non-canonical")
+    );
 }
 
 #[test]
@@ -164,8 +302,12 @@ fn a_relay_verifies_forwards_once_and_keeps_nothing() {
         assert_eq!(check(&bytes), Verdict::Reject(reason));
     }
     // Catch-up never takes a relayed authority's report.
+    let report = FederatedReport {
+        upload: relayed.signed(2),
+        binding: Binding::Unbound,
+    };
     assert_eq!(
-        verifier.verify(relayed.signed(2), now).map(|_| ()),
+        verifier.verify(report, now).map(|_| ()),
         Err(Verdict::Ignore("untrusted-authority"))
     );
 }
@@ -724,7 +866,7 @@ async fn quic_alone_carries_gossip_and_catch_up() {
 #[derive(Default)]
 struct TestStore {
     honest: RecordingStore,
-    forged: Vec<(UploadId, SignedUpload)>,
+    forged: Vec<(UploadId, FederatedReport)>,
     failing_reads: std::sync::atomic::AtomicBool,
 }
 
@@ -777,7 +919,7 @@ impl FederationStore for TestStore {
         ids.extend(
             self.forged
                 .iter()
-                .filter(|(_, u)| sync_day(u) == day)
+                .filter(|(_, u)| sync_day(&u.upload) == day)
                 .map(|(id, _)| *id),
         );
         Ok(ids
@@ -787,7 +929,7 @@ impl FederationStore for TestStore {
             .collect())
     }
 
-    fn get(&self, id: &UploadId) -> Result<Option<SignedUpload>, StoreError> {
+    fn get(&self, id: &UploadId) -> Result<Option<FederatedReport>, StoreError> {
         self.read()?;
         Ok(self.honest.get(id)?.or_else(|| {
             self.forged
@@ -802,14 +944,14 @@ impl FederationStore for TestStore {
 async fn catch_up_rejects_forged_uploads_and_penalises_the_server() {
     init_tracing();
     let factory = UploadFactory::new();
-    let forged: Vec<(UploadId, SignedUpload)> = forgeries(&factory)
+    let forged: Vec<(UploadId, FederatedReport)> = forgeries(&factory)
         .into_iter()
         .filter_map(|(_, bytes)| {
-            let upload = wire::decode::<SignedUpload>(&bytes).ok()?;
-            Some((UploadId(message_id(&bytes).try_into().unwrap()), upload))
+            let report = federated::decode(&bytes).ok()?;
+            Some((report.upload.content_id(), report))
         })
         .collect();
-    assert_eq!(forged.len(), 2);
+    assert_eq!(forged.len(), 3);
     let forged_ids: Vec<UploadId> = forged.iter().map(|(id, _)| *id).collect();
     let honest_upload = factory.upload(2);
     let server_store = Arc::new(TestStore {
@@ -915,12 +1057,14 @@ fn forged_uploads_fail_verification_for_the_expected_reason() {
     let factory = UploadFactory::new();
     let now = SystemClock.now();
     for (reason, bytes) in forgeries(&factory) {
-        let Ok(upload) = wire::decode::<SignedUpload>(&bytes) else {
+        let Ok(report) = federated::decode(&bytes) else {
             assert_eq!(reason, "malformed");
             continue;
         };
-        let err = upload
-            .verify(
+        let err = report
+            .upload
+            .verify_bound(
+                report.binding,
                 &factory.trusted(),
                 now,
                 ExpiryPolicy::Relayed { retention_days: 14 },
@@ -1142,7 +1286,7 @@ impl FederationStore for SlowStore {
     ) -> Result<Vec<UploadId>, StoreError> {
         self.inner.ids_for_day(day, after, limit)
     }
-    fn get(&self, id: &UploadId) -> Result<Option<SignedUpload>, StoreError> {
+    fn get(&self, id: &UploadId) -> Result<Option<FederatedReport>, StoreError> {
         self.inner.get(id)
     }
     fn day_digest(&self, day: DayNumber) -> Result<DayDigest, StoreError> {
@@ -1232,6 +1376,14 @@ fn verdicts_map_to_gossip_acceptance_and_penalties() {
         ),
         (Verdict::Ignore("too-old"), Ignore, false, true, false),
         (Verdict::Ignore("duplicate"), Ignore, false, true, false),
+        // A revision of a report not held yet: no fault, fetched again in a later round.
+        (
+            Verdict::Later("original-missing"),
+            Ignore,
+            false,
+            false,
+            false,
+        ),
         // A store failure: no penalty, not remembered as refused, the round stops.
         (Verdict::StoreFailed, Ignore, false, false, true),
     ];

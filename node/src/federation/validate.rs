@@ -6,10 +6,11 @@ use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 
 use ephemera_proto::auth::{ExpiryPolicy, TrustedAuthorities};
+use ephemera_proto::federated::{self, FederatedReport};
 use ephemera_proto::signing::KeyId;
-use ephemera_proto::upload::{SignedUpload, UploadId, VerifiedUpload};
+use ephemera_proto::upload::{UploadId, VerifiedUpload};
 use ephemera_proto::{
-    CertificateError, DecodeError, ReportLimits, UnixTime, UploadError, ValidationError, wire,
+    CertificateError, DecodeError, ReportLimits, UnixTime, UploadError, ValidationError,
 };
 
 use libp2p::gossipsub::MessageAcceptance;
@@ -29,6 +30,10 @@ pub(crate) enum Verdict {
     /// Not stored or forwarded, but no fault of the sender (duplicate, clock skew at a
     /// validity edge).
     Ignore(&'static str),
+    /// Valid but not applicable yet (a signed revision of an upload this node does not
+    /// hold): not stored or forwarded, no fault of the sender, and catch-up fetches it again
+    /// in a later round.
+    Later(&'static str),
     /// This node's store failed while checking or storing it: nothing is known about the
     /// upload, so it is neither stored, forwarded, held against the sender, nor taken as
     /// absent.
@@ -42,7 +47,7 @@ impl Verdict {
             Verdict::Accept => "accepted",
             Verdict::Relay => "relayed",
             Verdict::Reject(_) => "rejected",
-            Verdict::Ignore(_) | Verdict::StoreFailed => "ignored",
+            Verdict::Ignore(_) | Verdict::Later(_) | Verdict::StoreFailed => "ignored",
         }
     }
 
@@ -51,7 +56,7 @@ impl Verdict {
         match self {
             Verdict::Accept => "ok",
             Verdict::Relay => "relay",
-            Verdict::Reject(reason) | Verdict::Ignore(reason) => reason,
+            Verdict::Reject(reason) | Verdict::Ignore(reason) | Verdict::Later(reason) => reason,
             Verdict::StoreFailed => "store-error",
         }
     }
@@ -92,7 +97,7 @@ pub(crate) fn judge(verdict: Verdict) -> Judgement {
     let acceptance = match verdict {
         Verdict::Accept | Verdict::Relay => MessageAcceptance::Accept,
         Verdict::Reject(_) => MessageAcceptance::Reject,
-        Verdict::Ignore(_) | Verdict::StoreFailed => MessageAcceptance::Ignore,
+        Verdict::Ignore(_) | Verdict::Later(_) | Verdict::StoreFailed => MessageAcceptance::Ignore,
     };
     let penalise = matches!(verdict, Verdict::Reject(_));
     Judgement {
@@ -149,23 +154,26 @@ impl Verifier {
             .contains(id)
     }
 
-    /// Verifies `upload` as a relayed report at `now`.
+    /// Verifies `report` as a relayed report at `now`: its HMAC must cover its binding's
+    /// key, and a revision's signature verify under it.
     pub(crate) fn verify(
         &self,
-        upload: SignedUpload,
+        report: FederatedReport,
         now: UnixTime,
     ) -> Result<VerifiedUpload, Verdict> {
-        self.verify_under(&self.trusted, upload, now)
+        self.verify_under(&self.trusted, report, now)
     }
 
     fn verify_under(
         &self,
         authorities: &TrustedAuthorities,
-        upload: SignedUpload,
+        report: FederatedReport,
         now: UnixTime,
     ) -> Result<VerifiedUpload, Verdict> {
-        upload
-            .verify(
+        report
+            .upload
+            .verify_bound(
+                report.binding,
                 authorities,
                 now,
                 ExpiryPolicy::Relayed {
@@ -180,10 +188,13 @@ impl Verifier {
     /// id (SHA-256 of the bytes) is `message_id`, received on the topic of the authority
     /// `topic`.
     ///
-    /// Honest nodes publish only canonical encodings, whose hash is the [`UploadId`]; a
-    /// valid upload in another encoding is rejected, so one report has one message id. A
-    /// report under another authority than its topic's is rejected too: honest nodes
-    /// publish each report on its own authority's topic.
+    /// The bytes are a [`SignedUpload`](ephemera_proto::upload::SignedUpload) frame (an
+    /// unbound, version 1 upload) or a [`FederatedReport`] frame (an upload with its
+    /// revision key, or a signed revision: [`federated::decode`]). Honest nodes publish
+    /// only canonical encodings ([`federated::encode`]); a valid upload in another encoding
+    /// is rejected, so one report has one message id. A report under another authority
+    /// than its topic's is rejected too: honest nodes publish each report on its own
+    /// authority's topic.
     ///
     /// A relayed report (authority in the relay set) gets every check a stored one gets
     /// except single use of its certificate, which only a store can enforce: a relay
@@ -203,21 +214,22 @@ impl Verifier {
             Err(_) => return Verdict::Ignore("bad-message-id"),
         };
         let trusted = self.trusted.get(&topic).is_some();
+        if !trusted && self.relayed_before(&claimed) {
+            return Verdict::Ignore("duplicate");
+        }
+        let report = match federated::decode(data) {
+            Ok(report) => report,
+            Err(e) => return decode_verdict(&e),
+        };
+        if report.upload.certificate.certificate.authority != topic {
+            return Verdict::Reject("wrong-topic");
+        }
         if trusted {
-            match store.contains(&claimed) {
+            match store.contains(&report.upload.content_id()) {
                 Ok(true) => return Verdict::Ignore("duplicate"),
                 Ok(false) => {}
                 Err(e) => return Verdict::store_failed(&e),
             }
-        } else if self.relayed_before(&claimed) {
-            return Verdict::Ignore("duplicate");
-        }
-        let upload = match wire::decode::<SignedUpload>(data) {
-            Ok(upload) => upload,
-            Err(e) => return decode_verdict(&e),
-        };
-        if upload.certificate.certificate.authority != topic {
-            return Verdict::Reject("wrong-topic");
         }
         let authorities = if trusted {
             &self.trusted
@@ -226,11 +238,11 @@ impl Verifier {
         } else {
             return Verdict::Ignore("untrusted-authority");
         };
-        let verified = match self.verify_under(authorities, upload, now) {
+        let verified = match self.verify_under(authorities, report, now) {
             Ok(verified) => verified,
             Err(verdict) => return verdict,
         };
-        if verified.id() != claimed {
+        if federated::frame_hash(verified.upload(), verified.binding()) != claimed.0 {
             return Verdict::Reject("non-canonical");
         }
         if trusted {
@@ -249,6 +261,8 @@ pub(crate) fn store_verdict(store: &dyn FederationStore, verified: VerifiedUploa
         Ok(StoreOutcome::Stored) => Verdict::Accept,
         Ok(StoreOutcome::AlreadyStored) => Verdict::Ignore("duplicate"),
         Ok(StoreOutcome::CertificateUsed) => Verdict::Ignore("certificate-used"),
+        Ok(StoreOutcome::OriginalMissing) => Verdict::Later("original-missing"),
+        Ok(StoreOutcome::RevisionRefused) => Verdict::Ignore("revision-refused"),
         Err(e) => Verdict::store_failed(&e),
     }
 }
@@ -282,6 +296,7 @@ pub(crate) fn classify(error: &UploadError) -> Verdict {
             }
             _ => Verdict::Reject("invalid-report"),
         },
+        UploadError::RevisionSignature => Verdict::Reject("bad-revision-signature"),
         _ => Verdict::Reject("invalid"),
     }
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use ephemera_node_core::federation_intake::{RelayAdmission, RelayOutcome};
 use ephemera_node_core::store::StoreError;
-use ephemera_proto::upload::{SignedUpload, UploadId, VerifiedUpload};
+use ephemera_proto::federated::FederatedReport;
+use ephemera_proto::revision::Binding;
+use ephemera_proto::upload::{UploadId, VerifiedUpload};
 
 use crate::federation::{
     DayDigest, Federation, FederationConfig, FederationHandle, FederationStore, MetricsSink,
@@ -193,6 +195,8 @@ impl Node {
         let id = upload.id();
         let commit = match core.admit_relayed(store, upload, self.now())? {
             RelayAdmission::AlreadyStored => return Ok(StoreOutcome::AlreadyStored),
+            RelayAdmission::OriginalMissing => return Ok(StoreOutcome::OriginalMissing),
+            RelayAdmission::RevisionRefused => return Ok(StoreOutcome::RevisionRefused),
             RelayAdmission::Commit(commit) => commit,
         };
         let outcome = self.inner.committer.commit_blocking(*commit)?;
@@ -203,6 +207,7 @@ impl Node {
             }
             RelayOutcome::AlreadyStored => StoreOutcome::AlreadyStored,
             RelayOutcome::CertificateUsed => StoreOutcome::CertificateUsed,
+            RelayOutcome::RevisionRefused => StoreOutcome::RevisionRefused,
         })
     }
 }
@@ -264,10 +269,22 @@ impl FederationStore for NodeFederationStore {
             .map_err(federation_error)
     }
 
-    fn get(&self, id: &UploadId) -> Result<Option<SignedUpload>, crate::federation::StoreError> {
+    fn get(&self, id: &UploadId) -> Result<Option<FederatedReport>, crate::federation::StoreError> {
         let node = self.node()?;
-        let record = node.inner.store.upload(id).map_err(federation_error)?;
-        Ok(record.map(|record| record.upload))
+        let store = &node.inner.store;
+        let Some(record) = store.upload(id).map_err(federation_error)? else {
+            return Ok(None);
+        };
+        // The binding is kept in the certificate's mark, which lives as long as the upload.
+        let binding = store
+            .certificate_use(&record.upload.certificate.certificate.id)
+            .map_err(federation_error)?
+            .filter(|mark| mark.upload == *id)
+            .map_or(Binding::Unbound, |mark| mark.binding);
+        Ok(Some(FederatedReport {
+            upload: record.upload,
+            binding,
+        }))
     }
 
     fn day_digest(

@@ -182,8 +182,14 @@ async fn below_the_disk_reserve_sealed_decoys_are_refused_like_real_requests() {
     let mut codes = node.issue(&session, "confirmed", None, 2).await.codes;
     let contents = pet_contents(3, T0.day());
     let hmac_key = ReportHmacKey::generate(&mut rand::rng());
+    let secret = RevisionSecret::generate(&mut rand::rng());
     let certificate = node
-        .certify(&codes.remove(0).code, &contents, &hmac_key)
+        .certify_bound(
+            &codes.remove(0).code,
+            &contents,
+            &hmac_key,
+            ephemera_proto::revision::HmacBinding::Upload(secret.key()),
+        )
         .await
         .unwrap();
     let real = VerifyRequest {
@@ -204,7 +210,7 @@ async fn below_the_disk_reserve_sealed_decoys_are_refused_like_real_requests() {
             certificate,
             hmac_key,
         },
-        RevisionSecret::generate(&mut rand::rng()).key(),
+        secret.key(),
     ));
     let decoy_upload = wire::encode(&UploadRequest::decoy(real_upload.len()));
     let real_upload = exchange(&node, key, SealedRoute::Upload, &real_upload).await;

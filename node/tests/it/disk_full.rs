@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use ephemera_node::clock::ManualClock;
 use ephemera_proto::auth::{CertificateId, ReportHmacKey};
-use ephemera_proto::revision::RevisionSecret;
 use ephemera_proto::upload::{SignedUpload, UploadBody};
 
 use crate::util::*;
@@ -139,12 +138,7 @@ async fn a_nearly_full_disk_refuses_uploads_below_the_reserve_until_space_is_fre
         hmac_key,
     };
     assert_eq!(
-        node.upload_body(UploadBody::Real {
-            upload,
-            revision_key: RevisionSecret::generate(&mut rand::rng()).key(),
-        })
-        .await
-        .status,
+        node.upload_body(UploadBody::RealV1(upload)).await.status,
         200
     );
     assert_eq!(node.node.store().upload_count().unwrap(), 2);

@@ -9,7 +9,6 @@ use ephemera_node::clock::ManualClock;
 use ephemera_proto::api::VerifyRequest;
 use ephemera_proto::auth::ReportHmacKey;
 use ephemera_proto::report::ReportContents;
-use ephemera_proto::revision::RevisionSecret;
 use ephemera_proto::upload::{SignedUpload, UploadBody, UploadRequest};
 use ephemera_proto::wire;
 
@@ -80,14 +79,7 @@ async fn below_the_disk_reserve_uploads_and_verifies_wait_and_nothing_acknowledg
         .await
         .unwrap_err();
     assert_insufficient_storage(&refused);
-    assert_insufficient_storage(
-        &node
-            .upload_body(UploadBody::Real {
-                upload: held.clone(),
-                revision_key: RevisionSecret::generate(&mut rand::rng()).key(),
-            })
-            .await,
-    );
+    assert_insufficient_storage(&node.upload_body(UploadBody::RealV1(held.clone())).await);
     // Decoys get exactly the same answers.
     let decoy_verify = node
         .post_raw(
@@ -148,12 +140,7 @@ async fn below_the_disk_reserve_uploads_and_verifies_wait_and_nothing_acknowledg
             hmac_key: spare_key,
         },
     ] {
-        let response = node
-            .upload_body(UploadBody::Real {
-                upload,
-                revision_key: RevisionSecret::generate(&mut rand::rng()).key(),
-            })
-            .await;
+        let response = node.upload_body(UploadBody::RealV1(upload)).await;
         assert_eq!(
             response.status,
             200,

@@ -73,6 +73,39 @@ fn tokens(contents: &ReportContents) -> Vec<[u8; 16]> {
     }
 }
 
+/// Nodes A, B and C, each in a data folder of its own: B bootstraps from A, C from B, and
+/// B and C trust A's authority.
+struct Chain {
+    /// The data folders of A, B and C.
+    dirs: [tempfile::TempDir; 3],
+    a: TestNode,
+    b: TestNode,
+    b_addr: Multiaddr,
+    c: TestNode,
+    /// A's authority key.
+    trust_a: Vec<Ed25519PublicKey>,
+}
+
+async fn chain() -> Chain {
+    let dirs = [(); 3].map(|_| tempfile::tempdir().unwrap());
+    let (a, a_addr) = start(fed_config(dirs[0].path(), vec![]), vec![]).await;
+    let trust_a = vec![authority(&a)];
+    let (b, b_addr) = start(fed_config(dirs[1].path(), trust_a.clone()), vec![a_addr]).await;
+    let (c, _) = start(
+        fed_config(dirs[2].path(), trust_a.clone()),
+        vec![b_addr.clone()],
+    )
+    .await;
+    Chain {
+        dirs,
+        a,
+        b,
+        b_addr,
+        c,
+        trust_a,
+    }
+}
+
 async fn has_uploads(node: &TestNode, n: u64) -> bool {
     let store = node.node.store().clone();
     wait_until(WAIT, || store.upload_count().unwrap() >= n).await
@@ -80,15 +113,14 @@ async fn has_uploads(node: &TestNode, n: u64) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_at_a_reaches_c_batches_and_restarted_c_catches_up() {
-    let (da, db, dc) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let (a, a_addr) = start(fed_config(da.path(), vec![]), vec![]).await;
-    let trust_a = vec![authority(&a)];
-    let (b, b_addr) = start(fed_config(db.path(), trust_a.clone()), vec![a_addr]).await;
-    let (c, _) = start(fed_config(dc.path(), trust_a.clone()), vec![b_addr.clone()]).await;
+    let Chain {
+        dirs,
+        a,
+        b,
+        b_addr,
+        c,
+        trust_a,
+    } = chain().await;
 
     // A phone uploads at A over HTTP.
     let session = a.login().await;
@@ -117,7 +149,7 @@ async fn upload_at_a_reaches_c_batches_and_restarted_c_catches_up() {
     assert!(has_uploads(&b, 2).await);
     // Its clock goes on from where the first run's batch cut left it.
     let later = ephemera_proto::UnixTime(T0.0 + 2 * c_period);
-    let (c, _) = start_at(fed_config(dc.path(), trust_a), vec![b_addr], later).await;
+    let (c, _) = start_at(fed_config(dirs[2].path(), trust_a), vec![b_addr], later).await;
     assert!(has_uploads(&c, 2).await, "restarted C did not catch up");
     c.next_batches().await;
     let published = c.all_published().await;
@@ -188,6 +220,184 @@ async fn a_peer_below_its_disk_reserve_stores_nothing_and_catches_up_with_room()
     config.storage.free_space_reserve_mb = 0;
     let (b, _) = start(config, vec![a_addr]).await;
     assert!(has_uploads(&b, 1).await, "B caught up once it had room");
+    b.stop().await;
+    a.stop().await;
+}
+
+/// How often each token of `contents` is in `published`.
+fn counts(
+    published: &ephemera_proto::batch::BatchContents,
+    contents: &ReportContents,
+) -> Vec<usize> {
+    tokens(contents)
+        .iter()
+        .map(|token| {
+            published
+                .tokens
+                .iter()
+                .filter(|t| t.token.0 == *token)
+                .count()
+        })
+        .collect()
+}
+
+/// Revisions federate (issue 31 item 4; `docs/PROTOCOL.md` §5.4, §9.1): a phone's version 2
+/// uploads reach B and C with their revision keys, its signed revisions at A reach them too,
+/// and every node publishes the final state once: each token of the confirmed report once,
+/// none of the revoked one. A hostile peer holding a gossiped report cannot upload it with
+/// its own key, nor as version 1, at a node that does not hold it yet (the certified HMAC
+/// covers the key), and cannot revise it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_at_a_reaches_b_and_c_and_each_publishes_the_final_state_once() {
+    use ephemera_proto::revision::{HmacBinding, RevisionSecret};
+    use ephemera_proto::upload::UploadBody;
+
+    // The data folders live as long as `_dirs`.
+    let Chain {
+        dirs: _dirs,
+        a,
+        b,
+        c,
+        trust_a,
+        ..
+    } = chain().await;
+    let dd = tempfile::tempdir().unwrap();
+    let session = a.login().await;
+
+    // Two `likely` reports of two phones at A: one to confirm, one to revoke.
+    let mut reports = Vec::new();
+    for n in [4, 3] {
+        let phone = RevisionSecret::generate(&mut rand::rng());
+        let contents = pet_contents(n, T0.day());
+        let upload = a.report_v2(&session, "likely", &contents, &phone).await;
+        reports.push((phone, contents, upload));
+    }
+    assert!(has_uploads(&b, 2).await, "B never stored the uploads");
+    assert!(has_uploads(&c, 2).await, "C never stored the uploads");
+
+    // A hostile peer (it got the first report by gossip) races it to D, which trusts A's
+    // authority and has not received it: with its own key, or as version 1, it is refused;
+    // a revision of its own finds nothing it may revise.
+    let d = TestNode::start_uncaptured(fed_config(dd.path(), trust_a), ManualClock::new(T0)).await;
+    let (_, contents, first) = &reports[0];
+    let attacker = RevisionSecret::generate(&mut rand::rng());
+    d.upload_body(UploadBody::Real {
+        upload: first.clone(),
+        revision_key: attacker.key(),
+    })
+    .await
+    .assert_error(400, "hmac-mismatch");
+    d.upload_body(UploadBody::RealV1(first.clone()))
+        .await
+        .assert_error(400, "hmac-mismatch");
+    let original = first.certificate.certificate.id;
+    let own = a
+        .certified(
+            &session,
+            "negative",
+            contents,
+            HmacBinding::Revision(attacker.key()),
+        )
+        .await;
+    d.upload_body(UploadBody::Revision {
+        signature: attacker.sign(&original, &own.certificate),
+        upload: own,
+        revises: original,
+    })
+    .await
+    .assert_error(400, "invalid-revision-signature");
+    assert_eq!(d.node.store().upload_count().unwrap(), 0);
+    d.stop().await;
+
+    // The phones revise at A: confirmed, and revoked.
+    for ((phone, _, upload), test_type) in reports.iter().zip(["confirmed", "negative"]) {
+        a.revise_v2(&session, test_type, upload, phone).await;
+    }
+    assert!(has_uploads(&b, 4).await, "B never stored the revisions");
+    assert!(has_uploads(&c, 4).await, "C never stored the revisions");
+    // Catch-up rounds (every second) and gossip from both sides bring each revision again:
+    // it is applied once.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    for node in [&a, &b, &c] {
+        assert_eq!(node.node.store().upload_count().unwrap(), 4);
+        node.next_batches().await;
+        let published = node.all_published().await;
+        assert_eq!(
+            counts(&published, &reports[0].1),
+            vec![1; 4],
+            "confirmed: each token once"
+        );
+        assert_eq!(
+            counts(&published, &reports[1].1),
+            vec![0; 3],
+            "revoked: never"
+        );
+    }
+    c.stop().await;
+    b.stop().await;
+    a.stop().await;
+}
+
+/// A node that published the original publishes a relayed revision as the single-node path
+/// does: each `gaen` key goes out once as `likely` and, after the revision, once again as
+/// `confirmed` (a revised key), at A, where the phone revised, and at B and C alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_after_publication_is_published_again_once_at_every_node() {
+    use ephemera_proto::gaen::{DiagnosisKey, TemporaryExposureKey};
+    use ephemera_proto::report::ReportType;
+    use ephemera_proto::revision::RevisionSecret;
+
+    // The data folders live as long as `_dirs`.
+    let Chain {
+        dirs: _dirs,
+        a,
+        b,
+        c,
+        ..
+    } = chain().await;
+    let session = a.login().await;
+    // Keys of the two days before, publishable at once (their windows ended over 2 h ago).
+    let key = |byte: u8, days_ago: u32| DiagnosisKey {
+        key: TemporaryExposureKey([byte; 16]),
+        rolling_start: T0.day().minus(days_ago).first_interval(),
+        rolling_period: 144,
+        report_type: ReportType::SelfReport,
+        days_since_onset: None,
+    };
+    let contents = ReportContents::Gaen(vec![key(0xa1, 1), key(0xa2, 2)]);
+    let phone = RevisionSecret::generate(&mut rand::rng());
+    let upload = a.report_v2(&session, "likely", &contents, &phone).await;
+    assert!(has_uploads(&b, 1).await && has_uploads(&c, 1).await);
+    for node in [&a, &b, &c] {
+        node.next_batches().await;
+    }
+
+    a.revise_v2(&session, "confirmed", &upload, &phone).await;
+    assert!(has_uploads(&b, 2).await && has_uploads(&c, 2).await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for node in [&a, &b, &c] {
+        node.next_batches().await;
+        let published = node.all_published().await;
+        for byte in [0xa1, 0xa2] {
+            let mut types: Vec<ReportType> = published
+                .diagnosis_keys
+                .iter()
+                .filter(|k| k.key.0 == [byte; 16])
+                .map(|k| k.report_type)
+                .collect();
+            types.sort();
+            assert_eq!(
+                types,
+                [
+                    ReportType::ConfirmedTest,
+                    ReportType::ConfirmedClinicalDiagnosis
+                ],
+                "once likely, once revised to confirmed"
+            );
+        }
+    }
+    c.stop().await;
     b.stop().await;
     a.stop().await;
 }

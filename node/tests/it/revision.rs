@@ -4,35 +4,11 @@
 
 use ephemera_node::clock::ManualClock;
 use ephemera_proto::api::UploadResponse;
-use ephemera_proto::auth::ReportHmacKey;
-use ephemera_proto::report::ReportContents;
-use ephemera_proto::revision::RevisionSecret;
-use ephemera_proto::upload::{SignedUpload, UploadBody, UploadRequest};
+use ephemera_proto::revision::{HmacBinding, RevisionSecret};
+use ephemera_proto::upload::{UploadBody, UploadRequest};
 use ephemera_proto::wire;
 
 use crate::util::*;
-
-/// A fresh code of `test_type`, certified for `contents`.
-async fn certified(
-    node: &TestNode,
-    session: &str,
-    test_type: &str,
-    contents: &ReportContents,
-) -> SignedUpload {
-    let code = node
-        .issue(session, test_type, None, 1)
-        .await
-        .codes
-        .remove(0)
-        .code;
-    let hmac_key = ReportHmacKey::generate(&mut rand::rng());
-    let certificate = node.certify(&code, contents, &hmac_key).await.unwrap();
-    SignedUpload {
-        contents: contents.clone(),
-        certificate,
-        hmac_key,
-    }
-}
 
 fn token_of(response: &Response) -> String {
     assert_eq!(
@@ -48,7 +24,9 @@ fn token_of(response: &Response) -> String {
 
 /// The attack of issue 24: a peer or proxy that holds the victim's upload replays it, then
 /// tries `likely` → `confirmed` and a revocation under certificates of the same authority
-/// (codes of its own); every try fails, and the victim's own revision succeeds.
+/// (codes of its own); every try fails, and the victim's own revision succeeds. Since the
+/// certified HMAC covers the revision key (`docs/PROTOCOL.md` §4.2), the upload cannot be
+/// sent with another key, nor as version 1, at any node.
 #[tokio::test]
 async fn a_replayed_upload_cannot_revise_and_the_victims_signed_revision_succeeds() {
     let dir = tempfile::tempdir().unwrap();
@@ -56,7 +34,14 @@ async fn a_replayed_upload_cannot_revise_and_the_victims_signed_revision_succeed
     let session = node.login().await;
     let contents = pet_contents(3, T0.day());
     let victim = RevisionSecret::generate(&mut rand::rng());
-    let first = certified(&node, &session, "likely", &contents).await;
+    let first = node
+        .certified(
+            &session,
+            "likely",
+            &contents,
+            HmacBinding::Upload(victim.key()),
+        )
+        .await;
     let original = first.certificate.certificate.id;
     let bytes = wire::encode(&UploadRequest::real(first.clone(), victim.key()));
     assert_eq!(bytes[0], wire::WIRE_VERSION_2);
@@ -65,44 +50,68 @@ async fn a_replayed_upload_cannot_revise_and_the_victims_signed_revision_succeed
         .await;
     assert_eq!(token_of(&answer), "", "a version 2 answer carries no token");
 
-    // Replays: the bytes as they were, the upload under a version 1 frame, and under the
-    // attacker's own revision key. Each gets the first answer; none stores anything.
+    // Replays: the bytes as they were get the first answer. Under a version 1 frame, or
+    // under the attacker's own revision key, the certificate does not fit: refused.
     let replay = node
         .post_raw("/v1/uploads", "application/octet-stream", &bytes)
         .await;
     assert_eq!((replay.status, &replay.body), (200, &answer.body));
-    let as_v1 = node.upload_body(UploadBody::RealV1(first.clone())).await;
-    assert_eq!(token_of(&as_v1), "", "no token for a keyed upload");
+    node.upload_body(UploadBody::RealV1(first.clone()))
+        .await
+        .assert_error(400, "hmac-mismatch");
     let attacker = RevisionSecret::generate(&mut rand::rng());
-    let rekeyed = node
-        .upload_body(UploadBody::Real {
-            upload: first.clone(),
-            revision_key: attacker.key(),
-        })
-        .await;
-    assert_eq!(token_of(&rekeyed), "");
+    node.upload_body(UploadBody::Real {
+        upload: first.clone(),
+        revision_key: attacker.key(),
+    })
+    .await
+    .assert_error(400, "hmac-mismatch");
 
     // The attacker's revisions, under the same authority: refused.
     for test_type in ["negative", "confirmed"] {
-        let revision = certified(&node, &session, test_type, &contents).await;
+        // Certified for its own key: the node binds the victim's.
+        let own = node
+            .certified(
+                &session,
+                test_type,
+                &contents,
+                HmacBinding::Revision(attacker.key()),
+            )
+            .await;
         node.upload_body(UploadBody::Revision {
-            signature: attacker.sign(&original, &revision.certificate),
-            upload: revision.clone(),
+            signature: attacker.sign(&original, &own.certificate),
+            upload: own,
             revises: original,
         })
         .await
-        .assert_error(400, "invalid-revision-signature");
-        // A signature of the victim over another revision does not carry over either.
-        let stolen = victim.sign(&original, &first.certificate);
-        node.upload_body(UploadBody::Revision {
-            upload: revision.clone(),
-            revises: original,
-            signature: stolen,
-        })
-        .await
-        .assert_error(400, "invalid-revision-signature");
+        .assert_error(400, "hmac-mismatch");
+        // Certified for the victim's key (it is public), signed by the attacker, or with a
+        // signature of the victim over another certificate.
+        let revision = node
+            .certified(
+                &session,
+                test_type,
+                &contents,
+                HmacBinding::Revision(victim.key()),
+            )
+            .await;
+        for signature in [
+            attacker.sign(&original, &revision.certificate),
+            victim.sign(&original, &first.certificate),
+        ] {
+            node.upload_body(UploadBody::Revision {
+                upload: revision.clone(),
+                revises: original,
+                signature,
+            })
+            .await
+            .assert_error(400, "invalid-revision-signature");
+        }
+        let unbound = node
+            .certified(&session, test_type, &contents, HmacBinding::Unbound)
+            .await;
         node.upload_body(UploadBody::RevisionV1 {
-            upload: revision,
+            upload: unbound,
             revision_token: vec![0; 32],
         })
         .await
@@ -110,7 +119,14 @@ async fn a_replayed_upload_cannot_revise_and_the_victims_signed_revision_succeed
     }
 
     // The victim's own revision goes through, and its retry gets the same answer.
-    let confirmed = certified(&node, &session, "confirmed", &contents).await;
+    let confirmed = node
+        .certified(
+            &session,
+            "confirmed",
+            &contents,
+            HmacBinding::Revision(victim.key()),
+        )
+        .await;
     let revision = wire::encode(&UploadRequest::revision(confirmed, original, &victim));
     let revised = node
         .post_raw("/v1/uploads", "application/octet-stream", &revision)
@@ -121,7 +137,14 @@ async fn a_replayed_upload_cannot_revise_and_the_victims_signed_revision_succeed
         .await;
     assert_eq!((retried.status, &retried.body), (200, &revised.body));
     // Revised once: not again, not even by the victim.
-    let negative = certified(&node, &session, "negative", &contents).await;
+    let negative = node
+        .certified(
+            &session,
+            "negative",
+            &contents,
+            HmacBinding::Revision(victim.key()),
+        )
+        .await;
     node.upload_body(UploadBody::Revision {
         signature: victim.sign(&original, &negative.certificate),
         upload: negative,
@@ -144,7 +167,9 @@ async fn version_1_uploads_are_revised_by_token_only_and_decoys_answer_by_versio
     assert_eq!(token.len(), 64, "a version 1 upload gets its token");
     let original = first.certificate.certificate.id;
     let anyone = RevisionSecret::generate(&mut rand::rng());
-    let revoke = certified(&node, &session, "negative", &contents).await;
+    let revoke = node
+        .certified(&session, "negative", &contents, HmacBinding::Unbound)
+        .await;
     node.upload_body(UploadBody::Revision {
         signature: anyone.sign(&original, &revoke.certificate),
         upload: revoke.clone(),

@@ -18,6 +18,7 @@ use ephemera_proto::auth::{ReportHmacKey, SignedCertificate};
 use ephemera_proto::batch::{BatchContents, BatchIndex, SignedBatch, TrustedNodes};
 use ephemera_proto::pet::EncounterToken;
 use ephemera_proto::report::{PublishedToken, ReportContents};
+use ephemera_proto::revision::{HmacBinding, RevisionSecret};
 use ephemera_proto::upload::{SignedUpload, UploadBody, UploadRequest};
 use ephemera_proto::{UnixTime, wire};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -352,16 +353,29 @@ impl TestNode {
             .code
     }
 
-    /// Exchanges a code for a certificate over HMAC(contents).
+    /// Exchanges a code for a certificate over HMAC(contents) (version 1: the entries only).
     pub(crate) async fn certify(
         &self,
         code: &str,
         contents: &ReportContents,
         hmac_key: &ReportHmacKey,
     ) -> Result<SignedCertificate, Response> {
+        self.certify_bound(code, contents, hmac_key, HmacBinding::Unbound)
+            .await
+    }
+
+    /// Exchanges a code for a certificate over the HMAC of `contents` bound to `binding`
+    /// (version 2: a revision key and its role).
+    pub(crate) async fn certify_bound(
+        &self,
+        code: &str,
+        contents: &ReportContents,
+        hmac_key: &ReportHmacKey,
+        binding: HmacBinding,
+    ) -> Result<SignedCertificate, Response> {
         let request = VerifyRequest {
             code: code.to_owned(),
-            report_hmac: hex::encode(hmac_key.authenticate(contents).0),
+            report_hmac: hex::encode(hmac_key.authenticate_bound(contents, binding).0),
             decoy: false,
             padding: String::new(),
         };
@@ -373,6 +387,89 @@ impl TestNode {
         }
         let parsed: VerifyResponse = serde_json::from_slice(&response.body).unwrap();
         Ok(parsed.certificate().unwrap())
+    }
+
+    /// A fresh code of `test_type` from `session`, certified for `contents` bound to
+    /// `binding`, as the upload a phone would send with it.
+    pub(crate) async fn certified(
+        &self,
+        session: &str,
+        test_type: &str,
+        contents: &ReportContents,
+        binding: HmacBinding,
+    ) -> SignedUpload {
+        let code = self
+            .issue(session, test_type, None, 1)
+            .await
+            .codes
+            .remove(0)
+            .code;
+        let hmac_key = ReportHmacKey::generate(&mut rand::rng());
+        let certificate = self
+            .certify_bound(&code, contents, &hmac_key, binding)
+            .await
+            .unwrap();
+        SignedUpload {
+            contents: contents.clone(),
+            certificate,
+            hmac_key,
+        }
+    }
+
+    /// A phone's version 2 report: a fresh code of `test_type` certified for `contents`
+    /// bound to `phone`'s key, uploaded with that key; asserts 200 and returns the upload.
+    pub(crate) async fn report_v2(
+        &self,
+        session: &str,
+        test_type: &str,
+        contents: &ReportContents,
+        phone: &RevisionSecret,
+    ) -> SignedUpload {
+        let upload = self
+            .certified(
+                session,
+                test_type,
+                contents,
+                HmacBinding::Upload(phone.key()),
+            )
+            .await;
+        self.post_ok(&UploadRequest::real(upload.clone(), phone.key()))
+            .await;
+        upload
+    }
+
+    /// The phone's signed revision to `test_type` of its version 2 upload `original`;
+    /// asserts 200.
+    pub(crate) async fn revise_v2(
+        &self,
+        session: &str,
+        test_type: &str,
+        original: &SignedUpload,
+        phone: &RevisionSecret,
+    ) {
+        let revision = self
+            .certified(
+                session,
+                test_type,
+                &original.contents,
+                HmacBinding::Revision(phone.key()),
+            )
+            .await;
+        let revises = original.certificate.certificate.id;
+        self.post_ok(&UploadRequest::revision(revision, revises, phone))
+            .await;
+    }
+
+    /// Posts `request` to `/v1/uploads` and asserts 200.
+    async fn post_ok(&self, request: &UploadRequest) {
+        let sent = self
+            .post_raw(
+                "/v1/uploads",
+                "application/octet-stream",
+                &wire::encode(request),
+            )
+            .await;
+        assert_eq!(sent.status, 200, "{}", String::from_utf8_lossy(&sent.body));
     }
 
     pub(crate) async fn post_raw(&self, path: &str, content_type: &str, body: &[u8]) -> Response {
@@ -437,19 +534,9 @@ impl TestNode {
         test_type: &str,
         contents: ReportContents,
     ) -> (String, SignedUpload) {
-        let code = self
-            .issue(session, test_type, None, 1)
-            .await
-            .codes
-            .remove(0)
-            .code;
-        let hmac_key = ReportHmacKey::generate(&mut rand::rng());
-        let certificate = self.certify(&code, &contents, &hmac_key).await.unwrap();
-        let upload = SignedUpload {
-            contents,
-            certificate,
-            hmac_key,
-        };
+        let upload = self
+            .certified(session, test_type, &contents, HmacBinding::Unbound)
+            .await;
         let response = self.upload_body(UploadBody::RealV1(upload.clone())).await;
         assert_eq!(
             response.status,

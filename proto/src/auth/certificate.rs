@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::hmac::{ReportHmac, ReportHmacKey};
 use crate::error::CertificateError;
 use crate::report::{ReportContents, ReportType};
+use crate::revision::HmacBinding;
 use crate::signing::{Ed25519PublicKey, Ed25519SigningKey, KeyId, Signature, TrustedKeys};
 use crate::time::{DayNumber, UnixTime};
 use crate::wire::{self, WireMessage};
@@ -134,7 +135,8 @@ impl SignedCertificate {
         Ok(cert)
     }
 
-    /// Checks that `contents`, authenticated with `hmac_key`, is the certified report.
+    /// Checks that `contents` with `binding`, authenticated with `hmac_key`, is the certified
+    /// report.
     ///
     /// # Errors
     /// [`CertificateError::HmacMismatch`].
@@ -142,8 +144,9 @@ impl SignedCertificate {
         &self,
         contents: &ReportContents,
         hmac_key: &ReportHmacKey,
+        binding: HmacBinding,
     ) -> Result<(), CertificateError> {
-        if hmac_key.authenticate(contents) == self.certificate.report_hmac {
+        if hmac_key.authenticate_bound(contents, binding) == self.certificate.report_hmac {
             Ok(())
         } else {
             Err(CertificateError::HmacMismatch)
@@ -293,17 +296,35 @@ mod tests {
             cert.verify(&trusted, NOW.plus_seconds(10), ExpiryPolicy::FirstUpload)
                 .is_ok()
         );
-        assert_eq!(cert.check_report(&contents, &hmac_key), Ok(()));
+        assert_eq!(
+            cert.check_report(&contents, &hmac_key, HmacBinding::Unbound),
+            Ok(())
+        );
+        // Bound to a revision key (version 2), the same HMAC key and entries give another
+        // HMAC for each key and role.
+        let key = crate::revision::RevisionSecret::from_seed(&[8; 32]).key();
+        let other_key = crate::revision::RevisionSecret::from_seed(&[9; 32]).key();
+        for binding in [
+            HmacBinding::Upload(key),
+            HmacBinding::Revision(key),
+            HmacBinding::Upload(other_key),
+        ] {
+            assert_eq!(
+                cert.check_report(&contents, &hmac_key, binding),
+                Err(CertificateError::HmacMismatch),
+                "{binding:?}"
+            );
+        }
         let other = ReportContents::Pet(vec![PublishedToken {
             day: NOW.day(),
             token: EncounterToken([6; 16]),
         }]);
         assert_eq!(
-            cert.check_report(&other, &hmac_key),
+            cert.check_report(&other, &hmac_key, HmacBinding::Unbound),
             Err(CertificateError::HmacMismatch)
         );
         assert_eq!(
-            cert.check_report(&contents, &ReportHmacKey([0; 32])),
+            cert.check_report(&contents, &ReportHmacKey([0; 32]), HmacBinding::Unbound),
             Err(CertificateError::HmacMismatch)
         );
     }

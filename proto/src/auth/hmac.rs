@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::report::ReportContents;
+use crate::revision::HmacBinding;
 
 /// The phone's random HMAC key for one report. It stays on the phone until the upload, so
 /// the authority that signs the HMAC never learns the report.
@@ -22,12 +23,22 @@ impl ReportHmacKey {
         ReportHmacKey(key)
     }
 
-    /// HMAC-SHA256 over the report's canonical HMAC input
-    /// ([`ReportContents::hmac_input`]).
+    /// HMAC-SHA256 over the report's version 1 HMAC input, which covers the entries only
+    /// ([`ReportContents::hmac_input`] with [`HmacBinding::Unbound`]).
     pub fn authenticate(&self, contents: &ReportContents) -> ReportHmac {
+        self.authenticate_bound(contents, HmacBinding::Unbound)
+    }
+
+    /// HMAC-SHA256 over the report's canonical HMAC input with `binding`
+    /// ([`ReportContents::hmac_input`]): version 2 covers the revision key too.
+    pub fn authenticate_bound(
+        &self,
+        contents: &ReportContents,
+        binding: HmacBinding,
+    ) -> ReportHmac {
         let key = hmac::Key::new(hmac::HMAC_SHA256, &self.0);
         let mut out = [0u8; 32];
-        out.copy_from_slice(hmac::sign(&key, &contents.hmac_input()).as_ref());
+        out.copy_from_slice(hmac::sign(&key, &contents.hmac_input(binding)).as_ref());
         ReportHmac(out)
     }
 }

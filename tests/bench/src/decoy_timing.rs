@@ -110,7 +110,15 @@ async fn measure(floor_ms: u64) -> Vec<Figure> {
         let hmac_key = ReportHmacKey::generate(&mut rng);
         let code = if real { codes.next() } else { None };
         let request = match code {
-            Some(code) => VerifyRequest::real(&code, &hmac_key.authenticate(&contents)),
+            Some(code) => VerifyRequest::real(
+                &code,
+                &hmac_key.authenticate_bound(
+                    &contents,
+                    ephemera_proto::revision::HmacBinding::Upload(
+                        ephemera_proto::revision::RevisionSecret::from_seed(&[7; 32]).key(),
+                    ),
+                ),
+            ),
             None => VerifyRequest::decoy(&mut rng),
         };
         let (answer, verify) = exchange(

@@ -93,11 +93,21 @@ fn verify_rate(bodies: &[Vec<u8>], trusted: &TrustedAuthorities) -> (f64, f64) {
             s.spawn(move || {
                 for body in half {
                     let request: UploadRequest = wire::decode(body).expect("valid body");
-                    let UploadBody::Real { upload, .. } = request.body else {
+                    let UploadBody::Real {
+                        upload,
+                        revision_key,
+                    } = request.body
+                    else {
                         panic!("real upload expected");
                     };
                     let verified = upload
-                        .verify(trusted, now, ExpiryPolicy::FirstUpload, limits)
+                        .verify_bound(
+                            ephemera_proto::revision::Binding::Upload(revision_key),
+                            trusted,
+                            now,
+                            ExpiryPolicy::FirstUpload,
+                            limits,
+                        )
                         .expect("valid upload");
                     std::hint::black_box(verified);
                 }

@@ -116,7 +116,12 @@ pub fn certified_upload_body(
     use ephemera_proto::upload::{SignedUpload, UploadRequest};
     let hmac_key = ReportHmacKey::generate(rng);
     let request = CertificateRequest {
-        report_hmac: hmac_key.authenticate(&contents),
+        report_hmac: hmac_key.authenticate_bound(
+            &contents,
+            ephemera_proto::revision::HmacBinding::Upload(
+                ephemera_proto::revision::RevisionSecret::from_seed(&[7; 32]).key(),
+            ),
+        ),
         test_type: ephemera_proto::report::ReportType::ConfirmedTest,
         symptom_onset: None,
     };

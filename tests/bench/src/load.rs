@@ -477,7 +477,15 @@ async fn upload(
     let contents = pet_contents(node, rng);
     let hmac_key = ReportHmacKey::generate(rng);
     let code = UploadCode::parse(code).map_err(|e| anyhow::anyhow!("issued code: {e}"))?;
-    let verify = VerifyRequest::real(&code, &hmac_key.authenticate(&contents));
+    let verify = VerifyRequest::real(
+        &code,
+        &hmac_key.authenticate_bound(
+            &contents,
+            ephemera_proto::revision::HmacBinding::Upload(
+                ephemera_proto::revision::RevisionSecret::from_seed(&[7; 32]).key(),
+            ),
+        ),
+    );
     let response = connection
         .post("/v1/verify", "application/json", &verify.to_padded_json())
         .await?;

@@ -88,7 +88,7 @@ impl ReportStore for MemoryReportStore {
         }
         if let Some(original) = &commit.consume_revision {
             match inner.certificates.get_mut(&original.0) {
-                Some(mark) if mark.state == CertificateState::Accepted => {
+                Some(mark) if mark.state.revisable() => {
                     mark.state = CertificateState::Revised;
                 }
                 _ => return Ok(CommitOutcome::RevisionTokenUnknown),

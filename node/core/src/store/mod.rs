@@ -21,8 +21,8 @@ use ephemera_proto::auth::{CertificateId, CodeHash};
 use ephemera_proto::batch::{BatchId, BatchIndexEntry};
 use ephemera_proto::gaen::DiagnosisKey;
 use ephemera_proto::report::{PublishedToken, ReportType};
-use ephemera_proto::revision::RevisionKey;
-use ephemera_proto::signing::Ed25519PublicKey;
+use ephemera_proto::revision::{Binding, RevisionKey};
+use ephemera_proto::signing::{Ed25519PublicKey, Signature};
 use ephemera_proto::upload::{SignedUpload, UploadId};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -225,11 +225,19 @@ pub enum CertificateState {
     /// A phone uploaded it to this node and it was revised since (its revision token is
     /// spent).
     Revised = 1,
-    /// A peer relayed it; nobody holds a revision token for it here.
+    /// A peer relayed it; nobody holds a revision token for it here (a version 2 upload
+    /// relayed with its key may be revised with that key's signature, like one accepted
+    /// here).
     Relayed = 2,
 }
 
 impl CertificateState {
+    /// Whether an upload with this mark may still be revised (by its token or its key's
+    /// signature): it was accepted here or relayed, and not revised yet.
+    pub fn revisable(self) -> bool {
+        matches!(self, CertificateState::Accepted | CertificateState::Relayed)
+    }
+
     /// Decodes the state byte.
     pub fn from_byte(b: u8) -> Option<CertificateState> {
         Some(match b {
@@ -242,49 +250,77 @@ impl CertificateState {
 }
 
 /// A used certificate id's mark: the upload it was used for, its state and, for an upload
-/// of protocol version 2, the revision key that alone may revise it.
+/// of protocol version 2, its binding to a revision key.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct CertificateUse {
     /// The upload the certificate was used for.
     pub upload: UploadId,
     /// Accepted here, revised, or relayed.
     pub state: CertificateState,
-    /// The key whose secret may revise the upload (`docs/PROTOCOL.md` §5.4); `None` for a
-    /// version 1 upload (revised by its token) and for a relayed one.
-    pub revision_key: Option<RevisionKey>,
+    /// The upload's binding (`docs/PROTOCOL.md` §5.4): for a first upload the key whose
+    /// secret alone may revise it, for a revision its key, the certificate it revises and
+    /// its signature (so catch-up can serve it as it was relayed); [`Binding::Unbound`] for
+    /// a version 1 upload (revised by its token).
+    pub binding: Binding,
 }
 
 impl CertificateUse {
     /// Byte length of an encoded mark without a revision key (the only length before
     /// protocol version 2, still read as it is).
     pub const LEN: usize = 33;
-    /// Byte length of an encoded mark with a revision key.
+    /// Byte length of an encoded mark with a revision key (a first upload).
     pub const LEN_WITH_KEY: usize = Self::LEN + 32;
+    /// Byte length of an encoded mark of a signed revision: key, revised certificate id and
+    /// signature.
+    pub const LEN_REVISION: usize = Self::LEN_WITH_KEY + 16 + 64;
 
-    /// `upload id ‖ state ‖ revision key (when there is one)`.
+    /// `upload id ‖ state ‖ revision key ‖ revised certificate id ‖ signature`, each of the
+    /// last three only when the binding has it.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(Self::LEN_WITH_KEY);
+        let mut out = Vec::with_capacity(Self::LEN_REVISION);
         out.extend_from_slice(&self.upload.0);
         out.push(self.state as u8);
-        if let Some(key) = &self.revision_key {
-            out.extend_from_slice(&key.0.0);
+        match &self.binding {
+            Binding::Unbound => {}
+            Binding::Upload(key) => out.extend_from_slice(&key.0.0),
+            Binding::Revision {
+                key,
+                revises,
+                signature,
+            } => {
+                out.extend_from_slice(&key.0.0);
+                out.extend_from_slice(&revises.0);
+                out.extend_from_slice(&signature.0);
+            }
         }
         out
     }
 
     /// Decodes [`CertificateUse::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Option<CertificateUse> {
-        let revision_key = match bytes.len() {
-            Self::LEN => None,
-            Self::LEN_WITH_KEY => Some(RevisionKey(Ed25519PublicKey(
-                bytes[Self::LEN..].try_into().ok()?,
-            ))),
+        let key = |bytes: &[u8]| -> Option<RevisionKey> {
+            Some(RevisionKey(Ed25519PublicKey(
+                bytes.get(Self::LEN..Self::LEN_WITH_KEY)?.try_into().ok()?,
+            )))
+        };
+        let binding = match bytes.len() {
+            Self::LEN => Binding::Unbound,
+            Self::LEN_WITH_KEY => Binding::Upload(key(bytes)?),
+            Self::LEN_REVISION => Binding::Revision {
+                key: key(bytes)?,
+                revises: CertificateId(
+                    bytes[Self::LEN_WITH_KEY..Self::LEN_WITH_KEY + 16]
+                        .try_into()
+                        .ok()?,
+                ),
+                signature: Signature(bytes[Self::LEN_WITH_KEY + 16..].try_into().ok()?),
+            },
             _ => return None,
         };
         Some(CertificateUse {
             upload: UploadId(bytes[..32].try_into().ok()?),
             state: CertificateState::from_byte(bytes[32])?,
-            revision_key,
+            binding,
         })
     }
 }
@@ -300,11 +336,13 @@ pub struct UploadCommit {
     pub certificate: (CertificateId, UnixTime),
     /// Whether a peer relayed the upload (no revision token exists for it here).
     pub relayed: bool,
-    /// For a first upload of protocol version 2: the key its revisions must be signed
-    /// with, kept in the certificate's mark.
-    pub revision_key: Option<RevisionKey>,
+    /// The upload's binding to a revision key (protocol version 2), kept in the
+    /// certificate's mark: a first upload's key, which its revisions must be signed with,
+    /// or a revision's key and proof.
+    pub binding: Binding,
     /// For a revision: the certificate id of the upload it revises, whose mark must still
-    /// say [`CertificateState::Accepted`]; it becomes [`CertificateState::Revised`].
+    /// say [`CertificateState::Accepted`] or [`CertificateState::Relayed`]; it becomes
+    /// [`CertificateState::Revised`].
     pub consume_revision: Option<CertificateId>,
     /// The upload record, its id and when it is purged.
     pub upload: (UploadId, StoredUpload, UnixTime),
@@ -326,7 +364,7 @@ impl UploadCommit {
             } else {
                 CertificateState::Accepted
             },
-            revision_key: self.revision_key.filter(|_| !self.relayed),
+            binding: self.binding,
         }
     }
 
@@ -417,7 +455,7 @@ pub enum CommitOutcome {
     Committed,
     /// Nothing written: the certificate id was used before.
     CertificateUsed,
-    /// Nothing written: the upload to revise is gone, was relayed, or was revised meanwhile.
+    /// Nothing written: the upload to revise is gone, or was revised meanwhile.
     RevisionTokenUnknown,
 }
 

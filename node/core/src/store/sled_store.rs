@@ -603,7 +603,7 @@ impl ReportStore for SledReportStore {
                                 .get(original.0)?
                                 .and_then(|bytes| CertificateUse::from_bytes(&bytes));
                             match mark {
-                                Some(mut mark) if mark.state == CertificateState::Accepted => {
+                                Some(mut mark) if mark.state.revisable() => {
                                     mark.state = CertificateState::Revised;
                                     certificates.insert(&original.0, &mark.to_bytes()[..])?;
                                 }

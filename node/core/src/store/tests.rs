@@ -72,7 +72,7 @@ fn commit(cert: u8, upload: u8, consume: Option<u8>) -> UploadCommit {
     UploadCommit {
         certificate: (CertificateId([cert; 16]), T0.plus_seconds(1000)),
         relayed: false,
-        revision_key: None,
+        binding: Binding::Unbound,
         consume_revision: consume.map(|b| CertificateId([b; 16])),
         upload: (UploadId([upload; 32]), dummy_upload(), T0.plus_seconds(500)),
         update_original: None,
@@ -125,39 +125,82 @@ fn accepted(upload: u8) -> Option<CertificateUse> {
     Some(CertificateUse {
         upload: UploadId([upload; 32]),
         state: CertificateState::Accepted,
-        revision_key: None,
+        binding: Binding::Unbound,
     })
 }
 
 /// A version 2 upload's revision key is kept in its certificate mark (65 bytes; a mark
-/// without one keeps the 33 bytes of before) and stays through the revision that spends it.
+/// without one keeps the 33 bytes of before) and stays through the revision that spends it;
+/// a signed revision's mark keeps its key, the certificate it revises and its signature
+/// (145 bytes). A relayed upload keeps its key too, and may be revised like one accepted
+/// here (once).
 #[test]
 fn a_revision_key_is_kept_in_the_mark_through_its_revision() {
     use ephemera_proto::revision::RevisionKey;
-    use ephemera_proto::signing::Ed25519PublicKey;
+    use ephemera_proto::signing::{Ed25519PublicKey, Signature};
     let key = RevisionKey(Ed25519PublicKey([9; 32]));
+    let signed = Binding::Revision {
+        key,
+        revises: CertificateId([1; 16]),
+        signature: Signature([7; 64]),
+    };
     both(|store| {
         let mut first = commit(1, 1, None);
-        first.revision_key = Some(key);
+        first.binding = Binding::Upload(key);
         assert_eq!(first.certificate_use().to_bytes().len(), 65);
         assert_eq!(commit(2, 2, None).certificate_use().to_bytes().len(), 33);
         assert_eq!(
             store.commit_upload(&first).unwrap(),
             CommitOutcome::Committed
         );
-        assert_eq!(mark(store, 1).unwrap().revision_key, Some(key));
+        assert_eq!(mark(store, 1).unwrap().binding, Binding::Upload(key));
+        let mut revision = commit(2, 2, Some(1));
+        revision.binding = signed;
+        assert_eq!(revision.certificate_use().to_bytes().len(), 145);
         assert_eq!(
-            store.commit_upload(&commit(2, 2, Some(1))).unwrap(),
+            store.commit_upload(&revision).unwrap(),
             CommitOutcome::Committed
         );
         let spent = mark(store, 1).unwrap();
         assert_eq!(
-            (spent.state, spent.revision_key),
-            (CertificateState::Revised, Some(key))
+            (spent.state, spent.binding),
+            (CertificateState::Revised, Binding::Upload(key))
         );
-        assert_eq!(mark(store, 2), accepted(2), "a revision keeps no key");
+        assert_eq!(mark(store, 2).unwrap().binding, signed);
+        assert_eq!(
+            CertificateUse::from_bytes(&mark(store, 2).unwrap().to_bytes()),
+            mark(store, 2)
+        );
+
+        // Relayed: the key is kept, a revision consumes it once.
+        let mut relayed = commit(3, 3, None);
+        relayed.relayed = true;
+        relayed.binding = Binding::Upload(key);
+        store.commit_upload(&relayed).unwrap();
+        assert_eq!(
+            mark(store, 3).map(|m| (m.state, m.binding)),
+            Some((CertificateState::Relayed, Binding::Upload(key)))
+        );
+        let mut revision = commit(4, 4, Some(3));
+        revision.relayed = true;
+        assert_eq!(
+            store.commit_upload(&revision).unwrap(),
+            CommitOutcome::Committed
+        );
+        assert_eq!(mark(store, 3).unwrap().state, CertificateState::Revised);
+        assert_eq!(
+            store.commit_upload(&commit(5, 5, Some(3))).unwrap(),
+            CommitOutcome::RevisionTokenUnknown
+        );
     });
-    for bytes in [&[0u8; 32][..], &[0; 34], &[0; 64], &[0; 66]] {
+    for bytes in [
+        &[0u8; 32][..],
+        &[0; 34],
+        &[0; 64],
+        &[0; 66],
+        &[0; 144],
+        &[0; 146],
+    ] {
         assert_eq!(CertificateUse::from_bytes(bytes), None, "{}", bytes.len());
     }
 }
@@ -243,10 +286,16 @@ fn relayed_uploads_are_marked_so() {
         relayed.relayed = true;
         store.commit_upload(&relayed).unwrap();
         assert_eq!(mark(store, 1).unwrap().state, CertificateState::Relayed);
+        // Who may revise it (a signed revision under its key only, never a token) is the
+        // core's to check (`intake::check_proof`); the store lets one revision through.
         assert_eq!(
             store.commit_upload(&commit(2, 2, Some(1))).unwrap(),
+            CommitOutcome::Committed
+        );
+        assert_eq!(
+            store.commit_upload(&commit(3, 3, Some(1))).unwrap(),
             CommitOutcome::RevisionTokenUnknown,
-            "nobody revises a relayed upload here"
+            "revised once"
         );
     });
 }

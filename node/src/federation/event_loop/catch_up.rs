@@ -204,7 +204,7 @@ impl EventLoop {
         let estimate = match &request {
             SyncRequest::Digests { .. } => MAX_DIGEST_DAYS as usize * 48,
             SyncRequest::Ids { limit, .. } => (*limit as usize).clamp(1, MAX_IDS_PER_PAGE) * 32,
-            SyncRequest::Fetch { .. } => page_bytes,
+            SyncRequest::Fetch { .. } | SyncRequest::FetchReports { .. } => page_bytes,
         } + FRAME_OVERHEAD;
         let reserver = self.budget.reserver(peer, self.configured.contains(&peer));
         let shared = self.shared.clone();

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use ephemera_proto::UnixTime;
+use ephemera_proto::federated::{self, FederatedReport};
 use ephemera_proto::upload::VerifiedUpload;
-use ephemera_proto::wire;
 use libp2p::{PeerId, gossipsub};
 
 use super::EventLoop;
@@ -32,7 +32,8 @@ impl EventLoop {
         });
     }
 
-    /// Publishes an upload on its authority's topic.
+    /// Publishes an upload (a version 2 one with its revision key, a signed revision with
+    /// its proof: [`federated::encode`]) on its authority's topic.
     pub(super) fn publish(&mut self, upload: &VerifiedUpload) {
         let authority = upload.upload().certificate.certificate.authority;
         let Some(topic) = self.topics.by_authority.get(&authority).cloned() else {
@@ -41,7 +42,7 @@ impl EventLoop {
             metrics::published("error");
             return;
         };
-        let data = wire::encode(upload.upload());
+        let data = federated::encode(&FederatedReport::from(upload.clone()));
         let result = self.swarm.behaviour_mut().gossipsub.publish(topic, data);
         let label = match result {
             Ok(_) => "ok",
@@ -60,12 +61,10 @@ impl EventLoop {
     /// name (the first topic if they do not decode): only for tests of forged traffic.
     #[cfg(test)]
     pub(super) fn publish_raw(&mut self, bytes: Vec<u8>) {
-        let named = wire::decode::<ephemera_proto::upload::SignedUpload>(&bytes)
-            .ok()
-            .and_then(|u| {
-                let authority = u.certificate.certificate.authority;
-                self.topics.by_authority.get(&authority).cloned()
-            });
+        let named = federated::decode(&bytes).ok().and_then(|r| {
+            let authority = r.upload.certificate.certificate.authority;
+            self.topics.by_authority.get(&authority).cloned()
+        });
         let Some(topic) = named.or_else(|| self.topics.by_authority.values().next().cloned())
         else {
             return;
@@ -161,7 +160,7 @@ impl EventLoop {
             Verdict::Reject(_) => {
                 tracing::warn!(peer = %source, reason, "gossiped upload rejected; peer penalised")
             }
-            Verdict::Ignore(_) | Verdict::StoreFailed => {
+            Verdict::Ignore(_) | Verdict::Later(_) | Verdict::StoreFailed => {
                 tracing::debug!(peer = %source, reason, "gossiped upload ignored");
             }
         }

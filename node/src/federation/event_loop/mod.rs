@@ -264,7 +264,7 @@ impl EventLoop {
 
     fn on_command(&mut self, command: Command) {
         match command {
-            Command::Publish(upload) => self.publish_later(upload),
+            Command::Publish(upload) => self.publish_later(*upload),
             #[cfg(test)]
             Command::PublishRaw(bytes) => self.publish_raw(bytes),
             Command::ListenAddrs(reply) => {

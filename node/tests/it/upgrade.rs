@@ -86,7 +86,7 @@ async fn write_format3(
     let mark = CertificateUse {
         upload: id,
         state: CertificateState::Accepted,
-        revision_key: None,
+        binding: ephemera_proto::revision::Binding::Unbound,
     };
     tree("certificates")
         .insert(certificate_id.0, mark.to_bytes())

@@ -89,7 +89,7 @@ fn write_format3(dir: &Path) {
         let mark = CertificateUse {
             upload: id,
             state,
-            revision_key: None,
+            binding: ephemera_proto::revision::Binding::Unbound,
         };
         tree("certificates")
             .insert(certificate, mark.to_bytes())
@@ -139,7 +139,7 @@ fn write_format3(dir: &Path) {
     let purged = CertificateUse {
         upload: UploadId([3; 32]),
         state: CertificateState::Accepted,
-        revision_key: None,
+        binding: ephemera_proto::revision::Binding::Unbound,
     };
     tree("certificates")
         .insert([13; 16], purged.to_bytes())

@@ -16,15 +16,12 @@
 //! checked against the kind's cap, then a `proto::wire` frame) and costs nothing but the
 //! read; a hello that does not verify is not kept and gets no answer.
 
-use std::io;
 use std::sync::Arc;
 
 use ephemera_proto::instance::{HelloRequest, HelloResponse, SignedHello};
-use ephemera_proto::wire::{self, WireMessage};
-use futures::{AsyncRead, AsyncWrite};
-use libp2p::{StreamProtocol, request_response};
+use libp2p::StreamProtocol;
 
-use super::sync::{read_frame, write_frame};
+use super::frame::WireCodec;
 
 /// The twin-detection protocol's name.
 pub const INSTANCE_PROTOCOL: StreamProtocol = StreamProtocol::new("/ephemera/instance/1");
@@ -51,57 +48,4 @@ impl std::fmt::Debug for TwinSink {
 }
 
 /// The `request_response` codec of [`INSTANCE_PROTOCOL`].
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct InstanceCodec;
-
-fn decode<M: WireMessage>(bytes: &[u8]) -> io::Result<M> {
-    wire::decode(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-}
-
-impl request_response::Codec for InstanceCodec {
-    type Protocol = StreamProtocol;
-    type Request = HelloRequest;
-    type Response = HelloResponse;
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<HelloRequest>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        decode(&read_frame(io, HelloRequest::MAX_SIZE).await?)
-    }
-
-    async fn read_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<HelloResponse>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        decode(&read_frame(io, HelloResponse::MAX_SIZE).await?)
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        request: HelloRequest,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_frame(io, &wire::encode(&request)).await
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        response: HelloResponse,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_frame(io, &wire::encode(&response)).await
-    }
-}
+pub(crate) type InstanceCodec = WireCodec<HelloRequest, HelloResponse>;

@@ -96,6 +96,7 @@ mod config;
 mod dht;
 mod dial;
 mod event_loop;
+pub mod frame;
 mod handle;
 mod identity;
 mod instance;

@@ -43,12 +43,13 @@ pub use ephemera_proto::sync::{
     MAX_DIGEST_DAYS, MAX_FETCH_IDS, MAX_IDS_PER_PAGE, MAX_UPLOAD_BYTES, SyncRequest, SyncResponse,
 };
 use ephemera_proto::upload::UploadId;
-use ephemera_proto::wire::{self, WireMessage};
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use ephemera_proto::wire::WireMessage;
+use futures::{AsyncRead, AsyncWrite};
 use libp2p::StreamProtocol;
 use libp2p::request_response;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::frame::{decode, encode_capped, read_frame, write_frame};
 use super::store::{FederationStore, StoreError, sync_day};
 
 /// The catch-up protocol's name.
@@ -264,55 +265,6 @@ impl SyncReply {
 /// `proto::wire` frame.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SyncCodec;
-
-pub(crate) async fn read_frame<T: AsyncRead + Unpin + Send>(
-    io: &mut T,
-    max: usize,
-) -> io::Result<Vec<u8>> {
-    let mut prefix = [0u8; 4];
-    io.read_exact(&mut prefix).await?;
-    let len = u32::from_be_bytes(prefix) as usize;
-    if len > max {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("sync frame of {len} bytes exceeds {max}"),
-        ));
-    }
-    // Read through `take` so memory grows with the bytes that really arrive, not with the
-    // announced length.
-    let mut buf = Vec::new();
-    io.take(len as u64).read_to_end(&mut buf).await?;
-    if buf.len() != len {
-        return Err(io::ErrorKind::UnexpectedEof.into());
-    }
-    Ok(buf)
-}
-
-pub(crate) async fn write_frame<T: AsyncWrite + Unpin + Send>(
-    io: &mut T,
-    frame: &[u8],
-) -> io::Result<()> {
-    let len = u32::try_from(frame.len())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
-    io.write_all(&len.to_be_bytes()).await?;
-    io.write_all(frame).await?;
-    io.flush().await
-}
-
-fn decode<M: WireMessage>(bytes: &[u8]) -> io::Result<M> {
-    wire::decode(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-}
-
-fn encode_capped<M: WireMessage>(message: &M) -> io::Result<Vec<u8>> {
-    let frame = wire::encode(message);
-    if frame.len() > M::MAX_SIZE {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "sync message exceeds its cap",
-        ));
-    }
-    Ok(frame)
-}
 
 impl request_response::Codec for SyncCodec {
     type Protocol = StreamProtocol;

@@ -7,12 +7,13 @@
 use std::io;
 use std::time::Duration;
 
+use ephemera_node::federation::frame::{read_frame, write_frame};
 use ephemera_node::federation::sync::{SYNC_PROTOCOL, SyncRequest, SyncResponse};
 use ephemera_node::federation::{
     IDENTIFY_PROTOCOL, KAD_PROTOCOL, Multiaddr, PeerId, authority_topic,
 };
 use ephemera_proto::wire;
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use futures::{AsyncRead, AsyncWrite, StreamExt};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
@@ -38,23 +39,8 @@ pub(crate) struct AttackCodec {
     pub(crate) reading: Reading,
 }
 
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
-    let mut prefix = [0u8; 4];
-    io.read_exact(&mut prefix).await?;
-    let len = u32::from_be_bytes(prefix) as usize;
-    if len > 8 << 20 {
-        return Err(io::ErrorKind::InvalidData.into());
-    }
-    let mut buf = vec![0u8; len];
-    io.read_exact(&mut buf).await?;
-    Ok(buf)
-}
-
-async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, frame: &[u8]) -> io::Result<()> {
-    io.write_all(&(frame.len() as u32).to_be_bytes()).await?;
-    io.write_all(frame).await?;
-    io.flush().await
-}
+/// The largest answer the attacker reads.
+const MAX_FRAME: usize = 8 << 20;
 
 fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
@@ -69,7 +55,7 @@ impl request_response::Codec for AttackCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        wire::decode(&read_frame(io).await?).map_err(invalid)
+        wire::decode(&read_frame(io, MAX_FRAME).await?).map_err(invalid)
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
@@ -77,7 +63,7 @@ impl request_response::Codec for AttackCodec {
         T: AsyncRead + Unpin + Send,
     {
         match self.reading {
-            Reading::Normal => wire::decode(&read_frame(io).await?).map_err(invalid),
+            Reading::Normal => wire::decode(&read_frame(io, MAX_FRAME).await?).map_err(invalid),
             Reading::Never => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 Err(io::ErrorKind::TimedOut.into())

@@ -98,12 +98,7 @@ async fn real_decoy_and_refused_exchanges_look_alike_and_only_the_real_one_is_ke
     let key = sealing_key(&node).await;
 
     let session = node.login().await;
-    let code = node
-        .issue(&session, "confirmed", None, 1)
-        .await
-        .codes
-        .remove(0)
-        .code;
+    let code = node.one_code(&session).await;
     let contents = pet_contents(3, T0.day());
     let hmac_key = ReportHmacKey::generate(&mut rand::rng());
     let real = VerifyRequest {

@@ -43,12 +43,7 @@ async fn verify_errors() {
     .await
     .assert_error(400, "invalid-code");
     let session = node.login().await;
-    let code = node
-        .issue(&session, "confirmed", None, 1)
-        .await
-        .codes
-        .remove(0)
-        .code;
+    let code = node.one_code(&session).await;
     node.post_raw("/v1/verify", "application/json", &verify_body(&code, "zz"))
         .await
         .assert_error(400, "malformed-hmac");
@@ -62,12 +57,7 @@ async fn verify_errors() {
         .await
         .assert_error(400, "invalid-code");
     // Expired codes read as unknown too.
-    let code = node
-        .issue(&session, "confirmed", None, 1)
-        .await
-        .codes
-        .remove(0)
-        .code;
+    let code = node.one_code(&session).await;
     node.clock
         .advance(node.node.config().authority.code_lifetime_seconds);
     node.post_raw("/v1/verify", "application/json", &verify_body(&code, &hmac))
@@ -375,12 +365,7 @@ async fn upload_errors() {
     .assert_error(403, "certificate-untrusted");
 
     // Expired certificate.
-    let code = node
-        .issue(&session, "confirmed", None, 1)
-        .await
-        .codes
-        .remove(0)
-        .code;
+    let code = node.one_code(&session).await;
     let contents = pet_contents(2, T0.day());
     let hmac_key = ReportHmacKey::generate(&mut rand::rng());
     let certificate = node.certify(&code, &contents, &hmac_key).await.unwrap();
@@ -452,12 +437,7 @@ async fn upload_errors() {
     let (token, _) = node
         .report(&session, "likely", pet_contents(2, now.day()))
         .await;
-    let code = node
-        .issue(&session, "confirmed", None, 1)
-        .await
-        .codes
-        .remove(0)
-        .code;
+    let code = node.one_code(&session).await;
     let other = pet_contents(2, now.day());
     let hmac_key = ReportHmacKey::generate(&mut rand::rng());
     let certificate = node.certify(&code, &other, &hmac_key).await.unwrap();

@@ -188,12 +188,7 @@ async fn decoys_get_same_size_answers_and_are_dropped() {
     assert_eq!(decoy.body.len(), VERIFY_RESPONSE_SIZE);
 
     let session = node.login().await;
-    let code = node
-        .issue(&session, "confirmed", None, 1)
-        .await
-        .codes
-        .remove(0)
-        .code;
+    let code = node.one_code(&session).await;
     let contents = pet_contents(3, T0.day());
     let hmac_key = ephemera_proto::auth::ReportHmacKey::generate(&mut rand::rng());
     let real = VerifyRequest {
@@ -242,12 +237,7 @@ async fn likely_reports_are_revised_to_confirmed_or_revoked() {
     let (token, _) = node.report(&session, "likely", contents.clone()).await;
 
     // Revise before publication: the keys go out once, as confirmed.
-    let code = node
-        .issue(&session, "confirmed", None, 1)
-        .await
-        .codes
-        .remove(0)
-        .code;
+    let code = node.one_code(&session).await;
     let hmac_key = ephemera_proto::auth::ReportHmacKey::generate(&mut rand::rng());
     let certificate = node.certify(&code, &contents, &hmac_key).await.unwrap();
     let revision = UploadBody::RevisionV1 {

@@ -81,12 +81,7 @@ async fn truncated_and_random_upload_bytes_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::start(dir.path(), ManualClock::new(T0)).await;
     let session = node.login().await;
-    let code = node
-        .issue(&session, "confirmed", None, 1)
-        .await
-        .codes
-        .remove(0)
-        .code;
+    let code = node.one_code(&session).await;
     let contents = pet_contents(20, T0.day());
     let hmac_key = ReportHmacKey::generate(&mut rand::rng());
     let certificate = node.certify(&code, &contents, &hmac_key).await.unwrap();

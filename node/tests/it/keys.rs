@@ -214,12 +214,7 @@ async fn a_peer_that_trusts_an_authority_key_accepts_its_announced_successor() {
         async move {
             let b = TestNode::start_with(b_config, clock).await;
             let session = a.login().await;
-            let code = a
-                .issue(&session, "confirmed", None, 1)
-                .await
-                .codes
-                .remove(0)
-                .code;
+            let code = a.one_code(&session).await;
             let contents = pet_contents(2, T0.day());
             let hmac_key = ReportHmacKey::generate(&mut rand::rng());
             let certificate = a.certify(&code, &contents, &hmac_key).await.unwrap();

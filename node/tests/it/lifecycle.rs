@@ -20,12 +20,7 @@ async fn a_restart_keeps_keys_acknowledged_uploads_batches_and_single_use() {
     // Acknowledged but not yet published when the node stops.
     let second = pet_contents(4, T0.day());
     let (second_token, upload) = node.report(&session, "confirmed", second.clone()).await;
-    let unused_code = node
-        .issue(&session, "confirmed", None, 1)
-        .await
-        .codes
-        .remove(0)
-        .code;
+    let unused_code = node.one_code(&session).await;
     node.stop().await;
 
     let node = TestNode::start(dir.path(), clock.clone()).await;

@@ -511,20 +511,10 @@ impl TestNode {
         session: &str,
         contents: ReportContents,
     ) -> Response {
-        let code = self
-            .issue(session, "confirmed", None, 1)
-            .await
-            .codes
-            .remove(0)
-            .code;
-        let hmac_key = ReportHmacKey::generate(&mut rand::rng());
-        let certificate = self.certify(&code, &contents, &hmac_key).await.unwrap();
-        self.upload_body(UploadBody::RealV1(SignedUpload {
-            contents,
-            certificate,
-            hmac_key,
-        }))
-        .await
+        let upload = self
+            .certified(session, "confirmed", &contents, HmacBinding::Unbound)
+            .await;
+        self.upload_body(UploadBody::RealV1(upload)).await
     }
 
     /// Issue, certify and upload `contents`; returns the revision token.

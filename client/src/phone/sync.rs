@@ -77,7 +77,7 @@ impl<S: Store> Phone<S> {
         let mut trusted = self.config.trusted_nodes.clone();
         // Follow the kept pairs from the configured keys, whatever order they were kept in.
         while let Some((_, new)) = self.sync.followed.iter().find(|(old, new)| {
-            trusted.get(&old.key_id()) == Some(old) && trusted.get(&new.key_id()).is_none()
+            trusted.contains(old) && !trusted.contains(new)
         }) {
             trusted.insert(*new);
         }
@@ -326,12 +326,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(phone.sync_cursor(), 1);
-        assert!(
-            phone
-                .trusted_nodes()
-                .get(&k2.public_key().key_id())
-                .is_some()
-        );
+        assert!(phone.trusted_nodes().contains(&k2.public_key()));
 
         // The switch, after a restart: the phone verifies the next key's batches, and those
         // of the key after it once that is announced (pages carry every rollover).

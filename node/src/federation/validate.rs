@@ -202,7 +202,7 @@ impl Verifier {
             Ok(id) => UploadId(id),
             Err(_) => return Verdict::Ignore("bad-message-id"),
         };
-        let trusted = self.trusted.get(&topic).is_some();
+        let trusted = self.trusted.knows_id(&topic);
         if trusted {
             match store.contains(&claimed) {
                 Ok(true) => return Verdict::Ignore("duplicate"),

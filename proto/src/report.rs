@@ -319,7 +319,10 @@ mod tests {
         let spec = include_str!("../../docs/PROTOCOL.md");
         let all = [
             (ReportType::ConfirmedTest, "ConfirmedTest"),
-            (ReportType::ConfirmedClinicalDiagnosis, "ConfirmedClinicalDiagnosis"),
+            (
+                ReportType::ConfirmedClinicalDiagnosis,
+                "ConfirmedClinicalDiagnosis",
+            ),
             (ReportType::SelfReport, "SelfReport"),
             (ReportType::Recursive, "Recursive"),
             (ReportType::Revoked, "Revoked"),

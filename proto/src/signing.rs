@@ -317,7 +317,12 @@ mod tests {
         );
         let stranger = Ed25519SigningKey::from_seed(&[3; 32]);
         assert_eq!(
-            trusted.signer(&id, b"label", b"message", &stranger.sign(b"label", b"message")),
+            trusted.signer(
+                &id,
+                b"label",
+                b"message",
+                &stranger.sign(b"label", b"message")
+            ),
             Err(Untrusted::Signature)
         );
         assert_eq!(

@@ -222,8 +222,8 @@ mod tests {
             let kinds = cells.next().expect("kind cell");
             let what = cells.next().expect("message cell");
             for k in kinds.split(',') {
-                let k = u8::from_str_radix(k.trim().trim_start_matches("0x"), 16)
-                    .expect("a hex kind");
+                let k =
+                    u8::from_str_radix(k.trim().trim_start_matches("0x"), 16).expect("a hex kind");
                 if what.contains("reserved") {
                     reserved.push(k);
                 } else {

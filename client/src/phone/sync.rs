@@ -76,9 +76,12 @@ impl<S: Store> Phone<S> {
     pub fn trusted_nodes(&self) -> TrustedNodes {
         let mut trusted = self.config.trusted_nodes.clone();
         // Follow the kept pairs from the configured keys, whatever order they were kept in.
-        while let Some((_, new)) = self.sync.followed.iter().find(|(old, new)| {
-            trusted.contains(old) && !trusted.contains(new)
-        }) {
+        while let Some((_, new)) = self
+            .sync
+            .followed
+            .iter()
+            .find(|(old, new)| trusted.contains(old) && !trusted.contains(new))
+        {
             trusted.insert(*new);
         }
         trusted

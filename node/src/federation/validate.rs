@@ -221,7 +221,7 @@ impl Verifier {
         }
         let authorities = if trusted {
             &self.trusted
-        } else if self.relay.get(&topic).is_some() {
+        } else if self.relay.knows_id(&topic) {
             &self.relay
         } else {
             return Verdict::Ignore("untrusted-authority");

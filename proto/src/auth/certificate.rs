@@ -299,7 +299,10 @@ mod tests {
         let (authority, mut trusted, _, _, cert) = setup();
         let other = AuthoritySigningKey::from_seed(&[9; 32]);
         trusted.insert_under(authority.public_key().key_id(), other.public_key());
-        assert!(cert.verify(&trusted, NOW, ExpiryPolicy::FirstUpload).is_ok());
+        assert!(
+            cert.verify(&trusted, NOW, ExpiryPolicy::FirstUpload)
+                .is_ok()
+        );
         assert_eq!(cert.signer(&trusted), Ok(&authority.public_key()));
         let mut by_other = cert.clone();
         by_other.signature = other

@@ -276,7 +276,10 @@ mod tests {
         // Our own key with bit 255 set is not "another key" either.
         let mut echoed = a.public();
         echoed.0[31] |= 0x80;
-        assert_eq!(encounter_tokens(&a, &echoed), Err(PetError::NonCanonicalKey));
+        assert_eq!(
+            encounter_tokens(&a, &echoed),
+            Err(PetError::NonCanonicalKey)
+        );
         // u + p for u = 9 (the base point): bit 255 clear, yet not reduced.
         let base_plus_p = hex32("f6ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f");
         assert!(!base_plus_p.is_canonical());

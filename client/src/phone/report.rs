@@ -14,6 +14,7 @@ use rand_core::Rng;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
+use super::certificate_check::check_certificate;
 use super::{Pending, Phone};
 use crate::error::{ClientError, ReportError, StoreError};
 use crate::request::{PhoneEvent, Response};
@@ -517,7 +518,16 @@ impl<S: Store> Phone<S> {
         let certificate = serde_json::from_slice::<VerifyResponse>(&response.body)
             .ok()
             .and_then(|r| r.certificate().ok())
-            .filter(|c| c.certificate.report_hmac == flow.hmac);
+            .filter(|c| {
+                check_certificate(
+                    c,
+                    &flow.hmac,
+                    flow.revises.is_some(),
+                    &self.config.report.trusted_authorities,
+                    now,
+                )
+                .is_ok()
+            });
         let Some(certificate) = certificate else {
             return self.report_failed(ReportError::BadCertificate);
         };

@@ -1,5 +1,6 @@
 //! Client configuration: defaults with their reasons, chained setters and one `validate`.
 
+use ephemera_proto::auth::TrustedAuthorities;
 use ephemera_proto::batch::TrustedNodes;
 use ephemera_proto::signing::Ed25519PublicKey;
 use ephemera_proto::{ReportLimits, SchemeKind};
@@ -76,6 +77,10 @@ pub struct ReportConfig {
     /// hours still uploads within the hour it is back, well inside the certificate's
     /// lifetime.
     pub retry_max_seconds: u64,
+    /// Authority keys whose certificates this phone uploads. Default: none, and then the
+    /// phone checks a certificate's times, HMAC and type but leaves its signature to the
+    /// node; an app that pins its authorities' keys has the signature checked too.
+    pub trusted_authorities: TrustedAuthorities,
 }
 
 impl Default for ReportConfig {
@@ -86,6 +91,7 @@ impl Default for ReportConfig {
             limits: ReportLimits::default(),
             retry_initial_seconds: 30,
             retry_max_seconds: 3600,
+            trusted_authorities: TrustedAuthorities::new(),
         }
     }
 }
@@ -220,6 +226,12 @@ impl ClientConfig {
     /// Trusts `key` to sign batches.
     pub fn with_trusted_node(mut self, key: Ed25519PublicKey) -> Self {
         self.trusted_nodes.insert(key);
+        self
+    }
+
+    /// Uploads only certificates signed by `key` (and other keys so added).
+    pub fn with_trusted_authority(mut self, key: Ed25519PublicKey) -> Self {
+        self.report.trusted_authorities.insert(key);
         self
     }
 

@@ -9,6 +9,7 @@ use std::fmt;
 
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::auth::{ReportHmac, SignedCertificate, UploadCode};
 use crate::error::DecodeError;
@@ -71,6 +72,15 @@ impl VerifyRequest {
     }
 }
 
+/// The code is a secret until spent: zeroised when the request is dropped.
+impl Drop for VerifyRequest {
+    fn drop(&mut self) {
+        self.code.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for VerifyRequest {}
+
 impl fmt::Debug for VerifyRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyRequest")
@@ -123,8 +133,9 @@ impl VerifyResponse {
     }
 }
 
-/// The answer to an upload (real, revision or decoy: all look alike).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The answer to an upload (real, revision or decoy: all look alike). `Debug` does not
+/// show the revision token (a bearer secret for version 1 uploads).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadResponse {
     /// Hex of an opaque token that lets a version 1 phone revise the report later (random
     /// for a version 1 decoy); empty for protocol version 2, whose revisions are signed
@@ -132,6 +143,14 @@ pub struct UploadResponse {
     pub revision_token: String,
     /// Spaces up to [`UPLOAD_RESPONSE_SIZE`].
     pub padding: String,
+}
+
+impl fmt::Debug for UploadResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UploadResponse")
+            .field("revision_token", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 impl UploadResponse {
@@ -175,6 +194,25 @@ mod tests {
     use crate::auth::{AuthoritySigningKey, CertificateRequest};
     use crate::report::ReportType;
     use crate::time::UnixTime;
+
+    #[test]
+    fn debug_shows_no_code_or_revision_token() {
+        fn zeroised_on_drop<T: ZeroizeOnDrop>() {}
+        zeroised_on_drop::<VerifyRequest>();
+        let code = UploadCode::parse("7K3M-9QWX-ZT4B-2HRC").unwrap();
+        let request = VerifyRequest::real(&code, &ReportHmac([1; 32]));
+        let shown = format!("{request:?}");
+        assert!(
+            !shown.contains(&request.code) && !shown.contains("7K3M"),
+            "{shown}"
+        );
+        let answer = UploadResponse {
+            revision_token: "5e5e5e5e5e5e5e5e".into(),
+            padding: String::new(),
+        };
+        let shown = format!("{answer:?}");
+        assert!(!shown.contains("5e5e"), "{shown}");
+    }
 
     #[test]
     fn real_and_decoy_verify_requests_are_the_same_size() {

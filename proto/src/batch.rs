@@ -28,7 +28,9 @@ use crate::gaen::{DiagnosisKey, TemporaryExposureKey};
 use crate::pet::EncounterToken;
 use crate::report::{PublishedToken, ReportType};
 use crate::rollover::KeyRollover;
-use crate::signing::{Ed25519PublicKey, Ed25519SigningKey, KeyId, Signature, TrustedKeys};
+use crate::signing::{
+    Ed25519PublicKey, Ed25519SigningKey, KeyId, Signature, TrustedKeys, Untrusted,
+};
 use crate::time::{DayNumber, IntervalNumber, UnixTime};
 use crate::wire::{self, WIRE_VERSION};
 
@@ -476,7 +478,7 @@ impl<'a> BatchStream<'a> {
             let frame = std::mem::take(&mut self.pending);
             wire::check_header(&frame, wire::kind::SIGNED_BATCH, usize::MAX)?;
             let node = KeyId(frame[2..10].try_into().expect("8 bytes"));
-            if self.trusted.get(&node).is_none() {
+            if !self.trusted.knows_id(&node) {
                 return Err(BatchError::UntrustedNode);
             }
             let signature = Signature(frame[10..FRAME_HEADER_LEN].try_into().expect("64 bytes"));
@@ -597,10 +599,14 @@ impl<'a> BatchStream<'a> {
         let mut id = [0u8; 32];
         id.copy_from_slice(self.hasher.finish().as_ref());
         let id = BatchId(id);
-        let key = self.trusted.get(&node).ok_or(BatchError::UntrustedNode)?;
-        if !key.verify(BATCH_LABEL, &id.0, &signature) {
-            return Err(BatchError::BadSignature);
-        }
+        // Every trusted key with the batch's key id is tried: a second key with the same id
+        // never shadows the first.
+        self.trusted
+            .signer(&node, BATCH_LABEL, &id.0, &signature)
+            .map_err(|e| match e {
+                Untrusted::Id => BatchError::UntrustedNode,
+                Untrusted::Signature => BatchError::BadSignature,
+            })?;
         Ok(BatchSummary {
             id,
             node,

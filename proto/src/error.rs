@@ -210,6 +210,11 @@ pub enum PetError {
     /// The peer broadcast our own public key (a replay of our broadcast): no encounter.
     #[error("peer key equals our own key")]
     SameKey,
+    /// The peer's key is not in canonical form (bit 255 set, or u ≥ 2^255 − 19): another
+    /// spelling of a point that honest phones never broadcast, refused so that one point
+    /// never yields two sets of tokens.
+    #[error("peer key is not canonical (bit 255 set or u-coordinate not reduced)")]
+    NonCanonicalKey,
 }
 
 /// A typed upload code is not well formed.

@@ -329,6 +329,40 @@ mod tests {
         NOW.day().minus(1).first_interval()
     }
 
+    /// docs/PROTOCOL.md §4.3 gives each test type's byte in a certificate (postcard) and
+    /// in batches; it said GAEN's 1–5 for both, while postcard writes 0–4.
+    #[test]
+    fn test_type_bytes_are_the_specified_ones() {
+        let spec = include_str!("../../docs/PROTOCOL.md");
+        let all = [
+            (ReportType::ConfirmedTest, "ConfirmedTest"),
+            (
+                ReportType::ConfirmedClinicalDiagnosis,
+                "ConfirmedClinicalDiagnosis",
+            ),
+            (ReportType::SelfReport, "SelfReport"),
+            (ReportType::Recursive, "Recursive"),
+            (ReportType::Revoked, "Revoked"),
+        ];
+        for (report_type, name) in all {
+            let row = spec
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{name}`")))
+                .unwrap_or_else(|| panic!("no row for {name} in PROTOCOL.md §4.3"));
+            let cells: Vec<u8> = row
+                .split('|')
+                .skip(2)
+                .filter_map(|c| c.trim().parse().ok())
+                .collect();
+            assert_eq!(
+                postcard::to_allocvec(&report_type).expect("encodes"),
+                [cells[0]],
+                "{name} in a certificate"
+            );
+            assert_eq!(report_type.code(), cells[1], "{name} in a batch");
+        }
+    }
+
     #[test]
     fn report_type_codes_round_trip() {
         for code in 0..=255u8 {

@@ -191,8 +191,8 @@ impl TrustedKeys {
         loop {
             let next = rollovers.iter().find(|r| {
                 r.role == role
-                    && self.get(&r.new.key_id()).is_none()
-                    && self.get(&r.old.key_id()) == Some(&r.old)
+                    && !self.contains(&r.new)
+                    && self.contains(&r.old)
                     && r.verify().is_ok()
             });
             let Some(rollover) = next else {

@@ -482,11 +482,10 @@ impl SealingKeyAnnouncement {
         let mut signature = [0u8; 64];
         hex::decode_to_slice(&self.signature, &mut signature)
             .map_err(|_| AnnouncementError::Malformed)?;
-        let trusted_signer = trusted
-            .get(&signer.key_id())
-            .filter(|k| **k == signer)
-            .ok_or(AnnouncementError::UntrustedSigner)?;
-        if !trusted_signer.verify(ANNOUNCEMENT_LABEL, &key, &Signature(signature)) {
+        if !trusted.contains(&signer) {
+            return Err(AnnouncementError::UntrustedSigner);
+        }
+        if !signer.verify(ANNOUNCEMENT_LABEL, &key, &Signature(signature)) {
             return Err(AnnouncementError::BadSignature);
         }
         Ok(SealingPublicKey(key))

@@ -170,9 +170,14 @@ impl<'de> Deserialize<'de> for Signature {
 }
 
 /// A set of trusted public keys, by key id (authorities for certificates, nodes for batches).
+///
+/// A key id is 64 bits: two keys may share one, by chance (about 2^-64 per pair) or because
+/// someone ground a key to match another's id (2^64 hashes). The set keeps every key it is
+/// given, and a signature naming an id is checked against every trusted key with that id,
+/// so a second key never replaces or shadows the first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TrustedKeys {
-    keys: BTreeMap<KeyId, Ed25519PublicKey>,
+    keys: BTreeMap<KeyId, Vec<Ed25519PublicKey>>,
 }
 
 impl TrustedKeys {
@@ -187,30 +192,79 @@ impl TrustedKeys {
         self
     }
 
-    /// Adds a trusted key.
+    /// Adds a trusted key (beside any other key with the same id; once).
     pub fn insert(&mut self, key: Ed25519PublicKey) {
-        self.keys.insert(key.key_id(), key);
+        let same_id = self.keys.entry(key.key_id()).or_default();
+        if !same_id.contains(&key) {
+            same_id.push(key);
+        }
     }
 
-    /// The key with this id, if trusted.
-    pub fn get(&self, id: &KeyId) -> Option<&Ed25519PublicKey> {
-        self.keys.get(id)
+    /// Every trusted key with this id: usually none or one.
+    pub fn with_id(&self, id: &KeyId) -> impl Iterator<Item = &Ed25519PublicKey> {
+        self.keys.get(id).into_iter().flatten()
+    }
+
+    /// Whether some trusted key has this id.
+    pub fn knows_id(&self, id: &KeyId) -> bool {
+        self.keys.contains_key(id)
+    }
+
+    /// Whether this very key is trusted.
+    pub fn contains(&self, key: &Ed25519PublicKey) -> bool {
+        self.keys
+            .get(&key.key_id())
+            .is_some_and(|same_id| same_id.contains(key))
+    }
+
+    /// The trusted key with id `id` whose signature over `label ‖ message` is `signature`.
+    ///
+    /// # Errors
+    /// [`Untrusted::Id`] when no trusted key has the id, [`Untrusted::Signature`] when none
+    /// of those that have it made the signature.
+    pub(crate) fn signer(
+        &self,
+        id: &KeyId,
+        label: &[u8],
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<&Ed25519PublicKey, Untrusted> {
+        let same_id = self.keys.get(id).ok_or(Untrusted::Id)?;
+        same_id
+            .iter()
+            .find(|key| key.verify(label, message, signature))
+            .ok_or(Untrusted::Signature)
+    }
+
+    /// Adds `key` under `id` whatever its own id: a collision, for tests.
+    #[cfg(test)]
+    pub(crate) fn insert_under(&mut self, id: KeyId, key: Ed25519PublicKey) {
+        self.keys.entry(id).or_default().push(key);
     }
 
     /// Every trusted key.
     pub fn iter(&self) -> impl Iterator<Item = &Ed25519PublicKey> {
-        self.keys.values()
+        self.keys.values().flatten()
     }
 
     /// Number of trusted keys.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.keys.values().map(Vec::len).sum()
     }
 
     /// Whether no key is trusted.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
+}
+
+/// Why [`TrustedKeys::signer`] found no signer.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Untrusted {
+    /// No trusted key has the id.
+    Id,
+    /// Trusted keys have the id, but none made the signature.
+    Signature,
 }
 
 #[cfg(test)]
@@ -238,6 +292,54 @@ mod tests {
         let shown = format!("{key:?}");
         assert!(shown.contains("<redacted>"));
         assert!(!shown.contains(&hex::encode([0x42; 32])));
+    }
+
+    /// Two keys under one id, as a grinder (or chance) would make them. Key ids are
+    /// compared, not recomputed, so the set is built with a forced id to stand for the
+    /// 2^64-hash search.
+    #[test]
+    fn a_second_key_with_the_same_id_shadows_nothing() {
+        let first = Ed25519SigningKey::from_seed(&[1; 32]);
+        let second = Ed25519SigningKey::from_seed(&[2; 32]);
+        let id = first.public_key().key_id();
+        let mut trusted = TrustedKeys::new().with(first.public_key());
+        trusted.insert_under(id, second.public_key());
+        assert_eq!(trusted.len(), 2);
+        let by_first = first.sign(b"label", b"message");
+        let by_second = second.sign(b"label", b"message");
+        assert_eq!(
+            trusted.signer(&id, b"label", b"message", &by_first),
+            Ok(&first.public_key())
+        );
+        assert_eq!(
+            trusted.signer(&id, b"label", b"message", &by_second),
+            Ok(&second.public_key())
+        );
+        let stranger = Ed25519SigningKey::from_seed(&[3; 32]);
+        assert_eq!(
+            trusted.signer(
+                &id,
+                b"label",
+                b"message",
+                &stranger.sign(b"label", b"message")
+            ),
+            Err(Untrusted::Signature)
+        );
+        assert_eq!(
+            trusted.signer(&KeyId([0; 8]), b"label", b"message", &by_first),
+            Err(Untrusted::Id)
+        );
+    }
+
+    #[test]
+    fn inserting_keeps_every_key_once() {
+        let a = Ed25519SigningKey::from_seed(&[4; 32]).public_key();
+        let b = Ed25519SigningKey::from_seed(&[5; 32]).public_key();
+        let trusted = TrustedKeys::new().with(a).with(b).with(a);
+        assert_eq!(trusted.len(), 2);
+        assert!(trusted.contains(&a) && trusted.contains(&b));
+        assert_eq!(trusted.with_id(&a.key_id()).collect::<Vec<_>>(), vec![&a]);
+        assert!(trusted.knows_id(&b.key_id()) && !trusted.knows_id(&KeyId([0; 8])));
     }
 
     #[test]

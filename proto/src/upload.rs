@@ -173,7 +173,9 @@ pub fn key_publishable_at(key: &DiagnosisKey) -> UnixTime {
 /// transition: a frame whose variant is of the other version is refused
 /// ([`crate::DecodeError::NotInVersion`]). Postcard numbers variants by position, so the
 /// version 1 variants keep their places (0, 1, 2).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Debug` does not show a version 1 revision token (a bearer secret).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UploadBody {
     /// Version 1 (transition): a first upload without a revision key; the node answers it
     /// with a revision token that anyone who replays the bytes gets too.
@@ -206,6 +208,38 @@ pub enum UploadBody {
         /// [`crate::revision::RevisionSecret::sign`] over `revises` and the new certificate.
         signature: Signature,
     },
+}
+
+impl std::fmt::Debug for UploadBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UploadBody::RealV1(upload) => f.debug_tuple("RealV1").field(upload).finish(),
+            UploadBody::RevisionV1 { upload, .. } => f
+                .debug_struct("RevisionV1")
+                .field("upload", upload)
+                .field("revision_token", &"<redacted>")
+                .finish(),
+            UploadBody::Decoy => f.write_str("Decoy"),
+            UploadBody::Real {
+                upload,
+                revision_key,
+            } => f
+                .debug_struct("Real")
+                .field("upload", upload)
+                .field("revision_key", revision_key)
+                .finish(),
+            UploadBody::Revision {
+                upload,
+                revises,
+                signature,
+            } => f
+                .debug_struct("Revision")
+                .field("upload", upload)
+                .field("revises", revises)
+                .field("signature", signature)
+                .finish(),
+        }
+    }
 }
 
 impl UploadBody {
@@ -375,6 +409,21 @@ mod tests {
             },
             TrustedAuthorities::new().with(authority.public_key()),
         )
+    }
+
+    #[test]
+    fn debug_shows_no_revision_token_or_hmac_key() {
+        let (upload, _) = signed_upload(ReportContents::Pet(Vec::new()), None);
+        let key_hex = hex::encode(upload.hmac_key.0);
+        let body = UploadBody::RevisionV1 {
+            upload,
+            revision_token: vec![0xab; 16],
+        };
+        let shown = format!("{body:?}");
+        assert!(!shown.contains("171, 171"), "{shown}");
+        assert!(!shown.to_lowercase().contains("abab"), "{shown}");
+        assert!(!shown.contains(&key_hex), "{shown}");
+        assert!(shown.contains("<redacted>"));
     }
 
     fn gaen_key(byte: u8, day: DayNumber) -> DiagnosisKey {

@@ -125,8 +125,7 @@ pub mod kind {
     pub const SYNC_REQUEST: u8 = 0x06;
     /// Federation catch-up response (`SyncResponse`).
     pub const SYNC_RESPONSE: u8 = 0x07;
-    /// [`crate::report::ReportContents`], inside the HMAC input.
-    pub const REPORT_CONTENTS: u8 = 0x08;
+    // 0x08 is reserved: named once for report contents, never sent (docs/PROTOCOL.md §5.1).
     /// [`crate::rollover::KeyRollover`].
     pub const KEY_ROLLOVER: u8 = 0x09;
     /// [`crate::instance::HelloRequest`], federation's twin check.
@@ -198,6 +197,48 @@ mod tests {
             decode::<Probe>(&[0; 65]),
             Err(DecodeError::TooLarge { got: 65, max: 64 })
         );
+    }
+
+    /// docs/PROTOCOL.md §5.1's table names exactly the kinds this module defines, and
+    /// `0x08` as reserved (it was defined here for "report contents" and used nowhere).
+    #[test]
+    fn the_specified_kinds_are_the_defined_ones() {
+        let defined = [
+            kind::SIGNED_CERTIFICATE,
+            kind::UPLOAD_REQUEST,
+            kind::SIGNED_UPLOAD,
+            kind::SIGNED_BATCH,
+            kind::BATCH_INDEX,
+            kind::SYNC_REQUEST,
+            kind::SYNC_RESPONSE,
+            kind::KEY_ROLLOVER,
+            kind::INSTANCE_HELLO,
+            kind::INSTANCE_OTHERS,
+        ];
+        let spec = include_str!("../../docs/PROTOCOL.md");
+        let section = &spec[spec.find("### 5.1").expect("§5.1")..];
+        let section = &section[..section.find("\n### ").expect("§5.2 follows")];
+        let mut specified = Vec::new();
+        let mut reserved = Vec::new();
+        for row in section.lines().filter(|l| l.starts_with("| 0x")) {
+            let mut cells = row.split('|').skip(1);
+            let kinds = cells.next().expect("kind cell");
+            let what = cells.next().expect("message cell");
+            for k in kinds.split(',') {
+                let k =
+                    u8::from_str_radix(k.trim().trim_start_matches("0x"), 16).expect("a hex kind");
+                if what.contains("reserved") {
+                    reserved.push(k);
+                } else {
+                    specified.push(k);
+                }
+            }
+        }
+        specified.sort_unstable();
+        let mut defined = defined.to_vec();
+        defined.sort_unstable();
+        assert_eq!(specified, defined);
+        assert_eq!(reserved, [0x08]);
     }
 
     proptest::proptest! {

@@ -1,5 +1,6 @@
 //! [`Phone`]: the sans-IO state machine a mobile app drives.
 
+mod certificate_check;
 mod clock;
 mod decoy_flow;
 mod events;

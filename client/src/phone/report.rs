@@ -14,6 +14,7 @@ use rand_core::Rng;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
+use super::certificate_check::check_certificate;
 use super::{Pending, Phone};
 use crate::error::{ClientError, ReportError, StoreError};
 use crate::request::{PhoneEvent, Response};
@@ -531,6 +532,23 @@ impl<S: Store> Phone<S> {
         }
     }
 
+    /// Ends the report on a verify that gave no usable certificate (a refused code, a
+    /// certificate that does not check out): every verify is followed by an upload, as every
+    /// decoy's is, so a decoy upload of this report's size goes after the usual delay.
+    fn report_failed_with_decoy_upload(
+        &mut self,
+        now: UnixTime,
+        error: ReportError,
+    ) -> Result<(), ClientError> {
+        let Some(flow) = self.report.as_ref() else {
+            return Ok(());
+        };
+        let size = upload_size_of(&flow.contents, &mut self.rng);
+        self.start_decoy_upload(now, size)?;
+        self.report_failed(error)?;
+        self.drive_decoy(now)
+    }
+
     pub(super) fn on_verify_response(
         &mut self,
         now: UnixTime,
@@ -546,22 +564,29 @@ impl<S: Store> Phone<S> {
             return self.report_retry_later(now);
         }
         if response.status != 200 {
-            // Every verify is followed by an upload, as every decoy's is: a refused code
-            // (a typo, an expired code) sends a decoy upload of this report's size.
-            let size = upload_size_of(&flow.contents, &mut self.rng);
-            self.start_decoy_upload(now, size)?;
-            self.report_failed(ReportError::Refused {
-                status: response.status,
-                code: error_code(&response.body),
-            })?;
-            return self.drive_decoy(now);
+            return self.report_failed_with_decoy_upload(
+                now,
+                ReportError::Refused {
+                    status: response.status,
+                    code: error_code(&response.body),
+                },
+            );
         }
         let certificate = serde_json::from_slice::<VerifyResponse>(&response.body)
             .ok()
             .and_then(|r| r.certificate().ok())
-            .filter(|c| c.certificate.report_hmac == flow.hmac);
+            .filter(|c| {
+                check_certificate(
+                    c,
+                    &flow.hmac,
+                    flow.revises.is_some(),
+                    &self.config.report.trusted_authorities,
+                    now,
+                )
+                .is_ok()
+            });
         let Some(certificate) = certificate else {
-            return self.report_failed(ReportError::BadCertificate);
+            return self.report_failed_with_decoy_upload(now, ReportError::BadCertificate);
         };
         let upload = SignedUpload {
             contents: flow.contents.clone(),

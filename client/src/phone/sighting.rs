@@ -347,7 +347,8 @@ impl<S: Store> Phone<S> {
                         own: tokens.own,
                         peer: tokens.peer,
                     },
-                    // Our own key echoed, or a low-order point: nothing to keep.
+                    // Our own key echoed, a low-order point or a non-canonical
+                    // spelling of a key: nothing to keep.
                     Err(_) => return Ok(()),
                 }
             }

@@ -76,9 +76,12 @@ impl<S: Store> Phone<S> {
     pub fn trusted_nodes(&self) -> TrustedNodes {
         let mut trusted = self.config.trusted_nodes.clone();
         // Follow the kept pairs from the configured keys, whatever order they were kept in.
-        while let Some((_, new)) = self.sync.followed.iter().find(|(old, new)| {
-            trusted.get(&old.key_id()) == Some(old) && trusted.get(&new.key_id()).is_none()
-        }) {
+        while let Some((_, new)) = self
+            .sync
+            .followed
+            .iter()
+            .find(|(old, new)| trusted.contains(old) && !trusted.contains(new))
+        {
             trusted.insert(*new);
         }
         trusted
@@ -326,12 +329,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(phone.sync_cursor(), 1);
-        assert!(
-            phone
-                .trusted_nodes()
-                .get(&k2.public_key().key_id())
-                .is_some()
-        );
+        assert!(phone.trusted_nodes().contains(&k2.public_key()));
 
         // The switch, after a restart: the phone verifies the next key's batches, and those
         // of the key after it once that is announced (pages carry every rollover).

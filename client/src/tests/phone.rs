@@ -908,3 +908,71 @@ fn gaen_contact_on_the_upload_day_before_the_upload_is_matched_once_published() 
     assert_eq!(daily.day, today);
     assert!(daily.seconds_per_bucket[0] >= 14 * 60, "{daily:?}");
 }
+
+/// A certificate the phone cannot upload (here: by an authority it does not pin) ends the
+/// report with `bad-certificate` and sends no upload; before, only the HMAC was checked and
+/// the phone uploaded it, spending its code on a certificate every node refuses.
+#[test]
+fn a_certificate_of_another_authority_is_never_uploaded() {
+    use ephemera_proto::api::{VerifyRequest, VerifyResponse};
+    use ephemera_proto::auth::CertificateRequest;
+
+    let mut node = FakeNode::new(9);
+    let stranger = FakeNode::new(10);
+    let config = node
+        .config(SchemeKind::Pet)
+        .with_trusted_authority(node.authority.public_key());
+    let mut pair = PhonePair::new(config, start(), Air::Full);
+    pair.together(15 * 60, 10);
+    pair.apart(3600);
+    let now = pair.now;
+    let code = node.code();
+    node.sync_key(now, &mut pair.a);
+    pair.a.start_report(now, &code, None, None).unwrap();
+    let verify = pair.a.poll_request().expect("verify request");
+    assert_eq!(verify.purpose, Purpose::Verify);
+    let asked: VerifyRequest = serde_json::from_slice(&node.open(&verify)).unwrap();
+    let foreign = stranger.authority.issue(
+        &CertificateRequest {
+            report_hmac: asked.parsed_hmac().unwrap(),
+            test_type: ReportType::ConfirmedTest,
+            symptom_onset: None,
+        },
+        now,
+        3600,
+        &mut node.rng,
+    );
+    let answer = node.sealed_answer(
+        &verify,
+        200,
+        &VerifyResponse::new(&foreign).to_padded_json(),
+    );
+    pair.a.handle_response(now, verify.id, answer).unwrap();
+    assert_eq!(
+        pair.a.poll_event(),
+        Some(PhoneEvent::ReportFailed(crate::ReportError::BadCertificate))
+    );
+    assert!(!pair.a.report_in_progress());
+    // Never uploaded; a decoy upload follows, as after any verify.
+    let mut decoy_uploads = 0;
+    for later in 0..=5 {
+        pair.a.handle_timeout(now.plus_seconds(later)).unwrap();
+        while let Some(r) = pair.a.poll_request() {
+            assert_ne!(r.purpose, Purpose::Upload);
+            if r.purpose == Purpose::DecoyUpload {
+                decoy_uploads += 1;
+                let answer = node.upload_ok(&r);
+                pair.a
+                    .handle_response(now.plus_seconds(later), r.id, answer)
+                    .unwrap();
+            }
+        }
+    }
+    assert_eq!(decoy_uploads, 1);
+    // The pinned authority's certificate is uploaded.
+    assert!(
+        !node
+            .report(now.plus_seconds(10), &mut pair.a, None)
+            .is_empty()
+    );
+}

@@ -270,10 +270,8 @@ mod tests {
             symptom_onset: None,
         };
         let issued = core.issue_codes(&store, grant, 1, NOW, &mut rng).unwrap();
-        let decoy = VerifyRequest {
-            decoy: true,
-            ..request("")
-        };
+        let mut decoy = request("");
+        decoy.decoy = true;
         let fake = core.redeem_code(&store, &decoy, NOW, &mut rng).unwrap();
         let real = core
             .redeem_code(&store, &request(&issued.codes[0].reveal()), NOW, &mut rng)

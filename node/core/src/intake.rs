@@ -411,8 +411,12 @@ impl NodeCore {
             Proof::Token(_) => IntakeError::InvalidRevisionToken,
             Proof::Signed => IntakeError::InvalidRevisionSignature,
         })?;
+        // The same authority: the same key id, and (64-bit ids can collide) the same key,
+        // the one of the keys with that id that signed each certificate.
         if original.upload.certificate.certificate.authority
             != upload.certificate.certificate.authority
+            || original.upload.certificate.signer(&self.trusted).ok()
+                != upload.certificate.signer(&self.trusted).ok()
         {
             return Err(IntakeError::RevisionAuthorityMismatch);
         }

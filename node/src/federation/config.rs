@@ -280,7 +280,7 @@ impl FederationConfig {
             .relay_authorities
             .iter()
             .map(|k| k.key_id())
-            .filter(|id| self.trusted_authorities.get(id).is_none())
+            .filter(|id| !self.trusted_authorities.knows_id(id))
             .map(|id| (id, false));
         trusted.chain(relayed).collect()
     }

@@ -213,7 +213,7 @@ impl Verifier {
             Ok(id) => UploadId(id),
             Err(_) => return Verdict::Ignore("bad-message-id"),
         };
-        let trusted = self.trusted.get(&topic).is_some();
+        let trusted = self.trusted.knows_id(&topic);
         if !trusted && self.relayed_before(&claimed) {
             return Verdict::Ignore("duplicate");
         }
@@ -233,7 +233,7 @@ impl Verifier {
         }
         let authorities = if trusted {
             &self.trusted
-        } else if self.relay.get(&topic).is_some() {
+        } else if self.relay.knows_id(&topic) {
             &self.relay
         } else {
             return Verdict::Ignore("untrusted-authority");

@@ -108,15 +108,18 @@ impl SignedCertificate {
         now: UnixTime,
         policy: ExpiryPolicy,
     ) -> Result<&Certificate, CertificateError> {
+        self.signer(trusted)?;
+        self.check_times(now, policy)?;
+        Ok(&self.certificate)
+    }
+
+    /// Checks the validity times at `now` alone, as [`Self::verify`] does after the
+    /// signature (a phone that pins no authority key checks these before uploading).
+    ///
+    /// # Errors
+    /// [`CertificateError::Expired`] or [`CertificateError::NotYetValid`].
+    pub fn check_times(&self, now: UnixTime, policy: ExpiryPolicy) -> Result<(), CertificateError> {
         let cert = &self.certificate;
-        let key = trusted
-            .get(&cert.authority)
-            .ok_or(CertificateError::UntrustedAuthority)?;
-        if cert.version != CERTIFICATE_VERSION
-            || !key.verify(CERTIFICATE_LABEL, &cert.signing_input(), &self.signature)
-        {
-            return Err(CertificateError::BadSignature);
-        }
         if cert.issued_at > now.plus_seconds(MAX_CLOCK_SKEW_SECONDS) {
             return Err(CertificateError::NotYetValid);
         }
@@ -132,7 +135,34 @@ impl SignedCertificate {
                 now: now.0,
             });
         }
-        Ok(cert)
+        Ok(())
+    }
+
+    /// The trusted key that signed this certificate: the one among the keys with its
+    /// authority's id (usually one; every one of them is tried) whose signature it carries.
+    /// Times are not checked.
+    ///
+    /// # Errors
+    /// [`CertificateError::UntrustedAuthority`] or [`CertificateError::BadSignature`].
+    pub fn signer<'t>(
+        &self,
+        trusted: &'t TrustedAuthorities,
+    ) -> Result<&'t Ed25519PublicKey, CertificateError> {
+        let cert = &self.certificate;
+        if !trusted.knows_id(&cert.authority) {
+            return Err(CertificateError::UntrustedAuthority);
+        }
+        if cert.version != CERTIFICATE_VERSION {
+            return Err(CertificateError::BadSignature);
+        }
+        trusted
+            .signer(
+                &cert.authority,
+                CERTIFICATE_LABEL,
+                &cert.signing_input(),
+                &self.signature,
+            )
+            .map_err(|_| CertificateError::BadSignature)
     }
 
     /// Checks that `contents` with `binding`, authenticated with `hmac_key`, is the certified
@@ -262,6 +292,35 @@ mod tests {
         };
         let cert = authority.issue(&request, NOW, 3600, &mut rng);
         (authority, trusted, contents, hmac_key, cert)
+    }
+
+    /// Two authorities whose keys share an id (64 bits: chance, or a 2^64-hash search):
+    /// before, the second key replaced the first in the trusted set, so the first's
+    /// certificates stopped verifying; each certificate now names the key that signed it.
+    #[test]
+    fn certificates_of_two_keys_with_one_id_each_verify_under_their_own_key() {
+        let (authority, mut trusted, _, _, cert) = setup();
+        let other = AuthoritySigningKey::from_seed(&[9; 32]);
+        trusted.insert_under(authority.public_key().key_id(), other.public_key());
+        assert!(
+            cert.verify(&trusted, NOW, ExpiryPolicy::FirstUpload)
+                .is_ok()
+        );
+        assert_eq!(cert.signer(&trusted), Ok(&authority.public_key()));
+        let mut by_other = cert.clone();
+        by_other.signature = other
+            .0
+            .sign(CERTIFICATE_LABEL, &by_other.certificate.signing_input());
+        assert_eq!(by_other.signer(&trusted), Ok(&other.public_key()));
+        let stranger = AuthoritySigningKey::from_seed(&[10; 32]);
+        let mut by_stranger = cert.clone();
+        by_stranger.signature = stranger
+            .0
+            .sign(CERTIFICATE_LABEL, &by_stranger.certificate.signing_input());
+        assert_eq!(
+            by_stranger.verify(&trusted, NOW, ExpiryPolicy::FirstUpload),
+            Err(CertificateError::BadSignature)
+        );
     }
 
     #[test]

@@ -6,12 +6,15 @@ use rand_core::CryptoRng;
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::report::ReportContents;
 use crate::revision::HmacBinding;
 
 /// The phone's random HMAC key for one report. It stays on the phone until the upload, so
 /// the authority that signs the HMAC never learns the report.
+///
+/// Zeroised on drop; `Debug` does not print it.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ReportHmacKey(pub [u8; 32]);
 
@@ -51,6 +54,14 @@ impl PartialEq for ReportHmacKey {
 
 impl Eq for ReportHmacKey {}
 
+impl Drop for ReportHmacKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for ReportHmacKey {}
+
 impl fmt::Debug for ReportHmacKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ReportHmacKey(<redacted>)")
@@ -79,6 +90,16 @@ mod tests {
     use crate::pet::EncounterToken;
     use crate::report::PublishedToken;
     use crate::time::DayNumber;
+
+    #[test]
+    fn the_key_is_zeroised_on_drop_and_never_shown() {
+        fn zeroised_on_drop<T: ZeroizeOnDrop>() {}
+        zeroised_on_drop::<ReportHmacKey>();
+        let key = ReportHmacKey([0xa7; 32]);
+        let shown = format!("{key:?} {:?}", Some(&key));
+        assert!(!shown.contains(&hex::encode(key.0)));
+        assert!(!shown.contains("167, 167"), "{shown}");
+    }
 
     #[test]
     fn hmac_depends_on_key_and_contents() {

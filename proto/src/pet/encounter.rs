@@ -2,6 +2,7 @@
 //!
 //! # Derivation
 //! ```text
+//! peer public key: refused unless canonical (bit 255 clear, u < 2^255 − 19)
 //! shared     = X25519(own private key, peer public key)    (rejected if all zero)
 //! low, high  = the two public keys ordered as byte strings (byte 0 first), low < high
 //! PRK        = HKDF-Extract(salt = ENCOUNTER_SALT, ikm = shared ‖ low ‖ high)
@@ -66,8 +67,11 @@ pub struct EncounterTokens {
 /// Derives the tokens of an encounter between our key pair `own` and a heard key `peer`.
 ///
 /// # Errors
-/// [`PetError::SameKey`] if `peer` is our own public key (our broadcast echoed back), and
-/// [`PetError::NonContributory`] if the shared secret is not contributory: `peer` is a
+/// [`PetError::NonCanonicalKey`] if `peer` is not canonical (bit 255 set, or u ≥ p): X25519
+/// would read it as another key's point while the tokens hash its bytes, so the two phones
+/// would derive different tokens (and our own key with bit 255 set would pass the same-key
+/// check); [`PetError::SameKey`] if `peer` is our own public key (our broadcast echoed
+/// back), and [`PetError::NonContributory`] if the shared secret is not contributory: `peer` is a
 /// low-order point (u = 0, 1, p − 1, p, p + 1, the two order-8 points, each also with the
 /// ignored bit 255 set), which would give a shared secret anyone can compute (all zeros).
 ///
@@ -85,6 +89,9 @@ pub fn encounter_tokens(
     own: &EphemeralKeyPair,
     peer: &EphemeralPublicKey,
 ) -> Result<EncounterTokens, PetError> {
+    if !peer.is_canonical() {
+        return Err(PetError::NonCanonicalKey);
+    }
     let own_public = own.public();
     let (role, low, high) = match own_public.0.cmp(&peer.0) {
         Ordering::Less => (Role::Low, own_public, *peer),
@@ -240,12 +247,60 @@ mod tests {
         for seed in 0..4 {
             let own = pair(seed, 1);
             for point in LOW_ORDER_POINTS {
-                assert_eq!(
-                    encounter_tokens(&own, &hex32(point)),
-                    Err(PetError::NonContributory),
-                    "{point}"
-                );
+                let point = hex32(point);
+                // p, p + 1 and every key with bit 255 set are not canonical: refused before
+                // the Diffie-Hellman; the canonical ones are refused by it.
+                let expected = if point.is_canonical() {
+                    PetError::NonContributory
+                } else {
+                    PetError::NonCanonicalKey
+                };
+                assert_eq!(encounter_tokens(&own, &point), Err(expected), "{point:?}");
             }
+        }
+    }
+
+    #[test]
+    fn another_spelling_of_a_key_is_refused() {
+        let a = pair(40, 77);
+        let b = pair(41, 77);
+        let honest = encounter_tokens(&a, &b.public()).expect("honest keys");
+        // Bit 255 set: X25519 ignores it, so the shared secret is the same, but the token
+        // input hashes the bytes: without the check, a derived other tokens than b does.
+        let mut flipped = b.public();
+        flipped.0[31] |= 0x80;
+        assert_eq!(
+            encounter_tokens(&a, &flipped),
+            Err(PetError::NonCanonicalKey)
+        );
+        // Our own key with bit 255 set is not "another key" either.
+        let mut echoed = a.public();
+        echoed.0[31] |= 0x80;
+        assert_eq!(
+            encounter_tokens(&a, &echoed),
+            Err(PetError::NonCanonicalKey)
+        );
+        // u + p for u = 9 (the base point): bit 255 clear, yet not reduced.
+        let base_plus_p = hex32("f6ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f");
+        assert!(!base_plus_p.is_canonical());
+        assert_eq!(
+            encounter_tokens(&a, &base_plus_p),
+            Err(PetError::NonCanonicalKey)
+        );
+        // The honest key still derives the same tokens as before.
+        assert_eq!(encounter_tokens(&a, &b.public()), Ok(honest));
+    }
+
+    #[test]
+    fn canonical_is_exactly_below_the_field_prime() {
+        let p_minus_1 = hex32("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f");
+        let p = hex32("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f");
+        assert!(p_minus_1.is_canonical());
+        assert!(!p.is_canonical());
+        assert!(EphemeralPublicKey([0; 32]).is_canonical());
+        assert!(!EphemeralPublicKey([0xff; 32]).is_canonical());
+        for seed in 0..50 {
+            assert!(pair(seed, 3).public().is_canonical());
         }
     }
 

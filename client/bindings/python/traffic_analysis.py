@@ -27,7 +27,8 @@ without any signal could fail.
 
     PYTHONPATH=<bindings> python3 traffic_analysis.py [--reals 600] [--phones 400]
 
-Exits non-zero if any AUC exceeds --max-auc (0.55) or there are too few flows.
+Prints, for each AUC, whether it meets the target --max-auc (0.55, issue 30's bar). Exits
+non-zero if any AUC exceeds --fail-above (default: the target) or there are too few flows.
 """
 
 import argparse
@@ -507,6 +508,23 @@ def aucs(samples, view, repeats, cache):
     return rows, standard_error(0.5, int(y.sum()), int(len(y) - y.sum()))
 
 
+def latency_detail(samples):
+    """Where node latency differs, for whoever reads the log: quantiles of real and decoy
+    answers, the rank AUC of the value, and that of its phase on the node's 2 ms release
+    tick (a classifier can read fine structure that the ranks do not show)."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    y = np.array([1 if s["real"] else 0 for s in samples])
+    print("\nnode latency in ms, real | decoy (p10 p50 p90); rank AUC of the value, of its phase on the 2 ms tick")
+    for name in ("verify latency", "upload latency"):
+        ms = np.array([s["proxy"][name] * 1000 for s in samples])
+        real, decoy = (np.percentile(ms[y == k], [10, 50, 90]) for k in (1, 0))
+        print(f"  {name:<16} {real[0]:6.2f} {real[1]:6.2f} {real[2]:6.2f} | "
+              f"{decoy[0]:6.2f} {decoy[1]:6.2f} {decoy[2]:6.2f}; "
+              f"{roc_auc_score(y, ms):.3f}, {roc_auc_score(y, ms % 2):.3f}")
+
+
 def standard_error(auc, positives, negatives):
     """The standard error of an AUC measured on this many flows (Hanley and McNeil, 1982)."""
     q1 = auc / (2 - auc)
@@ -526,7 +544,10 @@ def main():
     parser.add_argument("--floor-ms", type=int, default=20,
                         help="the node's [http] phone_answer_floor_ms (default there: 50); "
                              "a lower floor is the harder case and a shorter run")
-    parser.add_argument("--max-auc", type=float, default=0.55)
+    parser.add_argument("--max-auc", type=float, default=0.55,
+                        help="the target: an AUC above it is marked ABOVE")
+    parser.add_argument("--fail-above", type=float, default=None,
+                        help="exit non-zero on an AUC above this (default: the target)")
     parser.add_argument("--min-decoys", type=int, default=300)
     parser.add_argument("--min-reals", type=int, default=50)
     parser.add_argument("--seed", type=int, default=30)
@@ -549,6 +570,8 @@ def main():
           f"then an upload); {throttled} answers 429 in the rate-limit window, {refused} connections refused during "
           f"the restart; {time.time() - began:.0f} s")
     failed = reals < args.min_reals or decoys < args.min_decoys
+    fail_above = args.max_auc if args.fail_above is None else args.fail_above
+    above_target = False
     cache = {}  # features both views share are scored once
     for view in ("proxy", "network"):
         rows, noise = aucs(samples, view, args.repeats, cache)
@@ -556,13 +579,18 @@ def main():
               f" and gradient boosting; a classifier that learns nothing reads 0.5 +/- {noise:.3f}),"
               " then the mean of real and of decoy flows")
         for name, auc, real_mean, decoy_mean in rows:
-            mark = "ok" if auc <= args.max_auc else "FAIL"
-            failed |= auc > args.max_auc
-            print(f"  {name:<28} {auc:.3f}  {mark:<4}  {real_mean:10.4g} {decoy_mean:10.4g}")
+            mark = "ok" if auc <= args.max_auc else "FAIL" if auc > fail_above else "ABOVE"
+            failed |= auc > fail_above
+            above_target |= auc > args.max_auc
+            print(f"  {name:<28} {auc:.3f}  {mark:<5}  {real_mean:10.4g} {decoy_mean:10.4g}")
+    latency_detail(samples)
     if failed:
-        sys.exit(f"traffic analysis failed (max AUC {args.max_auc}, at least {args.min_reals} real "
+        sys.exit(f"traffic analysis failed (AUC above {fail_above}, or fewer than {args.min_reals} real "
                  f"and {args.min_decoys} decoy flows)")
-    print("\ntraffic analysis passed")
+    if above_target:
+        print(f"\ntraffic analysis: no AUC above {fail_above}, but the target {args.max_auc} is not met")
+    else:
+        print(f"\ntraffic analysis passed: every AUC at most {args.max_auc}")
 
 
 if __name__ == "__main__":

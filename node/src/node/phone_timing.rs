@@ -10,22 +10,24 @@
 //! later of its hold and the own time of a recent real success drawn at random, so the
 //! real answers slower than their hold (a loaded or slow disk) have their twins among the
 //! decoys too: a loaded node read 0.531 on verify latency without that draw. The drawn
-//! part of the hold hides what a fixed floor left. Held answers are released by one task that
-//! ticks every [`RELEASE_TICK`] while any answer waits, never by each request's own timer:
-//! a request's own timer woke a few tenths of a millisecond differently after a flush than
-//! after none, and a classifier next to the server read that from the fraction of the
-//! millisecond (AUC 0.59 on loopback, with the draw). Released by one clock, every answer
-//! leaves on the same grid the same way. A floor, unlike holding decoys to drawn real times,
+//! part of the hold hides what a fixed floor left. Held answers are released by one thread
+//! that ticks every [`RELEASE_TICK`] on the OS clock while any answer waits, never by a
+//! runtime timer: a runtime timer fires when its worker next wakes from its millisecond
+//! park, which fell a few tenths of a millisecond differently after a flush than after
+//! none, and a classifier next to the server read that from the fraction of the
+//! millisecond (AUC 0.59-0.60 on loopback, with the draw; first with each request's own
+//! timer, then with one clock task on the runtime). Released by one clock that no request's
+//! work moves, every answer leaves on the same grid the same way. A floor, unlike holding decoys to drawn real times,
 //! needs no real traffic first, so a fresh or restarted node is covered at once.
 //!
 //! Only durations are kept, in memory: no time of day, no source, nothing about a request.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use ephemera_proto::sealed::SealedRoute;
 use rand::RngExt;
@@ -64,57 +66,88 @@ pub(crate) struct PhoneTiming {
     clock: OnceLock<ReleaseClock>,
 }
 
-/// One task's ticks, shared by every held answer; it ticks only while answers wait.
+/// One thread's ticks, shared by every held answer; it ticks only while answers wait.
+///
+/// A thread of its own, sleeping to each tick on the OS clock, not a task on the node's
+/// runtime: a runtime timer fires when its worker next wakes from its millisecond park,
+/// and when it parked depended on the work just done (a real verify's flush, a decoy's
+/// none), so the ticks after a real request fell at another phase of the millisecond
+/// than after a decoy's. A classifier next to the server read that at 0.596 on verify
+/// latency (issue 30, a quiet 2-core machine).
 #[derive(Debug)]
 struct ReleaseClock {
     /// The latest tick's time.
     ticks: watch::Receiver<Instant>,
     waiting: Arc<AtomicUsize>,
-    wake: Arc<Notify>,
+    /// The ticking thread; none when the process could not start one.
+    ticker: Option<std::thread::Thread>,
+    stopped: Arc<AtomicBool>,
 }
 
 impl ReleaseClock {
-    /// Starts the ticking task on the current runtime.
+    /// Starts the ticking thread.
     fn start() -> Self {
         let (sender, ticks) = watch::channel(Instant::now());
         let waiting = Arc::new(AtomicUsize::new(0));
-        let wake = Arc::new(Notify::new());
-        let (task_waiting, task_wake) = (Arc::clone(&waiting), Arc::clone(&wake));
+        let stopped = Arc::new(AtomicBool::new(false));
+        let (thread_waiting, thread_stopped) = (Arc::clone(&waiting), Arc::clone(&stopped));
         // Ticks fall on one grid from the clock's start, whenever answers begin to wait:
         // a grid restarted by the first waiter would put the ticks at a phase of its
         // arrival, which differs by the work done before waiting.
         let epoch = Instant::now();
         let tick = RELEASE_TICK.as_nanos().max(1);
-        tokio::spawn(async move {
-            loop {
-                if task_waiting.load(Ordering::SeqCst) == 0 {
-                    task_wake.notified().await;
-                    continue;
+        let ticker = std::thread::Builder::new()
+            .name("phone-answer-release".to_owned())
+            .spawn(move || {
+                while !thread_stopped.load(Ordering::SeqCst) {
+                    if thread_waiting.load(Ordering::SeqCst) == 0 {
+                        std::thread::park();
+                        continue;
+                    }
+                    let next = (Instant::now() - epoch).as_nanos() / tick + 1;
+                    let at = epoch
+                        + Duration::from_nanos(u64::try_from(next * tick).unwrap_or(u64::MAX));
+                    // `sleep` returns no earlier than asked.
+                    std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                    sender.send_replace(Instant::now());
                 }
-                let next = (Instant::now() - epoch).as_nanos() / tick + 1;
-                let at =
-                    epoch + Duration::from_nanos(u64::try_from(next * tick).unwrap_or(u64::MAX));
-                tokio::time::sleep_until(at.into()).await;
-                if sender.send(Instant::now()).is_err() {
-                    return;
-                }
-            }
-        });
+            })
+            .map(|handle| handle.thread().clone());
+        let ticker = ticker
+            .inspect_err(|e| {
+                tracing::error!(error = %e, "the phone-answer release clock could not start");
+            })
+            .ok();
         ReleaseClock {
             ticks,
             waiting,
-            wake,
+            ticker,
+            stopped,
         }
     }
 
     /// Waits for the first tick at or after `at`.
     async fn release_at(&self, at: Instant) {
+        let Some(ticker) = &self.ticker else {
+            // No thread to be had (the process's limit): each answer keeps its hold on
+            // the runtime's timer, less exact but held.
+            tokio::time::sleep_until(at.into()).await;
+            return;
+        };
         self.waiting.fetch_add(1, Ordering::SeqCst);
-        self.wake.notify_one();
+        ticker.unpark();
         let mut ticks = self.ticks.clone();
-        // The task only ends with the node's runtime; then the answer simply leaves.
         let _ = ticks.wait_for(|tick| *tick >= at).await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for ReleaseClock {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        if let Some(ticker) = &self.ticker {
+            ticker.unpark();
+        }
     }
 }
 

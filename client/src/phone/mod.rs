@@ -283,23 +283,7 @@ impl<S: Store> Phone<S> {
         }
         let interval = now.interval();
         if self.current.as_ref().map(|c| c.interval) != Some(interval) {
-            let metadata = Metadata::v1_0(self.config.tx_power);
-            let broadcast = match self.daily_key(interval.day())? {
-                DailyKey::Pet(secret) => {
-                    let secret = secret.clone();
-                    let key = self.pet_pair(&secret, interval).public();
-                    Broadcast::Pet {
-                        key,
-                        carousel: SliceCarousel::new(&key),
-                    }
-                }
-                gaen => gaen.broadcast(interval, &metadata),
-            };
-            self.current = Some(CurrentBroadcast {
-                interval,
-                broadcast,
-                counter: 0,
-            });
+            self.start_broadcast(interval)?;
         }
         let current = self.current.as_mut().expect("set above");
         let legacy = current.broadcast.legacy_payload(current.counter);
@@ -310,6 +294,29 @@ impl<S: Store> Phone<S> {
             full: current.broadcast.full_payload(),
             valid_until: interval.plus(1).start(),
         })
+    }
+
+    /// Makes what is broadcast in `interval` (from the day's key, made first if need be)
+    /// the current broadcast.
+    fn start_broadcast(&mut self, interval: IntervalNumber) -> Result<(), ClientError> {
+        let metadata = Metadata::v1_0(self.config.tx_power);
+        let broadcast = match self.daily_key(interval.day())? {
+            DailyKey::Pet(secret) => {
+                let secret = secret.clone();
+                let key = self.pet_pair(&secret, interval).public();
+                Broadcast::Pet {
+                    key,
+                    carousel: SliceCarousel::new(&key),
+                }
+            }
+            gaen => gaen.broadcast(interval, &metadata),
+        };
+        self.current = Some(CurrentBroadcast {
+            interval,
+            broadcast,
+            counter: 0,
+        });
+        Ok(())
     }
 
     /// Runs timers due at `now`: encounter closing, the daily retention purge, decoys and

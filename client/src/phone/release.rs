@@ -150,8 +150,11 @@ impl<S: Store> Phone<S> {
     /// After a report that included today's key (cut at `now`, the current interval
     /// included): remembers it as released and rolls to a fresh key for the rest of today,
     /// kept durably before it is broadcast, whose rolling period starts in the current
-    /// interval. The next [`advertisement`](Phone::advertisement) broadcasts the new key's
-    /// identifier.
+    /// interval. The new key's broadcast is made here, so the next
+    /// [`advertisement`](Phone::advertisement) gives it with no more work than any other:
+    /// made lazily there, it was the first advertisement after a report that took longer
+    /// (issue 30: the timer step that sends the upload read 0.106 ms against a decoy's
+    /// 0.071, AUC 0.56 on the gap to the upload in the traffic test).
     pub(super) fn release_todays_key(&mut self, now: UnixTime) -> Result<(), ClientError> {
         let today = now.day();
         let Some(DailyKey::Gaen(tek)) = self.store.own_key(today)?.map(|k| k.daily_key()) else {
@@ -180,8 +183,7 @@ impl<S: Store> Phone<S> {
         self.store.flush()?;
         self.keys.retain(|(d, _)| *d != today);
         self.keys.push((today, fresh));
-        self.current = None;
-        Ok(())
+        self.start_broadcast(now.interval())
     }
 
     /// Retention for released keys: forgets those of days before `oldest_kept`.

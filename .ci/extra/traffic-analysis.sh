@@ -4,10 +4,11 @@
 # decoy flows, a 429 window, a restart) through a recording proxy, then trains logistic
 # regression and gradient boosting (scikit-learn, pinned, in a venv under the target
 # folder) per observer feature and on all together. It prints each held-out AUC against
-# issue 30's target (0.55) and fails on a regression: an AUC above 0.58, or fewer than 50
-# real and 300 decoy flows. Issue 30 is open while the target is not met everywhere: on a
-# quiet machine verify latency read 0.552 (1241c23, CI run 17); the decoy faults this test
-# caught read 0.58-0.67 and the issue's original figures 0.99-1.0. TRAFFIC_ARGS passes
+# issue 30's target (0.55) and fails on any AUC above it, or on fewer than 50 real and 300
+# decoy flows (with about 600 real flows, a classifier that learns nothing reads
+# 0.5 +/- 0.012). The faults this test caught read 0.55-0.67, the issue's original figures
+# 0.99-1.0; the last two (the release clock's phase, the phone's first advertisement after
+# a report) showed only on a quiet machine, so run it with nothing else busy. TRAFFIC_ARGS passes
 # options (e.g. "--reals 1200 --dump flows.json").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,4 +21,4 @@ pip_venv "$venv" "scikit-learn==$version"
 
 # shellcheck disable=SC2086
 EPHEMERA_PY_SCRIPT=traffic_analysis.py EPHEMERA_PYTHON="$venv/bin/python" \
-  bash client/bindings/python/run.sh --fail-above 0.58 ${TRAFFIC_ARGS:-}
+  bash client/bindings/python/run.sh ${TRAFFIC_ARGS:-}

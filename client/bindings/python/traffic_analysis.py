@@ -185,6 +185,7 @@ class ProxiedDriver:
         self.arrival = random.Random(1)
 
     def pump(self, phone_id, phone, now):
+        pump_began = time.perf_counter()
         while (request := phone.poll_request()) is not None:
             body = request.body if request.method == "POST" else None
             if body is not None:
@@ -193,6 +194,7 @@ class ProxiedDriver:
                 if wait > 0:
                     time.sleep(wait)
                     self.step_began += wait
+                    pump_began += wait
             sock = socket.create_connection(("127.0.0.1", self.proxy.port))
             port = sock.getsockname()[1]
             try:
@@ -208,7 +210,7 @@ class ProxiedDriver:
                 self.decoys_seen = counted
             self.last_exchange = time.perf_counter()
             self.log.append({"port": port, "phone": phone_id, "decoy": decoy, "now": now,
-                             "t_step": self.step_began})
+                             "t_step": self.step_began, "t_pump": pump_began})
             if status is None:
                 phone.handle_failure(now, request.id)
             else:
@@ -433,7 +435,9 @@ def flows(log, records):
                 # Not features: what the driver did around the verify, for --dump readers.
                 "diag": {"idle before verify": ev["t_in"] - ends[i_prev] if i_prev >= 0 else -1,
                          "phone work before verify": ev["t_in"] - ev["t_step"],
-                         "upload work": upload["t_in"] - upload["t_step"]},
+                         "upload work": upload["t_in"] - upload["t_step"],
+                         "upload timer work": upload["t_pump"] - upload["t_step"],
+                         "upload send work": upload["t_in"] - upload["t_pump"]},
                 "proxy": {
                     "verify request bytes": ev["req_body"],
                     "verify answer bytes": ev["resp_body"],

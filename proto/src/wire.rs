@@ -214,6 +214,7 @@ mod tests {
             kind::KEY_ROLLOVER,
             kind::INSTANCE_HELLO,
             kind::INSTANCE_OTHERS,
+            kind::FEDERATED_REPORT,
         ];
         let spec = include_str!("../../docs/PROTOCOL.md");
         let section = &spec[spec.find("### 5.1").expect("§5.1")..];

@@ -145,6 +145,10 @@ pub enum ClientError {
     /// A batch's content id differs from the one the index announced.
     #[error("batch content id differs from the index entry")]
     BatchIdMismatch,
+    /// A batch's signed sequence differs from the one the (unsigned) index announced: the
+    /// cursor never moves on the index's word alone.
+    #[error("batch sequence differs from the index entry")]
+    BatchSequenceMismatch,
     /// A heard payload is not one of the configured scheme's payloads.
     #[error("heard payload is not a payload of this phone's scheme")]
     ForeignPayload,
@@ -179,6 +183,7 @@ impl ClientError {
             ClientError::Report(e) => e.code(),
             ClientError::UnknownRequest => "unknown-request",
             ClientError::BatchIdMismatch => "batch-id-mismatch",
+            ClientError::BatchSequenceMismatch => "batch-sequence-mismatch",
             ClientError::ForeignPayload => "foreign-payload",
             ClientError::ClockWentBack { .. } => "clock-went-back",
             ClientError::Paused => "paused",

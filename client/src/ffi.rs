@@ -123,7 +123,8 @@ impl From<ClientError> for FfiError {
             ClientError::Batch(_)
             | ClientError::Export(_)
             | ClientError::NoExportKey
-            | ClientError::BatchIdMismatch => FfiError::Rejected { message },
+            | ClientError::BatchIdMismatch
+            | ClientError::BatchSequenceMismatch => FfiError::Rejected { message },
             ClientError::UnknownRequest => FfiError::UnknownRequest,
             other => FfiError::Other {
                 code: other.code().to_owned(),

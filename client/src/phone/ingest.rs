@@ -279,11 +279,20 @@ impl<S: Store> Phone<S> {
             ..
         } = ingest;
         let batch = match stream.finish() {
-            Ok(batch) if batch.id == entry.id => batch,
-            Ok(_) => {
+            Ok(batch) if batch.id != entry.id => {
+                self.last_error = Some(ClientError::BatchIdMismatch.code());
                 self.sync_failed();
                 return Err(ClientError::BatchIdMismatch);
             }
+            // The cursor moves to the batch's signed sequence only: an index (unsigned,
+            // from any server or cache on the way) that claimed `u64::MAX` stopped every
+            // later sync of the phone (issue 31, item 5).
+            Ok(batch) if batch.sequence != entry.sequence => {
+                self.last_error = Some(ClientError::BatchSequenceMismatch.code());
+                self.sync_failed();
+                return Err(ClientError::BatchSequenceMismatch);
+            }
+            Ok(batch) => batch,
             Err(e) => {
                 let e = ClientError::from(e);
                 self.batch_failed(&e);
@@ -291,7 +300,7 @@ impl<S: Store> Phone<S> {
             }
         };
         let new_windows = self.commit_windows(now, found)?;
-        self.batch_done(now, entry.sequence)?;
+        self.batch_done(now, batch.sequence)?;
         Ok(IngestSummary {
             batch,
             entries,

@@ -408,6 +408,52 @@ fn sync_walks_the_index_and_persists_the_cursor() {
     assert_eq!(phone.sync_cursor(), 2);
 }
 
+/// Issue 31, item 5: the index is unsigned (any server or cache on the way writes it). A
+/// forged sequence of `u64::MAX` for a genuine batch once moved the cursor there, and every
+/// later sync asked for batches after it: the phone never heard of a report again.
+#[test]
+fn a_forged_index_sequence_never_moves_the_cursor() {
+    let mut node = FakeNode::new(7);
+    let (mut pair, _) = meet_report_match(SchemeKind::Pet, Air::Full);
+    let now = pair.now;
+    let phone = &mut pair.b;
+    let b1 = node.batch(now, &[]);
+    let entry = |sequence| ephemera_proto::batch::BatchIndexEntry {
+        id: b1.id(),
+        sequence,
+        created_at: now,
+        size: b1.bytes().len() as u64,
+        keys: 0,
+        tokens: 200,
+    };
+    let sync_with = |phone: &mut Phone<_>, sequence| {
+        phone.start_sync(now).unwrap();
+        let r = next_past_key(phone);
+        let index = BatchIndex {
+            batches: vec![entry(sequence)],
+            next_cursor: sequence,
+            key_rollovers: Vec::new(),
+        };
+        let body = serde_json::to_vec(&index).unwrap();
+        phone
+            .handle_response(now, r.id, Response { status: 200, body })
+            .unwrap();
+        let r = next_past_key(phone);
+        assert_eq!(r.purpose, Purpose::FetchBatch(b1.id()));
+        let body = b1.bytes().to_vec();
+        phone.handle_response(now, r.id, Response { status: 200, body })
+    };
+    assert_eq!(
+        sync_with(phone, u64::MAX),
+        Err(ClientError::BatchSequenceMismatch)
+    );
+    assert_eq!(phone.sync_cursor(), 0);
+    assert_eq!(phone.status().last_error, Some("batch-sequence-mismatch"));
+    // The honest index of the next round is followed.
+    assert_eq!(sync_with(phone, 1), Ok(()));
+    assert_eq!(phone.sync_cursor(), 1);
+}
+
 /// What a decoy flow sent, as an observer would see it.
 #[derive(Debug, Default)]
 struct DecoyTrace {

@@ -7,7 +7,7 @@
 //! and before uploads that their reports cover), each stage keeps less of it, as the next
 //! rule of the `pet` pipeline would, and the first stage after which the rest no longer
 //! reaches a notification is the cause. The stages replay the run's own scans
-//! ([`Air::scan`], the very draws the phones got) and follow the client's rules; the last
+//! (`engine::Air::scan`, the very draws the phones got) and follow the client's rules; the last
 //! ones read what the phone really kept and matched.
 //!
 //! Until the client's per-encounter windows ([`Cause::WindowMinimum`]), every stage scores
@@ -354,10 +354,10 @@ pub fn report(
     }
     let is_app = |a: u32| run.phone_of[a as usize] != u32::MAX;
     let tx = i16::from(config.encounter.assumed_tx_power);
-    // One receiver's scans of one sender over an episode, filed by (sender, interval).
-    let scans = |into: &mut ScansBy, day: u32, k: usize, dir: u8| {
+    // One receiver's scans of the other over an episode, filed by (uploader, interval).
+    let scans = |into: &mut ScansBy, day: u32, k: usize, dir: u8, uploader: u32| {
         let ep = &run.episodes[day as usize][k];
-        let (receiver, sender) = if dir == 0 { (ep.a, ep.b) } else { (ep.b, ep.a) };
+        let receiver = if dir == 0 { ep.a } else { ep.b };
         let (period, _) = air.schedule(day, receiver);
         let credit = period.min(config.encounter.scan_period_seconds);
         for t in air.scan_times(day, receiver, ep.start, ep.end()) {
@@ -373,7 +373,7 @@ pub fn report(
                     .iter()
                     .fold(0u8, |m, s| m | (1 << s))
             };
-            into.entry((sender, t / INTERVAL)).or_default().push(Obs {
+            into.entry((uploader, t / INTERVAL)).or_default().push(Obs {
                 t,
                 credit,
                 level: (tx - rssi).clamp(0, 255) as u8,
@@ -398,8 +398,8 @@ pub fn report(
             if !is_app(u) || !windows.covers(u, day, ep.end()) {
                 continue;
             }
-            scans(&mut heard, day, k, dir);
-            scans(&mut reverse, day, k, 1 - dir);
+            scans(&mut heard, day, k, dir, u);
+            scans(&mut reverse, day, k, 1 - dir, u);
         }
         // The phone's own records of the day that an uploader's token matches.
         let mut matched: HashSet<(u32, u32)> = HashSet::new();

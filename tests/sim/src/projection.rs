@@ -13,7 +13,10 @@
 //!
 //! The cutter splits a boundary into batches of at most `batch_max_entries` real entries,
 //! so every full batch of a boundary has the same size: the projection cuts one full batch
-//! and the remainder for real and counts the full one as often as the split makes it.
+//! and the remainder for real and counts the full one as often as the split makes it. With
+//! few uploads a boundary (up to 20), padding makes a quiet boundary cost as much as one
+//! with a small upload, so the day is the expectation over a Poisson number of uploads a
+//! boundary rather than the batch of the mean.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -39,6 +42,10 @@ use super::server::INDEX_PAGE;
 /// large city, the German app's peak (February 2022, about 358,000 keys a day from about
 /// 35,000 positives) and three times that.
 pub const RATES: [u64; 4] = [1_000, 10_000, 35_000, 100_000];
+
+/// Up to this many uploads a boundary, the projection takes the expectation over a
+/// Poisson number of uploads; above it, the mean.
+const POISSON_UP_TO: f64 = 20.0;
 
 /// A boundary the projection cuts at (a Monday, 12:00 UTC, in the simulator's era).
 const BOUNDARY: UnixTime = UnixTime(1_700_481_600);
@@ -281,7 +288,29 @@ pub fn daily_download(
     let entries_per_day = (uploads_per_day * entries_per_upload).round() as u64;
     let per_boundary = (entries_per_day as f64 / boundaries as f64).round() as usize;
     let batches = boundary_batches(&cutter, scheme, per_boundary, &key, &mut rng);
-    let boundary_bytes: u64 = batches.iter().map(|b| b.size).sum();
+    // Few uploads a boundary: the padding floor makes the mean batch larger than the
+    // batch of the mean, so take the expectation over a Poisson number of uploads.
+    let lambda = uploads_per_day / boundaries as f64;
+    let (boundary_bytes, boundary_batches_n) = if lambda <= POISSON_UP_TO {
+        let mut expected = (0.0, 0.0);
+        let mut p = (-lambda).exp();
+        let last = (lambda + 10.0 * lambda.sqrt() + 10.0).ceil() as usize;
+        for k in 0..=last {
+            if k > 0 {
+                p *= lambda / k as f64;
+            }
+            let entries = (k as f64 * entries_per_upload).round() as usize;
+            let cut = boundary_batches(&cutter, scheme, entries, &key, &mut rng);
+            expected.0 += p * cut.iter().map(|b| b.size).sum::<u64>() as f64;
+            expected.1 += p * cut.len() as f64;
+        }
+        expected
+    } else {
+        (
+            batches.iter().map(|b| b.size).sum::<u64>() as f64,
+            batches.len() as f64,
+        )
+    };
 
     // Sync rounds a day; each boundary's batches are new to the first round after it.
     let rounds = 24.0 / f64::from(stats.sync_hours);
@@ -301,8 +330,8 @@ pub fn daily_download(
         uploads_per_day,
         entries_per_upload,
         entries_per_day,
-        batches_per_day: batches.len() as u64 * boundaries,
-        batch_bytes: boundary_bytes * boundaries,
+        batches_per_day: (boundary_batches_n * boundaries as f64).round() as u64,
+        batch_bytes: (boundary_bytes * boundaries as f64).round() as u64,
         index_bytes: index.round() as u64,
     })
 }

@@ -30,9 +30,11 @@ pub mod engine;
 pub mod epidemic;
 pub mod error;
 pub mod metrics;
+pub mod misses;
 pub mod output;
 pub mod phone;
 pub mod population;
+pub mod projection;
 pub mod radio;
 pub(crate) mod rng;
 pub mod scenario;
@@ -54,6 +56,9 @@ pub struct RunOptions {
     pub threads: Option<usize>,
     /// Show a progress bar on stderr when it is a terminal.
     pub progress: bool,
+    /// For a `pet` run: the (agent, sim day) close contacts a `gaen` run of the same
+    /// scenario found; the run then classifies the ones it misses ([`misses`]).
+    pub gaen_found: Option<std::sync::Arc<Vec<(u32, u32)>>>,
 }
 
 /// Runs `scenario` on every core without a progress bar.
@@ -112,7 +117,13 @@ pub fn run_with(scenario: &Scenario, options: &RunOptions) -> Result<Scored, Sim
     let mut scored = pool.install(|| -> Result<Scored, SimError> {
         let raw = engine::simulate(scenario, &tick)?;
         let attack = attack::attack(scenario, &raw);
-        Ok(metrics::score(scenario, &raw, attack))
+        let mut scored = metrics::score(scenario, &raw, attack);
+        if let Some(found) = options.gaen_found.as_deref()
+            && scenario.scheme == SchemeName::Pet
+        {
+            scored.misses = Some(misses::report(scenario, &raw, &scored, found));
+        }
+        Ok(scored)
     })?;
     bar.finish_and_clear();
     scored.summary.wall_seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;

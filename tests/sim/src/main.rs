@@ -2,10 +2,13 @@
 //! `docs/SIMULATION.md`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use ephemera_sim::projection::PublicationStats;
 use ephemera_sim::{self as sim, RunOptions, Scenario};
+use serde::Deserialize as _;
 
 /// mimalloc instead of glibc's allocator: a 100,000-phone run holds millions of small,
 /// long-lived allocations (phone stores, open encounters) while it churns through many
@@ -45,6 +48,18 @@ enum Command {
         #[arg(long)]
         scenario: Option<PathBuf>,
     },
+    /// Projects what a phone downloads a day (index pages and batches) for both schemes at
+    /// 1,000, 10,000, 35,000 and 100,000 uploads a day, from a `gaen` and a `pet` run: a
+    /// table on stdout, and `projection.csv`, `projection.svg` and `projection.md`.
+    Project {
+        /// Folder of an earlier `--scheme both --out DIR` run (reads `DIR/gaen/summary.json`
+        /// and `DIR/pet/summary.json`; the projection is written there unless `--out`
+        /// says otherwise). Without it, both schemes run with the flags below.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
 }
 
 #[derive(Args)]
@@ -76,6 +91,10 @@ struct RunArgs {
     /// Output folder.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// With `--scheme both`: classify every close contact `pet` misses and `gaen` finds by
+    /// its primary cause (printed, and `misses.json` beside the `pet` summary).
+    #[arg(long)]
+    misses: bool,
 }
 
 fn load(path: Option<&PathBuf>) -> anyhow::Result<Scenario> {
@@ -89,43 +108,53 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<Scenario> {
     })
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    if let Some(Command::ShowScenario { scenario }) = &cli.command {
-        print!("{}", load(scenario.as_ref())?.to_toml());
-        return Ok(());
-    }
-    if let Some(Command::Radio {
-        samples,
-        seed,
-        scenario,
-    }) = cli.command
-    {
-        let scenario = load(scenario.as_ref())?;
-        let stats = sim::radio_stats(
-            &scenario.radio,
-            samples,
-            scenario.scanning.adverts_per_scan,
-            seed,
-        );
-        println!("{}", serde_json::to_string_pretty(&stats)?);
-        return Ok(());
-    }
-    let a = cli.run;
+/// Reads the publication statistics of `DIR/<scheme>/summary.json`.
+fn publication_of(dir: &std::path::Path, scheme: &str) -> anyhow::Result<PublicationStats> {
+    let path = dir.join(scheme).join("summary.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let summary: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let publication = summary
+        .get("publication")
+        .with_context(|| format!("{} has no publication statistics", path.display()))?;
+    PublicationStats::deserialize(publication)
+        .with_context(|| format!("reading the publication statistics of {}", path.display()))
+}
+
+/// The true (agent, sim day) contacts a run notified.
+fn found(scored: &sim::Scored) -> Vec<(u32, u32)> {
+    let notified: std::collections::HashSet<&(u32, u32)> = scored.notified.iter().collect();
+    scored
+        .truth
+        .iter()
+        .filter(|k| notified.contains(k))
+        .copied()
+        .collect()
+}
+
+/// Runs the scenario the flags describe, once per scheme, prints each summary and writes
+/// the outputs.
+fn run(a: &RunArgs, schemes: Option<Vec<sim::SchemeName>>) -> anyhow::Result<Vec<sim::Scored>> {
     let mut scenario = load(a.scenario.as_ref())?;
     scenario.agents = a.agents.unwrap_or(scenario.agents);
     scenario.days = a.days.unwrap_or(scenario.days);
     scenario.seed = a.seed.unwrap_or(scenario.seed);
     scenario.population.app_uptake = a.uptake.unwrap_or(scenario.population.app_uptake);
     scenario.attack.sniffers = a.sniffers.unwrap_or(scenario.attack.sniffers);
-    let schemes = match a.scheme.as_deref() {
-        None => vec![scenario.scheme],
-        Some("both") => vec![sim::SchemeName::Gaen, sim::SchemeName::Pet],
-        Some(s) => vec![s.parse()?],
+    let schemes = match (schemes, a.scheme.as_deref()) {
+        (Some(schemes), _) => schemes,
+        (None, None) => vec![scenario.scheme],
+        (None, Some("both")) => vec![sim::SchemeName::Gaen, sim::SchemeName::Pet],
+        (None, Some(s)) => vec![s.parse()?],
     };
-    let options = RunOptions {
+    if a.misses && schemes != [sim::SchemeName::Gaen, sim::SchemeName::Pet] {
+        anyhow::bail!("--misses compares two runs: use it with --scheme both");
+    }
+    let mut options = RunOptions {
         threads: a.threads,
         progress: true,
+        gaen_found: None,
     };
     let mut results = Vec::new();
     for scheme in &schemes {
@@ -142,9 +171,15 @@ fn main() -> anyhow::Result<()> {
         );
         let scored = sim::run_with(&scenario, &options)?;
         println!("{}", serde_json::to_string(&scored.summary)?);
+        if a.misses && *scheme == sim::SchemeName::Gaen {
+            options.gaen_found = Some(Arc::new(found(&scored)));
+        }
+        if let Some(misses) = &scored.misses {
+            println!("{}", misses.table());
+        }
         results.push(scored);
     }
-    if let Some(out) = a.out {
+    if let Some(out) = &a.out {
         for (i, scored) in results.iter().enumerate() {
             let others: Vec<_> = results
                 .iter()
@@ -160,6 +195,51 @@ fn main() -> anyhow::Result<()> {
             sim::write_outputs(&dir, scored, &others)?;
         }
         eprintln!("ephemera-sim: wrote {}", out.display());
+    }
+    Ok(results)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::ShowScenario { scenario }) => {
+            print!("{}", load(scenario.as_ref())?.to_toml());
+        }
+        Some(Command::Radio {
+            samples,
+            seed,
+            scenario,
+        }) => {
+            let scenario = load(scenario.as_ref())?;
+            let stats = sim::radio_stats(
+                &scenario.radio,
+                samples,
+                scenario.scanning.adverts_per_scan,
+                seed,
+            );
+            println!("{}", serde_json::to_string_pretty(&stats)?);
+        }
+        Some(Command::Project { from, run: a }) => {
+            let (gaen, pet) = match &from {
+                Some(dir) => (publication_of(dir, "gaen")?, publication_of(dir, "pet")?),
+                None => {
+                    let results = run(&a, Some(vec![sim::SchemeName::Gaen, sim::SchemeName::Pet]))?;
+                    (
+                        results[0].summary.publication.clone(),
+                        results[1].summary.publication.clone(),
+                    )
+                }
+            };
+            let projection = sim::projection::project(&gaen, &pet)?;
+            print!("{}", projection.table());
+            if let Some(dir) = a.out.as_ref().or(from.as_ref()) {
+                projection.write(dir)?;
+                eprintln!("ephemera-sim: wrote the projection into {}", dir.display());
+            }
+        }
+        None => {
+            run(&cli.run, None)?;
+        }
     }
     Ok(())
 }

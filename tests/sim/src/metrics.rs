@@ -9,6 +9,8 @@ use super::attack::{AttackResult, round4};
 use ephemera_proto::ReportContents;
 
 use super::engine::{Air, DAY, DayStats, INTERVAL, RawRun};
+use super::misses::MissReport;
+use super::projection::PublicationStats;
 use super::radio::{Environment, RadioModel};
 use super::scenario::Scenario;
 
@@ -158,6 +160,8 @@ pub struct Summary {
     pub attack: AttackResult,
     /// Work done.
     pub cost: Cost,
+    /// What was published, and how: the inputs of `ephemera-sim project`.
+    pub publication: PublicationStats,
     /// Seconds the run took (measured by the runner; not part of the model).
     pub wall_seconds: f64,
 }
@@ -170,6 +174,12 @@ pub struct Scored {
     pub sweep: Vec<SweepPoint>,
     /// Daily counts.
     pub daily: Vec<DayStats>,
+    /// The ground truth: (agent, sim day) close contacts, sorted.
+    pub truth: Vec<(u32, u32)>,
+    /// (agent, sim day) notifications, sorted.
+    pub notified: Vec<(u32, u32)>,
+    /// For a `pet` run compared with a `gaen` run: why `pet` missed what `gaen` found.
+    pub misses: Option<MissReport>,
 }
 
 /// Close seconds, seconds, environment of the longest episode and its length.
@@ -178,14 +188,14 @@ type Together = (u32, u32, Environment, u32);
 type Met = (u32, u32, Environment);
 
 /// What each upload covers.
-struct Windows {
+pub(crate) struct Windows {
     /// Agent → (sim days covered, upload time as seconds since the first midnight).
     by_agent: HashMap<u32, (Vec<u32>, u64)>,
     t0: u64,
 }
 
 impl Windows {
-    fn new(scenario: &Scenario, run: &RawRun) -> Windows {
+    pub(crate) fn new(scenario: &Scenario, run: &RawRun) -> Windows {
         let first = scenario.first_day;
         let mut by_agent = HashMap::new();
         for u in &run.server.uploads {
@@ -212,7 +222,7 @@ impl Windows {
 
     /// Whether `agent`'s upload covers contact on sim day `day` that ended at `end`
     /// (seconds after that midnight).
-    fn covers(&self, agent: u32, day: u32, end: u32) -> bool {
+    pub(crate) fn covers(&self, agent: u32, day: u32, end: u32) -> bool {
         self.by_agent.get(&agent).is_some_and(|(days, at)| {
             days.contains(&day) && u64::from(day) * u64::from(DAY) + u64::from(end) <= *at
         })
@@ -391,12 +401,45 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
                 .map(|b| b.bytes.len() as u64)
                 .sum(),
         },
+        publication: publication_stats(scenario, run, bytes as f64 / phones / f64::from(days)),
         wall_seconds: 0.0,
     };
+    let mut truth: Vec<(u32, u32)> = truth.into_keys().collect();
+    truth.sort_unstable();
+    let mut notified: Vec<(u32, u32)> = notified.iter().map(|(v, d, _)| (*v, *d)).collect();
+    notified.dedup();
     Scored {
         summary,
         sweep,
         daily: run.daily.clone(),
+        truth,
+        notified,
+        misses: None,
+    }
+}
+
+/// What `run` published and how, for the projection.
+fn publication_stats(scenario: &Scenario, run: &RawRun, measured: f64) -> PublicationStats {
+    let uploads = &run.server.uploads;
+    let full: Vec<_> = uploads
+        .iter()
+        .filter(|u| u.first_day.0 >= scenario.first_day)
+        .collect();
+    let batches = run.server.batches();
+    PublicationStats {
+        scheme: scenario.scheme.as_str().to_owned(),
+        days: scenario.days,
+        phones: run.phones.len() as u64,
+        uploads: uploads.len() as u64,
+        entries: uploads.iter().map(|u| u.contents.len() as u64).sum(),
+        full_window_uploads: full.len() as u64,
+        full_window_entries: full.iter().map(|u| u.contents.len() as u64).sum(),
+        batch_hours: scenario.node.batch_hours,
+        min_batch_entries: scenario.node.min_batch_entries,
+        sync_hours: scenario.node.sync_hours,
+        batches: batches.len() as u64,
+        batch_bytes: batches.iter().map(|b| b.bytes.len() as u64).sum(),
+        bytes_downloaded_per_phone_per_day: round4(measured),
     }
 }
 

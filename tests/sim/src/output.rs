@@ -44,6 +44,11 @@ pub fn write_outputs(dir: &Path, scored: &Scored, others: &[&Scored]) -> Result<
     let path = dir.join("summary.json");
     let json = serde_json::to_string_pretty(&scored.summary).expect("summary serialises");
     std::fs::write(&path, json + "\n").map_err(io_error(&path))?;
+    if let Some(misses) = &scored.misses {
+        let path = dir.join("misses.json");
+        let json = serde_json::to_string_pretty(misses).expect("report serialises");
+        std::fs::write(&path, json + "\n").map_err(io_error(&path))?;
+    }
 
     let mut daily = String::from(
         "day,episodes,app_episodes,new_infections,cumulative_infected,positives,uploads,notifications,sightings,advertisements,sniffed\n",

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use ephemera_client::store::MemoryStore;
+use ephemera_client::store::{EncounterRecord, MemoryStore, Store as _};
 use ephemera_client::{
     ClientConfig, Phone, PhoneEvent, Purpose, ReportPreview, RiskConfig, Sighting, Signal,
 };
@@ -120,6 +120,17 @@ impl ClientPhone {
     /// Encounters the phone keeps.
     pub fn encounters(&self) -> usize {
         self.phone.store().encounter_count()
+    }
+
+    /// The encounter records the phone keeps (read by the miss classification).
+    pub fn records(&self) -> Vec<EncounterRecord> {
+        let mut records = Vec::new();
+        // A memory store never fails to read.
+        let _ = self
+            .phone
+            .store()
+            .for_each_encounter(&mut |r| records.push(r.clone()));
+        records
     }
 
     /// Serves the phone's requests until quiet (index → batches → next page).

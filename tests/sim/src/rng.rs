@@ -24,6 +24,7 @@ pub(crate) enum Domain {
     Sniffer = 13,
     RadioStats = 14,
     EpisodeRadio = 16,
+    Projection = 17,
 }
 
 /// SplitMix64's finaliser: a bijective mix of 64 bits.

@@ -22,8 +22,8 @@ use std::sync::Mutex;
 use super::error::SimError;
 use super::rng::{Domain, crypto_rng};
 
-/// Batches listed per index page.
-const INDEX_PAGE: usize = 100;
+/// Batches listed per index page (the node lists up to 1,000; the simulated one 100).
+pub const INDEX_PAGE: usize = 100;
 
 /// One accepted upload, with the simulator's knowledge of whose it was (never used by the
 /// phones or the attack, only to score them).

@@ -21,6 +21,7 @@ fn run(scenario: &Scenario, threads: usize) -> Summary {
     let options = RunOptions {
         threads: Some(threads),
         progress: false,
+        gaen_found: None,
     };
     let mut summary = run_with(scenario, &options).expect("run").summary;
     summary.wall_seconds = 0.0;
@@ -78,4 +79,54 @@ fn sniffers_link_gaen_positives_and_no_pet_positives() {
     assert_eq!(pet.attack.positives_linked, 0, "{:?}", pet.attack);
     assert_eq!(pet.attack.sightings_linked, 0);
     assert_eq!(pet.attack.linked_fraction, 0.0);
+}
+
+fn scored(scenario: &Scenario, gaen_found: Option<Vec<(u32, u32)>>) -> ephemera_sim::Scored {
+    let options = RunOptions {
+        threads: Some(2),
+        progress: false,
+        gaen_found: gaen_found.map(std::sync::Arc::new),
+    };
+    run_with(scenario, &options).expect("run")
+}
+
+/// The same tiny town under both schemes: every close contact `pet` misses and `gaen`
+/// finds gets exactly one cause, and the download projection at the runs' own upload
+/// rate lands near what their phones measured.
+#[test]
+fn misses_are_classified_once_each_and_the_projection_meets_the_runs() {
+    // Larger than `tiny`, so that `pet` misses some contact `gaen` finds.
+    let small = |scheme| Scenario {
+        agents: 1_000,
+        days: 5,
+        ..tiny(scheme)
+    };
+    let gaen = scored(&small(SchemeName::Gaen), None);
+    let found: Vec<(u32, u32)> = gaen
+        .truth
+        .iter()
+        .filter(|k| gaen.notified.binary_search(k).is_ok())
+        .copied()
+        .collect();
+    assert_eq!(found.len() as u64, gaen.summary.true_positives);
+    let pet = scored(&small(SchemeName::Pet), Some(found.clone()));
+    let report = pet.misses.as_ref().expect("a pet run compared with gaen");
+    assert_eq!(report.gaen_found, found.len() as u64);
+    assert_eq!(report.pet_truth, pet.summary.close_contacts_true);
+    assert_eq!(report.pet_found, pet.summary.true_positives);
+    assert!(report.missed > 0, "{report:?}");
+    assert!(report.missed <= report.pet_truth - report.pet_found);
+    let classified: u64 = report.causes.iter().map(|c| c.count).sum();
+    assert_eq!(classified, report.missed, "{report:?}");
+
+    let projection =
+        ephemera_sim::projection::project(&gaen.summary.publication, &pet.summary.publication)
+            .expect("projection");
+    for (model, measured) in &projection.checks {
+        let ratio = measured / model.total_bytes() as f64;
+        assert!(
+            (0.95..1.25).contains(&ratio),
+            "{model:?}: measured {measured}"
+        );
+    }
 }

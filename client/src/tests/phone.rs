@@ -817,13 +817,13 @@ fn fetched_batches_stream_from_a_reader() {
     let index = BatchIndex {
         batches: vec![ephemera_proto::batch::BatchIndexEntry {
             id: batch.id(),
-            sequence: 5,
+            sequence: 1,
             created_at: now,
             size: batch.bytes().len() as u64,
             keys: 0,
             tokens: 200,
         }],
-        next_cursor: 5,
+        next_cursor: 1,
         key_rollovers: Vec::new(),
     };
     let json = serde_json::to_vec(&index).unwrap();
@@ -844,7 +844,7 @@ fn fetched_batches_stream_from_a_reader() {
     phone
         .handle_response_reader(now, r.id, 200, &mut Trickle(batch.bytes()))
         .unwrap();
-    assert_eq!(phone.sync_cursor(), 5);
+    assert_eq!(phone.sync_cursor(), 1);
 }
 
 /// The RPI `phone` broadcasts at `now`.

@@ -17,8 +17,9 @@
 //! none, and a classifier next to the server read that from the fraction of the
 //! millisecond (AUC 0.59-0.60 on loopback, with the draw; first with each request's own
 //! timer, then with one clock task on the runtime). Released by one clock that no request's
-//! work moves, every answer leaves on the same grid the same way. A floor, unlike holding decoys to drawn real times,
-//! needs no real traffic first, so a fresh or restarted node is covered at once.
+//! work moves, every answer leaves on the same grid the same way. A floor, unlike holding
+//! decoys to drawn real times, needs no real traffic first, so a fresh or restarted node is
+//! covered at once.
 //!
 //! Only durations are kept, in memory: no time of day, no source, nothing about a request.
 
@@ -134,11 +135,27 @@ impl ReleaseClock {
             tokio::time::sleep_until(at.into()).await;
             return;
         };
-        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting::enter(&self.waiting);
         ticker.unpark();
         let mut ticks = self.ticks.clone();
         let _ = ticks.wait_for(|tick| *tick >= at).await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One answer counted as waiting, until dropped: also when its request is cancelled (the
+/// phone hung up), so the clock never ticks on for an answer nobody waits for.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -341,6 +358,19 @@ mod tests {
                 .all(|t| *t >= started + Duration::from_millis(20))
         );
         // Nothing waits now: the clock stops ticking (it waits to be woken).
+        assert_eq!(
+            timing.clock.get().unwrap().waiting.load(Ordering::SeqCst),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_whose_request_is_dropped_no_longer_counts_as_waiting() {
+        let timing = PhoneTiming::new(Duration::from_secs(60));
+        let held = timing.settle(SealedRoute::Verify, Instant::now(), Answered::Decoy);
+        // The phone hangs up while its answer is held.
+        let cut = tokio::time::timeout(Duration::from_millis(20), held).await;
+        assert!(cut.is_err());
         assert_eq!(
             timing.clock.get().unwrap().waiting.load(Ordering::SeqCst),
             0

@@ -88,7 +88,7 @@ pub use phone::{
     PhoneStatus, ReportPreview, Sighting, http_date,
 };
 pub use request::{Method, PhoneEvent, Purpose, Request, RequestId, Response};
-pub use risk::{DailyExposure, ExposureWindow, Infectiousness, RiskConfig};
+pub use risk::{DailyExposure, ExposureWindow, HeardSpan, Infectiousness, RiskConfig};
 pub use signal::Signal;
 
 // UniFFI's derives name `crate::UniFfiTag`; the scaffolding lives in `ffi`.

@@ -23,7 +23,7 @@ use ephemera_proto::matching::{GaenMatcher, PetMatcher};
 use ephemera_proto::report::PublishedToken;
 use ephemera_proto::{IntervalNumber, ReportType};
 
-use crate::risk::{BUCKETS, Infectiousness, RiskConfig};
+use crate::risk::{BUCKETS, HeardSpan, Infectiousness, RiskConfig};
 use crate::signal::{LevelKind, SignalHistogram};
 use crate::store::{EncounterRecord, Evidence, WindowId};
 
@@ -38,6 +38,7 @@ pub(crate) struct FoundWindow {
     pub(crate) seconds_per_bucket: [u32; BUCKETS],
     pub(crate) infectiousness: Infectiousness,
     pub(crate) report_type: ReportType,
+    pub(crate) heard: Option<HeardSpan>,
 }
 
 /// What the phone stored with one heard RPI, beside the matcher.
@@ -76,6 +77,7 @@ impl KeyWindow<'_> {
             seconds_per_bucket: self.seconds,
             infectiousness: risk.infectiousness(self.key.days_since_onset),
             report_type: self.key.report_type,
+            heard: None,
         }
     }
 }
@@ -176,7 +178,7 @@ struct HeldToken {
     /// The token's first 8 bytes, for the window id.
     token_prefix: [u8; 8],
     interval: IntervalNumber,
-    first_seen: u64,
+    heard: HeardSpan,
     level_kind: LevelKind,
     signal: SignalHistogram,
 }
@@ -209,7 +211,10 @@ impl PetIndex {
                 held.push(HeldToken {
                     token_prefix,
                     interval: r.interval,
-                    first_seen: r.first_seen.0,
+                    heard: HeardSpan {
+                        first: r.first_seen,
+                        last: r.last_seen,
+                    },
                     level_kind: r.level_kind,
                     signal: r.signal,
                 });
@@ -254,7 +259,7 @@ impl PetIndex {
             };
             let mut id = [0u8; 16];
             id[..8].copy_from_slice(&held.token_prefix);
-            id[8..].copy_from_slice(&held.first_seen.to_le_bytes());
+            id[8..].copy_from_slice(&held.heard.first.0.to_le_bytes());
             found(FoundWindow {
                 id: WindowId {
                     day: held.interval.day(),
@@ -263,6 +268,7 @@ impl PetIndex {
                 seconds_per_bucket: held.signal.buckets(offset, risk),
                 infectiousness: risk.infectiousness_when_onset_missing,
                 report_type: risk.report_type_when_missing,
+                heard: Some(held.heard),
             });
         });
     }

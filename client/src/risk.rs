@@ -9,6 +9,14 @@
 //! day score    = Σ counting windows' scores;  high risk when day score ≥ minimum_daily_score
 //! ```
 //!
+//! A `gaen` window is one diagnosis key's day. A `pet` window is one encounter, at most one
+//! interval (10 minutes), because the peers' keys rotate; a long contact at medium attenuation
+//! (weight 0.4) scores at most 240 per window and would never reach the window minimum,
+//! however long it lasted. So `pet` windows carry when they were heard ([`HeardSpan`]), and
+//! windows of a day whose spans follow each other within `window_chain_gap_seconds` form one
+//! chain: the minimum applies to the chain's score, as `gaen`'s applies to a key's day.
+//! Windows without a span (`gaen`, and those kept before spans existed) stand alone.
+//!
 //! Attenuation (dB) = transmit power − RSSI; bucket 0 is "immediate" (attenuation ≤
 //! threshold 0), 1 "near" (≤ threshold 1), 2 "medium" (≤ threshold 2), 3 "other".
 //!
@@ -27,7 +35,7 @@
 //! A result says which day and how long at which attenuation — never where, and never which
 //! encounter.
 
-use ephemera_proto::{DayNumber, ReportType};
+use ephemera_proto::{DayNumber, ReportType, UnixTime};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
@@ -107,6 +115,15 @@ pub struct RiskConfig {
     pub minimum_daily_score: f64,
     /// Exposures more than this many days ago are ignored.
     pub days_since_exposure_threshold: u32,
+    /// `pet` windows heard at most this many seconds apart form one chain for the window
+    /// minimum (the default is the encounter's default `max_gap_seconds`, 300: a peer's
+    /// next key is heard within one scan gap after its previous one).
+    #[serde(default = "default_window_chain_gap")]
+    pub window_chain_gap_seconds: u32,
+}
+
+fn default_window_chain_gap() -> u32 {
+    300
 }
 
 impl Default for RiskConfig {
@@ -135,6 +152,7 @@ impl Default for RiskConfig {
             minimum_window_score: 300.0,
             minimum_daily_score: 900.0,
             days_since_exposure_threshold: 14,
+            window_chain_gap_seconds: default_window_chain_gap(),
         }
     }
 }
@@ -226,8 +244,9 @@ impl RiskConfig {
             * self.report_type_weights.weight(report_type)
     }
 
-    /// Sums the windows of `day` into a [`DailyExposure`], dropping windows below the
-    /// minimum window score. `today` applies the days-since-exposure threshold.
+    /// Sums the windows of `day` into a [`DailyExposure`], dropping windows (or chains of
+    /// `pet` windows, see the [module docs](self)) below the minimum window score. `today`
+    /// applies the days-since-exposure threshold.
     pub fn daily<'a>(
         &self,
         day: DayNumber,
@@ -244,28 +263,76 @@ impl RiskConfig {
         if today.0.saturating_sub(day.0) > self.days_since_exposure_threshold {
             return out;
         }
-        for window in windows {
-            let score = self.window_score(
-                &window.seconds_per_bucket,
-                window.infectiousness,
-                window.report_type,
-            );
+        for chain in self.chains(windows) {
+            let score: f64 = chain.iter().map(|(_, score)| score).sum();
             if score < self.minimum_window_score || score <= 0.0 {
                 continue;
             }
-            out.windows += 1;
-            out.score += score;
-            for (total, s) in out
-                .seconds_per_bucket
-                .iter_mut()
-                .zip(window.seconds_per_bucket)
-            {
-                *total += s;
+            for (window, score) in chain.into_iter().filter(|(_, score)| *score > 0.0) {
+                out.windows += 1;
+                out.score += score;
+                for (total, s) in out
+                    .seconds_per_bucket
+                    .iter_mut()
+                    .zip(window.seconds_per_bucket)
+                {
+                    *total += s;
+                }
             }
         }
         out.high_risk = out.windows > 0 && out.score >= self.minimum_daily_score;
         out
     }
+
+    /// The windows with their scores, grouped into the chains the window minimum applies
+    /// to: each window without a span alone; windows with spans, by start, joined while
+    /// the next starts within `window_chain_gap_seconds` of the chain's end.
+    fn chains<'a>(
+        &self,
+        windows: impl IntoIterator<Item = &'a ExposureWindow>,
+    ) -> Vec<Vec<(&'a ExposureWindow, f64)>> {
+        let scored = |w: &'a ExposureWindow| {
+            let score = self.window_score(&w.seconds_per_bucket, w.infectiousness, w.report_type);
+            (w, score)
+        };
+        let mut chains = Vec::new();
+        let mut spanned = Vec::new();
+        for window in windows {
+            match window.heard {
+                Some(span) => spanned.push((span, scored(window))),
+                None => chains.push(vec![scored(window)]),
+            }
+        }
+        spanned.sort_by_key(|(span, _)| (span.first, span.last));
+        let gap = u64::from(self.window_chain_gap_seconds);
+        let mut chain: Vec<(&ExposureWindow, f64)> = Vec::new();
+        let mut chain_end = 0;
+        for (span, scored) in spanned {
+            if !chain.is_empty() && span.first.0 > chain_end + gap {
+                chains.push(std::mem::take(&mut chain));
+            }
+            chain_end = if chain.is_empty() {
+                span.last.0
+            } else {
+                chain_end.max(span.last.0)
+            };
+            chain.push(scored);
+        }
+        if !chain.is_empty() {
+            chains.push(chain);
+        }
+        chains
+    }
+}
+
+/// When a `pet` window's encounter was heard: its first and last sighting. Kept on the
+/// phone only, for chaining windows (see the [module docs](self)).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeardSpan {
+    /// First sighting.
+    pub first: UnixTime,
+    /// Last sighting.
+    pub last: UnixTime,
 }
 
 /// One matched exposure: seconds per attenuation bucket heard from one positive person's
@@ -281,6 +348,8 @@ pub struct ExposureWindow {
     pub infectiousness: Infectiousness,
     /// How the positive was established.
     pub report_type: ReportType,
+    /// When it was heard (`pet`); `None` for `gaen` windows, which stand alone.
+    pub heard: Option<HeardSpan>,
 }
 
 /// The exposure of one day: the result an app shows. Never a place, never an encounter.
@@ -339,6 +408,7 @@ mod tests {
             seconds_per_bucket: secs,
             infectiousness: Infectiousness::Standard,
             report_type: rt,
+            heard: None,
         };
         // 10 min near (600) + 2 min immediate (180): counts; 4 min medium (96): dropped.
         let windows = [
@@ -360,6 +430,102 @@ mod tests {
         assert!(daily.high_risk);
         assert_eq!(daily.minutes_per_bucket(), [3, 10, 0, 0]);
         assert_eq!(config.daily(day, day.plus(15), &more).windows, 0);
+    }
+
+    /// A `pet` window of ten minutes at medium attenuation (0.4 × 600 = 240) heard from
+    /// `first` (seconds into the day).
+    fn medium_pet_window(day: DayNumber, first: u64) -> ExposureWindow {
+        let start = day.start().plus_seconds(first);
+        ExposureWindow {
+            day,
+            seconds_per_bucket: [0, 0, 600, 0],
+            infectiousness: Infectiousness::Standard,
+            report_type: ReportType::ConfirmedTest,
+            heard: Some(HeardSpan {
+                first: start,
+                last: start.plus_seconds(590),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_long_pet_contact_counts_although_each_window_is_below_the_minimum() {
+        let config = RiskConfig::default();
+        let day = DayNumber(20_000);
+        // Four encounters of one 40-minute contact: the next key is heard 200 s after the
+        // previous one's last sighting (a scan gap across the rotation), each 240 alone.
+        let contact: Vec<ExposureWindow> = (0..4)
+            .map(|i| medium_pet_window(day, 36_000 + i * 790))
+            .collect();
+        for window in &contact {
+            assert_eq!(
+                config.daily(day, day, [window]).windows,
+                0,
+                "alone: 240 < 300"
+            );
+        }
+        let daily = config.daily(day, day, &contact);
+        assert_eq!(daily.windows, 4);
+        assert_eq!(daily.score, 960.0);
+        assert!(
+            daily.high_risk,
+            "40 minutes at medium attenuation: 960 >= 900"
+        );
+        assert_eq!(daily.minutes_per_bucket(), [0, 0, 40, 0]);
+    }
+
+    #[test]
+    fn pet_windows_further_apart_than_the_chain_gap_stand_alone() {
+        let config = RiskConfig::default();
+        let day = DayNumber(20_000);
+        // 590 s heard + 301 s: one second more than the default chain gap.
+        let apart: Vec<ExposureWindow> = (0..4)
+            .map(|i| medium_pet_window(day, 36_000 + i * 891))
+            .collect();
+        assert_eq!(config.daily(day, day, &apart).windows, 0);
+        let exactly: Vec<ExposureWindow> = (0..4)
+            .map(|i| medium_pet_window(day, 36_000 + i * 890))
+            .collect();
+        assert_eq!(
+            config.daily(day, day, &exactly).windows,
+            4,
+            "a gap of 300 s chains"
+        );
+        // Order of arrival does not matter (matches come batch by batch).
+        let mut reversed = exactly.clone();
+        reversed.reverse();
+        assert_eq!(
+            config.daily(day, day, &reversed),
+            config.daily(day, day, &exactly)
+        );
+        let no_chaining = RiskConfig {
+            window_chain_gap_seconds: 0,
+            ..RiskConfig::default()
+        };
+        assert_eq!(no_chaining.daily(day, day, &exactly).windows, 0);
+    }
+
+    #[test]
+    fn windows_without_a_span_never_chain() {
+        let config = RiskConfig::default();
+        let day = DayNumber(20_000);
+        let mut windows: Vec<ExposureWindow> = (0..4)
+            .map(|i| medium_pet_window(day, 36_000 + i * 790))
+            .collect();
+        for window in &mut windows {
+            window.heard = None;
+        }
+        assert_eq!(config.daily(day, day, &windows).windows, 0);
+    }
+
+    #[test]
+    fn configs_written_before_the_chain_gap_read_with_its_default() {
+        let mut json = serde_json::to_value(RiskConfig::default()).expect("encodes");
+        json.as_object_mut()
+            .expect("an object")
+            .remove("window_chain_gap_seconds");
+        let config: RiskConfig = serde_json::from_value(json).expect("decodes");
+        assert_eq!(config, RiskConfig::default());
     }
 
     #[test]

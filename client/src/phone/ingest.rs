@@ -373,6 +373,7 @@ impl<S: Store> Phone<S> {
                 seconds_per_bucket: window.seconds_per_bucket,
                 infectiousness: window.infectiousness,
                 report_type: window.report_type,
+                heard: window.heard,
             };
             if self.store.put_window(&window.id, &exposure)? {
                 new_windows += 1;

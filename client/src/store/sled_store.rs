@@ -4,14 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ephemera_proto::DayNumber;
+use ephemera_proto::{DayNumber, ReportType};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::day_keys::DayKeys;
 use super::{EncounterRecord, MetaKey, OwnKey, PurgeCounts, Store, WindowId};
 use crate::error::StoreError;
-use crate::risk::ExposureWindow;
+use crate::risk::{BUCKETS, ExposureWindow, Infectiousness};
 
 /// A durable [`Store`] in a sled database folder.
 ///
@@ -57,6 +57,30 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, StoreError> {
     postcard::from_bytes(bytes).map_err(|_| StoreError::Corrupt { what })
+}
+
+/// An exposure window as kept before `pet` windows carried when they were heard (stores
+/// written up to stop 17): it reads as a window without a span, which stands alone.
+#[derive(serde::Deserialize)]
+struct WindowWithoutSpan {
+    day: DayNumber,
+    seconds_per_bucket: [u32; BUCKETS],
+    infectiousness: Infectiousness,
+    report_type: ReportType,
+}
+
+/// Decodes a kept window, in either layout.
+fn decode_window(bytes: &[u8]) -> Result<ExposureWindow, StoreError> {
+    decode(bytes, "window").or_else(|_| {
+        let old: WindowWithoutSpan = decode(bytes, "window")?;
+        Ok(ExposureWindow {
+            day: old.day,
+            seconds_per_bucket: old.seconds_per_bucket,
+            infectiousness: old.infectiousness,
+            report_type: old.report_type,
+            heard: None,
+        })
+    })
 }
 
 fn day_key(day: DayNumber) -> [u8; 4] {
@@ -268,6 +292,11 @@ impl SledStore {
         decode(&plain, what)
     }
 
+    fn open_window(&self, record: &[u8], sealed: &[u8]) -> Result<ExposureWindow, StoreError> {
+        let (_, plain) = self.keys().open_sealed(WINDOWS, record, sealed, "window")?;
+        decode_window(&plain)
+    }
+
     /// The days that have a key (tests: what is still readable).
     pub fn key_days(&self) -> Vec<DayNumber> {
         self.keys().days()
@@ -342,7 +371,7 @@ impl Store for SledStore {
         key[..4].copy_from_slice(&day_key(id.day));
         key[4..].copy_from_slice(&self.keys().tag(id.day, &id.id)?);
         if let Some(old) = self.windows.get(key).map_err(backend)? {
-            let kept: ExposureWindow = self.open_value(WINDOWS, &key, &old, "window")?;
+            let kept = self.open_window(&key, &old)?;
             if kept == *window {
                 return Ok(false);
             }
@@ -357,7 +386,7 @@ impl Store for SledStore {
             .scan_prefix(day_key(day))
             .map(|entry| {
                 let (key, value) = entry.map_err(backend)?;
-                self.open_value(WINDOWS, &key, &value, "window")
+                self.open_window(&key, &value)
             })
             .collect()
     }
@@ -437,5 +466,34 @@ impl Store for SledStore {
     fn flush(&mut self) -> Result<(), StoreError> {
         self.db.flush().map_err(backend)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_kept_before_spans_reads_as_one_without_a_span() {
+        #[derive(Serialize)]
+        struct Old {
+            day: DayNumber,
+            seconds_per_bucket: [u32; BUCKETS],
+            infectiousness: Infectiousness,
+            report_type: ReportType,
+        }
+        let old = encode(&Old {
+            day: DayNumber(20_000),
+            seconds_per_bucket: [0, 600, 0, 0],
+            infectiousness: Infectiousness::Standard,
+            report_type: ReportType::ConfirmedTest,
+        });
+        let window = decode_window(&old).expect("the old layout decodes");
+        assert_eq!(window.seconds_per_bucket, [0, 600, 0, 0]);
+        assert_eq!(window.heard, None);
+        assert!(matches!(
+            decode_window(&old[..old.len() - 1]),
+            Err(StoreError::Corrupt { what: "window" })
+        ));
     }
 }

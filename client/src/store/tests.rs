@@ -5,7 +5,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 use super::*;
-use crate::risk::{ExposureWindow, Infectiousness};
+use crate::risk::{ExposureWindow, HeardSpan, Infectiousness};
 use crate::signal::{LevelKind, SignalHistogram};
 
 fn record(day: u32, byte: u8) -> EncounterRecord {
@@ -31,6 +31,10 @@ fn window(day: u32) -> ExposureWindow {
         seconds_per_bucket: [0, 600, 0, 0],
         infectiousness: Infectiousness::Standard,
         report_type: ReportType::ConfirmedTest,
+        heard: Some(HeardSpan {
+            first: DayNumber(day).start().plus_seconds(3_600),
+            last: DayNumber(day).start().plus_seconds(4_000),
+        }),
     }
 }
 

@@ -10,17 +10,18 @@
 //! (`engine::Air::scan`, the very draws the phones got) and follow the client's rules; the last
 //! ones read what the phone really kept and matched.
 //!
-//! Until the client's per-encounter windows ([`Cause::WindowMinimum`]), every stage scores
+//! Until the client's per-encounter windows ([`Cause::WindowMinimum`]: the phone's own
+//! records, chained by when they were heard as the client chains them), every stage scores
 //! the kept time as `gaen` scores a diagnosis key: one window per uploader and day, with the
 //! client's own attenuation buckets, weights, window minimum and daily threshold.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
-use ephemera_client::risk::{BUCKETS, ExposureWindow, RiskConfig};
+use ephemera_client::risk::{BUCKETS, ExposureWindow, HeardSpan, RiskConfig};
 use ephemera_client::signal::SignalHistogram;
 use ephemera_client::store::Evidence;
-use ephemera_proto::{DayNumber, ReportContents};
+use ephemera_proto::{DayNumber, ReportContents, UnixTime};
 use serde::Serialize;
 
 use super::attack::round4;
@@ -59,8 +60,9 @@ pub enum Cause {
     /// threshold: the phone credited less time than the replay.
     CreditedLess,
     /// Scored per uploader and day the matched records would notify, but `pet` scores
-    /// each encounter (at most one interval) as its own window, and windows below the
-    /// minimum window score count for nothing.
+    /// each encounter (at most one interval) as its own window, chained only with windows
+    /// heard back to back, and windows (chains) below the minimum window score count for
+    /// nothing.
     WindowMinimum,
     /// Every rule passes: the phone should have notified (timing, or a cause not modelled).
     Other,
@@ -187,17 +189,22 @@ pub struct Contact {
     pub pieces: Vec<PieceEvidence>,
 }
 
-/// Whether windows with these seconds per bucket make a high-risk day under `risk`, with
-/// what a `pet` token carries (no onset, no report type).
-fn notifies(risk: &RiskConfig, windows: impl IntoIterator<Item = [u32; BUCKETS]>) -> bool {
+/// Whether windows with these seconds per bucket (and, for the phone's own windows, when
+/// they were heard, which chains them) make a high-risk day under `risk`, with what a `pet`
+/// token carries (no onset, no report type).
+fn notifies(
+    risk: &RiskConfig,
+    windows: impl IntoIterator<Item = ([u32; BUCKETS], Option<HeardSpan>)>,
+) -> bool {
     let day = DayNumber(0);
     let windows: Vec<ExposureWindow> = windows
         .into_iter()
-        .map(|seconds_per_bucket| ExposureWindow {
+        .map(|(seconds_per_bucket, heard)| ExposureWindow {
             day,
             seconds_per_bucket,
             infectiousness: risk.infectiousness_when_onset_missing,
             report_type: risk.report_type_when_missing,
+            heard,
         })
         .collect();
     risk.daily(day, day, &windows).high_risk
@@ -214,7 +221,7 @@ fn add(total: &mut [u32; BUCKETS], h: &SignalHistogram, risk: &RiskConfig) {
 /// peer token an uploader uploaded, with that uploader.
 pub fn classify(
     contacts: &[Contact],
-    actual: &[(u32, SignalHistogram)],
+    actual: &[(u32, SignalHistogram, HeardSpan)],
     risk: &RiskConfig,
 ) -> Cause {
     type Keep = fn(&PieceEvidence) -> Option<SignalHistogram>;
@@ -240,18 +247,21 @@ pub fn classify(
             }
             total
         });
-        if !notifies(risk, per_uploader) {
+        if !notifies(risk, per_uploader.map(|total| (total, None))) {
             return cause;
         }
     }
     let mut per_uploader: BTreeMap<u32, [u32; BUCKETS]> = BTreeMap::new();
-    for (u, h) in actual {
+    for (u, h, _) in actual {
         add(per_uploader.entry(*u).or_default(), h, risk);
     }
-    if !notifies(risk, per_uploader.into_values()) {
+    if !notifies(risk, per_uploader.into_values().map(|total| (total, None))) {
         return Cause::CreditedLess;
     }
-    if !notifies(risk, actual.iter().map(|(_, h)| h.buckets(0, risk))) {
+    let windows = actual
+        .iter()
+        .map(|(_, h, span)| (h.buckets(0, risk), Some(*span)));
+    if !notifies(risk, windows) {
         return Cause::WindowMinimum;
     }
     Cause::Other
@@ -403,7 +413,7 @@ pub fn report(
         }
         // The phone's own records of the day that an uploader's token matches.
         let mut matched: HashSet<(u32, u32)> = HashSet::new();
-        let mut actual: Vec<(u32, SignalHistogram)> = Vec::new();
+        let mut actual: Vec<(u32, SignalHistogram, HeardSpan)> = Vec::new();
         let this_day = DayNumber(scenario.first_day + day);
         for r in run.phones[run.phone_of[v as usize] as usize].records() {
             if r.day() != this_day {
@@ -413,7 +423,11 @@ pub fn report(
                 && let Some(u) = uploader_of.get(&peer.0)
             {
                 matched.insert((*u, r.interval.0 - interval_base));
-                actual.push((*u, r.signal));
+                let span = HeardSpan {
+                    first: r.first_seen,
+                    last: r.last_seen,
+                };
+                actual.push((*u, r.signal, span));
             }
         }
         let mut by_uploader: BTreeMap<u32, Contact> = BTreeMap::new();
@@ -505,11 +519,19 @@ mod tests {
         }
     }
 
-    fn actual(c: &Contact) -> Vec<(u32, SignalHistogram)> {
-        c.pieces
-            .iter()
-            .filter(|p| p.matched && p.heard.recorded && p.reverse_recorded)
-            .map(|p| (c.uploader, p.heard.before_gap))
+    /// The phone's records of a contact: piece `i` heard over interval `i`.
+    fn actual(c: &Contact) -> Vec<(u32, SignalHistogram, HeardSpan)> {
+        (0u64..)
+            .zip(&c.pieces)
+            .filter(|(_, p)| p.matched && p.heard.recorded && p.reverse_recorded)
+            .map(|(i, p)| {
+                let first = UnixTime(i * 600);
+                let span = HeardSpan {
+                    first,
+                    last: first.plus_seconds(590),
+                };
+                (c.uploader, p.heard.before_gap, span)
+            })
             .collect()
     }
 
@@ -619,16 +641,36 @@ mod tests {
         let c = contact(4, |s| scans(s, s + 600, 150, NEAR, WHOLE), true, true);
         let mut thin = SignalHistogram::default();
         thin.add(NEAR, 60);
-        let records = vec![(7, thin)];
+        let span = HeardSpan {
+            first: UnixTime(0),
+            last: UnixTime(60),
+        };
+        let records = vec![(7, thin, span)];
         let got = classify(&[c], &records, &RiskConfig::default());
         assert_eq!(got, Cause::CreditedLess);
     }
 
-    /// 50 minutes at medium attenuation: 1,200 weighted seconds over the day, but 240 in
-    /// each 10-minute window, under the 300 a window needs.
+    /// 50 minutes at medium attenuation in five separate 10-minute meetings: 1,200
+    /// weighted seconds over the day, but 240 in each window, under the 300 a window (or a
+    /// chain of windows heard back to back) needs.
     #[test]
-    fn medium_attenuation_spread_over_intervals_is_window_minimum() {
-        let c = contact(5, |s| scans(s, s + 600, 150, MEDIUM, WHOLE), true, true);
+    fn medium_attenuation_in_separate_meetings_is_window_minimum() {
+        let every_other = |s: u32| {
+            if s % 1200 == 0 {
+                scans(s, s + 600, 150, MEDIUM, WHOLE)
+            } else {
+                Vec::new()
+            }
+        };
+        let c = contact(9, every_other, true, true);
         assert_eq!(cause(c), Cause::WindowMinimum);
+    }
+
+    /// 50 minutes at medium attenuation in one meeting: the phone chains its five windows
+    /// (issue 18), so the day notifies and nothing of the cascade explains a miss.
+    #[test]
+    fn medium_attenuation_in_one_meeting_chains_and_notifies() {
+        let c = contact(5, |s| scans(s, s + 600, 150, MEDIUM, WHOLE), true, true);
+        assert_eq!(cause(c), Cause::Other);
     }
 }

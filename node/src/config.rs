@@ -228,6 +228,10 @@ config_keys! {
             flag = "retention-days", was = "retention_days";
         /// Seconds between retention purges.
         purge_period_seconds: u64 = 300, range(1, 86_400), was = "purge_period_seconds";
+        /// Audit records (who did what in the authority's console: staff and their
+        /// actions, never a member of the public) are purged after this many days, behind
+        /// a signed anchor so the rest still verifies (`ephemera-node audit verify`).
+        audit_days: u32 = Policy::default().audit_retention_days, range(1, 3_650);
     }
 
     /// The data folder's disk.
@@ -419,6 +423,7 @@ impl NodeConfig {
             export_region: p.export_region.clone(),
             export_key_id: p.export_key_id.clone(),
             export_key_version: p.export_key_version.clone(),
+            audit_retention_days: self.retention.audit_days,
         }
     }
 }

@@ -32,27 +32,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Defaults) => cli::config_defaults(&mut stdout)?,
         Command::Derive(args) => cli::derive(&args, &mut stdout)?,
         Command::Export(ExportCommand::Verify(args)) => cli::export_verify(&args, &mut stdout)?,
-        Command::Backup(args) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            runtime.block_on(cli::backup(&args, &mut stdout))?;
-        }
-        Command::Keys(command) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            runtime.block_on(cli::keys(&command, &mut stdout))?;
-        }
+        Command::Backup(args) => current_thread()?.block_on(cli::backup(&args, &mut stdout))?,
+        Command::Keys(command) => current_thread()?.block_on(cli::keys(&command, &mut stdout))?,
         Command::Upgrade(folder) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            runtime.block_on(cli::upgrade(&folder, &mut stdout))?;
+            current_thread()?.block_on(cli::upgrade(&folder, &mut stdout))?
         }
+        Command::Audit(command) => current_thread()?.block_on(cli::audit(&command, &mut stdout))?,
     }
     Ok(())
+}
+
+/// The runtime of the commands that work on a data folder: one thread is enough.
+fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }

@@ -73,6 +73,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod batch;
 pub mod error;

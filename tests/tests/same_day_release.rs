@@ -94,11 +94,14 @@ async fn a_contact_on_the_upload_day_is_matched_once_the_cut_key_is_published() 
     }
     clock.set(now);
     let issued = node
-        .issue_codes(&IssueCodesRequest {
-            test_type: TestType::Confirmed,
-            symptom_onset: None,
-            count: Some(1),
-        })
+        .issue_codes(
+            &IssueCodesRequest {
+                test_type: TestType::Confirmed,
+                symptom_onset: None,
+                count: Some(1),
+            },
+            "caseworker",
+        )
         .await
         .unwrap();
     let code = UploadCode::parse(&issued.codes[0].code).unwrap();

@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 pub mod arrival;
+pub mod audit;
 pub mod authority;
 pub mod clock_guard;
 pub mod federation_intake;

@@ -37,6 +37,8 @@ pub struct Policy {
     pub export_key_id: String,
     /// `verification_key_version` of GAEN export signatures.
     pub export_key_version: String,
+    /// Days audit records are kept (30 by default).
+    pub audit_retention_days: u32,
 }
 
 impl Default for Policy {
@@ -56,6 +58,7 @@ impl Default for Policy {
             export_region: "ZZ".to_owned(),
             export_key_id: "ephemera".to_owned(),
             export_key_version: "v1".to_owned(),
+            audit_retention_days: 30,
         }
     }
 }

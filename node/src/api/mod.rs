@@ -457,9 +457,7 @@ async fn login(
 /// Signs out.
 #[utoipa::path(delete, path = "/v1/session", responses((status = 204, description = "Signed out")), security(("bearer" = [])))]
 async fn logout(State(node): State<Node>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
-    let token = bearer(&headers)?;
-    node.session(token)?;
-    node.logout(token);
+    node.logout(bearer(&headers)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -476,7 +474,7 @@ async fn issue_codes(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    node.session(bearer(&headers)?)?;
+    let account = node.session(bearer(&headers)?)?;
     require_json(&headers)?;
     let request: IssueCodesRequest = json_body(body)?;
     if request
@@ -489,7 +487,7 @@ async fn issue_codes(
             reason: "must be a date YYYY-MM-DD",
         });
     }
-    let response = node.issue_codes(&request).await?;
+    let response = node.issue_codes(&request, &account).await?;
     let wants_csv = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

@@ -1,6 +1,7 @@
 //! The command line: one library function per `ephemera-node` command, so `main` stays
 //! thin and tests call the commands in-process.
 
+mod audit;
 mod backup;
 pub mod derive;
 mod export;
@@ -16,6 +17,7 @@ use thiserror::Error;
 use crate::config::ConfigError;
 use crate::node::NodeError;
 
+pub use audit::audit;
 pub use backup::backup;
 pub use derive::{DeriveArgs, derive};
 pub use export::{export_verify, write_verified_keys};
@@ -60,6 +62,40 @@ pub enum Command {
     /// build reads, in place: stop the node and back up the folder first; rerun it if it
     /// was cut short (node/docs/OPERATIONS.md, "Upgrading").
     Upgrade(FolderArgs),
+    /// The authority's audit trail, on a stopped node's data folder or a restored backup
+    /// (node/docs/OPERATIONS.md, "Audit trail").
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check every record's signed head and link; on an edit, a deletion or a reordering,
+    /// fail and say which record.
+    Verify(FolderArgs),
+    /// Print the trail (JSON or CSV); the export itself is recorded first.
+    Export(AuditExportArgs),
+}
+
+/// `audit export` arguments.
+#[derive(Debug, Args)]
+pub struct AuditExportArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = AuditFormat::Json)]
+    pub format: AuditFormat,
+    /// The data folder.
+    #[command(flatten)]
+    pub folder: FolderArgs,
+}
+
+/// Formats of `audit export`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditFormat {
+    /// A JSON array of records.
+    Json,
+    /// CSV with a header line.
+    Csv,
 }
 
 /// Which data folder a command works on.
@@ -197,6 +233,9 @@ pub enum CliError {
     /// The database could not be converted (`upgrade`).
     #[error(transparent)]
     Upgrade(#[from] ephemera_node_core::store::UpgradeError),
+    /// The audit trail does not verify.
+    #[error("the audit trail does not verify: {0}")]
+    AuditBroken(#[from] ephemera_proto::audit::AuditBreak),
     /// The command needs the node stopped.
     #[error(
         "a node is running on {}: stop it first (keys and the database change only while \

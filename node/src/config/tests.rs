@@ -72,6 +72,7 @@ fn samples() -> Vec<(&'static str, String, String)> {
         s("publication.clock_max_start_gap_seconds", "7200", "7200"),
         s("retention.days", "7", "7"),
         s("retention.purge_period_seconds", "60", "60"),
+        s("retention.audit_days", "90", "90"),
         s("storage.free_space_reserve_mb", "1024", "1024"),
         s("authority.code_lifetime_seconds", "600", "600"),
         s("authority.certificate_lifetime_seconds", "120", "120"),

@@ -3,6 +3,7 @@
 
 use ephemera_node_core::authority::CodeGrant;
 use ephemera_proto::api::{VerifyRequest, VerifyResponse};
+use ephemera_proto::audit::{AuditAction, AuditActor, AuditOutcome};
 
 use crate::api::error::ApiError;
 use crate::api::types::{IssueCodesRequest, IssueCodesResponse, IssuedCode, LoginResponse};
@@ -43,10 +44,16 @@ impl Node {
             .lock()
             .map_err(|_| ApiError::Internal)?
             .charge(source.0, name, now);
-        if !charged {
-            return Err(ApiError::TooManyAttempts);
-        }
         let record = self.inner.store.credential(name)?;
+        // The trail names an account only when the name is one: a name that is none may
+        // be a password typed into the wrong field.
+        let actor = match &record {
+            Some(_) => AuditActor::Account(name.to_owned()),
+            None => AuditActor::UnknownAccount,
+        };
+        if !charged {
+            return Err(self.refused_sign_in(actor, ApiError::TooManyAttempts).await);
+        }
         let password = zeroize::Zeroizing::new(password.to_owned());
         // One of the pool's permits per hash: at most that many PBKDF2s run at once, and
         // the rest of the blocking pool (store flushes) stays free.
@@ -75,11 +82,15 @@ impl Node {
         .map_err(|_| ApiError::Internal)?;
         if !ok {
             tracing::info!("case-worker sign-in failed");
-            return Err(ApiError::InvalidCredentials);
+            return Err(self
+                .refused_sign_in(actor, ApiError::InvalidCredentials)
+                .await);
         }
         if let Ok(mut budget) = self.inner.login_budget.lock() {
             budget.refund(source.0, name, now);
         }
+        self.audit(actor, AuditAction::SignIn, AuditOutcome::Success)?;
+        self.inner.flusher.flush().await?;
         let expires_at = now.plus_seconds(self.inner.config.authority.session_lifetime_seconds);
         let token = self
             .inner
@@ -92,6 +103,19 @@ impl Node {
             token: token.0.to_string(),
             expires_at: expires_at.0,
         })
+    }
+
+    /// Records a refused sign-in durably; the answer is `error`, or the store's error when
+    /// the refusal could not be recorded.
+    async fn refused_sign_in(&self, actor: AuditActor, error: ApiError) -> ApiError {
+        let outcome = AuditOutcome::Refused(error.code().to_owned());
+        if let Err(e) = self.audit(actor, AuditAction::SignIn, outcome) {
+            return e.into();
+        }
+        match self.inner.flusher.flush().await {
+            Ok(()) => error,
+            Err(e) => e.into(),
+        }
     }
 
     /// The case worker a bearer token belongs to.
@@ -107,20 +131,35 @@ impl Node {
             .ok_or(ApiError::Unauthorized)
     }
 
-    /// Ends a session.
-    pub fn logout(&self, token: &str) {
+    /// Ends the session of `token` (which [`Node::session`] checked) and records who
+    /// signed out.
+    ///
+    /// # Errors
+    /// [`ApiError::Unauthorized`] for no open session; [`ApiError::Store`] when the sign-out
+    /// cannot be recorded (the session is closed all the same).
+    pub async fn logout(&self, token: &str) -> Result<(), ApiError> {
+        let account = self.session(token)?;
         if let Ok(mut sessions) = self.inner.sessions.lock() {
             sessions.close(token);
         }
+        self.audit(
+            AuditActor::Account(account),
+            AuditAction::SignOut,
+            AuditOutcome::Success,
+        )?;
+        self.inner.flusher.flush().await?;
+        Ok(())
     }
 
-    /// Issues codes for a signed-in case worker; they are stored only as hashes.
+    /// Issues codes for the signed-in case worker `account`; they are stored only as
+    /// hashes, and the audit trail records how many of which test type `account` issued.
     ///
     /// # Errors
     /// [`ApiError::InvalidParameter`] for a bad count or onset date, [`ApiError::Store`].
     pub async fn issue_codes(
         &self,
         request: &IssueCodesRequest,
+        account: &str,
     ) -> Result<IssueCodesResponse, ApiError> {
         let symptom_onset = match request.symptom_onset.as_deref().filter(|s| !s.is_empty()) {
             None => None,
@@ -140,6 +179,14 @@ impl Node {
             count,
             self.now(),
             &mut rand::rng(),
+        )?;
+        self.audit(
+            AuditActor::Account(account.to_owned()),
+            AuditAction::CodesIssued {
+                count,
+                test_type: request.test_type.report_type(),
+            },
+            AuditOutcome::Success,
         )?;
         self.inner.flusher.flush().await?;
         self.inner.metrics.codes_issued(u64::from(count));

@@ -7,6 +7,7 @@
 //! also drive [`Node::cut_due`] and [`Node::purge`] themselves with a
 //! [`ManualClock`](crate::clock::ManualClock) instead of waiting for the background tasks.
 
+mod audit;
 mod authority;
 mod clock_watch;
 pub(crate) mod disk_reserve;
@@ -127,6 +128,8 @@ struct Inner {
     sessions: Mutex<Sessions>,
     /// Sign-in budgets per client source (issue 24): in memory only.
     login_budget: Mutex<LoginBudget>,
+    /// The audit trail's head, opened from the store at its first record.
+    audit: Mutex<Option<ephemera_node_core::audit::AuditTrail>>,
     /// Permits for password hashing: PBKDF2 runs on at most this many blocking threads.
     hashing: Arc<tokio::sync::Semaphore>,
     batch_cache: BatchCache,
@@ -278,6 +281,7 @@ impl Node {
                 metrics: Metrics::new(),
                 sessions: Mutex::new(Sessions::default()),
                 login_budget: Mutex::new(login_budget),
+                audit: Mutex::new(None),
                 hashing: Arc::new(tokio::sync::Semaphore::new(hashing_threads)),
                 batch_cache: BatchCache::new(DEFAULT_BATCH_CACHE_BYTES),
                 publication: AsyncMutex::new(()),

@@ -210,6 +210,10 @@ impl Node {
             return Ok(PurgeCounts::default());
         }
         let counts = self.inner.core.purge(self.inner.store.as_ref(), now)?;
+        let audit_records = self.purge_audit(now)?;
+        if audit_records > 0 {
+            tracing::info!(audit_records, "audit records past retention purged");
+        }
         if counts.batches > 0 {
             let live: std::collections::HashSet<BatchId> = self
                 .inner

@@ -182,11 +182,14 @@ async fn issue(node: &Node) -> Vec<UploadCode> {
     let mut codes = Vec::new();
     while codes.len() < EXCHANGES {
         let issued = node
-            .issue_codes(&IssueCodesRequest {
-                test_type: TestType::Confirmed,
-                symptom_onset: None,
-                count: Some(100),
-            })
+            .issue_codes(
+                &IssueCodesRequest {
+                    test_type: TestType::Confirmed,
+                    symptom_onset: None,
+                    count: Some(100),
+                },
+                "bench",
+            )
             .await
             .expect("codes");
         codes.extend(

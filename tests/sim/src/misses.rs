@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 use ephemera_client::risk::{BUCKETS, ExposureWindow, HeardSpan, RiskConfig};
 use ephemera_client::signal::SignalHistogram;
 use ephemera_client::store::Evidence;
-use ephemera_proto::{DayNumber, ReportContents, UnixTime};
+use ephemera_proto::{DayNumber, ReportContents};
 use serde::Serialize;
 
 use super::attack::round4;
@@ -476,6 +476,8 @@ pub fn report(
 
 #[cfg(test)]
 mod tests {
+    use ephemera_proto::UnixTime;
+
     use super::*;
 
     const RULES: Rules = Rules {

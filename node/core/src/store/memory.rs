@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use ephemera_proto::UnixTime;
+use ephemera_proto::audit::{AuditAnchor, AuditEntry, AuditHash};
 use ephemera_proto::auth::{CertificateId, CodeHash};
 use ephemera_proto::batch::{BatchId, BatchIndexEntry};
 use ephemera_proto::upload::UploadId;
@@ -24,6 +25,8 @@ struct Inner {
     batch_index: BTreeMap<u64, BatchIndexEntry>,
     exports: BTreeMap<String, Vec<u8>>,
     credentials: BTreeMap<String, CredentialRecord>,
+    audit: BTreeMap<u64, AuditEntry>,
+    audit_anchor: Option<AuditAnchor>,
     state: Option<CutterState>,
     expiry: BTreeSet<Vec<u8>>,
 }
@@ -252,6 +255,34 @@ impl ReportStore for MemoryReportStore {
 
     fn credential_names(&self) -> Result<Vec<String>, StoreError> {
         Ok(self.lock().credentials.keys().cloned().collect())
+    }
+
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.lock()
+            .audit
+            .insert(entry.record.sequence, entry.clone());
+        Ok(())
+    }
+
+    fn audit_trail(&self) -> Result<(Option<AuditAnchor>, Vec<AuditEntry>), StoreError> {
+        let inner = self.lock();
+        Ok((inner.audit_anchor, inner.audit.values().cloned().collect()))
+    }
+
+    fn audit_head(&self) -> Result<Option<(u64, AuditHash)>, StoreError> {
+        let inner = self.lock();
+        Ok(match inner.audit.last_key_value() {
+            Some((sequence, entry)) => Some((*sequence, entry.record.hash())),
+            None => inner.audit_anchor.map(|a| (a.sequence, a.head)),
+        })
+    }
+
+    fn purge_audit(&self, anchor: &AuditAnchor) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let kept = inner.audit.split_off(&(anchor.sequence + 1));
+        let purged = std::mem::replace(&mut inner.audit, kept).len();
+        inner.audit_anchor = Some(*anchor);
+        Ok(purged as u64)
     }
 
     fn purge(&self, now: UnixTime, stale_before: UnixTime) -> Result<PurgeCounts, StoreError> {

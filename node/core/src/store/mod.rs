@@ -17,6 +17,7 @@ mod upgrade;
 
 use ephemera_proto::DayNumber;
 use ephemera_proto::UnixTime;
+use ephemera_proto::audit::{AuditAnchor, AuditEntry, AuditHash};
 use ephemera_proto::auth::{CertificateId, CodeHash};
 use ephemera_proto::batch::{BatchId, BatchIndexEntry};
 use ephemera_proto::gaen::DiagnosisKey;
@@ -662,6 +663,34 @@ pub trait ReportStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`].
     fn credential_names(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Appends an entry to the audit trail; the caller chains it to the last one
+    /// ([`crate::audit::AuditTrail`]).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+
+    /// The audit trail: the anchor of the last purge (if any) and the kept entries, oldest
+    /// first, as stored (unchecked: [`ephemera_proto::audit::verify_trail`] checks them).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn audit_trail(&self) -> Result<(Option<AuditAnchor>, Vec<AuditEntry>), StoreError>;
+
+    /// The sequence and hash of the newest audit entry, or of the anchor when every entry
+    /// was purged; `None` for an empty trail.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn audit_head(&self) -> Result<Option<(u64, AuditHash)>, StoreError>;
+
+    /// Removes the audit entries up to `anchor.sequence` and keeps `anchor` in their place,
+    /// in one atomic step. Returns how many entries went.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn purge_audit(&self, anchor: &AuditAnchor) -> Result<u64, StoreError>;
 
     /// Removes everything whose retention or lifetime ended at or before `now`, and queue
     /// groups released before `stale_before`.

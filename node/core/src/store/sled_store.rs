@@ -18,6 +18,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ephemera_proto::audit::{AuditAnchor, AuditEntry, AuditHash};
 use ephemera_proto::auth::{CertificateId, CodeHash};
 use ephemera_proto::batch::{BatchId, BatchIndexEntry};
 use ephemera_proto::upload::UploadId;
@@ -38,6 +39,8 @@ use super::{
 use ephemera_proto::sync::{DayDigest, sync_day};
 
 const CUTTER_STATE_KEY: &[u8] = b"cutter-state";
+/// `meta` key of the audit trail's purge anchor.
+const AUDIT_ANCHOR_KEY: &[u8] = b"audit-anchor";
 pub(super) const FORMAT_KEY: &[u8] = b"format";
 /// The on-disk layout this code reads and writes. Format 1 (no `format` key) kept revision
 /// token hashes and a certificate expiry entry per upload; format 2 kept batch bodies and
@@ -68,6 +71,9 @@ pub struct SledReportStore {
     /// Files of batch bodies and export zips.
     blobs: BlobDir,
     credentials: Tree,
+    /// `sequence (u64 BE)` → postcard [`AuditEntry`]: the audit trail (no personal data
+    /// of the public, so not sealed: auditors read it with the node stopped).
+    audit: Tree,
     meta: Tree,
     expiry: Tree,
     /// `sync day (u32 BE) ‖ upload id` → empty: every upload filed under its sync day.
@@ -162,6 +168,7 @@ impl SledReportStore {
             batch_index: tree("batch-index")?,
             exports: tree("exports")?,
             credentials: tree("credentials")?,
+            audit: tree("audit")?,
             meta: tree("meta")?,
             expiry: tree("expiry")?,
             sync_index: tree("sync-index")?,
@@ -859,6 +866,64 @@ impl ReportStore for SledReportStore {
                 })
             })
             .collect()
+    }
+
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        self.audit
+            .insert(entry.record.sequence.to_be_bytes(), encode(entry))
+            .map_err(engine)?;
+        Ok(())
+    }
+
+    fn audit_trail(&self) -> Result<(Option<AuditAnchor>, Vec<AuditEntry>), StoreError> {
+        let anchor = match self.meta.get(AUDIT_ANCHOR_KEY).map_err(engine)? {
+            Some(bytes) => Some(decode(&bytes, "audit anchor")?),
+            None => None,
+        };
+        let entries = self
+            .audit
+            .iter()
+            .values()
+            .map(|v| decode(&v.map_err(engine)?, "audit"))
+            .collect::<Result<_, _>>()?;
+        Ok((anchor, entries))
+    }
+
+    fn audit_head(&self) -> Result<Option<(u64, AuditHash)>, StoreError> {
+        if let Some((_, bytes)) = self.audit.last().map_err(engine)? {
+            let entry: AuditEntry = decode(&bytes, "audit")?;
+            return Ok(Some((entry.record.sequence, entry.record.hash())));
+        }
+        Ok(match self.meta.get(AUDIT_ANCHOR_KEY).map_err(engine)? {
+            Some(bytes) => {
+                let anchor: AuditAnchor = decode(&bytes, "audit anchor")?;
+                Some((anchor.sequence, anchor.head))
+            }
+            None => None,
+        })
+    }
+
+    fn purge_audit(&self, anchor: &AuditAnchor) -> Result<u64, StoreError> {
+        let _writing = self.writing();
+        let end = (anchor.sequence + 1).to_be_bytes();
+        let purged: Vec<sled::IVec> = self
+            .audit
+            .range(..end)
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(engine)?;
+        let anchor_bytes = encode(anchor);
+        (&self.audit, &self.meta)
+            .transaction(|(audit, meta)| {
+                for key in &purged {
+                    audit.remove(key)?;
+                }
+                meta.insert(AUDIT_ANCHOR_KEY, anchor_bytes.as_slice())?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_error)?;
+        Ok(purged.len() as u64)
     }
 
     fn purge(&self, now: UnixTime, stale_before: UnixTime) -> Result<PurgeCounts, StoreError> {

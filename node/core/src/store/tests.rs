@@ -399,6 +399,42 @@ fn credentials_round_trip() {
 }
 
 #[test]
+fn the_audit_trail_appends_purges_behind_its_anchor_and_reads_back() {
+    use ephemera_proto::audit::{AuditAction, AuditActor, AuditEntry, AuditOutcome};
+    use ephemera_proto::signing::Ed25519SigningKey;
+    let key = Ed25519SigningKey::from_seed(&[5; 32]);
+    both(|store| {
+        assert_eq!(store.audit_head().unwrap(), None);
+        let mut head = None;
+        let mut entries = Vec::new();
+        for minute in 0..4 {
+            let entry = AuditEntry::append(
+                head,
+                minute,
+                AuditActor::Operator,
+                AuditAction::Exported,
+                AuditOutcome::Success,
+                &key,
+            );
+            store.append_audit(&entry).unwrap();
+            head = Some((entry.record.sequence, entry.record.hash()));
+            entries.push(entry);
+        }
+        assert_eq!(store.audit_head().unwrap(), head);
+        assert_eq!(store.audit_trail().unwrap(), (None, entries.clone()));
+        assert_eq!(store.purge_audit(&entries[1].anchor()).unwrap(), 2);
+        assert_eq!(
+            store.audit_trail().unwrap(),
+            (Some(entries[1].anchor()), entries[2..].to_vec())
+        );
+        // Every entry purged: the head is the anchor's.
+        assert_eq!(store.purge_audit(&entries[3].anchor()).unwrap(), 2);
+        assert_eq!(store.audit_head().unwrap(), head);
+        assert_eq!(store.audit_trail().unwrap().1, Vec::new());
+    });
+}
+
+#[test]
 fn sled_data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     {

@@ -1,0 +1,511 @@
+//! The health authority's audit trail: append-only records of who did what, chained by
+//! hash, each head signed with the node's authority key, so that an edit, a deletion or a
+//! reordering shows and says where.
+//!
+//! ```text
+//! hash(record)  = SHA-256("ephemera/audit-record/v1" ‖ postcard(AuditRecord))
+//! record n      : sequence n (from 1), previous = hash(record n−1), or 32 zero bytes for
+//!                 record 1, or the anchor's head after a purge
+//! signed head n = Ed25519(authority key, "ephemera/audit-head/v1" ‖ u64le(n) ‖ hash(record n))
+//! ```
+//!
+//! Every record carries the signed head it makes. Purging records older than the audit
+//! retention keeps the last purged record's signed head as the [`AuditAnchor`], so what
+//! remains still verifies. What the trail cannot show on its own is a cut of its newest
+//! records by someone who holds the data folder: an auditor who noted a signed head
+//! (`audit export` prints it) detects that too.
+//!
+//! No record holds personal data of the public: actors are staff account names, API key
+//! ids, the operator or the node; actions carry counts and test types, never a code, an
+//! address, a user agent or a token. Times are whole minutes.
+
+use std::fmt;
+
+use ring::digest;
+use serde::{Deserialize, Serialize};
+
+use crate::report::ReportType;
+use crate::signing::{Ed25519PublicKey, Ed25519SigningKey, Signature};
+use crate::time::UnixTime;
+
+const RECORD_LABEL: &[u8] = b"ephemera/audit-record/v1";
+const HEAD_LABEL: &[u8] = b"ephemera/audit-head/v1";
+
+/// The SHA-256 hash of an audit record.
+#[derive(Copy, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AuditHash(pub [u8; 32]);
+
+impl fmt::Debug for AuditHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Display for AuditHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// Who acted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuditActor {
+    /// A staff account, by name.
+    Account(String),
+    /// A sign-in under a name that is no account (the name is not kept: it may be a
+    /// password typed into the wrong field).
+    UnknownAccount,
+    /// The operator, through the command line on the data folder.
+    Operator,
+    /// The node itself (retention).
+    Node,
+}
+
+impl fmt::Display for AuditActor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuditActor::Account(name) => write!(f, "account:{name}"),
+            AuditActor::UnknownAccount => f.write_str("unknown-account"),
+            AuditActor::Operator => f.write_str("operator"),
+            AuditActor::Node => f.write_str("node"),
+        }
+    }
+}
+
+/// What was done.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuditAction {
+    /// A sign-in to the console or the API.
+    SignIn,
+    /// A sign-out.
+    SignOut,
+    /// Upload codes issued: how many, of which test type (never the codes).
+    CodesIssued {
+        /// Codes issued.
+        count: u32,
+        /// Their test type.
+        test_type: ReportType,
+    },
+    /// Records older than the audit retention were purged, up to this sequence.
+    Purged {
+        /// The last purged record.
+        through: u64,
+    },
+    /// The trail was exported.
+    Exported,
+}
+
+impl fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuditAction::SignIn => f.write_str("sign-in"),
+            AuditAction::SignOut => f.write_str("sign-out"),
+            AuditAction::CodesIssued { count, test_type } => {
+                write!(
+                    f,
+                    "codes-issued count={count} test_type={}",
+                    test_type.code()
+                )
+            }
+            AuditAction::Purged { through } => write!(f, "purged through={through}"),
+            AuditAction::Exported => f.write_str("exported"),
+        }
+    }
+}
+
+/// How it ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuditOutcome {
+    /// Done.
+    Success,
+    /// Refused, with the error code the caller got (`invalid-credentials`, …).
+    Refused(String),
+}
+
+impl fmt::Display for AuditOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuditOutcome::Success => f.write_str("success"),
+            AuditOutcome::Refused(code) => write!(f, "refused:{code}"),
+        }
+    }
+}
+
+/// One audit record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Position in the trail, from 1, without gaps.
+    pub sequence: u64,
+    /// When, in whole minutes since the unix epoch.
+    pub minute: u64,
+    /// Who.
+    pub actor: AuditActor,
+    /// What.
+    pub action: AuditAction,
+    /// With which outcome.
+    pub outcome: AuditOutcome,
+    /// The hash of the record before (zeros for the first).
+    pub previous: AuditHash,
+}
+
+impl AuditRecord {
+    /// The record's hash, which the next record names.
+    pub fn hash(&self) -> AuditHash {
+        let body = postcard::to_allocvec(self).expect("postcard encoding into a Vec");
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        ctx.update(RECORD_LABEL);
+        ctx.update(&body);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        AuditHash(out)
+    }
+
+    /// The minute of `now`.
+    pub fn minute_of(now: UnixTime) -> u64 {
+        now.0 / 60
+    }
+}
+
+/// A record with the signed head it makes: what the store keeps.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// The record.
+    pub record: AuditRecord,
+    /// The authority key's signature over the head this record makes.
+    pub head_signature: Signature,
+}
+
+impl AuditEntry {
+    /// Chains a new record after `previous` (`None` for the first, or the anchor after a
+    /// purge) and signs the head it makes.
+    pub fn append(
+        previous: Option<(u64, AuditHash)>,
+        minute: u64,
+        actor: AuditActor,
+        action: AuditAction,
+        outcome: AuditOutcome,
+        key: &Ed25519SigningKey,
+    ) -> AuditEntry {
+        let (sequence, previous) = match previous {
+            Some((sequence, hash)) => (sequence + 1, hash),
+            None => (1, AuditHash::default()),
+        };
+        let record = AuditRecord {
+            sequence,
+            minute,
+            actor,
+            action,
+            outcome,
+            previous,
+        };
+        let head_signature = key.sign(HEAD_LABEL, &head_message(sequence, &record.hash()));
+        AuditEntry {
+            record,
+            head_signature,
+        }
+    }
+
+    /// The anchor this entry leaves when it is purged.
+    pub fn anchor(&self) -> AuditAnchor {
+        AuditAnchor {
+            sequence: self.record.sequence,
+            head: self.record.hash(),
+            head_signature: self.head_signature,
+        }
+    }
+}
+
+/// The signed head of the last purged record: where the kept trail starts.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditAnchor {
+    /// The last purged record's sequence.
+    pub sequence: u64,
+    /// Its hash.
+    pub head: AuditHash,
+    /// Its signed head.
+    pub head_signature: Signature,
+}
+
+fn head_message(sequence: u64, hash: &AuditHash) -> [u8; 40] {
+    let mut message = [0u8; 40];
+    message[..8].copy_from_slice(&sequence.to_le_bytes());
+    message[8..].copy_from_slice(&hash.0);
+    message
+}
+
+fn signed_by_any(
+    keys: &[Ed25519PublicKey],
+    sequence: u64,
+    hash: &AuditHash,
+    sig: &Signature,
+) -> bool {
+    let message = head_message(sequence, hash);
+    keys.iter().any(|key| key.verify(HEAD_LABEL, &message, sig))
+}
+
+/// Where a trail stops verifying.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuditBreak {
+    /// The anchor's signature is not the authority's.
+    #[error("the purge anchor (through record {sequence}) is not signed by the authority key")]
+    ForgedAnchor {
+        /// The anchor's sequence.
+        sequence: u64,
+    },
+    /// A record's content changed after it was signed.
+    #[error("record {sequence} was altered: its signed head does not match its content")]
+    Altered {
+        /// The altered record.
+        sequence: u64,
+    },
+    /// Records are missing.
+    #[error("records {from} to {to} are missing")]
+    Missing {
+        /// First missing sequence.
+        from: u64,
+        /// Last missing sequence.
+        to: u64,
+    },
+    /// A record is out of its place.
+    #[error("record {found} stands where record {expected} belongs: the trail was reordered")]
+    Reordered {
+        /// The sequence expected at this place.
+        expected: u64,
+        /// The sequence found.
+        found: u64,
+    },
+    /// A record does not name the hash of the one before it.
+    #[error("record {sequence} does not follow record {}: the trail was spliced", sequence - 1)]
+    Unlinked {
+        /// The record whose link breaks.
+        sequence: u64,
+    },
+}
+
+/// What a verified trail holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedTrail {
+    /// Records checked.
+    pub records: u64,
+    /// The sequence and hash of the last record (or of the anchor, or none).
+    pub head: Option<(u64, AuditHash)>,
+}
+
+/// Checks a trail: the anchor (if records were purged), then every entry in order, each
+/// signed by one of `keys` (the authority keys the node has had) and chained to the one
+/// before.
+///
+/// # Errors
+/// [`AuditBreak`] at the first place the trail stops verifying.
+pub fn verify_trail(
+    anchor: Option<&AuditAnchor>,
+    entries: &[AuditEntry],
+    keys: &[Ed25519PublicKey],
+) -> Result<VerifiedTrail, AuditBreak> {
+    let mut head = match anchor {
+        Some(a) if !signed_by_any(keys, a.sequence, &a.head, &a.head_signature) => {
+            return Err(AuditBreak::ForgedAnchor {
+                sequence: a.sequence,
+            });
+        }
+        Some(a) => Some((a.sequence, a.head)),
+        None => None,
+    };
+    let mut records = 0;
+    for (place, entry) in entries.iter().enumerate() {
+        let record = &entry.record;
+        let expected = head.map_or(1, |(sequence, _)| sequence + 1);
+        let later = &entries[place + 1..];
+        if record.sequence > expected && later.iter().any(|e| e.record.sequence == expected) {
+            return Err(AuditBreak::Reordered {
+                expected,
+                found: record.sequence,
+            });
+        }
+        if record.sequence > expected {
+            return Err(AuditBreak::Missing {
+                from: expected,
+                to: record.sequence - 1,
+            });
+        }
+        if record.sequence < expected {
+            return Err(AuditBreak::Reordered {
+                expected,
+                found: record.sequence,
+            });
+        }
+        let hash = record.hash();
+        if !signed_by_any(keys, record.sequence, &hash, &entry.head_signature) {
+            return Err(AuditBreak::Altered {
+                sequence: record.sequence,
+            });
+        }
+        if record.previous != head.map(|(_, h)| h).unwrap_or_default() {
+            return Err(AuditBreak::Unlinked {
+                sequence: record.sequence,
+            });
+        }
+        head = Some((record.sequence, hash));
+        records += 1;
+    }
+    Ok(VerifiedTrail { records, head })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> Ed25519SigningKey {
+        Ed25519SigningKey::from_seed(&[7; 32])
+    }
+
+    fn trail(n: u64) -> Vec<AuditEntry> {
+        let key = key();
+        let mut out: Vec<AuditEntry> = Vec::new();
+        for i in 0..n {
+            let previous = out.last().map(|e| (e.record.sequence, e.record.hash()));
+            out.push(AuditEntry::append(
+                previous,
+                29_000_000 + i,
+                AuditActor::Account("alice".to_owned()),
+                AuditAction::CodesIssued {
+                    count: 1 + i as u32,
+                    test_type: ReportType::ConfirmedTest,
+                },
+                AuditOutcome::Success,
+                &key,
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn an_untouched_trail_verifies() {
+        let entries = trail(5);
+        let got = verify_trail(None, &entries, &[key().public_key()]).expect("verifies");
+        assert_eq!(got.records, 5);
+        assert_eq!(got.head, Some((5, entries[4].record.hash())));
+        assert_eq!(
+            verify_trail(None, &[], &[key().public_key()]),
+            Ok(VerifiedTrail {
+                records: 0,
+                head: None
+            })
+        );
+    }
+
+    #[test]
+    fn an_edit_a_deletion_a_reorder_and_a_splice_each_say_where() {
+        let keys = [key().public_key()];
+        let mut edited = trail(5);
+        edited[2].record.action = AuditAction::CodesIssued {
+            count: 1,
+            test_type: ReportType::ConfirmedTest,
+        };
+        assert_eq!(
+            verify_trail(None, &edited, &keys),
+            Err(AuditBreak::Altered { sequence: 3 })
+        );
+
+        let mut deleted = trail(5);
+        deleted.remove(1);
+        assert_eq!(
+            verify_trail(None, &deleted, &keys),
+            Err(AuditBreak::Missing { from: 2, to: 2 })
+        );
+
+        let mut reordered = trail(5);
+        reordered.swap(1, 2);
+        assert_eq!(
+            verify_trail(None, &reordered, &keys),
+            Err(AuditBreak::Reordered {
+                expected: 2,
+                found: 3
+            })
+        );
+        let mut moved_back = trail(5);
+        let second = moved_back[1].clone();
+        moved_back.push(second);
+        assert_eq!(
+            verify_trail(None, &moved_back, &keys),
+            Err(AuditBreak::Reordered {
+                expected: 6,
+                found: 2
+            })
+        );
+
+        // A record of another trail under the same key, renumbered into place: its
+        // signature covers its sequence, so renumbering shows as an alteration; taken as
+        // it is, its link breaks.
+        let other = trail(3);
+        let mut spliced = trail(2);
+        let mut foreign = other[2].clone();
+        foreign.record.previous = AuditHash([9; 32]);
+        spliced.push(foreign);
+        assert_eq!(
+            verify_trail(None, &spliced, &keys),
+            Err(AuditBreak::Altered { sequence: 3 })
+        );
+        let mut relinked = trail(2);
+        relinked.push(AuditEntry::append(
+            Some((2, AuditHash([1; 32]))),
+            0,
+            AuditActor::Node,
+            AuditAction::Exported,
+            AuditOutcome::Success,
+            &key(),
+        ));
+        assert_eq!(
+            verify_trail(None, &relinked, &keys),
+            Err(AuditBreak::Unlinked { sequence: 3 })
+        );
+    }
+
+    #[test]
+    fn another_key_signs_nothing() {
+        let entries = trail(2);
+        let stranger = Ed25519SigningKey::from_seed(&[8; 32]).public_key();
+        assert_eq!(
+            verify_trail(None, &entries, &[stranger]),
+            Err(AuditBreak::Altered { sequence: 1 })
+        );
+        // Rotated keys: either of the node's keys verifies.
+        assert!(verify_trail(None, &entries, &[stranger, key().public_key()]).is_ok());
+    }
+
+    #[test]
+    fn a_purged_trail_verifies_from_its_anchor() {
+        let entries = trail(6);
+        let keys = [key().public_key()];
+        let anchor = entries[2].anchor();
+        let got = verify_trail(Some(&anchor), &entries[3..], &keys).expect("verifies");
+        assert_eq!(got.records, 3);
+        assert_eq!(
+            verify_trail(None, &entries[3..], &keys),
+            Err(AuditBreak::Missing { from: 1, to: 3 }),
+            "without the anchor the purge looks like a deletion"
+        );
+        let mut forged = anchor;
+        forged.sequence = 1;
+        assert_eq!(
+            verify_trail(Some(&forged), &entries[3..], &keys),
+            Err(AuditBreak::ForgedAnchor { sequence: 1 })
+        );
+    }
+
+    #[test]
+    fn records_are_free_of_anything_that_names_a_member_of_the_public() {
+        // The record types admit no code, address, agent or token: their text forms show
+        // every field a record has.
+        let entry = &trail(1)[0];
+        let text = format!(
+            "{} {} {}",
+            entry.record.actor, entry.record.action, entry.record.outcome
+        );
+        assert_eq!(
+            text,
+            "account:alice codes-issued count=1 test_type=1 success"
+        );
+        assert_eq!(AuditActor::UnknownAccount.to_string(), "unknown-account");
+    }
+}

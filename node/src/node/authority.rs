@@ -114,7 +114,7 @@ impl Node {
         }
         match self.inner.flusher.flush().await {
             Ok(()) => error,
-            Err(e) => e.into(),
+            Err(e) => e,
         }
     }
 

@@ -658,7 +658,7 @@ mod tests {
     #[test]
     fn medium_attenuation_in_separate_meetings_is_window_minimum() {
         let every_other = |s: u32| {
-            if s % 1200 == 0 {
+            if s.is_multiple_of(1200) {
                 scans(s, s + 600, 150, MEDIUM, WHOLE)
             } else {
                 Vec::new()

@@ -301,6 +301,7 @@ mod tests {
             }],
             next_cursor: sequence,
             key_rollovers: rollovers.to_vec(),
+            head: None,
         };
         let body = serde_json::to_vec(&index).unwrap();
         phone.handle_response(NOW, request.id, Response { status: 200, body })?;

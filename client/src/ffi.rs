@@ -124,7 +124,13 @@ impl From<ClientError> for FfiError {
             | ClientError::Export(_)
             | ClientError::NoExportKey
             | ClientError::BatchIdMismatch
-            | ClientError::BatchSequenceMismatch => FfiError::Rejected { message },
+            | ClientError::BatchSequenceMismatch
+            | ClientError::Head(_)
+            | ClientError::BatchChainBroken
+            | ClientError::HeadRolledBack
+            | ClientError::HeadForked
+            | ClientError::IndexBehindHead
+            | ClientError::HeadMismatch { .. } => FfiError::Rejected { message },
             ClientError::UnknownRequest => FfiError::UnknownRequest,
             other => FfiError::Other {
                 code: other.code().to_owned(),

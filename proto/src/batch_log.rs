@@ -335,8 +335,21 @@ pub struct HeadList {
     pub heads: Vec<SignedHead>,
 }
 
-/// Most heads a phone reads from one [`HeadList`]: a federation has a few dozen nodes.
+/// Most heads a phone or node reads from one [`HeadList`]: a federation has a few dozen
+/// nodes.
 pub const MAX_HEADS_PER_LIST: usize = 256;
+
+impl WireMessage for HeadList {
+    const KIND: u8 = wire::kind::HEAD_LIST;
+    // The list's length (varint, up to 3 bytes) and at most MAX_HEADS_PER_LIST heads, each
+    // its frame less the frame's header.
+    const MAX_SIZE: usize = 2 + 3 + MAX_HEADS_PER_LIST * (MAX_HEAD_FRAME - 2);
+    const VERSIONS: &'static [u8] = &[wire::WIRE_VERSION_2];
+
+    fn wire_version(&self) -> u8 {
+        wire::WIRE_VERSION_2
+    }
+}
 
 /// Two heads that contradict each other, with both signed objects: evidence anyone can
 /// check.
@@ -474,6 +487,17 @@ mod tests {
     }
 
     #[test]
+    fn a_full_head_list_fits_its_cap_between_nodes() {
+        let head = SignedHead::sign(&key(1), u64::MAX, BatchId([1; 32]), UnixTime(u64::MAX));
+        let list = HeadList {
+            heads: vec![head; MAX_HEADS_PER_LIST],
+        };
+        let bytes = wire::encode(&list);
+        assert!(bytes.len() <= HeadList::MAX_SIZE, "{}", bytes.len());
+        assert_eq!(wire::decode::<HeadList>(&bytes).unwrap(), list);
+    }
+
+    #[test]
     fn head_lists_are_hex_frames_in_json() {
         let list = HeadList {
             heads: vec![SignedHead::sign(&key(1), 5, BatchId([1; 32]), NOW)],
@@ -496,6 +520,15 @@ mod tests {
                     let _ = head.is_self_signed();
                 }
                 let _ = as_hex_frame::from_hex(&hex::encode(frame));
+            }
+        }
+
+        #[test]
+        fn arbitrary_head_lists_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let mut framed = vec![wire::WIRE_VERSION_2, wire::kind::HEAD_LIST];
+            framed.extend_from_slice(&bytes);
+            if let Ok(list) = wire::decode::<HeadList>(&framed) {
+                prop_assert!(wire::encode(&list).len() <= HeadList::MAX_SIZE);
             }
         }
 

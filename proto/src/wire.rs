@@ -133,6 +133,9 @@ pub mod kind {
     /// [`crate::batch_log::SignedHead`]: a node's signed batch-log head (protocol version
     /// 2).
     pub const SIGNED_HEAD: u8 = 0x0d;
+    /// [`crate::batch_log::HeadList`]: the heads a node holds, as nodes exchange them on
+    /// `/ephemera/heads/1` (protocol version 2).
+    pub const HEAD_LIST: u8 = 0x0e;
 }
 
 #[cfg(test)]
@@ -214,6 +217,7 @@ mod tests {
             kind::INSTANCE_OTHERS,
             kind::FEDERATED_REPORT,
             kind::SIGNED_HEAD,
+            kind::HEAD_LIST,
         ];
         let spec = include_str!("../../docs/PROTOCOL.md");
         let section = &spec[spec.find("### 5.1").expect("§5.1")..];

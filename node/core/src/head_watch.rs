@@ -90,6 +90,20 @@ impl HeadWatch {
     pub fn evidence(&self) -> &[HeadEvidence] {
         &self.evidence
     }
+
+    /// What to pass on to peers: the latest head of every key, then both heads of each
+    /// piece of evidence (so every node can check a conflict for itself), each once.
+    pub fn to_pass_on(&self) -> Vec<SignedHead> {
+        let mut out: Vec<SignedHead> = self.latest.values().copied().collect();
+        for evidence in &self.evidence {
+            for head in [evidence.first, evidence.second] {
+                if !out.contains(&head) {
+                    out.push(head);
+                }
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -126,11 +140,16 @@ mod tests {
             panic!("rollback not seen");
         };
         assert_eq!(back.conflict, HeadConflict::Rollback);
-        assert_eq!(watch.evidence(), [*forked.clone(), *back]);
+        assert_eq!(watch.evidence(), [*forked.clone(), *back.clone()]);
         // The same conflict heard again is not kept twice.
         watch.hear(head(&a, 6, 7, 2));
         assert_eq!(watch.evidence().len(), 2);
         assert_eq!(watch.latest().count(), 2);
+        // Both heads of each conflict are passed on, each once, beside the latest ones.
+        let passed = watch.to_pass_on();
+        for head in [forked.first, forked.second, back.first, back.second] {
+            assert_eq!(passed.iter().filter(|h| **h == head).count(), 1);
+        }
     }
 
     #[test]

@@ -2,14 +2,17 @@
 //! index, and the heads of other nodes heard through federation, watched for equivocation
 //! and rollback.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, Weak};
 
 use ephemera_node_core::head_watch::{HeadWatch, Heard};
 use ephemera_node_core::store::ChainHead;
 use ephemera_proto::batch::BatchId;
-use ephemera_proto::batch_log::{HEAD_GRANULARITY_SECONDS, HeadEvidence, HeadList, SignedHead};
+use ephemera_proto::batch_log::{
+    HEAD_GRANULARITY_SECONDS, HeadEvidence, HeadList, MAX_HEADS_PER_LIST, SignedHead,
+};
 
-use super::Node;
+use super::{Inner, Node};
+use crate::federation::HeadWitness;
 
 /// The batch log's state in memory.
 #[derive(Debug)]
@@ -29,6 +32,24 @@ impl BatchLog {
             durable: Mutex::new(durable),
             signed: Mutex::new(None),
             watch: Mutex::new(HeadWatch::new()),
+        }
+    }
+}
+
+/// What federation calls: holds the node weakly, like its twin witness.
+pub(super) struct NodeHeads(pub(super) Weak<Inner>);
+
+impl HeadWitness for NodeHeads {
+    fn heads(&self) -> Vec<SignedHead> {
+        self.0
+            .upgrade()
+            .map(|inner| Node { inner }.heads().heads)
+            .unwrap_or_default()
+    }
+
+    fn heard(&self, heads: Vec<SignedHead>) {
+        if let Some(inner) = self.0.upgrade() {
+            Node { inner }.hear_heads(heads);
         }
     }
 }
@@ -65,13 +86,15 @@ impl Node {
         *self.inner.batch_log.durable.lock().expect("not poisoned") = Some(head);
     }
 
-    /// This node's head and the latest head heard of every other node, for phones to
-    /// cross-check (`GET /v1/heads`) and peers to compare (federation).
+    /// This node's head, the latest head heard of every other node, and both heads of
+    /// each conflict found (at most [`MAX_HEADS_PER_LIST`]), for phones to cross-check
+    /// (`GET /v1/heads`) and peers to compare (federation).
     pub fn heads(&self) -> HeadList {
         let own = self.signed_head();
         let watch = self.inner.batch_log.watch.lock().expect("not poisoned");
         let mut heads = vec![own];
-        heads.extend(watch.latest().filter(|h| h.head.node != own.head.node));
+        heads.extend(watch.to_pass_on().into_iter().filter(|h| *h != own));
+        heads.truncate(MAX_HEADS_PER_LIST);
         HeadList { heads }
     }
 

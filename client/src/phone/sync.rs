@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 
 use ephemera_proto::UnixTime;
 use ephemera_proto::batch::{BatchId, BatchIndex, BatchIndexEntry, BatchSummary, TrustedNodes};
-use ephemera_proto::batch_log::{HeadConflict, SignedHead};
+use ephemera_proto::batch_log::{HeadConflict, HeadError, SignedHead};
 use ephemera_proto::rollover::KeyRole;
 use ephemera_proto::signing::Ed25519PublicKey;
 
@@ -257,20 +257,31 @@ impl<S: Store> Phone<S> {
     /// behind the cursor, and at the cursor naming the batch ingested there. Kept for the
     /// round's end ([`Self::check_reached_head`]) and for cross-checks.
     fn check_head(&mut self, now: UnixTime, head: SignedHead) -> Result<(), ClientError> {
+        let max_age = self.config.sync.max_head_age_seconds;
         head.verify(&self.trusted_nodes())?;
-        head.check_fresh(now, self.config.sync.max_head_age_seconds)?;
-        if head.head.sequence < self.sync.cursor {
-            return Err(ClientError::HeadRolledBack);
-        }
-        if self.sync.forks_at_cursor(&head) {
-            return Err(ClientError::HeadForked);
-        }
-        if let Some(known) = &self.sync.head {
+        head.check_fresh(now, max_age)?;
+        let known = self.sync.head;
+        if let Some(known) = &known {
             match head.conflict_with(known) {
                 Some(HeadConflict::Equivocation) => return Err(ClientError::HeadForked),
                 Some(HeadConflict::Rollback) => return Err(ClientError::HeadRolledBack),
                 None => {}
             }
+        }
+        if head.head.sequence < self.sync.cursor {
+            // A copy older than a head already verified is a cache's replay, not the
+            // node going back.
+            if known.is_some_and(|k| head.head.issued_at < k.head.issued_at) {
+                return Err(HeadError::Stale {
+                    issued_at: head.head.issued_at.0,
+                    max_age,
+                }
+                .into());
+            }
+            return Err(ClientError::HeadRolledBack);
+        }
+        if self.sync.forks_at_cursor(&head) {
+            return Err(ClientError::HeadForked);
         }
         self.sync.round_head = Some(head);
         if self.sync.head.is_none_or(|known| {

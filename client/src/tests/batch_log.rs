@@ -187,6 +187,25 @@ fn a_stale_head_is_reported_not_accepted() {
     ));
     assert_eq!(phone.status().last_error, Some("stale-head"));
     assert_eq!(phone.sync_cursor(), 0);
+    // An old copy of a head, behind the cursor but older than a head verified since, is a
+    // cache's replay: stale, not a rollback.
+    let log = Log::chained(2);
+    let mut phone = self::phone();
+    round(
+        &mut phone,
+        NOW,
+        &all(&log)[..1],
+        Some(SignedHead::sign(&key(), 1, log.batches[0].id(), NOW)),
+    )
+    .unwrap();
+    let next = NOW.plus_seconds(60);
+    round(&mut phone, next, &all(&log), Some(log.head(next))).unwrap();
+    let replayed = SignedHead::sign(&key(), 1, log.batches[0].id(), NOW);
+    let refused = round(&mut phone, next.plus_seconds(60), &[], Some(replayed));
+    assert!(
+        matches!(refused, Err(ClientError::Head(HeadError::Stale { .. }))),
+        "{refused:?}"
+    );
     // A head of a stranger's key is refused too.
     let stranger = SignedHead::sign(
         &NodeSigningKey::from_seed(&[2; 32]),

@@ -157,12 +157,18 @@ pub struct SyncConfig {
     /// Seconds between two syncs (±10 % jitter). Default 4 hours: batches are cut hourly,
     /// and a few checks a day keep notifications timely without waking the radio often.
     pub interval_seconds: u64,
+    /// Oldest a node's signed head may be, in seconds, before a sync reports it stale
+    /// (`stale-head`) instead of accepting the index. Default 6 hours: a node signs its
+    /// head for every index request (to the minute), so only a cache or a node replaying
+    /// an old view serves an older one.
+    pub max_head_age_seconds: u64,
 }
 
 impl Default for SyncConfig {
     fn default() -> Self {
         SyncConfig {
             interval_seconds: 4 * 3600,
+            max_head_age_seconds: 6 * 3600,
         }
     }
 }
@@ -333,6 +339,12 @@ impl ClientConfig {
         if self.sync.interval_seconds < 60 {
             return Err(ConfigError::Field {
                 field: "sync.interval_seconds",
+            });
+        }
+        // A head is signed to the minute: a bound under two minutes would refuse fresh ones.
+        if self.sync.max_head_age_seconds < 120 {
+            return Err(ConfigError::Field {
+                field: "sync.max_head_age_seconds",
             });
         }
         if self.report.days_before_onset > self.retention_days

@@ -1,5 +1,6 @@
 //! Typed errors of the client. No variant carries a key, token, code or address.
 
+use ephemera_proto::batch_log::HeadError;
 use ephemera_proto::error::{BatchError, DecodeError, ValidationError};
 use ephemera_proto::gaen::ExportError;
 use thiserror::Error;
@@ -165,6 +166,31 @@ pub enum ClientError {
     /// broadcast.
     #[error("tracing is paused")]
     Paused,
+    /// The node's signed head is untrusted, badly signed, or stale (issued longer ago than
+    /// `sync.max_head_age_seconds`: a cache or the node replays an old view).
+    #[error(transparent)]
+    Head(#[from] HeadError),
+    /// A batch does not name the batch at the cursor as its predecessor (a forged link, a
+    /// batch withheld in between, or an unchained batch after chained ones).
+    #[error("the batch does not chain to the last batch ingested")]
+    BatchChainBroken,
+    /// The node's signed head is behind the cursor: the node went back in its log.
+    #[error("the node's head is behind batches already ingested")]
+    HeadRolledBack,
+    /// The node's signed head names another batch than the one ingested under its
+    /// sequence: the node shows different logs to different phones.
+    #[error("the node's head names another batch under an ingested sequence")]
+    HeadForked,
+    /// The index ended before the batch its signed head names: batches were withheld.
+    #[error("the index stops before the node's signed head")]
+    IndexBehindHead,
+    /// A second node holds a head of this phone's node that contradicts the one this phone
+    /// verified (equivocation or rollback): show it, report it.
+    #[error("another node saw a contradicting head of this phone's node ({conflict})")]
+    HeadMismatch {
+        /// `equivocation` or `rollback`.
+        conflict: &'static str,
+    },
 }
 
 impl ClientError {
@@ -187,6 +213,13 @@ impl ClientError {
             ClientError::ForeignPayload => "foreign-payload",
             ClientError::ClockWentBack { .. } => "clock-went-back",
             ClientError::Paused => "paused",
+            ClientError::Head(HeadError::Stale { .. }) => "stale-head",
+            ClientError::Head(_) => "head-rejected",
+            ClientError::BatchChainBroken => "batch-chain-broken",
+            ClientError::HeadRolledBack => "head-rolled-back",
+            ClientError::HeadForked => "head-forked",
+            ClientError::IndexBehindHead => "index-behind-head",
+            ClientError::HeadMismatch { .. } => "head-mismatch",
         }
     }
 }

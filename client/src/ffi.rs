@@ -126,6 +126,8 @@ impl From<ClientError> for FfiError {
             | ClientError::BatchIdMismatch
             | ClientError::BatchSequenceMismatch => FfiError::Rejected { message },
             ClientError::UnknownRequest => FfiError::UnknownRequest,
+            // The batch log's findings (`stale-head`, `head-forked`, `head-mismatch`, …)
+            // keep their codes: an app shows and reports them apart from a bad batch.
             other => FfiError::Other {
                 code: other.code().to_owned(),
                 message,
@@ -199,6 +201,8 @@ pub struct FfiConfig {
     pub tx_power: i8,
     /// Seconds between scheduled syncs (14,400).
     pub sync_interval_seconds: i64,
+    /// Oldest a node's signed head may be before a sync reports it stale (21,600).
+    pub max_head_age_seconds: i64,
     /// Sightings within this many seconds of a scan's first one form one scan (20).
     pub scan_window_seconds: i32,
     /// The app's scan period: each scan credits at most this (240; set your cadence).
@@ -259,6 +263,8 @@ impl FfiConfig {
         }
         config.gaen_export_keys = self.gaen_export_keys;
         config.sync.interval_seconds = u64_of(self.sync_interval_seconds, "sync_interval_seconds")?;
+        config.sync.max_head_age_seconds =
+            u64_of(self.max_head_age_seconds, "max_head_age_seconds")?;
         config.encounter.scan_window_seconds =
             u32_of(self.scan_window_seconds, "scan_window_seconds")?;
         config.encounter.scan_period_seconds =
@@ -312,6 +318,7 @@ pub fn default_config(scheme: FfiScheme) -> FfiConfig {
         decoy_delay_max_seconds: signed(d.decoy.delay_seconds.1),
         tx_power: d.tx_power,
         sync_interval_seconds: signed(d.sync.interval_seconds),
+        max_head_age_seconds: signed(d.sync.max_head_age_seconds),
         scan_window_seconds: int(d.encounter.scan_window_seconds),
         scan_period_seconds: int(d.encounter.scan_period_seconds),
         max_gap_seconds: int(d.encounter.max_gap_seconds),
@@ -561,6 +568,37 @@ impl From<PhoneEvent> for FfiEvent {
             #[allow(unreachable_patterns)]
             other => FfiEvent::BatchRejected {
                 message: format!("{other:?}"),
+            },
+        }
+    }
+}
+
+/// What a second node's `/v1/heads` showed of this phone's node (`cross_check_heads`).
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum FfiHeadCrossCheck {
+    /// The second node holds no head of this phone's node, or the phone verified none yet.
+    NotSeen,
+    /// The second node's heads agree with the phone's view.
+    Consistent {
+        /// The highest sequence it saw.
+        peer_sequence: i64,
+    },
+    /// It saw a later head: the next sync should reach it.
+    PeerAhead {
+        /// The highest sequence it saw.
+        peer_sequence: i64,
+    },
+}
+
+impl From<crate::HeadCrossCheck> for FfiHeadCrossCheck {
+    fn from(check: crate::HeadCrossCheck) -> Self {
+        match check {
+            crate::HeadCrossCheck::NotSeen => FfiHeadCrossCheck::NotSeen,
+            crate::HeadCrossCheck::Consistent { peer_sequence } => FfiHeadCrossCheck::Consistent {
+                peer_sequence: signed(peer_sequence),
+            },
+            crate::HeadCrossCheck::PeerAhead { peer_sequence } => FfiHeadCrossCheck::PeerAhead {
+                peer_sequence: signed(peer_sequence),
             },
         }
     }
@@ -926,6 +964,13 @@ impl EphemeraPhone {
         self.with(|p| Ok(int(p.handle_batch(now, &batch)?.new_windows)))
     }
 
+    /// Compares the body of a second node's `GET /v1/heads` with this phone's view of its
+    /// node; a contradiction (equivocation or rollback) is `Other` with code
+    /// `head-mismatch`: show it, report it.
+    pub fn cross_check_heads(&self, body: Vec<u8>) -> Result<FfiHeadCrossCheck, FfiError> {
+        self.with(|p| Ok(p.cross_check_heads(&body)?.into()))
+    }
+
     /// `gaen`: verifies (against `gaen_export_keys`) and matches a GAEN export zip
     /// (`export.bin` + `export.sig`) from a key server.
     pub fn handle_gaen_export(&self, now: i64, zip: Vec<u8>) -> Result<FfiExportSummary, FfiError> {
@@ -1043,6 +1088,25 @@ mod tests {
             revision_token: "cafe1234".into(),
         };
         assert!(!format!("{event:?}").contains("cafe1234"));
+    }
+
+    #[test]
+    fn batch_log_findings_keep_their_codes() {
+        for (error, code) in [
+            (ClientError::HeadForked, "head-forked"),
+            (
+                ClientError::HeadMismatch {
+                    conflict: "rollback",
+                },
+                "head-mismatch",
+            ),
+            (ClientError::BatchChainBroken, "batch-chain-broken"),
+        ] {
+            assert!(
+                matches!(FfiError::from(error), FfiError::Other { code: c, .. } if c == code),
+                "{code}"
+            );
+        }
     }
 
     #[test]

@@ -93,6 +93,11 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         "Batch cuts that failed (storage or flush error).",
     ),
     (
+        "ephemera_batch_log_conflicts_total",
+        Kind::Counter,
+        "Signed batch-log heads that contradict an earlier head of the same node key, by kind (equivocation, rollback); the evidence is at /v1/heads/conflicts.",
+    ),
+    (
         "ephemera_purge_runs_total",
         Kind::Counter,
         "Retention purge runs, by result (ok, failed).",
@@ -336,6 +341,13 @@ impl Metrics {
         ] {
             self.counter(name, vec![], 0);
         }
+        for kind in ["equivocation", "rollback"] {
+            self.counter(
+                "ephemera_batch_log_conflicts_total",
+                vec![Label::new("kind", kind)],
+                0,
+            );
+        }
         for result in ["ok", "failed"] {
             self.counter(
                 "ephemera_purge_runs_total",
@@ -464,6 +476,16 @@ impl Metrics {
     /// The newest durable cut is the one of `boundary` (unix seconds).
     pub fn last_cut(&self, boundary: u64) {
         self.gauge("ephemera_last_cut_timestamp_seconds", boundary as f64);
+    }
+
+    /// Two signed heads of one node key contradict each other (`kind`: equivocation or
+    /// rollback).
+    pub fn batch_log_conflict(&self, kind: &'static str) {
+        self.counter(
+            "ephemera_batch_log_conflicts_total",
+            vec![Label::new("kind", kind)],
+            1,
+        );
     }
 
     /// A batch cut failed.
@@ -709,6 +731,8 @@ pub(crate) mod tests {
         for series in [
             "ephemera_cut_failures_total",
             "ephemera_batches_published_total",
+            "ephemera_batch_log_conflicts_total{kind=\"equivocation\"}",
+            "ephemera_batch_log_conflicts_total{kind=\"rollback\"}",
             "ephemera_purge_runs_total{result=\"ok\"}",
             "ephemera_purge_runs_total{result=\"failed\"}",
             "ephemera_last_cut_timestamp_seconds",

@@ -1,18 +1,24 @@
 //! Signed batches: what a node publishes and every phone downloads.
 //!
 //! A batch is immutable and content-addressed: its [`BatchId`] is SHA-256 of the body, and
-//! the node signs `"ephemera/batch/v1" ‖ id` with Ed25519. The layout is fixed-size records
-//! so a phone can verify and match a batch of any size while streaming it, in bounded
-//! memory ([`BatchStream`]):
+//! the node signs `"ephemera/batch/v2" ‖ id` with Ed25519 (`"ephemera/batch/v1"` for a
+//! version 1 batch). The layout is fixed-size records so a phone can verify and match a
+//! batch of any size while streaming it, in bounded memory ([`BatchStream`]):
 //!
 //! ```text
-//! frame  = version (1) ‖ kind 0x04 (1) ‖ node key id (8) ‖ signature (64) ‖ body
-//! body   = sequence (u64 LE) ‖ created_at (u64 LE) ‖ key count (u32 LE) ‖ token count (u32 LE)
+//! frame  = version (2) ‖ kind 0x04 (1) ‖ node key id (8) ‖ signature (64) ‖ body
+//! body   = sequence (u64 LE) ‖ created_at (u64 LE) ‖ previous (32)
+//!          ‖ key count (u32 LE) ‖ token count (u32 LE)
 //!          ‖ key record × key count ‖ token record × token count
 //! key    = TEK (16) ‖ rolling start (u32 LE) ‖ rolling period (u8) ‖ report type (u8)
 //!          ‖ days since onset (i8, -128 = unknown) ‖ reserved 0 (u8)          = 24 bytes
 //! token  = day (u32 LE) ‖ token (16)                                        = 20 bytes
 //! ```
+//!
+//! `previous` is the [`BatchId`] of the node's batch before this one in sequence
+//! ([`BatchId::NONE`] for its first): the batches of a node form a hash chain, its log,
+//! whose head the node signs ([`crate::batch_log`]). A version 1 batch (frame version 1,
+//! protocol version 1) has no `previous`; phones accept it during the transition.
 //!
 //! Records are sorted, and real entries are mixed with random decoys up to a minimum
 //! count, so a batch reveals neither who uploaded nor how many did.
@@ -32,14 +38,18 @@ use crate::signing::{
     Ed25519PublicKey, Ed25519SigningKey, KeyId, Signature, TrustedKeys, Untrusted,
 };
 use crate::time::{DayNumber, IntervalNumber, UnixTime};
-use crate::wire::{self, WIRE_VERSION};
+use crate::wire::{self, WIRE_VERSION, WIRE_VERSION_2};
 
-/// Domain label of batch signatures.
+/// Domain label of version 1 batch signatures.
 const BATCH_LABEL: &[u8] = b"ephemera/batch/v1";
+/// Domain label of version 2 (chained) batch signatures.
+const BATCH_LABEL_2: &[u8] = b"ephemera/batch/v2";
 /// Bytes before the body: version, kind, node key id, signature.
 pub const FRAME_HEADER_LEN: usize = 2 + 8 + 64;
-/// Bytes of the body header: sequence, created_at, key count, token count.
+/// Bytes of a version 1 body header: sequence, created_at, key count, token count.
 pub const BODY_HEADER_LEN: usize = 8 + 8 + 4 + 4;
+/// Bytes of a version 2 body header: sequence, created_at, previous, key count, token count.
+pub const BODY_HEADER_LEN_2: usize = BODY_HEADER_LEN + 32;
 /// Bytes of one diagnosis-key record.
 pub const KEY_RECORD_LEN: usize = 24;
 /// Bytes of one token record.
@@ -57,6 +67,9 @@ pub type TrustedNodes = TrustedKeys;
 pub struct BatchId(pub [u8; 32]);
 
 impl BatchId {
+    /// The `previous` of a node's first chained batch: no batch comes before it.
+    pub const NONE: BatchId = BatchId([0; 32]);
+
     /// Lower-case hex, as used in URLs.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
@@ -150,6 +163,9 @@ pub struct BatchContents {
     pub sequence: u64,
     /// When the node cut the batch.
     pub created_at: UnixTime,
+    /// The id of the node's batch before this one ([`BatchId::NONE`] for its first),
+    /// signed with it (a version 2 batch); `None` signs a version 1 batch, without a link.
+    pub previous: Option<BatchId>,
     /// `gaen` diagnosis keys.
     pub diagnosis_keys: Vec<DiagnosisKey>,
     /// `pet` tokens.
@@ -220,19 +236,27 @@ impl BatchContents {
         }
     }
 
-    /// Sorts the records and signs the batch with `key`.
+    /// Sorts the records and signs the batch with `key`: a version 2 batch when it names
+    /// its `previous`, else a version 1 batch.
     pub fn sign(mut self, key: &NodeSigningKey) -> SignedBatch {
         self.diagnosis_keys.sort_unstable();
         self.tokens.sort_unstable();
-        let body_len = BODY_HEADER_LEN
+        let (version, header_len, label) = match self.previous {
+            Some(_) => (WIRE_VERSION_2, BODY_HEADER_LEN_2, BATCH_LABEL_2),
+            None => (WIRE_VERSION, BODY_HEADER_LEN, BATCH_LABEL),
+        };
+        let body_len = header_len
             + self.diagnosis_keys.len() * KEY_RECORD_LEN
             + self.tokens.len() * TOKEN_RECORD_LEN;
         let mut bytes = Vec::with_capacity(FRAME_HEADER_LEN + body_len);
-        bytes.extend_from_slice(&[WIRE_VERSION, wire::kind::SIGNED_BATCH]);
+        bytes.extend_from_slice(&[version, wire::kind::SIGNED_BATCH]);
         bytes.extend_from_slice(&key.public_key().key_id().0);
         bytes.extend_from_slice(&[0; 64]);
         bytes.extend_from_slice(&self.sequence.to_le_bytes());
         bytes.extend_from_slice(&self.created_at.0.to_le_bytes());
+        if let Some(previous) = self.previous {
+            bytes.extend_from_slice(&previous.0);
+        }
         bytes.extend_from_slice(&(self.diagnosis_keys.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&(self.tokens.len() as u32).to_le_bytes());
         for k in &self.diagnosis_keys {
@@ -248,7 +272,7 @@ impl BatchContents {
             bytes.extend_from_slice(&t.token.0);
         }
         let id = body_id(&bytes[FRAME_HEADER_LEN..]);
-        let signature = key.0.sign(BATCH_LABEL, &id.0);
+        let signature = key.0.sign(label, &id.0);
         bytes[10..FRAME_HEADER_LEN].copy_from_slice(&signature.0);
         SignedBatch { bytes, id }
     }
@@ -300,6 +324,7 @@ impl SignedBatch {
         let summary = stream.finish()?;
         contents.sequence = summary.sequence;
         contents.created_at = summary.created_at;
+        contents.previous = summary.previous;
         Ok((summary, contents))
     }
 }
@@ -315,6 +340,9 @@ pub struct BatchSummary {
     pub sequence: u64,
     /// Cut time.
     pub created_at: UnixTime,
+    /// The signed id of the node's batch before this one (version 2); `None` for a
+    /// version 1 batch.
+    pub previous: Option<BatchId>,
     /// Diagnosis keys in the batch (decoys included).
     pub keys: u32,
     /// Tokens in the batch (decoys included).
@@ -330,7 +358,8 @@ pub struct BatchStream<'a> {
     /// Bytes of a header or record split across chunks.
     pending: Vec<u8>,
     hasher: digest::Context,
-    node: Option<(KeyId, Signature)>,
+    /// The frame's version, key id and signature, once read.
+    node: Option<(u8, KeyId, Signature)>,
     header: Option<BodyHeader>,
     keys_left: u64,
     tokens_left: u64,
@@ -343,8 +372,23 @@ pub struct BatchStream<'a> {
 struct BodyHeader {
     sequence: u64,
     created_at: UnixTime,
+    previous: Option<BatchId>,
     keys: u32,
     tokens: u32,
+}
+
+impl BodyHeader {
+    /// Bytes of the body its counts announce, header included.
+    fn body_len(&self) -> u64 {
+        let header = if self.previous.is_some() {
+            BODY_HEADER_LEN_2
+        } else {
+            BODY_HEADER_LEN
+        };
+        header as u64
+            + u64::from(self.keys) * KEY_RECORD_LEN as u64
+            + u64::from(self.tokens) * TOKEN_RECORD_LEN as u64
+    }
 }
 
 impl<'a> BatchStream<'a> {
@@ -476,25 +520,45 @@ impl<'a> BatchStream<'a> {
                 return Ok(false);
             }
             let frame = std::mem::take(&mut self.pending);
-            wire::check_header(&frame, wire::kind::SIGNED_BATCH, usize::MAX)?;
+            wire::check_header_versions(
+                &frame,
+                wire::kind::SIGNED_BATCH,
+                usize::MAX,
+                &[WIRE_VERSION, WIRE_VERSION_2],
+            )?;
             let node = KeyId(frame[2..10].try_into().expect("8 bytes"));
             if !self.trusted.knows_id(&node) {
                 return Err(BatchError::UntrustedNode);
             }
             let signature = Signature(frame[10..FRAME_HEADER_LEN].try_into().expect("64 bytes"));
-            self.node = Some((node, signature));
+            self.node = Some((frame[0], node, signature));
         }
         if self.header.is_none() {
-            if !self.fill_pending(chunk, BODY_HEADER_LEN) {
+            let chained = matches!(self.node, Some((WIRE_VERSION_2, ..)));
+            let len = if chained {
+                BODY_HEADER_LEN_2
+            } else {
+                BODY_HEADER_LEN
+            };
+            if !self.fill_pending(chunk, len) {
                 return Ok(false);
             }
             let h = std::mem::take(&mut self.pending);
             self.hasher.update(&h);
+            let (previous, counts) = if chained {
+                (
+                    Some(BatchId(h[16..48].try_into().expect("32 bytes"))),
+                    &h[48..],
+                )
+            } else {
+                (None, &h[16..])
+            };
             let header = BodyHeader {
                 sequence: u64::from_le_bytes(h[0..8].try_into().expect("8 bytes")),
                 created_at: UnixTime(u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"))),
-                keys: u32::from_le_bytes(h[16..20].try_into().expect("4 bytes")),
-                tokens: u32::from_le_bytes(h[20..24].try_into().expect("4 bytes")),
+                previous,
+                keys: u32::from_le_bytes(counts[0..4].try_into().expect("4 bytes")),
+                tokens: u32::from_le_bytes(counts[4..8].try_into().expect("4 bytes")),
             };
             self.keys_left = u64::from(header.keys);
             self.tokens_left = u64::from(header.tokens);
@@ -506,10 +570,10 @@ impl<'a> BatchStream<'a> {
     /// Refuses bytes after the last record.
     fn check_trailing(&self, chunk: &[u8]) -> Result<(), BatchError> {
         if !chunk.is_empty() {
-            let header = self.header.expect("header parsed before records");
-            let expected = BODY_HEADER_LEN as u64
-                + u64::from(header.keys) * KEY_RECORD_LEN as u64
-                + u64::from(header.tokens) * TOKEN_RECORD_LEN as u64;
+            let expected = self
+                .header
+                .expect("header parsed before records")
+                .body_len();
             return Err(BatchError::LengthMismatch {
                 expected,
                 got: expected + chunk.len() as u64,
@@ -570,7 +634,7 @@ impl<'a> BatchStream<'a> {
         if self.failed {
             return Err(BatchError::Decode(DecodeError::Malformed));
         }
-        let Some((node, signature)) = self.node else {
+        let Some((version, node, signature)) = self.node else {
             return Err(DecodeError::Truncated {
                 got: self.pending.len(),
                 min: FRAME_HEADER_LEN,
@@ -580,14 +644,16 @@ impl<'a> BatchStream<'a> {
         let Some(header) = self.header else {
             return Err(DecodeError::Truncated {
                 got: self.pending.len(),
-                min: BODY_HEADER_LEN,
+                min: if version == WIRE_VERSION_2 {
+                    BODY_HEADER_LEN_2
+                } else {
+                    BODY_HEADER_LEN
+                },
             }
             .into());
         };
         if self.keys_left > 0 || self.tokens_left > 0 {
-            let expected = BODY_HEADER_LEN as u64
-                + u64::from(header.keys) * KEY_RECORD_LEN as u64
-                + u64::from(header.tokens) * TOKEN_RECORD_LEN as u64;
+            let expected = header.body_len();
             let missing = self.keys_left * KEY_RECORD_LEN as u64
                 + self.tokens_left * TOKEN_RECORD_LEN as u64
                 - self.pending.len() as u64;
@@ -601,8 +667,13 @@ impl<'a> BatchStream<'a> {
         let id = BatchId(id);
         // Every trusted key with the batch's key id is tried: a second key with the same id
         // never shadows the first.
+        let label = if version == WIRE_VERSION_2 {
+            BATCH_LABEL_2
+        } else {
+            BATCH_LABEL
+        };
         self.trusted
-            .signer(&node, BATCH_LABEL, &id.0, &signature)
+            .signer(&node, label, &id.0, &signature)
             .map_err(|e| match e {
                 Untrusted::Id => BatchError::UntrustedNode,
                 Untrusted::Signature => BatchError::BadSignature,
@@ -612,6 +683,7 @@ impl<'a> BatchStream<'a> {
             node,
             sequence: header.sequence,
             created_at: header.created_at,
+            previous: header.previous,
             keys: header.keys,
             tokens: header.tokens,
         })
@@ -683,6 +755,15 @@ pub struct BatchIndex {
         with = "crate::rollover::as_hex_frames"
     )]
     pub key_rollovers: Vec<KeyRollover>,
+    /// The node's signed head (protocol version 2, [`crate::batch_log`]), as a hex frame,
+    /// signed before the page was read: the page reaches at least to it. Absent from
+    /// nodes of version 1.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::batch_log::as_optional_hex_frame"
+    )]
+    pub head: Option<crate::batch_log::SignedHead>,
 }
 
 #[cfg(test)]
@@ -739,6 +820,37 @@ mod tests {
         expected.diagnosis_keys.sort();
         expected.tokens.sort();
         assert_eq!(decoded, expected);
+    }
+
+    #[test]
+    fn a_chained_batch_signs_its_link_and_cannot_pass_for_another_version() {
+        let (key, trusted, mut contents) = setup();
+        contents.previous = Some(BatchId([4; 32]));
+        let signed = contents.clone().sign(&key);
+        assert_eq!(signed.bytes()[0], WIRE_VERSION_2);
+        let (summary, decoded) = SignedBatch::verify(signed.bytes(), &trusted).unwrap();
+        assert_eq!(summary.previous, Some(BatchId([4; 32])));
+        assert_eq!(decoded.previous, Some(BatchId([4; 32])));
+        // A forged link changes the id, so the signature fails.
+        let mut relinked = signed.bytes().to_vec();
+        relinked[FRAME_HEADER_LEN + 16] ^= 1;
+        assert_eq!(
+            SignedBatch::verify(&relinked, &trusted).unwrap_err(),
+            BatchError::BadSignature
+        );
+        // Read as version 1 the body does not parse to the signed length, or the label
+        // differs: never a valid batch.
+        let mut downgraded = signed.bytes().to_vec();
+        downgraded[0] = WIRE_VERSION;
+        assert!(SignedBatch::verify(&downgraded, &trusted).is_err());
+        let unchained = BatchContents {
+            previous: None,
+            ..contents
+        }
+        .sign(&key);
+        let mut upgraded = unchained.bytes().to_vec();
+        upgraded[0] = WIRE_VERSION_2;
+        assert!(SignedBatch::verify(&upgraded, &trusted).is_err());
     }
 
     #[test]
@@ -898,6 +1010,8 @@ mod tests {
         let key = NodeSigningKey::generate(&mut rng);
         let trusted = TrustedNodes::new().with(key.public_key());
         let mut contents = sample(&mut rng);
+        // Half the batches chained (version 2), half not (version 1).
+        contents.previous = seed.is_multiple_of(2).then_some(BatchId([seed as u8; 32]));
         contents.diagnosis_keys.truncate(keys);
         contents.tokens.truncate(tokens);
         while contents.diagnosis_keys.len() < keys {
@@ -978,13 +1092,15 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400), split in 0usize..400) {
             let (_, trusted, _) = setup();
             let _ = SignedBatch::verify(&bytes, &trusted);
-            let mut framed = vec![WIRE_VERSION, wire::kind::SIGNED_BATCH];
-            framed.extend_from_slice(&bytes);
-            let mut stream = BatchStream::new(&trusted);
-            let split = split.min(framed.len());
-            let _ = stream.push(&framed[..split], &mut |_| {});
-            let _ = stream.push(&framed[split..], &mut |_| {});
-            let _ = stream.finish();
+            for version in [WIRE_VERSION, WIRE_VERSION_2] {
+                let mut framed = vec![version, wire::kind::SIGNED_BATCH];
+                framed.extend_from_slice(&bytes);
+                let mut stream = BatchStream::new(&trusted);
+                let split = split.min(framed.len());
+                let _ = stream.push(&framed[..split], &mut |_| {});
+                let _ = stream.push(&framed[split..], &mut |_| {});
+                let _ = stream.finish();
+            }
         }
 
         #[test]

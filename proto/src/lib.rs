@@ -28,7 +28,7 @@
 //!
 //! ```
 //! use ephemera_proto::auth::{AuthoritySigningKey, CertificateRequest, ExpiryPolicy, ReportHmacKey, TrustedAuthorities};
-//! use ephemera_proto::batch::{BatchContents, NodeSigningKey, SignedBatch, TrustedNodes};
+//! use ephemera_proto::batch::{BatchContents, BatchId, NodeSigningKey, SignedBatch, TrustedNodes};
 //! use ephemera_proto::pet::{encounter_tokens, DailySecret};
 //! use ephemera_proto::upload::SignedUpload;
 //! use ephemera_proto::{PublishedToken, ReportContents, ReportLimits, ReportType, UnixTime};
@@ -61,7 +61,7 @@
 //! let verified = upload.verify(&trusted, now, ExpiryPolicy::FirstUpload, &ReportLimits::default()).unwrap();
 //! let node = NodeSigningKey::generate(&mut rng);
 //! let ReportContents::Pet(tokens) = verified.contents().clone() else { unreachable!() };
-//! let mut batch = BatchContents { sequence: 1, created_at: now, diagnosis_keys: vec![], tokens };
+//! let mut batch = BatchContents { sequence: 1, created_at: now, previous: Some(BatchId::NONE), diagnosis_keys: vec![], tokens };
 //! batch.pad_with_decoys(100, now, 14, &mut rng);
 //! let signed = batch.sign(&node);
 //!
@@ -76,6 +76,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod batch;
+pub mod batch_log;
 pub mod error;
 pub mod federated;
 pub mod gaen;

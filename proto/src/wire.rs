@@ -70,13 +70,8 @@ pub fn decode<T: WireMessage>(bytes: &[u8]) -> Result<T, DecodeError> {
     Ok(message)
 }
 
-/// Checks size, version ([`WIRE_VERSION`]) and kind; returns the body after the header.
-pub(crate) fn check_header(bytes: &[u8], kind: u8, max_size: usize) -> Result<&[u8], DecodeError> {
-    check_header_versions(bytes, kind, max_size, &[WIRE_VERSION])
-}
-
 /// Checks size, version (one of `versions`) and kind; returns the body after the header.
-fn check_header_versions<'a>(
+pub(crate) fn check_header_versions<'a>(
     bytes: &'a [u8],
     kind: u8,
     max_size: usize,
@@ -135,6 +130,12 @@ pub mod kind {
     /// [`crate::federated::FederatedReport`]: an upload bound to a revision key, or a
     /// revision, as nodes relay it (protocol version 2).
     pub const FEDERATED_REPORT: u8 = 0x0c;
+    /// [`crate::batch_log::SignedHead`]: a node's signed batch-log head (protocol version
+    /// 2).
+    pub const SIGNED_HEAD: u8 = 0x0d;
+    /// [`crate::batch_log::HeadList`]: the heads a node holds, as nodes exchange them on
+    /// `/ephemera/heads/1` (protocol version 2).
+    pub const HEAD_LIST: u8 = 0x0e;
 }
 
 #[cfg(test)]
@@ -215,6 +216,8 @@ mod tests {
             kind::INSTANCE_HELLO,
             kind::INSTANCE_OTHERS,
             kind::FEDERATED_REPORT,
+            kind::SIGNED_HEAD,
+            kind::HEAD_LIST,
         ];
         let spec = include_str!("../../docs/PROTOCOL.md");
         let section = &spec[spec.find("### 5.1").expect("§5.1")..];

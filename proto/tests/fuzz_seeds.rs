@@ -163,10 +163,28 @@ fn write_fuzz_seeds() {
     let batch = BatchContents {
         sequence: 3,
         created_at: now,
+        previous: None,
         diagnosis_keys: keys.clone(),
         tokens,
     };
-    write("batch_stream", "small", batch.sign(&node).bytes());
+    write("batch_stream", "small", batch.clone().sign(&node).bytes());
+    let chained = BatchContents {
+        previous: Some(ephemera_proto::batch::BatchId([3; 32])),
+        ..batch
+    };
+    write("batch_stream", "chained", chained.sign(&node).bytes());
+    let head = ephemera_proto::batch_log::SignedHead::sign(
+        &node,
+        3,
+        ephemera_proto::batch::BatchId([3; 32]),
+        now,
+    );
+    write("batch_log", "head", &head.to_bytes());
+    let list = ephemera_proto::batch_log::HeadList {
+        heads: vec![head, head],
+    };
+    write("batch_log", "list", &wire::encode(&list));
+    write("batch_log", "json", &serde_json::to_vec(&list).unwrap());
 
     let secret = DailySecret::generate(&mut rng);
     let public = secret.ephemeral_key_pair(now.interval()).public();

@@ -299,8 +299,15 @@ impl<S: Store> Phone<S> {
                 return Err(e);
             }
         };
+        // A batch that does not chain to the cursor's is not matched: a forged link, or one
+        // withheld in between (docs/PROTOCOL.md §6.2).
+        if let Err(e) = self.check_link(now, &batch) {
+            self.last_error = Some(e.code());
+            self.sync_failed();
+            return Err(e);
+        }
         let new_windows = self.commit_windows(now, found)?;
-        self.batch_done(now, batch.sequence)?;
+        self.batch_done(now, &batch)?;
         Ok(IngestSummary {
             batch,
             entries,

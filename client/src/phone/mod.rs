@@ -2,6 +2,7 @@
 
 mod certificate_check;
 mod clock;
+mod cross_check;
 mod decoy_flow;
 mod events;
 mod ingest;
@@ -24,6 +25,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
 pub use clock::http_date;
+pub use cross_check::{HeadCrossCheck, MAX_HEAD_LIST_BYTES};
 pub use events::{EventRecord, MAX_KEPT_EVENTS};
 pub use ingest::{BatchIngest, ExportSummary, IngestSummary};
 pub use report::ReportPreview;

@@ -5,11 +5,20 @@
 //! verifies the batches of the next key after the node switches. A rollover is kept as
 //! the pair it links: when an app update drops a configured key (a stolen one), every key
 //! followed from it is dropped too.
+//!
+//! The node's log (`docs/PROTOCOL.md` §6.2) holds it to one history: each page carries its
+//! signed head, which must be trusted, fresh, not behind the cursor and, at the cursor,
+//! name the batch ingested there; each chained batch must name the batch at the cursor as
+//! its predecessor; and a round ends only once the cursor reached the head. Nothing moves
+//! the cursor but a verified batch. An index without a head (a node of version 1) and
+//! unchained batches are accepted during the transition, until the phone has seen a
+//! chained batch.
 
 use std::collections::VecDeque;
 
 use ephemera_proto::UnixTime;
-use ephemera_proto::batch::{BatchIndex, BatchIndexEntry, TrustedNodes};
+use ephemera_proto::batch::{BatchId, BatchIndex, BatchIndexEntry, BatchSummary, TrustedNodes};
+use ephemera_proto::batch_log::{HeadConflict, HeadError, SignedHead};
 use ephemera_proto::rollover::KeyRole;
 use ephemera_proto::signing::Ed25519PublicKey;
 
@@ -29,9 +38,42 @@ pub(super) struct SyncState {
     cursor: u64,
     /// Batch-key rollovers followed, old key then new (persisted).
     followed: Vec<(Ed25519PublicKey, Ed25519PublicKey)>,
+    /// The batch at the cursor (persisted): the next chained batch must name it.
+    held: Option<Held>,
+    /// The latest signed head of the node verified (persisted).
+    head: Option<SignedHead>,
+    /// The head of this round's latest index page.
+    round_head: Option<SignedHead>,
     phase: Phase,
     /// Batches ingested in this round.
     ingested: u32,
+}
+
+/// The batch at the cursor.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct Held {
+    /// Its id.
+    id: BatchId,
+    /// Whether the phone has ingested a chained batch of the node: from then on an
+    /// unchained one is refused.
+    chained: bool,
+}
+
+impl Held {
+    fn to_bytes(self) -> [u8; 33] {
+        let mut out = [0u8; 33];
+        out[..32].copy_from_slice(&self.id.0);
+        out[32] = u8::from(self.chained);
+        out
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Held> {
+        let (id, chained) = bytes.split_first_chunk::<32>()?;
+        Some(Held {
+            id: BatchId(*id),
+            chained: chained == [1],
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -56,12 +98,34 @@ impl SyncState {
                 (key(&pair[..32]), key(&pair[32..]))
             })
             .collect();
+        let held = store
+            .meta(MetaKey::SyncHeld)?
+            .and_then(|b| Held::from_bytes(&b));
+        let head = store
+            .meta(MetaKey::NodeHead)?
+            .and_then(|b| SignedHead::from_bytes(&b).ok());
         Ok(SyncState {
             cursor,
             followed,
+            held,
+            head,
+            round_head: None,
             phase: Phase::Idle,
             ingested: 0,
         })
+    }
+}
+
+impl SyncState {
+    /// The latest signed head of the node the phone verified.
+    pub(super) fn head(&self) -> Option<SignedHead> {
+        self.head
+    }
+
+    /// Whether `head` names another batch than the one ingested under its sequence (the
+    /// cursor's).
+    pub(super) fn forks_at_cursor(&self, head: &SignedHead) -> bool {
+        head.head.sequence == self.cursor && self.held.is_some_and(|held| held.id != head.head.head)
     }
 }
 
@@ -133,6 +197,7 @@ impl<S: Store> Phone<S> {
     pub(super) fn start_sync_round(&mut self, _now: UnixTime) {
         if matches!(self.sync.phase, Phase::Idle) {
             self.sync.ingested = 0;
+            self.sync.round_head = None;
             self.request_index();
             self.request_sealing_key();
         }
@@ -161,6 +226,13 @@ impl<S: Store> Phone<S> {
             self.sync_failed();
             return Err(e);
         }
+        if let Some(head) = index.head
+            && let Err(e) = self.check_head(now, head)
+        {
+            self.last_error = Some(e.code());
+            self.sync_failed();
+            return Err(e);
+        }
         let mut batches: Vec<BatchIndexEntry> = index
             .batches
             .into_iter()
@@ -168,12 +240,98 @@ impl<S: Store> Phone<S> {
             .collect();
         batches.sort_by_key(|b| b.sequence);
         if batches.is_empty() {
+            if let Err(e) = self.check_reached_head() {
+                self.last_error = Some(e.code());
+                self.sync_failed();
+                return Err(e);
+            }
             self.sync_complete(now)?;
         } else {
             self.sync.phase = Phase::Fetching(batches.into());
             self.fetch_next();
         }
         Ok(())
+    }
+
+    /// Checks a page's signed head against what the phone holds: trusted, fresh, not
+    /// behind the cursor, and at the cursor naming the batch ingested there. Kept for the
+    /// round's end ([`Self::check_reached_head`]) and for cross-checks.
+    fn check_head(&mut self, now: UnixTime, head: SignedHead) -> Result<(), ClientError> {
+        let max_age = self.config.sync.max_head_age_seconds;
+        head.verify(&self.trusted_nodes())?;
+        head.check_fresh(now, max_age)?;
+        let known = self.sync.head;
+        if let Some(known) = &known {
+            match head.conflict_with(known) {
+                Some(HeadConflict::Equivocation) => return Err(ClientError::HeadForked),
+                Some(HeadConflict::Rollback) => return Err(ClientError::HeadRolledBack),
+                None => {}
+            }
+        }
+        if head.head.sequence < self.sync.cursor {
+            // A copy older than a head already verified is a cache's replay, not the
+            // node going back.
+            if known.is_some_and(|k| head.head.issued_at < k.head.issued_at) {
+                return Err(HeadError::Stale {
+                    issued_at: head.head.issued_at.0,
+                    max_age,
+                }
+                .into());
+            }
+            return Err(ClientError::HeadRolledBack);
+        }
+        if self.sync.forks_at_cursor(&head) {
+            return Err(ClientError::HeadForked);
+        }
+        self.sync.round_head = Some(head);
+        if self.sync.head.is_none_or(|known| {
+            (head.head.sequence, head.head.issued_at) > (known.head.sequence, known.head.issued_at)
+        }) {
+            self.sync.head = Some(head);
+            self.store.set_meta(MetaKey::NodeHead, &head.to_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// At the end of a round: the index must have reached this round's head.
+    fn check_reached_head(&self) -> Result<(), ClientError> {
+        let Some(head) = self.sync.round_head else {
+            return Ok(());
+        };
+        if self.sync.cursor < head.head.sequence {
+            return Err(ClientError::IndexBehindHead);
+        }
+        if self.sync.forks_at_cursor(&head) {
+            return Err(ClientError::HeadForked);
+        }
+        Ok(())
+    }
+
+    /// Checks that a verified batch chains to the batch at the cursor: a chained batch must
+    /// name it (unless the phone missed a whole retention period, whose batches are gone),
+    /// and once the phone has seen a chained batch an unchained one is refused.
+    pub(super) fn check_link(
+        &self,
+        now: UnixTime,
+        batch: &BatchSummary,
+    ) -> Result<(), ClientError> {
+        let Some(held) = self.sync.held else {
+            return Ok(());
+        };
+        match batch.previous {
+            Some(previous) if previous == held.id => Ok(()),
+            Some(_) if self.missed_retention(now) => Ok(()),
+            None if !held.chained => Ok(()),
+            _ => Err(ClientError::BatchChainBroken),
+        }
+    }
+
+    /// Whether the last completed sync is older than the retention period: the batch after
+    /// the cursor may be purged, so the first batch listed cannot link to it.
+    fn missed_retention(&self, now: UnixTime) -> bool {
+        let retention = u64::from(self.config.retention_days) * 86_400;
+        self.last_sync
+            .is_some_and(|last| now.0.saturating_sub(last.0) > retention)
     }
 
     fn fetch_next(&mut self) {
@@ -196,12 +354,24 @@ impl<S: Store> Phone<S> {
         }
     }
 
-    /// A fetched batch was ingested: move and persist the cursor, fetch the next.
-    pub(super) fn batch_done(&mut self, _now: UnixTime, sequence: u64) -> Result<(), ClientError> {
-        if sequence > self.sync.cursor {
-            self.sync.cursor = sequence;
+    /// A fetched batch was ingested: move and persist the cursor and the batch held at it,
+    /// fetch the next.
+    pub(super) fn batch_done(
+        &mut self,
+        _now: UnixTime,
+        batch: &BatchSummary,
+    ) -> Result<(), ClientError> {
+        if batch.sequence > self.sync.cursor {
+            let held = Held {
+                id: batch.id,
+                chained: batch.previous.is_some()
+                    || self.sync.held.is_some_and(|held| held.chained),
+            };
+            self.sync.cursor = batch.sequence;
+            self.sync.held = Some(held);
             self.store
-                .set_meta(MetaKey::SyncCursor, &sequence.to_le_bytes())?;
+                .set_meta(MetaKey::SyncCursor, &batch.sequence.to_le_bytes())?;
+            self.store.set_meta(MetaKey::SyncHeld, &held.to_bytes())?;
             self.store.flush()?;
         }
         self.sync.ingested += 1;
@@ -301,6 +471,7 @@ mod tests {
             }],
             next_cursor: sequence,
             key_rollovers: rollovers.to_vec(),
+            head: None,
         };
         let body = serde_json::to_vec(&index).unwrap();
         phone.handle_response(NOW, request.id, Response { status: 200, body })?;

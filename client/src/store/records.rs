@@ -199,6 +199,11 @@ pub enum MetaKey {
     /// What revising the last upload takes (postcard): its certificate id, the revision
     /// secret whose key it carried, its contents. Secret like the own keys.
     RevisionKey,
+    /// The batch at the cursor, which the next batch must name as its `previous`: its id
+    /// (32 bytes) and whether the phone has seen a chained (version 2) batch (1 byte).
+    SyncHeld,
+    /// The latest signed head of the phone's node that the phone verified (its frame).
+    NodeHead,
 }
 
 impl MetaKey {
@@ -218,6 +223,8 @@ impl MetaKey {
             MetaKey::NodeKeyRollovers => "node-key-rollovers",
             MetaKey::PendingReport2 => "pending-report-2",
             MetaKey::RevisionKey => "revision-key",
+            MetaKey::SyncHeld => "sync-held",
+            MetaKey::NodeHead => "node-head",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Tests of the phone core, stepped by a fake clock.
 
+mod batch_log;
 mod clock;
 mod durable;
 mod duration;

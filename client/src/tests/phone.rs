@@ -323,6 +323,7 @@ fn sync_walks_the_index_and_persists_the_cursor() {
         batches: vec![entry(&b1, 1), entry(&b2, 2)],
         next_cursor: 2,
         key_rollovers: Vec::new(),
+        head: None,
     };
     phone
         .handle_response(
@@ -356,6 +357,7 @@ fn sync_walks_the_index_and_persists_the_cursor() {
         batches: vec![],
         next_cursor: 2,
         key_rollovers: Vec::new(),
+        head: None,
     };
     phone
         .handle_response(
@@ -382,6 +384,7 @@ fn sync_walks_the_index_and_persists_the_cursor() {
         batches: vec![entry(&b2, 3)],
         next_cursor: 3,
         key_rollovers: Vec::new(),
+        head: None,
     };
     phone
         .handle_response(
@@ -433,6 +436,7 @@ fn a_forged_index_sequence_never_moves_the_cursor() {
             batches: vec![entry(sequence)],
             next_cursor: sequence,
             key_rollovers: Vec::new(),
+            head: None,
         };
         let body = serde_json::to_vec(&index).unwrap();
         phone
@@ -825,6 +829,7 @@ fn fetched_batches_stream_from_a_reader() {
         }],
         next_cursor: 1,
         key_rollovers: Vec::new(),
+        head: None,
     };
     let json = serde_json::to_vec(&index).unwrap();
     phone

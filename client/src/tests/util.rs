@@ -75,6 +75,7 @@ impl FakeNode {
                         batches: vec![],
                         next_cursor: 0,
                         key_rollovers: Vec::new(),
+                        head: None,
                     })
                     .unwrap(),
                 },

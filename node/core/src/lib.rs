@@ -13,6 +13,7 @@
 //! | retention | [`retention`] | when each record is forgotten, and the purge |
 //! | federation intake | [`federation_intake`] | what a report relayed by a peer must pass to be stored and published |
 //! | twins | [`twin_guard`] | whether another copy of this node runs, and which copy may cut |
+//! | batch logs | [`head_watch`] | the latest head heard of each node, and evidence of equivocation or rollback |
 //!
 //! Writes follow one rule: the core decides and the driver makes it durable. Uploads and
 //! cuts come back as commits ([`store::UploadCommit`], [`store::CutCommit`]) that the
@@ -30,6 +31,7 @@ pub mod audit;
 pub mod authority;
 pub mod clock_guard;
 pub mod federation_intake;
+pub mod head_watch;
 pub mod intake;
 pub mod key_rotation;
 pub mod keys;

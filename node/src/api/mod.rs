@@ -79,6 +79,8 @@ pub fn router(node: Node) -> Router {
         )
         .route("/v1/batches", get(batch_index))
         .route("/v1/batches/{id}", get(batch))
+        .route("/v1/heads", get(heads))
+        .route("/v1/heads/conflicts", get(head_conflicts))
         .route("/v1/exports/index.txt", get(export_index))
         .route("/v1/exports/{file}", get(export_file))
         .route(
@@ -356,6 +358,30 @@ async fn batch_index(
         axum::Json(index),
     )
         .into_response())
+}
+
+/// This node's signed batch-log head and the latest head it heard of each other node
+/// (hex `SignedHead` frames, docs/PROTOCOL.md §6.2): a phone compares its node's head
+/// with what this node saw.
+#[utoipa::path(get, path = "/v1/heads",
+    responses((status = 200, body = openapi::HeadListDoc)))]
+async fn heads(State(node): State<Node>) -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=60")],
+        axum::Json(node.heads()),
+    )
+}
+
+/// Every conflict this node found between two signed heads of one node key (equivocation:
+/// two batches under one sequence; rollback: a later head at a lower sequence), each with
+/// both heads as evidence anyone can check.
+#[utoipa::path(get, path = "/v1/heads/conflicts",
+    responses((status = 200, body = openapi::HeadConflictsDoc)))]
+async fn head_conflicts(State(node): State<Node>) -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "no-cache")],
+        axum::Json(node.head_conflicts()),
+    )
 }
 
 /// One signed batch: immutable and content-addressed (the id is SHA-256 of its body).

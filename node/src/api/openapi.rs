@@ -117,7 +117,37 @@ pub(crate) struct BatchIndexDoc {
     /// docs/PROTOCOL.md §6.1): phones follow one signed under a key they trust. Absent when
     /// there is none.
     key_rollovers: Option<Vec<String>>,
+    /// The node's signed batch-log head (hex `SignedHead` frame, wire kind 0x0d, protocol
+    /// version 2; docs/PROTOCOL.md §6.2), signed before the page was read.
+    head: Option<String>,
 }
+
+/// `proto::batch_log::HeadList`: a node's own signed head and the latest it heard of each
+/// other node.
+#[derive(Serialize, ToSchema)]
+#[schema(as = HeadList)]
+pub(crate) struct HeadListDoc {
+    /// Hex `SignedHead` frames (wire kind 0x0d), this node's first.
+    heads: Vec<String>,
+}
+
+/// `proto::batch_log::HeadEvidence`: two signed heads of one node key that contradict
+/// each other.
+#[derive(Serialize, ToSchema)]
+#[schema(as = HeadEvidence)]
+pub(crate) struct HeadConflictDoc {
+    /// `equivocation` or `rollback`.
+    conflict: String,
+    /// The head held first (hex `SignedHead` frame).
+    first: String,
+    /// The head that contradicts it (hex `SignedHead` frame).
+    second: String,
+}
+
+/// Every conflict found, oldest first.
+#[derive(Serialize, ToSchema)]
+#[schema(as = HeadConflicts)]
+pub(crate) struct HeadConflictsDoc(Vec<HeadConflictDoc>);
 
 struct BearerAuth;
 
@@ -137,13 +167,14 @@ impl Modify for BearerAuth {
     paths(
         super::healthz, super::metrics, super::openapi, super::authority, super::export_key,
         super::sealing_key, super::verify, super::upload, super::batch_index, super::batch,
+        super::heads, super::head_conflicts,
         super::export_index, super::export_file,
         super::login, super::logout, super::issue_codes,
         super::page::root, super::page::page, super::page::script, super::page::style,
     ),
     components(schemas(
         VerifyRequestDoc, VerifyResponseDoc, UploadResponseDoc, SealingKeyDoc, ErrorBodyDoc, BatchIndexEntryDoc,
-        BatchIndexDoc, types::LoginRequest, types::LoginResponse, types::TestType,
+        BatchIndexDoc, HeadListDoc, HeadConflictDoc, HeadConflictsDoc, types::LoginRequest, types::LoginResponse, types::TestType,
         types::IssueCodesRequest, types::IssuedCode, types::IssueCodesResponse,
         types::AuthorityInfo, types::Health, types::NotReady,
     )),

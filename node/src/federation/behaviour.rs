@@ -34,6 +34,7 @@ use super::admission::{AddressCaps, AddressLimits};
 use super::config::FederationConfig;
 use super::dht::Dht;
 use super::dial::{PolicyTransport, SharedPolicy};
+use super::heads::{HEADS_PROTOCOL, HeadsCodec};
 use super::identity::NodeIdentity;
 use super::instance::{INSTANCE_PROTOCOL, InstanceCodec};
 use super::sync::{SYNC_PROTOCOL, SyncCodec};
@@ -131,6 +132,8 @@ pub(crate) struct FederationBehaviour {
     pub(crate) sync: request_response::Behaviour<SyncCodec>,
     /// Twin detection: hellos and the other instances peers heard.
     pub(crate) instance: request_response::Behaviour<InstanceCodec>,
+    /// Batch-log heads: what each node holds, passed on.
+    pub(crate) heads: request_response::Behaviour<HeadsCodec>,
     /// Peer discovery beyond the bootstrap list; off when `discovery` is off.
     pub(crate) kad: Toggle<Dht>,
     /// Listen addresses and protocols of peers.
@@ -187,6 +190,13 @@ impl FederationBehaviour {
                 .with_max_concurrent_streams(config.max_inbound_streams),
         );
 
+        let heads = request_response::Behaviour::new(
+            [(HEADS_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(config.request_timeout)
+                .with_max_concurrent_streams(config.max_inbound_streams),
+        );
+
         let kad = config.discovery.then(|| Dht::new(peer_id));
 
         let identify = identify::Behaviour::new(
@@ -230,6 +240,7 @@ impl FederationBehaviour {
             gossipsub,
             sync,
             instance,
+            heads,
             kad: Toggle::from(kad),
             identify,
             mdns: Toggle::from(mdns),

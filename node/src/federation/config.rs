@@ -133,6 +133,9 @@ pub struct FederationConfig {
     /// Who signs this node's hellos and judges the twins peers report (the node). `None`:
     /// no hellos are sent; peers' hellos are still answered.
     pub twins: Option<super::TwinSink>,
+    /// Who passes on this node's batch-log heads and watches those peers send (the node).
+    /// `None`: no heads are sent; peers' are answered with an empty list.
+    pub heads: Option<super::HeadSink>,
 }
 
 /// The smallest per-peer response budget: one answer holding one upload of the largest
@@ -182,6 +185,7 @@ impl Default for FederationConfig {
             penalty_half_life: Duration::from_secs(300),
             metrics: None,
             twins: None,
+            heads: None,
         }
     }
 }

@@ -20,6 +20,8 @@
 //!   catch-up alike: its relay may trust that authority.
 //! * **Twins**: hellos on [`INSTANCE_PROTOCOL`] let two copies of one node learn of each
 //!   other through the peers they share (`instance.rs`).
+//! * **Batch logs**: nodes pass each other the signed heads they hold on
+//!   [`HEADS_PROTOCOL`], so a node that equivocates or rolls back is caught (`heads.rs`).
 //! * **Catch-up**: the [`sync`] protocol reconciles per-day digests and id pages over the
 //!   retention window, with every range clamped.
 //! * **Discovery**: bootstrap peers from config (re-dialled while disconnected), Kademlia,
@@ -98,6 +100,7 @@ mod dial;
 mod event_loop;
 pub mod frame;
 mod handle;
+mod heads;
 mod identity;
 mod instance;
 pub(crate) mod metrics;
@@ -121,6 +124,7 @@ pub use config::{
     ConfigError, FederationConfig, MIN_PEER_RESPONSE_BYTES, TOPIC_PREFIX, authority_topic,
 };
 pub use handle::{FederationHandle, FederationStatus};
+pub use heads::{HEADS_PROTOCOL, HeadSink, HeadWitness};
 pub use identity::{IdentityError, NodeIdentity};
 pub use instance::{INSTANCE_PROTOCOL, TwinSink, TwinWitness};
 pub use metrics::MetricsSink;

@@ -12,8 +12,8 @@ use ephemera_proto::revision::Binding;
 use ephemera_proto::upload::{UploadId, VerifiedUpload};
 
 use crate::federation::{
-    DayDigest, Federation, FederationConfig, FederationHandle, FederationStore, MetricsSink,
-    NodeIdentity, StoreOutcome, TwinSink,
+    DayDigest, Federation, FederationConfig, FederationHandle, FederationStore, HeadSink,
+    MetricsSink, NodeIdentity, StoreOutcome, TwinSink,
 };
 
 use super::{FederationSlot, Inner, Node, NodeError};
@@ -140,6 +140,9 @@ impl Node {
             &self.inner,
         )))));
         federation.twins = Some(TwinSink(Arc::new(super::twin_watch::NodeTwins(
+            Arc::downgrade(&self.inner),
+        ))));
+        federation.heads = Some(HeadSink(Arc::new(super::batch_log::NodeHeads(
             Arc::downgrade(&self.inner),
         ))));
         federation

@@ -9,6 +9,7 @@
 
 mod audit;
 mod authority;
+mod batch_log;
 mod clock_watch;
 pub(crate) mod disk_reserve;
 mod federation;
@@ -149,6 +150,8 @@ struct Inner {
     phone_timing: phone_timing::PhoneTiming,
     /// Free disk against `[storage] free_space_reserve_mb`: uploads and verifies wait below it.
     disk_reserve: disk_reserve::DiskReserve,
+    /// The signed head of this node's batch log and the heads heard of others.
+    batch_log: batch_log::BatchLog,
 }
 
 /// Batches and exports of a cut that are in the store but not yet durable.
@@ -248,6 +251,8 @@ impl Node {
             .cutter()
             .first_boundary_after_start(clock.now(), last_cut);
         let twins = twin_watch::TwinWatch::new(clock.now(), core.keys().batch.public_key());
+        // What the store holds at open is durable: the head phones may be shown.
+        let batch_log = batch_log::BatchLog::new(store.chain_head().ok().flatten());
         // Hashing leaves a core to the rest of the node (flushes, serving) where there are two
         // or more.
         let hashing_threads = std::thread::available_parallelism()
@@ -286,6 +291,7 @@ impl Node {
                 batch_cache: BatchCache::new(DEFAULT_BATCH_CACHE_BYTES),
                 publication: AsyncMutex::new(()),
                 unflushed: Mutex::new(Unflushed::default()),
+                batch_log,
             }),
         };
         node.init_metrics();

@@ -64,6 +64,10 @@ impl Node {
             .await
             .map_err(|_| NodeError::Task)??;
         *self.inner.unflushed.lock().expect("not poisoned") = Unflushed::default();
+        // Everything committed is durable now, earlier cuts left unflushed included.
+        if let Some(head) = store.chain_head()? {
+            self.head_published(head);
+        }
         let mut entries = Vec::with_capacity(commit.batches.len());
         for batch in commit.batches {
             self.inner
@@ -125,12 +129,14 @@ impl Node {
     }
 
     /// A page of the batch index after `after`: batches whose cut is durable (a cut's
-    /// batches are listed only once its flush returned), and every batch-key rollover this
-    /// node announced, so a phone that pinned any of its batch keys follows to the next.
+    /// batches are listed only once its flush returned), every batch-key rollover this
+    /// node announced, so a phone that pinned any of its batch keys follows to the next,
+    /// and the signed head, read before the page so the page reaches at least to it.
     ///
     /// # Errors
     /// [`ApiError::Store`].
     pub fn batch_index(&self, after: u64) -> Result<BatchIndex, ApiError> {
+        let head = self.signed_head();
         let mut batches = self.inner.store.batch_index(after, INDEX_PAGE)?;
         if let Some(hidden) = self
             .inner
@@ -155,6 +161,7 @@ impl Node {
             batches,
             next_cursor,
             key_rollovers,
+            head: Some(head),
         })
     }
 

@@ -401,3 +401,101 @@ async fn a_revision_after_publication_is_published_again_once_at_every_node() {
     b.stop().await;
     a.stop().await;
 }
+
+/// Batch logs (issue 31 item 5; `docs/PROTOCOL.md` §6.2, §9.5): C's signed head travels to
+/// A through B. Someone holding C's batch key (C lying to A's side, a restored copy of C)
+/// shows A another batch under C's sequence, then a later head at a lower sequence: A
+/// passes them on, and B, which never saw them first-hand, records both as evidence of
+/// equivocation and rollback, counts them in its metrics and lists them at
+/// `/v1/heads/conflicts`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equivocation_and_rollback_shown_to_one_node_are_detected_by_another() {
+    use ephemera_proto::batch::BatchId;
+    use ephemera_proto::batch_log::{HeadConflict, HeadEvidence, HeadList, SignedHead};
+
+    let Chain {
+        dirs: _dirs,
+        a,
+        b,
+        c,
+        ..
+    } = chain().await;
+    let session = a.login().await;
+    a.report(&session, "confirmed", pet_contents(3, T0.day()))
+        .await;
+    assert!(has_uploads(&c, 1).await, "C never stored the upload");
+    c.next_batches().await;
+    let honest = c.node.signed_head();
+    assert!(honest.head.sequence > 0);
+    let c_key = honest.head.node;
+    // C's head reaches A through B (A and C are not connected).
+    let a_has_c = || {
+        a.node
+            .heads()
+            .heads
+            .iter()
+            .any(|h| h.head.node == c_key && h.head.sequence == honest.head.sequence)
+    };
+    assert!(wait_until(WAIT, a_has_c).await, "C's head never reached A");
+
+    let batch_key = &c.node.keys().batch;
+    let at = honest.head.issued_at;
+    let forked = SignedHead::sign(
+        batch_key,
+        honest.head.sequence,
+        BatchId([0xee; 32]),
+        at.plus_seconds(60),
+    );
+    a.node.hear_heads(vec![forked]);
+    let found = |node: &TestNode, conflict: HeadConflict| {
+        node.node
+            .head_conflicts()
+            .iter()
+            .any(|e| e.conflict == conflict && e.first.head.node == c_key)
+    };
+    assert!(found(&a, HeadConflict::Equivocation));
+    assert!(
+        wait_until(WAIT, || found(&b, HeadConflict::Equivocation)).await,
+        "B never saw the equivocation"
+    );
+
+    let back = SignedHead::sign(
+        batch_key,
+        honest.head.sequence - 1,
+        BatchId([0xbb; 32]),
+        at.plus_seconds(600),
+    );
+    a.node.hear_heads(vec![back]);
+    assert!(
+        wait_until(WAIT, || found(&b, HeadConflict::Rollback)).await,
+        "B never saw the rollback"
+    );
+
+    // What an operator sees at B: the counter, and both signed heads of each conflict.
+    let text = b.node.metrics().render();
+    for kind in ["equivocation", "rollback"] {
+        let series = format!("ephemera_batch_log_conflicts_total{{kind=\"{kind}\"}}");
+        assert!(sample(&text, &series).is_some_and(|n| n >= 1.0), "{series}");
+    }
+    let listed: Vec<HeadEvidence> =
+        serde_json::from_slice(&b.get("/v1/heads/conflicts").await.body).unwrap();
+    assert!(
+        listed
+            .iter()
+            .all(|e| e.first.is_self_signed() && e.second.is_self_signed())
+    );
+    assert!(
+        listed
+            .iter()
+            .any(|e| e.second == forked || e.first == forked)
+    );
+    // B serves C's head to phones that cross-check (the latest it holds).
+    let heads: HeadList = serde_json::from_slice(&b.get("/v1/heads").await.body).unwrap();
+    assert!(heads.heads.iter().any(|h| h.head.node == c_key));
+    // C itself hears what was said under its key.
+    assert!(wait_until(WAIT, || found(&c, HeadConflict::Equivocation)).await);
+
+    for node in [a, b, c] {
+        node.stop().await;
+    }
+}

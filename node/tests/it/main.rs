@@ -2,6 +2,7 @@
 
 mod audit;
 mod backup;
+mod batch_log;
 mod cli;
 mod clock;
 mod contract;

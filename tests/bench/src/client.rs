@@ -121,6 +121,7 @@ pub fn gaen(budget: Duration) -> Vec<Figure> {
     let batch = BatchContents {
         sequence: 1,
         created_at: now(),
+        previous: Some(ephemera_proto::batch::BatchId::NONE),
         diagnosis_keys: keys.clone(),
         tokens: vec![],
     }
@@ -236,6 +237,7 @@ pub fn pet(budget: Duration) -> Vec<Figure> {
     let batch = BatchContents {
         sequence: 1,
         created_at: now(),
+        previous: Some(ephemera_proto::batch::BatchId::NONE),
         diagnosis_keys: vec![],
         tokens,
     }

@@ -163,6 +163,7 @@ fn stream_keys(matcher: &GaenMatcher, rng: &mut ChaCha20Rng) -> (f64, u64) {
     let batch = BatchContents {
         sequence: 1,
         created_at: UnixTime(u64::from(FIRST_DAY + DAYS) * 86_400),
+        previous: Some(ephemera_proto::batch::BatchId::NONE),
         diagnosis_keys: (0..STREAMED_KEYS).map(|_| daily_key(rng)).collect(),
         tokens: vec![],
     }
@@ -261,6 +262,7 @@ pub fn pet(budget: Duration) -> Vec<Figure> {
     let batch = BatchContents {
         sequence: 1,
         created_at: UnixTime(u64::from(FIRST_DAY + DAYS) * 86_400),
+        previous: Some(ephemera_proto::batch::BatchId::NONE),
         diagnosis_keys: vec![],
         tokens: published,
     }

@@ -248,6 +248,7 @@ fn round_index_bytes(batches: &[BatchIndexEntry]) -> u64 {
             batches: entries.to_vec(),
             next_cursor: entries.last().map_or(cursor, |e| e.sequence),
             key_rollovers: Vec::new(),
+            head: None,
         };
         serde_json::to_vec(&index).expect("index serialises").len() as u64
     };

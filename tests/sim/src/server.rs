@@ -171,6 +171,7 @@ impl Server {
             batches: page,
             next_cursor,
             key_rollovers: Vec::new(),
+            head: None,
         };
         ok(serde_json::to_vec(&index).expect("index serialises"))
     }

@@ -12,7 +12,7 @@ mod cutter;
 use std::collections::BTreeMap;
 
 use ephemera_proto::UnixTime;
-use ephemera_proto::batch::BatchIndexEntry;
+use ephemera_proto::batch::{BatchId, BatchIndexEntry};
 use ephemera_proto::gaen::{
     ExportError, ExportFile, ExportSigner, SignatureInfo, encode_export_zip_signed_by,
 };
@@ -133,6 +133,9 @@ impl NodeCore {
         let Some(cut) = self.cutter.cut(&state, queued, now, rng) else {
             return Ok(None);
         };
+        // Each batch names the one before it (the last of the previous cut first): the
+        // node's log, a hash chain (docs/PROTOCOL.md §6.2).
+        let mut previous = store.chain_head()?.map_or(BatchId::NONE, |head| head.id);
         let batch_count = cut.batches.len();
         let mut batches = Vec::with_capacity(batch_count);
         let mut exports = Vec::new();
@@ -140,12 +143,14 @@ impl NodeCore {
             if !batch.contents.diagnosis_keys.is_empty() {
                 exports.push(self.export_file(cut.boundary, position, batch_count, &batch)?);
             }
-            let contents = batch.contents;
+            let mut contents = batch.contents;
+            contents.previous = Some(previous);
             let keys = contents.diagnosis_keys.len() as u32;
             let tokens = contents.tokens.len() as u32;
             let (sequence, created_at) = (contents.sequence, contents.created_at);
             let signed = contents.sign(&self.keys.batch);
             let id = signed.id();
+            previous = id;
             let bytes = signed.into_bytes();
             batches.push(StoredBatch {
                 entry: BatchIndexEntry {

@@ -10,9 +10,9 @@ use ephemera_proto::batch::{BatchId, BatchIndexEntry};
 use ephemera_proto::upload::UploadId;
 
 use super::{
-    CertificateState, CertificateUse, CodeRecord, CommitOutcome, CredentialRecord, CutCommit,
-    CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey, QueuedGroup, ReportStore, StoreError,
-    StoredUpload, UploadCommit, code_purge_at, expiry_key, parse_expiring,
+    CertificateState, CertificateUse, ChainHead, CodeRecord, CommitOutcome, CredentialRecord,
+    CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey, QueuedGroup, ReportStore,
+    StoreError, StoredUpload, UploadCommit, code_purge_at, expiry_key, parse_expiring,
 };
 
 #[derive(Default)]
@@ -28,6 +28,7 @@ struct Inner {
     audit: BTreeMap<u64, AuditEntry>,
     audit_anchor: Option<AuditAnchor>,
     state: Option<CutterState>,
+    chain_head: Option<ChainHead>,
     expiry: BTreeSet<Vec<u8>>,
 }
 
@@ -214,7 +215,23 @@ impl ReportStore for MemoryReportStore {
             inner.queue.remove(key);
         }
         inner.state = Some(cut.state);
+        if let Some(last) = cut.batches.last() {
+            inner.chain_head = Some(ChainHead {
+                sequence: last.entry.sequence,
+                id: last.entry.id,
+            });
+        }
         Ok(())
+    }
+
+    fn chain_head(&self) -> Result<Option<ChainHead>, StoreError> {
+        let inner = self.lock();
+        Ok(inner.chain_head.or_else(|| {
+            inner.batch_index.last_key_value().map(|(_, e)| ChainHead {
+                sequence: e.sequence,
+                id: e.id,
+            })
+        }))
     }
 
     fn batch(&self, id: &BatchId) -> Result<Option<Vec<u8>>, StoreError> {

@@ -469,6 +469,16 @@ pub struct CutterState {
     pub last_boundary: Option<UnixTime>,
 }
 
+/// The last batch a node published, the head of its batch log (`docs/PROTOCOL.md` §6.2):
+/// the next batch names it as its `previous`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHead {
+    /// Its sequence.
+    pub sequence: u64,
+    /// Its id.
+    pub id: BatchId,
+}
+
 /// A signed batch ready to store.
 #[derive(Clone, Debug)]
 pub struct StoredBatch {
@@ -616,7 +626,17 @@ pub trait ReportStore: Send + Sync + 'static {
     /// [`StoreError`].
     fn cutter_state(&self) -> Result<CutterState, StoreError>;
 
-    /// Stores the batches of a cut, removes what they published and saves the state.
+    /// The head of the batch log: the last batch of the last cut committed, kept after
+    /// that batch is purged so the chain never restarts. A store written before the chain
+    /// existed answers its last listed batch until its first chained cut; `None` before any
+    /// batch.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn chain_head(&self) -> Result<Option<ChainHead>, StoreError>;
+
+    /// Stores the batches of a cut, removes what they published, saves the state and moves
+    /// the chain head to the cut's last batch.
     ///
     /// # Errors
     /// [`StoreError`].

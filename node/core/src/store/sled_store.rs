@@ -32,15 +32,18 @@ use super::backup::{BackupSummary, StorePaths, prepare_target};
 use super::blobs::{BlobDir, BlobReadError, BlobRef};
 use super::sealing::{DataKeys, Unsealed, code_lookup, open_code, seal_code};
 use super::{
-    CertificateState, CertificateUse, CodeRecord, CommitOutcome, CredentialRecord, CutCommit,
-    CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey, QueuedGroup, ReportStore, StoreError,
-    StoredUpload, UploadCommit, code_purge_at, decode, encode, expiry_key, parse_expiring,
+    CertificateState, CertificateUse, ChainHead, CodeRecord, CommitOutcome, CredentialRecord,
+    CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey, QueuedGroup, ReportStore,
+    StoreError, StoredUpload, UploadCommit, code_purge_at, decode, encode, expiry_key,
+    parse_expiring,
 };
 use ephemera_proto::sync::{DayDigest, sync_day};
 
 const CUTTER_STATE_KEY: &[u8] = b"cutter-state";
 /// `meta` key of the audit trail's purge anchor.
 const AUDIT_ANCHOR_KEY: &[u8] = b"audit-anchor";
+/// Meta key of the batch log's head ([`ChainHead`]).
+const CHAIN_HEAD_KEY: &[u8] = b"chain-head";
 pub(super) const FORMAT_KEY: &[u8] = b"format";
 /// The on-disk layout this code reads and writes. Format 1 (no `format` key) kept revision
 /// token hashes and a certificate expiry entry per upload; format 2 kept batch bodies and
@@ -747,9 +750,31 @@ impl ReportStore for SledReportStore {
         }
     }
 
+    fn chain_head(&self) -> Result<Option<ChainHead>, StoreError> {
+        if let Some(bytes) = self.meta.get(CHAIN_HEAD_KEY).map_err(engine)? {
+            return decode(&bytes, "meta").map(Some);
+        }
+        match self.batch_index.last().map_err(engine)? {
+            Some((_, value)) => {
+                let entry: BatchIndexEntry = decode(&value, "batch-index")?;
+                Ok(Some(ChainHead {
+                    sequence: entry.sequence,
+                    id: entry.id,
+                }))
+            }
+            None => Ok(None),
+        }
+    }
+
     fn commit_cut(&self, cut: &CutCommit) -> Result<(), StoreError> {
         let _writing = self.writing();
         let state = encode(&cut.state);
+        let chain_head = cut.batches.last().map(|last| {
+            encode(&ChainHead {
+                sequence: last.entry.sequence,
+                id: last.entry.id,
+            })
+        });
         let _guard = self.lock_blobs();
         // Files first, synced (file, rename, folder) before the index entries exist: a crash
         // leaves either no entry (the file is an orphan, removed at open) or a whole file.
@@ -804,6 +829,9 @@ impl ReportStore for SledReportStore {
                     queue.remove(key.to_bytes().as_slice())?;
                 }
                 meta.insert(CUTTER_STATE_KEY, state.as_slice())?;
+                if let Some(head) = &chain_head {
+                    meta.insert(CHAIN_HEAD_KEY, head.as_slice())?;
+                }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(tx_error)

@@ -328,6 +328,7 @@ fn cuts_store_batches_and_advance_state() {
     both(|store| {
         store.commit_upload(&commit(1, 1, None)).unwrap();
         assert_eq!(store.cutter_state().unwrap().next_sequence, 1);
+        assert_eq!(store.chain_head().unwrap(), None);
         let queued = store.queued_until(T0).unwrap();
         let entry = |seq: u64| BatchIndexEntry {
             id: BatchId([seq as u8; 32]),
@@ -379,6 +380,15 @@ fn cuts_store_batches_and_advance_state() {
         assert_eq!(store.export("1-2-00001.zip").unwrap(), None);
         assert_eq!(store.batch(&BatchId([1; 32])).unwrap(), None);
         assert_eq!(store.batch_index(0, 10).unwrap(), vec![entry(2)]);
+        let head = ChainHead {
+            sequence: 2,
+            id: BatchId([2; 32]),
+        };
+        assert_eq!(store.chain_head().unwrap(), Some(head));
+        // The head outlives its batch: the next cut still links to it.
+        store.purge(T0.plus_seconds(20), T0).unwrap();
+        assert_eq!(store.batch_index(0, 10).unwrap(), vec![]);
+        assert_eq!(store.chain_head().unwrap(), Some(head));
     });
 }
 

@@ -25,6 +25,7 @@ impl EventLoop {
         let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         for peer in peers {
             self.say_hello(peer);
+            self.exchange_heads(peer);
             self.start_session(peer);
         }
     }

@@ -51,6 +51,7 @@ impl EventLoop {
                 self.last_useful
                     .insert(peer_id, tokio::time::Instant::now());
                 self.say_hello(peer_id);
+                self.exchange_heads(peer_id);
                 self.start_session(peer_id);
             }
             SwarmEvent::ConnectionClosed {

@@ -14,6 +14,7 @@
 //! | [`discovery`] | bootstrap redial, Kademlia, identify, mDNS |
 //! | [`scoring`] | catch-up penalties, score checks and bans |
 //! | [`twins`] | hellos to peers, answering theirs, reports to the node's twin witness |
+//! | [`heads`] | batch-log heads to peers and from them, to the node's head witness |
 //!
 //! What a verdict costs a peer is decided in [`super::validate::judge`], not here.
 
@@ -21,6 +22,7 @@ mod catch_up;
 mod connections;
 mod discovery;
 mod gossip;
+mod heads;
 mod scoring;
 mod twins;
 
@@ -330,6 +332,7 @@ impl EventLoop {
             FederationBehaviourEvent::Gossipsub(event) => self.on_gossip(event),
             FederationBehaviourEvent::Sync(event) => self.on_sync(event),
             FederationBehaviourEvent::Instance(event) => self.on_instance(event),
+            FederationBehaviourEvent::Heads(event) => self.on_heads(event),
             FederationBehaviourEvent::Identify(event) => self.on_identify(event),
             FederationBehaviourEvent::Kad(event) => self.on_kad(event),
             FederationBehaviourEvent::Mdns(event) => self.on_mdns(event),

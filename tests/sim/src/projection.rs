@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use ephemera_node_core::Policy;
-use ephemera_node_core::publication::BatchCutter;
+use ephemera_node_core::publication::{BatchCutter, PublicationKey};
 use ephemera_node_core::store::{CutterState, QueueKey, QueuedEntry};
 use ephemera_proto::batch::{BatchIndex, BatchIndexEntry, NodeSigningKey};
 use ephemera_proto::gaen::{DiagnosisKey, TemporaryExposureKey};
@@ -188,7 +188,12 @@ fn cut_boundary(
         group,
     )];
     let cut = cutter
-        .cut(&CutterState::default(), queued, BOUNDARY, rng)
+        .cut(
+            &CutterState::default(),
+            queued,
+            BOUNDARY,
+            &PublicationKey::generate(rng),
+        )
         .expect("a fresh cutter has the boundary due");
     cut.batches
         .into_iter()
@@ -607,20 +612,19 @@ mod tests {
     }
 
     /// Past the node's 100,000 entries a batch, a boundary splits, and the bytes grow
-    /// with the entries (20 bytes a token).
+    /// with the entries (20 bytes a token) and the last batch's bucket.
     #[test]
     fn a_busy_boundary_splits_and_grows_linearly() {
         let pet = stats("pet", 100);
-        // 4 boundaries × 250,000 tokens: 3 batches each (100,000 + 100,000 + 50,000).
+        // 4 boundaries × 250,000 tokens: 3 batches each (100,000 + 100,000 + 50,000, the
+        // last padded to its bucket, 64 × 1024 = 65,536).
         let d = daily_download(&pet, 10_000.0, 100.0).unwrap();
         assert_eq!(d.entries_per_day, 1_000_000);
         assert_eq!(d.batches_per_day, 12);
-        assert_eq!(d.batch_bytes, 12 * (74 + 24) + 1_000_000 * 20);
+        assert_eq!(d.batch_bytes, 12 * (74 + 24) + 4 * (200_000 + 65_536) * 20);
+        // 4 × 500,000: 5 full batches each, no padding.
         let more = daily_download(&pet, 20_000.0, 100.0).unwrap();
-        assert_eq!(
-            more.batch_bytes - d.batch_bytes,
-            1_000_000 * 20 + 8 * (74 + 24)
-        );
+        assert_eq!(more.batch_bytes, 20 * (74 + 24) + 2_000_000 * 20);
     }
 
     #[test]

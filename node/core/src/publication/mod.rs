@@ -19,7 +19,6 @@ use ephemera_proto::gaen::{
 };
 use ephemera_proto::report::ReportContents;
 use ephemera_proto::upload::{UploadId, key_publishable_at};
-use rand_core::CryptoRng;
 use ring::rand::SystemRandom;
 use thiserror::Error;
 
@@ -144,8 +143,8 @@ impl NodeCore {
 
     /// Plans the cut of the boundary due at `now`, if one is due and not cut yet: the
     /// batches signed with the node's batch key, and for `gaen` keys the GAEN export files
-    /// signed with its export key. `rng` draws the decoys; ECDSA signatures take their
-    /// nonces from the OS.
+    /// signed with its export key. The decoys are keyed by the publication key; ECDSA
+    /// signatures take their nonces from the OS.
     ///
     /// # Errors
     /// [`PublicationError`].
@@ -153,14 +152,13 @@ impl NodeCore {
         &self,
         store: &dyn ReportStore,
         now: UnixTime,
-        rng: &mut impl CryptoRng,
     ) -> Result<Option<PlannedCut>, PublicationError> {
         let state = store.cutter_state()?;
         let Some(boundary) = self.cutter.due(&state, now) else {
             return Ok(None);
         };
         let queued = store.queued_until(boundary)?;
-        let Some(cut) = self.cutter.cut(&state, queued, now, rng) else {
+        let Some(cut) = self.cutter.cut(&state, queued, now, &self.publication_key) else {
             return Ok(None);
         };
         let batch_count = cut.batches.len();

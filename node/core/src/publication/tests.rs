@@ -1,17 +1,24 @@
-//! Release slots (issue 31 item 2): one upload's entries are released apart, never before
-//! the next boundary, and alike at every node holding the federation's publication key.
+//! Release slots and padding (issue 31 items 2 and 3): one upload's entries are released
+//! apart, never before the next boundary, and every node holding the federation's
+//! publication key files them, and pads its batches, alike.
 
 use std::collections::BTreeSet;
 
 use ephemera_proto::UnixTime;
+use ephemera_proto::auth::{CertificateRequest, ReportHmacKey};
+use ephemera_proto::batch::{BatchContents, SignedBatch, TrustedNodes};
 use ephemera_proto::gaen::{DiagnosisKey, TemporaryExposureKey};
 use ephemera_proto::pet::EncounterToken;
 use ephemera_proto::report::{PublishedToken, ReportContents, ReportType};
-use ephemera_proto::upload::key_publishable_at;
+use ephemera_proto::revision::{HmacBinding, RevisionSecret};
+use ephemera_proto::upload::{SignedUpload, UploadBody, UploadRequest, key_publishable_at};
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{Rng, SeedableRng};
 
 use super::PublicationKey;
+use crate::federation_intake::RelayAdmission;
+use crate::intake::Admission;
+use crate::store::{CommitOutcome, MemoryReportStore, ReportStore};
 use crate::{NodeCore, NodeKeys, Policy};
 
 /// Not on a boundary of the hourly default period.
@@ -112,4 +119,147 @@ fn gaen_keys_of_one_upload_are_spread_too_and_keep_their_embargo() {
     }
     let boundaries: BTreeSet<UnixTime> = releases.iter().copied().collect();
     assert!(boundaries.len() >= 8, "{} boundaries", boundaries.len());
+}
+
+/// A first upload of `contents` certified by `core`'s authority, as a phone sends it.
+fn phone_upload(core: &NodeCore, contents: ReportContents, rng: &mut ChaCha20Rng) -> UploadRequest {
+    let revision_key = RevisionSecret::from_seed(&[rng.next_u32() as u8; 32]).key();
+    let hmac_key = ReportHmacKey::generate(rng);
+    let request = CertificateRequest {
+        report_hmac: hmac_key.authenticate_bound(&contents, HmacBinding::Upload(revision_key)),
+        test_type: ReportType::ConfirmedTest,
+        symptom_onset: None,
+    };
+    let upload = SignedUpload {
+        contents,
+        certificate: core.keys().authority.issue(&request, NOW, 3600, rng),
+        hmac_key,
+    };
+    UploadRequest {
+        body: UploadBody::Real {
+            upload,
+            revision_key,
+        },
+        padding: Vec::new(),
+    }
+}
+
+/// Cuts the boundary due at `now` and applies it; the batches' bodies as published.
+fn cut(core: &NodeCore, store: &dyn ReportStore, now: UnixTime) -> Vec<BatchContents> {
+    let planned = core
+        .plan_cut(store, now)
+        .unwrap()
+        .expect("a boundary is due");
+    store.commit_cut(&planned.commit).unwrap();
+    let trusted = TrustedNodes::new().with(core.keys().batch.public_key());
+    planned
+        .commit
+        .batches
+        .iter()
+        .map(|b| SignedBatch::verify(&b.bytes, &trusted).unwrap().1)
+        .collect()
+}
+
+/// Issue 31 item 3: two nodes of one federation (one publication key), one taking phones'
+/// uploads and the other the same reports relayed, publish the same batch bodies at every
+/// boundary, so that comparing them shows no entry as real; and item 2 seen from the
+/// batches: each upload's tokens come out over a day of boundaries, among the others'.
+#[test]
+fn two_nodes_fed_the_same_reports_publish_identical_batches() {
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let policy = Policy {
+        publication_key: Some(PublicationKey::from_bytes([1; 32])),
+        batch_min_entries: 16,
+        ..Policy::default()
+    };
+    let origin = NodeCore::new(policy.clone(), NodeKeys::generate(&mut rng), &mut rng);
+    let peer = NodeCore::new(
+        Policy {
+            trusted_authorities: vec![origin.keys().authority.public_key()],
+            ..policy
+        },
+        NodeKeys::generate(&mut rng),
+        &mut rng,
+    );
+    let (here, there) = (MemoryReportStore::new(), MemoryReportStore::new());
+    let uploads: Vec<ReportContents> = (1..=6).map(|tag| tokens(tag, 40, 14)).collect();
+    for (k, contents) in uploads.iter().enumerate() {
+        let arrival = NOW.plus_seconds(60 * k as u64);
+        let request = phone_upload(&origin, contents.clone(), &mut rng);
+        let Admission::Commit(planned) =
+            origin.admit_upload(&here, request, arrival, true).unwrap()
+        else {
+            panic!("a real upload is committed")
+        };
+        assert_eq!(
+            here.commit_upload(&planned.commit).unwrap(),
+            CommitOutcome::Committed
+        );
+        // Relayed a little later, in the same batch period.
+        let relayed = planned.gossip.expect("kept for gossip");
+        let RelayAdmission::Commit(commit) = peer
+            .admit_relayed(&there, relayed, arrival.plus_seconds(30))
+            .unwrap()
+        else {
+            panic!("a relayed upload is committed")
+        };
+        assert_eq!(
+            there.commit_upload(&commit).unwrap(),
+            CommitOutcome::Committed
+        );
+    }
+
+    let owner = |token: &EncounterToken| {
+        uploads.iter().position(|c| match c {
+            ReportContents::Pet(t) => t.iter().any(|p| p.token == *token),
+            ReportContents::Gaen(_) => false,
+        })
+    };
+    let mut batches_per_upload = vec![BTreeSet::new(); uploads.len()];
+    let mut shared_batches = 0;
+    let mut published = 0;
+    let start = origin.cutter().boundary_at(NOW);
+    for k in 0..=25u64 {
+        let at = start.plus_seconds(k * 3600);
+        let (ours, theirs) = (cut(&origin, &here, at), cut(&peer, &there, at));
+        assert_eq!(ours, theirs, "the same bodies at boundary {k}");
+        for batch in &ours {
+            let owners: BTreeSet<usize> = batch
+                .tokens
+                .iter()
+                .filter_map(|t| owner(&t.token))
+                .collect();
+            let real = batch
+                .tokens
+                .iter()
+                .filter(|t| owner(&t.token).is_some())
+                .count();
+            published += real;
+            assert_eq!(
+                batch.tokens.len(),
+                origin.cutter().bucket(real),
+                "padded to its bucket"
+            );
+            for o in &owners {
+                batches_per_upload[*o].insert(at);
+            }
+            shared_batches += usize::from(owners.len() > 1);
+        }
+    }
+    assert_eq!(published, 6 * 40, "every token published once");
+    for (k, boundaries) in batches_per_upload.iter().enumerate() {
+        assert!(
+            boundaries.len() >= 15,
+            "upload {k} in {} batches",
+            boundaries.len()
+        );
+        assert!(
+            boundaries.iter().all(|b| *b > NOW),
+            "never before the next boundary"
+        );
+    }
+    assert!(
+        shared_batches >= 20,
+        "uploads mixed in {shared_batches} batches"
+    );
 }

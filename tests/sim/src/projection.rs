@@ -43,8 +43,9 @@ use super::server::INDEX_PAGE;
 /// 35,000 positives) and three times that.
 pub const RATES: [u64; 4] = [1_000, 10_000, 35_000, 100_000];
 
-/// Up to this many uploads a boundary, the projection takes the expectation over a
-/// Poisson number of uploads; above it, the mean.
+/// Up to this many upload slices a boundary (an upload's entries released at one of its
+/// boundaries), the projection takes the expectation over a Poisson number of them; above
+/// it, the mean.
 const POISSON_UP_TO: f64 = 20.0;
 
 /// A boundary the projection cuts at (a Monday, 12:00 UTC, in the simulator's era).
@@ -293,9 +294,13 @@ pub fn daily_download(
     let entries_per_day = (uploads_per_day * entries_per_upload).round() as u64;
     let per_boundary = (entries_per_day as f64 / boundaries as f64).round() as usize;
     let batches = boundary_batches(&cutter, scheme, per_boundary, &key, &mut rng);
-    // Few uploads a boundary: the padding floor makes the mean batch larger than the
-    // batch of the mean, so take the expectation over a Poisson number of uploads.
-    let lambda = uploads_per_day / boundaries as f64;
+    // Few uploads a boundary: the padding floor and buckets make the mean batch larger
+    // than the batch of the mean, so take the expectation over a Poisson number of
+    // uploads. Each upload's entries are released over the spread's classes of
+    // boundaries, so a boundary takes a Poisson number of slices of an upload.
+    let classes = (policy.release_spread_seconds / policy.batch_period_seconds).max(1) as f64;
+    let lambda = uploads_per_day / boundaries as f64 * classes;
+    let entries_per_slice = entries_per_upload / classes;
     let (boundary_bytes, boundary_batches_n) = if lambda <= POISSON_UP_TO {
         let mut expected = (0.0, 0.0);
         let mut p = (-lambda).exp();
@@ -304,7 +309,7 @@ pub fn daily_download(
             if k > 0 {
                 p *= lambda / k as f64;
             }
-            let entries = (k as f64 * entries_per_upload).round() as usize;
+            let entries = (k as f64 * entries_per_slice).round() as usize;
             let cut = boundary_batches(&cutter, scheme, entries, &key, &mut rng);
             expected.0 += p * cut.iter().map(|b| b.size).sum::<u64>() as f64;
             expected.1 += p * cut.len() as f64;

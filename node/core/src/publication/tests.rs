@@ -121,20 +121,40 @@ fn gaen_keys_of_one_upload_are_spread_too_and_keep_their_embargo() {
     assert!(boundaries.len() >= 8, "{} boundaries", boundaries.len());
 }
 
+/// `contents` certified by `core`'s authority at `at` as `test_type`, its HMAC bound to
+/// `binding`.
+fn certified(
+    core: &NodeCore,
+    contents: ReportContents,
+    test_type: ReportType,
+    binding: HmacBinding,
+    at: UnixTime,
+    rng: &mut ChaCha20Rng,
+) -> SignedUpload {
+    let hmac_key = ReportHmacKey::generate(rng);
+    let request = CertificateRequest {
+        report_hmac: hmac_key.authenticate_bound(&contents, binding),
+        test_type,
+        symptom_onset: None,
+    };
+    SignedUpload {
+        contents,
+        certificate: core.keys().authority.issue(&request, at, 3600, rng),
+        hmac_key,
+    }
+}
+
 /// A first upload of `contents` certified by `core`'s authority, as a phone sends it.
 fn phone_upload(core: &NodeCore, contents: ReportContents, rng: &mut ChaCha20Rng) -> UploadRequest {
     let revision_key = RevisionSecret::from_seed(&[rng.next_u32() as u8; 32]).key();
-    let hmac_key = ReportHmacKey::generate(rng);
-    let request = CertificateRequest {
-        report_hmac: hmac_key.authenticate_bound(&contents, HmacBinding::Upload(revision_key)),
-        test_type: ReportType::ConfirmedTest,
-        symptom_onset: None,
-    };
-    let upload = SignedUpload {
+    let upload = certified(
+        core,
         contents,
-        certificate: core.keys().authority.issue(&request, NOW, 3600, rng),
-        hmac_key,
-    };
+        ReportType::ConfirmedTest,
+        HmacBinding::Upload(revision_key),
+        NOW,
+        rng,
+    );
     UploadRequest {
         body: UploadBody::Real {
             upload,
@@ -142,6 +162,114 @@ fn phone_upload(core: &NodeCore, contents: ReportContents, rng: &mut ChaCha20Rng
         },
         padding: Vec::new(),
     }
+}
+
+/// Applies an admitted upload or revision.
+fn apply(store: &dyn ReportStore, admission: Admission) -> crate::store::UploadCommit {
+    let Admission::Commit(planned) = admission else {
+        panic!("not committed: {admission:?}")
+    };
+    assert_eq!(
+        store.commit_upload(&planned.commit).unwrap(),
+        CommitOutcome::Committed
+    );
+    planned.commit
+}
+
+/// A revision keeps the slots of the entries not published yet, and publishes the keys
+/// already out again each at its own slot from the revision's arrival: spread too, never
+/// before the next boundary.
+#[test]
+fn a_revision_keeps_unpublished_slots_and_spreads_the_keys_it_publishes_again() {
+    let core = core_with_key(5, 1);
+    let store = MemoryReportStore::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let phone = RevisionSecret::from_seed(&[3; 32]);
+    let mut keys: Vec<DiagnosisKey> = (1..=12u32)
+        .map(|d| DiagnosisKey {
+            key: TemporaryExposureKey([d as u8; 16]),
+            rolling_start: NOW.day().minus(d).first_interval(),
+            rolling_period: 144,
+            report_type: ReportType::ConfirmedClinicalDiagnosis,
+            days_since_onset: None,
+        })
+        .collect();
+    keys.sort_unstable();
+    let contents = ReportContents::Gaen(keys.clone());
+    let original = certified(
+        &core,
+        contents.clone(),
+        ReportType::ConfirmedClinicalDiagnosis,
+        HmacBinding::Upload(phone.key()),
+        NOW,
+        &mut rng,
+    );
+    let revises = original.certificate.certificate.id;
+    let request = UploadRequest {
+        body: UploadBody::Real {
+            upload: original,
+            revision_key: phone.key(),
+        },
+        padding: Vec::new(),
+    };
+    apply(
+        &store,
+        core.admit_upload(&store, request, NOW, false).unwrap(),
+    );
+    let first = core.release_times(&contents, NOW);
+
+    // Cut until about half the keys are out.
+    let mut sorted = first.clone();
+    sorted.sort_unstable();
+    let mid = sorted[sorted.len() / 2];
+    let mut at = core.cutter().boundary_at(NOW);
+    while at <= mid {
+        cut(&core, &store, at);
+        at = at.plus_seconds(3600);
+    }
+
+    let later = mid.plus_seconds(60);
+    let upload = certified(
+        &core,
+        contents,
+        ReportType::ConfirmedTest,
+        HmacBinding::Revision(phone.key()),
+        later,
+        &mut rng,
+    );
+    let signature = phone.sign(&revises, &upload.certificate);
+    let request = UploadRequest {
+        body: UploadBody::Revision {
+            upload,
+            revises,
+            signature,
+        },
+        padding: Vec::new(),
+    };
+    let commit = apply(
+        &store,
+        core.admit_upload(&store, request, later, false).unwrap(),
+    );
+    let floor = core.release_floor(later);
+    let mut again = BTreeSet::new();
+    for ((key, before), after) in keys.iter().zip(&first).zip(&commit.upload.1.releases) {
+        let after = after.expect("confirmed: every key is published");
+        if *before > mid {
+            assert_eq!(after, *before, "not published yet: its slot stays");
+        } else {
+            assert_eq!(after, core.release_slot(key.key.as_bytes(), floor));
+            assert!(
+                after >= floor,
+                "published again, never before the next boundary"
+            );
+            again.insert(after);
+        }
+    }
+    assert!(
+        again.len() >= 3,
+        "published again at {} boundaries",
+        again.len()
+    );
 }
 
 /// Cuts the boundary due at `now` and applies it; the batches' bodies as published.

@@ -36,6 +36,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use ephemera_node_core::Policy;
+use ephemera_node_core::publication::PublicationKey;
 use ephemera_proto::SchemeKind;
 use ephemera_proto::rollover::KeyRollover;
 use ephemera_proto::signing::Ed25519PublicKey;
@@ -198,6 +199,19 @@ config_keys! {
         /// Most real entries in one batch; a larger backlog is split over several batches.
         batch_max_entries: usize = Policy::default().batch_max_entries, range(1, 10_000_000),
             was = "batch_max_entries";
+        /// Seconds over which the entries of one upload are released apart: each token or
+        /// key waits for the first boundary of its own release class (one of this ÷
+        /// batch_period_seconds), so one person's encounters land in different batches
+        /// among everyone else's (`docs/PROTOCOL.md` §6.3). Phones learn of a contact up to
+        /// this much later.
+        release_spread_seconds: u64 = Policy::default().release_spread_seconds,
+            range(1, 7 * 86_400);
+        /// The federation's publication key: 64 hex digits, secret, the same at every node
+        /// of the federation and known to nobody else (`openssl rand -hex 32`). It keys
+        /// each entry's release slot and each batch's decoys, so every node publishes the
+        /// same batch for the same reports and comparing nodes strips nothing. Unset: the
+        /// node draws its own at each start (right for a node that does not federate).
+        publication_key: Option<PublicationKey> = None;
         /// Token schemes accepted in uploads and published: "pet", "gaen".
         accept_schemes: Vec<SchemeKind> = Policy::default().accept_schemes,
             check = check_schemes, was = "accept_schemes";
@@ -420,6 +434,8 @@ impl NodeConfig {
             batch_period_seconds: p.batch_period_seconds,
             batch_min_entries: p.batch_min_entries,
             batch_max_entries: p.batch_max_entries,
+            release_spread_seconds: p.release_spread_seconds,
+            publication_key: p.publication_key.clone(),
             export_region: p.export_region.clone(),
             export_key_id: p.export_key_id.clone(),
             export_key_version: p.export_key_version.clone(),

@@ -18,7 +18,7 @@ use ephemera_proto::upload::{UploadId, VerifiedUpload};
 
 use crate::NodeCore;
 use crate::intake::{IntakeError, Proof};
-use crate::publication::{group_entries, release_times};
+use crate::publication::group_entries;
 use crate::store::{CommitOutcome, ReportStore, StoreError, StoredUpload, UploadCommit};
 
 /// What to do with a relayed upload.
@@ -89,7 +89,7 @@ impl NodeCore {
         let upload = upload.into_inner();
         let certificate = upload.certificate.certificate.clone();
         let publish = certificate.test_type != ReportType::Revoked && self.policy.accepts(scheme);
-        let releases = release_times(&upload.contents, self.release_floor(now));
+        let releases = self.release_times(&upload.contents, now);
         let enqueue = if publish {
             group_entries(id, &upload.contents, &releases)
         } else {

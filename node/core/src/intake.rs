@@ -28,7 +28,7 @@ use ephemera_proto::{DecodeError, SchemeKind, UnixTime, UploadError, wire};
 use thiserror::Error;
 
 use crate::NodeCore;
-use crate::publication::{entries_of, group_entries, release_times};
+use crate::publication::{entries_of, group_entries};
 use crate::store::{
     CertificateState, CertificateUse, CommitOutcome, QueueKey, QueuedEntry, QueuedGroup,
     ReportStore, StoreError, StoredUpload, UploadCommit,
@@ -297,7 +297,7 @@ impl NodeCore {
         let gossip = keep_for_gossip.then(|| verified.clone());
         let upload = verified.into_inner();
         let certificate = upload.certificate.certificate.clone();
-        let releases = release_times(&upload.contents, self.release_floor(now));
+        let releases = self.release_times(&upload.contents, now);
         let enqueue = group_entries(upload_id, &upload.contents, &releases);
         let commit = UploadCommit {
             certificate: (certificate.id, self.certificate_purge_at(&certificate)),
@@ -465,7 +465,9 @@ impl NodeCore {
                         entry.clone(),
                     )
                 }
-                None => published_again(entry, self.release_floor(now)),
+                None => {
+                    published_again(entry, self.release_slot(entry_id, self.release_floor(now)))
+                }
             };
             releases.push(release);
             revised_entries.push(queued_entry);
@@ -577,12 +579,14 @@ fn entry_key(entry: &QueuedEntry) -> [u8; 16] {
     }
 }
 
-/// A revised entry that was published already: `gaen` keys go out again, now, as revised
-/// keys with the new type; `pet` tokens have no type to change.
-fn published_again(entry: &QueuedEntry, now: UnixTime) -> (Option<UnixTime>, QueuedEntry) {
+/// A revised entry that was published already: `gaen` keys go out again at `slot` (the
+/// key's own release slot from the revision's arrival on, so one revision's keys are spread
+/// apart as a first upload's are), as revised keys with the new type; `pet` tokens have no
+/// type to change.
+fn published_again(entry: &QueuedEntry, slot: UnixTime) -> (Option<UnixTime>, QueuedEntry) {
     match entry {
         QueuedEntry::Key(k) | QueuedEntry::RevisedKey(k) => {
-            (Some(now), QueuedEntry::RevisedKey(k.clone()))
+            (Some(slot), QueuedEntry::RevisedKey(k.clone()))
         }
         QueuedEntry::Token(_) => (None, entry.clone()),
     }

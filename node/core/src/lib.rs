@@ -54,7 +54,7 @@ pub use keys::NodeKeys;
 pub use policy::Policy;
 pub use publication::PublicationError;
 
-use publication::BatchCutter;
+use publication::{BatchCutter, PublicationKey};
 use revision_token::RevisionTokens;
 
 /// One node's policy and keys: the state every rule needs besides the store.
@@ -64,6 +64,8 @@ pub struct NodeCore {
     trusted: TrustedAuthorities,
     limits: ReportLimits,
     cutter: BatchCutter,
+    /// The policy's publication key, or one drawn at start.
+    publication_key: PublicationKey,
     revision_tokens: RevisionTokens,
     /// A certificate verified on decoy uploads, so they cost what real ones do.
     decoy_certificate: SignedCertificate,
@@ -83,7 +85,8 @@ impl NodeCore {
     /// A node applying `policy` with `keys`. It trusts its own authority key, the keys of
     /// its own authority rollovers (the next key of an overlap, the keys it replaced, whose
     /// certificates may still be in flight), those the policy lists, and their successors
-    /// announced by the rollovers the policy lists. `rng` draws the decoy certificate.
+    /// announced by the rollovers the policy lists. `rng` draws the decoy certificate, and
+    /// the publication key when the policy holds none.
     pub fn new(policy: Policy, keys: NodeKeys, rng: &mut impl CryptoRng) -> NodeCore {
         let mut trusted = TrustedAuthorities::new().with(keys.authority.public_key());
         for key in &policy.trusted_authorities {
@@ -115,8 +118,13 @@ impl NodeCore {
             rng,
         );
         let certificate_len = wire::encode(&decoy_certificate).len();
+        let publication_key = policy
+            .publication_key
+            .clone()
+            .unwrap_or_else(|| PublicationKey::generate(rng));
         NodeCore {
             cutter: BatchCutter::from_policy(&policy),
+            publication_key,
             revision_tokens: RevisionTokens::new(&keys.pepper),
             policy,
             keys,

@@ -6,6 +6,8 @@ use ephemera_proto::SchemeKind;
 use ephemera_proto::rollover::KeyRollover;
 use ephemera_proto::signing::Ed25519PublicKey;
 
+use crate::publication::PublicationKey;
+
 /// Every policy setting of a node. [`Policy::default`] is the documented default of each.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
@@ -31,6 +33,14 @@ pub struct Policy {
     pub batch_min_entries: usize,
     /// Most real entries in one batch; a boundary with more is split.
     pub batch_max_entries: usize,
+    /// Seconds over which the entries of one upload are released apart: each waits for the
+    /// first boundary of its own release class, one of `release_spread_seconds ÷
+    /// batch_period_seconds` (one day by default; at most one boundary's wait below the
+    /// period).
+    pub release_spread_seconds: u64,
+    /// The federation's publication key (release classes and decoys), the same at every
+    /// node of the federation; `None`: the node draws its own at start.
+    pub publication_key: Option<PublicationKey>,
     /// `region` of GAEN export files.
     pub export_region: String,
     /// `verification_key_id` of GAEN export signatures.
@@ -55,6 +65,8 @@ impl Default for Policy {
             batch_period_seconds: 3600,
             batch_min_entries: 1000,
             batch_max_entries: 100_000,
+            release_spread_seconds: 86_400,
+            publication_key: None,
             export_region: "ZZ".to_owned(),
             export_key_id: "ephemera".to_owned(),
             export_key_version: "v1".to_owned(),

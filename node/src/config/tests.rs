@@ -7,6 +7,9 @@ const FLAT_INIT_FILE: &str = include_str!("../../tests/fixtures/flat-init-0.1.to
 
 const SECRET: &str = "s3cret-Token_0123456789";
 
+/// A federation's publication key (hex).
+const PUBLICATION_KEY: &str = "5a0f5a0f5a0f5a0f5a0f5a0f5a0f5a0f5a0f5a0f5a0f5a0f5a0f5a0f5a0f5a0f";
+
 fn peer() -> String {
     let id = libp2p::identity::Keypair::generate_ed25519()
         .public()
@@ -63,6 +66,12 @@ fn samples() -> Vec<(&'static str, String, String)> {
         s("publication.batch_period_seconds", "600", "600"),
         s("publication.batch_min_entries", "10", "10"),
         s("publication.batch_max_entries", "5000", "5000"),
+        s("publication.release_spread_seconds", "43200", "43200"),
+        s(
+            "publication.publication_key",
+            &format!("\"{PUBLICATION_KEY}\""),
+            PUBLICATION_KEY,
+        ),
         s("publication.accept_schemes", "[\"gaen\"]", "gaen"),
         s("publication.export_region", "\"DE\"", "DE"),
         // Text that looks like a number stays a string where the key is one.
@@ -492,6 +501,26 @@ fn the_documented_defaults_parse_back_to_the_defaults() {
             "[{section}] missing"
         );
     }
+}
+
+#[test]
+fn the_publication_key_reaches_the_policy_is_checked_and_never_shown() {
+    let raw = RawConfig::from_toml(
+        &format!("[publication]\npublication_key = \"{PUBLICATION_KEY}\""),
+        "f",
+    )
+    .unwrap();
+    let config = load(raw);
+    assert_eq!(
+        config.policy().publication_key,
+        Some(PublicationKey::from_hex(PUBLICATION_KEY).unwrap())
+    );
+    assert!(!format!("{config:?}").contains(PUBLICATION_KEY));
+    assert!(!format!("{:?}", config.policy()).contains(PUBLICATION_KEY));
+    assert!(Key::find("publication.publication_key").unwrap().secret);
+    let short = RawConfig::from_toml("[publication]\npublication_key = \"5a0f\"", "f").unwrap();
+    let error = NodeConfig::try_from(short).unwrap_err().to_string();
+    assert!(error.contains("64 hex digits"), "{error}");
 }
 
 #[test]

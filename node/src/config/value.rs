@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use ephemera_node_core::publication::PublicationKey;
 use ephemera_proto::SchemeKind;
 use ephemera_proto::rollover::{KeyRole, KeyRollover};
 use ephemera_proto::signing::Ed25519PublicKey;
@@ -183,6 +184,12 @@ string_value!(
         Ok(addr)
     },
     show = |v: &libp2p::Multiaddr| v.to_string()
+);
+string_value!(
+    PublicationKey,
+    secret = true,
+    parse = |s: &str| PublicationKey::from_hex(s).map_err(|e| e.to_string()),
+    show = |_: &PublicationKey| String::new()
 );
 string_value!(
     MetricsToken,

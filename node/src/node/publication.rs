@@ -40,10 +40,7 @@ impl Node {
             return Ok(Vec::new());
         }
         let store = &self.inner.store;
-        let planned = self
-            .inner
-            .core
-            .plan_cut(store.as_ref(), now, &mut rand::rng())?;
+        let planned = self.inner.core.plan_cut(store.as_ref(), now)?;
         let Some(cut) = planned else {
             return Ok(Vec::new());
         };

@@ -211,6 +211,9 @@ pub(crate) fn test_config(dir: &Path) -> NodeConfig {
     // Nodes run side by side: not the fixed default federation port.
     config.federation.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.publication.batch_min_entries = 16;
+    // Tests look for an upload's entries in the next batch: no release spread (its own
+    // tests are the core's, `publication::tests`).
+    config.publication.release_spread_seconds = 1;
     config
 }
 

@@ -564,6 +564,7 @@ fn place_sniffers(pop: &Population, scenario: &Scenario) -> Vec<u32> {
 mod tests {
     use std::collections::HashMap;
 
+    use ephemera_node_core::Policy;
     use ephemera_proto::batch::{SignedBatch, TrustedNodes};
     use ephemera_proto::upload::key_publishable_at;
     use ephemera_proto::{ReportContents, UnixTime};
@@ -604,10 +605,15 @@ mod tests {
                 let publishable = key_publishable_at(key);
                 match first_published.get(key.key.as_bytes()) {
                     Some(at) => assert!(*at >= publishable, "published {at:?} < {publishable:?}"),
-                    // Released after the last cut of the run.
-                    None => {
-                        assert!(publishable > run.server.batches().last().unwrap().entry.created_at)
-                    }
+                    // Released after the last cut of the run: its release slot lies within
+                    // the release spread after the boundary that follows its embargo and
+                    // its upload.
+                    None => assert!(
+                        publishable
+                            .max(upload.at)
+                            .plus_seconds(Policy::default().release_spread_seconds + 3600)
+                            > run.server.batches().last().unwrap().entry.created_at
+                    ),
                 }
                 checked += 1;
                 if publishable > upload.at {

@@ -29,6 +29,7 @@ pub mod contacts;
 pub mod engine;
 pub mod epidemic;
 pub mod error;
+pub mod linking;
 pub mod metrics;
 pub mod misses;
 pub mod output;

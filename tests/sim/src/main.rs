@@ -60,6 +60,24 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// The multi-site active adversary at national upload rates (35,000 a day down to 1):
+    /// how many of a positive's matches it links by the batch they arrive in, with every
+    /// upload's tokens in one batch and with the node's release spread. A Markdown table on
+    /// stdout, one JSON line per row on stderr.
+    Link {
+        /// Days of uploads.
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        /// Mean matches a positive has with the adversary's devices (Poisson).
+        #[arg(long, default_value_t = 2.0)]
+        matches_per_positive: f64,
+        /// The node's batch period in seconds (the node's default: an hour).
+        #[arg(long, default_value_t = 3600)]
+        batch_period_seconds: u64,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(Args)]
@@ -236,6 +254,19 @@ fn main() -> anyhow::Result<()> {
                 projection.write(dir)?;
                 eprintln!("ephemera-sim: wrote the projection into {}", dir.display());
             }
+        }
+        Some(Command::Link {
+            days,
+            matches_per_positive,
+            batch_period_seconds,
+            seed,
+        }) => {
+            let (results, table) =
+                sim::linking::table(days, matches_per_positive, batch_period_seconds, seed)?;
+            for r in &results {
+                eprintln!("{}", serde_json::to_string(r)?);
+            }
+            print!("{table}");
         }
         None => {
             run(&cli.run, None)?;

@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use ephemera_node_core::Policy;
-use ephemera_node_core::publication::BatchCutter;
+use ephemera_node_core::publication::{BatchCutter, PublicationKey};
 use ephemera_node_core::store::{CutterState, QueueKey, QueuedEntry};
 use ephemera_proto::batch::{BatchIndex, BatchIndexEntry, NodeSigningKey};
 use ephemera_proto::gaen::{DiagnosisKey, TemporaryExposureKey};
@@ -43,8 +43,9 @@ use super::server::INDEX_PAGE;
 /// 35,000 positives) and three times that.
 pub const RATES: [u64; 4] = [1_000, 10_000, 35_000, 100_000];
 
-/// Up to this many uploads a boundary, the projection takes the expectation over a
-/// Poisson number of uploads; above it, the mean.
+/// Up to this many upload slices a boundary (an upload's entries released at one of its
+/// boundaries), the projection takes the expectation over a Poisson number of them; above
+/// it, the mean.
 const POISSON_UP_TO: f64 = 20.0;
 
 /// A boundary the projection cuts at (a Monday, 12:00 UTC, in the simulator's era).
@@ -188,7 +189,12 @@ fn cut_boundary(
         group,
     )];
     let cut = cutter
-        .cut(&CutterState::default(), queued, BOUNDARY, rng)
+        .cut(
+            &CutterState::default(),
+            queued,
+            BOUNDARY,
+            &PublicationKey::generate(rng),
+        )
         .expect("a fresh cutter has the boundary due");
     cut.batches
         .into_iter()
@@ -289,9 +295,13 @@ pub fn daily_download(
     let entries_per_day = (uploads_per_day * entries_per_upload).round() as u64;
     let per_boundary = (entries_per_day as f64 / boundaries as f64).round() as usize;
     let batches = boundary_batches(&cutter, scheme, per_boundary, &key, &mut rng);
-    // Few uploads a boundary: the padding floor makes the mean batch larger than the
-    // batch of the mean, so take the expectation over a Poisson number of uploads.
-    let lambda = uploads_per_day / boundaries as f64;
+    // Few uploads a boundary: the padding floor and buckets make the mean batch larger
+    // than the batch of the mean, so take the expectation over a Poisson number of
+    // uploads. Each upload's entries are released over the spread's classes of
+    // boundaries, so a boundary takes a Poisson number of slices of an upload.
+    let classes = (policy.release_spread_seconds / policy.batch_period_seconds).max(1) as f64;
+    let lambda = uploads_per_day / boundaries as f64 * classes;
+    let entries_per_slice = entries_per_upload / classes;
     let (boundary_bytes, boundary_batches_n) = if lambda <= POISSON_UP_TO {
         let mut expected = (0.0, 0.0);
         let mut p = (-lambda).exp();
@@ -300,7 +310,7 @@ pub fn daily_download(
             if k > 0 {
                 p *= lambda / k as f64;
             }
-            let entries = (k as f64 * entries_per_upload).round() as usize;
+            let entries = (k as f64 * entries_per_slice).round() as usize;
             let cut = boundary_batches(&cutter, scheme, entries, &key, &mut rng);
             expected.0 += p * cut.iter().map(|b| b.size).sum::<u64>() as f64;
             expected.1 += p * cut.len() as f64;
@@ -608,20 +618,19 @@ mod tests {
     }
 
     /// Past the node's 100,000 entries a batch, a boundary splits, and the bytes grow
-    /// with the entries (20 bytes a token).
+    /// with the entries (20 bytes a token) and the last batch's bucket.
     #[test]
     fn a_busy_boundary_splits_and_grows_linearly() {
         let pet = stats("pet", 100);
-        // 4 boundaries × 250,000 tokens: 3 batches each (100,000 + 100,000 + 50,000).
+        // 4 boundaries × 250,000 tokens: 3 batches each (100,000 + 100,000 + 50,000, the
+        // last padded to its bucket, 64 × 1024 = 65,536).
         let d = daily_download(&pet, 10_000.0, 100.0).unwrap();
         assert_eq!(d.entries_per_day, 1_000_000);
         assert_eq!(d.batches_per_day, 12);
-        assert_eq!(d.batch_bytes, 12 * (74 + 24) + 1_000_000 * 20);
+        assert_eq!(d.batch_bytes, 12 * (74 + 24) + 4 * (200_000 + 65_536) * 20);
+        // 4 × 500,000: 5 full batches each, no padding.
         let more = daily_download(&pet, 20_000.0, 100.0).unwrap();
-        assert_eq!(
-            more.batch_bytes - d.batch_bytes,
-            1_000_000 * 20 + 8 * (74 + 24)
-        );
+        assert_eq!(more.batch_bytes, 20 * (74 + 24) + 2_000_000 * 20);
     }
 
     #[test]

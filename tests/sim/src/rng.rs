@@ -25,6 +25,7 @@ pub(crate) enum Domain {
     RadioStats = 14,
     EpisodeRadio = 16,
     Projection = 17,
+    Linking = 18,
 }
 
 /// SplitMix64's finaliser: a bijective mix of 64 bits.

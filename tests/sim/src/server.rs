@@ -134,7 +134,7 @@ impl Server {
         let node_error = |e: &dyn std::fmt::Display| SimError::Node(e.to_string());
         if let Some(cut) = self
             .core
-            .plan_cut(&self.store, now, &mut self.rng)
+            .plan_cut(&self.store, now)
             .map_err(|e| node_error(&e))?
         {
             self.store

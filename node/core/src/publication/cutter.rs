@@ -2,10 +2,18 @@
 //! publish. [`crate::NodeCore::plan_cut`] runs it and signs what it cut.
 //!
 //! Batches are cut at fixed boundaries (multiples of the period since the epoch), dated at
-//! the boundary rather than at the moment the task ran, and padded with random decoys up to
-//! a minimum size, so neither their timing nor their size says how many people uploaded.
-//! A boundary with no upload still gets a batch (all decoys). A node that was down does not
-//! back-fill missed boundaries: its next cut takes everything released by then.
+//! the boundary rather than at the moment the task ran, and each section padded with decoys
+//! up to a size bucket (the minimum, then its doublings up to the most per batch), so
+//! neither their timing nor their size says how many people uploaded. A boundary with no
+//! upload still gets a batch (all decoys). A node that was down does not back-fill missed
+//! boundaries: its next cut takes everything released by then.
+//!
+//! The cut is a function of what was released and of the federation's publication key
+//! (`docs/PROTOCOL.md` §6.4): real entries are sorted before they are split, and the decoys
+//! of each section come from a stream keyed by the boundary and the batch's place in the
+//! cut, shaped like the real entries by quantile. So two nodes holding the same entries
+//! publish the same batch bodies, and comparing them strips nothing; where their entries
+//! differ by a few, only a few decoys differ.
 
 use ephemera_proto::batch::BatchContents;
 use ephemera_proto::gaen::{DiagnosisKey, TemporaryExposureKey};
@@ -14,8 +22,9 @@ use ephemera_proto::report::{PublishedToken, ReportType};
 use ephemera_proto::time::SECONDS_PER_DAY;
 use ephemera_proto::upload::key_publishable_at;
 use ephemera_proto::{SchemeKind, UnixTime};
-use rand_core::CryptoRng;
+use rand_core::Rng;
 
+use super::{PublicationKey, Section};
 use crate::policy::Policy;
 use crate::store::{CutterState, QueueKey, QueuedEntry, QueuedGroup};
 
@@ -24,7 +33,7 @@ use crate::store::{CutterState, QueueKey, QueuedEntry, QueuedGroup};
 pub struct BatchCutter {
     /// Seconds between boundaries.
     pub period_seconds: u64,
-    /// Minimum entries per non-empty section (decoys fill up).
+    /// The smallest size bucket of a padded section (decoys fill up).
     pub min_entries: usize,
     /// Most real entries per batch.
     pub max_entries: usize,
@@ -122,14 +131,27 @@ impl BatchCutter {
         }
     }
 
+    /// The size a section of `real` entries is padded to: `min_entries`, or the first of its
+    /// doublings that holds them, at most `max_entries` (sections of a split cut are full).
+    pub fn bucket(&self, real: usize) -> usize {
+        if real <= self.min_entries {
+            return self.min_entries;
+        }
+        let mut size = self.min_entries.max(1);
+        while size < real {
+            size = size.saturating_mul(2);
+        }
+        size.min(self.max_entries.max(self.min_entries)).max(real)
+    }
+
     /// Cuts the boundary due at `now` from `queued` (groups released by then; later ones
-    /// are left alone). Returns `None` when no boundary is due.
+    /// are left alone), its decoys keyed by `key`. Returns `None` when no boundary is due.
     pub fn cut(
         &self,
         state: &CutterState,
         queued: Vec<(QueueKey, QueuedGroup)>,
         now: UnixTime,
-        rng: &mut impl CryptoRng,
+        key: &PublicationKey,
     ) -> Option<Cut> {
         let boundary = self.due(state, now)?;
         let oldest_day = boundary.day().minus(self.retention_days);
@@ -156,18 +178,20 @@ impl BatchCutter {
             }
         }
         let published = entries.len();
+        // The same entries make the same batches wherever they are cut, whatever order the
+        // queue (by upload) held them in.
+        entries.sort_by_key(order);
         // Never below the boundary's own position: a node restored from an older backup (or
         // upgraded over a moved-aside folder) numbers on from where time is, not from
         // where its database stopped, so no phone's cursor is already past its batches.
         let mut next_sequence = state.next_sequence.max(first_sequence_of(boundary)).max(1);
         let mut batches = Vec::new();
-        let mut chunks = entries.chunks(self.max_entries.max(1)).peekable();
-        if chunks.peek().is_none() {
-            batches.push(self.batch(next_sequence, boundary, &[], rng));
-            next_sequence += 1;
+        let mut chunks: Vec<&[QueuedEntry]> = entries.chunks(self.max_entries.max(1)).collect();
+        if chunks.is_empty() {
+            chunks.push(&[]);
         }
-        for chunk in chunks {
-            batches.push(self.batch(next_sequence, boundary, chunk, rng));
+        for (position, chunk) in chunks.into_iter().enumerate() {
+            batches.push(self.batch(next_sequence, boundary, position as u32, chunk, key));
             next_sequence += 1;
         }
         Some(Cut {
@@ -187,8 +211,9 @@ impl BatchCutter {
         &self,
         sequence: u64,
         boundary: UnixTime,
+        position: u32,
         entries: &[QueuedEntry],
-        rng: &mut impl CryptoRng,
+        key: &PublicationKey,
     ) -> CutBatch {
         let mut contents = BatchContents {
             sequence,
@@ -206,46 +231,125 @@ impl BatchCutter {
                 QueuedEntry::Token(t) => contents.tokens.push(*t),
             }
         }
-        // Sections with real entries get decoys shaped like them (proto); empty sections
-        // of accepted schemes get decoys drawn over the retention period.
-        let retention = self.retention_days.max(1);
-        if self.pad_keys && contents.diagnosis_keys.is_empty() {
-            // Only days whose whole-day key is past its embargo at this boundary: a decoy a
-            // real key could never be (today's, say) would mark the batch as all decoys.
-            let newest = if key_publishable_at(&whole_day_key(boundary.day().minus(1))) <= boundary
-            {
-                boundary.day().minus(1)
-            } else {
-                boundary.day().minus(2)
-            };
-            let span = retention.saturating_sub(boundary.day().0 - newest.0).max(1);
-            for _ in 0..self.min_entries {
-                let mut key = whole_day_key(newest.minus(rng.next_u32() % span));
-                key.key = TemporaryExposureKey::generate(rng);
-                contents.diagnosis_keys.push(key);
-            }
+        // A section with real entries, or of an accepted scheme, is padded to its bucket;
+        // with neither section of an accepted scheme (no policy does that), the token one.
+        let keys = contents.diagnosis_keys.len();
+        if keys > 0 || self.pad_keys {
+            let decoys = self.bucket(keys) - keys;
+            let mut rng = key.decoy_rng(boundary, position, Section::Keys);
+            let drawn = self.decoy_keys(&contents.diagnosis_keys, boundary, decoys, &mut rng);
+            contents.diagnosis_keys.extend(drawn);
         }
-        if self.pad_tokens && contents.tokens.is_empty() {
-            for _ in 0..self.min_entries {
-                let day = boundary.day().minus(rng.next_u32() % retention);
-                let mut token = [0u8; 16];
-                rng.fill_bytes(&mut token);
-                contents.tokens.push(PublishedToken {
-                    day,
-                    token: EncounterToken(token),
-                });
-            }
+        let tokens = contents.tokens.len();
+        if tokens > 0 || self.pad_tokens || (keys == 0 && !self.pad_keys) {
+            let decoys = self.bucket(tokens) - tokens;
+            let mut rng = key.decoy_rng(boundary, position, Section::Tokens);
+            let drawn = self.decoy_tokens(&contents.tokens, boundary, decoys, &mut rng);
+            contents.tokens.extend(drawn);
         }
-        contents.pad_with_decoys(self.min_entries, boundary, self.retention_days, rng);
         CutBatch {
             contents,
             revised_keys,
         }
     }
 
+    /// `count` decoy keys: each the key bytes and quantile the stream gives it, in that
+    /// order, so the n-th decoy of a boundary is the same at every node. With real keys,
+    /// the real key at that quantile (sorted by metadata) lends its window, type and onset,
+    /// so decoys follow the real keys' distribution and a few more or fewer real keys move
+    /// few decoys. Without, a confirmed whole-day key of a day past its embargo.
+    fn decoy_keys(
+        &self,
+        real: &[DiagnosisKey],
+        boundary: UnixTime,
+        count: usize,
+        rng: &mut impl Rng,
+    ) -> Vec<DiagnosisKey> {
+        let mut templates: Vec<&DiagnosisKey> = real.iter().collect();
+        templates.sort_by_key(|k| {
+            (
+                k.rolling_start,
+                k.rolling_period,
+                k.report_type.code(),
+                k.days_since_onset,
+            )
+        });
+        // Only days whose whole-day key is past its embargo at this boundary: a decoy a
+        // real key could never be (today's, say) would mark the batch as all decoys.
+        let newest = if key_publishable_at(&whole_day_key(boundary.day().minus(1))) <= boundary {
+            boundary.day().minus(1)
+        } else {
+            boundary.day().minus(2)
+        };
+        let span = self
+            .retention_days
+            .max(1)
+            .saturating_sub(boundary.day().0 - newest.0)
+            .max(1);
+        (0..count)
+            .map(|_| {
+                let mut bytes = [0u8; 16];
+                rng.fill_bytes(&mut bytes);
+                let u = rng.next_u64();
+                let mut decoy = match quantile(u, templates.len()) {
+                    Some(i) => templates[i].clone(),
+                    None => whole_day_key(newest.minus((u % u64::from(span)) as u32)),
+                };
+                decoy.key = TemporaryExposureKey(bytes);
+                decoy
+            })
+            .collect()
+    }
+
+    /// `count` decoy tokens, as [`Self::decoy_keys`]: the day of the real token at the
+    /// stream's quantile (sorted by day), or without real ones a day of the retention
+    /// period.
+    fn decoy_tokens(
+        &self,
+        real: &[PublishedToken],
+        boundary: UnixTime,
+        count: usize,
+        rng: &mut impl Rng,
+    ) -> Vec<PublishedToken> {
+        let mut days: Vec<_> = real.iter().map(|t| t.day).collect();
+        days.sort_unstable();
+        let retention = u64::from(self.retention_days.max(1));
+        (0..count)
+            .map(|_| {
+                let mut token = [0u8; 16];
+                rng.fill_bytes(&mut token);
+                let u = rng.next_u64();
+                let day = match quantile(u, days.len()) {
+                    Some(i) => days[i],
+                    None => boundary.day().minus((u % retention) as u32),
+                };
+                PublishedToken {
+                    day,
+                    token: EncounterToken(token),
+                }
+            })
+            .collect()
+    }
+
     /// When a batch cut at `created_at` is deleted.
     pub fn batch_purge_at(&self, created_at: UnixTime) -> UnixTime {
         created_at.plus_seconds(u64::from(self.retention_days) * SECONDS_PER_DAY)
+    }
+}
+
+/// The index at quantile `u ÷ 2⁶⁴` of a sorted list of `len`, `None` for an empty list.
+fn quantile(u: u64, len: usize) -> Option<usize> {
+    (len > 0).then(|| ((u128::from(u) * len as u128) >> 64) as usize)
+}
+
+/// The order real entries are cut in: keys before tokens, each by its bytes (then its day
+/// or window, for the same bytes twice).
+fn order(entry: &QueuedEntry) -> (u8, [u8; 16], u32) {
+    match entry {
+        QueuedEntry::Key(k) | QueuedEntry::RevisedKey(k) => {
+            (0, *k.key.as_bytes(), k.rolling_start.0)
+        }
+        QueuedEntry::Token(t) => (1, t.token.0, t.day.0),
     }
 }
 
@@ -263,8 +367,6 @@ fn whole_day_key(day: ephemera_proto::DayNumber) -> DiagnosisKey {
 #[cfg(test)]
 mod tests {
     use ephemera_proto::upload::UploadId;
-    use rand_chacha::ChaCha20Rng;
-    use rand_core::SeedableRng;
 
     use super::*;
 
@@ -326,14 +428,14 @@ mod tests {
     #[test]
     fn sequences_never_go_back_even_from_an_older_state() {
         let c = cutter();
-        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let key = PublicationKey::from_bytes([3; 32]);
         let boundary = c.boundary_at(NOW);
         // The state of a restored backup: an old counter and an old boundary.
         let restored = CutterState {
             next_sequence: 6,
             last_boundary: Some(boundary.minus_seconds(7200)),
         };
-        let cut = c.cut(&restored, vec![], NOW, &mut rng).unwrap();
+        let cut = c.cut(&restored, vec![], NOW, &key).unwrap();
         assert_eq!(
             cut.batches[0].contents.sequence,
             first_sequence_of(boundary)
@@ -344,7 +446,7 @@ mod tests {
             next_sequence: first_sequence_of(boundary) + 5000,
             last_boundary: Some(boundary.minus_seconds(3600)),
         };
-        let cut = c.cut(&ahead, vec![], NOW, &mut rng).unwrap();
+        let cut = c.cut(&ahead, vec![], NOW, &key).unwrap();
         assert_eq!(cut.batches[0].contents.sequence, ahead.next_sequence);
         let last = Some(boundary.minus_seconds(3600));
         assert_eq!(
@@ -357,7 +459,7 @@ mod tests {
     #[test]
     fn a_cut_takes_what_is_released_pads_and_splits() {
         let c = cutter();
-        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let key = PublicationKey::from_bytes([1; 32]);
         let boundary = c.boundary_at(NOW);
         let queued = vec![
             token_group(boundary.minus_seconds(10), 1, 1, 3),
@@ -369,7 +471,7 @@ mod tests {
             next_sequence: 7,
             last_boundary: None,
         };
-        let cut = c.cut(&state, queued, NOW, &mut rng).unwrap();
+        let cut = c.cut(&state, queued, NOW, &key).unwrap();
         assert_eq!(cut.boundary, boundary);
         assert_eq!(cut.published, 6);
         assert_eq!(cut.dropped, 2, "older than retention");
@@ -394,19 +496,14 @@ mod tests {
             );
             assert_eq!(batch.contents.tokens.len(), 10, "padded to the minimum");
         }
-        assert!(
-            c.cut(&cut.state, vec![], NOW, &mut rng).is_none(),
-            "cut once"
-        );
+        assert!(c.cut(&cut.state, vec![], NOW, &key).is_none(), "cut once");
     }
 
     #[test]
     fn empty_sections_of_accepted_schemes_are_padded_and_revised_keys_are_named() {
         let c = cutter();
-        let mut rng = ChaCha20Rng::seed_from_u64(2);
-        let cut = c
-            .cut(&CutterState::default(), vec![], NOW, &mut rng)
-            .unwrap();
+        let pkey = PublicationKey::from_bytes([2; 32]);
+        let cut = c.cut(&CutterState::default(), vec![], NOW, &pkey).unwrap();
         assert_eq!(cut.batches.len(), 1);
         assert_eq!(
             cut.batches[0].contents.sequence,
@@ -445,7 +542,7 @@ mod tests {
             pad_keys: true,
             ..c
         };
-        let cut = both.cut(&cut.state, queued, later, &mut rng).unwrap();
+        let cut = both.cut(&cut.state, queued, later, &pkey).unwrap();
         let batch = &cut.batches[0];
         assert_eq!(batch.contents.diagnosis_keys.len(), 10);
         assert!(batch.contents.diagnosis_keys.contains(&key));
@@ -459,7 +556,7 @@ mod tests {
 
         // With both schemes accepted, a quiet boundary shows both sections at the minimum.
         let quiet = both
-            .cut(&cut.state, vec![], both.next_boundary(later), &mut rng)
+            .cut(&cut.state, vec![], both.next_boundary(later), &pkey)
             .unwrap();
         assert_eq!(quiet.batches[0].contents.diagnosis_keys.len(), 10);
         assert_eq!(quiet.batches[0].contents.tokens.len(), 10);
@@ -472,7 +569,7 @@ mod tests {
             min_entries: 200,
             ..cutter()
         };
-        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let key = PublicationKey::from_bytes([3; 32]);
         let day = NOW.day();
         // Just after midnight yesterday's keys are still under embargo; later they are not.
         for boundary in [
@@ -480,7 +577,7 @@ mod tests {
             day.first_interval().start().plus_seconds(3 * 3600),
         ] {
             let state = CutterState::default();
-            let cut = c.cut(&state, vec![], boundary, &mut rng).unwrap();
+            let cut = c.cut(&state, vec![], boundary, &key).unwrap();
             let keys = &cut.batches[0].contents.diagnosis_keys;
             assert_eq!(keys.len(), 200);
             for key in keys {
@@ -492,5 +589,73 @@ mod tests {
                 assert!(key.rolling_start.day() >= boundary.day().minus(c.retention_days));
             }
         }
+    }
+
+    #[test]
+    fn sections_are_padded_to_buckets_at_every_size_with_decoys_only_the_key_gives() {
+        let c = BatchCutter {
+            min_entries: 16,
+            max_entries: 1000,
+            ..cutter()
+        };
+        let buckets: Vec<usize> = [0, 16, 17, 100, 513, 1000].map(|n| c.bucket(n)).to_vec();
+        assert_eq!(buckets, [16, 16, 32, 128, 1000, 1000]);
+
+        let key = PublicationKey::from_bytes([4; 32]);
+        let boundary = c.boundary_at(NOW);
+        let state = CutterState::default();
+        let contents = |queued, key: &PublicationKey| {
+            let cut = c.cut(&state, queued, NOW, key).unwrap();
+            assert_eq!(cut.batches.len(), 1);
+            cut.batches[0].contents.clone()
+        };
+        let (a, b) = (
+            token_group(boundary, 1, 3, 40),
+            token_group(boundary, 5, 9, 40),
+        );
+        let real: std::collections::BTreeSet<_> =
+            a.1.iter()
+                .chain(&b.1)
+                .map(|e| match e {
+                    QueuedEntry::Token(t) => (t.day, t.token.0),
+                    _ => unreachable!("token groups hold tokens"),
+                })
+                .collect();
+        let ours = contents(vec![a.clone(), b.clone()], &key);
+        assert_eq!(
+            ours.tokens.len(),
+            128,
+            "80 real entries fill the 128 bucket"
+        );
+        // The same entries queued otherwise (another node's upload ids, another order).
+        let mut renamed = (b.clone(), a.clone());
+        renamed.0.0.upload = UploadId([9; 32]);
+        renamed.1.0.upload = UploadId([8; 32]);
+        assert_eq!(contents(vec![renamed.0, renamed.1], &key), ours);
+
+        // Another key: other decoys, and comparing the two leaves exactly the real entries,
+        // which is what a federation without one shared key would show.
+        let theirs = contents(
+            vec![a.clone(), b.clone()],
+            &PublicationKey::from_bytes([5; 32]),
+        );
+        let set = |c: &BatchContents| -> std::collections::BTreeSet<_> {
+            c.tokens.iter().map(|t| (t.day, t.token.0)).collect()
+        };
+        let common: std::collections::BTreeSet<_> =
+            set(&ours).intersection(&set(&theirs)).copied().collect();
+        assert_eq!(common, real);
+
+        // One entry more (a report one node got a period late): few entries differ.
+        let mut more = a.clone();
+        more.1.push(QueuedEntry::Token(PublishedToken {
+            day: boundary.day().minus(3),
+            token: EncounterToken([0xee; 16]),
+        }));
+        let one_more = contents(vec![more, b], &key);
+        let differ = set(&ours).symmetric_difference(&set(&one_more)).count();
+        // The new real entry and the decoy it displaced (a decoy's day moves only where the
+        // real days' quantiles cross a day).
+        assert!(differ <= 4, "{differ} entries differ");
     }
 }

@@ -8,6 +8,7 @@
 //! the [`CutCommit`] and lists the batches only once it is durable.
 
 mod cutter;
+mod key;
 
 use std::collections::BTreeMap;
 
@@ -18,11 +19,11 @@ use ephemera_proto::gaen::{
 };
 use ephemera_proto::report::ReportContents;
 use ephemera_proto::upload::{UploadId, key_publishable_at};
-use rand_core::CryptoRng;
 use ring::rand::SystemRandom;
 use thiserror::Error;
 
 pub use cutter::{BatchCutter, Cut, CutBatch, SEQUENCES_PER_SECOND, first_sequence_of};
+pub use key::{PUBLICATION_KEY_LEN, PublicationKey, PublicationKeyFormatError, Section};
 
 use crate::NodeCore;
 use crate::store::{
@@ -49,19 +50,6 @@ pub struct PlannedCut {
     pub boundary: UnixTime,
     /// Everything it writes, atomically.
     pub commit: CutCommit,
-}
-
-/// The first moment each entry of a report may be published, in the report's order: a
-/// `gaen` key once it can no longer be broadcast (the embargo: the end of its validity
-/// window plus GAEN's 2-hour tolerance, `docs/PROTOCOL.md` §2), a `pet` token at once.
-pub fn release_times(contents: &ReportContents, now: UnixTime) -> Vec<UnixTime> {
-    match contents {
-        ReportContents::Gaen(keys) => keys
-            .iter()
-            .map(|k| key_publishable_at(k).max(now))
-            .collect(),
-        ReportContents::Pet(tokens) => vec![now; tokens.len()],
-    }
 }
 
 /// A report's entries as the publication queue holds them, each with the 16 bytes that
@@ -107,6 +95,47 @@ pub fn sort_export_names(names: &mut [String]) {
 }
 
 impl NodeCore {
+    /// When each entry of a report that arrived at `now` is published, in the report's
+    /// order (`docs/PROTOCOL.md` §6.3). Each entry first waits for the first boundary at
+    /// or after `now` (never earlier), a `gaen` key also for its embargo (the end of its
+    /// validity window plus GAEN's 2-hour tolerance, §2); then each goes to the first
+    /// boundary of its own release class ([`PublicationKey::release_class`] of its token or
+    /// TEK among the policy's `release_spread_seconds ÷ batch_period_seconds` classes).
+    /// So one upload's entries land in batches spread over the spread, independently of
+    /// each other and mixed with everyone else's, and every node of the federation that
+    /// receives the report within the same batch period files each entry under the same
+    /// boundary.
+    pub fn release_times(&self, contents: &ReportContents, now: UnixTime) -> Vec<UnixTime> {
+        let floor = self.release_floor(now);
+        entries_of(contents)
+            .iter()
+            .map(|(id, entry)| {
+                let earliest = match entry {
+                    QueuedEntry::Key(k) | QueuedEntry::RevisedKey(k) => {
+                        key_publishable_at(k).max(floor)
+                    }
+                    QueuedEntry::Token(_) => floor,
+                };
+                self.release_slot(id, earliest)
+            })
+            .collect()
+    }
+
+    /// The first boundary at or after `earliest` of the release class of the entry `id`.
+    pub(crate) fn release_slot(&self, id: &[u8; 16], earliest: UnixTime) -> UnixTime {
+        let period = self.cutter.period_seconds.max(1);
+        let classes = (self.policy.release_spread_seconds / period).max(1);
+        let first = if self.cutter.boundary_at(earliest) == earliest {
+            earliest
+        } else {
+            self.cutter.next_boundary(earliest)
+        };
+        let index = first.0 / period;
+        let class = self.publication_key.release_class(id, classes);
+        let wait = (class + classes - index % classes) % classes;
+        first.plus_seconds(wait * period)
+    }
+
     /// The cutter of this node's policy.
     pub fn cutter(&self) -> &BatchCutter {
         &self.cutter
@@ -114,8 +143,8 @@ impl NodeCore {
 
     /// Plans the cut of the boundary due at `now`, if one is due and not cut yet: the
     /// batches signed with the node's batch key, and for `gaen` keys the GAEN export files
-    /// signed with its export key. `rng` draws the decoys; ECDSA signatures take their
-    /// nonces from the OS.
+    /// signed with its export key. The decoys are keyed by the publication key; ECDSA
+    /// signatures take their nonces from the OS.
     ///
     /// # Errors
     /// [`PublicationError`].
@@ -123,14 +152,13 @@ impl NodeCore {
         &self,
         store: &dyn ReportStore,
         now: UnixTime,
-        rng: &mut impl CryptoRng,
     ) -> Result<Option<PlannedCut>, PublicationError> {
         let state = store.cutter_state()?;
         let Some(boundary) = self.cutter.due(&state, now) else {
             return Ok(None);
         };
         let queued = store.queued_until(boundary)?;
-        let Some(cut) = self.cutter.cut(&state, queued, now, rng) else {
+        let Some(cut) = self.cutter.cut(&state, queued, now, &self.publication_key) else {
             return Ok(None);
         };
         // Each batch names the one before it (the last of the previous cut first): the
@@ -236,3 +264,6 @@ impl NodeCore {
         })
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

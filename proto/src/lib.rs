@@ -90,6 +90,7 @@ pub mod sealed;
 pub mod signing;
 pub mod sync;
 pub mod time;
+pub mod token;
 pub mod upload;
 pub mod wire;
 

@@ -135,6 +135,8 @@ pub mod kind {
     /// [`crate::federated::FederatedReport`]: an upload bound to a revision key, or a
     /// revision, as nodes relay it (protocol version 2).
     pub const FEDERATED_REPORT: u8 = 0x0c;
+    /// `SignedTokenKeySet` (an authority's blind-token keys, version 2).
+    pub const TOKEN_KEY_SET: u8 = 0x0d;
 }
 
 #[cfg(test)]
@@ -215,6 +217,7 @@ mod tests {
             kind::INSTANCE_HELLO,
             kind::INSTANCE_OTHERS,
             kind::FEDERATED_REPORT,
+            kind::TOKEN_KEY_SET,
         ];
         let spec = include_str!("../../docs/PROTOCOL.md");
         let section = &spec[spec.find("### 5.1").expect("§5.1")..];

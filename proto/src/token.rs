@@ -2,7 +2,7 @@
 //! to the upload it authorises.
 //!
 //! The phone commits to its report ([`TokenStatement::commitment`]: the entries, the
-//! revision key, the symptom onset, the report class and the federation it is meant for),
+//! revision key, the report class and the federation it is meant for),
 //! blinds the commitment under the authority's key for the report's class and the current
 //! epoch ([`PendingToken::blind`]) and sends the blinded message with its code. The
 //! authority checks the code and signs blindly ([`TokenSigningKey::blind_sign`]); it sees
@@ -19,6 +19,7 @@ mod blinding;
 mod class;
 mod commitment;
 mod error;
+mod exchange;
 mod key;
 mod key_set;
 mod upload_token;
@@ -27,6 +28,10 @@ pub use blinding::{BlindSignature, BlindedMessage, PendingToken};
 pub use class::{OnsetClass, TokenClass};
 pub use commitment::{Audience, Commitment, TokenStatement};
 pub use error::TokenError;
+pub use exchange::{
+    BlindedEntry, TOKEN_VERIFY_REQUEST_SIZE, TOKEN_VERIFY_RESPONSE_SIZE, TokenExchange,
+    TokenVerifyRequest, TokenVerifyResponse,
+};
 pub use key::{TOKEN_MODULUS_BITS, TokenKeyId, TokenPublicKey, TokenSigningKey, TokenVerifier};
 pub use key_set::{SignedTokenKeySet, TokenKeySet, TokenKeys};
 pub use upload_token::{TOKEN_UPLOAD_DAYS, TokenId, UploadToken};
@@ -93,7 +98,6 @@ mod tests {
         let revision = RevisionSecret::from_seed(&[3; 32]).key();
         let statement = TokenStatement {
             audience: &audience,
-            symptom_onset: Some(DayNumber(19_670)),
             contents: &report,
             binding: HmacBinding::Upload(revision),
         };
@@ -107,7 +111,7 @@ mod tests {
             token.verify(&keys, &statement, NOON, first).unwrap().id(),
             verifier.id()
         );
-        // Another report, audience, onset bucket, role or day: refused.
+        // Another report, audience or role: refused.
         let other_report = contents(2);
         let other_audience = Audience::named("south");
         let refused = [
@@ -117,10 +121,6 @@ mod tests {
             },
             TokenStatement {
                 audience: &other_audience,
-                ..statement
-            },
-            TokenStatement {
-                symptom_onset: Some(DayNumber(19_674)),
                 ..statement
             },
             TokenStatement {
@@ -134,20 +134,6 @@ mod tests {
                 TokenError::BadSignature
             );
         }
-        assert_eq!(
-            token
-                .verify(
-                    &keys,
-                    &TokenStatement {
-                        symptom_onset: None,
-                        ..statement
-                    },
-                    NOON,
-                    first
-                )
-                .unwrap_err(),
-            TokenError::OnsetMismatch
-        );
         let late = UnixTime(NOON.0 + 2 * 86_400);
         assert!(matches!(
             token.verify(&keys, &statement, late, first),
@@ -259,7 +245,6 @@ mod tests {
             let report = contents(9);
             let statement = TokenStatement {
                 audience: &audience,
-                symptom_onset: Some(EPOCH),
                 contents: &report,
                 binding: HmacBinding::Unbound,
             };

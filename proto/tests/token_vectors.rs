@@ -10,7 +10,7 @@
 //! key (PKCS#8 DER, generated once from `ChaCha20Rng::seed_from_u64(31)`) for epoch 19675
 //! and class (ConfirmedTest, onset Recent), authority seed `01`×32, audience
 //! `Audience::named("ephemera-test")`, revision secret seed `03`×32, one `pet` token
-//! `04`×16 of day 19675, onset day 19673; blinding draws from `ChaCha20Rng::seed_from_u64(32)`.
+//! `04`×16 of day 19675; blinding draws from `ChaCha20Rng::seed_from_u64(32)`.
 //! If it fails, the format changed: do not regenerate the file to make it pass.
 
 use std::collections::BTreeMap;
@@ -131,7 +131,6 @@ fn vectors(key_der: &[u8]) -> BTreeMap<&'static str, String> {
     }]);
     let statement = TokenStatement {
         audience: &audience,
-        symptom_onset: Some(DayNumber(19_673)),
         contents: &contents,
         binding: HmacBinding::Upload(RevisionSecret::from_seed(&[3; 32]).key()),
     };

@@ -5,6 +5,10 @@
 use ephemera_proto::SchemeKind;
 use ephemera_proto::rollover::KeyRollover;
 use ephemera_proto::signing::Ed25519PublicKey;
+use ephemera_proto::token::Audience;
+
+/// The federation name of a node that configures no `[federation] region`.
+pub const DEFAULT_AUDIENCE: &str = "ephemera";
 
 /// Every policy setting of a node. [`Policy::default`] is the documented default of each.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +41,9 @@ pub struct Policy {
     pub export_key_id: String,
     /// `verification_key_version` of GAEN export signatures.
     pub export_key_version: String,
+    /// The federation blind upload tokens are valid in (`docs/PROTOCOL.md` §4.4): a token
+    /// commits to it, and this node accepts only tokens of its own.
+    pub audience: Audience,
 }
 
 impl Default for Policy {
@@ -56,6 +63,7 @@ impl Default for Policy {
             export_region: "ZZ".to_owned(),
             export_key_id: "ephemera".to_owned(),
             export_key_version: "v1".to_owned(),
+            audience: Audience::named(DEFAULT_AUDIENCE),
         }
     }
 }

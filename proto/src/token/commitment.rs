@@ -39,13 +39,12 @@ impl fmt::Debug for Audience {
 }
 
 /// The report side of a token: everything the commitment covers besides the key's epoch
-/// and class.
+/// and class. There is no exact symptom onset: the class's onset bucket is all a token
+/// states, so uploads of one class and day cannot be told apart by their onset.
 #[derive(Copy, Clone, Debug)]
 pub struct TokenStatement<'a> {
     /// The federation the upload is for.
     pub audience: &'a Audience,
-    /// The symptom onset the report states (the verify answer tells the phone its code's).
-    pub symptom_onset: Option<DayNumber>,
     /// The keys or tokens.
     pub contents: &'a ReportContents,
     /// The revision key and role (`docs/PROTOCOL.md` §4.2, §5.4).
@@ -57,7 +56,7 @@ impl TokenStatement<'_> {
     ///
     /// ```text
     /// SHA-256("ephemera/upload-token/v2" ‖ audience (32) ‖ u32le(epoch) ‖ class (2)
-    ///         ‖ onset (0x00 | 0x01 ‖ u32le(day)) ‖ hmac_input(contents, binding))
+    ///         ‖ hmac_input(contents, binding))
     /// ```
     ///
     /// with `hmac_input` as in §4.2 (its own label first, the entries sorted).
@@ -67,13 +66,6 @@ impl TokenStatement<'_> {
         ctx.update(&self.audience.0);
         ctx.update(&epoch.0.to_le_bytes());
         ctx.update(&class.bytes());
-        match self.symptom_onset {
-            None => ctx.update(&[0]),
-            Some(day) => {
-                ctx.update(&[1]);
-                ctx.update(&day.0.to_le_bytes());
-            }
-        }
         ctx.update(&self.contents.hmac_input(self.binding));
         let mut out = [0u8; 32];
         out.copy_from_slice(ctx.finish().as_ref());
@@ -113,7 +105,6 @@ mod tests {
         let (c1, c2) = (contents(1), contents(2));
         let base = TokenStatement {
             audience: &a,
-            symptom_onset: None,
             contents: &c1,
             binding: HmacBinding::Upload(key),
         };
@@ -126,11 +117,6 @@ mod tests {
         let variants = [
             TokenStatement {
                 audience: &b,
-                ..base
-            }
-            .commitment(epoch, class),
-            TokenStatement {
-                symptom_onset: Some(DayNumber(19_999)),
                 ..base
             }
             .commitment(epoch, class),

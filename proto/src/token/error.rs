@@ -18,7 +18,7 @@ pub enum TokenError {
     /// A class that no key is made for (a `Recursive` report, a revocation with an onset).
     #[error("no token key exists for this report class")]
     UnsupportedClass,
-    /// The symptom onset lies after the key's epoch, or outside the class's onset bucket.
+    /// The symptom onset lies after the epoch it would be signed in.
     #[error("the symptom onset does not fit the token's class")]
     OnsetMismatch,
     /// The token names a key this verifier does not hold.

@@ -104,6 +104,15 @@ impl TokenVerifier {
     pub fn modulus_len(&self) -> usize {
         self.key.components().n().len()
     }
+
+    /// Whether `message` could be a blinded message under this key: modulus-sized and below
+    /// the modulus. The signer checks it before it spends a code, so a phone's malformed
+    /// message never costs the person their code.
+    pub fn fits(&self, message: &BlindedMessage) -> bool {
+        let n = self.key.components().n();
+        // Equal-length big-endian byte strings compare as the numbers they encode.
+        message.0.len() == n.len() && message.0.as_slice() < n.as_slice()
+    }
 }
 
 /// The authority's private token key for one epoch and class. Kept by the node that

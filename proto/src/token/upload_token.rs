@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::ExpiryPolicy;
 use crate::time::{DayNumber, UnixTime};
-use crate::token::{OnsetClass, TokenError, TokenKeyId, TokenKeys, TokenStatement, TokenVerifier};
+use crate::token::{TokenError, TokenKeyId, TokenKeys, TokenStatement, TokenVerifier};
 
 /// Days after its key's epoch a phone may still upload with a token: the verify day and the
 /// next, so the random delay between verify and upload may cross midnight.
@@ -63,16 +63,15 @@ impl UploadToken {
 
     /// Verifies the token for `statement` at `now`: its key is among `keys`; the key's
     /// epoch is valid now (`policy`: a phone's upload within [`TOKEN_UPLOAD_DAYS`] of the
-    /// epoch, a relayed one within the retention period); the statement's onset fits the
-    /// key's class; and the signature verifies over the statement's commitment for that
-    /// key's epoch and class, which binds the report, its revision key, its onset and its
-    /// audience. Returns the key, whose class the node applies to the report.
+    /// epoch, a relayed one within the retention period); and the signature verifies over
+    /// the statement's commitment for that key's epoch and class, which binds the report,
+    /// its revision key and its audience. Returns the key, whose class (report type, onset
+    /// bucket) the node applies to the report.
     ///
     /// Single use (the [`TokenId`] never seen before) is the caller's to enforce.
     ///
     /// # Errors
-    /// [`TokenError::UnknownKey`], [`TokenError::Expired`], [`TokenError::OnsetMismatch`]
-    /// or [`TokenError::BadSignature`].
+    /// [`TokenError::UnknownKey`], [`TokenError::Expired`] or [`TokenError::BadSignature`].
     pub fn verify<'k>(
         &self,
         keys: &'k TokenKeys,
@@ -83,11 +82,7 @@ impl UploadToken {
         let key = keys.get(&self.key).ok_or(TokenError::UnknownKey)?;
         let epoch = key.public.epoch;
         check_epoch(epoch, now, policy)?;
-        let class = key.public.class;
-        if OnsetClass::of(statement.symptom_onset, epoch)? != class.onset {
-            return Err(TokenError::OnsetMismatch);
-        }
-        let commitment = statement.commitment(epoch, class);
+        let commitment = statement.commitment(epoch, key.public.class);
         key.key
             .verify(
                 &Signature(self.signature.clone()),

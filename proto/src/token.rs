@@ -22,6 +22,7 @@ mod error;
 mod exchange;
 mod key;
 mod key_set;
+mod upload_delay;
 mod upload_token;
 
 pub use blinding::{BlindSignature, BlindedMessage, PendingToken};
@@ -34,6 +35,7 @@ pub use exchange::{
 };
 pub use key::{TOKEN_MODULUS_BITS, TokenKeyId, TokenPublicKey, TokenSigningKey, TokenVerifier};
 pub use key_set::{SignedTokenKeySet, TokenKeySet, TokenKeys};
+pub use upload_delay::UploadDelay;
 pub use upload_token::{TOKEN_UPLOAD_DAYS, TokenId, UploadToken};
 
 #[cfg(test)]

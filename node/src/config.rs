@@ -440,6 +440,15 @@ impl NodeConfig {
             export_key_id: p.export_key_id.clone(),
             export_key_version: p.export_key_version.clone(),
             audit_retention_days: self.retention.audit_days,
+            // Tokens are valid in one federation: the one its region names (item 6 of
+            // issue 31; docs/PROTOCOL.md §4.4).
+            audience: ephemera_proto::token::Audience::named(
+                self.federation
+                    .region
+                    .as_deref()
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or(ephemera_node_core::policy::DEFAULT_AUDIENCE),
+            ),
         }
     }
 }

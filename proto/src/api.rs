@@ -171,7 +171,7 @@ pub struct ErrorBody {
 
 /// Serializes `value` with spaces in its padding field so the body is `size` bytes (or
 /// larger, if the content alone exceeds it).
-fn pad_json<T: Serialize + Clone>(
+pub(crate) fn pad_json<T: Serialize + Clone>(
     value: &T,
     set_padding: fn(&mut T, String),
     size: usize,

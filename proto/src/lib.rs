@@ -92,6 +92,7 @@ pub mod sealed;
 pub mod signing;
 pub mod sync;
 pub mod time;
+pub mod token;
 pub mod upload;
 pub mod wire;
 

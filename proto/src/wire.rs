@@ -136,6 +136,8 @@ pub mod kind {
     /// [`crate::batch_log::HeadList`]: the heads a node holds, as nodes exchange them on
     /// `/ephemera/heads/1` (protocol version 2).
     pub const HEAD_LIST: u8 = 0x0e;
+    /// `SignedTokenKeySet` (an authority's blind-token keys, version 2).
+    pub const TOKEN_KEY_SET: u8 = 0x0f;
 }
 
 #[cfg(test)]
@@ -218,6 +220,7 @@ mod tests {
             kind::FEDERATED_REPORT,
             kind::SIGNED_HEAD,
             kind::HEAD_LIST,
+            kind::TOKEN_KEY_SET,
         ];
         let spec = include_str!("../../docs/PROTOCOL.md");
         let section = &spec[spec.find("### 5.1").expect("§5.1")..];

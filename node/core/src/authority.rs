@@ -9,6 +9,9 @@
 use ephemera_proto::api::{VerifyRequest, VerifyResponse};
 use ephemera_proto::auth::{CertificateRequest, CodeHash, ReportHmac, UploadCode};
 use ephemera_proto::report::ReportType;
+use ephemera_proto::token::{
+    BlindedMessage, TokenClass, TokenKeyId, TokenVerifyRequest, TokenVerifyResponse,
+};
 use ephemera_proto::{CodeError, DayNumber, UnixTime};
 use rand_core::CryptoRng;
 use thiserror::Error;
@@ -43,6 +46,13 @@ pub enum AuthorityError {
     /// The code is unknown, used or expired (deliberately not told apart).
     #[error("the upload code is unknown, already used or expired")]
     CodeUnknownOrExpired,
+    /// A blind verify names keys that are not this node's keys of today, one per class
+    /// (the phone fetched them before midnight, say): nothing is spent; fetch them again.
+    #[error("the blinded messages are not for today's token keys")]
+    StaleTokenKeys,
+    /// The node holds no token key for today yet (it is making them).
+    #[error("no token keys are ready yet")]
+    TokenKeysNotReady,
     /// Storage failed.
     #[error("storage failure")]
     Store(#[from] StoreError),
@@ -158,6 +168,93 @@ impl NodeCore {
             .ok_or(AuthorityError::CodeUnknownOrExpired)?;
         let certificate = self.certify(record.test_type, record.symptom_onset, hmac, now, rng);
         Ok(VerifyResponse::new(&certificate))
+    }
+
+    /// `POST /v2/verify` (`docs/PROTOCOL.md` §4.4): takes the code (single use) and signs,
+    /// blindly, the phone's message for the code's class under today's key of that class.
+    /// The request must hold one message for each of today's keys, each modulus-sized and
+    /// below its modulus, before the code is spent, so a malformed request never costs a
+    /// person their code. A decoy does the same work (a code lookup, a blind signature over
+    /// one of its messages, or a random one) and gets random bytes of the same size.
+    ///
+    /// What the node learns is the code's class and the day; the blinded message is
+    /// uniformly random to it, and nothing about the answer is stored.
+    ///
+    /// # Errors
+    /// [`AuthorityError::MalformedCode`], [`AuthorityError::StaleTokenKeys`],
+    /// [`AuthorityError::TokenKeysNotReady`], [`AuthorityError::CodeUnknownOrExpired`],
+    /// [`AuthorityError::Store`].
+    pub fn redeem_code_for_token(
+        &self,
+        store: &dyn crate::store::ReportStore,
+        request: &TokenVerifyRequest,
+        now: UnixTime,
+        rng: &mut impl CryptoRng,
+    ) -> Result<TokenVerifyResponse, AuthorityError> {
+        let ring = self.token_keys();
+        let today = now.day();
+        let any_signer = ring
+            .signer(today, TokenClass::ALL[0])
+            .ok_or(AuthorityError::TokenKeysNotReady)?;
+        let modulus_len = any_signer
+            .public()
+            .parse()
+            .map(|key| key.modulus_len())
+            .map_err(|_| AuthorityError::TokenKeysNotReady)?;
+        if request.decoy {
+            let mut unknown = [0u8; 32];
+            rng.fill_bytes(&mut unknown);
+            let _ = store.take_code(&CodeHash(unknown))?;
+            let mut message = vec![0u8; modulus_len];
+            rng.fill_bytes(&mut message);
+            message[0] = 0;
+            let _ = any_signer.blind_sign(&BlindedMessage(message), rng);
+            return Ok(TokenVerifyResponse::decoy(modulus_len, rng));
+        }
+        let code = UploadCode::parse(&request.code).map_err(AuthorityError::MalformedCode)?;
+        let entries = request
+            .entries()
+            .map_err(|_| AuthorityError::StaleTokenKeys)?;
+        let verifiers = ring.verifiers();
+        let mut messages: Vec<(TokenKeyId, BlindedMessage)> = Vec::with_capacity(entries.len());
+        for class in TokenClass::ALL {
+            let signer = ring
+                .signer(today, class)
+                .ok_or(AuthorityError::TokenKeysNotReady)?;
+            let id = signer.public().id();
+            let message = entries
+                .iter()
+                .find(|(key, _)| *key == id)
+                .map(|(_, message)| message)
+                .filter(|message| verifiers.get(&id).is_some_and(|key| key.fits(message)))
+                .ok_or(AuthorityError::StaleTokenKeys)?;
+            messages.push((id, message.clone()));
+        }
+        if entries.len() != messages.len() {
+            return Err(AuthorityError::StaleTokenKeys);
+        }
+        let record = store
+            .take_code(&code.hash(&self.keys.pepper))?
+            .filter(|r| r.expires_at > now)
+            .ok_or(AuthorityError::CodeUnknownOrExpired)?;
+        // A grant's onset lies before today (checked at issue), and its type is one a code
+        // grants, so its class exists; a record from a store written otherwise is refused
+        // as an unknown code.
+        let class = TokenClass::of(record.test_type, record.symptom_onset, today)
+            .map_err(|_| AuthorityError::CodeUnknownOrExpired)?;
+        let signer = ring
+            .signer(today, class)
+            .ok_or(AuthorityError::TokenKeysNotReady)?;
+        let id = signer.public().id();
+        let (_, message) = messages
+            .iter()
+            .find(|(key, _)| *key == id)
+            .ok_or(AuthorityError::StaleTokenKeys)?;
+        // Checked to fit above, so signing cannot fail on the message.
+        let signature = signer
+            .blind_sign(message, rng)
+            .map_err(|_| AuthorityError::StaleTokenKeys)?;
+        Ok(TokenVerifyResponse::new(id, &signature))
     }
 
     fn certify(
@@ -277,5 +374,87 @@ mod tests {
             .redeem_code(&store, &request(&issued.codes[0].reveal()), NOW, &mut rng)
             .unwrap();
         assert_eq!(fake.to_padded_json().len(), real.to_padded_json().len());
+    }
+
+    /// A core holding today's token keys.
+    fn core_with_tokens(rng: &mut ChaCha20Rng) -> NodeCore {
+        let core = core();
+        let keys = crate::token_keys::TokenKeyring::generate_epoch(NOW.day(), rng).unwrap();
+        core.install_token_epoch(NOW.day(), keys, NOW).unwrap();
+        core
+    }
+
+    #[test]
+    fn a_code_buys_one_blind_signature_of_its_class_and_a_stale_request_spends_nothing() {
+        use ephemera_proto::pet::EncounterToken;
+        use ephemera_proto::revision::HmacBinding;
+        use ephemera_proto::token::{TokenExchange, TokenStatement};
+        use ephemera_proto::{PublishedToken, ReportContents};
+
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let core = core_with_tokens(&mut rng);
+        let store = MemoryReportStore::new();
+        let grant = CodeGrant {
+            test_type: ReportType::ConfirmedClinicalDiagnosis,
+            symptom_onset: Some(NOW.day().minus(9)),
+        };
+        let code = core
+            .issue_codes(&store, grant, 1, NOW, &mut rng)
+            .unwrap()
+            .codes
+            .remove(0);
+        let set = core.token_key_set(NOW);
+        let keys = set.verify(core.trusted(), &core.policy().audience).unwrap();
+        let contents = ReportContents::Pet(vec![PublishedToken {
+            day: NOW.day(),
+            token: EncounterToken([8; 16]),
+        }]);
+        let statement = TokenStatement {
+            audience: &core.policy().audience,
+            contents: &contents,
+            binding: HmacBinding::Unbound,
+        };
+        // Yesterday's keys (none held): refused before the code is looked at.
+        let yesterday = keys.clone();
+        assert!(
+            TokenExchange::prepare(&yesterday, NOW.day().minus(1), &statement, &code, &mut rng)
+                .is_err()
+        );
+        let (exchange, mut request) =
+            TokenExchange::prepare(&keys, NOW.day(), &statement, &code, &mut rng).unwrap();
+        let dropped = request.blinded.pop().unwrap();
+        assert!(matches!(
+            core.redeem_code_for_token(&store, &request, NOW, &mut rng),
+            Err(AuthorityError::StaleTokenKeys)
+        ));
+        request.blinded.push(dropped);
+        let answer = core
+            .redeem_code_for_token(&store, &request, NOW, &mut rng)
+            .unwrap();
+        let token = exchange.finish(&keys, &answer).unwrap();
+        let key = token
+            .verify(&keys, &statement, NOW, ExpiryPolicy::FirstUpload)
+            .unwrap();
+        assert_eq!(
+            key.public().class,
+            TokenClass {
+                test_type: ReportType::ConfirmedClinicalDiagnosis,
+                onset: ephemera_proto::token::OnsetClass::Earlier,
+            }
+        );
+        assert!(matches!(
+            core.redeem_code_for_token(&store, &request, NOW, &mut rng),
+            Err(AuthorityError::CodeUnknownOrExpired)
+        ));
+        // A decoy answer is as long as a real one; without keys the node says so.
+        let decoy = TokenVerifyRequest::decoy(10, 256, &mut rng);
+        let fake = core
+            .redeem_code_for_token(&store, &decoy, NOW, &mut rng)
+            .unwrap();
+        assert_eq!(fake.to_padded_json().len(), answer.to_padded_json().len());
+        assert!(matches!(
+            crate::tests::core().redeem_code_for_token(&store, &request, NOW, &mut rng),
+            Err(AuthorityError::TokenKeysNotReady)
+        ));
     }
 }

@@ -7,7 +7,8 @@
 //!
 //! | concept | module | what it decides |
 //! | --- | --- | --- |
-//! | authority | [`authority`] | issuing upload codes, redeeming one for a signed certificate |
+//! | authority | [`authority`] | issuing upload codes, redeeming one for a signed certificate or a blind token |
+//! | token keys | [`token_keys`] | the blind-token keys per day and class, made ahead, published signed |
 //! | intake | [`intake`] | verifying an upload, single use of its certificate, revisions, decoys |
 //! | publication | [`publication`] | the GAEN embargo, batch boundaries, splitting, padding, signing, GAEN export files |
 //! | retention | [`retention`] | when each record is forgotten, and the purge |
@@ -40,12 +41,14 @@ pub mod publication;
 pub mod retention;
 pub mod revision_token;
 pub mod store;
+pub mod token_keys;
 pub mod twin_guard;
 
 use ephemera_proto::auth::{CertificateRequest, ReportHmac, SignedCertificate, TrustedAuthorities};
 use ephemera_proto::report::{ReportLimits, ReportType};
 use ephemera_proto::rollover::KeyRole;
-use ephemera_proto::{UnixTime, wire};
+use ephemera_proto::token::{SignedTokenKeySet, TokenError, TokenSigningKey};
+use ephemera_proto::{DayNumber, UnixTime, wire};
 use rand_core::CryptoRng;
 
 pub use authority::AuthorityError;
@@ -56,6 +59,7 @@ pub use publication::PublicationError;
 
 use publication::{BatchCutter, PublicationKey};
 use revision_token::RevisionTokens;
+use token_keys::TokenKeyring;
 
 /// One node's policy and keys: the state every rule needs besides the store.
 pub struct NodeCore {
@@ -71,6 +75,8 @@ pub struct NodeCore {
     decoy_certificate: SignedCertificate,
     /// Length of a certificate's wire form, for decoy verify answers.
     certificate_len: usize,
+    /// Blind-token keys: installed by the driver as it makes them, read by every verify.
+    token_keys: std::sync::RwLock<TokenKeyring>,
 }
 
 impl std::fmt::Debug for NodeCore {
@@ -123,6 +129,7 @@ impl NodeCore {
             .clone()
             .unwrap_or_else(|| PublicationKey::generate(rng));
         NodeCore {
+            token_keys: std::sync::RwLock::new(TokenKeyring::new(policy.audience)),
             cutter: BatchCutter::from_policy(&policy),
             publication_key,
             revision_tokens: RevisionTokens::new(&keys.pepper),
@@ -153,6 +160,51 @@ impl NodeCore {
     /// The report rules uploads are checked against.
     pub fn limits(&self) -> &ReportLimits {
         &self.limits
+    }
+
+    /// The token keyring, read (a poisoned lock is recovered: the keyring is only ever
+    /// replaced whole, never left half written).
+    pub(crate) fn token_keys(&self) -> std::sync::RwLockReadGuard<'_, TokenKeyring> {
+        self.token_keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The token epochs this node should hold at `now` and does not (today, tomorrow):
+    /// the driver makes them off any request's path ([`TokenKeyring::generate_epoch`]).
+    pub fn token_epochs_missing(&self, now: UnixTime) -> Vec<DayNumber> {
+        self.token_keys().missing(now)
+    }
+
+    /// Installs an epoch's token keys, and forgets the epochs older than the retention
+    /// period at `now` (their tokens can no longer be relayed).
+    ///
+    /// # Errors
+    /// [`TokenError::DuplicateKey`] if `keys` names one class twice.
+    pub fn install_token_epoch(
+        &self,
+        epoch: DayNumber,
+        keys: Vec<TokenSigningKey>,
+        now: UnixTime,
+    ) -> Result<(), TokenError> {
+        let mut ring = self
+            .token_keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ring.insert_epoch(epoch, keys)?;
+        ring.forget_before(self.oldest_token_epoch(now));
+        Ok(())
+    }
+
+    /// The oldest epoch whose tokens may still arrive relayed at `now`.
+    pub fn oldest_token_epoch(&self, now: UnixTime) -> DayNumber {
+        now.day().minus(self.policy.retention_days)
+    }
+
+    /// `GET /v2/token-keys`: yesterday's, today's and tomorrow's token keys, signed with
+    /// the authority key.
+    pub fn token_key_set(&self, now: UnixTime) -> SignedTokenKeySet {
+        self.token_keys().signed_set(&self.keys.authority, now)
     }
 }
 

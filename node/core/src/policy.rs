@@ -5,6 +5,10 @@
 use ephemera_proto::SchemeKind;
 use ephemera_proto::rollover::KeyRollover;
 use ephemera_proto::signing::Ed25519PublicKey;
+use ephemera_proto::token::Audience;
+
+/// The federation name of a node that configures no `[federation] region`.
+pub const DEFAULT_AUDIENCE: &str = "ephemera";
 
 use crate::publication::PublicationKey;
 
@@ -49,6 +53,9 @@ pub struct Policy {
     pub export_key_version: String,
     /// Days audit records are kept (30 by default).
     pub audit_retention_days: u32,
+    /// The federation blind upload tokens are valid in (`docs/PROTOCOL.md` §4.4): a token
+    /// commits to it, and this node accepts only tokens of its own.
+    pub audience: Audience,
 }
 
 impl Default for Policy {
@@ -71,6 +78,7 @@ impl Default for Policy {
             export_key_id: "ephemera".to_owned(),
             export_key_version: "v1".to_owned(),
             audit_retention_days: 30,
+            audience: Audience::named(DEFAULT_AUDIENCE),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! | `GET /v1/authority` | | [`types::AuthorityInfo`] |
 //! | `GET /v1/authority/export-key.pem` | | PEM public key of GAEN exports |
 //! | `GET /v1/sealing-key` | | `proto::sealed::SealingKeyAnnouncement` (JSON) |
+//! | `GET /v2/token-keys` | | `proto::token::SignedTokenKeySet` frame (kind 0x0f, version 2) |
 //! | `POST /v1/verify` | sealed `VerifyRequest` (`application/ephemera-sealed`), or JSON until the transition ends | sealed answer, one size; or `VerifyResponse`, padded |
 //! | `POST /v1/uploads` | sealed `UploadRequest`, or the framed postcard until the transition ends | sealed answer, one size; or `UploadResponse`, padded |
 //! | `GET /v1/batches?after=<seq>` | | `proto::batch::BatchIndex` (JSON) |
@@ -67,6 +68,7 @@ pub fn router(node: Node) -> Router {
         .route("/v1/authority", get(authority))
         .route("/v1/authority/export-key.pem", get(export_key))
         .route("/v1/sealing-key", get(sealing_key))
+        .route("/v2/token-keys", get(token_keys))
         .route(
             "/v1/verify",
             post(verify).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
@@ -323,6 +325,20 @@ async fn sealing_key(State(node): State<Node>) -> impl IntoResponse {
     (
         [(header::CACHE_CONTROL, "public, max-age=3600")],
         axum::Json(node.sealing_key_announcement()),
+    )
+}
+
+/// The authority's blind-token keys (yesterday's, today's, tomorrow's), signed with its
+/// authority key (`docs/PROTOCOL.md` §4.4). Phones compare what they get here with a
+/// second node's copy before they blind under a key.
+#[utoipa::path(get, path = "/v2/token-keys", responses((status = 200, body = Vec<u8>, content_type = "application/octet-stream", description = "A framed postcard `SignedTokenKeySet` (wire kind 0x0f, version 2); cacheable for ten minutes")))]
+async fn token_keys(State(node): State<Node>) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, "public, max-age=600"),
+        ],
+        node.token_key_set_frame(),
     )
 }
 

@@ -166,8 +166,8 @@ impl Modify for BearerAuth {
     info(title = "Ephemera node", description = "Privacy-preserving contact tracing: authority, uploads, signed batches. This document is the contract: the node accepts what it describes and refuses the rest. Every error is `{\"error\", \"message\"}` JSON, and each error response lists its codes."),
     paths(
         super::healthz, super::metrics, super::openapi, super::authority, super::export_key,
-        super::sealing_key, super::verify, super::upload, super::batch_index, super::batch,
-        super::heads, super::head_conflicts,
+        super::sealing_key, super::token_keys, super::verify, super::upload, super::batch_index,
+        super::batch, super::heads, super::head_conflicts,
         super::export_index, super::export_file,
         super::login, super::logout, super::issue_codes,
         super::page::root, super::page::page, super::page::script, super::page::style,

@@ -16,13 +16,14 @@ mod federation;
 mod phone_timing;
 mod publication;
 mod sealed_exchange;
+mod token_keys;
 mod twin_watch;
 mod uploads;
 
 pub use phone_timing::Answered;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ephemera_node_core::NodeCore;
@@ -82,6 +83,9 @@ pub enum NodeError {
     /// A cut could not be planned (storage, or a GAEN export file that could not be signed).
     #[error(transparent)]
     Publication(#[from] PublicationError),
+    /// A blind-token key could not be made or installed.
+    #[error("blind-token keys: {0}")]
+    TokenKeys(#[from] ephemera_proto::token::TokenError),
 }
 
 /// Coalesces concurrent flushes: a caller returns once a flush that began after its write
@@ -140,6 +144,8 @@ struct Inner {
     /// key server sees a batch that a crash could take back (and whose sequence number the
     /// next cut would then reuse).
     unflushed: Mutex<Unflushed>,
+    /// Whether a task is making blind-token keys (`token_keys`).
+    token_keys_busy: AtomicBool,
     /// Judges the wall clock before purges and cuts.
     clock_watch: Mutex<clock_watch::ClockWatch>,
     /// Whether another copy of this node runs (twin detection through federation).
@@ -292,6 +298,7 @@ impl Node {
                 publication: AsyncMutex::new(()),
                 unflushed: Mutex::new(Unflushed::default()),
                 batch_log,
+                token_keys_busy: AtomicBool::new(false),
             }),
         };
         node.init_metrics();

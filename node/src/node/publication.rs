@@ -304,6 +304,8 @@ impl Node {
         let mut disk_ticks = tokio::time::interval(super::disk_reserve::SAMPLE_EVERY);
         disk_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Today's and tomorrow's blind-token keys, made ahead on their own task.
+            self.refresh_token_keys();
             if let Err(e) = self.cut_due().await {
                 tracing::error!(error = %e, "batch cut failed");
             }

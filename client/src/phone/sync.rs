@@ -254,8 +254,8 @@ impl<S: Store> Phone<S> {
     }
 
     /// Checks a page's signed head against what the phone holds: trusted, fresh, not
-    /// behind the cursor, and at the cursor naming the batch ingested there. Kept for the
-    /// round's end ([`Self::check_reached_head`]) and for cross-checks.
+    /// contradicting the head it holds, not behind the cursor, and at the cursor naming the
+    /// batch ingested there. Kept for the round's end ([`Self::check_reached_head`]).
     fn check_head(&mut self, now: UnixTime, head: SignedHead) -> Result<(), ClientError> {
         let max_age = self.config.sync.max_head_age_seconds;
         head.verify(&self.trusted_nodes())?;
@@ -284,17 +284,13 @@ impl<S: Store> Phone<S> {
             return Err(ClientError::HeadForked);
         }
         self.sync.round_head = Some(head);
-        if self.sync.head.is_none_or(|known| {
-            (head.head.sequence, head.head.issued_at) > (known.head.sequence, known.head.issued_at)
-        }) {
-            self.sync.head = Some(head);
-            self.store.set_meta(MetaKey::NodeHead, &head.to_bytes())?;
-        }
         Ok(())
     }
 
-    /// At the end of a round: the index must have reached this round's head.
-    fn check_reached_head(&self) -> Result<(), ClientError> {
+    /// At the end of a round: the index must have reached this round's head, which then
+    /// becomes the head the phone holds (a head whose log the phone could not follow is
+    /// never kept).
+    fn check_reached_head(&mut self) -> Result<(), ClientError> {
         let Some(head) = self.sync.round_head else {
             return Ok(());
         };
@@ -303,6 +299,12 @@ impl<S: Store> Phone<S> {
         }
         if self.sync.forks_at_cursor(&head) {
             return Err(ClientError::HeadForked);
+        }
+        if self.sync.head.is_none_or(|known| {
+            (head.head.sequence, head.head.issued_at) > (known.head.sequence, known.head.issued_at)
+        }) {
+            self.sync.head = Some(head);
+            self.store.set_meta(MetaKey::NodeHead, &head.to_bytes())?;
         }
         Ok(())
     }

@@ -22,14 +22,15 @@ pub const MAX_EVIDENCE: usize = 64;
 pub enum Heard {
     /// Newer than what was held for its key (or the first of it): now the latest.
     Newer,
-    /// Not newer, and consistent with what is held: nothing to do.
+    /// Not newer, and consistent with what is held, or a conflict already reported (or
+    /// past [`MAX_EVIDENCE`]): nothing to do.
     Known,
     /// Its own key did not sign it: dropped.
     Unsigned,
     /// A new key while [`MAX_WATCHED_NODES`] are watched: dropped.
     Full,
-    /// It contradicts the head held for its key: the evidence (kept, unless
-    /// [`MAX_EVIDENCE`] pieces are).
+    /// It contradicts the head held for its key, a conflict not seen before: the evidence,
+    /// now kept.
     Conflict(Box<HeadEvidence>),
 }
 
@@ -60,15 +61,18 @@ impl HeadWatch {
             return Heard::Newer;
         };
         if let Some(evidence) = HeadEvidence::of(held, &head) {
-            if self.evidence.len() < MAX_EVIDENCE && !self.evidence.contains(&evidence) {
-                self.evidence.push(evidence.clone());
-            }
             // Keep the later head: the next one is compared with the freshest claim.
             if evidence.conflict == HeadConflict::Equivocation
                 && head.head.issued_at > held.head.issued_at
             {
                 self.latest.insert(key, head);
             }
+            // Peers pass evidence on every round: a conflict is reported once.
+            let known = self.evidence.iter().any(|e| same_pair(e, &evidence));
+            if known || self.evidence.len() >= MAX_EVIDENCE {
+                return Heard::Known;
+            }
+            self.evidence.push(evidence.clone());
             return Heard::Conflict(Box::new(evidence));
         }
         let newer =
@@ -106,6 +110,11 @@ impl HeadWatch {
     }
 }
 
+/// Whether two pieces of evidence hold the same two heads, in either order.
+fn same_pair(a: &HeadEvidence, b: &HeadEvidence) -> bool {
+    (a.first == b.first && a.second == b.second) || (a.first == b.second && a.second == b.first)
+}
+
 #[cfg(test)]
 mod tests {
     use ephemera_proto::UnixTime;
@@ -141,8 +150,9 @@ mod tests {
         };
         assert_eq!(back.conflict, HeadConflict::Rollback);
         assert_eq!(watch.evidence(), [*forked.clone(), *back.clone()]);
-        // The same conflict heard again is not kept twice.
-        watch.hear(head(&a, 6, 7, 2));
+        // The same conflict heard again, in either order, is neither kept nor reported twice.
+        assert_eq!(watch.hear(head(&a, 6, 7, 2)), Heard::Known);
+        assert_eq!(watch.hear(head(&a, 6, 6, 1)), Heard::Known);
         assert_eq!(watch.evidence().len(), 2);
         assert_eq!(watch.latest().count(), 2);
         // Both heads of each conflict are passed on, each once, beside the latest ones.

@@ -67,6 +67,9 @@ async fn a_contact_on_the_upload_day_is_matched_once_the_cut_key_is_published() 
         ..NodeConfig::default()
     };
     config.publication.batch_min_entries = 16;
+    // The embargo alone: no release spread (with one, the key waits for its own slot
+    // within a day after the embargo, docs/PROTOCOL.md §6.3).
+    config.publication.release_spread_seconds = 1;
     let opened = Node::open(config, Arc::new(clock.clone())).unwrap();
     let node = opened.node;
     let (name, password) = opened.new_case_worker.expect("a first case worker");

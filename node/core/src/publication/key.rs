@@ -172,4 +172,26 @@ mod tests {
         assert_ne!(draw(&a, 0, Section::Tokens), draw(&a, 1, Section::Tokens));
         assert_ne!(draw(&a, 0, Section::Tokens), draw(&a, 0, Section::Keys));
     }
+
+    /// The frozen vectors of `docs/PROTOCOL.md` §6.3 and §6.4 (computed apart, with
+    /// Python's `hmac`, from the text).
+    #[test]
+    fn frozen_vectors() {
+        let key = PublicationKey::from_bytes([1; 32]);
+        assert_eq!(key.release_class(&[7; 16], 24), 15);
+        let mut seed = [0u8; 32];
+        hex::decode_to_slice(
+            "89584565615e5e37da8e2b3a3f89729e461921c4b1e04bdf29545ecf95e842b5",
+            &mut seed,
+        )
+        .unwrap();
+        let mut ours = key.decoy_rng(UnixTime(1_700_000_000), 0, Section::Tokens);
+        let mut theirs = ChaCha20Rng::from_seed(seed);
+        for _ in 0..4 {
+            assert_eq!(
+                rand_core::Rng::next_u64(&mut ours),
+                rand_core::Rng::next_u64(&mut theirs)
+            );
+        }
+    }
 }

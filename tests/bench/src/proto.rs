@@ -132,7 +132,7 @@ fn blind_tokens(budget: Duration) -> Vec<Figure> {
     use ephemera_proto::revision::HmacBinding;
     use ephemera_proto::token::{
         Audience, PendingToken, SignedTokenKeySet, TOKEN_VERIFY_REQUEST_SIZE, TokenClass,
-        TokenKeySet, TokenSigningKey, TokenStatement,
+        TokenSigningKey, TokenStatement,
     };
     use ephemera_proto::{PublishedToken, ReportContents, wire};
 
@@ -145,15 +145,7 @@ fn blind_tokens(budget: Duration) -> Vec<Figure> {
         .map(|class| TokenSigningKey::generate(&mut rng, epoch, *class).expect("key"))
         .collect();
     let audience = Audience::named("bench");
-    let set = SignedTokenKeySet::sign(
-        TokenKeySet {
-            authority: authority.public_key(),
-            audience,
-            published_at: now,
-            keys: signers.iter().map(|k| k.public().clone()).collect(),
-        },
-        &authority,
-    );
+    let set = SignedTokenKeySet::publish(&authority, audience, now, &signers);
     let keys = set
         .verify(
             &TrustedAuthorities::new().with(authority.public_key()),

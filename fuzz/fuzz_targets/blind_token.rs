@@ -7,9 +7,8 @@ use std::sync::OnceLock;
 use ephemera_proto::auth::{AuthoritySigningKey, ExpiryPolicy, TrustedAuthorities};
 use ephemera_proto::revision::HmacBinding;
 use ephemera_proto::token::{
-    Audience, BlindedMessage, OnsetClass, SignedTokenKeySet, TokenClass, TokenKeys,
-    TokenPublicKey, TokenSigningKey, TokenStatement, TokenVerifyRequest, TokenVerifyResponse,
-    UploadToken,
+    Audience, BlindedMessage, OnsetClass, SignedTokenKeySet, TokenClass, TokenKeys, TokenPublicKey,
+    TokenSigningKey, TokenStatement, TokenVerifyRequest, TokenVerifyResponse, UploadToken,
 };
 use ephemera_proto::{DayNumber, ReportContents, ReportType, UnixTime, wire};
 use libfuzzer_sys::fuzz_target;

@@ -270,6 +270,11 @@ config_keys! {
         /// Seconds a case-worker session lasts (default: a working day).
         session_lifetime_seconds: u64 = 8 * 3600, range(60, 7 * 86_400),
             was = "session_lifetime_seconds";
+        /// Make today's and tomorrow's blind-token keys ahead and serve them signed at
+        /// `GET /v2/token-keys` (`docs/PROTOCOL.md` §4.4). Off until nodes accept token
+        /// uploads: the keys cost 10 to 20 CPU-seconds at a first start in a debug build,
+        /// and nothing uses them yet.
+        blind_token_keys: bool = false;
         /// Ignored (kept so that older files still load): `/v1/verify` has no guessing
         /// budget any more. A global one let any client lock every phone out, and 80-bit
         /// codes need none (`docs/SECURITY.md`, "Guessing codes").

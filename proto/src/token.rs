@@ -68,15 +68,7 @@ mod tests {
 
     fn keys(key: &TokenSigningKey, audience: Audience) -> (SignedTokenKeySet, TrustedAuthorities) {
         let authority = AuthoritySigningKey::from_seed(&[1; 32]);
-        let set = SignedTokenKeySet::sign(
-            TokenKeySet {
-                authority: authority.public_key(),
-                audience,
-                published_at: UnixTime(1_700_000_000),
-                keys: vec![key.public().clone()],
-            },
-            &authority,
-        );
+        let set = SignedTokenKeySet::publish(&authority, audience, UnixTime(1_700_000_000), [key]);
         (set, TrustedAuthorities::new().with(authority.public_key()))
     }
 

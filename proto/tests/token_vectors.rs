@@ -21,8 +21,8 @@ use ephemera_proto::auth::{AuthoritySigningKey, ExpiryPolicy, TrustedAuthorities
 use ephemera_proto::pet::EncounterToken;
 use ephemera_proto::revision::{HmacBinding, RevisionSecret};
 use ephemera_proto::token::{
-    Audience, OnsetClass, PendingToken, SignedTokenKeySet, TokenClass, TokenKeySet, TokenKeys,
-    TokenSigningKey, TokenStatement, UploadToken,
+    Audience, OnsetClass, PendingToken, SignedTokenKeySet, TokenClass, TokenKeys, TokenSigningKey,
+    TokenStatement, UploadToken,
 };
 use ephemera_proto::{DayNumber, PublishedToken, ReportContents, ReportType, UnixTime, wire};
 use rand_chacha::ChaCha20Rng;
@@ -109,15 +109,7 @@ fn vectors(key_der: &[u8]) -> BTreeMap<&'static str, String> {
     let key = TokenSigningKey::from_der(EPOCH, CLASS, key_der).expect("key");
     let authority = AuthoritySigningKey::from_seed(&[1; 32]);
     let audience = Audience::named("ephemera-test");
-    let set = SignedTokenKeySet::sign(
-        TokenKeySet {
-            authority: authority.public_key(),
-            audience,
-            published_at: UnixTime(1_700_000_000),
-            keys: vec![key.public().clone()],
-        },
-        &authority,
-    );
+    let set = SignedTokenKeySet::publish(&authority, audience, UnixTime(1_700_000_000), [&key]);
     let keys = set
         .verify(
             &TrustedAuthorities::new().with(authority.public_key()),

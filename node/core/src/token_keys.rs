@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use ephemera_proto::auth::AuthoritySigningKey;
 use ephemera_proto::token::{
-    Audience, SignedTokenKeySet, TokenClass, TokenError, TokenKeySet, TokenKeys, TokenSigningKey,
+    Audience, SignedTokenKeySet, TokenClass, TokenError, TokenKeys, TokenSigningKey,
 };
 use ephemera_proto::{DayNumber, UnixTime};
 use rand_core::CryptoRng;
@@ -133,17 +133,8 @@ impl TokenKeyring {
         let keys = self
             .epochs
             .range(today.minus(1)..=today.plus(1))
-            .flat_map(|(_, keys)| keys.iter().map(|key| key.public().clone()))
-            .collect();
-        SignedTokenKeySet::sign(
-            TokenKeySet {
-                authority: authority.public_key(),
-                audience: self.audience,
-                published_at: now,
-                keys,
-            },
-            authority,
-        )
+            .flat_map(|(_, keys)| keys.iter());
+        SignedTokenKeySet::publish(authority, self.audience, now, keys)
     }
 }
 

@@ -305,7 +305,9 @@ impl Node {
         disk_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // Today's and tomorrow's blind-token keys, made ahead on their own task.
-            self.refresh_token_keys();
+            if self.inner.config.authority.blind_token_keys {
+                self.refresh_token_keys();
+            }
             if let Err(e) = self.cut_due().await {
                 tracing::error!(error = %e, "batch cut failed");
             }

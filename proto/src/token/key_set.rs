@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{AuthoritySigningKey, TrustedAuthorities};
 use crate::signing::{Ed25519PublicKey, Signature};
 use crate::time::{DayNumber, UnixTime};
-use crate::token::{Audience, TokenClass, TokenError, TokenKeyId, TokenPublicKey, TokenVerifier};
+use crate::token::{
+    Audience, TokenClass, TokenError, TokenKeyId, TokenPublicKey, TokenSigningKey, TokenVerifier,
+};
 use crate::wire::{self, WireMessage};
 
 /// Domain label of a key set's signature.
@@ -60,6 +62,23 @@ impl SignedTokenKeySet {
             &postcard::to_allocvec(&set).expect("postcard into a Vec"),
         );
         SignedTokenKeySet { set, signature }
+    }
+
+    /// The set of `keys`' public halves for `audience`, signed by `authority` at
+    /// `published_at`: what an authority's node publishes.
+    pub fn publish<'k>(
+        authority: &AuthoritySigningKey,
+        audience: Audience,
+        published_at: UnixTime,
+        keys: impl IntoIterator<Item = &'k TokenSigningKey>,
+    ) -> SignedTokenKeySet {
+        let set = TokenKeySet {
+            authority: authority.public_key(),
+            audience,
+            published_at,
+            keys: keys.into_iter().map(|key| key.public().clone()).collect(),
+        };
+        Self::sign(set, authority)
     }
 
     /// `SHA-256("ephemera/token-keys-digest/v2" ‖ frame)`: what a phone compares with a

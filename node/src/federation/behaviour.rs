@@ -257,7 +257,8 @@ pub(crate) fn build_swarm(
     topics: &[gossipsub::IdentTopic],
     policy: SharedPolicy,
 ) -> Result<Swarm<FederationBehaviour>, FederationError> {
-    let transport_error = |e: &dyn std::fmt::Display| FederationError::Transport(e.to_string());
+    let transport_error =
+        |e: &dyn std::error::Error| FederationError::transport("building the swarm", e);
     Ok(
         libp2p::SwarmBuilder::with_existing_identity(identity.keypair().clone())
             .with_tokio()

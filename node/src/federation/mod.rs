@@ -155,6 +155,25 @@ pub enum FederationError {
     Stopped,
 }
 
+impl FederationError {
+    /// A [`FederationError::Transport`] of `what` failing with `error` and every cause
+    /// under it: libp2p's transport errors print nothing themselves and keep the reason
+    /// (an address in use, say) in their sources.
+    pub(crate) fn transport(what: &str, error: &dyn std::error::Error) -> FederationError {
+        let mut message = what.to_owned();
+        let mut cause = Some(error);
+        while let Some(e) = cause {
+            let text = e.to_string();
+            if !text.is_empty() && !message.ends_with(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            cause = e.source();
+        }
+        FederationError::Transport(message)
+    }
+}
+
 /// Entry point: starts federation.
 #[derive(Debug)]
 pub struct Federation;

@@ -1523,3 +1523,20 @@ async fn a_node_whose_store_fails_bans_no_one_and_catches_up_after() {
     b.shutdown().await.unwrap();
     b_join.await.unwrap();
 }
+
+#[test]
+fn a_transport_error_names_its_cause() {
+    // libp2p prints nothing for a transport's own error; the cause is in its source.
+    let in_use = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+    let error = libp2p::TransportError::<std::io::Error>::Other(in_use);
+    assert_eq!(error.to_string(), "", "why the cause chain is walked");
+    let message =
+        FederationError::transport("listening on /ip4/127.0.0.1/tcp/4001", &error).to_string();
+    assert_eq!(
+        message,
+        format!(
+            "federation transport setup failed: listening on /ip4/127.0.0.1/tcp/4001: {}",
+            std::io::Error::from(std::io::ErrorKind::AddrInUse)
+        )
+    );
+}

@@ -89,7 +89,7 @@ pub(crate) fn spawn(
     for addr in &config.listen_addrs {
         let id = swarm
             .listen_on(addr.clone())
-            .map_err(|e| FederationError::Transport(e.to_string()))?;
+            .map_err(|e| FederationError::transport(&format!("listening on {addr}"), &e))?;
         listeners.insert(id, Vec::new());
     }
     let mut bootstrap = Vec::new();

@@ -42,6 +42,9 @@ class Node:
         self.env = dict(os.environ)
         self.env["EPHEMERA_BATCH_PERIOD_SECONDS"] = str(batch_period_seconds)
         self.env["EPHEMERA_BATCH_MIN_ENTRIES"] = "16"
+        # Entries in the next batch, as the tests expect: the node's default spreads one
+        # upload's entries over a day of batches (docs/PROTOCOL.md §6.3).
+        self.env["EPHEMERA_PUBLICATION_RELEASE_SPREAD_SECONDS"] = "1"
         self.env["EPHEMERA_LOG_FILTER"] = "warn"
         # Not federation's fixed default port: harness nodes run side by side.
         self.env["EPHEMERA_FEDERATION_LISTEN"] = "127.0.0.1:0"

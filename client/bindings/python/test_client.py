@@ -507,8 +507,13 @@ def test_a_phone_follows_a_batch_key_rollover_announced_under_its_pinned_key(nod
             stranger.decoy_rate_per_day = 0.0
             carol = e.EphemeraPhone(stranger, None)
             carol.start_sync(int(time.time()))
-            seen = drain_after_pump(rotating, carol)
-            assert any(isinstance(x, e.FfiEvent.BATCH_REJECTED) for x in seen), seen
+            # The node's signed head is refused before any batch (docs/PROTOCOL.md §6.2).
+            try:
+                seen = drain_after_pump(rotating, carol)
+            except e.FfiError.Other as refused:
+                assert refused.code == "head-rejected", refused
+            else:
+                raise AssertionError(f"an untrusted node's head was accepted: {seen}")
     finally:
         rotating.stop()
 

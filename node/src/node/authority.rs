@@ -44,6 +44,11 @@ impl Node {
             .lock()
             .map_err(|_| ApiError::Internal)?
             .charge(source.0, name, now);
+        // Over budget: refused before any store access and not recorded, so one source can
+        // write at most its budget of refusals to the trail, not one per request.
+        if !charged {
+            return Err(ApiError::TooManyAttempts);
+        }
         let record = self.inner.store.credential(name)?;
         // The trail names an account only when the name is one: a name that is none may
         // be a password typed into the wrong field.
@@ -51,9 +56,6 @@ impl Node {
             Some(_) => AuditActor::Account(name.to_owned()),
             None => AuditActor::UnknownAccount,
         };
-        if !charged {
-            return Err(self.refused_sign_in(actor, ApiError::TooManyAttempts).await);
-        }
         let password = zeroize::Zeroizing::new(password.to_owned());
         // One of the pool's permits per hash: at most that many PBKDF2s run at once, and
         // the rest of the blocking pool (store flushes) stays free.

@@ -66,16 +66,7 @@ async fn staff_actions_make_a_trail_that_verifies_and_an_edit_or_deletion_is_nam
     assert_eq!(node.post_json("/v1/session", &[], &typo).await.status, 401);
     let session = node.login().await;
     let issued = node.issue(&session, "confirmed", None, 3).await;
-    let auth = format!("Bearer {session}");
-    let out = request(
-        node.addr,
-        "DELETE",
-        "/v1/session",
-        &[("Authorization", &auth)],
-        b"",
-    )
-    .await;
-    assert_eq!(out.status, 204);
+    assert_eq!(node.logout(&session).await.status, 204);
     node.stop().await;
 
     let verified = audit(&["verify"], dir.path());

@@ -426,15 +426,7 @@ async fn operations_endpoints_and_case_worker_page() {
     assert_eq!(node.get("/case-worker.js").await.status, 200);
     assert_eq!(node.get("/case-worker.css").await.status, 200);
 
-    let logout = request(
-        node.addr,
-        "DELETE",
-        "/v1/session",
-        &[("Authorization", &auth)],
-        b"",
-    )
-    .await;
-    assert_eq!(logout.status, 204);
+    assert_eq!(node.logout(&session).await.status, 204);
     node.post_json(
         "/v1/codes",
         &[("Authorization", &auth)],

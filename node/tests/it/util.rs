@@ -322,6 +322,19 @@ impl TestNode {
         login.token
     }
 
+    /// Signs `session` out (`DELETE /v1/session`).
+    pub(crate) async fn logout(&self, session: &str) -> Response {
+        let auth = format!("Bearer {session}");
+        request(
+            self.addr,
+            "DELETE",
+            "/v1/session",
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .await
+    }
+
     /// Issues `count` codes of `test_type` with a session token.
     pub(crate) async fn issue(
         &self,

@@ -155,3 +155,30 @@ async fn staff_actions_make_a_trail_that_verifies_and_an_edit_or_deletion_is_nam
     let error = String::from_utf8_lossy(&broken.stderr);
     assert!(error.contains("records 2 to 2 are missing"), "{error}");
 }
+
+/// Attempts past a source's sign-in budget are refused unchecked and leave no record: a
+/// flood from one source writes at most its budget to the trail.
+#[tokio::test]
+async fn sign_ins_past_the_budget_are_not_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.authority.login_failures_per_user = 2;
+    let node = TestNode::start_with(config, ManualClock::new(T0)).await;
+    let (name, _) = node.case_worker.clone().expect("first start");
+    let wrong = serde_json::json!({"name": name, "password": "not-the-password"});
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(node.post_json("/v1/session", &[], &wrong).await.status);
+    }
+    assert_eq!(statuses[..2], [401, 401]);
+    assert!(statuses[2..].iter().all(|s| *s == 429), "{statuses:?}");
+    node.stop().await;
+    let export = audit(&["export", "--format", "csv"], dir.path());
+    let csv = String::from_utf8(export.stdout).unwrap();
+    let refused = csv
+        .lines()
+        .filter(|l| l.contains("sign-in,refused"))
+        .count();
+    assert_eq!(refused, 2, "{csv}");
+    assert!(!csv.contains("too-many-attempts"), "{csv}");
+}

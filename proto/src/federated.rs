@@ -144,6 +144,11 @@ mod tests {
                 revises: CertificateId([3; 16]),
                 signature: Signature([4; 64]),
             },
+            Binding::TokenRevision {
+                key,
+                revises: CertificateId([3; 16]),
+                signature: Signature([4; 64]),
+            },
         ]
     }
 

@@ -31,6 +31,8 @@ use crate::wire;
 
 /// Domain label of the signed revision statement.
 const LABEL: &[u8] = b"ephemera/revision/v2";
+/// Domain label of the signed statement of a revision authorised by a blind token.
+const TOKEN_REVISION_LABEL: &[u8] = b"ephemera/token-revision/v2";
 
 /// The secret a phone keeps to revise its upload: an Ed25519 key, stored as its seed.
 ///
@@ -62,6 +64,19 @@ impl RevisionSecret {
     /// certificate `original`.
     pub fn sign(&self, original: &CertificateId, revision: &SignedCertificate) -> Signature {
         self.0.sign(LABEL, &statement(original, revision))
+    }
+
+    /// Signs a revision authorised by a blind token (`docs/PROTOCOL.md` §4.4): the phone
+    /// never sees the certificate its node makes for it, so it signs the id that certificate
+    /// will carry, `revision` (the new token's [`crate::token::TokenId`]), over
+    /// `"ephemera/token-revision/v2" ‖ original (16) ‖ revision (16)`.
+    pub fn sign_token_revision(
+        &self,
+        original: &CertificateId,
+        revision: &CertificateId,
+    ) -> Signature {
+        self.0
+            .sign(TOKEN_REVISION_LABEL, &token_statement(original, revision))
     }
 }
 
@@ -115,6 +130,21 @@ impl RevisionKey {
         self.0
             .verify(LABEL, &statement(original, revision), signature)
     }
+
+    /// Whether `signature` is this key's [`RevisionSecret::sign_token_revision`] of the
+    /// revision whose certificate id is `revision`.
+    pub fn verify_token_revision(
+        &self,
+        original: &CertificateId,
+        revision: &CertificateId,
+        signature: &Signature,
+    ) -> bool {
+        self.0.verify(
+            TOKEN_REVISION_LABEL,
+            &token_statement(original, revision),
+            signature,
+        )
+    }
 }
 
 /// What a report HMAC covers besides the entries (`docs/PROTOCOL.md` §4.2).
@@ -147,6 +177,18 @@ pub enum Binding {
         /// [`RevisionSecret::sign`] over `revises` and the revision's certificate.
         signature: Signature,
     },
+    /// A revision authorised by a blind token: as [`Binding::Revision`], but `signature`
+    /// is [`RevisionSecret::sign_token_revision`] over `revises` and the revision's
+    /// certificate id (its token's id), which the phone knows before the node certifies it.
+    TokenRevision {
+        /// The key of the original upload, whose secret signed this revision.
+        key: RevisionKey,
+        /// The certificate id of the upload it revises.
+        revises: CertificateId,
+        /// [`RevisionSecret::sign_token_revision`] over `revises` and the revision's
+        /// certificate id.
+        signature: Signature,
+    },
 }
 
 impl Binding {
@@ -155,7 +197,19 @@ impl Binding {
         match self {
             Binding::Unbound => HmacBinding::Unbound,
             Binding::Upload(key) => HmacBinding::Upload(*key),
-            Binding::Revision { key, .. } => HmacBinding::Revision(*key),
+            Binding::Revision { key, .. } | Binding::TokenRevision { key, .. } => {
+                HmacBinding::Revision(*key)
+            }
+        }
+    }
+
+    /// The certificate id of the upload a revision revises (`None`: no revision).
+    pub fn revises(&self) -> Option<CertificateId> {
+        match self {
+            Binding::Unbound | Binding::Upload(_) => None,
+            Binding::Revision { revises, .. } | Binding::TokenRevision { revises, .. } => {
+                Some(*revises)
+            }
         }
     }
 
@@ -164,7 +218,9 @@ impl Binding {
     pub fn key(&self) -> Option<RevisionKey> {
         match self {
             Binding::Unbound => None,
-            Binding::Upload(key) | Binding::Revision { key, .. } => Some(*key),
+            Binding::Upload(key)
+            | Binding::Revision { key, .. }
+            | Binding::TokenRevision { key, .. } => Some(*key),
         }
     }
 
@@ -178,8 +234,21 @@ impl Binding {
                 revises,
                 signature,
             } => key.verify(revises, certificate, signature),
+            Binding::TokenRevision {
+                key,
+                revises,
+                signature,
+            } => key.verify_token_revision(revises, &certificate.certificate.id, signature),
         }
     }
+}
+
+/// `original certificate id ‖ revision certificate id`.
+fn token_statement(original: &CertificateId, revision: &CertificateId) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out[..16].copy_from_slice(&original.0);
+    out[16..].copy_from_slice(&revision.0);
+    out
 }
 
 /// `original certificate id ‖ SHA-256(wire frame of the revision's certificate)`.

@@ -70,6 +70,8 @@ pub enum SealedRoute {
     Verify,
     /// `POST /v1/uploads`.
     Upload,
+    /// `POST /v2/verify`: a code for a blind token (`crate::token`).
+    TokenVerify,
 }
 
 impl SealedRoute {
@@ -77,6 +79,16 @@ impl SealedRoute {
         match self {
             SealedRoute::Verify => b"verify",
             SealedRoute::Upload => b"upload",
+            SealedRoute::TokenVerify => b"token-verify",
+        }
+    }
+
+    /// The HTTP path a phone posts this route's sealed body to.
+    pub fn path(self) -> &'static str {
+        match self {
+            SealedRoute::Verify => "/v1/verify",
+            SealedRoute::Upload => "/v1/uploads",
+            SealedRoute::TokenVerify => "/v2/verify",
         }
     }
 
@@ -87,6 +99,7 @@ impl SealedRoute {
             + match self {
                 SealedRoute::Verify => crate::api::VERIFY_RESPONSE_SIZE,
                 SealedRoute::Upload => crate::api::UPLOAD_RESPONSE_SIZE,
+                SealedRoute::TokenVerify => crate::token::TOKEN_VERIFY_RESPONSE_SIZE,
             }
     }
 

@@ -22,6 +22,7 @@ mod error;
 mod exchange;
 mod key;
 mod key_set;
+mod token_upload;
 mod upload_delay;
 mod upload_token;
 
@@ -35,11 +36,12 @@ pub use exchange::{
 };
 pub use key::{TOKEN_MODULUS_BITS, TokenKeyId, TokenPublicKey, TokenSigningKey, TokenVerifier};
 pub use key_set::{SignedTokenKeySet, TokenKeySet, TokenKeys};
+pub use token_upload::TokenUpload;
 pub use upload_delay::UploadDelay;
 pub use upload_token::{TOKEN_UPLOAD_DAYS, TokenId, UploadToken};
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use proptest::prelude::*;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
@@ -52,14 +54,15 @@ mod tests {
     use crate::time::{DayNumber, UnixTime};
     use crate::wire;
 
-    const EPOCH: DayNumber = DayNumber(19_675);
-    const CLASS: TokenClass = TokenClass {
+    /// The frozen vector key's epoch and class.
+    pub(crate) const EPOCH: DayNumber = DayNumber(19_675);
+    pub(crate) const CLASS: TokenClass = TokenClass {
         test_type: ReportType::ConfirmedTest,
         onset: OnsetClass::Recent,
     };
 
     /// The frozen vector's key (generating one per test would cost tens of milliseconds).
-    fn signing_key() -> TokenSigningKey {
+    pub(crate) fn signing_key() -> TokenSigningKey {
         let frozen: std::collections::BTreeMap<String, String> =
             serde_json::from_str(include_str!("../tests/vectors/token.json")).unwrap();
         let der = hex::decode(&frozen["input_token_key_pkcs8"]).unwrap();

@@ -12,6 +12,7 @@ use crate::report::{ReportContents, ReportLimits};
 use crate::revision::{Binding, RevisionKey, RevisionSecret};
 use crate::signing::Signature;
 use crate::time::UnixTime;
+use crate::token::TokenUpload;
 use crate::wire::{self, WireMessage};
 
 /// GAEN's matching tolerance around a key's validity window: 2 hours, in intervals.
@@ -208,6 +209,26 @@ pub enum UploadBody {
         /// [`crate::revision::RevisionSecret::sign`] over `revises` and the new certificate.
         signature: Signature,
     },
+    /// A first upload authorised by a blind token (`docs/PROTOCOL.md` §4.4), with the
+    /// public key of the secret that alone may revise it (the token's commitment covers it).
+    Tokened {
+        /// The report and its token.
+        upload: TokenUpload,
+        /// The public half of the phone's [`crate::revision::RevisionSecret`].
+        revision_key: RevisionKey,
+    },
+    /// A revision authorised by a blind token (of the new class): the same keys or tokens,
+    /// signed with the secret whose key the original upload carried.
+    TokenRevision {
+        /// The report and its new token.
+        upload: TokenUpload,
+        /// The certificate id of the upload it revises (a token upload's is its token's
+        /// id, [`TokenUpload::certificate_id`]).
+        revises: CertificateId,
+        /// [`crate::revision::RevisionSecret::sign_token_revision`] over `revises` and
+        /// this upload's [`TokenUpload::certificate_id`].
+        signature: Signature,
+    },
 }
 
 impl std::fmt::Debug for UploadBody {
@@ -238,6 +259,24 @@ impl std::fmt::Debug for UploadBody {
                 .field("revises", revises)
                 .field("signature", signature)
                 .finish(),
+            UploadBody::Tokened {
+                upload,
+                revision_key,
+            } => f
+                .debug_struct("Tokened")
+                .field("upload", upload)
+                .field("revision_key", revision_key)
+                .finish(),
+            UploadBody::TokenRevision {
+                upload,
+                revises,
+                signature,
+            } => f
+                .debug_struct("TokenRevision")
+                .field("upload", upload)
+                .field("revises", revises)
+                .field("signature", signature)
+                .finish(),
         }
     }
 }
@@ -247,9 +286,11 @@ impl UploadBody {
     pub fn version(&self) -> u8 {
         match self {
             UploadBody::RealV1(_) | UploadBody::RevisionV1 { .. } => wire::WIRE_VERSION,
-            UploadBody::Decoy | UploadBody::Real { .. } | UploadBody::Revision { .. } => {
-                wire::WIRE_VERSION_2
-            }
+            UploadBody::Decoy
+            | UploadBody::Real { .. }
+            | UploadBody::Revision { .. }
+            | UploadBody::Tokened { .. }
+            | UploadBody::TokenRevision { .. } => wire::WIRE_VERSION_2,
         }
     }
 
@@ -257,7 +298,9 @@ impl UploadBody {
     pub fn is_revision(&self) -> bool {
         matches!(
             self,
-            UploadBody::Revision { .. } | UploadBody::RevisionV1 { .. }
+            UploadBody::Revision { .. }
+                | UploadBody::RevisionV1 { .. }
+                | UploadBody::TokenRevision { .. }
         )
     }
 }
@@ -328,6 +371,30 @@ impl UploadRequest {
     pub fn revision(upload: SignedUpload, revises: CertificateId, secret: &RevisionSecret) -> Self {
         let signature = secret.sign(&revises, &upload.certificate);
         Self::padded(UploadBody::Revision {
+            upload,
+            revises,
+            signature,
+        })
+    }
+
+    /// A first upload authorised by a blind token that only the holder of `revision_key`'s
+    /// secret may revise, padded to its size bucket.
+    pub fn tokened(upload: TokenUpload, revision_key: RevisionKey) -> Self {
+        Self::padded(UploadBody::Tokened {
+            upload,
+            revision_key,
+        })
+    }
+
+    /// A revision authorised by a blind token of the upload certified as `revises`, signed
+    /// with the secret whose key that upload carried, padded to its size bucket.
+    pub fn token_revision(
+        upload: TokenUpload,
+        revises: CertificateId,
+        secret: &RevisionSecret,
+    ) -> Self {
+        let signature = secret.sign_token_revision(&revises, &upload.certificate_id());
+        Self::padded(UploadBody::TokenRevision {
             upload,
             revises,
             signature,

@@ -199,7 +199,7 @@ impl<S: Store> Phone<S> {
             }
         };
         let pending = match route {
-            SealedRoute::Verify => Pending::DecoyVerify(opener),
+            SealedRoute::Verify | SealedRoute::TokenVerify => Pending::DecoyVerify(opener),
             SealedRoute::Upload => Pending::DecoyUpload(opener),
         };
         if let Some(flow) = self.decoy.as_mut() {

@@ -390,7 +390,7 @@ impl<S: Store> Phone<S> {
             }
         };
         let pending = match route {
-            SealedRoute::Verify => Pending::Verify(opener),
+            SealedRoute::Verify | SealedRoute::TokenVerify => Pending::Verify(opener),
             SealedRoute::Upload => Pending::Upload(opener),
         };
         if let Some(flow) = self.report.as_mut() {
@@ -692,7 +692,11 @@ impl<S: Store> Phone<S> {
                     contents: flow.contents.clone(),
                 }),
             ),
-            UploadBody::Decoy | UploadBody::Revision { .. } | UploadBody::RevisionV1 { .. } => {
+            UploadBody::Decoy
+            | UploadBody::Revision { .. }
+            | UploadBody::RevisionV1 { .. }
+            | UploadBody::Tokened { .. }
+            | UploadBody::TokenRevision { .. } => {
                 return Ok(());
             }
         };

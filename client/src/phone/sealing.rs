@@ -72,14 +72,10 @@ impl<S: Store> Phone<S> {
 
     /// Queues a sealed `POST` of `body` on `route`.
     pub(super) fn push_sealed(&mut self, pending: Pending, route: SealedRoute, body: Vec<u8>) {
-        let path = match route {
-            SealedRoute::Verify => "/v1/verify",
-            SealedRoute::Upload => "/v1/uploads",
-        };
         self.push_request(
             pending,
             Method::Post,
-            path.to_owned(),
+            route.path().to_owned(),
             Some(sealed::CONTENT_TYPE),
             body,
         );

@@ -5,7 +5,7 @@
 //! report or one of a scheme this node does not accept is stored (so catch-up stays
 //! complete) but not published.
 //!
-//! A relayed upload keeps its [`Binding`] in its certificate's mark: a first upload's
+//! A relayed upload keeps its [`Binding`](ephemera_proto::revision::Binding) in its certificate's mark: a first upload's
 //! revision key, so a revision signed with it is accepted here too, whichever node the phone
 //! sent it to; a revision's key and signature, so catch-up serves it as it came. A relayed
 //! signed revision is applied as a phone's revision is (`NodeCore::plan_revision`), once:
@@ -13,7 +13,6 @@
 
 use ephemera_proto::UnixTime;
 use ephemera_proto::report::ReportType;
-use ephemera_proto::revision::Binding;
 use ephemera_proto::upload::{UploadId, VerifiedUpload};
 
 use crate::NodeCore;
@@ -53,7 +52,8 @@ pub enum RelayOutcome {
 impl NodeCore {
     /// Plans the storing of an upload a peer relayed. Nobody holds a revision token for it
     /// here: its single-use mark says it was relayed, and keeps its binding. A signed
-    /// revision ([`Binding::Revision`], verified under its key) is planned as a phone's is.
+    /// revision (its [`Binding`](ephemera_proto::revision::Binding) names the upload it
+    /// revises, and verified under its key) is planned as a phone's is.
     ///
     /// # Errors
     /// [`StoreError`].
@@ -69,7 +69,7 @@ impl NodeCore {
         }
         let scheme = upload.contents().scheme();
         let binding = *upload.binding();
-        if let Binding::Revision { revises, .. } = binding {
+        if let Some(revises) = binding.revises() {
             if store.certificate_use(&revises)?.is_none() {
                 return Ok(RelayAdmission::OriginalMissing);
             }
@@ -140,7 +140,7 @@ mod tests {
     use ephemera_proto::auth::{CertificateRequest, ExpiryPolicy, ReportHmacKey};
     use ephemera_proto::pet::EncounterToken;
     use ephemera_proto::report::{PublishedToken, ReportContents};
-    use ephemera_proto::revision::{HmacBinding, RevisionKey, RevisionSecret};
+    use ephemera_proto::revision::{Binding, HmacBinding, RevisionKey, RevisionSecret};
     use ephemera_proto::upload::SignedUpload;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use ephemera_proto::auth::{CertificateId, ExpiryPolicy};
 use ephemera_proto::report::ReportType;
 use ephemera_proto::revision::Binding;
+use ephemera_proto::token::{TokenError, TokenUpload};
 use ephemera_proto::upload::{SignedUpload, UploadBody, UploadId, UploadRequest, VerifiedUpload};
 use ephemera_proto::{DecodeError, SchemeKind, UnixTime, UploadError, wire};
 use thiserror::Error;
@@ -63,7 +64,13 @@ pub enum IntakeError {
     /// A first upload certified with a type only revisions may carry.
     #[error("report type {0:?} is not accepted for a first upload")]
     ReportTypeNotAllowed(ReportType),
-    /// The certificate was used for another upload before.
+    /// The blind token does not authorise this upload at this node: a key of another
+    /// authority or day, expired, or a signature over another report, revision key or
+    /// federation.
+    #[error("the upload token is refused: {0}")]
+    Token(TokenError),
+    /// The certificate (or, for a token upload, the token) was used for another upload
+    /// before.
     #[error("this certificate was already used for an upload")]
     CertificateUsed,
     /// The revision token is unknown, spent, or its upload gone (or made with a revision
@@ -226,7 +233,61 @@ impl NodeCore {
                 };
                 self.admit_revision(store, verified, Proof::Signed, now, keep_for_gossip)
             }
+            UploadBody::Tokened {
+                upload,
+                revision_key,
+            } => {
+                let binding = Binding::Upload(revision_key);
+                let certified = self.certify_token_upload(upload, binding, now)?;
+                self.admit_first(certified, binding, now, keep_for_gossip)
+            }
+            UploadBody::TokenRevision {
+                upload,
+                revises,
+                signature,
+            } => {
+                let key = match store.certificate_use(&revises)?.map(|mark| mark.binding) {
+                    Some(Binding::Upload(key))
+                        if key.verify_token_revision(
+                            &revises,
+                            &upload.certificate_id(),
+                            &signature,
+                        ) =>
+                    {
+                        key
+                    }
+                    _ => return Err(IntakeError::InvalidRevisionSignature),
+                };
+                let binding = Binding::TokenRevision {
+                    key,
+                    revises,
+                    signature,
+                };
+                let certified = self.certify_token_upload(upload, binding, now)?;
+                let verified = self.verify(certified, binding, now)?;
+                self.admit_revision(store, verified, Proof::Signed, now, keep_for_gossip)
+            }
         }
+    }
+
+    /// Verifies a token upload against this node's token keys and certifies it in its
+    /// authority's name ([`TokenUpload::certify`]), before the checks every upload passes.
+    fn certify_token_upload(
+        &self,
+        upload: TokenUpload,
+        binding: Binding,
+        now: UnixTime,
+    ) -> Result<SignedUpload, IntakeError> {
+        let ring = self.token_keys();
+        upload
+            .certify(
+                ring.verifiers(),
+                ring.audience(),
+                binding.hmac(),
+                &self.keys.authority,
+                now,
+            )
+            .map_err(IntakeError::Token)
     }
 
     /// Answers an upload once its commit was applied with `outcome`.
@@ -558,7 +619,11 @@ impl NodeCore {
                     .ok_or(IntakeError::InvalidRevisionToken)?;
                 Ok((id, mark))
             }
-            (Proof::Signed, Binding::Revision { key, revises, .. }) => {
+            (
+                Proof::Signed,
+                Binding::Revision { key, revises, .. }
+                | Binding::TokenRevision { key, revises, .. },
+            ) => {
                 let mark = store
                     .certificate_use(&revises)?
                     .filter(|mark| mark.state.revisable() && mark.binding == Binding::Upload(key))

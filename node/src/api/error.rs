@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use ephemera_node_core::{AuthorityError, IntakeError};
 use ephemera_proto::api::ErrorBody;
 use ephemera_proto::sealed::SealError;
+use ephemera_proto::token::TokenError;
 use ephemera_proto::{CertificateError, DecodeError, UploadError, ValidationError};
 use thiserror::Error;
 
@@ -117,7 +118,12 @@ impl ApiError {
             Intake(IntakeError::Rejected(UploadError::Certificate(
                 CertificateError::UntrustedAuthority | CertificateError::BadSignature,
             ))) => StatusCode::FORBIDDEN,
+            Intake(IntakeError::Token(TokenError::UnknownKey | TokenError::BadSignature)) => {
+                StatusCode::FORBIDDEN
+            }
             Intake(IntakeError::CertificateUsed) => StatusCode::CONFLICT,
+            Authority(AuthorityError::StaleTokenKeys) => StatusCode::CONFLICT,
+            Authority(AuthorityError::TokenKeysNotReady) => StatusCode::SERVICE_UNAVAILABLE,
             MalformedJson(_) | InvalidParameter { .. } | Authority(_) | Intake(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -153,6 +159,8 @@ impl ApiError {
                 AuthorityError::MalformedCode(_) => "malformed-code",
                 AuthorityError::MalformedHmac => "malformed-hmac",
                 AuthorityError::CodeUnknownOrExpired => "invalid-code",
+                AuthorityError::StaleTokenKeys => "stale-token-keys",
+                AuthorityError::TokenKeysNotReady => "token-keys-not-ready",
                 _ => "internal-error",
             },
             Intake(e) => intake_code(e),
@@ -189,6 +197,8 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u32> {
         match self {
             ApiError::Overloaded | ApiError::DeadlineExceeded => Some(1),
+            // Keys are made off the request path within seconds of the day's start.
+            ApiError::Authority(AuthorityError::TokenKeysNotReady) => Some(60),
             // Space comes back when an operator frees it or a purge runs: not within a second.
             ApiError::InsufficientStorage => Some(DISK_RESERVE_RETRY_AFTER_SECONDS),
             _ => None,
@@ -244,6 +254,11 @@ fn intake_code(e: &IntakeError) -> &'static str {
         IntakeError::Rejected(_) => "report-invalid",
         IntakeError::SchemeNotAccepted(_) => "scheme-not-accepted",
         IntakeError::ReportTypeNotAllowed(_) => "report-type-not-allowed",
+        IntakeError::Token(e) => match e {
+            TokenError::UnknownKey => "token-unknown-key",
+            TokenError::Expired { .. } => "token-expired",
+            _ => "token-invalid",
+        },
         IntakeError::CertificateUsed => "certificate-used",
         IntakeError::InvalidRevisionToken => "invalid-revision-token",
         IntakeError::InvalidRevisionSignature => "invalid-revision-signature",

@@ -10,6 +10,7 @@
 //! | `GET /v1/sealing-key` | | `proto::sealed::SealingKeyAnnouncement` (JSON) |
 //! | `GET /v2/token-keys` | | `proto::token::SignedTokenKeySet` frame (kind 0x0f, version 2) |
 //! | `POST /v1/verify` | sealed `VerifyRequest` (`application/ephemera-sealed`), or JSON until the transition ends | sealed answer, one size; or `VerifyResponse`, padded |
+//! | `POST /v2/verify` | sealed `proto::token::TokenVerifyRequest` only | sealed answer, one size: `TokenVerifyResponse`, padded |
 //! | `POST /v1/uploads` | sealed `UploadRequest`, or the framed postcard until the transition ends | sealed answer, one size; or `UploadResponse`, padded |
 //! | `GET /v1/batches?after=<seq>` | | `proto::batch::BatchIndex` (JSON) |
 //! | `GET /v1/batches/{id}` | | signed batch bytes, immutable |
@@ -72,6 +73,10 @@ pub fn router(node: Node) -> Router {
         .route(
             "/v1/verify",
             post(verify).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .route(
+            "/v2/verify",
+            post(token_verify).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
         )
         .route(
             "/v1/uploads",
@@ -260,6 +265,29 @@ async fn verify(
     let request: VerifyRequest = json_body(body)?;
     let response = node.verify(&request).await?;
     Ok(padded_json(response.to_padded_json()))
+}
+
+/// Exchanges a code for a blind token: sealed only (a new route has no clear phones to
+/// carry through a transition).
+#[utoipa::path(post, path = "/v2/verify",
+    request_body(content = Vec<u8>, content_type = "application/ephemera-sealed", description = "A `TokenVerifyRequest` (JSON, padded to 8192 bytes) sealed to the node's sealing key (`GET /v1/sealing-key`), HPKE info `ephemera/sealed/v1/token-verify`"),
+    responses(
+        (status = 200, body = Vec<u8>, content_type = "application/ephemera-sealed", description = "The sealed inner answer, one size: `TokenVerifyResponse` (padded to 1024 bytes) or an error body (malformed-code, invalid-code, stale-token-keys 409, token-keys-not-ready 503, insufficient-storage)"),
+        (status = 400, body = openapi::ErrorBodyDoc, description = "unreadable-sealed-body, unknown-sealing-key"),
+        (status = 415, body = openapi::ErrorBodyDoc, description = "unsupported-media-type: the body is not sealed"),
+    ))]
+async fn token_verify(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    if !is_sealed(&headers) {
+        return Err(ApiError::UnsupportedMediaType {
+            expected: sealed::CONTENT_TYPE,
+        });
+    }
+    let bytes = body_bytes(body, MAX_JSON_BODY)?;
+    sealed_answer(node.sealed_exchange(SealedRoute::TokenVerify, &bytes).await)
 }
 
 /// Uploads a report with its certificate (or a revision, or a decoy).

@@ -166,7 +166,8 @@ impl Modify for BearerAuth {
     info(title = "Ephemera node", description = "Privacy-preserving contact tracing: authority, uploads, signed batches. This document is the contract: the node accepts what it describes and refuses the rest. Every error is `{\"error\", \"message\"}` JSON, and each error response lists its codes."),
     paths(
         super::healthz, super::metrics, super::openapi, super::authority, super::export_key,
-        super::sealing_key, super::token_keys, super::verify, super::upload, super::batch_index,
+        super::sealing_key, super::token_keys, super::verify, super::token_verify, super::upload,
+        super::batch_index,
         super::batch, super::heads, super::head_conflicts,
         super::export_index, super::export_file,
         super::login, super::logout, super::issue_codes,
@@ -221,6 +222,7 @@ const UPLOAD_400: &[&str] = &[
     "revision-not-allowed",
     "revision-mismatch",
     "revision-authority-mismatch",
+    "token-expired",
 ];
 
 /// The error statuses and codes an operation answers from its handler (beyond
@@ -244,9 +246,33 @@ pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'stati
             (500, STORAGE),
             (503, &["insufficient-storage"]),
         ],
+        ("post", "/v2/verify") => vec![
+            (
+                400,
+                &[
+                    "unreadable-sealed-body",
+                    "unknown-sealing-key",
+                    "malformed-json",
+                    "malformed-code",
+                    "invalid-code",
+                ],
+            ),
+            (409, &["stale-token-keys"]),
+            (415, &["unsupported-media-type"]),
+            (500, STORAGE),
+            (503, &["insufficient-storage", "token-keys-not-ready"]),
+        ],
         ("post", "/v1/uploads") => vec![
             (400, UPLOAD_400),
-            (403, &["certificate-untrusted", "certificate-invalid"]),
+            (
+                403,
+                &[
+                    "certificate-untrusted",
+                    "certificate-invalid",
+                    "token-unknown-key",
+                    "token-invalid",
+                ],
+            ),
             (409, &["certificate-used"]),
             (500, STORAGE),
             (503, &["insufficient-storage"]),
@@ -407,6 +433,7 @@ fn sealed_bodies(doc: &mut Value, config: &NodeConfig) {
     use ephemera_proto::sealed::{CONTENT_TYPE, REQUEST_OVERHEAD, SealedRoute};
     for (path, route, limit) in [
         ("/v1/verify", SealedRoute::Verify, super::MAX_JSON_BODY),
+        ("/v2/verify", SealedRoute::TokenVerify, super::MAX_JSON_BODY),
         (
             "/v1/uploads",
             SealedRoute::Upload,
@@ -536,6 +563,7 @@ mod tests {
             "/v1/authority",
             "/v1/authority/export-key.pem",
             "/v1/verify",
+            "/v2/verify",
             "/v1/uploads",
             "/v1/batches",
             "/v1/batches/{id}",
@@ -601,6 +629,7 @@ mod tests {
     fn every_refusal_of_the_handlers_is_documented() {
         use ephemera_node_core::{AuthorityError as A, IntakeError as I};
         use ephemera_proto::report::{ReportType, SchemeKind};
+        use ephemera_proto::token::TokenError;
         use ephemera_proto::{CertificateError as C, CodeError, DecodeError as D};
         use ephemera_proto::{DayNumber, IntervalNumber, UploadError as U, ValidationError as V};
 
@@ -664,6 +693,9 @@ mod tests {
             },
             I::RevisionMismatch,
             I::RevisionAuthorityMismatch,
+            I::Token(TokenError::UnknownKey),
+            I::Token(TokenError::BadSignature),
+            I::Token(TokenError::Expired { epoch: 1, today: 3 }),
             I::Store(StoreError::Engine("disk".into())),
         ];
         for error in certificate
@@ -692,6 +724,23 @@ mod tests {
             ApiError::InsufficientStorage,
         ]) {
             assert!(documents(&doc, "post", "/v1/verify", &error), "{error:?}");
+        }
+
+        let token_verify = [
+            A::MalformedCode(CodeError::BadCharacter),
+            A::CodeUnknownOrExpired,
+            A::StaleTokenKeys,
+            A::TokenKeysNotReady,
+            A::Store(StoreError::Engine("disk".into())),
+        ];
+        for error in token_verify.into_iter().map(ApiError::from).chain([
+            ApiError::MalformedJson("x".into()),
+            ApiError::InsufficientStorage,
+            ApiError::UnsupportedMediaType {
+                expected: ephemera_proto::sealed::CONTENT_TYPE,
+            },
+        ]) {
+            assert!(documents(&doc, "post", "/v2/verify", &error), "{error:?}");
         }
 
         let codes = [

@@ -141,7 +141,7 @@ impl MemoryFederationStore {
             return StoreOutcome::AlreadyStored;
         }
         let signed = FederatedReport::from(upload);
-        if let ephemera_proto::revision::Binding::Revision { revises, .. } = signed.binding
+        if let Some(revises) = signed.binding.revises()
             && !inner.certificates.contains(&revises)
         {
             return StoreOutcome::OriginalMissing;

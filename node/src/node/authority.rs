@@ -4,6 +4,7 @@
 use ephemera_node_core::authority::CodeGrant;
 use ephemera_proto::api::{VerifyRequest, VerifyResponse};
 use ephemera_proto::audit::{AuditAction, AuditActor, AuditOutcome};
+use ephemera_proto::token::{TokenVerifyRequest, TokenVerifyResponse};
 
 use crate::api::error::ApiError;
 use crate::api::types::{IssueCodesRequest, IssueCodesResponse, IssuedCode, LoginResponse};
@@ -232,6 +233,55 @@ impl Node {
         };
         self.inner.metrics.verification(outcome);
         result
+    }
+
+    /// `POST /v2/verify` (sealed only): spends the code and signs, blindly, the phone's
+    /// message for the code's class ([`ephemera_node_core::NodeCore::redeem_code_for_token`], on a blocking
+    /// thread: an RSA signature takes milliseconds), then flushes before answering. A decoy
+    /// does the same work. Like [`Self::verify`], it writes no line.
+    ///
+    /// # Errors
+    /// [`ApiError::Authority`] for a malformed, unknown, used or expired code, blinded
+    /// messages that are not for today's keys (nothing spent), or keys not made yet;
+    /// [`ApiError::InsufficientStorage`], [`ApiError::Store`], [`ApiError::Internal`].
+    pub async fn token_verify(
+        &self,
+        request: TokenVerifyRequest,
+    ) -> Result<TokenVerifyResponse, ApiError> {
+        let decoy = request.decoy;
+        let result = self.token_verify_inner(request).await;
+        let outcome = match &result {
+            Ok(_) if decoy => "decoy",
+            Ok(_) => "token-signed",
+            Err(e) => e.code(),
+        };
+        self.inner.metrics.verification(outcome);
+        result
+    }
+
+    async fn token_verify_inner(
+        &self,
+        request: TokenVerifyRequest,
+    ) -> Result<TokenVerifyResponse, ApiError> {
+        self.refuse_below_disk_reserve()?;
+        let now = self.now();
+        if request.decoy {
+            self.inner.metrics.decoy("verify");
+        }
+        let node = self.clone();
+        let response = tokio::task::spawn_blocking(move || {
+            node.inner.core.redeem_code_for_token(
+                node.inner.store.as_ref(),
+                &request,
+                now,
+                &mut rand::rng(),
+            )
+        })
+        .await
+        .map_err(|_| ApiError::Internal)??;
+        // As for a certificate: the spent code is durable before the signature leaves.
+        self.inner.flusher.flush().await?;
+        Ok(response)
     }
 
     async fn verify_inner(&self, request: &VerifyRequest) -> Result<VerifyResponse, ApiError> {

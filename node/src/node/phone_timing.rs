@@ -58,12 +58,13 @@ struct Samples {
     p99: Option<Duration>,
 }
 
-/// The floor of the two sealed routes, and the clock that releases held answers.
+/// The floor of each sealed route, and the clock that releases held answers.
 #[derive(Debug)]
 pub(crate) struct PhoneTiming {
     configured: Duration,
     verify: Mutex<Samples>,
     upload: Mutex<Samples>,
+    token_verify: Mutex<Samples>,
     clock: OnceLock<ReleaseClock>,
 }
 
@@ -175,6 +176,7 @@ impl PhoneTiming {
             configured: floor.min(MAX_FLOOR),
             verify: Mutex::default(),
             upload: Mutex::default(),
+            token_verify: Mutex::default(),
             clock: OnceLock::new(),
         }
     }
@@ -183,6 +185,7 @@ impl PhoneTiming {
         match route {
             SealedRoute::Verify => &self.verify,
             SealedRoute::Upload => &self.upload,
+            SealedRoute::TokenVerify => &self.token_verify,
         }
     }
 

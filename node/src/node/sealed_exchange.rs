@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use ephemera_proto::api::{ErrorBody, VerifyRequest};
 use ephemera_proto::sealed::{SealedRoute, SealingKeyAnnouncement};
+use ephemera_proto::token::TokenVerifyRequest;
 
 use crate::api::error::ApiError;
 
@@ -62,6 +63,7 @@ impl Node {
         let max_body = route.inner_response_size() - 4;
         let answer = match route {
             SealedRoute::Verify => self.sealed_verify(&inner, max_body).await,
+            SealedRoute::TokenVerify => self.sealed_token_verify(&inner, max_body).await,
             SealedRoute::Upload => match self.upload_classified(&inner).await {
                 Ok((response, answered)) => InnerAnswer {
                     status: 200,
@@ -96,6 +98,28 @@ impl Node {
                 } else {
                     Answered::Real
                 },
+            },
+            Err(e) => InnerAnswer::refused(&e, max_body),
+        }
+    }
+
+    async fn sealed_token_verify(&self, inner: &[u8], max_body: usize) -> InnerAnswer {
+        let request = match serde_json::from_slice::<TokenVerifyRequest>(inner) {
+            Ok(request) => request,
+            Err(e) => {
+                return InnerAnswer::refused(&ApiError::MalformedJson(e.to_string()), max_body);
+            }
+        };
+        let answered = if request.decoy {
+            Answered::Decoy
+        } else {
+            Answered::Real
+        };
+        match self.token_verify(request).await {
+            Ok(response) => InnerAnswer {
+                status: 200,
+                body: response.to_padded_json(),
+                answered,
             },
             Err(e) => InnerAnswer::refused(&e, max_body),
         }

@@ -34,11 +34,9 @@ async fn exchange(
 ) -> Seen {
     let (body, opener): (Vec<u8>, ResponseOpener) =
         key.seal_request(route, inner, &mut rand::rng()).unwrap();
-    let path = match route {
-        SealedRoute::Verify => "/v1/verify",
-        SealedRoute::Upload => "/v1/uploads",
-    };
-    let response = node.post_raw(path, sealed::CONTENT_TYPE, &body).await;
+    let response = node
+        .post_raw(route.path(), sealed::CONTENT_TYPE, &body)
+        .await;
     let opened = opener.open(&response.body).unwrap();
     Seen {
         request_len: body.len(),

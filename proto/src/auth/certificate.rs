@@ -248,6 +248,15 @@ impl AuthoritySigningKey {
             issued_at: whole_hour_down(now),
             expires_at: whole_hour_up(now.plus_seconds(lifetime_seconds)),
         };
+        self.sign_certificate(certificate)
+    }
+
+    /// Signs a certificate whose id and times the caller chose: the one a node makes for a
+    /// blind-token upload (`crate::token::TokenUpload::certify`). `version` and `authority`
+    /// are set here.
+    pub(crate) fn sign_certificate(&self, mut certificate: Certificate) -> SignedCertificate {
+        certificate.version = CERTIFICATE_VERSION;
+        certificate.authority = self.public_key().key_id();
         let signature = self.0.sign(CERTIFICATE_LABEL, &certificate.signing_input());
         SignedCertificate {
             certificate,

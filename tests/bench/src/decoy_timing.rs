@@ -240,13 +240,9 @@ async fn exchange(
     rng: &mut ChaCha20Rng,
 ) -> (Vec<u8>, Duration) {
     let (body, opener) = key.seal_request(route, inner, rng).expect("seal");
-    let path = match route {
-        SealedRoute::Verify => "/v1/verify",
-        SealedRoute::Upload => "/v1/uploads",
-    };
     let start = Instant::now();
     let response = connection
-        .post(path, sealed::CONTENT_TYPE, &body)
+        .post(route.path(), sealed::CONTENT_TYPE, &body)
         .await
         .expect("exchange");
     let took = start.elapsed();

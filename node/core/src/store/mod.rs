@@ -274,9 +274,12 @@ impl CertificateUse {
     /// Byte length of an encoded mark of a signed revision: key, revised certificate id and
     /// signature.
     pub const LEN_REVISION: usize = Self::LEN_WITH_KEY + 16 + 64;
+    /// Byte length of an encoded mark of a revision authorised by a blind token: a signed
+    /// revision's, and a trailing 1 ([`Binding::TokenRevision`]).
+    pub const LEN_TOKEN_REVISION: usize = Self::LEN_REVISION + 1;
 
-    /// `upload id ‖ state ‖ revision key ‖ revised certificate id ‖ signature`, each of the
-    /// last three only when the binding has it.
+    /// `upload id ‖ state ‖ revision key ‖ revised certificate id ‖ signature ‖ 1`, each of
+    /// the last four only when the binding has it (the 1 for a token revision).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(Self::LEN_REVISION);
         out.extend_from_slice(&self.upload.0);
@@ -288,11 +291,19 @@ impl CertificateUse {
                 key,
                 revises,
                 signature,
+            }
+            | Binding::TokenRevision {
+                key,
+                revises,
+                signature,
             } => {
                 out.extend_from_slice(&key.0.0);
                 out.extend_from_slice(&revises.0);
                 out.extend_from_slice(&signature.0);
             }
+        }
+        if matches!(self.binding, Binding::TokenRevision { .. }) {
+            out.push(1);
         }
         out
     }
@@ -304,18 +315,42 @@ impl CertificateUse {
                 bytes.get(Self::LEN..Self::LEN_WITH_KEY)?.try_into().ok()?,
             )))
         };
-        let binding = match bytes.len() {
-            Self::LEN => Binding::Unbound,
-            Self::LEN_WITH_KEY => Binding::Upload(key(bytes)?),
-            Self::LEN_REVISION => Binding::Revision {
-                key: key(bytes)?,
-                revises: CertificateId(
-                    bytes[Self::LEN_WITH_KEY..Self::LEN_WITH_KEY + 16]
+        let revision = |bytes: &[u8]| -> Option<(RevisionKey, CertificateId, Signature)> {
+            Some((
+                key(bytes)?,
+                CertificateId(
+                    bytes
+                        .get(Self::LEN_WITH_KEY..Self::LEN_WITH_KEY + 16)?
                         .try_into()
                         .ok()?,
                 ),
-                signature: Signature(bytes[Self::LEN_WITH_KEY + 16..].try_into().ok()?),
-            },
+                Signature(
+                    bytes
+                        .get(Self::LEN_WITH_KEY + 16..Self::LEN_REVISION)?
+                        .try_into()
+                        .ok()?,
+                ),
+            ))
+        };
+        let binding = match bytes.len() {
+            Self::LEN => Binding::Unbound,
+            Self::LEN_WITH_KEY => Binding::Upload(key(bytes)?),
+            Self::LEN_REVISION => {
+                let (key, revises, signature) = revision(bytes)?;
+                Binding::Revision {
+                    key,
+                    revises,
+                    signature,
+                }
+            }
+            Self::LEN_TOKEN_REVISION if bytes[Self::LEN_REVISION] == 1 => {
+                let (key, revises, signature) = revision(bytes)?;
+                Binding::TokenRevision {
+                    key,
+                    revises,
+                    signature,
+                }
+            }
             _ => return None,
         };
         Some(CertificateUse {

@@ -132,7 +132,7 @@ fn accepted(upload: u8) -> Option<CertificateUse> {
 /// A version 2 upload's revision key is kept in its certificate mark (65 bytes; a mark
 /// without one keeps the 33 bytes of before) and stays through the revision that spends it;
 /// a signed revision's mark keeps its key, the certificate it revises and its signature
-/// (145 bytes). A relayed upload keeps its key too, and may be revised like one accepted
+/// (145 bytes; a token revision's, 146). A relayed upload keeps its key too, and may be revised like one accepted
 /// here (once).
 #[test]
 fn a_revision_key_is_kept_in_the_mark_through_its_revision() {
@@ -193,6 +193,19 @@ fn a_revision_key_is_kept_in_the_mark_through_its_revision() {
             CommitOutcome::RevisionTokenUnknown
         );
     });
+    // A token revision's mark: a signed revision's and a trailing 1 (146 bytes).
+    let token_revision = CertificateUse {
+        upload: UploadId([2; 32]),
+        state: CertificateState::Accepted,
+        binding: Binding::TokenRevision {
+            key,
+            revises: CertificateId([1; 16]),
+            signature: Signature([7; 64]),
+        },
+    };
+    let bytes = token_revision.to_bytes();
+    assert_eq!(bytes.len(), 146);
+    assert_eq!(CertificateUse::from_bytes(&bytes), Some(token_revision));
     for bytes in [
         &[0u8; 32][..],
         &[0; 34],
@@ -200,6 +213,7 @@ fn a_revision_key_is_kept_in_the_mark_through_its_revision() {
         &[0; 66],
         &[0; 144],
         &[0; 146],
+        &[0; 147],
     ] {
         assert_eq!(CertificateUse::from_bytes(bytes), None, "{}", bytes.len());
     }

@@ -271,10 +271,12 @@ config_keys! {
         session_lifetime_seconds: u64 = 8 * 3600, range(60, 7 * 86_400),
             was = "session_lifetime_seconds";
         /// Make today's and tomorrow's blind-token keys ahead and serve them signed at
-        /// `GET /v2/token-keys` (`docs/PROTOCOL.md` §4.4). Off until nodes accept token
-        /// uploads: the keys cost 10 to 20 CPU-seconds at a first start in a debug build,
-        /// and nothing uses them yet.
-        blind_token_keys: bool = false;
+        /// `GET /v2/token-keys` (`docs/PROTOCOL.md` §4.4), so phones verify at
+        /// `POST /v2/verify` with a blind token the authority cannot link to their upload.
+        /// Off: the set served is empty and phones fall back to `POST /v1/verify`'s
+        /// certificate, which the authority can link. The keys cost a second or two of one
+        /// core per new day, on their own task.
+        blind_token_keys: bool = true;
         /// Ignored (kept so that older files still load): `/v1/verify` has no guessing
         /// budget any more. A global one let any client lock every phone out, and 80-bit
         /// codes need none (`docs/SECURITY.md`, "Guessing codes").

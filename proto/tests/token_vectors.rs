@@ -11,19 +11,23 @@
 //! and class (ConfirmedTest, onset Recent), authority seed `01`×32, audience
 //! `Audience::named("ephemera-test")`, revision secret seed `03`×32, one `pet` token
 //! `04`×16 of day 19675; blinding draws from `ChaCha20Rng::seed_from_u64(32)`.
+//! The token upload's frame, the certificate the first node makes for it and a token
+//! revision's signature were added to the file when nodes began to take token uploads; the
+//! values before them did not change.
 //! If it fails, the format changed: do not regenerate the file to make it pass.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use blind_rsa_signatures::{MessageRandomizer, PSS, Randomized, SecretKey, Sha384, Signature};
-use ephemera_proto::auth::{AuthoritySigningKey, ExpiryPolicy, TrustedAuthorities};
+use ephemera_proto::auth::{AuthoritySigningKey, CertificateId, ExpiryPolicy, TrustedAuthorities};
 use ephemera_proto::pet::EncounterToken;
 use ephemera_proto::revision::{HmacBinding, RevisionSecret};
 use ephemera_proto::token::{
     Audience, OnsetClass, PendingToken, SignedTokenKeySet, TokenClass, TokenKeys, TokenSigningKey,
-    TokenStatement, UploadToken,
+    TokenStatement, TokenUpload, UploadToken,
 };
+use ephemera_proto::upload::UploadRequest;
 use ephemera_proto::{DayNumber, PublishedToken, ReportContents, ReportType, UnixTime, wire};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -149,6 +153,37 @@ fn vectors(key_der: &[u8]) -> BTreeMap<&'static str, String> {
         hex::encode(postcard::to_allocvec(&token).expect("postcard")),
     );
     out.insert("token_id", hex::encode(token.id().0));
+    // The upload with the token, the certificate the first node makes for it, and a token
+    // revision's signature (added when nodes took token uploads; the values above are as
+    // first frozen).
+    let revision = RevisionSecret::from_seed(&[3; 32]);
+    let upload = TokenUpload {
+        contents: contents.clone(),
+        token: token.clone(),
+    };
+    out.insert(
+        "upload_request_tokened",
+        hex::encode(wire::encode(&UploadRequest::tokened(
+            upload.clone(),
+            revision.key(),
+        ))),
+    );
+    let certified = upload
+        .clone()
+        .certify(&keys, &audience, statement.binding, &authority, now)
+        .expect("certify");
+    out.insert(
+        "token_certified_upload",
+        hex::encode(wire::encode(&certified)),
+    );
+    out.insert(
+        "token_revision_signature",
+        hex::encode(
+            revision
+                .sign_token_revision(&upload.certificate_id(), &CertificateId([5; 16]))
+                .0,
+        ),
+    );
     out
 }
 

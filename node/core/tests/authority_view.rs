@@ -5,9 +5,11 @@
 //! 200 phones, each with a code of its own class (three report types, onset known or not),
 //! verify at random times of one day through the real node core
 //! ([`NodeCore::redeem_code_for_token`]) and upload their token as
-//! [`UploadDelay`] says. The authority keeps everything: who got which code, every verify
-//! request and answer with its exact time, what its store holds, and every upload (token,
-//! report, exact arrival time) as a node sees it. Its adversary pairs, within each class, the
+//! [`UploadDelay`] says, through the node's intake ([`NodeCore::admit_upload`]) into the same
+//! store. The authority keeps everything: who got which code, every verify request and
+//! answer with its exact time, what its store holds (the certificate the node made from each
+//! token states the day, not the time), and every upload (token, report, exact arrival time)
+//! as a node sees it. Its adversary pairs, within each class, the
 //! k-th verify with the k-th upload in time order, which is the best matching when the delay
 //! is short; the bytes of a verify (blinded messages, blind signature) appear in no upload,
 //! so time and class are all it has.
@@ -20,15 +22,16 @@
 use std::collections::BTreeMap;
 
 use ephemera_node_core::authority::CodeGrant;
-use ephemera_node_core::store::MemoryReportStore;
+use ephemera_node_core::intake::Admission;
+use ephemera_node_core::store::{MemoryReportStore, ReportStore};
 use ephemera_node_core::token_keys::TokenKeyring;
 use ephemera_node_core::{NodeCore, NodeKeys, Policy};
-use ephemera_proto::auth::ExpiryPolicy;
 use ephemera_proto::pet::EncounterToken;
 use ephemera_proto::revision::{HmacBinding, RevisionSecret};
 use ephemera_proto::token::{
-    TokenClass, TokenExchange, TokenKeyId, TokenStatement, UploadDelay, UploadToken,
+    TokenClass, TokenExchange, TokenKeyId, TokenStatement, TokenUpload, UploadDelay, UploadToken,
 };
+use ephemera_proto::upload::UploadRequest;
 use ephemera_proto::{DayNumber, PublishedToken, ReportContents, ReportType, UnixTime};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
@@ -92,7 +95,8 @@ fn run(delay: UploadDelay, seed: u64) -> (usize, usize) {
             day: DAY.minus(1),
             token: EncounterToken(token),
         }]);
-        let binding = HmacBinding::Upload(RevisionSecret::generate(&mut rng).key());
+        let revision_key = RevisionSecret::generate(&mut rng).key();
+        let binding = HmacBinding::Upload(revision_key);
         let statement = TokenStatement {
             audience: &audience,
             contents: &contents,
@@ -117,11 +121,27 @@ fn run(delay: UploadDelay, seed: u64) -> (usize, usize) {
             class: token.key,
             bytes: seen,
         });
-        // The upload, as every node checks it.
+        // The upload, through the node's intake, into the same store.
         let uploaded_at = delay.upload_at(verified_at, &mut rng);
-        token
-            .verify(&keys, &statement, uploaded_at, ExpiryPolicy::FirstUpload)
-            .unwrap();
+        let request = UploadRequest::tokened(
+            TokenUpload {
+                contents: contents.clone(),
+                token: token.clone(),
+            },
+            revision_key,
+        );
+        let Admission::Commit(plan) = core
+            .admit_upload(&store, request, uploaded_at, false)
+            .unwrap()
+        else {
+            panic!("a real upload is planned")
+        };
+        store.commit_upload(&plan.commit).unwrap();
+        // What the store keeps of it names the verify's day and class, never a time.
+        let stored = store.upload(&plan.commit.upload.0).unwrap().unwrap();
+        let certificate = &stored.upload.certificate.certificate;
+        assert_eq!(certificate.issued_at, DAY.start());
+        assert_eq!(certificate.symptom_onset, None);
         uploads.push(UploadSeen {
             person,
             at: uploaded_at,

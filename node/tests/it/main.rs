@@ -3,6 +3,7 @@
 mod audit;
 mod backup;
 mod batch_log;
+mod blind_token;
 mod cli;
 mod clock;
 mod contract;

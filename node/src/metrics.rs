@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ephemera_proto::signing::KeyId;
 use metrics::{Key, KeyName, Label, Level, Metadata, Recorder, SharedString, Unit};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
@@ -51,6 +52,12 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         "ephemera_uploads_accepted_total",
         Kind::Counter,
         "Uploads stored, by kind (real, revision, relayed).",
+    ),
+    (
+        "ephemera_reports_by_authority_total",
+        Kind::Counter,
+        "Uploads and revisions stored, by the key id of the authority that authorised them \
+         and by origin (phone, peer): each authority's issuance as this node sees it.",
     ),
     (
         "ephemera_uploads_rejected_total",
@@ -411,12 +418,41 @@ impl Metrics {
         self.gauge("ephemera_start_time_seconds", start_time as f64);
     }
 
-    /// An upload (`kind`: "real" or "revision") was stored: counted once, at its first
-    /// acceptance (a replay of the same bytes is [`Metrics::upload_replayed`]).
-    pub fn upload_accepted(&self, kind: &'static str) {
+    /// Starts `ephemera_reports_by_authority_total` at zero for each authority this node
+    /// trusts (so an alert's `increase` sees a first report), for both origins.
+    pub fn authorities(&self, trusted: impl IntoIterator<Item = KeyId>) {
+        for authority in trusted {
+            for origin in ["phone", "peer"] {
+                self.counter(
+                    "ephemera_reports_by_authority_total",
+                    vec![
+                        Label::new("authority", hex::encode(authority.0)),
+                        Label::new("origin", origin),
+                    ],
+                    0,
+                );
+            }
+        }
+    }
+
+    /// An upload (`kind`: "real", "revision" or "relayed") authorised by `authority` was
+    /// stored: counted once, at its first acceptance (a replay of the same bytes is
+    /// [`Metrics::upload_replayed`]). The per-authority count makes each authority's
+    /// issuance visible to every node that holds its reports (issue 31, item 6); its labels
+    /// are bounded by the authorities a node trusts.
+    pub fn upload_accepted(&self, kind: &'static str, authority: KeyId) {
         self.counter(
             "ephemera_uploads_accepted_total",
             vec![Label::new("kind", kind)],
+            1,
+        );
+        let origin = if kind == "relayed" { "peer" } else { "phone" };
+        self.counter(
+            "ephemera_reports_by_authority_total",
+            vec![
+                Label::new("authority", hex::encode(authority.0)),
+                Label::new("origin", origin),
+            ],
             1,
         );
     }
@@ -659,7 +695,7 @@ pub(crate) mod tests {
     #[test]
     fn counters_render_with_labels() {
         let metrics = Metrics::new();
-        metrics.upload_accepted("real");
+        metrics.upload_accepted("real", KeyId([0xab; 8]));
         metrics.upload_rejected("certificate-expired");
         metrics.upload_rejected("certificate-expired");
         metrics.storage(1234, 1);
@@ -673,6 +709,20 @@ pub(crate) mod tests {
             "{text}"
         );
         assert!(text.contains("ephemera_storage_bytes 1234"), "{text}");
+        metrics.upload_accepted("relayed", KeyId([0xab; 8]));
+        let text = metrics.render();
+        for origin in ["phone", "peer"] {
+            assert_eq!(
+                sample(
+                    &text,
+                    &format!(
+                        "ephemera_reports_by_authority_total{{authority=\"abababababababab\",origin=\"{origin}\"}}"
+                    )
+                ),
+                Some(1.0),
+                "{text}"
+            );
+        }
         // Two nodes in one process do not share counters.
         assert_eq!(
             sample(
@@ -698,6 +748,7 @@ pub(crate) mod tests {
                     | "ephemera_data_dir_size_bytes"
                     | "ephemera_clock_anomaly"
                     | "ephemera_node_time_seconds"
+                    | "ephemera_reports_by_authority_total"
             ) {
                 // Open label set, or set by the node when it opens / at the first scrape.
                 continue;

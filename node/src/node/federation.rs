@@ -202,10 +202,11 @@ impl Node {
             RelayAdmission::RevisionRefused => return Ok(StoreOutcome::RevisionRefused),
             RelayAdmission::Commit(commit) => commit,
         };
+        let authority = commit.upload.1.upload.certificate.certificate.authority;
         let outcome = self.inner.committer.commit_blocking(*commit)?;
         Ok(match core.settle_relayed(store, &id, outcome)? {
             RelayOutcome::Stored => {
-                self.inner.metrics.upload_accepted("relayed");
+                self.inner.metrics.upload_accepted("relayed", authority);
                 StoreOutcome::Stored
             }
             RelayOutcome::AlreadyStored => StoreOutcome::AlreadyStored,

@@ -284,6 +284,7 @@ impl Node {
             self.now().0,
         );
         metrics.clock(self.now().0, false);
+        metrics.authorities(self.inner.core.trusted().iter().map(|key| key.key_id()));
         match self.inner.store.batch_index(0, usize::MAX) {
             Ok(index) => {
                 if let Some(last) = index.last() {

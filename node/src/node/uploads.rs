@@ -73,6 +73,7 @@ impl Node {
                     receipt,
                     gossip,
                 } = *planned;
+                let authority = commit.upload.1.upload.certificate.certificate.authority;
                 // Group commit: returns once this upload's group is flushed to disk.
                 let outcome = self.inner.committer.commit(commit).await?;
                 let token = match core.settle_upload(store, &receipt, outcome)? {
@@ -83,10 +84,11 @@ impl Node {
                         return Ok((upload_response(token), Answered::Real));
                     }
                 };
-                self.inner.metrics.upload_accepted(match receipt.kind {
+                let kind = match receipt.kind {
                     UploadKind::First => "real",
                     UploadKind::Revision => "revision",
-                });
+                };
+                self.inner.metrics.upload_accepted(kind, authority);
                 // Gossip only what is durably stored. The federation adds its own random
                 // delay (`[federation] publish_delay_ms`), so gossip timing does not mirror
                 // the request.

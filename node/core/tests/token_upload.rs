@@ -9,8 +9,10 @@ use ephemera_node_core::intake::{Admission, IntakeError, Settled};
 use ephemera_node_core::store::{CertificateState, CommitOutcome, MemoryReportStore, ReportStore};
 use ephemera_node_core::token_keys::TokenKeyring;
 use ephemera_node_core::{NodeCore, NodeKeys, Policy};
-use ephemera_proto::auth::{CertificateId, UploadCode};
+use ephemera_proto::auth::{CertificateId, ExpiryPolicy, UploadCode};
+use ephemera_proto::federated::{self, FederatedReport};
 use ephemera_proto::pet::EncounterToken;
+use ephemera_proto::report::ReportLimits;
 use ephemera_proto::revision::{Binding, HmacBinding, RevisionSecret};
 use ephemera_proto::token::{
     TokenError, TokenExchange, TokenKeys, TokenStatement, TokenUpload, UploadToken,
@@ -85,12 +87,26 @@ fn admit(
     }
 }
 
+/// What a peer does with a gossiped report: decode its frame, verify it as relayed (its
+/// certificate, and a revision's signature under its key), then admit it.
 fn relay(
     peer: &NodeCore,
     store: &MemoryReportStore,
     upload: ephemera_proto::upload::VerifiedUpload,
 ) {
     let now = noon(DAY.plus(1));
+    let frame = federated::encode(&FederatedReport::from(upload));
+    let report = federated::decode(&frame).unwrap();
+    let upload = report
+        .upload
+        .verify_bound(
+            report.binding,
+            peer.trusted(),
+            now,
+            ExpiryPolicy::Relayed { retention_days: 14 },
+            &ReportLimits::default(),
+        )
+        .unwrap();
     match peer.admit_relayed(store, upload, now).unwrap() {
         RelayAdmission::Commit(commit) => {
             store.commit_upload(&commit).unwrap();

@@ -7,6 +7,7 @@
 
 pub mod day_keys;
 mod memory;
+pub mod ratchet_slot;
 mod records;
 mod sled_store;
 

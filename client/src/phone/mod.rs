@@ -272,12 +272,12 @@ impl<S: Store> Phone<S> {
         self.store
     }
 
-    /// What to broadcast at `now`. Rotates at interval boundaries (and makes the day's key
-    /// first, keeping it durably before it is ever broadcast). For `pet`, each call
-    /// advances the legacy slice carousel.
+    /// What to broadcast at `now`. Rotates at interval boundaries (and makes the day's key,
+    /// or moves the `pet` key ratchet, first, keeping it durably before it is ever
+    /// broadcast). For `pet`, each call advances the legacy slice carousel.
     ///
     /// # Errors
-    /// [`ClientError::Store`] if the new daily key cannot be kept.
+    /// [`ClientError::Store`] if the new daily key or ratchet state cannot be kept.
     pub fn advertisement(&mut self, now: UnixTime) -> Result<Advertisement, ClientError> {
         let now = self.tick(now)?;
         if self.paused {

@@ -13,7 +13,9 @@ use zeroize::Zeroize;
 
 use crate::signal::{LevelKind, SignalHistogram};
 
-/// An own daily key as stored: a GAEN TEK (16 bytes) or a `pet` daily secret (32 bytes).
+/// An own daily key as stored: a GAEN TEK (16 bytes), or a `pet` daily secret (32 bytes) as
+/// phones kept before the key ratchet (now removed at the first purge; `pet` phones keep
+/// their [`MetaKey::PetRatchet`] instead).
 ///
 /// # Privacy
 /// `Debug` does not print it, equality is constant-time, and it is zeroed on drop.

@@ -9,6 +9,8 @@
 //! encoded `slices`. Per encounter: both public keys (and phone A's key pair) →
 //! `shared_secret`, `token_low`, `token_high` and the role of phone A.
 
+mod pet_common;
+
 use std::collections::BTreeMap;
 
 use ephemera_proto::pet::{
@@ -19,6 +21,8 @@ use ephemera_proto::{IntervalNumber, PetError};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
+
+use pet_common::{hkdf, label_map, unhex};
 
 /// The seed of the phones' daily secrets.
 const SEED: u64 = 0x6570_6865_6d65_7261; // "ephemera"
@@ -73,7 +77,7 @@ struct InvalidSlice {
 
 /// The scheme's HKDF salts and labels, by the name of their Rust constant.
 fn labels() -> BTreeMap<String, String> {
-    [
+    label_map(&[
         ("EPHEMERAL_KEY_SALT", pet::EPHEMERAL_KEY_SALT),
         ("EPHEMERAL_KEY_INFO", pet::EPHEMERAL_KEY_INFO),
         ("SLICE_TAG_SALT", pet::SLICE_TAG_SALT),
@@ -81,27 +85,7 @@ fn labels() -> BTreeMap<String, String> {
         ("ENCOUNTER_SALT", pet::ENCOUNTER_SALT),
         ("TOKEN_LOW_INFO", pet::TOKEN_LOW_INFO),
         ("TOKEN_HIGH_INFO", pet::TOKEN_HIGH_INFO),
-    ]
-    .into_iter()
-    .map(|(name, label)| {
-        let label = String::from_utf8(label.to_vec()).expect("labels are ASCII");
-        (name.to_owned(), label)
-    })
-    .collect()
-}
-
-/// HKDF-SHA256 straight from `ring`, independent of the crate's own helper.
-fn hkdf(salt: &[u8], ikm: &[u8], info: &[&[u8]], out: &mut [u8]) {
-    struct Len(usize);
-    impl ring::hkdf::KeyType for Len {
-        fn len(&self) -> usize {
-            self.0
-        }
-    }
-    let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, salt).extract(ikm);
-    prk.expand(info, Len(out.len()))
-        .and_then(|okm| okm.fill(out))
-        .expect("short HKDF output");
+    ])
 }
 
 /// The interval's private key as the spec states it: HKDF output before clamping.
@@ -114,12 +98,6 @@ fn private_key(secret: &[u8; 32], interval: u32) -> [u8; 32] {
         &mut sk,
     );
     sk
-}
-
-fn unhex<const N: usize>(s: &str) -> [u8; N] {
-    let mut out = [0u8; N];
-    hex::decode_to_slice(s, &mut out).unwrap_or_else(|e| panic!("bad hex {s:?}: {e}"));
-    out
 }
 
 fn role_name(role: Role) -> &'static str {

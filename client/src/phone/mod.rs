@@ -6,6 +6,7 @@ mod cross_check;
 mod decoy_flow;
 mod events;
 mod ingest;
+mod pet_keys;
 mod release;
 mod report;
 mod sealing;
@@ -17,7 +18,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ephemera_proto::gaen::Metadata;
-use ephemera_proto::pet::{EphemeralKeyPair, SliceAssembler, SliceCarousel};
+use ephemera_proto::pet::{SliceAssembler, SliceCarousel};
 use ephemera_proto::scheme::{Broadcast, DailyKey};
 use ephemera_proto::sealed::{ResponseOpener, SealingPublicKey};
 use ephemera_proto::{DayNumber, IntervalNumber, SchemeKind, UnixTime};
@@ -44,11 +45,6 @@ use self::events::EventQueue;
 use self::report::ReportFlow;
 use self::sighting::{OpenEncounter, ScanClock};
 use self::sync::SyncState;
-
-/// How many intervals' `pet` key pairs a phone keeps in memory: encounters close at most
-/// `max_gap_seconds` after the interval they belong to, so the current and previous one
-/// suffice; one more for slack.
-const PET_PAIRS_KEPT: usize = 3;
 
 /// What to broadcast now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,16 +110,16 @@ pub struct Phone<S: Store> {
     config: Arc<ClientConfig>,
     store: S,
     rng: ChaCha20Rng,
-    /// Own daily keys in use (today and yesterday at most).
+    /// `gaen`: own daily keys in use (today and yesterday at most).
     keys: Vec<(DayNumber, DailyKey)>,
     current: Option<CurrentBroadcast>,
     open: Vec<OpenEncounter>,
     assembler: Option<SliceAssembler>,
-    /// The `pet` key pairs of the last few intervals (newest last, at most
-    /// [`PET_PAIRS_KEPT`]): the one made to broadcast an interval also serves to close that
-    /// interval's encounters, so each is derived once (all are re-derivable from the daily
-    /// secret, which is kept anyway).
-    pet_pairs: Vec<EphemeralKeyPair>,
+    /// `pet`: the key ratchet at the current interval and that interval's key pair (see
+    /// `pet_keys.rs`); read from the store once.
+    pet_keys: Option<pet_keys::PetKeys>,
+    /// Whether `pet_keys` was read from the store.
+    pet_keys_loaded: bool,
     requests: VecDeque<Request>,
     events: EventQueue,
     inflight: Vec<(RequestId, Pending)>,
@@ -156,6 +152,8 @@ pub struct Phone<S: Store> {
     last_checkpoint: Option<UnixTime>,
     /// The open encounters changed since the last checkpoint.
     checkpoint_dirty: bool,
+    /// The open encounters came from a checkpoint without tokens, removed at the next write.
+    legacy_checkpoint: bool,
     /// Checkpoints written by this phone object (for the write-cost figure in status).
     checkpoints_written: u64,
     /// Bytes of those checkpoints.
@@ -191,7 +189,7 @@ impl<S: Store> Phone<S> {
         let decoy = DecoyFlow::load(&store)?;
         let events = EventQueue::load(&store)?;
         let clock = ClockState::load(&store)?;
-        let (open, scan) = sighting::load_checkpoint(&store)?;
+        let (open, scan, legacy_checkpoint) = sighting::load_checkpoint(&store)?;
         let paused = Self::load_paused(&store)?;
         let last_sync = store
             .meta(MetaKey::LastSync)?
@@ -205,7 +203,8 @@ impl<S: Store> Phone<S> {
             current: None,
             open,
             assembler: None,
-            pet_pairs: Vec::new(),
+            pet_keys: None,
+            pet_keys_loaded: false,
             requests: VecDeque::new(),
             events,
             inflight: Vec::new(),
@@ -226,6 +225,7 @@ impl<S: Store> Phone<S> {
             scan,
             last_checkpoint: None,
             checkpoint_dirty: false,
+            legacy_checkpoint,
             checkpoints_written: 0,
             checkpoint_bytes: 0,
             last_sync,
@@ -272,12 +272,12 @@ impl<S: Store> Phone<S> {
         self.store
     }
 
-    /// What to broadcast at `now`. Rotates at interval boundaries (and makes the day's key
-    /// first, keeping it durably before it is ever broadcast). For `pet`, each call
-    /// advances the legacy slice carousel.
+    /// What to broadcast at `now`. Rotates at interval boundaries (and makes the day's key,
+    /// or moves the `pet` key ratchet, first, keeping it durably before it is ever
+    /// broadcast). For `pet`, each call advances the legacy slice carousel.
     ///
     /// # Errors
-    /// [`ClientError::Store`] if the new daily key cannot be kept.
+    /// [`ClientError::Store`] if the new daily key or ratchet state cannot be kept.
     pub fn advertisement(&mut self, now: UnixTime) -> Result<Advertisement, ClientError> {
         let now = self.tick(now)?;
         if self.paused {
@@ -302,16 +302,17 @@ impl<S: Store> Phone<S> {
     /// the current broadcast.
     fn start_broadcast(&mut self, interval: IntervalNumber) -> Result<(), ClientError> {
         let metadata = Metadata::v1_0(self.config.tx_power);
-        let broadcast = match self.daily_key(interval.day())? {
-            DailyKey::Pet(secret) => {
-                let secret = secret.clone();
-                let key = self.pet_pair(&secret, interval).public();
+        let broadcast = match self.config.scheme {
+            SchemeKind::Pet => {
+                let key = self.pet_pair(interval)?.public();
                 Broadcast::Pet {
                     key,
                     carousel: SliceCarousel::new(&key),
                 }
             }
-            gaen => gaen.broadcast(interval, &metadata),
+            SchemeKind::Gaen => self
+                .daily_key(interval.day())?
+                .broadcast(interval, &metadata),
         };
         self.current = Some(CurrentBroadcast {
             interval,
@@ -531,8 +532,8 @@ impl<S: Store> Phone<S> {
         id
     }
 
-    /// The own daily key of `day`: from memory, from the store, or made now and kept
-    /// durably before use.
+    /// The own `gaen` daily key of `day`: from memory, from the store, or made now and kept
+    /// durably before use (`pet` keys come from the ratchet, `pet_keys.rs`).
     fn daily_key(&mut self, day: DayNumber) -> Result<&DailyKey, ClientError> {
         if let Some(i) = self.keys.iter().position(|(d, _)| *d == day) {
             return Ok(&self.keys[i].1);
@@ -551,41 +552,6 @@ impl<S: Store> Phone<S> {
             .retain(|(d, _)| d.0 + 1 >= day.0 && d.0 <= day.0 + 1);
         self.keys.push((day, key));
         Ok(&self.keys.last().expect("pushed").1)
-    }
-
-    /// Our `pet` key pair of `interval` (derived from `secret`, that interval's daily secret),
-    /// from the pairs kept or derived now and kept.
-    fn pet_pair(
-        &mut self,
-        secret: &ephemera_proto::pet::DailySecret,
-        interval: IntervalNumber,
-    ) -> &EphemeralKeyPair {
-        let position = match self.pet_pairs.iter().position(|p| p.interval() == interval) {
-            Some(i) => i,
-            None => {
-                if self.pet_pairs.len() >= PET_PAIRS_KEPT {
-                    // Forget the oldest interval's pair.
-                    let oldest = self
-                        .pet_pairs
-                        .iter()
-                        .enumerate()
-                        .min_by_key(|(_, p)| p.interval())
-                        .map_or(0, |(i, _)| i);
-                    self.pet_pairs.swap_remove(oldest);
-                }
-                self.pet_pairs.push(secret.ephemeral_key_pair(interval));
-                self.pet_pairs.len() - 1
-            }
-        };
-        &self.pet_pairs[position]
-    }
-
-    /// The own key of `day` if it exists, without making one.
-    fn existing_daily_key(&mut self, day: DayNumber) -> Result<Option<DailyKey>, ClientError> {
-        if let Some((_, k)) = self.keys.iter().find(|(d, _)| *d == day) {
-            return Ok(Some(k.clone()));
-        }
-        Ok(self.store.own_key(day)?.map(|k| k.daily_key()))
     }
 
     /// Housekeeping before every input that acts on time (keys, sightings, purges): checks
@@ -622,6 +588,7 @@ impl<S: Store> Phone<S> {
             self.purge(today)?;
         }
         self.close_stale(now)?;
+        self.advance_pet_keys(now)?;
         self.checkpoint_if_due(now)?;
         if self.next_decoy.is_none() {
             self.next_decoy = next_decoy(now, self.config.decoy.rate_per_day, &mut self.rng);
@@ -651,20 +618,17 @@ impl<S: Store> Phone<S> {
     }
 
     /// Retention: forget everything older than the retention period; for `pet`, also forget
-    /// daily secrets older than yesterday (encounters keep tokens, not keys, so old secrets
-    /// serve nothing).
+    /// every own key kept in the store: `pet` keys live in the ratchet (`pet_keys.rs`),
+    /// and a daily secret a phone kept before the ratchet serves nothing (encounters keep
+    /// tokens, not keys).
     fn purge(&mut self, today: DayNumber) -> Result<(), ClientError> {
         let oldest_kept = today.minus(self.config.retention_days);
         self.store.purge_before(oldest_kept)?;
         if self.config.scheme == SchemeKind::Pet {
-            let yesterday = today.minus(1);
             for day in self.store.own_key_days()? {
-                if day < yesterday {
-                    self.store.remove_own_key(day)?;
-                }
+                self.store.remove_own_key(day)?;
             }
-            self.keys.retain(|(d, _)| *d >= yesterday);
-            self.pet_pairs.retain(|p| p.interval().day() >= yesterday);
+            self.keys.clear();
         } else {
             self.keys.retain(|(d, _)| *d >= oldest_kept);
             self.purge_released(oldest_kept)?;
@@ -695,7 +659,7 @@ impl<S: Store> Phone<S> {
         self.current = None;
         self.open.clear();
         self.assembler = None;
-        self.pet_pairs.clear();
+        self.forget_pet_keys();
         self.requests.clear();
         self.events = EventQueue::default();
         self.inflight.clear();

@@ -11,13 +11,24 @@
 //! cadence, not from the peer's history. Scans that heard no one are not seen by the core;
 //! the cap is what keeps the first scan after a silence from claiming the whole silence.
 //!
+//! # `pet` tokens when first heard
+//! A `pet` encounter's tokens need our private key of the interval the peer was heard in,
+//! and the key ratchet (`pet_keys.rs`) erases that key when the next interval begins. So
+//! the tokens are computed when a peer is first heard in an interval, with that interval's
+//! key, and the open encounter keeps the tokens (the closed one too): no key of a past
+//! interval is ever needed again.
+//!
 //! # Surviving a kill
 //! The open encounters and the scan clock are checkpointed to the store (meta
-//! [`MetaKey::OpenEncounters`]) at most every `checkpoint_seconds` while they change, and
+//! [`MetaKey::OpenEncounters2`]) at most every `checkpoint_seconds` while they change, and
 //! whenever encounters close; a phone made again on the store resumes them. A kill loses
-//! at most the contact time since the last checkpoint.
+//! at most the contact time since the last checkpoint. A checkpoint that phones before the
+//! ratchet kept ([`MetaKey::OpenEncounters`], without tokens) is read once: its `pet`
+//! encounters get their tokens from the daily secret those phones kept, where it still is.
 
-use ephemera_proto::pet::{EphemeralPublicKey, SliceAssembler, encounter_tokens, slice_tag};
+use ephemera_proto::pet::{
+    EncounterToken, EphemeralPublicKey, SliceAssembler, encounter_tokens, slice_tag,
+};
 use ephemera_proto::scheme::{DailyKey, HeardPayload};
 use ephemera_proto::{IntervalNumber, SchemeKind, UnixTime};
 
@@ -54,6 +65,19 @@ pub(super) enum Peer {
     },
 }
 
+/// A `pet` encounter's two tokens (`Debug` shows none).
+#[derive(Copy, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct PetTokens {
+    own: EncounterToken,
+    peer: EncounterToken,
+}
+
+impl std::fmt::Debug for PetTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PetTokens(<redacted>)")
+    }
+}
+
 /// A peer being heard now.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct OpenEncounter {
@@ -64,6 +88,21 @@ pub(super) struct OpenEncounter {
     interval: IntervalNumber,
     first_seen: UnixTime,
     pub(super) last_seen: UnixTime,
+    level_kind: LevelKind,
+    signal: SignalHistogram,
+    /// `pet`: the tokens, computed when first heard (see the module's notes); `gaen`: none.
+    tokens: Option<PetTokens>,
+}
+
+/// An open encounter as phones before the `pet` ratchet checkpointed it (no tokens).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct OpenEncounterWithoutTokens {
+    peer: Peer,
+    credited_scan: UnixTime,
+    interval: IntervalNumber,
+    first_seen: UnixTime,
+    last_seen: UnixTime,
     level_kind: LevelKind,
     signal: SignalHistogram,
 }
@@ -103,18 +142,65 @@ struct Checkpoint {
     scan: ScanClock,
 }
 
-/// The open encounters and scan clock checkpointed in `store` (none if never written).
+/// The checkpoint as phones before the `pet` ratchet kept it.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct CheckpointWithoutTokens {
+    open: Vec<OpenEncounterWithoutTokens>,
+    scan: ScanClock,
+}
+
+/// The open encounters and scan clock checkpointed in `store` (none if never written), and
+/// whether they came from a checkpoint without tokens (to be removed at the next write).
 pub(super) fn load_checkpoint(
     store: &impl Store,
-) -> Result<(Vec<OpenEncounter>, ScanClock), ClientError> {
+) -> Result<(Vec<OpenEncounter>, ScanClock, bool), ClientError> {
+    let corrupt = StoreError::Corrupt {
+        what: "open encounters",
+    };
+    if let Some(bytes) = store.meta(MetaKey::OpenEncounters2)? {
+        let bytes = Zeroizing::new(bytes);
+        let checkpoint: Checkpoint = postcard::from_bytes(&bytes).map_err(|_| corrupt)?;
+        return Ok((checkpoint.open, checkpoint.scan, false));
+    }
     let Some(bytes) = store.meta(MetaKey::OpenEncounters)? else {
-        return Ok((Vec::new(), ScanClock::default()));
+        return Ok((Vec::new(), ScanClock::default(), false));
     };
     let bytes = Zeroizing::new(bytes);
-    let checkpoint: Checkpoint = postcard::from_bytes(&bytes).map_err(|_| StoreError::Corrupt {
-        what: "open encounters",
-    })?;
-    Ok((checkpoint.open, checkpoint.scan))
+    let old: CheckpointWithoutTokens = postcard::from_bytes(&bytes).map_err(|_| corrupt)?;
+    let mut open = Vec::with_capacity(old.open.len());
+    for o in old.open {
+        let tokens = match o.peer {
+            Peer::Gaen { .. } => None,
+            Peer::Pet { key, .. } => {
+                // Phones before the ratchet kept the day's secret: the tokens come from it,
+                // or the encounter is dropped.
+                let Some(DailyKey::Pet(secret)) =
+                    store.own_key(o.interval.day())?.map(|k| k.daily_key())
+                else {
+                    continue;
+                };
+                match encounter_tokens(&secret.ephemeral_key_pair(o.interval), &key) {
+                    Ok(t) => Some(PetTokens {
+                        own: t.own,
+                        peer: t.peer,
+                    }),
+                    Err(_) => continue,
+                }
+            }
+        };
+        open.push(OpenEncounter {
+            peer: o.peer,
+            credited_scan: o.credited_scan,
+            interval: o.interval,
+            first_seen: o.first_seen,
+            last_seen: o.last_seen,
+            level_kind: o.level_kind,
+            signal: o.signal,
+            tokens,
+        });
+    }
+    Ok((open, old.scan, true))
 }
 
 impl<S: Store> Phone<S> {
@@ -173,13 +259,11 @@ impl<S: Store> Phone<S> {
             }
         };
         let interval = now.interval();
-        if let Peer::Pet { key, .. } = &peer {
-            if self.is_own_current_key(interval, key) {
-                // Our own broadcast echoed back: no encounter.
-                return Ok(());
-            }
-            // The encounter's tokens need our key of this interval: make sure it exists.
-            self.daily_key(interval.day())?;
+        if let Peer::Pet { key, .. } = &peer
+            && self.is_own_current_key(interval, key)
+        {
+            // Our own broadcast echoed back: no encounter.
+            return Ok(());
         }
         let (level_kind, level) = match (scheme, sighting.signal) {
             // `pet` payloads carry no transmit power: use the advertised one or the assumed.
@@ -220,7 +304,10 @@ impl<S: Store> Phone<S> {
         };
         let bytes =
             Zeroizing::new(postcard::to_allocvec(&checkpoint).expect("postcard into a Vec"));
-        self.store.set_meta(MetaKey::OpenEncounters, &bytes)?;
+        self.store.set_meta(MetaKey::OpenEncounters2, &bytes)?;
+        if std::mem::take(&mut self.legacy_checkpoint) {
+            self.store.remove_meta(MetaKey::OpenEncounters)?;
+        }
         self.checkpoint_dirty = false;
         self.checkpoints_written += 1;
         self.checkpoint_bytes += bytes.len() as u64;
@@ -274,6 +361,19 @@ impl<S: Store> Phone<S> {
             self.write_checkpoint()?;
             self.store.flush()?;
         }
+        let tokens = match peer {
+            Peer::Gaen { .. } => None,
+            // Our key of this interval exists now, and not after it: the tokens now.
+            Peer::Pet { key, .. } => match encounter_tokens(self.pet_pair(interval)?, &key) {
+                Ok(t) => Some(PetTokens {
+                    own: t.own,
+                    peer: t.peer,
+                }),
+                // Our own key echoed, a low-order point or a non-canonical spelling of a
+                // key: nothing to keep.
+                Err(_) => return Ok(()),
+            },
+        };
         let mut signal = SignalHistogram::default();
         signal.add(level, credit);
         self.open.push(OpenEncounter {
@@ -284,6 +384,7 @@ impl<S: Store> Phone<S> {
             last_seen: now,
             level_kind,
             signal,
+            tokens,
         });
         Ok(())
     }
@@ -324,8 +425,8 @@ impl<S: Store> Phone<S> {
     }
 
     /// Turns an open encounter into a stored record, or drops it: `gaen` keeps any peer
-    /// heard for some time; `pet` keeps one heard at least `min_pet_encounter_seconds`, and
-    /// keeps its tokens, never a private key.
+    /// heard for some time; `pet` keeps one heard at least `min_pet_encounter_seconds`, with
+    /// the tokens computed when it was first heard, never a private key.
     fn close(&mut self, open: OpenEncounter) -> Result<(), ClientError> {
         let total = open.signal.total_seconds();
         if total == 0 {
@@ -333,23 +434,16 @@ impl<S: Store> Phone<S> {
         }
         let evidence = match open.peer {
             Peer::Gaen { rpi, aem } => Evidence::Gaen { rpi, aem },
-            Peer::Pet { key, .. } => {
+            Peer::Pet { .. } => {
+                let Some(tokens) = open.tokens else {
+                    return Ok(());
+                };
                 if total < self.config.encounter.min_pet_encounter_seconds {
                     return Ok(());
                 }
-                let Some(DailyKey::Pet(secret)) = self.existing_daily_key(open.interval.day())?
-                else {
-                    return Ok(());
-                };
-                let pair = self.pet_pair(&secret, open.interval);
-                match encounter_tokens(pair, &key) {
-                    Ok(tokens) => Evidence::Pet {
-                        own: tokens.own,
-                        peer: tokens.peer,
-                    },
-                    // Our own key echoed, a low-order point or a non-canonical
-                    // spelling of a key: nothing to keep.
-                    Err(_) => return Ok(()),
+                Evidence::Pet {
+                    own: tokens.own,
+                    peer: tokens.peer,
                 }
             }
         };
@@ -362,5 +456,72 @@ impl<S: Store> Phone<S> {
             evidence,
         })?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ephemera_proto::pet::DailySecret;
+    use ephemera_proto::scheme::DailyKey;
+
+    use super::*;
+    use crate::store::{Evidence, MemoryStore, OwnKey};
+    use crate::{ClientConfig, Phone};
+
+    /// A phone updated while hearing someone: its checkpoint without tokens and its daily
+    /// secret, as phones before the ratchet kept them. The `pet` encounter resumes with the
+    /// tokens of that secret's key, the old checkpoint goes at the next write, and the
+    /// secret at the phone's first purge.
+    #[test]
+    fn a_checkpoint_from_before_the_ratchet_resumes_with_tokens_of_the_kept_secret() {
+        let interval = UnixTime(1_700_000_000).interval().plus(200);
+        let now = interval.start().plus_seconds(300);
+        let secret = DailySecret::from_bytes([0x42; 32]);
+        let key = DailySecret::from_bytes([0x24; 32])
+            .ephemeral_key_pair(interval)
+            .public();
+        let expected = encounter_tokens(&secret.ephemeral_key_pair(interval), &key).unwrap();
+        let mut signal = SignalHistogram::default();
+        signal.add(55, 280);
+        let old = CheckpointWithoutTokens {
+            open: vec![OpenEncounterWithoutTokens {
+                peer: Peer::Pet {
+                    key,
+                    tag: slice_tag(&key),
+                },
+                credited_scan: now,
+                interval,
+                first_seen: interval.start(),
+                last_seen: now,
+                level_kind: LevelKind::Attenuation,
+                signal,
+            }],
+            scan: ScanClock {
+                current: Some(now),
+                previous: Some(now.minus_seconds(60)),
+            },
+        };
+        let mut store = MemoryStore::new();
+        let own = OwnKey::from_daily_key(&DailyKey::Pet(secret));
+        store.put_own_key(interval.day(), &own).unwrap();
+        let bytes = postcard::to_allocvec(&old).unwrap();
+        store.set_meta(MetaKey::OpenEncounters, &bytes).unwrap();
+        let config = ClientConfig::new(SchemeKind::Pet).with_decoy_rate(0.0);
+        let mut phone = Phone::new(config, store, [9; 32]).unwrap();
+        assert_eq!(phone.open_encounters(), 1);
+        phone.handle_timeout(now.plus_seconds(1)).unwrap();
+        assert!(phone.store().own_key_days().unwrap().is_empty(), "purged");
+        phone.close_all_encounters().unwrap();
+        assert_eq!(phone.store().meta(MetaKey::OpenEncounters).unwrap(), None);
+        let mut kept = Vec::new();
+        phone
+            .store()
+            .for_each_encounter(&mut |r| kept.push(r.evidence.clone()))
+            .unwrap();
+        let want = Evidence::Pet {
+            own: expected.own,
+            peer: expected.peer,
+        };
+        assert_eq!(kept, vec![want]);
     }
 }

@@ -1,12 +1,18 @@
 //! Storage behind a small trait: [`SledStore`] (default, durable) and [`MemoryStore`]
 //! (tests and the simulator).
 //!
-//! The core keeps only its working set in memory (today's key, the peers in range, queued
-//! requests); everything that must outlive a restart goes through [`Store`]. sled types stay
-//! inside this module so another engine can replace it.
+//! The core keeps only its working set in memory (today's key or `pet` key ratchet, the
+//! peers in range, queued requests); everything that must outlive a restart goes through
+//! [`Store`]. sled types stay inside this module so another engine can replace it.
+//!
+//! Two small files beside a folder store's database are overwritten in place rather than
+//! logged, so what they forget is gone from the disk: [`day_keys`] (the keys records are
+//! sealed under) and [`ratchet_slot`] (the `pet` key ratchet, [`MetaKey::PetRatchet`]).
+//! An engine that replaces sled must keep [`MetaKey::PetRatchet`] the same way.
 
 pub mod day_keys;
 mod memory;
+pub mod ratchet_slot;
 mod records;
 mod sled_store;
 
@@ -24,8 +30,8 @@ use crate::risk::ExposureWindow;
 /// What a phone keeps across restarts.
 ///
 /// Writes become durable at [`Store::flush`]; the phone flushes after creating a daily key
-/// (before broadcasting it), after closing encounters, after matching and after moving the
-/// sync cursor.
+/// or moving the `pet` key ratchet (before broadcasting the key), after closing encounters,
+/// after matching and after moving the sync cursor.
 pub trait Store {
     /// The own daily key of `day`, if one was made.
     ///

@@ -13,7 +13,9 @@ use zeroize::Zeroize;
 
 use crate::signal::{LevelKind, SignalHistogram};
 
-/// An own daily key as stored: a GAEN TEK (16 bytes) or a `pet` daily secret (32 bytes).
+/// An own daily key as stored: a GAEN TEK (16 bytes), or a `pet` daily secret (32 bytes) as
+/// phones kept before the key ratchet (now removed at the first purge; `pet` phones keep
+/// their [`MetaKey::PetRatchet`] instead).
 ///
 /// # Privacy
 /// `Debug` does not print it, equality is constant-time, and it is zeroed on drop.
@@ -173,8 +175,8 @@ pub enum MetaKey {
     /// The report on its way as phones before protocol version 2 kept it (postcard); read
     /// once and moved to [`MetaKey::PendingReport2`].
     PendingReport,
-    /// The open encounters checkpoint (postcard), rewritten at most once per
-    /// `encounter.checkpoint_seconds`, so a kill loses at most that much contact time.
+    /// The open encounters checkpoint as phones before the `pet` ratchet kept it
+    /// (postcard); read once and moved to [`MetaKey::OpenEncounters2`].
     OpenEncounters,
     /// Events not yet acknowledged by the app (postcard).
     Events,
@@ -204,6 +206,14 @@ pub enum MetaKey {
     SyncHeld,
     /// The latest signed head of the phone's node that the phone verified (its frame).
     NodeHead,
+    /// `pet`: the key ratchet's state (`KeyRatchet::to_bytes`, 36 bytes), replaced at every
+    /// interval. Secret: it derives the current and later keys of the day. A folder store
+    /// keeps it in its `pet-ratchet` file, overwritten in place, never in its database
+    /// (see [`ratchet_slot`](super::ratchet_slot)).
+    PetRatchet,
+    /// The open encounters checkpoint (postcard) with each `pet` encounter's tokens; read
+    /// once from [`MetaKey::OpenEncounters`] (without tokens) where a phone kept that.
+    OpenEncounters2,
 }
 
 impl MetaKey {
@@ -225,6 +235,8 @@ impl MetaKey {
             MetaKey::RevisionKey => "revision-key",
             MetaKey::SyncHeld => "sync-held",
             MetaKey::NodeHead => "node-head",
+            MetaKey::PetRatchet => "pet-ratchet",
+            MetaKey::OpenEncounters2 => "open-encounters-2",
         }
     }
 }

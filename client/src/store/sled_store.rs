@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::day_keys::DayKeys;
+use super::ratchet_slot::RatchetSlot;
 use super::{EncounterRecord, MetaKey, OwnKey, PurgeCounts, Store, WindowId};
 use crate::error::StoreError;
 use crate::risk::{BUCKETS, ExposureWindow, Infectiousness};
@@ -17,7 +18,9 @@ use crate::risk::{BUCKETS, ExposureWindow, Infectiousness};
 ///
 /// Layout: tree `own-keys` (day BE → key), `encounters` (day BE ‖ first sighting BE ‖
 /// tag of the lookup key → record), `windows` (day BE ‖ tag of the window id → window),
-/// `meta` (name → bytes); the tags are keyed by the day's key.
+/// `meta` (name → bytes); the tags are keyed by the day's key. [`MetaKey::PetRatchet`] is
+/// not in the database: it lives in the `pet-ratchet` file, overwritten in place at every
+/// step (see [`ratchet_slot`](super::ratchet_slot)).
 /// Keys start with the day so retention is a range delete. Writes are durable after
 /// [`Store::flush`].
 ///
@@ -36,6 +39,8 @@ pub struct SledStore {
     windows: sled::Tree,
     meta: sled::Tree,
     keys: Arc<Mutex<DayKeys>>,
+    /// [`MetaKey::PetRatchet`], outside the database.
+    ratchet: Arc<Mutex<RatchetSlot>>,
     today: DayNumber,
     folder: Option<Folder>,
 }
@@ -95,7 +100,7 @@ fn day_of(key: &[u8]) -> Result<DayNumber, StoreError> {
     Ok(DayNumber(u32::from_be_bytes(bytes)))
 }
 
-/// Where a folder-backed store lives: `day-keys`, `generation` (the number of the current
+/// Where a folder-backed store lives: `day-keys`, `pet-ratchet`, `generation` (the number of the current
 /// database and the oldest day kept when it was made, `"<n> <day>"`, replaced atomically)
 /// and `db-<generation>/` (sled).
 #[derive(Debug, Clone)]
@@ -175,7 +180,8 @@ impl SledStore {
             }
         }
         let keys = DayKeys::open(&folder.path)?;
-        Self::from_db(db, keys, Some(folder))
+        let ratchet = RatchetSlot::open(&folder.path)?;
+        Self::from_db(db, keys, ratchet, Some(folder))
     }
 
     /// A store in a temporary sled database, deleted on drop (tests).
@@ -187,10 +193,15 @@ impl SledStore {
             .temporary(true)
             .open()
             .map_err(backend)?;
-        Self::from_db(db, DayKeys::in_memory(), None)
+        Self::from_db(db, DayKeys::in_memory(), RatchetSlot::in_memory(), None)
     }
 
-    fn from_db(db: sled::Db, keys: DayKeys, folder: Option<Folder>) -> Result<Self, StoreError> {
+    fn from_db(
+        db: sled::Db,
+        keys: DayKeys,
+        ratchet: RatchetSlot,
+        folder: Option<Folder>,
+    ) -> Result<Self, StoreError> {
         let today = keys.days().last().copied().unwrap_or(DayNumber(0));
         Ok(SledStore {
             own_keys: db.open_tree(OWN_KEYS).map_err(backend)?,
@@ -199,6 +210,7 @@ impl SledStore {
             meta: db.open_tree(META).map_err(backend)?,
             db,
             keys: Arc::new(Mutex::new(keys)),
+            ratchet: Arc::new(Mutex::new(ratchet)),
             today,
             folder,
         })
@@ -266,6 +278,10 @@ impl SledStore {
 
     fn keys(&self) -> MutexGuard<'_, DayKeys> {
         self.keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn ratchet(&self) -> MutexGuard<'_, RatchetSlot> {
+        self.ratchet.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Seals `value` for `record` of `tree` under the key of `day`.
@@ -403,6 +419,9 @@ impl Store for SledStore {
     }
 
     fn set_meta(&mut self, key: MetaKey, value: &[u8]) -> Result<(), StoreError> {
+        if key == MetaKey::PetRatchet {
+            return self.ratchet().set(value);
+        }
         let name = key.name().as_bytes();
         let sealed = self.keys().seal(self.today, META, name, value)?;
         self.meta.insert(name, sealed).map_err(backend)?;
@@ -410,6 +429,9 @@ impl Store for SledStore {
     }
 
     fn meta(&self, key: MetaKey) -> Result<Option<Vec<u8>>, StoreError> {
+        if key == MetaKey::PetRatchet {
+            return self.ratchet().get();
+        }
         let name = key.name().as_bytes();
         let Some(sealed) = self.meta.get(name).map_err(backend)? else {
             return Ok(None);
@@ -419,6 +441,9 @@ impl Store for SledStore {
     }
 
     fn remove_meta(&mut self, key: MetaKey) -> Result<(), StoreError> {
+        if key == MetaKey::PetRatchet {
+            return self.ratchet().clear();
+        }
         self.meta.remove(key.name()).map_err(backend)?;
         Ok(())
     }
@@ -428,6 +453,7 @@ impl Store for SledStore {
             tree.clear().map_err(backend)?;
         }
         self.db.flush().map_err(backend)?;
+        self.ratchet().clear()?;
         self.keys().forget_all()?;
         Ok(())
     }

@@ -1,4 +1,4 @@
-use ephemera_proto::pet::EncounterToken;
+use ephemera_proto::pet::{EncounterToken, RATCHET_BYTES};
 use ephemera_proto::scheme::DailyKey;
 use ephemera_proto::{DayNumber, IntervalNumber, ReportType, SchemeKind, UnixTime};
 use rand_chacha::ChaCha20Rng;
@@ -78,6 +78,15 @@ fn exercise(store: &mut impl Store) {
     store
         .set_meta(MetaKey::SyncCursor, &7u64.to_le_bytes())
         .unwrap();
+    // The ratchet's state: replaced, read back, removed, set again for the purge below.
+    let (r1, r2) = ([1u8; RATCHET_BYTES], [2u8; RATCHET_BYTES]);
+    assert_eq!(store.meta(MetaKey::PetRatchet).unwrap(), None);
+    store.set_meta(MetaKey::PetRatchet, &r1).unwrap();
+    store.set_meta(MetaKey::PetRatchet, &r2).unwrap();
+    assert_eq!(store.meta(MetaKey::PetRatchet).unwrap(), Some(r2.to_vec()));
+    store.remove_meta(MetaKey::PetRatchet).unwrap();
+    assert_eq!(store.meta(MetaKey::PetRatchet).unwrap(), None);
+    store.set_meta(MetaKey::PetRatchet, &r1).unwrap();
     store.flush().unwrap();
 
     let counts = store.purge_before(DayNumber(95)).unwrap();
@@ -95,6 +104,10 @@ fn exercise(store: &mut impl Store) {
         .unwrap();
     assert_eq!(left, vec![record(100, 2)]);
     assert_eq!(store.own_key_days().unwrap(), vec![DayNumber(100)]);
+    // A purge leaves the ratchet (the phone moves it); erasing everything does not.
+    assert_eq!(store.meta(MetaKey::PetRatchet).unwrap(), Some(r1.to_vec()));
+    store.erase_all().unwrap();
+    assert_eq!(store.meta(MetaKey::PetRatchet).unwrap(), None);
     let _ = IntervalNumber(0);
     let _ = UnixTime(0);
 }
@@ -179,4 +192,43 @@ fn a_folder_store_compacts_once_a_day_and_reopens_after_an_interrupted_compactio
         SledStore::open(dir.path()),
         Err(StoreError::Corrupt { .. })
     ));
+}
+
+#[test]
+fn a_folder_store_keeps_the_ratchet_in_its_slot_file_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let slot = dir.path().join(ratchet_slot::FILE_NAME);
+    let (a, b) = ([0xa5u8; RATCHET_BYTES], [0x5au8; RATCHET_BYTES]);
+    {
+        let mut store = SledStore::open(dir.path()).unwrap();
+        store.set_today(DayNumber(100));
+        store.set_meta(MetaKey::SyncCursor, &[1]).unwrap();
+        store.set_meta(MetaKey::PetRatchet, &a).unwrap();
+        store.set_meta(MetaKey::PetRatchet, &b).unwrap();
+        store.flush().unwrap();
+        let file = std::fs::read(&slot).unwrap();
+        assert_eq!(file.len(), ratchet_slot::SLOT_LEN);
+        assert!(file.windows(b.len()).any(|w| w == b));
+        assert!(!file.windows(8).any(|w| w == &a[..8]));
+        // A value of another length is refused.
+        assert!(store.set_meta(MetaKey::PetRatchet, &[1, 2, 3]).is_err());
+    }
+    assert_eq!(
+        SledStore::open(dir.path())
+            .unwrap()
+            .meta(MetaKey::PetRatchet)
+            .unwrap(),
+        Some(b.to_vec())
+    );
+    // Nothing of it is in the database: without the slot file, the store has none.
+    std::fs::remove_file(&slot).unwrap();
+    let mut store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.meta(MetaKey::PetRatchet).unwrap(), None);
+    assert_eq!(store.meta(MetaKey::SyncCursor).unwrap(), Some(vec![1]));
+    store.set_meta(MetaKey::PetRatchet, &a).unwrap();
+    store.erase_all().unwrap();
+    assert_eq!(
+        std::fs::read(&slot).unwrap(),
+        vec![0u8; ratchet_slot::SLOT_LEN]
+    );
 }

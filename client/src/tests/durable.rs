@@ -446,12 +446,12 @@ fn checkpoint_write_cost_per_day() {
 }
 
 proptest::proptest! {
-    /// Whatever bytes a damaged folder holds in the kept state (report, checkpoint,
-    /// events, clock, revision basis, decoy flow), making a phone on it gives a phone or a typed
-    /// error, never a panic.
+    /// Whatever bytes a damaged folder holds in the kept state (report, checkpoints,
+    /// events, clock, revision basis, decoy flow, `pet` ratchet), making a phone on it
+    /// gives a phone or a typed error, never a panic.
     #[test]
     fn damaged_kept_state_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
-                                       which in 0usize..9) {
+                                       which in 0usize..11) {
         use crate::store::MetaKey;
         let key = [
             MetaKey::PendingReport,
@@ -463,12 +463,15 @@ proptest::proptest! {
             MetaKey::PendingDecoy,
             MetaKey::PendingReport2,
             MetaKey::RevisionKey,
+            MetaKey::OpenEncounters2,
+            MetaKey::PetRatchet,
         ][which];
         let mut store = MemoryStore::new();
         store.set_meta(key, &bytes).unwrap();
         let config = ClientConfig::new(SchemeKind::Pet).with_decoy_rate(0.0);
         if let Ok(mut phone) = Phone::new(config, store, [1; 32]) {
             let _ = phone.handle_timeout(start());
+            let _ = phone.advertisement(start());
             let _ = phone.status();
             let _ = phone.can_revise();
             let _ = phone.retry_report(start());

@@ -8,7 +8,7 @@ use crate::store::day_keys::{FILE_NAME, SLOT_LEN};
 use crate::store::{MemoryStore, SledStore};
 use crate::{ClientConfig, Phone, Signal};
 
-fn folder_bytes(dir: &std::path::Path) -> Vec<u8> {
+pub(super) fn folder_bytes(dir: &std::path::Path) -> Vec<u8> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
@@ -28,7 +28,7 @@ fn folder_size(dir: &std::path::Path) -> u64 {
     folder_bytes(dir).len() as u64
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub(super) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 

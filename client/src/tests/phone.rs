@@ -5,7 +5,7 @@ use ephemera_proto::{DayNumber, IntervalNumber, ReportContents, ReportType, Sche
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-use super::util::{Air, FakeNode, PhonePair, T0, next_past_key};
+use super::util::{Air, FakeNode, PhonePair, T0, next_past_key, stored_ratchet};
 use crate::store::{MemoryStore, SledStore, Store};
 use crate::{ClientError, Phone, PhoneEvent, Purpose, Response, Sighting, Signal};
 
@@ -33,10 +33,17 @@ fn advertisements_rotate_exactly_at_interval_boundaries() {
         assert!(phone.poll_timeout().unwrap() <= at.valid_until);
         let len = if scheme == SchemeKind::Gaen { 20 } else { 32 };
         assert_eq!(at.full.len(), len);
-        // A new day brings a new daily key, kept before use.
+        // A new day brings a new daily key (`gaen`) or ratchet (`pet`), kept before use.
         let midnight = boundary.day().plus(1).start();
         phone.advertisement(midnight).unwrap();
-        assert_eq!(phone.store().own_key_days().unwrap().len(), 2);
+        match scheme {
+            SchemeKind::Gaen => assert_eq!(phone.store().own_key_days().unwrap().len(), 2),
+            SchemeKind::Pet => {
+                assert!(phone.store().own_key_days().unwrap().is_empty());
+                let kept = stored_ratchet(phone.store()).expect("kept before use");
+                assert_eq!(kept.interval(), midnight.interval());
+            }
+        }
     }
 }
 
@@ -250,11 +257,13 @@ fn retention_purges_keys_secrets_encounters_and_exposures() {
         match scheme {
             // GAEN keys stay for the retention period: they are what a report publishes.
             SchemeKind::Gaen => assert!(pair.a.store().own_key(met).unwrap().is_some()),
-            // pet secrets go once the day after is over: encounters keep tokens, never keys.
+            // pet keeps no daily secret, and the ratchet of the day goes with the day:
+            // encounters keep tokens, never keys.
             SchemeKind::Pet => {
-                assert!(pair.a.store().own_key(met).unwrap().is_some());
-                pair.a.handle_timeout(met.plus(2).start()).unwrap();
                 assert!(pair.a.store().own_key(met).unwrap().is_none());
+                assert!(pair.now.day() > met);
+                let kept = stored_ratchet(pair.a.store());
+                assert!(kept.is_none_or(|r| r.interval() == pair.now.interval()));
             }
         }
         // 14 days after the meeting everything is still there; on day 15 it is gone, once

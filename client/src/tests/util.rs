@@ -410,3 +410,15 @@ impl PhonePair {
         }
     }
 }
+
+/// The `pet` key ratchet `store` keeps, if any.
+pub(crate) fn stored_ratchet(
+    store: &impl crate::store::Store,
+) -> Option<ephemera_proto::pet::KeyRatchet> {
+    let bytes = store.meta(crate::store::MetaKey::PetRatchet).unwrap()?;
+    let bytes: [u8; ephemera_proto::pet::RATCHET_BYTES] = bytes
+        .as_slice()
+        .try_into()
+        .expect("a stored ratchet is 36 bytes");
+    Some(ephemera_proto::pet::KeyRatchet::from_bytes(&bytes))
+}

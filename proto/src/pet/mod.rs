@@ -1,12 +1,15 @@
 //! `pet`: private encounter tokens, the default scheme.
 //!
 //! Each interval a phone broadcasts an ephemeral X25519 public key derived from its
-//! [`DailySecret`]. Two phones that heard each other derive a shared secret and from it two
+//! [`KeyRatchet`]. Two phones that heard each other derive a shared secret and from it two
 //! [`EncounterToken`]s, one per role; a positive phone publishes its own-role tokens and every
 //! other phone looks for its peer-role tokens. A broadcast sniffer learns nothing from the
 //! published tokens because it cannot compute them without one of the two private keys.
 //!
-//! - [`DailySecret`] → [`EphemeralKeyPair`] per 10-minute interval;
+//! - [`KeyRatchet`] → [`EphemeralKeyPair`] per 10-minute interval: the phone's keys, a
+//!   one-way chain within the day, so a seized phone reveals no earlier interval's key
+//!   ([`DailySecret`] derives the same kind of keys from one secret per day: tools and
+//!   simulations use it, phones do not);
 //! - the public key goes out whole (extended advertising, GATT) or as four [`KeySlice`]s
 //!   ([`slices`], [`SliceCarousel`]) that a receiver puts back together with a
 //!   [`SliceAssembler`];
@@ -14,11 +17,13 @@
 //!
 //! Every HKDF salt and info label starts with `ephemera/pet/v1/` and is a `const` here:
 //! [`EPHEMERAL_KEY_SALT`], [`EPHEMERAL_KEY_INFO`], [`SLICE_TAG_SALT`], [`SLICE_TAG_INFO`],
-//! [`ENCOUNTER_SALT`], [`TOKEN_LOW_INFO`], [`TOKEN_HIGH_INFO`].
+//! [`ENCOUNTER_SALT`], [`TOKEN_LOW_INFO`], [`TOKEN_HIGH_INFO`], [`RATCHET_SALT`],
+//! [`RATCHET_STEP_INFO`], [`RATCHET_KEY_INFO`].
 
 mod daily_secret;
 mod encounter;
 mod ephemeral;
+mod ratchet;
 mod slice;
 mod types;
 
@@ -27,6 +32,9 @@ pub use encounter::{
     ENCOUNTER_SALT, EncounterTokens, Role, TOKEN_HIGH_INFO, TOKEN_LOW_INFO, encounter_tokens,
 };
 pub use ephemeral::EphemeralKeyPair;
+pub use ratchet::{
+    KeyRatchet, RATCHET_BYTES, RATCHET_KEY_INFO, RATCHET_SALT, RATCHET_STEP_INFO, RatchetError,
+};
 pub use slice::{
     KeySlice, PARITY_INDEX, SLICE_COUNT, SLICE_DATA_LEN, SLICE_LEN, SLICE_TAG_INFO, SLICE_TAG_LEN,
     SLICE_TAG_SALT, SLICE_VERSION, SliceAssembler, SliceCarousel, reassemble, slice_tag, slices,
@@ -40,7 +48,7 @@ pub const LABEL_PREFIX: &[u8] = b"ephemera/pet/v1/";
 mod tests {
     use super::*;
 
-    const ALL_LABELS: [&[u8]; 7] = [
+    const ALL_LABELS: [&[u8]; 10] = [
         EPHEMERAL_KEY_SALT,
         EPHEMERAL_KEY_INFO,
         SLICE_TAG_SALT,
@@ -48,6 +56,9 @@ mod tests {
         ENCOUNTER_SALT,
         TOKEN_LOW_INFO,
         TOKEN_HIGH_INFO,
+        RATCHET_SALT,
+        RATCHET_STEP_INFO,
+        RATCHET_KEY_INFO,
     ];
 
     #[test]

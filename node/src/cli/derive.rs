@@ -8,7 +8,7 @@ use std::io::Write;
 use clap::{Args, Subcommand};
 use ephemera_proto::IntervalNumber;
 use ephemera_proto::gaen::{Metadata, TemporaryExposureKey};
-use ephemera_proto::pet::{DailySecret, EphemeralPublicKey, Role, encounter_tokens};
+use ephemera_proto::pet::{EphemeralPublicKey, KeyRatchet, RATCHET_BYTES, Role, encounter_tokens};
 
 use super::CliError;
 
@@ -43,13 +43,14 @@ pub enum DeriveScheme {
         metadata: Option<String>,
     },
     /// pet: prints `<interval> <public key hex>` per interval: the ephemeral X25519 key a
-    /// phone with this daily secret broadcasts. With --peer, each line goes on with
-    /// `<role> <own token hex> <peer token hex>` for an encounter with that heard key
-    /// (role `low` or `high`: where our key sorts).
+    /// phone whose key ratchet stands at --interval with this state broadcasts then and
+    /// at the next intervals of the same UTC day (`docs/PROTOCOL.md` §3.1). With --peer,
+    /// each line goes on with `<role> <own token hex> <peer token hex>` for an encounter
+    /// with that heard key (role `low` or `high`: where our key sorts).
     Pet {
-        /// Daily secret, 64 hex characters.
+        /// The key ratchet's state at --interval, 64 hex characters.
         #[arg(long)]
-        secret: String,
+        state: String,
         /// First interval (unix seconds / 600).
         #[arg(long)]
         interval: u32,
@@ -108,17 +109,20 @@ pub fn derive(args: &DeriveArgs, out: &mut impl Write) -> Result<(), CliError> {
             write_gaen(out, &tek, *interval, *count, metadata.as_ref())
         }
         DeriveScheme::Pet {
-            secret,
+            state,
             interval,
             count,
             peer,
         } => {
-            let secret = DailySecret::from_bytes(hex_arg::<32>("--secret", secret)?);
+            let mut stored = [0u8; RATCHET_BYTES];
+            stored[..4].copy_from_slice(&interval.to_le_bytes());
+            stored[4..].copy_from_slice(&hex_arg::<32>("--state", state)?);
+            let mut ratchet = KeyRatchet::from_bytes(&stored);
             let peer = peer
                 .as_deref()
                 .map(|p| hex_arg::<32>("--peer", p).map(EphemeralPublicKey))
                 .transpose()?;
-            write_pet(out, &secret, *interval, *count, peer.as_ref())
+            write_pet(out, &mut ratchet, *count, peer.as_ref())
         }
     }
 }
@@ -158,14 +162,20 @@ pub fn write_gaen(
 /// a low-order point), [`CliError::Io`] on write errors.
 pub fn write_pet(
     out: &mut impl Write,
-    secret: &DailySecret,
-    interval: u32,
+    ratchet: &mut KeyRatchet,
     count: u32,
     peer: Option<&EphemeralPublicKey>,
 ) -> Result<(), CliError> {
+    let interval = ratchet.interval().0;
     check_count(interval, count)?;
     for i in interval..=interval + (count - 1) {
-        let pair = secret.ephemeral_key_pair(IntervalNumber(i));
+        ratchet
+            .advance_to(IntervalNumber(i))
+            .map_err(|e| CliError::Argument {
+                name: "--count",
+                reason: format!("{e}: a ratchet derives the keys of its own UTC day only"),
+            })?;
+        let pair = ratchet.key_pair();
         let public = hex::encode(pair.public().0);
         match peer {
             None => writeln!(out, "{i} {public}").map_err(io)?,
@@ -255,14 +265,18 @@ mod tests {
 
     #[test]
     fn pet_two_phones_derive_mirrored_tokens() {
-        let a = DailySecret::from_bytes([1; 32]);
-        let b = DailySecret::from_bytes([2; 32]);
-        let b_key = b.ephemeral_key_pair(IntervalNumber(100)).public();
-        let a_key = a.ephemeral_key_pair(IntervalNumber(100)).public();
+        let ratchet = |byte: u8| {
+            let mut stored = [byte; RATCHET_BYTES];
+            stored[..4].copy_from_slice(&100u32.to_le_bytes());
+            KeyRatchet::from_bytes(&stored)
+        };
+        let (a, b) = (ratchet(1), ratchet(2));
+        let b_key = b.key_pair().public();
+        let a_key = a.key_pair().public();
         let mut a_out = Vec::new();
-        write_pet(&mut a_out, &a, 100, 1, Some(&b_key)).unwrap();
+        write_pet(&mut a_out, &mut ratchet(1), 1, Some(&b_key)).unwrap();
         let mut b_out = Vec::new();
-        write_pet(&mut b_out, &b, 100, 1, Some(&a_key)).unwrap();
+        write_pet(&mut b_out, &mut ratchet(2), 1, Some(&a_key)).unwrap();
         let a_line = String::from_utf8(a_out).unwrap();
         let b_line = String::from_utf8(b_out).unwrap();
         let a_fields: Vec<&str> = a_line.split_whitespace().collect();
@@ -273,11 +287,25 @@ mod tests {
         assert_eq!(a_fields[3], b_fields[4], "a's own token is b's peer token");
         assert_eq!(a_fields[4], b_fields[3]);
         let mut keys_only = Vec::new();
-        write_pet(&mut keys_only, &a, 100, 3, None).unwrap();
-        assert_eq!(String::from_utf8(keys_only).unwrap().lines().count(), 3);
+        write_pet(&mut keys_only, &mut ratchet(1), 3, None).unwrap();
+        let lines: Vec<String> = String::from_utf8(keys_only)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(lines.len(), 3);
+        // The phone's own ratchet, stepped, broadcasts the same keys.
+        let mut phone = ratchet(1);
+        phone.advance_to(IntervalNumber(102)).unwrap();
+        assert_eq!(
+            lines[2],
+            format!("102 {}", hex::encode(phone.key_pair().public().0))
+        );
         assert!(
-            write_pet(&mut Vec::new(), &a, 100, 1, Some(&a_key)).is_err(),
+            write_pet(&mut Vec::new(), &mut ratchet(1), 1, Some(&a_key)).is_err(),
             "own key"
         );
+        // Past the end of the ratchet's day: refused, not wrapped into the next day.
+        assert!(write_pet(&mut Vec::new(), &mut ratchet(1), 144, None).is_err());
     }
 }

@@ -6,4 +6,5 @@ mod durable;
 mod duration;
 mod forgetting;
 mod phone;
+mod token;
 mod util;

@@ -114,6 +114,12 @@ async fn a_token_report_uploads_the_next_day_is_matched_and_revised() {
     let clock = ManualClock::new(MORNING);
     let mut config = publishing_config(dir.path());
     config.authority.blind_token_keys = true;
+    // The phone's default federation is the node's, whose region is unset here.
+    assert_eq!(config.federation.region, None);
+    assert_eq!(
+        DEFAULT_FEDERATION,
+        ephemera_node::core::policy::DEFAULT_AUDIENCE
+    );
     let node = open_node(config, &clock).await;
     assert!(node.ensure_token_keys().await.unwrap() > 0);
 

@@ -404,3 +404,48 @@ impl TokenNode {
         phone.handle_response(now, r.id, answer).unwrap();
     }
 }
+
+#[test]
+fn a_blind_signature_that_does_not_unblind_ends_the_report_with_a_decoy_upload_at_the_drawn_time() {
+    let now = start();
+    let mut node = TokenNode::new(45, now.day());
+    let mut phone = phone_with_encounters(node.config(), 100);
+    node.sync(now, &mut phone, true);
+    let code = node.node.code();
+    phone.start_report(now, &code, None, None).unwrap();
+    let verify = phone.poll_request().expect("a token verify");
+    // A real blind signature, under a key id the phone never blinded under.
+    let mut answer: TokenVerifyResponse = {
+        let inner: TokenVerifyRequest = serde_json::from_slice(&node.node.open(&verify)).unwrap();
+        let entries = inner.entries().unwrap();
+        let (_, message) = entries
+            .iter()
+            .find(|(id, _)| *id == node.keys[1].public().id())
+            .unwrap();
+        let signature = node.keys[1]
+            .blind_sign(message, &mut node.node.rng)
+            .unwrap();
+        TokenVerifyResponse::new(node.keys[1].public().id(), &signature)
+    };
+    answer.key = TokenVerifyResponse::decoy(256, &mut node.node.rng).key;
+    let sealed = node
+        .node
+        .sealed_answer(&verify, 200, &answer.to_padded_json());
+    phone.handle_response(now, verify.id, sealed).unwrap();
+    assert!(std::iter::from_fn(|| phone.poll_event()).any(|e| matches!(
+        e,
+        PhoneEvent::ReportFailed(crate::ReportError::BadCertificate)
+    )));
+    assert!(!phone.report_in_progress());
+    // The verify is followed by an upload as every verify is: a decoy, at a drawn time.
+    phone.handle_timeout(now.plus_seconds(3)).unwrap();
+    assert!(std::iter::from_fn(|| phone.poll_request()).all(|r| r.purpose != Purpose::DecoyUpload));
+    let window = (now.plus_seconds(60), now.plus_seconds(3700), 60);
+    let (_, decoy) = first_request_after(&node, &mut phone, window, Purpose::DecoyUpload)
+        .expect("the decoy upload within the delay");
+    assert_eq!(decoy.path, "/v1/uploads");
+    assert!(matches!(
+        node.node.upload_request(&decoy).body,
+        UploadBody::Decoy
+    ));
+}

@@ -3,6 +3,7 @@
 use ephemera_proto::auth::TrustedAuthorities;
 use ephemera_proto::batch::TrustedNodes;
 use ephemera_proto::signing::Ed25519PublicKey;
+use ephemera_proto::token::{Audience, UploadDelay};
 use ephemera_proto::{ReportLimits, SchemeKind};
 
 use crate::error::ConfigError;
@@ -59,6 +60,10 @@ impl Default for EncounterConfig {
     }
 }
 
+/// The federation name a node uses when its config names none (`[federation] region`):
+/// the node's `ephemera_node_core::policy::DEFAULT_AUDIENCE`.
+pub const DEFAULT_FEDERATION: &str = "ephemera";
+
 /// What a report holds and how it is sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReportConfig {
@@ -81,6 +86,28 @@ pub struct ReportConfig {
     /// phone checks a certificate's times, HMAC and type but leaves its signature to the
     /// node; an app that pins its authorities' keys has the signature checked too.
     pub trusted_authorities: TrustedAuthorities,
+    /// The federation (its nodes' `[federation] region`) whose blind upload tokens this
+    /// phone asks for (`docs/PROTOCOL.md` §4.4): its name fixes the tokens' audience.
+    /// Default: none, and then the phone fetches no token keys and reports with a
+    /// certificate (§4.3). Set, the phone fetches the authority's token keys with every
+    /// sync (`GET /v2/token-keys`, checked against
+    /// [`trusted_authorities`](ReportConfig::trusted_authorities), which must then name
+    /// the authority) and reports with a blind token whenever the node has keys for
+    /// today; a node without token keys keeps the certificate flow.
+    pub federation: Option<String>,
+    /// How long a report with a blind token waits between the verify's answer and the
+    /// upload. Default [`UploadDelay::NextDay`]: a random instant of the next UTC day, so
+    /// the upload's time says nothing about which verify of its day it follows (a few
+    /// hours are not enough, §4.4). The drawn time is kept with the report: a restart or
+    /// a retry never uploads earlier.
+    pub upload_delay: UploadDelay,
+}
+
+impl ReportConfig {
+    /// The audience of [`federation`](ReportConfig::federation), if set.
+    pub fn audience(&self) -> Option<Audience> {
+        self.federation.as_deref().map(Audience::named)
+    }
 }
 
 impl Default for ReportConfig {
@@ -92,6 +119,8 @@ impl Default for ReportConfig {
             retry_initial_seconds: 30,
             retry_max_seconds: 3600,
             trusted_authorities: TrustedAuthorities::new(),
+            federation: None,
+            upload_delay: UploadDelay::NextDay,
         }
     }
 }
@@ -241,6 +270,20 @@ impl ClientConfig {
         self
     }
 
+    /// Reports with blind tokens of the federation `name` (`[federation] region` of its
+    /// nodes; [`DEFAULT_FEDERATION`] when they name none), whose key sets must be signed by
+    /// a [trusted authority](ClientConfig::with_trusted_authority).
+    pub fn with_federation(mut self, name: impl Into<String>) -> Self {
+        self.report.federation = Some(name.into());
+        self
+    }
+
+    /// Sets the delay between a token verify's answer and its upload.
+    pub fn with_upload_delay(mut self, delay: UploadDelay) -> Self {
+        self.report.upload_delay = delay;
+        self
+    }
+
     /// Accepts GAEN export files signed by this P-256 public key (raw point or DER SPKI).
     pub fn with_gaen_export_key(mut self, key: impl Into<Vec<u8>>) -> Self {
         self.gaen_export_keys.push(key.into());
@@ -347,6 +390,14 @@ impl ClientConfig {
                 field: "sync.max_head_age_seconds",
             });
         }
+        if let Some(name) = &self.report.federation
+            && (name.is_empty() || self.report.trusted_authorities == TrustedAuthorities::new())
+        {
+            // No authority pinned: no token key set could ever be accepted.
+            return Err(ConfigError::Field {
+                field: "report.federation",
+            });
+        }
         if self.report.days_before_onset > self.retention_days
             || self.report.days_before_test > self.retention_days
         {
@@ -386,6 +437,25 @@ mod tests {
                 .with_decoy_rate(f64::INFINITY)
                 .validate()
                 .is_err()
+        );
+        let federated = ClientConfig::default().with_federation(DEFAULT_FEDERATION);
+        assert!(federated.validate().is_err(), "no authority to check keys");
+        let key = ephemera_proto::auth::AuthoritySigningKey::from_seed(&[1; 32]).public_key();
+        federated
+            .clone()
+            .with_trusted_authority(key)
+            .validate()
+            .unwrap();
+        assert!(
+            ClientConfig::default()
+                .with_trusted_authority(key)
+                .with_federation("")
+                .validate()
+                .is_err()
+        );
+        assert_eq!(
+            federated.report.audience(),
+            Some(Audience::named(DEFAULT_FEDERATION))
         );
     }
 }

@@ -140,6 +140,10 @@ pub enum ClientError {
     /// See [`ReportError`].
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// The authority's token key set (`GET /v2/token-keys`) is not signed by a pinned
+    /// authority, names another federation, or holds a malformed or duplicate key.
+    #[error("token key set rejected: {0}")]
+    TokenKeys(#[from] ephemera_proto::token::TokenError),
     /// A response names a request this phone is not waiting for.
     #[error("no request with this id is in flight")]
     UnknownRequest,
@@ -207,6 +211,7 @@ impl ClientError {
             ClientError::NoExportKey => "no-export-key",
             ClientError::Decode(_) => "malformed-response",
             ClientError::Report(e) => e.code(),
+            ClientError::TokenKeys(_) => "token-keys-rejected",
             ClientError::UnknownRequest => "unknown-request",
             ClientError::BatchIdMismatch => "batch-id-mismatch",
             ClientError::BatchSequenceMismatch => "batch-sequence-mismatch",

@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use ephemera_proto::auth::UploadCode;
 use ephemera_proto::signing::Ed25519PublicKey;
+use ephemera_proto::token::UploadDelay;
 use ephemera_proto::{DayNumber, SchemeKind, UnixTime};
 
 use crate::error::{ReportError, StoreError};
@@ -233,6 +234,19 @@ pub struct FfiConfig {
     pub minimum_window_score: f64,
     /// Risk: a day is high risk from this many weighted seconds (900).
     pub minimum_daily_score: f64,
+    /// Hex Ed25519 public keys of the authorities whose certificates and token key sets
+    /// this phone accepts (the node's `authority_public_key` from `GET /v1/authority`).
+    /// Empty by default: certificates are then checked by the node only, and no blind
+    /// token is used.
+    pub trusted_authority_keys: Vec<String>,
+    /// The federation (the nodes' `[federation] region`; `ephemera` when they set none)
+    /// whose blind upload tokens this phone uses. `None` (default): reports go with
+    /// certificates. Set, it needs `trusted_authority_keys`.
+    pub federation: Option<String>,
+    /// With a blind token, the most seconds between the verify's answer and the upload,
+    /// drawn uniformly (0: at once). `None` (default, recommended): a random time of the
+    /// next UTC day, which a few hours cannot replace (docs/PROTOCOL.md §4.4).
+    pub upload_delay_max_seconds: Option<i64>,
 }
 
 impl FfiConfig {
@@ -296,6 +310,20 @@ impl FfiConfig {
             self.clinical_diagnosis_weight;
         config.risk.minimum_window_score = self.minimum_window_score;
         config.risk.minimum_daily_score = self.minimum_daily_score;
+        for hex in &self.trusted_authority_keys {
+            let key = Ed25519PublicKey::from_hex(hex).ok_or_else(|| FfiError::Config {
+                message: "an authority key is 64 hex characters".into(),
+            })?;
+            config.report.trusted_authorities.insert(key);
+        }
+        config.report.federation = self.federation;
+        config.report.upload_delay = match self.upload_delay_max_seconds {
+            None => UploadDelay::NextDay,
+            Some(0) => UploadDelay::Immediate,
+            Some(max) => UploadDelay::Uniform {
+                max_seconds: u64_of(max, "upload_delay_max_seconds")?,
+            },
+        };
         config.validate().map_err(|e| FfiError::Config {
             message: e.to_string(),
         })?;
@@ -338,6 +366,9 @@ pub fn default_config(scheme: FfiScheme) -> FfiConfig {
         clinical_diagnosis_weight: d.risk.report_type_weights.confirmed_clinical_diagnosis,
         minimum_window_score: d.risk.minimum_window_score,
         minimum_daily_score: d.risk.minimum_daily_score,
+        trusted_authority_keys: Vec::new(),
+        federation: None,
+        upload_delay_max_seconds: None,
     }
 }
 
@@ -1123,5 +1154,22 @@ mod tests {
         config.trusted_node_keys = vec!["zz".into()];
         assert!(matches!(config.into_config(), Err(FfiError::Config { .. })));
         assert!(default_config(FfiScheme::Gaen).into_config().is_ok());
+        let mut config = default_config(FfiScheme::Pet);
+        config.federation = Some("north".into());
+        let no_authority = config.clone().into_config();
+        assert!(matches!(no_authority, Err(FfiError::Config { .. })));
+        config.trusted_authority_keys = vec!["11".repeat(32)];
+        config.upload_delay_max_seconds = Some(-1);
+        assert!(matches!(
+            config.clone().into_config(),
+            Err(FfiError::Config { .. })
+        ));
+        config.upload_delay_max_seconds = Some(600);
+        let federated = config.into_config().unwrap();
+        assert_eq!(federated.report.federation.as_deref(), Some("north"));
+        assert_eq!(
+            federated.report.upload_delay,
+            UploadDelay::Uniform { max_seconds: 600 }
+        );
     }
 }

@@ -37,7 +37,8 @@ pub enum Purpose {
     FetchBatch(BatchId),
     /// `GET /v1/sealing-key`: the key verify and upload bodies are sealed to.
     FetchSealingKey,
-    /// `POST /v1/verify`: exchange the code and report HMAC for a certificate.
+    /// `POST /v1/verify`: exchange the code and report HMAC for a certificate; or
+    /// `POST /v2/verify`: exchange the code and blinded commitments for a blind token.
     Verify,
     /// `POST /v1/uploads`: the report with its certificate.
     Upload,
@@ -45,6 +46,9 @@ pub enum Purpose {
     DecoyVerify,
     /// A decoy upload.
     DecoyUpload,
+    /// `GET /v2/token-keys`: the authority's signed blind-token keys (only with
+    /// `report.federation` set).
+    FetchTokenKeys,
 }
 
 /// Content type of JSON bodies.

@@ -3,15 +3,16 @@
 //! accepts today's key with its cut rolling period, holds it until that cut end plus 2 hours
 //! (not the end of the day), then publishes it, and the other phone matches the contact.
 
+mod common;
+
 use std::sync::Arc;
 
+use common::{issue_code, meet, open_node, publishing_config};
 use ephemera_client::store::MemoryStore;
-use ephemera_client::{ClientConfig, Phone, PhoneEvent, Purpose, Response, Sighting, Signal};
+use ephemera_client::{ClientConfig, Phone, PhoneEvent, Purpose, Response};
 use ephemera_node::Node;
-use ephemera_node::api::types::{IssueCodesRequest, TestType};
+use ephemera_node::api::types::TestType;
 use ephemera_node::clock::ManualClock;
-use ephemera_node::config::NodeConfig;
-use ephemera_proto::auth::UploadCode;
 use ephemera_proto::gaen::DiagnosisKey;
 use ephemera_proto::sealed::SealedRoute;
 use ephemera_proto::{ReportContents, SchemeKind, UnixTime};
@@ -21,19 +22,6 @@ const MORNING: UnixTime = UnixTime(1_700_006_400 + 7 * 3600);
 
 fn phone(config: &Arc<ClientConfig>, seed: u8) -> Phone<MemoryStore> {
     Phone::new(Arc::clone(config), MemoryStore::new(), [seed; 32]).unwrap()
-}
-
-/// `from`'s current advertisement, heard by `to` at `now`.
-fn hear(from: &mut Phone<MemoryStore>, to: &mut Phone<MemoryStore>, now: UnixTime) {
-    let ad = from.advertisement(now).unwrap();
-    let sighting = Sighting {
-        payload: &ad.full,
-        signal: Signal::Rssi {
-            rssi: -60,
-            tx_power: None,
-        },
-    };
-    to.handle_sighting(now, &sighting).unwrap();
 }
 
 /// Cuts the batches due at `at`, and hands every published batch to `phone`; returns the
@@ -62,18 +50,8 @@ async fn published_until(
 async fn a_contact_on_the_upload_day_is_matched_once_the_cut_key_is_published() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(MORNING);
-    let mut config = NodeConfig {
-        data_dir: dir.path().to_owned(),
-        ..NodeConfig::default()
-    };
-    config.publication.batch_min_entries = 16;
-    // The embargo alone: no release spread (with one, the key waits for its own slot
-    // within a day after the embargo, docs/PROTOCOL.md §6.3).
-    config.publication.release_spread_seconds = 1;
-    let opened = Node::open(config, Arc::new(clock.clone())).unwrap();
-    let node = opened.node;
-    let (name, password) = opened.new_case_worker.expect("a first case worker");
-    node.login(&name, password.reveal()).await.unwrap();
+    let config = publishing_config(dir.path());
+    let node = open_node(config, &clock).await;
 
     let config = Arc::new(
         ClientConfig::new(SchemeKind::Gaen)
@@ -83,31 +61,14 @@ async fn a_contact_on_the_upload_day_is_matched_once_the_cut_key_is_published() 
     let (mut a, mut b) = (phone(&config, 1), phone(&config, 2));
 
     // Twenty minutes together, a sighting every 10 s each way.
-    let mut now = MORNING;
-    while now.0 <= MORNING.0 + 20 * 60 {
-        hear(&mut a, &mut b, now);
-        hear(&mut b, &mut a, now);
-        now = now.plus_seconds(10);
-    }
+    let mut now = meet(&mut a, &mut b, MORNING, 20 * 60);
     // Apart for an hour, then a tests positive and reports, the same day.
     now = now.plus_seconds(3600);
     for p in [&mut a, &mut b] {
         p.handle_timeout(now).unwrap();
         while p.poll_request().is_some() {}
     }
-    clock.set(now);
-    let issued = node
-        .issue_codes(
-            &IssueCodesRequest {
-                test_type: TestType::Confirmed,
-                symptom_onset: None,
-                count: Some(1),
-            },
-            "caseworker",
-        )
-        .await
-        .unwrap();
-    let code = UploadCode::parse(&issued.codes[0].code).unwrap();
+    let code = issue_code(&node, &clock, now, TestType::Confirmed).await;
     // The app's sync at opening brings the node's sealing key.
     a.start_sync(now).unwrap();
     while let Some(r) = a.poll_request() {

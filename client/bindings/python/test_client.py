@@ -518,6 +518,64 @@ def test_a_phone_follows_a_batch_key_rollover_announced_under_its_pinned_key(nod
         rotating.stop()
 
 
+# --- Blind upload tokens ----------------------------------------------------------------
+
+
+def test_a_report_with_a_blind_token_over_http(node):
+    """A node with `blind_token_keys = true` (docs/PROTOCOL.md §4.4): a phone configured with
+    the federation and its authority fetches the token keys with its sync, redeems its code
+    at `POST /v2/verify` (never `/v1/verify`), uploads after the configured delay, and the
+    phone it met finds the exposure."""
+    del node  # key generation is slow in a debug build: this test has a node of its own
+    tokens = Node(batch_period_seconds=1, settings={"EPHEMERA_AUTHORITY_BLIND_TOKEN_KEYS": "true"})
+    try:
+        # The node makes its keys on its own task; until then it serves an empty set.
+        deadline = time.time() + 180
+        while True:
+            status, body, _ = http(tokens.url, "GET", "/v2/token-keys")
+            if status == 200 and len(body) > 1024:
+                break
+            assert time.time() < deadline, "no token keys within 180 s"
+            time.sleep(0.5)
+        config = pet_config(tokens)
+        config.trusted_authority_keys = [tokens.authority["authority_public_key"]]
+        config.federation = "ephemera"
+        config.upload_delay_max_seconds = 4  # tests only: the default is the next day
+        alice, bob = e.EphemeraPhone(config, None), e.EphemeraPhone(config, None)
+        meet(alice, bob, int(time.time()) - 3600, 20)
+        driver = AppDriver(alice, tokens.url)
+        sent = []
+        send = driver.send
+
+        def recording(request):
+            sent.append((time.time(), request.path))
+            return send(request)
+
+        driver.send = recording
+        now = int(time.time())
+        alice.start_sync(now)  # the app opening
+        driver.pump(now)
+        alice.start_report(int(time.time()), tokens.issue_code(), None, None)
+        seen = []
+        deadline = time.time() + 30
+        while not any(isinstance(x, (e.FfiEvent.REPORT_UPLOADED, e.FfiEvent.REPORT_FAILED)) for x in seen):
+            assert time.time() < deadline, f"no outcome: {seen}"
+            now = int(time.time())
+            driver.timers(now)
+            seen += [record.event for record in driver.pump(now)]
+            time.sleep(0.2)
+        assert isinstance(seen[-1], e.FfiEvent.REPORT_UPLOADED), seen
+        paths = [path for _, path in sent]
+        assert "/v2/token-keys" in paths and "/v2/verify" in paths, paths
+        assert "/v1/verify" not in paths, paths
+        assert paths.index("/v2/verify") < paths.index("/v1/uploads"), paths
+        assert alice.status().can_revise
+        exposure = sync_until_exposed(tokens, bob)
+        assert exposure is not None and exposure.high_risk, exposure
+    finally:
+        tokens.stop()
+
+
 def drain_after_pump(node, phone):
     """One round of the example driver; every event, acknowledged."""
     seen = [record.event for record in AppDriver(phone, node.url).pump(int(time.time()))]

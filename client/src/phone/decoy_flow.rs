@@ -21,6 +21,10 @@
 //!   answer and the upload says nothing (a decoy sized at send time arrived 2.6 ms later on
 //!   average, and a classifier read it through the 1–3 s draw), and a flow cut by the app
 //!   being killed resumes after the restart, as a real one does;
+//! - when the node has token keys for today (`phone::token_keys`), its verify goes to
+//!   `POST /v2/verify` as a real one does, blinding under as many keys of the same
+//!   modulus (`TokenVerifyRequest::decoy`: the same padded and sealed size), and its upload
+//!   follows at a time drawn from `report.upload_delay`, as a real token upload does;
 //! - one phone's flows never interleave: a real report's verify waits for a decoy flow past
 //!   its verify to end, and ends one whose verify has not gone
 //!   ([`Phone::decoy_holds_report`]).
@@ -28,11 +32,13 @@
 use ephemera_proto::UnixTime;
 use ephemera_proto::api::VerifyRequest;
 use ephemera_proto::sealed::{ResponseOpener, SealedRoute};
+use ephemera_proto::token::TokenVerifyRequest;
 use ephemera_proto::upload::UploadRequest;
 use ephemera_proto::wire;
 use rand_core::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::token_keys::VerifyRoute;
 use super::{Pending, Phone};
 use crate::error::{ClientError, StoreError};
 use crate::request::Response;
@@ -43,6 +49,9 @@ use crate::store::{MetaKey, Store};
 enum DecoyStage {
     Verify,
     Upload,
+    /// The upload after a token verify, due at a time drawn from `report.upload_delay`
+    /// (sealed when sent, as a real token upload is).
+    TokenUpload,
 }
 
 /// A decoy flow on its way (kept in the store, meta [`MetaKey::PendingDecoy`]).
@@ -119,7 +128,13 @@ impl<S: Store> Phone<S> {
     /// Ends a decoy flow whose next verify has not gone: a real report's verify takes its
     /// place.
     pub(super) fn drop_unsent_decoy(&mut self) -> Result<(), ClientError> {
-        if self.decoy.is_none() {
+        // A decoy token upload waiting for its drawn time stays: its verify went, and
+        // every verify is followed by an upload.
+        if self
+            .decoy
+            .as_ref()
+            .is_none_or(|flow| flow.stage == DecoyStage::TokenUpload)
+        {
             return Ok(());
         }
         self.decoy = None;
@@ -140,22 +155,30 @@ impl<S: Store> Phone<S> {
         Ok(())
     }
 
-    /// Sends a decoy upload of `size` bytes now: what follows a real verify the node
-    /// refused, so that every verify is followed by an upload (no decoy flow is on its way
-    /// then: a real verify waits for one to end).
+    /// Sends a decoy upload of `size` bytes: what follows a real verify the node refused,
+    /// so that every verify is followed by an upload (no decoy flow is on its way then: a
+    /// real verify waits for one to end). After a certificate verify it goes 1–3 s later;
+    /// after a token verify at `token_due`, the time the real upload would have gone.
     pub(super) fn start_decoy_upload(
         &mut self,
         now: UnixTime,
         size: usize,
+        token_due: Option<UnixTime>,
     ) -> Result<(), ClientError> {
-        let delay = self.draw_upload_delay();
-        // Built and sealed now, as the real upload it stands for would have been.
-        let body = wire::encode(&UploadRequest::decoy(size));
-        self.decoy_upload_sealed = self.seal_now(SealedRoute::Upload, &body);
+        let (stage, next_attempt) = match token_due {
+            Some(due) => (DecoyStage::TokenUpload, due),
+            None => {
+                let delay = self.draw_upload_delay();
+                // Built and sealed now, as the real upload it stands for would have been.
+                let body = wire::encode(&UploadRequest::decoy(size));
+                self.decoy_upload_sealed = self.seal_now(SealedRoute::Upload, &body);
+                (DecoyStage::Upload, now.plus_seconds(delay))
+            }
+        };
         self.decoy = Some(DecoyFlow {
-            stage: DecoyStage::Upload,
+            stage,
             attempts: 0,
-            next_attempt: now.plus_seconds(delay),
+            next_attempt,
             retries_left: 0,
             in_flight: false,
             upload_size: Some(size),
@@ -175,14 +198,21 @@ impl<S: Store> Phone<S> {
         };
         let upload_sealed = match stage {
             DecoyStage::Upload => self.decoy_upload_sealed.take(),
-            DecoyStage::Verify => None,
+            DecoyStage::Verify | DecoyStage::TokenUpload => None,
         };
         let (route, (body, opener)) = match upload_sealed {
             // Sealed when the verify's answer came, as a real upload is.
             Some(sealed) => (SealedRoute::Upload, sealed),
             None => {
-                let Some(key) = self.sealing_key_or_sync(now) else {
-                    // Sent once the sync round brings the key; meanwhile the backoff holds.
+                let step = match self.sealing_key_or_sync(now) {
+                    Some(key) => self
+                        .decoy_step(now, stage, upload_size)?
+                        .map(|step| (key, step)),
+                    None => None,
+                };
+                let Some((key, (route, inner))) = step else {
+                    // Sent once the sync round brings the key (and the token keys, as a
+                    // real verify waits for them); meanwhile the backoff holds.
                     self.flows_await_key = true;
                     let attempts = self.decoy.as_ref().map_or(0, |f| f.attempts);
                     let delay = self.retry_delay(attempts + 1);
@@ -191,7 +221,6 @@ impl<S: Store> Phone<S> {
                     }
                     return Ok(());
                 };
-                let (route, inner) = self.decoy_step(now, stage, upload_size)?;
                 let Some(sealed) = self.seal(key, route, &inner) else {
                     return Ok(());
                 };
@@ -199,7 +228,8 @@ impl<S: Store> Phone<S> {
             }
         };
         let pending = match route {
-            SealedRoute::Verify | SealedRoute::TokenVerify => Pending::DecoyVerify(opener),
+            SealedRoute::Verify => Pending::DecoyVerify(opener),
+            SealedRoute::TokenVerify => Pending::DecoyTokenVerify(opener),
             SealedRoute::Upload => Pending::DecoyUpload(opener),
         };
         if let Some(flow) = self.decoy.as_mut() {
@@ -210,19 +240,30 @@ impl<S: Store> Phone<S> {
         Ok(())
     }
 
-    /// The decoy step `stage`, unsealed: its route and inner body.
+    /// The decoy step `stage`, unsealed: its route and inner body; `None` while a verify
+    /// waits for the token keys, as a real one does.
     fn decoy_step(
         &mut self,
         now: UnixTime,
         stage: DecoyStage,
         upload_size: Option<usize>,
-    ) -> Result<(SealedRoute, Vec<u8>), ClientError> {
-        Ok(match stage {
-            DecoyStage::Verify => (
-                SealedRoute::Verify,
-                VerifyRequest::decoy(&mut self.rng).to_padded_json(),
-            ),
-            DecoyStage::Upload => (
+    ) -> Result<Option<(SealedRoute, Vec<u8>)>, ClientError> {
+        Ok(Some(match stage {
+            DecoyStage::Verify => match self.verify_route(now) {
+                VerifyRoute::Wait => return Ok(None),
+                VerifyRoute::Certificate => (
+                    SealedRoute::Verify,
+                    VerifyRequest::decoy(&mut self.rng).to_padded_json(),
+                ),
+                VerifyRoute::Token(_) => {
+                    let (count, modulus) = self
+                        .token_verify_shape(now)
+                        .expect("a token route has keys for today");
+                    let request = TokenVerifyRequest::decoy(count, modulus, &mut self.rng);
+                    (SealedRoute::TokenVerify, request.to_padded_json())
+                }
+            },
+            DecoyStage::Upload | DecoyStage::TokenUpload => (
                 SealedRoute::Upload,
                 wire::encode(&UploadRequest::decoy(match upload_size {
                     Some(size) => size,
@@ -230,16 +271,17 @@ impl<S: Store> Phone<S> {
                     None => self.real_upload_size(now)?,
                 })),
             ),
-        })
+        }))
     }
 
-    /// The answer to a decoy step: on to the next step, done, or retried as a real step
-    /// would be.
+    /// The answer to a decoy step (`token`: to a token verify): on to the next step, done,
+    /// or retried as a real step would be.
     pub(super) fn on_decoy_response(
         &mut self,
         now: UnixTime,
         opener: &ResponseOpener,
         response: &Response,
+        token: bool,
     ) -> Result<(), ClientError> {
         let inner = self.unseal(opener, response);
         if super::report::definitive(inner.status).is_none() {
@@ -247,6 +289,12 @@ impl<S: Store> Phone<S> {
         }
         let delay = self.draw_decoy_delay();
         let upload_delay = self.draw_upload_delay();
+        let token_due = token.then(|| {
+            self.config
+                .report
+                .upload_delay
+                .upload_at(now, &mut self.rng)
+        });
         let size_now = match self.decoy.as_ref() {
             Some(flow) if flow.stage == DecoyStage::Verify && flow.upload_size.is_none() => {
                 Some(self.real_upload_size(now)?)
@@ -259,6 +307,12 @@ impl<S: Store> Phone<S> {
         flow.in_flight = false;
         flow.attempts = 0;
         match flow.stage {
+            DecoyStage::Verify if let Some(due) = token_due => {
+                // As a real token upload: at the drawn time, sealed when sent.
+                flow.stage = DecoyStage::TokenUpload;
+                flow.upload_size = flow.upload_size.or(size_now);
+                flow.next_attempt = due;
+            }
             DecoyStage::Verify => {
                 // Every verify is followed by an upload, as a real one is; built and
                 // sealed now, as a real one is.
@@ -268,13 +322,13 @@ impl<S: Store> Phone<S> {
                 let body = wire::encode(&UploadRequest::decoy(flow.upload_size.unwrap_or(0)));
                 self.decoy_upload_sealed = self.seal_now(SealedRoute::Upload, &body);
             }
-            DecoyStage::Upload if flow.retries_left > 0 => {
+            DecoyStage::Upload | DecoyStage::TokenUpload if flow.retries_left > 0 => {
                 flow.retries_left -= 1;
                 flow.stage = DecoyStage::Verify;
                 flow.upload_size = None;
                 flow.next_attempt = now.plus_seconds(delay);
             }
-            DecoyStage::Upload => self.decoy = None,
+            DecoyStage::Upload | DecoyStage::TokenUpload => self.decoy = None,
         }
         self.save_decoy()?;
         // A real report waiting for this flow goes on once it ends.

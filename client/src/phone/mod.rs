@@ -13,6 +13,7 @@ mod sealing;
 mod sighting;
 mod status;
 mod sync;
+mod token_keys;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -80,6 +81,11 @@ enum Pending {
     Upload(ResponseOpener),
     DecoyVerify(ResponseOpener),
     DecoyUpload(ResponseOpener),
+    FetchTokenKeys,
+    /// A real report's token verify (`POST /v2/verify`).
+    TokenVerify(ResponseOpener),
+    /// A decoy token verify.
+    DecoyTokenVerify(ResponseOpener),
 }
 
 /// The phone side of Ephemera as a sans-IO state machine, driven by `(time, event)`.
@@ -133,6 +139,12 @@ pub struct Phone<S: Store> {
     decoy: Option<DecoyFlow>,
     /// The node's sealing key, fetched with every sync round (memory only).
     sealing_key: Option<SealingPublicKey>,
+    /// The authority's blind-token keys, fetched with every sync round when the config
+    /// names a federation (memory only).
+    token_keys: token_keys::HeldTokenKeys,
+    /// The real report's token exchange in flight: its blinding state and the keys it
+    /// blinded under (memory only: every send blinds afresh).
+    report_exchange: Option<token_keys::Exchange>,
     /// The real report's upload, sealed when its verify's answer came (in memory only).
     report_upload_sealed: Option<(Vec<u8>, ResponseOpener)>,
     /// The decoy flow's upload, sealed when its verify's answer came (in memory only).
@@ -214,6 +226,8 @@ impl<S: Store> Phone<S> {
             report_in_flight: false,
             decoy,
             sealing_key: None,
+            token_keys: token_keys::HeldTokenKeys::Unknown,
+            report_exchange: None,
             report_upload_sealed: None,
             decoy_upload_sealed: None,
             flows_await_key: false,
@@ -407,10 +421,15 @@ impl<S: Store> Phone<S> {
                 }
             }
             Pending::FetchSealingKey => self.on_sealing_key(now, &response),
-            Pending::Verify(opener) => self.on_verify_response(now, &opener, &response),
+            Pending::Verify(opener) => self.on_verify_response(now, &opener, &response, false),
             Pending::Upload(opener) => self.on_upload_response(now, &opener, &response),
             Pending::DecoyVerify(opener) | Pending::DecoyUpload(opener) => {
-                self.on_decoy_response(now, &opener, &response)
+                self.on_decoy_response(now, &opener, &response, false)
+            }
+            Pending::FetchTokenKeys => self.on_token_keys(now, &response),
+            Pending::TokenVerify(opener) => self.on_verify_response(now, &opener, &response, true),
+            Pending::DecoyTokenVerify(opener) => {
+                self.on_decoy_response(now, &opener, &response, true)
             }
         }
     }
@@ -482,12 +501,16 @@ impl<S: Store> Phone<S> {
                 self.last_error = Some("transport");
                 self.sync_failed();
             }
-            Pending::FetchSealingKey => self.last_error = Some("transport"),
-            Pending::Verify(_) | Pending::Upload(_) => {
+            Pending::FetchSealingKey | Pending::FetchTokenKeys => {
+                self.last_error = Some("transport");
+            }
+            Pending::Verify(_) | Pending::Upload(_) | Pending::TokenVerify(_) => {
                 self.last_error = Some("transport");
                 self.report_retry_later(now)?;
             }
-            Pending::DecoyVerify(_) | Pending::DecoyUpload(_) => self.decoy_retry_later(now)?,
+            Pending::DecoyVerify(_) | Pending::DecoyUpload(_) | Pending::DecoyTokenVerify(_) => {
+                self.decoy_retry_later(now)?;
+            }
         }
         Ok(())
     }
@@ -515,10 +538,11 @@ impl<S: Store> Phone<S> {
             Pending::FetchIndex => Purpose::FetchIndex,
             Pending::FetchBatch(entry) => Purpose::FetchBatch(entry.id),
             Pending::FetchSealingKey => Purpose::FetchSealingKey,
-            Pending::Verify(_) => Purpose::Verify,
+            Pending::Verify(_) | Pending::TokenVerify(_) => Purpose::Verify,
             Pending::Upload(_) => Purpose::Upload,
-            Pending::DecoyVerify(_) => Purpose::DecoyVerify,
+            Pending::DecoyVerify(_) | Pending::DecoyTokenVerify(_) => Purpose::DecoyVerify,
             Pending::DecoyUpload(_) => Purpose::DecoyUpload,
+            Pending::FetchTokenKeys => Purpose::FetchTokenKeys,
         };
         self.requests.push_back(Request {
             id,
@@ -668,6 +692,8 @@ impl<S: Store> Phone<S> {
         self.report_in_flight = false;
         self.decoy = None;
         self.sealing_key = None;
+        self.token_keys = token_keys::HeldTokenKeys::Unknown;
+        self.report_exchange = None;
         self.flows_await_key = false;
         self.scan = ScanClock::default();
         self.checkpoint_dirty = false;

@@ -6,6 +6,10 @@ use ephemera_proto::auth::{
 };
 use ephemera_proto::revision::{HmacBinding, RevisionSecret};
 use ephemera_proto::sealed::{ResponseOpener, SealedRoute};
+use ephemera_proto::token::{
+    TOKEN_MODULUS_BITS, TokenExchange, TokenKeyId, TokenStatement, TokenUpload,
+    TokenVerifyResponse, UploadToken,
+};
 use ephemera_proto::upload::{SignedUpload, UploadBody, UploadRequest};
 use ephemera_proto::wire;
 use ephemera_proto::{DayNumber, PublishedToken, ReportContents, ReportType, SchemeKind, UnixTime};
@@ -15,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::certificate_check::check_certificate;
+use super::token_keys::{Exchange, VerifyRoute};
 use super::{Pending, Phone};
 use crate::error::{ClientError, ReportError, StoreError};
 use crate::request::{PhoneEvent, Response};
@@ -37,7 +42,30 @@ enum Stage {
         /// The encoded upload request.
         body: Vec<u8>,
     },
+    /// A blind token in hand (`docs/PROTOCOL.md` §4.4): the exact upload body, sent no
+    /// earlier than `due` and then resent byte for byte (a node answers a byte-identical
+    /// retry of a token upload it stored as a replay).
+    TokenUpload {
+        /// The encoded upload request (`UploadBody::Tokened` or `TokenRevision`).
+        body: Vec<u8>,
+        /// The upload time drawn from `report.upload_delay` when the token came (unix
+        /// seconds): kept, so neither a restart, a retry nor a tap uploads earlier.
+        due: u64,
+    },
 }
+
+impl Stage {
+    /// The earliest time this stage may be sent (unix seconds).
+    fn not_before(&self) -> u64 {
+        match self {
+            Stage::TokenUpload { due, .. } => *due,
+            Stage::Verify { .. } | Stage::Upload { .. } => 0,
+        }
+    }
+}
+
+/// A step of a report, unsealed: its route and inner body.
+type Step = (SealedRoute, Zeroizing<Vec<u8>>);
 
 /// Which earlier upload a revision revises, and how it proves the right to.
 #[derive(Clone, Serialize, Deserialize)]
@@ -87,6 +115,7 @@ impl std::fmt::Debug for ReportFlow {
         let stage = match self.stage {
             Stage::Verify { .. } => "verify",
             Stage::Upload { .. } => "upload",
+            Stage::TokenUpload { .. } => "token upload",
         };
         f.debug_struct("ReportFlow")
             .field("stage", &stage)
@@ -146,9 +175,9 @@ impl ReportFlow {
         UnixTime(self.next_attempt)
     }
 
-    /// Whether the certificate is in hand.
+    /// Whether the certificate (or blind token) is in hand.
     pub(super) fn certified(&self) -> bool {
-        matches!(self.stage, Stage::Upload { .. })
+        matches!(self.stage, Stage::Upload { .. } | Stage::TokenUpload { .. })
     }
 
     /// Sends of the current stage so far.
@@ -156,9 +185,10 @@ impl ReportFlow {
         self.attempts
     }
 
-    /// Makes a waiting report due at `now` at the latest (the sealing key arrived).
+    /// Makes a waiting report due at `now` at the latest (the sealing key arrived), but
+    /// never before a token upload's drawn time.
     pub(super) fn hurry(&mut self, now: UnixTime) {
-        self.next_attempt = self.next_attempt.min(now.0);
+        self.next_attempt = self.next_attempt.min(now.0).max(self.stage.not_before());
     }
 }
 
@@ -346,7 +376,7 @@ impl<S: Store> Phone<S> {
         let Some(flow) = self.report.as_ref() else {
             return Ok(());
         };
-        if self.report_in_flight || flow.next_attempt > now.0 {
+        if self.report_in_flight || flow.next_attempt > now.0 || flow.stage.not_before() > now.0 {
             return Ok(());
         }
         let attempts = flow.attempts;
@@ -370,9 +400,14 @@ impl<S: Store> Phone<S> {
             // is the same work for both.
             Some(sealed) => (SealedRoute::Upload, sealed),
             None => {
-                let Some(key) = self.sealing_key_or_sync(now) else {
-                    // Sent as soon as the sync round brings the key; should it fail, the
-                    // backoff holds the next try (no event: nothing was sent).
+                let step = match self.sealing_key_or_sync(now) {
+                    Some(key) => self.report_step(now)?.map(|step| (key, step)),
+                    None => None,
+                };
+                let Some((key, (route, inner))) = step else {
+                    // Sent as soon as the sync round brings the sealing key (and the token
+                    // keys); should it fail, the backoff holds the next try (no event:
+                    // nothing was sent).
                     self.flows_await_key = true;
                     let delay = self.retry_delay(attempts + 1);
                     if let Some(flow) = self.report.as_mut() {
@@ -380,7 +415,6 @@ impl<S: Store> Phone<S> {
                     }
                     return Ok(());
                 };
-                let (route, inner) = self.report_step()?;
                 // Sealed afresh at every send: a proxy cannot link a retry to its first
                 // attempt.
                 let Some(sealed) = self.seal(key, route, &inner) else {
@@ -390,7 +424,8 @@ impl<S: Store> Phone<S> {
             }
         };
         let pending = match route {
-            SealedRoute::Verify | SealedRoute::TokenVerify => Pending::Verify(opener),
+            SealedRoute::Verify => Pending::Verify(opener),
+            SealedRoute::TokenVerify => Pending::TokenVerify(opener),
             SealedRoute::Upload => Pending::Upload(opener),
         };
         if let Some(flow) = self.report.as_mut() {
@@ -403,23 +438,68 @@ impl<S: Store> Phone<S> {
         Ok(())
     }
 
-    /// The report's current step, unsealed: its route and inner body.
-    fn report_step(&self) -> Result<(SealedRoute, Zeroizing<Vec<u8>>), ClientError> {
+    /// The report's current step, unsealed: its route and inner body; `None` while a
+    /// verify waits for the token keys.
+    ///
+    /// A verify goes for a blind token when the node has token keys for today (a
+    /// revision of a version 1 upload excepted: its node token proves the right to revise
+    /// only beside a certificate), blinded afresh at every send (the blinding state lives
+    /// in memory until the answer: a retry never repeats a blinded message), and for a
+    /// certificate otherwise.
+    fn report_step(&mut self, now: UnixTime) -> Result<Option<Step>, ClientError> {
         let flow = self.report.as_ref().ok_or(StoreError::Corrupt {
             what: "pending report",
         })?;
-        Ok(match &flow.stage {
-            Stage::Verify { code } => {
-                let code = UploadCode::parse(code).map_err(|_| StoreError::Corrupt {
-                    what: "pending report code",
-                })?;
-                (
-                    SealedRoute::Verify,
-                    Zeroizing::new(VerifyRequest::real(&code, &flow.hmac).to_padded_json()),
-                )
+        let code = match &flow.stage {
+            Stage::Verify { code } => UploadCode::parse(code).map_err(|_| StoreError::Corrupt {
+                what: "pending report code",
+            })?,
+            Stage::Upload { body } | Stage::TokenUpload { body, .. } => {
+                return Ok(Some((SealedRoute::Upload, Zeroizing::new(body.clone()))));
             }
-            Stage::Upload { body } => (SealedRoute::Upload, Zeroizing::new(body.clone())),
-        })
+        };
+        let route = if matches!(flow.revises, Some(Revises::Token(_))) {
+            VerifyRoute::Certificate
+        } else {
+            self.verify_route(now)
+        };
+        let keys = match route {
+            VerifyRoute::Wait => return Ok(None),
+            VerifyRoute::Certificate => {
+                let flow = self.report.as_ref().expect("checked above");
+                let body = VerifyRequest::real(&code, &flow.hmac).to_padded_json();
+                return Ok(Some((SealedRoute::Verify, Zeroizing::new(body))));
+            }
+            VerifyRoute::Token(keys) => keys,
+        };
+        let flow = self.report.as_ref().expect("checked above");
+        let binding = match flow.revises {
+            None => HmacBinding::Upload(flow.secret.key()),
+            Some(_) => HmacBinding::Revision(flow.secret.key()),
+        };
+        let statement = TokenStatement {
+            audience: &self
+                .config
+                .report
+                .audience()
+                .expect("a token route has one"),
+            contents: &flow.contents,
+            binding,
+        };
+        match TokenExchange::prepare(&keys, now.day(), &statement, &code, &mut self.rng) {
+            Ok((exchange, request)) => {
+                self.report_exchange = Some(Exchange { exchange, keys });
+                Ok(Some((
+                    SealedRoute::TokenVerify,
+                    Zeroizing::new(request.to_padded_json()),
+                )))
+            }
+            Err(_) => {
+                // A key that does not blind: fetch the set again, and wait for it.
+                self.refetch_token_keys(now);
+                Ok(None)
+            }
+        }
     }
 
     /// Seconds between a verify's answer and its upload, drawn alike for real and decoy
@@ -453,7 +533,7 @@ impl<S: Store> Phone<S> {
         };
         let delay = self.retry_delay(attempts);
         let flow = self.report.as_mut().expect("checked above");
-        flow.next_attempt = now.0 + delay;
+        flow.next_attempt = (now.0 + delay).max(flow.stage.not_before());
         let (attempt, next_attempt) = (flow.attempts, UnixTime(flow.next_attempt));
         self.save_report()?;
         self.push_event(PhoneEvent::ReportRetrying {
@@ -482,7 +562,8 @@ impl<S: Store> Phone<S> {
     pub fn retry_report(&mut self, now: UnixTime) -> Result<(), ClientError> {
         let now = self.tick(now)?;
         let flow = self.report.as_mut().ok_or(ReportError::NoReport)?;
-        flow.next_attempt = flow.next_attempt.min(now.0);
+        // A token upload still waits for its drawn time (`hurry` keeps it).
+        flow.hurry(now);
         self.drive_report(now)
     }
 
@@ -532,47 +613,79 @@ impl<S: Store> Phone<S> {
         }
     }
 
-    /// Ends the report on a verify that gave no usable certificate (a refused code, a
-    /// certificate that does not check out): every verify is followed by an upload, as every
-    /// decoy's is, so a decoy upload of this report's size goes after the usual delay.
+    /// Ends the report on a verify that gave no usable certificate or token (a refused
+    /// code, a certificate that does not check out, a token that does not unblind): every
+    /// verify is followed by an upload, as every decoy's is, so a decoy upload of this
+    /// report's size goes after the usual delay (for a token verify: at a time drawn from
+    /// `report.upload_delay`, as the real upload would have gone).
     fn report_failed_with_decoy_upload(
         &mut self,
         now: UnixTime,
         error: ReportError,
+        token: bool,
     ) -> Result<(), ClientError> {
         let Some(flow) = self.report.as_ref() else {
             return Ok(());
         };
-        let size = upload_size_of(&flow.contents, &mut self.rng);
-        self.start_decoy_upload(now, size)?;
+        let size = upload_size_of(&flow.contents, token, &mut self.rng);
+        let due = token.then(|| {
+            self.config
+                .report
+                .upload_delay
+                .upload_at(now, &mut self.rng)
+        });
+        self.start_decoy_upload(now, size, due)?;
         self.report_failed(error)?;
         self.drive_decoy(now)
     }
 
+    /// The answer to a verify (`token`: a token verify, `POST /v2/verify`). A refused code
+    /// ends the report; `stale-token-keys` (409: nothing spent) fetches the token keys again
+    /// and blinds afresh; an answer that is not definitive (`token-keys-not-ready` is a
+    /// 503) is retried.
     pub(super) fn on_verify_response(
         &mut self,
         now: UnixTime,
         opener: &ResponseOpener,
         response: &Response,
+        token: bool,
     ) -> Result<(), ClientError> {
         self.report_in_flight = false;
+        let exchange = self.report_exchange.take();
         let response = &self.unseal(opener, response);
-        let Some(flow) = self.report.as_ref() else {
+        if self.report.is_none() {
             return Ok(());
-        };
+        }
         if definitive(response.status).is_none() {
             return self.report_retry_later(now);
         }
         if response.status != 200 {
-            return self.report_failed_with_decoy_upload(
-                now,
-                ReportError::Refused {
-                    status: response.status,
-                    code: error_code(&response.body),
-                },
-            );
+            let code = error_code(&response.body);
+            if token && response.status == 409 && code == "stale-token-keys" {
+                self.refetch_token_keys(now);
+                self.flows_await_key = true;
+                return self.report_retry_later(now);
+            }
+            let refused = ReportError::Refused {
+                status: response.status,
+                code,
+            };
+            return self.report_failed_with_decoy_upload(now, refused, token);
         }
-        let certificate = serde_json::from_slice::<VerifyResponse>(&response.body)
+        if token {
+            self.on_token(now, &response.body, exchange)
+        } else {
+            self.on_certificate(now, &response.body)
+        }
+    }
+
+    /// A certificate came: check it, build the upload and keep it, sealed for its send
+    /// 1–3 s later.
+    fn on_certificate(&mut self, now: UnixTime, body: &[u8]) -> Result<(), ClientError> {
+        let Some(flow) = self.report.as_ref() else {
+            return Ok(());
+        };
+        let certificate = serde_json::from_slice::<VerifyResponse>(body)
             .ok()
             .and_then(|r| r.certificate().ok())
             .filter(|c| {
@@ -586,7 +699,7 @@ impl<S: Store> Phone<S> {
                 .is_ok()
             });
         let Some(certificate) = certificate else {
-            return self.report_failed_with_decoy_upload(now, ReportError::BadCertificate);
+            return self.report_failed_with_decoy_upload(now, ReportError::BadCertificate, false);
         };
         let upload = SignedUpload {
             contents: flow.contents.clone(),
@@ -621,6 +734,51 @@ impl<S: Store> Phone<S> {
         self.drive_report(now)
     }
 
+    /// A blind signature came: unblind the token, build the upload and keep it with its
+    /// drawn upload time (`report.upload_delay`), durably, before anything else: the code
+    /// is spent now.
+    fn on_token(
+        &mut self,
+        now: UnixTime,
+        body: &[u8],
+        exchange: Option<Exchange>,
+    ) -> Result<(), ClientError> {
+        let Some(flow) = self.report.as_ref() else {
+            return Ok(());
+        };
+        let token = exchange.and_then(|Exchange { exchange, keys }| {
+            let answer = serde_json::from_slice::<TokenVerifyResponse>(body).ok()?;
+            exchange.finish(&keys, &answer).ok()
+        });
+        let (Some(token), None | Some(Revises::Signed(_))) = (token, &flow.revises) else {
+            return self.report_failed_with_decoy_upload(now, ReportError::BadCertificate, true);
+        };
+        let upload = TokenUpload {
+            contents: flow.contents.clone(),
+            token,
+        };
+        let request = match &flow.revises {
+            Some(Revises::Signed(original)) => {
+                UploadRequest::token_revision(upload, *original, &flow.secret)
+            }
+            _ => UploadRequest::tokened(upload, flow.secret.key()),
+        };
+        let body = wire::encode(&request);
+        let due = self
+            .config
+            .report
+            .upload_delay
+            .upload_at(now, &mut self.rng);
+        let flow = self.report.as_mut().expect("checked above");
+        flow.stage = Stage::TokenUpload { body, due: due.0 };
+        flow.attempts = 0;
+        flow.next_attempt = due.0;
+        // The token is kept before anything else: the code is spent now.
+        self.save_report()?;
+        self.store.flush()?;
+        self.drive_report(now)
+    }
+
     pub(super) fn on_upload_response(
         &mut self,
         now: UnixTime,
@@ -637,7 +795,7 @@ impl<S: Store> Phone<S> {
         }
         if response.status != 200 {
             let code = error_code(&response.body);
-            let reason = if code == "certificate-expired" {
+            let reason = if code == "certificate-expired" || code == "token-expired" {
                 ReportError::CertificateExpired
             } else {
                 ReportError::UploadRefused {
@@ -668,7 +826,7 @@ impl<S: Store> Phone<S> {
         flow: ReportFlow,
         revision_token: &str,
     ) -> Result<(), ClientError> {
-        let Stage::Upload { body } = &flow.stage else {
+        let (Stage::Upload { body } | Stage::TokenUpload { body, .. }) = &flow.stage else {
             return Ok(());
         };
         let sent = wire::decode::<UploadRequest>(body).map_err(|_| StoreError::Corrupt {
@@ -685,6 +843,16 @@ impl<S: Store> Phone<S> {
                     contents: flow.contents.clone(),
                 }),
             ),
+            // A token upload's certificate id is its token's id: the node certifies it
+            // under that id, and a revision names it.
+            UploadBody::Tokened { upload, .. } => (
+                MetaKey::RevisionKey,
+                postcard::to_allocvec(&RevisionBasis {
+                    certificate: upload.certificate_id(),
+                    secret: flow.secret.clone(),
+                    contents: flow.contents.clone(),
+                }),
+            ),
             UploadBody::RealV1(_) => (
                 MetaKey::Revision,
                 postcard::to_allocvec(&RevisionBasisV1 {
@@ -695,7 +863,6 @@ impl<S: Store> Phone<S> {
             UploadBody::Decoy
             | UploadBody::Revision { .. }
             | UploadBody::RevisionV1 { .. }
-            | UploadBody::Tokened { .. }
             | UploadBody::TokenRevision { .. } => {
                 return Ok(());
             }
@@ -719,13 +886,35 @@ impl<S: Store> Phone<S> {
         let first_day = self.infectious_window_start(now, None, None);
         let mut contents = self.report_contents(now, first_day)?;
         contents.canonicalize();
-        Ok(upload_size_of(&contents, &mut self.rng))
+        let token = self.token_verify_shape(now).is_some();
+        Ok(upload_size_of(&contents, token, &mut self.rng))
     }
 }
 
 /// The encoded length of a first upload of `contents`: built with a stand-in certificate
-/// of the real shape, so decoys get the bucket the real upload would get.
-fn upload_size_of(contents: &ReportContents, rng: &mut impl rand_core::CryptoRng) -> usize {
+/// (or, with `token`, a stand-in blind token) of the real shape, so decoys get the bucket
+/// the real upload would get.
+fn upload_size_of(
+    contents: &ReportContents,
+    token: bool,
+    rng: &mut impl rand_core::CryptoRng,
+) -> usize {
+    if token {
+        let mut stand_in = UploadToken {
+            key: TokenKeyId([0; 32]),
+            randomizer: [0; 32],
+            signature: vec![0; TOKEN_MODULUS_BITS / 8],
+        };
+        rng.fill_bytes(&mut stand_in.key.0);
+        rng.fill_bytes(&mut stand_in.randomizer);
+        rng.fill_bytes(&mut stand_in.signature);
+        let upload = TokenUpload {
+            contents: contents.clone(),
+            token: stand_in,
+        };
+        let revision_key = RevisionSecret::generate(rng).key();
+        return wire::encode(&UploadRequest::tokened(upload, revision_key)).len();
+    }
     let authority = AuthoritySigningKey::generate(rng);
     let hmac_key = ReportHmacKey::generate(rng);
     let certificate = authority.issue(

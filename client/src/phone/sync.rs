@@ -191,7 +191,8 @@ impl<S: Store> Phone<S> {
     }
 
     /// Starts a sync round unless one is running: the batch index after the cursor and,
-    /// beside it, the node's sealing key (for the verify and upload bodies). The index goes
+    /// beside it, the node's sealing key (for the verify and upload bodies) and, with a
+    /// federation configured, the authority's token keys. The index goes
     /// first: a page may announce a batch-key rollover, and the key is signed by the
     /// current batch key.
     pub(super) fn start_sync_round(&mut self, _now: UnixTime) {
@@ -200,6 +201,7 @@ impl<S: Store> Phone<S> {
             self.sync.round_head = None;
             self.request_index();
             self.request_sealing_key();
+            self.request_token_keys();
         }
     }
 

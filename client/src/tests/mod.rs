@@ -7,4 +7,5 @@ mod duration;
 mod forgetting;
 mod phone;
 mod ratchet;
+mod token;
 mod util;

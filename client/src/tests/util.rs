@@ -67,23 +67,31 @@ impl FakeNode {
     pub(crate) fn sync_key(&self, now: UnixTime, phone: &mut Phone<MemoryStore>) {
         phone.start_sync(now).unwrap();
         while let Some(r) = phone.poll_request() {
-            let answer = match r.purpose {
-                Purpose::FetchSealingKey => self.sealing_key_answer(),
-                Purpose::FetchIndex => Response {
-                    status: 200,
-                    body: serde_json::to_vec(&BatchIndex {
-                        batches: vec![],
-                        next_cursor: 0,
-                        key_rollovers: Vec::new(),
-                        head: None,
-                    })
-                    .unwrap(),
-                },
-                other => panic!("unexpected {other:?} during a sync"),
-            };
+            let answer = self
+                .sync_answer(r.purpose)
+                .unwrap_or_else(|| panic!("unexpected {:?} during a sync", r.purpose));
             phone.handle_response(now, r.id, answer).unwrap();
         }
         while phone.poll_event().is_some() {}
+    }
+
+    /// This node's answer to a sync round's request for `purpose` (an empty index, the
+    /// sealing key); `None` for other purposes.
+    pub(crate) fn sync_answer(&self, purpose: Purpose) -> Option<Response> {
+        Some(match purpose {
+            Purpose::FetchSealingKey => self.sealing_key_answer(),
+            Purpose::FetchIndex => Response {
+                status: 200,
+                body: serde_json::to_vec(&BatchIndex {
+                    batches: vec![],
+                    next_cursor: 0,
+                    key_rollovers: Vec::new(),
+                    head: None,
+                })
+                .unwrap(),
+            },
+            _ => return None,
+        })
     }
 
     /// The inner body of a sealed request.
@@ -258,6 +266,7 @@ fn route_of(request: &Request) -> SealedRoute {
     match request.path.as_str() {
         "/v1/verify" => SealedRoute::Verify,
         "/v1/uploads" => SealedRoute::Upload,
+        "/v2/verify" => SealedRoute::TokenVerify,
         other => panic!("{other} is not sealed"),
     }
 }

@@ -195,6 +195,11 @@ pub enum ClientError {
         /// `equivocation` or `rollback`.
         conflict: &'static str,
     },
+    /// A second node's token key set names another key than this phone's for one of
+    /// today's classes: the authority may have given this phone a key of its own. The phone
+    /// does not blind under it; show it, report it (both signed sets are the proof).
+    #[error("another node serves other token keys than this phone's node")]
+    TokenKeysMismatch,
 }
 
 impl ClientError {
@@ -225,6 +230,7 @@ impl ClientError {
             ClientError::HeadForked => "head-forked",
             ClientError::IndexBehindHead => "index-behind-head",
             ClientError::HeadMismatch { .. } => "head-mismatch",
+            ClientError::TokenKeysMismatch => "token-keys-mismatch",
         }
     }
 }

@@ -635,6 +635,32 @@ impl From<crate::HeadCrossCheck> for FfiHeadCrossCheck {
     }
 }
 
+/// What a second node's `/v2/token-keys` showed of this phone's token keys
+/// (`cross_check_token_keys`).
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum FfiTokenKeysCrossCheck {
+    /// The phone holds no key of today yet, or the second node serves none.
+    NotSeen,
+    /// The second node names the same key for each of today's classes.
+    Consistent {
+        /// Classes compared.
+        classes: i32,
+    },
+}
+
+impl From<crate::TokenKeysCrossCheck> for FfiTokenKeysCrossCheck {
+    fn from(check: crate::TokenKeysCrossCheck) -> Self {
+        match check {
+            crate::TokenKeysCrossCheck::NotSeen => FfiTokenKeysCrossCheck::NotSeen,
+            crate::TokenKeysCrossCheck::Consistent { classes } => {
+                FfiTokenKeysCrossCheck::Consistent {
+                    classes: int(classes),
+                }
+            }
+        }
+    }
+}
+
 /// An event with the id to acknowledge it by.
 #[derive(Clone, Debug, uniffi::Record)]
 pub struct FfiEventRecord {
@@ -1002,6 +1028,18 @@ impl EphemeraPhone {
         self.with(|p| Ok(p.cross_check_heads(&body)?.into()))
     }
 
+    /// Compares the body of a second node's `GET /v2/token-keys` with the token keys this
+    /// phone holds; a contradiction is `Other` with code `token-keys-mismatch`, and the
+    /// phone does not blind under the contested keys: show it, report it.
+    pub fn cross_check_token_keys(
+        &self,
+        now: i64,
+        body: Vec<u8>,
+    ) -> Result<FfiTokenKeysCrossCheck, FfiError> {
+        let now = time(now)?;
+        self.with(|p| Ok(p.cross_check_token_keys(now, &body)?.into()))
+    }
+
     /// `gaen`: verifies (against `gaen_export_keys`) and matches a GAEN export zip
     /// (`export.bin` + `export.sig`) from a key server.
     pub fn handle_gaen_export(&self, now: i64, zip: Vec<u8>) -> Result<FfiExportSummary, FfiError> {
@@ -1132,6 +1170,7 @@ mod tests {
                 "head-mismatch",
             ),
             (ClientError::BatchChainBroken, "batch-chain-broken"),
+            (ClientError::TokenKeysMismatch, "token-keys-mismatch"),
         ] {
             assert!(
                 matches!(FfiError::from(error), FfiError::Other { code: c, .. } if c == code),

@@ -85,7 +85,8 @@ pub use config::{
 pub use error::{ClientError, ConfigError, ReportError, StoreError};
 pub use phone::{
     Advertisement, BatchIngest, EventRecord, ExportSummary, HeadCrossCheck, IngestSummary,
-    MAX_HEAD_LIST_BYTES, MAX_KEPT_EVENTS, Phone, PhoneStatus, ReportPreview, Sighting, http_date,
+    MAX_HEAD_LIST_BYTES, MAX_KEPT_EVENTS, Phone, PhoneStatus, ReportPreview, Sighting,
+    TokenKeysCrossCheck, http_date,
 };
 pub use request::{Method, PhoneEvent, Purpose, Request, RequestId, Response};
 pub use risk::{DailyExposure, ExposureWindow, HeardSpan, Infectiousness, RiskConfig};

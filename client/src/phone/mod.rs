@@ -33,6 +33,7 @@ pub use ingest::{BatchIngest, ExportSummary, IngestSummary};
 pub use report::ReportPreview;
 pub use sighting::Sighting;
 pub use status::PhoneStatus;
+pub use token_keys::TokenKeysCrossCheck;
 
 use crate::config::ClientConfig;
 use crate::decoy::next_decoy;
@@ -142,6 +143,9 @@ pub struct Phone<S: Store> {
     /// The authority's blind-token keys, fetched with every sync round when the config
     /// names a federation (memory only).
     token_keys: token_keys::HeldTokenKeys,
+    /// Token keys a second node's set contradicted (`cross_check_token_keys`), in memory:
+    /// never blinded under.
+    contested_token_keys: std::collections::BTreeSet<ephemera_proto::token::TokenKeyId>,
     /// The real report's token exchange in flight: its blinding state and the keys it
     /// blinded under (memory only: every send blinds afresh).
     report_exchange: Option<token_keys::Exchange>,
@@ -227,6 +231,7 @@ impl<S: Store> Phone<S> {
             decoy,
             sealing_key: None,
             token_keys: token_keys::HeldTokenKeys::Unknown,
+            contested_token_keys: std::collections::BTreeSet::new(),
             report_exchange: None,
             report_upload_sealed: None,
             decoy_upload_sealed: None,

@@ -83,7 +83,72 @@ pub(super) fn keys_of_today(keys: &TokenKeys, now: UnixTime) -> Vec<&TokenVerifi
         .collect()
 }
 
+/// What a second node's token key set showed of the keys this phone holds
+/// ([`Phone::cross_check_token_keys`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TokenKeysCrossCheck {
+    /// The phone holds no key of today yet, or the second node serves none: nothing to
+    /// compare (check again after the next sync).
+    NotSeen,
+    /// The second node names the same key for each of today's classes the phone holds.
+    Consistent {
+        /// Classes compared.
+        classes: usize,
+    },
+}
+
 impl<S: Store> Phone<S> {
+    /// Compares the body of a second node's `GET /v2/token-keys` with the keys this phone
+    /// holds for today (`docs/PROTOCOL.md` §4.4, "Same keys for everyone"): the phone
+    /// blinds only under a key the second node's set names too, so an authority that gave
+    /// this phone a key of its own (to recognise its upload later) is caught, and the two
+    /// signed sets are the proof. On a mismatch the phone drops its set and will not blind
+    /// under the contested keys until a later check agrees.
+    ///
+    /// # Errors
+    /// [`ClientError::Decode`] or [`ClientError::TokenKeys`] for a body that is not a set
+    /// signed by a pinned authority for this phone's federation;
+    /// [`ClientError::TokenKeysMismatch`] when the sets differ for one of today's classes.
+    pub fn cross_check_token_keys(
+        &mut self,
+        now: UnixTime,
+        body: &[u8],
+    ) -> Result<TokenKeysCrossCheck, ClientError> {
+        let Some(audience) = self.config.report.audience() else {
+            return Ok(TokenKeysCrossCheck::NotSeen);
+        };
+        let theirs = decode_token_keys(body, &self.config.report.trusted_authorities, &audience)?;
+        let HeldTokenKeys::Held(mine) = &self.token_keys else {
+            return Ok(TokenKeysCrossCheck::NotSeen);
+        };
+        let today = now.day();
+        let mut classes = 0;
+        let mut contested = Vec::new();
+        for class in TokenClass::ALL {
+            let Some(key) = mine.key_for(today, class) else {
+                continue;
+            };
+            if theirs.key_for(today, class).is_none() {
+                continue;
+            }
+            if mine.agrees_with(&theirs, today, class) {
+                classes += 1;
+            } else {
+                contested.push(key.id());
+            }
+        }
+        if !contested.is_empty() {
+            self.contested_token_keys.extend(contested);
+            self.token_keys = HeldTokenKeys::Unknown;
+            return Err(ClientError::TokenKeysMismatch);
+        }
+        if classes == 0 {
+            return Ok(TokenKeysCrossCheck::NotSeen);
+        }
+        self.contested_token_keys.clear();
+        Ok(TokenKeysCrossCheck::Consistent { classes })
+    }
+
     /// Asks for the authority's token keys, if a federation is configured and no request
     /// for them is in flight.
     pub(super) fn request_token_keys(&mut self) {
@@ -142,6 +207,16 @@ impl<S: Store> Phone<S> {
         }
         match &self.token_keys {
             HeldTokenKeys::Absent => VerifyRoute::Certificate,
+            // A key a second node contradicted is never blinded under: the report waits
+            // until a cross-check agrees (`last_error` says why).
+            HeldTokenKeys::Held(keys)
+                if keys_of_today(keys, now)
+                    .iter()
+                    .any(|key| self.contested_token_keys.contains(&key.id())) =>
+            {
+                self.last_error = Some(ClientError::TokenKeysMismatch.code());
+                VerifyRoute::Wait
+            }
             HeldTokenKeys::Held(keys) if !keys_of_today(keys, now).is_empty() => {
                 VerifyRoute::Token(keys.clone())
             }

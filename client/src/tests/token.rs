@@ -449,3 +449,57 @@ fn a_blind_signature_that_does_not_unblind_ends_the_report_with_a_decoy_upload_a
         UploadBody::Decoy
     ));
 }
+
+/// `docs/PROTOCOL.md` §4.4, "Same keys for everyone": a second node's set that names
+/// another key for one of today's classes (the authority gave this phone's node a key of
+/// its own) stops the phone from blinding under it; once a later check agrees, the report
+/// goes on.
+#[test]
+fn a_key_a_second_node_contradicts_is_never_blinded_under() {
+    use rand_core::SeedableRng;
+    let now = start();
+    let mut node = TokenNode::new(45, now.day());
+    let mut phone = phone_with_encounters(node.config(), 90);
+    node.sync(now, &mut phone, true);
+    // The second node serves the usual key for one class and another for the other.
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(46);
+    let own = TokenSigningKey::generate(&mut rng, now.day(), TokenClass::ALL[3]).unwrap();
+    let contradicting = SignedTokenKeySet::publish(
+        &node.node.authority,
+        Audience::named(FEDERATION),
+        now,
+        [&node.keys[0], &own],
+    );
+    assert!(matches!(
+        phone.cross_check_token_keys(now, &wire::encode(&contradicting)),
+        Err(crate::ClientError::TokenKeysMismatch)
+    ));
+    // The report waits: no verify goes, even after the keys are fetched again.
+    let code = node.node.code();
+    phone.start_report(now, &code, None, None).unwrap();
+    node.answer_sync_requests(now, &mut phone, true);
+    phone.retry_report(now.plus_seconds(60)).unwrap();
+    let sent: Vec<Request> = std::iter::from_fn(|| phone.poll_request()).collect();
+    for request in &sent {
+        assert_ne!(
+            request.purpose,
+            Purpose::Verify,
+            "blinded under a contested key"
+        );
+    }
+    assert_eq!(phone.status().last_error, Some("token-keys-mismatch"));
+    // A second node that agrees (the node fixed, or the first check was wrong) lets it on.
+    for request in sent {
+        node.answer_sync_request(now, &mut phone, request, true);
+    }
+    let agreeing = node.key_set_answer(true).body;
+    assert_eq!(
+        phone.cross_check_token_keys(now, &agreeing).unwrap(),
+        crate::TokenKeysCrossCheck::Consistent { classes: 2 }
+    );
+    phone.retry_report(now.plus_seconds(120)).unwrap();
+    let window = (now.plus_seconds(120), now.plus_seconds(180), 60);
+    let (_, verify) = first_request_after(&node, &mut phone, window, Purpose::Verify)
+        .expect("the verify once a check agrees");
+    assert_eq!(verify.path, "/v2/verify");
+}

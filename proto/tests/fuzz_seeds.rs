@@ -158,6 +158,26 @@ fn write_fuzz_seeds() {
         "decoy",
         &wire::encode(&UploadRequest::decoy(4096)),
     );
+    // Token uploads: the frozen vector's (its token verifies under the key the fuzz target
+    // holds), and a token revision of it.
+    let frozen: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(include_str!("vectors/token.json")).unwrap();
+    let tokened = hex::decode(&frozen["upload_request_tokened"]).unwrap();
+    write("wire_upload_request", "tokened", &tokened);
+    if let UploadBody::Tokened { upload, .. } =
+        wire::decode::<UploadRequest>(&tokened).unwrap().body
+    {
+        let revises = upload.certificate_id();
+        write(
+            "wire_upload_request",
+            "token-revision",
+            &wire::encode(&UploadRequest::token_revision(
+                upload,
+                revises,
+                &RevisionSecret::from_seed(&[7; 32]),
+            )),
+        );
+    }
 
     let node = NodeSigningKey::from_seed(&[7; 32]);
     let batch = BatchContents {

@@ -521,10 +521,48 @@ def test_a_phone_follows_a_batch_key_rollover_announced_under_its_pinned_key(nod
 # --- Blind upload tokens ----------------------------------------------------------------
 
 
+class UploadRelay:
+    """A relay run by another party than the authority (docs/PROTOCOL.md §4.4, "a separate
+    path"): it forwards sealed `POST /v1/uploads` bodies to the node byte for byte, so the
+    node sees the relay's connection and not the phone's, and keeps what it saw: the
+    content type and length of each body (all it can read: the body is sealed to the
+    node)."""
+
+    def __init__(self, node_url):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        relay = self
+        self.seen = []
+
+        class Forward(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                content_type = self.headers["Content-Type"]
+                relay.seen.append((self.path, content_type, body))
+                status, answer, _ = http(node_url, "POST", self.path, body, content_type)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass  # a relay keeps no log of who sent what
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
 def test_a_report_with_a_blind_token_over_http(node):
     """A node with `blind_token_keys = true` (docs/PROTOCOL.md §4.4): a phone configured with
     the federation and its authority fetches the token keys with its sync, redeems its code
-    at `POST /v2/verify` (never `/v1/verify`), uploads after the configured delay, and the
+    at `POST /v2/verify` (never `/v1/verify`), uploads after the configured delay through a
+    relay of another party (the separate path: the app routes `/v1/uploads` there), and the
     phone it met finds the exposure."""
     del node  # key generation is slow in a debug build: this test has a node of its own
     tokens = Node(batch_period_seconds=1, settings={"EPHEMERA_AUTHORITY_BLIND_TOKEN_KEYS": "true"})
@@ -544,11 +582,15 @@ def test_a_report_with_a_blind_token_over_http(node):
         alice, bob = e.EphemeraPhone(config, None), e.EphemeraPhone(config, None)
         meet(alice, bob, int(time.time()) - 3600, 20)
         driver = AppDriver(alice, tokens.url)
+        relay = UploadRelay(tokens.url)
+        relayed = AppDriver(alice, relay.url)
         sent = []
         send = driver.send
 
         def recording(request):
             sent.append((time.time(), request.path))
+            if request.path == "/v1/uploads":
+                return relayed.send(request)
             return send(request)
 
         driver.send = recording
@@ -569,6 +611,15 @@ def test_a_report_with_a_blind_token_over_http(node):
         assert "/v2/token-keys" in paths and "/v2/verify" in paths, paths
         assert "/v1/verify" not in paths, paths
         assert paths.index("/v2/verify") < paths.index("/v1/uploads"), paths
+        # The relay carried the upload and could read nothing of it: one sealed body of a
+        # padded size, as every phone's upload (real or decoy) has.
+        uploads = [seen for seen in relay.seen if seen[0] == "/v1/uploads"]
+        assert len(uploads) == 1, relay.seen
+        _, content_type, body = uploads[0]
+        assert content_type == "application/ephemera-sealed", content_type
+        inner = len(body) - 56  # key id, HPKE enc, AEAD tag
+        assert inner >= 4096 and inner & (inner - 1) == 0, len(body)
+        relay.stop()
         assert alice.status().can_revise
         exposure = sync_until_exposed(tokens, bob)
         assert exposure is not None and exposure.high_risk, exposure

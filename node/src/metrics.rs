@@ -72,7 +72,7 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
     (
         "ephemera_verifications_total",
         Kind::Counter,
-        "Code verifications, by outcome (certified or the error code).",
+        "Code verifications, by outcome (certified, token-signed, decoy or the error code).",
     ),
     (
         "ephemera_codes_issued_total",

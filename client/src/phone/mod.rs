@@ -529,6 +529,18 @@ impl<S: Store> Phone<S> {
         Ok(self.inflight.swap_remove(position).1)
     }
 
+    /// Queues `GET path` for `pending` (a key fetch, which carries no state), unless one is
+    /// in flight already.
+    fn fetch_once(&mut self, pending: Pending, path: &str) {
+        let in_flight = self
+            .inflight
+            .iter()
+            .any(|(_, p)| std::mem::discriminant(p) == std::mem::discriminant(&pending));
+        if !in_flight {
+            self.push_request(pending, Method::Get, path.to_owned(), None, Vec::new());
+        }
+    }
+
     fn push_request(
         &mut self,
         pending: Pending,

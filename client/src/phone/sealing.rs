@@ -24,20 +24,7 @@ const UNSEALED_ANSWER: u16 = 502;
 impl<S: Store> Phone<S> {
     /// Asks for the node's sealing key, unless a request for it is in flight.
     pub(super) fn request_sealing_key(&mut self) {
-        if self
-            .inflight
-            .iter()
-            .any(|(_, p)| matches!(p, Pending::FetchSealingKey))
-        {
-            return;
-        }
-        self.push_request(
-            Pending::FetchSealingKey,
-            Method::Get,
-            "/v1/sealing-key".to_owned(),
-            None,
-            Vec::new(),
-        );
+        self.fetch_once(Pending::FetchSealingKey, "/v1/sealing-key");
     }
 
     /// Keeps the announced key if a node key this phone trusts signed it (a configured key,

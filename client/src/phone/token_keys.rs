@@ -22,7 +22,7 @@ use ephemera_proto::wire;
 
 use super::{Pending, Phone};
 use crate::error::ClientError;
-use crate::request::{Method, Response};
+use crate::request::Response;
 use crate::store::Store;
 
 /// The path of the authority's signed key set.
@@ -152,21 +152,9 @@ impl<S: Store> Phone<S> {
     /// Asks for the authority's token keys, if a federation is configured and no request
     /// for them is in flight.
     pub(super) fn request_token_keys(&mut self) {
-        if self.config.report.federation.is_none()
-            || self
-                .inflight
-                .iter()
-                .any(|(_, p)| matches!(p, Pending::FetchTokenKeys))
-        {
-            return;
+        if self.config.report.federation.is_some() {
+            self.fetch_once(Pending::FetchTokenKeys, TOKEN_KEYS_PATH);
         }
-        self.push_request(
-            Pending::FetchTokenKeys,
-            Method::Get,
-            TOKEN_KEYS_PATH.to_owned(),
-            None,
-            Vec::new(),
-        );
     }
 
     /// Keeps the key set if it checks out (an empty one, or a 404 from a node before

@@ -246,6 +246,9 @@ pub enum UploadError {
     /// bound to.
     #[error("the revision is not signed by the key its certificate is bound to")]
     RevisionSignature,
+    /// The blind token does not authorise the upload (`crate::token::TokenUpload`).
+    #[error("the upload token is refused: {0}")]
+    Token(#[from] crate::token::TokenError),
 }
 
 /// A signed batch failed to decode or verify.

@@ -81,7 +81,7 @@ impl SignedUpload {
     /// The first failed check, as [`UploadError`]; a revision's signature that does not
     /// verify is [`UploadError::RevisionSignature`].
     pub fn verify_bound(
-        mut self,
+        self,
         binding: Binding,
         trusted: &TrustedAuthorities,
         now: UnixTime,
@@ -91,6 +91,21 @@ impl SignedUpload {
         let certificate = self.certificate.verify(trusted, now, policy)?.clone();
         self.certificate
             .check_report(&self.contents, &self.hmac_key, binding.hmac())?;
+        self.check_rules(certificate, binding, now, policy, limits)
+    }
+
+    /// What [`Self::verify_bound`] checks once the certificate and its HMAC hold: the
+    /// revision's signature, the report rules, the certificate's facts on `gaen` keys, the
+    /// canonical form. Also the path of an upload whose certificate the caller has just made
+    /// itself ([`TokenUpload::certify_checked`]), which need not check its own signature.
+    pub(crate) fn check_rules(
+        mut self,
+        certificate: crate::auth::Certificate,
+        binding: Binding,
+        now: UnixTime,
+        policy: ExpiryPolicy,
+        limits: &ReportLimits,
+    ) -> Result<VerifiedUpload, UploadError> {
         if !binding.signature_holds(&self.certificate) {
             return Err(UploadError::RevisionSignature);
         }

@@ -237,9 +237,8 @@ impl NodeCore {
                 upload,
                 revision_key,
             } => {
-                let binding = Binding::Upload(revision_key);
-                let certified = self.certify_token_upload(upload, binding, now)?;
-                self.admit_first(certified, binding, now, keep_for_gossip)
+                let verified = self.verify_token(upload, Binding::Upload(revision_key), now)?;
+                self.admit_verified_first(verified, now, keep_for_gossip)
             }
             UploadBody::TokenRevision {
                 upload,
@@ -263,31 +262,37 @@ impl NodeCore {
                     revises,
                     signature,
                 };
-                let certified = self.certify_token_upload(upload, binding, now)?;
-                let verified = self.verify(certified, binding, now)?;
+                let verified = self.verify_token(upload, binding, now)?;
                 self.admit_revision(store, verified, Proof::Signed, now, keep_for_gossip)
             }
         }
     }
 
-    /// Verifies a token upload against this node's token keys and certifies it in its
-    /// authority's name ([`TokenUpload::certify`]), before the checks every upload passes.
-    fn certify_token_upload(
+    /// Verifies a token upload against this node's token keys, certifies it in its
+    /// authority's name and runs the checks every upload passes
+    /// ([`TokenUpload::certify_checked`]: the certificate just made is not checked again).
+    fn verify_token(
         &self,
         upload: TokenUpload,
         binding: Binding,
         now: UnixTime,
-    ) -> Result<SignedUpload, IntakeError> {
+    ) -> Result<VerifiedUpload, IntakeError> {
         let ring = self.token_keys();
-        upload
-            .certify(
+        let verified = upload
+            .certify_checked(
                 ring.verifiers(),
                 ring.audience(),
-                binding.hmac(),
+                binding,
                 &self.keys.authority,
                 now,
+                &self.limits,
             )
-            .map_err(IntakeError::Token)
+            .map_err(|e| match e {
+                UploadError::Token(e) => IntakeError::Token(e),
+                e => IntakeError::Rejected(e),
+            })?;
+        self.check_scheme(&verified)?;
+        Ok(verified)
     }
 
     /// Answers an upload once its commit was applied with `outcome`.
@@ -330,11 +335,16 @@ impl NodeCore {
                 &self.limits,
             )
             .map_err(IntakeError::Rejected)?;
+        self.check_scheme(&verified)?;
+        Ok(verified)
+    }
+
+    fn check_scheme(&self, verified: &VerifiedUpload) -> Result<(), IntakeError> {
         let scheme = verified.contents().scheme();
         if !self.policy.accepts(scheme) {
             return Err(IntakeError::SchemeNotAccepted(scheme));
         }
-        Ok(verified)
+        Ok(())
     }
 
     fn admit_first(
@@ -345,6 +355,16 @@ impl NodeCore {
         keep_for_gossip: bool,
     ) -> Result<Admission, IntakeError> {
         let verified = self.verify(upload, binding, now)?;
+        self.admit_verified_first(verified, now, keep_for_gossip)
+    }
+
+    fn admit_verified_first(
+        &self,
+        verified: VerifiedUpload,
+        now: UnixTime,
+        keep_for_gossip: bool,
+    ) -> Result<Admission, IntakeError> {
+        let binding = *verified.binding();
         let test_type = verified.upload().certificate.certificate.test_type;
         if !matches!(
             test_type,

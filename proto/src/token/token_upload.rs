@@ -23,13 +23,14 @@ use ring::digest;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthoritySigningKey, Certificate, CertificateId, ExpiryPolicy, ReportHmacKey};
-use crate::report::ReportContents;
-use crate::revision::HmacBinding;
+use crate::error::UploadError;
+use crate::report::{ReportContents, ReportLimits};
+use crate::revision::{Binding, HmacBinding};
 use crate::time::{DayNumber, UnixTime};
 use crate::token::{
     Audience, TOKEN_UPLOAD_DAYS, TokenError, TokenKeys, TokenStatement, UploadToken,
 };
-use crate::upload::SignedUpload;
+use crate::upload::{SignedUpload, VerifiedUpload};
 
 /// Domain label of the report HMAC key a token's certificate uses.
 const HMAC_KEY_LABEL: &[u8] = b"ephemera/token-report-key/v2";
@@ -109,6 +110,29 @@ impl TokenUpload {
             certificate,
             hmac_key,
         })
+    }
+}
+
+impl TokenUpload {
+    /// What the first node runs: [`Self::certify`] under `binding`'s HMAC role, then the
+    /// checks every upload passes ([`SignedUpload::verify_bound`]) but the certificate's own
+    /// signature and HMAC, which were just made here.
+    ///
+    /// # Errors
+    /// [`UploadError::Token`] for [`Self::certify`]'s refusals; the report checks'
+    /// [`UploadError`]s.
+    pub fn certify_checked(
+        self,
+        keys: &TokenKeys,
+        audience: &Audience,
+        binding: Binding,
+        authority: &AuthoritySigningKey,
+        now: UnixTime,
+        limits: &ReportLimits,
+    ) -> Result<VerifiedUpload, UploadError> {
+        let certified = self.certify(keys, audience, binding.hmac(), authority, now)?;
+        let certificate = certified.certificate.certificate.clone();
+        certified.check_rules(certificate, binding, now, ExpiryPolicy::FirstUpload, limits)
     }
 }
 
@@ -192,6 +216,19 @@ mod tests {
             )
             .unwrap();
         assert_eq!(verified.contents(), &tokened.contents);
+        // The first node's path, which does not check the certificate it made, agrees.
+        let checked = tokened
+            .clone()
+            .certify_checked(
+                &keys,
+                &audience,
+                Binding::Upload(revision),
+                &authority,
+                next_evening,
+                &ReportLimits::default(),
+            )
+            .unwrap();
+        assert_eq!(checked, verified);
         // Another binding, audience or day: refused before anything is signed.
         let other = HmacBinding::Upload(RevisionSecret::from_seed(&[7; 32]).key());
         assert_eq!(

@@ -128,6 +128,9 @@ pub enum ClientError {
     /// A batch failed to decode or verify.
     #[error(transparent)]
     Batch(#[from] BatchError),
+    /// A token filter (`GET /v1/batches/{id}/filter`) failed to decode or verify.
+    #[error(transparent)]
+    Filter(#[from] ephemera_proto::error::FilterError),
     /// A GAEN export file failed to decode or verify against every configured key.
     #[error(transparent)]
     Export(#[from] ExportError),
@@ -212,6 +215,7 @@ impl ClientError {
             ClientError::Store(StoreError::Corrupt { .. }) => "store-corrupt",
             ClientError::Store(_) => "store",
             ClientError::Batch(_) => "batch-rejected",
+            ClientError::Filter(_) => "filter-rejected",
             ClientError::Export(_) => "export-rejected",
             ClientError::NoExportKey => "no-export-key",
             ClientError::Decode(_) => "malformed-response",

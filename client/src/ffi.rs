@@ -122,6 +122,7 @@ impl From<ClientError> for FfiError {
             ClientError::Report(ReportError::NothingToReport) => FfiError::NothingToReport,
             ClientError::Report(ReportError::NoReport) => FfiError::NoReport,
             ClientError::Batch(_)
+            | ClientError::Filter(_)
             | ClientError::Export(_)
             | ClientError::NoExportKey
             | ClientError::BatchIdMismatch

@@ -18,8 +18,10 @@
 //!   matches on all 16 token bytes with its day within ±[`PET_DAY_TOLERANCE`] of the
 //!   held encounter's (each phone records the day of its own key).
 
+use ephemera_proto::filter::TokenFilter;
 use ephemera_proto::gaen::{AssociatedEncryptedMetadata, DiagnosisKey, MATCH_TOLERANCE_INTERVALS};
 use ephemera_proto::matching::{GaenMatcher, PetMatcher};
+use ephemera_proto::pet::EncounterToken;
 use ephemera_proto::report::PublishedToken;
 use ephemera_proto::{IntervalNumber, ReportType};
 
@@ -175,8 +177,8 @@ impl GaenIndex {
 /// What the phone stored with one peer-role token, beside the matcher.
 #[derive(Debug)]
 struct HeldToken {
-    /// The token's first 8 bytes, for the window id.
-    token_prefix: [u8; 8],
+    /// The token, for filter lookups and (its first 8 bytes) the window id.
+    token: EncounterToken,
     interval: IntervalNumber,
     heard: HeardSpan,
     level_kind: LevelKind,
@@ -206,10 +208,8 @@ impl PetIndex {
                     day: r.interval.day(),
                     token: peer,
                 });
-                let mut token_prefix = [0u8; 8];
-                token_prefix.copy_from_slice(&peer.0[..8]);
                 held.push(HeldToken {
-                    token_prefix,
+                    token: peer,
                     interval: r.interval,
                     heard: HeardSpan {
                         first: r.first_seen,
@@ -251,25 +251,44 @@ impl PetIndex {
         risk: &RiskConfig,
         found: &mut impl FnMut(FoundWindow),
     ) {
-        self.matcher.match_records(records, |m| {
-            let held = &self.held[m.held];
-            let offset = match held.level_kind {
-                LevelKind::Attenuation => 0,
-                LevelKind::NegatedRssi => self.assumed_tx_power,
-            };
-            let mut id = [0u8; 16];
-            id[..8].copy_from_slice(&held.token_prefix);
-            id[8..].copy_from_slice(&held.heard.first.0.to_le_bytes());
-            found(FoundWindow {
-                id: WindowId {
-                    day: held.interval.day(),
-                    id,
-                },
-                seconds_per_bucket: held.signal.buckets(offset, risk),
-                infectiousness: risk.infectiousness_when_onset_missing,
-                report_type: risk.report_type_when_missing,
-                heard: Some(held.heard),
-            });
-        });
+        self.matcher
+            .match_records(records, |m| found(self.window(m.held, risk)));
+    }
+
+    /// Looks every held token up in a batch's token filter; calls `found` for each
+    /// encounter the filter holds (a false match has probability 2⁻³² per token).
+    pub(crate) fn match_filter(
+        &self,
+        filter: &TokenFilter,
+        risk: &RiskConfig,
+        found: &mut impl FnMut(FoundWindow),
+    ) {
+        for (position, held) in self.held.iter().enumerate() {
+            if filter.contains(&held.token) {
+                found(self.window(position, risk));
+            }
+        }
+    }
+
+    /// The exposure window of the held token at `position`.
+    fn window(&self, position: usize, risk: &RiskConfig) -> FoundWindow {
+        let held = &self.held[position];
+        let offset = match held.level_kind {
+            LevelKind::Attenuation => 0,
+            LevelKind::NegatedRssi => self.assumed_tx_power,
+        };
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&held.token.0[..8]);
+        id[8..].copy_from_slice(&held.heard.first.0.to_le_bytes());
+        FoundWindow {
+            id: WindowId {
+                day: held.interval.day(),
+                id,
+            },
+            seconds_per_bucket: held.signal.buckets(offset, risk),
+            infectiousness: risk.infectiousness_when_onset_missing,
+            report_type: risk.report_type_when_missing,
+            heard: Some(held.heard),
+        }
     }
 }

@@ -35,6 +35,9 @@ pub enum Purpose {
     FetchIndex,
     /// `GET /v1/batches/{id}`: one signed batch.
     FetchBatch(BatchId),
+    /// `GET /v1/batches/{id}/filter`: a batch's token filter, what a `pet` phone fetches
+    /// instead of the batch when the node offers it (publication version 3).
+    FetchFilter(BatchId),
     /// `GET /v1/sealing-key`: the key verify and upload bodies are sealed to.
     FetchSealingKey,
     /// `POST /v1/verify`: exchange the code and report HMAC for a certificate; or

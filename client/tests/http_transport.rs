@@ -35,11 +35,15 @@ fn the_transport_syncs_from_a_loopback_node() {
         }],
         next_cursor: 1,
         key_rollovers: Vec::new(),
+        head: None,
+        token_filters: false,
     };
     let empty = BatchIndex {
         batches: vec![],
         next_cursor: 1,
         key_rollovers: Vec::new(),
+        head: None,
+        token_filters: false,
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();

@@ -113,11 +113,17 @@ impl BatchCache {
     /// bound) and returns it ready to serve. A body larger than the whole bound is
     /// returned but not kept. When `id` is already cached, the cached entry is returned.
     pub fn insert(&self, id: BatchId, body: Bytes) -> CachedBatch {
+        self.insert_tagged(id, &id, body)
+    }
+
+    /// As [`BatchCache::insert`], for a body derived from batch `id` whose own SHA-256 is
+    /// `tag` (a token filter): cached under `id`, served with `tag` as its `ETag`.
+    pub fn insert_tagged(&self, id: BatchId, tag: &BatchId, body: Bytes) -> CachedBatch {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if let Some(cached) = entries.by_id.get(&id) {
             return cached.clone();
         }
-        let batch = CachedBatch::new(&id, body);
+        let batch = CachedBatch::new(tag, body);
         let len = batch.body.len();
         if len > self.limit {
             return batch;

@@ -764,6 +764,11 @@ pub struct BatchIndex {
         with = "crate::batch_log::as_optional_hex_frame"
     )]
     pub head: Option<crate::batch_log::SignedHead>,
+    /// Whether the node serves the token filter of each listed version 2 batch with
+    /// tokens at `/v1/batches/{id}/filter` (publication version 3, [`crate::filter`]).
+    /// Absent (older nodes) reads as `false`: phones fetch the batches.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub token_filters: bool,
 }
 
 #[cfg(test)]

@@ -251,6 +251,39 @@ pub enum UploadError {
     Token(#[from] crate::token::TokenError),
 }
 
+/// A token filter failed to build, decode or verify.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum FilterError {
+    /// The bytes are not a well-formed filter frame.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The filter's segments and fingerprint count do not fit together (a lookup could
+    /// leave the fingerprints), or the batch cannot have a filter.
+    #[error("token filter shape is invalid: {reason}")]
+    Shape {
+        /// What does not fit.
+        reason: &'static str,
+    },
+    /// The body is shorter or longer than its fingerprint count says.
+    #[error("token filter is {got} bytes, its header announces {expected}")]
+    LengthMismatch {
+        /// Bytes announced by the count.
+        expected: u64,
+        /// Bytes received.
+        got: u64,
+    },
+    /// Signed by a node key this phone does not trust.
+    #[error("token filter is signed by an untrusted node key")]
+    UntrustedNode,
+    /// The signature does not verify over the filter's body.
+    #[error("token filter signature is invalid")]
+    BadSignature,
+    /// No salt tried gave a filter (the node publishes the batch without one).
+    #[error("token filter construction failed for every salt tried")]
+    Construction,
+}
+
 /// A signed batch failed to decode or verify.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]

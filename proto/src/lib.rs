@@ -79,6 +79,7 @@ pub mod batch;
 pub mod batch_log;
 pub mod error;
 pub mod federated;
+pub mod filter;
 pub mod gaen;
 mod hkdf;
 pub mod instance;

@@ -19,6 +19,9 @@ pub const WIRE_VERSION: u8 = 1;
 /// The wire version of the messages protocol version 2 changed (the upload request).
 pub const WIRE_VERSION_2: u8 = 2;
 
+/// The wire version of publication version 3's token filters ([`crate::filter`]).
+pub const WIRE_VERSION_3: u8 = 3;
+
 /// Bytes before the body: version and kind.
 pub const HEADER_LEN: usize = 2;
 
@@ -138,6 +141,8 @@ pub mod kind {
     pub const HEAD_LIST: u8 = 0x0e;
     /// `SignedTokenKeySet` (an authority's blind-token keys, version 2).
     pub const TOKEN_KEY_SET: u8 = 0x0f;
+    /// [`crate::filter::TokenFilter`] (custom layout, publication version 3).
+    pub const TOKEN_FILTER: u8 = 0x10;
 }
 
 #[cfg(test)]
@@ -221,6 +226,7 @@ mod tests {
             kind::SIGNED_HEAD,
             kind::HEAD_LIST,
             kind::TOKEN_KEY_SET,
+            kind::TOKEN_FILTER,
         ];
         let spec = include_str!("../../docs/PROTOCOL.md");
         let section = &spec[spec.find("### 5.1").expect("§5.1")..];

@@ -19,7 +19,11 @@ const START: UnixTime = UnixTime(1_700_006_400 + 7 * 3600);
 
 /// One sync round of `phone` against `node` at `now`, answered in process; the first
 /// error, or `Ok` once the round ended.
-fn sync(phone: &mut Phone<MemoryStore>, node: &Node, now: UnixTime) -> Result<(), ClientError> {
+async fn sync(
+    phone: &mut Phone<MemoryStore>,
+    node: &Node,
+    now: UnixTime,
+) -> Result<(), ClientError> {
     phone.start_sync(now)?;
     let result = loop {
         let Some(request) = phone.poll_request() else {
@@ -31,6 +35,13 @@ fn sync(phone: &mut Phone<MemoryStore>, node: &Node, now: UnixTime) -> Result<()
                 serde_json::to_vec(&node.batch_index(after).unwrap()).unwrap()
             }
             Purpose::FetchBatch(id) => node.batch(&id).unwrap().unwrap().body().to_vec(),
+            Purpose::FetchFilter(id) => node
+                .token_filter(&id)
+                .await
+                .unwrap()
+                .unwrap()
+                .body()
+                .to_vec(),
             _ => continue,
         };
         if let Err(e) = phone.handle_response(now, request.id, Response { status: 200, body }) {
@@ -80,7 +91,7 @@ async fn a_phone_follows_its_nodes_log_and_refuses_a_copy_that_forks_it() {
     let mut now = START;
     for _ in 0..3 {
         now = cut(&node, &clock).await;
-        sync(&mut phone, &node, now).unwrap();
+        sync(&mut phone, &node, now).await.unwrap();
         let head = node.signed_head();
         assert_eq!(phone.sync_cursor(), head.head.sequence);
     }
@@ -101,11 +112,11 @@ async fn a_phone_follows_its_nodes_log_and_refuses_a_copy_that_forks_it() {
         copy.signed_head().head.sequence,
         node.signed_head().head.sequence
     );
-    let refused = sync(&mut phone, &copy, next);
+    let refused = sync(&mut phone, &copy, next).await;
     assert_eq!(refused, Err(ClientError::BatchChainBroken), "{refused:?}");
 
     // The phone follows the real node, then asks the copy what it saw.
-    sync(&mut phone, &node, next).unwrap();
+    sync(&mut phone, &node, next).await.unwrap();
     let theirs = serde_json::to_vec(&copy.heads()).unwrap();
     assert_eq!(
         phone.cross_check_heads(&theirs),
@@ -119,5 +130,8 @@ async fn a_phone_follows_its_nodes_log_and_refuses_a_copy_that_forks_it() {
         Ok(HeadCrossCheck::Consistent { .. })
     ));
     // And the copy's head, shown to the phone now, is a fork at its cursor.
-    assert_eq!(sync(&mut phone, &copy, next), Err(ClientError::HeadForked));
+    assert_eq!(
+        sync(&mut phone, &copy, next).await,
+        Err(ClientError::HeadForked)
+    );
 }

@@ -42,6 +42,13 @@ async fn serve(node: &Node, clock: &ManualClock, now: UnixTime, request: &Reques
             serde_json::to_vec(&node.batch_index(after).unwrap()).unwrap()
         }
         Purpose::FetchBatch(id) => node.batch(&id).unwrap().unwrap().body().to_vec(),
+        Purpose::FetchFilter(id) => node
+            .token_filter(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .body()
+            .to_vec(),
         Purpose::FetchSealingKey => serde_json::to_vec(&node.sealing_key_announcement()).unwrap(),
         Purpose::FetchTokenKeys => node.token_key_set_frame(),
         _ => {
@@ -195,6 +202,17 @@ async fn a_token_report_uploads_the_next_day_is_matched_and_revised() {
         });
     }
     let daily = found.expect("B finds the exposure");
+    // Through token filters (publication version 3): B never fetched a batch with tokens.
+    assert!(
+        log_b
+            .iter()
+            .any(|s| matches!(s.purpose, Purpose::FetchFilter(_)))
+    );
+    assert!(
+        !log_b
+            .iter()
+            .any(|s| matches!(s.purpose, Purpose::FetchBatch(_)))
+    );
     assert_eq!(daily.day, MORNING.day());
 
     // likely → confirmed: a new code, a new token, uploaded the day after its verify again.

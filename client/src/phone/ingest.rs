@@ -279,19 +279,6 @@ impl<S: Store> Phone<S> {
             ..
         } = ingest;
         let batch = match stream.finish() {
-            Ok(batch) if batch.id != entry.id => {
-                self.last_error = Some(ClientError::BatchIdMismatch.code());
-                self.sync_failed();
-                return Err(ClientError::BatchIdMismatch);
-            }
-            // The cursor moves to the batch's signed sequence only: an index (unsigned,
-            // from any server or cache on the way) that claimed `u64::MAX` stopped every
-            // later sync of the phone (issue 31, item 5).
-            Ok(batch) if batch.sequence != entry.sequence => {
-                self.last_error = Some(ClientError::BatchSequenceMismatch.code());
-                self.sync_failed();
-                return Err(ClientError::BatchSequenceMismatch);
-            }
             Ok(batch) => batch,
             Err(e) => {
                 let e = ClientError::from(e);
@@ -299,13 +286,7 @@ impl<S: Store> Phone<S> {
                 return Err(e);
             }
         };
-        // A batch that does not chain to the cursor's is not matched: a forged link, or one
-        // withheld in between (docs/PROTOCOL.md §6.2).
-        if let Err(e) = self.check_link(now, &batch) {
-            self.last_error = Some(e.code());
-            self.sync_failed();
-            return Err(e);
-        }
+        self.check_fetched(now, &entry, &batch)?;
         let new_windows = self.commit_windows(now, found)?;
         self.batch_done(now, &batch)?;
         Ok(IngestSummary {
@@ -313,6 +294,33 @@ impl<S: Store> Phone<S> {
             entries,
             new_windows,
         })
+    }
+
+    /// Checks a verified batch (or filter) summary against the index entry it was fetched
+    /// for and the batch at the cursor; a refusal stops the round.
+    pub(super) fn check_fetched(
+        &mut self,
+        now: UnixTime,
+        entry: &BatchIndexEntry,
+        batch: &BatchSummary,
+    ) -> Result<(), ClientError> {
+        let checked = if batch.id != entry.id {
+            Err(ClientError::BatchIdMismatch)
+        } else if batch.sequence != entry.sequence {
+            // The cursor moves to the batch's signed sequence only: an index (unsigned,
+            // from any server or cache on the way) that claimed `u64::MAX` stopped every
+            // later sync of the phone (issue 31, item 5).
+            Err(ClientError::BatchSequenceMismatch)
+        } else {
+            // A batch that does not chain to the cursor's is not matched: a forged link, or
+            // one withheld in between (docs/PROTOCOL.md §6.2).
+            self.check_link(now, batch)
+        };
+        if let Err(e) = &checked {
+            self.last_error = Some(e.code());
+            self.sync_failed();
+        }
+        checked
     }
 
     /// Matches a GAEN export archive (`export.bin` + `export.sig` in a zip) from any GAEN
@@ -367,7 +375,7 @@ impl<S: Store> Phone<S> {
     }
 
     /// Keeps found windows and reports the days whose exposure grew.
-    fn commit_windows(
+    pub(super) fn commit_windows(
         &mut self,
         now: UnixTime,
         found: Vec<FoundWindow>,

@@ -5,6 +5,7 @@ mod clock;
 mod cross_check;
 mod decoy_flow;
 mod events;
+mod filter;
 mod ingest;
 mod pet_keys;
 mod release;
@@ -77,6 +78,7 @@ struct CurrentBroadcast {
 enum Pending {
     FetchIndex,
     FetchBatch(ephemera_proto::batch::BatchIndexEntry),
+    FetchFilter(ephemera_proto::batch::BatchIndexEntry),
     FetchSealingKey,
     Verify(ResponseOpener),
     Upload(ResponseOpener),
@@ -425,6 +427,7 @@ impl<S: Store> Phone<S> {
                     }
                 }
             }
+            Pending::FetchFilter(entry) => self.on_filter(now, &response, entry),
             Pending::FetchSealingKey => self.on_sealing_key(now, &response),
             Pending::Verify(opener) => self.on_verify_response(now, &opener, &response, false),
             Pending::Upload(opener) => self.on_upload_response(now, &opener, &response),
@@ -502,7 +505,7 @@ impl<S: Store> Phone<S> {
     pub fn handle_failure(&mut self, now: UnixTime, id: RequestId) -> Result<(), ClientError> {
         let now = self.tick_lenient(now)?;
         match self.take_inflight(id)? {
-            Pending::FetchIndex | Pending::FetchBatch(_) => {
+            Pending::FetchIndex | Pending::FetchBatch(_) | Pending::FetchFilter(_) => {
                 self.last_error = Some("transport");
                 self.sync_failed();
             }
@@ -554,6 +557,7 @@ impl<S: Store> Phone<S> {
         let purpose = match &pending {
             Pending::FetchIndex => Purpose::FetchIndex,
             Pending::FetchBatch(entry) => Purpose::FetchBatch(entry.id),
+            Pending::FetchFilter(entry) => Purpose::FetchFilter(entry.id),
             Pending::FetchSealingKey => Purpose::FetchSealingKey,
             Pending::Verify(_) | Pending::TokenVerify(_) => Purpose::Verify,
             Pending::Upload(_) => Purpose::Upload,

@@ -16,11 +16,11 @@
 
 use std::collections::VecDeque;
 
-use ephemera_proto::UnixTime;
 use ephemera_proto::batch::{BatchId, BatchIndex, BatchIndexEntry, BatchSummary, TrustedNodes};
 use ephemera_proto::batch_log::{HeadConflict, HeadError, SignedHead};
 use ephemera_proto::rollover::KeyRole;
 use ephemera_proto::signing::Ed25519PublicKey;
+use ephemera_proto::{SchemeKind, UnixTime};
 
 use super::{Pending, Phone};
 use crate::error::ClientError;
@@ -45,6 +45,8 @@ pub(super) struct SyncState {
     /// The head of this round's latest index page.
     round_head: Option<SignedHead>,
     phase: Phase,
+    /// Whether this round's index offers token filters (publication version 3).
+    filters: bool,
     /// Batches ingested in this round.
     ingested: u32,
 }
@@ -111,6 +113,7 @@ impl SyncState {
             head,
             round_head: None,
             phase: Phase::Idle,
+            filters: false,
             ingested: 0,
         })
     }
@@ -235,6 +238,7 @@ impl<S: Store> Phone<S> {
             self.sync_failed();
             return Err(e);
         }
+        self.sync.filters = index.token_filters;
         let mut batches: Vec<BatchIndexEntry> = index
             .batches
             .into_iter()
@@ -343,19 +347,38 @@ impl<S: Store> Phone<S> {
             return;
         };
         match queue.pop_front() {
-            Some(entry) => {
-                let path = format!("/v1/batches/{}", entry.id.to_hex());
+            // A `pet` phone needs only the filter of a batch with tokens, when offered.
+            Some(entry)
+                if self.sync.filters
+                    && self.config.scheme == SchemeKind::Pet
+                    && entry.tokens > 0 =>
+            {
+                let path = format!("/v1/batches/{}/filter", entry.id.to_hex());
                 self.push_request(
-                    Pending::FetchBatch(entry),
+                    Pending::FetchFilter(entry),
                     Method::Get,
                     path,
                     None,
                     Vec::new(),
                 );
             }
+            Some(entry) => self.fetch_batch(entry),
             // The page is done: ask for the next one; an empty page ends the round.
             None => self.request_index(),
         }
+    }
+
+    /// Asks for the batch of `entry` itself (also when the node has no filter for it: a
+    /// version 1 batch).
+    pub(super) fn fetch_batch(&mut self, entry: BatchIndexEntry) {
+        let path = format!("/v1/batches/{}", entry.id.to_hex());
+        self.push_request(
+            Pending::FetchBatch(entry),
+            Method::Get,
+            path,
+            None,
+            Vec::new(),
+        );
     }
 
     /// A fetched batch was ingested: move and persist the cursor and the batch held at it,
@@ -476,6 +499,7 @@ mod tests {
             next_cursor: sequence,
             key_rollovers: rollovers.to_vec(),
             head: None,
+            token_filters: false,
         };
         let body = serde_json::to_vec(&index).unwrap();
         phone.handle_response(NOW, request.id, Response { status: 200, body })?;

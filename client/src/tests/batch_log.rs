@@ -102,6 +102,7 @@ fn round(
                     batches,
                     key_rollovers: Vec::new(),
                     head,
+                    token_filters: false,
                 };
                 serde_json::to_vec(&index).unwrap()
             }

@@ -4,6 +4,7 @@ mod batch_log;
 mod clock;
 mod durable;
 mod duration;
+mod filter;
 mod forgetting;
 mod phone;
 mod ratchet;

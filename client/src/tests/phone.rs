@@ -333,6 +333,7 @@ fn sync_walks_the_index_and_persists_the_cursor() {
         next_cursor: 2,
         key_rollovers: Vec::new(),
         head: None,
+        token_filters: false,
     };
     phone
         .handle_response(
@@ -367,6 +368,7 @@ fn sync_walks_the_index_and_persists_the_cursor() {
         next_cursor: 2,
         key_rollovers: Vec::new(),
         head: None,
+        token_filters: false,
     };
     phone
         .handle_response(
@@ -394,6 +396,7 @@ fn sync_walks_the_index_and_persists_the_cursor() {
         next_cursor: 3,
         key_rollovers: Vec::new(),
         head: None,
+        token_filters: false,
     };
     phone
         .handle_response(
@@ -446,6 +449,7 @@ fn a_forged_index_sequence_never_moves_the_cursor() {
             next_cursor: sequence,
             key_rollovers: Vec::new(),
             head: None,
+            token_filters: false,
         };
         let body = serde_json::to_vec(&index).unwrap();
         phone
@@ -839,6 +843,7 @@ fn fetched_batches_stream_from_a_reader() {
         next_cursor: 1,
         key_rollovers: Vec::new(),
         head: None,
+        token_filters: false,
     };
     let json = serde_json::to_vec(&index).unwrap();
     phone

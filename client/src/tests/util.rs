@@ -87,6 +87,7 @@ impl FakeNode {
                     next_cursor: 0,
                     key_rollovers: Vec::new(),
                     head: None,
+                    token_filters: false,
                 })
                 .unwrap(),
             },

@@ -42,6 +42,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ephemera_proto::api::VerifyRequest;
+use ephemera_proto::batch::BatchId;
 use ephemera_proto::sealed::{self, SealedRoute};
 use serde::Deserialize;
 
@@ -86,6 +87,7 @@ pub fn router(node: Node) -> Router {
         )
         .route("/v1/batches", get(batch_index))
         .route("/v1/batches/{id}", get(batch))
+        .route("/v1/batches/{id}/filter", get(batch_filter))
         .route("/v1/heads", get(heads))
         .route("/v1/heads/conflicts", get(head_conflicts))
         .route("/v1/exports/index.txt", get(export_index))
@@ -439,12 +441,38 @@ async fn batch(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = contract::batch_id(&id).ok_or(ApiError::InvalidParameter {
+    let batch = node
+        .batch(&path_batch_id(&id)?)?
+        .ok_or(ApiError::NotFound)?;
+    Ok(immutable::batch_response(&headers, &batch))
+}
+
+/// The token filter of one signed batch (publication version 3, docs/PROTOCOL.md §6.5):
+/// what a `pet` phone fetches instead of the batch. Immutable; its `ETag` is its SHA-256.
+#[utoipa::path(get, path = "/v1/batches/{id}/filter",
+    params(("id" = String, Path, description = "64 hex characters: the batch's id")),
+    responses(
+        (status = 200, description = "Signed token filter bytes", content_type = "application/octet-stream"),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 404, description = "No such batch, or a batch without tokens or of version 1")))]
+async fn batch_filter(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let filter = node
+        .token_filter(&path_batch_id(&id)?)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(immutable::batch_response(&headers, &filter))
+}
+
+/// The batch id of a path segment.
+fn path_batch_id(id: &str) -> Result<BatchId, ApiError> {
+    contract::batch_id(id).ok_or(ApiError::InvalidParameter {
         name: "id",
         reason: "must be 64 hex characters",
-    })?;
-    let batch = node.batch(&id)?.ok_or(ApiError::NotFound)?;
-    Ok(immutable::batch_response(&headers, &batch))
+    })
 }
 
 /// GAEN's index of export files, one `v1/exports/<file>` path per line, oldest first.

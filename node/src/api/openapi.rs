@@ -120,6 +120,9 @@ pub(crate) struct BatchIndexDoc {
     /// The node's signed batch-log head (hex `SignedHead` frame, wire kind 0x0d, protocol
     /// version 2; docs/PROTOCOL.md §6.2), signed before the page was read.
     head: Option<String>,
+    /// Whether `/v1/batches/{id}/filter` serves the token filter of each listed version 2
+    /// batch with tokens (publication version 3; docs/PROTOCOL.md §6.5). Absent: false.
+    token_filters: Option<bool>,
 }
 
 /// `proto::batch_log::HeadList`: a node's own signed head and the latest it heard of each
@@ -168,7 +171,7 @@ impl Modify for BearerAuth {
         super::healthz, super::metrics, super::openapi, super::authority, super::export_key,
         super::sealing_key, super::token_keys, super::verify, super::token_verify, super::upload,
         super::batch_index,
-        super::batch, super::heads, super::head_conflicts,
+        super::batch, super::batch_filter, super::heads, super::head_conflicts,
         super::export_index, super::export_file,
         super::login, super::logout, super::issue_codes,
         super::page::root, super::page::page, super::page::script, super::page::style,

@@ -138,6 +138,8 @@ struct Inner {
     /// Permits for password hashing: PBKDF2 runs on at most this many blocking threads.
     hashing: Arc<tokio::sync::Semaphore>,
     batch_cache: BatchCache,
+    /// Token filters of cached batches (`docs/PROTOCOL.md` §6.5), built when first asked for.
+    filter_cache: BatchCache,
     /// Serialises cuts and revisions, which both move queue groups.
     publication: AsyncMutex<()>,
     /// What a cut in progress has written but not yet flushed: never listed, so no phone or
@@ -295,6 +297,7 @@ impl Node {
                 audit: Mutex::new(None),
                 hashing: Arc::new(tokio::sync::Semaphore::new(hashing_threads)),
                 batch_cache: BatchCache::new(DEFAULT_BATCH_CACHE_BYTES),
+                filter_cache: BatchCache::new(DEFAULT_BATCH_CACHE_BYTES / 4),
                 publication: AsyncMutex::new(()),
                 unflushed: Mutex::new(Unflushed::default()),
                 batch_log,

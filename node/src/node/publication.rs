@@ -98,6 +98,44 @@ impl Node {
         Ok(Some(self.inner.batch_cache.insert(*id, Bytes::from(bytes))))
     }
 
+    /// The token filter of batch `id` (`docs/PROTOCOL.md` §6.5), ready to serve: from
+    /// memory when cached, else built from the batch on a blocking thread and cached.
+    /// `None` when there is no such batch or it has no filter (no tokens, version 1).
+    ///
+    /// # Errors
+    /// [`ApiError::Store`]; [`ApiError::Internal`] when the stored batch does not verify.
+    pub async fn token_filter(&self, id: &BatchId) -> Result<Option<CachedBatch>, ApiError> {
+        if let Some(filter) = self.inner.filter_cache.get(id) {
+            return Ok(Some(filter));
+        }
+        let Some(batch) = self.batch(id)? else {
+            return Ok(None);
+        };
+        let node = self.clone();
+        let built = tokio::task::spawn_blocking(move || node.inner.core.token_filter(batch.body()))
+            .await
+            .map_err(|_| ApiError::Internal)?;
+        let filter = match built {
+            Ok(Some(filter)) => filter,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                tracing::error!(error = %e, "a stored batch could not be summarised as a token filter");
+                return Err(ApiError::Internal);
+            }
+        };
+        let tag = BatchId(
+            ring::digest::digest(&ring::digest::SHA256, &filter)
+                .as_ref()
+                .try_into()
+                .expect("32 bytes"),
+        );
+        Ok(Some(self.inner.filter_cache.insert_tagged(
+            *id,
+            &tag,
+            Bytes::from(filter),
+        )))
+    }
+
     /// The in-memory batch cache (the HTTP fast path reads it without touching storage).
     pub fn batch_cache(&self) -> &BatchCache {
         &self.inner.batch_cache
@@ -159,6 +197,7 @@ impl Node {
             next_cursor,
             key_rollovers,
             head: Some(head),
+            token_filters: true,
         })
     }
 
@@ -227,6 +266,7 @@ impl Node {
                 .map(|e| e.id)
                 .collect();
             self.inner.batch_cache.retain(|id| live.contains(id));
+            self.inner.filter_cache.retain(|id| live.contains(id));
         }
         let metrics = &self.inner.metrics;
         metrics.purged("upload", counts.uploads);

@@ -3,6 +3,8 @@
 use ephemera_node::clock::ManualClock;
 use ephemera_node::config::MetricsToken;
 use ephemera_proto::batch::{SignedBatch, TrustedNodes};
+use ephemera_proto::filter::TokenFilter;
+use ephemera_proto::report::ReportContents;
 
 use crate::util::*;
 
@@ -170,5 +172,78 @@ async fn metrics_need_the_configured_bearer_token() {
             .unwrap()
             .contains("ephemera_storage_bytes")
     );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn token_filters_hold_a_batchs_tokens_for_a_fraction_of_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let node = TestNode::start(dir.path(), clock.clone()).await;
+    let session = node.login().await;
+    let ReportContents::Pet(uploaded) = pet_contents(40, T0.day()) else {
+        unreachable!("pet contents")
+    };
+    node.report(&session, "confirmed", ReportContents::Pet(uploaded.clone()))
+        .await;
+    let entry = node.next_batches().await[0].clone();
+    assert!(
+        node.index(0).await.token_filters,
+        "the index offers filters"
+    );
+    let batch = node.get(&format!("/v1/batches/{}", entry.id)).await;
+    let path = format!("/v1/batches/{}/filter", entry.id);
+    let served = node.get(&path).await;
+    assert_eq!(served.status, 200);
+    assert_eq!(
+        served.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert_eq!(
+        served.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let trusted = TrustedNodes::new().with(node.node.keys().batch.public_key());
+    let filter = TokenFilter::verify(&served.body, &trusted).unwrap();
+    let (summary, contents) = SignedBatch::verify(&batch.body, &trusted).unwrap();
+    assert_eq!(
+        (
+            filter.batch,
+            filter.sequence,
+            filter.previous,
+            filter.tokens
+        ),
+        (
+            summary.id,
+            summary.sequence,
+            summary.previous.unwrap(),
+            summary.tokens
+        )
+    );
+    assert!(contents.tokens.iter().all(|t| filter.contains(&t.token)));
+    assert!(uploaded.iter().all(|t| filter.contains(&t.token)));
+    assert!(
+        served.body.len() * 2 < batch.body.len(),
+        "filter {} bytes, batch {}",
+        served.body.len(),
+        batch.body.len()
+    );
+    // Its ETag is its own digest; a second request is the same bytes, a 304 with the tag.
+    let etag = served.header("etag").unwrap().to_owned();
+    assert_ne!(etag, format!("\"{}\"", entry.id));
+    let again = request(node.addr, "GET", &path, &[("If-None-Match", &etag)], b"").await;
+    assert_eq!(again.status, 304);
+    node.stop().await;
+
+    // Rebuilt after a restart from the stored batch: the same bytes.
+    let node = TestNode::start(dir.path(), clock).await;
+    let rebuilt = node.get(&path).await;
+    assert_eq!((rebuilt.status, &rebuilt.body), (200, &served.body));
+    node.get(&format!("/v1/batches/{}/filter", "ab".repeat(32)))
+        .await
+        .assert_error(404, "not-found");
+    node.get(&format!("/v1/batches/{}/filter", "z".repeat(64)))
+        .await
+        .assert_error(400, "invalid-parameter");
     node.stop().await;
 }

@@ -255,6 +255,7 @@ fn round_index_bytes(batches: &[BatchIndexEntry]) -> u64 {
             next_cursor: entries.last().map_or(cursor, |e| e.sequence),
             key_rollovers: Vec::new(),
             head: None,
+            token_filters: false,
         };
         serde_json::to_vec(&index).expect("index serialises").len() as u64
     };

@@ -172,6 +172,7 @@ impl Server {
             next_cursor,
             key_rollovers: Vec::new(),
             head: None,
+            token_filters: false,
         };
         ok(serde_json::to_vec(&index).expect("index serialises"))
     }

@@ -8,6 +8,7 @@
 //! the [`CutCommit`] and lists the batches only once it is durable.
 
 mod cutter;
+mod filter;
 mod key;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use ring::rand::SystemRandom;
 use thiserror::Error;
 
 pub use cutter::{BatchCutter, Cut, CutBatch, SEQUENCES_PER_SECOND, first_sequence_of};
+pub use filter::TokenFilterError;
 pub use key::{PUBLICATION_KEY_LEN, PublicationKey, PublicationKeyFormatError, Section};
 
 use crate::NodeCore;

@@ -101,6 +101,13 @@ pub struct ReportConfig {
     /// hours are not enough, §4.4). The drawn time is kept with the report: a restart or
     /// a retry never uploads earlier.
     pub upload_delay: UploadDelay,
+    /// `pet`: upload only the encounters that could count for the peer: those whose chain
+    /// of this phone's windows (all peers together, scored as the peer's risk score does)
+    /// reaches the window minimum with attenuations taken this many dB closer than this
+    /// phone measured (two phones hear one contact differently). `None` uploads every
+    /// encounter of the infectious window. Default `Some(10)` (`docs/PROTOCOL.md` §3.5):
+    /// every token uploaded is a token every phone downloads.
+    pub upload_margin_db: Option<u8>,
 }
 
 impl ReportConfig {
@@ -121,6 +128,7 @@ impl Default for ReportConfig {
             trusted_authorities: TrustedAuthorities::new(),
             federation: None,
             upload_delay: UploadDelay::NextDay,
+            upload_margin_db: Some(10),
         }
     }
 }

@@ -248,6 +248,9 @@ pub struct FfiConfig {
     /// drawn uniformly (0: at once). `None` (default, recommended): a random time of the
     /// next UTC day, which a few hours cannot replace (docs/PROTOCOL.md §4.4).
     pub upload_delay_max_seconds: Option<i64>,
+    /// `pet`: upload only encounters that could count for the peer, taken this many dB
+    /// closer than measured (default 10); `None` uploads every encounter of the window.
+    pub upload_margin_db: Option<i32>,
 }
 
 impl FfiConfig {
@@ -325,6 +328,10 @@ impl FfiConfig {
                 max_seconds: u64_of(max, "upload_delay_max_seconds")?,
             },
         };
+        config.report.upload_margin_db = self
+            .upload_margin_db
+            .map(|m| u8::try_from(m).map_err(|_| bad("upload_margin_db")))
+            .transpose()?;
         config.validate().map_err(|e| FfiError::Config {
             message: e.to_string(),
         })?;
@@ -370,6 +377,7 @@ pub fn default_config(scheme: FfiScheme) -> FfiConfig {
         trusted_authority_keys: Vec::new(),
         federation: None,
         upload_delay_max_seconds: None,
+        upload_margin_db: d.report.upload_margin_db.map(i32::from),
     }
 }
 

@@ -263,12 +263,17 @@ impl RiskConfig {
         if today.0.saturating_sub(day.0) > self.days_since_exposure_threshold {
             return out;
         }
-        for chain in self.chains(windows) {
+        let windows: Vec<&ExposureWindow> = windows.into_iter().collect();
+        for chain in self.chains(&windows) {
             let score: f64 = chain.iter().map(|(_, score)| score).sum();
             if score < self.minimum_window_score || score <= 0.0 {
                 continue;
             }
-            for (window, score) in chain.into_iter().filter(|(_, score)| *score > 0.0) {
+            for (window, score) in chain
+                .into_iter()
+                .map(|(i, score)| (windows[i], score))
+                .filter(|(_, score)| *score > 0.0)
+            {
                 out.windows += 1;
                 out.score += score;
                 for (total, s) in out
@@ -284,28 +289,27 @@ impl RiskConfig {
         out
     }
 
-    /// The windows with their scores, grouped into the chains the window minimum applies
-    /// to: each window without a span alone; windows with spans, by start, joined while
-    /// the next starts within `window_chain_gap_seconds` of the chain's end.
-    fn chains<'a>(
-        &self,
-        windows: impl IntoIterator<Item = &'a ExposureWindow>,
-    ) -> Vec<Vec<(&'a ExposureWindow, f64)>> {
-        let scored = |w: &'a ExposureWindow| {
+    /// The windows (by position in `windows`) with their scores, grouped into the chains
+    /// the window minimum applies to: each window without a span alone; windows with spans,
+    /// by start, joined while the next starts within `window_chain_gap_seconds` of the
+    /// chain's end.
+    pub(crate) fn chains(&self, windows: &[&ExposureWindow]) -> Vec<Vec<(usize, f64)>> {
+        let scored = |i: usize| {
+            let w = windows[i];
             let score = self.window_score(&w.seconds_per_bucket, w.infectiousness, w.report_type);
-            (w, score)
+            (i, score)
         };
         let mut chains = Vec::new();
         let mut spanned = Vec::new();
-        for window in windows {
+        for (i, window) in windows.iter().enumerate() {
             match window.heard {
-                Some(span) => spanned.push((span, scored(window))),
-                None => chains.push(vec![scored(window)]),
+                Some(span) => spanned.push((span, scored(i))),
+                None => chains.push(vec![scored(i)]),
             }
         }
         spanned.sort_by_key(|(span, _)| (span.first, span.last));
         let gap = u64::from(self.window_chain_gap_seconds);
-        let mut chain: Vec<(&ExposureWindow, f64)> = Vec::new();
+        let mut chain: Vec<(usize, f64)> = Vec::new();
         let mut chain_end = 0;
         for (span, scored) in spanned {
             if !chain.is_empty() && span.first.0 > chain_end + gap {

@@ -4,6 +4,7 @@ use ephemera_proto::api::{ErrorBody, UploadResponse, VerifyRequest, VerifyRespon
 use ephemera_proto::auth::{
     AuthoritySigningKey, CertificateId, CertificateRequest, ReportHmac, ReportHmacKey, UploadCode,
 };
+use ephemera_proto::pet::EncounterToken;
 use ephemera_proto::revision::{HmacBinding, RevisionSecret};
 use ephemera_proto::sealed::{ResponseOpener, SealedRoute};
 use ephemera_proto::token::{
@@ -23,6 +24,7 @@ use super::token_keys::{Exchange, VerifyRoute};
 use super::{Pending, Phone};
 use crate::error::{ClientError, ReportError, StoreError};
 use crate::request::{PhoneEvent, Response};
+use crate::risk::{ExposureWindow, HeardSpan};
 use crate::store::{Evidence, MetaKey, Store};
 
 /// The range (seconds) an upload follows its verify's answer by.
@@ -581,6 +583,10 @@ impl<S: Store> Phone<S> {
         start.max(now.day().minus(self.config.retention_days))
     }
 
+    /// The report's contents: `gaen` keys of the window, or `pet` tokens of its encounters
+    /// that could count for the peer ([`ReportConfig::upload_margin_db`]).
+    ///
+    /// [`ReportConfig::upload_margin_db`]: crate::config::ReportConfig::upload_margin_db
     fn report_contents(
         &mut self,
         now: UnixTime,
@@ -589,17 +595,27 @@ impl<S: Store> Phone<S> {
         match self.config.scheme {
             SchemeKind::Gaen => Ok(ReportContents::Gaen(self.gaen_report_keys(now, first_day)?)),
             SchemeKind::Pet => {
-                let mut tokens = Vec::new();
+                let mut records = Vec::new();
                 self.store.for_each_encounter(&mut |r| {
                     if let Evidence::Pet { own, .. } = r.evidence
                         && r.day() >= first_day
                     {
-                        tokens.push(PublishedToken {
-                            day: r.day(),
-                            token: own,
-                        });
+                        records.push((own, r.clone()));
                     }
                 })?;
+                let counts = match self.config.report.upload_margin_db {
+                    None => vec![true; records.len()],
+                    Some(margin) => could_count_for_the_peer(&records, margin, &self.config),
+                };
+                let mut tokens: Vec<PublishedToken> = records
+                    .iter()
+                    .zip(counts)
+                    .filter(|(_, counts)| *counts)
+                    .map(|((own, r), _)| PublishedToken {
+                        day: r.day(),
+                        token: *own,
+                    })
+                    .collect();
                 tokens.sort_unstable();
                 tokens.dedup_by_key(|t| t.token);
                 let max = self.config.report.limits.max_tokens;
@@ -894,6 +910,61 @@ impl<S: Store> Phone<S> {
 /// The encoded length of a first upload of `contents`: built with a stand-in certificate
 /// (or, with `token`, a stand-in blind token) of the real shape, so decoys get the bucket
 /// the real upload would get.
+/// Which of `records` (own token, encounter) could count for the peer: scored as the peer
+/// scores a `pet` window (its heard span, standard infectiousness, the report type of a
+/// token), with attenuations taken `margin_db` closer than this phone measured, an
+/// encounter counts when the chain of this phone's windows of its day that it belongs to
+/// (all peers together) reaches the window minimum. The peer's chain of this phone's
+/// matched windows is a part of that chain, so it cannot reach the minimum when the whole
+/// does not (unless the peer heard the contact more than the margin closer).
+fn could_count_for_the_peer(
+    records: &[(EncounterToken, crate::store::EncounterRecord)],
+    margin_db: u8,
+    config: &crate::config::ClientConfig,
+) -> Vec<bool> {
+    let risk = &config.risk;
+    let windows: Vec<ExposureWindow> = records
+        .iter()
+        .map(|(_, r)| {
+            let offset = match r.level_kind {
+                crate::signal::LevelKind::Attenuation => 0,
+                crate::signal::LevelKind::NegatedRssi => {
+                    i32::from(config.encounter.assumed_tx_power)
+                }
+            };
+            ExposureWindow {
+                day: r.day(),
+                seconds_per_bucket: r.signal.buckets(offset - i32::from(margin_db), risk),
+                infectiousness: risk.infectiousness_when_onset_missing,
+                report_type: risk.report_type_when_missing,
+                heard: Some(HeardSpan {
+                    first: r.first_seen,
+                    last: r.last_seen,
+                }),
+            }
+        })
+        .collect();
+    let mut counts = vec![false; records.len()];
+    let mut days: Vec<DayNumber> = windows.iter().map(|w| w.day).collect();
+    days.sort_unstable();
+    days.dedup();
+    for day in days {
+        let positions: Vec<usize> = (0..windows.len())
+            .filter(|i| windows[*i].day == day)
+            .collect();
+        let of_day: Vec<&ExposureWindow> = positions.iter().map(|i| &windows[*i]).collect();
+        for chain in risk.chains(&of_day) {
+            let score: f64 = chain.iter().map(|(_, score)| score).sum();
+            if score > 0.0 && score >= risk.minimum_window_score {
+                for (i, _) in chain {
+                    counts[positions[i]] = true;
+                }
+            }
+        }
+    }
+    counts
+}
+
 fn upload_size_of(
     contents: &ReportContents,
     token: bool,

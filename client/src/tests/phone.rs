@@ -1041,3 +1041,46 @@ fn a_certificate_of_another_authority_is_never_uploaded() {
             .is_empty()
     );
 }
+
+/// `report.upload_margin_db` (issue 18): a `pet` phone uploads the tokens of encounters
+/// whose chain of windows could reach the peer's window minimum, with the margin for two
+/// phones hearing one contact apart; the others only when told to upload everything.
+#[test]
+fn pet_uploads_only_encounters_that_could_count_for_the_peer() {
+    // Attenuation = assumed -8 dBm − RSSI: 52 dB (immediate), 78 dB (past the last
+    // weighted bucket, 73 dB; 68 dB, medium, with a 10 dB margin: 15 minutes at weight 0.4
+    // are 360 weighted seconds), 92 dB (past both).
+    let tokens_uploaded = |rssi: i8, seconds: u64, margin: Option<u8>| {
+        let mut node = FakeNode::new(7);
+        let mut config = node.config(SchemeKind::Pet);
+        config.report.upload_margin_db = margin;
+        let mut pair = PhonePair::new(config, start(), Air::Full);
+        pair.rssi = rssi;
+        pair.together(seconds, 10);
+        pair.apart(24 * 3600);
+        let now = pair.now;
+        match node.try_report(now, &mut pair.a, None) {
+            Ok(ReportContents::Pet(tokens)) => tokens.len(),
+            Err(ClientError::Report(crate::error::ReportError::NothingToReport)) => 0,
+            other => panic!("{other:?}"),
+        }
+    };
+    let long = 15 * 60;
+    let close = tokens_uploaded(-60, long, Some(10));
+    assert!(close >= 2, "{close}");
+    assert_eq!(
+        tokens_uploaded(-86, long, Some(10)),
+        close,
+        "within the margin"
+    );
+    assert_eq!(tokens_uploaded(-86, long, Some(0)), 0, "without a margin");
+    assert_eq!(tokens_uploaded(-100, long, Some(10)), 0, "weighs nothing");
+    assert_eq!(tokens_uploaded(-100, long, None), close, "every encounter");
+    // Two and a half minutes at 76 dB (66 dB, medium, with the margin): at most a few
+    // hundred credited seconds at weight 0.4, under the 300 weighted seconds a chain needs.
+    assert_eq!(tokens_uploaded(-84, 150, Some(10)), 0, "too short to count");
+    assert!(
+        tokens_uploaded(-84, 150, None) >= 1,
+        "uploaded when told to"
+    );
+}

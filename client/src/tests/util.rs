@@ -205,9 +205,19 @@ impl FakeNode {
         phone: &mut Phone<MemoryStore>,
         onset: Option<DayNumber>,
     ) -> ReportContents {
+        self.try_report(now, phone, onset).unwrap()
+    }
+
+    /// As [`FakeNode::report`], or the phone's refusal to start the report.
+    pub(crate) fn try_report(
+        &mut self,
+        now: UnixTime,
+        phone: &mut Phone<MemoryStore>,
+        onset: Option<DayNumber>,
+    ) -> Result<ReportContents, crate::ClientError> {
         let code = self.code();
         self.sync_key(now, phone);
-        phone.start_report(now, &code, onset, None).unwrap();
+        phone.start_report(now, &code, onset, None)?;
         let verify = phone.poll_request().expect("verify request");
         assert_eq!(verify.purpose, Purpose::Verify);
         let answer = self.answer_verify(now, &verify);
@@ -221,7 +231,7 @@ impl FakeNode {
             phone.poll_event(),
             Some(PhoneEvent::ReportUploaded { .. })
         ));
-        contents
+        Ok(contents)
     }
 }
 

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use aes::Aes128;
 use aes::cipher::{BlockCipherEncrypt, KeyInit};
-use ephemera_proto::batch::{BatchContents, BatchEntry, BatchStream, NodeSigningKey, TrustedNodes};
+use ephemera_proto::batch::{
+    BatchContents, BatchEntry, BatchStream, BatchSummary, NodeSigningKey, TrustedNodes,
+};
+use ephemera_proto::filter::TokenFilter;
 use ephemera_proto::gaen::{DiagnosisKey, RollingProximityIdentifier, TemporaryExposureKey};
 use ephemera_proto::matching::{GaenMatcher, PetMatcher};
 use ephemera_proto::pet::EncounterToken;
@@ -256,6 +259,7 @@ pub fn pet(budget: Duration) -> Vec<Figure> {
         figures.push(Figure::new(name, tokens_per_s, "tokens/s", read_per_s));
     }
 
+    let filter_figures = filters(budget, &held, &published, &mut rng);
     // The same records through a verified batch, one `contains` per decoded entry.
     let node = NodeSigningKey::generate(&mut rng);
     let trusted = TrustedNodes::new().with(node.public_key());
@@ -294,7 +298,90 @@ pub fn pet(budget: Duration) -> Vec<Figure> {
         "bytes",
         (HELD_TOKENS * 20) as f64,
     ));
+    figures.extend(filter_figures);
     figures
+}
+
+/// Tokens in one token filter: the node's largest batch.
+const FILTER_TOKENS: usize = 100_000;
+/// Tokens published a day at 35,000 uploads a day, before issue 18's upload rule (147.7
+/// tokens an upload, `docs/SIMULATION.md`): the worst day the projection sizes.
+const TOKENS_PER_DAY_AT_35K: usize = 5_170_455;
+/// What issue 18 asks of `pet` matching, in published tokens a second.
+const MATCH_TARGET_PER_S: f64 = 50e6;
+
+/// Token filters (publication version 3): the phone looks each held token up in a filter
+/// of [`FILTER_TOKENS`]; the rate is in published tokens covered a second, so it compares
+/// with matching batch records. Then a whole day at 35,000 uploads: every filter verified
+/// and searched, against the issue's one second.
+fn filters(
+    budget: Duration,
+    held: &[PublishedToken],
+    published: &[PublishedToken],
+    rng: &mut ChaCha20Rng,
+) -> Vec<Figure> {
+    let node = &NodeSigningKey::generate(rng);
+    let tokens: Vec<EncounterToken> = published[..FILTER_TOKENS].iter().map(|t| t.token).collect();
+    let summary = BatchSummary {
+        id: ephemera_proto::batch::BatchId([9; 32]),
+        node: node.public_key().key_id(),
+        sequence: 1,
+        created_at: UnixTime(u64::from(FIRST_DAY + DAYS) * 86_400),
+        previous: Some(ephemera_proto::batch::BatchId::NONE),
+        keys: 0,
+        tokens: FILTER_TOKENS as u32,
+    };
+    let started = Instant::now();
+    let bytes = TokenFilter::build(&summary, &tokens, node, rng).expect("a filter");
+    let build_per_s = FILTER_TOKENS as f64 / started.elapsed().as_secs_f64();
+    let trusted = TrustedNodes::new().with(node.public_key());
+    let filter = TokenFilter::verify(&bytes, &trusted).expect("it verifies");
+    let held_set: std::collections::HashSet<[u8; 16]> = held.iter().map(|t| t.token.0).collect();
+    let expected = published[..FILTER_TOKENS]
+        .iter()
+        .filter(|t| held_set.contains(&t.token.0))
+        .count();
+    let look_up = |filter: &TokenFilter| held.iter().filter(|t| filter.contains(&t.token)).count();
+    assert_eq!(
+        look_up(&filter),
+        expected,
+        "every held token published is found"
+    );
+    let mut found = 0;
+    let covered_per_s = rate(budget, FILTER_TOKENS as u64, || found += look_up(&filter));
+    black_box(found);
+    let verify_per_s = rate(budget, FILTER_TOKENS as u64, || {
+        black_box(TokenFilter::verify(&bytes, &trusted).expect("it verifies"));
+    });
+    let filters_a_day = TOKENS_PER_DAY_AT_35K.div_ceil(FILTER_TOKENS);
+    let started = Instant::now();
+    for _ in 0..filters_a_day {
+        let filter = TokenFilter::verify(black_box(&bytes), &trusted).expect("it verifies");
+        black_box(look_up(&filter));
+    }
+    let day_seconds = started.elapsed().as_secs_f64();
+    vec![
+        Figure::new(
+            "pet-filter-match",
+            covered_per_s,
+            "tokens/s",
+            MATCH_TARGET_PER_S,
+        ),
+        Figure::new(
+            "pet-filter-verify",
+            verify_per_s,
+            "tokens/s",
+            MATCH_TARGET_PER_S,
+        ),
+        Figure::new("pet-filter-build", build_per_s, "tokens/s", 0.0),
+        Figure::new(
+            "pet-filter-bytes-per-token",
+            bytes.len() as f64 / FILTER_TOKENS as f64,
+            "bytes",
+            20.0,
+        ),
+        Figure::new("pet-filter-day-at-35k", day_seconds, "s", 1.0),
+    ]
 }
 
 /// A random token of one of the 14 days.

@@ -9,13 +9,17 @@
 //!   (1) look for the token's bytes inside any logged key, and (2) derive the tokens its
 //!   own key pairs would share with every logged key and look those up (this is what a
 //!   phone does; it finds only encounters the sniffer itself took part in, and a passive
-//!   sniffer took part in none). Both must find nothing.
+//!   sniffer took part in none). Both must find nothing. (3) Every candidate of (1) and (2)
+//!   is also tried against every published token filter (publication version 3,
+//!   `docs/PROTOCOL.md` §6.5): a filter must not let a sniffer test its recordings either.
+//!   Its only answers are false matches, at 2⁻³² a probe.
 
 use std::collections::{HashMap, HashSet};
 
 use ephemera_proto::batch::{SignedBatch, TrustedNodes};
+use ephemera_proto::filter::TokenFilter;
 use ephemera_proto::gaen::RollingProximityIdentifier;
-use ephemera_proto::pet::{DailySecret, EphemeralPublicKey, encounter_tokens};
+use ephemera_proto::pet::{DailySecret, EncounterToken, EphemeralPublicKey, encounter_tokens};
 use ephemera_proto::{IntervalNumber, ReportContents};
 use serde::Serialize;
 
@@ -51,6 +55,10 @@ pub struct AttackResult {
     pub published_examined: u64,
     /// Candidate values the adversary computed and looked up.
     pub candidates_tried: u64,
+    /// Lookups of candidate values in published token filters (`pet`).
+    pub filter_probes: u64,
+    /// Of those, how many a filter answered "yes" (each names no one: a link by filter).
+    pub filter_matches: u64,
     /// How it linked.
     pub method: &'static str,
 }
@@ -60,12 +68,21 @@ pub fn attack(scenario: &Scenario, run: &RawRun) -> AttackResult {
     let trusted = TrustedNodes::new().with(run.server.node_key());
     let mut keys = Vec::new();
     let mut tokens = Vec::new();
+    let mut filters = Vec::new();
     for batch in run.server.batches() {
         if let Ok((_, contents)) = SignedBatch::verify(&batch.bytes, &trusted) {
             keys.extend(contents.diagnosis_keys);
             tokens.extend(contents.tokens);
         }
+        if let Some(Ok(filter)) = batch
+            .filter
+            .as_ref()
+            .map(|bytes| TokenFilter::verify(bytes, &trusted))
+        {
+            filters.push(filter);
+        }
     }
+    let (mut filter_probes, mut filter_matches) = (0u64, 0u64);
     let positives_uploaded = run.server.uploads.len() as u64;
     let reported_days: u64 = run
         .server
@@ -113,6 +130,9 @@ pub fn attack(scenario: &Scenario, run: &RawRun) -> AttackResult {
                 if published.contains(token) {
                     links.add(record, owner.get(token));
                 }
+                let candidate = EncounterToken(*token);
+                filter_probes += filters.len() as u64;
+                filter_matches += filters.iter().filter(|f| f.contains(&candidate)).count() as u64;
             };
             // (1) Token bytes inside logged payloads.
             for record in &run.sniffed {
@@ -137,7 +157,7 @@ pub fn attack(scenario: &Scenario, run: &RawRun) -> AttackResult {
             (
                 tokens.len() as u64,
                 tried,
-                "look up token bytes in logged keys; derive tokens of own key pairs with every logged key",
+                "look up token bytes in logged keys; derive tokens of own key pairs with every logged key; try both in every token filter",
             )
         }
     };
@@ -161,6 +181,8 @@ pub fn attack(scenario: &Scenario, run: &RawRun) -> AttackResult {
         wrong_links,
         published_examined,
         candidates_tried,
+        filter_probes,
+        filter_matches,
         method,
     }
 }

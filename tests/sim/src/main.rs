@@ -113,6 +113,13 @@ struct RunArgs {
     /// its primary cause (printed, and `misses.json` beside the `pet` summary).
     #[arg(long)]
     misses: bool,
+    /// `pet`: upload only encounters that could count for the peer, with this margin in dB
+    /// (default 10, the phone library's).
+    #[arg(long)]
+    upload_margin_db: Option<u8>,
+    /// `pet`: upload every encounter of the infectious window (as before issue 18).
+    #[arg(long)]
+    upload_all_encounters: bool,
 }
 
 fn load(path: Option<&PathBuf>) -> anyhow::Result<Scenario> {
@@ -160,6 +167,10 @@ fn run(a: &RunArgs, schemes: Option<Vec<sim::SchemeName>>) -> anyhow::Result<Vec
     scenario.seed = a.seed.unwrap_or(scenario.seed);
     scenario.population.app_uptake = a.uptake.unwrap_or(scenario.population.app_uptake);
     scenario.attack.sniffers = a.sniffers.unwrap_or(scenario.attack.sniffers);
+    scenario.detection.upload_margin_db = a
+        .upload_margin_db
+        .unwrap_or(scenario.detection.upload_margin_db);
+    scenario.detection.upload_all_encounters |= a.upload_all_encounters;
     let schemes = match (schemes, a.scheme.as_deref()) {
         (Some(schemes), _) => schemes,
         (None, None) => vec![scenario.scheme],

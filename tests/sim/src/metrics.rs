@@ -87,6 +87,24 @@ pub struct SweepPoint {
     pub notified: u64,
 }
 
+/// Token filters the phones took in (`pet`, publication version 3), and what a false
+/// match could do: the compact form's false notifications, derived from what the run
+/// measured (`docs/PROTOCOL.md` §6.5).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FilterStats {
+    /// Filters the phones took in.
+    pub fetched: u64,
+    /// Held tokens looked up in a filter, per phone and day: each a 2⁻³² chance of a
+    /// false match.
+    pub lookups_per_phone_day: f64,
+    /// Share of the encounters the phones held at the end whose window alone makes a
+    /// high-risk day: a false match on one of them notifies.
+    pub critical_share: f64,
+    /// `lookups_per_phone_day × critical_share × 2⁻³² × 10⁶`: false notifications the
+    /// filters cause per million phone-days at the run's publication rate.
+    pub false_notifications_per_million_phone_days: f64,
+}
+
 /// What a run cost.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Cost {
@@ -158,6 +176,8 @@ pub struct Summary {
     pub best_sweep_threshold_db: u8,
     /// The attack.
     pub attack: AttackResult,
+    /// Token filters (`pet`).
+    pub filters: FilterStats,
     /// Work done.
     pub cost: Cost,
     /// What was published, and how: the inputs of `ephemera-sim project`.
@@ -180,6 +200,31 @@ pub struct Scored {
     pub notified: Vec<(u32, u32)>,
     /// For a `pet` run compared with a `gaen` run: why `pet` missed what `gaen` found.
     pub misses: Option<MissReport>,
+}
+
+/// The filter figures of a run.
+fn filter_stats(scenario: &Scenario, run: &RawRun, days: u32) -> FilterStats {
+    let phone_days = (run.phones.len().max(1) as f64) * f64::from(days.max(1));
+    let lookups: u64 = run.phones.iter().map(|p| p.filter_lookups).sum();
+    let risk = crate::phone::risk_config(scenario);
+    let tx = scenario.radio.tx_power_dbm;
+    let held: u64 = run.phones.iter().map(|p| p.encounters() as u64).sum();
+    let critical: u64 = run
+        .phones
+        .iter()
+        .map(|p| p.critical_records(&risk, tx))
+        .sum();
+    let lookups_per_phone_day = lookups as f64 / phone_days;
+    let critical_share = critical as f64 / held.max(1) as f64;
+    FilterStats {
+        fetched: run.phones.iter().map(|p| p.filters_fetched).sum(),
+        lookups_per_phone_day: round4(lookups_per_phone_day),
+        critical_share: round4(critical_share),
+        false_notifications_per_million_phone_days: lookups_per_phone_day
+            * critical_share
+            * ephemera_proto::filter::FALSE_MATCH_PROBABILITY
+            * 1e6,
+    }
 }
 
 /// Close seconds, seconds, environment of the longest episode and its length.
@@ -386,6 +431,7 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
         batches_rejected: run.phones.iter().map(|p| u64::from(p.rejected)).sum(),
         best_sweep_threshold_db: best,
         attack,
+        filters: filter_stats(scenario, run, days),
         cost: Cost {
             episodes: sum(|d| d.episodes),
             app_episodes: sum(|d| d.app_episodes),

@@ -77,6 +77,9 @@ pub fn client_config(scenario: &Scenario, server: &Server) -> ClientConfig {
     config.sync.interval_seconds = u64::from(scenario.node.sync_hours) * 3600;
     config.tx_power = scenario.radio.tx_power_dbm;
     config.encounter.assumed_tx_power = scenario.radio.tx_power_dbm;
+    let detection = &scenario.detection;
+    config.report.upload_margin_db =
+        (!detection.upload_all_encounters).then_some(detection.upload_margin_db);
     // Contact time is credited per scan, up to the declared scan period: each phone draws
     // its own period between the scenario's bounds, so declare the longest.
     config.encounter.scan_period_seconds = scenario.scanning.period_max_s;
@@ -98,6 +101,10 @@ pub struct ClientPhone {
     pub bytes_down: u64,
     /// Batches the phone rejected.
     pub rejected: u32,
+    /// Token filters the phone took in (publication version 3).
+    pub filters_fetched: u64,
+    /// Held tokens looked up in them: the chances of a false match, 2⁻³² each.
+    pub filter_lookups: u64,
 }
 
 impl ClientPhone {
@@ -114,6 +121,8 @@ impl ClientPhone {
             notified: Vec::new(),
             bytes_down: 0,
             rejected: 0,
+            filters_fetched: 0,
+            filter_lookups: 0,
         })
     }
 
@@ -133,15 +142,46 @@ impl ClientPhone {
         records
     }
 
+    /// Held encounters a false filter match alone would make a high-risk day of: their own
+    /// window reaches the day's minimum score under `risk`.
+    pub fn critical_records(&self, risk: &RiskConfig, assumed_tx_power: i8) -> u64 {
+        let mut critical = 0;
+        let _ = self.phone.store().for_each_encounter(&mut |r| {
+            if !matches!(r.evidence, ephemera_client::store::Evidence::Pet { .. }) {
+                return;
+            }
+            let offset = match r.level_kind {
+                ephemera_client::signal::LevelKind::Attenuation => 0,
+                ephemera_client::signal::LevelKind::NegatedRssi => i32::from(assumed_tx_power),
+            };
+            let window = ephemera_client::risk::ExposureWindow {
+                day: r.day(),
+                seconds_per_bucket: r.signal.buckets(offset, risk),
+                infectiousness: risk.infectiousness_when_onset_missing,
+                report_type: risk.report_type_when_missing,
+                heard: Some(ephemera_client::risk::HeardSpan {
+                    first: r.first_seen,
+                    last: r.last_seen,
+                }),
+            };
+            critical += u64::from(risk.daily(r.day(), r.day(), [&window]).high_risk);
+        });
+        critical
+    }
+
     /// Serves the phone's requests until quiet (index → batches → next page).
     fn serve(&mut self, now: UnixTime, server: &Server) -> Result<(), String> {
         while let Some(request) = self.phone.poll_request() {
             let response = server.serve(now, &request).map_err(|e| e.to_string())?;
             if matches!(
                 request.purpose,
-                Purpose::FetchIndex | Purpose::FetchBatch(_)
+                Purpose::FetchIndex | Purpose::FetchBatch(_) | Purpose::FetchFilter(_)
             ) {
                 self.bytes_down += response.body.len() as u64;
+            }
+            if matches!(request.purpose, Purpose::FetchFilter(_)) && response.status == 200 {
+                self.filters_fetched += 1;
+                self.filter_lookups += self.encounters() as u64;
             }
             // A batch the phone rejects comes back as an event, not a failure of the run.
             let _ = self.phone.handle_response(now, request.id, response);

@@ -9,7 +9,10 @@
 //! fetches), and the index pages are proto's [`BatchIndex`] as JSON, fetched as the
 //! client's sync loop fetches them (a page with the new batches, then the empty page that
 //! ends the round; a round with nothing new fetches the empty page only). The node serves
-//! batches and index pages as they are: nothing is compressed.
+//! batches and index pages as they are: nothing is compressed. A `pet` phone fetches the
+//! token filter of each batch instead (publication version 3, `docs/PROTOCOL.md` §6.5),
+//! built by the node core's own code; the batches' bytes are kept beside it, as what a
+//! phone of version 2 fetches.
 //!
 //! The cutter splits a boundary into batches of at most `batch_max_entries` real entries,
 //! so every full batch of a boundary has the same size: the projection cuts one full batch
@@ -24,7 +27,8 @@ use std::path::Path;
 use ephemera_node_core::Policy;
 use ephemera_node_core::publication::{BatchCutter, PublicationKey};
 use ephemera_node_core::store::{CutterState, QueueKey, QueuedEntry};
-use ephemera_proto::batch::{BatchIndex, BatchIndexEntry, NodeSigningKey};
+use ephemera_proto::batch::{BatchId, BatchIndex, BatchIndexEntry, BatchSummary, NodeSigningKey};
+use ephemera_proto::filter::TokenFilter;
 use ephemera_proto::gaen::{DiagnosisKey, TemporaryExposureKey};
 use ephemera_proto::pet::EncounterToken;
 use ephemera_proto::report::{PublishedToken, ReportType};
@@ -126,15 +130,23 @@ pub struct Download {
     pub entries_per_day: u64,
     /// Batches a day.
     pub batches_per_day: u64,
-    /// Batch bytes a phone fetches a day.
+    /// Batch bytes a day (what a phone of version 2 fetches).
     pub batch_bytes: u64,
+    /// Token filter bytes a day (`pet`: what a phone of version 3 fetches instead).
+    pub filter_bytes: Option<u64>,
     /// Index page bytes a phone fetches a day.
     pub index_bytes: u64,
 }
 
 impl Download {
-    /// Everything a phone fetches a day.
+    /// Everything a phone fetches a day: filters where there are, else batches, and the
+    /// index.
     pub fn total_bytes(&self) -> u64 {
+        self.filter_bytes.unwrap_or(self.batch_bytes) + self.index_bytes
+    }
+
+    /// What a phone of version 2 fetches a day: batches and the index.
+    pub fn batch_total_bytes(&self) -> u64 {
         self.batch_bytes + self.index_bytes
     }
 }
@@ -149,15 +161,24 @@ pub struct Projection {
     pub checks: Vec<(Download, f64)>,
 }
 
+/// One batch of a projected boundary: its index entry (its size included) and the size of
+/// its token filter, when it has one.
+#[derive(Clone, Debug)]
+struct CutBatch {
+    entry: BatchIndexEntry,
+    filter: Option<u64>,
+}
+
 /// Cuts and signs one boundary holding `entries` real entries of `scheme` with the node
-/// core's cutter; gives the index entries of its batches (sizes included).
+/// core's cutter, as version 2 (chained) batches, and builds the token filter of each batch
+/// with tokens.
 fn cut_boundary(
     cutter: &BatchCutter,
     scheme: SchemeKind,
     entries: usize,
     key: &NodeSigningKey,
     rng: &mut ChaCha20Rng,
-) -> Vec<BatchIndexEntry> {
+) -> Vec<CutBatch> {
     let group: Vec<QueuedEntry> = (0..entries)
         .map(|_| {
             let days_back = 1 + rng.next_u32() % 10;
@@ -199,20 +220,39 @@ fn cut_boundary(
     cut.batches
         .into_iter()
         .map(|batch| {
-            let contents = batch.contents;
+            let mut contents = batch.contents;
+            contents.previous = Some(BatchId::NONE);
             let (keys, tokens) = (
                 contents.diagnosis_keys.len() as u32,
                 contents.tokens.len() as u32,
             );
             let (sequence, created_at) = (contents.sequence, contents.created_at);
+            let token_list: Vec<EncounterToken> = contents.tokens.iter().map(|t| t.token).collect();
             let signed = contents.sign(key);
-            BatchIndexEntry {
+            let summary = BatchSummary {
                 id: signed.id(),
+                node: key.public_key().key_id(),
                 sequence,
                 created_at,
-                size: signed.bytes().len() as u64,
+                previous: Some(BatchId::NONE),
                 keys,
                 tokens,
+            };
+            let filter = (tokens > 0).then(|| {
+                TokenFilter::build(&summary, &token_list, key, rng)
+                    .expect("distinct random tokens build a filter")
+                    .len() as u64
+            });
+            CutBatch {
+                entry: BatchIndexEntry {
+                    id: signed.id(),
+                    sequence,
+                    created_at,
+                    size: signed.bytes().len() as u64,
+                    keys,
+                    tokens,
+                },
+                filter,
             }
         })
         .collect()
@@ -226,7 +266,7 @@ fn boundary_batches(
     entries: usize,
     key: &NodeSigningKey,
     rng: &mut ChaCha20Rng,
-) -> Vec<BatchIndexEntry> {
+) -> Vec<CutBatch> {
     let max = cutter.max_entries.max(1);
     let (full, rest) = (entries / max, entries % max);
     let mut batches = Vec::new();
@@ -240,7 +280,7 @@ fn boundary_batches(
         batches.extend(cut_boundary(cutter, scheme, rest, key, rng));
     }
     for (i, b) in batches.iter_mut().enumerate() {
-        b.sequence = BOUNDARY.0 * 1000 + i as u64;
+        b.entry.sequence = BOUNDARY.0 * 1000 + i as u64;
     }
     batches
 }
@@ -255,7 +295,7 @@ fn round_index_bytes(batches: &[BatchIndexEntry]) -> u64 {
             next_cursor: entries.last().map_or(cursor, |e| e.sequence),
             key_rollovers: Vec::new(),
             head: None,
-            token_filters: false,
+            token_filters: true,
         };
         serde_json::to_vec(&index).expect("index serialises").len() as u64
     };
@@ -303,8 +343,16 @@ pub fn daily_download(
     let classes = (policy.release_spread_seconds / policy.batch_period_seconds).max(1) as f64;
     let lambda = uploads_per_day / boundaries as f64 * classes;
     let entries_per_slice = entries_per_upload / classes;
-    let (boundary_bytes, boundary_batches_n) = if lambda <= POISSON_UP_TO {
-        let mut expected = (0.0, 0.0);
+    let sizes = |cut: &[CutBatch]| {
+        let batches = cut.iter().map(|b| b.entry.size).sum::<u64>() as f64;
+        let filters = cut
+            .iter()
+            .map(|b| b.filter.unwrap_or(b.entry.size))
+            .sum::<u64>() as f64;
+        (batches, filters)
+    };
+    let (boundary_bytes, boundary_filter_bytes, boundary_batches_n) = if lambda <= POISSON_UP_TO {
+        let mut expected = (0.0, 0.0, 0.0);
         let mut p = (-lambda).exp();
         let last = (lambda + 10.0 * lambda.sqrt() + 10.0).ceil() as usize;
         for k in 0..=last {
@@ -313,15 +361,15 @@ pub fn daily_download(
             }
             let entries = (k as f64 * entries_per_slice).round() as usize;
             let cut = boundary_batches(&cutter, scheme, entries, &key, &mut rng);
-            expected.0 += p * cut.iter().map(|b| b.size).sum::<u64>() as f64;
-            expected.1 += p * cut.len() as f64;
+            let (batch_bytes, filter_bytes) = sizes(&cut);
+            expected.0 += p * batch_bytes;
+            expected.1 += p * filter_bytes;
+            expected.2 += p * cut.len() as f64;
         }
         expected
     } else {
-        (
-            batches.iter().map(|b| b.size).sum::<u64>() as f64,
-            batches.len() as f64,
-        )
+        let (batch_bytes, filter_bytes) = sizes(&batches);
+        (batch_bytes, filter_bytes, batches.len() as f64)
     };
 
     // Sync rounds a day; each boundary's batches are new to the first round after it.
@@ -330,7 +378,7 @@ pub fn daily_download(
     let per_round = ((batches.len() as u64 * boundaries) as f64 / with_news).round() as usize;
     let news: Vec<BatchIndexEntry> = (0..per_round)
         .map(|i| {
-            let mut b = batches[i % batches.len()].clone();
+            let mut b = batches[i % batches.len()].entry.clone();
             b.sequence = BOUNDARY.0 * 1000 + i as u64;
             b
         })
@@ -344,6 +392,8 @@ pub fn daily_download(
         entries_per_day,
         batches_per_day: (boundary_batches_n * boundaries as f64).round() as u64,
         batch_bytes: (boundary_bytes * boundaries as f64).round() as u64,
+        filter_bytes: (scheme == SchemeKind::Pet)
+            .then(|| (boundary_filter_bytes * boundaries as f64).round() as u64),
         index_bytes: index.round() as u64,
     })
 }
@@ -386,31 +436,33 @@ impl Projection {
     /// The table (Markdown), then the check against the runs.
     pub fn table(&self) -> String {
         let mut out = String::from(
-            "| uploads/day | scheme | entries/upload | entries/day | batches/day | batches MB | index kB | MB per phone per day | pet / gaen |\n\
-             | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+            "| uploads/day | scheme | entries/upload | entries/day | batches/day | batches MB | filters MB | index kB | MB per phone per day | pet / gaen | with batches (version 2) |\n\
+             | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         );
         for (gaen, pet) in &self.rows {
             for d in [gaen, pet] {
-                let ratio = if d.scheme == "pet" {
-                    format!(
-                        "{:.1}×",
-                        d.total_bytes() as f64 / gaen.total_bytes().max(1) as f64
-                    )
-                } else {
-                    String::new()
+                let ratio = |bytes: u64| {
+                    if d.scheme == "pet" {
+                        format!("{:.2}×", bytes as f64 / gaen.total_bytes().max(1) as f64)
+                    } else {
+                        String::new()
+                    }
                 };
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {:.1} | {} | {} | {:.2} | {:.1} | {:.2} | {} |",
+                    "| {} | {} | {:.1} | {} | {} | {:.2} | {} | {:.1} | {:.2} | {} | {} |",
                     d.uploads_per_day,
                     d.scheme,
                     d.entries_per_upload,
                     d.entries_per_day,
                     d.batches_per_day,
                     megabytes(d.batch_bytes),
+                    d.filter_bytes
+                        .map_or(String::new(), |f| format!("{:.2}", megabytes(f))),
                     d.index_bytes as f64 / 1e3,
                     megabytes(d.total_bytes()),
-                    ratio
+                    ratio(d.total_bytes()),
+                    ratio(d.batch_total_bytes()),
                 );
             }
         }
@@ -437,19 +489,20 @@ impl Projection {
     /// The rows as CSV.
     pub fn csv(&self) -> String {
         let mut out = String::from(
-            "uploads_per_day,scheme,entries_per_upload,entries_per_day,batches_per_day,batch_bytes,index_bytes,total_bytes\n",
+            "uploads_per_day,scheme,entries_per_upload,entries_per_day,batches_per_day,batch_bytes,filter_bytes,index_bytes,total_bytes\n",
         );
         for (gaen, pet) in &self.rows {
             for d in [gaen, pet] {
                 let _ = writeln!(
                     out,
-                    "{},{},{:.2},{},{},{},{},{}",
+                    "{},{},{:.2},{},{},{},{},{},{}",
                     d.uploads_per_day,
                     d.scheme,
                     d.entries_per_upload,
                     d.entries_per_day,
                     d.batches_per_day,
                     d.batch_bytes,
+                    d.filter_bytes.map_or(String::new(), |f| f.to_string()),
                     d.index_bytes,
                     d.total_bytes()
                 );
@@ -470,7 +523,7 @@ impl Projection {
         let values = self
             .rows
             .iter()
-            .flat_map(|(g, p)| [g.total_bytes(), p.total_bytes()])
+            .flat_map(|(g, p)| [g.total_bytes(), p.total_bytes(), p.batch_total_bytes()])
             .map(|b| megabytes(b).max(1e-3).log10());
         let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let (y0, y1) = (lo.floor(), hi.ceil().max(lo.floor() + 1.0));
@@ -483,7 +536,7 @@ impl Projection {
         let mut s = format!(
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
              <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-             <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">Download per phone per day (index + batches, no compression)</text>\n",
+             <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">Download per phone per day (index + batches or filters, no compression)</text>\n",
             w / 2.0
         );
         let mut y = y0;
@@ -524,6 +577,11 @@ impl Projection {
             ("pet", "#d62728", |r: &(Download, Download)| {
                 r.1.total_bytes()
             }),
+            (
+                "pet, batches (version 2)",
+                "#999999",
+                |r: &(Download, Download)| r.1.batch_total_bytes(),
+            ),
         ] {
             let points: Vec<(f64, f64)> = xs
                 .iter()
@@ -606,16 +664,25 @@ mod tests {
     }
 
     /// With next to nothing uploaded, a day is four all-decoy batches of 64 records (the
-    /// frame and body headers, then 24-byte keys or 20-byte tokens) and six rounds of
-    /// index pages.
+    /// frame and version 2 body headers, then 24-byte keys or 20-byte tokens) and six
+    /// rounds of index pages; a `pet` phone fetches their four filters instead.
     #[test]
     fn a_quiet_day_is_four_padded_batches() {
         for (scheme, record) in [("gaen", 24), ("pet", 20)] {
             let d = daily_download(&stats(scheme, 5), 0.0, 5.0).unwrap();
             assert_eq!(d.batches_per_day, 4);
-            assert_eq!(d.batch_bytes, 4 * (74 + 24 + 64 * record));
+            assert_eq!(d.batch_bytes, 4 * (74 + 56 + 64 * record));
             assert!(d.index_bytes > 0);
+            assert_eq!(d.filter_bytes.is_some(), scheme == "pet");
         }
+        let pet = daily_download(&stats("pet", 5), 0.0, 5.0).unwrap();
+        let filters = pet.filter_bytes.unwrap();
+        assert!(
+            filters * 2 < pet.batch_bytes,
+            "{filters} of {}",
+            pet.batch_bytes
+        );
+        assert_eq!(pet.total_bytes(), filters + pet.index_bytes);
     }
 
     /// Past the node's 100,000 entries a batch, a boundary splits, and the bytes grow
@@ -628,10 +695,14 @@ mod tests {
         let d = daily_download(&pet, 10_000.0, 100.0).unwrap();
         assert_eq!(d.entries_per_day, 1_000_000);
         assert_eq!(d.batches_per_day, 12);
-        assert_eq!(d.batch_bytes, 12 * (74 + 24) + 4 * (200_000 + 65_536) * 20);
+        assert_eq!(d.batch_bytes, 12 * (74 + 56) + 4 * (200_000 + 65_536) * 20);
+        // The filters take 4.5 to 5 bytes a token (and a 186-byte frame and header each).
+        let tokens = 4 * (200_000 + 65_536);
+        let per_token = (d.filter_bytes.unwrap() - 12 * 186) as f64 / f64::from(tokens);
+        assert!((4.5..5.0).contains(&per_token), "{per_token}");
         // 4 × 500,000: 5 full batches each, no padding.
         let more = daily_download(&pet, 20_000.0, 100.0).unwrap();
-        assert_eq!(more.batch_bytes, 20 * (74 + 24) + 2_000_000 * 20);
+        assert_eq!(more.batch_bytes, 20 * (74 + 56) + 2_000_000 * 20);
     }
 
     #[test]

@@ -539,6 +539,12 @@ pub struct DetectionConfig {
     pub minimum_daily_score: f64,
     /// Thresholds swept for the precision/recall plot: from, to, step (dB).
     pub sweep_db: [u8; 3],
+    /// `pet` uploads only encounters that could count for the peer, with this margin (dB;
+    /// the client's `report.upload_margin_db`, default 10).
+    pub upload_margin_db: u8,
+    /// `pet` uploads every encounter of the infectious window (the client's
+    /// `report.upload_margin_db = None`), as before issue 18.
+    pub upload_all_encounters: bool,
 }
 
 impl Default for DetectionConfig {
@@ -549,6 +555,8 @@ impl Default for DetectionConfig {
             minimum_window_score: 300.0,
             minimum_daily_score: 900.0,
             sweep_db: [45, 90, 1],
+            upload_margin_db: 10,
+            upload_all_encounters: false,
         }
     }
 }

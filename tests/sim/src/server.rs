@@ -46,6 +46,9 @@ pub struct Published {
     pub entry: BatchIndexEntry,
     /// Its signed bytes.
     pub bytes: Vec<u8>,
+    /// Its signed token filter (publication version 3), for a batch with tokens: what the
+    /// `pet` phones fetch.
+    pub filter: Option<Vec<u8>>,
 }
 
 /// The authority and the node.
@@ -141,10 +144,15 @@ impl Server {
                 .commit_cut(&cut.commit)
                 .map_err(|e| node_error(&e))?;
             for batch in cut.commit.batches {
+                let filter = self
+                    .core
+                    .token_filter(&batch.bytes)
+                    .map_err(|e| node_error(&e))?;
                 self.by_id.insert(batch.entry.id, self.batches.len());
                 self.batches.push(Published {
                     entry: batch.entry,
                     bytes: batch.bytes,
+                    filter,
                 });
             }
         }
@@ -172,7 +180,7 @@ impl Server {
             next_cursor,
             key_rollovers: Vec::new(),
             head: None,
-            token_filters: false,
+            token_filters: true,
         };
         ok(serde_json::to_vec(&index).expect("index serialises"))
     }
@@ -196,10 +204,22 @@ impl Server {
                     return Ok(self.index_after(cursor.parse().unwrap_or(0)));
                 }
                 if let Some(id) = path.strip_prefix("/v1/batches/") {
-                    let found = BatchId::from_hex(id).and_then(|id| self.by_id.get(&id));
-                    return Ok(match found {
-                        Some(i) => ok(self.batches[*i].bytes.clone()),
-                        None => error(404, "not-found"),
+                    let (id, filter) = match id.strip_suffix("/filter") {
+                        Some(id) => (id, true),
+                        None => (id, false),
+                    };
+                    let found = BatchId::from_hex(id)
+                        .and_then(|id| self.by_id.get(&id))
+                        .map(|i| &self.batches[*i]);
+                    return Ok(match (found, filter) {
+                        (Some(batch), false) => ok(batch.bytes.clone()),
+                        (
+                            Some(Published {
+                                filter: Some(f), ..
+                            }),
+                            true,
+                        ) => ok(f.clone()),
+                        _ => error(404, "not-found"),
                     });
                 }
                 Ok(error(404, "not-found"))

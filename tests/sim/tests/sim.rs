@@ -79,6 +79,15 @@ fn sniffers_link_gaen_positives_and_no_pet_positives() {
     assert_eq!(pet.attack.positives_linked, 0, "{:?}", pet.attack);
     assert_eq!(pet.attack.sightings_linked, 0);
     assert_eq!(pet.attack.linked_fraction, 0.0);
+    // Every candidate also tried in every token filter the node published: none answers.
+    assert!(pet.attack.filter_probes > 0, "{:?}", pet.attack);
+    assert_eq!(pet.attack.filter_matches, 0, "{:?}", pet.attack);
+    assert_eq!(gaen.attack.filter_probes, 0);
+    // `pet` phones took the filters in, `gaen` phones the batches; the false notifications
+    // the filters could cause are far below one in a million phone-days.
+    assert!(pet.filters.fetched > 0 && pet.filters.lookups_per_phone_day > 0.0);
+    assert!(pet.filters.false_notifications_per_million_phone_days < 1.0);
+    assert_eq!(gaen.filters.fetched, 0);
 }
 
 fn scored(scenario: &Scenario, gaen_found: Option<Vec<(u32, u32)>>) -> ephemera_sim::Scored {

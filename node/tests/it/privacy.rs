@@ -192,7 +192,7 @@ async fn logs_and_storage_hold_no_codes_tokens_or_addresses() {
         .collect();
     let logs = captured_logs();
     assert!(
-        logs.contains("case-worker sign-in failed"),
+        logs.contains("staff sign-in failed"),
         "the capture works: {logs}"
     );
     for (what, secret) in secrets.iter().chain(&report_material) {

@@ -88,7 +88,7 @@ pub fn create(
     if !is_account_name(name) {
         return Err(ApiError::InvalidParameter {
             name: "name",
-            reason: "must be 1 to 64 letters, digits, '.', '_', '-' or '@', starting with a letter or digit",
+            reason: crate::accounts::NAME_RULE,
         });
     }
     if roles.is_empty() {

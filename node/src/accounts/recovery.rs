@@ -107,4 +107,16 @@ mod tests {
             "too long"
         );
     }
+
+    proptest::proptest! {
+        /// Any text offered as a recovery code is hashed or refused, never a panic, and
+        /// spends nothing unless it is one.
+        #[test]
+        fn any_offered_code_is_refused_cleanly(text in "\\PC{0,40}") {
+            let (_, mut kept) = generate("alice", &mut rand::rng());
+            let _ = hash("alice", &text);
+            proptest::prop_assert!(!spend("alice", &text, &mut kept));
+            proptest::prop_assert_eq!(kept.len(), CODES_PER_SET);
+        }
+    }
 }

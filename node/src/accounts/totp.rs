@@ -281,4 +281,23 @@ mod tests {
         assert!(other.open("alice", &sealed).is_none());
         assert!(seal.open("alice", &sealed[1..]).is_none());
     }
+
+    proptest::proptest! {
+        /// Any text offered as a TOTP code (or a secret) is checked or refused, never a
+        /// panic; a sealed secret's bytes altered anywhere never open.
+        #[test]
+        fn any_offered_code_or_sealed_secret_is_refused_cleanly(text in "\\PC{0,12}", flip in 0usize..48) {
+            let mut rng = rand::rng();
+            let secret = TotpSecret::generate(&mut rng);
+            let now = UnixTime(1_800_000_000);
+            if let Some(step) = secret.check(&text, now, None) {
+                proptest::prop_assert_eq!(secret.code_at_step(step), text.trim().parse::<u32>().unwrap());
+            }
+            let _ = TotpSecret::from_base32(&text);
+            let seal = TotpSeal::new(&CodePepper::generate(&mut rng));
+            let mut sealed = seal.seal("alice", &secret, &mut rng);
+            sealed[flip] ^= 1;
+            proptest::prop_assert!(seal.open("alice", &sealed).is_none());
+        }
+    }
 }

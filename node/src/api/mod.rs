@@ -730,7 +730,7 @@ fn account_name(name: &str) -> Result<&str, ApiError> {
     } else {
         Err(ApiError::InvalidParameter {
             name: "name",
-            reason: "must be 1 to 64 letters, digits, '.', '_', '-' or '@', starting with a letter or digit",
+            reason: crate::accounts::NAME_RULE,
         })
     }
 }

@@ -388,4 +388,32 @@ mod tests {
             "unknown fields are refused"
         );
     }
+
+    proptest::proptest! {
+        /// Any bytes sent as an account body parse or are refused, never a panic, and the
+        /// bodies that hold secrets never show them in `Debug`.
+        #[test]
+        fn any_account_body_parses_or_fails_cleanly(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            secret in "[0-9]{8,16}",
+        ) {
+            let _ = serde_json::from_slice::<LoginRequest>(&bytes);
+            let _ = serde_json::from_slice::<PasswordChangeRequest>(&bytes);
+            let _ = serde_json::from_slice::<CreateAccountRequest>(&bytes);
+            let _ = serde_json::from_slice::<RolesRequest>(&bytes);
+            let _ = serde_json::from_slice::<TotpConfirmRequest>(&bytes);
+            let change: PasswordChangeRequest = serde_json::from_value(
+                serde_json::json!({"current_password": secret, "new_password": secret}),
+            )
+            .unwrap();
+            let login: LoginRequest = serde_json::from_value(
+                serde_json::json!({"name": "a", "password": secret, "totp": secret}),
+            )
+            .unwrap();
+            let confirm: TotpConfirmRequest =
+                serde_json::from_value(serde_json::json!({"code": secret})).unwrap();
+            let shown = format!("{change:?} {login:?} {confirm:?}");
+            proptest::prop_assert!(!shown.contains(&secret), "{}", shown);
+        }
+    }
 }

@@ -75,6 +75,24 @@ fn parse_roles(names: &[String]) -> Result<Vec<Role>, ApiError> {
     accounts::parse_roles(names).map_err(|_| ApiError::UnknownRole)
 }
 
+/// An account name as the audit trail may keep it: a name that cannot be one (it may be a
+/// password typed into the wrong field) is not kept.
+fn trail_name(name: &str) -> String {
+    if accounts::is_account_name(name) {
+        name.to_owned()
+    } else {
+        "(invalid-name)".to_owned()
+    }
+}
+
+/// Roles as the audit trail may keep them: only role names, never other text sent.
+fn trail_roles(names: &[String]) -> Vec<String> {
+    parse_roles(names).map_or_else(
+        |_| vec!["(unknown-role)".to_owned()],
+        |roles| accounts::role_names(&roles),
+    )
+}
+
 impl Node {
     /// Signs a staff account in from within the process (tools, tests): as
     /// [`Node::login_from`] with one source shared by every such caller and no second
@@ -454,28 +472,39 @@ impl Node {
         let credential = session.record.credential.clone();
         let current = Zeroizing::new(current.to_owned());
         let new = Zeroizing::new(new.to_owned());
-        let (ok, fresh) = self
+        let checked = self
             .hashing(move || {
                 if !accounts::check_password(&credential, &current) {
-                    return (false, None);
+                    return Err(ApiError::InvalidCredentials);
                 }
-                let fresh =
-                    accounts::hash_password(&new, &mut rand::rng(), accounts::PBKDF2_ITERATIONS);
-                (true, Some(fresh))
+                if bool::from(subtle::ConstantTimeEq::ct_eq(
+                    current.as_bytes(),
+                    new.as_bytes(),
+                )) {
+                    return Err(ApiError::WeakPassword {
+                        reason: "must differ from the current one",
+                    });
+                }
+                Ok(accounts::hash_password(
+                    &new,
+                    &mut rand::rng(),
+                    accounts::PBKDF2_ITERATIONS,
+                ))
             })
             .await?;
-        let Some(fresh) = fresh.filter(|_| ok) else {
-            return Err(self
-                .refused(
-                    actor,
-                    AuditAction::PasswordChanged,
-                    ApiError::InvalidCredentials,
-                )
-                .await);
-        };
-        if let Ok(mut budget) = self.inner.login_budget.lock() {
+        if !matches!(checked, Err(ApiError::InvalidCredentials))
+            && let Ok(mut budget) = self.inner.login_budget.lock()
+        {
             budget.refund(source.0, &name, now);
         }
+        let fresh = match checked {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                return Err(self
+                    .refused(actor, AuditAction::PasswordChanged, error)
+                    .await);
+            }
+        };
         // Read again: an admin may have changed the account while the hash ran.
         let mut record = self
             .inner
@@ -636,8 +665,8 @@ impl Node {
         roles: &[String],
     ) -> Result<OneTimePassword, ApiError> {
         let action = AuditAction::AccountCreated {
-            account: name.to_owned(),
-            roles: roles.to_vec(),
+            account: trail_name(name),
+            roles: trail_roles(roles),
         };
         let name = name.to_owned();
         let roles = roles.to_vec();
@@ -695,8 +724,8 @@ impl Node {
         roles: &[String],
     ) -> Result<(), ApiError> {
         let action = AuditAction::RolesChanged {
-            account: name.to_owned(),
-            roles: roles.to_vec(),
+            account: trail_name(name),
+            roles: trail_roles(roles),
         };
         let name = name.to_owned();
         let roles = roles.to_vec();

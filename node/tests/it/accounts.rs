@@ -133,6 +133,14 @@ async fn the_first_sign_in_may_only_set_a_long_uncommon_password() {
     )
     .await
     .assert_error(401, "invalid-credentials");
+    node.call(
+        "POST",
+        "/v1/session/password",
+        &bob,
+        Some(change(&one_time, &one_time)),
+    )
+    .await
+    .assert_error(400, "weak-password");
     let changed = node
         .call(
             "POST",
@@ -646,6 +654,14 @@ async fn account_changes_are_in_the_audit_trail_without_secrets() {
     )
     .await
     .assert_error(400, "unknown-role");
+    node.call(
+        "POST",
+        "/v1/accounts",
+        &admin,
+        Some(serde_json::json!({"name": "Tr0ub4dor&3 typed here", "roles": ["auditor"]})),
+    )
+    .await
+    .assert_error(400, "invalid-parameter");
     node.call("POST", "/v1/accounts/bob/disable", &admin, None)
         .await;
     node.call("DELETE", "/v1/sessions", &admin, None).await;
@@ -666,16 +682,21 @@ async fn account_changes_are_in_the_audit_trail_without_secrets() {
             )
         })
         .collect();
-    let tail = &lines[lines.len() - 5..];
+    let tail = &lines[lines.len() - 6..];
     assert_eq!(
         tail,
         [
             "account:caseworker sign-in success",
             "account:caseworker account-created account=bob roles=case-worker success",
-            "account:caseworker roles-changed account=bob roles=root refused:unknown-role",
+            "account:caseworker roles-changed account=bob roles=(unknown-role) refused:unknown-role",
+            "account:caseworker account-created account=(invalid-name) roles=auditor refused:invalid-parameter",
             "account:caseworker account-disabled account=bob success",
             "account:caseworker sessions-revoked account=caseworker success",
         ]
     );
     assert!(!lines.concat().contains(&one_time));
+    assert!(
+        !lines.concat().contains("Tr0ub4dor"),
+        "a name that is none is not kept"
+    );
 }

@@ -208,7 +208,14 @@ impl Node {
                     }
                 }
                 (None, Some(code)) => {
-                    if !recovery::spend(name, code, &mut record.recovery_codes) {
+                    // Spent under the accounts lock on a fresh read: two sign-ins with one
+                    // code cannot both take it.
+                    let spent = self.update_account(name, |fresh| {
+                        let spent = recovery::spend(name, code, &mut fresh.recovery_codes);
+                        record = fresh.clone();
+                        Ok(spent)
+                    })?;
+                    if !spent {
                         return Err(self
                             .refused_as(
                                 actor,
@@ -218,7 +225,6 @@ impl Node {
                             )
                             .await);
                     }
-                    self.inner.store.put_account(name, &record)?;
                     self.audit(
                         actor.clone(),
                         AuditAction::RecoveryCodeUsed,
@@ -263,6 +269,32 @@ impl Node {
             password_change_required: record.must_change_password,
             totp_enrolment_required: self.totp_enrolment_required(&record),
         })
+    }
+
+    /// Applies `change` to a fresh read of `name`'s record and writes it back, under the
+    /// accounts lock, so that concurrent changes (a recovery code spent twice, an admin's
+    /// change during a password change) never overwrite each other.
+    ///
+    /// # Errors
+    /// [`ApiError::Unauthorized`] when the account is gone or disabled meanwhile; `change`'s
+    /// error (nothing written); [`ApiError::Store`].
+    fn update_account<T>(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut AccountRecord) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let _changing = self
+            .inner
+            .accounts_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut record = match self.inner.store.account(name)? {
+            Some(record) if record.enabled => record,
+            _ => return Err(ApiError::Unauthorized),
+        };
+        let value = change(&mut record)?;
+        self.inner.store.put_account(name, &record)?;
+        Ok(value)
     }
 
     fn totp_enrolment_required(&self, record: &AccountRecord) -> bool {
@@ -505,15 +537,12 @@ impl Node {
                     .await);
             }
         };
-        // Read again: an admin may have changed the account while the hash ran.
-        let mut record = self
-            .inner
-            .store
-            .account(&name)?
-            .ok_or(ApiError::Unauthorized)?;
-        record.credential = fresh;
-        record.must_change_password = false;
-        self.inner.store.put_account(&name, &record)?;
+        // On a fresh read: an admin may have changed the account while the hash ran.
+        self.update_account(&name, |record| {
+            record.credential = fresh;
+            record.must_change_password = false;
+            Ok(())
+        })?;
         // Whoever else held a session under the old password is signed out.
         let store = &self.inner.store;
         store.remove_sessions(&|s| s.account == name)?;
@@ -542,9 +571,11 @@ impl Node {
         }
         let name = session.account;
         let secret = TotpSecret::generate(&mut rand::rng());
-        let mut record = session.record;
-        record.totp_pending = Some(self.inner.totp_seal.seal(&name, &secret, &mut rand::rng()));
-        self.inner.store.put_account(&name, &record)?;
+        let sealed = self.inner.totp_seal.seal(&name, &secret, &mut rand::rng());
+        self.update_account(&name, |record| {
+            record.totp_pending = Some(sealed);
+            Ok(())
+        })?;
         self.inner.flusher.flush().await?;
         Ok(TotpEnrolment {
             secret: secret.to_base32().to_string(),
@@ -565,9 +596,8 @@ impl Node {
         }
         let name = session.account;
         let actor = AuditActor::Account(name.clone());
-        let mut record = session.record;
-        let secret = record
-            .totp_pending
+        let pending = session.record.totp_pending;
+        let secret = pending
             .as_deref()
             .and_then(|sealed| self.inner.totp_seal.open(&name, sealed));
         let step = secret
@@ -581,23 +611,40 @@ impl Node {
         if let Ok(mut steps) = self.inner.totp_steps.lock() {
             steps.insert(name.clone(), step);
         }
-        record.totp = record.totp_pending.take();
-        self.audit(actor, AuditAction::TotpEnrolled, AuditOutcome::Success)?;
-        self.issue_recovery_codes(name, record).await
+        self.issue_recovery_codes(name, |record| {
+            // The enrolment confirmed is still the one under way (not replaced meanwhile).
+            if record.totp_pending.is_none() || record.totp_pending != pending {
+                return Err(ApiError::InvalidTotpCode);
+            }
+            record.totp = record.totp_pending.take();
+            Ok(Some(AuditAction::TotpEnrolled))
+        })
+        .await
     }
 
-    /// Gives `name` (whose `record` this is) a new set of recovery codes, records it and
-    /// flushes: the codes to show once.
+    /// Gives `name` a new set of recovery codes once `first` (on a fresh read, under the
+    /// accounts lock) allows it, records it (and `first`'s action) and flushes: the codes to
+    /// show once.
     async fn issue_recovery_codes(
         &self,
         name: String,
-        mut record: AccountRecord,
+        first: impl FnOnce(&mut AccountRecord) -> Result<Option<AuditAction>, ApiError>,
     ) -> Result<RecoveryCodes, ApiError> {
         let (codes, hashes) = recovery::generate(&name, &mut rand::rng());
-        record.recovery_codes = hashes;
-        self.inner.store.put_account(&name, &record)?;
+        let before = self.update_account(&name, |record| {
+            let before = first(record)?;
+            if record.totp.is_none() {
+                return Err(ApiError::TotpNotEnrolled);
+            }
+            record.recovery_codes = hashes;
+            Ok(before)
+        })?;
+        let actor = AuditActor::Account(name);
+        if let Some(action) = before {
+            self.audit(actor.clone(), action, AuditOutcome::Success)?;
+        }
         self.audit(
-            AuditActor::Account(name),
+            actor,
             AuditAction::RecoveryCodesIssued,
             AuditOutcome::Success,
         )?;
@@ -614,10 +661,7 @@ impl Node {
     /// [`ApiError::TotpNotEnrolled`], and as [`Node::authorize`].
     pub async fn renew_recovery_codes(&self, token: &str) -> Result<RecoveryCodes, ApiError> {
         let session = self.authorize(token, Need::Any)?;
-        if session.record.totp.is_none() {
-            return Err(ApiError::TotpNotEnrolled);
-        }
-        self.issue_recovery_codes(session.account, session.record)
+        self.issue_recovery_codes(session.account, |_| Ok(None))
             .await
     }
 
@@ -641,7 +685,17 @@ impl Node {
         let admin = self.authorize(token, Need::OneOf(&[Role::Admin]))?;
         let actor = AuditActor::Account(admin.account.clone());
         let node = self.clone();
-        let result = self.hashing(move || work(&node, admin.roles())).await?;
+        let result = self
+            .hashing(move || {
+                // One change at a time: the last-admin rule reads every account.
+                let _changing = node
+                    .inner
+                    .accounts_lock
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                work(&node, admin.roles())
+            })
+            .await?;
         match result {
             Ok(value) => {
                 self.audit(actor, action, AuditOutcome::Success)?;

@@ -135,6 +135,8 @@ struct Inner {
     /// The last TOTP step each account signed in with, so that no code works twice: in
     /// memory only.
     totp_steps: Mutex<std::collections::HashMap<String, u64>>,
+    /// Held while an account record is read, changed and written back.
+    accounts_lock: Mutex<()>,
     /// Sign-in budgets per client source and per name (issues 24, 17): in memory only.
     login_budget: Mutex<LoginBudget>,
     /// The audit trail's head, opened from the store at its first record.
@@ -299,6 +301,7 @@ impl Node {
                 metrics: Metrics::new(),
                 totp_seal,
                 totp_steps: Mutex::new(std::collections::HashMap::new()),
+                accounts_lock: Mutex::new(()),
                 login_budget: Mutex::new(login_budget),
                 audit: Mutex::new(None),
                 hashing: Arc::new(tokio::sync::Semaphore::new(hashing_threads)),

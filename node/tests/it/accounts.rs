@@ -544,6 +544,15 @@ async fn totp_signs_in_with_a_computed_code_and_recovery_codes_work_once() {
             .status,
         200
     );
+    // Two sign-ins at once with one code: exactly one gets in.
+    let twice = renewed["codes"][1].as_str().unwrap();
+    let (a, b) = tokio::join!(
+        node.sign_in(with(serde_json::json!({"recovery_code": twice}))),
+        node.sign_in(with(serde_json::json!({"recovery_code": twice}))),
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 401], "a recovery code is spent once");
     node.sign_in(with(serde_json::json!({"totp": ""})))
         .await
         .assert_error(400, "invalid-parameter");

@@ -135,6 +135,12 @@ pub enum AuditAction {
         /// The account.
         account: String,
     },
+    /// An account's TOTP second factor and recovery codes were removed (the operator, for
+    /// a person who lost both).
+    TotpRemoved {
+        /// The account.
+        account: String,
+    },
 }
 
 impl fmt::Display for AuditAction {
@@ -181,6 +187,7 @@ impl fmt::Display for AuditAction {
             AuditAction::SessionsRevoked { account } => {
                 write!(f, "sessions-revoked account={account}")
             }
+            AuditAction::TotpRemoved { account } => write!(f, "totp-removed account={account}"),
         }
     }
 }
@@ -610,6 +617,9 @@ mod tests {
             AuditAction::RecoveryCodesIssued,
             AuditAction::RecoveryCodeUsed,
             AuditAction::SessionsRevoked {
+                account: "bob".into(),
+            },
+            AuditAction::TotpRemoved {
                 account: "bob".into(),
             },
         ];

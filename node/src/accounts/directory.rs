@@ -169,19 +169,27 @@ pub fn set_roles(
 }
 
 /// Gives an account a new one-time password (to show once) that its next sign-in must
-/// replace, and ends its sessions. Its second factor stays.
+/// replace, and ends its sessions. Its second factor stays unless `clear_totp` (for a person
+/// who lost both the authenticator and the recovery codes: the operator's, on the command
+/// line).
 ///
 /// # Errors
 /// [`ApiError::UnknownAccount`], [`ApiError::Store`].
 pub fn reset_password(
     store: &dyn ReportStore,
     name: &str,
+    clear_totp: bool,
     rng: &mut impl CryptoRng,
 ) -> Result<Password, ApiError> {
     let mut record = existing(store, name)?;
     let password = Password::generate(rng);
     record.credential = hash_password(password.reveal(), rng, PBKDF2_ITERATIONS);
     record.must_change_password = true;
+    if clear_totp {
+        record.totp = None;
+        record.totp_pending = None;
+        record.recovery_codes.clear();
+    }
     store.put_account(name, &record)?;
     store.remove_sessions(&|s| s.account == name)?;
     Ok(password)
@@ -318,10 +326,29 @@ mod tests {
         set_enabled(&store, "eve", false).unwrap();
         assert_eq!(store.session(&[1; 32]).unwrap(), None);
         store.put_session(&[2; 32], &session).unwrap();
-        let fresh = reset_password(&store, "eve", &mut rng).unwrap();
+        store
+            .put_account(
+                "eve",
+                &AccountRecord {
+                    totp: Some(vec![1; 48]),
+                    recovery_codes: vec![[2; 32]],
+                    ..store.account("eve").unwrap().unwrap()
+                },
+            )
+            .unwrap();
+        reset_password(&store, "eve", false, &mut rng).unwrap();
+        assert!(
+            store.account("eve").unwrap().unwrap().totp.is_some(),
+            "kept"
+        );
+        let fresh = reset_password(&store, "eve", true, &mut rng).unwrap();
         assert_eq!(store.session(&[2; 32]).unwrap(), None);
         let eve = store.account("eve").unwrap().unwrap();
         assert!(eve.must_change_password && check_password(&eve.credential, fresh.reveal()));
+        assert!(
+            eve.totp.is_none() && eve.recovery_codes.is_empty(),
+            "cleared"
+        );
         assert!(matches!(
             create(&store, &Role::ALL, "a b", &[Role::Auditor], NOW, &mut rng),
             Err(ApiError::InvalidParameter { .. })

@@ -88,7 +88,7 @@ pub enum UsersCommand {
     /// Enables a disabled account again.
     Enable(UserArgs),
     /// Gives an account a new one-time password (printed once) and ends its sessions.
-    ResetPassword(UserArgs),
+    ResetPassword(ResetArgs),
     /// Sets an account's roles to exactly those given.
     Grant(UserRolesArgs),
 }
@@ -98,6 +98,20 @@ pub enum UsersCommand {
 pub struct UserArgs {
     /// The account's name.
     pub name: String,
+    /// The data folder.
+    #[command(flatten)]
+    pub folder: FolderArgs,
+}
+
+/// `users reset-password`.
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// The account's name.
+    pub name: String,
+    /// Also remove its TOTP second factor and recovery codes (for a person who lost both);
+    /// it may enrol again after signing in.
+    #[arg(long)]
+    pub clear_totp: bool,
     /// The data folder.
     #[command(flatten)]
     pub folder: FolderArgs,

@@ -25,9 +25,8 @@ pub async fn users(command: &UsersCommand, out: &mut impl Write) -> Result<(), C
     let folder = match command {
         UsersCommand::Add(args) | UsersCommand::Grant(args) => &args.folder,
         UsersCommand::List(folder) => folder,
-        UsersCommand::Disable(args)
-        | UsersCommand::Enable(args)
-        | UsersCommand::ResetPassword(args) => &args.folder,
+        UsersCommand::Disable(args) | UsersCommand::Enable(args) => &args.folder,
+        UsersCommand::ResetPassword(args) => &args.folder,
     };
     let (store, keys) = super::audit::open(folder).await?;
     let now = SystemClock.now();
@@ -110,8 +109,14 @@ pub async fn users(command: &UsersCommand, out: &mut impl Write) -> Result<(), C
             let action = AuditAction::PasswordReset {
                 account: args.name.clone(),
             };
-            let result = directory::reset_password(&store, &args.name, &mut rng);
+            let result = directory::reset_password(&store, &args.name, args.clear_totp, &mut rng);
             let password = record(&store, &keys, action, result)?;
+            if args.clear_totp {
+                let removed = AuditAction::TotpRemoved {
+                    account: args.name.clone(),
+                };
+                record(&store, &keys, removed, Ok(()))?;
+            }
             writeln!(
                 out,
                 "account {}: its sessions ended; its one-time password, shown once (the next \

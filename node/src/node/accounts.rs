@@ -805,8 +805,12 @@ impl Node {
         };
         let name = name.to_owned();
         self.admin_change(token, action, move |node, _| {
-            let password =
-                directory::reset_password(node.inner.store.as_ref(), &name, &mut rand::rng())?;
+            let password = directory::reset_password(
+                node.inner.store.as_ref(),
+                &name,
+                false,
+                &mut rand::rng(),
+            )?;
             Ok(OneTimePassword {
                 name,
                 password: password.reveal().to_owned(),

@@ -363,6 +363,11 @@ async fn users_manages_accounts_on_a_stopped_node_and_is_audited() {
     .assert_error(401, "invalid-credentials");
     node.stop().await;
     assert!(users(&["enable", "lab"], dir.path()).status.success());
+    let cleared = one_time_password(&users(
+        &["reset-password", "lab", "--clear-totp"],
+        dir.path(),
+    ));
+    assert_eq!(cleared.len(), 24);
     let reset = one_time_password(&users(&["reset-password", &admin], dir.path()));
     let node = TestNode::start(dir.path(), clock.clone()).await;
     node.post_json(
@@ -389,6 +394,8 @@ async fn users_manages_accounts_on_a_stopped_node_and_is_audited() {
         "operator,roles-changed account=lab roles=case-worker,success",
         "operator,account-disabled account=lab,success",
         "operator,account-enabled account=lab,success",
+        "operator,password-reset account=lab,success",
+        "operator,totp-removed account=lab,success",
         &format!("operator,password-reset account={admin},success"),
     ] {
         assert!(csv.contains(line), "{line} missing: {csv}");

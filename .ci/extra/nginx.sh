@@ -96,6 +96,15 @@ expect 403 "POST /v1/codes from the public side" \
   "$(status POST /v1/codes -H 'content-type: application/json' --data-binary '{}')"
 expect 403 "POST /v1/session from the public side" \
   "$(status POST /v1/session -H 'content-type: application/json' --data-binary '{}')"
+expect 403 "GET /v1/accounts from the public side" "$(status GET /v1/accounts)"
+expect 403 "POST /v1/accounts/<name>/disable from the public side" \
+  "$(status POST /v1/accounts/caseworker/disable)"
+expect 403 "POST /v1/session/password from the public side" \
+  "$(status POST /v1/session/password -H 'content-type: application/json' --data-binary '{}')"
+expect 401 "GET /v1/accounts from the console network reaches the node" \
+  "$(status GET /v1/accounts --interface 127.0.0.2)"
+expect 401 "DELETE /v1/sessions from the console network reaches the node" \
+  "$(status DELETE /v1/sessions --interface 127.0.0.2)"
 expect 200 "GET /case-worker from the console network" "$(status GET /case-worker --interface 127.0.0.2)"
 expect 401 "POST /v1/codes from the console network reaches the node" \
   "$(status POST /v1/codes --interface 127.0.0.2 -H 'content-type: application/json' --data-binary '{}')"

@@ -270,6 +270,13 @@ config_keys! {
         /// Seconds a case-worker session lasts (default: a working day).
         session_lifetime_seconds: u64 = 8 * 3600, range(60, 7 * 86_400),
             was = "session_lifetime_seconds";
+        /// Seconds a staff session may go unused before it ends (counted in whole minutes).
+        /// Sessions are kept in the database as hashes of their tokens, so they survive a
+        /// restart; sign-out, sign-out everywhere and an admin's disable end them at once.
+        session_idle_seconds: u64 = 30 * 60, range(60, 7 * 86_400);
+        /// Require a TOTP second factor of every staff account: an account without one
+        /// can, once signed in, only enrol one (`totp-enrolment-required` elsewhere).
+        require_totp: bool = false;
         /// Make today's and tomorrow's blind-token keys ahead and serve them signed at
         /// `GET /v2/token-keys` (`docs/PROTOCOL.md` §4.4), so phones verify at
         /// `POST /v2/verify` with a blind token the authority cannot link to their upload.
@@ -282,8 +289,9 @@ config_keys! {
         /// codes need none (`docs/SECURITY.md`, "Guessing codes").
         verify_failures_per_minute: u32 = 600, range(1, 1_000_000),
             was = "verify_failures_per_minute";
-        /// Failed sign-ins per case-worker name per client source per 15 minutes (20 times
-        /// that per source over all names). No source can lock out another.
+        /// Failed sign-ins per staff name per client source per 15 minutes (20 times that
+        /// per source over all names, and 10 times that per name over all sources, whether
+        /// or not the name is an account's).
         login_failures_per_user: u32 = 5, range(1, 1000), was = "login_failures_per_user";
         /// Most codes one bulk request issues.
         max_codes_per_request: u32 = Policy::default().max_codes_per_request,

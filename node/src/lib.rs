@@ -35,9 +35,9 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod api;
 mod batch_cache;
-mod caseworker;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -52,6 +52,6 @@ pub mod server;
 /// The policy core this node drives, and its store and keys (re-exported).
 pub use ephemera_node_core::{self as core, keys, store};
 
+pub use accounts::Password;
 pub use batch_cache::CachedBatch;
-pub use caseworker::Password;
 pub use node::{Node, NodeError, Opened};

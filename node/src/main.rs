@@ -38,6 +38,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             current_thread()?.block_on(cli::upgrade(&folder, &mut stdout))?
         }
         Command::Audit(command) => current_thread()?.block_on(cli::audit(&command, &mut stdout))?,
+        Command::Users(command) => current_thread()?.block_on(cli::users(&command, &mut stdout))?,
     }
     Ok(())
 }

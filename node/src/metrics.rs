@@ -190,14 +190,14 @@ enum Kind {
 /// | --- | --- |
 /// | `phone` | `POST /v1/verify`, `POST /v1/uploads` |
 /// | `serving` | `/v1/batches*`, `/v1/exports/*`, `/v1/authority*`, `/v1/openapi.json` |
-/// | `console` | `/v1/session`, `/v1/codes`, `/case-worker*`, `/` |
+/// | `console` | `/v1/session*`, `/v1/accounts*`, `/v1/codes`, `/case-worker*`, `/` |
 /// | `health` | `/healthz`, `/metrics` |
 /// | `other` | anything else (404s) |
 pub(crate) fn route_class(path: &str) -> &'static str {
     match path {
         "/v1/verify" | "/v1/uploads" => "phone",
         "/healthz" | "/metrics" => "health",
-        "/v1/session" | "/v1/codes" => "console",
+        "/v1/session" | "/v1/sessions" | "/v1/accounts" | "/v1/codes" => "console",
         "/v1/batches" | "/v1/openapi.json" | "/v1/authority" => "serving",
         _ if path.starts_with("/v1/batches/")
             || path.starts_with("/v1/exports/")
@@ -205,7 +205,13 @@ pub(crate) fn route_class(path: &str) -> &'static str {
         {
             "serving"
         }
-        _ if path == "/" || path.starts_with("/case-worker") => "console",
+        _ if path == "/"
+            || path.starts_with("/case-worker")
+            || path.starts_with("/v1/session/")
+            || path.starts_with("/v1/accounts/") =>
+        {
+            "console"
+        }
         _ => "other",
     }
 }
@@ -843,6 +849,8 @@ pub(crate) mod tests {
             ("/v1/exports/index.txt", "serving"),
             ("/v1/authority/export-key.pem", "serving"),
             ("/v1/codes", "console"),
+            ("/v1/session/totp", "console"),
+            ("/v1/accounts/bob/roles", "console"),
             ("/v1/session", "console"),
             ("/case-worker", "console"),
             ("/case-worker.js", "console"),

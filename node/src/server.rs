@@ -197,7 +197,7 @@ pub enum Class {
     Health,
     /// `/v1/verify`, `/v1/uploads`.
     Phone,
-    /// Sign-in, codes, the case-worker page, `/metrics`.
+    /// Sign-in and sessions, accounts, codes, the case-worker page, `/metrics`.
     Console,
     /// Batches, exports, authority keys, the OpenAPI document, and unknown paths.
     Serving,
@@ -209,8 +209,15 @@ impl Class {
         match path {
             "/healthz" => Class::Health,
             "/v1/verify" | "/v1/uploads" => Class::Phone,
-            "/v1/session" | "/v1/codes" | "/metrics" => Class::Console,
-            p if p.starts_with("/case-worker") => Class::Console,
+            "/v1/session" | "/v1/sessions" | "/v1/accounts" | "/v1/codes" | "/metrics" => {
+                Class::Console
+            }
+            p if p.starts_with("/case-worker")
+                || p.starts_with("/v1/session/")
+                || p.starts_with("/v1/accounts/") =>
+            {
+                Class::Console
+            }
             _ => Class::Serving,
         }
     }
@@ -932,6 +939,10 @@ mod tests {
         assert_eq!(Class::of("/v1/verify"), Class::Phone);
         assert_eq!(Class::of("/v1/uploads"), Class::Phone);
         assert_eq!(Class::of("/v1/session"), Class::Console);
+        assert_eq!(Class::of("/v1/session/password"), Class::Console);
+        assert_eq!(Class::of("/v1/sessions"), Class::Console);
+        assert_eq!(Class::of("/v1/accounts"), Class::Console);
+        assert_eq!(Class::of("/v1/accounts/bob/disable"), Class::Console);
         assert_eq!(Class::of("/case-worker"), Class::Console);
         assert_eq!(Class::of("/v1/batches"), Class::Serving);
         assert_eq!(Class::of("/nope"), Class::Serving);

@@ -93,6 +93,54 @@ pub enum AuditAction {
     },
     /// The trail was exported.
     Exported,
+    /// A staff account was created with these roles.
+    AccountCreated {
+        /// The new account.
+        account: String,
+        /// Its roles, by name.
+        roles: Vec<String>,
+    },
+    /// A staff account was disabled (its sessions end with it).
+    AccountDisabled {
+        /// The account.
+        account: String,
+    },
+    /// A disabled staff account was enabled again.
+    AccountEnabled {
+        /// The account.
+        account: String,
+    },
+    /// A staff account's roles were set to these.
+    RolesChanged {
+        /// The account.
+        account: String,
+        /// Its roles now, by name.
+        roles: Vec<String>,
+    },
+    /// The actor changed its own password.
+    PasswordChanged,
+    /// An account's password was reset to a one-time password (never recorded).
+    PasswordReset {
+        /// The account.
+        account: String,
+    },
+    /// The actor enrolled a TOTP second factor.
+    TotpEnrolled,
+    /// The actor was given a new set of recovery codes (never recorded).
+    RecoveryCodesIssued,
+    /// The actor signed in with one of its recovery codes (never recorded).
+    RecoveryCodeUsed,
+    /// Every session of an account was ended.
+    SessionsRevoked {
+        /// The account.
+        account: String,
+    },
+    /// An account's TOTP second factor and recovery codes were removed (the operator, for
+    /// a person who lost both).
+    TotpRemoved {
+        /// The account.
+        account: String,
+    },
 }
 
 impl fmt::Display for AuditAction {
@@ -109,6 +157,37 @@ impl fmt::Display for AuditAction {
             }
             AuditAction::Purged { through } => write!(f, "purged through={through}"),
             AuditAction::Exported => f.write_str("exported"),
+            AuditAction::AccountCreated { account, roles } => {
+                write!(
+                    f,
+                    "account-created account={account} roles={}",
+                    roles.join("+")
+                )
+            }
+            AuditAction::AccountDisabled { account } => {
+                write!(f, "account-disabled account={account}")
+            }
+            AuditAction::AccountEnabled { account } => {
+                write!(f, "account-enabled account={account}")
+            }
+            AuditAction::RolesChanged { account, roles } => {
+                write!(
+                    f,
+                    "roles-changed account={account} roles={}",
+                    roles.join("+")
+                )
+            }
+            AuditAction::PasswordChanged => f.write_str("password-changed"),
+            AuditAction::PasswordReset { account } => {
+                write!(f, "password-reset account={account}")
+            }
+            AuditAction::TotpEnrolled => f.write_str("totp-enrolled"),
+            AuditAction::RecoveryCodesIssued => f.write_str("recovery-codes-issued"),
+            AuditAction::RecoveryCodeUsed => f.write_str("recovery-code-used"),
+            AuditAction::SessionsRevoked { account } => {
+                write!(f, "sessions-revoked account={account}")
+            }
+            AuditAction::TotpRemoved { account } => write!(f, "totp-removed account={account}"),
         }
     }
 }
@@ -507,5 +586,54 @@ mod tests {
             "account:alice codes-issued count=1 test_type=1 success"
         );
         assert_eq!(AuditActor::UnknownAccount.to_string(), "unknown-account");
+    }
+
+    #[test]
+    fn account_actions_are_appended_so_old_trails_decode_alike() {
+        // postcard names a variant by its index: the ones before the account actions keep
+        // theirs, so a trail written before them decodes and hashes as it did.
+        let old = postcard::to_allocvec(&AuditAction::Exported).unwrap();
+        assert_eq!(old, vec![4]);
+        let actions = [
+            AuditAction::AccountCreated {
+                account: "bob".into(),
+                roles: vec!["case-worker".into(), "auditor".into()],
+            },
+            AuditAction::AccountDisabled {
+                account: "bob".into(),
+            },
+            AuditAction::AccountEnabled {
+                account: "bob".into(),
+            },
+            AuditAction::RolesChanged {
+                account: "bob".into(),
+                roles: vec!["admin".into()],
+            },
+            AuditAction::PasswordChanged,
+            AuditAction::PasswordReset {
+                account: "bob".into(),
+            },
+            AuditAction::TotpEnrolled,
+            AuditAction::RecoveryCodesIssued,
+            AuditAction::RecoveryCodeUsed,
+            AuditAction::SessionsRevoked {
+                account: "bob".into(),
+            },
+            AuditAction::TotpRemoved {
+                account: "bob".into(),
+            },
+        ];
+        for (index, action) in actions.iter().enumerate() {
+            let bytes = postcard::to_allocvec(action).unwrap();
+            assert_eq!(usize::from(bytes[0]), 5 + index, "{action}");
+            assert_eq!(
+                &postcard::from_bytes::<AuditAction>(&bytes).unwrap(),
+                action
+            );
+        }
+        assert_eq!(
+            actions[0].to_string(),
+            "account-created account=bob roles=case-worker+auditor"
+        );
     }
 }

@@ -108,10 +108,27 @@ class Node:
         self._start()
 
     def _login(self, name, password):
+        """Signs in; a first sign-in with the printed one-time password sets a password of
+        the harness's own first (the node allows nothing else until then) and keeps it for
+        later starts."""
         body = json.dumps({"name": name, "password": password}).encode()
         status, answer, _ = http(self.url, "POST", "/v1/session", body, "application/json")
         assert status == 200, (status, answer)
-        return json.loads(answer)["token"]
+        session = json.loads(answer)
+        if session.get("password_change_required"):
+            chosen = "harness-" + password
+            change = json.dumps({"current_password": password, "new_password": chosen}).encode()
+            status, answer, _ = http(
+                self.url,
+                "POST",
+                "/v1/session/password",
+                change,
+                "application/json",
+                {"Authorization": "Bearer " + session["token"]},
+            )
+            assert status == 204, (status, answer)
+            self.credentials = (name, chosen)
+        return session["token"]
 
     def issue_code(self, test_type="confirmed", symptom_onset=None):
         """One upload code, as the case-worker page issues it."""

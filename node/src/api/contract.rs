@@ -13,10 +13,14 @@ pub const EXPORT_FILE_PATTERN: &str = "^[0-9]{1,20}-[0-9]{1,20}-[0-9]{5,20}\\.zi
 /// `GET /v1/batches?after=`: the largest cursor, `i64::MAX`, so that clients with signed
 /// 64-bit integers can hold every value the node accepts.
 pub const MAX_CURSOR: u64 = i64::MAX as u64;
-/// `POST /v1/session`: the longest case-worker name, in characters.
+/// `POST /v1/session`: the longest account name, in characters.
 pub const MAX_NAME_CHARS: usize = 64;
 /// `POST /v1/session`: the longest password, in characters (generated ones have 24).
 pub const MAX_PASSWORD_CHARS: usize = 256;
+/// An account's name (`POST /v1/accounts`, `/v1/accounts/{name}/...`): 1 to 64 letters,
+/// digits, `.`, `_`, `-` or `@` (ASCII), starting with a letter or digit
+/// ([`crate::accounts::is_account_name`]).
+pub const ACCOUNT_NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$";
 /// `POST /v1/codes`: a symptom onset, `YYYY-MM-DD` (and a real calendar day).
 pub const DATE_PATTERN: &str = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$";
 /// A code as the node issues it: 16 Crockford base32 symbols in groups of four.

@@ -102,6 +102,51 @@ pub enum ApiError {
     /// before them) wait until space is freed.
     #[error("the node is short of disk space; try again later")]
     InsufficientStorage,
+    /// The account's password was set by someone else: the session may only set a new one
+    /// (`POST /v1/session/password`).
+    #[error("set a new password first (POST /v1/session/password)")]
+    PasswordChangeRequired,
+    /// Every account must have a second factor and this one has none: the session may only
+    /// enrol one (`POST /v1/session/totp`).
+    #[error("enrol a TOTP second factor first (POST /v1/session/totp)")]
+    TotpEnrolmentRequired,
+    /// The name and password are right and the account has TOTP: sign in again with
+    /// `totp` (or `recovery_code`).
+    #[error("this account needs a TOTP code (or a recovery code) to sign in")]
+    TotpRequired,
+    /// The session's account lacks the role the request needs.
+    #[error("this account lacks the role `{role}` for this")]
+    Forbidden {
+        /// The role needed.
+        role: &'static str,
+    },
+    /// A chosen password breaks a rule.
+    #[error("the new password {reason}")]
+    WeakPassword {
+        /// Which rule.
+        reason: &'static str,
+    },
+    /// No account has this name.
+    #[error("no account has this name")]
+    UnknownAccount,
+    /// An account with this name exists (disabled ones too: names are never reused).
+    #[error("an account with this name exists")]
+    AccountExists,
+    /// A role name is none of `admin`, `case-worker`, `bulk-issuer`, `auditor`.
+    #[error("unknown role; roles are admin, case-worker, bulk-issuer and auditor")]
+    UnknownRole,
+    /// A grant above the granter's own roles.
+    #[error("roles can be granted only up to the granter's own")]
+    AboveOwnRoles,
+    /// The change would leave no enabled admin.
+    #[error("the last enabled admin cannot be disabled or lose the admin role")]
+    LastAdmin,
+    /// A TOTP code that does not match (enrolment), or no enrolment under way.
+    #[error("the TOTP code does not match the secret being enrolled")]
+    InvalidTotpCode,
+    /// Recovery codes need a TOTP second factor.
+    #[error("this account has no TOTP second factor")]
+    TotpNotEnrolled,
 }
 
 impl ApiError {
@@ -137,6 +182,13 @@ impl ApiError {
             BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             DeadlineExceeded | Overloaded | InsufficientStorage => StatusCode::SERVICE_UNAVAILABLE,
             UriTooLong => StatusCode::URI_TOO_LONG,
+            PasswordChangeRequired | TotpEnrolmentRequired | Forbidden { .. } | AboveOwnRoles => {
+                StatusCode::FORBIDDEN
+            }
+            TotpRequired => StatusCode::UNAUTHORIZED,
+            WeakPassword { .. } | UnknownRole | InvalidTotpCode => StatusCode::BAD_REQUEST,
+            UnknownAccount => StatusCode::NOT_FOUND,
+            AccountExists | LastAdmin | TotpNotEnrolled => StatusCode::CONFLICT,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
     }
@@ -178,6 +230,18 @@ impl ApiError {
             HeadersTooLarge => "headers-too-large",
             Sealed(SealError::UnknownKey) => "unknown-sealing-key",
             Sealed(_) => "unreadable-sealed-body",
+            PasswordChangeRequired => "password-change-required",
+            TotpEnrolmentRequired => "totp-enrolment-required",
+            TotpRequired => "totp-required",
+            Forbidden { .. } => "forbidden",
+            WeakPassword { .. } => "weak-password",
+            UnknownAccount => "unknown-account",
+            AccountExists => "account-exists",
+            UnknownRole => "unknown-role",
+            AboveOwnRoles => "above-own-roles",
+            LastAdmin => "last-admin",
+            InvalidTotpCode => "invalid-totp-code",
+            TotpNotEnrolled => "totp-not-enrolled",
         }
     }
 
@@ -391,6 +455,32 @@ mod tests {
                 ApiError::InsufficientStorage,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "insufficient-storage",
+            ),
+            (
+                ApiError::PasswordChangeRequired,
+                StatusCode::FORBIDDEN,
+                "password-change-required",
+            ),
+            (
+                ApiError::TotpRequired,
+                StatusCode::UNAUTHORIZED,
+                "totp-required",
+            ),
+            (
+                ApiError::Forbidden { role: "admin" },
+                StatusCode::FORBIDDEN,
+                "forbidden",
+            ),
+            (ApiError::LastAdmin, StatusCode::CONFLICT, "last-admin"),
+            (
+                ApiError::UnknownRole,
+                StatusCode::BAD_REQUEST,
+                "unknown-role",
+            ),
+            (
+                ApiError::AboveOwnRoles,
+                StatusCode::FORBIDDEN,
+                "above-own-roles",
             ),
         ];
         for (error, status, code) in cases {

@@ -16,9 +16,20 @@
 //! | `GET /v1/batches/{id}` | | signed batch bytes, immutable |
 //! | `GET /v1/exports/index.txt` | | GAEN index: `v1/exports/<file>` per line |
 //! | `GET /v1/exports/{file}` | | GAEN export zip (`export.bin` + `export.sig`), immutable |
-//! | `POST /v1/session` | [`types::LoginRequest`] | [`types::LoginResponse`] |
+//! | `POST /v1/session` | [`types::LoginRequest`] | [`types::LoginResponse`]; 401 `totp-required` |
+//! | `GET /v1/session` | bearer | [`types::SessionInfo`] |
 //! | `DELETE /v1/session` | bearer | 204 |
-//! | `POST /v1/codes` | bearer, [`types::IssueCodesRequest`] | [`types::IssueCodesResponse`] or CSV |
+//! | `DELETE /v1/sessions` | bearer | 204: every session of the account ends |
+//! | `POST /v1/session/password` | bearer, [`types::PasswordChangeRequest`] | 204 |
+//! | `POST /v1/session/totp` | bearer | [`types::TotpEnrolment`], shown once |
+//! | `POST /v1/session/totp/confirm` | bearer, [`types::TotpConfirmRequest`] | [`types::RecoveryCodes`], shown once |
+//! | `POST /v1/session/recovery-codes` | bearer | [`types::RecoveryCodes`], a new set |
+//! | `GET /v1/accounts` | bearer (admin) | [`crate::accounts::directory::AccountSummary`] list |
+//! | `POST /v1/accounts` | bearer (admin), [`types::CreateAccountRequest`] | 201 [`types::OneTimePassword`] |
+//! | `POST /v1/accounts/{name}/disable`, `/enable` | bearer (admin) | 204 |
+//! | `POST /v1/accounts/{name}/roles` | bearer (admin), [`types::RolesRequest`] | 204 |
+//! | `POST /v1/accounts/{name}/reset-password` | bearer (admin) | [`types::OneTimePassword`] |
+//! | `POST /v1/codes` | bearer (case-worker: one code; bulk-issuer: more, or CSV), [`types::IssueCodesRequest`] | [`types::IssueCodesResponse`] or CSV |
 //! | `GET /case-worker` | | the case-worker page |
 //!
 //! No layer logs requests or peers. Bodies arrive here already read: `crate::server` reads
@@ -48,7 +59,13 @@ use serde::Deserialize;
 
 use crate::node::Node;
 use error::ApiError;
-use types::{Health, IssueCodesRequest, LoginRequest};
+use types::{
+    CreateAccountRequest, Health, IssueCodesRequest, LoginRequest, PasswordChangeRequest,
+    RolesRequest, TotpConfirmRequest,
+};
+
+use crate::node::{Need, SecondFactor};
+use crate::store::Role;
 
 pub use immutable::cached_batch;
 pub use openapi::document as openapi_document;
@@ -95,9 +112,34 @@ pub fn router(node: Node) -> Router {
         .route(
             "/v1/session",
             post(login)
+                .get(session_info)
                 .delete(logout)
                 .layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
         )
+        .route(
+            "/v1/session/password",
+            post(change_password).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .route("/v1/sessions", axum::routing::delete(logout_everywhere))
+        .route("/v1/session/totp", post(begin_totp))
+        .route(
+            "/v1/session/totp/confirm",
+            post(confirm_totp).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .route("/v1/session/recovery-codes", post(recovery_codes))
+        .route(
+            "/v1/accounts",
+            get(list_accounts)
+                .post(create_account)
+                .layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .route("/v1/accounts/{name}/disable", post(disable_account))
+        .route("/v1/accounts/{name}/enable", post(enable_account))
+        .route(
+            "/v1/accounts/{name}/roles",
+            post(set_roles).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .route("/v1/accounts/{name}/reset-password", post(reset_password))
         .route(
             "/v1/codes",
             post(issue_codes).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
@@ -179,6 +221,27 @@ fn padded_json(bytes: Vec<u8>) -> Response {
             (header::CACHE_CONTROL, "no-store"),
         ],
         bytes,
+    )
+        .into_response()
+}
+
+/// The bearer token and JSON body of a signed-in request, checked in that order: a request
+/// without a session learns nothing about its body.
+fn signed_json<T: for<'de> Deserialize<'de>>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(&str, T), ApiError> {
+    let token = bearer(headers)?;
+    require_json(headers)?;
+    Ok((token, json_body(body)?))
+}
+
+/// A JSON answer that no cache keeps (sessions, accounts, one-time secrets).
+fn no_store<T: serde::Serialize>(status: StatusCode, value: T) -> Response {
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(value),
     )
         .into_response()
 }
@@ -521,7 +584,26 @@ async fn export_file(
     ))
 }
 
-/// Signs a case worker in.
+/// Refuses a name or password field longer than the contract allows, before any guess is
+/// charged.
+fn check_lengths(name: &str, password: &str) -> Result<(), ApiError> {
+    if !contract::length_fits(name, contract::MAX_NAME_CHARS) {
+        return Err(ApiError::InvalidParameter {
+            name: "name",
+            reason: "must have 1 to 64 characters",
+        });
+    }
+    if !contract::length_fits(password, contract::MAX_PASSWORD_CHARS) {
+        return Err(ApiError::InvalidParameter {
+            name: "password",
+            reason: "must have 1 to 256 characters",
+        });
+    }
+    Ok(())
+}
+
+/// Signs a staff account in. An account with TOTP also sends `totp` (or `recovery_code`);
+/// without it a right password gets 401 `totp-required`.
 #[utoipa::path(post, path = "/v1/session", request_body = LoginRequest,
     responses((status = 200, body = types::LoginResponse)))]
 async fn login(
@@ -533,23 +615,34 @@ async fn login(
     require_json(&headers)?;
     let request: LoginRequest = json_body(body)?;
     // Checked before the guessing budget is charged: a malformed request guesses nothing.
-    if !contract::length_fits(&request.name, contract::MAX_NAME_CHARS) {
+    check_lengths(&request.name, &request.password)?;
+    let second = [&request.totp, &request.recovery_code];
+    if second.iter().any(|c| {
+        c.as_deref()
+            .is_some_and(|c| c.is_empty() || c.chars().count() > 64)
+    }) {
         return Err(ApiError::InvalidParameter {
-            name: "name",
-            reason: "must have 1 to 64 characters",
-        });
-    }
-    if !contract::length_fits(&request.password, contract::MAX_PASSWORD_CHARS) {
-        return Err(ApiError::InvalidParameter {
-            name: "password",
-            reason: "must have 1 to 256 characters",
+            name: "totp",
+            reason: "a TOTP or recovery code has 1 to 64 characters",
         });
     }
     let source = source.map_or(crate::server::Source(0), |s| s.0);
+    let second = SecondFactor {
+        totp: request.totp.clone().map(zeroize::Zeroizing::new),
+        recovery_code: request.recovery_code.clone().map(zeroize::Zeroizing::new),
+    };
     let response = node
-        .login_from(&request.name, &request.password, source)
+        .login_from(&request.name, &request.password, second, source)
         .await?;
-    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(response)).into_response())
+    Ok(no_store(StatusCode::OK, response))
+}
+
+/// Who the session is: its account, roles, and whether it must set a password or enrol
+/// TOTP first.
+#[utoipa::path(get, path = "/v1/session", responses((status = 200, body = types::SessionInfo)), security(("bearer" = [])))]
+async fn session_info(State(node): State<Node>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let info = node.session_info(bearer(&headers)?)?;
+    Ok(no_store(StatusCode::OK, info))
 }
 
 /// Signs out.
@@ -559,7 +652,190 @@ async fn logout(State(node): State<Node>, headers: HeaderMap) -> Result<StatusCo
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Issues upload codes; `Accept: text/csv` returns CSV for bulk issuing.
+/// Signs the account out everywhere: every session of it ends, this one too.
+#[utoipa::path(delete, path = "/v1/sessions", responses((status = 204, description = "Every session of the account ended")), security(("bearer" = [])))]
+async fn logout_everywhere(
+    State(node): State<Node>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    node.logout_everywhere(bearer(&headers)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets a new password (12 to 256 characters, not a common one): the one thing a session
+/// whose password was set by someone else may do. The account's other sessions end.
+#[utoipa::path(post, path = "/v1/session/password", request_body = PasswordChangeRequest,
+    responses((status = 204, description = "Password changed")), security(("bearer" = [])))]
+async fn change_password(
+    State(node): State<Node>,
+    source: Option<axum::Extension<crate::server::Source>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    let (token, request): (&str, PasswordChangeRequest) = signed_json(&headers, body)?;
+    if !contract::length_fits(&request.current_password, contract::MAX_PASSWORD_CHARS) {
+        return Err(ApiError::InvalidParameter {
+            name: "current_password",
+            reason: "must have 1 to 256 characters",
+        });
+    }
+    if request.new_password.chars().count() > contract::MAX_PASSWORD_CHARS {
+        return Err(ApiError::InvalidParameter {
+            name: "new_password",
+            reason: "must have at most 256 characters",
+        });
+    }
+    let source = source.map_or(crate::server::Source(0), |s| s.0);
+    node.change_password(
+        token,
+        &request.current_password,
+        &request.new_password,
+        source,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts enrolling a TOTP second factor: a new secret, shown once, that takes effect when
+/// a code from it is confirmed.
+#[utoipa::path(post, path = "/v1/session/totp", responses((status = 200, body = types::TotpEnrolment)), security(("bearer" = [])))]
+async fn begin_totp(State(node): State<Node>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let enrolment = node.begin_totp(bearer(&headers)?).await?;
+    Ok(no_store(StatusCode::OK, enrolment))
+}
+
+/// Confirms the TOTP enrolment with a code from its secret; answers the account's new
+/// recovery codes, shown once.
+#[utoipa::path(post, path = "/v1/session/totp/confirm", request_body = TotpConfirmRequest,
+    responses((status = 200, body = types::RecoveryCodes)), security(("bearer" = [])))]
+async fn confirm_totp(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (token, request): (&str, TotpConfirmRequest) = signed_json(&headers, body)?;
+    let codes = node.confirm_totp(token, &request.code).await?;
+    Ok(no_store(StatusCode::OK, codes))
+}
+
+/// A new set of recovery codes (the old set stops working), shown once.
+#[utoipa::path(post, path = "/v1/session/recovery-codes", responses((status = 200, body = types::RecoveryCodes)), security(("bearer" = [])))]
+async fn recovery_codes(
+    State(node): State<Node>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let codes = node.renew_recovery_codes(bearer(&headers)?).await?;
+    Ok(no_store(StatusCode::OK, codes))
+}
+
+/// Every staff account (admins only).
+#[utoipa::path(get, path = "/v1/accounts", responses((status = 200, body = Vec<crate::accounts::directory::AccountSummary>)), security(("bearer" = [])))]
+async fn list_accounts(State(node): State<Node>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let accounts = node.list_accounts(bearer(&headers)?)?;
+    Ok(no_store(StatusCode::OK, accounts))
+}
+
+/// Creates an account (admins only, roles up to the admin's own); its one-time password is
+/// shown once, and its first sign-in must replace it.
+#[utoipa::path(post, path = "/v1/accounts", request_body = CreateAccountRequest,
+    responses((status = 201, body = types::OneTimePassword)), security(("bearer" = [])))]
+async fn create_account(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (token, request): (&str, CreateAccountRequest) = signed_json(&headers, body)?;
+    let created = node
+        .create_account(token, &request.name, &request.roles)
+        .await?;
+    Ok(no_store(StatusCode::CREATED, created))
+}
+
+/// The account named in a path, if it can be one.
+fn account_name(name: &str) -> Result<&str, ApiError> {
+    if crate::accounts::is_account_name(name) {
+        Ok(name)
+    } else {
+        Err(ApiError::InvalidParameter {
+            name: "name",
+            reason: crate::accounts::NAME_RULE,
+        })
+    }
+}
+
+/// Disables an account (admins only): its sessions end at once. Accounts are never
+/// deleted; the last enabled admin is never disabled.
+#[utoipa::path(post, path = "/v1/accounts/{name}/disable",
+    params(("name" = String, Path, description = "The account")),
+    responses((status = 204, description = "Disabled")), security(("bearer" = [])))]
+async fn disable_account(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    set_enabled(&node, &name, &headers, false).await
+}
+
+/// Enables a disabled account again (admins only).
+#[utoipa::path(post, path = "/v1/accounts/{name}/enable",
+    params(("name" = String, Path, description = "The account")),
+    responses((status = 204, description = "Enabled")), security(("bearer" = [])))]
+async fn enable_account(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    set_enabled(&node, &name, &headers, true).await
+}
+
+async fn set_enabled(
+    node: &Node,
+    name: &str,
+    headers: &HeaderMap,
+    enabled: bool,
+) -> Result<StatusCode, ApiError> {
+    let token = bearer(headers)?;
+    node.set_account_enabled(token, account_name(name)?, enabled)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets an account's roles (admins only; every role added or taken away must be the
+/// admin's own; the last enabled admin keeps `admin`).
+#[utoipa::path(post, path = "/v1/accounts/{name}/roles", request_body = RolesRequest,
+    params(("name" = String, Path, description = "The account")),
+    responses((status = 204, description = "Roles set")), security(("bearer" = [])))]
+async fn set_roles(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    let (token, request): (&str, RolesRequest) = signed_json(&headers, body)?;
+    node.set_account_roles(token, account_name(&name)?, &request.roles)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Gives an account a one-time password (admins only), shown once; its sessions end and
+/// its next sign-in must set a new password.
+#[utoipa::path(post, path = "/v1/accounts/{name}/reset-password",
+    params(("name" = String, Path, description = "The account")),
+    responses((status = 200, body = types::OneTimePassword)), security(("bearer" = [])))]
+async fn reset_password(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = bearer(&headers)?;
+    let reset = node
+        .reset_account_password(token, account_name(&name)?)
+        .await?;
+    Ok(no_store(StatusCode::OK, reset))
+}
+
+/// Issues upload codes: one for a `case-worker`; more, or `Accept: text/csv` (CSV), for a
+/// `bulk-issuer`.
 #[utoipa::path(post, path = "/v1/codes", request_body = IssueCodesRequest,
     responses(
         (status = 200, description = "The codes: JSON, or CSV for `Accept: text/csv`", content(
@@ -572,9 +848,22 @@ async fn issue_codes(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let account = node.session(bearer(&headers)?)?;
+    let token = bearer(&headers)?;
+    // Checked first, so that a session that may issue nothing learns nothing of the body.
+    node.authorize(token, Need::OneOf(&[Role::CaseWorker, Role::BulkIssuer]))?;
     require_json(&headers)?;
     let request: IssueCodesRequest = json_body(body)?;
+    let wants_csv = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"));
+    // One code at a time is a case worker's; more, or a CSV file, a bulk issuer's.
+    let need = if request.count.unwrap_or(1) > 1 || wants_csv {
+        Need::OneOf(&[Role::BulkIssuer])
+    } else {
+        Need::OneOf(&[Role::CaseWorker, Role::BulkIssuer])
+    };
+    let account = node.authorize(token, need)?.account;
     if request
         .symptom_onset
         .as_deref()
@@ -586,10 +875,6 @@ async fn issue_codes(
         });
     }
     let response = node.issue_codes(&request, &account).await?;
-    let wants_csv = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/csv"));
     if wants_csv {
         return Ok((
             [
@@ -604,5 +889,5 @@ async fn issue_codes(
         )
             .into_response());
     }
-    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(response)).into_response())
+    Ok(no_store(StatusCode::OK, response))
 }

@@ -174,6 +174,10 @@ impl Modify for BearerAuth {
         super::batch, super::batch_filter, super::heads, super::head_conflicts,
         super::export_index, super::export_file,
         super::login, super::logout, super::issue_codes,
+        super::session_info, super::logout_everywhere, super::change_password,
+        super::begin_totp, super::confirm_totp, super::recovery_codes,
+        super::list_accounts, super::create_account, super::disable_account,
+        super::enable_account, super::set_roles, super::reset_password,
         super::page::root, super::page::page, super::page::script, super::page::style,
     ),
     components(schemas(
@@ -181,6 +185,10 @@ impl Modify for BearerAuth {
         BatchIndexDoc, HeadListDoc, HeadConflictDoc, HeadConflictsDoc, types::LoginRequest, types::LoginResponse, types::TestType,
         types::IssueCodesRequest, types::IssuedCode, types::IssueCodesResponse,
         types::AuthorityInfo, types::Health, types::NotReady,
+        types::SessionInfo, types::PasswordChangeRequest, types::CreateAccountRequest,
+        types::RolesRequest, types::OneTimePassword, types::TotpEnrolment,
+        types::TotpConfirmRequest, types::RecoveryCodes,
+        crate::accounts::directory::AccountSummary,
     )),
     modifiers(&BearerAuth),
 )]
@@ -232,6 +240,18 @@ const UPLOAD_400: &[&str] = &[
 /// [`PRE_HANDLER`], merged in by status).
 pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'static str])> {
     const STORAGE: &[&str] = &["storage-error", "internal-error"];
+    // A session that must set a password or enrol TOTP first, or lacks the role.
+    const RESTRICTED: &[&str] = &[
+        "password-change-required",
+        "totp-enrolment-required",
+        "forbidden",
+    ];
+    const ADMIN: &[&str] = &[
+        "password-change-required",
+        "totp-enrolment-required",
+        "forbidden",
+        "above-own-roles",
+    ];
     match (method, path) {
         ("get", "/metrics") => vec![(401, &["unauthorized"]), (500, &["internal-error"])],
         ("post", "/v1/verify") => vec![
@@ -289,15 +309,92 @@ pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'stati
         ("get", "/v1/exports/index.txt") => vec![(500, STORAGE)],
         ("post", "/v1/session") => vec![
             (400, &["malformed-json", "invalid-parameter"]),
-            (401, &["invalid-credentials"]),
+            (401, &["invalid-credentials", "totp-required"]),
             (415, &["unsupported-media-type"]),
             (429, &["too-many-attempts"]),
             (500, STORAGE),
         ],
-        ("delete", "/v1/session") => vec![(401, &["unauthorized"]), (500, &["internal-error"])],
+        ("delete", "/v1/session") | ("delete", "/v1/sessions") | ("get", "/v1/session") => {
+            vec![(401, &["unauthorized"]), (500, STORAGE)]
+        }
         ("post", "/v1/codes") => vec![
             (400, &["malformed-json", "invalid-parameter"]),
             (401, &["unauthorized"]),
+            (403, RESTRICTED),
+            (415, &["unsupported-media-type"]),
+            (500, STORAGE),
+        ],
+        ("post", "/v1/session/password") => vec![
+            (
+                400,
+                &["malformed-json", "invalid-parameter", "weak-password"],
+            ),
+            (401, &["unauthorized", "invalid-credentials"]),
+            (415, &["unsupported-media-type"]),
+            (429, &["too-many-attempts"]),
+            (500, STORAGE),
+        ],
+        ("post", "/v1/session/totp") => vec![
+            (401, &["unauthorized"]),
+            (403, &["password-change-required"]),
+            (500, STORAGE),
+        ],
+        ("post", "/v1/session/totp/confirm") => vec![
+            (400, &["malformed-json", "invalid-totp-code"]),
+            (401, &["unauthorized"]),
+            (403, &["password-change-required"]),
+            (415, &["unsupported-media-type"]),
+            (500, STORAGE),
+        ],
+        ("post", "/v1/session/recovery-codes") => vec![
+            (401, &["unauthorized"]),
+            (
+                403,
+                &["password-change-required", "totp-enrolment-required"],
+            ),
+            (409, &["totp-not-enrolled"]),
+            (500, STORAGE),
+        ],
+        ("get", "/v1/accounts") => {
+            vec![(401, &["unauthorized"]), (403, RESTRICTED), (500, STORAGE)]
+        }
+        ("post", "/v1/accounts") => vec![
+            (
+                400,
+                &["malformed-json", "invalid-parameter", "unknown-role"],
+            ),
+            (401, &["unauthorized"]),
+            (403, ADMIN),
+            (409, &["account-exists"]),
+            (415, &["unsupported-media-type"]),
+            (500, STORAGE),
+        ],
+        ("post", "/v1/accounts/{name}/disable") => vec![
+            (400, &["invalid-parameter"]),
+            (401, &["unauthorized"]),
+            (403, RESTRICTED),
+            (404, &["unknown-account"]),
+            (409, &["last-admin"]),
+            (500, STORAGE),
+        ],
+        ("post", "/v1/accounts/{name}/enable") | ("post", "/v1/accounts/{name}/reset-password") => {
+            vec![
+                (400, &["invalid-parameter"]),
+                (401, &["unauthorized"]),
+                (403, RESTRICTED),
+                (404, &["unknown-account"]),
+                (500, STORAGE),
+            ]
+        }
+        ("post", "/v1/accounts/{name}/roles") => vec![
+            (
+                400,
+                &["malformed-json", "invalid-parameter", "unknown-role"],
+            ),
+            (401, &["unauthorized"]),
+            (403, ADMIN),
+            (404, &["unknown-account"]),
+            (409, &["last-admin"]),
             (415, &["unsupported-media-type"]),
             (500, STORAGE),
         ],
@@ -358,6 +455,13 @@ fn constrain(doc: &mut Value, config: &NodeConfig) {
         &mut parameter(doc, "/v1/exports/{file}", "get", "file")["schema"],
         json!({"type": "string", "pattern": contract::EXPORT_FILE_PATTERN}),
     );
+    for action in ["disable", "enable", "roles", "reset-password"] {
+        let path = format!("/v1/accounts/{{name}}/{action}");
+        merge(
+            &mut parameter(doc, &path, "post", "name")["schema"],
+            json!({"type": "string", "pattern": contract::ACCOUNT_NAME_PATTERN, "maxLength": crate::accounts::MAX_NAME_CHARS}),
+        );
+    }
 
     let schemas = at(doc, &["components", "schemas"]);
     let login = &mut schemas["LoginRequest"];
@@ -370,6 +474,40 @@ fn constrain(doc: &mut Value, config: &NodeConfig) {
         at(login, &["properties", "password"]),
         json!({"minLength": 1, "maxLength": contract::MAX_PASSWORD_CHARS}),
     );
+    merge(
+        at(login, &["properties", "totp"]),
+        json!({"minLength": 1, "maxLength": 64}),
+    );
+    merge(
+        at(login, &["properties", "recovery_code"]),
+        json!({"minLength": 1, "maxLength": 64}),
+    );
+    let change = &mut schemas["PasswordChangeRequest"];
+    change["additionalProperties"] = json!(false);
+    merge(
+        at(change, &["properties", "current_password"]),
+        json!({"minLength": 1, "maxLength": contract::MAX_PASSWORD_CHARS}),
+    );
+    merge(
+        at(change, &["properties", "new_password"]),
+        json!({"minLength": crate::accounts::MIN_PASSWORD_CHARS, "maxLength": contract::MAX_PASSWORD_CHARS}),
+    );
+    let roles = json!({
+        "type": "array",
+        "minItems": 1,
+        "items": {"type": "string", "enum": ["admin", "case-worker", "bulk-issuer", "auditor"]},
+    });
+    let create = &mut schemas["CreateAccountRequest"];
+    create["additionalProperties"] = json!(false);
+    merge(
+        at(create, &["properties", "name"]),
+        json!({"pattern": contract::ACCOUNT_NAME_PATTERN, "maxLength": crate::accounts::MAX_NAME_CHARS}),
+    );
+    create["properties"]["roles"] = roles.clone();
+    let set_roles = &mut schemas["RolesRequest"];
+    set_roles["additionalProperties"] = json!(false);
+    set_roles["properties"]["roles"] = roles;
+    schemas["TotpConfirmRequest"]["additionalProperties"] = json!(false);
     let issue = &mut schemas["IssueCodesRequest"];
     issue["additionalProperties"] = json!(false);
     merge(
@@ -573,6 +711,16 @@ mod tests {
             "/v1/exports/index.txt",
             "/v1/exports/{file}",
             "/v1/session",
+            "/v1/sessions",
+            "/v1/session/password",
+            "/v1/session/totp",
+            "/v1/session/totp/confirm",
+            "/v1/session/recovery-codes",
+            "/v1/accounts",
+            "/v1/accounts/{name}/disable",
+            "/v1/accounts/{name}/enable",
+            "/v1/accounts/{name}/roles",
+            "/v1/accounts/{name}/reset-password",
             "/v1/codes",
             "/",
             "/case-worker",
@@ -781,6 +929,68 @@ mod tests {
         }
         assert!(documents(&doc, "post", "/v1/session", &json));
         assert!(documents(&doc, "post", "/v1/codes", &json));
+        assert!(documents(
+            &doc,
+            "post",
+            "/v1/session",
+            &ApiError::TotpRequired
+        ));
+        for error in [
+            ApiError::PasswordChangeRequired,
+            ApiError::TotpEnrolmentRequired,
+            ApiError::Forbidden {
+                role: "case-worker",
+            },
+        ] {
+            assert!(documents(&doc, "post", "/v1/codes", &error), "{error:?}");
+            assert!(documents(&doc, "get", "/v1/accounts", &error), "{error:?}");
+        }
+        let weak = ApiError::WeakPassword { reason: "x" };
+        for (method, path, error) in [
+            ("post", "/v1/session/password", &weak),
+            (
+                "post",
+                "/v1/session/password",
+                &ApiError::InvalidCredentials,
+            ),
+            (
+                "post",
+                "/v1/session/totp/confirm",
+                &ApiError::InvalidTotpCode,
+            ),
+            (
+                "post",
+                "/v1/session/recovery-codes",
+                &ApiError::TotpNotEnrolled,
+            ),
+            ("post", "/v1/accounts", &ApiError::AccountExists),
+            ("post", "/v1/accounts", &ApiError::UnknownRole),
+            ("post", "/v1/accounts", &ApiError::AboveOwnRoles),
+            ("post", "/v1/accounts/{name}/roles", &ApiError::LastAdmin),
+            (
+                "post",
+                "/v1/accounts/{name}/roles",
+                &ApiError::AboveOwnRoles,
+            ),
+            ("post", "/v1/accounts/{name}/disable", &ApiError::LastAdmin),
+            (
+                "post",
+                "/v1/accounts/{name}/disable",
+                &ApiError::UnknownAccount,
+            ),
+            (
+                "post",
+                "/v1/accounts/{name}/reset-password",
+                &ApiError::UnknownAccount,
+            ),
+            ("delete", "/v1/sessions", &ApiError::Unauthorized),
+            ("get", "/v1/session", &ApiError::Unauthorized),
+        ] {
+            assert!(
+                documents(&doc, method, path, error),
+                "{method} {path} {error:?}"
+            );
+        }
         // Answered before any handler: documented on every operation.
         for (path, item) in doc["paths"].as_object().unwrap() {
             for method in item.as_object().unwrap().keys() {

@@ -7,14 +7,20 @@ use ephemera_proto::report::ReportType;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// `POST /v1/session`: a case worker signs in. Unknown fields are refused.
+/// `POST /v1/session`: a staff account signs in. Unknown fields are refused.
 #[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    /// Case-worker name, 1 to 64 characters.
+    /// Account name, 1 to 64 characters.
     pub name: String,
     /// Password, 1 to 256 characters.
     pub password: String,
+    /// The current TOTP code (six digits), for an account with a second factor.
+    #[serde(default)]
+    pub totp: Option<String>,
+    /// One of the account's recovery codes instead of `totp` (each works once).
+    #[serde(default)]
+    pub recovery_code: Option<String>,
 }
 
 impl fmt::Debug for LoginRequest {
@@ -28,8 +34,23 @@ impl fmt::Debug for LoginRequest {
 pub struct LoginResponse {
     /// The session's bearer token.
     pub token: String,
-    /// When the session ends, unix seconds.
+    /// When the session ends at the latest (its absolute lifetime), unix seconds; it ends
+    /// earlier when unused for `[authority] session_idle_seconds`.
     pub expires_at: u64,
+    /// The account signed in.
+    #[serde(default)]
+    pub account: String,
+    /// Its roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Whether the session may do nothing but set a new password
+    /// (`POST /v1/session/password`) until it does.
+    #[serde(default)]
+    pub password_change_required: bool,
+    /// Whether the session may do nothing but enrol a TOTP second factor
+    /// (`[authority] require_totp`) until it does.
+    #[serde(default)]
+    pub totp_enrolment_required: bool,
 }
 
 impl fmt::Debug for LoginResponse {
@@ -37,6 +58,126 @@ impl fmt::Debug for LoginResponse {
         f.debug_struct("LoginResponse")
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
+    }
+}
+
+/// `POST /v1/session/password`: the signed-in account sets a new password. Unknown fields
+/// are refused.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeRequest {
+    /// The password the session signed in with, 1 to 256 characters.
+    pub current_password: String,
+    /// The new one: 12 to 256 characters, not a common password, not containing the
+    /// account's name.
+    pub new_password: String,
+}
+
+impl fmt::Debug for PasswordChangeRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordChangeRequest")
+            .finish_non_exhaustive()
+    }
+}
+
+/// `GET /v1/session`: who the session is.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionInfo {
+    /// The account.
+    pub account: String,
+    /// Its roles.
+    pub roles: Vec<String>,
+    /// Whether it has a TOTP second factor.
+    pub totp: bool,
+    /// See [`LoginResponse::password_change_required`].
+    pub password_change_required: bool,
+    /// See [`LoginResponse::totp_enrolment_required`].
+    pub totp_enrolment_required: bool,
+    /// When the session ends at the latest, unix seconds.
+    pub expires_at: u64,
+}
+
+/// `POST /v1/accounts`: an admin creates an account. Unknown fields are refused.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccountRequest {
+    /// 1 to 64 letters, digits, `.`, `_`, `-` or `@`, starting with a letter or digit.
+    pub name: String,
+    /// One or more of `admin`, `case-worker`, `bulk-issuer`, `auditor`, none above the
+    /// admin's own.
+    pub roles: Vec<String>,
+}
+
+/// `POST /v1/accounts/{name}/roles`: an admin sets an account's roles. Unknown fields are
+/// refused.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolesRequest {
+    /// One or more of `admin`, `case-worker`, `bulk-issuer`, `auditor`; every role added or
+    /// taken away must be one the admin holds.
+    pub roles: Vec<String>,
+}
+
+/// A one-time password for an account (created or reset), shown once: its first sign-in
+/// must replace it.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct OneTimePassword {
+    /// The account.
+    pub name: String,
+    /// The password, 24 characters.
+    pub password: String,
+}
+
+impl fmt::Debug for OneTimePassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OneTimePassword")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /v1/session/totp`: a TOTP secret being enrolled, shown once. It takes effect when
+/// `POST /v1/session/totp/confirm` gets a code from it.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct TotpEnrolment {
+    /// The secret, base32 (160 bits).
+    pub secret: String,
+    /// The same as an `otpauth://totp/...` URI (SHA-1, 6 digits, 30 seconds).
+    pub uri: String,
+}
+
+impl fmt::Debug for TotpEnrolment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TotpEnrolment").finish_non_exhaustive()
+    }
+}
+
+/// `POST /v1/session/totp/confirm`: a code from the secret being enrolled. Unknown fields
+/// are refused.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpConfirmRequest {
+    /// Six digits.
+    pub code: String,
+}
+
+impl fmt::Debug for TotpConfirmRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TotpConfirmRequest").finish_non_exhaustive()
+    }
+}
+
+/// Recovery codes, shown once; each signs in once in place of a TOTP code. A new set
+/// replaces the old one.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct RecoveryCodes {
+    /// Ten codes, `XXXX-XXXX-XXXX-XXXX`.
+    pub codes: Vec<String>,
+}
+
+impl fmt::Debug for RecoveryCodes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecoveryCodes").finish_non_exhaustive()
     }
 }
 
@@ -246,5 +387,33 @@ mod tests {
                 .is_err(),
             "unknown fields are refused"
         );
+    }
+
+    proptest::proptest! {
+        /// Any bytes sent as an account body parse or are refused, never a panic, and the
+        /// bodies that hold secrets never show them in `Debug`.
+        #[test]
+        fn any_account_body_parses_or_fails_cleanly(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            secret in "[0-9]{8,16}",
+        ) {
+            let _ = serde_json::from_slice::<LoginRequest>(&bytes);
+            let _ = serde_json::from_slice::<PasswordChangeRequest>(&bytes);
+            let _ = serde_json::from_slice::<CreateAccountRequest>(&bytes);
+            let _ = serde_json::from_slice::<RolesRequest>(&bytes);
+            let _ = serde_json::from_slice::<TotpConfirmRequest>(&bytes);
+            let change: PasswordChangeRequest = serde_json::from_value(
+                serde_json::json!({"current_password": secret, "new_password": secret}),
+            )
+            .unwrap();
+            let login: LoginRequest = serde_json::from_value(
+                serde_json::json!({"name": "a", "password": secret, "totp": secret}),
+            )
+            .unwrap();
+            let confirm: TotpConfirmRequest =
+                serde_json::from_value(serde_json::json!({"code": secret})).unwrap();
+            let shown = format!("{change:?} {login:?} {confirm:?}");
+            proptest::prop_assert!(!shown.contains(&secret), "{}", shown);
+        }
     }
 }

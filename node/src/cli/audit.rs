@@ -89,7 +89,7 @@ pub async fn audit(command: &AuditCommand, out: &mut impl Write) -> Result<(), C
     }
 }
 
-async fn open(folder: &FolderArgs) -> Result<(SledReportStore, NodeKeys), CliError> {
+pub(super) async fn open(folder: &FolderArgs) -> Result<(SledReportStore, NodeKeys), CliError> {
     let config = node_config(&folder.config, &folder.data_dir)?;
     refuse_while_running(&config.data_dir).await?;
     let keys = NodeKeys::load(&config.data_dir).map_err(NodeError::from)?;

@@ -8,6 +8,7 @@ mod export;
 mod keys;
 mod serve;
 mod upgrade;
+mod users;
 
 use std::path::PathBuf;
 
@@ -24,6 +25,7 @@ pub use export::{export_verify, write_verified_keys};
 pub use keys::keys;
 pub use serve::{ServeArgs, config_defaults, init, load_config, serve};
 pub use upgrade::upgrade;
+pub use users::users;
 
 /// `ephemera-node`: the Ephemera server a health authority runs.
 #[derive(Debug, Parser)]
@@ -66,6 +68,66 @@ pub enum Command {
     /// (node/docs/OPERATIONS.md, "Audit trail").
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Staff accounts, on a stopped node's data folder: add, list, disable, enable, reset a
+    /// password, set roles; each change recorded in the audit trail as by the operator
+    /// (node/docs/OPERATIONS.md, "Staff accounts").
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+/// `users` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Adds an account with one or more roles and prints its one-time password once; its
+    /// first sign-in must set a new one.
+    Add(UserRolesArgs),
+    /// Lists every account: name, roles, enabled, TOTP, forced password change, created.
+    List(FolderArgs),
+    /// Disables an account (its sessions end); the last enabled admin is kept.
+    Disable(UserArgs),
+    /// Enables a disabled account again.
+    Enable(UserArgs),
+    /// Gives an account a new one-time password (printed once) and ends its sessions.
+    ResetPassword(ResetArgs),
+    /// Sets an account's roles to exactly those given.
+    Grant(UserRolesArgs),
+}
+
+/// An account on a data folder.
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    /// The account's name.
+    pub name: String,
+    /// The data folder.
+    #[command(flatten)]
+    pub folder: FolderArgs,
+}
+
+/// `users reset-password`.
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// The account's name.
+    pub name: String,
+    /// Also remove its TOTP second factor and recovery codes (for a person who lost both);
+    /// it may enrol again after signing in.
+    #[arg(long)]
+    pub clear_totp: bool,
+    /// The data folder.
+    #[command(flatten)]
+    pub folder: FolderArgs,
+}
+
+/// An account and roles on a data folder.
+#[derive(Debug, Args)]
+pub struct UserRolesArgs {
+    /// The account's name.
+    pub name: String,
+    /// A role: admin, case-worker, bulk-issuer or auditor (repeat for more).
+    #[arg(long = "role", required = true)]
+    pub roles: Vec<String>,
+    /// The data folder.
+    #[command(flatten)]
+    pub folder: FolderArgs,
 }
 
 /// `audit` subcommands.
@@ -236,6 +298,9 @@ pub enum CliError {
     /// The audit trail does not verify.
     #[error("the audit trail does not verify: {0}")]
     AuditBroken(#[from] ephemera_proto::audit::AuditBreak),
+    /// An account change was refused (unknown account or role, the last admin ...).
+    #[error("{0}")]
+    Account(crate::api::error::ApiError),
     /// The command needs the node stopped.
     #[error(
         "a node is running on {}: stop it first (keys and the database change only while \

@@ -87,7 +87,8 @@ fn print_case_worker(out: &mut impl Write, name: &str, password: &str) -> Result
     };
     writeln!(
         out,
-        "Created case-worker credentials (shown once, stored only as a salted hash):"
+        "Created the first account, an admin with every role (shown once, stored only as a \
+         salted hash; its first sign-in must set a new password):"
     )
     .map_err(io)?;
     writeln!(out, "  name:     {name}").map_err(io)?;
@@ -258,7 +259,7 @@ pub fn init(args: &InitArgs, out: &mut impl Write) -> Result<(), CliError> {
     if let Some((name, password)) = &opened.new_case_worker {
         print_case_worker(out, name, password.reveal())?;
     } else {
-        writeln!(out, "Case-worker credentials already exist; none created.").map_err(io)?;
+        writeln!(out, "Staff accounts already exist; none created.").map_err(io)?;
     }
     Ok(())
 }

@@ -86,6 +86,8 @@ fn samples() -> Vec<(&'static str, String, String)> {
         s("authority.code_lifetime_seconds", "600", "600"),
         s("authority.certificate_lifetime_seconds", "120", "120"),
         s("authority.session_lifetime_seconds", "3600", "3600"),
+        s("authority.session_idle_seconds", "600", "600"),
+        s("authority.require_totp", "true", "true"),
         s("authority.blind_token_keys", "false", "false"),
         s("authority.verify_failures_per_minute", "10", "10"),
         s("http.header_read_timeout_ms", "2000", "2000"),

@@ -1,5 +1,5 @@
-//! The authority role, driven: case workers sign in and issue codes; phones redeem them
-//! (`NodeCore::issue_codes`, `NodeCore::redeem_code`), flushed before the answer.
+//! The authority role, driven: staff issue codes (sign-in is `accounts.rs`); phones redeem
+//! them (`NodeCore::issue_codes`, `NodeCore::redeem_code`), flushed before the answer.
 
 use ephemera_node_core::authority::CodeGrant;
 use ephemera_proto::api::{VerifyRequest, VerifyResponse};
@@ -7,153 +7,12 @@ use ephemera_proto::audit::{AuditAction, AuditActor, AuditOutcome};
 use ephemera_proto::token::{TokenVerifyRequest, TokenVerifyResponse};
 
 use crate::api::error::ApiError;
-use crate::api::types::{IssueCodesRequest, IssueCodesResponse, IssuedCode, LoginResponse};
-use crate::caseworker::{self, PBKDF2_ITERATIONS};
+use crate::api::types::{IssueCodesRequest, IssueCodesResponse, IssuedCode};
 use crate::clock::civil;
 
 use super::Node;
 
 impl Node {
-    /// Signs a case worker in from within the process (tools, tests): as
-    /// [`Node::login_from`] with one source shared by every such caller.
-    ///
-    /// # Errors
-    /// As [`Node::login_from`].
-    pub async fn login(&self, name: &str, password: &str) -> Result<LoginResponse, ApiError> {
-        self.login_from(name, password, crate::server::Source(0))
-            .await
-    }
-
-    /// Signs a case worker in from `source`. The attempt is charged to `source`'s budgets before the
-    /// password is hashed (and given back on success), and the hash runs on the node's
-    /// bounded hashing pool, so a burst of guesses neither overruns the budget nor starves
-    /// the store's flushes on the blocking pool.
-    ///
-    /// # Errors
-    /// [`ApiError::TooManyAttempts`] when the source's budget for the name or over all
-    /// names is spent, [`ApiError::InvalidCredentials`] on a wrong name or password.
-    pub async fn login_from(
-        &self,
-        name: &str,
-        password: &str,
-        source: crate::server::Source,
-    ) -> Result<LoginResponse, ApiError> {
-        let now = self.now();
-        let charged = self
-            .inner
-            .login_budget
-            .lock()
-            .map_err(|_| ApiError::Internal)?
-            .charge(source.0, name, now);
-        // Over budget: refused before any store access and not recorded, so one source can
-        // write at most its budget of refusals to the trail, not one per request.
-        if !charged {
-            return Err(ApiError::TooManyAttempts);
-        }
-        let record = self.inner.store.credential(name)?;
-        // The trail names an account only when the name is one: a name that is none may
-        // be a password typed into the wrong field.
-        let actor = match &record {
-            Some(_) => AuditActor::Account(name.to_owned()),
-            None => AuditActor::UnknownAccount,
-        };
-        let password = zeroize::Zeroizing::new(password.to_owned());
-        // One of the pool's permits per hash: at most that many PBKDF2s run at once, and
-        // the rest of the blocking pool (store flushes) stays free.
-        let _permit = self
-            .inner
-            .hashing
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ApiError::Internal)?;
-        // PBKDF2 takes a while on purpose: keep it off the async workers.
-        let ok = tokio::task::spawn_blocking(move || match record {
-            Some(record) => caseworker::check_password(&record, &password),
-            None => {
-                // Spend the same time on unknown names, so timing does not list names.
-                let dummy = crate::store::CredentialRecord {
-                    salt: [0; 16],
-                    iterations: PBKDF2_ITERATIONS,
-                    hash: [0; 32],
-                };
-                caseworker::check_password(&dummy, &password);
-                false
-            }
-        })
-        .await
-        .map_err(|_| ApiError::Internal)?;
-        if !ok {
-            tracing::info!("case-worker sign-in failed");
-            return Err(self
-                .refused_sign_in(actor, ApiError::InvalidCredentials)
-                .await);
-        }
-        if let Ok(mut budget) = self.inner.login_budget.lock() {
-            budget.refund(source.0, name, now);
-        }
-        self.audit(actor, AuditAction::SignIn, AuditOutcome::Success)?;
-        self.inner.flusher.flush().await?;
-        let expires_at = now.plus_seconds(self.inner.config.authority.session_lifetime_seconds);
-        let token = self
-            .inner
-            .sessions
-            .lock()
-            .map_err(|_| ApiError::Internal)?
-            .open(name, expires_at, &mut rand::rng());
-        tracing::info!("case worker signed in");
-        Ok(LoginResponse {
-            token: token.0.to_string(),
-            expires_at: expires_at.0,
-        })
-    }
-
-    /// Records a refused sign-in durably; the answer is `error`, or the store's error when
-    /// the refusal could not be recorded.
-    async fn refused_sign_in(&self, actor: AuditActor, error: ApiError) -> ApiError {
-        let outcome = AuditOutcome::Refused(error.code().to_owned());
-        if let Err(e) = self.audit(actor, AuditAction::SignIn, outcome) {
-            return e.into();
-        }
-        match self.inner.flusher.flush().await {
-            Ok(()) => error,
-            Err(e) => e,
-        }
-    }
-
-    /// The case worker a bearer token belongs to.
-    ///
-    /// # Errors
-    /// [`ApiError::Unauthorized`].
-    pub fn session(&self, token: &str) -> Result<String, ApiError> {
-        self.inner
-            .sessions
-            .lock()
-            .map_err(|_| ApiError::Internal)?
-            .check(token, self.now())
-            .ok_or(ApiError::Unauthorized)
-    }
-
-    /// Ends the session of `token` (which [`Node::session`] checked) and records who
-    /// signed out.
-    ///
-    /// # Errors
-    /// [`ApiError::Unauthorized`] for no open session; [`ApiError::Store`] when the sign-out
-    /// cannot be recorded (the session is closed all the same).
-    pub async fn logout(&self, token: &str) -> Result<(), ApiError> {
-        let account = self.session(token)?;
-        if let Ok(mut sessions) = self.inner.sessions.lock() {
-            sessions.close(token);
-        }
-        self.audit(
-            AuditActor::Account(account),
-            AuditAction::SignOut,
-            AuditOutcome::Success,
-        )?;
-        self.inner.flusher.flush().await?;
-        Ok(())
-    }
-
     /// Issues codes for the signed-in case worker `account`; they are stored only as
     /// hashes, and the audit trail records how many of which test type `account` issued.
     ///

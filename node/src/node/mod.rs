@@ -7,6 +7,7 @@
 //! also drive [`Node::cut_due`] and [`Node::purge`] themselves with a
 //! [`ManualClock`](crate::clock::ManualClock) instead of waiting for the background tasks.
 
+mod accounts;
 mod audit;
 mod authority;
 mod batch_log;
@@ -20,6 +21,7 @@ mod token_keys;
 mod twin_watch;
 mod uploads;
 
+pub use accounts::{Need, SecondFactor, Session};
 pub use phone_timing::Answered;
 
 use std::path::PathBuf;
@@ -34,12 +36,10 @@ use ephemera_proto::UnixTime;
 use thiserror::Error;
 use tokio::sync::Mutex as AsyncMutex;
 
+use crate::accounts::{LoginBudget, Password, TotpSeal};
 use crate::api::error::ApiError;
 use crate::api::types::NotReady;
 use crate::batch_cache::{BatchCache, DEFAULT_BATCH_CACHE_BYTES};
-use crate::caseworker::{
-    self, FIRST_CASE_WORKER, LoginBudget, PBKDF2_ITERATIONS, Password, Sessions,
-};
 use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::federation::{FederationError, FederationHandle};
@@ -130,8 +130,14 @@ struct Inner {
     core: NodeCore,
     metrics: Metrics,
     flusher: Flusher,
-    sessions: Mutex<Sessions>,
-    /// Sign-in budgets per client source (issue 24): in memory only.
+    /// Seals staff accounts' TOTP secrets at rest (a key derived from the code pepper).
+    totp_seal: TotpSeal,
+    /// The last TOTP step each account signed in with, so that no code works twice: in
+    /// memory only.
+    totp_steps: Mutex<std::collections::HashMap<String, u64>>,
+    /// Held while an account record is read, changed and written back.
+    accounts_lock: Mutex<()>,
+    /// Sign-in budgets per client source and per name (issues 24, 17): in memory only.
     login_budget: Mutex<LoginBudget>,
     /// The audit trail's head, opened from the store at its first record.
     audit: Mutex<Option<ephemera_node_core::audit::AuditTrail>>,
@@ -190,7 +196,8 @@ impl std::fmt::Debug for Node {
 pub struct Opened {
     /// The node.
     pub node: Node,
-    /// Name and password of a case worker created now, if there was none.
+    /// Name and one-time password of the first account (an admin with every role, whose
+    /// first sign-in must set a new password), if it was created now.
     pub new_case_worker: Option<(String, Password)>,
     /// Whether keys were created now (first start).
     pub keys_created: bool,
@@ -205,7 +212,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 
 impl Node {
     /// Opens the node's data folder (sled database and keys), creating what is missing,
-    /// and a first case worker if there is none.
+    /// and a first account if there is none.
     ///
     /// # Errors
     /// [`NodeError`] when the folder, keys or database cannot be opened.
@@ -230,7 +237,7 @@ impl Node {
                 .join(ephemera_node_core::store::DATA_KEYS_DIR),
         )?);
         let node = Node::with_store(config, clock, store, keys);
-        let new_case_worker = node.ensure_case_worker()?;
+        let new_case_worker = node.ensure_first_account()?;
         Ok(Opened {
             node,
             new_case_worker,
@@ -248,8 +255,10 @@ impl Node {
         let login_budget = LoginBudget::new(
             config.authority.login_failures_per_user,
             config.authority.login_failures_per_user.saturating_mul(20),
+            config.authority.login_failures_per_user.saturating_mul(10),
             LOGIN_WINDOW_SECONDS,
         );
+        let totp_seal = TotpSeal::new(&keys.pepper);
         let core = NodeCore::new(config.policy(), keys, &mut rand::rng());
         // A store that cannot say whether it cut before is taken to have cut.
         let last_cut = store
@@ -292,7 +301,9 @@ impl Node {
                 clock,
                 store,
                 metrics: Metrics::new(),
-                sessions: Mutex::new(Sessions::default()),
+                totp_seal,
+                totp_steps: Mutex::new(std::collections::HashMap::new()),
+                accounts_lock: Mutex::new(()),
                 login_budget: Mutex::new(login_budget),
                 audit: Mutex::new(None),
                 hashing: Arc::new(tokio::sync::Semaphore::new(hashing_threads)),
@@ -372,30 +383,5 @@ impl Node {
     /// The current time by the node's clock.
     pub fn now(&self) -> UnixTime {
         self.inner.clock.now()
-    }
-
-    /// Creates the first case worker if there is none; returns its name and password.
-    ///
-    /// # Errors
-    /// [`NodeError::Store`].
-    pub fn ensure_case_worker(&self) -> Result<Option<(String, Password)>, NodeError> {
-        if !self.inner.store.credential_names()?.is_empty() {
-            return Ok(None);
-        }
-        let password = self.add_case_worker(FIRST_CASE_WORKER)?;
-        Ok(Some((FIRST_CASE_WORKER.to_owned(), password)))
-    }
-
-    /// Creates (or resets) a case worker and returns the new password, to show once.
-    ///
-    /// # Errors
-    /// [`NodeError::Store`].
-    pub fn add_case_worker(&self, name: &str) -> Result<Password, NodeError> {
-        let mut rng = rand::rng();
-        let password = Password::generate(&mut rng);
-        let record = caseworker::hash_password(password.reveal(), &mut rng, PBKDF2_ITERATIONS);
-        self.inner.store.put_credential(name, &record)?;
-        self.inner.store.flush()?;
-        Ok(password)
     }
 }

@@ -61,9 +61,29 @@ try {
   step = "sign in";
   await page.fill("#sign-in-password", password);
   await page.click("#sign-in-submit");
-  await page.waitForSelector("#issue", { state: "visible" });
+  await page.waitForSelector("#new-password", { state: "visible" });
   check(await page.inputValue("#sign-in-password") === "", "the password field is cleared after sign-in", "non-empty");
   check(await page.isHidden("#sign-in"), "the sign-in section is hidden after sign-in", "visible");
+  check(await page.isHidden("#issue"), "a one-time password leads to choosing a password, not issuing", "visible");
+
+  step = "choose a password";
+  check(await page.evaluate(() => document.activeElement.id) === "new-password-value",
+    "the new-password field has the keyboard focus", await page.evaluate(() => document.activeElement.id));
+  const label = await page.textContent("label[for=new-password-value]");
+  check(label.trim() === "New password", "the new-password field is labelled", label);
+  await page.keyboard.type("qwerty123456");
+  await page.fill("#new-password-again", "qwerty123456");
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("#new-password-error", { state: "visible" });
+  const weak = await page.textContent("#new-password-error");
+  check(weak.includes("common password"), "a common password is refused with a reason", weak);
+  const chosen = "a browser-tested passphrase";
+  await page.fill("#new-password-value", chosen);
+  await page.fill("#new-password-again", chosen);
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("#issue", { state: "visible" });
+  check(await page.isHidden("#new-password"), "the password form is hidden once set", "visible");
+  check(await page.inputValue("#new-password-value") === "", "the new-password field is cleared", "non-empty");
 
   step = "issue one code";
   await page.selectOption("#issue-test-type", "confirmed");
@@ -119,8 +139,9 @@ try {
   await page.waitForSelector("#sign-in", { state: "visible" });
   check(await page.isHidden("#issue"), "signing out hides the issue section", "visible");
 
-  // The deliberate wrong password above logs one 401; anything else is a real error.
-  const unexpected = consoleErrors.filter((m) => !m.includes("status of 401"));
+  // The deliberate wrong password and common password above log a 401 and a 400; anything
+  // else is a real error.
+  const unexpected = consoleErrors.filter((m) => !m.includes("status of 401") && !m.includes("status of 400"));
   check(unexpected.length === 0, "no other console errors or CSP violations", unexpected);
 } catch (e) {
   failed = true;

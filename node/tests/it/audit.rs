@@ -58,7 +58,7 @@ fn restore(dir: &Path, sequence: u64, original: &[u8]) {
 async fn staff_actions_make_a_trail_that_verifies_and_an_edit_or_deletion_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::start(dir.path(), ManualClock::new(T0)).await;
-    let (name, _) = node.case_worker.clone().expect("first start");
+    let (name, password) = node.case_worker.clone().expect("first start");
     let wrong = serde_json::json!({"name": name, "password": "not-the-password"});
     assert_eq!(node.post_json("/v1/session", &[], &wrong).await.status, 401);
     // A name that is no account may be a password typed into the wrong field: not kept.
@@ -77,7 +77,7 @@ async fn staff_actions_make_a_trail_that_verifies_and_an_edit_or_deletion_is_nam
         String::from_utf8_lossy(&verified.stderr)
     );
     assert!(
-        text.contains("the audit trail verifies: 5 records"),
+        text.contains("the audit trail verifies: 8 records"),
         "{text}"
     );
 
@@ -91,9 +91,15 @@ async fn staff_actions_make_a_trail_that_verifies_and_an_edit_or_deletion_is_nam
         .collect();
     let what: Vec<(&str, &str, &str)> = rows.iter().map(|r| (r[2], r[3], r[4])).collect();
     let account = format!("account:{name}");
+    let created =
+        format!("account-created account={name} roles=admin+case-worker+bulk-issuer+auditor");
     assert_eq!(
         what,
         [
+            // The first start, and the harness's first sign-in that sets a password.
+            ("operator", created.as_str(), "success"),
+            (account.as_str(), "sign-in", "success"),
+            (account.as_str(), "password-changed", "success"),
             (account.as_str(), "sign-in", "refused:invalid-credentials"),
             ("unknown-account", "sign-in", "refused:invalid-credentials"),
             (account.as_str(), "sign-in", "success"),
@@ -110,12 +116,11 @@ async fn staff_actions_make_a_trail_that_verifies_and_an_edit_or_deletion_is_nam
         rows.iter().all(|r| r[1].ends_with(":00Z")),
         "minutes only: {csv}"
     );
-    for secret in issued
-        .codes
-        .iter()
-        .map(|c| c.code.as_str())
-        .chain(["Tr0ub4dor&3", "127.0.0.1"])
-    {
+    for secret in issued.codes.iter().map(|c| c.code.as_str()).chain([
+        "Tr0ub4dor&3",
+        "127.0.0.1",
+        password.as_str(),
+    ]) {
         assert!(!csv.contains(secret), "{secret} in the trail");
         assert!(!contains(
             &read_tree(&dir.path().join("db")),
@@ -126,14 +131,14 @@ async fn staff_actions_make_a_trail_that_verifies_and_an_edit_or_deletion_is_nam
     let records: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(
         records.as_array().map(Vec::len),
-        Some(7),
+        Some(10),
         "the second export is on it too"
     );
 
     // An edit: three codes become three hundred.
     let original = tamper(
         dir.path(),
-        4,
+        7,
         Some(|entry| {
             entry.record.action = AuditAction::CodesIssued {
                 count: 300,
@@ -144,8 +149,8 @@ async fn staff_actions_make_a_trail_that_verifies_and_an_edit_or_deletion_is_nam
     let broken = audit(&["verify"], dir.path());
     assert!(!broken.status.success());
     let error = String::from_utf8_lossy(&broken.stderr);
-    assert!(error.contains("record 4 was altered"), "{error}");
-    restore(dir.path(), 4, &original);
+    assert!(error.contains("record 7 was altered"), "{error}");
+    restore(dir.path(), 7, &original);
     assert!(audit(&["verify"], dir.path()).status.success());
 
     // A deletion.

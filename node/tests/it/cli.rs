@@ -283,3 +283,128 @@ fn backup_works_through_a_running_node_and_without_one() {
         assert!(opened.is_ok(), "the restored folder opens");
     }
 }
+
+fn users(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    Command::new(BIN)
+        .arg("users")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+fn one_time_password(output: &std::process::Output) -> String {
+    let text = String::from_utf8(output.stdout.clone()).unwrap();
+    assert!(
+        output.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text.lines().last().unwrap().trim().to_owned()
+}
+
+/// `users add|list|disable|enable|reset-password|grant` on a stopped node's folder: each
+/// change takes effect at the next start and is on the audit trail as the operator's.
+#[tokio::test]
+async fn users_manages_accounts_on_a_stopped_node_and_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let node = TestNode::start(dir.path(), clock.clone()).await;
+    let (admin, admin_password) = node.case_worker.clone().unwrap();
+    node.stop().await;
+
+    let added = users(
+        &["add", "lab", "--role", "bulk-issuer", "--role", "auditor"],
+        dir.path(),
+    );
+    let one_time = one_time_password(&added);
+    assert_eq!(one_time.len(), 24);
+    let again = users(&["add", "lab", "--role", "auditor"], dir.path());
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("an account with this name exists"));
+    let bad_role = users(&["add", "x", "--role", "root"], dir.path());
+    assert!(!bad_role.status.success());
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("unknown role `root`"));
+    let last = users(&["disable", &admin], dir.path());
+    assert!(!last.status.success());
+    assert!(String::from_utf8_lossy(&last.stderr).contains("last enabled admin"));
+    assert!(
+        users(&["grant", "lab", "--role", "case-worker"], dir.path())
+            .status
+            .success()
+    );
+    let list = users(&["list"], dir.path());
+    let text = String::from_utf8(list.stdout).unwrap();
+    assert!(
+        text.contains("lab\tcase-worker\ttrue\tfalse\ttrue\t"),
+        "{text}"
+    );
+    assert!(text.contains(&format!(
+        "{admin}\tadmin,case-worker,bulk-issuer,auditor\ttrue"
+    )));
+    assert!(!text.contains(&one_time));
+
+    // The next start sees it: the one-time password signs in, and must be replaced.
+    let node = TestNode::start(dir.path(), clock.clone()).await;
+    let lab = node
+        .first_sign_in("lab", &one_time, "a long passphrase of ours")
+        .await;
+    assert_eq!(node.issue(&lab, "confirmed", None, 1).await.codes.len(), 1);
+    node.stop().await;
+    assert!(users(&["disable", "lab"], dir.path()).status.success());
+    let node = TestNode::start(dir.path(), clock.clone()).await;
+    node.post_json(
+        "/v1/session",
+        &[],
+        &serde_json::json!({"name": "lab", "password": "a long passphrase of ours"}),
+    )
+    .await
+    .assert_error(401, "invalid-credentials");
+    node.stop().await;
+    assert!(users(&["enable", "lab"], dir.path()).status.success());
+    let cleared = one_time_password(&users(
+        &["reset-password", "lab", "--clear-totp"],
+        dir.path(),
+    ));
+    assert_eq!(cleared.len(), 24);
+    let reset = one_time_password(&users(&["reset-password", &admin], dir.path()));
+    let node = TestNode::start(dir.path(), clock.clone()).await;
+    node.post_json(
+        "/v1/session",
+        &[],
+        &serde_json::json!({"name": admin, "password": admin_password}),
+    )
+    .await
+    .assert_error(401, "invalid-credentials");
+    node.first_sign_in(&admin, &reset, "a new admin passphrase")
+        .await;
+    node.stop().await;
+
+    let export = Command::new(BIN)
+        .args(["audit", "export", "--format", "csv", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let csv = String::from_utf8(export.stdout).unwrap();
+    for line in [
+        "operator,account-created account=lab roles=bulk-issuer+auditor,success",
+        "operator,account-created account=lab roles=auditor,refused:account-exists",
+        &format!("operator,account-disabled account={admin},refused:last-admin"),
+        "operator,roles-changed account=lab roles=case-worker,success",
+        "operator,account-disabled account=lab,success",
+        "operator,account-enabled account=lab,success",
+        "operator,password-reset account=lab,success",
+        "operator,totp-removed account=lab,success",
+        &format!("operator,password-reset account={admin},success"),
+    ] {
+        assert!(csv.contains(line), "{line} missing: {csv}");
+    }
+    for secret in [one_time.as_str(), reset.as_str()] {
+        assert!(!csv.contains(secret));
+        assert!(!contains(
+            &read_tree(&dir.path().join("db")),
+            secret.as_bytes()
+        ));
+    }
+}

@@ -1,5 +1,6 @@
 //! Integration tests over real HTTP on 127.0.0.1 with ephemeral ports, one module per area.
 
+mod accounts;
 mod audit;
 mod backup;
 mod batch_log;

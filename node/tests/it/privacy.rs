@@ -192,7 +192,7 @@ async fn logs_and_storage_hold_no_codes_tokens_or_addresses() {
         .collect();
     let logs = captured_logs();
     assert!(
-        logs.contains("case-worker sign-in failed"),
+        logs.contains("staff sign-in failed"),
         "the capture works: {logs}"
     );
     for (what, secret) in secrets.iter().chain(&report_material) {
@@ -295,5 +295,117 @@ async fn retention_shreds_every_report_and_code_on_disk() {
     let after = read_tree(dir.path());
     for (what, secret) in &secrets {
         assert!(!contains(&after, secret), "{what} still on disk");
+    }
+}
+
+/// Base32 (RFC 4648, no padding) to bytes, for the scan.
+fn base32_bytes(text: &str) -> Vec<u8> {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut bits, mut held, mut out) = (0u64, 0, Vec::new());
+    for c in text.bytes() {
+        bits = (bits << 5) | alphabet.iter().position(|&a| a == c).unwrap() as u64;
+        held += 5;
+        if held >= 8 {
+            held -= 8;
+            out.push((bits >> held) as u8);
+        }
+    }
+    out
+}
+
+/// Staff secrets (issue 17): after accounts are created, signed in, reset, given TOTP and
+/// recovery codes, no password, one-time password, TOTP secret, recovery code or bearer
+/// token is in the data folder or the logs in clear.
+#[tokio::test]
+async fn staff_passwords_totp_secrets_recovery_codes_and_tokens_stay_out_of_disk_and_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let node = TestNode::start(dir.path(), clock.clone()).await;
+    let (_, admin_password) = node.case_worker.clone().unwrap();
+    let admin = node.login().await;
+    let auth = format!("Bearer {admin}");
+    let post = |path: &'static str, token: String, body: serde_json::Value| {
+        let node = &node;
+        async move {
+            let auth = format!("Bearer {token}");
+            node.post_json(path, &[("Authorization", &auth)], &body)
+                .await
+        }
+    };
+    let created = node
+        .post_json(
+            "/v1/accounts",
+            &[("Authorization", &auth)],
+            &serde_json::json!({"name": "bob", "roles": ["case-worker"]}),
+        )
+        .await
+        .json();
+    let one_time = created["password"].as_str().unwrap().to_owned();
+    let password = "a long passphrase of his own";
+    let bob = node.first_sign_in("bob", &one_time, password).await;
+    let enrolment = post("/v1/session/totp", bob.clone(), serde_json::json!({}))
+        .await
+        .json();
+    let secret_text = enrolment["secret"].as_str().unwrap().to_owned();
+    let secret = ephemera_node::accounts::TotpSecret::from_base32(&secret_text).unwrap();
+    let codes = post(
+        "/v1/session/totp/confirm",
+        bob.clone(),
+        serde_json::json!({"code": secret.code_at(T0)}),
+    )
+    .await
+    .json();
+    let recovery: Vec<String> = codes["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    clock.advance(30);
+    let second = node
+        .post_json(
+            "/v1/session",
+            &[],
+            &serde_json::json!({"name": "bob", "password": password, "totp": secret.code_at(ephemera_node::clock::Clock::now(&clock))}),
+        )
+        .await
+        .json();
+    let reset = post(
+        "/v1/accounts/bob/reset-password",
+        admin.clone(),
+        serde_json::json!({}),
+    )
+    .await
+    .json();
+    let reset_password = reset["password"].as_str().unwrap().to_owned();
+    node.stop().await;
+
+    let mut secrets: Vec<Secret> = vec![
+        ("admin password".into(), admin_password.into_bytes()),
+        ("one-time password".into(), one_time.into_bytes()),
+        ("reset password".into(), reset_password.into_bytes()),
+        ("chosen password".into(), password.as_bytes().to_vec()),
+        ("TOTP secret".into(), secret_text.clone().into_bytes()),
+        ("TOTP secret bytes".into(), base32_bytes(&secret_text)),
+    ];
+    for token in [&admin, &bob, &second["token"].as_str().unwrap().to_owned()] {
+        secrets.extend(encodings("bearer token", token.as_bytes()));
+        secrets.push(("bearer token bytes".into(), hex::decode(token).unwrap()));
+    }
+    for code in &recovery {
+        secrets.push(("recovery code".into(), code.clone().into_bytes()));
+        secrets.push(("recovery code".into(), code.replace('-', "").into_bytes()));
+    }
+    let stored = [
+        read_tree(&dir.path().join(ephemera_node::node::DB_DIR)),
+        read_tree(&dir.path().join(ephemera_node::keys::KEYS_DIR)),
+        read_tree(&dir.path().join(ephemera_node::node::BLOB_DIR)),
+    ]
+    .concat();
+    assert!(contains(&stored, b"bob"), "the scan sees the accounts");
+    let logs = captured_logs();
+    for (what, secret) in &secrets {
+        assert!(!contains(&stored, secret), "{what} in the data folder");
+        assert!(!contains(logs.as_bytes(), secret), "{what} in the logs");
     }
 }

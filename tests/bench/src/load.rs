@@ -265,7 +265,7 @@ async fn load(options: LoadOptions) -> anyhow::Result<Vec<Figure>> {
     });
     let opened = Node::open(config, clock).context("open node")?;
     let node = opened.node;
-    let password = node.add_case_worker("load")?;
+    let password = node.add_account("load", &[ephemera_node::store::Role::BulkIssuer])?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -293,6 +293,23 @@ async fn load(options: LoadOptions) -> anyhow::Result<Vec<Figure>> {
         "Authorization: Bearer {}",
         token["token"].as_str().context("session token")?
     );
+    // A one-time password: the first sign-in sets one of its own before anything else.
+    let changed = session
+        .request(
+            "POST",
+            "/v1/session/password",
+            &["Content-Type: application/json", &bearer],
+            serde_json::json!({
+                "current_password": password.0.as_str(),
+                "new_password": format!("load-{}", password.0.as_str()),
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .await?;
+    if changed.status != 204 {
+        bail!("setting the password answered {}", changed.status);
+    }
     let (code_tx, code_rx) = mpsc::channel::<String>(2 * CODES_PER_REQUEST as usize);
     let code_rx = Arc::new(Mutex::new(code_rx));
     let issuer = tokio::spawn(async move {

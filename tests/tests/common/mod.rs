@@ -26,13 +26,24 @@ pub(crate) fn publishing_config(dir: &std::path::Path) -> NodeConfig {
     config
 }
 
-/// Opens a node with `config` on `clock` and signs its first case worker in (as
-/// `caseworker`, who issues codes).
+/// Opens a node with `config` on `clock` and signs its first account in (as
+/// `caseworker`, who issues codes), setting a password of its own in place of the one-time
+/// password as the first sign-in must.
 pub(crate) async fn open_node(config: NodeConfig, clock: &ManualClock) -> Node {
     let opened = Node::open(config, Arc::new(clock.clone())).unwrap();
     let node = opened.node;
     let (name, password) = opened.new_case_worker.expect("a first case worker");
-    node.login(&name, password.reveal()).await.unwrap();
+    let login = node.login(&name, password.reveal()).await.unwrap();
+    assert!(login.password_change_required);
+    node.change_password(
+        &login.token,
+        password.reveal(),
+        &format!("set-by-test-{}", password.reveal()),
+        ephemera_node::server::Source(0),
+    )
+    .await
+    .unwrap();
+    node.session(&login.token).unwrap();
     node
 }
 

@@ -10,9 +10,10 @@ use ephemera_proto::batch::{BatchId, BatchIndexEntry};
 use ephemera_proto::upload::UploadId;
 
 use super::{
-    CertificateState, CertificateUse, ChainHead, CodeRecord, CommitOutcome, CredentialRecord,
-    CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey, QueuedGroup, ReportStore,
-    StoreError, StoredUpload, UploadCommit, code_purge_at, expiry_key, parse_expiring,
+    AccountRecord, CertificateState, CertificateUse, ChainHead, CodeRecord, CommitOutcome,
+    CredentialRecord, CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey,
+    QueuedGroup, ReportStore, SessionRecord, StoreError, StoredUpload, UploadCommit, code_purge_at,
+    expiry_key, parse_expiring,
 };
 
 #[derive(Default)]
@@ -25,6 +26,8 @@ struct Inner {
     batch_index: BTreeMap<u64, BatchIndexEntry>,
     exports: BTreeMap<String, Vec<u8>>,
     credentials: BTreeMap<String, CredentialRecord>,
+    accounts: BTreeMap<String, AccountRecord>,
+    sessions: HashMap<[u8; 32], SessionRecord>,
     audit: BTreeMap<u64, AuditEntry>,
     audit_anchor: Option<AuditAnchor>,
     state: Option<CutterState>,
@@ -272,6 +275,44 @@ impl ReportStore for MemoryReportStore {
 
     fn credential_names(&self) -> Result<Vec<String>, StoreError> {
         Ok(self.lock().credentials.keys().cloned().collect())
+    }
+
+    fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
+        Ok(self.lock().accounts.get(name).cloned())
+    }
+
+    fn put_account(&self, name: &str, record: &AccountRecord) -> Result<(), StoreError> {
+        self.lock().accounts.insert(name.to_owned(), record.clone());
+        Ok(())
+    }
+
+    fn accounts(&self) -> Result<Vec<(String, AccountRecord)>, StoreError> {
+        Ok(self
+            .lock()
+            .accounts
+            .iter()
+            .map(|(name, record)| (name.clone(), record.clone()))
+            .collect())
+    }
+
+    fn session(&self, id: &[u8; 32]) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self.lock().sessions.get(id).cloned())
+    }
+
+    fn put_session(&self, id: &[u8; 32], record: &SessionRecord) -> Result<(), StoreError> {
+        self.lock().sessions.insert(*id, record.clone());
+        Ok(())
+    }
+
+    fn remove_session(&self, id: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self.lock().sessions.remove(id).is_some())
+    }
+
+    fn remove_sessions(&self, doomed: &dyn Fn(&SessionRecord) -> bool) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let before = inner.sessions.len();
+        inner.sessions.retain(|_, record| !doomed(record));
+        Ok((before - inner.sessions.len()) as u64)
     }
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {

@@ -8,6 +8,7 @@
 //! Every record that must be forgotten is registered in an expiry index at the moment it
 //! is written, so [`ReportStore::purge`] only walks what is due.
 
+mod account;
 mod backup;
 mod blobs;
 mod memory;
@@ -28,6 +29,7 @@ use ephemera_proto::upload::{SignedUpload, UploadId};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use account::{AccountRecord, Role, SessionRecord};
 pub use backup::BackupSummary;
 pub use memory::MemoryReportStore;
 pub use sealing::DATA_KEYS_DIR;
@@ -138,7 +140,7 @@ pub struct CodeRecord {
     pub expires_at: UnixTime,
 }
 
-/// A case worker's sign-in credential: a salted PBKDF2 hash, never the password.
+/// A staff sign-in credential: a salted PBKDF2 hash, never the password.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CredentialRecord {
     /// Random salt.
@@ -718,6 +720,49 @@ pub trait ReportStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`].
     fn credential_names(&self) -> Result<Vec<String>, StoreError>;
+
+    /// A staff account.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError>;
+
+    /// Adds or replaces a staff account, in one atomic write.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn put_account(&self, name: &str, record: &AccountRecord) -> Result<(), StoreError>;
+
+    /// Every staff account, by name.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn accounts(&self) -> Result<Vec<(String, AccountRecord)>, StoreError>;
+
+    /// The session filed under `id` (the SHA-256 of its bearer token).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn session(&self, id: &[u8; 32]) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Adds or replaces the session filed under `id`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn put_session(&self, id: &[u8; 32], record: &SessionRecord) -> Result<(), StoreError>;
+
+    /// Removes the session filed under `id`; whether there was one.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn remove_session(&self, id: &[u8; 32]) -> Result<bool, StoreError>;
+
+    /// Removes every session for which `doomed` is true (sign-out everywhere, a disabled
+    /// account, expired sessions); how many went.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn remove_sessions(&self, doomed: &dyn Fn(&SessionRecord) -> bool) -> Result<u64, StoreError>;
 
     /// Appends an entry to the audit trail; the caller chains it to the last one
     /// ([`crate::audit::AuditTrail`]).

@@ -32,10 +32,10 @@ use super::backup::{BackupSummary, StorePaths, prepare_target};
 use super::blobs::{BlobDir, BlobReadError, BlobRef};
 use super::sealing::{DataKeys, Unsealed, code_lookup, open_code, seal_code};
 use super::{
-    CertificateState, CertificateUse, ChainHead, CodeRecord, CommitOutcome, CredentialRecord,
-    CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey, QueuedGroup, ReportStore,
-    StoreError, StoredUpload, UploadCommit, code_purge_at, decode, encode, expiry_key,
-    parse_expiring,
+    AccountRecord, CertificateState, CertificateUse, ChainHead, CodeRecord, CommitOutcome,
+    CredentialRecord, CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey,
+    QueuedGroup, ReportStore, SessionRecord, StoreError, StoredUpload, UploadCommit, code_purge_at,
+    decode, encode, expiry_key, parse_expiring,
 };
 use ephemera_proto::sync::{DayDigest, sync_day};
 
@@ -74,6 +74,10 @@ pub struct SledReportStore {
     /// Files of batch bodies and export zips.
     blobs: BlobDir,
     credentials: Tree,
+    /// Staff accounts by name.
+    accounts: Tree,
+    /// Sessions by the SHA-256 of their bearer token.
+    sessions: Tree,
     /// `sequence (u64 BE)` → postcard [`AuditEntry`]: the audit trail (no personal data
     /// of the public, so not sealed: auditors read it with the node stopped).
     audit: Tree,
@@ -171,6 +175,8 @@ impl SledReportStore {
             batch_index: tree("batch-index")?,
             exports: tree("exports")?,
             credentials: tree("credentials")?,
+            accounts: tree("accounts")?,
+            sessions: tree("sessions")?,
             audit: tree("audit")?,
             meta: tree("meta")?,
             expiry: tree("expiry")?,
@@ -894,6 +900,65 @@ impl ReportStore for SledReportStore {
                 })
             })
             .collect()
+    }
+
+    fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
+        match self.accounts.get(name.as_bytes()).map_err(engine)? {
+            Some(bytes) => Ok(Some(decode(&bytes, "accounts")?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_account(&self, name: &str, record: &AccountRecord) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        self.accounts
+            .insert(name.as_bytes(), encode(record))
+            .map_err(engine)?;
+        Ok(())
+    }
+
+    fn accounts(&self) -> Result<Vec<(String, AccountRecord)>, StoreError> {
+        self.accounts
+            .iter()
+            .map(|entry| {
+                let (k, v) = entry.map_err(engine)?;
+                let name = String::from_utf8(k.to_vec())
+                    .map_err(|_| StoreError::Corrupt { tree: "accounts" })?;
+                Ok((name, decode(&v, "accounts")?))
+            })
+            .collect()
+    }
+
+    fn session(&self, id: &[u8; 32]) -> Result<Option<SessionRecord>, StoreError> {
+        match self.sessions.get(id).map_err(engine)? {
+            Some(bytes) => Ok(Some(decode(&bytes, "sessions")?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_session(&self, id: &[u8; 32], record: &SessionRecord) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        self.sessions.insert(id, encode(record)).map_err(engine)?;
+        Ok(())
+    }
+
+    fn remove_session(&self, id: &[u8; 32]) -> Result<bool, StoreError> {
+        let _writing = self.writing();
+        Ok(self.sessions.remove(id).map_err(engine)?.is_some())
+    }
+
+    fn remove_sessions(&self, doomed: &dyn Fn(&SessionRecord) -> bool) -> Result<u64, StoreError> {
+        let _writing = self.writing();
+        let mut removed = 0;
+        for entry in &self.sessions {
+            let (k, v) = entry.map_err(engine)?;
+            let record: SessionRecord = decode(&v, "sessions")?;
+            if doomed(&record) {
+                self.sessions.remove(k).map_err(engine)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {

@@ -407,6 +407,79 @@ fn cuts_store_batches_and_advance_state() {
 }
 
 #[test]
+fn accounts_round_trip_and_hide_their_secrets() {
+    both(|store| {
+        assert_eq!(store.account("alice").unwrap(), None);
+        let record = AccountRecord {
+            roles: vec![Role::Admin, Role::Auditor],
+            enabled: true,
+            credential: CredentialRecord {
+                salt: [1; 16],
+                iterations: 2,
+                hash: [3; 32],
+            },
+            must_change_password: true,
+            totp: Some(vec![7; 40]),
+            totp_pending: None,
+            recovery_codes: vec![[9; 32]],
+            created: DayNumber(20_000),
+        };
+        store.put_account("alice", &record).unwrap();
+        assert_eq!(store.account("alice").unwrap(), Some(record.clone()));
+        let disabled = AccountRecord {
+            enabled: false,
+            ..record.clone()
+        };
+        store.put_account("bob", &disabled).unwrap();
+        store.put_account("alice", &disabled).unwrap();
+        assert_eq!(
+            store.accounts().unwrap(),
+            vec![
+                ("alice".to_owned(), disabled.clone()),
+                ("bob".to_owned(), disabled)
+            ]
+        );
+        let shown = format!("{record:?}");
+        assert!(!shown.contains("7, 7") && !shown.contains("9, 9") && !shown.contains("3, 3"));
+        assert!(record.has(Role::Auditor) && !record.has(Role::CaseWorker));
+    });
+}
+
+#[test]
+fn sessions_are_filed_by_hash_and_removed_at_once() {
+    both(|store| {
+        let session = |account: &str, expires: u64| SessionRecord {
+            account: account.to_owned(),
+            expires_at: UnixTime(expires),
+            last_used: T0,
+        };
+        store.put_session(&[1; 32], &session("alice", 100)).unwrap();
+        store.put_session(&[2; 32], &session("alice", 200)).unwrap();
+        store.put_session(&[3; 32], &session("bob", 300)).unwrap();
+        assert_eq!(
+            store.session(&[1; 32]).unwrap(),
+            Some(session("alice", 100))
+        );
+        assert_eq!(store.session(&[4; 32]).unwrap(), None);
+        assert!(store.remove_session(&[1; 32]).unwrap());
+        assert!(!store.remove_session(&[1; 32]).unwrap(), "already gone");
+        assert_eq!(store.remove_sessions(&|s| s.account == "alice").unwrap(), 1);
+        assert_eq!(store.session(&[2; 32]).unwrap(), None);
+        assert_eq!(store.session(&[3; 32]).unwrap(), Some(session("bob", 300)));
+        assert_eq!(store.remove_sessions(&|s| s.expires_at.0 < 300).unwrap(), 0);
+    });
+}
+
+#[test]
+fn roles_have_stable_names() {
+    for role in Role::ALL {
+        assert_eq!(Role::parse(role.as_str()), Some(role));
+    }
+    assert_eq!(Role::parse("root"), None);
+    assert_eq!(Role::parse("Admin"), None, "names are exact");
+}
+
+#[test]
 fn credentials_round_trip() {
     both(|store| {
         assert_eq!(store.credential("alice").unwrap(), None);

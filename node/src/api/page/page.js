@@ -1,8 +1,10 @@
 // The case-worker page. The session token lives in this variable only (never in storage),
-// and codes are shown once and cleared from the page when dismissed.
+// and codes are shown once and cleared from the page when dismissed. A one-time password
+// is kept in `pending` only until the new password replaces it.
 "use strict";
 
 let token = null;
+let pending = null;
 const $ = (id) => document.getElementById(id);
 
 function show(id, visible) { $(id).hidden = !visible; }
@@ -15,16 +17,25 @@ async function call(path, body, accept) {
   const response = await fetch(path, { method: "POST", headers, body: JSON.stringify(body) });
   if (!response.ok) {
     let message = "Request failed (" + response.status + ")";
-    try { message = (await response.json()).message || message; } catch (_) { /* not JSON */ }
+    let code = "";
+    try {
+      const body = await response.json();
+      message = body.message || message;
+      code = body.error || "";
+    } catch (_) { /* not JSON */ }
     if (response.status === 401 && path !== "/v1/session") signedOut();
-    throw new Error(message);
+    const error = new Error(message);
+    error.code = code;
+    throw error;
   }
   return response;
 }
 
 function signedOut() {
   token = null;
+  pending = null;
   show("issue", false);
+  show("new-password", false);
   show("sign-in", true);
   clearCode();
 }
@@ -46,17 +57,50 @@ document.addEventListener("DOMContentLoaded", () => {
   $("sign-in-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     show("sign-in-error", false);
+    const body = { name: $("sign-in-name").value, password: $("sign-in-password").value };
+    const second = $("sign-in-totp").value.trim();
+    if (second) body[/^[0-9]{6}$/.test(second) ? "totp" : "recovery_code"] = second;
     try {
-      const response = await call("/v1/session", {
-        name: $("sign-in-name").value,
-        password: $("sign-in-password").value,
-      });
-      token = (await response.json()).token;
-      $("sign-in-password").value = "";
+      const response = await call("/v1/session", body);
+      const session = await response.json();
+      token = session.token;
       show("sign-in", false);
+      if (session.password_change_required) {
+        pending = body.password;
+        show("new-password", true);
+        $("new-password-value").focus();
+      } else {
+        show("issue", true);
+      }
+      $("sign-in-password").value = "";
+      $("sign-in-totp").value = "";
+      show("sign-in-second", false);
+    } catch (e) {
+      if (e.code === "totp-required") {
+        show("sign-in-second", true);
+        $("sign-in-totp").focus();
+      }
+      fail("sign-in-error", e.message);
+    }
+  });
+
+  $("new-password-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    show("new-password-error", false);
+    const value = $("new-password-value").value;
+    if (value !== $("new-password-again").value) {
+      fail("new-password-error", "The two passwords differ.");
+      return;
+    }
+    try {
+      await call("/v1/session/password", { current_password: pending, new_password: value });
+      pending = null;
+      $("new-password-value").value = "";
+      $("new-password-again").value = "";
+      show("new-password", false);
       show("issue", true);
     } catch (e) {
-      fail("sign-in-error", e.message);
+      fail("new-password-error", e.message);
     }
   });
 

@@ -86,6 +86,18 @@ grep -q '"storage_format"' "$work/body" || fail "/healthz has no storage_format:
 expect 200 "GET /v1/batches (batch index)" "$(status GET '/v1/batches?after=0')"
 grep -q '"next_cursor"' "$work/body" || fail "the batch index is not JSON: $(cat "$work/body")"
 expect 200 "GET /v1/authority" "$(status GET /v1/authority)"
+# What every phone's sync and sealed report needs: the sealing key, the signed heads.
+expect 200 "GET /v1/sealing-key" "$(status GET /v1/sealing-key)"
+expect 200 "GET /v1/heads" "$(status GET /v1/heads)"
+expect 200 "GET /v1/heads/conflicts" "$(status GET /v1/heads/conflicts)"
+# The blind-token keys reach the node (an answer of the node, whatever its keys).
+code="$(status GET /v2/token-keys)"
+grep -q '"error"' "$work/body" || [ "$code" = 200 ] \
+  || fail "GET /v2/token-keys was not answered by the node: $code $(head -c 200 "$work/body")"
+echo "ok: GET /v2/token-keys reaches the node -> $code"
+expect 415 "POST /v2/verify (unsealed) reaches the node" \
+  "$(status POST /v2/verify -H 'content-type: application/json' --data-binary '{}')"
+grep -q '"error"' "$work/body" || fail "POST /v2/verify was not answered by the node: $(cat "$work/body")"
 # A phone route reaches the node: the answer is the node's JSON error, not nginx's page.
 expect 400 "POST /v1/verify (malformed) reaches the node" \
   "$(status POST /v1/verify -H 'content-type: application/json' --data-binary '{}')"
@@ -116,6 +128,8 @@ batch="$(curl -ks "$node_url/v1/batches?after=0" | python3 -c 'import json,sys; 
 if [ -n "$batch" ]; then
   expect 200 "GET /v1/batches/<id> (first)" "$(status GET "/v1/batches/$batch")"
   expect 200 "GET /v1/batches/<id> (second)" "$(status GET "/v1/batches/$batch")"
+  # The first boundary's batch holds decoy tokens when the node accepts pet: its filter.
+  expect 200 "GET /v1/batches/<id>/filter" "$(status GET "/v1/batches/$batch/filter")"
 else
   fail "the node listed no batch to fetch through the cache"
 fi
@@ -141,6 +155,6 @@ echo "ok: the second batch fetch was served from the cache"
 if grep -Eq '127\.0\.0\.[0-9]+|::1' "$access" "$work/logs/ephemera-error.log" 2>/dev/null; then
   fail "a client address is in nginx's logs: $(grep -E '127\.0\.0\.[0-9]+' "$access" "$work/logs/ephemera-error.log" | head -3)"
 fi
-grep -q '/v1/verify' "$access" && fail "the access log has phone verify requests"
+grep -Eq '/v[12]/verify' "$access" && fail "the access log has phone verify requests"
 echo "ok: $(wc -l <"$access") access-log lines, none with a client address or a phone report request"
 echo "nginx sample: all checks passed"

@@ -100,7 +100,7 @@ config_keys! {
         /// is at least a second old, or is answered 503 `overloaded` when there is none.
         /// Keep it well below the process's open-file limit.
         max_connections: usize = 768, range(1, 1_000_000);
-        /// Most phone requests (`/v1/verify`, `/v1/uploads`) in flight at once; past it, 503
+        /// Most phone requests (`/v1/verify`, `/v2/verify`, `/v1/uploads`) in flight at once; past it, 503
         /// `overloaded` with `Retry-After`.
         phone_in_flight: usize = 256, range(1, 1_000_000);
         /// Most console requests (sign-in, codes, the case-worker page, `/metrics`) in flight.

@@ -195,7 +195,7 @@ impl std::fmt::Debug for Source {
 pub enum Class {
     /// `/healthz`: never capped.
     Health,
-    /// `/v1/verify`, `/v1/uploads`.
+    /// `/v1/verify`, `/v2/verify`, `/v1/uploads`.
     Phone,
     /// Sign-in and sessions, accounts, codes, the case-worker page, `/metrics`.
     Console,
@@ -208,7 +208,7 @@ impl Class {
     pub fn of(path: &str) -> Class {
         match path {
             "/healthz" => Class::Health,
-            "/v1/verify" | "/v1/uploads" => Class::Phone,
+            "/v1/verify" | "/v2/verify" | "/v1/uploads" => Class::Phone,
             "/v1/session" | "/v1/sessions" | "/v1/accounts" | "/v1/codes" | "/metrics" => {
                 Class::Console
             }
@@ -937,6 +937,9 @@ mod tests {
     fn paths_fall_into_their_classes() {
         assert_eq!(Class::of("/healthz"), Class::Health);
         assert_eq!(Class::of("/v1/verify"), Class::Phone);
+        // A blind signature costs milliseconds of RSA: its flood takes phone slots and the
+        // per-source cap, never the serving slots phones fetch batches with.
+        assert_eq!(Class::of("/v2/verify"), Class::Phone);
         assert_eq!(Class::of("/v1/uploads"), Class::Phone);
         assert_eq!(Class::of("/v1/session"), Class::Console);
         assert_eq!(Class::of("/v1/session/password"), Class::Console);

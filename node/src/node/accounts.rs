@@ -301,10 +301,10 @@ impl Node {
         self.inner.config.authority.require_totp && record.totp.is_none()
     }
 
-    /// Runs `work` (a password hash) on a blocking thread under one of the hashing pool's
-    /// permits: at most that many PBKDF2s run at once, and the rest of the blocking pool
-    /// (store flushes) stays free.
-    async fn hashing<T: Send + 'static>(
+    /// Runs `work` (a password hash, a blind signature) on a blocking thread under one of
+    /// the slow-crypto pool's permits: at most that many run at once, and the rest of the
+    /// blocking pool (store flushes) and a core stay free.
+    pub(super) async fn hashing<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {

@@ -127,17 +127,19 @@ impl Node {
         if request.decoy {
             self.inner.metrics.decoy("verify");
         }
+        // A blind signature takes milliseconds of RSA, a decoy's too: on the slow-crypto pool,
+        // so a flood of them (anonymous, sealed) cannot take every core.
         let node = self.clone();
-        let response = tokio::task::spawn_blocking(move || {
-            node.inner.core.redeem_code_for_token(
-                node.inner.store.as_ref(),
-                &request,
-                now,
-                &mut rand::rng(),
-            )
-        })
-        .await
-        .map_err(|_| ApiError::Internal)??;
+        let response = self
+            .hashing(move || {
+                node.inner.core.redeem_code_for_token(
+                    node.inner.store.as_ref(),
+                    &request,
+                    now,
+                    &mut rand::rng(),
+                )
+            })
+            .await??;
         // As for a certificate: the spent code is durable before the signature leaves.
         self.inner.flusher.flush().await?;
         Ok(response)

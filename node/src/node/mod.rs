@@ -141,7 +141,9 @@ struct Inner {
     login_budget: Mutex<LoginBudget>,
     /// The audit trail's head, opened from the store at its first record.
     audit: Mutex<Option<ephemera_node_core::audit::AuditTrail>>,
-    /// Permits for password hashing: PBKDF2 runs on at most this many blocking threads.
+    /// Permits for the node's slow cryptography: PBKDF2 password hashes and blind RSA
+    /// signatures run on at most this many blocking threads, so a flood of either leaves a
+    /// core to flushes, uploads and serving.
     hashing: Arc<tokio::sync::Semaphore>,
     batch_cache: BatchCache,
     /// Token filters of cached batches (`docs/PROTOCOL.md` §6.5), built when first asked for.

@@ -301,7 +301,9 @@ pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'stati
             (503, &["insufficient-storage"]),
         ],
         ("get", "/v1/batches") => vec![(400, &["invalid-parameter"]), (500, STORAGE)],
-        ("get", "/v1/batches/{id}") | ("get", "/v1/exports/{file}") => vec![
+        ("get", "/v1/batches/{id}")
+        | ("get", "/v1/batches/{id}/filter")
+        | ("get", "/v1/exports/{file}") => vec![
             (400, &["invalid-parameter"]),
             (404, &["not-found"]),
             (500, STORAGE),
@@ -447,10 +449,12 @@ fn constrain(doc: &mut Value, config: &NodeConfig) {
         &mut parameter(doc, "/v1/batches", "get", "after")["schema"],
         json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": contract::MAX_CURSOR}),
     );
-    merge(
-        &mut parameter(doc, "/v1/batches/{id}", "get", "id")["schema"],
-        json!({"type": "string", "pattern": contract::BATCH_ID_PATTERN, "minLength": 64, "maxLength": 64}),
-    );
+    for path in ["/v1/batches/{id}", "/v1/batches/{id}/filter"] {
+        merge(
+            &mut parameter(doc, path, "get", "id")["schema"],
+            json!({"type": "string", "pattern": contract::BATCH_ID_PATTERN, "minLength": 64, "maxLength": 64}),
+        );
+    }
     merge(
         &mut parameter(doc, "/v1/exports/{file}", "get", "file")["schema"],
         json!({"type": "string", "pattern": contract::EXPORT_FILE_PATTERN}),
@@ -606,7 +610,11 @@ fn sealed_bodies(doc: &mut Value, config: &NodeConfig) {
 
 /// The validators and cache lifetime of immutable bodies, on 200 and 304.
 fn immutable_headers(doc: &mut Value) {
-    for path in ["/v1/batches/{id}", "/v1/exports/{file}"] {
+    for path in [
+        "/v1/batches/{id}",
+        "/v1/batches/{id}/filter",
+        "/v1/exports/{file}",
+    ] {
         for status in ["200", "304"] {
             at(doc, &["paths", path, "get", "responses", status])["headers"] = json!({
                 "ETag": {
@@ -708,6 +716,7 @@ mod tests {
             "/v1/uploads",
             "/v1/batches",
             "/v1/batches/{id}",
+            "/v1/batches/{id}/filter",
             "/v1/exports/index.txt",
             "/v1/exports/{file}",
             "/v1/session",

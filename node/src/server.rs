@@ -214,7 +214,9 @@ impl Class {
             }
             p if p.starts_with("/case-worker")
                 || p.starts_with("/v1/session/")
-                || p.starts_with("/v1/accounts/") =>
+                || p.starts_with("/v1/accounts/")
+                || p.starts_with("/v1/codes/")
+                || p.starts_with("/v1/audit") =>
             {
                 Class::Console
             }

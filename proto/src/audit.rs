@@ -141,6 +141,24 @@ pub enum AuditAction {
         /// The account.
         account: String,
     },
+    /// Upload codes issued, by their references (never the codes): how many is their
+    /// number.
+    CodesIssuedWithReferences {
+        /// Their test type.
+        test_type: ReportType,
+        /// Their references, in issue order.
+        references: Vec<String>,
+    },
+    /// The status of the code with this reference was looked up.
+    CodeStatusViewed {
+        /// The reference.
+        reference: String,
+    },
+    /// The code with this reference was revoked (or a revoke of it was refused).
+    CodeRevoked {
+        /// The reference.
+        reference: String,
+    },
 }
 
 impl fmt::Display for AuditAction {
@@ -188,6 +206,22 @@ impl fmt::Display for AuditAction {
                 write!(f, "sessions-revoked account={account}")
             }
             AuditAction::TotpRemoved { account } => write!(f, "totp-removed account={account}"),
+            AuditAction::CodesIssuedWithReferences {
+                test_type,
+                references,
+            } => write!(
+                f,
+                "codes-issued count={} test_type={} references={}",
+                references.len(),
+                test_type.code(),
+                references.join("+")
+            ),
+            AuditAction::CodeStatusViewed { reference } => {
+                write!(f, "code-status-viewed reference={reference}")
+            }
+            AuditAction::CodeRevoked { reference } => {
+                write!(f, "code-revoked reference={reference}")
+            }
         }
     }
 }
@@ -622,6 +656,16 @@ mod tests {
             AuditAction::TotpRemoved {
                 account: "bob".into(),
             },
+            AuditAction::CodesIssuedWithReferences {
+                test_type: ReportType::ConfirmedTest,
+                references: vec!["0123456789AB".into(), "CDEFGHJKMNPQ".into()],
+            },
+            AuditAction::CodeStatusViewed {
+                reference: "0123456789AB".into(),
+            },
+            AuditAction::CodeRevoked {
+                reference: "0123456789AB".into(),
+            },
         ];
         for (index, action) in actions.iter().enumerate() {
             let bytes = postcard::to_allocvec(action).unwrap();
@@ -634,6 +678,10 @@ mod tests {
         assert_eq!(
             actions[0].to_string(),
             "account-created account=bob roles=case-worker+auditor"
+        );
+        assert_eq!(
+            actions[11].to_string(),
+            "codes-issued count=2 test_type=1 references=0123456789AB+CDEFGHJKMNPQ"
         );
     }
 }

@@ -147,6 +147,15 @@ pub enum ApiError {
     /// Recovery codes need a TOTP second factor.
     #[error("this account has no TOTP second factor")]
     TotpNotEnrolled,
+    /// No issued code has this reference.
+    #[error("no issued code has this reference")]
+    UnknownCodeReference,
+    /// The code is no longer there to revoke.
+    #[error("the code cannot be revoked: it is {status}")]
+    CodeNotRevocable {
+        /// Where it stands: `used`, `expired` or `revoked`.
+        status: &'static str,
+    },
 }
 
 impl ApiError {
@@ -187,7 +196,8 @@ impl ApiError {
             }
             TotpRequired => StatusCode::UNAUTHORIZED,
             WeakPassword { .. } | UnknownRole | InvalidTotpCode => StatusCode::BAD_REQUEST,
-            UnknownAccount => StatusCode::NOT_FOUND,
+            UnknownAccount | UnknownCodeReference => StatusCode::NOT_FOUND,
+            CodeNotRevocable { .. } => StatusCode::CONFLICT,
             AccountExists | LastAdmin | TotpNotEnrolled => StatusCode::CONFLICT,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
@@ -242,6 +252,8 @@ impl ApiError {
             LastAdmin => "last-admin",
             InvalidTotpCode => "invalid-totp-code",
             TotpNotEnrolled => "totp-not-enrolled",
+            UnknownCodeReference => "unknown-code-reference",
+            CodeNotRevocable { .. } => "code-not-revocable",
         }
     }
 
@@ -481,6 +493,16 @@ mod tests {
                 ApiError::AboveOwnRoles,
                 StatusCode::FORBIDDEN,
                 "above-own-roles",
+            ),
+            (
+                ApiError::UnknownCodeReference,
+                StatusCode::NOT_FOUND,
+                "unknown-code-reference",
+            ),
+            (
+                ApiError::CodeNotRevocable { status: "used" },
+                StatusCode::CONFLICT,
+                "code-not-revocable",
             ),
         ];
         for (error, status, code) in cases {

@@ -30,6 +30,8 @@
 //! | `POST /v1/accounts/{name}/roles` | bearer (admin), [`types::RolesRequest`] | 204 |
 //! | `POST /v1/accounts/{name}/reset-password` | bearer (admin) | [`types::OneTimePassword`] |
 //! | `POST /v1/codes` | bearer (case-worker: one code; bulk-issuer: more, or CSV), [`types::IssueCodesRequest`] | [`types::IssueCodesResponse`] or CSV |
+//! | `GET /v1/codes/{reference}` | bearer (case-worker or bulk-issuer) | [`types::CodeStatusInfo`] |
+//! | `POST /v1/codes/{reference}/revoke` | bearer (case-worker or bulk-issuer) | [`types::CodeStatusInfo`]; 409 `code-not-revocable` |
 //! | `GET /case-worker` | | the case-worker page |
 //!
 //! No layer logs requests or peers. Bodies arrive here already read: `crate::server` reads
@@ -144,6 +146,8 @@ pub fn router(node: Node) -> Router {
             "/v1/codes",
             post(issue_codes).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
         )
+        .route("/v1/codes/{reference}", get(code_status))
+        .route("/v1/codes/{reference}/revoke", post(revoke_code))
         .merge(page::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -840,7 +844,7 @@ async fn reset_password(
     responses(
         (status = 200, description = "The codes: JSON, or CSV for `Accept: text/csv`", content(
             (types::IssueCodesResponse = "application/json"),
-            (String = "text/csv", example = "code,expires_at,expires_at_utc,test_type,symptom_onset"),
+            (String = "text/csv", example = "code,expires_at,expires_at_utc,test_type,symptom_onset,reference"),
         ))),
     security(("bearer" = [])))]
 async fn issue_codes(
@@ -890,4 +894,62 @@ async fn issue_codes(
             .into_response());
     }
     Ok(no_store(StatusCode::OK, response))
+}
+
+/// Who may look up and revoke codes: whoever may issue them. Any code of this authority,
+/// not only the account's own (a colleague's mistake must be revocable at once, and every
+/// look-up and revoke is audited under the account).
+const CODE_LIFECYCLE: Need = Need::OneOf(&[Role::CaseWorker, Role::BulkIssuer]);
+
+/// The reference in a path, if it can be one.
+fn code_reference(text: &str) -> Result<crate::store::CodeReference, ApiError> {
+    crate::store::CodeReference::parse(text).ok_or(ApiError::InvalidParameter {
+        name: "reference",
+        reason: "must be 12 characters of 0-9 and A-Z less I, L, O and U",
+    })
+}
+
+/// Where an issued code stands (`issued`, `used`, `expired`, `revoked`, with the day of
+/// the change), by its reference: any code of this authority, for a case worker or bulk
+/// issuer. The look-up is audited.
+#[utoipa::path(get, path = "/v1/codes/{reference}",
+    params(("reference" = String, Path, description = "The code's reference (12 characters)")),
+    responses((status = 200, body = types::CodeStatusInfo)), security(("bearer" = [])))]
+async fn code_status(
+    State(node): State<Node>,
+    Path(reference): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    code_lifecycle(&node, &reference, &headers, false).await
+}
+
+/// Revokes an issued code by its reference: from now on `/v1/verify` and `/v2/verify`
+/// refuse it as `invalid-code`. A code used, expired or revoked before gets 409
+/// `code-not-revocable`. Audited, refusals too.
+#[utoipa::path(post, path = "/v1/codes/{reference}/revoke",
+    params(("reference" = String, Path, description = "The code's reference (12 characters)")),
+    responses((status = 200, body = types::CodeStatusInfo)), security(("bearer" = [])))]
+async fn revoke_code(
+    State(node): State<Node>,
+    Path(reference): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    code_lifecycle(&node, &reference, &headers, true).await
+}
+
+/// A code's status by reference, after revoking it if `revoke`.
+async fn code_lifecycle(
+    node: &Node,
+    reference: &str,
+    headers: &HeaderMap,
+    revoke: bool,
+) -> Result<Response, ApiError> {
+    let account = node.authorize(bearer(headers)?, CODE_LIFECYCLE)?.account;
+    let reference = code_reference(reference)?;
+    let status = if revoke {
+        node.revoke_code(&reference, &account).await?
+    } else {
+        node.code_status(&reference, &account).await?
+    };
+    Ok(no_store(StatusCode::OK, status))
 }

@@ -178,12 +178,14 @@ impl Modify for BearerAuth {
         super::begin_totp, super::confirm_totp, super::recovery_codes,
         super::list_accounts, super::create_account, super::disable_account,
         super::enable_account, super::set_roles, super::reset_password,
+        super::code_status, super::revoke_code,
         super::page::root, super::page::page, super::page::script, super::page::style,
     ),
     components(schemas(
         VerifyRequestDoc, VerifyResponseDoc, UploadResponseDoc, SealingKeyDoc, ErrorBodyDoc, BatchIndexEntryDoc,
         BatchIndexDoc, HeadListDoc, HeadConflictDoc, HeadConflictsDoc, types::LoginRequest, types::LoginResponse, types::TestType,
         types::IssueCodesRequest, types::IssuedCode, types::IssueCodesResponse,
+        types::CodeStatusInfo,
         types::AuthorityInfo, types::Health, types::NotReady,
         types::SessionInfo, types::PasswordChangeRequest, types::CreateAccountRequest,
         types::RolesRequest, types::OneTimePassword, types::TotpEnrolment,
@@ -322,6 +324,21 @@ pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'stati
             (401, &["unauthorized"]),
             (403, RESTRICTED),
             (415, &["unsupported-media-type"]),
+            (500, STORAGE),
+        ],
+        ("get", "/v1/codes/{reference}") => vec![
+            (400, &["invalid-parameter"]),
+            (401, &["unauthorized"]),
+            (403, RESTRICTED),
+            (404, &["unknown-code-reference"]),
+            (500, STORAGE),
+        ],
+        ("post", "/v1/codes/{reference}/revoke") => vec![
+            (400, &["invalid-parameter"]),
+            (401, &["unauthorized"]),
+            (403, RESTRICTED),
+            (404, &["unknown-code-reference"]),
+            (409, &["code-not-revocable"]),
             (500, STORAGE),
         ],
         ("post", "/v1/session/password") => vec![
@@ -929,6 +946,33 @@ mod tests {
         }
         assert!(documents(&doc, "post", "/v1/session", &json));
         assert!(documents(&doc, "post", "/v1/codes", &json));
+        let lifecycle = [
+            ApiError::InvalidParameter {
+                name: "reference",
+                reason: "x",
+            },
+            ApiError::Unauthorized,
+            ApiError::Forbidden {
+                role: "case-worker",
+            },
+            ApiError::PasswordChangeRequired,
+            ApiError::UnknownCodeReference,
+            ApiError::Store(StoreError::Engine("disk".into())),
+        ];
+        for error in &lifecycle {
+            assert!(
+                documents(&doc, "get", "/v1/codes/{reference}", error),
+                "{error:?}"
+            );
+            let path = "/v1/codes/{reference}/revoke";
+            assert!(documents(&doc, "post", path, error), "{error:?}");
+        }
+        assert!(documents(
+            &doc,
+            "post",
+            "/v1/codes/{reference}/revoke",
+            &ApiError::CodeNotRevocable { status: "used" }
+        ));
         assert!(documents(
             &doc,
             "post",

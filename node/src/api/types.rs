@@ -203,6 +203,13 @@ impl TestType {
         }
     }
 
+    /// The test type of certificates of `report_type`, if codes grant it.
+    pub fn of(report_type: ReportType) -> Option<TestType> {
+        [TestType::Confirmed, TestType::Likely, TestType::Negative]
+            .into_iter()
+            .find(|t| t.report_type() == report_type)
+    }
+
     /// The name used in JSON and CSV.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -258,6 +265,9 @@ pub struct IssuedCode {
     pub expires_at: u64,
     /// The same, RFC 3339 UTC.
     pub expires_at_utc: String,
+    /// Its reference: 12 characters, not secret, to note in the case worker's own system
+    /// and to look up or revoke the code by (`GET /v1/codes/{reference}`).
+    pub reference: String,
 }
 
 impl fmt::Debug for IssuedCode {
@@ -265,8 +275,32 @@ impl fmt::Debug for IssuedCode {
         f.debug_struct("IssuedCode")
             .field("code", &"<redacted>")
             .field("expires_at", &self.expires_at)
+            .field("reference", &self.reference)
             .finish()
     }
+}
+
+/// The header line of issued codes as CSV.
+pub const CODES_CSV_HEADER: &str =
+    "code,expires_at,expires_at_utc,test_type,symptom_onset,reference";
+
+/// `GET /v1/codes/{reference}` and its revoke: where one issued code stands. No personal
+/// data, no code, and days only.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct CodeStatusInfo {
+    /// The reference.
+    pub reference: String,
+    /// The test type the code certifies.
+    pub test_type: TestType,
+    /// `issued`, `used`, `expired` or `revoked`.
+    pub status: String,
+    /// The day it was issued, `YYYY-MM-DD` (UTC).
+    pub issued: String,
+    /// The day it stops (or stopped) working, `YYYY-MM-DD` (UTC).
+    pub expires: String,
+    /// The day of the change to `status` (used, expired, revoked), `YYYY-MM-DD`; absent
+    /// while issued.
+    pub changed: Option<String>,
 }
 
 /// The answer to [`IssueCodesRequest`] (as JSON; `Accept: text/csv` gives CSV).
@@ -281,17 +315,21 @@ pub struct IssueCodesResponse {
 }
 
 impl IssueCodesResponse {
-    /// The CSV form: a header line, then `code,expires_at,expires_at_utc,test_type,symptom_onset`.
+    /// The CSV form: a header line, then
+    /// `code,expires_at,expires_at_utc,test_type,symptom_onset,reference` (the reference
+    /// last, so readers of the five columns before it read on as they did).
     pub fn to_csv(&self) -> String {
-        let mut out = String::from("code,expires_at,expires_at_utc,test_type,symptom_onset\n");
+        let mut out = String::from(CODES_CSV_HEADER);
+        out.push('\n');
         for code in &self.codes {
             out.push_str(&format!(
-                "{},{},{},{},{}\n",
+                "{},{},{},{},{},{}\n",
                 code.code,
                 code.expires_at,
                 code.expires_at_utc,
                 self.test_type.as_str(),
-                self.symptom_onset.as_deref().unwrap_or("")
+                self.symptom_onset.as_deref().unwrap_or(""),
+                code.reference
             ));
         }
         out

@@ -2,19 +2,23 @@
 //! them (`NodeCore::issue_codes`, `NodeCore::redeem_code`), flushed before the answer.
 
 use ephemera_node_core::authority::CodeGrant;
+use ephemera_node_core::store::{CodeReference, CodeStatusRecord, RevokeOutcome};
 use ephemera_proto::api::{VerifyRequest, VerifyResponse};
 use ephemera_proto::audit::{AuditAction, AuditActor, AuditOutcome};
 use ephemera_proto::token::{TokenVerifyRequest, TokenVerifyResponse};
 
 use crate::api::error::ApiError;
-use crate::api::types::{IssueCodesRequest, IssueCodesResponse, IssuedCode};
+use crate::api::types::{
+    CodeStatusInfo, IssueCodesRequest, IssueCodesResponse, IssuedCode, TestType,
+};
 use crate::clock::civil;
 
 use super::Node;
 
 impl Node {
     /// Issues codes for the signed-in case worker `account`; they are stored only as
-    /// hashes, and the audit trail records how many of which test type `account` issued.
+    /// hashes, and the audit trail records their references and test type (never the
+    /// codes) under `account`.
     ///
     /// # Errors
     /// [`ApiError::InvalidParameter`] for a bad count or onset date, [`ApiError::Store`].
@@ -44,9 +48,9 @@ impl Node {
         )?;
         self.audit(
             AuditActor::Account(account.to_owned()),
-            AuditAction::CodesIssued {
-                count,
+            AuditAction::CodesIssuedWithReferences {
                 test_type: request.test_type.report_type(),
+                references: issued.references.iter().map(|r| r.to_string()).collect(),
             },
             AuditOutcome::Success,
         )?;
@@ -63,12 +67,101 @@ impl Node {
             codes: issued
                 .codes
                 .iter()
-                .map(|code| IssuedCode {
+                .zip(&issued.references)
+                .map(|(code, reference)| IssuedCode {
                     code: code.reveal(),
                     expires_at: issued.expires_at.0,
                     expires_at_utc: civil::format_time(issued.expires_at),
+                    reference: reference.to_string(),
                 })
                 .collect(),
+        })
+    }
+
+    /// Where the code filed under `reference` stands, for the signed-in `account` (any
+    /// code of this authority: references are not secret, and every look-up is audited).
+    ///
+    /// # Errors
+    /// [`ApiError::UnknownCodeReference`], [`ApiError::Store`].
+    pub async fn code_status(
+        &self,
+        reference: &CodeReference,
+        account: &str,
+    ) -> Result<CodeStatusInfo, ApiError> {
+        let record = self.inner.store.code_status(reference)?;
+        let outcome = match record {
+            Some(_) => AuditOutcome::Success,
+            None => AuditOutcome::Refused(ApiError::UnknownCodeReference.code().to_owned()),
+        };
+        self.audit(
+            AuditActor::Account(account.to_owned()),
+            AuditAction::CodeStatusViewed {
+                reference: reference.to_string(),
+            },
+            outcome,
+        )?;
+        self.inner.flusher.flush().await?;
+        let record = record.ok_or(ApiError::UnknownCodeReference)?;
+        self.status_info(reference, &record)
+    }
+
+    /// Revokes the code filed under `reference` for the signed-in `account`: the code is
+    /// removed, so neither `/v1/verify` nor `/v2/verify` can redeem it, and its status is
+    /// `revoked` from today. Audited, refusals too.
+    ///
+    /// # Errors
+    /// [`ApiError::UnknownCodeReference`]; [`ApiError::CodeNotRevocable`] for a code used,
+    /// expired or revoked before; [`ApiError::Store`].
+    pub async fn revoke_code(
+        &self,
+        reference: &CodeReference,
+        account: &str,
+    ) -> Result<CodeStatusInfo, ApiError> {
+        let today = self.now().day();
+        let result = match self.inner.store.revoke_code(reference, today)? {
+            RevokeOutcome::Revoked => Ok(()),
+            RevokeOutcome::Unknown => Err(ApiError::UnknownCodeReference),
+            RevokeOutcome::NotRevocable(record) => Err(ApiError::CodeNotRevocable {
+                status: record.status(today).as_str(),
+            }),
+        };
+        self.audit(
+            AuditActor::Account(account.to_owned()),
+            AuditAction::CodeRevoked {
+                reference: reference.to_string(),
+            },
+            match &result {
+                Ok(()) => AuditOutcome::Success,
+                Err(e) => AuditOutcome::Refused(e.code().to_owned()),
+            },
+        )?;
+        // The code's removal is durable before the answer says it is revoked.
+        self.inner.flusher.flush().await?;
+        result?;
+        tracing::info!("upload code revoked");
+        let record = self
+            .inner
+            .store
+            .code_status(reference)?
+            .ok_or(ApiError::UnknownCodeReference)?;
+        self.status_info(reference, &record)
+    }
+
+    /// The API's view of a status record, as of today.
+    fn status_info(
+        &self,
+        reference: &CodeReference,
+        record: &CodeStatusRecord,
+    ) -> Result<CodeStatusInfo, ApiError> {
+        let status = record.status(self.now().day());
+        Ok(CodeStatusInfo {
+            reference: reference.to_string(),
+            // Codes are issued only for the types a case worker picks.
+            test_type: TestType::of(record.test_type).ok_or(ApiError::Internal)?,
+            status: status.as_str().to_owned(),
+            issued: civil::format_date(record.issued),
+            expires: civil::format_date(record.expires),
+            changed: status.day().map(civil::format_date),
         })
     }
 

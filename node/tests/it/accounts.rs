@@ -16,58 +16,6 @@ fn bearer(token: &str) -> String {
 }
 
 impl TestNode {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: Option<serde_json::Value>,
-    ) -> Response {
-        let auth = bearer(token);
-        let mut headers = vec![("Authorization", auth.as_str())];
-        let bytes = match &body {
-            Some(body) => {
-                headers.push(("Content-Type", "application/json"));
-                body.to_string().into_bytes()
-            }
-            None => Vec::new(),
-        };
-        request(self.addr, method, path, &headers, &bytes).await
-    }
-
-    /// Signs in with a JSON body as given; the raw answer.
-    async fn sign_in(&self, body: serde_json::Value) -> Response {
-        self.post_json("/v1/session", &[], &body).await
-    }
-
-    /// Creates `name` with `roles` as `admin`; its one-time password.
-    async fn create(&self, admin: &str, name: &str, roles: &[&str]) -> String {
-        let created = self
-            .call(
-                "POST",
-                "/v1/accounts",
-                admin,
-                Some(serde_json::json!({"name": name, "roles": roles})),
-            )
-            .await;
-        assert_eq!(
-            created.status,
-            201,
-            "{}",
-            String::from_utf8_lossy(&created.body)
-        );
-        created.json()["password"].as_str().unwrap().to_owned()
-    }
-
-    /// Creates `name` with `roles` and signs it in past its forced password change; its
-    /// session and password.
-    async fn staff(&self, admin: &str, name: &str, roles: &[&str]) -> (String, String) {
-        let one_time = self.create(admin, name, roles).await;
-        let password = test_password(&one_time);
-        let session = self.first_sign_in(name, &one_time, &password).await;
-        (session, password)
-    }
-
     async fn issue_status(&self, token: &str, count: u32, csv: bool) -> Response {
         let auth = bearer(token);
         let mut headers = vec![("Authorization", auth.as_str())];

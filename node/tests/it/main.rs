@@ -7,6 +7,7 @@ mod batch_log;
 mod blind_token;
 mod cli;
 mod clock;
+mod codes;
 mod contract;
 mod crash;
 mod decoys;

@@ -143,6 +143,9 @@ async fn logs_and_storage_hold_no_codes_tokens_or_addresses() {
     let (_, password) = node.case_worker.clone().unwrap();
     let session = node.login().await;
     let issued = node.issue(&session, "confirmed", None, 3).await;
+    let revoked_hash = UploadCode::parse(&issued.codes[2].code)
+        .unwrap()
+        .hash(&node.node.keys().pepper);
     let code = issued.codes[0].code.clone();
     let (upload, revision_token) = report(&node, &code, pet_contents(3, T0.day())).await;
     // A retry answers the same token again; failures log too: make sure both stay clean.
@@ -154,6 +157,12 @@ async fn logs_and_storage_hold_no_codes_tokens_or_addresses() {
         .await
         .assert_error(400, "hmac-mismatch");
     let (gaen, _) = report(&node, &issued.codes[1].code, gaen_contents(T0)).await;
+    // The third is looked up and revoked by its reference: its status record and the audit
+    // trail name the reference, never the code, nor its hash.
+    let revoke = format!("/v1/codes/{}/revoke", issued.codes[2].reference);
+    assert_eq!(node.call("POST", &revoke, &session, None).await.status, 200);
+    let look_up = format!("/v1/codes/{}", issued.codes[2].reference);
+    assert_eq!(node.call("GET", &look_up, &session, None).await.status, 200);
     node.post_json(
         "/v1/session",
         &[],
@@ -175,6 +184,11 @@ async fn logs_and_storage_hold_no_codes_tokens_or_addresses() {
             "second code".into(),
             issued.codes[1].code.replace('-', "").into_bytes(),
         ),
+        (
+            "revoked code".into(),
+            issued.codes[2].code.replace('-', "").into_bytes(),
+        ),
+        ("revoked code's hash".into(), revoked_hash.0.to_vec()),
         ("password".into(), password.clone().into_bytes()),
         ("session token".into(), session.clone().into_bytes()),
         ("session token bytes".into(), hex::decode(&session).unwrap()),

@@ -3,22 +3,24 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use ephemera_proto::UnixTime;
 use ephemera_proto::audit::{AuditAnchor, AuditEntry, AuditHash};
 use ephemera_proto::auth::{CertificateId, CodeHash};
 use ephemera_proto::batch::{BatchId, BatchIndexEntry};
 use ephemera_proto::upload::UploadId;
+use ephemera_proto::{DayNumber, UnixTime};
 
 use super::{
-    AccountRecord, CertificateState, CertificateUse, ChainHead, CodeRecord, CommitOutcome,
-    CredentialRecord, CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey,
-    QueuedGroup, ReportStore, SessionRecord, StoreError, StoredUpload, UploadCommit, code_purge_at,
-    expiry_key, parse_expiring,
+    AccountRecord, CertificateState, CertificateUse, ChainHead, CodeRecord, CodeReference,
+    CodeState, CodeStatus, CodeStatusRecord, CommitOutcome, CredentialRecord, CutCommit,
+    CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey, QueuedGroup, ReportStore,
+    RevokeOutcome, SessionRecord, StoreError, StoredUpload, UploadCommit, code_lookup,
+    code_purge_at, expiry_key, parse_expiring,
 };
 
 #[derive(Default)]
 struct Inner {
     codes: HashMap<[u8; 32], CodeRecord>,
+    code_status: HashMap<CodeReference, CodeStatusRecord>,
     certificates: HashMap<[u8; 16], CertificateUse>,
     uploads: HashMap<UploadId, StoredUpload>,
     queue: BTreeMap<QueueKey, QueuedGroup>,
@@ -85,6 +87,59 @@ impl ReportStore for MemoryReportStore {
 
     fn take_code(&self, hash: &CodeHash) -> Result<Option<CodeRecord>, StoreError> {
         Ok(self.lock().codes.remove(&hash.0))
+    }
+
+    fn insert_code_statuses(
+        &self,
+        records: &[(CodeReference, CodeStatusRecord)],
+    ) -> Result<(), StoreError> {
+        self.lock().code_status.extend(records.iter().cloned());
+        Ok(())
+    }
+
+    fn code_status(
+        &self,
+        reference: &CodeReference,
+    ) -> Result<Option<CodeStatusRecord>, StoreError> {
+        Ok(self.lock().code_status.get(reference).cloned())
+    }
+
+    fn set_code_state(
+        &self,
+        reference: &CodeReference,
+        state: CodeState,
+    ) -> Result<(), StoreError> {
+        if let Some(record) = self.lock().code_status.get_mut(reference) {
+            record.state = state;
+        }
+        Ok(())
+    }
+
+    fn revoke_code(
+        &self,
+        reference: &CodeReference,
+        day: DayNumber,
+    ) -> Result<RevokeOutcome, StoreError> {
+        let mut inner = self.lock();
+        let Some(record) = inner.code_status.get(reference).cloned() else {
+            return Ok(RevokeOutcome::Unknown);
+        };
+        // Codes are filed here under their hash: find the one whose lookup this is.
+        let hash = inner
+            .codes
+            .keys()
+            .find(|hash| code_lookup(&CodeHash(**hash)) == record.lookup)
+            .copied();
+        match hash {
+            Some(hash) if record.status(day) == CodeStatus::Issued => {
+                inner.codes.remove(&hash);
+                if let Some(kept) = inner.code_status.get_mut(reference) {
+                    kept.state = CodeState::Revoked(day);
+                }
+                Ok(RevokeOutcome::Revoked)
+            }
+            _ => Ok(RevokeOutcome::NotRevocable(record)),
+        }
     }
 
     fn commit_upload(&self, commit: &UploadCommit) -> Result<CommitOutcome, StoreError> {

@@ -11,6 +11,7 @@
 mod account;
 mod backup;
 mod blobs;
+mod code_status;
 mod memory;
 mod sealing;
 mod sled_store;
@@ -31,8 +32,12 @@ use thiserror::Error;
 
 pub use account::{AccountRecord, Role, SessionRecord};
 pub use backup::BackupSummary;
+pub use code_status::{
+    CodeReference, CodeState, CodeStatus, CodeStatusRecord, REFERENCE_LEN, RevokeOutcome,
+};
 pub use memory::MemoryReportStore;
 pub use sealing::DATA_KEYS_DIR;
+pub(crate) use sealing::code_lookup;
 pub use sled_store::{STORE_FORMAT, SledReportStore};
 pub use upgrade::{UpgradeCounts, UpgradeError, UpgradeOutcome, upgrade};
 
@@ -138,6 +143,32 @@ pub struct CodeRecord {
     pub symptom_onset: Option<DayNumber>,
     /// When the code stops working.
     pub expires_at: UnixTime,
+    /// Its reference, whose status record the redeem marks used (`None`: issued before
+    /// references existed; such records, stored without this field, still decode).
+    pub reference: Option<CodeReference>,
+}
+
+/// A code record as stored before references: three fields.
+#[derive(Deserialize)]
+struct CodeRecordV1 {
+    test_type: ReportType,
+    symptom_onset: Option<DayNumber>,
+    expires_at: UnixTime,
+}
+
+impl CodeRecord {
+    /// Decodes a stored code record, of today's layout or of the one before references.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<CodeRecord, StoreError> {
+        decode::<CodeRecord>(bytes, "codes").or_else(|_| {
+            let old: CodeRecordV1 = decode(bytes, "codes")?;
+            Ok(CodeRecord {
+                test_type: old.test_type,
+                symptom_onset: old.symptom_onset,
+                expires_at: old.expires_at,
+                reference: None,
+            })
+        })
+    }
 }
 
 /// A staff sign-in credential: a salted PBKDF2 hash, never the password.
@@ -591,6 +622,44 @@ pub trait ReportStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`].
     fn take_code(&self, hash: &CodeHash) -> Result<Option<CodeRecord>, StoreError>;
+
+    /// Files the status records of codes about to be issued, each under its reference.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn insert_code_statuses(
+        &self,
+        records: &[(CodeReference, CodeStatusRecord)],
+    ) -> Result<(), StoreError>;
+
+    /// The status record filed under `reference`, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn code_status(
+        &self,
+        reference: &CodeReference,
+    ) -> Result<Option<CodeStatusRecord>, StoreError>;
+
+    /// Sets the state of the code filed under `reference` (a redeem marks it used);
+    /// nothing if there is none.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn set_code_state(&self, reference: &CodeReference, state: CodeState)
+    -> Result<(), StoreError>;
+
+    /// Revokes the code filed under `reference` on `day`: removes the code itself (so no
+    /// redeem can take it from then on) and marks it revoked, unless it is used, revoked,
+    /// past its expiry day, or gone already.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn revoke_code(
+        &self,
+        reference: &CodeReference,
+        day: DayNumber,
+    ) -> Result<RevokeOutcome, StoreError>;
 
     /// Applies an accepted upload or revision, unless its certificate id was used before
     /// (or, for a revision, the token is gone).

@@ -32,10 +32,11 @@ use super::backup::{BackupSummary, StorePaths, prepare_target};
 use super::blobs::{BlobDir, BlobReadError, BlobRef};
 use super::sealing::{DataKeys, Unsealed, code_lookup, open_code, seal_code};
 use super::{
-    AccountRecord, CertificateState, CertificateUse, ChainHead, CodeRecord, CommitOutcome,
-    CredentialRecord, CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey,
-    QueuedGroup, ReportStore, SessionRecord, StoreError, StoredUpload, UploadCommit, code_purge_at,
-    decode, encode, expiry_key, parse_expiring,
+    AccountRecord, CertificateState, CertificateUse, ChainHead, CodeRecord, CodeReference,
+    CodeState, CodeStatus, CodeStatusRecord, CommitOutcome, CredentialRecord, CutCommit,
+    CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey, QueuedGroup, ReportStore,
+    RevokeOutcome, SessionRecord, StoreError, StoredUpload, UploadCommit, code_purge_at, decode,
+    encode, expiry_key, parse_expiring,
 };
 use ephemera_proto::sync::{DayDigest, sync_day};
 
@@ -60,6 +61,10 @@ pub struct SledReportStore {
     db: Db,
     /// `code lookup` → code record sealed under its code hash ([`super::sealing`]).
     codes: Tree,
+    /// Code reference → [`CodeStatusRecord`] (no personal data, no code).
+    code_status: Tree,
+    /// Held by a revoke from its read of the status to its write.
+    revoking: std::sync::Mutex<()>,
     /// `certificate id` → [`CertificateUse`]: the single-use mark.
     certificates: Tree,
     /// `upload id` → [`StoredUpload`] sealed under its arrival day's data key.
@@ -168,6 +173,8 @@ impl SledReportStore {
         let upload_count = AtomicU64::new(uploads.len() as u64);
         SledReportStore {
             codes: tree("codes")?,
+            code_status: tree("code-status")?,
+            revoking: std::sync::Mutex::new(()),
             certificates: tree("certificates")?,
             uploads,
             queue: tree("queue")?,
@@ -565,7 +572,7 @@ impl ReportStore for SledReportStore {
         let Some(bytes) = self.codes.remove(lookup).map_err(engine)? else {
             return Ok(None);
         };
-        let record: CodeRecord = decode(&open_code(hash, &bytes)?, "codes")?;
+        let record = CodeRecord::decode(&open_code(hash, &bytes)?)?;
         // Its expiry entry has nothing left to expire: drop it now rather than at the code's
         // expiry, so the expiry index holds only unused codes. (Long-lived entries piling up
         // at its end made sled's file grow far faster than they did: docs/BENCHMARKS.md,
@@ -578,6 +585,70 @@ impl ReportStore for SledReportStore {
             ))
             .map_err(engine)?;
         Ok(Some(record))
+    }
+
+    fn insert_code_statuses(
+        &self,
+        records: &[(CodeReference, CodeStatusRecord)],
+    ) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        let mut batch = sled::Batch::default();
+        for (reference, record) in records {
+            batch.insert(reference.as_bytes().as_slice(), encode(record));
+        }
+        self.code_status.apply_batch(batch).map_err(engine)
+    }
+
+    fn code_status(
+        &self,
+        reference: &CodeReference,
+    ) -> Result<Option<CodeStatusRecord>, StoreError> {
+        match self.code_status.get(reference.as_bytes()).map_err(engine)? {
+            Some(bytes) => Ok(Some(decode(&bytes, "code-status")?)),
+            None => Ok(None),
+        }
+    }
+
+    fn set_code_state(
+        &self,
+        reference: &CodeReference,
+        state: CodeState,
+    ) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        let _revoking = self.revoking.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut record) = self.code_status(reference)? {
+            record.state = state;
+            self.code_status
+                .insert(reference.as_bytes(), encode(&record))
+                .map_err(engine)?;
+        }
+        Ok(())
+    }
+
+    fn revoke_code(
+        &self,
+        reference: &CodeReference,
+        day: DayNumber,
+    ) -> Result<RevokeOutcome, StoreError> {
+        let _writing = self.writing();
+        let _revoking = self.revoking.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mut record) = self.code_status(reference)? else {
+            return Ok(RevokeOutcome::Unknown);
+        };
+        // Used, revoked, or past its expiry day: nothing left to revoke.
+        if record.status(day) != CodeStatus::Issued {
+            return Ok(RevokeOutcome::NotRevocable(record));
+        }
+        // The remove decides between a revoke and a redeem, as between two redeems. The
+        // code's expiry entry stays for the purge, which skips a missing code.
+        if self.codes.remove(record.lookup).map_err(engine)?.is_none() {
+            return Ok(RevokeOutcome::NotRevocable(record));
+        }
+        record.state = CodeState::Revoked(day);
+        self.code_status
+            .insert(reference.as_bytes(), encode(&record))
+            .map_err(engine)?;
+        Ok(RevokeOutcome::Revoked)
     }
 
     fn commit_upload(&self, commit: &UploadCommit) -> Result<CommitOutcome, StoreError> {
@@ -1172,6 +1243,7 @@ mod tests {
             test_type: ephemera_proto::report::ReportType::ConfirmedTest,
             symptom_onset: None,
             expires_at: UnixTime(2_000_000_000),
+            reference: None,
         };
         store
             .insert_codes(&[

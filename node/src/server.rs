@@ -216,6 +216,7 @@ impl Class {
                 || p.starts_with("/v1/session/")
                 || p.starts_with("/v1/accounts/")
                 || p.starts_with("/v1/codes/")
+                || p.starts_with("/v1/api-keys")
                 || p.starts_with("/v1/audit") =>
             {
                 Class::Console

@@ -59,6 +59,8 @@ pub enum AuditActor {
     Operator,
     /// The node itself (retention).
     Node,
+    /// A lab or hospital system, by its API key's public id (hex).
+    ApiKey(String),
 }
 
 impl fmt::Display for AuditActor {
@@ -68,6 +70,7 @@ impl fmt::Display for AuditActor {
             AuditActor::UnknownAccount => f.write_str("unknown-account"),
             AuditActor::Operator => f.write_str("operator"),
             AuditActor::Node => f.write_str("node"),
+            AuditActor::ApiKey(id) => write!(f, "api-key:{id}"),
         }
     }
 }
@@ -159,6 +162,20 @@ pub enum AuditAction {
         /// The reference.
         reference: String,
     },
+    /// An API key was created (its secret is never recorded).
+    ApiKeyCreated {
+        /// Its public id (hex).
+        id: String,
+        /// Its name.
+        name: String,
+        /// The test types it may issue codes for, by name; empty: any.
+        test_types: Vec<String>,
+    },
+    /// An API key was revoked.
+    ApiKeyRevoked {
+        /// Its public id (hex).
+        id: String,
+    },
 }
 
 impl fmt::Display for AuditAction {
@@ -222,6 +239,20 @@ impl fmt::Display for AuditAction {
             AuditAction::CodeRevoked { reference } => {
                 write!(f, "code-revoked reference={reference}")
             }
+            AuditAction::ApiKeyCreated {
+                id,
+                name,
+                test_types,
+            } => write!(
+                f,
+                "api-key-created id={id} name={name} test_types={}",
+                if test_types.is_empty() {
+                    "any".to_owned()
+                } else {
+                    test_types.join("+")
+                }
+            ),
+            AuditAction::ApiKeyRevoked { id } => write!(f, "api-key-revoked id={id}"),
         }
     }
 }
@@ -620,6 +651,10 @@ mod tests {
             "account:alice codes-issued count=1 test_type=1 success"
         );
         assert_eq!(AuditActor::UnknownAccount.to_string(), "unknown-account");
+        // Actors too are named by index: the API key, appended, is the fifth.
+        let key = AuditActor::ApiKey("0011223344556677".into());
+        assert_eq!(postcard::to_allocvec(&key).unwrap()[0], 4);
+        assert_eq!(key.to_string(), "api-key:0011223344556677");
     }
 
     #[test]
@@ -665,6 +700,14 @@ mod tests {
             },
             AuditAction::CodeRevoked {
                 reference: "0123456789AB".into(),
+            },
+            AuditAction::ApiKeyCreated {
+                id: "0011223344556677".into(),
+                name: "lab-north".into(),
+                test_types: vec![],
+            },
+            AuditAction::ApiKeyRevoked {
+                id: "0011223344556677".into(),
             },
         ];
         for (index, action) in actions.iter().enumerate() {

@@ -156,6 +156,21 @@ pub enum ApiError {
         /// Where it stands: `used`, `expired` or `revoked`.
         status: &'static str,
     },
+    /// No API key has this id.
+    #[error("no API key has this id")]
+    UnknownApiKey,
+    /// The API key was revoked before.
+    #[error("the API key is revoked already")]
+    ApiKeyRevoked,
+    /// The API key may not issue codes of this test type.
+    #[error("this API key may not issue codes of this test type")]
+    OutsideKeyScope,
+    /// The key's or account's codes for today are spent.
+    #[error("the daily quota of codes is spent; try again after midnight UTC")]
+    QuotaExceeded {
+        /// Seconds to the next midnight UTC.
+        retry_after: u32,
+    },
 }
 
 impl ApiError {
@@ -197,7 +212,10 @@ impl ApiError {
             TotpRequired => StatusCode::UNAUTHORIZED,
             WeakPassword { .. } | UnknownRole | InvalidTotpCode => StatusCode::BAD_REQUEST,
             UnknownAccount | UnknownCodeReference => StatusCode::NOT_FOUND,
-            CodeNotRevocable { .. } => StatusCode::CONFLICT,
+            CodeNotRevocable { .. } | ApiKeyRevoked => StatusCode::CONFLICT,
+            UnknownApiKey => StatusCode::NOT_FOUND,
+            OutsideKeyScope => StatusCode::FORBIDDEN,
+            QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             AccountExists | LastAdmin | TotpNotEnrolled => StatusCode::CONFLICT,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
@@ -254,6 +272,10 @@ impl ApiError {
             TotpNotEnrolled => "totp-not-enrolled",
             UnknownCodeReference => "unknown-code-reference",
             CodeNotRevocable { .. } => "code-not-revocable",
+            UnknownApiKey => "unknown-api-key",
+            ApiKeyRevoked => "api-key-revoked",
+            OutsideKeyScope => "outside-key-scope",
+            QuotaExceeded { .. } => "quota-exceeded",
         }
     }
 
@@ -277,6 +299,7 @@ impl ApiError {
             ApiError::Authority(AuthorityError::TokenKeysNotReady) => Some(60),
             // Space comes back when an operator frees it or a purge runs: not within a second.
             ApiError::InsufficientStorage => Some(DISK_RESERVE_RETRY_AFTER_SECONDS),
+            ApiError::QuotaExceeded { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -503,6 +526,26 @@ mod tests {
                 ApiError::CodeNotRevocable { status: "used" },
                 StatusCode::CONFLICT,
                 "code-not-revocable",
+            ),
+            (
+                ApiError::UnknownApiKey,
+                StatusCode::NOT_FOUND,
+                "unknown-api-key",
+            ),
+            (
+                ApiError::ApiKeyRevoked,
+                StatusCode::CONFLICT,
+                "api-key-revoked",
+            ),
+            (
+                ApiError::OutsideKeyScope,
+                StatusCode::FORBIDDEN,
+                "outside-key-scope",
+            ),
+            (
+                ApiError::QuotaExceeded { retry_after: 5 },
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota-exceeded",
             ),
         ];
         for (error, status, code) in cases {

@@ -29,7 +29,10 @@
 //! | `POST /v1/accounts/{name}/disable`, `/enable` | bearer (admin) | 204 |
 //! | `POST /v1/accounts/{name}/roles` | bearer (admin), [`types::RolesRequest`] | 204 |
 //! | `POST /v1/accounts/{name}/reset-password` | bearer (admin) | [`types::OneTimePassword`] |
-//! | `POST /v1/codes` | bearer (case-worker: one code; bulk-issuer: more, or CSV), [`types::IssueCodesRequest`] | [`types::IssueCodesResponse`] or CSV |
+//! | `POST /v1/codes` | bearer (case-worker: one code; bulk-issuer: more, or CSV; an API key within its test types), [`types::IssueCodesRequest`]; 429 `quota-exceeded` past the daily quota | [`types::IssueCodesResponse`] or CSV |
+//! | `GET /v1/api-keys` | bearer (admin) | [`crate::accounts::api_key::ApiKeySummary`] list |
+//! | `POST /v1/api-keys` | bearer (admin), [`types::CreateApiKeyRequest`] | 201 [`types::CreatedApiKey`], shown once |
+//! | `POST /v1/api-keys/{id}/revoke` | bearer (admin) | 204 |
 //! | `GET /v1/codes/{reference}` | bearer (case-worker or bulk-issuer) | [`types::CodeStatusInfo`] |
 //! | `POST /v1/codes/{reference}/revoke` | bearer (case-worker or bulk-issuer) | [`types::CodeStatusInfo`]; 409 `code-not-revocable` |
 //! | `GET /case-worker` | | the case-worker page |
@@ -66,7 +69,8 @@ use types::{
     RolesRequest, TotpConfirmRequest,
 };
 
-use crate::node::{Need, SecondFactor};
+use crate::accounts::api_key::API_KEY_PREFIX;
+use crate::node::{Issuer, Need, SecondFactor};
 use crate::store::Role;
 
 pub use immutable::cached_batch;
@@ -146,6 +150,13 @@ pub fn router(node: Node) -> Router {
             "/v1/codes",
             post(issue_codes).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
         )
+        .route(
+            "/v1/api-keys",
+            get(list_api_keys)
+                .post(create_api_key)
+                .layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .route("/v1/api-keys/{id}/revoke", post(revoke_api_key))
         .route("/v1/codes/{reference}", get(code_status))
         .route("/v1/codes/{reference}/revoke", post(revoke_code))
         .merge(page::routes())
@@ -853,21 +864,31 @@ async fn issue_codes(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let token = bearer(&headers)?;
-    // Checked first, so that a session that may issue nothing learns nothing of the body.
-    node.authorize(token, Need::OneOf(&[Role::CaseWorker, Role::BulkIssuer]))?;
-    require_json(&headers)?;
-    let request: IssueCodesRequest = json_body(body)?;
     let wants_csv = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/csv"));
-    // One code at a time is a case worker's; more, or a CSV file, a bulk issuer's.
-    let need = if request.count.unwrap_or(1) > 1 || wants_csv {
-        Need::OneOf(&[Role::BulkIssuer])
+    let (issuer, request) = if token.starts_with(API_KEY_PREFIX) {
+        // A lab's or hospital's key: any count up to the request maximum, JSON or CSV,
+        // within its test types (checked with its quota when issuing).
+        let key = node.authorize_api_key(token)?;
+        require_json(&headers)?;
+        let request: IssueCodesRequest = json_body(body)?;
+        (Issuer::Key(key), request)
     } else {
-        Need::OneOf(&[Role::CaseWorker, Role::BulkIssuer])
+        // Checked first, so that a session that may issue nothing learns nothing of the body.
+        node.authorize(token, Need::OneOf(&[Role::CaseWorker, Role::BulkIssuer]))?;
+        require_json(&headers)?;
+        let request: IssueCodesRequest = json_body(body)?;
+        // One code at a time is a case worker's; more, or a CSV file, a bulk issuer's.
+        let need = if request.count.unwrap_or(1) > 1 || wants_csv {
+            Need::OneOf(&[Role::BulkIssuer])
+        } else {
+            Need::OneOf(&[Role::CaseWorker, Role::BulkIssuer])
+        };
+        let account = node.authorize(token, need)?.account;
+        (Issuer::Account(account), request)
     };
-    let account = node.authorize(token, need)?.account;
     if request
         .symptom_onset
         .as_deref()
@@ -878,7 +899,7 @@ async fn issue_codes(
             reason: "must be a date YYYY-MM-DD",
         });
     }
-    let response = node.issue_codes(&request, &account).await?;
+    let response = node.issue_codes(&request, &issuer).await?;
     if wants_csv {
         return Ok((
             [
@@ -952,4 +973,46 @@ async fn code_lifecycle(
         node.code_status(&reference, &account).await?
     };
     Ok(no_store(StatusCode::OK, status))
+}
+
+/// Every API key of lab and hospital systems, never a secret (admins only).
+#[utoipa::path(get, path = "/v1/api-keys", responses((status = 200, body = Vec<crate::accounts::api_key::ApiKeySummary>)), security(("bearer" = [])))]
+async fn list_api_keys(State(node): State<Node>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let keys = node.list_api_keys(bearer(&headers)?)?;
+    Ok(no_store(StatusCode::OK, keys))
+}
+
+/// Creates an API key for a lab or hospital system (admins only), scoped to issuing codes
+/// of some or all test types; the key is shown once (the node keeps its SHA-256). Send it
+/// as `Authorization: Bearer <key>` to `POST /v1/codes`.
+#[utoipa::path(post, path = "/v1/api-keys", request_body = types::CreateApiKeyRequest,
+    responses((status = 201, body = types::CreatedApiKey)), security(("bearer" = [])))]
+async fn create_api_key(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (token, request): (&str, types::CreateApiKeyRequest) = signed_json(&headers, body)?;
+    let created = node
+        .create_api_key(token, &request.name, &request.test_types)
+        .await?;
+    Ok(no_store(StatusCode::CREATED, created))
+}
+
+/// Revokes an API key (admins only): from its next request on it gets 401.
+#[utoipa::path(post, path = "/v1/api-keys/{id}/revoke",
+    params(("id" = String, Path, description = "The key's public id (16 hex digits)")),
+    responses((status = 204, description = "Revoked")), security(("bearer" = [])))]
+async fn revoke_api_key(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let token = bearer(&headers)?;
+    let id = crate::accounts::api_key::parse_id(&id).ok_or(ApiError::InvalidParameter {
+        name: "id",
+        reason: "must be 16 hex digits",
+    })?;
+    node.revoke_api_key(token, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

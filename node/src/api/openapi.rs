@@ -179,13 +179,15 @@ impl Modify for BearerAuth {
         super::list_accounts, super::create_account, super::disable_account,
         super::enable_account, super::set_roles, super::reset_password,
         super::code_status, super::revoke_code,
+        super::list_api_keys, super::create_api_key, super::revoke_api_key,
         super::page::root, super::page::page, super::page::script, super::page::style,
     ),
     components(schemas(
         VerifyRequestDoc, VerifyResponseDoc, UploadResponseDoc, SealingKeyDoc, ErrorBodyDoc, BatchIndexEntryDoc,
         BatchIndexDoc, HeadListDoc, HeadConflictDoc, HeadConflictsDoc, types::LoginRequest, types::LoginResponse, types::TestType,
         types::IssueCodesRequest, types::IssuedCode, types::IssueCodesResponse,
-        types::CodeStatusInfo,
+        types::CodeStatusInfo, types::CreateApiKeyRequest, types::CreatedApiKey,
+        crate::accounts::api_key::ApiKeySummary,
         types::AuthorityInfo, types::Health, types::NotReady,
         types::SessionInfo, types::PasswordChangeRequest, types::CreateAccountRequest,
         types::RolesRequest, types::OneTimePassword, types::TotpEnrolment,
@@ -322,8 +324,35 @@ pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'stati
         ("post", "/v1/codes") => vec![
             (400, &["malformed-json", "invalid-parameter"]),
             (401, &["unauthorized"]),
+            (
+                403,
+                &[
+                    "password-change-required",
+                    "totp-enrolment-required",
+                    "forbidden",
+                    "outside-key-scope",
+                ],
+            ),
+            (415, &["unsupported-media-type"]),
+            (429, &["quota-exceeded"]),
+            (500, STORAGE),
+        ],
+        ("get", "/v1/api-keys") => {
+            vec![(401, &["unauthorized"]), (403, RESTRICTED), (500, STORAGE)]
+        }
+        ("post", "/v1/api-keys") => vec![
+            (400, &["malformed-json", "invalid-parameter"]),
+            (401, &["unauthorized"]),
             (403, RESTRICTED),
             (415, &["unsupported-media-type"]),
+            (500, STORAGE),
+        ],
+        ("post", "/v1/api-keys/{id}/revoke") => vec![
+            (400, &["invalid-parameter"]),
+            (401, &["unauthorized"]),
+            (403, RESTRICTED),
+            (404, &["unknown-api-key"]),
+            (409, &["api-key-revoked"]),
             (500, STORAGE),
         ],
         ("get", "/v1/codes/{reference}") => vec![
@@ -973,6 +1002,29 @@ mod tests {
             "/v1/codes/{reference}/revoke",
             &ApiError::CodeNotRevocable { status: "used" }
         ));
+        for error in [
+            ApiError::OutsideKeyScope,
+            ApiError::QuotaExceeded { retry_after: 1 },
+        ] {
+            assert!(documents(&doc, "post", "/v1/codes", &error), "{error:?}");
+        }
+        for (method, path, error) in [
+            ("get", "/v1/api-keys", ApiError::Forbidden { role: "admin" }),
+            ("post", "/v1/api-keys", ApiError::MalformedJson("x".into())),
+            (
+                "post",
+                "/v1/api-keys",
+                ApiError::InvalidParameter {
+                    name: "name",
+                    reason: "x",
+                },
+            ),
+            ("post", "/v1/api-keys/{id}/revoke", ApiError::UnknownApiKey),
+            ("post", "/v1/api-keys/{id}/revoke", ApiError::ApiKeyRevoked),
+            ("post", "/v1/api-keys/{id}/revoke", ApiError::Unauthorized),
+        ] {
+            assert!(documents(&doc, method, path, &error), "{error:?}");
+        }
         assert!(documents(
             &doc,
             "post",

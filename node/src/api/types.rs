@@ -108,6 +108,47 @@ pub struct CreateAccountRequest {
     pub roles: Vec<String>,
 }
 
+/// `POST /v1/api-keys`: an admin creates an API key for a lab or hospital system. Unknown
+/// fields are refused.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyRequest {
+    /// Its name, as an account name: 1 to 64 letters, digits, `.`, `_`, `-` or `@`.
+    pub name: String,
+    /// The test types it may issue codes for; absent or empty: any.
+    #[serde(default)]
+    pub test_types: Vec<TestType>,
+}
+
+/// A new API key, shown once: the node keeps only the SHA-256 of its secret. Send it as
+/// `Authorization: Bearer <key>` to `POST /v1/codes`.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedApiKey {
+    /// Its public id (16 hex digits), for listing and revoking.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The key, `ephk_<id>_<64 hex digits>`.
+    pub key: String,
+    /// The test types it may issue codes for; empty: any.
+    pub test_types: Vec<TestType>,
+}
+
+impl fmt::Debug for CreatedApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedApiKey")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for CreatedApiKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
+    }
+}
+
 /// `POST /v1/accounts/{name}/roles`: an admin sets an account's roles. Unknown fields are
 /// refused.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -201,6 +242,13 @@ impl TestType {
             TestType::Likely => ReportType::ConfirmedClinicalDiagnosis,
             TestType::Negative => ReportType::Revoked,
         }
+    }
+
+    /// The test type named `name` (`confirmed`, `likely`, `negative`), if one is.
+    pub fn parse(name: &str) -> Option<TestType> {
+        [TestType::Confirmed, TestType::Likely, TestType::Negative]
+            .into_iter()
+            .find(|t| t.as_str() == name)
     }
 
     /// The test type of certificates of `report_type`, if codes grant it.

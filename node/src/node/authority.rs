@@ -13,19 +13,51 @@ use crate::api::types::{
 };
 use crate::clock::civil;
 
-use super::Node;
+use super::{KeyHolder, Node};
+
+/// Who issues codes: a signed-in staff account, or a lab or hospital system's API key.
+#[derive(Debug)]
+pub enum Issuer {
+    /// A staff account, by name.
+    Account(String),
+    /// An API key, live as of this request.
+    Key(KeyHolder),
+}
+
+impl Issuer {
+    /// Who the audit trail names.
+    fn actor(&self) -> AuditActor {
+        match self {
+            Issuer::Account(name) => AuditActor::Account(name.clone()),
+            Issuer::Key(key) => AuditActor::ApiKey(hex::encode(key.id)),
+        }
+    }
+
+    /// What its daily quota is counted under.
+    fn quota_subject(&self) -> String {
+        match self {
+            Issuer::Account(name) => format!("account:{name}"),
+            Issuer::Key(key) => format!("key:{}", hex::encode(key.id)),
+        }
+    }
+}
 
 impl Node {
-    /// Issues codes for the signed-in case worker `account`; they are stored only as
-    /// hashes, and the audit trail records their references and test type (never the
-    /// codes) under `account`.
+    /// Issues codes for `issuer` (a signed-in case worker or an API key); they are stored
+    /// only as hashes, and the audit trail records their references and test type (never
+    /// the codes) under the issuer. A key issues only the test types of its scope; each
+    /// issuer's codes per UTC day are bounded by `[authority] api_key_daily_codes` or
+    /// `account_daily_codes` (a request with a count out of range spends nothing; one
+    /// refused for its onset does).
     ///
     /// # Errors
-    /// [`ApiError::InvalidParameter`] for a bad count or onset date, [`ApiError::Store`].
+    /// [`ApiError::InvalidParameter`] for a bad count or onset date,
+    /// [`ApiError::OutsideKeyScope`], [`ApiError::QuotaExceeded`] (with the seconds to
+    /// midnight UTC), [`ApiError::Store`].
     pub async fn issue_codes(
         &self,
         request: &IssueCodesRequest,
-        account: &str,
+        issuer: &Issuer,
     ) -> Result<IssueCodesResponse, ApiError> {
         let symptom_onset = match request.symptom_onset.as_deref().filter(|s| !s.is_empty()) {
             None => None,
@@ -39,6 +71,35 @@ impl Node {
             symptom_onset,
         };
         let count = request.count.unwrap_or(1);
+        let test_type = request.test_type.report_type();
+        let refused_action = || AuditAction::CodesIssuedWithReferences {
+            test_type,
+            references: Vec::new(),
+        };
+        if let Issuer::Key(key) = issuer
+            && !key.record.allows(test_type)
+        {
+            let error = ApiError::OutsideKeyScope;
+            return Err(self.refused(issuer.actor(), refused_action(), error).await);
+        }
+        let max = self.inner.core.policy().max_codes_per_request;
+        if (1..=max).contains(&count) {
+            let authority = &self.inner.config.authority;
+            let limit = match issuer {
+                Issuer::Account(_) => authority.account_daily_codes,
+                Issuer::Key(_) => authority.api_key_daily_codes,
+            };
+            let now = self.now();
+            let day = now.day();
+            let subject = issuer.quota_subject();
+            if !self.inner.store.charge_quota(&subject, day, count, limit)? {
+                let seconds = day.plus(1).start().0.saturating_sub(now.0);
+                let error = ApiError::QuotaExceeded {
+                    retry_after: u32::try_from(seconds).unwrap_or(u32::MAX),
+                };
+                return Err(self.refused(issuer.actor(), refused_action(), error).await);
+            }
+        }
         let issued = self.inner.core.issue_codes(
             self.inner.store.as_ref(),
             grant,
@@ -47,9 +108,9 @@ impl Node {
             &mut rand::rng(),
         )?;
         self.audit(
-            AuditActor::Account(account.to_owned()),
+            issuer.actor(),
             AuditAction::CodesIssuedWithReferences {
-                test_type: request.test_type.report_type(),
+                test_type,
                 references: issued.references.iter().map(|r| r.to_string()).collect(),
             },
             AuditOutcome::Success,

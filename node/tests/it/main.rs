@@ -1,6 +1,7 @@
 //! Integration tests over real HTTP on 127.0.0.1 with ephemeral ports, one module per area.
 
 mod accounts;
+mod api_keys;
 mod audit;
 mod backup;
 mod batch_log;

@@ -423,3 +423,58 @@ async fn staff_passwords_totp_secrets_recovery_codes_and_tokens_stay_out_of_disk
         assert!(!contains(logs.as_bytes(), secret), "{what} in the logs");
     }
 }
+
+/// An API key is shown once: neither its secret (in any encoding) nor the whole key is in
+/// the database, the keys folder, the batch files or the logs; the store keeps its SHA-256.
+#[tokio::test]
+async fn api_key_secrets_stay_out_of_disk_and_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), ManualClock::new(T0)).await;
+    let admin = node.login().await;
+    let created = node
+        .call(
+            "POST",
+            "/v1/api-keys",
+            &admin,
+            Some(serde_json::json!({"name": "lab-south"})),
+        )
+        .await
+        .json();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let issued = node.issue_as("likely", &key, 2, false).await;
+    assert_eq!(issued.status, 200);
+    let codes: Vec<String> = issued.json()["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap().replace('-', ""))
+        .collect();
+    let mut wrong = key.clone();
+    wrong.replace_range(wrong.len() - 4.., "0000");
+    node.issue_as("likely", &wrong, 1, false)
+        .await
+        .assert_error(401, "unauthorized");
+    node.stop().await;
+
+    let secret_hex = key.rsplit('_').next().unwrap().to_owned();
+    let mut secrets: Vec<Secret> = vec![("API key".into(), key.clone().into_bytes())];
+    secrets.extend(encodings(
+        "API key secret",
+        &hex::decode(&secret_hex).unwrap(),
+    ));
+    secrets.push(("wrong key".into(), wrong.into_bytes()));
+    for code in codes {
+        secrets.push(("code issued with a key".into(), code.into_bytes()));
+    }
+    let logs = captured_logs();
+    let disk = [
+        read_tree(&dir.path().join(ephemera_node::node::DB_DIR)),
+        read_tree(&dir.path().join(ephemera_node::keys::KEYS_DIR)),
+        read_tree(&dir.path().join(ephemera_node::node::BLOB_DIR)),
+    ]
+    .concat();
+    for (what, secret) in &secrets {
+        assert!(!contains(logs.as_bytes(), secret), "{what} in the logs");
+        assert!(!contains(&disk, secret), "{what} on disk");
+    }
+}

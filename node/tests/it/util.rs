@@ -367,6 +367,24 @@ impl TestNode {
         (session, password)
     }
 
+    /// Issues `count` codes of `test_type` with `token` (a session or an API key), as CSV
+    /// when `csv`; the raw answer.
+    pub(crate) async fn issue_as(
+        &self,
+        test_type: &str,
+        token: &str,
+        count: u32,
+        csv: bool,
+    ) -> Response {
+        let auth = format!("Bearer {token}");
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if csv {
+            headers.push(("Accept", "text/csv"));
+        }
+        let body = serde_json::json!({"test_type": test_type, "count": count});
+        self.post_json("/v1/codes", &headers, &body).await
+    }
+
     /// Graceful shutdown; waits until the database is closed.
     pub(crate) async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
@@ -714,6 +732,19 @@ pub(crate) fn pet_contents(n: usize, day: ephemera_proto::DayNumber) -> ReportCo
 }
 
 /// Every file under `dir`, concatenated.
+/// The audit records `entries` as `actor action outcome` lines.
+pub(crate) fn trail_lines(entries: &[ephemera_proto::audit::AuditEntry]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e.record.actor, e.record.action, e.record.outcome
+            )
+        })
+        .collect()
+}
+
 pub(crate) fn read_tree(dir: &Path) -> Vec<u8> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

@@ -10,17 +10,19 @@ use ephemera_proto::upload::UploadId;
 use ephemera_proto::{DayNumber, UnixTime};
 
 use super::{
-    AccountRecord, CertificateState, CertificateUse, ChainHead, CodeRecord, CodeReference,
-    CodeState, CodeStatus, CodeStatusRecord, CommitOutcome, CredentialRecord, CutCommit,
-    CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey, QueuedGroup, ReportStore,
-    RevokeOutcome, SessionRecord, StoreError, StoredUpload, UploadCommit, code_lookup,
-    code_purge_at, expiry_key, parse_expiring,
+    API_KEY_ID_LEN, AccountRecord, ApiKeyRecord, CertificateState, CertificateUse, ChainHead,
+    CodeRecord, CodeReference, CodeState, CodeStatus, CodeStatusRecord, CommitOutcome,
+    CredentialRecord, CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey,
+    QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SessionRecord, StoreError, StoredUpload,
+    UploadCommit, code_lookup, code_purge_at, expiry_key, parse_expiring,
 };
 
 #[derive(Default)]
 struct Inner {
     codes: HashMap<[u8; 32], CodeRecord>,
     code_status: HashMap<CodeReference, CodeStatusRecord>,
+    api_keys: BTreeMap<[u8; API_KEY_ID_LEN], ApiKeyRecord>,
+    quotas: HashMap<String, QuotaRecord>,
     certificates: HashMap<[u8; 16], CertificateUse>,
     uploads: HashMap<UploadId, StoredUpload>,
     queue: BTreeMap<QueueKey, QueuedGroup>,
@@ -368,6 +370,50 @@ impl ReportStore for MemoryReportStore {
         let before = inner.sessions.len();
         inner.sessions.retain(|_, record| !doomed(record));
         Ok((before - inner.sessions.len()) as u64)
+    }
+
+    fn api_key(&self, id: &[u8; API_KEY_ID_LEN]) -> Result<Option<ApiKeyRecord>, StoreError> {
+        Ok(self.lock().api_keys.get(id).cloned())
+    }
+
+    fn put_api_key(
+        &self,
+        id: &[u8; API_KEY_ID_LEN],
+        record: &ApiKeyRecord,
+    ) -> Result<(), StoreError> {
+        self.lock().api_keys.insert(*id, record.clone());
+        Ok(())
+    }
+
+    fn api_keys(&self) -> Result<Vec<([u8; API_KEY_ID_LEN], ApiKeyRecord)>, StoreError> {
+        Ok(self
+            .lock()
+            .api_keys
+            .iter()
+            .map(|(id, record)| (*id, record.clone()))
+            .collect())
+    }
+
+    fn charge_quota(
+        &self,
+        subject: &str,
+        day: DayNumber,
+        amount: u32,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let current = inner
+            .quotas
+            .get(subject)
+            .copied()
+            .unwrap_or(QuotaRecord { day, used: 0 });
+        match current.charge(day, amount, limit) {
+            Some(charged) => {
+                inner.quotas.insert(subject.to_owned(), charged);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {

@@ -9,6 +9,7 @@
 //! is written, so [`ReportStore::purge`] only walks what is due.
 
 mod account;
+mod api_key;
 mod backup;
 mod blobs;
 mod code_status;
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use account::{AccountRecord, Role, SessionRecord};
+pub use api_key::{API_KEY_ID_LEN, ApiKeyRecord, QuotaRecord};
 pub use backup::BackupSummary;
 pub use code_status::{
     CodeReference, CodeState, CodeStatus, CodeStatusRecord, REFERENCE_LEN, RevokeOutcome,
@@ -832,6 +834,41 @@ pub trait ReportStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`].
     fn remove_sessions(&self, doomed: &dyn Fn(&SessionRecord) -> bool) -> Result<u64, StoreError>;
+
+    /// The API key filed under `id`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn api_key(&self, id: &[u8; API_KEY_ID_LEN]) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Adds or replaces the API key filed under `id`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn put_api_key(
+        &self,
+        id: &[u8; API_KEY_ID_LEN],
+        record: &ApiKeyRecord,
+    ) -> Result<(), StoreError>;
+
+    /// Every API key, by id.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn api_keys(&self) -> Result<Vec<([u8; API_KEY_ID_LEN], ApiKeyRecord)>, StoreError>;
+
+    /// Counts `amount` codes on `day` against the daily quota `limit` of `subject` (a key
+    /// or an account), atomically; whether they fit (nothing is counted when not).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn charge_quota(
+        &self,
+        subject: &str,
+        day: DayNumber,
+        amount: u32,
+        limit: u32,
+    ) -> Result<bool, StoreError>;
 
     /// Appends an entry to the audit trail; the caller chains it to the last one
     /// ([`crate::audit::AuditTrail`]).

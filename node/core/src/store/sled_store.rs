@@ -32,11 +32,11 @@ use super::backup::{BackupSummary, StorePaths, prepare_target};
 use super::blobs::{BlobDir, BlobReadError, BlobRef};
 use super::sealing::{DataKeys, Unsealed, code_lookup, open_code, seal_code};
 use super::{
-    AccountRecord, CertificateState, CertificateUse, ChainHead, CodeRecord, CodeReference,
-    CodeState, CodeStatus, CodeStatusRecord, CommitOutcome, CredentialRecord, CutCommit,
-    CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey, QueuedGroup, ReportStore,
-    RevokeOutcome, SessionRecord, StoreError, StoredUpload, UploadCommit, code_purge_at, decode,
-    encode, expiry_key, parse_expiring,
+    API_KEY_ID_LEN, AccountRecord, ApiKeyRecord, CertificateState, CertificateUse, ChainHead,
+    CodeRecord, CodeReference, CodeState, CodeStatus, CodeStatusRecord, CommitOutcome,
+    CredentialRecord, CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey,
+    QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SessionRecord, StoreError, StoredUpload,
+    UploadCommit, code_purge_at, decode, encode, expiry_key, parse_expiring,
 };
 use ephemera_proto::sync::{DayDigest, sync_day};
 
@@ -63,6 +63,12 @@ pub struct SledReportStore {
     codes: Tree,
     /// Code reference → [`CodeStatusRecord`] (no personal data, no code).
     code_status: Tree,
+    /// API key id → [`ApiKeyRecord`] (the SHA-256 of its secret, never the secret).
+    api_keys: Tree,
+    /// Key or account → [`QuotaRecord`] of its last day.
+    quotas: Tree,
+    /// Held by a quota charge from its read to its write.
+    charging: std::sync::Mutex<()>,
     /// Held by a revoke from its read of the status to its write.
     revoking: std::sync::Mutex<()>,
     /// `certificate id` → [`CertificateUse`]: the single-use mark.
@@ -175,6 +181,9 @@ impl SledReportStore {
             codes: tree("codes")?,
             code_status: tree("code-status")?,
             revoking: std::sync::Mutex::new(()),
+            api_keys: tree("api-keys")?,
+            quotas: tree("quotas")?,
+            charging: std::sync::Mutex::new(()),
             certificates: tree("certificates")?,
             uploads,
             queue: tree("queue")?,
@@ -1030,6 +1039,59 @@ impl ReportStore for SledReportStore {
             }
         }
         Ok(removed)
+    }
+
+    fn api_key(&self, id: &[u8; API_KEY_ID_LEN]) -> Result<Option<ApiKeyRecord>, StoreError> {
+        match self.api_keys.get(id).map_err(engine)? {
+            Some(bytes) => Ok(Some(decode(&bytes, "api-keys")?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_api_key(
+        &self,
+        id: &[u8; API_KEY_ID_LEN],
+        record: &ApiKeyRecord,
+    ) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        self.api_keys.insert(id, encode(record)).map_err(engine)?;
+        Ok(())
+    }
+
+    fn api_keys(&self) -> Result<Vec<([u8; API_KEY_ID_LEN], ApiKeyRecord)>, StoreError> {
+        self.api_keys
+            .iter()
+            .map(|item| {
+                let (key, value) = item.map_err(engine)?;
+                let id = key
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt { tree: "api-keys" })?;
+                Ok((id, decode(&value, "api-keys")?))
+            })
+            .collect()
+    }
+
+    fn charge_quota(
+        &self,
+        subject: &str,
+        day: DayNumber,
+        amount: u32,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        let _writing = self.writing();
+        let _charging = self.charging.lock().unwrap_or_else(|p| p.into_inner());
+        let current = match self.quotas.get(subject.as_bytes()).map_err(engine)? {
+            Some(bytes) => decode(&bytes, "quotas")?,
+            None => QuotaRecord { day, used: 0 },
+        };
+        let Some(charged) = current.charge(day, amount, limit) else {
+            return Ok(false);
+        };
+        self.quotas
+            .insert(subject.as_bytes(), encode(&charged))
+            .map_err(engine)?;
+        Ok(true)
     }
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {

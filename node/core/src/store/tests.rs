@@ -202,6 +202,42 @@ fn a_code_status_follows_its_code_and_a_revoke_removes_the_code() {
 }
 
 #[test]
+fn api_keys_round_trip_and_quotas_count_per_subject_and_day() {
+    use super::ApiKeyRecord;
+    both(|store| {
+        let record = ApiKeyRecord {
+            name: "lab-north".into(),
+            secret_hash: [7; 32],
+            test_types: vec![ReportType::ConfirmedTest],
+            created_by: "alice".into(),
+            created: DayNumber(3),
+            revoked: None,
+            last_used: None,
+        };
+        assert_eq!(store.api_key(&[1; 8]).unwrap(), None);
+        store.put_api_key(&[1; 8], &record).unwrap();
+        let revoked = ApiKeyRecord {
+            revoked: Some(DayNumber(4)),
+            ..record.clone()
+        };
+        store.put_api_key(&[2; 8], &revoked).unwrap();
+        assert_eq!(store.api_key(&[1; 8]).unwrap(), Some(record.clone()));
+        assert_eq!(
+            store.api_keys().unwrap(),
+            vec![([1; 8], record), ([2; 8], revoked)]
+        );
+        assert!(!format!("{:?}", store.api_key(&[1; 8]).unwrap()).contains("7, 7"));
+
+        assert!(store.charge_quota("key:a", DayNumber(5), 3, 4).unwrap());
+        assert!(!store.charge_quota("key:a", DayNumber(5), 2, 4).unwrap());
+        assert!(store.charge_quota("account:a", DayNumber(5), 4, 4).unwrap());
+        assert!(store.charge_quota("key:a", DayNumber(5), 1, 4).unwrap());
+        assert!(!store.charge_quota("key:a", DayNumber(5), 1, 4).unwrap());
+        assert!(store.charge_quota("key:a", DayNumber(6), 4, 4).unwrap());
+    });
+}
+
+#[test]
 fn a_code_record_from_before_references_still_decodes() {
     let record = CodeRecord {
         test_type: ReportType::ConfirmedTest,

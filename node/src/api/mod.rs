@@ -30,6 +30,7 @@
 //! | `POST /v1/accounts/{name}/roles` | bearer (admin), [`types::RolesRequest`] | 204 |
 //! | `POST /v1/accounts/{name}/reset-password` | bearer (admin) | [`types::OneTimePassword`] |
 //! | `POST /v1/codes` | bearer (case-worker: one code; bulk-issuer: more, or CSV; an API key within its test types), [`types::IssueCodesRequest`]; 429 `quota-exceeded` past the daily quota | [`types::IssueCodesResponse`] or CSV |
+//! | `GET /v1/audit?after=&from=&to=&limit=` | bearer (auditor or admin) | [`crate::node::AuditExport`]; CSV for `Accept: text/csv` |
 //! | `GET /v1/api-keys` | bearer (admin) | [`crate::accounts::api_key::ApiKeySummary`] list |
 //! | `POST /v1/api-keys` | bearer (admin), [`types::CreateApiKeyRequest`] | 201 [`types::CreatedApiKey`], shown once |
 //! | `POST /v1/api-keys/{id}/revoke` | bearer (admin) | 204 |
@@ -157,6 +158,7 @@ pub fn router(node: Node) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
         )
         .route("/v1/api-keys/{id}/revoke", post(revoke_api_key))
+        .route("/v1/audit", get(audit_export))
         .route("/v1/codes/{reference}", get(code_status))
         .route("/v1/codes/{reference}/revoke", post(revoke_code))
         .merge(page::routes())
@@ -864,10 +866,7 @@ async fn issue_codes(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let token = bearer(&headers)?;
-    let wants_csv = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/csv"));
+    let wants_csv = wants_csv(&headers);
     let (issuer, request) = if token.starts_with(API_KEY_PREFIX) {
         // A lab's or hospital's key: any count up to the request maximum, JSON or CSV,
         // within its test types (checked with its quota when issuing).
@@ -921,6 +920,14 @@ async fn issue_codes(
 /// not only the account's own (a colleague's mistake must be revocable at once, and every
 /// look-up and revoke is audited under the account).
 const CODE_LIFECYCLE: Need = Need::OneOf(&[Role::CaseWorker, Role::BulkIssuer]);
+
+/// Whether the request asks for CSV (`Accept: text/csv`).
+fn wants_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"))
+}
 
 /// The reference in a path, if it can be one.
 fn code_reference(text: &str) -> Result<crate::store::CodeReference, ApiError> {
@@ -1015,4 +1022,98 @@ async fn revoke_api_key(
     })?;
     node.revoke_api_key(token, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Query of the audit trail.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AuditQuery {
+    /// Only records after this sequence (a page's `next_after`); 0 for all.
+    #[serde(default)]
+    after: u64,
+    /// Only records of this day or later, `YYYY-MM-DD` (UTC).
+    from: Option<String>,
+    /// Only records of this day or earlier, `YYYY-MM-DD` (UTC).
+    to: Option<String>,
+    /// At most this many records (default 1,000, at most 10,000).
+    limit: Option<u32>,
+}
+
+/// A day in a query, if it can be one.
+fn query_day(
+    name: &'static str,
+    text: Option<&str>,
+) -> Result<Option<ephemera_proto::DayNumber>, ApiError> {
+    text.map(|text| {
+        crate::clock::civil::parse_date(text).ok_or(ApiError::InvalidParameter {
+            name,
+            reason: "must be a date YYYY-MM-DD",
+        })
+    })
+    .transpose()
+}
+
+/// The audit trail for auditors (and admins): whether it verifies, its signed head, and a
+/// page of records (who, what, outcome, the minute; never a code, an address or a token),
+/// as JSON, or CSV for `Accept: text/csv` (verification in the `Audit-Trail-Verified`
+/// header, the next page in `Audit-Next-After`). The export itself is recorded.
+#[utoipa::path(get, path = "/v1/audit", params(AuditQuery),
+    responses((status = 200, description = "The trail: JSON, or CSV for `Accept: text/csv`", content(
+        (crate::node::AuditExport = "application/json"),
+        (String = "text/csv", example = "sequence,minute_utc,actor,action,outcome,previous,hash"),
+    ))),
+    security(("bearer" = [])))]
+async fn audit_export(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let token = bearer(&headers)?;
+    let Ok(Query(query)) = query else {
+        return Err(ApiError::InvalidParameter {
+            name: "after",
+            reason: "after must be a whole number, from and to dates, limit 1 to 10000",
+        });
+    };
+    let limit = usize::try_from(query.limit.unwrap_or(1000)).unwrap_or(usize::MAX);
+    if !(1..=crate::node::MAX_AUDIT_PAGE).contains(&limit) {
+        return Err(ApiError::InvalidParameter {
+            name: "limit",
+            reason: "must be from 1 to 10000",
+        });
+    }
+    let page = crate::node::AuditPage {
+        after: query.after,
+        from: query_day("from", query.from.as_deref())?,
+        to: query_day("to", query.to.as_deref())?,
+        limit,
+    };
+    let export = node.audit_export(token, page).await?;
+    if !wants_csv(&headers) {
+        return Ok(no_store(StatusCode::OK, export));
+    }
+    let mut csv = String::from(crate::audit_export::CSV_HEADER);
+    csv.push('\n');
+    for row in &export.records {
+        csv.push_str(&row.csv_line());
+        csv.push('\n');
+    }
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        csv,
+    )
+        .into_response();
+    let verified = if export.verified { "true" } else { "false" };
+    response
+        .headers_mut()
+        .insert("audit-trail-verified", HeaderValue::from_static(verified));
+    if let Some(next) = export.next_after {
+        response
+            .headers_mut()
+            .insert("audit-next-after", HeaderValue::from(next));
+    }
+    Ok(response)
 }

@@ -180,6 +180,7 @@ impl Modify for BearerAuth {
         super::enable_account, super::set_roles, super::reset_password,
         super::code_status, super::revoke_code,
         super::list_api_keys, super::create_api_key, super::revoke_api_key,
+        super::audit_export,
         super::page::root, super::page::page, super::page::script, super::page::style,
     ),
     components(schemas(
@@ -187,7 +188,8 @@ impl Modify for BearerAuth {
         BatchIndexDoc, HeadListDoc, HeadConflictDoc, HeadConflictsDoc, types::LoginRequest, types::LoginResponse, types::TestType,
         types::IssueCodesRequest, types::IssuedCode, types::IssueCodesResponse,
         types::CodeStatusInfo, types::CreateApiKeyRequest, types::CreatedApiKey,
-        crate::accounts::api_key::ApiKeySummary,
+        crate::accounts::api_key::ApiKeySummary, crate::node::AuditExport,
+        crate::audit_export::AuditRow,
         types::AuthorityInfo, types::Health, types::NotReady,
         types::SessionInfo, types::PasswordChangeRequest, types::CreateAccountRequest,
         types::RolesRequest, types::OneTimePassword, types::TotpEnrolment,
@@ -335,6 +337,12 @@ pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'stati
             ),
             (415, &["unsupported-media-type"]),
             (429, &["quota-exceeded"]),
+            (500, STORAGE),
+        ],
+        ("get", "/v1/audit") => vec![
+            (400, &["invalid-parameter"]),
+            (401, &["unauthorized"]),
+            (403, RESTRICTED),
             (500, STORAGE),
         ],
         ("get", "/v1/api-keys") => {
@@ -1022,6 +1030,21 @@ mod tests {
             ("post", "/v1/api-keys/{id}/revoke", ApiError::UnknownApiKey),
             ("post", "/v1/api-keys/{id}/revoke", ApiError::ApiKeyRevoked),
             ("post", "/v1/api-keys/{id}/revoke", ApiError::Unauthorized),
+            ("get", "/v1/audit", ApiError::Forbidden { role: "auditor" }),
+            ("get", "/v1/audit", ApiError::Unauthorized),
+            (
+                "get",
+                "/v1/audit",
+                ApiError::InvalidParameter {
+                    name: "limit",
+                    reason: "x",
+                },
+            ),
+            (
+                "get",
+                "/v1/audit",
+                ApiError::Store(StoreError::Engine("disk".into())),
+            ),
         ] {
             assert!(documents(&doc, method, path, &error), "{error:?}");
         }

@@ -24,6 +24,7 @@ mod uploads;
 
 pub use accounts::{Need, SecondFactor, Session};
 pub use api_keys::KeyHolder;
+pub use audit::{AuditExport, AuditPage, MAX_AUDIT_PAGE};
 pub use authority::Issuer;
 pub use phone_timing::Answered;
 

@@ -488,6 +488,7 @@ mod tests {
             let _ = serde_json::from_slice::<CreateAccountRequest>(&bytes);
             let _ = serde_json::from_slice::<RolesRequest>(&bytes);
             let _ = serde_json::from_slice::<TotpConfirmRequest>(&bytes);
+            let _ = serde_json::from_slice::<CreateApiKeyRequest>(&bytes);
             let change: PasswordChangeRequest = serde_json::from_value(
                 serde_json::json!({"current_password": secret, "new_password": secret}),
             )
@@ -498,7 +499,13 @@ mod tests {
             .unwrap();
             let confirm: TotpConfirmRequest =
                 serde_json::from_value(serde_json::json!({"code": secret})).unwrap();
-            let shown = format!("{change:?} {login:?} {confirm:?}");
+            let created = CreatedApiKey {
+                id: "00".into(),
+                name: "lab".into(),
+                key: format!("ephk_00_{secret}"),
+                test_types: Vec::new(),
+            };
+            let shown = format!("{change:?} {login:?} {confirm:?} {created:?}");
             proptest::prop_assert!(!shown.contains(&secret), "{}", shown);
         }
     }

@@ -97,6 +97,8 @@ try {
   const until = Date.parse(expiry);
   check(until > Date.now() && until < Date.now() + 7 * 86400_000, "the expiry is in the future and within a week", expiry);
   check(await page.getAttribute("#issued-expiry", "datetime") === expiry, "the <time> element carries the expiry", expiry);
+  const reference = (await page.textContent("#issued-reference")).trim();
+  check(/^[0-9A-HJKMNP-TV-Z]{12}$/.test(reference), "the code's reference is shown beside it", reference);
   await page.screenshot({ path: shot, fullPage: true });
   console.log(`ok - screenshot with the issued code written`);
 

@@ -418,6 +418,7 @@ async fn operations_endpoints_and_case_worker_page() {
         "issue-form",
         "issued-code",
         "issued-expiry",
+        "issued-reference",
         "bulk-count",
         "bulk-download",
     ] {

@@ -1075,6 +1075,12 @@ async fn audit_export(
             reason: "after must be a whole number, from and to dates, limit 1 to 10000",
         });
     };
+    if query.after > contract::MAX_CURSOR {
+        return Err(ApiError::InvalidParameter {
+            name: "after",
+            reason: "must be a sequence number from 0 to 9223372036854775807",
+        });
+    }
     let limit = usize::try_from(query.limit.unwrap_or(1000)).unwrap_or(usize::MAX);
     if !(1..=crate::node::MAX_AUDIT_PAGE).contains(&limit) {
         return Err(ApiError::InvalidParameter {

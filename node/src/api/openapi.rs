@@ -562,6 +562,12 @@ fn constrain(doc: &mut Value, config: &NodeConfig) {
     set_roles["additionalProperties"] = json!(false);
     set_roles["properties"]["roles"] = roles;
     schemas["TotpConfirmRequest"]["additionalProperties"] = json!(false);
+    let create_key = &mut schemas["CreateApiKeyRequest"];
+    create_key["additionalProperties"] = json!(false);
+    merge(
+        at(create_key, &["properties", "name"]),
+        json!({"pattern": contract::ACCOUNT_NAME_PATTERN, "maxLength": crate::accounts::MAX_NAME_CHARS}),
+    );
     let issue = &mut schemas["IssueCodesRequest"];
     issue["additionalProperties"] = json!(false);
     merge(
@@ -589,6 +595,36 @@ fn constrain(doc: &mut Value, config: &NodeConfig) {
         "description": "An upload code as a person types it: 16 Crockford base32 symbols, either case, O read as 0 and I, L as 1, dashes and spaces ignored.",
         "pattern": contract::TYPED_CODE_PATTERN,
     });
+
+    // The code lifecycle's references, API key ids and the audit query.
+    for (path, method) in [
+        ("/v1/codes/{reference}", "get"),
+        ("/v1/codes/{reference}/revoke", "post"),
+    ] {
+        *at(parameter(doc, path, method, "reference"), &["schema"]) = json!({
+            "type": "string",
+            "pattern": contract::TYPED_REFERENCE_PATTERN,
+            "maxLength": contract::MAX_REFERENCE_CHARS,
+        });
+    }
+    *at(
+        parameter(doc, "/v1/api-keys/{id}/revoke", "post", "id"),
+        &["schema"],
+    ) = json!({"type": "string", "pattern": contract::API_KEY_ID_PATTERN});
+    merge(
+        at(parameter(doc, "/v1/audit", "get", "after"), &["schema"]),
+        json!({"minimum": 0}),
+    );
+    merge(
+        at(parameter(doc, "/v1/audit", "get", "limit"), &["schema"]),
+        json!({"minimum": 1, "maximum": crate::node::MAX_AUDIT_PAGE}),
+    );
+    for name in ["from", "to"] {
+        merge(
+            at(parameter(doc, "/v1/audit", "get", name), &["schema"]),
+            json!({"format": "date"}),
+        );
+    }
 
     // Every body's size limit (`crate::server` refuses a larger one with 413).
     let paths = doc["paths"].as_object_mut().expect("paths");

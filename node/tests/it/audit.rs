@@ -212,6 +212,7 @@ async fn auditors_read_the_trail_over_http_by_page_and_day_as_json_and_csv() {
         "limit=0",
         "limit=10001",
         "after=-1",
+        "after=9223372036854775808",
         "from=2023-13-01",
         "to=yesterday",
     ] {

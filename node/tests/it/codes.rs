@@ -284,5 +284,21 @@ async fn references_are_distinct_and_a_revoke_survives_a_restart() {
     node.certify(&issued.codes[8].code, &contents, &hmac_key)
         .await
         .unwrap();
+    // Statuses are kept as long as the audit records naming them: the purge after the
+    // audit retention past their expiry day forgets them.
+    let audit_days = node.node.core().policy().audit_retention_days;
+    let expiry = UnixTime(doomed.expires_at).day();
+    node.clock.set(expiry.plus(audit_days).start());
+    node.node.purge().unwrap();
+    let (name, password) = node.case_worker.clone().unwrap();
+    let session = node.login_as(&name, &password).await;
+    let kept = format!("/v1/codes/{}", doomed.reference);
+    assert_eq!(node.call("GET", &kept, &session, None).await.status, 200);
+    node.clock.set(expiry.plus(audit_days + 1).start());
+    node.node.purge().unwrap();
+    let session = node.login_as(&name, &password).await;
+    node.call("GET", &kept, &session, None)
+        .await
+        .assert_error(404, "unknown-code-reference");
     node.stop().await;
 }

@@ -117,6 +117,15 @@ impl ReportStore for MemoryReportStore {
         Ok(())
     }
 
+    fn purge_code_statuses(&self, expired_before: DayNumber) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let before = inner.code_status.len();
+        inner
+            .code_status
+            .retain(|_, record| record.expires >= expired_before);
+        Ok((before - inner.code_status.len()) as u64)
+    }
+
     fn revoke_code(
         &self,
         reference: &CodeReference,

@@ -651,6 +651,13 @@ pub trait ReportStore: Send + Sync + 'static {
     fn set_code_state(&self, reference: &CodeReference, state: CodeState)
     -> Result<(), StoreError>;
 
+    /// Removes the status records of codes whose expiry day is before `expired_before`
+    /// (whatever their state); how many went.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn purge_code_statuses(&self, expired_before: DayNumber) -> Result<u64, StoreError>;
+
     /// Revokes the code filed under `reference` on `day`: removes the code itself (so no
     /// redeem can take it from then on) and marks it revoked, unless it is used, revoked,
     /// past its expiry day, or gone already.

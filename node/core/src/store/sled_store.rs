@@ -634,6 +634,25 @@ impl ReportStore for SledReportStore {
         Ok(())
     }
 
+    fn purge_code_statuses(&self, expired_before: DayNumber) -> Result<u64, StoreError> {
+        let _writing = self.writing();
+        let _revoking = self.revoking.lock().unwrap_or_else(|p| p.into_inner());
+        let mut doomed = Vec::new();
+        for item in self.code_status.iter() {
+            let (key, value) = item.map_err(engine)?;
+            let record: CodeStatusRecord = decode(&value, "code-status")?;
+            if record.expires < expired_before {
+                doomed.push(key);
+            }
+        }
+        let mut batch = sled::Batch::default();
+        for key in &doomed {
+            batch.remove(key.as_ref());
+        }
+        self.code_status.apply_batch(batch).map_err(engine)?;
+        Ok(doomed.len() as u64)
+    }
+
     fn revoke_code(
         &self,
         reference: &CodeReference,

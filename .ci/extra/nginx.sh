@@ -117,6 +117,15 @@ expect 401 "GET /v1/accounts from the console network reaches the node" \
   "$(status GET /v1/accounts --interface 127.0.0.2)"
 expect 401 "DELETE /v1/sessions from the console network reaches the node" \
   "$(status DELETE /v1/sessions --interface 127.0.0.2)"
+expect 403 "GET /v1/audit from the public side" "$(status GET /v1/audit)"
+expect 403 "GET /v1/api-keys from the public side" "$(status GET /v1/api-keys)"
+expect 403 "GET /v1/codes/<reference> from the public side" "$(status GET /v1/codes/0123456789AB)"
+expect 401 "GET /v1/audit from the console network reaches the node" \
+  "$(status GET /v1/audit --interface 127.0.0.2)"
+expect 401 "POST /v1/api-keys/<id>/revoke from the console network reaches the node" \
+  "$(status POST /v1/api-keys/0123456789abcdef/revoke --interface 127.0.0.2)"
+expect 401 "GET /v1/codes/<reference> from the console network reaches the node" \
+  "$(status GET /v1/codes/0123-4567-89AB --interface 127.0.0.2)"
 expect 200 "GET /case-worker from the console network" "$(status GET /case-worker --interface 127.0.0.2)"
 expect 401 "POST /v1/codes from the console network reaches the node" \
   "$(status POST /v1/codes --interface 127.0.0.2 -H 'content-type: application/json' --data-binary '{}')"

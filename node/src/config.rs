@@ -293,6 +293,11 @@ config_keys! {
         /// per source over all names, and 10 times that per name over all sources, whether
         /// or not the name is an account's).
         login_failures_per_user: u32 = 5, range(1, 1000), was = "login_failures_per_user";
+        /// Most codes one API key may issue per UTC day; past it `POST /v1/codes` answers
+        /// 429 `quota-exceeded` with `Retry-After` (seconds to midnight UTC).
+        api_key_daily_codes: u32 = 10_000, range(1, 10_000_000);
+        /// Most codes one staff account may issue per UTC day, likewise.
+        account_daily_codes: u32 = 10_000, range(1, 10_000_000);
         /// Most codes one bulk request issues.
         max_codes_per_request: u32 = Policy::default().max_codes_per_request,
             range(1, 100_000), was = "max_codes_per_request";

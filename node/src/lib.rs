@@ -37,6 +37,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod audit_export;
 mod batch_cache;
 pub mod cli;
 pub mod clock;

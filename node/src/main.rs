@@ -39,6 +39,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Audit(command) => current_thread()?.block_on(cli::audit(&command, &mut stdout))?,
         Command::Users(command) => current_thread()?.block_on(cli::users(&command, &mut stdout))?,
+        Command::ApiKeys(command) => {
+            current_thread()?.block_on(cli::api_keys(&command, &mut stdout))?
+        }
     }
     Ok(())
 }

@@ -214,7 +214,10 @@ impl Class {
             }
             p if p.starts_with("/case-worker")
                 || p.starts_with("/v1/session/")
-                || p.starts_with("/v1/accounts/") =>
+                || p.starts_with("/v1/accounts/")
+                || p.starts_with("/v1/codes/")
+                || p.starts_with("/v1/api-keys")
+                || p.starts_with("/v1/audit") =>
             {
                 Class::Console
             }
@@ -947,6 +950,10 @@ mod tests {
         assert_eq!(Class::of("/v1/accounts"), Class::Console);
         assert_eq!(Class::of("/v1/accounts/bob/disable"), Class::Console);
         assert_eq!(Class::of("/case-worker"), Class::Console);
+        assert_eq!(Class::of("/v1/codes/ABCDEFGHJKMN/revoke"), Class::Console);
+        assert_eq!(Class::of("/v1/api-keys"), Class::Console);
+        assert_eq!(Class::of("/v1/audit"), Class::Console);
+        assert_eq!(Class::of("/v1/batches/00/filter"), Class::Serving);
         assert_eq!(Class::of("/v1/batches"), Class::Serving);
         assert_eq!(Class::of("/nope"), Class::Serving);
     }

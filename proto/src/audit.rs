@@ -59,6 +59,8 @@ pub enum AuditActor {
     Operator,
     /// The node itself (retention).
     Node,
+    /// A lab or hospital system, by its API key's public id (hex).
+    ApiKey(String),
 }
 
 impl fmt::Display for AuditActor {
@@ -68,6 +70,7 @@ impl fmt::Display for AuditActor {
             AuditActor::UnknownAccount => f.write_str("unknown-account"),
             AuditActor::Operator => f.write_str("operator"),
             AuditActor::Node => f.write_str("node"),
+            AuditActor::ApiKey(id) => write!(f, "api-key:{id}"),
         }
     }
 }
@@ -141,6 +144,38 @@ pub enum AuditAction {
         /// The account.
         account: String,
     },
+    /// Upload codes issued, by their references (never the codes): how many is their
+    /// number.
+    CodesIssuedWithReferences {
+        /// Their test type.
+        test_type: ReportType,
+        /// Their references, in issue order.
+        references: Vec<String>,
+    },
+    /// The status of the code with this reference was looked up.
+    CodeStatusViewed {
+        /// The reference.
+        reference: String,
+    },
+    /// The code with this reference was revoked (or a revoke of it was refused).
+    CodeRevoked {
+        /// The reference.
+        reference: String,
+    },
+    /// An API key was created (its secret is never recorded).
+    ApiKeyCreated {
+        /// Its public id (hex).
+        id: String,
+        /// Its name.
+        name: String,
+        /// The test types it may issue codes for, by name; empty: any.
+        test_types: Vec<String>,
+    },
+    /// An API key was revoked.
+    ApiKeyRevoked {
+        /// Its public id (hex).
+        id: String,
+    },
 }
 
 impl fmt::Display for AuditAction {
@@ -188,6 +223,36 @@ impl fmt::Display for AuditAction {
                 write!(f, "sessions-revoked account={account}")
             }
             AuditAction::TotpRemoved { account } => write!(f, "totp-removed account={account}"),
+            AuditAction::CodesIssuedWithReferences {
+                test_type,
+                references,
+            } => write!(
+                f,
+                "codes-issued count={} test_type={} references={}",
+                references.len(),
+                test_type.code(),
+                references.join("+")
+            ),
+            AuditAction::CodeStatusViewed { reference } => {
+                write!(f, "code-status-viewed reference={reference}")
+            }
+            AuditAction::CodeRevoked { reference } => {
+                write!(f, "code-revoked reference={reference}")
+            }
+            AuditAction::ApiKeyCreated {
+                id,
+                name,
+                test_types,
+            } => write!(
+                f,
+                "api-key-created id={id} name={name} test_types={}",
+                if test_types.is_empty() {
+                    "any".to_owned()
+                } else {
+                    test_types.join("+")
+                }
+            ),
+            AuditAction::ApiKeyRevoked { id } => write!(f, "api-key-revoked id={id}"),
         }
     }
 }
@@ -586,6 +651,10 @@ mod tests {
             "account:alice codes-issued count=1 test_type=1 success"
         );
         assert_eq!(AuditActor::UnknownAccount.to_string(), "unknown-account");
+        // Actors too are named by index: the API key, appended, is the fifth.
+        let key = AuditActor::ApiKey("0011223344556677".into());
+        assert_eq!(postcard::to_allocvec(&key).unwrap()[0], 4);
+        assert_eq!(key.to_string(), "api-key:0011223344556677");
     }
 
     #[test]
@@ -622,6 +691,24 @@ mod tests {
             AuditAction::TotpRemoved {
                 account: "bob".into(),
             },
+            AuditAction::CodesIssuedWithReferences {
+                test_type: ReportType::ConfirmedTest,
+                references: vec!["0123456789AB".into(), "CDEFGHJKMNPQ".into()],
+            },
+            AuditAction::CodeStatusViewed {
+                reference: "0123456789AB".into(),
+            },
+            AuditAction::CodeRevoked {
+                reference: "0123456789AB".into(),
+            },
+            AuditAction::ApiKeyCreated {
+                id: "0011223344556677".into(),
+                name: "lab-north".into(),
+                test_types: vec![],
+            },
+            AuditAction::ApiKeyRevoked {
+                id: "0011223344556677".into(),
+            },
         ];
         for (index, action) in actions.iter().enumerate() {
             let bytes = postcard::to_allocvec(action).unwrap();
@@ -634,6 +721,10 @@ mod tests {
         assert_eq!(
             actions[0].to_string(),
             "account-created account=bob roles=case-worker+auditor"
+        );
+        assert_eq!(
+            actions[11].to_string(),
+            "codes-issued count=2 test_type=1 references=0123456789AB+CDEFGHJKMNPQ"
         );
     }
 }

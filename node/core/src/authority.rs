@@ -17,7 +17,9 @@ use rand_core::CryptoRng;
 use thiserror::Error;
 
 use crate::NodeCore;
-use crate::store::{CodeRecord, StoreError};
+use crate::store::{
+    CodeRecord, CodeReference, CodeState, CodeStatusRecord, StoreError, code_lookup,
+};
 
 /// Days before today a symptom onset may lie, beyond the retention period.
 pub const ONSET_DAYS_BEFORE_RETENTION: u32 = 14;
@@ -85,12 +87,15 @@ pub struct CodeGrant {
 pub struct IssuedCodes {
     /// The codes.
     pub codes: Vec<UploadCode>,
+    /// Their references, in the same order (not secret).
+    pub references: Vec<CodeReference>,
     /// When they stop working.
     pub expires_at: UnixTime,
 }
 
 impl NodeCore {
-    /// Issues `count` codes for `grant`, storing only their peppered hashes.
+    /// Issues `count` codes for `grant`, storing only their peppered hashes, each with a
+    /// fresh random reference (drawn apart from the code) filing its status.
     ///
     /// # Errors
     /// [`AuthorityError::CodeCountOutOfRange`], [`AuthorityError::OnsetOutOfRange`],
@@ -119,18 +124,48 @@ impl NodeCore {
             }
         }
         let expires_at = now.plus_seconds(self.policy.code_lifetime_seconds);
-        let record = CodeRecord {
-            test_type: grant.test_type,
-            symptom_onset: grant.symptom_onset,
-            expires_at,
-        };
         let codes: Vec<UploadCode> = (0..count).map(|_| UploadCode::generate(rng)).collect();
-        let hashes: Vec<(CodeHash, CodeRecord)> = codes
-            .iter()
-            .map(|code| (code.hash(&self.keys.pepper), record.clone()))
-            .collect();
+        let mut references: Vec<CodeReference> = Vec::with_capacity(codes.len());
+        while references.len() < codes.len() {
+            // 60 random bits: a repeat is rare, but a reference must name one code.
+            let reference = CodeReference::generate(rng);
+            if !references.contains(&reference) && store.code_status(&reference)?.is_none() {
+                references.push(reference);
+            }
+        }
+        let mut hashes: Vec<(CodeHash, CodeRecord)> = Vec::with_capacity(codes.len());
+        let mut statuses: Vec<(CodeReference, CodeStatusRecord)> = Vec::with_capacity(codes.len());
+        for (code, reference) in codes.iter().zip(&references) {
+            let hash = code.hash(&self.keys.pepper);
+            statuses.push((
+                *reference,
+                CodeStatusRecord {
+                    lookup: code_lookup(&hash),
+                    test_type: grant.test_type,
+                    issued: now.day(),
+                    expires: expires_at.day(),
+                    state: CodeState::Issued,
+                },
+            ));
+            hashes.push((
+                hash,
+                CodeRecord {
+                    test_type: grant.test_type,
+                    symptom_onset: grant.symptom_onset,
+                    expires_at,
+                    reference: Some(*reference),
+                },
+            ));
+        }
+        // Statuses first: a code never exists without one (a crash in between leaves a
+        // status whose code was never shown, and so whose reference was never seen).
+        store.insert_code_statuses(&statuses)?;
         store.insert_codes(&hashes)?;
-        Ok(IssuedCodes { codes, expires_at })
+        Ok(IssuedCodes {
+            codes,
+            references,
+            expires_at,
+        })
     }
 
     /// `POST /v1/verify`: takes the code (single use) and certifies the report HMAC. A decoy
@@ -166,6 +201,7 @@ impl NodeCore {
             .take_code(&code.hash(&self.keys.pepper))?
             .filter(|r| r.expires_at > now)
             .ok_or(AuthorityError::CodeUnknownOrExpired)?;
+        mark_used(store, &record, now)?;
         let certificate = self.certify(record.test_type, record.symptom_onset, hmac, now, rng);
         Ok(VerifyResponse::new(&certificate))
     }
@@ -237,6 +273,7 @@ impl NodeCore {
             .take_code(&code.hash(&self.keys.pepper))?
             .filter(|r| r.expires_at > now)
             .ok_or(AuthorityError::CodeUnknownOrExpired)?;
+        mark_used(store, &record, now)?;
         // A grant's onset lies before today (checked at issue), and its type is one a code
         // grants, so its class exists; a record from a store written otherwise is refused
         // as an unknown code.
@@ -275,6 +312,18 @@ impl NodeCore {
             self.policy.certificate_lifetime_seconds,
             rng,
         )
+    }
+}
+
+/// Marks a just-taken code's status used today (a code from before references has none).
+fn mark_used(
+    store: &dyn crate::store::ReportStore,
+    record: &CodeRecord,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    match record.reference {
+        Some(reference) => store.set_code_state(&reference, CodeState::Used(now.day())),
+        None => Ok(()),
     }
 }
 

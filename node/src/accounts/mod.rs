@@ -9,10 +9,12 @@
 //! | `recovery.rs` | one-time recovery codes, kept hashed |
 //! | `budget.rs` | failed sign-in budgets per (source, name), source and name |
 //! | `directory.rs` | creating, disabling, granting and resetting accounts |
+//! | `api_key.rs` | API keys of lab and hospital systems: shown once, kept hashed, scoped |
 //!
 //! The rules about who may do what to an account are here ([`grantable`],
 //! [`parse_roles`]); the node applies them (`crate::node`'s `accounts.rs`).
 
+pub mod api_key;
 mod budget;
 pub mod directory;
 mod password;

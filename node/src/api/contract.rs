@@ -30,6 +30,14 @@ pub const ISSUED_CODE_PATTERN: &str =
 /// of Crockford base32 in either case, where O reads as 0 and I, L as 1 (so every ASCII
 /// letter but U), with any dashes and spaces around them.
 pub const TYPED_CODE_PATTERN: &str = "^[ -]*([0-9A-TV-Za-tv-z][ -]*){16}$";
+/// A code's reference as a person may type it (`crate::store::CodeReference::parse`): 12
+/// symbols read as codes are, with dashes and spaces around them, at most
+/// [`MAX_REFERENCE_CHARS`] in all.
+pub const TYPED_REFERENCE_PATTERN: &str = "^[ -]*([0-9A-TV-Za-tv-z][ -]*){12}$";
+/// The most characters of a typed reference.
+pub const MAX_REFERENCE_CHARS: usize = 48;
+/// An API key's public id: 16 hex digits.
+pub const API_KEY_ID_PATTERN: &str = "^[0-9A-Fa-f]{16}$";
 
 /// The batch id of a path segment, if it matches [`BATCH_ID_PATTERN`].
 pub fn batch_id(text: &str) -> Option<BatchId> {

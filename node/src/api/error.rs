@@ -147,6 +147,30 @@ pub enum ApiError {
     /// Recovery codes need a TOTP second factor.
     #[error("this account has no TOTP second factor")]
     TotpNotEnrolled,
+    /// No issued code has this reference.
+    #[error("no issued code has this reference")]
+    UnknownCodeReference,
+    /// The code is no longer there to revoke.
+    #[error("the code cannot be revoked: it is {status}")]
+    CodeNotRevocable {
+        /// Where it stands: `used`, `expired` or `revoked`.
+        status: &'static str,
+    },
+    /// No API key has this id.
+    #[error("no API key has this id")]
+    UnknownApiKey,
+    /// The API key was revoked before.
+    #[error("the API key is revoked already")]
+    ApiKeyRevoked,
+    /// The API key may not issue codes of this test type.
+    #[error("this API key may not issue codes of this test type")]
+    OutsideKeyScope,
+    /// The key's or account's codes for today are spent.
+    #[error("the daily quota of codes is spent; try again after midnight UTC")]
+    QuotaExceeded {
+        /// Seconds to the next midnight UTC.
+        retry_after: u32,
+    },
 }
 
 impl ApiError {
@@ -187,7 +211,11 @@ impl ApiError {
             }
             TotpRequired => StatusCode::UNAUTHORIZED,
             WeakPassword { .. } | UnknownRole | InvalidTotpCode => StatusCode::BAD_REQUEST,
-            UnknownAccount => StatusCode::NOT_FOUND,
+            UnknownAccount | UnknownCodeReference => StatusCode::NOT_FOUND,
+            CodeNotRevocable { .. } | ApiKeyRevoked => StatusCode::CONFLICT,
+            UnknownApiKey => StatusCode::NOT_FOUND,
+            OutsideKeyScope => StatusCode::FORBIDDEN,
+            QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             AccountExists | LastAdmin | TotpNotEnrolled => StatusCode::CONFLICT,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
@@ -242,6 +270,12 @@ impl ApiError {
             LastAdmin => "last-admin",
             InvalidTotpCode => "invalid-totp-code",
             TotpNotEnrolled => "totp-not-enrolled",
+            UnknownCodeReference => "unknown-code-reference",
+            CodeNotRevocable { .. } => "code-not-revocable",
+            UnknownApiKey => "unknown-api-key",
+            ApiKeyRevoked => "api-key-revoked",
+            OutsideKeyScope => "outside-key-scope",
+            QuotaExceeded { .. } => "quota-exceeded",
         }
     }
 
@@ -265,6 +299,7 @@ impl ApiError {
             ApiError::Authority(AuthorityError::TokenKeysNotReady) => Some(60),
             // Space comes back when an operator frees it or a purge runs: not within a second.
             ApiError::InsufficientStorage => Some(DISK_RESERVE_RETRY_AFTER_SECONDS),
+            ApiError::QuotaExceeded { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -481,6 +516,36 @@ mod tests {
                 ApiError::AboveOwnRoles,
                 StatusCode::FORBIDDEN,
                 "above-own-roles",
+            ),
+            (
+                ApiError::UnknownCodeReference,
+                StatusCode::NOT_FOUND,
+                "unknown-code-reference",
+            ),
+            (
+                ApiError::CodeNotRevocable { status: "used" },
+                StatusCode::CONFLICT,
+                "code-not-revocable",
+            ),
+            (
+                ApiError::UnknownApiKey,
+                StatusCode::NOT_FOUND,
+                "unknown-api-key",
+            ),
+            (
+                ApiError::ApiKeyRevoked,
+                StatusCode::CONFLICT,
+                "api-key-revoked",
+            ),
+            (
+                ApiError::OutsideKeyScope,
+                StatusCode::FORBIDDEN,
+                "outside-key-scope",
+            ),
+            (
+                ApiError::QuotaExceeded { retry_after: 5 },
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota-exceeded",
             ),
         ];
         for (error, status, code) in cases {

@@ -29,7 +29,13 @@
 //! | `POST /v1/accounts/{name}/disable`, `/enable` | bearer (admin) | 204 |
 //! | `POST /v1/accounts/{name}/roles` | bearer (admin), [`types::RolesRequest`] | 204 |
 //! | `POST /v1/accounts/{name}/reset-password` | bearer (admin) | [`types::OneTimePassword`] |
-//! | `POST /v1/codes` | bearer (case-worker: one code; bulk-issuer: more, or CSV), [`types::IssueCodesRequest`] | [`types::IssueCodesResponse`] or CSV |
+//! | `POST /v1/codes` | bearer (case-worker: one code; bulk-issuer: more, or CSV; an API key within its test types), [`types::IssueCodesRequest`]; 429 `quota-exceeded` past the daily quota | [`types::IssueCodesResponse`] or CSV |
+//! | `GET /v1/audit?after=&from=&to=&limit=` | bearer (auditor or admin) | [`crate::node::AuditExport`]; CSV for `Accept: text/csv` |
+//! | `GET /v1/api-keys` | bearer (admin) | [`crate::accounts::api_key::ApiKeySummary`] list |
+//! | `POST /v1/api-keys` | bearer (admin), [`types::CreateApiKeyRequest`] | 201 [`types::CreatedApiKey`], shown once |
+//! | `POST /v1/api-keys/{id}/revoke` | bearer (admin) | 204 |
+//! | `GET /v1/codes/{reference}` | bearer (case-worker or bulk-issuer) | [`types::CodeStatusInfo`] |
+//! | `POST /v1/codes/{reference}/revoke` | bearer (case-worker or bulk-issuer) | [`types::CodeStatusInfo`]; 409 `code-not-revocable` |
 //! | `GET /case-worker` | | the case-worker page |
 //!
 //! No layer logs requests or peers. Bodies arrive here already read: `crate::server` reads
@@ -64,7 +70,8 @@ use types::{
     RolesRequest, TotpConfirmRequest,
 };
 
-use crate::node::{Need, SecondFactor};
+use crate::accounts::api_key::API_KEY_PREFIX;
+use crate::node::{Issuer, Need, SecondFactor};
 use crate::store::Role;
 
 pub use immutable::cached_batch;
@@ -144,6 +151,16 @@ pub fn router(node: Node) -> Router {
             "/v1/codes",
             post(issue_codes).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
         )
+        .route(
+            "/v1/api-keys",
+            get(list_api_keys)
+                .post(create_api_key)
+                .layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .route("/v1/api-keys/{id}/revoke", post(revoke_api_key))
+        .route("/v1/audit", get(audit_export))
+        .route("/v1/codes/{reference}", get(code_status))
+        .route("/v1/codes/{reference}/revoke", post(revoke_code))
         .merge(page::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -840,7 +857,7 @@ async fn reset_password(
     responses(
         (status = 200, description = "The codes: JSON, or CSV for `Accept: text/csv`", content(
             (types::IssueCodesResponse = "application/json"),
-            (String = "text/csv", example = "code,expires_at,expires_at_utc,test_type,symptom_onset"),
+            (String = "text/csv", example = "code,expires_at,expires_at_utc,test_type,symptom_onset,reference"),
         ))),
     security(("bearer" = [])))]
 async fn issue_codes(
@@ -849,21 +866,28 @@ async fn issue_codes(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let token = bearer(&headers)?;
-    // Checked first, so that a session that may issue nothing learns nothing of the body.
-    node.authorize(token, Need::OneOf(&[Role::CaseWorker, Role::BulkIssuer]))?;
-    require_json(&headers)?;
-    let request: IssueCodesRequest = json_body(body)?;
-    let wants_csv = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/csv"));
-    // One code at a time is a case worker's; more, or a CSV file, a bulk issuer's.
-    let need = if request.count.unwrap_or(1) > 1 || wants_csv {
-        Need::OneOf(&[Role::BulkIssuer])
+    let wants_csv = wants_csv(&headers);
+    let (issuer, request) = if token.starts_with(API_KEY_PREFIX) {
+        // A lab's or hospital's key: any count up to the request maximum, JSON or CSV,
+        // within its test types (checked with its quota when issuing).
+        let key = node.authorize_api_key(token)?;
+        require_json(&headers)?;
+        let request: IssueCodesRequest = json_body(body)?;
+        (Issuer::Key(key), request)
     } else {
-        Need::OneOf(&[Role::CaseWorker, Role::BulkIssuer])
+        // Checked first, so that a session that may issue nothing learns nothing of the body.
+        node.authorize(token, Need::OneOf(&[Role::CaseWorker, Role::BulkIssuer]))?;
+        require_json(&headers)?;
+        let request: IssueCodesRequest = json_body(body)?;
+        // One code at a time is a case worker's; more, or a CSV file, a bulk issuer's.
+        let need = if request.count.unwrap_or(1) > 1 || wants_csv {
+            Need::OneOf(&[Role::BulkIssuer])
+        } else {
+            Need::OneOf(&[Role::CaseWorker, Role::BulkIssuer])
+        };
+        let account = node.authorize(token, need)?.account;
+        (Issuer::Account(account), request)
     };
-    let account = node.authorize(token, need)?.account;
     if request
         .symptom_onset
         .as_deref()
@@ -874,7 +898,7 @@ async fn issue_codes(
             reason: "must be a date YYYY-MM-DD",
         });
     }
-    let response = node.issue_codes(&request, &account).await?;
+    let response = node.issue_codes(&request, &issuer).await?;
     if wants_csv {
         return Ok((
             [
@@ -890,4 +914,212 @@ async fn issue_codes(
             .into_response());
     }
     Ok(no_store(StatusCode::OK, response))
+}
+
+/// Who may look up and revoke codes: whoever may issue them. Any code of this authority,
+/// not only the account's own (a colleague's mistake must be revocable at once, and every
+/// look-up and revoke is audited under the account).
+const CODE_LIFECYCLE: Need = Need::OneOf(&[Role::CaseWorker, Role::BulkIssuer]);
+
+/// Whether the request asks for CSV (`Accept: text/csv`).
+fn wants_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"))
+}
+
+/// The reference in a path, if it can be one.
+fn code_reference(text: &str) -> Result<crate::store::CodeReference, ApiError> {
+    crate::store::CodeReference::parse(text).ok_or(ApiError::InvalidParameter {
+        name: "reference",
+        reason: "must be 12 characters of 0-9 and A-Z less I, L, O and U",
+    })
+}
+
+/// Where an issued code stands (`issued`, `used`, `expired`, `revoked`, with the day of
+/// the change), by its reference: any code of this authority, for a case worker or bulk
+/// issuer. The look-up is audited.
+#[utoipa::path(get, path = "/v1/codes/{reference}",
+    params(("reference" = String, Path, description = "The code's reference (12 characters)")),
+    responses((status = 200, body = types::CodeStatusInfo)), security(("bearer" = [])))]
+async fn code_status(
+    State(node): State<Node>,
+    Path(reference): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    code_lifecycle(&node, &reference, &headers, false).await
+}
+
+/// Revokes an issued code by its reference: from now on `/v1/verify` and `/v2/verify`
+/// refuse it as `invalid-code`. A code used, expired or revoked before gets 409
+/// `code-not-revocable`. Audited, refusals too.
+#[utoipa::path(post, path = "/v1/codes/{reference}/revoke",
+    params(("reference" = String, Path, description = "The code's reference (12 characters)")),
+    responses((status = 200, body = types::CodeStatusInfo)), security(("bearer" = [])))]
+async fn revoke_code(
+    State(node): State<Node>,
+    Path(reference): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    code_lifecycle(&node, &reference, &headers, true).await
+}
+
+/// A code's status by reference, after revoking it if `revoke`.
+async fn code_lifecycle(
+    node: &Node,
+    reference: &str,
+    headers: &HeaderMap,
+    revoke: bool,
+) -> Result<Response, ApiError> {
+    let account = node.authorize(bearer(headers)?, CODE_LIFECYCLE)?.account;
+    let reference = code_reference(reference)?;
+    let status = if revoke {
+        node.revoke_code(&reference, &account).await?
+    } else {
+        node.code_status(&reference, &account).await?
+    };
+    Ok(no_store(StatusCode::OK, status))
+}
+
+/// Every API key of lab and hospital systems, never a secret (admins only).
+#[utoipa::path(get, path = "/v1/api-keys", responses((status = 200, body = Vec<crate::accounts::api_key::ApiKeySummary>)), security(("bearer" = [])))]
+async fn list_api_keys(State(node): State<Node>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let keys = node.list_api_keys(bearer(&headers)?)?;
+    Ok(no_store(StatusCode::OK, keys))
+}
+
+/// Creates an API key for a lab or hospital system (admins only), scoped to issuing codes
+/// of some or all test types; the key is shown once (the node keeps its SHA-256). Send it
+/// as `Authorization: Bearer <key>` to `POST /v1/codes`.
+#[utoipa::path(post, path = "/v1/api-keys", request_body = types::CreateApiKeyRequest,
+    responses((status = 201, body = types::CreatedApiKey)), security(("bearer" = [])))]
+async fn create_api_key(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (token, request): (&str, types::CreateApiKeyRequest) = signed_json(&headers, body)?;
+    let created = node
+        .create_api_key(token, &request.name, &request.test_types)
+        .await?;
+    Ok(no_store(StatusCode::CREATED, created))
+}
+
+/// Revokes an API key (admins only): from its next request on it gets 401.
+#[utoipa::path(post, path = "/v1/api-keys/{id}/revoke",
+    params(("id" = String, Path, description = "The key's public id (16 hex digits)")),
+    responses((status = 204, description = "Revoked")), security(("bearer" = [])))]
+async fn revoke_api_key(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let token = bearer(&headers)?;
+    let id = crate::accounts::api_key::parse_id(&id).ok_or(ApiError::InvalidParameter {
+        name: "id",
+        reason: "must be 16 hex digits",
+    })?;
+    node.revoke_api_key(token, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Query of the audit trail.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AuditQuery {
+    /// Only records after this sequence (a page's `next_after`); 0 for all.
+    #[serde(default)]
+    after: u64,
+    /// Only records of this day or later, `YYYY-MM-DD` (UTC).
+    from: Option<String>,
+    /// Only records of this day or earlier, `YYYY-MM-DD` (UTC).
+    to: Option<String>,
+    /// At most this many records (default 1,000, at most 10,000).
+    limit: Option<u32>,
+}
+
+/// A day in a query, if it can be one.
+fn query_day(
+    name: &'static str,
+    text: Option<&str>,
+) -> Result<Option<ephemera_proto::DayNumber>, ApiError> {
+    text.map(|text| {
+        crate::clock::civil::parse_date(text).ok_or(ApiError::InvalidParameter {
+            name,
+            reason: "must be a date YYYY-MM-DD",
+        })
+    })
+    .transpose()
+}
+
+/// The audit trail for auditors (and admins): whether it verifies, its signed head, and a
+/// page of records (who, what, outcome, the minute; never a code, an address or a token),
+/// as JSON, or CSV for `Accept: text/csv` (verification in the `Audit-Trail-Verified`
+/// header, the next page in `Audit-Next-After`). The export itself is recorded.
+#[utoipa::path(get, path = "/v1/audit", params(AuditQuery),
+    responses((status = 200, description = "The trail: JSON, or CSV for `Accept: text/csv`", content(
+        (crate::node::AuditExport = "application/json"),
+        (String = "text/csv", example = "sequence,minute_utc,actor,action,outcome,previous,hash"),
+    ))),
+    security(("bearer" = [])))]
+async fn audit_export(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let token = bearer(&headers)?;
+    let Ok(Query(query)) = query else {
+        return Err(ApiError::InvalidParameter {
+            name: "after",
+            reason: "after must be a whole number, from and to dates, limit 1 to 10000",
+        });
+    };
+    if query.after > contract::MAX_CURSOR {
+        return Err(ApiError::InvalidParameter {
+            name: "after",
+            reason: "must be a sequence number from 0 to 9223372036854775807",
+        });
+    }
+    let limit = usize::try_from(query.limit.unwrap_or(1000)).unwrap_or(usize::MAX);
+    if !(1..=crate::node::MAX_AUDIT_PAGE).contains(&limit) {
+        return Err(ApiError::InvalidParameter {
+            name: "limit",
+            reason: "must be from 1 to 10000",
+        });
+    }
+    let page = crate::node::AuditPage {
+        after: query.after,
+        from: query_day("from", query.from.as_deref())?,
+        to: query_day("to", query.to.as_deref())?,
+        limit,
+    };
+    let export = node.audit_export(token, page).await?;
+    if !wants_csv(&headers) {
+        return Ok(no_store(StatusCode::OK, export));
+    }
+    let mut csv = String::from(crate::audit_export::CSV_HEADER);
+    csv.push('\n');
+    for row in &export.records {
+        csv.push_str(&row.csv_line());
+        csv.push('\n');
+    }
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        csv,
+    )
+        .into_response();
+    let verified = if export.verified { "true" } else { "false" };
+    response
+        .headers_mut()
+        .insert("audit-trail-verified", HeaderValue::from_static(verified));
+    if let Some(next) = export.next_after {
+        response
+            .headers_mut()
+            .insert("audit-next-after", HeaderValue::from(next));
+    }
+    Ok(response)
 }

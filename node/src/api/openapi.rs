@@ -178,12 +178,18 @@ impl Modify for BearerAuth {
         super::begin_totp, super::confirm_totp, super::recovery_codes,
         super::list_accounts, super::create_account, super::disable_account,
         super::enable_account, super::set_roles, super::reset_password,
+        super::code_status, super::revoke_code,
+        super::list_api_keys, super::create_api_key, super::revoke_api_key,
+        super::audit_export,
         super::page::root, super::page::page, super::page::script, super::page::style,
     ),
     components(schemas(
         VerifyRequestDoc, VerifyResponseDoc, UploadResponseDoc, SealingKeyDoc, ErrorBodyDoc, BatchIndexEntryDoc,
         BatchIndexDoc, HeadListDoc, HeadConflictDoc, HeadConflictsDoc, types::LoginRequest, types::LoginResponse, types::TestType,
         types::IssueCodesRequest, types::IssuedCode, types::IssueCodesResponse,
+        types::CodeStatusInfo, types::CreateApiKeyRequest, types::CreatedApiKey,
+        crate::accounts::api_key::ApiKeySummary, crate::node::AuditExport,
+        crate::audit_export::AuditRow,
         types::AuthorityInfo, types::Health, types::NotReady,
         types::SessionInfo, types::PasswordChangeRequest, types::CreateAccountRequest,
         types::RolesRequest, types::OneTimePassword, types::TotpEnrolment,
@@ -322,8 +328,56 @@ pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'stati
         ("post", "/v1/codes") => vec![
             (400, &["malformed-json", "invalid-parameter"]),
             (401, &["unauthorized"]),
+            (
+                403,
+                &[
+                    "password-change-required",
+                    "totp-enrolment-required",
+                    "forbidden",
+                    "outside-key-scope",
+                ],
+            ),
+            (415, &["unsupported-media-type"]),
+            (429, &["quota-exceeded"]),
+            (500, STORAGE),
+        ],
+        ("get", "/v1/audit") => vec![
+            (400, &["invalid-parameter"]),
+            (401, &["unauthorized"]),
+            (403, RESTRICTED),
+            (500, STORAGE),
+        ],
+        ("get", "/v1/api-keys") => {
+            vec![(401, &["unauthorized"]), (403, RESTRICTED), (500, STORAGE)]
+        }
+        ("post", "/v1/api-keys") => vec![
+            (400, &["malformed-json", "invalid-parameter"]),
+            (401, &["unauthorized"]),
             (403, RESTRICTED),
             (415, &["unsupported-media-type"]),
+            (500, STORAGE),
+        ],
+        ("post", "/v1/api-keys/{id}/revoke") => vec![
+            (400, &["invalid-parameter"]),
+            (401, &["unauthorized"]),
+            (403, RESTRICTED),
+            (404, &["unknown-api-key"]),
+            (409, &["api-key-revoked"]),
+            (500, STORAGE),
+        ],
+        ("get", "/v1/codes/{reference}") => vec![
+            (400, &["invalid-parameter"]),
+            (401, &["unauthorized"]),
+            (403, RESTRICTED),
+            (404, &["unknown-code-reference"]),
+            (500, STORAGE),
+        ],
+        ("post", "/v1/codes/{reference}/revoke") => vec![
+            (400, &["invalid-parameter"]),
+            (401, &["unauthorized"]),
+            (403, RESTRICTED),
+            (404, &["unknown-code-reference"]),
+            (409, &["code-not-revocable"]),
             (500, STORAGE),
         ],
         ("post", "/v1/session/password") => vec![
@@ -512,6 +566,12 @@ fn constrain(doc: &mut Value, config: &NodeConfig) {
     set_roles["additionalProperties"] = json!(false);
     set_roles["properties"]["roles"] = roles;
     schemas["TotpConfirmRequest"]["additionalProperties"] = json!(false);
+    let create_key = &mut schemas["CreateApiKeyRequest"];
+    create_key["additionalProperties"] = json!(false);
+    merge(
+        at(create_key, &["properties", "name"]),
+        json!({"pattern": contract::ACCOUNT_NAME_PATTERN, "maxLength": crate::accounts::MAX_NAME_CHARS}),
+    );
     let issue = &mut schemas["IssueCodesRequest"];
     issue["additionalProperties"] = json!(false);
     merge(
@@ -539,6 +599,36 @@ fn constrain(doc: &mut Value, config: &NodeConfig) {
         "description": "An upload code as a person types it: 16 Crockford base32 symbols, either case, O read as 0 and I, L as 1, dashes and spaces ignored.",
         "pattern": contract::TYPED_CODE_PATTERN,
     });
+
+    // The code lifecycle's references, API key ids and the audit query.
+    for (path, method) in [
+        ("/v1/codes/{reference}", "get"),
+        ("/v1/codes/{reference}/revoke", "post"),
+    ] {
+        *at(parameter(doc, path, method, "reference"), &["schema"]) = json!({
+            "type": "string",
+            "pattern": contract::TYPED_REFERENCE_PATTERN,
+            "maxLength": contract::MAX_REFERENCE_CHARS,
+        });
+    }
+    *at(
+        parameter(doc, "/v1/api-keys/{id}/revoke", "post", "id"),
+        &["schema"],
+    ) = json!({"type": "string", "pattern": contract::API_KEY_ID_PATTERN});
+    merge(
+        at(parameter(doc, "/v1/audit", "get", "after"), &["schema"]),
+        json!({"minimum": 0}),
+    );
+    merge(
+        at(parameter(doc, "/v1/audit", "get", "limit"), &["schema"]),
+        json!({"minimum": 1, "maximum": crate::node::MAX_AUDIT_PAGE}),
+    );
+    for name in ["from", "to"] {
+        merge(
+            at(parameter(doc, "/v1/audit", "get", name), &["schema"]),
+            json!({"format": "date"}),
+        );
+    }
 
     // Every body's size limit (`crate::server` refuses a larger one with 413).
     let paths = doc["paths"].as_object_mut().expect("paths");
@@ -938,6 +1028,71 @@ mod tests {
         }
         assert!(documents(&doc, "post", "/v1/session", &json));
         assert!(documents(&doc, "post", "/v1/codes", &json));
+        let lifecycle = [
+            ApiError::InvalidParameter {
+                name: "reference",
+                reason: "x",
+            },
+            ApiError::Unauthorized,
+            ApiError::Forbidden {
+                role: "case-worker",
+            },
+            ApiError::PasswordChangeRequired,
+            ApiError::UnknownCodeReference,
+            ApiError::Store(StoreError::Engine("disk".into())),
+        ];
+        for error in &lifecycle {
+            assert!(
+                documents(&doc, "get", "/v1/codes/{reference}", error),
+                "{error:?}"
+            );
+            let path = "/v1/codes/{reference}/revoke";
+            assert!(documents(&doc, "post", path, error), "{error:?}");
+        }
+        assert!(documents(
+            &doc,
+            "post",
+            "/v1/codes/{reference}/revoke",
+            &ApiError::CodeNotRevocable { status: "used" }
+        ));
+        for error in [
+            ApiError::OutsideKeyScope,
+            ApiError::QuotaExceeded { retry_after: 1 },
+        ] {
+            assert!(documents(&doc, "post", "/v1/codes", &error), "{error:?}");
+        }
+        for (method, path, error) in [
+            ("get", "/v1/api-keys", ApiError::Forbidden { role: "admin" }),
+            ("post", "/v1/api-keys", ApiError::MalformedJson("x".into())),
+            (
+                "post",
+                "/v1/api-keys",
+                ApiError::InvalidParameter {
+                    name: "name",
+                    reason: "x",
+                },
+            ),
+            ("post", "/v1/api-keys/{id}/revoke", ApiError::UnknownApiKey),
+            ("post", "/v1/api-keys/{id}/revoke", ApiError::ApiKeyRevoked),
+            ("post", "/v1/api-keys/{id}/revoke", ApiError::Unauthorized),
+            ("get", "/v1/audit", ApiError::Forbidden { role: "auditor" }),
+            ("get", "/v1/audit", ApiError::Unauthorized),
+            (
+                "get",
+                "/v1/audit",
+                ApiError::InvalidParameter {
+                    name: "limit",
+                    reason: "x",
+                },
+            ),
+            (
+                "get",
+                "/v1/audit",
+                ApiError::Store(StoreError::Engine("disk".into())),
+            ),
+        ] {
+            assert!(documents(&doc, method, path, &error), "{error:?}");
+        }
         assert!(documents(
             &doc,
             "post",

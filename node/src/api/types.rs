@@ -108,6 +108,47 @@ pub struct CreateAccountRequest {
     pub roles: Vec<String>,
 }
 
+/// `POST /v1/api-keys`: an admin creates an API key for a lab or hospital system. Unknown
+/// fields are refused.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyRequest {
+    /// Its name, as an account name: 1 to 64 letters, digits, `.`, `_`, `-` or `@`.
+    pub name: String,
+    /// The test types it may issue codes for; absent or empty: any.
+    #[serde(default)]
+    pub test_types: Vec<TestType>,
+}
+
+/// A new API key, shown once: the node keeps only the SHA-256 of its secret. Send it as
+/// `Authorization: Bearer <key>` to `POST /v1/codes`.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedApiKey {
+    /// Its public id (16 hex digits), for listing and revoking.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The key, `ephk_<id>_<64 hex digits>`.
+    pub key: String,
+    /// The test types it may issue codes for; empty: any.
+    pub test_types: Vec<TestType>,
+}
+
+impl fmt::Debug for CreatedApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedApiKey")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for CreatedApiKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
+    }
+}
+
 /// `POST /v1/accounts/{name}/roles`: an admin sets an account's roles. Unknown fields are
 /// refused.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -203,6 +244,20 @@ impl TestType {
         }
     }
 
+    /// The test type named `name` (`confirmed`, `likely`, `negative`), if one is.
+    pub fn parse(name: &str) -> Option<TestType> {
+        [TestType::Confirmed, TestType::Likely, TestType::Negative]
+            .into_iter()
+            .find(|t| t.as_str() == name)
+    }
+
+    /// The test type of certificates of `report_type`, if codes grant it.
+    pub fn of(report_type: ReportType) -> Option<TestType> {
+        [TestType::Confirmed, TestType::Likely, TestType::Negative]
+            .into_iter()
+            .find(|t| t.report_type() == report_type)
+    }
+
     /// The name used in JSON and CSV.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -258,6 +313,9 @@ pub struct IssuedCode {
     pub expires_at: u64,
     /// The same, RFC 3339 UTC.
     pub expires_at_utc: String,
+    /// Its reference: 12 characters, not secret, to note in the case worker's own system
+    /// and to look up or revoke the code by (`GET /v1/codes/{reference}`).
+    pub reference: String,
 }
 
 impl fmt::Debug for IssuedCode {
@@ -265,8 +323,32 @@ impl fmt::Debug for IssuedCode {
         f.debug_struct("IssuedCode")
             .field("code", &"<redacted>")
             .field("expires_at", &self.expires_at)
+            .field("reference", &self.reference)
             .finish()
     }
+}
+
+/// The header line of issued codes as CSV.
+pub const CODES_CSV_HEADER: &str =
+    "code,expires_at,expires_at_utc,test_type,symptom_onset,reference";
+
+/// `GET /v1/codes/{reference}` and its revoke: where one issued code stands. No personal
+/// data, no code, and days only.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct CodeStatusInfo {
+    /// The reference.
+    pub reference: String,
+    /// The test type the code certifies.
+    pub test_type: TestType,
+    /// `issued`, `used`, `expired` or `revoked`.
+    pub status: String,
+    /// The day it was issued, `YYYY-MM-DD` (UTC).
+    pub issued: String,
+    /// The day it stops (or stopped) working, `YYYY-MM-DD` (UTC).
+    pub expires: String,
+    /// The day of the change to `status` (used, expired, revoked), `YYYY-MM-DD`; absent
+    /// while issued.
+    pub changed: Option<String>,
 }
 
 /// The answer to [`IssueCodesRequest`] (as JSON; `Accept: text/csv` gives CSV).
@@ -281,17 +363,21 @@ pub struct IssueCodesResponse {
 }
 
 impl IssueCodesResponse {
-    /// The CSV form: a header line, then `code,expires_at,expires_at_utc,test_type,symptom_onset`.
+    /// The CSV form: a header line, then
+    /// `code,expires_at,expires_at_utc,test_type,symptom_onset,reference` (the reference
+    /// last, so readers of the five columns before it read on as they did).
     pub fn to_csv(&self) -> String {
-        let mut out = String::from("code,expires_at,expires_at_utc,test_type,symptom_onset\n");
+        let mut out = String::from(CODES_CSV_HEADER);
+        out.push('\n');
         for code in &self.codes {
             out.push_str(&format!(
-                "{},{},{},{},{}\n",
+                "{},{},{},{},{},{}\n",
                 code.code,
                 code.expires_at,
                 code.expires_at_utc,
                 self.test_type.as_str(),
-                self.symptom_onset.as_deref().unwrap_or("")
+                self.symptom_onset.as_deref().unwrap_or(""),
+                code.reference
             ));
         }
         out
@@ -402,6 +488,7 @@ mod tests {
             let _ = serde_json::from_slice::<CreateAccountRequest>(&bytes);
             let _ = serde_json::from_slice::<RolesRequest>(&bytes);
             let _ = serde_json::from_slice::<TotpConfirmRequest>(&bytes);
+            let _ = serde_json::from_slice::<CreateApiKeyRequest>(&bytes);
             let change: PasswordChangeRequest = serde_json::from_value(
                 serde_json::json!({"current_password": secret, "new_password": secret}),
             )
@@ -412,7 +499,13 @@ mod tests {
             .unwrap();
             let confirm: TotpConfirmRequest =
                 serde_json::from_value(serde_json::json!({"code": secret})).unwrap();
-            let shown = format!("{change:?} {login:?} {confirm:?}");
+            let created = CreatedApiKey {
+                id: "00".into(),
+                name: "lab".into(),
+                key: format!("ephk_00_{secret}"),
+                test_types: Vec::new(),
+            };
+            let shown = format!("{change:?} {login:?} {confirm:?} {created:?}");
             proptest::prop_assert!(!shown.contains(&secret), "{}", shown);
         }
     }

@@ -6,11 +6,12 @@ use std::io::Write;
 use ephemera_node_core::audit::{AuditTrail, audit_keys};
 use ephemera_node_core::keys::{KEYS_DIR, NodeKeys};
 use ephemera_node_core::store::{DATA_KEYS_DIR, ReportStore, SledReportStore};
-use ephemera_proto::audit::{AuditAction, AuditActor, AuditEntry, AuditOutcome, verify_trail};
+use ephemera_proto::audit::{AuditAction, AuditActor, AuditOutcome, verify_trail};
 
 use super::keys::refuse_while_running;
 use super::{AuditCommand, AuditFormat, CliError, FolderArgs, node_config};
-use crate::clock::{Clock, SystemClock, civil};
+use crate::audit_export::{AuditRow, CSV_HEADER};
+use crate::clock::{Clock, SystemClock};
 use crate::node::{BLOB_DIR, DB_DIR, NodeError};
 
 /// Runs an `audit` subcommand.
@@ -57,30 +58,14 @@ pub async fn audit(command: &AuditCommand, out: &mut impl Write) -> Result<(), C
             let (_, entries) = store.audit_trail().map_err(NodeError::from)?;
             match args.format {
                 AuditFormat::Json => {
-                    let rows: Vec<serde_json::Value> = entries.iter().map(json_row).collect();
+                    let rows: Vec<AuditRow> = entries.iter().map(AuditRow::of).collect();
                     serde_json::to_writer_pretty(&mut *out, &rows).map_err(|e| stdout(e.into()))?;
                     writeln!(out).map_err(stdout)
                 }
                 AuditFormat::Csv => {
-                    writeln!(
-                        out,
-                        "sequence,minute_utc,actor,action,outcome,previous,hash"
-                    )
-                    .map_err(stdout)?;
+                    writeln!(out, "{CSV_HEADER}").map_err(stdout)?;
                     for entry in &entries {
-                        let r = &entry.record;
-                        writeln!(
-                            out,
-                            "{},{},{},{},{},{},{}",
-                            r.sequence,
-                            minute_utc(r.minute),
-                            csv(&r.actor.to_string()),
-                            csv(&r.action.to_string()),
-                            csv(&r.outcome.to_string()),
-                            r.previous,
-                            r.hash()
-                        )
-                        .map_err(stdout)?;
+                        writeln!(out, "{}", AuditRow::of(entry).csv_line()).map_err(stdout)?;
                     }
                     Ok(())
                 }
@@ -100,38 +85,6 @@ pub(super) async fn open(folder: &FolderArgs) -> Result<(SledReportStore, NodeKe
     )
     .map_err(NodeError::from)?;
     Ok((store, keys))
-}
-
-fn json_row(entry: &AuditEntry) -> serde_json::Value {
-    let r = &entry.record;
-    serde_json::json!({
-        "sequence": r.sequence,
-        "minute_utc": minute_utc(r.minute),
-        "actor": r.actor.to_string(),
-        "action": r.action.to_string(),
-        "outcome": r.outcome.to_string(),
-        "previous": r.previous.to_string(),
-        "hash": r.hash().to_string(),
-    })
-}
-
-fn minute_utc(minute: u64) -> String {
-    civil::format_time(ephemera_proto::UnixTime(minute * 60))
-}
-
-/// A CSV field: quoted when it holds a comma, a quote or a line break (account names are
-/// free text), and prefixed with `'` when a spreadsheet would take it for a formula.
-fn csv(field: &str) -> String {
-    let field = if field.starts_with(['=', '+', '-', '@']) {
-        format!("'{field}")
-    } else {
-        field.to_owned()
-    };
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field
-    }
 }
 
 fn stdout(source: std::io::Error) -> CliError {

@@ -1,6 +1,7 @@
 //! The command line: one library function per `ephemera-node` command, so `main` stays
 //! thin and tests call the commands in-process.
 
+mod api_keys;
 mod audit;
 mod backup;
 pub mod derive;
@@ -18,6 +19,7 @@ use thiserror::Error;
 use crate::config::ConfigError;
 use crate::node::NodeError;
 
+pub use api_keys::api_keys;
 pub use audit::audit;
 pub use backup::backup;
 pub use derive::{DeriveArgs, derive};
@@ -73,6 +75,48 @@ pub enum Command {
     /// (node/docs/OPERATIONS.md, "Staff accounts").
     #[command(subcommand)]
     Users(UsersCommand),
+    /// API keys of lab and hospital systems, on a stopped node's data folder: create (the
+    /// key is printed once), list, revoke; each change recorded in the audit trail as by
+    /// the operator (node/docs/OPERATIONS.md, "API keys").
+    #[command(subcommand)]
+    ApiKeys(ApiKeysCommand),
+}
+
+/// `api-keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ApiKeysCommand {
+    /// Creates a key that may issue codes (of the test types given, or any) and prints it
+    /// once.
+    Create(ApiKeyCreateArgs),
+    /// Lists every key: id, name, test types, created by, created, revoked, last used.
+    List(FolderArgs),
+    /// Revokes a key by its id.
+    Revoke(ApiKeyRevokeArgs),
+}
+
+/// `api-keys create`.
+#[derive(Debug, Args)]
+pub struct ApiKeyCreateArgs {
+    /// Its name (as an account name, e.g. `lab-north`).
+    #[arg(long)]
+    pub name: String,
+    /// A test type it may issue codes for: confirmed, likely or negative (repeat for
+    /// more; none: any).
+    #[arg(long = "test-type")]
+    pub test_types: Vec<String>,
+    /// The data folder.
+    #[command(flatten)]
+    pub folder: FolderArgs,
+}
+
+/// `api-keys revoke`.
+#[derive(Debug, Args)]
+pub struct ApiKeyRevokeArgs {
+    /// The key's id (16 hex digits, as `list` shows it).
+    pub id: String,
+    /// The data folder.
+    #[command(flatten)]
+    pub folder: FolderArgs,
 }
 
 /// `users` subcommands.

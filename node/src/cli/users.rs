@@ -140,7 +140,7 @@ fn roles(args: &UserRolesArgs) -> Result<Vec<Role>, CliError> {
 
 /// Records `action` by the operator with `result`'s outcome and flushes; passes the result
 /// on.
-fn record<T>(
+pub(super) fn record<T>(
     store: &SledReportStore,
     keys: &NodeKeys,
     action: AuditAction,
@@ -166,14 +166,14 @@ fn record<T>(
     result.map_err(account_error)
 }
 
-fn account_error(e: ApiError) -> CliError {
+pub(super) fn account_error(e: ApiError) -> CliError {
     match e {
         ApiError::Store(e) => CliError::Node(NodeError::Store(e)),
         e => CliError::Account(e),
     }
 }
 
-fn stdout(source: std::io::Error) -> CliError {
+pub(super) fn stdout(source: std::io::Error) -> CliError {
     CliError::Io {
         what: "writing to stdout".to_owned(),
         source,

@@ -90,6 +90,8 @@ fn samples() -> Vec<(&'static str, String, String)> {
         s("authority.require_totp", "true", "true"),
         s("authority.blind_token_keys", "false", "false"),
         s("authority.verify_failures_per_minute", "10", "10"),
+        s("authority.api_key_daily_codes", "50", "50"),
+        s("authority.account_daily_codes", "40", "40"),
         s("http.header_read_timeout_ms", "2000", "2000"),
         s("http.body_read_timeout_ms", "3000", "3000"),
         s("http.request_deadline_ms", "4000", "4000"),

@@ -322,7 +322,12 @@ impl Node {
 
     /// Records a refusal of `action` durably, with `error`'s code; the answer is `error`,
     /// or the store's error when the refusal could not be recorded.
-    async fn refused(&self, actor: AuditActor, action: AuditAction, error: ApiError) -> ApiError {
+    pub(super) async fn refused(
+        &self,
+        actor: AuditActor,
+        action: AuditAction,
+        error: ApiError,
+    ) -> ApiError {
         let code = error.code();
         self.refused_as(actor, action, code, error).await
     }

@@ -1,12 +1,53 @@
 //! The audit trail, driven: staff actions are recorded before their answer and made
 //! durable by the same flush; the purge runs with the retention purge.
 
-use ephemera_node_core::audit::AuditTrail;
+use ephemera_node_core::audit::{AuditTrail, verify_stored_trail};
 use ephemera_node_core::store::{ReportStore, StoreError};
+use ephemera_proto::DayNumber;
 use ephemera_proto::UnixTime;
 use ephemera_proto::audit::{AuditAction, AuditActor, AuditOutcome};
 
-use super::Node;
+use super::{Need, Node};
+use crate::api::error::ApiError;
+use crate::audit_export::AuditRow;
+use crate::store::Role;
+
+/// Most records one `GET /v1/audit` page holds.
+pub const MAX_AUDIT_PAGE: usize = 10_000;
+
+/// What an auditor asks of the trail: records after a sequence, within a day range, at
+/// most a page.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct AuditPage {
+    /// Only records after this sequence (the last of the page before).
+    pub after: u64,
+    /// Only records of this day or later (UTC).
+    pub from: Option<DayNumber>,
+    /// Only records of this day or earlier (UTC).
+    pub to: Option<DayNumber>,
+    /// At most this many records (1 to [`MAX_AUDIT_PAGE`]).
+    pub limit: usize,
+}
+
+/// The trail as an auditor reads it: whether the whole stored trail verifies, and a page
+/// of its records.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditExport {
+    /// Whether every stored record and the anchor verify (`ephemera-node audit verify`).
+    pub verified: bool,
+    /// Where it stops verifying, when it does not.
+    pub problem: Option<String>,
+    /// Records checked.
+    pub records_checked: u64,
+    /// The sequence of the signed head (the last record, or the anchor).
+    pub head_sequence: Option<u64>,
+    /// Its hash (hex): note it, and a later head must continue from it.
+    pub head_hash: Option<String>,
+    /// The records of this page, oldest first.
+    pub records: Vec<AuditRow>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next_after: Option<u64>,
+}
 
 impl Node {
     /// Appends a record of `actor` doing `action` with `outcome`, now (to the minute). The
@@ -25,6 +66,57 @@ impl Node {
             let key = &self.inner.core.keys().authority;
             trail.record(key, store, now, actor, action, outcome)?;
             Ok(())
+        })
+    }
+
+    /// `GET /v1/audit`: the trail's verification and a page of it, for an auditor or an
+    /// admin. The export is recorded first (so it is on the page it reads) and flushed.
+    ///
+    /// # Errors
+    /// As [`Node::authorize`]; [`ApiError::Store`].
+    pub async fn audit_export(
+        &self,
+        token: &str,
+        page: AuditPage,
+    ) -> Result<AuditExport, ApiError> {
+        let session = self.authorize(token, Need::OneOf(&[Role::Auditor, Role::Admin]))?;
+        self.audit(
+            AuditActor::Account(session.account),
+            AuditAction::Exported,
+            AuditOutcome::Success,
+        )?;
+        self.inner.flusher.flush().await?;
+        let store = self.inner.store.as_ref();
+        let (verified, problem, records_checked, head) =
+            match verify_stored_trail(store, self.inner.core.keys())? {
+                Ok(trail) => (true, None, trail.records, trail.head),
+                Err(broken) => (false, Some(broken.to_string()), 0, None),
+            };
+        let (_, entries) = store.audit_trail()?;
+        let day = |minute: u64| DayNumber(u32::try_from(minute / 1440).unwrap_or(u32::MAX));
+        let mut matching = entries.iter().filter(|e| {
+            let record_day = day(e.record.minute);
+            e.record.sequence > page.after
+                && page.from.is_none_or(|from| record_day >= from)
+                && page.to.is_none_or(|to| record_day <= to)
+        });
+        let records: Vec<AuditRow> = matching
+            .by_ref()
+            .take(page.limit)
+            .map(AuditRow::of)
+            .collect();
+        let next_after = match matching.next() {
+            Some(_) => records.last().map(|r| r.sequence),
+            None => None,
+        };
+        Ok(AuditExport {
+            verified,
+            problem,
+            records_checked,
+            head_sequence: head.map(|(sequence, _)| sequence),
+            head_hash: head.map(|(_, hash)| hash.to_string()),
+            records,
+            next_after,
         })
     }
 

@@ -2,26 +2,62 @@
 //! them (`NodeCore::issue_codes`, `NodeCore::redeem_code`), flushed before the answer.
 
 use ephemera_node_core::authority::CodeGrant;
+use ephemera_node_core::store::{CodeReference, CodeStatusRecord, RevokeOutcome};
 use ephemera_proto::api::{VerifyRequest, VerifyResponse};
 use ephemera_proto::audit::{AuditAction, AuditActor, AuditOutcome};
 use ephemera_proto::token::{TokenVerifyRequest, TokenVerifyResponse};
 
 use crate::api::error::ApiError;
-use crate::api::types::{IssueCodesRequest, IssueCodesResponse, IssuedCode};
+use crate::api::types::{
+    CodeStatusInfo, IssueCodesRequest, IssueCodesResponse, IssuedCode, TestType,
+};
 use crate::clock::civil;
 
-use super::Node;
+use super::{KeyHolder, Node};
+
+/// Who issues codes: a signed-in staff account, or a lab or hospital system's API key.
+#[derive(Debug)]
+pub enum Issuer {
+    /// A staff account, by name.
+    Account(String),
+    /// An API key, live as of this request.
+    Key(KeyHolder),
+}
+
+impl Issuer {
+    /// Who the audit trail names.
+    fn actor(&self) -> AuditActor {
+        match self {
+            Issuer::Account(name) => AuditActor::Account(name.clone()),
+            Issuer::Key(key) => AuditActor::ApiKey(hex::encode(key.id)),
+        }
+    }
+
+    /// What its daily quota is counted under.
+    fn quota_subject(&self) -> String {
+        match self {
+            Issuer::Account(name) => format!("account:{name}"),
+            Issuer::Key(key) => format!("key:{}", hex::encode(key.id)),
+        }
+    }
+}
 
 impl Node {
-    /// Issues codes for the signed-in case worker `account`; they are stored only as
-    /// hashes, and the audit trail records how many of which test type `account` issued.
+    /// Issues codes for `issuer` (a signed-in case worker or an API key); they are stored
+    /// only as hashes, and the audit trail records their references and test type (never
+    /// the codes) under the issuer. A key issues only the test types of its scope; each
+    /// issuer's codes per UTC day are bounded by `[authority] api_key_daily_codes` or
+    /// `account_daily_codes` (a request with a count out of range spends nothing; one
+    /// refused for its onset does).
     ///
     /// # Errors
-    /// [`ApiError::InvalidParameter`] for a bad count or onset date, [`ApiError::Store`].
+    /// [`ApiError::InvalidParameter`] for a bad count or onset date,
+    /// [`ApiError::OutsideKeyScope`], [`ApiError::QuotaExceeded`] (with the seconds to
+    /// midnight UTC), [`ApiError::Store`].
     pub async fn issue_codes(
         &self,
         request: &IssueCodesRequest,
-        account: &str,
+        issuer: &Issuer,
     ) -> Result<IssueCodesResponse, ApiError> {
         let symptom_onset = match request.symptom_onset.as_deref().filter(|s| !s.is_empty()) {
             None => None,
@@ -35,6 +71,35 @@ impl Node {
             symptom_onset,
         };
         let count = request.count.unwrap_or(1);
+        let test_type = request.test_type.report_type();
+        let refused_action = || AuditAction::CodesIssuedWithReferences {
+            test_type,
+            references: Vec::new(),
+        };
+        if let Issuer::Key(key) = issuer
+            && !key.record.allows(test_type)
+        {
+            let error = ApiError::OutsideKeyScope;
+            return Err(self.refused(issuer.actor(), refused_action(), error).await);
+        }
+        let max = self.inner.core.policy().max_codes_per_request;
+        if (1..=max).contains(&count) {
+            let authority = &self.inner.config.authority;
+            let limit = match issuer {
+                Issuer::Account(_) => authority.account_daily_codes,
+                Issuer::Key(_) => authority.api_key_daily_codes,
+            };
+            let now = self.now();
+            let day = now.day();
+            let subject = issuer.quota_subject();
+            if !self.inner.store.charge_quota(&subject, day, count, limit)? {
+                let seconds = day.plus(1).start().0.saturating_sub(now.0);
+                let error = ApiError::QuotaExceeded {
+                    retry_after: u32::try_from(seconds).unwrap_or(u32::MAX),
+                };
+                return Err(self.refused(issuer.actor(), refused_action(), error).await);
+            }
+        }
         let issued = self.inner.core.issue_codes(
             self.inner.store.as_ref(),
             grant,
@@ -43,10 +108,10 @@ impl Node {
             &mut rand::rng(),
         )?;
         self.audit(
-            AuditActor::Account(account.to_owned()),
-            AuditAction::CodesIssued {
-                count,
-                test_type: request.test_type.report_type(),
+            issuer.actor(),
+            AuditAction::CodesIssuedWithReferences {
+                test_type,
+                references: issued.references.iter().map(|r| r.to_string()).collect(),
             },
             AuditOutcome::Success,
         )?;
@@ -63,12 +128,101 @@ impl Node {
             codes: issued
                 .codes
                 .iter()
-                .map(|code| IssuedCode {
+                .zip(&issued.references)
+                .map(|(code, reference)| IssuedCode {
                     code: code.reveal(),
                     expires_at: issued.expires_at.0,
                     expires_at_utc: civil::format_time(issued.expires_at),
+                    reference: reference.to_string(),
                 })
                 .collect(),
+        })
+    }
+
+    /// Where the code filed under `reference` stands, for the signed-in `account` (any
+    /// code of this authority: references are not secret, and every look-up is audited).
+    ///
+    /// # Errors
+    /// [`ApiError::UnknownCodeReference`], [`ApiError::Store`].
+    pub async fn code_status(
+        &self,
+        reference: &CodeReference,
+        account: &str,
+    ) -> Result<CodeStatusInfo, ApiError> {
+        let record = self.inner.store.code_status(reference)?;
+        let outcome = match record {
+            Some(_) => AuditOutcome::Success,
+            None => AuditOutcome::Refused(ApiError::UnknownCodeReference.code().to_owned()),
+        };
+        self.audit(
+            AuditActor::Account(account.to_owned()),
+            AuditAction::CodeStatusViewed {
+                reference: reference.to_string(),
+            },
+            outcome,
+        )?;
+        self.inner.flusher.flush().await?;
+        let record = record.ok_or(ApiError::UnknownCodeReference)?;
+        self.status_info(reference, &record)
+    }
+
+    /// Revokes the code filed under `reference` for the signed-in `account`: the code is
+    /// removed, so neither `/v1/verify` nor `/v2/verify` can redeem it, and its status is
+    /// `revoked` from today. Audited, refusals too.
+    ///
+    /// # Errors
+    /// [`ApiError::UnknownCodeReference`]; [`ApiError::CodeNotRevocable`] for a code used,
+    /// expired or revoked before; [`ApiError::Store`].
+    pub async fn revoke_code(
+        &self,
+        reference: &CodeReference,
+        account: &str,
+    ) -> Result<CodeStatusInfo, ApiError> {
+        let today = self.now().day();
+        let result = match self.inner.store.revoke_code(reference, today)? {
+            RevokeOutcome::Revoked => Ok(()),
+            RevokeOutcome::Unknown => Err(ApiError::UnknownCodeReference),
+            RevokeOutcome::NotRevocable(record) => Err(ApiError::CodeNotRevocable {
+                status: record.status(today).as_str(),
+            }),
+        };
+        self.audit(
+            AuditActor::Account(account.to_owned()),
+            AuditAction::CodeRevoked {
+                reference: reference.to_string(),
+            },
+            match &result {
+                Ok(()) => AuditOutcome::Success,
+                Err(e) => AuditOutcome::Refused(e.code().to_owned()),
+            },
+        )?;
+        // The code's removal is durable before the answer says it is revoked.
+        self.inner.flusher.flush().await?;
+        result?;
+        tracing::info!("upload code revoked");
+        let record = self
+            .inner
+            .store
+            .code_status(reference)?
+            .ok_or(ApiError::UnknownCodeReference)?;
+        self.status_info(reference, &record)
+    }
+
+    /// The API's view of a status record, as of today.
+    fn status_info(
+        &self,
+        reference: &CodeReference,
+        record: &CodeStatusRecord,
+    ) -> Result<CodeStatusInfo, ApiError> {
+        let status = record.status(self.now().day());
+        Ok(CodeStatusInfo {
+            reference: reference.to_string(),
+            // Codes are issued only for the types a case worker picks.
+            test_type: TestType::of(record.test_type).ok_or(ApiError::Internal)?,
+            status: status.as_str().to_owned(),
+            issued: civil::format_date(record.issued),
+            expires: civil::format_date(record.expires),
+            changed: status.day().map(civil::format_date),
         })
     }
 

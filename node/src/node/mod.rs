@@ -8,6 +8,7 @@
 //! [`ManualClock`](crate::clock::ManualClock) instead of waiting for the background tasks.
 
 mod accounts;
+mod api_keys;
 mod audit;
 mod authority;
 mod batch_log;
@@ -22,6 +23,9 @@ mod twin_watch;
 mod uploads;
 
 pub use accounts::{Need, SecondFactor, Session};
+pub use api_keys::KeyHolder;
+pub use audit::{AuditExport, AuditPage, MAX_AUDIT_PAGE};
+pub use authority::Issuer;
 pub use phone_timing::Answered;
 
 use std::path::PathBuf;

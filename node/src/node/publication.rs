@@ -257,6 +257,18 @@ impl Node {
         if audit_records > 0 {
             tracing::info!(audit_records, "audit records past retention purged");
         }
+        // A code's status is kept as long as the audit records that name its reference.
+        let audit_days = self.inner.core.policy().audit_retention_days;
+        let code_statuses = self
+            .inner
+            .store
+            .purge_code_statuses(now.day().minus(audit_days))?;
+        if code_statuses > 0 {
+            tracing::info!(
+                code_statuses,
+                "code statuses past the audit retention purged"
+            );
+        }
         if counts.batches > 0 {
             let live: std::collections::HashSet<BatchId> = self
                 .inner

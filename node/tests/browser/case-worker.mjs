@@ -97,6 +97,8 @@ try {
   const until = Date.parse(expiry);
   check(until > Date.now() && until < Date.now() + 7 * 86400_000, "the expiry is in the future and within a week", expiry);
   check(await page.getAttribute("#issued-expiry", "datetime") === expiry, "the <time> element carries the expiry", expiry);
+  const reference = (await page.textContent("#issued-reference")).trim();
+  check(/^[0-9A-HJKMNP-TV-Z]{12}$/.test(reference), "the code's reference is shown beside it", reference);
   await page.screenshot({ path: shot, fullPage: true });
   console.log(`ok - screenshot with the issued code written`);
 
@@ -122,11 +124,11 @@ try {
   const csvPath = path.join(scratch, "codes.csv");
   await download.saveAs(csvPath);
   const lines = fs.readFileSync(csvPath, "utf8").trim().split("\n");
-  check(lines[0] === "code,expires_at,expires_at_utc,test_type,symptom_onset", "the CSV has its header", lines[0]);
+  check(lines[0] === "code,expires_at,expires_at_utc,test_type,symptom_onset,reference", "the CSV has its header", lines[0]);
   check(lines.length === 26, "the CSV has 25 codes", lines.length - 1);
   const codes = lines.slice(1).map((l) => l.split(","));
-  check(codes.every((f) => f.length === 5 && CODE.test(f[0]) && RFC3339.test(f[2]) && f[3] === "confirmed"),
-    "every CSV row has a code, its expiry and the test type", lines[1]);
+  check(codes.every((f) => f.length === 6 && CODE.test(f[0]) && RFC3339.test(f[2]) && f[3] === "confirmed" && /^[0-9A-HJKMNP-TV-Z]{12}$/.test(f[5])),
+    "every CSV row has a code, its expiry, the test type and a reference", lines[1]);
   check(new Set(codes.map((f) => f[0])).size === 25, "the 25 codes are distinct", codes.length);
   await page.waitForFunction(() => document.getElementById("bulk-status").textContent.includes("25 codes issued"));
   check(await page.isVisible("#bulk-download"), "a link to download the CSV again is shown", false);

@@ -11,78 +11,6 @@ use ephemera_proto::UnixTime;
 
 use crate::util::*;
 
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
-
-impl TestNode {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: Option<serde_json::Value>,
-    ) -> Response {
-        let auth = bearer(token);
-        let mut headers = vec![("Authorization", auth.as_str())];
-        let bytes = match &body {
-            Some(body) => {
-                headers.push(("Content-Type", "application/json"));
-                body.to_string().into_bytes()
-            }
-            None => Vec::new(),
-        };
-        request(self.addr, method, path, &headers, &bytes).await
-    }
-
-    /// Signs in with a JSON body as given; the raw answer.
-    async fn sign_in(&self, body: serde_json::Value) -> Response {
-        self.post_json("/v1/session", &[], &body).await
-    }
-
-    /// Creates `name` with `roles` as `admin`; its one-time password.
-    async fn create(&self, admin: &str, name: &str, roles: &[&str]) -> String {
-        let created = self
-            .call(
-                "POST",
-                "/v1/accounts",
-                admin,
-                Some(serde_json::json!({"name": name, "roles": roles})),
-            )
-            .await;
-        assert_eq!(
-            created.status,
-            201,
-            "{}",
-            String::from_utf8_lossy(&created.body)
-        );
-        created.json()["password"].as_str().unwrap().to_owned()
-    }
-
-    /// Creates `name` with `roles` and signs it in past its forced password change; its
-    /// session and password.
-    async fn staff(&self, admin: &str, name: &str, roles: &[&str]) -> (String, String) {
-        let one_time = self.create(admin, name, roles).await;
-        let password = test_password(&one_time);
-        let session = self.first_sign_in(name, &one_time, &password).await;
-        (session, password)
-    }
-
-    async fn issue_status(&self, token: &str, count: u32, csv: bool) -> Response {
-        let auth = bearer(token);
-        let mut headers = vec![("Authorization", auth.as_str())];
-        if csv {
-            headers.push(("Accept", "text/csv"));
-        }
-        self.post_json(
-            "/v1/codes",
-            &headers,
-            &serde_json::json!({"test_type": "confirmed", "count": count}),
-        )
-        .await
-    }
-}
-
 #[tokio::test]
 async fn the_first_sign_in_may_only_set_a_long_uncommon_password() {
     let dir = tempfile::tempdir().unwrap();
@@ -98,7 +26,7 @@ async fn the_first_sign_in_may_only_set_a_long_uncommon_password() {
     assert_eq!(login.roles, ["case-worker"]);
     let bob = login.token;
     // Until it changes, the session does nothing else.
-    node.issue_status(&bob, 1, false)
+    node.issue_as("confirmed", &bob, 1, false)
         .await
         .assert_error(403, "password-change-required");
     node.call("POST", "/v1/session/totp", &bob, None)
@@ -151,11 +79,11 @@ async fn the_first_sign_in_may_only_set_a_long_uncommon_password() {
         .await;
     assert_eq!(changed.status, 204);
     // The same session is now free, and a case worker issues one code at a time.
-    assert_eq!(node.issue_status(&bob, 1, false).await.status, 200);
-    node.issue_status(&bob, 2, false)
+    assert_eq!(node.issue_as("confirmed", &bob, 1, false).await.status, 200);
+    node.issue_as("confirmed", &bob, 2, false)
         .await
         .assert_error(403, "forbidden");
-    node.issue_status(&bob, 1, true)
+    node.issue_as("confirmed", &bob, 1, true)
         .await
         .assert_error(403, "forbidden");
     // The one-time password is gone; the new one signs in, free of restrictions.
@@ -177,11 +105,14 @@ async fn roles_bound_what_each_account_does_and_grants_never_exceed_the_granter(
     let (bulk, _) = node.staff(&admin, "bulk", &["bulk-issuer"]).await;
     let (auditor, _) = node.staff(&admin, "audit", &["auditor"]).await;
     let (lead, _) = node.staff(&admin, "lead", &["admin", "case-worker"]).await;
-    assert_eq!(node.issue_status(&bulk, 5, false).await.status, 200);
-    let csv = node.issue_status(&bulk, 2, true).await;
+    assert_eq!(
+        node.issue_as("confirmed", &bulk, 5, false).await.status,
+        200
+    );
+    let csv = node.issue_as("confirmed", &bulk, 2, true).await;
     assert_eq!(csv.status, 200);
     assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
-    node.issue_status(&auditor, 1, false)
+    node.issue_as("confirmed", &auditor, 1, false)
         .await
         .assert_error(403, "forbidden");
     for token in [&bulk, &auditor] {
@@ -327,14 +258,14 @@ async fn a_disable_or_a_reset_ends_sessions_at_once() {
     let node = TestNode::start(dir.path(), ManualClock::new(T0)).await;
     let admin = node.login().await;
     let (bob, password) = node.staff(&admin, "bob", &["case-worker"]).await;
-    assert_eq!(node.issue_status(&bob, 1, false).await.status, 200);
+    assert_eq!(node.issue_as("confirmed", &bob, 1, false).await.status, 200);
     assert_eq!(
         node.call("POST", "/v1/accounts/bob/disable", &admin, None)
             .await
             .status,
         204
     );
-    node.issue_status(&bob, 1, false)
+    node.issue_as("confirmed", &bob, 1, false)
         .await
         .assert_error(401, "unauthorized");
     // A disabled account's right password gets the answer of a wrong one.
@@ -352,7 +283,7 @@ async fn a_disable_or_a_reset_ends_sessions_at_once() {
         .call("POST", "/v1/accounts/bob/reset-password", &admin, None)
         .await
         .json();
-    node.issue_status(&bob, 1, false)
+    node.issue_as("confirmed", &bob, 1, false)
         .await
         .assert_error(401, "unauthorized");
     let one_time = reset["password"].as_str().unwrap();
@@ -385,17 +316,20 @@ async fn sessions_survive_a_restart_and_end_when_idle_at_their_lifetime_or_every
     let mut node = TestNode::start_with(config.clone(), clock.clone()).await;
     node.case_worker = Some((name.clone(), password.clone()));
     assert_eq!(
-        node.issue_status(&session, 1, false).await.status,
+        node.issue_as("confirmed", &session, 1, false).await.status,
         200,
         "kept"
     );
     // Used every 9 minutes it lives on; 10 minutes unused end it.
     for _ in 0..3 {
         clock.advance(540);
-        assert_eq!(node.issue_status(&session, 1, false).await.status, 200);
+        assert_eq!(
+            node.issue_as("confirmed", &session, 1, false).await.status,
+            200
+        );
     }
     clock.advance(600);
-    node.issue_status(&session, 1, false)
+    node.issue_as("confirmed", &session, 1, false)
         .await
         .assert_error(401, "unauthorized");
     // However busy, a session ends at its lifetime.
@@ -403,10 +337,13 @@ async fn sessions_survive_a_restart_and_end_when_idle_at_their_lifetime_or_every
     let started = clock.now();
     while clock.now().0 + 300 < started.plus_seconds(3600).0 {
         clock.advance(300);
-        assert_eq!(node.issue_status(&session, 1, false).await.status, 200);
+        assert_eq!(
+            node.issue_as("confirmed", &session, 1, false).await.status,
+            200
+        );
     }
     clock.set(started.plus_seconds(3600));
-    node.issue_status(&session, 1, false)
+    node.issue_as("confirmed", &session, 1, false)
         .await
         .assert_error(401, "unauthorized");
     // Sign-out ends one session; sign-out everywhere ends them all.
@@ -414,17 +351,17 @@ async fn sessions_survive_a_restart_and_end_when_idle_at_their_lifetime_or_every
     let b = node.login().await;
     let c = node.login().await;
     assert_eq!(node.logout(&a).await.status, 204);
-    node.issue_status(&a, 1, false)
+    node.issue_as("confirmed", &a, 1, false)
         .await
         .assert_error(401, "unauthorized");
     node.logout(&a).await.assert_error(401, "unauthorized");
-    assert_eq!(node.issue_status(&b, 1, false).await.status, 200);
+    assert_eq!(node.issue_as("confirmed", &b, 1, false).await.status, 200);
     assert_eq!(
         node.call("DELETE", "/v1/sessions", &b, None).await.status,
         204
     );
     for token in [&b, &c] {
-        node.issue_status(token, 1, false)
+        node.issue_as("confirmed", token, 1, false)
             .await
             .assert_error(401, "unauthorized");
     }
@@ -572,7 +509,7 @@ async fn require_totp_lets_an_account_without_it_only_enrol() {
         .json();
     assert_eq!(answer["totp_enrolment_required"], true);
     let session = answer["token"].as_str().unwrap().to_owned();
-    node.issue_status(&session, 1, false)
+    node.issue_as("confirmed", &session, 1, false)
         .await
         .assert_error(403, "totp-enrolment-required");
     node.call("POST", "/v1/session/recovery-codes", &session, None)
@@ -592,7 +529,10 @@ async fn require_totp_lets_an_account_without_it_only_enrol() {
         )
         .await;
     assert_eq!(confirmed.status, 200);
-    assert_eq!(node.issue_status(&session, 1, false).await.status, 200);
+    assert_eq!(
+        node.issue_as("confirmed", &session, 1, false).await.status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -682,15 +622,7 @@ async fn account_changes_are_in_the_audit_trail_without_secrets() {
     )
     .unwrap();
     let (_, entries) = ephemera_node::store::ReportStore::audit_trail(&trail).unwrap();
-    let lines: Vec<String> = entries
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {} {}",
-                e.record.actor, e.record.action, e.record.outcome
-            )
-        })
-        .collect();
+    let lines = trail_lines(&entries);
     let tail = &lines[lines.len() - 6..];
     assert_eq!(
         tail,

@@ -91,6 +91,11 @@ async fn staff_actions_make_a_trail_that_verifies_and_an_edit_or_deletion_is_nam
         .collect();
     let what: Vec<(&str, &str, &str)> = rows.iter().map(|r| (r[2], r[3], r[4])).collect();
     let account = format!("account:{name}");
+    let references: Vec<&str> = issued.codes.iter().map(|c| c.reference.as_str()).collect();
+    let issued_row = format!(
+        "codes-issued count=3 test_type=1 references={}",
+        references.join("+")
+    );
     let created =
         format!("account-created account={name} roles=admin+case-worker+bulk-issuer+auditor");
     assert_eq!(
@@ -103,11 +108,7 @@ async fn staff_actions_make_a_trail_that_verifies_and_an_edit_or_deletion_is_nam
             (account.as_str(), "sign-in", "refused:invalid-credentials"),
             ("unknown-account", "sign-in", "refused:invalid-credentials"),
             (account.as_str(), "sign-in", "success"),
-            (
-                account.as_str(),
-                "codes-issued count=3 test_type=1",
-                "success"
-            ),
+            (account.as_str(), issued_row.as_str(), "success"),
             (account.as_str(), "sign-out", "success"),
             ("operator", "exported", "success"),
         ]
@@ -186,4 +187,138 @@ async fn sign_ins_past_the_budget_are_not_recorded() {
         .count();
     assert_eq!(refused, 2, "{csv}");
     assert!(!csv.contains("too-many-attempts"), "{csv}");
+}
+
+/// Auditors (and admins) read the trail over HTTP (issue 17, item 6): whether it verifies
+/// and its signed head, pages of records by sequence and day, JSON or CSV; the read is
+/// itself recorded; other roles are refused; an edit shows as `verified: false`.
+#[tokio::test]
+async fn auditors_read_the_trail_over_http_by_page_and_day_as_json_and_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let node = TestNode::start(dir.path(), clock.clone()).await;
+    let admin = node.login().await;
+    let (ada, ada_password) = node.staff(&admin, "ada", &["auditor"]).await;
+    let (carol, _) = node.staff(&admin, "carol", &["case-worker"]).await;
+    node.one_code(&carol).await;
+
+    node.get("/v1/audit")
+        .await
+        .assert_error(401, "unauthorized");
+    node.call("GET", "/v1/audit", &carol, None)
+        .await
+        .assert_error(403, "forbidden");
+    for bad in [
+        "limit=0",
+        "limit=10001",
+        "after=-1",
+        "after=9223372036854775808",
+        "from=2023-13-01",
+        "to=yesterday",
+    ] {
+        node.call("GET", &format!("/v1/audit?{bad}"), &ada, None)
+            .await
+            .assert_error(400, "invalid-parameter");
+    }
+
+    let all = node.call("GET", "/v1/audit", &ada, None).await;
+    assert_eq!(all.status, 200, "{}", String::from_utf8_lossy(&all.body));
+    assert_eq!(all.header("cache-control"), Some("no-store"));
+    let all = all.json();
+    assert_eq!(all["verified"], true);
+    let records = all["records"].as_array().unwrap();
+    let last = records.last().unwrap();
+    assert_eq!(last["actor"], "account:ada");
+    assert_eq!(last["action"], "exported");
+    assert_eq!(all["head_sequence"], last["sequence"]);
+    assert_eq!(all["head_hash"], last["hash"]);
+    assert!(all["next_after"].is_null());
+    assert!(records.iter().any(|r| {
+        r["actor"] == "account:carol"
+            && r["action"]
+                .as_str()
+                .unwrap()
+                .starts_with("codes-issued count=1")
+    }));
+
+    // Pages: two at a time, then on from the cursor.
+    let page = node
+        .call("GET", "/v1/audit?limit=2", &ada, None)
+        .await
+        .json();
+    let sequences = |page: &serde_json::Value| -> Vec<u64> {
+        page["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["sequence"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(sequences(&page), [1, 2]);
+    assert_eq!(page["next_after"], 2);
+    let next = node
+        .call("GET", "/v1/audit?after=2&limit=2", &ada, None)
+        .await
+        .json();
+    assert_eq!(sequences(&next), [3, 4]);
+
+    // Days: today holds everything, tomorrow nothing (but for nothing: the read of it is
+    // recorded today).
+    let today = ephemera_node::clock::civil::format_date(T0.day());
+    let tomorrow = ephemera_node::clock::civil::format_date(T0.day().plus(1));
+    let on_day = node
+        .call(
+            "GET",
+            &format!("/v1/audit?from={today}&to={today}"),
+            &ada,
+            None,
+        )
+        .await
+        .json();
+    assert!(sequences(&on_day).len() >= 8);
+    let later = node
+        .call("GET", &format!("/v1/audit?from={tomorrow}"), &ada, None)
+        .await
+        .json();
+    assert!(sequences(&later).is_empty());
+
+    // CSV, with the verification in a header.
+    let auth = format!("Bearer {ada}");
+    let csv = request(
+        node.addr,
+        "GET",
+        "/v1/audit?limit=3",
+        &[("Authorization", &auth), ("Accept", "text/csv")],
+        b"",
+    )
+    .await;
+    assert_eq!(csv.status, 200);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    assert_eq!(csv.header("audit-trail-verified"), Some("true"));
+    assert_eq!(csv.header("audit-next-after"), Some("3"));
+    let text = String::from_utf8(csv.body).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "sequence,minute_utc,actor,action,outcome,previous,hash"
+    );
+    assert_eq!(lines.len(), 4);
+    assert!(lines[1].starts_with("1,"));
+    node.stop().await;
+
+    // An edit of record 2 while stopped: the next read says so and where.
+    tamper(
+        dir.path(),
+        2,
+        Some(|entry| entry.record.action = AuditAction::SignOut),
+    );
+    let node = TestNode::start(dir.path(), clock).await;
+    let ada = node.login_as("ada", &ada_password).await;
+    let broken = node.call("GET", "/v1/audit", &ada, None).await.json();
+    assert_eq!(broken["verified"], false);
+    assert!(
+        broken["problem"].as_str().unwrap().contains("record 2"),
+        "{broken}"
+    );
+    node.stop().await;
 }

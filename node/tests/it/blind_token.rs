@@ -39,7 +39,31 @@ async fn sealed_post(
     )
 }
 
-async fn sealing_key(node: &TestNode) -> SealingPublicKey {
+/// A node with blind token keys, holding today's.
+pub(crate) async fn blind_token_node(dir: &std::path::Path) -> TestNode {
+    let mut config = test_config(dir);
+    config.authority.blind_token_keys = true;
+    let node = TestNode::start_with(config, ManualClock::new(T0)).await;
+    node.node.ensure_token_keys().await.unwrap();
+    node
+}
+
+/// A sealed `POST /v2/verify` of `request`.
+pub(crate) async fn sealed_token_verify(
+    node: &TestNode,
+    key: SealingPublicKey,
+    request: &TokenVerifyRequest,
+) -> (usize, usize, u16, u16, Vec<u8>) {
+    sealed_post(
+        node,
+        key,
+        SealedRoute::TokenVerify,
+        &request.to_padded_json(),
+    )
+    .await
+}
+
+pub(crate) async fn sealing_key(node: &TestNode) -> SealingPublicKey {
     let announcement: SealingKeyAnnouncement =
         serde_json::from_slice(&node.get("/v1/sealing-key").await.body).unwrap();
     let trusted = TrustedKeys::new().with(node.node.keys().batch.public_key());
@@ -48,7 +72,7 @@ async fn sealing_key(node: &TestNode) -> SealingPublicKey {
 
 /// The node's token keys as a phone takes them: signed by the authority it trusts, for its
 /// federation.
-async fn token_keys(node: &TestNode) -> TokenKeys {
+pub(crate) async fn token_keys(node: &TestNode) -> TokenKeys {
     let response = node.get("/v2/token-keys").await;
     assert_eq!(response.status, 200);
     let set: SignedTokenKeySet = wire::decode(&response.body).unwrap();
@@ -60,10 +84,7 @@ async fn token_keys(node: &TestNode) -> TokenKeys {
 #[tokio::test]
 async fn a_phone_verifies_blindly_uploads_a_day_later_and_its_report_is_published() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(dir.path());
-    config.authority.blind_token_keys = true;
-    let node = TestNode::start_with(config, ManualClock::new(T0)).await;
-    node.node.ensure_token_keys().await.unwrap();
+    let node = blind_token_node(dir.path()).await;
     let seal = sealing_key(&node).await;
     let keys = token_keys(&node).await;
     let session = node.login().await;
@@ -89,42 +110,18 @@ async fn a_phone_verifies_blindly_uploads_a_day_later_and_its_report_is_publishe
     // nothing spent.
     let mut stale = request.clone();
     stale.blinded.pop();
-    let refused = sealed_post(
-        &node,
-        seal,
-        SealedRoute::TokenVerify,
-        &stale.to_padded_json(),
-    )
-    .await;
+    let refused = sealed_token_verify(&node, seal, &stale).await;
     assert_eq!(refused.3, 409, "{}", String::from_utf8_lossy(&refused.4));
     assert!(String::from_utf8_lossy(&refused.4).contains("stale-token-keys"));
 
-    let real = sealed_post(
-        &node,
-        seal,
-        SealedRoute::TokenVerify,
-        &request.to_padded_json(),
-    )
-    .await;
+    let real = sealed_token_verify(&node, seal, &request).await;
     assert_eq!(real.3, 200, "{}", String::from_utf8_lossy(&real.4));
     let modulus_len = keys.get(&keys_first_id(&request)).unwrap().modulus_len();
     let decoy = TokenVerifyRequest::decoy(request.blinded.len(), modulus_len, &mut rand::rng());
-    let decoy = sealed_post(
-        &node,
-        seal,
-        SealedRoute::TokenVerify,
-        &decoy.to_padded_json(),
-    )
-    .await;
+    let decoy = sealed_token_verify(&node, seal, &decoy).await;
     assert_eq!(decoy.3, 200);
     // The code is spent now: a second try is refused, inside the seal.
-    let spent = sealed_post(
-        &node,
-        seal,
-        SealedRoute::TokenVerify,
-        &request.to_padded_json(),
-    )
-    .await;
+    let spent = sealed_token_verify(&node, seal, &request).await;
     assert_eq!(spent.3, 400);
     // A proxy sees one request size, one answer size and 200 for all four.
     for seen in [&refused, &decoy, &spent] {

@@ -294,6 +294,16 @@ fn users(args: &[&str], dir: &std::path::Path) -> std::process::Output {
         .unwrap()
 }
 
+/// The folder's audit trail as CSV (the export is recorded too).
+fn audit_csv(dir: &std::path::Path) -> String {
+    let export = Command::new(BIN)
+        .args(["audit", "export", "--format", "csv", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    String::from_utf8(export.stdout).unwrap()
+}
+
 fn one_time_password(output: &std::process::Output) -> String {
     let text = String::from_utf8(output.stdout.clone()).unwrap();
     assert!(
@@ -381,12 +391,7 @@ async fn users_manages_accounts_on_a_stopped_node_and_is_audited() {
         .await;
     node.stop().await;
 
-    let export = Command::new(BIN)
-        .args(["audit", "export", "--format", "csv", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let csv = String::from_utf8(export.stdout).unwrap();
+    let csv = audit_csv(dir.path());
     for line in [
         "operator,account-created account=lab roles=bulk-issuer+auditor,success",
         "operator,account-created account=lab roles=auditor,refused:account-exists",
@@ -407,4 +412,74 @@ async fn users_manages_accounts_on_a_stopped_node_and_is_audited() {
             secret.as_bytes()
         ));
     }
+}
+
+/// `api-keys create|list|revoke` on a stopped node's folder: the key is printed once, works
+/// at the next start within its test types until revoked, and each change is the
+/// operator's on the audit trail.
+#[tokio::test]
+async fn api_keys_are_created_listed_and_revoked_on_a_stopped_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    TestNode::start(dir.path(), clock.clone())
+        .await
+        .stop()
+        .await;
+    let api_keys = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("api-keys")
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let key = one_time_password(&api_keys(&[
+        "create",
+        "--name",
+        "lab-east",
+        "--test-type",
+        "confirmed",
+    ]));
+    assert!(key.starts_with("ephk_"), "{key}");
+    let id = key[5..21].to_owned();
+    let refused = api_keys(&["create", "--name", "lab-east", "--test-type", "pcr"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown test type `pcr`"));
+    let bad_name = api_keys(&["create", "--name", "lab east"]);
+    assert!(!bad_name.status.success());
+    let list = String::from_utf8(api_keys(&["list"]).stdout).unwrap();
+    assert!(
+        list.contains(&format!("{id}\tlab-east\tconfirmed\toperator\t")),
+        "{list}"
+    );
+    assert!(!list.contains(&key[22..]));
+
+    let node = TestNode::start(dir.path(), clock.clone()).await;
+    assert_eq!(node.issue_as("confirmed", &key, 2, false).await.status, 200);
+    node.issue_as("negative", &key, 1, false)
+        .await
+        .assert_error(403, "outside-key-scope");
+    node.stop().await;
+    assert!(api_keys(&["revoke", &id]).status.success());
+    let again = api_keys(&["revoke", &id]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("revoked already"));
+    assert!(!api_keys(&["revoke", "nothex"]).status.success());
+    let node = TestNode::start(dir.path(), clock.clone()).await;
+    node.issue_as("confirmed", &key, 1, false)
+        .await
+        .assert_error(401, "unauthorized");
+    node.stop().await;
+
+    let csv = audit_csv(dir.path());
+    for line in [
+        format!("operator,api-key-created id={id} name=lab-east test_types=confirmed,success"),
+        format!("api-key:{id},codes-issued count=2 test_type=1 references="),
+        format!("operator,api-key-revoked id={id},success"),
+        format!("operator,api-key-revoked id={id},refused:api-key-revoked"),
+    ] {
+        assert!(csv.contains(&line), "{line} in {csv}");
+    }
+    assert!(!csv.contains(&key[22..]));
 }

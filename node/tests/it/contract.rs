@@ -331,6 +331,31 @@ proptest! {
     }
 }
 
+/// The document's schema of a code's reference in its path, and its most characters.
+static TYPED_REFERENCE: LazyLock<(Regex, usize)> = LazyLock::new(|| {
+    let doc: Value = serde_json::from_str(&ephemera_node::api::openapi_document(
+        &ephemera_node::config::NodeConfig::default(),
+    ))
+    .unwrap();
+    let schema = &doc["paths"]["/v1/codes/{reference}"]["get"]["parameters"][0]["schema"];
+    let max = usize::try_from(schema["maxLength"].as_u64().unwrap()).unwrap();
+    (regex(schema), max)
+});
+
+proptest! {
+    /// What `CodeReference::parse` accepts is exactly what the document describes: the
+    /// pattern, within the length.
+    #[test]
+    fn typed_references_parse_exactly_when_they_match_the_pattern(
+        text in "[ -]?([0-9A-Za-z][ -]{0,2}){11,13}|[0-9A-Za-z\u{e9}._ -]{0,50}",
+    ) {
+        let (pattern, max) = &*TYPED_REFERENCE;
+        let described = pattern.is_match(&text) && text.chars().count() <= *max;
+        let parsed = ephemera_node::store::CodeReference::parse(&text).is_some();
+        prop_assert_eq!(described, parsed, "{:?}", text);
+    }
+}
+
 #[test]
 fn issued_codes_parse_back() {
     let pattern = &*TYPED_CODE;

@@ -396,10 +396,14 @@ async fn operations_endpoints_and_case_worker_page() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0],
-        "code,expires_at,expires_at_utc,test_type,symptom_onset"
+        "code,expires_at,expires_at_utc,test_type,symptom_onset,reference"
     );
     assert_eq!(lines.len(), 6);
-    assert!(lines[1].ends_with(",likely,2023-11-12"), "{}", lines[1]);
+    assert!(lines[1].contains(",likely,2023-11-12,"), "{}", lines[1]);
+    // The reference, last: 12 Crockford characters, one per code.
+    let reference = lines[1].rsplit(',').next().unwrap();
+    assert_eq!(reference.len(), 12, "{}", lines[1]);
+    assert!(ephemera_node::store::CodeReference::parse(reference).is_some());
 
     let page = node.get("/case-worker").await;
     assert_eq!(page.status, 200);
@@ -414,6 +418,7 @@ async fn operations_endpoints_and_case_worker_page() {
         "issue-form",
         "issued-code",
         "issued-expiry",
+        "issued-reference",
         "bulk-count",
         "bulk-download",
     ] {

@@ -1,12 +1,14 @@
 //! Integration tests over real HTTP on 127.0.0.1 with ephemeral ports, one module per area.
 
 mod accounts;
+mod api_keys;
 mod audit;
 mod backup;
 mod batch_log;
 mod blind_token;
 mod cli;
 mod clock;
+mod codes;
 mod contract;
 mod crash;
 mod decoys;

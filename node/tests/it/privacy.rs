@@ -143,6 +143,9 @@ async fn logs_and_storage_hold_no_codes_tokens_or_addresses() {
     let (_, password) = node.case_worker.clone().unwrap();
     let session = node.login().await;
     let issued = node.issue(&session, "confirmed", None, 3).await;
+    let revoked_hash = UploadCode::parse(&issued.codes[2].code)
+        .unwrap()
+        .hash(&node.node.keys().pepper);
     let code = issued.codes[0].code.clone();
     let (upload, revision_token) = report(&node, &code, pet_contents(3, T0.day())).await;
     // A retry answers the same token again; failures log too: make sure both stay clean.
@@ -154,6 +157,12 @@ async fn logs_and_storage_hold_no_codes_tokens_or_addresses() {
         .await
         .assert_error(400, "hmac-mismatch");
     let (gaen, _) = report(&node, &issued.codes[1].code, gaen_contents(T0)).await;
+    // The third is looked up and revoked by its reference: its status record and the audit
+    // trail name the reference, never the code, nor its hash.
+    let revoke = format!("/v1/codes/{}/revoke", issued.codes[2].reference);
+    assert_eq!(node.call("POST", &revoke, &session, None).await.status, 200);
+    let look_up = format!("/v1/codes/{}", issued.codes[2].reference);
+    assert_eq!(node.call("GET", &look_up, &session, None).await.status, 200);
     node.post_json(
         "/v1/session",
         &[],
@@ -175,6 +184,11 @@ async fn logs_and_storage_hold_no_codes_tokens_or_addresses() {
             "second code".into(),
             issued.codes[1].code.replace('-', "").into_bytes(),
         ),
+        (
+            "revoked code".into(),
+            issued.codes[2].code.replace('-', "").into_bytes(),
+        ),
+        ("revoked code's hash".into(), revoked_hash.0.to_vec()),
         ("password".into(), password.clone().into_bytes()),
         ("session token".into(), session.clone().into_bytes()),
         ("session token bytes".into(), hex::decode(&session).unwrap()),
@@ -407,5 +421,60 @@ async fn staff_passwords_totp_secrets_recovery_codes_and_tokens_stay_out_of_disk
     for (what, secret) in &secrets {
         assert!(!contains(&stored, secret), "{what} in the data folder");
         assert!(!contains(logs.as_bytes(), secret), "{what} in the logs");
+    }
+}
+
+/// An API key is shown once: neither its secret (in any encoding) nor the whole key is in
+/// the database, the keys folder, the batch files or the logs; the store keeps its SHA-256.
+#[tokio::test]
+async fn api_key_secrets_stay_out_of_disk_and_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), ManualClock::new(T0)).await;
+    let admin = node.login().await;
+    let created = node
+        .call(
+            "POST",
+            "/v1/api-keys",
+            &admin,
+            Some(serde_json::json!({"name": "lab-south"})),
+        )
+        .await
+        .json();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let issued = node.issue_as("likely", &key, 2, false).await;
+    assert_eq!(issued.status, 200);
+    let codes: Vec<String> = issued.json()["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap().replace('-', ""))
+        .collect();
+    let mut wrong = key.clone();
+    wrong.replace_range(wrong.len() - 4.., "0000");
+    node.issue_as("likely", &wrong, 1, false)
+        .await
+        .assert_error(401, "unauthorized");
+    node.stop().await;
+
+    let secret_hex = key.rsplit('_').next().unwrap().to_owned();
+    let mut secrets: Vec<Secret> = vec![("API key".into(), key.clone().into_bytes())];
+    secrets.extend(encodings(
+        "API key secret",
+        &hex::decode(&secret_hex).unwrap(),
+    ));
+    secrets.push(("wrong key".into(), wrong.into_bytes()));
+    for code in codes {
+        secrets.push(("code issued with a key".into(), code.into_bytes()));
+    }
+    let logs = captured_logs();
+    let disk = [
+        read_tree(&dir.path().join(ephemera_node::node::DB_DIR)),
+        read_tree(&dir.path().join(ephemera_node::keys::KEYS_DIR)),
+        read_tree(&dir.path().join(ephemera_node::node::BLOB_DIR)),
+    ]
+    .concat();
+    for (what, secret) in &secrets {
+        assert!(!contains(logs.as_bytes(), secret), "{what} in the logs");
+        assert!(!contains(&disk, secret), "{what} on disk");
     }
 }

@@ -122,8 +122,12 @@ async fn write_format3(
         test_type: ReportType::ConfirmedTest,
         symptom_onset: None,
         expires_at: arrived.plus_seconds(86_400),
+        reference: None,
     };
-    tree("codes").insert(hash.0, encode(&code)).unwrap();
+    // As format 3 wrote it, before references: without the trailing `reference` (None).
+    let mut bytes = encode(&code);
+    assert_eq!(bytes.pop(), Some(0));
+    tree("codes").insert(hash.0, bytes).unwrap();
     for hash in [hash, used.hash(&keys.pepper)] {
         tree("expiry")
             .insert(expiry(code.expires_at, 4, &hash.0), &[])

@@ -315,6 +315,76 @@ impl TestNode {
         login.token
     }
 
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> Response {
+        let auth = format!("Bearer {token}");
+        let mut headers = vec![("Authorization", auth.as_str())];
+        let bytes = match &body {
+            Some(body) => {
+                headers.push(("Content-Type", "application/json"));
+                body.to_string().into_bytes()
+            }
+            None => Vec::new(),
+        };
+        request(self.addr, method, path, &headers, &bytes).await
+    }
+
+    /// Signs in with a JSON body as given; the raw answer.
+    pub(crate) async fn sign_in(&self, body: serde_json::Value) -> Response {
+        self.post_json("/v1/session", &[], &body).await
+    }
+
+    /// Creates `name` with `roles` as `admin`; its one-time password.
+    pub(crate) async fn create(&self, admin: &str, name: &str, roles: &[&str]) -> String {
+        let created = self
+            .call(
+                "POST",
+                "/v1/accounts",
+                admin,
+                Some(serde_json::json!({"name": name, "roles": roles})),
+            )
+            .await;
+        assert_eq!(
+            created.status,
+            201,
+            "{}",
+            String::from_utf8_lossy(&created.body)
+        );
+        created.json()["password"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates `name` with `roles` and signs it in past its forced password change; its
+    /// session and password.
+    pub(crate) async fn staff(&self, admin: &str, name: &str, roles: &[&str]) -> (String, String) {
+        let one_time = self.create(admin, name, roles).await;
+        let password = test_password(&one_time);
+        let session = self.first_sign_in(name, &one_time, &password).await;
+        (session, password)
+    }
+
+    /// Issues `count` codes of `test_type` with `token` (a session or an API key), as CSV
+    /// when `csv`; the raw answer.
+    pub(crate) async fn issue_as(
+        &self,
+        test_type: &str,
+        token: &str,
+        count: u32,
+        csv: bool,
+    ) -> Response {
+        let auth = format!("Bearer {token}");
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if csv {
+            headers.push(("Accept", "text/csv"));
+        }
+        let body = serde_json::json!({"test_type": test_type, "count": count});
+        self.post_json("/v1/codes", &headers, &body).await
+    }
+
     /// Graceful shutdown; waits until the database is closed.
     pub(crate) async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
@@ -662,6 +732,19 @@ pub(crate) fn pet_contents(n: usize, day: ephemera_proto::DayNumber) -> ReportCo
 }
 
 /// Every file under `dir`, concatenated.
+/// The audit records `entries` as `actor action outcome` lines.
+pub(crate) fn trail_lines(entries: &[ephemera_proto::audit::AuditEntry]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e.record.actor, e.record.action, e.record.outcome
+            )
+        })
+        .collect()
+}
+
 pub(crate) fn read_tree(dir: &Path) -> Vec<u8> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use ephemera_node::api::types::{IssueCodesRequest, TestType};
 use ephemera_node::clock::SystemClock;
 use ephemera_node::config::NodeConfig;
-use ephemera_node::node::Node;
+use ephemera_node::node::{Issuer, Node};
 use ephemera_node::server::{Background, serve};
 use ephemera_proto::api::VerifyRequest;
 use ephemera_proto::auth::{ReportHmacKey, UploadCode};
@@ -188,7 +188,7 @@ async fn issue(node: &Node) -> Vec<UploadCode> {
                     symptom_onset: None,
                     count: Some(100),
                 },
-                "bench",
+                &Issuer::Account("bench".to_owned()),
             )
             .await
             .expect("codes");

@@ -9,6 +9,7 @@ use ephemera_node::Node;
 use ephemera_node::api::types::{IssueCodesRequest, TestType};
 use ephemera_node::clock::ManualClock;
 use ephemera_node::config::NodeConfig;
+use ephemera_node::node::Issuer;
 use ephemera_proto::UnixTime;
 use ephemera_proto::auth::UploadCode;
 
@@ -62,7 +63,7 @@ pub(crate) async fn issue_code(
                 symptom_onset: None,
                 count: Some(1),
             },
-            "caseworker",
+            &Issuer::Account("caseworker".to_owned()),
         )
         .await
         .unwrap();

@@ -3,22 +3,26 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use ephemera_proto::UnixTime;
 use ephemera_proto::audit::{AuditAnchor, AuditEntry, AuditHash};
 use ephemera_proto::auth::{CertificateId, CodeHash};
 use ephemera_proto::batch::{BatchId, BatchIndexEntry};
 use ephemera_proto::upload::UploadId;
+use ephemera_proto::{DayNumber, UnixTime};
 
 use super::{
-    AccountRecord, CertificateState, CertificateUse, ChainHead, CodeRecord, CommitOutcome,
+    API_KEY_ID_LEN, AccountRecord, ApiKeyRecord, CertificateState, CertificateUse, ChainHead,
+    CodeRecord, CodeReference, CodeState, CodeStatus, CodeStatusRecord, CommitOutcome,
     CredentialRecord, CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey,
-    QueuedGroup, ReportStore, SessionRecord, StoreError, StoredUpload, UploadCommit, code_purge_at,
-    expiry_key, parse_expiring,
+    QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SessionRecord, StoreError, StoredUpload,
+    UploadCommit, code_lookup, code_purge_at, expiry_key, parse_expiring,
 };
 
 #[derive(Default)]
 struct Inner {
     codes: HashMap<[u8; 32], CodeRecord>,
+    code_status: HashMap<CodeReference, CodeStatusRecord>,
+    api_keys: BTreeMap<[u8; API_KEY_ID_LEN], ApiKeyRecord>,
+    quotas: HashMap<String, QuotaRecord>,
     certificates: HashMap<[u8; 16], CertificateUse>,
     uploads: HashMap<UploadId, StoredUpload>,
     queue: BTreeMap<QueueKey, QueuedGroup>,
@@ -85,6 +89,68 @@ impl ReportStore for MemoryReportStore {
 
     fn take_code(&self, hash: &CodeHash) -> Result<Option<CodeRecord>, StoreError> {
         Ok(self.lock().codes.remove(&hash.0))
+    }
+
+    fn insert_code_statuses(
+        &self,
+        records: &[(CodeReference, CodeStatusRecord)],
+    ) -> Result<(), StoreError> {
+        self.lock().code_status.extend(records.iter().cloned());
+        Ok(())
+    }
+
+    fn code_status(
+        &self,
+        reference: &CodeReference,
+    ) -> Result<Option<CodeStatusRecord>, StoreError> {
+        Ok(self.lock().code_status.get(reference).cloned())
+    }
+
+    fn set_code_state(
+        &self,
+        reference: &CodeReference,
+        state: CodeState,
+    ) -> Result<(), StoreError> {
+        if let Some(record) = self.lock().code_status.get_mut(reference) {
+            record.state = state;
+        }
+        Ok(())
+    }
+
+    fn purge_code_statuses(&self, expired_before: DayNumber) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let before = inner.code_status.len();
+        inner
+            .code_status
+            .retain(|_, record| record.expires >= expired_before);
+        Ok((before - inner.code_status.len()) as u64)
+    }
+
+    fn revoke_code(
+        &self,
+        reference: &CodeReference,
+        day: DayNumber,
+    ) -> Result<RevokeOutcome, StoreError> {
+        let mut inner = self.lock();
+        let Some(record) = inner.code_status.get(reference).cloned() else {
+            return Ok(RevokeOutcome::Unknown);
+        };
+        // Codes are filed here under their hash: find the one whose lookup this is.
+        let hash = inner
+            .codes
+            .keys()
+            .find(|hash| code_lookup(&CodeHash(**hash)) == record.lookup)
+            .copied();
+        match hash {
+            Some(hash) if record.status(day) == CodeStatus::Issued => {
+                inner.codes.remove(&hash);
+                if let Some(kept) = inner.code_status.get_mut(reference) {
+                    kept.state = CodeState::Revoked(day);
+                }
+                Ok(RevokeOutcome::Revoked)
+            }
+            _ => Ok(RevokeOutcome::NotRevocable(record)),
+        }
     }
 
     fn commit_upload(&self, commit: &UploadCommit) -> Result<CommitOutcome, StoreError> {
@@ -313,6 +379,50 @@ impl ReportStore for MemoryReportStore {
         let before = inner.sessions.len();
         inner.sessions.retain(|_, record| !doomed(record));
         Ok((before - inner.sessions.len()) as u64)
+    }
+
+    fn api_key(&self, id: &[u8; API_KEY_ID_LEN]) -> Result<Option<ApiKeyRecord>, StoreError> {
+        Ok(self.lock().api_keys.get(id).cloned())
+    }
+
+    fn put_api_key(
+        &self,
+        id: &[u8; API_KEY_ID_LEN],
+        record: &ApiKeyRecord,
+    ) -> Result<(), StoreError> {
+        self.lock().api_keys.insert(*id, record.clone());
+        Ok(())
+    }
+
+    fn api_keys(&self) -> Result<Vec<([u8; API_KEY_ID_LEN], ApiKeyRecord)>, StoreError> {
+        Ok(self
+            .lock()
+            .api_keys
+            .iter()
+            .map(|(id, record)| (*id, record.clone()))
+            .collect())
+    }
+
+    fn charge_quota(
+        &self,
+        subject: &str,
+        day: DayNumber,
+        amount: u32,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let current = inner
+            .quotas
+            .get(subject)
+            .copied()
+            .unwrap_or(QuotaRecord { day, used: 0 });
+        match current.charge(day, amount, limit) {
+            Some(charged) => {
+                inner.quotas.insert(subject.to_owned(), charged);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {

@@ -9,8 +9,10 @@
 //! is written, so [`ReportStore::purge`] only walks what is due.
 
 mod account;
+mod api_key;
 mod backup;
 mod blobs;
+mod code_status;
 mod memory;
 mod sealing;
 mod sled_store;
@@ -30,9 +32,14 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use account::{AccountRecord, Role, SessionRecord};
+pub use api_key::{API_KEY_ID_LEN, ApiKeyRecord, QuotaRecord};
 pub use backup::BackupSummary;
+pub use code_status::{
+    CodeReference, CodeState, CodeStatus, CodeStatusRecord, REFERENCE_LEN, RevokeOutcome,
+};
 pub use memory::MemoryReportStore;
 pub use sealing::DATA_KEYS_DIR;
+pub(crate) use sealing::code_lookup;
 pub use sled_store::{STORE_FORMAT, SledReportStore};
 pub use upgrade::{UpgradeCounts, UpgradeError, UpgradeOutcome, upgrade};
 
@@ -138,6 +145,32 @@ pub struct CodeRecord {
     pub symptom_onset: Option<DayNumber>,
     /// When the code stops working.
     pub expires_at: UnixTime,
+    /// Its reference, whose status record the redeem marks used (`None`: issued before
+    /// references existed; such records, stored without this field, still decode).
+    pub reference: Option<CodeReference>,
+}
+
+/// A code record as stored before references: three fields.
+#[derive(Deserialize)]
+struct CodeRecordV1 {
+    test_type: ReportType,
+    symptom_onset: Option<DayNumber>,
+    expires_at: UnixTime,
+}
+
+impl CodeRecord {
+    /// Decodes a stored code record, of today's layout or of the one before references.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<CodeRecord, StoreError> {
+        decode::<CodeRecord>(bytes, "codes").or_else(|_| {
+            let old: CodeRecordV1 = decode(bytes, "codes")?;
+            Ok(CodeRecord {
+                test_type: old.test_type,
+                symptom_onset: old.symptom_onset,
+                expires_at: old.expires_at,
+                reference: None,
+            })
+        })
+    }
 }
 
 /// A staff sign-in credential: a salted PBKDF2 hash, never the password.
@@ -592,6 +625,51 @@ pub trait ReportStore: Send + Sync + 'static {
     /// [`StoreError`].
     fn take_code(&self, hash: &CodeHash) -> Result<Option<CodeRecord>, StoreError>;
 
+    /// Files the status records of codes about to be issued, each under its reference.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn insert_code_statuses(
+        &self,
+        records: &[(CodeReference, CodeStatusRecord)],
+    ) -> Result<(), StoreError>;
+
+    /// The status record filed under `reference`, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn code_status(
+        &self,
+        reference: &CodeReference,
+    ) -> Result<Option<CodeStatusRecord>, StoreError>;
+
+    /// Sets the state of the code filed under `reference` (a redeem marks it used);
+    /// nothing if there is none.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn set_code_state(&self, reference: &CodeReference, state: CodeState)
+    -> Result<(), StoreError>;
+
+    /// Removes the status records of codes whose expiry day is before `expired_before`
+    /// (whatever their state); how many went.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn purge_code_statuses(&self, expired_before: DayNumber) -> Result<u64, StoreError>;
+
+    /// Revokes the code filed under `reference` on `day`: removes the code itself (so no
+    /// redeem can take it from then on) and marks it revoked, unless it is used, revoked,
+    /// past its expiry day, or gone already.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn revoke_code(
+        &self,
+        reference: &CodeReference,
+        day: DayNumber,
+    ) -> Result<RevokeOutcome, StoreError>;
+
     /// Applies an accepted upload or revision, unless its certificate id was used before
     /// (or, for a revision, the token is gone).
     ///
@@ -763,6 +841,41 @@ pub trait ReportStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`].
     fn remove_sessions(&self, doomed: &dyn Fn(&SessionRecord) -> bool) -> Result<u64, StoreError>;
+
+    /// The API key filed under `id`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn api_key(&self, id: &[u8; API_KEY_ID_LEN]) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Adds or replaces the API key filed under `id`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn put_api_key(
+        &self,
+        id: &[u8; API_KEY_ID_LEN],
+        record: &ApiKeyRecord,
+    ) -> Result<(), StoreError>;
+
+    /// Every API key, by id.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn api_keys(&self) -> Result<Vec<([u8; API_KEY_ID_LEN], ApiKeyRecord)>, StoreError>;
+
+    /// Counts `amount` codes on `day` against the daily quota `limit` of `subject` (a key
+    /// or an account), atomically; whether they fit (nothing is counted when not).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn charge_quota(
+        &self,
+        subject: &str,
+        day: DayNumber,
+        amount: u32,
+        limit: u32,
+    ) -> Result<bool, StoreError>;
 
     /// Appends an entry to the audit trail; the caller chains it to the last one
     /// ([`crate::audit::AuditTrail`]).

@@ -32,10 +32,11 @@ use super::backup::{BackupSummary, StorePaths, prepare_target};
 use super::blobs::{BlobDir, BlobReadError, BlobRef};
 use super::sealing::{DataKeys, Unsealed, code_lookup, open_code, seal_code};
 use super::{
-    AccountRecord, CertificateState, CertificateUse, ChainHead, CodeRecord, CommitOutcome,
+    API_KEY_ID_LEN, AccountRecord, ApiKeyRecord, CertificateState, CertificateUse, ChainHead,
+    CodeRecord, CodeReference, CodeState, CodeStatus, CodeStatusRecord, CommitOutcome,
     CredentialRecord, CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey,
-    QueuedGroup, ReportStore, SessionRecord, StoreError, StoredUpload, UploadCommit, code_purge_at,
-    decode, encode, expiry_key, parse_expiring,
+    QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SessionRecord, StoreError, StoredUpload,
+    UploadCommit, code_purge_at, decode, encode, expiry_key, parse_expiring,
 };
 use ephemera_proto::sync::{DayDigest, sync_day};
 
@@ -60,6 +61,16 @@ pub struct SledReportStore {
     db: Db,
     /// `code lookup` → code record sealed under its code hash ([`super::sealing`]).
     codes: Tree,
+    /// Code reference → [`CodeStatusRecord`] (no personal data, no code).
+    code_status: Tree,
+    /// API key id → [`ApiKeyRecord`] (the SHA-256 of its secret, never the secret).
+    api_keys: Tree,
+    /// Key or account → [`QuotaRecord`] of its last day.
+    quotas: Tree,
+    /// Held by a quota charge from its read to its write.
+    charging: std::sync::Mutex<()>,
+    /// Held by a revoke from its read of the status to its write.
+    revoking: std::sync::Mutex<()>,
     /// `certificate id` → [`CertificateUse`]: the single-use mark.
     certificates: Tree,
     /// `upload id` → [`StoredUpload`] sealed under its arrival day's data key.
@@ -168,6 +179,11 @@ impl SledReportStore {
         let upload_count = AtomicU64::new(uploads.len() as u64);
         SledReportStore {
             codes: tree("codes")?,
+            code_status: tree("code-status")?,
+            revoking: std::sync::Mutex::new(()),
+            api_keys: tree("api-keys")?,
+            quotas: tree("quotas")?,
+            charging: std::sync::Mutex::new(()),
             certificates: tree("certificates")?,
             uploads,
             queue: tree("queue")?,
@@ -565,7 +581,7 @@ impl ReportStore for SledReportStore {
         let Some(bytes) = self.codes.remove(lookup).map_err(engine)? else {
             return Ok(None);
         };
-        let record: CodeRecord = decode(&open_code(hash, &bytes)?, "codes")?;
+        let record = CodeRecord::decode(&open_code(hash, &bytes)?)?;
         // Its expiry entry has nothing left to expire: drop it now rather than at the code's
         // expiry, so the expiry index holds only unused codes. (Long-lived entries piling up
         // at its end made sled's file grow far faster than they did: docs/BENCHMARKS.md,
@@ -578,6 +594,89 @@ impl ReportStore for SledReportStore {
             ))
             .map_err(engine)?;
         Ok(Some(record))
+    }
+
+    fn insert_code_statuses(
+        &self,
+        records: &[(CodeReference, CodeStatusRecord)],
+    ) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        let mut batch = sled::Batch::default();
+        for (reference, record) in records {
+            batch.insert(reference.as_bytes().as_slice(), encode(record));
+        }
+        self.code_status.apply_batch(batch).map_err(engine)
+    }
+
+    fn code_status(
+        &self,
+        reference: &CodeReference,
+    ) -> Result<Option<CodeStatusRecord>, StoreError> {
+        match self.code_status.get(reference.as_bytes()).map_err(engine)? {
+            Some(bytes) => Ok(Some(decode(&bytes, "code-status")?)),
+            None => Ok(None),
+        }
+    }
+
+    fn set_code_state(
+        &self,
+        reference: &CodeReference,
+        state: CodeState,
+    ) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        let _revoking = self.revoking.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut record) = self.code_status(reference)? {
+            record.state = state;
+            self.code_status
+                .insert(reference.as_bytes(), encode(&record))
+                .map_err(engine)?;
+        }
+        Ok(())
+    }
+
+    fn purge_code_statuses(&self, expired_before: DayNumber) -> Result<u64, StoreError> {
+        let _writing = self.writing();
+        let _revoking = self.revoking.lock().unwrap_or_else(|p| p.into_inner());
+        let mut doomed = Vec::new();
+        for item in self.code_status.iter() {
+            let (key, value) = item.map_err(engine)?;
+            let record: CodeStatusRecord = decode(&value, "code-status")?;
+            if record.expires < expired_before {
+                doomed.push(key);
+            }
+        }
+        let mut batch = sled::Batch::default();
+        for key in &doomed {
+            batch.remove(key.as_ref());
+        }
+        self.code_status.apply_batch(batch).map_err(engine)?;
+        Ok(doomed.len() as u64)
+    }
+
+    fn revoke_code(
+        &self,
+        reference: &CodeReference,
+        day: DayNumber,
+    ) -> Result<RevokeOutcome, StoreError> {
+        let _writing = self.writing();
+        let _revoking = self.revoking.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mut record) = self.code_status(reference)? else {
+            return Ok(RevokeOutcome::Unknown);
+        };
+        // Used, revoked, or past its expiry day: nothing left to revoke.
+        if record.status(day) != CodeStatus::Issued {
+            return Ok(RevokeOutcome::NotRevocable(record));
+        }
+        // The remove decides between a revoke and a redeem, as between two redeems. The
+        // code's expiry entry stays for the purge, which skips a missing code.
+        if self.codes.remove(record.lookup).map_err(engine)?.is_none() {
+            return Ok(RevokeOutcome::NotRevocable(record));
+        }
+        record.state = CodeState::Revoked(day);
+        self.code_status
+            .insert(reference.as_bytes(), encode(&record))
+            .map_err(engine)?;
+        Ok(RevokeOutcome::Revoked)
     }
 
     fn commit_upload(&self, commit: &UploadCommit) -> Result<CommitOutcome, StoreError> {
@@ -961,6 +1060,59 @@ impl ReportStore for SledReportStore {
         Ok(removed)
     }
 
+    fn api_key(&self, id: &[u8; API_KEY_ID_LEN]) -> Result<Option<ApiKeyRecord>, StoreError> {
+        match self.api_keys.get(id).map_err(engine)? {
+            Some(bytes) => Ok(Some(decode(&bytes, "api-keys")?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_api_key(
+        &self,
+        id: &[u8; API_KEY_ID_LEN],
+        record: &ApiKeyRecord,
+    ) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        self.api_keys.insert(id, encode(record)).map_err(engine)?;
+        Ok(())
+    }
+
+    fn api_keys(&self) -> Result<Vec<([u8; API_KEY_ID_LEN], ApiKeyRecord)>, StoreError> {
+        self.api_keys
+            .iter()
+            .map(|item| {
+                let (key, value) = item.map_err(engine)?;
+                let id = key
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt { tree: "api-keys" })?;
+                Ok((id, decode(&value, "api-keys")?))
+            })
+            .collect()
+    }
+
+    fn charge_quota(
+        &self,
+        subject: &str,
+        day: DayNumber,
+        amount: u32,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        let _writing = self.writing();
+        let _charging = self.charging.lock().unwrap_or_else(|p| p.into_inner());
+        let current = match self.quotas.get(subject.as_bytes()).map_err(engine)? {
+            Some(bytes) => decode(&bytes, "quotas")?,
+            None => QuotaRecord { day, used: 0 },
+        };
+        let Some(charged) = current.charge(day, amount, limit) else {
+            return Ok(false);
+        };
+        self.quotas
+            .insert(subject.as_bytes(), encode(&charged))
+            .map_err(engine)?;
+        Ok(true)
+    }
+
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let _writing = self.writing();
         self.audit
@@ -1172,6 +1324,7 @@ mod tests {
             test_type: ephemera_proto::report::ReportType::ConfirmedTest,
             symptom_onset: None,
             expires_at: UnixTime(2_000_000_000),
+            reference: None,
         };
         store
             .insert_codes(&[

@@ -94,6 +94,7 @@ fn codes_are_taken_once_and_expire() {
             test_type: ReportType::ConfirmedTest,
             symptom_onset: Some(DayNumber(5)),
             expires_at: T0.plus_seconds(60),
+            reference: None,
         };
         store
             .insert_codes(&[
@@ -115,6 +116,140 @@ fn codes_are_taken_once_and_expire() {
         assert_eq!(store.purge(purge_at, T0).unwrap().codes, 1);
         assert_eq!(store.take_code(&CodeHash([2; 32])).unwrap(), None);
     });
+}
+
+#[test]
+fn a_code_status_follows_its_code_and_a_revoke_removes_the_code() {
+    use super::{CodeReference, CodeState, CodeStatusRecord, RevokeOutcome, code_lookup};
+    both(|store| {
+        let reference = |n: u8| CodeReference::parse(&format!("{n:012}")).unwrap();
+        let status = |n: u8| CodeStatusRecord {
+            lookup: code_lookup(&CodeHash([n; 32])),
+            test_type: ReportType::ConfirmedTest,
+            issued: DayNumber(10),
+            expires: DayNumber(11),
+            state: CodeState::Issued,
+        };
+        let record = |n: u8| CodeRecord {
+            test_type: ReportType::ConfirmedTest,
+            symptom_onset: None,
+            expires_at: T0.plus_seconds(60),
+            reference: Some(reference(n)),
+        };
+        store
+            .insert_code_statuses(&[(reference(1), status(1)), (reference(2), status(2))])
+            .unwrap();
+        store
+            .insert_codes(&[
+                (CodeHash([1; 32]), record(1)),
+                (CodeHash([2; 32]), record(2)),
+            ])
+            .unwrap();
+        assert_eq!(store.code_status(&reference(1)).unwrap(), Some(status(1)));
+        assert_eq!(store.code_status(&reference(3)).unwrap(), None);
+        // A revoke removes the code: no redeem can take it afterwards.
+        assert_eq!(
+            store.revoke_code(&reference(1), DayNumber(10)).unwrap(),
+            RevokeOutcome::Revoked
+        );
+        assert_eq!(store.take_code(&CodeHash([1; 32])).unwrap(), None);
+        let revoked = store.code_status(&reference(1)).unwrap().unwrap();
+        assert_eq!(revoked.state, CodeState::Revoked(DayNumber(10)));
+        assert_eq!(
+            store.revoke_code(&reference(1), DayNumber(11)).unwrap(),
+            RevokeOutcome::NotRevocable(revoked)
+        );
+        // A taken (used) code cannot be revoked; an unknown reference is told apart.
+        assert_eq!(
+            store.take_code(&CodeHash([2; 32])).unwrap(),
+            Some(record(2))
+        );
+        store
+            .set_code_state(&reference(2), CodeState::Used(DayNumber(11)))
+            .unwrap();
+        assert!(matches!(
+            store.revoke_code(&reference(2), DayNumber(11)).unwrap(),
+            RevokeOutcome::NotRevocable(CodeStatusRecord {
+                state: CodeState::Used(DayNumber(11)),
+                ..
+            })
+        ));
+        assert_eq!(
+            store.revoke_code(&reference(3), DayNumber(11)).unwrap(),
+            RevokeOutcome::Unknown
+        );
+        // Past its expiry day a code is expired, not revocable, and stays in place for
+        // the purge.
+        store
+            .insert_code_statuses(&[(reference(4), status(4))])
+            .unwrap();
+        store
+            .insert_codes(&[(CodeHash([4; 32]), record(4))])
+            .unwrap();
+        assert_eq!(
+            store.revoke_code(&reference(4), DayNumber(12)).unwrap(),
+            RevokeOutcome::NotRevocable(status(4))
+        );
+        assert_eq!(
+            store.take_code(&CodeHash([4; 32])).unwrap(),
+            Some(record(4))
+        );
+        store
+            .set_code_state(&reference(3), CodeState::Used(DayNumber(11)))
+            .unwrap();
+        assert_eq!(store.code_status(&reference(3)).unwrap(), None);
+    });
+}
+
+#[test]
+fn api_keys_round_trip_and_quotas_count_per_subject_and_day() {
+    use super::ApiKeyRecord;
+    both(|store| {
+        let record = ApiKeyRecord {
+            name: "lab-north".into(),
+            secret_hash: [7; 32],
+            test_types: vec![ReportType::ConfirmedTest],
+            created_by: "alice".into(),
+            created: DayNumber(3),
+            revoked: None,
+            last_used: None,
+        };
+        assert_eq!(store.api_key(&[1; 8]).unwrap(), None);
+        store.put_api_key(&[1; 8], &record).unwrap();
+        let revoked = ApiKeyRecord {
+            revoked: Some(DayNumber(4)),
+            ..record.clone()
+        };
+        store.put_api_key(&[2; 8], &revoked).unwrap();
+        assert_eq!(store.api_key(&[1; 8]).unwrap(), Some(record.clone()));
+        assert_eq!(
+            store.api_keys().unwrap(),
+            vec![([1; 8], record), ([2; 8], revoked)]
+        );
+        assert!(!format!("{:?}", store.api_key(&[1; 8]).unwrap()).contains("7, 7"));
+
+        assert!(store.charge_quota("key:a", DayNumber(5), 3, 4).unwrap());
+        assert!(!store.charge_quota("key:a", DayNumber(5), 2, 4).unwrap());
+        assert!(store.charge_quota("account:a", DayNumber(5), 4, 4).unwrap());
+        assert!(store.charge_quota("key:a", DayNumber(5), 1, 4).unwrap());
+        assert!(!store.charge_quota("key:a", DayNumber(5), 1, 4).unwrap());
+        assert!(store.charge_quota("key:a", DayNumber(6), 4, 4).unwrap());
+    });
+}
+
+#[test]
+fn a_code_record_from_before_references_still_decodes() {
+    let record = CodeRecord {
+        test_type: ReportType::ConfirmedTest,
+        symptom_onset: Some(DayNumber(5)),
+        expires_at: T0,
+        reference: None,
+    };
+    let mut old = super::encode(&record);
+    assert_eq!(old.pop(), Some(0));
+    assert_eq!(CodeRecord::decode(&old).unwrap(), record);
+    assert_eq!(CodeRecord::decode(&super::encode(&record)).unwrap(), record);
+    assert!(CodeRecord::decode(&[0xff; 3]).is_err());
 }
 
 fn mark(store: &dyn ReportStore, cert: u8) -> Option<CertificateUse> {

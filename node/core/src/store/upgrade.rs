@@ -599,7 +599,7 @@ impl Converter<'_> {
                     .try_into()
                     .map_err(|_| StoreError::Corrupt { tree: "codes" })?,
             );
-            let record: CodeRecord = decode(&value, "codes")?;
+            let record = CodeRecord::decode(&value)?;
             let lookup = code_lookup(&hash);
             out.insert(
                 &to,

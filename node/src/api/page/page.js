@@ -43,6 +43,7 @@ function signedOut() {
 function clearCode() {
   $("issued-code").textContent = "";
   $("issued-expiry").textContent = "";
+  $("issued-reference").textContent = "";
   show("issued", false);
 }
 
@@ -114,6 +115,7 @@ document.addEventListener("DOMContentLoaded", () => {
       $("issued-code").textContent = issued.code;
       $("issued-expiry").textContent = issued.expires_at_utc;
       $("issued-expiry").setAttribute("datetime", issued.expires_at_utc);
+      $("issued-reference").textContent = issued.reference;
       show("issued", true);
     } catch (e) {
       fail("issue-error", e.message);

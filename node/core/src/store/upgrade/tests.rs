@@ -34,6 +34,7 @@ fn code_record() -> CodeRecord {
         test_type: ReportType::ConfirmedTest,
         symptom_onset: None,
         expires_at: ARRIVED.plus_seconds(7),
+        reference: None,
     }
 }
 

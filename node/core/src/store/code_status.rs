@@ -1,0 +1,241 @@
+//! The lifecycle of an issued code, filed under its reference.
+//!
+//! A [`CodeReference`] is a short, random, non-secret name for one issued code that a case
+//! worker may note in their own system. It is drawn independently of the code, so neither
+//! can be derived from the other. Its [`CodeStatusRecord`] holds no personal data: the
+//! test type, the day of each change, and the code's store lookup (a one-way hash of the
+//! code's hash, which can remove the code but cannot open its sealed record).
+
+use std::fmt;
+
+use ephemera_proto::DayNumber;
+use ephemera_proto::report::ReportType;
+use rand_core::CryptoRng;
+use serde::{Deserialize, Serialize};
+
+/// Crockford's base-32 alphabet (no I, L, O, U).
+const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// Characters in a reference: 60 random bits.
+pub const REFERENCE_LEN: usize = 12;
+
+/// A short, random, non-secret name of one issued code (12 Crockford base-32 characters).
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CodeReference([u8; REFERENCE_LEN]);
+
+impl CodeReference {
+    /// A fresh random reference, drawn independently of any code.
+    pub fn generate(rng: &mut impl CryptoRng) -> Self {
+        let mut out = [0u8; REFERENCE_LEN];
+        let mut bytes = [0u8; REFERENCE_LEN];
+        rng.fill_bytes(&mut bytes);
+        for (slot, byte) in out.iter_mut().zip(bytes) {
+            *slot = ALPHABET[usize::from(byte & 31)];
+        }
+        CodeReference(out)
+    }
+
+    /// Reads a reference as a person may type it: case-insensitive, hyphens and spaces
+    /// ignored, `I`/`L` read as `1` and `O` as `0` (Crockford). `None` for anything else
+    /// or another length.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.len() > 4 * REFERENCE_LEN {
+            return None;
+        }
+        let mut out = [0u8; REFERENCE_LEN];
+        let mut len = 0;
+        for c in text.chars().filter(|c| *c != '-' && *c != ' ') {
+            let c = match c.to_ascii_uppercase() {
+                'I' | 'L' => '1',
+                'O' => '0',
+                c => c,
+            };
+            if !c.is_ascii() || !ALPHABET.contains(&(c as u8)) || len == REFERENCE_LEN {
+                return None;
+            }
+            out[len] = c as u8;
+            len += 1;
+        }
+        (len == REFERENCE_LEN).then_some(CodeReference(out))
+    }
+
+    /// The reference as shown: 12 characters of `0-9A-Z` less `ILOU`.
+    pub fn as_str(&self) -> &str {
+        // Only ALPHABET bytes are ever stored (generate, parse, and a checked decode).
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+
+    /// The bytes it is filed under in the store.
+    pub fn as_bytes(&self) -> &[u8; REFERENCE_LEN] {
+        &self.0
+    }
+}
+
+impl fmt::Display for CodeReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for CodeReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CodeReference({})", self.as_str())
+    }
+}
+
+/// Where a code stands, with the day of its last change (days only, never a finer time).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CodeState {
+    /// Issued and not yet used, revoked or expired.
+    Issued,
+    /// Redeemed by a phone on this day.
+    Used(DayNumber),
+    /// Revoked by staff on this day: it can no longer be redeemed.
+    Revoked(DayNumber),
+}
+
+/// What the store keeps of one issued code under its reference.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeStatusRecord {
+    /// The code's store lookup (a one-way hash of its hash): enough to remove it, not to
+    /// open its sealed record or to find the code.
+    pub lookup: [u8; 32],
+    /// The test type its certificate would carry.
+    pub test_type: ReportType,
+    /// The day it was issued.
+    pub issued: DayNumber,
+    /// The day it stops working (it works until its exact expiry, which only the code opens).
+    pub expires: DayNumber,
+    /// Its state.
+    pub state: CodeState,
+}
+
+/// A code's status as reported on `day`: an issued code past its expiry day is expired.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum CodeStatus {
+    /// Issued and usable.
+    Issued,
+    /// Redeemed, on this day.
+    Used(DayNumber),
+    /// Expired unused, on this day (the day of its expiry).
+    Expired(DayNumber),
+    /// Revoked, on this day.
+    Revoked(DayNumber),
+}
+
+impl CodeStatus {
+    /// Its name in the API and the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodeStatus::Issued => "issued",
+            CodeStatus::Used(_) => "used",
+            CodeStatus::Expired(_) => "expired",
+            CodeStatus::Revoked(_) => "revoked",
+        }
+    }
+
+    /// The day of the change to this status (issued: `None`, see the record's day).
+    pub fn day(self) -> Option<DayNumber> {
+        match self {
+            CodeStatus::Issued => None,
+            CodeStatus::Used(day) | CodeStatus::Expired(day) | CodeStatus::Revoked(day) => {
+                Some(day)
+            }
+        }
+    }
+}
+
+impl CodeStatusRecord {
+    /// Its status on `today`. A code still issued after its expiry day is expired (on its
+    /// expiry day itself it may still work until its exact expiry, so it reads as issued).
+    pub fn status(&self, today: DayNumber) -> CodeStatus {
+        match self.state {
+            CodeState::Issued if today > self.expires => CodeStatus::Expired(self.expires),
+            CodeState::Issued => CodeStatus::Issued,
+            CodeState::Used(day) => CodeStatus::Used(day),
+            CodeState::Revoked(day) => CodeStatus::Revoked(day),
+        }
+    }
+}
+
+/// What [`super::ReportStore::revoke_code`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    /// The code was removed and is revoked from now on.
+    Revoked,
+    /// No code has this reference.
+    Unknown,
+    /// The code was no longer there to revoke (used, or expired and purged); its record
+    /// says which.
+    NotRevocable(CodeStatusRecord),
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn a_reference_is_twelve_crockford_characters_and_reads_back_as_typed() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let reference = CodeReference::generate(&mut rng);
+        let text = reference.to_string();
+        assert_eq!(text.len(), REFERENCE_LEN);
+        assert!(text.bytes().all(|b| ALPHABET.contains(&b)));
+        assert_eq!(CodeReference::parse(&text), Some(reference));
+        let typed = format!("{}-{} ", &text[..6], &text[6..]).to_ascii_lowercase();
+        assert_eq!(CodeReference::parse(&typed), Some(reference));
+        assert_eq!(
+            CodeReference::parse("oooo-llll-iiii"),
+            CodeReference::parse("000011111111")
+        );
+        assert_ne!(CodeReference::generate(&mut rng), reference);
+        for bad in [
+            "",
+            "0123456789A",
+            "0123456789ABC",
+            "0123456789AU",
+            "0123456789A€",
+        ] {
+            assert_eq!(CodeReference::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_issued_code_reads_expired_only_after_its_expiry_day() {
+        let record = CodeStatusRecord {
+            lookup: [0; 32],
+            test_type: ReportType::ConfirmedTest,
+            issued: DayNumber(100),
+            expires: DayNumber(101),
+            state: CodeState::Issued,
+        };
+        assert_eq!(record.status(DayNumber(101)), CodeStatus::Issued);
+        assert_eq!(
+            record.status(DayNumber(102)),
+            CodeStatus::Expired(DayNumber(101))
+        );
+        let used = CodeStatusRecord {
+            state: CodeState::Used(DayNumber(101)),
+            ..record
+        };
+        assert_eq!(
+            used.status(DayNumber(300)),
+            CodeStatus::Used(DayNumber(101))
+        );
+        assert_eq!(used.status(DayNumber(300)).as_str(), "used");
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics_and_accepts_only_what_it_shows(text in "\\PC{0,60}") {
+            if let Some(reference) = CodeReference::parse(&text) {
+                prop_assert_eq!(CodeReference::parse(reference.as_str()), Some(reference));
+                prop_assert_eq!(reference.as_str().len(), REFERENCE_LEN);
+            }
+        }
+    }
+}

@@ -907,9 +907,6 @@ impl<S: Store> Phone<S> {
     }
 }
 
-/// The encoded length of a first upload of `contents`: built with a stand-in certificate
-/// (or, with `token`, a stand-in blind token) of the real shape, so decoys get the bucket
-/// the real upload would get.
 /// Which of `records` (own token, encounter) could count for the peer: scored as the peer
 /// scores a `pet` window (its heard span, standard infectiousness, the report type of a
 /// token), with attenuations taken `margin_db` closer than this phone measured, an
@@ -965,6 +962,9 @@ fn could_count_for_the_peer(
     counts
 }
 
+/// The encoded length of a first upload of `contents`: built with a stand-in certificate
+/// (or, with `token`, a stand-in blind token) of the real shape, so decoys get the bucket
+/// the real upload would get.
 fn upload_size_of(
     contents: &ReportContents,
     token: bool,

@@ -185,30 +185,25 @@ struct HeldToken {
     signal: SignalHistogram,
 }
 
-/// The `pet` matching index over this phone's peer-role tokens.
+/// This phone's peer-role tokens with what it recorded beside each: what a token filter is
+/// asked about (a filter needs no matcher, only the tokens and their windows).
 #[derive(Debug)]
-pub struct PetIndex {
-    matcher: PetMatcher,
-    /// By position in the matcher's input.
+pub struct HeldTokens {
+    /// By position in the stored encounters' order.
     held: Vec<HeldToken>,
     assumed_tx_power: i32,
 }
 
-impl PetIndex {
-    /// Builds the index from stored encounters.
+impl HeldTokens {
+    /// The peer-role tokens of the stored `pet` encounters.
     pub(crate) fn build(
         records: impl IntoIterator<Item = EncounterRecord>,
         assumed_tx_power: i8,
     ) -> Self {
-        let mut held = Vec::new();
-        let mut tokens = Vec::new();
-        for r in records {
-            if let Evidence::Pet { peer, .. } = r.evidence {
-                tokens.push(PublishedToken {
-                    day: r.interval.day(),
-                    token: peer,
-                });
-                held.push(HeldToken {
+        let held = records
+            .into_iter()
+            .filter_map(|r| match r.evidence {
+                Evidence::Pet { peer, .. } => Some(HeldToken {
                     token: peer,
                     interval: r.interval,
                     heard: HeardSpan {
@@ -217,42 +212,14 @@ impl PetIndex {
                     },
                     level_kind: r.level_kind,
                     signal: r.signal,
-                });
-            }
-        }
-        PetIndex {
-            matcher: PetMatcher::with_day_tolerance(tokens, PET_DAY_TOLERANCE),
+                }),
+                Evidence::Gaen { .. } => None,
+            })
+            .collect();
+        HeldTokens {
             held,
             assumed_tx_power: i32::from(assumed_tx_power),
         }
-    }
-
-    /// Number of tokens indexed.
-    pub fn len(&self) -> usize {
-        self.held.len()
-    }
-
-    /// Whether nothing is indexed.
-    pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
-    }
-
-    /// Heap bytes the index holds (fixed for one ingest).
-    pub fn memory_bytes(&self) -> usize {
-        self.matcher.memory_bytes() + self.held.capacity() * std::mem::size_of::<HeldToken>()
-    }
-
-    /// Checks a run of raw batch token records (`day (u32 LE) ‖ token (16)`, 20 bytes
-    /// each); calls `found` for each encounter one of them matches.
-    #[inline]
-    pub(crate) fn match_records(
-        &self,
-        records: &[u8],
-        risk: &RiskConfig,
-        found: &mut impl FnMut(FoundWindow),
-    ) {
-        self.matcher
-            .match_records(records, |m| found(self.window(m.held, risk)));
     }
 
     /// Looks every held token up in a batch's token filter; calls `found` for each
@@ -290,5 +257,59 @@ impl PetIndex {
             report_type: risk.report_type_when_missing,
             heard: Some(held.heard),
         }
+    }
+}
+
+/// The `pet` matching index over this phone's peer-role tokens: a [`PetMatcher`] for batch
+/// records beside the [`HeldTokens`] it points into.
+#[derive(Debug)]
+pub struct PetIndex {
+    matcher: PetMatcher,
+    held: HeldTokens,
+}
+
+impl PetIndex {
+    /// Builds the index from stored encounters.
+    pub(crate) fn build(
+        records: impl IntoIterator<Item = EncounterRecord>,
+        assumed_tx_power: i8,
+    ) -> Self {
+        let held = HeldTokens::build(records, assumed_tx_power);
+        let tokens = held.held.iter().map(|h| PublishedToken {
+            day: h.interval.day(),
+            token: h.token,
+        });
+        PetIndex {
+            matcher: PetMatcher::with_day_tolerance(tokens, PET_DAY_TOLERANCE),
+            held,
+        }
+    }
+
+    /// Number of tokens indexed.
+    pub fn len(&self) -> usize {
+        self.held.held.len()
+    }
+
+    /// Whether nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.held.held.is_empty()
+    }
+
+    /// Heap bytes the index holds (fixed for one ingest).
+    pub fn memory_bytes(&self) -> usize {
+        self.matcher.memory_bytes() + self.held.held.capacity() * std::mem::size_of::<HeldToken>()
+    }
+
+    /// Checks a run of raw batch token records (`day (u32 LE) ‖ token (16)`, 20 bytes
+    /// each); calls `found` for each encounter one of them matches.
+    #[inline]
+    pub(crate) fn match_records(
+        &self,
+        records: &[u8],
+        risk: &RiskConfig,
+        found: &mut impl FnMut(FoundWindow),
+    ) {
+        self.matcher
+            .match_records(records, |m| found(self.held.window(m.held, risk)));
     }
 }

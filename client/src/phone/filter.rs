@@ -9,7 +9,7 @@ use ephemera_proto::filter::TokenFilter;
 
 use super::Phone;
 use crate::error::ClientError;
-use crate::matching::PetIndex;
+use crate::matching::HeldTokens;
 use crate::request::Response;
 use crate::store::{EncounterRecord, Store};
 
@@ -56,9 +56,9 @@ impl<S: Store> Phone<S> {
         let mut records: Vec<EncounterRecord> = Vec::new();
         self.store
             .for_each_encounter(&mut |r| records.push(r.clone()))?;
-        let index = PetIndex::build(records, self.config.encounter.assumed_tx_power);
+        let held = HeldTokens::build(records, self.config.encounter.assumed_tx_power);
         let mut found = Vec::new();
-        index.match_filter(&filter, &self.config.risk, &mut |window| found.push(window));
+        held.match_filter(&filter, &self.config.risk, &mut |window| found.push(window));
         self.commit_windows(now, found)?;
         self.batch_done(now, &batch)
     }

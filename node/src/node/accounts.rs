@@ -301,23 +301,14 @@ impl Node {
         self.inner.config.authority.require_totp && record.totp.is_none()
     }
 
-    /// Runs `work` (a password hash, a blind signature) on a blocking thread under one of
-    /// the slow-crypto pool's permits: at most that many run at once, and the rest of the
-    /// blocking pool (store flushes) and a core stay free.
-    pub(super) async fn hashing<T: Send + 'static>(
+    /// Runs `work` (a password hash) on a blocking thread under one of the hashing pool's
+    /// permits: at most that many run at once, and the rest of the blocking pool (store
+    /// flushes) and a core stay free.
+    async fn hashing<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let _permit = self
-            .inner
-            .hashing
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ApiError::Internal)?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|_| ApiError::Internal)
+        super::bounded_blocking(&self.inner.hashing, work).await
     }
 
     /// Records a refusal of `action` durably, with `error`'s code; the answer is `error`,

@@ -281,19 +281,18 @@ impl Node {
         if request.decoy {
             self.inner.metrics.decoy("verify");
         }
-        // A blind signature takes milliseconds of RSA, a decoy's too: on the slow-crypto pool,
-        // so a flood of them (anonymous, sealed) cannot take every core.
+        // A blind signature takes milliseconds of RSA, a decoy's too: on the signing pool, so
+        // a flood of them (anonymous, sealed) cannot take every core, nor the sign-ins' pool.
         let node = self.clone();
-        let response = self
-            .hashing(move || {
-                node.inner.core.redeem_code_for_token(
-                    node.inner.store.as_ref(),
-                    &request,
-                    now,
-                    &mut rand::rng(),
-                )
-            })
-            .await??;
+        let response = super::bounded_blocking(&self.inner.signing, move || {
+            node.inner.core.redeem_code_for_token(
+                node.inner.store.as_ref(),
+                &request,
+                now,
+                &mut rand::rng(),
+            )
+        })
+        .await??;
         // As for a certificate: the spent code is durable before the signature leaves.
         self.inner.flusher.flush().await?;
         Ok(response)

@@ -145,10 +145,12 @@ struct Inner {
     login_budget: Mutex<LoginBudget>,
     /// The audit trail's head, opened from the store at its first record.
     audit: Mutex<Option<ephemera_node_core::audit::AuditTrail>>,
-    /// Permits for the node's slow cryptography: PBKDF2 password hashes and blind RSA
-    /// signatures run on at most this many blocking threads, so a flood of either leaves a
-    /// core to flushes, uploads and serving.
+    /// Permits for password hashing: PBKDF2 runs on at most this many blocking threads.
     hashing: Arc<tokio::sync::Semaphore>,
+    /// Permits for blind RSA signatures (`/v2/verify`, real or decoy): as many as for
+    /// hashing, but their own, so an anonymous flood of them leaves a core to flushes,
+    /// uploads and serving and never delays a staff sign-in.
+    signing: Arc<tokio::sync::Semaphore>,
     batch_cache: BatchCache,
     /// Token filters of cached batches (`docs/PROTOCOL.md` §6.5), built when first asked for.
     filter_cache: BatchCache,
@@ -313,6 +315,7 @@ impl Node {
                 login_budget: Mutex::new(login_budget),
                 audit: Mutex::new(None),
                 hashing: Arc::new(tokio::sync::Semaphore::new(hashing_threads)),
+                signing: Arc::new(tokio::sync::Semaphore::new(hashing_threads)),
                 batch_cache: BatchCache::new(DEFAULT_BATCH_CACHE_BYTES),
                 filter_cache: BatchCache::new(DEFAULT_BATCH_CACHE_BYTES / 4),
                 publication: AsyncMutex::new(()),
@@ -390,4 +393,20 @@ impl Node {
     pub fn now(&self) -> UnixTime {
         self.inner.clock.now()
     }
+}
+
+/// Runs `work` on a blocking thread under one of `pool`'s permits: at most that many such
+/// jobs run at once, and the rest of the blocking pool (store flushes) stays free.
+async fn bounded_blocking<T: Send + 'static>(
+    pool: &Arc<tokio::sync::Semaphore>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = pool
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::Internal)?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| ApiError::Internal)
 }

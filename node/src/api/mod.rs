@@ -534,15 +534,14 @@ async fn batch(
     responses(
         (status = 200, description = "Signed token filter bytes", content_type = "application/octet-stream"),
         (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 404, description = "No such batch, or a batch without tokens or of version 1")))]
+        (status = 404, description = "No such batch, or a batch without tokens, of version 1 or cut before filters were stored")))]
 async fn batch_filter(
     State(node): State<Node>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let filter = node
-        .token_filter(&path_batch_id(&id)?)
-        .await?
+        .token_filter(&path_batch_id(&id)?)?
         .ok_or(ApiError::NotFound)?;
     Ok(immutable::batch_response(&headers, &filter))
 }

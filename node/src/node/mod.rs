@@ -152,7 +152,7 @@ struct Inner {
     /// uploads and serving and never delays a staff sign-in.
     signing: Arc<tokio::sync::Semaphore>,
     batch_cache: BatchCache,
-    /// Token filters of cached batches (`docs/PROTOCOL.md` §6.5), built when first asked for.
+    /// Token filters (`docs/PROTOCOL.md` §6.5) recently cut or asked for, read from storage.
     filter_cache: BatchCache,
     /// Serialises cuts and revisions, which both move queue groups.
     publication: AsyncMutex<()>,

@@ -27,6 +27,7 @@ struct Inner {
     uploads: HashMap<UploadId, StoredUpload>,
     queue: BTreeMap<QueueKey, QueuedGroup>,
     batches: HashMap<BatchId, Vec<u8>>,
+    filters: HashMap<BatchId, Vec<u8>>,
     batch_index: BTreeMap<u64, BatchIndexEntry>,
     exports: BTreeMap<String, Vec<u8>>,
     credentials: BTreeMap<String, CredentialRecord>,
@@ -261,6 +262,9 @@ impl ReportStore for MemoryReportStore {
         let mut inner = self.lock();
         for batch in &cut.batches {
             inner.batches.insert(batch.entry.id, batch.bytes.clone());
+            if let Some(filter) = &batch.filter {
+                inner.filters.insert(batch.entry.id, filter.clone());
+            }
             inner
                 .batch_index
                 .insert(batch.entry.sequence, batch.entry.clone());
@@ -305,6 +309,10 @@ impl ReportStore for MemoryReportStore {
 
     fn batch(&self, id: &BatchId) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.lock().batches.get(id).cloned())
+    }
+
+    fn token_filter(&self, id: &BatchId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().filters.get(id).cloned())
     }
 
     fn batch_index(&self, after: u64, limit: usize) -> Result<Vec<BatchIndexEntry>, StoreError> {
@@ -488,6 +496,7 @@ impl ReportStore for MemoryReportStore {
                 }
                 Expiring::Batch { sequence, id } => {
                     inner.batch_index.remove(&sequence);
+                    inner.filters.remove(&id);
                     if inner.batches.remove(&id).is_some() {
                         counts.batches += 1;
                     }

@@ -556,6 +556,9 @@ pub struct StoredBatch {
     pub entry: BatchIndexEntry,
     /// Its bytes.
     pub bytes: Vec<u8>,
+    /// Its signed token filter (`docs/PROTOCOL.md` §6.5), purged with it; `None` for a
+    /// batch without tokens.
+    pub filter: Option<Vec<u8>>,
     /// When it is purged.
     pub purge_at: UnixTime,
 }
@@ -762,6 +765,13 @@ pub trait ReportStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`].
     fn batch(&self, id: &BatchId) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The token filter stored with batch `id` at its cut; `None` when it has none (no
+    /// tokens, cut before filters were stored, or purged).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn token_filter(&self, id: &BatchId) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Up to `limit` index entries with a sequence above `after`, oldest first.
     ///

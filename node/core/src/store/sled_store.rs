@@ -79,10 +79,12 @@ pub struct SledReportStore {
     queue: Tree,
     /// `batch id` → postcard [`BlobRef`] of its body's file.
     batches: Tree,
+    /// `batch id` → postcard [`BlobRef`] of its token filter's file.
+    filters: Tree,
     batch_index: Tree,
     /// `export name` → postcard [`BlobRef`] of its zip's file.
     exports: Tree,
-    /// Files of batch bodies and export zips.
+    /// Files of batch bodies, token filters and export zips.
     blobs: BlobDir,
     credentials: Tree,
     /// Staff accounts by name.
@@ -188,6 +190,7 @@ impl SledReportStore {
             uploads,
             queue: tree("queue")?,
             batches: tree("batches")?,
+            filters: tree("filters")?,
             batch_index: tree("batch-index")?,
             exports: tree("exports")?,
             credentials: tree("credentials")?,
@@ -259,10 +262,15 @@ impl SledReportStore {
         Ok(self)
     }
 
-    /// Every [`BlobRef`] the `batches` and `exports` trees hold.
+    /// Every [`BlobRef`] the `batches`, `filters` and `exports` trees hold.
     fn blob_refs(&self) -> Result<Vec<BlobRef>, StoreError> {
-        let mut out = Vec::with_capacity(self.batches.len() + self.exports.len());
-        for (tree, name) in [(&self.batches, "batches"), (&self.exports, "exports")] {
+        let mut out =
+            Vec::with_capacity(self.batches.len() + self.filters.len() + self.exports.len());
+        for (tree, name) in [
+            (&self.batches, "batches"),
+            (&self.filters, "filters"),
+            (&self.exports, "exports"),
+        ] {
             for item in tree.iter().values() {
                 out.push(decode(&item.map_err(engine)?, name)?);
             }
@@ -899,6 +907,11 @@ impl ReportStore for SledReportStore {
             .iter()
             .map(|b| write(&b.bytes))
             .collect::<Result<Vec<_>, _>>()?;
+        let filter_refs = cut
+            .batches
+            .iter()
+            .map(|b| b.filter.as_deref().map(write).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
         if !export_refs.is_empty() || !batch_refs.is_empty() {
             self.blobs.sync().map_err(|e| blob_io("sync", e))?;
         }
@@ -909,8 +922,9 @@ impl ReportStore for SledReportStore {
             &self.meta,
             &self.expiry,
             &self.exports,
+            &self.filters,
         )
-            .transaction(|(batches, index, queue, meta, expiry, exports)| {
+            .transaction(|(batches, index, queue, meta, expiry, exports, filters)| {
                 for (export, blob) in cut.exports.iter().zip(&export_refs) {
                     exports.insert(export.name.as_bytes(), blob.as_slice())?;
                     expiry.insert(
@@ -918,10 +932,14 @@ impl ReportStore for SledReportStore {
                         &[],
                     )?;
                 }
-                for (batch, blob) in cut.batches.iter().zip(&batch_refs) {
+                for ((batch, blob), filter) in cut.batches.iter().zip(&batch_refs).zip(&filter_refs)
+                {
                     let id = batch.entry.id.0;
                     let seq = batch.entry.sequence.to_be_bytes();
                     batches.insert(&id, blob.as_slice())?;
+                    if let Some(filter) = filter {
+                        filters.insert(&id, filter.as_slice())?;
+                    }
                     index.insert(&seq, encode(&batch.entry))?;
                     let mut reference = seq.to_vec();
                     reference.extend_from_slice(&id);
@@ -944,6 +962,10 @@ impl ReportStore for SledReportStore {
 
     fn batch(&self, id: &BatchId) -> Result<Option<Vec<u8>>, StoreError> {
         self.read_blob((&self.batches, "batches"), &id.0, "batch")
+    }
+
+    fn token_filter(&self, id: &BatchId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read_blob((&self.filters, "filters"), &id.0, "token filter")
     }
 
     fn batch_index(&self, after: u64, limit: usize) -> Result<Vec<BatchIndexEntry>, StoreError> {
@@ -1228,6 +1250,11 @@ impl ReportStore for SledReportStore {
                     self.batch_index
                         .remove(sequence.to_be_bytes())
                         .map_err(engine)?;
+                    if let Some(value) = self.filters.remove(id.0).map_err(engine)?
+                        && let Ok(blob) = decode::<BlobRef>(&value, "filters")
+                    {
+                        doomed.push(blob.hash);
+                    }
                     if let Some(value) = self.batches.remove(id.0).map_err(engine)? {
                         counts.batches += 1;
                         // An undecodable entry's file is an orphan: removed at open.

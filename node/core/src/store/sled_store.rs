@@ -621,7 +621,7 @@ impl ReportStore for SledReportStore {
         reference: &CodeReference,
     ) -> Result<Option<CodeStatusRecord>, StoreError> {
         match self.code_status.get(reference.as_bytes()).map_err(engine)? {
-            Some(bytes) => Ok(Some(decode(&bytes, "code-status")?)),
+            Some(bytes) => Ok(Some(CodeStatusRecord::decode(&bytes)?)),
             None => Ok(None),
         }
     }
@@ -648,7 +648,7 @@ impl ReportStore for SledReportStore {
         let mut doomed = Vec::new();
         for item in self.code_status.iter() {
             let (key, value) = item.map_err(engine)?;
-            let record: CodeStatusRecord = decode(&value, "code-status")?;
+            let record = CodeStatusRecord::decode(&value)?;
             if record.expires < expired_before {
                 doomed.push(key);
             }

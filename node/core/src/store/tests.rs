@@ -129,6 +129,7 @@ fn a_code_status_follows_its_code_and_a_revoke_removes_the_code() {
             issued: DayNumber(10),
             expires: DayNumber(11),
             state: CodeState::Issued,
+            issued_by_key: (n == 2).then_some([n; 8]),
         };
         let record = |n: u8| CodeRecord {
             test_type: ReportType::ConfirmedTest,

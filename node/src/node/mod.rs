@@ -246,6 +246,7 @@ impl Node {
         )?);
         let node = Node::with_store(config, clock, store, keys);
         let new_case_worker = node.ensure_first_account()?;
+        node.audit_configuration()?;
         Ok(Opened {
             node,
             new_case_worker,

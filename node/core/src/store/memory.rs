@@ -13,8 +13,8 @@ use super::{
     API_KEY_ID_LEN, AccountRecord, ApiKeyRecord, CertificateState, CertificateUse, ChainHead,
     CodeRecord, CodeReference, CodeState, CodeStatus, CodeStatusRecord, CommitOutcome,
     CredentialRecord, CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey,
-    QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SessionRecord, StoreError, StoredUpload,
-    UploadCommit, code_lookup, code_purge_at, expiry_key, parse_expiring,
+    QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SessionRecord, SettingDigest, StoreError,
+    StoredUpload, UploadCommit, code_lookup, code_purge_at, expiry_key, parse_expiring,
 };
 
 #[derive(Default)]
@@ -34,6 +34,7 @@ struct Inner {
     accounts: BTreeMap<String, AccountRecord>,
     sessions: HashMap<[u8; 32], SessionRecord>,
     audit: BTreeMap<u64, AuditEntry>,
+    applied_settings: Vec<SettingDigest>,
     audit_anchor: Option<AuditAnchor>,
     state: Option<CutterState>,
     chain_head: Option<ChainHead>,
@@ -443,6 +444,15 @@ impl ReportStore for MemoryReportStore {
     fn audit_trail(&self) -> Result<(Option<AuditAnchor>, Vec<AuditEntry>), StoreError> {
         let inner = self.lock();
         Ok((inner.audit_anchor, inner.audit.values().cloned().collect()))
+    }
+
+    fn applied_settings(&self) -> Result<Vec<SettingDigest>, StoreError> {
+        Ok(self.lock().applied_settings.clone())
+    }
+
+    fn set_applied_settings(&self, settings: &[SettingDigest]) -> Result<(), StoreError> {
+        self.lock().applied_settings = settings.to_vec();
+        Ok(())
     }
 
     fn audit_head(&self) -> Result<Option<(u64, AuditHash)>, StoreError> {

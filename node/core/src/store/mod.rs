@@ -563,6 +563,9 @@ pub struct StoredBatch {
     pub purge_at: UnixTime,
 }
 
+/// One setting the node ran with: its key path and a keyed digest of its value.
+pub type SettingDigest = (String, [u8; 32]);
+
 /// A signed GAEN export zip ready to store.
 #[derive(Clone, Debug)]
 pub struct StoredExport {
@@ -907,6 +910,19 @@ pub trait ReportStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`].
     fn audit_head(&self) -> Result<Option<(u64, AuditHash)>, StoreError>;
+
+    /// The digests of the settings the node last ran with, by key path (empty before its
+    /// first start that recorded them). Digests only: a setting may be a secret.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn applied_settings(&self) -> Result<Vec<SettingDigest>, StoreError>;
+
+    /// Replaces the digests of the settings the node runs with.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn set_applied_settings(&self, settings: &[SettingDigest]) -> Result<(), StoreError>;
 
     /// Removes the audit entries up to `anchor.sequence` and keeps `anchor` in their place,
     /// in one atomic step. Returns how many entries went.

@@ -35,8 +35,8 @@ use super::{
     API_KEY_ID_LEN, AccountRecord, ApiKeyRecord, CertificateState, CertificateUse, ChainHead,
     CodeRecord, CodeReference, CodeState, CodeStatus, CodeStatusRecord, CommitOutcome,
     CredentialRecord, CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey,
-    QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SessionRecord, StoreError, StoredUpload,
-    UploadCommit, code_purge_at, decode, encode, expiry_key, parse_expiring,
+    QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SessionRecord, SettingDigest, StoreError,
+    StoredUpload, UploadCommit, code_purge_at, decode, encode, expiry_key, parse_expiring,
 };
 use ephemera_proto::sync::{DayDigest, sync_day};
 
@@ -45,6 +45,8 @@ const CUTTER_STATE_KEY: &[u8] = b"cutter-state";
 const AUDIT_ANCHOR_KEY: &[u8] = b"audit-anchor";
 /// Meta key of the batch log's head ([`ChainHead`]).
 const CHAIN_HEAD_KEY: &[u8] = b"chain-head";
+/// `meta` key of the digests of the settings the node last ran with.
+const APPLIED_SETTINGS_KEY: &[u8] = b"applied-settings";
 pub(super) const FORMAT_KEY: &[u8] = b"format";
 /// The on-disk layout this code reads and writes. Format 1 (no `format` key) kept revision
 /// token hashes and a certificate expiry entry per upload; format 2 kept batch bodies and
@@ -1155,6 +1157,21 @@ impl ReportStore for SledReportStore {
             .map(|v| decode(&v.map_err(engine)?, "audit"))
             .collect::<Result<_, _>>()?;
         Ok((anchor, entries))
+    }
+
+    fn applied_settings(&self) -> Result<Vec<SettingDigest>, StoreError> {
+        match self.meta.get(APPLIED_SETTINGS_KEY).map_err(engine)? {
+            Some(bytes) => decode(&bytes, "applied settings"),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn set_applied_settings(&self, settings: &[SettingDigest]) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        self.meta
+            .insert(APPLIED_SETTINGS_KEY, encode(&settings))
+            .map_err(engine)?;
+        Ok(())
     }
 
     fn audit_head(&self) -> Result<Option<(u64, AuditHash)>, StoreError> {

@@ -1038,3 +1038,19 @@ fn sled_opens_after_a_start_on_a_full_disk_left_an_unfinished_snapshot() {
     assert_eq!(store.upload_count().unwrap(), 1);
     assert!(!db.join("snap.7FFFFFFFFFFFFFFF.generating").exists());
 }
+
+#[test]
+fn applied_settings_are_replaced_whole_and_start_empty() {
+    both(|store| {
+        assert_eq!(store.applied_settings().unwrap(), vec![]);
+        let first = vec![
+            ("http.listen".to_owned(), [1; 32]),
+            ("data_dir".to_owned(), [2; 32]),
+        ];
+        store.set_applied_settings(&first).unwrap();
+        assert_eq!(store.applied_settings().unwrap(), first);
+        let second = vec![("http.listen".to_owned(), [3; 32])];
+        store.set_applied_settings(&second).unwrap();
+        assert_eq!(store.applied_settings().unwrap(), second);
+    });
+}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Headless-Chromium test of the case-worker page: installs Debian's chromium and the pinned
-# playwright-core, starts a node on loopback with a temporary data folder (its first start
-# prints the first case worker's password), and runs node/tests/browser/case-worker.mjs.
-# Screenshots land in $BROWSER_ARTIFACTS (default target/browser).
+# Headless-Chromium tests of the console, per role: installs Debian's chromium and the
+# pinned playwright-core, starts a node on loopback with a temporary data folder (its first
+# start prints the first admin's one-time password), and runs node/tests/browser/console.mjs
+# (admin, case worker, bulk issuer, auditor; TOTP, CSRF and role refusals, a keyboard-only
+# path, accessible names). Screenshots land in $BROWSER_ARTIFACTS (default target/browser).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root="$(pwd)"
@@ -20,10 +21,10 @@ command -v node >/dev/null || fail "Node.js is not installed"
 
 # --workspace keeps the feature resolution of `cargo test --workspace`, so nothing rebuilds.
 cargo build --locked --quiet --workspace --bins || fail "building ephemera-node failed"
-bin="$root/target/debug/ephemera-node"
+bin="${CARGO_TARGET_DIR:-$root/target}/debug/ephemera-node"
 artifacts="${BROWSER_ARTIFACTS:-$root/target/browser}"
 mkdir -p "$artifacts"
-rm -f "$artifacts"/case-worker*.png
+rm -f "$artifacts"/console*.png
 
 work="$(mktemp -d)"
 node_pid=""
@@ -56,11 +57,11 @@ password="$(sed -n 's/^  password: *//p' "$work/stdout")"
 echo "node started on a loopback port; case worker '$name' created"
 
 status=0
-(cd node/tests/browser && node case-worker.mjs "$url" "$name" "$password" "$artifacts/case-worker.png") \
+(cd node/tests/browser && timeout 300 node console.mjs "$url" "$name" "$password" "$artifacts") \
   || status=$?
 kill -TERM "$node_pid"
 for _ in $(seq 100); do kill -0 "$node_pid" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$node_pid" 2>/dev/null && fail "the node did not stop within 10 s of SIGTERM"
 node_pid=""
-[ "$status" -eq 0 ] || fail "the case-worker page test failed (screenshots in $artifacts)"
+[ "$status" -eq 0 ] || fail "the console test failed (screenshots in $artifacts)"
 echo "browser test passed; screenshots in $artifacts"

@@ -103,7 +103,10 @@ expect 400 "POST /v1/verify (malformed) reaches the node" \
   "$(status POST /v1/verify -H 'content-type: application/json' --data-binary '{}')"
 grep -q '"error"' "$work/body" || fail "POST /v1/verify was not answered by the node: $(cat "$work/body")"
 # Console routes: refused from the public side, served to the console network.
+expect 403 "GET /console from the public side" "$(status GET /console)"
 expect 403 "GET /case-worker from the public side" "$(status GET /case-worker)"
+expect 403 "POST /v1/session/cookie from the public side" \
+  "$(status POST /v1/session/cookie -H 'content-type: application/json' --data-binary '{}')"
 expect 403 "POST /v1/codes from the public side" \
   "$(status POST /v1/codes -H 'content-type: application/json' --data-binary '{}')"
 expect 403 "POST /v1/session from the public side" \
@@ -126,7 +129,10 @@ expect 401 "POST /v1/api-keys/<id>/revoke from the console network reaches the n
   "$(status POST /v1/api-keys/0123456789abcdef/revoke --interface 127.0.0.2)"
 expect 401 "GET /v1/codes/<reference> from the console network reaches the node" \
   "$(status GET /v1/codes/0123-4567-89AB --interface 127.0.0.2)"
-expect 200 "GET /case-worker from the console network" "$(status GET /case-worker --interface 127.0.0.2)"
+expect 200 "GET /console from the console network" "$(status GET /console --interface 127.0.0.2)"
+expect 308 "GET /case-worker from the console network (to /console)" "$(status GET /case-worker --interface 127.0.0.2)"
+expect 401 "GET /v1/session/csrf from the console network reaches the node" \
+  "$(status GET /v1/session/csrf --interface 127.0.0.2)"
 expect 401 "POST /v1/codes from the console network reaches the node" \
   "$(status POST /v1/codes --interface 127.0.0.2 -H 'content-type: application/json' --data-binary '{}')"
 expect 404 "GET /metrics is not served by the proxy" "$(status GET /metrics)"

@@ -103,7 +103,7 @@ config_keys! {
         /// Most phone requests (`/v1/verify`, `/v2/verify`, `/v1/uploads`) in flight at once; past it, 503
         /// `overloaded` with `Retry-After`.
         phone_in_flight: usize = 256, range(1, 1_000_000);
-        /// Most console requests (sign-in, codes, the case-worker page, `/metrics`) in flight.
+        /// Most console requests (sign-in, codes, the console page, `/metrics`) in flight.
         console_in_flight: usize = 32, range(1, 1_000_000);
         /// Most phone or console requests one client source has in flight at once (each class
         /// on its own), so that one client cannot take a whole class's cap. Sources are only

@@ -190,7 +190,7 @@ enum Kind {
 /// | --- | --- |
 /// | `phone` | `POST /v1/verify`, `POST /v1/uploads` |
 /// | `serving` | `/v1/batches*`, `/v1/exports/*`, `/v1/authority*`, `/v1/openapi.json` |
-/// | `console` | `/v1/session*`, `/v1/accounts*`, `/v1/codes`, `/case-worker*`, `/` |
+/// | `console` | `/v1/session*`, `/v1/accounts*`, `/v1/codes`, `/console*`, `/case-worker*`, `/` |
 /// | `health` | `/healthz`, `/metrics` |
 /// | `other` | anything else (404s) |
 pub(crate) fn route_class(path: &str) -> &'static str {
@@ -206,6 +206,7 @@ pub(crate) fn route_class(path: &str) -> &'static str {
             "serving"
         }
         _ if path == "/"
+            || path.starts_with("/console")
             || path.starts_with("/case-worker")
             || path.starts_with("/v1/session/")
             || path.starts_with("/v1/accounts/") =>
@@ -854,6 +855,9 @@ pub(crate) mod tests {
             ("/v1/session", "console"),
             ("/case-worker", "console"),
             ("/case-worker.js", "console"),
+            ("/console", "console"),
+            ("/console.css", "console"),
+            ("/v1/session/csrf", "console"),
             ("/", "console"),
             ("/healthz", "health"),
             ("/metrics", "health"),

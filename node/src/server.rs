@@ -197,7 +197,7 @@ pub enum Class {
     Health,
     /// `/v1/verify`, `/v2/verify`, `/v1/uploads`.
     Phone,
-    /// Sign-in and sessions, accounts, codes, the case-worker page, `/metrics`.
+    /// Sign-in and sessions, accounts, codes, the console page, `/metrics`.
     Console,
     /// Batches, exports, authority keys, the OpenAPI document, and unknown paths.
     Serving,
@@ -212,7 +212,8 @@ impl Class {
             "/v1/session" | "/v1/sessions" | "/v1/accounts" | "/v1/codes" | "/metrics" => {
                 Class::Console
             }
-            p if p.starts_with("/case-worker")
+            p if p.starts_with("/console")
+                || p.starts_with("/case-worker")
                 || p.starts_with("/v1/session/")
                 || p.starts_with("/v1/accounts/")
                 || p.starts_with("/v1/codes/")
@@ -950,6 +951,10 @@ mod tests {
         assert_eq!(Class::of("/v1/accounts"), Class::Console);
         assert_eq!(Class::of("/v1/accounts/bob/disable"), Class::Console);
         assert_eq!(Class::of("/case-worker"), Class::Console);
+        assert_eq!(Class::of("/console"), Class::Console);
+        assert_eq!(Class::of("/console.js"), Class::Console);
+        assert_eq!(Class::of("/v1/session/cookie"), Class::Console);
+        assert_eq!(Class::of("/v1/session/csrf"), Class::Console);
         assert_eq!(Class::of("/v1/codes/ABCDEFGHJKMN/revoke"), Class::Console);
         assert_eq!(Class::of("/v1/api-keys"), Class::Console);
         assert_eq!(Class::of("/v1/audit"), Class::Console);

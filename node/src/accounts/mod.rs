@@ -5,6 +5,7 @@
 //! | --- | --- |
 //! | `password.rs` | one-time passwords, PBKDF2 hashes, the rules for a chosen password |
 //! | `session.rs` | bearer tokens, filed by hash; idle timeout and lifetime |
+//! | `csrf.rs` | CSRF tokens of the console's cookie sessions, bound to the session |
 //! | `totp.rs` | RFC 6238 codes and the sealed secret |
 //! | `recovery.rs` | one-time recovery codes, kept hashed |
 //! | `budget.rs` | failed sign-in budgets per (source, name), source and name |
@@ -16,6 +17,7 @@
 
 pub mod api_key;
 mod budget;
+mod csrf;
 pub mod directory;
 mod password;
 pub(crate) mod recovery;
@@ -23,6 +25,7 @@ mod session;
 mod totp;
 
 pub(crate) use budget::LoginBudget;
+pub(crate) use csrf::{CsrfKey, CsrfRefusal};
 pub use password::{MIN_PASSWORD_CHARS, Password, WeakPassword, check_new_password};
 pub(crate) use password::{PBKDF2_ITERATIONS, check_password, dummy_record, hash_password};
 pub(crate) use session::{SessionToken, is_live, to_minute, token_id};

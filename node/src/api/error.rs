@@ -168,6 +168,19 @@ pub enum ApiError {
     /// The API key may not issue codes of this test type.
     #[error("this API key may not issue codes of this test type")]
     OutsideKeyScope,
+    /// A cookie-authenticated request without its `X-CSRF-Token` header.
+    #[error("a request with the console's session cookie must send its X-CSRF-Token header")]
+    CsrfMissing,
+    /// An `X-CSRF-Token` this node never issued.
+    #[error("the X-CSRF-Token header is not a token this node issued")]
+    CsrfInvalid,
+    /// An `X-CSRF-Token` issued to another session, or to one that has ended.
+    #[error("the X-CSRF-Token header belongs to another or an ended session; reload the page")]
+    CsrfSessionMismatch,
+    /// The session cookie names no live session: signed out, expired, or its account
+    /// disabled. The answer clears the cookie.
+    #[error("this session has ended (signed out, expired or its account disabled); sign in again")]
+    SessionEnded,
     /// The key's or account's codes for today are spent.
     #[error("the daily quota of codes is spent; try again after midnight UTC")]
     QuotaExceeded {
@@ -201,7 +214,8 @@ impl ApiError {
             }
             UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
-            Unauthorized | InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Unauthorized | InvalidCredentials | SessionEnded => StatusCode::UNAUTHORIZED,
+            CsrfMissing | CsrfInvalid | CsrfSessionMismatch => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Store(_) | Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -280,6 +294,10 @@ impl ApiError {
             ApiKeyRevoked => "api-key-revoked",
             OutsideKeyScope => "outside-key-scope",
             QuotaExceeded { .. } => "quota-exceeded",
+            CsrfMissing => "csrf-missing",
+            CsrfInvalid => "csrf-invalid",
+            CsrfSessionMismatch => "csrf-session-mismatch",
+            SessionEnded => "session-ended",
         }
     }
 
@@ -407,6 +425,9 @@ impl IntoResponse for ApiError {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if matches!(self, ApiError::SessionEnded) {
+            headers.insert(header::SET_COOKIE, crate::api::caller::clear_cookie());
         }
         if let Some(seconds) = self.retry_after() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -550,6 +571,18 @@ mod tests {
                 ApiError::OutsideKeyScope,
                 StatusCode::FORBIDDEN,
                 "outside-key-scope",
+            ),
+            (ApiError::CsrfMissing, StatusCode::FORBIDDEN, "csrf-missing"),
+            (ApiError::CsrfInvalid, StatusCode::FORBIDDEN, "csrf-invalid"),
+            (
+                ApiError::CsrfSessionMismatch,
+                StatusCode::FORBIDDEN,
+                "csrf-session-mismatch",
+            ),
+            (
+                ApiError::SessionEnded,
+                StatusCode::UNAUTHORIZED,
+                "session-ended",
             ),
             (
                 ApiError::QuotaExceeded { retry_after: 5 },

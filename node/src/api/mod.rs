@@ -17,6 +17,8 @@
 //! | `GET /v1/exports/index.txt` | | GAEN index: `v1/exports/<file>` per line |
 //! | `GET /v1/exports/{file}` | | GAEN export zip (`export.bin` + `export.sig`), immutable |
 //! | `POST /v1/session` | [`types::LoginRequest`] | [`types::LoginResponse`]; 401 `totp-required` |
+//! | `POST /v1/session/cookie` | [`types::LoginRequest`] | [`types::ConsoleSession`] and the session cookie (the console) |
+//! | `GET /v1/session/csrf` | session cookie | [`types::ConsoleSession`]: the page's CSRF token after a reload |
 //! | `GET /v1/session` | bearer | [`types::SessionInfo`] |
 //! | `DELETE /v1/session` | bearer | 204 |
 //! | `DELETE /v1/sessions` | bearer | 204: every session of the account ends |
@@ -36,7 +38,10 @@
 //! | `POST /v1/api-keys/{id}/revoke` | bearer (admin) | 204 |
 //! | `GET /v1/codes/{reference}` | bearer (case-worker or bulk-issuer) | [`types::CodeStatusInfo`] |
 //! | `POST /v1/codes/{reference}/revoke` | bearer (case-worker or bulk-issuer) | [`types::CodeStatusInfo`]; 409 `code-not-revocable` |
-//! | `GET /case-worker` | | the case-worker page |
+//! | `GET /console` | | the authority's console (`GET /case-worker` redirects to it) |
+//!
+//! "bearer" above is the caller's credential as [`caller`] resolves it: `Authorization:
+//! Bearer <token>`, or the console's session cookie with its `X-CSRF-Token` header.
 //!
 //! No layer logs requests or peers. Bodies arrive here already read: `crate::server` reads
 //! them within the body timeout and memory budget, and refuses an announced oversize body
@@ -44,6 +49,7 @@
 //! the per-source in-flight caps and the sign-in budget, as keyed hashes held in memory
 //! ([`crate::server::Source`]).
 
+pub mod caller;
 pub mod contract;
 pub mod error;
 mod immutable;
@@ -64,6 +70,7 @@ use ephemera_proto::sealed::{self, SealedRoute};
 use serde::Deserialize;
 
 use crate::node::Node;
+use caller::caller;
 use error::ApiError;
 use types::{
     CreateAccountRequest, Health, IssueCodesRequest, LoginRequest, PasswordChangeRequest,
@@ -127,6 +134,11 @@ pub fn router(node: Node) -> Router {
             "/v1/session/password",
             post(change_password).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
         )
+        .route(
+            "/v1/session/cookie",
+            post(cookie_login).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .route("/v1/session/csrf", get(console_session))
         .route("/v1/sessions", axum::routing::delete(logout_everywhere))
         .route("/v1/session/totp", post(begin_totp))
         .route(
@@ -242,13 +254,14 @@ fn padded_json(bytes: Vec<u8>) -> Response {
         .into_response()
 }
 
-/// The bearer token and JSON body of a signed-in request, checked in that order: a request
-/// without a session learns nothing about its body.
-fn signed_json<T: for<'de> Deserialize<'de>>(
-    headers: &HeaderMap,
+/// The caller's token and JSON body of a signed-in request, checked in that order: a
+/// request without a session learns nothing about its body.
+fn signed_json<'a, T: for<'de> Deserialize<'de>>(
+    node: &Node,
+    headers: &'a HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(&str, T), ApiError> {
-    let token = bearer(headers)?;
+) -> Result<(&'a str, T), ApiError> {
+    let token = caller(node, headers)?;
     require_json(headers)?;
     Ok((token, json_body(body)?))
 }
@@ -261,15 +274,6 @@ fn no_store<T: serde::Serialize>(status: StatusCode, value: T) -> Response {
         axum::Json(value),
     )
         .into_response()
-}
-
-fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(ApiError::Unauthorized)
 }
 
 /// Liveness (the process answers: always 200) and readiness (`ready`: whether new uploads
@@ -294,7 +298,7 @@ async fn healthz(State(node): State<Node>) -> impl IntoResponse {
     security((), ("bearer" = [])))]
 async fn metrics(State(node): State<Node>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(token) = &node.config().http.metrics_token
-        && !token.matches(bearer(&headers)?.as_bytes())
+        && !token.matches(caller::bearer(&headers)?.as_bytes())
     {
         return Err(ApiError::Unauthorized);
     }
@@ -628,7 +632,40 @@ async fn login(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require_json(&headers)?;
+    let response = sign_in(&node, source, &headers, body).await?;
+    Ok(no_store(StatusCode::OK, response))
+}
+
+/// Signs a staff account in for the console: as `POST /v1/session`, but the session's
+/// token goes only into an HttpOnly, Secure, SameSite=Strict cookie
+/// (`__Host-ephemera-session`), and the answer carries the session's CSRF token, to be
+/// sent as `X-CSRF-Token` with every request the cookie authenticates.
+#[utoipa::path(post, path = "/v1/session/cookie", request_body = LoginRequest,
+    responses((status = 200, body = types::ConsoleSession, headers(
+        ("Set-Cookie" = String, description = "`__Host-ephemera-session=<token>; Max-Age=<session lifetime>; Path=/; HttpOnly; Secure; SameSite=Strict`")))))]
+async fn cookie_login(
+    State(node): State<Node>,
+    source: Option<axum::Extension<crate::server::Source>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let response = sign_in(&node, source, &headers, body).await?;
+    let token = zeroize::Zeroizing::new(response.token);
+    let session = node.console_session(&token)?;
+    let cookie = caller::session_cookie(&token, node.config().authority.session_lifetime_seconds)?;
+    let mut answer = no_store(StatusCode::OK, session);
+    answer.headers_mut().insert(header::SET_COOKIE, cookie);
+    Ok(answer)
+}
+
+/// The checks and sign-in shared by `POST /v1/session` and `POST /v1/session/cookie`.
+async fn sign_in(
+    node: &Node,
+    source: Option<axum::Extension<crate::server::Source>>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<types::LoginResponse, ApiError> {
+    require_json(headers)?;
     let request: LoginRequest = json_body(body)?;
     // Checked before the guessing budget is charged: a malformed request guesses nothing.
     check_lengths(&request.name, &request.password)?;
@@ -647,35 +684,59 @@ async fn login(
         totp: request.totp.clone().map(zeroize::Zeroizing::new),
         recovery_code: request.recovery_code.clone().map(zeroize::Zeroizing::new),
     };
-    let response = node
-        .login_from(&request.name, &request.password, second, source)
-        .await?;
-    Ok(no_store(StatusCode::OK, response))
+    node.login_from(&request.name, &request.password, second, source)
+        .await
+}
+
+/// The console's session after a reload: who the session cookie's session is, and its
+/// CSRF token. Needs the cookie (and no CSRF header: this is where the page gets it);
+/// a bearer token is not taken here.
+#[utoipa::path(get, path = "/v1/session/csrf", responses((status = 200, body = types::ConsoleSession)), security(("console" = [])))]
+async fn console_session(
+    State(node): State<Node>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let session = node.console_session(caller::cookie_token(&headers)?)?;
+    Ok(no_store(StatusCode::OK, session))
 }
 
 /// Who the session is: its account, roles, and whether it must set a password or enrol
 /// TOTP first.
 #[utoipa::path(get, path = "/v1/session", responses((status = 200, body = types::SessionInfo)), security(("bearer" = [])))]
 async fn session_info(State(node): State<Node>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let info = node.session_info(bearer(&headers)?)?;
+    let info = node.session_info(caller(&node, &headers)?)?;
     Ok(no_store(StatusCode::OK, info))
 }
 
-/// Signs out.
-#[utoipa::path(delete, path = "/v1/session", responses((status = 204, description = "Signed out")), security(("bearer" = [])))]
-async fn logout(State(node): State<Node>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
-    node.logout(bearer(&headers)?).await?;
-    Ok(StatusCode::NO_CONTENT)
+/// Signs out. The answer also clears the console's session cookie.
+#[utoipa::path(delete, path = "/v1/session", responses((status = 204, description = "Signed out",
+    headers(("Set-Cookie" = String, description = "Clears the console's cookie: `__Host-ephemera-session=; Max-Age=0; …`")))),
+    security(("bearer" = [])))]
+async fn logout(State(node): State<Node>, headers: HeaderMap) -> Result<Response, ApiError> {
+    node.logout(caller(&node, &headers)?).await?;
+    Ok(signed_out())
 }
 
-/// Signs the account out everywhere: every session of it ends, this one too.
-#[utoipa::path(delete, path = "/v1/sessions", responses((status = 204, description = "Every session of the account ended")), security(("bearer" = [])))]
+/// 204 that clears the console's session cookie.
+fn signed_out() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, caller::clear_cookie())],
+    )
+        .into_response()
+}
+
+/// Signs the account out everywhere: every session of it ends, this one too. The answer
+/// also clears the console's session cookie.
+#[utoipa::path(delete, path = "/v1/sessions", responses((status = 204, description = "Every session of the account ended",
+    headers(("Set-Cookie" = String, description = "Clears the console's cookie: `__Host-ephemera-session=; Max-Age=0; …`")))),
+    security(("bearer" = [])))]
 async fn logout_everywhere(
     State(node): State<Node>,
     headers: HeaderMap,
-) -> Result<StatusCode, ApiError> {
-    node.logout_everywhere(bearer(&headers)?).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<Response, ApiError> {
+    node.logout_everywhere(caller(&node, &headers)?).await?;
+    Ok(signed_out())
 }
 
 /// Sets a new password (12 to 256 characters, not a common one): the one thing a session
@@ -688,7 +749,7 @@ async fn change_password(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let (token, request): (&str, PasswordChangeRequest) = signed_json(&headers, body)?;
+    let (token, request): (&str, PasswordChangeRequest) = signed_json(&node, &headers, body)?;
     if !contract::length_fits(&request.current_password, contract::MAX_PASSWORD_CHARS) {
         return Err(ApiError::InvalidParameter {
             name: "current_password",
@@ -716,7 +777,7 @@ async fn change_password(
 /// a code from it is confirmed.
 #[utoipa::path(post, path = "/v1/session/totp", responses((status = 200, body = types::TotpEnrolment)), security(("bearer" = [])))]
 async fn begin_totp(State(node): State<Node>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let enrolment = node.begin_totp(bearer(&headers)?).await?;
+    let enrolment = node.begin_totp(caller(&node, &headers)?).await?;
     Ok(no_store(StatusCode::OK, enrolment))
 }
 
@@ -729,7 +790,7 @@ async fn confirm_totp(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (token, request): (&str, TotpConfirmRequest) = signed_json(&headers, body)?;
+    let (token, request): (&str, TotpConfirmRequest) = signed_json(&node, &headers, body)?;
     let codes = node.confirm_totp(token, &request.code).await?;
     Ok(no_store(StatusCode::OK, codes))
 }
@@ -740,14 +801,14 @@ async fn recovery_codes(
     State(node): State<Node>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let codes = node.renew_recovery_codes(bearer(&headers)?).await?;
+    let codes = node.renew_recovery_codes(caller(&node, &headers)?).await?;
     Ok(no_store(StatusCode::OK, codes))
 }
 
 /// Every staff account (admins only).
 #[utoipa::path(get, path = "/v1/accounts", responses((status = 200, body = Vec<crate::accounts::directory::AccountSummary>)), security(("bearer" = [])))]
 async fn list_accounts(State(node): State<Node>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let accounts = node.list_accounts(bearer(&headers)?)?;
+    let accounts = node.list_accounts(caller(&node, &headers)?)?;
     Ok(no_store(StatusCode::OK, accounts))
 }
 
@@ -760,7 +821,7 @@ async fn create_account(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (token, request): (&str, CreateAccountRequest) = signed_json(&headers, body)?;
+    let (token, request): (&str, CreateAccountRequest) = signed_json(&node, &headers, body)?;
     let created = node
         .create_account(token, &request.name, &request.roles)
         .await?;
@@ -810,7 +871,7 @@ async fn set_enabled(
     headers: &HeaderMap,
     enabled: bool,
 ) -> Result<StatusCode, ApiError> {
-    let token = bearer(headers)?;
+    let token = caller(node, headers)?;
     node.set_account_enabled(token, account_name(name)?, enabled)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -827,7 +888,7 @@ async fn set_roles(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let (token, request): (&str, RolesRequest) = signed_json(&headers, body)?;
+    let (token, request): (&str, RolesRequest) = signed_json(&node, &headers, body)?;
     node.set_account_roles(token, account_name(&name)?, &request.roles)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -843,7 +904,7 @@ async fn reset_password(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let token = bearer(&headers)?;
+    let token = caller(&node, &headers)?;
     let reset = node
         .reset_account_password(token, account_name(&name)?)
         .await?;
@@ -864,7 +925,7 @@ async fn issue_codes(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let token = bearer(&headers)?;
+    let token = caller(&node, &headers)?;
     let wants_csv = wants_csv(&headers);
     let (issuer, request) = if token.starts_with(API_KEY_PREFIX) {
         // A lab's or hospital's key: any count up to the request maximum, JSON or CSV,
@@ -983,7 +1044,7 @@ async fn code_lifecycle(
     headers: &HeaderMap,
     revoke: bool,
 ) -> Result<Response, ApiError> {
-    let asker = lifecycle_asker(node, bearer(headers)?)?;
+    let asker = lifecycle_asker(node, caller(node, headers)?)?;
     let reference = code_reference(reference)?;
     let status = if revoke {
         node.revoke_code(&reference, &asker).await?
@@ -996,7 +1057,7 @@ async fn code_lifecycle(
 /// Every API key of lab and hospital systems, never a secret (admins only).
 #[utoipa::path(get, path = "/v1/api-keys", responses((status = 200, body = Vec<crate::accounts::api_key::ApiKeySummary>)), security(("bearer" = [])))]
 async fn list_api_keys(State(node): State<Node>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let keys = node.list_api_keys(bearer(&headers)?)?;
+    let keys = node.list_api_keys(caller(&node, &headers)?)?;
     Ok(no_store(StatusCode::OK, keys))
 }
 
@@ -1010,7 +1071,7 @@ async fn create_api_key(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (token, request): (&str, types::CreateApiKeyRequest) = signed_json(&headers, body)?;
+    let (token, request): (&str, types::CreateApiKeyRequest) = signed_json(&node, &headers, body)?;
     let created = node
         .create_api_key(token, &request.name, &request.test_types)
         .await?;
@@ -1026,7 +1087,7 @@ async fn revoke_api_key(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let token = bearer(&headers)?;
+    let token = caller(&node, &headers)?;
     let id = crate::accounts::api_key::parse_id(&id).ok_or(ApiError::InvalidParameter {
         name: "id",
         reason: "must be 16 hex digits",
@@ -1079,7 +1140,7 @@ async fn audit_export(
     headers: HeaderMap,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let token = bearer(&headers)?;
+    let token = caller(&node, &headers)?;
     let Ok(Query(query)) = query else {
         return Err(ApiError::InvalidParameter {
             name: "after",

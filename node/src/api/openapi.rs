@@ -21,7 +21,7 @@
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{contract, types};
@@ -161,6 +161,16 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // The console's session cookie: every operation that takes "bearer" takes it too,
+        // with the session's CSRF token in `X-CSRF-Token` (answers `csrf-missing`,
+        // `csrf-invalid`, `csrf-session-mismatch` 403 and `session-ended` 401 otherwise).
+        components.add_security_scheme(
+            "console",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                super::caller::SESSION_COOKIE,
+                "The console's session (POST /v1/session/cookie). Every request it authenticates but GET /v1/session/csrf also sends the session's CSRF token as `X-CSRF-Token`.",
+            ))),
+        );
     }
 }
 
@@ -173,7 +183,7 @@ impl Modify for BearerAuth {
         super::batch_index,
         super::batch, super::batch_filter, super::heads, super::head_conflicts,
         super::export_index, super::export_file,
-        super::login, super::logout, super::issue_codes,
+        super::login, super::cookie_login, super::console_session, super::logout, super::issue_codes,
         super::session_info, super::logout_everywhere, super::change_password,
         super::begin_totp, super::confirm_totp, super::recovery_codes,
         super::list_accounts, super::create_account, super::disable_account,
@@ -181,7 +191,7 @@ impl Modify for BearerAuth {
         super::code_status, super::revoke_code,
         super::list_api_keys, super::create_api_key, super::revoke_api_key,
         super::audit_export,
-        super::page::root, super::page::page, super::page::script, super::page::style,
+        super::page::root, super::page::case_worker, super::page::page, super::page::script, super::page::style,
     ),
     components(schemas(
         VerifyRequestDoc, VerifyResponseDoc, UploadResponseDoc, SealingKeyDoc, ErrorBodyDoc, BatchIndexEntryDoc,
@@ -191,7 +201,7 @@ impl Modify for BearerAuth {
         crate::accounts::api_key::ApiKeySummary, crate::node::AuditExport,
         crate::audit_export::AuditRow,
         types::AuthorityInfo, types::Health, types::NotReady,
-        types::SessionInfo, types::PasswordChangeRequest, types::CreateAccountRequest,
+        types::SessionInfo, types::ConsoleSession, types::PasswordChangeRequest, types::CreateAccountRequest,
         types::RolesRequest, types::OneTimePassword, types::TotpEnrolment,
         types::TotpConfirmRequest, types::RecoveryCodes,
         crate::accounts::directory::AccountSummary,
@@ -322,7 +332,7 @@ pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'stati
             (500, STORAGE),
         ],
         ("get", "/v1/exports/index.txt") => vec![(500, STORAGE)],
-        ("post", "/v1/session") => vec![
+        ("post", "/v1/session") | ("post", "/v1/session/cookie") => vec![
             (400, &["malformed-json", "invalid-parameter"]),
             (401, &["invalid-credentials", "totp-required"]),
             (415, &["unsupported-media-type"]),
@@ -331,6 +341,9 @@ pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'stati
         ],
         ("delete", "/v1/session") | ("delete", "/v1/sessions") | ("get", "/v1/session") => {
             vec![(401, &["unauthorized"]), (500, STORAGE)]
+        }
+        ("get", "/v1/session/csrf") => {
+            vec![(401, &["unauthorized", "session-ended"]), (500, STORAGE)]
         }
         ("post", "/v1/codes") => vec![
             (400, &["malformed-json", "invalid-parameter"]),
@@ -738,8 +751,14 @@ fn add_errors(doc: &mut Value) {
         };
         for (method, operation) in item.iter_mut() {
             let mut statuses: Vec<(u16, Vec<&str>)> = Vec::new();
+            let cookie = if takes_console_cookie(operation) && path != "/metrics" {
+                COOKIE_ERRORS
+            } else {
+                &[]
+            };
             for (status, codes) in errors_of(method, path)
                 .into_iter()
+                .chain(cookie.iter().copied())
                 .chain(PRE_HANDLER.iter().copied())
             {
                 match statuses.iter_mut().find(|(s, _)| *s == status) {
@@ -757,6 +776,31 @@ fn add_errors(doc: &mut Value) {
             }
         }
     }
+}
+
+/// What a request with the console's session cookie may answer beyond a bearer request's
+/// (`super::caller`).
+const COOKIE_ERRORS: &[(u16, &[&str])] = &[
+    (401, &["session-ended"]),
+    (
+        403,
+        &["csrf-missing", "csrf-invalid", "csrf-session-mismatch"],
+    ),
+];
+
+/// Whether an operation takes a bearer session, and so the console's cookie too; adds
+/// the cookie as the other way to authenticate.
+fn takes_console_cookie(operation: &mut Value) -> bool {
+    let Some(security) = operation.get_mut("security").and_then(Value::as_array_mut) else {
+        return false;
+    };
+    let bearer = security
+        .iter()
+        .any(|requirement| requirement.get("bearer").is_some());
+    if bearer {
+        security.push(json!({"console": []}));
+    }
+    bearer
 }
 
 /// One error response: its codes in the description and as the schema's enum.
@@ -829,9 +873,12 @@ mod tests {
             "/v1/accounts/{name}/reset-password",
             "/v1/codes",
             "/",
+            "/console",
+            "/console.js",
+            "/console.css",
             "/case-worker",
-            "/case-worker.js",
-            "/case-worker.css",
+            "/v1/session/cookie",
+            "/v1/session/csrf",
         ] {
             assert!(paths.contains_key(path), "{path} missing");
         }

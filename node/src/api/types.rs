@@ -97,6 +97,26 @@ pub struct SessionInfo {
     pub expires_at: u64,
 }
 
+/// `POST /v1/session/cookie` and `GET /v1/session/csrf`: who the console's cookie session
+/// is, and the CSRF token to send as `X-CSRF-Token` with every request it makes. The
+/// session's token itself is only in the HttpOnly cookie.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsoleSession {
+    /// Who the session is.
+    #[serde(flatten)]
+    pub session: SessionInfo,
+    /// The session's CSRF token, 64 hex characters.
+    pub csrf_token: String,
+}
+
+impl fmt::Debug for ConsoleSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsoleSession")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
 /// `POST /v1/accounts`: an admin creates an account. Unknown fields are refused.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -142,7 +142,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     );
     let _ = writeln!(stdout, "  authority key:    {}", info.authority_public_key);
     let _ = writeln!(stdout, "  batch key:        {}", info.batch_public_key);
-    let _ = writeln!(stdout, "  case-worker page: http://{local}/case-worker");
+    let _ = writeln!(stdout, "  console:          http://{local}/console");
     let next = &opened.node.keys().next;
     for (key, under_way) in [
         ("batch", next.batch.is_some()),

@@ -44,7 +44,7 @@ pub struct Session {
     /// When the session ends at the latest.
     expires_at: ephemera_proto::UnixTime,
     /// The SHA-256 of its token.
-    id: [u8; 32],
+    pub(super) id: [u8; 32],
 }
 
 impl Session {

@@ -13,6 +13,7 @@ mod audit;
 mod authority;
 mod batch_log;
 mod clock_watch;
+mod console_session;
 pub(crate) mod disk_reserve;
 mod federation;
 mod phone_timing;
@@ -136,6 +137,9 @@ struct Inner {
     flusher: Flusher,
     /// Seals staff accounts' TOTP secrets at rest (a key derived from the code pepper).
     totp_seal: TotpSeal,
+    /// Derives and checks the CSRF tokens of the console's cookie sessions (keys derived
+    /// from the code pepper).
+    csrf: crate::accounts::CsrfKey,
     /// The last TOTP step each account signed in with, so that no code works twice: in
     /// memory only.
     totp_steps: Mutex<std::collections::HashMap<String, u64>>,
@@ -268,6 +272,7 @@ impl Node {
             LOGIN_WINDOW_SECONDS,
         );
         let totp_seal = TotpSeal::new(&keys.pepper);
+        let csrf = crate::accounts::CsrfKey::new(&keys.pepper);
         let core = NodeCore::new(config.policy(), keys, &mut rand::rng());
         // A store that cannot say whether it cut before is taken to have cut.
         let last_cut = store
@@ -311,6 +316,7 @@ impl Node {
                 store,
                 metrics: Metrics::new(),
                 totp_seal,
+                csrf,
                 totp_steps: Mutex::new(std::collections::HashMap::new()),
                 accounts_lock: Mutex::new(()),
                 login_budget: Mutex::new(login_budget),

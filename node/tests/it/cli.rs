@@ -221,7 +221,7 @@ fn backup_works_through_a_running_node_and_without_one() {
     let started = BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)
-        .any(|line| line.contains("case-worker page"));
+        .any(|line| line.contains("  console: "));
     assert!(started);
     let socket = data.join(ephemera_node::control::CONTROL_SOCKET);
     assert!(socket.exists());

@@ -330,7 +330,7 @@ async fn likely_reports_are_revised_to_confirmed_or_revoked() {
 }
 
 #[tokio::test]
-async fn operations_endpoints_and_case_worker_page() {
+async fn operations_endpoints_and_the_console_page() {
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::start(dir.path(), ManualClock::new(T0)).await;
     let health = node.get("/healthz").await;
@@ -405,7 +405,14 @@ async fn operations_endpoints_and_case_worker_page() {
     assert_eq!(reference.len(), 12, "{}", lines[1]);
     assert!(ephemera_node::store::CodeReference::parse(reference).is_some());
 
-    let page = node.get("/case-worker").await;
+    // The old address sends browsers on to the console.
+    let moved = node.get("/case-worker").await;
+    assert_eq!(moved.status, 308);
+    assert_eq!(moved.header("location"), Some("/console"));
+    let root = node.get("/").await;
+    assert_eq!(root.status, 303);
+    assert_eq!(root.header("location"), Some("/console"));
+    let page = node.get("/console").await;
     assert_eq!(page.status, 200);
     assert!(
         page.header("content-security-policy")
@@ -421,6 +428,13 @@ async fn operations_endpoints_and_case_worker_page() {
         "issued-reference",
         "bulk-count",
         "bulk-download",
+        "status-reference",
+        "accounts-table",
+        "keys-table",
+        "audit-table",
+        "password-form",
+        "totp-begin",
+        "sign-out-everywhere",
     ] {
         assert!(html.contains(&format!("id=\"{id}\"")), "{id}");
     }
@@ -428,8 +442,8 @@ async fn operations_endpoints_and_case_worker_page() {
         !html.contains("http://") && !html.contains("https://"),
         "no outside assets"
     );
-    assert_eq!(node.get("/case-worker.js").await.status, 200);
-    assert_eq!(node.get("/case-worker.css").await.status, 200);
+    assert_eq!(node.get("/console.js").await.status, 200);
+    assert_eq!(node.get("/console.css").await.status, 200);
 
     assert_eq!(node.logout(&session).await.status, 204);
     node.post_json(

@@ -260,7 +260,7 @@ fn keys_rotate_refuses_while_the_node_runs_and_status_prints_every_key() {
     let started = BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)
-        .any(|line| line.contains("case-worker page"));
+        .any(|line| line.contains("  console: "));
     let keys = |args: &[&str]| {
         Command::new(BIN)
             .arg("keys")

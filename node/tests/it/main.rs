@@ -9,6 +9,7 @@ mod blind_token;
 mod cli;
 mod clock;
 mod codes;
+mod console_session;
 mod contract;
 mod crash;
 mod decoys;

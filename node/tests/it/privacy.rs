@@ -402,6 +402,37 @@ async fn staff_passwords_totp_secrets_recovery_codes_and_tokens_stay_out_of_disk
     .await
     .json();
     let reset_password = reset["password"].as_str().unwrap().to_owned();
+    // The console's cookie session: its token and CSRF token stay out of disk and logs too.
+    let admin_name = node.case_worker.clone().unwrap().0;
+    let console = node
+        .post_json(
+            "/v1/session/cookie",
+            &[],
+            &serde_json::json!({"name": admin_name, "password": admin_password}),
+        )
+        .await;
+    assert_eq!(console.status, 200);
+    let cookie = console.header("set-cookie").unwrap().to_owned();
+    let cookie_token = cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .unwrap()
+        .1
+        .to_owned();
+    let csrf = console.json()["csrf_token"].as_str().unwrap().to_owned();
+    let cookie_header = format!("__Host-ephemera-session={cookie_token}");
+    for (presented, status) in [(csrf.as_str(), 200), ("00", 403)] {
+        let answer = request(
+            node.addr,
+            "GET",
+            "/v1/session",
+            &[("Cookie", &cookie_header), ("X-CSRF-Token", presented)],
+            b"",
+        )
+        .await;
+        assert_eq!(answer.status, status);
+    }
     node.stop().await;
 
     let mut secrets: Vec<Secret> = vec![
@@ -418,7 +449,13 @@ async fn staff_passwords_totp_secrets_recovery_codes_and_tokens_stay_out_of_disk
         ),
         ("user agent".into(), USER_AGENT.as_bytes().to_vec()),
     ];
-    for token in [&admin, &bob, &second["token"].as_str().unwrap().to_owned()] {
+    secrets.extend(encodings("CSRF token", csrf.as_bytes()));
+    for token in [
+        &admin,
+        &bob,
+        &second["token"].as_str().unwrap().to_owned(),
+        &cookie_token,
+    ] {
         secrets.extend(encodings("bearer token", token.as_bytes()));
         secrets.push(("bearer token bytes".into(), hex::decode(token).unwrap()));
     }

@@ -18,6 +18,7 @@ mod federation;
 mod phone_timing;
 mod publication;
 mod sealed_exchange;
+mod stats;
 mod token_keys;
 mod twin_watch;
 mod uploads;
@@ -27,6 +28,10 @@ pub use api_keys::KeyHolder;
 pub use audit::{AuditExport, AuditPage, MAX_AUDIT_PAGE};
 pub use authority::Issuer;
 pub use phone_timing::Answered;
+pub use stats::{
+    Counters, DEFAULT_STATS_DAYS, MAX_STATS_DAYS, STATS_CSV_HEADER, ShownCount, StatsRange,
+    StatsReport, StatsRow, test_types,
+};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -23,6 +23,7 @@ mod monitoring;
 mod privacy;
 mod revision;
 mod serving;
+mod stats;
 mod throughput;
 mod upgrade;
 mod util;

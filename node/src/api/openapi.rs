@@ -600,6 +600,14 @@ fn constrain(doc: &mut Value, config: &NodeConfig) {
         at(schemas, &["IssuedCode", "properties", "code"]),
         json!({"pattern": contract::ISSUED_CODE_PATTERN, "minLength": 19, "maxLength": 19}),
     );
+    // A statistics count: a number, or "<N" for one suppressed below the threshold N.
+    schemas["StatsRow"]["properties"]["count"] = json!({
+        "description": "The count, or `\"<N\"` for one from 1 to N − 1 (N: the report's `min_count`).",
+        "oneOf": [
+            {"type": "integer", "minimum": 0},
+            {"type": "string", "pattern": "^<[0-9]+$"},
+        ],
+    });
     schemas["UploadCode"] = json!({
         "type": "string",
         "description": "An upload code as a person types it: 16 Crockford base32 symbols, either case, O read as 0 and I, L as 1, dashes and spaces ignored.",

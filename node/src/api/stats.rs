@@ -30,7 +30,8 @@ pub(super) fn routes() -> Router<Node> {
 pub(super) struct StatsQuery {
     /// The first day, `YYYY-MM-DD` (UTC); default: 29 days before `to`.
     from: Option<String>,
-    /// The last day, `YYYY-MM-DD` (UTC); default: today. At most 366 days from `from`.
+    /// The last day, `YYYY-MM-DD` (UTC); default: today. Not before `from`, at most 365
+    /// days after it (366 days in all).
     to: Option<String>,
 }
 
@@ -40,7 +41,8 @@ pub(super) struct StatsQuery {
 pub(super) struct ChartQuery {
     /// The first day, `YYYY-MM-DD` (UTC); default: 29 days before `to`.
     from: Option<String>,
-    /// The last day, `YYYY-MM-DD` (UTC); default: today. At most 366 days from `from`.
+    /// The last day, `YYYY-MM-DD` (UTC); default: today. Not before `from`, at most 365
+    /// days after it (366 days in all).
     to: Option<String>,
     /// What to draw (default `codes_issued`): `codes_issued`, `codes_used`,
     /// `codes_expired`, `codes_revoked`, `uploads_accepted`, `uploads_relayed` or

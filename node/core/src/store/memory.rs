@@ -103,21 +103,15 @@ impl ReportStore for MemoryReportStore {
     fn expire_code_statuses(&self, today: DayNumber) -> Result<u64, StoreError> {
         let mut inner = self.lock();
         let mut tally = StatsTally::new();
+        let mut expired = 0;
         for record in inner.code_status.values_mut() {
             if record.state == CodeState::Issued && record.expires < today {
                 let state = CodeState::Expired(record.expires);
-                tally.add(
-                    StatsKey {
-                        day: record.expires,
-                        metric: super::StatsMetric::CodesExpired,
-                        test_type: Some(record.test_type),
-                    },
-                    1,
-                );
+                tally.merge(&record.count_change(state));
                 record.state = state;
+                expired += 1;
             }
         }
-        let expired = tally.changes().map(|(_, n)| n.unsigned_abs()).sum();
         inner.count(&tally);
         Ok(expired)
     }

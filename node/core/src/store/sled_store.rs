@@ -715,9 +715,7 @@ impl ReportStore for SledReportStore {
             let mut record: CodeStatusRecord = decode(&value, "code-status")?;
             if record.state == CodeState::Issued && record.expires < today {
                 let state = CodeState::Expired(record.expires);
-                for (k, delta) in record.count_change(state).changes() {
-                    tally.add(*k, delta);
-                }
+                tally.merge(&record.count_change(state));
                 record.state = state;
                 expired.push((key, encode(&record)));
             }

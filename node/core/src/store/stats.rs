@@ -153,6 +153,13 @@ impl StatsTally {
         }
     }
 
+    /// Adds every change of `other`.
+    pub fn merge(&mut self, other: &StatsTally) {
+        for (key, delta) in other.changes() {
+            self.add(*key, delta);
+        }
+    }
+
     /// Counts one event of `metric` of `test_type` on `day`.
     pub fn count(&mut self, day: DayNumber, metric: StatsMetric, test_type: Option<ReportType>) {
         let test_type = test_type.filter(|_| metric.has_test_type());
@@ -239,6 +246,10 @@ mod tests {
         assert_eq!(changes[0].1, 2);
         // The batch counter is filed without a type whatever the caller passed.
         assert_eq!(changes[1].0.test_type, None);
+        let mut merged = StatsTally::new();
+        merged.merge(&tally);
+        merged.merge(&tally);
+        assert_eq!(merged.changes().map(|(_, v)| v).sum::<i64>(), 6);
         let key = changes[1].0;
         tally.add(key, -1);
         assert_eq!(tally.changes().count(), 1);

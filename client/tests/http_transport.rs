@@ -8,6 +8,7 @@ use ephemera_client::http::HttpTransport;
 use ephemera_client::store::MemoryStore;
 use ephemera_client::{ClientConfig, Phone, PhoneEvent};
 use ephemera_proto::batch::{BatchContents, BatchIndex, BatchIndexEntry, NodeSigningKey};
+use ephemera_proto::sealed::SealingSecretKey;
 use ephemera_proto::{SchemeKind, UnixTime};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -45,6 +46,8 @@ fn the_transport_syncs_from_a_loopback_node() {
         head: None,
         token_filters: false,
     };
+    let sealing = SealingSecretKey::generate(&mut rng);
+    let announcement = node.announce_sealing_key(&sealing.public_key());
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     let batch_path = format!("/v1/batches/{}", batch.id().to_hex());
@@ -52,12 +55,14 @@ fn the_transport_syncs_from_a_loopback_node() {
         match path {
             "/v1/batches?after=0" => serde_json::to_vec(&index).unwrap(),
             "/v1/batches?after=1" => serde_json::to_vec(&empty).unwrap(),
+            "/v1/sealing-key" => serde_json::to_vec(&announcement).unwrap(),
             p if p == batch_path => batch.bytes().to_vec(),
             other => panic!("unexpected {other}"),
         }
     };
     let server = std::thread::spawn(move || {
-        for _ in 0..3 {
+        // A sync round: the sealing key, the index, the batch, the index again.
+        for _ in 0..4 {
             let (stream, _) = listener.accept().unwrap();
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut line = String::new();

@@ -176,6 +176,12 @@ pub enum AuditAction {
         /// Its public id (hex).
         id: String,
     },
+    /// The node started with settings other than those it last ran with (the first start:
+    /// other than the defaults). Names only: a value may be a secret.
+    ConfigurationChanged {
+        /// The changed settings' paths (`section.key`), in file order.
+        settings: Vec<String>,
+    },
 }
 
 impl fmt::Display for AuditAction {
@@ -253,6 +259,9 @@ impl fmt::Display for AuditAction {
                 }
             ),
             AuditAction::ApiKeyRevoked { id } => write!(f, "api-key-revoked id={id}"),
+            AuditAction::ConfigurationChanged { settings } => {
+                write!(f, "configuration-changed settings={}", settings.join("+"))
+            }
         }
     }
 }
@@ -709,6 +718,9 @@ mod tests {
             AuditAction::ApiKeyRevoked {
                 id: "0011223344556677".into(),
             },
+            AuditAction::ConfigurationChanged {
+                settings: vec!["authority.require_totp".into(), "http.listen".into()],
+            },
         ];
         for (index, action) in actions.iter().enumerate() {
             let bytes = postcard::to_allocvec(action).unwrap();
@@ -725,6 +737,10 @@ mod tests {
         assert_eq!(
             actions[11].to_string(),
             "codes-issued count=2 test_type=1 references=0123456789AB+CDEFGHJKMNPQ"
+        );
+        assert_eq!(
+            actions[16].to_string(),
+            "configuration-changed settings=authority.require_totp+http.listen"
         );
     }
 }

@@ -35,13 +35,7 @@ async fn sync(
                 serde_json::to_vec(&node.batch_index(after).unwrap()).unwrap()
             }
             Purpose::FetchBatch(id) => node.batch(&id).unwrap().unwrap().body().to_vec(),
-            Purpose::FetchFilter(id) => node
-                .token_filter(&id)
-                .await
-                .unwrap()
-                .unwrap()
-                .body()
-                .to_vec(),
+            Purpose::FetchFilter(id) => node.token_filter(&id).unwrap().unwrap().body().to_vec(),
             _ => continue,
         };
         if let Err(e) = phone.handle_response(now, request.id, Response { status: 200, body }) {

@@ -42,13 +42,7 @@ async fn serve(node: &Node, clock: &ManualClock, now: UnixTime, request: &Reques
             serde_json::to_vec(&node.batch_index(after).unwrap()).unwrap()
         }
         Purpose::FetchBatch(id) => node.batch(&id).unwrap().unwrap().body().to_vec(),
-        Purpose::FetchFilter(id) => node
-            .token_filter(&id)
-            .await
-            .unwrap()
-            .unwrap()
-            .body()
-            .to_vec(),
+        Purpose::FetchFilter(id) => node.token_filter(&id).unwrap().unwrap().body().to_vec(),
         Purpose::FetchSealingKey => serde_json::to_vec(&node.sealing_key_announcement()).unwrap(),
         Purpose::FetchTokenKeys => node.token_key_set_frame(),
         _ => {

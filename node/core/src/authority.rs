@@ -18,7 +18,7 @@ use thiserror::Error;
 
 use crate::NodeCore;
 use crate::store::{
-    CodeRecord, CodeReference, CodeState, CodeStatusRecord, StoreError, code_lookup,
+    API_KEY_ID_LEN, CodeRecord, CodeReference, CodeState, CodeStatusRecord, StoreError, code_lookup,
 };
 
 /// Days before today a symptom onset may lie, beyond the retention period.
@@ -80,6 +80,9 @@ pub struct CodeGrant {
     pub test_type: ReportType,
     /// The symptom onset they will carry, if known.
     pub symptom_onset: Option<DayNumber>,
+    /// The id of the API key that asks, if a lab's or hospital's system does: only that
+    /// key may then look the codes up or revoke them.
+    pub issued_by_key: Option<[u8; API_KEY_ID_LEN]>,
 }
 
 /// Codes just issued, to show once: the store holds only their hashes.
@@ -145,6 +148,7 @@ impl NodeCore {
                     issued: now.day(),
                     expires: expires_at.day(),
                     state: CodeState::Issued,
+                    issued_by_key: grant.issued_by_key,
                 },
             ));
             hashes.push((
@@ -355,6 +359,7 @@ mod tests {
         let grant = CodeGrant {
             test_type: ReportType::ConfirmedClinicalDiagnosis,
             symptom_onset: Some(NOW.day().minus(2)),
+            issued_by_key: None,
         };
         let issued = core.issue_codes(&store, grant, 1, NOW, &mut rng).unwrap();
         let code = issued.codes[0].reveal();
@@ -380,6 +385,7 @@ mod tests {
         let grant = CodeGrant {
             test_type: ReportType::ConfirmedTest,
             symptom_onset: None,
+            issued_by_key: None,
         };
         let issued = core.issue_codes(&store, grant, 1, NOW, &mut rng).unwrap();
         let late = issued.expires_at;
@@ -414,6 +420,7 @@ mod tests {
         let grant = CodeGrant {
             test_type: ReportType::ConfirmedTest,
             symptom_onset: None,
+            issued_by_key: None,
         };
         let issued = core.issue_codes(&store, grant, 1, NOW, &mut rng).unwrap();
         let mut decoy = request("");
@@ -446,6 +453,7 @@ mod tests {
         let grant = CodeGrant {
             test_type: ReportType::ConfirmedClinicalDiagnosis,
             symptom_onset: Some(NOW.day().minus(9)),
+            issued_by_key: None,
         };
         let code = core
             .issue_codes(&store, grant, 1, NOW, &mut rng)

@@ -83,6 +83,7 @@ fn run(delay: UploadDelay, seed: u64) -> (usize, usize) {
         let grant = CodeGrant {
             test_type: types[person % types.len()],
             symptom_onset: (rng.next_u32() % 2 == 0).then(|| DAY.minus(2)),
+            issued_by_key: None,
         };
         let code = core
             .issue_codes(&store, grant, 1, verified_at.minus_seconds(600), &mut rng)

@@ -53,6 +53,7 @@ fn token(
     let grant = CodeGrant {
         test_type,
         symptom_onset: None,
+        issued_by_key: None,
     };
     let code: UploadCode = core
         .issue_codes(store, grant, 1, noon(DAY).minus_seconds(600), rng)

@@ -150,6 +150,9 @@ pub enum ApiError {
     /// No issued code has this reference.
     #[error("no issued code has this reference")]
     UnknownCodeReference,
+    /// An API key asked about a code it did not issue.
+    #[error("this reference is of a code another issuer made: a key sees only its own codes")]
+    ForeignCodeReference,
     /// The code is no longer there to revoke.
     #[error("the code cannot be revoked: it is {status}")]
     CodeNotRevocable {
@@ -214,7 +217,7 @@ impl ApiError {
             UnknownAccount | UnknownCodeReference => StatusCode::NOT_FOUND,
             CodeNotRevocable { .. } | ApiKeyRevoked => StatusCode::CONFLICT,
             UnknownApiKey => StatusCode::NOT_FOUND,
-            OutsideKeyScope => StatusCode::FORBIDDEN,
+            OutsideKeyScope | ForeignCodeReference => StatusCode::FORBIDDEN,
             QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             AccountExists | LastAdmin | TotpNotEnrolled => StatusCode::CONFLICT,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -271,6 +274,7 @@ impl ApiError {
             InvalidTotpCode => "invalid-totp-code",
             TotpNotEnrolled => "totp-not-enrolled",
             UnknownCodeReference => "unknown-code-reference",
+            ForeignCodeReference => "foreign-code-reference",
             CodeNotRevocable { .. } => "code-not-revocable",
             UnknownApiKey => "unknown-api-key",
             ApiKeyRevoked => "api-key-revoked",
@@ -521,6 +525,11 @@ mod tests {
                 ApiError::UnknownCodeReference,
                 StatusCode::NOT_FOUND,
                 "unknown-code-reference",
+            ),
+            (
+                ApiError::ForeignCodeReference,
+                StatusCode::FORBIDDEN,
+                "foreign-code-reference",
             ),
             (
                 ApiError::CodeNotRevocable { status: "used" },

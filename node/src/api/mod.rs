@@ -538,15 +538,14 @@ async fn batch(
     responses(
         (status = 200, description = "Signed token filter bytes", content_type = "application/octet-stream"),
         (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 404, description = "No such batch, or a batch without tokens or of version 1")))]
+        (status = 404, description = "No such batch, or a batch without tokens, of version 1 or cut before filters were stored")))]
 async fn batch_filter(
     State(node): State<Node>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let filter = node
-        .token_filter(&path_batch_id(&id)?)
-        .await?
+        .token_filter(&path_batch_id(&id)?)?
         .ok_or(ApiError::NotFound)?;
     Ok(immutable::batch_response(&headers, &filter))
 }
@@ -942,8 +941,9 @@ fn code_reference(text: &str) -> Result<crate::store::CodeReference, ApiError> {
 }
 
 /// Where an issued code stands (`issued`, `used`, `expired`, `revoked`, with the day of
-/// the change), by its reference: any code of this authority, for a case worker or bulk
-/// issuer. The look-up is audited.
+/// the change), by its reference: any code of this authority for a case worker or bulk
+/// issuer, and for an API key (`ephk_…` as the bearer) the codes it issued (403
+/// `foreign-code-reference` for others). The look-up is audited.
 #[utoipa::path(get, path = "/v1/codes/{reference}",
     params(("reference" = String, Path, description = "The code's reference (12 characters)")),
     responses((status = 200, body = types::CodeStatusInfo)), security(("bearer" = [])))]
@@ -957,7 +957,7 @@ async fn code_status(
 
 /// Revokes an issued code by its reference: from now on `/v1/verify` and `/v2/verify`
 /// refuse it as `invalid-code`. A code used, expired or revoked before gets 409
-/// `code-not-revocable`. Audited, refusals too.
+/// `code-not-revocable`. An API key revokes only the codes it issued. Audited, refusals too.
 #[utoipa::path(post, path = "/v1/codes/{reference}/revoke",
     params(("reference" = String, Path, description = "The code's reference (12 characters)")),
     responses((status = 200, body = types::CodeStatusInfo)), security(("bearer" = [])))]
@@ -969,6 +969,17 @@ async fn revoke_code(
     code_lifecycle(&node, &reference, &headers, true).await
 }
 
+/// Who asks about a code: a lab's or hospital's API key (its own codes only), or a staff
+/// session of a role that may.
+fn lifecycle_asker(node: &Node, token: &str) -> Result<Issuer, ApiError> {
+    if token.starts_with(API_KEY_PREFIX) {
+        return Ok(Issuer::Key(node.authorize_api_key(token)?));
+    }
+    Ok(Issuer::Account(
+        node.authorize(token, CODE_LIFECYCLE)?.account,
+    ))
+}
+
 /// A code's status by reference, after revoking it if `revoke`.
 async fn code_lifecycle(
     node: &Node,
@@ -976,12 +987,12 @@ async fn code_lifecycle(
     headers: &HeaderMap,
     revoke: bool,
 ) -> Result<Response, ApiError> {
-    let account = node.authorize(bearer(headers)?, CODE_LIFECYCLE)?.account;
+    let asker = lifecycle_asker(node, bearer(headers)?)?;
     let reference = code_reference(reference)?;
     let status = if revoke {
-        node.revoke_code(&reference, &account).await?
+        node.revoke_code(&reference, &asker).await?
     } else {
-        node.code_status(&reference, &account).await?
+        node.code_status(&reference, &asker).await?
     };
     Ok(no_store(StatusCode::OK, status))
 }

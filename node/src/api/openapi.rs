@@ -252,6 +252,13 @@ pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'stati
         "totp-enrolment-required",
         "forbidden",
     ];
+    // As RESTRICTED, or an API key asking about a code it did not issue.
+    const LIFECYCLE: &[&str] = &[
+        "password-change-required",
+        "totp-enrolment-required",
+        "forbidden",
+        "foreign-code-reference",
+    ];
     const ADMIN: &[&str] = &[
         "password-change-required",
         "totp-enrolment-required",
@@ -374,14 +381,14 @@ pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'stati
         ("get", "/v1/codes/{reference}") => vec![
             (400, &["invalid-parameter"]),
             (401, &["unauthorized"]),
-            (403, RESTRICTED),
+            (403, LIFECYCLE),
             (404, &["unknown-code-reference"]),
             (500, STORAGE),
         ],
         ("post", "/v1/codes/{reference}/revoke") => vec![
             (400, &["invalid-parameter"]),
             (401, &["unauthorized"]),
-            (403, RESTRICTED),
+            (403, LIFECYCLE),
             (404, &["unknown-code-reference"]),
             (409, &["code-not-revocable"]),
             (500, STORAGE),
@@ -1067,6 +1074,7 @@ mod tests {
             },
             ApiError::PasswordChangeRequired,
             ApiError::UnknownCodeReference,
+            ApiError::ForeignCodeReference,
             ApiError::Store(StoreError::Engine("disk".into())),
         ];
         for error in &lifecycle {

@@ -210,6 +210,17 @@ macro_rules! config_keys {
         const SECTIONS: &[(&str, &[&str])] = &[ $( (stringify!($section), &[$($sdoc),*]), )* ];
 
         impl NodeConfig {
+            /// Every key's path and the text its value is told apart by (the value as
+            /// written; for a secret, a one-way fingerprint of it), in the order of the
+            /// documented default file.
+            pub fn settings(&self) -> Vec<(&'static str, String)> {
+                vec![
+                    $( (stringify!($tkey), self.$tkey.digest_text()), )*
+                    $( $( (concat!(stringify!($section), ".", stringify!($key)),
+                        self.$section.$key.digest_text()), )* )*
+                ]
+            }
+
             fn from_raw(mut raw: RawConfig) -> Result<NodeConfig, ConfigError> {
                 Ok(NodeConfig {
                     $( $tkey: config_keys!(@value raw, stringify!($tkey), $tty, $tdefault,

@@ -628,3 +628,34 @@ fn the_operations_guide_lists_every_key_in_its_section() {
         .collect();
     assert_eq!(listed, expected);
 }
+
+#[test]
+fn a_change_to_any_key_shows_in_its_setting_alone_and_no_secret_shows() {
+    let defaults = NodeConfig::default().settings();
+    assert_eq!(defaults.len(), KEYS.len());
+    for (path, toml, _) in &samples() {
+        let key = Key::find(path).unwrap();
+        let config = load(RawConfig::from_toml(&file_line(key, toml), "f").unwrap());
+        let settings = config.settings();
+        let changed: Vec<&str> = settings
+            .iter()
+            .zip(&defaults)
+            .filter(|(now, before)| now != before)
+            .map(|((path, _), _)| *path)
+            .collect();
+        assert_eq!(changed, [*path], "{key}");
+        for (_, text) in &settings {
+            assert!(
+                !text.contains(SECRET) && !text.contains(PUBLICATION_KEY),
+                "{key}"
+            );
+        }
+    }
+    // Two secrets are told apart, though both are written as "".
+    let token = |t: &str| {
+        let mut config = NodeConfig::default();
+        config.http.metrics_token = Some(MetricsToken::new(t));
+        config.settings()
+    };
+    assert_ne!(token(SECRET), token("another-token-0123456789"));
+}

@@ -18,6 +18,12 @@ pub(super) trait ConfigValue: Sized {
     fn from_toml(value: toml::Value) -> Result<Self, String>;
     fn from_text(text: &str) -> Result<Self, String>;
     fn to_toml(&self) -> toml::Value;
+    /// What the audit trail's settings digest is taken over ([`super::NodeConfig::settings`]):
+    /// the value as written, or for a secret a one-way fingerprint of it (the written form
+    /// of a secret is empty, which would hide a change).
+    fn digest_text(&self) -> String {
+        self.to_toml().to_string()
+    }
 }
 
 fn expected(what: &str, value: &toml::Value) -> String {
@@ -67,9 +73,20 @@ impl ConfigValue for bool {
     }
 }
 
-/// Types written as a TOML string: `parse` reads the text, `show` writes it.
+/// Types written as a TOML string: `parse` reads the text, `show` writes it, and a secret's
+/// `fingerprint` stands for it in the settings digest.
 macro_rules! string_value {
     ($t:ty, secret = $secret:expr, parse = $parse:expr, show = $show:expr) => {
+        string_value!(
+            $t,
+            secret = $secret,
+            parse = $parse,
+            show = $show,
+            fingerprint = |value: &$t| ConfigValue::to_toml(value).to_string()
+        );
+    };
+    ($t:ty, secret = $secret:expr, parse = $parse:expr, show = $show:expr,
+        fingerprint = $fingerprint:expr) => {
         impl ConfigValue for $t {
             const SECRET: bool = $secret;
             fn from_toml(value: toml::Value) -> Result<Self, String> {
@@ -87,6 +104,9 @@ macro_rules! string_value {
             }
             fn to_toml(&self) -> toml::Value {
                 toml::Value::String(($show)(self))
+            }
+            fn digest_text(&self) -> String {
+                ($fingerprint)(self)
             }
         }
     };
@@ -189,13 +209,20 @@ string_value!(
     PublicationKey,
     secret = true,
     parse = |s: &str| PublicationKey::from_hex(s).map_err(|e| e.to_string()),
-    show = |_: &PublicationKey| String::new()
+    show = |_: &PublicationKey| String::new(),
+    fingerprint = |key: &PublicationKey| hex::encode(key.fingerprint())
 );
 string_value!(
     MetricsToken,
     secret = true,
     parse = |s: &str| MetricsToken::new(s).checked(),
-    show = |_: &MetricsToken| String::new()
+    show = |_: &MetricsToken| String::new(),
+    fingerprint = |token: &MetricsToken| {
+        hex::encode(ring::digest::digest(
+            &ring::digest::SHA256,
+            token.0.as_bytes(),
+        ))
+    }
 );
 
 impl<T: ConfigValue> ConfigValue for Vec<T> {
@@ -221,6 +248,10 @@ impl<T: ConfigValue> ConfigValue for Vec<T> {
     fn to_toml(&self) -> toml::Value {
         toml::Value::Array(self.iter().map(T::to_toml).collect())
     }
+    fn digest_text(&self) -> String {
+        let items: Vec<String> = self.iter().map(T::digest_text).collect();
+        format!("[{}]", items.join(", "))
+    }
 }
 
 /// An optional value: `""` means none.
@@ -242,6 +273,12 @@ impl<T: ConfigValue> ConfigValue for Option<T> {
         match self {
             Some(value) => value.to_toml(),
             None => toml::Value::String(String::new()),
+        }
+    }
+    fn digest_text(&self) -> String {
+        match self {
+            Some(value) => format!("some {}", value.digest_text()),
+            None => "none".to_owned(),
         }
     }
 }

@@ -2,15 +2,20 @@
 //! durable by the same flush; the purge runs with the retention purge.
 
 use ephemera_node_core::audit::{AuditTrail, verify_stored_trail};
-use ephemera_node_core::store::{ReportStore, StoreError};
+use ephemera_node_core::store::{ReportStore, SettingDigest, StoreError};
 use ephemera_proto::DayNumber;
 use ephemera_proto::UnixTime;
 use ephemera_proto::audit::{AuditAction, AuditActor, AuditOutcome};
+use ephemera_proto::auth::CodePepper;
 
-use super::{Need, Node};
+use super::{Need, Node, NodeError};
 use crate::api::error::ApiError;
 use crate::audit_export::AuditRow;
+use crate::config::NodeConfig;
 use crate::store::Role;
+
+/// Label of the keyed digests of settings (HMAC-SHA256 under the code pepper).
+const SETTINGS_LABEL: &[u8] = b"ephemera/settings-digest";
 
 /// Most records one `GET /v1/audit` page holds.
 pub const MAX_AUDIT_PAGE: usize = 10_000;
@@ -50,6 +55,45 @@ pub struct AuditExport {
 }
 
 impl Node {
+    /// Records on the trail, as the operator's change, which settings differ from those the
+    /// node last ran with (at its first start: from the defaults), by name only; then keeps
+    /// this start's. Values are kept only as keyed digests, since some are secrets.
+    ///
+    /// # Errors
+    /// [`NodeError::Store`].
+    pub(crate) fn audit_configuration(&self) -> Result<(), NodeError> {
+        let pepper = &self.inner.core.keys().pepper;
+        let current = settings_digests(pepper, self.config());
+        let mut last = self.inner.store.applied_settings()?;
+        let first = last.is_empty();
+        if first {
+            last = settings_digests(pepper, &NodeConfig::default());
+        }
+        let mut changed: Vec<String> = current
+            .iter()
+            .filter(|setting| !last.contains(setting))
+            .map(|(path, _)| path.clone())
+            .collect();
+        // A setting the node no longer has (an upgrade removed it) changed too.
+        changed.extend(
+            last.iter()
+                .filter(|(path, _)| !current.iter().any(|(p, _)| p == path))
+                .map(|(path, _)| path.clone()),
+        );
+        if !changed.is_empty() {
+            self.audit(
+                AuditActor::Operator,
+                AuditAction::ConfigurationChanged { settings: changed },
+                AuditOutcome::Success,
+            )?;
+        }
+        if first || current != last {
+            self.inner.store.set_applied_settings(&current)?;
+        }
+        self.inner.store.flush()?;
+        Ok(())
+    }
+
     /// Appends a record of `actor` doing `action` with `outcome`, now (to the minute). The
     /// caller's flush makes it durable with the action's own writes.
     ///
@@ -151,4 +195,24 @@ impl Node {
         };
         work(trail, store)
     }
+}
+
+/// Each setting of `config` with a digest of its value keyed by `pepper`: equal values
+/// give equal digests, and nobody without the node's keys can test a guess at a secret.
+fn settings_digests(pepper: &CodePepper, config: &NodeConfig) -> Vec<SettingDigest> {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, pepper.0.as_ref());
+    config
+        .settings()
+        .into_iter()
+        .map(|(path, value)| {
+            let mut context = ring::hmac::Context::with_key(&key);
+            context.update(SETTINGS_LABEL);
+            context.update(path.as_bytes());
+            context.update(&[0]);
+            context.update(value.as_bytes());
+            let mut digest = [0u8; 32];
+            digest.copy_from_slice(context.sign().as_ref());
+            (path.to_owned(), digest)
+        })
+        .collect()
 }

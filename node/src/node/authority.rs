@@ -33,6 +33,16 @@ impl Issuer {
         }
     }
 
+    /// Whether it may look up or revoke the code of `record`: an account any, a key only
+    /// those it issued.
+    fn may_see(&self, record: &CodeStatusRecord) -> Result<(), ApiError> {
+        match self {
+            Issuer::Account(_) => Ok(()),
+            Issuer::Key(key) if record.issued_by_key == Some(key.id) => Ok(()),
+            Issuer::Key(_) => Err(ApiError::ForeignCodeReference),
+        }
+    }
+
     /// What its daily quota is counted under.
     fn quota_subject(&self) -> String {
         match self {
@@ -69,6 +79,10 @@ impl Node {
         let grant = CodeGrant {
             test_type: request.test_type.report_type(),
             symptom_onset,
+            issued_by_key: match issuer {
+                Issuer::Account(_) => None,
+                Issuer::Key(key) => Some(key.id),
+            },
         };
         let count = request.count.unwrap_or(1);
         let test_type = request.test_type.report_type();
@@ -139,62 +153,71 @@ impl Node {
         })
     }
 
-    /// Where the code filed under `reference` stands, for the signed-in `account` (any
-    /// code of this authority: references are not secret, and every look-up is audited).
+    /// Where the code filed under `reference` stands, for `asker`: a signed-in account
+    /// sees any code of this authority (references are not secret, and every look-up is
+    /// audited), an API key only the codes it issued.
     ///
     /// # Errors
-    /// [`ApiError::UnknownCodeReference`], [`ApiError::Store`].
+    /// [`ApiError::UnknownCodeReference`], [`ApiError::ForeignCodeReference`],
+    /// [`ApiError::Store`].
     pub async fn code_status(
         &self,
         reference: &CodeReference,
-        account: &str,
+        asker: &Issuer,
     ) -> Result<CodeStatusInfo, ApiError> {
         let record = self.inner.store.code_status(reference)?;
-        let outcome = match record {
-            Some(_) => AuditOutcome::Success,
-            None => AuditOutcome::Refused(ApiError::UnknownCodeReference.code().to_owned()),
+        let result = match &record {
+            Some(record) => asker.may_see(record),
+            None => Err(ApiError::UnknownCodeReference),
         };
         self.audit(
-            AuditActor::Account(account.to_owned()),
+            asker.actor(),
             AuditAction::CodeStatusViewed {
                 reference: reference.to_string(),
             },
-            outcome,
+            outcome_of(&result),
         )?;
         self.inner.flusher.flush().await?;
+        result?;
         let record = record.ok_or(ApiError::UnknownCodeReference)?;
         self.status_info(reference, &record)
     }
 
-    /// Revokes the code filed under `reference` for the signed-in `account`: the code is
-    /// removed, so neither `/v1/verify` nor `/v2/verify` can redeem it, and its status is
-    /// `revoked` from today. Audited, refusals too.
+    /// Revokes the code filed under `reference` for `asker` (an account: any code of this
+    /// authority; an API key: the codes it issued): the code is removed, so neither
+    /// `/v1/verify` nor `/v2/verify` can redeem it, and its status is `revoked` from today.
+    /// Audited, refusals too.
     ///
     /// # Errors
-    /// [`ApiError::UnknownCodeReference`]; [`ApiError::CodeNotRevocable`] for a code used,
-    /// expired or revoked before; [`ApiError::Store`].
+    /// [`ApiError::UnknownCodeReference`], [`ApiError::ForeignCodeReference`];
+    /// [`ApiError::CodeNotRevocable`] for a code used, expired or revoked before;
+    /// [`ApiError::Store`].
     pub async fn revoke_code(
         &self,
         reference: &CodeReference,
-        account: &str,
+        asker: &Issuer,
     ) -> Result<CodeStatusInfo, ApiError> {
         let today = self.now().day();
-        let result = match self.inner.store.revoke_code(reference, today)? {
-            RevokeOutcome::Revoked => Ok(()),
-            RevokeOutcome::Unknown => Err(ApiError::UnknownCodeReference),
-            RevokeOutcome::NotRevocable(record) => Err(ApiError::CodeNotRevocable {
-                status: record.status(today).as_str(),
-            }),
+        // Who issued a code never changes, so the check may come before the revoke.
+        let result = match self.inner.store.code_status(reference)? {
+            None => Err(ApiError::UnknownCodeReference),
+            Some(record) => match asker.may_see(&record) {
+                Err(e) => Err(e),
+                Ok(()) => match self.inner.store.revoke_code(reference, today)? {
+                    RevokeOutcome::Revoked => Ok(()),
+                    RevokeOutcome::Unknown => Err(ApiError::UnknownCodeReference),
+                    RevokeOutcome::NotRevocable(record) => Err(ApiError::CodeNotRevocable {
+                        status: record.status(today).as_str(),
+                    }),
+                },
+            },
         };
         self.audit(
-            AuditActor::Account(account.to_owned()),
+            asker.actor(),
             AuditAction::CodeRevoked {
                 reference: reference.to_string(),
             },
-            match &result {
-                Ok(()) => AuditOutcome::Success,
-                Err(e) => AuditOutcome::Refused(e.code().to_owned()),
-            },
+            outcome_of(&result),
         )?;
         // The code's removal is durable before the answer says it is revoked.
         self.inner.flusher.flush().await?;
@@ -318,5 +341,13 @@ impl Node {
         // No line: a dated "certificate issued" would let a proxy's (address, time) log
         // name who verified. `verify` counts the outcome in metrics.
         Ok(response)
+    }
+}
+
+/// The audit outcome of a staff request's `result`.
+fn outcome_of<T>(result: &Result<T, ApiError>) -> AuditOutcome {
+    match result {
+        Ok(_) => AuditOutcome::Success,
+        Err(e) => AuditOutcome::Refused(e.code().to_owned()),
     }
 }

@@ -157,7 +157,7 @@ struct Inner {
     /// uploads and serving and never delays a staff sign-in.
     signing: Arc<tokio::sync::Semaphore>,
     batch_cache: BatchCache,
-    /// Token filters of cached batches (`docs/PROTOCOL.md` §6.5), built when first asked for.
+    /// Token filters (`docs/PROTOCOL.md` §6.5) recently cut or asked for, read from storage.
     filter_cache: BatchCache,
     /// Serialises cuts and revisions, which both move queue groups.
     publication: AsyncMutex<()>,
@@ -251,6 +251,7 @@ impl Node {
         )?);
         let node = Node::with_store(config, clock, store, keys);
         let new_case_worker = node.ensure_first_account()?;
+        node.audit_configuration()?;
         Ok(Opened {
             node,
             new_case_worker,

@@ -40,7 +40,13 @@ impl Node {
             return Ok(Vec::new());
         }
         let store = &self.inner.store;
-        let planned = self.inner.core.plan_cut(store.as_ref(), now)?;
+        // Signing, GAEN exports and token filters take CPU: off the async workers.
+        let node = self.clone();
+        let planned = tokio::task::spawn_blocking(move || {
+            node.inner.core.plan_cut(node.inner.store.as_ref(), now)
+        })
+        .await
+        .map_err(|_| NodeError::Task)??;
         let Some(cut) = planned else {
             return Ok(Vec::new());
         };
@@ -73,6 +79,9 @@ impl Node {
             self.inner
                 .batch_cache
                 .insert(batch.entry.id, Bytes::from(batch.bytes));
+            if let Some(filter) = batch.filter {
+                self.cache_filter(batch.entry.id, filter);
+            }
             entries.push(batch.entry);
         }
         self.inner.metrics.last_cut(cut.boundary.0);
@@ -99,41 +108,35 @@ impl Node {
     }
 
     /// The token filter of batch `id` (`docs/PROTOCOL.md` §6.5), ready to serve: from
-    /// memory when cached, else built from the batch on a blocking thread and cached.
-    /// `None` when there is no such batch or it has no filter (no tokens, version 1).
+    /// memory when cached, else read from storage (where its cut put it) and cached. A read
+    /// never builds one, so no request can spend the CPU of building a filter. `None` when
+    /// there is no such batch or it has no filter: no tokens, or cut before filters were
+    /// stored (phones then fetch the batch itself).
     ///
     /// # Errors
-    /// [`ApiError::Store`]; [`ApiError::Internal`] when the stored batch does not verify.
-    pub async fn token_filter(&self, id: &BatchId) -> Result<Option<CachedBatch>, ApiError> {
+    /// [`ApiError::Store`].
+    pub fn token_filter(&self, id: &BatchId) -> Result<Option<CachedBatch>, ApiError> {
         if let Some(filter) = self.inner.filter_cache.get(id) {
             return Ok(Some(filter));
         }
-        let Some(batch) = self.batch(id)? else {
-            return Ok(None);
-        };
-        let node = self.clone();
-        let built = tokio::task::spawn_blocking(move || node.inner.core.token_filter(batch.body()))
-            .await
-            .map_err(|_| ApiError::Internal)?;
-        let filter = match built {
-            Ok(Some(filter)) => filter,
-            Ok(None) => return Ok(None),
-            Err(e) => {
-                tracing::error!(error = %e, "a stored batch could not be summarised as a token filter");
-                return Err(ApiError::Internal);
-            }
-        };
+        Ok(self
+            .inner
+            .store
+            .token_filter(id)?
+            .map(|filter| self.cache_filter(*id, filter)))
+    }
+
+    /// Caches the token filter of batch `id`, served with its own SHA-256 as its `ETag`.
+    fn cache_filter(&self, id: BatchId, filter: Vec<u8>) -> CachedBatch {
         let tag = BatchId(
             ring::digest::digest(&ring::digest::SHA256, &filter)
                 .as_ref()
                 .try_into()
                 .expect("32 bytes"),
         );
-        Ok(Some(self.inner.filter_cache.insert_tagged(
-            *id,
-            &tag,
-            Bytes::from(filter),
-        )))
+        self.inner
+            .filter_cache
+            .insert_tagged(id, &tag, Bytes::from(filter))
     }
 
     /// The in-memory batch cache (the HTTP fast path reads it without touching storage).

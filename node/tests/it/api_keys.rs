@@ -152,3 +152,95 @@ async fn an_admins_key_issues_codes_in_its_scope_within_its_quota_until_revoked(
     assert!(lines.iter().all(|l| !l.contains(&key[22..])));
     node.stop().await;
 }
+
+#[tokio::test]
+async fn a_key_looks_up_and_revokes_only_the_codes_it_issued() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), ManualClock::new(T0)).await;
+    let admin = node.login().await;
+    let (carol, _) = node.staff(&admin, "carol", &["case-worker"]).await;
+    let create = |name: &'static str| {
+        let node = &node;
+        let admin = admin.clone();
+        async move {
+            let body = serde_json::json!({ "name": name });
+            let created = node.call("POST", "/v1/api-keys", &admin, Some(body)).await;
+            assert_eq!(created.status, 201);
+            let created = created.json();
+            (
+                created["key"].as_str().unwrap().to_owned(),
+                created["id"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let (north, north_id) = create("lab-north").await;
+    let (south, _) = create("lab-south").await;
+    let reference_of = |issued: Response| {
+        assert_eq!(issued.status, 200);
+        issued.json()["codes"][0]["reference"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let by_north = reference_of(node.issue_as("confirmed", &north, 1, false).await);
+    let by_carol = reference_of(node.issue_as("confirmed", &carol, 1, false).await);
+    let status = |reference: &str| format!("/v1/codes/{reference}");
+    let revoke = |reference: &str| format!("/v1/codes/{reference}/revoke");
+
+    // The issuing key sees its code; another key, and a key asking about staff's code,
+    // are told it is not theirs. Staff see every code of the authority.
+    let seen = node.call("GET", &status(&by_north), &north, None).await;
+    assert_eq!(
+        (seen.status, seen.json()["status"].as_str()),
+        (200, Some("issued"))
+    );
+    for (reference, key) in [(&by_north, &south), (&by_carol, &north)] {
+        node.call("GET", &status(reference), key, None)
+            .await
+            .assert_error(403, "foreign-code-reference");
+        node.call("POST", &revoke(reference), key, None)
+            .await
+            .assert_error(403, "foreign-code-reference");
+    }
+    assert_eq!(
+        node.call("GET", &status(&by_north), &carol, None)
+            .await
+            .status,
+        200
+    );
+    // The foreign revoke changed nothing; the issuing key's revoke takes effect.
+    let revoked = node.call("POST", &revoke(&by_north), &north, None).await;
+    assert_eq!(
+        (revoked.status, revoked.json()["status"].as_str()),
+        (200, Some("revoked"))
+    );
+    node.call("GET", &status("000000000000"), &north, None)
+        .await
+        .assert_error(404, "unknown-code-reference");
+
+    // A revoked key looks up nothing any more.
+    let revoked_key = format!("/v1/api-keys/{north_id}/revoke");
+    assert_eq!(
+        node.call("POST", &revoked_key, &admin, None).await.status,
+        204
+    );
+    node.call("GET", &status(&by_north), &north, None)
+        .await
+        .assert_error(401, "unauthorized");
+
+    // Every look-up and revoke is on the trail under the key's id, refusals too.
+    let (_, entries) = node.node.store().audit_trail().unwrap();
+    let lines = trail_lines(&entries);
+    let has = |text: &str| lines.iter().any(|l| l.contains(text));
+    let actor = format!("api-key:{north_id}");
+    assert!(has(&format!(
+        "{actor} code-status-viewed reference={by_north} success"
+    )));
+    assert!(has(&format!(
+        "{actor} code-status-viewed reference={by_carol} refused:foreign-code-reference"
+    )));
+    assert!(has(&format!(
+        "{actor} code-revoked reference={by_north} success"
+    )));
+    node.stop().await;
+}

@@ -77,7 +77,7 @@ async fn staff_actions_make_a_trail_that_verifies_and_an_edit_or_deletion_is_nam
         String::from_utf8_lossy(&verified.stderr)
     );
     assert!(
-        text.contains("the audit trail verifies: 8 records"),
+        text.contains("the audit trail verifies: 9 records"),
         "{text}"
     );
 
@@ -89,7 +89,13 @@ async fn staff_actions_make_a_trail_that_verifies_and_an_edit_or_deletion_is_nam
         .skip(1)
         .map(|l| l.split(',').collect())
         .collect();
-    let what: Vec<(&str, &str, &str)> = rows.iter().map(|r| (r[2], r[3], r[4])).collect();
+    let mut what: Vec<(&str, &str, &str)> = rows.iter().map(|r| (r[2], r[3], r[4])).collect();
+    // The first start also ran with the harness's settings, not the defaults.
+    let (_, configured, _) = what.remove(1);
+    assert!(
+        configured.starts_with("configuration-changed settings=data_dir+http.listen+"),
+        "{configured}"
+    );
     let account = format!("account:{name}");
     let references: Vec<&str> = issued.codes.iter().map(|c| c.reference.as_str()).collect();
     let issued_row = format!(
@@ -132,7 +138,7 @@ async fn staff_actions_make_a_trail_that_verifies_and_an_edit_or_deletion_is_nam
     let records: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(
         records.as_array().map(Vec::len),
-        Some(10),
+        Some(11),
         "the second export is on it too"
     );
 
@@ -321,4 +327,63 @@ async fn auditors_read_the_trail_over_http_by_page_and_day_as_json_and_csv() {
         "{broken}"
     );
     node.stop().await;
+}
+
+/// A start with other settings than the last is on the trail as the operator's change,
+/// naming the settings and never a value: a secret token changed shows by name alone.
+#[tokio::test]
+async fn a_start_with_changed_settings_is_recorded_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let settings_records = || async {
+        let opened = open_node(test_config(dir.path()), &clock).await.unwrap();
+        let (_, entries) = opened.node.store().audit_trail().unwrap();
+        entries
+            .iter()
+            .map(|e| e.record.action.to_string())
+            .filter(|a| a.starts_with("configuration-changed"))
+            .collect::<Vec<_>>()
+    };
+    TestNode::start(dir.path(), clock.clone())
+        .await
+        .stop()
+        .await;
+    // The same settings again: nothing new.
+    TestNode::start(dir.path(), clock.clone())
+        .await
+        .stop()
+        .await;
+    assert_eq!(settings_records().await.len(), 1);
+
+    let token = "metrics-token-of-the-operator-0123";
+    let mut config = test_config(dir.path());
+    config.http.per_source_in_flight = 8;
+    config.http.metrics_token = Some(ephemera_node::config::MetricsToken::new(token));
+    TestNode::start_with(config.clone(), clock.clone())
+        .await
+        .stop()
+        .await;
+    // Another secret of the same length: changed again, by name.
+    config.http.metrics_token = Some(ephemera_node::config::MetricsToken::new(
+        "metrics-token-of-the-operator-9876",
+    ));
+    TestNode::start_with(config, clock.clone())
+        .await
+        .stop()
+        .await;
+    let records = settings_records().await;
+    assert_eq!(
+        records[1..],
+        [
+            "configuration-changed settings=http.metrics_token+http.per_source_in_flight",
+            "configuration-changed settings=http.metrics_token",
+            // Back to the harness's settings (`settings_records` opens with them).
+            "configuration-changed settings=http.metrics_token+http.per_source_in_flight",
+        ]
+    );
+    assert!(!contains(
+        &read_tree(&dir.path().join("db")),
+        token.as_bytes()
+    ));
+    assert!(audit(&["verify"], dir.path()).status.success());
 }

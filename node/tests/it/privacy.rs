@@ -139,7 +139,10 @@ fn data_key_files(dir: &Path) -> usize {
 async fn logs_and_storage_hold_no_codes_tokens_or_addresses() {
     let dir = tempfile::tempdir().unwrap();
     // The `it` binary's logs go through the node's own pipeline at `trace` (`capture_logs`).
-    let node = TestNode::start(dir.path(), ManualClock::new(T0)).await;
+    // Every request claims a forwarded address and a user agent; the node reads the former.
+    let mut config = test_config(dir.path());
+    config.http.source_header = Some("X-Forwarded-For".into());
+    let node = TestNode::start_with(config, ManualClock::new(T0)).await;
     let (_, password) = node.case_worker.clone().unwrap();
     let session = node.login().await;
     let issued = node.issue(&session, "confirmed", None, 3).await;
@@ -200,6 +203,11 @@ async fn logs_and_storage_hold_no_codes_tokens_or_addresses() {
             hex::decode(&revision_token).unwrap(),
         ),
         ("loopback address".into(), b"127.0.0.1".to_vec()),
+        (
+            "forwarded address".into(),
+            FORWARDED_FOR.as_bytes().to_vec(),
+        ),
+        ("user agent".into(), USER_AGENT.as_bytes().to_vec()),
     ];
     let report_material: Vec<Secret> = [&upload, &gaen]
         .into_iter()
@@ -336,7 +344,9 @@ fn base32_bytes(text: &str) -> Vec<u8> {
 async fn staff_passwords_totp_secrets_recovery_codes_and_tokens_stay_out_of_disk_and_logs() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let node = TestNode::start(dir.path(), clock.clone()).await;
+    let mut config = test_config(dir.path());
+    config.http.source_header = Some("X-Forwarded-For".into());
+    let node = TestNode::start_with(config, clock.clone()).await;
     let (_, admin_password) = node.case_worker.clone().unwrap();
     let admin = node.login().await;
     let auth = format!("Bearer {admin}");
@@ -403,6 +413,12 @@ async fn staff_passwords_totp_secrets_recovery_codes_and_tokens_stay_out_of_disk
         ("chosen password".into(), password.as_bytes().to_vec()),
         ("TOTP secret".into(), secret_text.clone().into_bytes()),
         ("TOTP secret bytes".into(), base32_bytes(&secret_text)),
+        ("loopback address".into(), b"127.0.0.1".to_vec()),
+        (
+            "forwarded address".into(),
+            FORWARDED_FOR.as_bytes().to_vec(),
+        ),
+        ("user agent".into(), USER_AGENT.as_bytes().to_vec()),
     ];
     for token in [&admin, &bob, &second["token"].as_str().unwrap().to_owned()] {
         secrets.extend(encodings("bearer token", token.as_bytes()));

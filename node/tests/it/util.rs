@@ -26,6 +26,12 @@ use tokio::sync::oneshot;
 
 /// 2023-11-14 22:13:20 UTC.
 pub(crate) const T0: UnixTime = UnixTime(1_700_000_000);
+/// The `User-Agent` every request of these tests sends (unless it sets its own), so the
+/// privacy scans can show that none is ever stored or logged.
+pub(crate) const USER_AGENT: &str = "EphemeraTestPhone/7.3 (privacy-scan; Pixel 9)";
+/// The client address every request claims in `X-Forwarded-For` (a documentation address,
+/// RFC 5737), for the same scans.
+pub(crate) const FORWARDED_FOR: &str = "203.0.113.77";
 
 // ---- log capture ------------------------------------------------------------------------
 
@@ -115,6 +121,14 @@ pub(crate) async fn request(
     );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    for (name, value) in [
+        ("User-Agent", USER_AGENT),
+        ("X-Forwarded-For", FORWARDED_FOR),
+    ] {
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await.unwrap();

@@ -121,6 +121,7 @@ impl Server {
         let grant = CodeGrant {
             test_type: ReportType::ConfirmedTest,
             symptom_onset: onset,
+            issued_by_key: None,
         };
         let mut issued = self
             .core

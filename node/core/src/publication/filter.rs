@@ -1,6 +1,6 @@
 //! Token filters of published batches (`docs/PROTOCOL.md` §6.5): the compact form phones
-//! fetch instead of a batch's token records, built from the stored batch when first asked
-//! for, so the store keeps one form only.
+//! fetch instead of a batch's token records. Each is built from its signed batch when the
+//! batch is cut and stored beside it, so serving one never builds one.
 
 use ephemera_proto::batch::{BatchId, NodeSigningKey, SignedBatch, TrustedNodes};
 use ephemera_proto::error::{BatchError, FilterError};

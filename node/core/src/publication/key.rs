@@ -62,6 +62,11 @@ impl PublicationKey {
         Ok(PublicationKey(bytes))
     }
 
+    /// A one-way fingerprint of the key: tells two keys apart without revealing either.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.mac(&[b"ephemera/publication-key-fingerprint"])
+    }
+
     /// A fresh random key: a node's own, when it shares none.
     pub fn generate(rng: &mut impl CryptoRng) -> Self {
         let mut bytes = Zeroizing::new([0u8; PUBLICATION_KEY_LEN]);

@@ -43,6 +43,9 @@ pub enum PublicationError {
     /// A GAEN export file could not be signed or encoded.
     #[error("GAEN export: {0}")]
     Export(ExportError),
+    /// A batch's token filter could not be built.
+    #[error("{0}")]
+    Filter(#[from] TokenFilterError),
 }
 
 /// The cut of one boundary, signed and ready to apply.
@@ -182,6 +185,9 @@ impl NodeCore {
             let id = signed.id();
             previous = id;
             let bytes = signed.into_bytes();
+            // Built once here and stored beside the batch, so serving a filter never
+            // costs the CPU of building one (docs/PROTOCOL.md §6.5).
+            let filter = self.token_filter(&bytes)?;
             batches.push(StoredBatch {
                 entry: BatchIndexEntry {
                     id,
@@ -193,6 +199,7 @@ impl NodeCore {
                 },
                 purge_at: self.cutter.batch_purge_at(created_at),
                 bytes,
+                filter,
             });
         }
         Ok(Some(PlannedCut {

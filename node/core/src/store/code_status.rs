@@ -10,6 +10,8 @@ use std::fmt;
 
 use ephemera_proto::DayNumber;
 use ephemera_proto::report::ReportType;
+
+use super::{API_KEY_ID_LEN, StoreError, decode};
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 
@@ -125,6 +127,40 @@ pub struct CodeStatusRecord {
     pub expires: DayNumber,
     /// Its state.
     pub state: CodeState,
+    /// The id of the API key that issued it, if one did: only that key may look it up or
+    /// revoke it. (Staff accounts are not named here; the audit trail names them.)
+    pub issued_by_key: Option<[u8; API_KEY_ID_LEN]>,
+}
+
+/// The layout of [`CodeStatusRecord`] before `issued_by_key` (development builds of
+/// issue 17): read as issued by staff.
+#[derive(Deserialize)]
+struct CodeStatusRecordV1 {
+    lookup: [u8; 32],
+    test_type: ReportType,
+    issued: DayNumber,
+    expires: DayNumber,
+    state: CodeState,
+}
+
+impl CodeStatusRecord {
+    /// Reads a stored record, of this layout or of the one before `issued_by_key`.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for bytes of neither.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        decode(bytes, "code-status").or_else(|error| {
+            let old: CodeStatusRecordV1 = decode(bytes, "code-status").map_err(|_| error)?;
+            Ok(CodeStatusRecord {
+                lookup: old.lookup,
+                test_type: old.test_type,
+                issued: old.issued,
+                expires: old.expires,
+                state: old.state,
+                issued_by_key: None,
+            })
+        })
+    }
 }
 
 /// A code's status as reported on `day`: an issued code past its expiry day is expired.
@@ -253,6 +289,7 @@ mod tests {
             issued: DayNumber(100),
             expires: DayNumber(101),
             state: CodeState::Issued,
+            issued_by_key: None,
         }
     }
 
@@ -327,6 +364,38 @@ mod tests {
                 (key(StatsMetric::CodesUsed, 102), 1)
             ]
         );
+    }
+
+    #[test]
+    fn a_record_of_the_layout_before_key_issuers_still_reads() {
+        #[derive(Serialize)]
+        struct V1 {
+            lookup: [u8; 32],
+            test_type: ReportType,
+            issued: DayNumber,
+            expires: DayNumber,
+            state: CodeState,
+        }
+        let old = postcard::to_allocvec(&V1 {
+            lookup: [4; 32],
+            test_type: ReportType::ConfirmedTest,
+            issued: DayNumber(7),
+            expires: DayNumber(8),
+            state: CodeState::Revoked(DayNumber(8)),
+        })
+        .unwrap();
+        let record = CodeStatusRecord::decode(&old).unwrap();
+        assert_eq!(
+            (record.lookup, record.state, record.issued_by_key),
+            ([4; 32], CodeState::Revoked(DayNumber(8)), None)
+        );
+        let new = CodeStatusRecord {
+            issued_by_key: Some([9; API_KEY_ID_LEN]),
+            ..record
+        };
+        let bytes = postcard::to_allocvec(&new).unwrap();
+        assert_eq!(CodeStatusRecord::decode(&bytes).unwrap(), new);
+        assert!(CodeStatusRecord::decode(&old[..10]).is_err());
     }
 
     proptest! {

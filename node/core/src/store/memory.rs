@@ -14,9 +14,9 @@ use super::{
     API_KEY_ID_LEN, AccountRecord, ApiKeyRecord, CertificateState, CertificateUse, ChainHead,
     CodeRecord, CodeReference, CodeState, CodeStatus, CodeStatusRecord, CommitOutcome,
     CredentialRecord, CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey,
-    QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SessionRecord, StatsKey, StatsTally,
-    StoreError, StoredUpload, UploadCommit, code_lookup, code_purge_at, expiry_key, issued_tally,
-    parse_expiring,
+    QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SessionRecord, SettingDigest, StatsKey,
+    StatsTally, StoreError, StoredUpload, UploadCommit, code_lookup, code_purge_at, expiry_key,
+    issued_tally, parse_expiring,
 };
 
 #[derive(Default)]
@@ -29,12 +29,14 @@ struct Inner {
     uploads: HashMap<UploadId, StoredUpload>,
     queue: BTreeMap<QueueKey, QueuedGroup>,
     batches: HashMap<BatchId, Vec<u8>>,
+    filters: HashMap<BatchId, Vec<u8>>,
     batch_index: BTreeMap<u64, BatchIndexEntry>,
     exports: BTreeMap<String, Vec<u8>>,
     credentials: BTreeMap<String, CredentialRecord>,
     accounts: BTreeMap<String, AccountRecord>,
     sessions: HashMap<[u8; 32], SessionRecord>,
     audit: BTreeMap<u64, AuditEntry>,
+    applied_settings: Vec<SettingDigest>,
     audit_anchor: Option<AuditAnchor>,
     state: Option<CutterState>,
     chain_head: Option<ChainHead>,
@@ -319,6 +321,9 @@ impl ReportStore for MemoryReportStore {
         let mut inner = self.lock();
         for batch in &cut.batches {
             inner.batches.insert(batch.entry.id, batch.bytes.clone());
+            if let Some(filter) = &batch.filter {
+                inner.filters.insert(batch.entry.id, filter.clone());
+            }
             inner
                 .batch_index
                 .insert(batch.entry.sequence, batch.entry.clone());
@@ -364,6 +369,10 @@ impl ReportStore for MemoryReportStore {
 
     fn batch(&self, id: &BatchId) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.lock().batches.get(id).cloned())
+    }
+
+    fn token_filter(&self, id: &BatchId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().filters.get(id).cloned())
     }
 
     fn batch_index(&self, after: u64, limit: usize) -> Result<Vec<BatchIndexEntry>, StoreError> {
@@ -496,6 +505,15 @@ impl ReportStore for MemoryReportStore {
         Ok((inner.audit_anchor, inner.audit.values().cloned().collect()))
     }
 
+    fn applied_settings(&self) -> Result<Vec<SettingDigest>, StoreError> {
+        Ok(self.lock().applied_settings.clone())
+    }
+
+    fn set_applied_settings(&self, settings: &[SettingDigest]) -> Result<(), StoreError> {
+        self.lock().applied_settings = settings.to_vec();
+        Ok(())
+    }
+
     fn audit_head(&self) -> Result<Option<(u64, AuditHash)>, StoreError> {
         let inner = self.lock();
         Ok(match inner.audit.last_key_value() {
@@ -547,6 +565,7 @@ impl ReportStore for MemoryReportStore {
                 }
                 Expiring::Batch { sequence, id } => {
                     inner.batch_index.remove(&sequence);
+                    inner.filters.remove(&id);
                     if inner.batches.remove(&id).is_some() {
                         counts.batches += 1;
                     }

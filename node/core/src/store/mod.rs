@@ -572,9 +572,15 @@ pub struct StoredBatch {
     pub entry: BatchIndexEntry,
     /// Its bytes.
     pub bytes: Vec<u8>,
+    /// Its signed token filter (`docs/PROTOCOL.md` §6.5), purged with it; `None` for a
+    /// batch without tokens.
+    pub filter: Option<Vec<u8>>,
     /// When it is purged.
     pub purge_at: UnixTime,
 }
+
+/// One setting the node ran with: its key path and a keyed digest of its value.
+pub type SettingDigest = (String, [u8; 32]);
 
 /// A signed GAEN export zip ready to store.
 #[derive(Clone, Debug)]
@@ -833,6 +839,13 @@ pub trait ReportStore: Send + Sync + 'static {
     /// [`StoreError`].
     fn batch(&self, id: &BatchId) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// The token filter stored with batch `id` at its cut; `None` when it has none (no
+    /// tokens, cut before filters were stored, or purged).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn token_filter(&self, id: &BatchId) -> Result<Option<Vec<u8>>, StoreError>;
+
     /// Up to `limit` index entries with a sequence above `after`, oldest first.
     ///
     /// # Errors
@@ -967,6 +980,19 @@ pub trait ReportStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`].
     fn audit_head(&self) -> Result<Option<(u64, AuditHash)>, StoreError>;
+
+    /// The digests of the settings the node last ran with, by key path (empty before its
+    /// first start that recorded them). Digests only: a setting may be a secret.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn applied_settings(&self) -> Result<Vec<SettingDigest>, StoreError>;
+
+    /// Replaces the digests of the settings the node runs with.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn set_applied_settings(&self, settings: &[SettingDigest]) -> Result<(), StoreError>;
 
     /// Removes the audit entries up to `anchor.sequence` and keeps `anchor` in their place,
     /// in one atomic step. Returns how many entries went.

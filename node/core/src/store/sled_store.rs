@@ -36,8 +36,8 @@ use super::{
     API_KEY_ID_LEN, AccountRecord, ApiKeyRecord, CertificateState, CertificateUse, ChainHead,
     CodeRecord, CodeReference, CodeState, CodeStatus, CodeStatusRecord, CommitOutcome,
     CredentialRecord, CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey,
-    QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SessionRecord, StatsKey, StatsTally,
-    StoreError, StoredUpload, UploadCommit, code_purge_at, decode, encode, expiry_key,
+    QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SessionRecord, SettingDigest, StatsKey,
+    StatsTally, StoreError, StoredUpload, UploadCommit, code_purge_at, decode, encode, expiry_key,
     issued_tally, parse_expiring,
 };
 use ephemera_proto::sync::{DayDigest, sync_day};
@@ -47,6 +47,8 @@ const CUTTER_STATE_KEY: &[u8] = b"cutter-state";
 const AUDIT_ANCHOR_KEY: &[u8] = b"audit-anchor";
 /// Meta key of the batch log's head ([`ChainHead`]).
 const CHAIN_HEAD_KEY: &[u8] = b"chain-head";
+/// `meta` key of the digests of the settings the node last ran with.
+const APPLIED_SETTINGS_KEY: &[u8] = b"applied-settings";
 pub(super) const FORMAT_KEY: &[u8] = b"format";
 /// The on-disk layout this code reads and writes. Format 1 (no `format` key) kept revision
 /// token hashes and a certificate expiry entry per upload; format 2 kept batch bodies and
@@ -84,10 +86,12 @@ pub struct SledReportStore {
     queue: Tree,
     /// `batch id` → postcard [`BlobRef`] of its body's file.
     batches: Tree,
+    /// `batch id` → postcard [`BlobRef`] of its token filter's file.
+    filters: Tree,
     batch_index: Tree,
     /// `export name` → postcard [`BlobRef`] of its zip's file.
     exports: Tree,
-    /// Files of batch bodies and export zips.
+    /// Files of batch bodies, token filters and export zips.
     blobs: BlobDir,
     credentials: Tree,
     /// Staff accounts by name.
@@ -194,6 +198,7 @@ impl SledReportStore {
             uploads,
             queue: tree("queue")?,
             batches: tree("batches")?,
+            filters: tree("filters")?,
             batch_index: tree("batch-index")?,
             exports: tree("exports")?,
             credentials: tree("credentials")?,
@@ -265,10 +270,15 @@ impl SledReportStore {
         Ok(self)
     }
 
-    /// Every [`BlobRef`] the `batches` and `exports` trees hold.
+    /// Every [`BlobRef`] the `batches`, `filters` and `exports` trees hold.
     fn blob_refs(&self) -> Result<Vec<BlobRef>, StoreError> {
-        let mut out = Vec::with_capacity(self.batches.len() + self.exports.len());
-        for (tree, name) in [(&self.batches, "batches"), (&self.exports, "exports")] {
+        let mut out =
+            Vec::with_capacity(self.batches.len() + self.filters.len() + self.exports.len());
+        for (tree, name) in [
+            (&self.batches, "batches"),
+            (&self.filters, "filters"),
+            (&self.exports, "exports"),
+        ] {
             for item in tree.iter().values() {
                 out.push(decode(&item.map_err(engine)?, name)?);
             }
@@ -672,7 +682,7 @@ impl ReportStore for SledReportStore {
         reference: &CodeReference,
     ) -> Result<Option<CodeStatusRecord>, StoreError> {
         match self.code_status.get(reference.as_bytes()).map_err(engine)? {
-            Some(bytes) => Ok(Some(decode(&bytes, "code-status")?)),
+            Some(bytes) => Ok(Some(CodeStatusRecord::decode(&bytes)?)),
             None => Ok(None),
         }
     }
@@ -712,7 +722,7 @@ impl ReportStore for SledReportStore {
         let mut tally = StatsTally::new();
         for item in self.code_status.iter() {
             let (key, value) = item.map_err(engine)?;
-            let mut record: CodeStatusRecord = decode(&value, "code-status")?;
+            let mut record = CodeStatusRecord::decode(&value)?;
             if record.state == CodeState::Issued && record.expires < today {
                 let state = CodeState::Expired(record.expires);
                 tally.merge(&record.count_change(state));
@@ -754,7 +764,7 @@ impl ReportStore for SledReportStore {
         let mut doomed = Vec::new();
         for item in self.code_status.iter() {
             let (key, value) = item.map_err(engine)?;
-            let record: CodeStatusRecord = decode(&value, "code-status")?;
+            let record = CodeStatusRecord::decode(&value)?;
             if record.expires < expired_before {
                 doomed.push(key);
             }
@@ -1015,6 +1025,11 @@ impl ReportStore for SledReportStore {
             .iter()
             .map(|b| write(&b.bytes))
             .collect::<Result<Vec<_>, _>>()?;
+        let filter_refs = cut
+            .batches
+            .iter()
+            .map(|b| b.filter.as_deref().map(write).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
         if !export_refs.is_empty() || !batch_refs.is_empty() {
             self.blobs.sync().map_err(|e| blob_io("sync", e))?;
         }
@@ -1025,43 +1040,55 @@ impl ReportStore for SledReportStore {
             &self.meta,
             &self.expiry,
             &self.exports,
+            &self.filters,
             &self.stats,
         )
-            .transaction(|(batches, index, queue, meta, expiry, exports, stats)| {
-                for (export, blob) in cut.exports.iter().zip(&export_refs) {
-                    exports.insert(export.name.as_bytes(), blob.as_slice())?;
-                    expiry.insert(
-                        expiry_key(export.purge_at, ExpiryKind::Export, export.name.as_bytes()),
-                        &[],
-                    )?;
-                }
-                for (batch, blob) in cut.batches.iter().zip(&batch_refs) {
-                    let id = batch.entry.id.0;
-                    let seq = batch.entry.sequence.to_be_bytes();
-                    batches.insert(&id, blob.as_slice())?;
-                    index.insert(&seq, encode(&batch.entry))?;
-                    let mut reference = seq.to_vec();
-                    reference.extend_from_slice(&id);
-                    expiry.insert(
-                        expiry_key(batch.purge_at, ExpiryKind::Batch, &reference),
-                        &[],
-                    )?;
-                }
-                for key in &cut.dequeue {
-                    queue.remove(key.to_bytes().as_slice())?;
-                }
-                meta.insert(CUTTER_STATE_KEY, state.as_slice())?;
-                if let Some(head) = &chain_head {
-                    meta.insert(CHAIN_HEAD_KEY, head.as_slice())?;
-                }
-                count_in(stats, &counted)?;
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
+            .transaction(
+                |(batches, index, queue, meta, expiry, exports, filters, stats)| {
+                    for (export, blob) in cut.exports.iter().zip(&export_refs) {
+                        exports.insert(export.name.as_bytes(), blob.as_slice())?;
+                        expiry.insert(
+                            expiry_key(export.purge_at, ExpiryKind::Export, export.name.as_bytes()),
+                            &[],
+                        )?;
+                    }
+                    for ((batch, blob), filter) in
+                        cut.batches.iter().zip(&batch_refs).zip(&filter_refs)
+                    {
+                        let id = batch.entry.id.0;
+                        let seq = batch.entry.sequence.to_be_bytes();
+                        batches.insert(&id, blob.as_slice())?;
+                        if let Some(filter) = filter {
+                            filters.insert(&id, filter.as_slice())?;
+                        }
+                        index.insert(&seq, encode(&batch.entry))?;
+                        let mut reference = seq.to_vec();
+                        reference.extend_from_slice(&id);
+                        expiry.insert(
+                            expiry_key(batch.purge_at, ExpiryKind::Batch, &reference),
+                            &[],
+                        )?;
+                    }
+                    for key in &cut.dequeue {
+                        queue.remove(key.to_bytes().as_slice())?;
+                    }
+                    meta.insert(CUTTER_STATE_KEY, state.as_slice())?;
+                    if let Some(head) = &chain_head {
+                        meta.insert(CHAIN_HEAD_KEY, head.as_slice())?;
+                    }
+                    count_in(stats, &counted)?;
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                },
+            )
             .map_err(tx_error)
     }
 
     fn batch(&self, id: &BatchId) -> Result<Option<Vec<u8>>, StoreError> {
         self.read_blob((&self.batches, "batches"), &id.0, "batch")
+    }
+
+    fn token_filter(&self, id: &BatchId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read_blob((&self.filters, "filters"), &id.0, "token filter")
     }
 
     fn batch_index(&self, after: u64, limit: usize) -> Result<Vec<BatchIndexEntry>, StoreError> {
@@ -1253,6 +1280,21 @@ impl ReportStore for SledReportStore {
         Ok((anchor, entries))
     }
 
+    fn applied_settings(&self) -> Result<Vec<SettingDigest>, StoreError> {
+        match self.meta.get(APPLIED_SETTINGS_KEY).map_err(engine)? {
+            Some(bytes) => decode(&bytes, "applied settings"),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn set_applied_settings(&self, settings: &[SettingDigest]) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        self.meta
+            .insert(APPLIED_SETTINGS_KEY, encode(&settings))
+            .map_err(engine)?;
+        Ok(())
+    }
+
     fn audit_head(&self) -> Result<Option<(u64, AuditHash)>, StoreError> {
         if let Some((_, bytes)) = self.audit.last().map_err(engine)? {
             let entry: AuditEntry = decode(&bytes, "audit")?;
@@ -1346,6 +1388,11 @@ impl ReportStore for SledReportStore {
                     self.batch_index
                         .remove(sequence.to_be_bytes())
                         .map_err(engine)?;
+                    if let Some(value) = self.filters.remove(id.0).map_err(engine)?
+                        && let Ok(blob) = decode::<BlobRef>(&value, "filters")
+                    {
+                        doomed.push(blob.hash);
+                    }
                     if let Some(value) = self.batches.remove(id.0).map_err(engine)? {
                         counts.batches += 1;
                         // An undecodable entry's file is an orphan: removed at open.

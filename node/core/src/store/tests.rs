@@ -131,6 +131,7 @@ fn status_record(n: u8, test_type: ReportType) -> super::CodeStatusRecord {
         issued: DayNumber(10),
         expires: DayNumber(11),
         state: super::CodeState::Issued,
+        issued_by_key: None,
     }
 }
 
@@ -148,7 +149,10 @@ fn code_record(n: u8) -> CodeRecord {
 fn a_code_status_follows_its_code_and_a_revoke_removes_the_code() {
     use super::{CodeState, CodeStatusRecord, RevokeOutcome};
     both(|store| {
-        let status = |n: u8| status_record(n, ReportType::ConfirmedTest);
+        let status = |n: u8| CodeStatusRecord {
+            issued_by_key: (n == 2).then_some([n; 8]),
+            ..status_record(n, ReportType::ConfirmedTest)
+        };
         let record = code_record;
         store
             .insert_code_statuses(&[(reference(1), status(1)), (reference(2), status(2))])
@@ -506,11 +510,13 @@ fn cuts_store_batches_and_advance_state() {
                 StoredBatch {
                     entry: entry(1),
                     bytes: vec![1, 2, 3],
+                    filter: Some(vec![7, 7]),
                     purge_at: T0.plus_seconds(10),
                 },
                 StoredBatch {
                     entry: entry(2),
                     bytes: vec![4, 5, 6],
+                    filter: None,
                     purge_at: T0.plus_seconds(20),
                 },
             ],
@@ -529,6 +535,12 @@ fn cuts_store_batches_and_advance_state() {
         assert!(store.queued_until(T0).unwrap().is_empty());
         assert_eq!(store.cutter_state().unwrap(), cut.state);
         assert_eq!(store.batch(&BatchId([2; 32])).unwrap(), Some(vec![4, 5, 6]));
+        // A filter is stored with its batch, and a batch without one reads as none.
+        assert_eq!(
+            store.token_filter(&BatchId([1; 32])).unwrap(),
+            Some(vec![7, 7])
+        );
+        assert_eq!(store.token_filter(&BatchId([2; 32])).unwrap(), None);
         assert_eq!(store.batch_index(0, 10).unwrap(), vec![entry(1), entry(2)]);
         assert_eq!(store.batch_index(1, 10).unwrap(), vec![entry(2)]);
         assert_eq!(store.batch_index(0, 1).unwrap(), vec![entry(1)]);
@@ -542,6 +554,7 @@ fn cuts_store_batches_and_advance_state() {
         assert_eq!((counts.batches, counts.exports), (1, 1));
         assert_eq!(store.export("1-2-00001.zip").unwrap(), None);
         assert_eq!(store.batch(&BatchId([1; 32])).unwrap(), None);
+        assert_eq!(store.token_filter(&BatchId([1; 32])).unwrap(), None);
         assert_eq!(store.batch_index(0, 10).unwrap(), vec![entry(2)]);
         let head = ChainHead {
             sequence: 2,
@@ -796,6 +809,7 @@ fn blob_cut(seq: u64, batch: Vec<u8>, export: Vec<u8>) -> CutCommit {
                 tokens: 1,
             },
             bytes: batch,
+            filter: None,
             purge_at: T0.plus_seconds(seq),
         }],
         exports: vec![StoredExport {
@@ -895,18 +909,37 @@ fn sled_open_removes_orphan_and_temporary_files_only() {
 fn sled_purge_removes_the_files() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_sled(dir.path()).unwrap();
+    // Each batch with its token filter's file.
+    let with_filter = |mut cut: CutCommit, filter: Vec<u8>| {
+        cut.batches[0].filter = Some(filter);
+        cut
+    };
     store
-        .commit_cut(&blob_cut(1, filler(5, 2000), filler(6, 200)))
+        .commit_cut(&with_filter(
+            blob_cut(1, filler(5, 2000), filler(6, 200)),
+            filler(12, 300),
+        ))
         .unwrap();
     store
-        .commit_cut(&blob_cut(2, filler(7, 2000), filler(8, 200)))
+        .commit_cut(&with_filter(
+            blob_cut(2, filler(7, 2000), filler(8, 200)),
+            filler(13, 300),
+        ))
         .unwrap();
-    assert_eq!(blob_files(dir.path()).len(), 4);
+    assert_eq!(blob_files(dir.path()).len(), 6);
+    assert_eq!(
+        store.token_filter(&BatchId([1; 32])).unwrap(),
+        Some(filler(12, 300))
+    );
     let size = store.size_on_disk().unwrap();
 
     let counts = store.purge(T0.plus_seconds(1), T0).unwrap();
     assert_eq!((counts.batches, counts.exports), (1, 1));
-    let mut expected = vec![sha256_hex(&filler(7, 2000)), sha256_hex(&filler(8, 200))];
+    let mut expected = vec![
+        sha256_hex(&filler(7, 2000)),
+        sha256_hex(&filler(8, 200)),
+        sha256_hex(&filler(13, 300)),
+    ];
     expected.sort();
     assert_eq!(blob_files(dir.path()), expected);
     assert!(store.size_on_disk().unwrap() < size);
@@ -1100,6 +1133,7 @@ fn every_counted_event_counts_once_in_its_own_write() {
                     tokens: 1,
                 },
                 bytes: vec![1, 2, 3],
+                filter: None,
                 purge_at: T0.plus_seconds(10),
             }],
             exports: vec![],
@@ -1145,4 +1179,20 @@ fn sled_keeps_its_counters_through_reopening() {
         counters(&store),
         vec![(T0.day().0, "uploads_accepted", 1, 1)]
     );
+}
+
+#[test]
+fn applied_settings_are_replaced_whole_and_start_empty() {
+    both(|store| {
+        assert_eq!(store.applied_settings().unwrap(), vec![]);
+        let first = vec![
+            ("http.listen".to_owned(), [1; 32]),
+            ("data_dir".to_owned(), [2; 32]),
+        ];
+        store.set_applied_settings(&first).unwrap();
+        assert_eq!(store.applied_settings().unwrap(), first);
+        let second = vec![("http.listen".to_owned(), [3; 32])];
+        store.set_applied_settings(&second).unwrap();
+        assert_eq!(store.applied_settings().unwrap(), second);
+    });
 }

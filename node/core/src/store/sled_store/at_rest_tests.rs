@@ -30,6 +30,7 @@ fn planned_upload(
     let grant = CodeGrant {
         test_type: ReportType::ConfirmedTest,
         symptom_onset: None,
+        issued_by_key: None,
     };
     let code: UploadCode = core
         .issue_codes(store, grant, 1, issued_at, rng)

@@ -321,6 +321,21 @@ mod tests {
     }
 
     #[test]
+    fn stored_states_keep_their_positions_and_expired_is_appended() {
+        let day = DayNumber(3);
+        for (state, tag) in [
+            (CodeState::Issued, 0),
+            (CodeState::Used(day), 1),
+            (CodeState::Revoked(day), 2),
+            (CodeState::Expired(day), 3),
+        ] {
+            let bytes = postcard::to_allocvec(&state).unwrap();
+            assert_eq!(bytes[0], tag, "{state:?}");
+            assert_eq!(postcard::from_bytes::<CodeState>(&bytes).unwrap(), state);
+        }
+    }
+
+    #[test]
     fn a_state_change_counts_once_and_an_expired_code_redeemed_moves_its_count() {
         use crate::store::{StatsKey, StatsMetric};
         let record = issued_on_100();

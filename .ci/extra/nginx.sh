@@ -125,6 +125,9 @@ expect 403 "GET /v1/api-keys from the public side" "$(status GET /v1/api-keys)"
 expect 403 "GET /v1/codes/<reference> from the public side" "$(status GET /v1/codes/0123456789AB)"
 expect 401 "GET /v1/audit from the console network reaches the node" \
   "$(status GET /v1/audit --interface 127.0.0.2)"
+expect 403 "GET /v1/stats/chart.svg from the public side" "$(status GET /v1/stats/chart.svg)"
+expect 401 "GET /v1/stats from the console network reaches the node" \
+  "$(status GET /v1/stats --interface 127.0.0.2)"
 expect 401 "POST /v1/api-keys/<id>/revoke from the console network reaches the node" \
   "$(status POST /v1/api-keys/0123456789abcdef/revoke --interface 127.0.0.2)"
 expect 401 "GET /v1/codes/<reference> from the console network reaches the node" \

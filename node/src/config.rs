@@ -298,6 +298,15 @@ config_keys! {
         api_key_daily_codes: u32 = 10_000, range(1, 10_000_000);
         /// Most codes one staff account may issue per UTC day, likewise.
         account_daily_codes: u32 = 10_000, range(1, 10_000_000);
+        /// Days the daily statistics counters are kept (`GET /v1/stats`). They hold only
+        /// days, test types and numbers, yet are kept no longer than they serve: 400 lets
+        /// an authority set a day beside the same day a year before, and write its annual
+        /// report in the month after the year ends.
+        stats_days: u32 = 400, range(1, 3_650);
+        /// Statistics counts from 1 to this minus 1 are shown as "<N" (JSON, CSV and the
+        /// chart), never as their value, so a small authority's daily figures do not
+        /// point at a person. 1 shows every count.
+        stats_min_count: u32 = 5, range(1, 1_000);
         /// Most codes one bulk request issues.
         max_codes_per_request: u32 = Policy::default().max_codes_per_request,
             range(1, 100_000), was = "max_codes_per_request";

@@ -49,6 +49,7 @@ pub mod logging;
 mod metrics;
 pub mod node;
 pub mod server;
+pub mod stats_chart;
 
 /// The policy core this node drives, and its store and keys (re-exported).
 pub use ephemera_node_core::{self as core, keys, store};

@@ -218,7 +218,8 @@ impl Class {
                 || p.starts_with("/v1/accounts/")
                 || p.starts_with("/v1/codes/")
                 || p.starts_with("/v1/api-keys")
-                || p.starts_with("/v1/audit") =>
+                || p.starts_with("/v1/audit")
+                || p.starts_with("/v1/stats") =>
             {
                 Class::Console
             }
@@ -958,6 +959,8 @@ mod tests {
         assert_eq!(Class::of("/v1/codes/ABCDEFGHJKMN/revoke"), Class::Console);
         assert_eq!(Class::of("/v1/api-keys"), Class::Console);
         assert_eq!(Class::of("/v1/audit"), Class::Console);
+        assert_eq!(Class::of("/v1/stats"), Class::Console);
+        assert_eq!(Class::of("/v1/stats/chart.svg"), Class::Console);
         assert_eq!(Class::of("/v1/batches/00/filter"), Class::Serving);
         assert_eq!(Class::of("/v1/batches"), Class::Serving);
         assert_eq!(Class::of("/nope"), Class::Serving);

@@ -33,6 +33,8 @@
 //! | `POST /v1/accounts/{name}/reset-password` | bearer (admin) | [`types::OneTimePassword`] |
 //! | `POST /v1/codes` | bearer (case-worker: one code; bulk-issuer: more, or CSV; an API key within its test types), [`types::IssueCodesRequest`]; 429 `quota-exceeded` past the daily quota | [`types::IssueCodesResponse`] or CSV |
 //! | `GET /v1/audit?after=&from=&to=&limit=` | bearer (auditor or admin) | [`crate::node::AuditExport`]; CSV for `Accept: text/csv` |
+//! | `GET /v1/stats?from=&to=` | bearer (auditor or admin) | [`crate::node::StatsReport`]; CSV for `Accept: text/csv` |
+//! | `GET /v1/stats/chart.svg?from=&to=&metric=` | bearer (auditor or admin) | SVG bar chart, `Content-Security-Policy: default-src 'none'` |
 //! | `GET /v1/api-keys` | bearer (admin) | [`crate::accounts::api_key::ApiKeySummary`] list |
 //! | `POST /v1/api-keys` | bearer (admin), [`types::CreateApiKeyRequest`] | 201 [`types::CreatedApiKey`], shown once |
 //! | `POST /v1/api-keys/{id}/revoke` | bearer (admin) | 204 |
@@ -55,6 +57,7 @@ pub mod error;
 mod immutable;
 mod openapi;
 mod page;
+mod stats;
 pub mod types;
 
 use axum::Router;
@@ -173,6 +176,7 @@ pub fn router(node: Node) -> Router {
         .route("/v1/audit", get(audit_export))
         .route("/v1/codes/{reference}", get(code_status))
         .route("/v1/codes/{reference}/revoke", post(revoke_code))
+        .merge(stats::routes())
         .merge(page::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

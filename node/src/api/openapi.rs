@@ -190,7 +190,7 @@ impl Modify for BearerAuth {
         super::enable_account, super::set_roles, super::reset_password,
         super::code_status, super::revoke_code,
         super::list_api_keys, super::create_api_key, super::revoke_api_key,
-        super::audit_export,
+        super::audit_export, super::stats::stats, super::stats::chart,
         super::page::root, super::page::case_worker, super::page::page, super::page::script, super::page::style,
     ),
     components(schemas(
@@ -199,7 +199,7 @@ impl Modify for BearerAuth {
         types::IssueCodesRequest, types::IssuedCode, types::IssueCodesResponse,
         types::CodeStatusInfo, types::CreateApiKeyRequest, types::CreatedApiKey,
         crate::accounts::api_key::ApiKeySummary, crate::node::AuditExport,
-        crate::audit_export::AuditRow,
+        crate::audit_export::AuditRow, crate::node::StatsReport, crate::node::StatsRow,
         types::AuthorityInfo, types::Health, types::NotReady,
         types::SessionInfo, types::ConsoleSession, types::PasswordChangeRequest, types::CreateAccountRequest,
         types::RolesRequest, types::OneTimePassword, types::TotpEnrolment,
@@ -359,6 +359,12 @@ pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'stati
             ),
             (415, &["unsupported-media-type"]),
             (429, &["quota-exceeded"]),
+            (500, STORAGE),
+        ],
+        ("get", "/v1/stats") | ("get", "/v1/stats/chart.svg") => vec![
+            (400, &["invalid-parameter"]),
+            (401, &["unauthorized"]),
+            (403, RESTRICTED),
             (500, STORAGE),
         ],
         ("get", "/v1/audit") => vec![
@@ -614,6 +620,14 @@ fn constrain(doc: &mut Value, config: &NodeConfig) {
         at(schemas, &["IssuedCode", "properties", "code"]),
         json!({"pattern": contract::ISSUED_CODE_PATTERN, "minLength": 19, "maxLength": 19}),
     );
+    // A statistics count: a number, or "<N" for one suppressed below the threshold N.
+    schemas["StatsRow"]["properties"]["count"] = json!({
+        "description": "The count, or `\"<N\"` for one from 1 to N − 1 (N: the report's `min_count`).",
+        "oneOf": [
+            {"type": "integer", "minimum": 0},
+            {"type": "string", "pattern": "^<[0-9]+$"},
+        ],
+    });
     schemas["UploadCode"] = json!({
         "type": "string",
         "description": "An upload code as a person types it: 16 Crockford base32 symbols, either case, O read as 0 and I, L as 1, dashes and spaces ignored.",
@@ -643,12 +657,26 @@ fn constrain(doc: &mut Value, config: &NodeConfig) {
         at(parameter(doc, "/v1/audit", "get", "limit"), &["schema"]),
         json!({"minimum": 1, "maximum": crate::node::MAX_AUDIT_PAGE}),
     );
-    for name in ["from", "to"] {
+    for (path, name) in [
+        ("/v1/audit", "from"),
+        ("/v1/audit", "to"),
+        ("/v1/stats", "from"),
+        ("/v1/stats", "to"),
+        ("/v1/stats/chart.svg", "from"),
+        ("/v1/stats/chart.svg", "to"),
+    ] {
         merge(
-            at(parameter(doc, "/v1/audit", "get", name), &["schema"]),
+            at(parameter(doc, path, "get", name), &["schema"]),
             json!({"format": "date"}),
         );
     }
+    merge(
+        at(
+            parameter(doc, "/v1/stats/chart.svg", "get", "metric"),
+            &["schema"],
+        ),
+        json!({"enum": ephemera_node_core::store::StatsMetric::ALL.map(|m| m.as_str())}),
+    );
 
     // Every body's size limit (`crate::server` refuses a larger one with 413).
     let paths = doc["paths"].as_object_mut().expect("paths");
@@ -1130,6 +1158,21 @@ mod tests {
             ("post", "/v1/api-keys/{id}/revoke", ApiError::UnknownApiKey),
             ("post", "/v1/api-keys/{id}/revoke", ApiError::ApiKeyRevoked),
             ("post", "/v1/api-keys/{id}/revoke", ApiError::Unauthorized),
+            ("get", "/v1/stats", ApiError::Forbidden { role: "auditor" }),
+            ("get", "/v1/stats", ApiError::Unauthorized),
+            (
+                "get",
+                "/v1/stats/chart.svg",
+                ApiError::InvalidParameter {
+                    name: "metric",
+                    reason: "x",
+                },
+            ),
+            (
+                "get",
+                "/v1/stats/chart.svg",
+                ApiError::Forbidden { role: "auditor" },
+            ),
             ("get", "/v1/audit", ApiError::Forbidden { role: "auditor" }),
             ("get", "/v1/audit", ApiError::Unauthorized),
             (

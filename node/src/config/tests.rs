@@ -92,6 +92,8 @@ fn samples() -> Vec<(&'static str, String, String)> {
         s("authority.verify_failures_per_minute", "10", "10"),
         s("authority.api_key_daily_codes", "50", "50"),
         s("authority.account_daily_codes", "40", "40"),
+        s("authority.stats_days", "30", "30"),
+        s("authority.stats_min_count", "1", "1"),
         s("http.header_read_timeout_ms", "2000", "2000"),
         s("http.body_read_timeout_ms", "3000", "3000"),
         s("http.request_deadline_ms", "4000", "4000"),

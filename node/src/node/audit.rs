@@ -113,6 +113,23 @@ impl Node {
         })
     }
 
+    /// Lets an auditor or an admin read (the trail, the statistics): records the read as
+    /// `exported` by the account and makes it durable before anything is read, so a read
+    /// that cannot be accounted for is refused.
+    ///
+    /// # Errors
+    /// As [`Node::authorize`]; [`ApiError::Store`].
+    pub(crate) async fn authorize_export(&self, token: &str) -> Result<(), ApiError> {
+        let session = self.authorize(token, Need::OneOf(&[Role::Auditor, Role::Admin]))?;
+        self.audit(
+            AuditActor::Account(session.account),
+            AuditAction::Exported,
+            AuditOutcome::Success,
+        )?;
+        self.inner.flusher.flush().await?;
+        Ok(())
+    }
+
     /// `GET /v1/audit`: the trail's verification and a page of it, for an auditor or an
     /// admin. The export is recorded first (so it is on the page it reads) and flushed.
     ///
@@ -123,13 +140,7 @@ impl Node {
         token: &str,
         page: AuditPage,
     ) -> Result<AuditExport, ApiError> {
-        let session = self.authorize(token, Need::OneOf(&[Role::Auditor, Role::Admin]))?;
-        self.audit(
-            AuditActor::Account(session.account),
-            AuditAction::Exported,
-            AuditOutcome::Success,
-        )?;
-        self.inner.flusher.flush().await?;
+        self.authorize_export(token).await?;
         let store = self.inner.store.as_ref();
         let (verified, problem, records_checked, head) =
             match verify_stored_trail(store, self.inner.core.keys())? {

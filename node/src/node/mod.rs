@@ -19,6 +19,7 @@ mod federation;
 mod phone_timing;
 mod publication;
 mod sealed_exchange;
+mod stats;
 mod token_keys;
 mod twin_watch;
 mod uploads;
@@ -28,6 +29,10 @@ pub use api_keys::KeyHolder;
 pub use audit::{AuditExport, AuditPage, MAX_AUDIT_PAGE};
 pub use authority::Issuer;
 pub use phone_timing::Answered;
+pub use stats::{
+    Counters, DEFAULT_STATS_DAYS, MAX_STATS_DAYS, STATS_CSV_HEADER, ShownCount, StatsRange,
+    StatsReport, StatsRow, test_types,
+};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

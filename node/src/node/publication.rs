@@ -260,6 +260,20 @@ impl Node {
         if audit_records > 0 {
             tracing::info!(audit_records, "audit records past retention purged");
         }
+        // Issued codes past their expiry day are marked expired and counted, once, before
+        // their statuses can go.
+        let expired_codes = self.inner.store.expire_code_statuses(now.day())?;
+        if expired_codes > 0 {
+            tracing::info!(
+                expired_codes,
+                "unused codes past their expiry day marked expired"
+            );
+        }
+        let stats_days = self.inner.config.authority.stats_days;
+        let counters = self.inner.store.purge_stats(now.day().minus(stats_days))?;
+        if counters > 0 {
+            tracing::info!(counters, "statistics counters past stats_days purged");
+        }
         // A code's status is kept as long as the audit records that name its reference.
         let audit_days = self.inner.core.policy().audit_retention_days;
         let code_statuses = self

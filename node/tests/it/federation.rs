@@ -8,6 +8,7 @@ use std::time::Duration;
 use ephemera_node::clock::ManualClock;
 use ephemera_node::config::NodeConfig;
 use ephemera_node::federation::{Multiaddr, testing::wait_until};
+use ephemera_node::store::StatsMetric;
 use ephemera_proto::report::ReportContents;
 use ephemera_proto::signing::Ed25519PublicKey;
 
@@ -155,6 +156,23 @@ async fn upload_at_a_reaches_c_batches_and_restarted_c_catches_up() {
     let published = c.all_published().await;
     for token in tokens(&second.contents) {
         assert!(published.tokens.iter().any(|t| t.token.0 == token));
+    }
+    // Statistics: both uploads count as accepted at A and as relayed at B and C (by gossip
+    // and by catch-up alike), once at each node; A does not count its own coming back.
+    let count = |node: &TestNode, metric: StatsMetric| -> u64 {
+        node.node
+            .store()
+            .stats(T0.day(), T0.day().plus(1))
+            .unwrap()
+            .into_iter()
+            .filter(|(key, _)| key.metric == metric)
+            .map(|(_, n)| n)
+            .sum()
+    };
+    assert!(wait_until(WAIT, || count(&b, StatsMetric::UploadsRelayed) == 2).await);
+    for (node, accepted, relayed) in [(&a, 2, 0), (&b, 0, 2), (&c, 0, 2)] {
+        assert_eq!(count(node, StatsMetric::UploadsAccepted), accepted);
+        assert_eq!(count(node, StatsMetric::UploadsRelayed), relayed);
     }
     c.stop().await;
     b.stop().await;

@@ -24,6 +24,7 @@ mod monitoring;
 mod privacy;
 mod revision;
 mod serving;
+mod stats;
 mod throughput;
 mod upgrade;
 mod util;

@@ -94,6 +94,23 @@ pub enum CodeState {
     Used(DayNumber),
     /// Revoked by staff on this day: it can no longer be redeemed.
     Revoked(DayNumber),
+    /// Found unused after its expiry day by the retention sweep, which counted it expired
+    /// on this day (its expiry day). Appended last: records stored before keep their
+    /// encoding.
+    Expired(DayNumber),
+}
+
+impl CodeState {
+    /// The counter a change to this state adds to (none for [`CodeState::Issued`]).
+    pub fn metric(self) -> Option<(super::StatsMetric, DayNumber)> {
+        use super::StatsMetric;
+        match self {
+            CodeState::Issued => None,
+            CodeState::Used(day) => Some((StatsMetric::CodesUsed, day)),
+            CodeState::Revoked(day) => Some((StatsMetric::CodesRevoked, day)),
+            CodeState::Expired(day) => Some((StatsMetric::CodesExpired, day)),
+        }
+    }
 }
 
 /// What the store keeps of one issued code under its reference.
@@ -190,7 +207,31 @@ impl CodeStatusRecord {
             CodeState::Issued => CodeStatus::Issued,
             CodeState::Used(day) => CodeStatus::Used(day),
             CodeState::Revoked(day) => CodeStatus::Revoked(day),
+            CodeState::Expired(day) => CodeStatus::Expired(day),
         }
+    }
+
+    /// The counter changes of moving this record to `state`: the new state's counter up
+    /// by one, and, for a code the sweep had found expired (only a clock stepped back lets
+    /// it be redeemed after), the expired counter down by one. Nothing when the state does
+    /// not change or the record has left [`CodeState::Issued`] otherwise.
+    pub fn count_change(&self, state: CodeState) -> super::StatsTally {
+        let mut tally = super::StatsTally::new();
+        if self.state == state || !matches!(self.state, CodeState::Issued | CodeState::Expired(_)) {
+            return tally;
+        }
+        let key = |(metric, day)| super::StatsKey {
+            day,
+            metric,
+            test_type: Some(self.test_type),
+        };
+        if let Some(old) = self.state.metric() {
+            tally.add(key(old), -1);
+        }
+        if let Some(new) = state.metric() {
+            tally.add(key(new), 1);
+        }
+        tally
     }
 }
 
@@ -240,16 +281,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_issued_code_reads_expired_only_after_its_expiry_day() {
-        let record = CodeStatusRecord {
+    /// A confirmed code issued on day 100, expiring on day 101, still issued.
+    fn issued_on_100() -> CodeStatusRecord {
+        CodeStatusRecord {
             lookup: [0; 32],
             test_type: ReportType::ConfirmedTest,
             issued: DayNumber(100),
             expires: DayNumber(101),
             state: CodeState::Issued,
             issued_by_key: None,
-        };
+        }
+    }
+
+    #[test]
+    fn an_issued_code_reads_expired_only_after_its_expiry_day() {
+        let record = issued_on_100();
         assert_eq!(record.status(DayNumber(101)), CodeStatus::Issued);
         assert_eq!(
             record.status(DayNumber(102)),
@@ -264,6 +310,75 @@ mod tests {
             CodeStatus::Used(DayNumber(101))
         );
         assert_eq!(used.status(DayNumber(300)).as_str(), "used");
+        let swept = CodeStatusRecord {
+            state: CodeState::Expired(DayNumber(101)),
+            ..record.clone()
+        };
+        assert_eq!(
+            swept.status(DayNumber(300)),
+            CodeStatus::Expired(DayNumber(101))
+        );
+    }
+
+    #[test]
+    fn stored_states_keep_their_positions_and_expired_is_appended() {
+        let day = DayNumber(3);
+        for (state, tag) in [
+            (CodeState::Issued, 0),
+            (CodeState::Used(day), 1),
+            (CodeState::Revoked(day), 2),
+            (CodeState::Expired(day), 3),
+        ] {
+            let bytes = postcard::to_allocvec(&state).unwrap();
+            assert_eq!(bytes[0], tag, "{state:?}");
+            assert_eq!(postcard::from_bytes::<CodeState>(&bytes).unwrap(), state);
+        }
+    }
+
+    #[test]
+    fn a_state_change_counts_once_and_an_expired_code_redeemed_moves_its_count() {
+        use crate::store::{StatsKey, StatsMetric};
+        let record = issued_on_100();
+        let key = |metric, day| StatsKey {
+            day: DayNumber(day),
+            metric,
+            test_type: Some(ReportType::ConfirmedTest),
+        };
+        let used = record.count_change(CodeState::Used(DayNumber(101)));
+        assert_eq!(
+            used.changes().map(|(k, v)| (*k, v)).collect::<Vec<_>>(),
+            vec![(key(StatsMetric::CodesUsed, 101), 1)]
+        );
+        let already = CodeStatusRecord {
+            state: CodeState::Used(DayNumber(101)),
+            ..record.clone()
+        };
+        assert!(
+            already
+                .count_change(CodeState::Used(DayNumber(101)))
+                .is_empty()
+        );
+        assert!(
+            already
+                .count_change(CodeState::Revoked(DayNumber(102)))
+                .is_empty()
+        );
+        let expired = CodeStatusRecord {
+            state: CodeState::Expired(DayNumber(101)),
+            ..record
+        };
+        let moved: Vec<_> = expired
+            .count_change(CodeState::Used(DayNumber(102)))
+            .changes()
+            .map(|(k, v)| (*k, v))
+            .collect();
+        assert_eq!(
+            moved,
+            vec![
+                (key(StatsMetric::CodesExpired, 101), -1),
+                (key(StatsMetric::CodesUsed, 102), 1)
+            ]
+        );
     }
 
     #[test]

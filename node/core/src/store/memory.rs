@@ -9,12 +9,14 @@ use ephemera_proto::batch::{BatchId, BatchIndexEntry};
 use ephemera_proto::upload::UploadId;
 use ephemera_proto::{DayNumber, UnixTime};
 
+use super::stats::apply_delta;
 use super::{
     API_KEY_ID_LEN, AccountRecord, ApiKeyRecord, CertificateState, CertificateUse, ChainHead,
     CodeRecord, CodeReference, CodeState, CodeStatus, CodeStatusRecord, CommitOutcome,
     CredentialRecord, CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey,
-    QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SessionRecord, SettingDigest, StoreError,
-    StoredUpload, UploadCommit, code_lookup, code_purge_at, expiry_key, parse_expiring,
+    QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SessionRecord, SettingDigest, StatsKey,
+    StatsTally, StoreError, StoredUpload, UploadCommit, code_lookup, code_purge_at, expiry_key,
+    issued_tally, parse_expiring,
 };
 
 #[derive(Default)]
@@ -39,6 +41,20 @@ struct Inner {
     state: Option<CutterState>,
     chain_head: Option<ChainHead>,
     expiry: BTreeSet<Vec<u8>>,
+    stats: BTreeMap<StatsKey, u64>,
+}
+
+impl Inner {
+    /// Applies counter changes (in the same locked step as the event they count).
+    fn count(&mut self, tally: &StatsTally) {
+        for (key, delta) in tally.changes() {
+            let slot = self.stats.entry(*key).or_insert(0);
+            *slot = apply_delta(*slot, delta);
+            if *slot == 0 {
+                self.stats.remove(key);
+            }
+        }
+    }
 }
 
 /// In-memory storage with the same semantics as [`super::SledReportStore`].
@@ -76,6 +92,38 @@ impl MemoryReportStore {
 }
 
 impl ReportStore for MemoryReportStore {
+    fn stats(&self, from: DayNumber, to: DayNumber) -> Result<Vec<(StatsKey, u64)>, StoreError> {
+        Ok(self
+            .lock()
+            .stats
+            .iter()
+            .filter(|(key, _)| (from..=to).contains(&key.day))
+            .map(|(key, count)| (*key, *count))
+            .collect())
+    }
+
+    fn expire_code_statuses(&self, today: DayNumber) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let mut tally = StatsTally::new();
+        let mut expired = 0;
+        for record in inner.code_status.values_mut() {
+            if record.state == CodeState::Issued && record.expires < today {
+                let state = CodeState::Expired(record.expires);
+                tally.merge(&record.count_change(state));
+                record.state = state;
+                expired += 1;
+            }
+        }
+        inner.count(&tally);
+        Ok(expired)
+    }
+
+    fn purge_stats(&self, before: DayNumber) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let count = inner.stats.len();
+        inner.stats.retain(|key, _| key.day >= before);
+        Ok((count - inner.stats.len()) as u64)
+    }
     fn insert_codes(&self, codes: &[(CodeHash, CodeRecord)]) -> Result<(), StoreError> {
         let mut inner = self.lock();
         for (hash, record) in codes {
@@ -97,7 +145,9 @@ impl ReportStore for MemoryReportStore {
         &self,
         records: &[(CodeReference, CodeStatusRecord)],
     ) -> Result<(), StoreError> {
-        self.lock().code_status.extend(records.iter().cloned());
+        let mut inner = self.lock();
+        inner.code_status.extend(records.iter().cloned());
+        inner.count(&issued_tally(records));
         Ok(())
     }
 
@@ -113,8 +163,11 @@ impl ReportStore for MemoryReportStore {
         reference: &CodeReference,
         state: CodeState,
     ) -> Result<(), StoreError> {
-        if let Some(record) = self.lock().code_status.get_mut(reference) {
+        let mut inner = self.lock();
+        if let Some(record) = inner.code_status.get_mut(reference) {
+            let tally = record.count_change(state);
             record.state = state;
+            inner.count(&tally);
         }
         Ok(())
     }
@@ -147,7 +200,9 @@ impl ReportStore for MemoryReportStore {
             Some(hash) if record.status(day) == CodeStatus::Issued => {
                 inner.codes.remove(&hash);
                 if let Some(kept) = inner.code_status.get_mut(reference) {
+                    let tally = kept.count_change(CodeState::Revoked(day));
                     kept.state = CodeState::Revoked(day);
+                    inner.count(&tally);
                 }
                 Ok(RevokeOutcome::Revoked)
             }
@@ -188,6 +243,9 @@ impl ReportStore for MemoryReportStore {
         for (key, group) in &commit.enqueue {
             inner.queue.insert(*key, group.clone());
         }
+        let mut tally = StatsTally::new();
+        tally.add(commit.counted_as(), 1);
+        inner.count(&tally);
         Ok(CommitOutcome::Committed)
     }
 
@@ -289,6 +347,7 @@ impl ReportStore for MemoryReportStore {
             inner.queue.remove(key);
         }
         inner.state = Some(cut.state);
+        inner.count(&cut.counted());
         if let Some(last) = cut.batches.last() {
             inner.chain_head = Some(ChainHead {
                 sequence: last.entry.sequence,

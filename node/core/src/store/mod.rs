@@ -16,6 +16,7 @@ mod code_status;
 mod memory;
 mod sealing;
 mod sled_store;
+mod stats;
 mod upgrade;
 
 use ephemera_proto::DayNumber;
@@ -41,6 +42,7 @@ pub use memory::MemoryReportStore;
 pub use sealing::DATA_KEYS_DIR;
 pub(crate) use sealing::code_lookup;
 pub use sled_store::{STORE_FORMAT, SledReportStore};
+pub use stats::{StatsKey, StatsMetric, StatsTally};
 pub use upgrade::{UpgradeCounts, UpgradeError, UpgradeOutcome, upgrade};
 
 /// The storage engine failed.
@@ -426,6 +428,20 @@ pub struct UploadCommit {
 }
 
 impl UploadCommit {
+    /// The counter it adds one to when it is written: relayed or accepted, on its arrival
+    /// day, by its certificate's type.
+    pub fn counted_as(&self) -> StatsKey {
+        StatsKey {
+            day: self.upload.1.received_at.day(),
+            metric: if self.relayed {
+                StatsMetric::UploadsRelayed
+            } else {
+                StatsMetric::UploadsAccepted
+            },
+            test_type: Some(self.upload.1.upload.certificate.certificate.test_type),
+        }
+    }
+
     /// The mark its certificate id gets.
     pub fn certificate_use(&self) -> CertificateUse {
         CertificateUse {
@@ -590,6 +606,34 @@ pub struct CutCommit {
     pub state: CutterState,
 }
 
+impl CutCommit {
+    /// The counters it adds to: one per batch, on the day it was cut.
+    pub fn counted(&self) -> StatsTally {
+        let mut tally = StatsTally::new();
+        for batch in &self.batches {
+            tally.count(
+                batch.entry.created_at.day(),
+                StatsMetric::BatchesPublished,
+                None,
+            );
+        }
+        tally
+    }
+}
+
+/// The counters that filing `records` adds to: one issued code each, on its issue day.
+pub(crate) fn issued_tally(records: &[(CodeReference, CodeStatusRecord)]) -> StatsTally {
+    let mut tally = StatsTally::new();
+    for (_, record) in records {
+        tally.count(
+            record.issued,
+            StatsMetric::CodesIssued,
+            Some(record.test_type),
+        );
+    }
+    tally
+}
+
 /// How many records a purge removed, by kind.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct PurgeCounts {
@@ -619,6 +663,27 @@ impl PurgeCounts {
 
 /// Durable state of a node. Implementations must make each call atomic.
 pub trait ReportStore: Send + Sync + 'static {
+    /// The statistics counters of the days `from` to `to` (both included) that are not
+    /// zero, by key.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn stats(&self, from: DayNumber, to: DayNumber) -> Result<Vec<(StatsKey, u64)>, StoreError>;
+
+    /// Marks every code still issued whose expiry day is before `today` expired (on its
+    /// expiry day) and counts it in the same write, so each expired code counts once; how
+    /// many.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn expire_code_statuses(&self, today: DayNumber) -> Result<u64, StoreError>;
+
+    /// Removes the statistics counters of days before `before`; how many went.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn purge_stats(&self, before: DayNumber) -> Result<u64, StoreError>;
+
     /// Stores issued codes.
     ///
     /// # Errors
@@ -631,7 +696,8 @@ pub trait ReportStore: Send + Sync + 'static {
     /// [`StoreError`].
     fn take_code(&self, hash: &CodeHash) -> Result<Option<CodeRecord>, StoreError>;
 
-    /// Files the status records of codes about to be issued, each under its reference.
+    /// Files the status records of codes about to be issued, each under its reference,
+    /// and counts them issued (on their issue day, by test type) in the same write.
     ///
     /// # Errors
     /// [`StoreError`].
@@ -650,7 +716,8 @@ pub trait ReportStore: Send + Sync + 'static {
     ) -> Result<Option<CodeStatusRecord>, StoreError>;
 
     /// Sets the state of the code filed under `reference` (a redeem marks it used);
-    /// nothing if there is none.
+    /// nothing if there is none. The change is counted in the same write
+    /// ([`CodeStatusRecord::count_change`]).
     ///
     /// # Errors
     /// [`StoreError`].
@@ -666,7 +733,7 @@ pub trait ReportStore: Send + Sync + 'static {
 
     /// Revokes the code filed under `reference` on `day`: removes the code itself (so no
     /// redeem can take it from then on) and marks it revoked, unless it is used, revoked,
-    /// past its expiry day, or gone already.
+    /// past its expiry day, or gone already. The revoke is counted in the same write.
     ///
     /// # Errors
     /// [`StoreError`].
@@ -677,7 +744,9 @@ pub trait ReportStore: Send + Sync + 'static {
     ) -> Result<RevokeOutcome, StoreError>;
 
     /// Applies an accepted upload or revision, unless its certificate id was used before
-    /// (or, for a revision, the token is gone).
+    /// (or, for a revision, the token is gone). A commit that is written is counted in the
+    /// same write: [`StatsMetric::UploadsRelayed`] when `relayed`, else
+    /// [`StatsMetric::UploadsAccepted`], on its arrival day, by its certificate's type.
     ///
     /// # Errors
     /// [`StoreError`].
@@ -757,7 +826,8 @@ pub trait ReportStore: Send + Sync + 'static {
     fn chain_head(&self) -> Result<Option<ChainHead>, StoreError>;
 
     /// Stores the batches of a cut, removes what they published, saves the state and moves
-    /// the chain head to the cut's last batch.
+    /// the chain head to the cut's last batch; counts the batches published (on their cut
+    /// day) in the same write.
     ///
     /// # Errors
     /// [`StoreError`].

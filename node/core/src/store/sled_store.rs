@@ -31,12 +31,14 @@ use sled::{Db, Transactional, Tree};
 use super::backup::{BackupSummary, StorePaths, prepare_target};
 use super::blobs::{BlobDir, BlobReadError, BlobRef};
 use super::sealing::{DataKeys, Unsealed, code_lookup, open_code, seal_code};
+use super::stats::{apply_delta, decode_count, encode_count};
 use super::{
     API_KEY_ID_LEN, AccountRecord, ApiKeyRecord, CertificateState, CertificateUse, ChainHead,
     CodeRecord, CodeReference, CodeState, CodeStatus, CodeStatusRecord, CommitOutcome,
     CredentialRecord, CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey,
-    QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SessionRecord, SettingDigest, StoreError,
-    StoredUpload, UploadCommit, code_purge_at, decode, encode, expiry_key, parse_expiring,
+    QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SessionRecord, SettingDigest, StatsKey,
+    StatsTally, StoreError, StoredUpload, UploadCommit, code_purge_at, decode, encode, expiry_key,
+    issued_tally, parse_expiring,
 };
 use ephemera_proto::sync::{DayDigest, sync_day};
 
@@ -65,6 +67,9 @@ pub struct SledReportStore {
     codes: Tree,
     /// Code reference → [`CodeStatusRecord`] (no personal data, no code).
     code_status: Tree,
+    /// [`StatsKey`] → count (u64 BE): the daily statistics counters (days, metrics, test
+    /// types and numbers only).
+    stats: Tree,
     /// API key id → [`ApiKeyRecord`] (the SHA-256 of its secret, never the secret).
     api_keys: Tree,
     /// Key or account → [`QuotaRecord`] of its last day.
@@ -184,6 +189,7 @@ impl SledReportStore {
         SledReportStore {
             codes: tree("codes")?,
             code_status: tree("code-status")?,
+            stats: tree("stats")?,
             revoking: std::sync::Mutex::new(()),
             api_keys: tree("api-keys")?,
             quotas: tree("quotas")?,
@@ -406,6 +412,26 @@ fn shreddable_through(stale_before: UnixTime) -> Option<DayNumber> {
 }
 
 impl SledReportStore {
+    /// Moves `record` (filed under `reference`) to `state` and counts the change, in one
+    /// transaction. The caller holds `revoking`.
+    fn write_code_state(
+        &self,
+        reference: &CodeReference,
+        mut record: CodeStatusRecord,
+        state: CodeState,
+    ) -> Result<(), StoreError> {
+        let tally = record.count_change(state);
+        record.state = state;
+        let encoded = encode(&record);
+        (&self.code_status, &self.stats)
+            .transaction(|(code_status, stats)| {
+                code_status.insert(reference.as_bytes().as_slice(), encoded.as_slice())?;
+                count_in(stats, &tally)?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_error)
+    }
+
     /// [`Self::forget_synced`] for an upload whose record can no longer be read: its sync
     /// index entry is found by id.
     fn forget_synced_by_id(&self, id: &UploadId) -> Result<(), StoreError> {
@@ -544,6 +570,30 @@ pub(super) fn seal_group(
     keys.seal(arrival_day, &[b"queue", key], group)
 }
 
+/// Adds `tally` to the counters in `stats`, inside the transaction of the event it counts.
+/// A counter that does not decode (damaged) starts again from 0, with a warning, rather
+/// than refusing the event.
+fn count_in(
+    stats: &sled::transaction::TransactionalTree,
+    tally: &StatsTally,
+) -> Result<(), UnabortableTransactionError> {
+    for (key, delta) in tally.changes() {
+        let bytes = key.to_bytes();
+        let current = match stats.get(bytes)? {
+            Some(value) => decode_count(&value).unwrap_or_else(|| {
+                tracing::warn!("a statistics counter did not decode; it starts again from 0");
+                0
+            }),
+            None => 0,
+        };
+        match apply_delta(current, delta) {
+            0 => stats.remove(&bytes)?,
+            next => stats.insert(&bytes, &encode_count(next))?,
+        };
+    }
+    Ok(())
+}
+
 fn add_to_digest(
     digests: &sled::transaction::TransactionalTree,
     day: DayNumber,
@@ -611,11 +661,20 @@ impl ReportStore for SledReportStore {
         records: &[(CodeReference, CodeStatusRecord)],
     ) -> Result<(), StoreError> {
         let _writing = self.writing();
-        let mut batch = sled::Batch::default();
-        for (reference, record) in records {
-            batch.insert(reference.as_bytes().as_slice(), encode(record));
-        }
-        self.code_status.apply_batch(batch).map_err(engine)
+        let encoded: Vec<_> = records
+            .iter()
+            .map(|(reference, record)| (*reference.as_bytes(), encode(record)))
+            .collect();
+        let tally = issued_tally(records);
+        (&self.code_status, &self.stats)
+            .transaction(|(code_status, stats)| {
+                for (reference, record) in &encoded {
+                    code_status.insert(reference.as_slice(), record.as_slice())?;
+                }
+                count_in(stats, &tally)?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_error)
     }
 
     fn code_status(
@@ -635,13 +694,68 @@ impl ReportStore for SledReportStore {
     ) -> Result<(), StoreError> {
         let _writing = self.writing();
         let _revoking = self.revoking.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(mut record) = self.code_status(reference)? {
-            record.state = state;
-            self.code_status
-                .insert(reference.as_bytes(), encode(&record))
-                .map_err(engine)?;
+        if let Some(record) = self.code_status(reference)? {
+            self.write_code_state(reference, record, state)?;
         }
         Ok(())
+    }
+
+    fn stats(&self, from: DayNumber, to: DayNumber) -> Result<Vec<(StatsKey, u64)>, StoreError> {
+        let start = StatsKey::day_start(from);
+        let mut out = Vec::new();
+        for item in self.stats.range(start..) {
+            let (key, value) = item.map_err(engine)?;
+            let corrupt = || StoreError::Corrupt { tree: "stats" };
+            let key = StatsKey::from_bytes(&key).ok_or_else(corrupt)?;
+            if key.day > to {
+                break;
+            }
+            out.push((key, decode_count(&value).ok_or_else(corrupt)?));
+        }
+        Ok(out)
+    }
+
+    fn expire_code_statuses(&self, today: DayNumber) -> Result<u64, StoreError> {
+        let _writing = self.writing();
+        let _revoking = self.revoking.lock().unwrap_or_else(|p| p.into_inner());
+        let mut expired = Vec::new();
+        let mut tally = StatsTally::new();
+        for item in self.code_status.iter() {
+            let (key, value) = item.map_err(engine)?;
+            let mut record = CodeStatusRecord::decode(&value)?;
+            if record.state == CodeState::Issued && record.expires < today {
+                let state = CodeState::Expired(record.expires);
+                tally.merge(&record.count_change(state));
+                record.state = state;
+                expired.push((key, encode(&record)));
+            }
+        }
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        (&self.code_status, &self.stats)
+            .transaction(|(code_status, stats)| {
+                for (key, record) in &expired {
+                    code_status.insert(key, record.as_slice())?;
+                }
+                count_in(stats, &tally)?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_error)?;
+        Ok(expired.len() as u64)
+    }
+
+    fn purge_stats(&self, before: DayNumber) -> Result<u64, StoreError> {
+        let _writing = self.writing();
+        let end = StatsKey::day_start(before);
+        let mut batch = sled::Batch::default();
+        let mut purged = 0;
+        for key in self.stats.range(..end).keys() {
+            batch.remove(key.map_err(engine)?);
+            purged += 1;
+        }
+        self.stats.apply_batch(batch).map_err(engine)?;
+        Ok(purged)
     }
 
     fn purge_code_statuses(&self, expired_before: DayNumber) -> Result<u64, StoreError> {
@@ -670,7 +784,7 @@ impl ReportStore for SledReportStore {
     ) -> Result<RevokeOutcome, StoreError> {
         let _writing = self.writing();
         let _revoking = self.revoking.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(mut record) = self.code_status(reference)? else {
+        let Some(record) = self.code_status(reference)? else {
             return Ok(RevokeOutcome::Unknown);
         };
         // Used, revoked, or past its expiry day: nothing left to revoke.
@@ -682,10 +796,7 @@ impl ReportStore for SledReportStore {
         if self.codes.remove(record.lookup).map_err(engine)?.is_none() {
             return Ok(RevokeOutcome::NotRevocable(record));
         }
-        record.state = CodeState::Revoked(day);
-        self.code_status
-            .insert(reference.as_bytes(), encode(&record))
-            .map_err(engine)?;
+        self.write_code_state(reference, record, CodeState::Revoked(day))?;
         Ok(RevokeOutcome::Revoked)
     }
 
@@ -711,11 +822,13 @@ impl ReportStore for SledReportStore {
             &self.expiry,
             &self.sync_index,
             &self.day_digests,
+            &self.stats,
         )
             .transaction(
-                |(certificates, uploads, queue, expiry, sync_index, digests)| {
+                |(certificates, uploads, queue, expiry, sync_index, digests, stats)| {
                     let mut outcomes = Vec::with_capacity(prepared.len());
                     let mut added = 0u64;
+                    let mut tally = StatsTally::new();
                     for (commit, p) in commits.iter().zip(&prepared) {
                         let certificate = commit.certificate.0;
                         let upload_id = commit.upload.0;
@@ -758,8 +871,10 @@ impl ReportStore for SledReportStore {
                         for (key, group) in &p.enqueue {
                             queue.insert(key.as_slice(), group.as_slice())?;
                         }
+                        tally.add(commit.counted_as(), 1);
                         outcomes.push(CommitOutcome::Committed);
                     }
+                    count_in(stats, &tally)?;
                     Ok::<_, ConflictableTransactionError<()>>((outcomes, added))
                 },
             );
@@ -890,6 +1005,7 @@ impl ReportStore for SledReportStore {
                 id: last.entry.id,
             })
         });
+        let counted = cut.counted();
         let _guard = self.lock_blobs();
         // Files first, synced (file, rename, folder) before the index entries exist: a crash
         // leaves either no entry (the file is an orphan, removed at open) or a whole file.
@@ -925,40 +1041,45 @@ impl ReportStore for SledReportStore {
             &self.expiry,
             &self.exports,
             &self.filters,
+            &self.stats,
         )
-            .transaction(|(batches, index, queue, meta, expiry, exports, filters)| {
-                for (export, blob) in cut.exports.iter().zip(&export_refs) {
-                    exports.insert(export.name.as_bytes(), blob.as_slice())?;
-                    expiry.insert(
-                        expiry_key(export.purge_at, ExpiryKind::Export, export.name.as_bytes()),
-                        &[],
-                    )?;
-                }
-                for ((batch, blob), filter) in cut.batches.iter().zip(&batch_refs).zip(&filter_refs)
-                {
-                    let id = batch.entry.id.0;
-                    let seq = batch.entry.sequence.to_be_bytes();
-                    batches.insert(&id, blob.as_slice())?;
-                    if let Some(filter) = filter {
-                        filters.insert(&id, filter.as_slice())?;
+            .transaction(
+                |(batches, index, queue, meta, expiry, exports, filters, stats)| {
+                    for (export, blob) in cut.exports.iter().zip(&export_refs) {
+                        exports.insert(export.name.as_bytes(), blob.as_slice())?;
+                        expiry.insert(
+                            expiry_key(export.purge_at, ExpiryKind::Export, export.name.as_bytes()),
+                            &[],
+                        )?;
                     }
-                    index.insert(&seq, encode(&batch.entry))?;
-                    let mut reference = seq.to_vec();
-                    reference.extend_from_slice(&id);
-                    expiry.insert(
-                        expiry_key(batch.purge_at, ExpiryKind::Batch, &reference),
-                        &[],
-                    )?;
-                }
-                for key in &cut.dequeue {
-                    queue.remove(key.to_bytes().as_slice())?;
-                }
-                meta.insert(CUTTER_STATE_KEY, state.as_slice())?;
-                if let Some(head) = &chain_head {
-                    meta.insert(CHAIN_HEAD_KEY, head.as_slice())?;
-                }
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
+                    for ((batch, blob), filter) in
+                        cut.batches.iter().zip(&batch_refs).zip(&filter_refs)
+                    {
+                        let id = batch.entry.id.0;
+                        let seq = batch.entry.sequence.to_be_bytes();
+                        batches.insert(&id, blob.as_slice())?;
+                        if let Some(filter) = filter {
+                            filters.insert(&id, filter.as_slice())?;
+                        }
+                        index.insert(&seq, encode(&batch.entry))?;
+                        let mut reference = seq.to_vec();
+                        reference.extend_from_slice(&id);
+                        expiry.insert(
+                            expiry_key(batch.purge_at, ExpiryKind::Batch, &reference),
+                            &[],
+                        )?;
+                    }
+                    for key in &cut.dequeue {
+                        queue.remove(key.to_bytes().as_slice())?;
+                    }
+                    meta.insert(CUTTER_STATE_KEY, state.as_slice())?;
+                    if let Some(head) = &chain_head {
+                        meta.insert(CHAIN_HEAD_KEY, head.as_slice())?;
+                    }
+                    count_in(stats, &counted)?;
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                },
+            )
             .map_err(tx_error)
     }
 

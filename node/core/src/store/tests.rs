@@ -118,25 +118,42 @@ fn codes_are_taken_once_and_expire() {
     });
 }
 
+/// Reference number `n` (`00000000000n`).
+fn reference(n: u8) -> super::CodeReference {
+    super::CodeReference::parse(&format!("{n:012}")).unwrap()
+}
+
+/// The status of code `n` of `test_type`, issued on day 10, expiring on day 11.
+fn status_record(n: u8, test_type: ReportType) -> super::CodeStatusRecord {
+    super::CodeStatusRecord {
+        lookup: super::code_lookup(&CodeHash([n; 32])),
+        test_type,
+        issued: DayNumber(10),
+        expires: DayNumber(11),
+        state: super::CodeState::Issued,
+        issued_by_key: None,
+    }
+}
+
+/// Code `n`'s record, confirmed, expiring a minute after `T0`, filed under reference `n`.
+fn code_record(n: u8) -> CodeRecord {
+    CodeRecord {
+        test_type: ReportType::ConfirmedTest,
+        symptom_onset: None,
+        expires_at: T0.plus_seconds(60),
+        reference: Some(reference(n)),
+    }
+}
+
 #[test]
 fn a_code_status_follows_its_code_and_a_revoke_removes_the_code() {
-    use super::{CodeReference, CodeState, CodeStatusRecord, RevokeOutcome, code_lookup};
+    use super::{CodeState, CodeStatusRecord, RevokeOutcome};
     both(|store| {
-        let reference = |n: u8| CodeReference::parse(&format!("{n:012}")).unwrap();
         let status = |n: u8| CodeStatusRecord {
-            lookup: code_lookup(&CodeHash([n; 32])),
-            test_type: ReportType::ConfirmedTest,
-            issued: DayNumber(10),
-            expires: DayNumber(11),
-            state: CodeState::Issued,
             issued_by_key: (n == 2).then_some([n; 8]),
+            ..status_record(n, ReportType::ConfirmedTest)
         };
-        let record = |n: u8| CodeRecord {
-            test_type: ReportType::ConfirmedTest,
-            symptom_onset: None,
-            expires_at: T0.plus_seconds(60),
-            reference: Some(reference(n)),
-        };
+        let record = code_record;
         store
             .insert_code_statuses(&[(reference(1), status(1)), (reference(2), status(2))])
             .unwrap();
@@ -1037,6 +1054,131 @@ fn sled_opens_after_a_start_on_a_full_disk_left_an_unfinished_snapshot() {
     let store = open_sled(dir.path()).expect("the store opens");
     assert_eq!(store.upload_count().unwrap(), 1);
     assert!(!db.join("snap.7FFFFFFFFFFFFFFF.generating").exists());
+}
+
+/// The statistics counters of `store` from day 0 on, as (day, metric, type code, count).
+fn counters(store: &dyn ReportStore) -> Vec<(u32, &'static str, u8, u64)> {
+    store
+        .stats(DayNumber(0), DayNumber(u32::MAX))
+        .unwrap()
+        .into_iter()
+        .map(|(k, n)| {
+            (
+                k.day.0,
+                k.metric.as_str(),
+                k.test_type.map_or(0, ReportType::code),
+                n,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_counted_event_counts_once_in_its_own_write() {
+    use super::CodeState;
+    both(|store| {
+        let status = status_record;
+        let record = code_record;
+        let likely = ReportType::ConfirmedClinicalDiagnosis;
+        store
+            .insert_code_statuses(&[
+                (reference(1), status(1, ReportType::ConfirmedTest)),
+                (reference(2), status(2, ReportType::ConfirmedTest)),
+                (reference(3), status(3, ReportType::ConfirmedTest)),
+                (reference(4), status(4, likely)),
+            ])
+            .unwrap();
+        store
+            .insert_codes(
+                &(1..=4)
+                    .map(|n| (CodeHash([n; 32]), record(n)))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+        // Used once (a second mark changes nothing), revoked once, the rest expire.
+        store
+            .set_code_state(&reference(1), CodeState::Used(DayNumber(11)))
+            .unwrap();
+        store
+            .set_code_state(&reference(1), CodeState::Used(DayNumber(11)))
+            .unwrap();
+        store.revoke_code(&reference(2), DayNumber(10)).unwrap();
+        store.revoke_code(&reference(2), DayNumber(10)).unwrap();
+        // On the expiry day nothing expires; the day after, the two issued codes do, once.
+        assert_eq!(store.expire_code_statuses(DayNumber(11)).unwrap(), 0);
+        assert_eq!(store.expire_code_statuses(DayNumber(12)).unwrap(), 2);
+        assert_eq!(store.expire_code_statuses(DayNumber(13)).unwrap(), 0);
+        assert_eq!(
+            store.code_status(&reference(3)).unwrap().unwrap().state,
+            CodeState::Expired(DayNumber(11))
+        );
+        // An upload and a relayed one, counted when written, not when refused.
+        store.commit_upload(&commit(1, 1, None)).unwrap();
+        assert_eq!(
+            store.commit_upload(&commit(1, 2, None)).unwrap(),
+            CommitOutcome::CertificateUsed
+        );
+        let mut relayed = commit(2, 3, None);
+        relayed.relayed = true;
+        store.commit_uploads(&[relayed]).unwrap();
+        let t0 = T0.day().0;
+        let cut = CutCommit {
+            batches: vec![StoredBatch {
+                entry: BatchIndexEntry {
+                    id: BatchId([1; 32]),
+                    sequence: 1,
+                    created_at: T0,
+                    size: 3,
+                    keys: 0,
+                    tokens: 1,
+                },
+                bytes: vec![1, 2, 3],
+                filter: None,
+                purge_at: T0.plus_seconds(10),
+            }],
+            exports: vec![],
+            dequeue: vec![],
+            state: CutterState {
+                next_sequence: 2,
+                last_boundary: Some(T0),
+            },
+        };
+        store.commit_cut(&cut).unwrap();
+        assert_eq!(
+            counters(store),
+            vec![
+                (10, "codes_issued", 1, 3),
+                (10, "codes_issued", 2, 1),
+                (10, "codes_revoked", 1, 1),
+                (11, "codes_used", 1, 1),
+                (11, "codes_expired", 1, 1),
+                (11, "codes_expired", 2, 1),
+                (t0, "uploads_accepted", 1, 1),
+                (t0, "uploads_relayed", 1, 1),
+                (t0, "batches_published", 0, 1),
+            ]
+        );
+        assert_eq!(store.stats(DayNumber(11), DayNumber(11)).unwrap().len(), 3);
+        // The purge keeps the days from `before` on.
+        assert_eq!(store.purge_stats(DayNumber(11)).unwrap(), 3);
+        assert_eq!(store.stats(DayNumber(0), DayNumber(10)).unwrap(), vec![]);
+        assert_eq!(counters(store).len(), 6);
+    });
+}
+
+#[test]
+fn sled_keeps_its_counters_through_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open_sled(dir.path()).unwrap();
+        store.commit_upload(&commit(1, 1, None)).unwrap();
+        store.flush().unwrap();
+    }
+    let store = open_sled(dir.path()).unwrap();
+    assert_eq!(
+        counters(&store),
+        vec![(T0.day().0, "uploads_accepted", 1, 1)]
+    );
 }
 
 #[test]

@@ -32,7 +32,10 @@
 //!   `key-error`, `key-created`, `key-created-secret`, `key-created-dismiss`; per row
 //!   `key-<id>-revoke`;
 //! - auditor (and admin): `audit`, `audit-table`, `audit-verified`, `audit-more`,
-//!   `audit-refresh`, `audit-json`, `audit-csv`, `audit-download`, `audit-error`;
+//!   `audit-refresh`, `audit-json`, `audit-csv`, `audit-download`, `audit-error`; `stats`,
+//!   `stats-form`, `stats-metric`, `stats-from`, `stats-to`, `stats-submit`, `stats-note`,
+//!   `stats-chart` (the node's SVG, fetched with the CSRF token and shown from a `blob:`
+//!   URL), `stats-table`, `stats-caption`, `stats-csv`, `stats-download`, `stats-error`;
 //! - everyone: `account-settings`, `password-form`, `password-current`, `password-new`,
 //!   `password-again`, `password-submit`, `password-result`; `totp`, `totp-state`,
 //!   `totp-begin`, `totp-enrol`, `totp-secret`, `totp-uri`, `totp-form`, `totp-code`,
@@ -49,9 +52,10 @@ use crate::node::Node;
 const HTML: &str = include_str!("page/index.html");
 const JS: &str = include_str!("page/console.js");
 const CSS: &str = include_str!("page/console.css");
-/// Only this origin's script and style; no frames, no outside connections.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// Only this origin's script and style, images only from the page's own memory (the
+/// statistics chart it fetched); no frames, no outside connections.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src blob:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 pub(super) fn routes() -> Router<Node> {
     Router::new()

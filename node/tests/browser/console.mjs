@@ -160,7 +160,7 @@ try {
   check((await admin.textContent("#new-password-error")).includes("common password"), "a common password is refused with a reason", "");
   const adminPassword = "admin console passphrase";
   await choosePassword(admin, "admin", adminPassword);
-  check((await visibleSections(admin)) === "accounts,api-keys,audit,bulk,code-status,issue",
+  check((await visibleSections(admin)) === "accounts,api-keys,audit,bulk,code-status,issue,stats",
     "the first admin (every role) sees every section", await visibleSections(admin));
   await everyInputNamed(admin, "admin");
 
@@ -269,6 +269,8 @@ try {
   step = "case worker: refusals";
   await expectRefused(cw, "case worker", "GET", "/v1/accounts", 403, "forbidden");
   await expectRefused(cw, "case worker", "GET", "/v1/audit", 403, "forbidden");
+  await expectRefused(cw, "case worker", "GET", "/v1/stats", 403, "forbidden");
+  await expectRefused(cw, "case worker", "GET", "/v1/stats/chart.svg", 403, "forbidden");
   await expectRefused(cw, "case worker", "GET", "/v1/api-keys", 403, "forbidden");
   await expectRefused(cw, "case worker", "POST", "/v1/codes", 403, "forbidden", undefined, { test_type: "confirmed", count: 5 });
   await expectRefused(cw, "case worker", "GET", "/v1/session", 403, "csrf-missing", null);
@@ -302,7 +304,25 @@ try {
   const aud = await open("auditor");
   await signIn(aud, "aud", oneTime.aud);
   await choosePassword(aud, "auditor", "log reader passphrase one");
-  check((await visibleSections(aud)) === "audit", "an auditor sees the audit log only", await visibleSections(aud));
+  check((await visibleSections(aud)) === "audit,stats", "an auditor sees the audit log and the statistics only", await visibleSections(aud));
+  // Statistics: the codes the case worker and the bulk issuer issued today, as a table and
+  // as the chart the node draws (fetched with the CSRF token, shown from memory).
+  await aud.waitForFunction(() => document.querySelectorAll("#stats-table tbody tr").length > 0 && document.querySelector("#stats-chart").complete && document.querySelector("#stats-chart").naturalWidth > 0);
+  const statsHead = await aud.$$eval("#stats-table thead th", (ths) => ths.map((t) => t.textContent).join(","));
+  check(statsHead === "Day (UTC),confirmed,likely,negative", "the statistics table has a column per test type", statsHead);
+  const today = new Date().toISOString().slice(0, 10);
+  const todayRow = await aud.$$eval("#stats-table tbody tr", (trs, day) => trs.filter((t) => t.cells[0].textContent === day).map((t) => [...t.cells].slice(1).map((c) => c.textContent).join(",")), today);
+  check(todayRow.length === 1 && /^\d+,/.test(todayRow[0]) && Number(todayRow[0].split(",")[0]) >= 25, "today's confirmed codes are counted (25 bulk and more)", todayRow);
+  const chartAlt = await aud.getAttribute("#stats-chart", "alt");
+  check((await aud.getAttribute("#stats-chart", "src")).startsWith("blob:") && chartAlt.startsWith("Codes issued per day"), "the node's chart is shown with a text alternative", chartAlt);
+  check((await aud.textContent("#stats-note")).includes("shown as <5"), "the page says small counts are shown as <5", await aud.textContent("#stats-note"));
+  await aud.selectOption("#stats-metric", "codes_revoked");
+  await aud.click("#stats-submit");
+  await aud.waitForFunction(() => document.querySelector("#stats-caption").textContent.startsWith("Codes revoked"));
+  const revokedRow = await aud.$$eval("#stats-table tbody tr", (trs, day) => trs.filter((t) => t.cells[0].textContent === day).map((t) => t.cells[1].textContent), today);
+  check(revokedRow[0] === "<5", "one code revoked today shows as <5, never its value", revokedRow);
+  const [statsName, statsCsv] = await download(aud, "#stats-csv");
+  check(statsName === "statistics.csv" && statsCsv.startsWith("day,metric,test_type,count") && statsCsv.includes(",codes_revoked,confirmed,<5"), "the statistics download as CSV", statsCsv.slice(0, 80));
   await aud.waitForFunction(() => document.querySelectorAll("#audit-table tbody tr").length > 0);
   check((await aud.textContent("#audit-verified")).startsWith("The trail verifies"), "the audit log shows that it verifies", await aud.textContent("#audit-verified"));
   const actors = await aud.$$eval("#audit-table tbody tr", (trs) => trs.map((t) => t.cells[2].textContent + " " + t.cells[3].textContent));

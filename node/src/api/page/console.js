@@ -8,6 +8,7 @@
 let csrf = null;
 let pending = null; // the one-time password, until the new password replaces it
 let auditNext = null;
+let chartUrl = null; // the statistics chart, fetched with the CSRF token and shown from memory
 const $ = (id) => document.getElementById(id);
 
 function show(id, visible) { $(id).hidden = !visible; }
@@ -70,11 +71,12 @@ function signedOut(message) {
   csrf = null;
   pending = null;
   clearSecrets();
-  for (const table of ["accounts-table", "keys-table", "audit-table"]) {
+  for (const table of ["accounts-table", "keys-table", "audit-table", "stats-table"]) {
     $(table).tBodies[0].replaceChildren();
   }
+  clearChart();
   for (const id of ["status-result", "audit-verified", "whoami", "password-result", "totp-result",
-    "accounts-result", "keys-result", "bulk-status"]) {
+    "accounts-result", "keys-result", "bulk-status", "stats-note"]) {
     $(id).textContent = "";
   }
   show("console", false);
@@ -109,7 +111,10 @@ function enter(session) {
   show("console", true);
   say("Signed in as " + session.account + ".");
   if (!restricted && roles.includes("admin")) { loadAccounts(); loadKeys(); }
-  if (!restricted && (roles.includes("auditor") || roles.includes("admin"))) loadAudit(false);
+  if (!restricted && (roles.includes("auditor") || roles.includes("admin"))) {
+    loadAudit(false);
+    loadStats();
+  }
   focusOn(restricted ? "totp-begin" : "whoami");
 }
 
@@ -291,6 +296,80 @@ async function auditDownload(csv) {
   }
 }
 
+function clearChart() {
+  if (chartUrl) URL.revokeObjectURL(chartUrl);
+  chartUrl = null;
+  $("stats-chart").removeAttribute("src");
+  show("stats-chart", false);
+}
+
+// The range as asked, for a query string (empty fields: the node's default range).
+function statsRange() {
+  const query = [];
+  for (const [name, id] of [["from", "stats-from"], ["to", "stats-to"]]) {
+    if ($(id).value) query.push(name + "=" + $(id).value);
+  }
+  return query;
+}
+
+// One figure per day and test type as a table (the node's own suppression, "<5", shown as
+// it comes) and as the chart the node draws, fetched with the CSRF token like every request.
+async function loadStats() {
+  show("stats-error", false);
+  const metric = $("stats-metric").value;
+  const label = $("stats-metric").selectedOptions[0].textContent;
+  try {
+    const range = statsRange();
+    const report = await (await api("GET", "/v1/stats" + (range.length ? "?" + range.join("&") : ""))).json();
+    const rows = report.rows.filter((r) => r.metric === metric);
+    const types = [...new Set(rows.map((r) => r.test_type || "all"))];
+    const head = $("stats-table").tHead.rows[0];
+    head.replaceChildren();
+    for (const title of ["Day (UTC)", ...types]) {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = title;
+      head.appendChild(th);
+    }
+    const body = $("stats-table").tBodies[0];
+    body.replaceChildren();
+    for (const day of [...new Set(rows.map((r) => r.day))]) {
+      const row = body.insertRow();
+      const th = document.createElement("th");
+      th.scope = "row";
+      th.textContent = day;
+      row.appendChild(th);
+      for (const type of types) {
+        const found = rows.find((r) => r.day === day && (r.test_type || "all") === type);
+        cell(row, found ? String(found.count) : "0");
+      }
+    }
+    $("stats-caption").textContent = label + " per UTC day, " + report.from + " to " + report.to;
+    $("stats-note").textContent = "Counts from 1 to " + (report.min_count - 1) + " are shown as <" +
+      report.min_count + ", so that no figure points at a person; there are no totals, which would give them away.";
+    const svg = await (await api("GET", "/v1/stats/chart.svg?" + [...range, "metric=" + metric].join("&"))).blob();
+    clearChart();
+    chartUrl = URL.createObjectURL(svg);
+    $("stats-chart").alt = label + " per day as a bar chart; the table below holds the same figures.";
+    $("stats-chart").src = chartUrl;
+    show("stats-chart", true);
+  } catch (e) {
+    fail("stats-error", e.message);
+  }
+}
+
+async function statsDownload() {
+  show("stats-error", false);
+  try {
+    const range = statsRange();
+    const response = await api("GET", "/v1/stats" + (range.length ? "?" + range.join("&") : ""), undefined, "text/csv");
+    download("stats-download", "statistics.csv", await response.text(), "text/csv");
+    say("Statistics downloaded as CSV.");
+  } catch (e) {
+    fail("stats-error", e.message);
+  }
+}
+
 // A form that creates something shown once (an account's one-time password, an API key):
 // posts `body()` (null: refused before sending), shows the answer with `fill`, clears the
 // form, reloads the list and moves the focus to what is shown.
@@ -428,6 +507,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("audit-more").addEventListener("click", () => loadAudit(true));
   $("audit-json").addEventListener("click", () => auditDownload(false));
   $("audit-csv").addEventListener("click", () => auditDownload(true));
+  $("stats-form").addEventListener("submit", (event) => { event.preventDefault(); loadStats(); });
+  $("stats-csv").addEventListener("click", statsDownload);
 
   $("password-form").addEventListener("submit", async (event) => {
     event.preventDefault();

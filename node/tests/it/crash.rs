@@ -179,6 +179,19 @@ fn assert_stored(dir: &Path, acked: &[Acked], round: usize) -> (usize, usize) {
             entry.sequence
         );
     }
+    // Each batch with tokens has its token filter, stored in the same cut.
+    let mut filters = 0;
+    for entry in batches.iter().filter(|e| e.tokens > 0) {
+        let filter = store
+            .token_filter(&entry.id)
+            .unwrap_or_else(|e| panic!("round {round}: filter {} unreadable: {e}", entry.sequence));
+        assert!(
+            filter.is_some_and(|f| !f.is_empty()),
+            "round {round}: batch {} has no filter",
+            entry.sequence
+        );
+        filters += 1;
+    }
     let exports = store.export_names().unwrap();
     for name in &exports {
         let bytes = store
@@ -192,7 +205,7 @@ fn assert_stored(dir: &Path, acked: &[Acked], round: usize) -> (usize, usize) {
     let files = blob_files();
     assert_eq!(
         files,
-        batches.len() + exports.len(),
+        batches.len() + filters + exports.len(),
         "round {round}: the blobs folder holds exactly the indexed files after open"
     );
     (batches.len(), files_before - files)

@@ -338,8 +338,11 @@ fn base32_bytes(text: &str) -> Vec<u8> {
 }
 
 /// Staff secrets (issue 17): after accounts are created, signed in, reset, given TOTP and
-/// recovery codes, no password, one-time password, TOTP secret, recovery code or bearer
-/// token is in the data folder or the logs in clear.
+/// recovery codes, a console cookie session is used, a lab's API key issues, looks up and
+/// revokes codes, staff issue and look up codes, and the statistics, their chart and the
+/// audit trail are read, no password, one-time password, TOTP secret, recovery code,
+/// bearer, cookie or CSRF token, API key, code, client address or user agent is in the data
+/// folder or the logs in clear.
 #[tokio::test]
 async fn staff_passwords_totp_secrets_recovery_codes_and_tokens_stay_out_of_disk_and_logs() {
     let dir = tempfile::tempdir().unwrap();
@@ -435,6 +438,47 @@ async fn staff_passwords_totp_secrets_recovery_codes_and_tokens_stay_out_of_disk
         .await;
         assert_eq!(answer.status, status);
     }
+    // A lab's key issues two codes, looks one up and revokes it; staff issue one and look it
+    // up; an auditor's reads: statistics as JSON and CSV, the chart, the trail.
+    let key = node
+        .call(
+            "POST",
+            "/v1/api-keys",
+            &admin,
+            Some(serde_json::json!({"name": "lab-east"})),
+        )
+        .await
+        .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_key = node.issue_as("confirmed", &key, 2, false).await.json();
+    let key_reference = by_key["codes"][0]["reference"].as_str().unwrap().to_owned();
+    for (method, path) in [
+        ("GET", format!("/v1/codes/{key_reference}")),
+        ("POST", format!("/v1/codes/{key_reference}/revoke")),
+    ] {
+        assert_eq!(node.call(method, &path, &key, None).await.status, 200);
+    }
+    let by_staff = node.issue(&admin, "likely", None, 1).await;
+    let look_up = format!("/v1/codes/{}", by_staff.codes[0].reference);
+    assert_eq!(node.call("GET", &look_up, &admin, None).await.status, 200);
+    for path in ["/v1/stats", "/v1/stats/chart.svg", "/v1/audit"] {
+        assert_eq!(
+            node.call("GET", path, &admin, None).await.status,
+            200,
+            "{path}"
+        );
+    }
+    let csv = request(
+        node.addr,
+        "GET",
+        "/v1/stats",
+        &[("Authorization", &auth), ("Accept", "text/csv")],
+        b"",
+    )
+    .await;
+    assert_eq!(csv.status, 200);
     node.stop().await;
 
     let mut secrets: Vec<Secret> = vec![
@@ -452,6 +496,22 @@ async fn staff_passwords_totp_secrets_recovery_codes_and_tokens_stay_out_of_disk
         ("user agent".into(), USER_AGENT.as_bytes().to_vec()),
     ];
     secrets.extend(encodings("CSRF token", csrf.as_bytes()));
+    secrets.push(("API key".into(), key.clone().into_bytes()));
+    let key_secret = hex::decode(key.rsplit('_').next().unwrap()).unwrap();
+    secrets.extend(encodings("API key secret", &key_secret));
+    let codes = by_key["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap().to_owned())
+        .chain(by_staff.codes.iter().map(|c| c.code.clone()));
+    for code in codes {
+        secrets.push(("code".into(), code.clone().into_bytes()));
+        secrets.push((
+            "code without dashes".into(),
+            code.replace('-', "").into_bytes(),
+        ));
+    }
     for token in [
         &admin,
         &bob,

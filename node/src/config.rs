@@ -248,8 +248,22 @@ config_keys! {
         audit_days: u32 = Policy::default().audit_retention_days, range(1, 3_650);
     }
 
-    /// The data folder's disk.
+    /// Where the node keeps its records: sled in the data folder (the default), or a
+    /// PostgreSQL database that several nodes of one authority share
+    /// (`node/docs/OPERATIONS.md`, "Several nodes on PostgreSQL").
     [storage] StorageSection {
+        /// "sled" (the embedded default: nothing else to run) or "postgres" (`serve` refuses
+        /// to start without `url`).
+        backend: StoreBackend = StoreBackend::Sled;
+        /// The PostgreSQL connection URL, e.g. "postgres://ephemera@db.internal/ephemera"
+        /// (a password in it is never printed; prefer the environment or this file, mode
+        /// 0600, or a `.pgpass`-free URL with trust by certificate).
+        url: Option<DatabaseUrl> = None;
+        /// The schema the tables live in (made and migrated at start): every node of a group
+        /// names the same one.
+        schema: String = "ephemera".to_owned();
+        /// Connections each node holds to PostgreSQL.
+        pool_size: usize = 16, range(1, 1_000);
         /// Megabytes of free space on the data folder's filesystem kept for batch cuts,
         /// purges and restarts: below it the node refuses new uploads and verifies with 503
         /// `insufficient-storage` (`Retry-After`) and `/healthz` says `"ready": false`, until
@@ -352,6 +366,52 @@ fn check_schemes(schemes: &[SchemeKind]) -> Result<(), String> {
     Ok(())
 }
 
+/// Which store keeps the node's records.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// sled, in the data folder.
+    Sled,
+    /// PostgreSQL, shared by a group of nodes.
+    Postgres,
+}
+
+/// A PostgreSQL connection URL. It may hold a password: `Debug` never shows it and it is
+/// wiped from memory when dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL's text, to connect with.
+    pub fn reveal(&self) -> &str {
+        &self.0
+    }
+
+    /// Reads a URL (`postgres://…`, `postgresql://…`) or a libpq `key=value` string; the reason
+    /// for a refusal never shows it.
+    pub fn parse(text: &str) -> Result<DatabaseUrl, String> {
+        let url = text.trim();
+        if !(url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+            || url.contains('='))
+        {
+            return Err("must be a postgres:// URL or a key=value connection string".to_owned());
+        }
+        Ok(DatabaseUrl(url.to_owned()))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DatabaseUrl(<redacted>)")
+    }
+}
+
+impl Drop for DatabaseUrl {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 /// Log output format.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -435,7 +495,20 @@ impl TryFrom<RawConfig> for NodeConfig {
         .iter()
         .find_map(|path| raw.settings.get(path))
         .map_or(Origin::Default, |s| s.origin.clone());
+        let storage_origin = |key: &str| {
+            raw.settings
+                .get(key)
+                .map_or(Origin::Default, |s| s.origin.clone())
+        };
+        let schema_origin = storage_origin("storage.schema");
         let config = NodeConfig::from_raw(raw)?;
+        if !ephemera_node_core::store::valid_schema_name(&config.storage.schema) {
+            return Err(ConfigError::Invalid {
+                origin: schema_origin,
+                key: "storage.schema",
+                reason: "must be a lower-case SQL identifier of at most 63 characters".to_owned(),
+            });
+        }
         if config.publication.batch_min_entries > config.publication.batch_max_entries {
             return Err(ConfigError::Invalid {
                 origin: min_origin,

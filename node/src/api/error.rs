@@ -16,6 +16,8 @@ use thiserror::Error;
 
 use crate::store::StoreError;
 
+/// `Retry-After` of 503 `storage-unavailable` (the database cannot be reached), in seconds.
+pub const STORAGE_UNAVAILABLE_RETRY_AFTER_SECONDS: u32 = 2;
 /// `Retry-After` of 503 `insufficient-storage`, in seconds.
 pub const DISK_RESERVE_RETRY_AFTER_SECONDS: u32 = 60;
 
@@ -218,6 +220,7 @@ impl ApiError {
             CsrfMissing | CsrfInvalid | CsrfSessionMismatch => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Store(_) | Internal => StatusCode::INTERNAL_SERVER_ERROR,
             UnreadableBody | MalformedRequest | Sealed(_) => StatusCode::BAD_REQUEST,
             BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -263,6 +266,7 @@ impl ApiError {
             Intake(e) => intake_code(e),
             NotFound => "not-found",
             MethodNotAllowed => "method-not-allowed",
+            Store(StoreError::Unavailable(_)) => "storage-unavailable",
             Store(_) => "storage-error",
             Internal => "internal-error",
             UnreadableBody => "unreadable-body",
@@ -322,6 +326,10 @@ impl ApiError {
             // Space comes back when an operator frees it or a purge runs: not within a second.
             ApiError::InsufficientStorage => Some(DISK_RESERVE_RETRY_AFTER_SECONDS),
             ApiError::QuotaExceeded { retry_after } => Some(*retry_after),
+            // The pool tries a fresh connection on the next request.
+            ApiError::Store(StoreError::Unavailable(_)) => {
+                Some(STORAGE_UNAVAILABLE_RETRY_AFTER_SECONDS)
+            }
             _ => None,
         }
     }
@@ -512,6 +520,11 @@ mod tests {
                 "storage-error",
             ),
             (
+                ApiError::Store(StoreError::Unavailable("refused".into())),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage-unavailable",
+            ),
+            (
                 ApiError::InsufficientStorage,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "insufficient-storage",
@@ -602,6 +615,23 @@ mod tests {
             AuthorityError::Store(StoreError::Engine("disk at /x".into())).into(),
         ] {
             assert_eq!(error.code(), "storage-error");
+            assert_eq!(error.body().message, "storage failure");
+            assert_eq!(error.retry_after(), None);
+        }
+        // A database that cannot be reached: 503 with `Retry-After`, from any layer, and
+        // neither its address nor its error text in the answer.
+        for error in [
+            ApiError::Store(StoreError::Unavailable("db.internal:5432 refused".into())),
+            IntakeError::Store(StoreError::Unavailable("db.internal:5432 refused".into())).into(),
+            AuthorityError::Store(StoreError::Unavailable("db.internal:5432 refused".into()))
+                .into(),
+        ] {
+            assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(error.code(), "storage-unavailable");
+            assert_eq!(
+                error.retry_after(),
+                Some(STORAGE_UNAVAILABLE_RETRY_AFTER_SECONDS)
+            );
             assert_eq!(error.body().message, "storage failure");
         }
     }

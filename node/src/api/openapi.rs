@@ -794,6 +794,17 @@ fn add_errors(doc: &mut Value) {
                     None => statuses.push((status, codes.to_vec())),
                 }
             }
+            // Where storage is touched, a PostgreSQL store that cannot be reached answers
+            // 503 `storage-unavailable` (with `Retry-After`) rather than 500.
+            if statuses
+                .iter()
+                .any(|(s, codes)| *s == 500 && codes.contains(&"storage-error"))
+            {
+                match statuses.iter_mut().find(|(s, _)| *s == 503) {
+                    Some((_, list)) => list.push("storage-unavailable"),
+                    None => statuses.push((503, vec!["storage-unavailable"])),
+                }
+            }
             operation
                 .as_object_mut()
                 .expect("an operation")

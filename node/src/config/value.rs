@@ -9,7 +9,7 @@ use ephemera_proto::SchemeKind;
 use ephemera_proto::rollover::{KeyRole, KeyRollover};
 use ephemera_proto::signing::Ed25519PublicKey;
 
-use super::{LogFormat, MetricsToken};
+use super::{DatabaseUrl, LogFormat, MetricsToken, StoreBackend};
 
 /// How a type is read from TOML or from text (the environment, flags) and written back.
 pub(super) trait ConfigValue: Sized {
@@ -150,6 +150,31 @@ string_value!(
     show = |v: &LogFormat| match v {
         LogFormat::Text => "text".to_owned(),
         LogFormat::Json => "json".to_owned(),
+    }
+);
+string_value!(
+    StoreBackend,
+    secret = false,
+    parse = |s: &str| match s {
+        "sled" => Ok(StoreBackend::Sled),
+        "postgres" => Ok(StoreBackend::Postgres),
+        other => Err(format!("`{other}` is not sled or postgres")),
+    },
+    show = |v: &StoreBackend| match v {
+        StoreBackend::Sled => "sled".to_owned(),
+        StoreBackend::Postgres => "postgres".to_owned(),
+    }
+);
+string_value!(
+    DatabaseUrl,
+    secret = true,
+    parse = |s: &str| DatabaseUrl::parse(s),
+    show = |_: &DatabaseUrl| String::new(),
+    fingerprint = |url: &DatabaseUrl| {
+        hex::encode(ring::digest::digest(
+            &ring::digest::SHA256,
+            url.0.as_bytes(),
+        ))
     }
 );
 string_value!(

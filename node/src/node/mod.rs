@@ -41,7 +41,9 @@ use std::sync::{Arc, Mutex};
 use ephemera_node_core::NodeCore;
 use ephemera_node_core::keys::{KeyError, NodeKeys};
 use ephemera_node_core::publication::PublicationError;
-use ephemera_node_core::store::{BackupSummary, ReportStore, SledReportStore, StoreError};
+use ephemera_node_core::store::{
+    BackupSummary, PostgresConfig, PostgresReportStore, ReportStore, SledReportStore, StoreError,
+};
 use ephemera_proto::UnixTime;
 use thiserror::Error;
 use tokio::sync::Mutex as AsyncMutex;
@@ -51,7 +53,7 @@ use crate::api::error::ApiError;
 use crate::api::types::NotReady;
 use crate::batch_cache::{BatchCache, DEFAULT_BATCH_CACHE_BYTES};
 use crate::clock::Clock;
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, StoreBackend};
 use crate::federation::{FederationError, FederationHandle};
 use crate::group_commit::Committer;
 use crate::metrics::Metrics;
@@ -245,14 +247,27 @@ impl Node {
         } else {
             NodeKeys::load_or_create(&config.data_dir, &mut rand::rng())?
         };
-        let store = Arc::new(SledReportStore::open(
-            &config.data_dir.join(DB_DIR),
-            &config.data_dir.join(BLOB_DIR),
-            &config
-                .data_dir
-                .join(ephemera_node_core::keys::KEYS_DIR)
-                .join(ephemera_node_core::store::DATA_KEYS_DIR),
-        )?);
+        let store: Arc<dyn ReportStore> = match (&config.storage.backend, &config.storage.url) {
+            (StoreBackend::Postgres, Some(url)) => {
+                let mut postgres = PostgresConfig::new(url.reveal());
+                postgres.schema.clone_from(&config.storage.schema);
+                postgres.pool_size = config.storage.pool_size;
+                Arc::new(PostgresReportStore::open(&postgres)?)
+            }
+            (StoreBackend::Postgres, None) => {
+                return Err(NodeError::Store(StoreError::Engine(
+                    "[storage] backend is \"postgres\" but [storage] url is not set".to_owned(),
+                )));
+            }
+            (StoreBackend::Sled, _) => Arc::new(SledReportStore::open(
+                &config.data_dir.join(DB_DIR),
+                &config.data_dir.join(BLOB_DIR),
+                &config
+                    .data_dir
+                    .join(ephemera_node_core::keys::KEYS_DIR)
+                    .join(ephemera_node_core::store::DATA_KEYS_DIR),
+            )?),
+        };
         let node = Node::with_store(config, clock, store, keys);
         let new_case_worker = node.ensure_first_account()?;
         node.audit_configuration()?;

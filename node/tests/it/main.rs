@@ -21,6 +21,7 @@ mod hostile;
 mod keys;
 mod lifecycle;
 mod monitoring;
+mod postgres;
 mod privacy;
 mod revision;
 mod serving;

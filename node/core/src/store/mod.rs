@@ -14,6 +14,7 @@ mod backup;
 mod blobs;
 mod code_status;
 mod memory;
+mod postgres_store;
 mod sealing;
 mod sled_store;
 mod stats;
@@ -39,6 +40,7 @@ pub use code_status::{
     CodeReference, CodeState, CodeStatus, CodeStatusRecord, REFERENCE_LEN, RevokeOutcome,
 };
 pub use memory::MemoryReportStore;
+pub use postgres_store::{PostgresConfig, PostgresReportStore, valid_schema_name};
 pub use sealing::DATA_KEYS_DIR;
 pub(crate) use sealing::code_lookup;
 pub use sled_store::{STORE_FORMAT, SledReportStore};
@@ -52,6 +54,21 @@ pub enum StoreError {
     /// The engine reported an error (disk, corruption).
     #[error("storage engine: {0}")]
     Engine(String),
+    /// The database server cannot be reached, or went away mid-call: nothing was written,
+    /// and the call may be tried again (the node answers 503 with `Retry-After`).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The PostgreSQL schema was migrated by a newer node than this one.
+    #[error(
+        "the PostgreSQL schema is at migration {found}, this node knows migrations up to \
+         {known} only: run the newer node, or restore the database it replaced"
+    )]
+    SchemaTooNew {
+        /// The newest migration applied to the schema.
+        found: i32,
+        /// The newest migration this node knows.
+        known: i32,
+    },
     /// A stored record could not be decoded.
     #[error("corrupt record in `{tree}`")]
     Corrupt {

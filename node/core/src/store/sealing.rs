@@ -28,7 +28,9 @@ use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundK
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
-use super::StoreError;
+use ephemera_proto::upload::UploadId;
+
+use super::{QueueKey, QueuedGroup, StoreError, StoredUpload, decode, encode};
 
 /// Sub-folder of `keys/` holding the per-day data keys.
 pub const DATA_KEYS_DIR: &str = "data";
@@ -46,9 +48,26 @@ pub(crate) enum Unsealed {
     Shredded,
 }
 
-/// The per-day data keys of `keys/data/`.
+/// A day's data key as kept: its day and its bytes.
+pub(crate) type DayKey = (u32, Zeroizing<Vec<u8>>);
+
+/// Where the per-day data keys persist: a folder of files ([`KeyFolder`], beside sled), or a
+/// table in the database a group of nodes shares (the PostgreSQL store).
+pub(crate) trait KeyShelf: Send + Sync {
+    /// Every key kept, by day (read once at open).
+    fn load(&self) -> Result<Vec<DayKey>, StoreError>;
+    /// Keeps `fresh` as the key of `day`, durably, unless a key is kept for that day already
+    /// (another node of the group made it first); returns the key kept.
+    fn keep(&self, day: u32, fresh: &[u8; 32]) -> Result<Zeroizing<Vec<u8>>, StoreError>;
+    /// The key of `day` if one is kept now: a key another node made since [`Self::load`].
+    fn fetch(&self, day: u32) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError>;
+    /// Destroys the keys of `days`.
+    fn destroy(&self, days: &[u32]) -> Result<(), StoreError>;
+}
+
+/// The per-day data keys: those of a [`KeyShelf`], cached.
 pub(crate) struct DataKeys {
-    dir: PathBuf,
+    shelf: Box<dyn KeyShelf>,
     keys: Mutex<BTreeMap<u32, Arc<LessSafeKey>>>,
     rng: SystemRandom,
 }
@@ -71,13 +90,24 @@ fn chacha_key(bytes: &[u8]) -> Option<LessSafeKey> {
         .map(LessSafeKey::new)
 }
 
-impl DataKeys {
-    /// Opens (or creates, mode 0700) the folder and loads every day's key; removes
-    /// leftover temporary files (a crash while creating a key leaves them).
+fn data_key(day: u32, bytes: &[u8]) -> Result<Arc<LessSafeKey>, StoreError> {
+    chacha_key(bytes)
+        .map(Arc::new)
+        .ok_or_else(|| StoreError::Engine(format!("data keys: the key of day {day} is not a key")))
+}
+
+/// Data keys as files of a folder (`keys/data/`), one per day.
+pub(crate) struct KeyFolder {
+    dir: PathBuf,
+}
+
+impl KeyFolder {
+    /// Opens (or creates, mode 0700) the folder; removes leftover temporary files (a crash
+    /// while creating a key leaves them).
     ///
     /// # Errors
-    /// [`StoreError::Engine`] when the folder cannot be read, or a key file is not a key.
-    pub(crate) fn open(dir: &Path) -> Result<DataKeys, StoreError> {
+    /// [`StoreError::Engine`] when the folder cannot be made or read.
+    pub(crate) fn open(dir: &Path) -> Result<KeyFolder, StoreError> {
         let mut builder = fs::DirBuilder::new();
         builder.recursive(true);
         #[cfg(unix)]
@@ -85,13 +115,27 @@ impl DataKeys {
         builder
             .create(dir)
             .map_err(|e| key_io("create folder", e))?;
-        let mut keys = BTreeMap::new();
         for entry in fs::read_dir(dir).map_err(|e| key_io("read folder", e))? {
             let path = entry.map_err(|e| key_io("read folder", e))?.path();
             if path.extension().is_some_and(|e| e == "tmp") {
                 fs::remove_file(&path).map_err(|e| key_io("remove temporary file", e))?;
-                continue;
             }
+        }
+        Ok(KeyFolder {
+            dir: dir.to_owned(),
+        })
+    }
+
+    fn path(&self, day: u32) -> PathBuf {
+        self.dir.join(format!("{day}.{KEY_SUFFIX}"))
+    }
+}
+
+impl KeyShelf for KeyFolder {
+    fn load(&self) -> Result<Vec<DayKey>, StoreError> {
+        let mut keys = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(|e| key_io("read folder", e))? {
+            let path = entry.map_err(|e| key_io("read folder", e))?.path();
             let day = path
                 .file_stem()
                 .and_then(|s| s.to_str())
@@ -99,13 +143,86 @@ impl DataKeys {
                 .filter(|_| path.extension().is_some_and(|e| e == KEY_SUFFIX));
             let Some(day) = day else { continue };
             let bytes = Zeroizing::new(fs::read(&path).map_err(|e| key_io("read key", e))?);
-            let key = chacha_key(&bytes).ok_or_else(|| {
-                StoreError::Engine(format!("data keys: `{}` is not a key", path.display()))
-            })?;
-            keys.insert(day, Arc::new(key));
+            keys.push((day, bytes));
+        }
+        Ok(keys)
+    }
+
+    fn keep(&self, day: u32, fresh: &[u8; 32]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        // Temporary name, sync, rename, sync the folder: a record is never sealed under a
+        // key that a crash could lose.
+        let path = self.path(day);
+        let tmp = path.with_extension("tmp");
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let write = || -> io::Result<()> {
+            let mut file = options.open(&tmp)?;
+            file.write_all(fresh)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            fs::File::open(&self.dir)?.sync_all()
+        };
+        write().map_err(|e| key_io("create key", e))?;
+        Ok(Zeroizing::new(fresh.to_vec()))
+    }
+
+    fn fetch(&self, _day: u32) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        // One node writes this folder, and its cache holds every key it made.
+        Ok(None)
+    }
+
+    fn destroy(&self, days: &[u32]) -> Result<(), StoreError> {
+        for day in days {
+            let path = self.path(*day);
+            // Overwrite first: on a file system that rewrites in place the old bytes go too
+            // (copy-on-write file systems and SSDs may keep them: docs/SECURITY.md).
+            let overwrite = || -> io::Result<()> {
+                let mut file = fs::OpenOptions::new().write(true).open(&path)?;
+                file.write_all(&[0u8; 32])?;
+                file.sync_all()
+            };
+            match overwrite() {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(key_io("overwrite key", e)),
+            }
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(key_io("remove key", e)),
+            }
+        }
+        if !days.is_empty() {
+            fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| key_io("sync folder", e))?;
+        }
+        Ok(())
+    }
+}
+
+impl DataKeys {
+    /// The keys of the folder `dir` (created when missing).
+    ///
+    /// # Errors
+    /// [`StoreError::Engine`] when the folder cannot be read, or a key file is not a key.
+    pub(crate) fn open(dir: &Path) -> Result<DataKeys, StoreError> {
+        DataKeys::on(Box::new(KeyFolder::open(dir)?))
+    }
+
+    /// The keys of `shelf`, all loaded.
+    ///
+    /// # Errors
+    /// [`StoreError::Engine`] when the shelf cannot be read, or holds something not a key.
+    pub(crate) fn on(shelf: Box<dyn KeyShelf>) -> Result<DataKeys, StoreError> {
+        let mut keys = BTreeMap::new();
+        for (day, bytes) in shelf.load()? {
+            keys.insert(day, data_key(day, &bytes)?);
         }
         Ok(DataKeys {
-            dir: dir.to_owned(),
+            shelf,
             keys: Mutex::new(keys),
             rng: SystemRandom::new(),
         })
@@ -120,37 +237,18 @@ impl DataKeys {
         self.keys.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn path(&self, day: u32) -> PathBuf {
-        self.dir.join(format!("{day}.{KEY_SUFFIX}"))
-    }
-
     /// The key of `day`, created and made durable first when it does not exist yet.
     fn key_for(&self, day: DayNumber) -> Result<Arc<LessSafeKey>, StoreError> {
         let mut keys = self.lock();
         if let Some(key) = keys.get(&day.0) {
             return Ok(key.clone());
         }
-        let mut bytes = Zeroizing::new([0u8; 32]);
+        let mut fresh = Zeroizing::new([0u8; 32]);
         self.rng
-            .fill(bytes.as_mut())
+            .fill(fresh.as_mut())
             .map_err(|_| StoreError::Engine("data keys: no randomness".to_owned()))?;
-        // Temporary name, sync, rename, sync the folder: a record is never sealed under a
-        // key that a crash could lose.
-        let path = self.path(day.0);
-        let tmp = path.with_extension("tmp");
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let write = || -> io::Result<()> {
-            let mut file = options.open(&tmp)?;
-            file.write_all(bytes.as_ref())?;
-            file.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            fs::File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|e| key_io("create key", e))?;
-        let key = Arc::new(chacha_key(bytes.as_ref()).expect("32 bytes is a ChaCha20 key"));
+        let kept = self.shelf.keep(day.0, &fresh)?;
+        let key = data_key(day.0, &kept)?;
         keys.insert(day.0, key.clone());
         Ok(key)
     }
@@ -186,49 +284,97 @@ impl DataKeys {
             return Err(corrupt);
         }
         let day = u32::from_be_bytes(sealed[..4].try_into().expect("4 bytes"));
-        let Some(key) = self.lock().get(&day).cloned() else {
-            return Ok(Unsealed::Shredded);
+        let cached = self.lock().get(&day).cloned();
+        let key = match cached {
+            Some(key) => key,
+            None => match self.shelf.fetch(day)? {
+                Some(bytes) => {
+                    let key = data_key(day, &bytes)?;
+                    self.lock().insert(day, key.clone());
+                    key
+                }
+                None => return Ok(Unsealed::Shredded),
+            },
         };
         open_with(&key, aad, &sealed[4..])
             .map(Unsealed::Plain)
             .ok_or(corrupt)
     }
 
-    /// Destroys the keys of every day up to and including `last`: overwritten, synced,
-    /// unlinked, and the folder synced. Returns how many went.
+    /// Destroys the keys of every day up to and including `last`. Returns how many went.
     ///
     /// # Errors
-    /// [`StoreError::Engine`] when a file cannot be removed (the key is then kept).
+    /// [`StoreError::Engine`] when the shelf cannot destroy them (the keys are then kept).
     pub(crate) fn destroy_through(&self, last: DayNumber) -> Result<usize, StoreError> {
         let mut keys = self.lock();
         let doomed: Vec<u32> = keys.range(..=last.0).map(|(day, _)| *day).collect();
+        self.shelf.destroy(&doomed)?;
         for day in &doomed {
-            let path = self.path(*day);
-            // Overwrite first: on a file system that rewrites in place the old bytes go too
-            // (copy-on-write file systems and SSDs may keep them: docs/SECURITY.md).
-            let overwrite = || -> io::Result<()> {
-                let mut file = fs::OpenOptions::new().write(true).open(&path)?;
-                file.write_all(&[0u8; 32])?;
-                file.sync_all()
-            };
-            match overwrite() {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(key_io("overwrite key", e)),
-            }
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(key_io("remove key", e)),
-            }
             keys.remove(day);
         }
-        if !doomed.is_empty() {
-            fs::File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| key_io("sync folder", e))?;
-        }
         Ok(doomed.len())
+    }
+}
+
+impl DataKeys {
+    /// An upload record sealed under the data key of the day it arrived, bound to its id.
+    ///
+    /// # Errors
+    /// [`StoreError::Engine`] when the day's key cannot be created.
+    pub(crate) fn seal_upload(
+        &self,
+        id: &UploadId,
+        record: &StoredUpload,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.seal(
+            record.received_at.day(),
+            &[b"uploads", &id.0],
+            &encode(record),
+        )
+    }
+
+    /// An upload record, opened; `None` once its day's key is destroyed.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when it fails authentication or does not decode.
+    pub(crate) fn open_upload(
+        &self,
+        id: &UploadId,
+        sealed: &[u8],
+    ) -> Result<Option<StoredUpload>, StoreError> {
+        match self.open_sealed("uploads", &[b"uploads", &id.0], sealed)? {
+            Unsealed::Plain(bytes) => Ok(Some(decode(&bytes, "uploads")?)),
+            Unsealed::Shredded => Ok(None),
+        }
+    }
+
+    /// An encoded queue group sealed under the data key of its upload's arrival day, bound
+    /// to its queue key.
+    ///
+    /// # Errors
+    /// [`StoreError::Engine`] when the day's key cannot be created.
+    pub(crate) fn seal_group(
+        &self,
+        arrival_day: DayNumber,
+        key: &[u8; QueueKey::LEN],
+        group: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        self.seal(arrival_day, &[b"queue", key], group)
+    }
+
+    /// A queue group, opened; `None` once its day's key is destroyed.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when it fails authentication or does not decode.
+    pub(crate) fn open_group(
+        &self,
+        key: &[u8],
+        sealed: &[u8],
+    ) -> Result<Option<QueuedGroup>, StoreError> {
+        match self.open_sealed("queue", &[b"queue", key], sealed)? {
+            Unsealed::Plain(bytes) => Ok(Some(decode(&bytes, "queue")?)),
+            Unsealed::Shredded => Ok(None),
+        }
     }
 }
 

@@ -30,7 +30,7 @@ use sled::{Db, Transactional, Tree};
 
 use super::backup::{BackupSummary, StorePaths, prepare_target};
 use super::blobs::{BlobDir, BlobReadError, BlobRef};
-use super::sealing::{DataKeys, Unsealed, code_lookup, open_code, seal_code};
+use super::sealing::{DataKeys, code_lookup, open_code, seal_code};
 use super::stats::{apply_delta, decode_count, encode_count};
 use super::{
     API_KEY_ID_LEN, AccountRecord, ApiKeyRecord, CertificateState, CertificateUse, ChainHead,
@@ -405,7 +405,7 @@ fn check_format(db: &Db) -> Result<(), StoreError> {
 /// `stale_before` (now minus retention) are stale: a day is shredded once it ended a
 /// retention period plus an hour ago (relayed uploads may be kept up to the certificate
 /// skew past their arrival's retention).
-fn shreddable_through(stale_before: UnixTime) -> Option<DayNumber> {
+pub(super) fn shreddable_through(stale_before: UnixTime) -> Option<DayNumber> {
     let ended_by = stale_before.0.checked_sub(3600)?;
     let day = ended_by / ephemera_proto::time::SECONDS_PER_DAY;
     Some(DayNumber(u32::try_from(day.checked_sub(1)?).ok()?))
@@ -488,7 +488,7 @@ impl SledReportStore {
         let day = sync_day(&record.upload);
         let arrival_day = record.received_at.day();
         let original = match &commit.update_original {
-            Some((id, original)) => Some((id.0, self.seal_upload(id, original)?)),
+            Some((id, original)) => Some((id.0, self.data_keys.seal_upload(id, original)?)),
             None => None,
         };
         let enqueue = commit
@@ -496,12 +496,14 @@ impl SledReportStore {
             .iter()
             .map(|(k, group)| {
                 let key = k.to_bytes();
-                let sealed = seal_group(&self.data_keys, arrival_day, &key, &encode(group))?;
+                let sealed = self
+                    .data_keys
+                    .seal_group(arrival_day, &key, &encode(group))?;
                 Ok((key, sealed))
             })
             .collect::<Result<_, StoreError>>()?;
         Ok(Prepared {
-            record: self.seal_upload(&upload_id, record)?,
+            record: self.data_keys.seal_upload(&upload_id, record)?,
             original,
             enqueue,
             mark: commit.certificate_use().to_bytes(),
@@ -514,60 +516,6 @@ impl SledReportStore {
             sync_key: sync_key(day, &upload_id),
         })
     }
-
-    fn seal_upload(&self, id: &UploadId, record: &StoredUpload) -> Result<Vec<u8>, StoreError> {
-        seal_upload(&self.data_keys, id, record)
-    }
-
-    /// An upload record, opened; `None` once its day's key is destroyed.
-    fn open_upload(
-        &self,
-        id: &UploadId,
-        sealed: &[u8],
-    ) -> Result<Option<StoredUpload>, StoreError> {
-        match self
-            .data_keys
-            .open_sealed("uploads", &[b"uploads", &id.0], sealed)?
-        {
-            Unsealed::Plain(bytes) => Ok(Some(decode(&bytes, "uploads")?)),
-            Unsealed::Shredded => Ok(None),
-        }
-    }
-
-    /// A queue group, opened; `None` once its day's key is destroyed.
-    fn open_group(&self, key: &[u8], sealed: &[u8]) -> Result<Option<QueuedGroup>, StoreError> {
-        match self
-            .data_keys
-            .open_sealed("queue", &[b"queue", key], sealed)?
-        {
-            Unsealed::Plain(bytes) => Ok(Some(decode(&bytes, "queue")?)),
-            Unsealed::Shredded => Ok(None),
-        }
-    }
-}
-
-/// An upload record sealed under the data key of the day it arrived, bound to its id.
-pub(super) fn seal_upload(
-    keys: &DataKeys,
-    id: &UploadId,
-    record: &StoredUpload,
-) -> Result<Vec<u8>, StoreError> {
-    keys.seal(
-        record.received_at.day(),
-        &[b"uploads", &id.0],
-        &encode(record),
-    )
-}
-
-/// An encoded queue group sealed under the data key of its upload's arrival day, bound to
-/// its queue key.
-pub(super) fn seal_group(
-    keys: &DataKeys,
-    arrival_day: DayNumber,
-    key: &[u8; QueueKey::LEN],
-    group: &[u8],
-) -> Result<Vec<u8>, StoreError> {
-    keys.seal(arrival_day, &[b"queue", key], group)
 }
 
 /// Adds `tally` to the counters in `stats`, inside the transaction of the event it counts.
@@ -936,7 +884,7 @@ impl ReportStore for SledReportStore {
 
     fn upload(&self, id: &UploadId) -> Result<Option<StoredUpload>, StoreError> {
         match self.uploads.get(id.0).map_err(engine)? {
-            Some(bytes) => self.open_upload(id, &bytes),
+            Some(bytes) => self.data_keys.open_upload(id, &bytes),
             None => Ok(None),
         }
     }
@@ -954,7 +902,7 @@ impl ReportStore for SledReportStore {
         let mut out = Vec::new();
         for item in self.queue.range(..=end.as_slice()) {
             let (key, value) = item.map_err(engine)?;
-            let group = self.open_group(&key, &value)?;
+            let group = self.data_keys.open_group(&key, &value)?;
             let key = QueueKey::from_bytes(&key).ok_or(StoreError::Corrupt { tree: "queue" })?;
             // A group whose day's key is gone is past retention: the purge removes it.
             out.extend(group.map(|group| (key, group)));
@@ -965,7 +913,7 @@ impl ReportStore for SledReportStore {
     fn queued(&self, key: &QueueKey) -> Result<Option<QueuedGroup>, StoreError> {
         let key = key.to_bytes();
         match self.queue.get(key).map_err(engine)? {
-            Some(bytes) => self.open_group(&key, &bytes),
+            Some(bytes) => self.data_keys.open_group(&key, &bytes),
             None => Ok(None),
         }
     }
@@ -1349,7 +1297,7 @@ impl ReportStore for SledReportStore {
                     if let Some(bytes) = self.uploads.remove(id.0).map_err(engine)? {
                         self.upload_count.fetch_sub(1, Ordering::Relaxed);
                         counts.uploads += 1;
-                        match self.open_upload(&id, &bytes)? {
+                        match self.data_keys.open_upload(&id, &bytes)? {
                             Some(record) => self.forget_synced(sync_day(&record.upload), &id)?,
                             // Its key went first (a clock step back): find its day by id.
                             None => self.forget_synced_by_id(&id)?,

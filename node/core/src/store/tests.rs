@@ -15,6 +15,9 @@ fn both(test: impl Fn(&dyn ReportStore)) {
     test(&MemoryReportStore::new());
     let dir = tempfile::tempdir().unwrap();
     test(&open_sled(dir.path()).unwrap());
+    if let Some(scratch) = super::postgres_store::tests::scratch() {
+        test(scratch.store());
+    }
 }
 
 /// A sled store laid out as the node does: `db/` and `blobs/` in `dir`. A store dropped
@@ -64,7 +67,7 @@ pub(crate) fn dummy_upload() -> StoredUpload {
     }
 }
 
-fn commit(cert: u8, upload: u8, consume: Option<u8>) -> UploadCommit {
+pub(crate) fn commit(cert: u8, upload: u8, consume: Option<u8>) -> UploadCommit {
     let key = QueueKey {
         release_at: T0,
         upload: UploadId([upload; 32]),

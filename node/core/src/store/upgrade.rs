@@ -45,10 +45,7 @@ use sled::{Db, Tree};
 use thiserror::Error;
 
 use super::sealing::{DataKeys, Unsealed, code_lookup, seal_code};
-use super::sled_store::{
-    FORMAT_KEY, PAGE_CACHE_BYTES, STORE_FORMAT, remove_unfinished_snapshots, seal_group,
-    seal_upload,
-};
+use super::sled_store::{FORMAT_KEY, PAGE_CACHE_BYTES, STORE_FORMAT, remove_unfinished_snapshots};
 use super::{
     CertificateState, CertificateUse, CodeRecord, ExpiryKind, QueueKey, QueuedGroup, StoreError,
     StoredUpload, UPLOAD_EXPIRY_REFERENCE_LEN, code_purge_at, decode, encode, expiry_key,
@@ -542,7 +539,7 @@ impl Converter<'_> {
                 *release = self.release(*release, Some(received_at));
             }
             record.received_at = self.period_start(received_at);
-            out.insert(&to, &id.0, &seal_upload(self.keys, &id, &record)?)?;
+            out.insert(&to, &id.0, &self.keys.seal_upload(&id, &record)?)?;
             out.counts.uploads += 1;
         }
         Ok(())
@@ -583,7 +580,7 @@ impl Converter<'_> {
             out.insert(
                 &to,
                 &key,
-                &seal_group(self.keys, day, &key, &encode(&group))?,
+                &self.keys.seal_group(day, &key, &encode(&group))?,
             )?;
         }
         Ok(())

@@ -1,0 +1,260 @@
+//! The PostgreSQL store's own tests (the behaviour suite of `store::tests` runs on it too):
+//! a group of stores on one schema, migrations under a lock, reopening.
+//!
+//! They need a server: `EPHEMERA_TEST_POSTGRES_URL` (a role that may create schemas; CI's
+//! `.ci/postgres.sh` starts one). Without it they say so and pass, except under `CI=true`,
+//! where a missing server is a failure.
+
+use std::sync::{Arc, Barrier};
+
+use ephemera_proto::auth::CodeHash;
+use ephemera_proto::report::ReportType;
+
+use super::super::tests::commit;
+use super::*;
+
+/// A store on a schema of its own, dropped with it.
+pub(crate) struct Scratch {
+    pub(crate) config: PostgresConfig,
+    pub(crate) store: Option<PostgresReportStore>,
+}
+
+impl Scratch {
+    /// Another store on the same schema: a second node of the group.
+    pub(crate) fn sibling(&self) -> PostgresReportStore {
+        PostgresReportStore::open(&self.config).expect("open a second store on the schema")
+    }
+
+    pub(crate) fn store(&self) -> &PostgresReportStore {
+        self.store.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(store) = self.store.take() {
+            let drop_schema = format!("DROP SCHEMA {} CASCADE", store.schema);
+            let _ = store
+                .db
+                .run(async |c| Ok(c.batch_execute(&drop_schema).await?));
+        }
+    }
+}
+
+/// The test server's URL; `None` (with a note) when there is none and this is not CI.
+pub(crate) fn server_url() -> Option<String> {
+    match std::env::var("EPHEMERA_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must run the PostgreSQL store tests: source .ci/postgres.sh first"
+            );
+            eprintln!("EPHEMERA_TEST_POSTGRES_URL is not set: the PostgreSQL store is not tested");
+            None
+        }
+    }
+}
+
+/// A store on a fresh schema of the test server, or `None` without one.
+pub(crate) fn scratch() -> Option<Scratch> {
+    let url = server_url()?;
+    let mut config = PostgresConfig::new(url);
+    config.schema = format!("test_{}", hex::encode(rand::random::<[u8; 8]>()));
+    config.pool_size = 4;
+    let store = PostgresReportStore::open(&config).expect("open the PostgreSQL store");
+    Some(Scratch {
+        config,
+        store: Some(store),
+    })
+}
+
+#[test]
+fn records_survive_reopening_and_a_second_node_reads_what_the_first_sealed() {
+    let Some(scratch) = scratch() else { return };
+    let first = scratch.store();
+    let committed = commit(1, 1, None);
+    assert_eq!(
+        first.commit_upload(&committed).unwrap(),
+        CommitOutcome::Committed
+    );
+    let second = scratch.sibling();
+    // The second store never saw the data key: it reads it from the shared table.
+    let upload = second
+        .upload(&UploadId([1; 32]))
+        .unwrap()
+        .expect("the upload");
+    assert_eq!(upload, committed.upload.1);
+    assert_eq!(second.upload_count().unwrap(), 1);
+    // And what the second writes, the first reads.
+    assert_eq!(
+        second.commit_upload(&commit(2, 2, None)).unwrap(),
+        CommitOutcome::Committed
+    );
+    assert!(first.upload(&UploadId([2; 32])).unwrap().is_some());
+    // Nothing sealed is in clear in the table.
+    let sealed: Vec<u8> = first
+        .db
+        .run(async |c| {
+            Ok(c.query_one(
+                "SELECT sealed FROM uploads WHERE id = $1",
+                &[&[1u8; 32].as_slice()],
+            )
+            .await?
+            .get(0))
+        })
+        .unwrap();
+    let plain = encode(&committed.upload.1);
+    assert!(
+        !sealed
+            .windows(16)
+            .any(|w| plain.windows(16).any(|p| p == w))
+    );
+}
+
+#[test]
+fn a_certificate_is_accepted_once_when_nodes_race_for_it() {
+    let Some(scratch) = scratch() else { return };
+    let nodes: Vec<Arc<PostgresReportStore>> =
+        (0..4).map(|_| Arc::new(scratch.sibling())).collect();
+    for round in 0..20u8 {
+        let start = Arc::new(Barrier::new(nodes.len()));
+        let outcomes: Vec<CommitOutcome> = std::thread::scope(|s| {
+            let handles: Vec<_> = nodes
+                .iter()
+                .enumerate()
+                .map(|(i, node)| {
+                    let start = start.clone();
+                    // The same certificate, a different upload id each.
+                    let commit = commit(round, round.wrapping_mul(4).wrapping_add(i as u8), None);
+                    s.spawn(move || {
+                        start.wait();
+                        node.commit_upload(&commit).unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let committed = outcomes
+            .iter()
+            .filter(|o| **o == CommitOutcome::Committed)
+            .count();
+        assert_eq!(committed, 1, "round {round}: {outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, CommitOutcome::Committed | CommitOutcome::CertificateUsed))
+        );
+    }
+    assert_eq!(scratch.store().upload_count().unwrap(), 20);
+}
+
+#[test]
+fn a_code_is_taken_once_when_nodes_race_for_it() {
+    let Some(scratch) = scratch() else { return };
+    let record = CodeRecord {
+        test_type: ReportType::ConfirmedTest,
+        symptom_onset: None,
+        expires_at: UnixTime(2_000_000_000),
+        reference: None,
+    };
+    let codes: Vec<(CodeHash, CodeRecord)> = (0..30u8)
+        .map(|n| (CodeHash([n; 32]), record.clone()))
+        .collect();
+    scratch.store().insert_codes(&codes).unwrap();
+    let nodes: Vec<PostgresReportStore> = (0..3).map(|_| scratch.sibling()).collect();
+    let taken: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = nodes
+            .iter()
+            .map(|node| {
+                s.spawn(|| {
+                    (0..30u8)
+                        .filter(|n| node.take_code(&CodeHash([*n; 32])).unwrap().is_some())
+                        .count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(taken, 30, "every code taken exactly once across the group");
+}
+
+#[test]
+fn nodes_starting_together_migrate_once_and_a_newer_schema_is_refused() {
+    let Some(url) = server_url() else { return };
+    let mut config = PostgresConfig::new(url);
+    config.schema = format!("test_{}", hex::encode(rand::random::<[u8; 8]>()));
+    config.pool_size = 2;
+    let start = Arc::new(Barrier::new(4));
+    let stores: Vec<PostgresReportStore> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let start = start.clone();
+                let config = config.clone();
+                s.spawn(move || {
+                    start.wait();
+                    PostgresReportStore::open(&config).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let scratch = Scratch {
+        config: config.clone(),
+        store: stores.into_iter().next(),
+    };
+    let versions: Vec<i32> = scratch
+        .store()
+        .db
+        .run(async |c| {
+            Ok(
+                c.query("SELECT version FROM migrations ORDER BY version", &[])
+                    .await?
+                    .iter()
+                    .map(|row| row.get(0))
+                    .collect(),
+            )
+        })
+        .unwrap();
+    let known: Vec<i32> = schema::MIGRATIONS.iter().map(|m| m.0).collect();
+    assert_eq!(versions, known);
+    scratch
+        .store()
+        .db
+        .run(async |c| {
+            Ok(c.execute(
+                "INSERT INTO migrations VALUES (999, 'from the future')",
+                &[],
+            )
+            .await?)
+        })
+        .unwrap();
+    match PostgresReportStore::open(&config) {
+        Err(StoreError::SchemaTooNew { found: 999, known }) => {
+            assert_eq!(known, *schema::MIGRATIONS.last().map(|m| &m.0).unwrap());
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_unreachable_server_is_unavailable_not_a_hang() {
+    // Port 1 on loopback: nothing listens there.
+    let mut config = PostgresConfig::new("postgres://nobody@127.0.0.1:1/none");
+    config.schema = "unreachable".to_owned();
+    match PostgresReportStore::open(&config) {
+        Err(StoreError::Unavailable(message)) => assert!(message.contains("PostgreSQL")),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_bad_url_or_schema_name_is_a_clear_error() {
+    let mut config = PostgresConfig::new("postgres://x@127.0.0.1:1/none");
+    config.schema = "x; DROP TABLE uploads".to_owned();
+    let error = PostgresReportStore::open(&config).unwrap_err().to_string();
+    assert!(error.contains("schema name"), "{error}");
+    let config = PostgresConfig::new("postgres://x@127.0.0.1:notaport/none");
+    let error = PostgresReportStore::open(&config).unwrap_err().to_string();
+    assert!(error.contains("URL"), "{error}");
+}

@@ -188,7 +188,7 @@ struct Inner {
 }
 
 /// Batches and exports of a cut that are in the store but not yet durable.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Unflushed {
     /// Sequence of the cut's first batch: it and later ones are not listed.
     from_sequence: Option<u64>,

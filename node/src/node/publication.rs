@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use ephemera_node_core::publication::sort_export_names;
-use ephemera_node_core::store::PurgeCounts;
+use ephemera_node_core::store::{PurgeCounts, StoreError};
 use ephemera_proto::SchemeKind;
 use ephemera_proto::batch::{BatchId, BatchIndex, BatchIndexEntry};
 use ephemera_proto::rollover::KeyRole;
@@ -53,15 +53,27 @@ impl Node {
         let commit = cut.commit;
         // Hidden until flushed. When the commit or the flush fails they stay hidden (with
         // any earlier ones still hidden) until a later cut's flush makes them durable too.
-        {
+        let before = {
             let mut unflushed = self.inner.unflushed.lock().expect("not poisoned");
+            let before = unflushed.clone();
             let first = commit.batches.first().map(|b| b.entry.sequence);
             unflushed.from_sequence = unflushed.from_sequence.or(first);
             unflushed
                 .exports
                 .extend(commit.exports.iter().map(|e| e.name.clone()));
+            before
+        };
+        match store.commit_cut(&commit) {
+            Ok(()) => {}
+            // Another node of the group (one PostgreSQL database) published this boundary:
+            // its batches are the log's; this plan is dropped and nothing of it was written.
+            Err(StoreError::CutSuperseded) => {
+                *self.inner.unflushed.lock().expect("not poisoned") = before;
+                tracing::debug!("another node of the group published this batch boundary");
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e.into()),
         }
-        store.commit_cut(&commit)?;
         let flush_store = store.clone();
         tokio::task::spawn_blocking(move || flush_store.flush())
             .await

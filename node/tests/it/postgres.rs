@@ -87,9 +87,19 @@ async fn two_nodes_share_codes_accounts_uploads_and_batches_and_a_restart_keeps_
     b.report(&session_b, "confirmed", second.clone()).await;
     assert_eq!(a.node.store().upload_count().unwrap(), 2);
 
-    // A cuts; B serves what A cut.
-    let cut = a.next_batches().await;
-    assert!(!cut.is_empty());
+    // Both reach the boundary at once: one of them publishes it, the other drops its plan,
+    // and B serves whatever was cut.
+    let period = a.node.config().publication.batch_period_seconds;
+    clock.set(ephemera_proto::UnixTime(
+        (clock.now_secs() / period + 1) * period + 1,
+    ));
+    let (from_a, from_b) = tokio::join!(a.node.cut_due(), b.node.cut_due());
+    let (from_a, from_b) = (from_a.unwrap(), from_b.unwrap());
+    assert!(
+        from_a.is_empty() != from_b.is_empty(),
+        "exactly one node cut: {from_a:?} {from_b:?}"
+    );
+    let cut = if from_a.is_empty() { from_b } else { from_a };
     let at_b = b.index(0).await.batches;
     assert_eq!(at_b.len(), cut.len());
     assert_eq!(

@@ -208,6 +208,7 @@ impl NodeCore {
                 batches,
                 exports,
                 dequeue: cut.dequeue,
+                from: state,
                 state: cut.state,
             },
         }))

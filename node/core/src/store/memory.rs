@@ -311,14 +311,14 @@ impl ReportStore for MemoryReportStore {
     }
 
     fn cutter_state(&self) -> Result<CutterState, StoreError> {
-        Ok(self.lock().state.unwrap_or(CutterState {
-            next_sequence: 1,
-            last_boundary: None,
-        }))
+        Ok(self.lock().state.unwrap_or(CutterState::INITIAL))
     }
 
     fn commit_cut(&self, cut: &CutCommit) -> Result<(), StoreError> {
         let mut inner = self.lock();
+        if inner.state.unwrap_or(CutterState::INITIAL) != cut.from {
+            return Err(StoreError::CutSuperseded);
+        }
         for batch in &cut.batches {
             inner.batches.insert(batch.entry.id, batch.bytes.clone());
             if let Some(filter) = &batch.filter {

@@ -58,6 +58,10 @@ pub enum StoreError {
     /// and the call may be tried again (the node answers 503 with `Retry-After`).
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// Another node of the group cut first: the store's publication state is no longer the
+    /// one this cut was planned from ([`CutCommit::from`]). Nothing was written.
+    #[error("another node published this batch boundary first; the cut was dropped")]
+    CutSuperseded,
     /// The PostgreSQL schema was migrated by a newer node than this one.
     #[error(
         "the PostgreSQL schema is at migration {found}, this node knows migrations up to \
@@ -572,6 +576,14 @@ pub struct CutterState {
     pub last_boundary: Option<UnixTime>,
 }
 
+impl CutterState {
+    /// A store's state before its first cut.
+    pub const INITIAL: CutterState = CutterState {
+        next_sequence: 1,
+        last_boundary: None,
+    };
+}
+
 /// The last batch a node published, the head of its batch log (`docs/PROTOCOL.md` §6.2):
 /// the next batch names it as its `previous`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -619,6 +631,10 @@ pub struct CutCommit {
     pub exports: Vec<StoredExport>,
     /// Queue groups now published (or dropped as too old).
     pub dequeue: Vec<QueueKey>,
+    /// The state the cut was planned from: the store applies the cut only while its state
+    /// is still this one ([`StoreError::CutSuperseded`] otherwise), so when two nodes of a
+    /// group plan the same boundary, one publishes and the batch log never forks.
+    pub from: CutterState,
     /// The state after the cut.
     pub state: CutterState,
 }

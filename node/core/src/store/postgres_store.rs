@@ -790,10 +790,7 @@ impl ReportStore for PostgresReportStore {
     fn cutter_state(&self) -> Result<CutterState, StoreError> {
         match self.db.run(async |c| meta(&*c, CUTTER_STATE_KEY).await)? {
             Some(bytes) => decode(&bytes, "meta"),
-            None => Ok(CutterState {
-                next_sequence: 1,
-                last_boundary: None,
-            }),
+            None => Ok(CutterState::INITIAL),
         }
     }
 
@@ -822,8 +819,26 @@ impl ReportStore for PostgresReportStore {
     }
 
     fn commit_cut(&self, cut: &CutCommit) -> Result<(), StoreError> {
+        let initial = encode(&CutterState::INITIAL);
         self.db.run(async |c| {
             let tx = c.transaction().await?;
+            // The state row, locked: a second node committing the same boundary waits here,
+            // then finds the state moved and drops its cut.
+            tx.execute(
+                "INSERT INTO meta VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&CUTTER_STATE_KEY, &initial],
+            )
+            .await?;
+            let row = tx
+                .query_one(
+                    "SELECT value FROM meta WHERE key = $1 FOR UPDATE",
+                    &[&CUTTER_STATE_KEY],
+                )
+                .await?;
+            let current: CutterState = decode(row.get(0), "meta")?;
+            if current != cut.from {
+                return Err(StoreError::CutSuperseded.into());
+            }
             for export in &cut.exports {
                 tx.execute(
                     "INSERT INTO exports VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET zip = excluded.zip",
@@ -846,8 +861,7 @@ impl ReportStore for PostgresReportStore {
                 )
                 .await?;
                 tx.execute(
-                    "INSERT INTO batch_index VALUES ($1, $2) \
-                     ON CONFLICT (sequence) DO UPDATE SET entry = excluded.entry",
+                    "INSERT INTO batch_index VALUES ($1, $2)",
                     &[&sql_u64(sequence), &encode(&batch.entry)],
                 )
                 .await?;

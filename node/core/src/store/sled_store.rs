@@ -921,10 +921,7 @@ impl ReportStore for SledReportStore {
     fn cutter_state(&self) -> Result<CutterState, StoreError> {
         match self.meta.get(CUTTER_STATE_KEY).map_err(engine)? {
             Some(bytes) => decode(&bytes, "meta"),
-            None => Ok(CutterState {
-                next_sequence: 1,
-                last_boundary: None,
-            }),
+            None => Ok(CutterState::INITIAL),
         }
     }
 
@@ -993,6 +990,13 @@ impl ReportStore for SledReportStore {
         )
             .transaction(
                 |(batches, index, queue, meta, expiry, exports, filters, stats)| {
+                    let current = match meta.get(CUTTER_STATE_KEY)? {
+                        Some(bytes) => postcard::from_bytes(&bytes).ok(),
+                        None => Some(CutterState::INITIAL),
+                    };
+                    if current != Some(cut.from) {
+                        return Err(ConflictableTransactionError::Abort(()));
+                    }
                     for (export, blob) in cut.exports.iter().zip(&export_refs) {
                         exports.insert(export.name.as_bytes(), blob.as_slice())?;
                         expiry.insert(
@@ -1028,7 +1032,10 @@ impl ReportStore for SledReportStore {
                     Ok::<_, ConflictableTransactionError<()>>(())
                 },
             )
-            .map_err(tx_error)
+            .map_err(|e| match e {
+                TransactionError::Abort(()) => StoreError::CutSuperseded,
+                other => tx_error(other),
+            })
     }
 
     fn batch(&self, id: &BatchId) -> Result<Option<Vec<u8>>, StoreError> {

@@ -529,6 +529,7 @@ fn cuts_store_batches_and_advance_state() {
                 purge_at: T0.plus_seconds(10),
             }],
             dequeue: queued.iter().map(|(k, _)| *k).collect(),
+            from: CutterState::INITIAL,
             state: CutterState {
                 next_sequence: 3,
                 last_boundary: Some(T0),
@@ -800,7 +801,7 @@ fn sled_refuses_a_folder_of_another_format() {
 
 /// A cut of one batch (sequence `seq`, id from `seq`) and one export named after `seq`,
 /// both purged at `T0 + seq` seconds.
-fn blob_cut(seq: u64, batch: Vec<u8>, export: Vec<u8>) -> CutCommit {
+pub(crate) fn blob_cut(seq: u64, batch: Vec<u8>, export: Vec<u8>) -> CutCommit {
     CutCommit {
         batches: vec![StoredBatch {
             entry: BatchIndexEntry {
@@ -821,6 +822,10 @@ fn blob_cut(seq: u64, batch: Vec<u8>, export: Vec<u8>) -> CutCommit {
             purge_at: T0.plus_seconds(seq),
         }],
         dequeue: Vec::new(),
+        from: CutterState {
+            next_sequence: seq,
+            last_boundary: (seq > 1).then_some(T0),
+        },
         state: CutterState {
             next_sequence: seq + 1,
             last_boundary: Some(T0),
@@ -1141,6 +1146,7 @@ fn every_counted_event_counts_once_in_its_own_write() {
             }],
             exports: vec![],
             dequeue: vec![],
+            from: CutterState::INITIAL,
             state: CutterState {
                 next_sequence: 2,
                 last_boundary: Some(T0),
@@ -1197,5 +1203,31 @@ fn applied_settings_are_replaced_whole_and_start_empty() {
         let second = vec![("http.listen".to_owned(), [3; 32])];
         store.set_applied_settings(&second).unwrap();
         assert_eq!(store.applied_settings().unwrap(), second);
+    });
+}
+
+#[test]
+fn a_cut_planned_from_a_state_that_moved_on_is_dropped_whole() {
+    both(|store| {
+        store
+            .commit_cut(&blob_cut(1, vec![1; 8], vec![2; 8]))
+            .unwrap();
+        // A second node planned the same boundary from the state before the first cut.
+        let mut late = blob_cut(1, vec![3; 8], vec![4; 8]);
+        late.batches[0].entry.id = BatchId([9; 32]);
+        late.exports[0].name = "late.zip".to_owned();
+        assert!(matches!(
+            store.commit_cut(&late),
+            Err(StoreError::CutSuperseded)
+        ));
+        assert_eq!(store.batch(&BatchId([9; 32])).unwrap(), None);
+        assert_eq!(store.export("late.zip").unwrap(), None);
+        assert_eq!(store.batch_index(0, 10).unwrap().len(), 1);
+        assert_eq!(store.cutter_state().unwrap().next_sequence, 2);
+        // The next cut, planned from the state now, goes in.
+        store
+            .commit_cut(&blob_cut(2, vec![5; 8], vec![6; 8]))
+            .unwrap();
+        assert_eq!(store.batch_index(0, 10).unwrap().len(), 2);
     });
 }

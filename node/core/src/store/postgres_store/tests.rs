@@ -10,7 +10,7 @@ use std::sync::{Arc, Barrier};
 use ephemera_proto::auth::CodeHash;
 use ephemera_proto::report::ReportType;
 
-use super::super::tests::commit;
+use super::super::tests::{blob_cut, commit};
 use super::*;
 
 /// A store on a schema of its own, dropped with it.
@@ -257,4 +257,42 @@ fn a_bad_url_or_schema_name_is_a_clear_error() {
     let config = PostgresConfig::new("postgres://x@127.0.0.1:notaport/none");
     let error = PostgresReportStore::open(&config).unwrap_err().to_string();
     assert!(error.contains("URL"), "{error}");
+}
+
+#[test]
+fn when_nodes_commit_the_same_boundary_one_publishes_and_the_log_never_forks() {
+    let Some(scratch) = scratch() else { return };
+    let nodes: Vec<PostgresReportStore> = (0..4).map(|_| scratch.sibling()).collect();
+    for sequence in 1..=5u64 {
+        let start = Barrier::new(nodes.len());
+        let results: Vec<Result<(), StoreError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = nodes
+                .iter()
+                .enumerate()
+                .map(|(i, node)| {
+                    // Each node signed its own batch for the same sequence.
+                    let mut cut = blob_cut(sequence, vec![i as u8; 16], vec![i as u8; 4]);
+                    cut.batches[0].entry.id = BatchId([(sequence * 10 + i as u64) as u8; 32]);
+                    cut.exports[0].name = format!("{sequence}-{i}.zip");
+                    let start = &start;
+                    s.spawn(move || {
+                        start.wait();
+                        node.commit_cut(&cut)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let published = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(published, 1, "sequence {sequence}: {results:?}");
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Ok(()) | Err(StoreError::CutSuperseded)))
+        );
+    }
+    let index = scratch.store().batch_index(0, 100).unwrap();
+    let sequences: Vec<u64> = index.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, vec![1, 2, 3, 4, 5], "one batch per sequence");
+    assert_eq!(scratch.store().export_names().unwrap().len(), 5);
 }

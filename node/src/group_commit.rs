@@ -75,7 +75,7 @@ fn commit_loop(
             // The transaction wrote nothing.
             Err(e) => {
                 for reply in replies {
-                    let _ = reply.send(Err(StoreError::Engine(e.to_string())));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
@@ -93,7 +93,7 @@ fn flush_loop(store: &Weak<dyn ReportStore>, rx: &Receiver<WrittenGroup>) {
         for (reply, outcome) in groups.into_iter().flatten() {
             let _ = reply.send(match &flushed {
                 Ok(()) => Ok(outcome),
-                Err(e) => Err(StoreError::Engine(e.to_string())),
+                Err(e) => Err(e.clone()),
             });
         }
     }

@@ -15,6 +15,9 @@ use ephemera_proto::auth::AuthoritySigningKey;
 use crate::keys::NodeKeys;
 use crate::store::{ReportStore, StoreError};
 
+/// Appends tried before giving up when other nodes keep taking the next sequence.
+const APPEND_ATTEMPTS: usize = 16;
+
 /// The head of the trail, held by the driver (one per node, behind a lock): appends
 /// and purges go through it, so sequences never repeat or skip.
 #[derive(Debug)]
@@ -47,17 +50,30 @@ impl AuditTrail {
         action: AuditAction,
         outcome: AuditOutcome,
     ) -> Result<AuditEntry, StoreError> {
-        let entry = AuditEntry::append(
-            self.head,
-            AuditRecord::minute_of(now),
-            actor,
-            action,
-            outcome,
-            key.ed25519(),
-        );
-        store.append_audit(&entry)?;
-        self.head = Some((entry.record.sequence, entry.record.hash()));
-        Ok(entry)
+        // Nodes of a group append to one trail: when another node took the next sequence,
+        // continue from the stored head (a few times at most: each retry follows an append
+        // that succeeded elsewhere).
+        for _ in 0..APPEND_ATTEMPTS {
+            let entry = AuditEntry::append(
+                self.head,
+                AuditRecord::minute_of(now),
+                actor.clone(),
+                action.clone(),
+                outcome.clone(),
+                key.ed25519(),
+            );
+            match store.append_audit(&entry) {
+                Ok(()) => {
+                    self.head = Some((entry.record.sequence, entry.record.hash()));
+                    return Ok(entry);
+                }
+                Err(StoreError::AuditSequenceTaken { .. }) => self.head = store.audit_head()?,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Engine(format!(
+            "the audit trail's head moved {APPEND_ATTEMPTS} times during one append"
+        )))
     }
 
     /// Purges the oldest records, those older than `retention_days`, behind the last
@@ -183,6 +199,33 @@ mod tests {
             .expect("reads")
             .expect("verifies");
         assert_eq!(verified.records, 4);
+    }
+
+    #[test]
+    fn two_nodes_appending_to_one_store_keep_one_chain_that_verifies() {
+        let core = core();
+        let store = MemoryReportStore::new();
+        // Two nodes of a group, each with its own idea of the head.
+        let mut first = AuditTrail::open(&store).expect("opens");
+        let mut second = AuditTrail::open(&store).expect("opens");
+        for i in 0..6u64 {
+            let trail = if i % 3 == 0 { &mut second } else { &mut first };
+            let entry = trail
+                .record(
+                    &core.keys().authority,
+                    &store,
+                    UnixTime(1_700_000_000 + i * 60),
+                    AuditActor::Node,
+                    issued(1),
+                    AuditOutcome::Success,
+                )
+                .expect("appends after catching up");
+            assert_eq!(entry.record.sequence, i + 1);
+        }
+        let verified = verify_stored_trail(&store, core.keys())
+            .expect("reads")
+            .expect("verifies");
+        assert_eq!(verified.records, 6);
     }
 
     #[test]

@@ -27,13 +27,23 @@ use ephemera_proto::wire;
 
 use crate::util::{Response, pet_contents, request, test_password};
 
-struct Running {
-    child: Child,
-    addr: SocketAddr,
+/// A node process.
+pub(crate) struct Running {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
 }
 
-/// Starts the binary on 127.0.0.1:0; returns it and the first case worker, if created.
-fn start(bin: &str, dir: &Path) -> (Running, Option<(String, String)>) {
+impl Drop for Running {
+    /// A test that fails leaves no node behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary on 127.0.0.1:0 with `dir/data`, plus `extra` arguments; returns it and
+/// the first case worker, if created.
+pub(crate) fn start(bin: &str, dir: &Path, extra: &[&str]) -> (Running, Option<(String, String)>) {
     let mut child = Command::new(bin)
         .current_dir(dir)
         .args(["serve", "--data-dir"])
@@ -41,6 +51,7 @@ fn start(bin: &str, dir: &Path) -> (Running, Option<(String, String)>) {
         .args(["--listen", "127.0.0.1:0", "--set", "log.filter=warn"])
         .args(["--set", "publication.batch_period_seconds=1"])
         .args(["--set", "federation.listen=127.0.0.1:0"])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -69,7 +80,7 @@ fn start(bin: &str, dir: &Path) -> (Running, Option<(String, String)>) {
 
 /// One request in its own task, so a connection the kill cuts (the harness panics on a
 /// short answer) reads as `None` instead of failing the test.
-async fn send(
+pub(crate) async fn send(
     addr: SocketAddr,
     path: &'static str,
     content_type: &'static str,
@@ -88,7 +99,7 @@ async fn send(
     .ok()
 }
 
-async fn login(addr: SocketAddr, name: &str, password: &str) -> String {
+pub(crate) async fn login(addr: SocketAddr, name: &str, password: &str) -> String {
     let body = serde_json::json!({"name": name, "password": password}).to_string();
     let r = send(
         addr,
@@ -105,7 +116,7 @@ async fn login(addr: SocketAddr, name: &str, password: &str) -> String {
 
 /// The first sign-in with the one-time password the node printed: sets the password a
 /// person would choose (the session may do nothing else before) and returns it.
-async fn set_first_password(addr: SocketAddr, name: &str, one_time: &str) -> String {
+pub(crate) async fn set_first_password(addr: SocketAddr, name: &str, one_time: &str) -> String {
     let session = login(addr, name, one_time).await;
     let password = test_password(one_time);
     let body = serde_json::json!({"current_password": one_time, "new_password": password});
@@ -122,7 +133,7 @@ async fn set_first_password(addr: SocketAddr, name: &str, one_time: &str) -> Str
     password
 }
 
-fn today() -> UnixTime {
+pub(crate) fn today() -> UnixTime {
     UnixTime(
         SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -132,10 +143,10 @@ fn today() -> UnixTime {
 }
 
 /// An acknowledged upload: its body, certificate id and the revision token answered.
-struct Acked {
-    body: Vec<u8>,
-    certificate: CertificateId,
-    token: String,
+pub(crate) struct Acked {
+    pub(crate) body: Vec<u8>,
+    pub(crate) certificate: CertificateId,
+    pub(crate) token: String,
 }
 
 /// Reads the killed node's store: every acknowledged upload's certificate is marked used
@@ -212,7 +223,7 @@ fn assert_stored(dir: &Path, acked: &[Acked], round: usize) -> (usize, usize) {
 }
 
 /// Replays an acknowledged upload: the first answer again.
-async fn assert_replayed(addr: SocketAddr, a: &Acked) {
+pub(crate) async fn assert_replayed(addr: SocketAddr, a: &Acked) {
     let r = request(
         addr,
         "POST",
@@ -225,19 +236,33 @@ async fn assert_replayed(addr: SocketAddr, a: &Acked) {
     assert_eq!(r.json()["revision_token"].as_str().unwrap(), a.token);
 }
 
-/// One upload built and sent; `Ok(Some)` when acknowledged, `Ok(None)` when the node
-/// went away mid-way (expected around the kill).
-async fn one_upload(addr: SocketAddr, session: &str) -> Option<Acked> {
+/// What one upload attempt got.
+pub(crate) enum Attempt {
+    /// Acknowledged.
+    Acked(Acked),
+    /// Refused on the way (code, verify or upload): the answer.
+    Refused(Response),
+    /// The node was not there, or the connection broke.
+    Gone,
+}
+
+/// One code, verify and upload at `addr`, stopping at the first refusal.
+pub(crate) async fn attempt(addr: SocketAddr, session: &str) -> Attempt {
     let body = serde_json::json!({"test_type": "confirmed", "count": 1}).to_string();
-    let r = send(
+    let Some(r) = send(
         addr,
         "/v1/codes",
         "application/json",
         Some(session),
         body.into_bytes(),
     )
-    .await?;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    .await
+    else {
+        return Attempt::Gone;
+    };
+    if r.status != 200 {
+        return Attempt::Refused(r);
+    }
     let code = r.json()["codes"][0]["code"].as_str().unwrap().to_owned();
     let contents = pet_contents(4, today().day());
     let hmac_key = ReportHmacKey::generate(&mut rand::rng());
@@ -247,15 +272,20 @@ async fn one_upload(addr: SocketAddr, session: &str) -> Option<Acked> {
         decoy: false,
         padding: String::new(),
     };
-    let r = send(
+    let Some(r) = send(
         addr,
         "/v1/verify",
         "application/json",
         None,
         verify.to_padded_json(),
     )
-    .await?;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    .await
+    else {
+        return Attempt::Gone;
+    };
+    if r.status != 200 {
+        return Attempt::Refused(r);
+    }
     let certificate = serde_json::from_slice::<VerifyResponse>(&r.body)
         .unwrap()
         .certificate()
@@ -266,20 +296,35 @@ async fn one_upload(addr: SocketAddr, session: &str) -> Option<Acked> {
         certificate,
         hmac_key,
     }));
-    let r = send(
+    let Some(r) = send(
         addr,
         "/v1/uploads",
         "application/octet-stream",
         None,
         upload.clone(),
     )
-    .await?;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    Some(Acked {
+    .await
+    else {
+        return Attempt::Gone;
+    };
+    if r.status != 200 {
+        return Attempt::Refused(r);
+    }
+    Attempt::Acked(Acked {
         body: upload,
         certificate: certificate_id,
         token: r.json()["revision_token"].as_str().unwrap().to_owned(),
     })
+}
+
+/// One upload built and sent; `Some` when acknowledged, `None` when the node went away
+/// mid-way (expected around the kill).
+async fn one_upload(addr: SocketAddr, session: &str) -> Option<Acked> {
+    match attempt(addr, session).await {
+        Attempt::Acked(acked) => Some(acked),
+        Attempt::Refused(r) => panic!("{} {}", r.status, String::from_utf8_lossy(&r.body)),
+        Attempt::Gone => None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -291,7 +336,7 @@ async fn sigkill_loses_no_acknowledged_upload() {
     let bin = std::env::var("EPHEMERA_NODE_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ephemera-node").to_owned());
     let dir = tempfile::tempdir().unwrap();
-    let (mut node, credentials) = start(&bin, dir.path());
+    let (mut node, credentials) = start(&bin, dir.path(), &[]);
     let (name, one_time) = credentials.expect("first start prints the case worker");
     let password = set_first_password(node.addr, &name, &one_time).await;
     let mut all_acked: Vec<Acked> = Vec::new();
@@ -331,7 +376,7 @@ async fn sigkill_loses_no_acknowledged_upload() {
         all_acked.extend(acked);
         let (batches, leftovers) = assert_stored(dir.path(), &all_acked[fresh..], round);
         crash_leftovers += leftovers;
-        let (restarted, again) = start(&bin, dir.path());
+        let (restarted, again) = start(&bin, dir.path(), &[]);
         assert!(
             again.is_none(),
             "a restart must not create a new case worker"

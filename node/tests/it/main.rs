@@ -22,6 +22,7 @@ mod keys;
 mod lifecycle;
 mod monitoring;
 mod postgres;
+mod postgres_faults;
 mod privacy;
 mod revision;
 mod serving;

@@ -4,6 +4,10 @@
 //! flushed to disk. `limit` is the rate of the same requests decoded and verified in memory
 //! (Ed25519 + HMAC + report rules) on the same two threads, without storage or HTTP.
 //!
+//! With `--postgres URL`, `ingest-postgres-1-node` and `ingest-postgres-2-nodes` measure the
+//! same on PostgreSQL (the server on the same machine, so its CPU counts too), with one node
+//! and with two nodes of one group sharing the database, clients spread over both.
+//!
 //! A second figure, `ingest-cpu`, divides the same uploads by the CPU time the whole process
 //! spent on them (node and the in-process clients, Linux `/proc/self/stat`), against the
 //! verification alone per CPU second: unlike the rate, it hardly moves when other work
@@ -14,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ephemera_node::clock::{Clock, SystemClock};
-use ephemera_node::config::NodeConfig;
+use ephemera_node::config::{DatabaseUrl, NodeConfig, StoreBackend};
 use ephemera_node::node::Node;
 use ephemera_node::server::{Background, serve};
 use ephemera_proto::auth::{ExpiryPolicy, TrustedAuthorities};
@@ -33,10 +37,29 @@ const CONNECTIONS: usize = 128;
 /// Tokens per upload (a typical `pet` report of a few days).
 const TOKENS: usize = 10;
 
-/// Runs the ingest benchmark for about `budget` (at least 20 000 uploads).
-pub fn run(budget: Duration) -> Vec<Figure> {
+/// The issue's bar for PostgreSQL on this machine (issue 22): durable uploads/s.
+const POSTGRES_TARGET: f64 = 5_000.0;
+
+/// Where the measured nodes keep their records.
+#[derive(Clone, Copy)]
+enum Backend<'a> {
+    /// sled in a temporary folder.
+    Sled,
+    /// One schema of the PostgreSQL server at this URL, shared by `nodes` nodes.
+    Postgres { url: &'a str, nodes: usize },
+}
+
+/// Runs the ingest benchmark for about `budget` (at least 20 000 uploads) on sled, and
+/// with `postgres` also on PostgreSQL with one node and with two.
+pub fn run(budget: Duration, postgres: Option<&str>) -> Vec<Figure> {
     let runtime = super::two_core_runtime();
-    runtime.block_on(ingest(budget))
+    let mut figures = runtime.block_on(ingest(budget, Backend::Sled));
+    if let Some(url) = postgres {
+        for nodes in [1, 2] {
+            figures.extend(runtime.block_on(ingest(budget, Backend::Postgres { url, nodes })));
+        }
+    }
+    figures
 }
 
 fn bodies(node: &Node, n: usize) -> Vec<Vec<u8>> {
@@ -166,34 +189,90 @@ async fn client(addr: std::net::SocketAddr, bodies: Arc<Vec<Vec<u8>>>, first: us
     ok
 }
 
-async fn ingest(budget: Duration) -> Vec<Figure> {
+/// The nodes of one measurement, opened on `backend`, sharing keys.
+fn open_nodes(dir: &std::path::Path, backend: Backend<'_>) -> Vec<Node> {
+    let config = |folder: std::path::PathBuf| {
+        let mut config = NodeConfig {
+            data_dir: folder,
+            ..NodeConfig::default()
+        };
+        config.federation.enabled = false;
+        if let Backend::Postgres { url, .. } = backend {
+            config.storage.backend = StoreBackend::Postgres;
+            config.storage.url = Some(DatabaseUrl::parse(url).expect("a PostgreSQL URL"));
+            config.storage.schema = format!("bench_{}", std::process::id());
+        }
+        config
+    };
+    let first = Node::open(config(dir.join("node-0")), Arc::new(SystemClock))
+        .expect("open node")
+        .node;
+    let count = match backend {
+        Backend::Sled => 1,
+        Backend::Postgres { nodes, .. } => nodes,
+    };
+    let mut nodes = vec![first];
+    for i in 1..count {
+        // A node of the same group: the first one's keys, the same schema.
+        let folder = dir.join(format!("node-{i}"));
+        std::fs::create_dir_all(&folder).expect("node folder");
+        let copied = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(dir.join("node-0").join(ephemera_node_core::keys::KEYS_DIR))
+            .arg(&folder)
+            .status()
+            .expect("cp");
+        assert!(copied.success(), "copy the keys");
+        nodes.push(
+            Node::open(config(folder), Arc::new(SystemClock))
+                .expect("open node")
+                .node,
+        );
+    }
+    nodes
+}
+
+/// Drops the schema a PostgreSQL measurement used.
+async fn drop_schema(url: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
+    let connection = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP SCHEMA bench_{} CASCADE", std::process::id()))
+        .await
+        .expect("drop the bench schema");
+    drop(client);
+    let _ = connection.await;
+}
+
+async fn ingest(budget: Duration, backend: Backend<'_>) -> Vec<Figure> {
     let dir = std::env::temp_dir().join(format!("ephemera-ingest-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut config = NodeConfig {
-        data_dir: dir.clone(),
-        ..NodeConfig::default()
-    };
-    config.federation.enabled = false;
-    let opened = Node::open(config, Arc::new(SystemClock)).expect("open node");
-    let node = opened.node;
+    let nodes = open_nodes(&dir, backend);
     // Enough uploads for about `budget` at the target rate, at least 20 000.
     let n = ((budget.as_secs_f64() * 12_000.0) as usize).max(20_000);
-    let bodies = Arc::new(bodies(&node, n));
-    let trusted = TrustedAuthorities::new().with(node.keys().authority.public_key());
+    let bodies = Arc::new(bodies(&nodes[0], n));
+    let trusted = TrustedAuthorities::new().with(nodes[0].keys().authority.public_key());
     let (limit, limit_per_cpu) = verify_rate(&bodies, &trusted);
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1");
-    let addr = listener.local_addr().expect("local addr");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(node.clone(), listener, Background::Off, async move {
-        let _ = stopped.await;
-    }));
+    let mut addrs = Vec::new();
+    let mut servers = Vec::new();
+    for node in &nodes {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1");
+        addrs.push(listener.local_addr().expect("local addr"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(node.clone(), listener, Background::Off, async move {
+            let _ = stopped.await;
+        }));
+        servers.push((stop, server));
+    }
     let cpu_before = process_cpu();
     let start = Instant::now();
     let clients: Vec<_> = (0..CONNECTIONS)
-        .map(|i| tokio::spawn(client(addr, bodies.clone(), i)))
+        .map(|i| tokio::spawn(client(addrs[i % addrs.len()], bodies.clone(), i)))
         .collect();
     let mut done = 0;
     for c in clients {
@@ -202,13 +281,29 @@ async fn ingest(budget: Duration) -> Vec<Figure> {
     let seconds = start.elapsed().as_secs_f64();
     let per_cpu = per_cpu_second(n, cpu_before);
     assert_eq!(done, n);
-    assert_eq!(node.store().upload_count().expect("count"), n as u64);
-    let _ = stop.send(());
-    let _ = server.await;
-    drop(node);
+    assert_eq!(nodes[0].store().upload_count().expect("count"), n as u64);
+    for (stop, server) in servers {
+        let _ = stop.send(());
+        let _ = server.await;
+    }
+    drop(nodes);
     let _ = std::fs::remove_dir_all(&dir);
-    vec![
-        Figure::new("ingest", n as f64 / seconds, "uploads/s", limit),
-        Figure::new("ingest-cpu", per_cpu, "uploads/CPU-s", limit_per_cpu),
-    ]
+    match backend {
+        Backend::Sled => vec![
+            Figure::new("ingest", n as f64 / seconds, "uploads/s", limit),
+            Figure::new("ingest-cpu", per_cpu, "uploads/CPU-s", limit_per_cpu),
+        ],
+        Backend::Postgres { url, nodes } => {
+            drop_schema(url).await;
+            vec![Figure::new(
+                &format!(
+                    "ingest-postgres-{nodes}-node{}",
+                    if nodes > 1 { "s" } else { "" }
+                ),
+                n as f64 / seconds,
+                "uploads/s",
+                POSTGRES_TARGET,
+            )]
+        }
+    }
 }

@@ -27,8 +27,14 @@ enum Command {
     /// Serving a cached batch over HTTP: requests/s of a release node vs nginx (wrk).
     Serve,
     /// Node ingest: durable verified uploads/s over HTTP on loopback (limit: in-memory
-    /// verification of the same uploads).
-    Ingest,
+    /// verification of the same uploads); with `--postgres`, on PostgreSQL (limit: the
+    /// issue's 5,000 uploads/s) with one node and with two nodes sharing the database.
+    Ingest {
+        /// A PostgreSQL URL (a role that may create a schema): also measure ingest there,
+        /// on a schema of its own that is dropped afterwards.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// A bounded load test: codes, verifies, uploads, decoys and syncs at fixed offered rates
     /// against a node with batching and retention running on a fast clock; sustained rates
     /// and memory/disk flatness.
@@ -111,7 +117,7 @@ fn main() -> anyhow::Result<()> {
         Command::GaenMatch => ephemera_bench::matching::gaen(budget),
         Command::PetMatch => ephemera_bench::matching::pet(budget),
         Command::Serve => ephemera_bench::serve::run(budget)?,
-        Command::Ingest => ephemera_bench::ingest::run(budget),
+        Command::Ingest { postgres } => ephemera_bench::ingest::run(budget, postgres.as_deref()),
         Command::DecoyTiming => ephemera_bench::decoy_timing::run(),
         Command::Load {
             duration_seconds,

@@ -494,10 +494,16 @@ impl ReportStore for MemoryReportStore {
     }
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        self.lock()
-            .audit
-            .insert(entry.record.sequence, entry.clone());
-        Ok(())
+        let sequence = entry.record.sequence;
+        match self.lock().audit.entry(sequence) {
+            std::collections::btree_map::Entry::Occupied(_) => {
+                Err(StoreError::AuditSequenceTaken { sequence })
+            }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(entry.clone());
+                Ok(())
+            }
+        }
     }
 
     fn audit_trail(&self) -> Result<(Option<AuditAnchor>, Vec<AuditEntry>), StoreError> {

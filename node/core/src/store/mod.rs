@@ -48,7 +48,7 @@ pub use stats::{StatsKey, StatsMetric, StatsTally};
 pub use upgrade::{UpgradeCounts, UpgradeError, UpgradeOutcome, upgrade};
 
 /// The storage engine failed.
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The engine reported an error (disk, corruption).
@@ -62,6 +62,13 @@ pub enum StoreError {
     /// one this cut was planned from ([`CutCommit::from`]). Nothing was written.
     #[error("another node published this batch boundary first; the cut was dropped")]
     CutSuperseded,
+    /// An audit record's sequence number is taken: another node of the group appended first.
+    /// Nothing was written; the trail continues from the stored head.
+    #[error("another node appended audit record {sequence} first")]
+    AuditSequenceTaken {
+        /// The sequence number.
+        sequence: u64,
+    },
     /// The PostgreSQL schema was migrated by a newer node than this one.
     #[error(
         "the PostgreSQL schema is at migration {found}, this node knows migrations up to \
@@ -449,6 +456,12 @@ pub struct UploadCommit {
 }
 
 impl UploadCommit {
+    /// Whether it is a first upload: it consumes no revision, updates no original and
+    /// takes nothing out of the queue (a store may write a group of these in bulk).
+    pub fn is_plain(&self) -> bool {
+        self.consume_revision.is_none() && self.update_original.is_none() && self.dequeue.is_empty()
+    }
+
     /// The counter it adds one to when it is written: relayed or accepted, on its arrival
     /// day, by its certificate's type.
     pub fn counted_as(&self) -> StatsKey {
@@ -994,10 +1007,11 @@ pub trait ReportStore: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 
     /// Appends an entry to the audit trail; the caller chains it to the last one
-    /// ([`crate::audit::AuditTrail`]).
+    /// ([`crate::audit::AuditTrail`]). An entry never replaces another.
     ///
     /// # Errors
-    /// [`StoreError`].
+    /// [`StoreError::AuditSequenceTaken`] when its sequence is stored already (another node
+    /// of the group appended first); [`StoreError`].
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
 
     /// The audit trail: the anchor of the last purge (if any) and the kept entries, oldest

@@ -13,6 +13,7 @@
 mod connection;
 mod schema;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use deadpool_postgres::GenericClient;
@@ -140,6 +141,16 @@ fn array<const N: usize>(bytes: &[u8], tree: &'static str) -> Result<[u8; N], St
 async fn count_in(c: &impl GenericClient, tally: &StatsTally) -> Result<(), Failure> {
     for (key, delta) in tally.changes() {
         let key = key.to_bytes();
+        if delta > 0 {
+            // Counting up, the common case: one statement.
+            c.execute(
+                "INSERT INTO stats VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET count = stats.count + excluded.count",
+                &[&key.as_slice(), &delta],
+            )
+            .await?;
+            continue;
+        }
         let current: i64 = c
             .query_opt(
                 "SELECT count FROM stats WHERE key = $1 FOR UPDATE",
@@ -429,6 +440,122 @@ async fn commit_one(
     Ok(CommitOutcome::Committed)
 }
 
+/// The items of `items` (in order) that are the last with their key.
+fn last_of(items: &[usize], key: impl Fn(usize) -> Vec<u8>) -> Vec<usize> {
+    let mut seen = HashSet::new();
+    let mut kept: Vec<usize> = items
+        .iter()
+        .rev()
+        .copied()
+        .filter(|i| seen.insert(key(*i)))
+        .collect();
+    kept.reverse();
+    kept
+}
+
+/// A group of plain commits (no revision: [`UploadCommit::is_plain`]) in a few statements
+/// whatever its size, each over arrays: one round trip per table rather than per upload.
+/// Inside the group the first commit of a certificate takes it, as one by one.
+async fn commit_plain(
+    tx: &impl GenericClient,
+    commits: &[UploadCommit],
+    prepared: &[Prepared],
+) -> Result<Vec<CommitOutcome>, Failure> {
+    let mut first_of_certificate = HashSet::new();
+    let candidates: Vec<usize> = (0..commits.len())
+        .filter(|i| first_of_certificate.insert(commits[*i].certificate.0))
+        .collect();
+    let ids: Vec<&[u8]> = candidates
+        .iter()
+        .map(|i| commits[*i].certificate.0.0.as_slice())
+        .collect();
+    let marks: Vec<&[u8]> = candidates
+        .iter()
+        .map(|i| prepared[*i].mark.as_slice())
+        .collect();
+    let take = tx
+        .prepare_cached(
+            "INSERT INTO certificates SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+             ON CONFLICT (id) DO NOTHING RETURNING id",
+        )
+        .await?;
+    let taken: HashSet<Vec<u8>> = tx
+        .query(&take, &[&ids, &marks])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let outcomes: Vec<CommitOutcome> = (0..commits.len())
+        .map(|i| {
+            let certificate = commits[i].certificate.0.0;
+            if candidates.binary_search(&i).is_ok() && taken.contains(certificate.as_slice()) {
+                CommitOutcome::Committed
+            } else {
+                CommitOutcome::CertificateUsed
+            }
+        })
+        .collect();
+    let committed: Vec<usize> = (0..commits.len())
+        .filter(|i| outcomes[*i] == CommitOutcome::Committed)
+        .collect();
+    if committed.is_empty() {
+        return Ok(outcomes);
+    }
+    // One statement may not write a row twice: where two commits of the group write the
+    // same upload or queue key, the later one's record stands, as one by one.
+    let uploads: Vec<usize> = last_of(&committed, |i| commits[i].upload.0.0.to_vec());
+    let upload_ids: Vec<&[u8]> = uploads
+        .iter()
+        .map(|i| commits[*i].upload.0.0.as_slice())
+        .collect();
+    let days: Vec<i32> = uploads.iter().map(|i| prepared[*i].day).collect();
+    let sealed: Vec<&[u8]> = uploads
+        .iter()
+        .map(|i| prepared[*i].record.as_slice())
+        .collect();
+    let expiry: Vec<&[u8]> = committed
+        .iter()
+        .map(|i| prepared[*i].expiry.as_slice())
+        .collect();
+    let enqueued: Vec<(&[u8], &[u8])> = committed
+        .iter()
+        .flat_map(|i| prepared[*i].enqueue.iter())
+        .map(|(key, group)| (key.as_slice(), group.as_slice()))
+        .collect();
+    let (queue_keys, groups): (Vec<&[u8]>, Vec<&[u8]>) =
+        last_of(&(0..enqueued.len()).collect::<Vec<_>>(), |i| {
+            enqueued[i].0.to_vec()
+        })
+        .into_iter()
+        .map(|i| enqueued[i])
+        .unzip();
+    // Issued together, so the connection pipelines them.
+    let upload_params: [&(dyn ToSql + Sync); 3] = [&upload_ids, &days, &sealed];
+    let expiry_params: [&(dyn ToSql + Sync); 1] = [&expiry];
+    let queue_params: [&(dyn ToSql + Sync); 2] = [&queue_keys, &groups];
+    let statements = futures::try_join!(
+        tx.prepare_cached(
+            "INSERT INTO uploads SELECT * FROM unnest($1::bytea[], $2::int4[], $3::bytea[]) \
+             ON CONFLICT (id) DO UPDATE SET sealed = excluded.sealed",
+        ),
+        tx.prepare_cached(
+            "INSERT INTO expiry SELECT * FROM unnest($1::bytea[]) ON CONFLICT DO NOTHING",
+        ),
+        tx.prepare_cached(
+            "INSERT INTO queue SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+             ON CONFLICT (key) DO UPDATE SET sealed = excluded.sealed",
+        ),
+    )?;
+    let uploads = tx.execute(&statements.0, &upload_params);
+    let expiries = tx.execute(&statements.1, &expiry_params);
+    let queued = tx.execute(&statements.2, &queue_params);
+    let (uploads, expiries, queued) = futures::join!(uploads, expiries, queued);
+    uploads?;
+    expiries?;
+    queued?;
+    Ok(outcomes)
+}
+
 impl ReportStore for PostgresReportStore {
     fn stats(&self, from: DayNumber, to: DayNumber) -> Result<Vec<(StatsKey, u64)>, StoreError> {
         let start = StatsKey::day_start(from);
@@ -657,14 +784,20 @@ impl ReportStore for PostgresReportStore {
             .collect::<Result<Vec<Prepared>, StoreError>>()?;
         self.db.run(async |c| {
             let tx = c.transaction().await?;
-            let mut outcomes = Vec::with_capacity(commits.len());
+            let outcomes = if commits.iter().all(UploadCommit::is_plain) {
+                commit_plain(&tx, commits, &prepared).await?
+            } else {
+                let mut outcomes = Vec::with_capacity(commits.len());
+                for (commit, p) in commits.iter().zip(&prepared) {
+                    outcomes.push(commit_one(&tx, commit, p).await?);
+                }
+                outcomes
+            };
             let mut tally = StatsTally::new();
-            for (commit, p) in commits.iter().zip(&prepared) {
-                let outcome = commit_one(&tx, commit, p).await?;
-                if outcome == CommitOutcome::Committed {
+            for (commit, outcome) in commits.iter().zip(&outcomes) {
+                if *outcome == CommitOutcome::Committed {
                     tally.add(commit.counted_as(), 1);
                 }
-                outcomes.push(outcome);
             }
             count_in(&tx, &tally).await?;
             tx.commit().await?;
@@ -1095,12 +1228,17 @@ impl ReportStore for PostgresReportStore {
     }
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let sequence = entry.record.sequence;
         self.db.run(async |c| {
-            c.execute(
-                "INSERT INTO audit VALUES ($1, $2)",
-                &[&sql_u64(entry.record.sequence), &encode(entry)],
-            )
-            .await?;
+            let written = c
+                .execute(
+                    "INSERT INTO audit VALUES ($1, $2) ON CONFLICT (sequence) DO NOTHING",
+                    &[&sql_u64(sequence), &encode(entry)],
+                )
+                .await?;
+            if written == 0 {
+                return Err(StoreError::AuditSequenceTaken { sequence }.into());
+            }
             Ok(())
         })
     }

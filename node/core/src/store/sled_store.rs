@@ -1215,10 +1215,11 @@ impl ReportStore for SledReportStore {
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let _writing = self.writing();
+        let sequence = entry.record.sequence;
         self.audit
-            .insert(entry.record.sequence.to_be_bytes(), encode(entry))
-            .map_err(engine)?;
-        Ok(())
+            .compare_and_swap(sequence.to_be_bytes(), None::<&[u8]>, Some(encode(entry)))
+            .map_err(engine)?
+            .map_err(|_| StoreError::AuditSequenceTaken { sequence })
     }
 
     fn audit_trail(&self) -> Result<(Option<AuditAnchor>, Vec<AuditEntry>), StoreError> {

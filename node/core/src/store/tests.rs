@@ -684,6 +684,20 @@ fn the_audit_trail_appends_purges_behind_its_anchor_and_reads_back() {
             entries.push(entry);
         }
         assert_eq!(store.audit_head().unwrap(), head);
+        // An entry never replaces another: a second node appending at the same sequence is
+        // told so.
+        let rival = AuditEntry::append(
+            Some((2, entries[1].record.hash())),
+            9,
+            AuditActor::Node,
+            AuditAction::Exported,
+            AuditOutcome::Success,
+            &key,
+        );
+        assert!(matches!(
+            store.append_audit(&rival),
+            Err(StoreError::AuditSequenceTaken { sequence: 3 })
+        ));
         assert_eq!(store.audit_trail().unwrap(), (None, entries.clone()));
         assert_eq!(store.purge_audit(&entries[1].anchor()).unwrap(), 2);
         assert_eq!(

@@ -5,8 +5,9 @@
 //! the node's tokio workers as well as on plain threads. A blocking PostgreSQL client would
 //! start a runtime of its own inside the node's, which tokio refuses. So the store keeps a
 //! small runtime of its own that drives the pool's connections, and each call waits for its
-//! queries with `futures::executor::block_on`, in that runtime's context: the caller's
-//! thread waits, as it does on a sled write, and no runtime is nested.
+//! queries with `futures::executor::block_on`, in that runtime's context and outside any
+//! task budget: the caller's thread waits, as it does on a sled write, and no runtime is
+//! nested.
 
 use std::time::Duration;
 
@@ -159,7 +160,10 @@ impl Database {
     ) -> Result<T, StoreError> {
         let runtime = self.runtime.as_ref().expect("present until dropped");
         let _context = runtime.enter();
-        futures::executor::block_on(async {
+        // Unconstrained: on a tokio worker, the caller's task budget would otherwise run out
+        // after a few dozen awaits, and every later one would return Pending at once, never
+        // to be polled by the scheduler that refills it (this is not that scheduler).
+        futures::executor::block_on(tokio::task::unconstrained(async {
             let mut client = self.pool.get().await.map_err(|e| match e {
                 deadpool_postgres::PoolError::Backend(e) => db_error(&e),
                 other => StoreError::Unavailable(format!("PostgreSQL: {other}")),
@@ -175,7 +179,7 @@ impl Database {
                     Err(db_error(&e))
                 }
             }
-        })
+        }))
     }
 }
 

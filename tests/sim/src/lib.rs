@@ -36,6 +36,7 @@ pub mod output;
 pub mod phone;
 pub mod population;
 pub mod projection;
+pub mod provenance;
 pub mod radio;
 pub(crate) mod rng;
 pub mod scenario;
@@ -47,6 +48,7 @@ use std::time::Instant;
 pub use error::SimError;
 pub use metrics::{Scored, Summary};
 pub use output::write_outputs;
+pub use provenance::Provenance;
 pub use radio::radio_stats;
 pub use scenario::{Scenario, SchemeName};
 

@@ -180,6 +180,10 @@ fn run(a: &RunArgs, schemes: Option<Vec<sim::SchemeName>>) -> anyhow::Result<Vec
     if a.misses && schemes != [sim::SchemeName::Gaen, sim::SchemeName::Pet] {
         anyhow::bail!("--misses compares two runs: use it with --scheme both");
     }
+    // Refuse a used output folder before the run, not after it.
+    if let Some(out) = &a.out {
+        sim::provenance::ensure_fresh(out)?;
+    }
     let mut options = RunOptions {
         threads: a.threads,
         progress: true,

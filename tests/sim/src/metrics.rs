@@ -200,6 +200,8 @@ pub struct Scored {
     pub notified: Vec<(u32, u32)>,
     /// For a `pet` run compared with a `gaen` run: why `pet` missed what `gaen` found.
     pub misses: Option<MissReport>,
+    /// The effective scenario of the run (every parameter, defaults included).
+    pub scenario: Scenario,
 }
 
 /// The filter figures of a run.
@@ -461,6 +463,7 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
         truth,
         notified,
         misses: None,
+        scenario: scenario.clone(),
     }
 }
 

@@ -7,6 +7,7 @@ use plotters::prelude::*;
 
 use super::error::SimError;
 use super::metrics::Scored;
+use super::provenance::{Provenance, ensure_fresh};
 
 /// A named, coloured line drawn from each row.
 type Series<T, V> = (&'static str, RGBColor, fn(&T) -> V);
@@ -32,17 +33,36 @@ fn plot_error<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> SimError + '_ {
     }
 }
 
-/// Writes `summary.json`, `daily.csv`, `sweep.csv`, `attack.csv` and the plots
-/// `epidemic.svg`, `threshold.svg` and `attack.svg` into `dir` (created if missing).
-/// `others` are runs of the other scheme on the same scenario, shown beside this one in
-/// `attack.svg` and `attack.csv`.
+/// Writes `summary.json`, `scenario.toml`, `daily.csv`, `sweep.csv`, `attack.csv` and the
+/// plots `epidemic.svg`, `threshold.svg` and `attack.svg` into `dir` (created if missing;
+/// refused if it holds anything: a run never overwrites another). `scenario.toml` is the
+/// effective scenario, every parameter with defaults filled in, headed by the
+/// [`Provenance`] as comments; `summary.json` holds the same scenario under `scenario` and
+/// the provenance under `provenance`. `others` are runs of the other scheme on the same
+/// scenario, shown beside this one in `attack.svg` and `attack.csv`.
 ///
 /// # Errors
-/// [`SimError::Output`] when a file cannot be written.
+/// [`SimError::Output`] when `dir` is not empty or a file cannot be written.
 pub fn write_outputs(dir: &Path, scored: &Scored, others: &[&Scored]) -> Result<(), SimError> {
+    ensure_fresh(dir)?;
     std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    let provenance = Provenance::of_this_process(scored.scenario.seed);
+    let path = dir.join("scenario.toml");
+    let toml = provenance.as_toml_comment() + &scored.scenario.to_toml();
+    std::fs::write(&path, toml).map_err(io_error(&path))?;
     let path = dir.join("summary.json");
-    let json = serde_json::to_string_pretty(&scored.summary).expect("summary serialises");
+    let mut summary = serde_json::to_value(&scored.summary).expect("summary serialises");
+    if let serde_json::Value::Object(fields) = &mut summary {
+        fields.insert(
+            "provenance".to_owned(),
+            serde_json::to_value(&provenance).expect("provenance serialises"),
+        );
+        fields.insert(
+            "scenario".to_owned(),
+            serde_json::to_value(&scored.scenario).expect("scenario serialises"),
+        );
+    }
+    let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
     std::fs::write(&path, json + "\n").map_err(io_error(&path))?;
     if let Some(misses) = &scored.misses {
         let path = dir.join("misses.json");
@@ -137,7 +157,8 @@ fn plot_epidemic(path: &Path, scored: &Scored) -> Result<(), SimError> {
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
-        .build_cartesian_2d(0u32..days.max(1), 0f64..top)
+        // Days are numbered from 0: the axis ends at the last day drawn.
+        .build_cartesian_2d(0u32..days.saturating_sub(1).max(1), 0f64..top)
         .map_err(plot_error(path))?;
     chart
         .configure_mesh()
@@ -291,6 +312,19 @@ fn plot_attack(path: &Path, runs: &[&Scored]) -> Result<(), SimError> {
                     Rectangle::new([(i as u32, 0.0), (i as u32 + 1, f(r))], color.filled());
                 bar.set_margin(0, 0, 30, 30);
                 bar
+            }))
+            .map_err(plot_error(path))?;
+        // Every bar carries its value, so a zero reads as 0 and not as a missing bar.
+        chart
+            .draw_series(runs.iter().enumerate().map(|(i, r)| {
+                let value = f(r);
+                // Just inside the bar's left edge (30 px into its slot), above its top.
+                EmptyElement::at((i as u32, value))
+                    + Text::new(
+                        format!("{value:.2}"),
+                        (34, -20),
+                        ("sans-serif", 16).into_font().color(&BLACK),
+                    )
             }))
             .map_err(plot_error(path))?;
     }

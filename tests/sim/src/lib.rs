@@ -25,6 +25,7 @@
 //! ```
 
 pub mod attack;
+pub mod client_sweep;
 pub mod contacts;
 pub mod engine;
 pub mod epidemic;

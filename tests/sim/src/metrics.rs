@@ -83,8 +83,26 @@ pub struct SweepPoint {
     pub recall: f64,
     /// F1.
     pub f1: f64,
-    /// (person, day) pairs the idealised detector would notify.
+    /// (person, day) pairs notified at this threshold.
     pub notified: u64,
+    /// Of them, true close contacts.
+    pub true_positives: u64,
+}
+
+impl SweepPoint {
+    /// The point at `threshold_db` that notified `notified`, `true_positives` of them
+    /// true, against a truth of `truth` close contacts.
+    pub(crate) fn new(threshold_db: u8, truth: u64, notified: u64, true_positives: u64) -> Self {
+        let s = Scores::new(truth, notified, true_positives);
+        SweepPoint {
+            threshold_db,
+            precision: s.precision,
+            recall: s.recall,
+            f1: s.f1,
+            notified,
+            true_positives,
+        }
+    }
 }
 
 /// Token filters the phones took in (`pet`, publication version 3), and what a false
@@ -172,8 +190,12 @@ pub struct Summary {
     pub bytes_downloaded_per_phone_per_day: f64,
     /// Batches a phone rejected (must be 0).
     pub batches_rejected: u64,
-    /// The best threshold of the sweep by F1.
+    /// The best threshold of the client's sweep (`sweep.csv`) by F1: the last attenuation
+    /// bound of the client's risk configuration, the other two shifted with it.
     pub best_sweep_threshold_db: u8,
+    /// The best threshold of the idealised single-threshold detector
+    /// (`sweep_ideal.csv`) by F1.
+    pub best_ideal_threshold_db: u8,
     /// The attack.
     pub attack: AttackResult,
     /// Token filters (`pet`).
@@ -190,8 +212,12 @@ pub struct Summary {
 pub struct Scored {
     /// The summary.
     pub summary: Summary,
-    /// The threshold sweep.
+    /// The threshold sweep through this scheme's client scoring
+    /// ([`client_sweep`](crate::client_sweep)).
     pub sweep: Vec<SweepPoint>,
+    /// The idealised single-threshold detector's sweep (the same for both schemes: it
+    /// replays the scans, not the phones).
+    pub ideal_sweep: Vec<SweepPoint>,
     /// Daily counts.
     pub daily: Vec<DayStats>,
     /// The ground truth: (agent, sim day) close contacts, sorted.
@@ -386,14 +412,18 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
     let bytes: u64 = run.phones.iter().map(|p| p.bytes_down).sum();
     let encounters: u64 = run.phones.iter().map(|p| p.encounters() as u64).sum();
     let sum = |f: fn(&DayStats) -> u64| run.daily.iter().map(f).sum::<u64>();
-    let sweep = sweep(scenario, run, &truth, &windows);
-    let best = sweep
-        .iter()
-        .max_by(|a, b| {
-            a.f1.total_cmp(&b.f1)
-                .then(b.threshold_db.cmp(&a.threshold_db))
-        })
-        .map_or(0, |p| p.threshold_db);
+    let ideal_sweep = sweep(scenario, run, &truth, &windows);
+    let truth_set: HashSet<(u32, u32)> = truth.keys().copied().collect();
+    let client_sweep = super::client_sweep::sweep(scenario, run, &truth_set);
+    let best = |sweep: &[SweepPoint]| {
+        sweep
+            .iter()
+            .max_by(|a, b| {
+                a.f1.total_cmp(&b.f1)
+                    .then(b.threshold_db.cmp(&a.threshold_db))
+            })
+            .map_or(0, |p| p.threshold_db)
+    };
     let summary = Summary {
         agents: scenario.agents,
         days,
@@ -431,7 +461,8 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
         },
         bytes_downloaded_per_phone_per_day: round4(bytes as f64 / phones / f64::from(days)),
         batches_rejected: run.phones.iter().map(|p| u64::from(p.rejected)).sum(),
-        best_sweep_threshold_db: best,
+        best_sweep_threshold_db: best(&client_sweep),
+        best_ideal_threshold_db: best(&ideal_sweep),
         attack,
         filters: filter_stats(scenario, run, days),
         cost: Cost {
@@ -458,7 +489,8 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
     notified.dedup();
     Scored {
         summary,
-        sweep,
+        sweep: client_sweep,
+        ideal_sweep,
         daily: run.daily.clone(),
         truth,
         notified,
@@ -555,14 +587,7 @@ fn sweep(
                     }
                 }
             }
-            let s = Scores::new(truth.len() as u64, notified, tp);
-            SweepPoint {
-                threshold_db: threshold,
-                precision: s.precision,
-                recall: s.recall,
-                f1: s.f1,
-                notified,
-            }
+            SweepPoint::new(threshold, truth.len() as u64, notified, tp)
         })
         .collect()
 }

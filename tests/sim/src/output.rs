@@ -93,16 +93,21 @@ pub fn write_outputs(dir: &Path, scored: &Scored, others: &[&Scored]) -> Result<
     let path = dir.join("daily.csv");
     std::fs::write(&path, daily).map_err(io_error(&path))?;
 
-    let mut sweep = String::from("threshold_db,precision,recall,f1,notified\n");
-    for p in &scored.sweep {
-        let _ = writeln!(
-            sweep,
-            "{},{},{},{},{}",
-            p.threshold_db, p.precision, p.recall, p.f1, p.notified
-        );
+    for (name, points) in [
+        ("sweep.csv", &scored.sweep),
+        ("sweep_ideal.csv", &scored.ideal_sweep),
+    ] {
+        let mut sweep = String::from("threshold_db,precision,recall,f1,notified,true_positives\n");
+        for p in points {
+            let _ = writeln!(
+                sweep,
+                "{},{},{},{},{},{}",
+                p.threshold_db, p.precision, p.recall, p.f1, p.notified, p.true_positives
+            );
+        }
+        let path = dir.join(name);
+        std::fs::write(&path, sweep).map_err(io_error(&path))?;
     }
-    let path = dir.join("sweep.csv");
-    std::fs::write(&path, sweep).map_err(io_error(&path))?;
 
     let runs: Vec<&Scored> = std::iter::once(scored)
         .chain(others.iter().copied())
@@ -228,8 +233,11 @@ fn plot_sweep(path: &Path, scored: &Scored) -> Result<(), SimError> {
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(
-                "Precision and recall against the attenuation threshold ({}; client: P {:.2}, R {:.2})",
-                scored.summary.scheme, scored.summary.precision, scored.summary.recall
+                "{} client scoring by its last attenuation bound (shipped {} dB: P {:.2}, R {:.2})",
+                scored.summary.scheme,
+                scored.scenario.detection.attenuation_thresholds_db[2],
+                scored.summary.precision,
+                scored.summary.recall
             ),
             ("sans-serif", 18),
         )
@@ -249,6 +257,7 @@ fn plot_sweep(path: &Path, scored: &Scored) -> Result<(), SimError> {
         ("recall", RED, |p| p.recall),
         ("F1", BLACK, |p| p.f1),
     ];
+    let ideal = |p: &super::metrics::SweepPoint| (u32::from(p.threshold_db), p.f1);
     let lines = series.map(|(name, color, f)| {
         let points = scored
             .sweep
@@ -257,6 +266,17 @@ fn plot_sweep(path: &Path, scored: &Scored) -> Result<(), SimError> {
             .collect();
         (name, color, points)
     });
+    let [precision, recall, f1] = lines;
+    let lines = [
+        precision,
+        recall,
+        f1,
+        (
+            "F1, idealised detector (both schemes)",
+            RGBColor(150, 150, 150),
+            scored.ideal_sweep.iter().map(ideal).collect(),
+        ),
+    ];
     draw_lines(&mut chart, lines, SeriesLabelPosition::LowerRight, path)?;
     root.present().map_err(plot_error(path))
 }

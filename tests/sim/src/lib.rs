@@ -41,6 +41,7 @@ pub mod provenance;
 pub mod radio;
 pub(crate) mod rng;
 pub mod scenario;
+pub mod seeds;
 pub mod server;
 
 use std::io::IsTerminal;

@@ -19,7 +19,8 @@ type Panel<'a, 'b> = (
     fn(&Scored) -> f64,
 );
 
-fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SimError + '_ {
+/// Maps an I/O error on `path` to [`SimError::Output`].
+pub(crate) fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SimError + '_ {
     move |e| SimError::Output {
         path: path.display().to_string(),
         message: e.to_string(),

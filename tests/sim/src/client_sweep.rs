@@ -121,7 +121,7 @@ fn pet_windows(
 }
 
 /// Every uploaded diagnosis key's RPIs: RPI → (key, interval offset).
-fn rpi_index(run: &RawRun) -> (Vec<&DiagnosisKey>, HashMap<[u8; 16], usize>) {
+pub(crate) fn rpi_index(run: &RawRun) -> (Vec<&DiagnosisKey>, HashMap<[u8; 16], usize>) {
     let keys: Vec<&DiagnosisKey> = run
         .server
         .uploads

@@ -32,6 +32,7 @@ pub mod epidemic;
 pub mod error;
 pub mod linking;
 pub mod metrics;
+pub mod missed;
 pub mod misses;
 pub mod output;
 pub mod phone;

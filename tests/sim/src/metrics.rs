@@ -9,6 +9,7 @@ use super::attack::{AttackResult, round4};
 use ephemera_proto::ReportContents;
 
 use super::engine::{Air, DAY, DayStats, INTERVAL, RawRun};
+use super::missed::Missed;
 use super::misses::MissReport;
 use super::projection::PublicationStats;
 use super::radio::{Environment, RadioModel};
@@ -180,6 +181,8 @@ pub struct Summary {
     /// Scores by the environment of the contact (truth) or of the longest episode with an
     /// uploader that day (notifications).
     pub per_environment: BTreeMap<&'static str, Scores>,
+    /// Why each true close contact not notified was missed (primary cause).
+    pub missed: Missed,
     /// Notifications per uploading positive.
     pub notifications_per_uploader: f64,
     /// Share of notified people who were infected by the end of the run.
@@ -415,6 +418,8 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
     let ideal_sweep = sweep(scenario, run, &truth, &windows);
     let truth_set: HashSet<(u32, u32)> = truth.keys().copied().collect();
     let client_sweep = super::client_sweep::sweep(scenario, run, &truth_set);
+    let notified_set: HashSet<(u32, u32)> = notified.iter().map(|(v, d, _)| (*v, *d)).collect();
+    let missed = super::missed::classify(scenario, run, &windows, &truth_set, &notified_set);
     let best = |sweep: &[SweepPoint]| {
         sweep
             .iter()
@@ -439,6 +444,7 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
         precision: overall.precision,
         recall: overall.recall,
         f1: overall.f1,
+        missed,
         per_environment: per_env
             .into_iter()
             .map(|(k, (t, n, tp))| (k, Scores::new(t, n, tp)))

@@ -577,12 +577,7 @@ mod tests {
     /// the upload, and every accepted key is published by the end of the run.
     #[test]
     fn an_embargoed_key_is_not_published_early() {
-        let mut scenario = Scenario::tiny(400, 4, 11, SchemeName::Gaen);
-        scenario.epidemic.initial_infected = 0.06;
-        scenario.testing.symptomatic_tested = 1.0;
-        scenario.testing.asymptomatic_tested = 1.0;
-        scenario.testing.upload_consent = 1.0;
-        scenario.testing.delay_days = [0.2, 0.5];
+        let mut scenario = Scenario::tiny(400, 4, 11, SchemeName::Gaen).with_eager_testing(0.06);
         scenario.node.batch_hours = 1;
         let run = simulate(&scenario, &|| {}).unwrap();
         let trusted = TrustedNodes::new().with(run.server.node_key());

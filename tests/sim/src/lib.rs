@@ -25,20 +25,24 @@
 //! ```
 
 pub mod attack;
+pub mod client_sweep;
 pub mod contacts;
 pub mod engine;
 pub mod epidemic;
 pub mod error;
 pub mod linking;
 pub mod metrics;
+pub mod missed;
 pub mod misses;
 pub mod output;
 pub mod phone;
 pub mod population;
 pub mod projection;
+pub mod provenance;
 pub mod radio;
 pub(crate) mod rng;
 pub mod scenario;
+pub mod seeds;
 pub mod server;
 
 use std::io::IsTerminal;
@@ -47,6 +51,7 @@ use std::time::Instant;
 pub use error::SimError;
 pub use metrics::{Scored, Summary};
 pub use output::write_outputs;
+pub use provenance::Provenance;
 pub use radio::radio_stats;
 pub use scenario::{Scenario, SchemeName};
 

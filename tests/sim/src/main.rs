@@ -120,6 +120,11 @@ struct RunArgs {
     /// `pet`: upload every encounter of the infectious window (as before issue 18).
     #[arg(long)]
     upload_all_encounters: bool,
+    /// Runs N seeds (the seed, the seed + 1, …; at least 2) one after another in this
+    /// process: each seed's outputs in DIR/seed-S, and `seeds.csv` and an aggregate
+    /// `summary.json` (means with 95 % Student t intervals) in DIR; the table on stdout.
+    #[arg(long)]
+    seeds: Option<u32>,
 }
 
 fn load(path: Option<&PathBuf>) -> anyhow::Result<Scenario> {
@@ -180,13 +185,64 @@ fn run(a: &RunArgs, schemes: Option<Vec<sim::SchemeName>>) -> anyhow::Result<Vec
     if a.misses && schemes != [sim::SchemeName::Gaen, sim::SchemeName::Pet] {
         anyhow::bail!("--misses compares two runs: use it with --scheme both");
     }
+    // Refuse a used output folder before the run, not after it.
+    if let Some(out) = &a.out {
+        sim::provenance::ensure_fresh(out)?;
+    }
+    let seeds: Vec<u64> = match a.seeds {
+        None => vec![scenario.seed],
+        Some(n) if n >= 2 => (0..u64::from(n))
+            .map(|i| scenario.seed.wrapping_add(i))
+            .collect(),
+        Some(_) => anyhow::bail!("--seeds needs at least 2 seeds (one seed is a plain run)"),
+    };
+    let mut results = Vec::new();
+    let mut summaries = Vec::new();
+    for seed in &seeds {
+        let scenario = Scenario {
+            seed: *seed,
+            ..scenario.clone()
+        };
+        let out = a.out.as_ref().map(|o| match a.seeds {
+            Some(_) => o.join(format!("seed-{seed}")),
+            None => o.clone(),
+        });
+        let scored = run_seed(&scenario, &schemes, a, out.as_deref())?;
+        summaries.extend(scored.iter().map(|s| s.summary.clone()));
+        // Across seeds only the summaries are kept: one run's phones at a time in memory.
+        if a.seeds.is_none() {
+            results = scored;
+        }
+    }
+    if a.seeds.is_some() {
+        let aggregate = sim::seeds::aggregate(&summaries);
+        print!("{}", sim::seeds::table(&aggregate));
+        if let Some(out) = &a.out {
+            sim::seeds::write(out, &summaries, &scenario)?;
+            eprintln!(
+                "ephemera-sim: wrote seeds.csv and summary.json into {}",
+                out.display()
+            );
+        }
+    }
+    Ok(results)
+}
+
+/// Runs `scenario` once per scheme, prints each summary and writes the outputs into
+/// `out` (`out/<scheme>` for two schemes).
+fn run_seed(
+    scenario: &Scenario,
+    schemes: &[sim::SchemeName],
+    a: &RunArgs,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<sim::Scored>> {
     let mut options = RunOptions {
         threads: a.threads,
         progress: true,
         gaen_found: None,
     };
     let mut results = Vec::new();
-    for scheme in &schemes {
+    for scheme in schemes {
         let scenario = Scenario {
             scheme: *scheme,
             ..scenario.clone()
@@ -208,7 +264,7 @@ fn run(a: &RunArgs, schemes: Option<Vec<sim::SchemeName>>) -> anyhow::Result<Vec
         }
         results.push(scored);
     }
-    if let Some(out) = &a.out {
+    if let Some(out) = out {
         for (i, scored) in results.iter().enumerate() {
             let others: Vec<_> = results
                 .iter()
@@ -219,7 +275,7 @@ fn run(a: &RunArgs, schemes: Option<Vec<sim::SchemeName>>) -> anyhow::Result<Vec
             let dir = if results.len() > 1 {
                 out.join(scored.summary.scheme)
             } else {
-                out.clone()
+                out.to_path_buf()
             };
             sim::write_outputs(&dir, scored, &others)?;
         }
@@ -249,6 +305,9 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&stats)?);
         }
         Some(Command::Project { from, run: a }) => {
+            if a.seeds.is_some() {
+                anyhow::bail!("project takes one run per scheme: leave out --seeds");
+            }
             let (gaen, pet) = match &from {
                 Some(dir) => (publication_of(dir, "gaen")?, publication_of(dir, "pet")?),
                 None => {

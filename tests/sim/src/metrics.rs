@@ -9,6 +9,7 @@ use super::attack::{AttackResult, round4};
 use ephemera_proto::ReportContents;
 
 use super::engine::{Air, DAY, DayStats, INTERVAL, RawRun};
+use super::missed::Missed;
 use super::misses::MissReport;
 use super::projection::PublicationStats;
 use super::radio::{Environment, RadioModel};
@@ -83,8 +84,26 @@ pub struct SweepPoint {
     pub recall: f64,
     /// F1.
     pub f1: f64,
-    /// (person, day) pairs the idealised detector would notify.
+    /// (person, day) pairs notified at this threshold.
     pub notified: u64,
+    /// Of them, true close contacts.
+    pub true_positives: u64,
+}
+
+impl SweepPoint {
+    /// The point at `threshold_db` that notified `notified`, `true_positives` of them
+    /// true, against a truth of `truth` close contacts.
+    pub(crate) fn new(threshold_db: u8, truth: u64, notified: u64, true_positives: u64) -> Self {
+        let s = Scores::new(truth, notified, true_positives);
+        SweepPoint {
+            threshold_db,
+            precision: s.precision,
+            recall: s.recall,
+            f1: s.f1,
+            notified,
+            true_positives,
+        }
+    }
 }
 
 /// Token filters the phones took in (`pet`, publication version 3), and what a false
@@ -162,6 +181,8 @@ pub struct Summary {
     /// Scores by the environment of the contact (truth) or of the longest episode with an
     /// uploader that day (notifications).
     pub per_environment: BTreeMap<&'static str, Scores>,
+    /// Why each true close contact not notified was missed (primary cause).
+    pub missed: Missed,
     /// Notifications per uploading positive.
     pub notifications_per_uploader: f64,
     /// Share of notified people who were infected by the end of the run.
@@ -172,8 +193,12 @@ pub struct Summary {
     pub bytes_downloaded_per_phone_per_day: f64,
     /// Batches a phone rejected (must be 0).
     pub batches_rejected: u64,
-    /// The best threshold of the sweep by F1.
+    /// The best threshold of the client's sweep (`sweep.csv`) by F1: the last attenuation
+    /// bound of the client's risk configuration, the other two shifted with it.
     pub best_sweep_threshold_db: u8,
+    /// The best threshold of the idealised single-threshold detector
+    /// (`sweep_ideal.csv`) by F1.
+    pub best_ideal_threshold_db: u8,
     /// The attack.
     pub attack: AttackResult,
     /// Token filters (`pet`).
@@ -190,8 +215,12 @@ pub struct Summary {
 pub struct Scored {
     /// The summary.
     pub summary: Summary,
-    /// The threshold sweep.
+    /// The threshold sweep through this scheme's client scoring
+    /// ([`client_sweep`](crate::client_sweep)).
     pub sweep: Vec<SweepPoint>,
+    /// The idealised single-threshold detector's sweep (the same for both schemes: it
+    /// replays the scans, not the phones).
+    pub ideal_sweep: Vec<SweepPoint>,
     /// Daily counts.
     pub daily: Vec<DayStats>,
     /// The ground truth: (agent, sim day) close contacts, sorted.
@@ -200,6 +229,8 @@ pub struct Scored {
     pub notified: Vec<(u32, u32)>,
     /// For a `pet` run compared with a `gaen` run: why `pet` missed what `gaen` found.
     pub misses: Option<MissReport>,
+    /// The effective scenario of the run (every parameter, defaults included).
+    pub scenario: Scenario,
 }
 
 /// The filter figures of a run.
@@ -384,14 +415,20 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
     let bytes: u64 = run.phones.iter().map(|p| p.bytes_down).sum();
     let encounters: u64 = run.phones.iter().map(|p| p.encounters() as u64).sum();
     let sum = |f: fn(&DayStats) -> u64| run.daily.iter().map(f).sum::<u64>();
-    let sweep = sweep(scenario, run, &truth, &windows);
-    let best = sweep
-        .iter()
-        .max_by(|a, b| {
-            a.f1.total_cmp(&b.f1)
-                .then(b.threshold_db.cmp(&a.threshold_db))
-        })
-        .map_or(0, |p| p.threshold_db);
+    let ideal_sweep = sweep(scenario, run, &truth, &windows);
+    let truth_set: HashSet<(u32, u32)> = truth.keys().copied().collect();
+    let client_sweep = super::client_sweep::sweep(scenario, run, &truth_set);
+    let notified_set: HashSet<(u32, u32)> = notified.iter().map(|(v, d, _)| (*v, *d)).collect();
+    let missed = super::missed::classify(scenario, run, &windows, &truth_set, &notified_set);
+    let best = |sweep: &[SweepPoint]| {
+        sweep
+            .iter()
+            .max_by(|a, b| {
+                a.f1.total_cmp(&b.f1)
+                    .then(b.threshold_db.cmp(&a.threshold_db))
+            })
+            .map_or(0, |p| p.threshold_db)
+    };
     let summary = Summary {
         agents: scenario.agents,
         days,
@@ -407,6 +444,7 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
         precision: overall.precision,
         recall: overall.recall,
         f1: overall.f1,
+        missed,
         per_environment: per_env
             .into_iter()
             .map(|(k, (t, n, tp))| (k, Scores::new(t, n, tp)))
@@ -429,7 +467,8 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
         },
         bytes_downloaded_per_phone_per_day: round4(bytes as f64 / phones / f64::from(days)),
         batches_rejected: run.phones.iter().map(|p| u64::from(p.rejected)).sum(),
-        best_sweep_threshold_db: best,
+        best_sweep_threshold_db: best(&client_sweep),
+        best_ideal_threshold_db: best(&ideal_sweep),
         attack,
         filters: filter_stats(scenario, run, days),
         cost: Cost {
@@ -456,11 +495,13 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
     notified.dedup();
     Scored {
         summary,
-        sweep,
+        sweep: client_sweep,
+        ideal_sweep,
         daily: run.daily.clone(),
         truth,
         notified,
         misses: None,
+        scenario: scenario.clone(),
     }
 }
 
@@ -552,14 +593,7 @@ fn sweep(
                     }
                 }
             }
-            let s = Scores::new(truth.len() as u64, notified, tp);
-            SweepPoint {
-                threshold_db: threshold,
-                precision: s.precision,
-                recall: s.recall,
-                f1: s.f1,
-                notified,
-            }
+            SweepPoint::new(threshold, truth.len() as u64, notified, tp)
         })
         .collect()
 }

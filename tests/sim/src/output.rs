@@ -7,6 +7,7 @@ use plotters::prelude::*;
 
 use super::error::SimError;
 use super::metrics::Scored;
+use super::provenance::{Provenance, ensure_fresh};
 
 /// A named, coloured line drawn from each row.
 type Series<T, V> = (&'static str, RGBColor, fn(&T) -> V);
@@ -18,7 +19,8 @@ type Panel<'a, 'b> = (
     fn(&Scored) -> f64,
 );
 
-fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SimError + '_ {
+/// Maps an I/O error on `path` to [`SimError::Output`].
+pub(crate) fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SimError + '_ {
     move |e| SimError::Output {
         path: path.display().to_string(),
         message: e.to_string(),
@@ -32,17 +34,36 @@ fn plot_error<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> SimError + '_ {
     }
 }
 
-/// Writes `summary.json`, `daily.csv`, `sweep.csv`, `attack.csv` and the plots
-/// `epidemic.svg`, `threshold.svg` and `attack.svg` into `dir` (created if missing).
-/// `others` are runs of the other scheme on the same scenario, shown beside this one in
-/// `attack.svg` and `attack.csv`.
+/// Writes `summary.json`, `scenario.toml`, `daily.csv`, `sweep.csv`, `attack.csv` and the
+/// plots `epidemic.svg`, `threshold.svg` and `attack.svg` into `dir` (created if missing;
+/// refused if it holds anything: a run never overwrites another). `scenario.toml` is the
+/// effective scenario, every parameter with defaults filled in, headed by the
+/// [`Provenance`] as comments; `summary.json` holds the same scenario under `scenario` and
+/// the provenance under `provenance`. `others` are runs of the other scheme on the same
+/// scenario, shown beside this one in `attack.svg` and `attack.csv`.
 ///
 /// # Errors
-/// [`SimError::Output`] when a file cannot be written.
+/// [`SimError::Output`] when `dir` is not empty or a file cannot be written.
 pub fn write_outputs(dir: &Path, scored: &Scored, others: &[&Scored]) -> Result<(), SimError> {
+    ensure_fresh(dir)?;
     std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    let provenance = Provenance::of_this_process(scored.scenario.seed);
+    let path = dir.join("scenario.toml");
+    let toml = provenance.as_toml_comment() + &scored.scenario.to_toml();
+    std::fs::write(&path, toml).map_err(io_error(&path))?;
     let path = dir.join("summary.json");
-    let json = serde_json::to_string_pretty(&scored.summary).expect("summary serialises");
+    let mut summary = serde_json::to_value(&scored.summary).expect("summary serialises");
+    if let serde_json::Value::Object(fields) = &mut summary {
+        fields.insert(
+            "provenance".to_owned(),
+            serde_json::to_value(&provenance).expect("provenance serialises"),
+        );
+        fields.insert(
+            "scenario".to_owned(),
+            serde_json::to_value(&scored.scenario).expect("scenario serialises"),
+        );
+    }
+    let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
     std::fs::write(&path, json + "\n").map_err(io_error(&path))?;
     if let Some(misses) = &scored.misses {
         let path = dir.join("misses.json");
@@ -73,16 +94,21 @@ pub fn write_outputs(dir: &Path, scored: &Scored, others: &[&Scored]) -> Result<
     let path = dir.join("daily.csv");
     std::fs::write(&path, daily).map_err(io_error(&path))?;
 
-    let mut sweep = String::from("threshold_db,precision,recall,f1,notified\n");
-    for p in &scored.sweep {
-        let _ = writeln!(
-            sweep,
-            "{},{},{},{},{}",
-            p.threshold_db, p.precision, p.recall, p.f1, p.notified
-        );
+    for (name, points) in [
+        ("sweep.csv", &scored.sweep),
+        ("sweep_ideal.csv", &scored.ideal_sweep),
+    ] {
+        let mut sweep = String::from("threshold_db,precision,recall,f1,notified,true_positives\n");
+        for p in points {
+            let _ = writeln!(
+                sweep,
+                "{},{},{},{},{},{}",
+                p.threshold_db, p.precision, p.recall, p.f1, p.notified, p.true_positives
+            );
+        }
+        let path = dir.join(name);
+        std::fs::write(&path, sweep).map_err(io_error(&path))?;
     }
-    let path = dir.join("sweep.csv");
-    std::fs::write(&path, sweep).map_err(io_error(&path))?;
 
     let runs: Vec<&Scored> = std::iter::once(scored)
         .chain(others.iter().copied())
@@ -137,7 +163,8 @@ fn plot_epidemic(path: &Path, scored: &Scored) -> Result<(), SimError> {
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
-        .build_cartesian_2d(0u32..days.max(1), 0f64..top)
+        // Days are numbered from 0: the axis ends at the last day drawn.
+        .build_cartesian_2d(0u32..days.saturating_sub(1).max(1), 0f64..top)
         .map_err(plot_error(path))?;
     chart
         .configure_mesh()
@@ -207,8 +234,11 @@ fn plot_sweep(path: &Path, scored: &Scored) -> Result<(), SimError> {
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(
-                "Precision and recall against the attenuation threshold ({}; client: P {:.2}, R {:.2})",
-                scored.summary.scheme, scored.summary.precision, scored.summary.recall
+                "{} client scoring by its last attenuation bound (shipped {} dB: P {:.2}, R {:.2})",
+                scored.summary.scheme,
+                scored.scenario.detection.attenuation_thresholds_db[2],
+                scored.summary.precision,
+                scored.summary.recall
             ),
             ("sans-serif", 18),
         )
@@ -228,6 +258,7 @@ fn plot_sweep(path: &Path, scored: &Scored) -> Result<(), SimError> {
         ("recall", RED, |p| p.recall),
         ("F1", BLACK, |p| p.f1),
     ];
+    let ideal = |p: &super::metrics::SweepPoint| (u32::from(p.threshold_db), p.f1);
     let lines = series.map(|(name, color, f)| {
         let points = scored
             .sweep
@@ -236,6 +267,17 @@ fn plot_sweep(path: &Path, scored: &Scored) -> Result<(), SimError> {
             .collect();
         (name, color, points)
     });
+    let [precision, recall, f1] = lines;
+    let lines = [
+        precision,
+        recall,
+        f1,
+        (
+            "F1, idealised detector (both schemes)",
+            RGBColor(150, 150, 150),
+            scored.ideal_sweep.iter().map(ideal).collect(),
+        ),
+    ];
     draw_lines(&mut chart, lines, SeriesLabelPosition::LowerRight, path)?;
     root.present().map_err(plot_error(path))
 }
@@ -291,6 +333,19 @@ fn plot_attack(path: &Path, runs: &[&Scored]) -> Result<(), SimError> {
                     Rectangle::new([(i as u32, 0.0), (i as u32 + 1, f(r))], color.filled());
                 bar.set_margin(0, 0, 30, 30);
                 bar
+            }))
+            .map_err(plot_error(path))?;
+        // Every bar carries its value, so a zero reads as 0 and not as a missing bar.
+        chart
+            .draw_series(runs.iter().enumerate().map(|(i, r)| {
+                let value = f(r);
+                // Just inside the bar's left edge (30 px into its slot), above its top.
+                EmptyElement::at((i as u32, value))
+                    + Text::new(
+                        format!("{value:.2}"),
+                        (34, -20),
+                        ("sans-serif", 16).into_font().color(&BLACK),
+                    )
             }))
             .map_err(plot_error(path))?;
     }

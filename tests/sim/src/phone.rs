@@ -142,6 +142,16 @@ impl ClientPhone {
         records
     }
 
+    /// The exposure windows the phone stored (every matched key or encounter).
+    pub fn windows(&self) -> Vec<ephemera_client::risk::ExposureWindow> {
+        let store = self.phone.store();
+        // A memory store never fails to read.
+        let days = store.window_days().unwrap_or_default();
+        days.into_iter()
+            .flat_map(|day| store.windows_of(day).unwrap_or_default())
+            .collect()
+    }
+
     /// Held encounters a false filter match alone would make a high-risk day of: their own
     /// window reaches the day's minimum score under `risk`.
     pub fn critical_records(&self, risk: &RiskConfig, assumed_tx_power: i8) -> u64 {

@@ -656,6 +656,17 @@ impl Scenario {
         }
     }
 
+    /// For tests: `initial` of the people infected before day 0, and every infected
+    /// person tested within hours and uploading, so that a tiny town has many uploads.
+    pub fn with_eager_testing(mut self, initial: f64) -> Scenario {
+        self.epidemic.initial_infected = initial;
+        self.testing.symptomatic_tested = 1.0;
+        self.testing.asymptomatic_tested = 1.0;
+        self.testing.upload_consent = 1.0;
+        self.testing.delay_days = [0.2, 0.5];
+        self
+    }
+
     /// Checks the rules that span fields.
     ///
     /// # Errors

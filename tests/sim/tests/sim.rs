@@ -6,12 +6,7 @@ use ephemera_sim::{RunOptions, Scenario, SchemeName, Summary, run_with};
 
 /// A few hundred people with many early positives who all upload.
 fn tiny(scheme: SchemeName) -> Scenario {
-    let mut s = Scenario::tiny(400, 3, 7, scheme);
-    s.epidemic.initial_infected = 0.06;
-    s.testing.symptomatic_tested = 1.0;
-    s.testing.asymptomatic_tested = 1.0;
-    s.testing.upload_consent = 1.0;
-    s.testing.delay_days = [0.2, 0.5];
+    let mut s = Scenario::tiny(400, 3, 7, scheme).with_eager_testing(0.06);
     s.population.venues_per_1000 = 25.0;
     s.attack.sniffers = 4;
     s

@@ -21,6 +21,7 @@ mod hostile;
 mod keys;
 mod lifecycle;
 mod monitoring;
+mod object_storage;
 mod privacy;
 mod revision;
 mod serving;

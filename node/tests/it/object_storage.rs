@@ -405,3 +405,87 @@ async fn nginx_caches_the_published_folder_and_a_phone_verifies_a_batch_with_no_
         );
     }
 }
+
+/// The batch files (`v1/batches/<id>/index`) of a published folder, with their bytes.
+fn batch_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let Ok(entries) = std::fs::read_dir(dir.join("v1/batches")) else {
+        return Default::default();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let bytes = std::fs::read(e.path().join("index")).ok()?;
+            Some((name, bytes))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_binary_publishes_after_its_own_cuts_and_publish_static_writes_the_tree_offline() {
+    let bin = env!("CARGO_BIN_EXE_ephemera-node");
+    let dir = tempfile::tempdir().unwrap();
+    let (live, offline) = (dir.path().join("live"), dir.path().join("offline"));
+    let data = dir.path().join("data");
+    let mut child = Command::new(bin)
+        .current_dir(dir.path())
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .args(["--listen", "127.0.0.1:0", "--set", "log.filter=warn"])
+        .args(["--set", "publication.batch_period_seconds=1"])
+        .args(["--set", "federation.enabled=false"])
+        .arg("--set")
+        .arg(format!(
+            "publication.object_store=file://{}",
+            live.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Its background loop cuts a (padded) batch every second and publishes it.
+    let mut published = Default::default();
+    for _ in 0..300 {
+        published = batch_files(&live);
+        if published.len() >= 2 && live.join("v1/batches/after/0").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        published.len() >= 2,
+        "the running node published {published:?}"
+    );
+    let authority = std::fs::read(live.join("v1/authority/index")).unwrap();
+
+    // Stopped: the command opens the folder itself and writes the same tree.
+    let output = Command::new(bin)
+        .arg("publish-static")
+        .arg("--data-dir")
+        .arg(&data)
+        .arg(&offline)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.starts_with("published to "), "{stdout}");
+    let written = batch_files(&offline);
+    for (id, bytes) in &published {
+        assert!(written.get(id) == Some(bytes), "{id} differs or is missing");
+    }
+    // The same keys (its settings are the config file's: no batch period of 1 s here).
+    let key = |bytes: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(bytes).unwrap()["authority_public_key"].clone()
+    };
+    let offline_authority = std::fs::read(offline.join("v1/authority/index")).unwrap();
+    assert_eq!(key(&offline_authority), key(&authority));
+    assert!(key(&authority).is_string());
+}

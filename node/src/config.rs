@@ -232,6 +232,18 @@ config_keys! {
         /// stepped forward (a longer outage looks the same): purging and cutting wait until
         /// the operator starts it with `serve --accept-clock`.
         clock_max_start_gap_seconds: u64 = 2 * 86_400, range(3_600, 365 * 86_400);
+        /// Also write what phones read (batches, filters, index pages, GAEN exports, the
+        /// authority's keys) after each cut to "file:///absolute/folder" or
+        /// "s3://bucket/prefix", for a CDN (`node/docs/OPERATIONS.md`, "Publishing to
+        /// object storage and a CDN"). Unset: served by the node only. S3 credentials come
+        /// from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...).
+        object_store: Option<String> = None, check = check_object_store;
+        /// Endpoint of an S3-compatible server (`https://s3.example.org`); unset: AWS.
+        object_store_endpoint: Option<String> = None, check = check_endpoint;
+        /// S3 region; unset: AWS_REGION from the environment, else us-east-1.
+        object_store_region: Option<String> = None;
+        /// Let the S3 client speak plain HTTP (a test server on loopback only).
+        object_store_allow_http: bool = false;
     }
 
     /// What is kept, and for how long.
@@ -342,6 +354,23 @@ config_keys! {
         /// the node's own crates; other crates are capped at `info` (libp2p at `warn`)
         /// whatever it says, because their detailed lines print records and addresses.
         filter: String = "info".to_owned(), was = "log_filter";
+    }
+}
+
+fn check_object_store(url: &Option<String>) -> Result<(), String> {
+    url.as_deref()
+        .map_or(Ok(()), |url| crate::publish::Target::parse(url).map(|_| ()))
+}
+
+fn check_endpoint(endpoint: &Option<String>) -> Result<(), String> {
+    match endpoint.as_deref() {
+        Some(e) if !(e.starts_with("https://") || e.starts_with("http://")) => {
+            Err("expected an http:// or https:// URL".to_owned())
+        }
+        Some(e) if e.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+            Err("may not contain spaces or control characters".to_owned())
+        }
+        _ => Ok(()),
     }
 }
 

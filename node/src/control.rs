@@ -28,6 +28,11 @@ pub enum ControlRequest {
         /// The folder to write.
         to: PathBuf,
     },
+    /// Write the published tree (`publish-static`) into the folder `to`.
+    PublishStatic {
+        /// The folder to write.
+        to: PathBuf,
+    },
 }
 
 /// What the node answers.
@@ -42,6 +47,15 @@ pub enum ControlAnswer {
         bytes: u64,
         /// Milliseconds writers (uploads, cuts, purges) waited for the copy.
         paused_ms: u64,
+    },
+    /// The published tree is written.
+    Published {
+        /// Files written.
+        written: u64,
+        /// Bytes written.
+        bytes: u64,
+        /// Files deleted (no longer on the node).
+        deleted: u64,
     },
     /// The request failed; `error` says why.
     Failed {
@@ -105,6 +119,7 @@ async fn answer(node: &Node, stream: UnixStream) -> io::Result<()> {
                 error: e.to_string(),
             },
         },
+        Ok(ControlRequest::PublishStatic { to }) => crate::cli::publish_to_folder(node, &to).await,
         Err(e) => ControlAnswer::Failed {
             error: format!("not a control request: {e}"),
         },
@@ -112,6 +127,30 @@ async fn answer(node: &Node, stream: UnixStream) -> io::Result<()> {
     let mut out = serde_json::to_vec(&answer).map_err(io::Error::other)?;
     out.push(b'\n');
     write.write_all(&out).await
+}
+
+/// [`request`], or `None` when no node listens on `path` (the caller then opens the data
+/// folder itself).
+///
+/// # Errors
+/// The exchange with a node that listens failed.
+pub async fn request_running(
+    path: &Path,
+    control: &ControlRequest,
+    timeout: Duration,
+) -> io::Result<Option<ControlAnswer>> {
+    match request(path, control, timeout).await {
+        Ok(answer) => Ok(Some(answer)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Sends `request` to the node listening on `path` and waits up to `timeout` for its answer.

@@ -48,6 +48,7 @@ mod group_commit;
 pub mod logging;
 mod metrics;
 pub mod node;
+pub mod publish;
 pub mod server;
 pub mod stats_chart;
 

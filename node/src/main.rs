@@ -33,6 +33,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Derive(args) => cli::derive(&args, &mut stdout)?,
         Command::Export(ExportCommand::Verify(args)) => cli::export_verify(&args, &mut stdout)?,
         Command::Backup(args) => current_thread()?.block_on(cli::backup(&args, &mut stdout))?,
+        Command::PublishStatic(args) => {
+            current_thread()?.block_on(cli::publish_static(&args, &mut stdout))?
+        }
         Command::Keys(command) => current_thread()?.block_on(cli::keys(&command, &mut stdout))?,
         Command::Upgrade(folder) => {
             current_thread()?.block_on(cli::upgrade(&folder, &mut stdout))?

@@ -95,6 +95,21 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         "Boundary of the newest durable batch cut, unix seconds (0: none yet).",
     ),
     (
+        "ephemera_publication_writes_total",
+        Kind::Counter,
+        "Files written to the object store ([publication] object_store).",
+    ),
+    (
+        "ephemera_publication_deletes_total",
+        Kind::Counter,
+        "Files deleted from the object store after the node purged them.",
+    ),
+    (
+        "ephemera_publication_failures_total",
+        Kind::Counter,
+        "Writes and deletions in the object store that failed (retried at the next cut).",
+    ),
+    (
         "ephemera_cut_failures_total",
         Kind::Counter,
         "Batch cuts that failed (storage or flush error).",
@@ -352,6 +367,9 @@ impl Metrics {
             "ephemera_batches_published_total",
             "ephemera_batch_entries_total",
             "ephemera_cut_failures_total",
+            "ephemera_publication_writes_total",
+            "ephemera_publication_deletes_total",
+            "ephemera_publication_failures_total",
         ] {
             self.counter(name, vec![], 0);
         }
@@ -529,6 +547,13 @@ impl Metrics {
             vec![Label::new("kind", kind)],
             1,
         );
+    }
+
+    /// A round of publication to the object store.
+    pub fn publication(&self, round: &crate::publish::Published) {
+        self.counter("ephemera_publication_writes_total", vec![], round.written);
+        self.counter("ephemera_publication_deletes_total", vec![], round.deleted);
+        self.counter("ephemera_publication_failures_total", vec![], round.failed);
     }
 
     /// A batch cut failed.
@@ -788,6 +813,7 @@ pub(crate) mod tests {
         }
         for series in [
             "ephemera_cut_failures_total",
+            "ephemera_publication_failures_total",
             "ephemera_batches_published_total",
             "ephemera_batch_log_conflicts_total{kind=\"equivocation\"}",
             "ephemera_batch_log_conflicts_total{kind=\"rollback\"}",

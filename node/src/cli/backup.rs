@@ -8,7 +8,7 @@ use ephemera_node_core::keys::KEYS_DIR;
 use ephemera_node_core::store::{DATA_KEYS_DIR, ReportStore, SledReportStore};
 
 use super::{BackupArgs, CliError, node_config};
-use crate::control::{CONTROL_SOCKET, ControlAnswer, ControlRequest, request};
+use crate::control::{CONTROL_SOCKET, ControlAnswer, ControlRequest, request_running};
 use crate::node::{BLOB_DIR, DB_DIR};
 
 /// How long a backup through the running node may take.
@@ -26,28 +26,19 @@ pub async fn backup(args: &BackupArgs, out: &mut impl Write) -> Result<(), CliEr
     };
     let to = absolute(&args.to)?;
     let socket = data_dir.join(CONTROL_SOCKET);
-    let answer = match request(
+    let running = request_running(
         &socket,
         &ControlRequest::Backup { to: to.clone() },
         BACKUP_TIMEOUT,
     )
     .await
-    {
-        Ok(answer) => answer,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            offline(&data_dir, &to)?
-        }
-        Err(source) => {
-            return Err(CliError::Io {
-                what: format!("asking the node on {} for a backup", socket.display()),
-                source,
-            });
-        }
+    .map_err(|source| CliError::Io {
+        what: format!("asking the node on {} for a backup", socket.display()),
+        source,
+    })?;
+    let answer = match running {
+        Some(answer) => answer,
+        None => offline(&data_dir, &to)?,
     };
     let io = |source| CliError::Io {
         what: "writing to stdout".to_owned(),
@@ -67,6 +58,10 @@ pub async fn backup(args: &BackupArgs, out: &mut impl Write) -> Result<(), CliEr
         ControlAnswer::Failed { error } => Err(CliError::Io {
             what: "backup".to_owned(),
             source: std::io::Error::other(error),
+        }),
+        ControlAnswer::Published { .. } => Err(CliError::Io {
+            what: "backup".to_owned(),
+            source: std::io::Error::other("the node answered another request"),
         }),
     }
 }

@@ -7,6 +7,7 @@ mod backup;
 pub mod derive;
 mod export;
 mod keys;
+mod publish;
 mod serve;
 mod upgrade;
 mod users;
@@ -25,6 +26,7 @@ pub use backup::backup;
 pub use derive::{DeriveArgs, derive};
 pub use export::{export_verify, write_verified_keys};
 pub use keys::keys;
+pub use publish::{publish_static, publish_to_folder};
 pub use serve::{ServeArgs, config_defaults, init, load_config, serve};
 pub use upgrade::upgrade;
 pub use users::users;
@@ -58,6 +60,11 @@ pub enum Command {
     /// Write a consistent copy of the data (`db/`, `blobs/`, `keys/data/`) into a new
     /// folder: through the running node (it keeps serving), or directly when none runs.
     Backup(BackupArgs),
+    /// Write what phones read (batches, filters, index pages, GAEN exports, the
+    /// authority's keys) into a folder for any web server: through the running node, or
+    /// directly when none runs (node/docs/OPERATIONS.md, "Publishing to object storage and
+    /// a CDN").
+    PublishStatic(PublishStaticArgs),
     /// The node's keys: their state, and rotation with overlap (run while the node is
     /// stopped; node/docs/OPERATIONS.md, "Rotating keys").
     #[command(subcommand)]
@@ -266,6 +273,20 @@ pub struct BackupArgs {
     /// The folder to write: new, or empty.
     #[arg(long)]
     pub to: PathBuf,
+}
+
+/// `publish-static` arguments.
+#[derive(Debug, Args)]
+pub struct PublishStaticArgs {
+    /// Config file naming the data folder (default: ./ephemera.toml when it exists).
+    #[arg(long, env = "EPHEMERA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The data folder (overrides the config file).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The folder to write (made if missing); files the node no longer has are deleted
+    /// from it.
+    pub dir: PathBuf,
 }
 
 /// `init` arguments.

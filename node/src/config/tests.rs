@@ -74,6 +74,22 @@ fn samples() -> Vec<(&'static str, String, String)> {
         ),
         s("publication.accept_schemes", "[\"gaen\"]", "gaen"),
         s("publication.export_region", "\"DE\"", "DE"),
+        s(
+            "publication.object_store",
+            "\"s3://ephemera-public/de\"",
+            "s3://ephemera-public/de",
+        ),
+        s(
+            "publication.object_store_endpoint",
+            "\"http://127.0.0.1:9000\"",
+            "http://127.0.0.1:9000",
+        ),
+        s(
+            "publication.object_store_region",
+            "\"eu-central-1\"",
+            "eu-central-1",
+        ),
+        s("publication.object_store_allow_http", "true", "true"),
         // Text that looks like a number stays a string where the key is one.
         s("publication.export_key_id", "\"310\"", "310"),
         s("publication.export_key_version", "\"v2\"", "v2"),
@@ -427,6 +443,18 @@ fn malformed_values_name_their_key_and_where_they_came_from() {
             "publication.accept_schemes",
         ),
         ("[federation]\nregion = \"EU WEST\"", "federation.region"),
+        (
+            "[publication]\nobject_store = \"s3://Bad_Bucket\"",
+            "publication.object_store",
+        ),
+        (
+            "[publication]\nobject_store = \"file://relative\"",
+            "publication.object_store",
+        ),
+        (
+            "[publication]\nobject_store_endpoint = \"ftp://x\"",
+            "publication.object_store_endpoint",
+        ),
         (
             "[federation]\nbootstrap_peers = [\"/ip4/10.0.0.2/tcp/4001\"]",
             "federation.bootstrap_peers",

@@ -89,6 +89,9 @@ pub enum NodeError {
     /// A blocking task panicked or was cancelled.
     #[error("background task failed")]
     Task,
+    /// The object store of `[publication] object_store` could not be set up.
+    #[error(transparent)]
+    Publish(#[from] crate::publish::PublishError),
     /// Federation could not start.
     #[error(transparent)]
     Federation(#[from] FederationError),
@@ -185,6 +188,9 @@ struct Inner {
     disk_reserve: disk_reserve::DiskReserve,
     /// The signed head of this node's batch log and the heads heard of others.
     batch_log: batch_log::BatchLog,
+    /// Writes the published tree to an object store after cuts (`[publication]
+    /// object_store`); unset: the node only serves it.
+    publisher: std::sync::OnceLock<Arc<crate::publish::Publisher>>,
 }
 
 /// Batches and exports of a cut that are in the store but not yet durable.
@@ -268,7 +274,21 @@ impl Node {
                     .join(ephemera_node_core::store::DATA_KEYS_DIR),
             )?),
         };
+        let publisher = match &config.publication.object_store {
+            Some(url) => Some(crate::publish::Publisher::new(
+                &crate::publish::Target::parse(url).map_err(crate::publish::PublishError::Url)?,
+                &crate::publish::S3Settings {
+                    endpoint: config.publication.object_store_endpoint.clone(),
+                    region: config.publication.object_store_region.clone(),
+                    allow_http: config.publication.object_store_allow_http,
+                },
+            )?),
+            None => None,
+        };
         let node = Node::with_store(config, clock, store, keys);
+        if let Some(publisher) = publisher {
+            node.publish_to(publisher);
+        }
         let new_case_worker = node.ensure_first_account()?;
         node.audit_configuration()?;
         Ok(Opened {
@@ -349,6 +369,7 @@ impl Node {
                 unflushed: Mutex::new(Unflushed::default()),
                 batch_log,
                 token_keys_busy: AtomicBool::new(false),
+                publisher: std::sync::OnceLock::new(),
             }),
         };
         node.init_metrics();

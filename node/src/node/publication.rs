@@ -1,6 +1,7 @@
 //! Publication and retention, driven: cuts planned by the core are written, flushed,
 //! listed and cached; the purge and the background loop.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -15,6 +16,9 @@ use crate::api::types::AuthorityInfo;
 use crate::batch_cache::{BatchCache, CachedBatch};
 
 use super::{INDEX_PAGE, Node, NodeError, Unflushed};
+
+/// Longest one round of publication to the object store may take.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl Node {
     /// Cuts the batch boundary due now, if any: signs, stores and caches the batches.
@@ -248,6 +252,44 @@ impl Node {
         }
     }
 
+    // ---- object storage ---------------------------------------------------------------
+
+    /// Publishes to `publisher` after each cut and purge from now on (`[publication]
+    /// object_store`, or a test's store). False when a publisher was already set.
+    pub fn publish_to(&self, publisher: crate::publish::Publisher) -> bool {
+        self.inner.publisher.set(Arc::new(publisher)).is_ok()
+    }
+
+    /// One round of publication, if a publisher is set: writes what is new, deletes what
+    /// was purged, within 120 s (what is left is retried next round). Never
+    /// holds the cut lock, so uploads and cuts go on whatever the store does.
+    pub async fn publish(&self) -> Option<crate::publish::Published> {
+        let publisher = self.inner.publisher.get()?.clone();
+        match tokio::time::timeout(PUBLISH_TIMEOUT, publisher.publish(self)).await {
+            Ok(Ok(round)) => {
+                if round.written + round.deleted + round.failed > 0 {
+                    tracing::info!(
+                        written = round.written,
+                        bytes = round.bytes,
+                        deleted = round.deleted,
+                        failed = round.failed,
+                        "published to the object store"
+                    );
+                }
+                return Some(round);
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "publication to the object store failed; retried");
+            }
+            Err(_) => tracing::warn!("publication to the object store timed out; retried"),
+        }
+        self.inner.metrics.publication(&crate::publish::Published {
+            failed: 1,
+            ..Default::default()
+        });
+        None
+    }
+
     // ---- retention ------------------------------------------------------------------
 
     /// Deletes everything past its retention or lifetime, and updates storage metrics.
@@ -383,6 +425,8 @@ impl Node {
     pub async fn run_background(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let purge_every = Duration::from_secs(self.inner.config.retention.purge_period_seconds);
         let mut next_purge = tokio::time::Instant::now();
+        // Whether the last round of publication wrote everything (else retried each turn).
+        let mut publication_clean = false;
         let mut disk_ticks = tokio::time::interval(super::disk_reserve::SAMPLE_EVERY);
         disk_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -390,14 +434,23 @@ impl Node {
             if self.inner.config.authority.blind_token_keys {
                 self.refresh_token_keys();
             }
-            if let Err(e) = self.cut_due().await {
-                tracing::error!(error = %e, "batch cut failed");
-            }
+            let mut changed = match self.cut_due().await {
+                Ok(entries) => !entries.is_empty(),
+                Err(e) => {
+                    tracing::error!(error = %e, "batch cut failed");
+                    false
+                }
+            };
             if tokio::time::Instant::now() >= next_purge {
-                if let Err(e) = self.purge() {
-                    tracing::error!(error = %e, "retention purge failed");
+                match self.purge() {
+                    Ok(counts) => changed |= counts.batches + counts.exports > 0,
+                    Err(e) => tracing::error!(error = %e, "retention purge failed"),
                 }
                 next_purge = tokio::time::Instant::now() + purge_every;
+            }
+            // After a change, and at each purge period (retrying what failed).
+            if changed || !publication_clean {
+                publication_clean = self.publish().await.is_some_and(|r| r.failed == 0);
             }
             let now = self.now();
             let to_boundary = self

@@ -21,6 +21,7 @@ mod hostile;
 mod keys;
 mod lifecycle;
 mod monitoring;
+mod object_storage;
 mod postgres;
 mod postgres_faults;
 mod privacy;

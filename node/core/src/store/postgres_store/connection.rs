@@ -117,7 +117,11 @@ impl Database {
             .url
             .parse()
             .map_err(|e| StoreError::Engine(format!("PostgreSQL: the URL does not parse: {e}")))?;
-        pg.options(format!("-c search_path={}", config.schema));
+        // Warnings only: the NOTICEs of `CREATE … IF NOT EXISTS` are no news.
+        pg.options(format!(
+            "-c search_path={} -c client_min_messages=warning",
+            config.schema
+        ));
         pg.application_name("ephemera-node");
         pg.connect_timeout(Duration::from_secs(5));
         let manager = Manager::from_config(

@@ -1,6 +1,6 @@
 # Sourced by .ci/run: installs PostgreSQL from Debian's packages when missing, starts a
 # private cluster on loopback (port 55432, data under /tmp), and exports the URL the store
-# tests and the multi-node tests use: EPHEMERA_TEST_POSTGRES_URL (a superuser, so each test
+# tests and the multi-node tests use: POSTGRES_TEST_URL (a superuser, so each test
 # can make its own database and the least-privilege roles).
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
@@ -13,6 +13,6 @@ if ! "$pg_bin/pg_isready" -q -h 127.0.0.1 -p 55432; then
   runuser -u postgres -- "$pg_bin/pg_ctl" -D "$pg_data" -l "$pg_data/server.log" -w \
     -o "-c listen_addresses=127.0.0.1 -c port=55432 -c unix_socket_directories=$pg_data -c max_connections=300" start >/dev/null
 fi
-export EPHEMERA_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:55432/postgres"
-export EPHEMERA_TEST_POSTGRES_BIN="$pg_bin"
-export EPHEMERA_TEST_POSTGRES_DATA="$pg_data"
+export POSTGRES_TEST_URL="postgres://postgres@127.0.0.1:55432/postgres"
+export POSTGRES_TEST_BIN="$pg_bin"
+export POSTGRES_TEST_DATA="$pg_data"

@@ -1,6 +1,6 @@
 //! Nodes on PostgreSQL: several `serve` processes of one authority share one database.
 //!
-//! They need a server: `EPHEMERA_TEST_POSTGRES_URL` (`.ci/postgres.sh` starts one). Without
+//! They need a server: `POSTGRES_TEST_URL` (`.ci/postgres.sh` starts one). Without
 //! it they say so and pass, except under `CI=true`.
 
 use ephemera_node::clock::ManualClock;
@@ -11,14 +11,14 @@ use crate::util::*;
 
 /// The test server's URL, or `None` (with a note) outside CI.
 fn server_url() -> Option<String> {
-    match std::env::var("EPHEMERA_TEST_POSTGRES_URL") {
+    match std::env::var("POSTGRES_TEST_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
             assert!(
                 std::env::var("CI").is_err(),
                 "CI must run the PostgreSQL tests: source .ci/postgres.sh first"
             );
-            eprintln!("EPHEMERA_TEST_POSTGRES_URL is not set: PostgreSQL nodes are not tested");
+            eprintln!("POSTGRES_TEST_URL is not set: PostgreSQL nodes are not tested");
             None
         }
     }

@@ -8,7 +8,7 @@
 //!   with `Retry-After` (never 500), and they recover by themselves, losing nothing;
 //! - everything is restarted: reports, codes and accounts are still there.
 //!
-//! They need PostgreSQL's programs: `EPHEMERA_TEST_POSTGRES_BIN` (`.ci/postgres.sh` sets
+//! They need PostgreSQL's programs: `POSTGRES_TEST_BIN` (`.ci/postgres.sh` sets
 //! it), else `/usr/lib/postgresql/*/bin`. Without them they say so and pass, except under
 //! `CI=true`.
 
@@ -37,7 +37,7 @@ struct Server {
 }
 
 fn postgres_bin() -> Option<PathBuf> {
-    if let Ok(bin) = std::env::var("EPHEMERA_TEST_POSTGRES_BIN") {
+    if let Ok(bin) = std::env::var("POSTGRES_TEST_BIN") {
         return Some(PathBuf::from(bin));
     }
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")

@@ -1,7 +1,7 @@
 //! The PostgreSQL store's own tests (the behaviour suite of `store::tests` runs on it too):
 //! a group of stores on one schema, migrations under a lock, reopening.
 //!
-//! They need a server: `EPHEMERA_TEST_POSTGRES_URL` (a role that may create schemas; CI's
+//! They need a server: `POSTGRES_TEST_URL` (a role that may create schemas; CI's
 //! `.ci/postgres.sh` starts one). Without it they say so and pass, except under `CI=true`,
 //! where a missing server is a failure.
 
@@ -43,14 +43,14 @@ impl Drop for Scratch {
 
 /// The test server's URL; `None` (with a note) when there is none and this is not CI.
 pub(crate) fn server_url() -> Option<String> {
-    match std::env::var("EPHEMERA_TEST_POSTGRES_URL") {
+    match std::env::var("POSTGRES_TEST_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
             assert!(
                 std::env::var("CI").is_err(),
                 "CI must run the PostgreSQL store tests: source .ci/postgres.sh first"
             );
-            eprintln!("EPHEMERA_TEST_POSTGRES_URL is not set: the PostgreSQL store is not tested");
+            eprintln!("POSTGRES_TEST_URL is not set: the PostgreSQL store is not tested");
             None
         }
     }

@@ -8,11 +8,13 @@
 //! evicted one is read from storage again on its next request and re-enters as newest).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
 use axum::http::HeaderValue;
 use ephemera_proto::batch::BatchId;
+
+use crate::send_file::BodyFiles;
 
 /// Default bound of the cache: 64 MiB of batch bodies. Fourteen days of hourly batches at
 /// the default minimum size (about 45 KB each) take about 15 MB of it.
@@ -78,6 +80,8 @@ struct Entries {
 pub struct BatchCache {
     limit: usize,
     entries: RwLock<Entries>,
+    /// The memory files of the cached bodies, for `sendfile` (`crate::send_file`).
+    files: Arc<BodyFiles>,
 }
 
 impl std::fmt::Debug for BatchCache {
@@ -93,9 +97,16 @@ impl std::fmt::Debug for BatchCache {
 impl BatchCache {
     /// An empty cache holding at most `limit` bytes of batch bodies.
     pub fn new(limit: usize) -> BatchCache {
+        BatchCache::with_files(limit, Arc::default())
+    }
+
+    /// As [`BatchCache::new`], registering every cached body in `files` (several caches
+    /// may share one index) so connections can send it with `sendfile`.
+    pub fn with_files(limit: usize, files: Arc<BodyFiles>) -> BatchCache {
         BatchCache {
             limit,
             entries: RwLock::new(Entries::default()),
+            files,
         }
     }
 
@@ -134,11 +145,13 @@ impl BatchCache {
             };
             if let Some(evicted) = entries.by_id.remove(&oldest) {
                 entries.bytes -= evicted.body.len();
+                self.files.remove(&evicted.body);
             }
         }
         entries.bytes += len;
         entries.order.push_back(id);
         entries.by_id.insert(id, batch.clone());
+        self.files.add(&batch.body);
         batch
     }
 
@@ -156,6 +169,7 @@ impl BatchCache {
             }
             if let Some(dropped) = by_id.remove(id) {
                 *bytes -= dropped.body.len();
+                self.files.remove(&dropped.body);
             }
             false
         });

@@ -49,6 +49,7 @@ pub mod logging;
 mod metrics;
 pub mod node;
 pub mod publish;
+mod send_file;
 pub mod server;
 pub mod stats_chart;
 

@@ -714,9 +714,10 @@ async fn accept_loop(
                 let _ = stream.set_nodelay(true);
                 let mut service = service.clone();
                 service.peer = limits.peer(peer.ip());
+                let files = service.node.body_files().clone();
                 let service = crate::metrics::Instrumented::new(service.node.clone(), service);
                 let connection = builder.serve_connection(
-                    TokioIo::new(JsonErrors::new(stream)),
+                    TokioIo::new(JsonErrors::new(stream, files)),
                     service,
                 );
                 let connection = graceful.watch(connection);
@@ -797,17 +798,22 @@ fn hyper_error(buf: &[u8]) -> Option<ApiError> {
 /// A connection's stream that rewrites hyper's own error answers (400 for a malformed head
 /// or `Content-Length`, 414, 431: written before any service runs, with an empty body)
 /// into the node's JSON error shape. Everything else passes through unchanged.
+///
+/// It also sends cached bodies with `sendfile` (`crate::send_file`).
 struct JsonErrors {
     inner: TcpStream,
     /// The rewritten answer still to write, and how much of it is written.
     pending: Option<(Vec<u8>, usize)>,
+    /// Cached bodies that go out by `sendfile`.
+    files: Arc<crate::send_file::BodyFiles>,
 }
 
 impl JsonErrors {
-    fn new(inner: TcpStream) -> JsonErrors {
+    fn new(inner: TcpStream, files: Arc<crate::send_file::BodyFiles>) -> JsonErrors {
         JsonErrors {
             inner,
             pending: None,
+            files,
         }
     }
 
@@ -870,6 +876,11 @@ impl AsyncWrite for JsonErrors {
             self.pending = Some((raw_error(&error), 0));
             let _ = self.poll_pending(cx)?;
             return Poll::Ready(Ok(first.len()));
+        }
+        if let Some(sent) =
+            crate::send_file::poll_write_vectored(&self.inner, &self.files, cx, bufs)
+        {
+            return sent;
         }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }

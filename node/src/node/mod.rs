@@ -168,6 +168,8 @@ struct Inner {
     batch_cache: BatchCache,
     /// Token filters (`docs/PROTOCOL.md` §6.5) recently cut or asked for, read from storage.
     filter_cache: BatchCache,
+    /// The memory files of both caches' bodies, sent with `sendfile` by connections.
+    body_files: Arc<crate::send_file::BodyFiles>,
     /// Serialises cuts and revisions, which both move queue groups.
     publication: AsyncMutex<()>,
     /// What a cut in progress has written but not yet flushed: never listed, so no phone or
@@ -324,6 +326,7 @@ impl Node {
         let twins = twin_watch::TwinWatch::new(clock.now(), core.keys().batch.public_key());
         // What the store holds at open is durable: the head phones may be shown.
         let batch_log = batch_log::BatchLog::new(store.chain_head().ok().flatten());
+        let body_files = Arc::<crate::send_file::BodyFiles>::default();
         // Hashing leaves a core to the rest of the node (flushes, serving) where there are two
         // or more.
         let hashing_threads = std::thread::available_parallelism()
@@ -363,8 +366,12 @@ impl Node {
                 audit: Mutex::new(None),
                 hashing: Arc::new(tokio::sync::Semaphore::new(hashing_threads)),
                 signing: Arc::new(tokio::sync::Semaphore::new(hashing_threads)),
-                batch_cache: BatchCache::new(DEFAULT_BATCH_CACHE_BYTES),
-                filter_cache: BatchCache::new(DEFAULT_BATCH_CACHE_BYTES / 4),
+                batch_cache: BatchCache::with_files(DEFAULT_BATCH_CACHE_BYTES, body_files.clone()),
+                filter_cache: BatchCache::with_files(
+                    DEFAULT_BATCH_CACHE_BYTES / 4,
+                    body_files.clone(),
+                ),
+                body_files,
                 publication: AsyncMutex::new(()),
                 unflushed: Mutex::new(Unflushed::default()),
                 batch_log,

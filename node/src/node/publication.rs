@@ -164,6 +164,11 @@ impl Node {
         &self.inner.batch_cache
     }
 
+    /// The memory files of the cached bodies, for connections' `sendfile`.
+    pub(crate) fn body_files(&self) -> &Arc<crate::send_file::BodyFiles> {
+        &self.inner.body_files
+    }
+
     /// A GAEN export zip by file name.
     ///
     /// # Errors

@@ -36,7 +36,11 @@ BEGIN
     FOREACH role IN ARRAY ARRAY['ephemera_owner', 'ephemera_intake', 'ephemera_publisher',
                                 'ephemera_console'] LOOP
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = role) THEN
-            EXECUTE format('CREATE ROLE %I LOGIN', role);
+            BEGIN
+                EXECUTE format('CREATE ROLE %I LOGIN', role);
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;  -- made at the same instant by another run of this file
+            END;
         END IF;
     END LOOP;
     -- The owner creates the schema at its first start, and may alter data_keys (owned by

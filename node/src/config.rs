@@ -37,6 +37,7 @@ use std::path::PathBuf;
 
 use ephemera_node_core::Policy;
 use ephemera_node_core::publication::PublicationKey;
+pub use ephemera_node_core::store::StoreRole;
 use ephemera_proto::SchemeKind;
 use ephemera_proto::rollover::KeyRollover;
 use ephemera_proto::signing::Ed25519PublicKey;
@@ -276,6 +277,14 @@ config_keys! {
         schema: String = "ephemera".to_owned();
         /// Connections each node holds to PostgreSQL.
         pool_size: usize = 16, range(1, 1_000);
+        /// The part of a PostgreSQL group's work this node does, with the database role its
+        /// `url` names (`node/deploy/postgres/roles.sql`): "all" (everything; connects as
+        /// the schema's owner and migrates), "intake" (phones' verify and upload), the
+        /// role "publisher" (cuts, purges, serves batches and exports) or "console"
+        /// (accounts, codes, audit, statistics). A narrower node does not migrate or
+        /// federate, answers 421 `wrong-node` for what another role serves, and needs the
+        /// PostgreSQL backend.
+        role: StoreRole = StoreRole::All;
         /// Megabytes of free space on the data folder's filesystem kept for batch cuts,
         /// purges and restarts: below it the node refuses new uploads and verifies with 503
         /// `insufficient-storage` (`Retry-After`) and `/healthz` says `"ready": false`, until
@@ -530,12 +539,27 @@ impl TryFrom<RawConfig> for NodeConfig {
                 .map_or(Origin::Default, |s| s.origin.clone())
         };
         let schema_origin = storage_origin("storage.schema");
+        let role_origin = storage_origin("storage.role");
+        let federation_set = raw.settings.contains_key("federation.enabled");
         let config = NodeConfig::from_raw(raw)?;
         if !ephemera_node_core::store::valid_schema_name(&config.storage.schema) {
             return Err(ConfigError::Invalid {
                 origin: schema_origin,
                 key: "storage.schema",
                 reason: "must be a lower-case SQL identifier of at most 63 characters".to_owned(),
+            });
+        }
+        // (A narrower role on sled is refused when the node opens its store: `Node::open`.)
+        if config.storage.role != StoreRole::All && config.federation.enabled && federation_set {
+            return Err(ConfigError::Invalid {
+                origin: role_origin,
+                key: "storage.role",
+                reason: format!(
+                    "\"{}\" does not federate: federation reads and writes reports, which \
+                     only a node with role = \"all\" may; leave [federation] enabled unset \
+                     or false",
+                    config.storage.role
+                ),
             });
         }
         if config.publication.batch_min_entries > config.publication.batch_max_entries {

@@ -183,6 +183,16 @@ pub enum ApiError {
     /// disabled. The answer clears the cookie.
     #[error("this session has ended (signed out, expired or its account disabled); sign in again")]
     SessionEnded,
+    /// This node's `[storage] role` does not serve the route: another node of the group
+    /// does (`node/docs/OPERATIONS.md`, "Least-privilege roles").
+    #[error(
+        "this node runs [storage] role = \"{role}\", which does not serve this; send it to \
+         the group's node that does (node/docs/OPERATIONS.md, \"Least-privilege roles\")"
+    )]
+    WrongNode {
+        /// This node's role.
+        role: &'static str,
+    },
     /// The key's or account's codes for today are spent.
     #[error("the daily quota of codes is spent; try again after midnight UTC")]
     QuotaExceeded {
@@ -221,6 +231,9 @@ impl ApiError {
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Store(StoreError::NotPermitted(_)) | WrongNode { .. } => {
+                StatusCode::MISDIRECTED_REQUEST
+            }
             Store(_) | Internal => StatusCode::INTERNAL_SERVER_ERROR,
             UnreadableBody | MalformedRequest | Sealed(_) => StatusCode::BAD_REQUEST,
             BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -267,6 +280,7 @@ impl ApiError {
             NotFound => "not-found",
             MethodNotAllowed => "method-not-allowed",
             Store(StoreError::Unavailable(_)) => "storage-unavailable",
+            Store(StoreError::NotPermitted(_)) | WrongNode { .. } => "wrong-node",
             Store(_) => "storage-error",
             Internal => "internal-error",
             UnreadableBody => "unreadable-body",
@@ -338,14 +352,25 @@ impl ApiError {
     /// the disk reserve's refusal, which is one state logged once when it begins
     /// (`crate::node`), and whose per-request lines would date phones' attempts.
     pub fn logged_per_request(&self) -> bool {
-        self.status().is_server_error() && !matches!(self, ApiError::InsufficientStorage)
+        (self.status().is_server_error() && !matches!(self, ApiError::InsufficientStorage))
+            // A grant that the route needs and the node's role lacks: misrouted, or roles
+            // that differ from roles.sql. The line names the table, never a value.
+            || matches!(self, ApiError::Store(StoreError::NotPermitted(_)))
     }
 
     /// The JSON body.
     pub fn body(&self) -> ErrorBody {
+        let message = match self {
+            // Never PostgreSQL's own words to a client.
+            ApiError::Store(StoreError::NotPermitted(_)) => "this node's database role may not \
+                do this; send it to the group's node that does (node/docs/OPERATIONS.md, \
+                \"Least-privilege roles\")"
+                .to_owned(),
+            other => other.to_string(),
+        };
         ErrorBody {
             error: self.code().to_owned(),
-            message: self.to_string(),
+            message,
         }
     }
 }

@@ -57,6 +57,7 @@ pub mod error;
 mod immutable;
 mod openapi;
 mod page;
+pub(crate) mod served_by;
 mod stats;
 pub mod types;
 
@@ -180,6 +181,10 @@ pub fn router(node: Node) -> Router {
         .merge(page::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            served_by::refuse_other_roles,
+        ))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(node)
 }

@@ -805,6 +805,15 @@ fn add_errors(doc: &mut Value) {
                     None => statuses.push((503, vec!["storage-unavailable"])),
                 }
             }
+            // A node whose `[storage] role` does not serve the route, or whose database role
+            // lacks a grant it needs, answers 421 `wrong-node`.
+            if super::served_by::part_of(path) != super::served_by::Part::Every
+                || statuses
+                    .iter()
+                    .any(|(s, codes)| *s == 500 && codes.contains(&"storage-error"))
+            {
+                statuses.push((421, vec!["wrong-node"]));
+            }
             operation
                 .as_object_mut()
                 .expect("an operation")

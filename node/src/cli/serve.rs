@@ -10,8 +10,8 @@ use clap::Args;
 use super::{CliError, InitArgs};
 use crate::clock::SystemClock;
 use crate::config::{
-    ConfigFlags, ConfigWarning, DEFAULT_CONFIG_FILE, NodeConfig, RawConfig, documented_defaults,
-    documented_file, settings_of,
+    ConfigFlags, ConfigWarning, DEFAULT_CONFIG_FILE, NodeConfig, RawConfig, StoreRole,
+    documented_defaults, documented_file, settings_of,
 };
 use crate::control::{self, CONTROL_SOCKET};
 use crate::node::Node;
@@ -134,7 +134,15 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         source,
     })?;
     let info = opened.node.authority_info();
+    let role = opened.node.config().storage.role;
     let _ = writeln!(stdout, "ephemera-node listening on http://{local}");
+    if role != StoreRole::All {
+        // A node of a group that does one part of its work: say which, first.
+        let _ = writeln!(
+            stdout,
+            "  storage role:     {role} (node/docs/OPERATIONS.md, \"Least-privilege roles\")"
+        );
+    }
     let _ = writeln!(
         stdout,
         "  data folder:      {}",
@@ -142,7 +150,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     );
     let _ = writeln!(stdout, "  authority key:    {}", info.authority_public_key);
     let _ = writeln!(stdout, "  batch key:        {}", info.batch_public_key);
-    let _ = writeln!(stdout, "  console:          http://{local}/console");
+    if role.runs_console() {
+        let _ = writeln!(stdout, "  console:          http://{local}/console");
+    }
     let next = &opened.node.keys().next;
     for (key, under_way) in [
         ("batch", next.batch.is_some()),
@@ -157,7 +167,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
             tracing::info!(key, "key rotation in its overlap");
         }
     }
-    if opened.node.config().federation.enabled {
+    if role != StoreRole::All {
+        let _ = writeln!(
+            stdout,
+            "  federation:       off (only a node with [storage] role = \"all\" federates)"
+        );
+    } else if opened.node.config().federation.enabled {
         // Described and at zero in /metrics before the first peer shows up.
         ::metrics::with_local_recorder(
             opened.node.metrics().recorder(),
@@ -179,7 +194,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         );
     }
     let _ = stdout.flush();
-    tracing::info!(data_dir = %opened.node.config().data_dir.display(), "node started");
+    tracing::info!(data_dir = %opened.node.config().data_dir.display(), role = role.name(), "node started");
     let served = serve_node(opened.node, listener, Background::Run, shutdown_signal()).await;
     control.abort();
     let _ = std::fs::remove_file(&socket);

@@ -106,6 +106,7 @@ fn samples() -> Vec<(&'static str, String, String)> {
         ),
         s("storage.schema", "\"group_a\"", "group_a"),
         s("storage.pool_size", "8", "8"),
+        s("storage.role", "\"publisher\"", "publisher"),
         s("storage.free_space_reserve_mb", "1024", "1024"),
         s("authority.code_lifetime_seconds", "600", "600"),
         s("authority.certificate_lifetime_seconds", "120", "120"),
@@ -460,6 +461,12 @@ fn malformed_values_name_their_key_and_where_they_came_from() {
             "federation.bootstrap_peers",
         ),
         ("[log]\nformat = \"xml\"", "log.format"),
+        ("[storage]\nrole = \"owner\"", "storage.role"),
+        ("[storage]\nrole = \"Intake\"", "storage.role"),
+        (
+            "[storage]\nrole = \"intake\"\n[federation]\nenabled = true",
+            "storage.role",
+        ),
     ] {
         let err = bad(text);
         assert!(

@@ -9,7 +9,7 @@ use ephemera_proto::SchemeKind;
 use ephemera_proto::rollover::{KeyRole, KeyRollover};
 use ephemera_proto::signing::Ed25519PublicKey;
 
-use super::{DatabaseUrl, LogFormat, MetricsToken, StoreBackend};
+use super::{DatabaseUrl, LogFormat, MetricsToken, StoreBackend, StoreRole};
 
 /// How a type is read from TOML or from text (the environment, flags) and written back.
 pub(super) trait ConfigValue: Sized {
@@ -164,6 +164,13 @@ string_value!(
         StoreBackend::Sled => "sled".to_owned(),
         StoreBackend::Postgres => "postgres".to_owned(),
     }
+);
+string_value!(
+    StoreRole,
+    secret = false,
+    parse = |s: &str| StoreRole::parse(s)
+        .ok_or_else(|| format!("`{s}` is not all, intake, publisher or console")),
+    show = |v: &StoreRole| v.name().to_owned()
 );
 string_value!(
     DatabaseUrl,

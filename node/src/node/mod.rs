@@ -43,6 +43,7 @@ use ephemera_node_core::keys::{KeyError, NodeKeys};
 use ephemera_node_core::publication::PublicationError;
 use ephemera_node_core::store::{
     BackupSummary, PostgresConfig, PostgresReportStore, ReportStore, SledReportStore, StoreError,
+    StoreRole,
 };
 use ephemera_proto::UnixTime;
 use thiserror::Error;
@@ -242,8 +243,17 @@ impl Node {
     /// and a first account if there is none.
     ///
     /// # Errors
-    /// [`NodeError`] when the folder, keys or database cannot be opened.
+    /// [`NodeError`] when the folder, keys or database cannot be opened, or when a `[storage]
+    /// role` other than `all` is set on sled.
     pub fn open(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Opened, NodeError> {
+        if config.storage.backend == StoreBackend::Sled && config.storage.role != StoreRole::All {
+            // Refused before anything is made: a node on sled does everything.
+            return Err(NodeError::Store(StoreError::Engine(format!(
+                "[storage] role = \"{}\" needs [storage] backend = \"postgres\": a node on \
+                 sled does everything (role = \"all\")",
+                config.storage.role
+            ))));
+        }
         std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -260,6 +270,7 @@ impl Node {
                 let mut postgres = PostgresConfig::new(url.reveal());
                 postgres.schema.clone_from(&config.storage.schema);
                 postgres.pool_size = config.storage.pool_size;
+                postgres.role = config.storage.role;
                 Arc::new(PostgresReportStore::open(&postgres)?)
             }
             (StoreBackend::Postgres, None) => {
@@ -291,8 +302,17 @@ impl Node {
         if let Some(publisher) = publisher {
             node.publish_to(publisher);
         }
-        let new_case_worker = node.ensure_first_account()?;
-        node.audit_configuration()?;
+        // Accounts and the audit trail are the console's: a node of another role may not
+        // touch them.
+        let role = node.config().storage.role;
+        let new_case_worker = if role.runs_console() {
+            node.ensure_first_account()?
+        } else {
+            None
+        };
+        if role.runs_console() {
+            node.audit_configuration()?;
+        }
         Ok(Opened {
             node,
             new_case_worker,

@@ -318,36 +318,16 @@ impl Node {
         if !clock.may_purge() {
             return Ok(PurgeCounts::default());
         }
-        let counts = self.inner.core.purge(self.inner.store.as_ref(), now)?;
-        let audit_records = self.purge_audit(now)?;
-        if audit_records > 0 {
-            tracing::info!(audit_records, "audit records past retention purged");
-        }
-        // Issued codes past their expiry day are marked expired and counted, once, before
-        // their statuses can go.
-        let expired_codes = self.inner.store.expire_code_statuses(now.day())?;
-        if expired_codes > 0 {
-            tracing::info!(
-                expired_codes,
-                "unused codes past their expiry day marked expired"
-            );
-        }
-        let stats_days = self.inner.config.authority.stats_days;
-        let counters = self.inner.store.purge_stats(now.day().minus(stats_days))?;
-        if counters > 0 {
-            tracing::info!(counters, "statistics counters past stats_days purged");
-        }
-        // A code's status is kept as long as the audit records that name its reference.
-        let audit_days = self.inner.core.policy().audit_retention_days;
-        let code_statuses = self
-            .inner
-            .store
-            .purge_code_statuses(now.day().minus(audit_days))?;
-        if code_statuses > 0 {
-            tracing::info!(
-                code_statuses,
-                "code statuses past the audit retention purged"
-            );
+        // Reports, batches and keys are the publisher's to purge; the audit trail, code
+        // statuses and counters the console's (`[storage] role`).
+        let role = self.inner.config.storage.role;
+        let counts = if role.publishes() {
+            self.inner.core.purge(self.inner.store.as_ref(), now)?
+        } else {
+            PurgeCounts::default()
+        };
+        if role.runs_console() {
+            self.purge_console_records(now)?;
         }
         if counts.batches > 0 {
             let live: std::collections::HashSet<BatchId> = self
@@ -382,15 +362,55 @@ impl Node {
         Ok(counts)
     }
 
+    /// The console's share of a purge: audit records past retention (behind a signed
+    /// anchor), unused codes past their day marked expired, old counters and code statuses.
+    fn purge_console_records(&self, now: ephemera_proto::UnixTime) -> Result<(), NodeError> {
+        let audit_records = self.purge_audit(now)?;
+        if audit_records > 0 {
+            tracing::info!(audit_records, "audit records past retention purged");
+        }
+        // Issued codes past their expiry day are marked expired and counted, once, before
+        // their statuses can go.
+        let expired_codes = self.inner.store.expire_code_statuses(now.day())?;
+        if expired_codes > 0 {
+            tracing::info!(
+                expired_codes,
+                "unused codes past their expiry day marked expired"
+            );
+        }
+        let stats_days = self.inner.config.authority.stats_days;
+        let counters = self.inner.store.purge_stats(now.day().minus(stats_days))?;
+        if counters > 0 {
+            tracing::info!(counters, "statistics counters past stats_days purged");
+        }
+        // A code's status is kept as long as the audit records that name its reference.
+        let audit_days = self.inner.core.policy().audit_retention_days;
+        let code_statuses = self
+            .inner
+            .store
+            .purge_code_statuses(now.day().minus(audit_days))?;
+        if code_statuses > 0 {
+            tracing::info!(
+                code_statuses,
+                "code statuses past the audit retention purged"
+            );
+        }
+        Ok(())
+    }
+
     /// Refreshes the storage gauges and the free space of the data folder.
     ///
     /// # Errors
     /// [`NodeError::Store`].
     pub fn update_storage_metrics(&self) -> Result<(), NodeError> {
         let store = &self.inner.store;
-        self.inner
-            .metrics
-            .storage(store.size_on_disk()?, store.upload_count()?);
+        // Only a role that may read uploads counts them (the others' gauge stays at 0).
+        let uploads = if self.inner.config.storage.role.publishes() {
+            store.upload_count()?
+        } else {
+            0
+        };
+        self.inner.metrics.storage(store.size_on_disk()?, uploads);
         self.inner.disk_reserve.below(&self.inner.metrics);
         Ok(())
     }
@@ -417,13 +437,15 @@ impl Node {
         );
         metrics.clock(self.now().0, false);
         metrics.authorities(self.inner.core.trusted().iter().map(|key| key.key_id()));
-        match self.inner.store.batch_index(0, usize::MAX) {
-            Ok(index) => {
-                if let Some(last) = index.last() {
-                    metrics.last_cut(last.created_at.0);
+        if config.storage.role.publishes() {
+            match self.inner.store.batch_index(0, usize::MAX) {
+                Ok(index) => {
+                    if let Some(last) = index.last() {
+                        metrics.last_cut(last.created_at.0);
+                    }
                 }
+                Err(e) => tracing::warn!(error = %e, "cannot read the batch index for metrics"),
             }
-            Err(e) => tracing::warn!(error = %e, "cannot read the batch index for metrics"),
         }
         // Free disk and the reserve's state from the start (a folder that cannot be measured
         // is logged once, and the reserve then stays off).
@@ -439,16 +461,22 @@ impl Node {
         let mut disk_ticks = tokio::time::interval(super::disk_reserve::SAMPLE_EVERY);
         disk_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            // Today's and tomorrow's blind-token keys, made ahead on their own task.
-            if self.inner.config.authority.blind_token_keys {
+            let role = self.inner.config.storage.role;
+            // Today's and tomorrow's blind-token keys, made ahead on their own task, where
+            // phones verify.
+            if self.inner.config.authority.blind_token_keys && role.takes_uploads() {
                 self.refresh_token_keys();
             }
-            let mut changed = match self.cut_due().await {
-                Ok(entries) => !entries.is_empty(),
-                Err(e) => {
-                    tracing::error!(error = %e, "batch cut failed");
-                    false
+            let mut changed = if role.publishes() {
+                match self.cut_due().await {
+                    Ok(entries) => !entries.is_empty(),
+                    Err(e) => {
+                        tracing::error!(error = %e, "batch cut failed");
+                        false
+                    }
                 }
+            } else {
+                false
             };
             if tokio::time::Instant::now() >= next_purge {
                 match self.purge() {
@@ -458,7 +486,7 @@ impl Node {
                 next_purge = tokio::time::Instant::now() + purge_every;
             }
             // After a change, and at each purge period (retrying what failed).
-            if changed || !publication_clean {
+            if role.publishes() && (changed || !publication_clean) {
                 publication_clean = self.publish().await.is_some_and(|r| r.failed == 0);
             }
             let now = self.now();

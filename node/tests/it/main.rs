@@ -24,6 +24,7 @@ mod monitoring;
 mod object_storage;
 mod postgres;
 mod postgres_faults;
+mod postgres_roles;
 mod privacy;
 mod revision;
 mod serving;

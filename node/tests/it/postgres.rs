@@ -10,7 +10,7 @@ use ephemera_proto::report::ReportContents;
 use crate::util::*;
 
 /// The test server's URL, or `None` (with a note) outside CI.
-fn server_url() -> Option<String> {
+pub(crate) fn server_url() -> Option<String> {
     match std::env::var("POSTGRES_TEST_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
@@ -25,7 +25,7 @@ fn server_url() -> Option<String> {
 }
 
 /// A node's config on `schema` of the test server, its data folder (keys) in `dir`.
-fn on_postgres(dir: &std::path::Path, url: &str, schema: &str) -> NodeConfig {
+pub(crate) fn on_postgres(dir: &std::path::Path, url: &str, schema: &str) -> NodeConfig {
     let mut config = test_config(dir);
     config.storage.backend = StoreBackend::Postgres;
     config.storage.url = Some(DatabaseUrl::parse(url).unwrap());
@@ -34,7 +34,7 @@ fn on_postgres(dir: &std::path::Path, url: &str, schema: &str) -> NodeConfig {
     config
 }
 
-fn copy_keys(from: &std::path::Path, to: &std::path::Path) {
+pub(crate) fn copy_keys(from: &std::path::Path, to: &std::path::Path) {
     let keys = ephemera_node_core::keys::KEYS_DIR;
     let copied = std::process::Command::new("cp")
         .arg("-a")

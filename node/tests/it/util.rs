@@ -551,7 +551,21 @@ impl TestNode {
         contents: &ReportContents,
         binding: HmacBinding,
     ) -> SignedUpload {
-        let code = self
+        self.certified_by(self, session, test_type, contents, binding)
+            .await
+    }
+
+    /// As [`TestNode::certified`], the code issued at `issuer` (another node of the group)
+    /// and certified here.
+    pub(crate) async fn certified_by(
+        &self,
+        issuer: &TestNode,
+        session: &str,
+        test_type: &str,
+        contents: &ReportContents,
+        binding: HmacBinding,
+    ) -> SignedUpload {
+        let code = issuer
             .issue(session, test_type, None, 1)
             .await
             .codes

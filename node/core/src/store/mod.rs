@@ -40,7 +40,7 @@ pub use code_status::{
     CodeReference, CodeState, CodeStatus, CodeStatusRecord, REFERENCE_LEN, RevokeOutcome,
 };
 pub use memory::MemoryReportStore;
-pub use postgres_store::{PostgresConfig, PostgresReportStore, valid_schema_name};
+pub use postgres_store::{PostgresConfig, PostgresReportStore, StoreRole, valid_schema_name};
 pub use sealing::DATA_KEYS_DIR;
 pub(crate) use sealing::code_lookup;
 pub use sled_store::{STORE_FORMAT, SledReportStore};
@@ -80,6 +80,30 @@ pub enum StoreError {
         /// The newest migration this node knows.
         known: i32,
     },
+    /// A node of a narrower role (`[storage] role` other than `all`) found the PostgreSQL
+    /// schema missing or older than its code: only the owner's node migrates.
+    #[error(
+        "the PostgreSQL schema `{schema}` is at migration {found} and this node needs \
+         {known}; a node with [storage] role = \"{role}\" does not migrate: start the node \
+         with role = \"all\" (connected as the schema's owner) first, then this one \
+         (node/docs/OPERATIONS.md, \"Least-privilege roles\")"
+    )]
+    SchemaNotMigrated {
+        /// The schema.
+        schema: String,
+        /// This node's role.
+        role: &'static str,
+        /// The newest migration applied to the schema (0: none, or no schema).
+        found: i32,
+        /// The newest migration this node knows.
+        known: i32,
+    },
+    /// The database refused the node's role what a request needed (PostgreSQL's
+    /// `permission denied`, SQLSTATE 42501): the request belongs to a node of another
+    /// `[storage] role`, or the role's grants are not those of
+    /// `node/deploy/postgres/roles.sql`.
+    #[error("the database role of this node may not do this: {0}")]
+    NotPermitted(String),
     /// A stored record could not be decoded.
     #[error("corrupt record in `{tree}`")]
     Corrupt {

@@ -11,6 +11,7 @@
 //! `VACUUM FULL` rewrites that small table, so its old file goes).
 
 mod connection;
+mod role;
 mod schema;
 
 use std::collections::HashSet;
@@ -29,6 +30,7 @@ use zeroize::Zeroizing;
 
 use connection::{Database, Failure};
 pub use connection::{PostgresConfig, valid_schema_name};
+pub use role::StoreRole;
 use schema::{Migrated, migrate};
 
 use super::sealing::{DataKeys, DayKey, KeyShelf, code_lookup, open_code, seal_code};
@@ -67,10 +69,15 @@ impl std::fmt::Debug for PostgresReportStore {
 /// The data keys as rows of `data_keys`.
 struct KeyTable {
     db: Arc<Database>,
+    /// Whether this node's role may read them (the console's may not, and needs none).
+    readable: bool,
 }
 
 impl KeyShelf for KeyTable {
     fn load(&self) -> Result<Vec<DayKey>, StoreError> {
+        if !self.readable {
+            return Ok(Vec::new());
+        }
         self.db.run(async |c| {
             let rows = c.query("SELECT day, key FROM data_keys", &[]).await?;
             Ok(rows
@@ -111,6 +118,25 @@ impl KeyShelf for KeyTable {
         }
         let days: Vec<i32> = days.iter().map(|d| sql_day(*d)).collect();
         self.db.run(async |c| {
+            // VACUUM FULL by a role that does not own the table only warns and skips it:
+            // refuse before deleting, so the keys go only where their bytes go too.
+            let owns: bool = c
+                .query_one(
+                    "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class \
+                     WHERE oid = 'data_keys'::regclass",
+                    &[],
+                )
+                .await?
+                .get(0);
+            if !owns {
+                return Err(StoreError::NotPermitted(
+                    "only the owner of the table data_keys may rewrite it (VACUUM FULL) after \
+                     destroying keys: node/deploy/postgres/roles.sql gives it to \
+                     ephemera_publisher"
+                        .to_owned(),
+                )
+                .into());
+            }
             c.execute("DELETE FROM data_keys WHERE day = ANY($1)", &[&days])
                 .await?;
             // A deleted row stays in the table's file until it is rewritten: rewrite this
@@ -227,11 +253,21 @@ impl PostgresReportStore {
     /// # Errors
     /// [`StoreError::Unavailable`] when the server cannot be reached;
     /// [`StoreError::SchemaTooNew`] when a newer node migrated the schema;
+    /// [`StoreError::SchemaNotMigrated`] when a node whose role does not migrate finds the
+    /// schema missing or older than its code;
     /// [`StoreError::Engine`] for a bad URL or schema name, or a refused migration.
     pub fn open(config: &PostgresConfig) -> Result<Self, StoreError> {
         let db = Arc::new(Database::connect(config)?);
         let schema = config.schema.clone();
-        match db.run(async |c| migrate(c, &schema).await)? {
+        if !config.role.migrates() {
+            db.run(async |c| role::check_migrated(c, &schema, config.role).await)?;
+        }
+        let migrated = if config.role.migrates() {
+            db.run(async |c| migrate(c, &schema).await)?
+        } else {
+            Migrated::Current { applied: 0 }
+        };
+        match migrated {
             Migrated::Current { applied } => {
                 if applied > 0 {
                     tracing::info!(applied, schema = %schema, "PostgreSQL migrations applied");
@@ -241,7 +277,10 @@ impl PostgresReportStore {
                 return Err(StoreError::SchemaTooNew { found, known });
             }
         }
-        let keys = DataKeys::on(Box::new(KeyTable { db: db.clone() }))?;
+        let keys = DataKeys::on(Box::new(KeyTable {
+            db: db.clone(),
+            readable: config.role.reads_data_keys(),
+        }))?;
         Ok(PostgresReportStore {
             db,
             keys,
@@ -529,6 +568,11 @@ async fn commit_plain(
         .into_iter()
         .map(|i| enqueued[i])
         .unzip();
+    // DO NOTHING where one by one replaces: an upload's id is the hash of its bytes,
+    // certificate included, so a committed upload never meets a stored one of its id or
+    // queue key (that one took the certificate first). And DO UPDATE, or a conflict target,
+    // would read the row (through EXCLUDED, or the target's columns), which the intake role
+    // may not (node/deploy/postgres/roles.sql): the primary key is the only constraint.
     // Issued together, so the connection pipelines them.
     let upload_params: [&(dyn ToSql + Sync); 3] = [&upload_ids, &days, &sealed];
     let expiry_params: [&(dyn ToSql + Sync); 1] = [&expiry];
@@ -536,14 +580,14 @@ async fn commit_plain(
     let statements = futures::try_join!(
         tx.prepare_cached(
             "INSERT INTO uploads SELECT * FROM unnest($1::bytea[], $2::int4[], $3::bytea[]) \
-             ON CONFLICT (id) DO UPDATE SET sealed = excluded.sealed",
+             ON CONFLICT DO NOTHING",
         ),
         tx.prepare_cached(
             "INSERT INTO expiry SELECT * FROM unnest($1::bytea[]) ON CONFLICT DO NOTHING",
         ),
         tx.prepare_cached(
             "INSERT INTO queue SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
-             ON CONFLICT (key) DO UPDATE SET sealed = excluded.sealed",
+             ON CONFLICT DO NOTHING",
         ),
     )?;
     let uploads = tx.execute(&statements.0, &upload_params);

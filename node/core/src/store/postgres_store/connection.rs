@@ -14,6 +14,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Timeouts};
 
 use super::super::StoreError;
+use super::role::StoreRole;
 
 /// Where the database is and how many connections to hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,15 +26,19 @@ pub struct PostgresConfig {
     pub schema: String,
     /// Connections in the pool.
     pub pool_size: usize,
+    /// The part of the group's work this node does, and so the database role the URL
+    /// names: only [`StoreRole::All`] migrates.
+    pub role: StoreRole,
 }
 
 impl PostgresConfig {
-    /// `url`, schema `ephemera`, 16 connections.
+    /// `url`, schema `ephemera`, 16 connections, role `all`.
     pub fn new(url: impl Into<String>) -> PostgresConfig {
         PostgresConfig {
             url: url.into(),
             schema: "ephemera".to_owned(),
             pool_size: 16,
+            role: StoreRole::All,
         }
     }
 }
@@ -69,10 +74,19 @@ impl From<StoreError> for Failure {
 }
 
 /// A database error as the store reports it: [`StoreError::Unavailable`] when the server
-/// cannot be reached or went away (the node answers 503 and tries again), else
+/// cannot be reached or went away (the node answers 503 and tries again),
+/// [`StoreError::NotPermitted`] when the node's role lacks a grant, else
 /// [`StoreError::Engine`].
 fn db_error(e: &tokio_postgres::Error) -> StoreError {
     use tokio_postgres::error::SqlState;
+    if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+        // PostgreSQL's message names the table ("permission denied for table uploads"),
+        // never a statement or a value.
+        return StoreError::NotPermitted(e.as_db_error().map_or_else(
+            || "permission denied".to_owned(),
+            |d| d.message().to_owned(),
+        ));
+    }
     let gone = e.is_closed()
         || e.code().is_some_and(|code| {
             code.code().starts_with("08")

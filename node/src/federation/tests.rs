@@ -278,6 +278,77 @@ fn gossip_verdicts_follow_the_checks() {
     ));
 }
 
+/// A batch of gossiped messages (certificates checked together) gets exactly the verdicts,
+/// and leaves exactly the store, that checking each message alone does: valid reports of
+/// the trusted and the relayed authority, forged signatures among them, duplicates within
+/// the batch, a report on another authority's topic, and bytes that are no report.
+#[test]
+fn a_batch_of_gossip_is_judged_exactly_as_one_message_at_a_time() {
+    use super::validate::GossipMessage;
+    let (own, relayed) = (UploadFactory::new(), UploadFactory::new());
+    let now = SystemClock.now();
+    let mut messages: Vec<(Vec<u8>, KeyId)> = Vec::new();
+    for i in 0..40 {
+        let (factory, topic) = match i % 4 {
+            3 => (&relayed, topic_of(&relayed)),
+            _ => (&own, topic_of(&own)),
+        };
+        let mut upload = factory.upload(2).upload().clone();
+        if i % 7 == 5 {
+            upload.certificate.signature.0[i % 64] ^= 0x10;
+        }
+        let bytes = wire::encode(&upload);
+        if i % 9 == 8 {
+            // Again, later in the same batch.
+            messages.push((bytes.clone(), topic));
+        }
+        let topic = if i == 17 { topic_of(&relayed) } else { topic };
+        messages.push((bytes, topic));
+    }
+    messages.push((b"not a report".to_vec(), topic_of(&own)));
+
+    let judge_all = |batched: bool| {
+        let verifier = Verifier::new(own.trusted(), relayed.trusted(), ReportLimits::default());
+        let store = MemoryFederationStore::new();
+        let ids: Vec<Vec<u8>> = messages.iter().map(|(b, _)| message_id(b)).collect();
+        let verdicts = if batched {
+            let batch: Vec<GossipMessage<'_>> = messages
+                .iter()
+                .zip(&ids)
+                .map(|((data, topic), id)| GossipMessage {
+                    message_id: id,
+                    data,
+                    topic: *topic,
+                })
+                .collect();
+            verifier.check_gossip_batch(&store, &batch, now)
+        } else {
+            messages
+                .iter()
+                .zip(&ids)
+                .map(|((data, topic), id)| verifier.check_gossip(&store, id, data, *topic, now))
+                .collect()
+        };
+        (verdicts, store.ids())
+    };
+    let (batched, batched_store) = judge_all(true);
+    let (alone, alone_store) = judge_all(false);
+    assert_eq!(batched, alone);
+    assert_eq!(batched_store, alone_store);
+    let count = |v: Verdict| batched.iter().filter(|&&b| b == v).count();
+    assert!(count(Verdict::Accept) >= 20, "{batched:?}");
+    assert!(count(Verdict::Relay) >= 8, "{batched:?}");
+    assert!(count(Verdict::Reject("bad-signature")) >= 5, "{batched:?}");
+    assert_eq!(count(Verdict::Reject("wrong-topic")), 1);
+    assert!(
+        matches!(
+            batched.last(),
+            Some(Verdict::Reject(_) | Verdict::Ignore(_))
+        ),
+        "{batched:?}"
+    );
+}
+
 /// A relay verifies a report of an authority it relays for exactly like one it trusts,
 /// forwards it once, and stores nothing; a forgery under that authority is provably bad and
 /// rejected.

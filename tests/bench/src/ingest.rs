@@ -8,6 +8,10 @@
 //! same on PostgreSQL (the server on the same machine, so its CPU counts too), with one node
 //! and with two nodes of one group sharing the database, clients spread over both.
 //!
+//! On PostgreSQL, `postgres-bytes-per-upload-…` is what the schema's tables (indexes and
+//! TOAST included) hold per upload after the run, against the upload's own bytes on the
+//! wire (`limit`): the figure the sizing in `node/docs/OPERATIONS.md` starts from.
+//!
 //! A second figure, `ingest-cpu`, divides the same uploads by the CPU time the whole process
 //! spent on them (node and the in-process clients, Linux `/proc/self/stat`), against the
 //! verification alone per CPU second: unlike the rate, it hardly moves when other work
@@ -232,8 +236,29 @@ fn open_nodes(dir: &std::path::Path, backend: Backend<'_>) -> Vec<Node> {
     nodes
 }
 
-/// Drops the schema a PostgreSQL measurement used.
-async fn drop_schema(url: &str) {
+/// Bytes of every table of the measurement's schema, with indexes and TOAST.
+async fn schema_bytes(url: &str) -> u64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
+    let connection = tokio::spawn(connection);
+    let bytes: i64 = client
+        .query_one(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind = 'r'",
+            &[&format!("bench_{}", std::process::id())],
+        )
+        .await
+        .expect("schema size")
+        .get(0);
+    drop(client);
+    let _ = connection.await;
+    u64::try_from(bytes).unwrap_or(0)
+}
+
+/// Drops the schema a PostgreSQL measurement used (`bench_<process id>`).
+pub(crate) async fn drop_schema(url: &str) {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .expect("connect to PostgreSQL");
@@ -294,16 +319,29 @@ async fn ingest(budget: Duration, backend: Backend<'_>) -> Vec<Figure> {
             Figure::new("ingest-cpu", per_cpu, "uploads/CPU-s", limit_per_cpu),
         ],
         Backend::Postgres { url, nodes } => {
+            let stored = schema_bytes(url).await;
             drop_schema(url).await;
-            vec![Figure::new(
-                &format!(
-                    "ingest-postgres-{nodes}-node{}",
-                    if nodes > 1 { "s" } else { "" }
+            let sent = bodies.iter().map(Vec::len).sum::<usize>();
+            vec![
+                Figure::new(
+                    &format!(
+                        "ingest-postgres-{nodes}-node{}",
+                        if nodes > 1 { "s" } else { "" }
+                    ),
+                    n as f64 / seconds,
+                    "uploads/s",
+                    POSTGRES_TARGET,
                 ),
-                n as f64 / seconds,
-                "uploads/s",
-                POSTGRES_TARGET,
-            )]
+                Figure::new(
+                    &format!(
+                        "postgres-bytes-per-upload-{nodes}-node{}",
+                        if nodes > 1 { "s" } else { "" }
+                    ),
+                    stored as f64 / n as f64,
+                    "bytes",
+                    sent as f64 / n as f64,
+                ),
+            ]
         }
     }
 }

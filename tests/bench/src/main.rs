@@ -24,8 +24,15 @@ enum Command {
     /// `pet` matching: published token records/s against held tokens; token filters
     /// (publication version 3): lookups, verification, a day at 35,000 uploads.
     PetMatch,
-    /// Serving a cached batch over HTTP: requests/s of a release node vs nginx (wrk).
-    Serve,
+    /// Serving a cached batch over HTTP: requests/s of a release node vs nginx (wrk) at
+    /// 1, 64 and 256 connections; with `--postgres`, also one and two nodes on PostgreSQL
+    /// (limit: the node on sled, same run).
+    Serve {
+        /// A PostgreSQL URL (a role that may create a schema): also measure nodes of one
+        /// group there, on a schema of their own that is dropped afterwards.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// Node ingest: durable verified uploads/s over HTTP on loopback (limit: in-memory
     /// verification of the same uploads); with `--postgres`, on PostgreSQL (limit: the
     /// issue's 5,000 uploads/s) with one node and with two nodes sharing the database.
@@ -116,7 +123,7 @@ fn main() -> anyhow::Result<()> {
         Command::Proto => ephemera_bench::proto::run(budget),
         Command::GaenMatch => ephemera_bench::matching::gaen(budget),
         Command::PetMatch => ephemera_bench::matching::pet(budget),
-        Command::Serve => ephemera_bench::serve::run(budget)?,
+        Command::Serve { postgres } => ephemera_bench::serve::run(budget, postgres.as_deref())?,
         Command::Ingest { postgres } => ephemera_bench::ingest::run(budget, postgres.as_deref()),
         Command::DecoyTiming => ephemera_bench::decoy_timing::run(),
         Command::Load {

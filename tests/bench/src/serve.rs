@@ -1,9 +1,15 @@
 //! Serving one cached, signed batch over HTTP: requests/s of a release `ephemera-node`
 //! against nginx serving the same bytes from a temporary root, both measured in this run
-//! with the same load generator (`wrk`, from Debian: one thread, HTTP/1.1 keep-alive) on
+//! with the same load generator (`wrk`, from Debian: a thread per core, HTTP/1.1 keep-alive) on
 //! 127.0.0.1, at each of [`CONNECTIONS`]. nginx gets one worker process per core, as the
 //! node's runtime gets one worker thread per core. `limit` is nginx's rate at the same
 //! connection count; the target is `ratio >= 1.0` at each (issue 16).
+//!
+//! With a PostgreSQL URL, two more figures: `serve-postgres-1-node` (the same `wrk` at 64
+//! connections against a node of a group on PostgreSQL) and `serve-postgres-2-nodes` (two
+//! nodes of that group, 32 connections each, at once; their sum), each against the sled
+//! node's rate at 64 connections in the same run. Cached batches never touch the database,
+//! so these show that a group serves as one node does, per node.
 //!
 //! Needs `target/release/ephemera-node` beside this binary (`cargo build --release
 //! -p ephemera-node -p ephemera-bench`), and installs Debian's `nginx` and `wrk` with
@@ -33,11 +39,12 @@ impl Drop for Guard {
     }
 }
 
-/// Runs the serve benchmark for about `budget` per server.
+/// Runs the serve benchmark for about `budget` per server, and with `postgres` also on
+/// nodes of a group there.
 ///
 /// # Errors
-/// When the node, nginx or wrk cannot be found, installed or started.
-pub fn run(budget: Duration) -> anyhow::Result<Vec<Figure>> {
+/// When the node, nginx, wrk or PostgreSQL cannot be found, installed or started.
+pub fn run(budget: Duration, postgres: Option<&str>) -> anyhow::Result<Vec<Figure>> {
     ensure_installed("nginx", "/usr/sbin/nginx")?;
     ensure_installed("wrk", "/usr/bin/wrk")?;
     let node_bin = std::env::current_exe()?
@@ -51,7 +58,7 @@ pub fn run(budget: Duration) -> anyhow::Result<Vec<Figure>> {
         );
     }
     let work = TempDir::new()?;
-    let (_node, node_addr) = start_node(&node_bin, work.path())?;
+    let (_node, node_addr) = start_node(&node_bin, &work.path().join("node-data"), &[])?;
     let (path, bytes) = first_batch(node_addr)?;
     let (_nginx, nginx_addr) = start_nginx(work.path(), &path, &bytes)?;
     // Same bytes from both.
@@ -65,13 +72,13 @@ pub fn run(budget: Duration) -> anyhow::Result<Vec<Figure>> {
     for connections in CONNECTIONS {
         // Warm both, then alternate three times and keep each server's best run (the
         // machine is shared: the best run is the one least disturbed).
-        wrk(node_addr, &path, 2, connections)?;
-        wrk(nginx_addr, &path, 2, connections)?;
+        wrk_all(node_addr, &path, 2, connections)?;
+        wrk_all(nginx_addr, &path, 2, connections)?;
         let mut node_rate: f64 = 0.0;
         let mut nginx_rate: f64 = 0.0;
         for _ in 0..3 {
-            node_rate = node_rate.max(wrk(node_addr, &path, seconds, connections)?);
-            nginx_rate = nginx_rate.max(wrk(nginx_addr, &path, seconds, connections)?);
+            node_rate = node_rate.max(wrk_all(node_addr, &path, seconds, connections)?);
+            nginx_rate = nginx_rate.max(wrk_all(nginx_addr, &path, seconds, connections)?);
         }
         figures.push(Figure::new(
             &format!("serve-cached-batch-{}B-c{connections}", bytes.len()),
@@ -80,8 +87,75 @@ pub fn run(budget: Duration) -> anyhow::Result<Vec<Figure>> {
             nginx_rate,
         ));
     }
+    if let Some(url) = postgres {
+        let sled_rate = figures
+            .iter()
+            .find(|f| f.bench.ends_with("-c64"))
+            .map_or(0.0, |f| f.value);
+        let measured = serve_postgres(&node_bin, work.path(), url, seconds, sled_rate);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(super::ingest::drop_schema(url));
+        figures.extend(measured?);
+    }
     eprintln!("serve: load average after: {}", load_average());
     Ok(figures)
+}
+
+/// Two nodes of one group on a fresh schema at `url` (the second with the first's keys):
+/// the rate of one at 64 connections, then of both at once with 32 each.
+fn serve_postgres(
+    node_bin: &Path,
+    work: &Path,
+    url: &str,
+    seconds: u64,
+    sled_rate: f64,
+) -> anyhow::Result<Vec<Figure>> {
+    let schema = format!("bench_{}", std::process::id());
+    let storage = [
+        "--set".to_owned(),
+        "storage.backend=postgres".to_owned(),
+        "--set".to_owned(),
+        format!("storage.url={url}"),
+        "--set".to_owned(),
+        format!("storage.schema={schema}"),
+    ];
+    let first_dir = work.join("postgres-1");
+    let (_first, first) = start_node(node_bin, &first_dir, &storage)?;
+    let (path, _) = first_batch(first)?;
+    let second_dir = work.join("postgres-2");
+    std::fs::create_dir_all(&second_dir)?;
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(first_dir.join("keys"))
+        .arg(&second_dir)
+        .status()?;
+    if !copied.success() {
+        bail!("could not copy the first node's keys");
+    }
+    let (_second, second) = start_node(node_bin, &second_dir, &storage)?;
+    // The second node serves the batch the first cut: the group shares it.
+    get(second, &path)?;
+    wrk_all(first, &path, 2, 64)?;
+    let mut one: f64 = 0.0;
+    let mut both: f64 = 0.0;
+    for _ in 0..3 {
+        one = one.max(wrk_all(first, &path, seconds, 64)?);
+        let other = {
+            let path = path.clone();
+            std::thread::spawn(move || wrk(second, &path, seconds, 32, half_threads()))
+        };
+        let this = wrk(first, &path, seconds, 32, half_threads())?;
+        let other = other
+            .join()
+            .map_err(|_| anyhow::anyhow!("wrk thread panicked"))??;
+        both = both.max(this + other);
+    }
+    Ok(vec![
+        Figure::new("serve-postgres-1-node", one, "requests/s", sled_rate),
+        Figure::new("serve-postgres-2-nodes", both, "requests/s", sled_rate),
+    ])
 }
 
 /// `/proc/loadavg`'s three averages, or "unknown".
@@ -133,14 +207,26 @@ impl Drop for TempDir {
     }
 }
 
-fn start_node(bin: &Path, work: &Path) -> anyhow::Result<(Guard, SocketAddr)> {
+/// A release node on `data_dir` (and `extra` arguments), on a free loopback port.
+fn start_node(
+    bin: &Path,
+    data_dir: &Path,
+    extra: &[String],
+) -> anyhow::Result<(Guard, SocketAddr)> {
+    std::fs::create_dir_all(data_dir)?;
     let mut child = Command::new(bin)
-        .current_dir(work)
+        .current_dir(data_dir)
         .arg("serve")
         .arg("--data-dir")
-        .arg(work.join("node-data"))
+        .arg(data_dir)
         .args(["--listen", "127.0.0.1:0", "--batch-period-seconds", "2"])
-        .args(["--set", "log_filter=warn"])
+        .args([
+            "--set",
+            "log_filter=warn",
+            "--set",
+            "federation.listen=127.0.0.1:0",
+        ])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -222,6 +308,28 @@ fn start_nginx(work: &Path, path: &str, bytes: &[u8]) -> anyhow::Result<(Guard, 
     Ok((guard, addr))
 }
 
+/// `wrk`'s threads: one per core (as each server gets), at most one per connection. One
+/// thread alone saturates before either server does at 64 and 256 connections.
+fn client_threads(connections: u32) -> usize {
+    server_threads().min(connections as usize)
+}
+
+/// Half the client threads, at least one: each of two `wrk` runs at once.
+fn half_threads() -> usize {
+    (server_threads() / 2).max(1)
+}
+
+/// [`wrk`] with [`client_threads`].
+fn wrk_all(addr: SocketAddr, path: &str, seconds: u64, connections: u32) -> anyhow::Result<f64> {
+    wrk(
+        addr,
+        path,
+        seconds,
+        connections,
+        client_threads(connections),
+    )
+}
+
 /// Threads each server gets: the node's tokio runtime starts one worker per core, so nginx
 /// gets as many worker processes.
 fn server_threads() -> usize {
@@ -255,11 +363,21 @@ fn get(addr: SocketAddr, path: &str) -> anyhow::Result<Vec<u8>> {
     Ok(raw[split + 4..].to_vec())
 }
 
-/// Requests/s from `wrk -t1 -c<connections> -d<seconds>s`; fails on any non-2xx answer or
-/// socket error.
-fn wrk(addr: SocketAddr, path: &str, seconds: u64, connections: u32) -> anyhow::Result<f64> {
+/// Requests/s from `wrk -t<threads> -c<connections> -d<seconds>s`; fails on any non-2xx
+/// answer or socket error.
+fn wrk(
+    addr: SocketAddr,
+    path: &str,
+    seconds: u64,
+    connections: u32,
+    threads: usize,
+) -> anyhow::Result<f64> {
     let output = Command::new("/usr/bin/wrk")
-        .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s")])
+        .args([
+            &format!("-t{threads}"),
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+        ])
         .arg(format!("http://{addr}{path}"))
         .output()
         .context("running wrk")?;

@@ -39,6 +39,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ephemera_node_core::NodeCore;
+use ephemera_node_core::key_binding::{self, KeyBindingError};
 use ephemera_node_core::keys::{KeyError, NodeKeys};
 use ephemera_node_core::publication::PublicationError;
 use ephemera_node_core::store::{
@@ -83,6 +84,9 @@ pub enum NodeError {
     /// Keys could not be loaded or created.
     #[error(transparent)]
     Keys(#[from] KeyError),
+    /// The keys are not those of the store's group (or are missing from a group's node).
+    #[error(transparent)]
+    KeyBinding(KeyBindingError),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -246,13 +250,9 @@ impl Node {
             path: config.data_dir.clone(),
             source,
         })?;
-        // Keys are made on a new node's first start only: a folder with a database has
-        // announced its keys to phones and peers, and must never silently get new ones.
-        let (keys, keys_created) = if config.data_dir.join(DB_DIR).exists() {
-            (NodeKeys::load(&config.data_dir)?, false)
-        } else {
-            NodeKeys::load_or_create(&config.data_dir, &mut rand::rng())?
-        };
+        // Whether the sled folder has history: checked before opening makes the folder.
+        let folder_history = matches!(config.storage.backend, StoreBackend::Sled)
+            && config.data_dir.join(DB_DIR).exists();
         let store: Arc<dyn ReportStore> = match (&config.storage.backend, &config.storage.url) {
             (StoreBackend::Postgres, Some(url)) => {
                 let mut postgres = PostgresConfig::new(url.reveal());
@@ -274,6 +274,19 @@ impl Node {
                     .join(ephemera_node_core::store::DATA_KEYS_DIR),
             )?),
         };
+        // Keys are made for a new store only, and must be the ones its data was made
+        // under: a node of a group never forks the group's batches (`key_binding`).
+        let (keys, keys_created) = key_binding::open_keys(
+            &config.data_dir,
+            store.as_ref(),
+            folder_history,
+            &mut rand::rng(),
+        )
+        .map_err(|e| match e {
+            KeyBindingError::Keys(e) => NodeError::Keys(e),
+            KeyBindingError::Store(e) => NodeError::Store(e),
+            other => NodeError::KeyBinding(other),
+        })?;
         let publisher = match &config.publication.object_store {
             Some(url) => Some(crate::publish::Publisher::new(
                 &crate::publish::Target::parse(url).map_err(crate::publish::PublishError::Url)?,

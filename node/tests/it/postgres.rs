@@ -129,3 +129,80 @@ async fn two_nodes_share_codes_accounts_uploads_and_batches_and_a_restart_keeps_
     }
     a.stop().await;
 }
+
+/// Every row of `schema`, as `pg_dump` writes it: what a refused start must leave alone.
+fn schema_rows(url: &str, schema: &str) -> String {
+    let bin = std::env::var("POSTGRES_TEST_BIN").expect("POSTGRES_TEST_BIN beside the URL");
+    let dump = std::process::Command::new(std::path::Path::new(&bin).join("pg_dump"))
+        .args(["--data-only", "--schema", schema, "--dbname", url])
+        .output()
+        .unwrap();
+    assert!(dump.status.success(), "{dump:?}");
+    // Less the dump's random `\restrict` key, which differs at every run.
+    String::from_utf8(dump.stdout)
+        .unwrap()
+        .lines()
+        .filter(|line| !line.starts_with("\\restrict") && !line.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn a_node_without_the_groups_keys_refuses_to_start_and_changes_nothing() {
+    let Some(url) = server_url() else { return };
+    let schema = format!("it_{}", hex::encode(rand::random::<[u8; 6]>()));
+    let (dir_a, dir_b, dir_c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let clock = ManualClock::new(T0);
+    let a = TestNode::start_with(on_postgres(dir_a.path(), &url, &schema), clock.clone()).await;
+    let session = a.login().await;
+    a.report(&session, "confirmed", pet_contents(2, T0.day()))
+        .await;
+    let group = a.node.keys().batch.public_key();
+    a.stop().await;
+    let before = schema_rows(&url, &schema);
+    assert!(
+        before.contains("bound-batch-key"),
+        "the first node bound it"
+    );
+    let refusal = |opened: Result<ephemera_node::Opened, ephemera_node::NodeError>| match opened {
+        Ok(_) => panic!("the node opened"),
+        Err(e) => e.to_string(),
+    };
+
+    // An empty data folder on the group's schema: no new keys, a clear refusal.
+    let error = refusal(open_node(on_postgres(dir_b.path(), &url, &schema), &clock).await);
+    assert!(error.contains(&group.key_id().to_string()), "{error}");
+    assert!(error.contains("Copy keys/ from another node"), "{error}");
+    assert!(
+        !dir_b
+            .path()
+            .join(ephemera_node_core::keys::KEYS_DIR)
+            .exists(),
+        "no key was made"
+    );
+    // Another node's keys (a node of its own): refused, naming both batch keys.
+    let (foreign, _) =
+        ephemera_node_core::keys::NodeKeys::load_or_create(dir_c.path(), &mut rand::rng()).unwrap();
+    let error = refusal(open_node(on_postgres(dir_c.path(), &url, &schema), &clock).await);
+    assert!(error.contains(&group.key_id().to_string()), "{error}");
+    assert!(
+        error.contains(&foreign.batch.public_key().key_id().to_string()),
+        "{error}"
+    );
+    assert!(
+        schema_rows(&url, &schema) == before,
+        "refused starts leave the schema as it was"
+    );
+
+    // With keys/ copied from A, the second node starts and signs with the group's key.
+    copy_keys(dir_a.path(), dir_b.path());
+    let b = TestNode::start_with(on_postgres(dir_b.path(), &url, &schema), clock.clone()).await;
+    assert_eq!(b.node.keys().batch.public_key(), group);
+    assert!(b.case_worker.is_none());
+    assert_eq!(b.node.store().upload_count().unwrap(), 1);
+    b.stop().await;
+}

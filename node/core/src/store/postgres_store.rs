@@ -20,6 +20,7 @@ use deadpool_postgres::GenericClient;
 use ephemera_proto::audit::{AuditAnchor, AuditEntry, AuditHash};
 use ephemera_proto::auth::{CertificateId, CodeHash};
 use ephemera_proto::batch::{BatchId, BatchIndexEntry};
+use ephemera_proto::signing::Ed25519PublicKey;
 use ephemera_proto::sync::{DayDigest, sync_day};
 use ephemera_proto::upload::UploadId;
 use ephemera_proto::{DayNumber, UnixTime};
@@ -42,6 +43,7 @@ use super::{
     StatsTally, StoreError, StoredUpload, UploadCommit, code_purge_at, decode, encode, expiry_key,
     issued_tally, parse_expiring,
 };
+use super::{BOUND_KEY_KEY, decode_bound_key};
 
 const CUTTER_STATE_KEY: &str = "cutter-state";
 const CHAIN_HEAD_KEY: &str = "chain-head";
@@ -1437,6 +1439,43 @@ impl ReportStore for PostgresReportStore {
                 .get(0);
             Ok(u64::try_from(size).unwrap_or(0))
         })
+    }
+
+    // One transaction, so two nodes that start together bind one key between them.
+    fn bind_key(
+        &self,
+        expected: Option<&Ed25519PublicKey>,
+        key: &Ed25519PublicKey,
+    ) -> Result<Ed25519PublicKey, StoreError> {
+        let bytes = self.db.run(async |c| {
+            let tx = c.transaction().await?;
+            let new = key.0.as_slice();
+            match expected {
+                // The first node of a group: whoever inserts first wins, the others read it.
+                None => {
+                    tx.execute(
+                        "INSERT INTO meta VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                        &[&BOUND_KEY_KEY, &new],
+                    )
+                    .await?;
+                }
+                Some(old) => {
+                    tx.execute(
+                        "UPDATE meta SET value = $2 WHERE key = $1 AND value = $3",
+                        &[&BOUND_KEY_KEY, &new, &old.0.as_slice()],
+                    )
+                    .await?;
+                }
+            }
+            let now = meta(&tx, BOUND_KEY_KEY).await?;
+            tx.commit().await?;
+            Ok(now)
+        })?;
+        decode_bound_key(bytes)?.ok_or(StoreError::Corrupt { tree: "meta" })
+    }
+
+    fn bound_key(&self) -> Result<Option<Ed25519PublicKey>, StoreError> {
+        decode_bound_key(self.db.run(async |c| meta(&*c, BOUND_KEY_KEY).await)?)
     }
 }
 

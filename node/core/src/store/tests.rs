@@ -1245,3 +1245,23 @@ fn a_cut_planned_from_a_state_that_moved_on_is_dropped_whole() {
         assert_eq!(store.batch_index(0, 10).unwrap().len(), 2);
     });
 }
+
+#[test]
+fn the_batch_key_is_bound_once_and_moves_on_from_the_bound_one_only() {
+    use ephemera_proto::signing::Ed25519PublicKey;
+    both(|store| {
+        let (a, b, c) = (
+            Ed25519PublicKey([1; 32]),
+            Ed25519PublicKey([2; 32]),
+            Ed25519PublicKey([3; 32]),
+        );
+        assert_eq!(store.bound_key().unwrap(), None);
+        assert_eq!(store.bind_key(None, &a).unwrap(), a);
+        // A second first node: the first one's key stays.
+        assert_eq!(store.bind_key(None, &b).unwrap(), a);
+        // A move from a key that is not the bound one changes nothing.
+        assert_eq!(store.bind_key(Some(&c), &b).unwrap(), a);
+        assert_eq!(store.bind_key(Some(&a), &b).unwrap(), b);
+        assert_eq!(store.bound_key().unwrap(), Some(b));
+    });
+}

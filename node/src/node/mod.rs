@@ -45,6 +45,8 @@ use ephemera_node_core::publication::PublicationError;
 use ephemera_node_core::store::{
     BackupSummary, PostgresConfig, PostgresReportStore, ReportStore, SledReportStore, StoreError,
 };
+use ephemera_node_core::token_keys::shared::{EpochSeal, StoreEpochs};
+use ephemera_node_core::token_keys::{EpochFolder, EpochShelf, EpochStoreError};
 use ephemera_proto::UnixTime;
 use thiserror::Error;
 use tokio::sync::Mutex as AsyncMutex;
@@ -102,6 +104,9 @@ pub enum NodeError {
     /// A cut could not be planned (storage, or a GAEN export file that could not be signed).
     #[error(transparent)]
     Publication(#[from] PublicationError),
+    /// The group's stored blind-token keys could not be read (another group's pepper).
+    #[error(transparent)]
+    TokenEpochs(EpochStoreError),
     /// A blind-token key could not be made or installed.
     #[error("blind-token keys: {0}")]
     TokenKeys(#[from] ephemera_proto::token::TokenError),
@@ -180,6 +185,8 @@ struct Inner {
     unflushed: Mutex<Unflushed>,
     /// Whether a task is making blind-token keys (`token_keys`).
     token_keys_busy: AtomicBool,
+    /// Where blind-token epochs persist: `keys/tokens/`, or the group's store.
+    token_epochs: Arc<dyn EpochShelf>,
     /// Judges the wall clock before purges and cuts.
     clock_watch: Mutex<clock_watch::ClockWatch>,
     /// Whether another copy of this node runs (twin detection through federation).
@@ -253,12 +260,16 @@ impl Node {
         // Whether the sled folder has history: checked before opening makes the folder.
         let folder_history = matches!(config.storage.backend, StoreBackend::Sled)
             && config.data_dir.join(DB_DIR).exists();
+        // On PostgreSQL the group shares its blind-token keys too (`token_keys::shared`).
+        let mut shared_tables: Option<Arc<PostgresReportStore>> = None;
         let store: Arc<dyn ReportStore> = match (&config.storage.backend, &config.storage.url) {
             (StoreBackend::Postgres, Some(url)) => {
                 let mut postgres = PostgresConfig::new(url.reveal());
                 postgres.schema.clone_from(&config.storage.schema);
                 postgres.pool_size = config.storage.pool_size;
-                Arc::new(PostgresReportStore::open(&postgres)?)
+                let store = Arc::new(PostgresReportStore::open(&postgres)?);
+                shared_tables = Some(store.clone());
+                store
             }
             (StoreBackend::Postgres, None) => {
                 return Err(NodeError::Store(StoreError::Engine(
@@ -298,7 +309,11 @@ impl Node {
             )?),
             None => None,
         };
-        let node = Node::with_store(config, clock, store, keys);
+        let token_epochs: Arc<dyn EpochShelf> = match shared_tables {
+            Some(tables) => Arc::new(StoreEpochs::new(tables, EpochSeal::new(&keys.pepper))),
+            None => Arc::new(EpochFolder::new(&config.data_dir)),
+        };
+        let node = Node::build(config, clock, store, keys, token_epochs);
         if let Some(publisher) = publisher {
             node.publish_to(publisher);
         }
@@ -311,12 +326,24 @@ impl Node {
         })
     }
 
-    /// A node over any store and keys (tests, other engines).
+    /// A node over any store and keys (tests, other engines); its blind-token keys are
+    /// files of its data folder.
     pub fn with_store(
         config: NodeConfig,
         clock: Arc<dyn Clock>,
         store: Arc<dyn ReportStore>,
         keys: NodeKeys,
+    ) -> Node {
+        let token_epochs = Arc::new(EpochFolder::new(&config.data_dir));
+        Node::build(config, clock, store, keys, token_epochs)
+    }
+
+    fn build(
+        config: NodeConfig,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn ReportStore>,
+        keys: NodeKeys,
+        token_epochs: Arc<dyn EpochShelf>,
     ) -> Node {
         let login_budget = LoginBudget::new(
             config.authority.login_failures_per_user,
@@ -382,6 +409,7 @@ impl Node {
                 unflushed: Mutex::new(Unflushed::default()),
                 batch_log,
                 token_keys_busy: AtomicBool::new(false),
+                token_epochs,
                 publisher: std::sync::OnceLock::new(),
             }),
         };

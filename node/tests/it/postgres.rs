@@ -206,3 +206,77 @@ async fn a_node_without_the_groups_keys_refuses_to_start_and_changes_nothing() {
     assert_eq!(b.node.store().upload_count().unwrap(), 1);
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_blind_token_from_one_node_of_a_group_is_accepted_at_another() {
+    use crate::blind_token::{
+        prepare_token_verify, sealed_post, sealed_token_verify, sealing_key, token_keys,
+    };
+    use ephemera_proto::sealed::SealedRoute;
+    use ephemera_proto::token::{TokenUpload, TokenVerifyResponse};
+    use ephemera_proto::upload::UploadRequest;
+
+    let Some(url) = server_url() else { return };
+    let schema = format!("it_{}", hex::encode(rand::random::<[u8; 6]>()));
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let clock = ManualClock::new(T0);
+    let tokened = |dir: &std::path::Path| {
+        let mut config = on_postgres(dir, &url, &schema);
+        config.authority.blind_token_keys = true;
+        config
+    };
+    let a = TestNode::start_with(tokened(dir_a.path()), clock.clone()).await;
+    std::fs::create_dir_all(dir_b.path()).unwrap();
+    copy_keys(dir_a.path(), dir_b.path());
+    let b = TestNode::start_with(tokened(dir_b.path()), clock.clone()).await;
+    // Both make today's and tomorrow's keys at the same instant: one set is kept.
+    let (made_a, made_b) = tokio::join!(a.node.ensure_token_keys(), b.node.ensure_token_keys());
+    assert_eq!((made_a.unwrap(), made_b.unwrap()), (2, 2));
+    let served = |node: &TestNode| {
+        ephemera_proto::wire::decode::<ephemera_proto::token::SignedTokenKeySet>(
+            &node.node.token_key_set_frame(),
+        )
+        .unwrap()
+        .set
+        .keys
+    };
+    assert_eq!(served(&a), served(&b), "one key set");
+    for dir in [&dir_a, &dir_b] {
+        assert!(
+            !dir.path().join("keys").join("tokens").exists(),
+            "the group's keys are in the store, not in a node's folder"
+        );
+    }
+
+    // A phone verifies at A ...
+    let keys = token_keys(&a).await;
+    let contents = pet_contents(3, T0.day());
+    let (phone, exchange, request) = prepare_token_verify(&a, &keys, &contents).await;
+    let verified = sealed_token_verify(&a, sealing_key(&a).await, &request).await;
+    assert_eq!(verified.3, 200, "{}", String::from_utf8_lossy(&verified.4));
+    let answer: TokenVerifyResponse = serde_json::from_slice(&verified.4).unwrap();
+    let token = exchange.finish(&keys, &answer).unwrap();
+
+    // ... and uploads at B the next day.
+    clock.set(ephemera_proto::UnixTime(
+        T0.day().plus(1).start().0 + 5 * 3600,
+    ));
+    let upload = UploadRequest::tokened(
+        TokenUpload {
+            contents: contents.clone(),
+            token,
+        },
+        phone.key(),
+    );
+    let uploaded = sealed_post(
+        &b,
+        sealing_key(&b).await,
+        SealedRoute::Upload,
+        &ephemera_proto::wire::encode(&upload),
+    )
+    .await;
+    assert_eq!(uploaded.3, 200, "{}", String::from_utf8_lossy(&uploaded.4));
+    assert_eq!(a.node.store().upload_count().unwrap(), 1);
+    b.stop().await;
+    a.stop().await;
+}

@@ -12,6 +12,7 @@
 
 mod connection;
 mod schema;
+mod token_epochs;
 
 use std::collections::HashSet;
 use std::sync::Arc;

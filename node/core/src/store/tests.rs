@@ -1264,4 +1264,11 @@ fn the_batch_key_is_bound_once_and_moves_on_from_the_bound_one_only() {
         assert_eq!(store.bind_key(Some(&a), &b).unwrap(), b);
         assert_eq!(store.bound_key().unwrap(), Some(b));
     });
+    // A record of another length (an edited database) is corrupt, not a key.
+    for bytes in [&[][..], &[1; 31], &[1; 33]] {
+        assert!(matches!(
+            super::decode_bound_key(Some(bytes)),
+            Err(StoreError::Corrupt { tree: "meta" })
+        ));
+    }
 }

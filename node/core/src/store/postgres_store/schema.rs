@@ -9,7 +9,10 @@ use super::connection::Failure;
 
 /// Each migration: its number, what it does, and its SQL. Never edit one that shipped; add
 /// the next.
-pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "the tables of store format 4", V1)];
+pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "the tables of store format 4", V1),
+    (2, "the group's blind-token keys", V2),
+];
 
 const V1: &str = "
 CREATE TABLE data_keys (day integer PRIMARY KEY, key bytea NOT NULL);
@@ -31,6 +34,12 @@ CREATE TABLE sessions (id bytea PRIMARY KEY, record bytea NOT NULL);
 CREATE TABLE audit (sequence bigint PRIMARY KEY, entry bytea NOT NULL);
 CREATE TABLE meta (key text PRIMARY KEY, value bytea NOT NULL);
 CREATE TABLE expiry (key bytea PRIMARY KEY);
+";
+
+/// The group's blind-token keys, one row per epoch (UTC day), sealed under a key derived
+/// from the code pepper (`token_keys::shared`).
+const V2: &str = "
+CREATE TABLE token_keys (epoch integer PRIMARY KEY, sealed bytea NOT NULL);
 ";
 
 /// What [`migrate`] found.

@@ -335,3 +335,21 @@ fn the_store_answers_from_inside_a_tokio_runtime_as_from_a_plain_thread() {
             .unwrap();
     });
 }
+
+#[test]
+fn a_token_epoch_is_kept_once_for_the_whole_group_and_forgotten() {
+    use crate::token_keys::shared::EpochTable;
+    use ephemera_proto::DayNumber;
+    let Some(scratch) = scratch() else { return };
+    let (a, b) = (scratch.store(), scratch.sibling());
+    let epoch = DayNumber(19_700);
+    assert_eq!(a.keep_token_epoch(epoch, b"first").unwrap(), b"first");
+    assert_eq!(b.keep_token_epoch(epoch, b"second").unwrap(), b"first");
+    assert_eq!(b.keep_token_epoch(epoch.plus(1), b"next").unwrap(), b"next");
+    assert_eq!(
+        a.token_epochs(epoch.plus(1)).unwrap(),
+        [(epoch.plus(1), b"next".to_vec())]
+    );
+    assert_eq!(b.forget_token_epochs(epoch.plus(1)).unwrap(), 1);
+    assert_eq!(a.token_epochs(DayNumber(0)).unwrap().len(), 1);
+}

@@ -11,6 +11,7 @@
 //! `VACUUM FULL` rewrites that small table, so its old file goes).
 
 mod connection;
+mod day_digests;
 mod schema;
 mod token_epochs;
 
@@ -31,6 +32,7 @@ use zeroize::Zeroizing;
 
 use connection::{Database, Failure};
 pub use connection::{PostgresConfig, valid_schema_name};
+use day_digests::DigestDelta;
 use schema::{Migrated, migrate};
 
 use super::sealing::{DataKeys, DayKey, KeyShelf, code_lookup, open_code, seal_code};
@@ -371,6 +373,7 @@ async fn commit_one(
     tx: &impl GenericClient,
     commit: &UploadCommit,
     p: &Prepared,
+    digests: &mut DigestDelta,
 ) -> Result<CommitOutcome, Failure> {
     let certificate = commit.certificate.0;
     let taken = tx
@@ -411,20 +414,10 @@ async fn commit_one(
         }
     }
     let upload_id = commit.upload.0;
-    tx.execute(
-        "INSERT INTO uploads VALUES ($1, $2, $3) \
-         ON CONFLICT (id) DO UPDATE SET sealed = excluded.sealed",
-        &[&upload_id.0.as_slice(), &p.day, &p.record],
-    )
-    .await?;
+    upsert_upload(tx, &upload_id.0, p.day, &p.record, digests).await?;
     insert_expiry(tx, &p.expiry).await?;
     if let Some((id, bytes, day)) = &p.original {
-        tx.execute(
-            "INSERT INTO uploads VALUES ($1, $2, $3) \
-             ON CONFLICT (id) DO UPDATE SET sealed = excluded.sealed",
-            &[&id.as_slice(), day, bytes],
-        )
-        .await?;
+        upsert_upload(tx, id, *day, bytes, digests).await?;
     }
     for key in &commit.dequeue {
         tx.execute(
@@ -441,6 +434,29 @@ async fn commit_one(
         .await?;
     }
     Ok(CommitOutcome::Committed)
+}
+
+/// Files an upload's record, replacing one under its id; a new one counts in `digests`
+/// under the day of its row (a replaced row keeps its day).
+async fn upsert_upload(
+    tx: &impl GenericClient,
+    id: &[u8; 32],
+    day: i32,
+    sealed: &[u8],
+    digests: &mut DigestDelta,
+) -> Result<(), Failure> {
+    let row = tx
+        .query_one(
+            "INSERT INTO uploads VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET sealed = excluded.sealed \
+             RETURNING sync_day, (xmax = 0)",
+            &[&id.as_slice(), &day, &sealed],
+        )
+        .await?;
+    if row.get::<_, bool>(1) {
+        digests.change(row.get(0), id, true);
+    }
+    Ok(())
 }
 
 /// The items of `items` (in order) that are the last with their key.
@@ -463,6 +479,7 @@ async fn commit_plain(
     tx: &impl GenericClient,
     commits: &[UploadCommit],
     prepared: &[Prepared],
+    digests: &mut DigestDelta,
 ) -> Result<Vec<CommitOutcome>, Failure> {
     let mut first_of_certificate = HashSet::new();
     let candidates: Vec<usize> = (0..commits.len())
@@ -539,7 +556,8 @@ async fn commit_plain(
     let statements = futures::try_join!(
         tx.prepare_cached(
             "INSERT INTO uploads SELECT * FROM unnest($1::bytea[], $2::int4[], $3::bytea[]) \
-             ON CONFLICT (id) DO UPDATE SET sealed = excluded.sealed",
+             ON CONFLICT (id) DO UPDATE SET sealed = excluded.sealed \
+             RETURNING id, sync_day, (xmax = 0)",
         ),
         tx.prepare_cached(
             "INSERT INTO expiry SELECT * FROM unnest($1::bytea[]) ON CONFLICT DO NOTHING",
@@ -549,11 +567,16 @@ async fn commit_plain(
              ON CONFLICT (key) DO UPDATE SET sealed = excluded.sealed",
         ),
     )?;
-    let uploads = tx.execute(&statements.0, &upload_params);
+    let uploads = tx.query(&statements.0, &upload_params);
     let expiries = tx.execute(&statements.1, &expiry_params);
     let queued = tx.execute(&statements.2, &queue_params);
     let (uploads, expiries, queued) = futures::join!(uploads, expiries, queued);
-    uploads?;
+    for row in uploads? {
+        // New rows count; a row that was there (a retried upload) already does.
+        if row.get::<_, bool>(2) {
+            digests.change(row.get(1), row.get(0), true);
+        }
+    }
     expiries?;
     queued?;
     Ok(outcomes)
@@ -787,15 +810,18 @@ impl ReportStore for PostgresReportStore {
             .collect::<Result<Vec<Prepared>, StoreError>>()?;
         self.db.run(async |c| {
             let tx = c.transaction().await?;
+            let mut digests = DigestDelta::default();
             let outcomes = if commits.iter().all(UploadCommit::is_plain) {
-                commit_plain(&tx, commits, &prepared).await?
+                commit_plain(&tx, commits, &prepared, &mut digests).await?
             } else {
                 let mut outcomes = Vec::with_capacity(commits.len());
                 for (commit, p) in commits.iter().zip(&prepared) {
-                    outcomes.push(commit_one(&tx, commit, p).await?);
+                    outcomes.push(commit_one(&tx, commit, p, &mut digests).await?);
                 }
                 outcomes
             };
+            // Last but the statistics, as in every transaction that changes them.
+            digests.apply(&tx).await?;
             let mut tally = StatsTally::new();
             for (commit, outcome) in commits.iter().zip(&outcomes) {
                 if *outcome == CommitOutcome::Committed {
@@ -830,11 +856,8 @@ impl ReportStore for PostgresReportStore {
     }
 
     fn day_digest(&self, day: DayNumber) -> Result<DayDigest, StoreError> {
-        let mut digest = DayDigest::empty(day);
-        for id in self.sync_ids(day, None, usize::MAX)? {
-            digest.add(&id);
-        }
-        Ok(digest)
+        self.db
+            .run(async |c| day_digests::day_digest(&*c, day).await)
     }
 
     fn certificate_use(&self, id: &CertificateId) -> Result<Option<CertificateUse>, StoreError> {
@@ -872,13 +895,7 @@ impl ReportStore for PostgresReportStore {
     }
 
     fn upload_count(&self) -> Result<u64, StoreError> {
-        self.db.run(async |c| {
-            let count: i64 = c
-                .query_one("SELECT count(*) FROM uploads", &[])
-                .await?
-                .get(0);
-            Ok(u64::try_from(count).unwrap_or(0))
-        })
+        self.db.run(async |c| day_digests::upload_count(&*c).await)
     }
 
     fn queued_until(&self, until: UnixTime) -> Result<Vec<(QueueKey, QueuedGroup)>, StoreError> {
@@ -1328,6 +1345,7 @@ impl ReportStore for PostgresReportStore {
         let mut counts = self.db.run(async |c| {
             let tx = c.transaction().await?;
             let mut counts = PurgeCounts::default();
+            let mut digests = DigestDelta::default();
             // SKIP LOCKED: another node purging at the same time takes the other entries.
             let due = tx
                 .query(
@@ -1343,9 +1361,16 @@ impl ReportStore for PostgresReportStore {
                         certificate,
                         certificate_purge_at,
                     } => {
-                        counts.uploads += tx
-                            .execute("DELETE FROM uploads WHERE id = $1", &[&id.0.as_slice()])
-                            .await?;
+                        if let Some(row) = tx
+                            .query_opt(
+                                "DELETE FROM uploads WHERE id = $1 RETURNING sync_day",
+                                &[&id.0.as_slice()],
+                            )
+                            .await?
+                        {
+                            digests.change(row.get(0), &id.0, false);
+                            counts.uploads += 1;
+                        }
                         if certificate_purge_at <= now {
                             counts.certificates += tx
                                 .execute(
@@ -1403,6 +1428,7 @@ impl ReportStore for PostgresReportStore {
             counts.queued += tx
                 .execute("DELETE FROM queue WHERE key < $1", &[&stale_end.as_slice()])
                 .await?;
+            digests.apply(&tx).await?;
             tx.commit().await?;
             Ok(counts)
         })?;

@@ -737,3 +737,141 @@ async fn replayed_upload_then_foreign_revision_is_refused_and_the_victims_succee
     healthz_within_1s(&node).await;
     node.stop().await;
 }
+
+/// An anonymous flood against a PostgreSQL node whose pool is exhausted: an outside session
+/// holds `codes` locked for 4 s, so both pooled connections wait on it inside wrong-code
+/// verifies (checked in `pg_locks`) and the flood's other verifies wait behind them, within
+/// the phone class's caps. `/healthz` and a cached batch, which need no connection, answer
+/// within 1 s throughout; once the lock goes the flood is answered `invalid-code` (or 503
+/// where a cap sheds it) and the honest phone verifies and uploads. On two worker threads,
+/// as `serve` runs on a two-core machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_postgres_pool_leaves_health_and_cached_batches_answering() {
+    let (Ok(url), Ok(bin)) = (
+        std::env::var("POSTGRES_TEST_URL"),
+        std::env::var("POSTGRES_TEST_BIN"),
+    ) else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must run the PostgreSQL tests: source .ci/postgres.sh first"
+        );
+        eprintln!("POSTGRES_TEST_URL is not set: the PostgreSQL flood is not tested");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let schema = format!("flood_{}", hex::encode(rand::random::<[u8; 6]>()));
+    let mut config = hostile_config(dir.path());
+    config.storage.backend = ephemera_node::config::StoreBackend::Postgres;
+    config.storage.url = Some(ephemera_node::config::DatabaseUrl::parse(&url).unwrap());
+    config.storage.schema.clone_from(&schema);
+    config.storage.pool_size = 2;
+    let node = start(config).await;
+    let code = fresh_code(&node).await;
+    let session = node.login().await;
+    node.report(&session, "confirmed", pet_contents(16, T0.day()))
+        .await;
+    let batch = format!("/v1/batches/{}", node.next_batches().await[0].id);
+    assert_eq!(node.get(&batch).await.status, 200, "now cached");
+
+    let psql = |sql: &str| {
+        let out = std::process::Command::new(std::path::Path::new(&bin).join("psql"))
+            .args([
+                "--tuples-only",
+                "--no-align",
+                "--dbname",
+                &url,
+                "--command",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    // Lock requests on this schema's `codes`: granted ones (`true`) and waiting ones.
+    let locks = |granted: bool| {
+        psql(&format!(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = '{schema}' AND c.relname = 'codes' AND l.granted = {granted}"
+        ))
+    };
+    let until = |what: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !what() {
+            assert!(Instant::now() < deadline, "timed out");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let mut locker = std::process::Command::new(std::path::Path::new(&bin).join("psql"))
+        .args(["--quiet", "--dbname", &url, "--command"])
+        .arg(format!(
+            "BEGIN; LOCK TABLE {schema}.codes IN ACCESS EXCLUSIVE MODE; \
+             SELECT pg_sleep(4); COMMIT;"
+        ))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    until(&|| locks(true) == "1");
+    let addr = node.addr;
+    let wrong = wrong_code_body();
+    let mut attackers = tokio::task::JoinSet::new();
+    // 4 sources, 5 connections each: the phone class (16) full of verifies that wait, and
+    // each source one past its cap (4).
+    for source in 0..20u8 {
+        let wrong = wrong.clone();
+        attackers.spawn(async move {
+            let mut bytes = head("POST", "/v1/verify", source / 5, wrong.len() as u64);
+            bytes.extend_from_slice(&wrong);
+            let mut answers = Vec::new();
+            for _ in 0..8 {
+                let started = Instant::now();
+                let mut stream = TcpStream::connect(addr).await.unwrap();
+                let _ = stream.write_all(&bytes).await;
+                let mut out = Vec::new();
+                let _ = stream.read_to_end(&mut out).await;
+                // 0: closed without an answer.
+                let status = if out.is_empty() { 0 } else { parse(&out).0 };
+                answers.push((status, started.elapsed()));
+            }
+            answers
+        });
+    }
+    // Both pooled connections wait on the lock: the pool is exhausted.
+    until(&|| locks(false) == "2");
+    let mut slowest = Duration::ZERO;
+    for _ in 0..6 {
+        let started = Instant::now();
+        healthz_within_1s(&node).await;
+        let cached = tokio::time::timeout(Duration::from_secs(1), node.get(&batch))
+            .await
+            .expect("a cached batch within 1 s");
+        assert_eq!(cached.status, 200);
+        slowest = slowest.max(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    eprintln!("slowest /healthz + cached batch while the pool was exhausted: {slowest:?}");
+    assert!(locker.wait().unwrap().success());
+    honest_phone_verifies_and_uploads(&node, &code).await;
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    let mut longest = Duration::ZERO;
+    while let Some(answers) = attackers.join_next().await {
+        for (status, took) in answers.unwrap() {
+            *statuses.entry(status).or_default() += 1;
+            longest = longest.max(took);
+        }
+    }
+    eprintln!("the flood's answers by status: {statuses:?}, the longest in {longest:?}");
+    assert!(
+        longest > Duration::from_secs(2),
+        "verifies waited for the locked table: the pool was exhausted"
+    );
+    assert!(
+        statuses.keys().all(|s| [400, 503].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(statuses.get(&400).is_some_and(|n| *n > 0), "{statuses:?}");
+    // A source past its cap was shed while its verifies waited.
+    assert!(statuses.get(&503).is_some_and(|n| *n > 0), "{statuses:?}");
+    assert!(util::captured_logs().contains("shedding load"));
+    node.stop().await;
+}

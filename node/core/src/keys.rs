@@ -178,6 +178,20 @@ impl fmt::Debug for ExportSigningKey {
     }
 }
 
+/// A ChaCha20-Poly1305 key derived from the code pepper for one use, named by `label`
+/// (HMAC-SHA256(pepper, label)): what the group's shared rows are sealed under where the
+/// database must not be able to open them (TOTP secrets, blind-token keys), since every
+/// node of a group holds the pepper and the database never does.
+pub fn pepper_seal_key(pepper: &CodePepper, label: &[u8]) -> ring::aead::LessSafeKey {
+    let derived = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &pepper.0[..]),
+        label,
+    );
+    let key = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, derived.as_ref())
+        .expect("32 bytes is a ChaCha20 key");
+    ring::aead::LessSafeKey::new(key)
+}
+
 /// Standard base64 with padding.
 fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -34,6 +34,7 @@ pub mod clock_guard;
 pub mod federation_intake;
 pub mod head_watch;
 pub mod intake;
+pub mod key_binding;
 pub mod key_rotation;
 pub mod keys;
 pub mod policy;

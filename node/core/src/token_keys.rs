@@ -8,10 +8,18 @@
 //! epoch with [`save_epoch`] and installs it with
 //! [`NodeCore::install_token_epoch`](crate::NodeCore::install_token_epoch).
 //!
-//! Files: `keys/tokens/<epoch>.keys`, mode 0600, postcard of `[(class, PKCS#8 DER)]`,
-//! written once (temporary name, sync, rename) and removed by [`forget_epochs_before`].
-//! A past epoch's private keys stay on disk until then (residual: only the public halves
-//! are needed once the day is over).
+//! Where epochs persist is an [`EpochShelf`]:
+//!
+//! - [`EpochFolder`] (a node of its own, on sled): files `keys/tokens/<epoch>.keys`, mode
+//!   0600, postcard of `[(class, PKCS#8 DER)]`, written once (temporary name, sync, rename)
+//!   and removed by [`forget_epochs_before`];
+//! - [`shared::StoreEpochs`] (a group of nodes on PostgreSQL): rows of the store's
+//!   `token_keys` table, the same postcard sealed under a key derived from the code pepper
+//!   that every node of the group holds, made once per epoch by whichever node gets there
+//!   first, so the whole group signs and verifies with one key per class and day.
+//!
+//! A past epoch's private keys stay stored until forgotten (residual: only the public
+//! halves are needed once the day is over).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -26,6 +34,98 @@ use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 use crate::keys::{KEYS_DIR, KeyError, create_private_dir, read_or_create};
+use crate::store::StoreError;
+
+pub mod shared;
+
+/// An epoch's keys could not be stored or read back.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EpochStoreError {
+    /// A key file could not be read or written, or is corrupt.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The store could not be asked or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store's keys of an epoch do not open with this node's code pepper, or are
+    /// corrupt.
+    #[error(
+        "the stored blind-token keys of epoch (UTC day) {} do not open with this node's \
+         keys/code-pepper: every node of a group needs the same keys/ (copy it from \
+         another node of the group)",
+        epoch.0
+    )]
+    Unreadable {
+        /// The epoch (UTC day).
+        epoch: DayNumber,
+    },
+}
+
+/// Where a node's token epochs persist (see the module doc).
+pub trait EpochShelf: Send + Sync {
+    /// Every stored epoch from `oldest` on, oldest first.
+    ///
+    /// # Errors
+    /// [`EpochStoreError`].
+    fn load(
+        &self,
+        oldest: DayNumber,
+    ) -> Result<Vec<(DayNumber, Vec<TokenSigningKey>)>, EpochStoreError>;
+
+    /// Stores `keys` as `epoch`'s unless it is stored already (by another writer), and
+    /// returns the keys stored: two writers of one epoch end with the same keys.
+    ///
+    /// # Errors
+    /// [`EpochStoreError`].
+    fn save(
+        &self,
+        epoch: DayNumber,
+        keys: Vec<TokenSigningKey>,
+    ) -> Result<Vec<TokenSigningKey>, EpochStoreError>;
+
+    /// Removes the stored epochs before `oldest`.
+    ///
+    /// # Errors
+    /// [`EpochStoreError`].
+    fn forget_before(&self, oldest: DayNumber) -> Result<(), EpochStoreError>;
+}
+
+/// Epochs as files of `<data_dir>/keys/tokens/`.
+#[derive(Debug)]
+pub struct EpochFolder {
+    data_dir: PathBuf,
+}
+
+impl EpochFolder {
+    /// The folder of the node whose data folder is `data_dir`.
+    pub fn new(data_dir: &Path) -> EpochFolder {
+        EpochFolder {
+            data_dir: data_dir.to_owned(),
+        }
+    }
+}
+
+impl EpochShelf for EpochFolder {
+    fn load(
+        &self,
+        oldest: DayNumber,
+    ) -> Result<Vec<(DayNumber, Vec<TokenSigningKey>)>, EpochStoreError> {
+        Ok(load_epochs(&self.data_dir, oldest)?)
+    }
+
+    fn save(
+        &self,
+        epoch: DayNumber,
+        keys: Vec<TokenSigningKey>,
+    ) -> Result<Vec<TokenSigningKey>, EpochStoreError> {
+        Ok(save_epoch(&self.data_dir, epoch, keys)?)
+    }
+
+    fn forget_before(&self, oldest: DayNumber) -> Result<(), EpochStoreError> {
+        Ok(forget_epochs_before(&self.data_dir, oldest)?)
+    }
+}
 
 /// Sub-folder of `keys/` holding the token keys.
 pub const TOKEN_KEYS_DIR: &str = "tokens";
@@ -159,18 +259,8 @@ pub fn save_epoch(
     create_private_dir(&dir(data_dir))?;
     let path = epoch_path(data_dir, epoch);
     let corrupt = || KeyError::Corrupt { path: path.clone() };
-    let encoded = keys
-        .iter()
-        .map(|key| Ok((key.public().class, key.to_der().map_err(|_| corrupt())?)))
-        .collect::<Result<Vec<(TokenClass, Zeroizing<Vec<u8>>)>, KeyError>>()?;
-    let make = || {
-        let plain: Vec<(TokenClass, &[u8])> = encoded
-            .iter()
-            .map(|(class, der)| (*class, der.as_slice()))
-            .collect();
-        Zeroizing::new(postcard::to_allocvec(&plain).expect("postcard into a Vec"))
-    };
-    let bytes = read_or_create(&path, "a token key file", &mut false, Some(make))?;
+    let encoded = encode_epoch(&keys).ok_or_else(corrupt)?;
+    let bytes = read_or_create(&path, "a token key file", &mut false, Some(|| encoded))?;
     decode_epoch(&bytes, epoch).ok_or_else(corrupt)
 }
 
@@ -248,6 +338,23 @@ fn epoch_of(path: &Path) -> Option<DayNumber> {
     path.file_stem()?.to_str()?.parse().ok().map(DayNumber)
 }
 
+/// An epoch's keys as stored: postcard of `[(class, PKCS#8 DER)]`; `None` when a key does
+/// not encode.
+fn encode_epoch(keys: &[TokenSigningKey]) -> Option<Zeroizing<Vec<u8>>> {
+    let encoded = keys
+        .iter()
+        .map(|key| Some((key.public().class, key.to_der().ok()?)))
+        .collect::<Option<Vec<(TokenClass, Zeroizing<Vec<u8>>)>>>()?;
+    let plain: Vec<(TokenClass, &[u8])> = encoded
+        .iter()
+        .map(|(class, der)| (*class, der.as_slice()))
+        .collect();
+    Some(Zeroizing::new(
+        postcard::to_allocvec(&plain).expect("postcard into a Vec"),
+    ))
+}
+
+/// The keys of `epoch` from what [`encode_epoch`] wrote; `None` when they do not decode.
 fn decode_epoch(bytes: &[u8], epoch: DayNumber) -> Option<Vec<TokenSigningKey>> {
     let plain: Vec<(TokenClass, Vec<u8>)> = postcard::from_bytes(bytes).ok()?;
     plain

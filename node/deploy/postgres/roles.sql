@@ -86,7 +86,15 @@ BEGIN
     GRANT INSERT ON uploads, queue TO ephemera_intake;
     GRANT SELECT, INSERT, DELETE ON expiry TO ephemera_intake;
     GRANT SELECT, INSERT, UPDATE, DELETE ON stats TO ephemera_intake;
-    -- The last cut, against which every node judges its wall clock.
+    -- Each day's upload count and id digest, kept in the upload's transaction.
+    GRANT SELECT, INSERT, UPDATE ON day_digests TO ephemera_intake;
+    -- The group's blind-token keys (sealed under the code pepper, which the database never
+    -- holds): made by whichever intake node gets to a day first, read by the others,
+    -- forgotten after retention.
+    GRANT SELECT, INSERT, DELETE ON token_keys TO ephemera_intake;
+    -- The last cut, against which every node judges its wall clock, and the group's bound
+    -- batch key, which every node compares with its own at start (the owner's node records
+    -- it, and moves it on after a batch-key rotation: start that node first).
     GRANT SELECT ON meta TO ephemera_intake;
 
     -- publisher: cut (read and remove queue groups, write batches, the index and exports,
@@ -101,6 +109,8 @@ BEGIN
         TO ephemera_publisher;
     GRANT SELECT, INSERT, UPDATE ON meta TO ephemera_publisher;
     GRANT SELECT, INSERT, UPDATE, DELETE ON stats TO ephemera_publisher;
+    -- The purge takes the uploads it deletes out of their day's count and digest.
+    GRANT SELECT, INSERT, UPDATE, DELETE ON day_digests TO ephemera_publisher;
 
     -- console: staff, sessions, API keys and quotas; issuing and revoking codes; the audit
     -- trail; statistics; and its share of the purge (audit records, code statuses,
@@ -113,5 +123,7 @@ BEGIN
     GRANT SELECT, INSERT, DELETE ON audit TO ephemera_console;
     GRANT SELECT, INSERT, UPDATE ON meta TO ephemera_console;
     GRANT SELECT, INSERT, UPDATE, DELETE ON stats TO ephemera_console;
+    -- The upload count its metrics show.
+    GRANT SELECT ON day_digests TO ephemera_console;
 END
 $$;

@@ -13,7 +13,7 @@ use std::fmt;
 use ephemera_proto::UnixTime;
 use ephemera_proto::auth::CodePepper;
 use rand_core::CryptoRng;
-use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce};
 use ring::hmac;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -164,14 +164,8 @@ impl fmt::Debug for TotpSeal {
 impl TotpSeal {
     /// The seal of the node whose code pepper is `pepper`.
     pub(crate) fn new(pepper: &CodePepper) -> TotpSeal {
-        let derived = hmac::sign(
-            &hmac::Key::new(hmac::HMAC_SHA256, &pepper.0[..]),
-            SEAL_LABEL,
-        );
-        let key = UnboundKey::new(&CHACHA20_POLY1305, derived.as_ref())
-            .expect("32 bytes is a ChaCha20 key");
         TotpSeal {
-            key: LessSafeKey::new(key),
+            key: ephemera_node_core::keys::pepper_seal_key(pepper, SEAL_LABEL),
         }
     }
 

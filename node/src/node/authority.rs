@@ -329,12 +329,19 @@ impl Node {
         if request.decoy {
             self.inner.metrics.decoy("verify");
         }
-        let response = self.inner.core.redeem_code(
-            self.inner.store.as_ref(),
-            request,
-            now,
-            &mut rand::rng(),
-        )?;
+        // On a blocking thread: the store call may wait (for a PostgreSQL connection, or a
+        // row another node holds), and a wait on a runtime worker would stall every other
+        // request, `/healthz` and cached batches too. The phone class's in-flight cap
+        // bounds how many wait (`hostile_clients::an_exhausted_postgres_pool_…`).
+        let node = self.clone();
+        let request = request.clone();
+        let response = tokio::task::spawn_blocking(move || {
+            node.inner
+                .core
+                .redeem_code(node.inner.store.as_ref(), &request, now, &mut rand::rng())
+        })
+        .await
+        .map_err(|_| ApiError::Internal)??;
         // The code is gone from the store; make that durable before handing out a
         // certificate, so a crash cannot let the same code be used twice. Decoys flush too.
         self.inner.flusher.flush().await?;

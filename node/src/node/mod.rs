@@ -39,12 +39,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ephemera_node_core::NodeCore;
+use ephemera_node_core::key_binding::{self, KeyBindingError};
 use ephemera_node_core::keys::{KeyError, NodeKeys};
 use ephemera_node_core::publication::PublicationError;
 use ephemera_node_core::store::{
     BackupSummary, PostgresConfig, PostgresReportStore, ReportStore, SledReportStore, StoreError,
     StoreRole,
 };
+use ephemera_node_core::token_keys::shared::{EpochSeal, StoreEpochs};
+use ephemera_node_core::token_keys::{EpochFolder, EpochShelf, EpochStoreError};
 use ephemera_proto::UnixTime;
 use thiserror::Error;
 use tokio::sync::Mutex as AsyncMutex;
@@ -84,6 +87,9 @@ pub enum NodeError {
     /// Keys could not be loaded or created.
     #[error(transparent)]
     Keys(#[from] KeyError),
+    /// The keys are not those of the store's group (or are missing from a group's node).
+    #[error(transparent)]
+    KeyBinding(KeyBindingError),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -99,6 +105,9 @@ pub enum NodeError {
     /// A cut could not be planned (storage, or a GAEN export file that could not be signed).
     #[error(transparent)]
     Publication(#[from] PublicationError),
+    /// The group's stored blind-token keys could not be read (another group's pepper).
+    #[error(transparent)]
+    TokenEpochs(EpochStoreError),
     /// A blind-token key could not be made or installed.
     #[error("blind-token keys: {0}")]
     TokenKeys(#[from] ephemera_proto::token::TokenError),
@@ -179,6 +188,8 @@ struct Inner {
     unflushed: Mutex<Unflushed>,
     /// Whether a task is making blind-token keys (`token_keys`).
     token_keys_busy: AtomicBool,
+    /// Where blind-token epochs persist: `keys/tokens/`, or the group's store.
+    token_epochs: Arc<dyn EpochShelf>,
     /// Judges the wall clock before purges and cuts.
     clock_watch: Mutex<clock_watch::ClockWatch>,
     /// Whether another copy of this node runs (twin detection through federation).
@@ -258,20 +269,20 @@ impl Node {
             path: config.data_dir.clone(),
             source,
         })?;
-        // Keys are made on a new node's first start only: a folder with a database has
-        // announced its keys to phones and peers, and must never silently get new ones.
-        let (keys, keys_created) = if config.data_dir.join(DB_DIR).exists() {
-            (NodeKeys::load(&config.data_dir)?, false)
-        } else {
-            NodeKeys::load_or_create(&config.data_dir, &mut rand::rng())?
-        };
+        // Whether the sled folder has history: checked before opening makes the folder.
+        let folder_history = matches!(config.storage.backend, StoreBackend::Sled)
+            && config.data_dir.join(DB_DIR).exists();
+        // On PostgreSQL the group shares its blind-token keys too (`token_keys::shared`).
+        let mut shared_tables: Option<Arc<PostgresReportStore>> = None;
         let store: Arc<dyn ReportStore> = match (&config.storage.backend, &config.storage.url) {
             (StoreBackend::Postgres, Some(url)) => {
                 let mut postgres = PostgresConfig::new(url.reveal());
                 postgres.schema.clone_from(&config.storage.schema);
                 postgres.pool_size = config.storage.pool_size;
                 postgres.role = config.storage.role;
-                Arc::new(PostgresReportStore::open(&postgres)?)
+                let store = Arc::new(PostgresReportStore::open(&postgres)?);
+                shared_tables = Some(store.clone());
+                store
             }
             (StoreBackend::Postgres, None) => {
                 return Err(NodeError::Store(StoreError::Engine(
@@ -287,6 +298,19 @@ impl Node {
                     .join(ephemera_node_core::store::DATA_KEYS_DIR),
             )?),
         };
+        // Keys are made for a new store only, and must be the ones its data was made
+        // under: a node of a group never forks the group's batches (`key_binding`).
+        let (keys, keys_created) = key_binding::open_keys(
+            &config.data_dir,
+            store.as_ref(),
+            folder_history,
+            &mut rand::rng(),
+        )
+        .map_err(|e| match e {
+            KeyBindingError::Keys(e) => NodeError::Keys(e),
+            KeyBindingError::Store(e) => NodeError::Store(e),
+            other => NodeError::KeyBinding(other),
+        })?;
         let publisher = match &config.publication.object_store {
             Some(url) => Some(crate::publish::Publisher::new(
                 &crate::publish::Target::parse(url).map_err(crate::publish::PublishError::Url)?,
@@ -298,7 +322,11 @@ impl Node {
             )?),
             None => None,
         };
-        let node = Node::with_store(config, clock, store, keys);
+        let token_epochs: Arc<dyn EpochShelf> = match shared_tables {
+            Some(tables) => Arc::new(StoreEpochs::new(tables, EpochSeal::new(&keys.pepper))),
+            None => Arc::new(EpochFolder::new(&config.data_dir)),
+        };
+        let node = Node::build(config, clock, store, keys, token_epochs);
         if let Some(publisher) = publisher {
             node.publish_to(publisher);
         }
@@ -320,12 +348,24 @@ impl Node {
         })
     }
 
-    /// A node over any store and keys (tests, other engines).
+    /// A node over any store and keys (tests, other engines); its blind-token keys are
+    /// files of its data folder.
     pub fn with_store(
         config: NodeConfig,
         clock: Arc<dyn Clock>,
         store: Arc<dyn ReportStore>,
         keys: NodeKeys,
+    ) -> Node {
+        let token_epochs = Arc::new(EpochFolder::new(&config.data_dir));
+        Node::build(config, clock, store, keys, token_epochs)
+    }
+
+    fn build(
+        config: NodeConfig,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn ReportStore>,
+        keys: NodeKeys,
+        token_epochs: Arc<dyn EpochShelf>,
     ) -> Node {
         let login_budget = LoginBudget::new(
             config.authority.login_failures_per_user,
@@ -396,6 +436,7 @@ impl Node {
                 unflushed: Mutex::new(Unflushed::default()),
                 batch_log,
                 token_keys_busy: AtomicBool::new(false),
+                token_epochs,
                 publisher: std::sync::OnceLock::new(),
             }),
         };

@@ -1,10 +1,11 @@
 //! Blind-token keys, driven (`docs/PROTOCOL.md` §4.4): stored epochs loaded, missing ones
-//! (today's, tomorrow's) made on a blocking thread and stored under `keys/tokens/`, never
-//! on a request's path; the signed set served at `GET /v2/token-keys`.
+//! (today's, tomorrow's) made on a blocking thread and stored (under `keys/tokens/`, or
+//! in the group's PostgreSQL store, where the first node to make an epoch wins), never on
+//! a request's path; the signed set served at `GET /v2/token-keys`.
 
 use std::sync::atomic::Ordering;
 
-use ephemera_node_core::token_keys::{self, TokenKeyring};
+use ephemera_node_core::token_keys::{EpochStoreError, TokenKeyring};
 use ephemera_proto::token::TokenSigningKey;
 use ephemera_proto::{DayNumber, wire};
 
@@ -17,8 +18,10 @@ impl Node {
     /// Returns how many epochs were installed.
     ///
     /// # Errors
-    /// [`NodeError::Keys`] when a key file cannot be read or written,
-    /// [`NodeError::TokenKeys`] when a key cannot be made, [`NodeError::Task`].
+    /// [`NodeError::Keys`] when a key file cannot be read or written, [`NodeError::Store`]
+    /// when the store cannot, [`NodeError::TokenEpochs`] when the store's keys do not open
+    /// with this node's pepper, [`NodeError::TokenKeys`] when a key cannot be made,
+    /// [`NodeError::Task`].
     pub async fn ensure_token_keys(&self) -> Result<usize, NodeError> {
         let now = self.now();
         let core = &self.inner.core;
@@ -26,18 +29,23 @@ impl Node {
         if missing.is_empty() {
             return Ok(0);
         }
-        let data_dir = self.inner.config.data_dir.clone();
+        let shelf = self.inner.token_epochs.clone();
         let oldest = core.oldest_token_epoch(now);
         let epochs = tokio::task::spawn_blocking(
             move || -> Result<Vec<(DayNumber, Vec<TokenSigningKey>)>, NodeError> {
-                token_keys::forget_epochs_before(&data_dir, oldest)?;
-                let mut epochs = token_keys::load_epochs(&data_dir, oldest)?;
+                let stored = |e| match e {
+                    EpochStoreError::Keys(e) => NodeError::Keys(e),
+                    EpochStoreError::Store(e) => NodeError::Store(e),
+                    other => NodeError::TokenEpochs(other),
+                };
+                shelf.forget_before(oldest).map_err(stored)?;
+                let mut epochs = shelf.load(oldest).map_err(stored)?;
                 for epoch in missing {
                     if epochs.iter().any(|(held, _)| *held == epoch) {
                         continue;
                     }
                     let made = TokenKeyring::generate_epoch(epoch, &mut rand::rng())?;
-                    epochs.push((epoch, token_keys::save_epoch(&data_dir, epoch, made)?));
+                    epochs.push((epoch, shelf.save(epoch, made).map_err(stored)?));
                 }
                 Ok(epochs)
             },

@@ -19,7 +19,7 @@ use crate::util::*;
 
 /// A sealed exchange on `route`: (proxy-visible request and answer lengths, outer status,
 /// inner status, inner body).
-async fn sealed_post(
+pub(crate) async fn sealed_post(
     node: &TestNode,
     key: SealingPublicKey,
     route: SealedRoute,
@@ -81,26 +81,36 @@ pub(crate) async fn token_keys(node: &TestNode) -> TokenKeys {
         .unwrap()
 }
 
+/// A phone's blind verify of `contents` under `keys`, with a code a case worker of `node`
+/// issued: the phone's revision secret, its exchange and its request.
+pub(crate) async fn prepare_token_verify(
+    node: &TestNode,
+    keys: &TokenKeys,
+    contents: &ephemera_proto::ReportContents,
+) -> (RevisionSecret, TokenExchange, TokenVerifyRequest) {
+    let session = node.login().await;
+    let code = node.one_code(&session).await;
+    let phone = RevisionSecret::generate(&mut rand::rng());
+    let audience = node.node.core().policy().audience;
+    let statement = TokenStatement {
+        audience: &audience,
+        contents,
+        binding: HmacBinding::Upload(phone.key()),
+    };
+    let parsed = ephemera_proto::auth::UploadCode::parse(&code).unwrap();
+    let (exchange, request) =
+        TokenExchange::prepare(keys, T0.day(), &statement, &parsed, &mut rand::rng()).unwrap();
+    (phone, exchange, request)
+}
+
 #[tokio::test]
 async fn a_phone_verifies_blindly_uploads_a_day_later_and_its_report_is_published() {
     let dir = tempfile::tempdir().unwrap();
     let node = blind_token_node(dir.path()).await;
     let seal = sealing_key(&node).await;
     let keys = token_keys(&node).await;
-    let session = node.login().await;
-    let code = node.one_code(&session).await;
-
     let contents = pet_contents(3, T0.day());
-    let phone = RevisionSecret::generate(&mut rand::rng());
-    let audience = node.node.core().policy().audience;
-    let statement = TokenStatement {
-        audience: &audience,
-        contents: &contents,
-        binding: HmacBinding::Upload(phone.key()),
-    };
-    let parsed = ephemera_proto::auth::UploadCode::parse(&code).unwrap();
-    let (exchange, request) =
-        TokenExchange::prepare(&keys, T0.day(), &statement, &parsed, &mut rand::rng()).unwrap();
+    let (phone, exchange, request) = prepare_token_verify(&node, &keys, &contents).await;
 
     // Not sealed: refused before anything is read.
     node.post_raw("/v2/verify", "application/json", &request.to_padded_json())

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use ephemera_proto::audit::{AuditAnchor, AuditEntry, AuditHash};
 use ephemera_proto::auth::{CertificateId, CodeHash};
 use ephemera_proto::batch::{BatchId, BatchIndexEntry};
+use ephemera_proto::signing::Ed25519PublicKey;
 use ephemera_proto::upload::UploadId;
 use ephemera_proto::{DayNumber, UnixTime};
 
@@ -42,6 +43,7 @@ struct Inner {
     chain_head: Option<ChainHead>,
     expiry: BTreeSet<Vec<u8>>,
     stats: BTreeMap<StatsKey, u64>,
+    bound_key: Option<Ed25519PublicKey>,
 }
 
 impl Inner {
@@ -622,5 +624,21 @@ impl ReportStore for MemoryReportStore {
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(0)
+    }
+
+    fn bound_key(&self) -> Result<Option<Ed25519PublicKey>, StoreError> {
+        Ok(self.lock().bound_key)
+    }
+
+    fn bind_key(
+        &self,
+        expected: Option<&Ed25519PublicKey>,
+        key: &Ed25519PublicKey,
+    ) -> Result<Ed25519PublicKey, StoreError> {
+        let mut inner = self.lock();
+        if inner.bound_key.as_ref() == expected {
+            inner.bound_key = Some(*key);
+        }
+        Ok(inner.bound_key.unwrap_or(*key))
     }
 }

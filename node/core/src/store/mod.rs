@@ -1099,6 +1099,41 @@ pub trait ReportStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`].
     fn size_on_disk(&self) -> Result<u64, StoreError>;
+
+    /// The batch public key the stored data was made under, once recorded: the key of
+    /// every node that shares this store (see [`crate::key_binding`]).
+    ///
+    /// # Errors
+    /// [`StoreError`]; [`StoreError::Corrupt`] for a record that is not a key.
+    fn bound_key(&self) -> Result<Option<Ed25519PublicKey>, StoreError>;
+
+    /// Records `key` as the store's batch key if the recorded one is `expected` (`None`:
+    /// none recorded yet), in one atomic and durable step, and returns the key recorded
+    /// afterwards: another node's, when it got there first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn bind_key(
+        &self,
+        expected: Option<&Ed25519PublicKey>,
+        key: &Ed25519PublicKey,
+    ) -> Result<Ed25519PublicKey, StoreError>;
+}
+
+/// `meta` key of the batch public key the store's data was made under.
+pub(crate) const BOUND_KEY_KEY: &str = "bound-batch-key";
+
+/// The key a `meta` record of [`BOUND_KEY_KEY`] holds, if there is one.
+pub(crate) fn decode_bound_key(
+    bytes: Option<impl AsRef<[u8]>>,
+) -> Result<Option<Ed25519PublicKey>, StoreError> {
+    bytes
+        .map(|bytes| {
+            <[u8; 32]>::try_from(bytes.as_ref())
+                .map(Ed25519PublicKey)
+                .map_err(|_| StoreError::Corrupt { tree: "meta" })
+        })
+        .transpose()
 }
 
 /// Kinds of records in the expiry index.

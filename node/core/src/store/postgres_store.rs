@@ -11,8 +11,10 @@
 //! `VACUUM FULL` rewrites that small table, so its old file goes).
 
 mod connection;
+mod day_digests;
 mod role;
 mod schema;
+mod token_epochs;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use deadpool_postgres::GenericClient;
 use ephemera_proto::audit::{AuditAnchor, AuditEntry, AuditHash};
 use ephemera_proto::auth::{CertificateId, CodeHash};
 use ephemera_proto::batch::{BatchId, BatchIndexEntry};
+use ephemera_proto::signing::Ed25519PublicKey;
 use ephemera_proto::sync::{DayDigest, sync_day};
 use ephemera_proto::upload::UploadId;
 use ephemera_proto::{DayNumber, UnixTime};
@@ -30,6 +33,7 @@ use zeroize::Zeroizing;
 
 use connection::{Database, Failure};
 pub use connection::{PostgresConfig, valid_schema_name};
+use day_digests::DigestDelta;
 pub use role::StoreRole;
 use schema::{Migrated, migrate};
 
@@ -44,6 +48,7 @@ use super::{
     StatsTally, StoreError, StoredUpload, UploadCommit, code_purge_at, decode, encode, expiry_key,
     issued_tally, parse_expiring,
 };
+use super::{BOUND_KEY_KEY, decode_bound_key};
 
 const CUTTER_STATE_KEY: &str = "cutter-state";
 const CHAIN_HEAD_KEY: &str = "chain-head";
@@ -407,6 +412,7 @@ async fn commit_one(
     tx: &impl GenericClient,
     commit: &UploadCommit,
     p: &Prepared,
+    digests: &mut DigestDelta,
 ) -> Result<CommitOutcome, Failure> {
     let certificate = commit.certificate.0;
     let taken = tx
@@ -447,20 +453,10 @@ async fn commit_one(
         }
     }
     let upload_id = commit.upload.0;
-    tx.execute(
-        "INSERT INTO uploads VALUES ($1, $2, $3) \
-         ON CONFLICT (id) DO UPDATE SET sealed = excluded.sealed",
-        &[&upload_id.0.as_slice(), &p.day, &p.record],
-    )
-    .await?;
+    upsert_upload(tx, &upload_id.0, p.day, &p.record, digests).await?;
     insert_expiry(tx, &p.expiry).await?;
     if let Some((id, bytes, day)) = &p.original {
-        tx.execute(
-            "INSERT INTO uploads VALUES ($1, $2, $3) \
-             ON CONFLICT (id) DO UPDATE SET sealed = excluded.sealed",
-            &[&id.as_slice(), day, bytes],
-        )
-        .await?;
+        upsert_upload(tx, id, *day, bytes, digests).await?;
     }
     for key in &commit.dequeue {
         tx.execute(
@@ -479,6 +475,49 @@ async fn commit_one(
     Ok(CommitOutcome::Committed)
 }
 
+/// The end of an upload group's transaction: the day digests, then the statistics (last,
+/// as in every transaction that changes them), then the commit.
+async fn finish_commit(
+    tx: deadpool_postgres::Transaction<'_>,
+    commits: &[UploadCommit],
+    outcomes: Vec<CommitOutcome>,
+    digests: &DigestDelta,
+) -> Result<Vec<CommitOutcome>, Failure> {
+    digests.apply(&tx).await?;
+    let mut tally = StatsTally::new();
+    for (commit, outcome) in commits.iter().zip(&outcomes) {
+        if *outcome == CommitOutcome::Committed {
+            tally.add(commit.counted_as(), 1);
+        }
+    }
+    count_in(&tx, &tally).await?;
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// Files an upload's record, replacing one under its id; a new one counts in `digests`
+/// under the day of its row (a replaced row keeps its day).
+async fn upsert_upload(
+    tx: &impl GenericClient,
+    id: &[u8; 32],
+    day: i32,
+    sealed: &[u8],
+    digests: &mut DigestDelta,
+) -> Result<(), Failure> {
+    let row = tx
+        .query_one(
+            "INSERT INTO uploads VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET sealed = excluded.sealed \
+             RETURNING sync_day, (xmax = 0)",
+            &[&id.as_slice(), &day, &sealed],
+        )
+        .await?;
+    if row.get::<_, bool>(1) {
+        digests.change(row.get(0), id, true);
+    }
+    Ok(())
+}
+
 /// The items of `items` (in order) that are the last with their key.
 fn last_of(items: &[usize], key: impl Fn(usize) -> Vec<u8>) -> Vec<usize> {
     let mut seen = HashSet::new();
@@ -494,12 +533,15 @@ fn last_of(items: &[usize], key: impl Fn(usize) -> Vec<u8>) -> Vec<usize> {
 
 /// A group of plain commits (no revision: [`UploadCommit::is_plain`]) in a few statements
 /// whatever its size, each over arrays: one round trip per table rather than per upload.
-/// Inside the group the first commit of a certificate takes it, as one by one.
+/// Inside the group the first commit of a certificate takes it, as one by one. `None` when
+/// an upload's id was already stored (only a test's made-up uploads): the caller rolls back
+/// and does the group one by one.
 async fn commit_plain(
     tx: &impl GenericClient,
     commits: &[UploadCommit],
     prepared: &[Prepared],
-) -> Result<Vec<CommitOutcome>, Failure> {
+    digests: &mut DigestDelta,
+) -> Result<Option<Vec<CommitOutcome>>, Failure> {
     let mut first_of_certificate = HashSet::new();
     let candidates: Vec<usize> = (0..commits.len())
         .filter(|i| first_of_certificate.insert(commits[*i].certificate.0))
@@ -538,7 +580,7 @@ async fn commit_plain(
         .filter(|i| outcomes[*i] == CommitOutcome::Committed)
         .collect();
     if committed.is_empty() {
-        return Ok(outcomes);
+        return Ok(Some(outcomes));
     }
     // One statement may not write a row twice: where two commits of the group write the
     // same upload or queue key, the later one's record stands, as one by one.
@@ -573,6 +615,9 @@ async fn commit_plain(
     // queue key (that one took the certificate first). And DO UPDATE, or a conflict target,
     // would read the row (through EXCLUDED, or the target's columns), which the intake role
     // may not (node/deploy/postgres/roles.sql): the primary key is the only constraint.
+    // For the same reason every upload row written here is new: the day digests count
+    // them all (RETURNING would need SELECT on `uploads`; the row count checks it, and a
+    // group where it does not hold is done again one by one, which replaces as sled does).
     // Issued together, so the connection pipelines them.
     let upload_params: [&(dyn ToSql + Sync); 3] = [&upload_ids, &days, &sealed];
     let expiry_params: [&(dyn ToSql + Sync); 1] = [&expiry];
@@ -594,10 +639,18 @@ async fn commit_plain(
     let expiries = tx.execute(&statements.1, &expiry_params);
     let queued = tx.execute(&statements.2, &queue_params);
     let (uploads, expiries, queued) = futures::join!(uploads, expiries, queued);
-    uploads?;
+    let inserted = uploads?;
     expiries?;
     queued?;
-    Ok(outcomes)
+    if inserted != upload_ids.len() as u64 {
+        // An id already stored under another certificate: never with real uploads (see
+        // above), which are all new here.
+        return Ok(None);
+    }
+    for (day, id) in days.iter().zip(&upload_ids) {
+        digests.change(*day, id, true);
+    }
+    Ok(Some(outcomes))
 }
 
 impl ReportStore for PostgresReportStore {
@@ -827,25 +880,21 @@ impl ReportStore for PostgresReportStore {
             .map(|c| self.prepare(c))
             .collect::<Result<Vec<Prepared>, StoreError>>()?;
         self.db.run(async |c| {
-            let tx = c.transaction().await?;
-            let outcomes = if commits.iter().all(UploadCommit::is_plain) {
-                commit_plain(&tx, commits, &prepared).await?
-            } else {
-                let mut outcomes = Vec::with_capacity(commits.len());
-                for (commit, p) in commits.iter().zip(&prepared) {
-                    outcomes.push(commit_one(&tx, commit, p).await?);
+            if commits.iter().all(UploadCommit::is_plain) {
+                let tx = c.transaction().await?;
+                let mut digests = DigestDelta::default();
+                if let Some(outcomes) = commit_plain(&tx, commits, &prepared, &mut digests).await? {
+                    return finish_commit(tx, commits, outcomes, &digests).await;
                 }
-                outcomes
-            };
-            let mut tally = StatsTally::new();
-            for (commit, outcome) in commits.iter().zip(&outcomes) {
-                if *outcome == CommitOutcome::Committed {
-                    tally.add(commit.counted_as(), 1);
-                }
+                tx.rollback().await?;
             }
-            count_in(&tx, &tally).await?;
-            tx.commit().await?;
-            Ok(outcomes)
+            let tx = c.transaction().await?;
+            let mut digests = DigestDelta::default();
+            let mut outcomes = Vec::with_capacity(commits.len());
+            for (commit, p) in commits.iter().zip(&prepared) {
+                outcomes.push(commit_one(&tx, commit, p, &mut digests).await?);
+            }
+            finish_commit(tx, commits, outcomes, &digests).await
         })
     }
 
@@ -871,11 +920,8 @@ impl ReportStore for PostgresReportStore {
     }
 
     fn day_digest(&self, day: DayNumber) -> Result<DayDigest, StoreError> {
-        let mut digest = DayDigest::empty(day);
-        for id in self.sync_ids(day, None, usize::MAX)? {
-            digest.add(&id);
-        }
-        Ok(digest)
+        self.db
+            .run(async |c| day_digests::day_digest(&*c, day).await)
     }
 
     fn certificate_use(&self, id: &CertificateId) -> Result<Option<CertificateUse>, StoreError> {
@@ -913,13 +959,7 @@ impl ReportStore for PostgresReportStore {
     }
 
     fn upload_count(&self) -> Result<u64, StoreError> {
-        self.db.run(async |c| {
-            let count: i64 = c
-                .query_one("SELECT count(*) FROM uploads", &[])
-                .await?
-                .get(0);
-            Ok(u64::try_from(count).unwrap_or(0))
-        })
+        self.db.run(async |c| day_digests::upload_count(&*c).await)
     }
 
     fn queued_until(&self, until: UnixTime) -> Result<Vec<(QueueKey, QueuedGroup)>, StoreError> {
@@ -1369,6 +1409,7 @@ impl ReportStore for PostgresReportStore {
         let mut counts = self.db.run(async |c| {
             let tx = c.transaction().await?;
             let mut counts = PurgeCounts::default();
+            let mut digests = DigestDelta::default();
             // SKIP LOCKED: another node purging at the same time takes the other entries.
             let due = tx
                 .query(
@@ -1384,9 +1425,16 @@ impl ReportStore for PostgresReportStore {
                         certificate,
                         certificate_purge_at,
                     } => {
-                        counts.uploads += tx
-                            .execute("DELETE FROM uploads WHERE id = $1", &[&id.0.as_slice()])
-                            .await?;
+                        if let Some(row) = tx
+                            .query_opt(
+                                "DELETE FROM uploads WHERE id = $1 RETURNING sync_day",
+                                &[&id.0.as_slice()],
+                            )
+                            .await?
+                        {
+                            digests.change(row.get(0), &id.0, false);
+                            counts.uploads += 1;
+                        }
                         if certificate_purge_at <= now {
                             counts.certificates += tx
                                 .execute(
@@ -1444,6 +1492,7 @@ impl ReportStore for PostgresReportStore {
             counts.queued += tx
                 .execute("DELETE FROM queue WHERE key < $1", &[&stale_end.as_slice()])
                 .await?;
+            digests.apply(&tx).await?;
             tx.commit().await?;
             Ok(counts)
         })?;
@@ -1481,6 +1530,43 @@ impl ReportStore for PostgresReportStore {
                 .get(0);
             Ok(u64::try_from(size).unwrap_or(0))
         })
+    }
+
+    // One transaction, so two nodes that start together bind one key between them.
+    fn bind_key(
+        &self,
+        expected: Option<&Ed25519PublicKey>,
+        key: &Ed25519PublicKey,
+    ) -> Result<Ed25519PublicKey, StoreError> {
+        let bytes = self.db.run(async |c| {
+            let tx = c.transaction().await?;
+            let new = key.0.as_slice();
+            match expected {
+                // The first node of a group: whoever inserts first wins, the others read it.
+                None => {
+                    tx.execute(
+                        "INSERT INTO meta VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                        &[&BOUND_KEY_KEY, &new],
+                    )
+                    .await?;
+                }
+                Some(old) => {
+                    tx.execute(
+                        "UPDATE meta SET value = $2 WHERE key = $1 AND value = $3",
+                        &[&BOUND_KEY_KEY, &new, &old.0.as_slice()],
+                    )
+                    .await?;
+                }
+            }
+            let now = meta(&tx, BOUND_KEY_KEY).await?;
+            tx.commit().await?;
+            Ok(now)
+        })?;
+        decode_bound_key(bytes)?.ok_or(StoreError::Corrupt { tree: "meta" })
+    }
+
+    fn bound_key(&self) -> Result<Option<Ed25519PublicKey>, StoreError> {
+        decode_bound_key(self.db.run(async |c| meta(&*c, BOUND_KEY_KEY).await)?)
     }
 }
 

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ephemera_proto::audit::{AuditAnchor, AuditEntry, AuditHash};
 use ephemera_proto::auth::{CertificateId, CodeHash};
 use ephemera_proto::batch::{BatchId, BatchIndexEntry};
+use ephemera_proto::signing::Ed25519PublicKey;
 use ephemera_proto::upload::UploadId;
 use ephemera_proto::{DayNumber, UnixTime};
 use sled::transaction::{
@@ -40,6 +41,7 @@ use super::{
     StatsTally, StoreError, StoredUpload, UploadCommit, code_purge_at, decode, encode, expiry_key,
     issued_tally, parse_expiring,
 };
+use super::{BOUND_KEY_KEY, decode_bound_key};
 use ephemera_proto::sync::{DayDigest, sync_day};
 
 const CUTTER_STATE_KEY: &[u8] = b"cutter-state";
@@ -1422,6 +1424,29 @@ impl ReportStore for SledReportStore {
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         let files = self.blobs.size().map_err(|e| blob_io("size", e))?;
         Ok(self.db.size_on_disk().map_err(engine)? + files)
+    }
+
+    fn bound_key(&self) -> Result<Option<Ed25519PublicKey>, StoreError> {
+        decode_bound_key(self.meta.get(BOUND_KEY_KEY).map_err(engine)?)
+    }
+
+    fn bind_key(
+        &self,
+        expected: Option<&Ed25519PublicKey>,
+        key: &Ed25519PublicKey,
+    ) -> Result<Ed25519PublicKey, StoreError> {
+        // Whether the swap happened or not, what is recorded now is the answer.
+        let _ = self
+            .meta
+            .compare_and_swap(
+                BOUND_KEY_KEY,
+                expected.map(|k| k.0.as_slice()),
+                Some(key.0.as_slice()),
+            )
+            .map_err(engine)?;
+        self.db.flush().map_err(engine)?;
+        self.bound_key()?
+            .ok_or(StoreError::Corrupt { tree: "meta" })
     }
 }
 

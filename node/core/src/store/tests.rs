@@ -9,7 +9,7 @@ use ephemera_proto::{DayNumber, UnixTime};
 
 use super::*;
 
-const T0: UnixTime = UnixTime(1_700_000_000);
+pub(crate) const T0: UnixTime = UnixTime(1_700_000_000);
 
 fn both(test: impl Fn(&dyn ReportStore)) {
     test(&MemoryReportStore::new());
@@ -38,6 +38,11 @@ pub(crate) fn open_sled(dir: &std::path::Path) -> Result<SledReportStore, StoreE
 }
 
 pub(crate) fn dummy_upload() -> StoredUpload {
+    upload_issued_at(T0)
+}
+
+/// [`dummy_upload`] with its certificate issued at `issued` (its sync day).
+fn upload_issued_at(issued: UnixTime) -> StoredUpload {
     use ephemera_proto::auth::{AuthoritySigningKey, CertificateRequest, ReportHmacKey};
     let authority = AuthoritySigningKey::from_seed(&[1; 32]);
     let contents = ReportContents::Pet(vec![PublishedToken {
@@ -52,7 +57,7 @@ pub(crate) fn dummy_upload() -> StoredUpload {
             test_type: ReportType::ConfirmedTest,
             symptom_onset: None,
         },
-        T0,
+        issued,
         900,
         &mut rng,
     );
@@ -1243,5 +1248,106 @@ fn a_cut_planned_from_a_state_that_moved_on_is_dropped_whole() {
             .commit_cut(&blob_cut(2, vec![5; 8], vec![6; 8]))
             .unwrap();
         assert_eq!(store.batch_index(0, 10).unwrap().len(), 2);
+    });
+}
+
+#[test]
+fn the_batch_key_is_bound_once_and_moves_on_from_the_bound_one_only() {
+    use ephemera_proto::signing::Ed25519PublicKey;
+    both(|store| {
+        let (a, b, c) = (
+            Ed25519PublicKey([1; 32]),
+            Ed25519PublicKey([2; 32]),
+            Ed25519PublicKey([3; 32]),
+        );
+        assert_eq!(store.bound_key().unwrap(), None);
+        assert_eq!(store.bind_key(None, &a).unwrap(), a);
+        // A second first node: the first one's key stays.
+        assert_eq!(store.bind_key(None, &b).unwrap(), a);
+        // A move from a key that is not the bound one changes nothing.
+        assert_eq!(store.bind_key(Some(&c), &b).unwrap(), a);
+        assert_eq!(store.bind_key(Some(&a), &b).unwrap(), b);
+        assert_eq!(store.bound_key().unwrap(), Some(b));
+    });
+    // A record of another length (an edited database) is corrupt, not a key.
+    for bytes in [&[][..], &[1; 31], &[1; 33]] {
+        assert!(matches!(
+            super::decode_bound_key(Some(bytes)),
+            Err(StoreError::Corrupt { tree: "meta" })
+        ));
+    }
+}
+
+/// The store's counters against a recount of the ids it files under `days` (every day it
+/// holds uploads of).
+fn assert_counters_agree_with_a_recount(store: &dyn ReportStore, days: &[DayNumber]) {
+    let mut total = 0;
+    for day in days {
+        let ids = store.sync_ids(*day, None, usize::MAX).unwrap();
+        let mut recount = ephemera_proto::sync::DayDigest::empty(*day);
+        for id in &ids {
+            recount.add(id);
+        }
+        assert_eq!(store.day_digest(*day).unwrap(), recount, "day {}", day.0);
+        total += ids.len() as u64;
+    }
+    assert_eq!(store.upload_count().unwrap(), total);
+}
+
+#[test]
+fn upload_counts_and_day_digests_agree_with_a_recount_through_inserts_duplicates_and_purge() {
+    both(|store| {
+        let next_day = T0.plus_seconds(86_400);
+        let days = [T0.day(), next_day.day()];
+        let on_next_day = |cert: u8, upload: u8| {
+            let mut c = commit(cert, upload, None);
+            c.upload.1 = upload_issued_at(next_day);
+            c
+        };
+        // A group of plain commits over two sync days, one upload written twice in it.
+        let outcomes = store
+            .commit_uploads(&[
+                commit(1, 1, None),
+                commit(2, 2, None),
+                on_next_day(3, 3),
+                commit(4, 2, None),
+            ])
+            .unwrap();
+        assert!(outcomes.iter().all(|o| *o == CommitOutcome::Committed));
+        assert_eq!(store.upload_count().unwrap(), 3);
+        assert_eq!(store.day_digest(next_day.day()).unwrap().count, 1);
+        assert_counters_agree_with_a_recount(store, &days);
+        // Duplicates: a certificate again (refused), an upload id again (rewritten, not
+        // counted twice), one by one and in a group. An id is the hash of its upload, so
+        // a duplicate is of the same day.
+        assert_eq!(
+            store.commit_upload(&commit(1, 9, None)).unwrap(),
+            CommitOutcome::CertificateUsed
+        );
+        store.commit_upload(&commit(5, 1, None)).unwrap();
+        store
+            .commit_uploads(&[on_next_day(6, 3), commit(7, 8, None)])
+            .unwrap();
+        assert_eq!(store.upload_count().unwrap(), 4);
+        assert_counters_agree_with_a_recount(store, &days);
+        // The one-by-one path (a revision) counts its upload too.
+        assert_eq!(
+            store.commit_upload(&commit(10, 10, Some(2))).unwrap(),
+            CommitOutcome::Committed
+        );
+        assert_eq!(store.upload_count().unwrap(), 5);
+        assert_counters_agree_with_a_recount(store, &days);
+        // The purge takes every upload out of its day.
+        assert_eq!(store.purge(T0.plus_seconds(500), T0).unwrap().uploads, 5);
+        assert_eq!(store.upload_count().unwrap(), 0);
+        assert_eq!(
+            store.day_digest(T0.day()).unwrap(),
+            ephemera_proto::sync::DayDigest::empty(T0.day())
+        );
+        assert_counters_agree_with_a_recount(store, &days);
+        // And counting starts again from nothing.
+        store.commit_upload(&on_next_day(11, 11)).unwrap();
+        assert_eq!(store.upload_count().unwrap(), 1);
+        assert_counters_agree_with_a_recount(store, &days);
     });
 }

@@ -9,7 +9,14 @@ use super::connection::Failure;
 
 /// Each migration: its number, what it does, and its SQL. Never edit one that shipped; add
 /// the next.
-pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "the tables of store format 4", V1)];
+pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "the tables of store format 4", V1),
+    (
+        2,
+        "the group's blind-token keys and the per-day upload digests",
+        V2,
+    ),
+];
 
 const V1: &str = "
 CREATE TABLE data_keys (day integer PRIMARY KEY, key bytea NOT NULL);
@@ -31,6 +38,25 @@ CREATE TABLE sessions (id bytea PRIMARY KEY, record bytea NOT NULL);
 CREATE TABLE audit (sequence bigint PRIMARY KEY, entry bytea NOT NULL);
 CREATE TABLE meta (key text PRIMARY KEY, value bytea NOT NULL);
 CREATE TABLE expiry (key bytea PRIMARY KEY);
+";
+
+/// The group's blind-token keys, one row per epoch (UTC day), sealed under a key derived
+/// from the code pepper (`token_keys::shared`); the per-day upload digests
+/// (`day_digests`), counted from the uploads already stored while no node writes them.
+const V2: &str = "
+CREATE TABLE token_keys (epoch integer PRIMARY KEY, sealed bytea NOT NULL);
+CREATE TABLE day_digests (
+    sync_day integer PRIMARY KEY,
+    n bigint NOT NULL,
+    x0 bigint NOT NULL, x1 bigint NOT NULL, x2 bigint NOT NULL, x3 bigint NOT NULL);
+LOCK TABLE uploads IN SHARE MODE;
+INSERT INTO day_digests
+SELECT sync_day, count(*),
+    bit_xor(('x' || encode(substring(id FROM 1 FOR 8), 'hex'))::bit(64)::bigint),
+    bit_xor(('x' || encode(substring(id FROM 9 FOR 8), 'hex'))::bit(64)::bigint),
+    bit_xor(('x' || encode(substring(id FROM 17 FOR 8), 'hex'))::bit(64)::bigint),
+    bit_xor(('x' || encode(substring(id FROM 25 FOR 8), 'hex'))::bit(64)::bigint)
+FROM uploads GROUP BY sync_day;
 ";
 
 /// What [`migrate`] found.

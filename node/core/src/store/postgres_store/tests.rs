@@ -10,7 +10,7 @@ use std::sync::{Arc, Barrier};
 use ephemera_proto::auth::{CertificateId, CodeHash};
 use ephemera_proto::report::ReportType;
 
-use super::super::tests::{blob_cut, commit};
+use super::super::tests::{T0, blob_cut, commit};
 use super::*;
 
 /// A store on a schema of its own, dropped with it.
@@ -334,4 +334,101 @@ fn the_store_answers_from_inside_a_tokio_runtime_as_from_a_plain_thread() {
             .await
             .unwrap();
     });
+}
+
+#[test]
+fn a_token_epoch_is_kept_once_for_the_whole_group_and_forgotten() {
+    use crate::token_keys::shared::EpochTable;
+    use ephemera_proto::DayNumber;
+    let Some(scratch) = scratch() else { return };
+    let (a, b) = (scratch.store(), scratch.sibling());
+    let epoch = DayNumber(19_700);
+    assert_eq!(a.keep_token_epoch(epoch, b"first").unwrap(), b"first");
+    assert_eq!(b.keep_token_epoch(epoch, b"second").unwrap(), b"first");
+    assert_eq!(b.keep_token_epoch(epoch.plus(1), b"next").unwrap(), b"next");
+    assert_eq!(
+        a.token_epochs(epoch.plus(1)).unwrap(),
+        [(epoch.plus(1), b"next".to_vec())]
+    );
+    assert_eq!(b.forget_token_epochs(epoch.plus(1)).unwrap(), 1);
+    assert_eq!(a.token_epochs(DayNumber(0)).unwrap().len(), 1);
+}
+
+/// `upload_count` and today's `day_digest` against `count(*)` and the ids of `uploads`.
+fn assert_digests_match_the_table(store: &PostgresReportStore) {
+    let ids: Vec<Vec<u8>> = store
+        .db
+        .run(async |c| {
+            Ok(c.query("SELECT id FROM uploads", &[])
+                .await?
+                .iter()
+                .map(|row| row.get(0))
+                .collect())
+        })
+        .unwrap();
+    assert_eq!(store.upload_count().unwrap(), ids.len() as u64);
+    let mut recount = ephemera_proto::sync::DayDigest::empty(T0.day());
+    for id in &ids {
+        recount.add(&UploadId(id.as_slice().try_into().unwrap()));
+    }
+    assert_eq!(store.day_digest(T0.day()).unwrap(), recount);
+}
+
+#[test]
+fn day_digests_stay_exact_while_nodes_commit_and_purge_at_once() {
+    let Some(scratch) = scratch() else { return };
+    let nodes: Vec<PostgresReportStore> = (0..4).map(|_| scratch.sibling()).collect();
+    let start = Barrier::new(nodes.len() + 1);
+    std::thread::scope(|s| {
+        for (i, node) in nodes.iter().enumerate() {
+            let start = &start;
+            s.spawn(move || {
+                start.wait();
+                // Ranges that overlap the next node's: the same uploads reach two nodes.
+                for group in 0..8u8 {
+                    let commits: Vec<UploadCommit> = (0..6u8)
+                        .map(|j| {
+                            let id = (i as u8) * 40 + group * 6 + j;
+                            commit(id, id, None)
+                        })
+                        .collect();
+                    node.commit_uploads(&commits).unwrap();
+                }
+            });
+        }
+        let purger = scratch.sibling();
+        let start = &start;
+        s.spawn(move || {
+            start.wait();
+            for _ in 0..4 {
+                purger.purge(T0.plus_seconds(500), T0).unwrap();
+            }
+        });
+    });
+    assert_digests_match_the_table(scratch.store());
+    scratch.store().purge(T0.plus_seconds(500), T0).unwrap();
+    assert_digests_match_the_table(scratch.store());
+    assert_eq!(scratch.store().upload_count().unwrap(), 0);
+}
+
+#[test]
+fn migration_2_counts_the_uploads_a_schema_already_holds() {
+    let Some(scratch) = scratch() else { return };
+    let commits: Vec<UploadCommit> = (1..=7u8).map(|n| commit(n, n, None)).collect();
+    scratch.store().commit_uploads(&commits).unwrap();
+    // The schema as a node before migration 2 left it, with its uploads.
+    scratch
+        .store()
+        .db
+        .run(async |c| {
+            Ok(c.batch_execute(
+                "DROP TABLE day_digests; DROP TABLE token_keys; \
+                 DELETE FROM migrations WHERE version = 2",
+            )
+            .await?)
+        })
+        .unwrap();
+    let reopened = scratch.sibling();
+    assert_eq!(reopened.upload_count().unwrap(), 7);
+    assert_digests_match_the_table(&reopened);
 }

@@ -127,24 +127,13 @@ impl Committer {
         rx.await.map_err(|_| stopped())?
     }
 
-    /// As [`Self::commit`] for many uploads, from a blocking context (federation's store
-    /// calls): all are queued before the first answer is awaited, so they share group
-    /// commits instead of waiting for one flush each.
-    pub(crate) fn commit_all_blocking(
+    /// As [`Self::commit`], from a blocking context (federation's store calls).
+    pub(crate) fn commit_blocking(
         &self,
-        commits: Vec<UploadCommit>,
-    ) -> Vec<Result<CommitOutcome, StoreError>> {
-        let answers: Vec<_> = commits
-            .into_iter()
-            .map(|commit| {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                self.queue.send((commit, tx)).map_err(|_| stopped())?;
-                Ok(rx)
-            })
-            .collect();
-        answers
-            .into_iter()
-            .map(|rx| rx?.blocking_recv().map_err(|_| stopped())?)
-            .collect()
+        commit: UploadCommit,
+    ) -> Result<CommitOutcome, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.queue.send((commit, tx)).map_err(|_| stopped())?;
+        rx.blocking_recv().map_err(|_| stopped())?
     }
 }

@@ -12,11 +12,6 @@ use ring::signature::{self, Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
-#[cfg(feature = "batch-verify")]
-mod batch;
-#[cfg(feature = "batch-verify")]
-pub(crate) use batch::Claim;
-
 /// Domain label hashed with a public key to form its [`KeyId`].
 const KEY_ID_LABEL: &[u8] = b"ephemera/key-id/v1";
 

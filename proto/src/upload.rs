@@ -89,42 +89,6 @@ impl SignedUpload {
         limits: &ReportLimits,
     ) -> Result<VerifiedUpload, UploadError> {
         let certificate = self.certificate.verify(trusted, now, policy)?.clone();
-        self.check_signed(certificate, binding, now, policy, limits)
-    }
-
-    /// As [`Self::verify_bound`], with the certificate's signature already checked in a
-    /// batch ([`SignedCertificate::check_signatures`](crate::auth::SignedCertificate::check_signatures)):
-    /// every other check is made. A witness made for another certificate is ignored and the
-    /// signature checked here.
-    ///
-    /// # Errors
-    /// As [`Self::verify_bound`].
-    pub fn verify_bound_checked(
-        self,
-        checked: &crate::auth::SignatureChecked,
-        binding: Binding,
-        trusted: &TrustedAuthorities,
-        now: UnixTime,
-        policy: ExpiryPolicy,
-        limits: &ReportLimits,
-    ) -> Result<VerifiedUpload, UploadError> {
-        if !checked.covers(&self.certificate) {
-            return self.verify_bound(binding, trusted, now, policy, limits);
-        }
-        self.certificate.check_times(now, policy)?;
-        let certificate = self.certificate.certificate.clone();
-        self.check_signed(certificate, binding, now, policy, limits)
-    }
-
-    /// What follows a held signature and valid times: the certified HMAC, then the rules.
-    fn check_signed(
-        self,
-        certificate: crate::auth::Certificate,
-        binding: Binding,
-        now: UnixTime,
-        policy: ExpiryPolicy,
-        limits: &ReportLimits,
-    ) -> Result<VerifiedUpload, UploadError> {
         self.certificate
             .check_report(&self.contents, &self.hmac_key, binding.hmac())?;
         self.check_rules(certificate, binding, now, policy, limits)
@@ -527,86 +491,6 @@ mod tests {
             },
             TrustedAuthorities::new().with(authority.public_key()),
         )
-    }
-
-    /// Batch-checked signatures give exactly the verdicts of one-by-one verification, and a
-    /// witness covers only the certificate it was made for.
-    #[cfg(feature = "batch-verify")]
-    #[test]
-    fn a_batch_checked_upload_verifies_as_a_single_one_and_a_witness_covers_only_its_own() {
-        use crate::auth::SignedCertificate;
-        let day = NOW.day();
-        let limits = ReportLimits::default();
-        let token = |b: u8| {
-            ReportContents::Pet(vec![PublishedToken {
-                day,
-                token: EncounterToken([b; 16]),
-            }])
-        };
-        let (first, trusted) = signed_upload(token(0), None);
-        let mut uploads: Vec<SignedUpload> =
-            (1..12).map(|b| signed_upload(token(b), None).0).collect();
-        uploads.insert(0, first);
-        // A forged signature, a certificate of an unknown layout, an unknown authority.
-        uploads[2].certificate.signature.0[5] ^= 1;
-        uploads[7].certificate.certificate.version = 9;
-        let mut rng = ChaCha20Rng::seed_from_u64(99);
-        let stranger = AuthoritySigningKey::generate(&mut rng);
-        let request = CertificateRequest {
-            report_hmac: uploads[9].hmac_key.authenticate(&uploads[9].contents),
-            test_type: ReportType::ConfirmedClinicalDiagnosis,
-            symptom_onset: None,
-        };
-        uploads[9].certificate = stranger.issue(&request, NOW, 3600, &mut rng);
-
-        let certificates: Vec<&SignedCertificate> =
-            uploads.iter().map(|u| &u.certificate).collect();
-        let checked = SignedCertificate::check_signatures(&certificates, &trusted);
-        let verify = |u: &SignedUpload| {
-            u.clone().verify_bound(
-                Binding::Unbound,
-                &trusted,
-                NOW,
-                ExpiryPolicy::FirstUpload,
-                &limits,
-            )
-        };
-        for (upload, witness) in uploads.iter().zip(&checked) {
-            let single = verify(upload);
-            match witness {
-                Ok(witness) => {
-                    let batched = upload.clone().verify_bound_checked(
-                        witness,
-                        Binding::Unbound,
-                        &trusted,
-                        NOW,
-                        ExpiryPolicy::FirstUpload,
-                        &limits,
-                    );
-                    assert_eq!(batched.map(|v| v.id()), single.map(|v| v.id()));
-                }
-                Err(e) => assert_eq!(single.err(), Some(UploadError::Certificate(e.clone()))),
-            }
-        }
-        assert!(checked[2].is_err() && checked[7].is_err());
-        assert_eq!(
-            checked[9].as_ref().err(),
-            Some(&CertificateError::UntrustedAuthority)
-        );
-        assert_eq!(checked.iter().filter(|c| c.is_ok()).count(), 9);
-        // The first upload's witness does not let the forged one through.
-        let forged = uploads[2].clone().verify_bound_checked(
-            checked[0].as_ref().unwrap(),
-            Binding::Unbound,
-            &trusted,
-            NOW,
-            ExpiryPolicy::FirstUpload,
-            &limits,
-        );
-        assert_eq!(
-            forged.err(),
-            Some(UploadError::Certificate(CertificateError::BadSignature))
-        );
     }
 
     #[test]

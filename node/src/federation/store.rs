@@ -65,15 +65,6 @@ pub trait FederationStore: Send + Sync + 'static {
     /// [`StoreError`] if the backend failed; the upload then counts as not stored.
     fn store_relayed(&self, upload: VerifiedUpload) -> Result<StoreOutcome, StoreError>;
 
-    /// [`Self::store_relayed`] of each upload, in order. The default stores them one by
-    /// one; a store whose writes wait for a flush should share one among them.
-    fn store_relayed_all(
-        &self,
-        uploads: Vec<VerifiedUpload>,
-    ) -> Vec<Result<StoreOutcome, StoreError>> {
-        uploads.into_iter().map(|u| self.store_relayed(u)).collect()
-    }
-
     /// Up to `limit` ids filed under `day`, in ascending order, strictly greater than
     /// `after` when given: one page of a day's id set.
     ///

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 
-use ephemera_proto::auth::{ExpiryPolicy, SignatureChecked, SignedCertificate, TrustedAuthorities};
+use ephemera_proto::auth::{ExpiryPolicy, TrustedAuthorities};
 use ephemera_proto::federated::{self, FederatedReport};
 use ephemera_proto::signing::KeyId;
 use ephemera_proto::upload::{UploadId, VerifiedUpload};
@@ -161,60 +161,32 @@ impl Verifier {
         report: FederatedReport,
         now: UnixTime,
     ) -> Result<VerifiedUpload, Verdict> {
-        self.verify_under(&self.trusted, report, None, now)
+        self.verify_under(&self.trusted, report, now)
     }
 
-    /// Verifies `report` under `authorities` as a relayed report; its signature is taken
-    /// as checked when `checked` covers its certificate.
     fn verify_under(
         &self,
         authorities: &TrustedAuthorities,
         report: FederatedReport,
-        checked: Option<&SignatureChecked>,
         now: UnixTime,
     ) -> Result<VerifiedUpload, Verdict> {
-        let policy = ExpiryPolicy::Relayed {
-            retention_days: self.limits.retention_days,
-        };
-        let binding = report.binding;
-        match checked {
-            Some(checked) => report.upload.verify_bound_checked(
-                checked,
-                binding,
+        report
+            .upload
+            .verify_bound(
+                report.binding,
                 authorities,
                 now,
-                policy,
+                ExpiryPolicy::Relayed {
+                    retention_days: self.limits.retention_days,
+                },
                 &self.limits,
-            ),
-            None => report
-                .upload
-                .verify_bound(binding, authorities, now, policy, &self.limits),
-        }
-        .map_err(|e| classify(&e))
+            )
+            .map_err(|e| classify(&e))
     }
 
-    /// One message alone: [`Self::check_gossip_batch`] of one, without the batch.
-    #[cfg(test)]
-    pub(crate) fn check_gossip(
-        &self,
-        store: &dyn FederationStore,
-        message_id: &[u8],
-        data: &[u8],
-        topic: KeyId,
-        now: UnixTime,
-    ) -> Verdict {
-        match self.prepare(store, message_id, data, topic) {
-            Ok(prepared) => match self.checked(prepared, None, now) {
-                Ok(Checked::Store(verified)) => store_verdict(store, *verified),
-                Ok(Checked::Done(verdict)) | Err(verdict) => verdict,
-            },
-            Err(verdict) => verdict,
-        }
-    }
-
-    /// Decodes, verifies and stores (or only relays) gossiped messages: bytes whose
-    /// gossipsub message id (SHA-256 of the bytes) is `message_id`, received on the topic of
-    /// the authority `topic`.
+    /// Decodes, verifies and stores (or only relays) gossiped bytes whose gossipsub message
+    /// id (SHA-256 of the bytes) is `message_id`, received on the topic of the authority
+    /// `topic`.
     ///
     /// The bytes are a [`SignedUpload`](ephemera_proto::upload::SignedUpload) frame (an
     /// unbound, version 1 upload) or a [`FederatedReport`] frame (an upload with its
@@ -229,162 +201,63 @@ impl Verifier {
     /// forwards each valid report once ([`Verdict::Relay`]), and the trusting nodes behind
     /// it enforce single use. So what a relay forwards is always a report its authority
     /// signed, never bytes it could not check.
-    ///
-    /// Messages are judged in batches: their certificates' signatures are checked together
-    /// (`SignedCertificate::check_signatures`: one multiscalar multiplication for the batch,
-    /// bad ones then named one by one), and the valid reports stored through shared group
-    /// commits (`FederationStore::store_relayed_all`). The verdicts are exactly those of
-    /// judging each message alone, in order.
-    pub(crate) fn check_gossip_batch(
-        &self,
-        store: &dyn FederationStore,
-        messages: &[GossipMessage<'_>],
-        now: UnixTime,
-    ) -> Vec<Verdict> {
-        let prepared: Vec<Result<Prepared, Verdict>> = messages
-            .iter()
-            .map(|m| self.prepare(store, m.message_id, m.data, m.topic))
-            .collect();
-        // Signatures of stored and of relayed reports are checked against their own set.
-        let mut witnesses: Vec<Option<SignatureChecked>> = vec![None; messages.len()];
-        for relayed in [false, true] {
-            let (indexes, certificates): (Vec<usize>, Vec<&SignedCertificate>) = prepared
-                .iter()
-                .enumerate()
-                .filter_map(|(i, p)| match p {
-                    Ok(p) if p.trusted != relayed => Some((i, &p.report.upload.certificate)),
-                    _ => None,
-                })
-                .unzip();
-            if certificates.is_empty() {
-                continue;
-            }
-            let authorities = if relayed { &self.relay } else { &self.trusted };
-            let checked = SignedCertificate::check_signatures(&certificates, authorities);
-            for (i, witness) in indexes.into_iter().zip(checked) {
-                witnesses[i] = witness.ok();
-            }
-        }
-        let mut verdicts: Vec<Option<Verdict>> = vec![None; messages.len()];
-        let mut to_store = Vec::new();
-        for (index, (prepared, witness)) in prepared.into_iter().zip(witnesses).enumerate() {
-            // A refused signature is checked again alone, which names the refusal.
-            let checked = prepared.and_then(|p| self.checked(p, witness.as_ref(), now));
-            match checked {
-                Ok(Checked::Store(verified)) => to_store.push((index, *verified)),
-                Ok(Checked::Done(verdict)) | Err(verdict) => verdicts[index] = Some(verdict),
-            }
-        }
-        let (indexes, uploads): (Vec<usize>, Vec<VerifiedUpload>) = to_store.into_iter().unzip();
-        for (index, outcome) in indexes.into_iter().zip(store.store_relayed_all(uploads)) {
-            verdicts[index] = Some(outcome_verdict(outcome));
-        }
-        verdicts
-            .into_iter()
-            .map(|v| v.unwrap_or(Verdict::Ignore("internal")))
-            .collect()
-    }
-
-    /// The checks before the signature: the message id, duplicates, decoding, the topic, and
-    /// whose authority set applies.
-    fn prepare(
+    pub(crate) fn check_gossip(
         &self,
         store: &dyn FederationStore,
         message_id: &[u8],
         data: &[u8],
         topic: KeyId,
-    ) -> Result<Prepared, Verdict> {
+        now: UnixTime,
+    ) -> Verdict {
         let claimed = match <[u8; 32]>::try_from(message_id) {
             Ok(id) => UploadId(id),
-            Err(_) => return Err(Verdict::Ignore("bad-message-id")),
+            Err(_) => return Verdict::Ignore("bad-message-id"),
         };
         let trusted = self.trusted.knows_id(&topic);
         if !trusted && self.relayed_before(&claimed) {
-            return Err(Verdict::Ignore("duplicate"));
+            return Verdict::Ignore("duplicate");
         }
-        let report = federated::decode(data).map_err(|e| decode_verdict(&e))?;
+        let report = match federated::decode(data) {
+            Ok(report) => report,
+            Err(e) => return decode_verdict(&e),
+        };
         if report.upload.certificate.certificate.authority != topic {
-            return Err(Verdict::Reject("wrong-topic"));
+            return Verdict::Reject("wrong-topic");
         }
         if trusted {
             match store.contains(&report.upload.content_id()) {
-                Ok(true) => return Err(Verdict::Ignore("duplicate")),
+                Ok(true) => return Verdict::Ignore("duplicate"),
                 Ok(false) => {}
-                Err(e) => return Err(Verdict::store_failed(&e)),
+                Err(e) => return Verdict::store_failed(&e),
             }
-        } else if !self.relay.knows_id(&topic) {
-            return Err(Verdict::Ignore("untrusted-authority"));
         }
-        Ok(Prepared {
-            claimed,
-            report,
-            trusted,
-        })
-    }
-
-    /// The checks from the signature on, and what is left to do: store the upload, or
-    /// nothing more (relayed, or a duplicate relay).
-    fn checked(
-        &self,
-        prepared: Prepared,
-        checked: Option<&SignatureChecked>,
-        now: UnixTime,
-    ) -> Result<Checked, Verdict> {
-        let Prepared {
-            claimed,
-            report,
-            trusted,
-        } = prepared;
-        let authorities = if trusted { &self.trusted } else { &self.relay };
-        let verified = self.verify_under(authorities, report, checked, now)?;
-        if federated::frame_hash(verified.upload(), verified.binding()) != claimed.0 {
-            return Err(Verdict::Reject("non-canonical"));
-        }
-        Ok(if trusted {
-            Checked::Store(Box::new(verified))
-        } else if self.first_relay(claimed) {
-            Checked::Done(Verdict::Relay)
+        let authorities = if trusted {
+            &self.trusted
+        } else if self.relay.knows_id(&topic) {
+            &self.relay
         } else {
-            Checked::Done(Verdict::Ignore("duplicate"))
-        })
+            return Verdict::Ignore("untrusted-authority");
+        };
+        let verified = match self.verify_under(authorities, report, now) {
+            Ok(verified) => verified,
+            Err(verdict) => return verdict,
+        };
+        if federated::frame_hash(verified.upload(), verified.binding()) != claimed.0 {
+            return Verdict::Reject("non-canonical");
+        }
+        if trusted {
+            store_verdict(store, verified)
+        } else if self.first_relay(claimed) {
+            Verdict::Relay
+        } else {
+            Verdict::Ignore("duplicate")
+        }
     }
-}
-
-/// One gossiped message to check: its gossipsub id, its bytes, its topic's authority.
-#[derive(Clone, Copy)]
-pub(crate) struct GossipMessage<'a> {
-    /// The gossipsub message id (SHA-256 of `data`).
-    pub message_id: &'a [u8],
-    /// The message's bytes.
-    pub data: &'a [u8],
-    /// The authority whose topic it came on.
-    pub topic: KeyId,
-}
-
-/// A verified message: to be stored, or already judged.
-enum Checked {
-    /// A report of a trusted authority, to store.
-    Store(Box<VerifiedUpload>),
-    /// Nothing left to do but answer this.
-    Done(Verdict),
-}
-
-/// A message past the checks before its signature.
-struct Prepared {
-    claimed: UploadId,
-    report: FederatedReport,
-    /// Stored (its authority trusted) or only relayed.
-    trusted: bool,
 }
 
 /// Stores a verified upload and turns the outcome into a verdict.
 pub(crate) fn store_verdict(store: &dyn FederationStore, verified: VerifiedUpload) -> Verdict {
-    outcome_verdict(store.store_relayed(verified))
-}
-
-/// The verdict on a store's outcome for an upload.
-fn outcome_verdict(outcome: Result<StoreOutcome, StoreError>) -> Verdict {
-    match outcome {
+    match store.store_relayed(verified) {
         Ok(StoreOutcome::Stored) => Verdict::Accept,
         Ok(StoreOutcome::AlreadyStored) => Verdict::Ignore("duplicate"),
         Ok(StoreOutcome::CertificateUsed) => Verdict::Ignore("certificate-used"),

@@ -190,52 +190,29 @@ impl Node {
         }
     }
 
-    /// Stores uploads peers relayed (already verified by federation), in order: same
-    /// single-use rule and sync-day filing as a phone's upload, and their entries join this
-    /// node's publication queue. Admitted one by one, then all queued for group commit at
-    /// once (they share flushes), then settled one by one; blocks until durable.
-    fn store_relayed_all(
-        &self,
-        uploads: Vec<VerifiedUpload>,
-    ) -> Vec<Result<StoreOutcome, StoreError>> {
+    /// Stores an upload a peer relayed (already verified by federation): same single-use
+    /// rule and sync-day filing as a phone's upload, and its entries join this node's
+    /// publication queue. Blocks until durable.
+    fn store_relayed(&self, upload: VerifiedUpload) -> Result<StoreOutcome, StoreError> {
         let (core, store) = (&self.inner.core, self.inner.store.as_ref());
-        let mut outcomes: Vec<Option<Result<StoreOutcome, StoreError>>> =
-            (0..uploads.len()).map(|_| None).collect();
-        let mut admitted = Vec::new();
-        let mut commits = Vec::new();
-        for (index, upload) in uploads.into_iter().enumerate() {
-            let id = upload.id();
-            let outcome = match core.admit_relayed(store, upload, self.now()) {
-                Err(e) => Err(e),
-                Ok(RelayAdmission::AlreadyStored) => Ok(StoreOutcome::AlreadyStored),
-                Ok(RelayAdmission::OriginalMissing) => Ok(StoreOutcome::OriginalMissing),
-                Ok(RelayAdmission::RevisionRefused) => Ok(StoreOutcome::RevisionRefused),
-                Ok(RelayAdmission::Commit(commit)) => {
-                    let authority = commit.upload.1.upload.certificate.certificate.authority;
-                    admitted.push((index, id, authority));
-                    commits.push(*commit);
-                    continue;
-                }
-            };
-            outcomes[index] = Some(outcome);
-        }
-        let committed = self.inner.committer.commit_all_blocking(commits);
-        for ((index, id, authority), commit) in admitted.into_iter().zip(committed) {
-            let settled = commit.and_then(|outcome| core.settle_relayed(store, &id, outcome));
-            outcomes[index] = Some(settled.map(|settled| match settled {
-                RelayOutcome::Stored => {
-                    self.inner.metrics.upload_accepted("relayed", authority);
-                    StoreOutcome::Stored
-                }
-                RelayOutcome::AlreadyStored => StoreOutcome::AlreadyStored,
-                RelayOutcome::CertificateUsed => StoreOutcome::CertificateUsed,
-                RelayOutcome::RevisionRefused => StoreOutcome::RevisionRefused,
-            }));
-        }
-        outcomes
-            .into_iter()
-            .map(|o| o.unwrap_or_else(|| Err(StoreError::Engine("no outcome".to_owned()))))
-            .collect()
+        let id = upload.id();
+        let commit = match core.admit_relayed(store, upload, self.now())? {
+            RelayAdmission::AlreadyStored => return Ok(StoreOutcome::AlreadyStored),
+            RelayAdmission::OriginalMissing => return Ok(StoreOutcome::OriginalMissing),
+            RelayAdmission::RevisionRefused => return Ok(StoreOutcome::RevisionRefused),
+            RelayAdmission::Commit(commit) => commit,
+        };
+        let authority = commit.upload.1.upload.certificate.certificate.authority;
+        let outcome = self.inner.committer.commit_blocking(*commit)?;
+        Ok(match core.settle_relayed(store, &id, outcome)? {
+            RelayOutcome::Stored => {
+                self.inner.metrics.upload_accepted("relayed", authority);
+                StoreOutcome::Stored
+            }
+            RelayOutcome::AlreadyStored => StoreOutcome::AlreadyStored,
+            RelayOutcome::CertificateUsed => StoreOutcome::CertificateUsed,
+            RelayOutcome::RevisionRefused => StoreOutcome::RevisionRefused,
+        })
     }
 }
 
@@ -271,46 +248,16 @@ impl FederationStore for NodeFederationStore {
         &self,
         upload: VerifiedUpload,
     ) -> Result<StoreOutcome, crate::federation::StoreError> {
-        self.store_relayed_all(vec![upload])
-            .pop()
-            .unwrap_or_else(|| {
-                Err(federation_error(StoreError::Engine(
-                    "no outcome".to_owned(),
-                )))
-            })
-    }
-
-    fn store_relayed_all(
-        &self,
-        uploads: Vec<VerifiedUpload>,
-    ) -> Vec<Result<StoreOutcome, crate::federation::StoreError>> {
-        let Ok(node) = self.node() else {
-            return uploads
-                .iter()
-                .map(|_| {
-                    Err(federation_error(StoreError::Engine(
-                        "node stopped".to_owned(),
-                    )))
-                })
-                .collect();
-        };
+        let node = self.node()?;
         // Below the disk reserve a peer's upload waits like a phone's: a store failure to
         // federation (the gossip is ignored without penalty, the catch-up round ends and
         // nothing is marked as fetched), so catch-up brings it once there is room.
         if node.inner.disk_reserve.holds() {
-            return uploads
-                .iter()
-                .map(|_| {
-                    Err(crate::federation::StoreError(Box::new(
-                        super::disk_reserve::BelowDiskReserve,
-                    )))
-                })
-                .collect();
+            return Err(crate::federation::StoreError(Box::new(
+                super::disk_reserve::BelowDiskReserve,
+            )));
         }
-        node.store_relayed_all(uploads)
-            .into_iter()
-            .map(|r| r.map_err(federation_error))
-            .collect()
+        node.store_relayed(upload).map_err(federation_error)
     }
 
     fn ids_for_day(

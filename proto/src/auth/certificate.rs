@@ -76,22 +76,6 @@ impl WireMessage for SignedCertificate {
     const MAX_SIZE: usize = 512;
 }
 
-/// A certificate whose signature a trusted authority made, as checked by
-/// [`SignedCertificate::check_signatures`]: [`SignedUpload::verify_bound_checked`](crate::upload::SignedUpload::verify_bound_checked)
-/// takes it instead of checking the signature again. Only this crate makes one, and it
-/// covers only the very certificate it was made for.
-#[derive(Clone, Debug)]
-pub struct SignatureChecked {
-    certificate: SignedCertificate,
-}
-
-impl SignatureChecked {
-    /// Whether this witness was made for `certificate` (facts and signature alike).
-    pub(crate) fn covers(&self, certificate: &SignedCertificate) -> bool {
-        self.certificate == *certificate
-    }
-}
-
 /// How expiry is judged when a certificate is verified.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ExpiryPolicy {
@@ -179,47 +163,6 @@ impl SignedCertificate {
                 &self.signature,
             )
             .map_err(|_| CertificateError::BadSignature)
-    }
-
-    /// The signatures of `certificates` checked together (feature `batch-verify`; see
-    /// `signing::batch`): for each, a witness that [`Self::signer`] would find a trusted
-    /// signer, or the error it would give.
-    #[cfg(feature = "batch-verify")]
-    pub fn check_signatures(
-        certificates: &[&SignedCertificate],
-        trusted: &TrustedAuthorities,
-    ) -> Vec<Result<SignatureChecked, CertificateError>> {
-        let inputs: Vec<Vec<u8>> = certificates
-            .iter()
-            .map(|c| c.certificate.signing_input())
-            .collect();
-        let claims: Vec<crate::signing::Claim<'_>> = certificates
-            .iter()
-            .zip(&inputs)
-            .map(|(c, input)| crate::signing::Claim {
-                id: &c.certificate.authority,
-                label: CERTIFICATE_LABEL,
-                message: input,
-                signature: &c.signature,
-            })
-            .collect();
-        let signers = trusted.signers(&claims);
-        certificates
-            .iter()
-            .zip(signers)
-            .map(|(c, signer)| {
-                let cert = &c.certificate;
-                if !trusted.knows_id(&cert.authority) {
-                    return Err(CertificateError::UntrustedAuthority);
-                }
-                if cert.version != CERTIFICATE_VERSION || signer.is_err() {
-                    return Err(CertificateError::BadSignature);
-                }
-                Ok(SignatureChecked {
-                    certificate: (*c).clone(),
-                })
-            })
-            .collect()
     }
 
     /// Checks that `contents` with `binding`, authenticated with `hmac_key`, is the certified

@@ -11,7 +11,7 @@ mod hmac;
 
 pub use certificate::{
     AuthoritySigningKey, Certificate, CertificateId, CertificateRequest, ExpiryPolicy,
-    SignatureChecked, SignedCertificate, TrustedAuthorities,
+    SignedCertificate, TrustedAuthorities,
 };
 pub use code::{CODE_LENGTH, CodeHash, CodePepper, UploadCode};
 pub use hmac::{ReportHmac, ReportHmacKey};

@@ -1,13 +1,14 @@
-//! Gossip: publishing this node's uploads, queueing received messages for verification,
+//! Gossip: publishing this node's uploads, verifying received messages in blocking tasks,
 //! and telling gossipsub what became of each.
 
 use std::time::Duration;
 
+use ephemera_proto::UnixTime;
 use ephemera_proto::federated::{self, FederatedReport};
 use ephemera_proto::upload::VerifiedUpload;
 use libp2p::{PeerId, gossipsub};
 
-use super::{EventLoop, verify_queue};
+use super::EventLoop;
 use crate::federation::metrics;
 use crate::federation::shared::Internal;
 use crate::federation::validate::{Verdict, judge};
@@ -72,9 +73,9 @@ impl EventLoop {
         tracing::debug!(ok = result.is_ok(), "published raw test bytes");
     }
 
-    /// Queues a received message for verification in a batch (`verify_queue`), which
-    /// reports an [`Internal::Verdict`]. Messages wait in arrival order (backpressure, not
-    /// loss); a message on a topic this node did not join is ignored at
+    /// Verifies a received message in a blocking task, which reports an
+    /// [`Internal::Verdict`]. Messages wait for a verification slot in arrival order
+    /// (backpressure, not loss); a message on a topic this node did not join is ignored at
     /// once, and so is one past the pending-verification bound, which also starts a
     /// catch-up round with its sender to fill the gap at once.
     pub(super) fn on_gossip(&mut self, event: gossipsub::Event) {
@@ -104,12 +105,28 @@ impl EventLoop {
             self.start_session(propagation_source);
             return;
         };
-        self.verify_queue.push(verify_queue::Queued {
-            message_id,
-            source: propagation_source,
-            message,
-            authority,
-            _held: pending,
+        let slots = self.verify_slots.clone();
+        let shared = self.shared.clone();
+        let tx = self.internal_tx.clone();
+        metrics::spawn(async move {
+            let id = message_id.clone();
+            let Ok(slot) = slots.acquire_owned().await else {
+                return;
+            };
+            let verdict = tokio::task::spawn_blocking(move || {
+                let _held = (slot, pending);
+                let now: UnixTime = shared.clock.now();
+                shared
+                    .verifier
+                    .check_gossip(&*shared.store, &id.0, &message.data, authority, now)
+            })
+            .await
+            .unwrap_or(Verdict::Ignore("internal"));
+            let _ = tx.send(Internal::Verdict {
+                message_id,
+                source: propagation_source,
+                verdict,
+            });
         });
     }
 

@@ -25,7 +25,6 @@ mod gossip;
 mod heads;
 mod scoring;
 mod twins;
-mod verify_queue;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -55,6 +54,8 @@ use super::sync::SyncResponse;
 use super::validate::Verifier;
 use super::{Clock, FederationError};
 
+/// Most gossip messages verified at once (blocking tasks); the others wait their turn.
+const MAX_CONCURRENT_VERIFICATIONS: usize = 64;
 /// Most KiB of gossip messages waiting for or under verification (256 MiB). A burst queues
 /// here rather than being dropped; past it, a message is ignored (not forwarded, no
 /// penalty) and a catch-up round with its sender is started at once, so the gap is filled
@@ -130,10 +131,6 @@ pub(crate) fn spawn(
         "federation starting"
     );
     let event_loop = EventLoop {
-        verify_queue: Arc::new(verify_queue::VerifyQueue::new(
-            shared.clone(),
-            internal_tx.clone(),
-        )),
         swarm,
         commands: commands_rx,
         internal_rx,
@@ -148,6 +145,7 @@ pub(crate) fn spawn(
         bans: HashMap::new(),
         app_scores: HashMap::new(),
         bootstrap,
+        verify_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_VERIFICATIONS)),
         pending_kib: Arc::new(Semaphore::new(MAX_PENDING_VERIFICATION_KIB)),
         configured: config.configured_peers(),
         policy,
@@ -215,8 +213,7 @@ struct EventLoop {
     /// Application score (catch-up faults, costly answers) of each penalised peer, decaying.
     app_scores: HashMap<PeerId, scoring::Penalty>,
     bootstrap: Vec<(PeerId, Multiaddr)>,
-    /// Gossiped messages waiting for verification, checked in batches.
-    verify_queue: Arc<verify_queue::VerifyQueue>,
+    verify_slots: Arc<Semaphore>,
     /// KiB of gossip messages waiting for or under verification.
     pending_kib: Arc<Semaphore>,
     /// What may be dialled (shared with the transport).

@@ -160,6 +160,34 @@ fn tx_error(e: TransactionError<()>) -> StoreError {
     }
 }
 
+/// How long [`open_db`] waits for the folder's lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens sled at `path`, waiting up to [`LOCK_WAIT`] while its lock is held: a store just
+/// dropped in this process releases the lock only once sled's flusher thread has ended, a
+/// moment later (a CLI command run right after another, a node restarted in place). A lock
+/// still held after that is the error it always was.
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(PAGE_CACHE_BYTES)
+            .open();
+        match opened {
+            // sled 0.34 reports a held lock only in its message (`ErrorKind::Other`).
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            opened => return opened.map_err(engine),
+        }
+    }
+}
+
 impl SledReportStore {
     /// Opens (or creates) the database in `path`, its batch and export files in
     /// `blobs_path` (a folder of its own, outside `path`: sled owns that one) and the data
@@ -177,12 +205,7 @@ impl SledReportStore {
             return Err(StoreError::UpgradeUnfinished { folder });
         }
         remove_unfinished_snapshots(path)?;
-        let db = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            .cache_capacity(PAGE_CACHE_BYTES)
-            .open()
-            .map_err(engine)?;
+        let db = open_db(path)?;
         check_format(&db)?;
         let tree = |name: &str| db.open_tree(name).map_err(engine);
         let uploads = tree("uploads")?;
@@ -1456,6 +1479,39 @@ mod at_rest_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store closed a moment ago in this process still holds sled's lock until its
+    /// flusher thread ends: opening again waits for it; a lock held for good is still an
+    /// error, after the wait.
+    #[test]
+    fn opening_waits_briefly_for_the_lock_of_a_store_being_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let held = open_db(&path).unwrap();
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(held);
+        });
+        // A second handle of the same process while the first is open: sled's lock refuses
+        // it, so this waits for the drop above.
+        let started = std::time::Instant::now();
+        let reopened = open_db(&path);
+        closer.join().unwrap();
+        assert!(reopened.is_ok(), "{:?}", reopened.err());
+        assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+        drop(reopened);
+
+        let _kept = open_db(&path).unwrap();
+        let started = std::time::Instant::now();
+        let Err(refused) = open_db(&path) else {
+            panic!("opened while the lock is held");
+        };
+        assert!(started.elapsed() >= LOCK_WAIT);
+        assert!(
+            refused.to_string().contains("could not acquire lock"),
+            "{refused}"
+        );
+    }
 
     #[test]
     fn taking_a_code_drops_its_expiry_entry() {

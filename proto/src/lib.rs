@@ -91,6 +91,7 @@ pub mod rollover;
 pub mod scheme;
 pub mod sealed;
 pub mod signing;
+pub mod sunset;
 pub mod sync;
 pub mod time;
 pub mod token;

@@ -143,6 +143,8 @@ pub mod kind {
     pub const TOKEN_KEY_SET: u8 = 0x0f;
     /// [`crate::filter::TokenFilter`] (custom layout, publication version 3).
     pub const TOKEN_FILTER: u8 = 0x10;
+    /// [`crate::sunset::SignedSunsetOrder`]: the end of purpose.
+    pub const SUNSET_ORDER: u8 = 0x11;
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ fn the_transport_syncs_from_a_loopback_node() {
         key_rollovers: Vec::new(),
         head: None,
         token_filters: false,
+        sunset: None,
     };
     let empty = BatchIndex {
         batches: vec![],
@@ -45,6 +46,7 @@ fn the_transport_syncs_from_a_loopback_node() {
         key_rollovers: Vec::new(),
         head: None,
         token_filters: false,
+        sunset: None,
     };
     let sealing = SealingSecretKey::generate(&mut rng);
     let announcement = node.announce_sealing_key(&sealing.public_key());

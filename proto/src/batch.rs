@@ -761,7 +761,7 @@ pub struct BatchIndex {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        with = "crate::batch_log::as_optional_hex_frame"
+        with = "crate::wire::as_optional_hex_frame"
     )]
     pub head: Option<crate::batch_log::SignedHead>,
     /// Whether the node serves the token filter of each listed version 2 batch with
@@ -769,6 +769,15 @@ pub struct BatchIndex {
     /// Absent (older nodes) reads as `false`: phones fetch the batches.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub token_filters: bool,
+    /// The sunset order the node holds, as a hex frame ([`crate::sunset`]): a phone that
+    /// verifies it against its configured committee erases everything and stops at its
+    /// effective time. Absent while there is none, and from older nodes.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::wire::as_optional_hex_frame"
+    )]
+    pub sunset: Option<crate::sunset::SignedSunsetOrder>,
 }
 
 #[cfg(test)]

@@ -262,37 +262,6 @@ pub mod as_hex_frame {
     }
 }
 
-/// Serde for an optional head, as [`as_hex_frame`] (the batch index's `head`).
-pub mod as_optional_hex_frame {
-    use super::*;
-
-    /// Serializes a present head as the hex of its frame.
-    ///
-    /// # Errors
-    /// The serializer's.
-    pub fn serialize<S: Serializer>(head: &Option<SignedHead>, s: S) -> Result<S::Ok, S::Error> {
-        match head {
-            Some(head) if s.is_human_readable() => s.serialize_some(&hex::encode(head.to_bytes())),
-            Some(head) => s.serialize_some(head),
-            None => s.serialize_none(),
-        }
-    }
-
-    /// Reads an optional hex head frame.
-    ///
-    /// # Errors
-    /// A string that is not the hex of a head frame.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SignedHead>, D::Error> {
-        if d.is_human_readable() {
-            Option::<String>::deserialize(d)?
-                .map(|text| as_hex_frame::from_hex(&text).map_err(serde::de::Error::custom))
-                .transpose()
-        } else {
-            Option::<SignedHead>::deserialize(d)
-        }
-    }
-}
-
 /// Serde for a list of heads as hex frames in JSON (a node's `/v1/heads`).
 pub mod as_hex_frames {
     use super::*;

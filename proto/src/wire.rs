@@ -107,6 +107,56 @@ pub(crate) fn check_header_versions<'a>(
     Ok(&bytes[HEADER_LEN..])
 }
 
+/// Serde for an optional framed message as the hex of its frame in JSON, and as the
+/// structure in binary formats (the batch index's `head` and `sunset`).
+pub mod as_optional_hex_frame {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{WireMessage, decode, encode};
+    use crate::error::DecodeError;
+
+    /// Serializes a present message as the hex of its frame.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<T: WireMessage, S: Serializer>(
+        message: &Option<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match message {
+            Some(message) if s.is_human_readable() => {
+                s.serialize_some(&hex::encode(encode(message)))
+            }
+            Some(message) => s.serialize_some(message),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads an optional hex frame, checking its size before decoding the hex.
+    ///
+    /// # Errors
+    /// A string that is not the hex of a frame of `T`.
+    pub fn deserialize<'de, T: WireMessage, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        if !d.is_human_readable() {
+            return Option::<T>::deserialize(d);
+        }
+        let Some(text) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        if text.len() > 2 * T::MAX_SIZE {
+            return Err(serde::de::Error::custom(DecodeError::TooLarge {
+                got: text.len() / 2,
+                max: T::MAX_SIZE,
+            }));
+        }
+        let bytes =
+            hex::decode(&text).map_err(|_| serde::de::Error::custom(DecodeError::Malformed))?;
+        decode(&bytes).map(Some).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Kind bytes of every framed message, in one place so they never collide.
 pub mod kind {
     /// [`crate::auth::SignedCertificate`].

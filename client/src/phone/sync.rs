@@ -500,6 +500,7 @@ mod tests {
             key_rollovers: rollovers.to_vec(),
             head: None,
             token_filters: false,
+            sunset: None,
         };
         let body = serde_json::to_vec(&index).unwrap();
         phone.handle_response(NOW, request.id, Response { status: 200, body })?;

@@ -103,6 +103,7 @@ fn round(
                     key_rollovers: Vec::new(),
                     head,
                     token_filters: false,
+                    sunset: None,
                 };
                 serde_json::to_vec(&index).unwrap()
             }

@@ -72,6 +72,7 @@ fn index_offering_filters(
         key_rollovers: Vec::new(),
         head: None,
         token_filters: true,
+        sunset: None,
     };
     let body = serde_json::to_vec(&index).unwrap();
     phone

@@ -334,6 +334,7 @@ fn sync_walks_the_index_and_persists_the_cursor() {
         key_rollovers: Vec::new(),
         head: None,
         token_filters: false,
+        sunset: None,
     };
     phone
         .handle_response(
@@ -369,6 +370,7 @@ fn sync_walks_the_index_and_persists_the_cursor() {
         key_rollovers: Vec::new(),
         head: None,
         token_filters: false,
+        sunset: None,
     };
     phone
         .handle_response(
@@ -397,6 +399,7 @@ fn sync_walks_the_index_and_persists_the_cursor() {
         key_rollovers: Vec::new(),
         head: None,
         token_filters: false,
+        sunset: None,
     };
     phone
         .handle_response(
@@ -450,6 +453,7 @@ fn a_forged_index_sequence_never_moves_the_cursor() {
             key_rollovers: Vec::new(),
             head: None,
             token_filters: false,
+            sunset: None,
         };
         let body = serde_json::to_vec(&index).unwrap();
         phone
@@ -844,6 +848,7 @@ fn fetched_batches_stream_from_a_reader() {
         key_rollovers: Vec::new(),
         head: None,
         token_filters: false,
+        sunset: None,
     };
     let json = serde_json::to_vec(&index).unwrap();
     phone

@@ -88,6 +88,7 @@ impl FakeNode {
                     key_rollovers: Vec::new(),
                     head: None,
                     token_filters: false,
+                    sunset: None,
                 })
                 .unwrap(),
             },

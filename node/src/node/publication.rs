@@ -226,6 +226,7 @@ impl Node {
             key_rollovers,
             head: Some(head),
             token_filters: true,
+            sunset: None,
         })
     }
 

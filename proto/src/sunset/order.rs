@@ -183,7 +183,11 @@ impl SignedSunsetOrder {
                         signer: approval.signer,
                     });
                 }
-                if !combined.approvals.iter().any(|a| a.signer == approval.signer) {
+                if !combined
+                    .approvals
+                    .iter()
+                    .any(|a| a.signer == approval.signer)
+                {
                     combined.approvals.push(*approval);
                 }
             }
@@ -568,6 +572,35 @@ mod tests {
         let mut other = s.order.clone();
         other.issued_at.0 += 1;
         assert_ne!(id, other.id());
+    }
+
+    #[test]
+    fn the_batch_index_carries_the_order_as_a_hex_frame() {
+        let s = setup();
+        let index = crate::batch::BatchIndex {
+            batches: Vec::new(),
+            next_cursor: 3,
+            key_rollovers: Vec::new(),
+            head: None,
+            token_filters: false,
+            sunset: Some(signed_by(&s, &[0, 1])),
+        };
+        let json = serde_json::to_string(&index).unwrap();
+        assert!(json.contains(r#""sunset":"0111"#), "{json}");
+        let back: crate::batch::BatchIndex = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, index);
+        let without = r#"{"batches":[],"next_cursor":3}"#;
+        let older: crate::batch::BatchIndex = serde_json::from_str(without).unwrap();
+        assert_eq!(older.sunset, None);
+        for bad in [
+            r#"{"batches":[],"next_cursor":3,"sunset":"zz"}"#.to_owned(),
+            format!(
+                r#"{{"batches":[],"next_cursor":3,"sunset":"{}"}}"#,
+                "00".repeat(MAX_FRAME + 1)
+            ),
+        ] {
+            assert!(serde_json::from_str::<crate::batch::BatchIndex>(&bad).is_err());
+        }
     }
 
     proptest::proptest! {

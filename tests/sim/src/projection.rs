@@ -296,6 +296,7 @@ fn round_index_bytes(batches: &[BatchIndexEntry]) -> u64 {
             key_rollovers: Vec::new(),
             head: None,
             token_filters: true,
+            sunset: None,
         };
         serde_json::to_vec(&index).expect("index serialises").len() as u64
     };

@@ -182,6 +182,7 @@ impl Server {
             key_rollovers: Vec::new(),
             head: None,
             token_filters: true,
+            sunset: None,
         };
         ok(serde_json::to_vec(&index).expect("index serialises"))
     }

@@ -95,6 +95,7 @@ pub mod sync;
 pub mod time;
 pub mod token;
 pub mod upload;
+pub mod venue;
 pub mod wire;
 
 pub use error::{

@@ -184,6 +184,16 @@ fn off_subgroup_g2() -> [u8; 96] {
     })
 }
 
+/// The error decoding `bytes` as a `kind` gives, as `Debug` prints it.
+fn decode_error(kind: &str, bytes: &[u8]) -> String {
+    match kind {
+        "entry_code" => format!("{:?}", EntryCode::from_bytes(bytes).unwrap_err()),
+        "check_in" => format!("{:?}", CheckIn::from_bytes(bytes).unwrap_err()),
+        "venue_trace" => format!("{:?}", VenueTrace::from_bytes(bytes).unwrap_err()),
+        other => panic!("unknown kind {other}"),
+    }
+}
+
 fn invalid_inputs(entry: &[u8], check_in: &[u8], trace: &[u8]) -> Vec<Invalid> {
     let mut g1_identity = [0u8; 48];
     g1_identity[0] = 0xc0;
@@ -209,17 +219,23 @@ fn invalid_inputs(entry: &[u8], check_in: &[u8], trace: &[u8]) -> Vec<Invalid> {
     ];
     cases
         .drain(..)
-        .map(|(kind, bytes)| {
-            let error = match kind {
-                "entry_code" => format!("{:?}", EntryCode::from_bytes(&bytes).unwrap_err()),
-                "check_in" => format!("{:?}", CheckIn::from_bytes(&bytes).unwrap_err()),
-                _ => format!("{:?}", VenueTrace::from_bytes(&bytes).unwrap_err()),
-            };
-            Invalid {
-                kind: kind.to_owned(),
-                bytes: hex::encode(bytes),
-                error,
-            }
+        .map(|(kind, bytes)| Invalid {
+            kind: kind.to_owned(),
+            error: decode_error(kind, &bytes),
+            bytes: hex::encode(bytes),
+        })
+        .collect()
+}
+
+/// The warnings matching `traces` against `check_ins` gives, as the file lists them.
+fn warnings_of(check_ins: Vec<CheckIn>, traces: &[VenueTrace]) -> Vec<WarningVector> {
+    CheckInIndex::new(check_ins)
+        .match_traces(traces)
+        .into_iter()
+        .map(|w| WarningVector {
+            day: w.day.0,
+            hours: w.hours.iter().map(|h| h.0).collect(),
+            message: w.message,
         })
         .collect()
 }
@@ -282,15 +298,7 @@ fn generate(crowdnotifier: CrowdNotifier) -> Vectors {
         .into_iter()
         .map(|k| notice.seal(&entry, k, &mut rng).unwrap())
         .collect();
-    let warnings = CheckInIndex::new(check_ins.clone())
-        .match_traces(&traces)
-        .into_iter()
-        .map(|w| WarningVector {
-            day: w.day.0,
-            hours: w.hours.iter().map(|h| h.0).collect(),
-            message: w.message,
-        })
-        .collect();
+    let warnings = warnings_of(check_ins.clone(), &traces);
     let mut record = Vec::new();
     record.extend_from_slice(&ARRIVAL.to_be_bytes());
     record.extend_from_slice(&DEPARTURE.to_be_bytes());
@@ -514,28 +522,19 @@ fn frozen_vectors_hold() {
         assert_eq!(t.key.hour, VenueHour(h.hour));
         assert_eq!(hex::encode(t.key.key.to_bytes()), h.trace_key);
     }
-    let warnings = CheckInIndex::new(check_ins).match_traces(&traces);
-    let got: Vec<WarningVector> = warnings
-        .into_iter()
-        .map(|w| WarningVector {
-            day: w.day.0,
-            hours: w.hours.iter().map(|h| h.0).collect(),
-            message: w.message,
-        })
-        .collect();
-    assert_eq!(got, f.warnings);
+    assert_eq!(warnings_of(check_ins, &traces), f.warnings);
     assert_eq!(f.warnings[0].message, f.notice.message);
 
     // Every invalid input still gets its error.
     for i in &f.invalid {
         let bytes = unhex(&i.bytes);
-        let error = match i.kind.as_str() {
-            "entry_code" => format!("{:?}", EntryCode::from_bytes(&bytes).unwrap_err()),
-            "check_in" => format!("{:?}", CheckIn::from_bytes(&bytes).unwrap_err()),
-            "venue_trace" => format!("{:?}", VenueTrace::from_bytes(&bytes).unwrap_err()),
-            other => panic!("unknown kind {other}"),
-        };
-        assert_eq!(error, i.error, "{} {}", i.kind, i.bytes);
+        assert_eq!(
+            decode_error(&i.kind, &bytes),
+            i.error,
+            "{} {}",
+            i.kind,
+            i.bytes
+        );
     }
 
     // And the whole file is what the seeded generator makes today.

@@ -398,4 +398,25 @@ mod tests {
             Err(VenueError::BadTimeRange)
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let _ = EntryCode::from_bytes(&bytes);
+        }
+
+        #[test]
+        fn decode_never_panics_behind_a_valid_key(
+            seed in proptest::prelude::any::<u64>(),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            // A valid version and key, so the fuzzing reaches the times and texts.
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let mut bytes = code(&mut rng).to_bytes()[..1 + G2_LEN].to_vec();
+            bytes.extend_from_slice(&tail);
+            if let Ok(decoded) = EntryCode::from_bytes(&bytes) {
+                proptest::prop_assert_eq!(decoded.to_bytes(), bytes);
+            }
+        }
+    }
 }

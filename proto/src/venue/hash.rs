@@ -146,38 +146,39 @@ pub(crate) fn h4(x: &[u8; 32]) -> Zeroizing<[u8; 32]> {
     out
 }
 
+/// Names what is wrong with a decoded point: the identity, off the curve, or outside the
+/// prime-order subgroup (in that order).
+fn check_point<P>(
+    decoded: Option<P>,
+    checks: impl Fn(&P) -> [subtle::Choice; 3],
+) -> Result<P, PointError> {
+    let point = decoded.ok_or(PointError::Invalid)?;
+    let [identity, on_curve, torsion_free] = checks(&point);
+    if bool::from(identity) {
+        Err(PointError::Identity)
+    } else if !bool::from(on_curve) {
+        Err(PointError::Invalid)
+    } else if !bool::from(torsion_free) {
+        Err(PointError::NotInSubgroup)
+    } else {
+        Ok(point)
+    }
+}
+
 /// Decodes a compressed G1 point that is on the curve, in the prime-order subgroup and not
 /// the identity.
 pub(crate) fn decode_g1(bytes: &[u8; 48]) -> Result<G1Affine, PointError> {
-    let point = Option::<G1Affine>::from(G1Affine::from_compressed_unchecked(bytes))
-        .ok_or(PointError::Invalid)?;
-    if bool::from(point.is_identity()) {
-        return Err(PointError::Identity);
-    }
-    if !bool::from(point.is_on_curve()) {
-        return Err(PointError::Invalid);
-    }
-    if !bool::from(point.is_torsion_free()) {
-        return Err(PointError::NotInSubgroup);
-    }
-    Ok(point)
+    check_point(G1Affine::from_compressed_unchecked(bytes).into(), |p| {
+        [p.is_identity(), p.is_on_curve(), p.is_torsion_free()]
+    })
 }
 
 /// Decodes a compressed G2 point that is on the curve, in the prime-order subgroup and not
 /// the identity.
 pub(crate) fn decode_g2(bytes: &[u8; 96]) -> Result<G2Affine, PointError> {
-    let point = Option::<G2Affine>::from(G2Affine::from_compressed_unchecked(bytes))
-        .ok_or(PointError::Invalid)?;
-    if bool::from(point.is_identity()) {
-        return Err(PointError::Identity);
-    }
-    if !bool::from(point.is_on_curve()) {
-        return Err(PointError::Invalid);
-    }
-    if !bool::from(point.is_torsion_free()) {
-        return Err(PointError::NotInSubgroup);
-    }
-    Ok(point)
+    check_point(G2Affine::from_compressed_unchecked(bytes).into(), |p| {
+        [p.is_identity(), p.is_on_curve(), p.is_torsion_free()]
+    })
 }
 
 #[cfg(test)]

@@ -303,6 +303,15 @@ impl CheckInIndex {
         self.by_hour.is_empty()
     }
 
+    /// How many decryptions [`CheckInIndex::match_traces`] tries for `traces`: one per
+    /// check-in of each trace's hour (for benches and metrics).
+    pub fn attempts(&self, traces: &[VenueTrace]) -> usize {
+        traces
+            .iter()
+            .map(|t| self.by_hour.get(&t.key.hour).map_or(0, Vec::len))
+            .sum()
+    }
+
     /// Tries every trace against the check-ins of its hour: the warnings, one per visit
     /// and message, for visits that overlap the case's time.
     ///
@@ -555,5 +564,23 @@ mod tests {
             inverted.seal(&w.entry, key, &mut w.rng),
             Err(VenueError::BadTimeRange)
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..700)) {
+            let _ = VenueTrace::from_bytes(&bytes);
+            let _ = TraceKey::from_bytes(&bytes);
+        }
+
+        #[test]
+        fn matching_garbage_notices_never_panics(tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100)) {
+            let mut w = world(7);
+            let t = UnixTime(1_700_000_000);
+            let check_ins = check_in(&w.entry, t, t, &mut w.rng).unwrap();
+            let mut trace = publish(&mut w, t, t, "m").remove(0);
+            trace.notice.ciphertext = tail;
+            proptest::prop_assert!(match_check_ins(&[trace], &check_ins).is_empty());
+        }
     }
 }

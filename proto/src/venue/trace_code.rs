@@ -441,4 +441,11 @@ mod tests {
             !format!("{trace:?}").contains(&hex::encode(trace.venue_share.to_bytes().as_ref()))
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..500)) {
+            let _ = TraceCode::from_bytes(&bytes);
+        }
+    }
 }

@@ -325,4 +325,19 @@ mod tests {
             })
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let _ = CheckIn::from_bytes(&bytes);
+        }
+
+        #[test]
+        fn decode_of_197_bytes_never_panics(bytes in proptest::prelude::any::<[u8; 32]>(), fill in proptest::prelude::any::<u8>()) {
+            let mut full = vec![fill; CHECK_IN_LEN];
+            full[0] = CHECK_IN_VERSION;
+            full[5..37].copy_from_slice(&bytes);
+            let _ = CheckIn::from_bytes(&full);
+        }
+    }
 }

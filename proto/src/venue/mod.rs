@@ -24,6 +24,49 @@
 //!   ([`CheckInIndex`]); a match whose times overlap the case's gives a [`Warning`]: day,
 //!   hours and message, never the venue.
 //!
+//! The whole flow:
+//!
+//! ```
+//! use ephemera_proto::UnixTime;
+//! use ephemera_proto::sealed::SealingSecretKey;
+//! use ephemera_proto::venue::{check_in, create_venue, match_check_ins, CheckIn, EntryCode, Notice, VenueHour};
+//! use rand_chacha::ChaCha20Rng;
+//! use rand_core::SeedableRng;
+//!
+//! let mut rng = ChaCha20Rng::seed_from_u64(20);
+//! let authority = SealingSecretKey::generate(&mut rng);
+//! let (entry, trace_code) = create_venue(
+//!     &authority.public_key(), "Café", "Main Street 1", UnixTime(0), UnixTime(u64::MAX), &mut rng,
+//! ).unwrap();
+//!
+//! // A phone scans the QR code and checks in for 40 minutes; it keeps only the check-ins.
+//! let scanned = EntryCode::from_bytes(&entry.to_bytes()).unwrap();
+//! let arrival = UnixTime(1_700_000_000);
+//! let stored: Vec<Vec<u8>> = check_in(&scanned, arrival, arrival.plus_seconds(2400), &mut rng)
+//!     .unwrap()
+//!     .iter()
+//!     .map(CheckIn::to_bytes)
+//!     .collect();
+//!
+//! // A case was there: the venue's trace code and the authority's key make the hour's keys.
+//! let hour = VenueHour::containing(arrival).unwrap();
+//! let notice = Notice { case_from: arrival, case_until: arrival.plus_seconds(600), message: "Get tested.".into() };
+//! let published: Vec<Vec<u8>> = trace_code
+//!     .trace_keys(&authority, hour, hour)
+//!     .unwrap()
+//!     .into_iter()
+//!     .map(|key| notice.seal(&entry, key, &mut rng).unwrap().to_bytes())
+//!     .collect();
+//!
+//! // The phone matches locally: a warning with the day, hours and message, not the venue.
+//! let check_ins: Vec<CheckIn> = stored.iter().map(|b| CheckIn::from_bytes(b).unwrap()).collect();
+//! let traces: Vec<_> = published.iter().map(|b| ephemera_proto::venue::VenueTrace::from_bytes(b).unwrap()).collect();
+//! let warnings = match_check_ins(&traces, &check_ins);
+//! assert_eq!(warnings.len(), 1);
+//! assert_eq!(warnings[0].hours, vec![hour]);
+//! assert_eq!(warnings[0].message, "Get tested.");
+//! ```
+//!
 //! Curve points from outside (the QR code's key, each check-in's `c1`, each trace key) are
 //! refused when malformed, the identity, or outside the prime-order subgroup
 //! ([`PointError`]). Hash-to-curve is RFC 9380 with Ephemera's own domain tags

@@ -558,7 +558,7 @@ async fn offer_sunset(
         });
     }
     let bytes = body_bytes(body, SUNSET_ORDER_MAX)?;
-    let offer = node.offer_sunset(&bytes).await?;
+    let offer = node.take_sunset(&bytes).await?;
     let held = node.sunset_order().ok_or(ApiError::Internal)?;
     Ok(axum::Json(types::SunsetOffer {
         adopted: matches!(offer, ephemera_node_core::sunset::Offer::Adopted(_)),

@@ -37,6 +37,7 @@ use super::dial::{PolicyTransport, SharedPolicy};
 use super::heads::{HEADS_PROTOCOL, HeadsCodec};
 use super::identity::NodeIdentity;
 use super::instance::{INSTANCE_PROTOCOL, InstanceCodec};
+use super::sunset::{SUNSET_PROTOCOL, SunsetCodec};
 use super::sync::{SYNC_PROTOCOL, SyncCodec};
 
 /// Kademlia protocol name of the Ephemera federation (kept apart from the public IPFS DHT).
@@ -134,6 +135,8 @@ pub(crate) struct FederationBehaviour {
     pub(crate) instance: request_response::Behaviour<InstanceCodec>,
     /// Batch-log heads: what each node holds, passed on.
     pub(crate) heads: request_response::Behaviour<HeadsCodec>,
+    /// Sunset orders: the one each node holds, passed on.
+    pub(crate) sunset: request_response::Behaviour<SunsetCodec>,
     /// Peer discovery beyond the bootstrap list; off when `discovery` is off.
     pub(crate) kad: Toggle<Dht>,
     /// Listen addresses and protocols of peers.
@@ -197,6 +200,13 @@ impl FederationBehaviour {
                 .with_max_concurrent_streams(config.max_inbound_streams),
         );
 
+        let sunset = request_response::Behaviour::new(
+            [(SUNSET_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(config.request_timeout)
+                .with_max_concurrent_streams(config.max_inbound_streams),
+        );
+
         let kad = config.discovery.then(|| Dht::new(peer_id));
 
         let identify = identify::Behaviour::new(
@@ -241,6 +251,7 @@ impl FederationBehaviour {
             sync,
             instance,
             heads,
+            sunset,
             kad: Toggle::from(kad),
             identify,
             mdns: Toggle::from(mdns),

@@ -136,6 +136,9 @@ pub struct FederationConfig {
     /// Who passes on this node's batch-log heads and watches those peers send (the node).
     /// `None`: no heads are sent; peers' are answered with an empty list.
     pub heads: Option<super::HeadSink>,
+    /// Who holds this node's sunset order and checks those peers send (the node). `None`:
+    /// no order is sent; peers' are answered with none and ignored.
+    pub sunset: Option<super::SunsetSink>,
 }
 
 /// The smallest per-peer response budget: one answer holding one upload of the largest
@@ -186,6 +189,7 @@ impl Default for FederationConfig {
             metrics: None,
             twins: None,
             heads: None,
+            sunset: None,
         }
     }
 }

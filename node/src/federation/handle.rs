@@ -53,6 +53,7 @@ pub(crate) enum Command {
     Ban(PeerId, Option<Duration>),
     Unban(PeerId),
     SyncNow,
+    SpreadSunset(Vec<u8>),
     Shutdown,
 }
 
@@ -165,6 +166,16 @@ impl FederationHandle {
     /// [`FederationError::Stopped`] if the event loop has ended.
     pub async fn sync_now(&self) -> Result<(), FederationError> {
         self.send(Command::SyncNow).await
+    }
+
+    /// Sends `frame`, an order this node has just adopted, to every connected peer at once
+    /// (peers connecting later get it on connection). Each peer checks it before it keeps
+    /// or passes it on.
+    ///
+    /// # Errors
+    /// [`FederationError::Stopped`] if the event loop has ended.
+    pub async fn spread_sunset(&self, frame: Vec<u8>) -> Result<(), FederationError> {
+        self.send(Command::SpreadSunset(frame)).await
     }
 
     /// Stops the event loop; its connections close. Await the `JoinHandle` from

@@ -20,6 +20,7 @@
 //! | `ephemera_federation_dials_refused_total` | counter | `reason` = `filtered-address` / `dial-budget` |
 //! | `ephemera_federation_peers_penalised_total` | counter | `reason` (a catch-up fault, `timeout`, `malformed-response`, `malformed-request`, ...) |
 //! | `ephemera_federation_peers_evicted_total` | counter | `reason` = `idle` (a stranger that gave nothing new while slots were scarce) |
+//! | `ephemera_federation_sunset_dropped_total` | counter | `reason` = `peer-budget` / `busy` (peers' sunset orders left unchecked) |
 //! | `ephemera_federation_store_errors_total` | counter | `path` = `gossip` / `catch-up` / `serve` (this node's store failed) |
 //!
 //! No label ever holds a peer id, address, key or token.
@@ -181,6 +182,13 @@ pub(crate) fn penalised(reason: &'static str) {
     });
 }
 
+pub(crate) fn sunset_dropped(reason: &'static str) {
+    record(|| {
+        metrics::counter!("ephemera_federation_sunset_dropped_total", "reason" => reason)
+            .increment(1);
+    });
+}
+
 pub(crate) fn dial_refused(reason: &'static str) {
     record(|| {
         metrics::counter!("ephemera_federation_dials_refused_total", "reason" => reason)
@@ -261,8 +269,16 @@ pub(crate) fn register() {
         "ephemera_federation_store_errors_total",
         "This node's store failures while checking gossip, catching up or serving a peer, by path."
     );
+    describe_counter!(
+        "ephemera_federation_sunset_dropped_total",
+        "Peers' sunset orders left unchecked, by reason (peer-budget, busy)."
+    );
     peers_connected(0);
     sync_lag(0, 0);
+    for reason in ["peer-budget", "busy"] {
+        metrics::counter!("ephemera_federation_sunset_dropped_total", "reason" => reason)
+            .increment(0);
+    }
     for event in ["established", "closed"] {
         metrics::counter!("ephemera_federation_connections_total", "event" => event).increment(0);
     }

@@ -22,6 +22,10 @@
 //!   other through the peers they share (`instance.rs`).
 //! * **Batch logs**: nodes pass each other the signed heads they hold on
 //!   [`HEADS_PROTOCOL`], so a node that equivocates or rolls back is caught (`heads.rs`).
+//! * **Sunset orders**: nodes pass each other the order they hold on [`SUNSET_PROTOCOL`],
+//!   on connection, every sync round, and at once when one is adopted; each receiver checks
+//!   it against its own committee, and only undecodable or oversized frames cost the
+//!   sender (`sunset.rs`).
 //! * **Catch-up**: the [`sync`] protocol reconciles per-day digests and id pages over the
 //!   retention window, with every range clamped.
 //! * **Discovery**: bootstrap peers from config (re-dialled while disconnected), Kademlia,
@@ -107,6 +111,7 @@ pub(crate) mod metrics;
 mod session;
 mod shared;
 mod store;
+mod sunset;
 pub mod sync;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
@@ -131,6 +136,7 @@ pub use metrics::MetricsSink;
 pub use store::{
     DayDigest, FederationStore, MemoryFederationStore, StoreError, StoreOutcome, sync_day,
 };
+pub use sunset::{MAX_SUNSET_FRAME, SUNSET_PROTOCOL, SunsetSink, SunsetWitness};
 pub use sync::SYNC_PROTOCOL;
 
 /// The time source federation verifies against (certificate ages, retention): the node's

@@ -13,7 +13,7 @@ use ephemera_proto::upload::{UploadId, VerifiedUpload};
 
 use crate::federation::{
     DayDigest, Federation, FederationConfig, FederationHandle, FederationStore, HeadSink,
-    MetricsSink, NodeIdentity, StoreOutcome, TwinSink,
+    MetricsSink, NodeIdentity, StoreOutcome, SunsetSink, TwinSink,
 };
 
 use super::{FederationSlot, Inner, Node, NodeError};
@@ -143,6 +143,9 @@ impl Node {
             Arc::downgrade(&self.inner),
         ))));
         federation.heads = Some(HeadSink(Arc::new(super::batch_log::NodeHeads(
+            Arc::downgrade(&self.inner),
+        ))));
+        federation.sunset = Some(SunsetSink(Arc::new(super::sunset_spread::NodeSunset(
             Arc::downgrade(&self.inner),
         ))));
         federation

@@ -21,6 +21,7 @@ mod publication;
 mod sealed_exchange;
 mod stats;
 mod sunset;
+mod sunset_spread;
 mod token_keys;
 mod twin_watch;
 mod uploads;

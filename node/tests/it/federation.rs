@@ -17,6 +17,9 @@ use ephemera_proto::signing::Ed25519PublicKey;
 #[path = "util.rs"]
 mod util;
 
+#[path = "sunset_spread.rs"]
+mod sunset_spread;
+
 use util::*;
 
 const WAIT: Duration = Duration::from_secs(20);

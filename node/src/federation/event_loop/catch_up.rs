@@ -26,6 +26,7 @@ impl EventLoop {
         for peer in peers {
             self.say_hello(peer);
             self.exchange_heads(peer);
+            self.exchange_sunset(peer);
             self.start_session(peer);
         }
     }

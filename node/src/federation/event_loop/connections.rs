@@ -52,6 +52,7 @@ impl EventLoop {
                     .insert(peer_id, tokio::time::Instant::now());
                 self.say_hello(peer_id);
                 self.exchange_heads(peer_id);
+                self.exchange_sunset(peer_id);
                 self.start_session(peer_id);
             }
             SwarmEvent::ConnectionClosed {
@@ -63,6 +64,7 @@ impl EventLoop {
                 metrics::peers_connected(self.swarm.connected_peers().count());
                 self.budget.forget(&peer_id);
                 self.last_useful.remove(&peer_id);
+                self.forget_sunset_peer(&peer_id);
                 tracing::info!(peer = %peer_id, "peer disconnected");
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {

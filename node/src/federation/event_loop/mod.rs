@@ -15,6 +15,7 @@
 //! | [`scoring`] | catch-up penalties, score checks and bans |
 //! | [`twins`] | hellos to peers, answering theirs, reports to the node's twin witness |
 //! | [`heads`] | batch-log heads to peers and from them, to the node's head witness |
+//! | [`sunset`] | the held sunset order to peers, peers' orders to the node's witness |
 //!
 //! What a verdict costs a peer is decided in [`super::validate::judge`], not here.
 
@@ -24,6 +25,7 @@ mod discovery;
 mod gossip;
 mod heads;
 mod scoring;
+mod sunset;
 mod twins;
 
 use std::collections::{HashMap, HashSet};
@@ -151,6 +153,7 @@ pub(crate) fn spawn(
         policy,
         last_useful: HashMap::new(),
         hellos: HelloLog::new(),
+        sunset: sunset::SunsetSpread::new(),
         budget: ResponseBudget::new(
             config.response_bytes_total,
             config.response_bytes_per_peer,
@@ -226,6 +229,8 @@ struct EventLoop {
     budget: ResponseBudget,
     /// Peers' hellos heard lately (twin detection).
     hellos: HelloLog,
+    /// Peers' budgets of sunset-order checks, and the checks in flight.
+    sunset: sunset::SunsetSpread,
     config: FederationConfig,
 }
 
@@ -297,6 +302,7 @@ impl EventLoop {
             }
             Command::Unban(peer) => self.unban(peer),
             Command::SyncNow => self.sync_all(),
+            Command::SpreadSunset(frame) => self.spread_sunset(frame),
             Command::Shutdown => {}
         }
     }
@@ -333,6 +339,7 @@ impl EventLoop {
             FederationBehaviourEvent::Sync(event) => self.on_sync(event),
             FederationBehaviourEvent::Instance(event) => self.on_instance(event),
             FederationBehaviourEvent::Heads(event) => self.on_heads(event),
+            FederationBehaviourEvent::Sunset(event) => self.on_sunset(event),
             FederationBehaviourEvent::Identify(event) => self.on_identify(event),
             FederationBehaviourEvent::Kad(event) => self.on_kad(event),
             FederationBehaviourEvent::Mdns(event) => self.on_mdns(event),

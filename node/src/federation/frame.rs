@@ -20,14 +20,29 @@ pub async fn read_frame<T: AsyncRead + Unpin + Send>(
     io: &mut T,
     max: usize,
 ) -> io::Result<Vec<u8>> {
+    read_frame_within(io, max).await?.map_err(|len| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds {max}"),
+        )
+    })
+}
+
+/// Reads one frame of at most `max` bytes, or only its length prefix when that announces
+/// more: `Err(length)`, nothing more read, for a caller that tells an oversized frame
+/// apart from a broken stream.
+///
+/// # Errors
+/// `UnexpectedEof` when the stream ends early, and the stream's own errors.
+pub(crate) async fn read_frame_within<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    max: usize,
+) -> io::Result<Result<Vec<u8>, usize>> {
     let mut prefix = [0u8; 4];
     io.read_exact(&mut prefix).await?;
     let len = u32::from_be_bytes(prefix) as usize;
     if len > max {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frame of {len} bytes exceeds {max}"),
-        ));
+        return Ok(Err(len));
     }
     // Read through `take` so memory grows with the bytes that really arrive, not with the
     // announced length.
@@ -36,7 +51,7 @@ pub async fn read_frame<T: AsyncRead + Unpin + Send>(
     if buf.len() != len {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }
-    Ok(buf)
+    Ok(Ok(buf))
 }
 
 /// Writes `frame` with its length in front, and flushes.

@@ -31,7 +31,7 @@ use futures::future::BoxFuture;
 use futures::{AsyncRead, AsyncWrite};
 use libp2p::{StreamProtocol, request_response};
 
-use super::frame::{read_frame, write_frame};
+use super::frame::{read_frame_within, write_frame};
 
 /// The sunset-order protocol's name.
 pub const SUNSET_PROTOCOL: StreamProtocol = StreamProtocol::new("/ephemera/sunset/1");
@@ -59,33 +59,45 @@ impl fmt::Debug for SunsetSink {
     }
 }
 
-/// One message of [`SUNSET_PROTOCOL`], either way: an order frame, or empty for "none held".
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct SunsetMessage(pub(crate) Vec<u8>);
+/// One message of [`SUNSET_PROTOCOL`], either way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SunsetMessage {
+    /// An order frame, or empty for "none held".
+    Frame(Vec<u8>),
+    /// What a peer sent announced a length over [`MAX_SUNSET_FRAME`]; nothing more was read.
+    /// Only ever read, never written.
+    Oversized,
+}
 
 /// The codec of [`SUNSET_PROTOCOL`]: a 4-byte big-endian length, at most
 /// [`MAX_SUNSET_FRAME`], then the frame's bytes (none for "none held"). The frame is not
-/// decoded here, so the event loop can tell junk (penalised) from an order this node cannot
-/// check (not penalised).
+/// decoded here, and an oversized one is reported rather than failed (libp2p does not tell
+/// the behaviour of a request that failed to read), so the event loop can tell junk
+/// (penalised) from an order this node cannot check (not penalised).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct SunsetCodec;
 
 impl SunsetCodec {
     async fn read<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<SunsetMessage> {
-        read_frame(io, MAX_SUNSET_FRAME).await.map(SunsetMessage)
+        Ok(match read_frame_within(io, MAX_SUNSET_FRAME).await? {
+            Ok(frame) => SunsetMessage::Frame(frame),
+            Err(_) => SunsetMessage::Oversized,
+        })
     }
 
     async fn write<T: AsyncWrite + Unpin + Send>(
         io: &mut T,
         message: SunsetMessage,
     ) -> io::Result<()> {
-        if message.0.len() > MAX_SUNSET_FRAME {
-            return Err(io::Error::new(
+        match message {
+            SunsetMessage::Frame(frame) if frame.len() <= MAX_SUNSET_FRAME => {
+                write_frame(io, &frame).await
+            }
+            _ => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "sunset frame exceeds its cap",
-            ));
+            )),
         }
-        write_frame(io, &message.0).await
     }
 }
 
@@ -157,7 +169,11 @@ mod tests {
         for body in [Vec::new(), vec![7u8; 10], vec![1u8; MAX_SUNSET_FRAME]] {
             let mut out = Cursor::new(Vec::new());
             codec
-                .write_request(&SUNSET_PROTOCOL, &mut out, SunsetMessage(body.clone()))
+                .write_request(
+                    &SUNSET_PROTOCOL,
+                    &mut out,
+                    SunsetMessage::Frame(body.clone()),
+                )
                 .await
                 .unwrap();
             let mut input = Cursor::new(out.into_inner());
@@ -165,24 +181,24 @@ mod tests {
                 .read_response(&SUNSET_PROTOCOL, &mut input)
                 .await
                 .unwrap();
-            assert_eq!(read.0, body);
+            assert_eq!(read, SunsetMessage::Frame(body));
         }
-        // One byte over the cap: refused from the prefix, before the body is read.
+        // One byte over the cap: told from the prefix, before the body is read.
         let over = u32::try_from(MAX_SUNSET_FRAME + 1).unwrap();
-        let err = codec
-            .read_request(&SUNSET_PROTOCOL, &mut Cursor::new(framed(over, &[])))
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        let err = codec
-            .write_response(
-                &SUNSET_PROTOCOL,
-                &mut Cursor::new(Vec::new()),
-                SunsetMessage(vec![0; MAX_SUNSET_FRAME + 1]),
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let mut input = Cursor::new(framed(over, &[5; 16]));
+        let read = codec.read_request(&SUNSET_PROTOCOL, &mut input).await;
+        assert_eq!(read.unwrap(), SunsetMessage::Oversized);
+        assert_eq!(input.position(), 4);
+        for message in [
+            SunsetMessage::Frame(vec![0; MAX_SUNSET_FRAME + 1]),
+            SunsetMessage::Oversized,
+        ] {
+            let err = codec
+                .write_response(&SUNSET_PROTOCOL, &mut Cursor::new(Vec::new()), message)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        }
         // A body shorter than its prefix says.
         let err = codec
             .read_request(&SUNSET_PROTOCOL, &mut Cursor::new(framed(10, &[1, 2, 3])))
@@ -202,9 +218,9 @@ mod tests {
                 let read = runtime.block_on(
                     SunsetCodec.read_request(&SUNSET_PROTOCOL, &mut Cursor::new(input.clone())),
                 );
-                if let Ok(message) = read {
-                    prop_assert!(message.0.len() <= MAX_SUNSET_FRAME);
-                    prop_assert!(message.0.len() + 4 <= input.len());
+                if let Ok(SunsetMessage::Frame(frame)) = read {
+                    prop_assert!(frame.len() <= MAX_SUNSET_FRAME);
+                    prop_assert!(frame.len() + 4 <= input.len());
                 }
             }
         }

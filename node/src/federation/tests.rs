@@ -1540,3 +1540,196 @@ fn a_transport_error_names_its_cause() {
         )
     );
 }
+
+// ---- sunset orders from a hostile peer ------------------------------------------------
+
+/// A witness that holds no order and keeps what peers hand it.
+#[derive(Default)]
+struct KeepingWitness(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl SunsetWitness for KeepingWitness {
+    fn held(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    fn offered(&self, frame: Vec<u8>) -> futures::future::BoxFuture<'static, ()> {
+        self.0.lock().unwrap().push(frame);
+        Box::pin(async {})
+    }
+}
+
+/// The attacker's side of `/ephemera/sunset/1`: requests written exactly as given (length
+/// prefix included), answers read as frames; it answers nothing.
+#[derive(Clone, Copy, Debug, Default)]
+struct RawSunsetCodec;
+
+impl Codec for RawSunsetCodec {
+    type Protocol = libp2p::StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &Self::Protocol, _: &mut T) -> std::io::Result<Vec<u8>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+
+    async fn read_response<T>(&mut self, _: &Self::Protocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        frame::read_frame(io, 1 << 16).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &Self::Protocol,
+        io: &mut T,
+        raw: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        use futures::AsyncWriteExt;
+        io.write_all(&raw).await?;
+        io.close().await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &Self::Protocol,
+        _: &mut T,
+        _: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        // The attacker only asks.
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+}
+
+type RawSunset = libp2p::request_response::Behaviour<RawSunsetCodec>;
+
+/// Sends `raw` to `peer` and drives the swarm until the exchange ends; true if answered.
+async fn send_raw_sunset(swarm: &mut libp2p::Swarm<RawSunset>, peer: PeerId, raw: Vec<u8>) -> bool {
+    use futures::StreamExt;
+    use libp2p::request_response::Event;
+    let id = swarm.behaviour_mut().send_request(&peer, raw);
+    let ended = tokio::time::timeout(PROPAGATION, async {
+        loop {
+            if let libp2p::swarm::SwarmEvent::Behaviour(event) = swarm.select_next_some().await {
+                match event {
+                    Event::Message { message, .. } => {
+                        if let libp2p::request_response::Message::Response { request_id, .. } =
+                            message
+                            && request_id == id
+                        {
+                            return true;
+                        }
+                    }
+                    Event::OutboundFailure { request_id, .. } if request_id == id => return false,
+                    _ => {}
+                }
+            }
+        }
+    });
+    ended.await.unwrap_or(false)
+}
+
+fn with_length(len: usize, body: &[u8]) -> Vec<u8> {
+    let mut raw = u32::try_from(len).unwrap().to_be_bytes().to_vec();
+    raw.extend_from_slice(body);
+    raw
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_junk_or_oversized_sunset_frames_cost_their_sender() {
+    use ephemera_proto::sunset::{CommitteeId, SignedSunsetOrder, SunsetOrder, SunsetScope};
+    use futures::StreamExt;
+    let recorder = recorder();
+    let count = |reason: &str| {
+        recorder.get(&format!(
+            "ephemera_federation_peers_penalised_total{{reason={reason}}}"
+        ))
+    };
+    let witness = Arc::new(KeepingWitness::default());
+    let mut config = test_config(&UploadFactory::new());
+    config.sunset = Some(SunsetSink(witness.clone()));
+    let mut node = start_node(config, vec![]).await;
+
+    let mut attacker = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| {
+            RawSunset::new(
+                [(
+                    SUNSET_PROTOCOL,
+                    libp2p::request_response::ProtocolSupport::Full,
+                )],
+                libp2p::request_response::Config::default(),
+            )
+        })
+        .unwrap()
+        .build();
+    attacker.dial(node.tcp_addr()).unwrap();
+    let target = node.handle.peer_id();
+    while !attacker.is_connected(&target) {
+        tokio::time::timeout(PROPAGATION, attacker.select_next_some())
+            .await
+            .expect("connects");
+    }
+
+    // An order frame this node cannot check (no approvals, unknown committee): handed to the
+    // witness, answered with "none held", no penalty.
+    let order = |reason: usize| {
+        SignedSunsetOrder::draft(SunsetOrder {
+            federation: "elsewhere".into(),
+            committee: CommitteeId([7; 32]),
+            scope: SunsetScope::Federation,
+            issued_at: ephemera_proto::UnixTime(1),
+            effective_at: ephemera_proto::UnixTime(2),
+            reason: reason.to_string(),
+        })
+        .to_bytes()
+    };
+    let first = order(0);
+    let framed = with_length(first.len(), &first);
+    assert!(send_raw_sunset(&mut attacker, target, framed).await);
+    assert!(wait_until(PROPAGATION, || witness.0.lock().unwrap().contains(&first)).await);
+    assert_eq!(count("sunset-malformed") + count("sunset-oversized"), 0);
+
+    // A flood of such orders: a burst of 8 checks (the first included), the rest dropped
+    // unchecked, still without penalty.
+    for i in 1..20 {
+        let next = order(i);
+        assert!(send_raw_sunset(&mut attacker, target, with_length(next.len(), &next)).await);
+    }
+    let dropped = "ephemera_federation_sunset_dropped_total{reason=peer-budget}";
+    assert!(wait_until(PROPAGATION, || recorder.get(dropped) >= 10).await);
+    let checked = witness.0.lock().unwrap().len();
+    assert!((8..=9).contains(&checked), "{checked} orders checked");
+    assert_eq!(count("sunset-malformed") + count("sunset-oversized"), 0);
+
+    // Bytes that are no order: answered, dropped, penalised.
+    let junk = b"no sunset order".to_vec();
+    assert!(send_raw_sunset(&mut attacker, target, with_length(junk.len(), &junk)).await);
+    assert!(wait_until(PROPAGATION, || count("sunset-malformed") == 1).await);
+
+    // A length over the cap: refused before the body is read, penalised.
+    let over = with_length(MAX_SUNSET_FRAME + 1, &[0; 64]);
+    assert!(!send_raw_sunset(&mut attacker, target, over).await);
+    assert!(wait_until(PROPAGATION, || count("sunset-oversized") == 1).await);
+    assert_eq!(
+        witness.0.lock().unwrap().len(),
+        checked,
+        "only orders reach the node"
+    );
+    node.stop().await;
+}

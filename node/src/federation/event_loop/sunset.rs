@@ -105,7 +105,7 @@ pub(super) fn sort(frame: &[u8], held: Option<&[u8]>) -> Intake {
 impl EventLoop {
     /// The held order's frame, or nothing (also without a witness).
     fn held_sunset(&self) -> SunsetMessage {
-        SunsetMessage(
+        SunsetMessage::Frame(
             self.config
                 .sunset
                 .as_ref()
@@ -132,7 +132,7 @@ impl EventLoop {
                 self.swarm
                     .behaviour_mut()
                     .sunset
-                    .send_request(&peer, SunsetMessage(frame.clone()));
+                    .send_request(&peer, SunsetMessage::Frame(frame.clone()));
             }
         }
     }
@@ -142,11 +142,15 @@ impl EventLoop {
         self.sunset.budgets.remove(peer);
     }
 
-    /// Takes a frame `peer` sent: junk costs the peer score, an order goes to the witness
-    /// within the peer's budget and the slots free.
-    fn take_sunset(&mut self, peer: PeerId, SunsetMessage(frame): SunsetMessage) {
+    /// Takes what `peer` sent: junk and oversized frames cost the peer score, an order goes
+    /// to the witness within the peer's budget and the slots free.
+    fn take_sunset(&mut self, peer: PeerId, message: SunsetMessage) {
         let Some(witness) = self.config.sunset.clone() else {
             return;
+        };
+        let frame = match message {
+            SunsetMessage::Frame(frame) => frame,
+            SunsetMessage::Oversized => return self.penalize(peer, "sunset-oversized"),
         };
         let held = witness.0.held();
         match sort(&frame, held.as_deref()) {
@@ -181,34 +185,25 @@ impl EventLoop {
         &mut self,
         event: request_response::Event<SunsetMessage, SunsetMessage>,
     ) {
-        use request_response::{Event, InboundFailure, Message, OutboundFailure};
-        // Only the codec's cap says InvalidData: a frame longer than any order.
-        let oversized = |e: &std::io::Error| e.kind() == std::io::ErrorKind::InvalidData;
+        use request_response::{Event, Message};
         match event {
             Event::Message { peer, message, .. } => match message {
                 Message::Request {
                     request, channel, ..
                 } => {
-                    let held = self.held_sunset();
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .sunset
-                        .send_response(channel, held);
+                    // Who sent more than any order gets no answer.
+                    if request != SunsetMessage::Oversized {
+                        let held = self.held_sunset();
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .sunset
+                            .send_response(channel, held);
+                    }
                     self.take_sunset(peer, request);
                 }
                 Message::Response { response, .. } => self.take_sunset(peer, response),
             },
-            Event::OutboundFailure {
-                peer,
-                error: OutboundFailure::Io(e),
-                ..
-            }
-            | Event::InboundFailure {
-                peer,
-                error: InboundFailure::Io(e),
-                ..
-            } if oversized(&e) => self.penalize(peer, "sunset-oversized"),
             // An older peer does not speak the protocol, a connection closed: no penalty.
             Event::OutboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "sunset exchange not answered");

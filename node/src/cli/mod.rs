@@ -30,7 +30,8 @@ pub use keys::keys;
 pub use publish::{publish_static, publish_to_folder};
 pub use serve::{ServeArgs, config_defaults, init, load_config, serve};
 pub use sunset::{
-    CombineArgs, CommitteeArgs, DraftArgs, KeygenArgs, SignArgs, SunsetCommand, VerifyArgs, sunset,
+    CombineArgs, CommitteeArgs, DraftArgs, KeygenArgs, SignArgs, SunsetCommand, VerifyArgs,
+    VerifyReceiptsArgs, sunset,
 };
 pub use upgrade::upgrade;
 pub use users::users;

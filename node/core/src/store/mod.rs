@@ -1132,6 +1132,18 @@ pub trait ReportStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`].
     fn record_sunset_order(&self, frame: &[u8]) -> Result<(), StoreError>;
+
+    /// Erases every record under a sunset order but the held order itself: reports,
+    /// batches, exports, codes, sessions, accounts, API keys, audit, counters, data keys.
+    /// Returns how many records of each kind (tree or table, blob files, data keys) went,
+    /// sorted by kind. sled keeps old bytes in its log until the folder is rewritten: the
+    /// caller removes the folder after (`ephemera_node`'s sunset erasure); PostgreSQL
+    /// rewrites each table (`VACUUM FULL`).
+    ///
+    /// # Errors
+    /// [`StoreError`]; [`StoreError::NotPermitted`] for a database role that does not own
+    /// the tables.
+    fn erase_all(&self) -> Result<Vec<(String, u64)>, StoreError>;
 }
 
 /// `meta` key of the held sunset order.

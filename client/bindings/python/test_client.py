@@ -627,6 +627,137 @@ def test_a_report_with_a_blind_token_over_http(node):
         tokens.stop()
 
 
+# --- Sunset: the end of purpose ------------------------------------------------------
+
+
+def sunset_fixture():
+    """A committee (2 of 3) and index pages carrying its orders, made by the Rust test
+    `the_python_fixture_is_current` (Python cannot sign): a valid order of 2026-01-01
+    effective 30 days later, the same order altered after signing, and one with a single
+    approval."""
+    with open(os.path.join(HERE, "sunset_fixture.json")) as f:
+        return json.load(f)
+
+
+def sunset_config(fixture):
+    config = e.default_config(e.FfiScheme.PET)
+    config.decoy_rate_per_day = 0.0
+    config.scan_period_seconds = 60
+    config.sunset_committee_keys = fixture["committee_keys"]
+    config.sunset_threshold = fixture["threshold"]
+    return config
+
+
+def sync_with_index(phone, now, index_body):
+    """A sync round at `now` in which the node's index is `index_body` (what a node that
+    holds an order serves); the other requests find no network."""
+    phone.start_sync(now)
+    while (request := phone.poll_request()) is not None:
+        if request.path.startswith("/v1/batches"):
+            phone.handle_response(now, request.id, 200, index_body.encode())
+        else:
+            phone.handle_failure(now, request.id)
+
+
+def assert_stopped(phone, now):
+    """Every call that would broadcast, record, sync, report or match fails with Ended."""
+    for what, call in [
+        ("advertisement", lambda: phone.advertisement(now)),
+        ("sighting", lambda: phone.handle_sighting(now, bytes(32), -60, None)),
+        ("sync", lambda: phone.start_sync(now)),
+        ("timer", lambda: phone.handle_timeout(now)),
+        ("report", lambda: phone.start_report(now, "A" * 16, None, None)),
+        ("retry", lambda: phone.retry_report(now)),
+        ("exposures", lambda: phone.exposures(now)),
+        ("pause", lambda: phone.set_paused(False)),
+    ]:
+        expect_error(e.FfiError.Ended, call, f"{what} on an ended phone")
+    status = phone.status()
+    assert status.ended and not status.tracing and status.ends_at is None, status
+    assert status.stored_encounters == 0 and phone.poll_timeout() is None, status
+
+
+def test_a_sunset_order_in_the_index_erases_and_stops_the_phone_at_its_time(node):
+    """Forged and partial orders are ignored; a valid one is announced and kept across a
+    restart; at its time the phone erases everything (no day key left on disk) and stops,
+    and stays stopped after another restart."""
+    del node  # nodes do not serve orders yet: the phone is handed the index one serves
+    fixture = sunset_fixture()
+    config = sunset_config(fixture)
+    effective = fixture["effective_at"]
+    with tempfile.TemporaryDirectory() as data:
+        folder = os.path.join(data, "bob")
+        alice, bob = e.EphemeraPhone(config, None), e.EphemeraPhone(config, folder)
+        now = fixture["issued_at"] + DAY + 5
+        for i in range(11):
+            bob.handle_sighting(now + 60 * i, alice.advertisement(now + 60 * i).full, -60, None)
+        bob.close_all_encounters()
+        met = bob.status().stored_encounters
+        assert met > 0
+        now += 3600
+        for bad in ("index_with_forged", "index_with_partial"):
+            sync_with_index(bob, now, fixture[bad])
+            assert any(isinstance(x, e.FfiEvent.SUNSET_ORDER_REJECTED) for x in drain_events(bob)), bad
+        status = bob.status()
+        assert status.sunset_orders_rejected == 2 and status.ends_at is None, status
+        assert status.stored_encounters == met, "a rejected order erased something"
+        sync_with_index(bob, now, fixture["index_with_valid"])
+        scheduled = [x for x in drain_events(bob) if isinstance(x, e.FfiEvent.SUNSET_SCHEDULED)]
+        assert len(scheduled) == 1, scheduled
+        assert scheduled[0].effective_at == effective and scheduled[0].reason == fixture["reason"]
+        assert bob.status().ends_at == effective
+        # The phone restarts and never syncs again: it still ends at the order's time.
+        del bob
+        bob = e.EphemeraPhone(config, folder)
+        assert bob.status().ends_at == effective and bob.status().stored_encounters == met
+        bob.advertisement(now + 600)
+        keys = day_keys(folder)
+        assert keys and all(k in folder_bytes(folder) for k in keys.values())
+        expect_error(e.FfiError.Ended, lambda: bob.handle_timeout(effective), "not ended")
+        ended = [x for x in drain_events(bob) if isinstance(x, e.FfiEvent.ENDED)]
+        assert len(ended) == 1, ended
+        assert ended[0].order_id == fixture["order_id"] and ended[0].at == effective, ended
+        assert ended[0].reason == fixture["reason"]
+        disk = folder_bytes(folder)
+        assert not any(k in disk for k in keys.values()), "a day key is still on disk"
+        assert_stopped(bob, effective + 60)
+        del bob
+        bob = e.EphemeraPhone(config, folder)
+        assert_stopped(bob, effective + DAY)
+
+
+def test_the_end_of_life_stops_a_phone_that_never_hears_of_an_order(node):
+    """With no order, the end of life fixed in the app ends the phone: its timers lead to
+    it. A value that cannot be a date in seconds is a configuration error."""
+    del node
+    fixture = sunset_fixture()
+    config = sunset_config(fixture)
+    now = fixture["issued_at"] + 5
+    config.end_of_life = now + 2 * DAY
+    phone = e.EphemeraPhone(config, None)
+    phone.advertisement(now)
+    assert phone.status().ends_at == config.end_of_life
+    while True:
+        now = phone.poll_timeout()
+        assert now <= config.end_of_life
+        try:
+            phone.handle_timeout(now)
+        except e.FfiError.Ended:
+            break
+        while (request := phone.poll_request()) is not None:
+            phone.handle_failure(now, request.id)
+    assert now == config.end_of_life
+    ended = [x for x in drain_events(phone) if isinstance(x, e.FfiEvent.ENDED)]
+    assert len(ended) == 1 and ended[0].order_id is None, ended
+    assert ended[0].reason == "end of life" and ended[0].at == config.end_of_life, ended
+    assert_stopped(phone, now)
+    for field, value in [("end_of_life", 1_700_000_000_000), ("end_of_life", 0),
+                         ("sunset_threshold", 4), ("sunset_committee_keys", ["zz"])]:
+        bad = sunset_config(fixture)
+        setattr(bad, field, value)
+        expect_error(e.FfiError.Config, lambda: e.EphemeraPhone(bad, None), f"{field}={value}")
+
+
 def drain_after_pump(node, phone):
     """One round of the example driver; every event, acknowledged."""
     seen = [record.event for record in AppDriver(phone, node.url).pump(int(time.time()))]

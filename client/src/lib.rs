@@ -35,6 +35,9 @@
 //!   (`encounter.scan_period_seconds`), across the peer's key rotations.
 //! - **Forgetting on disk**: [`store::SledStore`] seals each record under its day's key
 //!   and destroys the key after retention.
+//! - **An end of purpose**: at a verified sunset order's time, or at the configured end of
+//!   life ([`SunsetConfig`]), the phone erases everything, keeps only an end marker and
+//!   refuses every input with [`ClientError::Ended`] (`docs/MOBILE.md` §15).
 //!
 //! # Example
 //! Two phones meet for 15 minutes; no node is involved yet.

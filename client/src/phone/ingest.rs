@@ -415,9 +415,10 @@ impl<S: Store> Phone<S> {
     /// The exposure of every day that has counting windows, oldest first.
     ///
     /// # Errors
-    /// [`ClientError::Store`]; [`ClientError::Ended`] once the phone has ended.
+    /// [`ClientError::Store`]; [`ClientError::Ended`] once the phone has ended or its end
+    /// has come (the next input erases it).
     pub fn exposures(&self, now: UnixTime) -> Result<Vec<crate::risk::DailyExposure>, ClientError> {
-        self.ensure_running()?;
+        self.ensure_running_at(now)?;
         let mut out = Vec::new();
         for day in self.store.window_days()? {
             let windows = self.store.windows_of(day)?;

@@ -184,6 +184,16 @@ impl<S: Store> Phone<S> {
         }
     }
 
+    /// [`ClientError::Ended`] once the phone has ended or its end has come at `now` (for
+    /// queries, which erase nothing: the next input does).
+    pub(super) fn ensure_running_at(&self, now: UnixTime) -> Result<(), ClientError> {
+        self.ensure_running()?;
+        match self.scheduled_end() {
+            Some(end) if now >= end.at() => Err(ClientError::Ended),
+            _ => Ok(()),
+        }
+    }
+
     /// Ends the phone if its deadline has come at `now`; then, and on an ended phone,
     /// [`ClientError::Ended`].
     pub(super) fn enforce_sunset(&mut self, now: UnixTime) -> Result<(), ClientError> {

@@ -114,7 +114,7 @@ impl<S: Store> Phone<S> {
         now: UnixTime,
         body: &[u8],
     ) -> Result<TokenKeysCrossCheck, ClientError> {
-        self.ensure_running()?;
+        self.enforce_sunset(now)?;
         let Some(audience) = self.config.report.audience() else {
             return Ok(TokenKeysCrossCheck::NotSeen);
         };

@@ -320,7 +320,10 @@ fn a_valid_order_is_scheduled_then_erases_and_stops_the_phone_at_its_time() {
     meet(&mut phone, 10, now.plus_seconds(3600));
     assert!(phone.stored_encounters().unwrap() > met);
     phone.advertisement(effective.minus_seconds(60)).unwrap();
-    // At the time, the first input ends it.
+    // At the time, queries refuse and the first input ends it.
+    assert!(phone.exposures(effective.minus_seconds(60)).is_ok());
+    assert_eq!(phone.exposures(effective), Err(ClientError::Ended));
+    assert!(!phone.status().ended, "a query erases nothing");
     assert_eq!(phone.advertisement(effective), Err(ClientError::Ended));
     let ended = EndReason::Order {
         id: order.order.id(),

@@ -41,6 +41,7 @@ pub use ephemera_node_core::store::StoreRole;
 use ephemera_proto::SchemeKind;
 use ephemera_proto::rollover::KeyRollover;
 use ephemera_proto::signing::Ed25519PublicKey;
+use ephemera_proto::sunset::SunsetCommittee;
 
 pub use error::{ConfigError, ConfigWarning, Origin};
 pub use flags::ConfigFlags;
@@ -355,6 +356,20 @@ config_keys! {
         trusted_authority_rollovers: Vec<KeyRollover> = Policy::default().authority_rollovers;
     }
 
+    /// The end of purpose (`node/docs/OPERATIONS.md`, "Sunset"): the committee of sunset
+    /// keys whose signed order stops this node and erases what it holds. The same in every
+    /// node of the federation, and in the app's configuration.
+    [sunset] SunsetSection {
+        /// Ed25519 public keys (hex) of the sunset committee, for example the health
+        /// authority's, the data-protection authority's and an independent party's, made
+        /// with `ephemera-node sunset keygen`. Never the node's authority or batch key.
+        /// Empty: this node accepts no sunset order.
+        keys: Vec<Ed25519PublicKey> = Vec::new();
+        /// How many distinct committee keys must approve an order (at most the number of
+        /// keys).
+        threshold: u32 = 2, range(1, 16);
+    }
+
     /// Logs, on stderr. They never contain codes, tokens, keys or client addresses.
     [log] LogSection {
         /// Log format: "text" or "json".
@@ -541,6 +556,7 @@ impl TryFrom<RawConfig> for NodeConfig {
         let schema_origin = storage_origin("storage.schema");
         let role_origin = storage_origin("storage.role");
         let federation_set = raw.settings.contains_key("federation.enabled");
+        let sunset_origin = storage_origin("sunset.keys");
         let config = NodeConfig::from_raw(raw)?;
         if !ephemera_node_core::store::valid_schema_name(&config.storage.schema) {
             return Err(ConfigError::Invalid {
@@ -562,6 +578,13 @@ impl TryFrom<RawConfig> for NodeConfig {
                 ),
             });
         }
+        if let Err(reason) = config.sunset_committee() {
+            return Err(ConfigError::Invalid {
+                origin: sunset_origin,
+                key: "sunset.keys",
+                reason,
+            });
+        }
         if config.publication.batch_min_entries > config.publication.batch_max_entries {
             return Err(ConfigError::Invalid {
                 origin: min_origin,
@@ -574,6 +597,31 @@ impl TryFrom<RawConfig> for NodeConfig {
 }
 
 impl NodeConfig {
+    /// The sunset committee, when `[sunset] keys` names one.
+    ///
+    /// # Errors
+    /// Why the keys and threshold cannot form a committee.
+    pub fn sunset_committee(&self) -> Result<Option<SunsetCommittee>, String> {
+        let section = &self.sunset;
+        if section.keys.is_empty() {
+            return Ok(None);
+        }
+        let threshold = u8::try_from(section.threshold).unwrap_or(u8::MAX);
+        SunsetCommittee::new(&section.keys, threshold)
+            .map(Some)
+            .map_err(|e| format!("{e} ([sunset] threshold is {})", section.threshold))
+    }
+
+    /// The name of the federation this node belongs to: `[federation] region`, or the
+    /// default when unset. Tokens and sunset orders are bound to it.
+    pub fn federation_name(&self) -> &str {
+        self.federation
+            .region
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .unwrap_or(ephemera_node_core::policy::DEFAULT_AUDIENCE)
+    }
+
     /// The policy these settings give the node's core.
     pub fn policy(&self) -> Policy {
         let (p, a) = (&self.publication, &self.authority);
@@ -597,13 +645,7 @@ impl NodeConfig {
             audit_retention_days: self.retention.audit_days,
             // Tokens are valid in one federation: the one its region names (item 6 of
             // issue 31; docs/PROTOCOL.md §4.4).
-            audience: ephemera_proto::token::Audience::named(
-                self.federation
-                    .region
-                    .as_deref()
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or(ephemera_node_core::policy::DEFAULT_AUDIENCE),
-            ),
+            audience: ephemera_proto::token::Audience::named(self.federation_name()),
         }
     }
 }

@@ -16,6 +16,10 @@
 //!   secret. A positive phone publishes its own-role tokens, which match nothing a
 //!   broadcast sniffer recorded.
 //!
+//! [`venue`] adds venue check-in (CrowdNotifier's identity-based encryption over
+//! BLS12-381): phones keep encrypted visits, and the venue and the health authority
+//! together release per-hour keys that only the phones that were there can use.
+//!
 //! ```text
 //!  phone (positive)               authority / node                    phone (other)
 //!  ReportContents ──HMAC──▶ verify(code, hmac) ─▶ SignedCertificate
@@ -96,6 +100,7 @@ pub mod sync;
 pub mod time;
 pub mod token;
 pub mod upload;
+pub mod venue;
 pub mod wire;
 
 pub use error::{

@@ -1,4 +1,4 @@
-//! The end of purpose on the phone (`docs/MOBILE.md`, "Sunset"; `docs/PROTOCOL.md` §10).
+//! The end of purpose on the phone (`docs/MOBILE.md`, "Sunset"; `docs/PROTOCOL.md` §11).
 //!
 //! A node's batch index may carry a sunset order. The phone checks it against the sunset
 //! committee and federation of its configuration at its own time; an order that fails is

@@ -42,6 +42,7 @@ pub mod publication;
 pub mod retention;
 pub mod revision_token;
 pub mod store;
+pub mod sunset;
 pub mod token_keys;
 pub mod twin_guard;
 

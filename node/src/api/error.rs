@@ -104,6 +104,16 @@ pub enum ApiError {
     /// before them) wait until space is freed.
     #[error("the node is short of disk space; try again later")]
     InsufficientStorage,
+    /// A sunset order stopped this node (`GET /v1/sunset`): no new codes, verifies or
+    /// uploads.
+    #[error("this service has ended under a sunset order; see GET /v1/sunset")]
+    Sunset,
+    /// `POST /v1/sunset` on a node without `[sunset] keys`.
+    #[error("this node has no sunset committee configured ([sunset] keys)")]
+    SunsetNotConfigured,
+    /// `POST /v1/sunset` with bytes that are not a valid order here.
+    #[error("sunset order refused: {0}")]
+    SunsetRefused(ephemera_node_core::sunset::SunsetRefusal),
     /// The account's password was set by someone else: the session may only set a new one
     /// (`POST /v1/session/password`).
     #[error("set a new password first (POST /v1/session/password)")]
@@ -239,6 +249,9 @@ impl ApiError {
             BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             DeadlineExceeded | Overloaded | InsufficientStorage => StatusCode::SERVICE_UNAVAILABLE,
             UriTooLong => StatusCode::URI_TOO_LONG,
+            Sunset => StatusCode::GONE,
+            SunsetNotConfigured => StatusCode::CONFLICT,
+            SunsetRefused(_) => StatusCode::BAD_REQUEST,
             PasswordChangeRequired | TotpEnrolmentRequired | Forbidden { .. } | AboveOwnRoles => {
                 StatusCode::FORBIDDEN
             }
@@ -316,6 +329,9 @@ impl ApiError {
             CsrfInvalid => "csrf-invalid",
             CsrfSessionMismatch => "csrf-session-mismatch",
             SessionEnded => "session-ended",
+            Sunset => "sunset",
+            SunsetNotConfigured => "sunset-not-configured",
+            SunsetRefused(_) => "invalid-sunset-order",
         }
     }
 

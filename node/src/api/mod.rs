@@ -124,6 +124,12 @@ pub fn router(node: Node) -> Router {
         .route("/v1/batches/{id}", get(batch))
         .route("/v1/batches/{id}/filter", get(batch_filter))
         .route("/v1/heads", get(heads))
+        .route(
+            "/v1/sunset",
+            get(sunset_order)
+                .post(offer_sunset)
+                .layer(DefaultBodyLimit::max(SUNSET_ORDER_MAX)),
+        )
         .route("/v1/heads/conflicts", get(head_conflicts))
         .route("/v1/exports/index.txt", get(export_index))
         .route("/v1/exports/{file}", get(export_file))
@@ -345,6 +351,7 @@ async fn export_key(State(node): State<Node>) -> impl IntoResponse {
 #[utoipa::path(post, path = "/v1/verify",
     request_body(content = openapi::VerifyRequestDoc, description = "Padded to 512 bytes"),
     responses(
+        (status = 410, body = openapi::ErrorBodyDoc, description = "sunset: a sunset order stopped this node (GET /v1/sunset)"),
         (status = 200, body = openapi::VerifyResponseDoc, description = "Padded to 1024 bytes; random for a decoy"),
         (status = 400, body = openapi::ErrorBodyDoc, description = "malformed-json, malformed-code, malformed-hmac, invalid-code"),
     ))]
@@ -367,7 +374,7 @@ async fn verify(
 #[utoipa::path(post, path = "/v2/verify",
     request_body(content = Vec<u8>, content_type = "application/ephemera-sealed", description = "A `TokenVerifyRequest` (JSON, padded to 8192 bytes) sealed to the node's sealing key (`GET /v1/sealing-key`), HPKE info `ephemera/sealed/v1/token-verify`"),
     responses(
-        (status = 200, body = Vec<u8>, content_type = "application/ephemera-sealed", description = "The sealed inner answer, one size: `TokenVerifyResponse` (padded to 1024 bytes) or an error body (malformed-code, invalid-code, stale-token-keys 409, token-keys-not-ready 503, insufficient-storage)"),
+        (status = 200, body = Vec<u8>, content_type = "application/ephemera-sealed", description = "The sealed inner answer, one size: `TokenVerifyResponse` (padded to 1024 bytes) or an error body (malformed-code, invalid-code, stale-token-keys 409, token-keys-not-ready 503, insufficient-storage, sunset 410)"),
         (status = 400, body = openapi::ErrorBodyDoc, description = "unreadable-sealed-body, unknown-sealing-key"),
         (status = 415, body = openapi::ErrorBodyDoc, description = "unsupported-media-type: the body is not sealed"),
     ))]
@@ -389,6 +396,7 @@ async fn token_verify(
 #[utoipa::path(post, path = "/v1/uploads",
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "A framed postcard `UploadRequest` (wire kind 0x02, version 2, or version 1 during the transition), padded to a power of two"),
     responses(
+        (status = 410, body = openapi::ErrorBodyDoc, description = "sunset: a sunset order stopped this node (GET /v1/sunset)"),
         (status = 200, body = openapi::UploadResponseDoc, description = "Stored durably (or a decoy); padded to 512 bytes"),
         (status = 400, body = openapi::ErrorBodyDoc, description = "malformed-body, unreadable-body, certificate-expired, hmac-mismatch, report validation codes, revision errors (invalid-revision-token, invalid-revision-signature, revision-not-allowed, revision-mismatch, revision-authority-mismatch)"),
         (status = 403, body = openapi::ErrorBodyDoc, description = "certificate-untrusted, certificate-invalid"),
@@ -423,10 +431,15 @@ async fn upload(
 
 /// Whether a phone body is sealed (`proto::sealed`), by its content type.
 fn is_sealed(headers: &HeaderMap) -> bool {
+    has_content_type(headers, sealed::CONTENT_TYPE)
+}
+
+/// Whether the request's `Content-Type` is `expected` (in any case).
+fn has_content_type(headers: &HeaderMap, expected: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case(sealed::CONTENT_TYPE))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
 }
 
 /// A sealed answer: `200` and one size per route, whatever the node answered inside.
@@ -497,6 +510,62 @@ async fn batch_index(
         axum::Json(index),
     )
         .into_response())
+}
+
+/// Largest `POST /v1/sunset` body: an order frame's cap.
+const SUNSET_ORDER_MAX: usize =
+    <ephemera_proto::sunset::SignedSunsetOrder as ephemera_proto::wire::WireMessage>::MAX_SIZE;
+
+/// The sunset order this node holds (`docs/PROTOCOL.md` §11): anyone checks its approvals
+/// against the committee's published keys.
+#[utoipa::path(get, path = "/v1/sunset",
+    responses(
+        (status = 200, body = Vec<u8>, content_type = "application/octet-stream", description = "A framed postcard `SignedSunsetOrder` (wire kind 0x11)"),
+        (status = 404, body = openapi::ErrorBodyDoc, description = "not-found: no order is held"),
+    ))]
+async fn sunset_order(State(node): State<Node>) -> Result<Response, ApiError> {
+    let order = node.sunset_order().ok_or(ApiError::NotFound)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, "public, max-age=60"),
+        ],
+        order.to_bytes(),
+    )
+        .into_response())
+}
+
+/// Hands the node a sunset order (an operator after the committee signed it; any relay).
+/// The node keeps it when its approvals verify under `[sunset] keys` and it stops this
+/// node no later than the order held, then publishes it in its index and to its peers.
+#[utoipa::path(post, path = "/v1/sunset",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "A framed postcard `SignedSunsetOrder` (wire kind 0x11), as `ephemera-node sunset combine` writes it"),
+    responses(
+        (status = 200, body = openapi::SunsetOfferDoc, description = "Valid: adopted, or the held order stands"),
+        (status = 400, body = openapi::ErrorBodyDoc, description = "invalid-sunset-order (forged, partial, for another federation or committee, post-dated), unreadable-body"),
+        (status = 409, body = openapi::ErrorBodyDoc, description = "sunset-not-configured"),
+        (status = 413, body = openapi::ErrorBodyDoc, description = "payload-too-large"),
+        (status = 415, body = openapi::ErrorBodyDoc, description = "unsupported-media-type"),
+    ))]
+async fn offer_sunset(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    if !has_content_type(&headers, "application/octet-stream") {
+        return Err(ApiError::UnsupportedMediaType {
+            expected: "application/octet-stream",
+        });
+    }
+    let bytes = body_bytes(body, SUNSET_ORDER_MAX)?;
+    let offer = node.offer_sunset(&bytes).await?;
+    let held = node.sunset_order().ok_or(ApiError::Internal)?;
+    Ok(axum::Json(types::SunsetOffer {
+        adopted: matches!(offer, ephemera_node_core::sunset::Offer::Adopted(_)),
+        held_order: held.order.id().to_string(),
+        effective_at: held.order.effective_at.0,
+    })
+    .into_response())
 }
 
 /// This node's signed batch-log head and the latest head it heard of each other node
@@ -924,6 +993,7 @@ async fn reset_password(
 /// `bulk-issuer`.
 #[utoipa::path(post, path = "/v1/codes", request_body = IssueCodesRequest,
     responses(
+        (status = 410, body = openapi::ErrorBodyDoc, description = "sunset: a sunset order stopped this node (GET /v1/sunset)"),
         (status = 200, description = "The codes: JSON, or CSV for `Accept: text/csv`", content(
             (types::IssueCodesResponse = "application/json"),
             (String = "text/csv", example = "code,expires_at,expires_at_utc,test_type,symptom_onset,reference"),

@@ -123,6 +123,22 @@ pub(crate) struct BatchIndexDoc {
     /// Whether `/v1/batches/{id}/filter` serves the token filter of each listed version 2
     /// batch with tokens (publication version 3; docs/PROTOCOL.md §6.5). Absent: false.
     token_filters: Option<bool>,
+    /// The sunset order the node holds (hex `SignedSunsetOrder` frame, wire kind 0x11;
+    /// docs/PROTOCOL.md §11): a phone that verifies it against its app's committee erases
+    /// everything and stops at its effective time. Absent while there is none.
+    sunset: Option<String>,
+}
+
+/// What became of an order handed to `POST /v1/sunset`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SunsetOffer)]
+pub(crate) struct SunsetOfferDoc {
+    /// Whether this order is now the one held (else the held one stops this node no later).
+    adopted: bool,
+    /// The held order's id (hex), as deletion receipts name it.
+    held_order: String,
+    /// When the held order takes effect, unix seconds.
+    effective_at: u64,
 }
 
 /// `proto::batch_log::HeadList`: a node's own signed head and the latest it heard of each
@@ -182,6 +198,7 @@ impl Modify for BearerAuth {
         super::sealing_key, super::token_keys, super::verify, super::token_verify, super::upload,
         super::batch_index,
         super::batch, super::batch_filter, super::heads, super::head_conflicts,
+        super::sunset_order, super::offer_sunset,
         super::export_index, super::export_file,
         super::login, super::cookie_login, super::console_session, super::logout, super::issue_codes,
         super::session_info, super::logout_everywhere, super::change_password,
@@ -195,7 +212,7 @@ impl Modify for BearerAuth {
     ),
     components(schemas(
         VerifyRequestDoc, VerifyResponseDoc, UploadResponseDoc, SealingKeyDoc, ErrorBodyDoc, BatchIndexEntryDoc,
-        BatchIndexDoc, HeadListDoc, HeadConflictDoc, HeadConflictsDoc, types::LoginRequest, types::LoginResponse, types::TestType,
+        BatchIndexDoc, SunsetOfferDoc, HeadListDoc, HeadConflictDoc, HeadConflictsDoc, types::LoginRequest, types::LoginResponse, types::TestType,
         types::IssueCodesRequest, types::IssuedCode, types::IssueCodesResponse,
         types::CodeStatusInfo, types::CreateApiKeyRequest, types::CreatedApiKey,
         crate::accounts::api_key::ApiKeySummary, crate::node::AuditExport,

@@ -19,7 +19,7 @@ pub(crate) enum Part {
     Every,
     /// Phones' verify and upload, and the keys phones verify with.
     Intake,
-    /// Published batches, heads and GAEN exports.
+    /// Published batches, heads, GAEN exports and the sunset order.
     Publisher,
     /// Staff: sessions, accounts, codes, API keys, audit, statistics, the console page.
     Console,
@@ -35,7 +35,11 @@ pub(crate) fn part_of(path: &str) -> Part {
     };
     if ["/v1/verify", "/v2/verify", "/v1/uploads", "/v2/token-keys"].contains(&path) {
         Part::Intake
-    } else if under("/v1/batches") || under("/v1/heads") || under("/v1/exports") {
+    } else if under("/v1/batches")
+        || under("/v1/heads")
+        || under("/v1/exports")
+        || under("/v1/sunset")
+    {
         Part::Publisher
     } else if under("/v1/session")
         || under("/v1/sessions")

@@ -530,3 +530,14 @@ mod tests {
         }
     }
 }
+
+/// What became of an order handed to `POST /v1/sunset`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SunsetOffer {
+    /// Whether this order is now the one held (else the held one stops this node no later).
+    pub adopted: bool,
+    /// The held order's id (hex), as deletion receipts name it.
+    pub held_order: String,
+    /// When the held order takes effect, unix seconds.
+    pub effective_at: u64,
+}

@@ -9,6 +9,7 @@ mod export;
 mod keys;
 mod publish;
 mod serve;
+mod sunset;
 mod upgrade;
 mod users;
 
@@ -28,6 +29,9 @@ pub use export::{export_verify, write_verified_keys};
 pub use keys::keys;
 pub use publish::{publish_static, publish_to_folder};
 pub use serve::{ServeArgs, config_defaults, init, load_config, serve};
+pub use sunset::{
+    CombineArgs, CommitteeArgs, DraftArgs, KeygenArgs, SignArgs, SunsetCommand, VerifyArgs, sunset,
+};
 pub use upgrade::upgrade;
 pub use users::users;
 
@@ -87,6 +91,10 @@ pub enum Command {
     /// the operator (node/docs/OPERATIONS.md, "API keys").
     #[command(subcommand)]
     ApiKeys(ApiKeysCommand),
+    /// The end of purpose, offline: sunset keys for the committee, and drafting, signing,
+    /// combining and checking a sunset order (node/docs/OPERATIONS.md, "Sunset").
+    #[command(subcommand)]
+    Sunset(SunsetCommand),
 }
 
 /// `api-keys` subcommands.

@@ -146,6 +146,12 @@ fn samples() -> Vec<(&'static str, String, String)> {
             &format!("[\"{rollover}\"]"),
             &rollover,
         ),
+        s(
+            "sunset.keys",
+            &format!("[\"{}\", \"{}\"]", "cd".repeat(32), "ef".repeat(32)),
+            &format!("{},{}", "cd".repeat(32), "ef".repeat(32)),
+        ),
+        s("sunset.threshold", "1", "1"),
         s("log.format", "\"json\"", "json"),
         s("log.filter", "\"debug\"", "debug"),
     ]

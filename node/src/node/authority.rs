@@ -63,12 +63,14 @@ impl Node {
     /// # Errors
     /// [`ApiError::InvalidParameter`] for a bad count or onset date,
     /// [`ApiError::OutsideKeyScope`], [`ApiError::QuotaExceeded`] (with the seconds to
-    /// midnight UTC), [`ApiError::Store`].
+    /// midnight UTC), [`ApiError::Sunset`] once a sunset order stopped the node,
+    /// [`ApiError::Store`].
     pub async fn issue_codes(
         &self,
         request: &IssueCodesRequest,
         issuer: &Issuer,
     ) -> Result<IssueCodesResponse, ApiError> {
+        self.refuse_after_sunset()?;
         let symptom_onset = match request.symptom_onset.as_deref().filter(|s| !s.is_empty()) {
             None => None,
             Some(text) => Some(civil::parse_date(text).ok_or(ApiError::InvalidParameter {
@@ -299,6 +301,7 @@ impl Node {
         &self,
         request: TokenVerifyRequest,
     ) -> Result<TokenVerifyResponse, ApiError> {
+        self.refuse_after_sunset()?;
         self.refuse_below_disk_reserve()?;
         let now = self.now();
         if request.decoy {
@@ -324,6 +327,7 @@ impl Node {
     async fn verify_inner(&self, request: &VerifyRequest) -> Result<VerifyResponse, ApiError> {
         // Before the code is spent: a certificate could expire while uploads are refused.
         // Decoys are refused alike.
+        self.refuse_after_sunset()?;
         self.refuse_below_disk_reserve()?;
         let now = self.now();
         if request.decoy {

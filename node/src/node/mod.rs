@@ -20,6 +20,7 @@ mod phone_timing;
 mod publication;
 mod sealed_exchange;
 mod stats;
+mod sunset;
 mod token_keys;
 mod twin_watch;
 mod uploads;
@@ -33,6 +34,7 @@ pub use stats::{
     Counters, DEFAULT_STATS_DAYS, MAX_STATS_DAYS, STATS_CSV_HEADER, ShownCount, StatsRange,
     StatsReport, StatsRow, test_types,
 };
+pub use sunset::SunsetSetupError;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -111,6 +113,9 @@ pub enum NodeError {
     /// A blind-token key could not be made or installed.
     #[error("blind-token keys: {0}")]
     TokenKeys(#[from] ephemera_proto::token::TokenError),
+    /// The sunset settings or the stored order do not hold.
+    #[error(transparent)]
+    Sunset(SunsetSetupError),
 }
 
 /// Coalesces concurrent flushes: a caller returns once a flush that began after its write
@@ -205,6 +210,8 @@ struct Inner {
     /// Writes the published tree to an object store after cuts (`[publication]
     /// object_store`); unset: the node only serves it.
     publisher: std::sync::OnceLock<Arc<crate::publish::Publisher>>,
+    /// The sunset committee and the order held.
+    sunset: sunset::SunsetWatch,
 }
 
 /// Batches and exports of a cut that are in the store but not yet durable.
@@ -330,6 +337,7 @@ impl Node {
         if let Some(publisher) = publisher {
             node.publish_to(publisher);
         }
+        node.open_sunset()?;
         // Accounts and the audit trail are the console's: a node of another role may not
         // touch them.
         let role = node.config().storage.role;
@@ -375,6 +383,7 @@ impl Node {
         );
         let totp_seal = TotpSeal::new(&keys.pepper);
         let csrf = crate::accounts::CsrfKey::new(&keys.pepper);
+        let sunset = sunset::SunsetWatch::new(&config, keys.authority.public_key());
         let core = NodeCore::new(config.policy(), keys, &mut rand::rng());
         // A store that cannot say whether it cut before is taken to have cut.
         let last_cut = store
@@ -438,6 +447,7 @@ impl Node {
                 token_keys_busy: AtomicBool::new(false),
                 token_epochs,
                 publisher: std::sync::OnceLock::new(),
+                sunset,
             }),
         };
         node.init_metrics();

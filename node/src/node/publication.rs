@@ -226,7 +226,7 @@ impl Node {
             key_rollovers,
             head: Some(head),
             token_filters: true,
-            sunset: None,
+            sunset: self.sunset_order(),
         })
     }
 

@@ -40,6 +40,7 @@ impl Node {
 
     async fn upload_inner(&self, body: &[u8]) -> Result<(UploadResponse, Answered), ApiError> {
         // Before the body is read: a decoy is refused exactly like a real upload.
+        self.refuse_after_sunset()?;
         self.refuse_below_disk_reserve()?;
         let core = &self.inner.core;
         let store = self.inner.store.as_ref();

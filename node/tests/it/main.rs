@@ -29,6 +29,7 @@ mod privacy;
 mod revision;
 mod serving;
 mod stats;
+mod sunset;
 mod throughput;
 mod upgrade;
 mod util;

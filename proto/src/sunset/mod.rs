@@ -1,5 +1,5 @@
 //! The end of purpose: a sunset order that stops the system and erases what it held
-//! (`docs/PROTOCOL.md` §10).
+//! (`docs/PROTOCOL.md` §11).
 //!
 //! ```text
 //! frame     = version (1) ‖ kind 0x11 (1) ‖ postcard(SignedSunsetOrder)

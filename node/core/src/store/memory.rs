@@ -44,6 +44,7 @@ struct Inner {
     expiry: BTreeSet<Vec<u8>>,
     stats: BTreeMap<StatsKey, u64>,
     bound_key: Option<Ed25519PublicKey>,
+    sunset_order: Option<Vec<u8>>,
 }
 
 impl Inner {
@@ -640,5 +641,14 @@ impl ReportStore for MemoryReportStore {
             inner.bound_key = Some(*key);
         }
         Ok(inner.bound_key.unwrap_or(*key))
+    }
+
+    fn sunset_order(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().sunset_order.clone())
+    }
+
+    fn record_sunset_order(&self, frame: &[u8]) -> Result<(), StoreError> {
+        self.lock().sunset_order = Some(frame.to_vec());
+        Ok(())
     }
 }

@@ -1118,7 +1118,24 @@ pub trait ReportStore: Send + Sync + 'static {
         expected: Option<&Ed25519PublicKey>,
         key: &Ed25519PublicKey,
     ) -> Result<Ed25519PublicKey, StoreError>;
+
+    /// The sunset order the store holds, as the frame it was received in
+    /// ([`crate::sunset`]), if any.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn sunset_order(&self) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Durably records `frame` as the held sunset order, in place of any earlier one (the
+    /// caller chose it with [`crate::sunset::SunsetRules`]).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn record_sunset_order(&self, frame: &[u8]) -> Result<(), StoreError>;
 }
+
+/// `meta` key of the held sunset order.
+pub(crate) const SUNSET_ORDER_KEY: &str = "sunset-order";
 
 /// `meta` key of the batch public key the store's data was made under.
 pub(crate) const BOUND_KEY_KEY: &str = "bound-batch-key";

@@ -44,9 +44,9 @@ use super::{
     API_KEY_ID_LEN, AccountRecord, ApiKeyRecord, CertificateState, CertificateUse, ChainHead,
     CodeRecord, CodeReference, CodeState, CodeStatus, CodeStatusRecord, CommitOutcome,
     CredentialRecord, CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey,
-    QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SessionRecord, SettingDigest, StatsKey,
-    StatsTally, StoreError, StoredUpload, UploadCommit, code_purge_at, decode, encode, expiry_key,
-    issued_tally, parse_expiring,
+    QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SUNSET_ORDER_KEY, SessionRecord,
+    SettingDigest, StatsKey, StatsTally, StoreError, StoredUpload, UploadCommit, code_purge_at,
+    decode, encode, expiry_key, issued_tally, parse_expiring,
 };
 use super::{BOUND_KEY_KEY, decode_bound_key};
 
@@ -1567,6 +1567,21 @@ impl ReportStore for PostgresReportStore {
 
     fn bound_key(&self) -> Result<Option<Ed25519PublicKey>, StoreError> {
         decode_bound_key(self.db.run(async |c| meta(&*c, BOUND_KEY_KEY).await)?)
+    }
+
+    fn sunset_order(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.run(async |c| meta(&*c, SUNSET_ORDER_KEY).await)
+    }
+
+    fn record_sunset_order(&self, frame: &[u8]) -> Result<(), StoreError> {
+        self.db.run(async |c| {
+            c.execute(
+                "INSERT INTO meta VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2",
+                &[&SUNSET_ORDER_KEY, &frame],
+            )
+            .await?;
+            Ok(())
+        })
     }
 }
 

@@ -41,7 +41,7 @@ use super::{
     StatsTally, StoreError, StoredUpload, UploadCommit, code_purge_at, decode, encode, expiry_key,
     issued_tally, parse_expiring,
 };
-use super::{BOUND_KEY_KEY, decode_bound_key};
+use super::{BOUND_KEY_KEY, SUNSET_ORDER_KEY, decode_bound_key};
 use ephemera_proto::sync::{DayDigest, sync_day};
 
 const CUTTER_STATE_KEY: &[u8] = b"cutter-state";
@@ -1470,6 +1470,20 @@ impl ReportStore for SledReportStore {
         self.db.flush().map_err(engine)?;
         self.bound_key()?
             .ok_or(StoreError::Corrupt { tree: "meta" })
+    }
+
+    fn sunset_order(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .meta
+            .get(SUNSET_ORDER_KEY)
+            .map_err(engine)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn record_sunset_order(&self, frame: &[u8]) -> Result<(), StoreError> {
+        self.meta.insert(SUNSET_ORDER_KEY, frame).map_err(engine)?;
+        self.db.flush().map_err(engine)?;
+        Ok(())
     }
 }
 

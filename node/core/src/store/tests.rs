@@ -1278,6 +1278,37 @@ fn the_batch_key_is_bound_once_and_moves_on_from_the_bound_one_only() {
     }
 }
 
+#[test]
+fn the_held_sunset_order_is_kept_and_replaced() {
+    both(|store| {
+        assert_eq!(store.sunset_order().unwrap(), None);
+        store.record_sunset_order(b"first frame").unwrap();
+        assert_eq!(
+            store.sunset_order().unwrap().as_deref(),
+            Some(&b"first frame"[..])
+        );
+        store.record_sunset_order(b"an earlier order").unwrap();
+        assert_eq!(
+            store.sunset_order().unwrap().as_deref(),
+            Some(&b"an earlier order"[..])
+        );
+    });
+    // It survives a restart.
+    let dir = tempfile::tempdir().unwrap();
+    open_sled(dir.path())
+        .unwrap()
+        .record_sunset_order(b"kept")
+        .unwrap();
+    assert_eq!(
+        open_sled(dir.path())
+            .unwrap()
+            .sunset_order()
+            .unwrap()
+            .as_deref(),
+        Some(&b"kept"[..])
+    );
+}
+
 /// The store's counters against a recount of the ids it files under `days` (every day it
 /// holds uploads of).
 fn assert_counters_agree_with_a_recount(store: &dyn ReportStore, days: &[DayNumber]) {

@@ -17,7 +17,7 @@ import traceback
 
 import ephemera as e
 from example_app import AppDriver, http, meet
-from harness import Node
+from harness import Node, node_binary
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DAY = 86_400
@@ -649,8 +649,8 @@ def sunset_config(fixture):
 
 
 def sync_with_index(phone, now, index_body):
-    """A sync round at `now` in which the node's index is `index_body` (what a node that
-    holds an order serves); the other requests find no network."""
+    """A sync round at `now` in which the node's index is `index_body` (what a node, a
+    cache or anyone in between serves); the other requests find no network."""
     phone.start_sync(now)
     while (request := phone.poll_request()) is not None:
         if request.path.startswith("/v1/batches"):
@@ -681,7 +681,7 @@ def test_a_sunset_order_in_the_index_erases_and_stops_the_phone_at_its_time(node
     """Forged and partial orders are ignored; a valid one is announced and kept across a
     restart; at its time the phone erases everything (no day key left on disk) and stops,
     and stays stopped after another restart."""
-    del node  # nodes do not serve orders yet: the phone is handed the index one serves
+    del node  # an honest node refuses forged and partial orders: a hostile one serves them
     fixture = sunset_fixture()
     config = sunset_config(fixture)
     effective = fixture["effective_at"]
@@ -724,6 +724,68 @@ def test_a_sunset_order_in_the_index_erases_and_stops_the_phone_at_its_time(node
         del bob
         bob = e.EphemeraPhone(config, folder)
         assert_stopped(bob, effective + DAY)
+
+
+def sunset_cli(work, *args):
+    """`ephemera-node sunset <args>` in folder `work`, as a committee member runs it
+    offline; returns its stdout."""
+    out = subprocess.run([node_binary(), "sunset", *args], cwd=work, env=os.environ,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_a_real_nodes_sunset_order_reaches_the_phone_which_ends_at_its_time(node):
+    """The committee's offline flow (`ephemera-node sunset keygen`, `draft`, two members
+    `sign`, `combine`) makes an order; a node configured with the committee adopts it
+    (`POST /v1/sunset`) and serves it in its index; a phone syncing through the example
+    driver schedules it, and at its time erases everything and stops without another
+    sync."""
+    del node  # this node is configured with the committee
+    with tempfile.TemporaryDirectory() as work:
+        keys = [sunset_cli(work, "keygen", "--out", f"member{i}.key").strip() for i in range(3)]
+        ending = Node(batch_period_seconds=1, settings={
+            "EPHEMERA_SUNSET_KEYS": ",".join(keys), "EPHEMERA_SUNSET_THRESHOLD": "2"})
+        try:
+            committee = [arg for key in keys for arg in ("--key", key)]
+            effective = int(time.time()) + 3600
+            reason = "The epidemic is declared over (decree 2027/12)."
+            sunset_cli(work, "draft", "--federation", "ephemera", *committee, "--threshold", "2",
+                       "--effective", str(effective), "--reason", reason, "--out", "draft.sunset")
+            draft = open(os.path.join(work, "draft.sunset"), "rb").read()
+            for member in (0, 2):
+                with open(os.path.join(work, f"copy{member}.sunset"), "wb") as f:
+                    f.write(draft)
+                sunset_cli(work, "sign", "--key", f"member{member}.key", f"copy{member}.sunset")
+            sunset_cli(work, "combine", "copy0.sunset", "copy2.sunset", "--out", "order.sunset")
+            verified = sunset_cli(work, "verify", "--federation", "ephemera", *committee,
+                                  "--threshold", "2", "order.sunset")
+            order_id = verified.strip().rsplit(" ", 1)[-1]
+            order = open(os.path.join(work, "order.sunset"), "rb").read()
+            status, answer, _ = http(ending.url, "POST", "/v1/sunset", order,
+                                     "application/octet-stream")
+            assert status == 200, answer
+            config = pet_config(ending)
+            config.sunset_committee_keys = keys
+            config.sunset_threshold = 2
+            folder = os.path.join(work, "bob")
+            alice, bob = e.EphemeraPhone(config, None), e.EphemeraPhone(config, folder)
+            meet(alice, bob, int(time.time()) - 3600, 20)
+            bob.start_sync(int(time.time()))
+            seen = drain_after_pump(ending, bob)
+            scheduled = [x for x in seen if isinstance(x, e.FfiEvent.SUNSET_SCHEDULED)]
+            assert len(scheduled) == 1, seen
+            assert scheduled[0].effective_at == effective and scheduled[0].reason == reason
+            assert bob.status().ends_at == effective and bob.status().stored_encounters > 0
+            keys_on_disk = day_keys(folder)
+            expect_error(e.FfiError.Ended, lambda: bob.handle_timeout(effective), "not ended")
+            ended = [x for x in drain_events(bob) if isinstance(x, e.FfiEvent.ENDED)]
+            assert len(ended) == 1 and ended[0].order_id == order_id, (ended, verified)
+            disk = folder_bytes(folder)
+            assert keys_on_disk and not any(k in disk for k in keys_on_disk.values())
+            assert_stopped(bob, effective + 60)
+        finally:
+            ending.stop()
 
 
 def test_the_end_of_life_stops_a_phone_that_never_hears_of_an_order(node):

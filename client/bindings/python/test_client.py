@@ -721,6 +721,8 @@ def test_a_sunset_order_in_the_index_erases_and_stops_the_phone_at_its_time(node
         disk = folder_bytes(folder)
         assert not any(k in disk for k in keys.values()), "a day key is still on disk"
         assert_stopped(bob, effective + 60)
+        bob.delete_all_data()  # the user's delete never brings an ended phone back
+        assert_stopped(bob, effective + 120)
         del bob
         bob = e.EphemeraPhone(config, folder)
         assert_stopped(bob, effective + DAY)

@@ -652,6 +652,10 @@ impl ReportStore for MemoryReportStore {
         Ok(())
     }
 
+    fn earliest_expiries(&self) -> Result<Vec<(&'static str, UnixTime)>, StoreError> {
+        super::earliest_per_kind(self.lock().expiry.iter().map(Ok))
+    }
+
     fn erase_all(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let mut inner = self.lock();
         let len = |n: usize| n as u64;

@@ -1144,6 +1144,39 @@ pub trait ReportStore: Send + Sync + 'static {
     /// [`StoreError`]; [`StoreError::NotPermitted`] for a database role that does not own
     /// the tables.
     fn erase_all(&self) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// The earliest purge time held in the expiry index for each kind of record that has
+    /// one (`upload`, `certificate-mark`, `batch`, `code`, `export`), in that order: what
+    /// the retention report shows ([`crate::retention::retention_report`]).
+    ///
+    /// # Errors
+    /// [`StoreError`]; [`StoreError::Corrupt`] for an expiry key that does not parse.
+    fn earliest_expiries(&self) -> Result<Vec<(&'static str, UnixTime)>, StoreError>;
+}
+
+/// The first purge time of each kind among expiry keys given in key order (time first):
+/// stops as soon as every kind was seen.
+pub(crate) fn earliest_per_kind<K: AsRef<[u8]>>(
+    keys: impl Iterator<Item = Result<K, StoreError>>,
+) -> Result<Vec<(&'static str, UnixTime)>, StoreError> {
+    let mut first: [Option<UnixTime>; 5] = [None; 5];
+    for key in keys {
+        let key = key?;
+        let (at, kind, _) =
+            parse_expiry_key(key.as_ref()).ok_or(StoreError::Corrupt { tree: "expiry" })?;
+        let slot = &mut first[kind as usize - 1];
+        if slot.is_none() {
+            *slot = Some(at);
+            if first.iter().all(Option::is_some) {
+                break;
+            }
+        }
+    }
+    Ok(ExpiryKind::ALL
+        .iter()
+        .zip(first)
+        .filter_map(|(kind, at)| at.map(|at| (kind.name(), at)))
+        .collect())
 }
 
 /// `meta` key of the held sunset order.
@@ -1177,6 +1210,26 @@ pub(crate) enum ExpiryKind {
 }
 
 impl ExpiryKind {
+    /// Every kind, in byte order.
+    pub(crate) const ALL: [ExpiryKind; 5] = [
+        ExpiryKind::Upload,
+        ExpiryKind::Certificate,
+        ExpiryKind::Batch,
+        ExpiryKind::Code,
+        ExpiryKind::Export,
+    ];
+
+    /// The kind's name in the retention report.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ExpiryKind::Upload => "upload",
+            ExpiryKind::Certificate => "certificate-mark",
+            ExpiryKind::Batch => "batch",
+            ExpiryKind::Code => "code",
+            ExpiryKind::Export => "export",
+        }
+    }
+
     pub(crate) fn from_byte(b: u8) -> Option<ExpiryKind> {
         Some(match b {
             1 => ExpiryKind::Upload,

@@ -1573,6 +1573,28 @@ impl ReportStore for PostgresReportStore {
         self.db.run(async |c| meta(&*c, SUNSET_ORDER_KEY).await)
     }
 
+    fn earliest_expiries(&self) -> Result<Vec<(&'static str, UnixTime)>, StoreError> {
+        let keys: Vec<Vec<u8>> = self.db.run(async |c| {
+            let mut keys = Vec::new();
+            // The kind is the byte after the time; one short ordered scan per kind.
+            for kind in ExpiryKind::ALL {
+                if let Some(row) = c
+                    .query_opt(
+                        "SELECT key FROM expiry WHERE get_byte(key, 8) = $1 ORDER BY key LIMIT 1",
+                        &[&i32::from(kind as u8)],
+                    )
+                    .await?
+                {
+                    keys.push(row.get(0));
+                }
+            }
+            Ok(keys)
+        })?;
+        let mut keys = keys;
+        keys.sort();
+        super::earliest_per_kind(keys.iter().map(Ok))
+    }
+
     fn erase_all(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.db.run(async |c| {
             // Every table is rewritten after (VACUUM FULL), which a role that does not own a

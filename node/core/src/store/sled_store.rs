@@ -1486,6 +1486,10 @@ impl ReportStore for SledReportStore {
         Ok(())
     }
 
+    fn earliest_expiries(&self) -> Result<Vec<(&'static str, UnixTime)>, StoreError> {
+        super::earliest_per_kind(self.expiry.iter().keys().map(|k| k.map_err(engine)))
+    }
+
     fn erase_all(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let mut counts = Vec::new();
         for name in self.db.tree_names() {

@@ -1310,6 +1310,32 @@ fn the_held_sunset_order_is_kept_and_replaced() {
 }
 
 #[test]
+fn the_earliest_expiry_of_each_kind_is_reported_in_kind_order() {
+    both(|store| {
+        assert_eq!(store.earliest_expiries().unwrap(), Vec::new());
+        let mut later = commit(2, 2, None);
+        later.upload.2 = T0.plus_seconds(900);
+        store.commit_upload(&later).unwrap();
+        store.commit_upload(&commit(1, 1, None)).unwrap();
+        store
+            .insert_codes(&[(CodeHash([4; 32]), code_record(4))])
+            .unwrap();
+        let kinds: Vec<&str> = store
+            .earliest_expiries()
+            .unwrap()
+            .iter()
+            .map(|(kind, _)| *kind)
+            .collect();
+        assert_eq!(kinds, ["upload", "code"]);
+        // The earlier of the two uploads.
+        assert_eq!(
+            store.earliest_expiries().unwrap()[0],
+            ("upload", T0.plus_seconds(500))
+        );
+    });
+}
+
+#[test]
 fn erasing_all_leaves_only_the_sunset_order() {
     both(|store| {
         store.commit_upload(&commit(1, 1, None)).unwrap();

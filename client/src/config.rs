@@ -3,8 +3,9 @@
 use ephemera_proto::auth::TrustedAuthorities;
 use ephemera_proto::batch::TrustedNodes;
 use ephemera_proto::signing::Ed25519PublicKey;
+use ephemera_proto::sunset::SunsetCommittee;
 use ephemera_proto::token::{Audience, UploadDelay};
-use ephemera_proto::{ReportLimits, SchemeKind};
+use ephemera_proto::{ReportLimits, SchemeKind, UnixTime};
 
 use crate::error::ConfigError;
 use crate::risk::RiskConfig;
@@ -210,6 +211,39 @@ impl Default for SyncConfig {
     }
 }
 
+/// Earliest [`SunsetConfig::end_of_life`] accepted: 2020-01-01T00:00:00Z. An earlier value
+/// is a mistake (a zero, a duration given as a date) that would end every phone at once.
+pub const EARLIEST_END_OF_LIFE: UnixTime = UnixTime(1_577_836_800);
+/// Latest [`SunsetConfig::end_of_life`] accepted: 2100-01-01T00:00:00Z. A later value is a
+/// mistake too (milliseconds given for seconds), and would mean no end at all.
+pub const LATEST_END_OF_LIFE: UnixTime = UnixTime(4_102_444_800);
+
+/// The end of purpose (`docs/MOBILE.md`, "Sunset"): who may end this app by a signed
+/// order, and when it ends on its own. Fixed in the app build: an app update is the only
+/// way to change it.
+///
+/// At the end the phone erases every key, sighting, encounter, result and pending report,
+/// keeps only a small marker saying it ended, and refuses to broadcast, record sightings,
+/// sync or report from then on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SunsetConfig {
+    /// The sunset committee whose orders this phone obeys (`k` of `n` sunset keys, not the
+    /// authority's day-to-day keys). Default: none, and then every order is ignored (and
+    /// counted as rejected): only [`end_of_life`](SunsetConfig::end_of_life) ends the app.
+    pub committee: Option<SunsetCommittee>,
+    /// The federation (`[federation] region` of its nodes) an order must name. Default:
+    /// none, which means [`ReportConfig::federation`] if set, else
+    /// [`DEFAULT_FEDERATION`]; set, it must equal [`ReportConfig::federation`] when that is
+    /// set too (a phone belongs to one federation).
+    pub federation: Option<String>,
+    /// The hard end: at this time the phone erases everything and stops even if no order
+    /// ever came (a phone that never connects again must still stop). A date fixed in the
+    /// app build, between [`EARLIEST_END_OF_LIFE`] and [`LATEST_END_OF_LIFE`]; pick the
+    /// legal end of the programme, not a lifetime counted from installation (a phone
+    /// installed late would outlive the programme). Default: none.
+    pub end_of_life: Option<UnixTime>,
+}
+
 /// Everything a phone is configured with.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClientConfig {
@@ -237,6 +271,8 @@ pub struct ClientConfig {
     /// `gaen`: P-256 public keys (raw 65-byte points or DER SubjectPublicKeyInfo) of GAEN
     /// key servers whose `export.sig` this phone accepts. Default: none.
     pub gaen_export_keys: Vec<Vec<u8>>,
+    /// The end of purpose: the sunset committee and the hard end of life.
+    pub sunset: SunsetConfig,
 }
 
 impl Default for ClientConfig {
@@ -253,6 +289,7 @@ impl Default for ClientConfig {
             sync: SyncConfig::default(),
             clock: ClockConfig::default(),
             gaen_export_keys: Vec::new(),
+            sunset: SunsetConfig::default(),
         }
     }
 }
@@ -314,6 +351,28 @@ impl ClientConfig {
     pub fn with_decoy_rate(mut self, rate_per_day: f64) -> Self {
         self.decoy.rate_per_day = rate_per_day;
         self
+    }
+
+    /// Obeys sunset orders approved by `committee` (see [`SunsetConfig::committee`]).
+    pub fn with_sunset_committee(mut self, committee: SunsetCommittee) -> Self {
+        self.sunset.committee = Some(committee);
+        self
+    }
+
+    /// Ends the phone at `at` whatever happens (see [`SunsetConfig::end_of_life`]).
+    pub fn with_end_of_life(mut self, at: UnixTime) -> Self {
+        self.sunset.end_of_life = Some(at);
+        self
+    }
+
+    /// The federation a sunset order must name: [`SunsetConfig::federation`], else
+    /// [`ReportConfig::federation`], else [`DEFAULT_FEDERATION`].
+    pub fn sunset_federation(&self) -> &str {
+        self.sunset
+            .federation
+            .as_deref()
+            .or(self.report.federation.as_deref())
+            .unwrap_or(DEFAULT_FEDERATION)
     }
 
     /// Sets the encounter configuration.
@@ -406,12 +465,35 @@ impl ClientConfig {
                 field: "report.federation",
             });
         }
+        self.validate_sunset()?;
         if self.report.days_before_onset > self.retention_days
             || self.report.days_before_test > self.retention_days
         {
             return Err(ConfigError::Field {
                 field: "report.days_before_*",
             });
+        }
+        Ok(())
+    }
+}
+
+impl ClientConfig {
+    fn validate_sunset(&self) -> Result<(), ConfigError> {
+        if let Some(at) = self.sunset.end_of_life
+            && !(EARLIEST_END_OF_LIFE..LATEST_END_OF_LIFE).contains(&at)
+        {
+            return Err(ConfigError::Field {
+                field: "sunset.end_of_life (unix seconds, 2020 to 2100)",
+            });
+        }
+        if let Some(name) = &self.sunset.federation {
+            let other = self.report.federation.as_ref().is_some_and(|f| f != name);
+            // As long as a node's `[federation] region` may be (`SunsetOrder::federation`).
+            if name.is_empty() || name.len() > 32 || other {
+                return Err(ConfigError::Field {
+                    field: "sunset.federation (1 to 32 bytes, as report.federation)",
+                });
+            }
         }
         Ok(())
     }
@@ -464,6 +546,43 @@ mod tests {
         assert_eq!(
             federated.report.audience(),
             Some(Audience::named(DEFAULT_FEDERATION))
+        );
+    }
+
+    #[test]
+    fn sunset_settings_are_checked() {
+        use ephemera_proto::signing::Ed25519SigningKey;
+        let key = Ed25519SigningKey::from_seed(&[7; 32]).public_key();
+        let committee = SunsetCommittee::new(&[key], 1).unwrap();
+        let config = ClientConfig::default()
+            .with_sunset_committee(committee)
+            .with_end_of_life(UnixTime(1_900_000_000));
+        config.validate().unwrap();
+        assert_eq!(config.sunset_federation(), DEFAULT_FEDERATION);
+        for bad in [UnixTime(0), UnixTime(1_000), UnixTime(1_900_000_000_000)] {
+            let err = ClientConfig::default().with_end_of_life(bad).validate();
+            assert!(
+                matches!(err, Err(ConfigError::Field { field }) if field.starts_with("sunset.end_of_life")),
+                "{bad:?}"
+            );
+        }
+        let mut named = ClientConfig::default();
+        named.sunset.federation = Some("north".into());
+        named.validate().unwrap();
+        assert_eq!(named.sunset_federation(), "north");
+        for bad in ["", &"x".repeat(33)] {
+            named.sunset.federation = Some(bad.to_owned());
+            assert!(named.validate().is_err(), "{bad:?}");
+        }
+        let authority = ephemera_proto::auth::AuthoritySigningKey::from_seed(&[1; 32]).public_key();
+        let mut split = ClientConfig::default()
+            .with_trusted_authority(authority)
+            .with_federation("south");
+        assert_eq!(split.sunset_federation(), "south");
+        split.sunset.federation = Some("north".into());
+        assert!(
+            split.validate().is_err(),
+            "a phone belongs to one federation"
         );
     }
 }

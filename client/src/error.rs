@@ -203,6 +203,11 @@ pub enum ClientError {
     /// does not blind under it; show it, report it (both signed sets are the proof).
     #[error("another node serves other token keys than this phone's node")]
     TokenKeysMismatch,
+    /// The phone has ended: a sunset order took effect or its end of life came
+    /// (`docs/MOBILE.md`, "Sunset"). Its data is erased and it does nothing more: no
+    /// broadcast, no sighting, no sync, no report. Show the app's closing screen.
+    #[error("this phone has ended (sunset): its data is erased and it does nothing more")]
+    Ended,
 }
 
 impl ClientError {
@@ -235,6 +240,7 @@ impl ClientError {
             ClientError::IndexBehindHead => "index-behind-head",
             ClientError::HeadMismatch { .. } => "head-mismatch",
             ClientError::TokenKeysMismatch => "token-keys-mismatch",
+            ClientError::Ended => "ended",
         }
     }
 }

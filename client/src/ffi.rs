@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use ephemera_proto::auth::UploadCode;
 use ephemera_proto::signing::Ed25519PublicKey;
+use ephemera_proto::sunset::SunsetCommittee;
 use ephemera_proto::token::UploadDelay;
 use ephemera_proto::{DayNumber, SchemeKind, UnixTime};
 
@@ -96,6 +97,11 @@ pub enum FfiError {
         /// English, for logs only.
         message: String,
     },
+    /// The phone has ended (a sunset order took effect, or its end of life came): its data
+    /// is erased and it does nothing more. Stop the Bluetooth work, show the closing
+    /// screen.
+    #[error("this phone has ended (sunset)")]
+    Ended,
     /// Anything else, with its stable kebab-case code.
     #[error("{code}: {message}")]
     Other {
@@ -128,6 +134,7 @@ impl From<ClientError> for FfiError {
             | ClientError::BatchIdMismatch
             | ClientError::BatchSequenceMismatch => FfiError::Rejected { message },
             ClientError::UnknownRequest => FfiError::UnknownRequest,
+            ClientError::Ended => FfiError::Ended,
             // The batch log's findings (`stale-head`, `head-forked`, `head-mismatch`, …)
             // keep their codes: an app shows and reports them apart from a bad batch.
             other => FfiError::Other {
@@ -251,6 +258,20 @@ pub struct FfiConfig {
     /// `pet`: upload only encounters that could count for the peer, taken this many dB
     /// closer than measured (default 10); `None` uploads every encounter of the window.
     pub upload_margin_db: Option<i32>,
+    /// Sunset: hex Ed25519 public keys of the sunset committee whose orders end this app
+    /// (not the authority's keys). Empty (default): orders are ignored, only
+    /// `end_of_life` ends the app.
+    pub sunset_committee_keys: Vec<String>,
+    /// Sunset: how many of `sunset_committee_keys` must approve an order (1 to their
+    /// number; ignored while there are none).
+    pub sunset_threshold: i32,
+    /// Sunset: the federation an order must name; `None` (default): `federation`, else
+    /// `ephemera`.
+    pub sunset_federation: Option<String>,
+    /// Sunset: unix seconds at which the app erases everything and stops even if no order
+    /// ever came: the legal end of the programme, fixed in the app build (2020 to 2100).
+    /// `None` (default): no hard end.
+    pub end_of_life: Option<i64>,
 }
 
 impl FfiConfig {
@@ -332,6 +353,29 @@ impl FfiConfig {
             .upload_margin_db
             .map(|m| u8::try_from(m).map_err(|_| bad("upload_margin_db")))
             .transpose()?;
+        if !self.sunset_committee_keys.is_empty() {
+            let keys = self
+                .sunset_committee_keys
+                .iter()
+                .map(|hex| {
+                    Ed25519PublicKey::from_hex(hex).ok_or_else(|| FfiError::Config {
+                        message: "a sunset committee key is 64 hex characters".into(),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let threshold =
+                u8::try_from(self.sunset_threshold).map_err(|_| bad("sunset_threshold"))?;
+            let committee =
+                SunsetCommittee::new(&keys, threshold).map_err(|e| FfiError::Config {
+                    message: e.to_string(),
+                })?;
+            config.sunset.committee = Some(committee);
+        }
+        config.sunset.federation = self.sunset_federation;
+        config.sunset.end_of_life = self
+            .end_of_life
+            .map(|at| u64_of(at, "end_of_life").map(UnixTime))
+            .transpose()?;
         config.validate().map_err(|e| FfiError::Config {
             message: e.to_string(),
         })?;
@@ -378,6 +422,10 @@ pub fn default_config(scheme: FfiScheme) -> FfiConfig {
         federation: None,
         upload_delay_max_seconds: None,
         upload_margin_db: d.report.upload_margin_db.map(i32::from),
+        sunset_committee_keys: Vec::new(),
+        sunset_threshold: 0,
+        sunset_federation: None,
+        end_of_life: None,
     }
 }
 
@@ -542,6 +590,29 @@ pub enum FfiEvent {
         /// English, for logs.
         message: String,
     },
+    /// A valid sunset order for this app was received: at `effective_at` the phone erases
+    /// everything and stops, even if it never connects again. Tell the user why.
+    SunsetScheduled {
+        /// Unix seconds when the phone ends.
+        effective_at: i64,
+        /// Why, in the committee's words.
+        reason: String,
+    },
+    /// The phone has ended: its data is erased, and every call now fails with `Ended`.
+    /// Stop the Bluetooth work and show the closing screen.
+    Ended {
+        /// Unix seconds of the end (the order's effective time, or the end of life).
+        at: i64,
+        /// The order's reason, or `end of life`.
+        reason: String,
+        /// Hex id of the order that ended it (what nodes' deletion receipts name); `None`
+        /// at the end of life.
+        order_id: Option<String>,
+    },
+    /// The node's index carried a sunset order this phone could not verify (forged,
+    /// partial, another federation or committee, or no committee configured): ignored,
+    /// nothing erased.
+    SunsetOrderRejected,
 }
 
 impl std::fmt::Debug for FfiEvent {
@@ -574,6 +645,25 @@ impl std::fmt::Debug for FfiEvent {
                 .debug_struct("BatchRejected")
                 .field("message", message)
                 .finish(),
+            FfiEvent::SunsetScheduled {
+                effective_at,
+                reason,
+            } => f
+                .debug_struct("SunsetScheduled")
+                .field("effective_at", effective_at)
+                .field("reason", reason)
+                .finish(),
+            FfiEvent::Ended {
+                at,
+                reason,
+                order_id,
+            } => f
+                .debug_struct("Ended")
+                .field("at", at)
+                .field("reason", reason)
+                .field("order_id", order_id)
+                .finish(),
+            FfiEvent::SunsetOrderRejected => f.write_str("SunsetOrderRejected"),
         }
     }
 }
@@ -603,6 +693,22 @@ impl From<PhoneEvent> for FfiEvent {
             PhoneEvent::BatchRejected(e) => FfiEvent::BatchRejected {
                 message: e.to_string(),
             },
+            PhoneEvent::SunsetScheduled {
+                effective_at,
+                reason,
+            } => FfiEvent::SunsetScheduled {
+                effective_at: signed(effective_at.0),
+                reason,
+            },
+            PhoneEvent::Ended(end) => FfiEvent::Ended {
+                at: signed(end.at().0),
+                reason: end.reason().to_owned(),
+                order_id: match &end {
+                    crate::EndReason::Order { id, .. } => Some(id.to_string()),
+                    crate::EndReason::EndOfLife { .. } => None,
+                },
+            },
+            PhoneEvent::SunsetOrderRejected => FfiEvent::SunsetOrderRejected,
             // `PhoneEvent` is non-exhaustive; a future kind shows as a rejected batch's
             // neighbour rather than vanishing.
             #[allow(unreachable_patterns)]
@@ -716,6 +822,14 @@ pub struct FfiStatus {
     pub checkpoints_written: i64,
     /// Their bytes.
     pub checkpoint_bytes: i64,
+    /// Unix seconds when the phone will end (a sunset order, or the end of life), unless
+    /// it already has.
+    pub ends_at: Option<i64>,
+    /// The phone has ended: its data is erased and it does nothing more.
+    pub ended: bool,
+    /// Sunset orders from the node rejected (forged, partial, another federation) since
+    /// this phone object was made.
+    pub sunset_orders_rejected: i64,
 }
 
 /// What importing one GAEN export file did.
@@ -863,11 +977,18 @@ impl EphemeraPhone {
     }
 
     /// Forgets everything and erases it from the disk: the store is emptied, closed, its
-    /// folder deleted and made again empty, and the phone goes on as a new one.
+    /// folder deleted and made again empty, and the phone goes on as a new one. A
+    /// scheduled sunset order and the end marker of an ended phone stay: the phone still
+    /// ends at its time, or stays ended.
     pub fn delete_all_data(&self) -> Result<(), FfiError> {
         let mut guard = self.lock();
         let mut phone = guard.take().ok_or(FfiError::Closed)?;
         phone.erase_all_data()?;
+        let kept = [MetaKey::SunsetOrder, MetaKey::Ended]
+            .into_iter()
+            .map(|key| Ok((key, phone.store().meta(key)?)))
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map_err(ClientError::from)?;
         drop(phone);
         if let Some(dir) = &self.data_dir {
             std::fs::remove_dir_all(dir).map_err(|e| FfiError::Storage {
@@ -879,7 +1000,13 @@ impl EphemeraPhone {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let store = open_store(self.data_dir.as_ref())?;
+        let mut store = open_store(self.data_dir.as_ref())?;
+        for (key, value) in kept {
+            if let Some(value) = value {
+                store.set_meta(key, &value).map_err(ClientError::from)?;
+            }
+        }
+        store.flush().map_err(ClientError::from)?;
         *guard = Some(new_phone(config, store)?);
         Ok(())
     }
@@ -915,6 +1042,9 @@ impl EphemeraPhone {
                 last_error: s.last_error.map(str::to_owned),
                 checkpoints_written: signed(s.checkpoints_written),
                 checkpoint_bytes: signed(s.checkpoint_bytes),
+                ends_at: s.ends_at.map(|t| signed(t.0)),
+                ended: s.ended,
+                sunset_orders_rejected: signed(s.sunset_orders_rejected),
             })
         })
     }

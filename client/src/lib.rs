@@ -35,6 +35,9 @@
 //!   (`encounter.scan_period_seconds`), across the peer's key rotations.
 //! - **Forgetting on disk**: [`store::SledStore`] seals each record under its day's key
 //!   and destroys the key after retention.
+//! - **An end of purpose**: at a verified sunset order's time, or at the configured end of
+//!   life ([`SunsetConfig`]), the phone erases everything, keeps only an end marker and
+//!   refuses every input with [`ClientError::Ended`] (`docs/MOBILE.md` §15).
 //!
 //! # Example
 //! Two phones meet for 15 minutes; no node is involved yet.
@@ -80,13 +83,13 @@ pub mod store;
 mod tests;
 
 pub use config::{
-    ClientConfig, ClockConfig, DecoyConfig, EncounterConfig, ReportConfig, SyncConfig,
+    ClientConfig, ClockConfig, DecoyConfig, EncounterConfig, ReportConfig, SunsetConfig, SyncConfig,
 };
 pub use error::{ClientError, ConfigError, ReportError, StoreError};
 pub use phone::{
-    Advertisement, BatchIngest, EventRecord, ExportSummary, HeadCrossCheck, IngestSummary,
-    MAX_HEAD_LIST_BYTES, MAX_KEPT_EVENTS, Phone, PhoneStatus, ReportPreview, Sighting,
-    TokenKeysCrossCheck, http_date,
+    Advertisement, BatchIngest, EndReason, EventRecord, ExportSummary, HeadCrossCheck,
+    IngestSummary, MAX_HEAD_LIST_BYTES, MAX_KEPT_EVENTS, Phone, PhoneStatus, ReportPreview,
+    Sighting, TokenKeysCrossCheck, http_date,
 };
 pub use request::{Method, PhoneEvent, Purpose, Request, RequestId, Response};
 pub use risk::{DailyExposure, ExposureWindow, HeardSpan, Infectiousness, RiskConfig};

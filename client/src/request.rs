@@ -145,4 +145,22 @@ pub enum PhoneEvent {
     },
     /// A batch failed verification and was not used; the next sync retries it.
     BatchRejected(ephemera_proto::error::BatchError),
+    /// A valid sunset order for this phone was received: at `effective_at` the phone erases
+    /// everything and stops (even if it never connects again). Tell the user, with the
+    /// reason.
+    SunsetScheduled {
+        /// When the phone ends.
+        effective_at: ephemera_proto::UnixTime,
+        /// Why, in the committee's words.
+        reason: String,
+    },
+    /// The phone has ended (a sunset order took effect, or its end of life came): its data
+    /// is erased and every input now fails with
+    /// [`ClientError::Ended`](crate::ClientError::Ended). Stop the Bluetooth work and show
+    /// the closing screen.
+    Ended(crate::EndReason),
+    /// The node's index carried a sunset order this phone could not verify (forged,
+    /// partial, for another federation or committee, post-dated, or no committee
+    /// configured): ignored, nothing erased. Not kept: the next sync meets it again.
+    SunsetOrderRejected,
 }

@@ -33,6 +33,8 @@ pub enum ControlRequest {
         /// The folder to write.
         to: PathBuf,
     },
+    /// The retention report (`retention report`).
+    RetentionReport,
 }
 
 /// What the node answers.
@@ -56,6 +58,13 @@ pub enum ControlAnswer {
         bytes: u64,
         /// Files deleted (no longer on the node).
         deleted: u64,
+    },
+    /// The retention report at the node's clock.
+    Retention {
+        /// The node's clock, unix seconds.
+        now: u64,
+        /// One line per kind held.
+        lines: Vec<ephemera_node_core::retention::RetentionLine>,
     },
     /// The request failed; `error` says why.
     Failed {
@@ -120,6 +129,15 @@ async fn answer(node: &Node, stream: UnixStream) -> io::Result<()> {
             },
         },
         Ok(ControlRequest::PublishStatic { to }) => crate::cli::publish_to_folder(node, &to).await,
+        Ok(ControlRequest::RetentionReport) => match node.retention_report() {
+            Ok(lines) => ControlAnswer::Retention {
+                now: node.now().0,
+                lines,
+            },
+            Err(e) => ControlAnswer::Failed {
+                error: e.to_string(),
+            },
+        },
         Err(e) => ControlAnswer::Failed {
             error: format!("not a control request: {e}"),
         },

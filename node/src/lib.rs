@@ -52,6 +52,7 @@ pub mod publish;
 mod send_file;
 pub mod server;
 pub mod stats_chart;
+pub mod sunset_erasure;
 
 /// The policy core this node drives, and its store and keys (re-exported).
 pub use ephemera_node_core::{self as core, keys, store};

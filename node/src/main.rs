@@ -45,6 +45,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ApiKeys(command) => {
             current_thread()?.block_on(cli::api_keys(&command, &mut stdout))?
         }
+        Command::Retention(cli::RetentionCommand::Report(folder)) => {
+            let now = ephemera_node::clock::Clock::now(&ephemera_node::clock::SystemClock);
+            current_thread()?.block_on(cli::retention(&folder, now, &mut stdout))?
+        }
         Command::Sunset(command) => {
             let now = ephemera_node::clock::Clock::now(&ephemera_node::clock::SystemClock);
             cli::sunset(&command, now, &mut stdout)?

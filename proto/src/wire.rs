@@ -195,6 +195,8 @@ pub mod kind {
     pub const TOKEN_FILTER: u8 = 0x10;
     /// [`crate::sunset::SignedSunsetOrder`]: the end of purpose.
     pub const SUNSET_ORDER: u8 = 0x11;
+    /// [`crate::sunset::SignedDeletionReceipt`]: what a node erased under an order.
+    pub const SUNSET_RECEIPT: u8 = 0x12;
 }
 
 #[cfg(test)]

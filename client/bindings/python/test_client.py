@@ -17,7 +17,7 @@ import traceback
 
 import ephemera as e
 from example_app import AppDriver, http, meet
-from harness import Node
+from harness import Node, node_binary
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DAY = 86_400
@@ -625,6 +625,201 @@ def test_a_report_with_a_blind_token_over_http(node):
         assert exposure is not None and exposure.high_risk, exposure
     finally:
         tokens.stop()
+
+
+# --- Sunset: the end of purpose ------------------------------------------------------
+
+
+def sunset_fixture():
+    """A committee (2 of 3) and index pages carrying its orders, made by the Rust test
+    `the_python_fixture_is_current` (Python cannot sign): a valid order of 2026-01-01
+    effective 30 days later, the same order altered after signing, and one with a single
+    approval."""
+    with open(os.path.join(HERE, "sunset_fixture.json")) as f:
+        return json.load(f)
+
+
+def sunset_config(fixture):
+    config = e.default_config(e.FfiScheme.PET)
+    config.decoy_rate_per_day = 0.0
+    config.scan_period_seconds = 60
+    config.sunset_committee_keys = fixture["committee_keys"]
+    config.sunset_threshold = fixture["threshold"]
+    return config
+
+
+def sync_with_index(phone, now, index_body):
+    """A sync round at `now` in which the node's index is `index_body` (what a node, a
+    cache or anyone in between serves); the other requests find no network."""
+    phone.start_sync(now)
+    while (request := phone.poll_request()) is not None:
+        if request.path.startswith("/v1/batches"):
+            phone.handle_response(now, request.id, 200, index_body.encode())
+        else:
+            phone.handle_failure(now, request.id)
+
+
+def assert_stopped(phone, now):
+    """Every call that would broadcast, record, sync, report or match fails with Ended."""
+    for what, call in [
+        ("advertisement", lambda: phone.advertisement(now)),
+        ("sighting", lambda: phone.handle_sighting(now, bytes(32), -60, None)),
+        ("sync", lambda: phone.start_sync(now)),
+        ("timer", lambda: phone.handle_timeout(now)),
+        ("report", lambda: phone.start_report(now, "A" * 16, None, None)),
+        ("retry", lambda: phone.retry_report(now)),
+        ("exposures", lambda: phone.exposures(now)),
+        ("pause", lambda: phone.set_paused(False)),
+    ]:
+        expect_error(e.FfiError.Ended, call, f"{what} on an ended phone")
+    status = phone.status()
+    assert status.ended and not status.tracing and status.ends_at is None, status
+    assert status.stored_encounters == 0 and phone.poll_timeout() is None, status
+
+
+def test_a_sunset_order_in_the_index_erases_and_stops_the_phone_at_its_time(node):
+    """Forged and partial orders are ignored; a valid one is announced and kept across a
+    restart; at its time the phone erases everything (no day key left on disk) and stops,
+    and stays stopped after another restart."""
+    del node  # an honest node refuses forged and partial orders: a hostile one serves them
+    fixture = sunset_fixture()
+    config = sunset_config(fixture)
+    effective = fixture["effective_at"]
+    with tempfile.TemporaryDirectory() as data:
+        folder = os.path.join(data, "bob")
+        alice, bob = e.EphemeraPhone(config, None), e.EphemeraPhone(config, folder)
+        now = fixture["issued_at"] + DAY + 5
+        for i in range(11):
+            bob.handle_sighting(now + 60 * i, alice.advertisement(now + 60 * i).full, -60, None)
+        bob.close_all_encounters()
+        met = bob.status().stored_encounters
+        assert met > 0
+        now += 3600
+        for bad in ("index_with_forged", "index_with_partial"):
+            sync_with_index(bob, now, fixture[bad])
+            assert any(isinstance(x, e.FfiEvent.SUNSET_ORDER_REJECTED) for x in drain_events(bob)), bad
+        status = bob.status()
+        assert status.sunset_orders_rejected == 2 and status.ends_at is None, status
+        assert status.stored_encounters == met, "a rejected order erased something"
+        sync_with_index(bob, now, fixture["index_with_valid"])
+        scheduled = [x for x in drain_events(bob) if isinstance(x, e.FfiEvent.SUNSET_SCHEDULED)]
+        assert len(scheduled) == 1, scheduled
+        assert scheduled[0].effective_at == effective and scheduled[0].reason == fixture["reason"]
+        assert bob.status().ends_at == effective
+        # The phone restarts and never syncs again: it still ends at the order's time.
+        del bob
+        bob = e.EphemeraPhone(config, folder)
+        assert bob.status().ends_at == effective and bob.status().stored_encounters == met
+        bob.advertisement(now + 600)
+        keys = day_keys(folder)
+        assert keys and all(k in folder_bytes(folder) for k in keys.values())
+        expect_error(e.FfiError.Ended, lambda: bob.handle_timeout(effective), "not ended")
+        ended = [x for x in drain_events(bob) if isinstance(x, e.FfiEvent.ENDED)]
+        assert len(ended) == 1, ended
+        assert ended[0].order_id == fixture["order_id"] and ended[0].at == effective, ended
+        assert ended[0].reason == fixture["reason"]
+        disk = folder_bytes(folder)
+        assert not any(k in disk for k in keys.values()), "a day key is still on disk"
+        assert_stopped(bob, effective + 60)
+        bob.delete_all_data()  # the user's delete never brings an ended phone back
+        assert_stopped(bob, effective + 120)
+        del bob
+        bob = e.EphemeraPhone(config, folder)
+        assert_stopped(bob, effective + DAY)
+
+
+def sunset_cli(work, *args):
+    """`ephemera-node sunset <args>` in folder `work`, as a committee member runs it
+    offline; returns its stdout."""
+    out = subprocess.run([node_binary(), "sunset", *args], cwd=work, env=os.environ,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_a_real_nodes_sunset_order_reaches_the_phone_which_ends_at_its_time(node):
+    """The committee's offline flow (`ephemera-node sunset keygen`, `draft`, two members
+    `sign`, `combine`) makes an order; a node configured with the committee adopts it
+    (`POST /v1/sunset`) and serves it in its index; a phone syncing through the example
+    driver schedules it, and at its time erases everything and stops without another
+    sync."""
+    del node  # this node is configured with the committee
+    with tempfile.TemporaryDirectory() as work:
+        keys = [sunset_cli(work, "keygen", "--out", f"member{i}.key").strip() for i in range(3)]
+        ending = Node(batch_period_seconds=1, settings={
+            "EPHEMERA_SUNSET_KEYS": ",".join(keys), "EPHEMERA_SUNSET_THRESHOLD": "2"})
+        try:
+            committee = [arg for key in keys for arg in ("--key", key)]
+            effective = int(time.time()) + 3600
+            reason = "The epidemic is declared over (decree 2027/12)."
+            sunset_cli(work, "draft", "--federation", "ephemera", *committee, "--threshold", "2",
+                       "--effective", str(effective), "--reason", reason, "--out", "draft.sunset")
+            draft = open(os.path.join(work, "draft.sunset"), "rb").read()
+            for member in (0, 2):
+                with open(os.path.join(work, f"copy{member}.sunset"), "wb") as f:
+                    f.write(draft)
+                sunset_cli(work, "sign", "--key", f"member{member}.key", f"copy{member}.sunset")
+            sunset_cli(work, "combine", "copy0.sunset", "copy2.sunset", "--out", "order.sunset")
+            verified = sunset_cli(work, "verify", "--federation", "ephemera", *committee,
+                                  "--threshold", "2", "order.sunset")
+            order_id = verified.strip().rsplit(" ", 1)[-1]
+            order = open(os.path.join(work, "order.sunset"), "rb").read()
+            status, answer, _ = http(ending.url, "POST", "/v1/sunset", order,
+                                     "application/octet-stream")
+            assert status == 200, answer
+            config = pet_config(ending)
+            config.sunset_committee_keys = keys
+            config.sunset_threshold = 2
+            folder = os.path.join(work, "bob")
+            alice, bob = e.EphemeraPhone(config, None), e.EphemeraPhone(config, folder)
+            meet(alice, bob, int(time.time()) - 3600, 20)
+            bob.start_sync(int(time.time()))
+            seen = drain_after_pump(ending, bob)
+            scheduled = [x for x in seen if isinstance(x, e.FfiEvent.SUNSET_SCHEDULED)]
+            assert len(scheduled) == 1, seen
+            assert scheduled[0].effective_at == effective and scheduled[0].reason == reason
+            assert bob.status().ends_at == effective and bob.status().stored_encounters > 0
+            keys_on_disk = day_keys(folder)
+            expect_error(e.FfiError.Ended, lambda: bob.handle_timeout(effective), "not ended")
+            ended = [x for x in drain_events(bob) if isinstance(x, e.FfiEvent.ENDED)]
+            assert len(ended) == 1 and ended[0].order_id == order_id, (ended, verified)
+            disk = folder_bytes(folder)
+            assert keys_on_disk and not any(k in disk for k in keys_on_disk.values())
+            assert_stopped(bob, effective + 60)
+        finally:
+            ending.stop()
+
+
+def test_the_end_of_life_stops_a_phone_that_never_hears_of_an_order(node):
+    """With no order, the end of life fixed in the app ends the phone: its timers lead to
+    it. A value that cannot be a date in seconds is a configuration error."""
+    del node
+    fixture = sunset_fixture()
+    config = sunset_config(fixture)
+    now = fixture["issued_at"] + 5
+    config.end_of_life = now + 2 * DAY
+    phone = e.EphemeraPhone(config, None)
+    phone.advertisement(now)
+    assert phone.status().ends_at == config.end_of_life
+    while True:
+        now = phone.poll_timeout()
+        assert now <= config.end_of_life
+        try:
+            phone.handle_timeout(now)
+        except e.FfiError.Ended:
+            break
+        while (request := phone.poll_request()) is not None:
+            phone.handle_failure(now, request.id)
+    assert now == config.end_of_life
+    ended = [x for x in drain_events(phone) if isinstance(x, e.FfiEvent.ENDED)]
+    assert len(ended) == 1 and ended[0].order_id is None, ended
+    assert ended[0].reason == "end of life" and ended[0].at == config.end_of_life, ended
+    assert_stopped(phone, now)
+    for field, value in [("end_of_life", 1_700_000_000_000), ("end_of_life", 0),
+                         ("sunset_threshold", 4), ("sunset_committee_keys", ["zz"])]:
+        bad = sunset_config(fixture)
+        setattr(bad, field, value)
+        expect_error(e.FfiError.Config, lambda: e.EphemeraPhone(bad, None), f"{field}={value}")
 
 
 def drain_after_pump(node, phone):

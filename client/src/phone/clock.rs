@@ -131,7 +131,9 @@ impl<S: Store> Phone<S> {
     /// # Errors
     /// [`ClientError::Store`].
     pub fn confirm_time(&mut self, now: UnixTime, date: UnixTime) -> Result<bool, ClientError> {
+        self.ensure_running()?;
         let now = self.observe_time(now, Strictness::Lenient)?;
+        self.enforce_sunset(now)?;
         let slack = self.config.clock.tolerance_seconds + 600;
         if now.0.abs_diff(date.0) > slack {
             self.clock_disagreements += 1;

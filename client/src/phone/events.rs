@@ -6,8 +6,8 @@
 //! unacknowledged event again. [`Phone::poll_event`] is the older call: it acknowledges
 //! what it hands out.
 //!
-//! `BatchRejected` is the one event not kept: the next sync retries the batch and raises it
-//! again.
+//! `BatchRejected` and `SunsetOrderRejected` are the events not kept: the next sync meets
+//! the batch or the order again and raises them again.
 
 use ephemera_proto::UnixTime;
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,8 @@ enum StoredEvent {
     ReportUploaded { revision_token: String },
     ReportFailed(StoredFailure),
     SyncCompleted { cursor: u64, batches: u32 },
+    SunsetScheduled { effective_at: u64, reason: String },
+    Ended(super::EndReason),
 }
 
 /// The stored form of a final report failure.
@@ -84,7 +86,15 @@ impl StoredEvent {
                 cursor: *cursor,
                 batches: *batches,
             },
-            PhoneEvent::BatchRejected(_) => return None,
+            PhoneEvent::SunsetScheduled {
+                effective_at,
+                reason,
+            } => StoredEvent::SunsetScheduled {
+                effective_at: effective_at.0,
+                reason: reason.clone(),
+            },
+            PhoneEvent::Ended(reason) => StoredEvent::Ended(reason.clone()),
+            PhoneEvent::BatchRejected(_) | PhoneEvent::SunsetOrderRejected => return None,
         })
     }
 
@@ -114,6 +124,14 @@ impl StoredEvent {
             StoredEvent::SyncCompleted { cursor, batches } => {
                 PhoneEvent::SyncCompleted { cursor, batches }
             }
+            StoredEvent::SunsetScheduled {
+                effective_at,
+                reason,
+            } => PhoneEvent::SunsetScheduled {
+                effective_at: UnixTime(effective_at),
+                reason,
+            },
+            StoredEvent::Ended(reason) => PhoneEvent::Ended(reason),
         }
     }
 }

@@ -170,11 +170,13 @@ impl<S: Store> Phone<S> {
     /// followed through the node's rollovers).
     ///
     /// # Errors
-    /// [`ClientError::Store`] when the encounters cannot be read.
+    /// [`ClientError::Store`] when the encounters cannot be read; [`ClientError::Ended`]
+    /// once the phone has ended.
     pub fn begin_batch<'c>(
         &self,
         trusted: &'c TrustedNodes,
     ) -> Result<BatchIngest<'c>, ClientError> {
+        self.ensure_running()?;
         let mut records: Vec<EncounterRecord> = Vec::new();
         self.store
             .for_each_encounter(&mut |r| records.push(r.clone()))?;
@@ -413,8 +415,10 @@ impl<S: Store> Phone<S> {
     /// The exposure of every day that has counting windows, oldest first.
     ///
     /// # Errors
-    /// [`ClientError::Store`].
+    /// [`ClientError::Store`]; [`ClientError::Ended`] once the phone has ended or its end
+    /// has come (the next input erases it).
     pub fn exposures(&self, now: UnixTime) -> Result<Vec<crate::risk::DailyExposure>, ClientError> {
+        self.ensure_running_at(now)?;
         let mut out = Vec::new();
         for day in self.store.window_days()? {
             let windows = self.store.windows_of(day)?;

@@ -13,6 +13,7 @@ mod report;
 mod sealing;
 mod sighting;
 mod status;
+mod sunset;
 mod sync;
 mod token_keys;
 
@@ -34,6 +35,7 @@ pub use ingest::{BatchIngest, ExportSummary, IngestSummary};
 pub use report::ReportPreview;
 pub use sighting::Sighting;
 pub use status::PhoneStatus;
+pub use sunset::EndReason;
 pub use token_keys::TokenKeysCrossCheck;
 
 use crate::config::ClientConfig;
@@ -182,6 +184,8 @@ pub struct Phone<S: Store> {
     last_error: Option<&'static str>,
     /// Tracing paused by the user (kept in the store).
     paused: bool,
+    /// The sunset order kept and whether the phone ended (see `sunset.rs`).
+    sunset: sunset::SunsetState,
 }
 
 impl<S: Store> Phone<S> {
@@ -209,6 +213,7 @@ impl<S: Store> Phone<S> {
         let clock = ClockState::load(&store)?;
         let (open, scan, legacy_checkpoint) = sighting::load_checkpoint(&store)?;
         let paused = Self::load_paused(&store)?;
+        let sunset = sunset::SunsetState::load(&store, &config)?;
         let last_sync = store
             .meta(MetaKey::LastSync)?
             .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
@@ -252,6 +257,7 @@ impl<S: Store> Phone<S> {
             last_sync,
             last_error: None,
             paused,
+            sunset,
         })
     }
 
@@ -373,9 +379,10 @@ impl<S: Store> Phone<S> {
     /// phone never schedules from a time it does not know.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<UnixTime> {
-        if self.clock.latest == 0 {
+        if self.clock.latest == 0 || self.sunset.ended.is_some() {
             return None;
         }
+        let end = self.scheduled_end().map(|end| end.at());
         let gap = u64::from(self.config.encounter.max_gap_seconds);
         let boundary = UnixTime(self.clock.latest).interval().plus(1).start();
         let retry = self
@@ -391,6 +398,7 @@ impl<S: Store> Phone<S> {
             .chain(self.next_sync)
             .chain(retry)
             .chain(decoy)
+            .chain(end)
             .chain(std::iter::once(boundary))
             .min()
     }
@@ -603,8 +611,15 @@ impl<S: Store> Phone<S> {
     /// the clock contract (a past time is refused), then runs the daily purge on the
     /// confirmed time, closes stale encounters, schedules the first decoy and sync, and
     /// sends a report step that is due. Gives the time to act on.
+    ///
+    /// An ended phone refuses first; a phone whose sunset deadline has come ends now
+    /// (`sunset.rs`) and refuses.
     fn tick(&mut self, now: UnixTime) -> Result<UnixTime, ClientError> {
-        let now = match self.observe_time(now, Strictness::Strict) {
+        self.ensure_running()?;
+        let now = match self
+            .observe_time(now, Strictness::Strict)
+            .and_then(|now| self.enforce_sunset(now).map(|()| now))
+        {
             Ok(now) => now,
             Err(e) => {
                 self.last_error = Some(e.code());
@@ -618,7 +633,9 @@ impl<S: Store> Phone<S> {
     /// [`tick`](Phone::tick) for answers to requests: a past time is taken as the latest
     /// seen, so no answer is lost to a clock change.
     fn tick_lenient(&mut self, now: UnixTime) -> Result<UnixTime, ClientError> {
+        self.ensure_running()?;
         let now = self.observe_time(now, Strictness::Lenient)?;
+        self.enforce_sunset(now)?;
         self.housekeeping(now)?;
         Ok(now)
     }
@@ -690,15 +707,42 @@ impl<S: Store> Phone<S> {
 
     /// Forgets everything: keys, encounters, exposures, the report on its way, events,
     /// checkpoints and the sync cursor, in the store and in memory. The phone goes on as
-    /// a new one (a fresh key at the next advertisement).
+    /// a new one (a fresh key at the next advertisement). What the sunset needs stays: a
+    /// scheduled order (the phone still ends at its time), and on an ended phone the end
+    /// marker (it stays ended).
     ///
-    /// The store's [`erase_all`](Store::erase_all) deletes every record; a folder-backed
-    /// store may keep old bytes in its files until they are rewritten, so the bindings'
+    /// The store's [`erase_all`](Store::erase_all) deletes every record (a folder store
+    /// replaces its database and deletes the old files); the bindings'
     /// `delete_all_data` also closes the store and deletes its folder.
     ///
     /// # Errors
     /// [`ClientError::Store`].
     pub fn erase_all_data(&mut self) -> Result<(), ClientError> {
+        self.wipe()?;
+        if let Some(ended) = &self.sunset.ended {
+            let marker = postcard::to_allocvec(ended).expect("postcard into a Vec");
+            self.store.set_meta(MetaKey::Ended, &marker)?;
+            self.store.flush()?;
+            return Ok(());
+        }
+        if let Some(order) = &self.sunset.scheduled {
+            self.store
+                .set_meta(MetaKey::SunsetOrder, &order.to_bytes())?;
+        }
+        // The clock's latest time stays (in memory and on disk): a past key must not come
+        // back after an erase either.
+        let latest = self.clock.latest;
+        self.clock = ClockState::default();
+        if latest != 0 {
+            self.observe_time(UnixTime(latest), Strictness::Lenient)?;
+        }
+        self.store.flush()?;
+        Ok(())
+    }
+
+    /// Erases the store and every piece of state in memory (the sunset state and the
+    /// clock are the caller's to keep or not).
+    fn wipe(&mut self) -> Result<(), ClientError> {
         self.store.erase_all()?;
         self.keys.clear();
         self.current = None;
@@ -721,14 +765,14 @@ impl<S: Store> Phone<S> {
         self.last_sync = None;
         self.last_error = None;
         self.paused = false;
-        // The clock's latest time stays (in memory and on disk): a past key must not come
-        // back after an erase either.
-        let latest = self.clock.latest;
-        self.clock = ClockState::default();
-        if latest != 0 {
-            self.observe_time(UnixTime(latest), Strictness::Lenient)?;
-        }
-        self.store.flush()?;
+        self.contested_token_keys.clear();
+        self.report_upload_sealed = None;
+        self.decoy_upload_sealed = None;
+        self.next_decoy = None;
+        self.next_sync = None;
+        self.maintained_day = None;
+        self.last_checkpoint = None;
+        self.legacy_checkpoint = false;
         Ok(())
     }
 

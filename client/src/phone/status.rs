@@ -50,6 +50,14 @@ pub struct PhoneStatus {
     pub checkpoints_written: u64,
     /// Bytes of those checkpoints.
     pub checkpoint_bytes: u64,
+    /// When the phone will end (a kept sunset order, or the configured end of life),
+    /// unless it already has.
+    pub ends_at: Option<UnixTime>,
+    /// The phone has ended: its data is erased and it does nothing more.
+    pub ended: bool,
+    /// Sunset orders read from the node and rejected (forged, partial, another federation
+    /// or committee) since this phone object was made.
+    pub sunset_orders_rejected: u64,
 }
 
 impl<S: Store> Phone<S> {
@@ -57,7 +65,7 @@ impl<S: Store> Phone<S> {
     pub fn status(&self) -> PhoneStatus {
         let report = self.report.as_ref();
         PhoneStatus {
-            tracing: !self.paused,
+            tracing: !self.paused && self.sunset.ended.is_none(),
             latest_time: (self.clock.latest != 0).then_some(UnixTime(self.clock.latest)),
             clock_jump_pending: self.clock.jump_pending,
             clock_refusals: self.clock.refused,
@@ -76,6 +84,9 @@ impl<S: Store> Phone<S> {
             last_error: self.last_error,
             checkpoints_written: self.checkpoints_written,
             checkpoint_bytes: self.checkpoint_bytes,
+            ends_at: self.scheduled_end().map(|end| end.at()),
+            ended: self.sunset.ended.is_some(),
+            sunset_orders_rejected: self.sunset.rejected,
         }
     }
 
@@ -96,8 +107,9 @@ impl<S: Store> Phone<S> {
     /// reporting go on.
     ///
     /// # Errors
-    /// [`ClientError::Store`].
+    /// [`ClientError::Store`]; [`ClientError::Ended`] once the phone has ended.
     pub fn set_paused(&mut self, paused: bool) -> Result<(), ClientError> {
+        self.ensure_running()?;
         if paused && !self.paused {
             self.close_all_encounters()?;
         }

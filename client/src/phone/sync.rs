@@ -227,6 +227,16 @@ impl<S: Store> Phone<S> {
             self.sync_failed();
             return Err(ClientError::Decode(ephemera_proto::DecodeError::Malformed));
         };
+        // The order is checked on its own approvals (the index is not signed), before
+        // anything else of the page: an order in effect ends the phone here.
+        if let Some(order) = &index.sunset
+            && let Err(e) = self.on_sunset_order(now, order)
+        {
+            if e != ClientError::Ended {
+                self.sync_failed();
+            }
+            return Err(e);
+        }
         if let Err(e) = self.follow_rollovers(&index) {
             self.sync_failed();
             return Err(e);

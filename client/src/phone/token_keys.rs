@@ -114,6 +114,7 @@ impl<S: Store> Phone<S> {
         now: UnixTime,
         body: &[u8],
     ) -> Result<TokenKeysCrossCheck, ClientError> {
+        self.enforce_sunset(now)?;
         let Some(audience) = self.config.report.audience() else {
             return Ok(TokenKeysCrossCheck::NotSeen);
         };

@@ -109,11 +109,11 @@ pub trait Store {
     /// [`StoreError`] from the backend.
     fn remove_meta(&mut self, key: MetaKey) -> Result<(), StoreError>;
 
-    /// Forgets everything this store holds (the user's "delete my data"), durably.
-    ///
-    /// A folder-backed store may keep old bytes in its files until they are rewritten: to
-    /// erase them from the disk too, close the store and delete its folder (what
-    /// `client::ffi`'s `delete_all_data` does).
+    /// Forgets everything this store holds (the user's "delete my data", a sunset),
+    /// durably, and erases it from the disk: a folder store overwrites its key and ratchet
+    /// files in place, replaces its database with an empty one and deletes the old one's
+    /// files (sled's log would keep cleared values until it rewrites them). An engine that
+    /// replaces sled must erase as thoroughly.
     ///
     /// # Errors
     /// [`StoreError`] from the backend.

@@ -214,6 +214,12 @@ pub enum MetaKey {
     /// The open encounters checkpoint (postcard) with each `pet` encounter's tokens; read
     /// once from [`MetaKey::OpenEncounters`] (without tokens) where a phone kept that.
     OpenEncounters2,
+    /// A verified sunset order not yet in effect (its frame): kept so that a phone that
+    /// never connects again still ends at its effective time.
+    SunsetOrder,
+    /// The phone has ended (postcard of its `EndReason`): the one record a phone keeps
+    /// after its sunset erasure, so it stays stopped after a restart.
+    Ended,
 }
 
 impl MetaKey {
@@ -237,6 +243,8 @@ impl MetaKey {
             MetaKey::NodeHead => "node-head",
             MetaKey::PetRatchet => "pet-ratchet",
             MetaKey::OpenEncounters2 => "open-encounters-2",
+            MetaKey::SunsetOrder => "sunset-order",
+            MetaKey::Ended => "ended",
         }
     }
 }

@@ -229,12 +229,7 @@ impl SledStore {
             // Already compacted today (the phone purges at every start).
             return Ok(());
         }
-        let next = folder.generation + 1;
-        let next_path = folder.db_path(next);
-        if next_path.exists() {
-            std::fs::remove_dir_all(&next_path).map_err(io_error)?;
-        }
-        let db = open_sled(&next_path)?;
+        let (db, next) = Self::open_next(&folder)?;
         for (name, old) in [
             (OWN_KEYS, &self.own_keys),
             (ENCOUNTERS, &self.encounters),
@@ -248,10 +243,36 @@ impl SledStore {
             }
         }
         db.flush().map_err(backend)?;
+        self.make_current(db, next, oldest_kept)
+    }
+
+    /// An empty database of the next generation of `folder` (one an interrupted run left
+    /// there is removed first), and its generation.
+    fn open_next(folder: &Folder) -> Result<(sled::Db, u64), StoreError> {
+        let next = folder.generation + 1;
+        let next_path = folder.db_path(next);
+        if next_path.exists() {
+            std::fs::remove_dir_all(&next_path).map_err(io_error)?;
+        }
+        Ok((open_sled(&next_path)?, next))
+    }
+
+    /// Makes `db` (generation `next`, of a folder store) the current database: the
+    /// generation file is replaced atomically, the trees are opened in `db`, and the old
+    /// database's folder is deleted.
+    fn make_current(
+        &mut self,
+        db: sled::Db,
+        next: u64,
+        compacted: DayNumber,
+    ) -> Result<(), StoreError> {
+        let Some(folder) = self.folder.clone() else {
+            return Ok(());
+        };
         let tmp = folder.path.join("generation.tmp");
         {
             let mut file = std::fs::File::create(&tmp).map_err(io_error)?;
-            let text = format!("{next} {}", oldest_kept.0);
+            let text = format!("{next} {}", compacted.0);
             std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io_error)?;
             file.sync_all().map_err(io_error)?;
         }
@@ -270,10 +291,31 @@ impl SledStore {
         self.folder = Some(Folder {
             path: folder.path,
             generation: next,
-            compacted: oldest_kept,
+            compacted,
         });
         std::fs::remove_dir_all(old_path).map_err(io_error)?;
         Ok(())
+    }
+
+    /// Replaces a folder store's database with an empty one and deletes the old one's
+    /// files: sled's log keeps cleared values until it rewrites them.
+    fn replace_with_empty(&mut self) -> Result<(), StoreError> {
+        let Some(folder) = self.folder.clone() else {
+            return Ok(());
+        };
+        let (db, next) = Self::open_next(&folder)?;
+        db.flush().map_err(backend)?;
+        self.make_current(db, next, folder.compacted)
+    }
+
+    /// Every value the trees hold, as kept (sealed), for tests that look for them on disk.
+    #[cfg(test)]
+    pub(crate) fn raw_values(&self) -> Vec<Vec<u8>> {
+        [&self.own_keys, &self.encounters, &self.windows, &self.meta]
+            .into_iter()
+            .flat_map(|tree| tree.iter().values())
+            .map(|v| v.expect("a readable value").to_vec())
+            .collect()
     }
 
     fn keys(&self) -> MutexGuard<'_, DayKeys> {
@@ -455,7 +497,7 @@ impl Store for SledStore {
         self.db.flush().map_err(backend)?;
         self.ratchet().clear()?;
         self.keys().forget_all()?;
-        Ok(())
+        self.replace_with_empty()
     }
 
     fn purge_before(&mut self, oldest_kept: DayNumber) -> Result<PurgeCounts, StoreError> {

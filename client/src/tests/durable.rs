@@ -451,7 +451,7 @@ proptest::proptest! {
     /// gives a phone or a typed error, never a panic.
     #[test]
     fn damaged_kept_state_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
-                                       which in 0usize..11) {
+                                       which in 0usize..13) {
         use crate::store::MetaKey;
         let key = [
             MetaKey::PendingReport,
@@ -465,6 +465,8 @@ proptest::proptest! {
             MetaKey::RevisionKey,
             MetaKey::OpenEncounters2,
             MetaKey::PetRatchet,
+            MetaKey::SunsetOrder,
+            MetaKey::Ended,
         ][which];
         let mut store = MemoryStore::new();
         store.set_meta(key, &bytes).unwrap();

@@ -8,5 +8,6 @@ mod filter;
 mod forgetting;
 mod phone;
 mod ratchet;
+mod sunset;
 mod token;
 mod util;

@@ -51,3 +51,49 @@ impl NodeCore {
         store.purge(now, now.minus_seconds(self.policy.retention_seconds()))
     }
 }
+
+/// One kind of record in the retention report: when the oldest one held is due to go.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RetentionLine {
+    /// The kind: `upload`, `certificate-mark`, `batch`, `code`, `export`, `audit`.
+    pub kind: String,
+    /// When the oldest record of the kind is due for purging, unix seconds.
+    pub oldest_due_at: UnixTime,
+    /// How long past that time it still is at the report's time (0: not yet due).
+    pub overdue_seconds: u64,
+}
+
+/// The retention report at `now`: for each kind of record the store holds, when the oldest
+/// one is due to go, and how overdue it is. A node that purges as configured keeps every
+/// `overdue_seconds` under one purge period (and so under one batch period).
+///
+/// # Errors
+/// [`StoreError`].
+pub fn retention_report(
+    store: &dyn ReportStore,
+    audit_retention_days: u32,
+    now: UnixTime,
+) -> Result<Vec<RetentionLine>, StoreError> {
+    let mut lines: Vec<(String, UnixTime)> = store
+        .earliest_expiries()?
+        .into_iter()
+        .map(|(kind, at)| (kind.to_owned(), at))
+        .collect();
+    // Audit records go a retention after their minute (`Node::purge_audit`).
+    let (_, trail) = store.audit_trail()?;
+    if let Some(first) = trail.first() {
+        let written = UnixTime(first.record.minute.saturating_mul(60));
+        lines.push((
+            "audit".to_owned(),
+            written.plus_seconds(u64::from(audit_retention_days) * 86_400),
+        ));
+    }
+    Ok(lines
+        .into_iter()
+        .map(|(kind, at)| RetentionLine {
+            kind,
+            oldest_due_at: at,
+            overdue_seconds: now.0.saturating_sub(at.0),
+        })
+        .collect())
+}

@@ -59,6 +59,8 @@ mod openapi;
 mod page;
 pub(crate) mod served_by;
 mod stats;
+mod sunset;
+pub use sunset::sunset_router;
 pub mod types;
 
 use axum::Router;
@@ -124,12 +126,7 @@ pub fn router(node: Node) -> Router {
         .route("/v1/batches/{id}", get(batch))
         .route("/v1/batches/{id}/filter", get(batch_filter))
         .route("/v1/heads", get(heads))
-        .route(
-            "/v1/sunset",
-            get(sunset_order)
-                .post(offer_sunset)
-                .layer(DefaultBodyLimit::max(SUNSET_ORDER_MAX)),
-        )
+        .merge(sunset::routes())
         .route("/v1/heads/conflicts", get(head_conflicts))
         .route("/v1/exports/index.txt", get(export_index))
         .route("/v1/exports/{file}", get(export_file))
@@ -195,7 +192,7 @@ pub fn router(node: Node) -> Router {
         .with_state(node)
 }
 
-async fn security_headers(mut response: Response) -> Response {
+pub(crate) async fn security_headers(mut response: Response) -> Response {
     add_security_headers(response.headers_mut());
     response
 }
@@ -221,7 +218,10 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) fn body_bytes(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge { max: limit }
@@ -435,7 +435,7 @@ fn is_sealed(headers: &HeaderMap) -> bool {
 }
 
 /// Whether the request's `Content-Type` is `expected` (in any case).
-fn has_content_type(headers: &HeaderMap, expected: &str) -> bool {
+pub(crate) fn has_content_type(headers: &HeaderMap, expected: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -510,62 +510,6 @@ async fn batch_index(
         axum::Json(index),
     )
         .into_response())
-}
-
-/// Largest `POST /v1/sunset` body: an order frame's cap.
-const SUNSET_ORDER_MAX: usize =
-    <ephemera_proto::sunset::SignedSunsetOrder as ephemera_proto::wire::WireMessage>::MAX_SIZE;
-
-/// The sunset order this node holds (`docs/PROTOCOL.md` §11): anyone checks its approvals
-/// against the committee's published keys.
-#[utoipa::path(get, path = "/v1/sunset",
-    responses(
-        (status = 200, body = Vec<u8>, content_type = "application/octet-stream", description = "A framed postcard `SignedSunsetOrder` (wire kind 0x11)"),
-        (status = 404, body = openapi::ErrorBodyDoc, description = "not-found: no order is held"),
-    ))]
-async fn sunset_order(State(node): State<Node>) -> Result<Response, ApiError> {
-    let order = node.sunset_order().ok_or(ApiError::NotFound)?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream"),
-            (header::CACHE_CONTROL, "public, max-age=60"),
-        ],
-        order.to_bytes(),
-    )
-        .into_response())
-}
-
-/// Hands the node a sunset order (an operator after the committee signed it; any relay).
-/// The node keeps it when its approvals verify under `[sunset] keys` and it stops this
-/// node no later than the order held, then publishes it in its index and to its peers.
-#[utoipa::path(post, path = "/v1/sunset",
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "A framed postcard `SignedSunsetOrder` (wire kind 0x11), as `ephemera-node sunset combine` writes it"),
-    responses(
-        (status = 200, body = openapi::SunsetOfferDoc, description = "Valid: adopted, or the held order stands"),
-        (status = 400, body = openapi::ErrorBodyDoc, description = "invalid-sunset-order (forged, partial, for another federation or committee, post-dated), unreadable-body"),
-        (status = 409, body = openapi::ErrorBodyDoc, description = "sunset-not-configured"),
-        (status = 413, body = openapi::ErrorBodyDoc, description = "payload-too-large"),
-        (status = 415, body = openapi::ErrorBodyDoc, description = "unsupported-media-type"),
-    ))]
-async fn offer_sunset(
-    State(node): State<Node>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    if !has_content_type(&headers, "application/octet-stream") {
-        return Err(ApiError::UnsupportedMediaType {
-            expected: "application/octet-stream",
-        });
-    }
-    let bytes = body_bytes(body, SUNSET_ORDER_MAX)?;
-    let offer = node.take_sunset(&bytes).await?;
-    let held = node.sunset_order().ok_or(ApiError::Internal)?;
-    Ok(axum::Json(types::SunsetOffer {
-        adopted: matches!(offer, ephemera_node_core::sunset::Offer::Adopted(_)),
-        held_order: held.order.id().to_string(),
-        effective_at: held.order.effective_at.0,
-    })
-    .into_response())
 }
 
 /// This node's signed batch-log head and the latest head it heard of each other node

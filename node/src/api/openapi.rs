@@ -198,7 +198,7 @@ impl Modify for BearerAuth {
         super::sealing_key, super::token_keys, super::verify, super::token_verify, super::upload,
         super::batch_index,
         super::batch, super::batch_filter, super::heads, super::head_conflicts,
-        super::sunset_order, super::offer_sunset,
+        super::sunset::sunset_order, super::sunset::offer_sunset, super::sunset::receipt,
         super::export_index, super::export_file,
         super::login, super::cookie_login, super::console_session, super::logout, super::issue_codes,
         super::session_info, super::logout_everywhere, super::change_password,

@@ -59,7 +59,7 @@ pub async fn backup(args: &BackupArgs, out: &mut impl Write) -> Result<(), CliEr
             what: "backup".to_owned(),
             source: std::io::Error::other(error),
         }),
-        ControlAnswer::Published { .. } => Err(CliError::Io {
+        ControlAnswer::Published { .. } | ControlAnswer::Retention { .. } => Err(CliError::Io {
             what: "backup".to_owned(),
             source: std::io::Error::other("the node answered another request"),
         }),

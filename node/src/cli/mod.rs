@@ -8,6 +8,7 @@ pub mod derive;
 mod export;
 mod keys;
 mod publish;
+mod retention;
 mod serve;
 mod sunset;
 mod upgrade;
@@ -28,9 +29,11 @@ pub use derive::{DeriveArgs, derive};
 pub use export::{export_verify, write_verified_keys};
 pub use keys::keys;
 pub use publish::{publish_static, publish_to_folder};
+pub use retention::retention;
 pub use serve::{ServeArgs, config_defaults, init, load_config, serve};
 pub use sunset::{
-    CombineArgs, CommitteeArgs, DraftArgs, KeygenArgs, SignArgs, SunsetCommand, VerifyArgs, sunset,
+    CombineArgs, CommitteeArgs, DraftArgs, KeygenArgs, SignArgs, SunsetCommand, VerifyArgs,
+    VerifyReceiptsArgs, sunset,
 };
 pub use upgrade::upgrade;
 pub use users::users;
@@ -95,6 +98,18 @@ pub enum Command {
     /// combining and checking a sunset order (node/docs/OPERATIONS.md, "Sunset").
     #[command(subcommand)]
     Sunset(SunsetCommand),
+    /// Retention, shown: when the oldest record of each kind is due to go, through the
+    /// running node or on a stopped one's folder (node/docs/OPERATIONS.md, "Retention").
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+/// `retention` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Prints each kind's oldest record's due time; fails when one is held more than a
+    /// batch period past its retention.
+    Report(FolderArgs),
 }
 
 /// `api-keys` subcommands.

@@ -64,7 +64,7 @@ pub async fn publish_static(
             what: "publish-static".to_owned(),
             source: std::io::Error::other(error),
         }),
-        ControlAnswer::BackedUp { .. } => Err(CliError::Io {
+        ControlAnswer::BackedUp { .. } | ControlAnswer::Retention { .. } => Err(CliError::Io {
             what: "publish-static".to_owned(),
             source: std::io::Error::other("the node answered another request"),
         }),

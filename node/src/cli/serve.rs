@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::{CliError, InitArgs};
-use crate::clock::SystemClock;
+use crate::clock::{Clock as _, SystemClock};
 use crate::config::{
     ConfigFlags, ConfigWarning, DEFAULT_CONFIG_FILE, NodeConfig, RawConfig, StoreRole,
     documented_defaults, documented_file, settings_of,
@@ -16,6 +16,7 @@ use crate::config::{
 use crate::control::{self, CONTROL_SOCKET};
 use crate::node::Node;
 use crate::server::{Background, serve as serve_node, shutdown_signal};
+use crate::sunset_erasure;
 
 /// `serve` arguments: each flag overrides the config file and the environment.
 #[derive(Default, Args)]
@@ -109,7 +110,76 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         tracing::warn!("config: {warning}");
     }
     let listen = config.http.listen;
-    let opened = Node::open(config, Arc::new(SystemClock))?;
+    // A node that an order stopped erases its data, then serves only the order and its
+    // receipt (`sunset_erasure`); a kill between the steps erases again here.
+    loop {
+        if let Some(erased) = sunset_erasure::finished(&config.data_dir)? {
+            return serve_sunset(listen, erased).await;
+        }
+        if sunset_erasure::begun(&config.data_dir) {
+            sunset_erasure::erase(&config, SystemClock.now())?;
+            continue;
+        }
+        let opened = Node::open(config.clone(), Arc::new(SystemClock))?;
+        if opened.node.sunset_due() {
+            drop(opened);
+            sunset_erasure::erase(&config, SystemClock.now())?;
+            continue;
+        }
+        let node = opened.node.clone();
+        serve_opened(&args, opened, listen).await?;
+        if !node.sunset_due() {
+            return Ok(());
+        }
+        drop(node);
+        sunset_erasure::erase(&config, SystemClock.now())?;
+    }
+}
+
+/// Serves an erased node: its order, its receipt, health, and 410 `sunset` for anything
+/// else, until SIGINT or SIGTERM.
+async fn serve_sunset(
+    listen: std::net::SocketAddr,
+    erased: sunset_erasure::Erased,
+) -> Result<(), CliError> {
+    let listener = bind(listen).await?;
+    let local = local_addr(&listener)?;
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "ephemera-node sunset: listening on http://{local}");
+    let _ = writeln!(stdout, "  order:            {}", erased.order.order.id());
+    let _ = stdout.flush();
+    tracing::warn!(order = %erased.order.order.id(), "the node's data was erased under a sunset order: serving the order and the receipt only");
+    axum::serve(listener, crate::api::sunset_router(erased))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|source| CliError::Io {
+            what: "serving HTTP".to_owned(),
+            source,
+        })
+}
+
+async fn bind(listen: std::net::SocketAddr) -> Result<tokio::net::TcpListener, CliError> {
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| CliError::Io {
+            what: format!("cannot listen on {listen}"),
+            source,
+        })
+}
+
+fn local_addr(listener: &tokio::net::TcpListener) -> Result<std::net::SocketAddr, CliError> {
+    listener.local_addr().map_err(|source| CliError::Io {
+        what: "reading the listen address".to_owned(),
+        source,
+    })
+}
+
+/// Serves an opened node until SIGINT, SIGTERM, or its sunset order's time.
+async fn serve_opened(
+    args: &ServeArgs,
+    opened: crate::node::Opened,
+    listen: std::net::SocketAddr,
+) -> Result<(), CliError> {
     if args.accept_clock {
         tracing::warn!("the wall clock is taken as right at start (--accept-clock)");
         opened.node.accept_clock();
@@ -123,16 +193,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     if let Some((name, password)) = &opened.new_case_worker {
         print_case_worker(&mut stdout, name, password.reveal())?;
     }
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| CliError::Io {
-            what: format!("cannot listen on {listen}"),
-            source,
-        })?;
-    let local = listener.local_addr().map_err(|source| CliError::Io {
-        what: "reading the listen address".to_owned(),
-        source,
-    })?;
+    let listener = bind(listen).await?;
+    let local = local_addr(&listener)?;
     let info = opened.node.authority_info();
     let role = opened.node.config().storage.role;
     let _ = writeln!(stdout, "ephemera-node listening on http://{local}");
@@ -195,7 +257,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     }
     let _ = stdout.flush();
     tracing::info!(data_dir = %opened.node.config().data_dir.display(), role = role.name(), "node started");
-    let served = serve_node(opened.node, listener, Background::Run, shutdown_signal()).await;
+    let node = opened.node.clone();
+    let shutdown = async move {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = node.sunset_reached() => {
+                tracing::warn!("the sunset order takes effect: stopping to erase the node's data");
+            }
+        }
+    };
+    let served = serve_node(opened.node, listener, Background::Run, shutdown).await;
     control.abort();
     let _ = std::fs::remove_file(&socket);
     served.map_err(|source| CliError::Io {

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use ephemera_proto::UnixTime;
 use ephemera_proto::signing::{Ed25519PublicKey, Ed25519SigningKey};
-use ephemera_proto::sunset::{SignedSunsetOrder, SunsetCommittee, SunsetOrder, SunsetScope};
+use ephemera_proto::sunset::{
+    SignedDeletionReceipt, SignedSunsetOrder, SunsetCommittee, SunsetOrder, SunsetScope,
+};
 use zeroize::Zeroizing;
 
 use super::CliError;
@@ -28,6 +30,25 @@ pub enum SunsetCommand {
     Combine(CombineArgs),
     /// Checks an order against a committee and federation, and says what it does.
     Verify(VerifyArgs),
+    /// Checks nodes' deletion receipts (from `GET /v1/sunset/receipt`) against an order:
+    /// each is signed by the node it names and is for this order; every `--node` given has
+    /// one.
+    VerifyReceipts(VerifyReceiptsArgs),
+}
+
+/// `sunset verify-receipts`.
+#[derive(Debug, Args)]
+pub struct VerifyReceiptsArgs {
+    /// The order file.
+    #[arg(long)]
+    pub order: PathBuf,
+    /// A node that must have erased: its batch public key (hex, `GET /v1/authority`'s
+    /// `batch_public_key`). Repeat for each.
+    #[arg(long = "node", value_parser = parse_key)]
+    pub nodes: Vec<Ed25519PublicKey>,
+    /// Receipt files.
+    #[arg(required = true)]
+    pub receipts: Vec<PathBuf>,
 }
 
 /// `sunset keygen`.
@@ -200,7 +221,60 @@ pub fn sunset(
             )
             .map_err(io)
         }
+        SunsetCommand::VerifyReceipts(args) => verify_receipts(args, out),
     }
+}
+
+/// Checks every receipt, prints each node's figures, and fails on the first that does not
+/// stand or on an expected node without one.
+fn verify_receipts(args: &VerifyReceiptsArgs, out: &mut impl Write) -> Result<(), CliError> {
+    let io = |source| CliError::Io {
+        what: "writing to stdout".to_owned(),
+        source,
+    };
+    let order = read_order(&args.order)?.order.id();
+    let mut seen = Vec::new();
+    for path in &args.receipts {
+        let bytes = std::fs::read(path).map_err(|source| CliError::Io {
+            what: format!("reading {}", path.display()),
+            source,
+        })?;
+        let receipt =
+            SignedDeletionReceipt::from_bytes(&bytes).map_err(|e| CliError::Argument {
+                name: "receipt",
+                reason: format!("{} is not a deletion receipt: {e}", path.display()),
+            })?;
+        let r = receipt.verify(&order).map_err(|e| CliError::Argument {
+            name: "receipt",
+            reason: format!("{}: {e}", path.display()),
+        })?;
+        let erased: Vec<String> = r.erased.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        writeln!(
+            out,
+            "{}: node {} erased at {}: {}; {} bytes before, {} after; remaining state {}",
+            path.display(),
+            r.node.to_hex(),
+            civil::format_time(r.erased_at),
+            erased.join(", "),
+            r.bytes_before,
+            r.bytes_after,
+            hex::encode(r.remaining_state)
+        )
+        .map_err(io)?;
+        seen.push(r.node);
+    }
+    if let Some(missing) = args.nodes.iter().find(|n| !seen.contains(n)) {
+        return Err(CliError::Argument {
+            name: "--node",
+            reason: format!("no receipt from node {}", missing.to_hex()),
+        });
+    }
+    writeln!(
+        out,
+        "all {} receipts verify for order {order}",
+        args.receipts.len()
+    )
+    .map_err(io)
 }
 
 /// The order in words, as a member reads it before signing.

@@ -273,6 +273,9 @@ impl Node {
                 config.storage.role
             ))));
         }
+        if crate::sunset_erasure::begun(&config.data_dir) {
+            return Err(NodeError::Sunset(SunsetSetupError::Erased));
+        }
         std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -280,32 +283,7 @@ impl Node {
         // Whether the sled folder has history: checked before opening makes the folder.
         let folder_history = matches!(config.storage.backend, StoreBackend::Sled)
             && config.data_dir.join(DB_DIR).exists();
-        // On PostgreSQL the group shares its blind-token keys too (`token_keys::shared`).
-        let mut shared_tables: Option<Arc<PostgresReportStore>> = None;
-        let store: Arc<dyn ReportStore> = match (&config.storage.backend, &config.storage.url) {
-            (StoreBackend::Postgres, Some(url)) => {
-                let mut postgres = PostgresConfig::new(url.reveal());
-                postgres.schema.clone_from(&config.storage.schema);
-                postgres.pool_size = config.storage.pool_size;
-                postgres.role = config.storage.role;
-                let store = Arc::new(PostgresReportStore::open(&postgres)?);
-                shared_tables = Some(store.clone());
-                store
-            }
-            (StoreBackend::Postgres, None) => {
-                return Err(NodeError::Store(StoreError::Engine(
-                    "[storage] backend is \"postgres\" but [storage] url is not set".to_owned(),
-                )));
-            }
-            (StoreBackend::Sled, _) => Arc::new(SledReportStore::open(
-                &config.data_dir.join(DB_DIR),
-                &config.data_dir.join(BLOB_DIR),
-                &config
-                    .data_dir
-                    .join(ephemera_node_core::keys::KEYS_DIR)
-                    .join(ephemera_node_core::store::DATA_KEYS_DIR),
-            )?),
-        };
+        let (store, shared_tables) = open_store(&config)?;
         // Keys are made for a new store only, and must be the ones its data was made
         // under: a node of a group never forks the group's batches (`key_binding`).
         let (keys, keys_created) = key_binding::open_keys(
@@ -519,6 +497,41 @@ impl Node {
     /// The current time by the node's clock.
     pub fn now(&self) -> UnixTime {
         self.inner.clock.now()
+    }
+}
+
+/// A node's store, and on PostgreSQL the same store as its tables, which the group's nodes
+/// share blind-token keys through (`token_keys::shared`).
+pub type OpenedStore = (Arc<dyn ReportStore>, Option<Arc<PostgresReportStore>>);
+
+/// Opens the store `config` names.
+///
+/// # Errors
+/// [`NodeError::Store`].
+pub fn open_store(config: &NodeConfig) -> Result<OpenedStore, NodeError> {
+    match (&config.storage.backend, &config.storage.url) {
+        (StoreBackend::Postgres, Some(url)) => {
+            let mut postgres = PostgresConfig::new(url.reveal());
+            postgres.schema.clone_from(&config.storage.schema);
+            postgres.pool_size = config.storage.pool_size;
+            postgres.role = config.storage.role;
+            let store = Arc::new(PostgresReportStore::open(&postgres)?);
+            Ok((store.clone(), Some(store)))
+        }
+        (StoreBackend::Postgres, None) => Err(NodeError::Store(StoreError::Engine(
+            "[storage] backend is \"postgres\" but [storage] url is not set".to_owned(),
+        ))),
+        (StoreBackend::Sled, _) => Ok((
+            Arc::new(SledReportStore::open(
+                &config.data_dir.join(DB_DIR),
+                &config.data_dir.join(BLOB_DIR),
+                &config
+                    .data_dir
+                    .join(ephemera_node_core::keys::KEYS_DIR)
+                    .join(ephemera_node_core::store::DATA_KEYS_DIR),
+            )?),
+            None,
+        )),
     }
 }
 

@@ -302,6 +302,20 @@ impl Node {
 
     // ---- retention ------------------------------------------------------------------
 
+    /// The retention report at the node's clock (`ephemera-node retention report`).
+    ///
+    /// # Errors
+    /// [`NodeError::Store`].
+    pub fn retention_report(
+        &self,
+    ) -> Result<Vec<ephemera_node_core::retention::RetentionLine>, NodeError> {
+        Ok(ephemera_node_core::retention::retention_report(
+            self.inner.store.as_ref(),
+            self.inner.core.policy().audit_retention_days,
+            self.now(),
+        )?)
+    }
+
     /// Deletes everything past its retention or lifetime, and updates storage metrics.
     /// Deletes nothing while the wall clock is stepped forward (`judge_clock`).
     /// Each run counts in `ephemera_purge_runs_total{result}`.

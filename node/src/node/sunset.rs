@@ -58,6 +58,13 @@ pub enum SunsetSetupError {
          \"Sunset\")"
     )]
     HeldOrderInvalid(String),
+    /// The data folder was erased under a sunset order: only `serve` runs on it, answering
+    /// with the order and the receipt.
+    #[error(
+        "this node's data was erased under a sunset order (sunset/ in the data folder): \
+         `ephemera-node serve` now only publishes the order and the deletion receipt"
+    )]
+    Erased,
 }
 
 impl Node {
@@ -146,6 +153,24 @@ impl Node {
             return false;
         };
         rules.stopped(self.inner.sunset.held.lock().unwrap().as_ref(), self.now())
+    }
+
+    /// Whether the node should stop serving and erase its data now
+    /// ([`crate::sunset_erasure`]): an order stops it, its time has come, and the wall clock
+    /// is trusted (a forward step never erases anything; see `clock_guard`).
+    pub fn sunset_due(&self) -> bool {
+        self.stopped_by_sunset() && self.judge_clock().is_ok_and(|(_, v)| v.may_purge())
+    }
+
+    /// Resolves once [`Node::sunset_due`] holds, checking every second: `serve` then stops
+    /// and erases.
+    pub async fn sunset_reached(&self) {
+        loop {
+            if self.sunset_due() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
     }
 
     /// Refuses phones' and staff's new work once a sunset order stopped the node: before

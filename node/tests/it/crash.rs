@@ -150,6 +150,8 @@ pub(crate) struct Acked {
     pub(crate) body: Vec<u8>,
     pub(crate) certificate: CertificateId,
     pub(crate) token: String,
+    /// The code it was certified with (for scans of what a node keeps).
+    pub(crate) code: String,
 }
 
 /// Reads the killed node's store: every acknowledged upload's certificate is marked used
@@ -270,7 +272,7 @@ pub(crate) async fn attempt(addr: SocketAddr, session: &str) -> Attempt {
     let contents = pet_contents(4, today().day());
     let hmac_key = ReportHmacKey::generate(&mut rand::rng());
     let verify = VerifyRequest {
-        code,
+        code: code.clone(),
         report_hmac: hex::encode(hmac_key.authenticate(&contents).0),
         decoy: false,
         padding: String::new(),
@@ -314,6 +316,7 @@ pub(crate) async fn attempt(addr: SocketAddr, session: &str) -> Attempt {
         return Attempt::Refused(r);
     }
     Attempt::Acked(Acked {
+        code,
         body: upload,
         certificate: certificate_id,
         token: r.json()["revision_token"].as_str().unwrap().to_owned(),

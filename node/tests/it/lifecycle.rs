@@ -286,3 +286,89 @@ async fn a_phone_synced_before_a_restore_finds_reports_published_after_it() {
     );
     node.stop().await;
 }
+
+/// Issue 21 item 5: the retention report. A node that purges on schedule never holds a
+/// record more than one batch period past its retention, over two days of reports, codes,
+/// batches and audit records coming and going; a node that skipped its purges shows it.
+#[tokio::test]
+async fn the_retention_report_never_shows_a_record_past_retention_plus_a_batch_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let mut config = test_config(dir.path());
+    config.retention.days = 1;
+    config.retention.audit_days = 1;
+    let period = config.publication.batch_period_seconds;
+    let purge_every = config.retention.purge_period_seconds;
+    let node = TestNode::start_with(config, clock.clone()).await;
+    let report = || node.node.retention_report().unwrap();
+    let session = node.login().await;
+    node.report(&session, "confirmed", pet_contents(2, T0.day()))
+        .await;
+    node.issue(&session, "confirmed", None, 2).await;
+    node.next_batches().await;
+
+    // No purge for a day and a half: the report says what is overdue.
+    clock.advance(86_400 + 12 * 3_600);
+    let late: Vec<String> = report()
+        .into_iter()
+        .filter(|line| line.overdue_seconds > period)
+        .map(|line| line.kind)
+        .collect();
+    for kind in ["upload", "batch", "code"] {
+        assert!(late.iter().any(|k| k == kind), "{kind} overdue: {late:?}");
+    }
+
+    // From here the node purges every purge period, and reports and codes keep coming.
+    let mut kinds_seen = std::collections::BTreeSet::new();
+    let start = clock.now_secs();
+    while clock.now_secs() < start + 2 * 86_400 {
+        if (clock.now_secs() - start).is_multiple_of(6 * 3_600) {
+            let session = node.login().await;
+            let day = ephemera_proto::UnixTime(clock.now_secs()).day();
+            node.report(&session, "confirmed", pet_contents(2, day))
+                .await;
+            node.issue(&session, "confirmed", None, 1).await;
+        }
+        if (clock.now_secs() - start).is_multiple_of(period) {
+            node.node.cut_due().await.unwrap();
+        }
+        node.node.purge().unwrap();
+        for line in report() {
+            assert!(
+                line.overdue_seconds <= period,
+                "{} held {} s past its retention at {}",
+                line.kind,
+                line.overdue_seconds,
+                clock.now_secs()
+            );
+            kinds_seen.insert(line.kind);
+        }
+        clock.advance(purge_every);
+    }
+    for kind in ["upload", "batch", "code", "certificate-mark", "audit"] {
+        assert!(
+            kinds_seen.contains(kind),
+            "{kind} never held: {kinds_seen:?}"
+        );
+    }
+    node.stop().await;
+
+    // The operator's command on the stopped node's folder.
+    let mut out = Vec::new();
+    ephemera_node::cli::retention(
+        &ephemera_node::cli::FolderArgs {
+            config: None,
+            data_dir: Some(dir.path().to_owned()),
+        },
+        ephemera_proto::UnixTime(clock.now_secs()),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let printed = String::from_utf8(out).unwrap();
+    assert!(printed.contains("upload "), "{printed}");
+    assert!(
+        printed.contains("every kind within one batch period"),
+        "{printed}"
+    );
+}

@@ -194,3 +194,269 @@ async fn a_node_without_a_committee_takes_no_order_and_none_may_hold_its_own_key
         "{err}"
     );
 }
+
+/// A node process and the lines it prints.
+struct Process {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    fn start(dir: &std::path::Path, committee: &[String]) -> Process {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ephemera-node"))
+            .current_dir(dir)
+            .args(["serve", "--data-dir"])
+            .arg(dir.join("data"))
+            .args(["--listen", "127.0.0.1:0", "--set", "log.filter=warn"])
+            .args(["--set", "federation.enabled=false"])
+            .args(["--set", "federation.region=north"])
+            .args(["--set", &format!("sunset.keys={}", committee.join(","))])
+            .args(["--set", "sunset.threshold=2"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start ephemera-node");
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if send.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Process { child, lines }
+    }
+
+    /// The value after `prefix` in the next line that starts with it (up to 60 s).
+    fn after(&self, prefix: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no line starting {prefix:?}"));
+            if let Some(rest) = line.trim().strip_prefix(prefix) {
+                return rest.trim().to_owned();
+            }
+        }
+    }
+}
+
+/// Issue 21 item 3, as an operator sees it: a node takes an order, reaches its time,
+/// erases everything, and from then on (restarts included) serves only the order and a
+/// receipt that verifies; no uploaded token, code or account name is left in any file.
+#[tokio::test]
+async fn at_its_time_a_node_erases_everything_and_keeps_only_the_order_and_a_receipt() {
+    use crate::crash::{login, send, set_first_password, today};
+    use crate::util::request;
+
+    let dir = tempfile::tempdir().unwrap();
+    let keys = committee_keys();
+    let committee: Vec<String> = keys.iter().map(|k| k.public_key().to_hex()).collect();
+    let node = Process::start(dir.path(), &committee);
+    let name = node.after("name:");
+    let one_time = node.after("password:");
+    let addr: std::net::SocketAddr = node
+        .after("ephemera-node listening on http://")
+        .parse()
+        .unwrap();
+    let password = set_first_password(addr, &name, &one_time).await;
+    let session = login(addr, &name, &password).await;
+    let info = request(addr, "GET", "/v1/authority", &[], b"").await.json();
+    let batch_key = info["batch_public_key"].as_str().unwrap().to_owned();
+
+    // Three reports, their codes and tokens remembered.
+    let mut secrets: Vec<Vec<u8>> = vec![name.clone().into_bytes(), password.clone().into_bytes()];
+    for _ in 0..3 {
+        let crate::crash::Attempt::Acked(acked) = crate::crash::attempt(addr, &session).await
+        else {
+            panic!("an upload was refused");
+        };
+        // The upload's tokens are in its body; the code was spent on it.
+        let upload =
+            ephemera_proto::wire::decode::<ephemera_proto::upload::UploadRequest>(&acked.body)
+                .unwrap();
+        if let ephemera_proto::upload::UploadBody::RealV1(signed) = upload.body
+            && let ephemera_proto::ReportContents::Pet(tokens) = &signed.contents
+        {
+            secrets.extend(tokens.iter().map(|t| t.token.0.to_vec()));
+        }
+        secrets.push(acked.code.into_bytes());
+    }
+    assert_eq!(
+        secrets.len(),
+        2 + 3 * 5,
+        "names, tokens and codes to look for"
+    );
+    // Account names are keys of the database, in clear: the scan below can see what is
+    // there.
+    let before = crate::util::read_tree(dir.path());
+    assert!(
+        crate::util::contains(&before, name.as_bytes()),
+        "the scan finds the account name before the sunset"
+    );
+
+    // An order effective in 3 s.
+    let now = today();
+    let publics: Vec<_> = keys.iter().map(Ed25519SigningKey::public_key).collect();
+    let mut order = SignedSunsetOrder::draft(SunsetOrder {
+        federation: "north".into(),
+        committee: SunsetCommittee::new(&publics, 2).unwrap().id(),
+        scope: SunsetScope::Federation,
+        issued_at: now,
+        effective_at: UnixTime(now.0 + 3),
+        reason: "The epidemic is declared over.".into(),
+    });
+    order.sign(&keys[0]);
+    order.sign(&keys[1]);
+    let r = send(
+        addr,
+        "/v1/sunset",
+        "application/octet-stream",
+        None,
+        order.to_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+
+    // The node stops, erases and comes back serving the order and its receipt.
+    let addr: std::net::SocketAddr = node
+        .after("ephemera-node sunset: listening on http://")
+        .parse()
+        .unwrap();
+    let first = check_erased(addr, &order, &batch_key).await;
+    // The operator's check, from the files alone.
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("order"), order.to_bytes()).unwrap();
+    std::fs::write(files.path().join("a.receipt"), first.to_bytes()).unwrap();
+    let verify_receipts = |node: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ephemera-node"))
+            .current_dir(files.path())
+            .args([
+                "sunset",
+                "verify-receipts",
+                "--order",
+                "order",
+                "--node",
+                node,
+            ])
+            .arg("a.receipt")
+            .output()
+            .unwrap()
+    };
+    let ok = verify_receipts(&batch_key);
+    let printed = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        printed.contains("all 1 receipts verify for order"),
+        "{printed}"
+    );
+    assert!(printed.contains("uploads 3"), "{printed}");
+    let missing = verify_receipts(&"ab".repeat(32));
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no receipt from node"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    let after = crate::util::read_tree(dir.path());
+    for secret in &secrets {
+        assert!(
+            !crate::util::contains(&after, secret),
+            "a token, code, name or password survived the erasure"
+        );
+    }
+    drop(node);
+
+    // A restart serves the same receipt, and nothing else.
+    let again = Process::start(dir.path(), &committee);
+    let addr = again
+        .after("ephemera-node sunset: listening on http://")
+        .parse()
+        .unwrap();
+    assert_eq!(check_erased(addr, &order, &batch_key).await, first);
+}
+
+/// What an erased node at `addr` answers: the order, a receipt that verifies for it and
+/// `batch_key`, and 410 for anything else.
+async fn check_erased(
+    addr: std::net::SocketAddr,
+    order: &SignedSunsetOrder,
+    batch_key: &str,
+) -> ephemera_proto::sunset::SignedDeletionReceipt {
+    use crate::util::request;
+    let served = request(addr, "GET", "/v1/sunset", &[], b"").await;
+    assert_eq!(served.body, order.to_bytes());
+    let receipt = request(addr, "GET", "/v1/sunset/receipt", &[], b"").await;
+    assert_eq!(receipt.status, 200);
+    let receipt = ephemera_proto::sunset::SignedDeletionReceipt::from_bytes(&receipt.body).unwrap();
+    let r = receipt.verify(&order.order.id()).unwrap().clone();
+    assert_eq!(r.node.to_hex(), batch_key);
+    let count = |kind: &str| r.erased.iter().find(|(k, _)| k == kind).map(|(_, n)| *n);
+    assert_eq!(count("uploads"), Some(3), "{:?}", r.erased);
+    assert_eq!(count("accounts"), Some(1), "{:?}", r.erased);
+    assert!(count("files-removed").unwrap() > 0, "{:?}", r.erased);
+    assert!(r.bytes_after < r.bytes_before, "{r:?}");
+    request(addr, "POST", "/v1/uploads", &[], b"x")
+        .await
+        .assert_error(410, "sunset");
+    request(addr, "GET", "/v1/batches", &[], b"")
+        .await
+        .assert_error(410, "sunset");
+    receipt
+}
+
+/// Distrust the clock: a wall clock stepped forward past the effective time already
+/// refuses new work (reversible), but erases nothing until time has really passed.
+#[tokio::test]
+async fn a_clock_stepped_past_the_order_refuses_work_but_erases_only_when_time_has_passed() {
+    let effective = UnixTime(T0.0 + 3_600);
+    for stepped in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(T0);
+        let node = TestNode::start_with(config_with_committee(dir.path()), clock.clone()).await;
+        assert_eq!(
+            offer(&node, &order(effective, &[0, 1]).to_bytes())
+                .await
+                .status,
+            200
+        );
+        assert!(!node.node.sunset_due());
+        // The background loop reads the clock all the time; here a purge does.
+        node.node.purge().unwrap();
+        if stepped {
+            clock.step(effective);
+        } else {
+            clock.advance(3_600);
+        }
+        assert!(node.node.stopped_by_sunset());
+        node.post_raw("/v1/uploads", "application/octet-stream", b"x")
+            .await
+            .assert_error(410, "sunset");
+        assert_eq!(
+            node.node.sunset_due(),
+            !stepped,
+            "erasure is due only when time has passed"
+        );
+        node.stop().await;
+    }
+}

@@ -766,7 +766,7 @@ pub(crate) fn pet_contents(n: usize, day: ephemera_proto::DayNumber) -> ReportCo
     )
 }
 
-/// Every file under `dir`, concatenated.
+/// Every regular file under `dir`, concatenated.
 /// The audit records `entries` as `actor action outcome` lines.
 pub(crate) fn trail_lines(entries: &[ephemera_proto::audit::AuditEntry]) -> Vec<String> {
     entries
@@ -786,7 +786,8 @@ pub(crate) fn read_tree(dir: &Path) -> Vec<u8> {
         let path = entry.unwrap().path();
         if path.is_dir() {
             out.extend(read_tree(&path));
-        } else {
+        } else if path.is_file() {
+            // (Not the control socket of a running node.)
             out.extend(std::fs::read(&path).unwrap());
         }
     }

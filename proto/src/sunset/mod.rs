@@ -17,9 +17,13 @@
 
 mod committee;
 mod order;
+mod receipt;
 
 pub use committee::{CommitteeId, MAX_COMMITTEE, SunsetCommittee};
 pub use order::{
     MAX_CLOCK_SKEW_SECONDS, MAX_NOTICE_SECONDS, MAX_REASON_BYTES, OrderId, SignedSunsetOrder,
     SunsetApproval, SunsetError, SunsetOrder, SunsetScope,
+};
+pub use receipt::{
+    DeletionReceipt, MAX_KINDS, ReceiptError, SignedDeletionReceipt, remaining_state_hash,
 };

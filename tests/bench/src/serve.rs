@@ -33,7 +33,20 @@ pub const CONNECTIONS: [u32; 3] = [1, 64, 256];
 struct Guard(Child);
 
 impl Drop for Guard {
+    /// SIGTERM, then up to 10 s for a clean exit: nginx's master takes its workers down
+    /// with it (a SIGKILL left them running, holding the port), the node flushes. SIGKILL
+    /// only after that.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

@@ -651,4 +651,37 @@ impl ReportStore for MemoryReportStore {
         self.lock().sunset_order = Some(frame.to_vec());
         Ok(())
     }
+
+    fn earliest_expiries(&self) -> Result<Vec<(&'static str, UnixTime)>, StoreError> {
+        super::earliest_per_kind(self.lock().expiry.iter().map(Ok))
+    }
+
+    fn erase_all(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut inner = self.lock();
+        let len = |n: usize| n as u64;
+        let mut counts = vec![
+            ("accounts".to_owned(), len(inner.accounts.len())),
+            ("api-keys".to_owned(), len(inner.api_keys.len())),
+            ("audit".to_owned(), len(inner.audit.len())),
+            ("batches".to_owned(), len(inner.batches.len())),
+            ("certificates".to_owned(), len(inner.certificates.len())),
+            ("code-status".to_owned(), len(inner.code_status.len())),
+            ("codes".to_owned(), len(inner.codes.len())),
+            ("credentials".to_owned(), len(inner.credentials.len())),
+            ("exports".to_owned(), len(inner.exports.len())),
+            ("filters".to_owned(), len(inner.filters.len())),
+            ("queue".to_owned(), len(inner.queue.len())),
+            ("quotas".to_owned(), len(inner.quotas.len())),
+            ("sessions".to_owned(), len(inner.sessions.len())),
+            ("stats".to_owned(), len(inner.stats.len())),
+            ("uploads".to_owned(), len(inner.uploads.len())),
+        ];
+        counts.retain(|(_, n)| *n > 0);
+        let order = inner.sunset_order.take();
+        *inner = Inner {
+            sunset_order: order,
+            ..Inner::default()
+        };
+        Ok(counts)
+    }
 }

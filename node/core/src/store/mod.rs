@@ -1132,6 +1132,51 @@ pub trait ReportStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`].
     fn record_sunset_order(&self, frame: &[u8]) -> Result<(), StoreError>;
+
+    /// Erases every record under a sunset order but the held order itself: reports,
+    /// batches, exports, codes, sessions, accounts, API keys, audit, counters, data keys.
+    /// Returns how many records of each kind (tree or table, blob files, data keys) went,
+    /// sorted by kind. sled keeps old bytes in its log until the folder is rewritten: the
+    /// caller removes the folder after (`ephemera_node`'s sunset erasure); PostgreSQL
+    /// rewrites each table (`VACUUM FULL`).
+    ///
+    /// # Errors
+    /// [`StoreError`]; [`StoreError::NotPermitted`] for a database role that does not own
+    /// the tables.
+    fn erase_all(&self) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// The earliest purge time held in the expiry index for each kind of record that has
+    /// one (`upload`, `certificate-mark`, `batch`, `code`, `export`), in that order: what
+    /// the retention report shows ([`crate::retention::retention_report`]).
+    ///
+    /// # Errors
+    /// [`StoreError`]; [`StoreError::Corrupt`] for an expiry key that does not parse.
+    fn earliest_expiries(&self) -> Result<Vec<(&'static str, UnixTime)>, StoreError>;
+}
+
+/// The first purge time of each kind among expiry keys given in key order (time first):
+/// stops as soon as every kind was seen.
+pub(crate) fn earliest_per_kind<K: AsRef<[u8]>>(
+    keys: impl Iterator<Item = Result<K, StoreError>>,
+) -> Result<Vec<(&'static str, UnixTime)>, StoreError> {
+    let mut first: [Option<UnixTime>; 5] = [None; 5];
+    for key in keys {
+        let key = key?;
+        let (at, kind, _) =
+            parse_expiry_key(key.as_ref()).ok_or(StoreError::Corrupt { tree: "expiry" })?;
+        let slot = &mut first[kind as usize - 1];
+        if slot.is_none() {
+            *slot = Some(at);
+            if first.iter().all(Option::is_some) {
+                break;
+            }
+        }
+    }
+    Ok(ExpiryKind::ALL
+        .iter()
+        .zip(first)
+        .filter_map(|(kind, at)| at.map(|at| (kind.name(), at)))
+        .collect())
 }
 
 /// `meta` key of the held sunset order.
@@ -1165,6 +1210,26 @@ pub(crate) enum ExpiryKind {
 }
 
 impl ExpiryKind {
+    /// Every kind, in byte order.
+    pub(crate) const ALL: [ExpiryKind; 5] = [
+        ExpiryKind::Upload,
+        ExpiryKind::Certificate,
+        ExpiryKind::Batch,
+        ExpiryKind::Code,
+        ExpiryKind::Export,
+    ];
+
+    /// The kind's name in the retention report.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ExpiryKind::Upload => "upload",
+            ExpiryKind::Certificate => "certificate-mark",
+            ExpiryKind::Batch => "batch",
+            ExpiryKind::Code => "code",
+            ExpiryKind::Export => "export",
+        }
+    }
+
     pub(crate) fn from_byte(b: u8) -> Option<ExpiryKind> {
         Some(match b {
             1 => ExpiryKind::Upload,

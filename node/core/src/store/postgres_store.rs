@@ -1573,6 +1573,85 @@ impl ReportStore for PostgresReportStore {
         self.db.run(async |c| meta(&*c, SUNSET_ORDER_KEY).await)
     }
 
+    fn earliest_expiries(&self) -> Result<Vec<(&'static str, UnixTime)>, StoreError> {
+        let keys: Vec<Vec<u8>> = self.db.run(async |c| {
+            let mut keys = Vec::new();
+            // The kind is the byte after the time; one short ordered scan per kind.
+            for kind in ExpiryKind::ALL {
+                if let Some(row) = c
+                    .query_opt(
+                        "SELECT key FROM expiry WHERE get_byte(key, 8) = $1 ORDER BY key LIMIT 1",
+                        &[&i32::from(kind as u8)],
+                    )
+                    .await?
+                {
+                    keys.push(row.get(0));
+                }
+            }
+            Ok(keys)
+        })?;
+        let mut keys = keys;
+        keys.sort();
+        super::earliest_per_kind(keys.iter().map(Ok))
+    }
+
+    fn erase_all(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.db.run(async |c| {
+            // Every table is rewritten after (VACUUM FULL), which a role that does not own a
+            // table only skips with a warning: refuse before deleting anything.
+            let owns_all: bool = c
+                .query_one(
+                    "SELECT coalesce(bool_and(pg_has_role(c.relowner, 'USAGE')), true) \
+                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+                    &[],
+                )
+                .await?
+                .get(0);
+            if !owns_all {
+                return Err(StoreError::NotPermitted(
+                    "a sunset erasure rewrites every table (VACUUM FULL): run it with the role \
+                     that owns the schema"
+                        .to_owned(),
+                )
+                .into());
+            }
+            let tables: Vec<String> = c
+                .query(
+                    "SELECT c.relname::text FROM pg_class c \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = current_schema() AND c.relkind = 'r' \
+                     AND c.relname <> 'migrations' ORDER BY 1",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            let tx = c.transaction().await?;
+            let mut counts = Vec::new();
+            for table in &tables {
+                let erased = if table == "meta" {
+                    tx.execute("DELETE FROM meta WHERE key <> $1", &[&SUNSET_ORDER_KEY])
+                        .await?
+                } else {
+                    // Table names come from the catalogue of our own schema.
+                    tx.execute(&format!("DELETE FROM \"{table}\""), &[]).await?
+                };
+                if erased > 0 {
+                    counts.push((table.clone(), erased));
+                }
+            }
+            tx.commit().await?;
+            // Deleted rows stay in the tables' files until they are rewritten: this schema's
+            // tables only (a bare VACUUM FULL would rewrite every group's).
+            for table in &tables {
+                c.batch_execute(&format!("VACUUM FULL \"{table}\"")).await?;
+            }
+            Ok(counts)
+        })
+    }
+
     fn record_sunset_order(&self, frame: &[u8]) -> Result<(), StoreError> {
         self.db.run(async |c| {
             c.execute(

@@ -1485,6 +1485,49 @@ impl ReportStore for SledReportStore {
         self.db.flush().map_err(engine)?;
         Ok(())
     }
+
+    fn earliest_expiries(&self) -> Result<Vec<(&'static str, UnixTime)>, StoreError> {
+        super::earliest_per_kind(self.expiry.iter().keys().map(|k| k.map_err(engine)))
+    }
+
+    fn erase_all(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut counts = Vec::new();
+        for name in self.db.tree_names() {
+            let name = String::from_utf8_lossy(&name).into_owned();
+            if name.starts_with("__sled__") {
+                continue;
+            }
+            let tree = self.db.open_tree(&name).map_err(engine)?;
+            let mut erased = 0u64;
+            if name == "meta" {
+                for key in tree.iter().keys() {
+                    let key = key.map_err(engine)?;
+                    if key.as_ref() != SUNSET_ORDER_KEY.as_bytes() {
+                        tree.remove(key).map_err(engine)?;
+                        erased += 1;
+                    }
+                }
+            } else {
+                erased = tree.len() as u64;
+                tree.clear().map_err(engine)?;
+            }
+            if erased > 0 {
+                counts.push((name, erased));
+            }
+        }
+        let swept = self
+            .blobs
+            .sweep(&std::collections::HashSet::new())
+            .map_err(|e| blob_io("erase", e))?;
+        let keys = self.data_keys.destroy_through(DayNumber(u32::MAX))?;
+        counts.push(("blob-files".to_owned(), swept.orphans + swept.temps));
+        counts.push(("data-keys".to_owned(), keys as u64));
+        counts.retain(|(_, n)| *n > 0);
+        counts.sort();
+        self.upload_count.store(0, Ordering::Relaxed);
+        self.db.flush().map_err(engine)?;
+        Ok(counts)
+    }
 }
 
 #[cfg(test)]

@@ -1309,6 +1309,71 @@ fn the_held_sunset_order_is_kept_and_replaced() {
     );
 }
 
+#[test]
+fn the_earliest_expiry_of_each_kind_is_reported_in_kind_order() {
+    both(|store| {
+        assert_eq!(store.earliest_expiries().unwrap(), Vec::new());
+        let mut later = commit(2, 2, None);
+        later.upload.2 = T0.plus_seconds(900);
+        store.commit_upload(&later).unwrap();
+        store.commit_upload(&commit(1, 1, None)).unwrap();
+        store
+            .insert_codes(&[(CodeHash([4; 32]), code_record(4))])
+            .unwrap();
+        let kinds: Vec<&str> = store
+            .earliest_expiries()
+            .unwrap()
+            .iter()
+            .map(|(kind, _)| *kind)
+            .collect();
+        assert_eq!(kinds, ["upload", "code"]);
+        // The earlier of the two uploads.
+        assert_eq!(
+            store.earliest_expiries().unwrap()[0],
+            ("upload", T0.plus_seconds(500))
+        );
+    });
+}
+
+#[test]
+fn erasing_all_leaves_only_the_sunset_order() {
+    both(|store| {
+        store.commit_upload(&commit(1, 1, None)).unwrap();
+        store.record_sunset_order(b"the order").unwrap();
+        let account = AccountRecord {
+            roles: vec![Role::Admin],
+            enabled: true,
+            credential: CredentialRecord {
+                salt: [1; 16],
+                iterations: 2,
+                hash: [3; 32],
+            },
+            must_change_password: false,
+            totp: None,
+            totp_pending: None,
+            recovery_codes: vec![],
+            created: DayNumber(20_000),
+        };
+        store.put_account("ada", &account).unwrap();
+        let erased = store.erase_all().unwrap();
+        let count = |kind: &str| erased.iter().find(|(k, _)| k == kind).map(|(_, n)| *n);
+        assert_eq!(count("uploads"), Some(1), "{erased:?}");
+        assert_eq!(count("accounts"), Some(1), "{erased:?}");
+        assert!(
+            erased.windows(2).all(|w| w[0].0 < w[1].0),
+            "sorted: {erased:?}"
+        );
+        assert_eq!(store.upload_count().unwrap(), 0);
+        assert_eq!(store.accounts().unwrap(), Vec::new());
+        assert_eq!(
+            store.sunset_order().unwrap().as_deref(),
+            Some(&b"the order"[..])
+        );
+        // A second erasure finds nothing.
+        assert_eq!(store.erase_all().unwrap(), Vec::new());
+    });
+}
+
 /// The store's counters against a recount of the ids it files under `days` (every day it
 /// holds uploads of).
 fn assert_counters_agree_with_a_recount(store: &dyn ReportStore, days: &[DayNumber]) {

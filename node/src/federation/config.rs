@@ -75,6 +75,10 @@ pub struct FederationConfig {
     /// Re-gossip uploads learnt through catch-up, so peers behind this node converge without
     /// waiting for their own sync round. Default true.
     pub republish_synced: bool,
+    /// Start catch-up rounds with peers. Default true; off for a node that holds and wants
+    /// no reports (an erased node passing its sunset order on): it still answers peers'
+    /// rounds, from what its store holds.
+    pub catch_up: bool,
     /// Upper bound of a uniform random delay before an upload is published, to blur the
     /// timing link between a phone's request and the gossip it causes. Default zero (the
     /// node's batch schedule, not gossip, is what hides upload times from phones).
@@ -169,6 +173,7 @@ impl Default for FederationConfig {
             sync_interval: Duration::from_secs(60),
             redial_interval: Duration::from_secs(30),
             republish_synced: true,
+            catch_up: true,
             publish_delay_max: Duration::ZERO,
             max_connections: 128,
             ban_duration: Duration::from_secs(600),

@@ -89,53 +89,9 @@ impl Node {
     /// The federation settings this node's config asks for: TCP and QUIC on `[federation] listen`, the
     /// node's trusted authorities and report rules, the persistent libp2p identity.
     pub fn federation_config(&self) -> FederationConfig {
-        let config = &self.inner.config;
-        let ip = match config.federation.listen.ip() {
-            std::net::IpAddr::V4(ip) => libp2p::multiaddr::Protocol::Ip4(ip),
-            std::net::IpAddr::V6(ip) => libp2p::multiaddr::Protocol::Ip6(ip),
-        };
-        let port = config.federation.listen.port();
-        let tcp = libp2p::Multiaddr::empty()
-            .with(ip.clone())
-            .with(libp2p::multiaddr::Protocol::Tcp(port));
-        // QUIC on the same address and (UDP) port.
-        let quic = libp2p::Multiaddr::empty()
-            .with(ip)
-            .with(libp2p::multiaddr::Protocol::Udp(port))
-            .with(libp2p::multiaddr::Protocol::QuicV1);
-        let mut federation = FederationConfig::default()
-            .with_trusted_authorities(self.inner.core.trusted().clone())
-            .with_bootstrap_peers(config.federation.bootstrap_peers.clone())
-            .with_sync_interval(Duration::from_secs(config.federation.sync_interval_seconds));
-        federation.listen_addrs = vec![tcp, quic];
-        federation.mdns = config.federation.mdns;
-        federation.region = config.federation.region.clone();
+        let mut federation = federation_settings(&self.inner.config)
+            .with_trusted_authorities(self.inner.core.trusted().clone());
         federation.limits = self.inner.core.limits().clone();
-        federation.publish_delay_max = Duration::from_millis(config.federation.publish_delay_ms);
-        let f = &config.federation;
-        federation.reserved_peers = f
-            .reserved_peers
-            .iter()
-            .filter_map(|addr| {
-                addr.iter().find_map(|p| match p {
-                    libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
-                    _ => None,
-                })
-            })
-            .collect();
-        federation.max_connections = f.max_connections;
-        federation.max_connections_per_ip = f.max_connections_per_ip as usize;
-        federation.max_connections_per_subnet = f.max_connections_per_subnet as usize;
-        federation.max_pending_incoming = f.max_pending_connections;
-        federation.stranger_idle_timeout = Duration::from_secs(f.stranger_idle_seconds);
-        federation.response_bytes_total = f.response_bytes_total as usize;
-        federation.response_bytes_per_peer = f.response_bytes_per_peer as usize;
-        federation.discovery = f.discovery;
-        federation.dial_private_addrs = f.dial_private_addresses;
-        federation.dials_per_minute = f.dials_per_minute;
-        for key in &f.relay_authorities {
-            federation.relay_authorities.insert(*key);
-        }
         federation.metrics = Some(MetricsSink(Arc::new(NodeRecorder(Arc::downgrade(
             &self.inner,
         )))));
@@ -301,4 +257,54 @@ impl FederationStore for NodeFederationStore {
         let node = self.node()?;
         node.inner.store.day_digest(day).map_err(federation_error)
     }
+}
+
+/// The federation settings of `config` that do not need an open node: listeners, peers,
+/// discovery, connection caps and budgets. No authority is trusted and no witness set.
+pub(crate) fn federation_settings(config: &crate::config::NodeConfig) -> FederationConfig {
+    let ip = match config.federation.listen.ip() {
+        std::net::IpAddr::V4(ip) => libp2p::multiaddr::Protocol::Ip4(ip),
+        std::net::IpAddr::V6(ip) => libp2p::multiaddr::Protocol::Ip6(ip),
+    };
+    let port = config.federation.listen.port();
+    let tcp = libp2p::Multiaddr::empty()
+        .with(ip.clone())
+        .with(libp2p::multiaddr::Protocol::Tcp(port));
+    // QUIC on the same address and (UDP) port.
+    let quic = libp2p::Multiaddr::empty()
+        .with(ip)
+        .with(libp2p::multiaddr::Protocol::Udp(port))
+        .with(libp2p::multiaddr::Protocol::QuicV1);
+    let mut federation = FederationConfig::default()
+        .with_bootstrap_peers(config.federation.bootstrap_peers.clone())
+        .with_sync_interval(Duration::from_secs(config.federation.sync_interval_seconds));
+    federation.listen_addrs = vec![tcp, quic];
+    federation.mdns = config.federation.mdns;
+    federation.region = config.federation.region.clone();
+    federation.publish_delay_max = Duration::from_millis(config.federation.publish_delay_ms);
+    let f = &config.federation;
+    federation.reserved_peers = f
+        .reserved_peers
+        .iter()
+        .filter_map(|addr| {
+            addr.iter().find_map(|p| match p {
+                libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
+                _ => None,
+            })
+        })
+        .collect();
+    federation.max_connections = f.max_connections;
+    federation.max_connections_per_ip = f.max_connections_per_ip as usize;
+    federation.max_connections_per_subnet = f.max_connections_per_subnet as usize;
+    federation.max_pending_incoming = f.max_pending_connections;
+    federation.stranger_idle_timeout = Duration::from_secs(f.stranger_idle_seconds);
+    federation.response_bytes_total = f.response_bytes_total as usize;
+    federation.response_bytes_per_peer = f.response_bytes_per_peer as usize;
+    federation.discovery = f.discovery;
+    federation.dial_private_addrs = f.dial_private_addresses;
+    federation.dials_per_minute = f.dials_per_minute;
+    for key in &f.relay_authorities {
+        federation.relay_authorities.insert(*key);
+    }
+    federation
 }

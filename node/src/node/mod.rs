@@ -36,6 +36,7 @@ pub use stats::{
     StatsReport, StatsRow, test_types,
 };
 pub use sunset::SunsetSetupError;
+pub use sunset_spread::SunsetBeacon;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

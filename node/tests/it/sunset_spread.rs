@@ -15,7 +15,7 @@ use ephemera_proto::sunset::{SignedSunsetOrder, SunsetCommittee, SunsetOrder, Su
 use rand::SeedableRng as _;
 
 use crate::util::{T0, TestNode};
-use crate::{WAIT, fed_config, start};
+use crate::{WAIT, fed_config, start, start_at};
 
 /// The lowest gossipsub score a peer may have and still be sent gossip.
 const GOSSIP_THRESHOLD: f64 = -10.0;
@@ -255,4 +255,45 @@ async fn nodes_without_the_committee_ignore_the_order_and_blame_no_one() {
     for node in [z, y, x, a] {
         node.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_node_passes_its_order_to_a_node_back_after_the_effective_time() {
+    let dirs = [(); 2].map(|_| tempfile::tempdir().unwrap());
+    let keys = committee();
+    let (a, _) = start(sunset_config(dirs[0].path(), &keys), vec![]).await;
+    let a_peer = peer_id(&a);
+    let valid = order(&[0, 1]);
+    let posted = a
+        .post_raw("/v1/sunset", "application/octet-stream", &valid.to_bytes())
+        .await;
+    assert_eq!(posted.json()["adopted"], true);
+    // The order takes effect and A erases everything but the order, its receipt and keys.
+    let config = a.node.config().clone();
+    a.stop().await;
+    let erased = ephemera_node::sunset_erasure::erase(&config, valid.order.effective_at).unwrap();
+    assert_eq!(erased.order, valid);
+
+    // Erased, A still passes the order on, under its old peer id, and nothing else.
+    let beacon = ephemera_node::node::SunsetBeacon::start(&config, &erased.order).unwrap();
+    assert_eq!(beacon.handle().peer_id(), a_peer);
+    let addr = beacon
+        .handle()
+        .listen_addrs()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.to_string().contains("/tcp/"))
+        .unwrap()
+        .with(libp2p::multiaddr::Protocol::P2p(a_peer));
+    // D, down until after the effective time, comes up and joins through A.
+    let back = UnixTime(valid.order.effective_at.0 + 60);
+    let (d, _) = start_at(sunset_config(dirs[1].path(), &keys), vec![addr], back).await;
+    assert!(comes_to_hold(&d, &valid).await, "D never got the order");
+    assert!(in_good_standing(&d, a_peer).await);
+    let status = beacon.handle().status().await.unwrap();
+    assert_eq!(status.sync_rounds_running, 0);
+    assert_eq!(status.topic_peers + status.mesh_peers, 0);
+    d.stop().await;
+    beacon.stop().await;
 }

@@ -33,7 +33,7 @@ impl EventLoop {
 
     /// Starts a round with `peer`, or another one after the round already running.
     pub(super) fn start_session(&mut self, peer: PeerId) {
-        if self.is_banned(&peer) {
+        if !self.config.catch_up || self.is_banned(&peer) {
             return;
         }
         if !self.sessions.insert(peer) {

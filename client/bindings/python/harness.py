@@ -18,6 +18,8 @@ import time
 from example_app import http
 
 LISTEN_RE = re.compile(r"^ephemera-node listening on (http://127\.0\.0\.1:\d+)\s*$")
+SUNSET_RE = re.compile(r"^ephemera-node sunset: listening on (http://127\.0\.0\.1:\d+)\s*$")
+PEER_RE = re.compile(r"^\s*libp2p listening: (/ip4/127\.0\.0\.1/tcp/\d+/p2p/\S+)\s*$")
 
 
 def node_binary():
@@ -52,9 +54,10 @@ class Node:
         self.credentials = None
         self._start()
 
-    def _start(self):
+    def _start(self, sign_in=True):
         """Starts the node on its data folder; the first start prints the case worker's
-        credentials, later ones reuse them."""
+        credentials, later ones reuse them. Without `sign_in` it only waits for the node to
+        listen (a node that may stop at once to erase under a sunset order)."""
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(
                 [node_binary(), "serve", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"],
@@ -64,6 +67,7 @@ class Node:
                 env=self.env,
             )
         self.url = None
+        self.peer_addr = None
         name, password = self.credentials or (None, None)
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -72,11 +76,15 @@ class Node:
                 match = LISTEN_RE.match(line)
                 if match:
                     self.url = match.group(1)
+                peer = PEER_RE.match(line)
+                if peer:
+                    self.peer_addr = peer.group(1)
                 if line.startswith("  name:"):
                     name = line.split(":", 1)[1].strip()
                 if line.startswith("  password:"):
                     password = line.split(":", 1)[1].strip()
-            if self.url and name and password:
+            federating = "  federation:" not in text  # "off" lines name it
+            if self.url and name and password and (self.peer_addr or not federating):
                 break
             if self.process.poll() is not None:
                 raise RuntimeError("the node exited at start: " + open(self.stderr_path).read())
@@ -85,10 +93,26 @@ class Node:
             self.stop()
             raise RuntimeError("the node did not say where it listens within 60 s")
         self.credentials = (name, password)
+        if not sign_in:
+            return
         self.token = self._login(name, password)
         status, body, _ = http(self.url, "GET", "/v1/authority")
         assert status == 200, status
         self.authority = json.loads(body)
+
+    def wait_for_sunset(self, deadline_s=60):
+        """Waits until the node, stopped by a sunset order, erased its data and serves only
+        the order and its receipt; `url` is then the erased node's."""
+        deadline = time.time() + deadline_s
+        while time.time() < deadline:
+            for line in open(self.stdout_path).read().splitlines():
+                match = SUNSET_RE.match(line)
+                if match:
+                    self.url = match.group(1)
+                    return
+            time.sleep(0.2)
+        raise AssertionError("the node did not erase within the deadline: "
+                             + open(self.stderr_path).read())
 
     def command(self, *args):
         """Runs `ephemera-node <args> --data-dir <its folder>`; returns its stdout."""

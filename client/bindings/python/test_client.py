@@ -822,6 +822,158 @@ def test_the_end_of_life_stops_a_phone_that_never_hears_of_an_order(node):
         expect_error(e.FfiError.Config, lambda: e.EphemeraPhone(bad, None), f"{field}={value}")
 
 
+def batch_tokens(node):
+    """Every token record (16 bytes) in the batches a node publishes, decoys included
+    (docs/PROTOCOL.md §6: a 74-byte frame head, a 56-byte body head, 24-byte keys, 20-byte
+    tokens)."""
+    status, body, _ = http(node.url, "GET", "/v1/batches")
+    assert status == 200, status
+    tokens = set()
+    for entry in json.loads(body)["batches"]:
+        status, batch, _ = http(node.url, "GET", "/v1/batches/" + entry["id"])
+        assert status == 200, status
+        head = 74
+        keys = int.from_bytes(batch[head + 48:head + 52], "little")
+        count = int.from_bytes(batch[head + 52:head + 56], "little")
+        first = head + 56 + 24 * keys
+        for i in range(count):
+            record = batch[first + 20 * i:first + 20 * (i + 1)]
+            tokens.add(record[4:])
+    return tokens
+
+
+def wait_until(what, check, deadline_s=60):
+    deadline = time.time() + deadline_s
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def free_port():
+    """A loopback TCP port nobody listens on now."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_three_federated_nodes_and_their_phones_end_under_one_order_and_keep_nothing(node):
+    """Issue 21, done when: nodes A–B–C federated, C offline when the order is handed to A,
+    and D down through the order's time. After the order's time every node answers 410 and
+    every receipt verifies; D, back after it, gets the order from its erased peer and erases
+    at once; every phone (one per node) erased and stopped; no data folder holds a published
+    token, the code or an account name."""
+    del node
+    with tempfile.TemporaryDirectory() as work:
+        keys = [sunset_cli(work, "keygen", "--out", f"member{i}.key").strip() for i in range(3)]
+        settings = {"EPHEMERA_SUNSET_KEYS": ",".join(keys), "EPHEMERA_SUNSET_THRESHOLD": "2",
+                    "EPHEMERA_FEDERATION_PUBLISH_DELAY_MS": "0",
+                    "EPHEMERA_FEDERATION_SYNC_INTERVAL_SECONDS": "2"}
+        # Fixed federation ports, as in production: an erased node passes its order on at
+        # the address its peers know.
+        a = Node(batch_period_seconds=1, settings={
+            **settings, "EPHEMERA_FEDERATION_LISTEN": f"127.0.0.1:{free_port()}"})
+        nodes = [a]
+        try:
+            trust_a = {"EPHEMERA_AUTHORITY_TRUSTED_AUTHORITIES": a.authority["authority_public_key"]}
+            b = Node(batch_period_seconds=1, settings={
+                **settings, **trust_a, "EPHEMERA_FEDERATION_BOOTSTRAP_PEERS": a.peer_addr,
+                "EPHEMERA_FEDERATION_LISTEN": f"127.0.0.1:{free_port()}"})
+            nodes.append(b)
+            d = Node(batch_period_seconds=1, settings={
+                **settings, **trust_a, "EPHEMERA_FEDERATION_BOOTSTRAP_PEERS": b.peer_addr})
+            nodes.append(d)
+            # Alice reports at A; Bob, who met her, learns it from B.
+            phones = {}
+            folders = {}
+
+            def phone_of(name, home):
+                config = pet_config(home)
+                config.sunset_committee_keys = keys
+                config.sunset_threshold = 2
+                folders[name] = os.path.join(work, name)
+                phones[name] = e.EphemeraPhone(config, folders[name])
+
+            phone_of("alice", a)
+            phone_of("bob", b)
+            meet(phones["alice"], phones["bob"], int(time.time()) - 7200, 20)
+            code = a.issue_code()
+            seen = upload(a, phones["alice"], code)
+            assert any(isinstance(x, e.FfiEvent.REPORT_UPLOADED) for x in seen), seen
+            assert sync_until_exposed(b, phones["bob"], 60) is not None, "B relayed the report"
+            wait_until("D publishes the relayed report", lambda: batch_tokens(d))
+            tokens = batch_tokens(a) | batch_tokens(b) | batch_tokens(d)
+            assert tokens, "the batches hold tokens to look for"
+            d._halt()  # D is down from before the order until after its time
+
+            # The committee's order, effective in 25 s, handed to A only.
+            committee = [arg for key in keys for arg in ("--key", key)]
+            effective = int(time.time()) + 25
+            sunset_cli(work, "draft", "--federation", "ephemera", *committee, "--threshold", "2",
+                       "--effective", str(effective), "--reason", "The epidemic is over.",
+                       "--out", "order.sunset")
+            sunset_cli(work, "sign", "--key", "member0.key", "order.sunset")
+            sunset_cli(work, "sign", "--key", "member1.key", "order.sunset")
+            order = open(os.path.join(work, "order.sunset"), "rb").read()
+            status, answer, _ = http(a.url, "POST", "/v1/sunset", order, "application/octet-stream")
+            assert status == 200, answer
+            wait_until("B holds the order",
+                       lambda: http(b.url, "GET", "/v1/sunset")[0:2] == (200, order))
+            # C was offline: it starts now, behind B, and catches up reports and the order.
+            c = Node(batch_period_seconds=1, settings={
+                **settings, **trust_a, "EPHEMERA_FEDERATION_BOOTSTRAP_PEERS": b.peer_addr})
+            nodes.append(c)
+            wait_until("C holds the order",
+                       lambda: http(c.url, "GET", "/v1/sunset")[0:2] == (200, order))
+            phone_of("carol", c)
+            for name, home in (("alice", a), ("bob", b), ("carol", c)):
+                phone = phones[name]
+                phone.start_sync(int(time.time()))
+                scheduled = [x for x in drain_after_pump(home, phone)
+                             if isinstance(x, e.FfiEvent.SUNSET_SCHEDULED)]
+                assert phone.status().ends_at == effective, (name, scheduled, phone.status())
+            batch_keys = [n.authority["batch_public_key"] for n in nodes]
+            names = [n.credentials[0] for n in nodes]
+
+            # Its time: every node erases and serves only the order and its receipt; D,
+            # back only now, hears the order from its erased peer B and erases at once.
+            for n in (a, b, c):
+                n.wait_for_sunset(60 + max(0, effective - int(time.time())))
+            d._start(sign_in=False)
+            receipts = []
+            for i, n in enumerate(nodes):
+                n.wait_for_sunset(60)
+                status, _, _ = http(n.url, "POST", "/v1/uploads", b"x", "application/octet-stream")
+                assert status == 410, status
+                status, receipt, _ = http(n.url, "GET", "/v1/sunset/receipt")
+                assert status == 200, status
+                path = os.path.join(work, f"node{i}.receipt")
+                with open(path, "wb") as f:
+                    f.write(receipt)
+                receipts.append(path)
+            verdict = sunset_cli(work, "verify-receipts", "--order", "order.sunset",
+                                 *[arg for key in batch_keys for arg in ("--node", key)],
+                                 *receipts)
+            assert "all 4 receipts verify" in verdict, verdict
+            for name, phone in phones.items():
+                expect_error(e.FfiError.Ended, lambda: phone.handle_timeout(effective),
+                             f"{name} not ended")
+                assert_stopped(phone, effective + 60)
+            for n in nodes:
+                disk = folder_bytes(n.data_dir)
+                assert not [t for t in tokens if t in disk], "a published token survived"
+                assert code.encode() not in disk, "the code survived"
+                for name in names:
+                    assert name.encode() not in disk, "an account name survived"
+            for name, folder in folders.items():
+                assert not [t for t in tokens if t in folder_bytes(folder)], name
+        finally:
+            for n in nodes:
+                n.stop()
+
+
 def drain_after_pump(node, phone):
     """One round of the example driver; every event, acknowledged."""
     seen = [record.event for record in AppDriver(phone, node.url).pump(int(time.time()))]

@@ -114,7 +114,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     // receipt (`sunset_erasure`); a kill between the steps erases again here.
     loop {
         if let Some(erased) = sunset_erasure::finished(&config.data_dir)? {
-            return serve_sunset(listen, erased).await;
+            return serve_sunset(&config, listen, erased).await;
         }
         if sunset_erasure::begun(&config.data_dir) {
             sunset_erasure::erase(&config, SystemClock.now())?;
@@ -137,25 +137,34 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
 }
 
 /// Serves an erased node: its order, its receipt, health, and 410 `sunset` for anything
-/// else, until SIGINT or SIGTERM.
+/// else, until SIGINT or SIGTERM; a federating node goes on passing the order to its peers
+/// (`SunsetBeacon`).
 async fn serve_sunset(
+    config: &NodeConfig,
     listen: std::net::SocketAddr,
     erased: sunset_erasure::Erased,
 ) -> Result<(), CliError> {
     let listener = bind(listen).await?;
+    let beacon = (config.storage.role == StoreRole::All && config.federation.enabled)
+        .then(|| crate::node::SunsetBeacon::start(config, &erased.order))
+        .transpose()?;
     let local = local_addr(&listener)?;
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "ephemera-node sunset: listening on http://{local}");
     let _ = writeln!(stdout, "  order:            {}", erased.order.order.id());
     let _ = stdout.flush();
     tracing::warn!(order = %erased.order.order.id(), "the node's data was erased under a sunset order: serving the order and the receipt only");
-    axum::serve(listener, crate::api::sunset_router(erased))
+    let served = axum::serve(listener, crate::api::sunset_router(erased))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|source| CliError::Io {
             what: "serving HTTP".to_owned(),
             source,
-        })
+        });
+    if let Some(beacon) = beacon {
+        beacon.stop().await;
+    }
+    served
 }
 
 async fn bind(listen: std::net::SocketAddr) -> Result<tokio::net::TcpListener, CliError> {

@@ -7,9 +7,12 @@
 //! stops this node sooner. An order stops this node when its scope is the whole federation
 //! or this node's own authority; an order for another authority is held and passed on.
 
-use ephemera_proto::UnixTime;
 use ephemera_proto::error::DecodeError;
-use ephemera_proto::signing::Ed25519PublicKey;
+use ephemera_proto::signing::{Ed25519PublicKey, KeyId};
+use ephemera_proto::upload::UploadId;
+use ephemera_proto::{DayNumber, UnixTime};
+
+use crate::store::{QueueKey, ReportStore, StoreError};
 use ephemera_proto::sunset::{SignedSunsetOrder, SunsetCommittee, SunsetError, SunsetScope};
 
 /// What a node checks orders against.
@@ -87,12 +90,77 @@ impl SunsetRules {
         }
     }
 
+    /// The authority whose reports `held` ended at this node at `now`: the order's scope is
+    /// another authority and its time has come. This node then erases that authority's
+    /// reports ([`uploads_of`]) and takes no more of them, and goes on serving its own.
+    pub fn ended_authority(
+        &self,
+        held: Option<&SignedSunsetOrder>,
+        now: UnixTime,
+    ) -> Option<KeyId> {
+        let order = &held?.order;
+        match order.scope {
+            SunsetScope::Authority(key)
+                if key != self.own_authority && now >= order.effective_at =>
+            {
+                Some(key.key_id())
+            }
+            _ => None,
+        }
+    }
+
     /// Whether `held` (a stored order, checked when it was adopted) has stopped this node
     /// at `now`.
     pub fn stopped(&self, held: Option<&SignedSunsetOrder>, now: UnixTime) -> bool {
         held.and_then(|order| self.stop_time(order))
             .is_some_and(|at| now >= at)
     }
+}
+
+/// Every upload the store files under `days` whose certificate `authority` issued, with
+/// the queue keys of its entries not yet published: what [`ReportStore::remove_uploads`]
+/// takes when an order ends that authority here.
+///
+/// # Errors
+/// [`StoreError`].
+pub fn uploads_of(
+    store: &dyn ReportStore,
+    authority: KeyId,
+    days: impl IntoIterator<Item = DayNumber>,
+) -> Result<Vec<(UploadId, Vec<QueueKey>)>, StoreError> {
+    const PAGE: usize = 1000;
+    let mut found = Vec::new();
+    for day in days {
+        let mut after = None;
+        loop {
+            let ids = store.sync_ids(day, after, PAGE)?;
+            for id in &ids {
+                let Some(stored) = store.upload(id)? else {
+                    continue;
+                };
+                if stored.upload.certificate.certificate.authority != authority {
+                    continue;
+                }
+                let mut releases: Vec<UnixTime> =
+                    stored.releases.iter().flatten().copied().collect();
+                releases.sort_unstable();
+                releases.dedup();
+                let queued = releases
+                    .into_iter()
+                    .map(|release_at| QueueKey {
+                        release_at,
+                        upload: *id,
+                    })
+                    .collect();
+                found.push((*id, queued));
+            }
+            if ids.len() < PAGE {
+                break;
+            }
+            after = ids.last().copied();
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -178,6 +246,19 @@ mod tests {
         assert!(!rules.stopped(Some(&elsewhere), UnixTime(NOW.0 + 7_200)));
         assert!(rules.stopped(Some(&ours), UnixTime(NOW.0 + 60)));
         assert!(!rules.stopped(None, UnixTime(u64::MAX)));
+
+        // Another authority's order ends that authority here at its time, and only that.
+        let later_still = UnixTime(NOW.0 + 60);
+        assert_eq!(rules.ended_authority(Some(&elsewhere), NOW), None);
+        assert_eq!(
+            rules.ended_authority(Some(&elsewhere), later_still),
+            Some(Ed25519PublicKey([1; 32]).key_id())
+        );
+        assert_eq!(rules.ended_authority(Some(&ours), later_still), None);
+        assert_eq!(
+            rules.ended_authority(Some(&later), UnixTime(u64::MAX)),
+            None
+        );
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub enum StoreOutcome {
     /// A valid signed revision this node cannot apply (its original was revised already,
     /// is bound to another key, or the change is not allowed): not stored, not forwarded.
     RevisionRefused,
+    /// A sunset order ended its authority here: not stored, not forwarded, nobody blamed.
+    AuthorityEnded,
 }
 
 /// The store failed (I/O, corruption). Federation neither accepts nor forwards the upload.

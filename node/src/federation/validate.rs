@@ -263,6 +263,7 @@ pub(crate) fn store_verdict(store: &dyn FederationStore, verified: VerifiedUploa
         Ok(StoreOutcome::CertificateUsed) => Verdict::Ignore("certificate-used"),
         Ok(StoreOutcome::OriginalMissing) => Verdict::Later("original-missing"),
         Ok(StoreOutcome::RevisionRefused) => Verdict::Ignore("revision-refused"),
+        Ok(StoreOutcome::AuthorityEnded) => Verdict::Ignore("authority-ended"),
         Err(e) => Verdict::store_failed(&e),
     }
 }

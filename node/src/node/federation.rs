@@ -154,6 +154,9 @@ impl Node {
     /// publication queue. Blocks until durable.
     fn store_relayed(&self, upload: VerifiedUpload) -> Result<StoreOutcome, StoreError> {
         let (core, store) = (&self.inner.core, self.inner.store.as_ref());
+        if self.ended_authority() == Some(upload.upload().certificate.certificate.authority) {
+            return Ok(StoreOutcome::AuthorityEnded);
+        }
         let id = upload.id();
         let commit = match core.admit_relayed(store, upload, self.now())? {
             RelayAdmission::AlreadyStored => return Ok(StoreOutcome::AlreadyStored),

@@ -498,6 +498,11 @@ impl Node {
                     Ok(counts) => changed |= counts.batches + counts.exports > 0,
                     Err(e) => tracing::error!(error = %e, "retention purge failed"),
                 }
+                if role.publishes()
+                    && let Err(e) = self.erase_ended_authority()
+                {
+                    tracing::error!(error = %e, "erasing an ended authority's reports failed");
+                }
                 next_purge = tokio::time::Instant::now() + purge_every;
             }
             // After a change, and at each purge period (retrying what failed).

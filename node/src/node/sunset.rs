@@ -15,6 +15,8 @@ pub(super) struct SunsetWatch {
     /// `None`: no `[sunset] keys`, so no order is taken.
     rules: Option<SunsetRules>,
     held: Mutex<Option<SignedSunsetOrder>>,
+    /// The authority whose reports this process has erased under the held order.
+    authority_erased: Mutex<Option<ephemera_proto::signing::KeyId>>,
 }
 
 impl SunsetWatch {
@@ -35,6 +37,7 @@ impl SunsetWatch {
         SunsetWatch {
             rules,
             held: Mutex::new(None),
+            authority_erased: Mutex::new(None),
         }
     }
 }
@@ -171,6 +174,46 @@ impl Node {
             }
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
+    }
+
+    /// The other authority whose reports the held order ended here, once its time has come
+    /// (`SunsetRules::ended_authority`): this node takes no more of them.
+    pub fn ended_authority(&self) -> Option<ephemera_proto::signing::KeyId> {
+        let rules = self.inner.sunset.rules.as_ref()?;
+        rules.ended_authority(self.inner.sunset.held.lock().unwrap().as_ref(), self.now())
+    }
+
+    /// Erases the reports of the authority the held order ended here (its relayed uploads
+    /// and their entries not yet published), once per process and only with the clock
+    /// trusted. The background loop calls it; `Ok(0)` when there is nothing to do.
+    ///
+    /// # Errors
+    /// [`NodeError::Store`].
+    pub fn erase_ended_authority(&self) -> Result<u64, NodeError> {
+        let Some(authority) = self.ended_authority() else {
+            return Ok(0);
+        };
+        if *self.inner.sunset.authority_erased.lock().unwrap() == Some(authority) {
+            return Ok(0);
+        }
+        let (now, verdict) = self.judge_clock()?;
+        if !verdict.may_purge() {
+            return Ok(0);
+        }
+        // Every sync day a stored upload can be filed under.
+        let retention = self.inner.core.policy().retention_days;
+        let days = (now.day().0.saturating_sub(retention + 2)..=now.day().0 + 1)
+            .map(ephemera_proto::DayNumber);
+        let store = self.inner.store.as_ref();
+        let found = ephemera_node_core::sunset::uploads_of(store, authority, days)?;
+        let removed = store.remove_uploads(&found)?;
+        *self.inner.sunset.authority_erased.lock().unwrap() = Some(authority);
+        tracing::warn!(
+            authority = %authority,
+            uploads = removed,
+            "a sunset order ended another authority here: its reports are erased"
+        );
+        Ok(removed)
     }
 
     /// Refuses phones' and staff's new work once a sunset order stopped the node: before

@@ -45,6 +45,19 @@ impl Node {
         let core = &self.inner.core;
         let store = self.inner.store.as_ref();
         let request = core.decode_upload(body)?;
+        if let Some(ended) = self.ended_authority() {
+            use ephemera_proto::upload::UploadBody;
+            let signed = match &request.body {
+                UploadBody::RealV1(upload)
+                | UploadBody::RevisionV1 { upload, .. }
+                | UploadBody::Real { upload, .. }
+                | UploadBody::Revision { upload, .. } => Some(upload),
+                _ => None,
+            };
+            if signed.is_some_and(|u| u.certificate.certificate.authority == ended) {
+                return Err(ApiError::Sunset);
+            }
+        }
         // A revision rewrites queue groups: hold publication still until it is applied.
         let _publication = match request.body.is_revision() {
             true => Some(self.inner.publication.lock().await),

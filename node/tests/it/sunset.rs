@@ -460,3 +460,82 @@ async fn a_clock_stepped_past_the_order_refuses_work_but_erases_only_when_time_h
         node.stop().await;
     }
 }
+
+/// An order whose scope is another authority: at its time this node takes no more of that
+/// authority's reports, erases the ones it holds (with their entries not yet published),
+/// and goes on serving its own.
+#[tokio::test]
+async fn an_order_for_another_authority_erases_its_reports_here_and_keeps_ours() {
+    let (dir_x, dir_y) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let clock = ManualClock::new(T0);
+    let x = TestNode::start_with(config_with_committee(dir_x.path()), clock.clone()).await;
+    let x_key = x.node.keys().authority.public_key();
+    let mut config = config_with_committee(dir_y.path());
+    config.authority.trusted_authorities = vec![x_key];
+    let y = TestNode::start_with(config, clock.clone()).await;
+    let (x_session, y_session) = (x.login().await, y.login().await);
+
+    // A report certified by X and one by Y, both uploaded to Y.
+    let theirs = pet_contents(3, T0.day());
+    let certified = x
+        .certified(&x_session, "confirmed", &theirs, HmacBinding::Unbound)
+        .await;
+    assert_eq!(
+        y.upload_body(UploadBody::RealV1(certified)).await.status,
+        200
+    );
+    let ours = pet_contents(3, T0.day());
+    y.report(&y_session, "confirmed", ours.clone()).await;
+    assert_eq!(y.node.store().upload_count().unwrap(), 2);
+
+    let keys = committee_keys();
+    let publics: Vec<_> = keys.iter().map(Ed25519SigningKey::public_key).collect();
+    let mut order = SignedSunsetOrder::draft(SunsetOrder {
+        federation: "north".into(),
+        committee: SunsetCommittee::new(&publics, 2).unwrap().id(),
+        scope: SunsetScope::Authority(x_key),
+        issued_at: T0,
+        effective_at: UnixTime(T0.0 + 3_600),
+        reason: "Authority X ends its app.".into(),
+    });
+    order.sign(&keys[0]);
+    order.sign(&keys[2]);
+    let adopted = offer(&y, &order.to_bytes()).await;
+    assert_eq!(adopted.json()["adopted"], true);
+    assert_eq!(y.node.erase_ended_authority().unwrap(), 0, "not yet");
+
+    clock.advance(3_600);
+    assert!(!y.node.stopped_by_sunset(), "Y goes on serving");
+    assert_eq!(y.node.erase_ended_authority().unwrap(), 1);
+    assert_eq!(y.node.erase_ended_authority().unwrap(), 0, "once");
+    assert_eq!(y.node.store().upload_count().unwrap(), 1);
+    // X's entries were never published; Y's are.
+    y.next_batches().await;
+    let published = y.all_published().await;
+    let tokens = |contents: &ephemera_proto::ReportContents| match contents {
+        ephemera_proto::ReportContents::Pet(tokens) => tokens.clone(),
+        _ => unreachable!(),
+    };
+    for token in tokens(&ours) {
+        assert!(published.tokens.contains(&token), "Y's report is published");
+    }
+    for token in tokens(&theirs) {
+        assert!(!published.tokens.contains(&token), "X's report is not");
+    }
+    // X's reports are refused from now on; Y's work goes on.
+    let more = x
+        .certified(
+            &x_session,
+            "confirmed",
+            &pet_contents(2, T0.day()),
+            HmacBinding::Unbound,
+        )
+        .await;
+    y.upload_body(UploadBody::RealV1(more))
+        .await
+        .assert_error(410, "sunset");
+    y.report(&y_session, "confirmed", pet_contents(2, T0.day()))
+        .await;
+    x.stop().await;
+    y.stop().await;
+}

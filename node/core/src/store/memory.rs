@@ -652,6 +652,20 @@ impl ReportStore for MemoryReportStore {
         Ok(())
     }
 
+    fn remove_uploads(&self, uploads: &[(UploadId, Vec<QueueKey>)]) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let mut removed = 0;
+        for (id, queued) in uploads {
+            for key in queued {
+                inner.queue.remove(key);
+            }
+            if inner.uploads.remove(id).is_some() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     fn earliest_expiries(&self) -> Result<Vec<(&'static str, UnixTime)>, StoreError> {
         super::earliest_per_kind(self.lock().expiry.iter().map(Ok))
     }

@@ -1152,6 +1152,15 @@ pub trait ReportStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`]; [`StoreError::Corrupt`] for an expiry key that does not parse.
     fn earliest_expiries(&self) -> Result<Vec<(&'static str, UnixTime)>, StoreError>;
+
+    /// Removes uploads, with their catch-up filing and the queued groups named (entries
+    /// not yet published), durably: an authority's reports under a sunset order
+    /// ([`crate::sunset`]). Their single-use marks and expiry entries stay, and go on time.
+    /// Returns how many upload records went.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn remove_uploads(&self, uploads: &[(UploadId, Vec<QueueKey>)]) -> Result<u64, StoreError>;
 }
 
 /// The first purge time of each kind among expiry keys given in key order (time first):

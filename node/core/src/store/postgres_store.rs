@@ -242,6 +242,24 @@ async fn meta(c: &impl GenericClient, key: &str) -> Result<Option<Vec<u8>>, Fail
     )
 }
 
+/// Deletes an upload record and takes it out of its day's digest; whether there was one.
+async fn delete_upload(
+    c: &impl GenericClient,
+    id: &UploadId,
+    digests: &mut DigestDelta,
+) -> Result<bool, Failure> {
+    let row = c
+        .query_opt(
+            "DELETE FROM uploads WHERE id = $1 RETURNING sync_day",
+            &[&id.0.as_slice()],
+        )
+        .await?;
+    if let Some(row) = &row {
+        digests.change(row.get(0), &id.0, false);
+    }
+    Ok(row.is_some())
+}
+
 async fn insert_expiry(c: &impl GenericClient, key: &[u8]) -> Result<(), Failure> {
     c.execute(
         "INSERT INTO expiry VALUES ($1) ON CONFLICT DO NOTHING",
@@ -1425,14 +1443,7 @@ impl ReportStore for PostgresReportStore {
                         certificate,
                         certificate_purge_at,
                     } => {
-                        if let Some(row) = tx
-                            .query_opt(
-                                "DELETE FROM uploads WHERE id = $1 RETURNING sync_day",
-                                &[&id.0.as_slice()],
-                            )
-                            .await?
-                        {
-                            digests.change(row.get(0), &id.0, false);
+                        if delete_upload(&tx, &id, &mut digests).await? {
                             counts.uploads += 1;
                         }
                         if certificate_purge_at <= now {
@@ -1571,6 +1582,29 @@ impl ReportStore for PostgresReportStore {
 
     fn sunset_order(&self) -> Result<Option<Vec<u8>>, StoreError> {
         self.db.run(async |c| meta(&*c, SUNSET_ORDER_KEY).await)
+    }
+
+    fn remove_uploads(&self, uploads: &[(UploadId, Vec<QueueKey>)]) -> Result<u64, StoreError> {
+        self.db.run(async |c| {
+            let tx = c.transaction().await?;
+            let mut digests = DigestDelta::default();
+            let mut removed = 0;
+            for (id, queued) in uploads {
+                for key in queued {
+                    tx.execute(
+                        "DELETE FROM queue WHERE key = $1",
+                        &[&key.to_bytes().as_slice()],
+                    )
+                    .await?;
+                }
+                if delete_upload(&tx, id, &mut digests).await? {
+                    removed += 1;
+                }
+            }
+            digests.apply(&tx).await?;
+            tx.commit().await?;
+            Ok(removed)
+        })
     }
 
     fn earliest_expiries(&self) -> Result<Vec<(&'static str, UnixTime)>, StoreError> {

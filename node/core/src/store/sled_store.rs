@@ -1486,6 +1486,27 @@ impl ReportStore for SledReportStore {
         Ok(())
     }
 
+    fn remove_uploads(&self, uploads: &[(UploadId, Vec<QueueKey>)]) -> Result<u64, StoreError> {
+        let _writing = self.writing();
+        let _guard = self.lock_uploads();
+        let mut removed = 0;
+        for (id, queued) in uploads {
+            for key in queued {
+                self.queue.remove(key.to_bytes()).map_err(engine)?;
+            }
+            if let Some(bytes) = self.uploads.remove(id.0).map_err(engine)? {
+                removed += 1;
+                self.upload_count.fetch_sub(1, Ordering::Relaxed);
+                match self.data_keys.open_upload(id, &bytes)? {
+                    Some(record) => self.forget_synced(sync_day(&record.upload), id)?,
+                    None => self.forget_synced_by_id(id)?,
+                }
+            }
+        }
+        self.db.flush().map_err(engine)?;
+        Ok(removed)
+    }
+
     fn earliest_expiries(&self) -> Result<Vec<(&'static str, UnixTime)>, StoreError> {
         super::earliest_per_kind(self.expiry.iter().keys().map(|k| k.map_err(engine)))
     }

@@ -1310,6 +1310,40 @@ fn the_held_sunset_order_is_kept_and_replaced() {
 }
 
 #[test]
+fn removed_uploads_leave_with_their_queued_groups_and_catch_up_filing() {
+    both(|store| {
+        store.commit_upload(&commit(1, 1, None)).unwrap();
+        store.commit_upload(&commit(2, 2, None)).unwrap();
+        let day = ephemera_proto::sync::sync_day(&dummy_upload().upload);
+        assert_eq!(store.day_digest(day).unwrap().count, 2);
+        let gone = QueueKey {
+            release_at: T0,
+            upload: UploadId([1; 32]),
+        };
+        assert_eq!(
+            store
+                .remove_uploads(&[(UploadId([1; 32]), vec![gone]), (UploadId([9; 32]), vec![])])
+                .unwrap(),
+            1
+        );
+        assert_eq!(store.upload(&UploadId([1; 32])).unwrap(), None);
+        assert_eq!(store.upload_count().unwrap(), 1);
+        assert_eq!(store.day_digest(day).unwrap().count, 1);
+        assert_eq!(
+            store.sync_ids(day, None, 10).unwrap(),
+            vec![UploadId([2; 32])]
+        );
+        let queued: Vec<_> = store
+            .queued_until(UnixTime(u64::MAX))
+            .unwrap()
+            .into_iter()
+            .map(|(key, _)| key.upload)
+            .collect();
+        assert_eq!(queued, vec![UploadId([2; 32])]);
+    });
+}
+
+#[test]
 fn the_earliest_expiry_of_each_kind_is_reported_in_kind_order() {
     both(|store| {
         assert_eq!(store.earliest_expiries().unwrap(), Vec::new());

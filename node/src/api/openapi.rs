@@ -698,10 +698,10 @@ fn constrain(doc: &mut Value, config: &NodeConfig) {
     // Every body's size limit (`crate::server` refuses a larger one with 413).
     let paths = doc["paths"].as_object_mut().expect("paths");
     for (path, item) in paths.iter_mut() {
-        let limit = if path == "/v1/uploads" {
-            config.http.max_upload_bytes
-        } else {
-            super::MAX_JSON_BODY
+        let limit = match path.as_str() {
+            "/v1/uploads" => config.http.max_upload_bytes,
+            "/v1/sunset" => super::sunset::SUNSET_ORDER_MAX,
+            _ => super::MAX_JSON_BODY,
         };
         for operation in item
             .as_object_mut()

@@ -28,7 +28,7 @@ pub(super) fn routes() -> Router<Node> {
 }
 
 /// Largest `POST /v1/sunset` body: an order frame's cap.
-const SUNSET_ORDER_MAX: usize =
+pub(super) const SUNSET_ORDER_MAX: usize =
     <ephemera_proto::sunset::SignedSunsetOrder as ephemera_proto::wire::WireMessage>::MAX_SIZE;
 
 /// The sunset order this node holds (`docs/PROTOCOL.md` §11): anyone checks its approvals

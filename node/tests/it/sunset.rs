@@ -35,14 +35,29 @@ fn config_with_committee(dir: &std::path::Path) -> ephemera_node::config::NodeCo
 }
 
 fn order(effective_at: UnixTime, signers: &[usize]) -> SignedSunsetOrder {
-    let keys = committee_keys();
+    signed_order(
+        &committee_keys(),
+        SunsetScope::Federation,
+        (T0, effective_at),
+        signers,
+    )
+}
+
+/// An order of federation "north" for the 2-of-`keys` committee, issued and effective at
+/// `times`, approved by `signers` (indexes into `keys`).
+fn signed_order(
+    keys: &[Ed25519SigningKey],
+    scope: SunsetScope,
+    times: (UnixTime, UnixTime),
+    signers: &[usize],
+) -> SignedSunsetOrder {
     let publics: Vec<_> = keys.iter().map(Ed25519SigningKey::public_key).collect();
     let mut signed = SignedSunsetOrder::draft(SunsetOrder {
         federation: "north".into(),
         committee: SunsetCommittee::new(&publics, 2).unwrap().id(),
-        scope: SunsetScope::Federation,
-        issued_at: T0,
-        effective_at,
+        scope,
+        issued_at: times.0,
+        effective_at: times.1,
         reason: "The epidemic is declared over.".into(),
     });
     for &i in signers {
@@ -312,17 +327,12 @@ async fn at_its_time_a_node_erases_everything_and_keeps_only_the_order_and_a_rec
 
     // An order effective in 3 s.
     let now = today();
-    let publics: Vec<_> = keys.iter().map(Ed25519SigningKey::public_key).collect();
-    let mut order = SignedSunsetOrder::draft(SunsetOrder {
-        federation: "north".into(),
-        committee: SunsetCommittee::new(&publics, 2).unwrap().id(),
-        scope: SunsetScope::Federation,
-        issued_at: now,
-        effective_at: UnixTime(now.0 + 3),
-        reason: "The epidemic is declared over.".into(),
-    });
-    order.sign(&keys[0]);
-    order.sign(&keys[1]);
+    let order = signed_order(
+        &keys,
+        SunsetScope::Federation,
+        (now, UnixTime(now.0 + 3)),
+        &[0, 1],
+    );
     let r = send(
         addr,
         "/v1/sunset",
@@ -488,18 +498,12 @@ async fn an_order_for_another_authority_erases_its_reports_here_and_keeps_ours()
     y.report(&y_session, "confirmed", ours.clone()).await;
     assert_eq!(y.node.store().upload_count().unwrap(), 2);
 
-    let keys = committee_keys();
-    let publics: Vec<_> = keys.iter().map(Ed25519SigningKey::public_key).collect();
-    let mut order = SignedSunsetOrder::draft(SunsetOrder {
-        federation: "north".into(),
-        committee: SunsetCommittee::new(&publics, 2).unwrap().id(),
-        scope: SunsetScope::Authority(x_key),
-        issued_at: T0,
-        effective_at: UnixTime(T0.0 + 3_600),
-        reason: "Authority X ends its app.".into(),
-    });
-    order.sign(&keys[0]);
-    order.sign(&keys[2]);
+    let order = signed_order(
+        &committee_keys(),
+        SunsetScope::Authority(x_key),
+        (T0, UnixTime(T0.0 + 3_600)),
+        &[0, 2],
+    );
     let adopted = offer(&y, &order.to_bytes()).await;
     assert_eq!(adopted.json()["adopted"], true);
     assert_eq!(y.node.erase_ended_authority().unwrap(), 0, "not yet");

@@ -192,6 +192,29 @@ pub fn pepper_seal_key(pepper: &CodePepper, label: &[u8]) -> ring::aead::LessSaf
     ring::aead::LessSafeKey::new(key)
 }
 
+/// The authority's venue key (HPKE, X25519): venues seal the authority's master secret
+/// share to its public half when they are created (`proto::venue::create_venue`), and a
+/// case worker's node opens it to trace. Derived from the code pepper
+/// (HMAC-SHA256(pepper, [`VENUE_KEY_LABEL`])) so every node of an authority's group holds
+/// the same key, it survives the rotation of every other key (a venue keeps its trace
+/// code for years), and no file or table holds it.
+pub fn venue_key(pepper: &CodePepper) -> SealingSecretKey {
+    let derived = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &pepper.0[..]),
+        VENUE_KEY_LABEL,
+    );
+    let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
+        derived
+            .as_ref()
+            .try_into()
+            .expect("HMAC-SHA256 gives 32 bytes"),
+    );
+    SealingSecretKey::from_seed(&seed)
+}
+
+/// The HMAC label of [`venue_key`].
+pub const VENUE_KEY_LABEL: &[u8] = b"ephemera/venue-key/v1";
+
 /// Standard base64 with padding.
 fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -493,6 +516,19 @@ mod tests {
         }
         let shown = format!("{first:?}");
         assert!(!shown.contains(&hex::encode(first.batch.seed())));
+    }
+
+    #[test]
+    fn the_venue_key_is_the_peppers_own_and_no_other_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (keys, _) = NodeKeys::load_or_create(dir.path(), &mut rand::rng()).unwrap();
+        let loaded = NodeKeys::load(dir.path()).unwrap();
+        let venue = venue_key(&keys.pepper);
+        assert_eq!(venue.public_key(), venue_key(&loaded.pepper).public_key());
+        assert_ne!(venue.public_key(), keys.sealing.public_key());
+        assert_ne!(venue.seed()[..], keys.pepper.0[..]);
+        let other = NodeKeys::generate(&mut rand::rng());
+        assert_ne!(venue_key(&other.pepper).public_key(), venue.public_key());
     }
 
     #[test]

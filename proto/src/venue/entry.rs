@@ -15,6 +15,8 @@
 
 use std::fmt;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand_core::CryptoRng;
 
 use super::error::{VenueDecodeError, VenueError};
@@ -29,6 +31,8 @@ use crate::time::UnixTime;
 pub const ENTRY_CODE_VERSION: u8 = 1;
 /// Longest description or address, in bytes (CrowdNotifier: 100 characters).
 pub const MAX_TEXT_LEN: usize = 100;
+/// What a venue's QR text starts with, before the base64url entry code.
+pub const QR_TEXT_PREFIX: &str = "ephemera-venue:";
 /// Bytes of the fixed part of an entry code (everything but the two texts).
 pub const ENTRY_CODE_FIXED_LEN: usize = 1 + G2_LEN + 32 + 8 + 8 + 1 + 1;
 
@@ -173,6 +177,32 @@ impl EntryCode {
         })
     }
 
+    /// The text of the printed QR code: [`QR_TEXT_PREFIX`] and the canonical bytes in
+    /// unpadded base64url (RFC 4648 §5), what a phone's camera hands the app.
+    pub fn to_qr_text(&self) -> String {
+        format!(
+            "{QR_TEXT_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(self.to_bytes())
+        )
+    }
+
+    /// Reads a scanned QR code's text (see [`EntryCode::to_qr_text`]); surrounding
+    /// whitespace is ignored, padding and the standard alphabet are not accepted.
+    ///
+    /// # Errors
+    /// [`VenueDecodeError::NotQrText`] when the prefix or the base64url is wrong; then
+    /// every error of [`EntryCode::from_bytes`].
+    pub fn from_qr_text(text: &str) -> Result<Self, VenueDecodeError> {
+        let encoded = text
+            .trim()
+            .strip_prefix(QR_TEXT_PREFIX)
+            .ok_or(VenueDecodeError::NotQrText)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| VenueDecodeError::NotQrText)?;
+        EntryCode::from_bytes(&bytes)
+    }
+
     /// The identities of `hours`, derived from this code's bytes.
     pub fn identities(
         &self,
@@ -301,6 +331,38 @@ mod tests {
             rng,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn qr_text_round_trips_and_refuses_what_is_not_one() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let code = code(&mut rng);
+        let text = code.to_qr_text();
+        assert!(text.starts_with(QR_TEXT_PREFIX));
+        assert!(text.is_ascii() && !text.contains('=') && !text.contains('+'));
+        assert_eq!(EntryCode::from_qr_text(&text).unwrap(), code);
+        assert_eq!(
+            EntryCode::from_qr_text(&format!(" {text}\n")).unwrap(),
+            code
+        );
+        let encoded = &text[QR_TEXT_PREFIX.len()..];
+        for bad in [
+            encoded.to_owned(),
+            format!("https://example.org/{encoded}"),
+            format!("{text}="),
+            format!("{QR_TEXT_PREFIX}{}", encoded.replace(['-', '_'], "+")),
+            format!("{QR_TEXT_PREFIX}!"),
+        ] {
+            assert_eq!(
+                EntryCode::from_qr_text(&bad),
+                Err(VenueDecodeError::NotQrText),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            EntryCode::from_qr_text(&format!("{QR_TEXT_PREFIX}AQ")),
+            Err(VenueDecodeError::Truncated { .. })
+        ));
     }
 
     #[test]

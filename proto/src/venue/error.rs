@@ -76,6 +76,9 @@ pub enum VenueDecodeError {
         /// Which field.
         field: &'static str,
     },
+    /// A scanned text that is not `ephemera-venue:` followed by unpadded base64url.
+    #[error("not an Ephemera venue code (`ephemera-venue:` and base64url expected)")]
+    NotQrText,
 }
 
 /// Why a venue operation failed.

@@ -82,7 +82,9 @@ mod trace;
 mod trace_code;
 mod visit;
 
-pub use entry::{ENTRY_CODE_FIXED_LEN, ENTRY_CODE_VERSION, EntryCode, MAX_TEXT_LEN};
+pub use entry::{
+    ENTRY_CODE_FIXED_LEN, ENTRY_CODE_VERSION, EntryCode, MAX_TEXT_LEN, QR_TEXT_PREFIX,
+};
 pub use error::{PointError, VenueDecodeError, VenueError};
 pub use ibe::{IdentitySecretKey, MasterPublicKey, MasterSecretShare};
 pub use identity::{Identity, VENUE_HOUR_SECONDS};

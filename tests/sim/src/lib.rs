@@ -41,6 +41,7 @@ pub mod projection;
 pub mod provenance;
 pub mod radio;
 pub(crate) mod rng;
+pub mod rooms;
 pub mod scenario;
 pub mod seeds;
 pub mod server;

@@ -78,6 +78,37 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Room-shared exposure at venues (shops, offices, restaurants, transport): recall of
+    /// published places, venue check-in and Bluetooth alone on the same town, and the share
+    /// of cases whose trail an outside observer reconstructs. Markdown tables on stdout;
+    /// with `--out DIR`, `venues.json`, `venues.md` and `venues.svg`.
+    Venues(VenueArgs),
+}
+
+/// The venue comparison's flags (every other parameter is `RoomsScenario`'s default).
+#[derive(Args)]
+struct VenueArgs {
+    /// People.
+    #[arg(long, default_value_t = 20_000)]
+    agents: u32,
+    /// Days.
+    #[arg(long, default_value_t = 14)]
+    days: u32,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Share of visits checked in.
+    #[arg(long, default_value_t = 0.5)]
+    check_in_share: f64,
+    /// Hours between two publications of venue traces (the node's batch period).
+    #[arg(long, default_value_t = 1)]
+    batch_hours: u32,
+    /// Each person's chance a day to be diagnosed.
+    #[arg(long, default_value_t = 0.0005)]
+    daily_case_rate: f64,
+    /// Output folder (must be new or empty).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -337,6 +368,29 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("{}", serde_json::to_string(r)?);
             }
             print!("{table}");
+        }
+        Some(Command::Venues(v)) => {
+            if let Some(out) = &v.out {
+                sim::provenance::ensure_fresh(out)?;
+            }
+            let scenario = sim::rooms::RoomsScenario {
+                agents: v.agents,
+                days: v.days,
+                seed: v.seed,
+                check_in_share: v.check_in_share,
+                batch_hours: v.batch_hours,
+                daily_case_rate: v.daily_case_rate,
+                ..sim::rooms::RoomsScenario::default()
+            };
+            let comparison = sim::rooms::compare(&scenario)?;
+            print!("{}", comparison.table());
+            if let Some(out) = &v.out {
+                comparison.write(out)?;
+                eprintln!(
+                    "ephemera-sim: wrote the venue comparison into {}",
+                    out.display()
+                );
+            }
         }
         None => {
             run(&cli.run, None)?;

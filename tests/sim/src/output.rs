@@ -27,7 +27,8 @@ pub(crate) fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SimError + '_ 
     }
 }
 
-fn plot_error<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> SimError + '_ {
+/// Maps a plotting error on `path` to [`SimError::Output`].
+pub(crate) fn plot_error<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> SimError + '_ {
     move |e| SimError::Output {
         path: path.display().to_string(),
         message: format!("{e:?}"),

@@ -26,6 +26,7 @@ pub(crate) enum Domain {
     EpisodeRadio = 16,
     Projection = 17,
     Linking = 18,
+    Rooms = 19,
 }
 
 /// SplitMix64's finaliser: a bijective mix of 64 bits.

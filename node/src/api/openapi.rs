@@ -981,6 +981,8 @@ mod tests {
             "/case-worker",
             "/v1/session/cookie",
             "/v1/session/csrf",
+            "/v1/venue-key",
+            "/v1/venues",
         ] {
             assert!(paths.contains_key(path), "{path} missing");
         }
@@ -1234,6 +1236,24 @@ mod tests {
             ("post", "/v1/api-keys/{id}/revoke", ApiError::Unauthorized),
             ("get", "/v1/stats", ApiError::Forbidden { role: "auditor" }),
             ("get", "/v1/stats", ApiError::Unauthorized),
+            (
+                "post",
+                "/v1/venues",
+                ApiError::Forbidden {
+                    role: "case-worker",
+                },
+            ),
+            ("post", "/v1/venues", ApiError::Unauthorized),
+            ("post", "/v1/venues", ApiError::CsrfMissing),
+            ("post", "/v1/venues", ApiError::MalformedJson("x".into())),
+            (
+                "post",
+                "/v1/venues",
+                ApiError::InvalidParameter {
+                    name: "description",
+                    reason: "x",
+                },
+            ),
             (
                 "get",
                 "/v1/stats/chart.svg",

@@ -277,6 +277,7 @@ try {
   await cw.waitForSelector("#venue-made", { state: "visible" });
   await cw.waitForFunction(() => { const img = document.getElementById("venue-qr"); return img.complete && img.naturalWidth > 0; });
   check((await cw.getAttribute("#venue-qr", "src")).startsWith("blob:"), "the venue's QR code is shown from memory", await cw.getAttribute("#venue-qr", "src"));
+  await shot(cw, "venue");
   const qrText = (await cw.textContent("#venue-qr-text")).trim();
   check(/^ephemera-venue:[A-Za-z0-9_-]+$/.test(qrText), "the QR text is shown", qrText.slice(0, 30));
   const [traceName, traceCode] = await download(cw, "#venue-trace-download");

@@ -39,7 +39,7 @@ fn check_venue(keys: &NodeKeys, qr_text: &str, trace_text: &str, svg: &str) -> V
     vec![
         qr_text.as_bytes().to_vec(),
         trace_text.as_bytes().to_vec(),
-        trace_text["ephemera-trace:".len()..].as_bytes().to_vec(),
+        trace_text.as_bytes()["ephemera-trace:".len()..].to_vec(),
         trace.to_bytes().to_vec(),
         trace.sealed_authority_share().to_vec(),
         entry.to_bytes(),

@@ -104,7 +104,7 @@ pub fn create(
 
 /// The QR code of `text` as a standalone SVG document, black on white, with the standard
 /// quiet zone, at error correction level M (15 % of it may be soiled or torn).
-pub fn qr_svg(text: &str) -> String {
+fn qr_svg(text: &str) -> String {
     // An entry code's text is at most about 470 characters, far below level M's capacity
     // (2,331 bytes at version 40); the bound holds for every text this module makes.
     let code = QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M)

@@ -53,6 +53,7 @@ mod send_file;
 pub mod server;
 pub mod stats_chart;
 pub mod sunset_erasure;
+pub mod venue;
 
 /// The policy core this node drives, and its store and keys (re-exported).
 pub use ephemera_node_core::{self as core, keys, store};

@@ -53,6 +53,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let now = ephemera_node::clock::Clock::now(&ephemera_node::clock::SystemClock);
             cli::sunset(&command, now, &mut stdout)?
         }
+        Command::Venue(command) => cli::venue(&command, &mut stdout)?,
     }
     Ok(())
 }

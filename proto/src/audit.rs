@@ -182,6 +182,9 @@ pub enum AuditAction {
         /// The changed settings' paths (`section.key`), in file order.
         settings: Vec<String>,
     },
+    /// A venue's entry and trace codes were made (nothing about the venue is recorded: the
+    /// node keeps no list of venues).
+    VenueCreated,
 }
 
 impl fmt::Display for AuditAction {
@@ -262,6 +265,7 @@ impl fmt::Display for AuditAction {
             AuditAction::ConfigurationChanged { settings } => {
                 write!(f, "configuration-changed settings={}", settings.join("+"))
             }
+            AuditAction::VenueCreated => f.write_str("venue-created"),
         }
     }
 }
@@ -721,6 +725,7 @@ mod tests {
             AuditAction::ConfigurationChanged {
                 settings: vec!["authority.require_totp".into(), "http.listen".into()],
             },
+            AuditAction::VenueCreated,
         ];
         for (index, action) in actions.iter().enumerate() {
             let bytes = postcard::to_allocvec(action).unwrap();

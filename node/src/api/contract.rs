@@ -36,6 +36,11 @@ pub const TYPED_CODE_PATTERN: &str = "^[ -]*([0-9A-TV-Za-tv-z][ -]*){16}$";
 pub const TYPED_REFERENCE_PATTERN: &str = "^[ -]*([0-9A-TV-Za-tv-z][ -]*){12}$";
 /// The most characters of a typed reference.
 pub const MAX_REFERENCE_CHARS: usize = 48;
+/// `POST /v1/venues`: the longest description or address the document states, in
+/// characters: the node's cap is 100 bytes of UTF-8
+/// (`ephemera_proto::venue::MAX_TEXT_LEN`), which 100 ASCII characters meet; longer
+/// characters count more than one byte, and 101 bytes get 400 `invalid-parameter`.
+pub const MAX_VENUE_TEXT_ASCII: usize = ephemera_proto::venue::MAX_TEXT_LEN;
 /// An API key's public id: 16 hex digits.
 pub const API_KEY_ID_PATTERN: &str = "^[0-9A-Fa-f]{16}$";
 

@@ -8,6 +8,7 @@
 //! | `GET /v1/authority` | | [`types::AuthorityInfo`] |
 //! | `GET /v1/authority/export-key.pem` | | PEM public key of GAEN exports |
 //! | `GET /v1/sealing-key` | | `proto::sealed::SealingKeyAnnouncement` (JSON) |
+//! | `GET /v1/venue-key` | | `proto::venue::VenueKeyAnnouncement` (JSON): the authority's venue key, signed by its authority key |
 //! | `GET /v2/token-keys` | | `proto::token::SignedTokenKeySet` frame (kind 0x0f, version 2) |
 //! | `POST /v1/verify` | sealed `VerifyRequest` (`application/ephemera-sealed`), or JSON until the transition ends | sealed answer, one size; or `VerifyResponse`, padded |
 //! | `POST /v2/verify` | sealed `proto::token::TokenVerifyRequest` only | sealed answer, one size: `TokenVerifyResponse`, padded |
@@ -40,6 +41,7 @@
 //! | `POST /v1/api-keys/{id}/revoke` | bearer (admin) | 204 |
 //! | `GET /v1/codes/{reference}` | bearer (case-worker or bulk-issuer) | [`types::CodeStatusInfo`] |
 //! | `POST /v1/codes/{reference}/revoke` | bearer (case-worker or bulk-issuer) | [`types::CodeStatusInfo`]; 409 `code-not-revocable` |
+//! | `POST /v1/venues` | bearer (case-worker or admin), [`types::CreateVenueRequest`] | 201 [`types::CreatedVenue`], shown once; nothing kept |
 //! | `GET /console` | | the authority's console (`GET /case-worker` redirects to it) |
 //!
 //! "bearer" above is the caller's credential as [`caller`] resolves it: `Authorization:
@@ -62,6 +64,7 @@ mod stats;
 mod sunset;
 pub use sunset::sunset_router;
 pub mod types;
+mod venues;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -181,6 +184,7 @@ pub fn router(node: Node) -> Router {
         .route("/v1/codes/{reference}", get(code_status))
         .route("/v1/codes/{reference}/revoke", post(revoke_code))
         .merge(stats::routes())
+        .merge(venues::routes())
         .merge(page::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -271,7 +275,7 @@ fn padded_json(bytes: Vec<u8>) -> Response {
 
 /// The caller's token and JSON body of a signed-in request, checked in that order: a
 /// request without a session learns nothing about its body.
-fn signed_json<'a, T: for<'de> Deserialize<'de>>(
+pub(super) fn signed_json<'a, T: for<'de> Deserialize<'de>>(
     node: &Node,
     headers: &'a HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -282,7 +286,7 @@ fn signed_json<'a, T: for<'de> Deserialize<'de>>(
 }
 
 /// A JSON answer that no cache keeps (sessions, accounts, one-time secrets).
-fn no_store<T: serde::Serialize>(status: StatusCode, value: T) -> Response {
+pub(super) fn no_store<T: serde::Serialize>(status: StatusCode, value: T) -> Response {
     (
         status,
         [(header::CACHE_CONTROL, "no-store")],

@@ -56,6 +56,21 @@ pub(crate) struct SealingKeyDoc {
     signature: String,
 }
 
+/// `proto::venue::VenueKeyAnnouncement`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = VenueKeyAnnouncement)]
+pub(crate) struct VenueKeyDoc {
+    /// The authority's venue key (X25519, HPKE) venues seal its share to, 64 hex characters.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    public_key: String,
+    /// The authority key that signed it (as `GET /v1/authority` gives it), 64 hex characters.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    authority: String,
+    /// Ed25519 over `ephemera/venue-key-announcement/v1` ‖ key, 128 hex characters.
+    #[schema(pattern = "^[0-9a-f]{128}$")]
+    signature: String,
+}
+
 /// `proto::api::VerifyResponse`.
 #[derive(Serialize, ToSchema)]
 #[schema(as = VerifyResponse)]
@@ -208,13 +223,15 @@ impl Modify for BearerAuth {
         super::code_status, super::revoke_code,
         super::list_api_keys, super::create_api_key, super::revoke_api_key,
         super::audit_export, super::stats::stats, super::stats::chart,
+        super::venues::venue_key, super::venues::create_venue,
         super::page::root, super::page::case_worker, super::page::page, super::page::script, super::page::style,
     ),
     components(schemas(
-        VerifyRequestDoc, VerifyResponseDoc, UploadResponseDoc, SealingKeyDoc, ErrorBodyDoc, BatchIndexEntryDoc,
+        VerifyRequestDoc, VerifyResponseDoc, UploadResponseDoc, SealingKeyDoc, VenueKeyDoc, ErrorBodyDoc, BatchIndexEntryDoc,
         BatchIndexDoc, SunsetOfferDoc, HeadListDoc, HeadConflictDoc, HeadConflictsDoc, types::LoginRequest, types::LoginResponse, types::TestType,
         types::IssueCodesRequest, types::IssuedCode, types::IssueCodesResponse,
         types::CodeStatusInfo, types::CreateApiKeyRequest, types::CreatedApiKey,
+        types::CreateVenueRequest, types::CreatedVenue,
         crate::accounts::api_key::ApiKeySummary, crate::node::AuditExport,
         crate::audit_export::AuditRow, crate::node::StatsReport, crate::node::StatsRow,
         types::AuthorityInfo, types::Health, types::NotReady,
@@ -394,6 +411,13 @@ pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'stati
             vec![(401, &["unauthorized"]), (403, RESTRICTED), (500, STORAGE)]
         }
         ("post", "/v1/api-keys") => vec![
+            (400, &["malformed-json", "invalid-parameter"]),
+            (401, &["unauthorized"]),
+            (403, RESTRICTED),
+            (415, &["unsupported-media-type"]),
+            (500, STORAGE),
+        ],
+        ("post", "/v1/venues") => vec![
             (400, &["malformed-json", "invalid-parameter"]),
             (401, &["unauthorized"]),
             (403, RESTRICTED),
@@ -615,6 +639,19 @@ fn constrain(doc: &mut Value, config: &NodeConfig) {
         at(create_key, &["properties", "name"]),
         json!({"pattern": contract::ACCOUNT_NAME_PATTERN, "maxLength": crate::accounts::MAX_NAME_CHARS}),
     );
+    let venue = &mut schemas["CreateVenueRequest"];
+    venue["additionalProperties"] = json!(false);
+    // Bytes of UTF-8, not characters: the node refuses 101 bytes; 100 ASCII characters
+    // always fit.
+    for text in ["description", "address"] {
+        merge(
+            at(venue, &["properties", text]),
+            json!({"maxLength": contract::MAX_VENUE_TEXT_ASCII}),
+        );
+    }
+    for day in ["valid_from", "valid_until"] {
+        merge(at(venue, &["properties", day]), json!({"format": "date"}));
+    }
     let issue = &mut schemas["IssueCodesRequest"];
     issue["additionalProperties"] = json!(false);
     merge(
@@ -944,6 +981,8 @@ mod tests {
             "/case-worker",
             "/v1/session/cookie",
             "/v1/session/csrf",
+            "/v1/venue-key",
+            "/v1/venues",
         ] {
             assert!(paths.contains_key(path), "{path} missing");
         }
@@ -1197,6 +1236,24 @@ mod tests {
             ("post", "/v1/api-keys/{id}/revoke", ApiError::Unauthorized),
             ("get", "/v1/stats", ApiError::Forbidden { role: "auditor" }),
             ("get", "/v1/stats", ApiError::Unauthorized),
+            (
+                "post",
+                "/v1/venues",
+                ApiError::Forbidden {
+                    role: "case-worker",
+                },
+            ),
+            ("post", "/v1/venues", ApiError::Unauthorized),
+            ("post", "/v1/venues", ApiError::CsrfMissing),
+            ("post", "/v1/venues", ApiError::MalformedJson("x".into())),
+            (
+                "post",
+                "/v1/venues",
+                ApiError::InvalidParameter {
+                    name: "description",
+                    reason: "x",
+                },
+            ),
             (
                 "get",
                 "/v1/stats/chart.svg",

@@ -23,6 +23,11 @@
 //!   `status-revoke`, `status-result`, `status-error`;
 //! - bulk-issuer: `bulk`, `bulk-form`, `bulk-test-type`, `bulk-onset`, `bulk-count`,
 //!   `bulk-submit`, `bulk-download`, `bulk-status`;
+//! - case-worker and admin: `venue`, `venue-form`, `venue-description`, `venue-address`,
+//!   `venue-from`, `venue-until`, `venue-submit`, `venue-error`, `venue-made`, `venue-qr`
+//!   (the node's SVG shown from a `blob:` URL), `venue-validity`, `venue-qr-text`,
+//!   `venue-qr-download`, `venue-trace-download`, `venue-instructions-download`,
+//!   `venue-made-dismiss`;
 //! - admin: `accounts`, `accounts-table`, `accounts-refresh`, `accounts-result`, `account-form`,
 //!   `account-name`, `account-role-<role>`, `account-submit`, `account-error`,
 //!   `account-created`, `account-created-name`, `account-created-password`,
@@ -53,7 +58,7 @@ const HTML: &str = include_str!("page/index.html");
 const JS: &str = include_str!("page/console.js");
 const CSS: &str = include_str!("page/console.css");
 /// Only this origin's script and style, images only from the page's own memory (the
-/// statistics chart it fetched); no frames, no outside connections.
+/// statistics chart it fetched, a new venue's QR code); no frames, no outside connections.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src blob:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -81,7 +86,8 @@ pub(super) async fn case_worker() -> Redirect {
 }
 
 /// The authority's console: sign in, then each role's sections (issue codes, status and
-/// revoke, bulk CSV, accounts and API keys, the audit log) and the account's own settings.
+/// revoke, bulk CSV, venues, accounts and API keys, the audit log) and the account's own
+/// settings.
 #[utoipa::path(get, path = "/console", responses((status = 200, description = "The page", content_type = "text/html")))]
 pub(super) async fn page() -> Response {
     (

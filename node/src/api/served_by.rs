@@ -21,7 +21,8 @@ pub(crate) enum Part {
     Intake,
     /// Published batches, heads, GAEN exports and the sunset order.
     Publisher,
-    /// Staff: sessions, accounts, codes, API keys, audit, statistics, the console page.
+    /// Staff: sessions, accounts, codes, API keys, audit, statistics, venues, the console
+    /// page.
     Console,
 }
 
@@ -48,6 +49,7 @@ pub(crate) fn part_of(path: &str) -> Part {
         || under("/v1/api-keys")
         || under("/v1/audit")
         || under("/v1/stats")
+        || under("/v1/venues")
         || [
             "/",
             "/console",
@@ -99,6 +101,7 @@ mod tests {
             ("/v1/openapi.json", Part::Every),
             ("/v1/authority", Part::Every),
             ("/v1/sealing-key", Part::Every),
+            ("/v1/venue-key", Part::Every),
             ("/v1/verify", Part::Intake),
             ("/v2/verify", Part::Intake),
             ("/v1/uploads", Part::Intake),
@@ -116,6 +119,7 @@ mod tests {
             ("/v1/api-keys", Part::Console),
             ("/v1/audit", Part::Console),
             ("/v1/stats/chart.svg", Part::Console),
+            ("/v1/venues", Part::Console),
             ("/console", Part::Console),
             ("/", Part::Console),
             ("/v1/batchesx", Part::Every),

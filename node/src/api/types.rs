@@ -541,3 +541,63 @@ pub struct SunsetOffer {
     /// When the held order takes effect, unix seconds.
     pub effective_at: u64,
 }
+
+/// `POST /v1/venues`: a case worker or an admin makes a venue's codes. Unknown fields are
+/// refused. The node keeps none of it.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVenueRequest {
+    /// What phones show for the venue (its name, "Café Nord, terrace"): at most 100 bytes
+    /// of UTF-8.
+    pub description: String,
+    /// Its address, as phones show it: at most 100 bytes of UTF-8; may be empty.
+    #[serde(default)]
+    pub address: String,
+    /// The first day its codes are valid, `YYYY-MM-DD` (UTC); absent: today.
+    #[serde(default)]
+    pub valid_from: Option<String>,
+    /// The last day its codes are valid, `YYYY-MM-DD` (UTC), not before `valid_from`;
+    /// absent: a year after `valid_from`.
+    #[serde(default)]
+    pub valid_until: Option<String>,
+}
+
+impl fmt::Debug for CreateVenueRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreateVenueRequest").finish_non_exhaustive()
+    }
+}
+
+/// A venue's codes, shown once: print the QR code, give the venue its trace code to keep
+/// offline. The node keeps none of it.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedVenue {
+    /// The entry QR code as a standalone SVG document, to print.
+    pub qr_svg: String,
+    /// The QR code's text, `ephemera-venue:` + unpadded base64url (what phones scan).
+    pub qr_text: String,
+    /// The venue's trace code, `ephemera-trace:` + unpadded base64url: a secret the venue
+    /// keeps offline and hands to the health authority only when it asks after a case.
+    pub trace_code: String,
+    /// The first day the codes are valid, `YYYY-MM-DD` (UTC).
+    pub valid_from: String,
+    /// The last day the codes are valid, `YYYY-MM-DD` (UTC).
+    pub valid_until: String,
+    /// The printable instructions for the venue (plain text).
+    pub instructions: String,
+}
+
+impl fmt::Debug for CreatedVenue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedVenue")
+            .field("valid_from", &self.valid_from)
+            .field("valid_until", &self.valid_until)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for CreatedVenue {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.trace_code);
+    }
+}

@@ -13,6 +13,7 @@ mod serve;
 mod sunset;
 mod upgrade;
 mod users;
+mod venue;
 
 use std::path::PathBuf;
 
@@ -37,6 +38,7 @@ pub use sunset::{
 };
 pub use upgrade::upgrade;
 pub use users::users;
+pub use venue::{INSTRUCTIONS_FILE, QR_SVG_FILE, QR_TEXT_FILE, TRACE_CODE_FILE, venue};
 
 /// `ephemera-node`: the Ephemera server a health authority runs.
 #[derive(Debug, Parser)]
@@ -102,6 +104,51 @@ pub enum Command {
     /// running node or on a stopped one's folder (node/docs/OPERATIONS.md, "Retention").
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Venue check-in: make a venue's printable entry QR code and its private trace code,
+    /// offline with the authority's venue key (node/docs/OPERATIONS.md, "Venues").
+    #[command(subcommand)]
+    Venue(VenueCommand),
+}
+
+/// `venue` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum VenueCommand {
+    /// Writes a venue's entry QR code (SVG), its text, its trace code (mode 0600) and an
+    /// instruction sheet into a new folder; keeps nothing anywhere else.
+    Create(VenueCreateArgs),
+}
+
+/// `venue create` arguments.
+#[derive(Debug, Args)]
+pub struct VenueCreateArgs {
+    /// What phones show for the venue: at most 100 bytes of UTF-8.
+    #[arg(long)]
+    pub description: String,
+    /// Its address, as phones show it: at most 100 bytes of UTF-8.
+    #[arg(long, default_value = "")]
+    pub address: String,
+    /// The first day its codes are valid, YYYY-MM-DD (UTC) [default: today].
+    #[arg(long)]
+    pub valid_from: Option<String>,
+    /// The last day its codes are valid, YYYY-MM-DD (UTC) [default: a year after
+    /// --valid-from].
+    #[arg(long)]
+    pub valid_until: Option<String>,
+    /// The health authority's venue key: 64 hex digits, or a file holding them or the JSON
+    /// of `GET /v1/venue-key` (its signature is checked). Without it, the key is read from
+    /// the data folder of one of the authority's nodes (--config, --data-dir).
+    #[arg(long)]
+    pub authority_key: Option<String>,
+    /// The authority key (64 hex digits, as `GET /v1/authority` or the authority's own
+    /// publication gives it) that must have signed the JSON of --authority-key.
+    #[arg(long, requires = "authority_key")]
+    pub authority: Option<String>,
+    /// The folder to write: new, or empty (a trace code is never overwritten).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The data folder to read the venue key from, when --authority-key is not given.
+    #[command(flatten)]
+    pub folder: FolderArgs,
 }
 
 /// `retention` subcommands.

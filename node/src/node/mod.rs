@@ -25,6 +25,7 @@ mod sunset_spread;
 mod token_keys;
 mod twin_watch;
 mod uploads;
+mod venues;
 
 pub use accounts::{Need, SecondFactor, Session};
 pub use api_keys::KeyHolder;

@@ -155,6 +155,12 @@ pub fn tree(node: &Node, layout: Layout, known: &HashSet<String>) -> Result<Tree
         cache_control: "public, max-age=3600",
     });
     tree.documents.push(StaticFile {
+        path: "v1/venue-key".to_owned(),
+        body: json(&node.venue_key_announcement()),
+        content_type: "application/json",
+        cache_control: "public, max-age=3600",
+    });
+    tree.documents.push(StaticFile {
         path: "v2/token-keys".to_owned(),
         body: Bytes::from(node.token_key_set_frame()),
         content_type: "application/octet-stream",

@@ -3,6 +3,7 @@
 // password, sets its own, enrols TOTP, creates a case worker, a bulk issuer and an auditor,
 // manages an API key; each of them signs in, sets a password and walks its path; the admin
 // disables the auditor, whose open page then fails; the admin signs in again with TOTP.
+// The case worker makes a venue: its QR code shows and its trace code downloads.
 // Refusals: sections a role may not use are hidden AND the forbidden routes answer 403 to
 // a fetch from that role's page; a missing, forged or other session's CSRF token answers
 // its own error. One path is driven by the keyboard only; every input has an accessible name.
@@ -160,7 +161,7 @@ try {
   check((await admin.textContent("#new-password-error")).includes("common password"), "a common password is refused with a reason", "");
   const adminPassword = "admin console passphrase";
   await choosePassword(admin, "admin", adminPassword);
-  check((await visibleSections(admin)) === "accounts,api-keys,audit,bulk,code-status,issue,stats",
+  check((await visibleSections(admin)) === "accounts,api-keys,audit,bulk,code-status,issue,stats,venue",
     "the first admin (every role) sees every section", await visibleSections(admin));
   await everyInputNamed(admin, "admin");
 
@@ -237,7 +238,8 @@ try {
   await cw.keyboard.press("Enter");
   await cw.waitForSelector("#console", { state: "visible" });
   async function tabTo(page, id) {
-    for (let i = 0; i < 25; i++) {
+    // Enough presses to go once around the whole page (the venue form added about ten stops).
+    for (let i = 0; i < 40; i++) {
       if (await page.evaluate(() => document.activeElement.id) === id) return;
       await page.keyboard.press("Tab");
     }
@@ -262,9 +264,33 @@ try {
   await tabTo(cw, "issued-dismiss");
   await cw.keyboard.press("Enter");
   check(!(await cw.content()).includes(code), "the dismissed code leaves the page", "still there");
-  check((await visibleSections(cw)) === "code-status,issue", "a case worker sees issue and status only", await visibleSections(cw));
+  check((await visibleSections(cw)) === "code-status,issue,venue", "a case worker sees issue, status and venues only", await visibleSections(cw));
   await everyInputNamed(cw, "case worker");
   await shot(cw, "case-worker");
+
+  step = "case worker: a venue";
+  // Made through the page: the QR code shows (the node's SVG from a blob: URL, loaded
+  // under the page's CSP), the trace code downloads, and both leave the page when dismissed.
+  await cw.fill("#venue-description", "Browser Cafe");
+  await cw.fill("#venue-address", "Test Street 1");
+  await cw.click("#venue-submit");
+  await cw.waitForSelector("#venue-made", { state: "visible" });
+  await cw.waitForFunction(() => { const img = document.getElementById("venue-qr"); return img.complete && img.naturalWidth > 0; });
+  check((await cw.getAttribute("#venue-qr", "src")).startsWith("blob:"), "the venue's QR code is shown from memory", await cw.getAttribute("#venue-qr", "src"));
+  await shot(cw, "venue");
+  const qrText = (await cw.textContent("#venue-qr-text")).trim();
+  check(/^ephemera-venue:[A-Za-z0-9_-]+$/.test(qrText), "the QR text is shown", qrText.slice(0, 30));
+  const [traceName, traceCode] = await download(cw, "#venue-trace-download");
+  check(traceName === "trace-code.txt" && /^ephemera-trace:[A-Za-z0-9_-]+\n$/.test(traceCode), "the trace code downloads as trace-code.txt", traceName);
+  const [qrName, qrSvg] = await download(cw, "#venue-qr-download");
+  check(qrName === "entry-qr.svg" && qrSvg.includes("<svg"), "the QR code downloads as SVG", qrName);
+  await cw.click("#venue-made-dismiss");
+  check(await cw.isHidden("#venue-made") && !(await cw.content()).includes(traceCode.trim().slice(15, 60)), "the dismissed venue leaves the page", "still there");
+  await cw.fill("#venue-description", "x".repeat(60) + "é".repeat(30));
+  await cw.click("#venue-submit");
+  await cw.waitForSelector("#venue-error", { state: "visible" });
+  check((await cw.textContent("#venue-error")).includes("100 bytes"), "a name over 100 bytes is refused with a reason", await cw.textContent("#venue-error"));
+  await cw.fill("#venue-description", "");
 
   step = "case worker: refusals";
   await expectRefused(cw, "case worker", "GET", "/v1/accounts", 403, "forbidden");
@@ -293,6 +319,7 @@ try {
     "every row has a distinct code, its type and a reference", lines[1].slice(19));
   await bulk.waitForFunction(() => document.getElementById("bulk-status").textContent.includes("25 codes issued"));
   await expectRefused(bulk, "bulk issuer", "GET", "/v1/api-keys", 403, "forbidden");
+  await expectRefused(bulk, "bulk issuer", "POST", "/v1/venues", 403, "forbidden", undefined, { description: "Bar" });
   await expectRefused(bulk, "bulk issuer", "POST", "/v1/accounts", 403, "forbidden", undefined, { name: "x", roles: ["admin"] });
   await shot(bulk, "bulk-issuer");
   await bulk.click("#sign-out-everywhere");
@@ -329,9 +356,12 @@ try {
   check(actors.some((a) => a.startsWith("account:cw ")) && actors.some((a) => a.includes("revoke")), "the log shows the case worker's sign-in and revoke", actors.slice(-5));
   const auditText = await aud.textContent("#audit-table");
   check(!auditText.includes(code) && !auditText.includes(key), "the log holds no code and no key", "found");
+
   const [jsonName, json] = await download(aud, "#audit-json");
   const exported = JSON.parse(json);
   check(jsonName === "audit.json" && exported.verified === true && exported.records.length > 10, "the log downloads as JSON", { jsonName, n: exported.records.length });
+  check(exported.records.some((r) => r.actor === "account:cw" && r.action === "venue-created") && !json.includes("Browser Cafe") && !json.includes(qrText.slice(15, 60)),
+    "the log says the case worker made a venue, and nothing of it", exported.records.filter((r) => r.action.includes("venue")));
   const [csvAuditName, csvAudit] = await download(aud, "#audit-csv");
   check(csvAuditName === "audit.csv" && csvAudit.startsWith("sequence,minute_utc,actor,action,outcome,previous,hash"), "the log downloads as CSV", csvAudit.slice(0, 60));
   await aud.fill("#password-current", "log reader passphrase one");
@@ -342,6 +372,7 @@ try {
   check(true, "the auditor changes the password from the account section", "");
   await expectRefused(aud, "auditor", "POST", "/v1/codes", 403, "forbidden", undefined, { test_type: "confirmed" });
   await expectRefused(aud, "auditor", "GET", "/v1/accounts", 403, "forbidden");
+  await expectRefused(aud, "auditor", "POST", "/v1/venues", 403, "forbidden", undefined, { description: "Bar" });
   await everyInputNamed(aud, "auditor");
   await shot(aud, "auditor");
 

@@ -33,3 +33,4 @@ mod sunset;
 mod throughput;
 mod upgrade;
 mod util;
+mod venues;

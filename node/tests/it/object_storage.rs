@@ -56,6 +56,7 @@ async fn public_paths(node: &TestNode) -> Vec<String> {
         "/v1/authority",
         "/v1/authority/export-key.pem",
         "/v1/sealing-key",
+        "/v1/venue-key",
         "/v2/token-keys",
         "/v1/exports/index.txt",
     ]

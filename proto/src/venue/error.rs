@@ -79,6 +79,9 @@ pub enum VenueDecodeError {
     /// A scanned text that is not `ephemera-venue:` followed by unpadded base64url.
     #[error("not an Ephemera venue code (`ephemera-venue:` and base64url expected)")]
     NotQrText,
+    /// A typed or filed text that is not `ephemera-trace:` followed by unpadded base64url.
+    #[error("not an Ephemera trace code (`ephemera-trace:` and base64url expected)")]
+    NotTraceText,
 }
 
 /// Why a venue operation failed.

@@ -78,6 +78,7 @@ mod error;
 pub mod hash;
 pub mod ibe;
 pub mod identity;
+mod key_announcement;
 mod trace;
 mod trace_code;
 mod visit;
@@ -88,13 +89,14 @@ pub use entry::{
 pub use error::{PointError, VenueDecodeError, VenueError};
 pub use ibe::{IdentitySecretKey, MasterPublicKey, MasterSecretShare};
 pub use identity::{Identity, VENUE_HOUR_SECONDS};
+pub use key_announcement::{VENUE_KEY_ANNOUNCEMENT_LABEL, VenueKeyAnnouncement};
 pub use trace::{
     CheckInIndex, MAX_MESSAGE_LEN, MAX_VENUE_TRACE_LEN, NOTICE_LABEL, Notice, SealedNotice,
     TRACE_KEY_LEN, TRACE_KEY_VERSION, TraceKey, VenueTrace, Warning, match_check_ins,
 };
 pub use trace_code::{
     AUTHORITY_SHARE_INFO, MAX_TRACE_HOURS, PreTraceKey, SEALED_SHARE_LEN, TRACE_CODE_VERSION,
-    TraceCode, complete_trace_keys, create_venue, open_authority_share,
+    TRACE_TEXT_PREFIX, TraceCode, complete_trace_keys, create_venue, open_authority_share,
 };
 pub use visit::{
     CHECK_IN_LEN, CHECK_IN_VERSION, CheckIn, MAX_VISIT_HOURS, VISIT_RECORD_LEN, VenueHour, check_in,

@@ -24,6 +24,8 @@
 
 use std::fmt;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hpke::aead::ChaCha20Poly1305;
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
@@ -48,6 +50,8 @@ pub const TRACE_CODE_VERSION: u8 = 1;
 pub const AUTHORITY_SHARE_INFO: &[u8] = b"ephemera/venue/authority-share/v1";
 /// Bytes of the sealed authority share: HPKE `enc`, the 32-byte share and the tag.
 pub const SEALED_SHARE_LEN: usize = 32 + 32 + 16;
+/// The prefix of a trace code's text ([`TraceCode::to_text`]).
+pub const TRACE_TEXT_PREFIX: &str = "ephemera-trace:";
 /// The most hours one trace request may cover.
 pub const MAX_TRACE_HOURS: u64 = 24;
 
@@ -262,6 +266,37 @@ impl TraceCode {
         out
     }
 
+    /// The trace code as text, for the venue's file or a printed sheet: [`TRACE_TEXT_PREFIX`]
+    /// and the bytes in unpadded base64url (RFC 4648 §5). A secret, like the bytes.
+    pub fn to_text(&self) -> Zeroizing<String> {
+        let bytes = self.to_bytes();
+        let mut text = Zeroizing::new(String::with_capacity(
+            TRACE_TEXT_PREFIX.len() + bytes.len().div_ceil(3) * 4,
+        ));
+        text.push_str(TRACE_TEXT_PREFIX);
+        URL_SAFE_NO_PAD.encode_string(bytes.as_slice(), &mut text);
+        text
+    }
+
+    /// Reads a trace code's text (see [`TraceCode::to_text`]); surrounding whitespace is
+    /// ignored, padding and the standard alphabet are not accepted.
+    ///
+    /// # Errors
+    /// [`VenueDecodeError::NotTraceText`] when the prefix or the base64url is wrong; then
+    /// every error of [`TraceCode::from_bytes`].
+    pub fn from_text(text: &str) -> Result<Self, VenueDecodeError> {
+        let encoded = text
+            .trim()
+            .strip_prefix(TRACE_TEXT_PREFIX)
+            .ok_or(VenueDecodeError::NotTraceText)?;
+        let bytes = Zeroizing::new(
+            URL_SAFE_NO_PAD
+                .decode(encoded)
+                .map_err(|_| VenueDecodeError::NotTraceText)?,
+        );
+        TraceCode::from_bytes(&bytes)
+    }
+
     /// Reads a trace code.
     ///
     /// # Errors
@@ -442,10 +477,50 @@ mod tests {
         );
     }
 
+    #[test]
+    fn trace_text_round_trips_and_refuses_what_is_not_one() {
+        let (_, authority, entry, trace) = venue(5);
+        let text = trace.to_text();
+        assert!(text.starts_with(TRACE_TEXT_PREFIX));
+        let back = TraceCode::from_text(&format!("  {}\n", text.as_str())).unwrap();
+        assert_eq!(back.to_bytes(), trace.to_bytes());
+        assert_eq!(back.entry_code(), &entry);
+        assert!(open_authority_share(&authority, &entry, back.sealed_authority_share()).is_ok());
+        let encoded = &text[TRACE_TEXT_PREFIX.len()..];
+        for bad in [
+            encoded.to_owned(),
+            format!("ephemera-venue:{encoded}"),
+            format!("{TRACE_TEXT_PREFIX}{encoded}="),
+            format!(
+                "{TRACE_TEXT_PREFIX}{}",
+                encoded.replace('-', "+").replace('_', "/")
+            ),
+            format!("{TRACE_TEXT_PREFIX}{encoded}!"),
+        ] {
+            assert!(TraceCode::from_text(&bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            TraceCode::from_text("ephemera-venue:AA").unwrap_err(),
+            VenueDecodeError::NotTraceText
+        );
+        // An entry code's QR text is not a trace code.
+        assert!(TraceCode::from_text(&entry.to_qr_text()).is_err());
+    }
+
     proptest::proptest! {
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..500)) {
             let _ = TraceCode::from_bytes(&bytes);
+        }
+
+        #[test]
+        fn text_decode_never_panics(text in "\\PC{0,300}", bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = TraceCode::from_text(&text);
+            let encoded = format!("{TRACE_TEXT_PREFIX}{}", URL_SAFE_NO_PAD.encode(&bytes));
+            proptest::prop_assert_eq!(
+                TraceCode::from_text(&encoded).map(|t| t.to_bytes().to_vec()).ok(),
+                TraceCode::from_bytes(&bytes).map(|t| t.to_bytes().to_vec()).ok()
+            );
         }
     }
 }

@@ -9,6 +9,7 @@ let csrf = null;
 let pending = null; // the one-time password, until the new password replaces it
 let auditNext = null;
 let chartUrl = null; // the statistics chart, fetched with the CSRF token and shown from memory
+let venueUrls = []; // a new venue's QR code, trace code and instructions, until dismissed
 const $ = (id) => document.getElementById(id);
 
 function show(id, visible) { $(id).hidden = !visible; }
@@ -65,6 +66,40 @@ function clearSecrets() {
   for (const id of ["issued", "account-created", "key-created", "totp-enrol", "totp-recovery-box"]) {
     show(id, false);
   }
+  clearVenue();
+}
+
+// A new venue leaves the page: its blob: URLs are revoked, its texts cleared.
+function clearVenue() {
+  for (const url of venueUrls) URL.revokeObjectURL(url);
+  venueUrls = [];
+  for (const id of ["venue-qr", "venue-qr-download", "venue-trace-download", "venue-instructions-download"]) {
+    $(id).removeAttribute(id === "venue-qr" ? "src" : "href");
+  }
+  $("venue-qr").alt = "";
+  $("venue-qr-text").textContent = "";
+  $("venue-validity").textContent = "";
+  show("venue-made", false);
+}
+
+// A made venue: the QR code shown from memory (the page's CSP allows images from blob:
+// only), each file offered as a download from memory.
+function showVenue(made) {
+  clearVenue();
+  const url = (text, type) => {
+    const href = URL.createObjectURL(new Blob([text], { type }));
+    venueUrls.push(href);
+    return href;
+  };
+  const svg = url(made.qr_svg, "image/svg+xml");
+  $("venue-qr").src = svg;
+  $("venue-qr").alt = "The venue's entry QR code, to print";
+  $("venue-qr-download").href = svg;
+  $("venue-trace-download").href = url(made.trace_code + "\n", "text/plain");
+  $("venue-instructions-download").href = url(made.instructions, "text/plain");
+  $("venue-qr-text").textContent = made.qr_text;
+  $("venue-validity").textContent = made.valid_from + " to " + made.valid_until + " (UTC days)";
+  show("venue-made", true);
 }
 
 function signedOut(message) {
@@ -486,6 +521,23 @@ document.addEventListener("DOMContentLoaded", () => {
       done("bulk-status", "Refused: " + e.message);
     }
   });
+
+  $("venue-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    show("venue-error", false);
+    clearVenue();
+    const body = { description: $("venue-description").value.trim(), address: $("venue-address").value.trim() };
+    if ($("venue-from").value) body.valid_from = $("venue-from").value;
+    if ($("venue-until").value) body.valid_until = $("venue-until").value;
+    try {
+      showVenue(await (await api("POST", "/v1/venues", body)).json());
+      $("venue-form").reset();
+      focusOn("venue-made");
+    } catch (e) {
+      fail("venue-error", e.message);
+    }
+  });
+  $("venue-made-dismiss").addEventListener("click", () => { clearVenue(); focusOn("venue-description"); });
 
   $("accounts-refresh").addEventListener("click", loadAccounts);
   createdOnce("account-form", "account-error", "account-created", "/v1/accounts", () => {

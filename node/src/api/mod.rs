@@ -42,6 +42,9 @@
 //! | `GET /v1/codes/{reference}` | bearer (case-worker or bulk-issuer) | [`types::CodeStatusInfo`] |
 //! | `POST /v1/codes/{reference}/revoke` | bearer (case-worker or bulk-issuer) | [`types::CodeStatusInfo`]; 409 `code-not-revocable` |
 //! | `POST /v1/venues` | bearer (case-worker or admin), [`types::CreateVenueRequest`] | 201 [`types::CreatedVenue`], shown once; nothing kept |
+//! | `POST /v1/venue-traces` | bearer (case-worker), `venue_releases::VenueTraceRequest` | 201 `venue_releases::VenueTraceResponse` |
+//! | `GET /v1/venue-releases?after=<seq>` | | `proto::venue::ReleaseIndex` (JSON) |
+//! | `GET /v1/venue-releases/{id}` | | `proto::venue::SignedVenueRelease` frame, immutable |
 //! | `GET /console` | | the authority's console (`GET /case-worker` redirects to it) |
 //!
 //! "bearer" above is the caller's credential as [`caller`] resolves it: `Authorization:
@@ -65,6 +68,7 @@ mod sunset;
 pub use sunset::sunset_router;
 pub mod types;
 mod venues;
+mod venue_releases;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -185,6 +189,7 @@ pub fn router(node: Node) -> Router {
         .route("/v1/codes/{reference}/revoke", post(revoke_code))
         .merge(stats::routes())
         .merge(venues::routes())
+        .merge(venue_releases::routes())
         .merge(page::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

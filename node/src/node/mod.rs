@@ -26,6 +26,7 @@ mod token_keys;
 mod twin_watch;
 mod uploads;
 mod venues;
+mod venue_releases;
 
 pub use accounts::{Need, SecondFactor, Session};
 pub use api_keys::KeyHolder;
@@ -38,6 +39,7 @@ pub use stats::{
 };
 pub use sunset::SunsetSetupError;
 pub use sunset_spread::SunsetBeacon;
+pub use venue_releases::RELEASE_INDEX_PAGE;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -34,3 +34,4 @@ mod throughput;
 mod upgrade;
 mod util;
 mod venues;
+mod venue_traces;

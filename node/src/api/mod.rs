@@ -503,22 +503,28 @@ async fn batch_index(
     State(node): State<Node>,
     query: Result<Query<IndexQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let invalid = ApiError::InvalidParameter {
-        name: "after",
-        reason: "must be a sequence number from 0 to 9223372036854775807",
-    };
-    let Ok(Query(query)) = query else {
-        return Err(invalid);
-    };
-    if query.after > contract::MAX_CURSOR {
-        return Err(invalid);
+    let index = node.batch_index(index_cursor(query)?)?;
+    Ok(index_page(index))
+}
+
+/// The cursor of an index query (`?after=`): a sequence number up to `i64::MAX`.
+fn index_cursor(query: Result<Query<IndexQuery>, QueryRejection>) -> Result<u64, ApiError> {
+    match query {
+        Ok(Query(query)) if query.after <= contract::MAX_CURSOR => Ok(query.after),
+        _ => Err(ApiError::InvalidParameter {
+            name: "after",
+            reason: "must be a sequence number from 0 to 9223372036854775807",
+        }),
     }
-    let index = node.batch_index(query.after)?;
-    Ok((
+}
+
+/// An index page, JSON, cacheable for a minute.
+fn index_page(index: impl serde::Serialize) -> Response {
+    (
         [(header::CACHE_CONTROL, "public, max-age=60")],
         axum::Json(index),
     )
-        .into_response())
+        .into_response()
 }
 
 /// This node's signed batch-log head and the latest head it heard of each other node

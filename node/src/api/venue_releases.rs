@@ -18,7 +18,10 @@ use zeroize::Zeroizing;
 
 use super::caller::caller;
 use super::error::ApiError;
-use super::{IndexQuery, MAX_JSON_BODY, contract, immutable, json_body, openapi, require_json};
+use super::{
+    IndexQuery, MAX_JSON_BODY, immutable, index_cursor, index_page, json_body, openapi,
+    require_json,
+};
 use crate::node::{Need, Node};
 use crate::store::Role;
 
@@ -140,22 +143,8 @@ pub(super) async fn release_index(
     State(node): State<Node>,
     query: Result<Query<IndexQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let invalid = ApiError::InvalidParameter {
-        name: "after",
-        reason: "must be a sequence number from 0 to 9223372036854775807",
-    };
-    let Ok(Query(query)) = query else {
-        return Err(invalid);
-    };
-    if query.after > contract::MAX_CURSOR {
-        return Err(invalid);
-    }
-    let index = node.venue_release_index(query.after)?;
-    Ok((
-        [(header::CACHE_CONTROL, "public, max-age=60")],
-        axum::Json(index),
-    )
-        .into_response())
+    let index = node.venue_release_index(index_cursor(query)?)?;
+    Ok(index_page(index))
 }
 
 /// One venue release (`docs/PROTOCOL.md` §10.1): signed by its authority, content-addressed

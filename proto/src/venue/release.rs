@@ -69,7 +69,7 @@ pub struct VenueRelease {
 pub struct SignedVenueRelease {
     /// The signed release.
     pub release: VenueRelease,
-    /// Ed25519 over [`RELEASE_LABEL`] ‖ postcard(release).
+    /// Ed25519 over `"ephemera/venue-release/v1"` ‖ postcard(release).
     pub signature: Signature,
 }
 

@@ -67,8 +67,8 @@ mod stats;
 mod sunset;
 pub use sunset::sunset_router;
 pub mod types;
-mod venues;
 mod venue_releases;
+mod venues;
 
 use axum::Router;
 use axum::body::Bytes;

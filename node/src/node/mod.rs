@@ -25,8 +25,8 @@ mod sunset_spread;
 mod token_keys;
 mod twin_watch;
 mod uploads;
-mod venues;
 mod venue_releases;
+mod venues;
 
 pub use accounts::{Need, SecondFactor, Session};
 pub use api_keys::KeyHolder;

@@ -33,5 +33,5 @@ mod sunset;
 mod throughput;
 mod upgrade;
 mod util;
-mod venues;
 mod venue_traces;
+mod venues;

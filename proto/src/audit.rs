@@ -185,6 +185,12 @@ pub enum AuditAction {
     /// A venue's entry and trace codes were made (nothing about the venue is recorded: the
     /// node keeps no list of venues).
     VenueCreated,
+    /// A case worker traced a venue (or was refused): the published release, by its id
+    /// (empty when refused). Never the venue, the case's times or the message.
+    VenueTraced {
+        /// The release's id (hex).
+        release: String,
+    },
 }
 
 impl fmt::Display for AuditAction {
@@ -266,6 +272,7 @@ impl fmt::Display for AuditAction {
                 write!(f, "configuration-changed settings={}", settings.join("+"))
             }
             AuditAction::VenueCreated => f.write_str("venue-created"),
+            AuditAction::VenueTraced { release } => write!(f, "venue-traced release={release}"),
         }
     }
 }

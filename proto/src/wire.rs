@@ -197,6 +197,8 @@ pub mod kind {
     pub const SUNSET_ORDER: u8 = 0x11;
     /// [`crate::sunset::SignedDeletionReceipt`]: what a node erased under an order.
     pub const SUNSET_RECEIPT: u8 = 0x12;
+    /// [`crate::venue::SignedVenueRelease`]: an authority's venue traces for one case.
+    pub const VENUE_RELEASE: u8 = 0x13;
 }
 
 #[cfg(test)]
@@ -281,6 +283,7 @@ mod tests {
             kind::HEAD_LIST,
             kind::TOKEN_KEY_SET,
             kind::TOKEN_FILTER,
+            kind::VENUE_RELEASE,
         ];
         let spec = include_str!("../../docs/PROTOCOL.md");
         let section = &spec[spec.find("### 5.1").expect("§5.1")..];

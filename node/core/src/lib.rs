@@ -15,6 +15,7 @@
 //! | federation intake | [`federation_intake`] | what a report relayed by a peer must pass to be stored and published |
 //! | twins | [`twin_guard`] | whether another copy of this node runs, and which copy may cut |
 //! | batch logs | [`head_watch`] | the latest head heard of each node, and evidence of equivocation or rollback |
+//! | venue releases | [`venue_release`] | a case worker's trace of a venue made into a signed release; which releases from anywhere are kept, until when |
 //!
 //! Writes follow one rule: the core decides and the driver makes it durable. Uploads and
 //! cuts come back as commits ([`store::UploadCommit`], [`store::CutCommit`]) that the
@@ -45,6 +46,7 @@ pub mod store;
 pub mod sunset;
 pub mod token_keys;
 pub mod twin_guard;
+pub mod venue_release;
 
 use ephemera_proto::auth::{CertificateRequest, ReportHmac, SignedCertificate, TrustedAuthorities};
 use ephemera_proto::report::{ReportLimits, ReportType};
@@ -219,7 +221,12 @@ pub(crate) mod tests {
 
     /// A core with the default policy and keys drawn from a fixed seed.
     pub(crate) fn core() -> NodeCore {
-        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        core_with_seed(7)
+    }
+
+    /// A core with the default policy and keys drawn from `seed`: another authority.
+    pub(crate) fn core_with_seed(seed: u64) -> NodeCore {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let keys = NodeKeys::generate(&mut rng);
         NodeCore::new(Policy::default(), keys, &mut rng)
     }

@@ -111,6 +111,8 @@ BEGIN
     GRANT SELECT, INSERT, UPDATE, DELETE ON stats TO ephemera_publisher;
     -- The purge takes the uploads it deletes out of their day's count and digest.
     GRANT SELECT, INSERT, UPDATE, DELETE ON day_digests TO ephemera_publisher;
+    -- Venue releases: served to phones, taken from peers, purged at their expiry.
+    GRANT SELECT, INSERT, DELETE ON venue_releases TO ephemera_publisher;
 
     -- console: staff, sessions, API keys and quotas; issuing and revoking codes; the audit
     -- trail; statistics; and its share of the purge (audit records, code statuses,
@@ -125,5 +127,7 @@ BEGIN
     GRANT SELECT, INSERT, UPDATE, DELETE ON stats TO ephemera_console;
     -- The upload count its metrics show.
     GRANT SELECT ON day_digests TO ephemera_console;
+    -- A case worker's venue trace, stored as a release (public bytes) and filed for purge.
+    GRANT SELECT, INSERT ON venue_releases TO ephemera_console;
 END
 $$;

@@ -111,6 +111,9 @@ pub enum ApiError {
     /// `POST /v1/sunset` on a node without `[sunset] keys`.
     #[error("this node has no sunset committee configured ([sunset] keys)")]
     SunsetNotConfigured,
+    /// `POST /v1/venue-traces` refused: the trace code, the times or the message.
+    #[error("{0}")]
+    VenueTrace(ephemera_node_core::venue_release::TraceError),
     /// `POST /v1/sunset` with bytes that are not a valid order here.
     #[error("sunset order refused: {0}")]
     SunsetRefused(ephemera_node_core::sunset::SunsetRefusal),
@@ -251,7 +254,7 @@ impl ApiError {
             UriTooLong => StatusCode::URI_TOO_LONG,
             Sunset => StatusCode::GONE,
             SunsetNotConfigured => StatusCode::CONFLICT,
-            SunsetRefused(_) => StatusCode::BAD_REQUEST,
+            SunsetRefused(_) | VenueTrace(_) => StatusCode::BAD_REQUEST,
             PasswordChangeRequired | TotpEnrolmentRequired | Forbidden { .. } | AboveOwnRoles => {
                 StatusCode::FORBIDDEN
             }
@@ -332,6 +335,7 @@ impl ApiError {
             Sunset => "sunset",
             SunsetNotConfigured => "sunset-not-configured",
             SunsetRefused(_) => "invalid-sunset-order",
+            VenueTrace(e) => e.code(),
         }
     }
 

@@ -42,6 +42,9 @@
 //! | `GET /v1/codes/{reference}` | bearer (case-worker or bulk-issuer) | [`types::CodeStatusInfo`] |
 //! | `POST /v1/codes/{reference}/revoke` | bearer (case-worker or bulk-issuer) | [`types::CodeStatusInfo`]; 409 `code-not-revocable` |
 //! | `POST /v1/venues` | bearer (case-worker or admin), [`types::CreateVenueRequest`] | 201 [`types::CreatedVenue`], shown once; nothing kept |
+//! | `POST /v1/venue-traces` | bearer (case-worker), `venue_releases::VenueTraceRequest` | 201 `venue_releases::VenueTraceResponse` |
+//! | `GET /v1/venue-releases?after=<seq>` | | `proto::venue::ReleaseIndex` (JSON) |
+//! | `GET /v1/venue-releases/{id}` | | `proto::venue::SignedVenueRelease` frame, immutable |
 //! | `GET /console` | | the authority's console (`GET /case-worker` redirects to it) |
 //!
 //! "bearer" above is the caller's credential as [`caller`] resolves it: `Authorization:
@@ -64,6 +67,7 @@ mod stats;
 mod sunset;
 pub use sunset::sunset_router;
 pub mod types;
+mod venue_releases;
 mod venues;
 
 use axum::Router;
@@ -185,6 +189,7 @@ pub fn router(node: Node) -> Router {
         .route("/v1/codes/{reference}/revoke", post(revoke_code))
         .merge(stats::routes())
         .merge(venues::routes())
+        .merge(venue_releases::routes())
         .merge(page::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -498,22 +503,28 @@ async fn batch_index(
     State(node): State<Node>,
     query: Result<Query<IndexQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let invalid = ApiError::InvalidParameter {
-        name: "after",
-        reason: "must be a sequence number from 0 to 9223372036854775807",
-    };
-    let Ok(Query(query)) = query else {
-        return Err(invalid);
-    };
-    if query.after > contract::MAX_CURSOR {
-        return Err(invalid);
+    let index = node.batch_index(index_cursor(query)?)?;
+    Ok(index_page(index))
+}
+
+/// The cursor of an index query (`?after=`): a sequence number up to `i64::MAX`.
+fn index_cursor(query: Result<Query<IndexQuery>, QueryRejection>) -> Result<u64, ApiError> {
+    match query {
+        Ok(Query(query)) if query.after <= contract::MAX_CURSOR => Ok(query.after),
+        _ => Err(ApiError::InvalidParameter {
+            name: "after",
+            reason: "must be a sequence number from 0 to 9223372036854775807",
+        }),
     }
-    let index = node.batch_index(query.after)?;
-    Ok((
+}
+
+/// An index page, JSON, cacheable for a minute.
+fn index_page(index: impl serde::Serialize) -> Response {
+    (
         [(header::CACHE_CONTROL, "public, max-age=60")],
         axum::Json(index),
     )
-        .into_response())
+        .into_response()
 }
 
 /// This node's signed batch-log head and the latest head it heard of each other node

@@ -144,6 +144,28 @@ pub(crate) struct BatchIndexDoc {
     sunset: Option<String>,
 }
 
+/// `proto::venue::ReleaseIndexEntry`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ReleaseIndexEntry)]
+pub(crate) struct ReleaseIndexEntryDoc {
+    /// Content id, 64 hex characters: SHA-256 of the release's frame.
+    id: String,
+    /// Its place in this node's order of arrival.
+    sequence: u64,
+    /// Size in bytes.
+    size: u64,
+}
+
+/// `proto::venue::ReleaseIndex`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ReleaseIndex)]
+pub(crate) struct ReleaseIndexDoc {
+    /// Venue releases after the cursor, oldest first.
+    releases: Vec<ReleaseIndexEntryDoc>,
+    /// Pass as `after` for the next page.
+    next_cursor: u64,
+}
+
 /// What became of an order handed to `POST /v1/sunset`.
 #[derive(Serialize, ToSchema)]
 #[schema(as = SunsetOffer)]
@@ -214,6 +236,8 @@ impl Modify for BearerAuth {
         super::batch_index,
         super::batch, super::batch_filter, super::heads, super::head_conflicts,
         super::sunset::sunset_order, super::sunset::offer_sunset, super::sunset::receipt,
+        super::venue_releases::trace_venue, super::venue_releases::release_index,
+        super::venue_releases::release,
         super::export_index, super::export_file,
         super::login, super::cookie_login, super::console_session, super::logout, super::issue_codes,
         super::session_info, super::logout_everywhere, super::change_password,
@@ -239,6 +263,8 @@ impl Modify for BearerAuth {
         types::RolesRequest, types::OneTimePassword, types::TotpEnrolment,
         types::TotpConfirmRequest, types::RecoveryCodes,
         crate::accounts::directory::AccountSummary,
+        ReleaseIndexEntryDoc, ReleaseIndexDoc, super::venue_releases::VenueTraceRequest,
+        super::venue_releases::VenueTraceResponse,
     )),
     modifiers(&BearerAuth),
 )]
@@ -366,6 +392,29 @@ pub(crate) fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static [&'stati
             (500, STORAGE),
         ],
         ("get", "/v1/exports/index.txt") => vec![(500, STORAGE)],
+        ("post", "/v1/venue-traces") => vec![
+            (
+                400,
+                &[
+                    "malformed-json",
+                    "invalid-trace-code",
+                    "trace-code-of-another-authority",
+                    "invalid-time-range",
+                    "too-many-hours",
+                    "message-too-long",
+                ],
+            ),
+            (401, &["unauthorized"]),
+            (403, RESTRICTED),
+            (415, &["unsupported-media-type"]),
+            (500, STORAGE),
+        ],
+        ("get", "/v1/venue-releases") => vec![(400, &["invalid-parameter"]), (500, STORAGE)],
+        ("get", "/v1/venue-releases/{id}") => vec![
+            (400, &["invalid-parameter"]),
+            (404, &["not-found"]),
+            (500, STORAGE),
+        ],
         ("post", "/v1/session") | ("post", "/v1/session/cookie") => vec![
             (400, &["malformed-json", "invalid-parameter"]),
             (401, &["invalid-credentials", "totp-required"]),

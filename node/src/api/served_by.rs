@@ -19,10 +19,10 @@ pub(crate) enum Part {
     Every,
     /// Phones' verify and upload, and the keys phones verify with.
     Intake,
-    /// Published batches, heads, GAEN exports and the sunset order.
+    /// Published batches, heads, GAEN exports, venue releases and the sunset order.
     Publisher,
-    /// Staff: sessions, accounts, codes, API keys, audit, statistics, venues, the console
-    /// page.
+    /// Staff: sessions, accounts, codes, API keys, audit, statistics, venues, venue traces,
+    /// the console page.
     Console,
 }
 
@@ -40,6 +40,7 @@ pub(crate) fn part_of(path: &str) -> Part {
         || under("/v1/heads")
         || under("/v1/exports")
         || under("/v1/sunset")
+        || under("/v1/venue-releases")
     {
         Part::Publisher
     } else if under("/v1/session")
@@ -50,6 +51,7 @@ pub(crate) fn part_of(path: &str) -> Part {
         || under("/v1/audit")
         || under("/v1/stats")
         || under("/v1/venues")
+        || under("/v1/venue-traces")
         || [
             "/",
             "/console",

@@ -25,6 +25,7 @@ mod sunset_spread;
 mod token_keys;
 mod twin_watch;
 mod uploads;
+mod venue_releases;
 mod venues;
 
 pub use accounts::{Need, SecondFactor, Session};
@@ -38,6 +39,7 @@ pub use stats::{
 };
 pub use sunset::SunsetSetupError;
 pub use sunset_spread::SunsetBeacon;
+pub use venue_releases::RELEASE_INDEX_PAGE;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

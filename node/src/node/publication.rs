@@ -362,6 +362,7 @@ impl Node {
         metrics.purged("export", counts.exports);
         metrics.purged("code", counts.codes);
         metrics.purged("queued", counts.queued);
+        metrics.purged("venue-release", counts.venue_releases);
         self.update_storage_metrics()?;
         if counts.total() > 0 {
             tracing::info!(
@@ -371,6 +372,7 @@ impl Node {
                 exports = counts.exports,
                 codes = counts.codes,
                 queued = counts.queued,
+                venue_releases = counts.venue_releases,
                 "retention purge"
             );
         }

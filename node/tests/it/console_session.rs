@@ -11,9 +11,9 @@ use crate::util::*;
 const COOKIE: &str = "__Host-ephemera-session";
 
 /// A console session: the cookie's value and the CSRF token.
-struct Console {
+pub(crate) struct Console {
     cookie: String,
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 impl Console {
@@ -22,7 +22,7 @@ impl Console {
     }
 }
 
-async fn cookie_sign_in(node: &TestNode, name: &str, password: &str) -> Console {
+pub(crate) async fn cookie_sign_in(node: &TestNode, name: &str, password: &str) -> Console {
     let answer = node
         .post_json(
             "/v1/session/cookie",
@@ -63,7 +63,7 @@ async fn cookie_sign_in(node: &TestNode, name: &str, password: &str) -> Console 
     Console { cookie, csrf }
 }
 
-async fn with_cookie(
+pub(crate) async fn with_cookie(
     node: &TestNode,
     method: &str,
     path: &str,

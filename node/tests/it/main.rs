@@ -33,4 +33,5 @@ mod sunset;
 mod throughput;
 mod upgrade;
 mod util;
+mod venue_traces;
 mod venues;

@@ -79,6 +79,7 @@ pub mod hash;
 pub mod ibe;
 pub mod identity;
 mod key_announcement;
+mod release;
 mod trace;
 mod trace_code;
 mod visit;
@@ -90,6 +91,10 @@ pub use error::{PointError, VenueDecodeError, VenueError};
 pub use ibe::{IdentitySecretKey, MasterPublicKey, MasterSecretShare};
 pub use identity::{Identity, VENUE_HOUR_SECONDS};
 pub use key_announcement::{VENUE_KEY_ANNOUNCEMENT_LABEL, VenueKeyAnnouncement};
+pub use release::{
+    MAX_RELEASE_CLOCK_SKEW_SECONDS, MAX_RELEASE_LEN, RELEASE_TRACES, ReleaseError, ReleaseId,
+    ReleaseIndex, ReleaseIndexEntry, SignedVenueRelease, VenueRelease,
+};
 pub use trace::{
     CheckInIndex, MAX_MESSAGE_LEN, MAX_VENUE_TRACE_LEN, NOTICE_LABEL, Notice, SealedNotice,
     TRACE_KEY_LEN, TRACE_KEY_VERSION, TraceKey, VenueTrace, Warning, match_check_ins,

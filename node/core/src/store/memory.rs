@@ -8,6 +8,7 @@ use ephemera_proto::auth::{CertificateId, CodeHash};
 use ephemera_proto::batch::{BatchId, BatchIndexEntry};
 use ephemera_proto::signing::Ed25519PublicKey;
 use ephemera_proto::upload::UploadId;
+use ephemera_proto::venue::{ReleaseId, ReleaseIndexEntry};
 use ephemera_proto::{DayNumber, UnixTime};
 
 use super::stats::apply_delta;
@@ -17,7 +18,7 @@ use super::{
     CredentialRecord, CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey,
     QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SessionRecord, SettingDigest, StatsKey,
     StatsTally, StoreError, StoredUpload, UploadCommit, code_lookup, code_purge_at, expiry_key,
-    issued_tally, parse_expiring,
+    issued_tally, next_release_sequence, parse_expiring, release_expiry_reference,
 };
 
 #[derive(Default)]
@@ -45,6 +46,10 @@ struct Inner {
     stats: BTreeMap<StatsKey, u64>,
     bound_key: Option<Ed25519PublicKey>,
     sunset_order: Option<Vec<u8>>,
+    venue_releases: BTreeMap<u64, (ReleaseId, Vec<u8>)>,
+    venue_release_ids: HashMap<ReleaseId, u64>,
+    /// The highest venue release sequence handed out (purges do not lower it).
+    last_release: Option<u64>,
 }
 
 impl Inner {
@@ -593,6 +598,12 @@ impl ReportStore for MemoryReportStore {
                         counts.exports += 1;
                     }
                 }
+                Expiring::VenueRelease { sequence, id } => {
+                    inner.venue_release_ids.remove(&id);
+                    if inner.venue_releases.remove(&sequence).is_some() {
+                        counts.venue_releases += 1;
+                    }
+                }
             }
         }
         let stale: Vec<QueueKey> = inner
@@ -670,6 +681,60 @@ impl ReportStore for MemoryReportStore {
         super::earliest_per_kind(self.lock().expiry.iter().map(Ok))
     }
 
+    fn insert_venue_release(
+        &self,
+        id: &ReleaseId,
+        frame: &[u8],
+        arrived_at: UnixTime,
+        purge_at: UnixTime,
+    ) -> Result<Option<ReleaseIndexEntry>, StoreError> {
+        let mut inner = self.lock();
+        if inner.venue_release_ids.contains_key(id) {
+            return Ok(None);
+        }
+        let sequence = next_release_sequence(inner.last_release, arrived_at);
+        inner.last_release = Some(sequence);
+        inner.venue_release_ids.insert(*id, sequence);
+        inner.venue_releases.insert(sequence, (*id, frame.to_vec()));
+        inner.expiry.insert(expiry_key(
+            purge_at,
+            ExpiryKind::VenueRelease,
+            &release_expiry_reference(sequence, id),
+        ));
+        Ok(Some(ReleaseIndexEntry {
+            id: *id,
+            sequence,
+            size: frame.len() as u64,
+        }))
+    }
+
+    fn venue_release(&self, id: &ReleaseId) -> Result<Option<Vec<u8>>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .venue_release_ids
+            .get(id)
+            .and_then(|sequence| inner.venue_releases.get(sequence))
+            .map(|(_, frame)| frame.clone()))
+    }
+
+    fn venue_release_index(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ReleaseIndexEntry>, StoreError> {
+        Ok(self
+            .lock()
+            .venue_releases
+            .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+            .take(limit)
+            .map(|(sequence, (id, frame))| ReleaseIndexEntry {
+                id: *id,
+                sequence: *sequence,
+                size: frame.len() as u64,
+            })
+            .collect())
+    }
+
     fn erase_all(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let mut inner = self.lock();
         let len = |n: usize| n as u64;
@@ -689,6 +754,7 @@ impl ReportStore for MemoryReportStore {
             ("sessions".to_owned(), len(inner.sessions.len())),
             ("stats".to_owned(), len(inner.stats.len())),
             ("uploads".to_owned(), len(inner.uploads.len())),
+            ("venue-releases".to_owned(), len(inner.venue_releases.len())),
         ];
         counts.retain(|(_, n)| *n > 0);
         let order = inner.sunset_order.take();

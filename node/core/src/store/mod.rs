@@ -30,6 +30,7 @@ use ephemera_proto::report::{PublishedToken, ReportType};
 use ephemera_proto::revision::{Binding, RevisionKey};
 use ephemera_proto::signing::{Ed25519PublicKey, Signature};
 use ephemera_proto::upload::{SignedUpload, UploadId};
+use ephemera_proto::venue::{ReleaseId, ReleaseIndexEntry};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -554,6 +555,13 @@ pub(crate) enum Expiring<'a> {
     Code([u8; 32]),
     /// A GAEN export file, by name.
     Export(&'a [u8]),
+    /// A venue release and its index entry.
+    VenueRelease {
+        /// Its sequence number.
+        sequence: u64,
+        /// Its id.
+        id: ReleaseId,
+    },
 }
 
 /// `bytes` as an array of exactly `N` bytes, or a corrupt expiry index.
@@ -590,6 +598,15 @@ pub(crate) fn parse_expiring(key: &[u8]) -> Result<Expiring<'_>, StoreError> {
         }
         ExpiryKind::Code => Expiring::Code(array(reference)?),
         ExpiryKind::Export => Expiring::Export(reference),
+        ExpiryKind::VenueRelease => {
+            if reference.len() != 8 + 32 {
+                return Err(corrupt());
+            }
+            Expiring::VenueRelease {
+                sequence: u64::from_be_bytes(array(&reference[..8])?),
+                id: ReleaseId(array(&reference[8..])?),
+            }
+        }
     })
 }
 
@@ -719,6 +736,8 @@ pub struct PurgeCounts {
     pub codes: u64,
     /// Queue groups left unpublished past retention.
     pub queued: u64,
+    /// Venue releases past their expiry.
+    pub venue_releases: u64,
     /// Data keys destroyed, each a day of sealed reports shredded (not records: not in
     /// [`PurgeCounts::total`]).
     pub data_keys: u64,
@@ -727,7 +746,13 @@ pub struct PurgeCounts {
 impl PurgeCounts {
     /// Total records removed.
     pub fn total(&self) -> u64 {
-        self.uploads + self.certificates + self.batches + self.exports + self.codes + self.queued
+        self.uploads
+            + self.certificates
+            + self.batches
+            + self.exports
+            + self.codes
+            + self.queued
+            + self.venue_releases
     }
 }
 
@@ -1146,7 +1171,8 @@ pub trait ReportStore: Send + Sync + 'static {
     fn erase_all(&self) -> Result<Vec<(String, u64)>, StoreError>;
 
     /// The earliest purge time held in the expiry index for each kind of record that has
-    /// one (`upload`, `certificate-mark`, `batch`, `code`, `export`), in that order: what
+    /// one (`upload`, `certificate-mark`, `batch`, `code`, `export`, `venue-release`), in that
+    /// order: what
     /// the retention report shows ([`crate::retention::retention_report`]).
     ///
     /// # Errors
@@ -1161,6 +1187,60 @@ pub trait ReportStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`].
     fn remove_uploads(&self, uploads: &[(UploadId, Vec<QueueKey>)]) -> Result<u64, StoreError>;
+
+    /// Durably stores a verified venue release's `frame` under `id` (the caller checked
+    /// that it is the frame's hash) with the next sequence number, at least
+    /// [`release_sequence_floor`] of `arrived_at`, and files it for purge at `purge_at`.
+    /// Returns the entry it made, or `None` when the store already holds `id` (and then
+    /// changes nothing).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn insert_venue_release(
+        &self,
+        id: &ReleaseId,
+        frame: &[u8],
+        arrived_at: UnixTime,
+        purge_at: UnixTime,
+    ) -> Result<Option<ReleaseIndexEntry>, StoreError>;
+
+    /// The frame of the venue release `id`, if held.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn venue_release(&self, id: &ReleaseId) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Up to `limit` venue releases with a sequence above `after`, in sequence order.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn venue_release_index(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ReleaseIndexEntry>, StoreError>;
+}
+
+/// The lowest sequence a venue release arriving at `arrived_at` takes: its second × 1000,
+/// so sequences keep growing across restores of older backups (as batches' do,
+/// `docs/PROTOCOL.md` §6).
+pub fn release_sequence_floor(arrived_at: UnixTime) -> u64 {
+    arrived_at.0.saturating_mul(1000)
+}
+
+/// The sequence of the next venue release: above `last`, at least the floor of
+/// `arrived_at`.
+pub(crate) fn next_release_sequence(last: Option<u64>, arrived_at: UnixTime) -> u64 {
+    last.map_or(0, |l| l.saturating_add(1))
+        .max(release_sequence_floor(arrived_at))
+}
+
+/// The expiry reference of a venue release: `sequence (u64 BE) ‖ id`.
+pub(crate) fn release_expiry_reference(sequence: u64, id: &ReleaseId) -> [u8; 40] {
+    let mut reference = [0u8; 40];
+    reference[..8].copy_from_slice(&sequence.to_be_bytes());
+    reference[8..].copy_from_slice(&id.0);
+    reference
 }
 
 /// The first purge time of each kind among expiry keys given in key order (time first):
@@ -1168,7 +1248,7 @@ pub trait ReportStore: Send + Sync + 'static {
 pub(crate) fn earliest_per_kind<K: AsRef<[u8]>>(
     keys: impl Iterator<Item = Result<K, StoreError>>,
 ) -> Result<Vec<(&'static str, UnixTime)>, StoreError> {
-    let mut first: [Option<UnixTime>; 5] = [None; 5];
+    let mut first: [Option<UnixTime>; 6] = [None; 6];
     for key in keys {
         let key = key?;
         let (at, kind, _) =
@@ -1216,16 +1296,18 @@ pub(crate) enum ExpiryKind {
     Batch = 3,
     Code = 4,
     Export = 5,
+    VenueRelease = 6,
 }
 
 impl ExpiryKind {
     /// Every kind, in byte order.
-    pub(crate) const ALL: [ExpiryKind; 5] = [
+    pub(crate) const ALL: [ExpiryKind; 6] = [
         ExpiryKind::Upload,
         ExpiryKind::Certificate,
         ExpiryKind::Batch,
         ExpiryKind::Code,
         ExpiryKind::Export,
+        ExpiryKind::VenueRelease,
     ];
 
     /// The kind's name in the retention report.
@@ -1236,6 +1318,7 @@ impl ExpiryKind {
             ExpiryKind::Batch => "batch",
             ExpiryKind::Code => "code",
             ExpiryKind::Export => "export",
+            ExpiryKind::VenueRelease => "venue-release",
         }
     }
 
@@ -1246,6 +1329,7 @@ impl ExpiryKind {
             3 => ExpiryKind::Batch,
             4 => ExpiryKind::Code,
             5 => ExpiryKind::Export,
+            6 => ExpiryKind::VenueRelease,
             _ => return None,
         })
     }

@@ -26,6 +26,7 @@ use ephemera_proto::batch::{BatchId, BatchIndexEntry};
 use ephemera_proto::signing::Ed25519PublicKey;
 use ephemera_proto::sync::{DayDigest, sync_day};
 use ephemera_proto::upload::UploadId;
+use ephemera_proto::venue::{ReleaseId, ReleaseIndexEntry};
 use ephemera_proto::{DayNumber, UnixTime};
 use ring::rand::SystemRandom;
 use tokio_postgres::types::ToSql;
@@ -46,7 +47,8 @@ use super::{
     CredentialRecord, CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey,
     QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SUNSET_ORDER_KEY, SessionRecord,
     SettingDigest, StatsKey, StatsTally, StoreError, StoredUpload, UploadCommit, code_purge_at,
-    decode, encode, expiry_key, issued_tally, parse_expiring,
+    decode, encode, expiry_key, issued_tally, next_release_sequence, parse_expiring,
+    release_expiry_reference,
 };
 use super::{BOUND_KEY_KEY, decode_bound_key};
 
@@ -162,6 +164,11 @@ fn day_of(day: i32) -> u32 {
 
 fn sql_u64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A `bigint` column read back as the `u64` [`sql_u64`] wrote.
+fn u64_of_sql(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
 }
 
 fn array<const N: usize>(bytes: &[u8], tree: &'static str) -> Result<[u8; N], StoreError> {
@@ -1496,6 +1503,14 @@ impl ReportStore for PostgresReportStore {
                             )
                             .await?;
                     }
+                    Expiring::VenueRelease { sequence, id } => {
+                        counts.venue_releases += tx
+                            .execute(
+                                "DELETE FROM venue_releases WHERE sequence = $1 AND id = $2",
+                                &[&sql_u64(sequence), &id.0.as_slice()],
+                            )
+                            .await?;
+                    }
                 }
                 tx.execute("DELETE FROM expiry WHERE key = $1", &[&key])
                     .await?;
@@ -1683,6 +1698,100 @@ impl ReportStore for PostgresReportStore {
                 c.batch_execute(&format!("VACUUM FULL \"{table}\"")).await?;
             }
             Ok(counts)
+        })
+    }
+
+    fn insert_venue_release(
+        &self,
+        id: &ReleaseId,
+        frame: &[u8],
+        arrived_at: UnixTime,
+        purge_at: UnixTime,
+    ) -> Result<Option<ReleaseIndexEntry>, StoreError> {
+        self.db.run(async |c| {
+            let tx = c.transaction().await?;
+            // Nodes of a group insert one at a time, so each takes the next sequence (an
+            // advisory lock: a table lock this strong would need UPDATE, which no role has).
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('ephemera/venue-releases'))",
+                &[],
+            )
+            .await?;
+            if tx
+                .query_opt(
+                    "SELECT 1 FROM venue_releases WHERE id = $1",
+                    &[&id.0.as_slice()],
+                )
+                .await?
+                .is_some()
+            {
+                return Ok(None);
+            }
+            let last: Option<i64> = tx
+                .query_one("SELECT max(sequence) FROM venue_releases", &[])
+                .await?
+                .get(0);
+            let sequence = next_release_sequence(last.map(u64_of_sql), arrived_at);
+            tx.execute(
+                "INSERT INTO venue_releases VALUES ($1, $2, $3)",
+                &[&sql_u64(sequence), &id.0.as_slice(), &frame],
+            )
+            .await?;
+            insert_expiry(
+                &tx,
+                &expiry_key(
+                    purge_at,
+                    ExpiryKind::VenueRelease,
+                    &release_expiry_reference(sequence, id),
+                ),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(Some(ReleaseIndexEntry {
+                id: *id,
+                sequence,
+                size: frame.len() as u64,
+            }))
+        })
+    }
+
+    fn venue_release(&self, id: &ReleaseId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.run(async |c| {
+            Ok(c.query_opt(
+                "SELECT frame FROM venue_releases WHERE id = $1",
+                &[&id.0.as_slice()],
+            )
+            .await?
+            .map(|row| row.get(0)))
+        })
+    }
+
+    fn venue_release_index(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ReleaseIndexEntry>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db.run(async |c| {
+            c.query(
+                "SELECT sequence, id, length(frame) FROM venue_releases \
+                 WHERE sequence > $1 ORDER BY sequence LIMIT $2",
+                &[&sql_u64(after), &limit],
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                let id: &[u8] = row.get(1);
+                let size: i32 = row.get(2);
+                Ok(ReleaseIndexEntry {
+                    id: ReleaseId(id.try_into().map_err(|_| StoreError::Corrupt {
+                        tree: "venue_releases",
+                    })?),
+                    sequence: u64_of_sql(row.get(0)),
+                    size: u64::try_from(size).unwrap_or(0),
+                })
+            })
+            .collect()
         })
     }
 

@@ -23,6 +23,7 @@ use ephemera_proto::auth::{CertificateId, CodeHash};
 use ephemera_proto::batch::{BatchId, BatchIndexEntry};
 use ephemera_proto::signing::Ed25519PublicKey;
 use ephemera_proto::upload::UploadId;
+use ephemera_proto::venue::{ReleaseId, ReleaseIndexEntry};
 use ephemera_proto::{DayNumber, UnixTime};
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, UnabortableTransactionError,
@@ -39,7 +40,7 @@ use super::{
     CredentialRecord, CutCommit, CutterState, Expiring, ExpiryKind, PurgeCounts, QueueKey,
     QueuedGroup, QuotaRecord, ReportStore, RevokeOutcome, SessionRecord, SettingDigest, StatsKey,
     StatsTally, StoreError, StoredUpload, UploadCommit, code_purge_at, decode, encode, expiry_key,
-    issued_tally, parse_expiring,
+    issued_tally, next_release_sequence, parse_expiring, release_expiry_reference,
 };
 use super::{BOUND_KEY_KEY, SUNSET_ORDER_KEY, decode_bound_key};
 use ephemera_proto::sync::{DayDigest, sync_day};
@@ -109,6 +110,13 @@ pub struct SledReportStore {
     sync_index: Tree,
     /// `sync day (u32 BE)` → postcard [`DayDigest`], kept up to date on insert and purge.
     day_digests: Tree,
+    /// `sequence (u64 BE)` → postcard `(ReleaseId, frame)`: the venue releases held, public
+    /// bytes (at most 15 KiB each, and rare: sled values, not files).
+    venue_releases: Tree,
+    /// `release id` → its sequence (u64 BE).
+    venue_release_ids: Tree,
+    /// Held by a venue release's insert from its read of the last sequence to its write.
+    releasing: std::sync::Mutex<()>,
     /// Serializes upload commits with the purge of upload records and certificate marks,
     /// so a purge never interleaves with a commit's check-then-write.
     uploads_lock: std::sync::Mutex<()>,
@@ -234,6 +242,9 @@ impl SledReportStore {
             expiry: tree("expiry")?,
             sync_index: tree("sync-index")?,
             day_digests: tree("day-digests")?,
+            venue_releases: tree("venue-releases")?,
+            venue_release_ids: tree("venue-release-ids")?,
+            releasing: std::sync::Mutex::new(()),
             blobs: BlobDir::open(blobs_path).map_err(|e| blob_io("open", e))?,
             uploads_lock: std::sync::Mutex::new(()),
             upload_count,
@@ -1395,6 +1406,17 @@ impl ReportStore for SledReportStore {
                         }
                     }
                 }
+                Expiring::VenueRelease { sequence, id } => {
+                    self.venue_release_ids.remove(id.0).map_err(engine)?;
+                    if self
+                        .venue_releases
+                        .remove(sequence.to_be_bytes())
+                        .map_err(engine)?
+                        .is_some()
+                    {
+                        counts.venue_releases += 1;
+                    }
+                }
             }
             self.expiry.remove(&key).map_err(engine)?;
         }
@@ -1509,6 +1531,94 @@ impl ReportStore for SledReportStore {
 
     fn earliest_expiries(&self) -> Result<Vec<(&'static str, UnixTime)>, StoreError> {
         super::earliest_per_kind(self.expiry.iter().keys().map(|k| k.map_err(engine)))
+    }
+
+    fn insert_venue_release(
+        &self,
+        id: &ReleaseId,
+        frame: &[u8],
+        arrived_at: UnixTime,
+        purge_at: UnixTime,
+    ) -> Result<Option<ReleaseIndexEntry>, StoreError> {
+        let _writing = self.writing();
+        let _guard = self
+            .releasing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.venue_release_ids.contains_key(id.0).map_err(engine)? {
+            return Ok(None);
+        }
+        let last = self
+            .venue_releases
+            .last()
+            .map_err(engine)?
+            .map(|(key, _)| {
+                <[u8; 8]>::try_from(key.as_ref())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt {
+                        tree: "venue-releases",
+                    })
+            })
+            .transpose()?;
+        let sequence = next_release_sequence(last, arrived_at);
+        let record = encode(&(id, frame));
+        let expiry = expiry_key(
+            purge_at,
+            ExpiryKind::VenueRelease,
+            &release_expiry_reference(sequence, id),
+        );
+        (&self.venue_releases, &self.venue_release_ids, &self.expiry)
+            .transaction(|(releases, ids, expiries)| {
+                releases.insert(&sequence.to_be_bytes(), record.as_slice())?;
+                ids.insert(&id.0, &sequence.to_be_bytes())?;
+                expiries.insert(expiry.as_slice(), &[])?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_error)?;
+        self.db.flush().map_err(engine)?;
+        Ok(Some(ReleaseIndexEntry {
+            id: *id,
+            sequence,
+            size: frame.len() as u64,
+        }))
+    }
+
+    fn venue_release(&self, id: &ReleaseId) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(sequence) = self.venue_release_ids.get(id.0).map_err(engine)? else {
+            return Ok(None);
+        };
+        let Some(value) = self.venue_releases.get(sequence).map_err(engine)? else {
+            return Ok(None);
+        };
+        let (_, frame): (ReleaseId, Vec<u8>) = decode(&value, "venue-releases")?;
+        Ok(Some(frame))
+    }
+
+    fn venue_release_index(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ReleaseIndexEntry>, StoreError> {
+        let mut out = Vec::new();
+        let start = (
+            std::ops::Bound::Excluded(after.to_be_bytes()),
+            std::ops::Bound::Unbounded,
+        );
+        for item in self.venue_releases.range::<[u8; 8], _>(start).take(limit) {
+            let (key, value) = item.map_err(engine)?;
+            let sequence = <[u8; 8]>::try_from(key.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt {
+                    tree: "venue-releases",
+                })?;
+            let (id, frame): (ReleaseId, Vec<u8>) = decode(&value, "venue-releases")?;
+            out.push(ReleaseIndexEntry {
+                id,
+                sequence,
+                size: frame.len() as u64,
+            });
+        }
+        Ok(out)
     }
 
     fn erase_all(&self) -> Result<Vec<(String, u64)>, StoreError> {

@@ -1408,6 +1408,99 @@ fn erasing_all_leaves_only_the_sunset_order() {
     });
 }
 
+/// A stand-in release frame: the store keeps bytes, it does not parse them.
+fn release(n: u8) -> (ephemera_proto::venue::ReleaseId, Vec<u8>) {
+    (
+        ephemera_proto::venue::ReleaseId([n; 32]),
+        vec![n; 100 + usize::from(n)],
+    )
+}
+
+#[test]
+fn venue_releases_are_kept_once_listed_in_order_and_purged_at_their_time() {
+    both(|store| {
+        let (a, frame_a) = release(1);
+        let (b, frame_b) = release(2);
+        let purge_a = T0.plus_seconds(3600);
+        let purge_b = T0.plus_seconds(7200);
+        let first = store
+            .insert_venue_release(&a, &frame_a, T0, purge_a)
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.sequence, release_sequence_floor(T0));
+        assert_eq!(first.size, frame_a.len() as u64);
+        // The same id again, even from another peer a second later: nothing changes.
+        assert_eq!(
+            store
+                .insert_venue_release(&a, &frame_a, T0.plus_seconds(1), purge_a)
+                .unwrap(),
+            None
+        );
+        // A second release in the same second takes the next number.
+        let second = store
+            .insert_venue_release(&b, &frame_b, T0, purge_b)
+            .unwrap()
+            .unwrap();
+        assert_eq!(second.sequence, first.sequence + 1);
+        assert_eq!(store.venue_release(&a).unwrap(), Some(frame_a.clone()));
+        assert_eq!(store.venue_release(&release(3).0).unwrap(), None);
+        assert_eq!(
+            store.venue_release_index(0, 10).unwrap(),
+            vec![first, second]
+        );
+        assert_eq!(
+            store.venue_release_index(first.sequence, 10).unwrap(),
+            vec![second]
+        );
+        assert_eq!(store.venue_release_index(0, 1).unwrap(), vec![first]);
+        assert_eq!(
+            store.earliest_expiries().unwrap(),
+            vec![("venue-release", purge_a)]
+        );
+
+        // Not before its time; then it goes, with its index entry, and the other stays.
+        assert_eq!(
+            store
+                .purge(purge_a.minus_seconds(1), T0)
+                .unwrap()
+                .venue_releases,
+            0
+        );
+        let counts = store.purge(purge_a, T0).unwrap();
+        assert_eq!(counts.venue_releases, 1);
+        assert_eq!(counts.total(), 1);
+        assert_eq!(store.venue_release(&a).unwrap(), None);
+        assert_eq!(store.venue_release_index(0, 10).unwrap(), vec![second]);
+        // A later release never takes a number at or below one handed out.
+        let (c, frame_c) = release(3);
+        let third = store
+            .insert_venue_release(&c, &frame_c, T0, purge_b)
+            .unwrap()
+            .unwrap();
+        assert!(third.sequence > second.sequence);
+    });
+}
+
+#[test]
+fn erasing_all_erases_the_venue_releases() {
+    both(|store| {
+        let (a, frame) = release(1);
+        store
+            .insert_venue_release(&a, &frame, T0, T0.plus_seconds(60))
+            .unwrap();
+        let erased = store.erase_all().unwrap();
+        assert!(
+            erased
+                .iter()
+                .any(|(kind, n)| kind.contains("venue") && *n == 1),
+            "{erased:?}"
+        );
+        assert_eq!(store.venue_release(&a).unwrap(), None);
+        assert_eq!(store.venue_release_index(0, 10).unwrap(), Vec::new());
+        assert_eq!(store.earliest_expiries().unwrap(), Vec::new());
+    });
+}
+
 /// The store's counters against a recount of the ids it files under `days` (every day it
 /// holds uploads of).
 fn assert_counters_agree_with_a_recount(store: &dyn ReportStore, days: &[DayNumber]) {

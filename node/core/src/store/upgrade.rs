@@ -624,7 +624,8 @@ impl Converter<'_> {
             let (at, kind, reference) = parse_expiry_key(&key).ok_or_else(corrupt)?;
             let entry = match kind {
                 ExpiryKind::Code => continue,
-                ExpiryKind::Batch | ExpiryKind::Export => key.to_vec(),
+                // Formats before 4 held no venue release: its entries pass as they are.
+                ExpiryKind::Batch | ExpiryKind::Export | ExpiryKind::VenueRelease => key.to_vec(),
                 ExpiryKind::Certificate => expiry_key(hour_up(at), kind, reference),
                 ExpiryKind::Upload => {
                     if reference.len() != UPLOAD_EXPIRY_REFERENCE_LEN {

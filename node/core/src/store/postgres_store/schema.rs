@@ -16,6 +16,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "the group's blind-token keys and the per-day upload digests",
         V2,
     ),
+    (3, "the venue releases", V3),
 ];
 
 const V1: &str = "
@@ -57,6 +58,13 @@ SELECT sync_day, count(*),
     bit_xor(('x' || encode(substring(id FROM 17 FOR 8), 'hex'))::bit(64)::bigint),
     bit_xor(('x' || encode(substring(id FROM 25 FOR 8), 'hex'))::bit(64)::bigint)
 FROM uploads GROUP BY sync_day;
+";
+
+/// The venue releases held: public frames an authority signed (`ephemera_proto::venue`),
+/// by sequence, each id once.
+const V3: &str = "
+CREATE TABLE venue_releases (
+    sequence bigint PRIMARY KEY, id bytea NOT NULL UNIQUE, frame bytea NOT NULL);
 ";
 
 /// What [`migrate`] found.

@@ -416,14 +416,14 @@ fn migration_2_counts_the_uploads_a_schema_already_holds() {
     let Some(scratch) = scratch() else { return };
     let commits: Vec<UploadCommit> = (1..=7u8).map(|n| commit(n, n, None)).collect();
     scratch.store().commit_uploads(&commits).unwrap();
-    // The schema as a node before migration 2 left it, with its uploads.
+    // The schema as a node before migration 2 left it (so before 3 too), with its uploads.
     scratch
         .store()
         .db
         .run(async |c| {
             Ok(c.batch_execute(
-                "DROP TABLE day_digests; DROP TABLE token_keys; \
-                 DELETE FROM migrations WHERE version = 2",
+                "DROP TABLE venue_releases; DROP TABLE day_digests; DROP TABLE token_keys; \
+                 DELETE FROM migrations WHERE version >= 2",
             )
             .await?)
         })

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use ephemera_node_core::venue_release::{TraceError, TraceRequest};
 use ephemera_proto::UnixTime;
-use ephemera_proto::venue::ReleaseId;
+use ephemera_proto::venue::{ReleaseId, TRACE_TEXT_PREFIX};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
@@ -44,8 +44,9 @@ pub(super) fn routes() -> Router<Node> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct VenueTraceRequest {
-    /// The venue's trace code, as the venue printed it: base64 (standard or URL-safe,
-    /// padding optional) or hex.
+    /// The venue's trace code, as `venue create` and the console hand it out
+    /// (`ephemera-trace:` and unpadded base64url), or its bytes in base64 (standard or
+    /// URL-safe, padding optional) or hex.
     #[schema(max_length = 1024)]
     pub(super) trace_code: String,
     /// When the case arrived, unix seconds.
@@ -69,11 +70,13 @@ pub(super) struct VenueTraceResponse {
     pub(super) size: u64,
 }
 
-/// The bytes of a trace code's text: hex (tried first: a trace code's base64 is hundreds
-/// of characters, never all of them hex digits), or base64 in any of its common forms.
+/// The bytes of a trace code's text: the venue's own text ([`TRACE_TEXT_PREFIX`] and
+/// base64url), hex (tried first: a trace code's base64 is hundreds of characters, never
+/// all of them hex digits), or base64 in any of its common forms.
 fn trace_code_bytes(text: &str) -> Result<Zeroizing<Vec<u8>>, ApiError> {
     let invalid = ApiError::VenueTrace(TraceError::UnreadableTraceCode);
     let text = text.trim();
+    let text = text.strip_prefix(TRACE_TEXT_PREFIX).unwrap_or(text);
     if text.is_empty() || text.len() > MAX_TRACE_CODE_TEXT {
         return Err(invalid);
     }
@@ -196,11 +199,20 @@ mod tests {
                 " {} ",
                 base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes)
             ),
+            format!(
+                "{TRACE_TEXT_PREFIX}{}\n",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes)
+            ),
         ];
         for form in forms {
             assert_eq!(*trace_code_bytes(&form).unwrap(), bytes, "{form}");
         }
-        for bad in ["", "not a code!", &"A".repeat(MAX_TRACE_CODE_TEXT + 1)] {
+        for bad in [
+            "",
+            TRACE_TEXT_PREFIX,
+            "not a code!",
+            &"A".repeat(MAX_TRACE_CODE_TEXT + 1),
+        ] {
             assert_eq!(
                 trace_code_bytes(bad).unwrap_err().code(),
                 "invalid-trace-code"

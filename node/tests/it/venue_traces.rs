@@ -11,7 +11,8 @@ use ephemera_proto::UnixTime;
 use ephemera_proto::audit::AuditAction;
 use ephemera_proto::auth::TrustedAuthorities;
 use ephemera_proto::venue::{
-    EntryCode, RELEASE_TRACES, SignedVenueRelease, check_in, create_venue, match_check_ins,
+    EntryCode, RELEASE_TRACES, SignedVenueRelease, TRACE_TEXT_PREFIX, TraceCode, check_in,
+    create_venue, match_check_ins,
 };
 
 use crate::console_session::{cookie_sign_in, with_cookie};
@@ -32,7 +33,14 @@ fn venue(key: &ephemera_proto::sealed::SealingSecretKey) -> (EntryCode, Vec<u8>)
         &mut rand::rng(),
     )
     .unwrap();
-    (entry, code.to_bytes().to_vec())
+    let bytes = code.to_bytes().to_vec();
+    let sent = trace_body(&bytes, UnixTime(0), UnixTime(0), "");
+    assert_eq!(
+        sent["trace_code"],
+        code.to_text().as_str(),
+        "the venue's own text"
+    );
+    (entry, bytes)
 }
 
 /// The releases `node` lists from the start.
@@ -41,9 +49,14 @@ async fn releases(node: &TestNode) -> Vec<serde_json::Value> {
     index["releases"].as_array().unwrap().clone()
 }
 
+/// A trace request as a case worker sends it: the trace code's text, in the form the venue
+/// got it (`TraceCode::to_text`), also for bytes that are no trace code.
 fn trace_body(code: &[u8], from: UnixTime, until: UnixTime, message: &str) -> serde_json::Value {
     serde_json::json!({
-        "trace_code": base64::engine::general_purpose::STANDARD.encode(code),
+        "trace_code": format!(
+            "{TRACE_TEXT_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(code)
+        ),
         "case_from": from.0,
         "case_until": until.0,
         "message": message,

@@ -11,3 +11,4 @@ mod ratchet;
 mod sunset;
 mod token;
 mod util;
+mod venue;

@@ -686,6 +686,7 @@ impl From<crate::VenueWarning> for FfiVenueWarning {
 }
 
 /// The open check-in.
+#[cfg(feature = "venue")]
 #[derive(Clone, uniffi::Record)]
 pub struct FfiCheckIn {
     /// The venue's name, for the screen of the place the user is in now (gone from the
@@ -697,12 +698,14 @@ pub struct FfiCheckIn {
     pub automatic_check_out: i64,
 }
 
+#[cfg(feature = "venue")]
 impl std::fmt::Debug for FfiCheckIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("FfiCheckIn(<redacted>)")
     }
 }
 
+#[cfg(feature = "venue")]
 impl From<crate::CheckInStatus> for FfiCheckIn {
     fn from(s: crate::CheckInStatus) -> Self {
         FfiCheckIn {
@@ -714,6 +717,7 @@ impl From<crate::CheckInStatus> for FfiCheckIn {
 }
 
 /// What matching venue traces did.
+#[cfg(feature = "venue")]
 #[derive(Clone, Debug, uniffi::Record)]
 pub struct FfiVenueMatch {
     /// Traces given.
@@ -1402,7 +1406,8 @@ impl EphemeraPhone {
     }
 }
 
-/// Venue check-in (`docs/MOBILE.md` §16).
+/// Venue check-in (`docs/MOBILE.md` §16; feature `venue`).
+#[cfg(feature = "venue")]
 #[uniffi::export]
 impl EphemeraPhone {
     /// Checks in at the venue whose QR code the camera read (`qr_text`) at `now`.

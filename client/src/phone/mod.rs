@@ -656,6 +656,7 @@ impl<S: Store> Phone<S> {
         // nothing until the time is confirmed.
         let today = self.trusted_now().day();
         self.store.set_today(today);
+        #[cfg(feature = "venue")]
         self.check_out_if_due(now)?;
         if self.maintained_day.is_none_or(|d| d < today) {
             self.maintained_day = Some(today);

@@ -35,7 +35,8 @@ use ephemera_proto::{DayNumber, SchemeKind, UnixTime};
 use crate::error::{CheckInError, ReportError, StoreError};
 use crate::risk::{DailyExposure, ExposureWindow};
 use crate::store::{
-    CheckInRecord, EncounterRecord, MemoryStore, MetaKey, OwnKey, PurgeCounts, SledStore, Store, WindowId,
+    CheckInRecord, EncounterRecord, MemoryStore, MetaKey, OwnKey, PurgeCounts, SledStore, Store,
+    WindowId,
 };
 use crate::{ClientConfig, ClientError, Phone, PhoneEvent, RequestId, Response, Sighting, Signal};
 
@@ -404,8 +405,8 @@ impl FfiConfig {
             .end_of_life
             .map(|at| u64_of(at, "end_of_life").map(UnixTime))
             .transpose()?;
-        config.venue.max_stay_seconds =
-            u32::try_from(self.venue_max_stay_seconds).map_err(|_| bad("venue_max_stay_seconds"))?;
+        config.venue.max_stay_seconds = u32::try_from(self.venue_max_stay_seconds)
+            .map_err(|_| bad("venue_max_stay_seconds"))?;
         config.validate().map_err(|e| FfiError::Config {
             message: e.to_string(),
         })?;

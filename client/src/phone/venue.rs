@@ -13,7 +13,7 @@
 //! # What is kept
 //! While a check-in is open, the entry code's bytes and the arrival, nothing else (the
 //! visit cannot be encrypted before its departure is known). After check-out, only the
-//! [`CheckInRecord`]s (one ciphertext per hour of the visit, 197 bytes, under the day key
+//! [`CheckInRecord`](crate::store::CheckInRecord)s (one ciphertext per hour of the visit, 197 bytes, under the day key
 //! of its hour) until retention deletes them; and the warnings found (day, hours,
 //! message), until retention too.
 
@@ -138,7 +138,7 @@ pub struct VenueMatchSummary {
     pub undecodable: usize,
     /// Decryptions tried: one per kept check-in of each trace's hour.
     pub attempts: usize,
-    /// Warnings not found before (each also raised as [`PhoneEvent::VenueWarning`]).
+    /// Warnings not found before (each also raised as [`PhoneEvent::VenueWarning`](crate::PhoneEvent::VenueWarning)).
     pub new_warnings: usize,
 }
 
@@ -178,7 +178,6 @@ impl<S: Store> Phone<S> {
     pub(super) fn automatic_check_out(&self, arrival: UnixTime) -> UnixTime {
         arrival.plus_seconds(u64::from(self.config.venue.max_stay_seconds))
     }
-
 }
 
 /// Retention for the warnings (the check-ins go with the store's purge): those of days
@@ -201,11 +200,15 @@ pub(super) fn purge_warnings(
 #[cfg(feature = "venue")]
 mod flow {
     use ephemera_proto::UnixTime;
-    use ephemera_proto::venue::{CheckIn, CheckInIndex, EntryCode, VenueHour, VenueTrace, check_in};
+    use ephemera_proto::venue::{
+        CheckIn, CheckInIndex, EntryCode, VenueHour, VenueTrace, check_in,
+    };
 
     use zeroize::Zeroizing;
 
-    use super::{CheckInStatus, OpenVisit, VenueMatchSummary, VenueWarning, load_warnings, save_warnings};
+    use super::{
+        CheckInStatus, OpenVisit, VenueMatchSummary, VenueWarning, load_warnings, save_warnings,
+    };
     use crate::error::{CheckInError, ClientError, StoreError};
     use crate::phone::Phone;
     use crate::request::PhoneEvent;
@@ -221,7 +224,11 @@ mod flow {
         /// [`CheckInError::NotYetValid`] / [`CheckInError::Expired`] outside the code's
         /// validity, [`CheckInError::AlreadyCheckedIn`] while a check-in is open; the clock
         /// contract's and the store's errors.
-        pub fn check_in(&mut self, now: UnixTime, qr_text: &str) -> Result<CheckInStatus, ClientError> {
+        pub fn check_in(
+            &mut self,
+            now: UnixTime,
+            qr_text: &str,
+        ) -> Result<CheckInStatus, ClientError> {
             let now = self.tick(now)?;
             if self.open_visit.is_some() {
                 return Err(CheckInError::AlreadyCheckedIn.into());
@@ -276,7 +283,7 @@ mod flow {
         /// Matches venue traces a node published (each `VenueTrace::to_bytes`) against the
         /// kept check-ins, on this thread (about 1 ms a check-in of a trace's hour; see
         /// `docs/BENCHMARKS.md`). A warning not found before is kept and raised as
-        /// [`PhoneEvent::VenueWarning`]; the same traces again raise nothing. Traces that do
+        /// [`PhoneEvent::VenueWarning`](crate::PhoneEvent::VenueWarning); the same traces again raise nothing. Traces that do
         /// not decode are counted and skipped.
         ///
         /// # Errors
@@ -336,7 +343,10 @@ mod flow {
         }
 
         /// Housekeeping: checks out a check-in open for the longest stay, at its end.
-        pub(in crate::phone) fn check_out_if_due(&mut self, now: UnixTime) -> Result<(), ClientError> {
+        pub(in crate::phone) fn check_out_if_due(
+            &mut self,
+            now: UnixTime,
+        ) -> Result<(), ClientError> {
             let Some(visit) = self.open_visit.clone() else {
                 return Ok(());
             };
@@ -349,7 +359,11 @@ mod flow {
         }
 
         /// Encrypts `visit` until `departure`, keeps the ciphertexts, forgets the visit.
-        fn close_visit(&mut self, visit: &OpenVisit, departure: UnixTime) -> Result<usize, ClientError> {
+        fn close_visit(
+            &mut self,
+            visit: &OpenVisit,
+            departure: UnixTime,
+        ) -> Result<usize, ClientError> {
             let entry = EntryCode::from_bytes(&visit.entry).map_err(|_| StoreError::Corrupt {
                 what: "open check-in",
             })?;

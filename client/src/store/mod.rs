@@ -18,8 +18,7 @@ mod sled_store;
 
 pub use memory::MemoryStore;
 pub use records::{
-    CheckInRecord, EncounterKey, EncounterRecord, Evidence, MetaKey, OwnKey, PurgeCounts,
-    WindowId,
+    CheckInRecord, EncounterKey, EncounterRecord, Evidence, MetaKey, OwnKey, PurgeCounts, WindowId,
 };
 pub use sled_store::SledStore;
 

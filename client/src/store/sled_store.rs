@@ -324,9 +324,9 @@ impl SledStore {
             &self.meta,
         ]
         .into_iter()
-            .flat_map(|tree| tree.iter().values())
-            .map(|v| v.expect("a readable value").to_vec())
-            .collect()
+        .flat_map(|tree| tree.iter().values())
+        .map(|v| v.expect("a readable value").to_vec())
+        .collect()
     }
 
     fn keys(&self) -> MutexGuard<'_, DayKeys> {

@@ -71,7 +71,12 @@ impl Venue {
             )
             .unwrap()
             .into_iter()
-            .map(|key| notice.seal(&self.entry, key, &mut self.rng).unwrap().to_bytes())
+            .map(|key| {
+                notice
+                    .seal(&self.entry, key, &mut self.rng)
+                    .unwrap()
+                    .to_bytes()
+            })
             .collect()
     }
 }
@@ -118,7 +123,13 @@ fn a_visit_becomes_one_ciphertext_per_hour_and_a_case_there_warns_once() {
     assert_eq!(phone.check_out(ARRIVAL.plus_seconds(90 * 60)).unwrap(), 2);
     assert_eq!(phone.open_check_in(), None);
     assert_eq!(phone.store().check_ins().unwrap().len(), 2);
-    assert!(phone.store().meta(crate::store::MetaKey::OpenCheckIn).unwrap().is_none());
+    assert!(
+        phone
+            .store()
+            .meta(crate::store::MetaKey::OpenCheckIn)
+            .unwrap()
+            .is_none()
+    );
 
     // A case there from 13:00 to 14:30: the hours 13 and 14 are published.
     let case_from = ARRIVAL.plus_seconds(50 * 60);
@@ -176,9 +187,17 @@ fn bad_codes_a_second_check_in_and_a_check_out_without_one_are_refused() {
     let venue = Venue::new(4, NAME);
     let mut phone = phone();
     let mut now = ARRIVAL;
-    for text in ["", "https://example.org/", "ephemera-venue:!!!", "ephemera-venue:AAAA"] {
+    for text in [
+        "",
+        "https://example.org/",
+        "ephemera-venue:!!!",
+        "ephemera-venue:AAAA",
+    ] {
         assert!(
-            matches!(check_in_error(phone.check_in(now, text)), CheckInError::BadCode(_)),
+            matches!(
+                check_in_error(phone.check_in(now, text)),
+                CheckInError::BadCode(_)
+            ),
             "{text:?}"
         );
     }
@@ -260,7 +279,10 @@ fn a_forgotten_check_in_is_checked_out_at_the_longest_stay() {
     let late = venue.traces(due.plus_seconds(60), due.plus_seconds(600), MESSAGE);
     let during = venue.traces(due.minus_seconds(600), due.minus_seconds(300), MESSAGE);
     let now = due.plus_seconds(DAY);
-    assert_eq!(phone.match_venue_traces(now, &late).unwrap().new_warnings, 0);
+    assert_eq!(
+        phone.match_venue_traces(now, &late).unwrap().new_warnings,
+        0
+    );
     assert_eq!(
         phone.match_venue_traces(now, &during).unwrap().new_warnings,
         1
@@ -349,8 +371,16 @@ fn erasing_all_data_drops_the_open_check_in() {
     phone.check_in(ARRIVAL, &venue.qr()).unwrap();
     phone.erase_all_data().unwrap();
     assert_eq!(phone.open_check_in(), None);
-    assert!(phone.store().meta(crate::store::MetaKey::OpenCheckIn).unwrap().is_none());
-    phone.check_in(ARRIVAL.plus_seconds(60), &venue.qr()).unwrap();
+    assert!(
+        phone
+            .store()
+            .meta(crate::store::MetaKey::OpenCheckIn)
+            .unwrap()
+            .is_none()
+    );
+    phone
+        .check_in(ARRIVAL.plus_seconds(60), &venue.qr())
+        .unwrap();
 }
 
 proptest! {
@@ -414,8 +444,8 @@ fn the_python_venue_fixture_is_current() {
         "traces_of_another_venue": hex(elsewhere.traces(case_from, case_until, MESSAGE)),
     });
     let text = serde_json::to_string_pretty(&json).unwrap() + "\n";
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("bindings/python/venue_fixture.json");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bindings/python/venue_fixture.json");
     if std::env::var_os("EPHEMERA_WRITE_FIXTURE").is_some() {
         std::fs::write(&path, &text).unwrap();
     }

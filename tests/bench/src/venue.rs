@@ -104,8 +104,7 @@ pub fn run() -> Vec<Figure> {
     for day in 0..DAYS {
         for start in VISIT_HOURS {
             let venue = below(&mut rng, VENUES as u64) as usize;
-            let arrival =
-                UnixTime(FIRST_DAY + day * DAY + start * 3600 + below(&mut rng, 1800));
+            let arrival = UnixTime(FIRST_DAY + day * DAY + start * 3600 + below(&mut rng, 1800));
             let departure = arrival.plus_seconds(3600 + below(&mut rng, 7200));
             phone
                 .check_in(arrival, &venues[venue].0.to_qr_text())
@@ -147,7 +146,9 @@ pub fn run() -> Vec<Figure> {
     while worst.len() < KEYS {
         let visit = &visits[below(&mut rng, visits.len() as u64) as usize];
         let venue = (visit.venue + 1 + below(&mut rng, VENUES as u64 - 1) as usize) % VENUES;
-        let hour = VenueHour(visit.first.0 + below(&mut rng, u64::from(visit.last.0 - visit.first.0) + 1) as u32);
+        let hour = VenueHour(
+            visit.first.0 + below(&mut rng, u64::from(visit.last.0 - visit.first.0) + 1) as u32,
+        );
         worst.extend(publish(&venues[venue], &authority, hour, hour, &mut rng));
     }
 

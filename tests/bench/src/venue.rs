@@ -3,8 +3,8 @@
 //! (CrowdNotifier reports under 12 s on its tested phones).
 //!
 //! The phone checks in and out through `Phone::check_in` / `check_out`, 5 visits a day for
-//! 14 days at 40 venues, each 1 to 3 hours (starting 08:00, 11:00, 14:00, 17:00 and 20:00,
-//! within their first 30 minutes): 70 visits, about 180 check-ins (one per hour a visit
+//! 14 days at 40 venues, each 1 to 3 hours (starting 07:00, 10:30, 14:00, 17:30 and 21:00,
+//! within 30 minutes): 70 visits, about 180 check-ins (one per hour a visit
 //! overlaps). The node publishes 2,250 trace keys, each an hour of a case at a venue
 //! (random venue, day and hours 08:00-22:00, 1 to 3 hours); 5 cases are at 5 of the
 //! phone's own visits. `Phone::match_venue_traces` is timed whole: decoding, indexing,
@@ -15,7 +15,7 @@
 
 use std::time::Instant;
 
-use ephemera_client::store::MemoryStore;
+use ephemera_client::store::{MemoryStore, Store};
 use ephemera_client::{ClientConfig, Phone};
 use ephemera_proto::UnixTime;
 use ephemera_proto::sealed::SealingSecretKey;
@@ -31,8 +31,9 @@ const KEYS: usize = 2_250;
 const DAYS: u64 = 14;
 /// Venues in town.
 const VENUES: usize = 40;
-/// The start hours of the day's five visits.
-const VISIT_HOURS: [u64; 5] = [8, 11, 14, 17, 20];
+/// The earliest starts of the day's five visits (seconds into the day), 3.5 hours apart:
+/// a visit starts within 30 minutes of it and lasts 1 to 3 hours, so visits never overlap.
+const VISIT_STARTS: [u64; 5] = [25_200, 37_800, 50_400, 63_000, 75_600];
 /// Cases at the phone's own visits.
 const PLANTED: usize = 5;
 /// The limit, seconds on one core.
@@ -102,9 +103,9 @@ pub fn run() -> Vec<Figure> {
     let mut phone = Phone::new(config, MemoryStore::new(), [20; 32]).expect("valid config");
     let mut visits = Vec::new();
     for day in 0..DAYS {
-        for start in VISIT_HOURS {
+        for start in VISIT_STARTS {
             let venue = below(&mut rng, VENUES as u64) as usize;
-            let arrival = UnixTime(FIRST_DAY + day * DAY + start * 3600 + below(&mut rng, 1800));
+            let arrival = UnixTime(FIRST_DAY + day * DAY + start + below(&mut rng, 1800));
             let departure = arrival.plus_seconds(3600 + below(&mut rng, 7200));
             phone
                 .check_in(arrival, &venues[venue].0.to_qr_text())

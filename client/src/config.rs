@@ -244,6 +244,29 @@ pub struct SunsetConfig {
     pub end_of_life: Option<UnixTime>,
 }
 
+/// Venue check-in (`docs/MOBILE.md` §16).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VenueConfig {
+    /// Seconds after arrival at which a check-in the user did not end is checked out
+    /// automatically (people forget). Default 12 hours (43,200): longer than a working
+    /// day or an evening out, short enough that a forgotten check-in does not claim the
+    /// night. At most [`MAX_STAY_SECONDS`], so a visit spans at most
+    /// `ephemera_proto::venue::MAX_VISIT_HOURS` hours.
+    pub max_stay_seconds: u32,
+}
+
+/// The longest [`VenueConfig::max_stay_seconds`]: 23 hours, so that a visit from any
+/// second of an hour overlaps at most `MAX_VISIT_HOURS` (24) venue hours.
+pub const MAX_STAY_SECONDS: u32 = 23 * 3600;
+
+impl Default for VenueConfig {
+    fn default() -> Self {
+        VenueConfig {
+            max_stay_seconds: 12 * 3600,
+        }
+    }
+}
+
 /// Everything a phone is configured with.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClientConfig {
@@ -273,6 +296,8 @@ pub struct ClientConfig {
     pub gaen_export_keys: Vec<Vec<u8>>,
     /// The end of purpose: the sunset committee and the hard end of life.
     pub sunset: SunsetConfig,
+    /// Venue check-in.
+    pub venue: VenueConfig,
 }
 
 impl Default for ClientConfig {
@@ -290,6 +315,7 @@ impl Default for ClientConfig {
             clock: ClockConfig::default(),
             gaen_export_keys: Vec::new(),
             sunset: SunsetConfig::default(),
+            venue: VenueConfig::default(),
         }
     }
 }
@@ -394,6 +420,11 @@ impl ClientConfig {
             });
         }
         self.risk.validate()?;
+        if !(1..=MAX_STAY_SECONDS).contains(&self.venue.max_stay_seconds) {
+            return Err(ConfigError::Field {
+                field: "venue.max_stay_seconds (1 to 82,800)",
+            });
+        }
         let e = &self.encounter;
         if e.max_gap_seconds == 0 {
             return Err(ConfigError::Field {
@@ -547,6 +578,25 @@ mod tests {
             federated.report.audience(),
             Some(Audience::named(DEFAULT_FEDERATION))
         );
+    }
+
+    #[test]
+    fn the_longest_stay_fits_the_venue_hours_of_a_visit() {
+        use ephemera_proto::venue::{MAX_VISIT_HOURS, VenueHour};
+        // From the last second of an hour, the longest stay still spans at most 24 hours.
+        let arrival = UnixTime(1_700_003_599);
+        let departure = arrival.plus_seconds(u64::from(MAX_STAY_SECONDS));
+        let first = VenueHour::containing(arrival).unwrap();
+        let last = VenueHour::containing(departure).unwrap();
+        assert!(u64::from(last.0 - first.0) < MAX_VISIT_HOURS);
+        let mut config = ClientConfig::default();
+        config.validate().unwrap();
+        for bad in [0, MAX_STAY_SECONDS + 1] {
+            config.venue.max_stay_seconds = bad;
+            assert!(config.validate().is_err(), "{bad}");
+        }
+        config.venue.max_stay_seconds = MAX_STAY_SECONDS;
+        config.validate().unwrap();
     }
 
     #[test]

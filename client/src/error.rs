@@ -115,6 +115,47 @@ impl ReportError {
     }
 }
 
+/// Why a venue check-in or check-out was refused (`docs/MOBILE.md` §16).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum CheckInError {
+    /// The scanned text is not an Ephemera venue code (another QR code, a damaged or
+    /// altered one).
+    #[error("not a valid venue code: {0}")]
+    BadCode(#[from] ephemera_proto::venue::VenueDecodeError),
+    /// The venue code is not valid yet (its validity starts later).
+    #[error("this venue code is not valid yet")]
+    NotYetValid,
+    /// The venue code's validity has ended (an old poster).
+    #[error("this venue code has expired")]
+    Expired,
+    /// A check-in is open already: check out first.
+    #[error("already checked in: check out first")]
+    AlreadyCheckedIn,
+    /// No check-in is open (never checked in, checked out already, or checked out
+    /// automatically after the longest stay).
+    #[error("not checked in")]
+    NotCheckedIn,
+    /// The visit's times are outside what a check-in can encrypt (a clock beyond the
+    /// year 490,000).
+    #[error("the visit cannot be encrypted: {0}")]
+    Visit(#[from] ephemera_proto::venue::VenueError),
+}
+
+impl CheckInError {
+    /// A stable kebab-case code (see [`ClientError::code`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            CheckInError::BadCode(_) => "venue-code-invalid",
+            CheckInError::NotYetValid => "venue-code-not-yet-valid",
+            CheckInError::Expired => "venue-code-expired",
+            CheckInError::AlreadyCheckedIn => "already-checked-in",
+            CheckInError::NotCheckedIn => "not-checked-in",
+            CheckInError::Visit(_) => "visit-out-of-range",
+        }
+    }
+}
+
 /// Anything the client core can fail with.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -208,6 +249,9 @@ pub enum ClientError {
     /// broadcast, no sighting, no sync, no report. Show the app's closing screen.
     #[error("this phone has ended (sunset): its data is erased and it does nothing more")]
     Ended,
+    /// See [`CheckInError`].
+    #[error(transparent)]
+    CheckIn(#[from] CheckInError),
 }
 
 impl ClientError {
@@ -241,6 +285,7 @@ impl ClientError {
             ClientError::HeadMismatch { .. } => "head-mismatch",
             ClientError::TokenKeysMismatch => "token-keys-mismatch",
             ClientError::Ended => "ended",
+            ClientError::CheckIn(e) => e.code(),
         }
     }
 }

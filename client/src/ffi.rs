@@ -32,10 +32,11 @@ use ephemera_proto::sunset::SunsetCommittee;
 use ephemera_proto::token::UploadDelay;
 use ephemera_proto::{DayNumber, SchemeKind, UnixTime};
 
-use crate::error::{ReportError, StoreError};
+use crate::error::{CheckInError, ReportError, StoreError};
 use crate::risk::{DailyExposure, ExposureWindow};
 use crate::store::{
-    EncounterRecord, MemoryStore, MetaKey, OwnKey, PurgeCounts, SledStore, Store, WindowId,
+    CheckInRecord, EncounterRecord, MemoryStore, MetaKey, OwnKey, PurgeCounts, SledStore, Store,
+    WindowId,
 };
 use crate::{ClientConfig, ClientError, Phone, PhoneEvent, RequestId, Response, Sighting, Signal};
 
@@ -102,6 +103,21 @@ pub enum FfiError {
     /// screen.
     #[error("this phone has ended (sunset)")]
     Ended,
+    /// The scanned text is not a valid venue code, or the code is outside its validity
+    /// (`code`: `venue-code-invalid`, `venue-code-not-yet-valid`, `venue-code-expired`).
+    #[error("{code}: {message}")]
+    BadVenueCode {
+        /// The stable kebab-case code.
+        code: String,
+        /// English, for logs only.
+        message: String,
+    },
+    /// A check-in is open already: check out first.
+    #[error("already checked in")]
+    AlreadyCheckedIn,
+    /// No check-in is open (the phone may have checked out by itself: `VenueCheckedOut`).
+    #[error("not checked in")]
+    NotCheckedIn,
     /// Anything else, with its stable kebab-case code.
     #[error("{code}: {message}")]
     Other {
@@ -135,6 +151,16 @@ impl From<ClientError> for FfiError {
             | ClientError::BatchSequenceMismatch => FfiError::Rejected { message },
             ClientError::UnknownRequest => FfiError::UnknownRequest,
             ClientError::Ended => FfiError::Ended,
+            ClientError::CheckIn(CheckInError::AlreadyCheckedIn) => FfiError::AlreadyCheckedIn,
+            ClientError::CheckIn(CheckInError::NotCheckedIn) => FfiError::NotCheckedIn,
+            ClientError::CheckIn(
+                ref c @ (CheckInError::BadCode(_)
+                | CheckInError::NotYetValid
+                | CheckInError::Expired),
+            ) => FfiError::BadVenueCode {
+                code: c.code().to_owned(),
+                message,
+            },
             // The batch log's findings (`stale-head`, `head-forked`, `head-mismatch`, …)
             // keep their codes: an app shows and reports them apart from a bad batch.
             other => FfiError::Other {
@@ -272,6 +298,9 @@ pub struct FfiConfig {
     /// ever came: the legal end of the programme, fixed in the app build (2020 to 2100).
     /// `None` (default): no hard end.
     pub end_of_life: Option<i64>,
+    /// Venue check-in: seconds after arrival at which the phone checks out by itself
+    /// (43,200: 12 hours; at most 82,800).
+    pub venue_max_stay_seconds: i64,
 }
 
 impl FfiConfig {
@@ -376,6 +405,8 @@ impl FfiConfig {
             .end_of_life
             .map(|at| u64_of(at, "end_of_life").map(UnixTime))
             .transpose()?;
+        config.venue.max_stay_seconds = u32::try_from(self.venue_max_stay_seconds)
+            .map_err(|_| bad("venue_max_stay_seconds"))?;
         config.validate().map_err(|e| FfiError::Config {
             message: e.to_string(),
         })?;
@@ -426,6 +457,7 @@ pub fn default_config(scheme: FfiScheme) -> FfiConfig {
         sunset_threshold: 0,
         sunset_federation: None,
         end_of_life: None,
+        venue_max_stay_seconds: signed(u64::from(d.venue.max_stay_seconds)),
     }
 }
 
@@ -613,6 +645,90 @@ pub enum FfiEvent {
     /// partial, another federation or committee, or no committee configured): ignored,
     /// nothing erased.
     SunsetOrderRejected,
+    /// Venue traces matched a check-in: a case was at a place while the user was. Show
+    /// the day, hours and message (never where: the phone does not know it any more).
+    VenueWarning {
+        /// The warning.
+        warning: FfiVenueWarning,
+    },
+    /// The check-in was open for `venue_max_stay_seconds`: the phone checked out by
+    /// itself (the visit is kept, encrypted). Update the screen.
+    VenueCheckedOut,
+}
+
+/// A venue warning: day, hours and the authority's message, never the venue.
+#[derive(Clone, uniffi::Record)]
+pub struct FfiVenueWarning {
+    /// The UTC day of the visit (unix seconds / 86,400).
+    pub day: i32,
+    /// Unix seconds of the start of each hour of the visit a case's time matched.
+    pub hour_starts: Vec<i64>,
+    /// The health authority's message.
+    pub message: String,
+}
+
+impl std::fmt::Debug for FfiVenueWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FfiVenueWarning")
+            .field("day", &self.day)
+            .field("hours", &self.hour_starts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<crate::VenueWarning> for FfiVenueWarning {
+    fn from(w: crate::VenueWarning) -> Self {
+        FfiVenueWarning {
+            day: int(w.day.0),
+            hour_starts: w.hours.iter().map(|h| signed(h.start().0)).collect(),
+            message: w.message,
+        }
+    }
+}
+
+/// The open check-in.
+#[cfg(feature = "venue")]
+#[derive(Clone, uniffi::Record)]
+pub struct FfiCheckIn {
+    /// The venue's name, for the screen of the place the user is in now (gone from the
+    /// phone at check-out).
+    pub venue_name: String,
+    /// Unix seconds of the check-in.
+    pub arrival: i64,
+    /// Unix seconds at which the phone checks out by itself.
+    pub automatic_check_out: i64,
+}
+
+#[cfg(feature = "venue")]
+impl std::fmt::Debug for FfiCheckIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FfiCheckIn(<redacted>)")
+    }
+}
+
+#[cfg(feature = "venue")]
+impl From<crate::CheckInStatus> for FfiCheckIn {
+    fn from(s: crate::CheckInStatus) -> Self {
+        FfiCheckIn {
+            venue_name: s.venue_name,
+            arrival: signed(s.arrival.0),
+            automatic_check_out: signed(s.automatic_check_out.0),
+        }
+    }
+}
+
+/// What matching venue traces did.
+#[cfg(feature = "venue")]
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct FfiVenueMatch {
+    /// Traces given.
+    pub traces: i32,
+    /// Traces that did not decode (skipped).
+    pub undecodable: i32,
+    /// Decryptions tried.
+    pub attempts: i64,
+    /// Warnings not found before (each also comes as a `VenueWarning` event).
+    pub new_warnings: i32,
 }
 
 impl std::fmt::Debug for FfiEvent {
@@ -664,6 +780,11 @@ impl std::fmt::Debug for FfiEvent {
                 .field("order_id", order_id)
                 .finish(),
             FfiEvent::SunsetOrderRejected => f.write_str("SunsetOrderRejected"),
+            FfiEvent::VenueWarning { warning } => f
+                .debug_struct("VenueWarning")
+                .field("warning", warning)
+                .finish(),
+            FfiEvent::VenueCheckedOut => f.write_str("VenueCheckedOut"),
         }
     }
 }
@@ -709,6 +830,8 @@ impl From<PhoneEvent> for FfiEvent {
                 },
             },
             PhoneEvent::SunsetOrderRejected => FfiEvent::SunsetOrderRejected,
+            PhoneEvent::VenueWarning(w) => FfiEvent::VenueWarning { warning: w.into() },
+            PhoneEvent::VenueCheckedOut => FfiEvent::VenueCheckedOut,
             // `PhoneEvent` is non-exhaustive; a future kind shows as a rejected batch's
             // neighbour rather than vanishing.
             #[allow(unreachable_patterns)]
@@ -887,6 +1010,12 @@ impl Store for AnyStore {
     }
     fn window_days(&self) -> Result<Vec<DayNumber>, StoreError> {
         delegate!(self, s => s.window_days())
+    }
+    fn put_check_in(&mut self, record: &CheckInRecord) -> Result<(), StoreError> {
+        delegate!(self, s => s.put_check_in(record))
+    }
+    fn check_ins(&self) -> Result<Vec<CheckInRecord>, StoreError> {
+        delegate!(self, s => s.check_ins())
     }
     fn set_meta(&mut self, key: MetaKey, value: &[u8]) -> Result<(), StoreError> {
         delegate!(self, s => s.set_meta(key, value))
@@ -1275,6 +1404,61 @@ impl EphemeraPhone {
     /// as finished encounters).
     pub fn close_all_encounters(&self) -> Result<(), FfiError> {
         self.with(|p| p.close_all_encounters())
+    }
+}
+
+/// Venue check-in (`docs/MOBILE.md` §16; feature `venue`).
+#[cfg(feature = "venue")]
+#[uniffi::export]
+impl EphemeraPhone {
+    /// Checks in at the venue whose QR code the camera read (`qr_text`) at `now`.
+    /// Errors: `BadVenueCode` (not a venue code, not valid yet, expired),
+    /// `AlreadyCheckedIn`.
+    pub fn check_in(&self, now: i64, qr_text: String) -> Result<FfiCheckIn, FfiError> {
+        let now = time(now)?;
+        self.with(|p| Ok(p.check_in(now, &qr_text)?.into()))
+    }
+
+    /// Checks out at `now`: the visit is kept encrypted, the venue's code is forgotten.
+    /// Returns the hours kept. Errors: `NotCheckedIn`.
+    pub fn check_out(&self, now: i64) -> Result<i32, FfiError> {
+        let now = time(now)?;
+        self.with(|p| Ok(int(p.check_out(now)?)))
+    }
+
+    /// The open check-in, if any.
+    pub fn open_check_in(&self) -> Result<Option<FfiCheckIn>, FfiError> {
+        self.with(|p| Ok(p.open_check_in().map(FfiCheckIn::from)))
+    }
+
+    /// Matches venue traces a node published (each record's bytes) against the kept
+    /// check-ins, on the calling thread (seconds for thousands of traces: call it off the
+    /// main thread). New warnings come as `VenueWarning` events.
+    pub fn match_venue_traces(
+        &self,
+        now: i64,
+        traces: Vec<Vec<u8>>,
+    ) -> Result<FfiVenueMatch, FfiError> {
+        let now = time(now)?;
+        self.with(|p| {
+            let summary = p.match_venue_traces(now, &traces)?;
+            Ok(FfiVenueMatch {
+                traces: int(summary.traces),
+                undecodable: int(summary.undecodable),
+                attempts: signed(u64::try_from(summary.attempts).unwrap_or(u64::MAX)),
+                new_warnings: int(summary.new_warnings),
+            })
+        })
+    }
+
+    /// Every venue warning kept (those of the retention period), oldest first.
+    pub fn venue_warnings(&self) -> Result<Vec<FfiVenueWarning>, FfiError> {
+        self.with(|p| {
+            Ok(p.venue_warnings()?
+                .into_iter()
+                .map(FfiVenueWarning::from)
+                .collect())
+        })
     }
 }
 

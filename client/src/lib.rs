@@ -83,13 +83,14 @@ pub mod store;
 mod tests;
 
 pub use config::{
-    ClientConfig, ClockConfig, DecoyConfig, EncounterConfig, ReportConfig, SunsetConfig, SyncConfig,
+    ClientConfig, ClockConfig, DecoyConfig, EncounterConfig, ReportConfig, SunsetConfig,
+    SyncConfig, VenueConfig,
 };
-pub use error::{ClientError, ConfigError, ReportError, StoreError};
+pub use error::{CheckInError, ClientError, ConfigError, ReportError, StoreError};
 pub use phone::{
-    Advertisement, BatchIngest, EndReason, EventRecord, ExportSummary, HeadCrossCheck,
-    IngestSummary, MAX_HEAD_LIST_BYTES, MAX_KEPT_EVENTS, Phone, PhoneStatus, ReportPreview,
-    Sighting, TokenKeysCrossCheck, http_date,
+    Advertisement, BatchIngest, CheckInStatus, EndReason, EventRecord, ExportSummary,
+    HeadCrossCheck, IngestSummary, MAX_HEAD_LIST_BYTES, MAX_KEPT_EVENTS, Phone, PhoneStatus,
+    ReportPreview, Sighting, TokenKeysCrossCheck, VenueMatchSummary, VenueWarning, http_date,
 };
 pub use request::{Method, PhoneEvent, Purpose, Request, RequestId, Response};
 pub use risk::{DailyExposure, ExposureWindow, HeardSpan, Infectiousness, RiskConfig};

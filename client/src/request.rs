@@ -159,6 +159,13 @@ pub enum PhoneEvent {
     /// [`ClientError::Ended`](crate::ClientError::Ended). Stop the Bluetooth work and show
     /// the closing screen.
     Ended(crate::EndReason),
+    /// Venue traces matched one of the user's check-ins: a case was at a place while the
+    /// user was. Show the day, the hours and the authority's message (never where: the
+    /// phone does not know it any more).
+    VenueWarning(crate::VenueWarning),
+    /// The check-in was open for `venue.max_stay_seconds` and the phone checked out by
+    /// itself (the visit is kept, encrypted, as at a check-out). Update the screen.
+    VenueCheckedOut,
     /// The node's index carried a sunset order this phone could not verify (forged,
     /// partial, for another federation or committee, post-dated, or no committee
     /// configured): ignored, nothing erased. Not kept: the next sync meets it again.

@@ -42,6 +42,8 @@ enum StoredEvent {
     SyncCompleted { cursor: u64, batches: u32 },
     SunsetScheduled { effective_at: u64, reason: String },
     Ended(super::EndReason),
+    VenueWarning(super::VenueWarning),
+    VenueCheckedOut,
 }
 
 /// The stored form of a final report failure.
@@ -94,6 +96,8 @@ impl StoredEvent {
                 reason: reason.clone(),
             },
             PhoneEvent::Ended(reason) => StoredEvent::Ended(reason.clone()),
+            PhoneEvent::VenueWarning(w) => StoredEvent::VenueWarning(w.clone()),
+            PhoneEvent::VenueCheckedOut => StoredEvent::VenueCheckedOut,
             PhoneEvent::BatchRejected(_) | PhoneEvent::SunsetOrderRejected => return None,
         })
     }
@@ -132,6 +136,8 @@ impl StoredEvent {
                 reason,
             },
             StoredEvent::Ended(reason) => PhoneEvent::Ended(reason),
+            StoredEvent::VenueWarning(w) => PhoneEvent::VenueWarning(w),
+            StoredEvent::VenueCheckedOut => PhoneEvent::VenueCheckedOut,
         }
     }
 }

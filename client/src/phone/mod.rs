@@ -16,6 +16,7 @@ mod status;
 mod sunset;
 mod sync;
 mod token_keys;
+mod venue;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub use sighting::Sighting;
 pub use status::PhoneStatus;
 pub use sunset::EndReason;
 pub use token_keys::TokenKeysCrossCheck;
+pub use venue::{CheckInStatus, VenueMatchSummary, VenueWarning};
 
 use crate::config::ClientConfig;
 use crate::decoy::next_decoy;
@@ -186,6 +188,8 @@ pub struct Phone<S: Store> {
     paused: bool,
     /// The sunset order kept and whether the phone ended (see `sunset.rs`).
     sunset: sunset::SunsetState,
+    /// The venue check-in still open (kept in the store until check-out; `venue.rs`).
+    open_visit: Option<venue::OpenVisit>,
 }
 
 impl<S: Store> Phone<S> {
@@ -214,6 +218,7 @@ impl<S: Store> Phone<S> {
         let (open, scan, legacy_checkpoint) = sighting::load_checkpoint(&store)?;
         let paused = Self::load_paused(&store)?;
         let sunset = sunset::SunsetState::load(&store, &config)?;
+        let open_visit = venue::OpenVisit::load(&store)?;
         let last_sync = store
             .meta(MetaKey::LastSync)?
             .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
@@ -258,6 +263,7 @@ impl<S: Store> Phone<S> {
             last_error: None,
             paused,
             sunset,
+            open_visit,
         })
     }
 
@@ -391,6 +397,10 @@ impl<S: Store> Phone<S> {
             .filter(|_| !self.report_in_flight && !self.decoy_holds_report())
             .map(|r| r.next_attempt());
         let decoy = self.decoy.as_ref().and_then(DecoyFlow::due);
+        let check_out = self
+            .open_visit
+            .as_ref()
+            .map(|v| self.automatic_check_out(v.arrival()));
         self.open
             .iter()
             .map(|o| o.last_seen.plus_seconds(gap + 1))
@@ -399,6 +409,7 @@ impl<S: Store> Phone<S> {
             .chain(retry)
             .chain(decoy)
             .chain(end)
+            .chain(check_out)
             .chain(std::iter::once(boundary))
             .min()
     }
@@ -645,6 +656,8 @@ impl<S: Store> Phone<S> {
         // nothing until the time is confirmed.
         let today = self.trusted_now().day();
         self.store.set_today(today);
+        #[cfg(feature = "venue")]
+        self.check_out_if_due(now)?;
         if self.maintained_day.is_none_or(|d| d < today) {
             self.maintained_day = Some(today);
             self.purge(today)?;
@@ -686,6 +699,7 @@ impl<S: Store> Phone<S> {
     fn purge(&mut self, today: DayNumber) -> Result<(), ClientError> {
         let oldest_kept = today.minus(self.config.retention_days);
         self.store.purge_before(oldest_kept)?;
+        venue::purge_warnings(&mut self.store, oldest_kept)?;
         if self.config.scheme == SchemeKind::Pet {
             for day in self.store.own_key_days()? {
                 self.store.remove_own_key(day)?;
@@ -773,6 +787,7 @@ impl<S: Store> Phone<S> {
         self.maintained_day = None;
         self.last_checkpoint = None;
         self.legacy_checkpoint = false;
+        self.open_visit = None;
         Ok(())
     }
 

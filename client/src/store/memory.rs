@@ -2,7 +2,7 @@
 
 use ephemera_proto::DayNumber;
 
-use super::{EncounterRecord, MetaKey, OwnKey, PurgeCounts, Store, WindowId};
+use super::{CheckInRecord, EncounterRecord, MetaKey, OwnKey, PurgeCounts, Store, WindowId};
 use crate::error::StoreError;
 use crate::risk::ExposureWindow;
 
@@ -14,6 +14,7 @@ pub struct MemoryStore {
     keys: Vec<(DayNumber, OwnKey)>,
     encounters: Vec<EncounterRecord>,
     windows: Vec<(WindowId, ExposureWindow)>,
+    check_ins: Vec<CheckInRecord>,
     cursor: Option<Vec<u8>>,
     released: Option<SecretBytes>,
     /// The other meta records (reports, checkpoints, events, clock): few and small.
@@ -116,6 +117,18 @@ impl Store for MemoryStore {
         Ok(days)
     }
 
+    fn put_check_in(&mut self, record: &CheckInRecord) -> Result<(), StoreError> {
+        if !self.check_ins.contains(record) {
+            self.check_ins.push(record.clone());
+            self.check_ins.sort_by_key(|r| r.day);
+        }
+        Ok(())
+    }
+
+    fn check_ins(&self) -> Result<Vec<CheckInRecord>, StoreError> {
+        Ok(self.check_ins.clone())
+    }
+
     fn set_meta(&mut self, key: MetaKey, value: &[u8]) -> Result<(), StoreError> {
         match key {
             MetaKey::SyncCursor => self.cursor = Some(value.to_vec()),
@@ -155,8 +168,14 @@ impl Store for MemoryStore {
     }
 
     fn purge_before(&mut self, oldest_kept: DayNumber) -> Result<PurgeCounts, StoreError> {
-        let before = (self.keys.len(), self.encounters.len(), self.windows.len());
+        let before = (
+            self.keys.len(),
+            self.encounters.len(),
+            self.windows.len(),
+            self.check_ins.len(),
+        );
         self.keys.retain(|(d, _)| *d >= oldest_kept);
+        self.check_ins.retain(|r| r.day >= oldest_kept);
         self.encounters.retain(|r| r.day() >= oldest_kept);
         self.windows.retain(|(i, _)| i.day >= oldest_kept);
         self.encounters.shrink_to_fit();
@@ -164,6 +183,7 @@ impl Store for MemoryStore {
             own_keys: before.0 - self.keys.len(),
             encounters: before.1 - self.encounters.len(),
             windows: before.2 - self.windows.len(),
+            check_ins: before.3 - self.check_ins.len(),
         })
     }
 

@@ -18,7 +18,7 @@ mod sled_store;
 
 pub use memory::MemoryStore;
 pub use records::{
-    EncounterKey, EncounterRecord, Evidence, MetaKey, OwnKey, PurgeCounts, WindowId,
+    CheckInRecord, EncounterKey, EncounterRecord, Evidence, MetaKey, OwnKey, PurgeCounts, WindowId,
 };
 pub use sled_store::SledStore;
 
@@ -91,6 +91,18 @@ pub trait Store {
     /// [`StoreError`] from the backend.
     fn window_days(&self) -> Result<Vec<DayNumber>, StoreError>;
 
+    /// Keeps a venue check-in (kept once: the same record again is ignored).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn put_check_in(&mut self, record: &CheckInRecord) -> Result<(), StoreError>;
+
+    /// Every kept venue check-in, oldest day first.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the backend.
+    fn check_ins(&self) -> Result<Vec<CheckInRecord>, StoreError>;
+
     /// Sets a small piece of state.
     ///
     /// # Errors
@@ -119,7 +131,8 @@ pub trait Store {
     /// [`StoreError`] from the backend.
     fn erase_all(&mut self) -> Result<(), StoreError>;
 
-    /// Deletes own keys, encounters and windows of days before `oldest_kept`.
+    /// Deletes own keys, encounters, windows and venue check-ins of days before
+    /// `oldest_kept`.
     ///
     /// # Errors
     /// [`StoreError`] from the backend.

@@ -220,6 +220,13 @@ pub enum MetaKey {
     /// The phone has ended (postcard of its `EndReason`): the one record a phone keeps
     /// after its sunset erasure, so it stays stopped after a restart.
     Ended,
+    /// The venue check-in still open (postcard): the scanned entry code's bytes and the
+    /// arrival, which check-out encrypts; removed at check-out. Names the venue: the one
+    /// venue record that does, and only while the visit lasts.
+    OpenCheckIn,
+    /// The venue warnings found (postcard): day, hours and message of each, never the
+    /// venue; those of days past retention are dropped at the daily purge.
+    VenueWarnings,
 }
 
 impl MetaKey {
@@ -245,6 +252,8 @@ impl MetaKey {
             MetaKey::OpenEncounters2 => "open-encounters-2",
             MetaKey::SunsetOrder => "sunset-order",
             MetaKey::Ended => "ended",
+            MetaKey::OpenCheckIn => "open-check-in",
+            MetaKey::VenueWarnings => "venue-warnings",
         }
     }
 }
@@ -258,4 +267,22 @@ pub struct PurgeCounts {
     pub encounters: usize,
     /// Exposure windows.
     pub windows: usize,
+    /// Venue check-ins (one per hour of a visit).
+    pub check_ins: usize,
+}
+
+/// A kept venue check-in: one hour of a visit, encrypted to the venue's identity of that
+/// hour (`ephemera_proto::venue::CheckIn`, 197 bytes). Nothing else of the visit is kept.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckInRecord {
+    /// The UTC day of the check-in's hour (for retention).
+    pub day: DayNumber,
+    /// The check-in's encoding (`CheckIn::to_bytes`).
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Debug for CheckInRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CheckInRecord({:?}, <redacted>)", self.day)
+    }
 }

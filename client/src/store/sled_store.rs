@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::day_keys::DayKeys;
 use super::ratchet_slot::RatchetSlot;
-use super::{EncounterRecord, MetaKey, OwnKey, PurgeCounts, Store, WindowId};
+use super::{CheckInRecord, EncounterRecord, MetaKey, OwnKey, PurgeCounts, Store, WindowId};
 use crate::error::StoreError;
 use crate::risk::{BUCKETS, ExposureWindow, Infectiousness};
 
@@ -18,7 +18,7 @@ use crate::risk::{BUCKETS, ExposureWindow, Infectiousness};
 ///
 /// Layout: tree `own-keys` (day BE → key), `encounters` (day BE ‖ first sighting BE ‖
 /// tag of the lookup key → record), `windows` (day BE ‖ tag of the window id → window),
-/// `meta` (name → bytes); the tags are keyed by the day's key. [`MetaKey::PetRatchet`] is
+/// `check-ins` (day BE ‖ tag of the check-in → check-in), `meta` (name → bytes); the tags are keyed by the day's key. [`MetaKey::PetRatchet`] is
 /// not in the database: it lives in the `pet-ratchet` file, overwritten in place at every
 /// step (see [`ratchet_slot`](super::ratchet_slot)).
 /// Keys start with the day so retention is a range delete. Writes are durable after
@@ -37,6 +37,7 @@ pub struct SledStore {
     own_keys: sled::Tree,
     encounters: sled::Tree,
     windows: sled::Tree,
+    check_ins: sled::Tree,
     meta: sled::Tree,
     keys: Arc<Mutex<DayKeys>>,
     /// [`MetaKey::PetRatchet`], outside the database.
@@ -48,6 +49,7 @@ pub struct SledStore {
 const OWN_KEYS: &str = "own-keys";
 const ENCOUNTERS: &str = "encounters";
 const WINDOWS: &str = "windows";
+const CHECK_INS: &str = "check-ins";
 const META: &str = "meta";
 
 fn backend(e: sled::Error) -> StoreError {
@@ -207,6 +209,7 @@ impl SledStore {
             own_keys: db.open_tree(OWN_KEYS).map_err(backend)?,
             encounters: db.open_tree(ENCOUNTERS).map_err(backend)?,
             windows: db.open_tree(WINDOWS).map_err(backend)?,
+            check_ins: db.open_tree(CHECK_INS).map_err(backend)?,
             meta: db.open_tree(META).map_err(backend)?,
             db,
             keys: Arc::new(Mutex::new(keys)),
@@ -234,6 +237,7 @@ impl SledStore {
             (OWN_KEYS, &self.own_keys),
             (ENCOUNTERS, &self.encounters),
             (WINDOWS, &self.windows),
+            (CHECK_INS, &self.check_ins),
             (META, &self.meta),
         ] {
             let tree = db.open_tree(name).map_err(backend)?;
@@ -286,6 +290,7 @@ impl SledStore {
         self.own_keys = db.open_tree(OWN_KEYS).map_err(backend)?;
         self.encounters = db.open_tree(ENCOUNTERS).map_err(backend)?;
         self.windows = db.open_tree(WINDOWS).map_err(backend)?;
+        self.check_ins = db.open_tree(CHECK_INS).map_err(backend)?;
         self.meta = db.open_tree(META).map_err(backend)?;
         self.db = db;
         self.folder = Some(Folder {
@@ -311,11 +316,17 @@ impl SledStore {
     /// Every value the trees hold, as kept (sealed), for tests that look for them on disk.
     #[cfg(test)]
     pub(crate) fn raw_values(&self) -> Vec<Vec<u8>> {
-        [&self.own_keys, &self.encounters, &self.windows, &self.meta]
-            .into_iter()
-            .flat_map(|tree| tree.iter().values())
-            .map(|v| v.expect("a readable value").to_vec())
-            .collect()
+        [
+            &self.own_keys,
+            &self.encounters,
+            &self.windows,
+            &self.check_ins,
+            &self.meta,
+        ]
+        .into_iter()
+        .flat_map(|tree| tree.iter().values())
+        .map(|v| v.expect("a readable value").to_vec())
+        .collect()
     }
 
     fn keys(&self) -> MutexGuard<'_, DayKeys> {
@@ -460,6 +471,28 @@ impl Store for SledStore {
         Ok(days)
     }
 
+    fn put_check_in(&mut self, record: &CheckInRecord) -> Result<(), StoreError> {
+        let mut key = [0u8; 20];
+        key[..4].copy_from_slice(&day_key(record.day));
+        key[4..].copy_from_slice(&self.keys().tag(record.day, &record.bytes)?);
+        let sealed = self.seal(record.day, CHECK_INS, &key, &record.bytes)?;
+        self.check_ins.insert(key, sealed).map_err(backend)?;
+        Ok(())
+    }
+
+    fn check_ins(&self) -> Result<Vec<CheckInRecord>, StoreError> {
+        self.check_ins
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry.map_err(backend)?;
+                Ok(CheckInRecord {
+                    day: day_of(&key)?,
+                    bytes: self.open_value(CHECK_INS, &key, &value, "check-in")?,
+                })
+            })
+            .collect()
+    }
+
     fn set_meta(&mut self, key: MetaKey, value: &[u8]) -> Result<(), StoreError> {
         if key == MetaKey::PetRatchet {
             return self.ratchet().set(value);
@@ -491,7 +524,13 @@ impl Store for SledStore {
     }
 
     fn erase_all(&mut self) -> Result<(), StoreError> {
-        for tree in [&self.own_keys, &self.encounters, &self.windows, &self.meta] {
+        for tree in [
+            &self.own_keys,
+            &self.encounters,
+            &self.windows,
+            &self.check_ins,
+            &self.meta,
+        ] {
             tree.clear().map_err(backend)?;
         }
         self.db.flush().map_err(backend)?;
@@ -505,6 +544,7 @@ impl Store for SledStore {
             own_keys: Self::purge_tree(&self.own_keys, oldest_kept)?,
             encounters: Self::purge_tree(&self.encounters, oldest_kept)?,
             windows: Self::purge_tree(&self.windows, oldest_kept)?,
+            check_ins: Self::purge_tree(&self.check_ins, oldest_kept)?,
         };
         // Meta records sealed under a day about to be forgotten are sealed again under
         // the current day (they are current state, not history).

@@ -53,6 +53,18 @@ fn exercise(store: &mut impl Store) {
     );
     store.put_encounter(&record(90, 1)).unwrap();
     store.put_encounter(&record(100, 2)).unwrap();
+    let check_in = |day, b| CheckInRecord {
+        day: DayNumber(day),
+        bytes: vec![b; 197],
+    };
+    store.put_check_in(&check_in(100, 2)).unwrap();
+    store.put_check_in(&check_in(90, 1)).unwrap();
+    store.put_check_in(&check_in(90, 1)).unwrap();
+    assert_eq!(
+        store.check_ins().unwrap(),
+        vec![check_in(90, 1), check_in(100, 2)],
+        "kept once each, oldest day first"
+    );
     let id = |day, b| WindowId {
         day: DayNumber(day),
         id: [b; 16],
@@ -95,7 +107,8 @@ fn exercise(store: &mut impl Store) {
         PurgeCounts {
             own_keys: 1,
             encounters: 1,
-            windows: 1
+            windows: 1,
+            check_ins: 1,
         }
     );
     let mut left = Vec::new();
@@ -103,6 +116,7 @@ fn exercise(store: &mut impl Store) {
         .for_each_encounter(&mut |r| left.push(r.clone()))
         .unwrap();
     assert_eq!(left, vec![record(100, 2)]);
+    assert_eq!(store.check_ins().unwrap(), vec![check_in(100, 2)]);
     assert_eq!(store.own_key_days().unwrap(), vec![DayNumber(100)]);
     // A purge leaves the ratchet (the phone moves it); erasing everything does not.
     assert_eq!(store.meta(MetaKey::PetRatchet).unwrap(), Some(r1.to_vec()));

@@ -347,6 +347,15 @@ impl Store for CountingStore {
     ) -> Result<(), crate::StoreError> {
         self.inner.for_each_encounter(visit)
     }
+    fn put_check_in(
+        &mut self,
+        record: &crate::store::CheckInRecord,
+    ) -> Result<(), crate::StoreError> {
+        self.inner.put_check_in(record)
+    }
+    fn check_ins(&self) -> Result<Vec<crate::store::CheckInRecord>, crate::StoreError> {
+        self.inner.check_ins()
+    }
     fn put_window(
         &mut self,
         id: &crate::store::WindowId,

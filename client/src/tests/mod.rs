@@ -11,3 +11,5 @@ mod ratchet;
 mod sunset;
 mod token;
 mod util;
+#[cfg(feature = "venue")]
+mod venue;

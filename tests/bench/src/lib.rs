@@ -20,6 +20,7 @@ pub mod matching;
 pub mod proto;
 pub mod serve;
 pub mod sim;
+pub mod venue;
 
 /// One measured figure.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -105,6 +105,10 @@ enum Command {
     ClientGaenMatch,
     /// `pet` matching through the phone's ingest path: tokens/s against 50,000 held tokens.
     ClientPetMatch,
+    /// Venue check-in matching through the phone: 2,250 published trace keys against two
+    /// weeks of check-ins (5 visits a day, 1 to 3 hours each), on one thread; seconds
+    /// (limit 10 s), attempts/s and keys/s.
+    Venue,
     /// The simulator: agent-days/s per scheme and the projected 100,000 × 14 wall time.
     Sim {
         /// Phones to simulate.
@@ -174,6 +178,7 @@ fn main() -> anyhow::Result<()> {
         }),
         Command::ClientGaenMatch => ephemera_bench::client::gaen(budget),
         Command::ClientPetMatch => ephemera_bench::client::pet(budget),
+        Command::Venue => ephemera_bench::venue::run(),
         Command::Sim { agents, days } => ephemera_bench::sim::run(agents, days)?,
     };
     for figure in figures {

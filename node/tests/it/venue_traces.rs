@@ -11,8 +11,8 @@ use ephemera_proto::UnixTime;
 use ephemera_proto::audit::AuditAction;
 use ephemera_proto::auth::TrustedAuthorities;
 use ephemera_proto::venue::{
-    EntryCode, RELEASE_TRACES, SignedVenueRelease, TRACE_TEXT_PREFIX, TraceCode, check_in,
-    create_venue, match_check_ins,
+    EntryCode, RELEASE_TRACES, SignedVenueRelease, TRACE_TEXT_PREFIX, check_in, create_venue,
+    match_check_ins,
 };
 
 use crate::console_session::{cookie_sign_in, with_cookie};

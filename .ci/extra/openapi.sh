@@ -19,11 +19,13 @@
 #    schema-valid body may be refused for the state it meets (a name taken, no TOTP
 #    enrolment under way, a common password);
 # 1c. GET /v1/session/csrf with the session as the console's cookie;
-# 1d. the statistics routes (/v1/stats...) and POST /v1/venues, every check but
-#    `positive_data_acceptance`: two schema-valid dates may still be refused together
-#    (`from` after `to`, more than 366 days apart; a venue's `valid_until` before its
-#    `valid_from`), and a venue's texts are capped at 100 bytes of UTF-8 where JSON Schema
-#    counts characters, which JSON Schema cannot state;
+# 1d. the statistics routes (/v1/stats...), POST /v1/venues and POST /v1/venue-traces,
+#    every check but `positive_data_acceptance`: two schema-valid dates may still be
+#    refused together (`from` after `to`, more than 366 days apart; a venue's
+#    `valid_until` before its `valid_from`; a case's times over 24 venue hours), a venue's
+#    texts are capped at 100 bytes of UTF-8 where JSON Schema counts characters, and a
+#    schema-valid trace code is still refused for its content (it must decode and its
+#    share open with this authority's key), which JSON Schema cannot state;
 # 3. DELETE /v1/session and /v1/sessions, last and with a token of its own, since they sign
 #    that token (and the account's others) out.
 #
@@ -121,7 +123,7 @@ st_run() {
 account_paths=(--include-path-regex '^/v1/(accounts|session/)')
 echo "--- run 1: every operation but the phone bodies, account routes and sign-out, every check"
 st_run "$token" --exclude-path /v1/verify --exclude-path /v2/verify --exclude-path /v1/uploads \
-  --exclude-path-regex '^/v1/(accounts|session/|stats|venues)' --exclude-method DELETE \
+  --exclude-path-regex '^/v1/(accounts|session/|stats|venues|venue-traces)' --exclude-method DELETE \
   || fail "schemathesis found contract failures (run 1)"
 echo "--- run 1b: account and session routes (every check but positive_data_acceptance)"
 st_run "$token" "${account_paths[@]}" --exclude-method DELETE \
@@ -136,8 +138,8 @@ st_run "$token" --include-path /v1/session/csrf \
   -H "Cookie: __Host-ephemera-session=$token" \
   --exclude-checks negative_data_rejection \
   || fail "schemathesis found contract failures (run 1c)"
-echo "--- run 1d: statistics and venue routes (every check but positive_data_acceptance)"
-st_run "$token" --include-path-regex '^/v1/(stats|venues)' \
+echo "--- run 1d: statistics, venue and venue-trace routes (every check but positive_data_acceptance)"
+st_run "$token" --include-path-regex '^/v1/(stats|venues|venue-traces)' \
   --exclude-checks positive_data_acceptance \
   || fail "schemathesis found contract failures (run 1d)"
 echo "--- run 2: POST /v1/verify, /v2/verify, /v1/uploads (every check but positive_data_acceptance)"

@@ -615,11 +615,17 @@ fn parameter<'a>(doc: &'a mut Value, path: &str, method: &str, name: &str) -> &'
 
 /// The constraints of parameters and bodies ([`contract`], `config`).
 fn constrain(doc: &mut Value, config: &NodeConfig) {
-    merge(
-        &mut parameter(doc, "/v1/batches", "get", "after")["schema"],
-        json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": contract::MAX_CURSOR}),
-    );
-    for path in ["/v1/batches/{id}", "/v1/batches/{id}/filter"] {
+    for path in ["/v1/batches", "/v1/venue-releases"] {
+        merge(
+            &mut parameter(doc, path, "get", "after")["schema"],
+            json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": contract::MAX_CURSOR}),
+        );
+    }
+    for path in [
+        "/v1/batches/{id}",
+        "/v1/batches/{id}/filter",
+        "/v1/venue-releases/{id}",
+    ] {
         merge(
             &mut parameter(doc, path, "get", "id")["schema"],
             json!({"type": "string", "pattern": contract::BATCH_ID_PATTERN, "minLength": 64, "maxLength": 64}),
@@ -787,6 +793,7 @@ fn constrain(doc: &mut Value, config: &NodeConfig) {
         let limit = match path.as_str() {
             "/v1/uploads" => config.http.max_upload_bytes,
             "/v1/sunset" => super::sunset::SUNSET_ORDER_MAX,
+            "/v1/venue-traces" => super::venue_releases::MAX_VENUE_TRACE_BODY,
             _ => super::MAX_JSON_BODY,
         };
         for operation in item

@@ -43,10 +43,8 @@ impl Node {
         request: &CreateVenueRequest,
     ) -> Result<CreatedVenue, ApiError> {
         let session = self.authorize(token, Need::OneOf(VENUE_ROLES))?;
-        let day = |name: &'static str, text: &Option<String>| match text
-            .as_deref()
-            .filter(|t| !t.is_empty())
-        {
+        // Absent means the default; an empty text is no date (the document says `date`).
+        let day = |name: &'static str, text: &Option<String>| match text.as_deref() {
             None => Ok(None),
             Some(text) => parse_date(text)
                 .map(Some)

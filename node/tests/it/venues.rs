@@ -109,6 +109,10 @@ async fn case_workers_and_admins_make_venues_and_the_node_keeps_nothing_of_them(
             serde_json::json!({"description": description, "valid_from": "2024-02-30"}),
             "valid_from",
         ),
+        (
+            serde_json::json!({"description": description, "valid_until": ""}),
+            "valid_until",
+        ),
     ] {
         let refused = node.call("POST", "/v1/venues", &carol, Some(bad)).await;
         refused.assert_error(400, "invalid-parameter");

@@ -18,10 +18,7 @@ use zeroize::Zeroizing;
 
 use super::caller::caller;
 use super::error::ApiError;
-use super::{
-    IndexQuery, MAX_JSON_BODY, immutable, index_cursor, index_page, json_body, openapi,
-    require_json,
-};
+use super::{IndexQuery, immutable, index_cursor, index_page, json_body, openapi, require_json};
 use crate::node::{Need, Node};
 use crate::store::Role;
 
@@ -42,7 +39,7 @@ pub(super) fn routes() -> Router<Node> {
 
 /// `POST /v1/venue-traces`'s body limit. A schema-valid body with every character of its
 /// trace code (1,024) and message (500) written as a 12-byte JSON escape (a surrogate
-/// pair) takes about 18,400 bytes, over [`MAX_JSON_BODY`]: with four times that room, a
+/// pair) takes about 18,400 bytes, over [`super::MAX_JSON_BODY`]: with four times that room, a
 /// body the document allows is never refused with 413, and one it refuses meets the
 /// handler's own 400s (schemathesis, `.ci/extra/openapi.sh`).
 pub(super) const MAX_VENUE_TRACE_BODY: usize = 64 * 1024;

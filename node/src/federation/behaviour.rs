@@ -39,6 +39,7 @@ use super::identity::NodeIdentity;
 use super::instance::{INSTANCE_PROTOCOL, InstanceCodec};
 use super::sunset::{SUNSET_PROTOCOL, SunsetCodec};
 use super::sync::{SYNC_PROTOCOL, SyncCodec};
+use super::venue_releases::{RELEASES_PROTOCOL, ReleaseCodec};
 
 /// Kademlia protocol name of the Ephemera federation (kept apart from the public IPFS DHT).
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ephemera/kad/1");
@@ -137,6 +138,8 @@ pub(crate) struct FederationBehaviour {
     pub(crate) heads: request_response::Behaviour<HeadsCodec>,
     /// Sunset orders: the one each node holds, passed on.
     pub(crate) sunset: request_response::Behaviour<SunsetCodec>,
+    /// Venue releases: the ids each node holds, the releases a peer lacks.
+    pub(crate) venue_releases: request_response::Behaviour<ReleaseCodec>,
     /// Peer discovery beyond the bootstrap list; off when `discovery` is off.
     pub(crate) kad: Toggle<Dht>,
     /// Listen addresses and protocols of peers.
@@ -207,6 +210,13 @@ impl FederationBehaviour {
                 .with_max_concurrent_streams(config.max_inbound_streams),
         );
 
+        let venue_releases = request_response::Behaviour::new(
+            [(RELEASES_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(config.request_timeout)
+                .with_max_concurrent_streams(config.max_inbound_streams),
+        );
+
         let kad = config.discovery.then(|| Dht::new(peer_id));
 
         let identify = identify::Behaviour::new(
@@ -252,6 +262,7 @@ impl FederationBehaviour {
             instance,
             heads,
             sunset,
+            venue_releases,
             kad: Toggle::from(kad),
             identify,
             mdns: Toggle::from(mdns),

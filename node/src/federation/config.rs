@@ -143,6 +143,9 @@ pub struct FederationConfig {
     /// Who holds this node's sunset order and checks those peers send (the node). `None`:
     /// no order is sent; peers' are answered with none and ignored.
     pub sunset: Option<super::SunsetSink>,
+    /// Who holds this node's venue releases and checks those peers send (the node).
+    /// `None`: none are asked for; peers' asks are answered with none.
+    pub venue_releases: Option<super::ReleaseSink>,
 }
 
 /// The smallest per-peer response budget: one answer holding one upload of the largest
@@ -195,6 +198,7 @@ impl Default for FederationConfig {
             twins: None,
             heads: None,
             sunset: None,
+            venue_releases: None,
         }
     }
 }

@@ -54,6 +54,7 @@ pub(crate) enum Command {
     Unban(PeerId),
     SyncNow,
     SpreadSunset(Vec<u8>),
+    OfferReleases,
     Shutdown,
 }
 
@@ -176,6 +177,16 @@ impl FederationHandle {
     /// [`FederationError::Stopped`] if the event loop has ended.
     pub async fn spread_sunset(&self, frame: Vec<u8>) -> Result<(), FederationError> {
         self.send(Command::SpreadSunset(frame)).await
+    }
+
+    /// Tells every connected peer which venue releases this node holds, at once (after it
+    /// made one): each asks back for those it lacks. Peers connecting later ask on
+    /// connection.
+    ///
+    /// # Errors
+    /// [`FederationError::Stopped`] if the event loop has ended.
+    pub async fn offer_releases(&self) -> Result<(), FederationError> {
+        self.send(Command::OfferReleases).await
     }
 
     /// Stops the event loop; its connections close. Await the `JoinHandle` from

@@ -21,6 +21,7 @@
 //! | `ephemera_federation_peers_penalised_total` | counter | `reason` (a catch-up fault, `timeout`, `malformed-response`, `malformed-request`, ...) |
 //! | `ephemera_federation_peers_evicted_total` | counter | `reason` = `idle` (a stranger that gave nothing new while slots were scarce) |
 //! | `ephemera_federation_sunset_dropped_total` | counter | `reason` = `peer-budget` / `busy` (peers' sunset orders left unchecked) |
+//! | `ephemera_federation_venue_releases_total` | counter | `outcome` = `stored` / `known` / `invalid` / `not-kept` / `dropped-peer-budget` / `dropped-busy` (venue releases peers sent) |
 //! | `ephemera_federation_store_errors_total` | counter | `path` = `gossip` / `catch-up` / `serve` (this node's store failed) |
 //!
 //! No label ever holds a peer id, address, key or token.
@@ -189,6 +190,13 @@ pub(crate) fn sunset_dropped(reason: &'static str) {
     });
 }
 
+pub(crate) fn venue_releases(outcome: &'static str) {
+    record(|| {
+        metrics::counter!("ephemera_federation_venue_releases_total", "outcome" => outcome)
+            .increment(1);
+    });
+}
+
 pub(crate) fn dial_refused(reason: &'static str) {
     record(|| {
         metrics::counter!("ephemera_federation_dials_refused_total", "reason" => reason)
@@ -273,8 +281,24 @@ pub(crate) fn register() {
         "ephemera_federation_sunset_dropped_total",
         "Peers' sunset orders left unchecked, by reason (peer-budget, busy)."
     );
+    describe_counter!(
+        "ephemera_federation_venue_releases_total",
+        "Venue releases peers sent, by outcome (stored, known, invalid, not-kept, \
+         dropped-peer-budget, dropped-busy)."
+    );
     peers_connected(0);
     sync_lag(0, 0);
+    for outcome in [
+        "stored",
+        "known",
+        "invalid",
+        "not-kept",
+        "dropped-peer-budget",
+        "dropped-busy",
+    ] {
+        metrics::counter!("ephemera_federation_venue_releases_total", "outcome" => outcome)
+            .increment(0);
+    }
     for reason in ["peer-budget", "busy"] {
         metrics::counter!("ephemera_federation_sunset_dropped_total", "reason" => reason)
             .increment(0);

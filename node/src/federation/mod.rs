@@ -26,6 +26,10 @@
 //!   on connection, every sync round, and at once when one is adopted; each receiver checks
 //!   it against its own committee, and only undecodable or oversized frames cost the
 //!   sender (`sunset.rs`).
+//! * **Venue releases**: nodes ask each other with the ids of the releases they hold on
+//!   [`RELEASES_PROTOCOL`], on connection, every sync round, and at once when one is new;
+//!   the answer carries those the asker lacks, each checked against the asker's trusted
+//!   authorities (`venue_releases.rs`).
 //! * **Catch-up**: the [`sync`] protocol reconciles per-day digests and id pages over the
 //!   retention window, with every range clamped.
 //! * **Discovery**: bootstrap peers from config (re-dialled while disconnected), Kademlia,
@@ -116,6 +120,7 @@ pub mod sync;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 mod validate;
+mod venue_releases;
 
 #[cfg(test)]
 mod tests;
@@ -138,6 +143,10 @@ pub use store::{
 };
 pub use sunset::{MAX_SUNSET_FRAME, SUNSET_PROTOCOL, SunsetSink, SunsetWitness};
 pub use sync::SYNC_PROTOCOL;
+pub use venue_releases::{
+    MAX_HAVE_IDS, MAX_RELEASES_PER_ANSWER, RELEASES_PROTOCOL, ReleaseAdmission, ReleaseKeeper,
+    ReleaseSink,
+};
 
 /// The time source federation verifies against (certificate ages, retention): the node's
 /// own [`crate::clock::Clock`], so one clock drives both.

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ephemera_proto::upload::{UploadId, VerifiedUpload};
+use ephemera_proto::venue::ReleaseId;
 use libp2p::{PeerId, gossipsub, request_response};
 use tokio::sync::oneshot;
 
@@ -16,6 +17,7 @@ use super::Clock;
 use super::store::{FederationStore, StoreError};
 use super::sync::{SyncReply, SyncRequest, SyncResponse};
 use super::validate::{Verdict, Verifier};
+use super::venue_releases::ReleasesAnswer;
 
 /// Most ids remembered in [`Shared::refused`].
 const MAX_REFUSED: usize = 65_536;
@@ -103,6 +105,22 @@ pub(crate) enum Internal {
     Republish(VerifiedUpload),
     /// A phone's upload whose publish delay has passed.
     PublishNow(VerifiedUpload),
+    /// The venue-release ask for a peer is ready: the ids held or refused here.
+    AskReleases { peer: PeerId, have: Vec<ReleaseId> },
+    /// The answer to a peer's venue-release ask is ready.
+    AnswerReleases {
+        channel: request_response::ResponseChannel<ReleasesAnswer>,
+        frames: Vec<Vec<u8>>,
+    },
+    /// A peer's ask listed releases missing here: ask it back.
+    ReleasesWanted { peer: PeerId },
+    /// A peer's venue releases were checked: `stored` were new; `ask_again` when its answer
+    /// was full or cut short.
+    ReleasesTaken {
+        peer: PeerId,
+        stored: usize,
+        ask_again: bool,
+    },
 }
 
 /// Why a catch-up round stopped early.

@@ -1558,12 +1558,13 @@ impl SunsetWitness for KeepingWitness {
     }
 }
 
-/// The attacker's side of `/ephemera/sunset/1`: requests written exactly as given (length
-/// prefix included), answers read as frames; it answers nothing.
+/// An attacker's side of a request-response protocol (`/ephemera/sunset/1`,
+/// `/ephemera/venue-releases/1`): requests written exactly as given (length prefix
+/// included), answers read as frames; it answers nothing.
 #[derive(Clone, Copy, Debug, Default)]
-struct RawSunsetCodec;
+struct RawCodec;
 
-impl Codec for RawSunsetCodec {
+impl Codec for RawCodec {
     type Protocol = libp2p::StreamProtocol;
     type Request = Vec<u8>;
     type Response = Vec<u8>;
@@ -1610,10 +1611,10 @@ impl Codec for RawSunsetCodec {
     }
 }
 
-type RawSunset = libp2p::request_response::Behaviour<RawSunsetCodec>;
+type RawAsker = libp2p::request_response::Behaviour<RawCodec>;
 
 /// Sends `raw` to `peer` and drives the swarm until the exchange ends; true if answered.
-async fn send_raw_sunset(swarm: &mut libp2p::Swarm<RawSunset>, peer: PeerId, raw: Vec<u8>) -> bool {
+async fn send_raw(swarm: &mut libp2p::Swarm<RawAsker>, peer: PeerId, raw: Vec<u8>) -> bool {
     use futures::StreamExt;
     use libp2p::request_response::Event;
     let id = swarm.behaviour_mut().send_request(&peer, raw);
@@ -1638,27 +1639,9 @@ async fn send_raw_sunset(swarm: &mut libp2p::Swarm<RawSunset>, peer: PeerId, raw
     ended.await.unwrap_or(false)
 }
 
-fn with_length(len: usize, body: &[u8]) -> Vec<u8> {
-    let mut raw = u32::try_from(len).unwrap().to_be_bytes().to_vec();
-    raw.extend_from_slice(body);
-    raw
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_junk_or_oversized_sunset_frames_cost_their_sender() {
-    use ephemera_proto::sunset::{CommitteeId, SignedSunsetOrder, SunsetOrder, SunsetScope};
+/// An attacker speaking `protocol` raw, connected to `node`.
+async fn attacker(protocol: libp2p::StreamProtocol, node: &LocalNode) -> libp2p::Swarm<RawAsker> {
     use futures::StreamExt;
-    let recorder = recorder();
-    let count = |reason: &str| {
-        recorder.get(&format!(
-            "ephemera_federation_peers_penalised_total{{reason={reason}}}"
-        ))
-    };
-    let witness = Arc::new(KeepingWitness::default());
-    let mut config = test_config(&UploadFactory::new());
-    config.sunset = Some(SunsetSink(witness.clone()));
-    let mut node = start_node(config, vec![]).await;
-
     let mut attacker = libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_tcp(
@@ -1668,11 +1651,8 @@ async fn only_junk_or_oversized_sunset_frames_cost_their_sender() {
         )
         .unwrap()
         .with_behaviour(|_| {
-            RawSunset::new(
-                [(
-                    SUNSET_PROTOCOL,
-                    libp2p::request_response::ProtocolSupport::Full,
-                )],
+            RawAsker::new(
+                [(protocol, libp2p::request_response::ProtocolSupport::Full)],
                 libp2p::request_response::Config::default(),
             )
         })
@@ -1685,6 +1665,31 @@ async fn only_junk_or_oversized_sunset_frames_cost_their_sender() {
             .await
             .expect("connects");
     }
+    attacker
+}
+
+fn with_length(len: usize, body: &[u8]) -> Vec<u8> {
+    let mut raw = u32::try_from(len).unwrap().to_be_bytes().to_vec();
+    raw.extend_from_slice(body);
+    raw
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_junk_or_oversized_sunset_frames_cost_their_sender() {
+    use ephemera_proto::sunset::{CommitteeId, SignedSunsetOrder, SunsetOrder, SunsetScope};
+    let recorder = recorder();
+    let count = |reason: &str| {
+        recorder.get(&format!(
+            "ephemera_federation_peers_penalised_total{{reason={reason}}}"
+        ))
+    };
+    let witness = Arc::new(KeepingWitness::default());
+    let mut config = test_config(&UploadFactory::new());
+    config.sunset = Some(SunsetSink(witness.clone()));
+    let mut node = start_node(config, vec![]).await;
+
+    let mut attacker = attacker(SUNSET_PROTOCOL, &node).await;
+    let target = node.handle.peer_id();
 
     // An order frame this node cannot check (no approvals, unknown committee): handed to the
     // witness, answered with "none held", no penalty.
@@ -1701,7 +1706,7 @@ async fn only_junk_or_oversized_sunset_frames_cost_their_sender() {
     };
     let first = order(0);
     let framed = with_length(first.len(), &first);
-    assert!(send_raw_sunset(&mut attacker, target, framed).await);
+    assert!(send_raw(&mut attacker, target, framed).await);
     assert!(wait_until(PROPAGATION, || witness.0.lock().unwrap().contains(&first)).await);
     assert_eq!(count("sunset-malformed") + count("sunset-oversized"), 0);
 
@@ -1709,7 +1714,7 @@ async fn only_junk_or_oversized_sunset_frames_cost_their_sender() {
     // unchecked, still without penalty.
     for i in 1..20 {
         let next = order(i);
-        assert!(send_raw_sunset(&mut attacker, target, with_length(next.len(), &next)).await);
+        assert!(send_raw(&mut attacker, target, with_length(next.len(), &next)).await);
     }
     let dropped = "ephemera_federation_sunset_dropped_total{reason=peer-budget}";
     assert!(wait_until(PROPAGATION, || recorder.get(dropped) >= 10).await);
@@ -1719,17 +1724,69 @@ async fn only_junk_or_oversized_sunset_frames_cost_their_sender() {
 
     // Bytes that are no order: answered, dropped, penalised.
     let junk = b"no sunset order".to_vec();
-    assert!(send_raw_sunset(&mut attacker, target, with_length(junk.len(), &junk)).await);
+    assert!(send_raw(&mut attacker, target, with_length(junk.len(), &junk)).await);
     assert!(wait_until(PROPAGATION, || count("sunset-malformed") == 1).await);
 
     // A length over the cap: refused before the body is read, penalised.
     let over = with_length(MAX_SUNSET_FRAME + 1, &[0; 64]);
-    assert!(!send_raw_sunset(&mut attacker, target, over).await);
+    assert!(!send_raw(&mut attacker, target, over).await);
     assert!(wait_until(PROPAGATION, || count("sunset-oversized") == 1).await);
     assert_eq!(
         witness.0.lock().unwrap().len(),
         checked,
         "only orders reach the node"
     );
+    node.stop().await;
+}
+
+/// A keeper holding nothing, keeping what peers send.
+#[derive(Default)]
+struct KeepingReleases(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl ReleaseKeeper for KeepingReleases {
+    fn held(&self) -> futures::future::BoxFuture<'static, Vec<ephemera_proto::venue::ReleaseId>> {
+        Box::pin(async { Vec::new() })
+    }
+
+    fn frames(
+        &self,
+        _: Vec<ephemera_proto::venue::ReleaseId>,
+    ) -> futures::future::BoxFuture<'static, Vec<Vec<u8>>> {
+        Box::pin(async { Vec::new() })
+    }
+
+    fn offered(&self, frame: Vec<u8>) -> futures::future::BoxFuture<'static, ReleaseAdmission> {
+        self.0.lock().unwrap().push(frame);
+        Box::pin(async { ReleaseAdmission::Stored })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_misshapen_or_oversized_release_asks_cost_their_sender() {
+    let recorder = recorder();
+    let count = |reason: &str| {
+        recorder.get(&format!(
+            "ephemera_federation_peers_penalised_total{{reason={reason}}}"
+        ))
+    };
+    let mut config = test_config(&UploadFactory::new());
+    config.venue_releases = Some(ReleaseSink(Arc::new(KeepingReleases::default())));
+    let mut node = start_node(config, vec![]).await;
+    let mut attacker = attacker(RELEASES_PROTOCOL, &node).await;
+    let target = node.handle.peer_id();
+
+    // A well-formed ask, of ids this node lacks: answered (with nothing held), no penalty.
+    let ids = [[1u8; 32], [2u8; 32]].concat();
+    assert!(send_raw(&mut attacker, target, with_length(ids.len(), &ids)).await);
+    assert_eq!(count("venue-release-ask-malformed"), 0);
+
+    // Ids that are not whole: no answer, penalised.
+    assert!(!send_raw(&mut attacker, target, with_length(33, &[0; 33])).await);
+    assert!(wait_until(PROPAGATION, || count("venue-release-ask-malformed") == 1).await);
+
+    // A length over the cap: refused before the body is read, penalised.
+    let over = with_length(MAX_HAVE_IDS * 32 + 32, &[0; 64]);
+    assert!(!send_raw(&mut attacker, target, over).await);
+    assert!(wait_until(PROPAGATION, || count("venue-release-ask-malformed") == 2).await);
     node.stop().await;
 }

@@ -13,7 +13,7 @@ use ephemera_proto::upload::{UploadId, VerifiedUpload};
 
 use crate::federation::{
     DayDigest, Federation, FederationConfig, FederationHandle, FederationStore, HeadSink,
-    MetricsSink, NodeIdentity, StoreOutcome, SunsetSink, TwinSink,
+    MetricsSink, NodeIdentity, ReleaseSink, StoreOutcome, SunsetSink, TwinSink,
 };
 
 use super::{FederationSlot, Inner, Node, NodeError};
@@ -104,6 +104,9 @@ impl Node {
         federation.sunset = Some(SunsetSink(Arc::new(super::sunset_spread::NodeSunset(
             Arc::downgrade(&self.inner),
         ))));
+        federation.venue_releases = Some(ReleaseSink(Arc::new(
+            super::venue_releases::NodeReleases(Arc::downgrade(&self.inner)),
+        )));
         federation
     }
 

@@ -20,6 +20,12 @@ mod util;
 #[path = "sunset_spread.rs"]
 mod sunset_spread;
 
+#[path = "venue_release_spread.rs"]
+mod venue_release_spread;
+
+#[path = "venue_util.rs"]
+mod venue_util;
+
 use util::*;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -64,6 +70,36 @@ async fn start_at(
         .unwrap()
         .with(libp2p::multiaddr::Protocol::P2p(handle.peer_id()));
     (node, addr)
+}
+
+fn peer_id(node: &TestNode) -> ephemera_node::federation::PeerId {
+    node.node.federation_handle().unwrap().peer_id()
+}
+
+/// Whether `check` comes true within [`WAIT`], asked every 100 ms.
+async fn eventually<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) -> bool {
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Whether `node` comes to be connected to `peer` within [`WAIT`].
+async fn connected(node: &TestNode, peer: ephemera_node::federation::PeerId) -> bool {
+    let handle = node.node.federation_handle().unwrap();
+    eventually(|| async {
+        handle
+            .status()
+            .await
+            .unwrap()
+            .connected_peers
+            .contains(&peer)
+    })
+    .await
 }
 
 fn authority(node: &TestNode) -> Ed25519PublicKey {

@@ -34,4 +34,5 @@ mod throughput;
 mod upgrade;
 mod util;
 mod venue_traces;
+mod venue_util;
 mod venues;

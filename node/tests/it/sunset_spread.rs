@@ -15,7 +15,7 @@ use ephemera_proto::sunset::{SignedSunsetOrder, SunsetCommittee, SunsetOrder, Su
 use rand::SeedableRng as _;
 
 use crate::util::{T0, TestNode};
-use crate::{WAIT, fed_config, start, start_at};
+use crate::{WAIT, connected, eventually, fed_config, peer_id, start, start_at};
 
 /// The lowest gossipsub score a peer may have and still be sent gossip.
 const GOSSIP_THRESHOLD: f64 = -10.0;
@@ -78,10 +78,6 @@ async fn comes_to_hold(node: &TestNode, order: &SignedSunsetOrder) -> bool {
     .await
 }
 
-fn peer_id(node: &TestNode) -> PeerId {
-    node.node.federation_handle().unwrap().peer_id()
-}
-
 /// Whether `node` is connected to `peer`, not banned, and scores it at or above the gossip
 /// threshold.
 async fn in_good_standing(node: &TestNode, peer: PeerId) -> bool {
@@ -97,31 +93,6 @@ async fn in_good_standing(node: &TestNode, peer: PeerId) -> bool {
         && status
             .score_of(&peer)
             .is_some_and(|s| s >= GOSSIP_THRESHOLD)
-}
-
-/// Whether `check` comes true within [`WAIT`], asked every 100 ms.
-async fn eventually<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) -> bool {
-    let deadline = std::time::Instant::now() + WAIT;
-    while std::time::Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
-
-async fn connected(node: &TestNode, peer: PeerId) -> bool {
-    let handle = node.node.federation_handle().unwrap();
-    eventually(|| async {
-        handle
-            .status()
-            .await
-            .unwrap()
-            .connected_peers
-            .contains(&peer)
-    })
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

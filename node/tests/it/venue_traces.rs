@@ -10,57 +10,16 @@ use ephemera_node_core::keys::venue_key;
 use ephemera_proto::UnixTime;
 use ephemera_proto::audit::AuditAction;
 use ephemera_proto::auth::TrustedAuthorities;
-use ephemera_proto::venue::{
-    EntryCode, RELEASE_TRACES, SignedVenueRelease, TRACE_TEXT_PREFIX, check_in, create_venue,
-    match_check_ins,
-};
+use ephemera_proto::venue::{RELEASE_TRACES, SignedVenueRelease, check_in, match_check_ins};
 
 use crate::console_session::{cookie_sign_in, with_cookie};
 use crate::util::*;
-
-const MESSAGE: &str = "You were near a case: get tested.";
-const DESCRIPTION: &str = "Cafe Lindenhof";
-const ADDRESS: &str = "Lindenstrasse 12";
-
-/// A venue of the authority whose venue key `key` is: its entry code and trace code.
-fn venue(key: &ephemera_proto::sealed::SealingSecretKey) -> (EntryCode, Vec<u8>) {
-    let (entry, code) = create_venue(
-        &key.public_key(),
-        DESCRIPTION,
-        ADDRESS,
-        UnixTime(0),
-        UnixTime(u64::MAX),
-        &mut rand::rng(),
-    )
-    .unwrap();
-    let bytes = code.to_bytes().to_vec();
-    let sent = trace_body(&bytes, UnixTime(0), UnixTime(0), "");
-    assert_eq!(
-        sent["trace_code"],
-        code.to_text().as_str(),
-        "the venue's own text"
-    );
-    (entry, bytes)
-}
+use crate::venue_util::{ADDRESS, DESCRIPTION, MESSAGE, trace_body, venue};
 
 /// The releases `node` lists from the start.
 async fn releases(node: &TestNode) -> Vec<serde_json::Value> {
     let index = node.get("/v1/venue-releases").await.json();
     index["releases"].as_array().unwrap().clone()
-}
-
-/// A trace request as a case worker sends it: the trace code's text, in the form the venue
-/// got it (`TraceCode::to_text`), also for bytes that are no trace code.
-fn trace_body(code: &[u8], from: UnixTime, until: UnixTime, message: &str) -> serde_json::Value {
-    serde_json::json!({
-        "trace_code": format!(
-            "{TRACE_TEXT_PREFIX}{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(code)
-        ),
-        "case_from": from.0,
-        "case_until": until.0,
-        "message": message,
-    })
 }
 
 #[tokio::test]

@@ -27,6 +27,7 @@ impl EventLoop {
             self.say_hello(peer);
             self.exchange_heads(peer);
             self.exchange_sunset(peer);
+            self.ask_releases(peer);
             self.start_session(peer);
         }
     }

@@ -53,6 +53,7 @@ impl EventLoop {
                 self.say_hello(peer_id);
                 self.exchange_heads(peer_id);
                 self.exchange_sunset(peer_id);
+                self.ask_releases(peer_id);
                 self.start_session(peer_id);
             }
             SwarmEvent::ConnectionClosed {
@@ -65,6 +66,7 @@ impl EventLoop {
                 self.budget.forget(&peer_id);
                 self.last_useful.remove(&peer_id);
                 self.forget_sunset_peer(&peer_id);
+                self.forget_release_peer(&peer_id);
                 tracing::info!(peer = %peer_id, "peer disconnected");
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {

@@ -16,6 +16,7 @@
 //! | [`twins`] | hellos to peers, answering theirs, reports to the node's twin witness |
 //! | [`heads`] | batch-log heads to peers and from them, to the node's head witness |
 //! | [`sunset`] | the held sunset order to peers, peers' orders to the node's witness |
+//! | [`venue_releases`] | asks with the venue releases held, answers with those a peer lacks, peers' releases to the node's keeper |
 //!
 //! What a verdict costs a peer is decided in [`super::validate::judge`], not here.
 
@@ -24,9 +25,11 @@ mod connections;
 mod discovery;
 mod gossip;
 mod heads;
+mod offer_budget;
 mod scoring;
 mod sunset;
 mod twins;
+mod venue_releases;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -154,6 +157,7 @@ pub(crate) fn spawn(
         last_useful: HashMap::new(),
         hellos: HelloLog::new(),
         sunset: sunset::SunsetSpread::new(),
+        releases: venue_releases::ReleaseSpread::new(),
         budget: ResponseBudget::new(
             config.response_bytes_total,
             config.response_bytes_per_peer,
@@ -231,6 +235,8 @@ struct EventLoop {
     hellos: HelloLog,
     /// Peers' budgets of sunset-order checks, and the checks in flight.
     sunset: sunset::SunsetSpread,
+    /// Peers' budgets of release checks, asks out, releases refused here.
+    releases: venue_releases::ReleaseSpread,
     config: FederationConfig,
 }
 
@@ -303,6 +309,7 @@ impl EventLoop {
             Command::Unban(peer) => self.unban(peer),
             Command::SyncNow => self.sync_all(),
             Command::SpreadSunset(frame) => self.spread_sunset(frame),
+            Command::OfferReleases => self.offer_releases(),
             Command::Shutdown => {}
         }
     }
@@ -323,6 +330,16 @@ impl EventLoop {
             Internal::SessionDone { peer, result } => self.session_done(peer, result),
             Internal::Penalize { peer, reason } => self.penalize(peer, reason),
             Internal::Republish(upload) | Internal::PublishNow(upload) => self.publish(&upload),
+            Internal::AskReleases { peer, have } => self.send_release_ask(peer, have),
+            Internal::AnswerReleases { channel, frames } => {
+                self.send_release_answer(channel, frames);
+            }
+            Internal::ReleasesWanted { peer } => self.ask_releases(peer),
+            Internal::ReleasesTaken {
+                peer,
+                stored,
+                ask_again,
+            } => self.releases_taken(peer, stored, ask_again),
         }
     }
 
@@ -340,6 +357,7 @@ impl EventLoop {
             FederationBehaviourEvent::Instance(event) => self.on_instance(event),
             FederationBehaviourEvent::Heads(event) => self.on_heads(event),
             FederationBehaviourEvent::Sunset(event) => self.on_sunset(event),
+            FederationBehaviourEvent::VenueReleases(event) => self.on_venue_releases(event),
             FederationBehaviourEvent::Identify(event) => self.on_identify(event),
             FederationBehaviourEvent::Kad(event) => self.on_kad(event),
             FederationBehaviourEvent::Mdns(event) => self.on_mdns(event),

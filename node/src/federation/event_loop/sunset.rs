@@ -14,47 +14,20 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::EventLoop;
+use super::offer_budget::{OfferBudget, OfferRate};
 use crate::federation::metrics;
 use crate::federation::sunset::SunsetMessage;
 
-/// Orders one peer may have checked in a burst (each costs up to 16 signature checks).
-pub(super) const OFFER_BURST: f64 = 8.0;
-/// One more order check per this long, per peer. An honest peer sends its held order twice
-/// per sync round (its request and its answer) and once per adoption; frames equal to the
-/// held order cost nothing, so only peers holding another valid order, or senders of
-/// invalid ones, ever spend this.
-pub(super) const OFFER_REFILL: Duration = Duration::from_secs(5);
+/// Order checks a peer gets: 8 in a burst (each costs up to 16 signature checks), then
+/// one per 5 s. An honest peer sends its held order twice per sync round (its request and
+/// its answer) and once per adoption; frames equal to the held order cost nothing, so only
+/// peers holding another valid order, or senders of invalid ones, ever spend this.
+pub(super) const OFFER_RATE: OfferRate = OfferRate {
+    burst: 8.0,
+    refill: Duration::from_secs(5),
+};
 /// Orders under check at once, from all peers.
 pub(super) const MAX_OFFERS_IN_FLIGHT: usize = 8;
-
-/// A peer's budget of order checks: a token bucket.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct OfferBudget {
-    tokens: f64,
-    at: Instant,
-}
-
-impl OfferBudget {
-    fn full(now: Instant) -> Self {
-        OfferBudget {
-            tokens: OFFER_BURST,
-            at: now,
-        }
-    }
-
-    /// Takes one check if the budget allows it at `now`.
-    fn take(&mut self, now: Instant) -> bool {
-        let refill = now.duration_since(self.at).div_duration_f64(OFFER_REFILL);
-        self.tokens = (self.tokens + refill).min(OFFER_BURST);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
 
 /// The sunset state of the event loop.
 pub(super) struct SunsetSpread {
@@ -162,7 +135,7 @@ impl EventLoop {
                     .sunset
                     .budgets
                     .entry(peer)
-                    .or_insert_with(|| OfferBudget::full(now));
+                    .or_insert_with(|| OfferBudget::full(OFFER_RATE, now));
                 if !budget.take(now) {
                     metrics::sunset_dropped("peer-budget");
                     tracing::debug!(%peer, "sunset order dropped: peer over its budget");
@@ -232,24 +205,5 @@ mod tests {
         assert_eq!(sort(&[0xff, 0x01, 0, 0], None), Intake::Junk);
         assert_eq!(sort(&[0, 0x11, 0, 0], None), Intake::Junk);
         assert_eq!(sort(b"held", Some(b"held")), Intake::Nothing);
-    }
-
-    #[test]
-    fn a_peer_budget_allows_a_burst_then_one_check_per_refill() {
-        let start = Instant::now();
-        let mut budget = OfferBudget::full(start);
-        for _ in 0..OFFER_BURST as usize {
-            assert!(budget.take(start));
-        }
-        assert!(!budget.take(start));
-        assert!(!budget.take(start + OFFER_REFILL / 2));
-        assert!(budget.take(start + OFFER_REFILL));
-        assert!(!budget.take(start + OFFER_REFILL));
-        // Idle for long: back to a full burst, no more.
-        let later = start + OFFER_REFILL * 100;
-        for _ in 0..OFFER_BURST as usize {
-            assert!(budget.take(later));
-        }
-        assert!(!budget.take(later));
     }
 }

@@ -161,7 +161,7 @@ try {
   check((await admin.textContent("#new-password-error")).includes("common password"), "a common password is refused with a reason", "");
   const adminPassword = "admin console passphrase";
   await choosePassword(admin, "admin", adminPassword);
-  check((await visibleSections(admin)) === "accounts,api-keys,audit,bulk,code-status,issue,stats,venue",
+  check((await visibleSections(admin)) === "accounts,api-keys,audit,bulk,code-status,issue,stats,venue,venue-trace",
     "the first admin (every role) sees every section", await visibleSections(admin));
   await everyInputNamed(admin, "admin");
 
@@ -238,8 +238,9 @@ try {
   await cw.keyboard.press("Enter");
   await cw.waitForSelector("#console", { state: "visible" });
   async function tabTo(page, id) {
-    // Enough presses to go once around the whole page (the venue form added about ten stops).
-    for (let i = 0; i < 40; i++) {
+    // Enough presses to go once around the whole page (the venue forms added about 30 stops:
+    // Chromium tabs through each part of a datetime-local field).
+    for (let i = 0; i < 80; i++) {
       if (await page.evaluate(() => document.activeElement.id) === id) return;
       await page.keyboard.press("Tab");
     }
@@ -264,7 +265,7 @@ try {
   await tabTo(cw, "issued-dismiss");
   await cw.keyboard.press("Enter");
   check(!(await cw.content()).includes(code), "the dismissed code leaves the page", "still there");
-  check((await visibleSections(cw)) === "code-status,issue,venue", "a case worker sees issue, status and venues only", await visibleSections(cw));
+  check((await visibleSections(cw)) === "code-status,issue,venue,venue-trace", "a case worker sees issue, status and venues only", await visibleSections(cw));
   await everyInputNamed(cw, "case worker");
   await shot(cw, "case-worker");
 
@@ -291,6 +292,29 @@ try {
   await cw.waitForSelector("#venue-error", { state: "visible" });
   check((await cw.textContent("#venue-error")).includes("100 bytes"), "a name over 100 bytes is refused with a reason", await cw.textContent("#venue-error"));
   await cw.fill("#venue-description", "");
+
+  step = "case worker: a venue trace";
+  // The venue hands its trace-code.txt over; the case worker loads it, enters the case's
+  // hours (UTC) and warns the visitors: the release is published and the code leaves the page.
+  const hour = (ago) => new Date(Date.now() - ago * 3600e3).toISOString().slice(0, 13) + ":00";
+  await cw.setInputFiles("#venue-trace-file", { name: "trace-code.txt", mimeType: "text/plain", buffer: Buffer.from(traceCode) });
+  await cw.waitForFunction(() => document.getElementById("venue-trace-code").value.startsWith("ephemera-trace:"));
+  check((await cw.inputValue("#venue-trace-code")) === traceCode.trim(), "the venue's trace-code.txt loads into the form", "");
+  await cw.fill("#venue-trace-from", hour(3));
+  await cw.fill("#venue-trace-until", hour(5));
+  await cw.click("#venue-trace-submit");
+  await cw.waitForSelector("#venue-trace-error", { state: "visible" });
+  check((await cw.textContent("#venue-trace-error")).includes("end before they start"), "inverted times are refused with a reason", await cw.textContent("#venue-trace-error"));
+  await cw.fill("#venue-trace-until", hour(2));
+  await cw.click("#venue-trace-submit");
+  await cw.waitForFunction(() => document.getElementById("venue-trace-done").textContent.includes("release"));
+  const release = (await cw.textContent("#venue-trace-done")).match(/release ([0-9a-f]{64})/);
+  check(release !== null, "the trace is published as a release", await cw.textContent("#venue-trace-done"));
+  await shot(cw, "venue-trace");
+  const listed = await cw.evaluate(async () => (await (await fetch("/v1/venue-releases")).json()).releases.map((r) => r.id));
+  check(listed.includes(release[1]), "phones find the release in the index", listed);
+  check(await cw.isHidden("#venue-trace-error") && (await cw.inputValue("#venue-trace-code")) === "" && !(await cw.content()).includes(traceCode.trim().slice(15, 60)),
+    "the trace code leaves the page once sent", "still there");
 
   step = "case worker: refusals";
   await expectRefused(cw, "case worker", "GET", "/v1/accounts", 403, "forbidden");
@@ -320,6 +344,7 @@ try {
   await bulk.waitForFunction(() => document.getElementById("bulk-status").textContent.includes("25 codes issued"));
   await expectRefused(bulk, "bulk issuer", "GET", "/v1/api-keys", 403, "forbidden");
   await expectRefused(bulk, "bulk issuer", "POST", "/v1/venues", 403, "forbidden", undefined, { description: "Bar" });
+  await expectRefused(bulk, "bulk issuer", "POST", "/v1/venue-traces", 403, "forbidden", undefined, { trace_code: "x", case_from: 0, case_until: 0, message: "" });
   await expectRefused(bulk, "bulk issuer", "POST", "/v1/accounts", 403, "forbidden", undefined, { name: "x", roles: ["admin"] });
   await shot(bulk, "bulk-issuer");
   await bulk.click("#sign-out-everywhere");
@@ -362,6 +387,8 @@ try {
   check(jsonName === "audit.json" && exported.verified === true && exported.records.length > 10, "the log downloads as JSON", { jsonName, n: exported.records.length });
   check(exported.records.some((r) => r.actor === "account:cw" && r.action === "venue-created") && !json.includes("Browser Cafe") && !json.includes(qrText.slice(15, 60)),
     "the log says the case worker made a venue, and nothing of it", exported.records.filter((r) => r.action.includes("venue")));
+  check(exported.records.some((r) => r.actor === "account:cw" && r.action.startsWith("venue-traced") && json.includes(release[1])) && !json.includes(traceCode.trim().slice(15, 60)),
+    "the log says the case worker traced a venue, by release, and holds no trace code", exported.records.filter((r) => r.action.includes("venue")));
   const [csvAuditName, csvAudit] = await download(aud, "#audit-csv");
   check(csvAuditName === "audit.csv" && csvAudit.startsWith("sequence,minute_utc,actor,action,outcome,previous,hash"), "the log downloads as CSV", csvAudit.slice(0, 60));
   await aud.fill("#password-current", "log reader passphrase one");
@@ -373,6 +400,7 @@ try {
   await expectRefused(aud, "auditor", "POST", "/v1/codes", 403, "forbidden", undefined, { test_type: "confirmed" });
   await expectRefused(aud, "auditor", "GET", "/v1/accounts", 403, "forbidden");
   await expectRefused(aud, "auditor", "POST", "/v1/venues", 403, "forbidden", undefined, { description: "Bar" });
+  await expectRefused(aud, "auditor", "POST", "/v1/venue-traces", 403, "forbidden", undefined, { trace_code: "x", case_from: 0, case_until: 0, message: "" });
   await everyInputNamed(aud, "auditor");
   await shot(aud, "auditor");
 

@@ -66,6 +66,7 @@ function clearSecrets() {
   for (const id of ["issued", "account-created", "key-created", "totp-enrol", "totp-recovery-box"]) {
     show(id, false);
   }
+  $("venue-trace-code").value = "";
   clearVenue();
 }
 
@@ -538,6 +539,38 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
   $("venue-made-dismiss").addEventListener("click", () => { clearVenue(); focusOn("venue-description"); });
+
+  // A venue trace: the trace code leaves the page once sent; the times are UTC.
+  $("venue-trace-file").addEventListener("change", async () => {
+    const file = $("venue-trace-file").files[0];
+    if (file) $("venue-trace-code").value = (await file.text()).trim();
+    $("venue-trace-file").value = "";
+  });
+  $("venue-trace-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    show("venue-trace-error", false);
+    $("venue-trace-done").textContent = "";
+    const utc = (id) => Math.floor(Date.parse($(id).value + "Z") / 1000);
+    const body = {
+      trace_code: $("venue-trace-code").value.trim(),
+      case_from: utc("venue-trace-from"),
+      case_until: utc("venue-trace-until"),
+      message: $("venue-trace-message").value.trim(),
+    };
+    if (!Number.isFinite(body.case_from) || !Number.isFinite(body.case_until)) {
+      fail("venue-trace-error", "Give the case's arrival and departure.");
+      return;
+    }
+    try {
+      const traced = await (await api("POST", "/v1/venue-traces", body)).json();
+      $("venue-trace-code").value = "";
+      $("venue-trace-from").value = "";
+      $("venue-trace-until").value = "";
+      done("venue-trace-done", "Published as release " + traced.release + ": phones that checked in at this venue during these hours warn their users. The venue's name and the times stay sealed; the node kept no trace code.");
+    } catch (e) {
+      fail("venue-trace-error", e.message);
+    }
+  });
 
   $("accounts-refresh").addEventListener("click", loadAccounts);
   createdOnce("account-form", "account-error", "account-created", "/v1/accounts", () => {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Crash safety: uploads against the real ephemera-node binary, SIGKILL at random moments,
-# restart on the same data folder, and check that every acknowledged upload survived
+# Crash safety: uploads and venue traces against the real ephemera-node binary, SIGKILL at
+# random moments, restart on the same data folder, and check that every acknowledged upload
+# and venue release survived
 # (found in the killed node's store; after restart its replay answers 200 with the first
 # answer's revision token) and the store opens cleanly.
 # Usage: scripts/crash-safety.sh [ROUNDS] [WRITERS]   (defaults 20 and 8)

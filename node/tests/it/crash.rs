@@ -1,9 +1,11 @@
-//! Crash safety (`#[ignore]`d: run by `scripts/crash-safety.sh`): uploads against the real
-//! `ephemera-node` binary, SIGKILLed at a random moment, restarted on the same data folder;
-//! every upload the node acknowledged (200) before the kill must still be there: read from
-//! the dead node's store (its certificate's single-use mark and the upload it points at),
-//! then, after a restart that must open cleanly, replaying it answers 200 with the very
-//! revision token of the first answer (retries are idempotent). Batches are cut every
+//! Crash safety (`#[ignore]`d: run by `scripts/crash-safety.sh`): uploads and a case
+//! worker's venue traces against the real `ephemera-node` binary, SIGKILLed at a random
+//! moment, restarted on the same data folder; every upload the node acknowledged (200)
+//! before the kill must still be there: read from the dead node's store (its certificate's
+//! single-use mark and the upload it points at), then, after a restart that must open
+//! cleanly, replaying it answers 200 with the very revision token of the first answer
+//! (retries are idempotent). Every venue release acknowledged (201) must be in the dead
+//! node's store and served after the restart. Batches are cut every
 //! second meanwhile, so kills also land in the middle of cuts: every batch and export the
 //! killed node's index lists must read back whole, and its blobs folder must hold exactly
 //! their files once the store has opened (crash leftovers removed).
@@ -23,6 +25,7 @@ use ephemera_proto::UnixTime;
 use ephemera_proto::api::{VerifyRequest, VerifyResponse};
 use ephemera_proto::auth::{CertificateId, ReportHmacKey};
 use ephemera_proto::upload::{SignedUpload, UploadRequest};
+use ephemera_proto::venue::{ReleaseId, VenueKeyAnnouncement, create_venue};
 use ephemera_proto::wire;
 
 use crate::util::{Response, pet_contents, request, test_password};
@@ -158,7 +161,12 @@ pub(crate) struct Acked {
 /// by an upload record that carries that certificate; every indexed batch and export reads
 /// back whole, and the blobs folder holds their files and nothing else once the store has
 /// opened. Returns the number of batches and of files the open removed (crash leftovers).
-fn assert_stored(dir: &Path, acked: &[Acked], round: usize) -> (usize, usize) {
+fn assert_stored(
+    dir: &Path,
+    acked: &[Acked],
+    releases: &[ReleaseId],
+    round: usize,
+) -> (usize, usize) {
     let data = dir.join("data");
     let blob_files = || {
         std::fs::read_dir(data.join(ephemera_node::node::BLOB_DIR))
@@ -181,6 +189,13 @@ fn assert_stored(dir: &Path, acked: &[Acked], round: usize) -> (usize, usize) {
             upload.is_some_and(|u| u.upload.certificate.certificate.id == a.certificate),
             "round {round}: acknowledged upload {i} of {} was lost",
             acked.len()
+        );
+    }
+    for (i, id) in releases.iter().enumerate() {
+        assert!(
+            store.venue_release(id).unwrap().is_some(),
+            "round {round}: acknowledged venue release {i} of {} was lost",
+            releases.len()
         );
     }
     let batches = store.batch_index(0, usize::MAX).unwrap();
@@ -333,6 +348,47 @@ async fn one_upload(addr: SocketAddr, session: &str) -> Option<Acked> {
     }
 }
 
+/// The trace code of a venue of the node at `addr`'s authority (its venue key from
+/// `GET /v1/venue-key`, as a venue's own machine gets it).
+async fn venue_trace_code(addr: SocketAddr) -> String {
+    let answer = request(addr, "GET", "/v1/venue-key", &[], b"").await;
+    let announcement: VenueKeyAnnouncement = serde_json::from_slice(&answer.body).unwrap();
+    let authority = announcement.named_authority().unwrap();
+    let key = announcement.verify(&authority).unwrap();
+    let (_, code) = create_venue(
+        &key,
+        "Crash Cafe",
+        "",
+        UnixTime(0),
+        UnixTime(u64::MAX),
+        &mut rand::rng(),
+    )
+    .unwrap();
+    code.to_text().to_string()
+}
+
+/// One venue trace by the case worker: the release's id once acknowledged (201), `None`
+/// when the kill cut the request.
+async fn one_trace(addr: SocketAddr, session: &str, code: &str) -> Option<ReleaseId> {
+    let from = today().minus_seconds(7200);
+    let body = serde_json::json!({
+        "trace_code": code,
+        "case_from": from.0,
+        "case_until": from.0 + 1800,
+        "message": "Watch for symptoms.",
+    });
+    let r = send(
+        addr,
+        "/v1/venue-traces",
+        "application/json",
+        Some(session),
+        body.to_string().into_bytes(),
+    )
+    .await?;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    ReleaseId::from_hex(r.json()["release"].as_str()?)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "minutes long; run by scripts/crash-safety.sh"]
 async fn sigkill_loses_no_acknowledged_upload() {
@@ -345,13 +401,17 @@ async fn sigkill_loses_no_acknowledged_upload() {
     let (mut node, credentials) = start(&bin, dir.path(), &[]);
     let (name, one_time) = credentials.expect("first start prints the case worker");
     let password = set_first_password(node.addr, &name, &one_time).await;
+    let trace_code = venue_trace_code(node.addr).await;
     let mut all_acked: Vec<Acked> = Vec::new();
+    let mut all_releases: Vec<ReleaseId> = Vec::new();
     let mut crash_leftovers = 0;
     let started = Instant::now();
     for round in 0..rounds {
         let session = login(node.addr, &name, &password).await;
         let fresh = all_acked.len();
+        let fresh_releases = all_releases.len();
         let acked = Arc::new(Mutex::new(Vec::new()));
+        let released = Arc::new(Mutex::new(Vec::new()));
         let stop_at = Instant::now() + Duration::from_millis(rand::random_range(100..1500));
         let mut tasks = Vec::new();
         for _ in 0..writers {
@@ -366,6 +426,17 @@ async fn sigkill_loses_no_acknowledged_upload() {
                 }
             }));
         }
+        // And a case worker tracing venues meanwhile.
+        let (addr, session_of_tracer, code) = (node.addr, session.clone(), trace_code.clone());
+        let tracer_released = released.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..10_000 {
+                match one_trace(addr, &session_of_tracer, &code).await {
+                    Some(id) => tracer_released.lock().unwrap().push(id),
+                    None => return,
+                }
+            }
+        }));
         tokio::time::sleep_until(stop_at.into()).await;
         // SIGKILL while writers are mid-request.
         node.child.kill().unwrap();
@@ -380,7 +451,13 @@ async fn sigkill_loses_no_acknowledged_upload() {
         }
         let acked = std::mem::take(&mut *acked.lock().unwrap());
         all_acked.extend(acked);
-        let (batches, leftovers) = assert_stored(dir.path(), &all_acked[fresh..], round);
+        all_releases.extend(std::mem::take(&mut *released.lock().unwrap()));
+        let (batches, leftovers) = assert_stored(
+            dir.path(),
+            &all_acked[fresh..],
+            &all_releases[fresh_releases..],
+            round,
+        );
         crash_leftovers += leftovers;
         let (restarted, again) = start(&bin, dir.path(), &[]);
         assert!(
@@ -393,29 +470,56 @@ async fn sigkill_loses_no_acknowledged_upload() {
         for a in &all_acked[fresh..] {
             assert_replayed(node.addr, a).await;
         }
+        for id in &all_releases[fresh_releases..] {
+            assert_release_served(node.addr, id).await;
+        }
         println!(
-            "round {:>2}: killed after {} acknowledged uploads; all {} found in the store and \
-             replay with their first answer; {batches} batches, all whole; {leftovers} \
-             unindexed files removed at open",
+            "round {:>2}: killed after {} acknowledged uploads and {} venue releases; all \
+             found in the store, uploads replay with their first answer, releases are \
+             served; {batches} batches, all whole; {leftovers} unindexed files removed at open",
             round + 1,
             all_acked.len() - fresh,
-            all_acked.len() - fresh
+            all_releases.len() - fresh_releases,
         );
     }
-    // Finally every upload of every round, once more.
+    // Finally every upload and release of every round, once more.
     for a in &all_acked {
         assert_replayed(node.addr, a).await;
+    }
+    for id in &all_releases {
+        assert_release_served(node.addr, id).await;
     }
     node.child.kill().unwrap();
     node.child.wait().unwrap();
     println!(
-        "crash safety: {rounds} SIGKILLs, {} acknowledged uploads, 0 lost; {crash_leftovers} \
-         batch/export files of interrupted cuts removed at open ({:.1} s)",
+        "crash safety: {rounds} SIGKILLs, {} acknowledged uploads and {} venue releases, 0 \
+         lost; {crash_leftovers} batch/export files of interrupted cuts removed at open \
+         ({:.1} s)",
         all_acked.len(),
+        all_releases.len(),
         started.elapsed().as_secs_f64()
     );
     assert!(
         all_acked.len() >= rounds,
         "too few uploads to mean anything"
     );
+    assert!(
+        all_releases.len() >= rounds,
+        "too few venue releases to mean anything"
+    );
+}
+
+/// An acknowledged release is served whole after the restart.
+async fn assert_release_served(addr: SocketAddr, id: &ReleaseId) {
+    let r = request(
+        addr,
+        "GET",
+        &format!("/v1/venue-releases/{}", id.to_hex()),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200, "release {id} not served after the restart");
+    let served = ring::digest::digest(&ring::digest::SHA256, &r.body);
+    assert_eq!(served.as_ref(), id.0.as_slice(), "release {id} not whole");
 }

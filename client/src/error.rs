@@ -156,6 +156,71 @@ impl CheckInError {
     }
 }
 
+/// Why the phone refused its node's venue release index or one release it listed
+/// (`docs/MOBILE.md` §16). Raised as
+/// [`PhoneEvent::VenueReleaseRejected`](crate::PhoneEvent::VenueReleaseRejected); never
+/// returned from an input: the sync round goes on or stops, as [`retried`](Self::retried)
+/// says.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum VenueReleaseError {
+    /// The index page is not the node's JSON, or is over the phone's limits (bytes,
+    /// entries). The round stops; the next one asks again from the cursor.
+    #[error("the venue release index is unreadable or over the phone's limits")]
+    BadIndex,
+    /// The index lists a release larger than any release frame can be: skipped unfetched.
+    #[error("the index lists a release of {size} bytes, larger than any release")]
+    TooLarge {
+        /// The size listed.
+        size: u64,
+    },
+    /// The body is not the release the index named (its SHA-256 is not the id: truncated
+    /// or altered on the way). The round stops; the next one fetches it again.
+    #[error("the body is not the release its id names (truncated or altered)")]
+    WrongContent,
+    /// The release's bytes are not a release frame: skipped.
+    #[error("not a venue release: {0}")]
+    Malformed(DecodeError),
+    /// The release fails its checks: skipped (untrusted authority, forged, misshapen or
+    /// expired), or, issued after the phone's clock, retried by the next round.
+    #[error("venue release refused: {0}")]
+    Refused(ephemera_proto::venue::ReleaseError),
+}
+
+impl VenueReleaseError {
+    /// A stable kebab-case code (see [`ClientError::code`]).
+    pub fn code(&self) -> &'static str {
+        use ephemera_proto::venue::ReleaseError;
+        match self {
+            VenueReleaseError::BadIndex => "venue-release-index-invalid",
+            VenueReleaseError::TooLarge { .. } => "venue-release-too-large",
+            VenueReleaseError::WrongContent => "venue-release-mismatch",
+            VenueReleaseError::Malformed(_) => "venue-release-malformed",
+            VenueReleaseError::Refused(ReleaseError::UntrustedAuthority) => {
+                "venue-release-untrusted"
+            }
+            VenueReleaseError::Refused(ReleaseError::BadSignature) => "venue-release-forged",
+            VenueReleaseError::Refused(ReleaseError::Expired { .. }) => "venue-release-expired",
+            VenueReleaseError::Refused(ReleaseError::PostDated { .. }) => {
+                "venue-release-post-dated"
+            }
+            VenueReleaseError::Refused(_) => "venue-release-invalid",
+        }
+    }
+
+    /// Whether the phone asks again next round (the cursor stays before the release):
+    /// what the way or the phone's clock may have caused. Otherwise the release's own
+    /// bytes are at fault (they are what its id names) and the cursor moves past it.
+    pub fn retried(&self) -> bool {
+        matches!(
+            self,
+            VenueReleaseError::BadIndex
+                | VenueReleaseError::WrongContent
+                | VenueReleaseError::Refused(ephemera_proto::venue::ReleaseError::PostDated { .. })
+        )
+    }
+}
+
 /// Anything the client core can fail with.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]

@@ -86,12 +86,16 @@ pub use config::{
     ClientConfig, ClockConfig, DecoyConfig, EncounterConfig, ReportConfig, SunsetConfig,
     SyncConfig, VenueConfig,
 };
-pub use error::{CheckInError, ClientError, ConfigError, ReportError, StoreError};
+pub use error::{
+    CheckInError, ClientError, ConfigError, ReportError, StoreError, VenueReleaseError,
+};
 pub use phone::{
     Advertisement, BatchIngest, CheckInStatus, EndReason, EventRecord, ExportSummary,
     HeadCrossCheck, IngestSummary, MAX_HEAD_LIST_BYTES, MAX_KEPT_EVENTS, Phone, PhoneStatus,
     ReportPreview, Sighting, TokenKeysCrossCheck, VenueMatchSummary, VenueWarning, http_date,
 };
+#[cfg(feature = "venue")]
+pub use phone::{MAX_RELEASE_INDEX_BYTES, MAX_RELEASE_INDEX_ENTRIES, MAX_RELEASES_PER_ROUND};
 pub use request::{Method, PhoneEvent, Purpose, Request, RequestId, Response};
 pub use risk::{DailyExposure, ExposureWindow, HeardSpan, Infectiousness, RiskConfig};
 pub use signal::Signal;

@@ -52,6 +52,11 @@ pub enum Purpose {
     /// `GET /v2/token-keys`: the authority's signed blind-token keys (only with
     /// `report.federation` set).
     FetchTokenKeys,
+    /// `GET /v1/venue-releases?after=<cursor>`: the node's index of venue releases
+    /// (feature `venue`).
+    FetchVenueReleaseIndex,
+    /// `GET /v1/venue-releases/{id}`: one signed venue release (feature `venue`).
+    FetchVenueRelease(ephemera_proto::venue::ReleaseId),
 }
 
 /// Content type of JSON bodies.
@@ -166,6 +171,10 @@ pub enum PhoneEvent {
     /// The check-in was open for `venue.max_stay_seconds` and the phone checked out by
     /// itself (the visit is kept, encrypted, as at a check-out). Update the screen.
     VenueCheckedOut,
+    /// The phone refused its node's venue release index or a release it listed (the code
+    /// says why; [`retried`](crate::VenueReleaseError::retried) whether the next sync asks
+    /// again or the release was skipped). For logs: nothing to show the user. Not kept.
+    VenueReleaseRejected(crate::error::VenueReleaseError),
     /// The node's index carried a sunset order this phone could not verify (forged,
     /// partial, for another federation or committee, post-dated, or no committee
     /// configured): ignored, nothing erased. Not kept: the next sync meets it again.

@@ -6,8 +6,9 @@
 //! unacknowledged event again. [`Phone::poll_event`] is the older call: it acknowledges
 //! what it hands out.
 //!
-//! `BatchRejected` and `SunsetOrderRejected` are the events not kept: the next sync meets
-//! the batch or the order again and raises them again.
+//! `BatchRejected`, `SunsetOrderRejected` and `VenueReleaseRejected` are the events not
+//! kept: they are for logs, and the next sync meets a batch or an order again and raises
+//! them again.
 
 use ephemera_proto::UnixTime;
 use serde::{Deserialize, Serialize};
@@ -98,7 +99,9 @@ impl StoredEvent {
             PhoneEvent::Ended(reason) => StoredEvent::Ended(reason.clone()),
             PhoneEvent::VenueWarning(w) => StoredEvent::VenueWarning(w.clone()),
             PhoneEvent::VenueCheckedOut => StoredEvent::VenueCheckedOut,
-            PhoneEvent::BatchRejected(_) | PhoneEvent::SunsetOrderRejected => return None,
+            PhoneEvent::BatchRejected(_)
+            | PhoneEvent::SunsetOrderRejected
+            | PhoneEvent::VenueReleaseRejected(_) => return None,
         })
     }
 

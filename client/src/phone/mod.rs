@@ -17,6 +17,8 @@ mod sunset;
 mod sync;
 mod token_keys;
 mod venue;
+#[cfg(feature = "venue")]
+mod venue_releases;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -39,6 +41,10 @@ pub use status::PhoneStatus;
 pub use sunset::EndReason;
 pub use token_keys::TokenKeysCrossCheck;
 pub use venue::{CheckInStatus, VenueMatchSummary, VenueWarning};
+#[cfg(feature = "venue")]
+pub use venue_releases::{
+    MAX_RELEASE_INDEX_BYTES, MAX_RELEASE_INDEX_ENTRIES, MAX_RELEASES_PER_ROUND,
+};
 
 use crate::config::ClientConfig;
 use crate::decoy::next_decoy;
@@ -93,6 +99,12 @@ enum Pending {
     TokenVerify(ResponseOpener),
     /// A decoy token verify.
     DecoyTokenVerify(ResponseOpener),
+    /// The venue release index (`venue_releases.rs`).
+    #[cfg(feature = "venue")]
+    FetchReleaseIndex,
+    /// One venue release the index listed.
+    #[cfg(feature = "venue")]
+    FetchRelease(ephemera_proto::venue::ReleaseIndexEntry),
 }
 
 /// The phone side of Ephemera as a sans-IO state machine, driven by `(time, event)`.
@@ -190,6 +202,9 @@ pub struct Phone<S: Store> {
     sunset: sunset::SunsetState,
     /// The venue check-in still open (kept in the store until check-out; `venue.rs`).
     open_visit: Option<venue::OpenVisit>,
+    /// The release step of the sync round (`venue_releases.rs`).
+    #[cfg(feature = "venue")]
+    releases: venue_releases::ReleaseSync,
 }
 
 impl<S: Store> Phone<S> {
@@ -219,6 +234,8 @@ impl<S: Store> Phone<S> {
         let paused = Self::load_paused(&store)?;
         let sunset = sunset::SunsetState::load(&store, &config)?;
         let open_visit = venue::OpenVisit::load(&store)?;
+        #[cfg(feature = "venue")]
+        let releases = venue_releases::ReleaseSync::load(&store)?;
         let last_sync = store
             .meta(MetaKey::LastSync)?
             .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
@@ -264,6 +281,8 @@ impl<S: Store> Phone<S> {
             paused,
             sunset,
             open_visit,
+            #[cfg(feature = "venue")]
+            releases,
         })
     }
 
@@ -458,6 +477,10 @@ impl<S: Store> Phone<S> {
             Pending::DecoyTokenVerify(opener) => {
                 self.on_decoy_response(now, &opener, &response, true)
             }
+            #[cfg(feature = "venue")]
+            Pending::FetchReleaseIndex => self.on_release_index(&response),
+            #[cfg(feature = "venue")]
+            Pending::FetchRelease(entry) => self.on_release(now, &response, entry),
         }
     }
 
@@ -538,6 +561,11 @@ impl<S: Store> Phone<S> {
             Pending::DecoyVerify(_) | Pending::DecoyUpload(_) | Pending::DecoyTokenVerify(_) => {
                 self.decoy_retry_later(now)?;
             }
+            #[cfg(feature = "venue")]
+            Pending::FetchReleaseIndex | Pending::FetchRelease(_) => {
+                self.last_error = Some("transport");
+                self.release_round_stopped();
+            }
         }
         Ok(())
     }
@@ -583,6 +611,10 @@ impl<S: Store> Phone<S> {
             Pending::DecoyVerify(_) | Pending::DecoyTokenVerify(_) => Purpose::DecoyVerify,
             Pending::DecoyUpload(_) => Purpose::DecoyUpload,
             Pending::FetchTokenKeys => Purpose::FetchTokenKeys,
+            #[cfg(feature = "venue")]
+            Pending::FetchReleaseIndex => Purpose::FetchVenueReleaseIndex,
+            #[cfg(feature = "venue")]
+            Pending::FetchRelease(entry) => Purpose::FetchVenueRelease(entry.id),
         };
         self.requests.push_back(Request {
             id,
@@ -767,6 +799,10 @@ impl<S: Store> Phone<S> {
         self.events = EventQueue::default();
         self.inflight.clear();
         self.sync = SyncState::load(&self.store)?;
+        #[cfg(feature = "venue")]
+        {
+            self.releases = venue_releases::ReleaseSync::load(&self.store)?;
+        }
         self.report = None;
         self.report_in_flight = false;
         self.decoy = None;

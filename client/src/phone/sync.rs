@@ -194,8 +194,10 @@ impl<S: Store> Phone<S> {
     }
 
     /// Starts a sync round unless one is running: the batch index after the cursor and,
-    /// beside it, the node's sealing key (for the verify and upload bodies) and, with a
-    /// federation configured, the authority's token keys. The index goes
+    /// beside it, the node's sealing key (for the verify and upload bodies), with a
+    /// federation configured the authority's token keys. When the batches are done (or
+    /// the batch step stopped), the venue releases follow (feature `venue`,
+    /// `venue_releases.rs`). The index goes
     /// first: a page may announce a batch-key rollover, and the key is signed by the
     /// current batch key.
     pub(super) fn start_sync_round(&mut self, _now: UnixTime) {
@@ -417,7 +419,7 @@ impl<S: Store> Phone<S> {
     }
 
     fn sync_complete(&mut self, now: UnixTime) -> Result<(), ClientError> {
-        self.sync.phase = Phase::Idle;
+        self.batch_step_ended();
         self.last_sync = Some(now);
         self.store
             .set_meta(MetaKey::LastSync, &now.0.to_le_bytes())?;
@@ -433,9 +435,21 @@ impl<S: Store> Phone<S> {
         Ok(())
     }
 
-    /// The round stops; the next one retries from the cursor.
+    /// The round's batch step stops; the next round retries from the cursor.
     pub(super) fn sync_failed(&mut self) {
-        self.sync.phase = Phase::Idle;
+        self.batch_step_ended();
+    }
+
+    /// The batch step of a running round ended, done or stopped: the venue release step
+    /// follows, whatever the batches did (feature `venue`).
+    fn batch_step_ended(&mut self) {
+        if !matches!(
+            std::mem::replace(&mut self.sync.phase, Phase::Idle),
+            Phase::Idle
+        ) {
+            #[cfg(feature = "venue")]
+            self.start_release_round();
+        }
     }
 
     /// A batch failed verification: tell the app, stop the round (the cursor stays, so the

@@ -304,6 +304,16 @@ mod flow {
                 .filter_map(|bytes| VenueTrace::from_bytes(bytes.as_ref()).ok())
                 .collect();
             summary.undecodable = traces.len() - decoded.len();
+            (summary.attempts, summary.new_warnings) = self.warn_on(&decoded)?;
+            Ok(summary)
+        }
+
+        /// Matches decoded traces against the kept check-ins: keeps and raises the warnings
+        /// not found before. Gives the decryptions tried and the new warnings.
+        pub(in crate::phone) fn warn_on(
+            &mut self,
+            decoded: &[VenueTrace],
+        ) -> Result<(usize, usize), ClientError> {
             let check_ins = self
                 .store
                 .check_ins()?
@@ -312,8 +322,8 @@ mod flow {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| StoreError::Corrupt { what: "check-in" })?;
             let index = CheckInIndex::new(check_ins);
-            summary.attempts = index.attempts(&decoded);
-            let found = index.match_traces(&decoded);
+            let attempts = index.attempts(decoded);
+            let found = index.match_traces(decoded);
             let mut kept = load_warnings(&self.store)?;
             let mut new = Vec::new();
             for warning in found.into_iter().map(VenueWarning::from) {
@@ -323,7 +333,7 @@ mod flow {
                 kept.push(warning.clone());
                 new.push(warning);
             }
-            summary.new_warnings = new.len();
+            let fresh = new.len();
             if !new.is_empty() {
                 save_warnings(&mut self.store, &kept)?;
                 for warning in new {
@@ -331,7 +341,7 @@ mod flow {
                 }
                 self.store.flush()?;
             }
-            Ok(summary)
+            Ok((attempts, fresh))
         }
 
         fn status_of(&self, visit: &OpenVisit, entry: &EntryCode) -> CheckInStatus {

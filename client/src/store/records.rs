@@ -227,6 +227,9 @@ pub enum MetaKey {
     /// The venue warnings found (postcard): day, hours and message of each, never the
     /// venue; those of days past retention are dropped at the daily purge.
     VenueWarnings,
+    /// The venue release index cursor (u64 little-endian): the sequence of the last
+    /// release the phone matched or skipped.
+    VenueReleaseCursor,
 }
 
 impl MetaKey {
@@ -254,6 +257,7 @@ impl MetaKey {
             MetaKey::Ended => "ended",
             MetaKey::OpenCheckIn => "open-check-in",
             MetaKey::VenueWarnings => "venue-warnings",
+            MetaKey::VenueReleaseCursor => "venue-release-cursor",
         }
     }
 }

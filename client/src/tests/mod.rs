@@ -13,3 +13,5 @@ mod token;
 mod util;
 #[cfg(feature = "venue")]
 mod venue;
+#[cfg(feature = "venue")]
+mod venue_releases;

@@ -525,6 +525,7 @@ fn decoy_flows_follow_a_poisson_schedule_and_look_like_real_reports() {
                     trace.uploads.push(r.body.len());
                     node.upload_ok(&r)
                 }
+                Purpose::FetchVenueReleaseIndex => node.sync_answer(r.purpose).unwrap(),
                 other => panic!("unexpected {other:?}"),
             };
             phone.handle_response(now, r.id, answer).unwrap();

@@ -76,7 +76,7 @@ impl FakeNode {
     }
 
     /// This node's answer to a sync round's request for `purpose` (an empty index, the
-    /// sealing key); `None` for other purposes.
+    /// sealing key, an empty venue release index); `None` for other purposes.
     pub(crate) fn sync_answer(&self, purpose: Purpose) -> Option<Response> {
         Some(match purpose {
             Purpose::FetchSealingKey => self.sealing_key_answer(),
@@ -91,6 +91,10 @@ impl FakeNode {
                     sunset: None,
                 })
                 .unwrap(),
+            },
+            Purpose::FetchVenueReleaseIndex => Response {
+                status: 200,
+                body: br#"{"releases":[],"next_cursor":0}"#.to_vec(),
             },
             _ => return None,
         })
@@ -262,12 +266,15 @@ pub(crate) fn next_upload<S: crate::store::Store>(phone: &mut Phone<S>, now: Uni
     panic!("no upload within 3 s of the verify's answer")
 }
 
-/// The next request that is not for the sealing key (those stay unanswered): what a sync
-/// round asks for besides it.
+/// The next request that is not for the sealing key or the venue release index (those
+/// stay unanswered): what the batch step of a sync round asks for.
 pub(crate) fn next_past_key<S: crate::store::Store>(phone: &mut Phone<S>) -> Request {
     loop {
         let r = phone.poll_request().expect("a request");
-        if r.purpose != Purpose::FetchSealingKey {
+        if !matches!(
+            r.purpose,
+            Purpose::FetchSealingKey | Purpose::FetchVenueReleaseIndex
+        ) {
             return r;
         }
     }

@@ -15,15 +15,16 @@ use crate::store::{MemoryStore, Store};
 use crate::{ClientConfig, ClientError, Phone, PhoneEvent, VenueWarning};
 
 /// 2026-03-01T12:10:00Z.
-const ARRIVAL: UnixTime = UnixTime(1_772_367_000);
-const HOUR: u64 = 3600;
-const DAY: u64 = 86_400;
-const NAME: &str = "Café Tramway";
+pub(super) const ARRIVAL: UnixTime = UnixTime(1_772_367_000);
+pub(super) const HOUR: u64 = 3600;
+pub(super) const DAY: u64 = 86_400;
+pub(super) const NAME: &str = "Café Tramway";
 const ADDRESS: &str = "Rue du Marché 17, Lausanne";
-const MESSAGE: &str = "A case was at a place you visited. Get tested and watch for symptoms.";
+pub(super) const MESSAGE: &str =
+    "A case was at a place you visited. Get tested and watch for symptoms.";
 
 /// A health authority and one venue valid all of 2026.
-struct Venue {
+pub(super) struct Venue {
     authority: SealingSecretKey,
     entry: EntryCode,
     trace_code: TraceCode,
@@ -31,7 +32,7 @@ struct Venue {
 }
 
 impl Venue {
-    fn new(seed: u64, name: &str) -> Self {
+    pub(super) fn new(seed: u64, name: &str) -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let authority = SealingSecretKey::generate(&mut rng);
         let (entry, trace_code) = create_venue(
@@ -51,13 +52,18 @@ impl Venue {
         }
     }
 
-    fn qr(&self) -> String {
+    pub(super) fn qr(&self) -> String {
         self.entry.to_qr_text()
     }
 
     /// What the authority publishes for a case at the venue from `from` to `until`: one
     /// trace per hour of the case.
-    fn traces(&mut self, from: UnixTime, until: UnixTime, message: &str) -> Vec<Vec<u8>> {
+    pub(super) fn traces(
+        &mut self,
+        from: UnixTime,
+        until: UnixTime,
+        message: &str,
+    ) -> Vec<Vec<u8>> {
         let notice = Notice {
             case_from: from,
             case_until: until,
@@ -81,7 +87,7 @@ impl Venue {
     }
 }
 
-fn config() -> ClientConfig {
+pub(super) fn config() -> ClientConfig {
     ClientConfig::default().with_decoy_rate(0.0)
 }
 
@@ -89,11 +95,11 @@ fn phone() -> Phone<MemoryStore> {
     Phone::new(config(), MemoryStore::new(), [5; 32]).unwrap()
 }
 
-fn events<S: Store>(phone: &mut Phone<S>) -> Vec<PhoneEvent> {
+pub(super) fn events<S: Store>(phone: &mut Phone<S>) -> Vec<PhoneEvent> {
     std::iter::from_fn(|| phone.poll_event()).collect()
 }
 
-fn warnings_in(events: &[PhoneEvent]) -> Vec<VenueWarning> {
+pub(super) fn warnings_in(events: &[PhoneEvent]) -> Vec<VenueWarning> {
     events
         .iter()
         .filter_map(|e| match e {

@@ -83,9 +83,11 @@ pub struct ReportConfig {
     /// hours still uploads within the hour it is back, well inside the certificate's
     /// lifetime.
     pub retry_max_seconds: u64,
-    /// Authority keys whose certificates this phone uploads. Default: none, and then the
-    /// phone checks a certificate's times, HMAC and type but leaves its signature to the
-    /// node; an app that pins its authorities' keys has the signature checked too.
+    /// Authority keys whose certificates this phone uploads and whose venue releases it
+    /// matches (feature `venue`). Default: none, and then the phone checks a
+    /// certificate's times, HMAC and type, and a release's times and shape, but leaves
+    /// their signatures to the node; an app that pins its authorities' keys has the
+    /// signatures checked too.
     pub trusted_authorities: TrustedAuthorities,
     /// The federation (its nodes' `[federation] region`) whose blind upload tokens this
     /// phone asks for (`docs/PROTOCOL.md` §4.4): its name fixes the tokens' audience.

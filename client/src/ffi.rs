@@ -268,10 +268,11 @@ pub struct FfiConfig {
     pub minimum_window_score: f64,
     /// Risk: a day is high risk from this many weighted seconds (900).
     pub minimum_daily_score: f64,
-    /// Hex Ed25519 public keys of the authorities whose certificates and token key sets
-    /// this phone accepts (the node's `authority_public_key` from `GET /v1/authority`).
-    /// Empty by default: certificates are then checked by the node only, and no blind
-    /// token is used.
+    /// Hex Ed25519 public keys of the authorities whose certificates, token key sets and
+    /// venue releases this phone accepts (the node's `authority_public_key` from
+    /// `GET /v1/authority`). Empty by default: certificates are then checked by the node
+    /// only, venue releases are taken from the node (over TLS) with every check but the
+    /// signature, and no blind token is used.
     pub trusted_authority_keys: Vec<String>,
     /// The federation (the nodes' `[federation] region`; `ephemera` when they set none)
     /// whose blind upload tokens this phone uses. `None` (default): reports go with
@@ -654,6 +655,19 @@ pub enum FfiEvent {
     /// The check-in was open for `venue_max_stay_seconds`: the phone checked out by
     /// itself (the visit is kept, encrypted). Update the screen.
     VenueCheckedOut,
+    /// The phone refused its node's venue release index or a release it listed (forged,
+    /// of an authority not in `trusted_authority_keys`, expired, truncated on the way,
+    /// over the phone's limits). For logs; nothing to show the user.
+    VenueReleaseRejected {
+        /// Stable code: `venue-release-index-invalid`, `venue-release-too-large`,
+        /// `venue-release-mismatch`, `venue-release-malformed`, `venue-release-untrusted`,
+        /// `venue-release-forged`, `venue-release-expired`, `venue-release-post-dated`,
+        /// `venue-release-invalid`.
+        code: String,
+        /// Whether the next sync asks again (the way or the clock may be at fault);
+        /// otherwise the release was skipped for good.
+        retried: bool,
+    },
 }
 
 /// A venue warning: day, hours and the authority's message, never the venue.
@@ -785,6 +799,11 @@ impl std::fmt::Debug for FfiEvent {
                 .field("warning", warning)
                 .finish(),
             FfiEvent::VenueCheckedOut => f.write_str("VenueCheckedOut"),
+            FfiEvent::VenueReleaseRejected { code, retried } => f
+                .debug_struct("VenueReleaseRejected")
+                .field("code", code)
+                .field("retried", retried)
+                .finish(),
         }
     }
 }
@@ -832,6 +851,10 @@ impl From<PhoneEvent> for FfiEvent {
             PhoneEvent::SunsetOrderRejected => FfiEvent::SunsetOrderRejected,
             PhoneEvent::VenueWarning(w) => FfiEvent::VenueWarning { warning: w.into() },
             PhoneEvent::VenueCheckedOut => FfiEvent::VenueCheckedOut,
+            PhoneEvent::VenueReleaseRejected(e) => FfiEvent::VenueReleaseRejected {
+                code: e.code().to_owned(),
+                retried: e.retried(),
+            },
             // `PhoneEvent` is non-exhaustive; a future kind shows as a rejected batch's
             // neighbour rather than vanishing.
             #[allow(unreachable_patterns)]
@@ -1449,6 +1472,12 @@ impl EphemeraPhone {
                 new_warnings: int(summary.new_warnings),
             })
         })
+    }
+
+    /// The venue release cursor: the sequence of the last release the phone's sync
+    /// matched or skipped (`GET /v1/venue-releases?after=` of the next sync).
+    pub fn venue_release_cursor(&self) -> Result<i64, FfiError> {
+        self.with(|p| Ok(signed(p.venue_release_cursor())))
     }
 
     /// Every venue warning kept (those of the retention period), oldest first.

@@ -45,6 +45,11 @@ async fn serve(node: &Node, clock: &ManualClock, now: UnixTime, request: &Reques
         Purpose::FetchFilter(id) => node.token_filter(&id).unwrap().unwrap().body().to_vec(),
         Purpose::FetchSealingKey => serde_json::to_vec(&node.sealing_key_announcement()).unwrap(),
         Purpose::FetchTokenKeys => node.token_key_set_frame(),
+        Purpose::FetchVenueReleaseIndex => {
+            let after = request.path.rsplit('=').next().unwrap().parse().unwrap();
+            serde_json::to_vec(&node.venue_release_index(after).unwrap()).unwrap()
+        }
+        Purpose::FetchVenueRelease(id) => node.venue_release(&id).unwrap().unwrap(),
         _ => {
             let route = match request.path.as_str() {
                 "/v1/verify" => SealedRoute::Verify,

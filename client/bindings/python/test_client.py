@@ -993,7 +993,7 @@ def test_venue_check_in_out_and_a_warning_without_the_venue(node):
     """Check in from the QR text, check out, match published traces: one warning with the
     day, the hour and the authority's message, raised once; the folder holds no venue
     name, address or QR text after check-out; bad input gets typed errors."""
-    del node  # venue traces come from the fixture (their download is not in the API yet)
+    del node  # traces the app holds itself; the phone's own download is tested below
     fixture = venue_fixture()
     config = e.default_config(e.FfiScheme.PET)
     config.decoy_rate_per_day = 0.0
@@ -1061,6 +1061,108 @@ def test_a_forgotten_check_in_ends_by_itself(node):
     assert summary.new_warnings == 1, summary
     config.venue_max_stay_seconds = 24 * 3600
     expect_error(e.FfiError.Config, lambda: e.EphemeraPhone(config, None), "a visit is at most 23 h")
+
+
+def venue_at(node, name):
+    """A venue made at `node` by its case worker (`POST /v1/venues`), valid from yesterday:
+    its QR text and its trace code."""
+    yesterday = time.strftime("%Y-%m-%d", time.gmtime(time.time() - DAY))
+    request = json.dumps({"description": name, "valid_from": yesterday}).encode()
+    status, answer, _ = http(node.url, "POST", "/v1/venues", request, "application/json",
+                             {"Authorization": "Bearer " + node.token})
+    assert status == 201, (status, answer)
+    created = json.loads(answer)
+    return created["qr_text"], created["trace_code"]
+
+
+def trace_venue(node, trace_code, case_from, case_until, message):
+    """The case worker traces the venue at `node` (`POST /v1/venue-traces`): the release."""
+    request = json.dumps({"trace_code": trace_code, "case_from": case_from,
+                          "case_until": case_until, "message": message}).encode()
+    status, answer, _ = http(node.url, "POST", "/v1/venue-traces", request, "application/json",
+                             {"Authorization": "Bearer " + node.token})
+    assert status == 201, (status, answer)
+    return json.loads(answer)
+
+
+class RecordingDriver(AppDriver):
+    """The example driver, noting the path of every request it sends."""
+
+    def __init__(self, phone, base_url):
+        super().__init__(phone, base_url)
+        self.paths = []
+
+    def send(self, request):
+        self.paths.append(request.path)
+        return super().send(request)
+
+
+def venue_visitor(node, folder, qr_text, arrival, authority_key):
+    """A phone pinning `authority_key` that checked in at `qr_text` for an hour from
+    `arrival`."""
+    config = pet_config(node)
+    config.trusted_authority_keys = [authority_key]
+    phone = e.EphemeraPhone(config, folder)
+    phone.check_in(arrival, qr_text)
+    assert phone.check_out(arrival + 3600) >= 1
+    return phone
+
+
+def test_a_phone_downloads_a_real_nodes_venue_release_and_only_its_visitor_is_warned(node):
+    """A venue made at a real node, a visitor checked in there and a stranger elsewhere; a
+    case worker traces the venue at the node; each phone's own sync downloads the signed
+    release and checks it against its pinned authority key: the visitor is warned, once;
+    the stranger is not; a phone that pins another key refuses the release and is not
+    warned either. The next sync fetches nothing again."""
+    qr_text, trace_code = venue_at(node, "Café des Alpes")
+    elsewhere, _ = venue_at(node, "Boulangerie du Lac")
+    authority = node.authority["authority_public_key"]
+    now = int(time.time())
+    arrival = now - 3 * 3600
+    with tempfile.TemporaryDirectory() as data:
+        visitor = venue_visitor(node, os.path.join(data, "visitor"), qr_text, arrival, authority)
+        stranger = venue_visitor(node, os.path.join(data, "stranger"), elsewhere, arrival,
+                                 authority)
+        # Pins a key that is not the authority's (the node's batch key).
+        other_pin = venue_visitor(node, os.path.join(data, "other"), qr_text, arrival,
+                                  node.authority["batch_public_key"])
+        message = "A case was at a place you visited. Get tested."
+        release = trace_venue(node, trace_code, arrival + 600, arrival + 1800, message)
+        path = f"/v1/venue-releases/{release['release']}"
+
+        def sync(phone):
+            driver = RecordingDriver(phone, node.url)
+            now = int(time.time())
+            phone.start_sync(now)
+            events = [record.event for record in driver.pump(now)]
+            return driver.paths, events + drain_events(phone)
+
+        paths, events = sync(visitor)
+        assert path in paths, paths
+        warnings = [x.warning for x in events if isinstance(x, e.FfiEvent.VENUE_WARNING)]
+        assert len(warnings) == 1, events
+        assert warnings[0].message == message
+        assert warnings[0].day in (arrival // DAY, (arrival + 1800) // DAY), warnings
+        assert visitor.venue_warnings() == warnings
+        assert visitor.venue_release_cursor() == release["sequence"]
+        assert not [x for x in events if isinstance(x, e.FfiEvent.VENUE_RELEASE_REJECTED)], events
+
+        paths, events = sync(visitor)
+        assert path not in paths, "fetched again"
+        assert f"/v1/venue-releases?after={release['sequence']}" in paths, paths
+        assert not [x for x in events if isinstance(x, e.FfiEvent.VENUE_WARNING)], events
+
+        paths, events = sync(stranger)
+        assert path in paths, paths
+        assert not [x for x in events if isinstance(x, e.FfiEvent.VENUE_WARNING)], events
+        assert stranger.venue_warnings() == []
+        assert stranger.venue_release_cursor() == release["sequence"]
+
+        _, events = sync(other_pin)
+        assert not [x for x in events if isinstance(x, e.FfiEvent.VENUE_WARNING)], events
+        refused = [x for x in events if isinstance(x, e.FfiEvent.VENUE_RELEASE_REJECTED)]
+        assert [(x.code, x.retried) for x in refused] == [("venue-release-untrusted", False)], events
+        assert other_pin.venue_warnings() == []
 
 
 def drain_after_pump(node, phone):

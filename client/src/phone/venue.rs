@@ -6,8 +6,9 @@
 //!  check_out(now) | handle_timeout past arrival + venue.max_stay_seconds
 //!      └▶ proto::venue::check_in ─▶ one CheckIn ciphertext per hour (store check-ins);
 //!         the entry code and the times are dropped
-//!  match_venue_traces(now, published) ─▶ CheckInIndex ─▶ VenueWarning (day, hours,
-//!      message; never the venue) ─▶ PhoneEvent::VenueWarning, kept until retention
+//!  match_venue_traces(now, published) | the sync's releases (venue_releases.rs)
+//!      ─▶ CheckInIndex ─▶ VenueWarning (day, hours, message; never the venue)
+//!      ─▶ PhoneEvent::VenueWarning, kept until retention
 //! ```
 //!
 //! # What is kept

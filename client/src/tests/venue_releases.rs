@@ -258,10 +258,7 @@ fn forged_untrusted_and_expired_releases_warn_no_one_and_are_skipped() {
     assert!(rejections(&raised).iter().all(|e| !e.retried()));
     // Each was decided by its own bytes (what its id names): skipped for good.
     assert_eq!(phone.venue_release_cursor(), base + 4);
-    assert_eq!(
-        phone.status().last_error.as_deref(),
-        Some("venue-release-malformed")
-    );
+    assert_eq!(phone.status().last_error, Some("venue-release-malformed"));
 
     // An app that pins no authority trusts its node over TLS: the stranger's release is
     // matched; the forged one still fails its shape check, the expired one its expiry.

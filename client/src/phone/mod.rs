@@ -478,7 +478,7 @@ impl<S: Store> Phone<S> {
                 self.on_decoy_response(now, &opener, &response, true)
             }
             #[cfg(feature = "venue")]
-            Pending::FetchReleaseIndex => self.on_release_index(&response),
+            Pending::FetchReleaseIndex => self.on_release_index(now, &response),
             #[cfg(feature = "venue")]
             Pending::FetchRelease(entry) => self.on_release(now, &response, entry),
         }

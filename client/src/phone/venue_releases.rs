@@ -76,14 +76,22 @@ impl ReleaseSync {
     }
 }
 
-/// Reads an index page of outside bytes: JSON within [`MAX_RELEASE_INDEX_BYTES`] and
-/// [`MAX_RELEASE_INDEX_ENTRIES`]; the entries above `cursor`, in sequence order.
+/// How far ahead of the phone's clock a release's sequence may say it arrived: a node's
+/// clock a day fast still has its releases read at once.
+const MAX_SEQUENCE_AHEAD_SECONDS: u64 = 86_400;
+
+/// Reads an index page of outside bytes at `now`: JSON within [`MAX_RELEASE_INDEX_BYTES`]
+/// and [`MAX_RELEASE_INDEX_ENTRIES`]; the entries above `cursor`, in sequence order, up to
+/// the last sequence a release could have by `now` (a node numbers a release arriving at
+/// second `t` from `t × 1000`): an entry an unsigned index moved far ahead (`u64::MAX`)
+/// waits rather than taking the cursor past every later release.
 ///
 /// # Errors
 /// [`VenueReleaseError::BadIndex`]; never panics.
 pub(super) fn read_index(
     body: &[u8],
     cursor: u64,
+    now: UnixTime,
 ) -> Result<Vec<ReleaseIndexEntry>, VenueReleaseError> {
     if body.len() > MAX_RELEASE_INDEX_BYTES {
         return Err(VenueReleaseError::BadIndex);
@@ -93,10 +101,15 @@ pub(super) fn read_index(
     if index.releases.len() > MAX_RELEASE_INDEX_ENTRIES {
         return Err(VenueReleaseError::BadIndex);
     }
+    let latest = now
+        .plus_seconds(MAX_SEQUENCE_AHEAD_SECONDS)
+        .0
+        .saturating_mul(1000)
+        .saturating_add(999);
     let mut entries: Vec<ReleaseIndexEntry> = index
         .releases
         .into_iter()
-        .filter(|entry| entry.sequence > cursor)
+        .filter(|entry| entry.sequence > cursor && entry.sequence <= latest)
         .collect();
     entries.sort_by_key(|entry| entry.sequence);
     entries.dedup_by_key(|entry| entry.sequence);
@@ -145,13 +158,17 @@ impl<S: Store> Phone<S> {
     }
 
     /// An index page came.
-    pub(super) fn on_release_index(&mut self, response: &Response) -> Result<(), ClientError> {
+    pub(super) fn on_release_index(
+        &mut self,
+        now: UnixTime,
+        response: &Response,
+    ) -> Result<(), ClientError> {
         if response.status != 200 {
             // A node without venue releases (404), or one that failed: nothing to do now.
             self.release_round_stopped();
             return Ok(());
         }
-        match read_index(&response.body, self.releases.cursor) {
+        match read_index(&response.body, self.releases.cursor, now) {
             Ok(entries) if entries.is_empty() => {
                 self.release_round_stopped();
                 Ok(())
@@ -285,6 +302,8 @@ mod tests {
 
     use super::*;
 
+    const NOW: UnixTime = UnixTime(1_772_367_000);
+
     fn entry(sequence: u64, size: u64) -> ReleaseIndexEntry {
         ReleaseIndexEntry {
             id: ReleaseId([sequence as u8; 32]),
@@ -300,13 +319,25 @@ mod tests {
             next_cursor: 9,
         };
         let body = serde_json::to_vec(&page).unwrap();
-        let read = read_index(&body, 3).unwrap();
+        let read = read_index(&body, 3, NOW).unwrap();
         let sequences: Vec<u64> = read.iter().map(|e| e.sequence).collect();
         assert_eq!(sequences, [5, 9]);
+        // A sequence from beyond tomorrow waits (and what follows it too).
+        let ahead = ReleaseIndex {
+            releases: vec![
+                entry(u64::MAX, 1),
+                entry(5, 1),
+                entry((NOW.0 + 2 * 86_400) * 1000, 1),
+            ],
+            next_cursor: u64::MAX,
+        };
+        let read = read_index(&serde_json::to_vec(&ahead).unwrap(), 3, NOW).unwrap();
+        assert_eq!(read, [entry(5, 1)]);
         assert_eq!(
             read_index(
                 b"{\"releases\":[{\"id\":\"zz\",\"sequence\":1,\"size\":1}],\"next_cursor\":1}",
-                0
+                0,
+                NOW,
             ),
             Err(VenueReleaseError::BadIndex)
         );
@@ -320,7 +351,7 @@ mod tests {
             body in proptest::collection::vec(any::<u8>(), 0..512),
             cursor in any::<u64>(),
         ) {
-            if let Ok(entries) = read_index(&body, cursor) {
+            if let Ok(entries) = read_index(&body, cursor, NOW) {
                 prop_assert!(entries.len() <= MAX_RELEASE_INDEX_ENTRIES);
                 prop_assert!(entries.iter().all(|e| e.sequence > cursor));
                 prop_assert!(entries.windows(2).all(|w| w[0].sequence < w[1].sequence));
@@ -338,7 +369,7 @@ mod tests {
                 next_cursor: 0,
             };
             let body = serde_json::to_vec(&page).unwrap();
-            match read_index(&body, cursor) {
+            match read_index(&body, cursor, NOW) {
                 Ok(entries) => {
                     prop_assert!(listed.len() <= MAX_RELEASE_INDEX_ENTRIES);
                     prop_assert!(entries.iter().all(|e| e.sequence > cursor));

@@ -382,6 +382,14 @@ fn a_hostile_index_stays_within_the_phones_caps() {
     let issued = ARRIVAL.plus_seconds(DAY);
     let base = sequence_at(issued);
 
+    // An entry moved far ahead by the unsigned index: not fetched, the cursor stays (it
+    // would pass every later release).
+    let mut node = ReleaseNode::default();
+    node.publish(u64::MAX, vec![1, 0x13]);
+    let (fetched, raised) = sync(&mut phone, &node, NOW);
+    assert!(fetched.is_empty() && rejections(&raised).is_empty());
+    assert_eq!(phone.venue_release_cursor(), 0);
+
     // More entries than a page holds, a page over the byte cap, not JSON: refused whole.
     let entry = |i: u64| ReleaseIndexEntry {
         id: ReleaseId([i as u8; 32]),

@@ -1165,6 +1165,53 @@ def test_a_phone_downloads_a_real_nodes_venue_release_and_only_its_visitor_is_wa
         assert other_pin.venue_warnings() == []
 
 
+def test_a_release_made_at_one_node_warns_a_phone_that_syncs_from_its_federated_peer(node):
+    """Issue 20 across nodes: a venue made at A, a case worker traces it at A; B, federated
+    with A and trusting A's authority, gets the release over `/ephemera/venue-releases/1`
+    and lists it; a visitor whose phone syncs from B (pinning A's authority key) is warned
+    from B's bytes, a phone that was elsewhere is not."""
+    del node
+    settings = {"EPHEMERA_FEDERATION_PUBLISH_DELAY_MS": "0",
+                "EPHEMERA_FEDERATION_SYNC_INTERVAL_SECONDS": "2"}
+    a = Node(batch_period_seconds=1, settings=settings)
+    nodes = [a]
+    try:
+        authority = a.authority["authority_public_key"]
+        b = Node(batch_period_seconds=1, settings={
+            **settings, "EPHEMERA_AUTHORITY_TRUSTED_AUTHORITIES": authority,
+            "EPHEMERA_FEDERATION_BOOTSTRAP_PEERS": a.peer_addr})
+        nodes.append(b)
+        qr_text, trace_code = venue_at(a, "Café de la Gare")
+        elsewhere, _ = venue_at(a, "Cinéma du Port")
+        arrival = int(time.time()) - 3 * 3600
+        with tempfile.TemporaryDirectory() as data:
+            visitor = venue_visitor(b, os.path.join(data, "visitor"), qr_text, arrival, authority)
+            stranger = venue_visitor(b, os.path.join(data, "stranger"), elsewhere, arrival,
+                                     authority)
+            message = "A case was at a place you visited. Get tested."
+            release = trace_venue(a, trace_code, arrival + 600, arrival + 1800, message)
+
+            def listed_at_b():
+                status, body, _ = http(b.url, "GET", "/v1/venue-releases?after=0")
+                return status == 200 and any(
+                    r["id"] == release["release"] for r in json.loads(body)["releases"])
+
+            wait_until("B lists the release made at A", listed_at_b)
+            for phone, warned in ((visitor, True), (stranger, False)):
+                driver = RecordingDriver(phone, b.url)
+                now = int(time.time())
+                phone.start_sync(now)
+                events = [record.event for record in driver.pump(now)] + drain_events(phone)
+                assert f"/v1/venue-releases/{release['release']}" in driver.paths, driver.paths
+                warnings = [x.warning for x in events if isinstance(x, e.FfiEvent.VENUE_WARNING)]
+                assert [w.message for w in warnings] == ([message] if warned else []), events
+                assert not [x for x in events
+                            if isinstance(x, e.FfiEvent.VENUE_RELEASE_REJECTED)], events
+    finally:
+        for n in nodes:
+            n.stop()
+
+
 def drain_after_pump(node, phone):
     """One round of the example driver; every event, acknowledged."""
     seen = [record.event for record in AppDriver(phone, node.url).pump(int(time.time()))]

@@ -1169,10 +1169,13 @@ def test_a_release_made_at_one_node_warns_a_phone_that_syncs_from_its_federated_
     """Issue 20 across nodes: a venue made at A, a case worker traces it at A; B, federated
     with A and trusting A's authority, gets the release over `/ephemera/venue-releases/1`
     and lists it; a visitor whose phone syncs from B (pinning A's authority key) is warned
-    from B's bytes, a phone that was elsewhere is not."""
+    from B's bytes, a phone that was elsewhere is not. Neither node's data folder nor its
+    logs (at `debug`) hold the venues' names, their QR payloads or entry codes, the trace
+    code, the case's times or the message."""
     del node
     settings = {"EPHEMERA_FEDERATION_PUBLISH_DELAY_MS": "0",
-                "EPHEMERA_FEDERATION_SYNC_INTERVAL_SECONDS": "2"}
+                "EPHEMERA_FEDERATION_SYNC_INTERVAL_SECONDS": "2",
+                "EPHEMERA_LOG_FILTER": "debug"}
     a = Node(batch_period_seconds=1, settings=settings)
     nodes = [a]
     try:
@@ -1207,9 +1210,39 @@ def test_a_release_made_at_one_node_warns_a_phone_that_syncs_from_its_federated_
                 assert [w.message for w in warnings] == ([message] if warned else []), events
                 assert not [x for x in events
                             if isinstance(x, e.FfiEvent.VENUE_RELEASE_REJECTED)], events
+        for n in nodes:
+            n._halt()
+        assert b"venue releases taken from a peer" in open(b.stderr_path, "rb").read() + \
+            open(b.stdout_path, "rb").read(), "B's logs do not cover the release's arrival"
+        assert_no_venue_secrets(nodes, {
+            "venue name": "Café de la Gare", "other venue's name": "Cinéma du Port",
+            "QR text": qr_text, "other QR text": elsewhere, "trace code": trace_code,
+            "message": message, "case arrival": str(arrival + 600),
+            "case departure": str(arrival + 1800)})
     finally:
         for n in nodes:
             n.stop()
+
+
+def assert_no_venue_secrets(nodes, secrets):
+    """No node's data folder, stdout or stderr holds any of `secrets` (texts), nor the raw
+    bytes of a QR payload's entry code or a trace code, in clear."""
+    needles = {what: text.encode() for what, text in secrets.items()}
+    for what, text in secrets.items():
+        for prefix in ("ephemera-venue:", "ephemera-trace:"):
+            if text.startswith(prefix):
+                payload = text[len(prefix):]
+                raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+                needles[what + " (payload)"] = payload[:40].encode()
+                needles[what + " (bytes)"] = raw[8:40]
+                needles[what + " (hex)"] = raw[8:40].hex().encode()
+    for n in nodes:
+        kept = folder_bytes(n.data_dir)
+        logs = open(n.stdout_path, "rb").read() + open(n.stderr_path, "rb").read()
+        assert logs, "the node logged nothing: the scan would prove nothing"
+        for what, needle in needles.items():
+            assert needle not in kept, f"{what} in a node's data folder"
+            assert needle not in logs, f"{what} in a node's logs"
 
 
 def drain_after_pump(node, phone):

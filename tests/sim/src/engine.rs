@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use super::contacts::{self, Episode};
 use super::epidemic::Epidemic;
 use super::error::SimError;
+use super::interventions::Interventions;
 use super::phone::{ClientPhone, Payloads, PhoneAdapter, client_config};
 use super::population::Population;
 use super::radio::RadioModel;
@@ -199,6 +200,8 @@ pub struct RawRun {
     pub daily: Vec<DayStats>,
     /// Unix time of the first midnight.
     pub t0: u64,
+    /// Who stayed home and what tracing set off, when the scenario has interventions.
+    pub interventions: Option<Interventions>,
 }
 
 fn phone_err(agent: u32) -> impl Fn(String) -> SimError {
@@ -249,10 +252,30 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
     let mut sniffed = Vec::new();
     let mut daily = Vec::new();
     let mut reported: HashMap<u32, ()> = HashMap::new();
+    let mut interventions = scenario
+        .interventions
+        .as_ref()
+        .map(|c| Interventions::new(c, scenario, &pop));
+    // Per phone: how many of its notifications the interventions have seen.
+    let mut notifications_seen = vec![0usize; phones.len()];
 
     for day in 0..scenario.days {
-        let episodes = contacts::generate(&pop, scenario, day);
-        let new_infections = epidemic.transmit(&pop, scenario, day, &episodes);
+        let generated = contacts::generate(&pop, scenario, day);
+        let blocked = interventions
+            .as_ref()
+            .map_or_else(Vec::new, |i| i.blocked(&generated, day));
+        let new_infections = epidemic.transmit(&pop, scenario, day, &generated, &blocked);
+        // What happened: episodes of people at home (outside the household) did not.
+        let episodes: Vec<Episode> = if blocked.is_empty() {
+            generated
+        } else {
+            generated
+                .into_iter()
+                .zip(&blocked)
+                .filter(|(_, b)| !**b)
+                .map(|(e, _)| e)
+                .collect()
+        };
         let is_app = |a: u32| phone_of[a as usize] != NO_PHONE;
         let mut stats = DayStats {
             day,
@@ -294,6 +317,11 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
             .enumerate()
             .filter_map(|(i, c)| c.as_ref().and_then(|c| c.upload_at).map(|t| (t, i as u32)))
             .filter(|(t, _)| (day_start..day_start + i64::from(DAY)).contains(t))
+            .chain(
+                interventions
+                    .iter()
+                    .flat_map(|i| i.uploads_in(day_start, day_start + i64::from(DAY))),
+            )
             .collect();
         due.sort();
         stats.positives = epidemic
@@ -301,7 +329,10 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
             .iter()
             .filter_map(|c| c.as_ref().and_then(|c| c.result_at))
             .filter(|t| (day_start..day_start + i64::from(DAY)).contains(t))
-            .count() as u64;
+            .count() as u64
+            + interventions.as_ref().map_or(0, |i| {
+                i.positives_in(day_start, day_start + i64::from(DAY))
+            });
         let notified_before: usize = phones
             .iter()
             .map(|p| p.lock().expect("not poisoned").notified.len())
@@ -316,15 +347,17 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
                 .iter()
                 .filter(|(t, _)| (*t - day_start) / i64::from(INTERVAL) == i64::from(i))
             {
-                let _ = t;
                 if reported.contains_key(agent) {
                     continue;
                 }
                 reported.insert(*agent, ());
-                let course = epidemic.courses[*agent as usize]
+                // A false positive on tracing has no course and no onset; a contact tested
+                // before their symptoms began reports none yet.
+                let onset_at = epidemic.courses[*agent as usize]
                     .as_ref()
-                    .expect("infected");
-                let onset = course.onset_at.map(|o| {
+                    .and_then(|c| c.onset_at)
+                    .filter(|o| o.div_euclid(i64::from(DAY)) <= t.div_euclid(i64::from(DAY)));
+                let onset = onset_at.map(|o| {
                     DayNumber((t0 as i64 / i64::from(DAY) + o.div_euclid(i64::from(DAY))) as u32)
                 });
                 let code = server.issue_code(now, onset)?;
@@ -502,6 +535,17 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
             .map(|p| p.lock().expect("not poisoned").notified.len())
             .sum();
         stats.notifications = (notified_after - notified_before) as u64;
+        if let Some(interventions) = interventions.as_mut() {
+            let mut notified: Vec<u32> = Vec::new();
+            for (p, phone) in phones.iter().enumerate() {
+                let count = phone.lock().expect("not poisoned").notified.len();
+                if count > notifications_seen[p] {
+                    notified.push(agent_of[p]);
+                    notifications_seen[p] = count;
+                }
+            }
+            interventions.end_of_day(day, &pop, &epidemic, &notified);
+        }
         stats.cumulative_infected = epidemic.total_infected() as u64;
         daily.push(stats);
         episodes_by_day.push(episodes);
@@ -538,6 +582,7 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
         sniffed,
         daily,
         t0,
+        interventions,
     })
 }
 

@@ -22,6 +22,9 @@ pub struct Course {
     pub result_at: Option<i64>,
     /// When the phone uploads, if the person runs the app and consents.
     pub upload_at: Option<i64>,
+    /// Whether the person consents to upload after a positive result (drawn for
+    /// everyone; it matters for app users).
+    pub consents: bool,
     /// Who infected this person (none for the initial cases).
     pub source: Option<u32>,
     /// In which layer.
@@ -119,6 +122,7 @@ impl Epidemic {
             onset_at,
             result_at,
             upload_at,
+            consents,
             source,
             layer,
         });
@@ -149,18 +153,25 @@ impl Epidemic {
     }
 
     /// Runs the day's transmissions over `episodes` (of day `day`): only people infected
-    /// before the day began transmit. Returns the number of new infections.
+    /// before the day began transmit. Episode `k` does not happen when `blocked[k]` (an
+    /// isolated or quarantined person; an empty `blocked` blocks none); every other
+    /// episode keeps its own draw, so blocking one changes nothing else. Returns the number
+    /// of new infections.
     pub fn transmit(
         &mut self,
         pop: &Population,
         scenario: &Scenario,
         day: u32,
         episodes: &[Episode],
+        blocked: &[bool],
     ) -> usize {
         let e = &scenario.epidemic;
         let day_start = i64::from(day) * DAY as i64;
         let mut candidates: Vec<(u32, i64, u32, Layer)> = Vec::new();
         for (k, ep) in episodes.iter().enumerate() {
+            if blocked.get(k) == Some(&true) {
+                continue;
+            }
             let (a_inf, b_inf) = (
                 self.infected_by(ep.a, day_start - 1),
                 self.infected_by(ep.b, day_start - 1),
@@ -218,6 +229,27 @@ impl Epidemic {
     /// People infected so far.
     pub fn total_infected(&self) -> usize {
         self.courses.iter().filter(|c| c.is_some()).count()
+    }
+
+    /// The effective reproduction number over a run of `days`: the mean number of people
+    /// infected (within the run) by each case infected before day `days − cut_days`, the
+    /// initial cases included. `cut_days` leaves the cases whose infectious period the end
+    /// of the run would cut short out of the mean. `None` when there is no such case.
+    pub fn reproduction(&self, days: u32, cut_days: u32) -> Option<f64> {
+        let end = i64::from(days.saturating_sub(cut_days)) * DAY as i64;
+        let early: Vec<bool> = self
+            .courses
+            .iter()
+            .map(|c| c.as_ref().is_some_and(|c| c.infected_at < end))
+            .collect();
+        let cases = early.iter().filter(|e| **e).count();
+        let offspring = self
+            .courses
+            .iter()
+            .flatten()
+            .filter(|c| c.source.is_some_and(|s| early[s as usize]))
+            .count();
+        (cases > 0).then(|| offspring as f64 / cases as f64)
     }
 }
 

@@ -30,6 +30,7 @@ pub mod contacts;
 pub mod engine;
 pub mod epidemic;
 pub mod error;
+pub mod interventions;
 pub mod linking;
 pub mod metrics;
 pub mod missed;
@@ -125,6 +126,10 @@ pub fn run_with(scenario: &Scenario, options: &RunOptions) -> Result<Scored, Sim
         let raw = engine::simulate(scenario, &tick)?;
         let attack = attack::attack(scenario, &raw);
         let mut scored = metrics::score(scenario, &raw, attack);
+        scored.summary.impact = scenario
+            .interventions
+            .as_ref()
+            .map(|c| interventions::impact(c, scenario, &raw));
         if let Some(found) = options.gaen_found.as_deref()
             && scenario.scheme == SchemeName::Pet
         {

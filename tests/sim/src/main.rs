@@ -156,6 +156,11 @@ struct RunArgs {
     /// `summary.json` (means with 95 % Student t intervals) in DIR; the table on stdout.
     #[arg(long)]
     seeds: Option<u32>,
+    /// Models interventions (isolation, quarantine and testing of notified contacts) with
+    /// their default parameters unless the scenario file has an `[interventions]` section,
+    /// and reports the infections averted against the app-off counterfactual.
+    #[arg(long)]
+    interventions: bool,
 }
 
 fn load(path: Option<&PathBuf>) -> anyhow::Result<Scenario> {
@@ -207,6 +212,9 @@ fn run(a: &RunArgs, schemes: Option<Vec<sim::SchemeName>>) -> anyhow::Result<Vec
         .upload_margin_db
         .unwrap_or(scenario.detection.upload_margin_db);
     scenario.detection.upload_all_encounters |= a.upload_all_encounters;
+    if a.interventions && scenario.interventions.is_none() {
+        scenario.interventions = Some(sim::scenario::InterventionConfig::default());
+    }
     let schemes = match (schemes, a.scheme.as_deref()) {
         (Some(schemes), _) => schemes,
         (None, None) => vec![scenario.scheme],

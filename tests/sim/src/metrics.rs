@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use super::attack::{AttackResult, round4};
+use super::interventions::Impact;
 use ephemera_proto::ReportContents;
 
 use super::engine::{Air, DAY, DayStats, INTERVAL, RawRun};
@@ -209,6 +210,9 @@ pub struct Summary {
     pub publication: PublicationStats,
     /// Seconds the run took (measured by the runner; not part of the model).
     pub wall_seconds: f64,
+    /// With interventions: the run against its app-off counterfactual (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impact: Option<Impact>,
 }
 
 /// Everything scored.
@@ -488,6 +492,7 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
         },
         publication: publication_stats(scenario, run, bytes as f64 / phones / f64::from(days)),
         wall_seconds: 0.0,
+        impact: None,
     };
     let mut truth: Vec<(u32, u32)> = truth.into_keys().collect();
     truth.sort_unstable();

@@ -27,6 +27,7 @@ pub(crate) enum Domain {
     Projection = 17,
     Linking = 18,
     Rooms = 19,
+    Intervention = 20,
 }
 
 /// SplitMix64's finaliser: a bijective mix of 64 bits.

@@ -15,6 +15,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::error::SimError;
+use super::interventions::Impact;
 use super::metrics::Summary;
 use super::output::io_error;
 use super::provenance::Provenance;
@@ -110,11 +111,50 @@ pub const FIGURES: [Figure; 14] = [
     ("attack_linked_fraction", |s| s.attack.linked_fraction),
 ];
 
+/// A figure of a run with interventions and how to read it from its impact.
+pub type ImpactFigure = (&'static str, fn(&Impact) -> f64);
+
+/// The impact figures, aggregated (and in `seeds.csv`) when every run has interventions.
+pub const IMPACT_FIGURES: [ImpactFigure; 11] = [
+    ("infected_app", |i| i.infected_app as f64),
+    ("infected_app_off", |i| i.infected_app_off as f64),
+    ("infections_averted", |i| i.infections_averted as f64),
+    ("infections_averted_share", |i| i.infections_averted_share),
+    ("consenting_index_cases", |i| i.consenting_index_cases as f64),
+    ("averted_per_uploader", |i| i.averted_per_uploader),
+    ("averted_per_consenting_index_case", |i| {
+        i.averted_per_consenting_index_case
+    }),
+    ("r_app", |i| i.r_app),
+    ("r_app_off", |i| i.r_app_off),
+    ("r_reduction", |i| i.r_reduction),
+    ("person_days_home_app", |i| i.person_days_home_app as f64),
+];
+
+/// Every figure of `summaries`: the [`FIGURES`], and the [`IMPACT_FIGURES`] when every
+/// run has an impact.
+fn figures(summaries: &[Summary]) -> Vec<(&'static str, Box<dyn Fn(&Summary) -> f64>)> {
+    let mut all: Vec<(&'static str, Box<dyn Fn(&Summary) -> f64>)> = FIGURES
+        .iter()
+        .map(|(name, f)| (*name, Box::new(*f) as Box<dyn Fn(&Summary) -> f64>))
+        .collect();
+    if !summaries.is_empty() && summaries.iter().all(|s| s.impact.is_some()) {
+        for (name, f) in IMPACT_FIGURES {
+            all.push((
+                name,
+                Box::new(move |s: &Summary| s.impact.as_ref().map_or(0.0, f)),
+            ));
+        }
+    }
+    all
+}
+
 /// Per scheme, per figure: the interval across `summaries` (those of one scheme with at
 /// least 2 seeds).
 pub fn aggregate(
     summaries: &[Summary],
 ) -> BTreeMap<&'static str, BTreeMap<&'static str, Interval>> {
+    let figures = figures(summaries);
     let mut by_scheme: BTreeMap<&'static str, Vec<&Summary>> = BTreeMap::new();
     for s in summaries {
         by_scheme.entry(s.scheme).or_default().push(s);
@@ -122,7 +162,7 @@ pub fn aggregate(
     by_scheme
         .into_iter()
         .map(|(scheme, runs)| {
-            let figures = FIGURES
+            let figures = figures
                 .iter()
                 .filter_map(|(name, f)| {
                     let values: Vec<f64> = runs.iter().map(|s| f(s)).collect();
@@ -134,17 +174,19 @@ pub fn aggregate(
         .collect()
 }
 
-/// `seeds.csv`: one row per run (seed and scheme), the [`FIGURES`] as columns.
+/// `seeds.csv`: one row per run (seed and scheme), the figures (the [`FIGURES`], then
+/// the [`IMPACT_FIGURES`] of runs with interventions) as columns.
 pub fn csv(summaries: &[Summary]) -> String {
+    let figures = figures(summaries);
     let mut out = String::from("seed,scheme");
-    for (name, _) in FIGURES {
+    for (name, _) in &figures {
         out.push(',');
         out.push_str(name);
     }
     out.push('\n');
     for s in summaries {
         let _ = write!(out, "{},{}", s.seed, s.scheme);
-        for (_, f) in FIGURES {
+        for (_, f) in &figures {
             let _ = write!(out, ",{}", f(s));
         }
         out.push('\n');

@@ -66,7 +66,8 @@ pub struct Interventions {
     upload_consent: f64,
     upload_within_hours: f64,
     /// Per agent: the first day they no longer stay home (at home on day `d` iff
-    /// `d < home_until`).
+    /// `d < home_until`; a stay always starts tomorrow, and only days from tomorrow on are
+    /// asked about).
     home_until: Vec<u32>,
     /// Per agent: whether the onset of symptoms has been acted on.
     onset_seen: Vec<bool>,
@@ -111,7 +112,8 @@ impl Interventions {
         }
     }
 
-    /// Whether `agent` stays home on `day`.
+    /// Whether `agent` stays home on `day` (today or later: the days before are not
+    /// kept).
     pub fn at_home(&self, agent: u32, day: u32) -> bool {
         day < self.home_until[agent as usize]
     }
@@ -419,5 +421,96 @@ pub fn impact(config: &InterventionConfig, scenario: &Scenario, run: &RawRun) ->
         quarantined_on_notification: state.quarantined_on_notification,
         traced_tests: state.traced_tests,
         traced_positives: state.traced_positives,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contacts::HOME;
+    use crate::radio::Environment;
+    use crate::scenario::SchemeName;
+
+    fn setup(config: InterventionConfig) -> (Scenario, Population, Epidemic, Interventions) {
+        let mut scenario = Scenario::tiny(50, 10, 3, SchemeName::Gaen);
+        scenario.epidemic.initial_infected = 0.0;
+        scenario.population.app_uptake = 1.0;
+        scenario.testing.upload_consent = 1.0;
+        let pop = Population::build(&scenario);
+        let epidemic = Epidemic::seed(&pop, &scenario);
+        let state = Interventions::new(&config, &scenario, &pop);
+        (scenario, pop, epidemic, state)
+    }
+
+    #[test]
+    fn a_stay_lasts_its_length_unless_dropped_out_and_counts_days_within_the_run() {
+        let config = InterventionConfig {
+            quarantine_dropout_traced_positive: 0.0,
+            quarantine_dropout_positive: 1.0,
+            ..InterventionConfig::default()
+        };
+        let (_, _, _, mut s) = setup(config);
+        s.stay_home(0, 2, Stay::Traced);
+        assert!(s.at_home(0, 2) && s.at_home(0, 15) && !s.at_home(0, 16));
+        assert_eq!(s.person_days_home, 8, "days 2..10 of a 10-day run");
+        // An overlapping stay counts only the days it adds; certain dropout leaves after
+        // the first day.
+        s.stay_home(0, 3, Stay::Traced);
+        assert_eq!(s.person_days_home, 8);
+        s.stay_home(1, 4, Stay::Positive);
+        assert!(s.at_home(1, 4) && !s.at_home(1, 5));
+        assert_eq!(s.person_days_home, 9);
+    }
+
+    #[test]
+    fn people_at_home_meet_only_their_household() {
+        let (_, _, _, mut s) = setup(InterventionConfig::default());
+        s.home_until[1] = 5;
+        let episode = |a, b, layer| Episode {
+            a,
+            b,
+            start: 0,
+            duration: 600,
+            distance_m: 1.0,
+            env: Environment::Home,
+            place: HOME,
+            layer,
+        };
+        let day = [
+            episode(0, 1, Layer::Household),
+            episode(1, 2, Layer::Random),
+            episode(2, 1, Layer::Occupation),
+            episode(0, 2, Layer::Random),
+        ];
+        assert_eq!(s.blocked(&day, 4), [false, true, true, false]);
+        assert_eq!(s.blocked(&day, 5), [false; 4], "home until day 5, exclusive");
+    }
+
+    #[test]
+    fn a_notified_contact_who_tests_positive_isolates_and_uploads_even_when_false() {
+        let config = InterventionConfig {
+            test_specificity: 0.0,
+            quarantine_on_traced: false,
+            test_on_traced_positive_compliance: 1.0,
+            ..InterventionConfig::default()
+        };
+        let (_, pop, epidemic, mut s) = setup(config);
+        assert!(epidemic.courses[7].is_none(), "agent 7 is not infected");
+        s.end_of_day(0, &pop, &epidemic, &[7]);
+        assert_eq!((s.traced_tests, s.traced_positives), (1, 1));
+        // Tested on day 1, the result at noon on day 2, the upload within 6 hours.
+        let noon = 2 * DAY + DAY / 2;
+        assert_eq!(s.positives_in(2 * DAY, 3 * DAY), 1);
+        let uploads: Vec<_> = s.uploads_in(noon, noon + 6 * 3600 + 1).collect();
+        assert_eq!(uploads.len(), 1);
+        assert_eq!(uploads[0].1, 7);
+        assert_eq!(s.consenting_index_cases(&epidemic), 1);
+        s.end_of_day(1, &pop, &epidemic, &[]);
+        assert!(!s.at_home(7, 2), "the result is not in yet");
+        s.end_of_day(2, &pop, &epidemic, &[]);
+        assert!(s.at_home(7, 3), "isolating from the midnight after the result");
+        // A second notification orders no second test.
+        s.end_of_day(3, &pop, &epidemic, &[7]);
+        assert_eq!(s.traced_tests, 1);
     }
 }

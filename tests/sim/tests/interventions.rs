@@ -113,3 +113,53 @@ fn quarantine_of_length_zero_without_tests_averts_nothing_beyond_isolation() {
     assert_eq!(i.infected_app, i.infected_app_off, "{i:?}");
     assert_eq!(i.infections_averted, 0);
 }
+
+#[test]
+fn seeds_report_the_impact_with_intervals_and_plain_runs_leave_it_out() {
+    let out = std::env::temp_dir().join(format!(
+        "ephemera-sim-interventions-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&out);
+    let sim = |extra: &[&str], dir: &std::path::Path| {
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_ephemera-sim"))
+            .args(["--agents", "300", "--days", "3", "--seed", "3"])
+            .args(["--scheme", "gaen", "--threads", "2", "--seeds", "2"])
+            .args(extra)
+            .arg("--out")
+            .arg(dir)
+            .output()
+            .expect("runs");
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        String::from_utf8_lossy(&run.stdout).into_owned()
+    };
+    let stdout = sim(&["--interventions"], &out.join("on"));
+    assert!(stdout.contains("| gaen | infections_averted | 2 |"), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("on/seeds.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    for column in ["infected_app_off", "infections_averted", "r_app", "r_app_off"] {
+        assert!(header.split(',').any(|c| c == column), "{header}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("on/summary.json")).unwrap())
+            .unwrap();
+    let averted = &json["aggregate"]["gaen"]["infections_averted"];
+    assert!(averted["ci95_low"].as_f64().unwrap() <= averted["mean"].as_f64().unwrap());
+    let seed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("on/seed-3/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(seed["impact"]["horizon_days"], 3);
+    assert!(seed["scenario"]["interventions"].is_object());
+
+    let stdout = sim(&[], &out.join("off"));
+    assert!(!stdout.contains("infections_averted"), "{stdout}");
+    let seed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("off/seed-3/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(seed.get("impact").is_none() && seed["scenario"].get("interventions").is_none());
+    let csv = std::fs::read_to_string(out.join("off/seeds.csv")).unwrap();
+    assert!(!csv.contains("infections_averted"), "{csv}");
+    let _ = std::fs::remove_dir_all(&out);
+}

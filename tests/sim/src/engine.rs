@@ -330,9 +330,9 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
             .filter_map(|c| c.as_ref().and_then(|c| c.result_at))
             .filter(|t| (day_start..day_start + i64::from(DAY)).contains(t))
             .count() as u64
-            + interventions.as_ref().map_or(0, |i| {
-                i.positives_in(day_start, day_start + i64::from(DAY))
-            });
+            + interventions
+                .as_ref()
+                .map_or(0, |i| i.positives_in(day_start, day_start + i64::from(DAY)));
         let notified_before: usize = phones
             .iter()
             .map(|p| p.lock().expect("not poisoned").notified.len())

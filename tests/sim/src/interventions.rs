@@ -164,7 +164,10 @@ impl Interventions {
         (0..epidemic.courses.len())
             .filter(|a| {
                 let course = epidemic.courses[*a].as_ref().and_then(|c| c.upload_at);
-                course.into_iter().chain(self.traced_upload_at[*a]).any(|t| t < end)
+                course
+                    .into_iter()
+                    .chain(self.traced_upload_at[*a])
+                    .any(|t| t < end)
             })
             .count() as u64
     }
@@ -282,7 +285,12 @@ impl Interventions {
         let mut rng = Stream::new(
             self.seed,
             Domain::Intervention,
-            &[Draw::Dropout as u64, u64::from(agent), u64::from(from), why as u64],
+            &[
+                Draw::Dropout as u64,
+                u64::from(agent),
+                u64::from(from),
+                why as u64,
+            ],
         );
         let days = (1..length).find(|_| rng.chance(dropout)).unwrap_or(length);
         let until = from + days;
@@ -483,7 +491,11 @@ mod tests {
             episode(0, 2, Layer::Random),
         ];
         assert_eq!(s.blocked(&day, 4), [false, true, true, false]);
-        assert_eq!(s.blocked(&day, 5), [false; 4], "home until day 5, exclusive");
+        assert_eq!(
+            s.blocked(&day, 5),
+            [false; 4],
+            "home until day 5, exclusive"
+        );
     }
 
     #[test]
@@ -508,7 +520,10 @@ mod tests {
         s.end_of_day(1, &pop, &epidemic, &[]);
         assert!(!s.at_home(7, 2), "the result is not in yet");
         s.end_of_day(2, &pop, &epidemic, &[]);
-        assert!(s.at_home(7, 3), "isolating from the midnight after the result");
+        assert!(
+            s.at_home(7, 3),
+            "isolating from the midnight after the result"
+        );
         // A second notification orders no second test.
         s.end_of_day(3, &pop, &epidemic, &[7]);
         assert_eq!(s.traced_tests, 1);

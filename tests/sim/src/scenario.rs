@@ -614,7 +614,10 @@ impl InterventionConfig {
                 "quarantine_compliance_positive",
                 self.quarantine_compliance_positive,
             ),
-            ("quarantine_dropout_positive", self.quarantine_dropout_positive),
+            (
+                "quarantine_dropout_positive",
+                self.quarantine_dropout_positive,
+            ),
             (
                 "quarantine_compliance_traced_positive",
                 self.quarantine_compliance_traced_positive,
@@ -635,7 +638,10 @@ impl InterventionConfig {
         }
         let lengths = [
             ("quarantine_length_self", self.quarantine_length_self),
-            ("quarantine_length_positive", self.quarantine_length_positive),
+            (
+                "quarantine_length_positive",
+                self.quarantine_length_positive,
+            ),
             (
                 "quarantine_length_traced_positive",
                 self.quarantine_length_traced_positive,
@@ -909,8 +915,7 @@ mod tests {
         assert_eq!(Scenario::from_toml(&s.to_toml()).unwrap(), s);
         // The name the issue guessed is not OpenABM's, and is refused, not ignored.
         assert!(
-            Scenario::from_toml("[interventions]\nquarantine_length_traced_digital = 7\n")
-                .is_err()
+            Scenario::from_toml("[interventions]\nquarantine_length_traced_digital = 7\n").is_err()
         );
         let bad = Scenario::from_toml("[interventions]\ntest_specificity = 1.5\n").unwrap();
         let err = bad.validate().unwrap_err().to_string();

@@ -120,7 +120,9 @@ pub const IMPACT_FIGURES: [ImpactFigure; 11] = [
     ("infected_app_off", |i| i.infected_app_off as f64),
     ("infections_averted", |i| i.infections_averted as f64),
     ("infections_averted_share", |i| i.infections_averted_share),
-    ("consenting_index_cases", |i| i.consenting_index_cases as f64),
+    ("consenting_index_cases", |i| {
+        i.consenting_index_cases as f64
+    }),
     ("averted_per_uploader", |i| i.averted_per_uploader),
     ("averted_per_consenting_index_case", |i| {
         i.averted_per_consenting_index_case
@@ -131,10 +133,13 @@ pub const IMPACT_FIGURES: [ImpactFigure; 11] = [
     ("person_days_home_app", |i| i.person_days_home_app as f64),
 ];
 
+/// A figure's name and how to read it, whichever table it comes from.
+type Column = (&'static str, Box<dyn Fn(&Summary) -> f64>);
+
 /// Every figure of `summaries`: the [`FIGURES`], and the [`IMPACT_FIGURES`] when every
 /// run has an impact.
-fn figures(summaries: &[Summary]) -> Vec<(&'static str, Box<dyn Fn(&Summary) -> f64>)> {
-    let mut all: Vec<(&'static str, Box<dyn Fn(&Summary) -> f64>)> = FIGURES
+fn figures(summaries: &[Summary]) -> Vec<Column> {
+    let mut all: Vec<Column> = FIGURES
         .iter()
         .map(|(name, f)| (*name, Box::new(*f) as Box<dyn Fn(&Summary) -> f64>))
         .collect();

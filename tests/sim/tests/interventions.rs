@@ -28,7 +28,10 @@ fn run(scenario: &Scenario, threads: usize) -> Summary {
 }
 
 fn impact(summary: &Summary) -> &Impact {
-    summary.impact.as_ref().expect("a run with interventions has an impact")
+    summary
+        .impact
+        .as_ref()
+        .expect("a run with interventions has an impact")
 }
 
 /// The app-off epidemic of `scenario`, without phones: people infected by the end.
@@ -44,7 +47,10 @@ fn tracing_averts_infections_against_the_same_town_with_the_app_off() {
     let scenario = town(InterventionConfig::default());
     let summary = run(&scenario, 2);
     let i = impact(&summary);
-    assert!(i.uploaders > 0 && i.quarantined_on_notification > 0, "{i:?}");
+    assert!(
+        i.uploaders > 0 && i.quarantined_on_notification > 0,
+        "{i:?}"
+    );
     assert!(i.traced_tests > 0 && i.traced_positives > 0, "{i:?}");
     assert!(i.infections_averted > 0, "{i:?}");
     assert!(i.r_app < i.r_app_off && i.r_reduction > 0.0, "{i:?}");
@@ -68,8 +74,14 @@ fn with_every_compliance_zero_the_epidemic_is_the_one_without_interventions() {
     let scenario = town(InterventionConfig::none_comply());
     let summary = run(&scenario, 2);
     let i = impact(&summary);
-    assert!(summary.notified > 0, "notifications that nobody acts on: {summary:?}");
-    assert_eq!((i.infected_app, i.infections_averted), (i.infected_app_off, 0));
+    assert!(
+        summary.notified > 0,
+        "notifications that nobody acts on: {summary:?}"
+    );
+    assert_eq!(
+        (i.infected_app, i.infections_averted),
+        (i.infected_app_off, 0)
+    );
     assert_eq!((i.person_days_home_app, i.person_days_home_app_off), (0, 0));
     let without = Scenario {
         interventions: None,
@@ -109,17 +121,18 @@ fn quarantine_of_length_zero_without_tests_averts_nothing_beyond_isolation() {
     });
     let i = run(&scenario, 2).impact.expect("impact");
     assert!(i.quarantined_on_notification > 0, "{i:?}");
-    assert!(i.person_days_home_app_off > 0, "positives still isolate: {i:?}");
+    assert!(
+        i.person_days_home_app_off > 0,
+        "positives still isolate: {i:?}"
+    );
     assert_eq!(i.infected_app, i.infected_app_off, "{i:?}");
     assert_eq!(i.infections_averted, 0);
 }
 
 #[test]
 fn seeds_report_the_impact_with_intervals_and_plain_runs_leave_it_out() {
-    let out = std::env::temp_dir().join(format!(
-        "ephemera-sim-interventions-{}",
-        std::process::id()
-    ));
+    let out =
+        std::env::temp_dir().join(format!("ephemera-sim-interventions-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let sim = |extra: &[&str], dir: &std::path::Path| {
         let run = std::process::Command::new(env!("CARGO_BIN_EXE_ephemera-sim"))
@@ -130,14 +143,26 @@ fn seeds_report_the_impact_with_intervals_and_plain_runs_leave_it_out() {
             .arg(dir)
             .output()
             .expect("runs");
-        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
         String::from_utf8_lossy(&run.stdout).into_owned()
     };
     let stdout = sim(&["--interventions"], &out.join("on"));
-    assert!(stdout.contains("| gaen | infections_averted | 2 |"), "{stdout}");
+    assert!(
+        stdout.contains("| gaen | infections_averted | 2 |"),
+        "{stdout}"
+    );
     let csv = std::fs::read_to_string(out.join("on/seeds.csv")).unwrap();
     let header = csv.lines().next().unwrap();
-    for column in ["infected_app_off", "infections_averted", "r_app", "r_app_off"] {
+    for column in [
+        "infected_app_off",
+        "infections_averted",
+        "r_app",
+        "r_app_off",
+    ] {
         assert!(header.split(',').any(|c| c == column), "{header}");
     }
     let json: serde_json::Value =
@@ -145,10 +170,9 @@ fn seeds_report_the_impact_with_intervals_and_plain_runs_leave_it_out() {
             .unwrap();
     let averted = &json["aggregate"]["gaen"]["infections_averted"];
     assert!(averted["ci95_low"].as_f64().unwrap() <= averted["mean"].as_f64().unwrap());
-    let seed: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("on/seed-3/summary.json")).unwrap(),
-    )
-    .unwrap();
+    let seed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("on/seed-3/summary.json")).unwrap())
+            .unwrap();
     assert_eq!(seed["impact"]["horizon_days"], 3);
     assert!(seed["scenario"]["interventions"].is_object());
 

@@ -104,13 +104,24 @@ pub enum ReleaseRefusal {
 impl ReleaseRefusal {
     /// Whether the peer that relayed it is to blame: not for another authority's valid
     /// release (issue 16: an honest peer relays what its own authorities trust), nor for
-    /// one this node no longer keeps.
+    /// one this node no longer keeps, nor for one issued after this node's clock.
     pub fn blames_sender(&self) -> bool {
-        !matches!(
+        !self.is_for_later()
+            && !matches!(
+                self,
+                ReleaseRefusal::Invalid(ReleaseError::UntrustedAuthority)
+                    | ReleaseRefusal::Invalid(ReleaseError::Expired { .. })
+                    | ReleaseRefusal::PastRetention
+            )
+    }
+
+    /// Whether the same bytes may be taken later: a release issued after this node's clock
+    /// (a clock behind, or jumped back) is refused now and taken once the clock has caught
+    /// up, so it must not be remembered as refused.
+    pub fn is_for_later(&self) -> bool {
+        matches!(
             self,
-            ReleaseRefusal::Invalid(ReleaseError::UntrustedAuthority)
-                | ReleaseRefusal::Invalid(ReleaseError::Expired { .. })
-                | ReleaseRefusal::PastRetention
+            ReleaseRefusal::Invalid(ReleaseError::PostDated { .. })
         )
     }
 }
@@ -427,6 +438,23 @@ mod tests {
         let past = ARRIVAL.plus_seconds(core.policy().retention_seconds() + 1);
         let refusal = core.admit_venue_release(&own.to_bytes(), past).unwrap_err();
         assert!(!refusal.blames_sender(), "{refusal:?}");
+        assert!(!refusal.is_for_later(), "{refusal:?}");
+
+        // Seen by a node whose clock is an hour behind: refused for now, without blame,
+        // and taken once the clock has caught up.
+        let behind = ARRIVAL.minus_seconds(3600);
+        let refusal = core
+            .admit_venue_release(&own.to_bytes(), behind)
+            .unwrap_err();
+        assert!(
+            matches!(
+                refusal,
+                ReleaseRefusal::Invalid(ReleaseError::PostDated { .. })
+            ),
+            "{refusal:?}"
+        );
+        assert!(!refusal.blames_sender() && refusal.is_for_later());
+        assert!(core.admit_venue_release(&own.to_bytes(), ARRIVAL).is_ok());
     }
 
     /// Nothing of the venue, the trace code or the message is in the stored bytes in clear.

@@ -21,7 +21,7 @@
 //! | `ephemera_federation_peers_penalised_total` | counter | `reason` (a catch-up fault, `timeout`, `malformed-response`, `malformed-request`, ...) |
 //! | `ephemera_federation_peers_evicted_total` | counter | `reason` = `idle` (a stranger that gave nothing new while slots were scarce) |
 //! | `ephemera_federation_sunset_dropped_total` | counter | `reason` = `peer-budget` / `busy` (peers' sunset orders left unchecked) |
-//! | `ephemera_federation_venue_releases_total` | counter | `outcome` = `stored` / `known` / `invalid` / `not-kept` / `dropped-peer-budget` / `dropped-busy` (venue releases peers sent) |
+//! | `ephemera_federation_venue_releases_total` | counter | `outcome` = `stored` / `known` / `later` / `invalid` / `not-kept` / `dropped-peer-budget` / `dropped-busy` (venue releases peers sent) |
 //! | `ephemera_federation_store_errors_total` | counter | `path` = `gossip` / `catch-up` / `serve` (this node's store failed) |
 //!
 //! No label ever holds a peer id, address, key or token.
@@ -283,7 +283,7 @@ pub(crate) fn register() {
     );
     describe_counter!(
         "ephemera_federation_venue_releases_total",
-        "Venue releases peers sent, by outcome (stored, known, invalid, not-kept, \
+        "Venue releases peers sent, by outcome (stored, known, later, invalid, not-kept, \
          dropped-peer-budget, dropped-busy)."
     );
     peers_connected(0);
@@ -291,6 +291,7 @@ pub(crate) fn register() {
     for outcome in [
         "stored",
         "known",
+        "later",
         "invalid",
         "not-kept",
         "dropped-peer-budget",

@@ -60,6 +60,9 @@ pub enum ReleaseAdmission {
         /// Whether the sender is at fault.
         blame: bool,
     },
+    /// Not taken now, maybe later: issued after this node's clock. Not remembered as
+    /// refused, no one blamed; a later ask fetches it again.
+    Later,
 }
 
 /// The node's side of the exchange. Every call runs in a task of its own, not in the

@@ -83,6 +83,10 @@ impl Node {
             let now = node.now();
             let admitted = match core.admit_venue_release(&frame, now) {
                 Ok(admitted) => admitted,
+                Err(refusal) if refusal.is_for_later() => {
+                    tracing::debug!(%refusal, "venue release from a peer not taken yet");
+                    return Ok(ReleaseAdmission::Later);
+                }
                 Err(refusal) => {
                     tracing::debug!(%refusal, "venue release from a peer refused");
                     return Ok(ReleaseAdmission::Refused {

@@ -263,6 +263,7 @@ impl EventLoop {
                         stored += 1;
                     }
                     ReleaseAdmission::Known => metrics::venue_releases("known"),
+                    ReleaseAdmission::Later => metrics::venue_releases("later"),
                     ReleaseAdmission::Refused { blame } => {
                         metrics::venue_releases(if blame { "invalid" } else { "not-kept" });
                         let mut refused = refused.lock().unwrap_or_else(PoisonError::into_inner);

@@ -102,6 +102,22 @@ async fn connected(node: &TestNode, peer: ephemera_node::federation::PeerId) -> 
     .await
 }
 
+/// `node`'s score of `peer`, if connected to it and not banning it.
+async fn score_if_unbanned(
+    node: &TestNode,
+    peer: ephemera_node::federation::PeerId,
+) -> Option<f64> {
+    let status = node
+        .node
+        .federation_handle()
+        .unwrap()
+        .status()
+        .await
+        .unwrap();
+    let standing = status.connected_peers.contains(&peer) && !status.banned_peers.contains(&peer);
+    status.score_of(&peer).filter(|_| standing)
+}
+
 fn authority(node: &TestNode) -> Ed25519PublicKey {
     node.node.keys().authority.public_key()
 }

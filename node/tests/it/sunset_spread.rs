@@ -15,7 +15,7 @@ use ephemera_proto::sunset::{SignedSunsetOrder, SunsetCommittee, SunsetOrder, Su
 use rand::SeedableRng as _;
 
 use crate::util::{T0, TestNode};
-use crate::{WAIT, connected, eventually, fed_config, peer_id, start, start_at};
+use crate::{WAIT, connected, eventually, fed_config, peer_id, score_if_unbanned, start, start_at};
 
 /// The lowest gossipsub score a peer may have and still be sent gossip.
 const GOSSIP_THRESHOLD: f64 = -10.0;
@@ -81,18 +81,9 @@ async fn comes_to_hold(node: &TestNode, order: &SignedSunsetOrder) -> bool {
 /// Whether `node` is connected to `peer`, not banned, and scores it at or above the gossip
 /// threshold.
 async fn in_good_standing(node: &TestNode, peer: PeerId) -> bool {
-    let status = node
-        .node
-        .federation_handle()
-        .unwrap()
-        .status()
+    score_if_unbanned(node, peer)
         .await
-        .unwrap();
-    status.connected_peers.contains(&peer)
-        && !status.banned_peers.contains(&peer)
-        && status
-            .score_of(&peer)
-            .is_some_and(|s| s >= GOSSIP_THRESHOLD)
+        .is_some_and(|s| s >= GOSSIP_THRESHOLD)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

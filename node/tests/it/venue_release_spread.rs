@@ -15,7 +15,7 @@ use ephemera_proto::venue::{SignedVenueRelease, check_in, match_check_ins};
 
 use crate::util::{T0, TestNode, contains, read_tree};
 use crate::venue_util::{ADDRESS, DESCRIPTION, MESSAGE, trace_body, venue};
-use crate::{WAIT, authority, connected, fed_config, peer_id, start};
+use crate::{WAIT, authority, connected, fed_config, peer_id, score_if_unbanned, start};
 
 /// The frame of release `id` that `node` serves, if any.
 async fn served(node: &TestNode, id: &str) -> Option<Vec<u8>> {
@@ -44,16 +44,9 @@ async fn listed(node: &TestNode) -> usize {
 /// Whether `node` is connected to `peer`, has not banned it and scores it at zero or
 /// above: never penalised.
 async fn unblamed(node: &TestNode, peer: PeerId) -> bool {
-    let status = node
-        .node
-        .federation_handle()
-        .unwrap()
-        .status()
+    score_if_unbanned(node, peer)
         .await
-        .unwrap();
-    status.connected_peers.contains(&peer)
-        && !status.banned_peers.contains(&peer)
-        && status.score_of(&peer).is_some_and(|s| s >= 0.0)
+        .is_some_and(|s| s >= 0.0)
 }
 
 /// A case worker at `node` traces a venue of its authority for a case there from `from`

@@ -23,8 +23,8 @@ fn audit(args: &[&str], dir: &Path) -> Output {
 }
 
 /// Rewrites record `sequence` of the folder's trail with `edit`, or removes it.
-fn tamper(dir: &Path, sequence: u64, edit: Option<fn(&mut AuditEntry)>) -> Vec<u8> {
-    let db = sled::open(dir.join("db")).unwrap();
+async fn tamper(dir: &Path, sequence: u64, edit: Option<fn(&mut AuditEntry)>) -> Vec<u8> {
+    let db = sled_open(&dir.join("db")).await;
     let tree = db.open_tree("audit").unwrap();
     let key = sequence.to_be_bytes();
     let original = tree
@@ -47,8 +47,8 @@ fn tamper(dir: &Path, sequence: u64, edit: Option<fn(&mut AuditEntry)>) -> Vec<u
     original
 }
 
-fn restore(dir: &Path, sequence: u64, original: &[u8]) {
-    let db = sled::open(dir.join("db")).unwrap();
+async fn restore(dir: &Path, sequence: u64, original: &[u8]) {
+    let db = sled_open(&dir.join("db")).await;
     let tree = db.open_tree("audit").unwrap();
     tree.insert(sequence.to_be_bytes(), original).unwrap();
     db.flush().unwrap();
@@ -152,16 +152,17 @@ async fn staff_actions_make_a_trail_that_verifies_and_an_edit_or_deletion_is_nam
                 test_type: ephemera_proto::report::ReportType::ConfirmedTest,
             }
         }),
-    );
+    )
+    .await;
     let broken = audit(&["verify"], dir.path());
     assert!(!broken.status.success());
     let error = String::from_utf8_lossy(&broken.stderr);
     assert!(error.contains("record 7 was altered"), "{error}");
-    restore(dir.path(), 7, &original);
+    restore(dir.path(), 7, &original).await;
     assert!(audit(&["verify"], dir.path()).status.success());
 
     // A deletion.
-    tamper(dir.path(), 2, None);
+    tamper(dir.path(), 2, None).await;
     let broken = audit(&["verify"], dir.path());
     assert!(!broken.status.success());
     let error = String::from_utf8_lossy(&broken.stderr);
@@ -317,7 +318,8 @@ async fn auditors_read_the_trail_over_http_by_page_and_day_as_json_and_csv() {
         dir.path(),
         2,
         Some(|entry| entry.record.action = AuditAction::SignOut),
-    );
+    )
+    .await;
     let node = TestNode::start(dir.path(), clock).await;
     let ada = node.login_as("ada", &ada_password).await;
     let broken = node.call("GET", "/v1/audit", &ada, None).await.json();

@@ -36,8 +36,8 @@ fn cell(
 
 /// Asserts the stored counters are days, metrics, types and numbers only: every key of the
 /// `stats` tree decodes as one, every value is 8 bytes. Returns how many there are.
-pub(crate) fn assert_stats_hold_only_counts(dir: &Path) -> usize {
-    let db = sled::open(dir.join(ephemera_node::node::DB_DIR)).unwrap();
+pub(crate) async fn assert_stats_hold_only_counts(dir: &Path) -> usize {
+    let db = sled_open(&dir.join(ephemera_node::node::DB_DIR)).await;
     let tree = db.open_tree("stats").unwrap();
     let mut n = 0;
     for item in tree.iter() {
@@ -282,7 +282,7 @@ async fn auditors_read_daily_counts_with_small_ones_suppressed_as_json_csv_and_a
     assert_eq!(node.call("GET", &range, &admin, None).await.status, 200);
     node.stop().await;
     // Issued (2 types), used, revoked, accepted, expired, batches.
-    assert_eq!(assert_stats_hold_only_counts(dir.path()), 7);
+    assert_eq!(assert_stats_hold_only_counts(dir.path()).await, 7);
 
     // A restart keeps the counts; with a threshold of 1 every count is exact.
     let mut config = test_config(dir.path());

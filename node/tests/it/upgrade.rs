@@ -141,31 +141,6 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     postcard::to_allocvec(value).unwrap()
 }
 
-/// Runs `f` again, up to 5 s, while sled still holds the lock of a handle dropped just
-/// before (its background threads let go of it a moment later).
-async fn waiting_for_sled<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
-    mut f: impl FnMut() -> F,
-) -> Result<T, E> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        match f().await {
-            Err(e)
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            done => return done,
-        }
-    }
-}
-
-async fn sled_open(path: &Path) -> sled::Db {
-    waiting_for_sled(|| async move { sled::open(path) })
-        .await
-        .unwrap()
-}
-
 /// `ephemera-node upgrade --data-dir DATA`, and what it printed.
 async fn upgrade(data: &Path) -> Result<String, CliError> {
     waiting_for_sled(|| async move {

@@ -237,25 +237,39 @@ pub(crate) fn test_config(dir: &Path) -> NodeConfig {
     config
 }
 
-/// `Node::open`, waiting up to 5 s for a node stopped just before to let go of the folder:
-/// sled's background threads release its lock a moment after the last handle is dropped.
-/// Any other error comes back at once.
-pub(crate) async fn open_node(
-    config: NodeConfig,
-    clock: &ManualClock,
-) -> Result<ephemera_node::Opened, ephemera_node::NodeError> {
+/// Runs `attempt` again, for up to 5 s, while sled still holds the lock of a handle
+/// dropped just before: its background threads let go of it a moment after the last handle
+/// is dropped. Any other outcome comes back at once.
+pub(crate) async fn waiting_for_sled<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
+    mut attempt: impl FnMut() -> F,
+) -> Result<T, E> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        match Node::open(config.clone(), Arc::new(clock.clone())) {
+        match attempt().await {
             Err(e)
                 if e.to_string().contains("could not acquire lock")
                     && std::time::Instant::now() < deadline =>
             {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
-            opened => return opened,
+            done => return done,
         }
     }
+}
+
+/// `sled::open` of a database a node stopped just before.
+pub(crate) async fn sled_open(path: &Path) -> sled::Db {
+    waiting_for_sled(|| async move { sled::open(path) })
+        .await
+        .unwrap()
+}
+
+/// `Node::open`, once a node stopped just before has let go of the folder.
+pub(crate) async fn open_node(
+    config: NodeConfig,
+    clock: &ManualClock,
+) -> Result<ephemera_node::Opened, ephemera_node::NodeError> {
+    waiting_for_sled(|| async { Node::open(config.clone(), Arc::new(clock.clone())) }).await
 }
 
 /// The password tests set in place of a one-time password `one_time`.

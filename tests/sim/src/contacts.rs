@@ -23,6 +23,48 @@ pub enum Layer {
     Occupation = 1,
     /// Random community contacts.
     Random = 2,
+    /// Bystanders in a shared place: in radio range, without a contact of their own
+    /// ([`bystanders`](crate::bystanders)).
+    Crowd = 3,
+    /// Neighbours at home on either side of a wall between flats.
+    Neighbour = 4,
+    /// Strangers passing each other in the street.
+    PasserBy = 5,
+}
+
+impl Layer {
+    /// Every layer, in order.
+    pub const ALL: [Layer; 6] = [
+        Layer::Household,
+        Layer::Occupation,
+        Layer::Random,
+        Layer::Crowd,
+        Layer::Neighbour,
+        Layer::PasserBy,
+    ];
+
+    /// Its name in outputs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Household => "household",
+            Layer::Occupation => "occupation",
+            Layer::Random => "community",
+            Layer::Crowd => "crowd",
+            Layer::Neighbour => "neighbour",
+            Layer::PasserBy => "passer_by",
+        }
+    }
+
+    /// Whether its episodes happen at home, so that staying home does not stop them.
+    pub fn at_home(self) -> bool {
+        matches!(self, Layer::Household | Layer::Neighbour)
+    }
+
+    /// Whether its two people share the air: false only for neighbours, a wall apart. Only
+    /// such episodes can be close contacts.
+    pub fn shares_air(self) -> bool {
+        self != Layer::Neighbour
+    }
 }
 
 /// Two people near each other for a while.

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use ephemera_proto::{DayNumber, UnixTime};
 use rayon::prelude::*;
 
+use super::bystanders;
 use super::contacts::{self, Episode};
 use super::epidemic::Epidemic;
 use super::error::SimError;
@@ -266,7 +267,7 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
             .map_or_else(Vec::new, |i| i.blocked(&generated, day));
         let new_infections = epidemic.transmit(&pop, scenario, day, &generated, &blocked);
         // What happened: episodes of people at home (outside the household) did not.
-        let episodes: Vec<Episode> = if blocked.is_empty() {
+        let mut episodes: Vec<Episode> = if blocked.is_empty() {
             generated
         } else {
             generated
@@ -276,6 +277,13 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
                 .map(|(e, _)| e)
                 .collect()
         };
+        // Bystanders join after the transmissions (they do not transmit), after the
+        // contacts so that those keep their indices, and so their radio draws.
+        if let Some(config) = &scenario.bystanders {
+            let is_out = |a: u32| interventions.as_ref().is_none_or(|i| !i.at_home(a, day));
+            let heard_too = bystanders::generate(&pop, scenario, config, day, &episodes, is_out);
+            episodes.extend(heard_too);
+        }
         let is_app = |a: u32| phone_of[a as usize] != NO_PHONE;
         let mut stats = DayStats {
             day,

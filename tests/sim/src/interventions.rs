@@ -18,7 +18,7 @@
 use serde::Serialize;
 
 use super::attack::round4;
-use super::contacts::{self, Episode, Layer};
+use super::contacts::{self, Episode};
 use super::engine::RawRun;
 use super::epidemic::Epidemic;
 use super::population::Population;
@@ -119,13 +119,11 @@ impl Interventions {
     }
 
     /// Per episode of `day`: whether it does not happen (someone in it stays home and it is
-    /// outside the household).
+    /// not at home: household members and neighbours still meet).
     pub fn blocked(&self, episodes: &[Episode], day: u32) -> Vec<bool> {
         episodes
             .iter()
-            .map(|e| {
-                e.layer != Layer::Household && (self.at_home(e.a, day) || self.at_home(e.b, day))
-            })
+            .map(|e| !e.layer.at_home() && (self.at_home(e.a, day) || self.at_home(e.b, day)))
             .collect()
     }
 
@@ -435,7 +433,7 @@ pub fn impact(config: &InterventionConfig, scenario: &Scenario, run: &RawRun) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contacts::HOME;
+    use crate::contacts::{HOME, Layer};
     use crate::radio::Environment;
     use crate::scenario::SchemeName;
 
@@ -489,11 +487,17 @@ mod tests {
             episode(1, 2, Layer::Random),
             episode(2, 1, Layer::Occupation),
             episode(0, 2, Layer::Random),
+            episode(1, 3, Layer::Neighbour),
+            episode(1, 3, Layer::Crowd),
+            episode(1, 3, Layer::PasserBy),
         ];
-        assert_eq!(s.blocked(&day, 4), [false, true, true, false]);
+        assert_eq!(
+            s.blocked(&day, 4),
+            [false, true, true, false, false, true, true]
+        );
         assert_eq!(
             s.blocked(&day, 5),
-            [false; 4],
+            [false; 7],
             "home until day 5, exclusive"
         );
     }

@@ -25,11 +25,13 @@
 //! ```
 
 pub mod attack;
+pub mod bystanders;
 pub mod client_sweep;
 pub mod contacts;
 pub mod engine;
 pub mod epidemic;
 pub mod error;
+pub mod infection_truth;
 pub mod interventions;
 pub mod linking;
 pub mod metrics;

@@ -161,6 +161,11 @@ struct RunArgs {
     /// and reports the infections averted against the app-off counterfactual.
     #[arg(long)]
     interventions: bool,
+    /// Adds bystanders (crowds in shared places, neighbours through walls, passers-by)
+    /// with their default parameters unless the scenario file has a `[bystanders]`
+    /// section: phones then hear everyone in range, not only their contacts.
+    #[arg(long)]
+    bystanders: bool,
 }
 
 fn load(path: Option<&PathBuf>) -> anyhow::Result<Scenario> {
@@ -214,6 +219,9 @@ fn run(a: &RunArgs, schemes: Option<Vec<sim::SchemeName>>) -> anyhow::Result<Vec
     scenario.detection.upload_all_encounters |= a.upload_all_encounters;
     if a.interventions && scenario.interventions.is_none() {
         scenario.interventions = Some(sim::scenario::InterventionConfig::default());
+    }
+    if a.bystanders && scenario.bystanders.is_none() {
+        scenario.bystanders = Some(sim::scenario::BystanderConfig::default());
     }
     let schemes = match (schemes, a.scheme.as_deref()) {
         (Some(schemes), _) => schemes,

@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use super::attack::{AttackResult, round4};
+use super::infection_truth::InfectionTruth;
 use super::interventions::Impact;
 use ephemera_proto::ReportContents;
 
+use super::contacts::Layer;
 use super::engine::{Air, DAY, DayStats, INTERVAL, RawRun};
 use super::missed::Missed;
 use super::misses::MissReport;
@@ -59,6 +61,19 @@ impl Scores {
             f1: round4(f1),
         }
     }
+}
+
+/// One layer's close contacts, misses and false alarms (`summary.json`'s `per_layer`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LayerCounts {
+    /// (person, day) close contacts whose longest episode with an uploader is of this
+    /// layer.
+    pub close_contacts: u64,
+    /// Of them, not notified.
+    pub missed: u64,
+    /// (person, day) notifications that are not close contacts, whose longest episode with
+    /// an uploader that day is of this layer.
+    pub false_alarms: u64,
 }
 
 /// Upload-to-notification delays (hours).
@@ -184,10 +199,18 @@ pub struct Summary {
     pub per_environment: BTreeMap<&'static str, Scores>,
     /// Why each true close contact not notified was missed (primary cause).
     pub missed: Missed,
+    /// By layer (who the people were to each other): close contacts and those missed, by
+    /// the layer of the longest episode with an uploader; false alarms (notifications
+    /// that are not close contacts) by the layer of the longest episode with an uploader
+    /// that day ("none": no episode with one).
+    pub per_layer: BTreeMap<&'static str, LayerCounts>,
     /// Notifications per uploading positive.
     pub notifications_per_uploader: f64,
     /// Share of notified people who were infected by the end of the run.
     pub notified_infected_share: f64,
+    /// Truth by infection: infectees of uploaders notified, the attack rate among the
+    /// notified, and population coverage.
+    pub infection_truth: InfectionTruth,
     /// Hours from the upload to the notification it caused.
     pub upload_to_notification_hours: Delays,
     /// Batch index and batch bytes each phone downloaded per day, on average.
@@ -262,10 +285,12 @@ fn filter_stats(scenario: &Scenario, run: &RawRun, days: u32) -> FilterStats {
     }
 }
 
-/// Close seconds, seconds, environment of the longest episode and its length.
-type Together = (u32, u32, Environment, u32);
-/// An uploader met: who, seconds together, environment of the longest episode.
-type Met = (u32, u32, Environment);
+/// Where an episode happened and between whom: its environment and layer.
+type Setting = (Environment, Layer);
+/// Close seconds, seconds, setting of the longest episode and its length.
+type Together = (u32, u32, Setting, u32);
+/// An uploader met: who, seconds together, setting of the longest episode.
+type Met = (u32, u32, Setting);
 
 /// What each upload covers.
 pub(crate) struct Windows {
@@ -332,21 +357,25 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
                 if !windows.covers(u, day, ep.end()) {
                     continue;
                 }
-                let entry = together.entry((v, day, u)).or_insert((0, 0, ep.env, 0));
-                if f64::from(ep.distance_m) <= scenario.ground_truth.distance_m {
+                let setting = (ep.env, ep.layer);
+                let entry = together.entry((v, day, u)).or_insert((0, 0, setting, 0));
+                // Close: near enough, and in the same air (not a wall apart).
+                if f64::from(ep.distance_m) <= scenario.ground_truth.distance_m
+                    && ep.layer.shares_air()
+                {
                     entry.0 += ep.duration;
                 }
                 entry.1 += ep.duration;
                 if ep.duration > entry.3 {
                     entry.3 = ep.duration;
-                    entry.2 = ep.env;
+                    entry.2 = setting;
                 }
             }
         }
     }
     let mut keys: Vec<&(u32, u32, u32)> = together.keys().collect();
     keys.sort_unstable();
-    let mut truth: HashMap<(u32, u32), Environment> = HashMap::new();
+    let mut truth: HashMap<(u32, u32), Setting> = HashMap::new();
     let mut met: HashMap<(u32, u32), Vec<Met>> = HashMap::new();
     for key in keys {
         let (close, total, env, _) = together[key];
@@ -371,25 +400,33 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
     notified.sort_unstable();
 
     let mut per_env: BTreeMap<&'static str, (u64, u64, u64)> = BTreeMap::new();
-    for env in truth.values() {
+    // Every layer, with or without bystanders, so that a zero reads as a zero.
+    let mut per_layer: BTreeMap<&'static str, LayerCounts> = Layer::ALL
+        .iter()
+        .map(|l| (l.name(), LayerCounts::default()))
+        .collect();
+    for (env, layer) in truth.values() {
         per_env.entry(env.name()).or_default().0 += 1;
+        per_layer.entry(layer.name()).or_default().close_contacts += 1;
     }
     let mut true_positives = 0u64;
     let mut delays = Vec::new();
     for (v, day, at) in &notified {
         let contacts = met.get(&(*v, *day));
-        let env = contacts
-            .and_then(|c| {
-                c.iter()
-                    .max_by_key(|(u, s, _)| (*s, *u))
-                    .map(|(_, _, e)| e.name())
-            })
-            .unwrap_or("none");
+        let longest = contacts.and_then(|c| {
+            c.iter()
+                .max_by_key(|(u, s, _)| (*s, *u))
+                .map(|(_, _, setting)| *setting)
+        });
+        let env = longest.map_or("none", |(env, _)| env.name());
         let e = per_env.entry(env).or_default();
         e.1 += 1;
-        if let Some(truth_env) = truth.get(&(*v, *day)) {
+        if let Some((truth_env, _)) = truth.get(&(*v, *day)) {
             true_positives += 1;
             per_env.entry(truth_env.name()).or_default().2 += 1;
+        } else {
+            let layer = longest.map_or("none", |(_, layer)| layer.name());
+            per_layer.entry(layer).or_default().false_alarms += 1;
         }
         let upload = contacts
             .into_iter()
@@ -423,6 +460,11 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
     let truth_set: HashSet<(u32, u32)> = truth.keys().copied().collect();
     let client_sweep = super::client_sweep::sweep(scenario, run, &truth_set);
     let notified_set: HashSet<(u32, u32)> = notified.iter().map(|(v, d, _)| (*v, *d)).collect();
+    for (key, (_, layer)) in &truth {
+        if !notified_set.contains(key) {
+            per_layer.entry(layer.name()).or_default().missed += 1;
+        }
+    }
     let missed = super::missed::classify(scenario, run, &windows, &truth_set, &notified_set);
     let best = |sweep: &[SweepPoint]| {
         sweep
@@ -449,6 +491,7 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
         recall: overall.recall,
         f1: overall.f1,
         missed,
+        per_layer,
         per_environment: per_env
             .into_iter()
             .map(|(k, (t, n, tp))| (k, Scores::new(t, n, tp)))
@@ -463,6 +506,7 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
         } else {
             round4(infected_notified as f64 / notified_people.len() as f64)
         },
+        infection_truth: super::infection_truth::score(scenario, run, &windows),
         upload_to_notification_hours: Delays {
             count: delays.len() as u64,
             mean: round4(delays.iter().sum::<f64>() / delays.len().max(1) as f64),
@@ -543,7 +587,7 @@ fn publication_stats(scenario: &Scenario, run: &RawRun, measured: f64) -> Public
 fn sweep(
     scenario: &Scenario,
     run: &RawRun,
-    truth: &HashMap<(u32, u32), Environment>,
+    truth: &HashMap<(u32, u32), Setting>,
     windows: &Windows,
 ) -> Vec<SweepPoint> {
     let air = Air {

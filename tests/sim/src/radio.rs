@@ -37,11 +37,13 @@ pub enum Environment {
     Social = 5,
     /// Outdoors.
     Outdoor = 6,
+    /// At home, through the wall between two flats (neighbours).
+    Wall = 7,
 }
 
 impl Environment {
     /// Every environment, in order.
-    pub const ALL: [Environment; 7] = [
+    pub const ALL: [Environment; 8] = [
         Environment::Home,
         Environment::Work,
         Environment::School,
@@ -49,6 +51,7 @@ impl Environment {
         Environment::Transit,
         Environment::Social,
         Environment::Outdoor,
+        Environment::Wall,
     ];
 
     /// Its name in outputs.
@@ -61,12 +64,13 @@ impl Environment {
             Environment::Transit => "transit",
             Environment::Social => "social",
             Environment::Outdoor => "outdoor",
+            Environment::Wall => "wall",
         }
     }
 
     /// From its index.
     pub fn from_index(i: u8) -> Environment {
-        Environment::ALL[usize::from(i).min(6)]
+        Environment::ALL[usize::from(i).min(Environment::ALL.len() - 1)]
     }
 }
 
@@ -92,6 +96,7 @@ impl<'a> RadioModel<'a> {
             Environment::Transit => &c.transit,
             Environment::Social => &c.social,
             Environment::Outdoor => &c.outdoor,
+            Environment::Wall => &c.wall,
         }
     }
 

@@ -28,6 +28,7 @@ pub(crate) enum Domain {
     Linking = 18,
     Rooms = 19,
     Intervention = 20,
+    Bystander = 21,
 }
 
 /// SplitMix64's finaliser: a bijective mix of 64 bits.

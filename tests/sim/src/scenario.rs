@@ -95,6 +95,10 @@ pub struct Scenario {
     /// isolates and no counterfactual runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interventions: Option<InterventionConfig>,
+    /// Bystanders: crowds, neighbours through walls and passers-by, heard like any contact
+    /// (absent: phones hear only the people they have a contact with).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bystanders: Option<BystanderConfig>,
 }
 
 impl Default for Scenario {
@@ -117,6 +121,7 @@ impl Default for Scenario {
             node: NodeConfig::default(),
             attack: AttackConfig::default(),
             interventions: None,
+            bystanders: None,
         }
     }
 }
@@ -340,6 +345,8 @@ pub struct RadioConfig {
     pub social: EnvironmentRadio,
     /// Outdoors.
     pub outdoor: EnvironmentRadio,
+    /// Through the wall between two flats: its loss is the offset.
+    pub wall: EnvironmentRadio,
 }
 
 impl Default for RadioConfig {
@@ -366,6 +373,9 @@ impl Default for RadioConfig {
             transit: env(1.0, 6.0, 5.0),
             social: env(2.5, 0.0, 1.0),
             outdoor: env(2.0, 0.0, 0.0),
+            // An interior wall of brick or block costs about 6–15 dB at 2.4 GHz (ITU-R
+            // P.2040 and P.1238 give plasterboard a few dB and concrete 10–20).
+            wall: env(2.5, 10.0, 4.0),
         }
     }
 }
@@ -388,6 +398,7 @@ impl RadioConfig {
             &mut self.transit,
             &mut self.social,
             &mut self.outdoor,
+            &mut self.wall,
         ] {
             env.extra_sd_db = 0.0;
             env.offset_db = 0.0;
@@ -657,6 +668,91 @@ impl InterventionConfig {
     }
 }
 
+/// People in radio range of each other without a contact of their own (`[bystanders]`,
+/// [`bystanders`](crate::bystanders)).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BystanderConfig {
+    /// Bystanders each person hears at a place in a day at most (the first there longest at
+    /// the same time). Default 3.
+    pub crowd_max: u32,
+    /// A bystander stands this many times as far as the place's contacts do (their
+    /// `median_distance_m`; log-normal with their `distance_sigma`). Default 2.5.
+    pub crowd_distance_factor: f64,
+    /// Anyone drawn farther than this is out of range (m). Default 12.
+    pub range_m: f64,
+    /// Share of households in blocks of flats, each sharing a wall with the next flat.
+    /// Default 0.4.
+    pub apartment_share: f64,
+    /// Chance that two flats' residents are both home, a wall apart, on an evening.
+    /// Default 0.5.
+    pub neighbour_daily_fraction: f64,
+    /// Neighbours: median time a wall apart (minutes, log-normal σ 0.6). Default 90.
+    pub neighbour_median_minutes: f64,
+    /// Neighbours: median distance through the wall (m, log-normal σ 0.4). Default 3.
+    pub neighbour_median_distance_m: f64,
+    /// Passers-by a person meets a day, on average (scaled by sociability). Default 4.
+    pub passers_by_per_day: f64,
+    /// Passers-by: median time in range (minutes, log-normal σ 0.5, at most 10). Default
+    /// 1.5.
+    pub passer_by_median_minutes: f64,
+    /// Passers-by: median distance (m, log-normal σ 0.5). Default 3.
+    pub passer_by_median_distance_m: f64,
+}
+
+impl Default for BystanderConfig {
+    fn default() -> Self {
+        BystanderConfig {
+            crowd_max: 3,
+            crowd_distance_factor: 2.5,
+            range_m: 12.0,
+            apartment_share: 0.4,
+            neighbour_daily_fraction: 0.5,
+            neighbour_median_minutes: 90.0,
+            neighbour_median_distance_m: 3.0,
+            passers_by_per_day: 4.0,
+            passer_by_median_minutes: 1.5,
+            passer_by_median_distance_m: 3.0,
+        }
+    }
+}
+
+impl BystanderConfig {
+    fn validate(&self) -> Result<(), String> {
+        let shares = [
+            ("apartment_share", self.apartment_share),
+            ("neighbour_daily_fraction", self.neighbour_daily_fraction),
+        ];
+        if let Some((name, _)) = shares.iter().find(|(_, v)| !(0.0..=1.0).contains(v)) {
+            return Err(format!("bystanders.{name} must be in 0..=1"));
+        }
+        let positive = [
+            ("crowd_distance_factor", self.crowd_distance_factor),
+            ("range_m", self.range_m),
+            ("neighbour_median_minutes", self.neighbour_median_minutes),
+            (
+                "neighbour_median_distance_m",
+                self.neighbour_median_distance_m,
+            ),
+            ("passer_by_median_minutes", self.passer_by_median_minutes),
+            (
+                "passer_by_median_distance_m",
+                self.passer_by_median_distance_m,
+            ),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| !(*v > 0.0 && v.is_finite())) {
+            return Err(format!("bystanders.{name} must be positive"));
+        }
+        if !(0.0..=100.0).contains(&self.passers_by_per_day) {
+            return Err("bystanders.passers_by_per_day must be in 0..=100".into());
+        }
+        if self.crowd_max > 50 {
+            return Err("bystanders.crowd_max must be at most 50".into());
+        }
+        Ok(())
+    }
+}
+
 /// What counts as a close contact (the ground truth).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -665,6 +761,9 @@ pub struct GroundTruthConfig {
     pub distance_m: f64,
     /// For at least this many cumulative minutes in one UTC day. Default 15.
     pub minutes: f64,
+    /// Days after a notification over which the truth by infection counts who tested
+    /// positive or was infected (`infection_truth`). Default 7.
+    pub follow_up_days: u32,
 }
 
 impl Default for GroundTruthConfig {
@@ -672,6 +771,7 @@ impl Default for GroundTruthConfig {
         GroundTruthConfig {
             distance_m: 2.0,
             minutes: 15.0,
+            follow_up_days: 7,
         }
     }
 }
@@ -871,8 +971,14 @@ impl Scenario {
         if self.ground_truth.distance_m <= 0.0 || self.ground_truth.minutes <= 0.0 {
             return bad("ground_truth values must be positive");
         }
+        if self.ground_truth.follow_up_days > 365 {
+            return bad("ground_truth.follow_up_days must be at most 365");
+        }
         if let Some(i) = &self.interventions {
             i.validate().map_err(SimError::Scenario)?;
+        }
+        if let Some(b) = &self.bystanders {
+            b.validate().map_err(SimError::Scenario)?;
         }
         Ok(())
     }
@@ -894,6 +1000,7 @@ mod tests {
         assert_eq!(Scenario::from_toml(&text).unwrap(), s);
         assert!(Scenario::from_toml("agentz = 5").is_err());
         assert!(!text.contains("interventions"), "absent by default");
+        assert!(!text.contains("bystanders"), "absent by default");
         s.validate().unwrap();
         assert!(
             Scenario {

@@ -88,7 +88,7 @@ impl Interval {
 pub type Figure = (&'static str, fn(&Summary) -> f64);
 
 /// The figures aggregated across seeds.
-pub const FIGURES: [Figure; 14] = [
+pub const FIGURES: [Figure; 18] = [
     ("infected", |s| s.infected as f64),
     ("positives", |s| s.positives as f64),
     ("uploads", |s| s.uploads as f64),
@@ -109,6 +109,16 @@ pub const FIGURES: [Figure; 14] = [
         s.bytes_downloaded_per_phone_per_day
     }),
     ("attack_linked_fraction", |s| s.attack.linked_fraction),
+    ("infection_recall", |s| s.infection_truth.infection_recall),
+    ("attack_rate_tested", |s| {
+        s.infection_truth.attack_rate_tested
+    }),
+    ("attack_rate_infected", |s| {
+        s.infection_truth.attack_rate_infected
+    }),
+    ("population_coverage", |s| {
+        s.infection_truth.population_coverage
+    }),
 ];
 
 /// A figure of a run with interventions and how to read it from its impact.

@@ -1031,4 +1031,30 @@ mod tests {
         let err = long.unwrap().validate().unwrap_err().to_string();
         assert!(err.contains("quarantine_length_self"), "{err}");
     }
+
+    #[test]
+    fn bystanders_parse_validate_and_reject_unknown_keys() {
+        let s = Scenario::from_toml("[bystanders]\ncrowd_max = 5\n").unwrap();
+        let b = s.bystanders.clone().unwrap();
+        assert_eq!(b.crowd_max, 5);
+        assert_eq!(
+            b.apartment_share,
+            BystanderConfig::default().apartment_share
+        );
+        s.validate().unwrap();
+        assert_eq!(Scenario::from_toml(&s.to_toml()).unwrap(), s);
+        assert!(Scenario::from_toml("[bystanders]\ncrowds = 5\n").is_err());
+        for (text, name) in [
+            ("apartment_share = 1.5", "apartment_share"),
+            ("range_m = 0.0", "range_m"),
+            ("passers_by_per_day = -1.0", "passers_by_per_day"),
+            ("crowd_max = 500", "crowd_max"),
+        ] {
+            let bad = Scenario::from_toml(&format!("[bystanders]\n{text}\n")).unwrap();
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(err.contains(&format!("bystanders.{name}")), "{err}");
+        }
+        let far = Scenario::from_toml("[ground_truth]\nfollow_up_days = 400\n").unwrap();
+        assert!(far.validate().is_err());
+    }
 }

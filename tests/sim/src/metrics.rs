@@ -66,8 +66,8 @@ impl Scores {
 /// One layer's close contacts, misses and false alarms (`summary.json`'s `per_layer`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct LayerCounts {
-    /// (person, day) close contacts whose longest episode with an uploader is of this
-    /// layer.
+    /// (person, day) close contacts whose longest close episode with an uploader is of
+    /// this layer.
     pub close_contacts: u64,
     /// Of them, not notified.
     pub missed: u64,
@@ -200,9 +200,9 @@ pub struct Summary {
     /// Why each true close contact not notified was missed (primary cause).
     pub missed: Missed,
     /// By layer (who the people were to each other): close contacts and those missed, by
-    /// the layer of the longest episode with an uploader; false alarms (notifications
-    /// that are not close contacts) by the layer of the longest episode with an uploader
-    /// that day ("none": no episode with one).
+    /// the layer of the longest close episode with an uploader; false alarms
+    /// (notifications that are not close contacts) by the layer of the longest episode
+    /// with an uploader that day ("none": no episode with one).
     pub per_layer: BTreeMap<&'static str, LayerCounts>,
     /// Notifications per uploading positive.
     pub notifications_per_uploader: f64,
@@ -287,10 +287,21 @@ fn filter_stats(scenario: &Scenario, run: &RawRun, days: u32) -> FilterStats {
 
 /// Where an episode happened and between whom: its environment and layer.
 type Setting = (Environment, Layer);
-/// Close seconds, seconds, setting of the longest episode and its length.
-type Together = (u32, u32, Setting, u32);
 /// An uploader met: who, seconds together, setting of the longest episode.
 type Met = (u32, u32, Setting);
+
+/// One person's time with one uploader on one day.
+#[derive(Copy, Clone)]
+struct Together {
+    /// Seconds close: near enough, and in the same air.
+    close: u32,
+    /// Seconds in all.
+    total: u32,
+    /// The setting of the longest episode, and its length.
+    longest: (Setting, u32),
+    /// The layer of the longest close episode, and its length.
+    longest_close: (Layer, u32),
+}
 
 /// What each upload covers.
 pub(crate) struct Windows {
@@ -358,31 +369,44 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
                     continue;
                 }
                 let setting = (ep.env, ep.layer);
-                let entry = together.entry((v, day, u)).or_insert((0, 0, setting, 0));
+                let entry = together.entry((v, day, u)).or_insert(Together {
+                    close: 0,
+                    total: 0,
+                    longest: (setting, 0),
+                    longest_close: (ep.layer, 0),
+                });
                 // Close: near enough, and in the same air (not a wall apart).
                 if f64::from(ep.distance_m) <= scenario.ground_truth.distance_m
                     && ep.layer.shares_air()
                 {
-                    entry.0 += ep.duration;
+                    entry.close += ep.duration;
+                    if ep.duration > entry.longest_close.1 {
+                        entry.longest_close = (ep.layer, ep.duration);
+                    }
                 }
-                entry.1 += ep.duration;
-                if ep.duration > entry.3 {
-                    entry.3 = ep.duration;
-                    entry.2 = setting;
+                entry.total += ep.duration;
+                if ep.duration > entry.longest.1 {
+                    entry.longest = (setting, ep.duration);
                 }
             }
         }
     }
     let mut keys: Vec<&(u32, u32, u32)> = together.keys().collect();
     keys.sort_unstable();
+    // (person, day) → the environment of the longest episode with the first uploader
+    // (by index) it was close to, and the layer of the longest close one.
     let mut truth: HashMap<(u32, u32), Setting> = HashMap::new();
     let mut met: HashMap<(u32, u32), Vec<Met>> = HashMap::new();
     for key in keys {
-        let (close, total, env, _) = together[key];
+        let t = together[key];
         let (v, day, u) = *key;
-        met.entry((v, day)).or_default().push((u, total, env));
-        if close >= minutes {
-            truth.entry((v, day)).or_insert(env);
+        met.entry((v, day))
+            .or_default()
+            .push((u, t.total, t.longest.0));
+        if t.close >= minutes {
+            truth
+                .entry((v, day))
+                .or_insert((t.longest.0.0, t.longest_close.0));
         }
     }
 

@@ -48,6 +48,7 @@ pub mod rooms;
 pub mod scenario;
 pub mod seeds;
 pub mod server;
+pub mod trial;
 
 use std::io::IsTerminal;
 use std::time::Instant;

@@ -83,6 +83,25 @@ enum Command {
     /// of cases whose trail an outside observer reconstructs. Markdown tables on stdout;
     /// with `--out DIR`, `venues.json`, `venues.md` and `venues.svg`.
     Venues(VenueArgs),
+    /// Replays a field measurement (the scenario's `[trial]`, e.g.
+    /// `tests/sim/scenarios/tram.toml`): pairs of phones at measured distances, scored by
+    /// the real client under the named detection rules and an attenuation sweep, for both
+    /// schemes, under the scenario's radio and the default one. A Markdown table on stdout;
+    /// with `--out DIR`, `trial.json`, `roc.csv` and `roc.svg`.
+    Trial {
+        /// Scenario file with a `[trial]` section.
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Replications (overrides `trial.replications`).
+        #[arg(long)]
+        replications: Option<u32>,
+        /// Worker threads (default: every core); results do not depend on it.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Output folder (must be new or empty).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// The venue comparison's flags (every other parameter is `RoomsScenario`'s default).
@@ -406,6 +425,29 @@ fn main() -> anyhow::Result<()> {
                     "ephemera-sim: wrote the venue comparison into {}",
                     out.display()
                 );
+            }
+        }
+        Some(Command::Trial {
+            scenario,
+            replications,
+            threads,
+            out,
+        }) => {
+            if let Some(out) = &out {
+                sim::provenance::ensure_fresh(out)?;
+            }
+            let mut scenario = load(Some(&scenario))?;
+            if let (Some(trial), Some(n)) = (scenario.trial.as_mut(), replications) {
+                trial.replications = n;
+            }
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads.unwrap_or(0))
+                .build()?;
+            let report = pool.install(|| sim::trial::run(&scenario))?;
+            print!("{}", report.table());
+            if let Some(out) = &out {
+                report.write(out)?;
+                eprintln!("ephemera-sim: wrote the trial into {}", out.display());
             }
         }
         None => {

@@ -206,6 +206,9 @@ pub struct Summary {
     pub per_layer: BTreeMap<&'static str, LayerCounts>,
     /// Notifications per uploading positive.
     pub notifications_per_uploader: f64,
+    /// People notified (once or more) per uploading positive: what an app's own count of
+    /// notifications per consenting index case measures, as a person is warned once.
+    pub notified_people_per_uploader: f64,
     /// Share of notified people who were infected by the end of the run.
     pub notified_infected_share: f64,
     /// Truth by infection: infectees of uploaders notified, the attack rate among the
@@ -524,6 +527,11 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
             0.0
         } else {
             round4(notified.len() as f64 / run.server.uploads.len() as f64)
+        },
+        notified_people_per_uploader: if run.server.uploads.is_empty() {
+            0.0
+        } else {
+            round4(notified_people.len() as f64 / run.server.uploads.len() as f64)
         },
         notified_infected_share: if notified_people.is_empty() {
             0.0

@@ -10,7 +10,7 @@
 //! ```
 //! Defaults and their sources are documented on [`RadioConfig`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::rng::{Domain, Stream};
 use super::scenario::{EnvironmentRadio, RadioConfig};
@@ -20,7 +20,7 @@ use super::scenario::{EnvironmentRadio, RadioConfig};
 pub const MIN_DISTANCE_M: f64 = 0.5;
 
 /// Where an episode happens; each has its own radio term and is reported separately.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
     /// At home.

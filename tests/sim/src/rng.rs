@@ -29,6 +29,7 @@ pub(crate) enum Domain {
     Rooms = 19,
     Intervention = 20,
     Bystander = 21,
+    Trial = 22,
 }
 
 /// SplitMix64's finaliser: a bijective mix of 64 bits.

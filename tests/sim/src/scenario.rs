@@ -99,6 +99,10 @@ pub struct Scenario {
     /// (absent: phones hear only the people they have a contact with).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bystanders: Option<BystanderConfig>,
+    /// A field measurement to replay with `ephemera-sim trial` (absent: none; a town run
+    /// ignores it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trial: Option<TrialConfig>,
 }
 
 impl Default for Scenario {
@@ -122,6 +126,7 @@ impl Default for Scenario {
             attack: AttackConfig::default(),
             interventions: None,
             bystanders: None,
+            trial: None,
         }
     }
 }
@@ -753,6 +758,120 @@ impl BystanderConfig {
     }
 }
 
+/// A field measurement replayed by `ephemera-sim trial` ([`trial`](crate::trial)): pairs
+/// of phones held at measured distances for a set time in one radio environment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrialConfig {
+    /// What the trial replays, with its source.
+    pub name: String,
+    /// The name of this scenario's `[radio]` settings in outputs (e.g. `"tram"`).
+    pub radio_profile: String,
+    /// Where the phones are.
+    pub environment: crate::radio::Environment,
+    /// How long each pair is held (minutes).
+    pub minutes: u32,
+    /// When the pairs start, seconds after midnight. Default 08:00.
+    #[serde(default = "TrialConfig::default_start_s")]
+    pub start_s: u32,
+    /// A pair is a true contact within this distance (m). Default 2.
+    #[serde(default = "TrialConfig::default_close_m")]
+    pub close_m: f64,
+    /// Times the whole trial is replayed, each with fresh radio draws and phones
+    /// (the seed, the seed + 1, …). Default 20.
+    #[serde(default = "TrialConfig::default_replications")]
+    pub replications: u32,
+    /// The attenuation sweep's step (dB) between its last bounds of 40 and 96. Default 2.
+    #[serde(default = "TrialConfig::default_sweep_step_db")]
+    pub sweep_step_db: u8,
+    /// The measured positions: a distance and how many pairs were measured at it.
+    pub pairs: Vec<TrialPairs>,
+    /// The trial's published results, printed beside the replay's.
+    #[serde(default)]
+    pub published: Vec<PublishedRate>,
+}
+
+/// Pairs of phones measured at one distance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrialPairs {
+    /// Distance between the two phones (m).
+    pub distance_m: f64,
+    /// Pairs measured at it.
+    pub count: u32,
+}
+
+/// A published true- and false-positive rate of one detection rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedRate {
+    /// The rule (one of [`trial::rules`](crate::trial::rules)).
+    pub rule: String,
+    /// Share of the pairs within `close_m` it notified.
+    pub tpr: f64,
+    /// Share of the pairs beyond `close_m` it notified.
+    pub fpr: f64,
+}
+
+impl TrialConfig {
+    fn default_start_s() -> u32 {
+        8 * 3600
+    }
+
+    fn default_close_m() -> f64 {
+        2.0
+    }
+
+    fn default_replications() -> u32 {
+        20
+    }
+
+    fn default_sweep_step_db() -> u8 {
+        2
+    }
+
+    /// Pairs in all.
+    pub fn pair_count(&self) -> u32 {
+        self.pairs.iter().map(|p| p.count).sum()
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !(1..=180).contains(&self.minutes) {
+            return Err("trial.minutes must be in 1..=180".into());
+        }
+        if self.start_s + self.minutes * 60 > 86_400 - 3_600 {
+            return Err("trial.start_s + minutes must end at least an hour before midnight".into());
+        }
+        if !(self.close_m > 0.0 && self.close_m.is_finite()) {
+            return Err("trial.close_m must be positive".into());
+        }
+        if !(2..=1_000).contains(&self.replications) {
+            return Err("trial.replications must be in 2..=1000".into());
+        }
+        if !(1..=28).contains(&self.sweep_step_db) {
+            return Err("trial.sweep_step_db must be in 1..=28".into());
+        }
+        if self
+            .pairs
+            .iter()
+            .any(|p| !(p.distance_m > 0.0 && p.distance_m <= 100.0) || p.count == 0)
+        {
+            return Err(
+                "trial.pairs need a distance_m in (0, 100] and a count of at least 1".into(),
+            );
+        }
+        let n = self.pairs.iter().map(|p| u64::from(p.count)).sum::<u64>();
+        if n == 0 || n > 10_000 {
+            return Err("trial.pairs must hold 1 to 10,000 pairs".into());
+        }
+        let rate = |r: f64| (0.0..=1.0).contains(&r);
+        if self.published.iter().any(|p| !rate(p.tpr) || !rate(p.fpr)) {
+            return Err("trial.published rates must be in 0..=1".into());
+        }
+        Ok(())
+    }
+}
+
 /// What counts as a close contact (the ground truth).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -979,6 +1098,9 @@ impl Scenario {
         }
         if let Some(b) = &self.bystanders {
             b.validate().map_err(SimError::Scenario)?;
+        }
+        if let Some(t) = &self.trial {
+            t.validate().map_err(SimError::Scenario)?;
         }
         Ok(())
     }

@@ -88,7 +88,7 @@ impl Interval {
 pub type Figure = (&'static str, fn(&Summary) -> f64);
 
 /// The figures aggregated across seeds.
-pub const FIGURES: [Figure; 18] = [
+pub const FIGURES: [Figure; 19] = [
     ("infected", |s| s.infected as f64),
     ("positives", |s| s.positives as f64),
     ("uploads", |s| s.uploads as f64),
@@ -100,6 +100,9 @@ pub const FIGURES: [Figure; 18] = [
     ("f1", |s| s.f1),
     ("notifications_per_uploader", |s| {
         s.notifications_per_uploader
+    }),
+    ("notified_people_per_uploader", |s| {
+        s.notified_people_per_uploader
     }),
     ("notified_infected_share", |s| s.notified_infected_share),
     ("upload_to_notification_median_hours", |s| {

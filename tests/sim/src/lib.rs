@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod missed;
 pub mod misses;
 pub mod output;
+pub mod param_sweep;
 pub mod phone;
 pub mod population;
 pub mod projection;

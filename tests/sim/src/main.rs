@@ -2,7 +2,6 @@
 //! `docs/SIMULATION.md`).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -101,6 +100,21 @@ enum Command {
         /// Output folder (must be new or empty).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Varies one or two scenario parameters over the values a sweep file lists and runs
+    /// every point across seeds: `points.csv`, `points.json`, one SVG plot with 95 %
+    /// bands per headline figure and each point's `--seeds` outputs in DIR/point-K; a
+    /// Markdown table on stdout (docs/SIMULATION.md, "Sweeps and dose-response").
+    Sweep {
+        /// The sweep file (TOML; `tests/sim/sweeps/` has examples).
+        #[arg(long)]
+        plan: PathBuf,
+        /// Output folder (must be new or empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// Worker threads (default: every core); results do not depend on it.
+        #[arg(long)]
+        threads: Option<usize>,
     },
 }
 
@@ -212,19 +226,8 @@ fn publication_of(dir: &std::path::Path, scheme: &str) -> anyhow::Result<Publica
         .with_context(|| format!("reading the publication statistics of {}", path.display()))
 }
 
-/// The true (agent, sim day) contacts a run notified.
-fn found(scored: &sim::Scored) -> Vec<(u32, u32)> {
-    let notified: std::collections::HashSet<&(u32, u32)> = scored.notified.iter().collect();
-    scored
-        .truth
-        .iter()
-        .filter(|k| notified.contains(k))
-        .copied()
-        .collect()
-}
-
-/// Runs the scenario the flags describe, once per scheme, prints each summary and writes
-/// the outputs.
+/// Runs the scenario the flags describe, once per scheme (and per seed with `--seeds`),
+/// prints each summary and writes the outputs.
 fn run(a: &RunArgs, schemes: Option<Vec<sim::SchemeName>>) -> anyhow::Result<Vec<sim::Scored>> {
     let mut scenario = load(a.scenario.as_ref())?;
     scenario.agents = a.agents.unwrap_or(scenario.agents);
@@ -251,103 +254,39 @@ fn run(a: &RunArgs, schemes: Option<Vec<sim::SchemeName>>) -> anyhow::Result<Vec
     if a.misses && schemes != [sim::SchemeName::Gaen, sim::SchemeName::Pet] {
         anyhow::bail!("--misses compares two runs: use it with --scheme both");
     }
+    if a.seeds.is_some_and(|n| n < 2) {
+        anyhow::bail!("--seeds needs at least 2 seeds (one seed is a plain run)");
+    }
     // Refuse a used output folder before the run, not after it.
     if let Some(out) = &a.out {
         sim::provenance::ensure_fresh(out)?;
     }
-    let seeds: Vec<u64> = match a.seeds {
-        None => vec![scenario.seed],
-        Some(n) if n >= 2 => (0..u64::from(n))
-            .map(|i| scenario.seed.wrapping_add(i))
-            .collect(),
-        Some(_) => anyhow::bail!("--seeds needs at least 2 seeds (one seed is a plain run)"),
-    };
-    let mut results = Vec::new();
-    let mut summaries = Vec::new();
-    for seed in &seeds {
-        let scenario = Scenario {
-            seed: *seed,
-            ..scenario.clone()
-        };
-        let out = a.out.as_ref().map(|o| match a.seeds {
-            Some(_) => o.join(format!("seed-{seed}")),
-            None => o.clone(),
-        });
-        let scored = run_seed(&scenario, &schemes, a, out.as_deref())?;
-        summaries.extend(scored.iter().map(|s| s.summary.clone()));
-        // Across seeds only the summaries are kept: one run's phones at a time in memory.
-        if a.seeds.is_none() {
-            results = scored;
-        }
-    }
-    if a.seeds.is_some() {
-        let aggregate = sim::seeds::aggregate(&summaries);
-        print!("{}", sim::seeds::table(&aggregate));
-        if let Some(out) = &a.out {
-            sim::seeds::write(out, &summaries, &scenario)?;
-            eprintln!(
-                "ephemera-sim: wrote seeds.csv and summary.json into {}",
-                out.display()
-            );
-        }
-    }
-    Ok(results)
-}
-
-/// Runs `scenario` once per scheme, prints each summary and writes the outputs into
-/// `out` (`out/<scheme>` for two schemes).
-fn run_seed(
-    scenario: &Scenario,
-    schemes: &[sim::SchemeName],
-    a: &RunArgs,
-    out: Option<&std::path::Path>,
-) -> anyhow::Result<Vec<sim::Scored>> {
-    let mut options = RunOptions {
+    let options = RunOptions {
         threads: a.threads,
         progress: true,
         gaen_found: None,
     };
-    let mut results = Vec::new();
-    for scheme in schemes {
-        let scenario = Scenario {
-            scheme: *scheme,
-            ..scenario.clone()
-        };
-        eprintln!(
-            "ephemera-sim: {} people, {} days, {}, seed {}",
-            scenario.agents,
-            scenario.days,
-            scheme.as_str(),
-            scenario.seed
+    let mut print = |scored: &sim::Scored| {
+        println!(
+            "{}",
+            serde_json::to_string(&scored.summary).expect("a summary serialises")
         );
-        let scored = sim::run_with(&scenario, &options)?;
-        println!("{}", serde_json::to_string(&scored.summary)?);
-        if a.misses && *scheme == sim::SchemeName::Gaen {
-            options.gaen_found = Some(Arc::new(found(&scored)));
-        }
         if let Some(misses) = &scored.misses {
             println!("{}", misses.table());
         }
-        results.push(scored);
-    }
-    if let Some(out) = out {
-        for (i, scored) in results.iter().enumerate() {
-            let others: Vec<_> = results
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, r)| r)
-                .collect();
-            let dir = if results.len() > 1 {
-                out.join(scored.summary.scheme)
-            } else {
-                out.to_path_buf()
-            };
-            sim::write_outputs(&dir, scored, &others)?;
-        }
-        eprintln!("ephemera-sim: wrote {}", out.display());
-    }
-    Ok(results)
+    };
+    let out = a.out.as_deref();
+    let Some(n) = a.seeds else {
+        return Ok(sim::seeds::run_schemes(
+            &scenario, &schemes, &options, a.misses, out, &mut print,
+        )?);
+    };
+    let seeds = sim::seeds::seed_list(scenario.seed, n);
+    let summaries = sim::seeds::run_seeds(
+        &scenario, &schemes, &seeds, &options, a.misses, out, &mut print,
+    )?;
+    print!("{}", sim::seeds::table(&sim::seeds::aggregate(&summaries)));
+    Ok(Vec::new())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -449,6 +388,17 @@ fn main() -> anyhow::Result<()> {
                 report.write(out)?;
                 eprintln!("ephemera-sim: wrote the trial into {}", out.display());
             }
+        }
+        Some(Command::Sweep { plan, out, threads }) => {
+            let sweep = sim::param_sweep::Sweep::read(&plan)?;
+            let options = RunOptions {
+                threads,
+                progress: true,
+                gaen_found: None,
+            };
+            let points = sweep.run(&options, &out)?;
+            print!("{}", sim::param_sweep::table(&sweep, &points));
+            eprintln!("ephemera-sim: wrote the sweep into {}", out.display());
         }
         None => {
             run(&cli.run, None)?;

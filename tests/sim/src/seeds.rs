@@ -1,6 +1,7 @@
 //! Runs across seeds (`ephemera-sim --seeds N`): one row per seed and scheme in
 //! `seeds.csv`, and per scheme and figure the mean with a 95 % Student t interval in the
-//! aggregate `summary.json`.
+//! aggregate `summary.json`. [`run_seeds`] is the one loop over seeds, for `--seeds` and
+//! for every point of a sweep ([`param_sweep`](crate::param_sweep)).
 //!
 //! The interval is `mean ± t(0.975, n − 1) · sd / √n` over the per-seed values (sd with
 //! n − 1): it treats the seeds as independent draws of the same scenario and assumes the
@@ -16,10 +17,11 @@ use serde::Serialize;
 
 use super::error::SimError;
 use super::interventions::Impact;
-use super::metrics::Summary;
-use super::output::io_error;
+use super::metrics::{Scored, Summary};
+use super::output::{io_error, write_outputs};
 use super::provenance::Provenance;
-use super::scenario::Scenario;
+use super::scenario::{Scenario, SchemeName};
+use super::{RunOptions, run_with};
 
 /// Two-sided 97.5 % quantiles of Student's t for 1 to 30 degrees of freedom.
 const T_975: [f64; 30] = [
@@ -251,6 +253,124 @@ pub fn write(dir: &Path, summaries: &[Summary], scenario: &Scenario) -> Result<(
     let path = dir.join("summary.json");
     let text = serde_json::to_string_pretty(&json).expect("aggregate serialises");
     std::fs::write(&path, text + "\n").map_err(io_error(&path))
+}
+
+/// Sees each run as it ends (the command line prints its summary; a sweep stays quiet).
+pub type Report<'a> = &'a mut dyn FnMut(&Scored);
+
+/// The seeds of a run across `n` seeds from `first`: `first`, `first + 1`, …
+pub fn seed_list(first: u64, n: u32) -> Vec<u64> {
+    (0..u64::from(n)).map(|i| first.wrapping_add(i)).collect()
+}
+
+/// The true (agent, sim day) contacts a run notified.
+fn found(scored: &Scored) -> Vec<(u32, u32)> {
+    let notified: std::collections::HashSet<&(u32, u32)> = scored.notified.iter().collect();
+    scored
+        .truth
+        .iter()
+        .filter(|k| notified.contains(k))
+        .copied()
+        .collect()
+}
+
+/// Runs `scenario` once per scheme of `schemes` (its own seed), hands each run to `report`
+/// and writes the outputs ([`write_outputs`]) into `out`, or `out/<scheme>` for more than
+/// one scheme. With `compare_misses`, a `pet` run after a `gaen` run classifies the close
+/// contacts it misses and `gaen` found ([`misses`](crate::misses)).
+///
+/// # Errors
+/// As [`run_with`] and [`write_outputs`].
+pub fn run_schemes(
+    scenario: &Scenario,
+    schemes: &[SchemeName],
+    options: &RunOptions,
+    compare_misses: bool,
+    out: Option<&Path>,
+    report: Report<'_>,
+) -> Result<Vec<Scored>, SimError> {
+    let mut options = options.clone();
+    let mut results = Vec::new();
+    for scheme in schemes {
+        let scenario = Scenario {
+            scheme: *scheme,
+            ..scenario.clone()
+        };
+        eprintln!(
+            "ephemera-sim: {} people, {} days, {}, seed {}",
+            scenario.agents,
+            scenario.days,
+            scheme.as_str(),
+            scenario.seed
+        );
+        let scored = run_with(&scenario, &options)?;
+        report(&scored);
+        if compare_misses && *scheme == SchemeName::Gaen {
+            options.gaen_found = Some(std::sync::Arc::new(found(&scored)));
+        }
+        results.push(scored);
+    }
+    if let Some(out) = out {
+        for (i, scored) in results.iter().enumerate() {
+            let others: Vec<_> = results
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, r)| r)
+                .collect();
+            let dir = if results.len() > 1 {
+                out.join(scored.summary.scheme)
+            } else {
+                out.to_path_buf()
+            };
+            write_outputs(&dir, scored, &others)?;
+        }
+        eprintln!("ephemera-sim: wrote {}", out.display());
+    }
+    Ok(results)
+}
+
+/// Runs `scenario` with each of `seeds` ([`run_schemes`], each seed's outputs in
+/// `out/seed-S`) and returns every run's summary, then writes `seeds.csv` and the
+/// aggregate `summary.json` into `out` ([`write()`]). Only the summaries outlive a seed:
+/// one run's phones are in memory at a time.
+///
+/// # Errors
+/// As [`run_schemes`] and [`write()`].
+pub fn run_seeds(
+    scenario: &Scenario,
+    schemes: &[SchemeName],
+    seeds: &[u64],
+    options: &RunOptions,
+    compare_misses: bool,
+    out: Option<&Path>,
+    report: Report<'_>,
+) -> Result<Vec<Summary>, SimError> {
+    let mut summaries = Vec::new();
+    for seed in seeds {
+        let scenario = Scenario {
+            seed: *seed,
+            ..scenario.clone()
+        };
+        let dir = out.map(|o| o.join(format!("seed-{seed}")));
+        let scored = run_schemes(
+            &scenario,
+            schemes,
+            options,
+            compare_misses,
+            dir.as_deref(),
+            &mut *report,
+        )?;
+        summaries.extend(scored.into_iter().map(|s| s.summary));
+    }
+    if let Some(out) = out {
+        write(out, &summaries, scenario)?;
+        eprintln!(
+            "ephemera-sim: wrote seeds.csv and summary.json into {}",
+            out.display()
+        );
+    }
+    Ok(summaries)
 }
 
 #[cfg(test)]

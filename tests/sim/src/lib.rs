@@ -33,6 +33,7 @@ pub mod epidemic;
 pub mod error;
 pub mod infection_truth;
 pub mod interventions;
+pub mod line_lists;
 pub mod linking;
 pub mod metrics;
 pub mod missed;
@@ -71,6 +72,8 @@ pub struct RunOptions {
     /// For a `pet` run: the (agent, sim day) close contacts a `gaen` run of the same
     /// scenario found; the run then classifies the ones it misses ([`misses`]).
     pub gaen_found: Option<std::sync::Arc<Vec<(u32, u32)>>>,
+    /// Keep the run's line lists ([`line_lists`]) for the outputs.
+    pub line_lists: bool,
 }
 
 /// Runs `scenario` on every core without a progress bar.
@@ -130,6 +133,7 @@ pub fn run_with(scenario: &Scenario, options: &RunOptions) -> Result<Scored, Sim
         let raw = engine::simulate(scenario, &tick)?;
         let attack = attack::attack(scenario, &raw);
         let mut scored = metrics::score(scenario, &raw, attack);
+        scored.line_lists = options.line_lists.then(|| line_lists::LineLists::of(&raw));
         scored.summary.impact = scenario
             .interventions
             .as_ref()

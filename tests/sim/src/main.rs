@@ -177,6 +177,10 @@ struct RunArgs {
     /// its primary cause (printed, and `misses.json` beside the `pet` summary).
     #[arg(long)]
     misses: bool,
+    /// Also writes the line lists beside each summary: `contacts.csv` (every episode),
+    /// `infections.csv` (with each source) and `notifications.csv` (with their times).
+    #[arg(long)]
+    line_lists: bool,
     /// `pet`: upload only encounters that could count for the peer, with this margin in dB
     /// (default 10, the phone library's).
     #[arg(long)]
@@ -261,10 +265,14 @@ fn run(a: &RunArgs, schemes: Option<Vec<sim::SchemeName>>) -> anyhow::Result<Vec
     if let Some(out) = &a.out {
         sim::provenance::ensure_fresh(out)?;
     }
+    if a.line_lists && a.out.is_none() {
+        anyhow::bail!("--line-lists writes beside the outputs: give --out too");
+    }
     let options = RunOptions {
         threads: a.threads,
         progress: true,
         gaen_found: None,
+        line_lists: a.line_lists,
     };
     let mut print = |scored: &sim::Scored| {
         println!(
@@ -395,6 +403,7 @@ fn main() -> anyhow::Result<()> {
                 threads,
                 progress: true,
                 gaen_found: None,
+                line_lists: false,
             };
             let points = sweep.run(&options, &out)?;
             print!("{}", sim::param_sweep::table(&sweep, &points));

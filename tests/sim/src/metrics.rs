@@ -261,6 +261,8 @@ pub struct Scored {
     pub misses: Option<MissReport>,
     /// The effective scenario of the run (every parameter, defaults included).
     pub scenario: Scenario,
+    /// Contacts, infections and notifications, when the run was asked to keep them.
+    pub line_lists: Option<super::line_lists::LineLists>,
 }
 
 /// The filter figures of a run.
@@ -583,6 +585,7 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
         notified,
         misses: None,
         scenario: scenario.clone(),
+        line_lists: None,
     }
 }
 

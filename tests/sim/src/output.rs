@@ -41,7 +41,8 @@ pub(crate) fn plot_error<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> SimEr
 /// effective scenario, every parameter with defaults filled in, headed by the
 /// [`Provenance`] as comments; `summary.json` holds the same scenario under `scenario` and
 /// the provenance under `provenance`. `others` are runs of the other scheme on the same
-/// scenario, shown beside this one in `attack.svg` and `attack.csv`.
+/// scenario, shown beside this one in `attack.svg` and `attack.csv`. A run that kept its
+/// line lists also writes `contacts.csv`, `infections.csv` and `notifications.csv`.
 ///
 /// # Errors
 /// [`SimError::Output`] when `dir` is not empty or a file cannot be written.
@@ -138,6 +139,9 @@ pub fn write_outputs(dir: &Path, scored: &Scored, others: &[&Scored]) -> Result<
     plot_epidemic(&dir.join("epidemic.svg"), scored)?;
     plot_sweep(&dir.join("threshold.svg"), scored)?;
     plot_attack(&dir.join("attack.svg"), &runs)?;
+    if let Some(lists) = &scored.line_lists {
+        lists.write(dir)?;
+    }
     Ok(())
 }
 

@@ -21,6 +21,7 @@ fn run(scenario: &Scenario) -> Scored {
         threads: Some(2),
         progress: false,
         gaen_found: None,
+        line_lists: false,
     };
     run_with(scenario, &options).expect("run")
 }

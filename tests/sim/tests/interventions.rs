@@ -21,6 +21,7 @@ fn run(scenario: &Scenario, threads: usize) -> Summary {
         threads: Some(threads),
         progress: false,
         gaen_found: None,
+        line_lists: false,
     };
     let mut summary = run_with(scenario, &options).expect("run").summary;
     summary.wall_seconds = 0.0;

@@ -8,6 +8,7 @@ fn summary(scenario: &Scenario) -> Summary {
         threads: Some(2),
         progress: false,
         gaen_found: None,
+        line_lists: false,
     };
     run_with(scenario, &options).expect("run").summary
 }

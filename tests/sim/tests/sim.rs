@@ -17,6 +17,7 @@ fn run(scenario: &Scenario, threads: usize) -> Summary {
         threads: Some(threads),
         progress: false,
         gaen_found: None,
+        line_lists: false,
     };
     let mut summary = run_with(scenario, &options).expect("run").summary;
     summary.wall_seconds = 0.0;
@@ -90,6 +91,7 @@ fn scored(scenario: &Scenario, gaen_found: Option<Vec<(u32, u32)>>) -> ephemera_
         threads: Some(2),
         progress: false,
         gaen_found: gaen_found.map(std::sync::Arc::new),
+        line_lists: false,
     };
     run_with(scenario, &options).expect("run")
 }

@@ -16,6 +16,7 @@ fn scored(scenario: &Scenario) -> Scored {
         threads: Some(2),
         progress: false,
         gaen_found: None,
+        line_lists: false,
     };
     run_with(scenario, &options).expect("run")
 }

@@ -80,20 +80,13 @@ impl LineLists {
                 opt(c.upload_at)
             );
         }
-        // As the summary counts them: exposure days inside the run.
+        // As the summary counts them (exposure days inside the run), in time order.
         let first_day = (run.t0 / u64::from(DAY)) as u32;
-        let days = run.episodes.len() as u32;
-        let mut notified: Vec<(u64, u32, u32)> = Vec::new();
-        for (agent, phone) in run.phone_of.iter().enumerate() {
-            let Some(phone) = run.phones.get(*phone as usize) else {
-                continue;
-            };
-            for (day, at) in &phone.notified {
-                if let Some(d) = day.0.checked_sub(first_day).filter(|d| *d < days) {
-                    notified.push((at.0.saturating_sub(run.t0), agent as u32, d));
-                }
-            }
-        }
+        let mut notified: Vec<(u64, u32, u32)> =
+            super::metrics::notifications(run, first_day, run.episodes.len() as u32)
+                .into_iter()
+                .map(|(agent, day, at)| (at.saturating_sub(run.t0), agent, day))
+                .collect();
         notified.sort_unstable();
         let mut notifications = "agent,exposure_day,notified_at_s\n".to_owned();
         for (at, agent, day) in notified {

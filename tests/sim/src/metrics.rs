@@ -354,6 +354,24 @@ impl Windows {
     }
 }
 
+/// Every notification of the run for an exposure day inside it: (agent, sim day, Unix
+/// time the phone warned), sorted.
+pub(crate) fn notifications(run: &RawRun, first_day: u32, days: u32) -> Vec<(u32, u32, u64)> {
+    let mut notified: Vec<(u32, u32, u64)> = Vec::new();
+    for (agent, phone) in run.phone_of.iter().enumerate() {
+        if *phone == u32::MAX {
+            continue;
+        }
+        for (day, at) in &run.phones[*phone as usize].notified {
+            if let Some(d) = day.0.checked_sub(first_day).filter(|d| *d < days) {
+                notified.push((agent as u32, d, at.0));
+            }
+        }
+    }
+    notified.sort_unstable();
+    notified
+}
+
 /// Scores `run`.
 pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored {
     let days = scenario.days;
@@ -415,18 +433,7 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
         }
     }
 
-    let mut notified: Vec<(u32, u32, u64)> = Vec::new();
-    for (agent, phone) in run.phone_of.iter().enumerate() {
-        if *phone == u32::MAX {
-            continue;
-        }
-        for (day, at) in &run.phones[*phone as usize].notified {
-            if let Some(d) = day.0.checked_sub(first_day).filter(|d| *d < days) {
-                notified.push((agent as u32, d, at.0));
-            }
-        }
-    }
-    notified.sort_unstable();
+    let notified = notifications(run, first_day, days);
 
     let mut per_env: BTreeMap<&'static str, (u64, u64, u64)> = BTreeMap::new();
     // Every layer, with or without bystanders, so that a zero reads as a zero.

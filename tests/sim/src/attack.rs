@@ -65,11 +65,13 @@ pub struct AttackResult {
 
 /// Runs the attack of `scenario.scheme` on a finished run.
 pub fn attack(scenario: &Scenario, run: &RawRun) -> AttackResult {
-    let trusted = TrustedNodes::new().with(run.server.node_key());
+    // Every node publishes every report (federation relays them all), so the adversary
+    // downloads one node's batches.
+    let trusted = TrustedNodes::new().with(run.federation.first().node_key());
     let mut keys = Vec::new();
     let mut tokens = Vec::new();
     let mut filters = Vec::new();
-    for batch in run.server.batches() {
+    for batch in run.federation.first().batches() {
         if let Ok((_, contents)) = SignedBatch::verify(&batch.bytes, &trusted) {
             keys.extend(contents.diagnosis_keys);
             tokens.extend(contents.tokens);
@@ -83,9 +85,9 @@ pub fn attack(scenario: &Scenario, run: &RawRun) -> AttackResult {
         }
     }
     let (mut filter_probes, mut filter_matches) = (0u64, 0u64);
-    let positives_uploaded = run.server.uploads.len() as u64;
+    let positives_uploaded = run.federation.uploads.len() as u64;
     let reported_days: u64 = run
-        .server
+        .federation
         .uploads
         .iter()
         .map(|u| u64::from(u.at.day().0.saturating_sub(u.first_day.0)) + 1)
@@ -215,7 +217,7 @@ impl Links {
 /// Scoring only: the agent who uploaded each key or token.
 fn owners(run: &RawRun) -> HashMap<[u8; 16], u32> {
     let mut owner = HashMap::new();
-    for upload in &run.server.uploads {
+    for upload in &run.federation.uploads {
         match &upload.contents {
             ReportContents::Gaen(keys) => {
                 owner.extend(keys.iter().map(|k| (*k.key.as_bytes(), upload.agent)));

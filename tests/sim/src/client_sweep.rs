@@ -123,7 +123,7 @@ fn pet_windows(
 /// Every uploaded diagnosis key's RPIs: RPI → (key, interval offset).
 pub(crate) fn rpi_index(run: &RawRun) -> (Vec<&DiagnosisKey>, HashMap<[u8; 16], usize>) {
     let keys: Vec<&DiagnosisKey> = run
-        .server
+        .federation
         .uploads
         .iter()
         .filter_map(|u| match &u.contents {
@@ -212,7 +212,7 @@ pub(crate) fn sweep(
     run: &RawRun,
     truth: &std::collections::HashSet<(u32, u32)>,
 ) -> Vec<SweepPoint> {
-    let config = client_config(scenario, &run.server);
+    let config = client_config(scenario, run.federation.first());
     let risk = &config.risk;
     let tx_power = i32::from(config.encounter.assumed_tx_power);
     let (keys, index) = match scenario.scheme {

@@ -19,13 +19,13 @@ use super::bystanders;
 use super::contacts::{self, Episode};
 use super::epidemic::Epidemic;
 use super::error::SimError;
+use super::federation::Federation;
 use super::interventions::Interventions;
 use super::phone::{ClientPhone, Payloads, PhoneAdapter, client_config};
 use super::population::Population;
 use super::radio::RadioModel;
 use super::rng::{Domain, Stream, seed32};
 use super::scenario::{PetPayload, Scenario, SchemeName, SnifferPlacement};
-use super::server::Server;
 
 /// Seconds in a day.
 pub(crate) const DAY: u32 = 86_400;
@@ -185,8 +185,8 @@ pub struct RawRun {
     pub pop: Population,
     /// The epidemic.
     pub epidemic: Epidemic,
-    /// The authority and node.
-    pub server: Server,
+    /// The authorities' nodes.
+    pub federation: Federation,
     /// Agent → phone index.
     pub phone_of: Vec<u32>,
     /// The phones.
@@ -213,14 +213,13 @@ fn phone_err(agent: u32) -> impl Fn(String) -> SimError {
 pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<RawRun, SimError> {
     let pop = Population::build(scenario);
     let mut epidemic = Epidemic::seed(&pop, scenario);
-    let batch_every = scenario.node.batch_hours * 3600;
-    let mut server = Server::new(
-        scenario.seed,
-        scenario.scheme.kind(),
-        u64::from(batch_every),
-        scenario.node.min_batch_entries,
-    );
-    let config = Arc::new(client_config(scenario, &server));
+    let mut federation = Federation::new(scenario);
+    // Each node's phones trust it alone.
+    let configs: Vec<Arc<_>> = federation
+        .nodes()
+        .iter()
+        .map(|node| Arc::new(client_config(scenario, node)))
+        .collect();
     let seed = scenario.seed;
 
     let mut phone_of = vec![NO_PHONE; pop.agents.len()];
@@ -229,7 +228,7 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
         if agent.app {
             phone_of[i] = phones.len() as u32;
             let phone = ClientPhone::new(
-                Arc::clone(&config),
+                Arc::clone(&configs[federation.home_of(i as u32) as usize]),
                 seed32(seed, Domain::Phone, &[i as u64]),
             )
             .map_err(phone_err(i as u32))?;
@@ -368,17 +367,18 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
                 let onset = onset_at.map(|o| {
                     DayNumber((t0 as i64 / i64::from(DAY) + o.div_euclid(i64::from(DAY))) as u32)
                 });
-                let code = server.issue_code(now, onset)?;
+                let home = federation.home_mut(*agent);
+                let code = home.issue_code(now, onset)?;
                 let test_day = now.day();
                 let phone = &phones[phone_of[*agent as usize] as usize];
                 let outcome = phone
                     .lock()
                     .expect("not poisoned")
-                    .report(now, &code, onset, test_day, &mut server)
+                    .report(now, &code, onset, test_day, home)
                     .map_err(phone_err(*agent))?;
                 if let Some(r) = outcome {
                     stats.uploads += 1;
-                    server.uploads.push(super::server::UploadRecord {
+                    federation.uploads.push(super::server::UploadRecord {
                         agent: *agent,
                         at: now,
                         first_day: r.preview.first_day,
@@ -386,8 +386,9 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
                     });
                 }
             }
-            // The core cuts at its own boundaries (every `batch_hours`).
-            server.cut_due(now)?;
+            // Relays due arrive; each node's core cuts at its own boundaries (every
+            // `batch_hours`).
+            federation.advance(now)?;
 
             // Sniffers at their places: who is in range (the payloads come below).
             let mut in_range: Vec<(u32, u32)> = Vec::new();
@@ -524,12 +525,12 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
             // Hourly: every phone's timers (encounter closing, decoys, syncs).
             if (i + 1) % 6 == 0 {
                 let at = UnixTime(now.0 + u64::from(INTERVAL));
-                let server = &server;
+                let federation = &federation;
                 phones.par_iter().enumerate().try_for_each(|(p, phone)| {
                     phone
                         .lock()
                         .expect("not poisoned")
-                        .timers(at, server)
+                        .timers(at, federation.home(agent_of[p]))
                         .map_err(|m| SimError::Phone {
                             agent: agent_of[p],
                             message: m,
@@ -562,13 +563,13 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
     // After the last day: a last batch, and every phone syncs once more, so uploads of the
     // last hours count like the others.
     let end = UnixTime(t0 + u64::from(scenario.days) * u64::from(DAY));
-    server.cut_due(end)?;
-    let server_ref = &server;
+    federation.advance(end)?;
+    let federation_ref = &federation;
     phones.par_iter().enumerate().try_for_each(|(p, phone)| {
         phone
             .lock()
             .expect("not poisoned")
-            .sync_now(end, server_ref)
+            .sync_now(end, federation_ref.home(agent_of[p]))
             .map_err(|m| SimError::Phone {
                 agent: agent_of[p],
                 message: m,
@@ -582,7 +583,7 @@ pub(crate) fn simulate(scenario: &Scenario, tick: &(dyn Fn() + Sync)) -> Result<
     Ok(RawRun {
         pop,
         epidemic,
-        server,
+        federation,
         phone_of,
         phones,
         episodes: episodes_by_day,
@@ -622,7 +623,9 @@ mod tests {
     use ephemera_proto::upload::key_publishable_at;
     use ephemera_proto::{ReportContents, UnixTime};
 
-    use super::simulate;
+    use super::{RawRun, simulate};
+    use crate::scenario::Topology;
+    use crate::server::Server;
     use crate::{Scenario, SchemeName};
 
     /// The simulated node is the real core: a positive's GAEN keys are published only once
@@ -633,9 +636,54 @@ mod tests {
         let mut scenario = Scenario::tiny(400, 4, 11, SchemeName::Gaen).with_eager_testing(0.06);
         scenario.node.batch_hours = 1;
         let run = simulate(&scenario, &|| {}).unwrap();
-        let trusted = TrustedNodes::new().with(run.server.node_key());
+        assert_embargo_held(&run, run.federation.first());
+    }
+
+    /// Three authorities' nodes in a chain: every upload reaches every node once, through
+    /// the core's federation intake (two hops for the ends), each node holds the embargo
+    /// in its own signed batches, and phones are warned by reports made two nodes away.
+    #[test]
+    fn federated_nodes_relay_every_upload_and_hold_the_embargo() {
+        let mut scenario = Scenario::tiny(900, 4, 11, SchemeName::Gaen).with_eager_testing(0.06);
+        scenario.node.batch_hours = 1;
+        scenario.node.nodes = 3;
+        scenario.node.topology = Topology::Chain;
+        let run = simulate(&scenario, &|| {}).unwrap();
+        let federation = &run.federation;
+        assert!(
+            federation
+                .uploads
+                .iter()
+                .any(|u| federation.home_of(u.agent) == 0)
+        );
+        assert!(
+            federation
+                .uploads
+                .iter()
+                .any(|u| federation.home_of(u.agent) == 2)
+        );
+        for (k, node) in federation.nodes().iter().enumerate() {
+            let elsewhere = federation
+                .uploads
+                .iter()
+                .filter(|u| federation.home_of(u.agent) as usize != k)
+                .count() as u64;
+            assert_eq!(federation.relayed_in[k], elsewhere, "node {k}");
+            assert_embargo_held(&run, node);
+        }
+        let attack = crate::attack::attack(&scenario, &run);
+        let summary = crate::metrics::score(&scenario, &run, attack).summary;
+        let by_hops = summary.federation.expect("a federated run").delay_by_hops;
+        assert!(by_hops.contains_key(&0), "{by_hops:?}");
+        assert!(by_hops.keys().any(|hops| *hops >= 1), "{by_hops:?}");
+    }
+
+    /// Every accepted key of `run` is in `node`'s batches (verified under its key alone), none
+    /// before its embargo ended, or its release falls after the node's last cut.
+    fn assert_embargo_held(run: &RawRun, node: &Server) {
+        let trusted = TrustedNodes::new().with(node.node_key());
         let mut first_published: HashMap<[u8; 16], UnixTime> = HashMap::new();
-        for batch in run.server.batches() {
+        for batch in node.batches() {
             let (_, contents) = SignedBatch::verify(&batch.bytes, &trusted).unwrap();
             for key in contents.diagnosis_keys {
                 first_published
@@ -643,9 +691,10 @@ mod tests {
                     .or_insert(contents.created_at);
             }
         }
+        let last_cut = node.batches().last().unwrap().entry.created_at;
         let mut embargoed_past_upload = 0;
         let mut checked = 0;
-        for upload in &run.server.uploads {
+        for upload in &run.federation.uploads {
             let ReportContents::Gaen(keys) = &upload.contents else {
                 panic!("a gaen run uploads keys");
             };
@@ -660,7 +709,7 @@ mod tests {
                         publishable
                             .max(upload.at)
                             .plus_seconds(Policy::default().release_spread_seconds + 3600)
-                            > run.server.batches().last().unwrap().entry.created_at
+                            > last_cut
                     ),
                 }
                 checked += 1;

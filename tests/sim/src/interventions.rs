@@ -396,7 +396,7 @@ pub fn impact(config: &InterventionConfig, scenario: &Scenario, run: &RawRun) ->
             0.0
         }
     };
-    let uploaders = run.server.uploads.len() as u64;
+    let uploaders = run.federation.uploads.len() as u64;
     let index_cases = state.consenting_index_cases(&run.epidemic);
     let r_app = run.epidemic.reproduction(scenario.days, cut).unwrap_or(0.0);
     let r_app_off = off.reproduction(scenario.days, cut).unwrap_or(0.0);

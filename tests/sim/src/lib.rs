@@ -31,6 +31,7 @@ pub mod contacts;
 pub mod engine;
 pub mod epidemic;
 pub mod error;
+pub mod federation;
 pub mod infection_truth;
 pub mod interventions;
 pub mod line_lists;
@@ -104,7 +105,7 @@ pub fn run_with(scenario: &Scenario, options: &RunOptions) -> Result<Scored, Sim
         let bar = indicatif::ProgressBar::new(u64::from(scenario.days) * 144);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:40}] day {msg} {pos}/{len} intervals, eta {eta}",
+                "{elapsed_precise} [{bar:40}] day {msg}, {pos}/{len} intervals, eta {eta}",
             )
             .expect("valid template")
             .progress_chars("=> "),
@@ -119,10 +120,19 @@ pub fn run_with(scenario: &Scenario, options: &RunOptions) -> Result<Scored, Sim
     let tick = || {
         let done = intervals.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         bar.inc(1);
-        bar.set_message(format!("{}", done / 144 + 1));
+        let phones = (f64::from(scenario.agents) * scenario.population.app_uptake).round();
+        bar.set_message(format!(
+            "{}/{} of {} people ({phones} phones)",
+            (done / 144 + 1).min(u64::from(scenario.days)),
+            scenario.days,
+            scenario.agents
+        ));
         if log_days && done.is_multiple_of(144) {
+            let resident = status_kib("VmRSS:").map_or_else(String::new, |kib| {
+                format!(", {:.2} GB resident", kib as f64 * 1024.0 / 1e9)
+            });
             eprintln!(
-                "ephemera-sim: day {}/{} done at {:.0} s",
+                "ephemera-sim: day {}/{} done at {:.0} s{resident}",
                 done / 144,
                 scenario.days,
                 started.elapsed().as_secs_f64()
@@ -147,5 +157,19 @@ pub fn run_with(scenario: &Scenario, options: &RunOptions) -> Result<Scored, Sim
     })?;
     bar.finish_and_clear();
     scored.summary.wall_seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
+    scored.summary.peak_rss_bytes = status_kib("VmHWM:").map(|kib| kib * 1024);
     Ok(scored)
+}
+
+/// A memory figure of this process from `/proc/self/status` (`VmHWM:`: the peak resident
+/// set so far; `VmRSS:`: now), in KiB; `None` where the system has no such file.
+fn status_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line[field.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }

@@ -89,6 +89,83 @@ pub struct Delays {
     pub p90: f64,
 }
 
+impl Delays {
+    /// The statistics of `hours`.
+    fn of(mut hours: Vec<f64>) -> Delays {
+        hours.sort_by(f64::total_cmp);
+        let quantile = |q: f64| {
+            hours
+                .get(((hours.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        Delays {
+            count: hours.len() as u64,
+            mean: round4(hours.iter().sum::<f64>() / hours.len().max(1) as f64),
+            median: round4(quantile(0.5)),
+            p90: round4(quantile(0.9)),
+        }
+    }
+}
+
+/// A federated run (`[node] nodes` above 1): what each node took in, and how far reports
+/// travelled before they warned someone.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FederationSummary {
+    /// Per node: phones of its district, uploads its phones made to it, and uploads it
+    /// newly stored from its peers.
+    pub nodes: Vec<NodeCounts>,
+    /// Hours from the upload to the notification, by the hops between the uploader's
+    /// node and the notified person's (0: the same node).
+    pub delay_by_hops: BTreeMap<u32, Delays>,
+}
+
+/// One federated node's intake.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NodeCounts {
+    /// App users whose home node it is.
+    pub phones: u64,
+    /// Uploads its phones made to it.
+    pub uploads: u64,
+    /// Uploads it newly stored from its peers.
+    pub relayed_in: u64,
+}
+
+impl FederationSummary {
+    /// The summary of `run`, with its `(delay hours, hops)` per notification.
+    fn of(run: &RawRun, delays: &[(f64, u32)]) -> FederationSummary {
+        let federation = &run.federation;
+        let mut nodes: Vec<NodeCounts> = federation
+            .relayed_in
+            .iter()
+            .map(|relayed_in| NodeCounts {
+                phones: 0,
+                uploads: 0,
+                relayed_in: *relayed_in,
+            })
+            .collect();
+        for (agent, phone) in run.phone_of.iter().enumerate() {
+            if *phone != u32::MAX {
+                nodes[federation.home_of(agent as u32) as usize].phones += 1;
+            }
+        }
+        for upload in &federation.uploads {
+            nodes[federation.home_of(upload.agent) as usize].uploads += 1;
+        }
+        let mut by_hops: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
+        for (hours, hops) in delays {
+            by_hops.entry(*hops).or_default().push(*hours);
+        }
+        FederationSummary {
+            nodes,
+            delay_by_hops: by_hops
+                .into_iter()
+                .map(|(hops, hours)| (hops, Delays::of(hours)))
+                .collect(),
+        }
+    }
+}
+
 /// One point of the threshold sweep.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SweepPoint {
@@ -216,6 +293,9 @@ pub struct Summary {
     pub infection_truth: InfectionTruth,
     /// Hours from the upload to the notification it caused.
     pub upload_to_notification_hours: Delays,
+    /// With several nodes: each node's intake and the delays by hops (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub federation: Option<FederationSummary>,
     /// Batch index and batch bytes each phone downloaded per day, on average.
     pub bytes_downloaded_per_phone_per_day: f64,
     /// Batches a phone rejected (must be 0).
@@ -236,6 +316,11 @@ pub struct Summary {
     pub publication: PublicationStats,
     /// Seconds the run took (measured by the runner; not part of the model).
     pub wall_seconds: f64,
+    /// The process's peak resident memory by the end of the run, in bytes (Linux's
+    /// `VmHWM`; with `--seeds` or a sweep, the peak of every run so far). Absent where the
+    /// system does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
     /// With interventions: the run against its app-off counterfactual (absent otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub impact: Option<Impact>,
@@ -319,7 +404,7 @@ impl Windows {
     pub(crate) fn new(scenario: &Scenario, run: &RawRun) -> Windows {
         let first = scenario.first_day;
         let mut by_agent = HashMap::new();
-        for u in &run.server.uploads {
+        for u in &run.federation.uploads {
             let days: Vec<u32> = match &u.contents {
                 // GAEN: the days of the keys uploaded (today's too, cut at the upload: same-day
                 // release; `covers` keeps only contact before the upload).
@@ -467,20 +552,14 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
         let upload = contacts
             .into_iter()
             .flatten()
-            .filter_map(|(u, _, _)| windows.upload_time(*u))
-            .filter(|t| t <= at)
+            .filter_map(|(u, _, _)| windows.upload_time(*u).map(|t| (t, *u)))
+            .filter(|(t, _)| t <= at)
             .max();
-        if let Some(t) = upload {
-            delays.push((at - t) as f64 / 3600.0);
+        if let Some((t, u)) = upload {
+            let hops = run.federation.hops(u, *v);
+            delays.push(((at - t) as f64 / 3600.0, hops));
         }
     }
-    delays.sort_by(f64::total_cmp);
-    let quantile = |q: f64| {
-        delays
-            .get(((delays.len() as f64 - 1.0) * q).round() as usize)
-            .copied()
-            .unwrap_or(0.0)
-    };
     let overall = Scores::new(truth.len() as u64, notified.len() as u64, true_positives);
 
     let notified_people: HashSet<u32> = notified.iter().map(|n| n.0).collect();
@@ -519,7 +598,7 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
         app_users: run.phones.len() as u64,
         infected: run.epidemic.total_infected() as u64,
         positives: sum(|d| d.positives),
-        uploads: run.server.uploads.len() as u64,
+        uploads: run.federation.uploads.len() as u64,
         close_contacts_true: overall.truth,
         notified: overall.notified,
         true_positives: overall.true_positives,
@@ -532,15 +611,15 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
             .into_iter()
             .map(|(k, (t, n, tp))| (k, Scores::new(t, n, tp)))
             .collect(),
-        notifications_per_uploader: if run.server.uploads.is_empty() {
+        notifications_per_uploader: if run.federation.uploads.is_empty() {
             0.0
         } else {
-            round4(notified.len() as f64 / run.server.uploads.len() as f64)
+            round4(notified.len() as f64 / run.federation.uploads.len() as f64)
         },
-        notified_people_per_uploader: if run.server.uploads.is_empty() {
+        notified_people_per_uploader: if run.federation.uploads.is_empty() {
             0.0
         } else {
-            round4(notified_people.len() as f64 / run.server.uploads.len() as f64)
+            round4(notified_people.len() as f64 / run.federation.uploads.len() as f64)
         },
         notified_infected_share: if notified_people.is_empty() {
             0.0
@@ -548,12 +627,8 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
             round4(infected_notified as f64 / notified_people.len() as f64)
         },
         infection_truth: super::infection_truth::score(scenario, run, &windows),
-        upload_to_notification_hours: Delays {
-            count: delays.len() as u64,
-            mean: round4(delays.iter().sum::<f64>() / delays.len().max(1) as f64),
-            median: round4(quantile(0.5)),
-            p90: round4(quantile(0.9)),
-        },
+        upload_to_notification_hours: Delays::of(delays.iter().map(|d| d.0).collect()),
+        federation: (scenario.node.nodes > 1).then(|| FederationSummary::of(run, &delays)),
         bytes_downloaded_per_phone_per_day: round4(bytes as f64 / phones / f64::from(days)),
         batches_rejected: run.phones.iter().map(|p| u64::from(p.rejected)).sum(),
         best_sweep_threshold_db: best(&client_sweep),
@@ -567,9 +642,10 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
             sightings: sum(|d| d.sightings),
             encounters_kept: encounters,
             encounters_per_phone_day: round4(encounters as f64 / phones / f64::from(days)),
-            batches: run.server.batches().len() as u64,
+            batches: run.federation.first().batches().len() as u64,
             batch_bytes: run
-                .server
+                .federation
+                .first()
                 .batches()
                 .iter()
                 .map(|b| b.bytes.len() as u64)
@@ -577,6 +653,7 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
         },
         publication: publication_stats(scenario, run, bytes as f64 / phones / f64::from(days)),
         wall_seconds: 0.0,
+        peak_rss_bytes: None,
         impact: None,
     };
     let mut truth: Vec<(u32, u32)> = truth.into_keys().collect();
@@ -598,12 +675,12 @@ pub fn score(scenario: &Scenario, run: &RawRun, attack: AttackResult) -> Scored 
 
 /// What `run` published and how, for the projection.
 fn publication_stats(scenario: &Scenario, run: &RawRun, measured: f64) -> PublicationStats {
-    let uploads = &run.server.uploads;
+    let uploads = &run.federation.uploads;
     let full: Vec<_> = uploads
         .iter()
         .filter(|u| u.first_day.0 >= scenario.first_day)
         .collect();
-    let batches = run.server.batches();
+    let batches = run.federation.first().batches();
     PublicationStats {
         scheme: scenario.scheme.as_str().to_owned(),
         days: scenario.days,

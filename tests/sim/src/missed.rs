@@ -70,7 +70,7 @@ pub(crate) fn classify(
     if missed.is_empty() {
         return out;
     }
-    let config = client_config(scenario, &run.server);
+    let config = client_config(scenario, run.federation.first());
     let risk = &config.risk;
     let air = Air {
         scenario,
@@ -80,7 +80,7 @@ pub(crate) fn classify(
     let is_app = |a: u32| run.phone_of[a as usize] != u32::MAX;
     let (_, rpis) = super::client_sweep::rpi_index(run);
     let tokens: HashSet<[u8; 16]> = run
-        .server
+        .federation
         .uploads
         .iter()
         .filter_map(|u| match &u.contents {

@@ -342,7 +342,7 @@ pub fn report(
         .copied()
         .collect();
 
-    let config = client_config(scenario, &run.server);
+    let config = client_config(scenario, run.federation.first());
     let rules = Rules {
         max_gap_seconds: config.encounter.max_gap_seconds,
         min_encounter_seconds: config.encounter.min_pet_encounter_seconds,
@@ -355,7 +355,7 @@ pub fn report(
     };
     let windows = Windows::new(scenario, run);
     let mut uploader_of: HashMap<[u8; 16], u32> = HashMap::new();
-    for u in &run.server.uploads {
+    for u in &run.federation.uploads {
         if let ReportContents::Pet(tokens) = &u.contents {
             for t in tokens {
                 uploader_of.insert(t.token.0, u.agent);

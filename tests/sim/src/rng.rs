@@ -30,6 +30,7 @@ pub(crate) enum Domain {
     Intervention = 20,
     Bystander = 21,
     Trial = 22,
+    FederatedNode = 23,
 }
 
 /// SplitMix64's finaliser: a bijective mix of 64 bits.

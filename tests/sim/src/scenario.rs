@@ -960,6 +960,15 @@ pub struct NodeConfig {
     pub sync_hours: u32,
     /// Mean decoy verify/upload pairs per phone per day. Default 0.1 (the client's).
     pub decoys_per_day: f64,
+    /// Nodes, each with its own health authority, its own phones (the town split into
+    /// as many contiguous districts) and its own keys, relaying every upload to the others
+    /// through the core's federation intake. Default 1 (no federation).
+    pub nodes: u32,
+    /// How the nodes are linked. Default a full mesh.
+    pub topology: Topology,
+    /// Seconds a relayed upload takes over one link (gossip, verification, the durable
+    /// write). Default 1.
+    pub relay_seconds: u32,
 }
 
 impl Default for NodeConfig {
@@ -969,7 +978,38 @@ impl Default for NodeConfig {
             min_batch_entries: 64,
             sync_hours: 4,
             decoys_per_day: 0.1,
+            nodes: 1,
+            topology: Topology::Mesh,
+            relay_seconds: 1,
         }
+    }
+}
+
+/// The most nodes a scenario may federate.
+pub const MAX_NODES: u32 = 64;
+
+/// How federated nodes are linked.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Topology {
+    /// Every node peers with every other: one hop between any two.
+    Mesh,
+    /// Node k peers with k − 1 and k + 1: the last node is `nodes − 1` hops from the first.
+    Chain,
+}
+
+impl Topology {
+    /// Hops between nodes `a` and `b`.
+    pub fn hops(self, a: u32, b: u32) -> u32 {
+        match self {
+            Topology::Mesh => u32::from(a != b),
+            Topology::Chain => a.abs_diff(b),
+        }
+    }
+
+    /// Whether `a` and `b` peer directly.
+    pub fn linked(self, a: u32, b: u32) -> bool {
+        self.hops(a, b) == 1
     }
 }
 
@@ -1075,6 +1115,17 @@ impl Scenario {
         if self.node.batch_hours == 0 || 24 % self.node.batch_hours != 0 {
             return bad("node.batch_hours must divide 24");
         }
+        if self.node.nodes == 0 || self.node.nodes > MAX_NODES {
+            return Err(SimError::Scenario(format!(
+                "node.nodes must be in 1..={MAX_NODES}"
+            )));
+        }
+        if self.node.nodes > self.agents {
+            return bad("node.nodes must not exceed agents");
+        }
+        if self.node.relay_seconds > 86_400 {
+            return bad("node.relay_seconds must be at most 86400 (a day)");
+        }
         if self.node.sync_hours == 0 {
             return bad("node.sync_hours must be positive");
         }
@@ -1152,6 +1203,39 @@ mod tests {
         let long = Scenario::from_toml("[interventions]\nquarantine_length_self = 9999\n");
         let err = long.unwrap().validate().unwrap_err().to_string();
         assert!(err.contains("quarantine_length_self"), "{err}");
+    }
+
+    #[test]
+    fn federation_keys_parse_validate_and_reject_bad_values() {
+        let s = Scenario::from_toml("[node]\nnodes = 3\ntopology = \"chain\"\n").unwrap();
+        assert_eq!((s.node.nodes, s.node.topology), (3, Topology::Chain));
+        assert_eq!(s.node.relay_seconds, 1, "the default");
+        s.validate().unwrap();
+        assert_eq!(Scenario::from_toml(&s.to_toml()).unwrap(), s);
+        assert!(Scenario::from_toml("[node]\ntopology = \"star\"\n").is_err());
+        assert!(Scenario::from_toml("[node]\nnode_count = 3\n").is_err());
+        for (text, name) in [
+            ("nodes = 0", "node.nodes"),
+            ("nodes = 65", "node.nodes"),
+            ("relay_seconds = 90000", "node.relay_seconds"),
+        ] {
+            let bad = Scenario::from_toml(&format!("[node]\n{text}\n")).unwrap();
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(err.contains(name), "{text}: {err}");
+        }
+        let mut few = Scenario::tiny(5, 1, 1, SchemeName::Gaen);
+        few.node.nodes = 6;
+        assert!(
+            few.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("node.nodes")
+        );
+        // Hops: one between any two in a mesh, the index distance in a chain.
+        assert_eq!(Topology::Mesh.hops(0, 3), 1);
+        assert_eq!(Topology::Mesh.hops(2, 2), 0);
+        assert_eq!(Topology::Chain.hops(0, 3), 3);
+        assert!(Topology::Chain.linked(2, 1) && !Topology::Chain.linked(0, 2));
     }
 
     #[test]

@@ -1,19 +1,23 @@
-//! The health authority and one node, in process: the real node core
+//! A health authority and its node, in process: the real node core
 //! ([`ephemera_node_core::NodeCore`]) over an in-memory store, in simulated time. Every
 //! rule (codes, certificates, verification, single use, the GAEN embargo, batch cutting,
-//! padding, signing, retention) is the core's; this module only moves the phones'
-//! requests to it and keeps, beside it, what the scoring needs (whose upload was whose).
+//! padding, signing, retention, the federation intake) is the core's; this module only
+//! moves the phones' requests and the peers' gossip frames to it.
 
 use ephemera_client::{Method, Purpose, Request, Response};
 use ephemera_node_core::authority::CodeGrant;
+use ephemera_node_core::federation_intake::{RelayAdmission, RelayOutcome};
 use ephemera_node_core::intake::{Admission, Settled};
 use ephemera_node_core::store::{MemoryReportStore, ReportStore};
 use ephemera_node_core::{NodeCore, NodeKeys, Policy};
 use ephemera_proto::api::{ErrorBody, UploadResponse, VerifyRequest};
-use ephemera_proto::auth::UploadCode;
+use ephemera_proto::auth::{ExpiryPolicy, UploadCode};
 use ephemera_proto::batch::{BatchId, BatchIndex, BatchIndexEntry};
+use ephemera_proto::federated::{self, FederatedReport};
+use ephemera_proto::revision::Binding;
 use ephemera_proto::sealed::SealedRoute;
 use ephemera_proto::signing::Ed25519PublicKey;
+use ephemera_proto::upload::UploadId;
 use ephemera_proto::{DayNumber, ReportContents, ReportType, SchemeKind, UnixTime};
 use rand_chacha::ChaCha20Rng;
 use std::collections::HashMap;
@@ -51,7 +55,7 @@ pub struct Published {
     pub filter: Option<Vec<u8>>,
 }
 
-/// The authority and the node.
+/// An authority and its node.
 pub struct Server {
     core: NodeCore,
     store: MemoryReportStore,
@@ -62,8 +66,8 @@ pub struct Server {
     /// parallel without touching the store).
     batches: Vec<Published>,
     by_id: HashMap<BatchId, usize>,
-    /// Every accepted upload.
-    pub uploads: Vec<UploadRecord>,
+    /// Phones' uploads accepted since federation last took them (to gossip).
+    accepted: Vec<UploadId>,
 }
 
 impl std::fmt::Debug for Server {
@@ -76,32 +80,44 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// A fresh authority and node with keys drawn from `seed`, publishing `scheme` every
-    /// `batch_period_seconds`, each section padded to `min_entries`.
+    /// Node `node`'s authority and node, with keys drawn from `seed`, publishing `scheme`
+    /// every `batch_period_seconds`, each section padded to `min_entries`, and trusting the
+    /// certificates of the `peers`' authorities (their relayed uploads).
     pub fn new(
         seed: u64,
+        node: u32,
+        peers: Vec<Ed25519PublicKey>,
         scheme: SchemeKind,
         batch_period_seconds: u64,
         min_entries: usize,
     ) -> Server {
-        let mut rng = crypto_rng(seed, Domain::Authority, &[]);
+        let mut rng = node_rng(seed, node, 0);
         let keys = NodeKeys::generate(&mut rng);
         let policy = Policy {
             accept_schemes: vec![scheme],
             batch_period_seconds,
             batch_min_entries: min_entries,
+            trusted_authorities: peers,
             ..Policy::default()
         };
         let core = NodeCore::new(policy, keys, &mut rng);
         Server {
             core,
             store: MemoryReportStore::new(),
-            decoy_rng: Mutex::new(crypto_rng(seed, Domain::Authority, &[1])),
+            decoy_rng: Mutex::new(node_rng(seed, node, 1)),
             rng,
             batches: Vec::new(),
             by_id: HashMap::new(),
-            uploads: Vec::new(),
+            accepted: Vec::new(),
         }
+    }
+
+    /// The authority key node `node` of a run with `seed` certifies with (what its peers
+    /// trust), without building the node.
+    pub fn authority_key(seed: u64, node: u32) -> Ed25519PublicKey {
+        NodeKeys::generate(&mut node_rng(seed, node, 0))
+            .authority
+            .public_key()
     }
 
     /// The key phones trust for batches.
@@ -161,6 +177,81 @@ impl Server {
             .purge(&self.store, now)
             .map_err(|e| node_error(&e))?;
         Ok(())
+    }
+
+    /// The phones' uploads accepted since the last call, for federation to gossip.
+    pub fn take_accepted(&mut self) -> Vec<UploadId> {
+        std::mem::take(&mut self.accepted)
+    }
+
+    /// The gossip frame of stored upload `id` (`proto::federated`, with the binding kept
+    /// in its certificate's mark), as the node's federation serves it; `None` once purged.
+    ///
+    /// # Errors
+    /// [`SimError::Node`] for a store failure.
+    pub fn relay_frame(&self, id: &UploadId) -> Result<Option<Vec<u8>>, SimError> {
+        let node_error = |e: &dyn std::fmt::Display| SimError::Node(e.to_string());
+        let Some(record) = self.store.upload(id).map_err(|e| node_error(&e))? else {
+            return Ok(None);
+        };
+        let binding = self
+            .store
+            .certificate_use(&record.upload.certificate.certificate.id)
+            .map_err(|e| node_error(&e))?
+            .filter(|mark| mark.upload == *id)
+            .map_or(Binding::Unbound, |mark| mark.binding);
+        Ok(Some(federated::encode(&FederatedReport {
+            upload: record.upload,
+            binding,
+        })))
+    }
+
+    /// Takes a peer's gossip frame through what a node does with it: decoded, verified as a
+    /// relayed report under this node's trusted authorities, admitted by the core's
+    /// federation intake and committed. Returns the upload's id when it is newly stored
+    /// here (to forward on), `None` when it was stored before.
+    ///
+    /// # Errors
+    /// [`SimError::Node`] for a frame an honest peer would not send (it does not decode
+    /// or verify, or its certificate was used by another upload) or a store failure.
+    pub fn take_relayed(
+        &mut self,
+        frame: &[u8],
+        now: UnixTime,
+    ) -> Result<Option<UploadId>, SimError> {
+        let node_error = |e: &dyn std::fmt::Display| SimError::Node(e.to_string());
+        let report = federated::decode(frame).map_err(|e| node_error(&e))?;
+        let limits = self.core.limits();
+        let policy = ExpiryPolicy::Relayed {
+            retention_days: limits.retention_days,
+        };
+        let upload = report
+            .upload
+            .verify_bound(report.binding, self.core.trusted(), now, policy, limits)
+            .map_err(|e| node_error(&e))?;
+        let id = upload.id();
+        let commit = match self
+            .core
+            .admit_relayed(&self.store, upload, now)
+            .map_err(|e| node_error(&e))?
+        {
+            RelayAdmission::AlreadyStored => return Ok(None),
+            RelayAdmission::Commit(commit) => commit,
+            refused => return Err(SimError::Node(format!("relay refused: {refused:?}"))),
+        };
+        let outcome = self
+            .store
+            .commit_upload(&commit)
+            .map_err(|e| node_error(&e))?;
+        match self
+            .core
+            .settle_relayed(&self.store, &id, outcome)
+            .map_err(|e| node_error(&e))?
+        {
+            RelayOutcome::Stored => Ok(Some(id)),
+            RelayOutcome::AlreadyStored => Ok(None),
+            refused => Err(SimError::Node(format!("relay refused: {refused:?}"))),
+        }
     }
 
     /// Every batch published so far.
@@ -228,7 +319,7 @@ impl Server {
             }
             (Method::Post, Purpose::DecoyVerify) => Ok(self
                 .sealed(SealedRoute::Verify, request, |inner| {
-                    (self.verify(now, inner), None)
+                    (self.verify(now, inner), None::<()>)
                 })
                 .0),
             (Method::Post, Purpose::DecoyUpload) => Ok(self
@@ -250,7 +341,7 @@ impl Server {
         now: UnixTime,
         request: &Request,
     ) -> (Response, Option<ReportContents>) {
-        match (request.method, request.path.as_str()) {
+        let (response, accepted) = match (request.method, request.path.as_str()) {
             (Method::Post, "/v1/verify") => self.sealed(SealedRoute::Verify, request, |inner| {
                 (self.verify(now, inner), None)
             }),
@@ -262,17 +353,22 @@ impl Server {
                     .unwrap_or_else(|_| error(404, "not-found")),
                 None,
             ),
-        }
+        };
+        let contents = accepted.map(|(id, contents)| {
+            self.accepted.push(id);
+            contents
+        });
+        (response, contents)
     }
 
     /// Opens a sealed phone request (`proto::sealed`), answers its inner body with
     /// `handle`, and seals the answer back, as the node does.
-    fn sealed(
+    fn sealed<T>(
         &self,
         route: SealedRoute,
         request: &Request,
-        handle: impl FnOnce(&[u8]) -> (Response, Option<ReportContents>),
-    ) -> (Response, Option<ReportContents>) {
+        handle: impl FnOnce(&[u8]) -> (Response, Option<T>),
+    ) -> (Response, Option<T>) {
         let Ok((inner, sealer)) = self.core.keys().sealing.open_request(route, &request.body)
         else {
             return (error(400, "unreadable-sealed-body"), None);
@@ -298,8 +394,8 @@ impl Server {
     }
 
     /// `POST /v1/uploads`: the core verifies and plans it; the in-memory store applies it
-    /// (durable at once). Returns the contents of an accepted real upload.
-    fn upload(&self, now: UnixTime, body: &[u8]) -> (Response, Option<ReportContents>) {
+    /// (durable at once). Returns the id and contents of an accepted real upload.
+    fn upload(&self, now: UnixTime, body: &[u8]) -> (Response, Option<(UploadId, ReportContents)>) {
         let store: &dyn ReportStore = &self.store;
         let admitted = self
             .core
@@ -328,11 +424,23 @@ impl Server {
         match settled {
             Ok(Settled::Accepted(token)) => (
                 upload_answer(token),
-                Some(planned.commit.upload.1.upload.contents.clone()),
+                Some((
+                    planned.commit.upload.0,
+                    planned.commit.upload.1.upload.contents.clone(),
+                )),
             ),
             Ok(Settled::Replayed(token)) => (upload_answer(token), None),
             Err(e) => (refused(&e), None),
         }
+    }
+}
+
+/// Node `node`'s random stream `use_` (0: keys and codes, 1: decoy work). Node 0 draws
+/// what the single node of a run without federation always drew.
+fn node_rng(seed: u64, node: u32, use_: u64) -> ChaCha20Rng {
+    match node {
+        0 => crypto_rng(seed, Domain::Authority, &[use_][..usize::from(use_ != 0)]),
+        _ => crypto_rng(seed, Domain::FederatedNode, &[u64::from(node), use_]),
     }
 }
 

@@ -361,6 +361,8 @@ fn replay(
     let batch_every = u64::from(scenario.node.batch_hours) * 3600;
     let mut server = Server::new(
         seed,
+        0,
+        Vec::new(),
         scenario.scheme.kind(),
         batch_every,
         scenario.node.min_batch_entries,

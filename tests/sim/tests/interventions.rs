@@ -25,6 +25,7 @@ fn run(scenario: &Scenario, threads: usize) -> Summary {
     };
     let mut summary = run_with(scenario, &options).expect("run").summary;
     summary.wall_seconds = 0.0;
+    summary.peak_rss_bytes = None;
     summary
 }
 

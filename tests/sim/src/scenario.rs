@@ -56,13 +56,20 @@ pub enum PetPayload {
     Whole,
 }
 
+/// The longest run with phones, in days.
+pub const MAX_DAYS: u32 = 28;
+
+/// The longest run without phones (`population.app_uptake` = 0: the epidemic alone), in
+/// days.
+pub const MAX_EPIDEMIC_DAYS: u32 = 365;
+
 /// A whole run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Scenario {
     /// People in the population.
     pub agents: u32,
-    /// Simulated days.
+    /// Simulated days: at most [`MAX_DAYS`], or [`MAX_EPIDEMIC_DAYS`] without phones.
     pub days: u32,
     /// The seed every random draw derives from.
     pub seed: u64,
@@ -1090,10 +1097,19 @@ impl Scenario {
         if self.agents < 2 {
             return bad("agents must be at least 2");
         }
-        if self.days == 0 || self.days > 28 {
-            return bad("days must be 1..=28");
-        }
         let p = &self.population;
+        // Phones cost the run's time and memory; without them (uptake 0: the epidemic
+        // alone, as in the OpenABM comparison) a run may cover a whole epidemic.
+        let longest = if p.app_uptake == 0.0 {
+            MAX_EPIDEMIC_DAYS
+        } else {
+            MAX_DAYS
+        };
+        if self.days == 0 || self.days > longest {
+            return bad(&format!(
+                "days must be 1..={MAX_DAYS} (up to {MAX_EPIDEMIC_DAYS} with population.app_uptake = 0)"
+            ));
+        }
         if !(0.0..=1.0).contains(&p.app_uptake) {
             return bad("population.app_uptake must be in 0..=1");
         }
@@ -1183,6 +1199,23 @@ mod tests {
             .validate()
             .is_err()
         );
+    }
+
+    #[test]
+    fn only_runs_without_phones_may_pass_28_days() {
+        let with_phones = Scenario {
+            days: MAX_DAYS + 1,
+            ..Scenario::default()
+        };
+        let err = with_phones.validate().unwrap_err().to_string();
+        assert!(err.contains("app_uptake = 0"), "{err}");
+        let mut epidemic_only = with_phones;
+        epidemic_only.population.app_uptake = 0.0;
+        epidemic_only.validate().unwrap();
+        epidemic_only.days = MAX_EPIDEMIC_DAYS;
+        epidemic_only.validate().unwrap();
+        epidemic_only.days = MAX_EPIDEMIC_DAYS + 1;
+        assert!(epidemic_only.validate().is_err());
     }
 
     #[test]

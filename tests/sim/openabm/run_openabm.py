@@ -8,7 +8,7 @@ nothing else changed; each seed's daily time series (OpenABM's stdout) lands in
 OUT/openabm-seed-N.csv.
 
     python3 tests/sim/openabm/run_openabm.py --exe ~/OpenABM-Covid19/src/covid19ibm.exe \
-        --data ~/OpenABM-Covid19/tests/data --seeds 3 --out out/openabm
+        --data ~/OpenABM-Covid19/tests/data --seeds 10 --out out/openabm
 """
 
 import argparse
@@ -23,7 +23,7 @@ def main() -> int:
     ap.add_argument("--exe", required=True, type=pathlib.Path)
     ap.add_argument("--data", required=True, type=pathlib.Path)
     ap.add_argument("--agents", type=int, default=100_000)
-    ap.add_argument("--days", type=int, default=120)
+    ap.add_argument("--days", type=int, default=150)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--out", required=True, type=pathlib.Path)
     args = ap.parse_args()

@@ -70,16 +70,6 @@ impl SignalHistogram {
             .min(SIGNAL_BINS - 1)
     }
 
-    /// The histogram with these seconds per bin.
-    pub(crate) fn from_bins(seconds: [u16; SIGNAL_BINS]) -> Self {
-        SignalHistogram { seconds }
-    }
-
-    /// Seconds per bin.
-    pub(crate) fn bins(&self) -> &[u16; SIGNAL_BINS] {
-        &self.seconds
-    }
-
     /// Adds `seconds` heard at `level`.
     pub fn add(&mut self, level: u8, seconds: u32) {
         let bin = &mut self.seconds[Self::bin(level)];

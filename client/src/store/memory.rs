@@ -1,20 +1,18 @@
-//! An in-memory store: compact vectors and packed encounters, nothing durable.
+//! An in-memory store: compact vectors, nothing durable.
 
 use ephemera_proto::DayNumber;
 
-use super::packed::PackedEncounters;
 use super::{CheckInRecord, EncounterRecord, MetaKey, OwnKey, PurgeCounts, Store, WindowId};
 use crate::error::StoreError;
 use crate::risk::ExposureWindow;
 
 /// A [`Store`] in memory, for tests and the simulator. Nothing survives a drop.
 ///
-/// Kept small: plain vectors with no per-entry allocation, and encounters packed by day
-/// (about 46 bytes a `pet` encounter instead of a 96-byte record), so a city of phones fits.
+/// Kept small: plain vectors with no per-entry allocation, so 100,000 phones fit.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     keys: Vec<(DayNumber, OwnKey)>,
-    encounters: PackedEncounters,
+    encounters: Vec<EncounterRecord>,
     windows: Vec<(WindowId, ExposureWindow)>,
     check_ins: Vec<CheckInRecord>,
     cursor: Option<Vec<u8>>,
@@ -77,7 +75,7 @@ impl Store for MemoryStore {
     }
 
     fn put_encounter(&mut self, record: &EncounterRecord) -> Result<(), StoreError> {
-        self.encounters.push(record);
+        self.encounters.push(record.clone());
         Ok(())
     }
 
@@ -85,7 +83,7 @@ impl Store for MemoryStore {
         &self,
         visit: &mut dyn FnMut(&EncounterRecord),
     ) -> Result<(), StoreError> {
-        self.encounters.for_each(visit);
+        self.encounters.iter().for_each(visit);
         Ok(())
     }
 
@@ -170,16 +168,22 @@ impl Store for MemoryStore {
     }
 
     fn purge_before(&mut self, oldest_kept: DayNumber) -> Result<PurgeCounts, StoreError> {
-        let before = (self.keys.len(), self.windows.len(), self.check_ins.len());
+        let before = (
+            self.keys.len(),
+            self.encounters.len(),
+            self.windows.len(),
+            self.check_ins.len(),
+        );
         self.keys.retain(|(d, _)| *d >= oldest_kept);
         self.check_ins.retain(|r| r.day >= oldest_kept);
-        let encounters = self.encounters.purge_before(oldest_kept);
+        self.encounters.retain(|r| r.day() >= oldest_kept);
         self.windows.retain(|(i, _)| i.day >= oldest_kept);
+        self.encounters.shrink_to_fit();
         Ok(PurgeCounts {
             own_keys: before.0 - self.keys.len(),
-            encounters,
-            windows: before.1 - self.windows.len(),
-            check_ins: before.2 - self.check_ins.len(),
+            encounters: before.1 - self.encounters.len(),
+            windows: before.2 - self.windows.len(),
+            check_ins: before.3 - self.check_ins.len(),
         })
     }
 

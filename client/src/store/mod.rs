@@ -12,7 +12,6 @@
 
 pub mod day_keys;
 mod memory;
-mod packed;
 pub mod ratchet_slot;
 mod records;
 mod sled_store;

@@ -46,6 +46,7 @@ pub mod population;
 pub mod projection;
 pub mod provenance;
 pub mod radio;
+pub mod radio_profile;
 pub(crate) mod rng;
 pub mod rooms;
 pub mod scenario;

@@ -44,8 +44,12 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Scenario file whose radio settings to use.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "profile")]
         scenario: Option<PathBuf>,
+        /// A named radio profile instead: `cwa` (the default), `epfl` or `transport`
+        /// (docs/SIMULATION.md, "Radio profiles").
+        #[arg(long)]
+        profile: Option<String>,
     },
     /// Projects what a phone downloads a day (index pages and batches) for both schemes at
     /// 1,000, 10,000, 35,000 and 100,000 uploads a day, from a `gaen` and a `pet` run: a
@@ -307,8 +311,16 @@ fn main() -> anyhow::Result<()> {
             samples,
             seed,
             scenario,
+            profile,
         }) => {
-            let scenario = load(scenario.as_ref())?;
+            let mut scenario = load(scenario.as_ref())?;
+            if let Some(name) = profile {
+                let profile =
+                    sim::radio_profile::RadioProfile::from_name(&name).ok_or_else(|| {
+                        anyhow::anyhow!("no radio profile {name:?}: cwa, epfl or transport")
+                    })?;
+                scenario.radio = profile.config();
+            }
             let stats = sim::radio_stats(
                 &scenario.radio,
                 samples,

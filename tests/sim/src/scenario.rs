@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::SimError;
+use super::radio_profile::RadioProfile;
 
 /// Which token scheme the phones run.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,7 +284,7 @@ impl Default for ContactConfig {
 }
 
 /// The radio term of one environment.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EnvironmentRadio {
     /// Path-loss exponent.
@@ -325,6 +326,10 @@ impl Default for EnvironmentRadio {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RadioConfig {
+    /// The named profile (`radio_profile.rs`) the other keys start from, when the scenario
+    /// names one; its own `[radio]` keys override the profile's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<RadioProfile>,
     /// Attenuation at 1 m (dB).
     pub reference_db: f64,
     /// σ of each phone's transmit calibration residual (dB).
@@ -369,6 +374,7 @@ impl Default for RadioConfig {
             extra_sd_db,
         };
         RadioConfig {
+            profile: None,
             reference_db: 51.0,
             device_tx_sd_db: 3.0,
             device_rx_sd_db: 3.0,
@@ -1058,7 +1064,32 @@ impl Scenario {
     /// # Errors
     /// [`SimError::Scenario`] for bad TOML or unknown fields.
     pub fn from_toml(text: &str) -> Result<Scenario, SimError> {
-        toml::from_str(text).map_err(|e| SimError::Scenario(e.to_string()))
+        let bad = |e: &dyn std::fmt::Display| SimError::Scenario(e.to_string());
+        let mut table: toml::Table = text.parse().map_err(|e| bad(&e))?;
+        let named = table
+            .get("radio")
+            .and_then(|radio| radio.get("profile"))
+            .cloned();
+        let Some(named) = named else {
+            return toml::from_str(text).map_err(|e| bad(&e));
+        };
+        let profile = named
+            .as_str()
+            .and_then(RadioProfile::from_name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = RadioProfile::ALL.iter().map(|p| p.name()).collect();
+                SimError::Scenario(format!(
+                    "radio.profile {named} names no profile (one of {})",
+                    names.join(", ")
+                ))
+            })?;
+        // The profile's settings, then the file's own `[radio]` keys over them.
+        let mut radio = toml::Table::try_from(profile.config()).map_err(|e| bad(&e))?;
+        if let Some(toml::Value::Table(own)) = table.remove("radio") {
+            overlay(&mut radio, own);
+        }
+        table.insert("radio".to_owned(), toml::Value::Table(radio));
+        table.try_into().map_err(|e| bad(&e))
     }
 
     /// The scenario as TOML (every field).
@@ -1170,6 +1201,18 @@ impl Scenario {
             t.validate().map_err(SimError::Scenario)?;
         }
         Ok(())
+    }
+}
+
+/// Puts `over`'s keys into `base`, table by table (a nested table's keys one by one).
+fn overlay(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(value)) => overlay(inner, value),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
     }
 }
 
